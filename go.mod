@@ -1,0 +1,3 @@
+module github.com/pandoplatform/pando
+
+go 1.26.8

@@ -1,0 +1,236 @@
+package pando
+
+import (
+	"context"
+	"time"
+)
+
+// EnvVar is one environment variable, in order.
+type EnvVar struct {
+	Name  string
+	Value string
+}
+
+// HealthCheck says how a cell decides an instance is healthy.
+type HealthCheck struct {
+	Type              string        // HealthCheckPort, HealthCheckHTTP, HealthCheckProcess
+	Endpoint          string        // for http
+	StartTimeout      time.Duration // default 60s
+	Interval          time.Duration // startup check interval, default 2s
+	InvocationTimeout time.Duration // default 1s
+}
+
+// DesiredLRP is a long-running process the runtime keeps running with
+// Instances copies. ProcessGUID equals the CC process GUID; Revision changes
+// when the app restarts so instances of an older revision are replaced.
+type DesiredLRP struct {
+	ProcessGUID string
+	Revision    int
+	AppGUID     string
+	AppName     string
+	SpaceGUID   string
+	SpaceName   string
+	OrgGUID     string
+	OrgName     string
+	ProcessType string
+	Instances   int
+	MemoryMB    int
+	DiskMB      int
+	// LogRateLimitBytes per second; -1 unlimited.
+	LogRateLimitBytes int
+	Stack             string
+	// DropletKey is the blobstore key of the droplet tgz (buildpack apps).
+	DropletKey    string
+	DropletSHA256 string
+	// Image is the OCI image (docker apps), pinned by digest when known.
+	Image string
+	User  string // user to run as; empty means vcap
+	// StartCommand runs under sh -c in /home/vcap/app.
+	StartCommand string
+	Env          []EnvVar
+	Ports        []int // container ports; default [8080]
+	HealthCheck  HealthCheck
+	Routes       []string // hostnames (host.domain[/path]) routed to this LRP
+	UpdatedAt    time.Time
+}
+
+// ActualLRP states (Diego's).
+const (
+	ActualUnclaimed = "UNCLAIMED"
+	ActualClaimed   = "CLAIMED"
+	ActualRunning   = "RUNNING"
+	ActualCrashed   = "CRASHED"
+)
+
+// ActualLRP is one instance of a DesiredLRP as the runtime sees it.
+type ActualLRP struct {
+	ProcessGUID  string
+	Revision     int
+	Index        int
+	InstanceGUID string
+	CellID       string
+	State        string
+	// Address and Port are where the router reaches the first container port
+	// (on the cell's host address). Ports lists every mapping.
+	Address        string
+	Port           int
+	Ports          []PortMapping
+	CrashCount     int
+	CrashReason    string
+	PlacementError string
+	Since          time.Time // when it entered State
+	StartedAt      time.Time // when the current container started (uptime)
+}
+
+// PortMapping maps a container port to a host port on the cell.
+type PortMapping struct {
+	ContainerPort int
+	HostPort      int
+}
+
+// Task states.
+const (
+	TaskPending   = "PENDING"
+	TaskRunning   = "RUNNING"
+	TaskCompleted = "COMPLETED"
+)
+
+// Task kinds.
+const (
+	TaskStaging = "staging"
+	TaskRun     = "run"
+)
+
+// BuildpackRef is a buildpack given to a staging task.
+type BuildpackRef struct {
+	Name   string
+	Key    string // blobstore key of the zip
+	SHA256 string
+}
+
+// StagingRequest is everything a cell needs to stage a package.
+type StagingRequest struct {
+	AppGUID   string
+	BuildGUID string
+	// DropletGUID is where the droplet is stored: DropletBlobKey(DropletGUID).
+	DropletGUID string
+	PackageKey  string
+	// Buildpacks in detect order; SkipDetect when the user named them.
+	Buildpacks    []BuildpackRef
+	SkipDetect    bool
+	Stack         string
+	Env           []EnvVar
+	MemoryMB      int
+	DiskMB        int
+	Timeout       time.Duration
+	BuildCacheKey string
+	// DockerImage is set for docker staging (no buildpacks run).
+	DockerImage    string
+	DockerUsername string
+	DockerPassword string
+}
+
+// StagingResult is what a successful staging returns.
+type StagingResult struct {
+	DetectedBuildpack string            `json:"detected_buildpack"`
+	BuildpackName     string            `json:"buildpack_name"`
+	BuildpackVersion  string            `json:"buildpack_version,omitempty"`
+	StartCommand      string            `json:"start_command"`
+	ProcessTypes      map[string]string `json:"process_types"`
+	// Filled by the cell after uploading the droplet.
+	DropletSHA1   string `json:"droplet_sha1,omitempty"`
+	DropletSHA256 string `json:"droplet_sha256,omitempty"`
+	DropletSize   int64  `json:"droplet_size,omitempty"`
+	// Docker staging.
+	ExecutionMetadata string `json:"execution_metadata,omitempty"`
+	Image             string `json:"image,omitempty"`
+}
+
+// Task is a one-off unit of work on a cell: staging, or a CF task.
+type Task struct {
+	GUID          string
+	Kind          string // TaskStaging or TaskRun
+	CellID        string
+	State         string
+	Failed        bool
+	FailureReason string
+	// FailureCode is the lifecycle exit code for staging failures
+	// (222 no buildpack, 223 finalize/compile, 224 release, 225 supply), or 0.
+	FailureCode int
+	Staging     *StagingRequest
+	Result      *StagingResult
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// CellState is a cell's capacity and usage as it reports them.
+type CellState struct {
+	ID                  string
+	Zone                string
+	Stacks              []string
+	TotalMemoryMB       int
+	TotalDiskMB         int
+	TotalContainers     int
+	UsedMemoryMB        int
+	UsedDiskMB          int
+	UsedContainers      int
+	StartingContainers  int
+	Draining            bool
+	InstancesPerProcess map[string]int
+}
+
+// InstanceStats are one container's resource figures, from its cgroups.
+type InstanceStats struct {
+	InstanceGUID string
+	CPUPercent   float64 // 0-100 per core
+	MemoryBytes  uint64
+	MemoryQuota  uint64
+	DiskBytes    uint64
+	DiskQuota    uint64
+}
+
+// Cell is what the auctioneer and the BBS ask of a cell's rep. Start and
+// run calls return once the work is accepted; progress is reported to the
+// cell's CellReporter.
+type Cell interface {
+	ID() string
+	State(ctx context.Context) (CellState, error)
+	StartLRP(ctx context.Context, lrp DesiredLRP, index int, instanceGUID string) error
+	StopLRP(ctx context.Context, processGUID, instanceGUID string) error
+	RunTask(ctx context.Context, t Task) error
+	CancelTask(ctx context.Context, guid string) error
+	Stats(ctx context.Context, instanceGUID string) (InstanceStats, error)
+}
+
+// CellReporter receives a cell's reports: instance state changes and task
+// completions. The BBS implements it.
+type CellReporter interface {
+	ActualLRPChanged(ctx context.Context, a ActualLRP) error
+	ActualLRPRemoved(ctx context.Context, processGUID, instanceGUID string) error
+	TaskCompleted(ctx context.Context, t Task) error
+}
+
+// Log source types (log-cache tags.source_type).
+const (
+	LogSourceStaging = "STG"
+	LogSourceApp     = "APP/PROC/WEB"
+	LogSourceAPI     = "API"
+	LogSourceCell    = "CELL"
+	LogSourceRouter  = "RTR"
+)
+
+// LogEnvelope is one log line.
+type LogEnvelope struct {
+	Timestamp  time.Time
+	SourceID   string // app guid
+	InstanceID string // instance index, "0" for staging
+	SourceType string // LogSource*
+	Type       string // "OUT" or "ERR"
+	Payload    []byte
+}
+
+// LogSink takes log lines. Emit never blocks for long; a sink that must drop
+// counts what it dropped.
+type LogSink interface {
+	Emit(e LogEnvelope)
+}
