@@ -1,0 +1,40 @@
+# Pando: `make run` starts the platform, `make test` runs every test.
+GO      ?= go
+BIN     := bin/pando
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build run test test-short deps vet bench clean
+
+all: build
+
+## build: the static, CGO-free pando binary
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/pando
+
+## deps: system packages the server and the tests need (runc, busybox)
+deps:
+	@$(SUDO) scripts/install-deps.sh
+
+## run: build and start the embedded server (SQLite + filesystem blobstore)
+run: deps build
+	$(SUDO) ./$(BIN) server
+
+## test: install what the tests need, vet, then run every test
+test: deps build vet
+	PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
+
+## test-short: unit tests only (no root, no containers)
+test-short:
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+## bench: push-to-first-200 against the floor measured in the same run
+bench: deps build
+	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/push
+
+clean:
+	rm -rf bin

@@ -1,0 +1,207 @@
+package archive
+
+import (
+	"archive/zip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/pandoplatform/pando"
+)
+
+// openZip reads a zip's central directory. Go's own insecure-path check is
+// left to ours, which names the entry.
+func openZip(r io.ReaderAt, size int64) (*zip.Reader, error) {
+	zr, err := zip.NewReader(r, size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		e := pando.Errorf(pando.EBadZip, "invalid zip archive")
+		e.Err = err
+		return nil, e
+	}
+	return zr, nil
+}
+
+// ExtractZip extracts the zip in r (size bytes) into dest, creating dest if
+// needed, within lim. On error dest may hold part of the archive; the
+// caller removes it.
+func ExtractZip(ctx context.Context, r io.ReaderAt, size int64, dest string, lim Limits) error {
+	zr, err := openZip(r, size)
+	if err != nil {
+		return err
+	}
+	x, err := newExtractor(ctx, dest, lim, size)
+	if err != nil {
+		return err
+	}
+	if x.lim.MaxFiles > 0 && len(zr.File) > x.lim.MaxFiles {
+		return pando.Errorf(pando.ETooLarge, "archive has %d entries, more than the limit of %d", len(zr.File), x.lim.MaxFiles)
+	}
+	for _, f := range zr.File {
+		if err := x.zipEntry(f); err != nil {
+			return err
+		}
+	}
+	return x.finish()
+}
+
+func (x *extractor) zipEntry(f *zip.File) error {
+	mode := f.Mode()
+	switch {
+	case mode.IsDir() || strings.HasSuffix(f.Name, "/"):
+		return x.dir(f.Name)
+	case mode&fs.ModeSymlink != 0:
+		rc, err := f.Open()
+		if err != nil {
+			return zipOpenErr(f.Name, err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(io.LimitReader(rc, maxLinkTarget+1))
+		if err != nil {
+			return badEntryErr(f.Name, err)
+		}
+		if len(b) > maxLinkTarget {
+			return badEntry(f.Name, "symlink target longer than %d bytes", maxLinkTarget)
+		}
+		return x.symlink(f.Name, string(b))
+	case mode.IsRegular():
+		rc, err := f.Open()
+		if err != nil {
+			return zipOpenErr(f.Name, err)
+		}
+		defer rc.Close()
+		return x.file(f.Name, mode, f.Modified, corruptReader{f.Name, rc})
+	default:
+		// Devices, pipes and sockets have no place in an app's bits.
+		if _, _, err := x.begin(f.Name); err != nil {
+			return err
+		}
+		return nil
+	}
+}
+
+// corruptReader turns a read error (bad deflate data, checksum mismatch,
+// truncation) into an EBadZip error naming the entry, so it is told apart
+// from failures to write.
+type corruptReader struct {
+	name string
+	r    io.Reader
+}
+
+func (c corruptReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = badEntryErr(c.name, err)
+	}
+	return n, err
+}
+
+func zipOpenErr(name string, err error) error {
+	if errors.Is(err, zip.ErrAlgorithm) {
+		return badEntry(name, "unsupported compression method")
+	}
+	return badEntryErr(name, err)
+}
+
+func badEntryErr(name string, err error) error {
+	e := pando.Errorf(pando.EBadZip, "archive entry %q is corrupt", name)
+	e.Err = err
+	return e
+}
+
+// ZipEntry is one entry of a zip as ListZip reports it.
+type ZipEntry struct {
+	Name string // clean relative slash path
+	Mode fs.FileMode
+	Size int64 // uncompressed size as the header claims it
+}
+
+// ListZip lists a zip's entries, validating their names as ExtractZip
+// would; at most maxEntries (0: DefaultLimits().MaxFiles).
+func ListZip(r io.ReaderAt, size int64, maxEntries int) ([]ZipEntry, error) {
+	zr, err := openZip(r, size)
+	if err != nil {
+		return nil, err
+	}
+	if maxEntries <= 0 {
+		maxEntries = DefaultLimits().MaxFiles
+	}
+	if len(zr.File) > maxEntries {
+		return nil, pando.Errorf(pando.ETooLarge, "archive has %d entries, more than the limit of %d", len(zr.File), maxEntries)
+	}
+	out := make([]ZipEntry, 0, len(zr.File))
+	for _, f := range zr.File {
+		rel, err := cleanName(f.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ZipEntry{Name: rel, Mode: f.Mode(), Size: int64(f.UncompressedSize64)})
+	}
+	return out, nil
+}
+
+// WriteZip writes srcDir as a zip to w, entries named prefix/relpath in
+// lexical order, keeping modes, modification times and symlinks (stored as
+// unix zip tools do: the target as content).
+func WriteZip(ctx context.Context, w io.Writer, srcDir, prefix string) error {
+	zw := zip.NewWriter(w)
+	err := walkTree(ctx, srcDir, prefix, func(e treeEntry) error {
+		h, err := zip.FileInfoHeader(e.info)
+		if err != nil {
+			return err
+		}
+		h.Name = e.name
+		h.Modified = e.info.ModTime()
+		switch {
+		case e.info.IsDir():
+			h.Name += "/"
+			h.Method = zip.Store
+			_, err = zw.CreateHeader(h)
+			return err
+		case e.info.Mode()&fs.ModeSymlink != 0:
+			h.Method = zip.Store
+			fw, err := zw.CreateHeader(h)
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(fw, e.link)
+			return err
+		default:
+			h.Method = zip.Deflate
+			fw, err := zw.CreateHeader(h)
+			if err != nil {
+				return err
+			}
+			return copyFile(ctx, fw, e.path, e.info.Size())
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("zip %s: %w", srcDir, err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("zip %s: %w", srcDir, err)
+	}
+	return nil
+}
+
+// copyFile copies exactly size bytes of the file at p to w; a file that
+// changed size while being archived is an error rather than a corrupt
+// archive.
+func copyFile(ctx context.Context, w io.Writer, p string, size int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.CopyN(w, f, size)
+	if err != nil {
+		return fmt.Errorf("%s: copied %d of %d bytes: %w", p, n, size, err)
+	}
+	return nil
+}

@@ -1,0 +1,393 @@
+// Package bbs is Pando's bulletin board (Diego's BBS): it holds desired LRPs,
+// actual LRPs, tasks and cell presence, places work through the auctioneer,
+// restarts crashed instances under Diego's crash policy, converges actual to
+// desired state, evacuates draining cells and streams every change as events
+// (the router and the Cloud Controller sync follow them).
+package bbs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pando "github.com/pandoplatform/pando"
+)
+
+// Config configures a BBS. Zero fields take the defaults noted.
+type Config struct {
+	Logger *slog.Logger
+	// ConvergeInterval is how often Run converges (default 30s).
+	ConvergeInterval time.Duration
+	// CellPresenceTTL is how long a heartbeating cell stays registered
+	// without a heartbeat (default 15s). Cells that never heartbeat (the
+	// in-process cell) do not expire.
+	CellPresenceTTL time.Duration
+	// StuckMargin is added to an instance's start timeout to decide that a
+	// placed or CLAIMED instance is stuck and must be placed again; it
+	// covers droplet downloads and image pulls (default 5m).
+	StuckMargin time.Duration
+	// EvacuationTimeout is how long a draining cell's instances keep
+	// serving while their replacements start elsewhere (default 10m).
+	EvacuationTimeout time.Duration
+	// TaskRetention is how long completed tasks stay readable (default 1h).
+	TaskRetention time.Duration
+	// EventBuffer is how many events a subscriber may fall behind before it
+	// gets a resync event instead (default 4096).
+	EventBuffer int
+	// Now and After are the clock (default time.Now and time.After); tests
+	// substitute a fake one.
+	Now   func() time.Time
+	After func(d time.Duration) <-chan time.Time
+}
+
+// Defaults.
+const (
+	DefaultConvergeInterval  = 30 * time.Second
+	DefaultCellPresenceTTL   = 15 * time.Second
+	DefaultStuckMargin       = 5 * time.Minute
+	DefaultEvacuationTimeout = 10 * time.Minute
+	DefaultTaskRetention     = time.Hour
+	DefaultEventBuffer       = 4096
+	// DefaultStartTimeout applies when a DesiredLRP has none (CF's 60s).
+	DefaultStartTimeout = 60 * time.Second
+
+	// cellCallTimeout bounds every call the BBS makes into a cell.
+	cellCallTimeout = 30 * time.Second
+	// cellCallConcurrency bounds parallel calls into cells.
+	cellCallConcurrency = 8
+)
+
+// BBS is the bulletin board. It implements pando.CellReporter. Create it with
+// New, register cells, and keep Run going for crash restarts, convergence and
+// completion callbacks.
+type BBS struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
+
+	// placeMu serialises auction rounds so each sees the cells' usage after
+	// the previous round's starts. Cells may be called while it is held.
+	placeMu sync.Mutex
+
+	// mu guards everything below. Never call a cell while holding it.
+	mu    sync.Mutex
+	st    state
+	cells map[string]*cellEntry
+	// unplaced indexes UNCLAIMED records waiting for an auction; restarts
+	// indexes CRASHED records waiting for their backoff.
+	unplaced     map[string]struct{}
+	restarts     map[string]time.Time
+	pendingStops []stopOp
+	completions  []pando.Task
+	onComplete   func(ctx context.Context, t pando.Task)
+	subs         map[*subscriber]struct{}
+
+	kick           chan struct{}
+	completionKick chan struct{}
+	running        atomic.Bool
+}
+
+type cellEntry struct {
+	cell     pando.Cell
+	draining bool
+	// expires is the presence deadline of a heartbeating cell; zero means
+	// the cell does not expire.
+	expires time.Time
+}
+
+// stopOp is a StopLRP call to make once the lock is released.
+type stopOp struct {
+	cell                      pando.Cell
+	processGUID, instanceGUID string
+}
+
+// New returns a BBS with empty state.
+func New(cfg Config) *BBS {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ConvergeInterval <= 0 {
+		cfg.ConvergeInterval = DefaultConvergeInterval
+	}
+	if cfg.CellPresenceTTL <= 0 {
+		cfg.CellPresenceTTL = DefaultCellPresenceTTL
+	}
+	if cfg.StuckMargin <= 0 {
+		cfg.StuckMargin = DefaultStuckMargin
+	}
+	if cfg.EvacuationTimeout <= 0 {
+		cfg.EvacuationTimeout = DefaultEvacuationTimeout
+	}
+	if cfg.TaskRetention <= 0 {
+		cfg.TaskRetention = DefaultTaskRetention
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = DefaultEventBuffer
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	return &BBS{
+		cfg:            cfg,
+		log:            cfg.Logger,
+		now:            cfg.Now,
+		after:          cfg.After,
+		st:             newMemState(),
+		cells:          map[string]*cellEntry{},
+		unplaced:       map[string]struct{}{},
+		restarts:       map[string]time.Time{},
+		subs:           map[*subscriber]struct{}{},
+		kick:           make(chan struct{}, 1),
+		completionKick: make(chan struct{}, 1),
+	}
+}
+
+// Run keeps the BBS converging until ctx ends: it converges every
+// ConvergeInterval, restarts crashed instances when their backoff is over,
+// places work queued by cell reports, and delivers task completions. Run
+// returns nil when ctx ends; only one Run may be active at a time.
+func (b *BBS) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("bbs: Run is already running")
+	}
+	defer b.running.Store(false)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.deliverCompletions(ctx)
+	}()
+	defer wg.Wait()
+
+	b.dispatch(ctx)
+	converge := b.after(b.cfg.ConvergeInterval)
+	for {
+		var restartC <-chan time.Time
+		if due, ok := b.nextRestart(); ok {
+			restartC = b.after(max(due.Sub(b.now()), 0))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-converge:
+			b.ConvergeOnce(ctx)
+			converge = b.after(b.cfg.ConvergeInterval)
+		case <-restartC:
+			b.restartDue()
+			b.dispatch(ctx)
+		case <-b.kick:
+			b.dispatch(ctx)
+		}
+	}
+}
+
+// wake asks Run to place queued work and recompute its restart timer.
+func (b *BBS) wake() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch performs work queued while the lock was held: stops first (they
+// free capacity), then auctions for new instances.
+func (b *BBS) dispatch(ctx context.Context) {
+	b.mu.Lock()
+	stops := b.pendingStops
+	b.pendingStops = nil
+	b.mu.Unlock()
+	b.runStops(ctx, stops)
+	b.placeLRPs(ctx, false)
+}
+
+func (b *BBS) nextRestart() (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var next time.Time
+	for _, at := range b.restarts {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// runStops stops instances on their cells. A cell that no longer has the
+// instance is not an error worth more than a debug line.
+func (b *BBS) runStops(ctx context.Context, stops []stopOp) {
+	parallel(len(stops), func(i int) {
+		s := stops[i]
+		cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
+		defer cancel()
+		if err := s.cell.StopLRP(cctx, s.processGUID, s.instanceGUID); err != nil {
+			b.log.Debug("stop instance", "cell_id", s.cell.ID(), "process_guid", s.processGUID,
+				"instance_guid", s.instanceGUID, "error", err)
+		}
+	})
+}
+
+// parallel calls fn(0..n-1) with bounded concurrency and waits for all.
+func parallel(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, cellCallConcurrency)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// RegisterCell adds (or replaces) a cell. A cell registered again is no
+// longer draining.
+func (b *BBS) RegisterCell(c pando.Cell) {
+	b.mu.Lock()
+	b.cells[c.ID()] = &cellEntry{cell: c}
+	b.mu.Unlock()
+	b.log.Info("cell registered", "cell_id", c.ID())
+	// Work that found no cell may fit now.
+	b.wake()
+}
+
+// HeartbeatCell refreshes a cell's presence. From its first heartbeat on a
+// cell is unregistered (and its instances rescheduled) when no heartbeat
+// arrives within CellPresenceTTL.
+func (b *BBS) HeartbeatCell(id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.cells[id]
+	if !ok {
+		return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
+	}
+	e.expires = b.now().Add(b.cfg.CellPresenceTTL)
+	return nil
+}
+
+// UnregisterCell removes a cell: its instances are rescheduled on other
+// cells and its unfinished tasks fail.
+func (b *BBS) UnregisterCell(id string) {
+	b.mu.Lock()
+	found := b.unregisterLocked(id, "unregistered")
+	b.mu.Unlock()
+	if found {
+		b.wake()
+	}
+}
+
+func (b *BBS) unregisterLocked(id, why string) bool {
+	if _, ok := b.cells[id]; !ok {
+		return false
+	}
+	delete(b.cells, id)
+	b.log.Info("cell removed", "cell_id", id, "reason", why)
+	for _, rec := range b.st.allActuals() {
+		if rec.CellID != id {
+			continue
+		}
+		switch {
+		case rec.evacuating:
+			b.removeActualLocked(rec)
+		case rec.State == pando.ActualCrashed:
+			// Its restart is placed by the auction anyway.
+		default:
+			b.rescheduleLocked(rec)
+		}
+	}
+	for _, t := range b.st.allTasks() {
+		if t.CellID == id && t.State != pando.TaskCompleted {
+			b.completeTaskLocked(t, pando.Task{Failed: true,
+				FailureReason: "cell " + id + " disappeared before completion"})
+		}
+	}
+	return true
+}
+
+// Cells returns the registered cells sorted by ID.
+func (b *BBS) Cells() []pando.Cell {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]pando.Cell, 0, len(b.cells))
+	for _, e := range b.cells {
+		out = append(out, e.cell)
+	}
+	slices.SortFunc(out, func(x, y pando.Cell) int { return strings.Compare(x.ID(), y.ID()) })
+	return out
+}
+
+// Cell returns a registered cell (e.g. to read an instance's stats).
+func (b *BBS) Cell(id string) (pando.Cell, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.cells[id]
+	if !ok {
+		return nil, false
+	}
+	return e.cell, true
+}
+
+type cellRef struct {
+	id       string
+	cell     pando.Cell
+	draining bool
+}
+
+func (b *BBS) cellRefsLocked() []cellRef {
+	refs := make([]cellRef, 0, len(b.cells))
+	for id, e := range b.cells {
+		refs = append(refs, cellRef{id: id, cell: e.cell, draining: e.draining})
+	}
+	slices.SortFunc(refs, func(x, y cellRef) int { return strings.Compare(x.id, y.id) })
+	return refs
+}
+
+// CellStates asks every registered cell for its state; cells that do not
+// answer are left out. Draining reflects the BBS's view as well as the
+// cell's.
+func (b *BBS) CellStates(ctx context.Context) []pando.CellState {
+	b.mu.Lock()
+	refs := b.cellRefsLocked()
+	b.mu.Unlock()
+	return b.cellStates(ctx, refs)
+}
+
+func (b *BBS) cellStates(ctx context.Context, refs []cellRef) []pando.CellState {
+	states := make([]pando.CellState, len(refs))
+	ok := make([]bool, len(refs))
+	parallel(len(refs), func(i int) {
+		cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
+		defer cancel()
+		s, err := refs[i].cell.State(cctx)
+		if err != nil {
+			b.log.Warn("cell state", "cell_id", refs[i].id, "error", err)
+			return
+		}
+		s.ID = refs[i].id
+		s.Draining = s.Draining || refs[i].draining
+		states[i], ok[i] = s, true
+	})
+	out := states[:0]
+	for i, s := range states {
+		if ok[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,210 @@
+package bbs
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	pando "github.com/pandoplatform/pando"
+)
+
+// actualRecord is an ActualLRP plus the bookkeeping the BBS needs about it.
+type actualRecord struct {
+	pando.ActualLRP
+	// evacuating marks an instance on a draining cell that keeps serving
+	// until its replacement (the index's primary record) is RUNNING.
+	evacuating    bool
+	evacuateUntil time.Time
+	// placing is set while an auction for the record is in flight.
+	placing bool
+	// placedAt is when the auction handed the record to CellID.
+	placedAt time.Time
+	// restartAt is when a CRASHED record is restarted; zero means never
+	// (the crash policy gave up).
+	restartAt time.Time
+}
+
+// taskRecord is a Task plus completion bookkeeping.
+type taskRecord struct {
+	pando.Task
+	// notified is set once the completion was queued for the handler, so it
+	// is delivered exactly once.
+	notified bool
+}
+
+// state is where the BBS keeps desired LRPs, actual LRPs and tasks. Values go
+// in and out by copy, so a SQL-backed implementation can replace the memory
+// one without changing the BBS. Callers hold the BBS lock.
+type state interface {
+	desired(processGUID string) (pando.DesiredLRP, bool)
+	putDesired(d pando.DesiredLRP)
+	deleteDesired(processGUID string)
+	allDesired() []pando.DesiredLRP
+
+	actual(instanceGUID string) (actualRecord, bool)
+	putActual(a actualRecord)
+	deleteActual(instanceGUID string)
+	// actualsOf returns a process's records sorted by index, primaries
+	// before evacuating ones.
+	actualsOf(processGUID string) []actualRecord
+	allActuals() []actualRecord
+
+	task(guid string) (taskRecord, bool)
+	putTask(t taskRecord)
+	deleteTask(guid string)
+	allTasks() []taskRecord
+}
+
+// memState is the in-memory state. The Cloud Controller re-desires every LRP
+// from the CCDB when it starts, so losing it on restart is recoverable.
+type memState struct {
+	desiredLRPs map[string]pando.DesiredLRP
+	actuals     map[string]actualRecord
+	byProcess   map[string]map[string]struct{}
+	tasks       map[string]taskRecord
+}
+
+func newMemState() *memState {
+	return &memState{
+		desiredLRPs: map[string]pando.DesiredLRP{},
+		actuals:     map[string]actualRecord{},
+		byProcess:   map[string]map[string]struct{}{},
+		tasks:       map[string]taskRecord{},
+	}
+}
+
+func (m *memState) desired(guid string) (pando.DesiredLRP, bool) {
+	d, ok := m.desiredLRPs[guid]
+	return d, ok
+}
+
+func (m *memState) putDesired(d pando.DesiredLRP) { m.desiredLRPs[d.ProcessGUID] = d }
+
+func (m *memState) deleteDesired(guid string) { delete(m.desiredLRPs, guid) }
+
+func (m *memState) allDesired() []pando.DesiredLRP {
+	out := make([]pando.DesiredLRP, 0, len(m.desiredLRPs))
+	for _, d := range m.desiredLRPs {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b pando.DesiredLRP) int { return cmp.Compare(a.ProcessGUID, b.ProcessGUID) })
+	return out
+}
+
+func (m *memState) actual(guid string) (actualRecord, bool) {
+	a, ok := m.actuals[guid]
+	return a, ok
+}
+
+func (m *memState) putActual(a actualRecord) {
+	m.actuals[a.InstanceGUID] = a
+	set := m.byProcess[a.ProcessGUID]
+	if set == nil {
+		set = map[string]struct{}{}
+		m.byProcess[a.ProcessGUID] = set
+	}
+	set[a.InstanceGUID] = struct{}{}
+}
+
+func (m *memState) deleteActual(guid string) {
+	a, ok := m.actuals[guid]
+	if !ok {
+		return
+	}
+	delete(m.actuals, guid)
+	if set := m.byProcess[a.ProcessGUID]; set != nil {
+		delete(set, guid)
+		if len(set) == 0 {
+			delete(m.byProcess, a.ProcessGUID)
+		}
+	}
+}
+
+func compareRecords(a, b actualRecord) int {
+	if c := cmp.Compare(a.Index, b.Index); c != 0 {
+		return c
+	}
+	if a.evacuating != b.evacuating {
+		if !a.evacuating {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(a.InstanceGUID, b.InstanceGUID)
+}
+
+func (m *memState) actualsOf(processGUID string) []actualRecord {
+	set := m.byProcess[processGUID]
+	out := make([]actualRecord, 0, len(set))
+	for guid := range set {
+		out = append(out, m.actuals[guid])
+	}
+	slices.SortFunc(out, compareRecords)
+	return out
+}
+
+func (m *memState) allActuals() []actualRecord {
+	out := make([]actualRecord, 0, len(m.actuals))
+	for _, a := range m.actuals {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(a, b actualRecord) int {
+		return cmp.Or(cmp.Compare(a.ProcessGUID, b.ProcessGUID), compareRecords(a, b))
+	})
+	return out
+}
+
+func (m *memState) task(guid string) (taskRecord, bool) {
+	t, ok := m.tasks[guid]
+	return t, ok
+}
+
+func (m *memState) putTask(t taskRecord) { m.tasks[t.GUID] = t }
+
+func (m *memState) deleteTask(guid string) { delete(m.tasks, guid) }
+
+func (m *memState) allTasks() []taskRecord {
+	out := make([]taskRecord, 0, len(m.tasks))
+	for _, t := range m.tasks {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b taskRecord) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.GUID, b.GUID))
+	})
+	return out
+}
+
+// Copies, so callers and stored values never share slices.
+
+func cloneDesired(d pando.DesiredLRP) pando.DesiredLRP {
+	d.Env = slices.Clone(d.Env)
+	d.Ports = slices.Clone(d.Ports)
+	d.Routes = slices.Clone(d.Routes)
+	return d
+}
+
+func cloneActual(a pando.ActualLRP) pando.ActualLRP {
+	a.Ports = slices.Clone(a.Ports)
+	return a
+}
+
+func cloneTask(t pando.Task) pando.Task {
+	if t.Staging != nil {
+		s := *t.Staging
+		s.Buildpacks = slices.Clone(s.Buildpacks)
+		s.Env = slices.Clone(s.Env)
+		t.Staging = &s
+	}
+	if t.Result != nil {
+		r := *t.Result
+		if r.ProcessTypes != nil {
+			pt := make(map[string]string, len(r.ProcessTypes))
+			for k, v := range r.ProcessTypes {
+				pt[k] = v
+			}
+			r.ProcessTypes = pt
+		}
+		t.Result = &r
+	}
+	return t
+}

@@ -1,0 +1,231 @@
+package bbs
+
+import (
+	"context"
+	"fmt"
+
+	pando "github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/auction"
+)
+
+// Failure reasons the API shows for tasks.
+const (
+	TaskCancelledReason = "task was cancelled"
+)
+
+// DesireTask accepts a task and places it: PENDING, then RUNNING once a cell
+// took it. A task that fits on no cell, or that its cell refuses, completes
+// at once as failed with the reason (e.g. "insufficient resources: memory"),
+// which reaches the completion handler like any other completion.
+func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
+	if t.GUID == "" {
+		return pando.Errorf(pando.EInvalid, "task has no guid")
+	}
+	t = cloneTask(t)
+	t.State = pando.TaskPending
+	t.CellID = ""
+	t.Failed, t.FailureReason, t.FailureCode, t.Result = false, "", 0, nil
+	if t.Kind == "" {
+		t.Kind = pando.TaskRun
+	}
+
+	b.mu.Lock()
+	if _, exists := b.st.task(t.GUID); exists {
+		b.mu.Unlock()
+		return pando.Errorf(pando.EConflict, "task %s already exists", t.GUID)
+	}
+	now := b.now()
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = now
+	}
+	t.UpdatedAt = now
+	b.st.putTask(taskRecord{Task: t})
+	b.emitTaskLocked(t)
+	refs := b.cellRefsLocked()
+	b.mu.Unlock()
+
+	b.placeMu.Lock()
+	defer b.placeMu.Unlock()
+	req := auction.TaskRequest{TaskGUID: t.GUID}
+	if s := t.Staging; s != nil {
+		req.MemoryMB, req.DiskMB, req.Stack = s.MemoryMB, s.DiskMB, s.Stack
+	}
+	res := auction.PlaceTasks(b.cellStates(ctx, refs), []auction.TaskRequest{req})[0]
+
+	b.mu.Lock()
+	rec, ok := b.st.task(t.GUID)
+	if !ok || rec.State != pando.TaskPending {
+		b.mu.Unlock()
+		return nil // cancelled meanwhile
+	}
+	e, cellOK := b.cells[res.CellID]
+	if res.PlacementError != "" || !cellOK {
+		why := res.PlacementError
+		if why == "" {
+			why = "cell " + res.CellID + " went away during placement"
+		}
+		b.completeTaskLocked(rec, pando.Task{Failed: true, FailureReason: why})
+		b.mu.Unlock()
+		b.log.Warn("task placement failed", "task_guid", t.GUID, "reason", why)
+		return nil
+	}
+	rec.CellID = res.CellID
+	rec.UpdatedAt = b.now()
+	b.st.putTask(rec)
+	b.emitTaskLocked(rec.Task)
+	b.mu.Unlock()
+
+	cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
+	err := e.cell.RunTask(cctx, cloneTask(rec.Task))
+	cancel()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec, ok = b.st.task(t.GUID)
+	if !ok || rec.State != pando.TaskPending {
+		return nil // completed (fast task) or cancelled while RunTask ran
+	}
+	if err != nil {
+		b.completeTaskLocked(rec, pando.Task{Failed: true,
+			FailureReason: fmt.Sprintf("cell %s could not run the task: %v", res.CellID, err)})
+		b.log.Warn("run task", "task_guid", t.GUID, "cell_id", res.CellID, "error", err)
+		return nil
+	}
+	rec.State = pando.TaskRunning
+	rec.UpdatedAt = b.now()
+	b.st.putTask(rec)
+	b.emitTaskLocked(rec.Task)
+	b.log.Info("task running", "task_guid", t.GUID, "cell_id", res.CellID, "kind", t.Kind)
+	return nil
+}
+
+// CancelTask stops a task and completes it as failed ("task was
+// cancelled"). Cancelling a completed task does nothing.
+func (b *BBS) CancelTask(ctx context.Context, guid string) error {
+	b.mu.Lock()
+	rec, ok := b.st.task(guid)
+	if !ok {
+		b.mu.Unlock()
+		return pando.Errorf(pando.ENotFound, "task %s not found", guid)
+	}
+	if rec.State == pando.TaskCompleted {
+		b.mu.Unlock()
+		return nil
+	}
+	var c pando.Cell
+	if e, ok := b.cells[rec.CellID]; ok {
+		c = e.cell
+	}
+	b.completeTaskLocked(rec, pando.Task{Failed: true, FailureReason: TaskCancelledReason})
+	b.mu.Unlock()
+
+	if c != nil {
+		cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
+		defer cancel()
+		if err := c.CancelTask(cctx, guid); err != nil {
+			b.log.Warn("cancel task on cell", "task_guid", guid, "cell_id", rec.CellID, "error", err)
+		}
+	}
+	return nil
+}
+
+// Task returns a task. Completed tasks stay readable for TaskRetention.
+func (b *BBS) Task(guid string) (pando.Task, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec, ok := b.st.task(guid)
+	return cloneTask(rec.Task), ok
+}
+
+// Tasks returns every task the BBS holds, oldest first.
+func (b *BBS) Tasks() []pando.Task {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	all := b.st.allTasks()
+	out := make([]pando.Task, len(all))
+	for i, rec := range all {
+		out[i] = cloneTask(rec.Task)
+	}
+	return out
+}
+
+// TaskCompleted records a cell's report that a task finished. Reports on
+// tasks already completed (e.g. cancelled) or unknown are ignored.
+func (b *BBS) TaskCompleted(ctx context.Context, t pando.Task) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec, ok := b.st.task(t.GUID)
+	if !ok {
+		b.log.Info("completion of unknown task ignored", "task_guid", t.GUID, "cell_id", t.CellID)
+		return nil
+	}
+	if rec.State == pando.TaskCompleted {
+		return nil
+	}
+	b.completeTaskLocked(rec, cloneTask(t))
+	return nil
+}
+
+// SetTaskCompletionHandler sets the function called once for every
+// completed task, from Run's goroutine, in completion order. Completions
+// that happen before a handler is set (or while Run is not running) wait.
+func (b *BBS) SetTaskCompletionHandler(fn func(ctx context.Context, t pando.Task)) {
+	b.mu.Lock()
+	b.onComplete = fn
+	b.mu.Unlock()
+	b.wakeCompletions()
+}
+
+// completeTaskLocked marks a task COMPLETED with the outcome in result and
+// queues it for the completion handler (once).
+func (b *BBS) completeTaskLocked(rec taskRecord, result pando.Task) {
+	rec.State = pando.TaskCompleted
+	rec.Failed = result.Failed
+	rec.FailureReason = result.FailureReason
+	rec.FailureCode = result.FailureCode
+	rec.Result = result.Result
+	rec.UpdatedAt = b.now()
+	queue := !rec.notified
+	rec.notified = true
+	b.st.putTask(rec)
+	b.emitTaskLocked(rec.Task)
+	b.log.Info("task completed", "task_guid", rec.GUID, "kind", rec.Kind, "failed", rec.Failed,
+		"reason", rec.FailureReason)
+	if queue {
+		b.completions = append(b.completions, cloneTask(rec.Task))
+		b.wakeCompletions()
+	}
+}
+
+func (b *BBS) wakeCompletions() {
+	select {
+	case b.completionKick <- struct{}{}:
+	default:
+	}
+}
+
+// deliverCompletions calls the completion handler for queued completions
+// until ctx ends.
+func (b *BBS) deliverCompletions(ctx context.Context) {
+	for ctx.Err() == nil {
+		b.mu.Lock()
+		fn := b.onComplete
+		var t pando.Task
+		have := fn != nil && len(b.completions) > 0
+		if have {
+			t = b.completions[0]
+			b.completions[0] = pando.Task{}
+			b.completions = b.completions[1:]
+		}
+		b.mu.Unlock()
+		if have {
+			fn(ctx, t)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.completionKick:
+		}
+	}
+}

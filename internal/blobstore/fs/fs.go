@@ -1,0 +1,309 @@
+// Package fs is the filesystem blobstore: pando.Blobstore on a local
+// directory (by default <data-dir>/blobs), used by `pando server`. A key
+// "droplets/<guid>" is the file <dir>/droplets/<guid>; writes land whole or
+// not at all (temp file, fsync, rename), so readers never see a partial blob.
+package fs
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pandoplatform/pando"
+)
+
+const (
+	// MaxKeyLen bounds key length (and so path length under dir).
+	MaxKeyLen = 512
+	// tempPrefix names in-flight Puts. Key segments cannot start with '.',
+	// so a temp file never collides with a blob.
+	tempPrefix = ".put-"
+	// staleTempAge is how old an in-flight file must be before New removes
+	// it as debris of a crash.
+	staleTempAge = time.Hour
+
+	dirMode = 0o750
+	// Blobs are readable by others so a cell can bind-mount one into a
+	// container running as another user; dirMode keeps other host users out.
+	fileMode = 0o644
+)
+
+// Store is a pando.Blobstore on a directory.
+type Store struct {
+	dir string
+}
+
+var _ pando.Blobstore = (*Store)(nil)
+
+// New returns a Store rooted at dir, creating it if needed, and removes
+// temp files that crashed Puts left behind.
+func New(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("blobstore: empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, dirMode); err != nil {
+		return nil, fmt.Errorf("blobstore %s: %w", abs, err)
+	}
+	s := &Store{dir: abs}
+	if err := s.sweepTemps(time.Now().Add(-staleTempAge)); err != nil {
+		return nil, fmt.Errorf("blobstore %s: %w", abs, err)
+	}
+	return s, nil
+}
+
+// Dir returns the root directory.
+func (s *Store) Dir() string { return s.dir }
+
+// ValidateKey reports whether key is a well-formed blob key: 1 to MaxKeyLen
+// characters of [a-zA-Z0-9._/-], relative, slash-separated, with no empty
+// segment and no segment starting with '.' (which rules out "." and "..").
+func ValidateKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return pando.Errorf(pando.EInvalid, "invalid blob key %q: must be 1 to %d characters", key, MaxKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '/' || c == '-') {
+			return pando.Errorf(pando.EInvalid, "invalid blob key %q: only letters, digits and . _ / - are allowed", key)
+		}
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" {
+			return pando.Errorf(pando.EInvalid, "invalid blob key %q: must be relative with no empty segments", key)
+		}
+		if seg[0] == '.' {
+			return pando.Errorf(pando.EInvalid, "invalid blob key %q: segments must not start with '.'", key)
+		}
+	}
+	return nil
+}
+
+// Path returns the file that holds key. The file may not exist. The
+// in-process cell reads (or bind-mounts) it directly to avoid a copy; it
+// must not write to it: Put replaces the file, never modifies it in place.
+func (s *Store) Path(key string) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(key)), nil
+}
+
+// Put stores r's bytes under key, replacing any blob there atomically, and
+// returns the size and digests it computed while writing. Concurrent Puts
+// of one key are safe: the last rename wins and each reader sees one whole
+// blob. Put does not bound the size: callers limit r.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error) {
+	path, err := s.Path(key)
+	if err != nil {
+		return pando.BlobInfo{}, err
+	}
+	dir := filepath.Dir(path)
+	if err := s.mkdirs(dir); err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+
+	h1, h256 := sha1.New(), sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h1, h256), ctxReader{ctx, r})
+	if err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := tmp.Chmod(fileMode); err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: sync: %w", key, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+			return pando.BlobInfo{}, pando.Errorf(pando.EInvalid, "put blob %s: key names a directory of blobs", key)
+		}
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	committed = true
+	// Make the rename itself durable.
+	if err := syncDir(dir); err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: sync dir: %w", key, err)
+	}
+	return pando.BlobInfo{
+		Size:   n,
+		SHA1:   hex.EncodeToString(h1.Sum(nil)),
+		SHA256: hex.EncodeToString(h256.Sum(nil)),
+	}, nil
+}
+
+// Get opens the blob under key; a missing blob is ENotFound.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	path, err := s.Path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, pando.Errorf(pando.ENotFound, "blob %s not found", key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get blob %s: %w", key, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("get blob %s: %w", key, err)
+	}
+	if !st.Mode().IsRegular() {
+		// A key that names a directory ("droplets") is not a blob.
+		f.Close()
+		return nil, pando.Errorf(pando.ENotFound, "blob %s not found", key)
+	}
+	return f, nil
+}
+
+// Exists reports whether a blob is stored under key.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	path, err := s.Path(key)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	st, err := os.Stat(path)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat blob %s: %w", key, err)
+	}
+	return st.Mode().IsRegular(), nil
+}
+
+// Delete removes the blob under key; a missing blob is not an error.
+// Readers that already opened it keep reading the old bytes.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	path, err := s.Path(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st, err := os.Lstat(path)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete blob %s: %w", key, err)
+	}
+	if st.IsDir() {
+		return pando.Errorf(pando.EInvalid, "delete blob %s: key names a directory of blobs", key)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("delete blob %s: %w", key, err)
+	}
+	return nil
+}
+
+// mkdirs creates dir (inside s.dir) and any missing parents. A blob file
+// where a directory is needed ("a" when putting "a/b") is EInvalid.
+func (s *Store) mkdirs(dir string) error {
+	err := os.MkdirAll(dir, dirMode)
+	if err == nil {
+		return nil
+	}
+	if isFileInTheWay(dir) {
+		return pando.Errorf(pando.EInvalid, "a blob exists where a directory of blobs is needed (%s)", strings.TrimPrefix(dir, s.dir+string(filepath.Separator)))
+	}
+	return err
+}
+
+// isFileInTheWay reports whether some ancestor of dir (or dir itself) is a
+// regular file.
+func isFileInTheWay(dir string) bool {
+	for p := dir; ; p = filepath.Dir(p) {
+		if st, err := os.Stat(p); err == nil {
+			return !st.IsDir()
+		}
+		if parent := filepath.Dir(p); parent == p {
+			return false
+		}
+	}
+}
+
+// sweepTemps removes in-flight files last modified before cutoff.
+func (s *Store) sweepTemps(cutoff time.Time) error {
+	return filepath.WalkDir(s.dir, func(path string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, iofs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if info.ModTime().Before(cutoff) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// ctxReader stops a copy when ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

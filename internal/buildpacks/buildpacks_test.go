@@ -1,0 +1,339 @@
+package buildpacks_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/buildpacks"
+	"github.com/pandoplatform/pando/internal/lifecycle/builder"
+)
+
+func TestBuiltin_namesOrderAndZips(t *testing.T) {
+	bps := buildpacks.Builtin()
+	want := []string{"staticfile_buildpack", "go_buildpack", "binary_buildpack"}
+	if len(bps) != len(want) {
+		t.Fatalf("got %d builtins, want %d", len(bps), len(want))
+	}
+	for i, bp := range bps {
+		if bp.Name != want[i] || bp.Position != i+1 || bp.Version == "" {
+			t.Fatalf("builtin %d = %+v, want %s at position %d with a version", i, bp, want[i], i+1)
+		}
+		var a, b bytes.Buffer
+		if err := bp.Zip(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := bp.Zip(&b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(a.Bytes(), b.Bytes()) {
+			t.Fatalf("%s: zip is not deterministic", bp.Name)
+		}
+		zr, err := zip.NewReader(bytes.NewReader(a.Bytes()), int64(a.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]os.FileMode{}
+		for _, f := range zr.File {
+			seen[f.Name] = f.Mode()
+		}
+		for _, s := range []string{"bin/detect", "bin/finalize", "bin/release"} {
+			if m, ok := seen[s]; !ok || m.Perm() != 0o755 {
+				t.Fatalf("%s: %s mode %v (present %v), want 0755", bp.Name, s, m, ok)
+			}
+		}
+		if m := seen["VERSION"]; m.Perm() != 0o644 {
+			t.Fatalf("%s: VERSION mode %v", bp.Name, m)
+		}
+	}
+}
+
+// stage installs the builtins into a temp buildpacks dir (as the cell would,
+// from their zips) and runs the builder on app.
+type stage struct {
+	cfg builder.Config
+	out bytes.Buffer
+}
+
+func newStage(t *testing.T, app map[string]string) *stage {
+	t.Helper()
+	root := t.TempDir()
+	s := &stage{cfg: builder.Config{
+		BuildDir:       filepath.Join(root, "app"),
+		BuildpacksDir:  filepath.Join(root, "buildpacks"),
+		CacheDir:       filepath.Join(root, "cache"),
+		DepsDir:        filepath.Join(root, "deps"),
+		ProfileDir:     filepath.Join(root, "profile.d"),
+		OutputDroplet:  filepath.Join(root, "output", "droplet.tgz"),
+		OutputMetadata: filepath.Join(root, "output", "result.json"),
+		Env:            os.Environ(),
+	}}
+	for name, content := range app {
+		p := filepath.Join(s.cfg.BuildDir, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	must(t, os.MkdirAll(s.cfg.BuildDir, 0o755))
+	for _, bp := range buildpacks.Builtin() {
+		s.cfg.BuildpackOrder = append(s.cfg.BuildpackOrder, bp.Name)
+		var buf bytes.Buffer
+		must(t, bp.Zip(&buf))
+		unzip(t, buf.Bytes(), filepath.Join(s.cfg.BuildpacksDir, bp.Name))
+	}
+	return s
+}
+
+func (s *stage) build(t *testing.T) (pando.StagingResult, error) {
+	t.Helper()
+	s.out.Reset()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return builder.Build(ctx, s.cfg, &s.out, &s.out)
+}
+
+func TestStaticfile_detectsAndServesRootWithOptions(t *testing.T) {
+	s := newStage(t, map[string]string{
+		"Staticfile":        "root: public/ # the site\npushstate: enabled\nforce_https: true\n",
+		"public/index.html": "<h1>hi</h1>",
+	})
+	res, err := s.build(t)
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, s.out.String())
+	}
+	if res.BuildpackName != "staticfile_buildpack" || res.DetectedBuildpack != "staticfile 1.0.0" {
+		t.Fatalf("result = %+v", res)
+	}
+	want := "/tmp/lifecycle/pando static-serve --root /home/vcap/app/public --port $PORT --pushstate"
+	if res.StartCommand != want {
+		t.Fatalf("start command = %q, want %q", res.StartCommand, want)
+	}
+	if !strings.Contains(s.out.String(), "option 'force_https' is not supported") {
+		t.Fatalf("unsupported option not reported:\n%s", s.out.String())
+	}
+}
+
+func TestStaticfile_defaultRootIsTheAppDir(t *testing.T) {
+	s := newStage(t, map[string]string{"Staticfile": "", "index.html": "hi"})
+	res, err := s.build(t)
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, s.out.String())
+	}
+	if want := "/tmp/lifecycle/pando static-serve --root /home/vcap/app --port $PORT"; res.StartCommand != want {
+		t.Fatalf("start command = %q, want %q", res.StartCommand, want)
+	}
+}
+
+func TestStaticfile_badRootFailsFinalize(t *testing.T) {
+	for _, root := range []string{"../etc", "missing", "/etc", "a b"} {
+		t.Run(root, func(t *testing.T) {
+			s := newStage(t, map[string]string{"Staticfile": "root: " + root + "\n", "index.html": "hi"})
+			_, err := s.build(t)
+			if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "Staticfile root") {
+				t.Fatalf("err = %v\n%s", err, s.out.String())
+			}
+		})
+	}
+}
+
+func TestBinary_neverDetectedAndWarnsWithoutProcfile(t *testing.T) {
+	s := newStage(t, map[string]string{"server": "#!/bin/sh\n"})
+	_, err := s.build(t)
+	if builder.ExitCode(err) != builder.ExitNoAppDetected {
+		t.Fatalf("err = %v, want no app detected", err)
+	}
+
+	s.cfg.SkipDetect, s.cfg.BuildpackOrder = true, []string{"binary_buildpack"}
+	res, err := s.build(t)
+	if err != nil || res.StartCommand != "" || !strings.Contains(s.out.String(), "binary_buildpack needs a start command") {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "Procfile"), []byte("web: ./server --port $PORT\n"), 0o644))
+	res, err = s.build(t)
+	if err != nil || res.StartCommand != "./server --port $PORT" || strings.Contains(s.out.String(), "needs a start command") {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+}
+
+const helloGo = `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from go") })
+	if err := http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+`
+
+// goSeed warms the host's Go build cache with a CGO-free build of the hello
+// app (fast once done) and returns it, to seed the buildpack's cold cache.
+func goSeed(t *testing.T) string {
+	t.Helper()
+	appDir := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(appDir, "go.mod"), []byte("module example.com/warm\n\ngo 1.22\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(appDir, "main.go"), []byte(helloGo), 0o644))
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no Go toolchain on this machine")
+	}
+	out, err := exec.Command(goBin, "env", "GOCACHE").Output()
+	cache := strings.TrimSpace(string(out))
+	if err != nil || cache == "" || cache == "off" {
+		t.Skip("host Go has no build cache to seed from")
+	}
+	warm := exec.Command(goBin, "build", "-o", os.DevNull, ".")
+	warm.Dir = appDir
+	warm.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local", "GOPROXY=off")
+	if b, err := warm.CombinedOutput(); err != nil {
+		t.Fatalf("warm host cache: %v\n%s", err, b)
+	}
+	return cache
+}
+
+func TestGo_buildsModulesOffline(t *testing.T) {
+	s := newStage(t, map[string]string{
+		"go.mod":  "module example.com/hello/v2\n\ngo 1.22\n",
+		"main.go": helloGo,
+	})
+	s.cfg.Env = append(s.cfg.Env, "PANDO_GO_CACHE_SEED="+goSeed(t))
+	res, err := s.build(t)
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, s.out.String())
+	}
+	if res.BuildpackName != "go_buildpack" || res.StartCommand != "./bin/hello" {
+		t.Fatalf("result = %+v\n%s", res, s.out.String())
+	}
+	for _, want := range []string{"Using go version go1.", "Seeding the Go build cache", "Running: go build"} {
+		if !strings.Contains(s.out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, s.out.String())
+		}
+	}
+
+	// The binary is in the droplet's app dir and serves.
+	bin := filepath.Join(s.cfg.BuildDir, "bin", "hello")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PORT=" + strconv.Itoa(port)}
+	must(t, cmd.Start())
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if r, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/"); err == nil {
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			body = string(b)
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling the port until it listens
+	}
+	if body != "hello from go" {
+		t.Fatalf("GET / = %q", body)
+	}
+
+	// Second staging with the same cache: no seeding needed.
+	res, err = s.build(t)
+	if err != nil || res.StartCommand != "./bin/hello" || strings.Contains(s.out.String(), "Seeding") {
+		t.Fatalf("restage: %+v %v\n%s", res, err, s.out.String())
+	}
+
+	// A vendored dependency and a main package below the root. (It shares the
+	// warm cache of the app above only to keep this test fast.)
+	v := newStage(t, map[string]string{
+		"go.mod":                          "module example.com/svc\n\ngo 1.22\n\nrequire example.com/greet v1.0.0\n",
+		"cmd/server/main.go":              "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/greet\"\n)\n\nfunc main() { fmt.Println(greet.Hello()) }\n",
+		"vendor/modules.txt":              "# example.com/greet v1.0.0\n## explicit; go 1.22\nexample.com/greet\n",
+		"vendor/example.com/greet/g.go":   "package greet\n\nfunc Hello() string { return \"hello vendored\" }\n",
+		"vendor/example.com/greet/go.mod": "module example.com/greet\n\ngo 1.22\n",
+	})
+	v.cfg.CacheDir = s.cfg.CacheDir
+	v.cfg.BuildpackOrder = []string{"go_buildpack"}
+	v.cfg.Env = append(v.cfg.Env, "GO_INSTALL_PACKAGE_SPEC=./cmd/server")
+	res, err = v.build(t)
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, v.out.String())
+	}
+	if res.StartCommand != "./bin/server" || !strings.Contains(v.out.String(), "Using vendored dependencies") {
+		t.Fatalf("result = %+v\n%s", res, v.out.String())
+	}
+	out, err := exec.Command(filepath.Join(v.cfg.BuildDir, "bin", "server")).Output()
+	if err != nil || string(out) != "hello vendored\n" {
+		t.Fatalf("server: %q %v", out, err)
+	}
+}
+
+func TestGo_requirementsWithoutVendorFailClearly(t *testing.T) {
+	s := newStage(t, map[string]string{
+		"go.mod":  "module example.com/app\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n",
+		"main.go": "package main\n\nfunc main() {}\n",
+	})
+	s.cfg.BuildpackOrder = []string{"go_buildpack"}
+	_, err := s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "Run 'go mod vendor' and push again") {
+		t.Fatalf("err = %v\n%s", err, s.out.String())
+	}
+}
+
+func TestGo_noMainPackageFailsClearly(t *testing.T) {
+	s := newStage(t, map[string]string{
+		"go.mod": "module example.com/lib\n\ngo 1.22\n",
+		"lib.go": "package lib\n\nfunc F() int { return 1 }\n",
+	})
+	s.cfg.BuildpackOrder = []string{"go_buildpack"}
+	_, err := s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "GO_INSTALL_PACKAGE_SPEC") {
+		t.Fatalf("err = %v\n%s", err, s.out.String())
+	}
+}
+
+func unzip(t *testing.T, b []byte, dst string) {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	must(t, err)
+	for _, f := range zr.File {
+		p := filepath.Join(dst, filepath.FromSlash(f.Name))
+		if !strings.HasPrefix(p, dst+string(filepath.Separator)) {
+			t.Fatalf("zip entry %q escapes", f.Name)
+		}
+		if f.FileInfo().IsDir() {
+			must(t, os.MkdirAll(p, 0o755))
+			continue
+		}
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		rc, err := f.Open()
+		must(t, err)
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		must(t, err)
+		must(t, os.WriteFile(p, data, f.Mode().Perm()))
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,71 @@
+package cc
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/pandoplatform/pando"
+)
+
+// runJob records a job and runs fn before answering, so the job is already
+// COMPLETE or FAILED when the client first polls it (the cf CLI waits 3 s
+// per poll; finishing synchronously saves those seconds). The work is
+// short: it only touches the CCDB and the BBS.
+func (a *API) runJob(ctx context.Context, op, resourceType, resourceGUID string, fn func(context.Context) error) pando.Job {
+	now := a.now()
+	job := pando.Job{GUID: a.newGUID(), Operation: op, State: pando.JobProcessing, ResourceType: resourceType, ResourceGUID: resourceGUID, CreatedAt: now, UpdatedAt: now}
+	if err := a.store.CreateJob(ctx, job); err != nil {
+		a.log.Error("create job", "operation", op, "err", err)
+	}
+	err := fn(ctx)
+	job.UpdatedAt = a.now()
+	if err != nil {
+		job.State = pando.JobFailed
+		ce, detail := cfErrorFor(err)
+		if ce.status >= 500 {
+			a.log.Error("job failed", "operation", op, "err", err)
+		}
+		job.Errors = []pando.JobError{{Code: ce.code, Title: ce.title, Detail: detail}}
+	} else {
+		job.State = pando.JobComplete
+	}
+	if err := a.store.UpdateJob(ctx, job); err != nil {
+		a.log.Error("update job", "operation", op, "err", err)
+	}
+	return job
+}
+
+func (a *API) writeJobAccepted(w http.ResponseWriter, job pando.Job) {
+	w.Header().Set("Location", a.url("/v3/jobs/%s", job.GUID))
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (a *API) presentJob(j pando.Job) map[string]any {
+	errs := make([]any, 0, len(j.Errors))
+	for _, e := range j.Errors {
+		errs = append(errs, map[string]any{"code": e.Code, "title": e.Title, "detail": e.Detail})
+	}
+	links := map[string]any{"self": link(a.url("/v3/jobs/%s", j.GUID))}
+	if j.ResourceType != "" && j.ResourceGUID != "" {
+		links[j.ResourceType] = link(a.url("/v3/%ss/%s", j.ResourceType, j.ResourceGUID))
+	}
+	return map[string]any{
+		"guid":       j.GUID,
+		"operation":  j.Operation,
+		"state":      j.State,
+		"errors":     errs,
+		"warnings":   []any{},
+		"created_at": ts(j.CreatedAt),
+		"updated_at": ts(j.UpdatedAt),
+		"links":      links,
+	}
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) error {
+	j, err := a.store.GetJob(r.Context(), r.PathValue("guid"))
+	if err != nil {
+		return asNotFound(err, "Job")
+	}
+	writeJSON(w, http.StatusOK, a.presentJob(j))
+	return nil
+}

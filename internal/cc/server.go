@@ -1,0 +1,271 @@
+// Package cc is Pando's Cloud Controller: the CF v3 API handlers and the
+// orchestration behind them. It owns the CCDB (through pando.Store), turns
+// user intent into BBS desires (staging tasks, desired LRPs) and records
+// what the runtime reports back (builds, droplets).
+package cc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pandoplatform/pando"
+)
+
+// APIVersion is the CC API version advertised to clients. The cf CLI v8
+// switches `cf apps` to newer requests above 3.180.0.
+const APIVersion = "3.180.0"
+
+// Runtime is what the API asks of the BBS.
+type Runtime interface {
+	DesireLRP(ctx context.Context, lrp pando.DesiredLRP) error
+	RemoveDesiredLRP(ctx context.Context, processGUID string) error
+	DesiredLRP(processGUID string) (pando.DesiredLRP, bool)
+	ActualLRPs(processGUID string) []pando.ActualLRP
+	DesireTask(ctx context.Context, t pando.Task) error
+	CancelTask(ctx context.Context, guid string) error
+}
+
+// InstanceStatter reads one instance's resource figures from its cell.
+type InstanceStatter interface {
+	InstanceStats(ctx context.Context, cellID, instanceGUID string) (pando.InstanceStats, error)
+}
+
+// Identity is the authenticated caller.
+type Identity struct {
+	UserGUID string
+	UserName string
+}
+
+// Authenticator checks a request's Authorization header.
+type Authenticator interface {
+	Authenticate(r *http.Request) (Identity, error)
+}
+
+// Config configures the API.
+type Config struct {
+	// BaseURL is the API's external URL, e.g. "http://127.0.0.1:9022". Every
+	// link and Location the API returns is absolute under it.
+	BaseURL        string
+	Domain         string        // default app domain, "localhost"
+	RouterURL      string        // e.g. "http://127.0.0.1:8080", shown in route urls
+	StagingTimeout time.Duration // default 15m
+	MaxUploadBytes int64         // default 1 GiB
+	// MaxPackageBytes bounds the expanded size of a package (zip bomb
+	// guard); default 4 GiB.
+	MaxPackageBytes  int64
+	DefaultStack     string // "host"
+	DefaultMemoryMB  int    // 256
+	DefaultDiskMB    int    // 1024
+	StagingMemoryMB  int    // 1024
+	StagingDiskMB    int    // 4096
+	DefaultInstances int    // 1
+	// TempDir holds uploads while they are assembled; default os.TempDir().
+	TempDir string
+	Store   pando.Store
+	Blobs   pando.Blobstore
+	Runtime Runtime
+	Stats   InstanceStatter
+	Logs    pando.LogSink
+	Auth    Authenticator
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Extra handlers mounted on the same mux without CC auth (UAA) or with
+	// it (log-cache), registered by the caller.
+	PublicRoutes func(mux *http.ServeMux)
+	AuthedRoutes func(mux *http.ServeMux)
+}
+
+// API is the Cloud Controller.
+type API struct {
+	cfg    Config
+	store  pando.Store
+	blobs  pando.Blobstore
+	rt     Runtime
+	log    *slog.Logger
+	now    func() time.Time
+	mux    *http.ServeMux
+	authed *http.ServeMux
+
+	mu sync.Mutex
+	// buildWaiters are closed when a build leaves STAGING.
+	buildWaiters map[string]chan struct{}
+	// stagingDone guards against completing a build twice.
+	wg sync.WaitGroup
+}
+
+// New builds the API and its routes.
+func New(cfg Config) (*API, error) {
+	if cfg.Store == nil || cfg.Blobs == nil || cfg.Runtime == nil || cfg.Auth == nil {
+		return nil, errors.New("cc: Store, Blobs, Runtime and Auth are required")
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://127.0.0.1:9022"
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.RouterURL == "" {
+		cfg.RouterURL = "http://127.0.0.1:8080"
+	}
+	if cfg.StagingTimeout <= 0 {
+		cfg.StagingTimeout = 15 * time.Minute
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 1 << 30
+	}
+	if cfg.MaxPackageBytes <= 0 {
+		cfg.MaxPackageBytes = 4 << 30
+	}
+	if cfg.DefaultStack == "" {
+		cfg.DefaultStack = "host"
+	}
+	if cfg.DefaultMemoryMB <= 0 {
+		cfg.DefaultMemoryMB = 256
+	}
+	if cfg.DefaultDiskMB <= 0 {
+		cfg.DefaultDiskMB = 1024
+	}
+	if cfg.StagingMemoryMB <= 0 {
+		cfg.StagingMemoryMB = 1024
+	}
+	if cfg.StagingDiskMB <= 0 {
+		cfg.StagingDiskMB = 4096
+	}
+	if cfg.DefaultInstances <= 0 {
+		cfg.DefaultInstances = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &API{
+		cfg:          cfg,
+		store:        cfg.Store,
+		blobs:        cfg.Blobs,
+		rt:           cfg.Runtime,
+		log:          cfg.Logger,
+		now:          func() time.Time { return cfg.Now().UTC() },
+		buildWaiters: map[string]chan struct{}{},
+	}
+	a.routes()
+	return a, nil
+}
+
+// ServeHTTP serves the API.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := r.Header.Get("X-Vcap-Request-Id")
+	if reqID == "" {
+		reqID = uuid.NewString()
+	}
+	w.Header().Set("X-Vcap-Request-Id", reqID)
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			a.writeError(w, r, fmt.Errorf("internal error"))
+		}
+	}()
+	a.mux.ServeHTTP(w, r)
+}
+
+// Wait blocks until background work (staging completions) has finished.
+func (a *API) Wait() { a.wg.Wait() }
+
+type ctxKey int
+
+const identityKey ctxKey = 1
+
+func identityFrom(ctx context.Context) Identity {
+	id, _ := ctx.Value(identityKey).(Identity)
+	return id
+}
+
+// requireAuth wraps the authenticated part of the API.
+func (a *API) requireAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := a.cfg.Auth.Authenticate(r)
+		if err != nil {
+			if r.Header.Get("Authorization") == "" {
+				writeCFError(w, http.StatusUnauthorized, 10002, "CF-NotAuthenticated", "Authentication error")
+				return
+			}
+			writeCFError(w, http.StatusUnauthorized, 1000, "CF-InvalidAuthToken", "Invalid Auth Token")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, id)))
+	})
+}
+
+// url returns an absolute URL under the API.
+func (a *API) url(path string, args ...any) string {
+	if len(args) > 0 {
+		path = fmt.Sprintf(path, args...)
+	}
+	return a.cfg.BaseURL + path
+}
+
+func link(href string) map[string]any { return map[string]any{"href": href} }
+
+func (a *API) newGUID() string { return uuid.NewString() }
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// maxJSONBody bounds JSON request bodies.
+const maxJSONBody = 1 << 20
+
+// readJSON decodes a bounded JSON body into v. An empty body leaves v as is.
+func readJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	if err != nil {
+		return pando.Errorf(pando.EBadRequest, "Request invalid due to parse error: %v", err)
+	}
+	if len(body) > maxJSONBody {
+		return pando.Errorf(pando.ETooLarge, "Request body exceeds %d bytes", maxJSONBody)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(v); err != nil {
+		return pando.Errorf(pando.EBadRequest, "Request invalid due to parse error: invalid request body")
+	}
+	return nil
+}
+
+// splitList parses a comma-separated filter query parameter.
+func splitList(q url.Values, key string) []string {
+	var out []string
+	for _, v := range q[key] {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }

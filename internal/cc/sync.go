@@ -1,0 +1,131 @@
+package cc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pandoplatform/pando"
+)
+
+// syncApp makes the runtime's desired LRPs match the app's record: every
+// process of a started app with a droplet and instances > 0 is desired;
+// everything else is removed.
+func (a *API) syncApp(ctx context.Context, appGUID string) error {
+	app, err := a.store.GetApp(ctx, appGUID)
+	if pando.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sync app %s: %w", appGUID, err)
+	}
+	procs, err := a.store.ListProcesses(ctx, nil, []string{appGUID})
+	if err != nil {
+		return fmt.Errorf("sync app %s: %w", appGUID, err)
+	}
+	var droplet pando.Droplet
+	if app.DropletGUID != "" {
+		droplet, err = a.store.GetDroplet(ctx, app.DropletGUID)
+		if err != nil && !pando.IsNotFound(err) {
+			return fmt.Errorf("sync app %s: %w", appGUID, err)
+		}
+	}
+	var errs []error
+	for _, p := range procs {
+		if app.State != pando.AppStarted || droplet.GUID == "" || p.Instances == 0 {
+			if _, ok := a.rt.DesiredLRP(p.GUID); ok {
+				if err := a.rt.RemoveDesiredLRP(ctx, p.GUID); err != nil && !pando.IsNotFound(err) {
+					errs = append(errs, err)
+				}
+			}
+			continue
+		}
+		lrp, err := a.desiredLRP(ctx, app, p, droplet)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := a.rt.DesireLRP(ctx, lrp); err != nil {
+			errs = append(errs, fmt.Errorf("desire lrp %s: %w", p.GUID, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sync app %s: %w", appGUID, err)
+	}
+	return nil
+}
+
+// desiredLRP builds the runtime's view of one process.
+func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d pando.Droplet) (pando.DesiredLRP, error) {
+	space, err := a.store.GetSpace(ctx, app.SpaceGUID)
+	if err != nil {
+		return pando.DesiredLRP{}, fmt.Errorf("space of app %s: %w", app.GUID, err)
+	}
+	org, _ := a.store.GetOrg(ctx, space.OrgGUID)
+	var routes []string
+	if p.Type == "web" {
+		routes, err = a.routeHostnames(ctx, app.GUID)
+		if err != nil {
+			return pando.DesiredLRP{}, fmt.Errorf("routes of app %s: %w", app.GUID, err)
+		}
+	}
+	cmd := p.Command
+	if cmd == "" {
+		cmd = d.ProcessTypes[p.Type]
+	}
+	hc := pando.HealthCheck{Type: p.HealthCheckType, Endpoint: p.HealthCheckEndpoint}
+	if p.HealthCheckTimeout > 0 {
+		hc.StartTimeout = time.Duration(p.HealthCheckTimeout) * time.Second
+	}
+	if p.HealthCheckInvocationTimeout > 0 {
+		hc.InvocationTimeout = time.Duration(p.HealthCheckInvocationTimeout) * time.Second
+	}
+	env := appEnv(app)
+	lrp := pando.DesiredLRP{
+		ProcessGUID: p.GUID, Revision: app.Revision, AppGUID: app.GUID, AppName: app.Name,
+		SpaceGUID: space.GUID, SpaceName: space.Name, OrgGUID: org.GUID, OrgName: org.Name,
+		ProcessType: p.Type, Instances: p.Instances, MemoryMB: p.MemoryMB, DiskMB: p.DiskMB,
+		LogRateLimitBytes: p.LogRateLimitBytes, Stack: d.Stack, StartCommand: cmd, Env: env,
+		Ports: []int{8080}, HealthCheck: hc, Routes: routes, UpdatedAt: a.now(),
+	}
+	if d.LifecycleType == pando.LifecycleDocker {
+		lrp.Image = d.Image
+	} else {
+		lrp.DropletKey = pando.DropletBlobKey(d.GUID)
+		lrp.DropletSHA256 = d.SHA256
+	}
+	if lrp.Stack == "" {
+		lrp.Stack = app.Stack
+	}
+	// The droplet is part of the revision: a new droplet replaces instances
+	// only on restart (CF semantics), which bumps app.Revision.
+	return lrp, nil
+}
+
+// Restore re-desires every started app after a server start, so the
+// runtime (in memory) matches the CCDB. Builds left STAGING by a crash are
+// failed: their staging task died with the old process.
+func (a *API) Restore(ctx context.Context) error {
+	builds, err := a.store.ListBuilds(ctx, nil, []string{pando.BuildStaging})
+	if err != nil {
+		return fmt.Errorf("restore: list builds: %w", err)
+	}
+	for _, b := range builds {
+		a.failBuild(ctx, b, "StagingError - Staging error: staging was interrupted by a Pando server restart; push again")
+	}
+	apps, err := a.store.ListApps(ctx, pando.AppFilter{})
+	if err != nil {
+		return fmt.Errorf("restore: list apps: %w", err)
+	}
+	var errs []error
+	for _, app := range apps {
+		if app.State != pando.AppStarted {
+			continue
+		}
+		if err := a.syncApp(ctx, app.GUID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,453 @@
+// Package cell is the rep: it runs staging tasks and LRP instances in
+// containers of a container.Backend, forwards a host port to each container
+// port, checks instance health, streams their output to the log sink, and
+// reports state changes and task results to the BBS through a
+// pando.CellReporter. It implements pando.Cell.
+package cell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// Config configures a Rep. ID, Backend, Blobs and WorkDir are required.
+type Config struct {
+	ID   string
+	Zone string
+	// Backend runs the containers.
+	Backend container.Backend
+	// Blobs holds packages, buildpacks, droplets and build caches.
+	Blobs pando.Blobstore
+	// BlobPath, when set, maps a blob key to a local file (a filesystem
+	// blobstore on this host) so the rep reads it in place instead of
+	// downloading a copy.
+	BlobPath func(key string) (string, bool)
+	// Reporter receives state changes; it may also be set later with
+	// SetReporter. Reports made while it is nil are logged and dropped.
+	Reporter pando.CellReporter
+	// Logs receives app, staging and cell log lines; nil discards them.
+	Logs pando.LogSink
+	// WorkDir holds per-container directories and the droplet and
+	// buildpack caches.
+	WorkDir string
+	// HostAddr is the address host ports are opened on and reported to
+	// the router; default "127.0.0.1".
+	HostAddr string
+	// PortRange is the inclusive range of host ports; default 61000-61999.
+	PortRange [2]int
+	// Capacity. TotalMemoryMB and TotalDiskMB default to the host's
+	// memory and the size of WorkDir's filesystem; MaxContainers to 250.
+	TotalMemoryMB int
+	TotalDiskMB   int
+	MaxContainers int
+	// Stacks maps a stack name to its root filesystem dir ("" is the host
+	// stack); default {"host": ""}. DefaultStack is used for requests that
+	// name none; default "host" if present, else the first name.
+	Stacks       map[string]string
+	DefaultStack string
+	// ImageRootFS, when set, returns a root filesystem for an OCI image
+	// (docker LRPs). Without it the cell cannot run docker apps.
+	ImageRootFS func(ctx context.Context, image string) (string, error)
+	// DockerStager, when set, stages docker packages (fetches the image
+	// config, no container needed). Without it docker staging fails.
+	DockerStager func(ctx context.Context, req pando.StagingRequest) (pando.StagingResult, error)
+	// HealthCheckInterval is the startup check interval when the LRP gives
+	// none; default 2s. StartTimeout likewise; default 60s.
+	HealthCheckInterval time.Duration
+	StartTimeout        time.Duration
+	// LivenessInterval is how often a running instance is checked;
+	// default 30s.
+	LivenessInterval time.Duration
+	// StopGrace is how long a stopped instance gets between SIGTERM and
+	// SIGKILL; default 10s.
+	StopGrace time.Duration
+	Logger    *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultHostAddr            = "127.0.0.1"
+	DefaultMaxContainers       = 250
+	DefaultHealthCheckInterval = 2 * time.Second
+	DefaultStartTimeout        = 60 * time.Second
+	DefaultLivenessInterval    = 30 * time.Second
+	DefaultInvocationTimeout   = time.Second
+	DefaultStopGrace           = 10 * time.Second
+	DefaultStagingMemoryMB     = 1024
+	DefaultStagingDiskMB       = 4096
+	DefaultStagingTimeout      = 15 * time.Minute
+	DefaultInstanceMemoryMB    = 1024
+	DefaultInstanceDiskMB      = 1024
+	// VcapUID owns everything a container writes.
+	VcapUID = 2000
+	VcapGID = 2000
+)
+
+// DefaultPortRange is where host ports come from.
+var DefaultPortRange = [2]int{61000, 61999}
+
+// Rep runs a cell's work. It is safe for concurrent use.
+type Rep struct {
+	cfg     Config
+	log     *slog.Logger
+	logs    pando.LogSink
+	fetches singleflight.Group
+
+	// ctx lives until Shutdown; background work derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	reporter  pando.CellReporter
+	closed    bool
+	draining  bool
+	instances map[string]*instance // by instance guid
+	tasks     map[string]*task     // by task guid
+	ports     map[int]bool         // host ports in use
+	nextPort  int
+}
+
+var _ pando.Cell = (*Rep)(nil)
+
+// New checks cfg, fills defaults and prepares WorkDir (removing per-container
+// directories a previous run left; the backend cleans up its containers).
+func New(cfg Config) (*Rep, error) {
+	switch {
+	case cfg.ID == "":
+		return nil, errors.New("cell: ID is required")
+	case cfg.Backend == nil:
+		return nil, errors.New("cell: Backend is required")
+	case cfg.Blobs == nil:
+		return nil, errors.New("cell: Blobs is required")
+	case cfg.WorkDir == "":
+		return nil, errors.New("cell: WorkDir is required")
+	}
+	wd, err := filepath.Abs(cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("cell: work dir: %w", err)
+	}
+	cfg.WorkDir = wd
+	if cfg.HostAddr == "" {
+		cfg.HostAddr = DefaultHostAddr
+	}
+	if cfg.PortRange == [2]int{} {
+		cfg.PortRange = DefaultPortRange
+	}
+	if cfg.PortRange[0] <= 0 || cfg.PortRange[1] > 65535 || cfg.PortRange[0] > cfg.PortRange[1] {
+		return nil, fmt.Errorf("cell: bad port range %d-%d", cfg.PortRange[0], cfg.PortRange[1])
+	}
+	if cfg.MaxContainers <= 0 {
+		cfg.MaxContainers = DefaultMaxContainers
+	}
+	if len(cfg.Stacks) == 0 {
+		cfg.Stacks = map[string]string{"host": ""}
+	}
+	if cfg.DefaultStack == "" {
+		if _, ok := cfg.Stacks["host"]; ok {
+			cfg.DefaultStack = "host"
+		} else {
+			cfg.DefaultStack = sortedKeys(cfg.Stacks)[0]
+		}
+	}
+	if _, ok := cfg.Stacks[cfg.DefaultStack]; !ok {
+		return nil, fmt.Errorf("cell: default stack %q is not in Stacks", cfg.DefaultStack)
+	}
+	if cfg.HealthCheckInterval <= 0 {
+		cfg.HealthCheckInterval = DefaultHealthCheckInterval
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.LivenessInterval <= 0 {
+		cfg.LivenessInterval = DefaultLivenessInterval
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = DefaultStopGrace
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log = log.With("cell_id", cfg.ID)
+	for _, d := range []string{wd, filepath.Join(wd, dirInstances), filepath.Join(wd, dirStaging),
+		filepath.Join(wd, dirDroplets), filepath.Join(wd, dirBuildpacks), filepath.Join(wd, dirDownloads)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("cell: %w", err)
+		}
+	}
+	for _, d := range []string{dirInstances, dirStaging, dirDownloads} {
+		if err := emptyDir(filepath.Join(wd, d)); err != nil {
+			return nil, fmt.Errorf("cell: clean %s: %w", d, err)
+		}
+	}
+	if cfg.TotalMemoryMB <= 0 {
+		cfg.TotalMemoryMB = hostMemoryMB()
+	}
+	if cfg.TotalDiskMB <= 0 {
+		cfg.TotalDiskMB = diskSizeMB(wd)
+	}
+	logs := cfg.Logs
+	if logs == nil {
+		logs = discardSink{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Rep{
+		cfg:       cfg,
+		log:       log,
+		logs:      logs,
+		ctx:       ctx,
+		cancel:    cancel,
+		reporter:  cfg.Reporter,
+		instances: map[string]*instance{},
+		tasks:     map[string]*task{},
+		ports:     map[int]bool{},
+		nextPort:  cfg.PortRange[0],
+	}, nil
+}
+
+// Work dir layout.
+const (
+	dirInstances  = "instances"  // <guid>/ is an instance's /home/vcap
+	dirStaging    = "staging"    // <task guid>/{app,cache,deps,output}
+	dirDroplets   = "droplets"   // <sha256>.tgz cache
+	dirBuildpacks = "buildpacks" // <sha256>/ extracted buildpacks
+	dirDownloads  = "downloads"  // partial downloads
+)
+
+// ID returns the cell's id.
+func (r *Rep) ID() string { return r.cfg.ID }
+
+// SetReporter sets where reports go.
+func (r *Rep) SetReporter(rep pando.CellReporter) {
+	r.mu.Lock()
+	r.reporter = rep
+	r.mu.Unlock()
+}
+
+// SetDraining marks the cell as draining in its State (the auctioneer
+// places nothing new on it); running work is untouched.
+func (r *Rep) SetDraining(d bool) {
+	r.mu.Lock()
+	r.draining = d
+	r.mu.Unlock()
+}
+
+// State reports capacity and what is reserved by running work.
+func (r *Rep) State(ctx context.Context) (pando.CellState, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := pando.CellState{
+		ID:                  r.cfg.ID,
+		Zone:                r.cfg.Zone,
+		Stacks:              sortedKeys(r.cfg.Stacks),
+		TotalMemoryMB:       r.cfg.TotalMemoryMB,
+		TotalDiskMB:         r.cfg.TotalDiskMB,
+		TotalContainers:     r.cfg.MaxContainers,
+		Draining:            r.draining,
+		InstancesPerProcess: map[string]int{},
+	}
+	for _, i := range r.instances {
+		s.UsedMemoryMB += i.memMB
+		s.UsedDiskMB += i.diskMB
+		s.UsedContainers++
+		if i.getState() != pando.ActualRunning {
+			s.StartingContainers++
+		}
+		s.InstancesPerProcess[i.lrp.ProcessGUID]++
+	}
+	for _, t := range r.tasks {
+		s.UsedMemoryMB += t.memMB
+		s.UsedDiskMB += t.diskMB
+		s.UsedContainers++
+	}
+	return s, nil
+}
+
+// reserve checks capacity for new work; r.mu must be held.
+func (r *Rep) reserveLocked(memMB, diskMB int) error {
+	if r.closed {
+		return pando.Errorf(pando.EUnavailable, "cell %s is shutting down", r.cfg.ID)
+	}
+	var mem, disk, n int
+	for _, i := range r.instances {
+		mem, disk, n = mem+i.memMB, disk+i.diskMB, n+1
+	}
+	for _, t := range r.tasks {
+		mem, disk, n = mem+t.memMB, disk+t.diskMB, n+1
+	}
+	switch {
+	case mem+memMB > r.cfg.TotalMemoryMB:
+		return pando.Errorf(pando.EInsufficient, "insufficient resources: memory")
+	case disk+diskMB > r.cfg.TotalDiskMB:
+		return pando.Errorf(pando.EInsufficient, "insufficient resources: disk")
+	case n+1 > r.cfg.MaxContainers:
+		return pando.Errorf(pando.EInsufficient, "insufficient resources: containers")
+	}
+	return nil
+}
+
+// rootFS resolves a stack name to its root filesystem dir.
+func (r *Rep) rootFS(stack string) (name, dir string, err error) {
+	if stack == "" {
+		stack = r.cfg.DefaultStack
+	}
+	dir, ok := r.cfg.Stacks[stack]
+	if !ok {
+		return "", "", pando.Errorf(pando.EInvalid, "cell %s does not have stack %q", r.cfg.ID, stack)
+	}
+	return stack, dir, nil
+}
+
+// Shutdown stops every instance and task in parallel (instances get at
+// most StopGrace, less if ctx's deadline is nearer), reports them removed
+// or failed, and waits for all of the cell's goroutines or ctx's end.
+func (r *Rep) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	grace := r.cfg.StopGrace
+	if dl, ok := ctx.Deadline(); ok {
+		if half := time.Until(dl) / 2; half < grace {
+			grace = max(half, 0)
+		}
+	}
+	for _, i := range r.instances {
+		i.requestStop(grace)
+	}
+	for _, t := range r.tasks {
+		t.cancel(errShutdown)
+	}
+	r.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		r.cancel()
+		return nil
+	case <-ctx.Done():
+		r.cancel() // ends reports and checks still in flight
+		return fmt.Errorf("cell %s shutdown: %w", r.cfg.ID, ctx.Err())
+	}
+}
+
+// reportTimeout bounds one call to the reporter.
+const reportTimeout = 30 * time.Second
+
+func (r *Rep) currentReporter() pando.CellReporter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reporter
+}
+
+func (r *Rep) reportActual(a pando.ActualLRP) {
+	rep := r.currentReporter()
+	if rep == nil {
+		r.log.Warn("no reporter: dropping instance state", "instance_guid", a.InstanceGUID, "state", a.State)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), reportTimeout)
+	defer cancel()
+	if err := rep.ActualLRPChanged(ctx, a); err != nil {
+		r.log.Error("report instance state", "process_guid", a.ProcessGUID, "instance_guid", a.InstanceGUID, "state", a.State, "error", err)
+	}
+}
+
+func (r *Rep) reportRemoved(processGUID, instanceGUID string) {
+	rep := r.currentReporter()
+	if rep == nil {
+		r.log.Warn("no reporter: dropping instance removal", "instance_guid", instanceGUID)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), reportTimeout)
+	defer cancel()
+	if err := rep.ActualLRPRemoved(ctx, processGUID, instanceGUID); err != nil {
+		r.log.Error("report instance removed", "process_guid", processGUID, "instance_guid", instanceGUID, "error", err)
+	}
+}
+
+func (r *Rep) reportTask(t pando.Task) {
+	rep := r.currentReporter()
+	if rep == nil {
+		r.log.Warn("no reporter: dropping task result", "task_guid", t.GUID)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), reportTimeout)
+	defer cancel()
+	if err := rep.TaskCompleted(ctx, t); err != nil {
+		r.log.Error("report task completed", "task_guid", t.GUID, "error", err)
+	}
+}
+
+// emit sends one log line.
+func (r *Rep) emit(sourceID, sourceType, instanceID, typ, msg string) {
+	r.logs.Emit(pando.LogEnvelope{
+		Timestamp:  time.Now(),
+		SourceID:   sourceID,
+		InstanceID: instanceID,
+		SourceType: sourceType,
+		Type:       typ,
+		Payload:    []byte(msg),
+	})
+}
+
+type discardSink struct{}
+
+func (discardSink) Emit(pando.LogEnvelope) {}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// emptyDir removes everything inside dir.
+func emptyDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hostMemoryMB() int {
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		return 4096
+	}
+	return int(uint64(si.Totalram) * uint64(si.Unit) >> 20)
+}
+
+func diskSizeMB(dir string) int {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 16384
+	}
+	return int(st.Blocks * uint64(st.Bsize) >> 20)
+}

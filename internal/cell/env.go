@@ -1,0 +1,219 @@
+package cell
+
+import (
+	"encoding/json"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/pandoplatform/pando"
+)
+
+// maxFDs is the instance file descriptor limit reported in
+// VCAP_APPLICATION (CF's default; the backend sets the rlimit).
+const maxFDs = 16384
+
+// envList is an ordered environment where a later Set of the same name
+// replaces the value in place.
+type envList struct {
+	names []string
+	vals  map[string]string
+}
+
+func newEnv() *envList { return &envList{vals: map[string]string{}} }
+
+func (e *envList) Set(name, val string) {
+	if _, ok := e.vals[name]; !ok {
+		e.names = append(e.names, name)
+	}
+	e.vals[name] = val
+}
+
+func (e *envList) Get(name string) (string, bool) {
+	v, ok := e.vals[name]
+	return v, ok
+}
+
+// AddUser adds user variables; they may not replace the platform's own
+// (VCAP_*, CF_*, PORT, ...): CF refuses to let apps set those.
+func (e *envList) AddUser(vars []pando.EnvVar) {
+	for _, v := range vars {
+		if v.Name == "" || strings.ContainsAny(v.Name, "=\x00") || strings.IndexByte(v.Value, 0) >= 0 {
+			continue
+		}
+		if reservedEnv(v.Name) {
+			if _, set := e.vals[v.Name]; set {
+				continue
+			}
+		}
+		e.Set(v.Name, v.Value)
+	}
+}
+
+// takeServices uses the API's VCAP_SERVICES (service bindings) when the
+// env carries a valid one.
+func (e *envList) takeServices(vars []pando.EnvVar) {
+	for _, v := range vars {
+		if v.Name == "VCAP_SERVICES" && json.Valid([]byte(v.Value)) {
+			e.Set(v.Name, v.Value)
+		}
+	}
+}
+
+func reservedEnv(name string) bool {
+	switch name {
+	case "PORT", "MEMORY_LIMIT", "INSTANCE_INDEX", "INSTANCE_GUID", "HOME":
+		return true
+	}
+	return strings.HasPrefix(name, "VCAP_") || strings.HasPrefix(name, "CF_")
+}
+
+// List returns KEY=VALUE strings in order.
+func (e *envList) List() []string {
+	out := make([]string, 0, len(e.names))
+	for _, n := range e.names {
+		out = append(out, n+"="+e.vals[n])
+	}
+	return out
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only maps, slices, strings and numbers go in
+	}
+	return string(b)
+}
+
+type vcapLimits struct {
+	Mem  int `json:"mem"`
+	Disk int `json:"disk"`
+	FDs  int `json:"fds"`
+}
+
+// vcapApplication is VCAP_APPLICATION for an instance.
+type vcapApplication struct {
+	ApplicationID      string     `json:"application_id"`
+	ApplicationName    string     `json:"application_name"`
+	ApplicationURIs    []string   `json:"application_uris"`
+	ApplicationVersion string     `json:"application_version"`
+	Name               string     `json:"name"`
+	URIs               []string   `json:"uris"`
+	Version            string     `json:"version"`
+	InstanceID         string     `json:"instance_id,omitempty"`
+	InstanceIndex      *int       `json:"instance_index,omitempty"`
+	SpaceID            string     `json:"space_id"`
+	SpaceName          string     `json:"space_name"`
+	OrganizationID     string     `json:"organization_id"`
+	OrganizationName   string     `json:"organization_name"`
+	ProcessID          string     `json:"process_id,omitempty"`
+	ProcessType        string     `json:"process_type,omitempty"`
+	Limits             vcapLimits `json:"limits"`
+	Host               string     `json:"host,omitempty"`
+	Port               int        `json:"port,omitempty"`
+}
+
+// instanceEnv is the environment of an LRP instance: CF's variables, then
+// the user's.
+func (r *Rep) instanceEnv(lrp pando.DesiredLRP, index int, guid string, ports []pando.PortMapping, memMB, diskMB int) []string {
+	e := newEnv()
+	routes := lrp.Routes
+	if routes == nil {
+		routes = []string{}
+	}
+	idx := index
+	version := lrp.ProcessGUID + "-" + strconv.Itoa(lrp.Revision)
+	va := vcapApplication{
+		ApplicationID:      lrp.AppGUID,
+		ApplicationName:    lrp.AppName,
+		ApplicationURIs:    routes,
+		ApplicationVersion: version,
+		Name:               lrp.AppName,
+		URIs:               routes,
+		Version:            version,
+		InstanceID:         guid,
+		InstanceIndex:      &idx,
+		SpaceID:            lrp.SpaceGUID,
+		SpaceName:          lrp.SpaceName,
+		OrganizationID:     lrp.OrgGUID,
+		OrganizationName:   lrp.OrgName,
+		ProcessID:          lrp.ProcessGUID,
+		ProcessType:        lrp.ProcessType,
+		Limits:             vcapLimits{Mem: memMB, Disk: diskMB, FDs: maxFDs},
+		Host:               "0.0.0.0",
+	}
+	type portJSON struct {
+		External int `json:"external"`
+		Internal int `json:"internal"`
+	}
+	pj := make([]portJSON, len(ports))
+	for i, p := range ports {
+		pj[i] = portJSON{External: p.HostPort, Internal: p.ContainerPort}
+	}
+	if len(ports) > 0 {
+		va.Port = ports[0].ContainerPort
+		e.Set("PORT", strconv.Itoa(ports[0].ContainerPort))
+	}
+	e.Set("VCAP_APPLICATION", mustJSON(va))
+	e.Set("VCAP_SERVICES", "{}")
+	e.Set("CF_INSTANCE_INDEX", strconv.Itoa(index))
+	e.Set("CF_INSTANCE_GUID", guid)
+	e.Set("CF_INSTANCE_IP", r.cfg.HostAddr)
+	e.Set("CF_INSTANCE_INTERNAL_IP", "127.0.0.1")
+	if len(ports) > 0 {
+		e.Set("CF_INSTANCE_PORT", strconv.Itoa(ports[0].HostPort))
+		e.Set("CF_INSTANCE_ADDR", net.JoinHostPort(r.cfg.HostAddr, strconv.Itoa(ports[0].HostPort)))
+	} else {
+		e.Set("CF_INSTANCE_PORT", "")
+		e.Set("CF_INSTANCE_ADDR", "")
+	}
+	e.Set("CF_INSTANCE_PORTS", mustJSON(pj))
+	e.Set("INSTANCE_INDEX", strconv.Itoa(index))
+	e.Set("INSTANCE_GUID", guid)
+	e.Set("MEMORY_LIMIT", strconv.Itoa(memMB)+"m")
+	e.Set("LANG", "en_US.UTF-8")
+	e.takeServices(lrp.Env)
+	e.AddUser(lrp.Env)
+	return e.List()
+}
+
+// stagingEnv is the environment of a staging container: no PORT.
+func stagingEnv(req pando.StagingRequest, stack string, memMB, diskMB int) []string {
+	e := newEnv()
+	e.Set("CF_STACK", stack)
+	e.Set("VCAP_APPLICATION", stagingVcapApplication(req, memMB, diskMB))
+	e.Set("VCAP_SERVICES", "{}")
+	e.Set("MEMORY_LIMIT", strconv.Itoa(memMB)+"m")
+	e.Set("HOME", "/home/vcap")
+	e.Set("LANG", "en_US.UTF-8")
+	e.takeServices(req.Env)
+	e.AddUser(req.Env)
+	return e.List()
+}
+
+// stagingVcapApplication builds VCAP_APPLICATION for staging. A staging
+// request carries no app, space or org names; when the API sends its own
+// VCAP_APPLICATION in the env it is kept, with the limits set to the
+// staging container's.
+func stagingVcapApplication(req pando.StagingRequest, memMB, diskMB int) string {
+	limits := vcapLimits{Mem: memMB, Disk: diskMB, FDs: maxFDs}
+	for _, v := range req.Env {
+		if v.Name != "VCAP_APPLICATION" {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(v.Value), &m) == nil && m != nil {
+			m["limits"] = limits
+			if _, ok := m["application_id"]; !ok {
+				m["application_id"] = req.AppGUID
+			}
+			return mustJSON(m)
+		}
+	}
+	return mustJSON(vcapApplication{
+		ApplicationID:   req.AppGUID,
+		ApplicationURIs: []string{},
+		URIs:            []string{},
+		Limits:          limits,
+	})
+}

@@ -1,0 +1,99 @@
+package cell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// healthCheck returns the instance's check (CF's port, http or process),
+// each attempt bounded by the invocation timeout. The port and http checks
+// reach the first container port from inside the container's network
+// namespace, as the router's traffic does.
+func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context.Context) error {
+	hc := i.lrp.HealthCheck
+	timeout := hc.InvocationTimeout
+	if timeout <= 0 {
+		timeout = DefaultInvocationTimeout
+	}
+	port := 8080
+	if len(i.ports) > 0 {
+		port = i.ports[0].ContainerPort
+	}
+	switch hc.Type {
+	case pando.HealthCheckProcess:
+		return func(context.Context) error { return nil }
+	case pando.HealthCheckHTTP:
+		endpoint := hc.Endpoint
+		if endpoint == "" {
+			endpoint = "/"
+		}
+		if !strings.HasPrefix(endpoint, "/") {
+			endpoint = "/" + endpoint
+		}
+		client := &http.Client{
+			Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return ctr.Dial(ctx, port)
+				},
+				DisableKeepAlives: true,
+			},
+			// A redirect is not a 200: do not follow it.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		url := "http://127.0.0.1:" + strconv.Itoa(port) + endpoint
+		return func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			start := time.Now()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: %v", endpoint, port, err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: %s", endpoint, port, connError(err, timeout))
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: received status code %d in %dms",
+					endpoint, port, resp.StatusCode, time.Since(start).Milliseconds())
+			}
+			return nil
+		}
+	default: // port
+		return func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			c, err := ctr.Dial(ctx, port)
+			if err != nil {
+				return fmt.Errorf("Failed to make TCP connection to port %d: %s", port, connError(err, timeout))
+			}
+			c.Close()
+			return nil
+		}
+	}
+}
+
+// connError words a dial failure as CF's health check does.
+func connError(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return fmt.Sprintf("timed out after %s", timeout)
+	}
+	return err.Error()
+}

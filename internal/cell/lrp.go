@@ -1,0 +1,548 @@
+package cell
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/archive"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// lifecyclePath is where the backend mounts the pando binary
+// (docs/contracts.md).
+const lifecyclePath = "/tmp/lifecycle/pando"
+
+// instancePids bounds the processes of one instance.
+const instancePids = 1024
+
+// destroyTimeout bounds tearing a container down.
+const destroyTimeout = 30 * time.Second
+
+// instance is one LRP instance on this cell. Its goroutine (runInstance)
+// owns the container; others only read through the mutex or ask it to stop.
+type instance struct {
+	lrp       pando.DesiredLRP
+	index     int
+	guid      string
+	memMB     int
+	diskMB    int
+	ports     []pando.PortMapping
+	listeners []net.Listener
+	dir       string // the instance's /home/vcap on the host
+
+	stopCtx context.Context // ends when a stop is requested
+	stopNow context.CancelFunc
+
+	mu        sync.Mutex
+	stopping  bool
+	grace     time.Duration
+	state     string
+	ctr       container.Container
+	startedAt time.Time
+	cpu       uint64
+	cpuAt     time.Time
+	disk      uint64
+	diskAt    time.Time
+}
+
+func (i *instance) getState() string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.state
+}
+
+func (i *instance) container() container.Container {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.ctr
+}
+
+// requestStop asks the instance goroutine to stop the instance, giving it
+// grace between SIGTERM and SIGKILL.
+func (i *instance) requestStop(grace time.Duration) {
+	i.mu.Lock()
+	if !i.stopping {
+		i.stopping, i.grace = true, grace
+	} else if grace < i.grace {
+		i.grace = grace
+	}
+	i.mu.Unlock()
+	i.stopNow()
+}
+
+func (i *instance) stopRequested() (bool, time.Duration) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.stopping, i.grace
+}
+
+func (r *Rep) actual(i *instance, state string) pando.ActualLRP {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	a := pando.ActualLRP{
+		ProcessGUID:  i.lrp.ProcessGUID,
+		Revision:     i.lrp.Revision,
+		Index:        i.index,
+		InstanceGUID: i.guid,
+		CellID:       r.cfg.ID,
+		State:        state,
+		Since:        time.Now(),
+		StartedAt:    i.startedAt,
+	}
+	if state == pando.ActualRunning {
+		a.Address = r.cfg.HostAddr
+		a.Ports = append([]pando.PortMapping(nil), i.ports...)
+		if len(i.ports) > 0 {
+			a.Port = i.ports[0].HostPort
+		}
+	}
+	return a
+}
+
+// StartLRP accepts an instance: it checks the stack and capacity, takes
+// host ports, and starts the instance's goroutine, which reports CLAIMED,
+// then RUNNING once healthy, or CRASHED.
+func (r *Rep) StartLRP(ctx context.Context, lrp pando.DesiredLRP, index int, instanceGUID string) error {
+	switch {
+	case instanceGUID == "" || lrp.ProcessGUID == "":
+		return pando.Errorf(pando.EInvalid, "start instance: process and instance guids are required")
+	case index < 0:
+		return pando.Errorf(pando.EInvalid, "start instance %s: negative index %d", instanceGUID, index)
+	case lrp.Image != "" && r.cfg.ImageRootFS == nil:
+		return pando.Errorf(pando.EInvalid, "cell %s cannot run docker images", r.cfg.ID)
+	case lrp.Image == "" && lrp.DropletKey == "":
+		return pando.Errorf(pando.EInvalid, "start instance %s: no droplet", instanceGUID)
+	}
+	if lrp.Image == "" {
+		if _, _, err := r.rootFS(lrp.Stack); err != nil {
+			return err
+		}
+	}
+	memMB, diskMB := lrp.MemoryMB, lrp.DiskMB
+	if memMB <= 0 {
+		memMB = DefaultInstanceMemoryMB
+	}
+	if diskMB <= 0 {
+		diskMB = DefaultInstanceDiskMB
+	}
+	cports := lrp.Ports
+	if len(cports) == 0 {
+		cports = []int{8080}
+	}
+	for _, p := range cports {
+		if p <= 0 || p > 65535 {
+			return pando.Errorf(pando.EInvalid, "start instance %s: bad port %d", instanceGUID, p)
+		}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.instances[instanceGUID]; ok {
+		return nil // already here: a retried start
+	}
+	if err := r.reserveLocked(memMB, diskMB); err != nil {
+		return err
+	}
+	lns, hostPorts, err := r.allocatePortsLocked(len(cports))
+	if err != nil {
+		return err
+	}
+	mappings := make([]pando.PortMapping, len(cports))
+	for k, p := range cports {
+		mappings[k] = pando.PortMapping{ContainerPort: p, HostPort: hostPorts[k]}
+	}
+	stopCtx, stopNow := context.WithCancel(r.ctx)
+	i := &instance{
+		lrp:       lrp,
+		index:     index,
+		guid:      instanceGUID,
+		memMB:     memMB,
+		diskMB:    diskMB,
+		ports:     mappings,
+		listeners: lns,
+		dir:       filepath.Join(r.cfg.WorkDir, dirInstances, safeName(instanceGUID)),
+		stopCtx:   stopCtx,
+		stopNow:   stopNow,
+		state:     pando.ActualClaimed,
+	}
+	r.instances[instanceGUID] = i
+	r.wg.Add(1)
+	go r.runInstance(i)
+	return nil
+}
+
+// allocatePortsLocked opens n listeners on free host ports of the range;
+// the listener is the reservation. r.mu must be held.
+func (r *Rep) allocatePortsLocked(n int) ([]net.Listener, []int, error) {
+	lo, hi := r.cfg.PortRange[0], r.cfg.PortRange[1]
+	var lns []net.Listener
+	var ports []int
+	fail := func() ([]net.Listener, []int, error) {
+		for k, ln := range lns {
+			ln.Close()
+			delete(r.ports, ports[k])
+		}
+		return nil, nil, pando.Errorf(pando.EInsufficient, "insufficient resources: no free host port in %d-%d", lo, hi)
+	}
+	for len(lns) < n {
+		found := false
+		for tries := 0; tries <= hi-lo; tries++ {
+			p := r.nextPort
+			if r.nextPort++; r.nextPort > hi {
+				r.nextPort = lo
+			}
+			if r.ports[p] {
+				continue
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(r.cfg.HostAddr, strconv.Itoa(p)))
+			if err != nil {
+				continue // taken by someone else
+			}
+			r.ports[p] = true
+			lns, ports = append(lns, ln), append(ports, p)
+			found = true
+			break
+		}
+		if !found {
+			return fail()
+		}
+	}
+	return lns, ports, nil
+}
+
+// StopLRP stops an instance gracefully (SIGTERM, then SIGKILL after
+// StopGrace), destroys its container and reports it removed. It returns
+// once the stop is under way.
+func (r *Rep) StopLRP(ctx context.Context, processGUID, instanceGUID string) error {
+	r.mu.Lock()
+	i, ok := r.instances[instanceGUID]
+	r.mu.Unlock()
+	if !ok || (processGUID != "" && i.lrp.ProcessGUID != processGUID) {
+		return pando.Errorf(pando.ENotFound, "instance %s of process %s is not on cell %s", instanceGUID, processGUID, r.cfg.ID)
+	}
+	i.requestStop(r.cfg.StopGrace)
+	return nil
+}
+
+// runInstance is an instance's life: claim, run, teardown, report.
+func (r *Rep) runInstance(i *instance) {
+	defer r.wg.Done()
+	r.reportActual(r.actual(i, pando.ActualClaimed))
+	reason := r.live(i)
+	r.teardown(i)
+	if stopped, _ := i.stopRequested(); stopped {
+		r.reportRemoved(i.lrp.ProcessGUID, i.guid)
+		return
+	}
+	a := r.actual(i, pando.ActualCrashed)
+	a.CrashReason = reason
+	r.reportActual(a)
+}
+
+type waitResult struct {
+	st  container.ExitStatus
+	err error
+}
+
+// live creates the container, waits for it to become healthy and watches
+// it until it exits, fails its liveness check or is stopped. It returns the
+// crash reason (unused when a stop was requested).
+func (r *Rep) live(i *instance) string {
+	ctx := i.stopCtx
+	r.cellLog(i, "OUT", "Cell %s creating container for instance %s", r.cfg.ID, i.guid)
+	spec, err := r.instanceSpec(ctx, i)
+	if err == nil {
+		var ctr container.Container
+		ctr, err = r.cfg.Backend.Run(ctx, spec)
+		if err == nil {
+			i.mu.Lock()
+			i.ctr, i.startedAt = ctr, time.Now()
+			i.mu.Unlock()
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "stopped"
+		}
+		r.log.Error("create container", "instance_guid", i.guid, "error", err)
+		r.cellLog(i, "ERR", "Cell %s failed to create container for instance %s: %v", r.cfg.ID, i.guid, err)
+		return fmt.Sprintf("failed to create container: %v", err)
+	}
+	ctr := i.container()
+	r.cellLog(i, "OUT", "Cell %s successfully created container for instance %s", r.cfg.ID, i.guid)
+
+	waitCtx, waitCancel := context.WithCancel(context.Background())
+	defer waitCancel()
+	exited := make(chan waitResult, 1)
+	go func() {
+		st, err := ctr.Wait(waitCtx)
+		exited <- waitResult{st, err}
+	}()
+	var fws []*forwarder
+	defer func() {
+		for _, f := range fws {
+			f.Close()
+		}
+	}()
+	for k, ln := range i.listeners {
+		cport := i.ports[k].ContainerPort
+		fws = append(fws, startForwarder(ln, func(ctx context.Context) (net.Conn, error) {
+			return ctr.Dial(ctx, cport)
+		}, r.log.With("instance_guid", i.guid, "port", cport)))
+	}
+
+	hc := i.lrp.HealthCheck
+	check := r.healthCheck(i, ctr)
+	startTimeout := hc.StartTimeout
+	if startTimeout <= 0 {
+		startTimeout = r.cfg.StartTimeout
+	}
+	interval := hc.Interval
+	if interval <= 0 {
+		interval = r.cfg.HealthCheckInterval
+	}
+	r.cellLog(i, "OUT", "Starting health monitoring of container")
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	// First check at once, then quickly backing off to the interval: a
+	// fast app is RUNNING in milliseconds.
+	delay := min(50*time.Millisecond, interval)
+	for {
+		lastErr := check(ctx)
+		if lastErr == nil {
+			break
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+			delay = min(2*delay, interval)
+			continue
+		case <-deadline.C:
+			t.Stop()
+			r.cellLog(i, "ERR", "Timed out after %s: health check never passed.", startTimeout)
+			return fmt.Sprintf("Instance never healthy after %s: %s", startTimeout, lastErr)
+		case w := <-exited:
+			t.Stop()
+			return r.exitReason(i, w)
+		case <-ctx.Done():
+			t.Stop()
+			r.stopContainer(i, ctr)
+			return "stopped"
+		}
+	}
+	r.cellLog(i, "OUT", "Container became healthy")
+	i.mu.Lock()
+	i.state = pando.ActualRunning
+	i.mu.Unlock()
+	r.reportActual(r.actual(i, pando.ActualRunning))
+
+	var tick <-chan time.Time
+	if hc.Type != pando.HealthCheckProcess {
+		t := time.NewTicker(r.cfg.LivenessInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+			if err := check(ctx); err != nil {
+				if ctx.Err() != nil {
+					continue // a stop is pending: handled next round
+				}
+				r.cellLog(i, "ERR", "Container became unhealthy")
+				r.stopContainer(i, ctr)
+				return "Instance became unhealthy: " + err.Error()
+			}
+		case w := <-exited:
+			return r.exitReason(i, w)
+		case <-ctx.Done():
+			r.stopContainer(i, ctr)
+			return "stopped"
+		}
+	}
+}
+
+// stopContainer stops the process gracefully (or at once when the
+// instance is crashing).
+func (r *Rep) stopContainer(i *instance, ctr container.Container) {
+	stopping, grace := i.stopRequested()
+	if stopping {
+		r.cellLog(i, "OUT", "Cell %s stopping instance %s", r.cfg.ID, i.guid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace+destroyTimeout)
+	defer cancel()
+	if err := ctr.Stop(ctx, grace); err != nil {
+		r.log.Warn("stop container", "instance_guid", i.guid, "error", err)
+	}
+}
+
+func (r *Rep) exitReason(i *instance, w waitResult) string {
+	if w.err != nil {
+		return fmt.Sprintf("APP/PROC/WEB/%d: %v", i.index, w.err)
+	}
+	r.emit(i.lrp.AppGUID, pando.LogSourceApp, strconv.Itoa(i.index), "OUT", fmt.Sprintf("Exit status %d", w.st.Code))
+	reason := fmt.Sprintf("APP/PROC/WEB/%d Exited with status %d", i.index, w.st.Code)
+	if w.st.OOMKilled {
+		reason += " (out of memory)"
+		r.cellLog(i, "ERR", "Cell %s: instance %s was killed: out of memory (limit %d MB)", r.cfg.ID, i.guid, i.memMB)
+	}
+	return reason
+}
+
+// teardown destroys the container, closes the host ports and removes the
+// instance's files and reservation.
+func (r *Rep) teardown(i *instance) {
+	if ctr := i.container(); ctr != nil {
+		r.cellLog(i, "OUT", "Cell %s destroying container for instance %s", r.cfg.ID, i.guid)
+		ctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
+		err := ctr.Destroy(ctx)
+		cancel()
+		if err != nil {
+			r.log.Error("destroy container", "instance_guid", i.guid, "error", err)
+		} else {
+			r.cellLog(i, "OUT", "Cell %s successfully destroyed container for instance %s", r.cfg.ID, i.guid)
+		}
+	}
+	for _, ln := range i.listeners {
+		ln.Close()
+	}
+	if err := os.RemoveAll(i.dir); err != nil {
+		r.log.Error("remove instance dir", "instance_guid", i.guid, "error", err)
+	}
+	i.stopNow() // releases the context
+	r.mu.Lock()
+	delete(r.instances, i.guid)
+	for _, p := range i.ports {
+		delete(r.ports, p.HostPort)
+	}
+	r.mu.Unlock()
+}
+
+// instanceSpec prepares the instance's files (the droplet at /home/vcap)
+// and its container spec.
+func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, error) {
+	lrp := i.lrp
+	var rootfs string
+	var err error
+	if lrp.Image != "" {
+		if rootfs, err = r.cfg.ImageRootFS(ctx, lrp.Image); err != nil {
+			return container.Spec{}, fmt.Errorf("image %s: %w", lrp.Image, err)
+		}
+	} else if _, rootfs, err = r.rootFS(lrp.Stack); err != nil {
+		return container.Spec{}, err
+	}
+	if err := os.MkdirAll(i.dir, 0o755); err != nil {
+		return container.Spec{}, err
+	}
+	if err := os.Chown(i.dir, VcapUID, VcapGID); err != nil {
+		return container.Spec{}, err
+	}
+	if lrp.DropletKey != "" {
+		p, err := r.droplet(ctx, lrp.DropletKey, lrp.DropletSHA256)
+		if err != nil {
+			return container.Spec{}, err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return container.Spec{}, fmt.Errorf("open droplet: %w", err)
+		}
+		defer f.Close()
+		lim := archive.DefaultLimits()
+		lim.UID, lim.GID = VcapUID, VcapGID
+		lim.MaxTotalBytes = int64(i.diskMB) << 20
+		if err := archive.ExtractTgz(ctx, f, i.dir, lim); err != nil {
+			return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
+		}
+	}
+	uid, gid := userIDs(lrp.User)
+	limiter := &rateLimiter{limit: lrp.LogRateLimitBytes, now: time.Now}
+	idx := strconv.Itoa(i.index)
+	appLine := func(typ string) func(string) {
+		return func(line string) {
+			ok, notice := limiter.allow(len(line))
+			if notice {
+				r.emit(lrp.AppGUID, pando.LogSourceApp, idx, "ERR", limiter.notice())
+			}
+			if ok {
+				r.emit(lrp.AppGUID, pando.LogSourceApp, idx, typ, line)
+			}
+		}
+	}
+	spec := container.Spec{
+		ID:          containerID("app", i.guid),
+		RootFS:      rootfs,
+		Mounts:      []container.Mount{{Source: i.dir, Destination: "/home/vcap"}},
+		UID:         uid,
+		GID:         gid,
+		Env:         r.instanceEnv(lrp, i.index, i.guid, i.ports, i.memMB, i.diskMB),
+		MemoryBytes: int64(i.memMB) << 20,
+		DiskBytes:   int64(i.diskMB) << 20,
+		PidsLimit:   instancePids,
+		CPUShares:   cpuShares(i.memMB),
+		Stdout:      newLineWriter(appLine("OUT")),
+		Stderr:      newLineWriter(appLine("ERR")),
+	}
+	if lrp.Image != "" {
+		if strings.TrimSpace(lrp.StartCommand) == "" {
+			return container.Spec{}, pando.Errorf(pando.EInvalid, "no start command")
+		}
+		spec.Args = []string{"/bin/sh", "-c", lrp.StartCommand}
+	} else {
+		spec.Dir = "/home/vcap/app"
+		spec.Args = []string{lifecyclePath, "launcher", "--app-dir", "/home/vcap/app", "--", lrp.StartCommand}
+	}
+	return spec, nil
+}
+
+// cpuShares gives CPU weight in proportion to memory (1 GB = the kernel's
+// default 1024 shares).
+func cpuShares(memMB int) uint64 {
+	return uint64(min(max(memMB, 2), 262144))
+}
+
+// userIDs maps an LRP's user ("", "vcap", "UID" or "UID:GID") to ids; 0
+// lets the backend pick vcap.
+func userIDs(user string) (uint32, uint32) {
+	u, g, _ := strings.Cut(user, ":")
+	uid, err := strconv.ParseUint(u, 10, 32)
+	if err != nil {
+		return VcapUID, VcapGID
+	}
+	gid, err := strconv.ParseUint(g, 10, 32)
+	if err != nil {
+		gid = uid
+	}
+	return uint32(uid), uint32(gid)
+}
+
+var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// safeName makes a guid safe as a file or container name.
+func safeName(s string) string {
+	s = unsafeID.ReplaceAllString(s, "_")
+	if len(s) > 100 {
+		s = s[:100]
+	}
+	if s == "" || s[0] == '.' || s[0] == '_' || s[0] == '-' {
+		s = "x" + s
+	}
+	return s
+}
+
+func containerID(prefix, guid string) string { return prefix + "-" + safeName(guid) }
+
+// cellLog emits a CELL line for the instance (as CF's rep does) and logs it.
+func (r *Rep) cellLog(i *instance, typ, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.emit(i.lrp.AppGUID, pando.LogSourceCell, strconv.Itoa(i.index), typ, msg)
+	r.log.Debug(msg, "instance_guid", i.guid, "process_guid", i.lrp.ProcessGUID)
+}

@@ -1,0 +1,601 @@
+package cell
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/archive"
+	"github.com/pandoplatform/pando/internal/container/runc"
+)
+
+// fakeLifecycle stands in for the pando binary's lifecycles (tested in
+// their own packages): just enough of `builder` and `launcher` to run
+// v2 buildpacks with bin/compile and start a command.
+const fakeLifecycle = `#!/bin/bash
+set -u
+cmd=$1; shift
+case "$cmd" in
+launcher)
+	while [ $# -gt 0 ] && [ "$1" != "--" ]; do shift; done
+	shift
+	cd /home/vcap/app || exit 1
+	export HOME=/home/vcap/app
+	exec bash -c "$*"
+	;;
+builder)
+	order=""; skip=0
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--build-dir) build=$2; shift 2;;
+		--buildpacks-dir) bps=$2; shift 2;;
+		--buildpack-order) order=$2; shift 2;;
+		--skip-detect) skip=1; shift;;
+		--cache-dir) cache=$2; shift 2;;
+		--deps-dir) deps=$2; shift 2;;
+		--output-droplet) droplet=$2; shift 2;;
+		--output-metadata) meta=$2; shift 2;;
+		*) echo "unknown flag $1" >&2; exit 1;;
+		esac
+	done
+	echo "-----> Running detect (stack $CF_STACK, memory $MEMORY_LIMIT)"
+	chosen=""
+	IFS=, read -ra names <<< "$order"
+	for n in "${names[@]}"; do
+		if [ $skip = 1 ] || "$bps/$n/bin/detect" "$build"; then chosen=$n; break; fi
+	done
+	[ -n "$chosen" ] || { echo "None of the buildpacks detected a compatible application" >&2; exit 222; }
+	"$bps/$chosen/bin/compile" "$build" "$cache" || exit 223
+	release=$("$bps/$chosen/bin/release" "$build") || exit 224
+	web=$(printf '%s\n' "$release" | sed -n 's/^ *web: *//p' | head -1)
+	mkdir -p /tmp/staged/deps /tmp/staged/tmp /tmp/staged/logs /tmp/staged/profile.d
+	cp -a "$build" /tmp/staged/app
+	printf '{"detected_buildpack":"%s","start_command":"%s"}\n' "$chosen" "$web" > /tmp/staged/staging_info.yml
+	tar -czf "$droplet" -C /tmp/staged . || exit 1
+	printf '{"detected_buildpack":"%s","buildpack_name":"%s","start_command":"%s","process_types":{"web":"%s"}}\n' \
+		"$chosen" "$chosen" "$web" "$web" > "$meta"
+	;;
+*)
+	echo "unknown lifecycle $cmd" >&2; exit 1;;
+esac
+`
+
+type runcCell struct {
+	rep     *Rep
+	blobs   *memBlobs
+	rec     *recorder
+	logs    *sink
+	backend *trackingBackend
+	workDir string
+}
+
+func newRuncCell(t *testing.T, mod func(*Config)) *runcCell {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("runc containers need root")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "lifecycle")
+	if err := os.WriteFile(script, []byte(fakeLifecycle), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := runc.New(runc.Config{
+		StateDir:        filepath.Join(dir, "state"),
+		LifecycleBinary: script,
+		// One parent for all of this package's tests: each test's Cleanup
+		// empties it, and no per-test-dir cgroup is left behind.
+		CgroupParent: "/pando/cell-tests",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &runcCell{
+		blobs:   newMemBlobs(),
+		rec:     newRecorder(),
+		logs:    newSink(),
+		backend: newTrackingBackend(b),
+		workDir: filepath.Join(dir, "work"),
+	}
+	cfg := Config{
+		ID:            "cell-test",
+		Backend:       c.backend,
+		Blobs:         c.blobs,
+		Reporter:      c.rec,
+		Logs:          c.logs,
+		WorkDir:       c.workDir,
+		TotalMemoryMB: 8192,
+		TotalDiskMB:   16384,
+		StopGrace:     2 * time.Second,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	if c.rep, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.rep.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if ids := c.backend.liveIDs(); len(ids) > 0 {
+			t.Errorf("containers left after shutdown: %v", ids)
+		}
+		if err := b.Cleanup(ctx); err != nil {
+			t.Errorf("backend cleanup: %v", err)
+		}
+	})
+	return c
+}
+
+// zipOf builds a zip; names ending in "*" are executable.
+func zipOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, "*") {
+			name, mode = strings.TrimSuffix(name, "*"), 0o755
+		}
+		h := &zip.FileHeader{Name: name, Method: zip.Deflate}
+		h.SetMode(mode)
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, body)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// dropletOf builds a droplet tgz whose ./app holds files.
+func dropletOf(t *testing.T, files map[string]string) ([]byte, string) {
+	t.Helper()
+	src := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(src, "app", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := archive.WriteTgz(context.Background(), &buf, src, "."); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return buf.Bytes(), hex.EncodeToString(sum[:])
+}
+
+func (c *runcCell) put(t *testing.T, key string, b []byte) {
+	t.Helper()
+	if _, err := c.blobs.Put(context.Background(), key, bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func buildpackZip(t *testing.T, compile string) []byte {
+	return zipOf(t, map[string]string{
+		"bin/detect*":  "#!/bin/bash\n[ -f \"$1/index.html\" ]\n",
+		"bin/compile*": "#!/bin/bash\n" + compile + "\n",
+		"bin/release*": "#!/bin/bash\nprintf -- '---\\ndefault_process_types:\\n  web: exec busybox httpd -f -p $PORT -h /home/vcap/app\\n'\n",
+	})
+}
+
+func stagingTask(guid, appGUID string, timeout time.Duration) pando.Task {
+	return pando.Task{
+		GUID: guid,
+		Kind: pando.TaskStaging,
+		Staging: &pando.StagingRequest{
+			AppGUID:       appGUID,
+			DropletGUID:   "droplet-" + guid,
+			PackageKey:    "packages/" + appGUID,
+			Buildpacks:    []pando.BuildpackRef{{Name: "test_buildpack", Key: "buildpacks/test"}},
+			MemoryMB:      256,
+			Timeout:       timeout,
+			BuildCacheKey: "buildcache/" + appGUID,
+		},
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort is
+// the cell's whole path: stage with a buildpack, upload droplet and
+// cache, run the droplet, become healthy, serve through the forwarder,
+// stop.
+func TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort(t *testing.T) {
+	c := newRuncCell(t, nil)
+	ctx := context.Background()
+	c.put(t, "buildpacks/test", buildpackZip(t, `echo "compiling $(ls $1)"; echo "cache: $(cat "$2/marker" 2>/dev/null || echo empty)"; echo warm > "$2/marker"; echo built > "$1/compiled.txt"`))
+	c.put(t, "packages/app-1", zipOf(t, map[string]string{"index.html": "hello pando\n"}))
+
+	task := stagingTask("task-1", "app-1", time.Minute)
+	if err := c.rep.RunTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	done := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-1")).task
+	if done.Failed {
+		t.Fatalf("staging failed: %s\nlogs:\n%s", done.FailureReason, c.logs.dump())
+	}
+	res := done.Result
+	if done.State != pando.TaskCompleted || done.CellID != "cell-test" || res == nil {
+		t.Fatalf("task %+v", done)
+	}
+	if !strings.Contains(res.StartCommand, "busybox httpd") || res.BuildpackName != "test_buildpack" {
+		t.Errorf("result %+v", res)
+	}
+	droplet, ok := c.blobs.get(pando.DropletBlobKey("droplet-task-1"))
+	if !ok {
+		t.Fatal("no droplet uploaded")
+	}
+	sum := sha256.Sum256(droplet)
+	if res.DropletSHA256 != hex.EncodeToString(sum[:]) || res.DropletSize != int64(len(droplet)) || len(res.DropletSHA1) != 40 {
+		t.Errorf("droplet checksums %s/%s size %d; blob has %x size %d", res.DropletSHA1, res.DropletSHA256, res.DropletSize, sum, len(droplet))
+	}
+	cache, ok := c.blobs.get("buildcache/app-1")
+	if !ok || !tgzHas(t, cache, "./marker") {
+		t.Errorf("build cache not saved with the marker")
+	}
+	line := c.logs.wait(t, time.Second, pando.LogSourceStaging, "compiling index.html")
+	if line.SourceID != "app-1" || line.InstanceID != "0" || line.Type != "OUT" {
+		t.Errorf("staging line %+v", line)
+	}
+	c.logs.wait(t, time.Second, pando.LogSourceStaging, "stack host, memory 256m")
+	if ids := c.backend.liveIDs(); len(ids) > 0 {
+		t.Errorf("staging container left: %v", ids)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(c.workDir, dirStaging)); len(ents) > 0 {
+		t.Errorf("staging dirs left: %d", len(ents))
+	}
+	c.logs.wait(t, time.Second, pando.LogSourceStaging, "cache: empty")
+
+	// The next staging of the app starts from the saved build cache.
+	if err := c.rep.RunTask(ctx, stagingTask("task-2", "app-1", time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if again := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-2")).task; again.Failed {
+		t.Fatalf("second staging failed: %s", again.FailureReason)
+	}
+	c.logs.wait(t, time.Second, pando.LogSourceStaging, "Downloaded build artifacts cache")
+	c.logs.wait(t, time.Second, pando.LogSourceStaging, "cache: warm")
+
+	lrp := pando.DesiredLRP{
+		ProcessGUID: "proc-1", AppGUID: "app-1", AppName: "app", MemoryMB: 64, DiskMB: 256,
+		DropletKey: pando.DropletBlobKey("droplet-task-1"), DropletSHA256: res.DropletSHA256,
+		StartCommand: res.StartCommand,
+	}
+	start := time.Now()
+	if err := c.rep.StartLRP(ctx, lrp, 0, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	running := c.rec.wait(t, 30*time.Second, "RUNNING", isState("inst-1", pando.ActualRunning)).actual
+	t.Logf("RUNNING %s after StartLRP", time.Since(start))
+	if states := c.rec.states("inst-1"); states[0] != pando.ActualClaimed {
+		t.Errorf("first state %s, want CLAIMED", states[0])
+	}
+	if running.Address != "127.0.0.1" || running.Port < 61000 || running.CellID != "cell-test" || running.StartedAt.IsZero() ||
+		len(running.Ports) != 1 || running.Ports[0] != (pando.PortMapping{ContainerPort: 8080, HostPort: running.Port}) {
+		t.Errorf("running instance %+v", running)
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(running.Port)
+	if got := httpGet(t, base+"/index.html"); got != "hello pando\n" {
+		t.Errorf("index.html: %q", got)
+	}
+	if got := httpGet(t, base+"/compiled.txt"); got != "built\n" {
+		t.Errorf("compiled.txt: %q", got)
+	}
+	for _, msg := range []string{"Cell cell-test creating container for instance inst-1", "successfully created container for instance inst-1", "Container became healthy"} {
+		c.logs.wait(t, time.Second, pando.LogSourceCell, msg)
+	}
+
+	st, err := c.rep.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.UsedContainers != 1 || st.UsedMemoryMB != 64 || st.UsedDiskMB != 256 || st.InstancesPerProcess["proc-1"] != 1 || st.StartingContainers != 0 {
+		t.Errorf("state %+v", st)
+	}
+	stats, err := c.rep.Stats(ctx, "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.MemoryQuota != 64<<20 || stats.DiskQuota != 256<<20 || stats.MemoryBytes == 0 || stats.DiskBytes == 0 {
+		t.Errorf("stats %+v", stats)
+	}
+
+	if err := c.rep.StopLRP(ctx, "proc-1", "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	c.rec.wait(t, 15*time.Second, "removal", isRemoved("inst-1"))
+	c.logs.wait(t, time.Second, pando.LogSourceCell, "Cell cell-test stopping instance inst-1")
+	c.logs.wait(t, time.Second, pando.LogSourceCell, "destroying container for instance inst-1")
+	if ids := c.backend.liveIDs(); len(ids) > 0 {
+		t.Errorf("containers left: %v", ids)
+	}
+	if st, _ := c.rep.State(ctx); st.UsedContainers != 0 || st.UsedMemoryMB != 0 {
+		t.Errorf("state after stop %+v", st)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(running.Port)))
+	if err != nil {
+		t.Errorf("host port %d not released: %v", running.Port, err)
+	} else {
+		ln.Close()
+	}
+	if err := c.rep.StopLRP(ctx, "proc-1", "inst-1"); !pando.IsNotFound(err) {
+		t.Errorf("second stop: %v", err)
+	}
+}
+
+func tgzHas(t *testing.T, b []byte, name string) bool {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if h.Name == name {
+			return true
+		}
+	}
+}
+
+func TestStaging_failuresReportCFCodes(t *testing.T) {
+	c := newRuncCell(t, nil)
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		compile string
+		pkg     map[string]string
+		code    int
+		reason  string
+		logLine string
+	}{
+		{"compile fails", "echo boom >&2; exit 1", map[string]string{"index.html": "x"}, 223,
+			"BuildpackCompileFailed - App staging failed in the buildpack compile phase", "boom"},
+		{"nothing detected", "true", map[string]string{"main.go": "x"}, 222,
+			"NoAppDetectedError - An app was not successfully detected by any available buildpack", "None of the buildpacks"},
+	}
+	for k, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			app := fmt.Sprintf("app-f%d", k)
+			guid := fmt.Sprintf("task-f%d", k)
+			c.put(t, "packages/"+app, zipOf(t, tc.pkg))
+			// A key per case: buildpack zips are cached per key and sha.
+			key := "buildpacks/" + guid
+			c.put(t, key, buildpackZip(t, tc.compile))
+			task := stagingTask(guid, app, time.Minute)
+			task.Staging.Buildpacks[0].Key = key
+			if err := c.rep.RunTask(ctx, task); err != nil {
+				t.Fatal(err)
+			}
+			done := c.rec.wait(t, 60*time.Second, "staging result", isTask(guid)).task
+			if !done.Failed || done.FailureCode != tc.code || done.FailureReason != tc.reason {
+				t.Errorf("got failed=%v code=%d reason=%q", done.Failed, done.FailureCode, done.FailureReason)
+			}
+			if line := c.logs.wait(t, time.Second, pando.LogSourceStaging, tc.logLine); line.Type != "ERR" {
+				t.Errorf("%q logged as %s", tc.logLine, line.Type)
+			}
+			if _, ok := c.blobs.get(pando.DropletBlobKey("droplet-" + guid)); ok {
+				t.Error("droplet uploaded for a failed staging")
+			}
+			if ids := c.backend.liveIDs(); len(ids) > 0 {
+				t.Errorf("containers left: %v", ids)
+			}
+		})
+	}
+}
+
+func TestStaging_timesOutAndCleansUp(t *testing.T) {
+	c := newRuncCell(t, nil)
+	ctx := context.Background()
+	c.put(t, "buildpacks/test", buildpackZip(t, "echo compiling slowly; sleep 30"))
+	c.put(t, "packages/app-slow", zipOf(t, map[string]string{"index.html": "x"}))
+	start := time.Now()
+	if err := c.rep.RunTask(ctx, stagingTask("task-slow", "app-slow", 2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	done := c.rec.wait(t, 20*time.Second, "staging result", isTask("task-slow")).task
+	if !done.Failed || done.FailureReason != "staging timed out after 2s" {
+		t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("timeout took %s", d)
+	}
+	if ids := c.backend.liveIDs(); len(ids) > 0 {
+		t.Errorf("containers left: %v", ids)
+	}
+	if st, _ := c.rep.State(ctx); st.UsedContainers != 0 || st.UsedMemoryMB != 0 {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestStaging_cancel(t *testing.T) {
+	c := newRuncCell(t, nil)
+	ctx := context.Background()
+	c.put(t, "buildpacks/test", buildpackZip(t, "echo waiting; sleep 30"))
+	c.put(t, "packages/app-c", zipOf(t, map[string]string{"index.html": "x"}))
+	if err := c.rep.RunTask(ctx, stagingTask("task-c", "app-c", time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	c.logs.wait(t, 30*time.Second, pando.LogSourceStaging, "waiting")
+	if err := c.rep.CancelTask(ctx, "task-c"); err != nil {
+		t.Fatal(err)
+	}
+	done := c.rec.wait(t, 15*time.Second, "staging result", isTask("task-c")).task
+	if !done.Failed || done.FailureReason != "cancelled" {
+		t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
+	}
+	if ids := c.backend.liveIDs(); len(ids) > 0 {
+		t.Errorf("containers left: %v", ids)
+	}
+}
+
+func (c *runcCell) startApp(t *testing.T, guid string, lrp pando.DesiredLRP) {
+	t.Helper()
+	b, sum := dropletOf(t, map[string]string{"index.html": "hi\n"})
+	key := pando.DropletBlobKey("d-" + guid)
+	c.put(t, key, b)
+	lrp.DropletKey, lrp.DropletSHA256 = key, sum
+	if lrp.ProcessGUID == "" {
+		lrp.ProcessGUID = "proc-" + guid
+	}
+	if lrp.AppGUID == "" {
+		lrp.AppGUID = "app-" + guid
+	}
+	if lrp.MemoryMB == 0 {
+		lrp.MemoryMB = 64
+	}
+	if err := c.rep.StartLRP(context.Background(), lrp, 0, guid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLRP_exitedAppIsReportedCrashed(t *testing.T) {
+	c := newRuncCell(t, nil)
+	c.startApp(t, "inst-exit", pando.DesiredLRP{
+		StartCommand: "echo started; echo oops >&2; exit 3",
+		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckProcess},
+	})
+	crashed := c.rec.wait(t, 20*time.Second, "CRASHED", isState("inst-exit", pando.ActualCrashed)).actual
+	if crashed.CrashReason != "APP/PROC/WEB/0 Exited with status 3" {
+		t.Errorf("crash reason %q", crashed.CrashReason)
+	}
+	out := c.logs.wait(t, time.Second, pando.LogSourceApp, "started")
+	if out.Type != "OUT" || out.InstanceID != "0" || out.SourceID != "app-inst-exit" {
+		t.Errorf("app line %+v", out)
+	}
+	if e := c.logs.wait(t, time.Second, pando.LogSourceApp, "oops"); e.Type != "ERR" {
+		t.Errorf("stderr line typed %s", e.Type)
+	}
+	eventually(t, 5*time.Second, "container destroyed", func() bool { return len(c.backend.liveIDs()) == 0 })
+	if st, _ := c.rep.State(context.Background()); st.UsedContainers != 0 {
+		t.Errorf("state %+v", st)
+	}
+}
+
+func TestLRP_neverHealthyCrashesAfterStartTimeout(t *testing.T) {
+	c := newRuncCell(t, nil)
+	c.startApp(t, "inst-deaf", pando.DesiredLRP{
+		StartCommand: "exec sleep 60",
+		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckPort, StartTimeout: time.Second},
+	})
+	crashed := c.rec.wait(t, 20*time.Second, "CRASHED", isState("inst-deaf", pando.ActualCrashed)).actual
+	want := "Instance never healthy after 1s: Failed to make TCP connection to port 8080: connection refused"
+	if crashed.CrashReason != want {
+		t.Errorf("crash reason %q, want %q", crashed.CrashReason, want)
+	}
+	eventually(t, 5*time.Second, "container destroyed", func() bool { return len(c.backend.liveIDs()) == 0 })
+}
+
+func TestLRP_httpHealthCheckAndShutdown(t *testing.T) {
+	c := newRuncCell(t, nil)
+	c.startApp(t, "inst-http", pando.DesiredLRP{
+		StartCommand: "exec busybox httpd -f -p $PORT -h /home/vcap/app",
+		Ports:        []int{9000},
+		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckHTTP, Endpoint: "/index.html"},
+		Env:          []pando.EnvVar{{Name: "GREETING", Value: "hi"}},
+	})
+	running := c.rec.wait(t, 20*time.Second, "RUNNING", isState("inst-http", pando.ActualRunning)).actual
+	if running.Ports[0].ContainerPort != 9000 {
+		t.Errorf("ports %+v", running.Ports)
+	}
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", running.Port)); got != "hi\n" {
+		t.Errorf("got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.rep.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.rec.wait(t, time.Second, "removal", isRemoved("inst-http"))
+	if err := c.rep.StartLRP(context.Background(), pando.DesiredLRP{ProcessGUID: "p", DropletKey: "k"}, 0, "late"); pando.ErrorKindOf(err) != pando.EUnavailable {
+		t.Errorf("start after shutdown: %v", err)
+	}
+}
+
+func TestLRP_rejectsWhatDoesNotFit(t *testing.T) {
+	c := newRuncCell(t, func(cfg *Config) { cfg.TotalMemoryMB = 100 })
+	err := c.rep.StartLRP(context.Background(), pando.DesiredLRP{ProcessGUID: "p", DropletKey: "k", MemoryMB: 200}, 0, "big")
+	if pando.ErrorKindOf(err) != pando.EInsufficient || !strings.Contains(err.Error(), "memory") {
+		t.Errorf("got %v", err)
+	}
+	err = c.rep.StartLRP(context.Background(), pando.DesiredLRP{ProcessGUID: "p", DropletKey: "k", Stack: "cflinuxfs4"}, 0, "x")
+	if pando.ErrorKindOf(err) != pando.EInvalid {
+		t.Errorf("unknown stack: %v", err)
+	}
+}
+
+func TestLRP_failedLivenessCheckCrashes(t *testing.T) {
+	c := newRuncCell(t, func(cfg *Config) { cfg.LivenessInterval = 100 * time.Millisecond })
+	// The server goes away after a second; the process stays.
+	c.startApp(t, "inst-sick", pando.DesiredLRP{
+		StartCommand: "timeout 1 busybox httpd -f -p $PORT -h /home/vcap/app; exec sleep 60",
+	})
+	c.rec.wait(t, 20*time.Second, "RUNNING", isState("inst-sick", pando.ActualRunning))
+	crashed := c.rec.wait(t, 20*time.Second, "CRASHED", isState("inst-sick", pando.ActualCrashed)).actual
+	want := "Instance became unhealthy: Failed to make TCP connection to port 8080: connection refused"
+	if crashed.CrashReason != want {
+		t.Errorf("crash reason %q, want %q", crashed.CrashReason, want)
+	}
+	c.logs.wait(t, time.Second, pando.LogSourceCell, "Container became unhealthy")
+	eventually(t, 5*time.Second, "container destroyed", func() bool { return len(c.backend.liveIDs()) == 0 })
+}
+
+func TestLRP_outOfMemoryIsTheCrashReason(t *testing.T) {
+	c := newRuncCell(t, nil)
+	c.startApp(t, "inst-oom", pando.DesiredLRP{
+		MemoryMB:     32,
+		StartCommand: "dd if=/dev/zero of=/dev/null bs=200M count=1",
+		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckProcess},
+	})
+	crashed := c.rec.wait(t, 20*time.Second, "CRASHED", isState("inst-oom", pando.ActualCrashed)).actual
+	if crashed.CrashReason != "APP/PROC/WEB/0 Exited with status 137 (out of memory)" {
+		t.Errorf("crash reason %q", crashed.CrashReason)
+	}
+}

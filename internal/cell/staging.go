@@ -1,0 +1,463 @@
+package cell
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/archive"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// maxResultBytes bounds the builder's result.json.
+const maxResultBytes = 1 << 20
+
+// stagingPids bounds the processes of a staging container (compilers fork
+// a lot).
+const stagingPids = 4096
+
+var (
+	errCancelled = errors.New("cancelled")
+	errShutdown  = errors.New("cancelled: cell shutting down")
+)
+
+// timeoutError is the cause of a staging context that ran out of time.
+type timeoutError struct{ d time.Duration }
+
+func (e timeoutError) Error() string { return fmt.Sprintf("staging timed out after %s", e.d) }
+
+// exitError is a staging container that exited non-zero.
+type exitError struct{ st container.ExitStatus }
+
+func (e *exitError) Error() string { return fmt.Sprintf("builder exited with status %d", e.st.Code) }
+
+// task is a staging task running on this cell.
+type task struct {
+	t      pando.Task
+	memMB  int
+	diskMB int
+	stack  string
+	rootfs string
+	cancel context.CancelCauseFunc
+}
+
+// RunTask accepts a staging task and runs it in the background; the result
+// goes to the reporter's TaskCompleted.
+func (r *Rep) RunTask(ctx context.Context, t pando.Task) error {
+	switch {
+	case t.GUID == "":
+		return pando.Errorf(pando.EInvalid, "run task: guid is required")
+	case t.Kind != pando.TaskStaging:
+		return pando.Errorf(pando.EInvalid, "cell %s runs staging tasks only, not %q", r.cfg.ID, t.Kind)
+	case t.Staging == nil:
+		return pando.Errorf(pando.EInvalid, "task %s: no staging request", t.GUID)
+	}
+	req := t.Staging
+	tk := &task{t: t, memMB: req.MemoryMB, diskMB: req.DiskMB}
+	if tk.memMB <= 0 {
+		tk.memMB = DefaultStagingMemoryMB
+	}
+	if tk.diskMB <= 0 {
+		tk.diskMB = DefaultStagingDiskMB
+	}
+	if req.DockerImage != "" {
+		if r.cfg.DockerStager == nil {
+			return pando.Errorf(pando.EInvalid, "cell %s cannot stage docker images", r.cfg.ID)
+		}
+		tk.memMB, tk.diskMB = 0, 0 // runs in the rep, not in a container
+	} else {
+		var err error
+		if tk.stack, tk.rootfs, err = r.rootFS(req.Stack); err != nil {
+			return err
+		}
+		if req.PackageKey == "" || req.DropletGUID == "" {
+			return pando.Errorf(pando.EInvalid, "task %s: package key and droplet guid are required", t.GUID)
+		}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.tasks[t.GUID]; ok {
+		return nil // already running: a retried submission
+	}
+	if err := r.reserveLocked(tk.memMB, tk.diskMB); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithCancelCause(r.ctx)
+	tk.cancel = cancel
+	r.tasks[t.GUID] = tk
+	r.wg.Add(1)
+	go r.runStaging(tctx, tk)
+	return nil
+}
+
+// CancelTask stops a running task; it completes as failed ("cancelled").
+func (r *Rep) CancelTask(ctx context.Context, guid string) error {
+	r.mu.Lock()
+	tk, ok := r.tasks[guid]
+	r.mu.Unlock()
+	if !ok {
+		return pando.Errorf(pando.ENotFound, "task %s is not on cell %s", guid, r.cfg.ID)
+	}
+	tk.cancel(errCancelled)
+	return nil
+}
+
+func (r *Rep) runStaging(ctx context.Context, tk *task) {
+	defer r.wg.Done()
+	defer tk.cancel(nil)
+	req := tk.t.Staging
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = DefaultStagingTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, timeoutError{timeout})
+	defer cancel()
+
+	res, err := r.stage(ctx, tk)
+	t := tk.t
+	t.CellID = r.cfg.ID
+	t.State = pando.TaskCompleted
+	t.UpdatedAt = time.Now()
+	if err != nil {
+		t.Failed = true
+		if ctx.Err() != nil {
+			t.FailureReason = context.Cause(ctx).Error()
+		} else {
+			t.FailureCode, t.FailureReason = stagingFailure(err, tk.memMB)
+		}
+		r.stagingLine(req, "ERR", t.FailureReason)
+		r.log.Info("staging failed", "task_guid", t.GUID, "app_guid", req.AppGUID, "reason", t.FailureReason, "error", err)
+	} else {
+		t.Result = &res
+	}
+	r.mu.Lock()
+	delete(r.tasks, t.GUID)
+	r.mu.Unlock()
+	r.reportTask(t)
+}
+
+// stagingFailure turns a staging error into CF's failure code and text.
+func stagingFailure(err error, memMB int) (int, string) {
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		return 0, "StagingError - Staging error: " + err.Error()
+	}
+	if ee.st.OOMKilled {
+		return 0, fmt.Sprintf("StagingError - Staging error: staging failed: out of memory (limit %d MB)", memMB)
+	}
+	switch ee.st.Code {
+	case 222:
+		return 222, "NoAppDetectedError - An app was not successfully detected by any available buildpack"
+	case 223:
+		return 223, "BuildpackCompileFailed - App staging failed in the buildpack compile phase"
+	case 224:
+		return 224, "BuildpackReleaseFailed - App staging failed in the buildpack release phase"
+	case 225:
+		return 225, "StagingError - Staging error: App staging failed in the buildpack supply phase"
+	}
+	return 0, fmt.Sprintf("StagingError - Staging error: staging failed (exit status %d)", ee.st.Code)
+}
+
+func (r *Rep) stagingLog(req *pando.StagingRequest, typ, format string, args ...any) {
+	r.stagingLine(req, typ, fmt.Sprintf(format, args...))
+}
+
+func (r *Rep) stagingLine(req *pando.StagingRequest, typ, line string) {
+	r.emit(req.AppGUID, pando.LogSourceStaging, "0", typ, line)
+}
+
+// stage runs one staging to the end and returns the result with the
+// droplet uploaded. Its container and directories are gone when it returns.
+func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) {
+	req := tk.t.Staging
+	if req.DockerImage != "" {
+		return r.cfg.DockerStager(ctx, *req)
+	}
+	dir := filepath.Join(r.cfg.WorkDir, dirStaging, safeName(tk.t.GUID))
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			r.log.Error("remove staging dir", "task_guid", tk.t.GUID, "error", err)
+		}
+	}()
+	sub := func(n string) string { return filepath.Join(dir, n) }
+	for _, d := range []string{"", "app", "cache", "deps", "output"} {
+		if err := os.Mkdir(sub(d), 0o755); err != nil {
+			return pando.StagingResult{}, err
+		}
+		if d != "" {
+			if err := os.Chown(sub(d), VcapUID, VcapGID); err != nil {
+				return pando.StagingResult{}, err
+			}
+		}
+	}
+	vcap := archive.DefaultLimits()
+	vcap.UID, vcap.GID = VcapUID, VcapGID
+	vcap.MaxTotalBytes = int64(tk.diskMB) << 20
+
+	r.stagingLog(req, "OUT", "Downloading app package...")
+	pkg, err := r.fetch(ctx, req.PackageKey)
+	if err != nil {
+		return pando.StagingResult{}, fmt.Errorf("download app package: %w", err)
+	}
+	defer pkg.cleanup()
+	if err := extractZipFile(ctx, pkg.path, pkg.size, sub("app"), vcap); err != nil {
+		return pando.StagingResult{}, fmt.Errorf("app package: %w", err)
+	}
+	r.stagingLog(req, "OUT", "Downloaded app package (%s)", humanSize(pkg.size))
+
+	mounts := []container.Mount{
+		{Source: sub("app"), Destination: "/tmp/app"},
+		{Source: sub("cache"), Destination: "/tmp/cache"},
+		{Source: sub("deps"), Destination: "/tmp/deps"},
+		{Source: sub("output"), Destination: "/tmp/output"},
+	}
+	var order []string
+	used := map[string]bool{}
+	for k, ref := range req.Buildpacks {
+		bdir, err := r.buildpack(ctx, ref)
+		if err != nil {
+			return pando.StagingResult{}, fmt.Errorf("buildpack %s: %w", ref.Name, err)
+		}
+		name := buildpackDirName(ref.Name, k, used)
+		order = append(order, name)
+		mounts = append(mounts, container.Mount{Source: bdir, Destination: "/tmp/buildpacks/" + name, ReadOnly: true})
+	}
+	if req.BuildCacheKey != "" {
+		r.restoreCache(ctx, req, sub("cache"), vcap)
+	}
+
+	args := []string{lifecyclePath, "builder",
+		"--build-dir", "/tmp/app",
+		"--buildpacks-dir", "/tmp/buildpacks",
+	}
+	if len(order) > 0 {
+		args = append(args, "--buildpack-order", strings.Join(order, ","))
+	}
+	if req.SkipDetect {
+		args = append(args, "--skip-detect")
+	}
+	args = append(args,
+		"--cache-dir", "/tmp/cache",
+		"--deps-dir", "/tmp/deps",
+		"--output-droplet", "/tmp/output/droplet.tgz",
+		"--output-metadata", "/tmp/output/result.json",
+	)
+	stdout := newLineWriter(func(l string) { r.stagingLine(req, "OUT", l) })
+	stderr := newLineWriter(func(l string) { r.stagingLine(req, "ERR", l) })
+	spec := container.Spec{
+		ID:          containerID("stg", tk.t.GUID),
+		RootFS:      tk.rootfs,
+		Mounts:      mounts,
+		UID:         VcapUID,
+		GID:         VcapGID,
+		Env:         stagingEnv(*req, tk.stack, tk.memMB, tk.diskMB),
+		Args:        args,
+		MemoryBytes: int64(tk.memMB) << 20,
+		DiskBytes:   int64(tk.diskMB) << 20,
+		PidsLimit:   stagingPids,
+		CPUShares:   cpuShares(tk.memMB),
+		Stdout:      stdout,
+		Stderr:      stderr,
+	}
+	r.stagingLog(req, "OUT", "Creating container")
+	ctr, err := r.cfg.Backend.Run(ctx, spec)
+	if err != nil {
+		return pando.StagingResult{}, fmt.Errorf("create staging container: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
+		defer cancel()
+		if err := ctr.Destroy(dctx); err != nil {
+			r.log.Error("destroy staging container", "task_guid", tk.t.GUID, "error", err)
+		}
+	}()
+	r.stagingLog(req, "OUT", "Successfully created container")
+	r.stagingLog(req, "OUT", "Staging...")
+	st, err := ctr.Wait(ctx)
+	stdout.Flush()
+	stderr.Flush()
+	if err != nil {
+		return pando.StagingResult{}, err
+	}
+	r.stagingLog(req, "OUT", "Exit status %d", st.Code)
+	if st.Code != 0 || st.OOMKilled {
+		return pando.StagingResult{}, &exitError{st}
+	}
+
+	res, err := readResult(sub("output/result.json"))
+	if err != nil {
+		return pando.StagingResult{}, err
+	}
+	r.stagingLog(req, "OUT", "Uploading droplet, build artifacts cache...")
+	r.stagingLog(req, "OUT", "Uploading droplet...")
+	sum1, sum256, size, err := r.putFile(ctx, pando.DropletBlobKey(req.DropletGUID), sub("output/droplet.tgz"))
+	if err != nil {
+		return pando.StagingResult{}, fmt.Errorf("upload droplet: %w", err)
+	}
+	res.DropletSHA1, res.DropletSHA256, res.DropletSize = sum1, sum256, size
+	r.stagingLog(req, "OUT", "Uploaded droplet (%s)", humanSize(size))
+	if req.BuildCacheKey != "" {
+		r.stagingLog(req, "OUT", "Uploading build artifacts cache...")
+		if n, err := r.saveCache(ctx, req.BuildCacheKey, sub("cache")); err != nil {
+			// The next staging is slower; this one still succeeded.
+			r.log.Warn("save build cache", "app_guid", req.AppGUID, "error", err)
+			r.stagingLog(req, "ERR", "Failed to upload build artifacts cache: %v", err)
+		} else {
+			r.stagingLog(req, "OUT", "Uploaded build artifacts cache (%s)", humanSize(n))
+		}
+	}
+	r.stagingLog(req, "OUT", "Uploading complete")
+	return res, nil
+}
+
+func extractZipFile(ctx context.Context, path string, size int64, dest string, lim archive.Limits) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return archive.ExtractZip(ctx, f, size, dest, lim)
+}
+
+// readResult reads the builder's result.json.
+func readResult(path string) (pando.StagingResult, error) {
+	var res pando.StagingResult
+	f, err := os.Open(path)
+	if err != nil {
+		return res, fmt.Errorf("read staging result: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxResultBytes+1))
+	if err != nil {
+		return res, fmt.Errorf("read staging result: %w", err)
+	}
+	if len(data) > maxResultBytes {
+		return res, fmt.Errorf("staging result is larger than %d bytes", maxResultBytes)
+	}
+	if err := json.Unmarshal(data, &res); err != nil {
+		return res, fmt.Errorf("parse staging result: %w", err)
+	}
+	// Only the cell fills these.
+	res.DropletSHA1, res.DropletSHA256, res.DropletSize = "", "", 0
+	return res, nil
+}
+
+// putFile uploads a file, returning its checksums and size as read.
+func (r *Rep) putFile(ctx context.Context, key, path string) (string, string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer f.Close()
+	h1, h256 := sha1.New(), sha256.New()
+	cr := &countReader{r: io.TeeReader(ctxReader{ctx, f}, io.MultiWriter(h1, h256))}
+	if _, err := r.cfg.Blobs.Put(ctx, key, cr); err != nil {
+		return "", "", 0, err
+	}
+	return hex.EncodeToString(h1.Sum(nil)), hex.EncodeToString(h256.Sum(nil)), cr.n, nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// restoreCache fills dir from the app's build cache. Failure leaves an
+// empty cache: staging goes on, only slower.
+func (r *Rep) restoreCache(ctx context.Context, req *pando.StagingRequest, dir string, lim archive.Limits) {
+	ok, err := r.cfg.Blobs.Exists(ctx, req.BuildCacheKey)
+	if err != nil || !ok {
+		if err != nil {
+			r.log.Warn("build cache", "app_guid", req.AppGUID, "error", err)
+		}
+		return
+	}
+	r.stagingLog(req, "OUT", "Downloading build artifacts cache...")
+	rc, err := r.cfg.Blobs.Get(ctx, req.BuildCacheKey)
+	if err == nil {
+		err = archive.ExtractTgz(ctx, rc, dir, lim)
+		rc.Close()
+	}
+	if err != nil {
+		r.log.Warn("restore build cache", "app_guid", req.AppGUID, "error", err)
+		r.stagingLog(req, "ERR", "Failed to restore build artifacts cache; staging without it")
+		if err := emptyDir(dir); err != nil {
+			r.log.Error("empty build cache dir", "error", err)
+		}
+		return
+	}
+	r.stagingLog(req, "OUT", "Downloaded build artifacts cache")
+}
+
+// saveCache uploads dir as the app's build cache tgz.
+func (r *Rep) saveCache(ctx context.Context, key, dir string) (int64, error) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(archive.WriteTgz(ctx, pw, dir, "."))
+	}()
+	cr := &countReader{r: pr}
+	_, err := r.cfg.Blobs.Put(ctx, key, cr)
+	pr.CloseWithError(errors.New("upload ended")) // unblocks the writer if Put stopped early
+	<-done
+	return cr.n, err
+}
+
+var badBuildpackChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// buildpackDirName names a buildpack's directory under /tmp/buildpacks:
+// its name (the builder reports it as the buildpack name) made safe for a
+// path and a comma-separated flag, unique within the staging.
+func buildpackDirName(name string, index int, used map[string]bool) string {
+	n := badBuildpackChars.ReplaceAllString(name, "_")
+	if n == "" || n == "." || n == ".." {
+		n = "buildpack" + strconv.Itoa(index)
+	}
+	base := n
+	for k := 2; used[n]; k++ {
+		n = base + "-" + strconv.Itoa(k)
+	}
+	used[n] = true
+	return n
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// allocated is the disk space a file takes.
+func allocated(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return fi.Size()
+}

@@ -1,0 +1,235 @@
+package cell
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+func TestLineWriter_splitsLinesAndFlushesTail(t *testing.T) {
+	var got []string
+	w := newLineWriter(func(l string) { got = append(got, l) })
+	w.Write([]byte("one\ntw"))
+	w.Write([]byte("o\r\nthree"))
+	w.Flush()
+	w.Flush()
+	if strings.Join(got, "|") != "one|two|three" {
+		t.Fatalf("lines %q", got)
+	}
+	got = nil
+	w.Write([]byte(strings.Repeat("x", maxLineBytes+10)))
+	w.Flush()
+	if len(got) != 2 || len(got[0]) != maxLineBytes || len(got[1]) != 10 {
+		t.Fatalf("long line split into %d parts", len(got))
+	}
+}
+
+func TestRateLimiter_dropsOverLimitWithOneNoticePerSecond(t *testing.T) {
+	now := time.Unix(100, 0)
+	l := &rateLimiter{limit: 10, now: func() time.Time { return now }}
+	steps := []struct {
+		n              int
+		ok, wantNotice bool
+	}{{6, true, false}, {4, true, false}, {1, false, true}, {1, false, false}}
+	for k, s := range steps {
+		ok, notice := l.allow(s.n)
+		if ok != s.ok || notice != s.wantNotice {
+			t.Fatalf("step %d: ok=%v notice=%v", k, ok, notice)
+		}
+	}
+	now = now.Add(time.Second)
+	if ok, _ := l.allow(10); !ok {
+		t.Fatal("new second did not reset the budget")
+	}
+	if ok, _ := (&rateLimiter{limit: -1}).allow(1 << 20); !ok {
+		t.Fatal("-1 is unlimited")
+	}
+}
+
+func envMap(list []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range list {
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := m[k]; dup {
+			panic("duplicate " + k)
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func TestInstanceEnv_hasCFVariablesAndUserCannotOverrideThem(t *testing.T) {
+	r := &Rep{cfg: Config{HostAddr: "10.0.0.5"}}
+	lrp := pando.DesiredLRP{
+		ProcessGUID: "proc", AppGUID: "app", AppName: "myapp", SpaceGUID: "sp", SpaceName: "dev",
+		OrgGUID: "org", OrgName: "acme", ProcessType: "web", Routes: []string{"myapp.localhost"},
+		Env: []pando.EnvVar{{Name: "FOO", Value: "bar"}, {Name: "PORT", Value: "1"}, {Name: "LANG", Value: "C"}},
+	}
+	ports := []pando.PortMapping{{ContainerPort: 8080, HostPort: 61001}, {ContainerPort: 9090, HostPort: 61002}}
+	env := envMap(r.instanceEnv(lrp, 2, "inst", ports, 256, 1024))
+	want := map[string]string{
+		"PORT": "8080", "CF_INSTANCE_INDEX": "2", "INSTANCE_INDEX": "2", "CF_INSTANCE_GUID": "inst",
+		"CF_INSTANCE_IP": "10.0.0.5", "CF_INSTANCE_ADDR": "10.0.0.5:61001", "CF_INSTANCE_PORT": "61001",
+		"CF_INSTANCE_PORTS": `[{"external":61001,"internal":8080},{"external":61002,"internal":9090}]`,
+		"MEMORY_LIMIT":      "256m", "VCAP_SERVICES": "{}", "FOO": "bar", "LANG": "C",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s=%q, want %q", k, env[k], v)
+		}
+	}
+	var va map[string]any
+	if err := json.Unmarshal([]byte(env["VCAP_APPLICATION"]), &va); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]any{
+		"application_id": "app", "application_name": "myapp", "instance_id": "inst", "instance_index": 2.0,
+		"space_name": "dev", "organization_name": "acme", "process_type": "web", "port": 8080.0, "host": "0.0.0.0",
+	} {
+		if va[k] != v {
+			t.Errorf("VCAP_APPLICATION.%s = %v, want %v", k, va[k], v)
+		}
+	}
+	if lim := va["limits"].(map[string]any); lim["mem"] != 256.0 || lim["disk"] != 1024.0 {
+		t.Errorf("limits %v", lim)
+	}
+	if uris := va["application_uris"].([]any); len(uris) != 1 || uris[0] != "myapp.localhost" {
+		t.Errorf("uris %v", uris)
+	}
+}
+
+func TestStagingEnv_hasNoPort(t *testing.T) {
+	req := pando.StagingRequest{AppGUID: "app", Env: []pando.EnvVar{{Name: "BP_DEBUG", Value: "1"}}}
+	env := envMap(stagingEnv(req, "host", 1024, 4096))
+	if _, ok := env["PORT"]; ok {
+		t.Error("staging env has PORT")
+	}
+	for k, v := range map[string]string{"CF_STACK": "host", "MEMORY_LIMIT": "1024m", "VCAP_SERVICES": "{}", "HOME": "/home/vcap", "BP_DEBUG": "1"} {
+		if env[k] != v {
+			t.Errorf("%s=%q, want %q", k, env[k], v)
+		}
+	}
+	if !strings.Contains(env["VCAP_APPLICATION"], `"application_id":"app"`) {
+		t.Errorf("VCAP_APPLICATION %s", env["VCAP_APPLICATION"])
+	}
+}
+
+func TestStagingFailure_usesCFTexts(t *testing.T) {
+	cases := []struct {
+		st   container.ExitStatus
+		code int
+		want string
+	}{
+		{container.ExitStatus{Code: 222}, 222, "NoAppDetectedError - An app was not successfully detected by any available buildpack"},
+		{container.ExitStatus{Code: 223}, 223, "BuildpackCompileFailed - App staging failed in the buildpack compile phase"},
+		{container.ExitStatus{Code: 224}, 224, "BuildpackReleaseFailed - App staging failed in the buildpack release phase"},
+		{container.ExitStatus{Code: 225}, 225, "supply phase"},
+		{container.ExitStatus{Code: 1}, 0, "StagingError - Staging error: staging failed (exit status 1)"},
+		{container.ExitStatus{Code: 137, OOMKilled: true, Signaled: true}, 0, "out of memory"},
+	}
+	for _, c := range cases {
+		code, reason := stagingFailure(&exitError{c.st}, 1024)
+		if code != c.code || !strings.Contains(reason, c.want) {
+			t.Errorf("%+v: got %d %q", c.st, code, reason)
+		}
+	}
+	if _, reason := stagingFailure(errors.New("download app package: boom"), 1024); !strings.HasPrefix(reason, "StagingError - Staging error: download") {
+		t.Errorf("other error: %q", reason)
+	}
+}
+
+func TestBuildpackDirName_isSafeAndUnique(t *testing.T) {
+	used := map[string]bool{}
+	got := []string{
+		buildpackDirName("go_buildpack", 0, used),
+		buildpackDirName("go_buildpack", 1, used),
+		buildpackDirName("../evil,x", 2, used),
+		buildpackDirName("..", 3, used),
+	}
+	want := []string{"go_buildpack", "go_buildpack-2", ".._evil_x", "buildpack3"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestForwarder_pipesBothWaysWithHalfClose: the client half-closes after
+// its request; the server answers after reading EOF.
+func TestForwarder_pipesBothWaysWithHalfClose(t *testing.T) {
+	srv, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				c.Write([]byte("pong:" + string(b)))
+			}()
+		}
+	}()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startForwarder(ln, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", srv.Addr().String())
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("ping"))
+	c.(*net.TCPConn).CloseWrite()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "pong:ping" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+	c.Close()
+
+	// An idle connection is closed by Close, which waits for everything.
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	eventually(t, 2*time.Second, "connection tracked", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.conns) == 2 // client and upstream
+	})
+	f.Close()
+	idle.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Fatal("idle connection still open after Close")
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("listener still accepting after Close")
+	}
+}
+
+func TestUserIDs(t *testing.T) {
+	for in, want := range map[string][2]uint32{"": {2000, 2000}, "vcap": {2000, 2000}, "1001": {1001, 1001}, "5:6": {5, 6}} {
+		u, g := userIDs(in)
+		if u != want[0] || g != want[1] {
+			t.Errorf("%q: %d:%d", in, u, g)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+// Package cli implements the pando client verbs (login, push, apps, logs,
+// scale, ...). They speak the CF v3 API exactly as the cf CLI does, plus
+// Pando's streaming additions so a push shows staging output and instance
+// start-up without fixed-interval polling. Configuration (target, tokens,
+// org and space) lives in ~/.pando/config.json.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pandoplatform/pando/internal/cli/api"
+)
+
+// IOStreams are the command's standard streams.
+type IOStreams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// StdStreams returns the process's standard streams.
+func StdStreams() IOStreams { return IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
+
+// env is everything a command needs from its surroundings; tests replace
+// parts of it.
+type env struct {
+	streams IOStreams
+	getenv  func(string) string
+	// localAPI is the local server's URL (LocalAPI), the default target.
+	localAPI   string
+	euid       int
+	httpClient *http.Client
+	loc        *time.Location
+	now        func() time.Time
+	// pollMin/pollMax bound job, package and build polling.
+	pollMin, pollMax time.Duration
+	// statsPoll is the stats polling interval on servers without Pando's
+	// long-poll endpoint.
+	statsPoll time.Duration
+	// drainIdle: after staging ends, keep reading staging lines until the
+	// stream is quiet this long (bounded by drainMax).
+	drainIdle, drainMax time.Duration
+}
+
+func defaultEnv(streams IOStreams) *env {
+	return &env{
+		streams:    streams,
+		getenv:     os.Getenv,
+		localAPI:   LocalAPI,
+		euid:       os.Geteuid(),
+		httpClient: &http.Client{},
+		loc:        time.Local,
+		now:        time.Now,
+		pollMin:    100 * time.Millisecond,
+		pollMax:    time.Second,
+		statsPoll:  250 * time.Millisecond,
+		drainIdle:  300 * time.Millisecond,
+		drainMax:   3 * time.Second,
+	}
+}
+
+// NewCommands returns the client verbs, ready to add to the root command.
+// Each command silences cobra's usage and error printing: the caller prints
+// a returned error with ReportError and exits non-zero.
+func NewCommands(streams IOStreams) []*cobra.Command {
+	return defaultEnv(streams).commands()
+}
+
+// ReportError prints err as one line "error: <cause>" and returns the exit
+// status (0 when err is nil).
+func ReportError(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	msg := err.Error()
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" && op.Addr != nil && strings.HasSuffix(LocalAPI, "//"+op.Addr.String()) {
+		msg += " (is the local server running? start it with 'pando server')"
+	}
+	fmt.Fprintf(w, "error: %s\n", msg)
+	return 1
+}
+
+func (e *env) commands() []*cobra.Command {
+	cmds := []*cobra.Command{
+		e.apiCmd(), e.loginCmd(), e.logoutCmd(), e.targetCmd(),
+		e.pushCmd(), e.appsCmd(), e.appCmd(), e.logsCmd(),
+		e.scaleCmd(), e.startCmd(), e.stopCmd(), e.restartCmd(), e.restageCmd(),
+		e.deleteCmd(), e.setEnvCmd(), e.unsetEnvCmd(), e.envCmd(), e.eventsCmd(),
+		e.buildpacksCmd(), e.createBuildpackCmd(), e.stacksCmd(),
+	}
+	for _, c := range cmds {
+		c.SilenceUsage = true
+		c.SilenceErrors = true
+	}
+	return cmds
+}
+
+func (e *env) out(format string, args ...any) { fmt.Fprintf(e.streams.Out, format, args...) }
+
+func (e *env) errf(format string, args ...any) { fmt.Fprintf(e.streams.Err, format, args...) }
+
+func cmdContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// session is a loaded config plus an API client.
+type session struct {
+	*env
+	cfg *Config
+	c   *api.Client
+}
+
+// errNotLoggedIn is returned when a command needs a session and there is
+// no way to get one.
+var errNotLoggedIn = errors.New("not logged in: run 'pando login'")
+
+// newClient builds an API client for the config's target; new tokens are
+// saved to the config. For the default local server it can log in as admin
+// by itself (PANDO_ADMIN_PASSWORD or the data dir's admin-password file).
+func (e *env) newClient(cfg *Config) (*api.Client, error) {
+	target := cfg.Target
+	if target == "" {
+		target = e.localAPI
+	}
+	acfg := api.Config{
+		URL:        target,
+		HTTPClient: e.httpClient,
+		Tokens:     api.Tokens{Access: cfg.AccessToken, Refresh: cfg.RefreshToken},
+		Now:        e.now,
+		PollMin:    e.pollMin,
+		PollMax:    e.pollMax,
+		OnTokens: func(t api.Tokens) {
+			cfg.Target = target
+			cfg.AccessToken, cfg.RefreshToken = t.Access, t.Refresh
+			if err := e.saveConfig(cfg); err != nil {
+				e.errf("warning: %v\n", err)
+			}
+		},
+	}
+	if e.isLocalTarget(target) {
+		acfg.Reauth = func(ctx context.Context, c *api.Client) (api.Tokens, error) {
+			pw := e.localAdminPassword()
+			if pw == "" {
+				return api.Tokens{}, errNotLoggedIn
+			}
+			return c.PasswordGrant(ctx, "admin", pw)
+		}
+	}
+	return api.New(acfg)
+}
+
+// newSession loads the config and makes a client. With needSpace it makes
+// sure an org and space are targeted, choosing them when there is exactly
+// one of each.
+func (e *env) newSession(ctx context.Context, needSpace bool) (*session, error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{env: e, cfg: cfg, c: c}
+	if cfg.AccessToken == "" && cfg.RefreshToken == "" {
+		pw := ""
+		if e.isLocalTarget(c.URL()) {
+			pw = e.localAdminPassword()
+		}
+		if pw == "" {
+			return nil, errNotLoggedIn
+		}
+		// The local server's admin: log in without being asked.
+		if _, err := c.PasswordGrant(ctx, "admin", pw); err != nil {
+			return nil, err
+		}
+		if err := s.save(); err != nil {
+			return nil, err
+		}
+	}
+	if needSpace && cfg.SpaceGUID == "" {
+		if err := s.autoTarget(ctx, "", ""); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// user is the logged-in user's name, from the access token.
+func (s *session) user() string {
+	cl, err := api.ParseClaims(s.c.Tokens().Access)
+	if err != nil || cl.UserName == "" {
+		return "(unknown user)"
+	}
+	return cl.UserName
+}
+
+// where is "org O / space S as U", as in the cf CLI's progress lines.
+func (s *session) where() string {
+	return fmt.Sprintf("org %s / space %s as %s", s.cfg.OrgName, s.cfg.SpaceName, s.user())
+}
+
+// autoTarget targets org (or the only one) and space (or the only one) and
+// saves the choice.
+func (s *session) autoTarget(ctx context.Context, org, space string) error {
+	var orgs []api.Org
+	var err error
+	if org != "" {
+		orgs, err = s.c.Orgs(ctx, org)
+	} else {
+		orgs, err = s.c.Orgs(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("list orgs: %w", err)
+	}
+	switch {
+	case len(orgs) == 0 && org != "":
+		return fmt.Errorf("organization '%s' not found", org)
+	case len(orgs) == 0:
+		return errors.New("no organization found: ask an admin to create one")
+	case len(orgs) > 1:
+		return errors.New("several organizations: choose one with 'pando target -o ORG -s SPACE'")
+	}
+	if orgs[0].GUID != s.cfg.OrgGUID {
+		s.cfg.SpaceGUID, s.cfg.SpaceName = "", ""
+	}
+	s.cfg.OrgGUID, s.cfg.OrgName = orgs[0].GUID, orgs[0].Name
+	var spaces []api.Space
+	if space != "" {
+		spaces, err = s.c.Spaces(ctx, orgs[0].GUID, space)
+	} else {
+		spaces, err = s.c.Spaces(ctx, orgs[0].GUID)
+	}
+	if err != nil {
+		return fmt.Errorf("list spaces: %w", err)
+	}
+	switch {
+	case len(spaces) == 0 && space != "":
+		return fmt.Errorf("space '%s' not found in org %s", space, orgs[0].Name)
+	case len(spaces) == 0:
+		return fmt.Errorf("no space in org %s: ask an admin to create one", orgs[0].Name)
+	case len(spaces) > 1:
+		if err := s.save(); err != nil {
+			return err
+		}
+		return fmt.Errorf("several spaces in org %s: choose one with 'pando target -s SPACE'", orgs[0].Name)
+	}
+	s.cfg.SpaceGUID, s.cfg.SpaceName = spaces[0].GUID, spaces[0].Name
+	return s.save()
+}
+
+func (s *session) save() error {
+	s.cfg.Target = s.c.URL()
+	t := s.c.Tokens()
+	s.cfg.AccessToken, s.cfg.RefreshToken = t.Access, t.Refresh
+	return s.saveConfig(s.cfg)
+}
+
+// app finds an app by name in the targeted space.
+func (s *session) app(ctx context.Context, name string) (*api.App, error) {
+	a, err := s.c.AppByName(ctx, s.cfg.SpaceGUID, name)
+	if err != nil {
+		if errors.Is(err, api.ErrNotFound) {
+			return nil, fmt.Errorf("app '%s' not found in %s", name, s.where())
+		}
+		return nil, err
+	}
+	return a, nil
+}

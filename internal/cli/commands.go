@@ -1,0 +1,548 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pandoplatform/pando/internal/cli/api"
+)
+
+// appCommand builds a command taking an app NAME that needs a targeted
+// space.
+func (e *env) appCommand(use, short string, nargs int, run func(ctx context.Context, s *session, args []string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(nargs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmdContext(cmd)
+			s, err := e.newSession(ctx, true)
+			if err != nil {
+				return err
+			}
+			return run(ctx, s, args)
+		},
+	}
+}
+
+func waitFlag(cmd *cobra.Command, d *time.Duration) {
+	cmd.Flags().DurationVar(d, "wait-timeout", 2*time.Minute, "how long to wait for instances to run")
+}
+
+func (e *env) startCmd() *cobra.Command {
+	var wait time.Duration
+	cmd := e.appCommand("start NAME", "Start an app (staging it first if it has no droplet)", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if app.State == "STARTED" {
+				s.out("App %s is already started.\n", app.Name)
+				return nil
+			}
+			s.out("Starting app %s in %s...\n", app.Name, s.where())
+			return s.startApp(ctx, app, "start", wait)
+		})
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func (e *env) restartCmd() *cobra.Command {
+	var wait time.Duration
+	cmd := e.appCommand("restart NAME", "Restart an app's instances", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			s.out("Restarting app %s in %s...\n", app.Name, s.where())
+			return s.startApp(ctx, app, "restart", wait)
+		})
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+// startApp starts (or restarts) an app and waits for it; an app that was
+// never staged is staged from its newest package first.
+func (s *session) startApp(ctx context.Context, app *api.App, action string, wait time.Duration) error {
+	droplet, err := s.c.CurrentDroplet(ctx, app.GUID)
+	if err != nil {
+		return err
+	}
+	if droplet == nil {
+		pkg, err := s.c.LatestPackage(ctx, app.GUID, "READY")
+		if errors.Is(err, api.ErrNotFound) {
+			return fmt.Errorf("app %s has no uploaded files: push it first (pando push %s)", app.Name, app.Name)
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.stageAndRestart(ctx, app, pkg, wait); err != nil {
+			return err
+		}
+		return s.showApp(ctx, app.Name)
+	}
+	if _, err := s.c.AppAction(ctx, app.GUID, action); err != nil {
+		return err
+	}
+	s.out("\nWaiting for app %s to start...\n", app.Name)
+	if err := s.waitStarted(ctx, app, wait); err != nil {
+		return err
+	}
+	return s.showApp(ctx, app.Name)
+}
+
+func (e *env) stopCmd() *cobra.Command {
+	return e.appCommand("stop NAME", "Stop an app", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if app.State == "STOPPED" {
+				s.out("App %s is already stopped.\n", app.Name)
+				return nil
+			}
+			s.out("Stopping app %s in %s...\n", app.Name, s.where())
+			if _, err := s.c.AppAction(ctx, app.GUID, "stop"); err != nil {
+				return err
+			}
+			s.out("OK\n")
+			return nil
+		})
+}
+
+func (e *env) restageCmd() *cobra.Command {
+	var wait time.Duration
+	cmd := e.appCommand("restage NAME", "Stage an app's newest package again and restart it", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			s.out("Restaging app %s in %s...\n", app.Name, s.where())
+			pkg, err := s.c.LatestPackage(ctx, app.GUID, "READY")
+			if errors.Is(err, api.ErrNotFound) {
+				return fmt.Errorf("app %s has no uploaded files: push it first (pando push %s)", app.Name, app.Name)
+			}
+			if err != nil {
+				return err
+			}
+			if err := s.stageAndRestart(ctx, app, pkg, wait); err != nil {
+				return err
+			}
+			return s.showApp(ctx, app.Name)
+		})
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func (e *env) scaleCmd() *cobra.Command {
+	var instances int
+	var memory, disk, process string
+	var force bool
+	var wait time.Duration
+	cmd := e.appCommand("scale NAME", "Change an app's instances, memory or disk", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			return s.scale(ctx, args[0], process, instances, memory, disk, force, wait)
+		})
+	cmd.Flags().IntVarP(&instances, "instances", "i", -1, "number of instances")
+	cmd.Flags().StringVarP(&memory, "memory", "m", "", "memory limit per instance (e.g. 256M, 1G)")
+	cmd.Flags().StringVarP(&disk, "disk", "k", "", "disk limit per instance (e.g. 512M, 1G)")
+	cmd.Flags().StringVar(&process, "process", "web", "process type to scale")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "restart without asking")
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func (s *session) scale(ctx context.Context, name, process string, instances int, memory, disk string, force bool, wait time.Duration) error {
+	app, err := s.app(ctx, name)
+	if err != nil {
+		return err
+	}
+	var inst, mem, dsk *int
+	if instances >= 0 {
+		inst = &instances
+	}
+	if memory != "" {
+		n, err := parseMegabytes(memory)
+		if err != nil {
+			return err
+		}
+		mem = &n
+	}
+	if disk != "" {
+		n, err := parseMegabytes(disk)
+		if err != nil {
+			return err
+		}
+		dsk = &n
+	}
+	if inst == nil && mem == nil && dsk == nil {
+		procs, err := s.c.AppProcesses(ctx, app.GUID)
+		if err != nil {
+			return err
+		}
+		for _, p := range procs {
+			if p.Type == process {
+				s.out("Showing current scale of app %s in %s...\n\n", app.Name, s.where())
+				s.out("memory:      %s\ndisk:        %s\ninstances:   %d\n", megabytes(p.MemoryInMB), megabytes(p.DiskInMB), p.Instances)
+				return nil
+			}
+		}
+		return fmt.Errorf("app %s has no %s process", app.Name, process)
+	}
+	restart := (mem != nil || dsk != nil) && app.State == "STARTED"
+	if restart && !force && !s.confirm(fmt.Sprintf("This will cause the app to restart. Are you sure you want to scale %s?", app.Name)) {
+		s.out("Scale cancelled\n")
+		return nil
+	}
+	s.out("Scaling app %s in %s...\n", app.Name, s.where())
+	if _, err := s.c.ScaleProcess(ctx, app.GUID, process, inst, mem, dsk); err != nil {
+		return err
+	}
+	if app.State == "STARTED" {
+		if restart {
+			// New limits apply to new containers only.
+			if _, err := s.c.AppAction(ctx, app.GUID, "restart"); err != nil {
+				return err
+			}
+		}
+		s.out("\nWaiting for app %s to start...\n", app.Name)
+		if err := s.waitStarted(ctx, app, wait); err != nil {
+			return err
+		}
+	}
+	return s.showApp(ctx, app.Name)
+}
+
+func (e *env) deleteCmd() *cobra.Command {
+	var force, routes bool
+	cmd := e.appCommand("delete NAME", "Delete an app", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			name := args[0]
+			if !force && !s.confirm(fmt.Sprintf("Really delete the app %s?", name)) {
+				s.out("Delete cancelled\n")
+				return nil
+			}
+			s.out("Deleting app %s in %s...\n", name, s.where())
+			app, err := s.c.AppByName(ctx, s.cfg.SpaceGUID, name)
+			if errors.Is(err, api.ErrNotFound) {
+				s.out("App %s does not exist.\nOK\n", name)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			var mapped []api.Route
+			if routes {
+				if mapped, err = s.c.AppRoutes(ctx, app.GUID); err != nil {
+					return fmt.Errorf("list routes: %w", err)
+				}
+			}
+			if err := s.c.DeleteApp(ctx, app.GUID); err != nil {
+				return fmt.Errorf("delete app %s: %w", name, err)
+			}
+			for _, r := range mapped {
+				if err := s.c.DeleteRoute(ctx, r.GUID); err != nil && !api.IsNotFound(err) {
+					return fmt.Errorf("delete route %s: %w", r.URL, err)
+				}
+			}
+			s.out("OK\n")
+			return nil
+		})
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation")
+	cmd.Flags().BoolVarP(&routes, "delete-routes", "r", false, "also delete the app's routes")
+	return cmd
+}
+
+func (e *env) setEnvCmd() *cobra.Command {
+	return e.appCommand("set-env NAME VAR VALUE", "Set an app environment variable", 3,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			s.out("Setting env variable %s for app %s in %s...\n", args[1], app.Name, s.where())
+			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: &args[2]}); err != nil {
+				return err
+			}
+			s.out("OK\n\nTIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.\n", app.Name, app.Name)
+			return nil
+		})
+}
+
+func (e *env) unsetEnvCmd() *cobra.Command {
+	return e.appCommand("unset-env NAME VAR", "Remove an app environment variable", 2,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			s.out("Removing env variable %s from app %s in %s...\n", args[1], app.Name, s.where())
+			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: nil}); err != nil {
+				return err
+			}
+			s.out("OK\n\nTIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.\n", app.Name, app.Name)
+			return nil
+		})
+}
+
+func (e *env) envCmd() *cobra.Command {
+	return e.appCommand("env NAME", "Show an app's environment", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			s.out("Getting env variables for app %s in %s...\n", app.Name, s.where())
+			env, err := s.c.AppEnv(ctx, app.GUID)
+			if err != nil {
+				return err
+			}
+			s.out("System-Provided:\n")
+			s.printEnvJSON(env.SystemEnvJSON)
+			s.printEnvJSON(env.ApplicationEnvJSON)
+			s.out("\nUser-Provided:\n")
+			if len(env.EnvironmentVariables) == 0 {
+				s.out("(none)\n")
+			}
+			s.printEnvPlain(env.EnvironmentVariables)
+			if len(env.RunningEnvJSON) > 0 {
+				s.out("\nRunning Environment Variable Groups:\n")
+				s.printEnvPlain(env.RunningEnvJSON)
+			}
+			if len(env.StagingEnvJSON) > 0 {
+				s.out("\nStaging Environment Variable Groups:\n")
+				s.printEnvPlain(env.StagingEnvJSON)
+			}
+			return nil
+		})
+}
+
+func (s *session) printEnvJSON(m map[string]any) {
+	for _, k := range sortedKeys(m) {
+		b, err := json.MarshalIndent(m[k], "", "  ")
+		if err != nil {
+			continue
+		}
+		s.out("%s: %s\n", k, b)
+	}
+}
+
+func (s *session) printEnvPlain(m map[string]any) {
+	for _, k := range sortedKeys(m) {
+		switch v := m[k].(type) {
+		case string:
+			s.out("%s: %s\n", k, v)
+		default:
+			b, _ := json.Marshal(v)
+			s.out("%s: %s\n", k, b)
+		}
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (e *env) eventsCmd() *cobra.Command {
+	return e.appCommand("events NAME", "Show an app's recent events", 1,
+		func(ctx context.Context, s *session, args []string) error {
+			app, err := s.app(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			s.out("Getting events for app %s in %s...\n\n", app.Name, s.where())
+			events, err := s.c.AuditEvents(ctx, app.GUID)
+			if err != nil {
+				return err
+			}
+			if len(events) == 0 {
+				s.out("No events found.\n")
+				return nil
+			}
+			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+			fmt.Fprintf(tw, "time\tevent\tactor\tdescription\n")
+			for _, ev := range events {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ev.CreatedAt.In(s.loc).Format("2006-01-02T15:04:05.00-0700"),
+					ev.Type, ev.Actor.Name, eventDescription(ev.Data))
+			}
+			return tw.Flush()
+		})
+}
+
+// eventDescription renders an event's request as "key: value, ...",
+// leaving out values the server hid.
+func eventDescription(data map[string]any) string {
+	req, ok := data["request"].(map[string]any)
+	if !ok {
+		req = data
+	}
+	var parts []string
+	for _, k := range sortedKeys(req) {
+		switch v := req[k].(type) {
+		case string:
+			if strings.Contains(v, "PRIVATE DATA HIDDEN") {
+				continue
+			}
+			parts = append(parts, k+": "+v)
+		case float64:
+			parts = append(parts, k+": "+strconv.FormatFloat(v, 'f', -1, 64))
+		case bool:
+			parts = append(parts, k+": "+strconv.FormatBool(v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (e *env) buildpacksCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "buildpacks",
+		Short: "List admin buildpacks in detection order",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmdContext(cmd)
+			s, err := e.newSession(ctx, false)
+			if err != nil {
+				return err
+			}
+			s.out("Getting buildpacks as %s...\n\n", s.user())
+			bps, err := s.c.Buildpacks(ctx)
+			if err != nil {
+				return err
+			}
+			if len(bps) == 0 {
+				s.out("No buildpacks found.\n")
+				return nil
+			}
+			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+			fmt.Fprintf(tw, "position\tname\tstack\tenabled\tlocked\tstate\tfilename\n")
+			for _, bp := range bps {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%t\t%t\t%s\t%s\n", bp.Position, bp.Name, deref(bp.Stack), bp.Enabled, bp.Locked, bp.State, deref(bp.Filename))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func (e *env) createBuildpackCmd() *cobra.Command {
+	var disable bool
+	cmd := &cobra.Command{
+		Use:   "create-buildpack NAME ZIP|DIR POSITION",
+		Short: "Upload an admin buildpack",
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmdContext(cmd)
+			pos, err := strconv.Atoi(args[2])
+			if err != nil || pos < 1 {
+				return fmt.Errorf("position must be a number from 1 up, not %q", args[2])
+			}
+			s, err := e.newSession(ctx, false)
+			if err != nil {
+				return err
+			}
+			return s.createBuildpack(ctx, args[0], args[1], pos, !disable)
+		},
+	}
+	cmd.Flags().BoolVar(&disable, "disable", false, "create it disabled")
+	return cmd
+}
+
+func (s *session) createBuildpack(ctx context.Context, name, src string, position int, enabled bool) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("buildpack: %w", err)
+	}
+	zipPath, filename := src, filepath.Base(src)
+	if fi.IsDir() {
+		files, err := collectFiles(src)
+		if err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp("", "pando-buildpack-*.zip")
+		if err != nil {
+			return err
+		}
+		zipPath = tmp.Name()
+		tmp.Close()
+		defer os.Remove(zipPath)
+		if err := writeZip(zipPath, files); err != nil {
+			return fmt.Errorf("zip buildpack: %w", err)
+		}
+		filename = filepath.Base(filepath.Clean(src)) + ".zip"
+		if fi, err = os.Stat(zipPath); err != nil {
+			return err
+		}
+	}
+	s.out("Creating buildpack %s as %s...\n", name, s.user())
+	bp, err := s.c.CreateBuildpack(ctx, name, position, enabled)
+	if err != nil {
+		return err
+	}
+	s.out("OK\n\nUploading buildpack %s as %s...\n", name, s.user())
+	prog := s.newProgress()
+	err = s.c.UploadBuildpack(ctx, bp.GUID, api.Upload{
+		Open:     func() (io.ReadCloser, error) { return os.Open(zipPath) },
+		Size:     fi.Size(),
+		Filename: filename,
+		Progress: prog.update,
+	})
+	prog.done()
+	if err != nil {
+		return err
+	}
+	s.out("OK\n")
+	return nil
+}
+
+func (e *env) stacksCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stacks",
+		Short: "List stacks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmdContext(cmd)
+			s, err := e.newSession(ctx, false)
+			if err != nil {
+				return err
+			}
+			s.out("Getting stacks as %s...\n\n", s.user())
+			stacks, err := s.c.Stacks(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+			fmt.Fprintf(tw, "name\tdescription\n")
+			for _, st := range stacks {
+				fmt.Fprintf(tw, "%s\t%s\n", st.Name, st.Description)
+			}
+			return tw.Flush()
+		},
+	}
+}

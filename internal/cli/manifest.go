@@ -1,0 +1,221 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxManifest bounds a manifest file.
+const maxManifest = 1 << 20
+
+// pushFlags are push's command-line overrides; zero values mean "not given".
+type pushFlags struct {
+	path           string
+	buildpacks     []string
+	command        string
+	memory         string
+	disk           string
+	instances      int
+	instancesSet   bool
+	manifest       string
+	noManifest     bool
+	stack          string
+	healthCheck    string
+	timeout        int
+	dockerImage    string
+	dockerUsername string
+	noStart        bool
+	noRoute        bool
+}
+
+// overrides reports whether any flag changes an app's manifest entry.
+func (f *pushFlags) overrides() bool {
+	return len(f.buildpacks) > 0 || f.command != "" || f.memory != "" || f.disk != "" ||
+		f.instancesSet || f.stack != "" || f.healthCheck != "" || f.timeout > 0 ||
+		f.dockerImage != "" || f.dockerUsername != "" || f.path != "" || f.noRoute
+}
+
+// manifestApp is one application of a manifest: its fields as written
+// (unknown keys pass through to the server) and the local path of its bits.
+type manifestApp struct {
+	fields map[string]any
+	path   string
+}
+
+func (a *manifestApp) name() string {
+	n, _ := a.fields["name"].(string)
+	return n
+}
+
+// dockerImage returns docker.image, or "".
+func (a *manifestApp) docker() (image, username string) {
+	d, ok := a.fields["docker"].(map[string]any)
+	if !ok {
+		return "", ""
+	}
+	image, _ = d["image"].(string)
+	username, _ = d["username"].(string)
+	return image, username
+}
+
+// readManifest parses a manifest file; relative app paths are resolved
+// against its directory.
+func readManifest(p string) ([]*manifestApp, error) {
+	data, err := readBounded(p, maxManifest)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	var doc struct {
+		Applications []map[string]any `yaml:"applications"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parse manifest %s: %w", p, err)
+	}
+	if len(doc.Applications) == 0 {
+		return nil, fmt.Errorf("manifest %s has no applications", p)
+	}
+	dir := filepath.Dir(p)
+	apps := make([]*manifestApp, 0, len(doc.Applications))
+	for i, fields := range doc.Applications {
+		if fields == nil {
+			fields = map[string]any{}
+		}
+		a := &manifestApp{fields: fields}
+		if a.name() == "" {
+			return nil, fmt.Errorf("manifest %s: application %d has no name", p, i+1)
+		}
+		if ap, ok := fields["path"].(string); ok && ap != "" {
+			if !filepath.IsAbs(ap) {
+				ap = filepath.Join(dir, ap)
+			}
+			a.path = ap
+		}
+		apps = append(apps, a)
+	}
+	return apps, nil
+}
+
+// selectApps picks the apps to push: the named one (from the manifest, or a
+// new entry), or every manifest app when no name is given. Flags apply to a
+// single app only.
+func selectApps(name string, fromManifest []*manifestApp, f *pushFlags) ([]*manifestApp, error) {
+	var apps []*manifestApp
+	switch {
+	case name != "" && len(fromManifest) == 0:
+		apps = []*manifestApp{{fields: map[string]any{"name": name}}}
+	case name != "":
+		for _, a := range fromManifest {
+			if a.name() == name {
+				apps = []*manifestApp{a}
+			}
+		}
+		if apps == nil {
+			if len(fromManifest) != 1 {
+				return nil, fmt.Errorf("no app named '%s' in the manifest", name)
+			}
+			// A single-app manifest: the name on the command line wins.
+			apps = fromManifest
+			apps[0].fields["name"] = name
+		}
+	case len(fromManifest) == 0:
+		return nil, errors.New("app name required: pando push NAME (or a manifest.yml with applications)")
+	default:
+		apps = fromManifest
+	}
+	if len(apps) > 1 && f.overrides() {
+		return nil, errors.New("flags cannot be applied to a manifest with several apps: name one app (pando push NAME)")
+	}
+	for _, a := range apps {
+		applyFlags(a, f)
+	}
+	return apps, nil
+}
+
+// applyFlags writes command-line overrides into an app's manifest entry.
+func applyFlags(a *manifestApp, f *pushFlags) {
+	m := a.fields
+	if f.path != "" {
+		a.path = f.path
+	}
+	if a.path == "" {
+		a.path = "."
+	}
+	if f.instancesSet {
+		m["instances"] = f.instances
+	}
+	if f.memory != "" {
+		m["memory"] = f.memory
+	}
+	if f.disk != "" {
+		m["disk_quota"] = f.disk
+	}
+	if len(f.buildpacks) > 0 {
+		delete(m, "buildpack")
+		m["buildpacks"] = f.buildpacks
+	}
+	if f.command != "" {
+		m["command"] = f.command
+	}
+	if f.stack != "" {
+		m["stack"] = f.stack
+	}
+	if f.healthCheck != "" {
+		m["health-check-type"] = f.healthCheck
+	}
+	if f.timeout > 0 {
+		m["timeout"] = f.timeout
+	}
+	if f.dockerImage != "" || f.dockerUsername != "" {
+		d, _ := m["docker"].(map[string]any)
+		if d == nil {
+			d = map[string]any{}
+		}
+		if f.dockerImage != "" {
+			d["image"] = f.dockerImage
+		}
+		if f.dockerUsername != "" {
+			d["username"] = f.dockerUsername
+		}
+		m["docker"] = d
+	}
+	if f.noRoute {
+		m["no-route"] = true
+	}
+}
+
+// manifestYAML renders what apply_manifest receives: the apps without their
+// client-local paths, with default-route unless routes are chosen (as the
+// cf CLI does).
+func manifestYAML(apps []*manifestApp) ([]byte, error) {
+	out := make([]map[string]any, 0, len(apps))
+	for _, a := range apps {
+		m := make(map[string]any, len(a.fields)+1)
+		for k, v := range a.fields {
+			if k != "path" {
+				m[k] = v
+			}
+		}
+		_, hasRoutes := m["routes"]
+		_, noRoute := m["no-route"]
+		_, random := m["random-route"]
+		if !hasRoutes && !noRoute && !random {
+			m["default-route"] = true
+		}
+		out = append(out, m)
+	}
+	return yaml.Marshal(map[string]any{"applications": out})
+}
+
+// defaultManifest returns ./manifest.yml when it exists.
+func defaultManifest() string {
+	for _, n := range []string{"manifest.yml", "manifest.yaml"} {
+		if fi, err := os.Stat(n); err == nil && fi.Mode().IsRegular() {
+			return n
+		}
+	}
+	return ""
+}

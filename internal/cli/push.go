@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pandoplatform/pando/internal/cli/api"
+)
+
+func (e *env) pushCmd() *cobra.Command {
+	f := &pushFlags{}
+	var waitTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "push [NAME]",
+		Short: "Push an app: upload, stage and start it",
+		Long: "Push an app from a directory (or a manifest): upload the files the server lacks,\n" +
+			"stage them with a buildpack (or use --docker-image), then start the app and\n" +
+			"wait until its instances run.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.instancesSet = cmd.Flags().Changed("instances")
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return e.push(cmdContext(cmd), name, f, waitTimeout)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.path, "path", "p", "", "app directory or .zip/.jar/.war (default \".\")")
+	fl.StringArrayVarP(&f.buildpacks, "buildpack", "b", nil, "buildpack name (repeat for several; the last is final)")
+	fl.StringVarP(&f.command, "start-command", "c", "", "start command")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit per instance (e.g. 256M, 1G)")
+	fl.StringVarP(&f.disk, "disk", "k", "", "disk limit per instance (e.g. 512M, 1G)")
+	fl.IntVarP(&f.instances, "instances", "i", 0, "number of instances")
+	fl.StringVarP(&f.manifest, "manifest", "f", "", "manifest file (default ./manifest.yml when present)")
+	fl.BoolVar(&f.noManifest, "no-manifest", false, "ignore ./manifest.yml")
+	fl.StringVarP(&f.stack, "stack", "s", "", "stack to stage and run on")
+	fl.StringVarP(&f.healthCheck, "health-check-type", "u", "", "health check type: port, http or process")
+	fl.IntVarP(&f.timeout, "timeout", "t", 0, "seconds the app may take to become healthy after starting")
+	fl.StringVar(&f.dockerImage, "docker-image", "", "Docker image to run (no upload, no buildpack)")
+	fl.StringVar(&f.dockerUsername, "docker-username", "", "registry user for --docker-image (password from CF_DOCKER_PASSWORD)")
+	fl.BoolVar(&f.noStart, "no-start", false, "upload only: do not stage or start")
+	fl.BoolVar(&f.noRoute, "no-route", false, "do not map a route")
+	fl.DurationVar(&waitTimeout, "wait-timeout", 2*time.Minute, "how long to wait for instances to run")
+	return cmd
+}
+
+func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout time.Duration) error {
+	manifestPath := f.manifest
+	if manifestPath == "" && !f.noManifest {
+		manifestPath = defaultManifest()
+	}
+	var fromManifest []*manifestApp
+	if manifestPath != "" {
+		var err error
+		if fromManifest, err = readManifest(manifestPath); err != nil {
+			return err
+		}
+	}
+	apps, err := selectApps(name, fromManifest, f)
+	if err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if image, _ := a.docker(); image == "" {
+			if _, err := os.Stat(a.path); err != nil {
+				return fmt.Errorf("app %s: %w", a.name(), err)
+			}
+		}
+	}
+	s, err := e.newSession(ctx, true)
+	if err != nil {
+		return err
+	}
+	manifest, err := manifestYAML(apps)
+	if err != nil {
+		return fmt.Errorf("render manifest: %w", err)
+	}
+	if manifestPath != "" {
+		e.out("Applying manifest %s...\n", manifestPath)
+	}
+	if err := s.c.ApplyManifest(ctx, s.cfg.SpaceGUID, manifest); err != nil {
+		return err
+	}
+	for _, a := range apps {
+		if err := s.pushApp(ctx, a, f.noStart, waitTimeout); err != nil {
+			if len(apps) > 1 {
+				return fmt.Errorf("push %s: %w", a.name(), err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, waitTimeout time.Duration) error {
+	name := m.name()
+	s.out("Pushing app %s to %s...\n", name, s.where())
+	app, err := s.app(ctx, name)
+	if err != nil {
+		return err
+	}
+	var pkg *api.Package
+	if image, user := m.docker(); image != "" {
+		d := &api.DockerData{Image: image, Username: user}
+		if user != "" {
+			if d.Password, err = s.dockerPassword(); err != nil {
+				return err
+			}
+		}
+		s.out("Using Docker image %s\n", image)
+		if pkg, err = s.c.CreatePackage(ctx, app.GUID, d); err != nil {
+			return err
+		}
+	} else if pkg, err = s.uploadBits(ctx, app, m.path); err != nil {
+		return err
+	}
+	if pkg, err = s.c.WaitPackageReady(ctx, pkg); err != nil {
+		return fmt.Errorf("process uploaded files: %w", err)
+	}
+	if noStart {
+		if app.State == "STARTED" {
+			if _, err := s.c.AppAction(ctx, app.GUID, "stop"); err != nil {
+				return err
+			}
+		}
+		s.out("\nUploaded; not staged or started (--no-start). Run 'pando start %s' to stage and start it.\n", name)
+		return nil
+	}
+	if err := s.stageAndRestart(ctx, app, pkg, waitTimeout); err != nil {
+		return err
+	}
+	return s.showApp(ctx, name)
+}
+
+// stageAndRestart stages pkg, makes the droplet current and (re)starts the
+// app, waiting for its instances.
+func (s *session) stageAndRestart(ctx context.Context, app *api.App, pkg *api.Package, waitTimeout time.Duration) error {
+	b, err := s.stage(ctx, app, pkg)
+	if err != nil {
+		return err
+	}
+	if err := s.c.SetCurrentDroplet(ctx, app.GUID, b.DropletGUID()); err != nil {
+		return err
+	}
+	s.out("\nWaiting for app %s to start...\n", app.Name)
+	if _, err := s.c.AppAction(ctx, app.GUID, "restart"); err != nil {
+		return err
+	}
+	return s.waitStarted(ctx, app, waitTimeout)
+}
+
+func (s *session) dockerPassword() (string, error) {
+	if p := s.getenv("CF_DOCKER_PASSWORD"); p != "" {
+		return p, nil
+	}
+	if isTerminal(s.streams.In) {
+		return s.promptSecret("Docker password")
+	}
+	return "", errors.New("--docker-username needs the password in the environment variable CF_DOCKER_PASSWORD")
+}
+
+// uploadBits sends the files the server does not have and returns the
+// package.
+func (s *session) uploadBits(ctx context.Context, app *api.App, dir string) (*api.Package, error) {
+	s.out("Packaging files to upload...\n")
+	files, err := collectFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	var ask []api.Resource
+	for _, f := range files {
+		// Zero-byte files and links are always zipped, never matched.
+		if f.size > 0 && f.symlink == "" {
+			ask = append(ask, f.resource())
+		}
+	}
+	have := map[string]string{}
+	if len(ask) > 0 {
+		matched, err := s.c.ResourceMatches(ctx, ask)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range matched {
+			have[r.Path] = r.Checksum.Value
+		}
+	}
+	var upload []appFile
+	var matched []api.Resource
+	var uploadBytes int64
+	for _, f := range files {
+		if sum, ok := have[f.rel]; ok && f.size > 0 && f.symlink == "" && sum == f.sha1 {
+			matched = append(matched, f.resource())
+			continue
+		}
+		upload = append(upload, f)
+		uploadBytes += f.size
+	}
+	s.out("Uploading %s (%s), %d unchanged\n", plural(len(upload), "file"), iecBytes(uploadBytes), len(matched))
+
+	tmp, err := os.CreateTemp("", "pando-package-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("create package zip: %w", err)
+	}
+	zipPath := tmp.Name()
+	tmp.Close()
+	defer os.Remove(zipPath)
+	if err := writeZip(zipPath, upload); err != nil {
+		return nil, fmt.Errorf("create package zip: %w", err)
+	}
+	fi, err := os.Stat(zipPath)
+	if err != nil {
+		return nil, err
+	}
+	pkg, err := s.c.CreatePackage(ctx, app.GUID, nil)
+	if err != nil {
+		return nil, err
+	}
+	prog := s.newProgress()
+	pkg, err = s.c.UploadPackage(ctx, pkg.GUID, matched, api.Upload{
+		Open:     func() (io.ReadCloser, error) { return os.Open(zipPath) },
+		Size:     fi.Size(),
+		Filename: "package.zip",
+		Progress: prog.update,
+	})
+	prog.done()
+	if err != nil {
+		return nil, err
+	}
+	return pkg, nil
+}
+
+// progress draws "Uploading 1.2 MiB / 3.4 MiB (35%)" on a terminal's
+// stderr, at most every 100 ms.
+type progress struct {
+	mu     sync.Mutex
+	e      *env
+	on     bool
+	last   time.Time
+	shown  bool
+	sent   int64
+	total  int64
+	prefix string
+}
+
+func (e *env) newProgress() *progress {
+	return &progress{e: e, on: isTerminal(e.streams.Err), prefix: "Uploading"}
+}
+
+func (p *progress) update(sent, total int64) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sent, p.total = sent, total
+	now := time.Now()
+	if sent < total && now.Sub(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = now
+	p.shown = true
+	pct := 100
+	if total > 0 {
+		pct = int(sent * 100 / total)
+	}
+	p.e.errf("\r%s %s / %s (%d%%)\x1b[K", p.prefix, iecBytes(sent), iecBytes(total), pct)
+}
+
+func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		p.e.errf("\n")
+		p.shown = false
+	}
+}
+
+// plural renders "1 file", "3 files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pandoplatform/pando/internal/cli/api"
+)
+
+// stage builds pkg, printing the staging output live, and returns the
+// STAGED build. A failed build prints an explanation on stderr and returns
+// an error.
+func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package) (*api.Build, error) {
+	s.out("\nStaging app and tracing logs...\n")
+	logCtx, stopLogs := context.WithCancel(ctx)
+	defer stopLogs()
+
+	lines := make(chan api.LogLine, 256)
+	connected := make(chan struct{})
+	streamDone := make(chan error, 1)
+	go func() {
+		var once bool
+		streamDone <- s.c.FollowLogs(logCtx, app.GUID, []string{"STG"}, 0,
+			func() {
+				if !once {
+					once = true
+					close(connected)
+				}
+			},
+			func(l api.LogLine) {
+				select {
+				case lines <- l:
+				case <-logCtx.Done():
+				}
+			})
+	}()
+	streamEnded := false
+	// Start the build only once the stream is open, so no line is missed;
+	// without a stream, stage all the same.
+	select {
+	case <-connected:
+	case err := <-streamDone:
+		streamEnded = true
+		streamDone = nil
+		if err != nil && ctx.Err() == nil {
+			s.errf("warning: cannot follow staging output: %v\n", err)
+		}
+	case <-time.After(5 * time.Second):
+		s.errf("warning: the staging log stream is slow to open; staging without waiting for it\n")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	b, err := s.c.CreateBuild(ctx, pkg.GUID)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		b   *api.Build
+		err error
+	}
+	buildDone := make(chan result, 1)
+	go func() {
+		b, err := s.c.AwaitBuild(logCtx, b.GUID)
+		buildDone <- result{b, err}
+	}()
+
+	var res result
+wait:
+	for {
+		select {
+		case l := <-lines:
+			s.printStagingLine(l)
+		case res = <-buildDone:
+			break wait
+		case err := <-streamDone:
+			streamEnded = true
+			streamDone = nil
+			if err != nil && ctx.Err() == nil {
+				s.errf("warning: staging output interrupted: %v\n", err)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+	// The last lines may still be on their way: read until the stream is
+	// quiet for a moment.
+	if !streamEnded {
+		idle := time.NewTimer(s.drainIdle)
+		limit := time.NewTimer(s.drainMax)
+	drain:
+		for {
+			select {
+			case l := <-lines:
+				s.printStagingLine(l)
+				idle.Reset(s.drainIdle)
+			case <-idle.C:
+				break drain
+			case <-limit.C:
+				break drain
+			case <-streamDone:
+				streamDone = nil
+				break drain
+			}
+		}
+		idle.Stop()
+		limit.Stop()
+	}
+	stopLogs()
+	if streamDone != nil {
+		<-streamDone
+	}
+	// Lines that arrived between the last read and the stop.
+	for {
+		select {
+		case l := <-lines:
+			s.printStagingLine(l)
+			continue
+		default:
+		}
+		break
+	}
+
+	b = res.b
+	if b.State == "FAILED" {
+		return nil, s.stagingFailed(ctx, app, b)
+	}
+	if b.DropletGUID() == "" {
+		return nil, fmt.Errorf("staging %s ended %s without a droplet", app.Name, b.State)
+	}
+	return b, nil
+}
+
+func (s *session) printStagingLine(l api.LogLine) {
+	for _, line := range strings.Split(strings.TrimRight(l.Payload, "\n"), "\n") {
+		s.out("   %s\n", line)
+	}
+}
+
+// stagingCode maps a build error to the lifecycle exit code it stands for
+// (222..225), -1 for a staging timeout, or 0 when unknown. CF's error
+// names come first; any "222".."225" in the text is a fallback.
+func stagingCode(msg string) int {
+	lower := strings.ToLower(msg)
+	switch {
+	case strings.Contains(lower, "noappdetected") || strings.Contains(lower, "no app detected") || strings.Contains(lower, "none of the buildpacks detected"):
+		return 222
+	case strings.Contains(lower, "buildpackcompilefailed") || strings.Contains(lower, "compile phase") || strings.Contains(lower, "finalize"):
+		return 223
+	case strings.Contains(lower, "buildpackreleasefailed") || strings.Contains(lower, "release phase"):
+		return 224
+	case strings.Contains(lower, "supply"):
+		return 225
+	case strings.Contains(lower, "timeexpired") || strings.Contains(lower, "timed out") || strings.Contains(lower, "time_out") || strings.Contains(lower, "timeout"):
+		return -1
+	}
+	if m := exitCodeRE.FindString(msg); m != "" {
+		n, _ := strconv.Atoi(m)
+		return n
+	}
+	return 0
+}
+
+var exitCodeRE = regexp.MustCompile(`\b22[2-5]\b`)
+
+// stagingFailed prints what went wrong and what to do, and returns the
+// error the command exits with.
+func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build) error {
+	msg := b.ErrorText()
+	if msg == "" {
+		msg = "staging failed"
+	}
+	s.errf("\nStaging failed: %s\n", msg)
+	switch stagingCode(msg) {
+	case 222:
+		tried := b.Lifecycle.Data.Buildpacks
+		if len(tried) == 0 {
+			tried = app.Lifecycle.Data.Buildpacks
+		}
+		if len(tried) == 0 {
+			if bps, err := s.c.Buildpacks(ctx); err == nil {
+				for _, bp := range bps {
+					if bp.Enabled {
+						tried = append(tried, bp.Name)
+					}
+				}
+			}
+		}
+		list := "the admin buildpacks"
+		if len(tried) > 0 {
+			list = strings.Join(tried, ", ")
+		}
+		s.errf("No buildpack recognised the app (tried: %s).\n", list)
+		s.errf("Name the right one with -b BUILDPACK ('pando buildpacks' lists them), or check that\n")
+		s.errf("the app's files are at the top of the pushed directory (-p).\n")
+	case 223:
+		s.errf("The buildpack's compile/finalize step failed (exit status 223): its output above says why.\n")
+	case 224:
+		s.errf("The buildpack's release step failed (exit status 224): it must print YAML with\n")
+		s.errf("default_process_types, or the app needs a Procfile or a start command (-c).\n")
+	case 225:
+		s.errf("A supply buildpack failed (exit status 225): its output above says why.\n")
+	case -1:
+		s.errf("Staging took longer than the server allows; make the build faster or ask the operator\n")
+		s.errf("to raise --staging-timeout.\n")
+	}
+	return errors.New("staging " + app.Name + " failed: " + msg)
+}

@@ -1,0 +1,239 @@
+package runc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/container"
+	"golang.org/x/sys/unix"
+)
+
+// A bundle directory holds everything of one container:
+//
+//	config.json   the OCI spec
+//	rootfs/       empty dir (host stack) or the overlay mount (image rootfs)
+//	overlay/      upper and work dirs of the overlay
+//	etc/          generated passwd, group, hosts, resolv.conf (bound ro)
+//	home/         /home/vcap, owned by the process's user
+//	tmp/          /tmp, mode 1777
+//	init.pid      written by runc with the container's init pid
+//	runc.log      runc's own log (JSON), read when the start fails
+type bundle struct {
+	dir     string
+	overlay bool
+	created bool // this call created dir
+}
+
+func (d bundle) path(elem ...string) string {
+	return filepath.Join(append([]string{d.dir}, elem...)...)
+}
+
+// hostStack is what the "host" stack takes from the host, read-only. A path
+// that is a symlink on the host (Debian 12's /bin -> usr/bin) becomes the
+// same symlink in the rootfs: runc would resolve a mount onto a symlink
+// inside the rootfs, not follow the host's.
+var hostStack = []string{
+	"/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin",
+	"/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime",
+}
+
+// Bounds on files read from the host or an image rootfs.
+const (
+	maxEtcFile = 1 << 20
+)
+
+// prepare lays out the bundle directory and returns the mounts the stack
+// needs (before the standard and caller mounts).
+func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stackMount, error) {
+	d := bundle{dir: filepath.Join(b.bundles, spec.ID), overlay: spec.RootFS != ""}
+	if err := os.Mkdir(d.dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return d, nil, pando.Errorf(pando.EConflict, "container %s: bundle %s is left from an earlier container; run Cleanup", spec.ID, d.dir)
+		}
+		return d, nil, fmt.Errorf("create bundle: %w", err)
+	}
+	d.created = true
+	for _, sub := range []string{"rootfs", "etc", "home", "tmp"} {
+		if err := os.Mkdir(d.path(sub), 0o755); err != nil {
+			return d, nil, fmt.Errorf("create bundle: %w", err)
+		}
+	}
+	if err := os.Chown(d.path("home"), int(uid), int(gid)); err != nil {
+		return d, nil, fmt.Errorf("create home: %w", err)
+	}
+	// Explicit chmod: Mkdir's mode passes through the umask.
+	if err := os.Chmod(d.path("tmp"), os.ModePerm|os.ModeSticky); err != nil {
+		return d, nil, fmt.Errorf("create tmp: %w", err)
+	}
+	if err := writeEtc(d, spec); err != nil {
+		return d, nil, err
+	}
+	if d.overlay {
+		if err := mountOverlay(d, spec.RootFS); err != nil {
+			return d, nil, err
+		}
+		return d, nil, nil
+	}
+	var mounts []stackMount
+	for _, p := range hostStack {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // optional on this host (e.g. /lib64 on arm64)
+		}
+		dst := d.path("rootfs", p)
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return d, nil, fmt.Errorf("host stack %s: %w", p, err)
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return d, nil, fmt.Errorf("host stack %s: %w", p, err)
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return d, nil, fmt.Errorf("host stack %s: %w", p, err)
+			}
+			continue
+		}
+		mounts = append(mounts, stackMount{source: p, dest: p})
+	}
+	return d, mounts, nil
+}
+
+type stackMount struct{ source, dest string }
+
+func mountOverlay(d bundle, lower string) error {
+	upper, work := d.path("overlay", "upper"), d.path("overlay", "work")
+	for _, p := range []string{upper, work} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("create overlay dirs: %w", err)
+		}
+	}
+	fi, err := os.Stat(lower)
+	if err != nil || !fi.IsDir() {
+		return pando.Errorf(pando.EInvalid, "rootfs %s is not a directory", lower)
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	if err := unix.Mount("overlay", d.path("rootfs"), "overlay", unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount overlay on %s: %w", lower, err)
+	}
+	return nil
+}
+
+// writeEtc generates the /etc files every container gets. With an image
+// rootfs, its passwd and group are kept and vcap is added when missing.
+func writeEtc(d bundle, spec container.Spec) error {
+	passwd := "root:x:0:0:root:/root:/bin/sh\nvcap:x:2000:2000::/home/vcap:/bin/bash\n"
+	group := "root:x:0:\nvcap:x:2000:\n"
+	if spec.RootFS != "" {
+		imgPasswd, err := readInRoot(spec.RootFS, "etc/passwd")
+		if err != nil {
+			return err
+		}
+		imgGroup, err := readInRoot(spec.RootFS, "etc/group")
+		if err != nil {
+			return err
+		}
+		passwd = mergeEntries(imgPasswd, []string{"root:x:0:0:root:/root:/bin/sh", "vcap:x:2000:2000::/home/vcap:/bin/sh"})
+		group = mergeEntries(imgGroup, []string{"root:x:0:", "vcap:x:2000:"})
+	}
+	resolv, err := readBounded("/etc/resolv.conf")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read host resolv.conf: %w", err)
+	}
+	hosts := "127.0.0.1\tlocalhost " + hostname(spec.ID) + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	files := map[string]string{"passwd": passwd, "group": group, "hosts": hosts, "resolv.conf": resolv}
+	for name, content := range files {
+		if err := os.WriteFile(d.path("etc", name), []byte(content), 0o644); err != nil {
+			return fmt.Errorf("write /etc/%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// readInRoot reads a file of an image rootfs without following symlinks out
+// of it (an image's /etc/passwd may point at the host's /etc/shadow).
+func readInRoot(root, rel string) (string, error) {
+	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("open rootfs %s: %w", root, err)
+	}
+	defer unix.Close(rootFd)
+	fd, err := unix.Openat2(rootFd, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if err != nil {
+		if err == unix.ENOENT {
+			return "", nil
+		}
+		return "", fmt.Errorf("open %s in rootfs: %w", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", nil
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxEtcFile))
+	if err != nil {
+		return "", fmt.Errorf("read %s in rootfs: %w", rel, err)
+	}
+	return string(data), nil
+}
+
+func readBounded(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxEtcFile))
+	return string(data), err
+}
+
+// mergeEntries appends each of add whose name (first field) or id (third
+// field) is not already in the colon-separated database.
+func mergeEntries(db string, add []string) string {
+	names, ids := map[string]bool{}, map[string]bool{}
+	for _, line := range strings.Split(db, "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 {
+			names[f[0]], ids[f[2]] = true, true
+		}
+	}
+	out := db
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	for _, e := range add {
+		f := strings.Split(e, ":")
+		if !names[f[0]] && !ids[f[2]] {
+			out += e + "\n"
+		}
+	}
+	return out
+}
+
+func hostname(id string) string {
+	if len(id) > 63 {
+		return id[:63]
+	}
+	return id
+}
+
+// sortMounts orders caller mounts so a parent is mounted before what goes
+// below it; ties keep the caller's order.
+func sortMounts(ms []container.Mount) []container.Mount {
+	out := append([]container.Mount(nil), ms...)
+	sort.SliceStable(out, func(i, j int) bool {
+		return depth(out[i].Destination) < depth(out[j].Destination)
+	})
+	return out
+}
+
+func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }

@@ -1,0 +1,335 @@
+package runc
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// Container is one runc container. Its `runc run` child lives as long as
+// the container's process; the runc state and cgroup stay (runc run
+// --keep) until Destroy, so the OOM counter can be read after the exit.
+type Container struct {
+	b      *Backend
+	id     string
+	bundle string
+	cgPath string
+	limit  int64
+
+	overlay bool
+	owned   bool // the bundle is ours to remove (not a leftover)
+	cmd     *exec.Cmd
+	nsMu    sync.Mutex
+	netns   *os.File // the container's network namespace, held open
+
+	done   chan struct{} // closed when runc run has exited
+	status container.ExitStatus
+
+	destroyMu sync.Mutex
+	destroyed bool
+
+	diskMu   sync.Mutex
+	disk     uint64
+	diskRead time.Time
+}
+
+var _ container.Container = (*Container)(nil)
+
+// ID returns the container's id.
+func (c *Container) ID() string { return c.id }
+
+func (c *Container) start(ctx context.Context, spec container.Spec) error {
+	uid, gid := spec.UID, spec.GID
+	if uid == 0 {
+		uid = DefaultUID
+	}
+	if gid == 0 {
+		gid = DefaultGID
+	}
+	d, stack, err := c.b.prepare(spec, uid, gid)
+	c.overlay = d.overlay
+	c.owned = d.created
+	if err != nil {
+		return fmt.Errorf("prepare container %s: %w", c.id, err)
+	}
+	cfg, err := json.MarshalIndent(c.b.ociSpec(spec, d, stack, uid, gid), "", "\t")
+	if err != nil {
+		return fmt.Errorf("container %s: encode config: %w", c.id, err)
+	}
+	if err := os.WriteFile(d.path("config.json"), cfg, 0o600); err != nil {
+		return fmt.Errorf("container %s: write config: %w", c.id, err)
+	}
+
+	pidFile := d.path("init.pid")
+	cmd := exec.Command(c.b.runc,
+		"--root", c.b.root, "--log", d.path("runc.log"), "--log-format", "json",
+		"run", "--bundle", d.dir, "--pid-file", pidFile, "--keep", c.id)
+	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
+	// Own process group: a terminal's ^C to the server must not reach apps.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// If something in the container kept the output pipes open past the
+	// exit, do not let Wait hang on the copy.
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		close(c.done)
+		return fmt.Errorf("container %s: start runc: %w", c.id, err)
+	}
+	c.cmd = cmd
+	go c.wait()
+
+	pid, err := c.awaitPid(ctx, pidFile)
+	if err != nil {
+		return err
+	}
+	// Hold the network namespace so Dial never depends on the pid again
+	// (pids are reused). A container that has already exited has none.
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
+		select {
+		case <-c.done:
+			f.Close()
+		default:
+			c.netns = f
+		}
+	}
+	c.b.log.Debug("container started", "container_id", c.id, "pid", pid)
+	return nil
+}
+
+// awaitPid polls for the pid file runc writes once the container exists.
+// If runc exits without writing it, the start failed and runc's log says
+// why.
+func (c *Container) awaitPid(ctx context.Context, pidFile string) (int, error) {
+	deadline := time.NewTimer(c.b.startTimeout)
+	defer deadline.Stop()
+	delay := time.Millisecond
+	for {
+		if data, err := os.ReadFile(pidFile); err == nil && len(data) > 0 {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+			if err != nil || pid <= 0 {
+				return 0, fmt.Errorf("container %s: bad pid file %q", c.id, data)
+			}
+			return pid, nil
+		}
+		select {
+		case <-c.done:
+			// runc writes the pid file before it returns; one more look.
+			if data, err := os.ReadFile(pidFile); err == nil && len(data) > 0 {
+				continue
+			}
+			return 0, fmt.Errorf("container %s: runc failed to start it (exit %d): %s", c.id, c.status.Code, c.runcError())
+		case <-ctx.Done():
+			return 0, fmt.Errorf("container %s: start: %w", c.id, ctx.Err())
+		case <-deadline.C:
+			return 0, fmt.Errorf("container %s: runc did not start it within %s", c.id, c.b.startTimeout)
+		case <-time.After(delay):
+		}
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// runcError returns the last error runc logged for this container.
+func (c *Container) runcError() string {
+	f, err := os.Open(c.bundle + "/runc.log")
+	if err != nil {
+		return "no runc log"
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > 64<<10 {
+		_, _ = f.Seek(-64<<10, io.SeekEnd)
+	}
+	msg := "runc logged no error"
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<10)
+	for sc.Scan() {
+		var line struct{ Level, Msg string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && (line.Level == "error" || line.Level == "fatal") {
+			msg = line.Msg
+		}
+	}
+	return msg
+}
+
+// wait reaps runc run and records how the process ended.
+func (c *Container) wait() {
+	err := c.cmd.Wait()
+	st := container.ExitStatus{}
+	ps := c.cmd.ProcessState
+	switch {
+	case ps == nil:
+		st.Code = -1
+		c.b.log.Error("wait for runc", "container_id", c.id, "error", err)
+	case ps.Exited():
+		// runc exits 128+n when the process died of signal n.
+		st.Code = ps.ExitCode()
+		st.Signaled = st.Code > 128 && st.Code < 128+65
+	default:
+		// runc itself was killed; the process went with it or will be
+		// killed by Destroy.
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			st.Code = 128 + int(ws.Signal())
+		} else {
+			st.Code = -1
+		}
+		st.Signaled = true
+	}
+	if st.Code == 128+int(syscall.SIGKILL) {
+		if n, err := c.b.cg.oomKills(c.cgPath); err == nil && n > 0 {
+			st.OOMKilled = true
+		}
+	}
+	c.status = st
+	close(c.done)
+}
+
+// Wait blocks until the container's process exits or ctx ends.
+func (c *Container) Wait(ctx context.Context) (container.ExitStatus, error) {
+	select {
+	case <-c.done:
+		return c.status, nil
+	case <-ctx.Done():
+		return container.ExitStatus{}, fmt.Errorf("wait for container %s: %w", c.id, ctx.Err())
+	}
+}
+
+func (c *Container) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM to every process in the container and SIGKILL after
+// grace; it returns once the process has exited.
+func (c *Container) Stop(ctx context.Context, grace time.Duration) error {
+	if c.exited() {
+		return nil
+	}
+	if _, err := c.b.command(ctx, "kill", "--all", c.id, "TERM"); err != nil && !c.exited() {
+		c.b.log.Warn("send SIGTERM", "container_id", c.id, "error", err)
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop container %s: %w", c.id, ctx.Err())
+	case <-t.C:
+	}
+	return c.kill(ctx)
+}
+
+// kill sends SIGKILL to the container's init (which takes its pid
+// namespace with it) and waits for the exit.
+func (c *Container) kill(ctx context.Context) error {
+	if c.exited() {
+		return nil
+	}
+	if _, err := c.b.command(ctx, "kill", c.id, "KILL"); err != nil && !c.exited() {
+		// runc may not know the container yet or any more: kill runc
+		// itself so the wait ends; Destroy's delete --force does the rest.
+		c.b.log.Warn("send SIGKILL", "container_id", c.id, "error", err)
+		_ = c.cmd.Process.Kill()
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kill container %s: %w", c.id, ctx.Err())
+	}
+}
+
+// Destroy kills what is left, deletes the runc container and removes the
+// bundle. It is safe to call more than once.
+func (c *Container) Destroy(ctx context.Context) error {
+	c.destroyMu.Lock()
+	defer c.destroyMu.Unlock()
+	if c.destroyed {
+		return nil
+	}
+	var errs []error
+	if c.cmd != nil && !c.exited() {
+		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := c.kill(kctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if c.owned {
+		if _, err := c.b.command(ctx, "delete", "--force", c.id); err != nil && !isNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	c.nsMu.Lock()
+	if c.netns != nil {
+		c.netns.Close()
+		c.netns = nil
+	}
+	c.nsMu.Unlock()
+	if c.owned {
+		if err := removeBundle(c.bundle); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("destroy container %s: %w", c.id, err)
+	}
+	c.destroyed = true
+	c.b.forget(c.id, c)
+	return nil
+}
+
+// Stats reads the container's cgroup figures and the size of its writable
+// directories (home, tmp and the overlay's upper layer).
+func (c *Container) Stats(ctx context.Context) (container.Stats, error) {
+	s, err := c.b.cg.stats(c.cgPath)
+	if err != nil {
+		return container.Stats{}, fmt.Errorf("stats of container %s: %w", c.id, err)
+	}
+	out := container.Stats{
+		CPUNanos:    s.cpuNanos,
+		MemoryBytes: s.memory,
+		MemoryLimit: s.memoryLimit,
+		Pids:        s.pids,
+		DiskBytes:   c.diskUsage(ctx),
+	}
+	if c.limit == 0 {
+		out.MemoryLimit = 0
+	}
+	return out, nil
+}
+
+// diskCacheFor is how long a disk walk result is reused: walking is the
+// expensive part of Stats.
+const diskCacheFor = 5 * time.Second
+
+func (c *Container) diskUsage(ctx context.Context) uint64 {
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	if time.Since(c.diskRead) < diskCacheFor {
+		return c.disk
+	}
+	dirs := []string{c.bundle + "/home", c.bundle + "/tmp"}
+	if c.overlay {
+		dirs = append(dirs, c.bundle+"/overlay/upper")
+	}
+	c.disk = duDirs(ctx, dirs, maxDiskWalk)
+	c.diskRead = time.Now()
+	return c.disk
+}

@@ -1,0 +1,316 @@
+// Package runc runs containers as OCI bundles with the runc binary: it lays
+// out a bundle per container (the "host" stack or an overlayfs over an image
+// rootfs, generated /etc files, a private /home/vcap and /tmp), starts
+// `runc run` as a child so runc's exit is the process's exit, and reads
+// cgroup files for stats and OOM kills. It implements container.Backend.
+package runc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// Config configures a Backend.
+type Config struct {
+	// RuncPath is the runc binary; default: "runc" looked up on PATH.
+	RuncPath string
+	// StateDir holds runc's state (--root), the bundles and each container's
+	// writable directories, e.g. <data-dir>/containers. Required.
+	StateDir string
+	// LifecycleBinary is the host path of the pando binary, bind-mounted
+	// read-only at /tmp/lifecycle/pando; default os.Executable().
+	LifecycleBinary string
+	// CgroupParent is the cgroup (relative to each hierarchy's root) the
+	// containers' cgroups are created under; default "/pando/<hash of
+	// StateDir>", so two backends on one host never share a cgroup.
+	CgroupParent string
+	// StartTimeout bounds how long Run waits for runc to report the
+	// container's process; default 30s (Run's ctx can end it sooner).
+	StartTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Backend runs containers with runc. It is safe for concurrent use.
+//
+// Memory (without swap), pids and CPU shares are enforced through cgroups.
+// Spec.DiskBytes is not enforced: Stats reports the size of the writable
+// directories (home, tmp, the overlay upper layer) so the cell can act on it.
+// A zero Spec.UID or GID means vcap (2000); containers never run as root.
+type Backend struct {
+	runc         string
+	root         string // runc --root
+	bundles      string
+	lifecycle    string
+	cgroupParent string
+	startTimeout time.Duration
+	cg           cgroups
+	log          *slog.Logger
+
+	mu   sync.Mutex
+	live map[string]*Container
+}
+
+var _ container.Backend = (*Backend)(nil)
+
+// LifecyclePath is where the lifecycle binary appears in every container.
+const LifecyclePath = "/tmp/lifecycle/pando"
+
+// DefaultUID and DefaultGID are vcap's, used when a Spec leaves them zero.
+const (
+	DefaultUID = 2000
+	DefaultGID = 2000
+)
+
+// New checks the configuration and prepares StateDir.
+func New(cfg Config) (*Backend, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("runc backend: StateDir is required")
+	}
+	stateDir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("runc backend: state dir: %w", err)
+	}
+	runcPath := cfg.RuncPath
+	if runcPath == "" {
+		runcPath = "runc"
+	}
+	if runcPath, err = exec.LookPath(runcPath); err != nil {
+		return nil, fmt.Errorf("runc backend: find runc: %w", err)
+	}
+	lifecycle := cfg.LifecycleBinary
+	if lifecycle == "" {
+		if lifecycle, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("runc backend: lifecycle binary: %w", err)
+		}
+	}
+	if lifecycle, err = filepath.Abs(lifecycle); err != nil {
+		return nil, fmt.Errorf("runc backend: lifecycle binary: %w", err)
+	}
+	if fi, err := os.Stat(lifecycle); err != nil {
+		return nil, fmt.Errorf("runc backend: lifecycle binary: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("runc backend: lifecycle binary %s is not a regular file", lifecycle)
+	}
+	parent := cfg.CgroupParent
+	if parent == "" {
+		sum := sha256.Sum256([]byte(stateDir))
+		parent = "/pando/" + hex.EncodeToString(sum[:4])
+	}
+	parent = filepath.Clean("/" + parent)
+	cg, err := detectCgroups()
+	if err != nil {
+		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b := &Backend{
+		runc:         runcPath,
+		root:         filepath.Join(stateDir, "runc"),
+		bundles:      filepath.Join(stateDir, "bundles"),
+		lifecycle:    lifecycle,
+		cgroupParent: parent,
+		startTimeout: cfg.StartTimeout,
+		cg:           cg,
+		log:          log,
+		live:         map[string]*Container{},
+	}
+	if b.startTimeout <= 0 {
+		b.startTimeout = 30 * time.Second
+	}
+	for _, d := range []string{stateDir, b.root, b.bundles} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("runc backend: %w", err)
+		}
+	}
+	return b, nil
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// Run lays out the bundle and starts the container. ctx bounds the start
+// only; the container runs until its process exits or it is destroyed.
+func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Container, error) {
+	if err := validate(spec); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	if _, ok := b.live[spec.ID]; ok {
+		b.mu.Unlock()
+		return nil, pando.Errorf(pando.EConflict, "container %q already exists", spec.ID)
+	}
+	c := &Container{
+		b:      b,
+		id:     spec.ID,
+		bundle: filepath.Join(b.bundles, spec.ID),
+		cgPath: b.cgroupParent + "/" + spec.ID,
+		limit:  spec.MemoryBytes,
+		done:   make(chan struct{}),
+	}
+	b.live[spec.ID] = c
+	b.mu.Unlock()
+
+	if err := c.start(ctx, spec); err != nil {
+		// Destroy needs its own time: ctx may be what ended the start.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if derr := c.Destroy(dctx); derr != nil {
+			b.log.Error("clean up failed container", "container_id", spec.ID, "error", derr)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func validate(spec container.Spec) error {
+	if !idPattern.MatchString(spec.ID) {
+		return pando.Errorf(pando.EInvalid, "container id %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", spec.ID)
+	}
+	if len(spec.Args) == 0 || spec.Args[0] == "" {
+		return pando.Errorf(pando.EInvalid, "container %s: no command to run", spec.ID)
+	}
+	if spec.RootFS != "" {
+		if !filepath.IsAbs(spec.RootFS) || strings.ContainsAny(spec.RootFS, ",:\n") {
+			return pando.Errorf(pando.EInvalid, "container %s: rootfs %q must be an absolute path without ',' or ':'", spec.ID, spec.RootFS)
+		}
+	}
+	if spec.Dir != "" && !filepath.IsAbs(spec.Dir) {
+		return pando.Errorf(pando.EInvalid, "container %s: working directory %q is not absolute", spec.ID, spec.Dir)
+	}
+	for _, e := range spec.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return pando.Errorf(pando.EInvalid, "container %s: environment entry %q is not KEY=VALUE", spec.ID, e)
+		}
+	}
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Destination) || filepath.Clean(m.Destination) == "/" {
+			return pando.Errorf(pando.EInvalid, "container %s: mount %q -> %q: both paths must be absolute and the destination not /", spec.ID, m.Source, m.Destination)
+		}
+	}
+	if spec.MemoryBytes < 0 || spec.PidsLimit < 0 || spec.DiskBytes < 0 {
+		return pando.Errorf(pando.EInvalid, "container %s: negative resource limit", spec.ID)
+	}
+	return nil
+}
+
+func (b *Backend) forget(id string, c *Container) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.live[id] == c {
+		delete(b.live, id)
+	}
+}
+
+// command runs a short runc command (kill, delete, list) and returns its
+// combined output in the error.
+func (b *Backend) command(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, b.runc, append([]string{"--root", b.root}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("runc %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
+// Cleanup removes what a previous run left behind: runc containers under
+// StateDir, overlay mounts, bundles and empty cgroups. Call it at start-up,
+// before Run; containers it finds are killed.
+func (b *Backend) Cleanup(ctx context.Context) error {
+	var errs []error
+	out, err := b.command(ctx, "list", "--format", "json")
+	if err != nil {
+		errs = append(errs, err)
+	}
+	var listed []struct {
+		ID string `json:"id"`
+	}
+	if len(out) > 0 && err == nil {
+		if err := json.Unmarshal(out, &listed); err != nil {
+			errs = append(errs, fmt.Errorf("runc list: %w", err))
+		}
+	}
+	ids := map[string]bool{}
+	for _, l := range listed {
+		ids[l.ID] = true
+	}
+	// runc list skips state dirs it cannot load; delete those by name too.
+	if ents, err := os.ReadDir(b.root); err == nil {
+		for _, e := range ents {
+			if e.IsDir() {
+				ids[e.Name()] = true
+			}
+		}
+	}
+	for id := range ids {
+		if !idPattern.MatchString(id) {
+			continue
+		}
+		b.log.Info("removing leftover container", "container_id", id)
+		if _, err := b.command(ctx, "delete", "--force", id); err != nil && !isNotExist(err) {
+			errs = append(errs, err)
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(b.root, id))
+	}
+	if err := unmountUnder(b.bundles); err != nil {
+		errs = append(errs, err)
+	}
+	if ents, err := os.ReadDir(b.bundles); err == nil {
+		for _, e := range ents {
+			if err := removeBundle(filepath.Join(b.bundles, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("read bundles: %w", err))
+	}
+	b.cg.removeEmptyUnder(b.cgroupParent)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean up containers in %s: %w", filepath.Dir(b.root), err)
+	}
+	return nil
+}
+
+func isNotExist(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "does not exist") || strings.Contains(s, "not exist")
+}
+
+// removeBundle deletes a bundle directory after making sure nothing is
+// mounted below it: RemoveAll through a bind mount of /usr would be a
+// disaster.
+func removeBundle(dir string) error {
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	mounted, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	if len(mounted) > 0 {
+		return fmt.Errorf("remove bundle %s: still mounted: %s", dir, strings.Join(mounted, ", "))
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove bundle %s: %w", dir, err)
+	}
+	return nil
+}

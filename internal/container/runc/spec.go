@@ -1,0 +1,170 @@
+package runc
+
+import (
+	"runtime"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// defaultPath is PATH when the caller's environment has none.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// maxOpenFiles is CF's default instance file descriptor limit.
+const maxOpenFiles = 16384
+
+// ociSpec builds config.json: runc's default spec (namespaces, /proc,
+// /dev, masked paths) plus the stack, the generated /etc files, the
+// per-container /home/vcap and /tmp, the lifecycle binary and the caller's
+// mounts, in that order.
+func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid, gid uint32) *specs.Spec {
+	env := append([]string(nil), spec.Env...)
+	hasPath := false
+	for _, e := range env {
+		if strings.HasPrefix(e, "PATH=") {
+			hasPath = true
+		}
+	}
+	if !hasPath {
+		env = append([]string{defaultPath}, env...)
+	}
+	cwd := spec.Dir
+	if cwd == "" {
+		cwd = "/home/vcap"
+	}
+
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+	}
+	for _, m := range stack {
+		mounts = append(mounts, bind(m.source, m.dest, true))
+	}
+	for _, name := range []string{"passwd", "group", "hosts", "resolv.conf"} {
+		mounts = append(mounts, bind(d.path("etc", name), "/etc/"+name, true))
+	}
+	mounts = append(mounts,
+		bind(d.path("home"), "/home/vcap", false),
+		bind(d.path("tmp"), "/tmp", false),
+		bind(b.lifecycle, LifecyclePath, true),
+	)
+	for _, m := range sortMounts(spec.Mounts) {
+		mounts = append(mounts, bind(m.Source, m.Destination, m.ReadOnly))
+	}
+
+	res := &specs.LinuxResources{
+		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+	}
+	if spec.MemoryBytes > 0 {
+		limit, swap := spec.MemoryBytes, spec.MemoryBytes // memory+swap = memory: no swap
+		res.Memory = &specs.LinuxMemory{Limit: &limit, Swap: &swap}
+	}
+	if spec.PidsLimit > 0 {
+		pids := spec.PidsLimit
+		res.Pids = &specs.LinuxPids{Limit: &pids}
+	}
+	if spec.CPUShares > 0 {
+		shares := spec.CPUShares
+		res.CPU = &specs.LinuxCPU{Shares: &shares}
+	}
+
+	return &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: "rootfs", Readonly: !d.overlay},
+		Process: &specs.Process{
+			Terminal:        false,
+			User:            specs.User{UID: uid, GID: gid},
+			Args:            append([]string(nil), spec.Args...),
+			Env:             env,
+			Cwd:             cwd,
+			NoNewPrivileges: true,
+			// Non-root: no capabilities in any set.
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: []string{}, Effective: []string{}, Permitted: []string{},
+				Inheritable: []string{}, Ambient: []string{},
+			},
+			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: maxOpenFiles, Soft: maxOpenFiles}},
+		},
+		Hostname: hostname(spec.ID),
+		Mounts:   mounts,
+		Linux: &specs.Linux{
+			CgroupsPath: b.cgroupParent + "/" + spec.ID,
+			Resources:   res,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+			},
+			MaskedPaths: []string{
+				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+			},
+			ReadonlyPaths: []string{
+				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+			},
+			Seccomp: seccompProfile(),
+		},
+	}
+}
+
+func bind(src, dst string, ro bool) specs.Mount {
+	opts := []string{"rbind", "nosuid", "nodev"}
+	if ro {
+		opts = append(opts, "ro")
+	} else {
+		opts = append(opts, "rw")
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
+}
+
+// seccompProfile allows everything except what an unprivileged app has no
+// business doing and what widens the kernel attack surface: module and
+// kexec calls, mounts, namespaces (including user namespaces via clone),
+// keyrings, bpf, perf and userfaultfd. clone3 answers ENOSYS so libc falls
+// back to clone, whose flags a filter can inspect.
+func seccompProfile() *specs.LinuxSeccomp {
+	eperm := uint(1) // EPERM
+	enosys := uint(38)
+	denied := []string{
+		"acct", "add_key", "bpf", "create_module", "delete_module", "finit_module", "fsconfig",
+		"fsmount", "fsopen", "fspick", "get_kernel_syms", "init_module", "ioperm", "iopl",
+		"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mount", "mount_setattr",
+		"move_mount", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
+		"pivot_root", "query_module", "quotactl", "reboot", "request_key", "setns", "swapoff",
+		"swapon", "syslog", "umount", "umount2", "unshare", "uselib", "userfaultfd", "vhangup",
+	}
+	const cloneNewUser = 0x10000000
+	var arches []specs.Arch
+	switch runtime.GOARCH {
+	case "amd64":
+		arches = []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
+	case "arm64":
+		arches = []specs.Arch{specs.ArchAARCH64, specs.ArchARM}
+	}
+	return &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: arches,
+		Syscalls: []specs.LinuxSyscall{
+			{Names: denied, Action: specs.ActErrno, ErrnoRet: &eperm},
+			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
+			{
+				Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+				Args: []specs.LinuxSeccompArg{{Index: cloneFlagsArg(), Value: cloneNewUser, ValueTwo: cloneNewUser, Op: specs.OpMaskedEqual}},
+			},
+		},
+	}
+}
+
+// cloneFlagsArg is clone's flags argument index (s390x swaps the first two).
+func cloneFlagsArg() uint {
+	if runtime.GOARCH == "s390x" {
+		return 1
+	}
+	return 0
+}

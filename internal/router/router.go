@@ -1,0 +1,434 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/pandoplatform/pando"
+)
+
+// Config configures the router.
+type Config struct {
+	Logger *slog.Logger
+	// LogSink, when set, receives an RTR access line per routed request,
+	// tagged with the app and instance index.
+	LogSink pando.LogSink
+	// Dial connects to a backend; default a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DialTimeout bounds a backend connect (gorouter's 5 s).
+	DialTimeout time.Duration
+	// EndpointTimeout bounds the wait for a backend's response headers;
+	// default 15 min (gorouter's endpoint_timeout).
+	EndpointTimeout time.Duration
+	// FailTimeout keeps a backend that refused a connection out of
+	// rotation for this long, unless nothing else is left; default 10 s.
+	FailTimeout time.Duration
+	// MaxAttempts is the most backends one request tries; default 3.
+	MaxAttempts int
+	// ShutdownTimeout bounds the graceful shutdown of Serve; default 10 s.
+	ShutdownTimeout time.Duration
+	Now             func() time.Time
+}
+
+// Router routes HTTP requests to app instances by Host.
+type Router struct {
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	table     *table
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+// New returns a router with an empty table.
+func New(cfg Config) *Router {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.EndpointTimeout <= 0 {
+		cfg.EndpointTimeout = 15 * time.Minute
+	}
+	if cfg.FailTimeout <= 0 {
+		cfg.FailTimeout = 10 * time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable()}
+	dial := cfg.Dial
+	r.transport = &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+			defer cancel()
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, &dialError{addr: addr, err: err}
+			}
+			return c, nil
+		},
+		MaxIdleConns:          1000,
+		MaxIdleConnsPerHost:   100,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: cfg.EndpointTimeout,
+		ExpectContinueTimeout: time.Second,
+		// Pass bodies through untouched.
+		DisableCompression: true,
+	}
+	r.proxy = &httputil.ReverseProxy{
+		Rewrite:       r.rewrite,
+		Transport:     &retryTransport{r: r, base: r.transport},
+		FlushInterval: -1, // stream: apps that send events expect them at once
+		ErrorHandler:  r.proxyError,
+		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	return r
+}
+
+// dialError marks a failure to connect: the backend never saw the request.
+type dialError struct {
+	addr string
+	err  error
+}
+
+func (e *dialError) Error() string { return "dial " + e.addr + ": " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// CF gorouter's answers when it cannot route.
+const (
+	headerRouterError = "X-Cf-Routererror"
+)
+
+func writePlain(w http.ResponseWriter, status int, routerError, body string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set(headerRouterError, routerError)
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}
+
+// canonicalHost strips the port and a trailing dot and lower-cases.
+func canonicalHost(h string) string {
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// request is one request's routing state, shared by Rewrite, the retrying
+// transport and the access log.
+type request struct {
+	route     *pathRoute
+	endpoints []*endpoint
+	requestID string
+	tried     []*endpoint
+	served    *endpoint // the endpoint that answered, or the last one tried
+	routerErr string
+}
+
+type ctxKey struct{}
+
+// ServeHTTP routes one request.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := r.now()
+	host := canonicalHost(req.Host)
+	route, eps, found := r.table.lookup(host, req.URL.Path)
+	if !found {
+		writePlain(w, http.StatusNotFound, "unknown_route",
+			fmt.Sprintf("404 Not Found: Requested route ('%s') does not exist.\n", host))
+		return
+	}
+	if len(eps) == 0 {
+		writePlain(w, http.StatusServiceUnavailable, "no_endpoints",
+			fmt.Sprintf("503 Service Unavailable: Requested route ('%s') has no available endpoints.\n", host))
+		return
+	}
+	st := &request{route: route, endpoints: eps, requestID: uuid.NewString()}
+	rec := &recorder{ResponseWriter: w}
+	r.proxy.ServeHTTP(rec, req.WithContext(context.WithValue(req.Context(), ctxKey{}, st)))
+	r.accessLog(req, rec, st, start)
+}
+
+// rewrite builds the outbound request. The backend address is set per
+// attempt by the transport.
+func (r *Router) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(ctxKey{}).(*request)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "backend.invalid"
+	pr.Out.Host = pr.In.Host // apps see the route they were called by
+	// Keep the chain of proxies in front of the router, as gorouter does.
+	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	pr.SetXForwarded()
+	if proto := pr.In.Header.Get("X-Forwarded-Proto"); proto != "" {
+		pr.Out.Header.Set("X-Forwarded-Proto", proto) // set by a load balancer in front
+	}
+	pr.Out.Header.Set("X-Vcap-Request-Id", st.requestID)
+	pr.Out.Header.Set("X-Request-Start", strconv.FormatInt(r.now().UnixMilli(), 10))
+}
+
+// pick returns the next endpoint to try: round robin, skipping endpoints
+// already tried for this request and, while others remain, ones that
+// recently refused connections.
+func (r *Router) pick(st *request) *endpoint {
+	n := len(st.endpoints)
+	start := int((st.route.next.Add(1) - 1) % uint64(n))
+	now := r.now().UnixNano()
+	var fallback *endpoint
+	for i := range n {
+		ep := st.endpoints[(start+i)%n]
+		if containsEndpoint(st.tried, ep) {
+			continue
+		}
+		if ep.failedUntil.Load() > now {
+			if fallback == nil {
+				fallback = ep
+			}
+			continue
+		}
+		return ep
+	}
+	return fallback
+}
+
+func containsEndpoint(eps []*endpoint, ep *endpoint) bool {
+	for _, x := range eps {
+		if x == ep {
+			return true
+		}
+	}
+	return false
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// retryTransport sends a request to one backend after another: again on a
+// connect failure (the backend never saw it, so any method is safe), and
+// once more for an idempotent request that failed after it was sent,
+// provided no body has been consumed.
+type retryTransport struct {
+	r    *Router
+	base http.RoundTripper
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := req.Context().Value(ctxKey{}).(*request)
+	var body *trackedBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &trackedBody{rc: req.Body}
+	}
+	var (
+		lastErr      error
+		resentAfterw bool
+	)
+	for attempt := 0; attempt < t.r.cfg.MaxAttempts; attempt++ {
+		ep := t.r.pick(st)
+		if ep == nil {
+			break
+		}
+		st.tried = append(st.tried, ep)
+		st.served = ep
+		out := *req
+		u := *req.URL
+		u.Host = ep.Addr
+		out.URL = &u
+		out.Header = req.Header.Clone()
+		out.Header.Set("X-Cf-Applicationid", ep.appGUID)
+		out.Header.Set("X-Cf-Instanceid", ep.InstanceGUID)
+		out.Header.Set("X-Cf-Instanceindex", strconv.Itoa(ep.Index))
+		if body != nil {
+			out.Body = body
+		}
+		resp, err := t.base.RoundTrip(&out)
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if req.Context().Err() != nil {
+			break // the client went away
+		}
+		var de *dialError
+		dialFailed := errors.As(err, &de)
+		if dialFailed {
+			ep.failedUntil.Store(t.r.now().Add(t.r.cfg.FailTimeout).UnixNano())
+		}
+		t.r.log.Debug("backend attempt failed", "app_guid", ep.appGUID, "instance_index", ep.Index,
+			"addr", ep.Addr, "attempt", attempt+1, "err", err)
+		untouched := body == nil || body.n == 0
+		switch {
+		case dialFailed && untouched:
+		case idempotent(req.Method) && untouched && !resentAfterw:
+			resentAfterw = true
+		default:
+			return nil, err
+		}
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no backend left to try")
+	}
+	return nil, lastErr
+}
+
+// trackedBody lets a request body be offered to a second backend: the
+// transport's Close does not close it (the server does), and reads are
+// counted so a partly sent body is never resent.
+type trackedBody struct {
+	rc io.ReadCloser
+	n  int64
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+func (b *trackedBody) Close() error { return nil }
+
+// proxyError answers when every attempt failed.
+func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {
+	st := req.Context().Value(ctxKey{}).(*request)
+	if req.Context().Err() != nil {
+		st.routerErr = "client_closed"
+		w.WriteHeader(499) // nginx's and gorouter's "client closed request"; nobody reads it
+		return
+	}
+	st.routerErr = "endpoint_failure"
+	r.log.Warn("routing failed: no backend answered", "host", canonicalHost(req.Host),
+		"tried", len(st.tried), "err", err)
+	writePlain(w, http.StatusBadGateway, "endpoint_failure",
+		"502 Bad Gateway: Registered endpoint failed to handle the request.\n")
+}
+
+// recorder notes the status and size of a response. Unwrap lets the
+// reverse proxy reach the real writer to flush and to hijack for upgrades.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 || w.status < 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog emits gorouter's RTR line to the app's log.
+func (r *Router) accessLog(req *http.Request, rec *recorder, st *request, start time.Time) {
+	if r.cfg.LogSink == nil || st.served == nil || st.served.appGUID == "" {
+		return
+	}
+	ep := st.served
+	now := r.now()
+	routerErr := st.routerErr
+	if routerErr == "" {
+		routerErr = "-"
+	}
+	line := fmt.Sprintf(`%s - [%s] "%s %s %s" %d %d %d %q %q "%s" "%s" x_forwarded_for:%q x_forwarded_proto:%q vcap_request_id:"%s" response_time:%.6f app_id:"%s" app_index:"%d" instance_id:"%s" x_cf_routererror:"%s"`,
+		canonicalHost(req.Host), start.UTC().Format("2006-01-02T15:04:05.000000000Z"),
+		req.Method, req.URL.RequestURI(), req.Proto, rec.status, max(req.ContentLength, 0), rec.bytes,
+		dash(req.Referer()), dash(req.UserAgent()), req.RemoteAddr, ep.Addr,
+		dash(req.Header.Get("X-Forwarded-For")), dash(forwardedProto(req)), st.requestID,
+		now.Sub(start).Seconds(), ep.appGUID, ep.Index, ep.InstanceGUID, routerErr)
+	r.cfg.LogSink.Emit(pando.LogEnvelope{
+		Timestamp:  now,
+		SourceID:   ep.appGUID,
+		InstanceID: strconv.Itoa(ep.Index),
+		SourceType: pando.LogSourceRouter,
+		Type:       "OUT",
+		Payload:    []byte(line),
+	})
+}
+
+func forwardedProto(req *http.Request) string {
+	if p := req.Header.Get("X-Forwarded-Proto"); p != "" {
+		return p
+	}
+	if req.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Serve serves on ln until ctx ends, then stops accepting, lets requests
+// in flight finish for up to ShutdownTimeout and closes upgraded
+// (websocket) connections.
+func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("router serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		r.log.Warn("router shutdown timed out; closing connections", "err", err)
+		srv.Close()
+	}
+	cancelBase() // ends hijacked (websocket) connections, which Shutdown does not track
+	r.transport.CloseIdleConnections()
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("router serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}

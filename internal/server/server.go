@@ -1,0 +1,349 @@
+// Package server wires Pando's components into the all-in-one `pando
+// server`: the CC API with UAA and log-cache on one address, the router on
+// another, the SQLite CCDB and filesystem blobstore under the data dir, the
+// in-process BBS and auctioneer, and one local cell running runc containers.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/bbs"
+	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
+	"github.com/pandoplatform/pando/internal/buildpacks"
+	"github.com/pandoplatform/pando/internal/cc"
+	"github.com/pandoplatform/pando/internal/cell"
+	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/logs"
+	"github.com/pandoplatform/pando/internal/router"
+	"github.com/pandoplatform/pando/internal/sqlstore"
+	"github.com/pandoplatform/pando/internal/uaa"
+)
+
+// Config is `pando server`'s configuration, built once in cmd/.
+type Config struct {
+	APIAddr        string // 127.0.0.1:9022
+	RouterAddr     string // 127.0.0.1:8080
+	Domain         string // localhost
+	DataDir        string
+	DatabaseURL    string // empty: SQLite in the data dir
+	StagingTimeout time.Duration
+	MaxUploadBytes int64
+	AdminPassword  string // empty: generated and stored in the data dir
+	// CellMemoryMB and CellDiskMB are the local cell's capacity; zero means
+	// derived from the machine.
+	CellMemoryMB int
+	CellDiskMB   int
+	// ConvergeInterval is the BBS convergence period (default 30s).
+	ConvergeInterval time.Duration
+	Logger           *slog.Logger
+	// Ready, if set, is called once both listeners are up, with their
+	// actual addresses (tests bind port 0).
+	Ready func(apiAddr, routerAddr string)
+	// Stdout receives the one-time admin password notice.
+	Stdout interface{ Write([]byte) (int, error) }
+}
+
+// DefaultDataDir is /var/lib/pando as root, else ~/.local/share/pando.
+func DefaultDataDir() string {
+	if d := os.Getenv("PANDO_DATA_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/pando"
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "pando")
+	}
+	return filepath.Join(home, ".local", "share", "pando")
+}
+
+// Run starts the server and blocks until ctx ends, then shuts down cleanly.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = "127.0.0.1:9022"
+	}
+	if cfg.RouterAddr == "" {
+		cfg.RouterAddr = "127.0.0.1:8080"
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir()
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("pando server runs containers with runc and needs root: run it with sudo (or as root)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	for _, d := range []string{"blobs", "tmp", "cell", "containers"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+
+	// Listen first so a port conflict fails fast and tests learn the port.
+	apiLn, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen on API address %s: %w (is another pando server running? use --api-addr)", cfg.APIAddr, err)
+	}
+	defer apiLn.Close()
+	routerLn, err := net.Listen("tcp", cfg.RouterAddr)
+	if err != nil {
+		return fmt.Errorf("listen on router address %s: %w (use --router-addr)", cfg.RouterAddr, err)
+	}
+	defer routerLn.Close()
+	apiURL := "http://" + apiLn.Addr().String()
+	routerURL := "http://" + routerLn.Addr().String()
+
+	dsn := cfg.DatabaseURL
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "ccdb.sqlite")
+	}
+	store, err := sqlstore.Open(ctx, dsn, log.With("component", "ccdb"))
+	if err != nil {
+		return fmt.Errorf("open CCDB: %w", err)
+	}
+	defer store.Close()
+
+	blobs, err := fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return fmt.Errorf("open blobstore: %w", err)
+	}
+
+	logStore := logs.New(logs.Config{Logger: log.With("component", "logs")})
+
+	auth, err := uaa.New(uaa.Config{
+		Users:   store,
+		KeyPath: filepath.Join(cfg.DataDir, "uaa-key.pem"),
+		Issuer:  apiURL + "/oauth/token",
+		Logger:  log.With("component", "uaa"),
+	})
+	if err != nil {
+		return fmt.Errorf("start UAA: %w", err)
+	}
+	password, created, err := adminPassword(cfg)
+	if err != nil {
+		return err
+	}
+	if err := auth.EnsureAdmin(ctx, "admin", password); err != nil {
+		return fmt.Errorf("create admin user: %w", err)
+	}
+	if created && cfg.Stdout != nil {
+		fmt.Fprintf(cfg.Stdout, "Admin user: admin\nAdmin password: %s (stored in %s)\n", password, filepath.Join(cfg.DataDir, "admin-password"))
+	}
+
+	board := bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval})
+
+	backend, err := runc.New(runc.Config{StateDir: filepath.Join(cfg.DataDir, "containers"), Logger: log.With("component", "runc")})
+	if err != nil {
+		return fmt.Errorf("container backend: %w", err)
+	}
+	if err := backend.Cleanup(ctx); err != nil {
+		log.Warn("clean up leftover containers", "err", err)
+	}
+	memMB, diskMB := cellCapacity(cfg)
+	rep, err := cell.New(cell.Config{
+		ID:      "cell-0",
+		Backend: backend,
+		Blobs:   blobs,
+		BlobPath: func(key string) (string, bool) {
+			p, err := blobs.Path(key)
+			return p, err == nil
+		},
+		Reporter:      board,
+		Logs:          logStore,
+		WorkDir:       filepath.Join(cfg.DataDir, "cell"),
+		HostAddr:      "127.0.0.1",
+		TotalMemoryMB: memMB,
+		TotalDiskMB:   diskMB,
+		Logger:        log.With("component", "cell"),
+	})
+	if err != nil {
+		return fmt.Errorf("start cell: %w", err)
+	}
+	board.RegisterCell(rep)
+
+	rtr := router.New(router.Config{Logger: log.With("component", "router"), LogSink: logStore})
+
+	api, err := cc.New(cc.Config{
+		BaseURL:        apiURL,
+		Domain:         cfg.Domain,
+		RouterURL:      routerURL,
+		StagingTimeout: cfg.StagingTimeout,
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		TempDir:        filepath.Join(cfg.DataDir, "tmp"),
+		Store:          store,
+		Blobs:          blobs,
+		Runtime:        board,
+		Stats:          cellStats{rep: rep},
+		Logs:           logStore,
+		Auth:           tokenAuth{auth},
+		Logger:         log.With("component", "cc"),
+		PublicRoutes:   auth.Routes,
+		AuthedRoutes:   logStore.Routes,
+	})
+	if err != nil {
+		return fmt.Errorf("start API: %w", err)
+	}
+	board.SetTaskCompletionHandler(api.HandleTaskCompleted)
+	if err := api.Seed(ctx, builtinBuildpacks()); err != nil {
+		return fmt.Errorf("seed CCDB: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(runCtx)
+	emitter := &routeEmitter{bbs: board, router: rtr, log: log.With("component", "route-emitter")}
+	events := board.Subscribe(gctx)
+	g.Go(func() error { emitter.run(gctx, events); return nil })
+	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
+
+	if err := api.Restore(ctx); err != nil {
+		log.Error("restore apps", "err", err)
+	}
+
+	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
+	g.Go(func() error { return serveUntil(gctx, apiSrv, apiLn) })
+	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
+
+	log.Info("pando server started", "api", apiURL, "router", routerURL, "domain", cfg.Domain, "data_dir", cfg.DataDir)
+	if cfg.Ready != nil {
+		cfg.Ready(apiLn.Addr().String(), routerLn.Addr().String())
+	}
+	<-gctx.Done()
+	log.Info("pando server stopping")
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer stop()
+	cancel()
+	err = g.Wait()
+	rep.Shutdown(shutdownCtx)
+	api.Wait()
+	log.Info("pando server stopped")
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-errc
+		return nil
+	}
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// adminPassword is PANDO_ADMIN_PASSWORD (via cfg), else the stored one,
+// else a new random one stored 0600.
+func adminPassword(cfg Config) (string, bool, error) {
+	path := filepath.Join(cfg.DataDir, "admin-password")
+	if cfg.AdminPassword != "" {
+		if err := os.WriteFile(path, []byte(cfg.AdminPassword+"\n"), 0o600); err != nil {
+			return "", false, fmt.Errorf("store admin password: %w", err)
+		}
+		return cfg.AdminPassword, false, nil
+	}
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	buf := make([]byte, 24)
+	if _, err := rand.Read(buf); err != nil {
+		return "", false, err
+	}
+	for i := range buf {
+		buf[i] = alphabet[int(buf[i])%len(alphabet)]
+	}
+	pw := string(buf)
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("store admin password: %w", err)
+	}
+	return pw, true, nil
+}
+
+// cellCapacity defaults the local cell to the machine's memory and a disk
+// budget from the data dir's free space.
+func cellCapacity(cfg Config) (int, int) {
+	mem, disk := cfg.CellMemoryMB, cfg.CellDiskMB
+	if mem <= 0 {
+		mem = 8192
+		if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+			var kb int
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, "MemTotal:") {
+					fmt.Sscanf(strings.TrimPrefix(line, "MemTotal:"), "%d", &kb)
+				}
+			}
+			if kb > 0 {
+				mem = kb / 1024
+			}
+		}
+	}
+	if disk <= 0 {
+		disk = 100 * 1024
+	}
+	return mem, disk
+}
+
+// tokenAuth adapts the UAA service to the API's Authenticator.
+type tokenAuth struct{ s *uaa.Service }
+
+func (t tokenAuth) Authenticate(r *http.Request) (cc.Identity, error) {
+	id, err := t.s.Verify(r.Context(), r.Header.Get("Authorization"))
+	if err != nil {
+		return cc.Identity{}, err
+	}
+	return cc.Identity{UserGUID: id.UserGUID, UserName: id.UserName}, nil
+}
+
+// cellStats adapts the local cell to the API's InstanceStatter.
+type cellStats struct{ rep *cell.Rep }
+
+func (c cellStats) InstanceStats(ctx context.Context, cellID, instanceGUID string) (pando.InstanceStats, error) {
+	if cellID != c.rep.ID() {
+		return pando.InstanceStats{}, pando.Errorf(pando.ENotFound, "cell %s not found", cellID)
+	}
+	return c.rep.Stats(ctx, instanceGUID)
+}
+
+func builtinBuildpacks() []cc.BuiltinBuildpack {
+	var out []cc.BuiltinBuildpack
+	for _, b := range buildpacks.Builtin() {
+		out = append(out, cc.BuiltinBuildpack{Name: b.Name, Position: b.Position, Zip: b.Zip})
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package sqlstore
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect holds everything that differs between SQL engines. Queries are
+// written once with '?' placeholders and portable types (TEXT, BIGINT,
+// INTEGER, BOOLEAN); timestamps are BIGINT unix nanoseconds.
+type dialect interface {
+	// rebind rewrites '?' placeholders into the engine's style.
+	rebind(q string) string
+	// constraint decodes a constraint violation; ok is false for any other
+	// error.
+	constraint(err error) (c violation, ok bool)
+}
+
+// violation is a decoded constraint error.
+type violation struct {
+	foreignKey bool
+	// columns of the violated unique constraint (unqualified), when known.
+	columns []string
+}
+
+// sqliteDialect is modernc.org/sqlite.
+type sqliteDialect struct{}
+
+func (sqliteDialect) rebind(q string) string { return q }
+
+func (sqliteDialect) constraint(err error) (violation, bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return violation{}, false
+	}
+	msg := se.Error()
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return violation{columns: sqliteUniqueColumns(msg)}, true
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return violation{foreignKey: true}, true
+	}
+	// Without extended result codes only the text tells them apart.
+	if se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT {
+		switch {
+		case strings.Contains(msg, "UNIQUE constraint failed"):
+			return violation{columns: sqliteUniqueColumns(msg)}, true
+		case strings.Contains(msg, "FOREIGN KEY constraint failed"):
+			return violation{foreignKey: true}, true
+		}
+	}
+	return violation{}, false
+}
+
+// sqliteUniqueColumns extracts the columns from SQLite's message
+// "UNIQUE constraint failed: apps.space_guid, apps.name (2067)".
+func sqliteUniqueColumns(msg string) []string {
+	const marker = "UNIQUE constraint failed: "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return nil
+	}
+	list := msg[i+len(marker):]
+	if j := strings.Index(list, " ("); j >= 0 {
+		list = list[:j]
+	}
+	var cols []string
+	for _, c := range strings.Split(list, ",") {
+		c = strings.TrimSpace(c)
+		if k := strings.LastIndexByte(c, '.'); k >= 0 {
+			c = c[k+1:]
+		}
+		if c != "" {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
+
+// rebindDollar rewrites '?' into "$1", "$2"... (PostgreSQL), leaving quoted
+// literals and identifiers alone. It is the placeholder half of a future
+// PostgreSQL dialect.
+func rebindDollar(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	var quote byte
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,137 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// migrationFiles are the schema migrations, "migrations/NNNN_name.sql",
+// applied in version order. A released migration is never edited: change
+// the schema with a new file.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int64
+	name    string
+	sql     string
+}
+
+var migrationName = regexp.MustCompile(`^([0-9]{4,})_([a-z0-9_]+)\.sql$`)
+
+// loadMigrations reads migrations/*.sql from fsys, sorted by version.
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	paths, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("list migrations: %w", err)
+	}
+	var ms []migration
+	for _, p := range paths {
+		m := migrationName.FindStringSubmatch(path.Base(p))
+		if m == nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", p)
+		}
+		v, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: bad version", p)
+		}
+		body, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", p, err)
+		}
+		ms = append(ms, migration{version: v, name: m[2], sql: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
+		}
+	}
+	return ms, nil
+}
+
+// migrate brings db's schema up to the newest migration in fsys. Each
+// migration runs in its own transaction together with its schema_migrations
+// row, so a failed migration leaves the database at the previous version.
+// Re-running is a no-op; a database already past the newest known version
+// is refused, since this binary would misread it.
+func migrate(ctx context.Context, db *sql.DB, d dialect, fsys fs.FS, logger *slog.Logger) error {
+	ms, err := loadMigrations(fsys)
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	current, err := schemaVersion(ctx, db, d)
+	if err != nil {
+		return err
+	}
+	var latest int64
+	if len(ms) > 0 {
+		latest = ms[len(ms)-1].version
+	}
+	if current > latest {
+		return fmt.Errorf("database schema version %d is newer than this pando binary supports (%d): upgrade pando, or restore a backup made for this version", current, latest)
+	}
+	for _, m := range ms {
+		if m.version <= current {
+			continue
+		}
+		if err := applyMigration(ctx, db, d, m); err != nil {
+			return err
+		}
+		logger.Info("database migrated", "version", m.version, "migration", m.name)
+	}
+	return nil
+}
+
+func schemaVersion(ctx context.Context, q querier, d dialect) (int64, error) {
+	var v sql.NullInt64
+	if err := q.QueryRowContext(ctx, d.rebind("SELECT MAX(version) FROM schema_migrations")).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v.Int64, nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, d dialect, m migration) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %04d_%s: begin: %w", m.version, m.name, err)
+	}
+	defer tx.Rollback()
+	// Another process may have migrated while this one waited for the lock.
+	var n int
+	if err := tx.QueryRowContext(ctx, d.rebind("SELECT COUNT(*) FROM schema_migrations WHERE version = ?"), m.version).Scan(&n); err != nil {
+		return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
+		m.version, m.name, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("migration %04d_%s: record: %w", m.version, m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %04d_%s: commit: %w", m.version, m.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pandoplatform/pando"
+)
+
+const domainCols = "guid, name, internal, created_at, updated_at"
+
+func scanDomain(sc scanner) (pando.Domain, error) {
+	var d pando.Domain
+	var created, updated int64
+	if err := sc.Scan(&d.GUID, &d.Name, &d.Internal, &created, &updated); err != nil {
+		return d, err
+	}
+	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return d, nil
+}
+
+// CreateDomain adds a domain; names are unique.
+func (s *Store) CreateDomain(ctx context.Context, d pando.Domain) error {
+	err := s.insert(ctx, "domains", []string{"guid", "name", "internal", "created_at", "updated_at"},
+		[]any{d.GUID, d.Name, d.Internal, nanos(orNow(d.CreatedAt)), nanos(orNow(d.UpdatedAt))})
+	return s.writeErr(err, "create", "domain", d.GUID, func() *pando.Error {
+		return pando.Errorf(pando.EConflict, "domain name %q is already taken", d.Name)
+	}, nil)
+}
+
+// GetDomain returns the domain with guid.
+func (s *Store) GetDomain(ctx context.Context, guid string) (pando.Domain, error) {
+	return getOne(ctx, s, "domain", guid, "SELECT "+domainCols+" FROM domains WHERE guid = ?", []any{guid}, scanDomain)
+}
+
+// ListDomains returns domains matching the filters; empty filters match all.
+func (s *Store) ListDomains(ctx context.Context, guids, names []string) ([]pando.Domain, error) {
+	var w where
+	w.in("guid", guids)
+	w.in("name", names)
+	return list(ctx, s, "domains", "SELECT "+domainCols+" FROM domains"+w.String()+creationOrder, w.args, scanDomain)
+}
+
+const routeCols = "guid, host, path, domain_guid, space_guid, created_at, updated_at"
+
+func scanRoute(sc scanner) (pando.Route, error) {
+	var r pando.Route
+	var created, updated int64
+	if err := sc.Scan(&r.GUID, &r.Host, &r.Path, &r.DomainGUID, &r.SpaceGUID, &created, &updated); err != nil {
+		return r, err
+	}
+	r.CreatedAt, r.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return r, nil
+}
+
+// CreateRoute adds a route; host+domain+path is unique.
+func (s *Store) CreateRoute(ctx context.Context, r pando.Route) error {
+	err := s.insert(ctx, "routes", []string{"guid", "host", "path", "domain_guid", "space_guid", "created_at", "updated_at"},
+		[]any{r.GUID, r.Host, r.Path, r.DomainGUID, r.SpaceGUID, nanos(orNow(r.CreatedAt)), nanos(orNow(r.UpdatedAt))})
+	return s.writeErr(err, "create", "route", r.GUID, func() *pando.Error {
+		return pando.Errorf(pando.EConflict, "route with host %q and path %q already exists for domain %s", r.Host, r.Path, r.DomainGUID)
+	}, func() *pando.Error {
+		return pando.Errorf(pando.EInvalid, "domain %s or space %s not found", r.DomainGUID, r.SpaceGUID)
+	})
+}
+
+// GetRoute returns the route with guid.
+func (s *Store) GetRoute(ctx context.Context, guid string) (pando.Route, error) {
+	return getOne(ctx, s, "route", guid, "SELECT "+routeCols+" FROM routes WHERE guid = ?", []any{guid}, scanRoute)
+}
+
+// DeleteRoute deletes the route and its destinations.
+func (s *Store) DeleteRoute(ctx context.Context, guid string) error {
+	ok, err := s.remove(ctx, "routes", guid)
+	if err != nil {
+		return fmt.Errorf("delete route %s: %w", guid, err)
+	}
+	if !ok {
+		return notFound("route", guid)
+	}
+	return nil
+}
+
+// ListRoutes returns routes matching the filter; empty slices match all.
+// AppGUIDs selects routes with a destination to one of those apps.
+func (s *Store) ListRoutes(ctx context.Context, f pando.RouteFilter) ([]pando.Route, error) {
+	var w where
+	w.in("guid", f.GUIDs)
+	w.in("host", f.Hosts)
+	w.in("path", f.Paths)
+	w.in("domain_guid", f.DomainGUIDs)
+	w.in("space_guid", f.SpaceGUIDs)
+	w.inSub("guid", "route_guid", "route_destinations", "app_guid", f.AppGUIDs)
+	return list(ctx, s, "routes", "SELECT "+routeCols+" FROM routes"+w.String()+creationOrder, w.args, scanRoute)
+}
+
+const destinationCols = "guid, route_guid, app_guid, process_type, port, created_at"
+
+func scanDestination(sc scanner) (pando.RouteDestination, error) {
+	var d pando.RouteDestination
+	var created int64
+	if err := sc.Scan(&d.GUID, &d.RouteGUID, &d.AppGUID, &d.ProcessType, &d.Port, &created); err != nil {
+		return d, err
+	}
+	d.CreatedAt = fromNanos(created)
+	return d, nil
+}
+
+// CreateRouteDestination maps a route to an app's process type;
+// route+app+process type is unique.
+func (s *Store) CreateRouteDestination(ctx context.Context, d pando.RouteDestination) error {
+	err := s.insert(ctx, "route_destinations", []string{"guid", "route_guid", "app_guid", "process_type", "port", "created_at"},
+		[]any{d.GUID, d.RouteGUID, d.AppGUID, d.ProcessType, d.Port, nanos(orNow(d.CreatedAt))})
+	return s.writeErr(err, "create", "route destination", d.GUID, func() *pando.Error {
+		return pando.Errorf(pando.EConflict, "route %s already has a destination for app %s process type %q", d.RouteGUID, d.AppGUID, d.ProcessType)
+	}, func() *pando.Error {
+		return pando.Errorf(pando.EInvalid, "route %s or app %s not found", d.RouteGUID, d.AppGUID)
+	})
+}
+
+// DeleteRouteDestination deletes the destination with guid.
+func (s *Store) DeleteRouteDestination(ctx context.Context, guid string) error {
+	ok, err := s.remove(ctx, "route_destinations", guid)
+	if err != nil {
+		return fmt.Errorf("delete route destination %s: %w", guid, err)
+	}
+	if !ok {
+		return notFound("route destination", guid)
+	}
+	return nil
+}
+
+// ListRouteDestinations returns destinations matching the filters; empty
+// filters match all.
+func (s *Store) ListRouteDestinations(ctx context.Context, routeGUIDs, appGUIDs []string) ([]pando.RouteDestination, error) {
+	var w where
+	w.in("route_guid", routeGUIDs)
+	w.in("app_guid", appGUIDs)
+	return list(ctx, s, "route destinations", "SELECT "+destinationCols+" FROM route_destinations"+w.String()+creationOrder, w.args, scanDestination)
+}

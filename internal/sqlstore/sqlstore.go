@@ -1,0 +1,229 @@
+// Package sqlstore is the CCDB: it implements pando.Store on database/sql.
+// SQLite (modernc.org/sqlite, CGO-free) is the embedded default; the SQL is
+// kept portable and every engine difference (placeholders, constraint error
+// decoding, connection settings) lives in one dialect value so PostgreSQL can
+// slot in behind the same schema, migrations and conformance suite.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pandoplatform/pando"
+)
+
+// Store is a pando.Store backed by SQL. The zero value is not usable; call
+// Open. A Store returned to an InTx callback is bound to that transaction.
+type Store struct {
+	d      dialect
+	logger *slog.Logger
+
+	// wdb is the writer pool (one connection for SQLite, so writers queue in
+	// Go instead of failing with SQLITE_BUSY); rdb serves reads outside
+	// transactions (WAL lets them run beside the writer). Both are nil in a
+	// transaction-bound Store.
+	wdb *sql.DB
+	rdb *sql.DB
+
+	w, r querier // where writes and reads go: the pools, or the transaction
+	inTx bool
+}
+
+var _ pando.Store = (*Store)(nil)
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const sqliteBusyTimeoutMS = 5000
+
+// Open opens (creating if needed) the database named by dsn and brings its
+// schema up to date. dsn is a SQLite file path, "sqlite://PATH" or
+// ":memory:". PostgreSQL URLs ("postgres://...") are recognised but not yet
+// supported. A database whose schema is newer than this binary knows fails
+// to open.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	target, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	switch target.engine {
+	case enginePostgres:
+		return nil, errors.New("open database: PostgreSQL is not yet supported; use a SQLite file path (e.g. <data-dir>/ccdb.sqlite)")
+	case engineSQLite:
+		return openSQLite(ctx, target.path, logger)
+	default:
+		return nil, fmt.Errorf("open database: unsupported engine %q", target.engine)
+	}
+}
+
+const (
+	engineSQLite   = "sqlite"
+	enginePostgres = "postgres"
+)
+
+type dsnTarget struct {
+	engine string
+	path   string // SQLite file path or ":memory:"
+}
+
+// parseDSN recognises the engine from dsn. It never echoes a PostgreSQL URL
+// back in an error, since those carry passwords.
+func parseDSN(dsn string) (dsnTarget, error) {
+	dsn = strings.TrimSpace(dsn)
+	if dsn == "" {
+		return dsnTarget{}, errors.New("open database: empty database DSN")
+	}
+	scheme, rest, hasScheme := strings.Cut(dsn, "://")
+	if !hasScheme {
+		return dsnTarget{engine: engineSQLite, path: dsn}, nil
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+		return dsnTarget{engine: enginePostgres}, nil
+	case "sqlite", "sqlite3":
+		if rest == "" {
+			return dsnTarget{}, errors.New("open database: sqlite:// DSN has no file path")
+		}
+		return dsnTarget{engine: engineSQLite, path: rest}, nil
+	default:
+		return dsnTarget{}, fmt.Errorf("open database: unsupported database URL scheme %q (want a SQLite path, sqlite:// or postgres://)", scheme)
+	}
+}
+
+func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	memory := path == ":memory:"
+	var uri string
+	if memory {
+		uri = "file::memory:"
+	} else {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		if err := prepareSQLiteFile(abs); err != nil {
+			return nil, fmt.Errorf("open database %s: %w", abs, err)
+		}
+		path = abs
+		// A file: URI with an escaped path copes with '?' and '#' in
+		// directory names; SQLite decodes it.
+		uri = "file:" + (&url.URL{Path: abs}).EscapedPath()
+	}
+
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", sqliteBusyTimeoutMS)
+	wdb, err := sql.Open("sqlite", uri+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// One writer connection: SQLite admits one writer at a time anyway, and
+	// queueing in database/sql beats spinning on SQLITE_BUSY.
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+
+	d := sqliteDialect{}
+	if err := migrate(ctx, wdb, d, migrationFiles, logger); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+
+	rdb := wdb
+	if !memory {
+		rdb, err = sql.Open("sqlite", uri+"?"+common+"&_pragma=query_only(1)")
+		if err != nil {
+			wdb.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		rdb.SetMaxOpenConns(4)
+		rdb.SetMaxIdleConns(4)
+		if err := rdb.PingContext(ctx); err != nil {
+			wdb.Close()
+			rdb.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
+	logger.Debug("database opened", "engine", engineSQLite, "path", path)
+	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb}, nil
+}
+
+// prepareSQLiteFile creates the parent directory and an empty 0600 database
+// file, so the CCDB (password hashes, registry credentials) is not world
+// readable; SQLite gives its -wal and -shm files the same mode.
+func prepareSQLiteFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// Close closes the database. On a transaction-bound Store it does nothing:
+// the transaction ends when the InTx callback returns.
+func (s *Store) Close() error {
+	if s.inTx {
+		return nil
+	}
+	err := s.wdb.Close()
+	if s.rdb != s.wdb {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}
+
+// InTx runs fn in one transaction, committing if it returns nil and rolling
+// back otherwise (or if it panics). fn must use the Store it is given: on
+// SQLite the outer Store's writer is held by the transaction, so writing
+// through it from fn would wait forever. Inside fn, InTx just calls its
+// callback on the same transaction.
+func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
+	if s.inTx {
+		return fn(s)
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(&Store{d: s.d, logger: s.logger, w: tx, r: tx, inTx: true}); err != nil {
+		return err
+	}
+	done = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return s.w.ExecContext(ctx, s.d.rebind(q), args...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.r.QueryContext(ctx, s.d.rebind(q), args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return s.r.QueryRowContext(ctx, s.d.rebind(q), args...)
+}

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the system packages Pando needs: runc runs the containers,
+# busybox-static gives tests a tiny static HTTP server. Idempotent; quiet
+# when everything is present.
+set -eu
+need=""
+command -v runc >/dev/null 2>&1 || need="$need runc"
+[ -x /bin/busybox ] || need="$need busybox-static"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "pando: missing packages:$need; run as root (or: sudo apt-get install -y$need)" >&2
+	exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "pando: missing packages:$need and no apt-get; install them with your package manager" >&2
+	exit 1
+fi
+echo "pando: installing$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq $need >/dev/null
