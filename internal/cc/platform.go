@@ -56,6 +56,9 @@ func (a *API) getRoot(w http.ResponseWriter, r *http.Request) error {
 			"network_policy_v0":   nil,
 			"network_policy_v1":   nil,
 			"routing":             nil,
+			// Pando's own: where the router listens, so clients can show
+			// app URLs with the right port.
+			"pando_router": link(a.cfg.RouterURL),
 		},
 	})
 	return nil

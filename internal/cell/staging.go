@@ -273,7 +273,9 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		Stdout:      stdout,
 		Stderr:      stderr,
 	}
-	r.stagingLog(req, "OUT", "Creating container")
+	// The builder starts printing as soon as the container runs, so say
+	// everything about the container before it starts.
+	r.stagingLog(req, "OUT", "Creating container and staging...")
 	ctr, err := r.cfg.Backend.Run(ctx, spec)
 	if err != nil {
 		return pando.StagingResult{}, fmt.Errorf("create staging container: %w", err)
@@ -285,8 +287,6 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 			r.log.Error("destroy staging container", "task_guid", tk.t.GUID, "error", err)
 		}
 	}()
-	r.stagingLog(req, "OUT", "Successfully created container")
-	r.stagingLog(req, "OUT", "Staging...")
 	st, err := ctr.Wait(ctx)
 	stdout.Flush()
 	stderr.Flush()

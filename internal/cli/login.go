@@ -11,7 +11,7 @@ import (
 
 func (e *env) apiCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "api [URL]",
+		Use:   "endpoint [URL]",
 		Short: "Set or show the API endpoint",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -115,6 +115,13 @@ func (e *exitError) Error() string { return "" }
 func (e *exitError) Unwrap() error { return e.err }
 func (e *exitError) ExitCode() int { return 1 }
 
+// statusError carries the app's exit status out of the command when the
+// launcher ran it as init. It prints nothing.
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return "" }
+func (e *statusError) ExitCode() int { return e.code }
+
 // ExitCode is the process exit status for an error from the command.
 func ExitCode(err error) int {
 	if err == nil {
@@ -143,7 +150,12 @@ func NewCommand() *cobra.Command {
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			plan, err := NewPlan(appDir, strings.Join(args, " "), os.Environ(), exec.LookPath)
-			if err == nil {
+			if err == nil && os.Getpid() == 1 {
+				var code int
+				if code, err = plan.RunAsInit(); err == nil {
+					return &statusError{code: code}
+				}
+			} else if err == nil {
 				err = plan.Exec()
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "pando launcher: %v\n", err)
