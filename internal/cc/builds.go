@@ -111,6 +111,10 @@ func (a *API) buildWaiter(guid string) chan struct{} {
 func (a *API) notifyBuild(guid string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if t, ok := a.stagingTimers[guid]; ok {
+		t.Stop()
+		delete(a.stagingTimers, guid)
+	}
 	if ch, ok := a.buildWaiters[guid]; ok {
 		close(ch)
 		delete(a.buildWaiters, guid)
@@ -284,8 +288,20 @@ func appEnv(app pando.App) []pando.EnvVar {
 // watchStaging fails a build the runtime never finished (a cell that died
 // mid-staging) a minute after the staging timeout.
 func (a *API) watchStaging(buildGUID string) {
-	a.wg.Add(1)
-	time.AfterFunc(a.cfg.StagingTimeout+time.Minute, func() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.stagingTimers[buildGUID] = time.AfterFunc(a.cfg.StagingTimeout+time.Minute, func() {
+		a.mu.Lock()
+		if a.closed {
+			a.mu.Unlock()
+			return
+		}
+		delete(a.stagingTimers, buildGUID)
+		a.wg.Add(1)
+		a.mu.Unlock()
 		defer a.wg.Done()
 		ctx := context.Background()
 		b, err := a.store.GetBuild(ctx, buildGUID)

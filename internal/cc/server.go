@@ -100,7 +100,10 @@ type API struct {
 	mu sync.Mutex
 	// buildWaiters are closed when a build leaves STAGING.
 	buildWaiters map[string]chan struct{}
-	// stagingDone guards against completing a build twice.
+	// stagingTimers fail builds whose staging task never reports back.
+	stagingTimers map[string]*time.Timer
+	closed        bool
+	// wg counts background work that Close waits for.
 	wg sync.WaitGroup
 }
 
@@ -153,13 +156,14 @@ func New(cfg Config) (*API, error) {
 		cfg.Now = time.Now
 	}
 	a := &API{
-		cfg:          cfg,
-		store:        cfg.Store,
-		blobs:        cfg.Blobs,
-		rt:           cfg.Runtime,
-		log:          cfg.Logger,
-		now:          func() time.Time { return cfg.Now().UTC() },
-		buildWaiters: map[string]chan struct{}{},
+		cfg:           cfg,
+		store:         cfg.Store,
+		blobs:         cfg.Blobs,
+		rt:            cfg.Runtime,
+		log:           cfg.Logger,
+		now:           func() time.Time { return cfg.Now().UTC() },
+		buildWaiters:  map[string]chan struct{}{},
+		stagingTimers: map[string]*time.Timer{},
 	}
 	a.routes()
 	return a, nil
@@ -184,8 +188,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
-// Wait blocks until background work (staging completions) has finished.
-func (a *API) Wait() { a.wg.Wait() }
+// Close stops the API's timers and waits for background work to finish.
+func (a *API) Close() {
+	a.mu.Lock()
+	a.closed = true
+	for guid, t := range a.stagingTimers {
+		t.Stop()
+		delete(a.stagingTimers, guid)
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
 
 type ctxKey int
 

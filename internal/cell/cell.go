@@ -75,7 +75,21 @@ type Config struct {
 	// StopGrace is how long a stopped instance gets between SIGTERM and
 	// SIGKILL; default 10s.
 	StopGrace time.Duration
-	Logger    *slog.Logger
+	// StagingCaches are cell-wide, read-only caches offered to every
+	// staging container (e.g. a warm Go build cache the go buildpack seeds
+	// a new app's cache from).
+	StagingCaches []StagingCache
+	Logger        *slog.Logger
+}
+
+// StagingCache is a host directory mounted read-only into staging
+// containers at ContainerDir, announced to buildpacks as Env=ContainerDir.
+// It is offered only while Ready reports true (it may still be building).
+type StagingCache struct {
+	HostDir      string
+	ContainerDir string
+	Env          string
+	Ready        func() bool
 }
 
 // Defaults.

@@ -236,6 +236,14 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		order = append(order, name)
 		mounts = append(mounts, container.Mount{Source: bdir, Destination: "/tmp/buildpacks/" + name, ReadOnly: true})
 	}
+	env := stagingEnv(*req, tk.stack, tk.memMB, tk.diskMB)
+	for _, c := range r.cfg.StagingCaches {
+		if c.Ready != nil && !c.Ready() {
+			continue
+		}
+		mounts = append(mounts, container.Mount{Source: c.HostDir, Destination: c.ContainerDir, ReadOnly: true})
+		env = append(env, c.Env+"="+c.ContainerDir)
+	}
 	if req.BuildCacheKey != "" {
 		r.restoreCache(ctx, req, sub("cache"), vcap)
 	}
@@ -264,7 +272,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		Mounts:      mounts,
 		UID:         VcapUID,
 		GID:         VcapGID,
-		Env:         stagingEnv(*req, tk.stack, tk.memMB, tk.diskMB),
+		Env:         env,
 		Args:        args,
 		MemoryBytes: int64(tk.memMB) << 20,
 		DiskBytes:   int64(tk.diskMB) << 20,

@@ -46,6 +46,9 @@ type Config struct {
 	// derived from the machine.
 	CellMemoryMB int
 	CellDiskMB   int
+	// CacheDir holds machine-wide caches shared by servers (the Go build
+	// cache seed); default /var/cache/pando.
+	CacheDir string
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	Logger           *slog.Logger
@@ -162,6 +165,19 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("clean up leftover containers", "err", err)
 	}
 	memMB, diskMB := cellCapacity(cfg)
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = "/var/cache/pando"
+	}
+	var stagingCaches []cell.StagingCache
+	goSeed, err := buildpacks.GoCacheSeedDir(ctx, cfg.CacheDir)
+	if err != nil {
+		log.Warn("no Go build cache seed: first Go stagings compile the standard library", "err", err)
+	} else {
+		stagingCaches = append(stagingCaches, cell.StagingCache{
+			HostDir: goSeed, ContainerDir: "/tmp/go-cache-seed", Env: "PANDO_GO_CACHE_SEED",
+			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
+		})
+	}
 	rep, err := cell.New(cell.Config{
 		ID:      "cell-0",
 		Backend: backend,
@@ -176,6 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 		HostAddr:      "127.0.0.1",
 		TotalMemoryMB: memMB,
 		TotalDiskMB:   diskMB,
+		StagingCaches: stagingCaches,
 		Logger:        log.With("component", "cell"),
 	})
 	if err != nil {
@@ -217,12 +234,25 @@ func Run(ctx context.Context, cfg Config) error {
 	events := board.Subscribe(gctx)
 	g.Go(func() error { emitter.run(gctx, events); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
+	if goSeed != "" {
+		g.Go(func() error {
+			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
+				log.Warn("warm Go build cache", "err", err)
+			}
+			return nil
+		})
+	}
 
 	if err := api.Restore(ctx); err != nil {
 		log.Error("restore apps", "err", err)
 	}
 
-	apiSrv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second}
+	apiSrv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 30 * time.Second,
+		// Long polls and log streams end when the server stops.
+		BaseContext: func(net.Listener) context.Context { return gctx },
+	}
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiLn) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
 
@@ -237,7 +267,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cancel()
 	err = g.Wait()
 	rep.Shutdown(shutdownCtx)
-	api.Wait()
+	api.Close()
 	log.Info("pando server stopped")
 	if ctx.Err() != nil {
 		return nil
