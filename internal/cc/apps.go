@@ -725,6 +725,23 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	vars := app.EnvVars
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"environment_variables": vars,
+		"staging_env_json":      map[string]any{},
+		"running_env_json":      map[string]any{},
+		"system_env_json":       map[string]any{"VCAP_SERVICES": map[string]any{}},
+		"application_env_json":  map[string]any{"VCAP_APPLICATION": a.vcapApplication(ctx, app)},
+	})
+	return nil
+}
+
+// vcapApplication is the API's part of VCAP_APPLICATION (the cell adds the
+// instance's own fields when it runs it).
+func (a *API) vcapApplication(ctx context.Context, app pando.App) map[string]any {
 	space, _ := a.store.GetSpace(ctx, app.SpaceGUID)
 	org, _ := a.store.GetOrg(ctx, space.OrgGUID)
 	uris, _ := a.routeHostnames(ctx, app.GUID)
@@ -735,21 +752,10 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 	if p, err := a.store.GetProcess(ctx, app.GUID); err == nil {
 		memMB, diskMB = p.MemoryMB, p.DiskMB
 	}
-	vars := app.EnvVars
-	if vars == nil {
-		vars = map[string]string{}
+	return map[string]any{
+		"application_id": app.GUID, "application_name": app.Name, "name": app.Name,
+		"application_uris": uris, "uris": uris, "space_id": space.GUID, "space_name": space.Name,
+		"organization_id": org.GUID, "organization_name": org.Name, "cf_api": a.cfg.BaseURL,
+		"limits": map[string]any{"mem": memMB, "disk": diskMB, "fds": 16384},
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"environment_variables": vars,
-		"staging_env_json":      map[string]any{},
-		"running_env_json":      map[string]any{},
-		"system_env_json":       map[string]any{"VCAP_SERVICES": map[string]any{}},
-		"application_env_json": map[string]any{"VCAP_APPLICATION": map[string]any{
-			"application_id": app.GUID, "application_name": app.Name, "name": app.Name,
-			"application_uris": uris, "uris": uris, "space_id": space.GUID, "space_name": space.Name,
-			"organization_id": org.GUID, "organization_name": org.Name, "cf_api": a.cfg.BaseURL,
-			"limits": map[string]any{"mem": memMB, "disk": diskMB, "fds": 16384},
-		}},
-	})
-	return nil
 }

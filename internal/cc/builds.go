@@ -2,6 +2,7 @@ package cc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -188,6 +189,9 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 		AppGUID: app.GUID, BuildGUID: b.GUID, DropletGUID: b.DropletGUID, Stack: stack,
 		MemoryMB: memMB, DiskMB: diskMB, Timeout: a.cfg.StagingTimeout,
 		BuildCacheKey: pando.BuildCacheBlobKey(app.GUID), Env: appEnv(app),
+	}
+	if vcap, err := json.Marshal(a.vcapApplication(ctx, app)); err == nil {
+		req.Env = append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcap)}}, req.Env...)
 	}
 	if pkg.Type == "docker" {
 		b.LifecycleType = pando.LifecycleDocker
