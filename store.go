@@ -109,6 +109,8 @@ type Store interface {
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
 
 	CreateUser(ctx context.Context, u User) error
+	// UpdateUser replaces the user's password hash and admin flag.
+	UpdateUser(ctx context.Context, u User) error
 	GetUserByName(ctx context.Context, name string) (User, error)
 	GetUser(ctx context.Context, guid string) (User, error)
 

@@ -80,6 +80,18 @@ func (s *Store) CreateUser(ctx context.Context, u pando.User) error {
 	}, nil)
 }
 
+// UpdateUser replaces a user's password hash and admin flag.
+func (s *Store) UpdateUser(ctx context.Context, u pando.User) error {
+	ok, err := s.update(ctx, "users", u.GUID, []string{"password_hash", "admin"}, []any{u.PasswordHash, u.Admin})
+	if err != nil {
+		return fmt.Errorf("update user %s: %w", u.GUID, err)
+	}
+	if !ok {
+		return notFound("user", u.GUID)
+	}
+	return nil
+}
+
 // GetUserByName returns the user called name.
 func (s *Store) GetUserByName(ctx context.Context, name string) (pando.User, error) {
 	return getOne(ctx, s, "user", fmt.Sprintf("%q", name), "SELECT "+userCols+" FROM users WHERE name = ?", []any{name}, scanUser)

@@ -30,6 +30,7 @@ type UserStore interface {
 	GetUserByName(ctx context.Context, name string) (pando.User, error)
 	GetUser(ctx context.Context, guid string) (pando.User, error)
 	CreateUser(ctx context.Context, u pando.User) error
+	UpdateUser(ctx context.Context, u pando.User) error
 }
 
 // Defaults. The access token lifetime is the cf client's in a stock CF
@@ -166,9 +167,18 @@ func (s *Service) EnsureAdmin(ctx context.Context, name, password string) error 
 	}
 	u, err := s.users.GetUserByName(ctx, name)
 	if err == nil {
-		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-			s.log.Warn("admin user exists with a different password; the given password is not applied", "user_name", name)
+		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil {
+			return nil
 		}
+		// The operator chose a new password: apply it. Refresh tokens are
+		// bound to the old hash, so they stop working.
+		if u.PasswordHash, err = s.HashPassword(password); err != nil {
+			return fmt.Errorf("ensure admin %q: %w", name, err)
+		}
+		if err := s.users.UpdateUser(ctx, u); err != nil {
+			return fmt.Errorf("ensure admin %q: update password: %w", name, err)
+		}
+		s.log.Info("admin password changed", "user_name", name)
 		return nil
 	}
 	if !pando.IsNotFound(err) {

@@ -50,6 +50,16 @@ func (m *memUsers) GetUser(_ context.Context, guid string) (pando.User, error) {
 	return u, nil
 }
 
+func (m *memUsers) UpdateUser(_ context.Context, u pando.User) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[u.GUID]; !ok {
+		return pando.Errorf(pando.ENotFound, "user %q not found", u.GUID)
+	}
+	m.users[u.GUID] = u
+	return nil
+}
+
 func (m *memUsers) CreateUser(_ context.Context, u pando.User) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -510,13 +520,31 @@ func TestMiddleware(t *testing.T) {
 
 func TestEnsureAdmin_isIdempotent(t *testing.T) {
 	f := newFixture(t)
+	if err := f.svc.EnsureAdmin(context.Background(), "admin", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.users.users) != 1 {
+		t.Errorf("users = %d, want 1", len(f.users.users))
+	}
+	f.login(t)
+}
+
+func TestEnsureAdmin_appliesANewPassword(t *testing.T) {
+	f := newFixture(t)
 	if err := f.svc.EnsureAdmin(context.Background(), "admin", "other"); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.users.users) != 1 {
 		t.Errorf("users = %d, want 1", len(f.users.users))
 	}
-	f.login(t) // the original password still works
+	code, _ := f.token(t, url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"secret"}})
+	if code != http.StatusUnauthorized {
+		t.Errorf("old password: status %d, want 401", code)
+	}
+	code, body := f.token(t, url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"other"}})
+	if code != http.StatusOK {
+		t.Errorf("new password: status %d, body %v", code, body)
+	}
 }
 
 func TestLoadOrCreateAdminPassword(t *testing.T) {

@@ -190,6 +190,13 @@ func testUsers(t *testing.T, s pando.Store) {
 
 	wantKind(t, s.CreateUser(ctx, pando.User{GUID: newGUID("user"), Name: "admin"}), pando.EConflict, `"admin"`)
 	wantKind(t, s.CreateUser(ctx, pando.User{GUID: admin.GUID, Name: "other"}), pando.EConflict, admin.GUID)
+
+	dev.PasswordHash, dev.Admin = "new-hash", true
+	must(t, s.UpdateUser(ctx, dev))
+	got, err = s.GetUser(ctx, dev.GUID)
+	must(t, err)
+	wantEqual(t, got, dev)
+	wantKind(t, s.UpdateUser(ctx, pando.User{GUID: "nope"}), pando.ENotFound, "nope")
 }
 
 func testJobs(t *testing.T, s pando.Store) {
