@@ -154,6 +154,45 @@ func (a *API) getAppProcessByType(ctx context.Context, appGUID, typ string) (pan
 	return pando.Process{}, notFound("Process")
 }
 
+// processHandler serves a request about one process.
+type processHandler func(w http.ResponseWriter, r *http.Request, p pando.Process) error
+
+// byGUID resolves /v3/processes/{guid}.
+func (a *API) byGUID(h processHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := a.getProcessByGUID(r.Context(), r.PathValue("guid"))
+		if err != nil {
+			return err
+		}
+		return h(w, r, p)
+	}
+}
+
+// byType resolves /v3/apps/{guid}/processes/{type}.
+func (a *API) byType(h processHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := a.getAppProcessByType(r.Context(), r.PathValue("guid"), r.PathValue("type"))
+		if err != nil {
+			return err
+		}
+		return h(w, r, p)
+	}
+}
+
+func (a *API) getProcess(w http.ResponseWriter, r *http.Request, p pando.Process) error {
+	writeJSON(w, http.StatusOK, a.presentProcess(p))
+	return nil
+}
+
+func (a *API) getProcessStats(w http.ResponseWriter, r *http.Request, p pando.Process) error {
+	stats, err := a.processStats(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	a.writeStats(w, stats, "")
+	return nil
+}
+
 func (a *API) paginateProcesses(w http.ResponseWriter, r *http.Request, procs []pando.Process) {
 	paginate(a, w, r, procs, func(p pando.Process) sortable {
 		return sortable{name: p.Type, createdAt: p.CreatedAt, updatedAt: p.UpdatedAt}
@@ -194,24 +233,6 @@ func (a *API) listAppProcesses(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) getProcess(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getProcessByGUID(r.Context(), r.PathValue("guid"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a.presentProcess(p))
-	return nil
-}
-
-func (a *API) getAppProcess(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getAppProcessByType(r.Context(), r.PathValue("guid"), r.PathValue("type"))
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a.presentProcess(p))
-	return nil
-}
-
 // processPatchBody is the JSON of PATCH /v3/processes/:guid.
 type processPatchBody struct {
 	Command     *string `json:"command"`
@@ -238,7 +259,7 @@ func (b processPatchBody) update() processUpdate {
 	return u
 }
 
-func (a *API) patchProcessCommon(w http.ResponseWriter, r *http.Request, p pando.Process) error {
+func (a *API) patchProcess(w http.ResponseWriter, r *http.Request, p pando.Process) error {
 	var body processPatchBody
 	if err := readJSON(r, &body); err != nil {
 		return err
@@ -251,23 +272,7 @@ func (a *API) patchProcessCommon(w http.ResponseWriter, r *http.Request, p pando
 	return nil
 }
 
-func (a *API) patchProcess(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getProcessByGUID(r.Context(), r.PathValue("guid"))
-	if err != nil {
-		return err
-	}
-	return a.patchProcessCommon(w, r, p)
-}
-
-func (a *API) patchAppProcess(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getAppProcessByType(r.Context(), r.PathValue("guid"), r.PathValue("type"))
-	if err != nil {
-		return err
-	}
-	return a.patchProcessCommon(w, r, p)
-}
-
-func (a *API) scaleCommon(w http.ResponseWriter, r *http.Request, p pando.Process) error {
+func (a *API) scaleProcess(w http.ResponseWriter, r *http.Request, p pando.Process) error {
 	var body struct {
 		Instances    *int `json:"instances"`
 		MemoryInMB   *int `json:"memory_in_mb"`
@@ -285,22 +290,6 @@ func (a *API) scaleCommon(w http.ResponseWriter, r *http.Request, p pando.Proces
 	}
 	writeJSON(w, http.StatusAccepted, a.presentProcess(p))
 	return nil
-}
-
-func (a *API) scaleProcess(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getProcessByGUID(r.Context(), r.PathValue("guid"))
-	if err != nil {
-		return err
-	}
-	return a.scaleCommon(w, r, p)
-}
-
-func (a *API) scaleAppProcess(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getAppProcessByType(r.Context(), r.PathValue("guid"), r.PathValue("type"))
-	if err != nil {
-		return err
-	}
-	return a.scaleCommon(w, r, p)
 }
 
 // --- stats ---
@@ -388,32 +377,6 @@ func (a *API) writeStats(w http.ResponseWriter, stats []instanceStat, hash strin
 		body["pando_state_hash"] = hash
 	}
 	writeJSON(w, http.StatusOK, body)
-}
-
-func (a *API) getProcessStats(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getProcessByGUID(r.Context(), r.PathValue("guid"))
-	if err != nil {
-		return err
-	}
-	stats, err := a.processStats(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	a.writeStats(w, stats, "")
-	return nil
-}
-
-func (a *API) getAppProcessStats(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.getAppProcessByType(r.Context(), r.PathValue("guid"), r.PathValue("type"))
-	if err != nil {
-		return err
-	}
-	stats, err := a.processStats(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	a.writeStats(w, stats, "")
-	return nil
 }
 
 // statsHash summarises the instance states so a waiting client learns of
