@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/archive"
@@ -452,6 +454,9 @@ func (a *API) placeCachedResources(ctx context.Context, dir string, resources []
 			return invalid("Resource %q points outside the app", rel)
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
+				return invalid("Resource %q conflicts with a file of the upload: a file cannot also be a directory", rel)
+			}
 			return fmt.Errorf("place resource %s: %w", rel, err)
 		}
 		if err := ensureInside(dir, filepath.Dir(dst)); err != nil {
@@ -468,6 +473,9 @@ func (a *API) placeCachedResources(ctx context.Context, dir string, resources []
 		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 		if err != nil {
 			rc.Close()
+			if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
+				return invalid("Resource %q conflicts with a directory of the upload: a directory cannot also be a file", rel)
+			}
 			return fmt.Errorf("place resource %s: %w", rel, err)
 		}
 		n, err := io.Copy(f, io.LimitReader(rc, maxTotal-total+1))
