@@ -441,7 +441,7 @@ func TestStaging_timesOutAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := c.rec.wait(t, 20*time.Second, "staging result", isTask("task-slow")).task
-	if !done.Failed || done.FailureReason != "staging timed out after 2s" {
+	if !done.Failed || done.FailureReason != "StagingTimeExpired - Staging time expired: staging did not finish within 2s" {
 		t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
 	}
 	if d := time.Since(start); d > 10*time.Second {

@@ -37,7 +37,9 @@ var (
 // timeoutError is the cause of a staging context that ran out of time.
 type timeoutError struct{ d time.Duration }
 
-func (e timeoutError) Error() string { return fmt.Sprintf("staging timed out after %s", e.d) }
+func (e timeoutError) Error() string {
+	return fmt.Sprintf("StagingTimeExpired - Staging time expired: staging did not finish within %s", e.d)
+}
 
 // exitError is a staging container that exited non-zero.
 type exitError struct{ st container.ExitStatus }
