@@ -5,7 +5,10 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test test-short deps vet bench clean
+STACK_DIR ?= /var/lib/pando-stacks/bookworm
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+
+.PHONY: all build run test test-short deps vet bench stack clean
 
 all: build
 
@@ -35,6 +38,13 @@ vet:
 ## bench: push-to-first-200 against the floor measured in the same run
 bench: deps build
 	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/push
+
+## stack: a Debian bookworm root filesystem for apps (use: pando server --stack bookworm=$(STACK_DIR))
+stack:
+	@command -v debootstrap >/dev/null || $(SUDO) apt-get install -y -qq debootstrap
+	@if [ -x $(STACK_DIR)/bin/sh ]; then echo "stack already at $(STACK_DIR)"; else \
+		$(SUDO) debootstrap --variant=minbase bookworm $(STACK_DIR).tmp $(DEBIAN_MIRROR) && \
+		$(SUDO) mv $(STACK_DIR).tmp $(STACK_DIR) && echo "stack built at $(STACK_DIR)"; fi
 
 clean:
 	rm -rf bin

@@ -42,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&cfg.runs, "n", 5, "pushes per app and variant")
-	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON on stdout (progress stays on stderr)")
+	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON on stdout (the table and progress go to stderr)")
 	fs.BoolVar(&cfg.repeat, "repeat", true, "also measure re-pushing the same app unchanged")
 	fs.BoolVar(&cfg.cli, "cli", true, "also measure `pando push` run as a subprocess")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every run's steps and the server log level debug")
@@ -77,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if cfg.json {
+		printReport(stderr, res, cfg.verbose)
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {

@@ -139,6 +139,10 @@ func (s *server) awaitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// shutdownWait bounds the server's clean shutdown: it stops each instance
+// with a grace period of up to 10 s, in parallel.
+const shutdownWait = 30 * time.Second
+
 // stop sends SIGTERM and waits for the server's clean shutdown (it stops
 // its containers); SIGKILL when ctx ends first. Containers a killed server
 // left behind are removed with the runc backend's Cleanup.
@@ -153,21 +157,30 @@ func (s *server) stop(ctx context.Context) error {
 		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			errs = append(errs, fmt.Errorf("signal server: %w", err))
 		}
+		t := time.NewTimer(shutdownWait)
 		select {
 		case <-s.exited:
+		case <-t.C:
+			errs = append(errs, fmt.Errorf("pando server did not exit within %s of SIGTERM; killed it", shutdownWait))
+			_ = s.cmd.Process.Kill()
+			<-s.exited
 		case <-ctx.Done():
-			s.log.Warn("pando server did not stop in time; killing it", "pid", s.cmd.Process.Pid)
+			errs = append(errs, fmt.Errorf("pando server did not exit before the clean-up deadline; killed it"))
 			_ = s.cmd.Process.Kill()
 			<-s.exited
 		}
+		t.Stop()
 	}
 	// The server cleans up after itself; this catches what a kill left.
-	be, err := runc.New(runc.Config{StateDir: filepath.Join(s.dataDir, "containers"), LifecycleBinary: s.bin})
+	stateDir := filepath.Join(s.dataDir, "containers")
+	be, err := runc.New(runc.Config{StateDir: stateDir, LifecycleBinary: s.bin})
 	if err == nil {
 		err = be.Cleanup(ctx)
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("remove leftover containers: %w", err))
+	} else {
+		removeCgroupParent(defaultCgroupParent(stateDir))
 	}
 	return errors.Join(errs...)
 }

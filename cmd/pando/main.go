@@ -86,6 +86,7 @@ func serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.StagingTimeout, "staging-timeout", 15*time.Minute, "fail staging that takes longer")
 	f.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 1<<30, "largest accepted package upload")
 	f.IntVar(&cfg.CellMemoryMB, "cell-memory-mb", 0, "memory the local cell offers to apps (default: the machine's)")
+	f.StringToStringVar(&cfg.Stacks, "stack", nil, "extra stack NAME=ROOTFS_DIR (repeatable), e.g. bookworm=/var/lib/pando-stacks/bookworm")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches shared by servers (Go build cache seed)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -156,13 +156,13 @@ func TestBinary_neverDetectedAndWarnsWithoutProcfile(t *testing.T) {
 
 	s.cfg.SkipDetect, s.cfg.BuildpackOrder = true, []string{"binary_buildpack"}
 	res, err := s.build(t)
-	if err != nil || res.StartCommand != "" || !strings.Contains(s.out.String(), "binary_buildpack needs a start command") {
+	if err != nil || res.StartCommand != "" || !strings.Contains(s.out.String(), "without one the app cannot start") {
 		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
 	}
 
 	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "Procfile"), []byte("web: ./server --port $PORT\n"), 0o644))
 	res, err = s.build(t)
-	if err != nil || res.StartCommand != "./server --port $PORT" || strings.Contains(s.out.String(), "needs a start command") {
+	if err != nil || res.StartCommand != "./server --port $PORT" || strings.Contains(s.out.String(), "without one the app cannot start") {
 		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
 	}
 }

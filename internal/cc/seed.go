@@ -47,8 +47,13 @@ func (a *API) Seed(ctx context.Context, builtins []BuiltinBuildpack) error {
 	if err := a.seedDomain(ctx); err != nil {
 		return err
 	}
-	if err := a.seedStack(ctx); err != nil {
+	if err := a.seedStack(ctx, HostStack, hostStackDescription); err != nil {
 		return err
+	}
+	for _, st := range a.cfg.Stacks {
+		if err := a.seedStack(ctx, st.Name, st.Description); err != nil {
+			return err
+		}
 	}
 	// Lower positions first, so each lands where it asks to be.
 	ordered := slices.Clone(builtins)
@@ -120,8 +125,8 @@ func (a *API) seedDomain(ctx context.Context) error {
 	return nil
 }
 
-func (a *API) seedStack(ctx context.Context) error {
-	stacks, err := a.store.ListStacks(ctx, []string{HostStack})
+func (a *API) seedStack(ctx context.Context, name, description string) error {
+	stacks, err := a.store.ListStacks(ctx, []string{name})
 	if err != nil {
 		return fmt.Errorf("seed stack: %w", err)
 	}
@@ -130,8 +135,8 @@ func (a *API) seedStack(ctx context.Context) error {
 	}
 	now := a.now()
 	s := pando.Stack{
-		GUID: a.newGUID(), Name: HostStack, Description: hostStackDescription,
-		Default: a.cfg.DefaultStack == HostStack, CreatedAt: now, UpdatedAt: now,
+		GUID: a.newGUID(), Name: name, Description: description,
+		Default: a.cfg.DefaultStack == name, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := ignoreConflict(a.store.CreateStack(ctx, s)); err != nil {
 		return fmt.Errorf("seed stack: %w", err)

@@ -63,13 +63,15 @@ type Config struct {
 	MaxUploadBytes int64         // default 1 GiB
 	// MaxPackageBytes bounds the expanded size of a package (zip bomb
 	// guard); default 4 GiB.
-	MaxPackageBytes  int64
-	DefaultStack     string // "host"
-	DefaultMemoryMB  int    // 256
-	DefaultDiskMB    int    // 1024
-	StagingMemoryMB  int    // 1024
-	StagingDiskMB    int    // 4096
-	DefaultInstances int    // 1
+	MaxPackageBytes int64
+	DefaultStack    string // "host"
+	// Stacks are the root filesystem stacks cells offer besides "host".
+	Stacks           []StackConfig
+	DefaultMemoryMB  int // 256
+	DefaultDiskMB    int // 1024
+	StagingMemoryMB  int // 1024
+	StagingDiskMB    int // 4096
+	DefaultInstances int // 1
 	// TempDir holds uploads while they are assembled; default os.TempDir().
 	TempDir string
 	Store   pando.Store
@@ -84,6 +86,12 @@ type Config struct {
 	// it (log-cache), registered by the caller.
 	PublicRoutes func(mux *http.ServeMux)
 	AuthedRoutes func(mux *http.ServeMux)
+}
+
+// StackConfig names a stack the cells offer.
+type StackConfig struct {
+	Name        string
+	Description string
 }
 
 // API is the Cloud Controller.

@@ -64,7 +64,7 @@ func defaultEnv(streams IOStreams) *env {
 		pollMin:    100 * time.Millisecond,
 		pollMax:    time.Second,
 		statsPoll:  250 * time.Millisecond,
-		drainIdle:  300 * time.Millisecond,
+		drainIdle:  50 * time.Millisecond,
 		drainMax:   3 * time.Second,
 	}
 }

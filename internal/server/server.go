@@ -46,6 +46,9 @@ type Config struct {
 	// derived from the machine.
 	CellMemoryMB int
 	CellDiskMB   int
+	// Stacks maps extra stack names to root filesystem directories (e.g.
+	// a Debian rootfs built by `make stack`); "host" is always offered.
+	Stacks map[string]string
 	// CacheDir holds machine-wide caches shared by servers (the Go build
 	// cache seed); default /var/cache/pando.
 	CacheDir string
@@ -165,6 +168,15 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("clean up leftover containers", "err", err)
 	}
 	memMB, diskMB := cellCapacity(cfg)
+	cellStacks := map[string]string{"host": ""}
+	var ccStacks []cc.StackConfig
+	for name, dir := range cfg.Stacks {
+		if err := checkRootFS(name, dir); err != nil {
+			return err
+		}
+		cellStacks[name] = dir
+		ccStacks = append(ccStacks, cc.StackConfig{Name: name, Description: "Root filesystem at " + dir})
+	}
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = "/var/cache/pando"
 	}
@@ -193,6 +205,7 @@ func Run(ctx context.Context, cfg Config) error {
 		TotalMemoryMB: memMB,
 		TotalDiskMB:   diskMB,
 		StagingCaches: stagingCaches,
+		Stacks:        cellStacks,
 		Logger:        log.With("component", "cell"),
 	})
 	if err != nil {
@@ -206,6 +219,7 @@ func Run(ctx context.Context, cfg Config) error {
 		BaseURL:        apiURL,
 		Domain:         cfg.Domain,
 		RouterURL:      routerURL,
+		Stacks:         ccStacks,
 		StagingTimeout: cfg.StagingTimeout,
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		TempDir:        filepath.Join(cfg.DataDir, "tmp"),
@@ -347,6 +361,21 @@ func cellCapacity(cfg Config) (int, int) {
 		disk = 100 * 1024
 	}
 	return mem, disk
+}
+
+// checkRootFS rejects a stack whose directory is not a usable root
+// filesystem, at start-up rather than at the first staging.
+func checkRootFS(name, dir string) error {
+	if name == "" || name == "host" || strings.ContainsAny(name, "/ \t") {
+		return fmt.Errorf("--stack %s=%s: invalid stack name", name, dir)
+	}
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("--stack %s=%s: the root filesystem must be an absolute path", name, dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bin", "sh")); err != nil {
+		return fmt.Errorf("--stack %s=%s: not a root filesystem (no /bin/sh); build one with `make stack`", name, dir)
+	}
+	return nil
 }
 
 // tokenAuth adapts the UAA service to the API's Authenticator.

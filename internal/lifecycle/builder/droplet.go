@@ -65,7 +65,12 @@ type dropletDir struct {
 // writeDroplet writes the droplet tgz atomically and returns its size.
 func writeDroplet(dst string, dirs []dropletDir, stagingInfo []byte) (int64, error) {
 	err := writeFileAtomic(dst, func(w io.Writer) error {
-		gz := gzip.NewWriter(w)
+		// Speed over size: droplets travel over fast local links, and the
+		// default level costs ~3x the time for ~10% smaller binaries.
+		gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		if err != nil {
+			return err
+		}
 		tw := tar.NewWriter(gz)
 		now := time.Now()
 		if err := tw.WriteHeader(dirHeader("./", 0o755, now)); err != nil {
