@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/zip"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -148,6 +149,11 @@ func ListZip(r io.ReaderAt, size int64, maxEntries int) ([]ZipEntry, error) {
 // unix zip tools do: the target as content).
 func WriteZip(ctx context.Context, w io.Writer, srcDir, prefix string) error {
 	zw := zip.NewWriter(w)
+	// Packages are written on every push and read once by staging over a
+	// local link: the fastest deflate level is worth its larger output.
+	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(out, flate.BestSpeed)
+	})
 	err := walkTree(ctx, srcDir, prefix, func(e treeEntry) error {
 		h, err := zip.FileInfoHeader(e.info)
 		if err != nil {
