@@ -181,6 +181,9 @@ func (e *env) newSession(ctx context.Context, needSpace bool) (*session, error) 
 		if e.isLocalTarget(c.URL()) {
 			pw = e.localAdminPassword()
 		}
+		if pw == "" && e.isLocalTarget(c.URL()) {
+			return nil, fmt.Errorf("not logged in, and no local server's admin password was found: start one with 'sudo pando server' (or 'make run'), or run 'pando login -a URL'")
+		}
 		if pw == "" {
 			return nil, errNotLoggedIn
 		}
