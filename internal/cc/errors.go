@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -54,6 +55,11 @@ func cfErrorFor(err error) (cfError, string) {
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The server is stopping (or the client left): not a server fault.
+		writeCFError(w, http.StatusServiceUnavailable, 10015, "CF-ServiceUnavailable", "The server is shutting down; try again in a moment")
+		return
+	}
 	ce, detail := cfErrorFor(err)
 	if ce.status >= 500 {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -1,0 +1,439 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bounds of the server fixture.
+const (
+	startTimeout    = 60 * time.Second
+	shutdownTimeout = 30 * time.Second // a clean SIGTERM shutdown must fit
+	maxLogShown     = 64 << 10
+)
+
+// server is one `pando server` process on its own temp data dir and free
+// loopback ports. stop and start again reuse both, like an operator
+// restarting the service.
+type server struct {
+	bin        string
+	root       string // everything of this server lives below
+	dataDir    string
+	cliHome    string // PANDO_HOME of the CLI runner
+	logPath    string // the server's stdout and stderr, across restarts
+	apiAddr    string
+	routerAddr string
+	password   string // admin's, read on the first start
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has been waited for
+	waitErr  error
+	starts   int
+	apiToken string
+	http     *http.Client
+}
+
+func newServer(bin string) (*server, error) {
+	parent := env.scratch
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	root, err := os.MkdirTemp(parent, "server-")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{
+		bin:     bin,
+		root:    root,
+		dataDir: filepath.Join(root, "data"),
+		cliHome: filepath.Join(root, "cli-home"),
+		logPath: filepath.Join(root, "server.log"),
+		http: &http.Client{
+			Timeout:   10 * time.Second,
+			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+			// The router's answers are what the tests check, not where
+			// they would redirect to.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	if s.apiAddr, err = freeLoopbackAddr(); err != nil {
+		return nil, err
+	}
+	if s.routerAddr, err = freeLoopbackAddr(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// freeLoopbackAddr reserves a port the kernel picks, then frees it for the
+// server to bind.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
+// start runs the server and returns once its API answers GET / (and, on
+// the first start, the CLI is logged in as admin).
+func (s *server) start() error {
+	s.mu.Lock()
+	if s.cmd != nil {
+		s.mu.Unlock()
+		return errors.New("server already running")
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	cmd := exec.Command(s.bin, "server",
+		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr)
+	cmd.Env = baseEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Own process group: stopping it never signals the test binary. Dies
+	// with the test binary if that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	logf.Close()
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("start pando server: %w", err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
+	s.starts++
+	first := s.starts == 1
+	s.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		s.mu.Lock()
+		s.waitErr = err
+		s.mu.Unlock()
+		close(exited)
+	}()
+
+	if err := s.waitReady(exited); err != nil {
+		return err
+	}
+	if !first {
+		return nil
+	}
+	pw, err := os.ReadFile(filepath.Join(s.dataDir, "admin-password"))
+	if err != nil {
+		return fmt.Errorf("admin password file: %w", err)
+	}
+	s.password = strings.TrimSpace(string(pw))
+	if s.password == "" {
+		return errors.New("admin password file is empty")
+	}
+	log, _ := os.ReadFile(s.logPath)
+	if !bytes.Contains(log, []byte("Admin password: "+s.password)) {
+		return fmt.Errorf("first start did not print the admin password stored in %s/admin-password", s.dataDir)
+	}
+	r := s.runCLI(context.Background(), time.Minute, "login", "-a", "http://"+s.apiAddr, "-u", "admin", "-p", s.password)
+	if r.err != nil || r.code != 0 {
+		return fmt.Errorf("log in as admin: %s", r)
+	}
+	return nil
+}
+
+// waitReady polls GET / on the API until it answers 200, the process
+// exits, or the start timeout passes.
+func (s *server) waitReady(exited <-chan struct{}) error {
+	deadline := time.Now().Add(startTimeout)
+	var last string
+	for {
+		resp, err := s.http.Get("http://" + s.apiAddr + "/")
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("pando server exited before its API answered (%v)", s.exitErr())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pando server API did not answer GET / within %s (last: %s)", startTimeout, last)
+		}
+	}
+}
+
+func (s *server) exitErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waitErr
+}
+
+func (s *server) running() (*exec.Cmd, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd, s.exited
+}
+
+// stop sends SIGTERM and requires a clean exit: status 0 within the
+// shutdown timeout, no runc container and no mount left behind. A server
+// that hangs gets SIGQUIT (its goroutine dump lands in the log), then
+// SIGKILL.
+func (s *server) stop() error {
+	cmd, exited := s.running()
+	if cmd == nil {
+		return nil
+	}
+	defer func() {
+		s.mu.Lock()
+		s.cmd, s.exited = nil, nil
+		s.mu.Unlock()
+	}()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("send SIGTERM: %w", err)
+	}
+	began := time.Now()
+	select {
+	case <-exited:
+	case <-time.After(shutdownTimeout):
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			s.killGroup(cmd)
+			<-exited
+		}
+		return fmt.Errorf("pando server did not exit within %s of SIGTERM (sent SIGQUIT: goroutine dump in the log)", shutdownTimeout)
+	}
+	if err := s.exitErr(); err != nil {
+		return fmt.Errorf("pando server exited with %v after SIGTERM, want status 0", err)
+	}
+	var problems []string
+	if ids, err := s.containers(); err != nil {
+		problems = append(problems, err.Error())
+	} else if len(ids) > 0 {
+		problems = append(problems, fmt.Sprintf("runc containers left after shutdown: %v", ids))
+	}
+	if ms, err := mountsUnder(s.root); err != nil {
+		problems = append(problems, err.Error())
+	} else if len(ms) > 0 {
+		problems = append(problems, fmt.Sprintf("mounts left after shutdown: %v", ms))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("pando server exited 0 after %s but not cleanly: %s", time.Since(began).Round(time.Millisecond), strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func (s *server) killGroup(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Process.Kill()
+}
+
+// cleanup kills the server if it still runs, removes any runc container,
+// mount and cgroup it left, then deletes its directory (never through a
+// mount that could not be removed).
+func (s *server) cleanup() error {
+	if cmd, exited := s.running(); cmd != nil {
+		s.killGroup(cmd)
+		<-exited
+		s.mu.Lock()
+		s.cmd, s.exited = nil, nil
+		s.mu.Unlock()
+	}
+	var errs []error
+	ids, err := s.containers()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, "runc", "--root", s.runcRoot(), "delete", "--force", id).CombinedOutput()
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", id, err, out))
+		}
+	}
+	ms, err := mountsUnder(s.root)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, m := range ms {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
+		}
+	}
+	removeCgroups(s.cgroupParent())
+	if left, err := mountsUnder(s.root); err != nil || len(left) > 0 {
+		// RemoveAll through a bind mount of /usr would wipe the host.
+		errs = append(errs, fmt.Errorf("not removing %s: mounts remain %v (%v)", s.root, left, err))
+		return errors.Join(errs...)
+	}
+	if err := os.RemoveAll(s.root); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// runcRoot is where the runc backend keeps runc's state:
+// <data-dir>/containers/runc (internal/container/runc).
+func (s *server) runcRoot() string { return filepath.Join(s.dataDir, "containers", "runc") }
+
+// cgroupParent is the runc backend's default cgroup parent for this data
+// dir: /pando/<first 4 bytes of sha256(state dir)>.
+func (s *server) cgroupParent() string {
+	abs, _ := filepath.Abs(filepath.Join(s.dataDir, "containers"))
+	sum := sha256.Sum256([]byte(abs))
+	return "/pando/" + hex.EncodeToString(sum[:4])
+}
+
+// containers lists the runc containers of this server's runc root.
+func (s *server) containers() ([]string, error) {
+	if _, err := os.Stat(s.runcRoot()); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "runc", "--root", s.runcRoot(), "list", "-q").Output()
+	if err != nil {
+		return nil, fmt.Errorf("runc list: %w", err)
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// mountsUnder lists the mount points at or below dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dir = filepath.Clean(dir)
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeOctal(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, sc.Err()
+}
+
+// unescapeOctal decodes mountinfo's \NNN escapes.
+func unescapeOctal(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// removeCgroups removes the (empty) cgroup directories below parent in
+// every hierarchy, deepest first. Best effort: a cgroup with a process in
+// it stays, and the runc container check reports that.
+func removeCgroups(parent string) {
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	hier = append(hier, "/sys/fs/cgroup")
+	for _, h := range hier {
+		removeCgroupTree(filepath.Join(h, parent))
+	}
+}
+
+func removeCgroupTree(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			removeCgroupTree(filepath.Join(dir, e.Name()))
+		}
+	}
+	_ = syscall.Rmdir(dir)
+}
+
+// logSize is the current length of the server log.
+func (s *server) logSize() int64 {
+	fi, err := os.Stat(s.logPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logTail returns what the server logged after offset, at most max bytes
+// (the end).
+func (s *server) logTail(offset int64, max int) string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no server log: %v)\n", err)
+	}
+	if offset > int64(len(b)) {
+		offset = 0
+	}
+	b = b[offset:]
+	if len(b) > max {
+		b = append([]byte("...\n"), b[len(b)-max:]...)
+	}
+	return string(b)
+}
+
+// showLogOnFailure prints what the server logs during t when t fails.
+func (s *server) showLogOnFailure(t *testing.T) {
+	from := s.logSize()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log (%s) during %s:\n%s", s.logPath, t.Name(), s.logTail(from, maxLogShown))
+		}
+	})
+}
+
+// baseEnv is the environment without any PANDO_ setting of the caller.
+func baseEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PANDO_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
