@@ -72,6 +72,10 @@ type Config struct {
 	// LivenessInterval is how often a running instance is checked;
 	// default 30s.
 	LivenessInterval time.Duration
+	// DiskCheckInterval is how often a running instance's disk use is
+	// measured against its quota (disk has no cgroup limit); default 15s,
+	// negative disables.
+	DiskCheckInterval time.Duration
 	// StopGrace is how long a stopped instance gets between SIGTERM and
 	// SIGKILL; default 10s.
 	StopGrace time.Duration
@@ -99,6 +103,7 @@ const (
 	DefaultHealthCheckInterval = 2 * time.Second
 	DefaultStartTimeout        = 60 * time.Second
 	DefaultLivenessInterval    = 30 * time.Second
+	DefaultDiskCheckInterval   = 15 * time.Second
 	DefaultInvocationTimeout   = time.Second
 	DefaultStopGrace           = 10 * time.Second
 	DefaultStagingMemoryMB     = 1024
@@ -189,6 +194,9 @@ func New(cfg Config) (*Rep, error) {
 	}
 	if cfg.LivenessInterval <= 0 {
 		cfg.LivenessInterval = DefaultLivenessInterval
+	}
+	if cfg.DiskCheckInterval == 0 {
+		cfg.DiskCheckInterval = DefaultDiskCheckInterval
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace

@@ -351,8 +351,25 @@ func (r *Rep) live(i *instance) string {
 		defer t.Stop()
 		tick = t.C
 	}
+	// Disk is not limited by a cgroup: the cell measures what the
+	// container wrote and stops an instance past its quota.
+	var diskTick <-chan time.Time
+	diskQuota := uint64(i.lrp.DiskMB) << 20
+	if diskQuota > 0 && r.cfg.DiskCheckInterval > 0 {
+		t := time.NewTicker(r.cfg.DiskCheckInterval)
+		defer t.Stop()
+		diskTick = t.C
+	}
 	for {
 		select {
+		case <-diskTick:
+			st, err := ctr.Stats(ctx)
+			if err != nil || st.DiskBytes <= diskQuota {
+				continue
+			}
+			r.cellLog(i, "ERR", "Disk quota exceeded: %s used of %s", humanSize(int64(st.DiskBytes)), humanSize(int64(diskQuota)))
+			r.stopContainer(i, ctr)
+			return fmt.Sprintf("APP/PROC/WEB/%d exceeded its disk quota (%d MB)", i.index, i.lrp.DiskMB)
 		case <-tick:
 			if err := check(ctx); err != nil {
 				if ctx.Err() != nil {

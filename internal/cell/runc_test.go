@@ -599,3 +599,19 @@ func TestLRP_outOfMemoryIsTheCrashReason(t *testing.T) {
 		t.Errorf("crash reason %q", crashed.CrashReason)
 	}
 }
+
+func TestLRP_diskQuotaExceededCrashes(t *testing.T) {
+	c := newRuncCell(t, func(cfg *Config) { cfg.DiskCheckInterval = 100 * time.Millisecond })
+	c.startApp(t, "inst-disk", pando.DesiredLRP{
+		DiskMB:       1,
+		StartCommand: "head -c 3000000 /dev/zero > /home/vcap/app/big; exec sleep 60",
+		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckProcess},
+	})
+	c.rec.wait(t, 10*time.Second, "RUNNING", isState("inst-disk", pando.ActualRunning))
+	crashed := c.rec.wait(t, 30*time.Second, "CRASHED", isState("inst-disk", pando.ActualCrashed)).actual
+	if want := "APP/PROC/WEB/0 exceeded its disk quota (1 MB)"; crashed.CrashReason != want {
+		t.Errorf("crash reason %q, want %q", crashed.CrashReason, want)
+	}
+	c.logs.wait(t, time.Second, pando.LogSourceCell, "Disk quota exceeded")
+	eventually(t, 5*time.Second, "container destroyed", func() bool { return len(c.backend.liveIDs()) == 0 })
+}

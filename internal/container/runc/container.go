@@ -29,10 +29,13 @@ type Container struct {
 	limit  int64
 
 	overlay bool
-	owned   bool // the bundle is ours to remove (not a leftover)
-	cmd     *exec.Cmd
-	nsMu    sync.Mutex
-	netns   *os.File // the container's network namespace, held open
+	// rwMounts are the caller's writable bind mounts (e.g. the instance's
+	// /home/vcap): what the app writes there counts as its disk use.
+	rwMounts []string
+	owned    bool // the bundle is ours to remove (not a leftover)
+	cmd      *exec.Cmd
+	nsMu     sync.Mutex
+	netns    *os.File // the container's network namespace, held open
 
 	done   chan struct{} // closed when runc run has exited
 	status container.ExitStatus
@@ -296,7 +299,7 @@ func (c *Container) Destroy(ctx context.Context) error {
 }
 
 // Stats reads the container's cgroup figures and the size of its writable
-// directories (home, tmp and the overlay's upper layer).
+// directories (home, tmp, the overlay's upper layer and writable mounts).
 func (c *Container) Stats(ctx context.Context) (container.Stats, error) {
 	s, err := c.b.cg.stats(c.cgPath)
 	if err != nil {
@@ -329,6 +332,7 @@ func (c *Container) diskUsage(ctx context.Context) uint64 {
 	if c.overlay {
 		dirs = append(dirs, c.bundle+"/overlay/upper")
 	}
+	dirs = append(dirs, c.rwMounts...)
 	c.disk = duDirs(ctx, dirs, maxDiskWalk)
 	c.diskRead = time.Now()
 	return c.disk

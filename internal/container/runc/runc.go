@@ -165,6 +165,11 @@ func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Conta
 		limit:  spec.MemoryBytes,
 		done:   make(chan struct{}),
 	}
+	for _, m := range spec.Mounts {
+		if !m.ReadOnly {
+			c.rwMounts = append(c.rwMounts, m.Source)
+		}
+	}
 	b.live[spec.ID] = c
 	b.mu.Unlock()
 
