@@ -129,3 +129,25 @@ func (a *API) Restore(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// HandleInstanceCrashed records a crash as CF does (audit.app.process.crash),
+// so `cf events` shows why an instance went down.
+func (a *API) HandleInstanceCrashed(ctx context.Context, al pando.ActualLRP) {
+	p, err := a.store.GetProcess(ctx, al.ProcessGUID)
+	if err != nil {
+		return
+	}
+	app, err := a.store.GetApp(ctx, p.AppGUID)
+	if err != nil {
+		return
+	}
+	a.recordAppEvent(ctx, Identity{}, "audit.app.process.crash", app, map[string]any{
+		"index":            al.Index,
+		"instance":         al.InstanceGUID,
+		"reason":           "CRASHED",
+		"exit_description": al.CrashReason,
+		"crash_count":      al.CrashCount,
+		"crash_timestamp":  al.Since.UnixNano(),
+		"process_type":     p.Type,
+	})
+}

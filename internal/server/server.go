@@ -247,6 +247,8 @@ func Run(ctx context.Context, cfg Config) error {
 	emitter := &routeEmitter{bbs: board, router: rtr, log: log.With("component", "route-emitter")}
 	events := board.Subscribe(gctx)
 	g.Go(func() error { emitter.run(gctx, events); return nil })
+	crashes := board.Subscribe(gctx)
+	g.Go(func() error { recordCrashes(gctx, crashes, api); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	if goSeed != "" {
 		g.Go(func() error {
@@ -287,6 +289,29 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	}
 	return err
+}
+
+// recordCrashes turns CRASHED instance reports into audit events.
+func recordCrashes(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
+	// One event per crashed instance, even if the BBS reports it again.
+	seen := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Type == bbs.EventActualChanged && ev.Actual != nil && ev.Actual.State == pando.ActualCrashed && !seen[ev.Actual.InstanceGUID] {
+				if len(seen) > 10000 {
+					clear(seen)
+				}
+				seen[ev.Actual.InstanceGUID] = true
+				api.HandleInstanceCrashed(ctx, *ev.Actual)
+			}
+		}
+	}
 }
 
 func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {

@@ -444,3 +444,25 @@ func snapshotDir(t *testing.T, dir string) []string {
 func equalSnapshots(a, b []string) bool {
 	return strings.Join(a, "\n") == strings.Join(b, "\n")
 }
+
+func TestCrashedInstanceIsRestartedAndTheCrashIsAnEvent(t *testing.T) {
+	s := sharedServer(t)
+	const name = "flaky"
+	s.deleteAppOnCleanup(t, name)
+	// Serves, then dies a moment later, every time it starts.
+	dir := writeFiles(t, t.TempDir(), map[string]string{
+		"index.html": "flaky but back\n",
+	})
+	start := `busybox httpd -f -p $PORT -h /home/vcap/app & sleep 1; echo "going down" >&2; exit 5`
+	s.mustPando(t, "push", name, "-p", dir, "-b", "binary_buildpack", "-c", start)
+
+	// Each crash is recorded with its reason, and the instance comes back
+	// (the first crashes restart at once).
+	eventually(t, "two crash events", 30*time.Second, func() (bool, string) {
+		r := s.pando(t, "events", name)
+		return strings.Count(r.stdout, "audit.app.process.crash") >= 2 && strings.Contains(r.stdout, "Exited with status 5"), r.out()
+	})
+	s.waitRoute(t, name+".localhost", "/", "the restarted instance answering", func(status int, body string) bool {
+		return status == 200 && body == "flaky but back\n"
+	})
+}
