@@ -378,6 +378,7 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 		a.recordAppEvent(ctx, Identity{UserGUID: b.CreatedByGUID, UserName: b.CreatedByName}, "audit.app.droplet.create", app, map[string]any{"droplet_guid": d.GUID, "package_guid": b.PackageGUID})
 	}
 	a.notifyBuild(b.GUID)
+	a.pruneApp(ctx, b.AppGUID)
 }
 
 // failBuild marks a build and its droplet FAILED with a reason the user
