@@ -223,7 +223,9 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 	task := pando.Task{GUID: b.GUID, Kind: pando.TaskStaging, State: pando.TaskPending, Staging: req, CreatedAt: now, UpdatedAt: now}
 	// The task outlives this request: it must not be cancelled with it.
 	if err := a.rt.DesireTask(context.WithoutCancel(ctx), task); err != nil {
-		a.failBuild(ctx, b, "StagingError - Staging error: "+err.Error())
+		reason := "StagingError - Staging error: " + err.Error()
+		a.stagingNote(app.GUID, reason)
+		a.failBuild(ctx, b, reason)
 		b, _ = a.store.GetBuild(ctx, b.GUID)
 		return b, nil
 	}
@@ -313,7 +315,9 @@ func (a *API) watchStaging(buildGUID string) {
 			return
 		}
 		_ = a.rt.CancelTask(ctx, buildGUID)
-		a.failBuild(ctx, b, fmt.Sprintf("StagingTimeExpired - Staging time expired: staging did not finish within %s", a.cfg.StagingTimeout))
+		reason := fmt.Sprintf("StagingTimeExpired - Staging time expired: staging did not finish within %s", a.cfg.StagingTimeout)
+		a.stagingNote(b.AppGUID, reason)
+		a.failBuild(ctx, b, reason)
 	})
 }
 
@@ -407,8 +411,13 @@ func (a *API) failBuild(ctx context.Context, b pando.Build, reason string) {
 	if err != nil {
 		a.log.Error("fail build", "build_guid", b.GUID, "err", err)
 	}
-	if a.cfg.Logs != nil {
-		a.cfg.Logs.Emit(pando.LogEnvelope{Timestamp: now, SourceID: b.AppGUID, InstanceID: "0", SourceType: pando.LogSourceStaging, Type: "ERR", Payload: []byte("Staging failed: " + reason)})
-	}
 	a.notifyBuild(b.GUID)
+}
+
+// stagingNote tells the staging log why the API failed a build the cell
+// could not report on (a dead task, a restart, a placement failure).
+func (a *API) stagingNote(appGUID, reason string) {
+	if a.cfg.Logs != nil {
+		a.cfg.Logs.Emit(pando.LogEnvelope{Timestamp: a.now(), SourceID: appGUID, InstanceID: "0", SourceType: pando.LogSourceStaging, Type: "ERR", Payload: []byte("Staging failed: " + reason)})
+	}
 }

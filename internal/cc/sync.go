@@ -112,7 +112,9 @@ func (a *API) Restore(ctx context.Context) error {
 		return fmt.Errorf("restore: list builds: %w", err)
 	}
 	for _, b := range builds {
-		a.failBuild(ctx, b, "StagingError - Staging error: staging was interrupted by a Pando server restart; push again")
+		reason := "StagingError - Staging error: staging was interrupted by a Pando server restart; push again"
+		a.stagingNote(b.AppGUID, reason)
+		a.failBuild(ctx, b, reason)
 	}
 	apps, err := a.store.ListApps(ctx, pando.AppFilter{})
 	if err != nil {
