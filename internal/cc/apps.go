@@ -2,6 +2,7 @@ package cc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -196,50 +197,88 @@ func (a *API) getAppByGUID(ctx context.Context, guid string) (pando.App, error) 
 	return app, nil
 }
 
+// mutateApp re-reads the app inside a transaction, applies fn and writes
+// it back, so concurrent edits (set-env during a push, say) never undo each
+// other. fn returning errUnchanged skips the write.
+func (a *API) mutateApp(ctx context.Context, guid string, fn func(app *pando.App) error) (pando.App, error) {
+	var out pando.App
+	err := a.store.InTx(ctx, func(tx pando.Store) error {
+		app, err := tx.GetApp(ctx, guid)
+		if err != nil {
+			return asNotFound(err, "App")
+		}
+		if err := fn(&app); err != nil {
+			out = app
+			return err
+		}
+		app.UpdatedAt = a.now()
+		if err := tx.UpdateApp(ctx, app); err != nil {
+			return err
+		}
+		out = app
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return out, nil
+	}
+	return out, err
+}
+
+// errUnchanged tells mutateApp there is nothing to write.
+var errUnchanged = errors.New("unchanged")
+
 // startApp marks the app started and desires its processes.
 func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
-	if app.DropletGUID == "" {
-		return app, invalid("Assign a droplet before starting this app.")
-	}
-	if app.State != pando.AppStarted {
-		app.State = pando.AppStarted
-		app.UpdatedAt = a.now()
-		if err := a.store.UpdateApp(ctx, app); err != nil {
-			return app, fmt.Errorf("start app %s: %w", app.GUID, err)
+	started := false
+	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+		if app.DropletGUID == "" {
+			return invalid("Assign a droplet before starting this app.")
 		}
+		if app.State == pando.AppStarted {
+			return errUnchanged
+		}
+		app.State, started = pando.AppStarted, true
+		return nil
+	})
+	if err != nil {
+		return app, fmt.Errorf("start app %s: %w", app.GUID, err)
+	}
+	if started {
 		a.recordAppEvent(ctx, id, "audit.app.start", app, map[string]any{})
 	}
-	if err := a.syncApp(ctx, app.GUID); err != nil {
-		return app, err
-	}
-	return app, nil
+	return app, a.syncApp(ctx, app.GUID)
 }
 
 // stopApp marks the app stopped and removes its LRPs.
 func (a *API) stopApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
-	if app.State != pando.AppStopped {
-		app.State = pando.AppStopped
-		app.UpdatedAt = a.now()
-		if err := a.store.UpdateApp(ctx, app); err != nil {
-			return app, fmt.Errorf("stop app %s: %w", app.GUID, err)
+	stopped := false
+	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+		if app.State == pando.AppStopped {
+			return errUnchanged
 		}
+		app.State, stopped = pando.AppStopped, true
+		return nil
+	})
+	if err != nil {
+		return app, fmt.Errorf("stop app %s: %w", app.GUID, err)
+	}
+	if stopped {
 		a.recordAppEvent(ctx, id, "audit.app.stop", app, map[string]any{})
 	}
-	if err := a.syncApp(ctx, app.GUID); err != nil {
-		return app, err
-	}
-	return app, nil
+	return app, a.syncApp(ctx, app.GUID)
 }
 
 // restartApp stops and starts: a new revision replaces every instance.
 func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
-	if app.DropletGUID == "" {
-		return app, invalid("Assign a droplet before starting this app.")
-	}
-	app.State = pando.AppStarted
-	app.Revision++
-	app.UpdatedAt = a.now()
-	if err := a.store.UpdateApp(ctx, app); err != nil {
+	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+		if app.DropletGUID == "" {
+			return invalid("Assign a droplet before starting this app.")
+		}
+		app.State = pando.AppStarted
+		app.Revision++
+		return nil
+	})
+	if err != nil {
 		return app, fmt.Errorf("restart app %s: %w", app.GUID, err)
 	}
 	a.recordAppEvent(ctx, id, "audit.app.restart", app, map[string]any{})
@@ -255,6 +294,12 @@ func (a *API) deleteApp(ctx context.Context, id Identity, app pando.App) error {
 	for _, p := range procs {
 		if err := a.rt.RemoveDesiredLRP(ctx, p.GUID); err != nil && !pando.IsNotFound(err) {
 			return fmt.Errorf("delete app %s: remove lrp: %w", app.GUID, err)
+		}
+	}
+	// Stagings in flight would upload droplets nobody owns.
+	if staging, err := a.store.ListBuilds(ctx, []string{app.GUID}, []string{pando.BuildStaging}); err == nil {
+		for _, b := range staging {
+			_ = a.rt.CancelTask(ctx, b.GUID)
 		}
 	}
 	pkgs, _ := a.store.ListPackages(ctx, []string{app.GUID})
@@ -364,41 +409,46 @@ func (a *API) patchApp(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}
-	if body.Name != nil && *body.Name != app.Name {
+	// Validate first (reads only), then apply in one transaction.
+	if body.Name != nil {
 		if err := validateAppName(*body.Name); err != nil {
 			return err
 		}
-		others, err := a.store.ListApps(ctx, pando.AppFilter{Names: []string{*body.Name}, SpaceGUIDs: []string{app.SpaceGUID}})
-		if err != nil {
-			return err
-		}
-		if len(others) > 0 {
-			return appNameTaken(*body.Name)
-		}
-		app.Name = *body.Name
 	}
+	var bps []string
 	if body.Lifecycle != nil {
 		if body.Lifecycle.Type != "" && body.Lifecycle.Type != app.LifecycleType {
 			return invalid("Lifecycle type cannot be changed")
 		}
 		if body.Lifecycle.Data.Buildpacks != nil {
-			bps := cleanBuildpacks(body.Lifecycle.Data.Buildpacks)
+			bps = cleanBuildpacks(body.Lifecycle.Data.Buildpacks)
 			if err := a.checkBuildpacks(ctx, bps); err != nil {
 				return err
 			}
-			app.Buildpacks = bps
 		}
 		if body.Lifecycle.Data.Stack != "" {
 			if err := a.checkStack(ctx, body.Lifecycle.Data.Stack); err != nil {
 				return err
 			}
-			app.Stack = body.Lifecycle.Data.Stack
 		}
 	}
-	app.UpdatedAt = a.now()
-	if err := a.store.UpdateApp(ctx, app); err != nil {
-		if pando.ErrorKindOf(err) == pando.EConflict {
-			return appNameTaken(app.Name)
+	app, err = a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+		if body.Name != nil {
+			app.Name = *body.Name
+		}
+		if body.Lifecycle != nil {
+			if body.Lifecycle.Data.Buildpacks != nil {
+				app.Buildpacks = bps
+			}
+			if body.Lifecycle.Data.Stack != "" {
+				app.Stack = body.Lifecycle.Data.Stack
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if pando.ErrorKindOf(err) == pando.EConflict && body.Name != nil {
+			return appNameTaken(*body.Name)
 		}
 		return err
 	}
@@ -528,9 +578,14 @@ func (a *API) setCurrentDroplet(w http.ResponseWriter, r *http.Request) error {
 // commands' defaults. A running app keeps its instances until restarted,
 // as in CF.
 func (a *API) assignDroplet(ctx context.Context, id Identity, app pando.App, d pando.Droplet) error {
-	app.DropletGUID = d.GUID
-	app.UpdatedAt = a.now()
 	err := a.store.InTx(ctx, func(tx pando.Store) error {
+		cur, err := tx.GetApp(ctx, app.GUID)
+		if err != nil {
+			return asNotFound(err, "App")
+		}
+		app = cur
+		app.DropletGUID = d.GUID
+		app.UpdatedAt = a.now()
 		if err := tx.UpdateApp(ctx, app); err != nil {
 			return err
 		}
@@ -655,21 +710,20 @@ func (a *API) patchAppEnvVars(w http.ResponseWriter, r *http.Request) error {
 
 // updateEnvVars merges vars into the app's env; a nil value unsets.
 func (a *API) updateEnvVars(ctx context.Context, id Identity, app pando.App, vars map[string]*string) (pando.App, error) {
-	if app.EnvVars == nil {
-		app.EnvVars = map[string]string{}
-	}
-	names := make([]string, 0, len(vars))
-	for k, v := range vars {
-		names = append(names, k)
-		if v == nil {
-			delete(app.EnvVars, k)
-		} else {
-			app.EnvVars[k] = *v
+	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+		if app.EnvVars == nil {
+			app.EnvVars = map[string]string{}
 		}
-	}
-	slices.Sort(names)
-	app.UpdatedAt = a.now()
-	if err := a.store.UpdateApp(ctx, app); err != nil {
+		for k, v := range vars {
+			if v == nil {
+				delete(app.EnvVars, k)
+			} else {
+				app.EnvVars[k] = *v
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return app, fmt.Errorf("update env of app %s: %w", app.GUID, err)
 	}
 	a.recordAppEvent(ctx, id, "audit.app.update", app, map[string]any{"request": map[string]any{"environment_variables": "[PRIVATE DATA HIDDEN]"}})

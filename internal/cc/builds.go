@@ -314,10 +314,12 @@ func (a *API) watchStaging(buildGUID string) {
 		if err != nil || b.State != pando.BuildStaging {
 			return
 		}
-		_ = a.rt.CancelTask(ctx, buildGUID)
+		// Fail first: the cancelled task's own report then finds the
+		// build finished and cannot overwrite the reason.
 		reason := fmt.Sprintf("StagingTimeExpired - Staging time expired: staging did not finish within %s", a.cfg.StagingTimeout)
 		a.stagingNote(b.AppGUID, reason)
 		a.failBuild(ctx, b, reason)
+		_ = a.rt.CancelTask(ctx, buildGUID)
 	})
 }
 

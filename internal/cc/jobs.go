@@ -17,6 +17,8 @@ func (a *API) runJob(ctx context.Context, op, resourceType, resourceGUID string,
 	if err := a.store.CreateJob(ctx, job); err != nil {
 		a.log.Error("create job", "operation", op, "err", err)
 	}
+	// The work must finish even if the client hangs up mid-request.
+	ctx = context.WithoutCancel(ctx)
 	err := fn(ctx)
 	job.UpdatedAt = a.now()
 	if err != nil {

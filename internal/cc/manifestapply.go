@@ -150,19 +150,24 @@ func (a *API) applyManifestApp(ctx context.Context, id Identity, space pando.Spa
 	} else {
 		app = existing[0]
 		changed := false
-		if m.BuildpacksSet {
-			app.Buildpacks = cleanBuildpacks(m.Buildpacks)
-			changed = true
-		}
-		if m.Stack != "" && m.Stack != app.Stack && app.LifecycleType == pando.LifecycleBuildpack {
-			app.Stack = m.Stack
-			changed = true
+		app, err = a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+			if m.BuildpacksSet {
+				app.Buildpacks = cleanBuildpacks(m.Buildpacks)
+				changed = true
+			}
+			if m.Stack != "" && m.Stack != app.Stack && app.LifecycleType == pando.LifecycleBuildpack {
+				app.Stack = m.Stack
+				changed = true
+			}
+			if !changed {
+				return errUnchanged
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("update app %s: %w", existing[0].GUID, err)
 		}
 		if changed {
-			app.UpdatedAt = a.now()
-			if err := a.store.UpdateApp(ctx, app); err != nil {
-				return fmt.Errorf("update app %s: %w", app.GUID, err)
-			}
 			a.recordAppEvent(ctx, id, "audit.app.update", app, map[string]any{"request": map[string]any{"manifest_triggered": true}})
 		}
 		if len(m.Env) > 0 {

@@ -251,8 +251,10 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	if pkg.Type != "bits" {
 		return invalid("Package type must be bits.")
 	}
-	if pkg.State != pando.PackageAwaitingUpload && pkg.State != pando.PackageFailed && pkg.State != pando.PackageReady {
-		return invalid("Package is already being uploaded")
+	// A package's bits never change once READY: stagings may be reading
+	// them. Upload new bits as a new package.
+	if pkg.State != pando.PackageAwaitingUpload && pkg.State != pando.PackageFailed {
+		return invalid("Package has already been uploaded (state %s): create a new package for new bits", pkg.State)
 	}
 	if r.ContentLength > a.cfg.MaxUploadBytes {
 		return tooLarge(a.cfg.MaxUploadBytes)

@@ -46,6 +46,16 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 			errs = append(errs, err)
 			continue
 		}
+		if cur, ok := a.rt.DesiredLRP(p.GUID); ok && cur.Revision == lrp.Revision {
+			// Every instance of a revision runs the same bits: a new
+			// droplet, env, command, memory or health check reaches the
+			// app when it restarts, as in CF. Instances and routes
+			// change at once.
+			lrp.DropletKey, lrp.DropletSHA256, lrp.Image, lrp.Stack = cur.DropletKey, cur.DropletSHA256, cur.Image, cur.Stack
+			lrp.Env, lrp.StartCommand, lrp.User = cur.Env, cur.StartCommand, cur.User
+			lrp.MemoryMB, lrp.DiskMB, lrp.LogRateLimitBytes = cur.MemoryMB, cur.DiskMB, cur.LogRateLimitBytes
+			lrp.HealthCheck, lrp.Ports = cur.HealthCheck, cur.Ports
+		}
 		if err := a.rt.DesireLRP(ctx, lrp); err != nil {
 			errs = append(errs, fmt.Errorf("desire lrp %s: %w", p.GUID, err))
 		}

@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -130,8 +128,9 @@ func (r *Rep) droplet(ctx context.Context, key, sum string) (string, error) {
 		if _, err := os.Stat(cached); err == nil {
 			return nil, nil
 		}
-		// Not tied to one caller's ctx: others may wait on this download.
-		b, err := r.fetch(context.WithoutCancel(ctx), key)
+		// Not tied to one caller's ctx (others may wait on this
+		// download), but it ends when the cell shuts down.
+		b, err := r.fetch(r.ctx, key)
 		if err != nil {
 			return nil, err
 		}
@@ -196,8 +195,9 @@ func (r *Rep) buildpack(ctx context.Context, ref pando.BuildpackRef) (string, er
 		}
 	}
 	v, err := r.flight(ctx, "buildpack/"+ref.Key, func() (any, error) {
-		// Not tied to one caller's ctx: others may wait on this flight.
-		ctx := context.WithoutCancel(ctx)
+		// Not tied to one caller's ctx (others may wait on this flight),
+		// but it ends when the cell shuts down.
+		ctx := r.ctx
 		b, err := r.fetch(ctx, ref.Key)
 		if err != nil {
 			return "", err
@@ -276,15 +276,3 @@ func randomHex() string {
 	return hex.EncodeToString(b[:])
 }
 
-// chownTree gives a directory tree to vcap.
-func chownTree(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		return os.Lchown(p, VcapUID, VcapGID)
-	})
-}

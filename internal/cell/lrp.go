@@ -50,8 +50,9 @@ type instance struct {
 	startedAt time.Time
 	cpu       uint64
 	cpuAt     time.Time
-	disk      uint64
-	diskAt    time.Time
+	// stdout and stderr turn the app's output into log lines; teardown
+	// flushes a last line that had no newline.
+	stdout, stderr *lineWriter
 }
 
 func (i *instance) getState() string {
@@ -418,6 +419,10 @@ func (r *Rep) exitReason(i *instance, w waitResult) string {
 // teardown destroys the container, closes the host ports and removes the
 // instance's files and reservation.
 func (r *Rep) teardown(i *instance) {
+	if i.stdout != nil {
+		i.stdout.Flush()
+		i.stderr.Flush()
+	}
 	if ctr := i.container(); ctr != nil {
 		r.cellLog(i, "OUT", "Cell %s destroying container for instance %s", r.cfg.ID, i.guid)
 		ctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
@@ -494,6 +499,7 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 			}
 		}
 	}
+	i.stdout, i.stderr = newLineWriter(appLine("OUT")), newLineWriter(appLine("ERR"))
 	spec := container.Spec{
 		ID:          containerID("app", i.guid),
 		RootFS:      rootfs,
@@ -505,8 +511,8 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		DiskBytes:   int64(i.diskMB) << 20,
 		PidsLimit:   instancePids,
 		CPUShares:   cpuShares(i.memMB),
-		Stdout:      newLineWriter(appLine("OUT")),
-		Stderr:      newLineWriter(appLine("ERR")),
+		Stdout:      i.stdout,
+		Stderr:      i.stderr,
 	}
 	if lrp.Image != "" {
 		if strings.TrimSpace(lrp.StartCommand) == "" {

@@ -343,10 +343,34 @@ func extractZipFile(ctx context.Context, path string, size int64, dest string, l
 	return archive.ExtractZip(ctx, f, size, dest, lim)
 }
 
+// openOutput opens a file the staging container wrote. The container's
+// user owns the output dir, so the file may be a symlink to a host file or
+// a FIFO: refuse anything but a regular file, without following links or
+// blocking on a pipe.
+func openOutput(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s is a symbolic link, not a file", filepath.Base(path))
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", filepath.Base(path))
+	}
+	return f, nil
+}
+
 // readResult reads the builder's result.json.
 func readResult(path string) (pando.StagingResult, error) {
 	var res pando.StagingResult
-	f, err := os.Open(path)
+	f, err := openOutput(path)
 	if err != nil {
 		return res, fmt.Errorf("read staging result: %w", err)
 	}
@@ -366,9 +390,10 @@ func readResult(path string) (pando.StagingResult, error) {
 	return res, nil
 }
 
-// putFile uploads a file, returning its checksums and size as read.
+// putFile uploads a file the staging container wrote, returning its
+// checksums and size as read.
 func (r *Rep) putFile(ctx context.Context, key, path string) (string, string, int64, error) {
-	f, err := os.Open(path)
+	f, err := openOutput(path)
 	if err != nil {
 		return "", "", 0, err
 	}
@@ -464,10 +489,3 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%dB", n)
 }
 
-// allocated is the disk space a file takes.
-func allocated(fi os.FileInfo) int64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Blocks * 512
-	}
-	return fi.Size()
-}

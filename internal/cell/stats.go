@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -43,47 +41,13 @@ func (r *Rep) Stats(ctx context.Context, instanceGUID string) (pando.InstanceSta
 		prev, prevAt = 0, i.startedAt
 	}
 	i.cpu, i.cpuAt = st.CPUNanos, now
-	refreshDisk := now.Sub(i.diskAt) > diskCacheFor
-	disk := i.disk
 	i.mu.Unlock()
 	if wall := now.Sub(prevAt); wall > 0 && st.CPUNanos >= prev {
 		out.CPUPercent = float64(st.CPUNanos-prev) / float64(wall.Nanoseconds()) * 100
 	}
-	if refreshDisk {
-		// The droplet lives in the instance dir mounted over the
-		// backend's /home/vcap, so it is measured here.
-		disk = dirSize(ctx, i.dir, maxDiskWalk)
-		i.mu.Lock()
-		i.disk, i.diskAt = disk, now
-		i.mu.Unlock()
-	}
 	out.MemoryBytes = st.MemoryBytes
-	out.DiskBytes = st.DiskBytes + disk
+	// The backend counts the container's writable mounts, the instance dir
+	// (droplet and app writes at /home/vcap) among them.
+	out.DiskBytes = st.DiskBytes
 	return out, nil
-}
-
-// Disk measuring bounds.
-const (
-	diskCacheFor = 10 * time.Second
-	maxDiskWalk  = 200_000
-)
-
-// dirSize sums the allocated size of the files under dir, visiting at most
-// limit entries.
-func dirSize(ctx context.Context, dir string, limit int) uint64 {
-	var total uint64
-	n := 0
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if n++; n > limit || ctx.Err() != nil {
-			return filepath.SkipAll
-		}
-		if info, err := d.Info(); err == nil {
-			total += uint64(allocated(info))
-		}
-		return nil
-	})
-	return total
 }

@@ -7,7 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,4 +235,38 @@ func TestUserIDs(t *testing.T) {
 			t.Errorf("%q: %d:%d", in, u, g)
 		}
 	}
+}
+
+func TestOpenOutput_refusesLinksAndPipesFromTheContainer(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("host only"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "droplet.tgz")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := openOutput(link); err == nil {
+		f.Close()
+		t.Error("a symlink to a host file was opened")
+	}
+	fifo := filepath.Join(dir, "result.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Would block forever with a plain open and no writer.
+	if f, err := openOutput(fifo); err == nil {
+		f.Close()
+		t.Error("a FIFO was opened")
+	}
+	regular := filepath.Join(dir, "ok.json")
+	if err := os.WriteFile(regular, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openOutput(regular)
+	if err != nil {
+		t.Fatalf("regular file: %v", err)
+	}
+	f.Close()
 }

@@ -282,7 +282,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stop()
 	cancel()
 	err = g.Wait()
-	rep.Shutdown(shutdownCtx)
+	if err := rep.Shutdown(shutdownCtx); err != nil {
+		log.Error("stop app containers", "err", err)
+	}
 	api.Close()
 	log.Info("pando server stopped")
 	if ctx.Err() != nil {
@@ -323,7 +325,11 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			// Handlers still running past the grace period: cut them off
+			// before the database closes under them.
+			_ = srv.Close()
+		}
 		<-errc
 		return nil
 	}
