@@ -120,6 +120,9 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	if in.LifecycleType != pando.LifecycleBuildpack && in.LifecycleType != pando.LifecycleDocker {
 		return pando.App{}, invalid("Lifecycle type must be 'buildpack' or 'docker'")
 	}
+	if in.LifecycleType == pando.LifecycleDocker && !a.cfg.DockerEnabled {
+		return pando.App{}, errDockerDisabled
+	}
 	in.Buildpacks = cleanBuildpacks(in.Buildpacks)
 	if err := a.checkBuildpacks(ctx, in.Buildpacks); err != nil {
 		return pando.App{}, err
@@ -166,6 +169,10 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	a.recordAppEvent(ctx, id, "audit.app.create", app, map[string]any{"request": map[string]any{"name": app.Name, "space_guid": app.SpaceGUID}})
 	return app, nil
 }
+
+// errDockerDisabled is CF's answer when the docker feature flag is off.
+var errDockerDisabled = &pando.Error{Kind: pando.EForbidden, Code: 320003, Title: "CF-FeatureDisabled",
+	Message: "Feature Disabled: diego_docker. This Pando server runs buildpack apps only for now: push from source instead of --docker-image."}
 
 func appNameTaken(name string) error {
 	return &pando.Error{Kind: pando.EConflict, Code: 10016, Title: "CF-UniquenessError", Message: fmt.Sprintf("App with the name '%s' already exists.", name)}

@@ -1,7 +1,9 @@
 package cc
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -124,6 +126,15 @@ func TestApplyManifest_defaultRouteAndDocker(t *testing.T) {
 		t.Errorf("routes after no-route = %v", got)
 	}
 
+	// Docker apps are refused up front while the cells cannot run them.
+	j := e.job(e.applyManifest(ptManifest07))
+	if errs, _ := j["errors"].([]any); j["state"] != pando.JobFailed || len(errs) != 1 || !strings.Contains(fmt.Sprint(errs[0]), "CF-FeatureDisabled") {
+		t.Fatalf("docker job with docker disabled = %v", j)
+	}
+	if apps, _ := e.api.store.ListApps(context.Background(), pando.AppFilter{Names: []string{"myimg"}}); len(apps) != 0 {
+		t.Fatalf("a refused docker app was created: %v", apps)
+	}
+	e = ptNew(t, func(c *Config) { c.DockerEnabled = true })
 	if j := e.job(e.applyManifest(ptManifest07)); j["state"] != pando.JobComplete {
 		t.Fatalf("docker job = %v", j)
 	}

@@ -218,6 +218,9 @@ func (a *API) postPackage(w http.ResponseWriter, r *http.Request) error {
 		}
 		pkg.State = pando.PackageAwaitingUpload
 	case "docker":
+		if !a.cfg.DockerEnabled {
+			return errDockerDisabled
+		}
 		if app.LifecycleType != pando.LifecycleDocker {
 			return invalid("Cannot create Docker package for a buildpack app.")
 		}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/pandoplatform/pando"
 )
 
 // maxPerPage is CF's per_page cap; the cf CLI asks for 5000.
@@ -18,19 +20,26 @@ type page struct {
 	OrderBy string // e.g. "created_at", "-created_at", "name"
 }
 
+// badQuery is CF's 400 for a query parameter it cannot use.
+func badQuery(format string, args ...any) error {
+	e := pando.Errorf(pando.EBadRequest, format, args...)
+	e.Code, e.Title = 10005, "CF-BadQueryParameter"
+	return e
+}
+
 func parsePage(q url.Values) (page, error) {
 	p := page{Page: 1, PerPage: 50, OrderBy: q.Get("order_by")}
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return p, invalid("The query parameter is invalid: Page must be greater than 0")
+			return p, badQuery("The query parameter is invalid: Page must be greater than 0")
 		}
 		p.Page = n
 	}
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPerPage {
-			return p, invalid("The query parameter is invalid: Per page must be between 1 and %d", maxPerPage)
+			return p, badQuery("The query parameter is invalid: Per page must be between 1 and %d", maxPerPage)
 		}
 		p.PerPage = n
 	}
@@ -63,7 +72,7 @@ func paginate[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, 
 		switch order {
 		case "created_at", "updated_at", "name", "position":
 		default:
-			a.writeError(w, r, invalid("Order by can only be: 'created_at', 'updated_at', 'name', 'position'"))
+			a.writeError(w, r, badQuery("The query parameter is invalid: Order by can only be: 'created_at', 'updated_at', 'name', 'position'"))
 			return
 		}
 		less := func(ki, kj sortable) bool {

@@ -1,6 +1,8 @@
 package cc
 
 import (
+	"context"
+
 	"github.com/pandoplatform/pando"
 )
 
@@ -78,10 +80,14 @@ func nilIfZero(n int) any {
 	return n
 }
 
-func (a *API) presentProcess(p pando.Process) map[string]any {
+// presentProcess renders a process; its command is the user's or, as CF
+// shows it, the one the current droplet detected.
+func (a *API) presentProcess(ctx context.Context, p pando.Process) map[string]any {
 	var cmd any
 	if p.Command != "" {
 		cmd = p.Command
+	} else if detected := a.detectedCommand(ctx, p); detected != "" {
+		cmd = detected
 	}
 	return map[string]any{
 		"guid":                               p.GUID,
@@ -109,6 +115,20 @@ func (a *API) presentProcess(p pando.Process) map[string]any {
 			"stats": link(a.url("/v3/processes/%s/stats", p.GUID)),
 		},
 	}
+}
+
+// detectedCommand is the start command the app's current droplet gives
+// the process's type.
+func (a *API) detectedCommand(ctx context.Context, p pando.Process) string {
+	app, err := a.store.GetApp(ctx, p.AppGUID)
+	if err != nil || app.DropletGUID == "" {
+		return ""
+	}
+	d, err := a.store.GetDroplet(ctx, app.DropletGUID)
+	if err != nil {
+		return ""
+	}
+	return d.ProcessTypes[p.Type]
 }
 
 func (a *API) presentPackage(p pando.Package) map[string]any {

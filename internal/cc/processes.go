@@ -180,7 +180,7 @@ func (a *API) byType(h processHandler) handlerFunc {
 }
 
 func (a *API) getProcess(w http.ResponseWriter, r *http.Request, p pando.Process) error {
-	writeJSON(w, http.StatusOK, a.presentProcess(p))
+	writeJSON(w, http.StatusOK, a.presentProcess(r.Context(), p))
 	return nil
 }
 
@@ -196,7 +196,7 @@ func (a *API) getProcessStats(w http.ResponseWriter, r *http.Request, p pando.Pr
 func (a *API) paginateProcesses(w http.ResponseWriter, r *http.Request, procs []pando.Process) {
 	paginate(a, w, r, procs, func(p pando.Process) sortable {
 		return sortable{name: p.Type, createdAt: p.CreatedAt, updatedAt: p.UpdatedAt}
-	}, func(p pando.Process) any { return a.presentProcess(p) })
+	}, func(p pando.Process) any { return a.presentProcess(r.Context(), p) })
 }
 
 func (a *API) listProcesses(w http.ResponseWriter, r *http.Request) error {
@@ -268,7 +268,7 @@ func (a *API) patchProcess(w http.ResponseWriter, r *http.Request, p pando.Proce
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.presentProcess(p))
+	writeJSON(w, http.StatusOK, a.presentProcess(r.Context(), p))
 	return nil
 }
 
@@ -288,7 +288,7 @@ func (a *API) scaleProcess(w http.ResponseWriter, r *http.Request, p pando.Proce
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, a.presentProcess(p))
+	writeJSON(w, http.StatusAccepted, a.presentProcess(r.Context(), p))
 	return nil
 }
 

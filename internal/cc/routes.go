@@ -59,10 +59,10 @@ func (a *API) routes() {
 	h("POST /v3/apps/{guid}/processes/{type}/actions/scale", a.byType(a.scaleProcess))
 	h("GET /v3/apps/{guid}/features", a.listAppFeatures)
 	h("GET /v3/apps/{guid}/ssh_enabled", a.getSSHEnabled)
-	h("GET /v3/apps/{guid}/revisions", a.emptyListHandler)
-	h("GET /v3/apps/{guid}/revisions/deployed", a.emptyListHandler)
-	h("GET /v3/apps/{guid}/sidecars", a.emptyListHandler)
-	h("GET /v3/apps/{guid}/tasks", a.emptyListHandler)
+	h("GET /v3/apps/{guid}/revisions", a.appEmptyList)
+	h("GET /v3/apps/{guid}/revisions/deployed", a.appEmptyList)
+	h("GET /v3/apps/{guid}/sidecars", a.appEmptyList)
+	h("GET /v3/apps/{guid}/tasks", a.appEmptyList)
 
 	// Processes.
 	h("GET /v3/processes", a.listProcesses)
@@ -99,6 +99,16 @@ func (a *API) routes() {
 	authed.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeCFError(w, http.StatusNotFound, 10000, "CF-NotFound", "Unknown request")
 	})
+}
+
+// appEmptyList answers an app's sub-collection Pando has nothing in yet
+// (tasks, sidecars, revisions) — after checking the app exists.
+func (a *API) appEmptyList(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.getAppByGUID(r.Context(), r.PathValue("guid")); err != nil {
+		return err
+	}
+	a.emptyList(w, r)
+	return nil
 }
 
 func (a *API) emptyListHandler(w http.ResponseWriter, r *http.Request) error {

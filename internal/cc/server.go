@@ -65,6 +65,9 @@ type Config struct {
 	// guard); default 4 GiB.
 	MaxPackageBytes int64
 	DefaultStack    string // "host"
+	// DockerEnabled lets apps run Docker images; off until the cells can
+	// stage and run them, so a docker push fails up front, not at staging.
+	DockerEnabled bool
 	// Stacks are the root filesystem stacks cells offer besides "host".
 	Stacks           []StackConfig
 	DefaultMemoryMB  int // 256

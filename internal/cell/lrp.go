@@ -181,6 +181,15 @@ func (r *Rep) StartLRP(ctx context.Context, lrp pando.DesiredLRP, index int, ins
 	return nil
 }
 
+// appSource is the log source type of an LRP's output, as CF tags it:
+// APP/PROC/WEB for web, APP/PROC/WORKER for a worker, and so on.
+func appSource(lrp pando.DesiredLRP) string {
+	if lrp.ProcessType == "" || lrp.ProcessType == "web" {
+		return pando.LogSourceApp
+	}
+	return "APP/PROC/" + strings.ToUpper(lrp.ProcessType)
+}
+
 // allocatePortsLocked opens n listeners on free host ports of the range;
 // the listener is the reservation. r.mu must be held.
 func (r *Rep) allocatePortsLocked(n int) ([]net.Listener, []int, error) {
@@ -370,7 +379,7 @@ func (r *Rep) live(i *instance) string {
 			}
 			r.cellLog(i, "ERR", "Disk quota exceeded: %s used of %s", humanSize(int64(st.DiskBytes)), humanSize(int64(diskQuota)))
 			r.stopContainer(i, ctr)
-			return fmt.Sprintf("APP/PROC/WEB/%d exceeded its disk quota (%d MB)", i.index, i.lrp.DiskMB)
+			return fmt.Sprintf("%s/%d exceeded its disk quota (%d MB)", appSource(i.lrp), i.index, i.lrp.DiskMB)
 		case <-tick:
 			if err := check(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -405,10 +414,10 @@ func (r *Rep) stopContainer(i *instance, ctr container.Container) {
 
 func (r *Rep) exitReason(i *instance, w waitResult) string {
 	if w.err != nil {
-		return fmt.Sprintf("APP/PROC/WEB/%d: %v", i.index, w.err)
+		return fmt.Sprintf("%s/%d: %v", appSource(i.lrp), i.index, w.err)
 	}
-	r.emit(i.lrp.AppGUID, pando.LogSourceApp, strconv.Itoa(i.index), "OUT", fmt.Sprintf("Exit status %d", w.st.Code))
-	reason := fmt.Sprintf("APP/PROC/WEB/%d Exited with status %d", i.index, w.st.Code)
+	r.emit(i.lrp.AppGUID, appSource(i.lrp), strconv.Itoa(i.index), "OUT", fmt.Sprintf("Exit status %d", w.st.Code))
+	reason := fmt.Sprintf("%s/%d Exited with status %d", appSource(i.lrp), i.index, w.st.Code)
 	if w.st.OOMKilled {
 		reason += " (out of memory)"
 		r.cellLog(i, "ERR", "Cell %s: instance %s was killed: out of memory (limit %d MB)", r.cfg.ID, i.guid, i.memMB)
@@ -492,10 +501,10 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		return func(line string) {
 			ok, notice := limiter.allow(len(line))
 			if notice {
-				r.emit(lrp.AppGUID, pando.LogSourceApp, idx, "ERR", limiter.notice())
+				r.emit(lrp.AppGUID, appSource(lrp), idx, "ERR", limiter.notice())
 			}
 			if ok {
-				r.emit(lrp.AppGUID, pando.LogSourceApp, idx, typ, line)
+				r.emit(lrp.AppGUID, appSource(lrp), idx, typ, line)
 			}
 		}
 	}

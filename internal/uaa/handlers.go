@@ -83,15 +83,15 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := r.PostForm
-	// Client authentication: HTTP Basic "cf:" as the cf CLI sends, or
-	// client_id/client_secret in the form. No client at all is taken as
-	// "cf" so simple clients need not send an empty secret.
+	// Client authentication, as UAA requires it: HTTP Basic "cf:" as the
+	// cf CLI sends, or client_id (and an empty client_secret) in the form.
 	clientID, clientSecret, ok := r.BasicAuth()
 	if !ok {
 		clientID, clientSecret = form.Get("client_id"), form.Get("client_secret")
 	}
 	if clientID == "" {
-		clientID = ClientID
+		oauthError(w, http.StatusUnauthorized, "unauthorized", "Full authentication is required to access this resource")
+		return
 	}
 	if clientID != ClientID || clientSecret != "" {
 		oauthError(w, http.StatusUnauthorized, "unauthorized", msgBadCredentials)

@@ -227,6 +227,17 @@ func TestTokenRequest_rejectsOtherClientsAndGrants(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("unknown client: status %d", resp.StatusCode)
 	}
+	// No client at all is refused, as UAA does.
+	req, _ = http.NewRequest("POST", f.srv.URL+"/oauth/token", strings.NewReader("grant_type=password&username=admin&password=secret"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no client: status %d, want 401", resp.StatusCode)
+	}
 	// client_id in the form (no Basic header) is accepted.
 	req, _ = http.NewRequest("POST", f.srv.URL+"/oauth/token", strings.NewReader("grant_type=password&username=admin&password=secret&client_id=cf"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
