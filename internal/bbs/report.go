@@ -157,7 +157,9 @@ func (b *BBS) ActualLRPRemoved(ctx context.Context, processGUID, instanceGUID st
 		return nil // not on any cell yet
 	}
 	if !rec.evacuating {
-		b.log.Warn("instance vanished from its cell", "cell_id", rec.CellID,
+		// A cell stopping (or a server shutting down) removes its
+		// instances; convergence starts them again where it can.
+		b.log.Info("instance removed by its cell", "cell_id", rec.CellID,
 			"process_guid", processGUID, "instance_index", rec.Index, "instance_guid", instanceGUID)
 	}
 	b.removeActualLocked(rec)
