@@ -213,7 +213,7 @@ func TestSelectApps_flagsOverrideASingleManifestApp(t *testing.T) {
 - name: worker
   no-route: true
 `})
-	apps, err := readManifest(mf)
+	apps, err := readManifest(mf, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,11 +155,15 @@ func (e *env) scaleCmd() *cobra.Command {
 	var memory, disk, process string
 	var force bool
 	var wait time.Duration
-	cmd := e.appCommand("scale NAME", "Change an app's instances, memory or disk", 1,
+	var cmd *cobra.Command
+	cmd = e.appCommand("scale NAME", "Change an app's instances, memory or disk", 1,
 		func(ctx context.Context, s *session, args []string) error {
+			if !cmd.Flags().Changed("instances") {
+				instances = -1 // leave as is
+			}
 			return s.scale(ctx, args[0], process, instances, memory, disk, force, wait)
 		})
-	cmd.Flags().IntVarP(&instances, "instances", "i", -1, "number of instances")
+	cmd.Flags().IntVarP(&instances, "instances", "i", 0, "number of instances")
 	cmd.Flags().StringVarP(&memory, "memory", "m", "", "memory limit per instance (e.g. 256M, 1G)")
 	cmd.Flags().StringVarP(&disk, "disk", "k", "", "disk limit per instance (e.g. 512M, 1G)")
 	cmd.Flags().StringVar(&process, "process", "web", "process type to scale")

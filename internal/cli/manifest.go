@@ -25,6 +25,9 @@ type pushFlags struct {
 	noManifest     bool
 	stack          string
 	healthCheck    string
+	endpoint       string
+	vars           []string
+	varsFiles      []string
 	timeout        int
 	dockerImage    string
 	dockerUsername string
@@ -64,10 +67,21 @@ func (a *manifestApp) docker() (image, username string) {
 
 // readManifest parses a manifest file; relative app paths are resolved
 // against its directory.
-func readManifest(p string) ([]*manifestApp, error) {
+func readManifest(p string, vars map[string]any) ([]*manifestApp, error) {
 	data, err := readBounded(p, maxManifest)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	var raw any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("parse manifest %s: %w", p, err)
+	}
+	if raw, err = interpolate(raw, vars); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	// Back through YAML into the typed shape, now with the values in.
+	if data, err = yaml.Marshal(raw); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", p, err)
 	}
 	var doc struct {
 		Applications []map[string]any `yaml:"applications"`
@@ -165,6 +179,9 @@ func applyFlags(a *manifestApp, f *pushFlags) {
 	}
 	if f.healthCheck != "" {
 		m["health-check-type"] = f.healthCheck
+	}
+	if f.endpoint != "" {
+		m["health-check-http-endpoint"] = f.endpoint
 	}
 	if f.timeout > 0 {
 		m["timeout"] = f.timeout

@@ -42,8 +42,11 @@ func (e *env) pushCmd() *cobra.Command {
 	fl.IntVarP(&f.instances, "instances", "i", 0, "number of instances")
 	fl.StringVarP(&f.manifest, "manifest", "f", "", "manifest file (default ./manifest.yml when present)")
 	fl.BoolVar(&f.noManifest, "no-manifest", false, "ignore ./manifest.yml")
+	fl.StringArrayVar(&f.vars, "var", nil, "manifest variable NAME=VALUE for ((NAME)) (repeatable)")
+	fl.StringArrayVar(&f.varsFiles, "vars-file", nil, "YAML file of manifest variables (repeatable)")
 	fl.StringVarP(&f.stack, "stack", "s", "", "stack to stage and run on")
 	fl.StringVarP(&f.healthCheck, "health-check-type", "u", "", "health check type: port, http or process")
+	fl.StringVar(&f.endpoint, "endpoint", "", "path the http health check requests (with -u http), e.g. /health")
 	fl.IntVarP(&f.timeout, "timeout", "t", 0, "seconds the app may take to become healthy after starting")
 	fl.StringVar(&f.dockerImage, "docker-image", "", "Docker image to run (no upload, no buildpack)")
 	fl.StringVar(&f.dockerUsername, "docker-username", "", "registry user for --docker-image (password from CF_DOCKER_PASSWORD)")
@@ -61,7 +64,11 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 	var fromManifest []*manifestApp
 	if manifestPath != "" {
 		var err error
-		if fromManifest, err = readManifest(manifestPath); err != nil {
+		vars, err := loadVars(f.varsFiles, f.vars)
+		if err != nil {
+			return err
+		}
+		if fromManifest, err = readManifest(manifestPath, vars); err != nil {
 			return err
 		}
 	}

@@ -188,7 +188,8 @@ func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build)
 		if len(tried) == 0 {
 			if bps, err := s.c.Buildpacks(ctx); err == nil {
 				for _, bp := range bps {
-					if bp.Enabled {
+					// Only these take part in detection.
+					if bp.Enabled && bp.State == "READY" && (bp.Stack == nil || *bp.Stack == "" || *bp.Stack == app.Lifecycle.Data.Stack) {
 						tried = append(tried, bp.Name)
 					}
 				}
