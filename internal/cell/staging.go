@@ -488,4 +488,3 @@ func humanSize(n int64) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
-
