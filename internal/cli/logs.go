@@ -55,12 +55,19 @@ func (s *session) recentLogs(ctx context.Context, app *api.App) error {
 // server ends the stream.
 func (s *session) followLogs(ctx context.Context, app *api.App) error {
 	var last int64
+	lost, failures := false, 0
 	for {
 		start := int64(0)
 		if last > 0 {
 			start = last + 1
 		}
-		err := s.c.FollowLogs(ctx, app.GUID, nil, start, nil, func(l api.LogLine) {
+		connected := func() {
+			if lost {
+				s.errf("Reconnected.\n")
+			}
+			lost, failures = false, 0
+		}
+		err := s.c.FollowLogs(ctx, app.GUID, nil, start, connected, func(l api.LogLine) {
 			if l.Timestamp > last {
 				last = l.Timestamp
 			}
@@ -69,11 +76,22 @@ func (s *session) followLogs(ctx context.Context, app *api.App) error {
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 			return nil
 		}
-		if err != nil {
-			return err
+		delay := time.Second
+		var apiErr *api.Error
+		switch {
+		case errors.As(err, &apiErr) && apiErr.StatusCode < 500:
+			return err // the app is gone, or we are logged out: retrying won't help
+		case err != nil:
+			// The server is away (restarting?): keep trying, as cf does.
+			if !lost {
+				s.errf("Lost the connection to the API (%v); reconnecting...\n", err)
+				lost = true
+			}
+			delay = min(time.Duration(failures+1)*time.Second, 5*time.Second)
+			failures++
 		}
 		// The server closed the stream (restart, proxy timeout): resume.
-		t := time.NewTimer(time.Second)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
