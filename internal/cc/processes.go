@@ -408,25 +408,52 @@ func (a *API) waitProcessStats(w http.ResponseWriter, r *http.Request) error {
 	wait := parseWait(r.URL.Query().Get("wait"))
 	since := r.URL.Query().Get("since")
 	deadline := time.Now().Add(wait)
-	interval := 20 * time.Millisecond
 	for {
+		// Subscribe before reading, so a change in between wakes us.
+		changed := a.processWaiter(p.GUID)
 		stats, err := a.processStats(ctx, p)
 		if err != nil {
 			return err
 		}
 		h := statsHash(stats)
-		if h != since || time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if h != since || left <= 0 {
 			a.writeStats(w, stats, h)
 			return nil
 		}
+		// Woken by the runtime's events; the timer is a safety net for
+		// changes that reach the API another way.
+		t := time.NewTimer(min(left, time.Second))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(interval):
+		case <-changed:
+		case <-t.C:
 		}
-		if interval < 200*time.Millisecond {
-			interval *= 2
-		}
+		t.Stop()
+	}
+}
+
+func (a *API) processWaiter(guid string) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch, ok := a.processWaiters[guid]
+	if !ok {
+		ch = make(chan struct{})
+		a.processWaiters[guid] = ch
+	}
+	return ch
+}
+
+// NotifyProcessChanged wakes the long polls waiting on a process's
+// instances. The server calls it for every runtime event of the process.
+func (a *API) NotifyProcessChanged(processGUID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ch, ok := a.processWaiters[processGUID]; ok {
+		close(ch)
+		delete(a.processWaiters, processGUID)
 	}
 }
 

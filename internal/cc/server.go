@@ -111,6 +111,8 @@ type API struct {
 	mu sync.Mutex
 	// buildWaiters are closed when a build leaves STAGING.
 	buildWaiters map[string]chan struct{}
+	// processWaiters are closed when a process's instances change.
+	processWaiters map[string]chan struct{}
 	// stagingTimers fail builds whose staging task never reports back.
 	stagingTimers map[string]*time.Timer
 	closed        bool
@@ -167,14 +169,15 @@ func New(cfg Config) (*API, error) {
 		cfg.Now = time.Now
 	}
 	a := &API{
-		cfg:           cfg,
-		store:         cfg.Store,
-		blobs:         cfg.Blobs,
-		rt:            cfg.Runtime,
-		log:           cfg.Logger,
-		now:           func() time.Time { return cfg.Now().UTC() },
-		buildWaiters:  map[string]chan struct{}{},
-		stagingTimers: map[string]*time.Timer{},
+		cfg:            cfg,
+		store:          cfg.Store,
+		blobs:          cfg.Blobs,
+		rt:             cfg.Runtime,
+		log:            cfg.Logger,
+		now:            func() time.Time { return cfg.Now().UTC() },
+		buildWaiters:   map[string]chan struct{}{},
+		stagingTimers:  map[string]*time.Timer{},
+		processWaiters: map[string]chan struct{}{},
 	}
 	a.routes()
 	return a, nil

@@ -247,8 +247,8 @@ func Run(ctx context.Context, cfg Config) error {
 	emitter := &routeEmitter{bbs: board, router: rtr, log: log.With("component", "route-emitter")}
 	events := board.Subscribe(gctx)
 	g.Go(func() error { emitter.run(gctx, events); return nil })
-	crashes := board.Subscribe(gctx)
-	g.Go(func() error { recordCrashes(gctx, crashes, api); return nil })
+	apiEvents := board.Subscribe(gctx)
+	g.Go(func() error { forwardToAPI(gctx, apiEvents, api); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	if goSeed != "" {
 		g.Go(func() error {
@@ -293,8 +293,9 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// recordCrashes turns CRASHED instance reports into audit events.
-func recordCrashes(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
+// forwardToAPI tells the API what the runtime did: instance changes wake
+// its long polls, and CRASHED reports become audit events.
+func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
 	// One event per crashed instance, even if the BBS reports it again.
 	seen := map[string]bool{}
 	for {
@@ -304,6 +305,9 @@ func recordCrashes(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
 		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			if ev.ProcessGUID != "" {
+				api.NotifyProcessChanged(ev.ProcessGUID)
 			}
 			if ev.Type == bbs.EventActualChanged && ev.Actual != nil && ev.Actual.State == pando.ActualCrashed && !seen[ev.Actual.InstanceGUID] {
 				if len(seen) > 10000 {
