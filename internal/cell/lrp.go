@@ -325,7 +325,7 @@ func (r *Rep) live(i *instance) string {
 	defer deadline.Stop()
 	// First check at once, then quickly backing off to the interval: a
 	// fast app is RUNNING in milliseconds.
-	delay := min(50*time.Millisecond, interval)
+	delay := min(5*time.Millisecond, interval)
 	for {
 		lastErr := check(ctx)
 		if lastErr == nil {
