@@ -55,11 +55,15 @@ func ExtractTgz(ctx context.Context, r io.Reader, dest string, lim Limits) error
 	return x.finish()
 }
 
+// typeRegOld is the regular-file flag of pre-POSIX tar writers ('\x00',
+// archive/tar's deprecated TypeRegA), which old build tools still emit.
+const typeRegOld = '\x00'
+
 func (x *extractor) tarEntry(h *tar.Header, tr io.Reader) error {
 	switch h.Typeflag {
 	case tar.TypeDir:
 		return x.dir(h.Name)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, typeRegOld:
 		return x.file(h.Name, fs.FileMode(h.Mode).Perm(), h.ModTime, corruptReader{h.Name, tr})
 	case tar.TypeSymlink:
 		return x.symlink(h.Name, h.Linkname)

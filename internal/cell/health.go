@@ -59,15 +59,18 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 			start := time.Now()
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
+				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
 				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: %v", endpoint, port, err)
 			}
 			resp, err := client.Do(req)
 			if err != nil {
+				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
 				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: %s", endpoint, port, connError(err, timeout))
 			}
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
+				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
 				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: received status code %d in %dms",
 					endpoint, port, resp.StatusCode, time.Since(start).Milliseconds())
 			}
@@ -79,6 +82,7 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 			defer cancel()
 			c, err := ctr.Dial(ctx, port)
 			if err != nil {
+				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
 				return fmt.Errorf("Failed to make TCP connection to port %d: %s", port, connError(err, timeout))
 			}
 			c.Close()

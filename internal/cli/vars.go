@@ -85,6 +85,7 @@ func interpolate(doc any, vars map[string]any) (any, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
+		//lint:ignore ST1005 the cf CLI's wording
 		return nil, fmt.Errorf("Expected to find variables: %s (give them with --var NAME=VALUE or --vars-file FILE)", strings.Join(names, ", "))
 	}
 	return out, nil

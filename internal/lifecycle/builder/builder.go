@@ -238,6 +238,7 @@ func (s *stager) detect(ctx context.Context, bps []buildpack) (buildpack, string
 		}
 	}
 	return buildpack{}, "", &ExitError{Code: ExitNoAppDetected, Phase: "detect",
+		//lint:ignore ST1005 CF's wording, which users search for
 		Err: errors.New("None of the buildpacks detected a compatible application")}
 }
 

@@ -60,14 +60,14 @@ func readProcfile(buildDir string) (*procfile, error) {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		return nil, errors.New("Procfile is a directory")
+		return nil, errors.New("the Procfile is a directory")
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSmallFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("read Procfile: %w", err)
 	}
 	if len(b) > maxSmallFile {
-		return nil, fmt.Errorf("Procfile is larger than %d bytes", maxSmallFile)
+		return nil, fmt.Errorf("the Procfile is larger than %d bytes", maxSmallFile)
 	}
 	return parseProcfile(string(b)), nil
 }
