@@ -8,7 +8,9 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STACK_DIR ?= /var/lib/pando-stacks/bookworm
 DEBIAN_MIRROR ?= http://deb.debian.org/debian
 
-.PHONY: all build run test test-short deps vet bench stack clean
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test test-short deps vet lint bench stack clean
 
 all: build
 
@@ -24,8 +26,8 @@ deps:
 run: deps build
 	$(SUDO) ./$(BIN) server
 
-## test: install what the tests need, vet, then run every test
-test: deps build vet
+## test: install what the tests need, vet and lint, then run every test
+test: deps build vet lint
 	PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
 ## test-short: unit tests only (no root, no containers)
@@ -34,6 +36,10 @@ test-short:
 
 vet:
 	$(GO) vet ./...
+
+## lint: staticcheck (fetched through the Go module proxy)
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 ## bench: push-to-first-200 against the floor measured in the same run
 bench: deps build
