@@ -90,6 +90,7 @@ func (a *API) routes() {
 	h("GET /v3/droplets/{guid}", a.getDroplet)
 	h("GET /v3/droplets/{guid}/download", a.downloadDroplet)
 	h("GET /v3/jobs/{guid}", a.getJob)
+	h("GET /pando/v1/cells", a.getCells)
 
 	a.registerPlatformRoutes(h)
 

@@ -81,10 +81,12 @@ type Config struct {
 	Blobs   pando.Blobstore
 	Runtime Runtime
 	Stats   InstanceStatter
-	Logs    pando.LogSink
-	Auth    Authenticator
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Cells, when set, serves GET /pando/v1/cells.
+	Cells  CellLister
+	Logs   pando.LogSink
+	Auth   Authenticator
+	Logger *slog.Logger
+	Now    func() time.Time
 	// Extra handlers mounted on the same mux without CC auth (UAA) or with
 	// it (log-cache), registered by the caller.
 	PublicRoutes func(mux *http.ServeMux)

@@ -97,7 +97,7 @@ func (e *env) commands() []*cobra.Command {
 		e.pushCmd(), e.appsCmd(), e.appCmd(), e.logsCmd(),
 		e.scaleCmd(), e.startCmd(), e.stopCmd(), e.restartCmd(), e.restageCmd(),
 		e.deleteCmd(), e.setEnvCmd(), e.unsetEnvCmd(), e.envCmd(), e.eventsCmd(),
-		e.buildpacksCmd(), e.createBuildpackCmd(), e.stacksCmd(),
+		e.buildpacksCmd(), e.createBuildpackCmd(), e.stacksCmd(), e.cellsCmd(),
 	}
 	for _, c := range cmds {
 		c.SilenceUsage = true

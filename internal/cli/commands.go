@@ -525,6 +525,59 @@ func (s *session) createBuildpack(ctx context.Context, name, src string, positio
 	return nil
 }
 
+func (e *env) cellsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cells",
+		Short: "List cells: capacity, usage and the instances on each",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmdContext(cmd)
+			s, err := e.newSession(ctx, false)
+			if err != nil {
+				return err
+			}
+			s.out("Getting cells as %s...\n\n", s.user())
+			cells, err := s.c.Cells(ctx)
+			if err != nil {
+				return err
+			}
+			if len(cells) == 0 {
+				s.out("No cells.\n")
+				return nil
+			}
+			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+			fmt.Fprintf(tw, "cell\tstate\tstacks\tmemory\tdisk\tcontainers\n")
+			for _, c := range cells {
+				state := "ready"
+				if c.Draining {
+					state = "draining"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%dM of %dM\t%dM of %dM\t%d of %d (%d starting)\n", c.ID, state,
+					strings.Join(c.Stacks, ","), c.MemoryMB.Used, c.MemoryMB.Total, c.DiskMB.Used, c.DiskMB.Total,
+					c.Containers.Used, c.Containers.Total, c.Containers.Starting)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, c := range cells {
+				if len(c.Instances) == 0 {
+					continue
+				}
+				s.out("\ninstances on %s:\n", c.ID)
+				tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+				fmt.Fprintf(tw, "app\tprocess\tindex\tstate\tmemory\n")
+				for _, i := range c.Instances {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%dM\n", i.AppName, i.ProcessType, i.Index, strings.ToLower(i.State), i.MemoryMB)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
 func (e *env) stacksCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "stacks",

@@ -227,6 +227,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Blobs:          blobs,
 		Runtime:        board,
 		Stats:          cellStats{rep: rep},
+		Cells:          board,
 		Logs:           logStore,
 		Auth:           tokenAuth{auth},
 		Logger:         log.With("component", "cc"),

@@ -511,3 +511,42 @@ func (c *Client) UploadBuildpack(ctx context.Context, guid string, up Upload) er
 func (c *Client) Stacks(ctx context.Context) ([]Stack, error) {
 	return list[Stack](ctx, c, "/v3/stacks?order_by=name")
 }
+
+// Cell is one cell as GET /pando/v1/cells shows it.
+type Cell struct {
+	ID        string   `json:"id"`
+	Zone      string   `json:"zone"`
+	Stacks    []string `json:"stacks"`
+	Draining  bool     `json:"draining"`
+	MemoryMB  Usage    `json:"memory_mb"`
+	DiskMB    Usage    `json:"disk_mb"`
+	Instances []struct {
+		AppName     string `json:"app_name"`
+		ProcessType string `json:"process_type"`
+		Index       int    `json:"index"`
+		State       string `json:"state"`
+		MemoryMB    int    `json:"memory_in_mb"`
+	} `json:"instances"`
+	Containers struct {
+		Total    int `json:"total"`
+		Used     int `json:"used"`
+		Starting int `json:"starting"`
+	} `json:"containers"`
+}
+
+// Usage is a used/total pair.
+type Usage struct {
+	Total int `json:"total"`
+	Used  int `json:"used"`
+}
+
+// Cells lists the cells with their capacity and instances (Pando only).
+func (c *Client) Cells(ctx context.Context) ([]Cell, error) {
+	var out struct {
+		Resources []Cell `json:"resources"`
+	}
+	if _, err := c.do(ctx, "GET", "/pando/v1/cells", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Resources, nil
+}
