@@ -247,6 +247,32 @@ type User struct {
 	CreatedAt    time.Time
 }
 
+// AppTask states, as CF names them.
+const (
+	AppTaskPending   = "PENDING"
+	AppTaskRunning   = "RUNNING"
+	AppTaskSucceeded = "SUCCEEDED"
+	AppTaskFailed    = "FAILED"
+	AppTaskCanceling = "CANCELING"
+)
+
+// AppTask is a CF task of an app (cf run-task): a command run once.
+type AppTask struct {
+	GUID    string
+	AppGUID string
+	Name    string
+	Command string
+	State   string
+	// SequenceID numbers an app's tasks from 1 (`cf tasks` shows it as id).
+	SequenceID    int
+	MemoryMB      int
+	DiskMB        int
+	DropletGUID   string
+	FailureReason string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
 // Job states.
 const (
 	JobProcessing = "PROCESSING"

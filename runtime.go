@@ -146,6 +146,28 @@ type StagingResult struct {
 	Image             string `json:"image,omitempty"`
 }
 
+// RunRequest is a CF task: a command run once in a container made from the
+// app's droplet, with the app's environment, until it exits.
+type RunRequest struct {
+	AppGUID   string
+	AppName   string
+	SpaceGUID string
+	SpaceName string
+	OrgGUID   string
+	OrgName   string
+	// Name is the task's name; its log lines are tagged APP/TASK/<Name>.
+	Name          string
+	DropletKey    string
+	DropletSHA256 string
+	Stack         string
+	// Command runs under the launcher like an app's start command.
+	Command           string
+	Env               []EnvVar
+	MemoryMB          int
+	DiskMB            int
+	LogRateLimitBytes int
+}
+
 // Task is a one-off unit of work on a cell: staging, or a CF task.
 type Task struct {
 	GUID          string
@@ -158,9 +180,12 @@ type Task struct {
 	// (222 no buildpack, 223 finalize/compile, 224 release, 225 supply), or 0.
 	FailureCode int
 	Staging     *StagingRequest
-	Result      *StagingResult
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Run is set for TaskRun: a one-off command in an app's droplet
+	// (cf run-task).
+	Run       *RunRequest
+	Result    *StagingResult
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // CellState is a cell's capacity and usage as it reports them.

@@ -114,6 +114,14 @@ type Store interface {
 	GetUserByName(ctx context.Context, name string) (User, error)
 	GetUser(ctx context.Context, guid string) (User, error)
 
+	// CreateAppTask assigns t.SequenceID (the app's next, from 1) and
+	// returns the task as stored.
+	CreateAppTask(ctx context.Context, t AppTask) (AppTask, error)
+	GetAppTask(ctx context.Context, guid string) (AppTask, error)
+	UpdateAppTask(ctx context.Context, t AppTask) error
+	// ListAppTasks lists tasks by app and state, oldest first.
+	ListAppTasks(ctx context.Context, appGUIDs, states []string) ([]AppTask, error)
+
 	CreateJob(ctx context.Context, j Job) error
 	GetJob(ctx context.Context, guid string) (Job, error)
 	UpdateJob(ctx context.Context, j Job) error

@@ -214,15 +214,16 @@ func TestMigrate_appliesInOrderAndStopsAtFailure(t *testing.T) {
 	}
 	defer db.Close()
 	fsys := fstest.MapFS{
-		// 0010 depends on 0002, which sorts after it as a string.
-		"migrations/0002_a.sql": {Data: []byte("CREATE TABLE t_a (x INTEGER);")},
-		"migrations/0010_b.sql": {Data: []byte("INSERT INTO t_a (x) VALUES (1); INSERT INTO t_a (x) VALUES (2);")},
-		"migrations/0011_c.sql": {Data: []byte("INSERT INTO t_a (x) VALUES (3); THIS IS NOT SQL;")},
+		// Numbered past the real migrations (already applied by Open);
+		// 0100 depends on 0020, which sorts after it as a string.
+		"migrations/0020_a.sql": {Data: []byte("CREATE TABLE t_a (x INTEGER);")},
+		"migrations/0100_b.sql": {Data: []byte("INSERT INTO t_a (x) VALUES (1); INSERT INTO t_a (x) VALUES (2);")},
+		"migrations/0101_c.sql": {Data: []byte("INSERT INTO t_a (x) VALUES (3); THIS IS NOT SQL;")},
 		"migrations/README.txt": {Data: []byte("ignored")},
 	}
 	err = migrate(ctx, db.wdb, db.d, fsys, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.Contains(err.Error(), "0011_c") {
-		t.Fatalf("migrate = %v, want failure naming 0011_c", err)
+	if err == nil || !strings.Contains(err.Error(), "0101_c") {
+		t.Fatalf("migrate = %v, want failure naming 0101_c", err)
 	}
 	var count int
 	if err := db.wdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM t_a").Scan(&count); err != nil {
@@ -232,11 +233,11 @@ func TestMigrate_appliesInOrderAndStopsAtFailure(t *testing.T) {
 		t.Fatalf("t_a has %d rows, want 2: the failed migration must leave nothing behind", count)
 	}
 	v, err := schemaVersion(ctx, db.wdb, db.d)
-	if err != nil || v != 10 {
-		t.Fatalf("schema version %d, %v; want 10", v, err)
+	if err != nil || v != 100 {
+		t.Fatalf("schema version %d, %v; want 100", v, err)
 	}
 
-	delete(fsys, "migrations/0011_c.sql")
+	delete(fsys, "migrations/0101_c.sql")
 	if err := migrate(ctx, db.wdb, db.d, fsys, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("re-running applied migrations: %v", err)
 	}

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) pando.Store) {
 		{"Events", testEvents},
 		{"Users", testUsers},
 		{"Jobs", testJobs},
+		{"AppTasks", testAppTasks},
 		{"Timestamps", testTimestamps},
 		{"Lists_creationOrder", testCreationOrder},
 		{"InTx_commits", testTxCommit},
