@@ -10,14 +10,15 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando/internal/archive"
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 func TestFloorRunc_runsTwoNoopContainersAndCleansUp(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("runc containers need root")
+		testenv.Missing(t, "runc containers need root")
 	}
 	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed (make deps)")
+		testenv.Missing(t, "runc is not installed (make deps)")
 	}
 	self, err := os.Executable()
 	must(t, err)
@@ -56,7 +57,7 @@ func TestFloorUntar_extractsTheDroplet(t *testing.T) {
 	tgz := filepath.Join(tmp, "droplet.tgz")
 	must(t, os.WriteFile(tgz, buf.Bytes(), 0o644))
 	if os.Geteuid() != 0 {
-		t.Skip("the untar chowns to vcap like the cell, which needs root")
+		testenv.Missing(t, "the untar chowns to vcap like the cell, which needs root")
 	}
 	b := &bench{tmp: tmp}
 	d, err := b.floorUntar(context.Background(), tgz)

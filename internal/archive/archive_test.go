@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 // zent is one entry of a test archive.
@@ -271,7 +272,7 @@ func TestExtractZip_rejectsGarbage(t *testing.T) {
 
 func TestExtractZip_chownsWhenAsked(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
+		testenv.Missing(t, "chown needs root")
 	}
 	dest := filepath.Join(t.TempDir(), "d")
 	b := makeZip(t,

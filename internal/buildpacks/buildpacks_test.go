@@ -19,6 +19,7 @@ import (
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 func TestBuiltin_namesOrderAndZips(t *testing.T) {
@@ -193,12 +194,12 @@ func goSeed(t *testing.T) string {
 	must(t, os.WriteFile(filepath.Join(appDir, "main.go"), []byte(helloGo), 0o644))
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no Go toolchain on this machine")
+		testenv.Missing(t, "no Go toolchain on this machine")
 	}
 	out, err := exec.Command(goBin, "env", "GOCACHE").Output()
 	cache := strings.TrimSpace(string(out))
 	if err != nil || cache == "" || cache == "off" {
-		t.Skip("host Go has no build cache to seed from")
+		testenv.Missing(t, "host Go has no build cache to seed from")
 	}
 	warm := exec.Command(goBin, "build", "-o", os.DevNull, ".")
 	warm.Dir = appDir

@@ -19,17 +19,18 @@ import (
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container"
+	"github.com/pandoplatform/pando/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
 func requireRunc(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("runc containers need root")
+		testenv.Missing(t, "runc containers need root")
 	}
 	p, err := exec.LookPath("runc")
 	if err != nil {
-		t.Skip("runc is not installed")
+		testenv.Missing(t, "runc is not installed")
 	}
 	return p
 }
@@ -141,7 +142,7 @@ unshare -U true 2>/dev/null || echo no-userns
 
 func TestRun_goToolchainWorksAsVcap(t *testing.T) {
 	if _, err := os.Stat("/usr/local/go/bin/go"); err != nil {
-		t.Skip("no Go at /usr/local/go")
+		testenv.Missing(t, "no Go at /usr/local/go")
 	}
 	b := newBackend(t, t.TempDir())
 	out, errOut, st := runToEnd(t, b, container.Spec{
@@ -425,7 +426,7 @@ func busyboxRootFS(t *testing.T) string {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
-		t.Skip("busybox is not installed")
+		testenv.Missing(t, "busybox is not installed")
 	}
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
