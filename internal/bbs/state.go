@@ -195,6 +195,11 @@ func cloneTask(t pando.Task) pando.Task {
 		s.Env = slices.Clone(s.Env)
 		t.Staging = &s
 	}
+	if t.Run != nil {
+		r := *t.Run
+		r.Env = slices.Clone(r.Env)
+		t.Run = &r
+	}
 	if t.Result != nil {
 		r := *t.Result
 		if r.ProcessTypes != nil {

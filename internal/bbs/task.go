@@ -13,10 +13,13 @@ const (
 	TaskCancelledReason = "task was cancelled"
 )
 
-// DesireTask accepts a task and places it: PENDING, then RUNNING once a cell
-// took it. A task that fits on no cell, or that its cell refuses, completes
-// at once as failed with the reason (e.g. "insufficient resources: memory"),
-// which reaches the completion handler like any other completion.
+// DesireTask accepts a task (staging, or a CF task run from a droplet) and
+// places it with the memory, disk and stack its request names: PENDING,
+// then RUNNING once a cell took it, then COMPLETED; each change is a
+// task_changed event. A task that fits on no cell, or that its cell
+// refuses, completes at once as failed with the reason (e.g. "insufficient
+// resources: memory"), which reaches the completion handler like any other
+// completion.
 func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
 	if t.GUID == "" {
 		return pando.Errorf(pando.EInvalid, "task has no guid")
@@ -27,6 +30,17 @@ func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
 	t.Failed, t.FailureReason, t.FailureCode, t.Result = false, "", 0, nil
 	if t.Kind == "" {
 		t.Kind = pando.TaskRun
+		if t.Staging != nil {
+			t.Kind = pando.TaskStaging
+		}
+	}
+	switch {
+	case t.Kind == pando.TaskStaging && t.Staging == nil:
+		return pando.Errorf(pando.EInvalid, "staging task %s has no staging request", t.GUID)
+	case t.Kind == pando.TaskRun && t.Run == nil:
+		return pando.Errorf(pando.EInvalid, "task %s has no run request", t.GUID)
+	case t.Kind != pando.TaskStaging && t.Kind != pando.TaskRun:
+		return pando.Errorf(pando.EInvalid, "task %s has unknown kind %q", t.GUID, t.Kind)
 	}
 
 	b.mu.Lock()
@@ -46,11 +60,7 @@ func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
 
 	b.placeMu.Lock()
 	defer b.placeMu.Unlock()
-	req := auction.TaskRequest{TaskGUID: t.GUID}
-	if s := t.Staging; s != nil {
-		req.MemoryMB, req.DiskMB, req.Stack = s.MemoryMB, s.DiskMB, s.Stack
-	}
-	res := auction.PlaceTasks(b.cellStates(ctx, refs), []auction.TaskRequest{req})[0]
+	res := auction.PlaceTasks(b.cellStates(ctx, refs), []auction.TaskRequest{taskRequest(t)})[0]
 
 	b.mu.Lock()
 	rec, ok := b.st.task(t.GUID)
@@ -97,6 +107,21 @@ func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
 	b.emitTaskLocked(rec.Task)
 	b.log.Info("task running", "task_guid", t.GUID, "cell_id", res.CellID, "kind", t.Kind)
 	return nil
+}
+
+// taskRequest is what the auction needs to know of a task: the resources
+// and stack its container gets on the cell.
+func taskRequest(t pando.Task) auction.TaskRequest {
+	req := auction.TaskRequest{TaskGUID: t.GUID}
+	switch {
+	case t.Kind == pando.TaskStaging && t.Staging != nil:
+		s := t.Staging
+		req.MemoryMB, req.DiskMB, req.Stack = s.MemoryMB, s.DiskMB, s.Stack
+	case t.Kind == pando.TaskRun && t.Run != nil:
+		r := t.Run
+		req.MemoryMB, req.DiskMB, req.Stack = r.MemoryMB, r.DiskMB, r.Stack
+	}
+	return req
 }
 
 // CancelTask stops a task and completes it as failed ("task was

@@ -189,3 +189,141 @@ func TestDesireTask_duplicateGUID(t *testing.T) {
 		t.Errorf("duplicate: %v", err)
 	}
 }
+
+func runTask(guid string, memMB, diskMB int, stack string) pando.Task {
+	return pando.Task{GUID: guid, Kind: pando.TaskRun, Run: &pando.RunRequest{
+		AppGUID: "app", AppName: "app", Name: "migrate", DropletKey: "droplets/d1",
+		Stack: stack, Command: "bin/migrate", MemoryMB: memMB, DiskMB: diskMB,
+		Env: []pando.EnvVar{{Name: "MODE", Value: "full"}},
+	}}
+}
+
+func TestRunTask_placedWithItsResourcesAndStack(t *testing.T) {
+	h := newHarness(t, Config{})
+	small := newFakeCell("cell-a-small", 512)
+	big := newFakeCell("cell-b-big", 4096)
+	other := newFakeCell("cell-c-other", 8192)
+	other.capacity.Stacks = []string{"other-stack"}
+	for _, c := range []*fakeCell{small, big, other} {
+		h.bbs.RegisterCell(c)
+	}
+	var got completions
+	h.bbs.SetTaskCompletionHandler(got.handle)
+	h.run()
+
+	// 1 GB fits only on the big cell of the stack (an empty cell of a
+	// different stack scores better but cannot run it).
+	if err := h.bbs.DesireTask(h.ctx, runTask("t-mem", 1024, 512, "cflinuxfs4")); err != nil {
+		t.Fatal(err)
+	}
+	if tk, _ := h.bbs.Task("t-mem"); tk.State != pando.TaskRunning || tk.CellID != "cell-b-big" {
+		t.Fatalf("task %+v, want RUNNING on cell-b-big", tk)
+	}
+	calls := big.taskCalls()
+	if len(calls) != 1 || calls[0].Kind != pando.TaskRun || calls[0].Run == nil ||
+		calls[0].Run.Command != "bin/migrate" || calls[0].Run.MemoryMB != 1024 || len(calls[0].Run.Env) != 1 {
+		t.Fatalf("RunTask calls on the big cell %+v", calls)
+	}
+	if len(small.taskCalls()) != 0 || len(other.taskCalls()) != 0 {
+		t.Errorf("task also sent to other cells")
+	}
+
+	if err := h.bbs.DesireTask(h.ctx, runTask("t-stack", 256, 256, "other-stack")); err != nil {
+		t.Fatal(err)
+	}
+	if tk, _ := h.bbs.Task("t-stack"); tk.CellID != "cell-c-other" {
+		t.Errorf("stack task on %q, want cell-c-other", tk.CellID)
+	}
+
+	if err := h.bbs.DesireTask(h.ctx, runTask("t-huge", 16384, 512, "cflinuxfs4")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "placement failure", func() bool { return slices.Contains(got.guids(), "t-huge") })
+	if tk, _ := h.bbs.Task("t-huge"); !tk.Failed || tk.State != pando.TaskCompleted ||
+		tk.FailureReason != "insufficient resources: memory" || tk.Run == nil {
+		t.Errorf("huge task %+v", tk)
+	}
+}
+
+func TestRunTask_eventsAndCompletionOnce(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
+	var got completions
+	h.bbs.SetTaskCompletionHandler(got.handle)
+	h.run()
+	events := h.bbs.Subscribe(h.ctx)
+
+	if err := h.bbs.DesireTask(h.ctx, runTask("t1", 256, 256, "cflinuxfs4")); err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for len(states) < 3 {
+		e := next(t, events)
+		if e.Type != EventTaskChanged || e.Task.GUID != "t1" || e.Task.Run == nil {
+			t.Fatalf("event %+v", e)
+		}
+		states = append(states, e.Task.State+"@"+e.Task.CellID)
+	}
+	if want := []string{"PENDING@", "PENDING@cell-a", "RUNNING@cell-a"}; !slices.Equal(states, want) {
+		t.Fatalf("task states %v, want %v", states, want)
+	}
+
+	done := pando.Task{GUID: "t1", CellID: "cell-a", State: pando.TaskCompleted, Failed: true,
+		FailureReason: "APP/TASK/migrate Exited with status 3"}
+	for range 2 {
+		if err := h.bbs.TaskCompleted(h.ctx, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := next(t, events)
+	if e.Type != EventTaskChanged || e.Task.State != pando.TaskCompleted || !e.Task.Failed ||
+		e.Task.FailureReason != done.FailureReason {
+		t.Fatalf("completion event %+v", e.Task)
+	}
+	// The repeated report changes nothing: no event, one completion.
+	if err := h.bbs.DesireTask(h.ctx, runTask("t2", 256, 256, "cflinuxfs4")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.bbs.CancelTask(h.ctx, "t2"); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(t, events); e.Task.GUID != "t2" {
+		t.Fatalf("event after the repeated report: %+v", e.Task)
+	}
+	waitFor(t, "two completions", func() bool { return len(got.guids()) >= 2 })
+	if g := got.guids(); !slices.Equal(g, []string{"t1", "t2"}) {
+		t.Fatalf("handler calls %v", g)
+	}
+	got.mu.Lock()
+	first, second := got.tasks[0], got.tasks[1]
+	got.mu.Unlock()
+	if first.Kind != pando.TaskRun || first.Run == nil || first.Run.Name != "migrate" || !first.Failed {
+		t.Errorf("first completion %+v", first)
+	}
+	if second.FailureReason != TaskCancelledReason || !second.Failed {
+		t.Errorf("cancelled completion %+v", second)
+	}
+}
+
+func TestDesireTask_refusesTasksWithoutTheirRequest(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
+	for _, tk := range []pando.Task{
+		{GUID: "r", Kind: pando.TaskRun},
+		{GUID: "s", Kind: pando.TaskStaging},
+		{GUID: "x", Kind: "mystery", Run: &pando.RunRequest{}},
+	} {
+		if err := h.bbs.DesireTask(h.ctx, tk); pando.ErrorKindOf(err) != pando.EInvalid {
+			t.Errorf("task %s (%s): %v", tk.GUID, tk.Kind, err)
+		}
+	}
+	// A task without a kind takes it from its request.
+	tk := stagingTask("k", 256)
+	tk.Kind = ""
+	if err := h.bbs.DesireTask(h.ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.bbs.Task("k"); got.Kind != pando.TaskStaging {
+		t.Errorf("kind %q", got.Kind)
+	}
+}

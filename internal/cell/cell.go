@@ -1,4 +1,4 @@
-// Package cell is the rep: it runs staging tasks and LRP instances in
+// Package cell is the rep: it runs staging tasks, CF tasks and LRP instances in
 // containers of a container.Backend, forwards a host port to each container
 // port, checks instance health, streams their output to the log sink, and
 // reports state changes and task results to the BBS through a
@@ -207,12 +207,13 @@ func New(cfg Config) (*Rep, error) {
 	}
 	log = log.With("cell_id", cfg.ID)
 	for _, d := range []string{wd, filepath.Join(wd, dirInstances), filepath.Join(wd, dirStaging),
-		filepath.Join(wd, dirDroplets), filepath.Join(wd, dirBuildpacks), filepath.Join(wd, dirDownloads)} {
+		filepath.Join(wd, dirTasks), filepath.Join(wd, dirDroplets), filepath.Join(wd, dirBuildpacks),
+		filepath.Join(wd, dirDownloads)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("cell: %w", err)
 		}
 	}
-	for _, d := range []string{dirInstances, dirStaging, dirDownloads} {
+	for _, d := range []string{dirInstances, dirStaging, dirTasks, dirDownloads} {
 		if err := emptyDir(filepath.Join(wd, d)); err != nil {
 			return nil, fmt.Errorf("cell: clean %s: %w", d, err)
 		}
@@ -246,6 +247,7 @@ func New(cfg Config) (*Rep, error) {
 const (
 	dirInstances  = "instances"  // <guid>/ is an instance's /home/vcap
 	dirStaging    = "staging"    // <task guid>/{app,cache,deps,output}
+	dirTasks      = "tasks"      // <task guid>/ is a CF task's /home/vcap
 	dirDroplets   = "droplets"   // <sha256>.tgz cache
 	dirBuildpacks = "buildpacks" // <sha256>/ extracted buildpacks
 	dirDownloads  = "downloads"  // partial downloads
@@ -335,9 +337,9 @@ func (r *Rep) rootFS(stack string) (name, dir string, err error) {
 	return stack, dir, nil
 }
 
-// Shutdown stops every instance and task in parallel (instances get at
-// most StopGrace, less if ctx's deadline is nearer), reports them removed
-// or failed, and waits for all of the cell's goroutines or ctx's end.
+// Shutdown stops every instance and task in parallel (instances and CF
+// tasks get at most StopGrace, less if ctx's deadline is nearer), reports
+// them removed or failed, and waits for all of the cell's goroutines or ctx's end.
 func (r *Rep) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
@@ -351,7 +353,7 @@ func (r *Rep) Shutdown(ctx context.Context) error {
 		i.requestStop(grace)
 	}
 	for _, t := range r.tasks {
-		t.cancel(errShutdown)
+		t.stop(errShutdown, grace)
 	}
 	r.mu.Unlock()
 

@@ -217,3 +217,62 @@ func stagingVcapApplication(req pando.StagingRequest, memMB, diskMB int) string 
 		Limits:          limits,
 	})
 }
+
+// taskEnv is the environment of a CF task: an instance's, less what only
+// a routable instance has (PORT, CF_INSTANCE_PORT(S), CF_INSTANCE_ADDR,
+// CF_INSTANCE_INDEX; Diego sets none of them for tasks). HOME comes from
+// the launcher.
+func (r *Rep) taskEnv(run pando.RunRequest, guid string, memMB, diskMB int) []string {
+	e := newEnv()
+	e.Set("VCAP_APPLICATION", taskVcapApplication(run, memMB, diskMB))
+	e.Set("VCAP_SERVICES", "{}")
+	e.Set("CF_INSTANCE_GUID", guid)
+	e.Set("CF_INSTANCE_IP", r.cfg.HostAddr)
+	e.Set("CF_INSTANCE_INTERNAL_IP", "127.0.0.1")
+	e.Set("MEMORY_LIMIT", strconv.Itoa(memMB)+"m")
+	e.Set("LANG", "en_US.UTF-8")
+	e.takeServices(run.Env)
+	e.AddUser(run.Env)
+	return e.List()
+}
+
+// taskVcapApplication builds VCAP_APPLICATION for a CF task. When the API
+// sends its own in the env (with the app's routes and version) it is kept,
+// without an instance's fields and with the task container's limits.
+func taskVcapApplication(run pando.RunRequest, memMB, diskMB int) string {
+	limits := vcapLimits{Mem: memMB, Disk: diskMB, FDs: maxFDs}
+	for _, v := range run.Env {
+		if v.Name != "VCAP_APPLICATION" {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(v.Value), &m) == nil && m != nil {
+			for _, k := range []string{"instance_id", "instance_index", "host", "port", "process_id", "process_type"} {
+				delete(m, k)
+			}
+			m["limits"] = limits
+			for k, val := range map[string]string{
+				"application_id": run.AppGUID, "application_name": run.AppName, "name": run.AppName,
+				"space_id": run.SpaceGUID, "space_name": run.SpaceName,
+				"organization_id": run.OrgGUID, "organization_name": run.OrgName,
+			} {
+				if _, ok := m[k]; !ok && val != "" {
+					m[k] = val
+				}
+			}
+			return mustJSON(m)
+		}
+	}
+	return mustJSON(vcapApplication{
+		ApplicationID:    run.AppGUID,
+		ApplicationName:  run.AppName,
+		ApplicationURIs:  []string{},
+		Name:             run.AppName,
+		URIs:             []string{},
+		SpaceID:          run.SpaceGUID,
+		SpaceName:        run.SpaceName,
+		OrganizationID:   run.OrgGUID,
+		OrganizationName: run.OrgName,
+		Limits:           limits,
+	})
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/archive"
 	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 // fakeLifecycle stands in for the pando binary's lifecycles (tested in
@@ -89,10 +90,10 @@ type runcCell struct {
 func newRuncCell(t *testing.T, mod func(*Config)) *runcCell {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("runc containers need root")
+		testenv.Missing(t, "runc containers need root")
 	}
 	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed")
+		testenv.Missing(t, "runc is not installed")
 	}
 	dir := t.TempDir()
 	script := filepath.Join(dir, "lifecycle")

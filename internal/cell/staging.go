@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,7 +47,7 @@ type exitError struct{ st container.ExitStatus }
 
 func (e *exitError) Error() string { return fmt.Sprintf("builder exited with status %d", e.st.Code) }
 
-// task is a staging task running on this cell.
+// task is a staging task or a CF task running on this cell.
 type task struct {
 	t      pando.Task
 	memMB  int
@@ -54,16 +55,40 @@ type task struct {
 	stack  string
 	rootfs string
 	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	stopping bool
+	grace    time.Duration // SIGTERM to SIGKILL when a CF task is stopped
 }
 
-// RunTask accepts a staging task and runs it in the background; the result
-// goes to the reporter's TaskCompleted.
+// stop cancels the task with cause; a CF task's process gets grace between
+// SIGTERM and SIGKILL (the shortest grace asked for wins). The first cause
+// is the one reported.
+func (tk *task) stop(cause error, grace time.Duration) {
+	tk.mu.Lock()
+	if !tk.stopping || grace < tk.grace {
+		tk.stopping, tk.grace = true, grace
+	}
+	tk.mu.Unlock()
+	tk.cancel(cause)
+}
+
+func (tk *task) stopGrace() time.Duration {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	return tk.grace
+}
+
+// RunTask accepts a staging task or a CF task (pando.TaskRun) and runs it
+// in the background; the result goes to the reporter's TaskCompleted.
 func (r *Rep) RunTask(ctx context.Context, t pando.Task) error {
 	switch {
 	case t.GUID == "":
 		return pando.Errorf(pando.EInvalid, "run task: guid is required")
+	case t.Kind == pando.TaskRun:
+		return r.acceptRun(t)
 	case t.Kind != pando.TaskStaging:
-		return pando.Errorf(pando.EInvalid, "cell %s runs staging tasks only, not %q", r.cfg.ID, t.Kind)
+		return pando.Errorf(pando.EInvalid, "cell %s cannot run tasks of kind %q", r.cfg.ID, t.Kind)
 	case t.Staging == nil:
 		return pando.Errorf(pando.EInvalid, "task %s: no staging request", t.GUID)
 	}
@@ -106,7 +131,9 @@ func (r *Rep) RunTask(ctx context.Context, t pando.Task) error {
 	return nil
 }
 
-// CancelTask stops a running task; it completes as failed ("cancelled").
+// CancelTask stops a running task; it completes as failed ("cancelled" for
+// staging, "task was cancelled" for a CF task, whose process gets
+// StopGrace between SIGTERM and SIGKILL).
 func (r *Rep) CancelTask(ctx context.Context, guid string) error {
 	r.mu.Lock()
 	tk, ok := r.tasks[guid]
@@ -114,7 +141,7 @@ func (r *Rep) CancelTask(ctx context.Context, guid string) error {
 	if !ok {
 		return pando.Errorf(pando.ENotFound, "task %s is not on cell %s", guid, r.cfg.ID)
 	}
-	tk.cancel(errCancelled)
+	tk.stop(errCancelled, r.cfg.StopGrace)
 	return nil
 }
 

@@ -1,0 +1,268 @@
+package cell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/archive"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// taskCancelledReason is a cancelled CF task's failure reason (the words the
+// BBS and the API use too).
+const taskCancelledReason = "task was cancelled"
+
+// taskSource is the log source type of a CF task's output, as CF tags it:
+// APP/TASK/<name> (the instance id is "0").
+func taskSource(t pando.Task) string {
+	name := t.Run.Name
+	if name == "" {
+		name = t.GUID
+	}
+	return "APP/TASK/" + name
+}
+
+// acceptRun accepts a CF task (cf run-task): it checks the request, the
+// stack and the cell's capacity, reserves the task's memory, disk and a
+// container, and runs it in the background.
+func (r *Rep) acceptRun(t pando.Task) error {
+	run := t.Run
+	switch {
+	case run == nil:
+		return pando.Errorf(pando.EInvalid, "task %s: no run request", t.GUID)
+	case run.DropletKey == "":
+		return pando.Errorf(pando.EInvalid, "task %s: no droplet", t.GUID)
+	case strings.TrimSpace(run.Command) == "":
+		return pando.Errorf(pando.EInvalid, "task %s: no command", t.GUID)
+	}
+	stack, rootfs, err := r.rootFS(run.Stack)
+	if err != nil {
+		return err
+	}
+	tk := &task{t: t, memMB: run.MemoryMB, diskMB: run.DiskMB, stack: stack, rootfs: rootfs}
+	if tk.memMB <= 0 {
+		tk.memMB = DefaultInstanceMemoryMB
+	}
+	if tk.diskMB <= 0 {
+		tk.diskMB = DefaultInstanceDiskMB
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.tasks[t.GUID]; ok {
+		return nil // already running: a retried submission
+	}
+	if err := r.reserveLocked(tk.memMB, tk.diskMB); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithCancelCause(r.ctx)
+	tk.cancel = cancel
+	r.tasks[t.GUID] = tk
+	r.wg.Add(1)
+	go r.runCFTask(tctx, tk)
+	return nil
+}
+
+// runCFTask is a CF task's life on the cell: run it, tear it down, release
+// its reservation and report the outcome.
+func (r *Rep) runCFTask(ctx context.Context, tk *task) {
+	defer r.wg.Done()
+	defer tk.cancel(nil)
+	reason := r.execTask(ctx, tk)
+	t := tk.t
+	t.CellID = r.cfg.ID
+	t.State = pando.TaskCompleted
+	t.Failed, t.FailureReason = reason != "", reason
+	t.UpdatedAt = time.Now()
+	r.mu.Lock()
+	delete(r.tasks, t.GUID)
+	r.mu.Unlock()
+	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "reason", reason)
+	r.reportTask(t)
+}
+
+// execTask runs the task's command in a container made from the droplet
+// and returns the failure reason, "" when the command exited 0. The
+// container and the task's files are gone when it returns.
+func (r *Rep) execTask(ctx context.Context, tk *task) string {
+	guid := tk.t.GUID
+	dir := filepath.Join(r.cfg.WorkDir, dirTasks, safeName(guid))
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			r.log.Error("remove task dir", "task_guid", guid, "error", err)
+		}
+	}()
+	src := taskSource(tk.t)
+	limiter := &rateLimiter{limit: tk.t.Run.LogRateLimitBytes, now: time.Now}
+	line := func(typ string) func(string) {
+		return func(l string) {
+			ok, notice := limiter.allow(len(l))
+			if notice {
+				r.emit(tk.t.Run.AppGUID, src, "0", "ERR", limiter.notice())
+			}
+			if ok {
+				r.emit(tk.t.Run.AppGUID, src, "0", typ, l)
+			}
+		}
+	}
+	stdout, stderr := newLineWriter(line("OUT")), newLineWriter(line("ERR"))
+
+	r.taskLog(tk, "OUT", "Cell %s creating container for task %s", r.cfg.ID, guid)
+	spec, err := r.taskSpec(ctx, tk, dir)
+	var ctr container.Container
+	if err == nil {
+		spec.Stdout, spec.Stderr = stdout, stderr
+		ctr, err = r.cfg.Backend.Run(ctx, spec)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return r.taskStopReason(ctx)
+		}
+		r.log.Error("create task container", "task_guid", guid, "error", err)
+		r.taskLog(tk, "ERR", "Cell %s failed to create container for task %s: %v", r.cfg.ID, guid, err)
+		return fmt.Sprintf("failed to create container: %v", err)
+	}
+	defer func() {
+		r.taskLog(tk, "OUT", "Cell %s destroying container for task %s", r.cfg.ID, guid)
+		dctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
+		defer cancel()
+		if err := ctr.Destroy(dctx); err != nil {
+			r.log.Error("destroy task container", "task_guid", guid, "error", err)
+			return
+		}
+		r.taskLog(tk, "OUT", "Cell %s successfully destroyed container for task %s", r.cfg.ID, guid)
+	}()
+	r.taskLog(tk, "OUT", "Cell %s successfully created container for task %s", r.cfg.ID, guid)
+
+	reason := r.watchTask(ctx, tk, ctr)
+	stdout.Flush()
+	stderr.Flush()
+	return reason
+}
+
+// watchTask waits for the task's process to exit, stopping it when the
+// task is cancelled or exceeds its disk quota, and returns the failure
+// reason ("" for exit status 0).
+func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container) string {
+	src := taskSource(tk.t)
+	waitCtx, waitCancel := context.WithCancel(context.Background())
+	defer waitCancel()
+	exited := make(chan waitResult, 1)
+	go func() {
+		st, err := ctr.Wait(waitCtx)
+		exited <- waitResult{st, err}
+	}()
+	// Disk is not limited by a cgroup: the cell measures what the
+	// container wrote, as it does for instances.
+	var diskTick <-chan time.Time
+	diskQuota := uint64(tk.t.Run.DiskMB) << 20
+	if diskQuota > 0 && r.cfg.DiskCheckInterval > 0 {
+		t := time.NewTicker(r.cfg.DiskCheckInterval)
+		defer t.Stop()
+		diskTick = t.C
+	}
+	stop := func(grace time.Duration) {
+		sctx, cancel := context.WithTimeout(context.Background(), grace+destroyTimeout)
+		defer cancel()
+		if err := ctr.Stop(sctx, grace); err != nil {
+			r.log.Warn("stop task container", "task_guid", tk.t.GUID, "error", err)
+		}
+	}
+	for {
+		select {
+		case w := <-exited:
+			if w.err != nil {
+				return fmt.Sprintf("%s: %v", src, w.err)
+			}
+			r.emit(tk.t.Run.AppGUID, src, "0", "OUT", fmt.Sprintf("Exit status %d", w.st.Code))
+			if w.st.Code == 0 && !w.st.OOMKilled {
+				return ""
+			}
+			reason := fmt.Sprintf("%s Exited with status %d", src, w.st.Code)
+			if w.st.OOMKilled {
+				reason += " (out of memory)"
+				r.taskLog(tk, "ERR", "Cell %s: task %s was killed: out of memory (limit %d MB)", r.cfg.ID, tk.t.GUID, tk.memMB)
+			}
+			return reason
+		case <-diskTick:
+			st, err := ctr.Stats(ctx)
+			if err != nil || st.DiskBytes <= diskQuota {
+				continue
+			}
+			r.taskLog(tk, "ERR", "Disk quota exceeded: %s used of %s", humanSize(int64(st.DiskBytes)), humanSize(int64(diskQuota)))
+			stop(0)
+			return fmt.Sprintf("%s exceeded its disk quota (%d MB)", src, tk.t.Run.DiskMB)
+		case <-ctx.Done():
+			r.taskLog(tk, "OUT", "Cell %s stopping task %s", r.cfg.ID, tk.t.GUID)
+			stop(tk.stopGrace())
+			return r.taskStopReason(ctx)
+		}
+	}
+}
+
+// taskStopReason is the failure reason of a task stopped before its end.
+func (r *Rep) taskStopReason(ctx context.Context) string {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errCancelled):
+		return taskCancelledReason
+	case errors.Is(cause, errShutdown):
+		return fmt.Sprintf("cell %s shut down before the task completed", r.cfg.ID)
+	}
+	return "task stopped: " + cause.Error()
+}
+
+// taskSpec prepares the task's files (the droplet extracted at /home/vcap,
+// as for an instance) and its container spec: the launcher runs the
+// command as vcap with the task's limits, no ports and no health check.
+func (r *Rep) taskSpec(ctx context.Context, tk *task, dir string) (container.Spec, error) {
+	run := tk.t.Run
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return container.Spec{}, err
+	}
+	if err := os.Chown(dir, VcapUID, VcapGID); err != nil {
+		return container.Spec{}, err
+	}
+	p, err := r.droplet(ctx, run.DropletKey, run.DropletSHA256)
+	if err != nil {
+		return container.Spec{}, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return container.Spec{}, fmt.Errorf("open droplet: %w", err)
+	}
+	defer f.Close()
+	lim := archive.DefaultLimits()
+	lim.UID, lim.GID = VcapUID, VcapGID
+	lim.MaxTotalBytes = int64(tk.diskMB) << 20
+	if err := archive.ExtractTgz(ctx, f, dir, lim); err != nil {
+		return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
+	}
+	return container.Spec{
+		ID:          containerID("task", tk.t.GUID),
+		RootFS:      tk.rootfs,
+		Mounts:      []container.Mount{{Source: dir, Destination: "/home/vcap"}},
+		UID:         VcapUID,
+		GID:         VcapGID,
+		Env:         r.taskEnv(*run, tk.t.GUID, tk.memMB, tk.diskMB),
+		Dir:         "/home/vcap/app",
+		Args:        []string{lifecyclePath, "launcher", "--app-dir", "/home/vcap/app", "--", run.Command},
+		MemoryBytes: int64(tk.memMB) << 20,
+		DiskBytes:   int64(tk.diskMB) << 20,
+		PidsLimit:   instancePids,
+		CPUShares:   cpuShares(tk.memMB),
+	}, nil
+}
+
+// taskLog emits a CELL line for the task (as CF's rep does) and logs it.
+func (r *Rep) taskLog(tk *task, typ, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.emit(tk.t.Run.AppGUID, pando.LogSourceCell, "0", typ, msg)
+	r.log.Debug(msg, "task_guid", tk.t.GUID)
+}
