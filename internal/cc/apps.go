@@ -303,6 +303,8 @@ func (a *API) deleteApp(ctx context.Context, id Identity, app pando.App) error {
 			return fmt.Errorf("delete app %s: remove lrp: %w", app.GUID, err)
 		}
 	}
+	// Tasks would run on for an app that is gone.
+	a.cancelAppTasks(ctx, app.GUID)
 	// Stagings in flight would upload droplets nobody owns.
 	if staging, err := a.store.ListBuilds(ctx, []string{app.GUID}, []string{pando.BuildStaging}); err == nil {
 		for _, b := range staging {

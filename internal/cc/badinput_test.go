@@ -350,7 +350,7 @@ func TestBadInput_badManifestsNameTheProblem(t *testing.T) {
 
 // ctFixture is one of everything, for requests that need real GUIDs.
 type ctFixture struct {
-	app, pkg, build, droplet, job, org, space, stack, event, domain, route, dest, buildpack string
+	app, pkg, build, droplet, job, org, space, stack, event, domain, route, dest, buildpack, task string
 }
 
 func (e *ctEnv) fixture() ctFixture {
@@ -368,6 +368,7 @@ func (e *ctEnv) fixture() ctFixture {
 	rt := e.list(e.get("/v3/apps/" + app.GUID + "/routes"))[0]
 	f.route, f.dest = ctStr(rt, "guid"), ctStr(rt, "destinations.0.guid")
 	f.buildpack = ctStr(e.expect(e.sendJSON("POST", "/v3/buildpacks", map[string]any{"name": "fixture_bp"}), http.StatusCreated), "guid")
+	f.task = ctStr(e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/tasks", map[string]any{"command": "true"}), http.StatusAccepted), "guid")
 	return f
 }
 
@@ -426,7 +427,7 @@ func (f ctFixture) path(pattern, garbage string) string {
 	byCollection := map[string]string{
 		"apps": f.app, "processes": f.app, "packages": f.pkg, "builds": f.build, "droplets": f.droplet,
 		"jobs": f.job, "organizations": f.org, "spaces": f.space, "stacks": f.stack, "audit_events": f.event,
-		"domains": f.domain, "routes": f.route, "buildpacks": f.buildpack,
+		"domains": f.domain, "routes": f.route, "buildpacks": f.buildpack, "tasks": f.task,
 	}
 	for i, s := range segs {
 		var v string

@@ -323,9 +323,14 @@ func (a *API) watchStaging(buildGUID string) {
 	})
 }
 
-// HandleTaskCompleted records a finished staging task on its build and
-// droplet. The BBS calls it exactly once per task.
+// HandleTaskCompleted records a finished task: a staging task on its build
+// and droplet, a CF task (run) on its record. The BBS calls it exactly once
+// per task.
 func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
+	if t.Kind == pando.TaskRun {
+		a.handleRunTaskCompleted(ctx, t)
+		return
+	}
 	if t.Kind != pando.TaskStaging {
 		return
 	}

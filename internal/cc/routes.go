@@ -62,7 +62,8 @@ func (a *API) routes() {
 	h("GET /v3/apps/{guid}/revisions", a.appEmptyList)
 	h("GET /v3/apps/{guid}/revisions/deployed", a.appEmptyList)
 	h("GET /v3/apps/{guid}/sidecars", a.appEmptyList)
-	h("GET /v3/apps/{guid}/tasks", a.appEmptyList)
+	h("GET /v3/apps/{guid}/tasks", a.listAppTasks)
+	h("POST /v3/apps/{guid}/tasks", a.postAppTask)
 
 	// Processes.
 	h("GET /v3/processes", a.listProcesses)
@@ -90,6 +91,12 @@ func (a *API) routes() {
 	h("GET /v3/droplets/{guid}", a.getDroplet)
 	h("GET /v3/droplets/{guid}/download", a.downloadDroplet)
 	h("GET /v3/jobs/{guid}", a.getJob)
+
+	// Tasks (cf run-task).
+	h("GET /v3/tasks", a.listTasks)
+	h("GET /v3/tasks/{guid}", a.getTask)
+	h("POST /v3/tasks/{guid}/actions/cancel", a.cancelTaskHandler)
+	h("GET /pando/v1/tasks/{guid}", a.waitTask)
 	h("GET /pando/v1/cells", a.getCells)
 
 	a.registerPlatformRoutes(h)
@@ -103,7 +110,7 @@ func (a *API) routes() {
 }
 
 // appEmptyList answers an app's sub-collection Pando has nothing in yet
-// (tasks, sidecars, revisions) — after checking the app exists.
+// (sidecars, revisions) — after checking the app exists.
 func (a *API) appEmptyList(w http.ResponseWriter, r *http.Request) error {
 	if _, err := a.getAppByGUID(r.Context(), r.PathValue("guid")); err != nil {
 		return err

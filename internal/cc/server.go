@@ -117,7 +117,12 @@ type API struct {
 	processWaiters map[string]chan struct{}
 	// stagingTimers fail builds whose staging task never reports back.
 	stagingTimers map[string]*time.Timer
-	closed        bool
+	// taskWaiters are closed when a CF task finishes.
+	taskWaiters map[string]chan struct{}
+	closed      bool
+	// taskMu serialises CF task state changes, which come from requests,
+	// runtime events and completions at once.
+	taskMu sync.Mutex
 	// wg counts background work that Close waits for.
 	wg sync.WaitGroup
 }
@@ -180,6 +185,7 @@ func New(cfg Config) (*API, error) {
 		buildWaiters:   map[string]chan struct{}{},
 		stagingTimers:  map[string]*time.Timer{},
 		processWaiters: map[string]chan struct{}{},
+		taskWaiters:    map[string]chan struct{}{},
 	}
 	a.routes()
 	return a, nil

@@ -114,9 +114,10 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 }
 
 // Restore re-desires every started app after a server start, so the
-// runtime (in memory) matches the CCDB. Builds left STAGING by a crash are
-// failed: their staging task died with the old process.
+// runtime (in memory) matches the CCDB. Builds left STAGING and tasks left
+// unfinished by a crash are failed: they died with the old process.
 func (a *API) Restore(ctx context.Context) error {
+	taskErr := a.failInterruptedTasks(ctx)
 	builds, err := a.store.ListBuilds(ctx, nil, []string{pando.BuildStaging})
 	if err != nil {
 		return fmt.Errorf("restore: list builds: %w", err)
@@ -130,7 +131,7 @@ func (a *API) Restore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore: list apps: %w", err)
 	}
-	var errs []error
+	errs := []error{taskErr}
 	for _, app := range apps {
 		if app.State != pando.AppStarted {
 			continue

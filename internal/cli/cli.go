@@ -98,6 +98,7 @@ func (e *env) commands() []*cobra.Command {
 		e.scaleCmd(), e.startCmd(), e.stopCmd(), e.restartCmd(), e.restageCmd(),
 		e.deleteCmd(), e.setEnvCmd(), e.unsetEnvCmd(), e.envCmd(), e.eventsCmd(),
 		e.buildpacksCmd(), e.createBuildpackCmd(), e.stacksCmd(), e.cellsCmd(),
+		e.runTaskCmd(), e.tasksCmd(), e.terminateTaskCmd(),
 	}
 	for _, c := range cmds {
 		c.SilenceUsage = true

@@ -54,6 +54,10 @@ type fakeCF struct {
 	buildpacks []string
 	envelopes  []fakeEnvelope // log-cache content, oldest first
 
+	// extra, when set, answers authorized requests first; it returns
+	// false to leave a request to the routes below.
+	extra func(w http.ResponseWriter, r *http.Request) bool
+
 	buildCreated  chan struct{}
 	linesSent     chan struct{}
 	buildAnswered chan struct{}
@@ -233,6 +237,9 @@ func (f *fakeCF) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if !f.authorized(r) {
 		f.cfError(w, 401, 1000, "CF-InvalidAuthToken", "Invalid Auth Token")
+		return
+	}
+	if f.extra != nil && f.extra(w, r) {
 		return
 	}
 	route := r.Method + " " + p

@@ -295,7 +295,8 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // forwardToAPI tells the API what the runtime did: instance changes wake
-// its long polls, and CRASHED reports become audit events.
+// its long polls, CRASHED reports become audit events, and CF tasks a cell
+// started read RUNNING.
 func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
 	// One event per crashed instance, even if the BBS reports it again.
 	seen := map[string]bool{}
@@ -316,6 +317,9 @@ func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
 				}
 				seen[ev.Actual.InstanceGUID] = true
 				api.HandleInstanceCrashed(ctx, *ev.Actual)
+			}
+			if ev.Type == bbs.EventTaskChanged && ev.Task != nil && ev.Task.Kind == pando.TaskRun && ev.Task.State == pando.TaskRunning {
+				api.HandleTaskChanged(ctx, *ev.Task)
 			}
 		}
 	}
