@@ -466,3 +466,42 @@ func TestCrashedInstanceIsRestartedAndTheCrashIsAnEvent(t *testing.T) {
 		return status == 200 && body == "flaky but back\n"
 	})
 }
+
+func TestTasks_runWaitFailAndTerminate(t *testing.T) {
+	s := sharedServer(t)
+	const name = "tasker"
+	s.deleteAppOnCleanup(t, name)
+	s.mustPando(t, "push", name, "-p", staticSite(t, "tasks live here\n"))
+
+	ok := s.mustPando(t, "run-task", name, "--command", "echo migrated $((6*7)) rows; ls /home/vcap/app", "--name", "migrate", "--wait")
+	requireOutput(t, ok, `\[APP/TASK/migrate/0\] OUT migrated 42 rows`, `index\.html`, `completed successfully`)
+
+	bad := s.pando(t, "run-task", name, "--command", "echo nope; exit 4", "--name", "broken", "--wait")
+	if bad.code == 0 {
+		t.Fatalf("a task exiting 4: want a non-zero exit\n%s", bad)
+	}
+	requireOutput(t, bad, `APP/TASK/broken Exited with status 4`)
+
+	s.mustPando(t, "run-task", name, "--command", "sleep 120", "--name", "sleeper")
+	eventually(t, "the sleeper running", 30*time.Second, func() (bool, string) {
+		r := s.pando(t, "tasks", name)
+		return regexp.MustCompile(`(?m)^3\s+sleeper\s+RUNNING`).MatchString(r.stdout), r.out()
+	})
+	s.mustPando(t, "terminate-task", name, "3")
+	eventually(t, "the sleeper cancelled", 30*time.Second, func() (bool, string) {
+		r := s.pando(t, "tasks", name)
+		return regexp.MustCompile(`(?m)^3\s+sleeper\s+FAILED`).MatchString(r.stdout), r.out()
+	})
+	var task struct {
+		Resources []struct {
+			SequenceID int `json:"sequence_id"`
+			Result     struct {
+				FailureReason string `json:"failure_reason"`
+			} `json:"result"`
+		} `json:"resources"`
+	}
+	s.api(t, "/v3/apps/"+s.appGUID(t, name)+"/tasks?sequence_ids=3", &task)
+	if len(task.Resources) != 1 || task.Resources[0].Result.FailureReason != "task was cancelled" {
+		t.Errorf("terminated task = %+v, want failure_reason %q", task.Resources, "task was cancelled")
+	}
+}
