@@ -59,6 +59,11 @@ type Config struct {
 	// name none; default "host" if present, else the first name.
 	Stacks       map[string]string
 	DefaultStack string
+	// CFStackNames maps a stack to the CF_STACK value buildpacks see while
+	// staging on it (default: the stack's own name). CF's buildpacks refuse
+	// stacks their manifest does not list, so the host stack may pose as
+	// e.g. cflinuxfs4 for them.
+	CFStackNames map[string]string
 	// ImageRootFS, when set, returns a root filesystem for an OCI image
 	// (docker LRPs). Without it the cell cannot run docker apps.
 	ImageRootFS func(ctx context.Context, image string) (string, error)

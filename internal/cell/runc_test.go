@@ -616,3 +616,19 @@ func TestLRP_diskQuotaExceededCrashes(t *testing.T) {
 	c.logs.wait(t, time.Second, pando.LogSourceCell, "Disk quota exceeded")
 	eventually(t, 5*time.Second, "container destroyed", func() bool { return len(c.backend.liveIDs()) == 0 })
 }
+
+func TestStaging_hostStackCanPoseAsACFStackForBuildpacks(t *testing.T) {
+	c := newRuncCell(t, func(cfg *Config) { cfg.CFStackNames = map[string]string{"host": "cflinuxfs4"} })
+	c.put(t, "buildpacks/test", buildpackZip(t, "true"))
+	c.put(t, "packages/app-alias", zipOf(t, map[string]string{"index.html": "x"}))
+	task := stagingTask("task-alias", "app-alias", time.Minute)
+	task.Staging.Stack = "host"
+	if err := c.rep.RunTask(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	done := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-alias")).task
+	if done.Failed {
+		t.Fatalf("staging failed: %s", done.FailureReason)
+	}
+	c.logs.wait(t, time.Second, pando.LogSourceStaging, "stack cflinuxfs4, memory 256m")
+}

@@ -265,7 +265,11 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		order = append(order, name)
 		mounts = append(mounts, container.Mount{Source: bdir, Destination: "/tmp/buildpacks/" + name, ReadOnly: true})
 	}
-	env := stagingEnv(*req, tk.stack, tk.memMB, tk.diskMB)
+	cfStack := tk.stack
+	if alias := r.cfg.CFStackNames[tk.stack]; alias != "" {
+		cfStack = alias
+	}
+	env := stagingEnv(*req, cfStack, tk.memMB, tk.diskMB)
 	for _, c := range r.cfg.StagingCaches {
 		if c.Ready != nil && !c.Ready() {
 			continue

@@ -49,6 +49,9 @@ type Config struct {
 	// Stacks maps extra stack names to root filesystem directories (e.g.
 	// a Debian rootfs built by `make stack`); "host" is always offered.
 	Stacks map[string]string
+	// HostCFStack, when set, is the CF_STACK buildpacks see on the host
+	// stack (e.g. "cflinuxfs4" for CF's own buildpacks).
+	HostCFStack string
 	// CacheDir holds machine-wide caches shared by servers (the Go build
 	// cache seed); default /var/cache/pando.
 	CacheDir string
@@ -206,6 +209,7 @@ func Run(ctx context.Context, cfg Config) error {
 		TotalDiskMB:   diskMB,
 		StagingCaches: stagingCaches,
 		Stacks:        cellStacks,
+		CFStackNames:  map[string]string{"host": cfg.HostCFStack},
 		Logger:        log.With("component", "cell"),
 	})
 	if err != nil {
