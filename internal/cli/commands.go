@@ -37,6 +37,24 @@ func (e *env) appCommand(use, short string, nargs int, run func(ctx context.Cont
 	}
 }
 
+// platformCommand is a verb about the platform, not an app: it needs a
+// session but no targeted space.
+func (e *env) platformCommand(use, short string, run func(ctx context.Context, s *session) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmdContext(cmd)
+			s, err := e.newSession(ctx, false)
+			if err != nil {
+				return err
+			}
+			return run(ctx, s)
+		},
+	}
+}
+
 func waitFlag(cmd *cobra.Command, d *time.Duration) {
 	cmd.Flags().DurationVar(d, "wait-timeout", 2*time.Minute, "how long to wait for instances to run")
 }
@@ -419,33 +437,23 @@ func eventDescription(data map[string]any) string {
 }
 
 func (e *env) buildpacksCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "buildpacks",
-		Short: "List admin buildpacks in detection order",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmdContext(cmd)
-			s, err := e.newSession(ctx, false)
-			if err != nil {
-				return err
-			}
-			s.out("Getting buildpacks as %s...\n\n", s.user())
-			bps, err := s.c.Buildpacks(ctx)
-			if err != nil {
-				return err
-			}
-			if len(bps) == 0 {
-				s.out("No buildpacks found.\n")
-				return nil
-			}
-			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-			fmt.Fprintf(tw, "position\tname\tstack\tenabled\tlocked\tstate\tfilename\n")
-			for _, bp := range bps {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%t\t%t\t%s\t%s\n", bp.Position, bp.Name, deref(bp.Stack), bp.Enabled, bp.Locked, bp.State, deref(bp.Filename))
-			}
-			return tw.Flush()
-		},
-	}
+	return e.platformCommand("buildpacks", "List admin buildpacks in detection order", func(ctx context.Context, s *session) error {
+		s.out("Getting buildpacks as %s...\n\n", s.user())
+		bps, err := s.c.Buildpacks(ctx)
+		if err != nil {
+			return err
+		}
+		if len(bps) == 0 {
+			s.out("No buildpacks found.\n")
+			return nil
+		}
+		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+		fmt.Fprintf(tw, "position\tname\tstack\tenabled\tlocked\tstate\tfilename\n")
+		for _, bp := range bps {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%t\t%t\t%s\t%s\n", bp.Position, bp.Name, deref(bp.Stack), bp.Enabled, bp.Locked, bp.State, deref(bp.Filename))
+		}
+		return tw.Flush()
+	})
 }
 
 func deref(p *string) string {
@@ -526,80 +534,60 @@ func (s *session) createBuildpack(ctx context.Context, name, src string, positio
 }
 
 func (e *env) cellsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "cells",
-		Short: "List cells: capacity, usage and the instances on each",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmdContext(cmd)
-			s, err := e.newSession(ctx, false)
-			if err != nil {
-				return err
+	return e.platformCommand("cells", "List cells: capacity, usage and the instances on each", func(ctx context.Context, s *session) error {
+		s.out("Getting cells as %s...\n\n", s.user())
+		cells, err := s.c.Cells(ctx)
+		if err != nil {
+			return err
+		}
+		if len(cells) == 0 {
+			s.out("No cells.\n")
+			return nil
+		}
+		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+		fmt.Fprintf(tw, "cell\tstate\tstacks\tmemory\tdisk\tcontainers\n")
+		for _, c := range cells {
+			state := "ready"
+			if c.Draining {
+				state = "draining"
 			}
-			s.out("Getting cells as %s...\n\n", s.user())
-			cells, err := s.c.Cells(ctx)
-			if err != nil {
-				return err
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%dM of %dM\t%dM of %dM\t%d of %d (%d starting)\n", c.ID, state,
+				strings.Join(c.Stacks, ","), c.MemoryMB.Used, c.MemoryMB.Total, c.DiskMB.Used, c.DiskMB.Total,
+				c.Containers.Used, c.Containers.Total, c.Containers.Starting)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		for _, c := range cells {
+			if len(c.Instances) == 0 {
+				continue
 			}
-			if len(cells) == 0 {
-				s.out("No cells.\n")
-				return nil
-			}
+			s.out("\ninstances on %s:\n", c.ID)
 			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-			fmt.Fprintf(tw, "cell\tstate\tstacks\tmemory\tdisk\tcontainers\n")
-			for _, c := range cells {
-				state := "ready"
-				if c.Draining {
-					state = "draining"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%dM of %dM\t%dM of %dM\t%d of %d (%d starting)\n", c.ID, state,
-					strings.Join(c.Stacks, ","), c.MemoryMB.Used, c.MemoryMB.Total, c.DiskMB.Used, c.DiskMB.Total,
-					c.Containers.Used, c.Containers.Total, c.Containers.Starting)
+			fmt.Fprintf(tw, "app\tprocess\tindex\tstate\tmemory\n")
+			for _, i := range c.Instances {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%dM\n", i.AppName, i.ProcessType, i.Index, strings.ToLower(i.State), i.MemoryMB)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			for _, c := range cells {
-				if len(c.Instances) == 0 {
-					continue
-				}
-				s.out("\ninstances on %s:\n", c.ID)
-				tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-				fmt.Fprintf(tw, "app\tprocess\tindex\tstate\tmemory\n")
-				for _, i := range c.Instances {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%dM\n", i.AppName, i.ProcessType, i.Index, strings.ToLower(i.State), i.MemoryMB)
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-	}
+		}
+		return nil
+	})
 }
 
 func (e *env) stacksCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "stacks",
-		Short: "List stacks",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmdContext(cmd)
-			s, err := e.newSession(ctx, false)
-			if err != nil {
-				return err
-			}
-			s.out("Getting stacks as %s...\n\n", s.user())
-			stacks, err := s.c.Stacks(ctx)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-			fmt.Fprintf(tw, "name\tdescription\n")
-			for _, st := range stacks {
-				fmt.Fprintf(tw, "%s\t%s\n", st.Name, st.Description)
-			}
-			return tw.Flush()
-		},
-	}
+	return e.platformCommand("stacks", "List stacks", func(ctx context.Context, s *session) error {
+		s.out("Getting stacks as %s...\n\n", s.user())
+		stacks, err := s.c.Stacks(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
+		fmt.Fprintf(tw, "name\tdescription\n")
+		for _, st := range stacks {
+			fmt.Fprintf(tw, "%s\t%s\n", st.Name, st.Description)
+		}
+		return tw.Flush()
+	})
 }
