@@ -90,22 +90,32 @@ func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
 	cancel()
 
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	rec, ok = b.st.task(t.GUID)
-	if !ok || rec.State != pando.TaskPending {
-		return nil // completed (fast task) or cancelled while RunTask ran
-	}
-	if err != nil {
+	// Cancelled while the cell was still accepting it: the cell did not
+	// know the task when the cancel came, so it must hear it again.
+	recancel := ok && err == nil && rec.State == pando.TaskCompleted && rec.FailureReason == TaskCancelledReason
+	switch {
+	case !ok || rec.State != pando.TaskPending:
+		// completed (fast task) or cancelled while RunTask ran
+	case err != nil:
 		b.completeTaskLocked(rec, pando.Task{Failed: true,
 			FailureReason: fmt.Sprintf("cell %s could not run the task: %v", res.CellID, err)})
 		b.log.Warn("run task", "task_guid", t.GUID, "cell_id", res.CellID, "error", err)
-		return nil
+	default:
+		rec.State = pando.TaskRunning
+		rec.UpdatedAt = b.now()
+		b.st.putTask(rec)
+		b.emitTaskLocked(rec.Task)
+		b.log.Info("task running", "task_guid", t.GUID, "cell_id", res.CellID, "kind", t.Kind)
 	}
-	rec.State = pando.TaskRunning
-	rec.UpdatedAt = b.now()
-	b.st.putTask(rec)
-	b.emitTaskLocked(rec.Task)
-	b.log.Info("task running", "task_guid", t.GUID, "cell_id", res.CellID, "kind", t.Kind)
+	b.mu.Unlock()
+	if recancel {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cellCallTimeout)
+		defer cancel()
+		if err := e.cell.CancelTask(cctx, t.GUID); err != nil && !pando.IsNotFound(err) {
+			b.log.Warn("cancel task on cell", "task_guid", t.GUID, "error", err)
+		}
+	}
 	return nil
 }
 

@@ -37,7 +37,28 @@ func validateAppName(name string) error {
 	return nil
 }
 
+// Bounds on an app's environment: past these, containers fail to exec
+// (E2BIG) long after the API accepted the change.
+const (
+	maxEnvVars      = 1000
+	maxEnvVarsBytes = 256 << 10
+)
+
+func checkEnvSize(env map[string]string) error {
+	total := 0
+	for k, v := range env {
+		total += len(k) + len(v) + 2
+	}
+	if len(env) > maxEnvVars || total > maxEnvVarsBytes {
+		return invalid("Environment variables are limited to %d variables and %d KiB in all (this change would make %d variables, %d bytes)", maxEnvVars, maxEnvVarsBytes>>10, len(env), total)
+	}
+	return nil
+}
+
 func validateEnvVars(env map[string]string) error {
+	if err := checkEnvSize(env); err != nil {
+		return err
+	}
 	for k := range env {
 		if k == "" {
 			return invalid("Environment variable names must not be empty")
@@ -730,7 +751,7 @@ func (a *API) updateEnvVars(ctx context.Context, id Identity, app pando.App, var
 				app.EnvVars[k] = *v
 			}
 		}
-		return nil
+		return checkEnvSize(app.EnvVars)
 	})
 	if err != nil {
 		return app, fmt.Errorf("update env of app %s: %w", app.GUID, err)

@@ -446,6 +446,17 @@ func (a *API) processWaiter(guid string) chan struct{} {
 	return ch
 }
 
+// NotifyAllProcesses wakes every long poll (after the runtime's event
+// stream lost events).
+func (a *API) NotifyAllProcesses() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for guid, ch := range a.processWaiters {
+		close(ch)
+		delete(a.processWaiters, guid)
+	}
+}
+
 // NotifyProcessChanged wakes the long polls waiting on a process's
 // instances. The server calls it for every runtime event of the process.
 func (a *API) NotifyProcessChanged(processGUID string) {

@@ -3,6 +3,7 @@ package cc
 import (
 	"context"
 	"sort"
+	"strings"
 
 	"github.com/pandoplatform/pando"
 )
@@ -16,9 +17,29 @@ const (
 	keepPackages = 5
 )
 
+// dropletsInUse are the droplets something still needs: the current one,
+// the ones running instances were started from (a revision keeps its
+// droplet until restart), and those of tasks not yet finished.
+func (a *API) dropletsInUse(ctx context.Context, app pando.App) map[string]bool {
+	used := map[string]bool{app.DropletGUID: true}
+	if procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID}); err == nil {
+		for _, p := range procs {
+			if lrp, ok := a.rt.DesiredLRP(p.GUID); ok {
+				used[strings.TrimPrefix(lrp.DropletKey, pando.DropletBlobKey(""))] = true
+			}
+		}
+	}
+	if tasks, err := a.store.ListAppTasks(ctx, []string{app.GUID}, activeTaskStates); err == nil {
+		for _, t := range tasks {
+			used[t.DropletGUID] = true
+		}
+	}
+	return used
+}
+
 // pruneApp deletes an app's old packages and droplets beyond retention.
-// It never deletes the current droplet, anything still staging, or the
-// package of a kept droplet. Failures are logged: pruning is best effort.
+// It never deletes a droplet in use (dropletsInUse), anything still
+// staging, or the package of a kept droplet. Failures are logged: pruning is best effort.
 func (a *API) pruneApp(ctx context.Context, appGUID string) {
 	app, err := a.store.GetApp(ctx, appGUID)
 	if err != nil {
@@ -30,12 +51,15 @@ func (a *API) pruneApp(ctx context.Context, appGUID string) {
 		return
 	}
 	sort.SliceStable(drops, func(i, j int) bool { return drops[i].CreatedAt.After(drops[j].CreatedAt) })
+	inUse := a.dropletsInUse(ctx, app)
 	keptPackages := map[string]bool{}
 	kept := 0
 	for _, d := range drops {
 		busy := d.State == pando.DropletProcessingUpload || d.State == pando.DropletAwaitingUpload || d.State == pando.DropletCopying
-		if d.GUID == app.DropletGUID || busy || kept < keepDroplets {
-			if d.GUID != app.DropletGUID && !busy {
+		// Failed droplets do not take the place of usable ones.
+		spare := d.State == pando.DropletStaged && kept < keepDroplets
+		if inUse[d.GUID] || busy || spare {
+			if spare && !inUse[d.GUID] {
 				kept++
 			}
 			keptPackages[d.PackageGUID] = true

@@ -132,6 +132,9 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	if err != nil {
 		return pando.AppTask{}, fmt.Errorf("create task of app %s: %w", app.GUID, err)
 	}
+	// From here the task exists: handing it to the runtime (or failing it)
+	// must finish even if the client hangs up.
+	ctx = context.WithoutCancel(ctx)
 	a.recordAppEvent(ctx, id, "audit.app.task.create", app, map[string]any{
 		"task_guid": task.GUID,
 		"request": map[string]any{
@@ -142,8 +145,7 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	run, err := a.runRequest(ctx, app, task, d)
 	if err == nil {
 		rt := pando.Task{GUID: task.GUID, Kind: pando.TaskRun, State: pando.TaskPending, Run: run, CreatedAt: now, UpdatedAt: now}
-		// The task outlives this request: it must not be cancelled with it.
-		err = a.rt.DesireTask(context.WithoutCancel(ctx), rt)
+		err = a.rt.DesireTask(ctx, rt)
 	}
 	if err != nil {
 		a.log.Warn("task not started", "task_guid", task.GUID, "app_guid", app.GUID, "err", err)
@@ -158,6 +160,11 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	task, err = a.store.GetAppTask(ctx, task.GUID)
 	if err != nil {
 		return pando.AppTask{}, fmt.Errorf("read task: %w", err)
+	}
+	// A cancel (or the app's deletion) may have come in while the runtime
+	// was still taking the task: make sure it does not run anyway.
+	if task.State == pando.AppTaskCanceling || task.State == pando.AppTaskFailed {
+		_ = a.rt.CancelTask(ctx, task.GUID)
 	}
 	return task, nil
 }
@@ -312,6 +319,8 @@ func (a *API) handleRunTaskCompleted(ctx context.Context, t pando.Task) {
 // cancelTask asks the runtime to stop a task. The task reads CANCELING
 // until the runtime reports it ended (FAILED, "task was cancelled").
 func (a *API) cancelTask(ctx context.Context, id Identity, guid string) (pando.AppTask, error) {
+	// A cancel, once recorded, must reach the runtime and finish.
+	ctx = context.WithoutCancel(ctx)
 	task, changed, err := a.updateTask(ctx, guid, func(t *pando.AppTask) bool {
 		if taskFinished(t.State) || t.State == pando.AppTaskCanceling {
 			return false

@@ -161,7 +161,7 @@ func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container) 
 	// Disk is not limited by a cgroup: the cell measures what the
 	// container wrote, as it does for instances.
 	var diskTick <-chan time.Time
-	diskQuota := uint64(tk.t.Run.DiskMB) << 20
+	diskQuota := uint64(tk.diskMB) << 20
 	if diskQuota > 0 && r.cfg.DiskCheckInterval > 0 {
 		t := time.NewTicker(r.cfg.DiskCheckInterval)
 		defer t.Stop()
@@ -197,7 +197,7 @@ func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container) 
 			}
 			r.taskLog(tk, "ERR", "Disk quota exceeded: %s used of %s", humanSize(int64(st.DiskBytes)), humanSize(int64(diskQuota)))
 			stop(0)
-			return fmt.Sprintf("%s exceeded its disk quota (%d MB)", src, tk.t.Run.DiskMB)
+			return fmt.Sprintf("%s exceeded its disk quota (%d MB)", src, tk.diskMB)
 		case <-ctx.Done():
 			r.taskLog(tk, "OUT", "Cell %s stopping task %s", r.cfg.ID, tk.t.GUID)
 			stop(tk.stopGrace())

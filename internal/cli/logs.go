@@ -66,6 +66,11 @@ func (s *session) followLogs(ctx context.Context, app *api.App) error {
 				s.errf("Reconnected.\n")
 			}
 			lost, failures = false, 0
+			if last == 0 {
+				// Resume from here, not from "now" at the next connect:
+				// lines written while the server is away are kept.
+				last = time.Now().UnixNano() - 1
+			}
 		}
 		err := s.c.FollowLogs(ctx, app.GUID, nil, start, connected, func(l api.LogLine) {
 			if l.Timestamp > last {

@@ -246,14 +246,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("seed CCDB: %w", err)
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
+	// The run loops outlive the signal for a moment: the cell stops first,
+	// while the BBS still delivers what it reports (task completions).
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
 	emitter := &routeEmitter{bbs: board, router: rtr, log: log.With("component", "route-emitter")}
 	events := board.Subscribe(gctx)
 	g.Go(func() error { emitter.run(gctx, events); return nil })
 	apiEvents := board.Subscribe(gctx)
-	g.Go(func() error { forwardToAPI(gctx, apiEvents, api); return nil })
+	g.Go(func() error { forwardToAPI(gctx, apiEvents, api, board.Tasks); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	if goSeed != "" {
 		g.Go(func() error {
@@ -281,15 +283,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Ready != nil {
 		cfg.Ready(apiLn.Addr().String(), routerLn.Addr().String())
 	}
-	<-gctx.Done()
+	select {
+	case <-ctx.Done(): // SIGTERM or SIGINT
+	case <-gctx.Done(): // a component failed
+	}
 	log.Info("pando server stopping")
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stop()
-	cancel()
-	err = g.Wait()
 	if err := rep.Shutdown(shutdownCtx); err != nil {
 		log.Error("stop app containers", "err", err)
 	}
+	cancel()
+	err = g.Wait()
 	api.Close()
 	log.Info("pando server stopped")
 	if ctx.Err() != nil {
@@ -301,7 +306,7 @@ func Run(ctx context.Context, cfg Config) error {
 // forwardToAPI tells the API what the runtime did: instance changes wake
 // its long polls, CRASHED reports become audit events, and CF tasks a cell
 // started read RUNNING.
-func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
+func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API, tasks func() []pando.Task) {
 	// One event per crashed instance, even if the BBS reports it again.
 	seen := map[string]bool{}
 	for {
@@ -311,6 +316,17 @@ func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API) {
 		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			if ev.Type == bbs.EventResync {
+				// Events were dropped: wake every waiter and catch up on
+				// tasks that started meanwhile.
+				api.NotifyAllProcesses()
+				for _, t := range tasks() {
+					if t.Kind == pando.TaskRun && t.State == pando.TaskRunning {
+						api.HandleTaskChanged(ctx, t)
+					}
+				}
+				continue
 			}
 			if ev.ProcessGUID != "" {
 				api.NotifyProcessChanged(ev.ProcessGUID)

@@ -17,9 +17,14 @@ var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, sys
 // group, reaps orphaned processes, and exits with the app's status
 // (128+signal when it was killed by one).
 func (p Plan) RunAsInit() (int, error) {
+	// Child exits and forwarded signals arrive apart, so a burst of exits
+	// from a forking app can never crowd out a SIGTERM.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, append([]os.Signal{syscall.SIGCHLD}, forwarded...)...)
+	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
+	children := make(chan os.Signal, 1)
+	signal.Notify(children, syscall.SIGCHLD)
+	defer signal.Stop(children)
 
 	attr := &os.ProcAttr{
 		Dir:   p.Dir,
@@ -47,13 +52,14 @@ func (p Plan) RunAsInit() (int, error) {
 				return ws.ExitStatus(), nil
 			}
 		}
-		sig := <-sigs
-		if sig == syscall.SIGCHLD {
-			continue
-		}
-		// Signal the whole group: a shell wrapper and its children all stop.
-		if err := syscall.Kill(-pid, sig.(syscall.Signal)); err != nil {
-			_ = syscall.Kill(pid, sig.(syscall.Signal))
+		select {
+		case <-children:
+		case sig := <-sigs:
+			// Signal the whole group: a shell wrapper and its children
+			// all stop.
+			if err := syscall.Kill(-pid, sig.(syscall.Signal)); err != nil {
+				_ = syscall.Kill(pid, sig.(syscall.Signal))
+			}
 		}
 	}
 }

@@ -1,9 +1,11 @@
 package launcher
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,7 +15,10 @@ func TestRunAsInit_forwardsSIGTERMToTheApp(t *testing.T) {
 	app := t.TempDir()
 	started := filepath.Join(app, "started")
 	// A plain `sleep` has no TERM handler: it dies of the forwarded signal.
-	plan, err := NewPlan(app, "touch "+started+"; sleep 30", os.Environ(), exec.LookPath)
+	// The background one is a grandchild: only a signal to the whole
+	// process group reaches it.
+	pidFile := filepath.Join(app, "grandchild.pid")
+	plan, err := NewPlan(app, "sleep 30 & echo $! > "+pidFile+"; touch "+started+"; sleep 30", os.Environ(), exec.LookPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +52,26 @@ func TestRunAsInit_forwardsSIGTERMToTheApp(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("app did not stop on SIGTERM")
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(b), &pid); err != nil || pid <= 0 {
+		t.Fatalf("grandchild pid %q: %v", b, err)
+	}
+	// Gone: signalled with the group (it is no child of ours, so it
+	// cannot be left as our zombie).
+	deadline = time.Now().Add(5 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(stat), ") Z ") {
+			break // exited; its parent (the dead shell) left it to init
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d still running after the group got SIGTERM", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
