@@ -335,6 +335,14 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 		return
 	}
 	b, err := a.store.GetBuild(ctx, t.GUID)
+	if pando.IsNotFound(err) {
+		// The app was deleted while it staged: drop what was uploaded.
+		a.log.Info("staging completed for a deleted app", "build_guid", t.GUID)
+		if t.Staging != nil && t.Staging.DropletGUID != "" {
+			_ = a.blobs.Delete(ctx, pando.DropletBlobKey(t.Staging.DropletGUID))
+		}
+		return
+	}
 	if err != nil {
 		a.log.Error("staging completed for unknown build", "build_guid", t.GUID, "err", err)
 		return
@@ -415,7 +423,10 @@ func (a *API) failBuild(ctx context.Context, b pando.Build, reason string) {
 		d.UpdatedAt = now
 		return tx.UpdateDroplet(ctx, d)
 	})
-	if err != nil {
+	switch {
+	case pando.IsNotFound(err):
+		a.log.Info("build gone before it could be failed (app deleted)", "build_guid", b.GUID)
+	case err != nil:
 		a.log.Error("fail build", "build_guid", b.GUID, "err", err)
 	}
 	a.notifyBuild(b.GUID)

@@ -473,6 +473,28 @@ func (p *mparser) app(n *yaml.Node, at string) manifestApp {
 			note(k, m.NoRoute)
 		case "random-route":
 			m.RandomRoute = p.boolean(v, kat)
+		case "services":
+			// Pando has no service brokers yet: binding is impossible, and
+			// silently dropping it would start the app without them.
+			if v.Kind == yaml.SequenceNode && len(v.Content) > 0 {
+				names := []string{}
+				for _, e := range v.Content {
+					name := e.Value
+					if e.Kind == yaml.MappingNode {
+						for i := 0; i+1 < len(e.Content); i += 2 {
+							if e.Content[i].Value == "name" {
+								name = e.Content[i+1].Value
+							}
+						}
+					}
+					names = append(names, name)
+				}
+				p.errorf(kat, "service instance(s) %s not found: Pando has no services to bind yet", strings.Join(names, ", "))
+			}
+		case "sidecars":
+			if v.Kind == yaml.SequenceNode && len(v.Content) > 0 {
+				p.errorf(kat, "sidecars are not supported by Pando yet")
+			}
 		case "docker":
 			m.DockerImage = p.docker(v, kat)
 			if m.DockerImage != "" {

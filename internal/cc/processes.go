@@ -360,9 +360,13 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 				st["state"] = "CRASHED"
 				st["details"] = nilIfEmpty(al.CrashReason)
 			default:
-				if al.PlacementError != "" {
+				switch {
+				case al.PlacementError != "":
 					st["state"] = "DOWN"
 					st["details"] = al.PlacementError
+				case al.CrashCount > 0 && al.CrashReason != "":
+					// Restarting after a crash: say why it went down.
+					st["details"] = al.CrashReason
 				}
 			}
 		}

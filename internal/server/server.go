@@ -293,6 +293,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := rep.Shutdown(shutdownCtx); err != nil {
 		log.Error("stop app containers", "err", err)
 	}
+	// Whatever is left (nothing, normally) and the server's cgroup parents.
+	if err := backend.Cleanup(shutdownCtx); err != nil {
+		log.Warn("clean up containers", "err", err)
+	}
 	cancel()
 	err = g.Wait()
 	api.Close()

@@ -112,8 +112,8 @@ func (cg cgroups) oomKills(path string) (uint64, error) {
 	return readKeyed(filepath.Join(cg.memory, path, "memory.oom_control"), "oom_kill")
 }
 
-// removeEmptyUnder removes the (empty) cgroup directories below parent in
-// every hierarchy, deepest first. Busy ones stay.
+// removeEmptyUnder removes the empty cgroup directories at and below parent
+// in every hierarchy, deepest first. Busy ones (rmdir fails) stay.
 func (cg cgroups) removeEmptyUnder(parent string) {
 	for _, mnt := range cg.all {
 		base := filepath.Join(mnt, parent)
@@ -126,9 +126,7 @@ func (cg cgroups) removeEmptyUnder(parent string) {
 		})
 		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 		for _, d := range dirs {
-			if d != base {
-				_ = unix.Rmdir(d)
-			}
+			_ = unix.Rmdir(d)
 		}
 	}
 }

@@ -289,6 +289,10 @@ func (c *Container) Destroy(ctx context.Context) error {
 		if err := removeBundle(c.bundle); err != nil {
 			errs = append(errs, err)
 		}
+		// runc delete removes the cgroups it knows of; a container that
+		// runc already forgot (a start that failed half-way) can leave
+		// them behind.
+		c.b.cg.removeEmptyUnder(c.cgPath)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy container %s: %w", c.id, err)
