@@ -97,7 +97,7 @@ func (e *env) commands() []*cobra.Command {
 		e.pushCmd(), e.appsCmd(), e.appCmd(), e.logsCmd(),
 		e.scaleCmd(), e.startCmd(), e.stopCmd(), e.restartCmd(), e.restageCmd(),
 		e.deleteCmd(), e.setEnvCmd(), e.unsetEnvCmd(), e.envCmd(), e.eventsCmd(),
-		e.buildpacksCmd(), e.createBuildpackCmd(), e.stacksCmd(), e.cellsCmd(),
+		e.buildpacksCmd(), e.createBuildpackCmd(), e.updateBuildpackCmd(), e.deleteBuildpackCmd(), e.stacksCmd(), e.cellsCmd(),
 		e.runTaskCmd(), e.tasksCmd(), e.terminateTaskCmd(),
 	}
 	for _, c := range cmds {

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -274,6 +271,17 @@ func (e *env) deleteCmd() *cobra.Command {
 				if mapped, err = s.c.AppRoutes(ctx, app.GUID); err != nil {
 					return fmt.Errorf("list routes: %w", err)
 				}
+				// Deleting a route another app uses would break that app:
+				// refuse before deleting anything, as cf does.
+				shared, err := s.sharedRoute(ctx, app.GUID, mapped)
+				if err != nil {
+					return err
+				}
+				if shared != nil {
+					s.errf("App '%s' was not deleted because route '%s' is mapped to more than one app.\n", app.Name, shared.URL)
+					s.errf("TIP: Delete the app without -r, or remove the other app's mapping first.\n")
+					return fmt.Errorf("app %s not deleted: route %s is mapped to more than one app", app.Name, shared.URL)
+				}
 			}
 			if err := s.c.DeleteApp(ctx, app.GUID); err != nil {
 				return fmt.Errorf("delete app %s: %w", name, err)
@@ -289,6 +297,27 @@ func (e *env) deleteCmd() *cobra.Command {
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "do not ask for confirmation")
 	cmd.Flags().BoolVarP(&routes, "delete-routes", "r", false, "also delete the app's routes")
 	return cmd
+}
+
+// sharedRoute returns the first of routes that is also mapped to an app
+// other than appGUID, or nil. Destinations come with each route; a route
+// listed without them is asked for its own.
+func (s *session) sharedRoute(ctx context.Context, appGUID string, routes []api.Route) (*api.Route, error) {
+	for i := range routes {
+		dests := routes[i].Destinations
+		if len(dests) == 0 {
+			var err error
+			if dests, err = s.c.RouteDestinations(ctx, routes[i].GUID); err != nil {
+				return nil, err
+			}
+		}
+		for _, d := range dests {
+			if d.App.GUID != appGUID {
+				return &routes[i], nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 func (e *env) setEnvCmd() *cobra.Command {
@@ -434,103 +463,6 @@ func eventDescription(data map[string]any) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-func (e *env) buildpacksCmd() *cobra.Command {
-	return e.platformCommand("buildpacks", "List admin buildpacks in detection order", func(ctx context.Context, s *session) error {
-		s.out("Getting buildpacks as %s...\n\n", s.user())
-		bps, err := s.c.Buildpacks(ctx)
-		if err != nil {
-			return err
-		}
-		if len(bps) == 0 {
-			s.out("No buildpacks found.\n")
-			return nil
-		}
-		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-		fmt.Fprintf(tw, "position\tname\tstack\tenabled\tlocked\tstate\tfilename\n")
-		for _, bp := range bps {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%t\t%t\t%s\t%s\n", bp.Position, bp.Name, deref(bp.Stack), bp.Enabled, bp.Locked, bp.State, deref(bp.Filename))
-		}
-		return tw.Flush()
-	})
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
-}
-
-func (e *env) createBuildpackCmd() *cobra.Command {
-	var disable bool
-	cmd := &cobra.Command{
-		Use:   "create-buildpack NAME ZIP|DIR POSITION",
-		Short: "Upload an admin buildpack",
-		Args:  cobra.ExactArgs(3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmdContext(cmd)
-			pos, err := strconv.Atoi(args[2])
-			if err != nil || pos < 1 {
-				return fmt.Errorf("position must be a number from 1 up, not %q", args[2])
-			}
-			s, err := e.newSession(ctx, false)
-			if err != nil {
-				return err
-			}
-			return s.createBuildpack(ctx, args[0], args[1], pos, !disable)
-		},
-	}
-	cmd.Flags().BoolVar(&disable, "disable", false, "create it disabled")
-	return cmd
-}
-
-func (s *session) createBuildpack(ctx context.Context, name, src string, position int, enabled bool) error {
-	fi, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("buildpack: %w", err)
-	}
-	zipPath, filename := src, filepath.Base(src)
-	if fi.IsDir() {
-		files, err := collectFiles(src)
-		if err != nil {
-			return err
-		}
-		tmp, err := os.CreateTemp("", "pando-buildpack-*.zip")
-		if err != nil {
-			return err
-		}
-		zipPath = tmp.Name()
-		tmp.Close()
-		defer os.Remove(zipPath)
-		if err := writeZip(zipPath, files); err != nil {
-			return fmt.Errorf("zip buildpack: %w", err)
-		}
-		filename = filepath.Base(filepath.Clean(src)) + ".zip"
-		if fi, err = os.Stat(zipPath); err != nil {
-			return err
-		}
-	}
-	s.out("Creating buildpack %s as %s...\n", name, s.user())
-	bp, err := s.c.CreateBuildpack(ctx, name, position, enabled)
-	if err != nil {
-		return err
-	}
-	s.out("OK\n\nUploading buildpack %s as %s...\n", name, s.user())
-	prog := s.newProgress()
-	err = s.c.UploadBuildpack(ctx, bp.GUID, api.Upload{
-		Open:     func() (io.ReadCloser, error) { return os.Open(zipPath) },
-		Size:     fi.Size(),
-		Filename: filename,
-		Progress: prog.update,
-	})
-	prog.done()
-	if err != nil {
-		return err
-	}
-	s.out("OK\n")
-	return nil
 }
 
 func (e *env) cellsCmd() *cobra.Command {

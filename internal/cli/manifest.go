@@ -47,6 +47,8 @@ func (f *pushFlags) overrides() bool {
 type manifestApp struct {
 	fields map[string]any
 	path   string
+	// files are the app's files at path, collected before any API call.
+	files []appFile
 }
 
 func (a *manifestApp) name() string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -76,11 +77,21 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 	if err != nil {
 		return err
 	}
+	// Read every app's files first: a wrong path or an empty directory
+	// fails before anything changes on the server.
 	for _, a := range apps {
-		if image, _ := a.docker(); image == "" {
-			if _, err := os.Stat(a.path); err != nil {
-				return fmt.Errorf("app %s: %w", a.name(), err)
+		if image, _ := a.docker(); image != "" {
+			continue
+		}
+		if a.files, err = collectFiles(a.path); err != nil {
+			return fmt.Errorf("app %s: %w", a.name(), err)
+		}
+		if len(a.files) == 0 {
+			dir := a.path
+			if abs, err := filepath.Abs(dir); err == nil {
+				dir = abs
 			}
+			return fmt.Errorf("No app files found in '%s'", dir)
 		}
 	}
 	s, err := e.newSession(ctx, true)
@@ -127,7 +138,7 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 		if pkg, err = s.c.CreatePackage(ctx, app.GUID, d); err != nil {
 			return err
 		}
-	} else if pkg, err = s.uploadBits(ctx, app, m.path); err != nil {
+	} else if pkg, err = s.uploadBits(ctx, app, m.files); err != nil {
 		return err
 	}
 	if pkg, err = s.c.WaitPackageReady(ctx, pkg); err != nil {
@@ -177,12 +188,8 @@ func (s *session) dockerPassword() (string, error) {
 
 // uploadBits sends the files the server does not have and returns the
 // package.
-func (s *session) uploadBits(ctx context.Context, app *api.App, dir string) (*api.Package, error) {
+func (s *session) uploadBits(ctx context.Context, app *api.App, files []appFile) (*api.Package, error) {
 	s.out("Packaging files to upload...\n")
-	files, err := collectFiles(dir)
-	if err != nil {
-		return nil, err
-	}
 	var ask []api.Resource
 	for _, f := range files {
 		// Zero-byte files and links are always zipped, never matched.

@@ -88,6 +88,9 @@ wait:
 			return nil, ctx.Err()
 		}
 	}
+	if errors.Is(res.err, api.ErrBuildGone) {
+		return nil, fmt.Errorf("stage %s: the app was deleted while it was staging", app.Name)
+	}
 	if res.err != nil {
 		return nil, res.err
 	}

@@ -15,6 +15,9 @@ type instanceCounts struct {
 	running, starting, crashed, down, total int
 	crashDetails                            string
 	crashIndex                              int
+	// placement is the first DOWN instance's placement error (Diego's
+	// words, e.g. "insufficient resources: memory").
+	placement string
 }
 
 func countInstances(st *api.Stats) instanceCounts {
@@ -34,6 +37,9 @@ func countInstances(st *api.Stats) instanceCounts {
 			}
 		default:
 			c.down++
+			if in.State == "DOWN" && c.placement == "" {
+				c.placement = in.DetailsText()
+			}
 		}
 	}
 	return c
@@ -54,8 +60,9 @@ func (c instanceCounts) String() string {
 }
 
 // waitStarted waits until every instance of each process of the app runs.
-// A crashed instance ends the wait with its reason and the app's last log
-// lines; so does the timeout.
+// Instances that all crashed, or that no cell can take, end the wait at
+// once with the reason; crashes of instances being restarted are shown as
+// they happen, and the last one is named when the wait times out.
 func (s *session) waitStarted(ctx context.Context, app *api.App, timeout time.Duration) error {
 	procs, err := s.c.AppProcesses(ctx, app.GUID)
 	if err != nil {
@@ -73,10 +80,37 @@ func (s *session) waitStarted(ctx context.Context, app *api.App, timeout time.Du
 	return nil
 }
 
+// crashWatch reports the crash reasons the API gives for instances that
+// are being restarted, each distinct reason once.
+type crashWatch struct {
+	shown map[string]bool
+	last  string
+}
+
+func (w *crashWatch) observe(s *session, p api.Process, st *api.Stats) {
+	for _, in := range st.Resources {
+		reason := in.DetailsText()
+		if reason == "" || (in.State != "STARTING" && in.State != "CRASHED") {
+			continue
+		}
+		w.last = reason
+		if w.shown[reason] {
+			continue
+		}
+		w.shown[reason] = true
+		if in.State == "STARTING" {
+			s.out("   %s #%d crashed: %s; restarting\n", p.Type, in.Index, reason)
+		} else {
+			s.out("   %s #%d crashed: %s\n", p.Type, in.Index, reason)
+		}
+	}
+}
+
 func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, deadline time.Time, timeout time.Duration) error {
 	longPoll := true
 	since := ""
 	shown := ""
+	crashes := &crashWatch{shown: map[string]bool{}}
 	for {
 		var st *api.Stats
 		var err error
@@ -98,16 +132,28 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 			s.out("   %s: %s\n", p.Type, line)
 			shown = line
 		}
-		if c.crashed > 0 {
+		if c.total > 0 && c.crashed == c.total {
 			return s.crashed(ctx, app, p, c)
 		}
+		if c.total > 0 && c.down == c.total && c.placement != "" {
+			// No cell can take any instance: waiting changes nothing.
+			return fmt.Errorf("%s: %d of %d instances running: %s%s", p.Type, c.running, c.total, c.placement, placementHint(c.placement))
+		}
+		crashes.observe(s, p, st)
 		if c.running >= p.Instances && c.running == c.total {
 			return nil
 		}
 		if !s.now().Before(deadline) {
-			s.errf("\nThe app did not start within %s (%s).\n", timeout, c)
+			why := ""
+			switch {
+			case crashes.last != "":
+				why = "; last crash: " + crashes.last
+			case c.placement != "":
+				why = "; " + c.placement + placementHint(c.placement)
+			}
+			s.errf("\nThe app did not start within %s (%s%s).\n", timeout, c, why)
 			s.printLastLogs(ctx, app)
-			return fmt.Errorf("%s did not start within %s: %s (see 'pando logs %s --recent')", app.Name, timeout, c, app.Name)
+			return fmt.Errorf("%s did not start within %s: %s%s (see 'pando logs %s --recent')", app.Name, timeout, c, why, app.Name)
 		}
 		if !longPoll || st.StateHash == "" || st.StateHash == since {
 			// Plain CF stats, or a server that does not hold the request:
@@ -122,6 +168,17 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 		}
 		since = st.StateHash
 	}
+}
+
+// placementHint says what to do about a placement error.
+func placementHint(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "insufficient resources"):
+		return " (the cells cannot fit the app; lower -m/-k or -i)"
+	case strings.Contains(reason, "no compatible cell"):
+		return " (no cell offers the app's stack; 'pando cells' lists the cells)"
+	}
+	return ""
 }
 
 func (s *session) crashed(ctx context.Context, app *api.App, p api.Process, c instanceCounts) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -190,5 +191,72 @@ func TestErrorMessages(t *testing.T) {
 		if got := decodeError("GET", "http://x/v3/apps", 502, []byte(c.body)).Error(); got != c.want {
 			t.Errorf("error = %q, want %q", got, c.want)
 		}
+	}
+}
+
+func TestAwaitBuild_goneBuildIsErrBuildGone(t *testing.T) {
+	cfError := func(w http.ResponseWriter, code int, title, detail string) {
+		w.WriteHeader(404)
+		json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"code": code, "title": title, "detail": detail}}})
+	}
+	var v3Polls atomic.Int32
+	cases := []struct {
+		name string
+		// pando answers /pando/v1/builds/b1; nil means the server lacks it.
+		pando func(w http.ResponseWriter)
+		// v3 answers the n-th GET /v3/builds/b1.
+		v3      func(w http.ResponseWriter, n int32)
+		gone    bool
+		state   string
+		v3Polls int32
+	}{
+		{name: "pando says the build is gone",
+			pando: func(w http.ResponseWriter) { cfError(w, 10010, "CF-ResourceNotFound", "Build not found") },
+			gone:  true},
+		{name: "plain CF: the build disappears while polled",
+			v3: func(w http.ResponseWriter, n int32) {
+				if n > 1 {
+					cfError(w, 10010, "CF-ResourceNotFound", "Build not found")
+					return
+				}
+				json.NewEncoder(w).Encode(map[string]any{"guid": "b1", "state": "STAGING"})
+			},
+			gone: true, v3Polls: 2},
+		{name: "plain CF: the build stages",
+			v3: func(w http.ResponseWriter, n int32) {
+				state := "STAGING"
+				if n > 1 {
+					state = "STAGED"
+				}
+				json.NewEncoder(w).Encode(map[string]any{"guid": "b1", "state": state})
+			},
+			state: "STAGED", v3Polls: 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v3Polls.Store(0)
+			mux := http.NewServeMux()
+			mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+				cfError(w, 10000, "CF-NotFound", "Unknown request")
+			})
+			if tc.pando != nil {
+				mux.HandleFunc("/pando/v1/builds/b1", func(w http.ResponseWriter, r *http.Request) { tc.pando(w) })
+			}
+			if tc.v3 != nil {
+				mux.HandleFunc("/v3/builds/b1", func(w http.ResponseWriter, r *http.Request) { tc.v3(w, v3Polls.Add(1)) })
+			}
+			c := newTestClient(t, mux, Config{Tokens: Tokens{Access: jwtWithExp(time.Now().Add(time.Hour))}})
+			b, err := c.AwaitBuild(context.Background(), "b1")
+			if tc.gone {
+				if !errors.Is(err, ErrBuildGone) {
+					t.Fatalf("err = %v, want ErrBuildGone", err)
+				}
+			} else if err != nil || b.State != tc.state {
+				t.Fatalf("build = %+v, err = %v", b, err)
+			}
+			if n := v3Polls.Load(); n != tc.v3Polls {
+				t.Errorf("%d polls of /v3/builds, want %d", n, tc.v3Polls)
+			}
+		})
 	}
 }

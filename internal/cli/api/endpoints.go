@@ -170,6 +170,17 @@ func (c *Client) RoutesForApps(ctx context.Context, appGUIDs []string) ([]Route,
 	return list[Route](ctx, c, "/v3/routes?"+q.Encode())
 }
 
+// RouteDestinations lists the destinations of a route.
+func (c *Client) RouteDestinations(ctx context.Context, routeGUID string) ([]Destination, error) {
+	var out struct {
+		Destinations []Destination `json:"destinations"`
+	}
+	if _, err := c.do(ctx, http.MethodGet, "/v3/routes/"+url.PathEscape(routeGUID)+"/destinations", nil, &out); err != nil {
+		return nil, fmt.Errorf("list destinations of route %s: %w", routeGUID, err)
+	}
+	return out.Destinations, nil
+}
+
 // DeleteRoute deletes a route and waits for the job.
 func (c *Client) DeleteRoute(ctx context.Context, routeGUID string) error {
 	return c.doJob(ctx, request{method: http.MethodDelete, url: "/v3/routes/" + url.PathEscape(routeGUID)}, nil)
@@ -384,8 +395,14 @@ func (c *Client) GetBuild(ctx context.Context, guid string) (*Build, error) {
 	return &b, nil
 }
 
+// ErrBuildGone means a build that was being waited for no longer exists:
+// its app (and with it the build) was deleted meanwhile.
+var ErrBuildGone = errors.New("build no longer exists")
+
 // AwaitBuild waits until a build leaves STAGING, long-polling Pando's
 // /pando/v1/builds endpoint, or polling /v3/builds on servers without it.
+// A build deleted meanwhile ends the wait with an error wrapping
+// ErrBuildGone.
 func (c *Client) AwaitBuild(ctx context.Context, guid string) (*Build, error) {
 	const wait = 30 * time.Second
 	for {
@@ -396,6 +413,13 @@ func (c *Client) AwaitBuild(ctx context.Context, guid string) (*Build, error) {
 			timeout: wait + 30*time.Second,
 		}, &b)
 		if IsNotFound(err) {
+			// A server without the endpoint answers CF-NotFound ("Unknown
+			// request"); Pando answers CF-ResourceNotFound for a build that
+			// is gone.
+			var e *Error
+			if errors.As(err, &e) && e.HasTitle("CF-ResourceNotFound") {
+				return nil, fmt.Errorf("wait for build %s: %w", guid, ErrBuildGone)
+			}
 			break
 		}
 		if err != nil {
@@ -408,6 +432,9 @@ func (c *Client) AwaitBuild(ctx context.Context, guid string) (*Build, error) {
 	bo := c.backoff()
 	for {
 		b, err := c.GetBuild(ctx, guid)
+		if IsStatus(err, http.StatusNotFound) {
+			return nil, fmt.Errorf("wait for build %s: %w", guid, ErrBuildGone)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -493,6 +520,41 @@ func (c *Client) CreateBuildpack(ctx context.Context, name string, position int,
 		return nil, fmt.Errorf("create buildpack: %w", err)
 	}
 	return &b, nil
+}
+
+// BuildpacksByName lists the admin buildpacks called name (one per stack).
+func (c *Client) BuildpacksByName(ctx context.Context, name string) ([]Buildpack, error) {
+	q := url.Values{"names": {name}, "order_by": {"position"}}
+	bps, err := list[Buildpack](ctx, c, "/v3/buildpacks?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("find buildpack %s: %w", name, err)
+	}
+	return bps, nil
+}
+
+// BuildpackUpdate holds the fields of a buildpack to change; nil fields
+// are left as they are.
+type BuildpackUpdate struct {
+	Position *int  `json:"position,omitempty"`
+	Enabled  *bool `json:"enabled,omitempty"`
+	Locked   *bool `json:"locked,omitempty"`
+}
+
+// UpdateBuildpack changes a buildpack's position, enabled or locked flag.
+func (c *Client) UpdateBuildpack(ctx context.Context, guid string, u BuildpackUpdate) (*Buildpack, error) {
+	var b Buildpack
+	if _, err := c.do(ctx, http.MethodPatch, "/v3/buildpacks/"+url.PathEscape(guid), u, &b); err != nil {
+		return nil, fmt.Errorf("update buildpack: %w", err)
+	}
+	return &b, nil
+}
+
+// DeleteBuildpack deletes a buildpack and waits for the job.
+func (c *Client) DeleteBuildpack(ctx context.Context, guid string) error {
+	if err := c.doJob(ctx, request{method: http.MethodDelete, url: "/v3/buildpacks/" + url.PathEscape(guid)}, nil); err != nil {
+		return fmt.Errorf("delete buildpack: %w", err)
+	}
+	return nil
 }
 
 // UploadBuildpack uploads a buildpack zip and waits for its job.

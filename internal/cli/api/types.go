@@ -95,15 +95,22 @@ type Stats struct {
 
 // Route is a CF route.
 type Route struct {
-	GUID         string `json:"guid"`
-	Host         string `json:"host"`
-	Path         string `json:"path"`
-	URL          string `json:"url"`
-	Destinations []struct {
-		App struct {
-			GUID string `json:"guid"`
-		} `json:"app"`
-	} `json:"destinations"`
+	GUID         string        `json:"guid"`
+	Host         string        `json:"host"`
+	Path         string        `json:"path"`
+	URL          string        `json:"url"`
+	Destinations []Destination `json:"destinations"`
+}
+
+// Destination maps a route to one process of an app.
+type Destination struct {
+	GUID string `json:"guid"`
+	App  struct {
+		GUID    string `json:"guid"`
+		Process struct {
+			Type string `json:"type"`
+		} `json:"process"`
+	} `json:"app"`
 }
 
 // Package is a CF package.
