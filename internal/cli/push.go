@@ -91,6 +91,7 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 			if abs, err := filepath.Abs(dir); err == nil {
 				dir = abs
 			}
+			//lint:ignore ST1005 the cf CLI's wording
 			return fmt.Errorf("No app files found in '%s'", dir)
 		}
 	}
