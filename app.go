@@ -43,9 +43,14 @@ type App struct {
 	EnvVars       map[string]string
 	DropletGUID   string // current droplet; empty if never staged
 	// Revision increases on every restart so the runtime replaces instances.
-	Revision  int
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Revision int
+	// RunningDropletGUID and RunningEnvVars are what the current revision
+	// was started with: a new droplet or env reaches the instances only
+	// when the app restarts, even across a server restart.
+	RunningDropletGUID string
+	RunningEnvVars     map[string]string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 // Health check types.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -252,6 +253,31 @@ func (a *API) mutateApp(ctx context.Context, guid string, fn func(app *pando.App
 	return out, err
 }
 
+// pinRevision records what the revision being started runs: the current
+// droplet and env. Later changes wait for the next restart.
+func pinRevision(app *pando.App) {
+	app.RunningDropletGUID = app.DropletGUID
+	app.RunningEnvVars = maps.Clone(app.EnvVars)
+	if app.RunningEnvVars == nil {
+		app.RunningEnvVars = map[string]string{}
+	}
+}
+
+// runningDroplet and runningEnv are what the app's instances run.
+func runningDroplet(app pando.App) string {
+	if app.RunningDropletGUID != "" {
+		return app.RunningDropletGUID
+	}
+	return app.DropletGUID
+}
+
+func runningEnv(app pando.App) map[string]string {
+	if app.RunningEnvVars != nil {
+		return app.RunningEnvVars
+	}
+	return app.EnvVars
+}
+
 // errUnchanged tells mutateApp there is nothing to write.
 var errUnchanged = errors.New("unchanged")
 
@@ -266,6 +292,7 @@ func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.A
 			return errUnchanged
 		}
 		app.State, started = pando.AppStarted, true
+		pinRevision(app)
 		return nil
 	})
 	if err != nil {
@@ -304,6 +331,7 @@ func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando
 		}
 		app.State = pando.AppStarted
 		app.Revision++
+		pinRevision(app)
 		return nil
 	})
 	if err != nil {

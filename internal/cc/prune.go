@@ -21,7 +21,7 @@ const (
 // the ones running instances were started from (a revision keeps its
 // droplet until restart), and those of tasks not yet finished.
 func (a *API) dropletsInUse(ctx context.Context, app pando.App) map[string]bool {
-	used := map[string]bool{app.DropletGUID: true}
+	used := map[string]bool{app.DropletGUID: true, app.RunningDropletGUID: true}
 	if procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID}); err == nil {
 		for _, p := range procs {
 			if lrp, ok := a.rt.DesiredLRP(p.GUID); ok {

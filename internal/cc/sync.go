@@ -25,8 +25,8 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 		return fmt.Errorf("sync app %s: %w", appGUID, err)
 	}
 	var droplet pando.Droplet
-	if app.DropletGUID != "" {
-		droplet, err = a.store.GetDroplet(ctx, app.DropletGUID)
+	if guid := runningDroplet(app); guid != "" {
+		droplet, err = a.store.GetDroplet(ctx, guid)
 		if err != nil && !pando.IsNotFound(err) {
 			return fmt.Errorf("sync app %s: %w", appGUID, err)
 		}
@@ -91,7 +91,7 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 	if p.HealthCheckInvocationTimeout > 0 {
 		hc.InvocationTimeout = time.Duration(p.HealthCheckInvocationTimeout) * time.Second
 	}
-	env := appEnv(app)
+	env := appEnv(pando.App{EnvVars: runningEnv(app)})
 	lrp := pando.DesiredLRP{
 		ProcessGUID: p.GUID, Revision: app.Revision, AppGUID: app.GUID, AppName: app.Name,
 		SpaceGUID: space.GUID, SpaceName: space.Name, OrgGUID: org.GUID, OrgName: org.Name,

@@ -7,15 +7,19 @@ import (
 	"github.com/pandoplatform/pando"
 )
 
-const appCols = "guid, name, space_guid, state, lifecycle_type, buildpacks, stack, env_vars, droplet_guid, revision, created_at, updated_at"
+const appCols = "guid, name, space_guid, state, lifecycle_type, buildpacks, stack, env_vars, droplet_guid, revision, " +
+	"running_droplet_guid, running_env_vars, created_at, updated_at"
 
 func scanApp(sc scanner) (pando.App, error) {
 	var a pando.App
-	var buildpacks, env string
+	var buildpacks, env, runningEnv string
 	var created, updated int64
 	if err := sc.Scan(&a.GUID, &a.Name, &a.SpaceGUID, &a.State, &a.LifecycleType, &buildpacks, &a.Stack,
-		&env, &a.DropletGUID, &a.Revision, &created, &updated); err != nil {
+		&env, &a.DropletGUID, &a.Revision, &a.RunningDropletGUID, &runningEnv, &created, &updated); err != nil {
 		return a, err
+	}
+	if err := fromJSON(runningEnv, &a.RunningEnvVars); err != nil {
+		return a, fmt.Errorf("app %s running env vars: %w", a.GUID, err)
 	}
 	if err := fromJSON(buildpacks, &a.Buildpacks); err != nil {
 		return a, fmt.Errorf("app %s buildpacks: %w", a.GUID, err)
@@ -38,8 +42,14 @@ func appRow(a pando.App) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return []string{"name", "space_guid", "state", "lifecycle_type", "buildpacks", "stack", "env_vars", "droplet_guid", "revision", "updated_at"},
-		[]any{a.Name, a.SpaceGUID, a.State, a.LifecycleType, buildpacks, a.Stack, env, a.DropletGUID, a.Revision, nanos(orNow(a.UpdatedAt))},
+	runningEnv, err := toJSON(a.RunningEnvVars)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []string{"name", "space_guid", "state", "lifecycle_type", "buildpacks", "stack", "env_vars", "droplet_guid", "revision",
+			"running_droplet_guid", "running_env_vars", "updated_at"},
+		[]any{a.Name, a.SpaceGUID, a.State, a.LifecycleType, buildpacks, a.Stack, env, a.DropletGUID, a.Revision,
+			a.RunningDropletGUID, runningEnv, nanos(orNow(a.UpdatedAt))},
 		nil
 }
 

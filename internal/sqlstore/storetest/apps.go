@@ -169,8 +169,15 @@ func testAppJSON(t *testing.T, s pando.Store) {
 	for _, c := range cases {
 		a := newApp(f.space.GUID, "json-"+c.name)
 		a.Buildpacks, a.EnvVars = c.buildpacks, c.env
+		a.RunningDropletGUID, a.RunningEnvVars = "droplet-"+c.name, c.env
 		must(t, s.CreateApp(ctx, a))
 		got, err := s.GetApp(ctx, a.GUID)
+		must(t, err)
+		wantEqual(t, got, a)
+		a.RunningEnvVars = map[string]string{"PINNED": c.name}
+		a.RunningDropletGUID = "droplet-2"
+		must(t, s.UpdateApp(ctx, a))
+		got, err = s.GetApp(ctx, a.GUID)
 		must(t, err)
 		wantEqual(t, got, a)
 	}
