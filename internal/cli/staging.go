@@ -94,43 +94,7 @@ wait:
 	if res.err != nil {
 		return nil, res.err
 	}
-	// The last lines may still be on their way: read until the stream is
-	// quiet for a moment.
-	if !streamEnded {
-		idle := time.NewTimer(s.drainIdle)
-		limit := time.NewTimer(s.drainMax)
-	drain:
-		for {
-			select {
-			case l := <-lines:
-				s.printStagingLine(l)
-				idle.Reset(s.drainIdle)
-			case <-idle.C:
-				break drain
-			case <-limit.C:
-				break drain
-			case <-streamDone:
-				streamDone = nil
-				break drain
-			}
-		}
-		idle.Stop()
-		limit.Stop()
-	}
-	stopLogs()
-	if streamDone != nil {
-		<-streamDone
-	}
-	// Lines that arrived between the last read and the stop.
-	for {
-		select {
-		case l := <-lines:
-			s.printStagingLine(l)
-			continue
-		default:
-		}
-		break
-	}
+	s.drainStream(lines, streamDone, streamEnded, stopLogs, s.printStagingLine)
 
 	b = res.b
 	if b.State == "FAILED" {
@@ -217,4 +181,44 @@ func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build)
 		s.errf("to raise --staging-timeout.\n")
 	}
 	return errors.New("staging " + app.Name + " failed: " + msg)
+}
+
+// drainStream prints the log lines still on their way once the watched
+// operation has ended: until the stream is quiet for drainIdle (at most
+// drainMax), then it stops the stream and prints what arrived meanwhile.
+func (s *session) drainStream(lines <-chan api.LogLine, streamDone <-chan error, streamEnded bool, stopLogs func(), print func(api.LogLine)) {
+	if !streamEnded {
+		idle := time.NewTimer(s.drainIdle)
+		limit := time.NewTimer(s.drainMax)
+	drain:
+		for {
+			select {
+			case l := <-lines:
+				print(l)
+				idle.Reset(s.drainIdle)
+			case <-idle.C:
+				break drain
+			case <-limit.C:
+				break drain
+			case <-streamDone:
+				streamDone = nil
+				break drain
+			}
+		}
+		idle.Stop()
+		limit.Stop()
+	}
+	stopLogs()
+	if streamDone != nil {
+		<-streamDone
+	}
+	for {
+		select {
+		case l := <-lines:
+			print(l)
+			continue
+		default:
+		}
+		return
+	}
 }

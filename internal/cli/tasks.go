@@ -166,42 +166,7 @@ wait:
 	if res.err != nil {
 		return res.err
 	}
-	// The last lines may still be on their way: read until the stream is
-	// quiet for a moment.
-	if !streamEnded {
-		idle := time.NewTimer(s.drainIdle)
-		limit := time.NewTimer(s.drainMax)
-	drain:
-		for {
-			select {
-			case l := <-lines:
-				s.out("%s\n", s.formatLogLine(l))
-				idle.Reset(s.drainIdle)
-			case <-idle.C:
-				break drain
-			case <-limit.C:
-				break drain
-			case <-streamDone:
-				streamDone = nil
-				break drain
-			}
-		}
-		idle.Stop()
-		limit.Stop()
-	}
-	stopLogs()
-	if streamDone != nil {
-		<-streamDone
-	}
-	for {
-		select {
-		case l := <-lines:
-			s.out("%s\n", s.formatLogLine(l))
-			continue
-		default:
-		}
-		break
-	}
+	s.drainStream(lines, streamDone, streamEnded, stopLogs, func(l api.LogLine) { s.out("%s\n", s.formatLogLine(l)) })
 	if res.t.State == "FAILED" {
 		reason := res.t.FailureReason()
 		if reason == "" {
