@@ -119,6 +119,7 @@ type Store interface {
 	CreateAppTask(ctx context.Context, t AppTask) (AppTask, error)
 	GetAppTask(ctx context.Context, guid string) (AppTask, error)
 	UpdateAppTask(ctx context.Context, t AppTask) error
+	DeleteAppTask(ctx context.Context, guid string) error // no error if missing
 	// ListAppTasks lists tasks by app and state, oldest first.
 	ListAppTasks(ctx context.Context, appGUIDs, states []string) ([]AppTask, error)
 

@@ -293,8 +293,26 @@ func (a *API) finishTask(ctx context.Context, guid string, failed bool, reason s
 		a.log.Error("record task end", "task_guid", guid, "err", err)
 	case changed:
 		a.log.Info("task finished", "task_guid", guid, "app_guid", t.AppGUID, "state", t.State, "reason", t.FailureReason)
+		a.pruneTasks(ctx, t.AppGUID)
 	}
 	a.notifyTask(guid)
+}
+
+// keepFinishedTasks is how many finished tasks an app keeps (newest
+// first); older ones are deleted so the CCDB does not grow without bound.
+const keepFinishedTasks = 100
+
+func (a *API) pruneTasks(ctx context.Context, appGUID string) {
+	done, err := a.store.ListAppTasks(ctx, []string{appGUID}, []string{pando.AppTaskSucceeded, pando.AppTaskFailed})
+	if err != nil || len(done) <= keepFinishedTasks {
+		return
+	}
+	// Oldest first: everything before the newest keepFinishedTasks goes.
+	for _, t := range done[:len(done)-keepFinishedTasks] {
+		if err := a.store.DeleteAppTask(ctx, t.GUID); err != nil {
+			a.log.Warn("prune task", "task_guid", t.GUID, "err", err)
+		}
+	}
 }
 
 // HandleTaskChanged records what the runtime says of a CF task while it

@@ -578,3 +578,32 @@ func TestTasks_waitAnswersWhenTheTaskEnds(t *testing.T) {
 	}
 	e.expectCFError(e.get("/pando/v1/tasks/nope?wait=1s"), 404, "", "Task not found")
 }
+
+func TestTasks_finishedOnesBeyondTheNewestHundredArePruned(t *testing.T) {
+	t.Parallel()
+	e, _ := tkNew(t, false)
+	app := e.tkStagedApp("busy")
+	var guids []string
+	for i := 0; i < keepFinishedTasks+2; i++ {
+		task := e.runTask(app.GUID, map[string]any{"command": "true"})
+		guid := ctStr(task, "guid")
+		guids = append(guids, guid)
+		e.complete(guid, false, "")
+	}
+	ctx := context.Background()
+	left, err := e.store.ListAppTasks(ctx, []string{app.GUID}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != keepFinishedTasks {
+		t.Fatalf("tasks kept = %d, want %d", len(left), keepFinishedTasks)
+	}
+	for _, gone := range guids[:2] {
+		if _, err := e.store.GetAppTask(ctx, gone); !pando.IsNotFound(err) {
+			t.Errorf("oldest task %s kept (err %v)", gone, err)
+		}
+	}
+	if left[len(left)-1].GUID != guids[len(guids)-1] {
+		t.Errorf("newest task pruned")
+	}
+}

@@ -57,6 +57,14 @@ func (s *Store) UpdateAppTask(ctx context.Context, t pando.AppTask) error {
 	return nil
 }
 
+// DeleteAppTask removes a task; a missing one is not an error.
+func (s *Store) DeleteAppTask(ctx context.Context, guid string) error {
+	if _, err := s.remove(ctx, "app_tasks", guid); err != nil {
+		return fmt.Errorf("delete task %s: %w", guid, err)
+	}
+	return nil
+}
+
 // ListAppTasks lists tasks by app and state, oldest first.
 func (s *Store) ListAppTasks(ctx context.Context, appGUIDs, states []string) ([]pando.AppTask, error) {
 	var w where

@@ -48,6 +48,11 @@ func testAppTasks(t *testing.T, s pando.Store) {
 	must(t, err)
 	wantGUIDs(t, failed, t1.GUID)
 
+	must(t, s.DeleteAppTask(ctx, t2.GUID))
+	must(t, s.DeleteAppTask(ctx, t2.GUID)) // again: no error
+	_, err = s.GetAppTask(ctx, t2.GUID)
+	wantKind(t, err, pando.ENotFound)
+
 	// Deleting the app deletes its tasks.
 	must(t, s.DeleteApp(ctx, other.GUID))
 	left, err := s.ListAppTasks(ctx, []string{other.GUID}, nil)
