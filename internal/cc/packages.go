@@ -354,10 +354,11 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 			return uploadError(err)
 		}
 	}
-	if err := a.placeCachedResources(ctx, appDir, resources, lim.MaxTotalBytes); err != nil {
+	fromCache, err := a.placeCachedResources(ctx, appDir, resources, lim.MaxTotalBytes)
+	if err != nil {
 		return err
 	}
-	if err := a.cacheResources(ctx, appDir); err != nil {
+	if err := a.cacheResources(ctx, appDir, fromCache); err != nil {
 		a.log.Warn("fill resource cache", "package_guid", pkg.GUID, "err", err)
 	}
 
@@ -437,51 +438,53 @@ func safeRelPath(p string) (string, error) {
 	return clean, nil
 }
 
-// placeCachedResources copies matched files from the resource cache into dir.
-func (a *API) placeCachedResources(ctx context.Context, dir string, resources []resourceEntry, maxTotal int64) error {
+// placeCachedResources copies matched files from the resource cache into
+// dir and returns the paths it placed.
+func (a *API) placeCachedResources(ctx context.Context, dir string, resources []resourceEntry, maxTotal int64) (map[string]bool, error) {
+	placed := map[string]bool{}
 	var total int64
 	for _, e := range resources {
 		rel, err := safeRelPath(e.path())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		sha := e.sha()
 		if !sha1Pattern.MatchString(sha) {
-			return invalid("Resource %q has an invalid sha1 checksum", rel)
+			return nil, invalid("Resource %q has an invalid sha1 checksum", rel)
 		}
 		mode, err := e.fileMode()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(rel))
 		// Refuse to write through a symlink placed by the zip.
 		if err := ensureInside(dir, filepath.Dir(dst)); err != nil {
-			return invalid("Resource %q points outside the app", rel)
+			return nil, invalid("Resource %q points outside the app", rel)
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, fs.ErrExist) {
-				return invalid("Resource %q conflicts with a file of the upload: a file cannot also be a directory", rel)
+				return nil, invalid("Resource %q conflicts with a file of the upload: a file cannot also be a directory", rel)
 			}
-			return fmt.Errorf("place resource %s: %w", rel, err)
+			return nil, fmt.Errorf("place resource %s: %w", rel, err)
 		}
 		if err := ensureInside(dir, filepath.Dir(dst)); err != nil {
-			return invalid("Resource %q points outside the app", rel)
+			return nil, invalid("Resource %q points outside the app", rel)
 		}
 		rc, err := a.blobs.Get(ctx, pando.ResourceBlobKey(sha))
 		if err != nil {
 			if pando.IsNotFound(err) {
-				return invalid("Resource %q (sha1 %s) is not in the resource cache; upload it in bits", rel, sha)
+				return nil, invalid("Resource %q (sha1 %s) is not in the resource cache; upload it in bits", rel, sha)
 			}
-			return fmt.Errorf("place resource %s: %w", rel, err)
+			return nil, fmt.Errorf("place resource %s: %w", rel, err)
 		}
 		os.Remove(dst) // replace a file (or link) the zip may have put there
 		f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
 		if err != nil {
 			rc.Close()
 			if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
-				return invalid("Resource %q conflicts with a directory of the upload: a directory cannot also be a file", rel)
+				return nil, invalid("Resource %q conflicts with a directory of the upload: a directory cannot also be a file", rel)
 			}
-			return fmt.Errorf("place resource %s: %w", rel, err)
+			return nil, fmt.Errorf("place resource %s: %w", rel, err)
 		}
 		n, err := io.Copy(f, io.LimitReader(rc, maxTotal-total+1))
 		rc.Close()
@@ -489,17 +492,18 @@ func (a *API) placeCachedResources(ctx context.Context, dir string, resources []
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("place resource %s: %w", rel, err)
+			return nil, fmt.Errorf("place resource %s: %w", rel, err)
 		}
 		total += n
 		if total > maxTotal {
-			return &pando.Error{Kind: pando.EBadZip, Message: "The uploaded package is invalid: it expands past " + humanBytes(maxTotal)}
+			return nil, &pando.Error{Kind: pando.EBadZip, Message: "The uploaded package is invalid: it expands past " + humanBytes(maxTotal)}
 		}
 		if err := os.Chmod(dst, mode); err != nil {
-			return fmt.Errorf("place resource %s: %w", rel, err)
+			return nil, fmt.Errorf("place resource %s: %w", rel, err)
 		}
+		placed[filepath.FromSlash(rel)] = true
 	}
-	return nil
+	return placed, nil
 }
 
 // ensureInside checks that p, with symlinks resolved, is inside root.
@@ -532,11 +536,15 @@ func ensureInside(root, p string) error {
 }
 
 // cacheResources adds every regular, non-empty file under dir to the
-// resource cache so later pushes can skip uploading it.
-func (a *API) cacheResources(ctx context.Context, dir string) error {
+// resource cache so later pushes can skip uploading it; the files that
+// came from the cache (skip, by path relative to dir) are already there.
+func (a *API) cacheResources(ctx context.Context, dir string, skip map[string]bool) error {
 	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
+		}
+		if rel, err := filepath.Rel(dir, p); err == nil && skip[rel] {
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
