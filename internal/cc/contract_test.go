@@ -1360,7 +1360,10 @@ func TestContract09_appBeforeAndAfterStaging(t *testing.T) {
 	guid := ctStr(apps[0], "guid")
 	web := e.webProcess(guid)
 	e.list(e.get("/v3/processes/" + ctStr(web, "guid") + "/sidecars"))
-	if s := e.expect(e.get("/v3/processes/"+ctStr(web, "guid")+"/stats"), http.StatusOK); len(s["resources"].([]any)) != 0 {
+	// A stopped app's instances read DOWN, one per desired instance, as CF
+	// reports them.
+	if s := e.expect(e.get("/v3/processes/"+ctStr(web, "guid")+"/stats"), http.StatusOK); len(s["resources"].([]any)) != 1 ||
+		s["resources"].([]any)[0].(map[string]any)["state"] != "DOWN" {
 		t.Errorf("stats of a stopped app = %v", s)
 	}
 	// Exactly this detail, or `cf app` fails on a never-staged app (D2).

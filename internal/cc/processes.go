@@ -306,11 +306,16 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 	}
 	var actuals []pando.ActualLRP
 	desired := 0
+	down := false
 	if app.State == pando.AppStarted {
 		if lrp, ok := a.rt.DesiredLRP(p.GUID); ok {
 			desired = lrp.Instances
 			actuals = a.rt.ActualLRPs(p.GUID)
 		}
+	} else {
+		// A stopped app's instances read DOWN, one per desired instance,
+		// as CF reports them.
+		desired, down = p.Instances, true
 	}
 	byIndex := map[int]pando.ActualLRP{}
 	for _, al := range actuals {
@@ -331,6 +336,9 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 			"log_rate_limit": p.LogRateLimitBytes, "fds_quota": 16384, "isolation_segment": nil,
 			"details": nil, "instance_ports": []any{},
 			"usage": map[string]any{"time": ts(now), "cpu": 0, "mem": 0, "disk": 0, "log_rate": 0, "cpu_entitlement": 0},
+		}
+		if down {
+			st["state"] = "DOWN"
 		}
 		al, ok := byIndex[i]
 		if ok {

@@ -30,7 +30,7 @@ func (a *API) routes() {
 	if a.cfg.PublicRoutes != nil {
 		a.cfg.PublicRoutes(pub)
 	}
-	pub.Handle("/", a.requireAuth(authed))
+	pub.Handle("/", a.requireAuth(a.refuseUnsupported(authed)))
 
 	h := func(pattern string, fn handlerFunc) { authed.Handle(pattern, a.wrap(fn)) }
 

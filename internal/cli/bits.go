@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pandoplatform/pando/internal/cli/api"
 )
@@ -36,6 +37,7 @@ type appFile struct {
 	size    int64
 	sha1    string
 	symlink string // link target, for symlinks
+	modTime time.Time
 	open    func() (io.ReadCloser, error)
 }
 
@@ -219,7 +221,7 @@ func collectFiles(root string) ([]appFile, error) {
 			if err != nil {
 				return err
 			}
-			files = append(files, appFile{rel: rel, mode: info.Mode(), symlink: target})
+			files = append(files, appFile{rel: rel, mode: info.Mode(), symlink: target, modTime: info.ModTime()})
 		case info.Mode().IsRegular():
 			total += info.Size()
 			if total > maxAppBytes {
@@ -231,7 +233,7 @@ func collectFiles(root string) ([]appFile, error) {
 			}
 			abs := p
 			files = append(files, appFile{
-				rel: rel, mode: info.Mode().Perm(), size: info.Size(), sha1: sum,
+				rel: rel, mode: info.Mode().Perm(), size: info.Size(), sha1: sum, modTime: info.ModTime(),
 				open: func() (io.ReadCloser, error) { return os.Open(abs) },
 			})
 		}
@@ -282,7 +284,7 @@ func archiveFiles(p string) ([]appFile, error) {
 		}
 		archive, entry := p, name
 		files = append(files, appFile{
-			rel: name, mode: mode, size: n, sha1: hex.EncodeToString(h.Sum(nil)),
+			rel: name, mode: mode, size: n, sha1: hex.EncodeToString(h.Sum(nil)), modTime: zf.Modified,
 			open: func() (io.ReadCloser, error) { return openZipEntry(archive, entry) },
 		})
 	}
@@ -347,7 +349,8 @@ func writeZip(dst string, files []appFile) error {
 	}
 	zw := zip.NewWriter(out)
 	for _, f := range files {
-		h := &zip.FileHeader{Name: f.rel, Method: zip.Deflate}
+		// Keep the files' times: static servers, make and caches use them.
+		h := &zip.FileHeader{Name: f.rel, Method: zip.Deflate, Modified: f.modTime}
 		if f.symlink != "" {
 			h.Method = zip.Store
 			h.SetMode(fs.ModeSymlink | 0o777)

@@ -49,6 +49,9 @@ type Plan struct {
 // production).
 func NewPlan(appDir, startCommand string, env []string, lookPath func(string) (string, error)) (Plan, error) {
 	if strings.TrimSpace(startCommand) == "" {
+		if _, err := os.Stat(filepath.Join(appDir, "Procfile")); err == nil {
+			return Plan{}, errors.New("no start command: the app's Procfile has no entry for this process type (add 'web: COMMAND'), and none was given with -c")
+		}
 		return Plan{}, errors.New("no start command: push with a start command (-c) or add a Procfile")
 	}
 	abs, err := filepath.Abs(appDir)
