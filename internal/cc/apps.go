@@ -399,7 +399,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
 		apps = slices.DeleteFunc(apps, func(x pando.App) bool { return !in[x.SpaceGUID] })
 	}
 	paginate(a, w, r, apps, func(x pando.App) sortable {
-		return sortable{name: x.Name, createdAt: x.CreatedAt, updatedAt: x.UpdatedAt}
+		return sortable{name: x.Name, state: x.State, createdAt: x.CreatedAt, updatedAt: x.UpdatedAt}
 	}, func(x pando.App) any { return a.presentApp(x) })
 	return nil
 }

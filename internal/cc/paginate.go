@@ -49,6 +49,7 @@ func parsePage(q url.Values) (page, error) {
 // sortable is what order_by can sort on.
 type sortable struct {
 	name      string
+	state     string
 	createdAt time.Time
 	updatedAt time.Time
 	position  int
@@ -70,9 +71,9 @@ func paginate[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, 
 	}
 	if order != "" {
 		switch order {
-		case "created_at", "updated_at", "name", "position":
+		case "created_at", "updated_at", "name", "position", "state":
 		default:
-			a.writeError(w, r, badQuery("The query parameter is invalid: Order by can only be: 'created_at', 'updated_at', 'name', 'position'"))
+			a.writeError(w, r, badQuery("The query parameter is invalid: Order by can only be: 'created_at', 'updated_at', 'name', 'state', 'position'"))
 			return
 		}
 		less := func(ki, kj sortable) bool {
@@ -83,6 +84,8 @@ func paginate[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, 
 				return ki.updatedAt.Before(kj.updatedAt)
 			case "position":
 				return ki.position < kj.position
+			case "state":
+				return ki.state < kj.state
 			default:
 				return ki.createdAt.Before(kj.createdAt)
 			}
