@@ -155,13 +155,15 @@ type Droplet struct {
 	DetectedBuildpack string
 	BuildpackName     string
 	BuildpackVersion  string
-	Stack             string
-	Image             string // docker image pinned by digest
-	SHA1              string
-	SHA256            string
-	Size              int64
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// Buildpacks are every buildpack that staged it, final last.
+	Buildpacks []StagedBuildpack
+	Stack      string
+	Image      string // docker image pinned by digest
+	SHA1       string
+	SHA256     string
+	Size       int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Domain is a shared app domain (e.g. "localhost").

@@ -130,13 +130,22 @@ type StagingRequest struct {
 	DockerPassword string
 }
 
+// StagedBuildpack is one buildpack that took part in staging.
+type StagedBuildpack struct {
+	Name         string `json:"name"`
+	Version      string `json:"version,omitempty"`
+	DetectOutput string `json:"detect_output,omitempty"`
+}
+
 // StagingResult is what a successful staging returns.
 type StagingResult struct {
-	DetectedBuildpack string            `json:"detected_buildpack"`
-	BuildpackName     string            `json:"buildpack_name"`
-	BuildpackVersion  string            `json:"buildpack_version,omitempty"`
-	StartCommand      string            `json:"start_command"`
-	ProcessTypes      map[string]string `json:"process_types"`
+	DetectedBuildpack string `json:"detected_buildpack"`
+	BuildpackName     string `json:"buildpack_name"`
+	BuildpackVersion  string `json:"buildpack_version,omitempty"`
+	// Buildpacks are all that ran, in order (supply ones, then the final).
+	Buildpacks   []StagedBuildpack `json:"buildpacks,omitempty"`
+	StartCommand string            `json:"start_command"`
+	ProcessTypes map[string]string `json:"process_types"`
 	// Filled by the cell after uploading the droplet.
 	DropletSHA1   string `json:"droplet_sha1,omitempty"`
 	DropletSHA256 string `json:"droplet_sha256,omitempty"`

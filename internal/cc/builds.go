@@ -376,6 +376,7 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	d.DetectedBuildpack = res.DetectedBuildpack
 	d.BuildpackName = res.BuildpackName
 	d.BuildpackVersion = res.BuildpackVersion
+	d.Buildpacks = res.Buildpacks
 	d.ExecutionMetadata = res.ExecutionMetadata
 	d.Image = res.Image
 	d.SHA1, d.SHA256, d.Size = res.DropletSHA1, res.DropletSHA256, res.DropletSize

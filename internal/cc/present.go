@@ -242,7 +242,19 @@ func (a *API) presentDroplet(d pando.Droplet) map[string]any {
 			out["checksum"] = map[string]any{"type": "sha256", "value": d.SHA256}
 			out["links"].(map[string]any)["download"] = link(a.url("/v3/droplets/%s/download", d.GUID))
 		}
-		if d.BuildpackName != "" || d.DetectedBuildpack != "" {
+		switch {
+		case len(d.Buildpacks) > 0:
+			bps := make([]any, 0, len(d.Buildpacks))
+			for _, b := range d.Buildpacks {
+				bps = append(bps, map[string]any{
+					"name":           b.Name,
+					"detect_output":  nilIfEmpty(b.DetectOutput),
+					"buildpack_name": b.Name,
+					"version":        nilIfEmpty(b.Version),
+				})
+			}
+			out["buildpacks"] = bps
+		case d.BuildpackName != "" || d.DetectedBuildpack != "":
 			out["buildpacks"] = []any{map[string]any{
 				"name":           d.BuildpackName,
 				"detect_output":  nilIfEmpty(d.DetectedBuildpack),

@@ -150,16 +150,19 @@ func (s *Store) ListBuilds(ctx context.Context, appGUIDs, states []string) ([]pa
 }
 
 const dropletCols = "guid, app_guid, package_guid, state, error, lifecycle_type, process_types, execution_metadata, " +
-	"detected_buildpack, buildpack_name, buildpack_version, stack, image, sha1, sha256, size, created_at, updated_at"
+	"detected_buildpack, buildpack_name, buildpack_version, buildpacks, stack, image, sha1, sha256, size, created_at, updated_at"
 
 func scanDroplet(sc scanner) (pando.Droplet, error) {
 	var d pando.Droplet
-	var processTypes string
+	var processTypes, buildpacks string
 	var created, updated int64
 	if err := sc.Scan(&d.GUID, &d.AppGUID, &d.PackageGUID, &d.State, &d.Error, &d.LifecycleType, &processTypes,
-		&d.ExecutionMetadata, &d.DetectedBuildpack, &d.BuildpackName, &d.BuildpackVersion, &d.Stack, &d.Image,
+		&d.ExecutionMetadata, &d.DetectedBuildpack, &d.BuildpackName, &d.BuildpackVersion, &buildpacks, &d.Stack, &d.Image,
 		&d.SHA1, &d.SHA256, &d.Size, &created, &updated); err != nil {
 		return d, err
+	}
+	if err := fromJSON(buildpacks, &d.Buildpacks); err != nil {
+		return d, fmt.Errorf("droplet %s buildpacks: %w", d.GUID, err)
 	}
 	if err := fromJSON(processTypes, &d.ProcessTypes); err != nil {
 		return d, fmt.Errorf("droplet %s process types: %w", d.GUID, err)
@@ -173,10 +176,14 @@ func dropletRow(d pando.Droplet) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	buildpacks, err := toJSON(d.Buildpacks)
+	if err != nil {
+		return nil, nil, err
+	}
 	return []string{"app_guid", "package_guid", "state", "error", "lifecycle_type", "process_types", "execution_metadata",
-			"detected_buildpack", "buildpack_name", "buildpack_version", "stack", "image", "sha1", "sha256", "size", "updated_at"},
+			"detected_buildpack", "buildpack_name", "buildpack_version", "buildpacks", "stack", "image", "sha1", "sha256", "size", "updated_at"},
 		[]any{d.AppGUID, d.PackageGUID, d.State, d.Error, d.LifecycleType, processTypes, d.ExecutionMetadata,
-			d.DetectedBuildpack, d.BuildpackName, d.BuildpackVersion, d.Stack, d.Image, d.SHA1, d.SHA256, d.Size, nanos(orNow(d.UpdatedAt))},
+			d.DetectedBuildpack, d.BuildpackName, d.BuildpackVersion, buildpacks, d.Stack, d.Image, d.SHA1, d.SHA256, d.Size, nanos(orNow(d.UpdatedAt))},
 		nil
 }
 

@@ -180,6 +180,10 @@ func (s *stager) run(ctx context.Context) (pando.StagingResult, error) {
 	}
 	res.BuildpackName = final.name
 	res.BuildpackVersion = readFirstLine(filepath.Join(final.dir, "VERSION"))
+	for _, bp := range supply {
+		res.Buildpacks = append(res.Buildpacks, pando.StagedBuildpack{Name: bp.name, Version: readFirstLine(filepath.Join(bp.dir, "VERSION"))})
+	}
+	res.Buildpacks = append(res.Buildpacks, pando.StagedBuildpack{Name: final.name, Version: res.BuildpackVersion, DetectOutput: res.DetectedBuildpack})
 
 	for i := 0; i <= final.index; i++ {
 		if err := os.MkdirAll(filepath.Join(s.cfg.DepsDir, strconv.Itoa(i)), 0o755); err != nil {

@@ -220,6 +220,7 @@ func newDroplet(appGUID, pkgGUID string) pando.Droplet {
 		DetectedBuildpack: "go",
 		BuildpackName:     "go_buildpack",
 		BuildpackVersion:  "1.2.3",
+		Buildpacks:        []pando.StagedBuildpack{{Name: "apt_buildpack"}, {Name: "go_buildpack", Version: "1.2.3", DetectOutput: "go"}},
 		Stack:             "host",
 		SHA1:              "abc",
 		SHA256:            "def",
