@@ -486,21 +486,30 @@ func (a *API) postDestinations(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id := identityFrom(ctx)
+	added, err := a.mapWanted(ctx, identityFrom(ctx), rt, want)
+	if err != nil {
+		return err
+	}
+	if err := a.syncApps(ctx, added); err != nil {
+		return err
+	}
+	return a.writeDestinations(ctx, w, rt)
+}
+
+// mapWanted maps the route to each wanted destination and returns the apps
+// whose routes changed.
+func (a *API) mapWanted(ctx context.Context, id Identity, rt pando.Route, want []wanted) ([]string, error) {
 	var changed []string
 	for _, d := range want {
 		added, err := a.mapRoute(ctx, id, rt, d.app, d.processType, d.port)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if added {
 			changed = append(changed, d.app.GUID)
 		}
 	}
-	if err := a.syncApps(ctx, changed); err != nil {
-		return err
-	}
-	return a.writeDestinations(ctx, w, rt)
+	return changed, nil
 }
 
 // patchDestinations replaces the route's destinations with the given set.
@@ -535,16 +544,11 @@ func (a *API) patchDestinations(w http.ResponseWriter, r *http.Request) error {
 		}
 		changed = append(changed, d.AppGUID)
 	}
-	for _, d := range want {
-		added, err := a.mapRoute(ctx, id, rt, d.app, d.processType, d.port)
-		if err != nil {
-			return err
-		}
-		if added {
-			changed = append(changed, d.app.GUID)
-		}
+	added, err := a.mapWanted(ctx, id, rt, want)
+	if err != nil {
+		return err
 	}
-	if err := a.syncApps(ctx, changed); err != nil {
+	if err := a.syncApps(ctx, append(changed, added...)); err != nil {
 		return err
 	}
 	return a.writeDestinations(ctx, w, rt)
