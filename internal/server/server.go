@@ -49,6 +49,9 @@ type Config struct {
 	// Stacks maps extra stack names to root filesystem directories (e.g.
 	// a Debian rootfs built by `make stack`); "host" is always offered.
 	Stacks map[string]string
+	// ResourceCacheMaxBytes bounds the resource-match cache in the
+	// blobstore (least recently used files go first); default 4 GiB.
+	ResourceCacheMaxBytes int64
 	// HostCFStack, when set, is the CF_STACK buildpacks see on the host
 	// stack (e.g. "cflinuxfs4" for CF's own buildpacks).
 	HostCFStack string
@@ -257,6 +260,7 @@ func Run(ctx context.Context, cfg Config) error {
 	apiEvents := board.Subscribe(gctx)
 	g.Go(func() error { forwardToAPI(gctx, apiEvents, api, board.Tasks); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
+	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
 	if goSeed != "" {
 		g.Go(func() error {
 			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
@@ -305,6 +309,28 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	}
 	return err
+}
+
+// trimResourceCache keeps the resource-match cache within its bound: at
+// start and then hourly.
+func trimResourceCache(ctx context.Context, blobs *fsblob.Store, maxBytes int64, log *slog.Logger) {
+	if maxBytes <= 0 {
+		maxBytes = 4 << 30
+	}
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if n, err := blobs.Trim(ctx, "resources/", maxBytes); err != nil && ctx.Err() == nil {
+			log.Warn("trim resource cache", "err", err)
+		} else if n > 0 {
+			log.Info("trimmed resource cache", "removed", n, "max_bytes", maxBytes)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // forwardToAPI tells the API what the runtime did: instance changes wake
