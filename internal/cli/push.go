@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -220,7 +221,31 @@ func (s *session) uploadBits(ctx context.Context, app *api.App, files []appFile)
 		uploadBytes += f.size
 	}
 	s.out("Uploading %s (%s), %d unchanged\n", plural(len(upload), "file"), iecBytes(uploadBytes), len(matched))
+	pkg, err := s.c.CreatePackage(ctx, app.GUID, nil)
+	if err != nil {
+		return nil, err
+	}
+	uploaded, err := s.sendPackage(ctx, pkg.GUID, upload, matched)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && apiErr.StatusCode == 422 && strings.Contains(err.Error(), "is not in the resource cache") {
+		// The server trimmed its cache between the match and the upload:
+		// send every file.
+		s.out("The server no longer has some unchanged files; uploading all %s (%s)\n", plural(len(files), "file"), iecBytes(totalSize(files)))
+		uploaded, err = s.sendPackage(ctx, pkg.GUID, files, nil)
+	}
+	return uploaded, err
+}
 
+func totalSize(files []appFile) int64 {
+	var n int64
+	for _, f := range files {
+		n += f.size
+	}
+	return n
+}
+
+// sendPackage zips files and uploads them with the matched resources.
+func (s *session) sendPackage(ctx context.Context, pkgGUID string, files []appFile, matched []api.Resource) (*api.Package, error) {
 	tmp, err := os.CreateTemp("", "pando-package-*.zip")
 	if err != nil {
 		return nil, fmt.Errorf("create package zip: %w", err)
@@ -228,19 +253,15 @@ func (s *session) uploadBits(ctx context.Context, app *api.App, files []appFile)
 	zipPath := tmp.Name()
 	tmp.Close()
 	defer os.Remove(zipPath)
-	if err := writeZip(zipPath, upload); err != nil {
+	if err := writeZip(zipPath, files); err != nil {
 		return nil, fmt.Errorf("create package zip: %w", err)
 	}
 	fi, err := os.Stat(zipPath)
 	if err != nil {
 		return nil, err
 	}
-	pkg, err := s.c.CreatePackage(ctx, app.GUID, nil)
-	if err != nil {
-		return nil, err
-	}
 	prog := s.newProgress()
-	pkg, err = s.c.UploadPackage(ctx, pkg.GUID, matched, api.Upload{
+	pkg, err := s.c.UploadPackage(ctx, pkgGUID, matched, api.Upload{
 		Open:     func() (io.ReadCloser, error) { return os.Open(zipPath) },
 		Size:     fi.Size(),
 		Filename: "package.zip",
