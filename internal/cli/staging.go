@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pandoplatform/pando/internal/cli/api"
 )
@@ -17,43 +16,11 @@ import (
 // an error.
 func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package) (*api.Build, error) {
 	s.out("\nStaging app and tracing logs...\n")
-	logCtx, stopLogs := context.WithCancel(ctx)
-	defer stopLogs()
-
-	lines := make(chan api.LogLine, 256)
-	connected := make(chan struct{})
-	streamDone := make(chan error, 1)
-	go func() {
-		var once bool
-		streamDone <- s.c.FollowLogs(logCtx, app.GUID, []string{"STG"}, 0,
-			func() {
-				if !once {
-					once = true
-					close(connected)
-				}
-			},
-			func(l api.LogLine) {
-				select {
-				case lines <- l:
-				case <-logCtx.Done():
-				}
-			})
-	}()
-	streamEnded := false
-	// Start the build only once the stream is open, so no line is missed;
-	// without a stream, stage all the same.
-	select {
-	case <-connected:
-	case err := <-streamDone:
-		streamEnded = true
-		streamDone = nil
-		if err != nil && ctx.Err() == nil {
-			s.errf("warning: cannot follow staging output: %v\n", err)
-		}
-	case <-time.After(5 * time.Second):
-		s.errf("warning: the staging log stream is slow to open; staging without waiting for it\n")
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	f := s.follow(ctx, app.GUID, []string{"STG"}, nil)
+	defer f.stop()
+	// Start the build only once the stream is open, so no line is missed.
+	if err := f.waitOpen(ctx, "the staging output"); err != nil {
+		return nil, err
 	}
 
 	b, err := s.c.CreateBuild(ctx, pkg.GUID)
@@ -66,7 +33,7 @@ func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package) (*a
 	}
 	buildDone := make(chan result, 1)
 	go func() {
-		b, err := s.c.AwaitBuild(logCtx, b.GUID)
+		b, err := s.c.AwaitBuild(ctx, b.GUID)
 		buildDone <- result{b, err}
 	}()
 
@@ -74,16 +41,12 @@ func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package) (*a
 wait:
 	for {
 		select {
-		case l := <-lines:
+		case l := <-f.lines:
 			s.printStagingLine(l)
 		case res = <-buildDone:
 			break wait
-		case err := <-streamDone:
-			streamEnded = true
-			streamDone = nil
-			if err != nil && ctx.Err() == nil {
-				s.errf("warning: staging output interrupted: %v\n", err)
-			}
+		case err := <-f.done:
+			f.end(ctx, err, "staging output interrupted")
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -94,7 +57,7 @@ wait:
 	if res.err != nil {
 		return nil, res.err
 	}
-	s.drainStream(lines, streamDone, streamEnded, stopLogs, s.printStagingLine)
+	f.drain(s.printStagingLine)
 
 	b = res.b
 	if b.State == "FAILED" {
@@ -181,44 +144,4 @@ func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build)
 		s.errf("to raise --staging-timeout.\n")
 	}
 	return errors.New("staging " + app.Name + " failed: " + msg)
-}
-
-// drainStream prints the log lines still on their way once the watched
-// operation has ended: until the stream is quiet for drainIdle (at most
-// drainMax), then it stops the stream and prints what arrived meanwhile.
-func (s *session) drainStream(lines <-chan api.LogLine, streamDone <-chan error, streamEnded bool, stopLogs func(), print func(api.LogLine)) {
-	if !streamEnded {
-		idle := time.NewTimer(s.drainIdle)
-		limit := time.NewTimer(s.drainMax)
-	drain:
-		for {
-			select {
-			case l := <-lines:
-				print(l)
-				idle.Reset(s.drainIdle)
-			case <-idle.C:
-				break drain
-			case <-limit.C:
-				break drain
-			case <-streamDone:
-				streamDone = nil
-				break drain
-			}
-		}
-		idle.Stop()
-		limit.Stop()
-	}
-	stopLogs()
-	if streamDone != nil {
-		<-streamDone
-	}
-	for {
-		select {
-		case l := <-lines:
-			print(l)
-			continue
-		default:
-		}
-		return
-	}
 }

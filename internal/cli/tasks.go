@@ -90,44 +90,14 @@ func (s *session) runTaskAndWait(ctx context.Context, app *api.App, req api.Task
 	if strings.Contains(req.Name, ",") {
 		filter = []string{"APP/TASK"} // the filter is a comma-separated list
 	}
-	logCtx, stopLogs := context.WithCancel(ctx)
-	defer stopLogs()
-	lines := make(chan api.LogLine, 256)
-	connected := make(chan struct{})
-	streamDone := make(chan error, 1)
-	go func() {
-		var once bool
-		streamDone <- s.c.FollowLogs(logCtx, app.GUID, filter, 0,
-			func() {
-				if !once {
-					once = true
-					close(connected)
-				}
-			},
-			func(l api.LogLine) {
-				if l.SourceType != source && l.SourceType != logSourceLoss {
-					return // another task's, or one whose name extends this one
-				}
-				select {
-				case lines <- l:
-				case <-logCtx.Done():
-				}
-			})
-	}()
-	// Create the task once the stream is open, so no line is missed;
-	// without a stream, run it all the same.
-	streamEnded := false
-	select {
-	case <-connected:
-	case err := <-streamDone:
-		streamEnded, streamDone = true, nil
-		if err != nil && ctx.Err() == nil {
-			s.errf("warning: cannot follow the task's output: %v\n", err)
-		}
-	case <-time.After(5 * time.Second):
-		s.errf("warning: the log stream is slow to open; running the task without waiting for it\n")
-	case <-ctx.Done():
-		return ctx.Err()
+	f := s.follow(ctx, app.GUID, filter, func(l api.LogLine) bool {
+		// Not another task's, nor one whose name extends this one.
+		return l.SourceType == source || l.SourceType == logSourceLoss
+	})
+	defer f.stop()
+	// Create the task once the stream is open, so no line is missed.
+	if err := f.waitOpen(ctx, "the task's output"); err != nil {
+		return err
 	}
 
 	t, err := s.c.CreateTask(ctx, app.GUID, req)
@@ -142,22 +112,19 @@ func (s *session) runTaskAndWait(ctx context.Context, app *api.App, req api.Task
 	}
 	taskDone := make(chan result, 1)
 	go func() {
-		t, err := s.c.AwaitTask(logCtx, t.GUID)
+		t, err := s.c.AwaitTask(ctx, t.GUID)
 		taskDone <- result{t, err}
 	}()
 	var res result
 wait:
 	for {
 		select {
-		case l := <-lines:
+		case l := <-f.lines:
 			s.out("%s\n", s.formatLogLine(l))
 		case res = <-taskDone:
 			break wait
-		case err := <-streamDone:
-			streamEnded, streamDone = true, nil
-			if err != nil && ctx.Err() == nil {
-				s.errf("warning: the task's output was interrupted: %v\n", err)
-			}
+		case err := <-f.done:
+			f.end(ctx, err, "the task's output was interrupted")
 		case <-ctx.Done():
 			return fmt.Errorf("stopped waiting for task %s (id %d), which keeps running: 'pando terminate-task %s %d' stops it",
 				t.Name, t.SequenceID, app.Name, t.SequenceID)
@@ -166,7 +133,7 @@ wait:
 	if res.err != nil {
 		return res.err
 	}
-	s.drainStream(lines, streamDone, streamEnded, stopLogs, func(l api.LogLine) { s.out("%s\n", s.formatLogLine(l)) })
+	f.drain(func(l api.LogLine) { s.out("%s\n", s.formatLogLine(l)) })
 	if res.t.State == "FAILED" {
 		reason := res.t.FailureReason()
 		if reason == "" {
