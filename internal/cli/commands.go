@@ -34,6 +34,18 @@ func (e *env) appCommand(use, short string, nargs int, run func(ctx context.Cont
 	}
 }
 
+// appVerb is an app command whose first argument names the app; run gets
+// it resolved.
+func (e *env) appVerb(use, short string, nargs int, run func(ctx context.Context, s *session, app *api.App, args []string) error) *cobra.Command {
+	return e.appCommand(use, short, nargs, func(ctx context.Context, s *session, args []string) error {
+		app, err := s.app(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return run(ctx, s, app, args)
+	})
+}
+
 // platformCommand is a verb about the platform, not an app: it needs a
 // session but no targeted space.
 func (e *env) platformCommand(use, short string, run func(ctx context.Context, s *session) error) *cobra.Command {
@@ -58,12 +70,8 @@ func waitFlag(cmd *cobra.Command, d *time.Duration) {
 
 func (e *env) startCmd() *cobra.Command {
 	var wait time.Duration
-	cmd := e.appCommand("start NAME", "Start an app (staging it first if it has no droplet)", 1,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	cmd := e.appVerb("start NAME", "Start an app (staging it first if it has no droplet)", 1,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			if app.State == "STARTED" {
 				s.out("App %s is already started.\n", app.Name)
 				return nil
@@ -77,12 +85,8 @@ func (e *env) startCmd() *cobra.Command {
 
 func (e *env) restartCmd() *cobra.Command {
 	var wait time.Duration
-	cmd := e.appCommand("restart NAME", "Restart an app's instances", 1,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	cmd := e.appVerb("restart NAME", "Restart an app's instances", 1,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Restarting app %s in %s...\n", app.Name, s.where())
 			return s.startApp(ctx, app, "restart", wait)
 		})
@@ -121,12 +125,8 @@ func (s *session) startApp(ctx context.Context, app *api.App, action string, wai
 }
 
 func (e *env) stopCmd() *cobra.Command {
-	return e.appCommand("stop NAME", "Stop an app", 1,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	return e.appVerb("stop NAME", "Stop an app", 1,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			if app.State == "STOPPED" {
 				s.out("App %s is already stopped.\n", app.Name)
 				return nil
@@ -142,12 +142,8 @@ func (e *env) stopCmd() *cobra.Command {
 
 func (e *env) restageCmd() *cobra.Command {
 	var wait time.Duration
-	cmd := e.appCommand("restage NAME", "Stage an app's newest package again and restart it", 1,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	cmd := e.appVerb("restage NAME", "Stage an app's newest package again and restart it", 1,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Restaging app %s in %s...\n", app.Name, s.where())
 			pkg, err := s.c.LatestPackage(ctx, app.GUID, "READY")
 			if errors.Is(err, api.ErrNotFound) {
@@ -321,12 +317,8 @@ func (s *session) sharedRoute(ctx context.Context, appGUID string, routes []api.
 }
 
 func (e *env) setEnvCmd() *cobra.Command {
-	return e.appCommand("set-env NAME VAR VALUE", "Set an app environment variable", 3,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	return e.appVerb("set-env NAME VAR VALUE", "Set an app environment variable", 3,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Setting env variable %s for app %s in %s...\n", args[1], app.Name, s.where())
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: &args[2]}); err != nil {
 				return err
@@ -337,12 +329,8 @@ func (e *env) setEnvCmd() *cobra.Command {
 }
 
 func (e *env) unsetEnvCmd() *cobra.Command {
-	return e.appCommand("unset-env NAME VAR", "Remove an app environment variable", 2,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	return e.appVerb("unset-env NAME VAR", "Remove an app environment variable", 2,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Removing env variable %s from app %s in %s...\n", args[1], app.Name, s.where())
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: nil}); err != nil {
 				return err
@@ -353,12 +341,8 @@ func (e *env) unsetEnvCmd() *cobra.Command {
 }
 
 func (e *env) envCmd() *cobra.Command {
-	return e.appCommand("env NAME", "Show an app's environment", 1,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	return e.appVerb("env NAME", "Show an app's environment", 1,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Getting env variables for app %s in %s...\n", app.Name, s.where())
 			env, err := s.c.AppEnv(ctx, app.GUID)
 			if err != nil {
@@ -416,12 +400,8 @@ func sortedKeys(m map[string]any) []string {
 }
 
 func (e *env) eventsCmd() *cobra.Command {
-	return e.appCommand("events NAME", "Show an app's recent events", 1,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	return e.appVerb("events NAME", "Show an app's recent events", 1,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Getting events for app %s in %s...\n\n", app.Name, s.where())
 			events, err := s.c.AuditEvents(ctx, app.GUID)
 			if err != nil {

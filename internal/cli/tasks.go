@@ -147,12 +147,8 @@ wait:
 }
 
 func (e *env) tasksCmd() *cobra.Command {
-	return e.appCommand("tasks NAME", "List an app's tasks, newest first", 1,
-		func(ctx context.Context, s *session, args []string) error {
-			app, err := s.app(ctx, args[0])
-			if err != nil {
-				return err
-			}
+	return e.appVerb("tasks NAME", "List an app's tasks, newest first", 1,
+		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Getting tasks for app %s in %s...\n\n", app.Name, s.where())
 			tasks, err := s.c.AppTasks(ctx, app.GUID)
 			if err != nil {
