@@ -3,6 +3,7 @@ package cell
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -32,8 +33,8 @@ func (m *memBlobs) Put(ctx context.Context, key string, r io.Reader) (pando.Blob
 	m.mu.Lock()
 	m.blobs[key] = b
 	m.mu.Unlock()
-	sum := sha256.Sum256(b)
-	return pando.BlobInfo{Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
+	sum, sum1 := sha256.Sum256(b), sha1.Sum(b)
+	return pando.BlobInfo{Size: int64(len(b)), SHA1: hex.EncodeToString(sum1[:]), SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 func (m *memBlobs) Get(ctx context.Context, key string) (io.ReadCloser, error) {

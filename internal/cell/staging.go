@@ -2,9 +2,6 @@ package cell
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -429,12 +426,12 @@ func (r *Rep) putFile(ctx context.Context, key, path string) (string, string, in
 		return "", "", 0, err
 	}
 	defer f.Close()
-	h1, h256 := sha1.New(), sha256.New()
-	cr := &countReader{r: io.TeeReader(ctxReader{ctx, f}, io.MultiWriter(h1, h256))}
-	if _, err := r.cfg.Blobs.Put(ctx, key, cr); err != nil {
+	// The blobstore computes the checksums as it writes (pando.BlobInfo).
+	info, err := r.cfg.Blobs.Put(ctx, key, ctxReader{ctx, f})
+	if err != nil {
 		return "", "", 0, err
 	}
-	return hex.EncodeToString(h1.Sum(nil)), hex.EncodeToString(h256.Sum(nil)), cr.n, nil
+	return info.SHA1, info.SHA256, info.Size, nil
 }
 
 type countReader struct {
