@@ -82,12 +82,12 @@ func nilIfZero(n int) any {
 
 // presentProcess renders a process; its command is the user's or, as CF
 // shows it, the one the current droplet detected.
-func (a *API) presentProcess(ctx context.Context, p pando.Process) map[string]any {
+func (a *API) presentProcess(p pando.Process, detected func(pando.Process) string) map[string]any {
 	var cmd any
 	if p.Command != "" {
 		cmd = p.Command
-	} else if detected := a.detectedCommand(ctx, p); detected != "" {
-		cmd = detected
+	} else if c := detected(p); c != "" {
+		cmd = c
 	}
 	return map[string]any{
 		"guid":                               p.GUID,
@@ -117,18 +117,22 @@ func (a *API) presentProcess(ctx context.Context, p pando.Process) map[string]an
 	}
 }
 
-// detectedCommand is the start command the app's current droplet gives
-// the process's type.
-func (a *API) detectedCommand(ctx context.Context, p pando.Process) string {
-	app, err := a.store.GetApp(ctx, p.AppGUID)
-	if err != nil || app.DropletGUID == "" {
-		return ""
+// detectedCommands looks up the start command each process's app's
+// current droplet gives its type, reading each app and droplet once.
+func (a *API) detectedCommands(ctx context.Context) func(pando.Process) string {
+	types := map[string]map[string]string{} // app guid -> process types
+	return func(p pando.Process) string {
+		pt, ok := types[p.AppGUID]
+		if !ok {
+			if app, err := a.store.GetApp(ctx, p.AppGUID); err == nil && app.DropletGUID != "" {
+				if d, err := a.store.GetDroplet(ctx, app.DropletGUID); err == nil {
+					pt = d.ProcessTypes
+				}
+			}
+			types[p.AppGUID] = pt
+		}
+		return pt[p.Type]
 	}
-	d, err := a.store.GetDroplet(ctx, app.DropletGUID)
-	if err != nil {
-		return ""
-	}
-	return d.ProcessTypes[p.Type]
 }
 
 func (a *API) presentPackage(p pando.Package) map[string]any {

@@ -180,7 +180,7 @@ func (a *API) byType(h processHandler) handlerFunc {
 }
 
 func (a *API) getProcess(w http.ResponseWriter, r *http.Request, p pando.Process) error {
-	writeJSON(w, http.StatusOK, a.presentProcess(r.Context(), p))
+	writeJSON(w, http.StatusOK, a.presentProcess(p, a.detectedCommands(r.Context())))
 	return nil
 }
 
@@ -194,9 +194,10 @@ func (a *API) getProcessStats(w http.ResponseWriter, r *http.Request, p pando.Pr
 }
 
 func (a *API) paginateProcesses(w http.ResponseWriter, r *http.Request, procs []pando.Process) {
+	detected := a.detectedCommands(r.Context())
 	paginate(a, w, r, procs, func(p pando.Process) sortable {
 		return sortable{name: p.Type, createdAt: p.CreatedAt, updatedAt: p.UpdatedAt}
-	}, func(p pando.Process) any { return a.presentProcess(r.Context(), p) })
+	}, func(p pando.Process) any { return a.presentProcess(p, detected) })
 }
 
 func (a *API) listProcesses(w http.ResponseWriter, r *http.Request) error {
@@ -268,7 +269,7 @@ func (a *API) patchProcess(w http.ResponseWriter, r *http.Request, p pando.Proce
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.presentProcess(r.Context(), p))
+	writeJSON(w, http.StatusOK, a.presentProcess(p, a.detectedCommands(r.Context())))
 	return nil
 }
 
@@ -288,7 +289,7 @@ func (a *API) scaleProcess(w http.ResponseWriter, r *http.Request, p pando.Proce
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, a.presentProcess(r.Context(), p))
+	writeJSON(w, http.StatusAccepted, a.presentProcess(p, a.detectedCommands(r.Context())))
 	return nil
 }
 
