@@ -112,6 +112,31 @@ func (cg cgroups) oomKills(path string) (uint64, error) {
 	return readKeyed(filepath.Join(cg.memory, path, "memory.oom_control"), "oom_kill")
 }
 
+// killAll sends SIGKILL to every process in the cgroup at path, without
+// starting a process of its own (it works when the host is out of fds or
+// pids for a fork). It returns how many it signalled.
+func (cg cgroups) killAll(path string) (int, error) {
+	base := cg.unified
+	if !cg.v2 {
+		base = cg.memory
+	}
+	data, err := os.ReadFile(filepath.Join(base, path, "cgroup.procs"))
+	if err != nil {
+		return 0, fmt.Errorf("read processes of cgroup %s: %w", path, err)
+	}
+	n := 0
+	for _, f := range strings.Fields(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if unix.Kill(pid, unix.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // removeEmptyUnder removes the empty cgroup directories at and below parent
 // in every hierarchy, deepest first. Busy ones (rmdir fails) stay.
 func (cg cgroups) removeEmptyUnder(parent string) {

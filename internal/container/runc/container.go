@@ -35,7 +35,9 @@ type Container struct {
 	owned    bool // the bundle is ours to remove (not a leftover)
 	cmd      *exec.Cmd
 	nsMu     sync.Mutex
-	netns    *os.File // the container's network namespace, held open
+	// sockets makes sockets in the container's network namespace (its
+	// thread holds the namespace, so Dial never depends on the pid again).
+	sockets *socketMaker
 
 	done   chan struct{} // closed when runc run has exited
 	status container.ExitStatus
@@ -96,14 +98,17 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 	if err != nil {
 		return err
 	}
-	// Hold the network namespace so Dial never depends on the pid again
-	// (pids are reused). A container that has already exited has none.
+	// Enter the network namespace once, for every later Dial (pids are
+	// reused). A container that has already exited has none.
 	if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
-		select {
-		case <-c.done:
-			f.Close()
-		default:
-			c.netns = f
+		sm, err := startSocketMaker(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			c.b.log.Warn("enter container network namespace", "container_id", c.id, "error", err)
+		} else {
+			c.nsMu.Lock()
+			c.sockets = sm
+			c.nsMu.Unlock()
 		}
 	}
 	c.b.log.Debug("container started", "container_id", c.id, "pid", pid)
@@ -239,16 +244,34 @@ func (c *Container) Stop(ctx context.Context, grace time.Duration) error {
 }
 
 // kill sends SIGKILL to the container's init (which takes its pid
-// namespace with it) and waits for the exit.
+// namespace with it) and waits for the exit. runc kill is a fork and exec,
+// which fails when the host is out of fds or pids; it is retried, then the
+// container's processes are killed through its cgroup, which needs no new
+// process. runc itself is killed only when nothing else worked, since its
+// death does not end the container.
 func (c *Container) kill(ctx context.Context) error {
 	if c.exited() {
 		return nil
 	}
-	if _, err := c.b.command(ctx, "kill", c.id, "KILL"); err != nil && !c.exited() {
-		// runc may not know the container yet or any more: kill runc
-		// itself so the wait ends; Destroy's delete --force does the rest.
-		c.b.log.Warn("send SIGKILL", "container_id", c.id, "error", err)
-		_ = c.cmd.Process.Kill()
+	var err error
+	for attempt, delay := 0, 50*time.Millisecond; attempt < 3; attempt, delay = attempt+1, delay*4 {
+		if _, err = c.b.command(ctx, "kill", c.id, "KILL"); err == nil || c.exited() {
+			err = nil
+			break
+		}
+		select {
+		case <-c.done:
+			return nil
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
+	if err != nil {
+		c.b.log.Warn("send SIGKILL with runc; killing through the cgroup", "container_id", c.id, "error", err)
+		if n, cgErr := c.b.cg.killAll(c.cgPath); cgErr != nil || n == 0 {
+			c.b.log.Warn("kill through cgroup", "container_id", c.id, "killed", n, "error", cgErr)
+			_ = c.cmd.Process.Kill()
+		}
 	}
 	select {
 	case <-c.done:
@@ -259,8 +282,18 @@ func (c *Container) kill(ctx context.Context) error {
 }
 
 // Destroy kills what is left, deletes the runc container and removes the
-// bundle. It is safe to call more than once.
+// bundle. It is safe to call more than once. If it fails, the container
+// is not forgotten: the backend keeps it and retries in the background
+// until it is gone.
 func (c *Container) Destroy(ctx context.Context) error {
+	err := c.destroyOnce(ctx)
+	if err != nil {
+		c.b.retryDestroy(c)
+	}
+	return err
+}
+
+func (c *Container) destroyOnce(ctx context.Context) error {
 	c.destroyMu.Lock()
 	defer c.destroyMu.Unlock()
 	if c.destroyed {
@@ -280,9 +313,9 @@ func (c *Container) Destroy(ctx context.Context) error {
 		}
 	}
 	c.nsMu.Lock()
-	if c.netns != nil {
-		c.netns.Close()
-		c.netns = nil
+	if c.sockets != nil {
+		c.sockets.close()
+		c.sockets = nil
 	}
 	c.nsMu.Unlock()
 	if c.owned {

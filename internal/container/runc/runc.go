@@ -63,8 +63,9 @@ type Backend struct {
 	cg           cgroups
 	log          *slog.Logger
 
-	mu   sync.Mutex
-	live map[string]*Container
+	mu       sync.Mutex
+	live     map[string]*Container
+	retrying map[*Container]bool // containers whose Destroy failed
 }
 
 var _ container.Backend = (*Backend)(nil)
@@ -132,6 +133,7 @@ func New(cfg Config) (*Backend, error) {
 		cg:           cg,
 		log:          log,
 		live:         map[string]*Container{},
+		retrying:     map[*Container]bool{},
 	}
 	if b.startTimeout <= 0 {
 		b.startTimeout = 30 * time.Second
@@ -214,6 +216,38 @@ func validate(spec container.Spec) error {
 		return pando.Errorf(pando.EInvalid, "container %s: negative resource limit", spec.ID)
 	}
 	return nil
+}
+
+// retryDestroy keeps destroying c in the background, backing off to a
+// minute between attempts, until it succeeds. One retrier per container.
+func (b *Backend) retryDestroy(c *Container) {
+	b.mu.Lock()
+	if b.retrying[c] {
+		b.mu.Unlock()
+		return
+	}
+	b.retrying[c] = true
+	b.mu.Unlock()
+	go func() {
+		defer func() {
+			b.mu.Lock()
+			delete(b.retrying, c)
+			b.mu.Unlock()
+		}()
+		delay := time.Second
+		for attempt := 1; ; attempt++ {
+			time.Sleep(delay) // back-off between attempts, not a wait for state
+			delay = min(2*delay, time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := c.destroyOnce(ctx)
+			cancel()
+			if err == nil {
+				b.log.Info("destroyed container on retry", "container_id", c.id, "attempt", attempt)
+				return
+			}
+			b.log.Warn("destroy container: will retry", "container_id", c.id, "attempt", attempt, "error", err)
+		}
+	}()
 }
 
 func (b *Backend) forget(id string, c *Container) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -531,4 +532,139 @@ func TestRun_failedStartReturnsErrorAndCleansUp(t *testing.T) {
 		t.Fatalf("Run: %v, want an error naming the program", err)
 	}
 	assertNothingLeft(t, b, dir)
+}
+
+// TestDial_costsOneFdAndNoThreadPerConnection holds many connections into
+// a container at once: each costs the process one file descriptor, the
+// thread count does not grow with them, and closing them gives every fd
+// back.
+func TestDial_costsOneFdAndNoThreadPerConnection(t *testing.T) {
+	b := newBackend(t, t.TempDir())
+	ctx := testCtx(t)
+	c, err := b.Run(ctx, container.Spec{
+		ID:          "dialmany",
+		Args:        []string{"busybox", "httpd", "-f", "-p", "8080", "-h", "/tmp"},
+		MemoryBytes: 256 << 20,
+		PidsLimit:   1000,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Destroy(context.Background()) })
+	waitDialable(t, c, 8080)
+
+	const n = 300
+	fds0, threads0 := countFds(t), countThreads(t)
+	conns := make([]net.Conn, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := c.Dial(ctx, 8080)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns[k] = conn
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Dial: %v", err)
+	}
+	fds1, threads1 := countFds(t), countThreads(t)
+	if d := fds1 - fds0; d < n || d > n+10 {
+		t.Errorf("%d connections took %d fds, want %d", n, d, n)
+	}
+	if d := threads1 - threads0; d > 20 {
+		t.Errorf("%d connections added %d threads", n, d)
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	if fds2 := countFds(t); fds2 > fds0+2 {
+		t.Errorf("after closing, %d fds open, %d before", fds2, fds0)
+	}
+}
+
+func waitDialable(t *testing.T, c container.Container, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := c.Dial(testCtx(t), port)
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server never came up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for the server, with a deadline
+	}
+}
+
+func countFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func countThreads(t *testing.T) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			var n int
+			fmt.Sscan(strings.TrimSpace(v), &n)
+			return n
+		}
+	}
+	t.Fatal("no Threads: line in /proc/self/status")
+	return 0
+}
+
+// TestStop_killsThroughCgroupWhenRuncKillFails: when `runc kill` cannot
+// run (here it always fails; on a host out of fds or pids it cannot
+// fork), Stop still ends the container, through its cgroup.
+func TestStop_killsThroughCgroupWhenRuncKillFails(t *testing.T) {
+	real := requireRunc(t)
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "runc-no-kill")
+	script := "#!/bin/sh\nfor a; do [ \"$a\" = kill ] && { echo 'kill refused' >&2; exit 1; }; done\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{StateDir: filepath.Join(dir, "state"), RuncPath: wrapper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.cg.removeEmptyUnder(b.cgroupParent) })
+	ctx := testCtx(t)
+	c, err := b.Run(ctx, container.Spec{ID: "nokill", Args: []string{"sleep", "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Destroy(ctx)
+	if err := c.Stop(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Code != 137 || !st.Signaled {
+		t.Fatalf("status %+v, want killed (137)", st)
+	}
+	if n, _ := b.cg.killAll(c.(*Container).cgPath); n != 0 {
+		t.Fatalf("%d processes still in the container's cgroup", n)
+	}
 }
