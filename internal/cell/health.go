@@ -63,6 +63,9 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: %v", endpoint, port, err)
 			}
 			resp, err := client.Do(req)
+			if cellShortOf(err) {
+				return classify(err)
+			}
 			if err != nil {
 				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
 				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: %s", endpoint, port, connError(err, timeout))
@@ -81,6 +84,9 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			c, err := ctr.Dial(ctx, port)
+			if cellShortOf(err) {
+				return classify(err)
+			}
 			if err != nil {
 				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
 				return fmt.Errorf("Failed to make TCP connection to port %d: %s", port, connError(err, timeout))
@@ -89,6 +95,30 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 			return nil
 		}
 	}
+}
+
+// errCellResources marks a check that could not run because this cell
+// (not the app) is short of fds, memory or threads. It says nothing about
+// the instance's health, so it never fails an instance.
+var errCellResources = errors.New("cell out of resources")
+
+// cellShortOf reports whether err is the cell's own resource exhaustion.
+func cellShortOf(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// classify turns a check's dial error into errCellResources when the cell
+// is to blame.
+func classify(err error) error {
+	if err != nil && cellShortOf(err) {
+		return fmt.Errorf("%w: %v", errCellResources, err)
+	}
+	return err
 }
 
 // connError words a dial failure as CF's health check does.

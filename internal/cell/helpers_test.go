@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,6 +230,10 @@ type trackingBackend struct {
 	container.Backend
 	mu   sync.Mutex
 	live map[string]bool
+	// dialErr, when set, is what every Dial into a container returns, as
+	// when the cell is out of fds; failedDials counts those dials.
+	dialErr     atomic.Pointer[error]
+	failedDials atomic.Int64
 }
 
 func newTrackingBackend(b container.Backend) *trackingBackend {
@@ -258,6 +264,14 @@ func (b *trackingBackend) liveIDs() []string {
 type trackedContainer struct {
 	container.Container
 	b *trackingBackend
+}
+
+func (c *trackedContainer) Dial(ctx context.Context, port int) (net.Conn, error) {
+	if err := c.b.dialErr.Load(); err != nil {
+		c.b.failedDials.Add(1)
+		return nil, *err
+	}
+	return c.Container.Dial(ctx, port)
 }
 
 func (c *trackedContainer) Destroy(ctx context.Context) error {

@@ -2,6 +2,7 @@ package cell
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -384,6 +385,11 @@ func (r *Rep) live(i *instance) string {
 			if err := check(ctx); err != nil {
 				if ctx.Err() != nil {
 					continue // a stop is pending: handled next round
+				}
+				if errors.Is(err, errCellResources) {
+					// The cell could not check; the app is not to blame.
+					r.log.Warn("liveness check skipped", "instance_guid", i.guid, "error", err)
+					continue
 				}
 				r.cellLog(i, "ERR", "Container became unhealthy")
 				r.stopContainer(i, ctr)

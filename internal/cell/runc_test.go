@@ -16,8 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -631,4 +633,25 @@ func TestStaging_hostStackCanPoseAsACFStackForBuildpacks(t *testing.T) {
 		t.Fatalf("staging failed: %s", done.FailureReason)
 	}
 	c.logs.wait(t, time.Second, pando.LogSourceStaging, "stack cflinuxfs4, memory 256m")
+}
+
+// TestLRP_cellOutOfFdsIsNotTheAppsFault: when the cell cannot open a
+// connection for a liveness check (EMFILE), the healthy instance keeps
+// running; checks resume when fds are back.
+func TestLRP_cellOutOfFdsIsNotTheAppsFault(t *testing.T) {
+	c := newRuncCell(t, func(cfg *Config) { cfg.LivenessInterval = 20 * time.Millisecond })
+	c.startApp(t, "inst-emfile", pando.DesiredLRP{
+		StartCommand: "exec busybox httpd -f -p $PORT -h /home/vcap/app",
+	})
+	c.rec.wait(t, 20*time.Second, "RUNNING", isState("inst-emfile", pando.ActualRunning))
+	emfile := error(fmt.Errorf("dial container: socket: %w", syscall.EMFILE))
+	c.backend.dialErr.Store(&emfile)
+	eventually(t, 10*time.Second, "ten liveness checks while out of fds", func() bool { return c.backend.failedDials.Load() >= 10 })
+	c.backend.dialErr.Store(nil)
+	if got := c.rec.states("inst-emfile"); slices.Contains(got, pando.ActualCrashed) {
+		t.Fatalf("instance crashed while the cell was out of fds: %v", got)
+	}
+	if ids := c.backend.liveIDs(); len(ids) != 1 {
+		t.Fatalf("live containers %v, want the instance's", ids)
+	}
 }

@@ -38,6 +38,7 @@ type Container struct {
 	// sockets makes sockets in the container's network namespace (its
 	// thread holds the namespace, so Dial never depends on the pid again).
 	sockets *socketMaker
+	pid     int // the container's init, as runc reported it
 
 	done   chan struct{} // closed when runc run has exited
 	status container.ExitStatus
@@ -98,18 +99,11 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 	if err != nil {
 		return err
 	}
-	// Enter the network namespace once, for every later Dial (pids are
-	// reused). A container that has already exited has none.
-	if f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
-		sm, err := startSocketMaker(int(f.Fd()))
-		f.Close()
-		if err != nil {
-			c.b.log.Warn("enter container network namespace", "container_id", c.id, "error", err)
-		} else {
-			c.nsMu.Lock()
-			c.sockets = sm
-			c.nsMu.Unlock()
-		}
+	c.pid = pid
+	// Enter the network namespace now, for every later Dial; if the host
+	// is short of fds or threads, Dial tries again.
+	if _, err := c.socketMaker(); err != nil {
+		c.b.log.Warn("enter container network namespace", "container_id", c.id, "error", err)
 	}
 	c.b.log.Debug("container started", "container_id", c.id, "pid", pid)
 	return nil

@@ -22,14 +22,9 @@ func (c *Container) Dial(ctx context.Context, port int) (net.Conn, error) {
 	if port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("dial container %s: bad port %d", c.id, port)
 	}
-	c.nsMu.Lock()
-	sm := c.sockets
-	if c.exited() {
-		sm = nil
-	}
-	c.nsMu.Unlock()
-	if sm == nil {
-		return nil, fmt.Errorf("dial container %s port %d: %w", c.id, port, ErrNotRunning)
+	sm, err := c.socketMaker()
+	if err != nil {
+		return nil, fmt.Errorf("dial container %s port %d: %w", c.id, port, err)
 	}
 	fd, err := sm.socket(ctx)
 	if err != nil {
@@ -40,6 +35,33 @@ func (c *Container) Dial(ctx context.Context, port int) (net.Conn, error) {
 		return nil, fmt.Errorf("dial container %s port %d: %w", c.id, port, err)
 	}
 	return conn, nil
+}
+
+// socketMaker returns the container's socket maker, entering its network
+// namespace on first use.
+func (c *Container) socketMaker() (*socketMaker, error) {
+	c.nsMu.Lock()
+	defer c.nsMu.Unlock()
+	if c.exited() || c.pid <= 0 {
+		return nil, ErrNotRunning
+	}
+	if c.sockets != nil {
+		return c.sockets, nil
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", c.pid))
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace: %w", err)
+	}
+	defer f.Close()
+	if c.exited() { // the pid may have been reused since
+		return nil, ErrNotRunning
+	}
+	sm, err := startSocketMaker(int(f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	c.sockets = sm
+	return sm, nil
 }
 
 // ErrNotRunning is Dial's error for a container whose process has exited
