@@ -3,11 +3,14 @@ package cell
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/container"
+	"github.com/pandoplatform/pando/internal/pipe"
 )
 
 // forwarder accepts connections on a host port and pipes each to a new
@@ -61,6 +64,12 @@ func (f *forwarder) serve() {
 			}
 		}
 		delay = 0
+		if f.full() {
+			// Past the cap: refuse at once rather than queue.
+			f.log.Debug("connection refused: forwarder at its limit", "max", maxForwardedConns)
+			c.Close()
+			continue
+		}
 		if !f.track(c) {
 			c.Close()
 			return
@@ -85,33 +94,17 @@ func (f *forwarder) handle(client net.Conn) {
 		return
 	}
 	defer f.untrack(up)
-	pipe(client, up)
+	pipe.Join(client, up, pipe.Options{})
 }
 
-// pipe copies both ways; each direction half-closes its destination when
-// its source ends, and pipe returns when both are done.
-func pipe(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	cp := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, err := io.Copy(dst, src)
-		if err != nil {
-			// A broken side ends the exchange: close both so the other
-			// copy returns too.
-			a.Close()
-			b.Close()
-			return
-		}
-		// A conn that cannot half-close is closed once both sides are
-		// done.
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-	}
-	go cp(a, b)
-	go cp(b, a)
-	wg.Wait()
+// maxForwardedConns bounds one host port's open connections (each counts
+// its client and upstream sockets, hence the factor).
+const maxForwardedConns = 4096
+
+func (f *forwarder) full() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns) >= 2*maxForwardedConns
 }
 
 func (f *forwarder) isClosed() bool {
@@ -154,4 +147,43 @@ func (f *forwarder) Close() {
 	}
 	f.mu.Unlock()
 	f.wg.Wait()
+}
+
+// DialHostPort connects straight into the container behind one of this
+// cell's host ports (addr "HOST:PORT" as an ActualLRP advertises it),
+// skipping the host-port forwarder: the in-process router uses it, so a
+// routed connection costs one fd on this side and no forwarding
+// goroutines. ok is false when addr is not a RUNNING instance's port here.
+func (r *Rep) DialHostPort(ctx context.Context, addr string) (conn net.Conn, ok bool, err error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil || host != r.cfg.HostAddr {
+		return nil, false, nil
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, false, nil
+	}
+	ctr, cport := r.containerAtHostPort(port)
+	if ctr == nil {
+		return nil, false, nil
+	}
+	conn, err = ctr.Dial(ctx, cport)
+	return conn, true, err
+}
+
+// containerAtHostPort finds the running container that owns a host port.
+func (r *Rep) containerAtHostPort(port int) (container.Container, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.ports[port] {
+		return nil, 0
+	}
+	for _, i := range r.instances {
+		for _, m := range i.ports {
+			if m.HostPort == port {
+				return i.container(), m.ContainerPort
+			}
+		}
+	}
+	return nil, 0
 }
