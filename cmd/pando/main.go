@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -59,9 +60,23 @@ func run(ctx context.Context, args []string) int {
 	return cli.ReportError(os.Stderr, err)
 }
 
+// parsePrefix reads "10.0.0.0/8" or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not an IP address or CIDR")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
 func serverCmd() *cobra.Command {
 	var cfg server.Config
 	var logLevel string
+	var trusted []string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the whole platform in one process (API, router, BBS, one local cell)",
@@ -72,6 +87,13 @@ func serverCmd() *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			for _, t := range trusted {
+				p, err := parsePrefix(t)
+				if err != nil {
+					return fmt.Errorf("--trusted-proxy %q: %w", t, err)
+				}
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			}
 			cfg.AdminPassword = os.Getenv("PANDO_ADMIN_PASSWORD")
 			cfg.Stdout = os.Stdout
 			return server.Run(cmd.Context(), cfg)
@@ -91,6 +113,10 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack (default \"host\"; e.g. cflinuxfs4 for CF's own buildpacks)")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches shared by servers (Go build cache seed)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
+	f.IntVar(&cfg.RouterMaxConns, "router-max-conns", 0, "most open client connections the router holds; past it, 503 (default 10000, less if the fd limit is low; -1 no limit)")
+	f.IntVar(&cfg.RouterMaxConnsPerClient, "router-max-conns-per-client", 0, "most open router connections from one client address (default a tenth of --router-max-conns)")
+	f.IntVar(&cfg.RouterMaxRequestsPerApp, "router-max-requests-per-app", 0, "most requests, websockets included, in flight to one app (default half of --router-max-conns)")
+	f.StringSliceVar(&trusted, "trusted-proxy", nil, "address or CIDR of a proxy in front of the router whose X-Forwarded-For/-Proto are kept (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }

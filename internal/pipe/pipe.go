@@ -68,14 +68,17 @@ func Join(a, b net.Conn, opts Options) {
 	}
 }
 
-// activity records when bytes last moved.
+// activity records when bytes last moved and, with an idle limit, ends
+// the pair once nothing has moved for that long.
 type activity struct {
-	mu   sync.Mutex
-	at   time.Time
-	stop chan struct{}
+	mu     sync.Mutex
+	at     time.Time
+	idle   time.Duration
+	expire func()
+	timer  *time.Timer
 }
 
-func newActivity() *activity { return &activity{at: time.Now(), stop: make(chan struct{})} }
+func newActivity() *activity { return &activity{at: time.Now()} }
 
 func (a *activity) touch() {
 	a.mu.Lock()
@@ -83,36 +86,27 @@ func (a *activity) touch() {
 	a.mu.Unlock()
 }
 
-func (a *activity) since() time.Duration {
+// watch calls expire once nothing has moved for d. The timer fires when
+// the quiet period could first have ended and re-arms itself if bytes
+// moved meanwhile, so it costs one timer per pair, not one per write.
+func (a *activity) watch(d time.Duration, expire func()) (stop func() bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return time.Since(a.at)
+	a.idle, a.expire = d, expire
+	a.timer = time.AfterFunc(d, a.check)
+	return a.timer.Stop
 }
 
-// watch calls expire once nothing has moved for d. It checks when the
-// quiet period could first have ended, so it costs one timer per pair.
-func (a *activity) watch(d time.Duration, expire func()) (stop func() bool) {
-	var t *time.Timer
-	var mu sync.Mutex
-	var check func()
-	check = func() {
-		quiet := a.since()
-		if quiet >= d {
-			expire()
-			return
-		}
-		mu.Lock()
-		t.Reset(d - quiet)
-		mu.Unlock()
+func (a *activity) check() {
+	a.mu.Lock()
+	quiet := time.Since(a.at)
+	if quiet < a.idle {
+		a.timer.Reset(a.idle - quiet)
+		a.mu.Unlock()
+		return
 	}
-	mu.Lock()
-	t = time.AfterFunc(d, check)
-	mu.Unlock()
-	return func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return t.Stop()
-	}
+	a.mu.Unlock()
+	a.expire()
 }
 
 // copyLazy copies src to dst until src ends (nil) or either fails.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +38,39 @@ type Config struct {
 	MaxAttempts int
 	// ShutdownTimeout bounds the graceful shutdown of Serve; default 10 s.
 	ShutdownTimeout time.Duration
-	Now             func() time.Time
+
+	// MaxConns bounds the router's open client connections, and
+	// MaxConnsPerClient those from one client address; a connection past
+	// either is answered 503 and closed. MaxRequestsPerApp bounds one
+	// app's requests in flight, websockets included (503 past it). Zero
+	// picks the default (DefaultMaxConns and its fractions); negative
+	// means no limit.
+	MaxConns          int
+	MaxConnsPerClient int
+	MaxRequestsPerApp int
+	// ReadHeaderTimeout bounds reading a request's headers (default 10 s);
+	// IdleTimeout closes a keep-alive connection with no request
+	// (default 90 s). BodyTimeout is the longest a request body may make no
+	// progress and WriteTimeout the longest a response write may block
+	// (default 60 s each): a slow but moving upload or download is fine, a
+	// stalled one is cut off. TunnelIdleTimeout closes an upgraded
+	// (websocket) connection quiet both ways for that long (default 1 h).
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	BodyTimeout       time.Duration
+	WriteTimeout      time.Duration
+	TunnelIdleTimeout time.Duration
+	// TrustedProxies are the client addresses whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (a load balancer in front); from
+	// anyone else the router sets them from the connection itself.
+	TrustedProxies []netip.Prefix
+
+	Now func() time.Time
 }
+
+// DefaultMaxConns is the router's default connection cap; one client may
+// hold a tenth of it and one app half of it.
+const DefaultMaxConns = 10000
 
 // Router routes HTTP requests to app instances by Host.
 type Router struct {
@@ -48,6 +80,14 @@ type Router struct {
 	table     *table
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	apps      *appLimiter
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // New returns a router with an empty table.
@@ -73,11 +113,25 @@ func New(cfg Config) *Router {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerClient == 0 {
+		cfg.MaxConnsPerClient = max(cfg.MaxConns/10, 1)
+	}
+	if cfg.MaxRequestsPerApp == 0 {
+		cfg.MaxRequestsPerApp = max(cfg.MaxConns/2, 1)
+	}
+	cfg.ReadHeaderTimeout = orDefault(cfg.ReadHeaderTimeout, 10*time.Second)
+	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, 90*time.Second)
+	cfg.BodyTimeout = orDefault(cfg.BodyTimeout, 60*time.Second)
+	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, 60*time.Second)
+	cfg.TunnelIdleTimeout = orDefault(cfg.TunnelIdleTimeout, time.Hour)
 	if cfg.Dial == nil {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		cfg.Dial = d.DialContext
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable()}
+	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable(), apps: newAppLimiter(cfg.MaxRequestsPerApp)}
 	dial := cfg.Dial
 	r.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -166,11 +220,51 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("503 Service Unavailable: Requested route ('%s') has no available endpoints.\n", host))
 		return
 	}
+	app := eps[0].appGUID
+	if !r.apps.acquire(app) {
+		writePlain(w, http.StatusServiceUnavailable, "too_many_requests",
+			fmt.Sprintf("503 Service Unavailable: Requested route ('%s') has reached its limit of %d concurrent requests.\n", host, r.cfg.MaxRequestsPerApp))
+		return
+	}
+	defer r.apps.release(app)
 	st := &request{route: route, endpoints: eps, requestID: uuid.NewString()}
-	rec := &recorder{ResponseWriter: w}
-	r.proxy.ServeHTTP(rec, req.WithContext(context.WithValue(req.Context(), ctxKey{}, st)))
+	ctl := http.NewResponseController(w)
+	rec := &recorder{ResponseWriter: w, ctl: ctl, writeTimeout: r.cfg.WriteTimeout, now: r.now}
+	req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, st))
+	if isUpgrade(req) {
+		r.serveUpgrade(rec, req, st)
+	} else {
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = &progressBody{rc: req.Body, ctl: ctl, timeout: r.cfg.BodyTimeout, now: r.now}
+		}
+		r.proxy.ServeHTTP(rec, req)
+	}
 	r.accessLog(req, rec, st, start)
 }
+
+// progressBody cuts off a request body that makes no progress for
+// timeout: each read must arrive in time, however long the whole body
+// takes. At the end the connection's read deadline is cleared again, so a
+// long response (a stream) is not cut by it.
+type progressBody struct {
+	rc      io.ReadCloser
+	ctl     *http.ResponseController
+	timeout time.Duration
+	now     func() time.Time
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	_ = b.ctl.SetReadDeadline(b.now().Add(b.timeout))
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+	// On a timeout the deadline stays: the server's own read of what is
+	// left of the body then fails at once and it closes the connection.
+	return n, err
+}
+
+func (b *progressBody) Close() error { return b.rc.Close() }
 
 // rewrite builds the outbound request. The backend address is set per
 // attempt by the transport.
@@ -179,14 +273,52 @@ func (r *Router) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "backend.invalid"
 	pr.Out.Host = pr.In.Host // apps see the route they were called by
-	// Keep the chain of proxies in front of the router, as gorouter does.
-	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	pr.SetXForwarded()
-	if proto := pr.In.Header.Get("X-Forwarded-Proto"); proto != "" {
-		pr.Out.Header.Set("X-Forwarded-Proto", proto) // set by a load balancer in front
-	}
+	r.setForwarded(pr.Out.Header, pr.In)
 	pr.Out.Header.Set("X-Vcap-Request-Id", st.requestID)
 	pr.Out.Header.Set("X-Request-Start", strconv.FormatInt(r.now().UnixMilli(), 10))
+}
+
+// setForwarded sets X-Forwarded-For, -Proto and -Host on h for a request
+// from in. A trusted proxy's chain and protocol are kept (the router
+// appends the proxy's own address); anyone else's are replaced.
+func (r *Router) setForwarded(h http.Header, in *http.Request) {
+	client := in.RemoteAddr
+	if host, _, err := net.SplitHostPort(client); err == nil {
+		client = host
+	}
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	if r.trusted(client) {
+		if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			client = strings.Join(prior, ", ") + ", " + client
+		}
+		if p := in.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			proto = p
+		}
+	}
+	h.Set("X-Forwarded-For", client)
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Host", in.Host)
+	h.Del("Forwarded")
+}
+
+func (r *Router) trusted(client string) bool {
+	if len(r.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ip, err := netip.ParseAddr(client)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range r.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // pick returns the next endpoint to try: round robin, skipping endpoints
@@ -330,23 +462,43 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 
 // recorder notes the status and size of a response. Unwrap lets the
 // reverse proxy reach the real writer to flush and to hijack for upgrades.
+// Each write must finish within writeTimeout: a client that stops
+// reading is cut off instead of holding the backend forever.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+
+	ctl          *http.ResponseController
+	writeTimeout time.Duration
+	now          func() time.Time
+}
+
+func (w *recorder) deadline() {
+	if w.ctl != nil {
+		_ = w.ctl.SetWriteDeadline(w.now().Add(w.writeTimeout))
+	}
 }
 
 func (w *recorder) WriteHeader(code int) {
 	if w.status == 0 || w.status < 200 {
 		w.status = code
 	}
+	w.deadline()
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush is what the reverse proxy calls to stream; it writes too.
+func (w *recorder) Flush() {
+	w.deadline()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *recorder) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	w.deadline()
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	return n, err
@@ -404,10 +556,13 @@ func dash(s string) string {
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
+	if r.cfg.MaxConns > 0 || r.cfg.MaxConnsPerClient > 0 {
+		ln = newConnLimiter(ln, r.cfg.MaxConns, r.cfg.MaxConnsPerClient)
+	}
 	srv := &http.Server{
 		Handler:           r,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
+		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout,
+		IdleTimeout:       r.cfg.IdleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),

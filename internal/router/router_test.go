@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,7 +281,8 @@ func TestRouter_setsForwardingHeadersAndLogsRTR(t *testing.T) {
 	r.SetBackends("proc", []Backend{{InstanceGUID: "inst", Index: 2, Addr: a.addr()}})
 	req := httptest.NewRequest("GET", "http://myapp.localhost:8080/path?q=1", nil)
 	req.RemoteAddr = "10.1.2.3:5555"
-	req.Header.Set("X-Forwarded-For", "192.0.2.1")
+	req.Header.Set("X-Forwarded-For", "192.0.2.1") // a stranger's claim: replaced
+	req.Header.Set("X-Forwarded-Proto", "https")
 	req.Header.Set("User-Agent", "curl/8")
 	rec := httptest.NewRecorder()
 	r.ServeHTTP(rec, req)
@@ -292,7 +294,7 @@ func TestRouter_setsForwardingHeadersAndLogsRTR(t *testing.T) {
 	a.mu.Unlock()
 	h := got.Header
 	checks := map[string]string{
-		"X-Forwarded-For":    "192.0.2.1, 10.1.2.3",
+		"X-Forwarded-For":    "10.1.2.3",
 		"X-Forwarded-Proto":  "http",
 		"X-Forwarded-Host":   "myapp.localhost:8080",
 		"X-Cf-Applicationid": "app-guid",
@@ -411,5 +413,29 @@ func TestRouter_serveShutsDownGracefully(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		t.Error("listener still accepting after shutdown")
+	}
+}
+
+func TestRouter_trustsForwardedHeadersOnlyFromConfiguredProxies(t *testing.T) {
+	a := newBackend(t, "a")
+	r := New(Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
+	for _, tc := range []struct{ remote, wantFor, wantProto string }{
+		{"10.1.2.3:5555", "192.0.2.1, 10.1.2.3", "https"}, // the load balancer
+		{"192.0.2.77:5555", "192.0.2.77", "http"},         // anyone else
+	} {
+		req := httptest.NewRequest("GET", "http://myapp.localhost/", nil)
+		req.RemoteAddr = tc.remote
+		req.Header.Set("X-Forwarded-For", "192.0.2.1")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		r.ServeHTTP(httptest.NewRecorder(), req)
+		a.mu.Lock()
+		h := a.last.Header
+		a.mu.Unlock()
+		if h.Get("X-Forwarded-For") != tc.wantFor || h.Get("X-Forwarded-Proto") != tc.wantProto {
+			t.Errorf("from %s: X-Forwarded-For %q Proto %q, want %q %q", tc.remote,
+				h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Proto"), tc.wantFor, tc.wantProto)
+		}
 	}
 }

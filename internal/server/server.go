@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,14 @@ type Config struct {
 	// CacheDir holds machine-wide caches shared by servers (the Go build
 	// cache seed); default /var/cache/pando.
 	CacheDir string
+	// RouterMaxConns, RouterMaxConnsPerClient and RouterMaxRequestsPerApp
+	// are the router's caps (router.Config); zero picks defaults that fit
+	// the process's fd limit.
+	RouterMaxConns          int
+	RouterMaxConnsPerClient int
+	RouterMaxRequestsPerApp int
+	// TrustedProxies may set X-Forwarded-For/-Proto for the router.
+	TrustedProxies []netip.Prefix
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	Logger           *slog.Logger
@@ -104,6 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if os.Geteuid() != 0 {
 		return errors.New("pando server runs containers with runc and needs root: run it with sudo (or as root)")
 	}
+	fdLimit := raiseFileLimit(log)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
@@ -220,7 +230,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	board.RegisterCell(rep)
 
-	rtr := router.New(router.Config{Logger: log.With("component", "router"), LogSink: logStore})
+	// The router reaches this cell's instances straight through their
+	// network namespaces (one fd per backend connection); other addresses
+	// are dialed as usual.
+	var dialer net.Dialer
+	rtr := router.New(router.Config{
+		Logger:  log.With("component", "router"),
+		LogSink: logStore,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if c, ok, err := rep.DialHostPort(ctx, addr); ok {
+				return c, err
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+		MaxConns:          routerMaxConns(cfg.RouterMaxConns, fdLimit, log),
+		MaxConnsPerClient: cfg.RouterMaxConnsPerClient,
+		MaxRequestsPerApp: cfg.RouterMaxRequestsPerApp,
+		TrustedProxies:    cfg.TrustedProxies,
+	})
 
 	api, err := cc.New(cc.Config{
 		BaseURL:        apiURL,

@@ -277,6 +277,7 @@ const binaryServerSource = `package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 )
@@ -286,6 +287,21 @@ func main() {
 	fmt.Printf("e2e server listening on %s as instance %s\n", port, os.Getenv("CF_INSTANCE_INDEX"))
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "binary app index=%s greeting=%s\n", os.Getenv("CF_INSTANCE_INDEX"), os.Getenv("GREETING"))
+	})
+	// /echo switches to an echo protocol, as a websocket would.
+	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(c, brw)
 	})
 	err := http.ListenAndServe(":"+port, nil)
 	fmt.Fprintln(os.Stderr, err)

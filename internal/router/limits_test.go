@@ -1,0 +1,262 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve runs r on a loopback listener until the test ends.
+func serve(t *testing.T, r *Router) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String()
+}
+
+// rawGet sends a GET on c and reads the answer.
+func rawGet(t *testing.T, c net.Conn, br *bufio.Reader, host string) (*http.Response, string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func TestRouter_connectionsPastThePerClientCapGet503(t *testing.T) {
+	a := newBackend(t, "a")
+	r := New(Config{MaxConns: 100, MaxConnsPerClient: 3})
+	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
+	addr := serve(t, r)
+
+	var held []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if resp, _ := rawGet(t, c, bufio.NewReader(c), "myapp.localhost"); resp.StatusCode != 200 {
+			t.Fatalf("within the cap: status %d", resp.StatusCode)
+		}
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	resp, body := rawGet(t, extra, bufio.NewReader(extra), "myapp.localhost")
+	if resp.StatusCode != 503 || !strings.Contains(body, "too many connections from 127.0.0.1") {
+		t.Fatalf("past the cap: %d %q", resp.StatusCode, body)
+	}
+	// Another loopback address is another client.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	other, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if resp, _ := rawGet(t, other, bufio.NewReader(other), "myapp.localhost"); resp.StatusCode != 200 {
+		t.Fatalf("other client: status %d", resp.StatusCode)
+	}
+	// A closed connection gives its slot back.
+	held[0].Close()
+	eventually(t, 5*time.Second, "slot given back", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		resp, _ := rawGet(t, c, bufio.NewReader(c), "myapp.localhost")
+		return resp.StatusCode == 200
+	})
+}
+
+func TestRouter_requestsPastThePerAppCapGet503(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	slow := newHandlerBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		io.WriteString(w, "slow")
+	}))
+	r := New(Config{MaxRequestsPerApp: 2})
+	r.SetRoutes("proc", "app", []string{"slow.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: slow}})
+	addr := serve(t, r)
+
+	results := make(chan int, 2)
+	for range 2 {
+		go func() {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+			req.Host = "slow.localhost"
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				results <- 0
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	<-entered
+	<-entered
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Host = "slow.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("X-Cf-Routererror") != "too_many_requests" {
+		t.Fatalf("third request: %d %q", resp.StatusCode, body)
+	}
+	close(release)
+	for range 2 {
+		if code := <-results; code != 200 {
+			t.Errorf("held request: status %d", code)
+		}
+	}
+}
+
+// newHandlerBackend serves h on loopback and returns its address.
+func newHandlerBackend(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func TestRouter_stalledRequestBodyIsCutOff(t *testing.T) {
+	a := newBackend(t, "a")
+	r := New(Config{BodyTimeout: 200 * time.Millisecond})
+	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
+	addr := serve(t, r)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	// One byte of a 100-byte body, then nothing.
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: myapp.localhost\r\nContent-Length: 100\r\n\r\nx")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, err := io.ReadAll(c) // the router answers (or not) and closes
+	if err != nil {
+		t.Fatalf("connection not closed by the router: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("stalled body held the connection %s", took)
+	}
+	if strings.HasPrefix(string(answer), "HTTP/1.1 200") {
+		t.Errorf("a request whose body never arrived was answered %q", answer)
+	}
+}
+
+func TestRouter_websocketAfterKeepAliveRequestAndIdleTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.Header.Get("Upgrade") == "" {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						continue
+					}
+					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+					io.Copy(c, br)
+					return
+				}
+			}()
+		}
+	}()
+	r := New(Config{WriteTimeout: 100 * time.Millisecond, TunnelIdleTimeout: 600 * time.Millisecond})
+	r.SetRoutes("proc", "app", []string{"ws.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: ln.Addr().String()}})
+	addr := serve(t, r)
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	if resp, body := rawGet(t, c, br, "ws.localhost"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("plain request: %d %q", resp.StatusCode, body)
+	}
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: ws.localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nearly\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	if l, err := br.ReadString('\n'); err != nil || l != "early\n" {
+		t.Fatalf("bytes sent with the upgrade: %q, %v", l, err)
+	}
+	// Outlive the write timeout of the earlier request: the tunnel has none.
+	time.Sleep(300 * time.Millisecond) // lets a stale deadline expire; not a wait for state
+	io.WriteString(c, "ping\n")
+	if l, err := br.ReadString('\n'); err != nil || l != "ping\n" {
+		t.Fatalf("echo after a pause: %q, %v", l, err)
+	}
+	// Quiet both ways past the tunnel's idle timeout: closed.
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("tunnel sent data while idle")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("idle tunnel closed after %s", took)
+	}
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %s", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
