@@ -10,7 +10,7 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short deps vet lint bench stack clean
+.PHONY: all build run test test-short deps vet lint bench bench-router stack clean
 
 all: build
 
@@ -44,6 +44,11 @@ lint:
 ## bench: push-to-first-200 against the floor measured in the same run
 bench: deps build
 	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/push
+
+## bench-router: the router against nginx and a direct connection, same instance, same run
+bench-router: deps build
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || $(SUDO) apt-get install -y -qq wrk nginx-light
+	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/router
 
 ## stack: a Debian bookworm root filesystem for apps (use: pando server --stack bookworm=$(STACK_DIR))
 stack:

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -111,23 +112,19 @@ func (a *activity) check() {
 
 // copyLazy copies src to dst until src ends (nil) or either fails.
 func copyLazy(dst, src net.Conn, last *activity) error {
-	wait := readableWaiter(src)
+	read := lazyReader(src)
 	for {
-		if wait != nil {
-			if err := wait(); err != nil {
-				return err
-			}
-		}
-		bp := pool.Get().(*[]byte)
-		n, rerr := src.Read(*bp)
+		bp, n, rerr := read()
 		if n > 0 {
 			last.touch()
-			if _, werr := dst.Write((*bp)[:n]); werr != nil {
-				pool.Put(bp)
+			_, werr := dst.Write((*bp)[:n])
+			pool.Put(bp)
+			if werr != nil {
 				return werr
 			}
+		} else if bp != nil {
+			pool.Put(bp)
 		}
-		pool.Put(bp)
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) {
 				return nil
@@ -137,25 +134,54 @@ func copyLazy(dst, src net.Conn, last *activity) error {
 	}
 }
 
-// readableWaiter returns a function that parks until c has bytes to read
-// (or EOF or an error), holding no buffer meanwhile. Connections that do
-// not expose their socket get nil: their Read waits with the buffer.
-func readableWaiter(c net.Conn) func() error {
+// lazyReader returns a read function that parks in the poller until c
+// has bytes (or EOF, or an error) without holding a buffer, then reads
+// into a pooled one: one read syscall per chunk, as a plain Read, but an
+// idle connection costs no buffer. Connections that do not expose their
+// socket read with the buffer held.
+func lazyReader(c net.Conn) func() (*[]byte, int, error) {
+	plain := func() (*[]byte, int, error) {
+		bp := pool.Get().(*[]byte)
+		n, err := c.Read(*bp)
+		return bp, n, err
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return nil
+		return plain
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return nil
+		return plain
 	}
-	var one [1]byte
-	return func() error {
-		return rc.Read(func(fd uintptr) bool {
-			_, _, err := unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			// EAGAIN: nothing yet, park in the poller; anything else
-			// (data, EOF, an error) is for Read to see.
-			return err != unix.EAGAIN
+	return func() (*[]byte, int, error) {
+		var (
+			bp   *[]byte
+			n    int
+			rerr error
+		)
+		err := rc.Read(func(fd uintptr) bool {
+			bp = pool.Get().(*[]byte)
+			for {
+				n, rerr = unix.Read(int(fd), *bp)
+				if rerr != unix.EINTR {
+					break
+				}
+			}
+			if rerr == unix.EAGAIN {
+				pool.Put(bp)
+				bp = nil
+				return false // nothing yet: park without the buffer
+			}
+			return true
 		})
+		switch {
+		case err != nil: // closed, or a deadline passed
+			return bp, 0, err
+		case rerr != nil:
+			return bp, 0, os.NewSyscallError("read", rerr)
+		case n == 0:
+			return bp, 0, io.EOF
+		}
+		return bp, n, nil
 	}
 }

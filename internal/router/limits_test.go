@@ -13,7 +13,7 @@ import (
 )
 
 // serve runs r on a loopback listener until the test ends.
-func serve(t *testing.T, r *Router) string {
+func serve(t testing.TB, r *Router) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -140,7 +140,7 @@ func TestRouter_requestsPastThePerAppCapGet503(t *testing.T) {
 }
 
 // newHandlerBackend serves h on loopback and returns its address.
-func newHandlerBackend(t *testing.T, h http.Handler) string {
+func newHandlerBackend(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/pandoplatform/pando"
 )
 
@@ -81,6 +80,7 @@ type Router struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	apps      *appLimiter
+	ids       *requestIDs
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -131,7 +131,7 @@ func New(cfg Config) *Router {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		cfg.Dial = d.DialContext
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable(), apps: newAppLimiter(cfg.MaxRequestsPerApp)}
+	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable(), apps: newAppLimiter(cfg.MaxRequestsPerApp), ids: newRequestIDs()}
 	dial := cfg.Dial
 	r.transport = &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -154,7 +154,11 @@ func New(cfg Config) *Router {
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:       r.rewrite,
 		Transport:     &retryTransport{r: r, base: r.transport},
-		FlushInterval: -1, // stream: apps that send events expect them at once
+		// Zero: a response of known length is written in as few writes as
+		// possible; the proxy flushes streams (unknown length, event
+		// streams) at once by itself.
+		FlushInterval: 0,
+		BufferPool:    newBufferPool(),
 		ErrorHandler:  r.proxyError,
 		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
@@ -227,7 +231,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer r.apps.release(app)
-	st := &request{route: route, endpoints: eps, requestID: uuid.NewString()}
+	st := &request{route: route, endpoints: eps, requestID: r.ids.next()}
 	ctl := http.NewResponseController(w)
 	rec := &recorder{ResponseWriter: w, ctl: ctl, writeTimeout: r.cfg.WriteTimeout, now: r.now}
 	req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, st))
@@ -392,7 +396,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		u := *req.URL
 		u.Host = ep.Addr
 		out.URL = &u
-		out.Header = req.Header.Clone()
+		// The X-Cf-* headers are set anew for each attempt, so the
+		// request's own header map can be reused.
 		out.Header.Set("X-Cf-Applicationid", ep.appGUID)
 		out.Header.Set("X-Cf-Instanceid", ep.InstanceGUID)
 		out.Header.Set("X-Cf-Instanceindex", strconv.Itoa(ep.Index))

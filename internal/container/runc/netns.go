@@ -89,6 +89,11 @@ func connectLoopback(ctx context.Context, fd, port int) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("adopt socket: %w", err)
 	}
+	// As net.Dial does: small writes (request heads) go out at once
+	// instead of waiting for the peer's delayed ACK.
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
 	return conn, nil
 }
 

@@ -1,0 +1,531 @@
+// Command router measures Pando's router against nginx in front of the
+// same app instance, and against a direct connection to the instance's
+// host port, in one run: wrk at 32 and 512 connections, printing
+// throughput and p50/p99 latency with the router's ratios. It starts its
+// own `pando server` on free loopback ports in a temp dir and its own
+// nginx (Debian's nginx-light); it needs root, wrk and nginx.
+//
+//	sudo PANDO_BIN=$PWD/bin/pando go run ./bench/router [-d 5s] [-n 1]
+//
+// nginx proxies to the instance's host port (the cell's forwarder, as any
+// proxy outside the server must); the in-process router dials into the
+// container's network namespace itself. "direct" is wrk on the host port.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type config struct {
+	duration time.Duration
+	rounds   int
+	conns    []int
+	pando    string
+	keep     bool
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	fs := flag.NewFlagSet("router", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&cfg.duration, "d", 5*time.Second, "length of each wrk run")
+	fs.IntVar(&cfg.rounds, "n", 1, "rounds (targets alternate within a round; the best round counts)")
+	connList := fs.String("c", "32,512", "connection counts")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (server and nginx logs)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	for _, f := range strings.Split(*connList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(stderr, "error: -c %q: want a list of positive counts\n", *connList)
+			return 2
+		}
+		cfg.conns = append(cfg.conns, n)
+	}
+	cfg.pando = os.Getenv("PANDO_BIN")
+	if cfg.pando == "" {
+		cfg.pando = "bin/pando"
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := bench(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// target is one way to reach the instance.
+type target struct {
+	name string
+	url  string
+	host string // Host header
+}
+
+// result is one wrk run.
+type result struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	for _, tool := range []string{"wrk", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (apt-get install -y wrk nginx-light)", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the bench runs pando server, which needs root")
+	}
+	dir, err := os.MkdirTemp("", "pando-bench-router-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		fmt.Fprintln(stderr, "keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	srv, err := startServer(ctx, cfg.pando, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	fmt.Fprintln(stderr, "pushing the app ...")
+	hostPort, err := srv.pushApp(ctx, dir)
+	if err != nil {
+		return err
+	}
+	nginxAddr, stopNginx, err := startNginx(ctx, dir, hostPort)
+	if err != nil {
+		return err
+	}
+	defer stopNginx()
+
+	targets := []target{
+		{"direct", "http://" + hostPort + "/", ""},
+		{"nginx", "http://" + nginxAddr + "/", "bench.localhost"},
+		{"router", "http://" + srv.routerAddr + "/", "bench.localhost"},
+	}
+	for _, tg := range targets {
+		if err := probe(ctx, tg); err != nil {
+			return fmt.Errorf("%s: %w", tg.name, err)
+		}
+	}
+	best := map[string]result{}
+	for round := 0; round < cfg.rounds; round++ {
+		for _, c := range cfg.conns {
+			for _, tg := range targets {
+				if _, err := wrk(ctx, tg, c, time.Second); err != nil { // warm-up
+					return err
+				}
+				r, err := wrk(ctx, tg, c, cfg.duration)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "round %d  %-6s c=%-4d %8.0f req/s  p50 %-9v p99 %v\n", round+1, tg.name, c, r.rps, r.p50, r.p99)
+				k := key(tg.name, c)
+				if b, ok := best[k]; !ok || r.rps > b.rps {
+					best[k] = r
+				}
+			}
+		}
+	}
+	report(stdout, cfg, best)
+	return nil
+}
+
+func key(name string, c int) string { return name + "/" + strconv.Itoa(c) }
+
+func report(w io.Writer, cfg config, best map[string]result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "conns\ttarget\treq/s\tp50\tp99\terrors\t")
+	for _, c := range cfg.conns {
+		for _, n := range []string{"direct", "nginx", "router"} {
+			r := best[key(n, c)]
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%v\t%v\t%d\t\n", c, n, r.rps, r.p50, r.p99, r.errors)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, c := range cfg.conns {
+		rt, ng, di := best[key("router", c)], best[key("nginx", c)], best[key("direct", c)]
+		fmt.Fprintf(w, "c=%d: router/nginx throughput %.2fx, p50 %v vs %v (router adds %v over direct), p99 %v vs %v\n",
+			c, rt.rps/ng.rps, rt.p50, ng.p50, rt.p50-di.p50, rt.p99, ng.p99)
+	}
+}
+
+// probe checks a target answers 200 before it is measured.
+func probe(ctx context.Context, tg target) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, tg.url, nil)
+	if err != nil {
+		return err
+	}
+	if tg.host != "" {
+		req.Host = tg.host
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s answered %s", tg.url, resp.Status)
+	}
+	return nil
+}
+
+var (
+	rpsRe     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	pctRe     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+	errorsRe  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	non2xxRe  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	durations = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
+)
+
+func wrk(ctx context.Context, tg target, conns int, d time.Duration) (result, error) {
+	args := []string{"-t2", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(max(int(d.Seconds()), 1)) + "s", "--latency"}
+	if tg.host != "" {
+		args = append(args, "-H", "Host: "+tg.host)
+	}
+	args = append(args, tg.url)
+	out, err := exec.CommandContext(ctx, "wrk", args...).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return parseWrk(string(out))
+}
+
+func parseWrk(out string) (result, error) {
+	var r result
+	m := rpsRe.FindStringSubmatch(out)
+	if m == nil {
+		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
+	}
+	r.rps, _ = strconv.ParseFloat(m[1], 64)
+	for _, m := range pctRe.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		d := time.Duration(v * float64(durations[m[3]]))
+		if m[1] == "50" {
+			r.p50 = d
+		} else {
+			r.p99 = d
+		}
+	}
+	if m := errorsRe.FindStringSubmatch(out); m != nil {
+		for _, f := range m[1:] {
+			n, _ := strconv.Atoi(f)
+			r.errors += n
+		}
+	}
+	if m := non2xxRe.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		r.errors += n
+	}
+	return r, nil
+}
+
+// server is the pando server under test.
+type server struct {
+	bin                 string
+	dataDir, home       string
+	apiAddr, routerAddr string
+	cmd                 *exec.Cmd
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startServer(ctx context.Context, bin, dir string) (*server, error) {
+	s := &server{bin: bin, dataDir: filepath.Join(dir, "data"), home: filepath.Join(dir, "cli")}
+	var err error
+	if s.apiAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if s.routerAddr, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	s.cmd = exec.Command(bin, "server", "--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr, "--log-level", "warn")
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s server: %w", bin, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.apiAddr + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			s.stop()
+			return nil, fmt.Errorf("server did not come up: %v (log in %s)", err, logf.Name())
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the server, with a deadline
+	}
+	pw, err := os.ReadFile(filepath.Join(s.dataDir, "admin-password"))
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	if out, err := s.cli(ctx, "login", "-a", "http://"+s.apiAddr, "-u", "admin", "-p", strings.TrimSpace(string(pw))); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("log in: %w: %s", err, out)
+	}
+	return s, nil
+}
+
+func (s *server) cli(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, s.bin, args...)
+	cmd.Env = append(os.Environ(), "PANDO_HOME="+s.home, "PANDO_DATA_DIR="+s.dataDir, "NO_COLOR=1")
+	return cmd.CombinedOutput()
+}
+
+func (s *server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+const appSource = `package main
+
+import (
+	"net/http"
+	"os"
+)
+
+func main() {
+	body := []byte("hello from the bench app\n")
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	})
+	http.ListenAndServe(":"+os.Getenv("PORT"), nil)
+}
+`
+
+// pushApp builds a Go hello server, pushes it as "bench" and returns the
+// host port of its instance.
+func (s *server) pushApp(ctx context.Context, dir string) (string, error) {
+	src, out := filepath.Join(dir, "app-src"), filepath.Join(dir, "app")
+	for _, d := range []string{src, out} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	files := map[string]string{"go.mod": "module example.com/benchapp\n\ngo 1.22\n", "main.go": appSource}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	gobin := "go"
+	if _, err := exec.LookPath(gobin); err != nil {
+		gobin = "/usr/local/go/bin/go"
+	}
+	build := exec.CommandContext(ctx, gobin, "build", "-o", filepath.Join(out, "server"), ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if b, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build the app: %w: %s", err, b)
+	}
+	if b, err := s.cli(ctx, "push", "bench", "-p", out, "-b", "binary_buildpack", "-c", "./server", "-m", "512M"); err != nil {
+		return "", fmt.Errorf("push: %w: %s", err, b)
+	}
+	return s.hostPortFromStats(ctx)
+}
+
+// hostPortFromStats reads the instance's host address from the API.
+func (s *server) hostPortFromStats(ctx context.Context) (string, error) {
+	tok, err := s.token(ctx)
+	if err != nil {
+		return "", err
+	}
+	var apps struct {
+		Resources []struct {
+			GUID string `json:"guid"`
+		} `json:"resources"`
+	}
+	if err := s.getJSON(ctx, tok, "/v3/apps?names=bench", &apps); err != nil || len(apps.Resources) != 1 {
+		return "", fmt.Errorf("find the app: %v", err)
+	}
+	var stats struct {
+		Resources []struct {
+			Host  string `json:"host"`
+			Ports []struct {
+				External int `json:"external"`
+			} `json:"instance_ports"`
+		} `json:"resources"`
+	}
+	if err := s.getJSON(ctx, tok, "/v3/apps/"+apps.Resources[0].GUID+"/processes/web/stats", &stats); err != nil {
+		return "", err
+	}
+	if len(stats.Resources) == 0 || len(stats.Resources[0].Ports) == 0 {
+		return "", errors.New("the instance has no host port")
+	}
+	r := stats.Resources[0]
+	return net.JoinHostPort(r.Host, strconv.Itoa(r.Ports[0].External)), nil
+}
+
+func (s *server) token(ctx context.Context) (string, error) {
+	pw, err := os.ReadFile(filepath.Join(s.dataDir, "admin-password"))
+	if err != nil {
+		return "", err
+	}
+	form := "grant_type=password&username=admin&password=" + strings.TrimSpace(string(pw))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.apiAddr+"/oauth/token", strings.NewReader(form))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("cf", "")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := doJSON(req, &tok); err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	return tok.AccessToken, nil
+}
+
+func (s *server) getJSON(ctx context.Context, token, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.apiAddr+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "bearer "+token)
+	return doJSON(req, v)
+}
+
+func doJSON(req *http.Request, v any) error {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, body)
+	}
+	return json.Unmarshal(body, v)
+}
+
+// startNginx runs nginx in the foreground with a config of its own that
+// proxies every request to upstream with keep-alive connections, as one
+// would put it in front of an app.
+func startNginx(ctx context.Context, dir, upstream string) (string, func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	ndir := filepath.Join(dir, "nginx")
+	if err := os.MkdirAll(ndir, 0o755); err != nil {
+		return "", nil, err
+	}
+	conf := fmt.Sprintf(`worker_processes auto;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log %[1]s/access.log;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	upstream app { server %[2]s; keepalive 256; }
+	server {
+		listen %[3]s;
+		location / {
+			proxy_pass http://app;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host $host;
+			proxy_set_header X-Forwarded-For $remote_addr;
+			proxy_set_header X-Forwarded-Proto $scheme;
+		}
+	}
+}
+`, ndir, upstream, addr)
+	confPath := filepath.Join(ndir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command("nginx", "-c", confPath, "-p", ndir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start nginx: %w", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(stderr)) }()
+	stop := func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return "", nil, fmt.Errorf("nginx did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling for nginx, with a deadline
+	}
+}
