@@ -152,8 +152,8 @@ func New(cfg Config) *Router {
 		DisableCompression: true,
 	}
 	r.proxy = &httputil.ReverseProxy{
-		Rewrite:       r.rewrite,
-		Transport:     &retryTransport{r: r, base: r.transport},
+		Rewrite:   r.rewrite,
+		Transport: &retryTransport{r: r, base: r.transport},
 		// Zero: a response of known length is written in as few writes as
 		// possible; the proxy flushes streams (unknown length, event
 		// streams) at once by itself.
