@@ -44,6 +44,7 @@ type config struct {
 	conns    []int
 	pando    string
 	keep     bool
+	only     map[string]bool // nil: all targets
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -54,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.rounds, "n", 1, "rounds (targets alternate within a round; the best round counts)")
 	connList := fs.String("c", "32,512", "connection counts")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (server and nginx logs)")
+	only := fs.String("only", "", "measure only these targets (comma-separated: direct, nginx, router), e.g. while profiling")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,6 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cfg.conns = append(cfg.conns, n)
+	}
+	if *only != "" {
+		cfg.only = map[string]bool{}
+		for _, t := range strings.Split(*only, ",") {
+			cfg.only[strings.TrimSpace(t)] = true
+		}
 	}
 	cfg.pando = os.Getenv("PANDO_BIN")
 	if cfg.pando == "" {
@@ -131,6 +139,15 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		{"nginx", "http://" + nginxAddr + "/", "bench.localhost"},
 		{"router", "http://" + srv.routerAddr + "/", "bench.localhost"},
 	}
+	if cfg.only != nil {
+		var kept []target
+		for _, tg := range targets {
+			if cfg.only[tg.name] {
+				kept = append(kept, tg)
+			}
+		}
+		targets = kept
+	}
 	for _, tg := range targets {
 		if err := probe(ctx, tg); err != nil {
 			return fmt.Errorf("%s: %w", tg.name, err)
@@ -174,6 +191,9 @@ func report(w io.Writer, cfg config, best map[string]result) {
 	fmt.Fprintln(w)
 	for _, c := range cfg.conns {
 		rt, ng, di := best[key("router", c)], best[key("nginx", c)], best[key("direct", c)]
+		if rt.rps == 0 || ng.rps == 0 {
+			continue
+		}
 		fmt.Fprintf(w, "c=%d: router/nginx throughput %.2fx, p50 %v vs %v (router adds %v over direct), p99 %v vs %v\n",
 			c, rt.rps/ng.rps, rt.p50, ng.p50, rt.p50-di.p50, rt.p99, ng.p99)
 	}
