@@ -283,14 +283,24 @@ func (r *Router) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // setForwarded sets X-Forwarded-For, -Proto and -Host on h for a request
-// from in. A trusted proxy's chain and protocol are kept (the router
-// appends the proxy's own address); anyone else's are replaced.
+// from in.
 func (r *Router) setForwarded(h http.Header, in *http.Request) {
+	xff, proto := r.forwarded(in)
+	h.Set("X-Forwarded-For", xff)
+	h.Set("X-Forwarded-Proto", proto)
+	h.Set("X-Forwarded-Host", in.Host)
+	h.Del("Forwarded")
+}
+
+// forwarded returns the X-Forwarded-For and -Proto the router sends for a
+// request: a trusted proxy's chain and protocol are kept (with the proxy's
+// own address appended); anyone else's are replaced by the connection's.
+func (r *Router) forwarded(in *http.Request) (xff, proto string) {
 	client := in.RemoteAddr
 	if host, _, err := net.SplitHostPort(client); err == nil {
 		client = host
 	}
-	proto := "http"
+	proto = "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
@@ -302,10 +312,7 @@ func (r *Router) setForwarded(h http.Header, in *http.Request) {
 			proto = p
 		}
 	}
-	h.Set("X-Forwarded-For", client)
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", in.Host)
-	h.Del("Forwarded")
+	return client, proto
 }
 
 func (r *Router) trusted(client string) bool {
@@ -511,7 +518,8 @@ func (w *recorder) Write(p []byte) (int, error) {
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog emits gorouter's RTR line to the app's log.
+// accessLog emits gorouter's RTR line to the app's log. It is built with
+// appends, not fmt: it runs once per routed request.
 func (r *Router) accessLog(req *http.Request, rec *recorder, st *request, start time.Time) {
 	if r.cfg.LogSink == nil || st.served == nil || st.served.appGUID == "" {
 		return
@@ -522,30 +530,56 @@ func (r *Router) accessLog(req *http.Request, rec *recorder, st *request, start 
 	if routerErr == "" {
 		routerErr = "-"
 	}
-	line := fmt.Sprintf(`%s - [%s] "%s %s %s" %d %d %d %q %q "%s" "%s" x_forwarded_for:%q x_forwarded_proto:%q vcap_request_id:"%s" response_time:%.6f app_id:"%s" app_index:"%d" instance_id:"%s" x_cf_routererror:"%s"`,
-		canonicalHost(req.Host), start.UTC().Format("2006-01-02T15:04:05.000000000Z"),
-		req.Method, req.URL.RequestURI(), req.Proto, rec.status, max(req.ContentLength, 0), rec.bytes,
-		dash(req.Referer()), dash(req.UserAgent()), req.RemoteAddr, ep.Addr,
-		dash(req.Header.Get("X-Forwarded-For")), dash(forwardedProto(req)), st.requestID,
-		now.Sub(start).Seconds(), ep.appGUID, ep.Index, ep.InstanceGUID, routerErr)
+	xff, proto := r.forwarded(req)
+	b := make([]byte, 0, 512)
+	b = append(b, canonicalHost(req.Host)...)
+	b = append(b, " - ["...)
+	b = start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z")
+	b = append(b, `] "`...)
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	b = append(b, req.URL.RequestURI()...)
+	b = append(b, ' ')
+	b = append(b, req.Proto...)
+	b = append(b, `" `...)
+	b = strconv.AppendInt(b, int64(rec.status), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, max(req.ContentLength, 0), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, rec.bytes, 10)
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, dash(req.Referer()))
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, dash(req.UserAgent()))
+	b = append(b, ` "`...)
+	b = append(b, req.RemoteAddr...)
+	b = append(b, `" "`...)
+	b = append(b, ep.Addr...)
+	b = append(b, `" x_forwarded_for:`...)
+	b = strconv.AppendQuote(b, xff)
+	b = append(b, " x_forwarded_proto:"...)
+	b = strconv.AppendQuote(b, proto)
+	b = append(b, ` vcap_request_id:"`...)
+	b = append(b, st.requestID...)
+	b = append(b, `" response_time:`...)
+	b = strconv.AppendFloat(b, now.Sub(start).Seconds(), 'f', 6, 64)
+	b = append(b, ` app_id:"`...)
+	b = append(b, ep.appGUID...)
+	b = append(b, `" app_index:"`...)
+	b = strconv.AppendInt(b, int64(ep.Index), 10)
+	b = append(b, `" instance_id:"`...)
+	b = append(b, ep.InstanceGUID...)
+	b = append(b, `" x_cf_routererror:"`...)
+	b = append(b, routerErr...)
+	b = append(b, '"')
 	r.cfg.LogSink.Emit(pando.LogEnvelope{
 		Timestamp:  now,
 		SourceID:   ep.appGUID,
 		InstanceID: strconv.Itoa(ep.Index),
 		SourceType: pando.LogSourceRouter,
 		Type:       "OUT",
-		Payload:    []byte(line),
+		Payload:    b,
 	})
-}
-
-func forwardedProto(req *http.Request) string {
-	if p := req.Header.Get("X-Forwarded-Proto"); p != "" {
-		return p
-	}
-	if req.TLS != nil {
-		return "https"
-	}
-	return "http"
 }
 
 func dash(s string) string {
