@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -258,5 +259,64 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("%s: not true within %s", what, d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRouter_reusesBackendConnectionsAndSurvivesTheirClose: keep-alive
+// connections to a backend are reused (HEAD and 204 included); when the
+// backend closes an idle one, the next request, a POST with a body, still
+// goes through.
+func TestRouter_reusesBackendConnectionsAndSurvivesTheirClose(t *testing.T) {
+	var conns atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if r.URL.Path == "/empty" {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			io.WriteString(w, "got:"+string(body))
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				conns.Add(1)
+			}
+		},
+		IdleTimeout: 300 * time.Millisecond,
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"ka.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: ln.Addr().String()}})
+	addr := serve(t, r)
+	client := &http.Client{}
+	send := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		req.Host = "ka.localhost"
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	for range 3 {
+		send("GET", "/", "")
+		send("HEAD", "/", "")
+		send("GET", "/empty", "")
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("nine sequential requests used %d backend connections, want 1", n)
+	}
+	// Let the backend close the idle connection, then POST.
+	time.Sleep(600 * time.Millisecond) // past the backend's idle timeout; not a wait for state
+	if code, body := send("POST", "/", "payload"); code != 200 || body != "got:payload" {
+		t.Fatalf("POST after the backend closed the idle connection: %d %q", code, body)
 	}
 }

@@ -77,7 +77,7 @@ type Router struct {
 	log       *slog.Logger
 	now       func() time.Time
 	table     *table
-	transport *http.Transport
+	transport *backendTransport
 	proxy     *httputil.ReverseProxy
 	apps      *appLimiter
 	ids       *requestIDs
@@ -133,24 +133,15 @@ func New(cfg Config) *Router {
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable(), apps: newAppLimiter(cfg.MaxRequestsPerApp), ids: newRequestIDs()}
 	dial := cfg.Dial
-	r.transport = &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-			defer cancel()
-			c, err := dial(ctx, network, addr)
-			if err != nil {
-				return nil, &dialError{addr: addr, err: err}
-			}
-			return c, nil
-		},
-		MaxIdleConns:          1000,
-		MaxIdleConnsPerHost:   100,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: cfg.EndpointTimeout,
-		ExpectContinueTimeout: time.Second,
-		// Pass bodies through untouched.
-		DisableCompression: true,
-	}
+	r.transport = newBackendTransport(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		defer cancel()
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, &dialError{addr: addr, err: err}
+		}
+		return c, nil
+	}, cfg.EndpointTimeout)
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:   r.rewrite,
 		Transport: &retryTransport{r: r, base: r.transport},
@@ -608,6 +599,21 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	sweeps := make(chan struct{})
+	go func() {
+		defer close(sweeps)
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				r.transport.sweep()
+			case <-base.Done():
+				return
+			}
+		}
+	}()
+	defer func() { cancelBase(); <-sweeps }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("router serve %s: %w", ln.Addr(), err)
@@ -620,7 +626,7 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 		srv.Close()
 	}
 	cancelBase() // ends hijacked (websocket) connections, which Shutdown does not track
-	r.transport.CloseIdleConnections()
+	r.transport.closeIdle(true)
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("router serve %s: %w", ln.Addr(), err)
 	}
