@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/connlimit"
 )
 
 // Config configures the router.
@@ -587,7 +588,7 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	if r.cfg.MaxConns > 0 || r.cfg.MaxConnsPerClient > 0 {
-		ln = newConnLimiter(ln, r.cfg.MaxConns, r.cfg.MaxConnsPerClient)
+		ln = connlimit.Wrap(ln, r.cfg.MaxConns, r.cfg.MaxConnsPerClient, "the router")
 	}
 	srv := &http.Server{
 		Handler:           r,

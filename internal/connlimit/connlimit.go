@@ -1,0 +1,141 @@
+// Package connlimit bounds a listener's open connections, in all and per
+// client address. A connection past a cap is answered at once (an HTTP 503
+// that says which cap) and closed, so a client learns why instead of
+// hanging in the accept queue; the router and the API listen through it.
+package connlimit
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Listener bounds open connections. Its zero caps mean no limit.
+type Listener struct {
+	net.Listener
+	max, perClient int
+	what           string
+
+	mu     sync.Mutex
+	open   int
+	byAddr map[netip.Addr]int
+
+	// refusing bounds the goroutines that answer refused connections.
+	refusing atomic.Int32
+	refused  atomic.Int64
+}
+
+// maxRefusing bounds concurrent 503 answers to refused connections; past
+// it a refused connection is closed without one.
+const maxRefusing = 256
+
+// Wrap returns ln with at most max open connections, perClient of them
+// from one address (zero or negative: no limit). what names the server in
+// the refusal ("the router", "the API").
+func Wrap(ln net.Listener, max, perClient int, what string) *Listener {
+	return &Listener{what: what, Listener: ln, max: max, perClient: perClient, byAddr: map[netip.Addr]int{}}
+}
+
+// Accept returns the next connection within the caps; those past a cap
+// are answered and closed on the side.
+func (l *Listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		addr := clientAddr(c.RemoteAddr())
+		if why := l.admit(addr); why != "" {
+			l.refuse(c, why)
+			continue
+		}
+		return &limitedConn{Conn: c, l: l, addr: addr}, nil
+	}
+}
+
+// admit counts a new connection in, or says which cap it is past.
+func (l *Listener) admit(addr netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.max > 0 && l.open >= l.max:
+		return fmt.Sprintf("%s has reached its limit of %d connections", l.what, l.max)
+	case l.perClient > 0 && l.byAddr[addr] >= l.perClient:
+		return fmt.Sprintf("too many connections from %s (limit %d)", addr, l.perClient)
+	}
+	l.open++
+	l.byAddr[addr]++
+	return ""
+}
+
+func (l *Listener) release(addr netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if n := l.byAddr[addr] - 1; n > 0 {
+		l.byAddr[addr] = n
+	} else {
+		delete(l.byAddr, addr)
+	}
+}
+
+// refuse answers 503 and closes, without holding up Accept.
+func (l *Listener) refuse(c net.Conn, why string) {
+	l.refused.Add(1)
+	if l.refusing.Add(1) > maxRefusing {
+		l.refusing.Add(-1)
+		c.Close()
+		return
+	}
+	go func() {
+		defer l.refusing.Add(-1)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		body := "503 Service Unavailable: " + why + ".\n"
+		fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"+
+			"X-Cf-Routererror: too_many_connections\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		// Read what the client sent so closing does not reset the
+		// connection before it reads the answer.
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		buf := make([]byte, 4096)
+		for range 16 {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// limitedConn gives its slot back once, on Close.
+type limitedConn struct {
+	net.Conn
+	l    *Listener
+	addr netip.Addr
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.release(c.addr) })
+	return err
+}
+
+func clientAddr(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Refused is how many connections were refused so far.
+func (l *Listener) Refused() int64 { return l.refused.Load() }
