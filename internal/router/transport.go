@@ -59,7 +59,11 @@ var errStaleConn = errors.New("backend closed the idle connection")
 func (t *backendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	addr := req.URL.Host
 	for attempt := 0; ; attempt++ {
-		bc, reused, err := t.get(req.Context(), addr)
+		// A request without a body is simply sent again if the reused
+		// connection turns out closed; one with a body cannot be, so its
+		// connection is checked first (one extra system call).
+		hasBody := req.Body != nil && req.Body != http.NoBody
+		bc, reused, err := t.get(req.Context(), addr, hasBody)
 		if err != nil {
 			return nil, err
 		}
@@ -174,8 +178,9 @@ func (b *backendBody) Close() error {
 	return err
 }
 
-// get returns an idle connection to addr that is still open, or a new one.
-func (t *backendTransport) get(ctx context.Context, addr string) (*backendConn, bool, error) {
+// get returns an idle connection to addr (with check, one seen to be still
+// open), or a new one.
+func (t *backendTransport) get(ctx context.Context, addr string, check bool) (*backendConn, bool, error) {
 	now := time.Now()
 	t.mu.Lock()
 	for {
@@ -190,7 +195,7 @@ func (t *backendTransport) get(ctx context.Context, addr string) (*backendConn, 
 		} else {
 			t.idle[addr] = list[:len(list)-1]
 		}
-		if now.Sub(bc.idleSince) < t.idleTimeout && stillOpen(bc.Conn) {
+		if now.Sub(bc.idleSince) < t.idleTimeout && (!check || stillOpen(bc.Conn)) {
 			t.mu.Unlock()
 			return bc, true, nil
 		}
