@@ -245,7 +245,7 @@ func (a ctTokenAuth) Authenticate(r *http.Request) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	return Identity{UserGUID: id.UserGUID, UserName: id.UserName}, nil
+	return Identity{UserGUID: id.UserGUID, UserName: id.UserName, Scopes: id.Scopes}, nil
 }
 
 // ctKey is one UAA signing key for the whole test binary: RSA generation

@@ -476,7 +476,7 @@ func (t tokenAuth) Authenticate(r *http.Request) (cc.Identity, error) {
 	if err != nil {
 		return cc.Identity{}, err
 	}
-	return cc.Identity{UserGUID: id.UserGUID, UserName: id.UserName}, nil
+	return cc.Identity{UserGUID: id.UserGUID, UserName: id.UserName, Scopes: id.Scopes}, nil
 }
 
 // cellStats adapts the local cell to the API's InstanceStatter.

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,6 +208,11 @@ func TestPasswordGrant_tokenVerifies(t *testing.T) {
 	}
 	if id.UserName != "admin" || !id.Admin || id.UserGUID == "" {
 		t.Errorf("identity = %+v", id)
+	}
+	for _, want := range []string{"cloud_controller.read", "cloud_controller.write", "cloud_controller.admin"} {
+		if !slices.Contains(id.Scopes, want) {
+			t.Errorf("admin's scopes %v lack %s", id.Scopes, want)
+		}
 	}
 	// The scheme is case-insensitive (the CLI sends token_type verbatim).
 	if _, err := f.svc.Verify(context.Background(), "Bearer "+body["access_token"].(string)); err != nil {
