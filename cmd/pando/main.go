@@ -91,6 +91,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack (default \"host\"; e.g. cflinuxfs4 for CF's own buildpacks)")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches shared by servers (Go build cache seed)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
+	f.DurationVar(&cfg.APITimeouts.BodyWindow, "api-body-timeout", time.Minute, "an API request body that delivers less than 16 KiB in this long is cut off")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }

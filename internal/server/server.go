@@ -60,7 +60,9 @@ type Config struct {
 	CacheDir string
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
-	Logger           *slog.Logger
+	// APITimeouts bound slow and idle clients of the API listener.
+	APITimeouts APITimeouts
+	Logger      *slog.Logger
 	// Ready, if set, is called once both listeners are up, with their
 	// actual addresses (tests bind port 0).
 	Ready func(apiAddr, routerAddr string)
@@ -274,12 +276,8 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("restore apps", "err", err)
 	}
 
-	apiSrv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 30 * time.Second,
-		// Long polls and log streams end when the server stops.
-		BaseContext: func(net.Listener) context.Context { return gctx },
-	}
+	// Long polls and log streams end when the server stops.
+	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiLn) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
 
