@@ -109,10 +109,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
-	for _, d := range []string{"blobs", "tmp", "cell", "containers"} {
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for _, d := range []string{"blobs", tempDirName, "cell", "containers"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
+	}
+	tempDir := filepath.Join(cfg.DataDir, tempDirName)
+	if n, err := sweepTempDir(tempDir); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("removed temp files a previous run left", "dir", tempDir, "entries", n)
 	}
 
 	// Listen first so a port conflict fails fast and tests learn the port.
@@ -139,7 +150,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer store.Close()
 
-	blobs, err := fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+	blobs, err := fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.WithTempDir(tempDir))
 	if err != nil {
 		return fmt.Errorf("open blobstore: %w", err)
 	}
@@ -231,7 +242,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Stacks:         ccStacks,
 		StagingTimeout: cfg.StagingTimeout,
 		MaxUploadBytes: cfg.MaxUploadBytes,
-		TempDir:        filepath.Join(cfg.DataDir, "tmp"),
+		TempDir:        tempDir,
 		Store:          store,
 		Blobs:          blobs,
 		Runtime:        board,
