@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,29 +133,6 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// tokenFrom sends a token request as the cf CLI does, from remoteAddr,
-// straight to the handlers.
-func (f *fixture) tokenFrom(t *testing.T, remoteAddr string, form url.Values) (int, map[string]any) {
-	t.Helper()
-	resp, body := f.tokenFromResp(t, remoteAddr, form)
-	return resp.StatusCode, body
-}
-
-func (f *fixture) tokenFromResp(t *testing.T, remoteAddr string, form url.Values) (*http.Response, map[string]any) {
-	t.Helper()
-	req := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(form.Encode()))
-	req.RemoteAddr = remoteAddr
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("cf", "")
-	rec := httptest.NewRecorder()
-	f.mux.ServeHTTP(rec, req)
-	var body map[string]any
-	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
-		t.Fatalf("decode token response %q: %v", rec.Body, err)
-	}
-	return rec.Result(), body
-}
-
 // token posts a token request the way the cf CLI does.
 func (f *fixture) token(t *testing.T, form url.Values) (int, map[string]any) {
 	t.Helper()
@@ -234,140 +209,34 @@ func TestPasswordGrant_badCredentialsAre401(t *testing.T) {
 	}
 }
 
-func TestPasswordGrant_locksAfterRepeatedFailuresFromOneAddress(t *testing.T) {
+func TestTokenRequest_rejectsOtherClientsAndGrants(t *testing.T) {
 	f := newFixture(t)
-	const stranger = "192.0.2.7:40000"
-	bad := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"wrong"}}
-	for range 5 {
-		f.tokenFrom(t, stranger, bad)
+	code, body := f.token(t, url.Values{"grant_type": {"client_credentials"}})
+	if code != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
+		t.Errorf("client_credentials: status %d body %v", code, body)
 	}
-	good := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"secret"}}
-	code, body := f.tokenFrom(t, stranger, good)
-	if code != http.StatusUnauthorized || !strings.Contains(body["error_description"].(string), "locked") {
-		t.Fatalf("after 5 failures: status %d body %v", code, body)
-	}
-	// Only that address is locked out: the user logs in from elsewhere,
-	// and from the server's own machine.
-	for _, addr := range []string{"192.0.2.8:40000", "[2001:db8:1::1]:40000", "127.0.0.1:40000", "[::1]:40000"} {
-		if code, body := f.tokenFrom(t, addr, good); code != http.StatusOK {
-			t.Errorf("from %s while %s is locked out: status %d body %v", addr, stranger, code, body)
-		}
-	}
-	f.clock.Add(5*time.Minute + time.Second)
-	if code, body := f.tokenFrom(t, stranger, good); code != http.StatusOK {
-		t.Fatalf("after lockout: status %d body %v", code, body)
-	}
-}
-
-func TestPasswordGrant_loopbackIsNeverLockedOut(t *testing.T) {
-	f := newFixture(t)
-	bad := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"wrong"}}
-	for i := range 20 {
-		code, body := f.token(t, bad) // over loopback, like `pando login` on the server's machine
-		if code != http.StatusUnauthorized || body["error_description"] != "Bad credentials" {
-			t.Fatalf("wrong password %d: status %d body %v", i+1, code, body)
-		}
-		if i%5 == 4 {
-			f.clock.Add(time.Minute) // stay within the rate limit
-		}
-	}
-	f.login(t)
-}
-
-func TestPasswordGrant_rateLimitedPerAddressBeforeThePasswordIsChecked(t *testing.T) {
-	f := newFixture(t)
-	const addr = "198.51.100.4:1234"
-	bad := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"wrong"}}
-	lookups := f.users.lookups()
-	// Ten attempts at once, at ten user names (one name would be locked
-	// out after five, refused before its lookup).
-	for i := range 10 {
-		f.tokenFrom(t, addr, url.Values{"grant_type": {"password"}, "username": {"user" + strconv.Itoa(i)}, "password": {"x"}})
-	}
-	if got := f.users.lookups() - lookups; got != 10 {
-		t.Fatalf("10 attempts within the burst made %d user lookups, want 10", got)
-	}
-	code, body := f.tokenFromResp(t, addr, bad)
-	if code.StatusCode != http.StatusTooManyRequests || body["error"] != "too_many_requests" ||
-		!strings.Contains(body["error_description"].(string), "try again in 6 seconds") {
-		t.Fatalf("11th attempt: status %d body %v", code.StatusCode, body)
-	}
-	if ra := code.Header.Get("Retry-After"); ra != "6" {
-		t.Errorf("Retry-After = %q, want 6", ra)
-	}
-	if got := f.users.lookups() - lookups; got != 10 {
-		t.Errorf("the refused attempt looked the user up (%d lookups): it must be refused before any password work", got)
-	}
-	// Other addresses are not affected; the address gets one attempt back
-	// per interval.
-	good := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"secret"}}
-	if code, body := f.tokenFrom(t, "198.51.100.5:1234", good); code != http.StatusOK {
-		t.Errorf("another address: status %d body %v", code, body)
-	}
-	f.clock.Add(6 * time.Second)
-	if code, body := f.tokenFrom(t, addr, good); code != http.StatusOK {
-		t.Errorf("after the interval: status %d body %v", code, body)
-	}
-	if code, _ := f.tokenFrom(t, addr, good); code != http.StatusTooManyRequests {
-		t.Errorf("a second attempt in the same interval: status %d, want 429", code)
-	}
-}
-
-func TestClientOf_keysIPv6ByItsSlash64AndKnowsLoopback(t *testing.T) {
-	for _, tc := range []struct {
-		remote, key string
-		loopback    bool
-	}{
-		{"192.0.2.1:80", "192.0.2.1", false},
-		{"[::ffff:192.0.2.1]:80", "192.0.2.1", false},
-		{"127.0.0.1:5", "127.0.0.1", true},
-		{"127.3.4.5:5", "127.3.4.5", true},
-		{"[::1]:5", "::1", true},
-		{"[2001:db8:a:b:1:2:3:4]:80", "2001:db8:a:b::/64", false},
-		{"[2001:db8:a:b:ffff::1]:80", "2001:db8:a:b::/64", false},
-		{"@", "other:@", false},
-	} {
-		got := clientOf(tc.remote)
-		if got.key != tc.key || got.loopback != tc.loopback {
-			t.Errorf("clientOf(%q) = %+v, want key %q loopback %v", tc.remote, got, tc.key, tc.loopback)
-		}
-	}
-}
-
-func TestGate_boundsConcurrentComparisonsAndWaiting(t *testing.T) {
-	g := newGate(1, 1, 50*time.Millisecond)
-	ctx := context.Background()
-	if err := g.acquire(ctx); err != nil {
+	req, _ := http.NewRequest("POST", f.srv.URL+"/oauth/token", strings.NewReader("grant_type=password&username=admin&password=secret"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("other", "x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
 		t.Fatal(err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- g.acquire(ctx) }()
-	// Once the waiter queues, a third caller finds the queue full.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		g.mu.Lock()
-		n := g.waiting
-		g.mu.Unlock()
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second caller never queued")
-		}
-		time.Sleep(time.Millisecond)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unknown client: status %d", resp.StatusCode)
 	}
-	if err := g.acquire(ctx); !errors.Is(err, errBusy) {
-		t.Fatalf("third caller with the queue full: %v, want errBusy", err)
+	// No client at all is refused, as UAA does.
+	req, _ = http.NewRequest("POST", f.srv.URL+"/oauth/token", strings.NewReader("grant_type=password&username=admin&password=secret"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := <-waited; !errors.Is(err, errBusy) {
-		t.Fatalf("a waiter past maxWait: %v, want errBusy", err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no client: status %d, want 401", resp.StatusCode)
 	}
-	go func() { waited <- g.acquire(ctx) }()
-	g.release()
-	if err := <-waited; err != nil {
-		t.Fatalf("a waiter when the slot frees: %v", err)
-	}
-	g.release()
 }
 
 func TestRefreshGrant(t *testing.T) {
