@@ -245,7 +245,7 @@ func (a ctTokenAuth) Authenticate(r *http.Request) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	return Identity{UserGUID: id.UserGUID, UserName: id.UserName}, nil
+	return Identity{UserGUID: id.UserGUID, UserName: id.UserName, Scopes: id.Scopes}, nil
 }
 
 // ctKey is one UAA signing key for the whole test binary: RSA generation
@@ -282,6 +282,7 @@ type ctOpts struct {
 	hold    bool          // staging waits for the test
 	noLogin bool          // start without a token
 	mod     func(*Config) // last word on the API's config
+	uaaMod  func(*uaa.Config)
 }
 
 type ctEnv struct {
@@ -330,10 +331,14 @@ func ctNew(tb testing.TB, o ctOpts) *ctEnv {
 
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.base = "http://" + e.srv.Listener.Addr().String()
-	e.uaa, err = uaa.New(uaa.Config{
+	ucfg := uaa.Config{
 		Users: st, KeyPath: ctKeyFile(tb, root), Issuer: e.base + "/oauth/token",
 		BcryptCost: bcrypt.MinCost, Logger: quiet,
-	})
+	}
+	if o.uaaMod != nil {
+		o.uaaMod(&ucfg)
+	}
+	e.uaa, err = uaa.New(ucfg)
 	if err != nil {
 		tb.Fatalf("uaa: %v", err)
 	}

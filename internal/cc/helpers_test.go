@@ -108,12 +108,17 @@ func (b *ptBlobs) get(key string) ([]byte, bool) {
 	return d, ok
 }
 
-// ptAuth accepts "bearer test" in any case.
+// ptAuth accepts "bearer test" in any case, an admin's token, and
+// "bearer scopes:a,b" for a token with just those scopes.
 type ptAuth struct{}
 
 func (ptAuth) Authenticate(r *http.Request) (Identity, error) {
-	if strings.EqualFold(r.Header.Get("Authorization"), "bearer test") {
-		return Identity{UserGUID: "user-guid", UserName: "admin"}, nil
+	h := r.Header.Get("Authorization")
+	if strings.EqualFold(h, "bearer test") {
+		return Identity{UserGUID: "user-guid", UserName: "admin", Scopes: []string{ScopeAdmin, ScopeRead, ScopeWrite}}, nil
+	}
+	if s, ok := strings.CutPrefix(h, "bearer scopes:"); ok {
+		return Identity{UserGUID: "other-guid", UserName: "someone", Scopes: strings.Split(s, ",")}, nil
 	}
 	return Identity{}, errors.New("bad token")
 }
@@ -186,6 +191,17 @@ func ptZipFunc(files map[string]string) func(io.Writer) error {
 		}
 		return zw.Close()
 	}
+}
+
+// doAs sends a request with this Authorization header.
+func (e *ptEnv) doAs(authorization, method, path, body string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	req := httptest.NewRequestWithContext(e.t.Context(), method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", authorization)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.api.ServeHTTP(rec, req)
+	return rec
 }
 
 // do sends a request with the test token and returns the recorder.

@@ -16,7 +16,7 @@ func (a *API) wrap(fn handlerFunc) http.Handler {
 }
 
 // routes registers every endpoint. Root, info and the UAA endpoints need no
-// token; everything else does.
+// token; everything else needs one with the scope authorize asks for.
 func (a *API) routes() {
 	pub := http.NewServeMux()
 	authed := http.NewServeMux()
@@ -30,7 +30,7 @@ func (a *API) routes() {
 	if a.cfg.PublicRoutes != nil {
 		a.cfg.PublicRoutes(pub)
 	}
-	pub.Handle("/", a.requireAuth(a.refuseUnsupported(authed)))
+	pub.Handle("/", a.requireAuth(a.authorize(a.refuseUnsupported(authed))))
 
 	h := func(pattern string, fn handlerFunc) { authed.Handle(pattern, a.wrap(fn)) }
 

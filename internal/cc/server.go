@@ -45,6 +45,9 @@ type InstanceStatter interface {
 type Identity struct {
 	UserGUID string
 	UserName string
+	// Scopes are the token's (cloud_controller.read, ...): authorize
+	// checks them on every request.
+	Scopes []string
 }
 
 // Authenticator checks a request's Authorization header.

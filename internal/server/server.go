@@ -69,7 +69,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
-	Logger           *slog.Logger
+	// APITimeouts bound slow and idle clients of the API listener.
+	APITimeouts APITimeouts
+	Logger      *slog.Logger
 	// Ready, if set, is called once both listeners are up, with their
 	// actual addresses (tests bind port 0).
 	Ready func(apiAddr, routerAddr string)
@@ -117,10 +119,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
-	for _, d := range []string{"blobs", "tmp", "cell", "containers"} {
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	for _, d := range []string{"blobs", tempDirName, "cell", "containers"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
+	}
+	tempDir := filepath.Join(cfg.DataDir, tempDirName)
+	if n, err := sweepTempDir(tempDir); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("removed temp files a previous run left", "dir", tempDir, "entries", n)
 	}
 
 	// Listen first so a port conflict fails fast and tests learn the port.
@@ -147,7 +160,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer store.Close()
 
-	blobs, err := fsblob.New(filepath.Join(cfg.DataDir, "blobs"))
+	blobs, err := fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.WithTempDir(tempDir))
 	if err != nil {
 		return fmt.Errorf("open blobstore: %w", err)
 	}
@@ -256,7 +269,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Stacks:         ccStacks,
 		StagingTimeout: cfg.StagingTimeout,
 		MaxUploadBytes: cfg.MaxUploadBytes,
-		TempDir:        filepath.Join(cfg.DataDir, "tmp"),
+		TempDir:        tempDir,
 		Store:          store,
 		Blobs:          blobs,
 		Runtime:        board,
@@ -301,12 +314,8 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("restore apps", "err", err)
 	}
 
-	apiSrv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 30 * time.Second,
-		// Long polls and log streams end when the server stops.
-		BaseContext: func(net.Listener) context.Context { return gctx },
-	}
+	// Long polls and log streams end when the server stops.
+	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiLn) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
 
@@ -503,7 +512,7 @@ func (t tokenAuth) Authenticate(r *http.Request) (cc.Identity, error) {
 	if err != nil {
 		return cc.Identity{}, err
 	}
-	return cc.Identity{UserGUID: id.UserGUID, UserName: id.UserName}, nil
+	return cc.Identity{UserGUID: id.UserGUID, UserName: id.UserName, Scopes: id.Scopes}, nil
 }
 
 // cellStats adapts the local cell to the API's InstanceStatter.

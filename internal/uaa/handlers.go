@@ -2,7 +2,9 @@ package uaa
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,23 +76,32 @@ func oauthError(w http.ResponseWriter, status int, code, description string) {
 const (
 	msgBadCredentials = "Bad credentials"
 	msgLocked         = "Your account has been locked because of too many failed attempts to login."
+	msgFullAuth       = "Full authentication is required to access this resource"
 )
 
 func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
+	// Browsers send Origin on every POST; no CLI does. A web page has no
+	// business asking for a token, whatever it puts in the form.
+	if r.Header.Get("Origin") != "" {
+		oauthError(w, http.StatusForbidden, "access_denied", "Token requests from web pages are refused; log in with the cf or pando CLI.")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "The request body is not a valid form.")
 		return
 	}
 	form := r.PostForm
-	// Client authentication, as UAA requires it: HTTP Basic "cf:" as the
-	// cf CLI sends, or client_id (and an empty client_secret) in the form.
-	clientID, clientSecret, ok := r.BasicAuth()
-	if !ok {
-		clientID, clientSecret = form.Get("client_id"), form.Get("client_secret")
+	// Client authentication, as UAA requires it: HTTP Basic only ("cf:" as
+	// the cf CLI sends it). Credentials in the form are refused: an HTML
+	// form can send those, it cannot send an Authorization header.
+	if form.Has("client_id") || form.Has("client_secret") || r.URL.Query().Has("client_id") || r.URL.Query().Has("client_secret") {
+		oauthError(w, http.StatusUnauthorized, "unauthorized", "Client credentials must be sent in the Authorization header (HTTP Basic), not in the request.")
+		return
 	}
-	if clientID == "" {
-		oauthError(w, http.StatusUnauthorized, "unauthorized", "Full authentication is required to access this resource")
+	clientID, clientSecret, ok := r.BasicAuth()
+	if !ok || clientID == "" {
+		oauthError(w, http.StatusUnauthorized, "unauthorized", msgFullAuth)
 		return
 	}
 	if clientID != ClientID || clientSecret != "" {
@@ -111,13 +122,28 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		var ge *grantError
-		if errors.As(err, &ge) {
+		var (
+			ge *grantError
+			te *throttledError
+		)
+		switch {
+		case errors.As(err, &ge):
 			oauthError(w, http.StatusUnauthorized, ge.code, ge.description)
-			return
+		case errors.As(err, &te):
+			secs := max(1, int((te.retryAfter+time.Second-1)/time.Second))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			wait := "1 second"
+			if secs > 1 {
+				wait = strconv.Itoa(secs) + " seconds"
+			}
+			oauthError(w, http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(te.format, wait))
+		case r.Context().Err() != nil:
+			// The client left while waiting; nobody reads this.
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The request was cancelled.")
+		default:
+			s.log.ErrorContext(r.Context(), "token request failed", "err", err)
+			oauthError(w, http.StatusInternalServerError, "server_error", "The server could not issue a token; see the server log.")
 		}
-		s.log.ErrorContext(r.Context(), "token request failed", "err", err)
-		oauthError(w, http.StatusInternalServerError, "server_error", "The server could not issue a token; see the server log.")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -130,15 +156,32 @@ type grantError struct{ code, description string }
 
 func (e *grantError) Error() string { return e.code + ": " + e.description }
 
+// throttledError is a login refused before its password was checked
+// (429); format has one %s, the time to wait.
+type throttledError struct {
+	retryAfter time.Duration
+	format     string
+}
+
+func (e *throttledError) Error() string { return "throttled: " + e.format }
+
+// passwordGrant checks a password, cheapest refusals first: a locked
+// user and address, then the address's rate, then the global bound on
+// password comparisons; only then bcrypt.
 func (s *Service) passwordGrant(r *http.Request, username, password string) (tokenResponse, error) {
 	ctx := r.Context()
 	if username == "" || password == "" {
 		return tokenResponse{}, &grantError{"unauthorized", msgBadCredentials}
 	}
+	client := clientOf(r.RemoteAddr)
 	now := s.now()
-	if s.lockout.locked(username, now) {
-		s.log.WarnContext(ctx, "login refused: account locked", "user_name", username, "remote_addr", r.RemoteAddr)
+	if s.lockout.locked(username, client, now) {
+		s.log.WarnContext(ctx, "login refused: account locked for this address", "user_name", username, "remote_addr", r.RemoteAddr)
 		return tokenResponse{}, &grantError{"unauthorized", msgLocked}
+	}
+	if ok, wait := s.limiter.allow(client.key, now); !ok {
+		s.log.WarnContext(ctx, "login refused: too many attempts from this address", "user_name", username, "remote_addr", r.RemoteAddr)
+		return tokenResponse{}, &throttledError{wait, "Too many login attempts from your address; try again in %s."}
 	}
 	u, err := s.users.GetUserByName(ctx, username)
 	if err != nil && !pando.IsNotFound(err) {
@@ -148,12 +191,21 @@ func (s *Service) passwordGrant(r *http.Request, username, password string) (tok
 	if err != nil || len(hash) == 0 {
 		hash = s.dummyHash // same cost as a real comparison
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || err != nil {
-		s.lockout.fail(username, now)
+	if gerr := s.bcryptGate.acquire(ctx); gerr != nil {
+		if errors.Is(gerr, errBusy) {
+			s.log.WarnContext(ctx, "login refused: password checks busy", "user_name", username, "remote_addr", r.RemoteAddr)
+			return tokenResponse{}, &throttledError{time.Second, "The server is busy checking other logins; try again in %s."}
+		}
+		return tokenResponse{}, gerr
+	}
+	cmpErr := bcrypt.CompareHashAndPassword(hash, []byte(password))
+	s.bcryptGate.release()
+	if cmpErr != nil || err != nil {
+		s.lockout.fail(username, client, now)
 		s.log.InfoContext(ctx, "login failed", "user_name", username, "remote_addr", r.RemoteAddr)
 		return tokenResponse{}, &grantError{"unauthorized", msgBadCredentials}
 	}
-	s.lockout.succeed(username)
+	s.lockout.succeed(username, client)
 	return s.issue(u, "password", "", 0)
 }
 

@@ -1,17 +1,22 @@
 package uaa
 
 import (
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
 )
 
 // maxLockoutEntries bounds the failure table, so guessing at many user
-// names cannot grow memory without limit.
+// names from many addresses cannot grow memory without limit.
 const maxLockoutEntries = 10000
 
-// lockout refuses password grants for a user name after too many recent
-// failures, as UAA does. It is in memory: a restart forgets it.
+// lockout refuses password grants for a user name from one client address
+// after too many recent failures there, as UAA does per user. Keying by
+// address too means a stranger's wrong guesses lock only the stranger out,
+// never the user logging in from elsewhere. It is in memory: a restart
+// forgets it.
 type lockout struct {
 	limit    int
 	window   time.Duration
@@ -31,19 +36,30 @@ func newLockout(limit int, window, duration time.Duration) *lockout {
 	return &lockout{limit: limit, window: window, duration: duration, entries: map[string]*lockEntry{}}
 }
 
-func lockKey(name string) string { return strings.ToLower(name) }
+func lockKey(name string, client clientAddr) string {
+	return strings.ToLower(name) + "\x00" + client.key
+}
 
-func (l *lockout) locked(name string, now time.Time) bool {
+// locked reports whether name is locked out from client. Loopback clients
+// are never locked out: the operator on the server's own machine must be
+// able to log in whatever strangers try (they are still rate limited).
+func (l *lockout) locked(name string, client clientAddr, now time.Time) bool {
+	if client.loopback {
+		return false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := l.entries[lockKey(name)]
+	e := l.entries[lockKey(name, client)]
 	return e != nil && now.Before(e.lockedUntil)
 }
 
-func (l *lockout) fail(name string, now time.Time) {
+func (l *lockout) fail(name string, client clientAddr, now time.Time) {
+	if client.loopback {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := lockKey(name)
+	k := lockKey(name, client)
 	e := l.entries[k]
 	if e == nil {
 		if len(l.entries) >= maxLockoutEntries {
@@ -62,10 +78,10 @@ func (l *lockout) fail(name string, now time.Time) {
 	}
 }
 
-func (l *lockout) succeed(name string) {
+func (l *lockout) succeed(name string, client clientAddr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.entries, lockKey(name))
+	delete(l.entries, lockKey(name, client))
 }
 
 // pruneLocked drops stale entries; if all are fresh, it drops arbitrary
@@ -90,4 +106,33 @@ func (l *lockout) pruneLocked(now time.Time) {
 		}
 		delete(l.entries, k)
 	}
+}
+
+// clientAddr is who a login comes from, as far as lockout and rate limits
+// are concerned: the TCP peer's address (X-Forwarded-For is not trusted),
+// an IPv6 address counted by its /64, which one host usually owns whole.
+type clientAddr struct {
+	key      string
+	loopback bool
+}
+
+func clientOf(remoteAddr string) clientAddr {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		// Not an IP (a unix socket, a test): one bucket for all of them.
+		return clientAddr{key: "other:" + host}
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.IsLoopback() {
+		return clientAddr{key: ip.String(), loopback: true}
+	}
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return clientAddr{key: p.String()}
+	}
+	return clientAddr{key: ip.String()}
 }

@@ -60,6 +60,7 @@ type Identity struct {
 	UserGUID string
 	UserName string
 	Admin    bool
+	Scopes   []string // the token's, for the API's authorization
 }
 
 type ctxKey struct{}
@@ -225,6 +226,7 @@ func (s *Service) Verify(ctx context.Context, authorization string) (Identity, e
 		UserGUID: c.UserID,
 		UserName: c.UserName,
 		Admin:    slices.Contains(c.Scope, ScopeAdmin),
+		Scopes:   c.Scope,
 	}, nil
 }
 

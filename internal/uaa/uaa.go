@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -53,12 +54,25 @@ type Config struct {
 	Issuer     string
 	AccessTTL  time.Duration // default 20 min
 	RefreshTTL time.Duration // default 30 days
-	// Lockout: after LockoutFailures bad passwords for one user within
-	// LockoutWindow, password grants for that user are refused for
-	// LockoutDuration (UAA's defaults: 5 in 5 min, locked 5 min).
+	// Lockout: after LockoutFailures bad passwords for one user from one
+	// client address within LockoutWindow, password grants for that user
+	// from that address are refused for LockoutDuration (UAA's defaults:
+	// 5 in 5 min, locked 5 min). Loopback clients are never locked out.
 	LockoutFailures int
 	LockoutWindow   time.Duration
 	LockoutDuration time.Duration
+	// Password grants per client address: LoginBurst at once, then one
+	// more every LoginInterval (default 10, then one every 6 s); past that
+	// 429 before any password is compared.
+	LoginBurst    int
+	LoginInterval time.Duration
+	// Password comparisons (bcrypt) running at once, across all clients:
+	// default half the CPUs (at least 1), so logins leave the API CPU. At
+	// most BcryptQueue more wait (default 8 per slot), each at most
+	// BcryptMaxWait (default 2 s); others get 429 at once.
+	BcryptConcurrency int
+	BcryptQueue       int
+	BcryptMaxWait     time.Duration
 	// BcryptCost for new password hashes; default bcrypt.DefaultCost.
 	BcryptCost int
 	Logger     *slog.Logger
@@ -77,6 +91,8 @@ type Service struct {
 	log        *slog.Logger
 	now        func() time.Time
 	lockout    *lockout
+	limiter    *rateLimiter
+	bcryptGate *gate
 	// dummyHash is compared against when the user does not exist, so a
 	// wrong user name costs as much time as a wrong password.
 	dummyHash []byte
@@ -107,6 +123,21 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.LockoutDuration <= 0 {
 		cfg.LockoutDuration = 5 * time.Minute
+	}
+	if cfg.LoginBurst <= 0 {
+		cfg.LoginBurst = 10
+	}
+	if cfg.LoginInterval <= 0 {
+		cfg.LoginInterval = 6 * time.Second
+	}
+	if cfg.BcryptConcurrency <= 0 {
+		cfg.BcryptConcurrency = max(1, runtime.NumCPU()/2)
+	}
+	if cfg.BcryptQueue <= 0 {
+		cfg.BcryptQueue = 8 * cfg.BcryptConcurrency
+	}
+	if cfg.BcryptMaxWait <= 0 {
+		cfg.BcryptMaxWait = 2 * time.Second
 	}
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = bcrypt.DefaultCost
@@ -140,6 +171,8 @@ func New(cfg Config) (*Service, error) {
 		log:        cfg.Logger,
 		now:        cfg.Now,
 		lockout:    newLockout(cfg.LockoutFailures, cfg.LockoutWindow, cfg.LockoutDuration),
+		limiter:    newRateLimiter(cfg.LoginBurst, cfg.LoginInterval),
+		bcryptGate: newGate(cfg.BcryptConcurrency, cfg.BcryptQueue, cfg.BcryptMaxWait),
 		dummyHash:  dummy,
 	}, nil
 }

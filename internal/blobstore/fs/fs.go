@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -40,13 +41,25 @@ const (
 // Store is a pando.Blobstore on a directory.
 type Store struct {
 	dir string
+	// tempDir holds in-flight Puts when set (and on the same filesystem
+	// as dir); else each Put's temp file sits next to its blob.
+	tempDir string
 }
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithTempDir makes Puts write their in-flight files in dir, one place the
+// server sweeps at start (a crash mid-upload leaves nothing elsewhere).
+// When dir is on another filesystem than the blobs (a rename could not
+// move the file into place), temp files stay next to their blobs.
+func WithTempDir(dir string) Option { return func(s *Store) { s.tempDir = dir } }
 
 var _ pando.Blobstore = (*Store)(nil)
 
 // New returns a Store rooted at dir, creating it if needed, and removes
-// temp files that crashed Puts left behind.
-func New(dir string) (*Store, error) {
+// temp files that crashed Puts left next to blobs.
+func New(dir string, opts ...Option) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("blobstore: empty directory")
 	}
@@ -58,6 +71,20 @@ func New(dir string) (*Store, error) {
 		return nil, fmt.Errorf("blobstore %s: %w", abs, err)
 	}
 	s := &Store{dir: abs}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.tempDir != "" {
+		if s.tempDir, err = filepath.Abs(s.tempDir); err != nil {
+			return nil, fmt.Errorf("blobstore temp dir: %w", err)
+		}
+		if err := os.MkdirAll(s.tempDir, dirMode); err != nil {
+			return nil, fmt.Errorf("blobstore temp dir: %w", err)
+		}
+		if !sameFilesystem(s.dir, s.tempDir) {
+			s.tempDir = ""
+		}
+	}
 	if err := s.sweepTemps(time.Now().Add(-staleTempAge)); err != nil {
 		return nil, fmt.Errorf("blobstore %s: %w", abs, err)
 	}
@@ -114,7 +141,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInf
 	if err := s.mkdirs(dir); err != nil {
 		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
 	}
-	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
+	tmpDir := dir
+	if s.tempDir != "" {
+		tmpDir = s.tempDir
+	}
+	tmp, err := os.CreateTemp(tmpDir, tempPrefix+"*")
 	if err != nil {
 		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
 	}
@@ -284,6 +315,22 @@ func (s *Store) sweepTemps(cutoff time.Time) error {
 		}
 		return nil
 	})
+}
+
+// sameFilesystem reports whether a and b are on one filesystem, so a file
+// renames from one to the other.
+func sameFilesystem(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	if err != nil {
+		return false
+	}
+	da, ok1 := sa.Sys().(*syscall.Stat_t)
+	db, ok2 := sb.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && da.Dev == db.Dev
 }
 
 func syncDir(dir string) error {

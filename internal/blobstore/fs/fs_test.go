@@ -373,3 +373,46 @@ func TestNew_rejectsEmptyDir(t *testing.T) {
 		t.Fatal("New(\"\") succeeded")
 	}
 }
+
+// TestStore_withTempDirPutsWriteOnlyThere: an in-flight Put's file lives
+// in the temp dir (which the server sweeps at start), never among the
+// blobs, and the finished blob is renamed into place.
+func TestStore_withTempDirPutsWriteOnlyThere(t *testing.T) {
+	root := t.TempDir()
+	tmp := filepath.Join(root, "tmp")
+	s, err := New(filepath.Join(root, "blobs"), WithTempDir(tmp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Put(t.Context(), "packages/big", pr)
+		done <- err
+	}()
+	if _, err := pw.Write([]byte("first half ")); err != nil {
+		t.Fatal(err)
+	}
+	// The Put is now mid-copy: its file is in tmp, nothing among the blobs.
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), tempPrefix) {
+		t.Fatalf("temp dir during a Put holds %v, want one %s file", ents, tempPrefix)
+	}
+	if left := tempFiles(t, s); len(left) != 0 {
+		t.Fatalf("in-flight files among the blobs: %v", left)
+	}
+	pw.Write([]byte("second half"))
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := readBlob(t, s, "packages/big"); string(got) != "first half second half" {
+		t.Fatalf("blob = %q", got)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("temp dir after the Put holds %v", ents)
+	}
+}

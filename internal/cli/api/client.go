@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -289,6 +290,13 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 				return nil, fmt.Errorf("%w (and renewing the session failed: %v)", apiErr, rerr)
 			}
 			continue
+		case resp.StatusCode == http.StatusTooManyRequests && attempt < 2 && retryAfter(resp) <= maxRetryAfter:
+			// Refused before any work (UAA's login throttle): safe to
+			// send again, whatever the method, once the server says so.
+			if werr := sleep(ctx, retryAfter(resp)); werr != nil {
+				return nil, werr
+			}
+			continue
 		case r.method == http.MethodGet && attempt < 2 &&
 			(resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusGatewayTimeout):
 			if werr := sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond); werr != nil {
@@ -298,6 +306,20 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		}
 		return nil, apiErr
 	}
+}
+
+// maxRetryAfter is the longest Retry-After a request waits out by itself;
+// longer ones are the user's to wait for.
+const maxRetryAfter = 5 * time.Second
+
+// retryAfter is a 429's Retry-After in seconds (1 s when absent or not a
+// number of seconds).
+func retryAfter(resp *http.Response) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
+	if err != nil || n < 1 {
+		return time.Second
+	}
+	return time.Duration(n) * time.Second
 }
 
 func (c *Client) sendOnce(ctx context.Context, r request, u string) (*http.Response, error) {

@@ -260,3 +260,38 @@ func TestAwaitBuild_goneBuildIsErrBuildGone(t *testing.T) {
 		})
 	}
 }
+
+func TestPasswordGrant_waitsOutAShort429(t *testing.T) {
+	good := jwtWithExp(time.Now().Add(time.Hour))
+	var attempts atomic.Int32
+	var retryAfter atomic.Value
+	retryAfter.Store("1")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"links": map[string]any{
+			"cloud_controller_v3": map[string]any{"href": "http://" + r.Host + "/v3"},
+			"login":               map[string]any{"href": "http://" + r.Host},
+		}})
+	})
+	mux.HandleFunc("/oauth/token", func(w http.ResponseWriter, r *http.Request) {
+		if attempts.Add(1) == 1 {
+			w.Header().Set("Retry-After", retryAfter.Load().(string))
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"error":"too_many_requests","error_description":"The server is busy checking other logins; try again in 1 second."}`)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"access_token": good, "refresh_token": "r", "token_type": "bearer"})
+	})
+	c := newTestClient(t, mux, Config{})
+	if _, err := c.PasswordGrant(context.Background(), "admin", "pw"); err != nil || attempts.Load() != 2 {
+		t.Fatalf("PasswordGrant after a 429 with Retry-After 1: %v (%d attempts), want success on the second", err, attempts.Load())
+	}
+
+	// A long wait is the user's to decide: the error says how long.
+	attempts.Store(0)
+	retryAfter.Store("60")
+	_, err := c.PasswordGrant(context.Background(), "admin", "pw")
+	if err == nil || !strings.Contains(err.Error(), "try again in") || attempts.Load() != 1 {
+		t.Fatalf("PasswordGrant after a 429 with Retry-After 60: %v (%d attempts), want the error at once", err, attempts.Load())
+	}
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// APITimeouts bound how long a client may hold a connection of the API
+// without doing its part. There is no write timeout: log streams and long
+// polls write for as long as they last.
+type APITimeouts struct {
+	// ReadHeader bounds reading a request's line and headers (default 10s).
+	ReadHeader time.Duration
+	// Idle bounds a kept-alive connection between requests (default 2m).
+	Idle time.Duration
+	// BodyWindow and BodyMinBytes: a request body must deliver at least
+	// BodyMinBytes in every BodyWindow until it ends (default 16 KiB per
+	// 60s, about 270 bytes/s), else the read fails and the connection is
+	// closed. A slow upload that keeps moving is never cut off.
+	BodyWindow   time.Duration
+	BodyMinBytes int64
+}
+
+func (t APITimeouts) withDefaults() APITimeouts {
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = 10 * time.Second
+	}
+	if t.Idle <= 0 {
+		t.Idle = 2 * time.Minute
+	}
+	if t.BodyWindow <= 0 {
+		t.BodyWindow = time.Minute
+	}
+	if t.BodyMinBytes <= 0 {
+		t.BodyMinBytes = 16 << 10
+	}
+	return t
+}
+
+// newAPIServer is the API's http.Server with t's bounds.
+func newAPIServer(h http.Handler, t APITimeouts, base func(net.Listener) context.Context) *http.Server {
+	t = t.withDefaults()
+	return &http.Server{
+		Handler:           bodyProgress(h, t.BodyWindow, t.BodyMinBytes),
+		ReadHeaderTimeout: t.ReadHeader,
+		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       base,
+	}
+}
+
+// bodyProgress gives every request body a read deadline that moves only
+// when the body makes progress: each minBytes read buys another window.
+// At the end of the body the deadline is gone, so a handler that works
+// (or streams) long after reading its body is not cut off.
+func bodyProgress(next http.Handler, window time.Duration, minBytes int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		b := &progressBody{body: r.Body, rc: http.NewResponseController(w), window: window, minBytes: minBytes}
+		if err := b.rc.SetReadDeadline(time.Now().Add(window)); err != nil {
+			// Not a plain connection (a test recorder): nothing to bound.
+			next.ServeHTTP(w, r)
+			return
+		}
+		r.Body = b
+		next.ServeHTTP(w, r)
+	})
+}
+
+type progressBody struct {
+	body     io.ReadCloser
+	rc       *http.ResponseController
+	window   time.Duration
+	minBytes int64
+	since    int64 // bytes read since the deadline last moved
+	ended    bool
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if b.ended {
+		return n, err
+	}
+	b.since += int64(n)
+	switch {
+	case err == io.EOF:
+		// net/http clears the deadline itself when the body ends (it
+		// starts a background read then); moving it now would cut off
+		// that read and cancel the request's context.
+		b.ended = true
+	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		b.ended = true
+		return n, fmt.Errorf("request body too slow: less than %d bytes in %s: %w", b.minBytes, b.window, err)
+	case b.since >= b.minBytes:
+		b.since = 0
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.window))
+	}
+	return n, err
+}
+
+func (b *progressBody) Close() error { return b.body.Close() }

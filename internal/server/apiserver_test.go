@@ -1,0 +1,221 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testTimeouts are short so the tests are quick; the server scales the
+// same way at the defaults.
+var testTimeouts = APITimeouts{
+	ReadHeader:   300 * time.Millisecond,
+	Idle:         300 * time.Millisecond,
+	BodyWindow:   300 * time.Millisecond,
+	BodyMinBytes: 1 << 10,
+}
+
+// serveAPI runs newAPIServer on a loopback port with h and returns its
+// address.
+func serveAPI(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newAPIServer(h, testTimeouts, nil)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// bodyReader is a handler that reads the whole body and reports how it
+// ended.
+type bodyReader struct {
+	errs chan error
+}
+
+func (b bodyReader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n, err := io.Copy(io.Discard, r.Body)
+	b.errs <- err
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(w, "read %d bytes", n)
+}
+
+// waitClosed reads from conn until the server closes it, and fails if
+// that takes longer than within.
+func waitClosed(t *testing.T, conn net.Conn, within time.Duration) string {
+	t.Helper()
+	_ = conn.SetReadDeadline(time.Now().Add(within))
+	got, err := io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the server kept the connection open for %s (read so far %q)", within, got)
+	}
+	return string(got)
+}
+
+func TestAPIServer_cutsOffABodyTrickledAByteAtATime(t *testing.T) {
+	h := bodyReader{errs: make(chan error, 1)}
+	addr := serveAPI(t, h)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v3/packages/x/upload HTTP/1.1\r\nHost: api\r\nContent-Length: 1000\r\n\r\n")
+	// One byte every 100ms: 3 bytes per 300ms window, far below 1 KiB.
+	var wg sync.WaitGroup
+	ctx, stop := context.WithCancel(context.Background())
+	defer func() { stop(); wg.Wait() }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 1000 && ctx.Err() == nil; i++ {
+			if _, err := conn.Write([]byte("x")); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	select {
+	case err := <-h.errs:
+		if err == nil || !strings.Contains(err.Error(), "request body too slow") {
+			t.Fatalf("the handler's body read ended with %v, want the slow-body error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a body of one byte per 100ms was not cut off within 10s")
+	}
+	stop()
+	if resp := waitClosed(t, conn, 5*time.Second); !strings.Contains(resp, "400 Bad Request") {
+		t.Errorf("response %q, want a 400 saying the body was too slow", resp)
+	}
+}
+
+func TestAPIServer_slowButSteadyUploadCompletes(t *testing.T) {
+	h := bodyReader{errs: make(chan error, 1)}
+	addr := serveAPI(t, h)
+	// 2 KiB every 100ms: slow, yet more than 1 KiB per 300ms window, for
+	// several windows in a row.
+	const chunks = 15
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := strings.Repeat("y", 2<<10)
+		for range chunks {
+			if _, err := io.WriteString(pw, chunk); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/upload", pr)
+	req.ContentLength = chunks * 2 << 10
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != fmt.Sprintf("read %d bytes", chunks*2<<10) {
+		t.Fatalf("slow upload: %s %q", resp.Status, body)
+	}
+	if err := <-h.errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAPIServer_handlersOutliveTheBodyDeadline(t *testing.T) {
+	// A handler that reads its body, then works for several windows
+	// (assembling a package), and one that streams for several windows
+	// (a log stream): neither is cut off.
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /work", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(4 * testTimeouts.BodyWindow):
+		}
+		io.WriteString(w, "done")
+	})
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		for i := range 8 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(testTimeouts.BodyWindow / 2):
+			}
+		}
+	})
+	addr := serveAPI(t, mux)
+	resp, err := http.Post("http://"+addr+"/work", "application/octet-stream", strings.NewReader("some bits"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "done" {
+		t.Errorf("work after the body: %s %q", resp.Status, body)
+	}
+	resp, err = http.Get("http://" + addr + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	events := 0
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			events++
+		}
+	}
+	resp.Body.Close()
+	if events != 8 {
+		t.Errorf("stream delivered %d of 8 events (err %v)", events, sc.Err())
+	}
+}
+
+func TestAPIServer_closesSlowHeadersAndIdleConnections(t *testing.T) {
+	addr := serveAPI(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: api\r\n") // never ends its headers
+	waitClosed(t, conn, 5*time.Second)
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET / HTTP/1.1\r\nHost: api\r\n\r\n")
+	if got := waitClosed(t, idle, 5*time.Second); !strings.Contains(got, "200 OK") {
+		t.Errorf("kept-alive connection: read %q, want a 200 and then the close", got)
+	}
+}
