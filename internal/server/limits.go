@@ -46,13 +46,21 @@ func raiseFileLimit(log *slog.Logger) int {
 	return int(next.Cur)
 }
 
+// apiMaxConns caps the API's open connections (an eighth of the fd limit
+// at most); one client address may hold apiMaxConnsPerClient of them.
+// CLIs hold a few each (requests, log streams, long polls).
+func apiMaxConns(fdLimit int) int { return min(4096, max(fdLimit/8, 64)) }
+
+const apiMaxConnsPerClient = 512
+
 // routerMaxConns is the configured cap, or the default lowered to fit in
-// the fd limit (two fds per routed connection) with a reserve.
+// the fd limit (two fds per routed connection) beside the API's share and
+// a reserve.
 func routerMaxConns(configured, fdLimit int, log *slog.Logger) int {
 	if configured != 0 {
 		return configured
 	}
-	fit := (fdLimit - fdReserve) / 2
+	fit := (fdLimit - fdReserve - apiMaxConns(fdLimit)) / 2
 	if fit < router.DefaultMaxConns {
 		fit = max(fit, 64)
 		log.Warn("open file limit is low: router connections capped lower than the default",

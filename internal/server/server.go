@@ -28,6 +28,7 @@ import (
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/logs"
+	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/sqlstore"
 	"github.com/pandoplatform/pando/internal/uaa"
@@ -316,7 +317,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Long polls and log streams end when the server stops.
 	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
-	g.Go(func() error { return serveUntil(gctx, apiSrv, apiLn) })
+	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
+	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
 
 	log.Info("pando server started", "api", apiURL, "router", routerURL, "domain", cfg.Domain, "data_dir", cfg.DataDir)
