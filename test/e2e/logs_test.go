@@ -8,15 +8,19 @@ import (
 	"time"
 )
 
-// A task printing a million 43-byte lines as fast as it can: the default
-// log rate limit (16K/s) lets a few hundred a second through, and the
-// user is told how many of the rest were dropped, to the line.
+// push -l and scale -l set an app's log rate limit. A task printing a
+// million 43-byte lines as fast as it can: the default log rate limit
+// (16K/s) lets a few hundred a second through, and the user is told how
+// many of the rest were dropped, to the line.
 func TestLogs_floodIsLimitedAndTheDroppedLinesAreCounted(t *testing.T) {
 	s := sharedServer(t)
 	const name = "flooder"
 	const line = "0123456789abcdef0123456789abcdef0123456789a" // 43 bytes
 	s.deleteAppOnCleanup(t, name)
-	s.mustPando(t, "push", name, "-p", staticSite(t, "floods\n"))
+	s.mustPando(t, "push", name, "-p", staticSite(t, "floods\n"), "-l", "32K")
+	requireOutput(t, s.mustPando(t, "scale", name), `log rate limit: 32K`)
+	s.mustPando(t, "scale", name, "-l", "1K", "-f")
+	requireOutput(t, s.mustPando(t, "scale", name), `log rate limit: 1K`)
 
 	r := s.pandoWithin(t, 2*time.Minute, "run-task", name, "--command", "yes "+line+" | head -c 44000000", "--name", "flood", "--wait")
 	if r.code != 0 {
