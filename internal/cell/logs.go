@@ -67,7 +67,7 @@ type logLimiter struct {
 	dropped  int       // lines dropped since the last notice
 	total    int       // lines dropped in all
 	cause    string    // the limit the last drop exceeded, in words
-	closedBy string    // the limit that made open say no
+	closedBy string    // the limit that refused the last line (or open)
 	userMsg  string    // the process's limit exceeded, in CF's words
 	cellMsg  string    // the cell's ceiling exceeded
 	warned   bool      // this flood's first notice was given
@@ -81,6 +81,7 @@ func newLogLimiter(lim logLimits, notify func(string)) *logLimiter {
 	l.cell = bucket{rate: float64(lim.Ceiling), tokens: float64(lim.Ceiling)}
 	l.userMsg = fmt.Sprintf("%s exceeded log rate limit (%d bytes/sec)", lim.Who, lim.Rate)
 	l.cellMsg = fmt.Sprintf("%s exceeded the platform's log rate limit (%d bytes/sec)", lim.Who, lim.Ceiling)
+	l.closedBy = l.userMsg
 	return l
 }
 
@@ -183,7 +184,7 @@ func (l *logLimiter) drop(n int) string {
 func (l *logLimiter) dropLocked(now time.Time, n int, cause, prior string) string {
 	l.dropped += n
 	l.total += n
-	l.cause = cause
+	l.cause, l.closedBy = cause, cause
 	if prior != "" {
 		return prior
 	}

@@ -28,9 +28,20 @@ func newLogCapture(lim logLimits) *logCapture {
 		c.mu.Unlock()
 	})
 	l := c.stdout.lim
-	l.now = func() time.Time { return c.now }
-	l.sleep = func(d time.Duration) { c.slept += d; c.now = c.now.Add(d) }
+	l.now = func() time.Time {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.now
+	}
+	l.sleep = func(d time.Duration) { c.slept += d; c.advance(d) }
 	return c
+}
+
+// advance moves the clock (the limiter's timer may read it meanwhile).
+func (c *logCapture) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 func (c *logCapture) take() []string {
@@ -76,14 +87,14 @@ func TestLogLimiter_dropsPastTheLimitAndCountsWhatItDropped(t *testing.T) {
 
 	// Still flooding half a second later: 5 bytes refilled, a 2-byte line
 	// passes, a 6-byte one is dropped; no second notice yet.
-	c.now = c.now.Add(500 * time.Millisecond)
+	c.advance(500 * time.Millisecond)
 	c.stderr.Write([]byte("xy\nzzzzzz\n"))
 	if got := strings.Join(c.take(), "|"); got != "ERR xy" {
 		t.Fatalf("got %q", got)
 	}
 
 	// A second after the first notice, the count of lines dropped since.
-	c.now = c.now.Add(600 * time.Millisecond)
+	c.advance(600 * time.Millisecond)
 	c.stdout.Write([]byte(strings.Repeat("q\n", 100)))
 	got := c.take()
 	if len(got) == 0 || got[0] != "OUT app instance exceeded log rate limit (10 bytes/sec): 5 log lines dropped" {
@@ -107,9 +118,9 @@ func TestLogLimiter_dropsPastTheLimitAndCountsWhatItDropped(t *testing.T) {
 	}
 
 	// A quiet second ends the flood: the next one is announced again.
-	c.now = c.now.Add(1100 * time.Millisecond)
+	c.advance(1100 * time.Millisecond)
 	c.stdout.Write([]byte("ok\n"))
-	c.now = c.now.Add(1100 * time.Millisecond)
+	c.advance(1100 * time.Millisecond)
 	c.stdout.Write([]byte("ok\n" + strings.Repeat("long line\n", 2)))
 	want = []string{"OUT ok", "OUT ok", "OUT app instance exceeded log rate limit (10 bytes/sec)"}
 	if got := c.take(); strings.Join(got, "|") != strings.Join(want, "|") {
@@ -172,7 +183,7 @@ func TestLogLimiter_pacesReadsPastTheDrainRate(t *testing.T) {
 	if want := 2*time.Second - drainSlack; c.slept != want {
 		t.Fatalf("slept %s, want %s", c.slept, want)
 	}
-	c.now = c.now.Add(time.Hour)
+	c.advance(time.Hour)
 	c.slept = 0
 	c.stdout.Write(make([]byte, 40))
 	if c.slept != 0 {
@@ -202,4 +213,30 @@ func BenchmarkLineWriter(b *testing.B) {
 			stdout.Flush()
 		})
 	}
+}
+
+// An app that floods and then goes quiet (but keeps running) still gets
+// the count, from the limiter's timer.
+func TestLogLimiter_tellsTheCountWhenTheAppGoesQuiet(t *testing.T) {
+	notices := make(chan string, 4)
+	stdout, _ := outputWriters(logLimits{Rate: 1, Who: "app instance"}, func(typ, line string) {
+		if strings.Contains(line, "exceeded") {
+			notices <- line
+		}
+	})
+	stdout.Write([]byte("aa\nbb\ncc\n"))
+	for _, want := range []string{
+		"app instance exceeded log rate limit (1 bytes/sec)",
+		"app instance exceeded log rate limit (1 bytes/sec): 3 log lines dropped",
+	} {
+		select {
+		case got := <-notices:
+			if got != want {
+				t.Fatalf("notice %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no notice %q within 5s", want)
+		}
+	}
+	stdout.Flush()
 }
