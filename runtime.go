@@ -108,6 +108,11 @@ type BuildpackRef struct {
 	SHA256 string
 }
 
+// StagingLogRateLimit bounds a staging's output in bytes per second,
+// apart from the app's own limit: a build can be verbose, and an
+// instance's default limit would cut its log short.
+const StagingLogRateLimit = 1 << 20
+
 // StagingRequest is everything a cell needs to stage a package.
 type StagingRequest struct {
 	AppGUID   string

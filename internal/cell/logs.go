@@ -18,9 +18,6 @@ const (
 	// storing and serving a line costs about that much beyond its text.
 	DefaultLogRateCeiling = 4 << 20
 	lineOverhead          = 64
-	// StagingLogRateLimit bounds a staging's output (a build can be
-	// verbose; an instance's default would cut its log short).
-	StagingLogRateLimit = 1 << 20
 	// drainRate is how many bytes per second the cell reads from one
 	// container's stdout and stderr. Lines past the limits are dropped
 	// and only counted, which costs little per byte but not nothing: a
