@@ -69,7 +69,7 @@ type Process struct {
 	Instances                    int
 	MemoryMB                     int
 	DiskMB                       int
-	LogRateLimitBytes            int // -1 unlimited
+	LogRateLimitBytes            int // per second; -1 unlimited, 0 no logs
 	HealthCheckType              string
 	HealthCheckEndpoint          string
 	HealthCheckTimeout           int // seconds, 0 = default

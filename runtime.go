@@ -36,7 +36,8 @@ type DesiredLRP struct {
 	Instances   int
 	MemoryMB    int
 	DiskMB      int
-	// LogRateLimitBytes per second; -1 unlimited.
+	// LogRateLimitBytes per second, as CF: -1 unlimited (up to the cell's
+	// ceiling), 0 no logs at all.
 	LogRateLimitBytes int
 	Stack             string
 	// DropletKey is the blobstore key of the droplet tgz (buildpack apps).
@@ -108,6 +109,11 @@ type BuildpackRef struct {
 	SHA256 string
 }
 
+// StagingLogRateLimit bounds a staging's output in bytes per second,
+// apart from the app's own limit: a build can be verbose, and an
+// instance's default limit would cut its log short.
+const StagingLogRateLimit = 1 << 20
+
 // StagingRequest is everything a cell needs to stage a package.
 type StagingRequest struct {
 	AppGUID   string
@@ -174,7 +180,7 @@ type RunRequest struct {
 	Env               []EnvVar
 	MemoryMB          int
 	DiskMB            int
-	LogRateLimitBytes int
+	LogRateLimitBytes int // as DesiredLRP's
 }
 
 // Task is a one-off unit of work on a cell: staging, or a CF task.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cli"
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
 	"github.com/pandoplatform/pando/internal/lifecycle/launcher"
@@ -75,7 +76,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 
 func serverCmd() *cobra.Command {
 	var cfg server.Config
-	var logLevel string
+	var logLevel, defaultLogRate, logRateCeiling string
 	var trusted []string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -85,6 +86,13 @@ func serverCmd() *cobra.Command {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
+			}
+			var err error
+			if cfg.DefaultLogRateLimit, err = logRateFlag("--default-log-rate-limit", defaultLogRate); err != nil {
+				return err
+			}
+			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
+				return err
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			for _, t := range trusted {
@@ -112,6 +120,8 @@ func serverCmd() *cobra.Command {
 	f.StringToStringVar(&cfg.Stacks, "stack", nil, "extra stack NAME=ROOTFS_DIR (repeatable), e.g. bookworm=/var/lib/pando-stacks/bookworm")
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack (default \"host\"; e.g. cflinuxfs4 for CF's own buildpacks)")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches shared by servers (Go build cache seed)")
+	f.StringVar(&defaultLogRate, "default-log-rate-limit", "16K", "log rate limit per second of app instances and tasks that set none (e.g. 16K, 1M, unlimited)")
+	f.StringVar(&logRateCeiling, "log-rate-ceiling", "4M", "the cell's bound on each container's log lines per second, whatever its own limit (each line counts 64 bytes more; unlimited: none)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
 	f.IntVar(&cfg.RouterMaxConns, "router-max-conns", 0, "most open client connections the router holds; past it, 503 (default 10000, less if the fd limit is low; -1 no limit)")
 	f.IntVar(&cfg.RouterMaxConnsPerClient, "router-max-conns-per-client", 0, "most open router connections from one client address (default a tenth of --router-max-conns)")
@@ -120,4 +130,17 @@ func serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.APITimeouts.BodyWindow, "api-body-timeout", time.Minute, "an API request body that delivers less than 16 KiB in this long is cut off")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
+}
+
+// logRateFlag reads a log rate flag: a size per second or unlimited (-1).
+// Zero is refused: it would mean no logs at all.
+func logRateFlag(name, v string) (int, error) {
+	n, err := cc.ParseLogRateLimit(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s 0 would drop every log line: give a size (e.g. 16K) or unlimited", name)
+	}
+	return n, nil
 }

@@ -213,7 +213,7 @@ func (a *API) defaultProcess(app pando.App, typ string) pando.Process {
 	}
 	return pando.Process{
 		GUID: guid, AppGUID: app.GUID, Type: typ, Instances: instances,
-		MemoryMB: a.cfg.DefaultMemoryMB, DiskMB: a.cfg.DefaultDiskMB, LogRateLimitBytes: -1,
+		MemoryMB: a.cfg.DefaultMemoryMB, DiskMB: a.cfg.DefaultDiskMB, LogRateLimitBytes: a.cfg.DefaultLogRateLimit,
 		HealthCheckType: hc, CreatedAt: app.CreatedAt, UpdatedAt: app.CreatedAt,
 	}
 }

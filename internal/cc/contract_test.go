@@ -856,6 +856,9 @@ func (e *ctEnv) pushToBuild(name, manifest string, files []ctFile) ctApp {
 	if app.Build == "" || b["state"] != pando.BuildStaging {
 		e.t.Fatalf("new build: %v", b)
 	}
+	if got := b["staging_log_rate_limit_bytes_per_second"]; got != float64(pando.StagingLogRateLimit) {
+		e.t.Errorf("staging_log_rate_limit_bytes_per_second = %v, want the cell's bound %d", got, pando.StagingLogRateLimit)
+	}
 	return app
 }
 

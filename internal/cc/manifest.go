@@ -242,17 +242,26 @@ func (p *mparser) logRate(n *yaml.Node, at string) *int {
 	if !ok {
 		return nil
 	}
-	v := -1
-	if t := strings.TrimSpace(strings.ToLower(s)); t == "unlimited" || t == "-1" {
-		return &v
-	}
-	b, ok := parseBytes(s, 1)
-	if !ok || b > 1<<40 {
+	v, err := ParseLogRateLimit(s)
+	if err != nil {
 		p.errorf(at, "%q is not a valid log rate limit (e.g. 1K, 10M, unlimited)", s)
 		return nil
 	}
-	v = int(b)
 	return &v
+}
+
+// ParseLogRateLimit reads a log rate limit per second as manifests write
+// it: "unlimited" or -1 for none, else a size ("16K", "1M"; a bare
+// number is bytes).
+func ParseLogRateLimit(s string) (int, error) {
+	if t := strings.TrimSpace(strings.ToLower(s)); t == "unlimited" || t == "-1" {
+		return -1, nil
+	}
+	b, ok := parseBytes(s, 1)
+	if !ok || b > 1<<40 {
+		return 0, fmt.Errorf("%q is not a log rate limit (e.g. 16K, 1M, unlimited)", s)
+	}
+	return int(b), nil
 }
 
 func formatMB(mb int) string { return strconv.Itoa(mb) + "M" }

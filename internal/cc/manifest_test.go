@@ -172,7 +172,7 @@ func TestApplyManifest_processesAndRandomRoute(t *testing.T) {
 	}
 	procs, _ := e.store.ListProcesses(t.Context(), nil, []string{app.GUID})
 	i := slices.IndexFunc(procs, func(p pando.Process) bool { return p.Type == "worker" })
-	if i < 0 || procs[i].Instances != 3 || procs[i].MemoryMB != 128 || procs[i].Command != "./work" {
+	if i < 0 || procs[i].Instances != 3 || procs[i].MemoryMB != 128 || procs[i].Command != "./work" || procs[i].LogRateLimitBytes != DefaultLogRateLimit {
 		t.Errorf("processes = %+v", procs)
 	}
 	urls := e.appRouteURLs(app.GUID)

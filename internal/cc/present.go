@@ -196,7 +196,7 @@ func (a *API) presentBuild(b pando.Build) map[string]any {
 		"error":                nilIfEmpty(b.Error),
 		"staging_memory_in_mb": b.StagingMemoryMB,
 		"staging_disk_in_mb":   b.StagingDiskMB,
-		"staging_log_rate_limit_bytes_per_second": -1,
+		"staging_log_rate_limit_bytes_per_second": pando.StagingLogRateLimit,
 		"lifecycle":     lifecycle,
 		"package":       map[string]any{"guid": b.PackageGUID},
 		"droplet":       droplet,

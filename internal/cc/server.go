@@ -26,6 +26,13 @@ import (
 // switches `cf apps` to newer requests above 3.180.0.
 const APIVersion = "3.180.0"
 
+// DefaultLogRateLimit is the log rate limit of processes and tasks that
+// set none, 16 KiB/s: the default Tanzu Application Service gives apps
+// (open-source CF leaves them unlimited unless the operator sets one). It
+// is far above what a healthy app logs and far below what a runaway
+// one does.
+const DefaultLogRateLimit = 16 << 10
+
 // Runtime is what the API asks of the BBS.
 type Runtime interface {
 	DesireLRP(ctx context.Context, lrp pando.DesiredLRP) error
@@ -78,6 +85,10 @@ type Config struct {
 	StagingMemoryMB  int // 1024
 	StagingDiskMB    int // 4096
 	DefaultInstances int // 1
+	// DefaultLogRateLimit is the log rate limit in bytes per second of
+	// processes and tasks that set none: 0 means DefaultLogRateLimit,
+	// -1 unlimited.
+	DefaultLogRateLimit int
 	// TempDir holds uploads while they are assembled; default os.TempDir().
 	TempDir string
 	Store   pando.Store
@@ -168,6 +179,12 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.StagingDiskMB <= 0 {
 		cfg.StagingDiskMB = 4096
+	}
+	switch {
+	case cfg.DefaultLogRateLimit == 0:
+		cfg.DefaultLogRateLimit = DefaultLogRateLimit
+	case cfg.DefaultLogRateLimit < -1:
+		return nil, fmt.Errorf("cc: default log rate limit %d: want -1 (unlimited) or bytes per second", cfg.DefaultLogRateLimit)
 	}
 	if cfg.DefaultInstances <= 0 {
 		cfg.DefaultInstances = 1

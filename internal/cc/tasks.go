@@ -221,9 +221,9 @@ func (a *API) runRequest(ctx context.Context, app pando.App, task pando.AppTask,
 		DropletKey: pando.DropletBlobKey(d.GUID), DropletSHA256: d.SHA256, Stack: stack,
 		Command: task.Command,
 		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, appEnv(app)...),
-		// Tasks are not log-rate limited (CF's default); AppTask keeps no
-		// limit to show otherwise.
-		MemoryMB: task.MemoryMB, DiskMB: task.DiskMB, LogRateLimitBytes: -1,
+		// Tasks get the operator's default limit (AppTask keeps none of
+		// its own), as CF gives them its default_app_log_rate_limit.
+		MemoryMB: task.MemoryMB, DiskMB: task.DiskMB, LogRateLimitBytes: a.cfg.DefaultLogRateLimit,
 	}, nil
 }
 
@@ -438,7 +438,7 @@ func (a *API) presentTask(t pando.AppTask) map[string]any {
 		"state":                              t.State,
 		"memory_in_mb":                       t.MemoryMB,
 		"disk_in_mb":                         t.DiskMB,
-		"log_rate_limit_in_bytes_per_second": -1,
+		"log_rate_limit_in_bytes_per_second": a.cfg.DefaultLogRateLimit,
 		"result":                             map[string]any{"failure_reason": nilIfEmpty(t.FailureReason)},
 		"droplet_guid":                       t.DropletGUID,
 		"user":                               nil,

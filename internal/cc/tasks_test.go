@@ -152,7 +152,7 @@ func TestContract23And24_runTaskAndTasks(t *testing.T) {
 	guid := ctStr(task, "guid")
 	for path, want := range map[string]any{
 		"name": "t1", "sequence_id": 1.0, "command": "echo hi", "state": pando.AppTaskRunning,
-		"memory_in_mb": 512.0, "disk_in_mb": 1024.0, "log_rate_limit_in_bytes_per_second": -1.0,
+		"memory_in_mb": 512.0, "disk_in_mb": 1024.0, "log_rate_limit_in_bytes_per_second": float64(DefaultLogRateLimit),
 		"droplet_guid": app.Droplet, "relationships.app.data.guid": app.GUID,
 		"links.self.href": e.base + "/v3/tasks/" + guid, "links.app.href": e.base + "/v3/apps/" + app.GUID,
 		"links.cancel.href": e.base + "/v3/tasks/" + guid + "/actions/cancel", "links.cancel.method": "POST",
@@ -179,7 +179,7 @@ func TestContract23And24_runTaskAndTasks(t *testing.T) {
 	}
 	if rr.Name != "t1" || rr.Command != "echo hi" || rr.AppGUID != app.GUID || rr.AppName != "myapp" ||
 		rr.SpaceName != SeedSpaceName || rr.OrgName == "" || rr.DropletKey != pando.DropletBlobKey(app.Droplet) ||
-		rr.DropletSHA256 == "" || rr.MemoryMB != 512 || rr.DiskMB != 1024 || rr.LogRateLimitBytes != -1 {
+		rr.DropletSHA256 == "" || rr.MemoryMB != 512 || rr.DiskMB != 1024 || rr.LogRateLimitBytes != DefaultLogRateLimit {
 		t.Errorf("run request = %+v", rr)
 	}
 	if len(rr.Env) < 2 || rr.Env[0].Name != "VCAP_APPLICATION" || !slices.Contains(rr.Env, pando.EnvVar{Name: "GREETING", Value: "hello"}) {

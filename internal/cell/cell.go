@@ -88,7 +88,11 @@ type Config struct {
 	// staging container (e.g. a warm Go build cache the go buildpack seeds
 	// a new app's cache from).
 	StagingCaches []StagingCache
-	Logger        *slog.Logger
+	// LogRateCeiling bounds the log lines of every container, whatever
+	// its process's log rate limit, in bytes per second with each line
+	// counting 64 bytes more; default DefaultLogRateCeiling, -1 none.
+	LogRateCeiling int
+	Logger         *slog.Logger
 }
 
 // StagingCache is a host directory mounted read-only into staging
@@ -205,6 +209,9 @@ func New(cfg Config) (*Rep, error) {
 	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.LogRateCeiling == 0 {
+		cfg.LogRateCeiling = DefaultLogRateCeiling
 	}
 	log := cfg.Logger
 	if log == nil {

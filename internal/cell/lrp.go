@@ -501,20 +501,10 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		}
 	}
 	uid, gid := userIDs(lrp.User)
-	limiter := &rateLimiter{limit: lrp.LogRateLimitBytes, now: time.Now}
 	idx := strconv.Itoa(i.index)
-	appLine := func(typ string) func(string) {
-		return func(line string) {
-			ok, notice := limiter.allow(len(line))
-			if notice {
-				r.emit(lrp.AppGUID, appSource(lrp), idx, "ERR", limiter.notice())
-			}
-			if ok {
-				r.emit(lrp.AppGUID, appSource(lrp), idx, typ, line)
-			}
-		}
-	}
-	i.stdout, i.stderr = newLineWriter(appLine("OUT")), newLineWriter(appLine("ERR"))
+	i.stdout, i.stderr = outputWriters(r.logLimits(lrp.LogRateLimitBytes, "app instance"), func(typ, line string) {
+		r.emit(lrp.AppGUID, appSource(lrp), idx, typ, line)
+	})
 	spec := container.Spec{
 		ID:          containerID("app", i.guid),
 		RootFS:      rootfs,

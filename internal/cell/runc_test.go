@@ -494,6 +494,9 @@ func (c *runcCell) startApp(t *testing.T, guid string, lrp pando.DesiredLRP) {
 	if lrp.MemoryMB == 0 {
 		lrp.MemoryMB = 64
 	}
+	if lrp.LogRateLimitBytes == 0 { // 0 would mean no logs at all, as in CF
+		lrp.LogRateLimitBytes = -1
+	}
 	if err := c.rep.StartLRP(context.Background(), lrp, 0, guid); err != nil {
 		t.Fatal(err)
 	}

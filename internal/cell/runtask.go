@@ -99,19 +99,9 @@ func (r *Rep) execTask(ctx context.Context, tk *task) string {
 		}
 	}()
 	src := taskSource(tk.t)
-	limiter := &rateLimiter{limit: tk.t.Run.LogRateLimitBytes, now: time.Now}
-	line := func(typ string) func(string) {
-		return func(l string) {
-			ok, notice := limiter.allow(len(l))
-			if notice {
-				r.emit(tk.t.Run.AppGUID, src, "0", "ERR", limiter.notice())
-			}
-			if ok {
-				r.emit(tk.t.Run.AppGUID, src, "0", typ, l)
-			}
-		}
-	}
-	stdout, stderr := newLineWriter(line("OUT")), newLineWriter(line("ERR"))
+	stdout, stderr := outputWriters(r.logLimits(tk.t.Run.LogRateLimitBytes, "app instance"), func(typ, line string) {
+		r.emit(tk.t.Run.AppGUID, src, "0", typ, line)
+	})
 
 	r.taskLog(tk, "OUT", "Cell %s creating container for task %s", r.cfg.ID, guid)
 	spec, err := r.taskSpec(ctx, tk, dir)

@@ -77,7 +77,7 @@ func (c *runcCell) cfTask(t *testing.T, guid, name, cmd string) pando.Task {
 	return pando.Task{GUID: guid, Kind: pando.TaskRun, Run: &pando.RunRequest{
 		AppGUID: "app-" + guid, AppName: "myapp", SpaceName: "dev", OrgName: "acme",
 		Name: name, DropletKey: key, DropletSHA256: sum, Command: cmd,
-		MemoryMB: 128, DiskMB: 256, Env: []pando.EnvVar{{Name: "GREETING", Value: "hello"}},
+		MemoryMB: 128, DiskMB: 256, LogRateLimitBytes: -1, Env: []pando.EnvVar{{Name: "GREETING", Value: "hello"}},
 	}}
 }
 

@@ -294,8 +294,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		"--output-droplet", "/tmp/output/droplet.tgz",
 		"--output-metadata", "/tmp/output/result.json",
 	)
-	stdout := newLineWriter(func(l string) { r.stagingLine(req, "OUT", l) })
-	stderr := newLineWriter(func(l string) { r.stagingLine(req, "ERR", l) })
+	stdout, stderr := outputWriters(r.logLimits(pando.StagingLogRateLimit, "staging"), func(typ, l string) { r.stagingLine(req, typ, l) })
 	spec := container.Spec{
 		ID:          containerID("stg", tk.t.GUID),
 		RootFS:      tk.rootfs,

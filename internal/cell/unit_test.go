@@ -18,46 +18,6 @@ import (
 	"github.com/pandoplatform/pando/internal/container"
 )
 
-func TestLineWriter_splitsLinesAndFlushesTail(t *testing.T) {
-	var got []string
-	w := newLineWriter(func(l string) { got = append(got, l) })
-	w.Write([]byte("one\ntw"))
-	w.Write([]byte("o\r\nthree"))
-	w.Flush()
-	w.Flush()
-	if strings.Join(got, "|") != "one|two|three" {
-		t.Fatalf("lines %q", got)
-	}
-	got = nil
-	w.Write([]byte(strings.Repeat("x", maxLineBytes+10)))
-	w.Flush()
-	if len(got) != 2 || len(got[0]) != maxLineBytes || len(got[1]) != 10 {
-		t.Fatalf("long line split into %d parts", len(got))
-	}
-}
-
-func TestRateLimiter_dropsOverLimitWithOneNoticePerSecond(t *testing.T) {
-	now := time.Unix(100, 0)
-	l := &rateLimiter{limit: 10, now: func() time.Time { return now }}
-	steps := []struct {
-		n              int
-		ok, wantNotice bool
-	}{{6, true, false}, {4, true, false}, {1, false, true}, {1, false, false}}
-	for k, s := range steps {
-		ok, notice := l.allow(s.n)
-		if ok != s.ok || notice != s.wantNotice {
-			t.Fatalf("step %d: ok=%v notice=%v", k, ok, notice)
-		}
-	}
-	now = now.Add(time.Second)
-	if ok, _ := l.allow(10); !ok {
-		t.Fatal("new second did not reset the budget")
-	}
-	if ok, _ := (&rateLimiter{limit: -1}).allow(1 << 20); !ok {
-		t.Fatal("-1 is unlimited")
-	}
-}
-
 func envMap(list []string) map[string]string {
 	m := map[string]string{}
 	for _, kv := range list {

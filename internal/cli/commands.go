@@ -163,32 +163,33 @@ func (e *env) restageCmd() *cobra.Command {
 
 func (e *env) scaleCmd() *cobra.Command {
 	var instances int
-	var memory, disk, process string
+	var memory, disk, logRate, process string
 	var force bool
 	var wait time.Duration
 	var cmd *cobra.Command
-	cmd = e.appCommand("scale NAME", "Change an app's instances, memory or disk", 1,
+	cmd = e.appCommand("scale NAME", "Change an app's instances, memory, disk or log rate limit", 1,
 		func(ctx context.Context, s *session, args []string) error {
 			if !cmd.Flags().Changed("instances") {
 				instances = -1 // leave as is
 			}
-			return s.scale(ctx, args[0], process, instances, memory, disk, force, wait)
+			return s.scale(ctx, args[0], process, instances, memory, disk, logRate, force, wait)
 		})
 	cmd.Flags().IntVarP(&instances, "instances", "i", 0, "number of instances")
 	cmd.Flags().StringVarP(&memory, "memory", "m", "", "memory limit per instance (e.g. 256M, 1G)")
 	cmd.Flags().StringVarP(&disk, "disk", "k", "", "disk limit per instance (e.g. 512M, 1G)")
+	cmd.Flags().StringVarP(&logRate, "log-rate-limit", "l", "", "log rate limit per second per instance (e.g. 16K, 1M, -1 for unlimited)")
 	cmd.Flags().StringVar(&process, "process", "web", "process type to scale")
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "restart without asking")
 	waitFlag(cmd, &wait)
 	return cmd
 }
 
-func (s *session) scale(ctx context.Context, name, process string, instances int, memory, disk string, force bool, wait time.Duration) error {
+func (s *session) scale(ctx context.Context, name, process string, instances int, memory, disk, logRate string, force bool, wait time.Duration) error {
 	app, err := s.app(ctx, name)
 	if err != nil {
 		return err
 	}
-	var inst, mem, dsk *int
+	var inst, mem, dsk, lr *int
 	if instances >= 0 {
 		inst = &instances
 	}
@@ -206,7 +207,14 @@ func (s *session) scale(ctx context.Context, name, process string, instances int
 		}
 		dsk = &n
 	}
-	if inst == nil && mem == nil && dsk == nil {
+	if logRate != "" {
+		n, err := parseLogRate(logRate)
+		if err != nil {
+			return err
+		}
+		lr = &n
+	}
+	if inst == nil && mem == nil && dsk == nil && lr == nil {
 		procs, err := s.c.AppProcesses(ctx, app.GUID)
 		if err != nil {
 			return err
@@ -214,19 +222,20 @@ func (s *session) scale(ctx context.Context, name, process string, instances int
 		for _, p := range procs {
 			if p.Type == process {
 				s.out("Showing current scale of app %s in %s...\n\n", app.Name, s.where())
-				s.out("memory:      %s\ndisk:        %s\ninstances:   %d\n", megabytes(p.MemoryInMB), megabytes(p.DiskInMB), p.Instances)
+				s.out("memory:         %s\ndisk:           %s\nlog rate limit: %s\ninstances:      %d\n",
+					megabytes(p.MemoryInMB), megabytes(p.DiskInMB), logRateText(p.LogRateLimit), p.Instances)
 				return nil
 			}
 		}
 		return fmt.Errorf("app %s has no %s process", app.Name, process)
 	}
-	restart := (mem != nil || dsk != nil) && app.State == "STARTED"
+	restart := (mem != nil || dsk != nil || lr != nil) && app.State == "STARTED"
 	if restart && !force && !s.confirm(fmt.Sprintf("This will cause the app to restart. Are you sure you want to scale %s?", app.Name)) {
 		s.out("Scale cancelled\n")
 		return nil
 	}
 	s.out("Scaling app %s in %s...\n", app.Name, s.where())
-	if _, err := s.c.ScaleProcess(ctx, app.GUID, process, inst, mem, dsk); err != nil {
+	if _, err := s.c.ScaleProcess(ctx, app.GUID, process, api.Scale{Instances: inst, MemoryMB: mem, DiskMB: dsk, LogRateLimit: lr}); err != nil {
 		return err
 	}
 	if app.State == "STARTED" {

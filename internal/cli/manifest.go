@@ -19,6 +19,7 @@ type pushFlags struct {
 	command        string
 	memory         string
 	disk           string
+	logRate        string
 	instances      int
 	instancesSet   bool
 	manifest       string
@@ -37,7 +38,7 @@ type pushFlags struct {
 
 // overrides reports whether any flag changes an app's manifest entry.
 func (f *pushFlags) overrides() bool {
-	return len(f.buildpacks) > 0 || f.command != "" || f.memory != "" || f.disk != "" ||
+	return len(f.buildpacks) > 0 || f.command != "" || f.memory != "" || f.disk != "" || f.logRate != "" ||
 		f.instancesSet || f.stack != "" || f.healthCheck != "" || f.timeout > 0 ||
 		f.dockerImage != "" || f.dockerUsername != "" || f.path != "" || f.noRoute
 }
@@ -168,6 +169,9 @@ func applyFlags(a *manifestApp, f *pushFlags) {
 	}
 	if f.disk != "" {
 		m["disk_quota"] = f.disk
+	}
+	if f.logRate != "" {
+		m["log-rate-limit-per-second"] = f.logRate
 	}
 	if len(f.buildpacks) > 0 {
 		delete(m, "buildpack")

@@ -41,6 +41,7 @@ func (e *env) pushCmd() *cobra.Command {
 	fl.StringVarP(&f.command, "start-command", "c", "", "start command")
 	fl.StringVarP(&f.memory, "memory", "m", "", "memory limit per instance (e.g. 256M, 1G)")
 	fl.StringVarP(&f.disk, "disk", "k", "", "disk limit per instance (e.g. 512M, 1G)")
+	fl.StringVarP(&f.logRate, "log-rate-limit", "l", "", "log rate limit per second per instance (e.g. 16K, 1M, -1 for unlimited)")
 	fl.IntVarP(&f.instances, "instances", "i", 0, "number of instances")
 	fl.StringVarP(&f.manifest, "manifest", "f", "", "manifest file (default ./manifest.yml when present)")
 	fl.BoolVar(&f.noManifest, "no-manifest", false, "ignore ./manifest.yml")

@@ -309,3 +309,41 @@ func parseMegabytes(s string) (int, error) {
 	}
 	return n * mult, nil
 }
+
+// parseLogRate reads a log rate limit per second as cf does: -1 or
+// "unlimited", else bytes with an optional B, K, M or G suffix.
+func parseLogRate(s string) (int, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	if t == "-1" || t == "UNLIMITED" {
+		return -1, nil
+	}
+	t = strings.TrimSuffix(t, "B")
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(t, u.suffix) {
+			mult, t = u.mult, strings.TrimSuffix(t, u.suffix)
+			break
+		}
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n < 0 || n > 1<<40/mult {
+		return 0, fmt.Errorf("invalid log rate limit %q: use a size per second, e.g. 16K or 1M, or -1 for unlimited", s)
+	}
+	return n * mult, nil
+}
+
+// logRateText renders a log rate limit as cf does: 16K, 1M, unlimited.
+func logRateText(b int) string {
+	switch {
+	case b < 0:
+		return "unlimited"
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return strconv.Itoa(b>>20) + "M"
+	case b >= 1<<10 && b%(1<<10) == 0:
+		return strconv.Itoa(b>>10) + "K"
+	}
+	return strconv.Itoa(b) + "B"
+}

@@ -68,6 +68,13 @@ type Config struct {
 	RouterMaxRequestsPerApp int
 	// TrustedProxies may set X-Forwarded-For/-Proto for the router.
 	TrustedProxies []netip.Prefix
+	// DefaultLogRateLimit is the log rate limit (bytes/s) of processes and
+	// tasks that set none; 0 means cc.DefaultLogRateLimit, -1 unlimited.
+	DefaultLogRateLimit int
+	// LogRateCeiling bounds every container's log lines on the cell
+	// (bytes/s, each line counting 64 more); 0 means
+	// cell.DefaultLogRateCeiling, -1 none.
+	LogRateCeiling int
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	// APITimeouts bound slow and idle clients of the API listener.
@@ -228,16 +235,17 @@ func Run(ctx context.Context, cfg Config) error {
 			p, err := blobs.Path(key)
 			return p, err == nil
 		},
-		Reporter:      board,
-		Logs:          logStore,
-		WorkDir:       filepath.Join(cfg.DataDir, "cell"),
-		HostAddr:      "127.0.0.1",
-		TotalMemoryMB: memMB,
-		TotalDiskMB:   diskMB,
-		StagingCaches: stagingCaches,
-		Stacks:        cellStacks,
-		CFStackNames:  map[string]string{"host": cfg.HostCFStack},
-		Logger:        log.With("component", "cell"),
+		Reporter:       board,
+		Logs:           logStore,
+		WorkDir:        filepath.Join(cfg.DataDir, "cell"),
+		HostAddr:       "127.0.0.1",
+		TotalMemoryMB:  memMB,
+		TotalDiskMB:    diskMB,
+		StagingCaches:  stagingCaches,
+		LogRateCeiling: cfg.LogRateCeiling,
+		Stacks:         cellStacks,
+		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
+		Logger:         log.With("component", "cell"),
 	})
 	if err != nil {
 		return fmt.Errorf("start cell: %w", err)
@@ -264,23 +272,24 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 
 	api, err := cc.New(cc.Config{
-		BaseURL:        apiURL,
-		Domain:         cfg.Domain,
-		RouterURL:      routerURL,
-		Stacks:         ccStacks,
-		StagingTimeout: cfg.StagingTimeout,
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		TempDir:        tempDir,
-		Store:          store,
-		Blobs:          blobs,
-		Runtime:        board,
-		Stats:          cellStats{rep: rep},
-		Cells:          board,
-		Logs:           logStore,
-		Auth:           tokenAuth{auth},
-		Logger:         log.With("component", "cc"),
-		PublicRoutes:   auth.Routes,
-		AuthedRoutes:   logStore.Routes,
+		BaseURL:             apiURL,
+		Domain:              cfg.Domain,
+		RouterURL:           routerURL,
+		Stacks:              ccStacks,
+		StagingTimeout:      cfg.StagingTimeout,
+		MaxUploadBytes:      cfg.MaxUploadBytes,
+		DefaultLogRateLimit: cfg.DefaultLogRateLimit,
+		TempDir:             tempDir,
+		Store:               store,
+		Blobs:               blobs,
+		Runtime:             board,
+		Stats:               cellStats{rep: rep},
+		Cells:               board,
+		Logs:                logStore,
+		Auth:                tokenAuth{auth},
+		Logger:              log.With("component", "cc"),
+		PublicRoutes:        auth.Routes,
+		AuthedRoutes:        logStore.Routes,
 	})
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)

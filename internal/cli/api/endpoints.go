@@ -136,17 +136,20 @@ func (c *Client) WaitStats(ctx context.Context, processGUID, since string, wait 
 }
 
 // ScaleProcess scales one process type of an app. Nil fields are left as
+// Scale is what a scale changes; nil fields stay as they are.
+type Scale struct {
+	Instances, MemoryMB, DiskMB *int
+	LogRateLimit                *int // bytes per second, -1 unlimited
+}
+
 // they are.
-func (c *Client) ScaleProcess(ctx context.Context, appGUID, processType string, instances, memoryMB, diskMB *int) (*Process, error) {
+func (c *Client) ScaleProcess(ctx context.Context, appGUID, processType string, sc Scale) (*Process, error) {
 	body := map[string]int{}
-	if instances != nil {
-		body["instances"] = *instances
-	}
-	if memoryMB != nil {
-		body["memory_in_mb"] = *memoryMB
-	}
-	if diskMB != nil {
-		body["disk_in_mb"] = *diskMB
+	for k, v := range map[string]*int{"instances": sc.Instances, "memory_in_mb": sc.MemoryMB, "disk_in_mb": sc.DiskMB,
+		"log_rate_limit_in_bytes_per_second": sc.LogRateLimit} {
+		if v != nil {
+			body[k] = *v
+		}
 	}
 	var p Process
 	path := "/v3/apps/" + url.PathEscape(appGUID) + "/processes/" + url.PathEscape(processType) + "/actions/scale"

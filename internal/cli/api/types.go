@@ -48,6 +48,7 @@ type Process struct {
 	Instances     int         `json:"instances"`
 	MemoryInMB    int         `json:"memory_in_mb"`
 	DiskInMB      int         `json:"disk_in_mb"`
+	LogRateLimit  int         `json:"log_rate_limit_in_bytes_per_second"` // -1 unlimited
 	HealthCheck   HealthCheck `json:"health_check"`
 	Relationships struct {
 		App struct {
