@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -34,6 +35,9 @@ const (
 	minVolumeBytes = 1 << 20
 	maxVolumeBytes = 1 << 40
 )
+
+// loopMajor is the loop devices' major number.
+const loopMajor = 7
 
 // volumeBlock is the filesystem's and the loop device's block size.
 const volumeBlock = 4096
@@ -64,6 +68,7 @@ type volume struct {
 	b     *Backend
 	dir   string
 	image string
+	dev   uint64 // the filesystem's device (the loop device), once mounted
 
 	mu       sync.Mutex
 	released bool
@@ -135,6 +140,12 @@ func (v *volume) create(ctx context.Context, bytes int64) (err error) {
 	if err := unix.Mount(dev.Name(), v.dir, "ext4", unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOATIME, volumeMountOptions); err != nil {
 		return fmt.Errorf("mount %s: %w", dev.Name(), err)
 	}
+	var st unix.Stat_t
+	if err := unix.Stat(v.dir, &st); err != nil {
+		_ = unix.Unmount(v.dir, unix.MNT_DETACH)
+		return fmt.Errorf("stat the mounted volume: %w", err)
+	}
+	v.dev = st.Dev
 	return nil
 }
 
@@ -175,7 +186,7 @@ func attachLoop(img *os.File) (*os.File, error) {
 		dev, err := os.OpenFile(path, os.O_RDWR|syscall.O_CLOEXEC, 0)
 		if errors.Is(err, os.ErrNotExist) {
 			// No devtmpfs node (yet): make one.
-			if err := unix.Mknod(path, unix.S_IFBLK|0o660, int(unix.Mkdev(7, uint32(n)))); err != nil && !errors.Is(err, os.ErrExist) {
+			if err := unix.Mknod(path, unix.S_IFBLK|0o660, int(unix.Mkdev(loopMajor, uint32(n)))); err != nil && !errors.Is(err, os.ErrExist) {
 				return nil, fmt.Errorf("create %s: %w", path, err)
 			}
 			dev, err = os.OpenFile(path, os.O_RDWR|syscall.O_CLOEXEC, 0)
@@ -230,6 +241,13 @@ func statVolume(dir string) (container.VolumeUsage, error) {
 	}, nil
 }
 
+// ext4's shutdown ioctl (EXT4_IOC_SHUTDOWN, _IOR('X', 125, __u32) on the
+// common architectures) and its flag to drop what is not yet written.
+const (
+	ext4IocShutdown       = 0x8004587d
+	ext4GoingFlagsNoFlush = 2
+)
+
 // Release unmounts the volume (which frees its loop device) and removes
 // the image and the directory.
 func (v *volume) Release(ctx context.Context) error {
@@ -238,6 +256,10 @@ func (v *volume) Release(ctx context.Context) error {
 	if v.released {
 		return nil
 	}
+	// The data is about to be deleted: shut the filesystem down first so
+	// the unmount does not write back what is still cached (800 MB of it
+	// took 1.3 s; 0.15 s after a shutdown). Best effort.
+	v.shutdown()
 	if err := unix.Unmount(v.dir, 0); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 		if err != unix.EBUSY {
 			return fmt.Errorf("release volume %s: unmount: %w", v.dir, err)
@@ -262,6 +284,23 @@ func (v *volume) Release(ctx context.Context) error {
 		return fmt.Errorf("release volume %s: %w", v.dir, err)
 	}
 	return nil
+}
+
+// shutdown shuts the volume's filesystem down, making sure first that dir
+// is still the volume's mount: the same ioctl on the filesystem below
+// would shut the host's down.
+func (v *volume) shutdown() {
+	f, err := os.Open(v.dir)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil || v.dev == 0 || st.Dev != v.dev || unix.Major(st.Dev) != loopMajor {
+		return
+	}
+	flags := uint32(ext4GoingFlagsNoFlush)
+	_, _, _ = unix.Syscall(unix.SYS_IOCTL, f.Fd(), ext4IocShutdown, uintptr(unsafe.Pointer(&flags)))
 }
 
 func (b *Backend) forgetVolume(v *volume) {

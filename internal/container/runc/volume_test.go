@@ -12,6 +12,7 @@ import (
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container"
+	"golang.org/x/sys/unix"
 )
 
 const enospc = "No space left on device"
@@ -203,5 +204,27 @@ func TestVolume_rejectsBadRequests(t *testing.T) {
 	_, err := b.Run(ctx, container.Spec{ID: "no-volume", Volume: t.TempDir(), Args: []string{"true"}})
 	if pando.ErrorKindOf(err) != pando.EInvalid {
 		t.Errorf("Run with a plain dir as volume: %v", err)
+	}
+}
+
+// Release shuts a volume's filesystem down before unmounting it; if the
+// volume was unmounted behind its back, that must not reach the filesystem
+// below (here another volume, standing in for the host's).
+func TestVolume_releaseAfterAnOutsideUnmountLeavesTheFilesystemBelowAlone(t *testing.T) {
+	b := newBackend(t, t.TempDir())
+	ctx := testCtx(t)
+	outer := newVolume(t, b, 4)
+	inner, err := b.Volume(ctx, filepath.Join(outer.Dir(), "inner"), 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unmount(inner.Dir(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := inner.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outer.Dir(), "still-writable"), []byte("x"), 0o644); err != nil {
+		t.Fatalf("the filesystem below was shut down: %v", err)
 	}
 }
