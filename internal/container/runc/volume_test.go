@@ -1,6 +1,7 @@
 package runc
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -226,5 +227,28 @@ func TestVolume_releaseAfterAnOutsideUnmountLeavesTheFilesystemBelowAlone(t *tes
 	}
 	if err := os.WriteFile(filepath.Join(outer.Dir(), "still-writable"), []byte("x"), 0o644); err != nil {
 		t.Fatalf("the filesystem below was shut down: %v", err)
+	}
+}
+
+// BenchmarkVolume_createAndRelease is what a quota costs each container:
+// image, mkfs, loop device, mount, and the teardown.
+func BenchmarkVolume_createAndRelease(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("volumes need root")
+	}
+	be, err := New(Config{StateDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := b.TempDir()
+	for i := 0; b.Loop(); i++ {
+		v, err := be.Volume(ctx, filepath.Join(dir, strconv.Itoa(i)), 1<<30)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := v.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
