@@ -180,7 +180,7 @@ func attachLoop(img *os.File) (*os.File, error) {
 	for range 32 {
 		n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
 		if err != nil {
-			return nil, fmt.Errorf("no free loop device (%w): every loop device is in use and the kernel made no new one; free some (losetup -D) or raise the loop module's max_loop", err)
+			return nil, fmt.Errorf("no free loop device (%w): every loop device is in use and the kernel made no new one; see losetup -a", err)
 		}
 		path := fmt.Sprintf("/dev/loop%d", n)
 		dev, err := os.OpenFile(path, os.O_RDWR|syscall.O_CLOEXEC, 0)
