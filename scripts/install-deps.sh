@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs the system packages Pando needs: runc runs the containers,
-# busybox-static gives tests a tiny static HTTP server. Idempotent; quiet
-# when everything is present.
+# e2fsprogs formats their disk quota volumes, busybox-static gives tests a
+# tiny static HTTP server. Idempotent; quiet when everything is present.
 set -eu
 need=""
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"
+PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null 2>&1 || need="$need e2fsprogs"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "pando: missing packages:$need; run as root (or: sudo apt-get install -y$need)" >&2

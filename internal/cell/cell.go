@@ -77,10 +77,6 @@ type Config struct {
 	// LivenessInterval is how often a running instance is checked;
 	// default 30s.
 	LivenessInterval time.Duration
-	// DiskCheckInterval is how often a running instance's disk use is
-	// measured against its quota (disk has no cgroup limit); default 15s,
-	// negative disables.
-	DiskCheckInterval time.Duration
 	// StopGrace is how long a stopped instance gets between SIGTERM and
 	// SIGKILL; default 10s.
 	StopGrace time.Duration
@@ -112,7 +108,6 @@ const (
 	DefaultHealthCheckInterval = 2 * time.Second
 	DefaultStartTimeout        = 60 * time.Second
 	DefaultLivenessInterval    = 30 * time.Second
-	DefaultDiskCheckInterval   = 15 * time.Second
 	DefaultInvocationTimeout   = time.Second
 	DefaultStopGrace           = 10 * time.Second
 	DefaultStagingMemoryMB     = 1024
@@ -204,9 +199,6 @@ func New(cfg Config) (*Rep, error) {
 	if cfg.LivenessInterval <= 0 {
 		cfg.LivenessInterval = DefaultLivenessInterval
 	}
-	if cfg.DiskCheckInterval == 0 {
-		cfg.DiskCheckInterval = DefaultDiskCheckInterval
-	}
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = DefaultStopGrace
 	}
@@ -257,9 +249,9 @@ func New(cfg Config) (*Rep, error) {
 
 // Work dir layout.
 const (
-	dirInstances  = "instances"  // <guid>/ is an instance's /home/vcap
-	dirStaging    = "staging"    // <task guid>/{app,cache,deps,output}
-	dirTasks      = "tasks"      // <task guid>/ is a CF task's /home/vcap
+	dirInstances  = "instances"  // <guid>/ is an instance's volume; home/ its /home/vcap
+	dirStaging    = "staging"    // <task guid>/ is a volume: {app,cache,deps,output}
+	dirTasks      = "tasks"      // <task guid>/ is a CF task's volume; home/ its /home/vcap
 	dirDroplets   = "droplets"   // <sha256>.tgz cache
 	dirBuildpacks = "buildpacks" // <sha256>/ extracted buildpacks
 	dirDownloads  = "downloads"  // partial downloads

@@ -38,7 +38,8 @@ type instance struct {
 	diskMB    int
 	ports     []pando.PortMapping
 	listeners []net.Listener
-	dir       string // the instance's /home/vcap on the host
+	dir       string // the instance's disk volume; home/ is its /home/vcap
+	vol       container.Volume
 
 	stopCtx context.Context // ends when a stop is requested
 	stopNow context.CancelFunc
@@ -362,25 +363,8 @@ func (r *Rep) live(i *instance) string {
 		defer t.Stop()
 		tick = t.C
 	}
-	// Disk is not limited by a cgroup: the cell measures what the
-	// container wrote and stops an instance past its quota.
-	var diskTick <-chan time.Time
-	diskQuota := uint64(i.lrp.DiskMB) << 20
-	if diskQuota > 0 && r.cfg.DiskCheckInterval > 0 {
-		t := time.NewTicker(r.cfg.DiskCheckInterval)
-		defer t.Stop()
-		diskTick = t.C
-	}
 	for {
 		select {
-		case <-diskTick:
-			st, err := ctr.Stats(ctx)
-			if err != nil || st.DiskBytes <= diskQuota {
-				continue
-			}
-			r.cellLog(i, "ERR", "Disk quota exceeded: %s used of %s", humanSize(int64(st.DiskBytes)), humanSize(int64(diskQuota)))
-			r.stopContainer(i, ctr)
-			return fmt.Sprintf("%s/%d exceeded its disk quota (%d MB)", appSource(i.lrp), i.index, i.lrp.DiskMB)
 		case <-tick:
 			if err := check(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -427,6 +411,9 @@ func (r *Rep) exitReason(i *instance, w waitResult) string {
 	if w.st.OOMKilled {
 		reason += " (out of memory)"
 		r.cellLog(i, "ERR", "Cell %s: instance %s was killed: out of memory (limit %d MB)", r.cfg.ID, i.guid, i.memMB)
+	} else if volumeFull(i.vol) {
+		reason += fmt.Sprintf(" (disk quota of %d MB full)", i.diskMB)
+		r.cellLog(i, "ERR", "Cell %s: instance %s exited with its disk full (quota %d MB)", r.cfg.ID, i.guid, i.diskMB)
 	}
 	return reason
 }
@@ -449,6 +436,7 @@ func (r *Rep) teardown(i *instance) {
 			r.cellLog(i, "OUT", "Cell %s successfully destroyed container for instance %s", r.cfg.ID, i.guid)
 		}
 	}
+	r.releaseVolume(i.vol)
 	for _, ln := range i.listeners {
 		ln.Close()
 	}
@@ -464,8 +452,8 @@ func (r *Rep) teardown(i *instance) {
 	r.mu.Unlock()
 }
 
-// instanceSpec prepares the instance's files (the droplet at /home/vcap)
-// and its container spec.
+// instanceSpec prepares the instance's disk volume and files (the droplet
+// at /home/vcap) and its container spec.
 func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, error) {
 	lrp := i.lrp
 	var rootfs string
@@ -477,10 +465,13 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 	} else if _, rootfs, err = r.rootFS(lrp.Stack); err != nil {
 		return container.Spec{}, err
 	}
-	if err := os.MkdirAll(i.dir, 0o755); err != nil {
+	vol, err := r.newVolume(ctx, i.dir, i.diskMB)
+	if err != nil {
 		return container.Spec{}, err
 	}
-	if err := os.Chown(i.dir, VcapUID, VcapGID); err != nil {
+	i.vol = vol
+	home := filepath.Join(i.dir, "home")
+	if err := mkdirVcap(home); err != nil {
 		return container.Spec{}, err
 	}
 	if lrp.DropletKey != "" {
@@ -496,7 +487,7 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		lim := archive.DefaultLimits()
 		lim.UID, lim.GID = VcapUID, VcapGID
 		lim.MaxTotalBytes = int64(i.diskMB) << 20
-		if err := archive.ExtractTgz(ctx, f, i.dir, lim); err != nil {
+		if err := archive.ExtractTgz(ctx, f, home, lim); err != nil {
 			return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
 		}
 	}
@@ -508,7 +499,8 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 	spec := container.Spec{
 		ID:          containerID("app", i.guid),
 		RootFS:      rootfs,
-		Mounts:      []container.Mount{{Source: i.dir, Destination: "/home/vcap"}},
+		Mounts:      []container.Mount{{Source: home, Destination: "/home/vcap"}},
+		Volume:      vol.Dir(),
 		UID:         uid,
 		GID:         gid,
 		Env:         r.instanceEnv(lrp, i.index, i.guid, i.ports, i.memMB, i.diskMB),

@@ -606,20 +606,87 @@ func TestLRP_outOfMemoryIsTheCrashReason(t *testing.T) {
 	}
 }
 
-func TestLRP_diskQuotaExceededCrashes(t *testing.T) {
-	c := newRuncCell(t, func(cfg *Config) { cfg.DiskCheckInterval = 100 * time.Millisecond })
+func TestLRP_deletedOpenFileStopsAtDiskQuotaAndStatsCountIt(t *testing.T) {
+	c := newRuncCell(t, nil)
+	// A file no directory lists, filled as fast as dd can, kept open.
 	c.startApp(t, "inst-disk", pando.DesiredLRP{
-		DiskMB:       1,
-		StartCommand: "head -c 3000000 /dev/zero > /home/vcap/app/big; exec sleep 60",
+		DiskMB:       16,
+		StartCommand: "exec 3>/tmp/hidden; rm /tmp/hidden; dd if=/dev/zero bs=1M count=200 >&3; exec sleep 60",
 		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckProcess},
 	})
 	c.rec.wait(t, 10*time.Second, "RUNNING", isState("inst-disk", pando.ActualRunning))
-	crashed := c.rec.wait(t, 30*time.Second, "CRASHED", isState("inst-disk", pando.ActualCrashed)).actual
-	if want := "APP/PROC/WEB/0 exceeded its disk quota (1 MB)"; crashed.CrashReason != want {
+	c.logs.wait(t, 10*time.Second, "APP/PROC/WEB", "No space left on device")
+	st, err := c.rep.Stats(context.Background(), "inst-disk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DiskQuota != 16<<20 || st.DiskBytes < 15<<20 || st.DiskBytes > 16<<20 {
+		t.Errorf("disk %d of quota %d; want about 16 MiB of 16 MiB", st.DiskBytes, st.DiskQuota)
+	}
+	if err := c.rep.StopLRP(context.Background(), "", "inst-disk"); err != nil {
+		t.Fatal(err)
+	}
+	c.rec.wait(t, 20*time.Second, "removed", isRemoved("inst-disk"))
+	c.noVolumeLeft(t)
+}
+
+func TestLRP_exitWithAFullDiskSaysSo(t *testing.T) {
+	c := newRuncCell(t, nil)
+	c.startApp(t, "inst-full", pando.DesiredLRP{
+		DiskMB:       16,
+		StartCommand: "dd if=/dev/zero of=/home/vcap/app/big bs=1M count=200; exit 3",
+		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckProcess},
+	})
+	crashed := c.rec.wait(t, 20*time.Second, "CRASHED", isState("inst-full", pando.ActualCrashed)).actual
+	if want := "APP/PROC/WEB/0 Exited with status 3 (disk quota of 16 MB full)"; crashed.CrashReason != want {
 		t.Errorf("crash reason %q, want %q", crashed.CrashReason, want)
 	}
-	c.logs.wait(t, time.Second, pando.LogSourceCell, "Disk quota exceeded")
+	c.logs.wait(t, time.Second, "APP/PROC/WEB", "No space left on device")
 	eventually(t, 5*time.Second, "container destroyed", func() bool { return len(c.backend.liveIDs()) == 0 })
+	c.noVolumeLeft(t)
+}
+
+func TestStaging_pastItsDiskQuotaFailsAndStoresNoDroplet(t *testing.T) {
+	c := newRuncCell(t, nil)
+	c.put(t, "buildpacks/test", buildpackZip(t, `dd if=/dev/zero of="$1/big" bs=1M count=300`))
+	c.put(t, "packages/app-big", zipOf(t, map[string]string{"index.html": "x"}))
+	task := stagingTask("task-big", "app-big", time.Minute)
+	task.Staging.DiskMB = 32
+	if err := c.rep.RunTask(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	done := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-big")).task
+	const want = "StagingError - Staging error: staging exceeded its disk quota of 32 MB"
+	if !done.Failed || done.FailureReason != want {
+		t.Errorf("got failed=%v reason=%q, want %q", done.Failed, done.FailureReason, want)
+	}
+	c.logs.wait(t, time.Second, pando.LogSourceStaging, "No space left on device")
+	if line := c.logs.wait(t, time.Second, pando.LogSourceStaging, want); line.Type != "ERR" {
+		t.Errorf("reason logged as %s", line.Type)
+	}
+	for _, key := range []string{pando.DropletBlobKey("droplet-task-big"), "buildcache/app-big"} {
+		if _, ok := c.blobs.get(key); ok {
+			t.Errorf("%s stored for a staging past its quota", key)
+		}
+	}
+	if ids := c.backend.liveIDs(); len(ids) > 0 {
+		t.Errorf("containers left: %v", ids)
+	}
+	c.noVolumeLeft(t)
+}
+
+// noVolumeLeft checks that no volume of the cell is mounted.
+func (c *runcCell) noVolumeLeft(t *testing.T) {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], c.workDir+"/") {
+			t.Errorf("still mounted: %s", f[4])
+		}
+	}
 }
 
 func TestStaging_hostStackCanPoseAsACFStackForBuildpacks(t *testing.T) {

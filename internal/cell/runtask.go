@@ -104,7 +104,15 @@ func (r *Rep) execTask(ctx context.Context, tk *task) string {
 	})
 
 	r.taskLog(tk, "OUT", "Cell %s creating container for task %s", r.cfg.ID, guid)
-	spec, err := r.taskSpec(ctx, tk, dir)
+	vol, err := r.newVolume(ctx, dir, tk.diskMB)
+	if err == nil {
+		// Runs before the RemoveAll above, after the Destroy below.
+		defer r.releaseVolume(vol)
+	}
+	var spec container.Spec
+	if err == nil {
+		spec, err = r.taskSpec(ctx, tk, vol)
+	}
 	var ctr container.Container
 	if err == nil {
 		spec.Stdout, spec.Stderr = stdout, stderr
@@ -130,16 +138,15 @@ func (r *Rep) execTask(ctx context.Context, tk *task) string {
 	}()
 	r.taskLog(tk, "OUT", "Cell %s successfully created container for task %s", r.cfg.ID, guid)
 
-	reason := r.watchTask(ctx, tk, ctr)
+	reason := r.watchTask(ctx, tk, ctr, vol)
 	stdout.Flush()
 	stderr.Flush()
 	return reason
 }
 
 // watchTask waits for the task's process to exit, stopping it when the
-// task is cancelled or exceeds its disk quota, and returns the failure
-// reason ("" for exit status 0).
-func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container) string {
+// task is cancelled, and returns the failure reason ("" for exit status 0).
+func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container, vol container.Volume) string {
 	src := taskSource(tk.t)
 	waitCtx, waitCancel := context.WithCancel(context.Background())
 	defer waitCancel()
@@ -148,15 +155,6 @@ func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container) 
 		st, err := ctr.Wait(waitCtx)
 		exited <- waitResult{st, err}
 	}()
-	// Disk is not limited by a cgroup: the cell measures what the
-	// container wrote, as it does for instances.
-	var diskTick <-chan time.Time
-	diskQuota := uint64(tk.diskMB) << 20
-	if diskQuota > 0 && r.cfg.DiskCheckInterval > 0 {
-		t := time.NewTicker(r.cfg.DiskCheckInterval)
-		defer t.Stop()
-		diskTick = t.C
-	}
 	stop := func(grace time.Duration) {
 		sctx, cancel := context.WithTimeout(context.Background(), grace+destroyTimeout)
 		defer cancel()
@@ -178,16 +176,11 @@ func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container) 
 			if w.st.OOMKilled {
 				reason += " (out of memory)"
 				r.taskLog(tk, "ERR", "Cell %s: task %s was killed: out of memory (limit %d MB)", r.cfg.ID, tk.t.GUID, tk.memMB)
+			} else if volumeFull(vol) {
+				reason += fmt.Sprintf(" (disk quota of %d MB full)", tk.diskMB)
+				r.taskLog(tk, "ERR", "Cell %s: task %s exited with its disk full (quota %d MB)", r.cfg.ID, tk.t.GUID, tk.diskMB)
 			}
 			return reason
-		case <-diskTick:
-			st, err := ctr.Stats(ctx)
-			if err != nil || st.DiskBytes <= diskQuota {
-				continue
-			}
-			r.taskLog(tk, "ERR", "Disk quota exceeded: %s used of %s", humanSize(int64(st.DiskBytes)), humanSize(int64(diskQuota)))
-			stop(0)
-			return fmt.Sprintf("%s exceeded its disk quota (%d MB)", src, tk.diskMB)
 		case <-ctx.Done():
 			r.taskLog(tk, "OUT", "Cell %s stopping task %s", r.cfg.ID, tk.t.GUID)
 			stop(tk.stopGrace())
@@ -208,15 +201,14 @@ func (r *Rep) taskStopReason(ctx context.Context) string {
 	return "task stopped: " + cause.Error()
 }
 
-// taskSpec prepares the task's files (the droplet extracted at /home/vcap,
-// as for an instance) and its container spec: the launcher runs the
-// command as vcap with the task's limits, no ports and no health check.
-func (r *Rep) taskSpec(ctx context.Context, tk *task, dir string) (container.Spec, error) {
+// taskSpec prepares the task's files on its volume (the droplet extracted
+// at /home/vcap, as for an instance) and its container spec: the launcher
+// runs the command as vcap with the task's limits, no ports and no health
+// check.
+func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume) (container.Spec, error) {
 	run := tk.t.Run
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return container.Spec{}, err
-	}
-	if err := os.Chown(dir, VcapUID, VcapGID); err != nil {
+	home := filepath.Join(vol.Dir(), "home")
+	if err := mkdirVcap(home); err != nil {
 		return container.Spec{}, err
 	}
 	p, err := r.droplet(ctx, run.DropletKey, run.DropletSHA256)
@@ -231,13 +223,14 @@ func (r *Rep) taskSpec(ctx context.Context, tk *task, dir string) (container.Spe
 	lim := archive.DefaultLimits()
 	lim.UID, lim.GID = VcapUID, VcapGID
 	lim.MaxTotalBytes = int64(tk.diskMB) << 20
-	if err := archive.ExtractTgz(ctx, f, dir, lim); err != nil {
+	if err := archive.ExtractTgz(ctx, f, home, lim); err != nil {
 		return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
 	}
 	return container.Spec{
 		ID:          containerID("task", tk.t.GUID),
 		RootFS:      tk.rootfs,
-		Mounts:      []container.Mount{{Source: dir, Destination: "/home/vcap"}},
+		Mounts:      []container.Mount{{Source: home, Destination: "/home/vcap"}},
+		Volume:      vol.Dir(),
 		UID:         VcapUID,
 		GID:         VcapGID,
 		Env:         r.taskEnv(*run, tk.t.GUID, tk.memMB, tk.diskMB),

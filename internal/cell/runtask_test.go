@@ -89,6 +89,7 @@ func (c *runcCell) noTaskLeft(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(c.workDir, dirTasks)); len(ents) > 0 {
 		t.Errorf("task dirs left: %d", len(ents))
 	}
+	c.noVolumeLeft(t)
 	if st, _ := c.rep.State(context.Background()); st.UsedContainers != 0 || st.UsedMemoryMB != 0 || st.UsedDiskMB != 0 {
 		t.Errorf("state after the task %+v", st)
 	}
@@ -130,7 +131,7 @@ func TestRunTask_runsTheCommandInTheDropletAndCompletes(t *testing.T) {
 }
 
 func TestRunTask_failuresSayWhy(t *testing.T) {
-	c := newRuncCell(t, func(cfg *Config) { cfg.DiskCheckInterval = 100 * time.Millisecond })
+	c := newRuncCell(t, nil)
 	cases := []struct {
 		name, cmd string
 		memMB     int
@@ -139,7 +140,7 @@ func TestRunTask_failuresSayWhy(t *testing.T) {
 	}{
 		{"fail", "echo bad >&2; exit 3", 128, 256, "APP/TASK/fail Exited with status 3"},
 		{"oom", "dd if=/dev/zero of=/dev/null bs=200M count=1", 32, 256, "APP/TASK/oom Exited with status 137 (out of memory)"},
-		{"disk", "head -c 3000000 /dev/zero > big; exec sleep 60", 128, 1, "APP/TASK/disk exceeded its disk quota (1 MB)"},
+		{"disk", "head -c 30000000 /dev/zero > big", 128, 16, "APP/TASK/disk Exited with status 1 (disk quota of 16 MB full)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,7 +159,8 @@ func TestRunTask_failuresSayWhy(t *testing.T) {
 	}
 	c.logs.wait(t, time.Second, "APP/TASK/fail", "Exit status 3")
 	c.logs.wait(t, time.Second, pando.LogSourceCell, "task task-oom was killed: out of memory (limit 32 MB)")
-	c.logs.wait(t, time.Second, pando.LogSourceCell, "Disk quota exceeded")
+	c.logs.wait(t, time.Second, "APP/TASK/disk", "No space left on device")
+	c.logs.wait(t, time.Second, pando.LogSourceCell, "task task-disk exited with its disk full (quota 16 MB)")
 }
 
 func TestRunTask_logRateLimit(t *testing.T) {

@@ -39,6 +39,13 @@ func (e timeoutError) Error() string {
 	return fmt.Sprintf("StagingTimeExpired - Staging time expired: staging did not finish within %s", e.d)
 }
 
+// quotaError is a staging that ran into its disk quota.
+type quotaError struct{ mb int }
+
+func (e quotaError) Error() string {
+	return fmt.Sprintf("staging exceeded its disk quota of %d MB", e.mb)
+}
+
 // exitError is a staging container that exited non-zero.
 type exitError struct{ st container.ExitStatus }
 
@@ -219,20 +226,23 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 			r.log.Error("remove staging dir", "task_guid", tk.t.GUID, "error", err)
 		}
 	}()
+	// Everything the staging writes, from the package to the droplet,
+	// is on this volume: its size is the staging's disk quota.
+	vol, err := r.newVolume(ctx, dir, tk.diskMB)
+	if err != nil {
+		return pando.StagingResult{}, err
+	}
+	defer r.releaseVolume(vol)
 	sub := func(n string) string { return filepath.Join(dir, n) }
-	for _, d := range []string{"", "app", "cache", "deps", "output"} {
-		if err := os.Mkdir(sub(d), 0o755); err != nil {
+	for _, d := range []string{"app", "cache", "deps", "output"} {
+		if err := mkdirVcap(sub(d)); err != nil {
 			return pando.StagingResult{}, err
 		}
-		if d != "" {
-			if err := os.Chown(sub(d), VcapUID, VcapGID); err != nil {
-				return pando.StagingResult{}, err
-			}
-		}
 	}
+	quota := int64(tk.diskMB) << 20
 	vcap := archive.DefaultLimits()
 	vcap.UID, vcap.GID = VcapUID, VcapGID
-	vcap.MaxTotalBytes = int64(tk.diskMB) << 20
+	vcap.MaxTotalBytes = quota
 
 	r.stagingLog(req, "OUT", "Downloading app package...")
 	pkg, err := r.fetch(ctx, req.PackageKey)
@@ -241,6 +251,9 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	}
 	defer pkg.cleanup()
 	if err := extractZipFile(ctx, pkg.path, pkg.size, sub("app"), vcap); err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			return pando.StagingResult{}, quotaError{tk.diskMB}
+		}
 		return pando.StagingResult{}, fmt.Errorf("app package: %w", err)
 	}
 	r.stagingLog(req, "OUT", "Downloaded app package (%s)", humanSize(pkg.size))
@@ -299,6 +312,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		ID:          containerID("stg", tk.t.GUID),
 		RootFS:      tk.rootfs,
 		Mounts:      mounts,
+		Volume:      vol.Dir(),
 		UID:         VcapUID,
 		GID:         VcapGID,
 		Env:         env,
@@ -324,7 +338,9 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 			r.log.Error("destroy staging container", "task_guid", tk.t.GUID, "error", err)
 		}
 	}()
+	fill := watchFill(vol)
 	st, err := ctr.Wait(ctx)
+	full := fill.End(vol)
 	stdout.Flush()
 	stderr.Flush()
 	if err != nil {
@@ -332,6 +348,9 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	}
 	r.stagingLog(req, "OUT", "Exit status %d", st.Code)
 	if st.Code != 0 || st.OOMKilled {
+		if full && !st.OOMKilled {
+			return pando.StagingResult{}, quotaError{tk.diskMB}
+		}
 		return pando.StagingResult{}, &exitError{st}
 	}
 
@@ -341,7 +360,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	}
 	r.stagingLog(req, "OUT", "Uploading droplet, build artifacts cache...")
 	r.stagingLog(req, "OUT", "Uploading droplet...")
-	sum1, sum256, size, err := r.putFile(ctx, pando.DropletBlobKey(req.DropletGUID), sub("output/droplet.tgz"))
+	sum1, sum256, size, err := r.putFile(ctx, pando.DropletBlobKey(req.DropletGUID), sub("output/droplet.tgz"), quota)
 	if err != nil {
 		return pando.StagingResult{}, fmt.Errorf("upload droplet: %w", err)
 	}
@@ -349,7 +368,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	r.stagingLog(req, "OUT", "Uploaded droplet (%s)", humanSize(size))
 	if req.BuildCacheKey != "" {
 		r.stagingLog(req, "OUT", "Uploading build artifacts cache...")
-		if n, err := r.saveCache(ctx, req.BuildCacheKey, sub("cache")); err != nil {
+		if n, err := r.saveCache(ctx, req.BuildCacheKey, sub("cache"), quota); err != nil {
 			// The next staging is slower; this one still succeeded.
 			r.log.Warn("save build cache", "app_guid", req.AppGUID, "error", err)
 			r.stagingLog(req, "ERR", "Failed to upload build artifacts cache: %v", err)
@@ -417,14 +436,20 @@ func readResult(path string) (pando.StagingResult, error) {
 	return res, nil
 }
 
-// putFile uploads a file the staging container wrote, returning its
-// checksums and size as read.
-func (r *Rep) putFile(ctx context.Context, key, path string) (string, string, int64, error) {
+// putFile uploads a file the staging container wrote, at most max bytes
+// (a sparse file can claim any size), returning its checksums and size as
+// read.
+func (r *Rep) putFile(ctx context.Context, key, path string, max int64) (string, string, int64, error) {
 	f, err := openOutput(path)
 	if err != nil {
 		return "", "", 0, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return "", "", 0, err
+	} else if fi.Size() > max {
+		return "", "", 0, fmt.Errorf("%s is %s, larger than the staging disk quota of %d MB", filepath.Base(path), humanSize(fi.Size()), max>>20)
+	}
 	// The blobstore computes the checksums as it writes (pando.BlobInfo).
 	info, err := r.cfg.Blobs.Put(ctx, key, ctxReader{ctx, f})
 	if err != nil {
@@ -433,14 +458,19 @@ func (r *Rep) putFile(ctx context.Context, key, path string) (string, string, in
 	return info.SHA1, info.SHA256, info.Size, nil
 }
 
+// countReader counts what passes and fails past max bytes.
 type countReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	max int64
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.n > c.max {
+		return n, fmt.Errorf("larger than the staging disk quota of %d MB", c.max>>20)
+	}
 	return n, err
 }
 
@@ -471,15 +501,16 @@ func (r *Rep) restoreCache(ctx context.Context, req *pando.StagingRequest, dir s
 	r.stagingLog(req, "OUT", "Downloaded build artifacts cache")
 }
 
-// saveCache uploads dir as the app's build cache tgz.
-func (r *Rep) saveCache(ctx context.Context, key, dir string) (int64, error) {
+// saveCache uploads dir as the app's build cache tgz, at most max bytes
+// (sparse files in dir could make any size).
+func (r *Rep) saveCache(ctx context.Context, key, dir string, max int64) (int64, error) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		pw.CloseWithError(archive.WriteTgz(ctx, pw, dir, "."))
 	}()
-	cr := &countReader{r: pr}
+	cr := &countReader{r: pr, max: max}
 	_, err := r.cfg.Blobs.Put(ctx, key, cr)
 	pr.CloseWithError(errors.New("upload ended")) // unblocks the writer if Put stopped early
 	<-done

@@ -46,8 +46,8 @@ func (r *Rep) Stats(ctx context.Context, instanceGUID string) (pando.InstanceSta
 		out.CPUPercent = float64(st.CPUNanos-prev) / float64(wall.Nanoseconds()) * 100
 	}
 	out.MemoryBytes = st.MemoryBytes
-	// The backend counts the container's writable mounts, the instance dir
-	// (droplet and app writes at /home/vcap) among them.
+	// The used room of the instance's volume: the droplet, what the app
+	// wrote anywhere (deleted files still open included).
 	out.DiskBytes = st.DiskBytes
 	return out, nil
 }

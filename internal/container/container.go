@@ -32,11 +32,20 @@ type Spec struct {
 	Env    []string // KEY=VALUE
 	Dir    string
 	Args   []string
+	// Volume, if set, is the Dir of a Volume from the same Backend: the
+	// container's own writable directories (/tmp, the overlay's upper
+	// layer) go on it, so that everything the container can write shares
+	// the volume's limit, and Stats reports the volume's usage. The
+	// backend keeps them under Volume/container; the caller's files go in
+	// other subdirectories, bind-mounted through Mounts.
+	Volume string
 	// Resource limits; zero means unlimited.
 	MemoryBytes int64
-	DiskBytes   int64 // best effort
-	PidsLimit   int64
-	CPUShares   uint64
+	// DiskBytes is informational (e.g. for the container's environment):
+	// the Volume's size is what limits disk.
+	DiskBytes int64
+	PidsLimit int64
+	CPUShares uint64
 	// Stdout and Stderr receive the process's output; the backend keeps
 	// copying until the process exits. Nil discards.
 	Stdout io.Writer
@@ -76,7 +85,41 @@ type Container interface {
 	Destroy(ctx context.Context) error
 }
 
-// Backend creates containers.
+// Volume is a directory on a filesystem of its own whose size the kernel
+// enforces: a write past it fails with ENOSPC, whatever the number, names
+// or lifetime of the files (a deleted file still open counts until it is
+// closed).
+type Volume interface {
+	Dir() string
+	Usage() (VolumeUsage, error)
+	// Release unmounts the volume and frees it and everything on it; Dir
+	// is gone after it. Destroy the containers using it first. It is safe
+	// to call more than once.
+	Release(ctx context.Context) error
+}
+
+// VolumeUsage is a volume's fill, as the filesystem reports it.
+type VolumeUsage struct {
+	SizeBytes  uint64 // room for files
+	UsedBytes  uint64
+	FreeBytes  uint64 // what an unprivileged writer can still write
+	FreeInodes uint64
+}
+
+// Full reports whether the volume is at its limit: too little room left
+// for a usual write (writers fail on a whole buffer, so the last one can
+// leave up to its size free), or no inode left.
+func (u VolumeUsage) Full() bool {
+	slack := max(u.SizeBytes/50, 2<<20)
+	slack = min(slack, u.SizeBytes/4)
+	return u.FreeBytes <= slack || u.FreeInodes == 0
+}
+
+// Backend creates containers and the volumes that hold what they write.
 type Backend interface {
 	Run(ctx context.Context, spec Spec) (Container, error)
+	// Volume creates dir (absent or an empty directory) as a volume of
+	// bytes. The caller fills it, runs containers with Spec.Volume = dir
+	// and releases it after destroying them.
+	Volume(ctx context.Context, dir string, bytes int64) (Volume, error)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"sync"
 	"syscall"
@@ -44,6 +45,7 @@ type Backend struct {
 	live     map[string]*Container
 	handlers map[target]http.Handler
 	stats    map[string]container.Stats
+	volumes  map[string]*volume // by dir
 	runs     int
 }
 
@@ -71,6 +73,14 @@ func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Conta
 	}
 	if spec.ID == "" || len(spec.Args) == 0 {
 		return nil, pando.Errorf(pando.EInvalid, "container %q: id and args are required", spec.ID)
+	}
+	if spec.Volume != "" {
+		b.mu.Lock()
+		v := b.volumes[filepath.Clean(spec.Volume)]
+		b.mu.Unlock()
+		if v == nil {
+			return nil, pando.Errorf(pando.EInvalid, "container %s: %s is not a volume of this backend", spec.ID, spec.Volume)
+		}
 	}
 	if b.opts.RunError != nil {
 		if err := b.opts.RunError(spec); err != nil {

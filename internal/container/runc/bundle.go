@@ -24,14 +24,23 @@ import (
 //	tmp/          /tmp, mode 1777
 //	init.pid      written by runc with the container's init pid
 //	runc.log      runc's own log (JSON), read when the start fails
+//
+// With a Spec.Volume, the writable ones (overlay/, home/, tmp/) are in
+// <volume>/container instead, under the volume's limit.
 type bundle struct {
 	dir     string
+	rw      string // holds overlay/, home/ and tmp/
 	overlay bool
 	created bool // this call created dir
 }
 
 func (d bundle) path(elem ...string) string {
 	return filepath.Join(append([]string{d.dir}, elem...)...)
+}
+
+// writable is the path of a directory the container writes to.
+func (d bundle) writable(elem ...string) string {
+	return filepath.Join(append([]string{d.rw}, elem...)...)
 }
 
 // hostStack is what the "host" stack takes from the host, read-only. A path
@@ -52,6 +61,10 @@ const (
 // needs (before the standard and caller mounts).
 func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stackMount, error) {
 	d := bundle{dir: filepath.Join(b.bundles, spec.ID), overlay: spec.RootFS != ""}
+	d.rw = d.dir
+	if spec.Volume != "" {
+		d.rw = filepath.Join(spec.Volume, "container")
+	}
 	if err := os.Mkdir(d.dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return d, nil, pando.Errorf(pando.EConflict, "container %s: bundle %s is left from an earlier container; run Cleanup", spec.ID, d.dir)
@@ -59,16 +72,26 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stack
 		return d, nil, fmt.Errorf("create bundle: %w", err)
 	}
 	d.created = true
-	for _, sub := range []string{"rootfs", "etc", "home", "tmp"} {
+	for _, sub := range []string{"rootfs", "etc"} {
 		if err := os.Mkdir(d.path(sub), 0o755); err != nil {
 			return d, nil, fmt.Errorf("create bundle: %w", err)
 		}
 	}
-	if err := os.Chown(d.path("home"), int(uid), int(gid)); err != nil {
+	if d.rw != d.dir {
+		if err := os.Mkdir(d.rw, 0o755); err != nil {
+			return d, nil, fmt.Errorf("create container dirs on volume: %w", err)
+		}
+	}
+	for _, sub := range []string{"home", "tmp"} {
+		if err := os.Mkdir(d.writable(sub), 0o755); err != nil {
+			return d, nil, fmt.Errorf("create bundle: %w", err)
+		}
+	}
+	if err := os.Chown(d.writable("home"), int(uid), int(gid)); err != nil {
 		return d, nil, fmt.Errorf("create home: %w", err)
 	}
 	// Explicit chmod: Mkdir's mode passes through the umask.
-	if err := os.Chmod(d.path("tmp"), os.ModePerm|os.ModeSticky); err != nil {
+	if err := os.Chmod(d.writable("tmp"), os.ModePerm|os.ModeSticky); err != nil {
 		return d, nil, fmt.Errorf("create tmp: %w", err)
 	}
 	if err := writeEtc(d, spec); err != nil {
@@ -108,7 +131,7 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stack
 type stackMount struct{ source, dest string }
 
 func mountOverlay(d bundle, lower string) error {
-	upper, work := d.path("overlay", "upper"), d.path("overlay", "work")
+	upper, work := d.writable("overlay", "upper"), d.writable("overlay", "work")
 	for _, p := range []string{upper, work} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return fmt.Errorf("create overlay dirs: %w", err)

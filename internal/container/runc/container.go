@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type Container struct {
 	bundle string
 	cgPath string
 	limit  int64
+	volume string // Spec.Volume: holds the writable dirs; "" for none
 
 	overlay bool
 	// rwMounts are the caller's writable bind mounts (e.g. the instance's
@@ -315,6 +317,11 @@ func (c *Container) destroyOnce(ctx context.Context) error {
 	if c.owned {
 		if err := removeBundle(c.bundle); err != nil {
 			errs = append(errs, err)
+		} else if c.volume != "" {
+			// Its home, tmp and overlay layer on the volume.
+			if err := os.RemoveAll(filepath.Join(c.volume, "container")); err != nil {
+				errs = append(errs, fmt.Errorf("remove container files: %w", err))
+			}
 		}
 		// runc delete removes the cgroups it knows of; a container that
 		// runc already forgot (a start that failed half-way) can leave
@@ -329,8 +336,9 @@ func (c *Container) destroyOnce(ctx context.Context) error {
 	return nil
 }
 
-// Stats reads the container's cgroup figures and the size of its writable
-// directories (home, tmp, the overlay's upper layer and writable mounts).
+// Stats reads the container's cgroup figures and its disk use: its
+// volume's, or else the size of its writable directories (home, tmp, the
+// overlay's upper layer and writable mounts).
 func (c *Container) Stats(ctx context.Context) (container.Stats, error) {
 	s, err := c.b.cg.stats(c.cgPath)
 	if err != nil {
@@ -354,6 +362,14 @@ func (c *Container) Stats(ctx context.Context) (container.Stats, error) {
 const diskCacheFor = 5 * time.Second
 
 func (c *Container) diskUsage(ctx context.Context) uint64 {
+	if c.volume != "" {
+		// Exact and cheap: the filesystem keeps the count.
+		u, err := statVolume(c.volume)
+		if err != nil {
+			return 0
+		}
+		return u.UsedBytes
+	}
 	c.diskMu.Lock()
 	defer c.diskMu.Unlock()
 	if time.Since(c.diskRead) < diskCacheFor {

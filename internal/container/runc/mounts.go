@@ -16,6 +16,7 @@ import (
 // mountInfo is one line of /proc/self/mountinfo, reduced to what we use.
 type mountInfo struct {
 	mountPoint string
+	majMin     string // the device, "major:minor"
 	fsType     string
 	superOpts  string
 }
@@ -39,7 +40,7 @@ func readMountInfo() ([]mountInfo, error) {
 		if len(f) < 5 || len(g) < 1 {
 			continue
 		}
-		m := mountInfo{mountPoint: unescapeMount(f[4]), fsType: g[0]}
+		m := mountInfo{mountPoint: unescapeMount(f[4]), majMin: f[2], fsType: g[0]}
 		if len(g) >= 3 {
 			m.superOpts = g[2]
 		}

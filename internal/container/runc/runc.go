@@ -49,9 +49,10 @@ type Config struct {
 
 // Backend runs containers with runc. It is safe for concurrent use.
 //
-// Memory (without swap), pids and CPU shares are enforced through cgroups.
-// Spec.DiskBytes is not enforced: Stats reports the size of the writable
-// directories (home, tmp, the overlay upper layer) so the cell can act on it.
+// Memory (without swap), pids and CPU shares are enforced through cgroups;
+// disk through volumes (see Volume): a container whose Spec.Volume is set
+// keeps its home, tmp and overlay upper layer on it. Without one, Stats
+// measures those directories by walking them.
 // A zero Spec.UID or GID means vcap (2000); containers never run as root.
 type Backend struct {
 	runc         string
@@ -62,10 +63,13 @@ type Backend struct {
 	startTimeout time.Duration
 	cg           cgroups
 	log          *slog.Logger
+	volumes      string // the volumes' image files
+	mkfs         string // mkfs.ext4; "" when missing
 
 	mu       sync.Mutex
 	live     map[string]*Container
 	retrying map[*Container]bool // containers whose Destroy failed
+	vols     map[string]*volume  // by dir
 }
 
 var _ container.Backend = (*Backend)(nil)
@@ -132,18 +136,32 @@ func New(cfg Config) (*Backend, error) {
 		startTimeout: cfg.StartTimeout,
 		cg:           cg,
 		log:          log,
+		volumes:      filepath.Join(stateDir, "volumes"),
+		mkfs:         findMkfs(),
 		live:         map[string]*Container{},
 		retrying:     map[*Container]bool{},
+		vols:         map[string]*volume{},
 	}
 	if b.startTimeout <= 0 {
 		b.startTimeout = 30 * time.Second
 	}
-	for _, d := range []string{stateDir, b.root, b.bundles} {
+	for _, d := range []string{stateDir, b.root, b.bundles, b.volumes} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("runc backend: %w", err)
 		}
 	}
 	return b, nil
+}
+
+// findMkfs looks for mkfs.ext4 on PATH and in the sbin directories a
+// non-root PATH lacks.
+func findMkfs() string {
+	for _, p := range []string{"mkfs.ext4", "/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	return ""
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -153,6 +171,9 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Container, error) {
 	if err := validate(spec); err != nil {
 		return nil, err
+	}
+	if spec.Volume != "" && !b.liveVolume(spec.Volume) {
+		return nil, pando.Errorf(pando.EInvalid, "container %s: %s is not a volume of this backend", spec.ID, spec.Volume)
 	}
 	b.mu.Lock()
 	if _, ok := b.live[spec.ID]; ok {
@@ -165,7 +186,11 @@ func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Conta
 		bundle: filepath.Join(b.bundles, spec.ID),
 		cgPath: b.cgroupParent + "/" + spec.ID,
 		limit:  spec.MemoryBytes,
+		volume: filepath.Clean(spec.Volume),
 		done:   make(chan struct{}),
+	}
+	if spec.Volume == "" {
+		c.volume = ""
 	}
 	for _, m := range spec.Mounts {
 		if !m.ReadOnly {
@@ -271,8 +296,10 @@ func (b *Backend) command(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // Cleanup removes what a previous run left behind: runc containers under
-// StateDir, overlay mounts, bundles and empty cgroups. Call it at start-up,
-// before Run; containers it finds are killed.
+// StateDir, overlay mounts, bundles, volumes (their mounts, loop devices
+// and images) and empty cgroups. Call it at start-up, before Run;
+// containers it finds are killed. Volumes of this Backend not yet released
+// are kept.
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
 	out, err := b.command(ctx, "list", "--format", "json")
@@ -321,6 +348,9 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		}
 	} else {
 		errs = append(errs, fmt.Errorf("read bundles: %w", err))
+	}
+	if err := b.cleanupVolumes(); err != nil {
+		errs = append(errs, err)
 	}
 	b.cg.removeEmptyUnder(b.cgroupParent)
 	if err := errors.Join(errs...); err != nil {

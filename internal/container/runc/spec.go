@@ -51,8 +51,8 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 		mounts = append(mounts, bind(d.path("etc", name), "/etc/"+name, true))
 	}
 	mounts = append(mounts,
-		bind(d.path("home"), "/home/vcap", false),
-		bind(d.path("tmp"), "/tmp", false),
+		bind(d.writable("home"), "/home/vcap", false),
+		bind(d.writable("tmp"), "/tmp", false),
 		bind(b.lifecycle, LifecyclePath, true),
 	)
 	for _, m := range sortMounts(spec.Mounts) {
