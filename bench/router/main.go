@@ -53,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.DurationVar(&cfg.duration, "d", 5*time.Second, "length of each wrk run")
 	fs.IntVar(&cfg.rounds, "n", 1, "rounds (targets alternate within a round; the best round counts)")
-	connList := fs.String("c", "32,512", "connection counts")
+	connList := fs.String("c", "1,32,512", "connection counts (1 measures added latency, the others throughput)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (server and nginx logs)")
 	only := fs.String("only", "", "measure only these targets (comma-separated: direct, nginx, router), e.g. while profiling")
 	if err := fs.Parse(args); err != nil {
@@ -228,7 +228,7 @@ var (
 )
 
 func wrk(ctx context.Context, tg target, conns int, d time.Duration) (result, error) {
-	args := []string{"-t2", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(max(int(d.Seconds()), 1)) + "s", "--latency"}
+	args := []string{"-t" + strconv.Itoa(min(2, conns)), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(max(int(d.Seconds()), 1)) + "s", "--latency"}
 	if tg.host != "" {
 		args = append(args, "-H", "Host: "+tg.host)
 	}
