@@ -471,10 +471,9 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 	} else if _, rootfs, err = r.rootFS(lrp.Stack); err != nil {
 		return container.Spec{}, err
 	}
+	// Extracted as root: the backend hands the directory over to the
+	// container's user (its host uid) when it runs the container.
 	if err := os.MkdirAll(i.dir, 0o755); err != nil {
-		return container.Spec{}, err
-	}
-	if err := os.Chown(i.dir, VcapUID, VcapGID); err != nil {
 		return container.Spec{}, err
 	}
 	if lrp.DropletKey != "" {
@@ -488,7 +487,6 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		}
 		defer f.Close()
 		lim := archive.DefaultLimits()
-		lim.UID, lim.GID = VcapUID, VcapGID
 		lim.MaxTotalBytes = int64(i.diskMB) << 20
 		if err := archive.ExtractTgz(ctx, f, i.dir, lim); err != nil {
 			return container.Spec{}, fmt.Errorf("extract droplet: %w", err)

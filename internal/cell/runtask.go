@@ -223,10 +223,9 @@ func (r *Rep) taskStopReason(ctx context.Context) string {
 // command as vcap with the task's limits, no ports and no health check.
 func (r *Rep) taskSpec(ctx context.Context, tk *task, dir string) (container.Spec, error) {
 	run := tk.t.Run
+	// Extracted as root: the backend hands the directory over to the
+	// container's user when it runs the container.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return container.Spec{}, err
-	}
-	if err := os.Chown(dir, VcapUID, VcapGID); err != nil {
 		return container.Spec{}, err
 	}
 	p, err := r.droplet(ctx, run.DropletKey, run.DropletSHA256)
@@ -239,7 +238,6 @@ func (r *Rep) taskSpec(ctx context.Context, tk *task, dir string) (container.Spe
 	}
 	defer f.Close()
 	lim := archive.DefaultLimits()
-	lim.UID, lim.GID = VcapUID, VcapGID
 	lim.MaxTotalBytes = int64(tk.diskMB) << 20
 	if err := archive.ExtractTgz(ctx, f, dir, lim); err != nil {
 		return container.Spec{}, fmt.Errorf("extract droplet: %w", err)

@@ -220,18 +220,14 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		}
 	}()
 	sub := func(n string) string { return filepath.Join(dir, n) }
+	// Filled as root: the backend hands the writable directories over to
+	// the container's user (its host uid) when it runs the container.
 	for _, d := range []string{"", "app", "cache", "deps", "output"} {
 		if err := os.Mkdir(sub(d), 0o755); err != nil {
 			return pando.StagingResult{}, err
 		}
-		if d != "" {
-			if err := os.Chown(sub(d), VcapUID, VcapGID); err != nil {
-				return pando.StagingResult{}, err
-			}
-		}
 	}
 	vcap := archive.DefaultLimits()
-	vcap.UID, vcap.GID = VcapUID, VcapGID
 	vcap.MaxTotalBytes = int64(tk.diskMB) << 20
 
 	r.stagingLog(req, "OUT", "Downloading app package...")

@@ -41,6 +41,24 @@ type Config struct {
 	// containers' cgroups are created under; default "/pando/<hash of
 	// StateDir>", so two backends on one host never share a cgroup.
 	CgroupParent string
+	// RunDir is a machine-wide directory on a filesystem that does not
+	// outlive a reboot: it holds the host id leases every backend on the
+	// machine shares, and each container's rootfs mount point, which its
+	// unprivileged root must be able to reach (StateDir, inside the data
+	// dir, may be private). Default /run/pando.
+	RunDir string
+	// HostIDBase and HostIDBlocks set the host uids and gids containers
+	// get: HostIDBlocks blocks of 65536 from HostIDBase (a multiple of
+	// 65536), one per container. Defaults DefaultHostIDBase and
+	// DefaultHostIDBlocks.
+	HostIDBase   uint32
+	HostIDBlocks int
+	// UnsharePath and PrlimitPath are util-linux's unshare, which creates
+	// each container's user namespace as the container's own host uid, and
+	// prlimit, which runs runc with the containers' rlimits; default
+	// "unshare" and "prlimit" looked up on PATH.
+	UnsharePath string
+	PrlimitPath string
 	// StartTimeout bounds how long Run waits for runc to report the
 	// container's process; default 30s (Run's ctx can end it sooner).
 	StartTimeout time.Duration
@@ -48,6 +66,10 @@ type Config struct {
 }
 
 // Backend runs containers with runc. It is safe for concurrent use.
+//
+// Each container runs in its own user namespace with its own block of
+// host ids (see idAllocator): its vcap (2000) is host uid block+2000, its
+// root is never the host's root.
 //
 // Memory (without swap), pids and CPU shares are enforced through cgroups.
 // Spec.DiskBytes is not enforced: Stats reports the size of the writable
@@ -59,6 +81,11 @@ type Backend struct {
 	bundles      string
 	lifecycle    string
 	cgroupParent string
+	rootfsDir    string // <RunDir>/rootfs/<hash of StateDir>: rootfs mount points
+	stateDir     string
+	ids          *idAllocator
+	unshare      string
+	prlimit      string
 	startTimeout time.Duration
 	cg           cgroups
 	log          *slog.Logger
@@ -108,15 +135,55 @@ func New(cfg Config) (*Backend, error) {
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("runc backend: lifecycle binary %s is not a regular file", lifecycle)
 	}
+	sum := sha256.Sum256([]byte(stateDir))
+	stateHash := hex.EncodeToString(sum[:4])
 	parent := cfg.CgroupParent
 	if parent == "" {
-		sum := sha256.Sum256([]byte(stateDir))
-		parent = "/pando/" + hex.EncodeToString(sum[:4])
+		parent = "/pando/" + stateHash
 	}
 	parent = filepath.Clean("/" + parent)
 	cg, err := detectCgroups()
 	if err != nil {
 		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	unshare := cfg.UnsharePath
+	if unshare == "" {
+		unshare = "unshare"
+	}
+	if unshare, err = exec.LookPath(unshare); err != nil {
+		return nil, fmt.Errorf("runc backend: find unshare (util-linux), needed for user namespaces: %w", err)
+	}
+	prlimit := cfg.PrlimitPath
+	if prlimit == "" {
+		prlimit = "prlimit"
+	}
+	if prlimit, err = exec.LookPath(prlimit); err != nil {
+		return nil, fmt.Errorf("runc backend: find prlimit (util-linux): %w", err)
+	}
+	runDir := cfg.RunDir
+	if runDir == "" {
+		runDir = "/run/pando"
+	}
+	idBase, idBlocks := cfg.HostIDBase, cfg.HostIDBlocks
+	if idBase == 0 {
+		idBase = DefaultHostIDBase
+	}
+	if idBlocks == 0 {
+		idBlocks = DefaultHostIDBlocks
+	}
+	ids, err := newIDAllocator(filepath.Join(runDir, "ids"), idBase, idBlocks)
+	if err != nil {
+		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	rootfsDir := filepath.Join(runDir, "rootfs", stateHash)
+	// Searchable, not listable, by the containers' host users.
+	for _, d := range []string{runDir, filepath.Dir(rootfsDir), rootfsDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("runc backend: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("runc backend: %w", err)
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -128,6 +195,11 @@ func New(cfg Config) (*Backend, error) {
 		bundles:      filepath.Join(stateDir, "bundles"),
 		lifecycle:    lifecycle,
 		cgroupParent: parent,
+		rootfsDir:    rootfsDir,
+		stateDir:     stateDir,
+		ids:          ids,
+		unshare:      unshare,
+		prlimit:      prlimit,
 		startTimeout: cfg.StartTimeout,
 		cg:           cg,
 		log:          log,
@@ -161,6 +233,7 @@ func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Conta
 		b:      b,
 		id:     spec.ID,
 		bundle: filepath.Join(b.bundles, spec.ID),
+		rootfs: filepath.Join(b.rootfsDir, spec.ID),
 		cgPath: b.cgroupParent + "/" + spec.ID,
 		limit:  spec.MemoryBytes,
 		done:   make(chan struct{}),
@@ -279,6 +352,18 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	if err := unmountUnder(b.bundles); err != nil {
 		errs = append(errs, err)
 	}
+	if err := unmountUnder(b.rootfsDir); err != nil {
+		errs = append(errs, err)
+	}
+	if ents, err := os.ReadDir(b.rootfsDir); err == nil {
+		for _, e := range ents {
+			if err := removeBundle(filepath.Join(b.rootfsDir, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("read rootfs dir: %w", err))
+	}
 	if ents, err := os.ReadDir(b.bundles); err == nil {
 		for _, e := range ents {
 			if err := removeBundle(filepath.Join(b.bundles, e.Name())); err != nil {
@@ -300,9 +385,9 @@ func isNotExist(err error) bool {
 	return strings.Contains(s, "does not exist") || strings.Contains(s, "not exist")
 }
 
-// removeBundle deletes a bundle directory after making sure nothing is
-// mounted below it: RemoveAll through a bind mount of /usr would be a
-// disaster.
+// removeBundle deletes a bundle (or rootfs) directory after making sure
+// nothing is mounted below it: RemoveAll through a bind mount of /usr would
+// be a disaster.
 func removeBundle(dir string) error {
 	if err := unmountUnder(dir); err != nil {
 		return err

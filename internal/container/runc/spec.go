@@ -12,14 +12,17 @@ import (
 // defaultPath is PATH when the caller's environment has none.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// maxOpenFiles is CF's default instance file descriptor limit.
+// maxOpenFiles is CF's default instance file descriptor limit. runc run
+// starts under prlimit with it and the container inherits it: runc would
+// set a spec's rlimits from outside, with prlimit(2) on a process of
+// another user, which needs CAP_SYS_RESOURCE that root may lack.
 const maxOpenFiles = 16384
 
 // ociSpec builds config.json: runc's default spec (namespaces, /proc,
 // /dev, masked paths) plus the stack, the generated /etc files, the
 // per-container /home/vcap and /tmp, the lifecycle binary and the caller's
 // mounts, in that order.
-func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid, gid uint32) *specs.Spec {
+func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid, gid uint32, ids *idLease, userns string) *specs.Spec {
 	env := append([]string(nil), spec.Env...)
 	hasPath := false
 	for _, e := range env {
@@ -77,7 +80,7 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 
 	return &specs.Spec{
 		Version: specs.Version,
-		Root:    &specs.Root{Path: "rootfs", Readonly: !d.overlay},
+		Root:    &specs.Root{Path: d.rootfs, Readonly: !d.overlay},
 		Process: &specs.Process{
 			Terminal:        false,
 			User:            specs.User{UID: uid, GID: gid},
@@ -90,7 +93,6 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 				Bounding: []string{}, Effective: []string{}, Permitted: []string{},
 				Inheritable: []string{}, Ambient: []string{},
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: maxOpenFiles, Soft: maxOpenFiles}},
 		},
 		Hostname: hostname(spec.ID),
 		Mounts:   mounts,
@@ -100,7 +102,12 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				// Joined, not created: see userNS. The mappings tell runc
+				// what the namespace maps.
+				{Type: specs.UserNamespace, Path: userns},
 			},
+			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.base, Size: idBlockSize}},
+			GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.base, Size: idBlockSize}},
 			MaskedPaths: []string{
 				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
 				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
