@@ -1,7 +1,6 @@
 package runc
 
 import (
-	"runtime"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -128,50 +127,4 @@ func bind(src, dst string, ro bool) specs.Mount {
 		opts = append(opts, "rw")
 	}
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
-}
-
-// seccompProfile allows everything except what an unprivileged app has no
-// business doing and what widens the kernel attack surface: module and
-// kexec calls, mounts, namespaces (including user namespaces via clone),
-// keyrings, bpf, perf and userfaultfd. clone3 answers ENOSYS so libc falls
-// back to clone, whose flags a filter can inspect.
-func seccompProfile() *specs.LinuxSeccomp {
-	eperm := uint(1) // EPERM
-	enosys := uint(38)
-	denied := []string{
-		"acct", "add_key", "bpf", "create_module", "delete_module", "finit_module", "fsconfig",
-		"fsmount", "fsopen", "fspick", "get_kernel_syms", "init_module", "ioperm", "iopl",
-		"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mount", "mount_setattr",
-		"move_mount", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
-		"pivot_root", "query_module", "quotactl", "reboot", "request_key", "setns", "swapoff",
-		"swapon", "syslog", "umount", "umount2", "unshare", "uselib", "userfaultfd", "vhangup",
-	}
-	const cloneNewUser = 0x10000000
-	var arches []specs.Arch
-	switch runtime.GOARCH {
-	case "amd64":
-		arches = []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
-	case "arm64":
-		arches = []specs.Arch{specs.ArchAARCH64, specs.ArchARM}
-	}
-	return &specs.LinuxSeccomp{
-		DefaultAction: specs.ActAllow,
-		Architectures: arches,
-		Syscalls: []specs.LinuxSyscall{
-			{Names: denied, Action: specs.ActErrno, ErrnoRet: &eperm},
-			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
-			{
-				Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
-				Args: []specs.LinuxSeccompArg{{Index: cloneFlagsArg(), Value: cloneNewUser, ValueTwo: cloneNewUser, Op: specs.OpMaskedEqual}},
-			},
-		},
-	}
-}
-
-// cloneFlagsArg is clone's flags argument index (s390x swaps the first two).
-func cloneFlagsArg() uint {
-	if runtime.GOARCH == "s390x" {
-		return 1
-	}
-	return 0
 }
