@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pandoplatform/pando/internal/cli"
+	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
 	"github.com/pandoplatform/pando/internal/lifecycle/launcher"
 	"github.com/pandoplatform/pando/internal/lifecycle/staticserver"
@@ -90,6 +91,8 @@ func serverCmd() *cobra.Command {
 	f.StringToStringVar(&cfg.Stacks, "stack", nil, "extra stack NAME=ROOTFS_DIR (repeatable), e.g. bookworm=/var/lib/pando-stacks/bookworm")
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack (default \"host\"; e.g. cflinuxfs4 for CF's own buildpacks)")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches shared by servers (Go build cache seed)")
+	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers: each gets 65536 from here on (a multiple of 65536)")
+	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

@@ -58,6 +58,11 @@ type Config struct {
 	// CacheDir holds machine-wide caches shared by servers (the Go build
 	// cache seed); default /var/cache/pando.
 	CacheDir string
+	// ContainerHostIDBase and ContainerHostIDBlocks set the host uids and
+	// gids containers run as: a block of 65536 per container from the
+	// base; zero means runc.DefaultHostIDBase and DefaultHostIDBlocks.
+	ContainerHostIDBase   uint32
+	ContainerHostIDBlocks int
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	Logger           *slog.Logger
@@ -166,7 +171,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 	board := bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval})
 
-	backend, err := runc.New(runc.Config{StateDir: filepath.Join(cfg.DataDir, "containers"), Logger: log.With("component", "runc")})
+	backend, err := runc.New(runc.Config{
+		StateDir:   filepath.Join(cfg.DataDir, "containers"),
+		HostIDBase: cfg.ContainerHostIDBase, HostIDBlocks: cfg.ContainerHostIDBlocks,
+		Logger: log.With("component", "runc"),
+	})
 	if err != nil {
 		return fmt.Errorf("container backend: %w", err)
 	}
