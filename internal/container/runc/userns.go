@@ -110,7 +110,8 @@ func (a *idAllocator) tryLease(base uint32, owner string) (*idLease, error) {
 			return nil, nil
 		}
 	}
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(owner+"\n"), 0)
 	}
 	if err != nil {
