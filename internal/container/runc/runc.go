@@ -310,8 +310,10 @@ func (b *Backend) command(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // Cleanup removes what a previous run left behind: runc containers under
-// StateDir, overlay mounts, bundles and empty cgroups. Call it at start-up,
-// before Run; containers it finds are killed.
+// StateDir, overlay mounts, bundles, rootfs mount points and empty
+// cgroups. Call it at start-up, before Run; containers it finds are
+// killed. Their host id blocks need nothing more: a block whose holder
+// died is reused once no process runs with its ids (see idAllocator).
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
 	out, err := b.command(ctx, "list", "--format", "json")
