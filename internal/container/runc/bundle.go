@@ -151,13 +151,21 @@ func mountOverlay(log *slog.Logger, d bundle, lower string, root int, userns str
 	if err != nil || !fi.IsDir() {
 		return pando.Errorf(pando.EInvalid, "rootfs %s is not a directory", lower)
 	}
-	if err := idmappedMount(lower, mapped, userns); err != nil {
-		log.Warn("image rootfs without id mapping: files owned by other users than root appear as nobody", "rootfs", lower, "error", err)
-		mapped = lower
+	mount := func(lowerdir string) error {
+		opts := "lowerdir=" + lowerdir + ",upperdir=" + upper + ",workdir=" + work
+		return unix.Mount("overlay", d.rootfs, "overlay", unix.MS_NODEV, opts)
 	}
-	opts := "lowerdir=" + mapped + ",upperdir=" + upper + ",workdir=" + work
-	if err := unix.Mount("overlay", d.rootfs, "overlay", unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount overlay on %s: %w", lower, err)
+	err = idmappedMount(lower, mapped, userns)
+	if err == nil {
+		if err = mount(mapped); err != nil {
+			_ = unix.Unmount(mapped, unix.MNT_DETACH)
+		}
+	}
+	if err != nil {
+		log.Warn("image rootfs without id mapping: its files appear owned by nobody", "rootfs", lower, "error", err)
+		if err := mount(lower); err != nil {
+			return fmt.Errorf("mount overlay on %s: %w", lower, err)
+		}
 	}
 	return nil
 }
