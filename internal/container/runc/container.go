@@ -68,7 +68,7 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 		return fmt.Errorf("container %s: %w", c.id, err)
 	}
 	c.lease = lease
-	userns, err := newUserNS(ctx, c.b.unshare, lease)
+	userns, err := newUserNS(ctx, c.b.unshare, lease, c.b.startTimeout+time.Minute)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.id, err)
 	}

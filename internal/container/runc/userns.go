@@ -179,14 +179,15 @@ type userNS struct {
 
 // newUserNS starts a holder process as host uid and gid lease.base that
 // unshares a user namespace, and maps the lease's block into it.
-func newUserNS(ctx context.Context, unsharePath string, lease *idLease) (*userNS, error) {
+func newUserNS(ctx context.Context, unsharePath string, lease *idLease, life time.Duration) (*userNS, error) {
 	base := lease.base
-	// sleep bounds the holder's life if we die before killing it.
-	cmd := exec.Command(unsharePath, "--user", "--", "sleep", "600")
+	// sleep bounds the holder's life (life: longer than a start takes) if
+	// we die before killing it. No Pdeathsig: Go sends it when the OS
+	// thread that started the child exits, which may be long before we do.
+	cmd := exec.Command(unsharePath, "--user", "--", "sleep", strconv.Itoa(int(life.Seconds())+1))
 	cmd.Env = []string{defaultPath}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: base, Gid: base},
-		Pdeathsig:  syscall.SIGKILL,
 		Setpgid:    true,
 	}
 	var stderr strings.Builder
