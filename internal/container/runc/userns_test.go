@@ -51,6 +51,13 @@ func TestMain(m *testing.M) {
 		// KEYCTL_GET_KEYRING_ID of the session keyring, without creating it.
 		_, _, e = syscall.Syscall(syscall.SYS_KEYCTL, 0, ^uintptr(2), 0)
 		fmt.Printf("keyctl: %v\n", e)
+		// A fork into a new user namespace: the child, if any, leaves at
+		// once.
+		pid, _, e := syscall.RawSyscall6(syscall.SYS_CLONE, syscall.CLONE_NEWUSER|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+		if e == 0 && pid == 0 {
+			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+		fmt.Printf("clone(CLONE_NEWUSER): %v\n", e)
 	}
 	os.Exit(0)
 }
@@ -209,12 +216,12 @@ func TestIDAllocator_blocksAreExclusiveAcrossAllocatorsAndFreedOnRelease(t *test
 	}
 }
 
-func TestSeccomp_isAnAllowlistThatRefusesIOUringAndKeyrings(t *testing.T) {
+func TestSeccomp_isAnAllowlistThatRefusesIOUringKeyringsAndNamespaces(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	out, errOut, st := runToEnd(t, b, container.Spec{
 		ID: "syscalls", Args: []string{LifecyclePath}, Env: []string{helperEnv + "=syscalls"},
 	})
-	want := "io_uring_setup: operation not permitted\nkeyctl: operation not permitted\n"
+	want := "io_uring_setup: operation not permitted\nkeyctl: operation not permitted\nclone(CLONE_NEWUSER): operation not permitted\n"
 	if st.Code != 0 || out != want {
 		t.Fatalf("status %+v stderr %q stdout:\n%s\nwant:\n%s", st, errOut, out, want)
 	}
