@@ -213,6 +213,9 @@ func New(cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("runc backend: %w", err)
 		}
 	}
+	if err := os.WriteFile(filepath.Join(rootfsDir, stateDirMarker), []byte(stateDir), 0o600); err != nil {
+		return nil, fmt.Errorf("runc backend: %w", err)
+	}
 	return b, nil
 }
 
@@ -359,6 +362,9 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	}
 	if ents, err := os.ReadDir(b.rootfsDir); err == nil {
 		for _, e := range ents {
+			if e.Name() == stateDirMarker {
+				continue
+			}
 			if err := removeBundle(filepath.Join(b.rootfsDir, e.Name())); err != nil {
 				errs = append(errs, err)
 			}
@@ -376,10 +382,47 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("read bundles: %w", err))
 	}
 	b.cg.removeEmptyUnder(b.cgroupParent)
+	b.sweepOrphans()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up containers in %s: %w", filepath.Dir(b.root), err)
 	}
 	return nil
+}
+
+// stateDirMarker names, in each backend's dir under RunDir/rootfs, the
+// StateDir it belongs to.
+const stateDirMarker = ".state-dir"
+
+// sweepOrphans removes the rootfs dirs of backends whose StateDir is gone
+// (a deleted data dir, a test's temp dir): no backend would clean them up
+// otherwise. Dirs with anything mounted below, or with a rootfs whose
+// container still runs, are left alone.
+func (b *Backend) sweepOrphans() {
+	parent := filepath.Dir(b.rootfsDir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		b.log.Warn("sweep rootfs dirs", "error", err)
+		return
+	}
+	for _, e := range ents {
+		dir := filepath.Join(parent, e.Name())
+		if dir == b.rootfsDir {
+			continue
+		}
+		owner, err := os.ReadFile(filepath.Join(dir, stateDirMarker))
+		if err != nil {
+			continue // not a backend's (or one being created)
+		}
+		if _, err := os.Stat(string(owner)); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if mounted, err := mountsUnder(dir); err != nil || len(mounted) > 0 || rootfsInUse(dir) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			b.log.Warn("remove rootfs dir of a deleted state dir", "dir", dir, "state_dir", string(owner), "error", err)
+		}
+	}
 }
 
 func isNotExist(err error) bool {
@@ -405,4 +448,25 @@ func removeBundle(dir string) error {
 		return fmt.Errorf("remove bundle %s: %w", dir, err)
 	}
 	return nil
+}
+
+// rootfsInUse reports whether a process runs with the ids of a container
+// whose rootfs is in dir (a host-stack rootfs is owned by its container's
+// root).
+func rootfsInUse(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && st.Uid != 0 && idsInUse(st.Uid, st.Uid+idBlockSize-1) {
+			return true
+		}
+	}
+	return false
 }

@@ -237,3 +237,25 @@ func TestSeccomp_isAnAllowlistThatRefusesIOUringKeyringsAndNamespaces(t *testing
 		t.Fatal("keyctl is refused on the host too: the test proves nothing")
 	}
 }
+
+func TestCleanup_sweepsRootfsDirsOfDeletedStateDirs(t *testing.T) {
+	gone := filepath.Join(t.TempDir(), "gone")
+	old := newBackend(t, gone)
+	if err := os.Mkdir(filepath.Join(old.rootfsDir, "left"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	kept := newBackend(t, t.TempDir())
+	b := newBackend(t, t.TempDir())
+	if err := b.Cleanup(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old.rootfsDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("rootfs dir of a deleted state dir: %v, want it removed", err)
+	}
+	if _, err := os.Stat(kept.rootfsDir); err != nil {
+		t.Fatalf("rootfs dir of a live backend: %v", err)
+	}
+}
