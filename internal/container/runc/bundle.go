@@ -29,9 +29,10 @@ import (
 //	runc.log      runc's own log (JSON), read when the start fails
 //
 // The rootfs (an empty dir for the host stack, the overlay mount for an
-// image rootfs) is outside, under RunDir: runc mounts it from inside the
-// container's user namespace, as the container's unprivileged root, which
-// cannot pass through a private data dir.
+// image rootfs) is outside, at <RunDir>/rootfs/<hash>/<id>/root: runc
+// mounts it from inside the container's user namespace, as the container's
+// unprivileged root, which cannot pass through a private data dir. <id> is
+// the container root's and mode 0700, so other host users cannot look in.
 type bundle struct {
 	dir     string
 	rootfs  string
@@ -60,7 +61,7 @@ const (
 // prepare lays out the bundle directory and returns the mounts the stack
 // needs (before the standard and caller mounts).
 func (b *Backend) prepare(spec container.Spec, uid, gid uint32, ids *idLease, userns string) (bundle, []stackMount, error) {
-	d := bundle{dir: filepath.Join(b.bundles, spec.ID), rootfs: filepath.Join(b.rootfsDir, spec.ID), overlay: spec.RootFS != ""}
+	d := bundle{dir: filepath.Join(b.bundles, spec.ID), rootfs: filepath.Join(b.rootfsDir, spec.ID, "root"), overlay: spec.RootFS != ""}
 	// The container's root, as the host sees it, owns the skeleton a
 	// container needs to write into (mount points, /tmp).
 	root := int(ids.host(0))
@@ -71,10 +72,16 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32, ids *idLease, us
 		return d, nil, fmt.Errorf("create bundle: %w", err)
 	}
 	d.created = true
-	if err := os.Mkdir(d.rootfs, 0o755); err != nil {
+	if err := os.Mkdir(filepath.Dir(d.rootfs), 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return d, nil, pando.Errorf(pando.EConflict, "container %s: rootfs %s is left from an earlier container; run Cleanup", spec.ID, d.rootfs)
 		}
+		return d, nil, fmt.Errorf("create rootfs: %w", err)
+	}
+	if err := os.Chown(filepath.Dir(d.rootfs), root, root); err != nil {
+		return d, nil, fmt.Errorf("create rootfs: %w", err)
+	}
+	if err := os.Mkdir(d.rootfs, 0o755); err != nil {
 		return d, nil, fmt.Errorf("create rootfs: %w", err)
 	}
 	for _, sub := range []string{"etc", "home", "tmp"} {

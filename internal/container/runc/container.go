@@ -25,7 +25,7 @@ type Container struct {
 	b      *Backend
 	id     string
 	bundle string
-	rootfs string // mount point of the container's root, under RunDir
+	rootfs string // holds the mount point of the container's root, under RunDir
 	cgPath string
 	limit  int64
 	lease  *idLease // the container's host ids; nil once released

@@ -451,8 +451,7 @@ func removeBundle(dir string) error {
 }
 
 // rootfsInUse reports whether a process runs with the ids of a container
-// whose rootfs is in dir (a host-stack rootfs is owned by its container's
-// root).
+// whose rootfs is in dir (each container's dir there is its root's).
 func rootfsInUse(dir string) bool {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
