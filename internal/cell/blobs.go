@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -222,11 +223,13 @@ func (r *Rep) buildpack(ctx context.Context, ref pando.BuildpackRef) (string, er
 			return "", fmt.Errorf("buildpack %s: %w", ref.Name, err)
 		}
 		defer f.Close()
-		// Owned by vcap so a buildpack zipped with 0600 files still runs;
-		// it is mounted read-only.
-		lim := archive.DefaultLimits()
-		lim.UID, lim.GID = VcapUID, VcapGID
-		if err := archive.ExtractZip(ctx, f, b.size, tmp, lim); err != nil {
+		if err := archive.ExtractZip(ctx, f, b.size, tmp, archive.DefaultLimits()); err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("buildpack %s: %w", ref.Name, err)
+		}
+		// Shared read-only by containers whose users are all others to
+		// its files: a buildpack zipped with 0600 files must still run.
+		if err := shareTree(tmp); err != nil {
 			os.RemoveAll(tmp)
 			return "", fmt.Errorf("buildpack %s: %w", ref.Name, err)
 		}
@@ -274,4 +277,21 @@ func randomHex() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// shareTree gives everyone the access the owner has to dir and below,
+// minus write: read, and execute (search) where the owner may.
+func shareTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		perm := fi.Mode().Perm()
+		owner := (perm >> 6) & 0o5 // r-x of the owner, without w
+		return os.Chmod(p, perm|owner<<3|owner)
+	})
 }

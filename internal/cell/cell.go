@@ -115,7 +115,8 @@ const (
 	DefaultStagingTimeout      = 15 * time.Minute
 	DefaultInstanceMemoryMB    = 1024
 	DefaultInstanceDiskMB      = 1024
-	// VcapUID owns everything a container writes.
+	// VcapUID and VcapGID are vcap's ids inside containers (the backend
+	// maps them to host ids of the container's own).
 	VcapUID = 2000
 	VcapGID = 2000
 )
@@ -217,7 +218,9 @@ func New(cfg Config) (*Rep, error) {
 			return nil, fmt.Errorf("cell: %w", err)
 		}
 	}
-	for _, d := range []string{dirInstances, dirStaging, dirTasks, dirDownloads} {
+	// Buildpacks too: earlier versions extracted them with other
+	// ownership and modes.
+	for _, d := range []string{dirInstances, dirStaging, dirTasks, dirDownloads, dirBuildpacks} {
 		if err := emptyDir(filepath.Join(wd, d)); err != nil {
 			return nil, fmt.Errorf("cell: clean %s: %w", d, err)
 		}

@@ -3,7 +3,6 @@ package cell
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -43,14 +42,6 @@ func volumeFull(v container.Volume) bool {
 	}
 	u, err := v.Usage()
 	return err == nil && u.Full()
-}
-
-// mkdirVcap creates a directory owned by vcap.
-func mkdirVcap(dir string) error {
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	return os.Chown(dir, VcapUID, VcapGID)
 }
 
 // fillWatch samples a volume's fill while a container runs: a writer that

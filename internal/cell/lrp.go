@@ -470,8 +470,10 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		return container.Spec{}, err
 	}
 	i.vol = vol
+	// Extracted as root: the backend hands the directory over to the
+	// container's user (its host uid) when it runs the container.
 	home := filepath.Join(i.dir, "home")
-	if err := mkdirVcap(home); err != nil {
+	if err := os.Mkdir(home, 0o755); err != nil {
 		return container.Spec{}, err
 	}
 	if lrp.DropletKey != "" {
@@ -485,7 +487,6 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		}
 		defer f.Close()
 		lim := archive.DefaultLimits()
-		lim.UID, lim.GID = VcapUID, VcapGID
 		lim.MaxTotalBytes = int64(i.diskMB) << 20
 		if err := archive.ExtractTgz(ctx, f, home, lim); err != nil {
 			return container.Spec{}, fmt.Errorf("extract droplet: %w", err)

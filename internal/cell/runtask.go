@@ -207,8 +207,10 @@ func (r *Rep) taskStopReason(ctx context.Context) string {
 // check.
 func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume) (container.Spec, error) {
 	run := tk.t.Run
+	// Extracted as root: the backend hands the directory over to the
+	// container's user when it runs the container.
 	home := filepath.Join(vol.Dir(), "home")
-	if err := mkdirVcap(home); err != nil {
+	if err := os.Mkdir(home, 0o755); err != nil {
 		return container.Spec{}, err
 	}
 	p, err := r.droplet(ctx, run.DropletKey, run.DropletSHA256)
@@ -221,7 +223,6 @@ func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume) (con
 	}
 	defer f.Close()
 	lim := archive.DefaultLimits()
-	lim.UID, lim.GID = VcapUID, VcapGID
 	lim.MaxTotalBytes = int64(tk.diskMB) << 20
 	if err := archive.ExtractTgz(ctx, f, home, lim); err != nil {
 		return container.Spec{}, fmt.Errorf("extract droplet: %w", err)

@@ -98,7 +98,7 @@ func (c *runcCell) noTaskLeft(t *testing.T) {
 func TestRunTask_runsTheCommandInTheDropletAndCompletes(t *testing.T) {
 	c := newRuncCell(t, nil)
 	task := c.cfTask(t, "task-ok", "migrate",
-		`echo "$GREETING from $(cat hello.txt) in $PWD"; echo "port=${PORT:-none} index=${CF_INSTANCE_INDEX:-none} mem=$MEMORY_LIMIT uid=$(id -u)"; echo "app=$VCAP_APPLICATION"; echo warn >&2`)
+		`echo "$GREETING from $(cat hello.txt) in $PWD"; echo "port=${PORT:-none} index=${CF_INSTANCE_INDEX:-none} mem=$MEMORY_LIMIT uid=$(id -u) droplet=$(stat -c %u:%g hello.txt)"; echo "app=$VCAP_APPLICATION"; echo warn >&2`)
 	if err := c.rep.RunTask(context.Background(), task); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestRunTask_runsTheCommandInTheDropletAndCompletes(t *testing.T) {
 	if out.SourceID != "app-task-ok" || out.InstanceID != "0" || out.Type != "OUT" {
 		t.Errorf("task line %+v", out)
 	}
-	c.logs.wait(t, time.Second, src, "port=none index=none mem=128m uid=2000")
+	c.logs.wait(t, time.Second, src, "port=none index=none mem=128m uid=2000 droplet=2000:2000")
 	c.logs.wait(t, time.Second, src, `"application_name":"myapp"`)
 	if e := c.logs.wait(t, time.Second, src, "warn"); e.Type != "ERR" {
 		t.Errorf("stderr line %+v", e)

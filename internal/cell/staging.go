@@ -234,14 +234,15 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	}
 	defer r.releaseVolume(vol)
 	sub := func(n string) string { return filepath.Join(dir, n) }
+	// Filled as root: the backend hands the writable directories over to
+	// the container's user (its host uid) when it runs the container.
 	for _, d := range []string{"app", "cache", "deps", "output"} {
-		if err := mkdirVcap(sub(d)); err != nil {
+		if err := os.Mkdir(sub(d), 0o755); err != nil {
 			return pando.StagingResult{}, err
 		}
 	}
 	quota := int64(tk.diskMB) << 20
 	vcap := archive.DefaultLimits()
-	vcap.UID, vcap.GID = VcapUID, VcapGID
 	vcap.MaxTotalBytes = quota
 
 	r.stagingLog(req, "OUT", "Downloading app package...")

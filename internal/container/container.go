@@ -26,12 +26,18 @@ type Spec struct {
 	// "host" stack: host /usr, /bin, /lib, /lib64, /sbin, /etc/ssl (and the
 	// few /etc files programs need) bind-mounted read-only.
 	RootFS string
+	// Mounts are bound in after the standard ones. The backend hands each
+	// writable mount's source, and everything below it, over to the
+	// container's user (as the host sees it, e.g. its user namespace's
+	// host uid): callers fill them as root. Read-only sources are used
+	// as they are, so must be readable by any user.
 	Mounts []Mount
-	UID    uint32
-	GID    uint32
-	Env    []string // KEY=VALUE
-	Dir    string
-	Args   []string
+	// UID and GID are the process's ids inside the container.
+	UID  uint32
+	GID  uint32
+	Env  []string // KEY=VALUE
+	Dir  string
+	Args []string
 	// Volume, if set, is the Dir of a Volume from the same Backend: the
 	// container's own writable directories (/tmp, the overlay's upper
 	// layer) go on it, so that everything the container can write shares

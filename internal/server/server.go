@@ -75,6 +75,11 @@ type Config struct {
 	// (bytes/s, each line counting 64 more); 0 means
 	// cell.DefaultLogRateCeiling, -1 none.
 	LogRateCeiling int
+	// ContainerHostIDBase and ContainerHostIDBlocks set the host uids and
+	// gids containers run as: a block of 65536 per container from the
+	// base; zero means runc.DefaultHostIDBase and DefaultHostIDBlocks.
+	ContainerHostIDBase   uint32
+	ContainerHostIDBlocks int
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	// APITimeouts bound slow and idle clients of the API listener.
@@ -197,7 +202,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 	board := bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval})
 
-	backend, err := runc.New(runc.Config{StateDir: filepath.Join(cfg.DataDir, "containers"), Logger: log.With("component", "runc")})
+	backend, err := runc.New(runc.Config{
+		StateDir:   filepath.Join(cfg.DataDir, "containers"),
+		HostIDBase: cfg.ContainerHostIDBase, HostIDBlocks: cfg.ContainerHostIDBlocks,
+		Logger: log.With("component", "runc"),
+	})
 	if err != nil {
 		return fmt.Errorf("container backend: %w", err)
 	}

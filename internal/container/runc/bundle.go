@@ -1,13 +1,17 @@
 package runc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container"
@@ -17,7 +21,6 @@ import (
 // A bundle directory holds everything of one container:
 //
 //	config.json   the OCI spec
-//	rootfs/       empty dir (host stack) or the overlay mount (image rootfs)
 //	overlay/      upper and work dirs of the overlay
 //	etc/          generated passwd, group, hosts, resolv.conf (bound ro)
 //	home/         /home/vcap, owned by the process's user
@@ -25,10 +28,17 @@ import (
 //	init.pid      written by runc with the container's init pid
 //	runc.log      runc's own log (JSON), read when the start fails
 //
-// With a Spec.Volume, the writable ones (overlay/, home/, tmp/) are in
-// <volume>/container instead, under the volume's limit.
+// The rootfs (an empty dir for the host stack, the overlay mount for an
+// image rootfs) is outside, at <RunDir>/rootfs/<hash>/<id>/root: runc
+// mounts it from inside the container's user namespace, as the container's
+// unprivileged root, which cannot pass through a private data dir. <id> is
+// the container root's and mode 0700, so other host users cannot look in.
+//
+// With a Spec.Volume, the writable ones (overlay/upper and work, home/,
+// tmp/) are in <volume>/container instead, under the volume's limit.
 type bundle struct {
 	dir     string
+	rootfs  string
 	rw      string // holds overlay/, home/ and tmp/
 	overlay bool
 	created bool // this call created dir
@@ -59,12 +69,15 @@ const (
 
 // prepare lays out the bundle directory and returns the mounts the stack
 // needs (before the standard and caller mounts).
-func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stackMount, error) {
-	d := bundle{dir: filepath.Join(b.bundles, spec.ID), overlay: spec.RootFS != ""}
+func (b *Backend) prepare(spec container.Spec, uid, gid uint32, ids *idLease, userns string) (bundle, []stackMount, error) {
+	d := bundle{dir: filepath.Join(b.bundles, spec.ID), rootfs: filepath.Join(b.rootfsDir, spec.ID, "root"), overlay: spec.RootFS != ""}
 	d.rw = d.dir
 	if spec.Volume != "" {
 		d.rw = filepath.Join(spec.Volume, "container")
 	}
+	// The container's root, as the host sees it, owns the skeleton a
+	// container needs to write into (mount points, /tmp).
+	root := int(ids.host(0))
 	if err := os.Mkdir(d.dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return d, nil, pando.Errorf(pando.EConflict, "container %s: bundle %s is left from an earlier container; run Cleanup", spec.ID, d.dir)
@@ -72,10 +85,20 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stack
 		return d, nil, fmt.Errorf("create bundle: %w", err)
 	}
 	d.created = true
-	for _, sub := range []string{"rootfs", "etc"} {
-		if err := os.Mkdir(d.path(sub), 0o755); err != nil {
-			return d, nil, fmt.Errorf("create bundle: %w", err)
+	if err := os.Mkdir(filepath.Dir(d.rootfs), 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return d, nil, pando.Errorf(pando.EConflict, "container %s: rootfs %s is left from an earlier container; run Cleanup", spec.ID, d.rootfs)
 		}
+		return d, nil, fmt.Errorf("create rootfs: %w", err)
+	}
+	if err := os.Chown(filepath.Dir(d.rootfs), root, root); err != nil {
+		return d, nil, fmt.Errorf("create rootfs: %w", err)
+	}
+	if err := os.Mkdir(d.rootfs, 0o755); err != nil {
+		return d, nil, fmt.Errorf("create rootfs: %w", err)
+	}
+	if err := os.Mkdir(d.path("etc"), 0o755); err != nil {
+		return d, nil, fmt.Errorf("create bundle: %w", err)
 	}
 	if d.rw != d.dir {
 		if err := os.Mkdir(d.rw, 0o755); err != nil {
@@ -87,18 +110,21 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stack
 			return d, nil, fmt.Errorf("create bundle: %w", err)
 		}
 	}
-	if err := os.Chown(d.writable("home"), int(uid), int(gid)); err != nil {
+	if err := os.Chown(d.writable("home"), int(ids.host(uid)), int(ids.host(gid))); err != nil {
 		return d, nil, fmt.Errorf("create home: %w", err)
 	}
 	// Explicit chmod: Mkdir's mode passes through the umask.
 	if err := os.Chmod(d.writable("tmp"), os.ModePerm|os.ModeSticky); err != nil {
 		return d, nil, fmt.Errorf("create tmp: %w", err)
 	}
-	if err := writeEtc(d, spec); err != nil {
+	if err := os.Chown(d.writable("tmp"), root, root); err != nil {
+		return d, nil, fmt.Errorf("create tmp: %w", err)
+	}
+	if err := writeEtc(d, spec, root); err != nil {
 		return d, nil, err
 	}
 	if d.overlay {
-		if err := mountOverlay(d, spec.RootFS); err != nil {
+		if err := mountOverlay(b.log, d, spec.RootFS, root, userns); err != nil {
 			return d, nil, err
 		}
 		return d, nil, nil
@@ -109,7 +135,7 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stack
 		if err != nil {
 			continue // optional on this host (e.g. /lib64 on arm64)
 		}
-		dst := d.path("rootfs", p)
+		dst := filepath.Join(d.rootfs, p)
 		if fi.Mode()&os.ModeSymlink != 0 {
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -125,32 +151,81 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32) (bundle, []stack
 		}
 		mounts = append(mounts, stackMount{source: p, dest: p})
 	}
+	if err := chownTree(context.Background(), d.rootfs, root, root); err != nil {
+		return d, nil, fmt.Errorf("create rootfs: %w", err)
+	}
 	return d, mounts, nil
 }
 
 type stackMount struct{ source, dest string }
 
-func mountOverlay(d bundle, lower string) error {
-	upper, work := d.writable("overlay", "upper"), d.writable("overlay", "work")
-	for _, p := range []string{upper, work} {
+// mountOverlay mounts lower with a writable layer at d.rootfs. The lower
+// layer is an idmapped mount through the container's user namespace, so
+// the image's ids are the container's (its root owns the image's root
+// files); a filesystem without idmapped mounts is used as it is (the
+// image's files then appear owned by nobody). The upper dir's root is the
+// container root's, so "/" is its own inside.
+func mountOverlay(log *slog.Logger, d bundle, lower string, root int, userns string) error {
+	upper, work, mapped := d.writable("overlay", "upper"), d.writable("overlay", "work"), d.path("overlay", "lower")
+	for _, p := range []string{upper, work, mapped} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return fmt.Errorf("create overlay dirs: %w", err)
 		}
+	}
+	if err := os.Chown(upper, root, root); err != nil {
+		return fmt.Errorf("create overlay dirs: %w", err)
 	}
 	fi, err := os.Stat(lower)
 	if err != nil || !fi.IsDir() {
 		return pando.Errorf(pando.EInvalid, "rootfs %s is not a directory", lower)
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
-	if err := unix.Mount("overlay", d.path("rootfs"), "overlay", unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount overlay on %s: %w", lower, err)
+	mount := func(lowerdir string) error {
+		opts := "lowerdir=" + lowerdir + ",upperdir=" + upper + ",workdir=" + work
+		return unix.Mount("overlay", d.rootfs, "overlay", unix.MS_NODEV, opts)
+	}
+	err = idmappedMount(lower, mapped, userns)
+	if err == nil {
+		if err = mount(mapped); err != nil {
+			_ = unix.Unmount(mapped, unix.MNT_DETACH)
+		}
+	}
+	if err != nil {
+		log.Warn("image rootfs without id mapping: its files appear owned by nobody", "rootfs", lower, "error", err)
+		if err := mount(lower); err != nil {
+			return fmt.Errorf("mount overlay on %s: %w", lower, err)
+		}
 	}
 	return nil
 }
 
-// writeEtc generates the /etc files every container gets. With an image
-// rootfs, its passwd and group are kept and vcap is added when missing.
-func writeEtc(d bundle, spec container.Spec) error {
+// idmappedMount mounts src read-only at dst with the ids of the user
+// namespace at userns: a file src's uid N owns appears owned by the host
+// uid that N maps to.
+func idmappedMount(src, dst, userns string) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("clone mount of %s: %w", src, err)
+	}
+	defer unix.Close(tree)
+	ns, err := unix.Open(userns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open user namespace: %w", err)
+	}
+	defer unix.Close(ns)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY, Userns_fd: uint64(ns)}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return fmt.Errorf("idmap mount of %s: %w", src, err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("mount %s at %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// writeEtc generates the /etc files every container gets, owned by the
+// container's root. With an image rootfs, its passwd and group are kept
+// and vcap is added when missing.
+func writeEtc(d bundle, spec container.Spec, root int) error {
 	passwd := "root:x:0:0:root:/root:/bin/sh\nvcap:x:2000:2000::/home/vcap:/bin/bash\n"
 	group := "root:x:0:\nvcap:x:2000:\n"
 	if spec.RootFS != "" {
@@ -173,6 +248,9 @@ func writeEtc(d bundle, spec container.Spec) error {
 	files := map[string]string{"passwd": passwd, "group": group, "hosts": hosts, "resolv.conf": resolv}
 	for name, content := range files {
 		if err := os.WriteFile(d.path("etc", name), []byte(content), 0o644); err != nil {
+			return fmt.Errorf("write /etc/%s: %w", name, err)
+		}
+		if err := os.Chown(d.path("etc", name), root, root); err != nil {
 			return fmt.Errorf("write /etc/%s: %w", name, err)
 		}
 	}
@@ -260,3 +338,78 @@ func sortMounts(ms []container.Mount) []container.Mount {
 }
 
 func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }
+
+// makeMountPoints creates, as host root, the destinations of the bind
+// mounts that land directly in an image rootfs. runc creates missing
+// mount points from inside the container's user namespace, where the
+// image's own (host root owned) directories are not writable. Symlinks
+// resolve inside the rootfs, as runc resolves them.
+func makeMountPoints(rootfs string, mounts []specs.Mount) error {
+	rootFd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	defer unix.Close(rootFd)
+	for i, m := range mounts {
+		if m.Type != "bind" || underAny(m.Destination, mounts[:i]) {
+			continue
+		}
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("mount source %s: %w", m.Source, err)
+		}
+		if err := makeInRoot(rootFd, m.Destination, fi.IsDir()); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+// underAny reports whether dest is below the destination of one of ms.
+func underAny(dest string, ms []specs.Mount) bool {
+	dest = filepath.Clean(dest)
+	for _, m := range ms {
+		if d := filepath.Clean(m.Destination); d != "/" && strings.HasPrefix(dest, d+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// makeInRoot creates rel (all its parents as directories; itself as a
+// directory or an empty file) below rootFd unless it exists.
+func makeInRoot(rootFd int, rel string, dir bool) error {
+	how := func(flags uint64, mode uint64) *unix.OpenHow {
+		return &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV}
+	}
+	parts := strings.Split(strings.Trim(filepath.Clean(rel), "/"), "/")
+	cur, err := unix.Openat2(rootFd, ".", how(unix.O_PATH|unix.O_DIRECTORY, 0))
+	if err != nil {
+		return err
+	}
+	defer func() { unix.Close(cur) }()
+	for i, name := range parts {
+		p := strings.Join(parts[:i+1], "/")
+		if i == len(parts)-1 && !dir {
+			fd, err := unix.Openat2(rootFd, p, how(unix.O_CREAT|unix.O_RDONLY|unix.O_NONBLOCK, 0o644))
+			if err != nil {
+				return err
+			}
+			return unix.Close(fd)
+		}
+		next, err := unix.Openat2(rootFd, p, how(unix.O_PATH|unix.O_DIRECTORY, 0))
+		if err == unix.ENOENT {
+			if err := unix.Mkdirat(cur, name, 0o755); err != nil && err != unix.EEXIST {
+				return err
+			}
+			next, err = unix.Openat2(rootFd, p, how(unix.O_PATH|unix.O_DIRECTORY, 0))
+		}
+		if err != nil {
+			return err
+		}
+		unix.Close(cur)
+		cur = next
+	}
+	return nil
+}

@@ -26,9 +26,11 @@ type Container struct {
 	b      *Backend
 	id     string
 	bundle string
+	rootfs string // holds the mount point of the container's root, under RunDir
 	cgPath string
 	limit  int64
-	volume string // Spec.Volume: holds the writable dirs; "" for none
+	volume string   // Spec.Volume: holds the writable dirs; "" for none
+	lease  *idLease // the container's host ids; nil once released
 
 	overlay bool
 	// rwMounts are the caller's writable bind mounts (e.g. the instance's
@@ -66,13 +68,40 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 	if gid == 0 {
 		gid = DefaultGID
 	}
-	d, stack, err := c.b.prepare(spec, uid, gid)
+	lease, err := c.b.ids.acquire(c.b.stateDir + " " + c.id)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", c.id, err)
+	}
+	c.lease = lease
+	userns, err := newUserNS(ctx, c.b.unshare, lease, c.b.startTimeout+time.Minute)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", c.id, err)
+	}
+	// Once runc has started the container, its processes hold the
+	// namespace.
+	defer userns.close()
+	d, stack, err := c.b.prepare(spec, uid, gid, lease, userns.path)
 	c.overlay = d.overlay
 	c.owned = d.created
 	if err != nil {
 		return fmt.Errorf("prepare container %s: %w", c.id, err)
 	}
-	cfg, err := json.MarshalIndent(c.b.ociSpec(spec, d, stack, uid, gid), "", "\t")
+	// What the caller prepared in writable mounts (a droplet) becomes the
+	// container user's.
+	for _, m := range spec.Mounts {
+		if !m.ReadOnly {
+			if err := chownTree(ctx, m.Source, int(lease.host(uid)), int(lease.host(gid))); err != nil {
+				return fmt.Errorf("prepare container %s: %w", c.id, err)
+			}
+		}
+	}
+	oci := c.b.ociSpec(spec, d, stack, uid, gid, lease, userns.path)
+	if d.overlay {
+		if err := makeMountPoints(d.rootfs, oci.Mounts); err != nil {
+			return fmt.Errorf("prepare container %s: %w", c.id, err)
+		}
+	}
+	cfg, err := json.MarshalIndent(oci, "", "\t")
 	if err != nil {
 		return fmt.Errorf("container %s: encode config: %w", c.id, err)
 	}
@@ -81,7 +110,7 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 	}
 
 	pidFile := d.path("init.pid")
-	cmd := exec.Command(c.b.runc,
+	cmd := exec.Command(c.b.prlimit, fmt.Sprintf("--nofile=%d:%d", maxOpenFiles, maxOpenFiles), "--", c.b.runc,
 		"--root", c.b.root, "--log", d.path("runc.log"), "--log-format", "json",
 		"run", "--bundle", d.dir, "--pid-file", pidFile, "--keep", c.id)
 	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
@@ -315,6 +344,9 @@ func (c *Container) destroyOnce(ctx context.Context) error {
 	}
 	c.nsMu.Unlock()
 	if c.owned {
+		if err := removeBundle(c.rootfs); err != nil {
+			errs = append(errs, err)
+		}
 		if err := removeBundle(c.bundle); err != nil {
 			errs = append(errs, err)
 		} else if c.volume != "" {
@@ -330,6 +362,13 @@ func (c *Container) destroyOnce(ctx context.Context) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy container %s: %w", c.id, err)
+	}
+	// Nothing of the container runs any more: its host ids are free.
+	if c.lease != nil {
+		if err := c.lease.release(); err != nil {
+			return fmt.Errorf("destroy container %s: %w", c.id, err)
+		}
+		c.lease = nil
 	}
 	c.destroyed = true
 	c.b.forget(c.id, c)

@@ -41,6 +41,24 @@ type Config struct {
 	// containers' cgroups are created under; default "/pando/<hash of
 	// StateDir>", so two backends on one host never share a cgroup.
 	CgroupParent string
+	// RunDir is a machine-wide directory on a filesystem that does not
+	// outlive a reboot: it holds the host id leases every backend on the
+	// machine shares, and each container's rootfs mount point, which its
+	// unprivileged root must be able to reach (StateDir, inside the data
+	// dir, may be private). Default /run/pando.
+	RunDir string
+	// HostIDBase and HostIDBlocks set the host uids and gids containers
+	// get: HostIDBlocks blocks of 65536 from HostIDBase (a multiple of
+	// 65536), one per container. Defaults DefaultHostIDBase and
+	// DefaultHostIDBlocks.
+	HostIDBase   uint32
+	HostIDBlocks int
+	// UnsharePath and PrlimitPath are util-linux's unshare, which creates
+	// each container's user namespace as the container's own host uid, and
+	// prlimit, which runs runc with the containers' rlimits; default
+	// "unshare" and "prlimit" looked up on PATH.
+	UnsharePath string
+	PrlimitPath string
 	// StartTimeout bounds how long Run waits for runc to report the
 	// container's process; default 30s (Run's ctx can end it sooner).
 	StartTimeout time.Duration
@@ -48,6 +66,10 @@ type Config struct {
 }
 
 // Backend runs containers with runc. It is safe for concurrent use.
+//
+// Each container runs in its own user namespace with its own block of
+// host ids (see idAllocator): its vcap (2000) is host uid block+2000, its
+// root is never the host's root.
 //
 // Memory (without swap), pids and CPU shares are enforced through cgroups;
 // disk through volumes (see Volume): a container whose Spec.Volume is set
@@ -60,6 +82,11 @@ type Backend struct {
 	bundles      string
 	lifecycle    string
 	cgroupParent string
+	rootfsDir    string // <RunDir>/rootfs/<hash of StateDir>: rootfs mount points
+	stateDir     string
+	ids          *idAllocator
+	unshare      string
+	prlimit      string
 	startTimeout time.Duration
 	cg           cgroups
 	log          *slog.Logger
@@ -113,15 +140,55 @@ func New(cfg Config) (*Backend, error) {
 	} else if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("runc backend: lifecycle binary %s is not a regular file", lifecycle)
 	}
+	sum := sha256.Sum256([]byte(stateDir))
+	stateHash := hex.EncodeToString(sum[:4])
 	parent := cfg.CgroupParent
 	if parent == "" {
-		sum := sha256.Sum256([]byte(stateDir))
-		parent = "/pando/" + hex.EncodeToString(sum[:4])
+		parent = "/pando/" + stateHash
 	}
 	parent = filepath.Clean("/" + parent)
 	cg, err := detectCgroups()
 	if err != nil {
 		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	unshare := cfg.UnsharePath
+	if unshare == "" {
+		unshare = "unshare"
+	}
+	if unshare, err = exec.LookPath(unshare); err != nil {
+		return nil, fmt.Errorf("runc backend: find unshare (util-linux), needed for user namespaces: %w", err)
+	}
+	prlimit := cfg.PrlimitPath
+	if prlimit == "" {
+		prlimit = "prlimit"
+	}
+	if prlimit, err = exec.LookPath(prlimit); err != nil {
+		return nil, fmt.Errorf("runc backend: find prlimit (util-linux): %w", err)
+	}
+	runDir := cfg.RunDir
+	if runDir == "" {
+		runDir = "/run/pando"
+	}
+	idBase, idBlocks := cfg.HostIDBase, cfg.HostIDBlocks
+	if idBase == 0 {
+		idBase = DefaultHostIDBase
+	}
+	if idBlocks == 0 {
+		idBlocks = DefaultHostIDBlocks
+	}
+	ids, err := newIDAllocator(filepath.Join(runDir, "ids"), idBase, idBlocks)
+	if err != nil {
+		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	rootfsDir := filepath.Join(runDir, "rootfs", stateHash)
+	// Searchable, not listable, by the containers' host users.
+	for _, d := range []string{runDir, filepath.Dir(rootfsDir), rootfsDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("runc backend: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("runc backend: %w", err)
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -133,6 +200,11 @@ func New(cfg Config) (*Backend, error) {
 		bundles:      filepath.Join(stateDir, "bundles"),
 		lifecycle:    lifecycle,
 		cgroupParent: parent,
+		rootfsDir:    rootfsDir,
+		stateDir:     stateDir,
+		ids:          ids,
+		unshare:      unshare,
+		prlimit:      prlimit,
 		startTimeout: cfg.StartTimeout,
 		cg:           cg,
 		log:          log,
@@ -149,6 +221,9 @@ func New(cfg Config) (*Backend, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("runc backend: %w", err)
 		}
+	}
+	if err := os.WriteFile(filepath.Join(rootfsDir, stateDirMarker), []byte(stateDir), 0o600); err != nil {
+		return nil, fmt.Errorf("runc backend: %w", err)
 	}
 	return b, nil
 }
@@ -184,6 +259,7 @@ func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Conta
 		b:      b,
 		id:     spec.ID,
 		bundle: filepath.Join(b.bundles, spec.ID),
+		rootfs: filepath.Join(b.rootfsDir, spec.ID),
 		cgPath: b.cgroupParent + "/" + spec.ID,
 		limit:  spec.MemoryBytes,
 		volume: filepath.Clean(spec.Volume),
@@ -296,10 +372,12 @@ func (b *Backend) command(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // Cleanup removes what a previous run left behind: runc containers under
-// StateDir, overlay mounts, bundles, volumes (their mounts, loop devices
-// and images) and empty cgroups. Call it at start-up, before Run;
-// containers it finds are killed. Volumes of this Backend not yet released
-// are kept.
+// StateDir, overlay mounts, bundles, rootfs mount points, volumes (their
+// mounts, loop devices and images) and empty cgroups. Call it at start-up,
+// before Run; containers it finds are killed. Volumes of this Backend not
+// yet released are kept. Host id blocks need nothing more: a block whose
+// holder died is reused once no process runs with its ids (see
+// idAllocator).
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
 	out, err := b.command(ctx, "list", "--format", "json")
@@ -340,6 +418,21 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	if err := unmountUnder(b.bundles); err != nil {
 		errs = append(errs, err)
 	}
+	if err := unmountUnder(b.rootfsDir); err != nil {
+		errs = append(errs, err)
+	}
+	if ents, err := os.ReadDir(b.rootfsDir); err == nil {
+		for _, e := range ents {
+			if e.Name() == stateDirMarker {
+				continue
+			}
+			if err := removeBundle(filepath.Join(b.rootfsDir, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("read rootfs dir: %w", err))
+	}
 	if ents, err := os.ReadDir(b.bundles); err == nil {
 		for _, e := range ents {
 			if err := removeBundle(filepath.Join(b.bundles, e.Name())); err != nil {
@@ -353,10 +446,47 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	b.cg.removeEmptyUnder(b.cgroupParent)
+	b.sweepOrphans()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up containers in %s: %w", filepath.Dir(b.root), err)
 	}
 	return nil
+}
+
+// stateDirMarker names, in each backend's dir under RunDir/rootfs, the
+// StateDir it belongs to.
+const stateDirMarker = ".state-dir"
+
+// sweepOrphans removes the rootfs dirs of backends whose StateDir is gone
+// (a deleted data dir, a test's temp dir): no backend would clean them up
+// otherwise. Dirs with anything mounted below, or with a rootfs whose
+// container still runs, are left alone.
+func (b *Backend) sweepOrphans() {
+	parent := filepath.Dir(b.rootfsDir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		b.log.Warn("sweep rootfs dirs", "error", err)
+		return
+	}
+	for _, e := range ents {
+		dir := filepath.Join(parent, e.Name())
+		if dir == b.rootfsDir {
+			continue
+		}
+		owner, err := os.ReadFile(filepath.Join(dir, stateDirMarker))
+		if err != nil {
+			continue // not a backend's (or one being created)
+		}
+		if _, err := os.Stat(string(owner)); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if mounted, err := mountsUnder(dir); err != nil || len(mounted) > 0 || rootfsInUse(dir) {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			b.log.Warn("remove rootfs dir of a deleted state dir", "dir", dir, "state_dir", string(owner), "error", err)
+		}
+	}
 }
 
 func isNotExist(err error) bool {
@@ -364,9 +494,9 @@ func isNotExist(err error) bool {
 	return strings.Contains(s, "does not exist") || strings.Contains(s, "not exist")
 }
 
-// removeBundle deletes a bundle directory after making sure nothing is
-// mounted below it: RemoveAll through a bind mount of /usr would be a
-// disaster.
+// removeBundle deletes a bundle (or rootfs) directory after making sure
+// nothing is mounted below it: RemoveAll through a bind mount of /usr would
+// be a disaster.
 func removeBundle(dir string) error {
 	if err := unmountUnder(dir); err != nil {
 		return err
@@ -382,4 +512,24 @@ func removeBundle(dir string) error {
 		return fmt.Errorf("remove bundle %s: %w", dir, err)
 	}
 	return nil
+}
+
+// rootfsInUse reports whether a process runs with the ids of a container
+// whose rootfs is in dir (each container's dir there is its root's).
+func rootfsInUse(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && st.Uid != 0 && idsInUse(st.Uid, st.Uid+idBlockSize-1) {
+			return true
+		}
+	}
+	return false
 }

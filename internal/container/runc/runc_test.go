@@ -43,8 +43,10 @@ func newBackend(t *testing.T, stateDir string) *Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Each test has its own state dir, hence its own cgroup parent: remove it.
+	// Each test has its own state dir, hence its own cgroup parent and
+	// rootfs dir: remove them.
 	t.Cleanup(func() {
+		_ = os.RemoveAll(b.rootfsDir)
 		b.cg.removeEmptyUnder(b.cgroupParent)
 		for _, mnt := range b.cg.all {
 			_ = unix.Rmdir(filepath.Join(mnt, b.cgroupParent))
@@ -345,8 +347,19 @@ func assertNothingLeft(t *testing.T, b *Backend, stateDir string) {
 	for _, e := range ents {
 		t.Errorf("bundle left: %s", e.Name())
 	}
-	if ms, _ := mountsUnder(stateDir); len(ms) > 0 {
-		t.Errorf("mounts left: %v", ms)
+	ents, err = os.ReadDir(b.rootfsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != stateDirMarker {
+			t.Errorf("rootfs left: %s", e.Name())
+		}
+	}
+	for _, dir := range []string{stateDir, b.rootfsDir} {
+		if ms, _ := mountsUnder(dir); len(ms) > 0 {
+			t.Errorf("mounts left: %v", ms)
+		}
 	}
 	if entries, _ := os.ReadDir(filepath.Join(b.cg.memory, b.cgroupParent)); !b.cg.v2 && len(entries) > 0 {
 		for _, e := range entries {

@@ -1,7 +1,6 @@
 package runc
 
 import (
-	"runtime"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -12,14 +11,17 @@ import (
 // defaultPath is PATH when the caller's environment has none.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// maxOpenFiles is CF's default instance file descriptor limit.
+// maxOpenFiles is CF's default instance file descriptor limit. runc run
+// starts under prlimit with it and the container inherits it: runc would
+// set a spec's rlimits from outside, with prlimit(2) on a process of
+// another user, which needs CAP_SYS_RESOURCE that root may lack.
 const maxOpenFiles = 16384
 
 // ociSpec builds config.json: runc's default spec (namespaces, /proc,
 // /dev, masked paths) plus the stack, the generated /etc files, the
 // per-container /home/vcap and /tmp, the lifecycle binary and the caller's
 // mounts, in that order.
-func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid, gid uint32) *specs.Spec {
+func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid, gid uint32, ids *idLease, userns string) *specs.Spec {
 	env := append([]string(nil), spec.Env...)
 	hasPath := false
 	for _, e := range env {
@@ -77,7 +79,7 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 
 	return &specs.Spec{
 		Version: specs.Version,
-		Root:    &specs.Root{Path: "rootfs", Readonly: !d.overlay},
+		Root:    &specs.Root{Path: d.rootfs, Readonly: !d.overlay},
 		Process: &specs.Process{
 			Terminal:        false,
 			User:            specs.User{UID: uid, GID: gid},
@@ -90,7 +92,6 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 				Bounding: []string{}, Effective: []string{}, Permitted: []string{},
 				Inheritable: []string{}, Ambient: []string{},
 			},
-			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: maxOpenFiles, Soft: maxOpenFiles}},
 		},
 		Hostname: hostname(spec.ID),
 		Mounts:   mounts,
@@ -100,7 +101,12 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
 				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				// Joined, not created: see userNS. The mappings tell runc
+				// what the namespace maps.
+				{Type: specs.UserNamespace, Path: userns},
 			},
+			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.base, Size: idBlockSize}},
+			GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.base, Size: idBlockSize}},
 			MaskedPaths: []string{
 				"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
 				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
@@ -121,50 +127,4 @@ func bind(src, dst string, ro bool) specs.Mount {
 		opts = append(opts, "rw")
 	}
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
-}
-
-// seccompProfile allows everything except what an unprivileged app has no
-// business doing and what widens the kernel attack surface: module and
-// kexec calls, mounts, namespaces (including user namespaces via clone),
-// keyrings, bpf, perf and userfaultfd. clone3 answers ENOSYS so libc falls
-// back to clone, whose flags a filter can inspect.
-func seccompProfile() *specs.LinuxSeccomp {
-	eperm := uint(1) // EPERM
-	enosys := uint(38)
-	denied := []string{
-		"acct", "add_key", "bpf", "create_module", "delete_module", "finit_module", "fsconfig",
-		"fsmount", "fsopen", "fspick", "get_kernel_syms", "init_module", "ioperm", "iopl",
-		"kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mount", "mount_setattr",
-		"move_mount", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
-		"pivot_root", "query_module", "quotactl", "reboot", "request_key", "setns", "swapoff",
-		"swapon", "syslog", "umount", "umount2", "unshare", "uselib", "userfaultfd", "vhangup",
-	}
-	const cloneNewUser = 0x10000000
-	var arches []specs.Arch
-	switch runtime.GOARCH {
-	case "amd64":
-		arches = []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}
-	case "arm64":
-		arches = []specs.Arch{specs.ArchAARCH64, specs.ArchARM}
-	}
-	return &specs.LinuxSeccomp{
-		DefaultAction: specs.ActAllow,
-		Architectures: arches,
-		Syscalls: []specs.LinuxSyscall{
-			{Names: denied, Action: specs.ActErrno, ErrnoRet: &eperm},
-			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
-			{
-				Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
-				Args: []specs.LinuxSeccompArg{{Index: cloneFlagsArg(), Value: cloneNewUser, ValueTwo: cloneNewUser, Op: specs.OpMaskedEqual}},
-			},
-		},
-	}
-}
-
-// cloneFlagsArg is clone's flags argument index (s390x swaps the first two).
-func cloneFlagsArg() uint {
-	if runtime.GOARCH == "s390x" {
-		return 1
-	}
-	return 0
 }

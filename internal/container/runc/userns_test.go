@@ -1,0 +1,261 @@
+package runc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// The test binary is the backend's lifecycle binary, bind-mounted into
+// every container: with helperEnv set it acts as a small probe program
+// inside a container instead of running tests.
+const helperEnv = "PANDO_RUNC_TEST_HELPER"
+
+// sysIOURingSetup is io_uring_setup's number on every architecture.
+const sysIOURingSetup = 425
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(helperEnv) {
+	case "":
+		os.Exit(m.Run())
+	case "inotify-hold":
+		// Take every inotify instance this user may have, then keep them.
+		n := 0
+		var err error
+		for ; n < 100000; n++ {
+			if _, err = syscall.InotifyInit1(syscall.IN_CLOEXEC); err != nil {
+				break
+			}
+		}
+		fmt.Printf("held %d: %v\n", n, err)
+		time.Sleep(time.Hour)
+	case "inotify-one":
+		if _, err := syscall.InotifyInit1(syscall.IN_CLOEXEC); err != nil {
+			fmt.Printf("inotify: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Println("inotify ok")
+	case "syscalls":
+		var params [120]byte
+		_, _, e := syscall.Syscall(sysIOURingSetup, 1, uintptr(unsafe.Pointer(&params)), 0)
+		fmt.Printf("io_uring_setup: %v\n", e)
+		// KEYCTL_GET_KEYRING_ID of the session keyring, without creating it.
+		_, _, e = syscall.Syscall(syscall.SYS_KEYCTL, 0, ^uintptr(2), 0)
+		fmt.Printf("keyctl: %v\n", e)
+		// A fork into a new user namespace: the child, if any, leaves at
+		// once.
+		pid, _, e := syscall.RawSyscall6(syscall.SYS_CLONE, syscall.CLONE_NEWUSER|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+		if e == 0 && pid == 0 {
+			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+		}
+		fmt.Printf("clone(CLONE_NEWUSER): %v\n", e)
+	}
+	os.Exit(0)
+}
+
+// initUID returns the host uid the container's init process runs as.
+func initUID(t *testing.T, b *Backend, id string) int {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(b.bundles, id, "init.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/" + strings.TrimSpace(string(data)) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" {
+			if f[1] != f[2] || f[1] != f[3] || f[1] != f[4] {
+				t.Fatalf("container %s: mixed uids %q", id, line)
+			}
+			uid, _ := strconv.Atoi(f[1])
+			return uid
+		}
+	}
+	t.Fatalf("container %s: no Uid line in %s", id, status)
+	return 0
+}
+
+// waitOutput polls buf until it contains want.
+func waitOutput(t *testing.T, buf *syncBuffer, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(buf.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in output %q", want, buf.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the container's output, with a deadline
+	}
+	return buf.String()
+}
+
+func TestUserNamespaces_inotifyLimitAndHostUIDAreEachContainersOwn(t *testing.T) {
+	b := newBackend(t, t.TempDir())
+	ctx := testCtx(t)
+	limit, err := os.ReadFile("/proc/sys/fs/inotify/max_user_instances")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var holdOut syncBuffer
+	holder, err := b.Run(ctx, container.Spec{
+		ID: "holder", Args: []string{LifecyclePath}, Env: []string{helperEnv + "=inotify-hold"},
+		Stdout: &holdOut, Stderr: &holdOut,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Destroy(ctx)
+	out := waitOutput(t, &holdOut, "held ")
+	if want := "held " + strings.TrimSpace(string(limit)) + ": too many open files"; !strings.Contains(out, want) {
+		t.Fatalf("holder said %q, want %q (all of max_user_instances)", out, want)
+	}
+
+	// Another container, and host root, still get inotify instances.
+	var otherOut syncBuffer
+	other, err := b.Run(ctx, container.Spec{
+		ID: "other", Args: []string{"sh", "-c", "id -u; " + LifecyclePath + "; exec sleep 1000"},
+		Env: []string{helperEnv + "=inotify-one"}, Stdout: &otherOut, Stderr: &otherOut,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Destroy(ctx)
+	if got := waitOutput(t, &otherOut, "inotify"); got != "2000\ninotify ok\n" {
+		t.Fatalf("other container said %q, want id 2000 and a working inotify_init", got)
+	}
+	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Fatalf("host root's inotify_init failed while a container holds all of its own: %v", err)
+	}
+	syscall.Close(fd)
+
+	// On the host, each runs as vcap of its own id block: unprivileged
+	// and distinct.
+	u1, u2 := initUID(t, b, "holder"), initUID(t, b, "other")
+	for _, u := range []int{u1, u2} {
+		if u < DefaultHostIDBase || (u-DefaultUID)%idBlockSize != 0 {
+			t.Fatalf("host uids %d and %d: want vcap (2000) of a block from %d", u1, u2, DefaultHostIDBase)
+		}
+	}
+	if u1 == u2 {
+		t.Fatalf("both containers run as host uid %d", u1)
+	}
+
+	// Destroy frees the block for the next container.
+	if err := other.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if idsInUse(uint32(u2-DefaultUID), uint32(u2-DefaultUID+idBlockSize-1)) {
+		t.Fatalf("a process still runs with ids of the destroyed container's block")
+	}
+}
+
+func TestIDAllocator_blocksAreExclusiveAcrossAllocatorsAndFreedOnRelease(t *testing.T) {
+	dir := t.TempDir()
+	// Past the default range, where no container runs.
+	const base = DefaultHostIDBase + DefaultHostIDBlocks*idBlockSize
+	// Two allocators on one lease dir stand for two processes.
+	a, err := newIDAllocator(dir, base, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newIDAllocator(dir, base, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l1, err := a.acquire("a 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := b.acquire("b 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l1.base == l2.base {
+		t.Fatalf("both got block %d", l1.base)
+	}
+	if _, err := a.acquire("a 2"); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("third lease of two blocks: %v, want all in use", err)
+	}
+	if err := l1.release(); err != nil {
+		t.Fatal(err)
+	}
+	l3, err := b.acquire("b 2")
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	if l3.base != l1.base {
+		t.Fatalf("got block %d, want the released %d", l3.base, l1.base)
+	}
+	// A holder that died without releasing leaves its owner in the file:
+	// the block is reused once no process has its ids.
+	l3.f.Close()
+	l4, err := a.acquire("a 3")
+	if err != nil || l4.base != l1.base {
+		t.Fatalf("stale lease: %+v %v, want block %d", l4, err, l1.base)
+	}
+
+	for _, bad := range []uint32{0, 12345} {
+		if _, err := newIDAllocator(dir, bad, 1); err == nil {
+			t.Errorf("base %d accepted", bad)
+		}
+	}
+	if _, err := newIDAllocator(dir, 1<<31-idBlockSize, 2); err == nil {
+		t.Error("a range past 2^31 accepted")
+	}
+}
+
+func TestSeccomp_isAnAllowlistThatRefusesIOUringKeyringsAndNamespaces(t *testing.T) {
+	b := newBackend(t, t.TempDir())
+	out, errOut, st := runToEnd(t, b, container.Spec{
+		ID: "syscalls", Args: []string{LifecyclePath}, Env: []string{helperEnv + "=syscalls"},
+	})
+	want := "io_uring_setup: operation not permitted\nkeyctl: operation not permitted\nclone(CLONE_NEWUSER): operation not permitted\n"
+	if st.Code != 0 || out != want {
+		t.Fatalf("status %+v stderr %q stdout:\n%s\nwant:\n%s", st, errOut, out, want)
+	}
+	// The host allows both: the profile is what refuses them.
+	var params [120]byte
+	fd, _, e := syscall.Syscall(sysIOURingSetup, 1, uintptr(unsafe.Pointer(&params)), 0)
+	if e == 0 {
+		syscall.Close(int(fd))
+	} else if errors.Is(e, syscall.EPERM) {
+		t.Log("io_uring is disabled on this host too")
+	}
+	if _, _, e := syscall.Syscall(syscall.SYS_KEYCTL, 0, ^uintptr(2), 0); errors.Is(e, syscall.EPERM) {
+		t.Fatal("keyctl is refused on the host too: the test proves nothing")
+	}
+}
+
+func TestCleanup_sweepsRootfsDirsOfDeletedStateDirs(t *testing.T) {
+	gone := filepath.Join(t.TempDir(), "gone")
+	old := newBackend(t, gone)
+	if err := os.Mkdir(filepath.Join(old.rootfsDir, "left"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	kept := newBackend(t, t.TempDir())
+	b := newBackend(t, t.TempDir())
+	if err := b.Cleanup(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old.rootfsDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("rootfs dir of a deleted state dir: %v, want it removed", err)
+	}
+	if _, err := os.Stat(kept.rootfsDir); err != nil {
+		t.Fatalf("rootfs dir of a live backend: %v", err)
+	}
+}
