@@ -12,8 +12,9 @@ import (
 )
 
 // APITimeouts bound how long a client may hold a connection of the API
-// without doing its part. There is no write timeout: log streams and long
-// polls write for as long as they last.
+// without doing its part. A response has no overall time limit (log
+// streams and long polls last as long as they need), but each write must
+// go through within WriteWindow: a client that stops reading is cut off.
 type APITimeouts struct {
 	// ReadHeader bounds reading a request's line and headers (default 10s).
 	ReadHeader time.Duration
@@ -25,6 +26,9 @@ type APITimeouts struct {
 	// closed. A slow upload that keeps moving is never cut off.
 	BodyWindow   time.Duration
 	BodyMinBytes int64
+	// WriteWindow bounds one write of a response to the client (default
+	// 60s).
+	WriteWindow time.Duration
 }
 
 func (t APITimeouts) withDefaults() APITimeouts {
@@ -40,6 +44,9 @@ func (t APITimeouts) withDefaults() APITimeouts {
 	if t.BodyMinBytes <= 0 {
 		t.BodyMinBytes = 16 << 10
 	}
+	if t.WriteWindow <= 0 {
+		t.WriteWindow = time.Minute
+	}
 	return t
 }
 
@@ -47,7 +54,7 @@ func (t APITimeouts) withDefaults() APITimeouts {
 func newAPIServer(h http.Handler, t APITimeouts, base func(net.Listener) context.Context) *http.Server {
 	t = t.withDefaults()
 	return &http.Server{
-		Handler:           bodyProgress(h, t.BodyWindow, t.BodyMinBytes),
+		Handler:           writeProgress(bodyProgress(h, t.BodyWindow, t.BodyMinBytes), t.WriteWindow),
 		ReadHeaderTimeout: t.ReadHeader,
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    64 << 10,
@@ -108,3 +115,42 @@ func (b *progressBody) Read(p []byte) (int, error) {
 }
 
 func (b *progressBody) Close() error { return b.body.Close() }
+
+// writeProgress gives each write of a response its own deadline, window
+// from when it starts: a client that reads, however slowly, is served; one
+// that stops reading fails the write instead of holding the handler (and
+// its connection) forever. net/http clears the deadline after each request.
+func writeProgress(next http.Handler, window time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), window: window}, r)
+	})
+}
+
+// deadlineWriter moves the connection's write deadline before each write.
+// Unwrap lets http.ResponseController reach the connection's own Flush,
+// Hijack and deadlines.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc     *http.ResponseController
+	window time.Duration
+}
+
+func (w *deadlineWriter) arm() { _ = w.rc.SetWriteDeadline(time.Now().Add(w.window)) }
+
+func (w *deadlineWriter) WriteHeader(code int) {
+	w.arm()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.arm()
+	return w.ResponseWriter.Write(p)
+}
+
+// FlushError is what http.ResponseController.Flush calls.
+func (w *deadlineWriter) FlushError() error {
+	w.arm()
+	return w.rc.Flush()
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

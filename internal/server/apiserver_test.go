@@ -219,3 +219,86 @@ func TestAPIServer_closesSlowHeadersAndIdleConnections(t *testing.T) {
 		t.Errorf("kept-alive connection: read %q, want a 200 and then the close", got)
 	}
 }
+
+// TestAPIServer_clientThatStopsReadingIsCutOff: a response too big for the
+// socket buffers, to a client that reads nothing, fails its write within
+// the window instead of holding the handler.
+func TestAPIServer_clientThatStopsReadingIsCutOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 4096 { // 256 MiB: far past any socket buffer
+			if _, err := w.Write(chunk); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	})
+	to := testTimeouts
+	to.WriteWindow = 300 * time.Millisecond
+	srv := newAPIServer(h, to, nil)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("256 MiB written to a client that read nothing")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler is still writing to a client that stopped reading")
+	}
+	// A client that reads, slowly, gets everything.
+	done2 := make(chan error, 1)
+	h2 := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 32 {
+			if _, err := w.Write(chunk); err != nil {
+				done2 <- err
+				return
+			}
+		}
+		done2 <- nil
+	})
+	addr := serveAPIWith(t, h2, to)
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 256<<10)
+	total := 0
+	for {
+		n, err := resp.Body.Read(buf)
+		total += n
+		if err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // a slow reader, well inside the window
+	}
+	if err := <-done2; err != nil || total != 32*64<<10 {
+		t.Fatalf("slow reader got %d bytes, handler: %v", total, err)
+	}
+}
+
+func serveAPIWith(t *testing.T, h http.Handler, to APITimeouts) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newAPIServer(h, to, nil)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
