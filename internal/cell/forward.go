@@ -29,6 +29,10 @@ type forwarder struct {
 	wg     sync.WaitGroup
 }
 
+// forwardIdleTimeout closes a forwarded connection quiet both ways for
+// this long, as the router does with websockets.
+const forwardIdleTimeout = time.Hour
+
 // dialTimeout bounds connecting into the container for one client.
 const dialTimeout = 10 * time.Second
 
@@ -94,7 +98,7 @@ func (f *forwarder) handle(client net.Conn) {
 		return
 	}
 	defer f.untrack(up)
-	pipe.Join(client, up, pipe.Options{})
+	pipe.Join(client, up, pipe.Options{IdleTimeout: forwardIdleTimeout})
 }
 
 // maxForwardedConns bounds one host port's open connections (each counts
