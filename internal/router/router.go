@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -79,7 +78,8 @@ type Router struct {
 	now       func() time.Time
 	table     *table
 	transport *backendTransport
-	proxy     *httputil.ReverseProxy
+	retry     *retryTransport
+	buffers   bufferPool
 	apps      *appLimiter
 	ids       *requestIDs
 }
@@ -143,17 +143,8 @@ func New(cfg Config) *Router {
 		}
 		return c, nil
 	}, cfg.EndpointTimeout)
-	r.proxy = &httputil.ReverseProxy{
-		Rewrite:   r.rewrite,
-		Transport: &retryTransport{r: r, base: r.transport},
-		// Zero: a response of known length is written in as few writes as
-		// possible; the proxy flushes streams (unknown length, event
-		// streams) at once by itself.
-		FlushInterval: 0,
-		BufferPool:    newBufferPool(),
-		ErrorHandler:  r.proxyError,
-		ErrorLog:      slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
-	}
+	r.retry = &retryTransport{r: r, base: r.transport}
+	r.buffers = newBufferPool()
 	return r
 }
 
@@ -233,7 +224,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = &progressBody{rc: req.Body, ctl: ctl, timeout: r.cfg.BodyTimeout, now: r.now}
 		}
-		r.proxy.ServeHTTP(rec, req)
+		r.serveProxy(rec, req, st)
 	}
 	r.accessLog(req, rec, st, start)
 }
@@ -262,17 +253,6 @@ func (b *progressBody) Read(p []byte) (int, error) {
 
 func (b *progressBody) Close() error { return b.rc.Close() }
 
-// rewrite builds the outbound request. The backend address is set per
-// attempt by the transport.
-func (r *Router) rewrite(pr *httputil.ProxyRequest) {
-	st := pr.In.Context().Value(ctxKey{}).(*request)
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = "backend.invalid"
-	pr.Out.Host = pr.In.Host // apps see the route they were called by
-	r.setForwarded(pr.Out.Header, pr.In)
-	pr.Out.Header.Set("X-Vcap-Request-Id", st.requestID)
-	pr.Out.Header.Set("X-Request-Start", strconv.FormatInt(r.now().UnixMilli(), 10))
-}
 
 // setForwarded sets X-Forwarded-For, -Proto and -Host on h for a request
 // from in.

@@ -1,0 +1,119 @@
+package router
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRouter_streamsAnswersWithoutLengthAtOnce(t *testing.T) {
+	next := make(chan struct{})
+	backend := newHandlerBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-next // the second event only once the first has arrived
+		io.WriteString(w, "data: two\n\n")
+	}))
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"sse.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: backend}})
+	addr := serve(t, r)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Host = "sse.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	got := make(chan string, 1)
+	go func() { l, _ := br.ReadString('\n'); got <- l }()
+	select {
+	case l := <-got:
+		if l != "data: one\n" {
+			t.Fatalf("first line %q", l)
+		}
+	case <-time.After(5 * time.Second):
+		close(next)
+		t.Fatal("the first event did not arrive before the stream went on")
+	}
+	close(next)
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "\ndata: two\n\n" {
+		t.Fatalf("rest %q", rest)
+	}
+}
+
+func TestRouter_dropsHopByHopHeadersBothWays(t *testing.T) {
+	var seen http.Header
+	backend := newHandlerBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+		w.Header().Set("Connection", "X-Internal")
+		w.Header().Set("X-Internal", "secret")
+		w.Header().Set("X-App", "kept")
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"hop.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: backend}})
+	addr := serve(t, r)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Host = "hop.localhost"
+	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("X-Hop", "1")
+	req.Header.Set("Proxy-Authorization", "Basic eDp5")
+	req.Header.Set("X-End", "2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "body" {
+		t.Fatalf("body %q", body)
+	}
+	for _, k := range []string{"X-Hop", "Proxy-Authorization"} {
+		if seen.Get(k) != "" {
+			t.Errorf("backend got hop-by-hop %s", k)
+		}
+	}
+	if seen.Get("X-End") != "2" || seen.Get("User-Agent") != "Go-http-client/1.1" {
+		t.Errorf("end-to-end headers lost: %v", seen)
+	}
+	if resp.Header.Get("X-Internal") != "" || resp.Header.Get("X-App") != "kept" {
+		t.Errorf("answer headers %v", resp.Header)
+	}
+	if resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("trailer %v", resp.Trailer)
+	}
+}
+
+func TestRouter_headAndEmptyAnswersKeepTheirHeaders(t *testing.T) {
+	backend := newHandlerBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1234")
+		if r.Method == http.MethodHead {
+			return
+		}
+		io.WriteString(w, strings.Repeat("x", 1234))
+	}))
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"head.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: backend}})
+	addr := serve(t, r)
+	req, _ := http.NewRequest("HEAD", "http://"+addr+"/", nil)
+	req.Host = "head.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != 1234 {
+		t.Fatalf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+}
