@@ -377,9 +377,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.URL = &u
 		// The X-Cf-* headers are set anew for each attempt, so the
 		// request's own header map can be reused.
-		out.Header.Set("X-Cf-Applicationid", ep.appGUID)
-		out.Header.Set("X-Cf-Instanceid", ep.InstanceGUID)
-		out.Header.Set("X-Cf-Instanceindex", strconv.Itoa(ep.Index))
+		ep.setHeaders(out.Header)
 		if body != nil {
 			out.Body = body
 		}
@@ -456,12 +454,22 @@ type recorder struct {
 	ctl          *http.ResponseController
 	writeTimeout time.Duration
 	now          func() time.Time
+	armed        time.Time // when the write deadline was last set
 }
 
+// deadline gives the next write writeTimeout. Re-arming the timer costs
+// more than the writes of a small answer, so it is moved only once a
+// quarter of the timeout has passed since it was last set.
 func (w *recorder) deadline() {
-	if w.ctl != nil {
-		_ = w.ctl.SetWriteDeadline(w.now().Add(w.writeTimeout))
+	if w.ctl == nil {
+		return
 	}
+	now := w.now()
+	if !w.armed.IsZero() && now.Sub(w.armed) < w.writeTimeout/4 {
+		return
+	}
+	w.armed = now
+	_ = w.ctl.SetWriteDeadline(now.Add(w.writeTimeout))
 }
 
 func (w *recorder) WriteHeader(code int) {

@@ -110,9 +110,7 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 	r.setForwarded(out.Header, req)
 	out.Header.Set("X-Vcap-Request-Id", st.requestID)
 	out.Header.Set("X-Request-Start", strconv.FormatInt(r.now().UnixMilli(), 10))
-	out.Header.Set("X-Cf-Applicationid", ep.appGUID)
-	out.Header.Set("X-Cf-Instanceid", ep.InstanceGUID)
-	out.Header.Set("X-Cf-Instanceindex", strconv.Itoa(ep.Index))
+	ep.setHeaders(out.Header)
 	_ = conn.SetDeadline(time.Now().Add(r.cfg.DialTimeout + r.cfg.BodyTimeout))
 	if err := out.Write(conn); err != nil {
 		r.proxyError(w, req, err)
