@@ -2,7 +2,6 @@ package router
 
 import (
 	"io"
-	"mime"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -79,16 +78,17 @@ func (r *Router) serveProxy(w *recorder, req *http.Request, st *request) {
 	}
 }
 
+func isEventStream(contentType string) bool {
+	const es = "text/event-stream"
+	ct := strings.TrimSpace(contentType)
+	return len(ct) >= len(es) && strings.EqualFold(ct[:len(es)], es) && (len(ct) == len(es) || ct[len(es)] == ';' || ct[len(es)] == ' ')
+}
+
 // copyBody copies the response body, flushing after each read when the
 // answer is a stream (no length, or an event stream) so that events reach
 // the client at once.
 func (r *Router) copyBody(w *recorder, resp *http.Response) error {
-	stream := resp.ContentLength == -1
-	if !stream {
-		if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && ct == "text/event-stream" {
-			stream = true
-		}
-	}
+	stream := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
 	buf := r.buffers.Get()
 	defer r.buffers.Put(buf)
 	for {

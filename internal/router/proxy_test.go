@@ -117,3 +117,67 @@ func TestRouter_headAndEmptyAnswersKeepTheirHeaders(t *testing.T) {
 		t.Fatalf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
 	}
 }
+
+func TestIsEventStream(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/event-stream": true, "Text/Event-Stream; charset=utf-8": true, " text/event-stream ": true,
+		"text/event-streams": false, "text/html": false, "": false,
+	} {
+		if got := isEventStream(ct); got != want {
+			t.Errorf("isEventStream(%q) = %v", ct, got)
+		}
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"MyApp.LocalHost:8080": "myapp.localhost", "app.localhost.": "app.localhost", "[::1]:80": "::1", "[::1]": "[::1]", "x": "x",
+	} {
+		if got := canonicalHost(in); got != want {
+			t.Errorf("canonicalHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRouter_forwardsBodiesOfUnknownLengthAndEmptyPosts(t *testing.T) {
+	a := newBackend(t, "a")
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"body.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
+	addr := serve(t, r)
+
+	pr, pw := io.Pipe()
+	go func() {
+		for range 3 {
+			io.WriteString(pw, "chunk;")
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "http://"+addr+"/up?x=1", pr) // no length: chunked
+	req.Host = "body.localhost"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	a.mu.Lock()
+	body, uri := a.body, a.last.URL.RequestURI()
+	a.mu.Unlock()
+	if resp.StatusCode != 200 || body != "chunk;chunk;chunk;" || uri != "/up?x=1" {
+		t.Fatalf("chunked POST: %d, backend got %q at %q", resp.StatusCode, body, uri)
+	}
+
+	req, _ = http.NewRequest("POST", "http://"+addr+"/", http.NoBody)
+	req.Host = "body.localhost"
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	a.mu.Lock()
+	cl := a.last.ContentLength
+	a.mu.Unlock()
+	if resp.StatusCode != 200 || cl != 0 {
+		t.Fatalf("empty POST: %d, content length %d", resp.StatusCode, cl)
+	}
+}

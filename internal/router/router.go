@@ -173,8 +173,12 @@ func writePlain(w http.ResponseWriter, status int, routerError, body string) {
 
 // canonicalHost strips the port and a trailing dot and lower-cases.
 func canonicalHost(h string) string {
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
+	// Only a host with a port is split: SplitHostPort's error for one
+	// without would cost an allocation per request.
+	if strings.LastIndexByte(h, ':') > strings.LastIndexByte(h, ']') {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
 	}
 	return strings.TrimSuffix(strings.ToLower(h), ".")
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -102,7 +104,7 @@ func (t *backendTransport) exchange(req *http.Request, bc *backendConn, reused b
 		}
 		return nil, err
 	}
-	if err := req.Write(bc.bw); err != nil {
+	if err := writeRequest(bc.bw, req); err != nil {
 		if reused && isConnGone(err) {
 			err = fmt.Errorf("%w: %v", errStaleConn, err)
 		}
@@ -132,7 +134,9 @@ func (t *backendTransport) exchange(req *http.Request, bc *backendConn, reused b
 		resp.Body.Close()
 	}
 	_ = bc.SetReadDeadline(time.Time{})
-	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	// The client's own "Connection: close" is about its connection, not
+	// this one (writeRequest does not pass it on).
+	keep := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	body := &backendBody{rc: resp.Body, t: t, bc: bc, keep: keep, stop: stop}
 	if resp.Body == http.NoBody {
 		body.eof = true
@@ -273,5 +277,67 @@ func (t *backendTransport) closeIdle(shutdown bool) {
 			bc.Close()
 		}
 		delete(t.idle, addr)
+	}
+}
+
+// writeRequest sends req in HTTP/1.1 with the framing the router chooses:
+// Content-Length when the body's length is known, chunked when not (the
+// inbound framing headers were parsed by net/http and are not passed on).
+// Header values come from net/http's parser, which refuses control
+// characters, or from the router itself. An empty User-Agent is not sent.
+func writeRequest(w *bufio.Writer, req *http.Request) error {
+	uri := req.RequestURI
+	if uri == "" || (uri[0] != '/' && uri != "*") {
+		uri = req.URL.RequestURI() // absolute-form targets become origin-form
+	}
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	w.WriteString(uri)
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(req.Host)
+	w.WriteString("\r\n")
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding":
+			continue
+		}
+		for _, v := range vv {
+			if v == "" && k == "User-Agent" {
+				continue
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	body := req.Body
+	switch {
+	case body == nil || body == http.NoBody || req.ContentLength == 0:
+		switch req.Method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			w.WriteString("Content-Length: 0\r\n")
+		}
+		_, err := w.WriteString("\r\n")
+		return err
+	case req.ContentLength > 0:
+		w.WriteString("Content-Length: ")
+		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		w.WriteString("\r\n\r\n")
+		if _, err := io.CopyN(w, body, req.ContentLength); err != nil {
+			return fmt.Errorf("send request body: %w", err)
+		}
+		return nil
+	default:
+		w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		cw := httputil.NewChunkedWriter(w)
+		if _, err := io.Copy(cw, body); err != nil {
+			return fmt.Errorf("send request body: %w", err)
+		}
+		if err := cw.Close(); err != nil {
+			return err
+		}
+		_, err := w.WriteString("\r\n")
+		return err
 	}
 }
