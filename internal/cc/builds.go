@@ -196,7 +196,17 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 	if pkg.Type == "docker" {
 		b.LifecycleType = pando.LifecycleDocker
 		b.Stack = ""
-		req.DockerImage, req.DockerUsername, req.DockerPassword = pkg.DockerImage, pkg.DockerUsername, pkg.DockerPassword
+		req.DockerImage, req.DockerUsername = pkg.DockerImage, pkg.DockerUsername
+		if pkg.DockerPassword != "" {
+			if a.cfg.Secrets == nil {
+				return pando.Build{}, fmt.Errorf("stage docker package %s: no secrets key to open the registry password with", pkg.GUID)
+			}
+			pw, err := a.cfg.Secrets.Open(pkg.DockerPassword, dockerPasswordPurpose(pkg.GUID))
+			if err != nil {
+				return pando.Build{}, fmt.Errorf("stage docker package %s: %w", pkg.GUID, err)
+			}
+			req.DockerPassword = pw
+		}
 		req.Stack = ""
 	} else {
 		req.PackageKey = pando.PackageBlobKey(pkg.GUID)

@@ -32,6 +32,7 @@ const ptBase = "http://api.pando.test"
 type ptRuntime struct {
 	mu      sync.Mutex
 	desired map[string]pando.DesiredLRP
+	tasks   []pando.Task
 }
 
 func (r *ptRuntime) DesireLRP(_ context.Context, lrp pando.DesiredLRP) error {
@@ -56,7 +57,12 @@ func (r *ptRuntime) DesiredLRP(guid string) (pando.DesiredLRP, bool) {
 }
 
 func (r *ptRuntime) ActualLRPs(string) []pando.ActualLRP          { return nil }
-func (r *ptRuntime) DesireTask(context.Context, pando.Task) error { return nil }
+func (r *ptRuntime) DesireTask(_ context.Context, t pando.Task) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tasks = append(r.tasks, t)
+	return nil
+}
 func (r *ptRuntime) CancelTask(context.Context, string) error     { return nil }
 
 // ptBlobs is an in-memory blobstore.

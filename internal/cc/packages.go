@@ -230,7 +230,16 @@ func (a *API) postPackage(w http.ResponseWriter, r *http.Request) error {
 		pkg.State = pando.PackageReady
 		pkg.DockerImage = body.Data.Image
 		pkg.DockerUsername = body.Data.Username
-		pkg.DockerPassword = body.Data.Password
+		if body.Data.Password != "" {
+			if a.cfg.Secrets == nil {
+				return fmt.Errorf("create docker package: no secrets key to seal the registry password with")
+			}
+			sealed, err := a.cfg.Secrets.Seal(body.Data.Password, dockerPasswordPurpose(pkg.GUID))
+			if err != nil {
+				return fmt.Errorf("create docker package: %w", err)
+			}
+			pkg.DockerPassword = sealed
+		}
 	default:
 		return invalid("Type must be one of 'bits', 'docker'")
 	}
@@ -620,4 +629,9 @@ func (a *API) listPackageDroplets(w http.ResponseWriter, r *http.Request) error 
 	}
 	a.paginateDroplets(w, r, keep)
 	return nil
+}
+
+// dockerPasswordPurpose binds a package's sealed registry password to it.
+func dockerPasswordPurpose(packageGUID string) string {
+	return "package/" + packageGUID + "/docker-password"
 }

@@ -63,6 +63,13 @@ type Authenticator interface {
 }
 
 // Config configures the API.
+// Sealer encrypts secrets for storage, bound to what they are for
+// (internal/secrets).
+type Sealer interface {
+	Seal(plaintext, purpose string) (string, error)
+	Open(sealed, purpose string) (string, error)
+}
+
 type Config struct {
 	// BaseURL is the API's external URL, e.g. "http://127.0.0.1:9022". Every
 	// link and Location the API returns is absolute under it.
@@ -78,6 +85,9 @@ type Config struct {
 	// DockerEnabled lets apps run Docker images; off until the cells can
 	// stage and run them, so a docker push fails up front, not at staging.
 	DockerEnabled bool
+	// Secrets seals registry passwords before they are stored; a docker
+	// package with a password is refused without it.
+	Secrets Sealer
 	// Stacks are the root filesystem stacks cells offer besides "host".
 	Stacks           []StackConfig
 	DefaultMemoryMB  int // 256

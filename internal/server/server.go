@@ -30,6 +30,7 @@ import (
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
+	"github.com/pandoplatform/pando/internal/secrets"
 	"github.com/pandoplatform/pando/internal/sqlstore"
 	"github.com/pandoplatform/pando/internal/uaa"
 )
@@ -180,6 +181,10 @@ func Run(ctx context.Context, cfg Config) error {
 
 	logStore := logs.New(logs.Config{Logger: log.With("component", "logs")})
 
+	sealer, err := secrets.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
+	if err != nil {
+		return err
+	}
 	auth, err := uaa.New(uaa.Config{
 		Users:   store,
 		KeyPath: filepath.Join(cfg.DataDir, "uaa-key.pem"),
@@ -288,6 +293,7 @@ func Run(ctx context.Context, cfg Config) error {
 		StagingTimeout:      cfg.StagingTimeout,
 		MaxUploadBytes:      cfg.MaxUploadBytes,
 		DefaultLogRateLimit: cfg.DefaultLogRateLimit,
+		Secrets:             sealer,
 		TempDir:             tempDir,
 		Store:               store,
 		Blobs:               blobs,
