@@ -56,14 +56,14 @@ func (r *ptRuntime) DesiredLRP(guid string) (pando.DesiredLRP, bool) {
 	return l, ok
 }
 
-func (r *ptRuntime) ActualLRPs(string) []pando.ActualLRP          { return nil }
+func (r *ptRuntime) ActualLRPs(string) []pando.ActualLRP { return nil }
 func (r *ptRuntime) DesireTask(_ context.Context, t pando.Task) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tasks = append(r.tasks, t)
 	return nil
 }
-func (r *ptRuntime) CancelTask(context.Context, string) error     { return nil }
+func (r *ptRuntime) CancelTask(context.Context, string) error { return nil }
 
 // ptBlobs is an in-memory blobstore.
 type ptBlobs struct {

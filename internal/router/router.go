@@ -257,7 +257,6 @@ func (b *progressBody) Read(p []byte) (int, error) {
 
 func (b *progressBody) Close() error { return b.rc.Close() }
 
-
 // setForwarded sets X-Forwarded-For, -Proto and -Host on h for a request
 // from in.
 func (r *Router) setForwarded(h http.Header, in *http.Request) {
