@@ -417,7 +417,7 @@ func (u *unpacker) whiteout(hdr *tar.Header, dir, base string) error {
 		return nil
 	}
 	full := u.full(rel)
-	if err := unix.Mknod(full, unix.S_IFCHR|0o000, 0); err != nil {
+	if err := unix.Mknod(full, unix.S_IFCHR, 0); err != nil {
 		return fmt.Errorf("unpack layer: whiteout %q (needs root): %w", rel, err)
 	}
 	uid, gid, _ := u.shift.apply(0, 0)
