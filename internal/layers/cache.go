@@ -346,7 +346,8 @@ func (c *Cache) Close() {
 }
 
 // Fetch returns the directory of layer l unpacked with shift, downloading
-// it from src unless it is cached. Concurrent fetches of one layer share
+// it from src unless it is cached (src may be nil when it is, e.g. after a
+// restart without registry access). Concurrent fetches of one layer share
 // one download; a caller that gives up (ctx) leaves it running for the
 // others, and the last one to give up cancels it.
 func (c *Cache) Fetch(ctx context.Context, src Source, l Layer, shift Shift) (string, error) {
@@ -356,6 +357,11 @@ func (c *Cache) Fetch(ctx context.Context, src Source, l Layer, shift Shift) (st
 	}
 	if l.Size <= 0 {
 		return "", fmt.Errorf("layer %s: invalid size %d", l.Digest, l.Size)
+	}
+	if l.Size > 2*c.opts.MaxLayerBytes {
+		// Compressed is smaller than unpacked; twice the bound leaves
+		// room for the tar headers of uncompressed layers.
+		return "", fmt.Errorf("layer %s: %w: a %d-byte blob for a %d-byte bound", l.Digest, ErrLayerTooLarge, l.Size, c.opts.MaxLayerBytes)
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -368,6 +374,10 @@ func (c *Cache) Fetch(ctx context.Context, src Source, l Layer, shift Shift) (st
 		return filepath.Join(c.unpacked, k), nil
 	}
 	f, ok := c.flights[k]
+	if !ok && src == nil {
+		c.mu.Unlock()
+		return "", fmt.Errorf("layer %s is not cached and there is no source to fetch it from", l.Digest)
+	}
 	if !ok {
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		f = &flight{done: make(chan struct{}), cancel: cancel}
@@ -432,7 +442,11 @@ func (c *Cache) fetch(ctx context.Context, src Source, l Layer, shift Shift, k s
 			os.RemoveAll(tmp)
 		}
 	}()
+	rootUID, rootGID, _ := shift.apply(0, 0)
 	if err := os.Chmod(tmp, 0o755); err != nil {
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	if err := os.Lchown(tmp, rootUID, rootGID); err != nil {
 		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	rc, err := src.OpenBlob(ctx, l.Digest)

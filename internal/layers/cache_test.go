@@ -404,7 +404,7 @@ func TestFetch_aShiftedVariantIsCachedBesideTheOriginal(t *testing.T) {
 	if plain == shifted {
 		t.Fatal("one directory for both variants")
 	}
-	for rel, want := range map[string][2]uint32{"home/app/data": {201000, 301001}, "home": {200000, 300000}, "home/app": {200000, 300000}, "gone": {200000, 300000}} {
+	for rel, want := range map[string][2]uint32{".": {200000, 300000}, "home/app/data": {201000, 301001}, "home": {200000, 300000}, "home/app": {200000, 300000}, "gone": {200000, 300000}} {
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(shifted, rel), &st); err != nil {
 			t.Fatal(err)
@@ -442,5 +442,12 @@ func TestFetch_refusesBadDescriptors(t *testing.T) {
 	}
 	if _, err := c.Fetch(context.Background(), src, ls[0], Shift{UID: 5}); err == nil {
 		t.Fatal("a shift without a size accepted")
+	}
+	if _, err := c.Fetch(context.Background(), nil, ls[0], Shift{}); err == nil || !strings.Contains(err.Error(), "not cached") {
+		t.Fatalf("no source: %v", err)
+	}
+	small, _ := openCache(t, Options{MaxLayerBytes: 10})
+	if _, err := small.Fetch(context.Background(), src, Layer{Digest: ls[0].Digest, Size: 21}, Shift{}); !errors.Is(err, ErrLayerTooLarge) {
+		t.Fatalf("a blob over twice the layer bound: %v", err)
 	}
 }
