@@ -136,6 +136,15 @@ func Open(dir string, opts Options) (*Cache, error) {
 			return nil, fmt.Errorf("open layer cache: %w", err)
 		}
 	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return nil, fmt.Errorf("open layer cache: %w", err)
+	}
+	if fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
+		// Whiteout devices and opaque xattrs written into an overlay mount
+		// are taken by that overlay as its own: layers would lose files.
+		return nil, fmt.Errorf("open layer cache: %s is on overlayfs; put the layer cache on a plain filesystem (ext4, xfs, btrfs, tmpfs)", dir)
+	}
 	if err := c.index(); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 func TestFetch_unpacksAsTheTarSays(t *testing.T) {
@@ -449,5 +451,23 @@ func TestFetch_refusesBadDescriptors(t *testing.T) {
 	small, _ := openCache(t, Options{MaxLayerBytes: 10})
 	if _, err := small.Fetch(context.Background(), src, Layer{Digest: ls[0].Digest, Size: 21}, Shift{}); !errors.Is(err, ErrLayerTooLarge) {
 		t.Fatalf("a blob over twice the layer bound: %v", err)
+	}
+}
+
+func TestOpen_refusesADirectoryOnOverlayfs(t *testing.T) {
+	requireRoot(t)
+	base := t.TempDir()
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		os.Mkdir(filepath.Join(base, d), 0o755)
+	}
+	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
+	merged := filepath.Join(base, "merged")
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		testenv.Missing(t, "cannot mount overlayfs: "+err.Error())
+	}
+	t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+	_, err := Open(filepath.Join(merged, "cache"), Options{})
+	if err == nil || !strings.Contains(err.Error(), "is on overlayfs") {
+		t.Fatalf("err %v", err)
 	}
 }
