@@ -50,7 +50,7 @@ func hardlink(name, target string) ent {
 var epoch = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 // tarball builds a layer blob; compression is "gzip", "zstd" or "".
-func tarball(t *testing.T, compression string, ents ...ent) []byte {
+func tarball(t testing.TB, compression string, ents ...ent) []byte {
 	t.Helper()
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
