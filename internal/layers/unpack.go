@@ -86,7 +86,9 @@ func (u *unpacker) unpack(ctx context.Context, r io.Reader) error {
 	}
 	defer done()
 	u.dirs = map[string]bool{"": true}
-	tr := tar.NewReader(stream)
+	ra := newReadahead(ctx, stream)
+	defer ra.Close()
+	tr := tar.NewReader(ra)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
