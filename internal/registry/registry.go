@@ -9,6 +9,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -58,16 +59,19 @@ type Credentials struct {
 	Password string
 }
 
-// String never shows the password, so a stray %v cannot leak it.
-func (c *Credentials) String() string {
-	if c == nil {
-		return "anonymous"
-	}
+// String never shows the password, so a stray %v (of the struct or a
+// pointer to it) cannot leak it.
+func (c Credentials) String() string {
 	return fmt.Sprintf("user %q, password ***", c.Username)
 }
 
 // GoString hides the password from %#v too.
-func (c *Credentials) GoString() string { return c.String() }
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue hides the password from log/slog.
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("username", c.Username), slog.String("password", "***"))
+}
 
 // Client talks to registries. It is safe for concurrent use and holds a
 // pool of connections; make one per process.
