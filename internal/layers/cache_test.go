@@ -471,3 +471,38 @@ func TestOpen_refusesADirectoryOnOverlayfs(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestPull_fetchesAnImagesLayersInOrderAndHoldsThem(t *testing.T) {
+	requireRoot(t)
+	layer := func(name string) []byte { return tarball(t, "gzip", file(name, strings.Repeat("p", 1000))) }
+	src, ls := newSource(layer("one"), layer("two"), layer("three"), layer("four"))
+	c, _ := openCache(t, Options{MaxBytes: 1000})
+	dirs, release, err := c.Pull(context.Background(), src, ls, Shift{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"one", "two", "three", "four"} {
+		if _, err := os.Stat(filepath.Join(dirs[i], name)); err != nil {
+			t.Fatalf("layer %d: %v", i, err)
+		}
+	}
+	if _, n := c.Usage(); n != 4 {
+		t.Fatalf("%d layers kept over a 1000-byte cap while in use, want 4", n)
+	}
+	release()
+	if size, n := c.Usage(); n != 1 || size != 1000 {
+		t.Fatalf("after release: %d bytes in %d layers, want the cap", size, n)
+	}
+
+	bad, badLayers := newSource(layer("ok"))
+	badLayers = append(badLayers, Layer{Digest: "sha256:" + strings.Repeat("0", 64), Size: 10})
+	if _, _, err := c.Pull(context.Background(), bad, badLayers, Shift{}); !errors.Is(err, errNoBlob) {
+		t.Fatalf("a missing blob: %v", err)
+	}
+	c.mu.Lock()
+	held := len(c.refs)
+	c.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("a failed pull holds %d layers", held)
+	}
+}

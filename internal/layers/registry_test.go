@@ -93,25 +93,13 @@ func pull(t *testing.T, c *registry.Client, cache *layers.Cache, ref string, cre
 	if err != nil {
 		return nil, nil, err
 	}
-	release := cache.Acquire(layers.Shift{}, digests(img)...)
-	defer release()
-	var dirs []string
+	var ls []layers.Layer
 	for _, l := range img.Layers {
-		dir, err := cache.Fetch(context.Background(), blobs, layers.Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}, layers.Shift{})
-		if err != nil {
-			return img, dirs, err
-		}
-		dirs = append(dirs, dir)
+		ls = append(ls, layers.Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType})
 	}
-	return img, dirs, nil
-}
-
-func digests(img *registry.Image) []string {
-	var out []string
-	for _, l := range img.Layers {
-		out = append(out, l.Digest)
-	}
-	return out
+	dirs, release, err := cache.Pull(context.Background(), blobs, ls, layers.Shift{})
+	release()
+	return img, dirs, err
 }
 
 func requireRoot(t *testing.T) {
