@@ -128,9 +128,15 @@ func (c *Client) classify(ctx context.Context, err error, ref, host string, cred
 		large   *errTooLarge
 		netErr  net.Error
 		x509Err x509.UnknownAuthorityError
-		tlsErr  tls.RecordHeaderError
+		hostErr x509.HostnameError
+		certErr *tls.CertificateVerificationError
 	)
 	switch {
+	// A certificate problem first: go-containerregistry also tries plain
+	// HTTP on loopback and private addresses, and that refusal would hide
+	// the real problem.
+	case errors.As(err, &certErr), errors.As(err, &x509Err), errors.As(err, &hostErr):
+		return mk(Unreachable, "cannot reach registry %s over TLS: %v", host, err)
 	case errors.As(err, &plain):
 		return mk(Unreachable, "registry %s answers only plain HTTP; plain HTTP is allowed only for registries listed as insecure (--insecure-registry %s)", host, host)
 	case errors.As(err, &timeout):
@@ -139,8 +145,6 @@ func (c *Client) classify(ctx context.Context, err error, ref, host string, cred
 		return mk(BadImage, "image %s: %s", ref, large.Error())
 	case errors.As(err, &terr):
 		return classifyStatus(terr, ref, host, creds)
-	case errors.As(err, &x509Err), errors.As(err, &tlsErr):
-		return mk(Unreachable, "cannot reach registry %s over TLS: %v", host, err)
 	case errors.As(err, &netErr):
 		return mk(Unreachable, "cannot reach registry %s: %v", host, err)
 	}

@@ -8,6 +8,7 @@ package registry
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -44,8 +45,11 @@ type Options struct {
 	MaxManifestBytes int64
 	// MaxLayers bounds the number of layers of an image.
 	MaxLayers int
+	// RootCAs, when set, replaces the system's trusted roots for HTTPS
+	// registries (a private CA).
+	RootCAs *x509.CertPool
 	// Transport replaces the base HTTP transport (tests); the guards of
-	// this package still wrap it.
+	// this package still wrap it. RootCAs does not apply to it.
 	Transport http.RoundTripper
 	// UserAgent is sent with every request.
 	UserAgent string
@@ -102,7 +106,7 @@ func New(opts Options) (*Client, error) {
 	}
 	base := opts.Transport
 	if base == nil {
-		base = newBaseTransport(opts.RequestTimeout)
+		base = newBaseTransport(opts.RequestTimeout, opts.RootCAs)
 	}
 	return &Client{
 		opts:     opts,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -490,5 +491,35 @@ func TestBlobs_streamsALayerByDigest(t *testing.T) {
 	_, err = wrong.OpenBlob(context.Background(), resolved.Layers[0].Digest)
 	if registry.KindOf(err) != registry.Unauthorized {
 		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+func TestResolve_overHTTPSWithoutAnyInsecureListing(t *testing.T) {
+	srv := httptest.NewTLSServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	r, err := name.ParseReference(host + "/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, "amd64", v1.Config{})
+	if err := remote.Write(r, img, remote.WithTransport(srv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+
+	got, err := newClient(t, registry.Options{RootCAs: roots}).Resolve(context.Background(), host+"/app:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest != want.String() {
+		t.Fatalf("digest %s, want %s", got.Digest, want)
+	}
+
+	_, err = newClient(t, registry.Options{}).Resolve(context.Background(), host+"/app:1", nil)
+	if registry.KindOf(err) != registry.Unreachable || !strings.Contains(err.Error(), "over TLS") {
+		t.Fatalf("untrusted certificate: %v (kind %q)", err, registry.KindOf(err))
 	}
 }

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -22,9 +24,10 @@ type guard struct {
 	maxManifests int64
 }
 
-func newBaseTransport(timeout time.Duration) *http.Transport {
+func newBaseTransport(timeout time.Duration, roots *x509.CertPool) *http.Transport {
 	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		Proxy:           http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
 			Timeout:   min(timeout, 10*time.Second),
 			KeepAlive: 30 * time.Second,
