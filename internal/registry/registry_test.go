@@ -523,3 +523,60 @@ func TestResolve_overHTTPSWithoutAnyInsecureListing(t *testing.T) {
 		t.Fatalf("untrusted certificate: %v (kind %q)", err, registry.KindOf(err))
 	}
 }
+
+// tokenAuth plays docker's token dance: the registry sends clients to a
+// token endpoint (same server) that takes user:pass and hands out a bearer
+// token, which the registry then requires.
+func tokenAuth(user, pass string, tokenURL *string) func(http.Handler) http.Handler {
+	const token = "t0k3n"
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/token" {
+				if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+					w.WriteHeader(http.StatusUnauthorized)
+					io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`)
+					return
+				}
+				io.WriteString(w, `{"token":"`+token+`"}`)
+				return
+			}
+			if r.Header.Get("Authorization") != "Bearer "+token {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+*tokenURL+`",service="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func TestResolve_bearerTokenAuth(t *testing.T) {
+	const user, pass = "dev", "token-Pa55"
+	var tokenURL string
+	host := startRegistry(t, tokenAuth(user, pass, &tokenURL))
+	tokenURL = "http://" + host + "/token"
+	want := push(t, host+"/private/app:1", testImage(t, "amd64", v1.Config{}), remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+	c := newClient(t, registry.Options{Insecure: []string{host}})
+
+	got, err := c.Resolve(context.Background(), host+"/private/app:1", &registry.Credentials{Username: user, Password: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest != want.String() {
+		t.Fatalf("digest %s, want %s", got.Digest, want)
+	}
+	blobs, err := c.Blobs(got.Pinned, &registry.Credentials{Username: user, Password: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := blobs.OpenBlob(context.Background(), got.Layers[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+
+	_, err = c.Resolve(context.Background(), host+"/private/app:1", &registry.Credentials{Username: user, Password: "bad-" + pass})
+	if registry.KindOf(err) != registry.Unauthorized || strings.Contains(err.Error(), pass) {
+		t.Fatalf("wrong password: %v (kind %q)", err, registry.KindOf(err))
+	}
+}
