@@ -72,6 +72,7 @@ type Options struct {
 //	unpacked/sha256-<hex>[-u<uid>-g<gid>-n<size>]/   one layer's files, ready
 //	                                                 to be an overlayfs lowerdir
 //	tmp/                                             work in progress, emptied on Open
+//	lock                                             flock(2)ed by the open Cache
 //
 // A directory appears in unpacked/ only by an atomic rename once its blob
 // was verified and fully unpacked, so the directory listing is the index.
@@ -88,6 +89,7 @@ type Cache struct {
 	clock   uint64
 	closed  bool
 	wg      sync.WaitGroup
+	lock    *os.File // flock(2)ed while the cache is open
 }
 
 type entry struct {
@@ -125,16 +127,8 @@ func Open(dir string, opts Options) (*Cache, error) {
 		opts: opts, log: opts.Logger,
 		entries: map[string]*entry{}, refs: map[string]int{}, flights: map[string]*flight{},
 	}
-	if err := os.RemoveAll(c.tmp); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open layer cache: %w", err)
-	}
-	for _, d := range []string{dir, c.unpacked, c.tmp} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("open layer cache: %w", err)
-		}
-		if err := os.Chmod(d, 0o700); err != nil {
-			return nil, fmt.Errorf("open layer cache: %w", err)
-		}
 	}
 	var fs unix.Statfs_t
 	if err := unix.Statfs(dir, &fs); err != nil {
@@ -145,10 +139,38 @@ func Open(dir string, opts Options) (*Cache, error) {
 		// are taken by that overlay as its own: layers would lose files.
 		return nil, fmt.Errorf("open layer cache: %s is on overlayfs; put the layer cache on a plain filesystem (ext4, xfs, btrfs, tmpfs)", dir)
 	}
-	if err := c.index(); err != nil {
+	// One Cache per directory: another one would delete this one's work
+	// in progress and miscount its sizes.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open layer cache: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open layer cache: %s is in use by another layer cache (one per cell, one cell per directory): %w", dir, err)
+	}
+	c.lock = lock
+	if err := c.prepare(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// prepare empties tmp/ and indexes unpacked/.
+func (c *Cache) prepare() error {
+	if err := os.RemoveAll(c.tmp); err != nil {
+		return fmt.Errorf("open layer cache: %w", err)
+	}
+	for _, d := range []string{c.dir, c.unpacked, c.tmp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("open layer cache: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("open layer cache: %w", err)
+		}
+	}
+	return c.index()
 }
 
 // index rebuilds the in-memory index from unpacked/, oldest first by
@@ -344,14 +366,20 @@ func (c *Cache) remove(paths []string) {
 }
 
 // Close cancels fetches in flight and waits for them.
+// Close is idempotent; it releases the directory for another Open.
 func (c *Cache) Close() {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	c.closed = true
 	for _, f := range c.flights {
 		f.cancel()
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.lock.Close()
 }
 
 // Fetch returns the directory of layer l unpacked with shift, downloading

@@ -257,14 +257,7 @@ func TestFetch_concurrentFetchesOfOneLayerDownloadOnce(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { dirs[i], errs[i] = c.Fetch(context.Background(), src, ls[0], Shift{}) })
 	}
-	waitFor(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, f := range c.flights {
-			return f.waiters == n
-		}
-		return false
-	})
+	waitFor(t, func() bool { return waiters(c) == n })
 	close(src.gate)
 	wg.Wait()
 	for i := range n {
@@ -287,7 +280,7 @@ func TestFetch_theLastCallerGivingUpCancelsTheDownload(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { _, err := c.Fetch(ctx1, src, ls[0], Shift{}); done <- err }()
 	go func() { _, err := c.Fetch(ctx2, src, ls[0], Shift{}); done <- err }()
-	waitFor(t, func() bool { return src.openCount(ls[0].Digest) == 1 })
+	waitFor(t, func() bool { return waiters(c) == 2 })
 	cancel1()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first caller: %v", err)
@@ -303,6 +296,16 @@ func TestFetch_theLastCallerGivingUpCancelsTheDownload(t *testing.T) {
 		t.Fatalf("second caller: %v", err)
 	}
 	waitFor(t, func() bool { return len(names(t, filepath.Join(dir, "tmp"))) == 0 })
+}
+
+// waiters counts the callers waiting on the one fetch in flight.
+func waiters(c *Cache) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.flights {
+		return f.waiters
+	}
+	return 0
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -361,6 +364,9 @@ func TestOpen_keepsUnpackedLayersAndDropsUnfinishedWork(t *testing.T) {
 	root, err := c.Fetch(context.Background(), src, ls[0], Shift{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use by another layer cache") {
+		t.Fatalf("a second Open of one directory: %v", err)
 	}
 	c.Close()
 	os.MkdirAll(filepath.Join(dir, "tmp", "layer-123", "half"), 0o755)

@@ -52,11 +52,14 @@ func (ra *readahead) fill(ctx context.Context, r io.Reader) {
 			select {
 			case ra.chunks <- buf[:n]:
 			case <-ctx.Done():
-				return
+				err = ctx.Err()
 			}
 		}
 		if err == io.ErrUnexpectedEOF {
 			err = io.EOF
+		}
+		if err == nil {
+			err = ctx.Err()
 		}
 		if err != nil {
 			ra.errMu.Lock()
@@ -73,6 +76,9 @@ func (ra *readahead) Read(p []byte) (int, error) {
 		if !ok {
 			ra.errMu.Lock()
 			defer ra.errMu.Unlock()
+			if ra.err == nil {
+				return 0, io.ErrClosedPipe // cannot happen: fill always says why it stopped
+			}
 			return 0, ra.err
 		}
 		ra.buf, ra.cur = buf, buf

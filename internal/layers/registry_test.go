@@ -188,8 +188,14 @@ func TestFetch_aTamperedRegistryBlobFailsThePull(t *testing.T) {
 	if _, ok := cache.Lookup(tampered, layers.Shift{}); ok {
 		t.Fatal("the tampered layer is cached")
 	}
+	// The other layer's download, cancelled by the failure, cleans up
+	// on its own goroutine; Close waits for it.
+	cache.Close()
 	if ents, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(ents) != 0 {
 		t.Fatalf("tmp/ holds %d entries", len(ents))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "unpacked")); len(ents) > 1 {
+		t.Fatalf("unpacked/ holds %d layers, at most the untampered one expected", len(ents))
 	}
 }
 
