@@ -234,9 +234,10 @@ func TestFetch_aLayerOverItsBoundsFailsClearly(t *testing.T) {
 		tarball(t, "gzip", file("big", strings.Repeat("x", 3000))),
 		tarball(t, "gzip", file("a", strings.Repeat("x", 600)), file("b", strings.Repeat("x", 600))),
 		tarball(t, "gzip", file("1", ""), file("2", ""), file("3", ""), file("4", ""), file("5", "")),
+		tarball(t, "gzip", file("a/b/c/d/e", "implicit directories count")),
 	)
 	c, dir := openCache(t, Options{MaxLayerBytes: 1000, MaxLayerEntries: 4})
-	for i, want := range []string{"more than 1000 bytes", "more than 1000 bytes", "more than 4 entries"} {
+	for i, want := range []string{"more than 1000 bytes", "more than 1000 bytes", "more than 4 entries", "more than 4 entries"} {
 		_, err := c.Fetch(context.Background(), src, ls[i], Shift{})
 		if !errors.Is(err, ErrLayerTooLarge) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("layer %d: %v", i, err)

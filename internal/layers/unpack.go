@@ -186,6 +186,12 @@ func (u *unpacker) parent(rel string) error {
 	case err == nil:
 		return fmt.Errorf("%w: %q is not a directory but the layer writes below it", ErrUnsafeLayer, rel)
 	case errors.Is(err, os.ErrNotExist):
+		// Implicit directories count as entries: a deep name must not
+		// create thousands of them for free.
+		u.entries++
+		if u.entries > u.maxEntries {
+			return fmt.Errorf("%w: more than %d entries", ErrLayerTooLarge, u.maxEntries)
+		}
 		if err := os.Mkdir(full, 0o755); err != nil {
 			return fmt.Errorf("unpack layer: %w", err)
 		}
