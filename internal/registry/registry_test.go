@@ -395,6 +395,16 @@ func TestResolve_boundsManifestsAndLayers(t *testing.T) {
 	}
 }
 
+func TestResolve_anArtifactIsNotAnImage(t *testing.T) {
+	host := startRegistry(t, nil)
+	artifact := mutate.ConfigMediaType(testImage(t, "amd64", v1.Config{}), "application/vnd.cncf.helm.config.v1+json")
+	push(t, host+"/chart:1", artifact)
+	_, err := newClient(t, registry.Options{Insecure: []string{host}}).Resolve(context.Background(), host+"/chart:1", nil)
+	if registry.KindOf(err) != registry.BadImage || !strings.Contains(err.Error(), "is not a container image") {
+		t.Fatalf("%v (kind %q)", err, registry.KindOf(err))
+	}
+}
+
 func TestResolve_badReferences(t *testing.T) {
 	c := newClient(t, registry.Options{})
 	for _, ref := range []string{"", "UPPER/case", "app:bad tag", strings.Repeat("a", 600)} {

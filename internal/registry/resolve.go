@@ -195,6 +195,9 @@ func (c *Client) fill(ctx context.Context, out *Image, repo name.Repository, img
 		}
 		out.Layers = append(out.Layers, Layer{Digest: l.Digest.String(), Size: l.Size, MediaType: string(l.MediaType)})
 	}
+	if mt := manifest.Config.MediaType; mt != types.DockerConfigJSON && mt != types.OCIConfigJSON {
+		return c.badImage(ref, "%s is not a container image (its config has media type %q)", ref, mt)
+	}
 	if manifest.Config.Size > c.opts.MaxManifestBytes {
 		return c.badImage(ref, "image %s: the config is larger than %d bytes", ref, c.opts.MaxManifestBytes)
 	}
