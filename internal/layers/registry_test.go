@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,18 +14,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pandoplatform/pando/internal/layers"
 	"github.com/pandoplatform/pando/internal/registry"
+	"github.com/pandoplatform/pando/internal/registry/registrytest"
 	"github.com/pandoplatform/pando/internal/testenv"
 )
 
@@ -69,17 +65,6 @@ func appImage(t *testing.T) v1.Image {
 		t.Fatal(err)
 	}
 	return img
-}
-
-func pushTo(t *testing.T, ref string, img v1.Image, opts ...remote.Option) {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
 }
 
 // pull resolves ref and fetches its layers into cache.
@@ -127,10 +112,8 @@ func checkPulled(t *testing.T, dirs []string) {
 
 func TestFetch_throughARegistry(t *testing.T) {
 	requireRoot(t)
-	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	pushTo(t, host+"/app:1", appImage(t))
+	host := registrytest.InProcess(t, nil)
+	registrytest.Push(t, host+"/app:1", appImage(t), "", "")
 	c, err := registry.New(registry.Options{Insecure: []string{host}})
 	if err != nil {
 		t.Fatal(err)
@@ -155,22 +138,21 @@ func TestFetch_aTamperedRegistryBlobFailsThePull(t *testing.T) {
 		t.Fatal(err)
 	}
 	tampered := m.Layers[1].Digest.String()
-	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+tampered) {
-			inner.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		inner.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		body[len(body)/2] ^= 0x01
-		w.WriteHeader(rec.Code)
-		w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	pushTo(t, host+"/app:1", img)
+	host := registrytest.InProcess(t, func(inner http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+tampered) {
+				inner.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			inner.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			body[len(body)/2] ^= 0x01
+			w.WriteHeader(rec.Code)
+			w.Write(body)
+		})
+	})
+	registrytest.Push(t, host+"/app:1", img, "", "")
 	c, err := registry.New(registry.Options{Insecure: []string{host}})
 	if err != nil {
 		t.Fatal(err)
@@ -197,37 +179,4 @@ func TestFetch_aTamperedRegistryBlobFailsThePull(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(dir, "unpacked")); len(ents) > 1 {
 		t.Fatalf("unpacked/ holds %d layers, at most the untampered one expected", len(ents))
 	}
-}
-
-// An image pushed with its password fails with a wrong one, in the
-// authenticated round trip the registry and cache do together.
-func TestFetch_throughAPrivateRegistry(t *testing.T) {
-	requireRoot(t)
-	const user, pass = "dev", "layers-Pa55"
-	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	pushTo(t, host+"/private/app:1", appImage(t), remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
-	c, err := registry.New(registry.Options{Insecure: []string{host}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := layers.Open(filepath.Join(t.TempDir(), "cache"), layers.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
-	_, dirs, err := pull(t, c, cache, host+"/private/app:1", &registry.Credentials{Username: user, Password: pass})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkPulled(t, dirs)
 }

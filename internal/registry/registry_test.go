@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,21 +28,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pandoplatform/pando/internal/registry"
+	"github.com/pandoplatform/pando/internal/registry/registrytest"
 )
-
-// startRegistry serves go-containerregistry's in-memory registry on
-// loopback over plain HTTP, behind wrap (nil: none), and returns its
-// HOST:PORT.
-func startRegistry(t *testing.T, wrap func(http.Handler) http.Handler) string {
-	t.Helper()
-	var h http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	if wrap != nil {
-		h = wrap(h)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 func newClient(t *testing.T, opts registry.Options) *registry.Client {
 	t.Helper()
@@ -75,22 +61,6 @@ func testImage(t *testing.T, arch string, cfg v1.Config) v1.Image {
 		t.Fatal(err)
 	}
 	return img
-}
-
-func push(t *testing.T, ref string, img v1.Image, opts ...remote.Option) v1.Hash {
-	t.Helper()
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img, opts...); err != nil {
-		t.Fatalf("push %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 func pushIndex(t *testing.T, ref string, imgs map[string]v1.Image) v1.Hash {
@@ -130,9 +100,9 @@ var appConfig = v1.Config{
 }
 
 func TestResolve_pinsTheTagToThePushedDigestAndReadsTheConfig(t *testing.T) {
-	host := startRegistry(t, nil)
+	host := registrytest.InProcess(t, nil)
 	img := testImage(t, "amd64", appConfig)
-	want := push(t, host+"/team/app:v1", img)
+	want := registrytest.Push(t, host+"/team/app:v1", img, "", "")
 	c := newClient(t, registry.Options{Insecure: []string{host}})
 
 	got, err := c.Resolve(context.Background(), host+"/team/app:v1", nil)
@@ -180,14 +150,14 @@ func TestResolve_pinsTheTagToThePushedDigestAndReadsTheConfig(t *testing.T) {
 }
 
 func TestResolve_aMovedTagResolvesAnewWhileThePinHolds(t *testing.T) {
-	host := startRegistry(t, nil)
+	host := registrytest.InProcess(t, nil)
 	c := newClient(t, registry.Options{Insecure: []string{host}})
-	first := push(t, host+"/app:latest", testImage(t, "amd64", v1.Config{Cmd: []string{"one"}}))
+	first := registrytest.Push(t, host+"/app:latest", testImage(t, "amd64", v1.Config{Cmd: []string{"one"}}), "", "")
 	before, err := c.Resolve(context.Background(), host+"/app:latest", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := push(t, host+"/app:latest", testImage(t, "amd64", v1.Config{Cmd: []string{"two"}}))
+	second := registrytest.Push(t, host+"/app:latest", testImage(t, "amd64", v1.Config{Cmd: []string{"two"}}), "", "")
 	after, err := c.Resolve(context.Background(), host+"/app:latest", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +175,7 @@ func TestResolve_aMovedTagResolvesAnewWhileThePinHolds(t *testing.T) {
 }
 
 func TestResolve_selectsLinuxAMD64FromAnIndex(t *testing.T) {
-	host := startRegistry(t, nil)
+	host := registrytest.InProcess(t, nil)
 	amd := testImage(t, "amd64", v1.Config{Cmd: []string{"amd"}})
 	arm := testImage(t, "arm64", v1.Config{Cmd: []string{"arm"}})
 	idx := pushIndex(t, host+"/multi:1", map[string]v1.Image{"amd64": amd, "arm64": arm})
@@ -222,9 +192,9 @@ func TestResolve_selectsLinuxAMD64FromAnIndex(t *testing.T) {
 }
 
 func TestResolve_anImageWithoutLinuxAMD64FailsClearly(t *testing.T) {
-	host := startRegistry(t, nil)
+	host := registrytest.InProcess(t, nil)
 	pushIndex(t, host+"/armonly:1", map[string]v1.Image{"arm64": testImage(t, "arm64", v1.Config{}), "s390x": testImage(t, "s390x", v1.Config{})})
-	push(t, host+"/armimage:1", testImage(t, "arm64", v1.Config{}))
+	registrytest.Push(t, host+"/armimage:1", testImage(t, "arm64", v1.Config{}), "", "")
 	c := newClient(t, registry.Options{Insecure: []string{host}})
 	for _, ref := range []string{host + "/armonly:1", host + "/armimage:1"} {
 		_, err := c.Resolve(context.Background(), ref, nil)
@@ -253,8 +223,8 @@ func basicAuth(user, pass string) func(http.Handler) http.Handler {
 
 func TestResolve_basicAuth(t *testing.T) {
 	const user, pass = "dev", "s3cret-Pa55word"
-	host := startRegistry(t, basicAuth(user, pass))
-	want := push(t, host+"/private/app:1", testImage(t, "amd64", v1.Config{}), remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+	host := registrytest.InProcess(t, basicAuth(user, pass))
+	want := registrytest.Push(t, host+"/private/app:1", testImage(t, "amd64", v1.Config{}), user, pass)
 	c := newClient(t, registry.Options{Insecure: []string{host}})
 
 	got, err := c.Resolve(context.Background(), host+"/private/app:1", &registry.Credentials{Username: user, Password: pass})
@@ -313,8 +283,8 @@ func TestResolve_scrubsThePasswordFromQuotedRegistryErrors(t *testing.T) {
 }
 
 func TestResolve_unknownRepositoryOrTagIsNotFound(t *testing.T) {
-	host := startRegistry(t, nil)
-	push(t, host+"/app:1", testImage(t, "amd64", v1.Config{}))
+	host := registrytest.InProcess(t, nil)
+	registrytest.Push(t, host+"/app:1", testImage(t, "amd64", v1.Config{}), "", "")
 	c := newClient(t, registry.Options{Insecure: []string{host}})
 	for _, ref := range []string{host + "/nosuch:1", host + "/app:nosuchtag", host + "/app@sha256:" + strings.Repeat("ab", 32)} {
 		start := time.Now()
@@ -344,13 +314,13 @@ func TestResolve_anUnreachableRegistryFailsClearly(t *testing.T) {
 
 func TestResolve_plainHTTPOnlyForListedRegistries(t *testing.T) {
 	var plainRequests atomic.Int64
-	host := startRegistry(t, func(next http.Handler) http.Handler {
+	host := registrytest.InProcess(t, func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			plainRequests.Add(1)
 			next.ServeHTTP(w, r)
 		})
 	})
-	push(t, host+"/app:1", testImage(t, "amd64", v1.Config{}))
+	registrytest.Push(t, host+"/app:1", testImage(t, "amd64", v1.Config{}), "", "")
 	pushes := plainRequests.Load()
 	c := newClient(t, registry.Options{Insecure: []string{"127.0.0.1:1"}})
 	_, err := c.Resolve(context.Background(), host+"/app:1", nil)
@@ -380,8 +350,8 @@ func TestResolve_aSilentRegistryTimesOut(t *testing.T) {
 }
 
 func TestResolve_boundsManifestsAndLayers(t *testing.T) {
-	host := startRegistry(t, nil)
-	push(t, host+"/app:1", testImage(t, "amd64", v1.Config{}))
+	host := registrytest.InProcess(t, nil)
+	registrytest.Push(t, host+"/app:1", testImage(t, "amd64", v1.Config{}), "", "")
 	cases := map[string]registry.Options{
 		"larger than 64 bytes": {MaxManifestBytes: 64},
 		"more than the 1":      {MaxLayers: 1},
@@ -396,9 +366,9 @@ func TestResolve_boundsManifestsAndLayers(t *testing.T) {
 }
 
 func TestResolve_anArtifactIsNotAnImage(t *testing.T) {
-	host := startRegistry(t, nil)
+	host := registrytest.InProcess(t, nil)
 	artifact := mutate.ConfigMediaType(testImage(t, "amd64", v1.Config{}), "application/vnd.cncf.helm.config.v1+json")
-	push(t, host+"/chart:1", artifact)
+	registrytest.Push(t, host+"/chart:1", artifact, "", "")
 	_, err := newClient(t, registry.Options{Insecure: []string{host}}).Resolve(context.Background(), host+"/chart:1", nil)
 	if registry.KindOf(err) != registry.BadImage || !strings.Contains(err.Error(), "is not a container image") {
 		t.Fatalf("%v (kind %q)", err, registry.KindOf(err))
@@ -453,7 +423,7 @@ func TestResolve_dockerHubShortNames(t *testing.T) {
 func TestResolve_cancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	host := startRegistry(t, nil)
+	host := registrytest.InProcess(t, nil)
 	_, err := newClient(t, registry.Options{Insecure: []string{host}}).Resolve(ctx, host+"/app:1", nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("%v", err)
@@ -462,9 +432,9 @@ func TestResolve_cancelledContext(t *testing.T) {
 
 func TestBlobs_streamsALayerByDigest(t *testing.T) {
 	const user, pass = "dev", "blob-Pa55"
-	host := startRegistry(t, basicAuth(user, pass))
+	host := registrytest.InProcess(t, basicAuth(user, pass))
 	img := testImage(t, "amd64", v1.Config{})
-	push(t, host+"/app:1", img, remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+	registrytest.Push(t, host+"/app:1", img, user, pass)
 	c := newClient(t, registry.Options{Insecure: []string{host}})
 	creds := &registry.Credentials{Username: user, Password: pass}
 	resolved, err := c.Resolve(context.Background(), host+"/app:1", creds)
@@ -563,9 +533,9 @@ func tokenAuth(user, pass string, tokenURL *string) func(http.Handler) http.Hand
 func TestResolve_bearerTokenAuth(t *testing.T) {
 	const user, pass = "dev", "token-Pa55"
 	var tokenURL string
-	host := startRegistry(t, tokenAuth(user, pass, &tokenURL))
+	host := registrytest.InProcess(t, tokenAuth(user, pass, &tokenURL))
 	tokenURL = "http://" + host + "/token"
-	want := push(t, host+"/private/app:1", testImage(t, "amd64", v1.Config{}), remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
+	want := registrytest.Push(t, host+"/private/app:1", testImage(t, "amd64", v1.Config{}), user, pass)
 	c := newClient(t, registry.Options{Insecure: []string{host}})
 
 	got, err := c.Resolve(context.Background(), host+"/private/app:1", &registry.Credentials{Username: user, Password: pass})
