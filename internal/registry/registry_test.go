@@ -191,6 +191,29 @@ func TestResolve_selectsLinuxAMD64FromAnIndex(t *testing.T) {
 	}
 }
 
+func TestResolve_aOneImageIndexWithoutPlatformTakesTheImagesWord(t *testing.T) {
+	host := registrytest.InProcess(t, nil)
+	c := newClient(t, registry.Options{Insecure: []string{host}})
+	for arch, wantKind := range map[string]registry.Kind{"amd64": "", "arm64": registry.NoPlatform} {
+		img := testImage(t, arch, v1.Config{})
+		idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img})
+		r, err := name.ParseReference(host+"/unlabelled:"+arch, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.WriteIndex(r, idx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Resolve(context.Background(), r.String(), nil)
+		if registry.KindOf(err) != wantKind {
+			t.Fatalf("%s: %v, want kind %q", arch, err, wantKind)
+		}
+		if want, _ := img.Digest(); err == nil && got.Digest != want.String() {
+			t.Fatalf("%s: digest %s, want %s", arch, got.Digest, want)
+		}
+	}
+}
+
 func TestResolve_anImageWithoutLinuxAMD64FailsClearly(t *testing.T) {
 	host := registrytest.InProcess(t, nil)
 	pushIndex(t, host+"/armonly:1", map[string]v1.Image{"arm64": testImage(t, "arm64", v1.Config{}), "s390x": testImage(t, "s390x", v1.Config{})})

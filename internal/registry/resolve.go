@@ -123,22 +123,27 @@ func (c *Client) badImage(ref, format string, args ...any) *Error {
 // selectAMD64 picks the linux/amd64 image of an index (the plain one when
 // variants are listed too).
 func (c *Client) selectAMD64(ref string, m *v1.IndexManifest) (v1.Descriptor, error) {
-	var found []v1.Descriptor
+	var found, unlabelled []v1.Descriptor
 	for _, d := range m.Manifests {
-		if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture != "amd64" {
-			continue
+		switch {
+		case !d.MediaType.IsImage():
+		case d.Platform == nil:
+			unlabelled = append(unlabelled, d)
+		case d.Platform.OS == "linux" && d.Platform.Architecture == "amd64":
+			found = append(found, d)
 		}
-		if !d.MediaType.IsImage() {
-			continue
-		}
-		found = append(found, d)
+	}
+	if len(found) == 0 && len(unlabelled) == 1 && len(m.Manifests) == 1 {
+		// Some tools write a one-image index without a platform; the
+		// image's config says which one it is (checked in fill).
+		found = unlabelled
 	}
 	if len(found) == 0 {
 		return v1.Descriptor{}, &Error{Kind: NoPlatform, Ref: ref, Message: fmt.Sprintf("no linux/amd64 image in %s (it has: %s)", ref, platforms(m))}
 	}
 	best := found[0]
 	for _, d := range found {
-		if d.Platform.Variant == "" || d.Platform.Variant == "v1" {
+		if d.Platform == nil || d.Platform.Variant == "" || d.Platform.Variant == "v1" {
 			best = d
 			break
 		}
