@@ -1,0 +1,564 @@
+// Package layers is a cell's content-addressed cache of image layers: each
+// layer blob is downloaded once by digest, verified while it streams,
+// unpacked safely into an overlayfs-ready directory (whiteouts converted)
+// shared by every container of the cell, and removed least recently used
+// first when the cache passes its size cap and no container holds it.
+package layers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors a Fetch can fail with (wrapped, with details); test with errors.Is.
+var (
+	// ErrDigestMismatch: the blob's bytes do not hash to its digest (or
+	// are not its size). Nothing of it is kept.
+	ErrDigestMismatch = errors.New("layer blob does not match its digest")
+	// ErrLayerTooLarge: the layer unpacks to more bytes or entries than
+	// allowed.
+	ErrLayerTooLarge = errors.New("layer too large")
+	// ErrUnsafeLayer: an entry would escape the layer directory, a hard
+	// link reaches outside the layer, or an owner is outside the shift.
+	ErrUnsafeLayer = errors.New("unsafe layer")
+)
+
+// Source streams blobs by digest; internal/registry's Blobs is one.
+type Source interface {
+	OpenBlob(ctx context.Context, digest string) (io.ReadCloser, error)
+}
+
+// Layer is a layer blob as an image manifest describes it.
+type Layer struct {
+	Digest    string
+	Size      int64
+	MediaType string
+}
+
+// Options bound the cache. Zero fields take the defaults.
+type Options struct {
+	// MaxBytes caps the unpacked bytes kept (default 10 GiB). Layers in
+	// use are never removed, so the cache can exceed it while they are.
+	MaxBytes int64
+	// MaxLayerBytes bounds the file bytes one layer may unpack to (the
+	// container disk quota is a good value; default 4 GiB).
+	MaxLayerBytes int64
+	// MaxLayerEntries bounds the entries of one layer (default 1,000,000).
+	MaxLayerEntries int
+	// NoSync skips the syncfs(2) before a layer is committed. A layer is
+	// then safe across process restarts but not across a host crash.
+	NoSync bool
+	Logger *slog.Logger
+}
+
+// Cache is the layer cache of one cell. Layout under its directory:
+//
+//	unpacked/sha256-<hex>[-u<uid>-g<gid>-n<size>]/   one layer's files, ready
+//	                                                 to be an overlayfs lowerdir
+//	tmp/                                             work in progress, emptied on Open
+//	lock                                             flock(2)ed by the open Cache
+//
+// A directory appears in unpacked/ only by an atomic rename once its blob
+// was verified and fully unpacked, so the directory listing is the index.
+type Cache struct {
+	dir, unpacked, tmp string
+	opts               Options
+	log                *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string]*entry // by directory name
+	refs    map[string]int
+	flights map[string]*flight
+	total   int64
+	clock   uint64
+	closed  bool
+	wg      sync.WaitGroup
+	lock    *os.File // flock(2)ed while the cache is open
+}
+
+type entry struct {
+	size     int64
+	lastUsed uint64
+}
+
+type flight struct {
+	done    chan struct{}
+	dir     string
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+var dirName = regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})(-u[0-9]+-g[0-9]+-n[0-9]+)?$`)
+
+// Open opens (creating) the cache in dir, removes unfinished work of an
+// earlier process, and indexes the layers already unpacked.
+func Open(dir string, opts Options) (*Cache, error) {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 10 << 30
+	}
+	if opts.MaxLayerBytes <= 0 {
+		opts.MaxLayerBytes = 4 << 30
+	}
+	if opts.MaxLayerEntries <= 0 {
+		opts.MaxLayerEntries = 1_000_000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Cache{
+		dir: dir, unpacked: filepath.Join(dir, "unpacked"), tmp: filepath.Join(dir, "tmp"),
+		opts: opts, log: opts.Logger,
+		entries: map[string]*entry{}, refs: map[string]int{}, flights: map[string]*flight{},
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open layer cache: %w", err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return nil, fmt.Errorf("open layer cache: %w", err)
+	}
+	if fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
+		// Whiteout devices and opaque xattrs written into an overlay mount
+		// are taken by that overlay as its own: layers would lose files.
+		return nil, fmt.Errorf("open layer cache: %s is on overlayfs; put the layer cache on a plain filesystem (ext4, xfs, btrfs, tmpfs)", dir)
+	}
+	// One Cache per directory: another one would delete this one's work
+	// in progress and miscount its sizes.
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open layer cache: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open layer cache: %s is in use by another layer cache (one per cell, one cell per directory): %w", dir, err)
+	}
+	c.lock = lock
+	if err := c.prepare(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// prepare empties tmp/ and indexes unpacked/.
+func (c *Cache) prepare() error {
+	if err := os.RemoveAll(c.tmp); err != nil {
+		return fmt.Errorf("open layer cache: %w", err)
+	}
+	for _, d := range []string{c.dir, c.unpacked, c.tmp} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("open layer cache: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("open layer cache: %w", err)
+		}
+	}
+	return c.index()
+}
+
+// index rebuilds the in-memory index from unpacked/, oldest first by
+// modification time (the unpack time), so LRU order roughly survives.
+func (c *Cache) index() error {
+	des, err := os.ReadDir(c.unpacked)
+	if err != nil {
+		return fmt.Errorf("open layer cache: %w", err)
+	}
+	type found struct {
+		name  string
+		mtime int64
+	}
+	var all []found
+	for _, de := range des {
+		full := filepath.Join(c.unpacked, de.Name())
+		if !de.IsDir() || !dirName.MatchString(de.Name()) {
+			c.log.Warn("layer cache: removing a stray entry", "path", full)
+			if err := os.RemoveAll(full); err != nil {
+				return fmt.Errorf("open layer cache: %w", err)
+			}
+			continue
+		}
+		fi, err := os.Lstat(full)
+		if err != nil {
+			return fmt.Errorf("open layer cache: %w", err)
+		}
+		all = append(all, found{de.Name(), fi.ModTime().UnixNano()})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mtime < all[j].mtime })
+	for _, f := range all {
+		size, err := diskUsage(filepath.Join(c.unpacked, f.name))
+		if err != nil {
+			return fmt.Errorf("open layer cache: %w", err)
+		}
+		c.clock++
+		c.entries[f.name] = &entry{size: size, lastUsed: c.clock}
+		c.total += size
+	}
+	return nil
+}
+
+// diskUsage sums the sizes of the regular files under dir, each inode once
+// (the measure MaxLayerBytes bounds).
+func diskUsage(dir string) (int64, error) {
+	var total int64
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if !seen[st.Ino] {
+			seen[st.Ino] = true
+			total += st.Size
+		}
+		return nil
+	})
+	return total, err
+}
+
+// key validates a digest and names its directory for shift.
+func key(digest string, shift Shift) (string, func() hash.Hash, error) {
+	if err := shift.validate(); err != nil {
+		return "", nil, err
+	}
+	algo, hexPart, ok := strings.Cut(digest, ":")
+	var newHash func() hash.Hash
+	switch {
+	case ok && algo == "sha256" && len(hexPart) == 64:
+		newHash = sha256.New
+	case ok && algo == "sha512" && len(hexPart) == 128:
+		newHash = sha512.New
+	default:
+		return "", nil, fmt.Errorf("invalid layer digest %.100q: want sha256:<64 hex>", digest)
+	}
+	if _, err := hex.DecodeString(hexPart); err != nil || hexPart != strings.ToLower(hexPart) {
+		return "", nil, fmt.Errorf("invalid layer digest %.100q: want lowercase hex", digest)
+	}
+	return algo + "-" + hexPart + shift.suffix(), newHash, nil
+}
+
+// Lookup returns the directory of a cached layer, without fetching.
+func (c *Cache) Lookup(digest string, shift Shift) (string, bool) {
+	k, _, err := key(digest, shift)
+	if err != nil {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if ok {
+		c.touch(e)
+	}
+	return filepath.Join(c.unpacked, k), ok
+}
+
+// Usage reports the bytes and number of layers cached.
+func (c *Cache) Usage() (int64, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total, len(c.entries)
+}
+
+func (c *Cache) touch(e *entry) {
+	c.clock++
+	e.lastUsed = c.clock
+}
+
+// Acquire marks layers as in use by a container (shifted by shift) until
+// release is called; garbage collection never removes them meanwhile.
+// Acquire before Fetch so a layer cannot go between its fetch and its use.
+// release is idempotent.
+func (c *Cache) Acquire(shift Shift, digests ...string) (release func()) {
+	var keys []string
+	c.mu.Lock()
+	for _, d := range digests {
+		k, _, err := key(d, shift)
+		if err != nil {
+			continue // Fetch will say what is wrong with it
+		}
+		keys = append(keys, k)
+		c.refs[k]++
+		if e, ok := c.entries[k]; ok {
+			c.touch(e)
+		}
+	}
+	c.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			for _, k := range keys {
+				if c.refs[k]--; c.refs[k] <= 0 {
+					delete(c.refs, k)
+				}
+				if e, ok := c.entries[k]; ok {
+					c.touch(e)
+				}
+			}
+			doomed := c.collectLocked("")
+			c.mu.Unlock()
+			c.remove(doomed)
+		})
+	}
+}
+
+// collectLocked picks unreferenced layers, least recently used first, to
+// bring the cache under its cap, and moves them out of unpacked/ (so they
+// vanish atomically); the caller removes the returned paths unlocked.
+// spare is a layer just fetched, kept this once.
+func (c *Cache) collectLocked(spare string) []string {
+	if c.total <= c.opts.MaxBytes || c.closed {
+		return nil
+	}
+	var victims []string
+	for k := range c.entries {
+		if c.refs[k] == 0 && k != spare {
+			victims = append(victims, k)
+		}
+	}
+	sort.Slice(victims, func(i, j int) bool { return c.entries[victims[i]].lastUsed < c.entries[victims[j]].lastUsed })
+	var doomed []string
+	for _, k := range victims {
+		if c.total <= c.opts.MaxBytes {
+			break
+		}
+		trash, err := os.MkdirTemp(c.tmp, "gc-")
+		if err == nil {
+			err = os.Rename(filepath.Join(c.unpacked, k), filepath.Join(trash, "layer"))
+		}
+		if err != nil {
+			c.log.Error("layer cache: cannot remove a layer", "layer", k, "error", err)
+			continue
+		}
+		c.total -= c.entries[k].size
+		delete(c.entries, k)
+		doomed = append(doomed, trash)
+		c.log.Info("layer cache: removed unused layer", "layer", k)
+	}
+	return doomed
+}
+
+func (c *Cache) remove(paths []string) {
+	for _, p := range paths {
+		if err := os.RemoveAll(p); err != nil {
+			c.log.Error("layer cache: cannot remove a layer", "path", p, "error", err)
+		}
+	}
+}
+
+// Close cancels fetches in flight and waits for them.
+// Close is idempotent; it releases the directory for another Open.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	for _, f := range c.flights {
+		f.cancel()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.lock.Close()
+}
+
+// Fetch returns the directory of layer l unpacked with shift, downloading
+// it from src unless it is cached (src may be nil when it is, e.g. after a
+// restart without registry access). Concurrent fetches of one layer share
+// one download; a caller that gives up (ctx) leaves it running for the
+// others, and the last one to give up cancels it.
+func (c *Cache) Fetch(ctx context.Context, src Source, l Layer, shift Shift) (string, error) {
+	k, newHash, err := key(l.Digest, shift)
+	if err != nil {
+		return "", err
+	}
+	if l.Size <= 0 {
+		return "", fmt.Errorf("layer %s: invalid size %d", l.Digest, l.Size)
+	}
+	if l.Size > 2*c.opts.MaxLayerBytes {
+		// Compressed is smaller than unpacked; twice the bound leaves
+		// room for the tar headers of uncompressed layers.
+		return "", fmt.Errorf("layer %s: %w: a %d-byte blob for a %d-byte bound", l.Digest, ErrLayerTooLarge, l.Size, c.opts.MaxLayerBytes)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return "", errors.New("layer cache is closed")
+	}
+	if e, ok := c.entries[k]; ok {
+		c.touch(e)
+		c.mu.Unlock()
+		return filepath.Join(c.unpacked, k), nil
+	}
+	f, ok := c.flights[k]
+	if !ok && src == nil {
+		c.mu.Unlock()
+		return "", fmt.Errorf("layer %s is not cached and there is no source to fetch it from", l.Digest)
+	}
+	if !ok {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		f = &flight{done: make(chan struct{}), cancel: cancel}
+		c.flights[k] = f
+		c.wg.Add(1)
+		go c.fly(wctx, f, src, l, shift, k, newHash)
+	}
+	f.waiters++
+	c.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.dir, f.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		if f.waiters--; f.waiters == 0 {
+			f.cancel()
+			if c.flights[k] == f {
+				delete(c.flights, k)
+			}
+		}
+		c.mu.Unlock()
+		return "", ctx.Err()
+	}
+}
+
+func (c *Cache) fly(ctx context.Context, f *flight, src Source, l Layer, shift Shift, k string, newHash func() hash.Hash) {
+	defer c.wg.Done()
+	defer f.cancel()
+	size, err := c.fetch(ctx, src, l, shift, k, newHash)
+	var doomed []string
+	c.mu.Lock()
+	if c.flights[k] == f {
+		delete(c.flights, k)
+	}
+	if err == nil {
+		if _, dup := c.entries[k]; !dup {
+			c.entries[k] = &entry{size: size}
+			c.total += size
+		}
+		c.touch(c.entries[k])
+		f.dir = filepath.Join(c.unpacked, k)
+		doomed = c.collectLocked(k)
+	} else {
+		f.err = err
+	}
+	c.mu.Unlock()
+	close(f.done)
+	c.remove(doomed)
+}
+
+// fetch downloads, verifies and unpacks one layer into a temporary
+// directory and renames it into unpacked/k. It returns the unpacked size.
+func (c *Cache) fetch(ctx context.Context, src Source, l Layer, shift Shift, k string, newHash func() hash.Hash) (int64, error) {
+	tmp, err := os.MkdirTemp(c.tmp, "layer-")
+	if err != nil {
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.RemoveAll(tmp)
+		}
+	}()
+	rootUID, rootGID, _ := shift.apply(0, 0)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	if err := os.Lchown(tmp, rootUID, rootGID); err != nil {
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	rc, err := src.OpenBlob(ctx, l.Digest)
+	if err != nil {
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	defer rc.Close()
+
+	h := newHash()
+	counted := &countingReader{r: io.LimitReader(rc, l.Size+1)}
+	blob := io.TeeReader(counted, h)
+	u := &unpacker{root: tmp, shift: shift, maxBytes: c.opts.MaxLayerBytes, maxEntries: c.opts.MaxLayerEntries, log: c.log.With("layer", l.Digest)}
+	uerr := u.unpack(ctx, blob)
+	if uerr != nil && (errors.Is(uerr, ErrUnsafeLayer) || errors.Is(uerr, ErrLayerTooLarge) || ctx.Err() != nil) {
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, uerr)
+	}
+	// The tar ends before the blob does (padding, compression trailers):
+	// hash the rest too. A decode error is reported as a digest mismatch
+	// when that is what caused it.
+	if _, err := io.Copy(io.Discard, blob); err != nil {
+		if uerr != nil {
+			return 0, fmt.Errorf("layer %s: %w", l.Digest, uerr)
+		}
+		return 0, fmt.Errorf("layer %s: read blob: %w", l.Digest, err)
+	}
+	algo, _, _ := strings.Cut(l.Digest, ":")
+	got := algo + ":" + hex.EncodeToString(h.Sum(nil))
+	if counted.n != l.Size || got != l.Digest {
+		return 0, fmt.Errorf("layer %s: %w (got %d bytes hashing to %s, want %d bytes)", l.Digest, ErrDigestMismatch, counted.n, got, l.Size)
+	}
+	if uerr != nil {
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, uerr)
+	}
+	if !c.opts.NoSync {
+		if err := syncfs(tmp); err != nil {
+			return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
+		}
+	}
+	if err := os.Rename(tmp, filepath.Join(c.unpacked, k)); err != nil {
+		if _, statErr := os.Lstat(filepath.Join(c.unpacked, k)); statErr == nil {
+			return u.written, nil // another fetch of the same layer won; ours goes
+		}
+		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
+	}
+	committed = true
+	c.log.Info("layer cache: unpacked layer", "layer", k, "bytes", u.written, "entries", u.entries, "shift", shiftString(shift))
+	return u.written, nil
+}
+
+func shiftString(s Shift) string {
+	if s.IsZero() {
+		return "none"
+	}
+	return strconv.FormatUint(uint64(s.UID), 10) + ":" + strconv.FormatUint(uint64(s.GID), 10) + "+" + strconv.FormatUint(uint64(s.Size), 10)
+}
+
+func syncfs(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync layer: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync layer: %w", err)
+	}
+	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,157 @@
+// Package registrytest starts container registries on loopback for tests:
+// go-containerregistry's in-process one, and Debian's docker-registry
+// (distribution 2.8) with htpasswd auth, the real registry CI's acceptance
+// tests use. Both speak plain HTTP: list their HOST:PORT as insecure.
+package registrytest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pandoplatform/pando/internal/testenv"
+)
+
+// InProcess serves an in-memory registry behind wrap (nil: none) until the
+// test ends, and returns its HOST:PORT.
+func InProcess(t testing.TB, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	var h http.Handler = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// Push writes img to ref over plain HTTP, with basic auth when user is
+// set, and returns its digest.
+func Push(t testing.TB, ref string, img v1.Image, user, pass string) v1.Hash {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := authn.Anonymous
+	if user != "" {
+		auth = &authn.Basic{Username: user, Password: pass}
+	}
+	if err := remote.Write(r, img, remote.WithAuth(auth)); err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Distribution runs Debian's docker-registry on loopback, storing in a
+// temporary directory, with htpasswd auth for user:pass, until the test
+// ends; it returns its HOST:PORT. Without the binary the test skips, or
+// fails in CI (testenv.Missing).
+func Distribution(t testing.TB, user, pass string) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		testenv.Missing(t, "docker-registry is not installed (apt-get install docker-registry)")
+	}
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The port is picked by listening and closing: another process may
+	// take it before the registry binds, so try a few.
+	for attempt := 0; ; attempt++ {
+		addr, out, ok := tryDistribution(t, bin, dir)
+		if ok {
+			return addr
+		}
+		if attempt == 2 || !strings.Contains(out, "address already in use") {
+			t.Fatalf("docker-registry on %s did not start:\n%s", addr, out)
+		}
+	}
+}
+
+func tryDistribution(t testing.TB, bin, dir string) (string, string, bool) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	config := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+http:
+  addr: %s
+  secret: pando-test-secret
+auth:
+  htpasswd:
+    realm: pando-test
+    path: %s
+`, filepath.Join(dir, "data"), addr, filepath.Join(dir, "htpasswd"))
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusUnauthorized {
+				return addr, "", true
+			}
+		}
+		select {
+		case <-exited:
+			return addr, out.String(), false
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("docker-registry not answering on %s: %v\n%s", addr, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
