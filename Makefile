@@ -10,7 +10,7 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short deps vet lint bench bench-router stack clean
+.PHONY: all build run test test-short deps test-deps vet lint bench bench-router stack clean
 
 all: build
 
@@ -22,12 +22,16 @@ build:
 deps:
 	@$(SUDO) scripts/install-deps.sh
 
+## test-deps: deps plus what only the tests need (docker-registry)
+test-deps:
+	@$(SUDO) scripts/install-deps.sh test
+
 ## run: build and start the embedded server (SQLite + filesystem blobstore)
 run: deps build
 	$(SUDO) ./$(BIN) server
 
 ## test: install what the tests need, vet and lint, then run every test
-test: deps build vet lint
+test: test-deps build vet lint
 	PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
 
 ## test-short: unit tests only (no root, no containers)

@@ -1,9 +1,14 @@
 #!/bin/sh
 # Installs the system packages Pando needs: runc runs the containers,
 # e2fsprogs formats their disk quota volumes, busybox-static gives tests a
-# tiny static HTTP server. Idempotent; quiet when everything is present.
+# tiny static HTTP server. With "test", also what only the tests need:
+# docker-registry (a real registry on loopback for the image tests).
+# Idempotent; quiet when everything is present.
 set -eu
 need=""
+if [ "${1:-}" = test ]; then
+	[ -x /usr/bin/docker-registry ] || need="$need docker-registry"
+fi
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"
 PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null 2>&1 || need="$need e2fsprogs"
@@ -20,3 +25,11 @@ echo "pando: installing$need" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq $need >/dev/null
+case "$need" in
+*docker-registry*)
+	# The tests start their own registry; the packaged service is not wanted.
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now docker-registry >/dev/null 2>&1 || true
+	fi
+	;;
+esac
