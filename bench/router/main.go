@@ -195,7 +195,7 @@ func report(w io.Writer, cfg config, best map[string]result) {
 			continue
 		}
 		fmt.Fprintf(w, "c=%d: router/nginx throughput %.2fx, p50 %v vs %v (router adds %v over direct), p99 %v vs %v\n",
-			c, rt.rps/ng.rps, rt.p50, ng.p50, rt.p50-di.p50, rt.p99, ng.p99)
+			c, rt.rps/ng.rps, rt.p50, ng.p50, (rt.p50 - di.p50).Round(time.Microsecond), rt.p99, ng.p99)
 	}
 }
 
@@ -249,7 +249,7 @@ func parseWrk(out string) (result, error) {
 	r.rps, _ = strconv.ParseFloat(m[1], 64)
 	for _, m := range pctRe.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(m[2], 64)
-		d := time.Duration(v * float64(durations[m[3]]))
+		d := time.Duration(v * float64(durations[m[3]])).Round(time.Microsecond)
 		if m[1] == "50" {
 			r.p50 = d
 		} else {
