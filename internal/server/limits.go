@@ -63,8 +63,8 @@ func routerMaxConns(configured, fdLimit int, log *slog.Logger) int {
 	fit := (fdLimit - fdReserve - apiMaxConns(fdLimit)) / 2
 	if fit < router.DefaultMaxConns {
 		fit = max(fit, 64)
-		log.Warn("open file limit is low: router connections capped lower than the default",
-			"fd_limit", fdLimit, "router_max_conns", fit)
+		log.Warn("the open file limit caps the router below its default connections; raise the limit (ulimit -n, systemd LimitNOFILE) to lift it",
+			"fd_limit", fdLimit, "router_max_conns", fit, "default", router.DefaultMaxConns)
 		return fit
 	}
 	return router.DefaultMaxConns
