@@ -62,7 +62,6 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (Identity, error)
 }
 
-// Config configures the API.
 // Sealer encrypts secrets for storage, bound to what they are for
 // (internal/secrets).
 type Sealer interface {
@@ -70,6 +69,7 @@ type Sealer interface {
 	Open(sealed, purpose string) (string, error)
 }
 
+// Config configures the API.
 type Config struct {
 	// BaseURL is the API's external URL, e.g. "http://127.0.0.1:9022". Every
 	// link and Location the API returns is absolute under it.

@@ -5,11 +5,13 @@
 package connlimit
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -117,6 +119,23 @@ type limitedConn struct {
 	l    *Listener
 	addr netip.Addr
 	once sync.Once
+}
+
+// CloseWrite and SyscallConn reach the TCP connection underneath, so a
+// hijacked connection still half-closes and can be waited on in the poller
+// without a buffer (internal/pipe).
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("connection has no socket")
 }
 
 func (c *limitedConn) Close() error {

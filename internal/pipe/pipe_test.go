@@ -94,14 +94,15 @@ func TestJoin_idleTimeoutClosesBoth(t *testing.T) {
 	client, server, done := join(t, ln, Options{IdleTimeout: 400 * time.Millisecond})
 	defer client.Close()
 	defer server.Close()
-	// Traffic keeps the pair open past the timeout.
-	for range 4 {
+	// Traffic keeps the pair open well past the timeout (12 x 100 ms
+	// against 400 ms).
+	for range 12 {
 		client.Write([]byte("x"))
 		server.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadFull(server, make([]byte, 1)); err != nil {
 			t.Fatalf("pair closed while active: %v", err)
 		}
-		time.Sleep(40 * time.Millisecond) // activity spaced under the timeout
+		time.Sleep(100 * time.Millisecond) // activity spaced under the timeout
 	}
 	select {
 	case <-done:

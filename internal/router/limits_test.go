@@ -319,9 +319,15 @@ func TestRouter_reusesBackendConnectionsAndSurvivesTheirClose(t *testing.T) {
 	if code, body := send("POST", "/", "payload"); code != 200 || body != "got:payload" {
 		t.Fatalf("POST after the backend closed the idle connection: %d %q", code, body)
 	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("backend connections %d after its idle close, want 2: the close was not exercised", n)
+	}
 	// A GET on a connection the backend closed is sent again on a new one.
 	time.Sleep(600 * time.Millisecond) // past the backend's idle timeout; not a wait for state
 	if code, body := send("GET", "/", ""); code != 200 || body != "got:" {
 		t.Fatalf("GET after the backend closed the idle connection: %d %q", code, body)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("backend connections %d after its second idle close, want 3", n)
 	}
 }

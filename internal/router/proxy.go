@@ -37,8 +37,11 @@ func removeHopHeaders(h http.Header) {
 // proxy's job without its per-request copies of the request.
 func (r *Router) serveProxy(w *recorder, req *http.Request, st *request) {
 	h := req.Header
-	r.setForwarded(h, req) // before removeHopHeaders: it reads the chain
+	// The router's own headers are set after the hop-by-hop ones go: a
+	// client naming them in "Connection" must not make the router drop
+	// them. (The chain was read when the request came in.)
 	removeHopHeaders(h)
+	setForwarded(h, st, req.Host)
 	h.Set("X-Vcap-Request-Id", st.requestID)
 	h.Set("X-Request-Start", strconv.FormatInt(r.now().UnixMilli(), 10))
 	if _, ok := h["User-Agent"]; !ok {

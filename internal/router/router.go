@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/bodyrate"
 	"github.com/pandoplatform/pando/internal/connlimit"
 )
 
@@ -49,14 +50,16 @@ type Config struct {
 	MaxRequestsPerApp int
 	// ReadHeaderTimeout bounds reading a request's headers (default 10 s);
 	// IdleTimeout closes a keep-alive connection with no request
-	// (default 90 s). BodyTimeout is the longest a request body may make no
-	// progress and WriteTimeout the longest a response write may block
-	// (default 60 s each): a slow but moving upload or download is fine, a
-	// stalled one is cut off. TunnelIdleTimeout closes an upgraded
+	// (default 90 s). A request body must deliver BodyMinBytes (default
+	// 16 KiB) in every BodyTimeout (default 60 s), and each response write
+	// must go through within WriteTimeout (default 60 s): a slow but
+	// moving upload or download is fine, a stalled or trickled one is cut
+	// off. TunnelIdleTimeout closes an upgraded
 	// (websocket) connection quiet both ways for that long (default 1 h).
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
 	BodyTimeout       time.Duration
+	BodyMinBytes      int64
 	WriteTimeout      time.Duration
 	TunnelIdleTimeout time.Duration
 	// TrustedProxies are the client addresses whose X-Forwarded-For and
@@ -117,15 +120,26 @@ func New(cfg Config) *Router {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	// The per-client and per-app caps default to fractions of the cap in
+	// all; with no cap in all (negative), to none.
 	if cfg.MaxConnsPerClient == 0 {
-		cfg.MaxConnsPerClient = max(cfg.MaxConns/10, 1)
+		cfg.MaxConnsPerClient = -1
+		if cfg.MaxConns > 0 {
+			cfg.MaxConnsPerClient = max(cfg.MaxConns/10, 1)
+		}
 	}
 	if cfg.MaxRequestsPerApp == 0 {
-		cfg.MaxRequestsPerApp = max(cfg.MaxConns/2, 1)
+		cfg.MaxRequestsPerApp = -1
+		if cfg.MaxConns > 0 {
+			cfg.MaxRequestsPerApp = max(cfg.MaxConns/2, 1)
+		}
 	}
 	cfg.ReadHeaderTimeout = orDefault(cfg.ReadHeaderTimeout, 10*time.Second)
 	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, 90*time.Second)
 	cfg.BodyTimeout = orDefault(cfg.BodyTimeout, 60*time.Second)
+	if cfg.BodyMinBytes <= 0 {
+		cfg.BodyMinBytes = 16 << 10
+	}
 	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, 60*time.Second)
 	cfg.TunnelIdleTimeout = orDefault(cfg.TunnelIdleTimeout, time.Hour)
 	if cfg.Dial == nil {
@@ -192,6 +206,8 @@ type request struct {
 	tried     []*endpoint
 	served    *endpoint // the endpoint that answered, or the last one tried
 	routerErr string
+	// xff and proto are the X-Forwarded-For and -Proto the router sends.
+	xff, proto string
 }
 
 type ctxKey struct{}
@@ -219,52 +235,27 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	defer r.apps.release(app)
 	st := &request{route: route, endpoints: eps, requestID: r.ids.next()}
+	st.xff, st.proto = r.forwarded(req) // before the headers are rewritten
 	ctl := http.NewResponseController(w)
 	rec := &recorder{ResponseWriter: w, ctl: ctl, writeTimeout: r.cfg.WriteTimeout, now: r.now}
 	req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, st))
+	// Deferred: an answer aborted half-way (panic(http.ErrAbortHandler))
+	// is logged too.
+	defer r.accessLog(req, rec, st, start)
 	if isUpgrade(req) {
 		r.serveUpgrade(rec, req, st)
 	} else {
-		if req.Body != nil && req.Body != http.NoBody {
-			req.Body = &progressBody{rc: req.Body, ctl: ctl, timeout: r.cfg.BodyTimeout, now: r.now}
-		}
+		bodyrate.Guard(w, req, r.cfg.BodyTimeout, r.cfg.BodyMinBytes)
 		r.serveProxy(rec, req, st)
 	}
-	r.accessLog(req, rec, st, start)
 }
 
-// progressBody cuts off a request body that makes no progress for
-// timeout: each read must arrive in time, however long the whole body
-// takes. At the end the connection's read deadline is cleared again, so a
-// long response (a stream) is not cut by it.
-type progressBody struct {
-	rc      io.ReadCloser
-	ctl     *http.ResponseController
-	timeout time.Duration
-	now     func() time.Time
-}
-
-func (b *progressBody) Read(p []byte) (int, error) {
-	_ = b.ctl.SetReadDeadline(b.now().Add(b.timeout))
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		_ = b.ctl.SetReadDeadline(time.Time{})
-	}
-	// On a timeout the deadline stays: the server's own read of what is
-	// left of the body then fails at once and it closes the connection.
-	return n, err
-}
-
-func (b *progressBody) Close() error { return b.rc.Close() }
-
-// setForwarded sets X-Forwarded-For, -Proto and -Host on h for a request
-// from in.
-func (r *Router) setForwarded(h http.Header, in *http.Request) {
-	xff, proto := r.forwarded(in)
-	h.Set("X-Forwarded-For", xff)
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", in.Host)
-	h.Del("Forwarded")
+// setForwarded sets the forwarding headers the router sends on h.
+func setForwarded(h http.Header, st *request, host string) {
+	h["X-Forwarded-For"] = []string{st.xff}
+	h["X-Forwarded-Proto"] = []string{st.proto}
+	h["X-Forwarded-Host"] = []string{host}
+	delete(h, "Forwarded")
 }
 
 // forwarded returns the X-Forwarded-For and -Proto the router sends for a
@@ -486,7 +477,9 @@ func (w *recorder) WriteHeader(code int) {
 // Flush is what the reverse proxy calls to stream; it writes too.
 func (w *recorder) Flush() {
 	w.deadline()
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
+	if w.ctl != nil {
+		_ = w.ctl.Flush()
+	}
 }
 
 func (w *recorder) Write(p []byte) (int, error) {
@@ -513,7 +506,7 @@ func (r *Router) accessLog(req *http.Request, rec *recorder, st *request, start 
 	if routerErr == "" {
 		routerErr = "-"
 	}
-	xff, proto := r.forwarded(req)
+	xff, proto := st.xff, st.proto
 	b := make([]byte, 0, 512)
 	b = append(b, canonicalHost(req.Host)...)
 	b = append(b, " - ["...)

@@ -60,12 +60,14 @@ var errStaleConn = errors.New("backend closed the idle connection")
 // gives the connection back to the pool when read to the end.
 func (t *backendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	addr := req.URL.Host
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	// Only a request that may be sent twice (idempotent, no body) is sent
+	// again when a reused connection turns out closed; for any other the
+	// connection is checked before use (one extra system call), since the
+	// instance may have acted on it before closing.
+	replayable := !hasBody && idempotent(req.Method)
 	for attempt := 0; ; attempt++ {
-		// A request without a body is simply sent again if the reused
-		// connection turns out closed; one with a body cannot be, so its
-		// connection is checked first (one extra system call).
-		hasBody := req.Body != nil && req.Body != http.NoBody
-		bc, reused, err := t.get(req.Context(), addr, hasBody)
+		bc, reused, err := t.get(req.Context(), addr, !replayable)
 		if err != nil {
 			return nil, err
 		}
@@ -74,24 +76,11 @@ func (t *backendTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			return resp, nil
 		}
 		bc.Close()
-		// A reused connection the backend had closed: once more on a
-		// fresh one, if nothing of the body was sent.
-		if errors.Is(err, errStaleConn) && attempt == 0 && bodyUnread(req) {
+		if errors.Is(err, errStaleConn) && attempt == 0 && replayable {
 			continue
 		}
 		return nil, err
 	}
-}
-
-// bodyUnread reports whether req's body can be sent again.
-func bodyUnread(req *http.Request) bool {
-	if req.Body == nil || req.Body == http.NoBody {
-		return true
-	}
-	if tb, ok := req.Body.(*trackedBody); ok {
-		return tb.n == 0
-	}
-	return false
 }
 
 func (t *backendTransport) exchange(req *http.Request, bc *backendConn, reused bool) (*http.Response, error) {
@@ -104,17 +93,27 @@ func (t *backendTransport) exchange(req *http.Request, bc *backendConn, reused b
 		}
 		return nil, err
 	}
-	if err := writeRequest(bc.bw, req); err != nil {
-		if reused && isConnGone(err) {
-			err = fmt.Errorf("%w: %v", errStaleConn, err)
+	send := func() error {
+		if err := writeRequest(bc.bw, req); err != nil {
+			return err
 		}
-		return fail(err)
+		return bc.bw.Flush()
 	}
-	if err := bc.bw.Flush(); err != nil {
-		if reused && isConnGone(err) {
-			err = fmt.Errorf("%w: %v", errStaleConn, err)
+	// A request without a body is written before its answer is read, on
+	// this goroutine. A body is written on a goroutine of its own while
+	// the answer is read, as an instance may answer (413, 401) before it
+	// has read the body, and that answer must reach the client.
+	var sent chan error
+	if req.Body == nil || req.Body == http.NoBody {
+		if err := send(); err != nil {
+			if reused && isConnGone(err) {
+				err = fmt.Errorf("%w: %v", errStaleConn, err)
+			}
+			return fail(err)
 		}
-		return fail(err)
+	} else {
+		sent = make(chan error, 1)
+		go func() { sent <- send() }()
 	}
 	_ = bc.SetReadDeadline(time.Now().Add(t.headerTimeout))
 	var resp *http.Response
@@ -125,6 +124,10 @@ func (t *backendTransport) exchange(req *http.Request, bc *backendConn, reused b
 			if reused && bc.br.Buffered() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isConnGone(err)) {
 				err = fmt.Errorf("%w: %v", errStaleConn, err)
 			}
+			if sent != nil {
+				bc.Close() // ends a body write still waiting on the instance
+				<-sent
+			}
 			return fail(fmt.Errorf("read response from %s: %w", bc.addr, err))
 		}
 		// Interim answers (100 Continue, 103) are not passed on.
@@ -134,10 +137,8 @@ func (t *backendTransport) exchange(req *http.Request, bc *backendConn, reused b
 		resp.Body.Close()
 	}
 	_ = bc.SetReadDeadline(time.Time{})
-	// The client's own "Connection: close" is about its connection, not
-	// this one (writeRequest does not pass it on).
 	keep := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
-	body := &backendBody{rc: resp.Body, t: t, bc: bc, keep: keep, stop: stop}
+	body := &backendBody{rc: resp.Body, t: t, bc: bc, keep: keep, stop: stop, sent: sent}
 	if resp.Body == http.NoBody {
 		body.eof = true
 	}
@@ -159,6 +160,9 @@ type backendBody struct {
 	stop func() bool
 	eof  bool
 	once sync.Once
+	// sent, for a request with a body, reports the end of its write: the
+	// connection is reused only if the whole request went out.
+	sent chan error
 }
 
 func (b *backendBody) Read(p []byte) (int, error) {
@@ -172,8 +176,21 @@ func (b *backendBody) Read(p []byte) (int, error) {
 func (b *backendBody) Close() error {
 	err := b.rc.Close()
 	b.once.Do(func() {
+		reuse := b.eof && b.keep
+		if b.sent != nil {
+			select {
+			case err := <-b.sent:
+				reuse = reuse && err == nil
+			default:
+				// The instance answered without reading the whole body:
+				// end the write and do not reuse the connection.
+				reuse = false
+				b.bc.Close()
+				<-b.sent
+			}
+		}
 		// Only a connection the client's cancel did not close goes back.
-		if b.stop() && b.eof && b.keep {
+		if b.stop() && reuse {
 			b.t.put(b.bc)
 			return
 		}

@@ -107,7 +107,7 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 	out.RequestURI = ""
 	out.URL.Scheme, out.URL.Host = "http", ep.Addr
 	out.Host = req.Host
-	r.setForwarded(out.Header, req)
+	setForwarded(out.Header, st, req.Host)
 	out.Header.Set("X-Vcap-Request-Id", st.requestID)
 	out.Header.Set("X-Request-Start", strconv.FormatInt(r.now().UnixMilli(), 10))
 	ep.setHeaders(out.Header)
@@ -126,6 +126,7 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// The backend declined the switch: relay its answer as is.
 		_ = conn.SetDeadline(time.Time{})
+		removeHopHeaders(resp.Header)
 		copyHeader(w.Header(), resp.Header)
 		w.WriteHeader(resp.StatusCode)
 		_, _ = io.Copy(w, resp.Body)

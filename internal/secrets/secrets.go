@@ -58,6 +58,11 @@ func LoadOrCreate(path string) (*Box, error) {
 		if err := writeKey(path, key); err != nil {
 			return nil, err
 		}
+		// Read it back: if another process made the key first, its key
+		// is the one in force.
+		if key, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read secrets key: %w", err)
+		}
 		return New(key)
 	}
 	if err != nil {

@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/bodyrate"
 )
 
 // APITimeouts bound how long a client may hold a connection of the API
@@ -62,59 +60,13 @@ func newAPIServer(h http.Handler, t APITimeouts, base func(net.Listener) context
 	}
 }
 
-// bodyProgress gives every request body a read deadline that moves only
-// when the body makes progress: each minBytes read buys another window.
-// At the end of the body the deadline is gone, so a handler that works
-// (or streams) long after reading its body is not cut off.
+// bodyProgress puts every request body under bodyrate's rule.
 func bodyProgress(next http.Handler, window time.Duration, minBytes int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody {
-			next.ServeHTTP(w, r)
-			return
-		}
-		b := &progressBody{body: r.Body, rc: http.NewResponseController(w), window: window, minBytes: minBytes}
-		if err := b.rc.SetReadDeadline(time.Now().Add(window)); err != nil {
-			// Not a plain connection (a test recorder): nothing to bound.
-			next.ServeHTTP(w, r)
-			return
-		}
-		r.Body = b
+		bodyrate.Guard(w, r, window, minBytes)
 		next.ServeHTTP(w, r)
 	})
 }
-
-type progressBody struct {
-	body     io.ReadCloser
-	rc       *http.ResponseController
-	window   time.Duration
-	minBytes int64
-	since    int64 // bytes read since the deadline last moved
-	ended    bool
-}
-
-func (b *progressBody) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
-	if b.ended {
-		return n, err
-	}
-	b.since += int64(n)
-	switch {
-	case err == io.EOF:
-		// net/http clears the deadline itself when the body ends (it
-		// starts a background read then); moving it now would cut off
-		// that read and cancel the request's context.
-		b.ended = true
-	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
-		b.ended = true
-		return n, fmt.Errorf("request body too slow: less than %d bytes in %s: %w", b.minBytes, b.window, err)
-	case b.since >= b.minBytes:
-		b.since = 0
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.window))
-	}
-	return n, err
-}
-
-func (b *progressBody) Close() error { return b.body.Close() }
 
 // writeProgress gives each write of a response its own deadline, window
 // from when it starts: a client that reads, however slowly, is served; one

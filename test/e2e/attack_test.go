@@ -135,8 +135,9 @@ func TestRouterHoldsUnderThousandsOfIdleConnections(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	// The router keeps up to 100 idle keep-alive connections per instance
-	// (router.Config's pool) until they idle out; nothing else may stay.
+	// The router keeps idle keep-alive connections to the instance (one
+	// per request that ran at once, here at most the 64 workers) until
+	// they idle out after 90 s; nothing else may stay.
 	eventually(t, "fds and threads back to their baseline", 15*time.Second, func() (bool, string) {
 		fds, threads := procCount(t, pid, "fd"), procThreads(t, pid)
 		return fds <= fds0+100 && threads <= threads0+40, fmt.Sprintf("%d fds (%d before), %d threads (%d before)", fds, fds0, threads, threads0)
