@@ -129,7 +129,7 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.RouterMaxConns, "router-max-conns", 0, "most open client connections the router holds; past it, 503 (default 10000, less if the fd limit is low; -1 no limit)")
 	f.IntVar(&cfg.RouterMaxConnsPerClient, "router-max-conns-per-client", 0, "most open router connections from one client address (default a tenth of --router-max-conns)")
 	f.IntVar(&cfg.RouterMaxRequestsPerApp, "router-max-requests-per-app", 0, "most requests, websockets included, in flight to one app (default half of --router-max-conns)")
-	f.StringSliceVar(&trusted, "trusted-proxy", nil, "address or CIDR of a proxy in front of the router whose X-Forwarded-For/-Proto are kept (repeatable)")
+	f.StringSliceVar(&trusted, "trusted-proxy", nil, "address or CIDR of a proxy in front of the router or the API whose X-Forwarded-For (and for the router -Proto) is believed (repeatable)")
 	f.DurationVar(&cfg.APITimeouts.BodyWindow, "api-body-timeout", time.Minute, "an API request body that delivers less than 16 KiB in this long is cut off")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

@@ -67,7 +67,8 @@ type Config struct {
 	RouterMaxConns          int
 	RouterMaxConnsPerClient int
 	RouterMaxRequestsPerApp int
-	// TrustedProxies may set X-Forwarded-For/-Proto for the router.
+	// TrustedProxies may set X-Forwarded-For/-Proto for the router, and
+	// name the client that login protection counts for the API.
 	TrustedProxies []netip.Prefix
 	// DefaultLogRateLimit is the log rate limit (bytes/s) of processes and
 	// tasks that set none; 0 means cc.DefaultLogRateLimit, -1 unlimited.
@@ -186,6 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	auth, err := uaa.New(uaa.Config{
+		TrustedProxies: cfg.TrustedProxies,
 		Users:   store,
 		KeyPath: filepath.Join(cfg.DataDir, "uaa-key.pem"),
 		Issuer:  apiURL + "/oauth/token",

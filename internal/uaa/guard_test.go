@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -215,4 +216,48 @@ func TestGate_boundsConcurrentComparisonsAndWaiting(t *testing.T) {
 		t.Fatalf("a waiter when the slot frees: %v", err)
 	}
 	g.release()
+}
+
+// TestPasswordGrant_behindATrustedProxyCountsTheRealClient: behind a TLS
+// proxy on the server's machine every peer is loopback; with the proxy
+// trusted, lockout and rate limits count the client its X-Forwarded-For
+// names, and nobody else can pose as loopback with the header.
+func TestPasswordGrant_behindATrustedProxyCountsTheRealClient(t *testing.T) {
+	f := newFixture(t)
+	f.svc.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	via := func(peer, xff string, form url.Values) (int, map[string]any) {
+		req := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(form.Encode()))
+		req.RemoteAddr = peer
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("cf", "")
+		rec := httptest.NewRecorder()
+		f.mux.ServeHTTP(rec, req)
+		var body map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec.Code, body
+	}
+	bad := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"wrong"}}
+	good := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"secret"}}
+	for range 5 {
+		via("127.0.0.1:5000", "192.0.2.7", bad)
+	}
+	if code, body := via("127.0.0.1:5000", "192.0.2.7", good); code != http.StatusUnauthorized {
+		t.Fatalf("the client behind the proxy is not locked out: %d %v", code, body)
+	}
+	if code, _ := via("127.0.0.1:5000", "192.0.2.8", good); code != http.StatusOK {
+		t.Fatalf("another client behind the proxy: %d", code)
+	}
+	if code, _ := via("127.0.0.1:5000", "", good); code != http.StatusOK {
+		t.Fatalf("the server's own machine: %d", code)
+	}
+	// A stranger cannot pose as loopback with the header.
+	for range 5 {
+		via("192.0.2.9:5000", "127.0.0.1", bad)
+	}
+	if code, _ := via("192.0.2.9:5000", "127.0.0.1", good); code != http.StatusUnauthorized {
+		t.Fatalf("an untrusted peer's X-Forwarded-For was believed: %d", code)
+	}
 }

@@ -173,7 +173,7 @@ func (s *Service) passwordGrant(r *http.Request, username, password string) (tok
 	if username == "" || password == "" {
 		return tokenResponse{}, &grantError{"unauthorized", msgBadCredentials}
 	}
-	client := clientOf(r.RemoteAddr)
+	client := clientOf(s.clientAddr(r))
 	now := s.now()
 	if s.lockout.locked(username, client, now) {
 		s.log.WarnContext(ctx, "login refused: account locked for this address", "user_name", username, "remote_addr", r.RemoteAddr)

@@ -2,6 +2,7 @@ package uaa
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -114,6 +115,47 @@ func (l *lockout) pruneLocked(now time.Time) {
 type clientAddr struct {
 	key      string
 	loopback bool
+}
+
+// clientAddr is the address login protection counts a request against:
+// the peer, or, when the peer is a trusted proxy, the last address in
+// X-Forwarded-For that is not itself a trusted proxy.
+func (s *Service) clientAddr(r *http.Request) string {
+	if len(s.trusted) == 0 || !trustedPeer(r.RemoteAddr, s.trusted) {
+		return r.RemoteAddr
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		if !trustedPeer(hops[i], s.trusted) {
+			return hops[i]
+		}
+	}
+	return r.RemoteAddr
+}
+
+func trustedPeer(addr string, trusted []netip.Prefix) bool {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap().WithZone("")
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func clientOf(remoteAddr string) clientAddr {

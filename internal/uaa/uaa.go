@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -47,6 +48,10 @@ const (
 // Config configures the auth server.
 type Config struct {
 	Users UserStore
+	// TrustedProxies are peers (a TLS proxy in front of the API) whose
+	// X-Forwarded-For names the real client for login protection; from
+	// anyone else the header is ignored.
+	TrustedProxies []netip.Prefix
 	// KeyPath is the RSA private key (PEM). It is created 0600 on first use
 	// and reused afterwards.
 	KeyPath string
@@ -93,6 +98,7 @@ type Service struct {
 	lockout    *lockout
 	limiter    *rateLimiter
 	bcryptGate *gate
+	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 	// dummyHash is compared against when the user does not exist, so a
 	// wrong user name costs as much time as a wrong password.
 	dummyHash []byte
@@ -161,6 +167,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("uaa: %w", err)
 	}
 	return &Service{
+		trusted:    cfg.TrustedProxies,
 		users:      cfg.Users,
 		key:        key,
 		kid:        kid,
