@@ -188,10 +188,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	auth, err := uaa.New(uaa.Config{
 		TrustedProxies: cfg.TrustedProxies,
-		Users:   store,
-		KeyPath: filepath.Join(cfg.DataDir, "uaa-key.pem"),
-		Issuer:  apiURL + "/oauth/token",
-		Logger:  log.With("component", "uaa"),
+		Users:          store,
+		KeyPath:        filepath.Join(cfg.DataDir, "uaa-key.pem"),
+		Issuer:         apiURL + "/oauth/token",
+		Logger:         log.With("component", "uaa"),
 	})
 	if err != nil {
 		return fmt.Errorf("start UAA: %w", err)
