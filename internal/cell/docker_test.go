@@ -9,8 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container/fake"
+	"github.com/pandoplatform/pando/internal/lifecycle/dockerstager"
+	"github.com/pandoplatform/pando/internal/registry"
+	"github.com/pandoplatform/pando/internal/registry/registrytest"
 )
 
 // dockerCell is a cell whose docker stagings go to stager; no container
@@ -93,5 +99,56 @@ func TestDockerStaging_withoutAStagerIsRefused(t *testing.T) {
 	err := rep.RunTask(context.Background(), dockerTask("b3"))
 	if err == nil || !strings.Contains(err.Error(), "cannot stage docker images") {
 		t.Fatalf("RunTask = %v", err)
+	}
+}
+
+// The server's wiring: the real docker stager behind the hook, against a
+// registry on loopback. An unknown tag fails the staging within seconds
+// with the registry's message.
+func TestDockerStaging_withTheDockerStagerAgainstARegistry(t *testing.T) {
+	host := registrytest.InProcess(t, nil)
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Config.Cmd = "linux", "amd64", []string{"/serve"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	digest := registrytest.Push(t, host+"/web:v1", img, "", "")
+	client, err := registry.New(registry.Options{Insecure: []string{host}, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, rec, logs := dockerCell(t, dockerstager.New(client).Stage)
+
+	ok := dockerTask("ok")
+	ok.Staging.DockerImage, ok.Staging.DockerUsername, ok.Staging.DockerPassword = host+"/web:v1", "", ""
+	if err := rep.RunTask(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	done := rec.wait(t, 10*time.Second, "task completion", isTask("ok")).task
+	if done.Failed || done.Result == nil || done.Result.Image != host+"/web@"+digest.String() || done.Result.ProcessTypes["web"] != "/serve" {
+		t.Fatalf("completed %+v result %+v", done, done.Result)
+	}
+	logs.wait(t, time.Second, pando.LogSourceStaging, "Resolved "+host+"/web:v1 to "+digest.String())
+
+	missing := dockerTask("missing")
+	missing.Staging.DockerImage, missing.Staging.DockerUsername, missing.Staging.DockerPassword = host+"/web:nope", "", ""
+	start := time.Now()
+	if err := rep.RunTask(context.Background(), missing); err != nil {
+		t.Fatal(err)
+	}
+	done = rec.wait(t, 10*time.Second, "task completion", isTask("missing")).task
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("failing took %v", took)
+	}
+	if !done.Failed || !strings.Contains(done.FailureReason, host+"/web:nope not found") {
+		t.Errorf("failure %q", done.FailureReason)
 	}
 }
