@@ -369,6 +369,12 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 		return
 	}
 	res := t.Result
+	if b.LifecycleType == pando.LifecycleDocker && res.Image == "" {
+		// A docker droplet is its pinned image: without one there is
+		// nothing to run.
+		a.failBuild(ctx, b, "StagingError - Staging error: docker staging returned no image")
+		return
+	}
 	d, err := a.store.GetDroplet(ctx, b.DropletGUID)
 	if err != nil {
 		a.failBuild(ctx, b, "StagingError - Staging error: droplet record missing")

@@ -236,7 +236,7 @@ func (a *API) listAppProcesses(w http.ResponseWriter, r *http.Request) error {
 
 // processPatchBody is the JSON of PATCH /v3/processes/:guid.
 type processPatchBody struct {
-	Command     *string `json:"command"`
+	Command     nullableString `json:"command"`
 	HealthCheck *struct {
 		Type *string `json:"type"`
 		Data *struct {
@@ -247,8 +247,29 @@ type processPatchBody struct {
 	} `json:"health_check"`
 }
 
+// nullableString tells a JSON null (set, value "") from an absent field
+// (not set).
+type nullableString struct {
+	set   bool
+	value string
+}
+
+func (n *nullableString) UnmarshalJSON(b []byte) error {
+	n.set = true
+	if string(b) == "null" {
+		n.value = ""
+		return nil
+	}
+	return json.Unmarshal(b, &n.value)
+}
+
 func (b processPatchBody) update() processUpdate {
-	u := processUpdate{Command: b.Command}
+	var u processUpdate
+	if b.Command.set {
+		// null resets the command to the droplet's (CF): the empty
+		// command is stored.
+		u.Command = &b.Command.value
+	}
 	if b.HealthCheck != nil {
 		u.HealthCheckType = b.HealthCheck.Type
 		if d := b.HealthCheck.Data; d != nil {

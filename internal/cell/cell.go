@@ -68,8 +68,9 @@ type Config struct {
 	// (docker LRPs). Without it the cell cannot run docker apps.
 	ImageRootFS func(ctx context.Context, image string) (string, error)
 	// DockerStager, when set, stages docker packages (fetches the image
-	// config, no container needed). Without it docker staging fails.
-	DockerStager func(ctx context.Context, req pando.StagingRequest) (pando.StagingResult, error)
+	// config, no container needed), writing progress lines to out (the
+	// staging log). Without it docker staging fails.
+	DockerStager func(ctx context.Context, req pando.StagingRequest, out func(line string)) (pando.StagingResult, error)
 	// HealthCheckInterval is the startup check interval when the LRP gives
 	// none; default 2s. StartTimeout likewise; default 60s.
 	HealthCheckInterval time.Duration

@@ -218,7 +218,7 @@ func (r *Rep) stagingLine(req *pando.StagingRequest, typ, line string) {
 func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) {
 	req := tk.t.Staging
 	if req.DockerImage != "" {
-		return r.cfg.DockerStager(ctx, *req)
+		return r.cfg.DockerStager(ctx, *req, func(line string) { r.stagingLine(req, "OUT", line) })
 	}
 	dir := filepath.Join(r.cfg.WorkDir, dirStaging, safeName(tk.t.GUID))
 	defer func() {

@@ -82,6 +82,9 @@ type Config struct {
 	// base; zero means runc.DefaultHostIDBase and DefaultHostIDBlocks.
 	ContainerHostIDBase   uint32
 	ContainerHostIDBlocks int
+	// InsecureRegistries are the HOST:PORTs of registries docker staging
+	// may speak plain HTTP to (--insecure-registry).
+	InsecureRegistries []string
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	// APITimeouts bound slow and idle clients of the API listener.
@@ -122,6 +125,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
+	}
+	stageDocker, err := dockerStager(cfg.InsecureRegistries)
+	if err != nil {
+		return err
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -261,6 +268,7 @@ func Run(ctx context.Context, cfg Config) error {
 		LogRateCeiling: cfg.LogRateCeiling,
 		Stacks:         cellStacks,
 		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
+		DockerStager:   stageDocker,
 		Logger:         log.With("component", "cell"),
 	})
 	if err != nil {
@@ -307,6 +315,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:              log.With("component", "cc"),
 		PublicRoutes:        auth.Routes,
 		AuthedRoutes:        logStore.Routes,
+		// Docker apps stay refused (CF-FeatureDisabled) until the cell
+		// can run images: it stages them already (DockerStager), but an
+		// app that stages and then cannot start would only fail later.
+		DockerEnabled: false,
 	})
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
