@@ -181,3 +181,31 @@ func TestRouter_forwardsBodiesOfUnknownLengthAndEmptyPosts(t *testing.T) {
 		t.Fatalf("empty POST: %d, content length %d", resp.StatusCode, cl)
 	}
 }
+
+func TestRouter_expectContinueUploadGoesThrough(t *testing.T) {
+	a := newBackend(t, "a")
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"exp.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
+	addr := serve(t, r)
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+	payload := strings.Repeat("y", 2<<20)
+	req, _ := http.NewRequest("PUT", "http://"+addr+"/upload", strings.NewReader(payload))
+	req.Host = "exp.localhost"
+	req.Header.Set("Expect", "100-continue")
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	a.mu.Lock()
+	got := len(a.body)
+	a.mu.Unlock()
+	if resp.StatusCode != 200 || got != len(payload) {
+		t.Fatalf("status %d, backend got %d of %d bytes", resp.StatusCode, got, len(payload))
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Errorf("the client waited %s: no 100 Continue came back", took)
+	}
+}
