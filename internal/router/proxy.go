@@ -51,9 +51,9 @@ func (r *Router) serveProxy(w *recorder, req *http.Request, st *request) {
 		req.Body = http.NoBody
 	}
 	req.URL.Scheme = "http"
-	resp, err := r.retry.RoundTrip(req)
+	resp, err := r.retry.roundTrip(req, st)
 	if err != nil {
-		r.proxyError(w, req, err)
+		r.proxyError(w, req, st, err)
 		return
 	}
 	defer resp.Body.Close()

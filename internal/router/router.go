@@ -197,7 +197,7 @@ func canonicalHost(h string) string {
 	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
-// request is one request's routing state, shared by Rewrite, the retrying
+// request is one request's routing state, shared by the proxy, the retrying
 // transport and the access log.
 type request struct {
 	route     *pathRoute
@@ -210,7 +210,6 @@ type request struct {
 	xff, proto string
 }
 
-type ctxKey struct{}
 
 // ServeHTTP routes one request.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -238,7 +237,6 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	st.xff, st.proto = r.forwarded(req) // before the headers are rewritten
 	ctl := http.NewResponseController(w)
 	rec := &recorder{ResponseWriter: w, ctl: ctl, writeTimeout: r.cfg.WriteTimeout, now: r.now}
-	req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, st))
 	// Deferred: an answer aborted half-way (panic(http.ErrAbortHandler))
 	// is logged too.
 	defer r.accessLog(req, rec, st, start)
@@ -348,8 +346,7 @@ type retryTransport struct {
 	base http.RoundTripper
 }
 
-func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	st := req.Context().Value(ctxKey{}).(*request)
+func (t *retryTransport) roundTrip(req *http.Request, st *request) (*http.Response, error) {
 	var body *trackedBody
 	if req.Body != nil && req.Body != http.NoBody {
 		body = &trackedBody{rc: req.Body}
@@ -422,8 +419,7 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 func (b *trackedBody) Close() error { return nil }
 
 // proxyError answers when every attempt failed.
-func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {
-	st := req.Context().Value(ctxKey{}).(*request)
+func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, st *request, err error) {
 	if req.Context().Err() != nil {
 		st.routerErr = "client_closed"
 		w.WriteHeader(499) // nginx's and gorouter's "client closed request"; nobody reads it

@@ -94,7 +94,7 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 		if err == nil {
 			err = errors.New("no backend left to try")
 		}
-		r.proxyError(w, req, err)
+		r.proxyError(w, req, st, err)
 		return
 	}
 	// Closing conn when the request ends (server shutdown, client gone)
@@ -113,13 +113,13 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 	ep.setHeaders(out.Header)
 	_ = conn.SetDeadline(time.Now().Add(r.cfg.DialTimeout + r.cfg.BodyTimeout))
 	if err := out.Write(conn); err != nil {
-		r.proxyError(w, req, err)
+		r.proxyError(w, req, st, err)
 		return
 	}
 	br := bufio.NewReaderSize(conn, 4096)
 	resp, err := http.ReadResponse(br, out)
 	if err != nil {
-		r.proxyError(w, req, err)
+		r.proxyError(w, req, st, err)
 		return
 	}
 	defer resp.Body.Close()
@@ -134,7 +134,7 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 	}
 	client, crw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
-		r.proxyError(w, req, err)
+		r.proxyError(w, req, st, err)
 		return
 	}
 	defer client.Close()
