@@ -210,7 +210,6 @@ type request struct {
 	xff, proto string
 }
 
-
 // ServeHTTP routes one request.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := r.now()
