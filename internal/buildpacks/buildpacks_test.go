@@ -19,6 +19,7 @@ import (
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
+	"github.com/pandoplatform/pando/internal/lifecycle/launcher"
 	"github.com/pandoplatform/pando/internal/testenv"
 )
 
@@ -229,28 +230,9 @@ func TestGo_buildsModulesOffline(t *testing.T) {
 		}
 	}
 
-	// The binary is in the droplet's app dir and serves.
-	bin := filepath.Join(s.cfg.BuildDir, "bin", "hello")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PORT=" + strconv.Itoa(port)}
-	must(t, cmd.Start())
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	var body string
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if r, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/"); err == nil {
-			b, _ := io.ReadAll(r.Body)
-			r.Body.Close()
-			body = string(b)
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling the port until it listens
-	}
-	if body != "hello from go" {
+	// The binary is in the droplet's app dir, on PATH through profile.d (as
+	// for a Procfile `web: hello`), and serves.
+	if body := serve(t, s, "hello"); body != "hello from go" {
 		t.Fatalf("GET / = %q", body)
 	}
 
@@ -307,6 +289,49 @@ func TestGo_noMainPackageFailsClearly(t *testing.T) {
 	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "GO_INSTALL_PACKAGE_SPEC") {
 		t.Fatalf("err = %v\n%s", err, s.out.String())
 	}
+}
+
+// serve runs startCommand in the staged droplet the way `pando launcher`
+// does (profile.d sourced, HOME the app dir), with a free PORT, and returns
+// the body of GET /.
+func serve(t *testing.T, s *stage, startCommand string) string {
+	t.Helper()
+	// The launcher's layout: profile.d beside the app dir, as in newStage.
+	if filepath.Dir(s.cfg.ProfileDir) != filepath.Dir(s.cfg.BuildDir) {
+		t.Fatalf("profile dir %s is not beside the app dir %s", s.cfg.ProfileDir, s.cfg.BuildDir)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	env := []string{"PORT=" + port, "PATH=/usr/local/bin:/usr/bin:/bin"}
+	plan, err := launcher.NewPlan(s.cfg.BuildDir, startCommand, env, exec.LookPath)
+	must(t, err)
+	var out bytes.Buffer
+	cmd := exec.Command(plan.Path, plan.Args[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = plan.Env, plan.Dir, &out, &out
+	must(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() { cmd.Process.Kill(); <-exited }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("%q exited before serving: %v\n%s", startCommand, cmd.ProcessState, out.String())
+		default:
+		}
+		if r, err := http.Get("http://127.0.0.1:" + port + "/"); err == nil {
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			return string(b)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the port until it listens
+	}
+	cmd.Process.Kill()
+	<-exited
+	t.Fatalf("%q did not listen on %s in time\n%s", startCommand, port, out.String())
+	return ""
 }
 
 func unzip(t *testing.T, b []byte, dst string) {

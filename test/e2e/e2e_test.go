@@ -85,6 +85,44 @@ func main() {
 	}
 }
 
+// cloudfoundry-samples/test-app style: the Procfile names the built binary
+// alone, which the go_buildpack's profile.d puts on PATH.
+func TestPush_goAppProcfileNamingTheBareBinaryStarts(t *testing.T) {
+	s := sharedServer(t)
+	const name = "go-procfile"
+	s.deleteAppOnCleanup(t, name)
+	dir := writeFiles(t, t.TempDir(), map[string]string{
+		"go.mod":   "module github.com/example/test-app\n\ngo 1.22\n",
+		"Procfile": "web: test-app --greeting procfile\n",
+		"main.go": `package main
+
+import (
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	greeting := flag.String("greeting", "", "what to answer")
+	flag.Parse()
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "test-app says %s\n", *greeting) })
+	if err := http.ListenAndServe(":"+os.Getenv("PORT"), nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+`,
+	})
+
+	r := s.mustPando(t, "push", name, "-p", dir)
+
+	requireOutput(t, r, `Detected go_buildpack`, `web: 1 of 1 instances running`, `start command:\s+test-app --greeting procfile`)
+	if body, want := s.curlRoute(t, name+".localhost", "/"), "test-app says procfile\n"; body != want {
+		t.Fatalf("GET / = %q, want %q", body, want)
+	}
+}
+
 func TestPush_prebuiltBinaryRunsWithTheBinaryBuildpack(t *testing.T) {
 	s := sharedServer(t)
 	const name = "prebuilt"
