@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 
 func TestBuiltin_namesOrderAndZips(t *testing.T) {
 	bps := buildpacks.Builtin()
-	want := []string{"staticfile_buildpack", "go_buildpack", "binary_buildpack"}
+	want := []string{"staticfile_buildpack", "nodejs_buildpack", "go_buildpack", "binary_buildpack"}
 	if len(bps) != len(want) {
 		t.Fatalf("got %d builtins, want %d", len(bps), len(want))
 	}
@@ -310,10 +311,16 @@ func serve(t *testing.T, s *stage, startCommand string) string {
 	var out bytes.Buffer
 	cmd := exec.Command(plan.Path, plan.Args[1:]...)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = plan.Env, plan.Dir, &out, &out
+	// Its own process group, killed whole: `npm start` runs node as a child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	must(t, cmd.Start())
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	defer func() { cmd.Process.Kill(); <-exited }()
+	kill := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	defer kill()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -328,8 +335,7 @@ func serve(t *testing.T, s *stage, startCommand string) string {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the port until it listens
 	}
-	cmd.Process.Kill()
-	<-exited
+	kill()
 	t.Fatalf("%q did not listen on %s in time\n%s", startCommand, port, out.String())
 	return ""
 }

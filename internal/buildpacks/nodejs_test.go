@@ -1,0 +1,279 @@
+package buildpacks_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando/internal/lifecycle/builder"
+	"github.com/pandoplatform/pando/internal/testenv"
+)
+
+// nodeVersion returns the host's `node --version` (v20.1.2), the node the
+// nodejs_buildpack uses in these tests; it needs npm too.
+func nodeVersion(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		testenv.Missing(t, "no node on PATH (apt-get install nodejs npm)")
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		testenv.Missing(t, "no npm on PATH (apt-get install nodejs npm)")
+	}
+	out, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		t.Fatalf("node --version: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestNodejs_versionRanges(t *testing.T) {
+	nodeVersion(t)
+	cases := []struct {
+		version, rng string
+		exit         int // 0 met, 1 unmet, 2 invalid
+	}{
+		{"20.20.2", "20.20.2", 0},
+		{"20.20.2", "=v20.20.2", 0},
+		{"20.20.2", "20.20.1", 1},
+		{"20.20.2", "^20", 0},
+		{"20.20.2", "^20.21.0", 1},
+		{"21.0.0", "^20.1.0", 1},
+		{"0.2.5", "^0.2.3", 0},
+		{"0.3.0", "^0.2.3", 1},
+		{"0.0.3", "^0.0.3", 0},
+		{"0.0.4", "^0.0.3", 1},
+		{"0.9.0", "^0.x", 0},
+		{"20.20.2", "~20.20", 0},
+		{"20.20.2", "~20.20.3", 1},
+		{"20.21.0", "~20.20.3", 1},
+		{"20.9.0", "~20", 0},
+		{"20.20.2", ">=18", 0},
+		{"20.20.2", ">= 22", 1},
+		{"20.20.2", ">20", 1},
+		{"20.20.2", ">20.20", 1},
+		{"20.20.2", ">20.19", 0},
+		{"20.20.2", "<=20", 0},
+		{"20.20.2", "<20.20.2", 1},
+		{"20.20.2", ">=18 <21", 0},
+		{"20.20.2", ">=18 <20", 1},
+		{"20.20.2", "20.x", 0},
+		{"20.20.2", "20.20.X", 0},
+		{"20.20.2", "18.x || 22.x", 1},
+		{"20.20.2", "18.x || 20.x", 0},
+		{"20.20.2", "*", 0},
+		{"20.20.2", "", 0},
+		{"20.20.2", "18 - 20", 0},
+		{"20.20.2", "18 - 20.19", 1},
+		{"20.20.2", "20.20.3 - 22", 1},
+		{"20.0.0-rc.1", ">=20", 1},
+		{"20.20.2", "latest", 2},
+		{"20.20.2", ">=abc", 2},
+		{"20.20.2", "1.2.3.4", 2},
+	}
+	for _, c := range cases {
+		err := exec.Command("node", "nodejs_buildpack/lib/pkg.js", "satisfies", c.version, c.rng).Run()
+		got := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.exit {
+			t.Errorf("satisfies %s %q: exit %d, want %d", c.version, c.rng, got, c.exit)
+		}
+	}
+}
+
+// nodeApp is a server.js answering with node's version and NODE_ENV,
+// started by scripts.start.
+func nodeApp(engines string) map[string]string {
+	return map[string]string{
+		"package.json": `{"name": "hello", "version": "1.0.0", "scripts": {"start": "node server.js"}` + engines + `}`,
+		"server.js": `const http = require('http');
+http.createServer((req, res) => res.end('node ' + process.version + ' ' + process.env.NODE_ENV))
+  .listen(Number(process.env.PORT), '127.0.0.1');
+`,
+	}
+}
+
+func TestNodejs_detectsAndRunsNpmStartOnTheStacksNode(t *testing.T) {
+	v := nodeVersion(t)
+	major := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0]
+	s := newStage(t, nodeApp(`, "engines": {"node": "^`+major+`.0.0 || >=99"}`))
+	res, err := s.build(t)
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, s.out.String())
+	}
+	if res.BuildpackName != "nodejs_buildpack" || res.DetectedBuildpack != "nodejs 1.0.0" || res.StartCommand != "npm start" {
+		t.Fatalf("result = %+v\n%s", res, s.out.String())
+	}
+	for _, want := range []string{"Using the stack's Node.js " + v, "met by " + v, "No dependencies in package.json", "Start command: npm start"} {
+		if !strings.Contains(s.out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, s.out.String())
+		}
+	}
+	if body, want := serve(t, s, res.StartCommand), "node "+v+" production"; body != want {
+		t.Fatalf("GET / = %q, want %q", body, want)
+	}
+}
+
+func TestNodejs_serverJSIsTheStartWithoutScriptsStart(t *testing.T) {
+	nodeVersion(t)
+	app := nodeApp("")
+	app["package.json"] = `{"name": "hello"}`
+	s := newStage(t, app)
+	res, err := s.build(t)
+	if err != nil || res.StartCommand != "node server.js" {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+	must(t, os.Rename(filepath.Join(s.cfg.BuildDir, "server.js"), filepath.Join(s.cfg.BuildDir, "app.js")))
+	if res, err = s.build(t); err != nil || res.StartCommand != "node app.js" {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+	must(t, os.Remove(filepath.Join(s.cfg.BuildDir, "app.js")))
+	res, err = s.build(t)
+	if err != nil || res.StartCommand != "" || !strings.Contains(s.out.String(), "no start command") {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+}
+
+func TestNodejs_unmetEnginesFailsNamingBothVersions(t *testing.T) {
+	v := nodeVersion(t)
+	s := newStage(t, nodeApp(`, "engines": {"node": ">=99.1"}`))
+	s.cfg.Env = append(s.cfg.Env, "CF_STACK=teststack")
+	_, err := s.build(t)
+	out := s.out.String()
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed {
+		t.Fatalf("err = %v, want finalize failure\n%s", err, out)
+	}
+	if want := "requires node '>=99.1' (engines.node) but the stack 'teststack' has node " + v; !strings.Contains(out, want) {
+		t.Fatalf("output lacks %q:\n%s", want, out)
+	}
+
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "package.json"), []byte(`{"engines": {"node": "lts"}}`), 0o644))
+	_, err = s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), `engines.node "lts" is not a version range`) {
+		t.Fatalf("err = %v\n%s", err, s.out.String())
+	}
+
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "package.json"), []byte(`{"name": `), 0o644))
+	_, err = s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "package.json cannot be read") {
+		t.Fatalf("err = %v\n%s", err, s.out.String())
+	}
+}
+
+func TestNodejs_noNodeOnTheStackFailsNamingIt(t *testing.T) {
+	nodeVersion(t)
+	// A PATH with the tools the scripts use, but no node.
+	bin := t.TempDir()
+	for _, tool := range []string{"bash", "cat", "dirname", "mktemp", "ls", "grep", "tee", "rm", "mkdir"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		must(t, os.Symlink(p, filepath.Join(bin, tool)))
+	}
+	s := newStage(t, nodeApp(""))
+	s.cfg.Env = []string{"PATH=" + bin, "CF_STACK=bare"}
+	_, err := s.build(t)
+	out := s.out.String()
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "The stack 'bare' has no Node.js") || strings.Contains(out, "command not found") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+}
+
+// greetPackages are local packages an app depends on with file: specs, so
+// npm installs them with no registry: greet (a dependency with a bin) and
+// devtool (a devDependency).
+var greetPackages = map[string]string{
+	"greet/package.json": `{"name": "greet", "version": "1.0.0", "bin": {"greet-serve": "bin.js"}}`,
+	"greet/bin.js": `#!/usr/bin/env node
+require('http').createServer((req, res) => res.end('greet ' + process.env.NODE_ENV))
+  .listen(Number(process.env.PORT), '127.0.0.1');
+`,
+	"devtool/package.json": `{"name": "devtool", "version": "1.0.0"}`,
+}
+
+func TestNodejs_installsDependenciesOfflineWithoutDevDependencies(t *testing.T) {
+	nodeVersion(t)
+	app := map[string]string{
+		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "file:greet"}, "devDependencies": {"devtool": "file:devtool"}}`,
+		"Procfile":     "web: greet-serve\n",
+	}
+	for k, v := range greetPackages {
+		app[k] = v
+	}
+	s := newStage(t, app)
+	res, err := s.build(t)
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, s.out.String())
+	}
+	if !strings.Contains(s.out.String(), "Installing dependencies: npm install --omit=dev (offline") {
+		t.Fatalf("output:\n%s", s.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.BuildDir, "node_modules", "greet", "package.json")); err != nil {
+		t.Fatalf("greet not installed: %v\n%s", err, s.out.String())
+	}
+	if _, err := os.Lstat(filepath.Join(s.cfg.BuildDir, "node_modules", "devtool")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("devDependency installed (%v)\n%s", err, s.out.String())
+	}
+	// node_modules/.bin is on PATH and NODE_ENV is production at run time.
+	if body := serve(t, s, res.StartCommand); body != "greet production" {
+		t.Fatalf("GET / = %q", body)
+	}
+
+	// With the lock file npm install wrote: npm ci.
+	must(t, os.RemoveAll(filepath.Join(s.cfg.BuildDir, "node_modules")))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "npm ci --omit=dev") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+}
+
+func TestNodejs_vendoredNodeModulesAreUsedAndDevDependenciesPruned(t *testing.T) {
+	nodeVersion(t)
+	app := map[string]string{
+		"package.json":                      `{"name": "app", "version": "1.0.0", "dependencies": {"dep": "1.0.0"}, "devDependencies": {"devtool": "1.0.0"}}`,
+		"node_modules/dep/package.json":     `{"name": "dep", "version": "1.0.0"}`,
+		"node_modules/dep/index.js":         "module.exports = 'dep';\n",
+		"node_modules/devtool/package.json": `{"name": "devtool", "version": "1.0.0"}`,
+		"server.js":                         "require('dep');\n",
+	}
+	s := newStage(t, app)
+	if _, err := s.build(t); err != nil {
+		t.Fatalf("Build: %v\n%s", err, s.out.String())
+	}
+	out := s.out.String()
+	if !strings.Contains(out, "Prebuild detected") || strings.Contains(out, "Installing dependencies") {
+		t.Fatalf("output:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.BuildDir, "node_modules", "dep", "index.js")); err != nil {
+		t.Fatalf("vendored dependency gone: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.BuildDir, "node_modules", "devtool")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("devDependency not pruned (%v)\n%s", err, out)
+	}
+}
+
+func TestNodejs_uncachedPackageOfflineFailsWithVendoringAdvice(t *testing.T) {
+	nodeVersion(t)
+	s := newStage(t, map[string]string{
+		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"left-pad": "^1.3.0"}}`,
+		"server.js":    "require('left-pad');\n",
+	})
+	start := time.Now()
+	_, err := s.build(t)
+	out := s.out.String()
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "egress is off") || !strings.Contains(out, "run 'npm install'") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Fatalf("failing took %v: npm must not wait for a network", d)
+	}
+}
