@@ -2,12 +2,15 @@
 # Installs the system packages Pando needs: runc runs the containers,
 # e2fsprogs formats their disk quota volumes, busybox-static gives tests a
 # tiny static HTTP server. With "test", also what only the tests need:
-# docker-registry (a real registry on loopback for the image tests).
+# docker-registry (a real registry on loopback for the image tests) and
+# node with npm (the nodejs_buildpack runs on the host stack's node).
 # Idempotent; quiet when everything is present.
 set -eu
 need=""
 if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/docker-registry ] || need="$need docker-registry"
+	# A node from elsewhere (NodeSource) bundles npm: leave it alone.
+	command -v node >/dev/null 2>&1 || need="$need nodejs npm"
 fi
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"
