@@ -1,11 +1,20 @@
 package buildpacks_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha512"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,5 +284,82 @@ func TestNodejs_uncachedPackageOfflineFailsWithVendoringAdvice(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Minute {
 		t.Fatalf("failing took %v: npm must not wait for a network", d)
+	}
+}
+
+// registry is an npm registry on loopback holding one package, greet 1.0.0
+// (greetPackages' greet), counting the requests it answers.
+type registry struct {
+	srv      *httptest.Server
+	requests atomic.Int64
+}
+
+func newRegistry(t *testing.T) *registry {
+	t.Helper()
+	var tgz bytes.Buffer
+	gz := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(gz)
+	for _, name := range []string{"package.json", "bin.js"} {
+		body := greetPackages["greet/"+name]
+		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
+		_, err := tw.Write([]byte(body))
+		must(t, err)
+	}
+	must(t, tw.Close())
+	must(t, gz.Close())
+	sum := sha512.Sum512(tgz.Bytes())
+	r := &registry{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.requests.Add(1)
+		switch req.URL.Path {
+		case "/greet":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"name": "greet", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {"name": "greet", "version": "1.0.0",
+				"bin": {"greet-serve": "bin.js"}, "dist": {"tarball": "%s/greet/-/greet-1.0.0.tgz", "integrity": "sha512-%s"}}}}`,
+				r.srv.URL, base64.StdEncoding.EncodeToString(sum[:]))
+		case "/greet/-/greet-1.0.0.tgz":
+			w.Write(tgz.Bytes())
+		default:
+			http.NotFound(w, req)
+		}
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func TestNodejs_npmCacheKeptBetweenStagingsServesAnOfflineRestage(t *testing.T) {
+	nodeVersion(t)
+	reg := newRegistry(t)
+	s := newStage(t, map[string]string{
+		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "^1.0.0"}}`,
+		"Procfile":     "web: greet-serve\n",
+	})
+	base := append(s.cfg.Env, "npm_config_registry="+reg.srv.URL+"/", "npm_config_userconfig="+filepath.Join(t.TempDir(), "npmrc"))
+
+	// Where staging may reach a registry, the operator lifts offline mode.
+	s.cfg.Env = append(base, "npm_config_offline=false")
+	if _, err := s.build(t); err != nil {
+		t.Fatalf("Build with a registry: %v\n%s", err, s.out.String())
+	}
+	if reg.requests.Load() == 0 || strings.Contains(s.out.String(), "(offline") {
+		t.Fatalf("registry requests %d\n%s", reg.requests.Load(), s.out.String())
+	}
+
+	// Re-push: a fresh app dir (with the lock file npm wrote), offline, and
+	// the registry gone: the kept npm cache has everything.
+	reg.srv.Close()
+	must(t, os.RemoveAll(filepath.Join(s.cfg.BuildDir, "node_modules")))
+	s.cfg.Env = base
+	res, err := s.build(t)
+	if err != nil {
+		t.Fatalf("offline restage: %v\n%s", err, s.out.String())
+	}
+	for _, want := range []string{"Using the npm cache kept from earlier stagings", "npm ci --omit=dev (offline"} {
+		if !strings.Contains(s.out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, s.out.String())
+		}
+	}
+	if body := serve(t, s, res.StartCommand); body != "greet production" {
+		t.Fatalf("GET / = %q", body)
 	}
 }
