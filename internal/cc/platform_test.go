@@ -449,3 +449,20 @@ func TestSeed_isIdempotentAndRefreshesChangedBuiltins(t *testing.T) {
 		t.Errorf("orgs %d spaces %d domains %d stacks %d, want one each", len(orgs), len(spaces), len(domains), len(stacks))
 	}
 }
+
+// A newer Pando with a new builtin (nodejs_buildpack between staticfile and
+// go, as buildpacks.Builtin numbers them) inserts it at its place on an
+// existing installation; the others shift down in their order.
+func TestSeed_newBuiltinLandsAtItsPosition(t *testing.T) {
+	zip := ptZipFunc(map[string]string{"bin/compile": "x"})
+	old := []BuiltinBuildpack{{Name: "staticfile_buildpack", Position: 1, Zip: zip}, {Name: "go_buildpack", Position: 2, Zip: zip}, {Name: "binary_buildpack", Position: 3, Zip: zip}}
+	e := ptNew(t, nil, old...)
+	upgraded := []BuiltinBuildpack{old[0], {Name: "nodejs_buildpack", Position: 2, Zip: zip}, {Name: "go_buildpack", Position: 3, Zip: zip}, {Name: "binary_buildpack", Position: 4, Zip: zip}}
+	if err := e.api.Seed(t.Context(), upgraded); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"staticfile_buildpack", "nodejs_buildpack", "go_buildpack", "binary_buildpack"}
+	if got := ptBuildpackNames(t, e); !slices.Equal(got, want) {
+		t.Fatalf("after the upgrade = %v, want %v", got, want)
+	}
+}
