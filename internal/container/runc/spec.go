@@ -35,6 +35,9 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 	cwd := spec.Dir
 	if cwd == "" {
 		cwd = "/home/vcap"
+		if d.image {
+			cwd = "/"
+		}
 	}
 
 	mounts := []specs.Mount{
@@ -49,11 +52,16 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 	for _, m := range stack {
 		mounts = append(mounts, bind(m.source, m.dest, true))
 	}
-	for _, name := range []string{"passwd", "group", "hosts", "resolv.conf"} {
+	for _, name := range etcFiles {
+		if d.image && (name == "passwd" || name == "group") {
+			continue // the image's own
+		}
 		mounts = append(mounts, bind(d.path("etc", name), "/etc/"+name, true))
 	}
+	if !d.image {
+		mounts = append(mounts, bind(d.writable("home"), "/home/vcap", false))
+	}
 	mounts = append(mounts,
-		bind(d.writable("home"), "/home/vcap", false),
 		bind(d.writable("tmp"), "/tmp", false),
 		bind(b.lifecycle, LifecyclePath, true),
 	)
