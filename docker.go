@@ -33,3 +33,23 @@ func (m ExecutionMetadata) StartCommand() string {
 	}
 	return s
 }
+
+// DefaultPort is an app's port when its image exposes none (CF's).
+const DefaultPort = 8080
+
+// TCPPorts are the image's exposed TCP ports in order, the app's ports: the
+// first is PORT and the health check's. [DefaultPort] when there is none.
+func (m ExecutionMetadata) TCPPorts() []int {
+	var out []int
+	seen := map[int]bool{}
+	for _, p := range m.Ports {
+		if (p.Protocol == "" || p.Protocol == "tcp") && p.Port > 0 && p.Port <= 65535 && !seen[p.Port] {
+			seen[p.Port] = true
+			out = append(out, p.Port)
+		}
+	}
+	if len(out) == 0 {
+		out = []int{DefaultPort}
+	}
+	return out
+}

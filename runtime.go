@@ -45,8 +45,14 @@ type DesiredLRP struct {
 	DropletSHA256 string
 	// Image is the OCI image (docker apps), pinned by digest when known.
 	Image string
-	User  string // user to run as; empty means vcap
-	// StartCommand runs under sh -c in /home/vcap/app.
+	// Docker is the image's execution metadata (docker apps): the cell
+	// runs its ENTRYPOINT+CMD as its USER in its WORKDIR with its ENV
+	// under the app's, unless StartCommand is set.
+	Docker *ExecutionMetadata
+	User   string // user to run as; empty means vcap
+	// StartCommand runs under sh -c in /home/vcap/app (buildpack apps).
+	// For a docker app it is the user's own command (-c), run under sh -c
+	// instead of ENTRYPOINT+CMD; empty runs those.
 	StartCommand string
 	Env          []EnvVar
 	Ports        []int // container ports; default [8080]

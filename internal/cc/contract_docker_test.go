@@ -202,6 +202,10 @@ func TestContract07_pushDocker(t *testing.T) {
 	}
 	if lrp, ok := e.rt.DesiredLRP(app.GUID); !ok || lrp.Image != pinned || lrp.DropletKey != "" {
 		t.Errorf("desired LRP %+v, want image %s", lrp, pinned)
+	} else if lrp.Docker == nil || lrp.Docker.StartCommand() != "/bin/web --listen :8000" || lrp.Docker.User != "app" ||
+		lrp.StartCommand != "" || len(lrp.Ports) != 1 || lrp.Ports[0] != 8000 {
+		// The cell runs ENTRYPOINT+CMD itself, on the exposed port.
+		t.Errorf("desired LRP command %q, ports %v, execution metadata %+v", lrp.StartCommand, lrp.Ports, lrp.Docker)
 	}
 
 	// A moved tag changes nothing until the app is staged again.
@@ -246,6 +250,10 @@ func TestDockerApp_aUserCommandOverridesTheImages(t *testing.T) {
 	p = e.expect(e.sendJSON("PATCH", "/v3/processes/"+app.GUID, map[string]any{"command": nil}), http.StatusOK)
 	if p["command"] != "/bin/web --listen :8000" {
 		t.Errorf("process command after unset %v, want the image's", p["command"])
+	}
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
+	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.StartCommand != "" || lrp.Docker == nil {
+		t.Errorf("desired LRP command %q (want none: the image's ENTRYPOINT+CMD), metadata %+v", lrp.StartCommand, lrp.Docker)
 	}
 }
 
