@@ -323,10 +323,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:              log.With("component", "cc"),
 		PublicRoutes:        auth.Routes,
 		AuthedRoutes:        logStore.Routes,
-		// Docker apps stay refused (CF-FeatureDisabled) until the cell
-		// can run images: it stages them already (DockerStager), but an
-		// app that stages and then cannot start would only fail later.
-		DockerEnabled: false,
+		// The cell stages docker packages (DockerStager) and runs their
+		// images (Images).
+		DockerEnabled: true,
 	})
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
