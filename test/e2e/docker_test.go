@@ -135,13 +135,13 @@ func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 
 	r := s.mustPando(t, "push", name, "--docker-image", ref)
 	requireOutput(t, r, `Using Docker image `+ref, `web: 1 of 1 instances running`)
-	if body, want := s.curlRoute(t, route, "/"), `args=["serve" "--fast"] uid=1000 gid=1000 cwd=/srv greeting=from-image image=kept port=8000` + "\n"; body != want {
+	if body, want := s.curlRoute(t, route, "/"), `args=["serve" "--fast"] uid=1000 gid=1000 cwd=/srv greeting=from-image image=kept port=8000`+"\n"; body != want {
 		t.Fatalf("GET / = %q, want %q", body, want)
 	}
 
 	s.mustPando(t, "set-env", name, "GREETING", "from-app")
 	s.mustPando(t, "restart", name)
-	if body, want := s.curlRoute(t, route, "/"), `args=["serve" "--fast"] uid=1000 gid=1000 cwd=/srv greeting=from-app image=kept port=8000` + "\n"; body != want {
+	if body, want := s.curlRoute(t, route, "/"), `args=["serve" "--fast"] uid=1000 gid=1000 cwd=/srv greeting=from-app image=kept port=8000`+"\n"; body != want {
 		t.Fatalf("after set-env and restart GET / = %q, want %q", body, want)
 	}
 
