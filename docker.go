@@ -1,5 +1,7 @@
 package pando
 
+import "fmt"
+
 // ExecutionMetadata is what docker staging learns from an image's config.
 // A docker droplet's execution_metadata is its JSON: CF's docker lifecycle
 // shape ({"cmd", "entrypoint", "workdir", "user", "ports": [{"Port",
@@ -53,3 +55,20 @@ func (m ExecutionMetadata) TCPPorts() []int {
 	}
 	return out
 }
+
+// ImageCredentials authenticate a cell's layer pulls of a private image:
+// the docker package's, opened from the CCDB (where the password is
+// sealed) into memory only. They print without the password.
+type ImageCredentials struct {
+	Username string
+	Password string
+}
+
+// String never shows the password, so a stray %v (of the struct, a
+// pointer to it or a DesiredLRP holding it) cannot leak it.
+func (c ImageCredentials) String() string {
+	return fmt.Sprintf("user %q, password ***", c.Username)
+}
+
+// GoString hides the password from %#v too.
+func (c ImageCredentials) GoString() string { return c.String() }

@@ -49,6 +49,9 @@ type DesiredLRP struct {
 	// runs its ENTRYPOINT+CMD as its USER in its WORKDIR with its ENV
 	// under the app's, unless StartCommand is set.
 	Docker *ExecutionMetadata
+	// ImageCredentials, for a private image, authenticate the layer
+	// pulls; nil pulls anonymously.
+	ImageCredentials *ImageCredentials
 	User   string // user to run as; empty means vcap
 	// StartCommand runs under sh -c in /home/vcap/app (buildpack apps).
 	// For a docker app it is the user's own command (-c), run under sh -c

@@ -8,6 +8,7 @@ package cc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -300,6 +301,17 @@ func TestDockerStaging_wrongCredentialsFailTheBuildClearlyAndKeepThePasswordHidd
 	e.stageNext(good.Build)
 	d := e.staged(e.waitBuild(good.Build, false))
 	e.droplet(d, private+"/team/secret@"+digest.String())
+	// Its instances pull the layers with the package's credentials, which
+	// never print.
+	e.expect(e.sendJSON("PATCH", "/v3/apps/"+good.GUID+"/relationships/current_droplet", map[string]any{"data": map[string]any{"guid": d}}), http.StatusOK)
+	e.expect(e.action("/v3/apps/"+good.GUID+"/actions/start"), http.StatusOK)
+	lrp, ok := e.rt.DesiredLRP(good.GUID)
+	if !ok || lrp.ImageCredentials == nil || *lrp.ImageCredentials != (pando.ImageCredentials{Username: user, Password: pass}) {
+		t.Errorf("desired LRP %v, want it to carry the package's credentials", ok)
+	}
+	if shown := fmt.Sprintf("%v %+v %#v", lrp, lrp, lrp.ImageCredentials); strings.Contains(shown, pass) || !strings.Contains(shown, "password ***") {
+		t.Errorf("a printed desired LRP shows the password: %s", shown)
+	}
 
 	unknown := e.pushDocker("notag", e.host+"/team/none:1", nil)
 	e.stageNext(unknown.Build)

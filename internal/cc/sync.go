@@ -55,7 +55,7 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 			lrp.DropletKey, lrp.DropletSHA256, lrp.Image, lrp.Stack = cur.DropletKey, cur.DropletSHA256, cur.Image, cur.Stack
 			lrp.Env, lrp.StartCommand, lrp.User = cur.Env, cur.StartCommand, cur.User
 			lrp.MemoryMB, lrp.DiskMB, lrp.LogRateLimitBytes = cur.MemoryMB, cur.DiskMB, cur.LogRateLimitBytes
-			lrp.HealthCheck, lrp.Ports, lrp.Docker = cur.HealthCheck, cur.Ports, cur.Docker
+			lrp.HealthCheck, lrp.Ports, lrp.Docker, lrp.ImageCredentials = cur.HealthCheck, cur.Ports, cur.Docker, cur.ImageCredentials
 		}
 		if err := a.rt.DesireLRP(ctx, lrp); err != nil {
 			errs = append(errs, fmt.Errorf("desire lrp %s: %w", p.GUID, err))
@@ -107,6 +107,9 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 			return pando.DesiredLRP{}, err
 		}
 		lrp.Docker = &meta
+		if lrp.ImageCredentials, err = a.imageCredentials(ctx, d); err != nil {
+			return pando.DesiredLRP{}, err
+		}
 		lrp.StartCommand = p.Command
 		lrp.Ports = meta.TCPPorts()
 	} else {
@@ -183,4 +186,33 @@ func dockerMetadata(d pando.Droplet) (pando.ExecutionMetadata, error) {
 		return meta, fmt.Errorf("droplet %s: execution metadata: %w", d.GUID, err)
 	}
 	return meta, nil
+}
+
+// imageCredentials opens the registry credentials of a docker droplet's
+// package for the cell's layer pulls (nil: anonymous). A package deleted
+// since staging pulls anonymously.
+func (a *API) imageCredentials(ctx context.Context, d pando.Droplet) (*pando.ImageCredentials, error) {
+	if d.PackageGUID == "" {
+		return nil, nil
+	}
+	pkg, err := a.store.GetPackage(ctx, d.PackageGUID)
+	if pando.ErrorKindOf(err) == pando.ENotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("package of droplet %s: %w", d.GUID, err)
+	}
+	if pkg.DockerUsername == "" && pkg.DockerPassword == "" {
+		return nil, nil
+	}
+	creds := &pando.ImageCredentials{Username: pkg.DockerUsername}
+	if pkg.DockerPassword != "" {
+		if a.cfg.Secrets == nil {
+			return nil, fmt.Errorf("docker package %s: no secrets key to open the registry password with", pkg.GUID)
+		}
+		if creds.Password, err = a.cfg.Secrets.Open(pkg.DockerPassword, dockerPasswordPurpose(pkg.GUID)); err != nil {
+			return nil, fmt.Errorf("docker package %s: %w", pkg.GUID, err)
+		}
+	}
+	return creds, nil
 }

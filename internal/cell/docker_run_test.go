@@ -35,13 +35,17 @@ type registryPuller struct {
 	resolved atomic.Int64
 }
 
-func (p *registryPuller) Pull(ctx context.Context, image string) ([]string, func(), error) {
-	img, err := p.reg.Resolve(ctx, image, nil)
+func (p *registryPuller) Pull(ctx context.Context, image string, creds *pando.ImageCredentials) ([]string, func(), error) {
+	var rc *registry.Credentials
+	if creds != nil {
+		rc = &registry.Credentials{Username: creds.Username, Password: creds.Password}
+	}
+	img, err := p.reg.Resolve(ctx, image, rc)
 	if err != nil {
 		return nil, func() {}, err
 	}
 	p.resolved.Add(1)
-	src, err := p.reg.Blobs(img.Pinned, nil)
+	src, err := p.reg.Blobs(img.Pinned, rc)
 	if err != nil {
 		return nil, func() {}, err
 	}

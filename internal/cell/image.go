@@ -22,8 +22,9 @@ import (
 type ImagePuller interface {
 	// Pull returns the layer directories of image (a pinned REPO@DIGEST),
 	// lowest first, overlay-ready (whiteouts converted, ids as the tars
-	// say). They stay on the cell until release is called.
-	Pull(ctx context.Context, image string) (dirs []string, release func(), err error)
+	// say), authenticating with creds (nil: anonymous). They stay on the
+	// cell until release is called.
+	Pull(ctx context.Context, image string, creds *pando.ImageCredentials) (dirs []string, release func(), err error)
 }
 
 // maxImageEtcFile bounds the /etc/passwd and /etc/group read from an image.

@@ -61,20 +61,24 @@ func newImagePuller(reg *registry.Client, cacheDir string, log *slog.Logger) (*i
 
 func (p *imagePuller) Close() { p.cache.Close() }
 
-// Pull implements cell.ImagePuller (anonymous pulls).
-func (p *imagePuller) Pull(ctx context.Context, image string) ([]string, func(), error) {
-	ls, err := p.layersOf(ctx, image)
+// Pull implements cell.ImagePuller.
+func (p *imagePuller) Pull(ctx context.Context, image string, creds *pando.ImageCredentials) ([]string, func(), error) {
+	var rc *registry.Credentials
+	if creds != nil {
+		rc = &registry.Credentials{Username: creds.Username, Password: creds.Password}
+	}
+	ls, err := p.layersOf(ctx, image, rc)
 	if err != nil {
 		return nil, func() {}, err
 	}
-	src, err := p.reg.Blobs(image, nil)
+	src, err := p.reg.Blobs(image, rc)
 	if err != nil {
 		return nil, func() {}, err
 	}
 	return p.cache.Pull(ctx, src, ls, layers.Shift{})
 }
 
-func (p *imagePuller) layersOf(ctx context.Context, image string) ([]layers.Layer, error) {
+func (p *imagePuller) layersOf(ctx context.Context, image string, creds *registry.Credentials) ([]layers.Layer, error) {
 	pinned := strings.Contains(image, "@sha256:")
 	sum := sha256.Sum256([]byte(image))
 	memo := filepath.Join(p.dir, hex.EncodeToString(sum[:])+".json")
@@ -86,7 +90,7 @@ func (p *imagePuller) layersOf(ctx context.Context, image string) ([]layers.Laye
 			}
 		}
 	}
-	img, err := p.reg.Resolve(ctx, image, nil)
+	img, err := p.reg.Resolve(ctx, image, creds)
 	if err != nil {
 		return nil, err
 	}

@@ -67,17 +67,23 @@ func TestDockerStager_badInsecureRegistryIsAFlagError(t *testing.T) {
 	}
 }
 
-// The image puller pulls a pinned image's layers into the layer cache and
-// keeps its layer list: after a restart (a new puller on the same data)
+// The image puller pulls a pinned image's layers into the layer cache,
+// with the package's credentials, and keeps its layer list: after a restart (a new puller on the same data)
 // cached layers start without asking the registry.
 func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
 	}
 	var requests atomic.Int64
+	const user, pass = "bot", "pull-secret"
 	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			requests.Add(1)
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
 			h.ServeHTTP(w, r)
 		})
 	})
@@ -97,7 +103,7 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, layer)}}}); err != nil {
 		t.Fatal(err)
 	}
-	digest := registrytest.Push(t, host+"/app:1", img, "", "")
+	digest := registrytest.Push(t, host+"/app:1", img, user, pass)
 	pinned := host + "/app@" + digest.String()
 	reg, err := registryClient([]string{host})
 	if err != nil {
@@ -106,13 +112,23 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
+	// A private image needs the package's credentials.
+	if p, err := newImagePuller(reg, t.TempDir(), log); err != nil {
+		t.Fatal(err)
+	} else {
+		_, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: "wrong"})
+		p.Close()
+		if err == nil || !strings.Contains(err.Error(), "refused the credentials") {
+			t.Fatalf("pull with wrong credentials: %v", err)
+		}
+	}
 	for round := range 2 {
 		p, err := newImagePuller(reg, dir, log)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before := requests.Load()
-		dirs, release, err := p.Pull(ctx, pinned)
+		dirs, release, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: pass})
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
