@@ -52,7 +52,7 @@ type DesiredLRP struct {
 	// ImageCredentials, for a private image, authenticate the layer
 	// pulls; nil pulls anonymously.
 	ImageCredentials *ImageCredentials
-	User   string // user to run as; empty means vcap
+	User             string // user to run as; empty means vcap
 	// StartCommand runs under sh -c in /home/vcap/app (buildpack apps).
 	// For a docker app it is the user's own command (-c), run under sh -c
 	// instead of ENTRYPOINT+CMD; empty runs those.
