@@ -31,6 +31,10 @@ import (
 )
 
 func main() {
+	http.HandleFunc("/idmap", func(w http.ResponseWriter, r *http.Request) {
+		m, _ := os.ReadFile("/proc/self/uid_map")
+		w.Write(m)
+	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		cwd, _ := os.Getwd()
 		fmt.Fprintf(w, "args=%q uid=%d gid=%d cwd=%s greeting=%s image=%s port=%s\n", os.Args[1:],
@@ -41,10 +45,9 @@ func main() {
 }
 `
 
-// dockerWebImage is a one-layer image: a static Go HTTP server at
-// /app/server and a busybox /bin/sh (for -c), USER 1000:1000, WORKDIR
-// /srv, ENV and EXPOSE 8000.
-func dockerWebImage(t *testing.T) v1.Image {
+// dockerWebLayer is a layer with a static Go HTTP server at /app/server,
+// a busybox /bin/sh (for -c) and /srv owned by 1000:1000.
+func dockerWebLayer(t *testing.T) v1.Layer {
 	t.Helper()
 	bb, err := exec.LookPath("busybox")
 	if err != nil {
@@ -99,7 +102,14 @@ func dockerWebImage(t *testing.T) v1.Image {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(buf.Bytes(), types.DockerUncompressedLayer))
+	return static.NewLayer(buf.Bytes(), types.DockerUncompressedLayer)
+}
+
+// dockerWebImage is the layer with ENTRYPOINT+CMD, user, WORKDIR /srv,
+// ENV and EXPOSE 8000.
+func dockerWebImage(t *testing.T, layer v1.Layer, user string) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +120,7 @@ func dockerWebImage(t *testing.T) v1.Image {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
 	cf.Config = v1.Config{
-		Entrypoint: []string{"/app/server"}, Cmd: []string{"serve", "--fast"}, User: "1000:1000", WorkingDir: "/srv",
+		Entrypoint: []string{"/app/server"}, Cmd: []string{"serve", "--fast"}, User: user, WorkingDir: "/srv",
 		Env:          []string{"PATH=/bin:/app", "GREETING=from-image", "IMAGE_ONLY=kept"},
 		ExposedPorts: map[string]struct{}{"8000/tcp": {}},
 	}
@@ -123,11 +133,14 @@ func dockerWebImage(t *testing.T) v1.Image {
 // A docker image pushed from a loopback registry runs on the cell as its
 // config says (ENTRYPOINT+CMD, USER 1000:1000, WORKDIR, ENV, EXPOSE 8000)
 // and answers through the router; set-env wins over the image's ENV;
-// scale runs more; -c runs the user's command instead.
+// scale runs more; -c runs the user's command instead. An image without
+// USER runs as root of its user namespace only.
 func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 	requireE2E(t)
 	host := registrytest.InProcess(t, nil)
-	registrytest.Push(t, host+"/e2e/web:v1", dockerWebImage(t), "", "")
+	layer := dockerWebLayer(t)
+	registrytest.Push(t, host+"/e2e/web:v1", dockerWebImage(t, layer, "1000:1000"), "", "")
+	registrytest.Push(t, host+"/e2e/root:v1", dockerWebImage(t, layer, ""), "", "")
 	s := ownServer(t, "--insecure-registry", host)
 	const name = "dockerweb"
 	route := name + ".localhost"
@@ -155,5 +168,16 @@ func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 	})
 	if want := `args=[] uid=1000 gid=1000 cwd=/srv greeting=from-c image=kept port=8000` + "\n"; body != want {
 		t.Fatalf("with -c GET / = %q, want %q", body, want)
+	}
+
+	// An image without USER runs as root inside, which the user namespace
+	// maps to an unprivileged host uid.
+	s.mustPando(t, "push", "dockerroot", "--docker-image", host+"/e2e/root:v1")
+	if body, want := s.curlRoute(t, "dockerroot.localhost", "/"), `args=["serve" "--fast"] uid=0 gid=0 cwd=/srv greeting=from-image image=kept port=8000`+"\n"; body != want {
+		t.Fatalf("root image GET / = %q, want %q", body, want)
+	}
+	idmap := strings.Fields(s.curlRoute(t, "dockerroot.localhost", "/idmap"))
+	if len(idmap) != 3 || idmap[0] != "0" || len(idmap[1]) < 6 {
+		t.Fatalf("root image uid_map %q, want uid 0 mapped to an unprivileged host uid (a block above the host's users)", idmap)
 	}
 }
