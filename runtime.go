@@ -184,7 +184,13 @@ type RunRequest struct {
 	DropletKey    string
 	DropletSHA256 string
 	Stack         string
-	// Command runs under the launcher like an app's start command.
+	// Image, Docker and ImageCredentials: a docker app's task runs in its
+	// image instead of a droplet (as DesiredLRP's).
+	Image            string
+	Docker           *ExecutionMetadata
+	ImageCredentials *ImageCredentials
+	// Command runs under the launcher like an app's start command (under
+	// sh -c in a docker image).
 	Command           string
 	Env               []EnvVar
 	MemoryMB          int

@@ -256,6 +256,15 @@ func TestDockerApp_aUserCommandOverridesTheImages(t *testing.T) {
 	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.StartCommand != "" || lrp.Docker == nil {
 		t.Errorf("desired LRP command %q (want none: the image's ENTRYPOINT+CMD), metadata %+v", lrp.StartCommand, lrp.Docker)
 	}
+
+	// A task runs in the same pinned image, not in a droplet blob.
+	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/tasks", map[string]any{"command": "echo hi"}), http.StatusAccepted)
+	lrp, _ := e.rt.DesiredLRP(app.GUID)
+	tasks := e.rt.stagingTasks()
+	if run := tasks[len(tasks)-1].Run; run == nil || run.Image == "" || run.Image != lrp.Image || run.DropletKey != "" ||
+		run.Docker == nil || run.Docker.User != "app" || run.Command != "echo hi" {
+		t.Errorf("docker task run request %+v, want the image %s", run, lrp.Image)
+	}
 }
 
 // Staging failures of a private registry reach the build within the

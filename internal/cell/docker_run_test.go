@@ -157,7 +157,8 @@ func webImage(t *testing.T) (v1.Image, pando.ExecutionMetadata) {
 // registry into the layer cache, ENTRYPOINT+CMD as the image's user in its
 // WORKDIR with its ENV under the app's, whiteouts applied, on the exposed
 // port; a user command runs under sh -c, as root when the image has no
-// USER; the layers are released with the instances.
+// USER; the layers are released with the instances. A task runs in the
+// image too.
 func TestDockerLRP_runsTheImageAsItsConfigSays(t *testing.T) {
 	host := registrytest.InProcess(t, nil)
 	img, meta := webImage(t)
@@ -221,6 +222,20 @@ func TestDockerLRP_runsTheImageAsItsConfigSays(t *testing.T) {
 		c.rec.wait(t, 30*time.Second, "removed "+guid, isRemoved(guid))
 	}
 	eventually(t, 10*time.Second, "layers released", func() bool { return puller.inUse.Load() == 0 })
+
+	// A task of the app runs its command under sh -c in the same image.
+	task := pando.Task{GUID: "docker-task", Kind: pando.TaskRun, Run: &pando.RunRequest{
+		AppGUID: "app-docker", Name: "probe", Image: pinned, Docker: &meta, MemoryMB: 64, DiskMB: 256, LogRateLimitBytes: -1,
+		Command: `echo "task $(id -u) $(pwd) $GREETING $IMAGE_VAR"`, Env: []pando.EnvVar{{Name: "GREETING", Value: "from-task"}},
+	}}
+	if err := c.rep.RunTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if done := c.rec.wait(t, 60*time.Second, "task completion", isTask("docker-task")).task; done.Failed {
+		t.Fatalf("docker task failed: %s\nlogs:\n%s", done.FailureReason, c.logs.dump())
+	}
+	c.logs.wait(t, time.Second, "APP/TASK/probe", "task 1000 /srv from-task kept")
+	eventually(t, 10*time.Second, "task layers released", func() bool { return puller.inUse.Load() == 0 })
 }
 
 // An image whose USER is not in its /etc/passwd crashes clearly.

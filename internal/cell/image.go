@@ -30,22 +30,23 @@ type ImagePuller interface {
 // maxImageEtcFile bounds the /etc/passwd and /etc/group read from an image.
 const maxImageEtcFile = 1 << 20
 
-// imageProcess is what a docker LRP's container runs: ENTRYPOINT+CMD as an
-// argv (no shell, no launcher), or the user's own command under sh -c; in
+// imageProcess is what a container of image runs (a docker LRP's
+// instance or task): ENTRYPOINT+CMD as an argv (no shell, no launcher), or
+// command (the user's, a task's) under sh -c; in
 // WORKDIR (default /); as USER resolved in the image's own /etc/passwd and
 // /etc/group (default root, of the container's user namespace); with the
 // image's ENV under env (the app's and CF's win).
-func imageProcess(lrp pando.DesiredLRP, layers []string, env []string) (args []string, dir string, user container.User, outEnv []string, err error) {
+func imageProcess(image string, md *pando.ExecutionMetadata, command string, layers []string, env []string) (args []string, dir string, user container.User, outEnv []string, err error) {
 	var meta pando.ExecutionMetadata
-	if lrp.Docker != nil {
-		meta = *lrp.Docker
+	if md != nil {
+		meta = *md
 	}
-	if cmd := strings.TrimSpace(lrp.StartCommand); cmd != "" {
-		args = []string{"/bin/sh", "-c", lrp.StartCommand}
+	if strings.TrimSpace(command) != "" {
+		args = []string{"/bin/sh", "-c", command}
 	} else {
 		args = append(append([]string(nil), meta.Entrypoint...), meta.Cmd...)
 		if len(args) == 0 || args[0] == "" {
-			return nil, "", user, nil, pando.Errorf(pando.EInvalid, "image %s has no ENTRYPOINT or CMD and the app no start command", lrp.Image)
+			return nil, "", user, nil, pando.Errorf(pando.EInvalid, "image %s has no ENTRYPOINT or CMD and the app no start command", image)
 		}
 	}
 	dir = meta.Workdir
@@ -57,7 +58,7 @@ func imageProcess(lrp pando.DesiredLRP, layers []string, env []string) (args []s
 	}
 	user, err = imageUser(meta.User, layers)
 	if err != nil {
-		return nil, "", user, nil, fmt.Errorf("image %s: %w", lrp.Image, err)
+		return nil, "", user, nil, fmt.Errorf("image %s: %w", image, err)
 	}
 	e := newEnv()
 	for _, kv := range meta.Env {

@@ -98,7 +98,7 @@ func TestImageProcess_runsEntrypointAndCmdOrTheUsersCommand(t *testing.T) {
 		Env: []string{"PATH=/usr/bin:/bin", "GREETING=image", "IMAGE_ONLY=yes"},
 	}
 	lrp := pando.DesiredLRP{Image: "r/x@sha256:ab", Docker: meta}
-	args, dir, user, env, err := imageProcess(lrp, []string{base}, []string{"GREETING=app", "PORT=8000"})
+	args, dir, user, env, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, []string{base}, []string{"GREETING=app", "PORT=8000"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,21 +109,21 @@ func TestImageProcess_runsEntrypointAndCmdOrTheUsersCommand(t *testing.T) {
 		t.Errorf("env %q, want %q (the app's over the image's)", env, want)
 	}
 	lrp.StartCommand = "echo $GREETING"
-	if args, _, _, _, err := imageProcess(lrp, []string{base}, nil); err != nil || !slices.Equal(args, []string{"/bin/sh", "-c", "echo $GREETING"}) {
+	if args, _, _, _, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, []string{base}, nil); err != nil || !slices.Equal(args, []string{"/bin/sh", "-c", "echo $GREETING"}) {
 		t.Errorf("with a user command: %q, %v", args, err)
 	}
 	// Nothing to run, or an unknown user: a clear error.
-	if _, _, _, _, err := imageProcess(pando.DesiredLRP{Image: "r/x@sha256:ab", Docker: &pando.ExecutionMetadata{}}, nil, nil); pando.ErrorKindOf(err) != pando.EInvalid {
+	if _, _, _, _, err := imageProcess("r/x@sha256:ab", &pando.ExecutionMetadata{}, "", nil, nil); pando.ErrorKindOf(err) != pando.EInvalid {
 		t.Errorf("no command: %v", err)
 	}
 	lrp.Docker = &pando.ExecutionMetadata{Cmd: []string{"x"}, User: "ghost"}
-	if _, _, _, _, err := imageProcess(lrp, []string{base}, nil); err == nil || !strings.Contains(err.Error(), `"ghost"`) {
+	if _, _, _, _, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, []string{base}, nil); err == nil || !strings.Contains(err.Error(), `"ghost"`) {
 		t.Errorf("unknown user: %v", err)
 	}
 	// Defaults: root in /.
 	lrp.Docker = &pando.ExecutionMetadata{Cmd: []string{"x"}}
 	lrp.StartCommand = ""
-	if _, dir, user, _, err := imageProcess(lrp, nil, nil); err != nil || dir != "/" || user != (container.User{}) {
+	if _, dir, user, _, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, nil, nil); err != nil || dir != "/" || user != (container.User{}) {
 		t.Errorf("defaults: dir %q user %+v, %v", dir, user, err)
 	}
 }

@@ -533,7 +533,7 @@ func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error
 	}
 	i.releaseLayers = release
 	env := r.instanceEnv(lrp, i.index, i.guid, i.ports, i.memMB, i.diskMB)
-	args, dir, user, env, err := imageProcess(lrp, layers, env)
+	args, dir, user, env, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, layers, env)
 	if err != nil {
 		return container.Spec{}, err
 	}

@@ -133,7 +133,8 @@ func dockerWebImage(t *testing.T, layer v1.Layer, user string) v1.Image {
 // A docker image pushed from a loopback registry runs on the cell as its
 // config says (ENTRYPOINT+CMD, USER 1000:1000, WORKDIR, ENV, EXPOSE 8000)
 // and answers through the router; set-env wins over the image's ENV;
-// scale runs more; -c runs the user's command instead. An image without
+// a task runs in the image; scale runs more; -c runs the user's command
+// instead. An image without
 // USER runs as root of its user namespace only.
 func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 	requireE2E(t)
@@ -157,6 +158,9 @@ func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 	if body, want := s.curlRoute(t, route, "/"), `args=["serve" "--fast"] uid=1000 gid=1000 cwd=/srv greeting=from-app image=kept port=8000`+"\n"; body != want {
 		t.Fatalf("after set-env and restart GET / = %q, want %q", body, want)
 	}
+
+	task := s.mustPando(t, "run-task", name, "--command", `echo "task $(id -u) $(pwd) $GREETING $IMAGE_ONLY"`, "--name", "probe", "--wait")
+	requireOutput(t, task, `\[APP/TASK/probe/0\] OUT task 1000 /srv from-app kept`, `completed successfully`)
 
 	s.mustPando(t, "scale", name, "-i", "3")
 	requireOutput(t, s.mustPando(t, "app", name), `instances:\s+3/3`)
