@@ -35,7 +35,7 @@ type registryPuller struct {
 	resolved atomic.Int64
 }
 
-func (p *registryPuller) Pull(ctx context.Context, image string, creds *pando.ImageCredentials) ([]string, func(), error) {
+func (p *registryPuller) Pull(ctx context.Context, image string, creds *pando.ImageCredentials, _ int64) ([]string, func(), error) {
 	var rc *registry.Credentials
 	if creds != nil {
 		rc = &registry.Credentials{Username: creds.Username, Password: creds.Password}

@@ -527,7 +527,7 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error) {
 	lrp := i.lrp
 	r.cellLog(i, "OUT", "Cell %s pulling image %s", r.cfg.ID, lrp.Image)
-	layers, release, err := r.cfg.Images.Pull(ctx, lrp.Image, lrp.ImageCredentials)
+	layers, release, err := r.cfg.Images.Pull(ctx, lrp.Image, lrp.ImageCredentials, int64(i.diskMB)<<20)
 	if err != nil {
 		return container.Spec{}, fmt.Errorf("image %s: %w", lrp.Image, err)
 	}

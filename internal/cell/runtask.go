@@ -117,7 +117,7 @@ func (r *Rep) execTask(ctx context.Context, tk *task) string {
 	var layers []string
 	if err == nil && tk.t.Run.Image != "" {
 		var release func()
-		layers, release, err = r.cfg.Images.Pull(ctx, tk.t.Run.Image, tk.t.Run.ImageCredentials)
+		layers, release, err = r.cfg.Images.Pull(ctx, tk.t.Run.Image, tk.t.Run.ImageCredentials, int64(tk.diskMB)<<20)
 		if release != nil {
 			defer release() // after the container's Destroy below
 		}

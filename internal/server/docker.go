@@ -62,7 +62,7 @@ func newImagePuller(reg *registry.Client, cacheDir string, log *slog.Logger) (*i
 func (p *imagePuller) Close() { p.cache.Close() }
 
 // Pull implements cell.ImagePuller.
-func (p *imagePuller) Pull(ctx context.Context, image string, creds *pando.ImageCredentials) ([]string, func(), error) {
+func (p *imagePuller) Pull(ctx context.Context, image string, creds *pando.ImageCredentials, maxBytes int64) ([]string, func(), error) {
 	var rc *registry.Credentials
 	if creds != nil {
 		rc = &registry.Credentials{Username: creds.Username, Password: creds.Password}
@@ -70,6 +70,13 @@ func (p *imagePuller) Pull(ctx context.Context, image string, creds *pando.Image
 	ls, err := p.layersOf(ctx, image, rc)
 	if err != nil {
 		return nil, func() {}, err
+	}
+	var size int64
+	for _, l := range ls {
+		size += l.Size
+	}
+	if maxBytes > 0 && size > maxBytes {
+		return nil, func() {}, pando.Errorf(pando.EInvalid, "image %s is %d MB compressed, more than the disk quota of %d MB: raise the app's disk quota", image, size>>20, maxBytes>>20)
 	}
 	src, err := p.reg.Blobs(image, rc)
 	if err != nil {

@@ -116,7 +116,7 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 	if p, err := newImagePuller(reg, t.TempDir(), log); err != nil {
 		t.Fatal(err)
 	} else {
-		_, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: "wrong"})
+		_, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: "wrong"}, 0)
 		p.Close()
 		if err == nil || !strings.Contains(err.Error(), "refused the credentials") {
 			t.Fatalf("pull with wrong credentials: %v", err)
@@ -128,7 +128,7 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := requests.Load()
-		dirs, release, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: pass})
+		dirs, release, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: pass}, 1<<20)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -141,6 +141,10 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 			t.Errorf("the first pull asked the registry nothing")
 		}
 		release()
+		// An image over the disk quota is refused before any download.
+		if _, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: pass}, 100); err == nil || !strings.Contains(err.Error(), "more than the disk quota") {
+			t.Errorf("round %d: an image over the quota: %v", round, err)
+		}
 		p.Close()
 	}
 }
