@@ -23,9 +23,8 @@ type ImagePuller interface {
 	// Pull returns the layer directories of image (a pinned REPO@DIGEST),
 	// lowest first, overlay-ready (whiteouts converted, ids as the tars
 	// say), authenticating with creds (nil: anonymous). An image larger
-	// than maxBytes (the container's disk quota, which counts the image
-	// as CF does) is refused. The dirs stay on the cell until release is
-	// called.
+	// than maxBytes (the container's disk quota) is refused. The dirs
+	// stay on the cell until release is called.
 	Pull(ctx context.Context, image string, creds *pando.ImageCredentials, maxBytes int64) (dirs []string, release func(), err error)
 }
 
