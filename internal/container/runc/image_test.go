@@ -68,7 +68,10 @@ func TestRun_imageLayersRunAsRootInsideOnly(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	ctx := testCtx(t)
 	layers := imageLayers(t)
+	// Root has the image capabilities inside: chown, and reading another
+	// user's private file.
 	script := `id -u; id -g; pwd; ls /a; ls /dir; cat /etc/passwd; test -e /home/vcap || echo no home; ` +
+		`echo secret > /app/private && chown 1000:1000 /app/private && chmod 600 /app/private && stat -c %u /app/private && cat /app/private; ` +
 		`echo x > /rootfile && echo wrote; exec sleep 1000`
 	var out syncBuffer
 	c, err := b.Run(ctx, container.Spec{
@@ -80,7 +83,7 @@ func TestRun_imageLayersRunAsRootInsideOnly(t *testing.T) {
 	}
 	defer c.Destroy(ctx)
 	got := waitOutput(t, &out, "wrote\n")
-	want := "0\n0\n/\nkept\nnew\nroot:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\nno home\nwrote\n"
+	want := "0\n0\n/\nkept\nnew\nroot:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\nno home\n1000\nsecret\nwrote\n"
 	if got != want {
 		t.Fatalf("container said:\n%s\nwant:\n%s", got, want)
 	}
@@ -100,10 +103,10 @@ func TestRun_imageLayersKeepTheirIDsForAnyUser(t *testing.T) {
 	layers := imageLayers(t)
 	out, errOut, st := runToEnd(t, b, container.Spec{
 		ID: "image-app", Layers: layers, User: &container.User{UID: 1000, GID: 1000}, Dir: "/app",
-		Args: []string{"/bin/sh", "-c", `id -u; id -g; pwd; echo hi > /app/f && stat -c %u /app/f; echo x > /etc/x || echo ro`},
+		Args: []string{"/bin/sh", "-c", `id -u; id -g; pwd; echo hi > /app/f && stat -c %u /app/f; echo x > /etc/x || echo ro; chown 0 /app/f || echo no chown`},
 		Env:  []string{"PATH=/bin"},
 	})
-	if want := "1000\n1000\n/app\n1000\nro\n"; st.Code != 0 || out != want {
+	if want := "1000\n1000\n/app\n1000\nro\nno chown\n"; st.Code != 0 || out != want {
 		t.Fatalf("status %+v stderr %q stdout:\n%s\nwant:\n%s", st, errOut, out, want)
 	}
 }
