@@ -4,10 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,10 +137,20 @@ func dockerWebImage(t *testing.T, layer v1.Layer, user string) v1.Image {
 // and answers through the router; set-env wins over the image's ENV;
 // a task runs in the image; scale runs more; -c runs the user's command
 // instead. An image without
-// USER runs as root of its user namespace only.
+// USER runs as root of its user namespace only. A restart needs no registry.
 func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 	requireE2E(t)
-	host := registrytest.InProcess(t, nil)
+	// The registry can go down: a restarted server must not need it.
+	var down atomic.Bool
+	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				http.Error(w, "registry down", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 	layer := dockerWebLayer(t)
 	registrytest.Push(t, host+"/e2e/web:v1", dockerWebImage(t, layer, "1000:1000"), "", "")
 	registrytest.Push(t, host+"/e2e/root:v1", dockerWebImage(t, layer, ""), "", "")
@@ -183,5 +195,21 @@ func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 	idmap := strings.Fields(s.curlRoute(t, "dockerroot.localhost", "/idmap"))
 	if len(idmap) != 3 || idmap[0] != "0" || len(idmap[1]) < 6 {
 		t.Fatalf("root image uid_map %q, want uid 0 mapped to an unprivileged host uid (a block above the host's users)", idmap)
+	}
+
+	// A server restart brings both apps back from the cached layers, with
+	// the registry down.
+	down.Store(true)
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	if body := s.curlRoute(t, route, "/"); !strings.Contains(body, "greeting=from-c") {
+		t.Fatalf("after a restart with the registry down GET / = %q", body)
+	}
+	if body := s.curlRoute(t, "dockerroot.localhost", "/"); !strings.Contains(body, "uid=0 ") {
+		t.Fatalf("after a restart with the registry down the root image says %q", body)
 	}
 }
