@@ -36,7 +36,8 @@ const maxImageEtcFile = 1 << 20
 // command (the user's, a task's) under sh -c; in
 // WORKDIR (default /); as USER resolved in the image's own /etc/passwd and
 // /etc/group (default root, of the container's user namespace); with the
-// image's ENV under env (the app's and CF's win).
+// image's ENV under env (the app's and CF's win), and HOME, when neither
+// sets it, the user's home in the image's passwd (else /), as Docker does.
 func imageProcess(image string, md *pando.ExecutionMetadata, command string, layers []string, env []string) (args []string, dir string, user container.User, outEnv []string, err error) {
 	var meta pando.ExecutionMetadata
 	if md != nil {
@@ -71,7 +72,30 @@ func imageProcess(image string, md *pando.ExecutionMetadata, command string, lay
 		k, v, _ := strings.Cut(kv, "=")
 		e.Set(k, v)
 	}
+	if _, ok := e.Get("HOME"); !ok {
+		// As Docker: the user's home in the image's passwd, else /.
+		home, err := imageHome(user.UID, layers)
+		if err != nil {
+			return nil, "", user, nil, fmt.Errorf("image %s: %w", image, err)
+		}
+		e.Set("HOME", home)
+	}
 	return args, dir, user, e.List(), nil
+}
+
+// imageHome is uid's home directory in the image's /etc/passwd, or "/".
+func imageHome(uid uint32, layers []string) (string, error) {
+	data, err := readImageFile(layers, "etc/passwd")
+	if err != nil {
+		return "", err
+	}
+	id := strconv.FormatUint(uint64(uid), 10)
+	for _, line := range splitLines(data) {
+		if f := strings.Split(line, ":"); len(f) >= 6 && f[2] == id && filepath.IsAbs(f[5]) {
+			return f[5], nil
+		}
+	}
+	return "/", nil
 }
 
 // imageUser resolves an image's USER ("", "uid", "uid:gid", "name",

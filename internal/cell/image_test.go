@@ -105,7 +105,7 @@ func TestImageProcess_runsEntrypointAndCmdOrTheUsersCommand(t *testing.T) {
 	if !slices.Equal(args, []string{"/bin/server", "--flag", "arg one"}) || dir != "/srv" || user != (container.User{UID: 1000, GID: 1000}) {
 		t.Errorf("args %q dir %q user %+v", args, dir, user)
 	}
-	if want := []string{"PATH=/usr/bin:/bin", "GREETING=app", "IMAGE_ONLY=yes", "PORT=8000"}; !slices.Equal(env, want) {
+	if want := []string{"PATH=/usr/bin:/bin", "GREETING=app", "IMAGE_ONLY=yes", "PORT=8000", "HOME=/srv"}; !slices.Equal(env, want) {
 		t.Errorf("env %q, want %q (the app's over the image's)", env, want)
 	}
 	lrp.StartCommand = "echo $GREETING"
@@ -123,7 +123,12 @@ func TestImageProcess_runsEntrypointAndCmdOrTheUsersCommand(t *testing.T) {
 	// Defaults: root in /.
 	lrp.Docker = &pando.ExecutionMetadata{Cmd: []string{"x"}}
 	lrp.StartCommand = ""
-	if _, dir, user, _, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, nil, nil); err != nil || dir != "/" || user != (container.User{}) {
-		t.Errorf("defaults: dir %q user %+v, %v", dir, user, err)
+	if _, dir, user, env, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, nil, nil); err != nil || dir != "/" || user != (container.User{}) || !slices.Equal(env, []string{"HOME=/"}) {
+		t.Errorf("defaults: dir %q user %+v env %q, %v", dir, user, env, err)
+	}
+	// An image's own HOME stays.
+	lrp.Docker = &pando.ExecutionMetadata{Cmd: []string{"x"}, User: "web", Env: []string{"HOME=/data"}}
+	if _, _, _, env, err := imageProcess(lrp.Image, lrp.Docker, "", []string{base}, nil); err != nil || !slices.Equal(env, []string{"HOME=/data"}) {
+		t.Errorf("image HOME: env %q, %v", env, err)
 	}
 }
