@@ -521,48 +521,6 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 	return spec, nil
 }
 
-// imageSpec pulls a docker LRP's layers (kept until teardown), prepares
-// its disk volume (the overlay's writable layer goes there) and builds its
-// container spec from the image's execution metadata.
-func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error) {
-	lrp := i.lrp
-	r.cellLog(i, "OUT", "Cell %s pulling image %s", r.cfg.ID, lrp.Image)
-	layers, release, err := r.cfg.Images.Pull(ctx, lrp.Image, lrp.ImageCredentials, int64(i.diskMB)<<20)
-	if err != nil {
-		return container.Spec{}, fmt.Errorf("image %s: %w", lrp.Image, err)
-	}
-	i.releaseLayers = release
-	env := r.instanceEnv(lrp, i.index, i.guid, i.ports, i.memMB, i.diskMB)
-	args, dir, user, env, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, layers, env)
-	if err != nil {
-		return container.Spec{}, err
-	}
-	vol, err := r.newVolume(ctx, i.dir, i.diskMB)
-	if err != nil {
-		return container.Spec{}, err
-	}
-	i.vol = vol
-	idx := strconv.Itoa(i.index)
-	i.stdout, i.stderr = outputWriters(r.logLimits(lrp.LogRateLimitBytes, "app instance"), func(typ, line string) {
-		r.emit(lrp.AppGUID, appSource(lrp), idx, typ, line)
-	})
-	return container.Spec{
-		ID:          containerID("app", i.guid),
-		Layers:      layers,
-		Volume:      vol.Dir(),
-		User:        &user,
-		Env:         env,
-		Dir:         dir,
-		Args:        args,
-		MemoryBytes: int64(i.memMB) << 20,
-		DiskBytes:   int64(i.diskMB) << 20,
-		PidsLimit:   instancePids,
-		CPUShares:   cpuShares(i.memMB),
-		Stdout:      i.stdout,
-		Stderr:      i.stderr,
-	}, nil
-}
-
 // cpuShares gives CPU weight in proportion to memory (1 GB = the kernel's
 // default 1024 shares).
 func cpuShares(memMB int) uint64 {
