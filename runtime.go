@@ -45,8 +45,17 @@ type DesiredLRP struct {
 	DropletSHA256 string
 	// Image is the OCI image (docker apps), pinned by digest when known.
 	Image string
-	User  string // user to run as; empty means vcap
-	// StartCommand runs under sh -c in /home/vcap/app.
+	// Docker is the image's execution metadata (docker apps): the cell
+	// runs its ENTRYPOINT+CMD as its USER in its WORKDIR with its ENV
+	// under the app's, unless StartCommand is set.
+	Docker *ExecutionMetadata
+	// ImageCredentials, for a private image, authenticate the layer
+	// pulls; nil pulls anonymously.
+	ImageCredentials *ImageCredentials
+	User             string // user to run as; empty means vcap
+	// StartCommand runs under sh -c in /home/vcap/app (buildpack apps).
+	// For a docker app it is the user's own command (-c), run under sh -c
+	// instead of ENTRYPOINT+CMD; empty runs those.
 	StartCommand string
 	Env          []EnvVar
 	Ports        []int // container ports; default [8080]
@@ -175,7 +184,13 @@ type RunRequest struct {
 	DropletKey    string
 	DropletSHA256 string
 	Stack         string
-	// Command runs under the launcher like an app's start command.
+	// Image, Docker and ImageCredentials: a docker app's task runs in its
+	// image instead of a droplet (as DesiredLRP's).
+	Image            string
+	Docker           *ExecutionMetadata
+	ImageCredentials *ImageCredentials
+	// Command runs under the launcher like an app's start command (under
+	// sh -c in a docker image).
 	Command           string
 	Env               []EnvVar
 	MemoryMB          int

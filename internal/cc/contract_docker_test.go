@@ -8,6 +8,7 @@ package cc
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -202,6 +203,10 @@ func TestContract07_pushDocker(t *testing.T) {
 	}
 	if lrp, ok := e.rt.DesiredLRP(app.GUID); !ok || lrp.Image != pinned || lrp.DropletKey != "" {
 		t.Errorf("desired LRP %+v, want image %s", lrp, pinned)
+	} else if lrp.Docker == nil || lrp.Docker.StartCommand() != "/bin/web --listen :8000" || lrp.Docker.User != "app" ||
+		lrp.StartCommand != "" || len(lrp.Ports) != 1 || lrp.Ports[0] != 8000 {
+		// The cell runs ENTRYPOINT+CMD itself, on the exposed port.
+		t.Errorf("desired LRP command %q, ports %v, execution metadata %+v", lrp.StartCommand, lrp.Ports, lrp.Docker)
 	}
 
 	// A moved tag changes nothing until the app is staged again.
@@ -246,6 +251,19 @@ func TestDockerApp_aUserCommandOverridesTheImages(t *testing.T) {
 	p = e.expect(e.sendJSON("PATCH", "/v3/processes/"+app.GUID, map[string]any{"command": nil}), http.StatusOK)
 	if p["command"] != "/bin/web --listen :8000" {
 		t.Errorf("process command after unset %v, want the image's", p["command"])
+	}
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
+	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.StartCommand != "" || lrp.Docker == nil {
+		t.Errorf("desired LRP command %q (want none: the image's ENTRYPOINT+CMD), metadata %+v", lrp.StartCommand, lrp.Docker)
+	}
+
+	// A task runs in the same pinned image, not in a droplet blob.
+	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/tasks", map[string]any{"command": "echo hi"}), http.StatusAccepted)
+	lrp, _ := e.rt.DesiredLRP(app.GUID)
+	tasks := e.rt.stagingTasks()
+	if run := tasks[len(tasks)-1].Run; run == nil || run.Image == "" || run.Image != lrp.Image || run.DropletKey != "" ||
+		run.Docker == nil || run.Docker.User != "app" || run.Command != "echo hi" {
+		t.Errorf("docker task run request %+v, want the image %s", run, lrp.Image)
 	}
 }
 
@@ -292,6 +310,17 @@ func TestDockerStaging_wrongCredentialsFailTheBuildClearlyAndKeepThePasswordHidd
 	e.stageNext(good.Build)
 	d := e.staged(e.waitBuild(good.Build, false))
 	e.droplet(d, private+"/team/secret@"+digest.String())
+	// Its instances pull the layers with the package's credentials, which
+	// never print.
+	e.expect(e.sendJSON("PATCH", "/v3/apps/"+good.GUID+"/relationships/current_droplet", map[string]any{"data": map[string]any{"guid": d}}), http.StatusOK)
+	e.expect(e.action("/v3/apps/"+good.GUID+"/actions/start"), http.StatusOK)
+	lrp, ok := e.rt.DesiredLRP(good.GUID)
+	if !ok || lrp.ImageCredentials == nil || *lrp.ImageCredentials != (pando.ImageCredentials{Username: user, Password: pass}) {
+		t.Errorf("desired LRP %v, want it to carry the package's credentials", ok)
+	}
+	if shown := fmt.Sprintf("%v %+v %#v", lrp, lrp, lrp.ImageCredentials); strings.Contains(shown, pass) || !strings.Contains(shown, "password ***") {
+		t.Errorf("a printed desired LRP shows the password: %s", shown)
+	}
 
 	unknown := e.pushDocker("notag", e.host+"/team/none:1", nil)
 	e.stageNext(unknown.Build)

@@ -2,6 +2,7 @@ package cc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -54,7 +55,7 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 			lrp.DropletKey, lrp.DropletSHA256, lrp.Image, lrp.Stack = cur.DropletKey, cur.DropletSHA256, cur.Image, cur.Stack
 			lrp.Env, lrp.StartCommand, lrp.User = cur.Env, cur.StartCommand, cur.User
 			lrp.MemoryMB, lrp.DiskMB, lrp.LogRateLimitBytes = cur.MemoryMB, cur.DiskMB, cur.LogRateLimitBytes
-			lrp.HealthCheck, lrp.Ports = cur.HealthCheck, cur.Ports
+			lrp.HealthCheck, lrp.Ports, lrp.Docker, lrp.ImageCredentials = cur.HealthCheck, cur.Ports, cur.Docker, cur.ImageCredentials
 		}
 		if err := a.rt.DesireLRP(ctx, lrp); err != nil {
 			errs = append(errs, fmt.Errorf("desire lrp %s: %w", p.GUID, err))
@@ -101,6 +102,16 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 	}
 	if d.LifecycleType == pando.LifecycleDocker {
 		lrp.Image = d.Image
+		meta, err := dockerMetadata(d)
+		if err != nil {
+			return pando.DesiredLRP{}, err
+		}
+		lrp.Docker = &meta
+		if lrp.ImageCredentials, err = a.imageCredentials(ctx, d); err != nil {
+			return pando.DesiredLRP{}, err
+		}
+		lrp.StartCommand = p.Command
+		lrp.Ports = meta.TCPPorts()
 	} else {
 		lrp.DropletKey = pando.DropletBlobKey(d.GUID)
 		lrp.DropletSHA256 = d.SHA256
@@ -163,4 +174,45 @@ func (a *API) HandleInstanceCrashed(ctx context.Context, al pando.ActualLRP) {
 		"crash_timestamp":  al.Since.UnixNano(),
 		"process_type":     p.Type,
 	})
+}
+
+// dockerMetadata parses a docker droplet's execution metadata.
+func dockerMetadata(d pando.Droplet) (pando.ExecutionMetadata, error) {
+	var meta pando.ExecutionMetadata
+	if d.ExecutionMetadata == "" {
+		return meta, nil
+	}
+	if err := json.Unmarshal([]byte(d.ExecutionMetadata), &meta); err != nil {
+		return meta, fmt.Errorf("droplet %s: execution metadata: %w", d.GUID, err)
+	}
+	return meta, nil
+}
+
+// imageCredentials opens the registry credentials of a docker droplet's
+// package for the cell's layer pulls (nil: anonymous). A package deleted
+// since staging pulls anonymously.
+func (a *API) imageCredentials(ctx context.Context, d pando.Droplet) (*pando.ImageCredentials, error) {
+	if d.PackageGUID == "" {
+		return nil, nil
+	}
+	pkg, err := a.store.GetPackage(ctx, d.PackageGUID)
+	if pando.ErrorKindOf(err) == pando.ENotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("package of droplet %s: %w", d.GUID, err)
+	}
+	if pkg.DockerUsername == "" && pkg.DockerPassword == "" {
+		return nil, nil
+	}
+	creds := &pando.ImageCredentials{Username: pkg.DockerUsername}
+	if pkg.DockerPassword != "" {
+		if a.cfg.Secrets == nil {
+			return nil, fmt.Errorf("docker package %s: no secrets key to open the registry password with", pkg.GUID)
+		}
+		if creds.Password, err = a.cfg.Secrets.Open(pkg.DockerPassword, dockerPasswordPurpose(pkg.GUID)); err != nil {
+			return nil, fmt.Errorf("docker package %s: %w", pkg.GUID, err)
+		}
+	}
+	return creds, nil
 }

@@ -190,9 +190,6 @@ func (a *API) taskDroplet(ctx context.Context, app pando.App, requested *string)
 		}
 		return d, invalid("Requested droplet is not available: it must be a STAGED droplet of this app")
 	}
-	if d.LifecycleType == pando.LifecycleDocker {
-		return d, invalid("Tasks of Docker apps are not supported yet")
-	}
 	return d, nil
 }
 
@@ -215,7 +212,7 @@ func (a *API) runRequest(ctx context.Context, app pando.App, task pando.AppTask,
 	if stack == "" {
 		stack = app.Stack
 	}
-	return &pando.RunRequest{
+	run := &pando.RunRequest{
 		AppGUID: app.GUID, AppName: app.Name, SpaceGUID: space.GUID, SpaceName: space.Name,
 		OrgGUID: org.GUID, OrgName: org.Name, Name: task.Name,
 		DropletKey: pando.DropletBlobKey(d.GUID), DropletSHA256: d.SHA256, Stack: stack,
@@ -224,7 +221,20 @@ func (a *API) runRequest(ctx context.Context, app pando.App, task pando.AppTask,
 		// Tasks get the operator's default limit (AppTask keeps none of
 		// its own), as CF gives them its default_app_log_rate_limit.
 		MemoryMB: task.MemoryMB, DiskMB: task.DiskMB, LogRateLimitBytes: a.cfg.DefaultLogRateLimit,
-	}, nil
+	}
+	if d.LifecycleType == pando.LifecycleDocker {
+		// The droplet's pinned image, not a droplet blob.
+		meta, err := dockerMetadata(d)
+		if err != nil {
+			return nil, err
+		}
+		run.DropletKey, run.DropletSHA256, run.Stack = "", "", ""
+		run.Image, run.Docker = d.Image, &meta
+		if run.ImageCredentials, err = a.imageCredentials(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+	return run, nil
 }
 
 // updateTask applies fn to the stored task in one transaction, serialised

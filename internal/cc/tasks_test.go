@@ -282,11 +282,6 @@ func TestTasks_createIsValidated(t *testing.T) {
 	bare := e.expect(e.sendJSON("POST", "/v3/apps", map[string]any{"name": "bare", "relationships": map[string]any{"space": map[string]any{"data": map[string]any{"guid": app.Space}}}}), http.StatusCreated)
 
 	ctx := context.Background()
-	docker := e.tkStagedApp("docker")
-	dd := pando.Droplet{GUID: "docker-droplet", AppGUID: docker.GUID, State: pando.DropletStaged, LifecycleType: pando.LifecycleDocker, Image: "busybox@sha256:1"}
-	if err := e.store.CreateDroplet(ctx, dd); err != nil {
-		t.Fatal(err)
-	}
 	failed := pando.Droplet{GUID: "failed-droplet", AppGUID: app.GUID, State: pando.DropletFailed, LifecycleType: pando.LifecycleBuildpack}
 	if err := e.store.CreateDroplet(ctx, failed); err != nil {
 		t.Fatal(err)
@@ -335,8 +330,6 @@ func TestTasks_createIsValidated(t *testing.T) {
 			t.Errorf("%s: detail %q, want %q", tc.name, first["detail"], tc.detail)
 		}
 	}
-	// Docker droplets cannot run tasks yet.
-	e.expectCFError(e.sendJSON("POST", "/v3/apps/"+docker.GUID+"/tasks", map[string]any{"command": "x", "droplet_guid": dd.GUID}), 422, "CF-UnprocessableEntity", "")
 	tk.mu.Lock()
 	runs := len(tk.runs)
 	tk.mu.Unlock()

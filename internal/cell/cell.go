@@ -64,9 +64,9 @@ type Config struct {
 	// stacks their manifest does not list, so the host stack may pose as
 	// e.g. cflinuxfs4 for them.
 	CFStackNames map[string]string
-	// ImageRootFS, when set, returns a root filesystem for an OCI image
-	// (docker LRPs). Without it the cell cannot run docker apps.
-	ImageRootFS func(ctx context.Context, image string) (string, error)
+	// Images, when set, fetches the layers of OCI images (docker LRPs).
+	// Without it the cell cannot run docker apps.
+	Images ImagePuller
 	// DockerStager, when set, stages docker packages (fetches the image
 	// config, no container needed), writing progress lines to out (the
 	// staging log). Without it docker staging fails.

@@ -40,6 +40,9 @@ type instance struct {
 	listeners []net.Listener
 	dir       string // the instance's disk volume; home/ is its /home/vcap
 	vol       container.Volume
+	// releaseLayers lets the cell's layer cache collect the image's
+	// layers again (docker LRPs); nil otherwise.
+	releaseLayers func()
 
 	stopCtx context.Context // ends when a stop is requested
 	stopNow context.CancelFunc
@@ -120,7 +123,7 @@ func (r *Rep) StartLRP(ctx context.Context, lrp pando.DesiredLRP, index int, ins
 		return pando.Errorf(pando.EInvalid, "start instance: process and instance guids are required")
 	case index < 0:
 		return pando.Errorf(pando.EInvalid, "start instance %s: negative index %d", instanceGUID, index)
-	case lrp.Image != "" && r.cfg.ImageRootFS == nil:
+	case lrp.Image != "" && r.cfg.Images == nil:
 		return pando.Errorf(pando.EInvalid, "cell %s cannot run docker images", r.cfg.ID)
 	case lrp.Image == "" && lrp.DropletKey == "":
 		return pando.Errorf(pando.EInvalid, "start instance %s: no droplet", instanceGUID)
@@ -437,6 +440,9 @@ func (r *Rep) teardown(i *instance) {
 		}
 	}
 	r.releaseVolume(i.vol)
+	if i.releaseLayers != nil {
+		i.releaseLayers()
+	}
 	for _, ln := range i.listeners {
 		ln.Close()
 	}
@@ -456,13 +462,11 @@ func (r *Rep) teardown(i *instance) {
 // at /home/vcap) and its container spec.
 func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, error) {
 	lrp := i.lrp
-	var rootfs string
-	var err error
 	if lrp.Image != "" {
-		if rootfs, err = r.cfg.ImageRootFS(ctx, lrp.Image); err != nil {
-			return container.Spec{}, fmt.Errorf("image %s: %w", lrp.Image, err)
-		}
-	} else if _, rootfs, err = r.rootFS(lrp.Stack); err != nil {
+		return r.imageSpec(ctx, i)
+	}
+	_, rootfs, err := r.rootFS(lrp.Stack)
+	if err != nil {
 		return container.Spec{}, err
 	}
 	vol, err := r.newVolume(ctx, i.dir, i.diskMB)
@@ -512,15 +516,8 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		Stdout:      i.stdout,
 		Stderr:      i.stderr,
 	}
-	if lrp.Image != "" {
-		if strings.TrimSpace(lrp.StartCommand) == "" {
-			return container.Spec{}, pando.Errorf(pando.EInvalid, "no start command")
-		}
-		spec.Args = []string{"/bin/sh", "-c", lrp.StartCommand}
-	} else {
-		spec.Dir = "/home/vcap/app"
-		spec.Args = []string{lifecyclePath, "launcher", "--app-dir", "/home/vcap/app", "--", lrp.StartCommand}
-	}
+	spec.Dir = "/home/vcap/app"
+	spec.Args = []string{lifecyclePath, "launcher", "--app-dir", "/home/vcap/app", "--", lrp.StartCommand}
 	return spec, nil
 }
 

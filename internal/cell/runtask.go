@@ -36,16 +36,21 @@ func (r *Rep) acceptRun(t pando.Task) error {
 	switch {
 	case run == nil:
 		return pando.Errorf(pando.EInvalid, "task %s: no run request", t.GUID)
-	case run.DropletKey == "":
+	case run.Image != "" && r.cfg.Images == nil:
+		return pando.Errorf(pando.EInvalid, "cell %s cannot run docker images", r.cfg.ID)
+	case run.DropletKey == "" && run.Image == "":
 		return pando.Errorf(pando.EInvalid, "task %s: no droplet", t.GUID)
 	case strings.TrimSpace(run.Command) == "":
 		return pando.Errorf(pando.EInvalid, "task %s: no command", t.GUID)
 	}
-	stack, rootfs, err := r.rootFS(run.Stack)
-	if err != nil {
-		return err
+	tk := &task{t: t, memMB: run.MemoryMB, diskMB: run.DiskMB}
+	if run.Image == "" {
+		stack, rootfs, err := r.rootFS(run.Stack)
+		if err != nil {
+			return err
+		}
+		tk.stack, tk.rootfs = stack, rootfs
 	}
-	tk := &task{t: t, memMB: run.MemoryMB, diskMB: run.DiskMB, stack: stack, rootfs: rootfs}
 	if tk.memMB <= 0 {
 		tk.memMB = DefaultInstanceMemoryMB
 	}
@@ -109,9 +114,17 @@ func (r *Rep) execTask(ctx context.Context, tk *task) string {
 		// Runs before the RemoveAll above, after the Destroy below.
 		defer r.releaseVolume(vol)
 	}
+	var layers []string
+	if err == nil && tk.t.Run.Image != "" {
+		var release func()
+		layers, release, err = r.cfg.Images.Pull(ctx, tk.t.Run.Image, tk.t.Run.ImageCredentials, int64(tk.diskMB)<<20)
+		if release != nil {
+			defer release() // after the container's Destroy below
+		}
+	}
 	var spec container.Spec
 	if err == nil {
-		spec, err = r.taskSpec(ctx, tk, vol)
+		spec, err = r.taskSpec(ctx, tk, vol, layers)
 	}
 	var ctr container.Container
 	if err == nil {
@@ -204,9 +217,30 @@ func (r *Rep) taskStopReason(ctx context.Context) string {
 // taskSpec prepares the task's files on its volume (the droplet extracted
 // at /home/vcap, as for an instance) and its container spec: the launcher
 // runs the command as vcap with the task's limits, no ports and no health
-// check.
-func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume) (container.Spec, error) {
+// check. A docker app's task runs the command under sh -c in the image's
+// layers, as the image's user, in its WORKDIR, with its ENV under the
+// task's.
+func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume, layers []string) (container.Spec, error) {
 	run := tk.t.Run
+	if run.Image != "" {
+		args, dir, user, env, err := imageProcess(run.Image, run.Docker, run.Command, layers, r.taskEnv(*run, tk.t.GUID, tk.memMB, tk.diskMB))
+		if err != nil {
+			return container.Spec{}, err
+		}
+		return container.Spec{
+			ID:          containerID("task", tk.t.GUID),
+			Layers:      layers,
+			Volume:      vol.Dir(),
+			User:        &user,
+			Env:         env,
+			Dir:         dir,
+			Args:        args,
+			MemoryBytes: int64(tk.memMB) << 20,
+			DiskBytes:   int64(tk.diskMB) << 20,
+			PidsLimit:   instancePids,
+			CPUShares:   cpuShares(tk.memMB),
+		}, nil
+	}
 	// Extracted as root: the backend hands the directory over to the
 	// container's user when it runs the container.
 	home := filepath.Join(vol.Dir(), "home")

@@ -26,15 +26,24 @@ type Spec struct {
 	// "host" stack: host /usr, /bin, /lib, /lib64, /sbin, /etc/ssl (and the
 	// few /etc files programs need) bind-mounted read-only.
 	RootFS string
+	// Layers, when set, make the rootfs an OCI image's: its layer
+	// directories (overlayfs-ready, whiteouts converted), lowest first,
+	// stacked read-only under the container's writable layer. RootFS must
+	// then be empty. An image keeps its own /etc/passwd and /etc/group,
+	// and gets no /home/vcap unless Mounts has one.
+	Layers []string
 	// Mounts are bound in after the standard ones. The backend hands each
 	// writable mount's source, and everything below it, over to the
 	// container's user (as the host sees it, e.g. its user namespace's
 	// host uid): callers fill them as root. Read-only sources are used
 	// as they are, so must be readable by any user.
 	Mounts []Mount
-	// UID and GID are the process's ids inside the container.
+	// UID and GID are the process's ids inside the container; zero means
+	// vcap's. User, when set, overrides them with exact ids, root
+	// included (root of the container's user namespace, never the host's).
 	UID  uint32
 	GID  uint32
+	User *User
 	Env  []string // KEY=VALUE
 	Dir  string
 	Args []string
@@ -56,6 +65,11 @@ type Spec struct {
 	// copying until the process exits. Nil discards.
 	Stdout io.Writer
 	Stderr io.Writer
+}
+
+// User is a process's exact ids inside a container.
+type User struct {
+	UID, GID uint32
 }
 
 // ExitStatus is how a container's process ended.

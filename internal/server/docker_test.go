@@ -1,15 +1,28 @@
 package server
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/registry/registrytest"
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 // The server's docker stager speaks plain HTTP to the registries listed
@@ -32,10 +45,11 @@ func TestDockerStager_plainHTTPOnlyToListedRegistries(t *testing.T) {
 	}
 	registrytest.Push(t, listed+"/app:1", img, "", "")
 	registrytest.Push(t, other+"/app:1", img, "", "")
-	stage, err := dockerStager([]string{listed})
+	reg, err := registryClient([]string{listed})
 	if err != nil {
 		t.Fatal(err)
 	}
+	stage := dockerStager(reg)
 	res, err := stage(context.Background(), pando.StagingRequest{DockerImage: listed + "/app:1"}, func(string) {})
 	if err != nil || !strings.HasPrefix(res.Image, listed+"/app@sha256:") {
 		t.Fatalf("listed registry: %+v, %v", res, err)
@@ -47,8 +61,99 @@ func TestDockerStager_plainHTTPOnlyToListedRegistries(t *testing.T) {
 }
 
 func TestDockerStager_badInsecureRegistryIsAFlagError(t *testing.T) {
-	_, err := dockerStager([]string{"http://registry.example:5000/"})
+	_, err := registryClient([]string{"http://registry.example:5000/"})
 	if err == nil || !strings.Contains(err.Error(), "--insecure-registry") {
 		t.Fatalf("error %v, want one naming --insecure-registry", err)
 	}
+}
+
+// The image puller pulls a pinned image's layers into the layer cache,
+// with the package's credentials, and keeps its layer list: after a restart (a new puller on the same data)
+// cached layers start without asking the registry.
+func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
+	}
+	var requests atomic.Int64
+	const user, pass = "bot", "pull-secret"
+	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := "hello\n"
+	if err := tw.WriteHeader(&tar.Header{Name: "srv/hello.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(tw, body)
+	tw.Close()
+	layer := static.NewLayer(buf.Bytes(), types.DockerUncompressedLayer)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, layer)}}}); err != nil {
+		t.Fatal(err)
+	}
+	digest := registrytest.Push(t, host+"/app:1", img, user, pass)
+	pinned := host + "/app@" + digest.String()
+	reg, err := registryClient([]string{host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	// A private image needs the package's credentials.
+	if p, err := newImagePuller(reg, t.TempDir(), log); err != nil {
+		t.Fatal(err)
+	} else {
+		_, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: "wrong"}, 0)
+		p.Close()
+		if err == nil || !strings.Contains(err.Error(), "refused the credentials") {
+			t.Fatalf("pull with wrong credentials: %v", err)
+		}
+	}
+	for round := range 2 {
+		p, err := newImagePuller(reg, dir, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := requests.Load()
+		dirs, release, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: pass}, 1<<20)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dirs[0], "srv", "hello.txt")); len(dirs) != 1 || err != nil || string(got) != body {
+			t.Fatalf("round %d: layers %v, file %q %v", round, dirs, got, err)
+		}
+		if n := requests.Load() - before; round == 1 && n != 0 {
+			t.Errorf("a restarted puller asked the registry %d times for a cached image", n)
+		} else if round == 0 && n == 0 {
+			t.Errorf("the first pull asked the registry nothing")
+		}
+		release()
+		// An image over the disk quota is refused before any download.
+		if _, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: pass}, 100); err == nil || !strings.Contains(err.Error(), "more than the disk quota") {
+			t.Errorf("round %d: an image over the quota: %v", round, err)
+		}
+		p.Close()
+	}
+}
+
+func mustDiffID(t *testing.T, l v1.Layer) v1.Hash {
+	t.Helper()
+	h, err := l.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

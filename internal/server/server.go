@@ -126,7 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
 	}
-	stageDocker, err := dockerStager(cfg.InsecureRegistries)
+	reg, err := registryClient(cfg.InsecureRegistries)
 	if err != nil {
 		return err
 	}
@@ -250,6 +250,13 @@ func Run(ctx context.Context, cfg Config) error {
 			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
 		})
 	}
+	// Image layers: <data-dir>/layers, one content-addressed cache for
+	// every container of the cell.
+	images, err := newImagePuller(reg, filepath.Join(cfg.DataDir, "layers"), log.With("component", "layers"))
+	if err != nil {
+		return fmt.Errorf("image layer cache: %w", err)
+	}
+	defer images.Close()
 	rep, err := cell.New(cell.Config{
 		ID:      "cell-0",
 		Backend: backend,
@@ -268,7 +275,8 @@ func Run(ctx context.Context, cfg Config) error {
 		LogRateCeiling: cfg.LogRateCeiling,
 		Stacks:         cellStacks,
 		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
-		DockerStager:   stageDocker,
+		DockerStager:   dockerStager(reg),
+		Images:         images,
 		Logger:         log.With("component", "cell"),
 	})
 	if err != nil {
@@ -315,10 +323,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Logger:              log.With("component", "cc"),
 		PublicRoutes:        auth.Routes,
 		AuthedRoutes:        logStore.Routes,
-		// Docker apps stay refused (CF-FeatureDisabled) until the cell
-		// can run images: it stages them already (DockerStager), but an
-		// app that stages and then cannot start would only fail later.
-		DockerEnabled: false,
+		// The cell stages docker packages (DockerStager) and runs their
+		// images (Images).
+		DockerEnabled: true,
 	})
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)

@@ -183,14 +183,16 @@ func sharedServer(t *testing.T) *server {
 	return env.shared
 }
 
-// ownServer starts a server only t uses, removed when t ends.
-func ownServer(t *testing.T) *server {
+// ownServer starts a server only t uses, removed when t ends; args are
+// more `pando server` flags.
+func ownServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	requireE2E(t)
 	s, err := newServer(env.bin)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.args = args
 	t.Cleanup(func() {
 		if err := s.cleanup(); err != nil {
 			t.Errorf("clean up server: %v", err)

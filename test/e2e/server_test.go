@@ -42,6 +42,8 @@ type server struct {
 	apiAddr    string
 	routerAddr string
 	password   string // admin's, read on the first start
+	// args are more flags for `pando server` (set before start).
+	args []string
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -109,8 +111,8 @@ func (s *server) start() error {
 		s.mu.Unlock()
 		return err
 	}
-	cmd := exec.Command(s.bin, "server",
-		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr)
+	cmd := exec.Command(s.bin, append([]string{"server",
+		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr}, s.args...)...)
 	cmd.Env = baseEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: stopping it never signals the test binary. Dies

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -21,8 +22,10 @@ import (
 // A bundle directory holds everything of one container:
 //
 //	config.json   the OCI spec
-//	overlay/      upper and work dirs of the overlay
-//	etc/          generated passwd, group, hosts, resolv.conf (bound ro)
+//	overlay/      upper and work dirs of the overlay; lower/N: the
+//	              idmapped mount of the Nth lower layer
+//	etc/          generated passwd, group (not for images), hosts,
+//	              resolv.conf (bound ro)
 //	home/         /home/vcap, owned by the process's user
 //	tmp/          /tmp, mode 1777
 //	init.pid      written by runc with the container's init pid
@@ -41,6 +44,7 @@ type bundle struct {
 	rootfs  string
 	rw      string // holds overlay/, home/ and tmp/
 	overlay bool
+	image   bool // an OCI image's layers: its own /etc/passwd, no /home/vcap
 	created bool // this call created dir
 }
 
@@ -70,7 +74,8 @@ const (
 // prepare lays out the bundle directory and returns the mounts the stack
 // needs (before the standard and caller mounts).
 func (b *Backend) prepare(spec container.Spec, uid, gid uint32, ids *idLease, userns string) (bundle, []stackMount, error) {
-	d := bundle{dir: filepath.Join(b.bundles, spec.ID), rootfs: filepath.Join(b.rootfsDir, spec.ID, "root"), overlay: spec.RootFS != ""}
+	d := bundle{dir: filepath.Join(b.bundles, spec.ID), rootfs: filepath.Join(b.rootfsDir, spec.ID, "root"),
+		overlay: spec.RootFS != "" || len(spec.Layers) > 0, image: len(spec.Layers) > 0}
 	d.rw = d.dir
 	if spec.Volume != "" {
 		d.rw = filepath.Join(spec.Volume, "container")
@@ -124,7 +129,11 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32, ids *idLease, us
 		return d, nil, err
 	}
 	if d.overlay {
-		if err := mountOverlay(b.log, d, spec.RootFS, root, userns); err != nil {
+		lowers := spec.Layers
+		if !d.image {
+			lowers = []string{spec.RootFS}
+		}
+		if err := mountOverlay(b.log, d, lowers, root, userns); err != nil {
 			return d, nil, err
 		}
 		return d, nil, nil
@@ -159,15 +168,19 @@ func (b *Backend) prepare(spec container.Spec, uid, gid uint32, ids *idLease, us
 
 type stackMount struct{ source, dest string }
 
-// mountOverlay mounts lower with a writable layer at d.rootfs. The lower
-// layer is an idmapped mount through the container's user namespace, so
-// the image's ids are the container's (its root owns the image's root
-// files); a filesystem without idmapped mounts is used as it is (the
-// image's files then appear owned by nobody). The upper dir's root is the
-// container root's, so "/" is its own inside.
-func mountOverlay(log *slog.Logger, d bundle, lower string, root int, userns string) error {
-	upper, work, mapped := d.writable("overlay", "upper"), d.writable("overlay", "work"), d.path("overlay", "lower")
-	for _, p := range []string{upper, work, mapped} {
+// maxOverlayOptions is what the kernel takes as mount options (a page).
+const maxOverlayOptions = 4095
+
+// mountOverlay mounts the lower layers (lowest first) with a writable layer
+// at d.rootfs. Each lower layer is an idmapped mount through the
+// container's user namespace, so the image's ids are the container's (its
+// root owns the image's root files, and root inside is the id block's
+// base on the host); a filesystem without idmapped mounts is used as it is
+// (the image's files then appear owned by nobody). The upper dir's root is
+// the container root's, so "/" is its own inside.
+func mountOverlay(log *slog.Logger, d bundle, lowers []string, root int, userns string) error {
+	upper, work := d.writable("overlay", "upper"), d.writable("overlay", "work")
+	for _, p := range []string{upper, work} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return fmt.Errorf("create overlay dirs: %w", err)
 		}
@@ -175,27 +188,58 @@ func mountOverlay(log *slog.Logger, d bundle, lower string, root int, userns str
 	if err := os.Chown(upper, root, root); err != nil {
 		return fmt.Errorf("create overlay dirs: %w", err)
 	}
-	fi, err := os.Stat(lower)
-	if err != nil || !fi.IsDir() {
-		return pando.Errorf(pando.EInvalid, "rootfs %s is not a directory", lower)
-	}
-	mount := func(lowerdir string) error {
-		opts := "lowerdir=" + lowerdir + ",upperdir=" + upper + ",workdir=" + work
-		return unix.Mount("overlay", d.rootfs, "overlay", unix.MS_NODEV, opts)
-	}
-	err = idmappedMount(lower, mapped, userns)
-	if err == nil {
-		if err = mount(mapped); err != nil {
-			_ = unix.Unmount(mapped, unix.MNT_DETACH)
+	for _, lower := range lowers {
+		fi, err := os.Stat(lower)
+		if err != nil || !fi.IsDir() {
+			return pando.Errorf(pando.EInvalid, "rootfs layer %s is not a directory", lower)
 		}
 	}
+	// overlayfs lists lower dirs top first.
+	mount := func(dirs []string) error {
+		top := make([]string, len(dirs))
+		for k, dir := range dirs {
+			top[len(dirs)-1-k] = dir
+		}
+		opts := "lowerdir=" + strings.Join(top, ":") + ",upperdir=" + upper + ",workdir=" + work
+		if len(opts) > maxOverlayOptions {
+			return pando.Errorf(pando.EInvalid, "%d image layers make overlay options of %d bytes, over the kernel's %d", len(dirs), len(opts), maxOverlayOptions)
+		}
+		return unix.Mount("overlay", d.rootfs, "overlay", unix.MS_NODEV, opts)
+	}
+	mapped, err := idmapLayers(d, lowers, userns)
+	if err == nil {
+		err = mount(mapped)
+	}
 	if err != nil {
-		log.Warn("image rootfs without id mapping: its files appear owned by nobody", "rootfs", lower, "error", err)
-		if err := mount(lower); err != nil {
-			return fmt.Errorf("mount overlay on %s: %w", lower, err)
+		for _, m := range mapped {
+			_ = unix.Unmount(m, unix.MNT_DETACH)
+		}
+		if pando.ErrorKindOf(err) == pando.EInvalid {
+			return err
+		}
+		log.Warn("image rootfs without id mapping: its files appear owned by nobody", "layers", lowers, "error", err)
+		if err := mount(lowers); err != nil {
+			return fmt.Errorf("mount overlay on %s: %w", strings.Join(lowers, ", "), err)
 		}
 	}
 	return nil
+}
+
+// idmapLayers mounts each of lowers idmapped under d's overlay/lower and
+// returns the mount points; on error, those mounted so far.
+func idmapLayers(d bundle, lowers []string, userns string) ([]string, error) {
+	var mapped []string
+	for k, lower := range lowers {
+		dst := d.path("overlay", "lower", strconv.Itoa(k))
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			return mapped, fmt.Errorf("create overlay dirs: %w", err)
+		}
+		if err := idmappedMount(lower, dst, userns); err != nil {
+			return mapped, err
+		}
+		mapped = append(mapped, dst)
+	}
+	return mapped, nil
 }
 
 // idmappedMount mounts src read-only at dst with the ids of the user
@@ -223,11 +267,21 @@ func idmappedMount(src, dst, userns string) error {
 }
 
 // writeEtc generates the /etc files every container gets, owned by the
-// container's root. With an image rootfs, its passwd and group are kept
-// and vcap is added when missing.
+// container's root. With a RootFS, its passwd and group are kept and vcap
+// is added when missing; an image (Layers) keeps its own passwd and group
+// untouched and gets only hosts and resolv.conf.
 func writeEtc(d bundle, spec container.Spec, root int) error {
-	passwd := "root:x:0:0:root:/root:/bin/sh\nvcap:x:2000:2000::/home/vcap:/bin/bash\n"
-	group := "root:x:0:\nvcap:x:2000:\n"
+	resolv, err := readBounded("/etc/resolv.conf")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read host resolv.conf: %w", err)
+	}
+	hosts := "127.0.0.1\tlocalhost " + hostname(spec.ID) + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	files := map[string]string{"hosts": hosts, "resolv.conf": resolv}
+	if d.image {
+		return writeFiles(d, root, files)
+	}
+	files["passwd"] = "root:x:0:0:root:/root:/bin/sh\nvcap:x:2000:2000::/home/vcap:/bin/bash\n"
+	files["group"] = "root:x:0:\nvcap:x:2000:\n"
 	if spec.RootFS != "" {
 		imgPasswd, err := readInRoot(spec.RootFS, "etc/passwd")
 		if err != nil {
@@ -237,15 +291,17 @@ func writeEtc(d bundle, spec container.Spec, root int) error {
 		if err != nil {
 			return err
 		}
-		passwd = mergeEntries(imgPasswd, []string{"root:x:0:0:root:/root:/bin/sh", "vcap:x:2000:2000::/home/vcap:/bin/sh"})
-		group = mergeEntries(imgGroup, []string{"root:x:0:", "vcap:x:2000:"})
+		files["passwd"] = mergeEntries(imgPasswd, []string{"root:x:0:0:root:/root:/bin/sh", "vcap:x:2000:2000::/home/vcap:/bin/sh"})
+		files["group"] = mergeEntries(imgGroup, []string{"root:x:0:", "vcap:x:2000:"})
 	}
-	resolv, err := readBounded("/etc/resolv.conf")
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read host resolv.conf: %w", err)
-	}
-	hosts := "127.0.0.1\tlocalhost " + hostname(spec.ID) + "\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	files := map[string]string{"passwd": passwd, "group": group, "hosts": hosts, "resolv.conf": resolv}
+	return writeFiles(d, root, files)
+}
+
+// etcFiles are the /etc files a container may get from its bundle, in
+// mount order.
+var etcFiles = []string{"passwd", "group", "hosts", "resolv.conf"}
+
+func writeFiles(d bundle, root int, files map[string]string) error {
 	for name, content := range files {
 		if err := os.WriteFile(d.path("etc", name), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("write /etc/%s: %w", name, err)

@@ -68,6 +68,9 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 	if gid == 0 {
 		gid = DefaultGID
 	}
+	if spec.User != nil {
+		uid, gid = spec.User.UID, spec.User.GID
+	}
 	lease, err := c.b.ids.acquire(c.b.stateDir + " " + c.id)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.id, err)

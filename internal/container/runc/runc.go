@@ -75,7 +75,9 @@ type Config struct {
 // disk through volumes (see Volume): a container whose Spec.Volume is set
 // keeps its home, tmp and overlay upper layer on it. Without one, Stats
 // measures those directories by walking them.
-// A zero Spec.UID or GID means vcap (2000); containers never run as root.
+// A zero Spec.UID or GID means vcap (2000); Spec.User sets exact ids, root
+// included: root of the container's user namespace, without capabilities,
+// never the host's root.
 type Backend struct {
 	runc         string
 	root         string // runc --root
@@ -299,6 +301,17 @@ func validate(spec container.Spec) error {
 		if !filepath.IsAbs(spec.RootFS) || strings.ContainsAny(spec.RootFS, ",:\n") {
 			return pando.Errorf(pando.EInvalid, "container %s: rootfs %q must be an absolute path without ',' or ':'", spec.ID, spec.RootFS)
 		}
+	}
+	if spec.RootFS != "" && len(spec.Layers) > 0 {
+		return pando.Errorf(pando.EInvalid, "container %s: both a rootfs and image layers", spec.ID)
+	}
+	for _, l := range spec.Layers {
+		if !filepath.IsAbs(l) || strings.ContainsAny(l, ",:\n") {
+			return pando.Errorf(pando.EInvalid, "container %s: layer %q must be an absolute path without ',' or ':'", spec.ID, l)
+		}
+	}
+	if spec.User != nil && (spec.User.UID >= idBlockSize || spec.User.GID >= idBlockSize) {
+		return pando.Errorf(pando.EInvalid, "container %s: user %d:%d is outside the container's %d ids", spec.ID, spec.User.UID, spec.User.GID, idBlockSize)
 	}
 	if spec.Dir != "" && !filepath.IsAbs(spec.Dir) {
 		return pando.Errorf(pando.EInvalid, "container %s: working directory %q is not absolute", spec.ID, spec.Dir)

@@ -521,6 +521,9 @@ func TestRun_rejectsBadSpecs(t *testing.T) {
 		{ID: "badenv", Args: []string{"true"}, Env: []string{"NOEQUALS"}},
 		{ID: "relmount", Args: []string{"true"}, Mounts: []container.Mount{{Source: "x", Destination: "/x"}}},
 		{ID: "rootfs", Args: []string{"true"}, RootFS: "/a,upperdir=/b"},
+		{ID: "layer", Args: []string{"true"}, Layers: []string{"/a", "/b:/c"}},
+		{ID: "both", Args: []string{"true"}, RootFS: "/a", Layers: []string{"/b"}},
+		{ID: "bigid", Args: []string{"true"}, User: &container.User{UID: idBlockSize}},
 	} {
 		if _, err := b.Run(ctx, spec); pando.ErrorKindOf(err) != pando.EInvalid {
 			t.Errorf("Run(%q): %v, want invalid", spec.ID, err)

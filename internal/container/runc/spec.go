@@ -35,6 +35,9 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 	cwd := spec.Dir
 	if cwd == "" {
 		cwd = "/home/vcap"
+		if d.image {
+			cwd = "/"
+		}
 	}
 
 	mounts := []specs.Mount{
@@ -49,11 +52,16 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 	for _, m := range stack {
 		mounts = append(mounts, bind(m.source, m.dest, true))
 	}
-	for _, name := range []string{"passwd", "group", "hosts", "resolv.conf"} {
+	for _, name := range etcFiles {
+		if d.image && (name == "passwd" || name == "group") {
+			continue // the image's own
+		}
 		mounts = append(mounts, bind(d.path("etc", name), "/etc/"+name, true))
 	}
+	if !d.image {
+		mounts = append(mounts, bind(d.writable("home"), "/home/vcap", false))
+	}
 	mounts = append(mounts,
-		bind(d.writable("home"), "/home/vcap", false),
 		bind(d.writable("tmp"), "/tmp", false),
 		bind(b.lifecycle, LifecyclePath, true),
 	)
@@ -87,11 +95,7 @@ func (b *Backend) ociSpec(spec container.Spec, d bundle, stack []stackMount, uid
 			Env:             env,
 			Cwd:             cwd,
 			NoNewPrivileges: true,
-			// Non-root: no capabilities in any set.
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding: []string{}, Effective: []string{}, Permitted: []string{},
-				Inheritable: []string{}, Ambient: []string{},
-			},
+			Capabilities:    capabilities(d.image, uid),
 		},
 		Hostname: hostname(spec.ID),
 		Mounts:   mounts,
@@ -127,4 +131,30 @@ func bind(src, dst string, ro bool) specs.Mount {
 		opts = append(opts, "rw")
 	}
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts}
+}
+
+// imageRootCaps are what an image's root gets: Docker's default set, each
+// confined to the container's own user namespace (its files, its network
+// namespace), so images that start as root and drop to a user (chown,
+// setuid, binding port 80) work. They give nothing on the host.
+var imageRootCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// capabilities: none for buildpack containers (they never run as root);
+// an image process running as root gets imageRootCaps, any other image
+// user none (with no_new_privs it cannot gain them).
+func capabilities(image bool, uid uint32) *specs.LinuxCapabilities {
+	none := func() []string { return []string{} }
+	c := &specs.LinuxCapabilities{Bounding: none(), Effective: none(), Permitted: none(), Inheritable: none(), Ambient: none()}
+	if image {
+		c.Bounding = append([]string(nil), imageRootCaps...)
+		if uid == 0 {
+			c.Effective = append([]string(nil), imageRootCaps...)
+			c.Permitted = append([]string(nil), imageRootCaps...)
+		}
+	}
+	return c
 }
