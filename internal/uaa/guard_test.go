@@ -261,3 +261,37 @@ func TestPasswordGrant_behindATrustedProxyCountsTheRealClient(t *testing.T) {
 		t.Fatalf("an untrusted peer's X-Forwarded-For was believed: %d", code)
 	}
 }
+
+// TestPasswordGrant_guessingOneUserFromManyAddressesIsBounded: each address
+// stays under its own limits, but failures for one user from anywhere but
+// loopback are bounded together; the server's own machine still logs in,
+// and the bound refills with time.
+func TestPasswordGrant_guessingOneUserFromManyAddressesIsBounded(t *testing.T) {
+	f := newFixture(t)
+	bad := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"wrong"}}
+	good := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"secret"}}
+	for i := range 30 {
+		addr := "198.51.100." + strconv.Itoa(i+1) + ":4000" // one failure per address
+		if code, body := f.tokenFrom(t, addr, bad); code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d %v", i+1, code, body)
+		}
+	}
+	resp, body := f.tokenFromResp(t, "198.51.100.200:4000", good)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("31st attempt for admin from a new address: %d %v", resp.StatusCode, body)
+	}
+	if code, _ := f.tokenFrom(t, "127.0.0.1:4000", good); code != http.StatusOK {
+		t.Fatalf("the server's own machine was held back: %d", code)
+	}
+	// Other users are not affected.
+	if err := f.svc.EnsureAdmin(t.Context(), "other", "pw"); err == nil {
+		other := url.Values{"grant_type": {"password"}, "username": {"other"}, "password": {"pw"}}
+		if code, body := f.tokenFrom(t, "198.51.100.201:4000", other); code != http.StatusOK {
+			t.Fatalf("another user: %d %v", code, body)
+		}
+	}
+	f.clock.Add(10 * time.Second)
+	if code, body := f.tokenFrom(t, "198.51.100.202:4000", good); code != http.StatusOK {
+		t.Fatalf("after the bound refilled: %d %v", code, body)
+	}
+}

@@ -183,6 +183,13 @@ func (s *Service) passwordGrant(r *http.Request, username, password string) (tok
 		s.log.WarnContext(ctx, "login refused: too many attempts from this address", "user_name", username, "remote_addr", r.RemoteAddr)
 		return tokenResponse{}, &throttledError{wait, "Too many login attempts from your address; try again in %s."}
 	}
+	userKey := strings.ToLower(username)
+	if !client.loopback {
+		if full, wait := s.userFails.exhausted(userKey, now); full {
+			s.log.WarnContext(ctx, "login refused: too many failed logins for this user from elsewhere", "user_name", username, "remote_addr", r.RemoteAddr)
+			return tokenResponse{}, &throttledError{wait, "Too many failed logins for this user; try again in %s."}
+		}
+	}
 	u, err := s.users.GetUserByName(ctx, username)
 	if err != nil && !pando.IsNotFound(err) {
 		return tokenResponse{}, err
@@ -202,6 +209,9 @@ func (s *Service) passwordGrant(r *http.Request, username, password string) (tok
 	s.bcryptGate.release()
 	if cmpErr != nil || err != nil {
 		s.lockout.fail(username, client, now)
+		if !client.loopback {
+			s.userFails.allow(userKey, now)
+		}
 		s.log.InfoContext(ctx, "login failed", "user_name", username, "remote_addr", r.RemoteAddr)
 		return tokenResponse{}, &grantError{"unauthorized", msgBadCredentials}
 	}

@@ -30,6 +30,22 @@ func newRateLimiter(burst int, interval time.Duration) *rateLimiter {
 	return &rateLimiter{burst: float64(burst), interval: interval, buckets: map[string]*bucket{}}
 }
 
+// exhausted reports, without taking anything, whether key's bucket is
+// empty, and if so how long until it holds an attempt again.
+func (l *rateLimiter) exhausted(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return false, 0
+	}
+	tokens := min(l.burst, b.tokens+float64(max(now.Sub(b.last), 0))/float64(l.interval))
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration((1 - tokens) * float64(l.interval))
+}
+
 // allow takes one attempt from key's bucket. When it is empty it says how
 // long until the next attempt is allowed.
 func (l *rateLimiter) allow(key string, now time.Time) (bool, time.Duration) {

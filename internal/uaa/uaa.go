@@ -71,6 +71,14 @@ type Config struct {
 	// 429 before any password is compared.
 	LoginBurst    int
 	LoginInterval time.Duration
+	// Failed password grants per user name from addresses other than
+	// loopback, whatever the address: UserFailBurst, then one more every
+	// UserFailInterval (default 30, then one every 2 s). Past that, such
+	// attempts for the user get 429 before any password check; the
+	// server's own machine is never held back. This bounds guessing one
+	// password from many addresses.
+	UserFailBurst    int
+	UserFailInterval time.Duration
 	// Password comparisons (bcrypt) running at once, across all clients:
 	// default half the CPUs (at least 1), so logins leave the API CPU. At
 	// most BcryptQueue more wait (default 8 per slot), each at most
@@ -97,6 +105,7 @@ type Service struct {
 	now        func() time.Time
 	lockout    *lockout
 	limiter    *rateLimiter
+	userFails  *rateLimiter // failed remote logins per user name
 	bcryptGate *gate
 	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 	// dummyHash is compared against when the user does not exist, so a
@@ -132,6 +141,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.LoginBurst <= 0 {
 		cfg.LoginBurst = 10
+	}
+	if cfg.UserFailBurst <= 0 {
+		cfg.UserFailBurst = 30
+	}
+	if cfg.UserFailInterval <= 0 {
+		cfg.UserFailInterval = 2 * time.Second
 	}
 	if cfg.LoginInterval <= 0 {
 		cfg.LoginInterval = 6 * time.Second
@@ -179,6 +194,7 @@ func New(cfg Config) (*Service, error) {
 		now:        cfg.Now,
 		lockout:    newLockout(cfg.LockoutFailures, cfg.LockoutWindow, cfg.LockoutDuration),
 		limiter:    newRateLimiter(cfg.LoginBurst, cfg.LoginInterval),
+		userFails:  newRateLimiter(cfg.UserFailBurst, cfg.UserFailInterval),
 		bcryptGate: newGate(cfg.BcryptConcurrency, cfg.BcryptQueue, cfg.BcryptMaxWait),
 		dummyHash:  dummy,
 	}, nil
