@@ -381,6 +381,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("stop app containers", "err", err)
 	}
 	// Whatever is left (nothing, normally) and the server's cgroup parents.
+	backend.Close()
 	if err := backend.Cleanup(shutdownCtx); err != nil {
 		log.Warn("clean up containers", "err", err)
 	}

@@ -95,10 +95,13 @@ type Backend struct {
 	volumes      string // the volumes' image files
 	mkfs         string // mkfs.ext4; "" when missing
 
-	mu       sync.Mutex
-	live     map[string]*Container
-	retrying map[*Container]bool // containers whose Destroy failed
-	vols     map[string]*volume  // by dir
+	mu        sync.Mutex
+	live      map[string]*Container
+	retrying  map[*Container]bool // containers whose Destroy failed
+	retries   sync.WaitGroup      // their retry goroutines
+	closing   chan struct{}       // closed by Close
+	closeOnce sync.Once
+	vols      map[string]*volume // by dir
 }
 
 var _ container.Backend = (*Backend)(nil)
@@ -214,6 +217,7 @@ func New(cfg Config) (*Backend, error) {
 		mkfs:         findMkfs(),
 		live:         map[string]*Container{},
 		retrying:     map[*Container]bool{},
+		closing:      make(chan struct{}),
 		vols:         map[string]*volume{},
 	}
 	if b.startTimeout <= 0 {
@@ -342,7 +346,9 @@ func (b *Backend) retryDestroy(c *Container) {
 	}
 	b.retrying[c] = true
 	b.mu.Unlock()
+	b.retries.Add(1)
 	go func() {
+		defer b.retries.Done()
 		defer func() {
 			b.mu.Lock()
 			delete(b.retrying, c)
@@ -350,7 +356,11 @@ func (b *Backend) retryDestroy(c *Container) {
 		}()
 		delay := time.Second
 		for attempt := 1; ; attempt++ {
-			time.Sleep(delay) // back-off between attempts, not a wait for state
+			select {
+			case <-b.closing: // Close: Cleanup takes over
+				return
+			case <-time.After(delay):
+			}
 			delay = min(2*delay, time.Minute)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := c.destroyOnce(ctx)
@@ -362,6 +372,13 @@ func (b *Backend) retryDestroy(c *Container) {
 			b.log.Warn("destroy container: will retry", "container_id", c.id, "attempt", attempt, "error", err)
 		}
 	}()
+}
+
+// Close stops the background retries of failed Destroys and waits for
+// them; call Cleanup afterwards to remove what they left.
+func (b *Backend) Close() {
+	b.closeOnce.Do(func() { close(b.closing) })
+	b.retries.Wait()
 }
 
 func (b *Backend) forget(id string, c *Container) {
