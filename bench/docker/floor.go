@@ -15,30 +15,34 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // floor is what any pull of ref must at least do, timed: fetch the
 // manifest and config, then every layer blob in parallel over HTTP from
 // the same registry (go-containerregistry verifies each digest as it
 // reads), gunzip and untar it into a fresh directory under dir.
-func floor(ctx context.Context, reg *benchRegistry, ref, dir string) (time.Duration, error) {
+// It also returns how long one syncfs(2) of the result then takes: the
+// cell syncs each layer before committing it to its cache, which the floor
+// itself does not count.
+func floor(ctx context.Context, reg *benchRegistry, ref, dir string) (took, sync time.Duration, err error) {
 	out, err := os.MkdirTemp(dir, "floor-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(out)
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	start := time.Now()
 	img, err := remote.Image(r, remote.WithAuth(reg.auth()), remote.WithContext(ctx))
 	if err != nil {
-		return 0, fmt.Errorf("floor: fetch %s: %w", ref, err)
+		return 0, 0, fmt.Errorf("floor: fetch %s: %w", ref, err)
 	}
 	ls, err := img.Layers()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, l := range ls {
@@ -64,9 +68,19 @@ func floor(ctx context.Context, reg *benchRegistry, ref, dir string) (time.Durat
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return 0, fmt.Errorf("floor: pull: %w", err)
+		return 0, 0, fmt.Errorf("floor: pull: %w", err)
 	}
-	return time.Since(start), nil
+	took = time.Since(start)
+	fd, err := unix.Open(out, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, fmt.Errorf("floor: %w", err)
+	}
+	defer unix.Close(fd)
+	start = time.Now()
+	if err := unix.Syncfs(fd); err != nil {
+		return 0, 0, fmt.Errorf("floor: syncfs: %w", err)
+	}
+	return took, time.Since(start), nil
 }
 
 // untar writes the directories and regular files of a trusted layer (the

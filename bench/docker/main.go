@@ -70,6 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // round is one round's measurements.
 type round struct {
 	cold, floor, warm, warmCLI time.Duration
+	floorSync                  time.Duration
 	steps                      []step // nil: no breakdown
 }
 

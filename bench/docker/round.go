@@ -79,7 +79,7 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	}
 	rd.steps = m.breakdown(start, firstOK)
 
-	if rd.floor, err = floor(ctx, reg, ref, rdir); err != nil {
+	if rd.floor, rd.floorSync, err = floor(ctx, reg, ref, rdir); err != nil {
 		return rd, err
 	}
 
@@ -176,6 +176,7 @@ func report(w io.Writer, rs []round) {
 	fmt.Fprintf(tw, "cold: push to first 200 (empty layer cache)\t%s\t\t\n", ms(cold))
 	fmt.Fprintf(tw, "floor: fetch + verify + gunzip + untar the same blobs\t%s\t\t\n", ms(fl))
 	fmt.Fprintf(tw, "cold / floor\t%.2fx\t<= 1.5x\t\n", float64(cold)/float64(fl))
+	fmt.Fprintf(tw, "one syncfs after the floor's untar (the cell syncs each layer)\t%s\t\t\n", ms(med(func(r round) time.Duration { return r.floorSync })))
 	fmt.Fprintf(tw, "warm: scale -i 2 to the second instance RUNNING\t%s\t< 500 ms\t\n", ms(warm))
 	fmt.Fprintf(tw, "warm: `pando scale` command returned\t%s\t\t\n", ms(warmCLI))
 	tw.Flush()
