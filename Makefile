@@ -10,7 +10,7 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short deps test-deps vet lint bench bench-router stack clean
+.PHONY: all build run test test-short deps test-deps vet lint bench bench-router bench-docker stack clean
 
 all: build
 
@@ -53,6 +53,10 @@ bench: deps build
 bench-router: deps build
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || $(SUDO) apt-get install -y -qq wrk nginx-light
 	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/router
+
+## bench-docker: cold start of a ~50 MB image against pulling it by hand, and a warm scale-up
+bench-docker: test-deps build
+	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/docker
 
 ## stack: a Debian bookworm root filesystem for apps (use: pando server --stack bookworm=$(STACK_DIR))
 stack:
