@@ -1,23 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
-	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pandoplatform/pando/internal/registry/registrytest"
 )
 
 // benchRegistry is a registry on loopback: Debian's docker-registry with
@@ -47,67 +43,11 @@ func startRegistry(ctx context.Context, dir string) (*benchRegistry, error) {
 		return nil, err
 	}
 	pass := hex.EncodeToString(secret)
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	addr, stop, err := registrytest.StartDistribution(ctx, bin, dir, "bench", pass)
 	if err != nil {
 		return nil, err
 	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte("bench:"+string(hash)+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	config := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: %s
-  secret: %s
-auth:
-  htpasswd:
-    realm: pando-bench
-    path: %s
-`, filepath.Join(dir, "registry-data"), addr, pass, htpasswd)
-	cfgPath := filepath.Join(dir, "registry.yml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, "serve", cfgPath)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start docker-registry: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	stop := func() { _ = cmd.Process.Kill(); <-exited }
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized {
-				return &benchRegistry{host: addr, user: "bench", pass: pass, kind: "docker-registry (distribution, htpasswd)", stop: stop}, nil
-			}
-		}
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("docker-registry on %s exited: %s", addr, out.String())
-		default:
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return nil, fmt.Errorf("docker-registry not answering on %s: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the registry, with a deadline
-	}
+	return &benchRegistry{host: addr, user: "bench", pass: pass, kind: "docker-registry (distribution, htpasswd)", stop: stop}, nil
 }
 
 func startInProcess() (*benchRegistry, error) {

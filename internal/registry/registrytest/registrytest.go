@@ -6,6 +6,7 @@ package registrytest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -74,33 +75,45 @@ func Distribution(t testing.TB, user, pass string) string {
 	if err != nil {
 		testenv.Missing(t, "docker-registry is not installed (apt-get install docker-registry)")
 	}
-	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	addr, stop, err := StartDistribution(context.Background(), bin, t.TempDir(), user, pass)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stop)
+	return addr
+}
+
+// StartDistribution starts the docker-registry binary bin on a free
+// loopback port, storing under dir, with htpasswd auth for user:pass, and
+// waits until it answers. stop kills it. Tests use Distribution; benchmarks
+// call this directly.
+func StartDistribution(ctx context.Context, bin, dir, user, pass string) (addr string, stop func(), err error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
+	if err != nil {
+		return "", nil, err
+	}
 	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	// The port is picked by listening and closing: another process may
 	// take it before the registry binds, so try a few.
 	for attempt := 0; ; attempt++ {
-		addr, out, ok := tryDistribution(t, bin, dir)
-		if ok {
-			return addr
+		addr, stop, out, err := tryDistribution(ctx, bin, dir)
+		if err == nil {
+			return addr, stop, nil
 		}
 		if attempt == 2 || !strings.Contains(out, "address already in use") {
-			t.Fatalf("docker-registry on %s did not start:\n%s", addr, out)
+			return "", nil, fmt.Errorf("docker-registry on %s did not start: %w\n%s", addr, err, out)
 		}
 	}
 }
 
-func tryDistribution(t testing.TB, bin, dir string) (string, string, bool) {
+func tryDistribution(ctx context.Context, bin, dir string) (addr string, stop func(), out string, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, "", err
 	}
-	addr := ln.Addr().String()
+	addr = ln.Addr().String()
 	ln.Close()
 	config := fmt.Sprintf(`version: 0.1
 log:
@@ -119,39 +132,38 @@ auth:
     path: %s
 `, filepath.Join(dir, "data"), addr, filepath.Join(dir, "htpasswd"))
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
+		return addr, nil, "", err
 	}
-	var out bytes.Buffer
+	var buf bytes.Buffer
 	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return addr, nil, "", err
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop = func() {
+		_ = cmd.Process.Kill()
 		<-exited
-	})
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusUnauthorized {
-				return addr, "", true
+				return addr, stop, "", nil
 			}
 		}
 		select {
 		case <-exited:
-			return addr, out.String(), false
+			return addr, nil, buf.String(), fmt.Errorf("exited")
 		default:
 		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("docker-registry not answering on %s: %v\n%s", addr, err, out.String())
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stop()
+			return addr, nil, buf.String(), fmt.Errorf("not answering: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling for the registry, with a deadline
 	}
 }
