@@ -59,12 +59,3 @@ func startInProcess() (*benchRegistry, error) {
 	go func() { _ = srv.Serve(ln) }()
 	return &benchRegistry{host: ln.Addr().String(), kind: "go-containerregistry in-process (docker-registry not installed)", stop: func() { _ = srv.Close() }}, nil
 }
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}

@@ -30,7 +30,7 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	if err != nil {
 		return rd, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	app := fmt.Sprintf("dockerbench%d", i+1)
 	args := []string{"push", app, "--docker-image", ref}
 	var env []string
@@ -42,7 +42,7 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	start := time.Now()
 	pushDone := make(chan error, 1)
 	go func() {
-		out, err := srv.cli(ctx, env, args...)
+		out, err := srv.CLI(ctx, env, args...)
 		if err != nil {
 			err = fmt.Errorf("pando push: %w\n%s", err, out)
 		}
@@ -73,7 +73,7 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 		}
 	}
 
-	m, err := readMarks(srv.logPath)
+	m, err := readMarks(srv.LogPath)
 	if err != nil {
 		return rd, err
 	}
@@ -83,11 +83,11 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 		return rd, err
 	}
 
-	tok, err := srv.token(ctx)
+	tok, err := srv.Token(ctx)
 	if err != nil {
 		return rd, err
 	}
-	guid, err := srv.appGUID(ctx, tok, app)
+	guid, err := srv.AppGUID(ctx, tok, app)
 	if err != nil {
 		return rd, err
 	}
@@ -98,7 +98,7 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	}
 	scaleDone := make(chan scaled, 1)
 	go func() {
-		out, err := srv.cli(ctx, nil, "scale", app, "-i", "2")
+		out, err := srv.CLI(ctx, nil, "scale", app, "-i", "2")
 		if err != nil {
 			err = fmt.Errorf("pando scale: %w\n%s", err, out)
 		}

@@ -15,7 +15,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +31,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pandoplatform/pando/bench/internal/pandoserver"
 )
 
 func main() {
@@ -122,7 +123,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	fmt.Fprintln(stderr, "pushing the app ...")
 	hostPort, err := srv.pushApp(ctx, dir)
 	if err != nil {
@@ -137,7 +138,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	targets := []target{
 		{"direct", "http://" + hostPort + "/", ""},
 		{"nginx", "http://" + nginxAddr + "/", "bench.localhost"},
-		{"router", "http://" + srv.routerAddr + "/", "bench.localhost"},
+		{"router", "http://" + srv.RouterAddr + "/", "bench.localhost"},
 	}
 	if cfg.only != nil {
 		var kept []target
@@ -271,85 +272,15 @@ func parseWrk(out string) (result, error) {
 
 // server is the pando server under test.
 type server struct {
-	bin                 string
-	dataDir, home       string
-	apiAddr, routerAddr string
-	cmd                 *exec.Cmd
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	*pandoserver.Server
 }
 
 func startServer(ctx context.Context, bin, dir string) (*server, error) {
-	s := &server{bin: bin, dataDir: filepath.Join(dir, "data"), home: filepath.Join(dir, "cli")}
-	var err error
-	if s.apiAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
-	if s.routerAddr, err = freeAddr(); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	s, err := pandoserver.Start(ctx, bin, dir, "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	s.cmd = exec.Command(bin, "server", "--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr, "--log-level", "warn")
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s server: %w", bin, err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + s.apiAddr + "/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			s.stop()
-			return nil, fmt.Errorf("server did not come up: %v (log in %s)", err, logf.Name())
-		}
-		time.Sleep(50 * time.Millisecond) // polling for the server, with a deadline
-	}
-	pw, err := os.ReadFile(filepath.Join(s.dataDir, "admin-password"))
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
-	if out, err := s.cli(ctx, "login", "-a", "http://"+s.apiAddr, "-u", "admin", "-p", strings.TrimSpace(string(pw))); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("log in: %w: %s", err, out)
-	}
-	return s, nil
-}
-
-func (s *server) cli(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, s.bin, args...)
-	cmd.Env = append(os.Environ(), "PANDO_HOME="+s.home, "PANDO_DATA_DIR="+s.dataDir, "NO_COLOR=1")
-	return cmd.CombinedOutput()
-}
-
-func (s *server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
+	return &server{s}, nil
 }
 
 const appSource = `package main
@@ -394,7 +325,7 @@ func (s *server) pushApp(ctx context.Context, dir string) (string, error) {
 	if b, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build the app: %w: %s", err, b)
 	}
-	if b, err := s.cli(ctx, "push", "bench", "-p", out, "-b", "binary_buildpack", "-c", "./server", "-m", "512M"); err != nil {
+	if b, err := s.CLI(ctx, nil, "push", "bench", "-p", out, "-b", "binary_buildpack", "-c", "./server", "-m", "512M"); err != nil {
 		return "", fmt.Errorf("push: %w: %s", err, b)
 	}
 	return s.hostPortFromStats(ctx)
@@ -402,7 +333,7 @@ func (s *server) pushApp(ctx context.Context, dir string) (string, error) {
 
 // hostPortFromStats reads the instance's host address from the API.
 func (s *server) hostPortFromStats(ctx context.Context) (string, error) {
-	tok, err := s.token(ctx)
+	tok, err := s.Token(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -411,7 +342,7 @@ func (s *server) hostPortFromStats(ctx context.Context) (string, error) {
 			GUID string `json:"guid"`
 		} `json:"resources"`
 	}
-	if err := s.getJSON(ctx, tok, "/v3/apps?names=bench", &apps); err != nil || len(apps.Resources) != 1 {
+	if err := s.GetJSON(ctx, tok, "/v3/apps?names=bench", &apps); err != nil || len(apps.Resources) != 1 {
 		return "", fmt.Errorf("find the app: %v", err)
 	}
 	var stats struct {
@@ -422,7 +353,7 @@ func (s *server) hostPortFromStats(ctx context.Context) (string, error) {
 			} `json:"instance_ports"`
 		} `json:"resources"`
 	}
-	if err := s.getJSON(ctx, tok, "/v3/apps/"+apps.Resources[0].GUID+"/processes/web/stats", &stats); err != nil {
+	if err := s.GetJSON(ctx, tok, "/v3/apps/"+apps.Resources[0].GUID+"/processes/web/stats", &stats); err != nil {
 		return "", err
 	}
 	if len(stats.Resources) == 0 || len(stats.Resources[0].Ports) == 0 {
@@ -432,54 +363,11 @@ func (s *server) hostPortFromStats(ctx context.Context) (string, error) {
 	return net.JoinHostPort(r.Host, strconv.Itoa(r.Ports[0].External)), nil
 }
 
-func (s *server) token(ctx context.Context) (string, error) {
-	pw, err := os.ReadFile(filepath.Join(s.dataDir, "admin-password"))
-	if err != nil {
-		return "", err
-	}
-	form := "grant_type=password&username=admin&password=" + strings.TrimSpace(string(pw))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.apiAddr+"/oauth/token", strings.NewReader(form))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("cf", "")
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := doJSON(req, &tok); err != nil {
-		return "", fmt.Errorf("token: %w", err)
-	}
-	return tok.AccessToken, nil
-}
-
-func (s *server) getJSON(ctx context.Context, token, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.apiAddr+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "bearer "+token)
-	return doJSON(req, v)
-}
-
-func doJSON(req *http.Request, v any) error {
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, body)
-	}
-	return json.Unmarshal(body, v)
-}
-
 // startNginx runs nginx in the foreground with a config of its own that
 // proxies every request to upstream with keep-alive connections, as one
 // would put it in front of an app.
 func startNginx(ctx context.Context, dir, upstream string) (string, func(), error) {
-	addr, err := freeAddr()
+	addr, err := pandoserver.FreeAddr()
 	if err != nil {
 		return "", nil, err
 	}
