@@ -27,6 +27,16 @@ func serve(t testing.TB, r *Router) string {
 	return ln.Addr().String()
 }
 
+// routed serves a router with cfg on loopback, host routed to the one
+// backend at addr, and returns the router's address.
+func routed(t testing.TB, cfg Config, host, addr string) string {
+	t.Helper()
+	r := New(cfg)
+	r.SetRoutes("proc", "app", []string{host})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: addr}})
+	return serve(t, r)
+}
+
 // rawGet sends a GET on c and reads the answer.
 func rawGet(t *testing.T, c net.Conn, br *bufio.Reader, host string) (*http.Response, string) {
 	t.Helper()
@@ -43,10 +53,7 @@ func rawGet(t *testing.T, c net.Conn, br *bufio.Reader, host string) (*http.Resp
 
 func TestRouter_connectionsPastThePerClientCapGet503(t *testing.T) {
 	a := newBackend(t, "a")
-	r := New(Config{MaxConns: 100, MaxConnsPerClient: 3})
-	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
-	addr := serve(t, r)
+	addr := routed(t, Config{MaxConns: 100, MaxConnsPerClient: 3}, "myapp.localhost", a.addr())
 
 	var held []net.Conn
 	for range 3 {
@@ -100,10 +107,7 @@ func TestRouter_requestsPastThePerAppCapGet503(t *testing.T) {
 		<-release
 		io.WriteString(w, "slow")
 	}))
-	r := New(Config{MaxRequestsPerApp: 2})
-	r.SetRoutes("proc", "app", []string{"slow.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: slow}})
-	addr := serve(t, r)
+	addr := routed(t, Config{MaxRequestsPerApp: 2}, "slow.localhost", slow)
 
 	results := make(chan int, 2)
 	for range 2 {
@@ -155,10 +159,7 @@ func newHandlerBackend(t testing.TB, h http.Handler) string {
 
 func TestRouter_stalledRequestBodyIsCutOff(t *testing.T) {
 	a := newBackend(t, "a")
-	r := New(Config{BodyTimeout: 200 * time.Millisecond})
-	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
-	addr := serve(t, r)
+	addr := routed(t, Config{BodyTimeout: 200 * time.Millisecond}, "myapp.localhost", a.addr())
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -211,10 +212,7 @@ func TestRouter_websocketAfterKeepAliveRequestAndIdleTimeout(t *testing.T) {
 			}()
 		}
 	}()
-	r := New(Config{WriteTimeout: 100 * time.Millisecond, TunnelIdleTimeout: 600 * time.Millisecond})
-	r.SetRoutes("proc", "app", []string{"ws.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: ln.Addr().String()}})
-	addr := serve(t, r)
+	addr := routed(t, Config{WriteTimeout: 100 * time.Millisecond, TunnelIdleTimeout: 600 * time.Millisecond}, "ws.localhost", ln.Addr().String())
 
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -290,10 +288,7 @@ func TestRouter_reusesBackendConnectionsAndSurvivesTheirClose(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	r := New(Config{})
-	r.SetRoutes("proc", "app", []string{"ka.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: ln.Addr().String()}})
-	addr := serve(t, r)
+	addr := routed(t, Config{}, "ka.localhost", ln.Addr().String())
 	client := &http.Client{}
 	send := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))

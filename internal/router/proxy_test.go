@@ -18,10 +18,7 @@ func TestRouter_streamsAnswersWithoutLengthAtOnce(t *testing.T) {
 		<-next // the second event only once the first has arrived
 		io.WriteString(w, "data: two\n\n")
 	}))
-	r := New(Config{})
-	r.SetRoutes("proc", "app", []string{"sse.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: backend}})
-	addr := serve(t, r)
+	addr := routed(t, Config{}, "sse.localhost", backend)
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	req.Host = "sse.localhost"
 	resp, err := http.DefaultClient.Do(req)
@@ -59,10 +56,7 @@ func TestRouter_dropsHopByHopHeadersBothWays(t *testing.T) {
 		io.WriteString(w, "body")
 		w.Header().Set("X-Checksum", "abc")
 	}))
-	r := New(Config{})
-	r.SetRoutes("proc", "app", []string{"hop.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: backend}})
-	addr := serve(t, r)
+	addr := routed(t, Config{}, "hop.localhost", backend)
 	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
 	req.Host = "hop.localhost"
 	req.Header.Set("Connection", "X-Hop")
@@ -102,10 +96,7 @@ func TestRouter_headAndEmptyAnswersKeepTheirHeaders(t *testing.T) {
 		}
 		io.WriteString(w, strings.Repeat("x", 1234))
 	}))
-	r := New(Config{})
-	r.SetRoutes("proc", "app", []string{"head.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: backend}})
-	addr := serve(t, r)
+	addr := routed(t, Config{}, "head.localhost", backend)
 	req, _ := http.NewRequest("HEAD", "http://"+addr+"/", nil)
 	req.Host = "head.localhost"
 	resp, err := http.DefaultClient.Do(req)
@@ -141,10 +132,7 @@ func TestCanonicalHost(t *testing.T) {
 
 func TestRouter_forwardsBodiesOfUnknownLengthAndEmptyPosts(t *testing.T) {
 	a := newBackend(t, "a")
-	r := New(Config{})
-	r.SetRoutes("proc", "app", []string{"body.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
-	addr := serve(t, r)
+	addr := routed(t, Config{}, "body.localhost", a.addr())
 
 	pr, pw := io.Pipe()
 	go func() {
@@ -184,10 +172,7 @@ func TestRouter_forwardsBodiesOfUnknownLengthAndEmptyPosts(t *testing.T) {
 
 func TestRouter_expectContinueUploadGoesThrough(t *testing.T) {
 	a := newBackend(t, "a")
-	r := New(Config{})
-	r.SetRoutes("proc", "app", []string{"exp.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
-	addr := serve(t, r)
+	addr := routed(t, Config{}, "exp.localhost", a.addr())
 	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
 	payload := strings.Repeat("y", 2<<20)
 	req, _ := http.NewRequest("PUT", "http://"+addr+"/upload", strings.NewReader(payload))

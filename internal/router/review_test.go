@@ -140,10 +140,7 @@ func TestRouter_earlyAnswerToALargeUploadIsRelayed(t *testing.T) {
 	addr := newHandlerBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too big", http.StatusRequestEntityTooLarge)
 	}))
-	r := New(Config{})
-	r.SetRoutes("proc", "app", []string{"up.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: addr}})
-	raddr := serve(t, r)
+	raddr := routed(t, Config{}, "up.localhost", addr)
 	req, _ := http.NewRequest("POST", "http://"+raddr+"/", strings.NewReader(strings.Repeat("x", 20<<20)))
 	req.Host = "up.localhost"
 	resp, err := http.DefaultClient.Do(req)
@@ -242,10 +239,7 @@ func TestRouter_noCapInAllMeansNoCapPerClientOrApp(t *testing.T) {
 // BodyMinBytes per BodyTimeout, is cut off (slowloris).
 func TestRouter_tricklingBodyIsCutOff(t *testing.T) {
 	a := newBackend(t, "a")
-	r := New(Config{BodyTimeout: 300 * time.Millisecond, BodyMinBytes: 8})
-	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
-	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
-	addr := serve(t, r)
+	addr := routed(t, Config{BodyTimeout: 300 * time.Millisecond, BodyMinBytes: 8}, "myapp.localhost", a.addr())
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
