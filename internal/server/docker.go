@@ -27,9 +27,11 @@ func registryClient(insecure []string) (*registry.Client, error) {
 	return client, nil
 }
 
-// dockerStager is the local cell's docker stager.
-func dockerStager(client *registry.Client) func(context.Context, pando.StagingRequest, func(string)) (pando.StagingResult, error) {
-	return dockerstager.New(client).Stage
+// dockerStager is the local cell's docker stager. Given the image puller
+// as its resolver, the layer list it learns is kept for the instances, so
+// their first start does not resolve the image again.
+func dockerStager(r dockerstager.Resolver) func(context.Context, pando.StagingRequest, func(string)) (pando.StagingResult, error) {
+	return dockerstager.New(r).Stage
 }
 
 // imagePuller is the local cell's cell.ImagePuller: it resolves a pinned
@@ -86,31 +88,47 @@ func (p *imagePuller) Pull(ctx context.Context, image string, creds *pando.Image
 }
 
 func (p *imagePuller) layersOf(ctx context.Context, image string, creds *registry.Credentials) ([]layers.Layer, error) {
-	pinned := strings.Contains(image, "@sha256:")
-	sum := sha256.Sum256([]byte(image))
-	memo := filepath.Join(p.dir, hex.EncodeToString(sum[:])+".json")
-	if pinned {
-		if data, err := os.ReadFile(memo); err == nil && len(data) <= maxManifestMemo {
+	if strings.Contains(image, "@sha256:") {
+		if data, err := os.ReadFile(p.memoPath(image)); err == nil && len(data) <= maxManifestMemo {
 			var ls []layers.Layer
 			if err := json.Unmarshal(data, &ls); err == nil && len(ls) > 0 {
 				return ls, nil
 			}
 		}
 	}
-	img, err := p.reg.Resolve(ctx, image, creds)
+	img, err := p.Resolve(ctx, image, creds)
 	if err != nil {
 		return nil, err
 	}
+	return layerList(img), nil
+}
+
+// Resolve resolves through the registry and keeps the layer list of the
+// pinned image it names (staging calls it, through dockerStager).
+func (p *imagePuller) Resolve(ctx context.Context, ref string, creds *registry.Credentials) (*registry.Image, error) {
+	img, err := p.reg.Resolve(ctx, ref, creds)
+	if err != nil {
+		return nil, err
+	}
+	if ls := layerList(img); len(ls) > 0 && img.Pinned != "" {
+		if err := writeAtomic(p.memoPath(img.Pinned), ls); err != nil {
+			p.log.Warn("keep image layer list", "image", img.Pinned, "error", err)
+		}
+	}
+	return img, nil
+}
+
+func (p *imagePuller) memoPath(pinned string) string {
+	sum := sha256.Sum256([]byte(pinned))
+	return filepath.Join(p.dir, hex.EncodeToString(sum[:])+".json")
+}
+
+func layerList(img *registry.Image) []layers.Layer {
 	ls := make([]layers.Layer, len(img.Layers))
 	for k, l := range img.Layers {
 		ls[k] = layers.Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}
 	}
-	if pinned && len(ls) > 0 {
-		if err := writeAtomic(memo, ls); err != nil {
-			p.log.Warn("keep image layer list", "image", image, "error", err)
-		}
-	}
-	return ls, nil
+	return ls
 }
 
 func writeAtomic(path string, v any) error {

@@ -157,3 +157,66 @@ func mustDiffID(t *testing.T, l v1.Layer) v1.Hash {
 	}
 	return h
 }
+
+// TestImagePuller_stagingKeepsTheLayerListForTheInstances: staged through
+// the puller, an image's first instance start reads no manifest again; it
+// only fetches the layers.
+func TestImagePuller_stagingKeepsTheLayerListForTheInstances(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
+	}
+	var manifests atomic.Int64
+	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/manifests/") {
+				manifests.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	layer := static.NewLayer(tarOf(t, "srv/hello.txt", "hello\n"), types.DockerUncompressedLayer)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, layer)}}}); err != nil {
+		t.Fatal(err)
+	}
+	registrytest.Push(t, host+"/app:1", img, "", "")
+	reg, err := registryClient([]string{host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newImagePuller(reg, t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	res, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: host + "/app:1"}, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := manifests.Load()
+	_, release, err := p.Pull(context.Background(), res.Image, nil, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if n := manifests.Load() - before; n != 0 {
+		t.Errorf("the first start read %d manifests again after staging", n)
+	}
+}
+
+func tarOf(t *testing.T, name, body string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(tw, body)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -275,7 +275,7 @@ func Run(ctx context.Context, cfg Config) error {
 		LogRateCeiling: cfg.LogRateCeiling,
 		Stacks:         cellStacks,
 		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
-		DockerStager:   dockerStager(reg),
+		DockerStager:   dockerStager(images),
 		Images:         images,
 		Logger:         log.With("component", "cell"),
 	})
