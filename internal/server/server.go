@@ -317,7 +317,6 @@ func Run(ctx context.Context, cfg Config) error {
 		Blobs:               blobs,
 		Runtime:             board,
 		Stats:               cellStats{rep: rep},
-		Cells:               board,
 		Logs:                logStore,
 		Auth:                tokenAuth{auth},
 		Logger:              log.With("component", "cc"),
@@ -330,21 +329,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
 	}
-	board.SetTaskCompletionHandler(api.HandleTaskCompleted)
 	if err := api.Seed(ctx, builtinBuildpacks()); err != nil {
 		return fmt.Errorf("seed CCDB: %w", err)
 	}
 
 	// The run loops outlive the signal for a moment: the cell stops first,
-	// while the BBS still delivers what it reports (task completions).
+	// while the API still follows what it reports (task completions).
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
-	emitter := &routeEmitter{bbs: board, router: rtr, log: log.With("component", "route-emitter")}
-	events := board.Subscribe(gctx)
-	g.Go(func() error { emitter.run(gctx, events); return nil })
-	apiEvents := board.Subscribe(gctx)
-	g.Go(func() error { forwardToAPI(gctx, apiEvents, api, board.Tasks); return nil })
+	emitter := &routeEmitter{rt: board, router: rtr, log: log.With("component", "route-emitter")}
+	g.Go(func() error { emitter.run(gctx); return nil })
+	g.Go(func() error { api.FollowRuntime(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
 	if goSeed != "" {
@@ -413,48 +409,6 @@ func trimResourceCache(ctx context.Context, blobs *fsblob.Store, maxBytes int64,
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-	}
-}
-
-// forwardToAPI tells the API what the runtime did: instance changes wake
-// its long polls, CRASHED reports become audit events, and CF tasks a cell
-// started read RUNNING.
-func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API, tasks func() []pando.Task) {
-	// One event per crashed instance, even if the BBS reports it again.
-	seen := map[string]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if ev.Type == bbs.EventResync {
-				// Events were dropped: wake every waiter and catch up on
-				// tasks that started meanwhile.
-				api.NotifyAllProcesses()
-				for _, t := range tasks() {
-					if t.Kind == pando.TaskRun && t.State == pando.TaskRunning {
-						api.HandleTaskChanged(ctx, t)
-					}
-				}
-				continue
-			}
-			if ev.ProcessGUID != "" {
-				api.NotifyProcessChanged(ev.ProcessGUID)
-			}
-			if ev.Type == bbs.EventActualChanged && ev.Actual != nil && ev.Actual.State == pando.ActualCrashed && !seen[ev.Actual.InstanceGUID] {
-				if len(seen) > 10000 {
-					clear(seen)
-				}
-				seen[ev.Actual.InstanceGUID] = true
-				api.HandleInstanceCrashed(ctx, *ev.Actual)
-			}
-			if ev.Type == bbs.EventTaskChanged && ev.Task != nil && ev.Task.Kind == pando.TaskRun && ev.Task.State == pando.TaskRunning {
-				api.HandleTaskChanged(ctx, *ev.Task)
-			}
 		}
 	}
 }
