@@ -46,6 +46,15 @@ func (l *eventLog) publish(e pando.RuntimeEvent) {
 	}
 }
 
+// position says whether the log can resume after the cursor, and its
+// newest Seq.
+func (l *eventLog) position(after uint64) (newest uint64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	newest = l.next - 1
+	return newest, after != 0 && after+1 >= l.first && after <= newest
+}
+
 // read returns up to n events after the cursor and the newest Seq. ok is
 // false when the cursor is not a position in the log: events after it were
 // dropped, or it comes from another BBS. wait is closed once an event
@@ -76,6 +85,9 @@ func (b *BBS) Subscribe(ctx context.Context, after uint64) (<-chan pando.Runtime
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The stream's start is fixed now: every change after Subscribe
+	// returns is in it, or in the state read after its opening resync.
+	newest, ok := b.events.position(after)
 	out := make(chan pando.RuntimeEvent, 64)
 	b.subscribers.Add(1)
 	go func() {
@@ -89,14 +101,20 @@ func (b *BBS) Subscribe(ctx context.Context, after uint64) (<-chan pando.Runtime
 				return true
 			}
 		}
-		cursor, resync := after, after == 0
+		cursor := after
+		if !ok {
+			if !send(pando.RuntimeEvent{Seq: newest, Type: pando.EventResync}) {
+				return
+			}
+			cursor = newest
+		}
 		for {
 			evs, newest, ok, wait := b.events.read(cursor, 256)
-			if resync || !ok {
+			if !ok {
 				if !send(pando.RuntimeEvent{Seq: newest, Type: pando.EventResync}) {
 					return
 				}
-				cursor, resync = newest, false
+				cursor = newest
 				continue
 			}
 			if len(evs) == 0 {
