@@ -54,7 +54,7 @@ var _ pando.Runtime = (*Client)(nil)
 // Handler is mounted at, e.g. "http://127.0.0.1:9023").
 func NewClient(baseURL string, cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("runtime API URL %q: want http(s)://HOST[:PORT]", baseURL)
 	}
 	if cfg.HTTPClient == nil {
@@ -268,12 +268,13 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
+// url is the base URL plus an already escaped path and the query.
 func (c *Client) url(path string, q url.Values) string {
-	u := *c.base
-	u.Path = c.base.Path + path
-	u.RawPath = c.base.EscapedPath() + path
-	u.RawQuery = q.Encode()
-	return u.String()
+	s := c.base.String() + path
+	if len(q) > 0 {
+		s += "?" + q.Encode()
+	}
+	return s
 }
 
 // call makes one request: in is sent as JSON when not nil, a 2xx answer is

@@ -117,7 +117,7 @@ func TestHandler_boundsEventStreams(t *testing.T) {
 }
 
 func TestClient_refusesABadURL(t *testing.T) {
-	for _, u := range []string{"", "127.0.0.1:9023", "ftp://x", "http://"} {
+	for _, u := range []string{"", "127.0.0.1:9023", "ftp://x", "http://", "http://x/?a=b"} {
 		if _, err := runtimeapi.NewClient(u, runtimeapi.ClientConfig{}); err == nil {
 			t.Errorf("NewClient(%q) accepted", u)
 		}

@@ -26,6 +26,7 @@ func Run(t *testing.T, newRuntime NewRuntime) {
 		{"UpdateAndRetire", testUpdateAndRetire},
 		{"RemoveStopsInstances", testRemove},
 		{"UnknownGUIDsAreNotFound", testUnknownGUIDs},
+		{"GUIDsWithURLCharacters", testOddGUIDs},
 		{"BadInputKeepsItsKind", testBadInput},
 		{"EventsStartWithResyncAndResume", testEventsResume},
 		{"TaskCompletionAtLeastOnce", testTaskCompletion},
@@ -239,6 +240,41 @@ func testUnknownGUIDs(t *testing.T, rt pando.Runtime, cell *Cell) {
 	}
 	if as, err := rt.ActualLRPs(ctx, "nope"); err != nil || len(as) != 0 {
 		t.Errorf("ActualLRPs of an unknown process = %+v, %v; want none", as, err)
+	}
+}
+
+func testOddGUIDs(t *testing.T, rt pando.Runtime, cell *Cell) {
+	ctx := ctxOf(t)
+	guid := "a/b?c d%2F#"
+	if err := rt.DesireLRP(ctx, webLRP(guid, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := rt.DesiredLRP(ctx, guid); err != nil || d.ProcessGUID != guid {
+		t.Fatalf("DesiredLRP(%q) = %q, %v", guid, d.ProcessGUID, err)
+	}
+	eventually(t, "RUNNING", running(ctx, rt, guid, 1))
+	as, err := rt.ActualLRPs(ctx, guid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.RetireActualLRP(ctx, guid, as[0].InstanceGUID); err != nil {
+		t.Errorf("RetireActualLRP: %v", err)
+	}
+	if err := rt.RemoveDesiredLRP(ctx, guid); err != nil {
+		t.Errorf("RemoveDesiredLRP: %v", err)
+	}
+	task := runTask(guid)
+	if err := rt.DesireTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if tk, err := rt.Task(ctx, guid); err != nil || tk.GUID != guid {
+		t.Errorf("Task(%q) = %q, %v", guid, tk.GUID, err)
+	}
+	if err := rt.CancelTask(ctx, guid); err != nil {
+		t.Errorf("CancelTask: %v", err)
+	}
+	if err := rt.ResolveTask(ctx, guid); err != nil {
+		t.Errorf("ResolveTask: %v", err)
 	}
 }
 
