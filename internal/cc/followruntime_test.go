@@ -6,6 +6,7 @@ package cc
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -108,4 +109,69 @@ func TestFollowRuntime_recordsAndResolvesTaskCompletions(t *testing.T) {
 	frFollow(t, e.api)
 	e.frWaitTask(second, pando.AppTaskSucceeded)
 	waitResolved(second)
+}
+
+func TestFollowRuntime_recordsACrashOnce(t *testing.T) {
+	t.Parallel()
+	e, board, _ := frNew(t)
+	frFollow(t, e.api)
+	app := e.tkStagedApp("web")
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/start"), http.StatusOK)
+	process := ctStr(e.webProcess(app.GUID), "guid")
+	ctx := context.Background()
+
+	var running pando.ActualLRP
+	deadline := time.Now().Add(10 * time.Second)
+	for running.State != pando.ActualRunning {
+		as, err := board.ActualLRPs(ctx, process)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) == 1 {
+			running = as[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %+v never RUNNING", running)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	crashed := running
+	crashed.State, crashed.CrashReason = pando.ActualCrashed, "APP/PROC/WEB: Exited with status 1"
+	for range 2 { // a cell may repeat its report
+		if err := board.ActualLRPChanged(ctx, crashed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashes := func() []map[string]any {
+		var out []map[string]any
+		for _, ev := range e.list(e.get("/v3/audit_events?target_guids=" + app.GUID)) {
+			if ctStr(ev, "type") == "audit.app.process.crash" {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(crashes()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no audit.app.process.crash event")
+		}
+	}
+	// The BBS restarts it at once (first crash); the repeated report
+	// records no second event.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		as, err := board.ActualLRPs(ctx, process)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) == 1 && as[0].InstanceGUID != running.InstanceGUID && as[0].State == pando.ActualRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replacement instance: %+v", as)
+		}
+	}
+	got := crashes()
+	if len(got) != 1 || ctStr(got[0], "data.exit_description") != crashed.CrashReason || ctStr(got[0], "data.instance") != running.InstanceGUID {
+		t.Errorf("crash events %v, want one with the reason and instance", got)
+	}
 }
