@@ -25,6 +25,7 @@ type fakeCell struct {
 	tasks     []pando.Task
 	cancels   []string
 	startErr  error
+	stateErr  error
 }
 
 type startCall struct {
@@ -51,6 +52,9 @@ func (c *fakeCell) ID() string { return c.id }
 func (c *fakeCell) State(ctx context.Context) (pando.CellState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stateErr != nil {
+		return pando.CellState{}, c.stateErr
+	}
 	s := c.capacity
 	s.InstancesPerProcess = map[string]int{}
 	for _, in := range c.instances {

@@ -1,6 +1,8 @@
 package bbs
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -293,5 +295,29 @@ func TestActualLRPChanged_stopsUndesiredInstance(t *testing.T) {
 	waitFor(t, "stop of the stale instance", func() bool { return slices.Contains(c.stopCalls(), "stale-guid") })
 	if len(h.actuals("gone")) != 0 {
 		t.Error("stale report created state")
+	}
+}
+
+func TestCells_stateOfEachCell(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
+	h.bbs.RegisterCell(newFakeCell("cell-b", 2048))
+	mute := newFakeCell("cell-c", 1024)
+	mute.stateErr = errors.New("connection refused")
+	h.bbs.RegisterCell(mute)
+	if err := h.bbs.DrainCell(h.ctx, "cell-b"); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := h.bbs.Cells(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cells {
+		got = append(got, fmt.Sprintf("%s %s %d", c.ID, c.State, c.TotalMemoryMB))
+	}
+	want := []string{"cell-a healthy 4096", "cell-b draining 2048", "cell-c lost 0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("cells %v, want %v", got, want)
 	}
 }
