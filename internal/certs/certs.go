@@ -84,11 +84,14 @@ const (
 	renewBefore        = 30 * 24 * time.Hour
 )
 
-// Names are what a certificate must cover: DNS names (wildcards allowed)
-// and IP addresses.
+// Names are what a certificate covers: DNS names (wildcards allowed) and
+// IP addresses. MoreIPs go into a new certificate too, but one that lacks
+// them is still reused: the machine's addresses change (a laptop on
+// another network) and a certificate someone already trusts should not.
 type Names struct {
-	DNS []string
-	IPs []netip.Addr
+	DNS     []string
+	IPs     []netip.Addr
+	MoreIPs []netip.Addr
 }
 
 // SelfSigned returns the self-signed certificate kept in dir, or
@@ -164,8 +167,10 @@ func generate(want Names, now time.Time) (certPEM, keyPEM []byte, err error) {
 		BasicConstraintsValid: true,
 		DNSNames:              slices.Clone(want.DNS),
 	}
-	for _, ip := range want.IPs {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, ip.Unmap().AsSlice())
+	for _, ip := range append(slices.Clone(want.IPs), want.MoreIPs...) {
+		if a := ip.Unmap().AsSlice(); !slices.ContainsFunc(tmpl.IPAddresses, func(have net.IP) bool { return have.Equal(a) }) {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, a)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

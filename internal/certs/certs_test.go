@@ -20,12 +20,17 @@ var testNames = Names{
 func TestSelfSigned_generatesAnECDSACertForTheNamesWithAPrivateKey(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	c, created, err := SelfSigned(dir, testNames, now)
+	names := testNames
+	names.MoreIPs = []netip.Addr{netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("127.0.0.1")}
+	c, created, err := SelfSigned(dir, names, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !created {
 		t.Error("created = false for an empty dir")
+	}
+	if n := len(c.Leaf().IPAddresses); n != 3 {
+		t.Errorf("IP SANs %v, want 127.0.0.1, ::1 and 192.0.2.7 once each", c.Leaf().IPAddresses)
 	}
 	key, ok := c.TLS.PrivateKey.(*ecdsa.PrivateKey)
 	if !ok || key.Curve != elliptic.P256() {
@@ -40,7 +45,7 @@ func TestSelfSigned_generatesAnECDSACertForTheNamesWithAPrivateKey(t *testing.T)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(c.Leaf())
-	for _, host := range []string{"myapp.apps.test", "api.sys.test", "login.sys.test", "localhost", "127.0.0.1", "::1"} {
+	for _, host := range []string{"myapp.apps.test", "api.sys.test", "login.sys.test", "localhost", "127.0.0.1", "::1", "192.0.2.7"} {
 		if _, err := c.Leaf().Verify(x509.VerifyOptions{DNSName: host, Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 			t.Errorf("verify for %s: %v", host, err)
 		}
@@ -70,6 +75,10 @@ func TestSelfSigned_reusesTheStoredCertUntilNamesChangeOrItNearsItsEnd(t *testin
 	}
 	if created || again.Fingerprint() != first.Fingerprint() {
 		t.Fatalf("restart made a new certificate (created=%v)", created)
+	}
+	// Other machine addresses do not replace it; new required ones do.
+	if c, created, _ := SelfSigned(dir, Names{DNS: testNames.DNS, IPs: testNames.IPs, MoreIPs: []netip.Addr{netip.MustParseAddr("192.0.2.7")}}, now); created || c.Fingerprint() != first.Fingerprint() {
+		t.Error("a new machine address replaced the certificate")
 	}
 	// A subset of the names is still covered.
 	if c, created, _ := SelfSigned(dir, Names{DNS: []string{"api.sys.test"}}, now); created || c.Fingerprint() != first.Fingerprint() {
