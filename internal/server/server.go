@@ -26,6 +26,7 @@ import (
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
+	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/logs"
@@ -37,9 +38,18 @@ import (
 
 // Config is `pando server`'s configuration, built once in cmd/.
 type Config struct {
-	APIAddr        string // 127.0.0.1:9022
-	RouterAddr     string // 127.0.0.1:8080
-	Domain         string // localhost
+	APIAddr    string // 127.0.0.1:9022
+	RouterAddr string // 127.0.0.1:8080
+	// RouterTLSAddr, when set, is where the router serves HTTPS (e.g.
+	// 0.0.0.0:443) with TLSCertFile and TLSKeyFile, else with a
+	// self-signed certificate kept in the data dir.
+	RouterTLSAddr           string
+	TLSCertFile, TLSKeyFile string
+	Domain                  string // localhost
+	// SystemDomain (default Domain): the router serves the API, UAA and
+	// log-cache at api., uaa., login. and log-cache. under it, and on any
+	// Host that is an IP address.
+	SystemDomain   string
 	DataDir        string
 	DatabaseURL    string // empty: SQLite in the data dir
 	StagingTimeout time.Duration
@@ -123,6 +133,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Domain == "" {
 		cfg.Domain = "localhost"
 	}
+	if cfg.SystemDomain == "" {
+		cfg.SystemDomain = cfg.Domain
+	}
+	cfg.Domain = strings.TrimSuffix(strings.ToLower(cfg.Domain), ".")
+	cfg.SystemDomain = strings.TrimSuffix(strings.ToLower(cfg.SystemDomain), ".")
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
 	}
@@ -171,6 +186,26 @@ func Run(ctx context.Context, cfg Config) error {
 	defer routerLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
 	routerURL := "http://" + routerLn.Addr().String()
+	var (
+		routerTLSLn       net.Listener
+		routerCertificate *certs.Cert
+		selfSigned        bool
+	)
+	if cfg.RouterTLSAddr != "" {
+		if routerTLSLn, err = net.Listen("tcp", cfg.RouterTLSAddr); err != nil {
+			return fmt.Errorf("listen on router HTTPS address %s: %w (use --router-tls-addr)", cfg.RouterTLSAddr, err)
+		}
+		defer routerTLSLn.Close()
+		var listenIP netip.Addr
+		if ta, ok := routerTLSLn.Addr().(*net.TCPAddr); ok {
+			listenIP, _ = netip.AddrFromSlice(ta.IP)
+		}
+		if routerCertificate, selfSigned, err = routerCert(cfg, listenIP, log); err != nil {
+			return err
+		}
+	} else if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		return errors.New("--tls-cert and --tls-key are for the router's HTTPS: give --router-tls-addr too")
+	}
 
 	dsn := cfg.DatabaseURL
 	if dsn == "" {
@@ -288,6 +323,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// network namespaces (one fd per backend connection); other addresses
 	// are dialed as usual.
 	var dialer net.Dialer
+	// The API is also served on the router's system hosts; it is made
+	// after the router, before either serves.
+	var systemAPI http.Handler
 	rtr := router.New(router.Config{
 		Logger:  log.With("component", "router"),
 		LogSink: logStore,
@@ -301,6 +339,9 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxConnsPerClient: cfg.RouterMaxConnsPerClient,
 		MaxRequestsPerApp: cfg.RouterMaxRequestsPerApp,
 		TrustedProxies:    cfg.TrustedProxies,
+		System: &router.SystemRoutes{Domain: cfg.SystemDomain, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			systemAPI.ServeHTTP(w, r)
+		})},
 	})
 
 	api, err := cc.New(cc.Config{
@@ -330,6 +371,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
 	}
+	systemAPI = apiHandler(systemHandler(api, cfg.SystemDomain), cfg.APITimeouts)
 	board.SetTaskCompletionHandler(api.HandleTaskCompleted)
 	if err := api.Seed(ctx, builtinBuildpacks()); err != nil {
 		return fmt.Errorf("seed CCDB: %w", err)
@@ -365,8 +407,18 @@ func Run(ctx context.Context, cfg Config) error {
 	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
+	routerHTTPS := ""
+	if routerTLSLn != nil {
+		routerHTTPS = "https://" + routerTLSLn.Addr().String()
+		if cfg.Stdout != nil {
+			fmt.Fprint(cfg.Stdout, certNotice(routerHTTPS, routerCertificate, selfSigned))
+		}
+		tlsCfg := certs.ServerConfig(routerCertificate)
+		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLSLn, tlsCfg)) })
+	}
 
-	log.Info("pando server started", "api", apiURL, "router", routerURL, "domain", cfg.Domain, "data_dir", cfg.DataDir)
+	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS,
+		"domain", cfg.Domain, "system_domain", cfg.SystemDomain, "data_dir", cfg.DataDir)
 	if cfg.Ready != nil {
 		cfg.Ready(apiLn.Addr().String(), routerLn.Addr().String())
 	}

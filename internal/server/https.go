@@ -1,0 +1,121 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pandoplatform/pando/internal/cc"
+	"github.com/pandoplatform/pando/internal/certs"
+	"github.com/pandoplatform/pando/internal/router"
+)
+
+// routerCert is the router's HTTPS certificate: the operator's files, else
+// the self-signed one kept in the data dir, made for the app domain's
+// wildcard, the system hosts, localhost, loopback, the listen address and
+// the machine's addresses.
+func routerCert(cfg Config, listenIP netip.Addr, log *slog.Logger) (c *certs.Cert, selfSigned bool, err error) {
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+		c, err := certs.Load(cfg.TLSCertFile, cfg.TLSKeyFile)
+		return c, false, err
+	}
+	want := certs.Names{DNS: []string{"*." + cfg.Domain}}
+	for _, l := range router.SystemHostLabels {
+		want.DNS = append(want.DNS, l+"."+cfg.SystemDomain)
+	}
+	want.DNS = append(want.DNS, "localhost")
+	want.IPs = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
+	if listenIP.IsValid() && !listenIP.IsUnspecified() {
+		want.IPs = append(want.IPs, listenIP.Unmap())
+	}
+	want.MoreIPs = machineIPs(log)
+	c, created, err := certs.SelfSigned(cfg.DataDir, want, time.Now())
+	if err != nil {
+		return nil, true, err
+	}
+	if created {
+		log.Info("made a self-signed certificate for the router's HTTPS", "cert", c.CertFile, "names", c.Leaf().DNSNames)
+	}
+	return c, true, nil
+}
+
+// machineIPs are the machine's unicast addresses, link-local ones aside.
+func machineIPs(log *slog.Logger) []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		log.Warn("list the machine's addresses for the router certificate", "err", err)
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
+			continue
+		}
+		out = append(out, ip.Unmap())
+	}
+	return out
+}
+
+// certNotice is what `pando server` prints about the router's HTTPS.
+func certNotice(url string, c *certs.Cert, selfSigned bool) string {
+	kind := "certificate"
+	if selfSigned {
+		kind = "self-signed certificate"
+	}
+	return fmt.Sprintf("Router HTTPS: %s\n  %s %s (expires %s)\n  SHA-256 fingerprint %s\n",
+		url, kind, c.CertFile, c.Leaf().NotAfter.UTC().Format(time.DateOnly), c.Fingerprint())
+}
+
+// systemHandler is the API as the router serves it on the system hosts:
+// its links follow the scheme (X-Forwarded-Proto, which the router sets)
+// and host the client used.
+func systemHandler(api http.Handler, systemDomain string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := externalURLs(r.Header.Get("X-Forwarded-Proto"), r.Host, systemDomain)
+		api.ServeHTTP(w, r.WithContext(cc.WithExternalURLs(r.Context(), u)))
+	})
+}
+
+// externalURLs are the API's URLs for a client that reached the router at
+// proto://hostport: on an IP address everything is there; on a system
+// host, the API, login, UAA and log-cache each have theirs, as on CF.
+func externalURLs(proto, hostport, systemDomain string) cc.ExternalURLs {
+	if proto != "https" {
+		proto = "http"
+	}
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 ||
+		(proto == "https" && n == 443) || (proto == "http" && n == 80) {
+		port = ""
+	}
+	at := func(h string) string {
+		if port != "" {
+			return proto + "://" + net.JoinHostPort(h, port)
+		}
+		if strings.Contains(h, ":") {
+			h = "[" + h + "]"
+		}
+		return proto + "://" + h
+	}
+	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		base := at(ip.String())
+		return cc.ExternalURLs{API: base, Login: base, UAA: base, LogCache: base}
+	}
+	return cc.ExternalURLs{
+		API: at("api." + systemDomain), Login: at("login." + systemDomain),
+		UAA: at("uaa." + systemDomain), LogCache: at("log-cache." + systemDomain),
+	}
+}
