@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -144,5 +145,31 @@ func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T)
 	s.cliEnv = []string{"SSL_CERT_FILE=/dev/null"}
 	if r := s.pando(t, "apps"); r.code == 0 || !strings.Contains(r.out(), "certificate") {
 		t.Errorf("an untrusted certificate was accepted or not named:\n%s", r)
+	}
+
+	// The real cf CLI, where installed: cf api https://IP:PORT.
+	cf, err := exec.LookPath("cf")
+	if err != nil {
+		t.Log("no cf CLI on PATH: its part is not run")
+		return
+	}
+	cfHome := t.TempDir()
+	runCF := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cf, args...)
+		cmd.Env = append(baseEnv(), "CF_HOME="+cfHome, "CF_COLOR=false")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cf %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	runCF("api", "https://"+tlsAddr, "--skip-ssl-validation")
+	runCF("auth", "admin", s.password)
+	runCF("target", "-o", "pando", "-s", "dev")
+	if out := runCF("apps"); !strings.Contains(out, "tls-site") {
+		t.Errorf("cf apps over HTTPS does not list tls-site:\n%s", out)
 	}
 }
