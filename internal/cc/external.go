@@ -14,6 +14,9 @@ import (
 // document's, pagination, job Locations) must work from where it is.
 type ExternalURLs struct {
 	API, Login, UAA, LogCache string
+	// Router is the router as the client reached it: apps are at the same
+	// scheme and port (links.pando_router).
+	Router string
 }
 
 type externalKey struct{}

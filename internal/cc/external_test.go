@@ -22,6 +22,7 @@ func (e *ptEnv) viaRouter(u ExternalURLs, method, path, body string) *httptest.R
 var routerURLs = ExternalURLs{
 	API: "https://api.sys.test:8443", Login: "https://login.sys.test:8443",
 	UAA: "https://uaa.sys.test:8443", LogCache: "https://log-cache.sys.test:8443",
+	Router: "https://api.sys.test:8443",
 }
 
 func TestRoot_throughTheRouterAdvertisesTheSystemHosts(t *testing.T) {
@@ -29,6 +30,7 @@ func TestRoot_throughTheRouterAdvertisesTheSystemHosts(t *testing.T) {
 	links := e.ok(e.viaRouter(routerURLs, "GET", "/", ""), http.StatusOK)["links"].(map[string]any)
 	for k, want := range map[string]string{
 		"self": routerURLs.API, "login": routerURLs.Login, "uaa": routerURLs.UAA, "log_cache": routerURLs.LogCache,
+		"pando_router": routerURLs.Router,
 	} {
 		if got := links[k].(map[string]any)["href"]; got != want {
 			t.Errorf("links.%s = %v, want %s", k, got, want)

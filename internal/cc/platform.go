@@ -45,6 +45,9 @@ func (a *API) getRoot(w http.ResponseWriter, r *http.Request) error {
 		base := a.cfg.BaseURL
 		u = ExternalURLs{API: base, Login: base, UAA: base, LogCache: base}
 	}
+	if u.Router == "" {
+		u.Router = a.cfg.RouterURL
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"links": map[string]any{
 			"self":                link(u.API),
@@ -63,7 +66,7 @@ func (a *API) getRoot(w http.ResponseWriter, r *http.Request) error {
 			"routing":             nil,
 			// Pando's own: where the router listens, so clients can show
 			// app URLs with the right port.
-			"pando_router": link(a.cfg.RouterURL),
+			"pando_router": link(u.Router),
 		},
 	})
 	return nil

@@ -112,10 +112,11 @@ func externalURLs(proto, hostport, systemDomain string) cc.ExternalURLs {
 	}
 	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		base := at(ip.String())
-		return cc.ExternalURLs{API: base, Login: base, UAA: base, LogCache: base}
+		return cc.ExternalURLs{API: base, Login: base, UAA: base, LogCache: base, Router: base}
 	}
 	return cc.ExternalURLs{
 		API: at("api." + systemDomain), Login: at("login." + systemDomain),
 		UAA: at("uaa." + systemDomain), LogCache: at("log-cache." + systemDomain),
+		Router: at(host),
 	}
 }

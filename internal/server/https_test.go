@@ -13,22 +13,23 @@ import (
 )
 
 func TestExternalURLs_followTheHostAndSchemeTheClientUsed(t *testing.T) {
-	sys := func(scheme, port string) cc.ExternalURLs {
+	sys := func(scheme, host, port string) cc.ExternalURLs {
 		return cc.ExternalURLs{API: scheme + "://api.sys.test" + port, Login: scheme + "://login.sys.test" + port,
-			UAA: scheme + "://uaa.sys.test" + port, LogCache: scheme + "://log-cache.sys.test" + port}
+			UAA: scheme + "://uaa.sys.test" + port, LogCache: scheme + "://log-cache.sys.test" + port,
+			Router: scheme + "://" + host + port}
 	}
 	same := func(base string) cc.ExternalURLs {
-		return cc.ExternalURLs{API: base, Login: base, UAA: base, LogCache: base}
+		return cc.ExternalURLs{API: base, Login: base, UAA: base, LogCache: base, Router: base}
 	}
 	for _, tc := range []struct {
 		proto, host string
 		want        cc.ExternalURLs
 	}{
-		{"https", "api.sys.test", sys("https", "")},
-		{"https", "api.sys.test:443", sys("https", "")},
-		{"https", "login.sys.test:8443", sys("https", ":8443")},
-		{"http", "uaa.sys.test:8080", sys("http", ":8080")},
-		{"", "api.sys.test:80", sys("http", "")},
+		{"https", "api.sys.test", sys("https", "api.sys.test", "")},
+		{"https", "api.sys.test:443", sys("https", "api.sys.test", "")},
+		{"https", "login.sys.test:8443", sys("https", "login.sys.test", ":8443")},
+		{"http", "uaa.sys.test:8080", sys("http", "uaa.sys.test", ":8080")},
+		{"", "api.sys.test:80", sys("http", "api.sys.test", "")},
 		{"https", "127.0.0.1", same("https://127.0.0.1")},
 		{"https", "127.0.0.1:8443", same("https://127.0.0.1:8443")},
 		{"https", "[::1]:443", same("https://[::1]")},

@@ -126,7 +126,9 @@ func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T)
 	s.cliEnv = []string{"SSL_CERT_FILE=" + certFile}
 	s.mustPando(t, "login", "-a", "https://"+tlsAddr, "-u", "admin", "-p", s.password)
 	page1 := "<h1>over https</h1>\n"
-	s.mustPando(t, "push", "tls-site", "-p", staticSite(t, page1))
+	if r := s.mustPando(t, "push", "tls-site", "-p", staticSite(t, page1)); !strings.Contains(r.out(), "https://tls-site.localhost:"+port) {
+		t.Errorf("push over HTTPS does not show the app's HTTPS URL:\n%s", r)
+	}
 	if r := s.mustPando(t, "apps"); !strings.Contains(r.stdout, "tls-site") {
 		t.Errorf("pando apps over HTTPS:\n%s", r)
 	}
