@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -78,11 +79,15 @@ func certNotice(url string, c *certs.Cert, selfSigned bool) string {
 
 // systemHandler is the API as the router serves it on the system hosts:
 // its links follow the scheme (X-Forwarded-Proto, which the router sets)
-// and host the client used.
-func systemHandler(api http.Handler, systemDomain string) http.Handler {
+// and host the client used, and its long polls and log streams end when
+// run does, as on the API's own listener.
+func systemHandler(run context.Context, api http.Handler, systemDomain string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u := externalURLs(r.Header.Get("X-Forwarded-Proto"), r.Host, systemDomain)
-		api.ServeHTTP(w, r.WithContext(cc.WithExternalURLs(r.Context(), u)))
+		ctx, cancel := context.WithCancel(cc.WithExternalURLs(r.Context(), u))
+		defer cancel()
+		defer context.AfterFunc(run, cancel)()
+		api.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

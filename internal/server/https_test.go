@@ -1,12 +1,16 @@
 package server
 
 import (
+	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/certs"
@@ -76,5 +80,26 @@ func TestRouterCert_selfSignedForTheDomainsAndReusedThenTheOperatorsOwn(t *testi
 	cfg.TLSKeyFile = ""
 	if _, _, err := routerCert(cfg, listen, log); err == nil {
 		t.Error("--tls-cert without --tls-key accepted")
+	}
+}
+
+func TestSystemHandler_endsLongPollsWhenTheServerStops(t *testing.T) {
+	run, stop := context.WithCancel(context.Background())
+	defer stop()
+	started := make(chan struct{})
+	h := systemHandler(run, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done() // a long poll
+	}), "sys.test")
+	req := httptest.NewRequest("GET", "/pando/v1/builds/x", nil)
+	req.Host = "api.sys.test"
+	done := make(chan struct{})
+	go func() { h.ServeHTTP(httptest.NewRecorder(), req); close(done) }()
+	<-started
+	stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a long poll through the router outlived the server's run")
 	}
 }

@@ -323,8 +323,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// network namespaces (one fd per backend connection); other addresses
 	// are dialed as usual.
 	var dialer net.Dialer
-	// The API is also served on the router's system hosts; it is made
-	// after the router, before either serves.
+	// The API is also served on the router's system hosts (set below,
+	// before the router serves).
 	var systemAPI http.Handler
 	rtr := router.New(router.Config{
 		Logger:  log.With("component", "router"),
@@ -371,7 +371,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
 	}
-	systemAPI = apiHandler(systemHandler(api, cfg.SystemDomain), cfg.APITimeouts)
 	board.SetTaskCompletionHandler(api.HandleTaskCompleted)
 	if err := api.Seed(ctx, builtinBuildpacks()); err != nil {
 		return fmt.Errorf("seed CCDB: %w", err)
@@ -403,6 +402,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// Long polls and log streams end when the server stops.
+	systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
 	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
