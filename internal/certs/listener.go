@@ -10,11 +10,16 @@ import (
 )
 
 // ServerConfig is the TLS configuration of a public HTTPS listener with
-// c: TLS 1.2 and later, forward-secret AEAD suites only (TLS 1.3's are
-// fixed by Go), HTTP/1.1 by ALPN.
-func ServerConfig(c *Cert) *tls.Config {
+// certs: TLS 1.2 and later, forward-secret AEAD suites only (TLS 1.3's are
+// fixed by Go), HTTP/1.1 by ALPN. A client gets the first certificate
+// that covers the name it asks for (SNI), else the first one.
+func ServerConfig(certs ...*Cert) *tls.Config {
+	pairs := make([]tls.Certificate, 0, len(certs))
+	for _, c := range certs {
+		pairs = append(pairs, c.TLS)
+	}
 	return &tls.Config{
-		Certificates: []tls.Certificate{c.TLS},
+		Certificates: pairs,
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: []uint16{
 			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,

@@ -16,14 +16,24 @@ import (
 	"github.com/pandoplatform/pando/internal/router"
 )
 
-// routerCert is the router's HTTPS certificate: the operator's files, else
-// the self-signed one kept in the data dir, made for the app domain's
+// routerCerts are the router's HTTPS certificates: the operator's (one
+// pair per --tls-cert/--tls-key, e.g. one per domain), else the
+// self-signed one kept in the data dir, made for the app domain's
 // wildcard, the system hosts, localhost, loopback, the listen address and
 // the machine's addresses.
-func routerCert(cfg Config, listenIP netip.Addr, log *slog.Logger) (c *certs.Cert, selfSigned bool, err error) {
-	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
-		c, err := certs.Load(cfg.TLSCertFile, cfg.TLSKeyFile)
-		return c, false, err
+func routerCerts(cfg Config, listenIP netip.Addr, log *slog.Logger) (cs []*certs.Cert, selfSigned bool, err error) {
+	if len(cfg.TLSCertFiles) != len(cfg.TLSKeyFiles) {
+		return nil, false, fmt.Errorf("%d --tls-cert but %d --tls-key: give them in pairs", len(cfg.TLSCertFiles), len(cfg.TLSKeyFiles))
+	}
+	for i := range cfg.TLSCertFiles {
+		c, err := certs.Load(cfg.TLSCertFiles[i], cfg.TLSKeyFiles[i])
+		if err != nil {
+			return nil, false, err
+		}
+		cs = append(cs, c)
+	}
+	if len(cs) > 0 {
+		return cs, false, nil
 	}
 	want := certs.Names{DNS: []string{"*." + cfg.Domain}}
 	for _, l := range router.SystemHostLabels {
@@ -42,7 +52,7 @@ func routerCert(cfg Config, listenIP netip.Addr, log *slog.Logger) (c *certs.Cer
 	if created {
 		log.Info("made a self-signed certificate for the router's HTTPS", "cert", c.CertFile, "names", c.Leaf().DNSNames)
 	}
-	return c, true, nil
+	return []*certs.Cert{c}, true, nil
 }
 
 // machineIPs are the machine's unicast addresses, link-local ones aside.
@@ -68,13 +78,18 @@ func machineIPs(log *slog.Logger) []netip.Addr {
 }
 
 // certNotice is what `pando server` prints about the router's HTTPS.
-func certNotice(url string, c *certs.Cert, selfSigned bool) string {
+func certNotice(url string, cs []*certs.Cert, selfSigned bool) string {
 	kind := "certificate"
 	if selfSigned {
 		kind = "self-signed certificate"
 	}
-	return fmt.Sprintf("Router HTTPS: %s\n  %s %s (expires %s)\n  SHA-256 fingerprint %s\n",
-		url, kind, c.CertFile, c.Leaf().NotAfter.UTC().Format(time.DateOnly), c.Fingerprint())
+	var b strings.Builder
+	fmt.Fprintf(&b, "Router HTTPS: %s\n", url)
+	for _, c := range cs {
+		fmt.Fprintf(&b, "  %s %s (%s; expires %s)\n  SHA-256 fingerprint %s\n", kind, c.CertFile,
+			strings.Join(c.Leaf().DNSNames, ", "), c.Leaf().NotAfter.UTC().Format(time.DateOnly), c.Fingerprint())
+	}
+	return b.String()
 }
 
 // systemHandler is the API as the router serves it on the system hosts:

@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,15 +50,16 @@ func TestExternalURLs_followTheHostAndSchemeTheClientUsed(t *testing.T) {
 	}
 }
 
-func TestRouterCert_selfSignedForTheDomainsAndReusedThenTheOperatorsOwn(t *testing.T) {
+func TestRouterCerts_selfSignedForTheDomainsAndReusedThenTheOperatorsOwnByName(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{DataDir: dir, Domain: "apps.test", SystemDomain: "sys.test"}
 	log := slog.New(slog.DiscardHandler)
 	listen := netip.MustParseAddr("127.0.0.2")
-	c, selfSigned, err := routerCert(cfg, listen, log)
-	if err != nil || !selfSigned {
-		t.Fatalf("routerCert: %v (self-signed %v)", err, selfSigned)
+	cs, selfSigned, err := routerCerts(cfg, listen, log)
+	if err != nil || !selfSigned || len(cs) != 1 {
+		t.Fatalf("routerCerts: %v (self-signed %v, %d certificates)", err, selfSigned, len(cs))
 	}
+	c := cs[0]
 	for _, n := range []string{"*.apps.test", "api.sys.test", "uaa.sys.test", "login.sys.test", "log-cache.sys.test", "localhost"} {
 		if !slices.Contains(c.Leaf().DNSNames, n) {
 			t.Errorf("certificate lacks %s: %v", n, c.Leaf().DNSNames)
@@ -64,23 +68,54 @@ func TestRouterCert_selfSignedForTheDomainsAndReusedThenTheOperatorsOwn(t *testi
 	if err := c.Leaf().VerifyHostname("127.0.0.2"); err != nil {
 		t.Errorf("listen address: %v", err)
 	}
-	again, _, err := routerCert(cfg, listen, log)
-	if err != nil || again.Fingerprint() != c.Fingerprint() {
+	again, _, err := routerCerts(cfg, listen, log)
+	if err != nil || again[0].Fingerprint() != c.Fingerprint() {
 		t.Errorf("restart replaced the certificate (%v)", err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, certs.SelfSignedKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", fi, err)
 	}
+	if n := certNotice("https://127.0.0.2:443", cs, true); !strings.Contains(n, "SHA-256 fingerprint "+c.Fingerprint()) || !strings.Contains(n, c.CertFile) {
+		t.Errorf("notice:\n%s", n)
+	}
 
-	// The operator's pair wins; half a pair is refused.
-	cfg.TLSCertFile, cfg.TLSKeyFile = filepath.Join(dir, certs.SelfSignedCertFile), filepath.Join(dir, certs.SelfSignedKeyFile)
-	if own, selfSigned, err := routerCert(cfg, listen, log); err != nil || selfSigned || own.CertFile != cfg.TLSCertFile {
-		t.Errorf("operator's files: %v, self-signed %v", err, selfSigned)
+	// The operator's pairs win, one per domain, chosen by the name the
+	// client asks for; unpaired files are refused.
+	other, _, err := certs.SelfSigned(t.TempDir(), certs.Names{DNS: []string{"*.other.test"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
-	cfg.TLSKeyFile = ""
-	if _, _, err := routerCert(cfg, listen, log); err == nil {
-		t.Error("--tls-cert without --tls-key accepted")
+	cfg.TLSCertFiles = []string{c.CertFile, other.CertFile}
+	cfg.TLSKeyFiles = []string{c.KeyFile, other.KeyFile}
+	own, selfSigned, err := routerCerts(cfg, listen, log)
+	if err != nil || selfSigned || len(own) != 2 {
+		t.Fatalf("operator's files: %v, self-signed %v, %d certificates", err, selfSigned, len(own))
 	}
+	tlsCfg := certs.ServerConfig(own...)
+	for name, want := range map[string]string{"web.other.test": other.Fingerprint(), "api.sys.test": c.Fingerprint(), "unknown.test": c.Fingerprint()} {
+		if got := servedFingerprint(t, tlsCfg, name); got != want {
+			t.Errorf("SNI %q got certificate %s, want %s", name, got, want)
+		}
+	}
+	cfg.TLSKeyFiles = cfg.TLSKeyFiles[:1]
+	if _, _, err := routerCerts(cfg, listen, log); err == nil || !strings.Contains(err.Error(), "pairs") {
+		t.Errorf("two --tls-cert with one --tls-key: %v", err)
+	}
+}
+
+// servedFingerprint shakes hands with cfg over a pipe, asking for name,
+// and returns the fingerprint of the certificate served.
+func servedFingerprint(t *testing.T, cfg *tls.Config, name string) string {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Server(a, cfg).Handshake()
+	c := tls.Client(b, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake for %s: %v", name, err)
+	}
+	return certs.Fingerprint(c.ConnectionState().PeerCertificates[0])
 }
 
 func TestSystemHandler_endsLongPollsWhenTheServerStops(t *testing.T) {

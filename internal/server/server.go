@@ -41,11 +41,12 @@ type Config struct {
 	APIAddr    string // 127.0.0.1:9022
 	RouterAddr string // 127.0.0.1:8080
 	// RouterTLSAddr, when set, is where the router serves HTTPS (e.g.
-	// 0.0.0.0:443) with TLSCertFile and TLSKeyFile, else with a
-	// self-signed certificate kept in the data dir.
-	RouterTLSAddr           string
-	TLSCertFile, TLSKeyFile string
-	Domain                  string // localhost
+	// 0.0.0.0:443) with the certificates in TLSCertFiles and their keys in
+	// TLSKeyFiles (pairs by position; chosen by SNI, the first by
+	// default), else with a self-signed one kept in the data dir.
+	RouterTLSAddr             string
+	TLSCertFiles, TLSKeyFiles []string
+	Domain                    string // localhost
 	// SystemDomain (default Domain): the router serves the API, UAA and
 	// log-cache at api., uaa., login. and log-cache. under it, and on any
 	// Host that is an IP address.
@@ -187,9 +188,9 @@ func Run(ctx context.Context, cfg Config) error {
 	apiURL := "http://" + apiLn.Addr().String()
 	routerURL := "http://" + routerLn.Addr().String()
 	var (
-		routerTLSLn       net.Listener
-		routerCertificate *certs.Cert
-		selfSigned        bool
+		routerTLSLn        net.Listener
+		routerCertificates []*certs.Cert
+		selfSigned         bool
 	)
 	if cfg.RouterTLSAddr != "" {
 		if routerTLSLn, err = net.Listen("tcp", cfg.RouterTLSAddr); err != nil {
@@ -200,10 +201,10 @@ func Run(ctx context.Context, cfg Config) error {
 		if ta, ok := routerTLSLn.Addr().(*net.TCPAddr); ok {
 			listenIP, _ = netip.AddrFromSlice(ta.IP)
 		}
-		if routerCertificate, selfSigned, err = routerCert(cfg, listenIP, log); err != nil {
+		if routerCertificates, selfSigned, err = routerCerts(cfg, listenIP, log); err != nil {
 			return err
 		}
-	} else if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" {
+	} else if len(cfg.TLSCertFiles) > 0 || len(cfg.TLSKeyFiles) > 0 {
 		return errors.New("--tls-cert and --tls-key are for the router's HTTPS: give --router-tls-addr too")
 	}
 
@@ -411,9 +412,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if routerTLSLn != nil {
 		routerHTTPS = "https://" + routerTLSLn.Addr().String()
 		if cfg.Stdout != nil {
-			fmt.Fprint(cfg.Stdout, certNotice(routerHTTPS, routerCertificate, selfSigned))
+			fmt.Fprint(cfg.Stdout, certNotice(routerHTTPS, routerCertificates, selfSigned))
 		}
-		tlsCfg := certs.ServerConfig(routerCertificate)
+		tlsCfg := certs.ServerConfig(routerCertificates...)
 		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLSLn, tlsCfg)) })
 	}
 
