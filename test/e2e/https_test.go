@@ -9,12 +9,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -48,12 +50,14 @@ func fetchJSON(t *testing.T, c *http.Client, req *http.Request, v any) {
 }
 
 func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T) {
-	tlsAddr, err := freeLoopbackAddr()
+	// HTTPS on :443 of a loopback address of its own, as `cf api
+	// https://IP` expects: no port in any URL.
+	ip, err := freeLoopback443()
 	if err != nil {
 		t.Fatal(err)
 	}
+	tlsAddr := net.JoinHostPort(ip, "443")
 	s := ownServer(t, "--router-tls-addr", tlsAddr, "--system-domain", "sys.pando.test")
-	_, port, _ := net.SplitHostPort(tlsAddr)
 
 	// The self-signed certificate is in the data dir, its fingerprint in
 	// the server's output.
@@ -80,8 +84,8 @@ func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T)
 	c := pinnedClient(tlsAddr, roots)
 
 	// cf api https://api.<system domain>: the root document sends login,
-	// UAA and log-cache to their own system hosts, on the same port.
-	apiURL := "https://api.sys.pando.test:" + port
+	// UAA and log-cache to their own system hosts.
+	apiURL := "https://api.sys.pando.test"
 	var root struct {
 		Links map[string]struct {
 			Href string `json:"href"`
@@ -90,8 +94,8 @@ func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T)
 	req, _ := http.NewRequest("GET", apiURL+"/", nil)
 	fetchJSON(t, c, req, &root)
 	for k, want := range map[string]string{
-		"self": apiURL, "cloud_controller_v3": apiURL + "/v3", "login": "https://login.sys.pando.test:" + port,
-		"uaa": "https://uaa.sys.pando.test:" + port, "log_cache": "https://log-cache.sys.pando.test:" + port,
+		"self": apiURL, "cloud_controller_v3": apiURL + "/v3", "login": "https://login.sys.pando.test",
+		"uaa": "https://uaa.sys.pando.test", "log_cache": "https://log-cache.sys.pando.test",
 	} {
 		if got := root.Links[k].Href; got != want {
 			t.Errorf("links.%s = %q, want %q", k, got, want)
@@ -124,16 +128,16 @@ func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T)
 	// The pando CLI on the IP address, trusting the certificate: log in,
 	// push (its streams go through the router too), list.
 	s.cliEnv = []string{"SSL_CERT_FILE=" + certFile}
-	s.mustPando(t, "login", "-a", "https://"+tlsAddr, "-u", "admin", "-p", s.password)
+	s.mustPando(t, "login", "-a", "https://"+ip, "-u", "admin", "-p", s.password)
 	page1 := "<h1>over https</h1>\n"
-	if r := s.mustPando(t, "push", "tls-site", "-p", staticSite(t, page1)); !strings.Contains(r.out(), "https://tls-site.localhost:"+port) {
+	if r := s.mustPando(t, "push", "tls-site", "-p", staticSite(t, page1)); !regexp.MustCompile(`https://tls-site\.localhost\b[^:]`).MatchString(r.out()) {
 		t.Errorf("push over HTTPS does not show the app's HTTPS URL:\n%s", r)
 	}
 	if r := s.mustPando(t, "apps"); !strings.Contains(r.stdout, "tls-site") {
 		t.Errorf("pando apps over HTTPS:\n%s", r)
 	}
 	// The app over HTTPS, its name covered by the certificate's wildcard.
-	resp, err := c.Get("https://tls-site.localhost:" + port + "/")
+	resp, err := c.Get("https://tls-site.localhost/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +172,28 @@ func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T)
 		}
 		return string(out)
 	}
-	runCF("api", "https://"+tlsAddr, "--skip-ssl-validation")
+	runCF("api", "https://"+ip, "--skip-ssl-validation")
 	runCF("auth", "admin", s.password)
 	runCF("target", "-o", "pando", "-s", "dev")
 	if out := runCF("apps"); !strings.Contains(out, "tls-site") {
 		t.Errorf("cf apps over HTTPS does not list tls-site:\n%s", out)
 	}
+}
+
+// freeLoopback443 finds a loopback address (127.x.y.z, chosen at random so
+// concurrent runs do not meet) whose port 443 is free.
+func freeLoopback443() (string, error) {
+	var lastErr error
+	for range 20 {
+		n := rand.Uint32()
+		ip := fmt.Sprintf("127.%d.%d.%d", 1+n%250, (n>>8)%256, 1+(n>>16)%250)
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "443"))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		ln.Close()
+		return ip, nil
+	}
+	return "", fmt.Errorf("no loopback address with port 443 free: %w", lastErr)
 }
