@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,38 @@ import (
 	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/router"
 )
+
+// routerTLS is the router's HTTPS listener and certificates.
+type routerTLS struct {
+	ln         net.Listener
+	certs      []*certs.Cert
+	selfSigned bool
+}
+
+// listenRouterTLS listens on --router-tls-addr and loads or makes its
+// certificates, or returns nil when HTTPS is off.
+func listenRouterTLS(cfg Config, log *slog.Logger) (*routerTLS, error) {
+	if cfg.RouterTLSAddr == "" {
+		if len(cfg.TLSCertFiles) > 0 || len(cfg.TLSKeyFiles) > 0 {
+			return nil, errors.New("--tls-cert and --tls-key are for the router's HTTPS: give --router-tls-addr too")
+		}
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.RouterTLSAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on router HTTPS address %s: %w (use --router-tls-addr)", cfg.RouterTLSAddr, err)
+	}
+	var listenIP netip.Addr
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+		listenIP, _ = netip.AddrFromSlice(ta.IP)
+	}
+	cs, selfSigned, err := routerCerts(cfg, listenIP, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &routerTLS{ln: ln, certs: cs, selfSigned: selfSigned}, nil
+}
 
 // routerCerts are the router's HTTPS certificates: the operator's (one
 // pair per --tls-cert/--tls-key, e.g. one per domain), else the

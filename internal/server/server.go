@@ -187,25 +187,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer routerLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
 	routerURL := "http://" + routerLn.Addr().String()
-	var (
-		routerTLSLn        net.Listener
-		routerCertificates []*certs.Cert
-		selfSigned         bool
-	)
-	if cfg.RouterTLSAddr != "" {
-		if routerTLSLn, err = net.Listen("tcp", cfg.RouterTLSAddr); err != nil {
-			return fmt.Errorf("listen on router HTTPS address %s: %w (use --router-tls-addr)", cfg.RouterTLSAddr, err)
-		}
-		defer routerTLSLn.Close()
-		var listenIP netip.Addr
-		if ta, ok := routerTLSLn.Addr().(*net.TCPAddr); ok {
-			listenIP, _ = netip.AddrFromSlice(ta.IP)
-		}
-		if routerCertificates, selfSigned, err = routerCerts(cfg, listenIP, log); err != nil {
-			return err
-		}
-	} else if len(cfg.TLSCertFiles) > 0 || len(cfg.TLSKeyFiles) > 0 {
-		return errors.New("--tls-cert and --tls-key are for the router's HTTPS: give --router-tls-addr too")
+	routerTLS, err := listenRouterTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	if routerTLS != nil {
+		defer routerTLS.ln.Close()
 	}
 
 	dsn := cfg.DatabaseURL
@@ -409,13 +396,13 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
 	routerHTTPS := ""
-	if routerTLSLn != nil {
-		routerHTTPS = "https://" + routerTLSLn.Addr().String()
+	if routerTLS != nil {
+		routerHTTPS = "https://" + routerTLS.ln.Addr().String()
 		if cfg.Stdout != nil {
-			fmt.Fprint(cfg.Stdout, certNotice(routerHTTPS, routerCertificates, selfSigned))
+			fmt.Fprint(cfg.Stdout, certNotice(routerHTTPS, routerTLS.certs, routerTLS.selfSigned))
 		}
-		tlsCfg := certs.ServerConfig(routerCertificates...)
-		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLSLn, tlsCfg)) })
+		tlsCfg := certs.ServerConfig(routerTLS.certs...)
+		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLS.ln, tlsCfg)) })
 	}
 
 	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS,
