@@ -219,6 +219,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = uuid.NewString()
 	}
 	w.Header().Set("X-Vcap-Request-Id", reqID)
+	w = a.externalLinks(w, r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
