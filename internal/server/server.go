@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -33,6 +34,7 @@ import (
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/secrets"
 	"github.com/pandoplatform/pando/internal/sqlstore"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 	"github.com/pandoplatform/pando/internal/uaa"
 )
 
@@ -318,6 +320,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Domain:              cfg.Domain,
 		RouterURL:           routerURL,
 		Stacks:              ccStacks,
+		StackRuntimes:       &stackprobe.Cache{Stacks: maps.Clone(cellStacks)},
 		StagingTimeout:      cfg.StagingTimeout,
 		MaxUploadBytes:      cfg.MaxUploadBytes,
 		DefaultLogRateLimit: cfg.DefaultLogRateLimit,

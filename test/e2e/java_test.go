@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,4 +115,18 @@ func TestPush_javaJarRunsIn256MWithTheHeapSizedFromTheLimit(t *testing.T) {
 	logs := s.mustPando(t, "logs", name, "--recent")
 	requireOutput(t, logs, `JVM Memory Configuration: -Xmx119M -Xss1M -XX:MaxMetaspaceSize=\d+M -XX:ReservedCodeCacheSize=32M -XX:MaxDirectMemorySize=10M`)
 	_ = os.Remove(jar)
+}
+
+func TestStacks_showTheHostsRuntimes(t *testing.T) {
+	out, err := exec.Command("java", "-version").CombinedOutput()
+	if err != nil {
+		testenv.Missing(t, "no java on the host (apt-get install default-jdk-headless)")
+	}
+	v := regexp.MustCompile(`version "([0-9.]+)`).FindSubmatch(out)
+	if v == nil {
+		t.Fatalf("java -version: %s", out)
+	}
+	s := sharedServer(t)
+	r := s.mustPando(t, "stacks")
+	requireOutput(t, r, `(?m)^name\s+description\s+runtimes$`, `(?m)^host\s+.*\bjava `+regexp.QuoteMeta(string(v[1]))+`\b`)
 }
