@@ -315,12 +315,13 @@ func Run(ctx context.Context, cfg Config) error {
 		TrustedProxies:    cfg.TrustedProxies,
 	})
 
+	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
 	api, err := cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
 		RouterURL:           routerURL,
 		Stacks:              ccStacks,
-		StackRuntimes:       &stackprobe.Cache{Stacks: maps.Clone(cellStacks)},
+		StackRuntimes:       stackRuntimes,
 		StagingTimeout:      cfg.StagingTimeout,
 		MaxUploadBytes:      cfg.MaxUploadBytes,
 		DefaultLogRateLimit: cfg.DefaultLogRateLimit,
@@ -360,6 +361,15 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { forwardToAPI(gctx, apiEvents, api, board.Tasks); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
+	// Probing the host's runtimes takes a second: before anyone asks.
+	g.Go(func() error {
+		for name := range cellStacks {
+			if _, err := stackRuntimes.Runtimes(gctx, name); err != nil && gctx.Err() == nil {
+				log.Warn("probe stack runtimes", "stack", name, "err", err)
+			}
+		}
+		return nil
+	})
 	if goSeed != "" {
 		g.Go(func() error {
 			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {

@@ -332,6 +332,9 @@ func (c *Cache) Runtimes(ctx context.Context, stack string) ([]Runtime, error) {
 			path = HostPath
 		}
 		rts = Host(ctx, path, 10*time.Second)
+		if err := ctx.Err(); err != nil {
+			return nil, err // cut short: not an answer to keep
+		}
 	} else {
 		var err error
 		if rts, err = RootFS(dir); err != nil {

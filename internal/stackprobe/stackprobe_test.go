@@ -151,6 +151,12 @@ func TestCache_keepsAnswersUntilThePackageDatabaseChangesOrTheHostsTTL(t *testin
 			t.Fatalf("%s: %v %v, want %v", stack, got, err, want)
 		}
 	}
+	// A probe cut short (the asker went away) is not kept.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if got, err := c.Runtimes(cancelled, "host"); err == nil {
+		t.Fatalf("cancelled probe: %v, want an error", got)
+	}
 	check("bookworm", []Runtime{{"node", "18.19.0"}})
 	check("host", []Runtime{{"node", "20.1.2"}})
 	check("unknown", nil)
