@@ -11,6 +11,8 @@ if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/docker-registry ] || need="$need docker-registry"
 	# A node from elsewhere (NodeSource) bundles npm: leave it alone.
 	command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+	# The java_buildpack runs on the host's java; the tests build jars with javac.
+	command -v javac >/dev/null 2>&1 || need="$need default-jdk-headless"
 fi
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"

@@ -1,12 +1,14 @@
 package cc
 
 import (
+	"context"
 	"net/http"
 	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 )
 
 // The platform's fixed furniture: the root documents the cf CLI reads
@@ -258,8 +260,26 @@ func (a *API) getSpaceFeature(w http.ResponseWriter, r *http.Request) error {
 
 // --- stacks ---
 
-func (a *API) presentStack(s pando.Stack) map[string]any {
+// StackRuntimes tells which language runtimes a stack offers.
+type StackRuntimes interface {
+	Runtimes(ctx context.Context, stack string) ([]stackprobe.Runtime, error)
+}
+
+// presentStack is CF's stack resource plus Pando's "runtimes": the
+// language runtimes and versions the stack offers (the cf CLI ignores it).
+func (a *API) presentStack(ctx context.Context, s pando.Stack) map[string]any {
+	runtimes := []stackprobe.Runtime{}
+	if a.cfg.StackRuntimes != nil {
+		rts, err := a.cfg.StackRuntimes.Runtimes(ctx, s.Name)
+		if err != nil {
+			a.log.Warn("probe stack runtimes", "stack", s.Name, "err", err)
+		}
+		if rts != nil {
+			runtimes = rts
+		}
+	}
 	return map[string]any{
+		"runtimes":           runtimes,
 		"guid":               s.GUID,
 		"name":               s.Name,
 		"description":        s.Description,
@@ -285,7 +305,7 @@ func (a *API) listStacks(w http.ResponseWriter, r *http.Request) error {
 	}
 	paginate(a, w, r, stacks, func(s pando.Stack) sortable {
 		return sortable{name: s.Name, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt}
-	}, func(s pando.Stack) any { return a.presentStack(s) })
+	}, func(s pando.Stack) any { return a.presentStack(r.Context(), s) })
 	return nil
 }
 
@@ -298,7 +318,7 @@ func (a *API) getStack(w http.ResponseWriter, r *http.Request) error {
 	if i < 0 {
 		return notFound("Stack")
 	}
-	writeJSON(w, http.StatusOK, a.presentStack(stacks[i]))
+	writeJSON(w, http.StatusOK, a.presentStack(r.Context(), stacks[i]))
 	return nil
 }
 

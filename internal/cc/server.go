@@ -102,6 +102,11 @@ type Config struct {
 	Auth    Authenticator
 	Logger  *slog.Logger
 	Now     func() time.Time
+
+	// StackRuntimes, when set, adds the language runtimes each stack offers
+	// to the stack resources (a Pando extension, "runtimes").
+	StackRuntimes StackRuntimes
+
 	// Extra handlers mounted on the same mux without CC auth (UAA) or with
 	// it (log-cache), registered by the caller.
 	PublicRoutes func(mux *http.ServeMux)

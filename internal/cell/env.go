@@ -177,8 +177,10 @@ func (r *Rep) instanceEnv(lrp pando.DesiredLRP, index int, guid string, ports []
 	return e.List()
 }
 
-// stagingEnv is the environment of a staging container: no PORT.
-func stagingEnv(req pando.StagingRequest, stack string, memMB, diskMB int) []string {
+// stagingEnv is the environment of a staging container: no PORT. The
+// operator's variables (operator) come before the app's, which replace
+// them; neither replaces the platform's.
+func stagingEnv(req pando.StagingRequest, operator []pando.EnvVar, stack string, memMB, diskMB int) []string {
 	e := newEnv()
 	e.Set("CF_STACK", stack)
 	e.Set("VCAP_APPLICATION", stagingVcapApplication(req, memMB, diskMB))
@@ -187,6 +189,7 @@ func stagingEnv(req pando.StagingRequest, stack string, memMB, diskMB int) []str
 	e.Set("HOME", "/home/vcap")
 	e.Set("LANG", "en_US.UTF-8")
 	e.takeServices(req.Env)
+	e.AddUser(operator)
 	e.AddUser(req.Env)
 	return e.List()
 }

@@ -70,9 +70,30 @@ func TestInstanceEnv_hasCFVariablesAndUserCannotOverrideThem(t *testing.T) {
 	}
 }
 
+func TestStagingEnv_operatorVariablesYieldToTheAppsAndThePlatforms(t *testing.T) {
+	operator := []pando.EnvVar{
+		{Name: "HTTPS_PROXY", Value: "http://user:secret@proxy:3128"},
+		{Name: "npm_config_registry", Value: "https://npm.internal/"},
+		{Name: "MEMORY_LIMIT", Value: "1m"},
+		{Name: "CF_STACK", Value: "other"},
+	}
+	req := pando.StagingRequest{AppGUID: "app", Env: []pando.EnvVar{{Name: "npm_config_registry", Value: "https://app.example/"}}}
+	env := envMap(stagingEnv(req, operator, "host", 1024, 4096))
+	for k, v := range map[string]string{
+		"HTTPS_PROXY":         "http://user:secret@proxy:3128", // the operator's
+		"npm_config_registry": "https://app.example/",          // the app's wins
+		"MEMORY_LIMIT":        "1024m",                         // the platform's wins
+		"CF_STACK":            "host",
+	} {
+		if env[k] != v {
+			t.Errorf("%s=%q, want %q", k, env[k], v)
+		}
+	}
+}
+
 func TestStagingEnv_hasNoPort(t *testing.T) {
 	req := pando.StagingRequest{AppGUID: "app", Env: []pando.EnvVar{{Name: "BP_DEBUG", Value: "1"}}}
-	env := envMap(stagingEnv(req, "host", 1024, 4096))
+	env := envMap(stagingEnv(req, nil, "host", 1024, 4096))
 	if _, ok := env["PORT"]; ok {
 		t.Error("staging env has PORT")
 	}

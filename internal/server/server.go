@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/secrets"
 	"github.com/pandoplatform/pando/internal/sqlstore"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 	"github.com/pandoplatform/pando/internal/uaa"
 )
 
@@ -93,6 +96,10 @@ type Config struct {
 	// base; zero means runc.DefaultHostIDBase and DefaultHostIDBlocks.
 	ContainerHostIDBase   uint32
 	ContainerHostIDBlocks int
+	// StagingEnv is KEY=VALUE environment for every staging container
+	// (--staging-env: proxies, npm/pip/bundler settings), below the app's
+	// own variables. It may carry credentials: never logged or shown.
+	StagingEnv []string
 	// InsecureRegistries are the HOST:PORTs of registries docker staging
 	// may speak plain HTTP to (--insecure-registry).
 	InsecureRegistries []string
@@ -250,6 +257,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := backend.Cleanup(ctx); err != nil {
 		log.Warn("clean up leftover containers", "err", err)
 	}
+	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
+	if err != nil {
+		return err
+	}
 	memMB, diskMB := cellCapacity(cfg)
 	cellStacks := map[string]string{"host": ""}
 	var ccStacks []cc.StackConfig
@@ -295,6 +306,7 @@ func Run(ctx context.Context, cfg Config) error {
 		TotalMemoryMB:  memMB,
 		TotalDiskMB:    diskMB,
 		StagingCaches:  stagingCaches,
+		StagingEnv:     stagingEnv,
 		LogRateCeiling: cfg.LogRateCeiling,
 		Stacks:         cellStacks,
 		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
@@ -332,11 +344,13 @@ func Run(ctx context.Context, cfg Config) error {
 		})},
 	})
 
+	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
 	api, err := cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
 		RouterURL:           routerURL,
 		Stacks:              ccStacks,
+		StackRuntimes:       stackRuntimes,
 		StagingTimeout:      cfg.StagingTimeout,
 		MaxUploadBytes:      cfg.MaxUploadBytes,
 		DefaultLogRateLimit: cfg.DefaultLogRateLimit,
@@ -372,6 +386,15 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { api.FollowRuntime(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
+	// Probing the host's runtimes takes a second: before anyone asks.
+	g.Go(func() error {
+		for name := range cellStacks {
+			if _, err := stackRuntimes.Runtimes(gctx, name); err != nil && gctx.Err() == nil {
+				log.Warn("probe stack runtimes", "stack", name, "err", err)
+			}
+		}
+		return nil
+	})
 	if goSeed != "" {
 		g.Go(func() error {
 			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
@@ -530,6 +553,29 @@ func cellCapacity(cfg Config) (int, int) {
 	}
 	return mem, disk
 }
+
+// parseStagingEnv reads --staging-env KEY=VALUE flags. Errors name the
+// key only: the value may hold a password (a proxy URL's).
+func parseStagingEnv(kvs []string) ([]pando.EnvVar, error) {
+	out := make([]pando.EnvVar, 0, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			return nil, errors.New("--staging-env: want KEY=VALUE (an argument has no '=')")
+		case !envName.MatchString(k):
+			return nil, fmt.Errorf("--staging-env %q: not an environment variable name (letters, digits, _)", k)
+		case strings.IndexByte(v, 0) >= 0:
+			return nil, fmt.Errorf("--staging-env %s: the value has a NUL byte", k)
+		case k == "PORT" || k == "HOME" || k == "MEMORY_LIMIT" || strings.HasPrefix(k, "CF_") || strings.HasPrefix(k, "VCAP_"):
+			return nil, fmt.Errorf("--staging-env %s: the platform sets %s itself", k, k)
+		}
+		out = append(out, pando.EnvVar{Name: k, Value: v})
+	}
+	return out, nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // checkRootFS rejects a stack whose directory is not a usable root
 // filesystem, at start-up rather than at the first staging.
