@@ -25,7 +25,7 @@ import (
 	"time"
 )
 
-//go:embed staticfile_buildpack nodejs_buildpack go_buildpack binary_buildpack python_buildpack
+//go:embed staticfile_buildpack nodejs_buildpack go_buildpack binary_buildpack python_buildpack ruby_buildpack
 var files embed.FS
 
 // Buildpack is one embedded buildpack. (The type cannot also be called
@@ -43,7 +43,7 @@ type Buildpack struct {
 // (staticfile, java, ruby, dotnet-core, nodejs, go, python, php, binary) restricted to the
 // builtins Pando has. Seeding inserts a new builtin at its position, so an
 // existing installation gets it in the same relative place.
-var names = [...]string{"staticfile_buildpack", "nodejs_buildpack", "go_buildpack", "python_buildpack", "binary_buildpack"}
+var names = [...]string{"staticfile_buildpack", "ruby_buildpack", "nodejs_buildpack", "go_buildpack", "python_buildpack", "binary_buildpack"}
 
 // zipTime is the fixed modification time of zip entries (deterministic zips).
 var zipTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
