@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -106,6 +107,22 @@ func TestPython_vendoredWheelInstallsOfflineIntoARelocatableVenv(t *testing.T) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
 	}
+
+	// A droplet may hold no symlink leading out of it (the cell refuses
+	// one): the venv has its own copy of python.
+	must(t, filepath.WalkDir(s.cfg.BuildDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return err
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		if filepath.IsAbs(target) || !strings.HasPrefix(filepath.Join(filepath.Dir(p), target), s.cfg.BuildDir+"/") {
+			t.Errorf("symlink %s -> %s leaves the droplet", p, target)
+		}
+		return nil
+	}))
 
 	// The droplet runs elsewhere than it was built (as /tmp/app becomes
 	// /home/vcap/app): the venv and its console script must still work.
