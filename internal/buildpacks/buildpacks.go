@@ -6,6 +6,12 @@
 // only) and binary_buildpack. The API installs them as admin buildpacks from
 // the zips Builtin() returns.
 //
+// python_buildpack runs apps in a relocatable virtualenv on the stack's
+// python3 (helpers in lib/pytool.py), ruby_buildpack bundles gems into the
+// droplet on the stack's ruby, with the stack's gems visible behind them.
+// Both install vendored packages offline (vendor/, vendor/cache) and keep
+// pip's and bundler's caches in the app's build cache.
+//
 // Go staging speed: a cold `go build` of a net/http app compiles the standard
 // library (~30 s on 2 cores); the go_buildpack keeps GOCACHE in the app's
 // build cache, and when that is empty it copies a cell-wide seed from the
