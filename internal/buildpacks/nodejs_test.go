@@ -386,7 +386,10 @@ func TestNodejs_nodeModulesKeptAndReusedWhileTheLockFileIsUnchanged(t *testing.T
 	}
 
 	// Same lock file: the kept node_modules is used, npm installs nothing.
+	// The app's files come fresh from the package: greet's bin is not
+	// executable until the bins are linked again.
 	must(t, os.RemoveAll(nodeModules))
+	must(t, os.Chmod(filepath.Join(s.cfg.BuildDir, "greet", "bin.js"), 0o644))
 	res, err := s.build(t)
 	out := s.out.String()
 	if err != nil || !strings.Contains(out, "Reusing node_modules (package-lock.json unchanged)") || strings.Contains(out, "Installing dependencies") {

@@ -33,6 +33,10 @@ nodejs_restore_modules() {
     rm -rf node_modules
     return 1
   fi
+  # As npm does when it links bins: their targets are executable, also those
+  # outside node_modules (a file: dependency is a link into the app, whose
+  # files come fresh from the package).
+  find node_modules -path '*/.bin/*' -type l -exec chmod +x {} + 2> /dev/null || true
 }
 
 # nodejs_save_modules CACHE_DIR KEY keeps a copy of ./node_modules in
