@@ -71,7 +71,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve():
-    HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 `,
 	}
 	for name, content := range files {
@@ -133,26 +133,30 @@ func TestPython_vendoredWheelInstallsOfflineIntoARelocatableVenv(t *testing.T) {
 		t.Fatalf("GET / = %q, want %q", body, want)
 	}
 
-	// Staged again where a venv is already there (a pushed one): replaced.
-	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Replacing the pushed .venv") {
-		t.Fatalf("restage: %v\n%s", err, s.out.String())
-	}
 }
 
-func TestPython_pipfileLockPackagesAreInstalled(t *testing.T) {
+func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
 	py, _ := hostPython(t)
 	s := pythonStage(t, map[string]string{
 		"Pipfile":      "[packages]\ngreet = \"==1.0.0\"\n",
 		"Pipfile.lock": `{"_meta": {}, "default": {"greet": {"version": "==1.0.0", "markers": "python_version >= '3'"}}, "develop": {"pytest": {"version": "==8.0.0"}}}`,
 	})
 	greetWheel(t, py, filepath.Join(s.cfg.BuildDir, "vendor"))
-	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Successfully installed greet-1.0.0") ||
-		!strings.Contains(s.out.String(), "Installing dependencies from Pipfile.lock") {
-		t.Fatalf("err %v\n%s", err, s.out.String())
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil || !strings.Contains(out, "Successfully installed greet-1.0.0") || !strings.Contains(out, "Installing dependencies from Pipfile.lock") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	// No Procfile: staging says what the app lacks and how to fix it (the
+	// launcher refuses to start it, naming the same fix).
+	for _, want := range []string{"No start command", "Procfile with a web line", "push with -c"} {
+		if res.StartCommand != "" || !strings.Contains(out, want) {
+			t.Fatalf("start command %q, output lacks %q:\n%s", res.StartCommand, want, out)
+		}
 	}
 
 	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "Pipfile.lock"), []byte(`{"default": {"greet": {"git": "https://example.com/greet.git", "ref": "abc"}}}`), 0o644))
-	_, err := s.build(t)
+	_, err = s.build(t)
 	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "greet comes from git") {
 		t.Fatalf("err %v\n%s", err, s.out.String())
 	}
@@ -162,44 +166,43 @@ func TestPython_pipfileLockPackagesAreInstalled(t *testing.T) {
 	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "Run 'pipenv lock'") {
 		t.Fatalf("err %v\n%s", err, s.out.String())
 	}
-}
 
-func TestPython_unreachableIndexFailsWithVendoringAdvice(t *testing.T) {
-	hostPython(t)
-	// A loopback port nothing listens on: the index is unreachable.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	index := "http://" + ln.Addr().String() + "/simple"
-	ln.Close()
-	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n"})
-	s.cfg.Env = append(s.cfg.Env, "PIP_INDEX_URL="+index, "PIP_RETRIES=0")
+	// A pyproject.toml app: its [project] dependencies, not the project
+	// itself (whose build backend is not vendored).
+	must(t, os.Remove(filepath.Join(s.cfg.BuildDir, "Pipfile")))
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "pyproject.toml"), []byte("[project]\nname = \"app\"\nversion = \"0.1\"\ndependencies = [\"greet==1.0.0\"]\n"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Installing dependencies from pyproject.toml ([project] dependencies)") ||
+		!strings.Contains(s.out.String(), "Successfully installed greet-1.0.0") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "pyproject.toml"), []byte("[tool.poetry]\nname = \"app\"\n"), 0o644))
 	_, err = s.build(t)
-	out := s.out.String()
-	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "egress is off") || !strings.Contains(out, "pip download -r requirements.txt --dest vendor") {
-		t.Fatalf("err = %v\n%s", err, out)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "poetry export -f requirements.txt") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
 	}
 }
 
-func TestPython_runtimeTxtTheStackCannotMeetFailsNamingBoth(t *testing.T) {
+func TestPython_runtimeTxtAndUnreachableIndexFailNamingTheFix(t *testing.T) {
 	_, version := hostPython(t)
-	s := pythonStage(t, map[string]string{"requirements.txt": "", "runtime.txt": "python-2.7.18\n"})
+	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n", "runtime.txt": "python-2.7.18\n"})
 	_, err := s.build(t)
 	if want := "runtime.txt asks for 'python-2.7.18' but the stack 'teststack' has Python " + version; builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), want) {
 		t.Fatalf("err = %v, want output with %q\n%s", err, want, s.out.String())
 	}
+
+	// runtime.txt met; the index is a loopback port nothing listens on.
 	major := strings.Join(strings.SplitN(version, ".", 3)[:2], ".")
 	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "runtime.txt"), []byte("python-"+major+".x\n"), 0o644))
-	res, err := s.build(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	index := "http://" + ln.Addr().String() + "/simple"
+	ln.Close()
+	s.cfg.Env = append(s.cfg.Env, "PIP_INDEX_URL="+index, "PIP_RETRIES=0")
+	_, err = s.build(t)
 	out := s.out.String()
-	if err != nil || !strings.Contains(out, "met by "+version) {
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "met by "+version) ||
+		!strings.Contains(out, "egress is off") || !strings.Contains(out, "pip download -r requirements.txt --dest vendor") {
 		t.Fatalf("err = %v\n%s", err, out)
-	}
-	// No Procfile: staging says what the app lacks and how to fix it (the
-	// launcher refuses to start it, naming the same fix).
-	for _, want := range []string{"No start command", "Procfile with a web line", "push with -c"} {
-		if res.StartCommand != "" || !strings.Contains(out, want) {
-			t.Fatalf("start command %q, output lacks %q:\n%s", res.StartCommand, want, out)
-		}
 	}
 }
 
@@ -262,7 +265,9 @@ func TestPython_pipCacheKeptBetweenStagings(t *testing.T) {
 	if _, err := s.build(t); err != nil || downloads.Load() != 1 {
 		t.Fatalf("first staging: %v, %d downloads\n%s", err, downloads.Load(), s.out.String())
 	}
-	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Using the pip cache kept from earlier stagings") {
+	// (The venv of the first staging is still there, as if pushed: replaced.)
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Using the pip cache kept from earlier stagings") ||
+		!strings.Contains(s.out.String(), "Replacing the pushed .venv") {
 		t.Fatalf("restage: %v\n%s", err, s.out.String())
 	}
 	if n := downloads.Load(); n != 1 {

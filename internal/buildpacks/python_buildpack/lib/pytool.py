@@ -5,6 +5,12 @@ library only). Usage:
                                         requirements.txt lines; exit 2 with a
                                         message on what pip cannot install
                                         from a lock offline (git, hg, ...)
+  python3 pytool.py pyproject FILE      prints [project] dependencies of a
+                                        pyproject.toml as requirements.txt
+                                        lines; exit 3 when this python cannot
+                                        read TOML (before 3.11), 2 with a
+                                        message when it lists none a pip
+                                        install can use (a Poetry project)
   python3 pytool.py relocate VENV       makes the scripts in VENV/bin start
                                         the venv's python next to them, so
                                         the venv works wherever the droplet
@@ -73,6 +79,28 @@ def pipfile_lock(path):
     sys.stdout.write("".join(line + "\n" for line in out))
 
 
+def pyproject(path):
+    try:
+        import tomllib
+    except ImportError:
+        sys.exit(3)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, ValueError) as err:
+        fail(2, "pyproject.toml cannot be read: %s" % err)
+    project = data.get("project")
+    if not isinstance(project, dict) or "dependencies" not in project:
+        if "poetry" in data.get("tool", {}):
+            fail(2, "pyproject.toml is a Poetry project, whose dependencies this buildpack does not read. "
+                 "Export them: poetry export -f requirements.txt -o requirements.txt, and push the requirements.txt.")
+        return
+    deps = project["dependencies"]
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        fail(2, "pyproject.toml: [project] dependencies is not a list of requirement strings")
+    sys.stdout.write("".join(d + "\n" for d in deps))
+
+
 def relocate(venv):
     bindir = os.path.join(os.path.abspath(venv), "bin")
     for entry in sorted(os.listdir(bindir)):
@@ -112,11 +140,13 @@ def runtime(spec, version):
 def main(argv):
     if len(argv) == 2 and argv[0] == "pipfile-lock":
         return pipfile_lock(argv[1])
+    if len(argv) == 2 and argv[0] == "pyproject":
+        return pyproject(argv[1])
     if len(argv) == 2 and argv[0] == "relocate":
         return relocate(argv[1])
     if len(argv) == 3 and argv[0] == "runtime":
         return runtime(argv[1], argv[2])
-    fail(2, "usage: pytool.py pipfile-lock FILE | relocate VENV | runtime SPEC VERSION")
+    fail(2, "usage: pytool.py pipfile-lock FILE | pyproject FILE | relocate VENV | runtime SPEC VERSION")
 
 
 if __name__ == "__main__":
