@@ -11,7 +11,7 @@ dir=${1:?usage: make-stack.sh DIR [MIRROR]}
 mirror=${2:-http://deb.debian.org/debian}
 suite=bookworm
 packages="ca-certificates tzdata libssl3 libpq5 curl git bash netcat-openbsd procps
-nodejs npm python3 python3-pip python3-venv ruby ruby-bundler openjdk-17-jre-headless"
+nodejs npm python3 python3-pip python3-venv ruby ruby-bundler ruby-rack ruby-webrick openjdk-17-jre-headless"
 
 if [ -x "$dir/bin/sh" ]; then
 	missing=""
