@@ -440,6 +440,8 @@ func (f ctFixture) path(pattern, garbage string) string {
 			v = f.dest
 		case "{name}":
 			v = "ssh"
+		case "{index}":
+			v = "0"
 		default:
 			continue
 		}

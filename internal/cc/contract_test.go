@@ -87,6 +87,8 @@ type ctRuntime struct {
 	// crash, when set for a process, is every instance's crash reason;
 	// an empty reason means no instance has been placed yet.
 	crash map[string]string
+	// restarts are the instances restarted (RestartInstance), "process/index".
+	restarts []string
 }
 
 type ctLRP struct {

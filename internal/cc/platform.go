@@ -31,6 +31,7 @@ func (a *API) registerPlatformRoutes(h func(string, handlerFunc)) {
 	h("GET /v3/isolation_segments", a.emptyListHandler)
 	h("GET /v3/feature_flags", a.emptyListHandler)
 
+	a.registerInstanceRoutes(h)
 	a.registerRouteRoutes(h)
 	a.registerBuildpackRoutes(h)
 	a.registerManifestRoutes(h)

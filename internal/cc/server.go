@@ -105,6 +105,9 @@ type Config struct {
 	Blobs   pando.Blobstore
 	Runtime Runtime
 	Stats   InstanceStatter
+	// Instances restarts single instances (cf restart-app-instance);
+	// default: the Runtime, when it implements InstanceRestarter.
+	Instances InstanceRestarter
 	// Cells, when set, serves GET /pando/v1/cells.
 	Cells  CellLister
 	Logs   pando.LogSink

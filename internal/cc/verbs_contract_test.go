@@ -6,6 +6,8 @@ package cc
 // headers and bodies, and checks what the CLI reads.
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -40,4 +42,62 @@ func TestContract38_terminateTask(t *testing.T) {
 	e.expectCFError(e.send("PUT", "/v3/tasks/"+guid+"/cancel", "application/json", nil), 422, "CF-UnprocessableEntity",
 		"Task state is FAILED and therefore cannot be canceled")
 	e.expectCFError(e.send("PUT", "/v3/tasks/nope/cancel", "application/json", nil), 404, "CF-ResourceNotFound", "Task not found")
+}
+
+// RestartInstance is the BBS's: an index the process runs gets a fresh
+// instance (recorded in restarts); anything else is not found.
+func (r *ctRuntime) RestartInstance(_ context.Context, processGUID string, index int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, ok := r.lrps[processGUID]
+	if !ok || index < 0 || index >= l.lrp.Instances {
+		return pando.Errorf(pando.ENotFound, "instance %d of %s not found", index, processGUID)
+	}
+	r.restarts = append(r.restarts, fmt.Sprintf("%s/%d", processGUID, index))
+	return nil
+}
+
+func (r *ctRuntime) restarted() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.restarts)
+}
+
+// cf restart-app-instance app1 0 (trace 39).
+func TestContract39_restartAppInstance(t *testing.T) {
+	t.Parallel()
+	e := ctNew(t, ctOpts{})
+	restarts := e.rt
+	app := e.push("app1")
+	web := ctStr(e.webProcess(app.GUID), "guid")
+
+	found := e.appsNamed("app1", app.Space)
+	if len(found) != 1 || ctStr(found[0], "guid") != app.GUID {
+		t.Fatalf("app lookup = %v", found)
+	}
+	r := e.send("DELETE", "/v3/apps/"+app.GUID+"/processes/web/instances/0", "application/json", nil)
+	if r.Status != http.StatusNoContent {
+		t.Fatalf("DELETE instance: %v, want 204", r)
+	}
+	// The same through the process.
+	if r := e.send("DELETE", "/v3/processes/"+web+"/instances/0", "application/json", nil); r.Status != http.StatusNoContent {
+		t.Fatalf("DELETE process instance: %v, want 204", r)
+	}
+	if got, want := restarts.restarted(), []string{web + "/0", web + "/0"}; !slices.Equal(got, want) {
+		t.Errorf("restarts = %v, want %v", got, want)
+	}
+	events := e.list(e.get("/v3/audit_events?types=audit.app.process.terminate_instance&target_guids=" + app.GUID))
+	if len(events) != 2 || ctNum(events[0], "data.process_index") != 0 || ctStr(events[0], "data.process_type") != "web" ||
+		ctStr(events[0], "actor.name") != "admin" {
+		t.Errorf("terminate events = %v", events)
+	}
+
+	// The CLI's errors: an index past the instances, an unknown process type, an unknown app.
+	e.expectCFError(e.send("DELETE", "/v3/apps/"+app.GUID+"/processes/web/instances/1", "application/json", nil), 404, "CF-ResourceNotFound", "Instance not found")
+	e.expectCFError(e.send("DELETE", "/v3/apps/"+app.GUID+"/processes/web/instances/x", "application/json", nil), 404, "CF-ResourceNotFound", "Instance not found")
+	e.expectCFError(e.send("DELETE", "/v3/apps/"+app.GUID+"/processes/worker/instances/0", "application/json", nil), 404, "CF-ResourceNotFound", "Process not found")
+	e.expectCFError(e.send("DELETE", "/v3/apps/nope/processes/web/instances/0", "application/json", nil), 404, "CF-ResourceNotFound", "App not found")
+	if got := restarts.restarted(); len(got) != 2 {
+		t.Errorf("refused requests restarted instances: %v", got)
+	}
 }

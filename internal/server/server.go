@@ -316,6 +316,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Store:               store,
 		Blobs:               blobs,
 		Runtime:             board,
+		Instances:           board,
 		Stats:               cellStats{rep: rep},
 		Cells:               board,
 		Logs:                logStore,
