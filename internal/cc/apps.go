@@ -142,8 +142,13 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	if in.LifecycleType != pando.LifecycleBuildpack && in.LifecycleType != pando.LifecycleDocker {
 		return pando.App{}, invalid("Lifecycle type must be 'buildpack' or 'docker'")
 	}
-	if in.LifecycleType == pando.LifecycleDocker && !a.cfg.DockerEnabled {
-		return pando.App{}, errDockerDisabled
+	if in.LifecycleType == pando.LifecycleDocker {
+		if !a.cfg.DockerEnabled {
+			return pando.App{}, errDockerDisabled
+		}
+		if err := a.requireFeature(ctx, id, FlagDiegoDocker); err != nil {
+			return pando.App{}, err
+		}
 	}
 	in.Buildpacks = cleanBuildpacks(in.Buildpacks)
 	if err := a.checkBuildpacks(ctx, in.Buildpacks); err != nil {
@@ -192,8 +197,9 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	return app, nil
 }
 
-// errDockerDisabled is CF's answer when the docker feature flag is off.
-var errDockerDisabled = &pando.Error{Kind: pando.EForbidden, Code: 320003, Title: "CF-FeatureDisabled",
+// errDockerDisabled is CF's answer for a docker push when this server
+// cannot run images at all (Config.DockerEnabled off).
+var errDockerDisabled = &pando.Error{Kind: pando.EForbidden, Code: 330002, Title: "CF-FeatureDisabled",
 	Message: "Feature Disabled: diego_docker. This Pando server runs buildpack apps only for now: push from source instead of --docker-image."}
 
 func appNameTaken(name string) error {
@@ -719,6 +725,9 @@ func (a *API) getAppEnvVars(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.requireFeature(r.Context(), identityFrom(r.Context()), FlagSpaceDeveloperEnvVarVisibility); err != nil {
+		return err
+	}
 	a.writeEnvVars(w, app)
 	return nil
 }
@@ -836,6 +845,12 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 	app, err := a.getAppByGUID(ctx, r.PathValue("guid"))
 	if err != nil {
 		return err
+	}
+	// Non-admin users are space developers until Pando has roles.
+	for _, flag := range []string{FlagEnvVarVisibility, FlagSpaceDeveloperEnvVarVisibility} {
+		if err := a.requireFeature(ctx, identityFrom(ctx), flag); err != nil {
+			return err
+		}
 	}
 	vars := app.EnvVars
 	if vars == nil {

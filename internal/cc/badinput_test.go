@@ -439,7 +439,10 @@ func (f ctFixture) path(pattern, garbage string) string {
 		case "{dest}":
 			v = f.dest
 		case "{name}":
-			v = "ssh"
+			v = map[string]string{"feature_flags": "task_creation", "environment_variable_groups": "running"}[segs[i-1]]
+			if v == "" {
+				v = "ssh"
+			}
 		case "{index}":
 			v = "0"
 		default:

@@ -301,6 +301,9 @@ func (a *API) scaleProcess(w http.ResponseWriter, r *http.Request, p pando.Proce
 		DiskInMB     *int `json:"disk_in_mb"`
 		LogRateLimit *int `json:"log_rate_limit_in_bytes_per_second"`
 	}
+	if err := a.requireFeature(r.Context(), identityFrom(r.Context()), FlagAppScaling); err != nil {
+		return err
+	}
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}

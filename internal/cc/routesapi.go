@@ -259,6 +259,9 @@ func (b relBody) guid() string {
 
 func (a *API) postRoute(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if err := a.requireFeature(ctx, identityFrom(ctx), FlagRouteCreation); err != nil {
+		return err
+	}
 	var body struct {
 		Host          string `json:"host"`
 		Path          string `json:"path"`

@@ -473,6 +473,9 @@ func (a *API) postAppTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.requireFeature(ctx, identityFrom(ctx), FlagTaskCreation); err != nil {
+		return err
+	}
 	var body taskRequest
 	if err := readJSON(r, &body); err != nil {
 		return err

@@ -101,3 +101,38 @@ func TestContract39_restartAppInstance(t *testing.T) {
 		t.Errorf("refused requests restarted instances: %v", got)
 	}
 }
+
+// cf enable-feature-flag diego_docker (trace 41), and what cf feature-flags
+// and disable-feature-flag send.
+func TestContract41_enableFeatureFlag(t *testing.T) {
+	t.Parallel()
+	e := ctNew(t, ctOpts{mod: func(c *Config) { c.DockerEnabled = false }})
+
+	// cf feature-flags: name and enabled, CF's defaults.
+	flags := e.list(e.get("/v3/feature_flags"))
+	state := map[string]bool{}
+	for _, f := range flags {
+		state[ctStr(f, "name")] = f["enabled"].(bool)
+	}
+	for name, want := range map[string]bool{"diego_docker": false, "task_creation": true, "user_org_creation": false,
+		"env_var_visibility": true, "space_developer_env_var_visibility": true, "app_scaling": true, "route_sharing": false} {
+		if got, ok := state[name]; !ok || got != want {
+			t.Errorf("flag %s = %v (listed %v), want %v", name, got, ok, want)
+		}
+	}
+
+	f := e.expect(e.sendJSON("PATCH", "/v3/feature_flags/diego_docker", map[string]any{"enabled": true}), http.StatusOK)
+	if f["name"] != "diego_docker" || f["enabled"] != true || f["custom_error_message"] != nil || ctStr(f, "links.self.href") != e.base+"/v3/feature_flags/diego_docker" {
+		t.Errorf("PATCH answered %v", f)
+	}
+	if f := e.expect(e.get("/v3/feature_flags/diego_docker"), http.StatusOK); f["enabled"] != true || f["updated_at"] == nil {
+		t.Errorf("flag after enable = %v", f)
+	}
+	// disable-feature-flag with a message; the flag list shows it.
+	e.expect(e.sendJSON("PATCH", "/v3/feature_flags/task_creation", map[string]any{"enabled": false, "custom_error_message": "tasks are off this week"}), http.StatusOK)
+	if f := e.expect(e.get("/v3/feature_flags/task_creation"), http.StatusOK); f["enabled"] != false || f["custom_error_message"] != "tasks are off this week" {
+		t.Errorf("flag after disable = %v", f)
+	}
+	e.expectCFError(e.sendJSON("PATCH", "/v3/feature_flags/no_such_flag", map[string]any{"enabled": true}), 404, "CF-ResourceNotFound", "Feature flag not found")
+	e.expectCFError(e.get("/v3/feature_flags/no_such_flag"), 404, "CF-ResourceNotFound", "Feature flag not found")
+}
