@@ -856,10 +856,18 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 	if vars == nil {
 		vars = map[string]string{}
 	}
+	running, err := a.envGroup(ctx, pando.EnvGroupRunning)
+	if err != nil {
+		return err
+	}
+	staging, err := a.envGroup(ctx, pando.EnvGroupStaging)
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"environment_variables": vars,
-		"staging_env_json":      map[string]any{},
-		"running_env_json":      map[string]any{},
+		"staging_env_json":      staging.Vars,
+		"running_env_json":      running.Vars,
 		"system_env_json":       map[string]any{"VCAP_SERVICES": map[string]any{}},
 		"application_env_json":  map[string]any{"VCAP_APPLICATION": a.vcapApplication(ctx, app)},
 	})

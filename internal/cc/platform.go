@@ -32,6 +32,7 @@ func (a *API) registerPlatformRoutes(h func(string, handlerFunc)) {
 
 	a.registerInstanceRoutes(h)
 	a.registerFeatureFlagRoutes(h)
+	a.registerEnvGroupRoutes(h)
 	a.registerRouteRoutes(h)
 	a.registerBuildpackRoutes(h)
 	a.registerManifestRoutes(h)

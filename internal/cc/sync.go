@@ -92,7 +92,11 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 	if p.HealthCheckInvocationTimeout > 0 {
 		hc.InvocationTimeout = time.Duration(p.HealthCheckInvocationTimeout) * time.Second
 	}
-	env := appEnv(pando.App{EnvVars: runningEnv(app)})
+	vars, err := a.withEnvGroup(ctx, pando.EnvGroupRunning, runningEnv(app))
+	if err != nil {
+		return pando.DesiredLRP{}, err
+	}
+	env := appEnv(pando.App{EnvVars: vars})
 	lrp := pando.DesiredLRP{
 		ProcessGUID: p.GUID, Revision: app.Revision, AppGUID: app.GUID, AppName: app.Name,
 		SpaceGUID: space.GUID, SpaceName: space.Name, OrgGUID: org.GUID, OrgName: org.Name,

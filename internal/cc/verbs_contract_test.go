@@ -136,3 +136,31 @@ func TestContract41_enableFeatureFlag(t *testing.T) {
 	e.expectCFError(e.sendJSON("PATCH", "/v3/feature_flags/no_such_flag", map[string]any{"enabled": true}), 404, "CF-ResourceNotFound", "Feature flag not found")
 	e.expectCFError(e.get("/v3/feature_flags/no_such_flag"), 404, "CF-ResourceNotFound", "Feature flag not found")
 }
+
+// cf set-running-environment-variable-group '{"A":"1"}' (trace 42), then
+// cf running-environment-variable-group.
+func TestContract42_setRunningEnvironmentVariableGroup(t *testing.T) {
+	t.Parallel()
+	e := ctNew(t, ctOpts{})
+	g := e.expect(e.get("/v3/environment_variable_groups/running"), http.StatusOK)
+	if g["name"] != "running" || len(g["var"].(map[string]any)) != 0 || ctStr(g, "links.self.href") != e.base+"/v3/environment_variable_groups/running" {
+		t.Fatalf("empty group = %v", g)
+	}
+	g = e.expect(e.sendJSON("PATCH", "/v3/environment_variable_groups/running", map[string]any{"var": map[string]any{"A": "1"}}), http.StatusOK)
+	if ctStr(g, "var.A") != "1" || g["updated_at"] == nil {
+		t.Errorf("PATCH answered %v", g)
+	}
+	// A second set: the CLI sends names it drops as null.
+	e.expect(e.sendJSON("PATCH", "/v3/environment_variable_groups/running", map[string]any{"var": map[string]any{"A": nil, "B": "two", "N": 3}}), http.StatusOK)
+	g = e.expect(e.get("/v3/environment_variable_groups/running"), http.StatusOK)
+	if v := g["var"].(map[string]any); len(v) != 2 || v["B"] != "two" || v["N"] != "3" {
+		t.Errorf("group after the second set = %v", g)
+	}
+	// The staging group is separate.
+	if s := e.expect(e.get("/v3/environment_variable_groups/staging"), http.StatusOK); len(s["var"].(map[string]any)) != 0 {
+		t.Errorf("staging group = %v", s)
+	}
+	e.expectCFError(e.get("/v3/environment_variable_groups/other"), 404, "CF-ResourceNotFound", "Environment variable group not found")
+	e.expectCFError(e.sendJSON("PATCH", "/v3/environment_variable_groups/running", map[string]any{"var": map[string]any{"PORT": "1"}}), 422, "CF-UnprocessableEntity", "Environment variable PORT cannot be set")
+	e.expectCFError(e.sendJSON("PATCH", "/v3/environment_variable_groups/running", map[string]any{"var": map[string]any{"X": map[string]any{}}}), 422, "CF-UnprocessableEntity", "")
+}
