@@ -306,6 +306,7 @@ func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.A
 	}
 	if started {
 		a.recordAppEvent(ctx, id, "audit.app.start", app, map[string]any{})
+		a.recordProcessUsage(ctx, app, pando.UsageStarted, pando.UsageStopped)
 	}
 	return app, a.syncApp(ctx, app.GUID)
 }
@@ -325,16 +326,19 @@ func (a *API) stopApp(ctx context.Context, id Identity, app pando.App) (pando.Ap
 	}
 	if stopped {
 		a.recordAppEvent(ctx, id, "audit.app.stop", app, map[string]any{})
+		a.recordProcessUsage(ctx, app, pando.UsageStopped, pando.UsageStarted)
 	}
 	return app, a.syncApp(ctx, app.GUID)
 }
 
 // restartApp stops and starts: a new revision replaces every instance.
 func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
+	wasStarted := false
 	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
 		if app.DropletGUID == "" {
 			return invalid("Assign a droplet before starting this app.")
 		}
+		wasStarted = app.State == pando.AppStarted
 		app.State = pando.AppStarted
 		app.Revision++
 		pinRevision(app)
@@ -344,6 +348,10 @@ func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando
 		return app, fmt.Errorf("restart app %s: %w", app.GUID, err)
 	}
 	a.recordAppEvent(ctx, id, "audit.app.restart", app, map[string]any{})
+	if wasStarted {
+		a.recordProcessUsage(ctx, app, pando.UsageStopped, pando.UsageStarted)
+	}
+	a.recordProcessUsage(ctx, app, pando.UsageStarted, pando.UsageStopped)
 	return app, a.syncApp(ctx, app.GUID)
 }
 
@@ -380,6 +388,11 @@ func (a *API) deleteApp(ctx context.Context, id Identity, app pando.App) error {
 		_ = a.blobs.Delete(ctx, pando.DropletBlobKey(d.GUID))
 	}
 	_ = a.blobs.Delete(ctx, pando.BuildCacheBlobKey(app.GUID))
+	if app.State == pando.AppStarted {
+		for _, p := range procs {
+			a.recordScaleUsage(ctx, app, p, p, pando.UsageStopped, pando.UsageStarted)
+		}
+	}
 	a.recordAppEvent(ctx, id, "audit.app.delete-request", app, map[string]any{"request": map[string]any{"recursive": true}})
 	return nil
 }

@@ -417,6 +417,9 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	}
 	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
 		a.recordAppEvent(ctx, Identity{UserGUID: b.CreatedByGUID, UserName: b.CreatedByName}, "audit.app.droplet.create", app, map[string]any{"droplet_guid": d.GUID, "package_guid": b.PackageGUID})
+		if b.LifecycleType != pando.LifecycleDocker && res.BuildpackName != "" {
+			a.recordBuildpackUsage(ctx, app, res.BuildpackName)
+		}
 	}
 	a.notifyBuild(b.GUID)
 	a.pruneApp(ctx, b.AppGUID)

@@ -33,6 +33,7 @@ func (a *API) registerPlatformRoutes(h func(string, handlerFunc)) {
 	a.registerInstanceRoutes(h)
 	a.registerFeatureFlagRoutes(h)
 	a.registerEnvGroupRoutes(h)
+	a.registerUsageRoutes(h)
 	a.registerRouteRoutes(h)
 	a.registerBuildpackRoutes(h)
 	a.registerManifestRoutes(h)

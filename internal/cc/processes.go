@@ -74,6 +74,7 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 	if err := u.validate(); err != nil {
 		return p, err
 	}
+	before := p
 	req := map[string]any{}
 	if u.Instances != nil {
 		p.Instances = *u.Instances
@@ -124,6 +125,9 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 		typ := "audit.app.process.update"
 		if u.Instances != nil || u.MemoryMB != nil || u.DiskMB != nil {
 			typ = "audit.app.process.scale"
+		}
+		if app.State == pando.AppStarted && (before.Instances != p.Instances || before.MemoryMB != p.MemoryMB) {
+			a.recordScaleUsage(ctx, app, before, p, pando.UsageStarted, pando.UsageStarted)
 		}
 		a.recordAppEvent(ctx, id, typ, app, map[string]any{"process_guid": p.GUID, "process_type": p.Type, "request": req})
 	}

@@ -142,6 +142,7 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 			"memory_in_mb": task.MemoryMB, "disk_in_mb": task.DiskMB, "droplet_guid": task.DropletGUID,
 		},
 	})
+	a.recordTaskUsage(ctx, task, pando.UsageTaskStarted)
 	run, err := a.runRequest(ctx, app, task, d)
 	if err == nil {
 		rt := pando.Task{GUID: task.GUID, Kind: pando.TaskRun, State: pando.TaskPending, Run: run, CreatedAt: now, UpdatedAt: now}
@@ -307,6 +308,7 @@ func (a *API) finishTask(ctx context.Context, guid string, failed bool, reason s
 		a.log.Error("record task end", "task_guid", guid, "err", err)
 	case changed:
 		a.log.Info("task finished", "task_guid", guid, "app_guid", t.AppGUID, "state", t.State, "reason", t.FailureReason)
+		a.recordTaskUsage(ctx, t, pando.UsageTaskStopped)
 		a.pruneTasks(ctx, t.AppGUID)
 	}
 	a.notifyTask(guid)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pandoplatform/pando"
@@ -163,4 +164,89 @@ func TestContract42_setRunningEnvironmentVariableGroup(t *testing.T) {
 	e.expectCFError(e.get("/v3/environment_variable_groups/other"), 404, "CF-ResourceNotFound", "Environment variable group not found")
 	e.expectCFError(e.sendJSON("PATCH", "/v3/environment_variable_groups/running", map[string]any{"var": map[string]any{"PORT": "1"}}), 422, "CF-UnprocessableEntity", "Environment variable PORT cannot be set")
 	e.expectCFError(e.sendJSON("PATCH", "/v3/environment_variable_groups/running", map[string]any{"var": map[string]any{"X": map[string]any{}}}), 422, "CF-UnprocessableEntity", "")
+}
+
+// cf curl /v3/app_usage_events after a push, a scale, a task, a stop and
+// a delete: CF's states with instances and memory, filtered and paginated
+// as CF's; then the purge that reseeds started apps.
+func TestContract_appUsageEvents(t *testing.T) {
+	t.Parallel()
+	e, _ := tkNew(t, true)
+	app := e.push("metered")
+	web := ctStr(e.webProcess(app.GUID), "guid")
+	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", map[string]any{"instances": 3, "memory_in_mb": 512}), http.StatusAccepted)
+	task := ctStr(e.runTask(app.GUID, map[string]any{"command": "true", "name": "once"}), "guid")
+	e.complete(task, false, "")
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/stop"), http.StatusOK)
+
+	events := e.list(e.get("/v3/app_usage_events?per_page=5000"))
+	type row struct {
+		state, prev           any
+		instances, prevInst   any
+		memory, prevMemory    any
+		buildpack, task, proc any
+	}
+	var got []row
+	for _, ev := range events {
+		if ctStr(ev, "app.guid") != app.GUID || ctStr(ev, "app.name") != "metered" || ctStr(ev, "space.guid") != app.Space ||
+			ctStr(ev, "space.name") == "" || ctStr(ev, "organization.guid") == "" || !strings.HasPrefix(ctStr(ev, "links.self.href"), e.base+"/v3/app_usage_events/") {
+			t.Errorf("event fields: %v", ev)
+		}
+		got = append(got, row{ctJ(ev, "state.current"), ctJ(ev, "state.previous"), ctJ(ev, "instance_count.current"), ctJ(ev, "instance_count.previous"),
+			ctJ(ev, "memory_in_mb_per_instance.current"), ctJ(ev, "memory_in_mb_per_instance.previous"), ctJ(ev, "buildpack.name"), ctJ(ev, "task.name"), ctJ(ev, "process.guid")})
+	}
+	want := []row{
+		{"BUILDPACK_SET", nil, 1.0, nil, 256.0, nil, "staticfile_buildpack", nil, web},
+		{"STARTED", "STOPPED", 1.0, 1.0, 256.0, 256.0, nil, nil, web},
+		{"STARTED", "STARTED", 3.0, 1.0, 512.0, 256.0, nil, nil, web},
+		{"TASK_STARTED", nil, 1.0, nil, 512.0, nil, nil, "once", nil},
+		{"TASK_STOPPED", "TASK_STARTED", 1.0, 1.0, 512.0, 512.0, nil, "once", nil},
+		{"STOPPED", "STARTED", 3.0, 3.0, 512.0, 512.0, nil, nil, web},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("usage events:\n got %v\nwant %v", got, want)
+	}
+
+	// Filters and pages as CF's.
+	first := ctStr(events[0], "guid")
+	if after := e.list(e.get("/v3/app_usage_events?after_guid=" + first)); len(after) != len(events)-1 || ctStr(after[0], "guid") != ctStr(events[1], "guid") {
+		t.Errorf("after_guid: %d events", len(after))
+	}
+	if one := e.list(e.get("/v3/app_usage_events?guids=" + first)); len(one) != 1 {
+		t.Errorf("guids filter: %v", one)
+	}
+	p := e.expect(e.get("/v3/app_usage_events?per_page=2&order_by=-created_at"), http.StatusOK)
+	if ctNum(p, "pagination.total_results") != float64(len(events)) || !strings.HasPrefix(ctStr(p, "pagination.next.href"), e.base+"/v3/app_usage_events?") {
+		t.Errorf("page: %v", p["pagination"])
+	}
+	if ev := e.expect(e.get("/v3/app_usage_events/"+first), http.StatusOK); ev["guid"] != first {
+		t.Errorf("get one: %v", ev)
+	}
+	e.expectCFError(e.get("/v3/app_usage_events/nope"), 404, "CF-ResourceNotFound", "Event not found")
+
+	// Purge and reseed: one STARTED event per process of each started app.
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/start"), http.StatusOK)
+	e.expect(e.action("/v3/app_usage_events/actions/destructively_purge_all_and_reseed"), http.StatusOK)
+	if after := e.list(e.get("/v3/app_usage_events")); len(after) != 1 || ctJ(after[0], "state.current") != "STARTED" || ctNum(after[0], "instance_count.current") != 3 {
+		t.Errorf("after purge: %v", after)
+	}
+}
+
+func TestUsageEvents_onlyForAdminsAndAuditors(t *testing.T) {
+	e := ptNew(t, nil)
+	for _, tc := range []struct {
+		scopes string
+		want   int
+	}{
+		{ScopeRead + "," + ScopeWrite, http.StatusForbidden},
+		{ScopeAdminReadOnly, http.StatusOK},
+		{ScopeGlobalAuditor, http.StatusOK},
+	} {
+		if rec := e.doAs("bearer scopes:"+tc.scopes, "GET", "/v3/app_usage_events", ""); rec.Code != tc.want {
+			t.Errorf("%s: GET %d %s, want %d", tc.scopes, rec.Code, rec.Body, tc.want)
+		}
+		if rec := e.doAs("bearer scopes:"+tc.scopes, "POST", "/v3/app_usage_events/actions/destructively_purge_all_and_reseed", ""); rec.Code != http.StatusForbidden {
+			t.Errorf("%s: purge %d, want 403", tc.scopes, rec.Code)
+		}
+	}
 }
