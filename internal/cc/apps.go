@@ -741,6 +741,7 @@ func (a *API) getAppEnvVars(w http.ResponseWriter, r *http.Request) error {
 	if err := a.requireFeature(r.Context(), identityFrom(r.Context()), FlagSpaceDeveloperEnvVarVisibility); err != nil {
 		return err
 	}
+	a.recordAppEvent(r.Context(), identityFrom(r.Context()), "audit.app.environment_variables.show", app, map[string]any{})
 	a.writeEnvVars(w, app)
 	return nil
 }
@@ -869,6 +870,7 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 	if vars == nil {
 		vars = map[string]string{}
 	}
+	a.recordAppEvent(ctx, identityFrom(ctx), "audit.app.environment.show", app, map[string]any{})
 	running, err := a.envGroup(ctx, pando.EnvGroupRunning)
 	if err != nil {
 		return err

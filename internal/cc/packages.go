@@ -606,6 +606,9 @@ func (a *API) downloadPackage(w http.ResponseWriter, r *http.Request) error {
 	if pkg.Type != "bits" || pkg.State != pando.PackageReady {
 		return invalid("Package is not ready to download")
 	}
+	if app, err := a.store.GetApp(r.Context(), pkg.AppGUID); err == nil {
+		a.recordAppEvent(r.Context(), identityFrom(r.Context()), "audit.app.package.download", app, map[string]any{"package_guid": pkg.GUID})
+	}
 	return a.streamBlob(w, r, pando.PackageBlobKey(pkg.GUID), "application/zip", pkg.GUID+".zip")
 }
 
