@@ -242,6 +242,9 @@ type InstanceStats struct {
 	MemoryQuota  uint64
 	DiskBytes    uint64
 	DiskQuota    uint64
+	// LogRate is the bytes per second of log lines the instance emitted
+	// since the previous reading (CF's usage.log_rate).
+	LogRate uint64
 }
 
 // Cell is what the auctioneer and the BBS ask of a cell's rep. Start and

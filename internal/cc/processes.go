@@ -389,7 +389,7 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 					if s, err := a.cfg.Stats.InstanceStats(ctx, al.CellID, al.InstanceGUID); err == nil {
 						st["usage"] = map[string]any{
 							"time": ts(now), "cpu": s.CPUPercent / 100, "mem": s.MemoryBytes, "disk": s.DiskBytes,
-							"log_rate": 0, "cpu_entitlement": 0,
+							"log_rate": s.LogRate, "cpu_entitlement": 0,
 						}
 					}
 				}
