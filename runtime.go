@@ -92,6 +92,13 @@ type ActualLRP struct {
 	StartedAt      time.Time // when the current container started (uptime)
 }
 
+// HealthCheckTimedOut begins the crash reason of an instance that never
+// became healthy within its start timeout. The BBS restarts such an
+// instance only after the crash backoff, not at once: it reads CRASHED
+// meanwhile, so a client waiting for the start (cf push) fails with the
+// reason instead of waiting out the same timeout again and again.
+const HealthCheckTimedOut = "health check timed out"
+
 // PortMapping maps a container port to a host port on the cell.
 type PortMapping struct {
 	ContainerPort int
