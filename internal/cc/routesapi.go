@@ -295,6 +295,9 @@ func (a *API) postRoute(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.recordRouteEvent(ctx, identityFrom(ctx), "audit.route.create", rt, map[string]any{
+		"request": map[string]any{"host": rt.Host, "path": rt.Path, "domain_guid": domain.GUID, "space_guid": spaceGUID},
+	})
 	return a.writeRoute(ctx, w, http.StatusCreated, rt)
 }
 
@@ -352,6 +355,7 @@ func (a *API) deleteRoute(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := identityFrom(ctx)
+	a.recordRouteEvent(ctx, id, "audit.route.delete-request", rt, map[string]any{"request": map[string]any{"recursive": true}})
 	job := a.runJob(ctx, "route.delete", "", rt.GUID, func(ctx context.Context) error {
 		return a.removeRoute(context.WithoutCancel(ctx), id, rt)
 	})

@@ -53,3 +53,20 @@ func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, a
 		a.log.Warn("record event", "type", typ, "app_guid", app.GUID, "err", err)
 	}
 }
+
+// recordRouteEvent writes an audit event about a route (audit.route.*),
+// named by its host, as CF does.
+func (a *API) recordRouteEvent(ctx context.Context, id Identity, typ string, rt pando.Route, data map[string]any) {
+	orgGUID := ""
+	if s, err := a.store.GetSpace(ctx, rt.SpaceGUID); err == nil {
+		orgGUID = s.OrgGUID
+	}
+	ev := pando.Event{
+		GUID: a.newGUID(), Type: typ, ActorGUID: id.UserGUID, ActorType: "user", ActorName: id.UserName,
+		TargetGUID: rt.GUID, TargetType: "route", TargetName: rt.Host, SpaceGUID: rt.SpaceGUID,
+		OrgGUID: orgGUID, Data: data, CreatedAt: a.now(),
+	}
+	if err := a.store.CreateEvent(ctx, ev); err != nil {
+		a.log.Warn("record event", "type", typ, "route_guid", rt.GUID, "err", err)
+	}
+}

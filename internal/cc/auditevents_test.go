@@ -2,6 +2,7 @@ package cc
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,20 @@ func TestEvents_envReadsAreAudited(t *testing.T) {
 	for _, typ := range []string{"audit.app.environment.show", "audit.app.environment_variables.show"} {
 		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+typ+"&target_guids="+app.GUID, "", nil), http.StatusOK))
 		if len(evs) != 1 || evs[0]["actor"].(map[string]any)["name"] != "admin" {
+			t.Errorf("%s events: %v", typ, evs)
+		}
+	}
+}
+
+func TestEvents_routeCreateAndDeleteAreAudited(t *testing.T) {
+	e := ptNew(t, nil)
+	body := `{"host":"audited","relationships":{"space":{"data":{"guid":"` + e.space().GUID + `"}},"domain":{"data":{"guid":"` + e.domain().GUID + `"}}}}`
+	rt := e.ok(e.do("POST", "/v3/routes", "application/json", strings.NewReader(body)), http.StatusCreated)["guid"].(string)
+	e.job(e.do("DELETE", "/v3/routes/"+rt, "", nil))
+	for _, typ := range []string{"audit.route.create", "audit.route.delete-request"} {
+		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+typ+"&target_guids="+rt, "", nil), http.StatusOK))
+		if len(evs) != 1 || evs[0]["target"].(map[string]any)["type"] != "route" || evs[0]["target"].(map[string]any)["name"] != "audited" ||
+			evs[0]["actor"].(map[string]any)["name"] != "admin" {
 			t.Errorf("%s events: %v", typ, evs)
 		}
 	}
