@@ -250,3 +250,27 @@ func TestUsageEvents_onlyForAdminsAndAuditors(t *testing.T) {
 		}
 	}
 }
+
+// cf logs --recent reads envelopes tagged as log-cache's are: source_type,
+// origin, instance_id, app_id and app_name.
+func TestContract10_logEnvelopeTags(t *testing.T) {
+	t.Parallel()
+	e := ctNew(t, ctOpts{})
+	app := e.push("tagged")
+	seen := map[string]bool{}
+	for _, env := range e.readLogs(app.GUID, "descending=true&envelope_types=LOG&limit=1000&start_time="+ctStartTime) {
+		want := map[string]string{"source_type": env.Tags["source_type"], "instance_id": env.InstanceID, "app_id": app.GUID, "app_name": "tagged", "origin": "rep"}
+		if env.Tags["source_type"] == "API" {
+			want["origin"] = "cloud_controller"
+		}
+		for k, v := range want {
+			if env.Tags[k] != v {
+				t.Errorf("%s envelope tag %s = %q, want %q (tags %v)", env.Tags["source_type"], k, env.Tags[k], v, env.Tags)
+			}
+		}
+		seen[env.Tags["source_type"]] = true
+	}
+	if !seen["STG"] || !seen["APP/PROC/WEB"] {
+		t.Errorf("source types read: %v, want STG and APP/PROC/WEB", seen)
+	}
+}
