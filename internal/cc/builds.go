@@ -339,8 +339,9 @@ func (a *API) watchStaging(buildGUID string) {
 }
 
 // HandleTaskCompleted records a finished task: a staging task on its build
-// and droplet, a CF task (run) on its record. The BBS calls it exactly once
-// per task.
+// and droplet, a CF task (run) on its record. FollowRuntime calls it for
+// every completion event, at least once per task: a repeated completion
+// records nothing new.
 func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	if t.Kind == pando.TaskRun {
 		a.handleRunTaskCompleted(ctx, t)

@@ -30,9 +30,9 @@ func TestEnvGroups_areUnderTheAppsOwnVariables(t *testing.T) {
 	app := e.startedApp("grouped")
 	e.ok(e.doJSON("PATCH", "/v3/apps/"+app.GUID+"/environment_variables", map[string]any{"var": map[string]any{"SHARED": "app"}}), http.StatusOK)
 	e.ok(e.do("POST", "/v3/apps/"+app.GUID+"/actions/restart", "", nil), http.StatusOK)
-	lrp, ok := e.rt.DesiredLRP(app.GUID)
-	if !ok {
-		t.Fatal("no desired LRP")
+	lrp, err := e.rt.DesiredLRP(t.Context(), app.GUID)
+	if err != nil {
+		t.Fatalf("desired LRP: %v", err)
 	}
 	if env := envOf(lrp.Env); env["R"] != "group" || env["SHARED"] != "app" || env["S"] != "" {
 		t.Errorf("instance env = %v, want R from the running group under SHARED=app", env)

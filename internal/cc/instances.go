@@ -9,31 +9,16 @@ import (
 	"github.com/pandoplatform/pando"
 )
 
-// InstanceRestarter stops one instance of a desired process so the runtime
-// starts a fresh one in its place (cf restart-app-instance). The BBS
-// implements it; ENotFound means the runtime runs no such instance.
-type InstanceRestarter interface {
-	RestartInstance(ctx context.Context, processGUID string, index int) error
-}
-
-// instanceRestarter is Config.Instances, or the runtime when it can
-// restart instances itself.
-func (a *API) instanceRestarter() InstanceRestarter {
-	if a.cfg.Instances != nil {
-		return a.cfg.Instances
-	}
-	r, _ := a.rt.(InstanceRestarter)
-	return r
-}
-
 func (a *API) registerInstanceRoutes(h func(string, handlerFunc)) {
 	h("DELETE /v3/apps/{guid}/processes/{type}/instances/{index}", a.byType(a.terminateInstance))
 	h("DELETE /v3/processes/{guid}/instances/{index}", a.byGUID(a.terminateInstance))
 }
 
-// terminateInstance stops one instance; the runtime replaces it at once
-// (CF leaves that to health management, which does the same a little
-// later). It answers 204, like CF.
+// terminateInstance is cf restart-app-instance: the runtime retires the
+// instance at the index and starts a fresh one in its place at once (CF
+// leaves that to health management, which does the same a little later).
+// It answers 204, like CF; an index nothing runs at (a stopped app) has
+// nothing to stop.
 func (a *API) terminateInstance(w http.ResponseWriter, r *http.Request, p pando.Process) error {
 	ctx := r.Context()
 	index, err := strconv.Atoi(r.PathValue("index"))
@@ -44,17 +29,19 @@ func (a *API) terminateInstance(w http.ResponseWriter, r *http.Request, p pando.
 	if err != nil {
 		return err
 	}
-	restarter := a.instanceRestarter()
-	if restarter == nil {
-		return pando.Errorf(pando.EUnavailable, "This Pando runtime cannot restart single instances")
+	actuals, err := a.rt.ActualLRPs(ctx, p.GUID)
+	if err != nil {
+		return fmt.Errorf("instances of process %s: %w", p.GUID, err)
 	}
-	// The restart must finish even if the client goes away.
-	err = restarter.RestartInstance(context.WithoutCancel(ctx), p.GUID, index)
-	switch {
-	case pando.IsNotFound(err):
-		// Nothing runs (the app is stopped or not staged): nothing to stop.
-	case err != nil:
-		return fmt.Errorf("restart instance %d of process %s: %w", index, p.GUID, err)
+	for _, al := range actuals {
+		if al.Index != index {
+			continue
+		}
+		// The restart must finish even if the client goes away.
+		err := a.rt.RetireActualLRP(context.WithoutCancel(ctx), p.GUID, al.InstanceGUID)
+		if err != nil && !pando.IsNotFound(err) {
+			return fmt.Errorf("restart instance %d of process %s: %w", index, p.GUID, err)
+		}
 	}
 	a.recordAppEvent(ctx, identityFrom(ctx), "audit.app.process.terminate_instance", app, map[string]any{
 		"process_guid": p.GUID, "process_type": p.Type, "process_index": index,

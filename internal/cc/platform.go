@@ -40,17 +40,25 @@ func (a *API) registerPlatformRoutes(h func(string, handlerFunc)) {
 }
 
 // getRoot is GET /: the links the cf CLI reads on `cf api` and `cf login`.
-// UAA and log-cache are served on the API's own address.
+// UAA and log-cache are served on the API's own address, and through the
+// router on the system domain's hosts for them.
 func (a *API) getRoot(w http.ResponseWriter, r *http.Request) error {
-	base := a.cfg.BaseURL
+	u, ok := externalURLs(r.Context())
+	if !ok {
+		base := a.cfg.BaseURL
+		u = ExternalURLs{API: base, Login: base, UAA: base, LogCache: base}
+	}
+	if u.Router == "" {
+		u.Router = a.cfg.RouterURL
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"links": map[string]any{
-			"self":                link(base),
+			"self":                link(u.API),
 			"cloud_controller_v2": nil,
-			"cloud_controller_v3": map[string]any{"href": base + "/v3", "meta": map[string]any{"version": APIVersion}},
-			"login":               link(base),
-			"uaa":                 link(base),
-			"log_cache":           link(base),
+			"cloud_controller_v3": map[string]any{"href": u.API + "/v3", "meta": map[string]any{"version": APIVersion}},
+			"login":               link(u.Login),
+			"uaa":                 link(u.UAA),
+			"log_cache":           link(u.LogCache),
 			"app_ssh":             nil,
 			"bits_service":        nil,
 			"credhub":             nil,
@@ -61,7 +69,7 @@ func (a *API) getRoot(w http.ResponseWriter, r *http.Request) error {
 			"routing":             nil,
 			// Pando's own: where the router listens, so clients can show
 			// app URLs with the right port.
-			"pando_router": link(a.cfg.RouterURL),
+			"pando_router": link(u.Router),
 		},
 	})
 	return nil

@@ -228,7 +228,7 @@ func TestDestinations_mappingResyncsTheApp(t *testing.T) {
 	if d0["port"] != float64(8080) || d0["app"].(map[string]any)["guid"] != app.GUID {
 		t.Errorf("destination = %v", d0)
 	}
-	lrp, ok := e.rt.DesiredLRP(app.GUID)
+	lrp, ok := e.rt.desiredLRP(app.GUID)
 	if !ok || !slices.Equal(lrp.Routes, []string{"web1.localhost"}) {
 		t.Fatalf("desired LRP routes = %v (desired %v)", lrp.Routes, ok)
 	}
@@ -248,7 +248,7 @@ func TestDestinations_mappingResyncsTheApp(t *testing.T) {
 	if rec.Code != http.StatusNoContent {
 		t.Fatalf("unmap: %d %s", rec.Code, rec.Body)
 	}
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); len(lrp.Routes) != 0 {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); len(lrp.Routes) != 0 {
 		t.Errorf("routes after unmap = %v", lrp.Routes)
 	}
 	if d := e.cfErr(e.do("GET", "/v3/apps/nope/routes", "", nil), http.StatusNotFound); d["detail"] != "App not found" {
@@ -262,14 +262,14 @@ func TestDeleteRoute_unmapsAndResyncs(t *testing.T) {
 	if err := e.api.ensureDefaultRoute(t.Context(), Identity{}, app); err != nil {
 		t.Fatal(err)
 	}
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); !slices.Equal(lrp.Routes, []string{"gone.localhost"}) {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); !slices.Equal(lrp.Routes, []string{"gone.localhost"}) {
 		t.Fatalf("routes = %v", lrp.Routes)
 	}
 	routes := ptResources(e.ok(e.do("GET", "/v3/apps/"+app.GUID+"/routes", "", nil), http.StatusOK))
 	if j := e.job(e.do("DELETE", "/v3/routes/"+routes[0]["guid"].(string), "", nil)); j["state"] != pando.JobComplete {
 		t.Fatalf("job = %v", j)
 	}
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); len(lrp.Routes) != 0 {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); len(lrp.Routes) != 0 {
 		t.Errorf("routes after delete = %v", lrp.Routes)
 	}
 }

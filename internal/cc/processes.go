@@ -337,9 +337,15 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 	desired := 0
 	down := false
 	if app.State == pando.AppStarted {
-		if lrp, ok := a.rt.DesiredLRP(p.GUID); ok {
+		lrp, err := a.rt.DesiredLRP(ctx, p.GUID)
+		switch {
+		case err == nil:
 			desired = lrp.Instances
-			actuals = a.rt.ActualLRPs(p.GUID)
+			if actuals, err = a.rt.ActualLRPs(ctx, p.GUID); err != nil {
+				return nil, fmt.Errorf("read instances of process %s: %w", p.GUID, err)
+			}
+		case !pando.IsNotFound(err):
+			return nil, fmt.Errorf("read desired LRP %s: %w", p.GUID, err)
 		}
 	} else {
 		// A stopped app's instances read DOWN, one per desired instance,

@@ -35,10 +35,8 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 	var errs []error
 	for _, p := range procs {
 		if app.State != pando.AppStarted || droplet.GUID == "" || p.Instances == 0 {
-			if _, ok := a.rt.DesiredLRP(p.GUID); ok {
-				if err := a.rt.RemoveDesiredLRP(ctx, p.GUID); err != nil && !pando.IsNotFound(err) {
-					errs = append(errs, err)
-				}
+			if err := a.rt.RemoveDesiredLRP(ctx, p.GUID); err != nil && !pando.IsNotFound(err) {
+				errs = append(errs, err)
 			}
 			continue
 		}
@@ -47,7 +45,12 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 			errs = append(errs, err)
 			continue
 		}
-		if cur, ok := a.rt.DesiredLRP(p.GUID); ok && cur.Revision == lrp.Revision {
+		cur, err := a.rt.DesiredLRP(ctx, p.GUID)
+		if err != nil && !pando.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("read desired lrp %s: %w", p.GUID, err))
+			continue
+		}
+		if err == nil && cur.Revision == lrp.Revision {
 			// Every instance of a revision runs the same bits: a new
 			// droplet, env, command, memory or health check reaches the
 			// app when it restarts, as in CF. Instances and routes

@@ -3,8 +3,8 @@ package cc
 // CF tasks (cf run-task): one-off commands run in a container made from an
 // app's droplet. The CCDB keeps each task's record, PENDING → RUNNING →
 // SUCCEEDED or FAILED (CANCELING in between when cancelled); the runtime
-// runs it and reports back through HandleTaskChanged and
-// HandleTaskCompleted.
+// runs it and reports back through its event stream (FollowRuntime:
+// HandleTaskChanged and HandleTaskCompleted).
 
 import (
 	"context"
@@ -39,12 +39,6 @@ var allTaskStates = []string{pando.AppTaskPending, pando.AppTaskRunning, pando.A
 
 func taskFinished(state string) bool {
 	return state == pando.AppTaskSucceeded || state == pando.AppTaskFailed
-}
-
-// taskReader is the runtime's view of one task; the BBS has it. The API
-// uses it, when present, to answer a create with the task's real state.
-type taskReader interface {
-	Task(guid string) (pando.Task, bool)
 }
 
 // taskRequest is the body of POST /v3/apps/:guid/tasks.
@@ -151,12 +145,12 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	if err != nil {
 		a.log.Warn("task not started", "task_guid", task.GUID, "app_guid", app.GUID, "err", err)
 		a.finishTask(ctx, task.GUID, true, "task could not be started: "+err.Error())
-	} else if tr, ok := a.rt.(taskReader); ok {
+	} else if cur, err := a.rt.Task(ctx, task.GUID); err == nil && cur.State == pando.TaskRunning {
 		// The runtime places the task before DesireTask returns: answer
-		// RUNNING at once, as CF does, when it took it.
-		if cur, ok := tr.Task(task.GUID); ok && cur.State == pando.TaskRunning {
-			a.markTaskRunning(ctx, task.GUID)
-		}
+		// RUNNING at once, as CF does, when it took it. (A task already
+		// completed, or one the runtime cannot tell of now, answers as
+		// recorded; the event stream brings the rest.)
+		a.markTaskRunning(ctx, task.GUID)
 	}
 	task, err = a.store.GetAppTask(ctx, task.GUID)
 	if err != nil {

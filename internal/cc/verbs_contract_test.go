@@ -45,16 +45,16 @@ func TestContract38_terminateTask(t *testing.T) {
 	e.expectCFError(e.send("PUT", "/v3/tasks/nope/cancel", "application/json", nil), 404, "CF-ResourceNotFound", "Task not found")
 }
 
-// RestartInstance is the BBS's: an index the process runs gets a fresh
-// instance (recorded in restarts); anything else is not found.
-func (r *ctRuntime) RestartInstance(_ context.Context, processGUID string, index int) error {
+// RetireActualLRP is the BBS's: a known instance is replaced (recorded in
+// restarts as "process/instance"); anything else is not found.
+func (r *ctRuntime) RetireActualLRP(_ context.Context, processGUID, instanceGUID string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.lrps[processGUID]
-	if !ok || index < 0 || index >= l.lrp.Instances {
-		return pando.Errorf(pando.ENotFound, "instance %d of %s not found", index, processGUID)
+	if !ok || !strings.HasPrefix(instanceGUID, fmt.Sprintf("%s-%d-", processGUID, l.lrp.Revision)) {
+		return pando.Errorf(pando.ENotFound, "instance %s of %s not found", instanceGUID, processGUID)
 	}
-	r.restarts = append(r.restarts, fmt.Sprintf("%s/%d", processGUID, index))
+	r.restarts = append(r.restarts, processGUID+"/"+instanceGUID)
 	return nil
 }
 
@@ -84,7 +84,8 @@ func TestContract39_restartAppInstance(t *testing.T) {
 	if r := e.send("DELETE", "/v3/processes/"+web+"/instances/0", "application/json", nil); r.Status != http.StatusNoContent {
 		t.Fatalf("DELETE process instance: %v, want 204", r)
 	}
-	if got, want := restarts.restarted(), []string{web + "/0", web + "/0"}; !slices.Equal(got, want) {
+	inst0 := web + "/" + ctStr(e.checkStats(web, 1, 256)[0], "instance_guid")
+	if got, want := restarts.restarted(), []string{inst0, inst0}; !slices.Equal(got, want) {
 		t.Errorf("restarts = %v, want %v", got, want)
 	}
 	events := e.list(e.get("/v3/audit_events?types=audit.app.process.terminate_instance&target_guids=" + app.GUID))
