@@ -31,8 +31,11 @@ func (a *API) registerPlatformRoutes(h func(string, handlerFunc)) {
 	h("GET /v3/audit_events", a.listAuditEvents)
 	h("GET /v3/audit_events/{guid}", a.getAuditEvent)
 	h("GET /v3/isolation_segments", a.emptyListHandler)
-	h("GET /v3/feature_flags", a.emptyListHandler)
 
+	a.registerInstanceRoutes(h)
+	a.registerFeatureFlagRoutes(h)
+	a.registerEnvGroupRoutes(h)
+	a.registerUsageRoutes(h)
 	a.registerRouteRoutes(h)
 	a.registerBuildpackRoutes(h)
 	a.registerManifestRoutes(h)

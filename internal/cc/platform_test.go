@@ -100,7 +100,7 @@ func TestOrgsAndSpaces_supportLoginAndTarget(t *testing.T) {
 	if len(feat) != 1 || feat[0]["name"] != "ssh" || feat[0]["enabled"] != false {
 		t.Errorf("features = %v", feat)
 	}
-	for _, p := range []string{"/v3/isolation_segments", "/v3/feature_flags"} {
+	for _, p := range []string{"/v3/isolation_segments"} {
 		if got := ptResources(e.ok(e.do("GET", p, "", nil), http.StatusOK)); len(got) != 0 {
 			t.Errorf("%s: %v", p, got)
 		}

@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("open blobstore: %w", err)
 	}
 
-	logStore := logs.New(logs.Config{Logger: log.With("component", "logs")})
+	logStore := logs.New(logs.Config{Logger: log.With("component", "logs"), AppName: appNamer(store)})
 
 	sealer, err := secrets.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
