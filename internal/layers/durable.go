@@ -1,0 +1,209 @@
+package layers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// A layer is usable as soon as it is renamed into unpacked/ (the page
+// cache holds it), but it is complete only once its files are on disk and
+// its marker complete/<name> is written after them. The syncing happens
+// on a worker, off the path of the container waiting for the layer, with
+// one fsync per file and directory of the layer: syncfs(2) would flush
+// the whole filesystem, containers' volume images included.
+//
+// A layer directory without its marker, found by Open, was fully unpacked
+// (the rename comes after the last write) but may not be on disk: if the
+// host has not rebooted since the last Open (the boot id in <dir>/boot),
+// the page cache still holds it and it is synced and marked again;
+// otherwise it is removed and fetched again when needed.
+
+// syncWorkers is how many files one layer's sync has in flight.
+const syncWorkers = 4
+
+// bootIDPath is where the kernel says which boot this is.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+func currentBootID() (string, error) {
+	data, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return "", fmt.Errorf("read boot id: %w", err)
+	}
+	id := string(bytes.TrimSpace(data))
+	if id == "" {
+		return "", fmt.Errorf("read boot id: %s is empty", bootIDPath)
+	}
+	return id, nil
+}
+
+// recordedBoot reads the boot id of the last Open; "" when there is none
+// (a cache made before markers existed: its layers were synced before
+// they were renamed into unpacked/).
+func (c *Cache) recordedBoot() (string, error) {
+	data, err := os.ReadFile(filepath.Join(c.dir, "boot"))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("open layer cache: %w", err)
+	}
+	return string(bytes.TrimSpace(data)), nil
+}
+
+// recordBoot durably writes this boot's id, before any layer of this
+// process can be unpacked.
+func (c *Cache) recordBoot() error {
+	tmp := filepath.Join(c.dir, "boot.tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("open layer cache: %w", err)
+	}
+	_, err = f.WriteString(c.bootID + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(c.dir, "boot"))
+	}
+	if err == nil {
+		err = fsyncPath(c.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("open layer cache: record boot id: %w", err)
+	}
+	return nil
+}
+
+func (c *Cache) markerPath(k string) string { return filepath.Join(c.complete, k) }
+
+func (c *Cache) hasMarker(k string) bool {
+	_, err := os.Lstat(c.markerPath(k))
+	return err == nil
+}
+
+// writeMarker marks layer k complete; durable when sync is set.
+func (c *Cache) writeMarker(k string, sync bool) error {
+	f, err := os.OpenFile(c.markerPath(k), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("mark layer complete: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("mark layer complete: %w", err)
+	}
+	if sync {
+		if err := fsyncPath(c.complete); err != nil {
+			return fmt.Errorf("mark layer complete: %w", err)
+		}
+	}
+	return nil
+}
+
+// queueSync has the worker make layer k durable and mark it. c.mu held.
+func (c *Cache) queueSyncLocked(k string) {
+	c.entries[k].syncing = true
+	c.syncQ = append(c.syncQ, k)
+	c.syncCond.Signal()
+}
+
+// syncLoop makes queued layers durable, one at a time, until Close has
+// stopped the fetches and the queue is empty.
+func (c *Cache) syncLoop() {
+	defer close(c.syncDone)
+	for {
+		c.mu.Lock()
+		for len(c.syncQ) == 0 && !c.syncStop {
+			c.syncCond.Wait()
+		}
+		if len(c.syncQ) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		k := c.syncQ[0]
+		c.syncQ = c.syncQ[1:]
+		c.mu.Unlock()
+
+		err := c.makeDurable(k)
+		if err != nil {
+			// Still usable; unmarked, it is synced again or fetched
+			// again after a restart.
+			c.log.Error("layer cache: cannot sync a layer to disk", "layer", k, "error", err)
+		} else {
+			c.log.Debug("layer cache: layer on disk", "layer", k)
+		}
+		c.mu.Lock()
+		if e, ok := c.entries[k]; ok {
+			e.syncing = false
+		}
+		doomed := c.collectLocked("")
+		c.mu.Unlock()
+		c.remove(doomed)
+	}
+}
+
+// makeDurable fsyncs every file and directory of layer k, the directory
+// entry that names it, then writes its marker.
+func (c *Cache) makeDurable(k string) error {
+	if err := syncTree(filepath.Join(c.unpacked, k)); err != nil {
+		return err
+	}
+	if err := fsyncPath(c.unpacked); err != nil {
+		return err
+	}
+	return c.writeMarker(k, true)
+}
+
+// syncTree fsyncs root, and every regular file and directory below it,
+// syncWorkers at a time. Symlinks and whiteout devices have no data; their
+// entries are in the directories synced.
+func syncTree(root string) error {
+	paths := make(chan string, 64)
+	var g errgroup.Group
+	for range syncWorkers {
+		g.Go(func() error {
+			var first error
+			for p := range paths {
+				if err := fsyncPath(p); err != nil && first == nil {
+					first = err
+				}
+			}
+			return first
+		})
+	}
+	werr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() || d.IsDir() {
+			paths <- p
+		}
+		return nil
+	})
+	close(paths)
+	if err := errors.Join(werr, g.Wait()); err != nil {
+		return fmt.Errorf("sync layer: %w", err)
+	}
+	return nil
+}
+
+// fsyncPath fsyncs a file or directory without following a symlink.
+func fsyncPath(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return &os.PathError{Op: "fsync", Path: p, Err: err}
+	}
+	return nil
+}
