@@ -77,8 +77,8 @@ type imagePuller struct {
 // maxManifestMemo bounds a kept layer list file.
 const maxManifestMemo = 1 << 20
 
-func newImagePuller(reg *registry.Client, cacheDir string, log *slog.Logger) (*imagePuller, error) {
-	cache, err := layers.Open(filepath.Join(cacheDir, "cache"), layers.Options{Logger: log})
+func newImagePuller(reg *registry.Client, cacheDir string, maxBytes int64, log *slog.Logger) (*imagePuller, error) {
+	cache, err := layers.Open(filepath.Join(cacheDir, "cache"), layers.Options{MaxBytes: maxBytes, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -115,7 +115,7 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
 	// A private image needs the package's credentials.
-	if p, err := newImagePuller(reg, t.TempDir(), log); err != nil {
+	if p, err := newImagePuller(reg, t.TempDir(), 0, log); err != nil {
 		t.Fatal(err)
 	} else {
 		_, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: "wrong"}, 0)
@@ -125,7 +125,7 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 		}
 	}
 	for round := range 2 {
-		p, err := newImagePuller(reg, dir, log)
+		p, err := newImagePuller(reg, dir, 0, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestImagePuller_stagingKeepsTheLayerListForTheInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newImagePuller(reg, t.TempDir(), slog.New(slog.DiscardHandler))
+	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestImagePuller_stagingPrefetchesTheLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newImagePuller(reg, t.TempDir(), slog.New(slog.DiscardHandler))
+	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestImagePuller_noPrefetchOverTheDiskQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newImagePuller(reg, t.TempDir(), slog.New(slog.DiscardHandler))
+	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
