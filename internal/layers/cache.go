@@ -99,7 +99,7 @@ type Cache struct {
 	lock    *os.File // flock(2)ed while the cache is open
 
 	// The sync worker's queue of layers to make durable.
-	syncQ    []string
+	syncQ    []queued
 	syncCond *sync.Cond
 	syncStop bool
 	syncDone chan struct{}
@@ -529,6 +529,9 @@ func (c *Cache) fly(ctx context.Context, f *flight, src Source, l Layer, shift S
 	c.mu.Lock()
 	if c.flights[k] == f {
 		delete(c.flights, k)
+	}
+	if len(c.flights) == 0 {
+		c.syncCond.Broadcast() // the syncs waiting for the fetches can go
 	}
 	if err == nil {
 		if _, dup := c.entries[k]; !dup {

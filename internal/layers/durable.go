@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -27,6 +28,16 @@ import (
 
 // syncWorkers is how many files one layer's sync has in flight.
 const syncWorkers = 4
+
+// syncDefer is how long a layer's sync waits for the fetches in flight
+// to end: the container waiting for them should not share the disk with
+// the syncs, but a cell that never stops fetching must still sync.
+const syncDefer = 2 * time.Second
+
+type queued struct {
+	key string
+	at  time.Time
+}
 
 // bootIDPath is where the kernel says which boot this is.
 const bootIDPath = "/proc/sys/kernel/random/boot_id"
@@ -111,24 +122,47 @@ func (c *Cache) writeMarker(k string, sync bool) error {
 // queueSync has the worker make layer k durable and mark it. c.mu held.
 func (c *Cache) queueSyncLocked(k string) {
 	c.entries[k].syncing = true
-	c.syncQ = append(c.syncQ, k)
+	c.syncQ = append(c.syncQ, queued{key: k, at: time.Now()})
 	c.syncCond.Signal()
 }
 
-// syncLoop makes queued layers durable, one at a time, until Close has
-// stopped the fetches and the queue is empty.
+// syncLoop makes queued layers durable, one at a time, each once no fetch
+// is in flight or it has waited syncDefer, until Close has stopped the
+// fetches and the queue is empty.
 func (c *Cache) syncLoop() {
 	defer close(c.syncDone)
+	var wake *time.Timer
+	defer func() {
+		if wake != nil {
+			wake.Stop()
+		}
+	}()
 	for {
 		c.mu.Lock()
-		for len(c.syncQ) == 0 && !c.syncStop {
+		for !c.syncStop {
+			if len(c.syncQ) == 0 {
+				c.syncCond.Wait()
+				continue
+			}
+			left := c.syncWaitLocked(time.Now())
+			if left <= 0 {
+				break
+			}
+			if wake != nil {
+				wake.Stop()
+			}
+			wake = time.AfterFunc(left, func() {
+				c.mu.Lock()
+				c.syncCond.Broadcast()
+				c.mu.Unlock()
+			})
 			c.syncCond.Wait()
 		}
 		if len(c.syncQ) == 0 {
 			c.mu.Unlock()
 			return
 		}
-		k := c.syncQ[0]
+		k := c.syncQ[0].key
 		c.syncQ = c.syncQ[1:]
 		c.mu.Unlock()
 
@@ -148,6 +182,15 @@ func (c *Cache) syncLoop() {
 		c.mu.Unlock()
 		c.remove(doomed)
 	}
+}
+
+// syncWaitLocked is how long the next queued layer's sync still waits for
+// the fetches in flight; <= 0: it can go. c.mu held, queue not empty.
+func (c *Cache) syncWaitLocked(now time.Time) time.Duration {
+	if len(c.flights) == 0 {
+		return 0
+	}
+	return c.syncQ[0].at.Add(syncDefer).Sub(now)
 }
 
 // makeDurable fsyncs every file and directory of layer k, the directory

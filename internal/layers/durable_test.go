@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // markers lists the layers marked complete.
@@ -164,5 +165,23 @@ func TestPull_concurrentPullsOfOneImageDownloadEachLayerOnce(t *testing.T) {
 		if n := src.openCount(l.Digest); n != 1 {
 			t.Fatalf("layer %s downloaded %d times, want once", l.Digest, n)
 		}
+	}
+}
+
+// A layer's sync waits for the fetches in flight (the container waiting
+// for them should have the disk), but not longer than syncDefer.
+func TestSyncWait_yieldsToFetchesInFlightForABoundedTime(t *testing.T) {
+	c := &Cache{flights: map[string]*flight{}}
+	now := time.Now()
+	c.syncQ = []queued{{key: "a", at: now}}
+	if w := c.syncWaitLocked(now); w > 0 {
+		t.Fatalf("no fetch in flight: waits %s", w)
+	}
+	c.flights["b"] = &flight{}
+	if w := c.syncWaitLocked(now); w != syncDefer {
+		t.Fatalf("a fetch in flight: waits %s, want %s", w, syncDefer)
+	}
+	if w := c.syncWaitLocked(now.Add(syncDefer)); w > 0 {
+		t.Fatalf("after %s: still waits %s", syncDefer, w)
 	}
 }
