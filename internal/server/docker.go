@@ -71,6 +71,8 @@ type imagePuller struct {
 	// ctx ends the prefetches on Close; wg waits for them.
 	ctx    context.Context
 	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
 	wg     sync.WaitGroup
 }
 
@@ -93,6 +95,9 @@ func newImagePuller(reg *registry.Client, cacheDir string, maxBytes int64, log *
 
 // Close stops the prefetches and closes the layer cache.
 func (p *imagePuller) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	p.cancel()
 	p.wg.Wait()
 	p.cache.Close()
@@ -105,6 +110,11 @@ func (p *imagePuller) Close() {
 // each layer once); the layers are not held once fetched, so the cache's
 // size cap applies to them as to any unused layer.
 func (p *imagePuller) Prefetch(image string, creds *registry.Credentials, maxBytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
