@@ -31,6 +31,8 @@ type config struct {
 	dataLayers int
 	keep       bool
 	pando      string
+	// imageLayers is how many layers the built image has.
+	imageLayers int
 }
 
 func main() {
@@ -71,7 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 type round struct {
 	cold, floor, warm, warmCLI time.Duration
 	floorSync                  time.Duration
-	steps                      []step // nil: no breakdown
+	onDisk                     time.Duration // push to every layer marked on disk
+	steps                      []step        // nil: no breakdown
 }
 
 func bench(ctx context.Context, cfg config, progress io.Writer) ([]round, error) {
@@ -109,6 +112,11 @@ func bench(ctx context.Context, cfg config, progress io.Writer) ([]round, error)
 	if err != nil {
 		return nil, err
 	}
+	ls, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	cfg.imageLayers = len(ls)
 	fmt.Fprintf(progress, "image %s: %.1f MB compressed\n", ref, float64(size)/(1<<20))
 	var rs []round
 	for i := range cfg.rounds {
@@ -116,7 +124,7 @@ func bench(ctx context.Context, cfg config, progress io.Writer) ([]round, error)
 		if err != nil {
 			return rs, fmt.Errorf("round %d: %w", i+1, err)
 		}
-		fmt.Fprintf(progress, "round %d: cold %s, floor %s, warm %s\n", i+1, ms(rd.cold), ms(rd.floor), ms(rd.warm))
+		fmt.Fprintf(progress, "round %d: cold %s (on disk %s), floor %s, warm %s\n", i+1, ms(rd.cold), ms(rd.onDisk), ms(rd.floor), ms(rd.warm))
 		rs = append(rs, rd)
 	}
 	return rs, nil

@@ -51,26 +51,32 @@ func readMarks(path string) (marks, error) {
 }
 
 // breakdown splits a cold start from start to firstOK at the marks; nil
-// when a mark is missing (the log format changed).
+// when a mark is missing (the log format changed). The layers are pulled
+// from the end of staging on, while the staging result is stored and the
+// LRP desired: those two steps overlap, and the container starts once
+// both are done.
 func (m marks) breakdown(start, firstOK time.Time) []step {
-	ts := []time.Time{start, m.stagingRunning, m.stagingDone, m.lrpDesired, m.lastLayer, firstOK}
+	ts := []time.Time{start, m.stagingRunning, m.stagingDone, m.lrpDesired, firstOK}
 	for k, t := range ts {
 		if t.IsZero() || (k > 0 && t.Before(ts[k-1].Add(-time.Millisecond))) {
 			return nil
 		}
 	}
-	names := []string{
-		"CLI: app, package, build until the staging task runs",
-		"staging: resolve the image's manifest and config",
-		"staging result stored, LRP desired",
-		"cell: pull + verify + unpack the layers",
-		"container: overlay, start, health check, route",
+	if m.lastLayer.Before(m.stagingDone.Add(-time.Millisecond)) || m.lastLayer.After(firstOK) {
+		return nil
 	}
-	steps := make([]step, len(names))
-	for k, n := range names {
-		steps[k] = step{name: n, took: ts[k+1].Sub(ts[k])}
+	ready := m.lrpDesired
+	if m.lastLayer.After(ready) {
+		ready = m.lastLayer
 	}
-	return steps
+	return []step{
+		{"CLI: app, package, build until the staging task runs", m.stagingRunning.Sub(start)},
+		{"staging: resolve the image's manifest and config", m.stagingDone.Sub(m.stagingRunning)},
+		{"staging result stored, LRP desired (beside the pull)", m.lrpDesired.Sub(m.stagingDone)},
+		{"cell: pull + verify + unpack the layers, from staging's end", m.lastLayer.Sub(m.stagingDone)},
+		{"instance waits for the layers after the LRP is desired", ready.Sub(m.lrpDesired)},
+		{"container: overlay, start, health check, route", firstOK.Sub(ready)},
+	}
 }
 
 type step struct {

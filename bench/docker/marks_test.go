@@ -33,13 +33,26 @@ time=2026-12-06T10:04:08.900Z level=INFO msg="task running" component=bbs task_g
 		return tm
 	}
 	steps := m.breakdown(at("08.100"), at("08.800"))
-	want := []time.Duration{82, 25, 58, 346, 189}
+	want := []time.Duration{82, 25, 58, 404, 346, 189}
 	if len(steps) != len(want) {
 		t.Fatalf("steps = %v, want %d", steps, len(want))
 	}
 	for k, st := range steps {
 		if st.took != want[k]*time.Millisecond {
 			t.Errorf("step %d (%s) = %s, want %d ms", k, st.name, st.took, want[k])
+		}
+	}
+	// Layers prefetched before the LRP is desired: no wait for them.
+	early := m
+	early.lastLayer = at("08.240")
+	steps = early.breakdown(at("08.100"), at("08.800"))
+	want = []time.Duration{82, 25, 58, 33, 0, 535}
+	if len(steps) != len(want) {
+		t.Fatalf("steps = %v, want %d", steps, len(want))
+	}
+	for k, st := range steps {
+		if st.took != want[k]*time.Millisecond {
+			t.Errorf("prefetched: step %d (%s) = %s, want %d ms", k, st.name, st.took, want[k])
 		}
 	}
 	// A log without the marks gives no breakdown rather than a wrong one.

@@ -79,6 +79,18 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	}
 	rd.steps = m.breakdown(start, firstOK)
 
+	// The cell syncs the layers to disk in the background after the
+	// container has them: wait for that (it would slow the floor down),
+	// and say when it was done.
+	complete := filepath.Join(srv.DataDir, "layers", "cache", "complete")
+	if err := pollUntil(ctx, 2*time.Minute, func() (bool, error) {
+		des, err := os.ReadDir(complete)
+		return err == nil && len(des) >= cfg.imageLayers, nil
+	}); err != nil {
+		return rd, fmt.Errorf("layers on disk: %w", err)
+	}
+	rd.onDisk = time.Since(start)
+
 	if rd.floor, rd.floorSync, err = floor(ctx, reg, ref, rdir); err != nil {
 		return rd, err
 	}
@@ -176,7 +188,8 @@ func report(w io.Writer, rs []round) {
 	fmt.Fprintf(tw, "cold: push to first 200 (empty layer cache)\t%s\t\t\n", ms(cold))
 	fmt.Fprintf(tw, "floor: fetch + verify + gunzip + untar the same blobs\t%s\t\t\n", ms(fl))
 	fmt.Fprintf(tw, "cold / floor\t%.2fx\t<= 1.5x\t\n", float64(cold)/float64(fl))
-	fmt.Fprintf(tw, "one syncfs after the floor's untar (the cell syncs each layer)\t%s\t\t\n", ms(med(func(r round) time.Duration { return r.floorSync })))
+	fmt.Fprintf(tw, "one syncfs after the floor's untar (not in the floor)\t%s\t\t\n", ms(med(func(r round) time.Duration { return r.floorSync })))
+	fmt.Fprintf(tw, "cold: push to every layer synced and marked on disk (after the 200)\t%s\t\t\n", ms(med(func(r round) time.Duration { return r.onDisk })))
 	fmt.Fprintf(tw, "warm: scale -i 2 to the second instance RUNNING\t%s\t< 500 ms\t\n", ms(warm))
 	fmt.Fprintf(tw, "warm: `pando scale` command returned\t%s\t\t\n", ms(warmCLI))
 	tw.Flush()

@@ -36,22 +36,31 @@ const maxImageEtcFile = 1 << 20
 // container spec from the image's execution metadata.
 func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error) {
 	lrp := i.lrp
+	// The volume is made while the layers download.
+	volDone := make(chan error, 1)
+	go func() {
+		vol, err := r.newVolume(ctx, i.dir, i.diskMB)
+		if err == nil {
+			i.vol = vol // teardown releases it, whatever happens next
+		}
+		volDone <- err
+	}()
 	r.cellLog(i, "OUT", "Cell %s pulling image %s", r.cfg.ID, lrp.Image)
 	layers, release, err := r.cfg.Images.Pull(ctx, lrp.Image, lrp.ImageCredentials, int64(i.diskMB)<<20)
+	verr := <-volDone
 	if err != nil {
 		return container.Spec{}, fmt.Errorf("image %s: %w", lrp.Image, err)
 	}
 	i.releaseLayers = release
+	if verr != nil {
+		return container.Spec{}, verr
+	}
 	env := r.instanceEnv(lrp, i.index, i.guid, i.ports, i.memMB, i.diskMB)
 	args, dir, user, env, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, layers, env)
 	if err != nil {
 		return container.Spec{}, err
 	}
-	vol, err := r.newVolume(ctx, i.dir, i.diskMB)
-	if err != nil {
-		return container.Spec{}, err
-	}
-	i.vol = vol
+	vol := i.vol
 	idx := strconv.Itoa(i.index)
 	i.stdout, i.stderr = outputWriters(r.logLimits(lrp.LogRateLimitBytes, "app instance"), func(typ, line string) {
 		r.emit(lrp.AppGUID, appSource(lrp), idx, typ, line)

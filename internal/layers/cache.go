@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -61,25 +60,32 @@ type Options struct {
 	MaxLayerBytes int64
 	// MaxLayerEntries bounds the entries of one layer (default 1,000,000).
 	MaxLayerEntries int
-	// NoSync skips the syncfs(2) before a layer is committed. A layer is
-	// then safe across process restarts but not across a host crash.
+	// NoSync marks layers complete without syncing them to disk. A layer
+	// is then safe across process restarts but not across a host crash.
 	NoSync bool
 	Logger *slog.Logger
+
+	// bootID, when set, replaces the kernel's boot id (tests).
+	bootID string
 }
 
 // Cache is the layer cache of one cell. Layout under its directory:
 //
 //	unpacked/sha256-<hex>[-u<uid>-g<gid>-n<size>]/   one layer's files, ready
 //	                                                 to be an overlayfs lowerdir
+//	complete/<same name>                             empty marker: the layer is on disk
 //	tmp/                                             work in progress, emptied on Open
+//	boot                                             the boot id of the last Open
 //	lock                                             flock(2)ed by the open Cache
 //
 // A directory appears in unpacked/ only by an atomic rename once its blob
-// was verified and fully unpacked, so the directory listing is the index.
+// was verified and fully unpacked, so the directory listing is the index;
+// its marker follows once a worker has synced it to disk (see durable.go).
 type Cache struct {
-	dir, unpacked, tmp string
-	opts               Options
-	log                *slog.Logger
+	dir, unpacked, complete, tmp string
+	opts                         Options
+	log                          *slog.Logger
+	bootID                       string
 
 	mu      sync.Mutex
 	entries map[string]*entry // by directory name
@@ -90,11 +96,18 @@ type Cache struct {
 	closed  bool
 	wg      sync.WaitGroup
 	lock    *os.File // flock(2)ed while the cache is open
+
+	// The sync worker's queue of layers to make durable.
+	syncQ    []queued
+	syncCond *sync.Cond
+	syncStop bool
+	syncDone chan struct{}
 }
 
 type entry struct {
 	size     int64
 	lastUsed uint64
+	syncing  bool // queued for the sync worker: not collected meanwhile
 }
 
 type flight struct {
@@ -123,9 +136,18 @@ func Open(dir string, opts Options) (*Cache, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cache{
-		dir: dir, unpacked: filepath.Join(dir, "unpacked"), tmp: filepath.Join(dir, "tmp"),
-		opts: opts, log: opts.Logger,
+		dir: dir, unpacked: filepath.Join(dir, "unpacked"), complete: filepath.Join(dir, "complete"), tmp: filepath.Join(dir, "tmp"),
+		opts: opts, log: opts.Logger, bootID: opts.bootID,
 		entries: map[string]*entry{}, refs: map[string]int{}, flights: map[string]*flight{},
+		syncDone: make(chan struct{}),
+	}
+	c.syncCond = sync.NewCond(&c.mu)
+	if c.bootID == "" {
+		id, err := currentBootID()
+		if err != nil {
+			return nil, fmt.Errorf("open layer cache: %w", err)
+		}
+		c.bootID = id
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open layer cache: %w", err)
@@ -154,15 +176,16 @@ func Open(dir string, opts Options) (*Cache, error) {
 		lock.Close()
 		return nil, err
 	}
+	go c.syncLoop()
 	return c, nil
 }
 
-// prepare empties tmp/ and indexes unpacked/.
+// prepare empties tmp/, indexes unpacked/ and records this boot.
 func (c *Cache) prepare() error {
 	if err := os.RemoveAll(c.tmp); err != nil {
 		return fmt.Errorf("open layer cache: %w", err)
 	}
-	for _, d := range []string{c.dir, c.unpacked, c.tmp} {
+	for _, d := range []string{c.dir, c.unpacked, c.complete, c.tmp} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("open layer cache: %w", err)
 		}
@@ -170,16 +193,26 @@ func (c *Cache) prepare() error {
 			return fmt.Errorf("open layer cache: %w", err)
 		}
 	}
-	return c.index()
+	boot, err := c.recordedBoot()
+	if err != nil {
+		return err
+	}
+	if err := c.index(boot); err != nil {
+		return err
+	}
+	return c.recordBoot()
 }
 
 // index rebuilds the in-memory index from unpacked/, oldest first by
 // modification time (the unpack time), so LRU order roughly survives.
-func (c *Cache) index() error {
+// boot is the boot id the cache was last opened in; a layer without its
+// marker is kept (and synced again) only when that is this boot.
+func (c *Cache) index(boot string) error {
 	des, err := os.ReadDir(c.unpacked)
 	if err != nil {
 		return fmt.Errorf("open layer cache: %w", err)
 	}
+	var resync []string
 	type found struct {
 		name  string
 		mtime int64
@@ -194,11 +227,39 @@ func (c *Cache) index() error {
 			}
 			continue
 		}
+		if !c.hasMarker(de.Name()) {
+			switch boot {
+			case "":
+				// Made before markers: synced before its rename.
+				if err := c.writeMarker(de.Name(), false); err != nil {
+					return fmt.Errorf("open layer cache: %w", err)
+				}
+			case c.bootID:
+				resync = append(resync, de.Name())
+			default:
+				c.log.Warn("layer cache: removing a layer not known to be on disk (the host restarted)", "layer", de.Name())
+				if err := os.RemoveAll(full); err != nil {
+					return fmt.Errorf("open layer cache: %w", err)
+				}
+				continue
+			}
+		}
 		fi, err := os.Lstat(full)
 		if err != nil {
 			return fmt.Errorf("open layer cache: %w", err)
 		}
 		all = append(all, found{de.Name(), fi.ModTime().UnixNano()})
+	}
+	marks, err := os.ReadDir(c.complete)
+	if err != nil {
+		return fmt.Errorf("open layer cache: %w", err)
+	}
+	for _, m := range marks {
+		if fi, err := os.Lstat(filepath.Join(c.unpacked, m.Name())); err != nil || !fi.IsDir() {
+			if err := os.RemoveAll(c.markerPath(m.Name())); err != nil {
+				return fmt.Errorf("open layer cache: %w", err)
+			}
+		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime < all[j].mtime })
 	for _, f := range all {
@@ -209,6 +270,9 @@ func (c *Cache) index() error {
 		c.clock++
 		c.entries[f.name] = &entry{size: size, lastUsed: c.clock}
 		c.total += size
+	}
+	for _, k := range resync {
+		c.queueSyncLocked(k)
 	}
 	return nil
 }
@@ -330,8 +394,8 @@ func (c *Cache) collectLocked(spare string) []string {
 		return nil
 	}
 	var victims []string
-	for k := range c.entries {
-		if c.refs[k] == 0 && k != spare {
+	for k, e := range c.entries {
+		if c.refs[k] == 0 && k != spare && !e.syncing {
 			victims = append(victims, k)
 		}
 	}
@@ -341,7 +405,16 @@ func (c *Cache) collectLocked(spare string) []string {
 		if c.total <= c.opts.MaxBytes {
 			break
 		}
-		trash, err := os.MkdirTemp(c.tmp, "gc-")
+		// The marker goes first: a layer must never look complete while
+		// it is being removed.
+		err := os.Remove(c.markerPath(k))
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
+		var trash string
+		if err == nil {
+			trash, err = os.MkdirTemp(c.tmp, "gc-")
+		}
 		if err == nil {
 			err = os.Rename(filepath.Join(c.unpacked, k), filepath.Join(trash, "layer"))
 		}
@@ -365,8 +438,9 @@ func (c *Cache) remove(paths []string) {
 	}
 }
 
-// Close cancels fetches in flight and waits for them.
-// Close is idempotent; it releases the directory for another Open.
+// Close cancels fetches in flight and waits for them, then for the layers
+// unpacked to be synced to disk. Close is idempotent; it releases the
+// directory for another Open.
 func (c *Cache) Close() {
 	c.mu.Lock()
 	if c.closed {
@@ -379,186 +453,10 @@ func (c *Cache) Close() {
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.mu.Lock()
+	c.syncStop = true
+	c.syncCond.Broadcast()
+	c.mu.Unlock()
+	<-c.syncDone
 	c.lock.Close()
-}
-
-// Fetch returns the directory of layer l unpacked with shift, downloading
-// it from src unless it is cached (src may be nil when it is, e.g. after a
-// restart without registry access). Concurrent fetches of one layer share
-// one download; a caller that gives up (ctx) leaves it running for the
-// others, and the last one to give up cancels it.
-func (c *Cache) Fetch(ctx context.Context, src Source, l Layer, shift Shift) (string, error) {
-	k, newHash, err := key(l.Digest, shift)
-	if err != nil {
-		return "", err
-	}
-	if l.Size <= 0 {
-		return "", fmt.Errorf("layer %s: invalid size %d", l.Digest, l.Size)
-	}
-	if l.Size > 2*c.opts.MaxLayerBytes {
-		// Compressed is smaller than unpacked; twice the bound leaves
-		// room for the tar headers of uncompressed layers.
-		return "", fmt.Errorf("layer %s: %w: a %d-byte blob for a %d-byte bound", l.Digest, ErrLayerTooLarge, l.Size, c.opts.MaxLayerBytes)
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return "", errors.New("layer cache is closed")
-	}
-	if e, ok := c.entries[k]; ok {
-		c.touch(e)
-		c.mu.Unlock()
-		return filepath.Join(c.unpacked, k), nil
-	}
-	f, ok := c.flights[k]
-	if !ok && src == nil {
-		c.mu.Unlock()
-		return "", fmt.Errorf("layer %s is not cached and there is no source to fetch it from", l.Digest)
-	}
-	if !ok {
-		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		f = &flight{done: make(chan struct{}), cancel: cancel}
-		c.flights[k] = f
-		c.wg.Add(1)
-		go c.fly(wctx, f, src, l, shift, k, newHash)
-	}
-	f.waiters++
-	c.mu.Unlock()
-
-	select {
-	case <-f.done:
-		return f.dir, f.err
-	case <-ctx.Done():
-		c.mu.Lock()
-		if f.waiters--; f.waiters == 0 {
-			f.cancel()
-			if c.flights[k] == f {
-				delete(c.flights, k)
-			}
-		}
-		c.mu.Unlock()
-		return "", ctx.Err()
-	}
-}
-
-func (c *Cache) fly(ctx context.Context, f *flight, src Source, l Layer, shift Shift, k string, newHash func() hash.Hash) {
-	defer c.wg.Done()
-	defer f.cancel()
-	size, err := c.fetch(ctx, src, l, shift, k, newHash)
-	var doomed []string
-	c.mu.Lock()
-	if c.flights[k] == f {
-		delete(c.flights, k)
-	}
-	if err == nil {
-		if _, dup := c.entries[k]; !dup {
-			c.entries[k] = &entry{size: size}
-			c.total += size
-		}
-		c.touch(c.entries[k])
-		f.dir = filepath.Join(c.unpacked, k)
-		doomed = c.collectLocked(k)
-	} else {
-		f.err = err
-	}
-	c.mu.Unlock()
-	close(f.done)
-	c.remove(doomed)
-}
-
-// fetch downloads, verifies and unpacks one layer into a temporary
-// directory and renames it into unpacked/k. It returns the unpacked size.
-func (c *Cache) fetch(ctx context.Context, src Source, l Layer, shift Shift, k string, newHash func() hash.Hash) (int64, error) {
-	tmp, err := os.MkdirTemp(c.tmp, "layer-")
-	if err != nil {
-		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			os.RemoveAll(tmp)
-		}
-	}()
-	rootUID, rootGID, _ := shift.apply(0, 0)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	if err := os.Lchown(tmp, rootUID, rootGID); err != nil {
-		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	rc, err := src.OpenBlob(ctx, l.Digest)
-	if err != nil {
-		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	defer rc.Close()
-
-	h := newHash()
-	counted := &countingReader{r: io.LimitReader(rc, l.Size+1)}
-	blob := io.TeeReader(counted, h)
-	u := &unpacker{root: tmp, shift: shift, maxBytes: c.opts.MaxLayerBytes, maxEntries: c.opts.MaxLayerEntries, log: c.log.With("layer", l.Digest)}
-	uerr := u.unpack(ctx, blob)
-	if uerr != nil && (errors.Is(uerr, ErrUnsafeLayer) || errors.Is(uerr, ErrLayerTooLarge) || ctx.Err() != nil) {
-		return 0, fmt.Errorf("layer %s: %w", l.Digest, uerr)
-	}
-	// The tar ends before the blob does (padding, compression trailers):
-	// hash the rest too. A decode error is reported as a digest mismatch
-	// when that is what caused it.
-	if _, err := io.Copy(io.Discard, blob); err != nil {
-		if uerr != nil {
-			return 0, fmt.Errorf("layer %s: %w", l.Digest, uerr)
-		}
-		return 0, fmt.Errorf("layer %s: read blob: %w", l.Digest, err)
-	}
-	algo, _, _ := strings.Cut(l.Digest, ":")
-	got := algo + ":" + hex.EncodeToString(h.Sum(nil))
-	if counted.n != l.Size || got != l.Digest {
-		return 0, fmt.Errorf("layer %s: %w (got %d bytes hashing to %s, want %d bytes)", l.Digest, ErrDigestMismatch, counted.n, got, l.Size)
-	}
-	if uerr != nil {
-		return 0, fmt.Errorf("layer %s: %w", l.Digest, uerr)
-	}
-	if !c.opts.NoSync {
-		if err := syncfs(tmp); err != nil {
-			return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
-		}
-	}
-	if err := os.Rename(tmp, filepath.Join(c.unpacked, k)); err != nil {
-		if _, statErr := os.Lstat(filepath.Join(c.unpacked, k)); statErr == nil {
-			return u.written, nil // another fetch of the same layer won; ours goes
-		}
-		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
-	}
-	committed = true
-	c.log.Info("layer cache: unpacked layer", "layer", k, "bytes", u.written, "entries", u.entries, "shift", shiftString(shift))
-	return u.written, nil
-}
-
-func shiftString(s Shift) string {
-	if s.IsZero() {
-		return "none"
-	}
-	return strconv.FormatUint(uint64(s.UID), 10) + ":" + strconv.FormatUint(uint64(s.GID), 10) + "+" + strconv.FormatUint(uint64(s.Size), 10)
-}
-
-func syncfs(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sync layer: %w", err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("sync layer: %w", err)
-	}
-	return nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

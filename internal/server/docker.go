@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/layers"
@@ -29,9 +30,32 @@ func registryClient(insecure []string) (*registry.Client, error) {
 
 // dockerStager is the local cell's docker stager. Given the image puller
 // as its resolver, the layer list it learns is kept for the instances, so
-// their first start does not resolve the image again.
+// their first start does not resolve the image again, and the layers start
+// downloading as soon as the image is staged: the pull overlaps with
+// storing the staging result and desiring the LRP.
 func dockerStager(r dockerstager.Resolver) func(context.Context, pando.StagingRequest, func(string)) (pando.StagingResult, error) {
-	return dockerstager.New(r).Stage
+	stage := dockerstager.New(r).Stage
+	pf, ok := r.(prefetcher)
+	if !ok {
+		return stage
+	}
+	return func(ctx context.Context, req pando.StagingRequest, out func(string)) (pando.StagingResult, error) {
+		res, err := stage(ctx, req, out)
+		if err == nil && res.Image != "" {
+			var creds *registry.Credentials
+			if req.DockerUsername != "" || req.DockerPassword != "" {
+				creds = &registry.Credentials{Username: req.DockerUsername, Password: req.DockerPassword}
+			}
+			pf.Prefetch(res.Image, creds, int64(req.DiskMB)<<20)
+		}
+		return res, err
+	}
+}
+
+// prefetcher starts pulling a staged image's layers into the cell's cache
+// in the background.
+type prefetcher interface {
+	Prefetch(image string, creds *registry.Credentials, maxBytes int64)
 }
 
 // imagePuller is the local cell's cell.ImagePuller: it resolves a pinned
@@ -43,13 +67,20 @@ type imagePuller struct {
 	cache *layers.Cache
 	dir   string
 	log   *slog.Logger
+
+	// ctx ends the prefetches on Close; wg waits for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // maxManifestMemo bounds a kept layer list file.
 const maxManifestMemo = 1 << 20
 
-func newImagePuller(reg *registry.Client, cacheDir string, log *slog.Logger) (*imagePuller, error) {
-	cache, err := layers.Open(filepath.Join(cacheDir, "cache"), layers.Options{Logger: log})
+func newImagePuller(reg *registry.Client, cacheDir string, maxBytes int64, log *slog.Logger) (*imagePuller, error) {
+	cache, err := layers.Open(filepath.Join(cacheDir, "cache"), layers.Options{MaxBytes: maxBytes, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -58,10 +89,42 @@ func newImagePuller(reg *registry.Client, cacheDir string, log *slog.Logger) (*i
 		cache.Close()
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	return &imagePuller{reg: reg, cache: cache, dir: dir, log: log}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &imagePuller{reg: reg, cache: cache, dir: dir, log: log, ctx: ctx, cancel: cancel}, nil
 }
 
-func (p *imagePuller) Close() { p.cache.Close() }
+// Close stops the prefetches and closes the layer cache.
+func (p *imagePuller) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+	p.cache.Close()
+}
+
+// Prefetch pulls the layers of a pinned image into the cache in the
+// background, unless they are more than maxBytes compressed (the disk
+// quota the instances would refuse them for; <= 0: no bound). An instance
+// starting meanwhile joins the downloads in flight (the cache fetches
+// each layer once); the layers are not held once fetched, so the cache's
+// size cap applies to them as to any unused layer.
+func (p *imagePuller) Prefetch(image string, creds *registry.Credentials, maxBytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		_, release, err := p.pull(p.ctx, image, creds, maxBytes)
+		release()
+		if err != nil && p.ctx.Err() == nil {
+			p.log.Info("prefetch of image layers failed; the instances pull them", "image", image, "error", err)
+		}
+	}()
+}
 
 // Pull implements cell.ImagePuller.
 func (p *imagePuller) Pull(ctx context.Context, image string, creds *pando.ImageCredentials, maxBytes int64) ([]string, func(), error) {
@@ -69,6 +132,10 @@ func (p *imagePuller) Pull(ctx context.Context, image string, creds *pando.Image
 	if creds != nil {
 		rc = &registry.Credentials{Username: creds.Username, Password: creds.Password}
 	}
+	return p.pull(ctx, image, rc, maxBytes)
+}
+
+func (p *imagePuller) pull(ctx context.Context, image string, rc *registry.Credentials, maxBytes int64) ([]string, func(), error) {
 	ls, err := p.layersOf(ctx, image, rc)
 	if err != nil {
 		return nil, func() {}, err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/layers"
 	"github.com/pandoplatform/pando/internal/registry/registrytest"
 	"github.com/pandoplatform/pando/internal/testenv"
 )
@@ -113,7 +115,7 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	ctx := context.Background()
 	// A private image needs the package's credentials.
-	if p, err := newImagePuller(reg, t.TempDir(), log); err != nil {
+	if p, err := newImagePuller(reg, t.TempDir(), 0, log); err != nil {
 		t.Fatal(err)
 	} else {
 		_, _, err := p.Pull(ctx, pinned, &pando.ImageCredentials{Username: user, Password: "wrong"}, 0)
@@ -123,7 +125,7 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 		}
 	}
 	for round := range 2 {
-		p, err := newImagePuller(reg, dir, log)
+		p, err := newImagePuller(reg, dir, 0, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +189,7 @@ func TestImagePuller_stagingKeepsTheLayerListForTheInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newImagePuller(reg, t.TempDir(), slog.New(slog.DiscardHandler))
+	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,4 +221,134 @@ func tarOf(t *testing.T, name, body string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestImagePuller_stagingPrefetchesTheLayers: staging starts pulling the
+// image's layers into the cache, so the first instance finds them there
+// (or joins their downloads) and no layer is downloaded twice.
+func TestImagePuller_stagingPrefetchesTheLayers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
+	}
+	var blobGets atomic.Int64
+	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+				blobGets.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	one := static.NewLayer(tarOf(t, "srv/one.txt", "one\n"), types.DockerUncompressedLayer)
+	two := static.NewLayer(tarOf(t, "srv/two.txt", "two\n"), types.DockerUncompressedLayer)
+	img, err := mutate.AppendLayers(empty.Image, one, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, one), mustDiffID(t, two)}}}); err != nil {
+		t.Fatal(err)
+	}
+	registrytest.Push(t, host+"/app:1", img, "", "")
+	reg, err := registryClient([]string{host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	before := blobGets.Load() // the config blob, read by staging
+	res, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: host + "/app:1", DiskMB: 64}, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := []string{mustDigest(t, one), mustDigest(t, two)}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cached := 0
+		for _, d := range digests {
+			if _, ok := p.cache.Lookup(d, layers.Shift{}); ok {
+				cached++
+			}
+		}
+		if cached == len(digests) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d layers cached 10s after staging", cached, len(digests))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	dirs, release, err := p.Pull(context.Background(), res.Image, nil, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if data, err := os.ReadFile(filepath.Join(dirs[1], "srv", "two.txt")); err != nil || string(data) != "two\n" {
+		t.Fatalf("top layer: %q %v", data, err)
+	}
+	// Staging reads the config blob; the layers are downloaded once.
+	if n := blobGets.Load() - before; n != 1+int64(len(digests)) {
+		t.Fatalf("%d blob downloads, want the config and each layer once (%d)", n, 1+len(digests))
+	}
+}
+
+// An image over the staging's disk quota is not prefetched: its instances
+// would refuse it.
+func TestImagePuller_noPrefetchOverTheDiskQuota(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
+	}
+	var blobGets atomic.Int64
+	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+				blobGets.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	img, err := random.Image(2<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	registrytest.Push(t, host+"/big:1", img, "", "")
+	reg, err := registryClient([]string{host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := blobGets.Load()
+	if _, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: host + "/big:1", DiskMB: 1}, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	p.Close() // waits for the prefetch
+	if n := blobGets.Load() - before; n != 1 {
+		t.Fatalf("%d blob downloads, want only the config's", n)
+	}
+	if _, n := p.cache.Usage(); n != 0 {
+		t.Fatalf("%d layers cached", n)
+	}
+}
+
+func mustDigest(t *testing.T, l v1.Layer) string {
+	t.Helper()
+	h, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
 }

@@ -103,6 +103,9 @@ type Config struct {
 	// InsecureRegistries are the HOST:PORTs of registries docker staging
 	// may speak plain HTTP to (--insecure-registry).
 	InsecureRegistries []string
+	// LayerCacheMaxBytes bounds the unpacked bytes of the cell's image
+	// layer cache (--layer-cache-max-bytes); 0 means 10 GiB.
+	LayerCacheMaxBytes int64
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	// APITimeouts bound slow and idle clients of the API listener.
@@ -148,6 +151,9 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.SystemDomain = strings.TrimSuffix(strings.ToLower(cfg.SystemDomain), ".")
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
+	}
+	if cfg.LayerCacheMaxBytes < 0 {
+		return fmt.Errorf("--layer-cache-max-bytes %d: give a size in bytes (0: the default, 10 GiB)", cfg.LayerCacheMaxBytes)
 	}
 	reg, err := registryClient(cfg.InsecureRegistries)
 	if err != nil {
@@ -286,7 +292,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Image layers: <data-dir>/layers, one content-addressed cache for
 	// every container of the cell.
-	images, err := newImagePuller(reg, filepath.Join(cfg.DataDir, "layers"), log.With("component", "layers"))
+	images, err := newImagePuller(reg, filepath.Join(cfg.DataDir, "layers"), cfg.LayerCacheMaxBytes, log.With("component", "layers"))
 	if err != nil {
 		return fmt.Errorf("image layer cache: %w", err)
 	}
