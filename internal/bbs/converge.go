@@ -23,15 +23,22 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 		}
 	}
 
-	desired := map[string]pando.DesiredLRP{}
-	for _, d := range b.st.allDesired() {
-		desired[d.ProcessGUID] = d
-	}
-	for _, rec := range b.st.allActuals() {
+	// Writes during the pass are watched, so that processes it did not
+	// change and that are in shape skip the trim-and-fill step: on a
+	// healthy platform a pass is then one walk over the records.
+	watch := &writeWatch{state: b.st, touched: map[string]struct{}{}}
+	b.st = watch
+
+	all := b.st.allActuals() // by process, then index
+	var d pando.DesiredLRP
+	ok := false
+	for _, rec := range all {
 		if _, still := b.st.actual(rec.InstanceGUID); !still {
 			continue // removed by an earlier step of this pass
 		}
-		d, ok := desired[rec.ProcessGUID]
+		if rec.ProcessGUID != d.ProcessGUID || !ok {
+			d, ok = b.st.desired(rec.ProcessGUID)
+		}
 		if !ok || rec.Revision != d.Revision || rec.Index >= d.Instances {
 			b.stopAndRemoveLocked(rec)
 			continue
@@ -80,10 +87,24 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 		}
 	}
 	b.restartDueLocked(now)
-	for _, d := range desired {
-		b.trimExtraLocked(d)
-		b.fillMissingLocked(d)
+	// Both lists are sorted by process guid: walk them side by side.
+	j := 0
+	for _, d := range b.st.allDesired() {
+		for j < len(all) && all[j].ProcessGUID < d.ProcessGUID {
+			j++
+		}
+		k := j
+		for k < len(all) && all[k].ProcessGUID == d.ProcessGUID {
+			k++
+		}
+		group := all[j:k]
+		j = k
+		if _, changed := watch.touched[d.ProcessGUID]; changed || !inShape(group, d) {
+			b.trimExtraLocked(d)
+			b.fillMissingLocked(d)
+		}
 	}
+	b.st = watch.state
 
 	for _, t := range b.st.allTasks() {
 		switch {
@@ -109,4 +130,38 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 
 	b.runStops(ctx, stops)
 	b.placeLRPs(ctx, true)
+}
+
+// inShape reports whether a process's records (sorted by index) are
+// exactly one primary instance of the desired revision per desired index:
+// nothing to trim, nothing to fill.
+func inShape(recs []actualRecord, d pando.DesiredLRP) bool {
+	if len(recs) != d.Instances {
+		return false
+	}
+	for i, rec := range recs {
+		if rec.Index != i || rec.evacuating || rec.Revision != d.Revision {
+			return false
+		}
+	}
+	return true
+}
+
+// writeWatch is the state as a convergence pass sees it: it notes the
+// processes whose actual records the pass writes.
+type writeWatch struct {
+	state
+	touched map[string]struct{}
+}
+
+func (w *writeWatch) putActual(a actualRecord) {
+	w.touched[a.ProcessGUID] = struct{}{}
+	w.state.putActual(a)
+}
+
+func (w *writeWatch) deleteActual(instanceGUID string) {
+	if a, ok := w.state.actual(instanceGUID); ok {
+		w.touched[a.ProcessGUID] = struct{}{}
+	}
+	w.state.deleteActual(instanceGUID)
 }
