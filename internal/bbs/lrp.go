@@ -29,7 +29,8 @@ func validateDesired(d pando.DesiredLRP) error {
 // Instances count starts missing indices or stops the highest ones, and any
 // other change is recorded in place (running instances keep their settings).
 // Placement happens before DesireLRP returns; an instance that fits nowhere
-// stays UNCLAIMED with its PlacementError and convergence retries it.
+// stays UNCLAIMED with its PlacementError and is placed as soon as a cell
+// can take it (placement.go).
 func (b *BBS) DesireLRP(ctx context.Context, d pando.DesiredLRP) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -337,8 +338,9 @@ func stateRank(s string) int {
 
 // placeLRPs auctions UNCLAIMED instances that have no cell and starts them
 // on the winning cells. With retryFailed, instances whose last auction failed
-// are tried again too (convergence does that; fresh work does not, so a
-// full platform is not re-auctioned on every change).
+// are tried again too (convergence does that, and a dispatch after a cell
+// freed capacity; fresh work does not, so a full platform is not
+// re-auctioned on every change).
 func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 	b.placeMu.Lock()
 	defer b.placeMu.Unlock()
