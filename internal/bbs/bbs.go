@@ -90,6 +90,9 @@ type BBS struct {
 	// capacityFreed says a cell may take work it could not before (see
 	// placement.go); the next dispatch retries failed placements.
 	capacityFreed bool
+	// waiting indexes UNCLAIMED records whose last auction failed (kept
+	// apart from unplaced so fresh work never scans them).
+	waiting map[string]struct{}
 
 	events      *eventLog
 	subscribers atomic.Int64
