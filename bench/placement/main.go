@@ -103,14 +103,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}{{"auction", auctionRates}, {"bbs converge", bbsRates}} {
 		wall, cpu := medianOf(row.rates, func(r rate) float64 { return r.wall }), medianOf(row.rates, func(r rate) float64 { return r.cpu })
 		fmt.Fprintf(tw, "%s\t%.0f/s\t%.0f/s\t%d/s\t%.1fx\t%.1fx\t%.0fx\t%s\t\n", row.name, wall, cpu, targetPlacementsPerSec,
-			wall/targetPlacementsPerSec, wall/nomadC1MPerSec, wall/kubeSchedulerPerSec, met(wall >= targetPlacementsPerSec))
+			cpu/targetPlacementsPerSec, cpu/nomadC1MPerSec, cpu/kubeSchedulerPerSec, met(cpu >= targetPlacementsPerSec))
 	}
 	cpu := medianDuration(convergeCPU)
 	fmt.Fprintf(tw, "converge pass\t\t%s CPU\t< %s\t%.1fx\t\t\t%s\t\n", cpu.Round(time.Millisecond), targetConvergeCPU,
 		targetConvergeCPU.Seconds()/cpu.Seconds(), met(cpu < targetConvergeCPU))
 	tw.Flush()
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(stdout, "\nratios from wall time (higher is better); converge pass: a steady platform, nothing to repair\nload average: %s", load)
+	fmt.Fprintf(stdout, "\nratios and met: the rate per CPU-second (higher is better), which other load on the machine does not change;\n"+
+		"wall time is close to it on an idle machine. converge pass: a steady platform, nothing to repair.\nload average: %s", load)
 	return 0
 }
 
@@ -189,8 +190,15 @@ func measureBBS(ctx context.Context) (rate, time.Duration, error) {
 			return rate{}, 0, err
 		}
 	}
-	_, passCPU := measure(func() { b.ConvergeOnce(ctx) })
-	return placed, passCPU, nil
+	// Several passes, so that the garbage they make is collected (and
+	// counted) as it would be on a live platform.
+	const passes = 5
+	_, passCPU := measure(func() {
+		for range passes {
+			b.ConvergeOnce(ctx)
+		}
+	})
+	return placed, passCPU / passes, nil
 }
 
 // memCell is a cell that only keeps count: what the auction reads.
