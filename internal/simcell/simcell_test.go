@@ -12,7 +12,7 @@ import (
 )
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, string)) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -49,7 +49,7 @@ func running(t testing.TB, b *bbs.BBS, guid string) (n int, all []pando.ActualLR
 
 // startCluster runs a BBS and n simulated cells in three zones reporting
 // to it, all stopped when the test ends.
-func startCluster(t *testing.T, n, memMB int) (*bbs.BBS, *Cluster) {
+func startCluster(t testing.TB, n, memMB int) (*bbs.BBS, *Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b := bbs.New(bbs.Config{})
