@@ -13,6 +13,7 @@ package auction
 import (
 	"cmp"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 
@@ -154,7 +155,8 @@ type batch struct {
 	order     []int
 }
 
-func newBatch(states []pando.CellState, procGUIDs func(yield func(string) bool)) *batch {
+// newBatch prepares a round on the cells for work of the given processes.
+func newBatch(states []pando.CellState, procGUIDs iter.Seq[string]) *batch {
 	b := &batch{byStack: map[string][]int32{}, procs: map[string]int32{}, cur: -1}
 	for g := range procGUIDs {
 		if _, ok := b.procs[g]; !ok && g != "" {
@@ -382,7 +384,7 @@ func PlaceLRPs(cells []pando.CellState, reqs []LRPRequest) []LRPResult {
 // PlaceTasks places a batch of tasks on cells. Results are in request order.
 // Draining cells are never chosen.
 func PlaceTasks(cells []pando.CellState, reqs []TaskRequest) []TaskResult {
-	b := newBatch(cells, func(func(string) bool) {})
+	b := newBatch(cells, slices.Values([]string(nil)))
 	results := make([]TaskResult, len(reqs))
 	order := placementOrder(len(reqs),
 		func(int) int { return 0 },
