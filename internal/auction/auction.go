@@ -139,12 +139,13 @@ type batch struct {
 	zones    []string // sorted; cell.zone indexes it
 	byStack  map[string][]int32
 
-	// procs interns the batch's process guids; placed[p] lists the cell of
-	// every instance of process p (a cell once per instance).
+	// procs interns the batch's process guids; placed[p] lists where
+	// process p has instances: what the cells reported, then one entry per
+	// instance the batch places.
 	procs  map[string]int32
-	placed [][]int32
+	placed [][]onCell
 	// count[c] is the number of instances of process cur on cell c.
-	count []int32
+	count []int
 	cur   int32
 
 	// Per-zone scratch of one pick.
@@ -155,6 +156,12 @@ type batch struct {
 	order     []int
 }
 
+// onCell is n instances of a process on cell c.
+type onCell struct {
+	c int32
+	n int
+}
+
 // newBatch prepares a round on the cells for work of the given processes.
 func newBatch(states []pando.CellState, procGUIDs iter.Seq[string]) *batch {
 	b := &batch{byStack: map[string][]int32{}, procs: map[string]int32{}, cur: -1}
@@ -163,7 +170,7 @@ func newBatch(states []pando.CellState, procGUIDs iter.Seq[string]) *batch {
 			b.procs[g] = int32(len(b.procs))
 		}
 	}
-	b.placed = make([][]int32, len(b.procs))
+	b.placed = make([][]onCell, len(b.procs))
 
 	live := make([]*pando.CellState, 0, len(states))
 	zoneSet := map[string]bool{}
@@ -192,14 +199,12 @@ func newBatch(states []pando.CellState, procGUIDs iter.Seq[string]) *batch {
 			starting: s.StartingContainers,
 		}
 		for g, n := range s.InstancesPerProcess {
-			if p, ok := b.procs[g]; ok {
-				for range n {
-					b.placed[p] = append(b.placed[p], int32(i))
-				}
+			if p, ok := b.procs[g]; ok && n != 0 {
+				b.placed[p] = append(b.placed[p], onCell{int32(i), n})
 			}
 		}
 	}
-	b.count = make([]int32, len(b.cells))
+	b.count = make([]int, len(b.cells))
 	nz := len(b.zones)
 	b.zoneSeen, b.zoneInst = make([]bool, nz), make([]int, nz)
 	b.zoneBest, b.zoneScore = make([]int32, nz), make([]float64, nz)
@@ -228,13 +233,13 @@ func (b *batch) focus(p int32) {
 		return
 	}
 	if b.cur >= 0 {
-		for _, c := range b.placed[b.cur] {
-			b.count[c] = 0
+		for _, o := range b.placed[b.cur] {
+			b.count[o.c] = 0
 		}
 	}
 	if p >= 0 {
-		for _, c := range b.placed[p] {
-			b.count[c]++
+		for _, o := range b.placed[p] {
+			b.count[o.c] += o.n
 		}
 	}
 	b.cur = p
@@ -255,7 +260,7 @@ func (b *batch) pick(proc int32, stack string, memMB, diskMB int) (int32, string
 	problems := 0
 	for _, ci := range cands {
 		c := &b.cells[ci]
-		n := int(b.count[ci])
+		n := b.count[ci]
 		z := c.zone
 		if !b.zoneSeen[z] {
 			b.zoneSeen[z], b.zoneBest[z] = true, -1
@@ -312,7 +317,7 @@ func (b *batch) reserve(ci, proc int32, memMB, diskMB int) {
 	c.starting++
 	if proc >= 0 {
 		b.focus(proc)
-		b.placed[proc] = append(b.placed[proc], ci)
+		b.placed[proc] = append(b.placed[proc], onCell{ci, 1})
 		b.count[ci]++
 	}
 }

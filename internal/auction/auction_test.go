@@ -79,6 +79,12 @@ func TestPlaceLRPs(t *testing.T) {
 			want: []string{"web/1 -> b"},
 		},
 		{
+			name:  "an absurd instance count reported by a cell costs nothing and loses",
+			cells: []pando.CellState{cellSpec("a", running("web", 1<<40)), cellSpec("b", used(3000, 8000, 8))},
+			reqs:  []LRPRequest{lrp("web", 1, 256)},
+			want:  []string{"web/1 -> b"},
+		},
+		{
 			name:  "lower usage wins between cells without the process",
 			cells: []pando.CellState{cellSpec("a", used(2048, 8192, 5)), cellSpec("b", used(1024, 4096, 2))},
 			reqs:  []LRPRequest{lrp("web", 0, 256)},
