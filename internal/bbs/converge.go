@@ -30,15 +30,23 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 	b.st = watch
 
 	all := b.st.allActuals() // by process, then index
-	var d pando.DesiredLRP
-	ok := false
+	// Both lists are sorted by process guid: they are walked side by side.
+	shapes := b.st.desiredShapes()
+	si := 0
+	shapeOf := func(guid string) (desiredShape, bool) {
+		for si < len(shapes) && shapes[si].ProcessGUID < guid {
+			si++
+		}
+		if si < len(shapes) && shapes[si].ProcessGUID == guid {
+			return shapes[si], true
+		}
+		return desiredShape{}, false
+	}
 	for _, rec := range all {
 		if _, still := b.st.actual(rec.InstanceGUID); !still {
 			continue // removed by an earlier step of this pass
 		}
-		if rec.ProcessGUID != d.ProcessGUID || !ok {
-			d, ok = b.st.desired(rec.ProcessGUID)
-		}
+		d, ok := shapeOf(rec.ProcessGUID)
 		if !ok || rec.Revision != d.Revision || rec.Index >= d.Instances {
 			b.stopAndRemoveLocked(rec)
 			continue
@@ -59,7 +67,7 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 				// The auction below takes it.
 			case !onCell:
 				b.rescheduleLocked(rec)
-			case now.Sub(rec.placedAt) > b.stuckAfter(d):
+			case now.Sub(rec.placedAt) > b.stuckAfter(d.StartTimeout):
 				b.log.Warn("instance never claimed, placing again", "cell_id", rec.CellID,
 					"process_guid", rec.ProcessGUID, "instance_index", rec.Index)
 				b.rescheduleLocked(rec)
@@ -70,7 +78,7 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 			switch {
 			case !onCell:
 				b.rescheduleLocked(rec)
-			case now.Sub(rec.Since) > b.stuckAfter(d):
+			case now.Sub(rec.Since) > b.stuckAfter(d.StartTimeout):
 				b.log.Warn("instance stuck starting, placing again", "cell_id", rec.CellID,
 					"process_guid", rec.ProcessGUID, "instance_index", rec.Index)
 				b.rescheduleLocked(rec)
@@ -87,9 +95,8 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 		}
 	}
 	b.restartDueLocked(now)
-	// Both lists are sorted by process guid: walk them side by side.
 	j := 0
-	for _, d := range b.st.allDesired() {
+	for _, d := range shapes {
 		for j < len(all) && all[j].ProcessGUID < d.ProcessGUID {
 			j++
 		}
@@ -99,9 +106,12 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 		}
 		group := all[j:k]
 		j = k
-		if _, changed := watch.touched[d.ProcessGUID]; changed || !inShape(group, d) {
-			b.trimExtraLocked(d)
-			b.fillMissingLocked(d)
+		if _, changed := watch.touched[d.ProcessGUID]; !changed && inShape(group, d) {
+			continue
+		}
+		if full, ok := b.st.desired(d.ProcessGUID); ok {
+			b.trimExtraLocked(full)
+			b.fillMissingLocked(full)
 		}
 	}
 	b.st = watch.state
@@ -135,7 +145,7 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 // inShape reports whether a process's records (sorted by index) are
 // exactly one primary instance of the desired revision per desired index:
 // nothing to trim, nothing to fill.
-func inShape(recs []actualRecord, d pando.DesiredLRP) bool {
+func inShape(recs []actualRecord, d desiredShape) bool {
 	if len(recs) != d.Instances {
 		return false
 	}

@@ -472,8 +472,8 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 
 // stuckAfter is how long an instance may sit placed-but-unclaimed or
 // CLAIMED before convergence places it again.
-func (b *BBS) stuckAfter(d pando.DesiredLRP) time.Duration {
-	t := d.HealthCheck.StartTimeout
+func (b *BBS) stuckAfter(startTimeout time.Duration) time.Duration {
+	t := startTimeout
 	if t <= 0 {
 		t = DefaultStartTimeout
 	}

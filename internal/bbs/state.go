@@ -40,6 +40,9 @@ type state interface {
 	putDesired(d pando.DesiredLRP)
 	deleteDesired(processGUID string)
 	allDesired() []pando.DesiredLRP
+	// desiredShapes is what convergence needs of every desired LRP,
+	// sorted by process guid (cheaper than copying them all).
+	desiredShapes() []desiredShape
 
 	actual(instanceGUID string) (actualRecord, bool)
 	putActual(a actualRecord)
@@ -81,6 +84,24 @@ func (m *memState) desired(guid string) (pando.DesiredLRP, bool) {
 func (m *memState) putDesired(d pando.DesiredLRP) { m.desiredLRPs[d.ProcessGUID] = d }
 
 func (m *memState) deleteDesired(guid string) { delete(m.desiredLRPs, guid) }
+
+// desiredShape is the part of a desired LRP a convergence pass reads for
+// every process.
+type desiredShape struct {
+	ProcessGUID  string
+	Revision     int
+	Instances    int
+	StartTimeout time.Duration
+}
+
+func (m *memState) desiredShapes() []desiredShape {
+	out := make([]desiredShape, 0, len(m.desiredLRPs))
+	for k, d := range m.desiredLRPs {
+		out = append(out, desiredShape{k, d.Revision, d.Instances, d.HealthCheck.StartTimeout})
+	}
+	slices.SortFunc(out, func(a, b desiredShape) int { return cmp.Compare(a.ProcessGUID, b.ProcessGUID) })
+	return out
+}
 
 // allDesired sorts the keys, not the (large) values: convergence reads
 // every desired LRP on each pass.
