@@ -10,7 +10,7 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short deps test-deps vet lint bench bench-router bench-docker stack clean
+.PHONY: all build run test test-short deps test-deps vet lint bench bench-router bench-docker bench-placement stack clean
 
 all: build
 
@@ -57,6 +57,10 @@ bench-router: deps build
 ## bench-docker: cold start of a ~50 MB image against pulling it by hand, and a warm scale-up
 bench-docker: test-deps build
 	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/docker
+
+## bench-placement: the auction and convergence at 100k instances on 1,000 cells, beside their targets
+bench-placement:
+	$(GO) run ./bench/placement
 
 ## stack: a Debian bookworm root filesystem for apps, with node/npm, python3/pip/venv, ruby/bundler and a JRE
 ##        (use: pando server --stack bookworm=$(STACK_DIR))

@@ -3,21 +3,33 @@
 // and a batch of work it returns a placement plan, scoring cells the way
 // Diego's auctioneer does and updating a local copy of the cells' usage as it
 // places, so one batch spreads instead of piling onto the emptiest cell.
+//
+// A batch is placed in O(cells) per piece of work without allocating: cells
+// are indexed by stack once per batch, and the instances of the process
+// being placed are counted per cell in a dense array, refilled only when the
+// batch moves on to another process (docs/performance.md has the figures).
 package auction
 
 import (
 	"cmp"
+	"fmt"
+	"iter"
 	"slices"
-	"sort"
 	"strings"
 
 	pando "github.com/pandoplatform/pando"
 )
 
-// Placement errors, in Diego's words: the cf CLI shows them to the user.
+// Placement errors the user sees (the cf CLI shows them). The first words
+// are Diego's; what follows says what to fix.
 const (
-	// ErrNoCompatibleCell means no (non-draining) cell offers the stack.
+	// ErrNoCompatibleCell starts the error for work whose stack no
+	// (non-draining) cell offers: "found no compatible cell: no cell has
+	// stack "cflinuxfs4"".
 	ErrNoCompatibleCell = "found no compatible cell"
+	// ErrNoHealthyCells means there is no cell to place on at all: none is
+	// registered, or every one is draining.
+	ErrNoHealthyCells = "no healthy cells"
 	// insufficientPrefix starts the error for work that fits on no cell;
 	// the problems (containers, disk, memory) follow, comma separated.
 	insufficientPrefix = "insufficient resources: "
@@ -65,56 +77,35 @@ type TaskResult struct {
 
 // cell is the auction's working copy of one cell's usage.
 type cell struct {
-	id, zone   string
-	stacks     []string
-	totalMem   int
-	totalDisk  int
-	totalCtrs  int
-	usedMem    int
-	usedDisk   int
-	usedCtrs   int
-	starting   int
-	perProcess map[string]int
+	id        string
+	zone      int // index into batch.zones
+	stacks    []string
+	totalMem  int
+	totalDisk int
+	totalCtrs int
+	usedMem   int
+	usedDisk  int
+	usedCtrs  int
+	starting  int
 }
 
-func newCells(states []pando.CellState) []*cell {
-	cells := make([]*cell, 0, len(states))
-	for _, s := range states {
-		if s.Draining {
-			continue
-		}
-		c := &cell{
-			id: s.ID, zone: s.Zone, stacks: s.Stacks,
-			totalMem: s.TotalMemoryMB, totalDisk: s.TotalDiskMB, totalCtrs: s.TotalContainers,
-			usedMem: s.UsedMemoryMB, usedDisk: s.UsedDiskMB, usedCtrs: s.UsedContainers,
-			starting:   s.StartingContainers,
-			perProcess: make(map[string]int, len(s.InstancesPerProcess)),
-		}
-		for k, v := range s.InstancesPerProcess {
-			c.perProcess[k] = v
-		}
-		cells = append(cells, c)
-	}
-	// A fixed order makes ties (and so plans) deterministic.
-	slices.SortFunc(cells, func(a, b *cell) int { return cmp.Compare(a.id, b.id) })
-	return cells
-}
+// Resource shortages, as bits; their names sort in bit order.
+const (
+	shortContainers = 1 << iota
+	shortDisk
+	shortMemory
+)
 
-func (c *cell) hasStack(stack string) bool {
-	return stack == "" || slices.Contains(c.stacks, stack)
-}
-
-// lacks lists the resources the cell is short of for the work.
-func (c *cell) lacks(memMB, diskMB int) []string {
-	var p []string
+func (c *cell) lacks(memMB, diskMB int) int {
+	var p int
 	if c.usedCtrs+1 > c.totalCtrs {
-		p = append(p, "containers")
+		p |= shortContainers
 	}
 	if c.usedDisk+diskMB > c.totalDisk {
-		p = append(p, "disk")
+		p |= shortDisk
 	}
 	if c.usedMem+memMB > c.totalMem {
-		p = append(p, "memory")
+		p |= shortMemory
 	}
 	return p
 }
@@ -130,93 +121,214 @@ func fraction(used, total int) float64 {
 // fraction of memory, disk and containers once it holds the work, plus a
 // penalty per container still starting and a large one per instance of the
 // same process already there (so instances spread across cells).
-func (c *cell) score(memMB, diskMB int, processGUID string) float64 {
+func (c *cell) score(memMB, diskMB, sameProcess int) float64 {
 	s := (fraction(c.usedMem+memMB, c.totalMem) +
 		fraction(c.usedDisk+diskMB, c.totalDisk) +
 		fraction(c.usedCtrs+1, c.totalCtrs)) / 3
 	s += startingContainerWeight * float64(c.starting)
-	if processGUID != "" {
-		s += sameProcessWeight * float64(c.perProcess[processGUID])
-	}
+	s += sameProcessWeight * float64(sameProcess)
 	return s
 }
 
-func (c *cell) reserve(memMB, diskMB int, processGUID string) {
-	c.usedMem += memMB
-	c.usedDisk += diskMB
-	c.usedCtrs++
-	c.starting++
-	if processGUID != "" {
-		c.perProcess[processGUID]++
-	}
+// batch is one auction round's state: the cells' usage as placements
+// reserve it, and the indexes that keep each pick free of maps and
+// allocations.
+type batch struct {
+	cells    []cell // non-draining, sorted by id
+	draining int
+	zones    []string // sorted; cell.zone indexes it
+	byStack  map[string][]int32
+
+	// procs interns the batch's process guids; placed[p] lists where
+	// process p has instances: what the cells reported, then one entry per
+	// instance the batch places.
+	procs  map[string]int32
+	placed [][]onCell
+	// count[c] is the number of instances of process cur on cell c.
+	count []int
+	cur   int32
+
+	// Per-zone scratch of one pick.
+	zoneSeen  []bool
+	zoneInst  []int
+	zoneBest  []int32
+	zoneScore []float64
+	order     []int
 }
 
-type zone struct {
-	name      string
-	instances int
-	cells     []*cell
+// onCell is n instances of a process on cell c.
+type onCell struct {
+	c int32
+	n int
+}
+
+// newBatch prepares a round on the cells for work of the given processes.
+func newBatch(states []pando.CellState, procGUIDs iter.Seq[string]) *batch {
+	b := &batch{byStack: map[string][]int32{}, procs: map[string]int32{}, cur: -1}
+	for g := range procGUIDs {
+		if _, ok := b.procs[g]; !ok && g != "" {
+			b.procs[g] = int32(len(b.procs))
+		}
+	}
+	b.placed = make([][]onCell, len(b.procs))
+
+	live := make([]*pando.CellState, 0, len(states))
+	zoneSet := map[string]bool{}
+	for i := range states {
+		if states[i].Draining {
+			b.draining++
+			continue
+		}
+		live = append(live, &states[i])
+		zoneSet[states[i].Zone] = true
+	}
+	// A fixed order makes ties (and so plans) deterministic.
+	slices.SortFunc(live, func(x, y *pando.CellState) int { return cmp.Compare(x.ID, y.ID) })
+	for z := range zoneSet {
+		b.zones = append(b.zones, z)
+	}
+	slices.Sort(b.zones)
+
+	b.cells = make([]cell, len(live))
+	for i, s := range live {
+		zi, _ := slices.BinarySearch(b.zones, s.Zone)
+		b.cells[i] = cell{
+			id: s.ID, zone: zi, stacks: s.Stacks,
+			totalMem: s.TotalMemoryMB, totalDisk: s.TotalDiskMB, totalCtrs: s.TotalContainers,
+			usedMem: s.UsedMemoryMB, usedDisk: s.UsedDiskMB, usedCtrs: s.UsedContainers,
+			starting: s.StartingContainers,
+		}
+		for g, n := range s.InstancesPerProcess {
+			if p, ok := b.procs[g]; ok && n != 0 {
+				b.placed[p] = append(b.placed[p], onCell{int32(i), n})
+			}
+		}
+	}
+	b.count = make([]int, len(b.cells))
+	nz := len(b.zones)
+	b.zoneSeen, b.zoneInst = make([]bool, nz), make([]int, nz)
+	b.zoneBest, b.zoneScore = make([]int32, nz), make([]float64, nz)
+	b.order = make([]int, 0, nz)
+	return b
+}
+
+// candidates are the cells that offer the stack, in id order.
+func (b *batch) candidates(stack string) []int32 {
+	if c, ok := b.byStack[stack]; ok {
+		return c
+	}
+	var c []int32
+	for i := range b.cells {
+		if stack == "" || slices.Contains(b.cells[i].stacks, stack) {
+			c = append(c, int32(i))
+		}
+	}
+	b.byStack[stack] = c
+	return c
+}
+
+// focus makes count describe process p (-1: none).
+func (b *batch) focus(p int32) {
+	if p == b.cur {
+		return
+	}
+	if b.cur >= 0 {
+		for _, o := range b.placed[b.cur] {
+			b.count[o.c] = 0
+		}
+	}
+	if p >= 0 {
+		for _, o := range b.placed[p] {
+			b.count[o.c] += o.n
+		}
+	}
+	b.cur = p
 }
 
 // pick chooses the cell for one piece of work, or says why there is none.
 // Zones are tried in order of fewest instances of the process (zones tied on
 // that count compete together), so instances spread across zones first; the
 // best-scoring cell of the first zone group with room wins.
-func pick(cells []*cell, processGUID, stack string, memMB, diskMB int) (*cell, string) {
-	byZone := map[string]*zone{}
-	var zones []*zone
-	for _, c := range cells {
-		if !c.hasStack(stack) {
+func (b *batch) pick(proc int32, stack string, memMB, diskMB int) (int32, string) {
+	cands := b.candidates(stack)
+	if len(cands) == 0 {
+		return -1, b.noCell(stack)
+	}
+	b.focus(proc)
+	clear(b.zoneSeen)
+	clear(b.zoneInst)
+	problems := 0
+	for _, ci := range cands {
+		c := &b.cells[ci]
+		n := b.count[ci]
+		z := c.zone
+		if !b.zoneSeen[z] {
+			b.zoneSeen[z], b.zoneBest[z] = true, -1
+		}
+		b.zoneInst[z] += n
+		if p := c.lacks(memMB, diskMB); p != 0 {
+			problems |= p
 			continue
 		}
-		z := byZone[c.zone]
-		if z == nil {
-			z = &zone{name: c.zone}
-			byZone[c.zone] = z
-			zones = append(zones, z)
-		}
-		z.cells = append(z.cells, c)
-		if processGUID != "" {
-			z.instances += c.perProcess[processGUID]
+		if s := c.score(memMB, diskMB, n); b.zoneBest[z] < 0 || s < b.zoneScore[z] {
+			b.zoneBest[z], b.zoneScore[z] = ci, s
 		}
 	}
-	if len(zones) == 0 {
-		return nil, ErrNoCompatibleCell
+	order := b.order[:0]
+	for z, seen := range b.zoneSeen {
+		if seen {
+			order = append(order, z)
+		}
 	}
-	slices.SortFunc(zones, func(a, b *zone) int {
-		return cmp.Or(cmp.Compare(a.instances, b.instances), cmp.Compare(a.name, b.name))
+	// Zones are few: sort by instances, then name (their index).
+	slices.SortFunc(order, func(x, y int) int {
+		return cmp.Or(cmp.Compare(b.zoneInst[x], b.zoneInst[y]), cmp.Compare(x, y))
 	})
-
-	problems := map[string]bool{}
-	var best *cell
-	var bestScore float64
-	for i, z := range zones {
-		for _, c := range z.cells {
-			if p := c.lacks(memMB, diskMB); len(p) > 0 {
-				for _, r := range p {
-					problems[r] = true
-				}
-				continue
-			}
-			if s := c.score(memMB, diskMB, processGUID); best == nil || s < bestScore {
-				best, bestScore = c, s
-			}
+	best, bestScore := int32(-1), 0.0
+	for k, z := range order {
+		if zb := b.zoneBest[z]; zb >= 0 && (best < 0 || b.zoneScore[z] < bestScore) {
+			best, bestScore = zb, b.zoneScore[z]
 		}
-		if i+1 < len(zones) && zones[i+1].instances == z.instances {
+		if k+1 < len(order) && b.zoneInst[order[k+1]] == b.zoneInst[z] {
 			continue
 		}
-		if best != nil {
+		if best >= 0 {
 			return best, ""
 		}
 	}
-	return nil, insufficient(problems)
+	return -1, insufficient(problems)
 }
 
-func insufficient(problems map[string]bool) string {
-	names := make([]string, 0, len(problems))
-	for p := range problems {
-		names = append(names, p)
+func (b *batch) noCell(stack string) string {
+	switch {
+	case len(b.cells) == 0 && b.draining > 0:
+		return ErrNoHealthyCells + ": every cell is draining"
+	case len(b.cells) == 0:
+		return ErrNoHealthyCells
 	}
-	sort.Strings(names)
+	return fmt.Sprintf("%s: no cell has stack %q", ErrNoCompatibleCell, stack)
+}
+
+func (b *batch) reserve(ci, proc int32, memMB, diskMB int) {
+	c := &b.cells[ci]
+	c.usedMem += memMB
+	c.usedDisk += diskMB
+	c.usedCtrs++
+	c.starting++
+	if proc >= 0 {
+		b.focus(proc)
+		b.placed[proc] = append(b.placed[proc], onCell{ci, 1})
+		b.count[ci]++
+	}
+}
+
+func insufficient(problems int) string {
+	names := make([]string, 0, 3)
+	for bit, name := range []string{"containers", "disk", "memory"} {
+		if problems&(1<<bit) != 0 {
+			names = append(names, name)
+		}
+	}
 	return insufficientPrefix + strings.Join(names, ", ")
 }
 
@@ -245,7 +357,13 @@ func placementOrder(n int, index func(int) int, mem func(int) int) []int {
 // PlaceLRPs places a batch of LRP instances on cells. Results are in request
 // order. Draining cells are never chosen.
 func PlaceLRPs(cells []pando.CellState, reqs []LRPRequest) []LRPResult {
-	cs := newCells(cells)
+	b := newBatch(cells, func(yield func(string) bool) {
+		for i := range reqs {
+			if !yield(reqs[i].ProcessGUID) {
+				return
+			}
+		}
+	})
 	results := make([]LRPResult, len(reqs))
 	order := placementOrder(len(reqs),
 		func(i int) int { return reqs[i].Index },
@@ -253,13 +371,17 @@ func PlaceLRPs(cells []pando.CellState, reqs []LRPRequest) []LRPResult {
 	for _, i := range order {
 		r := reqs[i]
 		results[i] = LRPResult{LRPRequest: r}
-		c, why := pick(cs, r.ProcessGUID, r.Stack, r.MemoryMB, r.DiskMB)
-		if c == nil {
+		proc := int32(-1)
+		if r.ProcessGUID != "" {
+			proc = b.procs[r.ProcessGUID]
+		}
+		c, why := b.pick(proc, r.Stack, r.MemoryMB, r.DiskMB)
+		if c < 0 {
 			results[i].PlacementError = why
 			continue
 		}
-		c.reserve(r.MemoryMB, r.DiskMB, r.ProcessGUID)
-		results[i].CellID = c.id
+		b.reserve(c, proc, r.MemoryMB, r.DiskMB)
+		results[i].CellID = b.cells[c].id
 	}
 	return results
 }
@@ -267,7 +389,7 @@ func PlaceLRPs(cells []pando.CellState, reqs []LRPRequest) []LRPResult {
 // PlaceTasks places a batch of tasks on cells. Results are in request order.
 // Draining cells are never chosen.
 func PlaceTasks(cells []pando.CellState, reqs []TaskRequest) []TaskResult {
-	cs := newCells(cells)
+	b := newBatch(cells, slices.Values([]string(nil)))
 	results := make([]TaskResult, len(reqs))
 	order := placementOrder(len(reqs),
 		func(int) int { return 0 },
@@ -275,13 +397,13 @@ func PlaceTasks(cells []pando.CellState, reqs []TaskRequest) []TaskResult {
 	for _, i := range order {
 		r := reqs[i]
 		results[i] = TaskResult{TaskRequest: r}
-		c, why := pick(cs, "", r.Stack, r.MemoryMB, r.DiskMB)
-		if c == nil {
+		c, why := b.pick(-1, r.Stack, r.MemoryMB, r.DiskMB)
+		if c < 0 {
 			results[i].PlacementError = why
 			continue
 		}
-		c.reserve(r.MemoryMB, r.DiskMB, "")
-		results[i].CellID = c.id
+		b.reserve(c, -1, r.MemoryMB, r.DiskMB)
+		results[i].CellID = b.cells[c].id
 	}
 	return results
 }

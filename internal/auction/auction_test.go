@@ -79,6 +79,12 @@ func TestPlaceLRPs(t *testing.T) {
 			want: []string{"web/1 -> b"},
 		},
 		{
+			name:  "an absurd instance count reported by a cell costs nothing and loses",
+			cells: []pando.CellState{cellSpec("a", running("web", 1<<40)), cellSpec("b", used(3000, 8000, 8))},
+			reqs:  []LRPRequest{lrp("web", 1, 256)},
+			want:  []string{"web/1 -> b"},
+		},
+		{
 			name:  "lower usage wins between cells without the process",
 			cells: []pando.CellState{cellSpec("a", used(2048, 8192, 5)), cellSpec("b", used(1024, 4096, 2))},
 			reqs:  []LRPRequest{lrp("web", 0, 256)},
@@ -116,7 +122,7 @@ func TestPlaceLRPs(t *testing.T) {
 			name:  "no cell with the stack",
 			cells: []pando.CellState{cellSpec("a", stacks("windows")), cellSpec("b", stacks("windows"))},
 			reqs:  []LRPRequest{lrp("web", 0, 256)},
-			want:  []string{"web/0 !! found no compatible cell"},
+			want:  []string{`web/0 !! found no compatible cell: no cell has stack "cflinuxfs4"`},
 		},
 		{
 			name:  "an empty stack matches any cell",
@@ -134,12 +140,12 @@ func TestPlaceLRPs(t *testing.T) {
 			name:  "only draining cells",
 			cells: []pando.CellState{cellSpec("a", draining())},
 			reqs:  []LRPRequest{lrp("web", 0, 256)},
-			want:  []string{"web/0 !! found no compatible cell"},
+			want:  []string{"web/0 !! no healthy cells: every cell is draining"},
 		},
 		{
 			name: "no cells at all",
 			reqs: []LRPRequest{lrp("web", 0, 256)},
-			want: []string{"web/0 !! found no compatible cell"},
+			want: []string{"web/0 !! no healthy cells"},
 		},
 		{
 			name:  "a batch updates usage as it places",
@@ -198,6 +204,33 @@ func TestPlaceLRPs(t *testing.T) {
 	}
 }
 
+func TestPlaceLRPs_spreadsOverZonesBeforeCells(t *testing.T) {
+	// Zone z1 has four empty cells, z2 and z3 one each: scores alone would
+	// put four of six instances in z1.
+	cells := []pando.CellState{
+		cellSpec("a", inZone("z1")), cellSpec("b", inZone("z1")), cellSpec("c", inZone("z1")), cellSpec("d", inZone("z1")),
+		cellSpec("e", inZone("z2")), cellSpec("f", inZone("z3")),
+	}
+	var reqs []LRPRequest
+	for i := range 6 {
+		reqs = append(reqs, lrp("web", i, 256))
+	}
+	perZone := map[string]int{}
+	zoneOf := map[string]string{"a": "z1", "b": "z1", "c": "z1", "d": "z1", "e": "z2", "f": "z3"}
+	for _, r := range PlaceLRPs(cells, reqs) {
+		perZone[zoneOf[r.CellID]]++
+	}
+	if perZone["z1"] != 2 || perZone["z2"] != 2 || perZone["z3"] != 2 {
+		t.Errorf("instances per zone %v, want 2 in each", perZone)
+	}
+	// Within z1 its two instances still go to two cells.
+	got := lrpPlan(PlaceLRPs(cells, reqs))
+	want := []string{"web/0 -> a", "web/1 -> e", "web/2 -> f", "web/3 -> b", "web/4 -> e", "web/5 -> f"}
+	if !slices.Equal(got, want) {
+		t.Errorf("plan:\n got  %q\n want %q", got, want)
+	}
+}
+
 func TestPlaceLRPs_doesNotModifyInput(t *testing.T) {
 	cells := []pando.CellState{cellSpec("a")}
 	PlaceLRPs(cells, []LRPRequest{lrp("web", 0, 256), lrp("web", 1, 256)})
@@ -249,7 +282,7 @@ func TestPlaceTasks(t *testing.T) {
 			name:  "stack missing",
 			cells: []pando.CellState{cellSpec("a", stacks("other"))},
 			reqs:  []TaskRequest{task("t1", 256)},
-			want:  []string{"t1 !! found no compatible cell"},
+			want:  []string{`t1 !! found no compatible cell: no cell has stack "cflinuxfs4"`},
 		},
 		{
 			name:  "draining skipped",

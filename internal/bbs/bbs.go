@@ -87,6 +87,13 @@ type BBS struct {
 	restarts     map[string]time.Time
 	pendingStops []stopOp
 
+	// capacityFreed says a cell may take work it could not before (see
+	// placement.go); the next dispatch retries failed placements.
+	capacityFreed bool
+	// waiting indexes UNCLAIMED records whose last auction failed (kept
+	// apart from unplaced so fresh work never scans them).
+	waiting map[string]struct{}
+
 	events      *eventLog
 	subscribers atomic.Int64
 
@@ -199,7 +206,7 @@ func (b *BBS) dispatch(ctx context.Context) {
 	b.pendingStops = nil
 	b.mu.Unlock()
 	b.runStops(ctx, stops)
-	b.placeLRPs(ctx, false)
+	b.placeLRPs(ctx, b.takeCapacityFreed())
 }
 
 func (b *BBS) nextRestart() (time.Time, bool) {
@@ -254,6 +261,7 @@ func (b *BBS) RegisterCell(c pando.Cell) {
 	b.mu.Lock()
 	b.cells[c.ID()] = &cellEntry{cell: c}
 	b.emitCellLocked(pando.EventCellChanged, c.ID(), pando.CellHealthy)
+	b.capacityFreedLocked()
 	b.mu.Unlock()
 	b.log.Info("cell registered", "cell_id", c.ID())
 	// Work that found no cell may fit now.

@@ -23,15 +23,30 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 		}
 	}
 
-	desired := map[string]pando.DesiredLRP{}
-	for _, d := range b.st.allDesired() {
-		desired[d.ProcessGUID] = d
+	// Writes during the pass are watched, so that processes it did not
+	// change and that are in shape skip the trim-and-fill step: on a
+	// healthy platform a pass is then one walk over the records.
+	watch := &writeWatch{state: b.st, touched: map[string]struct{}{}}
+	b.st = watch
+
+	all := b.st.allActuals() // by process, then index
+	// Both lists are sorted by process guid: they are walked side by side.
+	shapes := b.st.desiredShapes()
+	si := 0
+	shapeOf := func(guid string) (desiredShape, bool) {
+		for si < len(shapes) && shapes[si].ProcessGUID < guid {
+			si++
+		}
+		if si < len(shapes) && shapes[si].ProcessGUID == guid {
+			return shapes[si], true
+		}
+		return desiredShape{}, false
 	}
-	for _, rec := range b.st.allActuals() {
+	for _, rec := range all {
 		if _, still := b.st.actual(rec.InstanceGUID); !still {
 			continue // removed by an earlier step of this pass
 		}
-		d, ok := desired[rec.ProcessGUID]
+		d, ok := shapeOf(rec.ProcessGUID)
 		if !ok || rec.Revision != d.Revision || rec.Index >= d.Instances {
 			b.stopAndRemoveLocked(rec)
 			continue
@@ -52,7 +67,7 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 				// The auction below takes it.
 			case !onCell:
 				b.rescheduleLocked(rec)
-			case now.Sub(rec.placedAt) > b.stuckAfter(d):
+			case now.Sub(rec.placedAt) > b.stuckAfter(d.StartTimeout):
 				b.log.Warn("instance never claimed, placing again", "cell_id", rec.CellID,
 					"process_guid", rec.ProcessGUID, "instance_index", rec.Index)
 				b.rescheduleLocked(rec)
@@ -63,7 +78,7 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 			switch {
 			case !onCell:
 				b.rescheduleLocked(rec)
-			case now.Sub(rec.Since) > b.stuckAfter(d):
+			case now.Sub(rec.Since) > b.stuckAfter(d.StartTimeout):
 				b.log.Warn("instance stuck starting, placing again", "cell_id", rec.CellID,
 					"process_guid", rec.ProcessGUID, "instance_index", rec.Index)
 				b.rescheduleLocked(rec)
@@ -80,10 +95,26 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 		}
 	}
 	b.restartDueLocked(now)
-	for _, d := range desired {
-		b.trimExtraLocked(d)
-		b.fillMissingLocked(d)
+	j := 0
+	for _, d := range shapes {
+		for j < len(all) && all[j].ProcessGUID < d.ProcessGUID {
+			j++
+		}
+		k := j
+		for k < len(all) && all[k].ProcessGUID == d.ProcessGUID {
+			k++
+		}
+		group := all[j:k]
+		j = k
+		if _, changed := watch.touched[d.ProcessGUID]; !changed && inShape(group, d) {
+			continue
+		}
+		if full, ok := b.st.desired(d.ProcessGUID); ok {
+			b.trimExtraLocked(full)
+			b.fillMissingLocked(full)
+		}
 	}
+	b.st = watch.state
 
 	for _, t := range b.st.allTasks() {
 		switch {
@@ -109,4 +140,38 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 
 	b.runStops(ctx, stops)
 	b.placeLRPs(ctx, true)
+}
+
+// inShape reports whether a process's records (sorted by index) are
+// exactly one primary instance of the desired revision per desired index:
+// nothing to trim, nothing to fill.
+func inShape(recs []actualRecord, d desiredShape) bool {
+	if len(recs) != d.Instances {
+		return false
+	}
+	for i, rec := range recs {
+		if rec.Index != i || rec.evacuating || rec.Revision != d.Revision {
+			return false
+		}
+	}
+	return true
+}
+
+// writeWatch is the state as a convergence pass sees it: it notes the
+// processes whose actual records the pass writes.
+type writeWatch struct {
+	state
+	touched map[string]struct{}
+}
+
+func (w *writeWatch) putActual(a actualRecord) {
+	w.touched[a.ProcessGUID] = struct{}{}
+	w.state.putActual(a)
+}
+
+func (w *writeWatch) deleteActual(instanceGUID string) {
+	if a, ok := w.state.actual(instanceGUID); ok {
+		w.touched[a.ProcessGUID] = struct{}{}
+	}
+	w.state.deleteActual(instanceGUID)
 }

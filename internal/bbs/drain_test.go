@@ -71,7 +71,7 @@ func TestDrainCell_deadlineStopsOriginals(t *testing.T) {
 		t.Errorf("original not stopped after the deadline: %v", a.stopCalls())
 	}
 	got := h.actual("web", 0)
-	if got.InstanceGUID == orig.InstanceGUID || got.PlacementError != "found no compatible cell" {
+	if got.InstanceGUID == orig.InstanceGUID || got.PlacementError != "no healthy cells: every cell is draining" {
 		t.Errorf("replacement %+v", got)
 	}
 }

@@ -26,6 +26,7 @@ type fakeCell struct {
 	cancels   []string
 	startErr  error
 	stateErr  error
+	states    int // State calls: one per auction round
 }
 
 type startCall struct {
@@ -52,6 +53,7 @@ func (c *fakeCell) ID() string { return c.id }
 func (c *fakeCell) State(ctx context.Context) (pando.CellState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.states++
 	if c.stateErr != nil {
 		return pando.CellState{}, c.stateErr
 	}
@@ -111,6 +113,12 @@ func (c *fakeCell) setCapacity(memMB int) {
 	c.mu.Lock()
 	c.capacity.TotalMemoryMB = memMB
 	c.mu.Unlock()
+}
+
+func (c *fakeCell) stateCalls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.states
 }
 
 func (c *fakeCell) startCalls() []startCall {

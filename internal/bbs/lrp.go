@@ -29,7 +29,8 @@ func validateDesired(d pando.DesiredLRP) error {
 // Instances count starts missing indices or stops the highest ones, and any
 // other change is recorded in place (running instances keep their settings).
 // Placement happens before DesireLRP returns; an instance that fits nowhere
-// stays UNCLAIMED with its PlacementError and convergence retries it.
+// stays UNCLAIMED with its PlacementError and is placed as soon as a cell
+// can take it (placement.go).
 func (b *BBS) DesireLRP(ctx context.Context, d pando.DesiredLRP) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -212,10 +213,17 @@ func (b *BBS) RetireActualLRP(ctx context.Context, processGUID, instanceGUID str
 // here or removeActualLocked.
 func (b *BBS) putActualLocked(rec actualRecord, emit bool) {
 	b.st.putActual(rec)
+	delete(b.unplaced, rec.InstanceGUID)
+	delete(b.waiting, rec.InstanceGUID)
 	if rec.State == pando.ActualUnclaimed && rec.CellID == "" && !rec.evacuating {
-		b.unplaced[rec.InstanceGUID] = struct{}{}
-	} else {
-		delete(b.unplaced, rec.InstanceGUID)
+		if rec.PlacementError == "" {
+			b.unplaced[rec.InstanceGUID] = struct{}{}
+		} else {
+			if b.waiting == nil {
+				b.waiting = map[string]struct{}{}
+			}
+			b.waiting[rec.InstanceGUID] = struct{}{}
+		}
 	}
 	if rec.State == pando.ActualCrashed && !rec.restartAt.IsZero() {
 		b.restarts[rec.InstanceGUID] = rec.restartAt
@@ -230,6 +238,7 @@ func (b *BBS) putActualLocked(rec actualRecord, emit bool) {
 func (b *BBS) removeActualLocked(rec actualRecord) {
 	b.st.deleteActual(rec.InstanceGUID)
 	delete(b.unplaced, rec.InstanceGUID)
+	delete(b.waiting, rec.InstanceGUID)
 	delete(b.restarts, rec.InstanceGUID)
 	b.emitActualLocked(pando.EventActualLRPRemoved, rec.ActualLRP)
 }
@@ -337,37 +346,59 @@ func stateRank(s string) int {
 
 // placeLRPs auctions UNCLAIMED instances that have no cell and starts them
 // on the winning cells. With retryFailed, instances whose last auction failed
-// are tried again too (convergence does that; fresh work does not, so a
-// full platform is not re-auctioned on every change).
+// are tried again too (convergence does that, and a dispatch after a cell
+// freed capacity; fresh work does not, so a full platform is not
+// re-auctioned on every change).
 func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 	b.placeMu.Lock()
 	defer b.placeMu.Unlock()
 
 	type item struct {
 		rec     actualRecord
-		desired pando.DesiredLRP
+		desired *pando.DesiredLRP // shared by the process's instances
 	}
 	b.mu.Lock()
-	var work []item
+	var guids []string
 	for guid := range b.unplaced {
+		guids = append(guids, guid)
+	}
+	if retryFailed {
+		for guid := range b.waiting {
+			guids = append(guids, guid)
+		}
+	}
+	// Items are large: they live in one array and move by pointer.
+	items := make([]item, 0, len(guids))
+	work := make([]*item, 0, len(guids))
+	desired := map[string]*pando.DesiredLRP{}
+	for _, guid := range guids {
 		rec, ok := b.st.actual(guid)
-		if !ok || rec.placing || (rec.PlacementError != "" && !retryFailed) {
+		if !ok || rec.placing {
 			continue
 		}
-		d, ok := b.st.desired(rec.ProcessGUID)
-		if !ok || d.Revision != rec.Revision {
+		d := desired[rec.ProcessGUID]
+		if d == nil {
+			dd, ok := b.st.desired(rec.ProcessGUID)
+			if !ok {
+				continue
+			}
+			d = &dd
+			desired[rec.ProcessGUID] = d
+		}
+		if d.Revision != rec.Revision {
 			continue
 		}
 		rec.placing = true
 		b.putActualLocked(rec, false)
-		work = append(work, item{rec: rec, desired: d})
+		items = append(items, item{rec: rec, desired: d})
+		work = append(work, &items[len(items)-1])
 	}
 	refs := b.cellRefsLocked()
 	b.mu.Unlock()
 	if len(work) == 0 {
 		return
 	}
-	slices.SortFunc(work, func(x, y item) int { return compareRecords(x.rec, y.rec) })
+	slices.SortFunc(work, func(x, y *item) int { return compareRecords(x.rec, y.rec) })
 
 	states := b.cellStates(ctx, refs)
 	reqs := make([]auction.LRPRequest, len(work))
@@ -381,9 +412,9 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 
 	type start struct {
 		cell pando.Cell
-		item
+		*item
 	}
-	var starts []start
+	starts := make([]start, 0, len(results))
 	b.mu.Lock()
 	now := b.now()
 	for i, res := range results {
@@ -411,7 +442,8 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 		rec.PlacementError = ""
 		rec.placedAt = now
 		b.putActualLocked(rec, true)
-		starts = append(starts, start{cell: e.cell, item: item{rec: rec, desired: work[i].desired}})
+		work[i].rec = rec
+		starts = append(starts, start{cell: e.cell, item: work[i]})
 	}
 	b.mu.Unlock()
 
@@ -419,7 +451,7 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 		s := starts[i]
 		cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
 		defer cancel()
-		err := s.cell.StartLRP(cctx, cloneDesired(s.desired), s.rec.Index, s.rec.InstanceGUID)
+		err := s.cell.StartLRP(cctx, cloneDesired(*s.desired), s.rec.Index, s.rec.InstanceGUID)
 		if err == nil {
 			return
 		}
@@ -440,8 +472,8 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 
 // stuckAfter is how long an instance may sit placed-but-unclaimed or
 // CLAIMED before convergence places it again.
-func (b *BBS) stuckAfter(d pando.DesiredLRP) time.Duration {
-	t := d.HealthCheck.StartTimeout
+func (b *BBS) stuckAfter(startTimeout time.Duration) time.Duration {
+	t := startTimeout
 	if t <= 0 {
 		t = DefaultStartTimeout
 	}

@@ -20,6 +20,9 @@ func (b *BBS) ActualLRPChanged(ctx context.Context, a pando.ActualLRP) error {
 	b.mu.Lock()
 	defer b.wake()
 	defer b.mu.Unlock()
+	if a.State == pando.ActualCrashed {
+		b.capacityFreedLocked() // the cell tore the container down
+	}
 
 	rec, ok := b.st.actual(a.InstanceGUID)
 	if !ok || rec.ProcessGUID != a.ProcessGUID || (rec.CellID != "" && a.CellID != "" && rec.CellID != a.CellID) {
@@ -156,6 +159,7 @@ func (b *BBS) restartDueLocked(now time.Time) {
 func (b *BBS) ActualLRPRemoved(ctx context.Context, processGUID, instanceGUID string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.capacityFreedLocked() // even for an instance the BBS already forgot
 	rec, ok := b.st.actual(instanceGUID)
 	if !ok || rec.ProcessGUID != processGUID || rec.State == pando.ActualCrashed {
 		return nil

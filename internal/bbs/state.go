@@ -40,6 +40,9 @@ type state interface {
 	putDesired(d pando.DesiredLRP)
 	deleteDesired(processGUID string)
 	allDesired() []pando.DesiredLRP
+	// desiredShapes is what convergence needs of every desired LRP,
+	// sorted by process guid (cheaper than copying them all).
+	desiredShapes() []desiredShape
 
 	actual(instanceGUID string) (actualRecord, bool)
 	putActual(a actualRecord)
@@ -82,12 +85,36 @@ func (m *memState) putDesired(d pando.DesiredLRP) { m.desiredLRPs[d.ProcessGUID]
 
 func (m *memState) deleteDesired(guid string) { delete(m.desiredLRPs, guid) }
 
-func (m *memState) allDesired() []pando.DesiredLRP {
-	out := make([]pando.DesiredLRP, 0, len(m.desiredLRPs))
-	for _, d := range m.desiredLRPs {
-		out = append(out, d)
+// desiredShape is the part of a desired LRP a convergence pass reads for
+// every process.
+type desiredShape struct {
+	ProcessGUID  string
+	Revision     int
+	Instances    int
+	StartTimeout time.Duration
+}
+
+func (m *memState) desiredShapes() []desiredShape {
+	out := make([]desiredShape, 0, len(m.desiredLRPs))
+	for k, d := range m.desiredLRPs {
+		out = append(out, desiredShape{k, d.Revision, d.Instances, d.HealthCheck.StartTimeout})
 	}
-	slices.SortFunc(out, func(a, b pando.DesiredLRP) int { return cmp.Compare(a.ProcessGUID, b.ProcessGUID) })
+	slices.SortFunc(out, func(a, b desiredShape) int { return cmp.Compare(a.ProcessGUID, b.ProcessGUID) })
+	return out
+}
+
+// allDesired sorts the keys, not the (large) values: convergence reads
+// every desired LRP on each pass.
+func (m *memState) allDesired() []pando.DesiredLRP {
+	keys := make([]string, 0, len(m.desiredLRPs))
+	for k := range m.desiredLRPs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]pando.DesiredLRP, len(keys))
+	for i, k := range keys {
+		out[i] = m.desiredLRPs[k]
+	}
 	return out
 }
 
@@ -143,14 +170,37 @@ func (m *memState) actualsOf(processGUID string) []actualRecord {
 	return out
 }
 
+// allActuals sorts small keys, then copies the records in their order, as
+// allDesired does.
 func (m *memState) allActuals() []actualRecord {
-	out := make([]actualRecord, 0, len(m.actuals))
-	for _, a := range m.actuals {
-		out = append(out, a)
+	type key struct {
+		process, guid string
+		index         int
+		evacuating    bool
 	}
-	slices.SortFunc(out, func(a, b actualRecord) int {
-		return cmp.Or(cmp.Compare(a.ProcessGUID, b.ProcessGUID), compareRecords(a, b))
+	keys := make([]key, 0, len(m.actuals))
+	for _, a := range m.actuals {
+		keys = append(keys, key{a.ProcessGUID, a.InstanceGUID, a.Index, a.evacuating})
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.process, b.process); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.index, b.index); c != 0 {
+			return c
+		}
+		if a.evacuating != b.evacuating {
+			if !a.evacuating {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.guid, b.guid)
 	})
+	out := make([]actualRecord, len(keys))
+	for i, k := range keys {
+		out[i] = m.actuals[k.guid]
+	}
 	return out
 }
 

@@ -224,6 +224,7 @@ func (b *BBS) ResolveTask(ctx context.Context, guid string) error {
 func (b *BBS) TaskCompleted(ctx context.Context, t pando.Task) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.capacityFreedLocked()
 	rec, ok := b.st.task(t.GUID)
 	if !ok {
 		b.log.Info("completion of unknown task ignored", "task_guid", t.GUID, "cell_id", t.CellID)

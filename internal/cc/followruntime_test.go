@@ -175,3 +175,52 @@ func TestFollowRuntime_recordsACrashOnce(t *testing.T) {
 		t.Errorf("crash events %v, want one with the reason and instance", got)
 	}
 }
+
+func TestFollowRuntime_recordsAPlacementFailureOnceAndABigEnoughCellPlacesIt(t *testing.T) {
+	t.Parallel()
+	e, board, _ := frNew(t)
+	frFollow(t, e.api)
+	app := e.tkStagedApp("big")
+	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", map[string]any{"memory_in_mb": 16384}), http.StatusAccepted)
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/start"), http.StatusOK)
+	process := ctStr(e.webProcess(app.GUID), "guid")
+	ctx := context.Background()
+
+	placementEvents := func() []map[string]any {
+		var out []map[string]any
+		for _, ev := range e.list(e.get("/v3/audit_events?target_guids=" + app.GUID)) {
+			if ctStr(ev, "type") == EventPlacementFailed {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(placementEvents()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no placement-failed event")
+		}
+	}
+	// Work that waits is retried when capacity frees up; retries with the
+	// same reason record nothing new.
+	board.ConvergeOnce(ctx)
+
+	big := runtimetest.NewCell("cell-big", 32768)
+	big.Reporter = board
+	board.RegisterCell(big)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		as, err := board.ActualLRPs(ctx, process)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) == 1 && as[0].CellID == "cell-big" && as[0].State == pando.ActualRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not placed on the big cell: %+v", as)
+		}
+	}
+	got := placementEvents()
+	if len(got) != 1 || ctStr(got[0], "data.reason") != "insufficient resources: memory" || ctStr(got[0], "data.process_type") != "web" {
+		t.Errorf("placement events %v, want one saying insufficient resources: memory", got)
+	}
+}

@@ -2,22 +2,23 @@ package cc
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/pandoplatform/pando"
 )
 
 // FollowRuntime applies the runtime's event stream to the API until ctx
-// ends: instance changes wake long polls, CRASHED reports become audit
-// events, CF tasks a cell started read RUNNING, and completed tasks
-// (stagings and CF tasks) are recorded, then resolved so that the runtime
-// stops sending them. After a resync (at the start, or after falling
-// behind) it re-reads the runtime's tasks, so a completion is recorded even
-// if its event was missed.
+// ends: instance changes wake long polls, CRASHED reports and placement
+// errors become audit events, CF tasks a cell started read RUNNING, and
+// completed tasks (stagings and CF tasks) are recorded, then resolved so
+// that the runtime stops sending them. After a resync (at the start, or
+// after falling behind) it re-reads the runtime's tasks, so a completion is
+// recorded even if its event was missed.
 func (a *API) FollowRuntime(ctx context.Context) {
 	var after uint64
 	// One audit event per crashed instance, even if the runtime reports it
-	// again.
+	// again (and one per placement error: see applyRuntimeEvent).
 	crashed := map[string]bool{}
 	for ctx.Err() == nil {
 		events, err := a.rt.Subscribe(ctx, after)
@@ -63,6 +64,17 @@ func (a *API) applyRuntimeEvent(ctx context.Context, ev pando.RuntimeEvent, cras
 			}
 			crashed[al.InstanceGUID] = true
 			a.HandleInstanceCrashed(ctx, *al)
+		}
+		// One placement-failed event per process revision and reason.
+		if al := ev.Actual; al != nil && al.State == pando.ActualUnclaimed && al.PlacementError != "" {
+			key := fmt.Sprintf("placement %s/%d/%s", al.ProcessGUID, al.Revision, al.PlacementError)
+			if !crashed[key] {
+				if len(crashed) > 10000 {
+					clear(crashed)
+				}
+				crashed[key] = true
+				a.HandlePlacementFailed(ctx, *al)
+			}
 		}
 	case pando.EventTaskChanged:
 		if ev.Task != nil {

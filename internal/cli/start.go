@@ -177,6 +177,8 @@ func placementHint(reason string) string {
 		return " (the cells cannot fit the app; lower -m/-k or -i)"
 	case strings.Contains(reason, "no compatible cell"):
 		return " (no cell offers the app's stack; 'pando cells' lists the cells)"
+	case strings.HasPrefix(reason, "no healthy cells"):
+		return " (no cell can take work; 'pando cells' lists the cells)"
 	}
 	return ""
 }

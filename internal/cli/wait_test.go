@@ -125,3 +125,16 @@ func TestWait_allCrashedStillFailsAtOnce(t *testing.T) {
 		t.Errorf("stderr:\n%s", h.err)
 	}
 }
+
+func TestPlacementHint_namesWhatToDo(t *testing.T) {
+	for reason, want := range map[string]string{
+		"insufficient resources: disk, memory":                     "lower -m/-k or -i",
+		`found no compatible cell: no cell has stack "cflinuxfs4"`: "no cell offers the app's stack",
+		"no healthy cells":                         "no cell can take work",
+		"no healthy cells: every cell is draining": "no cell can take work",
+	} {
+		if got := placementHint(reason); !strings.Contains(got, want) {
+			t.Errorf("placementHint(%q) = %q, want it to say %q", reason, got, want)
+		}
+	}
+}
