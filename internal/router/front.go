@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -233,9 +234,9 @@ func (cc *clientConn) serve() {
 			if _, err := cc.br.Peek(1); err != nil {
 				return
 			}
-			_ = cc.c.SetReadDeadline(r.now().Add(r.cfg.ReadHeaderTimeout))
+			cc.headerDeadline()
 		} else if !first {
-			_ = cc.c.SetReadDeadline(r.now().Add(r.cfg.ReadHeaderTimeout))
+			cc.headerDeadline()
 		} else if _, err := cc.br.Peek(1); err != nil {
 			return
 		}
@@ -268,6 +269,16 @@ func (cc *clientConn) serve() {
 			return
 		}
 	}
+}
+
+// headerDeadline gives the request head ReadHeaderTimeout to arrive,
+// unless all of it is here already (the common case, which then costs no
+// timer).
+func (cc *clientConn) headerDeadline() {
+	if p, _ := cc.br.Peek(cc.br.Buffered()); bytes.Contains(p, []byte("\r\n\r\n")) {
+		return
+	}
+	_ = cc.c.SetReadDeadline(cc.r.now().Add(cc.r.cfg.ReadHeaderTimeout))
 }
 
 // refuse answers a malformed request and closes.

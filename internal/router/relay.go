@@ -114,8 +114,9 @@ func (cc *clientConn) copyBody(bc *backendConn, chunkOut bool) (int64, error) {
 	if rh.chunked {
 		src = httputil.NewChunkedReader(bc.br)
 	}
-	buf := cc.r.buffers.Get()
-	defer cc.r.buffers.Put(buf)
+	bufp := cc.r.buffers.Get()
+	defer cc.r.buffers.Put(bufp)
+	buf := *bufp
 	var written int64
 	for {
 		p := buf

@@ -39,6 +39,8 @@ type backendConn struct {
 	bw        *bufio.Writer
 	idleSince time.Time
 	resp      respHead // the last response head read
+	// readDeadline is the connection's read deadline, zero for none.
+	readDeadline time.Time
 	// sent, for a request with a body, reports the end of its write: the
 	// connection is reused only if the whole request went out.
 	sent chan error
@@ -119,7 +121,14 @@ func (t *backendTransport) exchange(bc *backendConn, reused bool, ep *endpoint, 
 			bc.sent <- err
 		}()
 	}
-	_ = bc.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	// The deadline for the answer's head is moved only when a quarter
+	// of it has been used up: re-arming a timer per request costs more
+	// than the request's parsing.
+	now := time.Now()
+	if bc.readDeadline.Sub(now) < t.headerTimeout*3/4 {
+		bc.readDeadline = now.Add(t.headerTimeout)
+		_ = bc.SetReadDeadline(bc.readDeadline)
+	}
 	for {
 		err := bc.resp.readResponse(bc.br)
 		if err != nil {
@@ -147,7 +156,11 @@ func (t *backendTransport) exchange(bc *backendConn, reused bool, ep *endpoint, 
 			return fmt.Errorf("read response from %s: %w: 101 to a request that asked for no upgrade", bc.addr, errBadResponse)
 		}
 	}
-	_ = bc.SetReadDeadline(time.Time{})
+	// The body has no deadline, unless all of it is here already.
+	if r := &bc.resp; r.chunked || r.length < 0 || int64(bc.br.Buffered()) < r.length {
+		bc.readDeadline = time.Time{}
+		_ = bc.SetReadDeadline(bc.readDeadline)
+	}
 	return nil
 }
 
