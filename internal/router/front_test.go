@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -90,5 +91,50 @@ func TestRouter_pipelinedAndHTTP10Requests(t *testing.T) {
 	out, err := io.ReadAll(c10)
 	if err != nil || !strings.HasPrefix(string(out), "HTTP/1.1 200") || !strings.HasSuffix(string(out), "\r\n\r\na") {
 		t.Errorf("HTTP/1.0: %q, %v", out, err)
+	}
+}
+
+// A shutdown that outlasts ShutdownTimeout ends exchanges still waiting
+// for an instance that never answers, and Serve returns.
+func TestRouter_shutdownEndsExchangesWaitingOnAnInstance(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c // holds it, never answers
+		}
+	}()
+	r := New(Config{ShutdownTimeout: 200 * time.Millisecond})
+	r.SetRoutes("proc", "app", []string{"hang.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: ln.Addr().String()}})
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, front) }()
+	c, err := net.Dial("tcp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: hang.localhost\r\n\r\n")
+	select {
+	case bc := <-accepted:
+		defer bc.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached the instance")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve still waits on an instance that never answers")
 	}
 }

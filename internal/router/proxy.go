@@ -177,7 +177,14 @@ type proxied struct {
 	start   int64 // X-Request-Start, unix ms
 }
 
-func (p *proxied) hasBody() bool    { return p.cc.head.hasBody() }
+func (p *proxied) hasBody() bool { return p.cc.head.hasBody() }
+
+func (p *proxied) using(bc *backendConn) {
+	p.cc.backend.Store(bc)
+	if p.cc.state.Load() == stateClosed { // closeAll has run
+		bc.Close()
+	}
+}
 func (p *proxied) idempotent() bool { return idempotent(string(p.cc.head.method)) }
 
 // writeHead writes the request head for ep: the client's request line in
@@ -349,9 +356,9 @@ func (r *Router) serveProxy(cc *clientConn, st *request) (int, int64) {
 	x := &proxied{cc: cc, st: st, start: r.now().UnixMilli()}
 	bc, err := r.tryBackends(cc, st, x)
 	if err != nil {
+		cc.backend.Store(nil)
 		return r.proxyError(cc, st, err)
 	}
-	cc.backend.Store(bc)
 	status, n, reuse := cc.relay(bc)
 	r.finishExchange(cc, bc, reuse)
 	cc.backend.Store(nil)
