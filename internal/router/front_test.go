@@ -65,9 +65,10 @@ func TestRouter_pipelinedAndHTTP10Requests(t *testing.T) {
 	io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: myapp.localhost\r\n\r\n"+
 		"POST /2 HTTP/1.1\r\nHost: myapp.localhost\r\nContent-Length: 3\r\n\r\nabc"+
 		"GET /3 HTTP/1.1\r\nHost: nope.localhost\r\n\r\n"+
-		"GET /4 HTTP/1.1\r\nHost: myapp.localhost\r\nConnection: close\r\n\r\n")
+		"POST /4 HTTP/1.1\r\nHost: nope.localhost\r\nContent-Length: 5\r\n\r\nhello"+
+		"GET /5 HTTP/1.1\r\nHost: myapp.localhost\r\nConnection: close\r\n\r\n")
 	br := bufio.NewReader(c)
-	for i, want := range []int{200, 200, 404, 200} {
+	for i, want := range []int{200, 200, 404, 404, 200} {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatalf("answer %d: %v", i+1, err)
@@ -136,5 +137,43 @@ func TestRouter_shutdownEndsExchangesWaitingOnAnInstance(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve still waits on an instance that never answers")
+	}
+}
+
+// An answer whose end is the instance closing the connection reaches an
+// HTTP/1.1 client chunked, and the client's connection is kept.
+func TestRouter_closeDelimitedAnswerIsChunkedToTheClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello, until the close")
+			}()
+		}
+	}()
+	addr := routed(t, Config{}, "old.localhost", ln.Addr().String())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		resp, body := rawGet(t, c, br, "old.localhost")
+		if resp.StatusCode != 200 || body != "hello, until the close" || len(resp.TransferEncoding) != 1 || resp.Close {
+			t.Fatalf("answer %d: %d %q te %v close %v", i+1, resp.StatusCode, body, resp.TransferEncoding, resp.Close)
+		}
 	}
 }

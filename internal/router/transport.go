@@ -272,6 +272,9 @@ func stillOpen(c net.Conn) bool {
 
 func (t *backendTransport) put(bc *backendConn) {
 	bc.idleSince = time.Now()
+	if cap(bc.resp.buf) > 64<<10 { // an answer's huge head is not kept
+		bc.resp.buf, bc.resp.fields = nil, nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed || len(t.idle[bc.addr]) >= t.maxIdle {
