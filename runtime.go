@@ -92,6 +92,13 @@ type ActualLRP struct {
 	StartedAt      time.Time // when the current container started (uptime)
 }
 
+// HealthCheckTimedOut begins the crash reason of an instance that never
+// became healthy within its start timeout. The BBS restarts such an
+// instance only after the crash backoff, not at once: it reads CRASHED
+// meanwhile, so a client waiting for the start (cf push) fails with the
+// reason instead of waiting out the same timeout again and again.
+const HealthCheckTimedOut = "health check timed out"
+
 // PortMapping maps a container port to a host port on the cell.
 type PortMapping struct {
 	ContainerPort int
@@ -220,19 +227,30 @@ type Task struct {
 
 // CellState is a cell's capacity and usage as it reports them.
 type CellState struct {
-	ID                  string
-	Zone                string
-	Stacks              []string
-	TotalMemoryMB       int
-	TotalDiskMB         int
-	TotalContainers     int
-	UsedMemoryMB        int
-	UsedDiskMB          int
-	UsedContainers      int
-	StartingContainers  int
-	Draining            bool
+	ID                 string
+	Zone               string
+	Stacks             []string
+	TotalMemoryMB      int
+	TotalDiskMB        int
+	TotalContainers    int
+	UsedMemoryMB       int
+	UsedDiskMB         int
+	UsedContainers     int
+	StartingContainers int
+	Draining           bool
+	// State is the runtime's view of the cell: CellHealthy, CellDraining
+	// or CellLost (registered but not answering). Cells report their
+	// capacity without it; the runtime fills it in.
+	State               string
 	InstancesPerProcess map[string]int
 }
+
+// Cell states as the runtime reports them.
+const (
+	CellHealthy  = "healthy"
+	CellDraining = "draining"
+	CellLost     = "lost"
+)
 
 // InstanceStats are one container's resource figures, from its cgroups.
 type InstanceStats struct {
@@ -242,6 +260,9 @@ type InstanceStats struct {
 	MemoryQuota  uint64
 	DiskBytes    uint64
 	DiskQuota    uint64
+	// LogRate is the bytes per second of log lines the instance emitted
+	// since the previous reading (CF's usage.log_rate).
+	LogRate uint64
 }
 
 // Cell is what the auctioneer and the BBS ask of a cell's rep. Start and
@@ -288,4 +309,106 @@ type LogEnvelope struct {
 // counts what it dropped.
 type LogSink interface {
 	Emit(e LogEnvelope)
+}
+
+// Runtime is the runtime contract (Diego's BBS API): what the API, the
+// route emitter and the cells view ask of the runtime, whether it runs in
+// the same process (internal/bbs) or behind HTTP (internal/runtimeapi).
+// Every call takes a context and returns an error; an unknown GUID is an
+// ENotFound error. Progress is not reported through callbacks but through
+// the event stream: task and staging completions are TaskCompleted events,
+// sent again until the consumer resolves the task.
+type Runtime interface {
+	// DesireLRP creates a desired LRP, or updates it: a new Revision
+	// replaces every instance, a new Instances count starts or stops
+	// instances, other changes apply to instances started from then on.
+	DesireLRP(ctx context.Context, lrp DesiredLRP) error
+	// UpdateDesiredLRP changes the instance count and routes of an
+	// existing desired LRP.
+	UpdateDesiredLRP(ctx context.Context, processGUID string, u DesiredLRPUpdate) error
+	RemoveDesiredLRP(ctx context.Context, processGUID string) error
+	DesiredLRP(ctx context.Context, processGUID string) (DesiredLRP, error)
+	// DesiredLRPs returns every desired LRP, sorted by process GUID.
+	DesiredLRPs(ctx context.Context) ([]DesiredLRP, error)
+	// ActualLRPs returns one instance per index of a process, sorted by
+	// index; an empty processGUID returns every process's instances.
+	ActualLRPs(ctx context.Context, processGUID string) ([]ActualLRP, error)
+	// RetireActualLRP stops one instance; the runtime starts a new one for
+	// its index (a restart of that instance).
+	RetireActualLRP(ctx context.Context, processGUID, instanceGUID string) error
+
+	// DesireTask accepts a task; it completes, at once if it fits on no
+	// cell, with a TaskCompleted event.
+	DesireTask(ctx context.Context, t Task) error
+	// CancelTask stops a task and completes it as failed; cancelling a
+	// completed task does nothing.
+	CancelTask(ctx context.Context, guid string) error
+	Task(ctx context.Context, guid string) (Task, error)
+	// Tasks returns every task the runtime holds, oldest first, completed
+	// ones that are not resolved yet included.
+	Tasks(ctx context.Context) ([]Task, error)
+	// ResolveTask says the consumer has recorded a completed task: the
+	// runtime stops sending its completion and forgets it. Resolving a task
+	// that is not completed is an EConflict error.
+	ResolveTask(ctx context.Context, guid string) error
+
+	// Cells returns every registered cell with its capacity, usage and
+	// State, sorted by ID.
+	Cells(ctx context.Context) ([]CellState, error)
+
+	// Subscribe streams events after sequence number after. When after is
+	// 0, older than the events the runtime still holds, or not one of its
+	// own (a cursor from before a restart), the stream starts with an
+	// EventResync: the consumer re-reads the state it follows, then
+	// applies the events after it. The channel closes only when ctx ends;
+	// a subscriber that falls too far behind gets an EventResync instead
+	// of the events it missed.
+	Subscribe(ctx context.Context, after uint64) (<-chan RuntimeEvent, error)
+}
+
+// DesiredLRPUpdate is a change to a desired LRP; nil fields stay as they
+// are.
+type DesiredLRPUpdate struct {
+	Instances *int
+	Routes    *[]string
+}
+
+// EventType says what a RuntimeEvent is about.
+type EventType string
+
+// Event types.
+const (
+	EventDesiredLRPChanged EventType = "desired_lrp_changed"
+	EventDesiredLRPRemoved EventType = "desired_lrp_removed"
+	EventActualLRPChanged  EventType = "actual_lrp_changed"
+	EventActualLRPRemoved  EventType = "actual_lrp_removed"
+	// EventTaskChanged is a task that was accepted or started (PENDING,
+	// RUNNING).
+	EventTaskChanged EventType = "task_changed"
+	// EventTaskCompleted is a COMPLETED task with its outcome (Failed,
+	// FailureReason, Result). It is sent at least once: again after a
+	// while until the task is resolved (Runtime.ResolveTask).
+	EventTaskCompleted EventType = "task_completed"
+	// EventCellChanged is a cell that registered or started draining;
+	// EventCellRemoved one that unregistered or whose presence expired.
+	EventCellChanged EventType = "cell_changed"
+	EventCellRemoved EventType = "cell_removed"
+	// EventResync means the consumer must re-read the state it follows
+	// (desired and actual LRPs, tasks, cells): events were not kept for it.
+	EventResync EventType = "resync"
+)
+
+// RuntimeEvent is one change in the runtime. Seq increases by one per event of a
+// runtime instance; resume a stream with the last Seq seen. Desired,
+// Actual, Task and Cell may be shared between subscribers: read them, do
+// not modify them.
+type RuntimeEvent struct {
+	Seq         uint64
+	Type        EventType
+	ProcessGUID string      `json:",omitempty"`
+	Desired     *DesiredLRP `json:",omitempty"`
+	Actual      *ActualLRP  `json:",omitempty"`
+	Task        *Task       `json:",omitempty"`
+	// Cell carries the cell's ID and State (not its usage).
+	Cell *CellState `json:",omitempty"`
 }

@@ -2,7 +2,8 @@
 // actual LRPs, tasks and cell presence, places work through the auctioneer,
 // restarts crashed instances under Diego's crash policy, converges actual to
 // desired state, evacuates draining cells and streams every change as events
-// (the router and the Cloud Controller sync follow them).
+// (the router and the Cloud Controller sync follow them). It is the
+// in-process implementation of the runtime contract, pando.Runtime.
 package bbs
 
 import (
@@ -36,8 +37,9 @@ type Config struct {
 	EvacuationTimeout time.Duration
 	// TaskRetention is how long completed tasks stay readable (default 1h).
 	TaskRetention time.Duration
-	// EventBuffer is how many events a subscriber may fall behind before it
-	// gets a resync event instead (default 4096).
+	// EventBuffer is how many recent events the BBS keeps: a subscriber may
+	// resume from any of them, and one that falls further behind gets a
+	// resync event instead (default 4096).
 	EventBuffer int
 	// Now and After are the clock (default time.Now and time.After); tests
 	// substitute a fake one.
@@ -62,9 +64,9 @@ const (
 	cellCallConcurrency = 8
 )
 
-// BBS is the bulletin board. It implements pando.CellReporter. Create it with
-// New, register cells, and keep Run going for crash restarts, convergence and
-// completion callbacks.
+// BBS is the bulletin board. It implements pando.Runtime for the API and
+// pando.CellReporter for the cells. Create it with New, register cells, and
+// keep Run going for crash restarts and convergence.
 type BBS struct {
 	cfg   Config
 	log   *slog.Logger
@@ -84,13 +86,12 @@ type BBS struct {
 	unplaced     map[string]struct{}
 	restarts     map[string]time.Time
 	pendingStops []stopOp
-	completions  []pando.Task
-	onComplete   func(ctx context.Context, t pando.Task)
-	subs         map[*subscriber]struct{}
 
-	kick           chan struct{}
-	completionKick chan struct{}
-	running        atomic.Bool
+	events      *eventLog
+	subscribers atomic.Int64
+
+	kick    chan struct{}
+	running atomic.Bool
 }
 
 type cellEntry struct {
@@ -137,37 +138,28 @@ func New(cfg Config) *BBS {
 		cfg.After = time.After
 	}
 	return &BBS{
-		cfg:            cfg,
-		log:            cfg.Logger,
-		now:            cfg.Now,
-		after:          cfg.After,
-		st:             newMemState(),
-		cells:          map[string]*cellEntry{},
-		unplaced:       map[string]struct{}{},
-		restarts:       map[string]time.Time{},
-		subs:           map[*subscriber]struct{}{},
-		kick:           make(chan struct{}, 1),
-		completionKick: make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		after:    cfg.After,
+		st:       newMemState(),
+		cells:    map[string]*cellEntry{},
+		unplaced: map[string]struct{}{},
+		restarts: map[string]time.Time{},
+		events:   newEventLog(cfg.EventBuffer, uint64(cfg.Now().UnixNano())),
+		kick:     make(chan struct{}, 1),
 	}
 }
 
 // Run keeps the BBS converging until ctx ends: it converges every
 // ConvergeInterval, restarts crashed instances when their backoff is over,
-// places work queued by cell reports, and delivers task completions. Run
-// returns nil when ctx ends; only one Run may be active at a time.
+// and places work queued by cell reports. Run returns nil when ctx ends;
+// only one Run may be active at a time.
 func (b *BBS) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("bbs: Run is already running")
 	}
 	defer b.running.Store(false)
-
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		b.deliverCompletions(ctx)
-	}()
-	defer wg.Wait()
 
 	b.dispatch(ctx)
 	converge := b.after(b.cfg.ConvergeInterval)
@@ -261,6 +253,7 @@ func parallel(n int, fn func(i int)) {
 func (b *BBS) RegisterCell(c pando.Cell) {
 	b.mu.Lock()
 	b.cells[c.ID()] = &cellEntry{cell: c}
+	b.emitCellLocked(pando.EventCellChanged, c.ID(), pando.CellHealthy)
 	b.mu.Unlock()
 	b.log.Info("cell registered", "cell_id", c.ID())
 	// Work that found no cell may fit now.
@@ -297,6 +290,7 @@ func (b *BBS) unregisterLocked(id, why string) bool {
 		return false
 	}
 	delete(b.cells, id)
+	b.emitCellLocked(pando.EventCellRemoved, id, pando.CellLost)
 	b.log.Info("cell removed", "cell_id", id, "reason", why)
 	for _, rec := range b.st.allActuals() {
 		if rec.CellID != id {
@@ -318,18 +312,6 @@ func (b *BBS) unregisterLocked(id, why string) bool {
 		}
 	}
 	return true
-}
-
-// Cells returns the registered cells sorted by ID.
-func (b *BBS) Cells() []pando.Cell {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]pando.Cell, 0, len(b.cells))
-	for _, e := range b.cells {
-		out = append(out, e.cell)
-	}
-	slices.SortFunc(out, func(x, y pando.Cell) int { return strings.Compare(x.ID(), y.ID()) })
-	return out
 }
 
 // Cell returns a registered cell (e.g. to read an instance's stats).
@@ -358,17 +340,46 @@ func (b *BBS) cellRefsLocked() []cellRef {
 	return refs
 }
 
-// CellStates asks every registered cell for its state; cells that do not
-// answer are left out. Draining reflects the BBS's view as well as the
-// cell's.
-func (b *BBS) CellStates(ctx context.Context) []pando.CellState {
+// Cells asks every registered cell for its state, sorted by ID. A cell
+// that does not answer is listed CellLost with its ID only; Draining (and
+// CellDraining) reflect the BBS's view as well as the cell's.
+func (b *BBS) Cells(ctx context.Context) ([]pando.CellState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	refs := b.cellRefsLocked()
 	b.mu.Unlock()
-	return b.cellStates(ctx, refs)
+	states, ok := b.queryCells(ctx, refs)
+	for i := range states {
+		switch {
+		case !ok[i]:
+			states[i] = pando.CellState{ID: refs[i].id, State: pando.CellLost, Draining: refs[i].draining}
+		case states[i].Draining:
+			states[i].State = pando.CellDraining
+		default:
+			states[i].State = pando.CellHealthy
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return states, nil
 }
 
+// cellStates is the state of every cell that answers, for the auction.
 func (b *BBS) cellStates(ctx context.Context, refs []cellRef) []pando.CellState {
+	states, ok := b.queryCells(ctx, refs)
+	out := states[:0]
+	for i, s := range states {
+		if ok[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (b *BBS) queryCells(ctx context.Context, refs []cellRef) ([]pando.CellState, []bool) {
 	states := make([]pando.CellState, len(refs))
 	ok := make([]bool, len(refs))
 	parallel(len(refs), func(i int) {
@@ -383,11 +394,7 @@ func (b *BBS) cellStates(ctx context.Context, refs []cellRef) []pando.CellState 
 		s.Draining = s.Draining || refs[i].draining
 		states[i], ok[i] = s, true
 	})
-	out := states[:0]
-	for i, s := range states {
-		if ok[i] {
-			out = append(out, s)
-		}
-	}
-	return out
+	return states, ok
 }
+
+var _ pando.Runtime = (*BBS)(nil)

@@ -10,8 +10,10 @@ import (
 // presence expired are removed, missing instances are created and extra ones
 // stopped, instances on vanished cells rescheduled, stuck placements retried,
 // UNCLAIMED instances auctioned again (including those that found no room
-// before), due crash restarts performed, finished evacuations and expired
-// completed tasks cleaned up. Run calls it every ConvergeInterval.
+// before), due crash restarts performed, finished evacuations cleaned up,
+// and completions not resolved within a ConvergeInterval sent again (those
+// unresolved past TaskRetention dropped). Run calls it every
+// ConvergeInterval.
 func (b *BBS) ConvergeOnce(ctx context.Context) {
 	b.mu.Lock()
 	now := b.now()
@@ -86,8 +88,14 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 	for _, t := range b.st.allTasks() {
 		switch {
 		case t.State == pando.TaskCompleted:
-			if t.notified && now.Sub(t.UpdatedAt) > b.cfg.TaskRetention {
+			switch {
+			case now.Sub(t.UpdatedAt) > b.cfg.TaskRetention:
+				b.log.Warn("completed task never resolved, dropped", "task_guid", t.GUID, "kind", t.Kind)
 				b.st.deleteTask(t.GUID)
+			case now.Sub(t.completionSentAt) >= b.cfg.ConvergeInterval:
+				t.completionSentAt = now
+				b.st.putTask(t)
+				b.emitTaskLocked(t.Task)
 			}
 		case t.CellID != "":
 			if _, ok := b.cells[t.CellID]; !ok {

@@ -12,11 +12,17 @@ import (
 // not serving yet are moved at once. Tasks on the cell run to completion.
 // The cell stays registered (and draining) until it unregisters.
 func (b *BBS) DrainCell(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	e, ok := b.cells[id]
 	if !ok {
 		b.mu.Unlock()
 		return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
+	}
+	if !e.draining {
+		b.emitCellLocked(pando.EventCellChanged, id, pando.CellDraining)
 	}
 	e.draining = true
 	n := 0

@@ -38,7 +38,7 @@ func TestDrainCell_keepsInstancesUntilReplacementsRun(t *testing.T) {
 	h.report(repl, pando.ActualRunning)
 
 	waitFor(t, "original stopped", func() bool { return slices.Contains(a.stopCalls(), orig.InstanceGUID) })
-	if got := h.bbs.ActualLRPs("web"); len(got) != 1 || got[0].InstanceGUID != repl.InstanceGUID {
+	if got := h.actuals("web"); len(got) != 1 || got[0].InstanceGUID != repl.InstanceGUID {
 		t.Errorf("after evacuation: %v", describe(got))
 	}
 

@@ -25,6 +25,7 @@ type fakeCell struct {
 	tasks     []pando.Task
 	cancels   []string
 	startErr  error
+	stateErr  error
 }
 
 type startCall struct {
@@ -51,6 +52,9 @@ func (c *fakeCell) ID() string { return c.id }
 func (c *fakeCell) State(ctx context.Context) (pando.CellState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stateErr != nil {
+		return pando.CellState{}, c.stateErr
+	}
 	s := c.capacity
 	s.InstancesPerProcess = map[string]int{}
 	for _, in := range c.instances {
@@ -261,9 +265,55 @@ func (h *harness) report(a pando.ActualLRP, state string) {
 	}
 }
 
+// subscribe follows the BBS's events from now on (past the stream's
+// opening resync).
+func (h *harness) subscribe(ctx context.Context) <-chan pando.RuntimeEvent {
+	h.t.Helper()
+	events, err := h.bbs.Subscribe(ctx, 0)
+	if err != nil {
+		h.t.Fatalf("Subscribe: %v", err)
+	}
+	select {
+	case e := <-events:
+		if e.Type != pando.EventResync {
+			h.t.Fatalf("first event %+v, want a resync", e)
+		}
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no opening resync")
+	}
+	return events
+}
+
+func (h *harness) actuals(processGUID string) []pando.ActualLRP {
+	h.t.Helper()
+	as, err := h.bbs.ActualLRPs(h.ctx, processGUID)
+	if err != nil {
+		h.t.Fatalf("ActualLRPs: %v", err)
+	}
+	return as
+}
+
+func (h *harness) desiredLRP(processGUID string) (pando.DesiredLRP, bool) {
+	h.t.Helper()
+	d, err := h.bbs.DesiredLRP(h.ctx, processGUID)
+	if err != nil && !pando.IsNotFound(err) {
+		h.t.Fatalf("DesiredLRP: %v", err)
+	}
+	return d, err == nil
+}
+
+func (h *harness) task(guid string) (pando.Task, bool) {
+	h.t.Helper()
+	t, err := h.bbs.Task(h.ctx, guid)
+	if err != nil && !pando.IsNotFound(err) {
+		h.t.Fatalf("Task: %v", err)
+	}
+	return t, err == nil
+}
+
 func (h *harness) actual(guid string, index int) pando.ActualLRP {
 	h.t.Helper()
-	for _, a := range h.bbs.ActualLRPs(guid) {
+	for _, a := range h.actuals(guid) {
 		if a.Index == index {
 			return a
 		}

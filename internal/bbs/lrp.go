@@ -31,6 +31,9 @@ func validateDesired(d pando.DesiredLRP) error {
 // Placement happens before DesireLRP returns; an instance that fits nowhere
 // stays UNCLAIMED with its PlacementError and convergence retries it.
 func (b *BBS) DesireLRP(ctx context.Context, d pando.DesiredLRP) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := validateDesired(d); err != nil {
 		return err
 	}
@@ -42,14 +45,14 @@ func (b *BBS) DesireLRP(ctx context.Context, d pando.DesiredLRP) error {
 	switch {
 	case !exists:
 		b.st.putDesired(d)
-		b.emitDesiredLocked(EventDesiredChanged, d)
+		b.emitDesiredLocked(pando.EventDesiredLRPChanged, d)
 		b.log.Info("lrp desired", "process_guid", d.ProcessGUID, "revision", d.Revision, "instances", d.Instances)
 	case old.Revision != d.Revision:
 		for _, rec := range b.st.actualsOf(d.ProcessGUID) {
 			b.stopAndRemoveLocked(rec)
 		}
 		b.st.putDesired(d)
-		b.emitDesiredLocked(EventDesiredChanged, d)
+		b.emitDesiredLocked(pando.EventDesiredLRPChanged, d)
 		b.log.Info("lrp revision changed", "process_guid", d.ProcessGUID,
 			"old_revision", old.Revision, "revision", d.Revision, "instances", d.Instances)
 	default:
@@ -59,7 +62,7 @@ func (b *BBS) DesireLRP(ctx context.Context, d pando.DesiredLRP) error {
 			return nil
 		}
 		b.st.putDesired(d)
-		b.emitDesiredLocked(EventDesiredChanged, d)
+		b.emitDesiredLocked(pando.EventDesiredLRPChanged, d)
 		if d.Instances < old.Instances {
 			b.log.Info("lrp scaled down", "process_guid", d.ProcessGUID, "instances", d.Instances)
 		}
@@ -74,8 +77,32 @@ func (b *BBS) DesireLRP(ctx context.Context, d pando.DesiredLRP) error {
 	return nil
 }
 
+// UpdateDesiredLRP changes a desired LRP's instance count or routes, as
+// DesireLRP would with those fields changed.
+func (b *BBS) UpdateDesiredLRP(ctx context.Context, processGUID string, u pando.DesiredLRPUpdate) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// DesireLRP keeps the update atomic enough: a concurrent change of the
+	// same LRP wins or loses as a whole, as two DesireLRP calls do.
+	d, err := b.DesiredLRP(ctx, processGUID)
+	if err != nil {
+		return err
+	}
+	if u.Instances != nil {
+		d.Instances = *u.Instances
+	}
+	if u.Routes != nil {
+		d.Routes = slices.Clone(*u.Routes)
+	}
+	return b.DesireLRP(ctx, d)
+}
+
 // RemoveDesiredLRP forgets a desired LRP and stops all its instances.
 func (b *BBS) RemoveDesiredLRP(ctx context.Context, processGUID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	d, ok := b.st.desired(processGUID)
 	if !ok {
@@ -86,7 +113,7 @@ func (b *BBS) RemoveDesiredLRP(ctx context.Context, processGUID string) error {
 		b.stopAndRemoveLocked(rec)
 	}
 	b.st.deleteDesired(processGUID)
-	b.emitDesiredLocked(EventDesiredRemoved, d)
+	b.emitDesiredLocked(pando.EventDesiredLRPRemoved, d)
 	stops := b.takeStopsLocked()
 	b.mu.Unlock()
 	b.log.Info("lrp removed", "process_guid", processGUID)
@@ -96,34 +123,54 @@ func (b *BBS) RemoveDesiredLRP(ctx context.Context, processGUID string) error {
 }
 
 // DesiredLRP returns a desired LRP.
-func (b *BBS) DesiredLRP(processGUID string) (pando.DesiredLRP, bool) {
+func (b *BBS) DesiredLRP(ctx context.Context, processGUID string) (pando.DesiredLRP, error) {
+	if err := ctx.Err(); err != nil {
+		return pando.DesiredLRP{}, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	d, ok := b.st.desired(processGUID)
-	return cloneDesired(d), ok
+	if !ok {
+		return pando.DesiredLRP{}, pando.Errorf(pando.ENotFound, "desired LRP %s not found", processGUID)
+	}
+	return cloneDesired(d), nil
 }
 
 // DesiredLRPs returns every desired LRP, sorted by process GUID.
-func (b *BBS) DesiredLRPs() []pando.DesiredLRP {
+func (b *BBS) DesiredLRPs(ctx context.Context) ([]pando.DesiredLRP, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	all := b.st.allDesired()
 	for i := range all {
 		all[i] = cloneDesired(all[i])
 	}
-	return all
+	return all, nil
 }
 
-// ActualLRPs returns one instance per index of a process, sorted by index.
-// While a cell drains, an index whose replacement is not RUNNING yet shows
-// the evacuating instance that still serves it, if that one is RUNNING.
-func (b *BBS) ActualLRPs(processGUID string) []pando.ActualLRP {
+// ActualLRPs returns one instance per index of a process, sorted by index
+// (every process's, by process GUID then index, when processGUID is
+// empty). While a cell drains, an index whose replacement is not RUNNING
+// yet shows the evacuating instance that still serves it, if that one is
+// RUNNING.
+func (b *BBS) ActualLRPs(ctx context.Context, processGUID string) ([]pando.ActualLRP, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var recs []actualRecord
+	if processGUID == "" {
+		recs = b.st.allActuals()
+	} else {
+		recs = b.st.actualsOf(processGUID)
+	}
 	var out []pando.ActualLRP
-	for _, rec := range b.st.actualsOf(processGUID) {
+	for _, rec := range recs {
 		// Records come sorted by index, the primary first.
-		if n := len(out); n > 0 && out[n-1].Index == rec.Index {
+		if n := len(out); n > 0 && out[n-1].ProcessGUID == rec.ProcessGUID && out[n-1].Index == rec.Index {
 			if rec.evacuating && rec.State == pando.ActualRunning && out[n-1].State != pando.ActualRunning {
 				out[n-1] = cloneActual(rec.ActualLRP)
 			}
@@ -131,7 +178,33 @@ func (b *BBS) ActualLRPs(processGUID string) []pando.ActualLRP {
 		}
 		out = append(out, cloneActual(rec.ActualLRP))
 	}
-	return out
+	return out, nil
+}
+
+// RetireActualLRP stops one instance and starts a new one for its index.
+func (b *BBS) RetireActualLRP(ctx context.Context, processGUID, instanceGUID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	rec, ok := b.st.actual(instanceGUID)
+	if !ok || rec.ProcessGUID != processGUID {
+		b.mu.Unlock()
+		return pando.Errorf(pando.ENotFound, "instance %s of process %s not found", instanceGUID, processGUID)
+	}
+	if rec.evacuating {
+		// Its replacement already has the index.
+		b.stopAndRemoveLocked(rec)
+	} else {
+		b.rescheduleLocked(rec)
+	}
+	stops := b.takeStopsLocked()
+	b.mu.Unlock()
+	b.log.Info("instance retired", "process_guid", processGUID, "instance_index", rec.Index, "instance_guid", instanceGUID)
+
+	b.runStops(ctx, stops)
+	b.placeLRPs(ctx, false)
+	return nil
 }
 
 // putActualLocked stores a record and keeps the indexes of unplaced and
@@ -150,7 +223,7 @@ func (b *BBS) putActualLocked(rec actualRecord, emit bool) {
 		delete(b.restarts, rec.InstanceGUID)
 	}
 	if emit {
-		b.emitActualLocked(EventActualChanged, rec.ActualLRP)
+		b.emitActualLocked(pando.EventActualLRPChanged, rec.ActualLRP)
 	}
 }
 
@@ -158,7 +231,7 @@ func (b *BBS) removeActualLocked(rec actualRecord) {
 	b.st.deleteActual(rec.InstanceGUID)
 	delete(b.unplaced, rec.InstanceGUID)
 	delete(b.restarts, rec.InstanceGUID)
-	b.emitActualLocked(EventActualRemoved, rec.ActualLRP)
+	b.emitActualLocked(pando.EventActualLRPRemoved, rec.ActualLRP)
 }
 
 // stopAndRemoveLocked forgets a record and queues a stop on its cell.

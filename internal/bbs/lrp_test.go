@@ -1,6 +1,8 @@
 package bbs
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ func TestDesireLRP_spreadsInstancesOverCells(t *testing.T) {
 	if na+nb != 3 || na == 0 || nb == 0 {
 		t.Fatalf("starts: cell-a %d, cell-b %d; want 3 spread over both", na, nb)
 	}
-	got := h.bbs.ActualLRPs("web")
+	got := h.actuals("web")
 	guids := map[string]bool{}
 	for i, a := range got {
 		if a.Index != i || a.State != pando.ActualUnclaimed || a.CellID == "" || a.Revision != 1 {
@@ -38,7 +40,7 @@ func TestDesireLRP_scaleDownStopsHighestIndices(t *testing.T) {
 	c := newFakeCell("cell-a", 4096)
 	h.bbs.RegisterCell(c)
 	h.desire("web", 1, 3, 256)
-	before := h.bbs.ActualLRPs("web")
+	before := h.actuals("web")
 
 	h.desire("web", 1, 1, 256)
 
@@ -49,7 +51,7 @@ func TestDesireLRP_scaleDownStopsHighestIndices(t *testing.T) {
 	if !slices.Equal(stops, want) {
 		t.Errorf("stopped %v, want indices 1 and 2 %v", stops, want)
 	}
-	after := h.bbs.ActualLRPs("web")
+	after := h.actuals("web")
 	if len(after) != 1 || after[0].InstanceGUID != before[0].InstanceGUID {
 		t.Errorf("after scale down: %v", describe(after))
 	}
@@ -66,7 +68,7 @@ func TestDesireLRP_revisionChangeReplacesInstances(t *testing.T) {
 	c := newFakeCell("cell-a", 4096)
 	h.bbs.RegisterCell(c)
 	h.desire("web", 1, 2, 256)
-	old := h.bbs.ActualLRPs("web")
+	old := h.actuals("web")
 
 	h.desire("web", 2, 2, 256)
 
@@ -78,7 +80,7 @@ func TestDesireLRP_revisionChangeReplacesInstances(t *testing.T) {
 	if len(starts) != 4 || starts[2].Revision != 2 || starts[3].Revision != 2 {
 		t.Errorf("starts %+v, want two more of revision 2", starts)
 	}
-	for _, a := range h.bbs.ActualLRPs("web") {
+	for _, a := range h.actuals("web") {
 		if a.Revision != 2 || a.InstanceGUID == old[a.Index].InstanceGUID {
 			t.Errorf("instance not replaced: %+v", a)
 		}
@@ -90,22 +92,22 @@ func TestDesireLRP_metadataChangeUpdatesInPlace(t *testing.T) {
 	c := newFakeCell("cell-a", 4096)
 	h.bbs.RegisterCell(c)
 	h.desire("web", 1, 1, 256)
-	events := h.bbs.Subscribe(h.ctx)
+	events := h.subscribe(h.ctx)
 
-	d, _ := h.bbs.DesiredLRP("web")
+	d, _ := h.desiredLRP("web")
 	d.Routes = []string{"web.localhost", "www.localhost"}
 	if err := h.bbs.DesireLRP(h.ctx, d); err != nil {
 		t.Fatal(err)
 	}
 
 	e := <-events
-	if e.Type != EventDesiredChanged || len(e.Desired.Routes) != 2 {
+	if e.Type != pando.EventDesiredLRPChanged || len(e.Desired.Routes) != 2 {
 		t.Errorf("event %+v, want desired_changed with two routes", e)
 	}
 	if len(c.startCalls()) != 1 || len(c.stopCalls()) != 0 {
 		t.Errorf("instances touched: starts %d stops %d", len(c.startCalls()), len(c.stopCalls()))
 	}
-	got, _ := h.bbs.DesiredLRP("web")
+	got, _ := h.desiredLRP("web")
 	if !slices.Equal(got.Routes, d.Routes) {
 		t.Errorf("routes %v", got.Routes)
 	}
@@ -120,10 +122,10 @@ func TestRemoveDesiredLRP_stopsAllInstances(t *testing.T) {
 	if err := h.bbs.RemoveDesiredLRP(h.ctx, "web"); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.stopCalls()) != 2 || len(h.bbs.ActualLRPs("web")) != 0 {
-		t.Errorf("stops %v, actuals %v", c.stopCalls(), describe(h.bbs.ActualLRPs("web")))
+	if len(c.stopCalls()) != 2 || len(h.actuals("web")) != 0 {
+		t.Errorf("stops %v, actuals %v", c.stopCalls(), describe(h.actuals("web")))
 	}
-	if _, ok := h.bbs.DesiredLRP("web"); ok {
+	if _, ok := h.desiredLRP("web"); ok {
 		t.Error("desired LRP still there")
 	}
 	if err := h.bbs.RemoveDesiredLRP(h.ctx, "web"); !pando.IsNotFound(err) {
@@ -190,7 +192,7 @@ func TestUnregisterCell_reschedulesOnOtherCell(t *testing.T) {
 	h.bbs.RegisterCell(a)
 	h.bbs.RegisterCell(b)
 	h.desire("web", 1, 2, 256)
-	for _, in := range h.bbs.ActualLRPs("web") {
+	for _, in := range h.actuals("web") {
 		h.report(in, pando.ActualRunning)
 	}
 	h.run()
@@ -198,14 +200,14 @@ func TestUnregisterCell_reschedulesOnOtherCell(t *testing.T) {
 	h.bbs.UnregisterCell("cell-a")
 
 	waitFor(t, "both instances on cell-b", func() bool {
-		got := h.bbs.ActualLRPs("web")
+		got := h.actuals("web")
 		return len(got) == 2 && got[0].CellID == "cell-b" && got[1].CellID == "cell-b"
 	})
 	if n := len(b.startCalls()); n != 2 {
 		t.Errorf("cell-b starts %d, want 2", n)
 	}
-	if len(h.bbs.Cells()) != 1 {
-		t.Errorf("cells %v", h.bbs.Cells())
+	if cells, err := h.bbs.Cells(h.ctx); err != nil || len(cells) != 1 {
+		t.Errorf("cells %v, %v", cells, err)
 	}
 }
 
@@ -272,7 +274,7 @@ func TestConvergeOnce_createsMissingAndStopsUndesired(t *testing.T) {
 	if err := h.bbs.ActualLRPRemoved(h.ctx, "web", gone.InstanceGUID); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(h.bbs.ActualLRPs("web")); n != 1 {
+	if n := len(h.actuals("web")); n != 1 {
 		t.Fatalf("%d instances after removal", n)
 	}
 
@@ -291,7 +293,31 @@ func TestActualLRPChanged_stopsUndesiredInstance(t *testing.T) {
 	h.report(pando.ActualLRP{ProcessGUID: "gone", InstanceGUID: "stale-guid", CellID: "cell-a"}, pando.ActualRunning)
 
 	waitFor(t, "stop of the stale instance", func() bool { return slices.Contains(c.stopCalls(), "stale-guid") })
-	if len(h.bbs.ActualLRPs("gone")) != 0 {
+	if len(h.actuals("gone")) != 0 {
 		t.Error("stale report created state")
+	}
+}
+
+func TestCells_stateOfEachCell(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
+	h.bbs.RegisterCell(newFakeCell("cell-b", 2048))
+	mute := newFakeCell("cell-c", 1024)
+	mute.stateErr = errors.New("connection refused")
+	h.bbs.RegisterCell(mute)
+	if err := h.bbs.DrainCell(h.ctx, "cell-b"); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := h.bbs.Cells(h.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cells {
+		got = append(got, fmt.Sprintf("%s %s %d", c.ID, c.State, c.TotalMemoryMB))
+	}
+	want := []string{"cell-a healthy 4096", "cell-b draining 2048", "cell-c lost 0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("cells %v, want %v", got, want)
 	}
 }

@@ -27,9 +27,9 @@ type actualRecord struct {
 // taskRecord is a Task plus completion bookkeeping.
 type taskRecord struct {
 	pando.Task
-	// notified is set once the completion was queued for the handler, so it
-	// is delivered exactly once.
-	notified bool
+	// completionSentAt is when the task's EventTaskCompleted was last
+	// published; convergence sends it again until the task is resolved.
+	completionSentAt time.Time
 }
 
 // state is where the BBS keeps desired LRPs, actual LRPs and tasks. Values go

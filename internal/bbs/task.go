@@ -18,9 +18,12 @@ const (
 // then RUNNING once a cell took it, then COMPLETED; each change is a
 // task_changed event. A task that fits on no cell, or that its cell
 // refuses, completes at once as failed with the reason (e.g. "insufficient
-// resources: memory"), which reaches the completion handler like any other
+// resources: memory"), which is an EventTaskCompleted like any other
 // completion.
 func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if t.GUID == "" {
 		return pando.Errorf(pando.EInvalid, "task has no guid")
 	}
@@ -137,6 +140,9 @@ func taskRequest(t pando.Task) auction.TaskRequest {
 // CancelTask stops a task and completes it as failed ("task was
 // cancelled"). Cancelling a completed task does nothing.
 func (b *BBS) CancelTask(ctx context.Context, guid string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	rec, ok := b.st.task(guid)
 	if !ok {
@@ -164,16 +170,26 @@ func (b *BBS) CancelTask(ctx context.Context, guid string) error {
 	return nil
 }
 
-// Task returns a task. Completed tasks stay readable for TaskRetention.
-func (b *BBS) Task(guid string) (pando.Task, bool) {
+// Task returns a task. A completed task stays readable until it is
+// resolved (or, unresolved, for TaskRetention).
+func (b *BBS) Task(ctx context.Context, guid string) (pando.Task, error) {
+	if err := ctx.Err(); err != nil {
+		return pando.Task{}, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	rec, ok := b.st.task(guid)
-	return cloneTask(rec.Task), ok
+	if !ok {
+		return pando.Task{}, pando.Errorf(pando.ENotFound, "task %s not found", guid)
+	}
+	return cloneTask(rec.Task), nil
 }
 
 // Tasks returns every task the BBS holds, oldest first.
-func (b *BBS) Tasks() []pando.Task {
+func (b *BBS) Tasks(ctx context.Context) ([]pando.Task, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	all := b.st.allTasks()
@@ -181,7 +197,26 @@ func (b *BBS) Tasks() []pando.Task {
 	for i, rec := range all {
 		out[i] = cloneTask(rec.Task)
 	}
-	return out
+	return out, nil
+}
+
+// ResolveTask forgets a completed task whose completion the consumer has
+// recorded, so its EventTaskCompleted is not sent again.
+func (b *BBS) ResolveTask(ctx context.Context, guid string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec, ok := b.st.task(guid)
+	if !ok {
+		return pando.Errorf(pando.ENotFound, "task %s not found", guid)
+	}
+	if rec.State != pando.TaskCompleted {
+		return pando.Errorf(pando.EConflict, "task %s is %s, not completed: it cannot be resolved", guid, rec.State)
+	}
+	b.st.deleteTask(guid)
+	return nil
 }
 
 // TaskCompleted records a cell's report that a task finished. Reports on
@@ -201,18 +236,8 @@ func (b *BBS) TaskCompleted(ctx context.Context, t pando.Task) error {
 	return nil
 }
 
-// SetTaskCompletionHandler sets the function called once for every
-// completed task, from Run's goroutine, in completion order. Completions
-// that happen before a handler is set (or while Run is not running) wait.
-func (b *BBS) SetTaskCompletionHandler(fn func(ctx context.Context, t pando.Task)) {
-	b.mu.Lock()
-	b.onComplete = fn
-	b.mu.Unlock()
-	b.wakeCompletions()
-}
-
 // completeTaskLocked marks a task COMPLETED with the outcome in result and
-// queues it for the completion handler (once).
+// publishes its EventTaskCompleted.
 func (b *BBS) completeTaskLocked(rec taskRecord, result pando.Task) {
 	rec.State = pando.TaskCompleted
 	rec.Failed = result.Failed
@@ -220,47 +245,9 @@ func (b *BBS) completeTaskLocked(rec taskRecord, result pando.Task) {
 	rec.FailureCode = result.FailureCode
 	rec.Result = result.Result
 	rec.UpdatedAt = b.now()
-	queue := !rec.notified
-	rec.notified = true
+	rec.completionSentAt = rec.UpdatedAt
 	b.st.putTask(rec)
 	b.emitTaskLocked(rec.Task)
 	b.log.Info("task completed", "task_guid", rec.GUID, "kind", rec.Kind, "failed", rec.Failed,
 		"reason", rec.FailureReason)
-	if queue {
-		b.completions = append(b.completions, cloneTask(rec.Task))
-		b.wakeCompletions()
-	}
-}
-
-func (b *BBS) wakeCompletions() {
-	select {
-	case b.completionKick <- struct{}{}:
-	default:
-	}
-}
-
-// deliverCompletions calls the completion handler for queued completions
-// until ctx ends.
-func (b *BBS) deliverCompletions(ctx context.Context) {
-	for ctx.Err() == nil {
-		b.mu.Lock()
-		fn := b.onComplete
-		var t pando.Task
-		have := fn != nil && len(b.completions) > 0
-		if have {
-			t = b.completions[0]
-			b.completions[0] = pando.Task{}
-			b.completions = b.completions[1:]
-		}
-		b.mu.Unlock()
-		if have {
-			fn(ctx, t)
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-b.completionKick:
-		}
-	}
 }

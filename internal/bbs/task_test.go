@@ -1,24 +1,33 @@
 package bbs
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	pando "github.com/pandoplatform/pando"
 )
 
-// completions records what the completion handler receives.
+// completions records the task completions of the event stream, as the
+// API's event loop receives them.
 type completions struct {
 	mu    sync.Mutex
 	tasks []pando.Task
 }
 
-func (c *completions) handle(ctx context.Context, t pando.Task) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tasks = append(c.tasks, t)
+// follow subscribes to h's events and records every EventTaskCompleted.
+func (c *completions) follow(h *harness) {
+	events := h.subscribe(h.ctx)
+	go func() {
+		for e := range events {
+			if e.Type == pando.EventTaskCompleted {
+				c.mu.Lock()
+				c.tasks = append(c.tasks, *e.Task)
+				c.mu.Unlock()
+			}
+		}
+	}()
 }
 
 func (c *completions) guids() []string {
@@ -41,7 +50,7 @@ func TestTask_completionHandlerCalledOnce(t *testing.T) {
 	c := newFakeCell("cell-a", 4096)
 	h.bbs.RegisterCell(c)
 	var got completions
-	h.bbs.SetTaskCompletionHandler(got.handle)
+	got.follow(h)
 	h.run()
 
 	if err := h.bbs.DesireTask(h.ctx, stagingTask("build-1", 1024)); err != nil {
@@ -50,7 +59,7 @@ func TestTask_completionHandlerCalledOnce(t *testing.T) {
 	if tasks := c.taskCalls(); len(tasks) != 1 || tasks[0].GUID != "build-1" {
 		t.Fatalf("RunTask calls %+v", tasks)
 	}
-	if tk, _ := h.bbs.Task("build-1"); tk.State != pando.TaskRunning || tk.CellID != "cell-a" {
+	if tk, _ := h.task("build-1"); tk.State != pando.TaskRunning || tk.CellID != "cell-a" {
 		t.Fatalf("task %+v, want RUNNING on cell-a", tk)
 	}
 
@@ -88,7 +97,7 @@ func TestTask_placementFailureCompletesAsFailed(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.bbs.RegisterCell(newFakeCell("cell-a", 512))
 	var got completions
-	h.bbs.SetTaskCompletionHandler(got.handle)
+	got.follow(h)
 	h.run()
 
 	if err := h.bbs.DesireTask(h.ctx, stagingTask("big", 1024)); err != nil {
@@ -108,7 +117,7 @@ func TestTask_cancelCompletesOnceAndTellsTheCell(t *testing.T) {
 	c := newFakeCell("cell-a", 4096)
 	h.bbs.RegisterCell(c)
 	var got completions
-	h.bbs.SetTaskCompletionHandler(got.handle)
+	got.follow(h)
 	h.run()
 	if err := h.bbs.DesireTask(h.ctx, stagingTask("t1", 256)); err != nil {
 		t.Fatal(err)
@@ -131,7 +140,7 @@ func TestTask_cancelCompletesOnceAndTellsTheCell(t *testing.T) {
 	if g := got.guids(); !slices.Equal(g, []string{"t1", "t2"}) {
 		t.Fatalf("handler calls %v", g)
 	}
-	if tk, _ := h.bbs.Task("t1"); tk.FailureReason != TaskCancelledReason {
+	if tk, _ := h.task("t1"); tk.FailureReason != TaskCancelledReason {
 		t.Errorf("task %+v", tk)
 	}
 	c.mu.Lock()
@@ -145,10 +154,9 @@ func TestTask_cancelCompletesOnceAndTellsTheCell(t *testing.T) {
 	}
 }
 
-func TestTask_completionWaitsForHandler(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestTask_completionSentAgainUntilResolved(t *testing.T) {
+	h := newHarness(t, Config{ConvergeInterval: time.Minute})
 	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
-	h.run()
 	if err := h.bbs.DesireTask(h.ctx, stagingTask("early", 256)); err != nil {
 		t.Fatal(err)
 	}
@@ -156,16 +164,52 @@ func TestTask_completionWaitsForHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var got completions
-	h.bbs.SetTaskCompletionHandler(got.handle)
-	waitFor(t, "queued completion", func() bool { return len(got.guids()) == 1 })
+	// A consumer that starts late reads the completion after its resync.
+	if tk, ok := h.task("early"); !ok || tk.State != pando.TaskCompleted {
+		t.Fatalf("task %+v, want it kept COMPLETED until resolved", tk)
+	}
+	events := h.subscribe(h.ctx)
+	// Convergence sends it again once a ConvergeInterval passed.
+	h.bbs.ConvergeOnce(h.ctx)
+	h.clock.Advance(time.Minute)
+	h.bbs.ConvergeOnce(h.ctx)
+	if e := next(t, events); e.Type != pando.EventTaskCompleted || e.Task.GUID != "early" {
+		t.Fatalf("event %+v, want the completion again", e)
+	}
+
+	if err := h.bbs.ResolveTask(h.ctx, "early"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.task("early"); ok {
+		t.Fatal("resolved task still readable")
+	}
+	h.clock.Advance(time.Minute)
+	h.bbs.ConvergeOnce(h.ctx)
+	h.bbs.RegisterCell(newFakeCell("cell-b", 4096)) // a marker event
+	if e := next(t, events); e.Type != pando.EventCellChanged || e.Cell.ID != "cell-b" {
+		t.Fatalf("event %+v, want no completion after the resolve", e)
+	}
+}
+
+func TestTask_resolveRefusesUnfinishedAndUnknownTasks(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
+	if err := h.bbs.DesireTask(h.ctx, stagingTask("t1", 256)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.bbs.ResolveTask(h.ctx, "t1"); pando.ErrorKindOf(err) != pando.EConflict {
+		t.Errorf("resolve running task: %v, want a conflict", err)
+	}
+	if err := h.bbs.ResolveTask(h.ctx, "nope"); !pando.IsNotFound(err) {
+		t.Errorf("resolve unknown task: %v", err)
+	}
 }
 
 func TestTask_failsWhenItsCellGoes(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
 	var got completions
-	h.bbs.SetTaskCompletionHandler(got.handle)
+	got.follow(h)
 	h.run()
 	if err := h.bbs.DesireTask(h.ctx, stagingTask("t1", 256)); err != nil {
 		t.Fatal(err)
@@ -174,7 +218,7 @@ func TestTask_failsWhenItsCellGoes(t *testing.T) {
 	h.bbs.UnregisterCell("cell-a")
 
 	waitFor(t, "completion", func() bool { return len(got.guids()) == 1 })
-	if tk, _ := h.bbs.Task("t1"); !tk.Failed || tk.State != pando.TaskCompleted {
+	if tk, _ := h.task("t1"); !tk.Failed || tk.State != pando.TaskCompleted {
 		t.Errorf("task %+v", tk)
 	}
 }
@@ -208,7 +252,7 @@ func TestRunTask_placedWithItsResourcesAndStack(t *testing.T) {
 		h.bbs.RegisterCell(c)
 	}
 	var got completions
-	h.bbs.SetTaskCompletionHandler(got.handle)
+	got.follow(h)
 	h.run()
 
 	// 1 GB fits only on the big cell of the stack (an empty cell of a
@@ -216,7 +260,7 @@ func TestRunTask_placedWithItsResourcesAndStack(t *testing.T) {
 	if err := h.bbs.DesireTask(h.ctx, runTask("t-mem", 1024, 512, "cflinuxfs4")); err != nil {
 		t.Fatal(err)
 	}
-	if tk, _ := h.bbs.Task("t-mem"); tk.State != pando.TaskRunning || tk.CellID != "cell-b-big" {
+	if tk, _ := h.task("t-mem"); tk.State != pando.TaskRunning || tk.CellID != "cell-b-big" {
 		t.Fatalf("task %+v, want RUNNING on cell-b-big", tk)
 	}
 	calls := big.taskCalls()
@@ -231,7 +275,7 @@ func TestRunTask_placedWithItsResourcesAndStack(t *testing.T) {
 	if err := h.bbs.DesireTask(h.ctx, runTask("t-stack", 256, 256, "other-stack")); err != nil {
 		t.Fatal(err)
 	}
-	if tk, _ := h.bbs.Task("t-stack"); tk.CellID != "cell-c-other" {
+	if tk, _ := h.task("t-stack"); tk.CellID != "cell-c-other" {
 		t.Errorf("stack task on %q, want cell-c-other", tk.CellID)
 	}
 
@@ -239,7 +283,7 @@ func TestRunTask_placedWithItsResourcesAndStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "placement failure", func() bool { return slices.Contains(got.guids(), "t-huge") })
-	if tk, _ := h.bbs.Task("t-huge"); !tk.Failed || tk.State != pando.TaskCompleted ||
+	if tk, _ := h.task("t-huge"); !tk.Failed || tk.State != pando.TaskCompleted ||
 		tk.FailureReason != "insufficient resources: memory" || tk.Run == nil {
 		t.Errorf("huge task %+v", tk)
 	}
@@ -249,9 +293,9 @@ func TestRunTask_eventsAndCompletionOnce(t *testing.T) {
 	h := newHarness(t, Config{})
 	h.bbs.RegisterCell(newFakeCell("cell-a", 4096))
 	var got completions
-	h.bbs.SetTaskCompletionHandler(got.handle)
+	got.follow(h)
 	h.run()
-	events := h.bbs.Subscribe(h.ctx)
+	events := h.subscribe(h.ctx)
 
 	if err := h.bbs.DesireTask(h.ctx, runTask("t1", 256, 256, "cflinuxfs4")); err != nil {
 		t.Fatal(err)
@@ -259,7 +303,7 @@ func TestRunTask_eventsAndCompletionOnce(t *testing.T) {
 	var states []string
 	for len(states) < 3 {
 		e := next(t, events)
-		if e.Type != EventTaskChanged || e.Task.GUID != "t1" || e.Task.Run == nil {
+		if e.Type != pando.EventTaskChanged || e.Task.GUID != "t1" || e.Task.Run == nil {
 			t.Fatalf("event %+v", e)
 		}
 		states = append(states, e.Task.State+"@"+e.Task.CellID)
@@ -276,7 +320,7 @@ func TestRunTask_eventsAndCompletionOnce(t *testing.T) {
 		}
 	}
 	e := next(t, events)
-	if e.Type != EventTaskChanged || e.Task.State != pando.TaskCompleted || !e.Task.Failed ||
+	if e.Type != pando.EventTaskCompleted || e.Task.State != pando.TaskCompleted || !e.Task.Failed ||
 		e.Task.FailureReason != done.FailureReason {
 		t.Fatalf("completion event %+v", e.Task)
 	}
@@ -323,7 +367,7 @@ func TestDesireTask_refusesTasksWithoutTheirRequest(t *testing.T) {
 	if err := h.bbs.DesireTask(h.ctx, tk); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := h.bbs.Task("k"); got.Kind != pando.TaskStaging {
+	if got, _ := h.task("k"); got.Kind != pando.TaskStaging {
 		t.Errorf("kind %q", got.Kind)
 	}
 }

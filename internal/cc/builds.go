@@ -188,8 +188,13 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 	req := &pando.StagingRequest{
 		AppGUID: app.GUID, BuildGUID: b.GUID, DropletGUID: b.DropletGUID, Stack: stack,
 		MemoryMB: memMB, DiskMB: diskMB, Timeout: a.cfg.StagingTimeout,
-		BuildCacheKey: pando.BuildCacheBlobKey(app.GUID), Env: appEnv(app),
+		BuildCacheKey: pando.BuildCacheBlobKey(app.GUID),
 	}
+	stagingEnv, err := a.withEnvGroup(ctx, pando.EnvGroupStaging, app.EnvVars)
+	if err != nil {
+		return pando.Build{}, err
+	}
+	req.Env = appEnv(pando.App{EnvVars: stagingEnv})
 	if vcap, err := json.Marshal(a.vcapApplication(ctx, app)); err == nil {
 		req.Env = append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcap)}}, req.Env...)
 	}
@@ -334,8 +339,9 @@ func (a *API) watchStaging(buildGUID string) {
 }
 
 // HandleTaskCompleted records a finished task: a staging task on its build
-// and droplet, a CF task (run) on its record. The BBS calls it exactly once
-// per task.
+// and droplet, a CF task (run) on its record. FollowRuntime calls it for
+// every completion event, at least once per task: a repeated completion
+// records nothing new.
 func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	if t.Kind == pando.TaskRun {
 		a.handleRunTaskCompleted(ctx, t)
@@ -412,6 +418,9 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	}
 	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
 		a.recordAppEvent(ctx, Identity{UserGUID: b.CreatedByGUID, UserName: b.CreatedByName}, "audit.app.droplet.create", app, map[string]any{"droplet_guid": d.GUID, "package_guid": b.PackageGUID})
+		if b.LifecycleType != pando.LifecycleDocker && res.BuildpackName != "" {
+			a.recordBuildpackUsage(ctx, app, res.BuildpackName)
+		}
 	}
 	a.notifyBuild(b.GUID)
 	a.pruneApp(ctx, b.AppGUID)

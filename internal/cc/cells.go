@@ -1,26 +1,28 @@
 package cc
 
 import (
-	"context"
+	"fmt"
 	"net/http"
 	"sort"
 
 	"github.com/pandoplatform/pando"
 )
 
-// CellLister is what the API reads to show the cells (`pando cells`).
-type CellLister interface {
-	CellStates(ctx context.Context) []pando.CellState
-	DesiredLRPs() []pando.DesiredLRP
-	ActualLRPs(processGUID string) []pando.ActualLRP
-}
-
-// getCells is GET /pando/v1/cells: each cell's capacity, usage and the
-// instances it runs.
+// getCells is GET /pando/v1/cells: each cell's state, capacity, usage and
+// the instances it runs, as the runtime reports them.
 func (a *API) getCells(w http.ResponseWriter, r *http.Request) error {
-	if a.cfg.Cells == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"resources": []any{}})
-		return nil
+	ctx := r.Context()
+	desired, err := a.rt.DesiredLRPs(ctx)
+	if err != nil {
+		return fmt.Errorf("list desired LRPs: %w", err)
+	}
+	actuals, err := a.rt.ActualLRPs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list instances: %w", err)
+	}
+	states, err := a.rt.Cells(ctx)
+	if err != nil {
+		return fmt.Errorf("list cells: %w", err)
 	}
 	type inst struct {
 		AppGUID     string `json:"app_guid"`
@@ -31,19 +33,21 @@ func (a *API) getCells(w http.ResponseWriter, r *http.Request) error {
 		State       string `json:"state"`
 		MemoryMB    int    `json:"memory_in_mb"`
 	}
-	byCell := map[string][]inst{}
-	for _, d := range a.cfg.Cells.DesiredLRPs() {
-		for _, al := range a.cfg.Cells.ActualLRPs(d.ProcessGUID) {
-			if al.CellID == "" {
-				continue
-			}
-			byCell[al.CellID] = append(byCell[al.CellID], inst{
-				AppGUID: d.AppGUID, AppName: d.AppName, ProcessGUID: d.ProcessGUID, ProcessType: d.ProcessType,
-				Index: al.Index, State: al.State, MemoryMB: d.MemoryMB,
-			})
-		}
+	byGUID := make(map[string]pando.DesiredLRP, len(desired))
+	for _, d := range desired {
+		byGUID[d.ProcessGUID] = d
 	}
-	states := a.cfg.Cells.CellStates(r.Context())
+	byCell := map[string][]inst{}
+	for _, al := range actuals {
+		d, ok := byGUID[al.ProcessGUID]
+		if al.CellID == "" || !ok {
+			continue
+		}
+		byCell[al.CellID] = append(byCell[al.CellID], inst{
+			AppGUID: d.AppGUID, AppName: d.AppName, ProcessGUID: d.ProcessGUID, ProcessType: d.ProcessType,
+			Index: al.Index, State: al.State, MemoryMB: d.MemoryMB,
+		})
+	}
 	sort.Slice(states, func(i, j int) bool { return states[i].ID < states[j].ID })
 	out := make([]any, 0, len(states))
 	for _, c := range states {
@@ -64,6 +68,7 @@ func (a *API) getCells(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, map[string]any{
 			"id":         c.ID,
 			"zone":       c.Zone,
+			"state":      c.State,
 			"stacks":     stacks,
 			"draining":   c.Draining,
 			"memory_mb":  map[string]any{"total": c.TotalMemoryMB, "used": c.UsedMemoryMB},

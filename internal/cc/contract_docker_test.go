@@ -201,7 +201,7 @@ func TestContract07_pushDocker(t *testing.T) {
 	if cur := e.expect(e.get("/v3/apps/"+app.GUID+"/droplets/current"), http.StatusOK); cur["image"] != pinned {
 		t.Errorf("current droplet image %v, want %s", cur["image"], pinned)
 	}
-	if lrp, ok := e.rt.DesiredLRP(app.GUID); !ok || lrp.Image != pinned || lrp.DropletKey != "" {
+	if lrp, ok := e.rt.desiredLRP(app.GUID); !ok || lrp.Image != pinned || lrp.DropletKey != "" {
 		t.Errorf("desired LRP %+v, want image %s", lrp, pinned)
 	} else if lrp.Docker == nil || lrp.Docker.StartCommand() != "/bin/web --listen :8000" || lrp.Docker.User != "app" ||
 		lrp.StartCommand != "" || len(lrp.Ports) != 1 || lrp.Ports[0] != 8000 {
@@ -214,7 +214,7 @@ func TestContract07_pushDocker(t *testing.T) {
 	moved.Cmd = []string{"--listen", ":9000"}
 	second := registrytest.Push(t, ref, ctImage(t, moved), "", "")
 	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.Image != pinned {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.Image != pinned {
 		t.Errorf("after the tag moved, a restart runs %s, want the staged %s", lrp.Image, pinned)
 	}
 	b := e.expect(e.sendJSON("POST", "/v3/builds", map[string]any{"package": map[string]any{"guid": app.Package}}), http.StatusCreated)
@@ -244,7 +244,7 @@ func TestDockerApp_aUserCommandOverridesTheImages(t *testing.T) {
 		t.Errorf("process command %v", p["command"])
 	}
 	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.StartCommand != "/bin/web --debug" {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.StartCommand != "/bin/web --debug" {
 		t.Errorf("desired LRP command %q, want the user's", lrp.StartCommand)
 	}
 	// Unset again: the image's command comes back.
@@ -253,13 +253,13 @@ func TestDockerApp_aUserCommandOverridesTheImages(t *testing.T) {
 		t.Errorf("process command after unset %v, want the image's", p["command"])
 	}
 	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.StartCommand != "" || lrp.Docker == nil {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.StartCommand != "" || lrp.Docker == nil {
 		t.Errorf("desired LRP command %q (want none: the image's ENTRYPOINT+CMD), metadata %+v", lrp.StartCommand, lrp.Docker)
 	}
 
 	// A task runs in the same pinned image, not in a droplet blob.
 	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/tasks", map[string]any{"command": "echo hi"}), http.StatusAccepted)
-	lrp, _ := e.rt.DesiredLRP(app.GUID)
+	lrp, _ := e.rt.desiredLRP(app.GUID)
 	tasks := e.rt.stagingTasks()
 	if run := tasks[len(tasks)-1].Run; run == nil || run.Image == "" || run.Image != lrp.Image || run.DropletKey != "" ||
 		run.Docker == nil || run.Docker.User != "app" || run.Command != "echo hi" {
@@ -302,7 +302,7 @@ func TestDockerStaging_wrongCredentialsFailTheBuildClearlyAndKeepThePasswordHidd
 	if b["state"] != pando.BuildFailed || !strings.Contains(ctStr(b, "error"), "refused the credentials for "+ref) {
 		t.Fatalf("build %v error %v, want FAILED saying the credentials were refused", b["state"], b["error"])
 	}
-	if _, ok := e.rt.DesiredLRP(bad.GUID); ok {
+	if _, ok := e.rt.desiredLRP(bad.GUID); ok {
 		t.Error("a failed staging desired an LRP")
 	}
 
@@ -314,7 +314,7 @@ func TestDockerStaging_wrongCredentialsFailTheBuildClearlyAndKeepThePasswordHidd
 	// never print.
 	e.expect(e.sendJSON("PATCH", "/v3/apps/"+good.GUID+"/relationships/current_droplet", map[string]any{"data": map[string]any{"guid": d}}), http.StatusOK)
 	e.expect(e.action("/v3/apps/"+good.GUID+"/actions/start"), http.StatusOK)
-	lrp, ok := e.rt.DesiredLRP(good.GUID)
+	lrp, ok := e.rt.desiredLRP(good.GUID)
 	if !ok || lrp.ImageCredentials == nil || *lrp.ImageCredentials != (pando.ImageCredentials{Username: user, Password: pass}) {
 		t.Errorf("desired LRP %v, want it to carry the package's credentials", ok)
 	}

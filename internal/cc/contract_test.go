@@ -73,6 +73,7 @@ func (c *ctClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 // once in a goroutine, or, when hold is set, wait in held until the test
 // finishes them. Desired LRPs run at once: every index reports RUNNING.
 type ctRuntime struct {
+	rtDefaults
 	clock    *ctClock
 	logs     *logs.Store
 	blobs    pando.Blobstore
@@ -87,6 +88,8 @@ type ctRuntime struct {
 	// crash, when set for a process, is every instance's crash reason;
 	// an empty reason means no instance has been placed yet.
 	crash map[string]string
+	// restarts are the instances retired (RetireActualLRP), "process/instance".
+	restarts []string
 }
 
 type ctLRP struct {
@@ -121,23 +124,30 @@ func (r *ctRuntime) RemoveDesiredLRP(_ context.Context, guid string) error {
 	return nil
 }
 
-func (r *ctRuntime) DesiredLRP(guid string) (pando.DesiredLRP, bool) {
+func (r *ctRuntime) DesiredLRP(_ context.Context, guid string) (pando.DesiredLRP, error) {
+	if l, ok := r.desiredLRP(guid); ok {
+		return l, nil
+	}
+	return pando.DesiredLRP{}, pando.Errorf(pando.ENotFound, "desired LRP %s not found", guid)
+}
+
+func (r *ctRuntime) desiredLRP(guid string) (pando.DesiredLRP, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.lrps[guid]
 	return l.lrp, ok
 }
 
-func (r *ctRuntime) ActualLRPs(guid string) []pando.ActualLRP {
+func (r *ctRuntime) ActualLRPs(_ context.Context, guid string) ([]pando.ActualLRP, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.lrps[guid]
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	reason, crashed := r.crash[guid]
 	if crashed && reason == "" {
-		return nil
+		return nil, nil
 	}
 	out := make([]pando.ActualLRP, 0, l.lrp.Instances)
 	for i := range l.lrp.Instances {
@@ -153,7 +163,7 @@ func (r *ctRuntime) ActualLRPs(guid string) []pando.ActualLRP {
 			out[i].State, out[i].CrashReason, out[i].CrashCount = pando.ActualCrashed, reason, 3
 		}
 	}
-	return out
+	return out, nil
 }
 
 // setCrash makes a process's instances crash (or, with "", not exist yet).
@@ -326,7 +336,14 @@ func ctNew(tb testing.TB, o ctOpts) *ctEnv {
 	if e.blobs, err = fsblob.New(filepath.Join(root, "blobs")); err != nil {
 		tb.Fatalf("blobstore: %v", err)
 	}
-	e.logs = logs.New(logs.Config{})
+	// As internal/server wires it: app_name tags from the CCDB.
+	e.logs = logs.New(logs.Config{AppName: func(ctx context.Context, id string) string {
+		app, err := st.GetApp(ctx, id)
+		if err != nil {
+			return ""
+		}
+		return app.Name
+	}})
 	tb.Cleanup(e.logs.Close)
 
 	e.srv = httptest.NewUnstartedServer(nil)
@@ -1277,7 +1294,7 @@ func TestContract05_push(t *testing.T) {
 	if len(routes) != 1 || routes[0]["url"] != "myapp.localhost" {
 		t.Errorf("routes = %v, want myapp.localhost", routes)
 	}
-	lrp, ok := e.rt.DesiredLRP(app.GUID)
+	lrp, ok := e.rt.desiredLRP(app.GUID)
 	if !ok || lrp.Instances != 1 || lrp.DropletKey != pando.DropletBlobKey(droplet) || lrp.StartCommand != "sh boot.sh" {
 		t.Errorf("desired LRP = %+v", lrp)
 	}
@@ -1324,7 +1341,7 @@ func TestContract06_pushManifest(t *testing.T) {
 	if ctStr(env, "environment_variables.GREETING") != "hello" || ctStr(env, "environment_variables.MODE") != "production" {
 		t.Errorf("env = %v", env["environment_variables"])
 	}
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.StartCommand != "$HOME/boot.sh" || lrp.Instances != 2 {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.StartCommand != "$HOME/boot.sh" || lrp.Instances != 2 {
 		t.Errorf("desired LRP command %q instances %d", lrp.StartCommand, lrp.Instances)
 	}
 }
@@ -1445,7 +1462,7 @@ func TestContract11And12_scale(t *testing.T) {
 		t.Errorf("memory_in_mb = %v", web["memory_in_mb"])
 	}
 	e.checkStats(ctStr(web, "guid"), 3, 512)
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.MemoryMB != 512 || lrp.Instances != 3 {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.MemoryMB != 512 || lrp.Instances != 3 {
 		t.Errorf("desired LRP memory %d instances %d", lrp.MemoryMB, lrp.Instances)
 	}
 }
@@ -1469,7 +1486,7 @@ func TestContract13And19_restartAndStart(t *testing.T) {
 			if a := e.expect(e.action("/v3/apps/"+app.GUID+"/actions/stop"), http.StatusOK); a["state"] != pando.AppStopped {
 				t.Errorf("stop answered %v", a["state"])
 			}
-			if _, ok := e.rt.DesiredLRP(app.GUID); ok {
+			if _, ok := e.rt.desiredLRP(app.GUID); ok {
 				t.Errorf("a stopped app is still desired")
 			}
 		}
@@ -1506,7 +1523,7 @@ func TestContract14_restage(t *testing.T) {
 	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/start"), http.StatusOK)
 	app.Droplet = droplet
 	e.summary(app, 1, 256)
-	if lrp, _ := e.rt.DesiredLRP(app.GUID); lrp.DropletKey != pando.DropletBlobKey(droplet) {
+	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.DropletKey != pando.DropletBlobKey(droplet) {
 		t.Errorf("desired LRP runs %s, want the new droplet %s", lrp.DropletKey, droplet)
 	}
 }
@@ -1585,7 +1602,7 @@ func TestContract18_stop(t *testing.T) {
 	if a := e.expect(e.action("/v3/apps/"+app.GUID+"/actions/stop"), http.StatusOK); a["state"] != pando.AppStopped {
 		t.Errorf("stop answered %v", a)
 	}
-	if _, ok := e.rt.DesiredLRP(app.GUID); ok {
+	if _, ok := e.rt.desiredLRP(app.GUID); ok {
 		t.Errorf("stopped app still desired")
 	}
 	// Stopping twice is fine.
@@ -1673,7 +1690,7 @@ func TestContract25_deleteWithRoutes(t *testing.T) {
 		t.Errorf("apps after delete = %v", apps)
 	}
 	e.expectCFError(e.get("/v3/apps/"+app.GUID), http.StatusNotFound, "", "App not found")
-	if _, ok := e.rt.DesiredLRP(app.GUID); ok {
+	if _, ok := e.rt.desiredLRP(app.GUID); ok {
 		t.Errorf("deleted app is still desired")
 	}
 	if ok, _ := e.blobs.Exists(context.Background(), pando.PackageBlobKey(app.Package)); ok {
@@ -1928,7 +1945,7 @@ func TestContract05_repush(t *testing.T) {
 	t.Parallel()
 	e := ctNew(t, ctOpts{})
 	first := e.push("myapp")
-	lrp1, _ := e.rt.DesiredLRP(first.GUID)
+	lrp1, _ := e.rt.desiredLRP(first.GUID)
 	files := append(ctStaticApp(), ctFile{Path: "about.html", Mode: 0o644, Body: "<p>v2</p>"})
 	app := e.pushToBuild("myapp", ctManifest(t, "05-push.yml"), files)
 	if app.GUID != first.GUID {
@@ -1936,7 +1953,7 @@ func TestContract05_repush(t *testing.T) {
 	}
 	droplet := e.staged(e.waitBuild(app.Build, false))
 	e.startPushed(&app, droplet, 1, 256)
-	lrp2, _ := e.rt.DesiredLRP(app.GUID)
+	lrp2, _ := e.rt.desiredLRP(app.GUID)
 	if lrp2.DropletKey != pando.DropletBlobKey(droplet) || lrp2.Revision <= lrp1.Revision {
 		t.Errorf("after re-push the LRP runs %s at revision %d (was %s at %d)", lrp2.DropletKey, lrp2.Revision, lrp1.DropletKey, lrp1.Revision)
 	}

@@ -28,8 +28,32 @@ import (
 
 const ptBase = "http://api.pando.test"
 
+// rtDefaults gives a test runtime the runtime contract's calls it does not
+// stand in for: no tasks, cells or events.
+type rtDefaults struct{}
+
+func (rtDefaults) UpdateDesiredLRP(context.Context, string, pando.DesiredLRPUpdate) error {
+	return errors.New("test runtime: UpdateDesiredLRP not supported")
+}
+func (rtDefaults) RetireActualLRP(context.Context, string, string) error {
+	return errors.New("test runtime: RetireActualLRP not supported")
+}
+func (rtDefaults) DesiredLRPs(context.Context) ([]pando.DesiredLRP, error) { return nil, nil }
+func (rtDefaults) Task(_ context.Context, guid string) (pando.Task, error) {
+	return pando.Task{}, pando.Errorf(pando.ENotFound, "task %s not found", guid)
+}
+func (rtDefaults) Tasks(context.Context) ([]pando.Task, error)      { return nil, nil }
+func (rtDefaults) ResolveTask(context.Context, string) error        { return nil }
+func (rtDefaults) Cells(context.Context) ([]pando.CellState, error) { return nil, nil }
+func (rtDefaults) Subscribe(ctx context.Context, _ uint64) (<-chan pando.RuntimeEvent, error) {
+	ch := make(chan pando.RuntimeEvent)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
+
 // ptRuntime records what the API desires.
 type ptRuntime struct {
+	rtDefaults
 	mu      sync.Mutex
 	desired map[string]pando.DesiredLRP
 	tasks   []pando.Task
@@ -49,14 +73,21 @@ func (r *ptRuntime) RemoveDesiredLRP(_ context.Context, guid string) error {
 	return nil
 }
 
-func (r *ptRuntime) DesiredLRP(guid string) (pando.DesiredLRP, bool) {
+func (r *ptRuntime) DesiredLRP(_ context.Context, guid string) (pando.DesiredLRP, error) {
+	if l, ok := r.desiredLRP(guid); ok {
+		return l, nil
+	}
+	return pando.DesiredLRP{}, pando.Errorf(pando.ENotFound, "desired LRP %s not found", guid)
+}
+
+func (r *ptRuntime) desiredLRP(guid string) (pando.DesiredLRP, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	l, ok := r.desired[guid]
 	return l, ok
 }
 
-func (r *ptRuntime) ActualLRPs(string) []pando.ActualLRP { return nil }
+func (r *ptRuntime) ActualLRPs(context.Context, string) ([]pando.ActualLRP, error) { return nil, nil }
 func (r *ptRuntime) DesireTask(_ context.Context, t pando.Task) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

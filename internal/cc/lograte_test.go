@@ -46,7 +46,7 @@ func TestLogRateLimit_scaleReachesTheDesiredLRP(t *testing.T) {
 		if err := e.api.syncApp(t.Context(), app.GUID); err != nil {
 			t.Fatal(err)
 		}
-		lrp, ok := e.rt.DesiredLRP(web.GUID)
+		lrp, ok := e.rt.desiredLRP(web.GUID)
 		if !ok || lrp.LogRateLimitBytes != limit {
 			t.Errorf("after scale -l %d: desired LRP's limit %d (found %v)", limit, lrp.LogRateLimitBytes, ok)
 		}

@@ -2,6 +2,7 @@ package cc
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -19,22 +20,31 @@ const (
 
 // dropletsInUse are the droplets something still needs: the current one,
 // the ones running instances were started from (a revision keeps its
-// droplet until restart), and those of tasks not yet finished.
-func (a *API) dropletsInUse(ctx context.Context, app pando.App) map[string]bool {
+// droplet until restart), and those of tasks not yet finished. When it
+// cannot tell, it says so: pruning then waits for the next staging.
+func (a *API) dropletsInUse(ctx context.Context, app pando.App) (map[string]bool, error) {
 	used := map[string]bool{app.DropletGUID: true, app.RunningDropletGUID: true}
-	if procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID}); err == nil {
-		for _, p := range procs {
-			if lrp, ok := a.rt.DesiredLRP(p.GUID); ok {
-				used[strings.TrimPrefix(lrp.DropletKey, pando.DropletBlobKey(""))] = true
-			}
+	procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID})
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	for _, p := range procs {
+		lrp, err := a.rt.DesiredLRP(ctx, p.GUID)
+		switch {
+		case err == nil:
+			used[strings.TrimPrefix(lrp.DropletKey, pando.DropletBlobKey(""))] = true
+		case !pando.IsNotFound(err):
+			return nil, fmt.Errorf("read desired LRP %s: %w", p.GUID, err)
 		}
 	}
-	if tasks, err := a.store.ListAppTasks(ctx, []string{app.GUID}, activeTaskStates); err == nil {
-		for _, t := range tasks {
-			used[t.DropletGUID] = true
-		}
+	tasks, err := a.store.ListAppTasks(ctx, []string{app.GUID}, activeTaskStates)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
 	}
-	return used
+	for _, t := range tasks {
+		used[t.DropletGUID] = true
+	}
+	return used, nil
 }
 
 // pruneApp deletes an app's old packages and droplets beyond retention.
@@ -51,7 +61,11 @@ func (a *API) pruneApp(ctx context.Context, appGUID string) {
 		return
 	}
 	sort.SliceStable(drops, func(i, j int) bool { return drops[i].CreatedAt.After(drops[j].CreatedAt) })
-	inUse := a.dropletsInUse(ctx, app)
+	inUse, err := a.dropletsInUse(ctx, app)
+	if err != nil {
+		a.log.Warn("prune droplets", "app_guid", appGUID, "err", err)
+		return
+	}
 	keptPackages := map[string]bool{}
 	kept := 0
 	for _, d := range drops {

@@ -13,7 +13,7 @@ func TestRevision_envChangesWaitForARestartEvenAcrossAServerRestart(t *testing.T
 	ctx := context.Background()
 	app := e.push("pinned")
 	envOf := func() map[string]string {
-		lrp, ok := e.rt.DesiredLRP(app.GUID)
+		lrp, ok := e.rt.desiredLRP(app.GUID)
 		if !ok {
 			t.Fatal("no desired LRP")
 		}

@@ -33,16 +33,6 @@ const APIVersion = "3.180.0"
 // one does.
 const DefaultLogRateLimit = 16 << 10
 
-// Runtime is what the API asks of the BBS.
-type Runtime interface {
-	DesireLRP(ctx context.Context, lrp pando.DesiredLRP) error
-	RemoveDesiredLRP(ctx context.Context, processGUID string) error
-	DesiredLRP(processGUID string) (pando.DesiredLRP, bool)
-	ActualLRPs(processGUID string) []pando.ActualLRP
-	DesireTask(ctx context.Context, t pando.Task) error
-	CancelTask(ctx context.Context, guid string) error
-}
-
 // InstanceStatter reads one instance's resource figures from its cell.
 type InstanceStatter interface {
 	InstanceStats(ctx context.Context, cellID, instanceGUID string) (pando.InstanceStats, error)
@@ -103,14 +93,20 @@ type Config struct {
 	TempDir string
 	Store   pando.Store
 	Blobs   pando.Blobstore
-	Runtime Runtime
+	// Runtime is the runtime contract (the BBS, in process or over HTTP):
+	// the API desires and reads LRPs, tasks and cells through it and
+	// follows its events (FollowRuntime).
+	Runtime pando.Runtime
 	Stats   InstanceStatter
-	// Cells, when set, serves GET /pando/v1/cells.
-	Cells  CellLister
-	Logs   pando.LogSink
-	Auth   Authenticator
-	Logger *slog.Logger
-	Now    func() time.Time
+	Logs    pando.LogSink
+	Auth    Authenticator
+	Logger  *slog.Logger
+	Now     func() time.Time
+
+	// StackRuntimes, when set, adds the language runtimes each stack offers
+	// to the stack resources (a Pando extension, "runtimes").
+	StackRuntimes StackRuntimes
+
 	// Extra handlers mounted on the same mux without CC auth (UAA) or with
 	// it (log-cache), registered by the caller.
 	PublicRoutes func(mux *http.ServeMux)
@@ -128,7 +124,7 @@ type API struct {
 	cfg    Config
 	store  pando.Store
 	blobs  pando.Blobstore
-	rt     Runtime
+	rt     pando.Runtime
 	log    *slog.Logger
 	now    func() time.Time
 	mux    *http.ServeMux
@@ -228,6 +224,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = uuid.NewString()
 	}
 	w.Header().Set("X-Vcap-Request-Id", reqID)
+	w = a.externalLinks(w, r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

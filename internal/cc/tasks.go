@@ -3,8 +3,8 @@ package cc
 // CF tasks (cf run-task): one-off commands run in a container made from an
 // app's droplet. The CCDB keeps each task's record, PENDING → RUNNING →
 // SUCCEEDED or FAILED (CANCELING in between when cancelled); the runtime
-// runs it and reports back through HandleTaskChanged and
-// HandleTaskCompleted.
+// runs it and reports back through its event stream (FollowRuntime:
+// HandleTaskChanged and HandleTaskCompleted).
 
 import (
 	"context"
@@ -39,12 +39,6 @@ var allTaskStates = []string{pando.AppTaskPending, pando.AppTaskRunning, pando.A
 
 func taskFinished(state string) bool {
 	return state == pando.AppTaskSucceeded || state == pando.AppTaskFailed
-}
-
-// taskReader is the runtime's view of one task; the BBS has it. The API
-// uses it, when present, to answer a create with the task's real state.
-type taskReader interface {
-	Task(guid string) (pando.Task, bool)
 }
 
 // taskRequest is the body of POST /v3/apps/:guid/tasks.
@@ -142,6 +136,7 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 			"memory_in_mb": task.MemoryMB, "disk_in_mb": task.DiskMB, "droplet_guid": task.DropletGUID,
 		},
 	})
+	a.recordTaskUsage(ctx, task, pando.UsageTaskStarted)
 	run, err := a.runRequest(ctx, app, task, d)
 	if err == nil {
 		rt := pando.Task{GUID: task.GUID, Kind: pando.TaskRun, State: pando.TaskPending, Run: run, CreatedAt: now, UpdatedAt: now}
@@ -150,12 +145,12 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	if err != nil {
 		a.log.Warn("task not started", "task_guid", task.GUID, "app_guid", app.GUID, "err", err)
 		a.finishTask(ctx, task.GUID, true, "task could not be started: "+err.Error())
-	} else if tr, ok := a.rt.(taskReader); ok {
+	} else if cur, err := a.rt.Task(ctx, task.GUID); err == nil && cur.State == pando.TaskRunning {
 		// The runtime places the task before DesireTask returns: answer
-		// RUNNING at once, as CF does, when it took it.
-		if cur, ok := tr.Task(task.GUID); ok && cur.State == pando.TaskRunning {
-			a.markTaskRunning(ctx, task.GUID)
-		}
+		// RUNNING at once, as CF does, when it took it. (A task already
+		// completed, or one the runtime cannot tell of now, answers as
+		// recorded; the event stream brings the rest.)
+		a.markTaskRunning(ctx, task.GUID)
 	}
 	task, err = a.store.GetAppTask(ctx, task.GUID)
 	if err != nil {
@@ -212,12 +207,16 @@ func (a *API) runRequest(ctx context.Context, app pando.App, task pando.AppTask,
 	if stack == "" {
 		stack = app.Stack
 	}
+	vars, err := a.withEnvGroup(ctx, pando.EnvGroupRunning, app.EnvVars)
+	if err != nil {
+		return nil, err
+	}
 	run := &pando.RunRequest{
 		AppGUID: app.GUID, AppName: app.Name, SpaceGUID: space.GUID, SpaceName: space.Name,
 		OrgGUID: org.GUID, OrgName: org.Name, Name: task.Name,
 		DropletKey: pando.DropletBlobKey(d.GUID), DropletSHA256: d.SHA256, Stack: stack,
 		Command: task.Command,
-		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, appEnv(app)...),
+		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, appEnv(pando.App{EnvVars: vars})...),
 		// Tasks get the operator's default limit (AppTask keeps none of
 		// its own), as CF gives them its default_app_log_rate_limit.
 		MemoryMB: task.MemoryMB, DiskMB: task.DiskMB, LogRateLimitBytes: a.cfg.DefaultLogRateLimit,
@@ -303,6 +302,7 @@ func (a *API) finishTask(ctx context.Context, guid string, failed bool, reason s
 		a.log.Error("record task end", "task_guid", guid, "err", err)
 	case changed:
 		a.log.Info("task finished", "task_guid", guid, "app_guid", t.AppGUID, "state", t.State, "reason", t.FailureReason)
+		a.recordTaskUsage(ctx, t, pando.UsageTaskStopped)
 		a.pruneTasks(ctx, t.AppGUID)
 	}
 	a.notifyTask(guid)
@@ -471,6 +471,9 @@ func (a *API) postAppTask(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	app, err := a.getAppByGUID(ctx, r.PathValue("guid"))
 	if err != nil {
+		return err
+	}
+	if err := a.requireFeature(ctx, identityFrom(ctx), FlagTaskCreation); err != nil {
 		return err
 	}
 	var body taskRequest

@@ -22,7 +22,7 @@ import (
 // tkRuntime wraps the contract runtime for run tasks: it records them and
 // their cancels, can refuse them, and answers Task(guid) as the BBS does.
 type tkRuntime struct {
-	Runtime
+	pando.Runtime
 
 	mu sync.Mutex
 	// startRunning makes a desired task RUNNING at once (a cell took it);
@@ -62,11 +62,14 @@ func (r *tkRuntime) CancelTask(ctx context.Context, guid string) error {
 	return nil
 }
 
-func (r *tkRuntime) Task(guid string) (pando.Task, bool) {
+func (r *tkRuntime) Task(_ context.Context, guid string) (pando.Task, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st, ok := r.state[guid]
-	return pando.Task{GUID: guid, Kind: pando.TaskRun, State: st}, ok
+	if !ok {
+		return pando.Task{}, pando.Errorf(pando.ENotFound, "task %s not found", guid)
+	}
+	return pando.Task{GUID: guid, Kind: pando.TaskRun, State: st}, nil
 }
 
 func (r *tkRuntime) run(tb testing.TB, guid string) pando.Task {

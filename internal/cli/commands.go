@@ -468,9 +468,12 @@ func (e *env) cellsCmd() *cobra.Command {
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
 		fmt.Fprintf(tw, "cell\tstate\tstacks\tmemory\tdisk\tcontainers\n")
 		for _, c := range cells {
-			state := "ready"
-			if c.Draining {
-				state = "draining"
+			state := c.State
+			if state == "" { // an older server
+				state = "healthy"
+				if c.Draining {
+					state = "draining"
+				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%dM of %dM\t%dM of %dM\t%d of %d (%d starting)\n", c.ID, state,
 				strings.Join(c.Stacks, ","), c.MemoryMB.Used, c.MemoryMB.Total, c.DiskMB.Used, c.DiskMB.Total,
@@ -505,9 +508,16 @@ func (e *env) stacksCmd() *cobra.Command {
 			return err
 		}
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-		fmt.Fprintf(tw, "name\tdescription\n")
+		fmt.Fprintf(tw, "name\tdescription\truntimes\n")
 		for _, st := range stacks {
-			fmt.Fprintf(tw, "%s\t%s\n", st.Name, st.Description)
+			rts := make([]string, 0, len(st.Runtimes))
+			for _, r := range st.Runtimes {
+				rts = append(rts, r.Name+" "+r.Version)
+			}
+			if len(rts) == 0 {
+				rts = append(rts, "none found")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Name, st.Description, strings.Join(rts, ", "))
 		}
 		return tw.Flush()
 	})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +15,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/pandoplatform/pando/internal/connlimit"
 )
 
 // The router's HTTP/1.1 front end. Each client connection is served by
@@ -58,7 +57,9 @@ type clientConn struct {
 	// configured proxy; both are worked out once per connection.
 	client  string
 	trusted bool
-	state   atomic.Int32
+	// tls is the handshake's outcome on an HTTPS connection, else nil.
+	tls   *tls.ConnectionState
+	state atomic.Int32
 	// backend is the instance connection of the exchange in progress, so
 	// a forced shutdown can end it.
 	backend atomic.Pointer[backendConn]
@@ -78,15 +79,21 @@ type clientConn struct {
 	bodyAbandoned bool // the request body was not read to its end
 }
 
-// Serve serves on ln until ctx ends, then stops accepting, lets requests
-// in flight finish for up to ShutdownTimeout and closes upgraded
-// (websocket) connections.
+// Serve serves plain HTTP on ln until ctx ends, then stops accepting,
+// lets requests in flight finish for up to ShutdownTimeout and closes
+// upgraded (websocket) connections.
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
+	if r.conns != nil {
+		ln = r.conns.Wrap(ln)
+	}
+	return r.serve(ctx, ln)
+}
+
+// serve serves HTTP on ln, whose connections are already counted in the
+// caps and, for HTTPS, done with their handshake (*tls.Conn).
+func (r *Router) serve(ctx context.Context, ln net.Listener) error {
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	if r.cfg.MaxConns > 0 || r.cfg.MaxConnsPerClient > 0 {
-		ln = connlimit.Wrap(ln, r.cfg.MaxConns, r.cfg.MaxConnsPerClient, "the router")
-	}
 	r.transport.open()
 	srv := &server{r: r, base: base, conns: map[*clientConn]struct{}{}}
 	errc := make(chan error, 1)
@@ -120,7 +127,7 @@ func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
 	cancelBase() // ends upgraded (websocket) connections
 	srv.closeAll()
 	srv.wg.Wait()
-	r.transport.closeIdle(true)
+	r.transport.release()
 	return serveErr
 }
 
@@ -171,6 +178,10 @@ func (s *server) newConn(c net.Conn) *clientConn {
 		cc.client = host
 	}
 	cc.trusted = r.trusted(cc.client)
+	if tc, ok := c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		cc.tls = &st
+	}
 	return cc
 }
 

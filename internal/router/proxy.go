@@ -295,6 +295,10 @@ func (r *Router) serveRequest(cc *clientConn) {
 	h := &cc.head
 	start := r.now()
 	host := canonicalHost(h.host)
+	if r.cfg.System.match(host) {
+		r.serveSystem(cc)
+		return
+	}
 	route, eps, found := r.table.lookup(host, h.path)
 	if !found {
 		cc.answer(http.StatusNotFound, "unknown_route",
@@ -329,9 +333,13 @@ func (r *Router) serveRequest(cc *clientConn) {
 
 // forwarded returns the X-Forwarded-For and -Proto the router sends: a
 // trusted proxy's chain and protocol are kept (with the proxy's own
-// address appended); anyone else's are replaced by the connection's.
+// address appended); anyone else's are replaced by the connection's
+// (https over the router's TLS listener).
 func (cc *clientConn) forwarded() (xff, proto string) {
 	xff, proto = cc.client, "http"
+	if cc.tls != nil {
+		proto = "https"
+	}
 	if !cc.trusted {
 		return xff, proto
 	}

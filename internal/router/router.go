@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/connlimit"
 )
 
 // Config configures the router.
@@ -62,6 +63,9 @@ type Config struct {
 	// X-Forwarded-Proto are believed (a load balancer in front); from
 	// anyone else the router sets them from the connection itself.
 	TrustedProxies []netip.Prefix
+	// System, when set, serves the platform's own hosts in-process
+	// (system.go).
+	System *SystemRoutes
 
 	Now func() time.Time
 }
@@ -80,6 +84,8 @@ type Router struct {
 	buffers   bufferPool
 	apps      *appLimiter
 	ids       *requestIDs
+	// conns caps the client connections of every listener served.
+	conns *connlimit.Limit
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -153,6 +159,12 @@ func New(cfg Config) *Router {
 		return c, nil
 	}, cfg.EndpointTimeout)
 	r.buffers = newBufferPool()
+	if cfg.MaxConns > 0 || cfg.MaxConnsPerClient > 0 {
+		r.conns = connlimit.NewLimit(cfg.MaxConns, cfg.MaxConnsPerClient, "the router")
+	}
+	if cfg.System != nil {
+		r.cfg.System = cfg.System.normalized()
+	}
 	return r
 }
 

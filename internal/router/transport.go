@@ -36,6 +36,9 @@ type backendTransport struct {
 	mu     sync.Mutex
 	idle   map[string][]*backendConn
 	closed bool
+	// serving counts the Serve calls running (plain HTTP and HTTPS
+	// share the pool).
+	serving int
 }
 
 type backendConn struct {
@@ -306,18 +309,28 @@ func (t *backendTransport) sweep() {
 	}
 }
 
-// open lets connections be pooled again, for a new Serve.
+// open lets connections be pooled, for a Serve (or ServeTLS) starting.
 func (t *backendTransport) open() {
 	t.mu.Lock()
+	t.serving++
 	t.closed = false
 	t.mu.Unlock()
 }
 
-// closeIdle closes every idle connection and, with shutdown, pools no more.
-func (t *backendTransport) closeIdle(shutdown bool) {
+// release is open's counterpart, when a Serve ends: with the last one,
+// the pool is emptied and keeps no more connections.
+func (t *backendTransport) release() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.closed = t.closed || shutdown
+	if t.serving--; t.serving <= 0 {
+		t.serving = 0
+		t.closed = true
+		t.closeIdleLocked()
+	}
+}
+
+// closeIdleLocked closes every idle connection; t.mu is held.
+func (t *backendTransport) closeIdleLocked() {
 	for addr, list := range t.idle {
 		for _, bc := range list {
 			bc.Close()

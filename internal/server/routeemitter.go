@@ -2,21 +2,23 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"strconv"
 	"time"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/bbs"
 	"github.com/pandoplatform/pando/internal/router"
 )
 
-// routeSource is what the emitter reads from the BBS.
+// routeSource is what the emitter reads from the runtime: a snapshot, then
+// its events.
 type routeSource interface {
-	DesiredLRP(processGUID string) (pando.DesiredLRP, bool)
-	DesiredLRPs() []pando.DesiredLRP
-	ActualLRPs(processGUID string) []pando.ActualLRP
+	DesiredLRPs(ctx context.Context) ([]pando.DesiredLRP, error)
+	ActualLRPs(ctx context.Context, processGUID string) ([]pando.ActualLRP, error)
+	Subscribe(ctx context.Context, after uint64) (<-chan pando.RuntimeEvent, error)
 }
 
 // routeTable is what the emitter writes to the router.
@@ -26,57 +28,101 @@ type routeTable interface {
 	RemoveProcess(processGUID string)
 }
 
-// routeEmitter keeps the router's table equal to the BBS's desired routes
-// and RUNNING instances, driven by the BBS event stream, with a periodic
-// full resync as a safety net.
+// routeEmitter keeps the router's table equal to the runtime's desired
+// routes and RUNNING instances. It reads a snapshot when the event stream
+// says to resync (at the start, after falling behind) and every
+// resyncInterval as a safety net, and applies the events in between from
+// their payloads, so a router in another process needs nothing but the
+// runtime contract.
 type routeEmitter struct {
-	bbs    routeSource
+	rt     routeSource
 	router routeTable
 	log    *slog.Logger
-	known  map[string]bool
+
+	desired map[string]pando.DesiredLRP
+	// actuals holds each process's instances by instance GUID.
+	actuals map[string]map[string]pando.ActualLRP
 }
 
-func (e *routeEmitter) run(ctx context.Context, events <-chan bbs.Event) {
-	e.known = map[string]bool{}
-	e.resync()
-	tick := time.NewTicker(30 * time.Second)
+const resyncInterval = 30 * time.Second
+
+func (e *routeEmitter) run(ctx context.Context) {
+	e.desired = map[string]pando.DesiredLRP{}
+	e.actuals = map[string]map[string]pando.ActualLRP{}
+	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			e.resync()
-		case ev, ok := <-events:
-			if !ok {
-				return
+	var after uint64
+	for ctx.Err() == nil {
+		events, err := e.rt.Subscribe(ctx, after)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("subscribe to runtime events", "err", err)
 			}
-			switch ev.Type {
-			case bbs.EventResync:
-				e.resync()
-			case bbs.EventTaskChanged:
-			default:
-				if ev.ProcessGUID != "" {
-					e.update(ev.ProcessGUID)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for open := true; open; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				e.resync(ctx)
+			case ev, ok := <-events:
+				if !ok {
+					open = false
+					break
 				}
+				after = ev.Seq
+				e.apply(ctx, ev)
 			}
 		}
 	}
 }
 
-func (e *routeEmitter) update(processGUID string) {
-	lrp, ok := e.bbs.DesiredLRP(processGUID)
-	if !ok {
-		if e.known[processGUID] {
-			e.router.RemoveProcess(processGUID)
-			delete(e.known, processGUID)
+func (e *routeEmitter) apply(ctx context.Context, ev pando.RuntimeEvent) {
+	switch ev.Type {
+	case pando.EventResync:
+		e.resync(ctx)
+	case pando.EventDesiredLRPChanged:
+		if d := ev.Desired; d != nil {
+			e.desired[d.ProcessGUID] = *d
+			e.router.SetRoutes(d.ProcessGUID, d.AppGUID, d.Routes)
+			e.pushBackends(d.ProcessGUID)
 		}
-		return
+	case pando.EventDesiredLRPRemoved:
+		if _, ok := e.desired[ev.ProcessGUID]; ok {
+			e.router.RemoveProcess(ev.ProcessGUID)
+		}
+		delete(e.desired, ev.ProcessGUID)
+		delete(e.actuals, ev.ProcessGUID)
+	case pando.EventActualLRPChanged:
+		if a := ev.Actual; a != nil {
+			set := e.actuals[a.ProcessGUID]
+			if set == nil {
+				set = map[string]pando.ActualLRP{}
+				e.actuals[a.ProcessGUID] = set
+			}
+			set[a.InstanceGUID] = *a
+			e.pushBackends(a.ProcessGUID)
+		}
+	case pando.EventActualLRPRemoved:
+		if a := ev.Actual; a != nil {
+			delete(e.actuals[a.ProcessGUID], a.InstanceGUID)
+			e.pushBackends(a.ProcessGUID)
+		}
 	}
-	e.known[processGUID] = true
-	e.router.SetRoutes(processGUID, lrp.AppGUID, lrp.Routes)
+}
+
+// pushBackends gives the router a process's RUNNING instances.
+func (e *routeEmitter) pushBackends(processGUID string) {
+	if _, ok := e.desired[processGUID]; !ok {
+		return // routed once it is desired; its instances wait until then
+	}
 	var backends []router.Backend
-	for _, a := range e.bbs.ActualLRPs(processGUID) {
+	for _, a := range e.actuals[processGUID] {
 		if a.State != pando.ActualRunning || a.Address == "" || a.Port == 0 {
 			continue
 		}
@@ -86,19 +132,54 @@ func (e *routeEmitter) update(processGUID string) {
 			Addr:         net.JoinHostPort(a.Address, strconv.Itoa(a.Port)),
 		})
 	}
+	sort.Slice(backends, func(i, j int) bool {
+		if backends[i].Index != backends[j].Index {
+			return backends[i].Index < backends[j].Index
+		}
+		return backends[i].InstanceGUID < backends[j].InstanceGUID
+	})
 	e.router.SetBackends(processGUID, backends)
 }
 
-func (e *routeEmitter) resync() {
-	seen := map[string]bool{}
-	for _, lrp := range e.bbs.DesiredLRPs() {
-		seen[lrp.ProcessGUID] = true
-		e.update(lrp.ProcessGUID)
+// resync replaces the emitter's view with a snapshot of the runtime. On a
+// read error the router keeps its table until the next resync.
+func (e *routeEmitter) resync(ctx context.Context) {
+	if err := e.load(ctx); err != nil {
+		e.log.Warn("resync routes", "err", err)
 	}
-	for pg := range e.known {
-		if !seen[pg] {
+}
+
+func (e *routeEmitter) load(ctx context.Context) error {
+	desired, err := e.rt.DesiredLRPs(ctx)
+	if err != nil {
+		return fmt.Errorf("read desired LRPs: %w", err)
+	}
+	actuals, err := e.rt.ActualLRPs(ctx, "")
+	if err != nil {
+		return fmt.Errorf("read instances: %w", err)
+	}
+	seen := make(map[string]pando.DesiredLRP, len(desired))
+	for _, d := range desired {
+		seen[d.ProcessGUID] = d
+	}
+	for pg := range e.desired {
+		if _, ok := seen[pg]; !ok {
 			e.router.RemoveProcess(pg)
-			delete(e.known, pg)
 		}
 	}
+	e.desired = seen
+	e.actuals = map[string]map[string]pando.ActualLRP{}
+	for _, a := range actuals {
+		set := e.actuals[a.ProcessGUID]
+		if set == nil {
+			set = map[string]pando.ActualLRP{}
+			e.actuals[a.ProcessGUID] = set
+		}
+		set[a.InstanceGUID] = a
+	}
+	for _, d := range desired {
+		e.router.SetRoutes(d.ProcessGUID, d.AppGUID, d.Routes)
+		e.pushBackends(d.ProcessGUID)
+	}
+	return nil
 }

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -26,20 +28,32 @@ import (
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
+	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/secrets"
 	"github.com/pandoplatform/pando/internal/sqlstore"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 	"github.com/pandoplatform/pando/internal/uaa"
 )
 
 // Config is `pando server`'s configuration, built once in cmd/.
 type Config struct {
-	APIAddr        string // 127.0.0.1:9022
-	RouterAddr     string // 127.0.0.1:8080
-	Domain         string // localhost
+	APIAddr    string // 127.0.0.1:9022
+	RouterAddr string // 127.0.0.1:8080
+	// RouterTLSAddr, when set, is where the router serves HTTPS (e.g.
+	// 0.0.0.0:443) with the certificates in TLSCertFiles and their keys in
+	// TLSKeyFiles (pairs by position; chosen by SNI, the first by
+	// default), else with a self-signed one kept in the data dir.
+	RouterTLSAddr             string
+	TLSCertFiles, TLSKeyFiles []string
+	Domain                    string // localhost
+	// SystemDomain (default Domain): the router serves the API, UAA and
+	// log-cache at api., uaa., login. and log-cache. under it, and on any
+	// Host that is an IP address.
+	SystemDomain   string
 	DataDir        string
 	DatabaseURL    string // empty: SQLite in the data dir
 	StagingTimeout time.Duration
@@ -82,6 +96,10 @@ type Config struct {
 	// base; zero means runc.DefaultHostIDBase and DefaultHostIDBlocks.
 	ContainerHostIDBase   uint32
 	ContainerHostIDBlocks int
+	// StagingEnv is KEY=VALUE environment for every staging container
+	// (--staging-env: proxies, npm/pip/bundler settings), below the app's
+	// own variables. It may carry credentials: never logged or shown.
+	StagingEnv []string
 	// InsecureRegistries are the HOST:PORTs of registries docker staging
 	// may speak plain HTTP to (--insecure-registry).
 	InsecureRegistries []string
@@ -123,6 +141,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Domain == "" {
 		cfg.Domain = "localhost"
 	}
+	if cfg.SystemDomain == "" {
+		cfg.SystemDomain = cfg.Domain
+	}
+	cfg.Domain = strings.TrimSuffix(strings.ToLower(cfg.Domain), ".")
+	cfg.SystemDomain = strings.TrimSuffix(strings.ToLower(cfg.SystemDomain), ".")
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
 	}
@@ -171,6 +194,13 @@ func Run(ctx context.Context, cfg Config) error {
 	defer routerLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
 	routerURL := "http://" + routerLn.Addr().String()
+	routerTLS, err := listenRouterTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	if routerTLS != nil {
+		defer routerTLS.ln.Close()
+	}
 
 	dsn := cfg.DatabaseURL
 	if dsn == "" {
@@ -187,7 +217,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("open blobstore: %w", err)
 	}
 
-	logStore := logs.New(logs.Config{Logger: log.With("component", "logs")})
+	logStore := logs.New(logs.Config{Logger: log.With("component", "logs"), AppName: appNamer(store)})
 
 	sealer, err := secrets.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
@@ -226,6 +256,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := backend.Cleanup(ctx); err != nil {
 		log.Warn("clean up leftover containers", "err", err)
+	}
+	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
+	if err != nil {
+		return err
 	}
 	memMB, diskMB := cellCapacity(cfg)
 	cellStacks := map[string]string{"host": ""}
@@ -272,6 +306,7 @@ func Run(ctx context.Context, cfg Config) error {
 		TotalMemoryMB:  memMB,
 		TotalDiskMB:    diskMB,
 		StagingCaches:  stagingCaches,
+		StagingEnv:     stagingEnv,
 		LogRateCeiling: cfg.LogRateCeiling,
 		Stacks:         cellStacks,
 		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
@@ -288,6 +323,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// network namespaces (one fd per backend connection); other addresses
 	// are dialed as usual.
 	var dialer net.Dialer
+	// The API is also served on the router's system hosts (set below,
+	// before the router serves).
+	var systemAPI http.Handler
 	rtr := router.New(router.Config{
 		Logger:  log.With("component", "router"),
 		LogSink: logStore,
@@ -301,13 +339,18 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxConnsPerClient: cfg.RouterMaxConnsPerClient,
 		MaxRequestsPerApp: cfg.RouterMaxRequestsPerApp,
 		TrustedProxies:    cfg.TrustedProxies,
+		System: &router.SystemRoutes{Domain: cfg.SystemDomain, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			systemAPI.ServeHTTP(w, r)
+		})},
 	})
 
+	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
 	api, err := cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
 		RouterURL:           routerURL,
 		Stacks:              ccStacks,
+		StackRuntimes:       stackRuntimes,
 		StagingTimeout:      cfg.StagingTimeout,
 		MaxUploadBytes:      cfg.MaxUploadBytes,
 		DefaultLogRateLimit: cfg.DefaultLogRateLimit,
@@ -317,7 +360,6 @@ func Run(ctx context.Context, cfg Config) error {
 		Blobs:               blobs,
 		Runtime:             board,
 		Stats:               cellStats{rep: rep},
-		Cells:               board,
 		Logs:                logStore,
 		Auth:                tokenAuth{auth},
 		Logger:              log.With("component", "cc"),
@@ -330,23 +372,29 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
 	}
-	board.SetTaskCompletionHandler(api.HandleTaskCompleted)
 	if err := api.Seed(ctx, builtinBuildpacks()); err != nil {
 		return fmt.Errorf("seed CCDB: %w", err)
 	}
 
 	// The run loops outlive the signal for a moment: the cell stops first,
-	// while the BBS still delivers what it reports (task completions).
+	// while the API still follows what it reports (task completions).
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
-	emitter := &routeEmitter{bbs: board, router: rtr, log: log.With("component", "route-emitter")}
-	events := board.Subscribe(gctx)
-	g.Go(func() error { emitter.run(gctx, events); return nil })
-	apiEvents := board.Subscribe(gctx)
-	g.Go(func() error { forwardToAPI(gctx, apiEvents, api, board.Tasks); return nil })
+	emitter := &routeEmitter{rt: board, router: rtr, log: log.With("component", "route-emitter")}
+	g.Go(func() error { emitter.run(gctx); return nil })
+	g.Go(func() error { api.FollowRuntime(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
+	// Probing the host's runtimes takes a second: before anyone asks.
+	g.Go(func() error {
+		for name := range cellStacks {
+			if _, err := stackRuntimes.Runtimes(gctx, name); err != nil && gctx.Err() == nil {
+				log.Warn("probe stack runtimes", "stack", name, "err", err)
+			}
+		}
+		return nil
+	})
 	if goSeed != "" {
 		g.Go(func() error {
 			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
@@ -361,12 +409,23 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// Long polls and log streams end when the server stops.
+	systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
 	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
+	routerHTTPS := ""
+	if routerTLS != nil {
+		routerHTTPS = "https://" + routerTLS.ln.Addr().String()
+		if cfg.Stdout != nil {
+			fmt.Fprint(cfg.Stdout, certNotice(routerHTTPS, routerTLS.certs, routerTLS.selfSigned))
+		}
+		tlsCfg := certs.ServerConfig(routerTLS.certs...)
+		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLS.ln, tlsCfg)) })
+	}
 
-	log.Info("pando server started", "api", apiURL, "router", routerURL, "domain", cfg.Domain, "data_dir", cfg.DataDir)
+	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS,
+		"domain", cfg.Domain, "system_domain", cfg.SystemDomain, "data_dir", cfg.DataDir)
 	if cfg.Ready != nil {
 		cfg.Ready(apiLn.Addr().String(), routerLn.Addr().String())
 	}
@@ -413,48 +472,6 @@ func trimResourceCache(ctx context.Context, blobs *fsblob.Store, maxBytes int64,
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-	}
-}
-
-// forwardToAPI tells the API what the runtime did: instance changes wake
-// its long polls, CRASHED reports become audit events, and CF tasks a cell
-// started read RUNNING.
-func forwardToAPI(ctx context.Context, events <-chan bbs.Event, api *cc.API, tasks func() []pando.Task) {
-	// One event per crashed instance, even if the BBS reports it again.
-	seen := map[string]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if ev.Type == bbs.EventResync {
-				// Events were dropped: wake every waiter and catch up on
-				// tasks that started meanwhile.
-				api.NotifyAllProcesses()
-				for _, t := range tasks() {
-					if t.Kind == pando.TaskRun && t.State == pando.TaskRunning {
-						api.HandleTaskChanged(ctx, t)
-					}
-				}
-				continue
-			}
-			if ev.ProcessGUID != "" {
-				api.NotifyProcessChanged(ev.ProcessGUID)
-			}
-			if ev.Type == bbs.EventActualChanged && ev.Actual != nil && ev.Actual.State == pando.ActualCrashed && !seen[ev.Actual.InstanceGUID] {
-				if len(seen) > 10000 {
-					clear(seen)
-				}
-				seen[ev.Actual.InstanceGUID] = true
-				api.HandleInstanceCrashed(ctx, *ev.Actual)
-			}
-			if ev.Type == bbs.EventTaskChanged && ev.Task != nil && ev.Task.Kind == pando.TaskRun && ev.Task.State == pando.TaskRunning {
-				api.HandleTaskChanged(ctx, *ev.Task)
-			}
 		}
 	}
 }
@@ -536,6 +553,29 @@ func cellCapacity(cfg Config) (int, int) {
 	}
 	return mem, disk
 }
+
+// parseStagingEnv reads --staging-env KEY=VALUE flags. Errors name the
+// key only: the value may hold a password (a proxy URL's).
+func parseStagingEnv(kvs []string) ([]pando.EnvVar, error) {
+	out := make([]pando.EnvVar, 0, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			return nil, errors.New("--staging-env: want KEY=VALUE (an argument has no '=')")
+		case !envName.MatchString(k):
+			return nil, fmt.Errorf("--staging-env %q: not an environment variable name (letters, digits, _)", k)
+		case strings.IndexByte(v, 0) >= 0:
+			return nil, fmt.Errorf("--staging-env %s: the value has a NUL byte", k)
+		case k == "PORT" || k == "HOME" || k == "MEMORY_LIMIT" || strings.HasPrefix(k, "CF_") || strings.HasPrefix(k, "VCAP_"):
+			return nil, fmt.Errorf("--staging-env %s: the platform sets %s itself", k, k)
+		}
+		out = append(out, pando.EnvVar{Name: k, Value: v})
+	}
+	return out, nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // checkRootFS rejects a stack whose directory is not a usable root
 // filesystem, at start-up rather than at the first staging.

@@ -579,12 +579,14 @@ func (c *Client) Stacks(ctx context.Context) ([]Stack, error) {
 
 // Cell is one cell as GET /pando/v1/cells shows it.
 type Cell struct {
-	ID        string   `json:"id"`
-	Zone      string   `json:"zone"`
-	Stacks    []string `json:"stacks"`
-	Draining  bool     `json:"draining"`
-	MemoryMB  Usage    `json:"memory_mb"`
-	DiskMB    Usage    `json:"disk_mb"`
+	ID       string   `json:"id"`
+	Zone     string   `json:"zone"`
+	Stacks   []string `json:"stacks"`
+	Draining bool     `json:"draining"`
+	// State is healthy, draining or lost (a cell that does not answer).
+	State     string `json:"state"`
+	MemoryMB  Usage  `json:"memory_mb"`
+	DiskMB    Usage  `json:"disk_mb"`
 	Instances []struct {
 		AppName     string `json:"app_name"`
 		ProcessType string `json:"process_type"`
