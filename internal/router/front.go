@@ -116,7 +116,10 @@ func (r *Router) serve(ctx context.Context, ln net.Listener) error {
 	var serveErr error
 	select {
 	case err := <-errc:
-		serveErr = fmt.Errorf("router serve %s: %w", ln.Addr(), err)
+		ln.Close() // a TLS listener's handshakes stop with it
+		if err != nil {
+			serveErr = fmt.Errorf("router serve %s: %w", ln.Addr(), err)
+		}
 	case <-ctx.Done():
 		ln.Close()
 		<-errc
