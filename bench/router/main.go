@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -91,7 +92,49 @@ func run(args []string, stdout, stderr io.Writer) int {
 type target struct {
 	name string
 	url  string
-	host string // Host header
+	host string               // Host header
+	cpu  func() time.Duration // CPU time used so far by the processes on the path
+}
+
+// cpuOf is the CPU time (user and system) used so far by process pid,
+// or by every process in process group pgid, from /proc.
+func cpuOf(pid, pgid int) time.Duration {
+	var ticks int64
+	add := func(stat []byte) {
+		// Fields after the command (which may hold spaces) in ")".
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			return
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 13 {
+			return
+		}
+		if pgid != 0 {
+			if g, _ := strconv.Atoi(f[2]); g != pgid {
+				return
+			}
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	if pid != 0 {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			add(b)
+		}
+	} else {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if e.Name()[0] < '0' || e.Name()[0] > '9' {
+				continue
+			}
+			if b, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+				add(b)
+			}
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 // result is one wrk run.
@@ -99,6 +142,9 @@ type result struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   int
+	// cpu is the CPU time per request of the processes in the path
+	// (server, nginx), when known.
+	cpu time.Duration
 }
 
 func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
@@ -129,16 +175,21 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nginxAddr, stopNginx, err := startNginx(ctx, dir, hostPort)
+	nginxAddr, nginxPgid, stopNginx, err := startNginx(ctx, dir, hostPort)
 	if err != nil {
 		return err
 	}
 	defer stopNginx()
 
+	// CPU time is counted in the processes each path goes through: the
+	// server (the cell's forwarder for direct and nginx, the router), and
+	// nginx's master and workers. It does not depend on how busy the
+	// machine is, as throughput does.
+	server := func() time.Duration { return cpuOf(srv.Pid(), 0) }
 	targets := []target{
-		{"direct", "http://" + hostPort + "/", ""},
-		{"nginx", "http://" + nginxAddr + "/", "bench.localhost"},
-		{"router", "http://" + srv.RouterAddr + "/", "bench.localhost"},
+		{"direct", "http://" + hostPort + "/", "", server},
+		{"nginx", "http://" + nginxAddr + "/", "bench.localhost", func() time.Duration { return server() + cpuOf(0, nginxPgid) }},
+		{"router", "http://" + srv.RouterAddr + "/", "bench.localhost", server},
 	}
 	if cfg.only != nil {
 		var kept []target
@@ -161,11 +212,15 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				if _, err := wrk(ctx, tg, c, time.Second); err != nil { // warm-up
 					return err
 				}
+				before := tg.cpu()
 				r, err := wrk(ctx, tg, c, cfg.duration)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(stderr, "round %d  %-6s c=%-4d %8.0f req/s  p50 %-9v p99 %v\n", round+1, tg.name, c, r.rps, r.p50, r.p99)
+				if n := r.rps * cfg.duration.Seconds(); n > 0 {
+					r.cpu = time.Duration(float64(tg.cpu()-before) / n)
+				}
+				fmt.Fprintf(stderr, "round %d  %-6s c=%-4d %8.0f req/s  p50 %-9v p99 %-9v cpu/req %v\n", round+1, tg.name, c, r.rps, r.p50, r.p99, r.cpu)
 				k := key(tg.name, c)
 				if b, ok := best[k]; !ok || r.rps > b.rps {
 					best[k] = r
@@ -181,11 +236,11 @@ func key(name string, c int) string { return name + "/" + strconv.Itoa(c) }
 
 func report(w io.Writer, cfg config, best map[string]result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "conns\ttarget\treq/s\tp50\tp99\terrors\t")
+	fmt.Fprintln(tw, "conns\ttarget\treq/s\tp50\tp99\terrors\tcpu/req\t")
 	for _, c := range cfg.conns {
 		for _, n := range []string{"direct", "nginx", "router"} {
 			r := best[key(n, c)]
-			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%v\t%v\t%d\t\n", c, n, r.rps, r.p50, r.p99, r.errors)
+			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%v\t%v\t%d\t%v\t\n", c, n, r.rps, r.p50, r.p99, r.errors, r.cpu.Round(100*time.Nanosecond))
 		}
 	}
 	tw.Flush()
@@ -195,8 +250,9 @@ func report(w io.Writer, cfg config, best map[string]result) {
 		if rt.rps == 0 || ng.rps == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "c=%d: router/nginx throughput %.2fx, p50 %v vs %v (router adds %v over direct), p99 %v vs %v\n",
-			c, rt.rps/ng.rps, rt.p50, ng.p50, (rt.p50 - di.p50).Round(time.Microsecond), rt.p99, ng.p99)
+		fmt.Fprintf(w, "c=%d: router/nginx throughput %.2fx, p50 %v vs %v (router adds %v over direct), p99 %v vs %v, CPU per request %v vs %v (nginx's includes the forwarder's %v)\n",
+			c, rt.rps/ng.rps, rt.p50, ng.p50, (rt.p50 - di.p50).Round(time.Microsecond), rt.p99, ng.p99,
+			rt.cpu.Round(100*time.Nanosecond), ng.cpu.Round(100*time.Nanosecond), di.cpu.Round(100*time.Nanosecond))
 	}
 }
 
@@ -366,14 +422,14 @@ func (s *server) hostPortFromStats(ctx context.Context) (string, error) {
 // startNginx runs nginx in the foreground with a config of its own that
 // proxies every request to upstream with keep-alive connections, as one
 // would put it in front of an app.
-func startNginx(ctx context.Context, dir, upstream string) (string, func(), error) {
+func startNginx(ctx context.Context, dir, upstream string) (string, int, func(), error) {
 	addr, err := pandoserver.FreeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	ndir := filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(ndir, 0o755); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
@@ -403,13 +459,13 @@ http {
 `, ndir, upstream, addr)
 	confPath := filepath.Join(ndir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.Command("nginx", "-c", confPath, "-p", ndir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start nginx: %w", err)
+		return "", 0, nil, fmt.Errorf("start nginx: %w", err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(stderr)) }()
 	stop := func() {
@@ -428,11 +484,11 @@ http {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return addr, stop, nil
+			return addr, cmd.Process.Pid, stop, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stop()
-			return "", nil, fmt.Errorf("nginx did not listen on %s: %v", addr, err)
+			return "", 0, nil, fmt.Errorf("nginx did not listen on %s: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond) // polling for nginx, with a deadline
 	}

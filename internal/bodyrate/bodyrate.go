@@ -1,7 +1,8 @@
-// Package bodyrate bounds how slowly a client may send a request body, for
-// the API and the router alike: the body must deliver at least minBytes in
-// every window until it ends, else the read fails (and net/http closes the
-// connection). A slow upload that keeps moving is never cut off; a body
+// Package bodyrate bounds how slowly a client may send a request body to
+// the API (on its own listener and on the router's system hosts; the
+// router's front end applies the same rule in its own body reader): the
+// body must deliver at least minBytes in every window until it ends, else
+// the read fails (and the server closes the connection). A slow upload that keeps moving is never cut off; a body
 // trickled a byte at a time (slowloris) is.
 package bodyrate
 

@@ -76,21 +76,19 @@ func (l *Listener) acceptLoop() {
 	for {
 		c, err := l.inner.Accept()
 		if err != nil {
-			// The caller decides (net/http backs off on temporary
-			// errors and calls Accept again); this loop follows.
+			// The caller decides: it backs off and calls Accept again
+			// (out of fds or memory), or gives up and closes the
+			// listener. This loop follows, paced by the caller taking
+			// each error.
 			select {
 			case l.errs <- err:
 			case <-l.done:
 				return
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
-				continue
-			}
-			return
+			continue
 		}
 		go l.handshake(c)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,5 +117,59 @@ func TestListener_closeEndsAccept(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Accept did not return after Close")
+	}
+}
+
+// flakyListener fails its first Accept with err, then accepts from the
+// real listener.
+type flakyListener struct {
+	net.Listener
+	err    error
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, l.err
+	}
+	return l.Listener.Accept()
+}
+
+func TestListener_keepsAcceptingAfterAnErrorTheCallerWaitsOut(t *testing.T) {
+	c, _, err := SelfSigned(t.TempDir(), testNames, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ENOMEM is not a "temporary" error, yet a server waits it out.
+	l := NewListener(&flakyListener{Listener: raw, err: syscall.ENOMEM}, ServerConfig(c), time.Second, nil)
+	defer l.Close()
+	if _, err := l.Accept(); !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("first Accept: %v, want ENOMEM", err)
+	}
+	go func() {
+		if cc, err := tls.Dial("tcp", raw.Addr().String(), &tls.Config{InsecureSkipVerify: true}); err == nil {
+			cc.Close()
+		}
+	}()
+	got := make(chan error, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err == nil {
+			conn.Close()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Errorf("Accept after the error: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept after a non-temporary error never returned")
 	}
 }

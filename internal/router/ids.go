@@ -42,12 +42,13 @@ func (g *requestIDs) next() string {
 	return string(b[:])
 }
 
-// bufferPool lends the reverse proxy its 32 KiB copy buffers.
+// bufferPool lends the relay its 32 KiB copy buffers; it holds pointers,
+// so that giving one back allocates nothing.
 type bufferPool struct{ p *sync.Pool }
 
 func newBufferPool() bufferPool {
 	return bufferPool{p: &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
 }
 
-func (bp bufferPool) Get() []byte  { return *(bp.p.Get().(*[]byte)) }
-func (bp bufferPool) Put(b []byte) { bp.p.Put(&b) }
+func (bp bufferPool) Get() *[]byte  { return bp.p.Get().(*[]byte) }
+func (bp bufferPool) Put(b *[]byte) { bp.p.Put(b) }

@@ -126,9 +126,8 @@ func TestRouter_accessLineHasTheForwardedChainOfATrustedProxy(t *testing.T) {
 	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
 	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
 	req := httptest.NewRequest("GET", "http://myapp.localhost/", nil)
-	req.RemoteAddr = "10.1.2.3:5555"
 	req.Header.Set("X-Forwarded-For", "192.0.2.1")
-	r.ServeHTTP(httptest.NewRecorder(), req)
+	doAs(t, r, "10.1.2.3:5555", req)
 	line := string(s.got[0].Payload)
 	if !strings.Contains(line, `x_forwarded_for:"192.0.2.1, 10.1.2.3"`) {
 		t.Errorf("RTR line: %s", line)
@@ -265,9 +264,8 @@ func TestRouter_clientCannotStripTheForwardedHeaders(t *testing.T) {
 	r.SetRoutes("proc", "app", []string{"myapp.localhost"})
 	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
 	req := httptest.NewRequest("GET", "http://myapp.localhost/", nil)
-	req.RemoteAddr = "192.0.2.7:5555"
 	req.Header.Set("Connection", "X-Forwarded-For, X-Forwarded-Proto")
-	r.ServeHTTP(httptest.NewRecorder(), req)
+	doAs(t, r, "192.0.2.7:5555", req)
 	a.mu.Lock()
 	h := a.last.Header
 	a.mu.Unlock()

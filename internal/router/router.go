@@ -2,8 +2,6 @@ package router
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/bodyrate"
 	"github.com/pandoplatform/pando/internal/connlimit"
 )
 
@@ -84,7 +81,6 @@ type Router struct {
 	now       func() time.Time
 	table     *table
 	transport *backendTransport
-	retry     *retryTransport
 	buffers   bufferPool
 	apps      *appLimiter
 	ids       *requestIDs
@@ -162,7 +158,6 @@ func New(cfg Config) *Router {
 		}
 		return c, nil
 	}, cfg.EndpointTimeout)
-	r.retry = &retryTransport{r: r, base: r.transport}
 	r.buffers = newBufferPool()
 	if cfg.MaxConns > 0 || cfg.MaxConnsPerClient > 0 {
 		r.conns = connlimit.NewLimit(cfg.MaxConns, cfg.MaxConnsPerClient, "the router")
@@ -181,20 +176,6 @@ type dialError struct {
 
 func (e *dialError) Error() string { return "dial " + e.addr + ": " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
-
-// CF gorouter's answers when it cannot route.
-const (
-	headerRouterError = "X-Cf-Routererror"
-)
-
-func writePlain(w http.ResponseWriter, status int, routerError, body string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set(headerRouterError, routerError)
-	w.WriteHeader(status)
-	io.WriteString(w, body)
-}
 
 // canonicalHost strips the port and a trailing dot and lower-cases.
 func canonicalHost(h string) string {
@@ -219,78 +200,6 @@ type request struct {
 	routerErr string
 	// xff and proto are the X-Forwarded-For and -Proto the router sends.
 	xff, proto string
-}
-
-// ServeHTTP routes one request.
-func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	start := r.now()
-	host := canonicalHost(req.Host)
-	if r.cfg.System.match(host) {
-		r.serveSystem(w, req)
-		return
-	}
-	route, eps, found := r.table.lookup(host, req.URL.Path)
-	if !found {
-		writePlain(w, http.StatusNotFound, "unknown_route",
-			fmt.Sprintf("404 Not Found: Requested route ('%s') does not exist.\n", host))
-		return
-	}
-	if len(eps) == 0 {
-		writePlain(w, http.StatusServiceUnavailable, "no_endpoints",
-			fmt.Sprintf("503 Service Unavailable: Requested route ('%s') has no available endpoints.\n", host))
-		return
-	}
-	app := eps[0].appGUID
-	if !r.apps.acquire(app) {
-		writePlain(w, http.StatusServiceUnavailable, "too_many_requests",
-			fmt.Sprintf("503 Service Unavailable: Requested route ('%s') has reached its limit of %d concurrent requests.\n", host, r.cfg.MaxRequestsPerApp))
-		return
-	}
-	defer r.apps.release(app)
-	st := &request{route: route, endpoints: eps, requestID: r.ids.next()}
-	st.xff, st.proto = r.forwarded(req) // before the headers are rewritten
-	ctl := http.NewResponseController(w)
-	rec := &recorder{ResponseWriter: w, ctl: ctl, writeTimeout: r.cfg.WriteTimeout, now: r.now}
-	// Deferred: an answer aborted half-way (panic(http.ErrAbortHandler))
-	// is logged too.
-	defer r.accessLog(req, rec, st, start)
-	if isUpgrade(req) {
-		r.serveUpgrade(rec, req, st)
-	} else {
-		bodyrate.Guard(w, req, r.cfg.BodyTimeout, r.cfg.BodyMinBytes)
-		r.serveProxy(rec, req, st)
-	}
-}
-
-// setForwarded sets the forwarding headers the router sends on h.
-func setForwarded(h http.Header, st *request, host string) {
-	h["X-Forwarded-For"] = []string{st.xff}
-	h["X-Forwarded-Proto"] = []string{st.proto}
-	h["X-Forwarded-Host"] = []string{host}
-	delete(h, "Forwarded")
-}
-
-// forwarded returns the X-Forwarded-For and -Proto the router sends for a
-// request: a trusted proxy's chain and protocol are kept (with the proxy's
-// own address appended); anyone else's are replaced by the connection's.
-func (r *Router) forwarded(in *http.Request) (xff, proto string) {
-	client := in.RemoteAddr
-	if host, _, err := net.SplitHostPort(client); err == nil {
-		client = host
-	}
-	proto = "http"
-	if in.TLS != nil {
-		proto = "https"
-	}
-	if r.trusted(client) {
-		if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-			client = strings.Join(prior, ", ") + ", " + client
-		}
-		if p := in.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-			proto = p
-		}
-	}
-	return client, proto
 }
 
 func (r *Router) trusted(client string) bool {
@@ -351,200 +260,47 @@ func idempotent(method string) bool {
 	return false
 }
 
-// retryTransport sends a request to one backend after another: again on a
-// connect failure (the backend never saw it, so any method is safe), and
-// once more for an idempotent request that failed after it was sent,
-// provided no body has been consumed.
-type retryTransport struct {
-	r    *Router
-	base http.RoundTripper
-}
-
-func (t *retryTransport) roundTrip(req *http.Request, st *request) (*http.Response, error) {
-	var body *trackedBody
-	if req.Body != nil && req.Body != http.NoBody {
-		body = &trackedBody{rc: req.Body}
-	}
-	var (
-		lastErr      error
-		resentAfterw bool
-	)
-	for attempt := 0; attempt < t.r.cfg.MaxAttempts; attempt++ {
-		ep := t.r.pick(st)
-		if ep == nil {
-			break
-		}
-		st.tried = append(st.tried, ep)
-		st.served = ep
-		out := *req
-		u := *req.URL
-		u.Host = ep.Addr
-		out.URL = &u
-		// The X-Cf-* headers are set anew for each attempt, so the
-		// request's own header map can be reused.
-		ep.setHeaders(out.Header)
-		if body != nil {
-			out.Body = body
-		}
-		resp, err := t.base.RoundTrip(&out)
-		if err == nil {
-			return resp, nil
-		}
-		lastErr = err
-		if req.Context().Err() != nil {
-			break // the client went away
-		}
-		var de *dialError
-		dialFailed := errors.As(err, &de)
-		if dialFailed {
-			ep.failedUntil.Store(t.r.now().Add(t.r.cfg.FailTimeout).UnixNano())
-		}
-		t.r.log.Debug("backend attempt failed", "app_guid", ep.appGUID, "instance_index", ep.Index,
-			"addr", ep.Addr, "attempt", attempt+1, "err", err)
-		untouched := body == nil || body.n == 0
-		switch {
-		case dialFailed && untouched:
-		case idempotent(req.Method) && untouched && !resentAfterw:
-			resentAfterw = true
-		default:
-			return nil, err
-		}
-	}
-	if lastErr == nil {
-		lastErr = errors.New("no backend left to try")
-	}
-	return nil, lastErr
-}
-
-// trackedBody lets a request body be offered to a second backend: the
-// transport's Close does not close it (the server does), and reads are
-// counted so a partly sent body is never resent.
-type trackedBody struct {
-	rc io.ReadCloser
-	n  int64
-}
-
-func (b *trackedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.n += int64(n)
-	return n, err
-}
-
-func (b *trackedBody) Close() error { return nil }
-
-// proxyError answers when every attempt failed.
-func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, st *request, err error) {
-	if req.Context().Err() != nil {
-		st.routerErr = "client_closed"
-		w.WriteHeader(499) // nginx's and gorouter's "client closed request"; nobody reads it
-		return
-	}
-	st.routerErr = "endpoint_failure"
-	r.log.Warn("routing failed: no backend answered", "host", canonicalHost(req.Host),
-		"tried", len(st.tried), "err", err)
-	writePlain(w, http.StatusBadGateway, "endpoint_failure",
-		"502 Bad Gateway: Registered endpoint failed to handle the request.\n")
-}
-
-// recorder notes the status and size of a response. Unwrap lets the
-// reverse proxy reach the real writer to flush and to hijack for upgrades.
-// Each write must finish within writeTimeout: a client that stops
-// reading is cut off instead of holding the backend forever.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-
-	ctl          *http.ResponseController
-	writeTimeout time.Duration
-	now          func() time.Time
-	armed        time.Time // when the write deadline was last set
-}
-
-// deadline gives the next write writeTimeout. Re-arming the timer costs
-// more than the writes of a small answer, so it is moved only once a
-// quarter of the timeout has passed since it was last set.
-func (w *recorder) deadline() {
-	if w.ctl == nil {
-		return
-	}
-	now := w.now()
-	if !w.armed.IsZero() && now.Sub(w.armed) < w.writeTimeout/4 {
-		return
-	}
-	w.armed = now
-	_ = w.ctl.SetWriteDeadline(now.Add(w.writeTimeout))
-}
-
-func (w *recorder) WriteHeader(code int) {
-	if w.status == 0 || w.status < 200 {
-		w.status = code
-	}
-	w.deadline()
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Flush is what the reverse proxy calls to stream; it writes too.
-func (w *recorder) Flush() {
-	w.deadline()
-	if w.ctl != nil {
-		_ = w.ctl.Flush()
-	}
-}
-
-func (w *recorder) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	w.deadline()
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
-}
-
-func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // accessLog emits gorouter's RTR line to the app's log. It is built with
 // appends, not fmt: it runs once per routed request.
-func (r *Router) accessLog(req *http.Request, rec *recorder, st *request, start time.Time) {
+func (r *Router) accessLog(cc *clientConn, st *request, status int, n int64, host string, start time.Time) {
 	if r.cfg.LogSink == nil || st.served == nil || st.served.appGUID == "" {
 		return
 	}
+	h := &cc.head
 	ep := st.served
 	now := r.now()
 	routerErr := st.routerErr
 	if routerErr == "" {
 		routerErr = "-"
 	}
-	xff, proto := st.xff, st.proto
 	b := make([]byte, 0, 512)
-	b = append(b, canonicalHost(req.Host)...)
+	b = append(b, host...)
 	b = append(b, " - ["...)
 	b = start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000000Z")
 	b = append(b, `] "`...)
-	b = append(b, req.Method...)
+	b = append(b, h.method...)
 	b = append(b, ' ')
-	b = append(b, req.URL.RequestURI()...)
+	b = append(b, h.uri...)
 	b = append(b, ' ')
-	b = append(b, req.Proto...)
+	b = append(b, h.proto()...)
 	b = append(b, `" `...)
-	b = strconv.AppendInt(b, int64(rec.status), 10)
+	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, max(req.ContentLength, 0), 10)
+	b = strconv.AppendInt(b, max(h.length, 0), 10)
 	b = append(b, ' ')
-	b = strconv.AppendInt(b, rec.bytes, 10)
+	b = strconv.AppendInt(b, n, 10)
 	b = append(b, ' ')
-	b = strconv.AppendQuote(b, dash(req.Referer()))
+	b = appendQuoted(b, h.referer)
 	b = append(b, ' ')
-	b = strconv.AppendQuote(b, dash(req.UserAgent()))
+	b = appendQuoted(b, h.ua)
 	b = append(b, ` "`...)
-	b = append(b, req.RemoteAddr...)
+	b = append(b, cc.remote...)
 	b = append(b, `" "`...)
 	b = append(b, ep.Addr...)
 	b = append(b, `" x_forwarded_for:`...)
-	b = strconv.AppendQuote(b, xff)
+	b = strconv.AppendQuote(b, st.xff)
 	b = append(b, " x_forwarded_proto:"...)
-	b = strconv.AppendQuote(b, proto)
+	b = strconv.AppendQuote(b, st.proto)
 	b = append(b, ` vcap_request_id:"`...)
 	b = append(b, st.requestID...)
 	b = append(b, `" response_time:`...)
@@ -568,68 +324,10 @@ func (r *Router) accessLog(req *http.Request, rec *recorder, st *request, start 
 	})
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
+// appendQuoted appends v quoted, "-" when empty.
+func appendQuoted(b, v []byte) []byte {
+	if len(v) == 0 {
+		return append(b, `"-"`...)
 	}
-	return s
-}
-
-// Serve serves plain HTTP on ln until ctx ends, then stops accepting,
-// lets requests in flight finish for up to ShutdownTimeout and closes
-// upgraded (websocket) connections.
-func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
-	if r.conns != nil {
-		ln = r.conns.Wrap(ln)
-	}
-	return r.serve(ctx, ln)
-}
-
-// serve serves HTTP on ln, whose connections are already counted in the
-// caps (and, for HTTPS, done with their handshake).
-func (r *Router) serve(ctx context.Context, ln net.Listener) error {
-	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBase()
-	srv := &http.Server{
-		Handler:           r,
-		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout,
-		IdleTimeout:       r.cfg.IdleTimeout,
-		MaxHeaderBytes:    1 << 20,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	sweeps := make(chan struct{})
-	go func() {
-		defer close(sweeps)
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				r.transport.sweep()
-			case <-base.Done():
-				return
-			}
-		}
-	}()
-	defer func() { cancelBase(); <-sweeps }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("router serve %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		r.log.Warn("router shutdown timed out; closing connections", "err", err)
-		srv.Close()
-	}
-	cancelBase() // ends hijacked (websocket) connections, which Shutdown does not track
-	r.transport.closeIdle(true)
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("router serve %s: %w", ln.Addr(), err)
-	}
-	return nil
+	return strconv.AppendQuote(b, string(v))
 }

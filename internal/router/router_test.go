@@ -57,18 +57,103 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-// do sends a request with the given Host through the router.
-func do(t *testing.T, h http.Handler, method, host, path, body string) *httptest.ResponseRecorder {
-	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
+// remoteListener makes its connections report remote as their client's
+// address, so tests can stand for any client on loopback.
+type remoteListener struct {
+	net.Listener
+	remote net.Addr
+}
+
+func (l remoteListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
-	req := httptest.NewRequest(method, "http://"+host+path, r)
-	req.RemoteAddr = "10.1.2.3:5555"
+	return remoteConn{Conn: c, remote: l.remote}, nil
+}
+
+type remoteConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c remoteConn) RemoteAddr() net.Addr { return c.remote }
+func (c remoteConn) CloseWrite() error    { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// serveFrom runs r on loopback until the test ends, its clients seen as
+// remote ("10.1.2.3:5555"); stop ends it and waits for its connections.
+func serveFrom(t testing.TB, r *Router, remote string) (addr string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := net.ResolveTCPAddr("tcp", remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Serve(ctx, remoteListener{Listener: ln, remote: ra}); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+// doServers holds the one server per router that do sends through.
+var doServers sync.Map // *Router -> address
+
+// do sends a request with the given Host through the router, from client
+// 10.1.2.3, and records the answer.
+func do(t *testing.T, r *Router, method, host, path, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	addr, ok := doServers.Load(r)
+	if !ok {
+		addr, _ = serveFrom(t, r, "10.1.2.3:5555")
+		doServers.Store(r, addr)
+		t.Cleanup(func() { doServers.Delete(r) })
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+addr.(string)+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	return send(t, req)
+}
+
+// send sends req on a connection of its own and records the answer.
+func send(t *testing.T, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	for k, v := range resp.Header {
+		rec.Header()[k] = v
+	}
+	rec.WriteHeader(resp.StatusCode)
+	io.Copy(rec, resp.Body)
 	return rec
+}
+
+// doAs sends req (made with httptest.NewRequest) through a server of its
+// own from client remote, and stops that server before it returns, so
+// the request's access line has been emitted.
+func doAs(t *testing.T, r *Router, remote string, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	addr, stop := serveFrom(t, r, remote)
+	defer stop()
+	req.RequestURI = ""
+	req.URL.Scheme, req.URL.Host = "http", addr
+	return send(t, req)
 }
 
 type sink struct {
@@ -280,12 +365,10 @@ func TestRouter_setsForwardingHeadersAndLogsRTR(t *testing.T) {
 	r.SetRoutes("proc", "app-guid", []string{"myapp.localhost"})
 	r.SetBackends("proc", []Backend{{InstanceGUID: "inst", Index: 2, Addr: a.addr()}})
 	req := httptest.NewRequest("GET", "http://myapp.localhost:8080/path?q=1", nil)
-	req.RemoteAddr = "10.1.2.3:5555"
 	req.Header.Set("X-Forwarded-For", "192.0.2.1") // a stranger's claim: replaced
 	req.Header.Set("X-Forwarded-Proto", "https")
 	req.Header.Set("User-Agent", "curl/8")
-	rec := httptest.NewRecorder()
-	r.ServeHTTP(rec, req)
+	rec := doAs(t, r, "10.1.2.3:5555", req)
 	if rec.Code != 200 {
 		t.Fatalf("status %d", rec.Code)
 	}
@@ -353,10 +436,7 @@ func TestRouter_passesUpgradesThrough(t *testing.T) {
 	r := New(Config{})
 	r.SetRoutes("proc", "app", []string{"ws.localhost"})
 	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: ln.Addr().String()}})
-	front := httptest.NewServer(r)
-	defer front.Close()
-
-	c, err := net.Dial("tcp", front.Listener.Addr().String())
+	c, err := net.Dial("tcp", serve(t, r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,10 +506,9 @@ func TestRouter_trustsForwardedHeadersOnlyFromConfiguredProxies(t *testing.T) {
 		{"192.0.2.77:5555", "192.0.2.77", "http"},         // anyone else
 	} {
 		req := httptest.NewRequest("GET", "http://myapp.localhost/", nil)
-		req.RemoteAddr = tc.remote
 		req.Header.Set("X-Forwarded-For", "192.0.2.1")
 		req.Header.Set("X-Forwarded-Proto", "https")
-		r.ServeHTTP(httptest.NewRecorder(), req)
+		doAs(t, r, tc.remote, req)
 		a.mu.Lock()
 		h := a.last.Header
 		a.mu.Unlock()

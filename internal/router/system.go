@@ -3,11 +3,16 @@ package router
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
+	"net/url"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pandoplatform/pando/internal/certs"
 )
@@ -46,12 +51,6 @@ func (s *SystemRoutes) match(host string) bool {
 	return ok && rest == s.Domain && slices.Contains(SystemHostLabels, label)
 }
 
-func (r *Router) serveSystem(w http.ResponseWriter, req *http.Request) {
-	_, proto := r.forwarded(req)
-	req.Header["X-Forwarded-Proto"] = []string{proto}
-	r.cfg.System.Handler.ServeHTTP(w, req)
-}
-
 // ServeTLS serves HTTPS with cfg on ln until ctx ends, as Serve does
 // plain HTTP. Its connections count in the same caps as Serve's from
 // their first byte, and their TLS handshake must finish within
@@ -75,4 +74,104 @@ func isIP(host string) bool {
 	}
 	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	return err == nil
+}
+
+// serveSystem serves the request just read on cc with the system
+// handler instead of routing it: the handler gets an *http.Request made
+// from the parsed head (the client's own address, the TLS state, the
+// body under the router's body-rate rule) and a ResponseWriter
+// (sysWriter) that answers on the client connection, which then goes on
+// to its next request. System traffic is not the data plane's hot path;
+// this is plain net/http semantics, not speed.
+func (r *Router) serveSystem(cc *clientConn) {
+	ctx, cancel := context.WithCancel(cc.srv.base)
+	defer cancel()
+	req, err := cc.systemRequest(ctx)
+	if err != nil {
+		cc.closeAfter = true
+		cc.answer(http.StatusBadRequest, "", "400 Bad Request: "+err.Error()+"\n")
+		return
+	}
+	w := &sysWriter{cc: cc, header: http.Header{}, head: string(cc.head.method) == http.MethodHead, declared: -1}
+	defer func() { cc.armed = time.Time{} }() // the handler may have moved the write deadline
+	if r.callSystem(w, req) {
+		w.finish()
+	} else {
+		cc.closeAfter = true
+		if w.committed {
+			_ = cc.bw.Flush()
+		}
+	}
+}
+
+// callSystem runs the handler; false when it panicked (the connection
+// is then closed, as net/http does).
+func (r *Router) callSystem(w *sysWriter, req *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if v != http.ErrAbortHandler {
+				r.log.Error("system handler panicked", "host", req.Host, "path", req.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	r.cfg.System.Handler.ServeHTTP(w, req)
+	return true
+}
+
+// systemRequest is the head just read as an *http.Request, as net/http's
+// server would make it, with X-Forwarded-Proto set by the router.
+func (cc *clientConn) systemRequest(ctx context.Context) (*http.Request, error) {
+	h := &cc.head
+	target := string(h.target)
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, fmt.Errorf("invalid request target: %w", err)
+	}
+	hdr := make(http.Header, len(h.fields)+1)
+	for _, f := range h.fields {
+		if equalFold(f.name, "host") || equalFold(f.name, "transfer-encoding") {
+			continue
+		}
+		k := textproto.CanonicalMIMEHeaderKey(string(f.name))
+		hdr[k] = append(hdr[k], string(f.value))
+	}
+	_, proto := cc.forwarded()
+	hdr["X-Forwarded-Proto"] = []string{proto}
+	req := &http.Request{
+		Method: string(h.method), URL: u, RequestURI: target,
+		Proto: h.proto(), ProtoMajor: 1, ProtoMinor: h.minor,
+		Header: hdr, Host: h.host, RemoteAddr: cc.remote, TLS: cc.tls,
+		Close: cc.closeAfter, Body: http.NoBody,
+	}
+	switch {
+	case h.chunked:
+		req.ContentLength = -1
+		req.TransferEncoding = []string{"chunked"}
+		req.Body = &sysBody{cc: cc}
+	case h.length > 0:
+		req.ContentLength = h.length
+		req.Body = &sysBody{cc: cc}
+	}
+	return req.WithContext(ctx), nil
+}
+
+// sysBody is a system request's body: the connection's body reader,
+// which sends 100 Continue on the first read and holds the body-rate
+// rule. Reads after Close fail.
+type sysBody struct {
+	cc     *clientConn
+	closed bool
+}
+
+func (b *sysBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.cc.body.Read(p)
+}
+
+func (b *sysBody) Close() error {
+	b.closed = true
+	return nil
 }

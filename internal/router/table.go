@@ -29,23 +29,15 @@ type endpoint struct {
 	// failedUntil (unix ns) keeps a backend that refused a connection out
 	// of rotation for a while.
 	failedUntil atomic.Int64
-	// The X-Cf-* header values sent to this endpoint, made once: header
-	// maps hold the slices as they are.
-	hdrApp, hdrInstance, hdrIndex []string
+	// hdrIndex is the X-Cf-Instanceindex value, made once.
+	hdrIndex string
 }
 
 func newEndpoint(b Backend, processGUID, appGUID string) *endpoint {
 	return &endpoint{
 		Backend: b, processGUID: processGUID, appGUID: appGUID,
-		hdrApp: []string{appGUID}, hdrInstance: []string{b.InstanceGUID}, hdrIndex: []string{strconv.Itoa(b.Index)},
+		hdrIndex: strconv.Itoa(b.Index),
 	}
-}
-
-// setHeaders sets the X-Cf-* headers that tell an instance who it is.
-func (ep *endpoint) setHeaders(h map[string][]string) {
-	h["X-Cf-Applicationid"] = ep.hdrApp
-	h["X-Cf-Instanceid"] = ep.hdrInstance
-	h["X-Cf-Instanceindex"] = ep.hdrIndex
 }
 
 // routeKey is a parsed route: lower-case host and path prefix without a

@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httputil"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -19,19 +16,29 @@ import (
 
 // backendTransport is the router's HTTP/1.1 client to app instances. Unlike
 // http.Transport it runs each exchange on the caller's goroutine (no read
-// and write loops per connection, no hand-offs between them), which is
-// most of a proxied request's cost that is not a system call. Idle
+// and write loops per connection, no hand-offs between them), writes the
+// request head the router built and parses the answer's head into the
+// connection's reused buffer (h1.go). Idle
 // keep-alive connections are pooled per backend address, checked for a
 // close by the peer before reuse, and dropped after idleTimeout.
 type backendTransport struct {
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
 	headerTimeout time.Duration // for the response head
 	idleTimeout   time.Duration
-	maxIdle       int // per address
+	// maxIdle bounds the idle connections kept per address. It is well
+	// above the requests one instance has in flight under load (512
+	// client connections in bench/router): a connection closed because
+	// the pool was full is dialled again a moment later (at 256, wrk's 512
+	// connections made the router open 1,618 to the instance in 5 s
+	// instead of 504).
+	maxIdle int
 
 	mu     sync.Mutex
 	idle   map[string][]*backendConn
 	closed bool
+	// serving counts the Serve calls running (plain HTTP and HTTPS
+	// share the pool).
+	serving int
 }
 
 type backendConn struct {
@@ -40,6 +47,12 @@ type backendConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	resp      respHead // the last response head read
+	// readDeadline is the connection's read deadline, zero for none.
+	readDeadline time.Time
+	// sent, for a request with a body, reports the end of its write: the
+	// connection is reused only if the whole request went out.
+	sent chan error
 }
 
 func newBackendTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), headerTimeout time.Duration) *backendTransport {
@@ -47,7 +60,7 @@ func newBackendTransport(dial func(ctx context.Context, network, addr string) (n
 		dial:          dial,
 		headerTimeout: headerTimeout,
 		idleTimeout:   90 * time.Second,
-		maxIdle:       256,
+		maxIdle:       1024,
 		idle:          map[string][]*backendConn{},
 	}
 }
@@ -56,24 +69,38 @@ func newBackendTransport(dial func(ctx context.Context, network, addr string) (n
 // before anything of the response arrived: the backend had closed it.
 var errStaleConn = errors.New("backend closed the idle connection")
 
-// RoundTrip sends req to req.URL.Host and returns the response; its body
-// gives the connection back to the pool when read to the end.
-func (t *backendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	addr := req.URL.Host
-	hasBody := req.Body != nil && req.Body != http.NoBody
+// exchange is what the transport needs of a request: its head written
+// for one endpoint, and its body, if any, written after it.
+type exchange interface {
+	writeHead(w *bufio.Writer, ep *endpoint)
+	// writeBody writes the body after the head (framed as the head
+	// said) and flushes; nil when there is no body.
+	writeBody(w *bufio.Writer) error
+	hasBody() bool
+	idempotent() bool
+	// using is told the connection the exchange goes over, so that a
+	// shutdown can end an exchange still waiting for its answer.
+	using(bc *backendConn)
+}
+
+// roundTrip sends x to ep and reads the response head into the returned
+// connection's resp; its body is read from bc.br, and the connection is
+// handed back with done.
+func (t *backendTransport) roundTrip(ctx context.Context, ep *endpoint, x exchange) (*backendConn, error) {
 	// Only a request that may be sent twice (idempotent, no body) is sent
 	// again when a reused connection turns out closed; for any other the
 	// connection is checked before use (one extra system call), since the
 	// instance may have acted on it before closing.
-	replayable := !hasBody && idempotent(req.Method)
+	replayable := !x.hasBody() && x.idempotent()
 	for attempt := 0; ; attempt++ {
-		bc, reused, err := t.get(req.Context(), addr, !replayable)
+		bc, reused, err := t.get(ctx, ep.Addr, !replayable)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(req, bc, reused)
+		x.using(bc)
+		err = t.exchange(bc, reused, ep, x)
 		if err == nil {
-			return resp, nil
+			return bc, nil
 		}
 		bc.Close()
 		if errors.Is(err, errStaleConn) && attempt == 0 && replayable {
@@ -83,120 +110,115 @@ func (t *backendTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 }
 
-func (t *backendTransport) exchange(req *http.Request, bc *backendConn, reused bool) (*http.Response, error) {
-	// The client going away ends the exchange, body included.
-	stop := context.AfterFunc(req.Context(), func() { bc.Close() })
-	fail := func(err error) (*http.Response, error) {
-		stop()
-		if cerr := req.Context().Err(); cerr != nil {
-			return nil, cerr
-		}
-		return nil, err
-	}
-	send := func() error {
-		if err := writeRequest(bc.bw, req); err != nil {
-			return err
-		}
-		return bc.bw.Flush()
-	}
+func (t *backendTransport) exchange(bc *backendConn, reused bool, ep *endpoint, x exchange) error {
+	bc.sent = nil
 	// A request without a body is written before its answer is read, on
 	// this goroutine. A body is written on a goroutine of its own while
 	// the answer is read, as an instance may answer (413, 401) before it
 	// has read the body, and that answer must reach the client.
-	var sent chan error
-	if req.Body == nil || req.Body == http.NoBody {
-		if err := send(); err != nil {
+	x.writeHead(bc.bw, ep)
+	if !x.hasBody() {
+		if err := bc.bw.Flush(); err != nil {
 			if reused && isConnGone(err) {
 				err = fmt.Errorf("%w: %v", errStaleConn, err)
 			}
-			return fail(err)
+			return err
 		}
 	} else {
-		sent = make(chan error, 1)
-		go func() { sent <- send() }()
+		bc.sent = make(chan error, 1)
+		go func() {
+			err := x.writeBody(bc.bw)
+			if errors.Is(err, errClientBody) {
+				bc.Close() // the instance will not get the whole request
+			}
+			bc.sent <- err
+		}()
 	}
-	_ = bc.SetReadDeadline(time.Now().Add(t.headerTimeout))
-	var resp *http.Response
+	// The deadline for the answer's head is moved only when a quarter
+	// of it has been used up: re-arming a timer per request costs more
+	// than the request's parsing.
+	now := time.Now()
+	if bc.readDeadline.Sub(now) < t.headerTimeout*3/4 {
+		bc.readDeadline = now.Add(t.headerTimeout)
+		_ = bc.SetReadDeadline(bc.readDeadline)
+	}
 	for {
-		var err error
-		resp, err = http.ReadResponse(bc.br, req)
+		err := bc.resp.readResponse(bc.br)
 		if err != nil {
 			if reused && bc.br.Buffered() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isConnGone(err)) {
 				err = fmt.Errorf("%w: %v", errStaleConn, err)
 			}
-			if sent != nil {
+			if bc.sent != nil {
 				bc.Close() // ends a body write still waiting on the instance
-				<-sent
+				<-bc.sent
+				bc.sent = nil
 			}
-			return fail(fmt.Errorf("read response from %s: %w", bc.addr, err))
+			return fmt.Errorf("read response from %s: %w", bc.addr, err)
 		}
-		// Interim answers (100 Continue, 103) are not passed on.
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		// Interim answers (100 Continue, 103) are not passed on; a
+		// switch nobody asked for (upgrades do not come here) is an error.
+		if bc.resp.status >= 200 {
 			break
 		}
-		resp.Body.Close()
+		if bc.resp.status == 101 {
+			bc.Close()
+			if bc.sent != nil {
+				<-bc.sent
+				bc.sent = nil
+			}
+			return fmt.Errorf("read response from %s: %w: 101 to a request that asked for no upgrade", bc.addr, errBadResponse)
+		}
 	}
-	_ = bc.SetReadDeadline(time.Time{})
-	keep := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
-	body := &backendBody{rc: resp.Body, t: t, bc: bc, keep: keep, stop: stop, sent: sent}
-	if resp.Body == http.NoBody {
-		body.eof = true
+	// The body has no deadline, unless all of it is here already.
+	if r := &bc.resp; r.chunked || r.length < 0 || int64(bc.br.Buffered()) < r.length {
+		bc.readDeadline = time.Time{}
+		_ = bc.SetReadDeadline(bc.readDeadline)
 	}
-	resp.Body = body
-	return resp, nil
+	return nil
 }
 
 func isConnGone(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
 }
 
-// backendBody returns its connection to the pool once read to the end; a
-// body closed early closes the connection.
-type backendBody struct {
-	rc   io.ReadCloser
-	t    *backendTransport
-	bc   *backendConn
-	keep bool
-	stop func() bool
-	eof  bool
-	once sync.Once
-	// sent, for a request with a body, reports the end of its write: the
-	// connection is reused only if the whole request went out.
-	sent chan error
-}
-
-func (b *backendBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.eof = true
+// bodySent reports whether the request body (if any) went out in full;
+// wait blocks until its write ends.
+func (bc *backendConn) bodySent(wait bool) (done, ok bool) {
+	if bc.sent == nil {
+		return true, true
 	}
-	return n, err
+	if wait {
+		err := <-bc.sent
+		bc.sent = nil
+		return true, err == nil
+	}
+	select {
+	case err := <-bc.sent:
+		bc.sent = nil
+		return true, err == nil
+	default:
+		return false, false
+	}
 }
 
-func (b *backendBody) Close() error {
-	err := b.rc.Close()
-	b.once.Do(func() {
-		reuse := b.eof && b.keep
-		if b.sent != nil {
-			select {
-			case err := <-b.sent:
-				reuse = reuse && err == nil
-			default:
-				// The instance answered without reading the whole body:
-				// end the write and do not reuse the connection.
-				reuse = false
-				b.bc.Close()
-				<-b.sent
-			}
-		}
-		// Only a connection the client's cancel did not close goes back.
-		if b.stop() && reuse {
-			b.t.put(b.bc)
-			return
-		}
-		b.bc.Close()
-	})
-	return err
+// done hands bc back after its answer: to the pool when reuse and the
+// whole request went out, else closed. A body write still running is
+// ended first.
+func (t *backendTransport) done(bc *backendConn, reuse bool) {
+	if done, ok := bc.bodySent(false); !done {
+		// The instance answered without reading the whole body: end the
+		// write and do not reuse the connection.
+		bc.Close()
+		bc.bodySent(true)
+		return
+	} else if !ok {
+		reuse = false
+	}
+	if reuse {
+		t.put(bc)
+		return
+	}
+	bc.Close()
 }
 
 // get returns an idle connection to addr (with check, one seen to be still
@@ -253,6 +275,9 @@ func stillOpen(c net.Conn) bool {
 
 func (t *backendTransport) put(bc *backendConn) {
 	bc.idleSince = time.Now()
+	if cap(bc.resp.buf) > 64<<10 { // an answer's huge head is not kept
+		bc.resp.buf, bc.resp.fields = nil, nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed || len(t.idle[bc.addr]) >= t.maxIdle {
@@ -284,77 +309,32 @@ func (t *backendTransport) sweep() {
 	}
 }
 
-// closeIdle closes every idle connection and, with shutdown, pools no more.
-func (t *backendTransport) closeIdle(shutdown bool) {
+// open lets connections be pooled, for a Serve (or ServeTLS) starting.
+func (t *backendTransport) open() {
+	t.mu.Lock()
+	t.serving++
+	t.closed = false
+	t.mu.Unlock()
+}
+
+// release is open's counterpart, when a Serve ends: with the last one,
+// the pool is emptied and keeps no more connections.
+func (t *backendTransport) release() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.closed = t.closed || shutdown
+	if t.serving--; t.serving <= 0 {
+		t.serving = 0
+		t.closed = true
+		t.closeIdleLocked()
+	}
+}
+
+// closeIdleLocked closes every idle connection; t.mu is held.
+func (t *backendTransport) closeIdleLocked() {
 	for addr, list := range t.idle {
 		for _, bc := range list {
 			bc.Close()
 		}
 		delete(t.idle, addr)
-	}
-}
-
-// writeRequest sends req in HTTP/1.1 with the framing the router chooses:
-// Content-Length when the body's length is known, chunked when not (the
-// inbound framing headers were parsed by net/http and are not passed on).
-// Header values come from net/http's parser, which refuses control
-// characters, or from the router itself. An empty User-Agent is not sent.
-func writeRequest(w *bufio.Writer, req *http.Request) error {
-	uri := req.RequestURI
-	if uri == "" || (uri[0] != '/' && uri != "*") {
-		uri = req.URL.RequestURI() // absolute-form targets become origin-form
-	}
-	w.WriteString(req.Method)
-	w.WriteByte(' ')
-	w.WriteString(uri)
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(req.Host)
-	w.WriteString("\r\n")
-	for k, vv := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding":
-			continue
-		}
-		for _, v := range vv {
-			if v == "" && k == "User-Agent" {
-				continue
-			}
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
-		}
-	}
-	body := req.Body
-	switch {
-	case body == nil || body == http.NoBody || req.ContentLength == 0:
-		switch req.Method {
-		case http.MethodPost, http.MethodPut, http.MethodPatch:
-			w.WriteString("Content-Length: 0\r\n")
-		}
-		_, err := w.WriteString("\r\n")
-		return err
-	case req.ContentLength > 0:
-		w.WriteString("Content-Length: ")
-		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
-		w.WriteString("\r\n\r\n")
-		if _, err := io.CopyN(w, body, req.ContentLength); err != nil {
-			return fmt.Errorf("send request body: %w", err)
-		}
-		return nil
-	default:
-		w.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		cw := httputil.NewChunkedWriter(w)
-		if _, err := io.Copy(cw, body); err != nil {
-			return fmt.Errorf("send request body: %w", err)
-		}
-		if err := cw.Close(); err != nil {
-			return err
-		}
-		_, err := w.WriteString("\r\n")
-		return err
 	}
 }

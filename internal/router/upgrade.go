@@ -4,69 +4,20 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/pandoplatform/pando/internal/pipe"
 )
 
-// isUpgrade reports a request to switch protocols (websockets).
-func isUpgrade(req *http.Request) bool {
-	return req.Header.Get("Upgrade") != "" && headerHasToken(req.Header, "Connection", "upgrade")
-}
-
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for len(v) > 0 {
-			var t string
-			t, v, _ = cut(v, ',')
-			if equalFoldTrim(t, token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func cut(s string, sep byte) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-func equalFoldTrim(s, t string) bool {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		a, b := s[i], t[i]
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
-	return true
-}
-
 // serveUpgrade proxies a protocol switch: it sends the request to a
 // backend (trying another when one cannot be reached), relays the answer
 // and, on 101, joins the two connections with pipe.Join, which holds no
 // buffer while the tunnel is idle and closes it after TunnelIdleTimeout.
-func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
+// The client connection ends with the tunnel, or after a declined switch.
+func (r *Router) serveUpgrade(cc *clientConn, st *request) (int, int64) {
+	cc.closeAfter = true
+	ctx := cc.srv.base
 	var (
 		conn net.Conn
 		ep   *endpoint
@@ -78,7 +29,7 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 		}
 		st.tried = append(st.tried, ep)
 		st.served = ep
-		dctx, cancel := context.WithTimeout(req.Context(), r.cfg.DialTimeout)
+		dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 		conn, err = r.cfg.Dial(dctx, "tcp", ep.Addr)
 		cancel()
 		if err == nil {
@@ -86,7 +37,7 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 		}
 		ep.failedUntil.Store(r.now().Add(r.cfg.FailTimeout).UnixNano())
 		conn = nil
-		if req.Context().Err() != nil {
+		if ctx.Err() != nil {
 			break
 		}
 	}
@@ -94,84 +45,73 @@ func (r *Router) serveUpgrade(w *recorder, req *http.Request, st *request) {
 		if err == nil {
 			err = errors.New("no backend left to try")
 		}
-		r.proxyError(w, req, st, err)
-		return
+		return r.proxyError(cc, st, err)
 	}
-	// Closing conn when the request ends (server shutdown, client gone)
-	// also ends the tunnel below.
-	stop := context.AfterFunc(req.Context(), func() { conn.Close() })
+	// Closing conn when the router shuts down also ends the tunnel below.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	defer conn.Close()
 
-	out := req.Clone(req.Context())
-	out.RequestURI = ""
-	out.URL.Scheme, out.URL.Host = "http", ep.Addr
-	out.Host = req.Host
-	setForwarded(out.Header, st, req.Host)
-	out.Header.Set("X-Vcap-Request-Id", st.requestID)
-	out.Header.Set("X-Request-Start", strconv.FormatInt(r.now().UnixMilli(), 10))
-	ep.setHeaders(out.Header)
+	bc := &backendConn{Conn: conn, addr: ep.Addr, br: bufio.NewReaderSize(conn, 4096), bw: bufio.NewWriterSize(conn, 4096)}
+	x := &proxied{cc: cc, st: st, upgrade: true, start: r.now().UnixMilli()}
 	_ = conn.SetDeadline(time.Now().Add(r.cfg.DialTimeout + r.cfg.BodyTimeout))
-	if err := out.Write(conn); err != nil {
-		r.proxyError(w, req, st, err)
-		return
+	x.writeHead(bc.bw, ep)
+	if err := x.writeBody(bc.bw); err != nil {
+		return r.proxyError(cc, st, err)
 	}
-	br := bufio.NewReaderSize(conn, 4096)
-	resp, err := http.ReadResponse(br, out)
-	if err != nil {
-		r.proxyError(w, req, st, err)
-		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		// The backend declined the switch: relay its answer as is.
-		_ = conn.SetDeadline(time.Time{})
-		removeHopHeaders(resp.Header)
-		copyHeader(w.Header(), resp.Header)
-		w.WriteHeader(resp.StatusCode)
-		_, _ = io.Copy(w, resp.Body)
-		return
-	}
-	client, crw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil {
-		r.proxyError(w, req, st, err)
-		return
-	}
-	defer client.Close()
-	w.status = resp.StatusCode
-	_ = client.SetDeadline(time.Time{})
-	_ = conn.SetDeadline(time.Now().Add(r.cfg.BodyTimeout))
-	if _, err := crw.WriteString("HTTP/1.1 101 Switching Protocols\r\n"); err != nil {
-		return
-	}
-	if err := resp.Header.Write(crw); err != nil {
-		return
-	}
-	if _, err := crw.WriteString("\r\n"); err != nil {
-		return
-	}
-	if err := crw.Flush(); err != nil {
-		return
-	}
-	// Bytes either side sent early sit in the readers' buffers.
-	if n := crw.Reader.Buffered(); n > 0 {
-		early, _ := crw.Reader.Peek(n)
-		if _, err := conn.Write(early); err != nil {
-			return
+	for {
+		if err := bc.resp.readResponse(bc.br); err != nil {
+			return r.proxyError(cc, st, err)
+		}
+		if bc.resp.status >= 200 || bc.resp.status == 101 {
+			break
 		}
 	}
-	if n := br.Buffered(); n > 0 {
-		early, _ := br.Peek(n)
-		if _, err := client.Write(early); err != nil {
-			return
+	if bc.resp.status != 101 {
+		// The backend declined the switch: relay its answer as is.
+		_ = conn.SetDeadline(time.Time{})
+		cc.backend.Store(bc)
+		status, n, _ := cc.relay(bc)
+		cc.backend.Store(nil)
+		return status, n
+	}
+	cc.state.Store(stateTunnel)
+	cc.beginAnswer()
+	_ = conn.SetDeadline(time.Now().Add(r.cfg.BodyTimeout))
+	b := cc.bw.AvailableBuffer()
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\n"...)
+	for _, f := range bc.resp.fields {
+		b = append(b, f.name...)
+		b = append(b, ": "...)
+		b = append(b, f.value...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	cc.armWrite()
+	if _, err := cc.bw.Write(b); err != nil {
+		return 101, 0
+	}
+	if err := cc.bw.Flush(); err != nil {
+		return 101, 0
+	}
+	// Bytes either side sent early sit in the readers' buffers.
+	if n := cc.br.Buffered(); n > 0 {
+		early, _ := cc.br.Peek(n)
+		if _, err := conn.Write(early); err != nil {
+			return 101, 0
+		}
+	}
+	if n := bc.br.Buffered(); n > 0 {
+		early, _ := bc.br.Peek(n)
+		if _, err := cc.c.Write(early); err != nil {
+			return 101, 0
 		}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	pipe.Join(client, conn, pipe.Options{IdleTimeout: r.cfg.TunnelIdleTimeout})
-}
-
-func copyHeader(dst, src http.Header) {
-	for k, vs := range src {
-		dst[k] = append(dst[k][:0:0], vs...)
-	}
+	_ = cc.c.SetDeadline(time.Time{})
+	// An idle tunnel holds no buffer of either side.
+	cc.br, cc.bw, cc.head.buf, cc.head.fields = nil, nil, nil, nil
+	bc.br, bc.bw, bc.resp.buf, bc.resp.fields = nil, nil, nil, nil
+	pipe.Join(cc.c, conn, pipe.Options{IdleTimeout: r.cfg.TunnelIdleTimeout})
+	return 101, 0
 }

@@ -120,6 +120,14 @@ func (s *Server) CLI(ctx context.Context, env []string, args ...string) ([]byte,
 	return cmd.CombinedOutput()
 }
 
+// Pid is the server process's id (0 before it started).
+func (s *Server) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop sends SIGTERM (the server stops its containers) and kills the
 // process group after 30 s.
 func (s *Server) Stop() {
