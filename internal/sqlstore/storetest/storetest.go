@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) pando.Store) {
 		{"Stacks", testStacks},
 		{"Events", testEvents},
 		{"Users", testUsers},
+		{"Tenancy", testTenancy},
 		{"Jobs", testJobs},
 		{"AppTasks", testAppTasks},
 		{"Timestamps", testTimestamps},
