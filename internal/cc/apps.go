@@ -398,6 +398,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
 		}
 		apps = slices.DeleteFunc(apps, func(x pando.App) bool { return !in[x.SpaceGUID] })
 	}
+	apps = visibleBySpace(r.Context(), apps, func(x pando.App) string { return x.SpaceGUID })
 	paginate(a, w, r, apps, func(x pando.App) sortable {
 		return sortable{name: x.Name, state: x.State, createdAt: x.CreatedAt, updatedAt: x.UpdatedAt}
 	}, func(x pando.App) any { return a.presentApp(x) })
@@ -436,6 +437,9 @@ func (a *API) postApp(w http.ResponseWriter, r *http.Request) error {
 		in.LifecycleType = body.Lifecycle.Type
 		in.Buildpacks = body.Lifecycle.Data.Buildpacks
 		in.Stack = body.Lifecycle.Data.Stack
+	}
+	if err := a.checkSpace(r.Context(), in.SpaceGUID, needWrite); err != nil {
+		return err
 	}
 	app, err := a.createApp(r.Context(), identityFrom(r.Context()), in)
 	if err != nil {

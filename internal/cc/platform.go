@@ -167,6 +167,8 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	p := permsFrom(r.Context())
+	orgs = slices.DeleteFunc(orgs, func(o pando.Org) bool { return !p.seesOrg(o.GUID) })
 	paginate(a, w, r, orgs, func(o pando.Org) sortable {
 		return sortable{name: o.Name, createdAt: o.CreatedAt, updatedAt: o.UpdatedAt}
 	}, func(o pando.Org) any { return a.presentOrg(o) })
@@ -216,6 +218,7 @@ func (a *API) listSpaces(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	spaces = visibleBySpace(r.Context(), spaces, func(s pando.Space) string { return s.GUID })
 	paginate(a, w, r, spaces, func(s pando.Space) sortable {
 		return sortable{name: s.Name, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt}
 	}, func(s pando.Space) any { return a.presentSpace(s) })
@@ -344,6 +347,7 @@ func (a *API) listAuditEvents(w http.ResponseWriter, r *http.Request) error {
 	if orgs := splitList(q, "organization_guids"); len(orgs) > 0 {
 		events = slices.DeleteFunc(events, func(e pando.Event) bool { return !slices.Contains(orgs, e.OrgGUID) })
 	}
+	events = a.visibleEvents(r.Context(), events)
 	paginate(a, w, r, events, func(e pando.Event) sortable {
 		return sortable{createdAt: e.CreatedAt, updatedAt: e.CreatedAt}
 	}, func(e pando.Event) any { return a.presentEvent(e) })
@@ -357,6 +361,7 @@ func (a *API) getAuditEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	events = a.visibleEvents(r.Context(), events)
 	i := slices.IndexFunc(events, func(e pando.Event) bool { return e.GUID == r.PathValue("guid") })
 	if i < 0 {
 		return notFound("Event")

@@ -194,6 +194,7 @@ func (a *API) getProcessStats(w http.ResponseWriter, r *http.Request, p pando.Pr
 }
 
 func (a *API) paginateProcesses(w http.ResponseWriter, r *http.Request, procs []pando.Process) {
+	procs = visibleByApp(r.Context(), a, procs, func(p pando.Process) string { return p.AppGUID })
 	detected := a.detectedCommands(r.Context())
 	paginate(a, w, r, procs, func(p pando.Process) sortable {
 		return sortable{name: p.Type, createdAt: p.CreatedAt, updatedAt: p.UpdatedAt}
