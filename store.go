@@ -43,7 +43,7 @@ type Store interface {
 	CreateOrg(ctx context.Context, o Org) error
 	GetOrg(ctx context.Context, guid string) (Org, error)
 	ListOrgs(ctx context.Context, guids, names []string) ([]Org, error)
-	// UpdateOrg renames an org.
+	// UpdateOrg renames an org and sets its quota.
 	UpdateOrg(ctx context.Context, o Org) error
 	// DeleteOrg deletes an org without spaces (and its org roles).
 	DeleteOrg(ctx context.Context, guid string) error
@@ -51,7 +51,7 @@ type Store interface {
 	CreateSpace(ctx context.Context, s Space) error
 	GetSpace(ctx context.Context, guid string) (Space, error)
 	ListSpaces(ctx context.Context, guids, names, orgGUIDs []string) ([]Space, error)
-	// UpdateSpace renames a space.
+	// UpdateSpace renames a space and sets its quota.
 	UpdateSpace(ctx context.Context, s Space) error
 	// DeleteSpace deletes a space without apps or routes (and its roles).
 	DeleteSpace(ctx context.Context, guid string) error
@@ -132,6 +132,15 @@ type Store interface {
 	GetRole(ctx context.Context, guid string) (Role, error)
 	DeleteRole(ctx context.Context, guid string) error
 	ListRoles(ctx context.Context, f RoleFilter) ([]Role, error)
+
+	// CreateQuota fails with EConflict for a taken name (per kind, and per
+	// org for space quotas).
+	CreateQuota(ctx context.Context, q Quota) error
+	GetQuota(ctx context.Context, guid string) (Quota, error)
+	// UpdateQuota replaces the name and limits.
+	UpdateQuota(ctx context.Context, q Quota) error
+	DeleteQuota(ctx context.Context, guid string) error
+	ListQuotas(ctx context.Context, kind string, guids, names, orgGUIDs []string) ([]Quota, error)
 
 	// CreateAppTask assigns t.SequenceID (the app's next, from 1) and
 	// returns the task as stored.

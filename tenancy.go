@@ -52,3 +52,36 @@ type RoleFilter struct {
 	OrgGUIDs   []string
 	SpaceGUIDs []string
 }
+
+// Quota kinds.
+const (
+	QuotaOrg   = "organization"
+	QuotaSpace = "space"
+)
+
+// Quota is an org quota (Kind QuotaOrg) or a space quota of one org (Kind
+// QuotaSpace, OrgGUID set). A nil limit is unlimited.
+type Quota struct {
+	GUID      string
+	Kind      string
+	Name      string
+	OrgGUID   string
+	Limits    QuotaLimits
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// QuotaLimits are CF's quota fields; nil is unlimited.
+type QuotaLimits struct {
+	TotalMemoryMB         *int64 `json:"total_memory_in_mb"`
+	PerProcessMemoryMB    *int64 `json:"per_process_memory_in_mb"`
+	TotalInstances        *int64 `json:"total_instances"`
+	PerAppTasks           *int64 `json:"per_app_tasks"`
+	LogRateLimit          *int64 `json:"log_rate_limit_in_bytes_per_second"`
+	TotalRoutes           *int64 `json:"total_routes"`
+	TotalReservedPorts    *int64 `json:"total_reserved_ports"`
+	TotalServiceInstances *int64 `json:"total_service_instances"`
+	TotalServiceKeys      *int64 `json:"total_service_keys"`
+	PaidServicesAllowed   bool   `json:"paid_services_allowed"`
+	TotalDomains          *int64 `json:"total_domains"`
+}

@@ -283,6 +283,11 @@ var errUnchanged = errors.New("unchanged")
 
 // startApp marks the app started and desires its processes.
 func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
+	if app.State != pando.AppStarted {
+		if err := a.checkAppQuotas(ctx, app, nil); err != nil {
+			return app, err
+		}
+	}
 	started := false
 	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
 		if app.DropletGUID == "" {

@@ -22,6 +22,7 @@ func (a *API) registerTenancyRoutes(h func(string, handlerFunc)) {
 	h("PATCH /v3/spaces/{guid}", a.patchSpace)
 	h("DELETE /v3/spaces/{guid}", a.deleteSpaceHandler)
 	a.registerUserRoutes(h)
+	a.registerQuotaRoutes(h)
 	a.registerRoleRoutes(h)
 }
 

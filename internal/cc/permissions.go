@@ -90,6 +90,20 @@ var accessRules = map[string]rule{
 	"GET /v3/roles/{guid}":                          on("role", needRead),
 	"DELETE /v3/roles/{guid}":                       on("role", needManage),
 
+	"GET /v3/organization_quotas":                                      anyone,
+	"POST /v3/organization_quotas":                                     {need: needAdmin},
+	"GET /v3/organization_quotas/{guid}":                               anyone,
+	"PATCH /v3/organization_quotas/{guid}":                             {need: needAdmin},
+	"DELETE /v3/organization_quotas/{guid}":                            {need: needAdmin},
+	"POST /v3/organization_quotas/{guid}/relationships/organizations":  {need: needAdmin},
+	"GET /v3/space_quotas":                                             anyone,
+	"POST /v3/space_quotas":                                            anyone, // the handler checks the org
+	"GET /v3/space_quotas/{guid}":                                      on("space_quota", needRead),
+	"PATCH /v3/space_quotas/{guid}":                                    on("space_quota", needManage),
+	"DELETE /v3/space_quotas/{guid}":                                   on("space_quota", needManage),
+	"POST /v3/space_quotas/{guid}/relationships/spaces":                on("space_quota", needManage),
+	"DELETE /v3/space_quotas/{guid}/relationships/spaces/{space_guid}": on("space_quota", needManage),
+
 	"GET /v3/apps":                                        anyone,
 	"POST /v3/apps":                                       anyone, // the handler checks the space
 	"GET /v3/apps/{guid}":                                 on("app", needRead),
@@ -163,6 +177,7 @@ var accessRules = map[string]rule{
 var notFoundTitles = map[string]string{
 	"app": "App", "process": "Process", "package": "Package", "build": "Build", "droplet": "Droplet",
 	"task": "Task", "route": "Route", "space": "Space", "org": "Organization", "role": "Role",
+	"space_quota": "Space quota",
 }
 
 // perms is what the caller may see and do, loaded once per request.
@@ -394,6 +409,15 @@ func (a *API) resolve(ctx context.Context, kind, guid string) (target, error) {
 			return target{}, err
 		}
 		return target{org: o.GUID}, nil
+	case "space_quota":
+		q, err := a.store.GetQuota(ctx, guid)
+		if err != nil {
+			return target{}, err
+		}
+		if q.Kind != pando.QuotaSpace {
+			return target{}, pando.Errorf(pando.ENotFound, "space quota %s not found", guid)
+		}
+		return target{org: q.OrgGUID}, nil
 	case "role":
 		r, err := a.store.GetRole(ctx, guid)
 		if err != nil {

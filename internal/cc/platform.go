@@ -131,7 +131,7 @@ func (a *API) presentOrg(o pando.Org) map[string]any {
 		"suspended":     false,
 		"created_at":    ts(o.CreatedAt),
 		"updated_at":    ts(o.UpdatedAt),
-		"relationships": map[string]any{"quota": map[string]any{"data": nil}},
+		"relationships": map[string]any{"quota": rel(o.QuotaGUID)},
 		"metadata":      metadata(),
 		"links": map[string]any{
 			"self":           link(a.url("/v3/organizations/%s", o.GUID)),
@@ -149,7 +149,7 @@ func (a *API) presentSpace(s pando.Space) map[string]any {
 		"updated_at": ts(s.UpdatedAt),
 		"relationships": map[string]any{
 			"organization": rel(s.OrgGUID),
-			"quota":        map[string]any{"data": nil},
+			"quota":        rel(s.QuotaGUID),
 		},
 		"metadata": metadata(),
 		"links": map[string]any{

@@ -117,6 +117,11 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 		p.HealthCheckInvocationTimeout = *u.HealthCheckInvocationTimeout
 	}
 	p.UpdatedAt = a.now()
+	if app, err := a.store.GetApp(ctx, p.AppGUID); err == nil && app.State == pando.AppStarted {
+		if err := a.checkAppQuotas(ctx, app, []pando.Process{p}); err != nil {
+			return p, err
+		}
+	}
 	if err := a.store.UpdateProcess(ctx, p); err != nil {
 		return p, fmt.Errorf("update process %s: %w", p.GUID, err)
 	}

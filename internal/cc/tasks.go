@@ -103,6 +103,9 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	if err != nil {
 		return pando.AppTask{}, err
 	}
+	if err := a.checkTaskQuota(ctx, app); err != nil {
+		return pando.AppTask{}, err
+	}
 	name := randomTaskName()
 	if req.Name != nil {
 		name = *req.Name

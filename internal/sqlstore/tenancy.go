@@ -8,9 +8,9 @@ import (
 	"github.com/pandoplatform/pando"
 )
 
-// UpdateOrg renames an org.
+// UpdateOrg renames an org and sets its quota.
 func (s *Store) UpdateOrg(ctx context.Context, o pando.Org) error {
-	ok, err := s.update(ctx, "orgs", o.GUID, []string{"name", "updated_at"}, []any{o.Name, nanos(orNow(o.UpdatedAt))})
+	ok, err := s.update(ctx, "orgs", o.GUID, []string{"name", "quota_guid", "updated_at"}, []any{o.Name, o.QuotaGUID, nanos(orNow(o.UpdatedAt))})
 	if err = s.writeErr(err, "update", "org", o.GUID, func() *pando.Error {
 		return pando.Errorf(pando.EConflict, "org name %q is already taken", o.Name)
 	}, nil); err != nil {
@@ -36,9 +36,9 @@ func (s *Store) DeleteOrg(ctx context.Context, guid string) error {
 	return nil
 }
 
-// UpdateSpace renames a space.
+// UpdateSpace renames a space and sets its quota.
 func (s *Store) UpdateSpace(ctx context.Context, sp pando.Space) error {
-	ok, err := s.update(ctx, "spaces", sp.GUID, []string{"name", "updated_at"}, []any{sp.Name, nanos(orNow(sp.UpdatedAt))})
+	ok, err := s.update(ctx, "spaces", sp.GUID, []string{"name", "quota_guid", "updated_at"}, []any{sp.Name, sp.QuotaGUID, nanos(orNow(sp.UpdatedAt))})
 	if err = s.writeErr(err, "update", "space", sp.GUID, func() *pando.Error {
 		return pando.Errorf(pando.EConflict, "space name %q is already taken in this org", sp.Name)
 	}, nil); err != nil {
@@ -147,4 +147,86 @@ func (s *Store) ListRoles(ctx context.Context, f pando.RoleFilter) ([]pando.Role
 	w.in("org_guid", f.OrgGUIDs)
 	w.in("space_guid", f.SpaceGUIDs)
 	return list(ctx, s, "roles", "SELECT "+roleCols+" FROM roles"+w.String()+creationOrder, w.args, scanRole)
+}
+
+const quotaCols = "guid, kind, name, org_guid, limits, created_at, updated_at"
+
+func scanQuota(sc scanner) (pando.Quota, error) {
+	var q pando.Quota
+	var limits string
+	var created, updated int64
+	if err := sc.Scan(&q.GUID, &q.Kind, &q.Name, &q.OrgGUID, &limits, &created, &updated); err != nil {
+		return q, err
+	}
+	if err := fromJSON(limits, &q.Limits); err != nil {
+		return q, fmt.Errorf("quota %s limits: %w", q.GUID, err)
+	}
+	q.CreatedAt, q.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return q, nil
+}
+
+// CreateQuota adds an org or space quota.
+func (s *Store) CreateQuota(ctx context.Context, q pando.Quota) error {
+	limits, err := toJSON(q.Limits)
+	if err != nil {
+		return fmt.Errorf("create quota %s: %w", q.GUID, err)
+	}
+	err = s.insert(ctx, "quotas", []string{"guid", "kind", "name", "org_guid", "limits", "created_at", "updated_at"},
+		[]any{q.GUID, q.Kind, q.Name, q.OrgGUID, limits, nanos(orNow(q.CreatedAt)), nanos(orNow(q.UpdatedAt))})
+	return s.writeErr(err, "create", "quota", q.GUID, func() *pando.Error {
+		return pando.Errorf(pando.EConflict, "quota name %q is already taken", q.Name)
+	}, nil)
+}
+
+// GetQuota returns the quota with guid.
+func (s *Store) GetQuota(ctx context.Context, guid string) (pando.Quota, error) {
+	return getOne(ctx, s, "quota", guid, "SELECT "+quotaCols+" FROM quotas WHERE guid = ?", []any{guid}, scanQuota)
+}
+
+// UpdateQuota replaces a quota's name and limits.
+func (s *Store) UpdateQuota(ctx context.Context, q pando.Quota) error {
+	limits, err := toJSON(q.Limits)
+	if err != nil {
+		return fmt.Errorf("update quota %s: %w", q.GUID, err)
+	}
+	ok, err := s.update(ctx, "quotas", q.GUID, []string{"name", "limits", "updated_at"}, []any{q.Name, limits, nanos(orNow(q.UpdatedAt))})
+	if err = s.writeErr(err, "update", "quota", q.GUID, func() *pando.Error {
+		return pando.Errorf(pando.EConflict, "quota name %q is already taken", q.Name)
+	}, nil); err != nil {
+		return err
+	}
+	if !ok {
+		return notFound("quota", q.GUID)
+	}
+	return nil
+}
+
+// DeleteQuota deletes a quota; orgs and spaces that had it have none.
+func (s *Store) DeleteQuota(ctx context.Context, guid string) error {
+	return s.InTx(ctx, func(tx pando.Store) error {
+		st := tx.(*Store)
+		for _, table := range []string{"orgs", "spaces"} {
+			if _, err := st.exec(ctx, "UPDATE "+table+" SET quota_guid = '' WHERE quota_guid = ?", guid); err != nil {
+				return fmt.Errorf("delete quota %s: %w", guid, err)
+			}
+		}
+		ok, err := st.remove(ctx, "quotas", guid)
+		if err != nil {
+			return fmt.Errorf("delete quota %s: %w", guid, err)
+		}
+		if !ok {
+			return notFound("quota", guid)
+		}
+		return nil
+	})
+}
+
+// ListQuotas returns quotas of kind matching the filters.
+func (s *Store) ListQuotas(ctx context.Context, kind string, guids, names, orgGUIDs []string) ([]pando.Quota, error) {
+	var w where
+	w.in("kind", []string{kind})
+	w.in("guid", guids)
+	w.in("name", names)
+	w.in("org_guid", orgGUIDs)
+	return list(ctx, s, "quotas", "SELECT "+quotaCols+" FROM quotas"+w.String()+creationOrder, w.args, scanQuota)
 }

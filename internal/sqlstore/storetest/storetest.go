@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) pando.Store) {
 		{"Events", testEvents},
 		{"Users", testUsers},
 		{"Tenancy", testTenancy},
+		{"Quotas", testQuotas},
 		{"Jobs", testJobs},
 		{"AppTasks", testAppTasks},
 		{"Timestamps", testTimestamps},

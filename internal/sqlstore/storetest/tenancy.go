@@ -79,3 +79,44 @@ func testTenancy(t *testing.T, s pando.Store) {
 	wantKind(t, err, pando.ENotFound)
 	wantKind(t, s.DeleteRole(ctx, "nope"), pando.ENotFound)
 }
+
+// testQuotas: quotas round-trip their limits (nil is unlimited), names are
+// unique per kind (and org), and deleting one frees its orgs and spaces.
+func testQuotas(t *testing.T, s pando.Store) {
+	ctx := t.Context()
+	mem := int64(512)
+	q := pando.Quota{GUID: newGUID("quota"), Kind: pando.QuotaOrg, Name: "q1", Limits: pando.QuotaLimits{TotalMemoryMB: &mem}, CreatedAt: at(0), UpdatedAt: at(0)}
+	must(t, s.CreateQuota(ctx, q))
+	got, err := s.GetQuota(ctx, q.GUID)
+	must(t, err)
+	wantEqual(t, got, q)
+	wantKind(t, s.CreateQuota(ctx, pando.Quota{GUID: newGUID("quota"), Kind: pando.QuotaOrg, Name: "q1"}), pando.EConflict, `"q1"`)
+
+	org := pando.Org{GUID: newGUID("org"), Name: "o", QuotaGUID: q.GUID, CreatedAt: at(1), UpdatedAt: at(1)}
+	must(t, s.CreateOrg(ctx, org))
+	sq := pando.Quota{GUID: newGUID("quota"), Kind: pando.QuotaSpace, Name: "q1", OrgGUID: org.GUID, CreatedAt: at(2), UpdatedAt: at(2)}
+	must(t, s.CreateQuota(ctx, sq))
+	sp := pando.Space{GUID: newGUID("space"), Name: "s", OrgGUID: org.GUID, QuotaGUID: sq.GUID, CreatedAt: at(3), UpdatedAt: at(3)}
+	must(t, s.CreateSpace(ctx, sp))
+	gotSp, err := s.GetSpace(ctx, sp.GUID)
+	must(t, err)
+	wantEqual(t, gotSp, sp)
+
+	list, err := s.ListQuotas(ctx, pando.QuotaSpace, nil, []string{"q1"}, []string{org.GUID})
+	must(t, err)
+	wantGUIDs(t, list, sq.GUID)
+
+	q.Name, q.Limits.TotalMemoryMB, q.UpdatedAt = "q2", nil, at(4)
+	must(t, s.UpdateQuota(ctx, q))
+	got, err = s.GetQuota(ctx, q.GUID)
+	must(t, err)
+	wantEqual(t, got, q)
+
+	must(t, s.DeleteQuota(ctx, q.GUID))
+	wantKind(t, s.DeleteQuota(ctx, q.GUID), pando.ENotFound)
+	gotOrg, err := s.GetOrg(ctx, org.GUID)
+	must(t, err)
+	if gotOrg.QuotaGUID != "" {
+		t.Errorf("org keeps deleted quota %s", gotOrg.QuotaGUID)
+	}
+}
