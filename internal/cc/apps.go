@@ -330,6 +330,9 @@ func (a *API) stopApp(ctx context.Context, id Identity, app pando.App) (pando.Ap
 
 // restartApp stops and starts: a new revision replaces every instance.
 func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
+	if err := a.checkAppQuotas(ctx, app, nil); err != nil {
+		return app, err
+	}
 	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
 		if app.DropletGUID == "" {
 			return invalid("Assign a droplet before starting this app.")

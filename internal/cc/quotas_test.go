@@ -54,6 +54,10 @@ func TestQuotas_cfCLIFlowAndEnforcement(t *testing.T) {
 	if err["detail"] != "memory quota_exceeded" {
 		t.Errorf("start past the quota: %v", err)
 	}
+	err = e.cfErr(e.do("POST", "/v3/apps/"+app.GUID+"/actions/restart", "", nil), http.StatusUnprocessableEntity)
+	if err["detail"] != "memory quota_exceeded" {
+		t.Errorf("restart past the quota (cf push's start): %v", err)
+	}
 	e.ok(e.do("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", "application/json", strings.NewReader(`{"instances":2}`)), http.StatusAccepted)
 	e.ok(e.do("POST", "/v3/apps/"+app.GUID+"/actions/start", "", nil), http.StatusOK)
 	err = e.cfErr(e.do("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", "application/json", strings.NewReader(`{"instances":3}`)), http.StatusUnprocessableEntity)

@@ -60,9 +60,10 @@ func (s *server) as(t *testing.T, home string, args ...string) result {
 }
 
 // TestTenancy_teamWithRoles: an admin makes an org with two spaces and
-// two users; the space developer pushes to A and cannot reach B; the space
-// auditor sees B's apps but not their environment and cannot push;
-// deleting the org removes its apps and their containers.
+// two users; the space developer pushes to A and cannot reach B, and a
+// 512M org quota refuses their push of 3×256M; the space auditor sees B's
+// apps but not their environment and cannot push; deleting the org removes
+// its apps and their containers.
 func TestTenancy_teamWithRoles(t *testing.T) {
 	s := ownServer(t)
 	admin, err := s.token()
@@ -119,6 +120,15 @@ func TestTenancy_teamWithRoles(t *testing.T) {
 	}
 	if code, _ := s.call(t, devToken, "POST", "/v3/apps/"+bGUID+"/actions/stop", ""); code != 404 {
 		t.Errorf("dev stops B's app: %d, want 404", code)
+	}
+
+	// A quota of 512M on the org (its two apps use 256M each) refuses a
+	// push of 3 instances of 256M with CF's text.
+	q := s.must(t, admin, "POST", "/v3/organization_quotas", `{"name":"small","apps":{"total_memory_in_mb":512}}`, 201)["guid"].(string)
+	s.must(t, admin, "POST", "/v3/organization_quotas/"+q+"/relationships/organizations", `{"data":[{"guid":"`+org+`"}]}`, 200)
+	r := s.as(t, devHome, "push", "big", "-i", "3", "-m", "256M", "-p", staticSite(t, "big\n"))
+	if r.code == 0 || !strings.Contains(r.out(), "memory quota_exceeded") {
+		t.Errorf("push past the quota: %s", r)
 	}
 
 	// The auditor sees B's app but not its environment, and cannot push.
