@@ -138,8 +138,21 @@ func (a *API) postRole(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	a.recordRoleEvent(ctx, role, u.Name, "add")
 	writeJSON(w, http.StatusCreated, a.presentRole(role))
 	return nil
+}
+
+// recordRoleEvent records CF's audit.user.<role type>_add/_remove event,
+// targeting the user, in the role's space or org.
+func (a *API) recordRoleEvent(ctx context.Context, role pando.Role, userName, verb string) {
+	org := role.OrgGUID
+	if role.SpaceGUID != "" {
+		if sp, err := a.store.GetSpace(ctx, role.SpaceGUID); err == nil {
+			org = sp.OrgGUID
+		}
+	}
+	a.recordTenancyEvent(ctx, "audit.user."+role.Type+"_"+verb, "user", role.UserGUID, userName, role.SpaceGUID, org)
 }
 
 // roleUser finds the user a role is for, by GUID or by username (origin
@@ -234,6 +247,11 @@ func (a *API) deleteRoleHandler(w http.ResponseWriter, r *http.Request) error {
 		if err := a.store.DeleteRole(ctx, role.GUID); err != nil && !pando.IsNotFound(err) {
 			return err
 		}
+		name := role.UserGUID
+		if u, err := a.store.GetUser(ctx, role.UserGUID); err == nil {
+			name = u.Name
+		}
+		a.recordRoleEvent(ctx, role, name, "remove")
 		return nil
 	})
 	a.writeJobAccepted(w, job)

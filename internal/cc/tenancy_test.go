@@ -126,6 +126,12 @@ func TestTenancy_cfCLIFlow(t *testing.T) {
 		t.Errorf("spaces after unset-space-role: %v", r)
 	}
 
+	// Role changes are audited as CF records them.
+	evs, err := e.store.ListEvents(t.Context(), pando.EventFilter{Types: []string{"audit.user.space_developer_add", "audit.user.space_developer_remove"}, TargetGUIDs: []string{"dev"}})
+	if err != nil || len(evs) != 2 || evs[0].SpaceGUID != spGUID || evs[0].OrgGUID != orgGUID || evs[1].ActorName != "admin" {
+		t.Errorf("role events: %+v %v", evs, err)
+	}
+
 	// cf delete-space A: the app, its web LRP and the route go too.
 	app := e.startedApp("inA")
 	app.SpaceGUID = spGUID
