@@ -243,6 +243,9 @@ func (a *API) deleteRoleHandler(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return asNotFound(err, "Role")
 	}
+	if err := a.checkLastOrgRole(ctx, role); err != nil {
+		return err
+	}
 	job := a.runJob(ctx, "role.delete", "role", role.GUID, func(ctx context.Context) error {
 		if err := a.store.DeleteRole(ctx, role.GUID); err != nil && !pando.IsNotFound(err) {
 			return err
@@ -255,5 +258,33 @@ func (a *API) deleteRoleHandler(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	a.writeJobAccepted(w, job)
+	return nil
+}
+
+// checkLastOrgRole keeps CF's rule that a space role needs an org role: a
+// user's last role in an org cannot go while they have roles in its spaces.
+func (a *API) checkLastOrgRole(ctx context.Context, role pando.Role) error {
+	if role.OrgGUID == "" {
+		return nil
+	}
+	inOrg, err := a.store.ListRoles(ctx, pando.RoleFilter{UserGUIDs: []string{role.UserGUID}, OrgGUIDs: []string{role.OrgGUID}})
+	if err != nil || len(inOrg) > 1 {
+		return err
+	}
+	spaces, err := a.store.ListSpaces(ctx, nil, nil, []string{role.OrgGUID})
+	if err != nil || len(spaces) == 0 {
+		return err
+	}
+	guids := make([]string, len(spaces))
+	for i, s := range spaces {
+		guids[i] = s.GUID
+	}
+	inSpaces, err := a.store.ListRoles(ctx, pando.RoleFilter{UserGUIDs: []string{role.UserGUID}, SpaceGUIDs: guids})
+	if err != nil {
+		return err
+	}
+	if len(inSpaces) > 0 {
+		return invalid("Cannot remove the user's last role in the organization while they have roles in its spaces; remove those first.")
+	}
 	return nil
 }

@@ -120,6 +120,13 @@ func TestTenancy_cfCLIFlow(t *testing.T) {
 	}
 	e.ok(e.doAs(dev, "POST", "/v3/apps", `{"name":"devapp","relationships":{"space":{"data":{"guid":"`+spGUID+`"}}}}`), http.StatusCreated)
 
+	// The org role a space role rests on cannot go first.
+	orgRoles := ptResources(e.ok(e.do("GET", "/v3/roles?types=organization_user&user_guids=dev", "", nil), http.StatusOK))
+	if len(orgRoles) != 1 {
+		t.Fatalf("dev's org roles: %v", orgRoles)
+	}
+	e.cfErr(e.do("DELETE", "/v3/roles/"+orgRoles[0]["guid"].(string), "", nil), http.StatusUnprocessableEntity)
+
 	// unset-space-role: the developer loses the space.
 	e.job(e.do("DELETE", "/v3/roles/"+devRole["guid"].(string), "", nil))
 	if r := ptResources(e.ok(e.doAs(dev, "GET", "/v3/spaces", ""), http.StatusOK)); len(r) != 0 {
