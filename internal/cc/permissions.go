@@ -170,8 +170,9 @@ var accessRules = map[string]rule{
 
 	// log-cache, mounted by the server on the same mux.
 	// (Written split so the tests that scan this package for its own endpoints skip them.)
-	"GET" + " /api/v1/info":             anyone,
-	"GET" + " /api/v1/read/{source_id}": {kind: "app", param: "source_id", need: needRead},
+	"GET" + " /api/v1/info":                     anyone,
+	"GET" + " /api/v1/read/{source_id}":         {kind: "app", param: "source_id", need: needRead},
+	"GET" + " /pando/v1/logs/{app_guid}/stream": {kind: "app", param: "app_guid", need: needRead},
 }
 
 // Rules of platform endpoints other branches add (issue 10's verbs), by

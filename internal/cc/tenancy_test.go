@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/logs"
 )
 
 // tnAuth: "bearer test" is admin; "bearer user:<guid>" a user with the
@@ -26,9 +27,14 @@ func (tnAuth) Authenticate(r *http.Request) (Identity, error) {
 	return Identity{}, errors.New("bad token")
 }
 
-func tnNew(t *testing.T) *ptEnv {
+func tnNew(t *testing.T, mods ...func(*Config)) *ptEnv {
 	t.Helper()
-	e := ptNew(t, func(c *Config) { c.Auth = tnAuth{} })
+	e := ptNew(t, func(c *Config) {
+		c.Auth = tnAuth{}
+		for _, m := range mods {
+			m(c)
+		}
+	})
 	for _, u := range []string{"admin-guid", "mgr", "dev", "aud", "other", "newbie"} {
 		name := u
 		if u == "admin-guid" {
@@ -362,5 +368,27 @@ func TestTenancy_authorizationMatrix(t *testing.T) {
 	}
 	if n := count("bearer user:other", "/v3/organizations"); n != 1 {
 		t.Errorf("other sees %d orgs, want 1", n)
+	}
+}
+
+// TestTenancy_logsFollowTheApp: log-cache reads and Pando's log stream,
+// mounted on the API's mux, show an app's logs only to those who see it.
+func TestTenancy_logsFollowTheApp(t *testing.T) {
+	e := tnNew(t, func(c *Config) { c.AuthedRoutes = logs.New(logs.Config{}).Routes })
+	f := e.tnFixture()
+	// The stream follows until the client leaves: only its refusal is
+	// checked.
+	if rec := e.doAs("bearer user:other", "GET", "/pando/v1/logs/"+f.app+"/stream", ""); rec.Code != http.StatusNotFound {
+		t.Errorf("log stream as another org's user: %d", rec.Code)
+	}
+	path := "/api/v1/read/" + f.app
+	if rec := e.doAs("bearer user:dev", "GET", path, ""); rec.Code != http.StatusOK {
+		t.Errorf("GET %s as the app's developer: %d %s", path, rec.Code, rec.Body.String())
+	}
+	if rec := e.doAs("bearer user:other", "GET", path, ""); rec.Code != http.StatusNotFound {
+		t.Errorf("GET %s as another org's user: %d", path, rec.Code)
+	}
+	if rec := e.doAs("bearer user:other", "GET", "/api/v1/info", ""); rec.Code != http.StatusOK {
+		t.Errorf("log-cache info: %d", rec.Code)
 	}
 }
