@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -65,7 +67,14 @@ func (s *server) as(t *testing.T, home string, args ...string) result {
 // apps but not their environment and cannot push; deleting the org removes
 // its apps and their containers.
 func TestTenancy_teamWithRoles(t *testing.T) {
-	s := ownServer(t)
+	// Over HTTPS on :443 of a loopback address, as a team's cf or pando
+	// CLIs reach it.
+	ip, err := freeLoopback443()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ownServer(t, "--router-tls-addr", net.JoinHostPort(ip, "443"))
+	s.cliEnv = []string{"SSL_CERT_FILE=" + filepath.Join(s.dataDir, "router-cert.pem")}
 	admin, err := s.token()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +98,7 @@ func TestTenancy_teamWithRoles(t *testing.T) {
 	role("space_developer", "space", spaceA, "dev")
 	role("space_auditor", "space", spaceB, "aud")
 
-	api := "http://" + s.apiAddr
+	api := "https://" + ip
 	root := t.TempDir()
 	adminHome, devHome, audHome := filepath.Join(root, "admin"), filepath.Join(root, "dev"), filepath.Join(root, "aud")
 
@@ -107,6 +116,7 @@ func TestTenancy_teamWithRoles(t *testing.T) {
 	if r := s.as(t, devHome, "login", "-a", api, "-u", "dev", "-p", "dev-pw", "-o", "team", "-s", "A"); r.code != 0 {
 		t.Fatalf("dev login: %s", r)
 	}
+	requireOutput(t, s.as(t, devHome, "target"), `https://`+regexp.QuoteMeta(ip), `(?m)space:\s+A$`)
 	if r := s.as(t, devHome, "push", "aapp", "-p", staticSite(t, "A's app\n")); r.code != 0 {
 		t.Fatalf("dev push to A: %s", r)
 	}
