@@ -27,6 +27,7 @@ const (
 	needManage              // manage a space (its managers, org managers) or an org (org managers)
 	needAdmin               // cloud_controller.admin only
 	needReadAll             // admins and global readers (admin_read_only, global_auditor)
+	needOperate             // start, stop, restart and scale apps: space developers and supporters
 )
 
 // rule is an endpoint's: kind is the resource its path parameter param
@@ -110,9 +111,9 @@ var accessRules = map[string]rule{
 	"GET /v3/apps/{guid}":                                 on("app", needRead),
 	"PATCH /v3/apps/{guid}":                               on("app", needWrite),
 	"DELETE /v3/apps/{guid}":                              on("app", needWrite),
-	"POST /v3/apps/{guid}/actions/start":                  on("app", needWrite),
-	"POST /v3/apps/{guid}/actions/stop":                   on("app", needWrite),
-	"POST /v3/apps/{guid}/actions/restart":                on("app", needWrite),
+	"POST /v3/apps/{guid}/actions/start":                  on("app", needOperate),
+	"POST /v3/apps/{guid}/actions/stop":                   on("app", needOperate),
+	"POST /v3/apps/{guid}/actions/restart":                on("app", needOperate),
 	"GET /v3/apps/{guid}/droplets/current":                on("app", needRead),
 	"GET /v3/apps/{guid}/relationships/current_droplet":   on("app", needRead),
 	"PATCH /v3/apps/{guid}/relationships/current_droplet": on("app", needWrite),
@@ -126,7 +127,7 @@ var accessRules = map[string]rule{
 	"GET /v3/apps/{guid}/processes/{type}":                on("app", needRead),
 	"PATCH /v3/apps/{guid}/processes/{type}":              on("app", needWrite),
 	"GET /v3/apps/{guid}/processes/{type}/stats":          on("app", needRead),
-	"POST /v3/apps/{guid}/processes/{type}/actions/scale": on("app", needWrite),
+	"POST /v3/apps/{guid}/processes/{type}/actions/scale": on("app", needOperate),
 	"GET /v3/apps/{guid}/features":                        on("app", needRead),
 	"GET /v3/apps/{guid}/ssh_enabled":                     on("app", needRead),
 	"GET /v3/apps/{guid}/revisions":                       on("app", needRead),
@@ -139,7 +140,7 @@ var accessRules = map[string]rule{
 	"GET /v3/processes/{guid}":                            on("process", needRead),
 	"PATCH /v3/processes/{guid}":                          on("process", needWrite),
 	"GET /v3/processes/{guid}/stats":                      on("process", needRead),
-	"POST /v3/processes/{guid}/actions/scale":             on("process", needWrite),
+	"POST /v3/processes/{guid}/actions/scale":             on("process", needOperate),
 	"GET /v3/processes/{guid}/sidecars":                   on("process", needRead),
 	"GET /pando/v1/processes/{guid}/stats":                on("process", needRead),
 	"GET /v3/packages":                                    anyone,
@@ -184,8 +185,8 @@ func init() {
 		r            rule
 	}{
 		{"PUT", "/v3/tasks/{guid}/cancel", on("task", needWrite)},
-		{"DELETE", "/v3/apps/{guid}/processes/{type}/instances/{index}", on("app", needWrite)},
-		{"DELETE", "/v3/processes/{guid}/instances/{index}", on("process", needWrite)},
+		{"DELETE", "/v3/apps/{guid}/processes/{type}/instances/{index}", on("app", needOperate)},
+		{"DELETE", "/v3/processes/{guid}/instances/{index}", on("process", needOperate)},
 		{"GET", "/v3/feature_flags/{name}", anyone},
 		{"PATCH", "/v3/feature_flags/{name}", rule{need: needAdmin}},
 		{"GET", "/v3/environment_variable_groups/{name}", anyone},
@@ -314,6 +315,8 @@ func (p *perms) check(t target, n need, title string) error {
 			ok = true
 		case needWrite:
 			ok = roles[pando.RoleSpaceDeveloper]
+		case needOperate:
+			ok = roles[pando.RoleSpaceDeveloper] || roles[pando.RoleSpaceSupporter]
 		case needEnv:
 			ok = p.envAll || roles[pando.RoleSpaceDeveloper]
 		case needManage:

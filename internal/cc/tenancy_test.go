@@ -322,7 +322,7 @@ func TestTenancy_authorizationMatrix(t *testing.T) {
 			if other.Code != 404 {
 				t.Errorf("%s %s as another org's user: %d, want 404 (%s)", method, path, other.Code, other.Body.String())
 			}
-			if ru.need == needWrite || ru.need == needEnv || ru.need == needManage || ru.need == needAdmin {
+			if ru.need == needWrite || ru.need == needOperate || ru.need == needEnv || ru.need == needManage || ru.need == needAdmin {
 				if aud := e.doAs("bearer user:aud", method, path, "{}"); aud.Code != 403 && !(ru.kind == "org" && ru.need != needManage) {
 					t.Errorf("%s %s as space auditor: %d, want 403", method, path, aud.Code)
 				}
@@ -333,6 +333,30 @@ func TestTenancy_authorizationMatrix(t *testing.T) {
 					t.Errorf("%s %s as space auditor: %d %s", method, path, aud.Code, aud.Body.String())
 				}
 			}
+		}
+	}
+
+	// A space supporter operates apps (start, stop, restart, scale) but
+	// changes nothing else and reads no environment.
+	for _, r := range []string{
+		`{"type":"organization_user","relationships":{"organization":{"data":{"guid":"` + f.org1 + `"}},"user":{"data":{"guid":"newbie"}}}}`,
+		`{"type":"space_supporter","relationships":{"space":{"data":{"guid":"` + f.spaceA + `"}},"user":{"data":{"guid":"newbie"}}}}`,
+	} {
+		e.post("/v3/roles", r)
+	}
+	sup := "bearer user:newbie"
+	for _, c := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{"POST", "/v3/apps/" + f.app + "/actions/stop", "", 200},
+		{"POST", "/v3/processes/" + f.proc + "/actions/scale", `{"instances":1}`, 202},
+		{"PATCH", "/v3/apps/" + f.app, `{}`, 403},
+		{"GET", "/v3/apps/" + f.app + "/env", "", 403},
+		{"DELETE", "/v3/routes/" + f.route, "", 403},
+	} {
+		if rec := e.doAs(sup, c.method, c.path, c.body); rec.Code != c.want {
+			t.Errorf("%s %s as space supporter: %d, want %d", c.method, c.path, rec.Code, c.want)
 		}
 	}
 
