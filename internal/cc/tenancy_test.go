@@ -336,6 +336,17 @@ func TestTenancy_authorizationMatrix(t *testing.T) {
 		}
 	}
 
+	// Process commands are hidden from those who may not read env.
+	procAs := func(c string) any {
+		return e.ok(e.doAs(c, "GET", "/v3/processes/"+f.proc, ""), http.StatusOK)["command"]
+	}
+	if got := procAs("bearer user:aud"); got != "[PRIVATE DATA HIDDEN]" {
+		t.Errorf("process command as space auditor: %v", got)
+	}
+	if got := procAs("bearer user:dev"); got == "[PRIVATE DATA HIDDEN]" {
+		t.Errorf("process command hidden from the space developer")
+	}
+
 	// A space supporter operates apps (start, stop, restart, scale) but
 	// changes nothing else and reads no environment.
 	for _, r := range []string{
