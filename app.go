@@ -6,6 +6,7 @@ import "time"
 type Org struct {
 	GUID      string
 	Name      string
+	QuotaGUID string // "" for none
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -15,6 +16,7 @@ type Space struct {
 	GUID      string
 	Name      string
 	OrgGUID   string
+	QuotaGUID string // "" for none
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

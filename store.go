@@ -43,10 +43,18 @@ type Store interface {
 	CreateOrg(ctx context.Context, o Org) error
 	GetOrg(ctx context.Context, guid string) (Org, error)
 	ListOrgs(ctx context.Context, guids, names []string) ([]Org, error)
+	// UpdateOrg renames an org and sets its quota.
+	UpdateOrg(ctx context.Context, o Org) error
+	// DeleteOrg deletes an org without spaces (and its org roles).
+	DeleteOrg(ctx context.Context, guid string) error
 
 	CreateSpace(ctx context.Context, s Space) error
 	GetSpace(ctx context.Context, guid string) (Space, error)
 	ListSpaces(ctx context.Context, guids, names, orgGUIDs []string) ([]Space, error)
+	// UpdateSpace renames a space and sets its quota.
+	UpdateSpace(ctx context.Context, s Space) error
+	// DeleteSpace deletes a space without apps or routes (and its roles).
+	DeleteSpace(ctx context.Context, guid string) error
 
 	// CreateApp fails with EConflict when the space already has an app of
 	// that name.
@@ -113,6 +121,26 @@ type Store interface {
 	UpdateUser(ctx context.Context, u User) error
 	GetUserByName(ctx context.Context, name string) (User, error)
 	GetUser(ctx context.Context, guid string) (User, error)
+	// ListUsers returns users matching any of guids and any of names.
+	ListUsers(ctx context.Context, guids, names []string) ([]User, error)
+	// DeleteUser deletes a user and their roles.
+	DeleteUser(ctx context.Context, guid string) error
+
+	// CreateRole fails with EConflict when the user has the role there
+	// already, EInvalid when the user, org or space does not exist.
+	CreateRole(ctx context.Context, r Role) error
+	GetRole(ctx context.Context, guid string) (Role, error)
+	DeleteRole(ctx context.Context, guid string) error
+	ListRoles(ctx context.Context, f RoleFilter) ([]Role, error)
+
+	// CreateQuota fails with EConflict for a taken name (per kind, and per
+	// org for space quotas).
+	CreateQuota(ctx context.Context, q Quota) error
+	GetQuota(ctx context.Context, guid string) (Quota, error)
+	// UpdateQuota replaces the name and limits.
+	UpdateQuota(ctx context.Context, q Quota) error
+	DeleteQuota(ctx context.Context, guid string) error
+	ListQuotas(ctx context.Context, kind string, guids, names, orgGUIDs []string) ([]Quota, error)
 
 	// CreateAppTask assigns t.SequenceID (the app's next, from 1) and
 	// returns the task as stored.

@@ -289,6 +289,11 @@ var errUnchanged = errors.New("unchanged")
 
 // startApp marks the app started and desires its processes.
 func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
+	if app.State != pando.AppStarted {
+		if err := a.checkAppQuotas(ctx, app, nil); err != nil {
+			return app, err
+		}
+	}
 	started := false
 	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
 		if app.DropletGUID == "" {
@@ -333,6 +338,9 @@ func (a *API) stopApp(ctx context.Context, id Identity, app pando.App) (pando.Ap
 
 // restartApp stops and starts: a new revision replaces every instance.
 func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
+	if err := a.checkAppQuotas(ctx, app, nil); err != nil {
+		return app, err
+	}
 	wasStarted := false
 	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
 		if app.DropletGUID == "" {
@@ -417,6 +425,7 @@ func (a *API) listApps(w http.ResponseWriter, r *http.Request) error {
 		}
 		apps = slices.DeleteFunc(apps, func(x pando.App) bool { return !in[x.SpaceGUID] })
 	}
+	apps = visibleBySpace(r.Context(), apps, func(x pando.App) string { return x.SpaceGUID })
 	paginate(a, w, r, apps, func(x pando.App) sortable {
 		return sortable{name: x.Name, state: x.State, createdAt: x.CreatedAt, updatedAt: x.UpdatedAt}
 	}, func(x pando.App) any { return a.presentApp(x) })
@@ -455,6 +464,9 @@ func (a *API) postApp(w http.ResponseWriter, r *http.Request) error {
 		in.LifecycleType = body.Lifecycle.Type
 		in.Buildpacks = body.Lifecycle.Data.Buildpacks
 		in.Stack = body.Lifecycle.Data.Stack
+	}
+	if err := a.checkSpace(r.Context(), in.SpaceGUID, needWrite); err != nil {
+		return err
 	}
 	app, err := a.createApp(r.Context(), identityFrom(r.Context()), in)
 	if err != nil {

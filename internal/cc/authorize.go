@@ -78,9 +78,15 @@ func (a *API) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := a.authed.Handler(r)
 		need := accessFor(pattern, r.Method)
-		if id := identityFrom(r.Context()); !id.allows(need) {
+		id := identityFrom(r.Context())
+		if !id.allows(need) {
 			a.log.Debug("request refused: token lacks scope", "method", r.Method, "path", r.URL.Path, "user_name", id.UserName, "need", need)
 			writeCFError(w, http.StatusForbidden, 10003, "CF-NotAuthorized", "You are not authorized to perform the requested action")
+			return
+		}
+		// Then the caller's roles in orgs and spaces (permissions.go).
+		r, ok := a.enforceRoles(w, r, id, pattern)
+		if !ok {
 			return
 		}
 		next.ServeHTTP(w, r)

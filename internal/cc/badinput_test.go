@@ -351,6 +351,7 @@ func TestBadInput_badManifestsNameTheProblem(t *testing.T) {
 // ctFixture is one of everything, for requests that need real GUIDs.
 type ctFixture struct {
 	app, pkg, build, droplet, job, org, space, stack, event, domain, route, dest, buildpack, task string
+	orgQuota, spaceQuota, role, user                                                              string
 }
 
 func (e *ctEnv) fixture() ctFixture {
@@ -369,6 +370,12 @@ func (e *ctEnv) fixture() ctFixture {
 	f.route, f.dest = ctStr(rt, "guid"), ctStr(rt, "destinations.0.guid")
 	f.buildpack = ctStr(e.expect(e.sendJSON("POST", "/v3/buildpacks", map[string]any{"name": "fixture_bp"}), http.StatusCreated), "guid")
 	f.task = ctStr(e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/tasks", map[string]any{"command": "true"}), http.StatusAccepted), "guid")
+	f.orgQuota = ctStr(e.expect(e.sendJSON("POST", "/v3/organization_quotas", map[string]any{"name": "fixture_q"}), http.StatusCreated), "guid")
+	f.spaceQuota = ctStr(e.expect(e.sendJSON("POST", "/v3/space_quotas", map[string]any{"name": "fixture_q",
+		"relationships": map[string]any{"organization": map[string]any{"data": map[string]any{"guid": f.org}}}}), http.StatusCreated), "guid")
+	f.role = ctStr(e.expect(e.sendJSON("POST", "/v3/roles", map[string]any{"type": "organization_auditor", "relationships": map[string]any{
+		"organization": map[string]any{"data": map[string]any{"guid": f.org}}, "user": map[string]any{"data": map[string]any{"username": "admin"}}}}), http.StatusCreated), "guid")
+	f.user = ctStr(e.list(e.get("/v3/users"))[0], "guid")
 	return f
 }
 
@@ -428,6 +435,7 @@ func (f ctFixture) path(pattern, garbage string) string {
 		"apps": f.app, "processes": f.app, "packages": f.pkg, "builds": f.build, "droplets": f.droplet,
 		"jobs": f.job, "organizations": f.org, "spaces": f.space, "stacks": f.stack, "audit_events": f.event,
 		"domains": f.domain, "routes": f.route, "buildpacks": f.buildpack, "tasks": f.task,
+		"organization_quotas": f.orgQuota, "space_quotas": f.spaceQuota, "roles": f.role, "users": f.user,
 	}
 	for i, s := range segs {
 		var v string
@@ -445,6 +453,8 @@ func (f ctFixture) path(pattern, garbage string) string {
 			}
 		case "{index}":
 			v = "0"
+		case "{space_guid}":
+			v = f.space
 		default:
 			continue
 		}

@@ -27,6 +27,7 @@ func (a *API) getBuildByGUID(ctx context.Context, guid string) (pando.Build, err
 }
 
 func (a *API) paginateBuilds(w http.ResponseWriter, r *http.Request, builds []pando.Build) {
+	builds = visibleByApp(r.Context(), a, builds, func(b pando.Build) string { return b.AppGUID })
 	paginate(a, w, r, builds, func(b pando.Build) sortable {
 		return sortable{createdAt: b.CreatedAt, updatedAt: b.UpdatedAt}
 	}, func(b pando.Build) any { return a.presentBuild(b) })
@@ -141,6 +142,9 @@ func (a *API) postBuild(w http.ResponseWriter, r *http.Request) error {
 			return invalid("Unable to use package. Ensure that the package exists and you have access to it.")
 		}
 		return err
+	}
+	if err := a.checkApp(ctx, pkg.AppGUID, needWrite); err != nil {
+		return invalid("Unable to use package. Ensure that the package exists and you have access to it.")
 	}
 	b, err := a.stage(ctx, identityFrom(ctx), pkg, body.Lifecycle, body.StagingMemoryInMB, body.StagingDiskInMB)
 	if err != nil {

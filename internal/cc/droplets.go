@@ -7,6 +7,7 @@ import (
 )
 
 func (a *API) paginateDroplets(w http.ResponseWriter, r *http.Request, drops []pando.Droplet) {
+	drops = visibleByApp(r.Context(), a, drops, func(d pando.Droplet) string { return d.AppGUID })
 	paginate(a, w, r, drops, func(d pando.Droplet) sortable {
 		return sortable{createdAt: d.CreatedAt, updatedAt: d.UpdatedAt}
 	}, func(d pando.Droplet) any { return a.presentDroplet(d) })

@@ -2,17 +2,36 @@ package cc
 
 import (
 	"fmt"
+
+	pando "github.com/pandoplatform/pando"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 )
 
-// A non-admin user's token (a space developer until Pando has roles).
+// A non-admin user's token: ptAuth gives it the user "other-guid", whom
+// ffDeveloperIn makes a space developer.
 const ffDeveloper = "bearer scopes:" + ScopeRead + "," + ScopeWrite
+
+// ffDeveloperIn makes ffDeveloper's user a space developer in the seeded
+// space (and a user of its org, which a space role needs).
+func (e *ptEnv) ffDeveloperIn() {
+	e.t.Helper()
+	if err := e.store.CreateUser(e.t.Context(), pando.User{GUID: "other-guid", Name: "someone", PasswordHash: "x"}); err != nil {
+		e.t.Fatal(err)
+	}
+	sp := e.space()
+	grant := func(typ, rel, guid string) {
+		e.post("/v3/roles", `{"type":"`+typ+`","relationships":{"`+rel+`":{"data":{"guid":"`+guid+`"}},"user":{"data":{"guid":"other-guid"}}}}`)
+	}
+	grant("organization_user", "organization", sp.OrgGUID)
+	grant("space_developer", "space", sp.GUID)
+}
 
 func TestFeatureFlags_onlyAdminsChangeThem(t *testing.T) {
 	e := ptNew(t, nil)
+	e.ffDeveloperIn()
 	rec := e.doAs(ffDeveloper, "PATCH", "/v3/feature_flags/task_creation", `{"enabled":false}`)
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "CF-NotAuthorized") {
 		t.Fatalf("developer PATCH: %d %s, want 403 CF-NotAuthorized", rec.Code, rec.Body)
@@ -30,6 +49,7 @@ func TestFeatureFlags_onlyAdminsChangeThem(t *testing.T) {
 // message) to a developer, while an admin still may.
 func TestFeatureFlags_disabledFlagsRefuseNonAdmins(t *testing.T) {
 	e := ptNew(t, func(c *Config) { c.DockerEnabled = true })
+	e.ffDeveloperIn()
 	app := e.startedApp("flagged")
 	space := e.space().GUID
 	pkg := e.ok(e.doJSON("POST", "/v3/packages", map[string]any{"type": "bits", "relationships": map[string]any{"app": map[string]any{"data": map[string]any{"guid": app.GUID}}}}), http.StatusCreated)["guid"].(string)

@@ -164,6 +164,7 @@ func contains(list []string, s string) bool {
 }
 
 func (a *API) paginatePackages(w http.ResponseWriter, r *http.Request, pkgs []pando.Package) {
+	pkgs = visibleByApp(r.Context(), a, pkgs, func(p pando.Package) string { return p.AppGUID })
 	paginate(a, w, r, pkgs, func(p pando.Package) sortable {
 		return sortable{createdAt: p.CreatedAt, updatedAt: p.UpdatedAt}
 	}, func(p pando.Package) any { return a.presentPackage(p) })
@@ -205,6 +206,9 @@ func (a *API) postPackage(w http.ResponseWriter, r *http.Request) error {
 		} `json:"relationships"`
 	}
 	if err := readJSON(r, &body); err != nil {
+		return err
+	}
+	if err := a.checkApp(ctx, body.Relationships.App.Data.GUID, needWrite); err != nil {
 		return err
 	}
 	app, err := a.getAppByGUID(ctx, body.Relationships.App.Data.GUID)

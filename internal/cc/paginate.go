@@ -58,6 +58,12 @@ type sortable struct {
 // paginate sorts items per p.OrderBy (created_at by default), slices out the
 // page and writes CF's list body with absolute links.
 func paginate[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, key func(T) sortable, present func(T) any) {
+	paginateWith(a, w, r, items, key, present, nil)
+}
+
+// paginateWith is paginate with an "included" object made from the page's
+// items (include=user and the like), when include is not nil.
+func paginateWith[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, key func(T) sortable, present func(T) any, include func([]T) map[string]any) {
 	p, err := parsePage(r.URL.Query())
 	if err != nil {
 		a.writeError(w, r, err)
@@ -127,7 +133,7 @@ func paginate[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, 
 	if p.Page > 1 {
 		prev = pageURL(p.Page - 1)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"pagination": map[string]any{
 			"total_results": total,
 			"total_pages":   pages,
@@ -137,7 +143,11 @@ func paginate[T any](a *API, w http.ResponseWriter, r *http.Request, items []T, 
 			"previous":      prev,
 		},
 		"resources": resources,
-	})
+	}
+	if include != nil {
+		body["included"] = include(items[start:end])
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // emptyList answers a CF list with no resources.

@@ -136,7 +136,7 @@ func (a *API) presentOrg(o pando.Org) map[string]any {
 		"suspended":     false,
 		"created_at":    ts(o.CreatedAt),
 		"updated_at":    ts(o.UpdatedAt),
-		"relationships": map[string]any{"quota": map[string]any{"data": nil}},
+		"relationships": map[string]any{"quota": rel(o.QuotaGUID)},
 		"metadata":      metadata(),
 		"links": map[string]any{
 			"self":           link(a.url("/v3/organizations/%s", o.GUID)),
@@ -154,7 +154,7 @@ func (a *API) presentSpace(s pando.Space) map[string]any {
 		"updated_at": ts(s.UpdatedAt),
 		"relationships": map[string]any{
 			"organization": rel(s.OrgGUID),
-			"quota":        map[string]any{"data": nil},
+			"quota":        rel(s.QuotaGUID),
 		},
 		"metadata": metadata(),
 		"links": map[string]any{
@@ -172,6 +172,8 @@ func (a *API) listOrgs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	p := permsFrom(r.Context())
+	orgs = slices.DeleteFunc(orgs, func(o pando.Org) bool { return !p.seesOrg(o.GUID) })
 	paginate(a, w, r, orgs, func(o pando.Org) sortable {
 		return sortable{name: o.Name, createdAt: o.CreatedAt, updatedAt: o.UpdatedAt}
 	}, func(o pando.Org) any { return a.presentOrg(o) })
@@ -221,6 +223,7 @@ func (a *API) listSpaces(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	spaces = visibleBySpace(r.Context(), spaces, func(s pando.Space) string { return s.GUID })
 	paginate(a, w, r, spaces, func(s pando.Space) sortable {
 		return sortable{name: s.Name, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt}
 	}, func(s pando.Space) any { return a.presentSpace(s) })
@@ -367,6 +370,7 @@ func (a *API) listAuditEvents(w http.ResponseWriter, r *http.Request) error {
 	if orgs := splitList(q, "organization_guids"); len(orgs) > 0 {
 		events = slices.DeleteFunc(events, func(e pando.Event) bool { return !slices.Contains(orgs, e.OrgGUID) })
 	}
+	events = a.visibleEvents(r.Context(), events)
 	paginate(a, w, r, events, func(e pando.Event) sortable {
 		return sortable{createdAt: e.CreatedAt, updatedAt: e.CreatedAt}
 	}, func(e pando.Event) any { return a.presentEvent(e) })
@@ -380,6 +384,7 @@ func (a *API) getAuditEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	events = a.visibleEvents(r.Context(), events)
 	i := slices.IndexFunc(events, func(e pando.Event) bool { return e.GUID == r.PathValue("guid") })
 	if i < 0 {
 		return notFound("Event")

@@ -84,9 +84,13 @@ func nilIfZero(n int) any {
 // shows it, the one the current droplet detected.
 func (a *API) presentProcess(p pando.Process, detected func(pando.Process) string) map[string]any {
 	var cmd any
-	if p.Command != "" {
+	c := detected(p)
+	switch {
+	case c == hiddenCommand:
+		cmd = c // the caller may not see it (a space auditor), as CF hides it
+	case p.Command != "":
 		cmd = p.Command
-	} else if c := detected(p); c != "" {
+	case c != "":
 		cmd = c
 	}
 	return map[string]any{
@@ -119,17 +123,28 @@ func (a *API) presentProcess(p pando.Process, detected func(pando.Process) strin
 
 // detectedCommands looks up the start command each process's app's
 // current droplet gives its type, reading each app and droplet once.
+// hiddenCommand stands for a command the caller may not read.
+const hiddenCommand = "[PRIVATE DATA HIDDEN]"
+
 func (a *API) detectedCommands(ctx context.Context) func(pando.Process) string {
 	types := map[string]map[string]string{} // app guid -> process types
+	hidden := map[string]bool{}             // app guid -> commands hidden from the caller
+	perms := permsFrom(ctx)
 	return func(p pando.Process) string {
 		pt, ok := types[p.AppGUID]
 		if !ok {
-			if app, err := a.store.GetApp(ctx, p.AppGUID); err == nil && app.DropletGUID != "" {
+			app, err := a.store.GetApp(ctx, p.AppGUID)
+			if err == nil && app.DropletGUID != "" {
 				if d, err := a.store.GetDroplet(ctx, app.DropletGUID); err == nil {
 					pt = d.ProcessTypes
 				}
 			}
 			types[p.AppGUID] = pt
+			// Commands carry secrets as env does: only those who read env see them.
+			hidden[p.AppGUID] = !perms.envAll && (err != nil || !perms.spaceRoles[app.SpaceGUID][pando.RoleSpaceDeveloper])
+		}
+		if hidden[p.AppGUID] {
+			return hiddenCommand
 		}
 		return pt[p.Type]
 	}

@@ -118,6 +118,11 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 		p.HealthCheckInvocationTimeout = *u.HealthCheckInvocationTimeout
 	}
 	p.UpdatedAt = a.now()
+	if app, err := a.store.GetApp(ctx, p.AppGUID); err == nil && app.State == pando.AppStarted {
+		if err := a.checkAppQuotas(ctx, app, []pando.Process{p}); err != nil {
+			return p, err
+		}
+	}
 	if err := a.store.UpdateProcess(ctx, p); err != nil {
 		return p, fmt.Errorf("update process %s: %w", p.GUID, err)
 	}
@@ -198,6 +203,7 @@ func (a *API) getProcessStats(w http.ResponseWriter, r *http.Request, p pando.Pr
 }
 
 func (a *API) paginateProcesses(w http.ResponseWriter, r *http.Request, procs []pando.Process) {
+	procs = visibleByApp(r.Context(), a, procs, func(p pando.Process) string { return p.AppGUID })
 	detected := a.detectedCommands(r.Context())
 	paginate(a, w, r, procs, func(p pando.Process) sortable {
 		return sortable{name: p.Type, createdAt: p.CreatedAt, updatedAt: p.UpdatedAt}

@@ -32,7 +32,10 @@ func (a *API) routes() {
 	}
 	pub.Handle("/", a.requireAuth(a.authorize(a.refuseUnsupported(authed))))
 
-	h := func(pattern string, fn handlerFunc) { authed.Handle(pattern, a.wrap(fn)) }
+	h := func(pattern string, fn handlerFunc) {
+		a.patterns = append(a.patterns, pattern)
+		authed.Handle(pattern, a.wrap(fn))
+	}
 
 	// Apps.
 	h("GET /v3/apps", a.listApps)
@@ -102,6 +105,7 @@ func (a *API) routes() {
 	h("GET /pando/v1/cells", a.getCells)
 
 	a.registerPlatformRoutes(h)
+	a.registerTenancyRoutes(h)
 
 	if a.cfg.AuthedRoutes != nil {
 		a.cfg.AuthedRoutes(authed)

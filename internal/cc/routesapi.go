@@ -88,6 +88,7 @@ func (a *API) presentRoute(rt pando.Route, domain pando.Domain, dests []pando.Ro
 // writeRoutes paginates routes with their domains and destinations.
 func (a *API) writeRoutes(w http.ResponseWriter, r *http.Request, routes []pando.Route) error {
 	ctx := r.Context()
+	routes = visibleBySpace(ctx, routes, func(rt pando.Route) string { return rt.SpaceGUID })
 	domains, err := a.domainsByGUID(ctx)
 	if err != nil {
 		return err
@@ -280,6 +281,9 @@ func (a *API) postRoute(w http.ResponseWriter, r *http.Request) error {
 	spaceGUID, domainGUID := body.Relationships.Space.guid(), body.Relationships.Domain.guid()
 	if spaceGUID == "" {
 		return invalid("Relationships Space must be provided")
+	}
+	if err := a.checkSpace(r.Context(), spaceGUID, needWrite); err != nil {
+		return err
 	}
 	if domainGUID == "" {
 		return invalid("Relationships Domain must be provided")

@@ -163,6 +163,9 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	if len(existing) > 0 {
 		return pando.Route{}, routeExists(host, path, domain.Name)
 	}
+	if err := a.checkRouteQuota(ctx, spaceGUID); err != nil {
+		return pando.Route{}, err
+	}
 	now := a.now()
 	rt := pando.Route{GUID: a.newGUID(), Host: host, Path: path, DomainGUID: domain.GUID, SpaceGUID: spaceGUID, CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateRoute(ctx, rt); err != nil {

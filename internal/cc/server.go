@@ -129,6 +129,8 @@ type API struct {
 	now    func() time.Time
 	mux    *http.ServeMux
 	authed *http.ServeMux
+	// patterns are the authenticated endpoints, as registered.
+	patterns []string
 
 	mu sync.Mutex
 	// buildWaiters are closed when a build leaves STAGING.

@@ -103,6 +103,9 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	if err != nil {
 		return pando.AppTask{}, err
 	}
+	if err := a.checkTaskQuota(ctx, app); err != nil {
+		return pando.AppTask{}, err
+	}
 	name := randomTaskName()
 	if req.Name != nil {
 		name = *req.Name
@@ -575,6 +578,7 @@ func (a *API) queryTasks(r *http.Request, appGUIDs []string) ([]pando.AppTask, e
 }
 
 func (a *API) paginateTasks(w http.ResponseWriter, r *http.Request, tasks []pando.AppTask) {
+	tasks = visibleByApp(r.Context(), a, tasks, func(t pando.AppTask) string { return t.AppGUID })
 	paginate(a, w, r, tasks, func(t pando.AppTask) sortable {
 		return sortable{name: t.Name, createdAt: t.CreatedAt, updatedAt: t.UpdatedAt}
 	}, func(t pando.AppTask) any { return a.presentTask(t) })

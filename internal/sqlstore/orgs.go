@@ -6,12 +6,12 @@ import (
 	"github.com/pandoplatform/pando"
 )
 
-const orgCols = "guid, name, created_at, updated_at"
+const orgCols = "guid, name, quota_guid, created_at, updated_at"
 
 func scanOrg(sc scanner) (pando.Org, error) {
 	var o pando.Org
 	var created, updated int64
-	if err := sc.Scan(&o.GUID, &o.Name, &created, &updated); err != nil {
+	if err := sc.Scan(&o.GUID, &o.Name, &o.QuotaGUID, &created, &updated); err != nil {
 		return o, err
 	}
 	o.CreatedAt, o.UpdatedAt = fromNanos(created), fromNanos(updated)
@@ -22,8 +22,8 @@ func scanOrg(sc scanner) (pando.Org, error) {
 func (s *Store) CreateOrg(ctx context.Context, o pando.Org) error {
 	o.CreatedAt = orNow(o.CreatedAt)
 	o.UpdatedAt = orNow(o.UpdatedAt)
-	err := s.insert(ctx, "orgs", []string{"guid", "name", "created_at", "updated_at"},
-		[]any{o.GUID, o.Name, nanos(o.CreatedAt), nanos(o.UpdatedAt)})
+	err := s.insert(ctx, "orgs", []string{"guid", "name", "quota_guid", "created_at", "updated_at"},
+		[]any{o.GUID, o.Name, o.QuotaGUID, nanos(o.CreatedAt), nanos(o.UpdatedAt)})
 	return s.writeErr(err, "create", "org", o.GUID, func() *pando.Error {
 		return pando.Errorf(pando.EConflict, "org name %q is already taken", o.Name)
 	}, nil)
@@ -42,12 +42,12 @@ func (s *Store) ListOrgs(ctx context.Context, guids, names []string) ([]pando.Or
 	return list(ctx, s, "orgs", "SELECT "+orgCols+" FROM orgs"+w.String()+creationOrder, w.args, scanOrg)
 }
 
-const spaceCols = "guid, name, org_guid, created_at, updated_at"
+const spaceCols = "guid, name, org_guid, quota_guid, created_at, updated_at"
 
 func scanSpace(sc scanner) (pando.Space, error) {
 	var sp pando.Space
 	var created, updated int64
-	if err := sc.Scan(&sp.GUID, &sp.Name, &sp.OrgGUID, &created, &updated); err != nil {
+	if err := sc.Scan(&sp.GUID, &sp.Name, &sp.OrgGUID, &sp.QuotaGUID, &created, &updated); err != nil {
 		return sp, err
 	}
 	sp.CreatedAt, sp.UpdatedAt = fromNanos(created), fromNanos(updated)
@@ -58,8 +58,8 @@ func scanSpace(sc scanner) (pando.Space, error) {
 func (s *Store) CreateSpace(ctx context.Context, sp pando.Space) error {
 	sp.CreatedAt = orNow(sp.CreatedAt)
 	sp.UpdatedAt = orNow(sp.UpdatedAt)
-	err := s.insert(ctx, "spaces", []string{"guid", "name", "org_guid", "created_at", "updated_at"},
-		[]any{sp.GUID, sp.Name, sp.OrgGUID, nanos(sp.CreatedAt), nanos(sp.UpdatedAt)})
+	err := s.insert(ctx, "spaces", []string{"guid", "name", "org_guid", "quota_guid", "created_at", "updated_at"},
+		[]any{sp.GUID, sp.Name, sp.OrgGUID, sp.QuotaGUID, nanos(sp.CreatedAt), nanos(sp.UpdatedAt)})
 	return s.writeErr(err, "create", "space", sp.GUID, func() *pando.Error {
 		return pando.Errorf(pando.EConflict, "space name %q is already taken in this org", sp.Name)
 	}, func() *pando.Error {

@@ -21,6 +21,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /oauth/token", s.handleToken)
 	mux.HandleFunc("GET /token_keys", s.handleTokenKeys)
 	mux.HandleFunc("GET /token_key", s.handleTokenKey)
+	s.userRoutes(mux)
 }
 
 // handleLogin answers the login info the cf CLI reads its prompts from.

@@ -33,6 +33,8 @@ type UserStore interface {
 	GetUser(ctx context.Context, guid string) (pando.User, error)
 	CreateUser(ctx context.Context, u pando.User) error
 	UpdateUser(ctx context.Context, u pando.User) error
+	ListUsers(ctx context.Context, guids, names []string) ([]pando.User, error)
+	DeleteUser(ctx context.Context, guid string) error
 }
 
 // Defaults. The access token lifetime is the cf client's in a stock CF

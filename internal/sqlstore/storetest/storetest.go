@@ -39,6 +39,8 @@ func Run(t *testing.T, open func(t *testing.T) pando.Store) {
 		{"Stacks", testStacks},
 		{"Events", testEvents},
 		{"Users", testUsers},
+		{"Tenancy", testTenancy},
+		{"Quotas", testQuotas},
 		{"Jobs", testJobs},
 		{"AppTasks", testAppTasks},
 		{"FeatureFlags", testFeatureFlags},

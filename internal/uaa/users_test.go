@@ -1,0 +1,138 @@
+package uaa
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pandoplatform/pando"
+)
+
+func (m *memUsers) ListUsers(_ context.Context, guids, names []string) ([]pando.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []pando.User
+	for _, u := range m.users {
+		if (len(guids) == 0 || slices.Contains(guids, u.GUID)) && (len(names) == 0 || slices.Contains(names, u.Name)) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+func (m *memUsers) DeleteUser(_ context.Context, guid string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[guid]; !ok {
+		return pando.Errorf(pando.ENotFound, "user %q not found", guid)
+	}
+	delete(m.users, guid)
+	return nil
+}
+
+// scim sends a SCIM request with a bearer token and decodes the answer.
+func (f *fixture) scim(t *testing.T, token, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func (f *fixture) passwordLogin(t *testing.T, user, password string) (int, string) {
+	t.Helper()
+	code, body := f.token(t, url.Values{"grant_type": {"password"}, "username": {user}, "password": {password}})
+	tok, _ := body["access_token"].(string)
+	return code, tok
+}
+
+// TestUsers_cfCreateUserPasswdAndDelete replays cf create-user (trace 32),
+// then the new user logs in, changes their password (cf passwd) and is
+// deleted.
+func TestUsers_cfCreateUserPasswdAndDelete(t *testing.T) {
+	f := newFixture(t)
+	admin := f.login(t)["access_token"].(string)
+
+	code, list := f.scim(t, admin, "GET", "/Users?filter="+url.QueryEscape(`userName eq "dev" and origin eq "uaa"`), "")
+	if code != 200 || list["totalResults"] != float64(0) {
+		t.Fatalf("filter before create: %d %v", code, list)
+	}
+	body := `{"userName":"dev","password":"dev-pw","origin":"","name":{"familyName":"dev","givenName":"dev"},"emails":[{"value":"dev","primary":true}]}`
+	code, created := f.scim(t, admin, "POST", "/Users", body)
+	if code != http.StatusCreated || created["id"] == "" || created["userName"] != "dev" || created["origin"] != "uaa" {
+		t.Fatalf("create: %d %v", code, created)
+	}
+	id := created["id"].(string)
+	if code, dup := f.scim(t, admin, "POST", "/Users", body); code != http.StatusConflict {
+		t.Errorf("duplicate create: %d %v", code, dup)
+	}
+	code, list = f.scim(t, admin, "GET", "/Users?filter="+url.QueryEscape(`userName eq "dev" and origin eq "uaa"`), "")
+	if code != 200 || list["totalResults"] != float64(1) {
+		t.Fatalf("filter after create: %d %v", code, list)
+	}
+	if code, _ := f.scim(t, admin, "GET", "/Users?filter="+url.QueryEscape(`userName co "d"`), ""); code != http.StatusBadRequest {
+		t.Errorf("unsupported filter: %d", code)
+	}
+
+	// The new user logs in with a password, as admin does, without admin
+	// scopes; they may not manage users.
+	code, dev := f.passwordLogin(t, "dev", "dev-pw")
+	if code != 200 {
+		t.Fatalf("dev login: %d", code)
+	}
+	idDev, err := f.svc.Verify(t.Context(), "bearer "+dev)
+	if err != nil || idDev.Admin || idDev.UserGUID != id {
+		t.Fatalf("dev's token: %+v %v", idDev, err)
+	}
+	if code, _ := f.scim(t, dev, "POST", "/Users", `{"userName":"x","password":"y"}`); code != http.StatusForbidden {
+		t.Errorf("non-admin create: %d", code)
+	}
+	if code, _ := f.scim(t, "", "GET", "/Users", ""); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d", code)
+	}
+
+	// cf passwd.
+	if code, _ := f.scim(t, dev, "PUT", "/Users/"+id+"/password", `{"oldPassword":"wrong","password":"new-pw"}`); code != http.StatusUnauthorized {
+		t.Errorf("passwd with a wrong old password: %d", code)
+	}
+	if code, _ := f.scim(t, dev, "PUT", "/Users/"+created["id"].(string)+"/password", `{"oldPassword":"dev-pw","password":"new-pw"}`); code != 200 {
+		t.Fatalf("passwd: %d", code)
+	}
+	if code, _ := f.passwordLogin(t, "dev", "dev-pw"); code == 200 {
+		t.Error("the old password still logs in")
+	}
+	if code, _ := f.passwordLogin(t, "dev", "new-pw"); code != 200 {
+		t.Errorf("the new password: %d", code)
+	}
+	// Nobody but admins changes another user's password.
+	adminID, _ := f.svc.Verify(t.Context(), "bearer "+admin)
+	if code, _ := f.scim(t, dev, "PUT", "/Users/"+adminID.UserGUID+"/password", `{"oldPassword":"secret","password":"mine"}`); code != http.StatusForbidden {
+		t.Errorf("dev changing admin's password: %d", code)
+	}
+
+	if code, _ := f.scim(t, admin, "DELETE", "/Users/"+id, ""); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _ := f.passwordLogin(t, "dev", "new-pw"); code == 200 {
+		t.Error("a deleted user still logs in")
+	}
+	if code, _ := f.scim(t, admin, "DELETE", "/Users/"+id, ""); code != http.StatusNotFound {
+		t.Errorf("second delete: %d", code)
+	}
+}
