@@ -51,7 +51,7 @@ type ServerConfig struct {
 	// RepHTTP returns the client that calls cell id's rep: it presents
 	// the server's certificate and verifies the cell's (RepHTTPClient).
 	RepHTTP func(cellID string) *http.Client
-	Logger *slog.Logger
+	Logger  *slog.Logger
 }
 
 // Presence is a cell's registration and heartbeat.
@@ -103,10 +103,10 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.mux.Handle("POST "+cellauth.JoinPath, route(s.join))
 	cells := map[string]func(w http.ResponseWriter, r *http.Request, id string) error{
-		"POST " + presencePath:      s.presence,
-		"POST " + actualChangedPath: s.actualChanged,
-		"POST " + actualRemovedPath: s.actualRemoved,
-		"POST " + taskCompletedPath: s.taskCompleted,
+		"POST " + presencePath:           s.presence,
+		"POST " + actualChangedPath:      s.actualChanged,
+		"POST " + actualRemovedPath:      s.actualRemoved,
+		"POST " + taskCompletedPath:      s.taskCompleted,
 		"GET " + blobsPath + "{key...}":  s.getBlob,
 		"HEAD " + blobsPath + "{key...}": s.headBlob,
 		"PUT " + blobsPath + "{key...}":  s.putBlob,
