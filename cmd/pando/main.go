@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd())
+	root.AddCommand(serverCmd(), cellCmd())
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
 	root.SetArgs(args)
@@ -111,6 +111,7 @@ func serverCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:9022", "address of the CF v3 API, UAA and log-cache")
 	f.StringVar(&cfg.RouterAddr, "router-addr", "127.0.0.1:8080", "address of the HTTP router")
+	f.StringVar(&cfg.CellAPIAddr, "cell-api-addr", "", "address cells on other machines join and report to, over mutual TLS (default: the --api-addr host and its port + 1, 127.0.0.1:9023)")
 	f.StringVar(&cfg.Domain, "domain", "localhost", "shared app domain")
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir(), "data directory (env PANDO_DATA_DIR)")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "CCDB location (default: SQLite file in the data dir)")

@@ -148,3 +148,17 @@ func (s *LogShipper) send(ctx context.Context, batch []pando.LogEnvelope) error 
 	}
 	return nil
 }
+
+// Flush sends what is queued now, once, until ctx ends (at shutdown,
+// while Run may still be going).
+func (s *LogShipper) Flush(ctx context.Context) error {
+	for {
+		batch := s.take()
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.send(ctx, batch); err != nil {
+			return err
+		}
+	}
+}

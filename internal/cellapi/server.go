@@ -310,7 +310,7 @@ func (s *server) putBlob(w http.ResponseWriter, r *http.Request, id string) erro
 	if err != nil {
 		return err
 	}
-	s.log.Debug("blob stored from cell", "cell_id", id, "key", key, "size", info.Size)
+	s.log.Info("blob stored from cell", "cell_id", id, "key", key, "size", info.Size)
 	writeJSON(w, info)
 	return nil
 }
