@@ -30,8 +30,10 @@ type Config struct {
 	Zone string
 	// Backend runs the containers.
 	Backend container.Backend
-	// Blobs holds packages, buildpacks, droplets and build caches.
-	Blobs pando.Blobstore
+	// Blobs holds packages, buildpacks, droplets and build caches: the
+	// server's blobstore in its own process, or its cell API
+	// (cellapi.ServerClient) on a joined cell.
+	Blobs BlobStore
 	// BlobPath, when set, maps a blob key to a local file (a filesystem
 	// blobstore on this host) so the rep reads it in place instead of
 	// downloading a copy.
@@ -90,6 +92,14 @@ type Config struct {
 	// counting 64 bytes more; default DefaultLogRateCeiling, -1 none.
 	LogRateCeiling int
 	Logger         *slog.Logger
+}
+
+// BlobStore is what the rep needs of the blobstore: read packages,
+// buildpacks and droplets, write droplets and build caches.
+type BlobStore interface {
+	Get(ctx context.Context, key string) (io.ReadCloser, error) // ENotFound if missing
+	Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error)
+	Exists(ctx context.Context, key string) (bool, error)
 }
 
 // StagingCache is a host directory mounted read-only into staging

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -64,6 +65,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.cellAPI = httptest.NewUnstartedServer(h)
 	f.cellAPI.TLS = cellauth.ServerTLS(serverCert, ca.Pool())
+	f.cellAPI.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	f.cellAPI.StartTLS()
 	t.Cleanup(f.cellAPI.Close)
 	api := httptest.NewServer(JoinInfoHandler(ca, f.cellAPI.Listener.Addr().String()))
@@ -199,6 +201,14 @@ func TestJoinedCell_runsWorkReadsOnlyItsBlobsAndShipsItsLogs(t *testing.T) {
 	})
 	if got := f.logs.Read("app2", logs.ReadQuery{}); len(got) != 0 {
 		t.Fatalf("another app's lines were stored: %v", got)
+	}
+
+	// Leaving unregisters the cell; its instance is placed again.
+	if err := c.client.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.board.Cell("cell-a"); ok {
+		t.Fatal("the cell is still registered after leaving")
 	}
 }
 

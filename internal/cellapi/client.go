@@ -23,7 +23,8 @@ const DefaultHeartbeat = 5 * time.Second
 
 // ServerClient is a joined cell's link to the server: it reports to the
 // BBS (pando.CellReporter), keeps the cell's presence, and reads and
-// writes the blobstore (pando.Blobstore), all over mutual TLS.
+// writes the blobstore (Get, Put, Exists: the rep's cell.BlobStore), all
+// over mutual TLS.
 type ServerClient struct {
 	base string
 	hc   *http.Client
@@ -32,7 +33,6 @@ type ServerClient struct {
 
 var (
 	_ pando.CellReporter = (*ServerClient)(nil)
-	_ pando.Blobstore    = (*ServerClient)(nil)
 )
 
 // NewServerClient talks to the server's cell API with the cell's
@@ -209,7 +209,8 @@ func (c *ServerClient) Exists(ctx context.Context, key string) (bool, error) {
 	return false, pando.Errorf(pando.EForbidden, "blob %s: %s", key, resp.Status)
 }
 
-// Delete is not for cells.
-func (c *ServerClient) Delete(ctx context.Context, key string) error {
-	return pando.Errorf(pando.EForbidden, "cells do not delete blobs (%s)", key)
+// Leave unregisters the cell (at shutdown, once its instances are
+// stopped and reported).
+func (c *ServerClient) Leave(ctx context.Context) error {
+	return call(ctx, c.hc, "DELETE", c.base+presencePath, nil, nil)
 }

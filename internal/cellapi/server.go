@@ -27,6 +27,7 @@ import (
 type CellRegistry interface {
 	RegisterCell(c pando.Cell)
 	HeartbeatCell(id string) error
+	UnregisterCell(id string)
 	Cell(id string) (pando.Cell, bool)
 }
 
@@ -104,6 +105,7 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 	s.mux.Handle("POST "+cellauth.JoinPath, route(s.join))
 	cells := map[string]func(w http.ResponseWriter, r *http.Request, id string) error{
 		"POST " + presencePath:           s.presence,
+		"DELETE " + presencePath:         s.leave,
 		"POST " + actualChangedPath:      s.actualChanged,
 		"POST " + actualRemovedPath:      s.actualRemoved,
 		"POST " + taskCompletedPath:      s.taskCompleted,
@@ -196,6 +198,19 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 			"containers", p.State.TotalContainers, "stacks", strings.Join(p.State.Stacks, ","))
 	}
 	return noContent(w, s.cfg.Cells.HeartbeatCell(id))
+}
+
+// leave unregisters a cell that stops: what it still had is placed
+// elsewhere.
+func (s *server) leave(w http.ResponseWriter, r *http.Request, id string) error {
+	if c, ok := s.cfg.Cells.Cell(id); ok {
+		if _, remote := c.(*RepClient); !remote {
+			return pando.Errorf(pando.EConflict, "cell id %q is the server's own cell", id)
+		}
+		s.cfg.Cells.UnregisterCell(id)
+		s.log.Info("cell left", "cell_id", id)
+	}
+	return noContent(w, nil)
 }
 
 func (s *server) actualChanged(w http.ResponseWriter, r *http.Request, id string) error {

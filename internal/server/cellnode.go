@@ -19,6 +19,7 @@ import (
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/container/runc"
 )
 
@@ -202,7 +203,8 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	tlsLn := tls.NewListener(ln, cellauth.ServerTLS(creds.Cert, creds.Pool))
+	// Only the server calls the rep: a few connections are plenty.
+	tlsLn := tls.NewListener(connlimit.Wrap(ln, 256, 64, "the rep"), cellauth.ServerTLS(creds.Cert, creds.Pool))
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -237,8 +239,14 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	log.Info("pando cell stopping")
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stop()
+	// Nothing new is placed here while the instances stop; then the cell
+	// leaves (step 3 of issue 8 turns this into an evacuation).
+	rep.SetDraining(true)
 	if err := rep.Shutdown(shutdownCtx); err != nil {
 		log.Error("stop app containers", "err", err)
+	}
+	if err := server.Leave(shutdownCtx); err != nil {
+		log.Warn("leave the server (it forgets this cell when its presence expires)", "err", err)
 	}
 	backend.Close()
 	if err := backend.Cleanup(shutdownCtx); err != nil {

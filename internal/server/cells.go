@@ -15,6 +15,14 @@ import (
 	"github.com/pandoplatform/pando/internal/bbs"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/connlimit"
+)
+
+// Caps of the cell listener: a cell holds a few connections (reports,
+// logs, parallel blob transfers), anyone may open a TLS handshake.
+const (
+	maxCellConns        = 4096
+	maxCellConnsPerCell = 128
 )
 
 // cellAPIAddr is --cell-api-addr, or the API's host on the API's port
@@ -79,7 +87,7 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(ln, cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants}, nil
+	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(connlimit.Wrap(ln, maxCellConns, maxCellConnsPerCell, "the cell API"), cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants}, nil
 }
 
 // joinRoute answers joining cells on the API (cellauth.JoinInfoPath).

@@ -61,7 +61,7 @@ func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
 		return true, ""
 	})
 	cells := s.mustPando(t, "cells")
-	requireOutput(t, cells, `(?m)^cell-0\s+healthy`, `(?m)^cell-b\s+healthy\s+host\s+\d+M of 4096M`, `instances on cell-b:`)
+	requireOutput(t, cells, `(?m)^cell-0\s+healthy\s+-\s`, `(?m)^cell-b\s+healthy\s+z2\s+host\s+\d+M of 4096M`, `instances on cell-b:`)
 
 	// Both answer through the router: the joined one at its host port on
 	// 127.0.0.2.
@@ -87,5 +87,11 @@ func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
 	}
 	if ids, err := (&server{root: c.root, dataDir: c.dataDir}).containers(); err != nil || len(ids) > 0 {
 		t.Fatalf("containers left on the joined cell after SIGTERM: %v %v", ids, err)
+	}
+	// A cell that stops leaves: the server lists it no more.
+	for _, v := range s.cells(t) {
+		if v.ID == "cell-b" {
+			t.Fatalf("the stopped cell is still listed: %+v", v)
+		}
 	}
 }
