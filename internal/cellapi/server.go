@@ -81,12 +81,14 @@ const (
 	// checksumTrailer carries a blob's SHA-256 after its bytes, both ways.
 	checksumTrailer = "X-Pando-Sha256"
 	maxLogLine      = 256 << 10
+	// maxJoining bounds join requests handled at once.
+	maxJoining = 4
 )
 
 type server struct {
 	cfg     ServerConfig
 	log     *slog.Logger
-	joinMu  sync.Mutex
+	joins   chan struct{} // join slots
 	mux     *http.ServeMux
 	refused sync.Map // cell id -> struct{}: log lines refused (logged once)
 }
@@ -101,7 +103,7 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), joins: make(chan struct{}, maxJoining)}
 	s.mux.Handle("POST "+cellauth.JoinPath, route(s.join))
 	cells := map[string]func(w http.ResponseWriter, r *http.Request, id string) error{
 		"POST " + presencePath:           s.presence,
@@ -154,10 +156,14 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &jr); err != nil {
 		return err
 	}
-	// One join at a time, and a wrong secret costs a second: guessing
-	// stays hopeless without flooding the log.
-	s.joinMu.Lock()
-	defer s.joinMu.Unlock()
+	// A few joins at a time, and a wrong secret holds its slot for a
+	// second: guessing the secret stays hopeless, the log stays readable.
+	select {
+	case s.joins <- struct{}{}:
+		defer func() { <-s.joins }()
+	default:
+		return pando.Errorf(pando.EUnavailable, "too many cells joining at once: try again")
+	}
 	resp, err := s.cfg.CA.HandleJoin(s.cfg.Token, jr)
 	if err != nil {
 		s.log.Warn("cell join refused", "cell_id", jr.CellID, "remote_addr", r.RemoteAddr, "err", err)
@@ -268,6 +274,7 @@ func (s *server) blobKey(r *http.Request, id string, write bool) (string, error)
 		ok = s.cfg.Grants.CanWrite(id, key)
 	}
 	if !ok {
+		s.log.Warn("blob refused: the cell was given no work that needs it", "cell_id", id, "key", key, "write", write)
 		return "", pando.Errorf(pando.EForbidden, "cell %s was given no work that needs blob %s", id, key)
 	}
 	return key, nil

@@ -36,7 +36,9 @@ func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
 	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", "2", "-m", "128M")
 	// The staging's output, streamed from the joined cell.
 	requireOutput(t, r, `Exit status 0`, `Uploading droplet`, `web: 2 of 2 instances running`)
-	if log := s.logTail(logFrom, 1<<20); !regexp.MustCompile(`blob stored from cell.*cell_id=cell-b.*key=droplets/`).MatchString(log) {
+	if log := s.logTail(logFrom, 1<<20); strings.Contains(log, "blob refused") {
+		t.Fatalf("the joined cell was refused a blob of its own work; server log:\n%s", log)
+	} else if !regexp.MustCompile(`blob stored from cell.*cell_id=cell-b.*key=droplets/`).MatchString(log) {
 		t.Fatalf("the droplet was not uploaded by the joined cell; server log:\n%s", log)
 	}
 
@@ -59,6 +61,12 @@ func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
 		}
 		onJoined = got["cell-b"][0]
 		return true, ""
+	})
+	// The joined instance's stats come from its cell.
+	eventually(t, "the joined instance's memory in pando app", waitTimeout, func() (bool, string) {
+		app := s.pando(t, "app", name)
+		re := regexp.MustCompile(fmt.Sprintf(`(?m)^#%d\s+running\s+\S+\s+[\d.]+%%\s+[1-9][\d.]*[KMG] of 128M`, onJoined))
+		return re.MatchString(app.out()), app.out()
 	})
 	cells := s.mustPando(t, "cells")
 	requireOutput(t, cells, `(?m)^cell-0\s+healthy\s+-\s`, `(?m)^cell-b\s+healthy\s+z2\s+host\s+\d+M of 4096M`, `instances on cell-b:`)
