@@ -89,6 +89,11 @@ func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
 		return strings.Contains(logs.out(), want), logs.out()
 	})
 
+	// A task of 1 GB fits only on the joined cell: its output comes back
+	// from there.
+	task := s.mustPando(t, "run-task", name, "--command", "echo task ran $((6*7))", "--name", "remote", "-m", "1G", "--wait")
+	requireOutput(t, task, `\[APP/TASK/remote/0\] OUT task ran 42`, `completed successfully`)
+
 	s.mustPando(t, "delete", name, "-f")
 	if err := c.stop(); err != nil {
 		t.Fatalf("stop the joined cell: %v\n%s", err, c.logTail(maxLogShown))
