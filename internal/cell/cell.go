@@ -94,14 +94,6 @@ type Config struct {
 	Logger         *slog.Logger
 }
 
-// BlobStore is what the rep needs of the blobstore: read packages,
-// buildpacks and droplets, write droplets and build caches.
-type BlobStore interface {
-	Get(ctx context.Context, key string) (io.ReadCloser, error) // ENotFound if missing
-	Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error)
-	Exists(ctx context.Context, key string) (bool, error)
-}
-
 // StagingCache is a host directory mounted read-only into staging
 // containers at ContainerDir, announced to buildpacks as Env=ContainerDir.
 // It is offered only while Ready reports true (it may still be building).
