@@ -28,6 +28,7 @@ type fixture struct {
 	board   *bbs.BBS
 	blobs   *fsblob.Store
 	logs    *logs.Store
+	grants  *Grants
 	apiURL  string // plain HTTP, join info
 	cellAPI *httptest.Server
 }
@@ -47,7 +48,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{ca: ca, tok: tok, board: bbs.New(bbs.Config{})}
+	f := &fixture{ca: ca, tok: tok, board: bbs.New(bbs.Config{}), grants: NewGrants()}
 	if f.blobs, err = fsblob.New(filepath.Join(dir, "blobs")); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { cancel(); <-done })
 
 	h, err := NewServerHandler(ServerConfig{CA: ca, Token: tok, Cells: f.board, Reporter: f.board, Owners: f.board,
-		Blobs: f.blobs, Logs: f.logs, Grants: NewGrants(), RepHTTP: RepHTTPClient(serverCert, ca.Pool())})
+		Blobs: f.blobs, Logs: f.logs, Grants: f.grants, RepHTTP: RepHTTPClient(serverCert, ca.Pool())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,5 +343,49 @@ func TestRep_onlyTheServerMayCallIt(t *testing.T) {
 	wrongCell := NewRepClient("cell-b", a.rep.URL, RepHTTPClient(serverCert, f.ca.Pool())("cell-b"), nil)
 	if _, err := wrongCell.State(context.Background()); err == nil {
 		t.Fatal("the rep client accepted cell a's certificate as cell b's")
+	}
+}
+
+func TestGrants_comeBackFromReportsOfInstancesTheRuntimePlacedThere(t *testing.T) {
+	f := newFixture(t)
+	c := f.join(t, "cell-a")
+	ctx := context.Background()
+	if err := f.board.DesireLRP(ctx, pando.DesiredLRP{ProcessGUID: "p1", AppGUID: "app1", Instances: 1,
+		MemoryMB: 64, DropletKey: "droplets/d1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.board.DesireLRP(ctx, pando.DesiredLRP{ProcessGUID: "p2", AppGUID: "app2", Instances: 0,
+		MemoryMB: 64, DropletKey: "droplets/d2"}); err != nil {
+		t.Fatal(err)
+	}
+	var running pando.ActualLRP
+	eventually(t, "instance RUNNING", func() bool {
+		as, _ := f.board.ActualLRPs(ctx, "p1")
+		if len(as) == 1 && as[0].State == pando.ActualRunning {
+			running = as[0]
+			return true
+		}
+		return false
+	})
+	// The server restarted: its grants are gone.
+	f.grants.mu.Lock()
+	f.grants.cells = map[string]*cellGrants{}
+	f.grants.mu.Unlock()
+	if f.grants.CanLog("cell-a", "app1") {
+		t.Fatal("grants survived their reset")
+	}
+	if err := c.client.ActualLRPChanged(ctx, running); err != nil {
+		t.Fatal(err)
+	}
+	if !f.grants.CanLog("cell-a", "app1") || !f.grants.CanRead("cell-a", "droplets/d1") {
+		t.Fatal("the report of a running instance did not grant its app's logs and droplet again")
+	}
+	// A made-up instance of another app grants nothing.
+	fake := pando.ActualLRP{ProcessGUID: "p2", InstanceGUID: "made-up", State: pando.ActualRunning}
+	if err := c.client.ActualLRPChanged(ctx, fake); err != nil {
+		t.Fatal(err)
+	}
+	if f.grants.CanLog("cell-a", "app2") || f.grants.CanRead("cell-a", "droplets/d2") {
+		t.Fatal("a report on an instance the runtime never placed there granted its app")
 	}
 }

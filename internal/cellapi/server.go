@@ -35,6 +35,7 @@ type CellRegistry interface {
 // reports only touch its own work.
 type ownerReader interface {
 	ActualLRPs(ctx context.Context, processGUID string) ([]pando.ActualLRP, error)
+	DesiredLRP(ctx context.Context, processGUID string) (pando.DesiredLRP, error)
 	Task(ctx context.Context, guid string) (pando.Task, error)
 }
 
@@ -228,7 +229,34 @@ func (s *server) actualChanged(w http.ResponseWriter, r *http.Request, id string
 		return pando.Errorf(pando.EForbidden, "cell %s cannot report for cell %s", id, a.CellID)
 	}
 	a.CellID = id
-	return noContent(w, s.cfg.Reporter.ActualLRPChanged(r.Context(), a))
+	if err := s.cfg.Reporter.ActualLRPChanged(r.Context(), a); err != nil {
+		return err
+	}
+	s.regrant(r.Context(), id, a)
+	return noContent(w, nil)
+}
+
+// regrant gives a cell the grants of an instance the runtime has on it,
+// as StartLRP did: grants live in memory, so after a server restart a
+// cell's running instances get theirs back (logs, droplet) from its
+// reports. A report on an instance the runtime does not place there
+// grants nothing.
+func (s *server) regrant(ctx context.Context, id string, a pando.ActualLRP) {
+	if a.State != pando.ActualRunning && a.State != pando.ActualClaimed {
+		return
+	}
+	as, err := s.cfg.Owners.ActualLRPs(ctx, a.ProcessGUID)
+	if err != nil {
+		return
+	}
+	for _, cur := range as {
+		if cur.InstanceGUID == a.InstanceGUID && cur.CellID == id {
+			if d, err := s.cfg.Owners.DesiredLRP(ctx, a.ProcessGUID); err == nil {
+				s.cfg.Grants.grantLRP(id, d)
+			}
+			return
+		}
+	}
 }
 
 func (s *server) actualRemoved(w http.ResponseWriter, r *http.Request, id string) error {
