@@ -35,6 +35,12 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, func(b pando.Blobstore) pando.Blobstore { return b })
+}
+
+// newFixtureWith serves the blobstore through wrap.
+func newFixtureWith(t *testing.T, wrap func(pando.Blobstore) pando.Blobstore) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := cellauth.LoadOrCreateCA(dir)
 	if err != nil {
@@ -60,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { cancel(); <-done })
 
 	h, err := NewServerHandler(ServerConfig{CA: ca, Token: tok, Cells: f.board, Reporter: f.board, Owners: f.board,
-		Blobs: f.blobs, Logs: f.logs, Grants: f.grants, RepHTTP: RepHTTPClient(serverCert, ca.Pool())})
+		Blobs: wrap(f.blobs), Logs: f.logs, Grants: f.grants, RepHTTP: RepHTTPClient(serverCert, ca.Pool())})
 	if err != nil {
 		t.Fatal(err)
 	}

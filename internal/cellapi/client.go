@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -116,45 +115,6 @@ func (c *ServerClient) Register(ctx context.Context, repURL string, st pando.Cel
 }
 
 func (c *ServerClient) blobURL(key string) string { return c.base + blobsPath + key }
-
-// Get streams a blob; the reader fails at its end unless the bytes have
-// the SHA-256 the server sent after them.
-func (c *ServerClient) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.blobURL(key), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, pando.Errorf(pando.EUnavailable, "get blob %s: %v", key, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, errorFrom("get blob "+key, resp)
-	}
-	return &checkedBody{rc: resp.Body, h: sha256.New(), trailer: resp.Trailer, key: key}, nil
-}
-
-type checkedBody struct {
-	rc      io.ReadCloser
-	h       hash.Hash
-	trailer http.Header
-	key     string
-}
-
-func (b *checkedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.h.Write(p[:n])
-	if errors.Is(err, io.EOF) {
-		want, got := b.trailer.Get(checksumTrailer), hex.EncodeToString(b.h.Sum(nil))
-		if want != got {
-			return n, fmt.Errorf("get blob %s: transfer incomplete or corrupted (sha256 %s, server sent %q)", b.key, got, want)
-		}
-	}
-	return n, err
-}
-
-func (b *checkedBody) Close() error { return b.rc.Close() }
 
 // Put streams r to the blobstore with its SHA-256 in a trailer.
 func (c *ServerClient) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error) {

@@ -324,30 +324,6 @@ func (s *server) headBlob(w http.ResponseWriter, r *http.Request, id string) err
 	return noContent(w, nil)
 }
 
-// getBlob streams a blob with its SHA-256 in a trailer.
-func (s *server) getBlob(w http.ResponseWriter, r *http.Request, id string) error {
-	key, err := s.blobKey(r, id, false)
-	if err != nil {
-		return err
-	}
-	rc, err := s.cfg.Blobs.Get(r.Context(), key)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Trailer", checksumTrailer)
-	w.WriteHeader(http.StatusOK)
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(w, h), rc); err != nil {
-		// The client sees no trailer and refuses what it got.
-		s.log.Warn("send blob", "cell_id", id, "key", key, "err", err)
-		return nil
-	}
-	w.Header().Set(checksumTrailer, hex.EncodeToString(h.Sum(nil)))
-	return nil
-}
-
 // putBlob stores a blob whose SHA-256 arrives in a trailer: a body that
 // does not match it is not stored.
 func (s *server) putBlob(w http.ResponseWriter, r *http.Request, id string) error {
