@@ -271,6 +271,11 @@ func TestJoin_refusesAWrongSecretAndAForeignCA(t *testing.T) {
 	if _, ok := f.board.Cell("cell-a"); ok {
 		t.Fatal("a refused cell is registered")
 	}
+	// The server's own cell's ID is not for joined cells.
+	f.board.RegisterCell(runtimetest.NewCell("cell-0", 1024))
+	if _, err := cellauth.Join(ctx, http.DefaultClient, f.apiURL, f.tok, "cell-0", t.TempDir()); err == nil || !strings.Contains(err.Error(), "the server's own cell") {
+		t.Fatalf("join as the server's own cell: %v", err)
+	}
 }
 
 func TestJoin_keepsItsCertificateAcrossRestarts(t *testing.T) {

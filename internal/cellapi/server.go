@@ -165,6 +165,11 @@ func (s *server) join(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return pando.Errorf(pando.EUnavailable, "too many cells joining at once: try again")
 	}
+	if c, ok := s.cfg.Cells.Cell(jr.CellID); ok {
+		if _, remote := c.(*RepClient); !remote {
+			return pando.Errorf(pando.EConflict, "cell id %q is the server's own cell: join with another --id", jr.CellID)
+		}
+	}
 	resp, err := s.cfg.CA.HandleJoin(s.cfg.Token, jr)
 	if err != nil {
 		s.log.Warn("cell join refused", "cell_id", jr.CellID, "remote_addr", r.RemoteAddr, "err", err)

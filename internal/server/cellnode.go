@@ -219,6 +219,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	if err != nil {
 		cancel()
 		_ = g.Wait()
+		backend.Close()
 		return fmt.Errorf("register with the server: %w", err)
 	}
 	g.Go(func() error { server.KeepPresence(gctx, repURL, cfg.Heartbeat, rep.State); return nil })
