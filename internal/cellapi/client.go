@@ -81,7 +81,9 @@ func (c *ServerClient) TaskCompleted(ctx context.Context, t pando.Task) error {
 }
 
 // KeepPresence registers the cell with its rep URL and renews it every
-// interval until ctx ends; state gives the capacity sent along.
+// interval until ctx ends; state gives the capacity sent along. A renewal
+// in flight when ctx ends is finished, not cut off: once KeepPresence has
+// returned, no renewal of it can reach the server after a Leave.
 func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval time.Duration, state func(context.Context) (pando.CellState, error)) {
 	if interval <= 0 {
 		interval = DefaultHeartbeat
@@ -89,7 +91,7 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 	failing := false
 	for {
 		st, _ := state(ctx)
-		cctx, cancel := context.WithTimeout(ctx, interval)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
 		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, nil)
 		cancel()
 		switch {

@@ -222,7 +222,15 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		backend.Close()
 		return fmt.Errorf("register with the server: %w", err)
 	}
-	g.Go(func() error { server.KeepPresence(gctx, repURL, cfg.Heartbeat, rep.State); return nil })
+	// Presence stops before the cell leaves, or a renewal would register
+	// it again.
+	presenceCtx, stopPresence := context.WithCancel(gctx)
+	defer stopPresence()
+	presenceDone := make(chan struct{})
+	go func() {
+		defer close(presenceDone)
+		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State)
+	}()
 	if goSeed != "" {
 		g.Go(func() error {
 			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
@@ -246,6 +254,8 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	if err := rep.Shutdown(shutdownCtx); err != nil {
 		log.Error("stop app containers", "err", err)
 	}
+	stopPresence()
+	<-presenceDone
 	if err := server.Leave(shutdownCtx); err != nil {
 		log.Warn("leave the server (it forgets this cell when its presence expires)", "err", err)
 	}
