@@ -58,12 +58,10 @@ bench-router: deps build
 bench-docker: test-deps build
 	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/docker
 
-## stack: a Debian bookworm root filesystem for apps (use: pando server --stack bookworm=$(STACK_DIR))
+## stack: a Debian bookworm root filesystem for apps, with node/npm, python3/pip/venv, ruby/bundler and a JRE
+##        (use: pando server --stack bookworm=$(STACK_DIR))
 stack:
-	@command -v debootstrap >/dev/null || $(SUDO) apt-get install -y -qq debootstrap
-	@if [ -x $(STACK_DIR)/bin/sh ]; then echo "stack already at $(STACK_DIR)"; else \
-		$(SUDO) debootstrap --variant=minbase bookworm $(STACK_DIR).tmp $(DEBIAN_MIRROR) && \
-		$(SUDO) mv $(STACK_DIR).tmp $(STACK_DIR) && echo "stack built at $(STACK_DIR)"; fi
+	@$(SUDO) scripts/make-stack.sh $(STACK_DIR) $(DEBIAN_MIRROR)
 
 clean:
 	rm -rf bin

@@ -92,6 +92,13 @@ type ActualLRP struct {
 	StartedAt      time.Time // when the current container started (uptime)
 }
 
+// HealthCheckTimedOut begins the crash reason of an instance that never
+// became healthy within its start timeout. The BBS restarts such an
+// instance only after the crash backoff, not at once: it reads CRASHED
+// meanwhile, so a client waiting for the start (cf push) fails with the
+// reason instead of waiting out the same timeout again and again.
+const HealthCheckTimedOut = "health check timed out"
+
 // PortMapping maps a container port to a host port on the cell.
 type PortMapping struct {
 	ContainerPort int
@@ -253,6 +260,9 @@ type InstanceStats struct {
 	MemoryQuota  uint64
 	DiskBytes    uint64
 	DiskQuota    uint64
+	// LogRate is the bytes per second of log lines the instance emitted
+	// since the previous reading (CF's usage.log_rate).
+	LogRate uint64
 }
 
 // Cell is what the auctioneer and the BBS ask of a cell's rep. Start and

@@ -127,6 +127,8 @@ type Store interface {
 	GetJob(ctx context.Context, guid string) (Job, error)
 	UpdateJob(ctx context.Context, j Job) error
 
+	SettingsStore
+
 	Close() error
 }
 

@@ -2,8 +2,9 @@
 # Installs the system packages Pando needs: runc runs the containers,
 # e2fsprogs formats their disk quota volumes, busybox-static gives tests a
 # tiny static HTTP server. With "test", also what only the tests need:
-# docker-registry (a real registry on loopback for the image tests) and
-# node with npm (the nodejs_buildpack runs on the host stack's node).
+# docker-registry (a real registry on loopback for the image tests), node
+# with npm, python3 with venv and pip, ruby with bundler (the buildpacks run
+# on the host stack's runtimes).
 # Idempotent; quiet when everything is present.
 set -eu
 need=""
@@ -11,6 +12,15 @@ if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/docker-registry ] || need="$need docker-registry"
 	# A node from elsewhere (NodeSource) bundles npm: leave it alone.
 	command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+	# The java_buildpack runs on the host's java; the tests build jars with javac.
+	command -v javac >/dev/null 2>&1 || need="$need default-jdk-headless"
+	# Python and Ruby from Debian at /usr/bin, which the host stack gives
+	# apps (a python3 elsewhere on PATH, e.g. pyenv's, is not seen there);
+	# the tests build a wheel with pip and take rack and webrick from Debian.
+	{ /usr/bin/python3 -c 'import venv, ensurepip, setuptools, wheel' && /usr/bin/python3 -m pip --version; } >/dev/null 2>&1 ||
+		need="$need python3 python3-venv python3-pip"
+	{ [ -x /usr/bin/bundle ] && /usr/bin/ruby -e 'gem "rack"; gem "webrick"'; } >/dev/null 2>&1 ||
+		need="$need ruby ruby-bundler ruby-rack ruby-webrick"
 fi
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"

@@ -67,6 +67,7 @@ that IP.`,
 	f.StringVar(&logRateCeiling, "log-rate-ceiling", "4M", "the cell's bound on each container's log lines per second (unlimited: none)")
 	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers (a multiple of 65536)")
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
+	f.StringArrayVar(&cfg.StagingEnv, "staging-env", nil, "KEY=VALUE in every staging container's environment on this cell, e.g. a proxy (repeatable; never logged)")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry images may be pulled from over plain HTTP (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

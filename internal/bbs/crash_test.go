@@ -159,3 +159,32 @@ func TestCrash_givesUpAfterMaxCrashes(t *testing.T) {
 		t.Errorf("after restart: %+v", in)
 	}
 }
+
+// TestCrash_startTimeoutWaitsTheBackoffFirst: an instance that never became
+// healthy stays CRASHED for the first backoff even on its first crash, so
+// a client waiting for the start sees it failed; then it starts again.
+func TestCrash_startTimeoutWaitsTheBackoffFirst(t *testing.T) {
+	h := newHarness(t, Config{})
+	c := newFakeCell("cell-a", 4096)
+	h.bbs.RegisterCell(c)
+	h.run()
+	h.desire("web", 1, 1, 256)
+	in := h.actual("web", 0)
+	h.report(in, pando.ActualClaimed)
+	crashedAt := h.clock.Now()
+	reason := pando.HealthCheckTimedOut + " after 1m0s: instance never healthy: Failed to make TCP connection to port 8080: connection refused"
+	if err := h.bbs.ActualLRPChanged(h.ctx, pando.ActualLRP{ProcessGUID: "web", InstanceGUID: in.InstanceGUID, Index: 0,
+		CellID: in.CellID, State: pando.ActualCrashed, CrashReason: reason}); err != nil {
+		t.Fatal(err)
+	}
+	got := h.actual("web", 0)
+	if got.State != pando.ActualCrashed || got.CrashCount != 1 || got.CrashReason != reason {
+		t.Fatalf("after the start timeout: %+v, want CRASHED with the reason", got)
+	}
+	waitFor(t, "the 30 s restart timer", func() bool { return h.clock.hasWaiter(crashedAt.Add(CrashBackoffMin)) })
+	if n := len(c.startCalls()); n != 1 {
+		t.Fatalf("restarted at once: %d starts", n)
+	}
+	h.clock.Advance(CrashBackoffMin)
+	waitFor(t, "restart after the backoff", func() bool { return len(c.startCalls()) == 2 })
+}

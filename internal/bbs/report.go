@@ -2,6 +2,7 @@ package bbs
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	pando "github.com/pandoplatform/pando"
@@ -87,6 +88,12 @@ func (b *BBS) crashLocked(rec actualRecord, reason string) {
 	now := b.now()
 	count := nextCrashCount(rec.CrashCount, rec.State, rec.Since, now)
 	delay, restart := CrashRestartDelay(count)
+	if restart && delay == 0 && strings.HasPrefix(reason, pando.HealthCheckTimedOut) {
+		// Starting again at once would only wait out the same start
+		// timeout: the instance stays CRASHED for the first backoff, so
+		// whoever waits for the start learns it failed.
+		delay = CrashBackoffMin
+	}
 
 	crashed := rec
 	crashed.State = pando.ActualCrashed

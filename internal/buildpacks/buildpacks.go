@@ -1,10 +1,17 @@
 // Package buildpacks holds Pando's builtin offline buildpacks (CF v2 buildpack
 // API, bash scripts embedded in the binary): staticfile_buildpack (served by
-// `pando static-serve`), nodejs_buildpack (runs on the stack's node and npm;
+// `pando static-serve`), java_buildpack (executable jars on the stack's
+// java, the JVM sized from MEMORY_LIMIT at start), nodejs_buildpack (runs on the stack's node and npm;
 // npm installs offline against a cache kept between stagings),
 // go_buildpack (builds with the stack's Go, offline; vendored dependencies
 // only) and binary_buildpack. The API installs them as admin buildpacks from
 // the zips Builtin() returns.
+//
+// python_buildpack runs apps in a relocatable virtualenv on the stack's
+// python3 (helpers in lib/pytool.py), ruby_buildpack bundles gems into the
+// droplet on the stack's ruby, with the stack's gems visible behind them.
+// Both install vendored packages offline (vendor/, vendor/cache) and keep
+// pip's and bundler's caches in the app's build cache.
 //
 // Go staging speed: a cold `go build` of a net/http app compiles the standard
 // library (~30 s on 2 cores); the go_buildpack keeps GOCACHE in the app's
@@ -25,7 +32,7 @@ import (
 	"time"
 )
 
-//go:embed staticfile_buildpack nodejs_buildpack go_buildpack binary_buildpack
+//go:embed staticfile_buildpack java_buildpack ruby_buildpack nodejs_buildpack go_buildpack python_buildpack binary_buildpack
 var files embed.FS
 
 // Buildpack is one embedded buildpack. (The type cannot also be called
@@ -40,10 +47,10 @@ type Buildpack struct {
 }
 
 // names in position order: Cloud Foundry's default detection order
-// (staticfile, java, ruby, nodejs, go, python, binary) restricted to the
+// (staticfile, java, ruby, dotnet-core, nodejs, go, python, php, binary) restricted to the
 // builtins Pando has. Seeding inserts a new builtin at its position, so an
 // existing installation gets it in the same relative place.
-var names = [...]string{"staticfile_buildpack", "nodejs_buildpack", "go_buildpack", "binary_buildpack"}
+var names = [...]string{"staticfile_buildpack", "java_buildpack", "ruby_buildpack", "nodejs_buildpack", "go_buildpack", "python_buildpack", "binary_buildpack"}
 
 // zipTime is the fixed modification time of zip entries (deterministic zips).
 var zipTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)

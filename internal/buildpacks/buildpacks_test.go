@@ -26,7 +26,7 @@ import (
 
 func TestBuiltin_namesOrderAndZips(t *testing.T) {
 	bps := buildpacks.Builtin()
-	want := []string{"staticfile_buildpack", "nodejs_buildpack", "go_buildpack", "binary_buildpack"}
+	want := []string{"staticfile_buildpack", "java_buildpack", "ruby_buildpack", "nodejs_buildpack", "go_buildpack", "python_buildpack", "binary_buildpack"}
 	if len(bps) != len(want) {
 		t.Fatalf("got %d builtins, want %d", len(bps), len(want))
 	}

@@ -363,3 +363,55 @@ func TestNodejs_npmCacheKeptBetweenStagingsServesAnOfflineRestage(t *testing.T) 
 		t.Fatalf("GET / = %q", body)
 	}
 }
+
+func TestNodejs_nodeModulesKeptAndReusedWhileTheLockFileIsUnchanged(t *testing.T) {
+	nodeVersion(t)
+	app := map[string]string{
+		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "file:greet"}}`,
+		"Procfile":     "web: greet-serve\n",
+	}
+	for k, v := range greetPackages {
+		app[k] = v
+	}
+	s := newStage(t, app)
+	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
+	// npm install writes the lock file; nothing is kept without one.
+	if _, err := s.build(t); err != nil || strings.Contains(s.out.String(), "Kept node_modules") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+	must(t, os.RemoveAll(nodeModules))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "npm ci --omit=dev") ||
+		!strings.Contains(s.out.String(), "Kept node_modules in the build cache for the next staging (keyed by package-lock.json)") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+
+	// Same lock file: the kept node_modules is used, npm installs nothing.
+	// The app's files come fresh from the package: greet's bin is not
+	// executable until the bins are linked again.
+	must(t, os.RemoveAll(nodeModules))
+	must(t, os.Chmod(filepath.Join(s.cfg.BuildDir, "greet", "bin.js"), 0o644))
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil || !strings.Contains(out, "Reusing node_modules (package-lock.json unchanged)") || strings.Contains(out, "Installing dependencies") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	if body := serve(t, s, res.StartCommand); body != "greet production" {
+		t.Fatalf("GET / = %q", body)
+	}
+
+	// A changed lock file (here only re-indented) invalidates it.
+	lockPath := filepath.Join(s.cfg.BuildDir, "package-lock.json")
+	lock, err := os.ReadFile(lockPath)
+	must(t, err)
+	must(t, os.WriteFile(lockPath, bytes.ReplaceAll(lock, []byte("\n  "), []byte("\n    ")), 0o644))
+	must(t, os.RemoveAll(nodeModules))
+	_, err = s.build(t)
+	out = s.out.String()
+	if err != nil || strings.Contains(out, "Reusing node_modules") || !strings.Contains(out, "package-lock.json (or the stack's node or npm) changed") ||
+		!strings.Contains(out, "npm ci --omit=dev") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(nodeModules, "greet", "package.json")); err != nil {
+		t.Fatalf("greet not installed: %v", err)
+	}
+}

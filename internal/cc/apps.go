@@ -142,8 +142,13 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	if in.LifecycleType != pando.LifecycleBuildpack && in.LifecycleType != pando.LifecycleDocker {
 		return pando.App{}, invalid("Lifecycle type must be 'buildpack' or 'docker'")
 	}
-	if in.LifecycleType == pando.LifecycleDocker && !a.cfg.DockerEnabled {
-		return pando.App{}, errDockerDisabled
+	if in.LifecycleType == pando.LifecycleDocker {
+		if !a.cfg.DockerEnabled {
+			return pando.App{}, errDockerDisabled
+		}
+		if err := a.requireFeature(ctx, id, FlagDiegoDocker); err != nil {
+			return pando.App{}, err
+		}
 	}
 	in.Buildpacks = cleanBuildpacks(in.Buildpacks)
 	if err := a.checkBuildpacks(ctx, in.Buildpacks); err != nil {
@@ -192,8 +197,9 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	return app, nil
 }
 
-// errDockerDisabled is CF's answer when the docker feature flag is off.
-var errDockerDisabled = &pando.Error{Kind: pando.EForbidden, Code: 320003, Title: "CF-FeatureDisabled",
+// errDockerDisabled is CF's answer for a docker push when this server
+// cannot run images at all (Config.DockerEnabled off).
+var errDockerDisabled = &pando.Error{Kind: pando.EForbidden, Code: 330002, Title: "CF-FeatureDisabled",
 	Message: "Feature Disabled: diego_docker. This Pando server runs buildpack apps only for now: push from source instead of --docker-image."}
 
 func appNameTaken(name string) error {
@@ -300,6 +306,7 @@ func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.A
 	}
 	if started {
 		a.recordAppEvent(ctx, id, "audit.app.start", app, map[string]any{})
+		a.recordProcessUsage(ctx, app, pando.UsageStarted, pando.UsageStopped)
 	}
 	return app, a.syncApp(ctx, app.GUID)
 }
@@ -319,16 +326,19 @@ func (a *API) stopApp(ctx context.Context, id Identity, app pando.App) (pando.Ap
 	}
 	if stopped {
 		a.recordAppEvent(ctx, id, "audit.app.stop", app, map[string]any{})
+		a.recordProcessUsage(ctx, app, pando.UsageStopped, pando.UsageStarted)
 	}
 	return app, a.syncApp(ctx, app.GUID)
 }
 
 // restartApp stops and starts: a new revision replaces every instance.
 func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
+	wasStarted := false
 	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
 		if app.DropletGUID == "" {
 			return invalid("Assign a droplet before starting this app.")
 		}
+		wasStarted = app.State == pando.AppStarted
 		app.State = pando.AppStarted
 		app.Revision++
 		pinRevision(app)
@@ -338,6 +348,10 @@ func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando
 		return app, fmt.Errorf("restart app %s: %w", app.GUID, err)
 	}
 	a.recordAppEvent(ctx, id, "audit.app.restart", app, map[string]any{})
+	if wasStarted {
+		a.recordProcessUsage(ctx, app, pando.UsageStopped, pando.UsageStarted)
+	}
+	a.recordProcessUsage(ctx, app, pando.UsageStarted, pando.UsageStopped)
 	return app, a.syncApp(ctx, app.GUID)
 }
 
@@ -374,6 +388,11 @@ func (a *API) deleteApp(ctx context.Context, id Identity, app pando.App) error {
 		_ = a.blobs.Delete(ctx, pando.DropletBlobKey(d.GUID))
 	}
 	_ = a.blobs.Delete(ctx, pando.BuildCacheBlobKey(app.GUID))
+	if app.State == pando.AppStarted {
+		for _, p := range procs {
+			a.recordScaleUsage(ctx, app, p, p, pando.UsageStopped, pando.UsageStarted)
+		}
+	}
 	a.recordAppEvent(ctx, id, "audit.app.delete-request", app, map[string]any{"request": map[string]any{"recursive": true}})
 	return nil
 }
@@ -719,6 +738,10 @@ func (a *API) getAppEnvVars(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := a.requireFeature(r.Context(), identityFrom(r.Context()), FlagSpaceDeveloperEnvVarVisibility); err != nil {
+		return err
+	}
+	a.recordAppEvent(r.Context(), identityFrom(r.Context()), "audit.app.environment_variables.show", app, map[string]any{})
 	a.writeEnvVars(w, app)
 	return nil
 }
@@ -837,14 +860,29 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Non-admin users are space developers until Pando has roles.
+	for _, flag := range []string{FlagEnvVarVisibility, FlagSpaceDeveloperEnvVarVisibility} {
+		if err := a.requireFeature(ctx, identityFrom(ctx), flag); err != nil {
+			return err
+		}
+	}
 	vars := app.EnvVars
 	if vars == nil {
 		vars = map[string]string{}
 	}
+	a.recordAppEvent(ctx, identityFrom(ctx), "audit.app.environment.show", app, map[string]any{})
+	running, err := a.envGroup(ctx, pando.EnvGroupRunning)
+	if err != nil {
+		return err
+	}
+	staging, err := a.envGroup(ctx, pando.EnvGroupStaging)
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"environment_variables": vars,
-		"staging_env_json":      map[string]any{},
-		"running_env_json":      map[string]any{},
+		"staging_env_json":      staging.Vars,
+		"running_env_json":      running.Vars,
 		"system_env_json":       map[string]any{"VCAP_SERVICES": map[string]any{}},
 		"application_env_json":  map[string]any{"VCAP_APPLICATION": a.vcapApplication(ctx, app)},
 	})

@@ -28,13 +28,16 @@ const (
 // adminOnly are the platform operations Pando serves: they change what
 // every user of the platform gets (buildpacks) or show its machinery
 // (cells). Every other endpoint needs read or write access by its method.
-// (Stacks, feature flags, orgs and spaces are read-only in Pando.)
+// (Stacks, orgs and spaces are read-only in Pando.)
 var adminOnly = map[string]bool{
 	"POST /v3/buildpacks":               true,
 	"PATCH /v3/buildpacks/{guid}":       true,
 	"DELETE /v3/buildpacks/{guid}":      true,
 	"POST /v3/buildpacks/{guid}/upload": true,
 	"GET /pando/v1/cells":               true,
+	"PATCH /v3/feature_flags/{name}":    true,
+	"POST /v3/app_usage_events/actions/destructively_purge_all_and_reseed": true,
+	"PATCH /v3/environment_variable_groups/{name}":                         true,
 }
 
 // accessFor is what the endpoint registered as pattern needs; method is

@@ -439,7 +439,12 @@ func (f ctFixture) path(pattern, garbage string) string {
 		case "{dest}":
 			v = f.dest
 		case "{name}":
-			v = "ssh"
+			v = map[string]string{"feature_flags": "task_creation", "environment_variable_groups": "running"}[segs[i-1]]
+			if v == "" {
+				v = "ssh"
+			}
+		case "{index}":
+			v = "0"
 		default:
 			continue
 		}
@@ -618,8 +623,9 @@ func TestBadInput_malformedJSONIsAParseError(t *testing.T) {
 	for _, ep := range ctEndpoints(t) {
 		switch {
 		case ep.method != "POST" && ep.method != "PATCH" && ep.method != "PUT":
-		case strings.Contains(ep.pattern, "/actions/") && !strings.HasSuffix(ep.pattern, "/scale"):
-			// start, stop, restart (no body) and apply_manifest (YAML)
+		case strings.Contains(ep.pattern, "/actions/") && !strings.HasSuffix(ep.pattern, "/scale"),
+			strings.HasSuffix(ep.pattern, "/cancel"):
+			// start, stop, restart, cancel (no body) and apply_manifest (YAML)
 		case strings.HasSuffix(ep.pattern, "/upload"), strings.HasSuffix(ep.pattern, "/manifest_diff"):
 		default:
 			jsonEndpoints = append(jsonEndpoints, ep)

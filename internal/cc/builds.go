@@ -188,8 +188,13 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 	req := &pando.StagingRequest{
 		AppGUID: app.GUID, BuildGUID: b.GUID, DropletGUID: b.DropletGUID, Stack: stack,
 		MemoryMB: memMB, DiskMB: diskMB, Timeout: a.cfg.StagingTimeout,
-		BuildCacheKey: pando.BuildCacheBlobKey(app.GUID), Env: appEnv(app),
+		BuildCacheKey: pando.BuildCacheBlobKey(app.GUID),
 	}
+	stagingEnv, err := a.withEnvGroup(ctx, pando.EnvGroupStaging, app.EnvVars)
+	if err != nil {
+		return pando.Build{}, err
+	}
+	req.Env = appEnv(pando.App{EnvVars: stagingEnv})
 	if vcap, err := json.Marshal(a.vcapApplication(ctx, app)); err == nil {
 		req.Env = append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcap)}}, req.Env...)
 	}
@@ -413,6 +418,9 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	}
 	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
 		a.recordAppEvent(ctx, Identity{UserGUID: b.CreatedByGUID, UserName: b.CreatedByName}, "audit.app.droplet.create", app, map[string]any{"droplet_guid": d.GUID, "package_guid": b.PackageGUID})
+		if b.LifecycleType != pando.LifecycleDocker && res.BuildpackName != "" {
+			a.recordBuildpackUsage(ctx, app, res.BuildpackName)
+		}
 	}
 	a.notifyBuild(b.GUID)
 	a.pruneApp(ctx, b.AppGUID)

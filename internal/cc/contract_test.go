@@ -88,6 +88,8 @@ type ctRuntime struct {
 	// crash, when set for a process, is every instance's crash reason;
 	// an empty reason means no instance has been placed yet.
 	crash map[string]string
+	// restarts are the instances retired (RetireActualLRP), "process/instance".
+	restarts []string
 }
 
 type ctLRP struct {
@@ -334,7 +336,14 @@ func ctNew(tb testing.TB, o ctOpts) *ctEnv {
 	if e.blobs, err = fsblob.New(filepath.Join(root, "blobs")); err != nil {
 		tb.Fatalf("blobstore: %v", err)
 	}
-	e.logs = logs.New(logs.Config{})
+	// As internal/server wires it: app_name tags from the CCDB.
+	e.logs = logs.New(logs.Config{AppName: func(ctx context.Context, id string) string {
+		app, err := st.GetApp(ctx, id)
+		if err != nil {
+			return ""
+		}
+		return app.Name
+	}})
 	tb.Cleanup(e.logs.Close)
 
 	e.srv = httptest.NewUnstartedServer(nil)

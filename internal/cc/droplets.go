@@ -48,5 +48,8 @@ func (a *API) downloadDroplet(w http.ResponseWriter, r *http.Request) error {
 	if d.State != pando.DropletStaged || d.LifecycleType == pando.LifecycleDocker {
 		return invalid("Droplet is not a staged buildpack droplet")
 	}
+	if app, err := a.store.GetApp(r.Context(), d.AppGUID); err == nil {
+		a.recordAppEvent(r.Context(), identityFrom(r.Context()), "audit.app.droplet.download", app, map[string]any{"droplet_guid": d.GUID})
+	}
 	return a.streamBlob(w, r, pando.DropletBlobKey(d.GUID), "application/gzip", d.GUID+".tgz")
 }

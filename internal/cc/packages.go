@@ -87,6 +87,11 @@ func (a *API) postResourceMatches(w http.ResponseWriter, r *http.Request) error 
 		return invalid("Too many resources: at most %d per request", maxResources)
 	}
 	matched := make([]any, 0)
+	if !a.featureEnabled(r.Context(), FlagResourceMatching) {
+		// CF's answer with resource matching off: nothing is cached, so
+		// the client uploads every file.
+		body.Resources = nil
+	}
 	for _, e := range body.Resources {
 		sha := e.sha()
 		if !sha1Pattern.MatchString(sha) {
@@ -221,6 +226,9 @@ func (a *API) postPackage(w http.ResponseWriter, r *http.Request) error {
 		if !a.cfg.DockerEnabled {
 			return errDockerDisabled
 		}
+		if err := a.requireFeature(ctx, identityFrom(ctx), FlagDiegoDocker); err != nil {
+			return err
+		}
 		if app.LifecycleType != pando.LifecycleDocker {
 			return invalid("Cannot create Docker package for a buildpack app.")
 		}
@@ -262,6 +270,9 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	}
 	if pkg.Type != "bits" {
 		return invalid("Package type must be bits.")
+	}
+	if err := a.requireFeature(ctx, identityFrom(ctx), FlagAppBitsUpload); err != nil {
+		return err
 	}
 	// A package's bits never change once READY: stagings may be reading
 	// them. Upload new bits as a new package.
@@ -594,6 +605,9 @@ func (a *API) downloadPackage(w http.ResponseWriter, r *http.Request) error {
 	}
 	if pkg.Type != "bits" || pkg.State != pando.PackageReady {
 		return invalid("Package is not ready to download")
+	}
+	if app, err := a.store.GetApp(r.Context(), pkg.AppGUID); err == nil {
+		a.recordAppEvent(r.Context(), identityFrom(r.Context()), "audit.app.package.download", app, map[string]any{"package_guid": pkg.GUID})
 	}
 	return a.streamBlob(w, r, pando.PackageBlobKey(pkg.GUID), "application/zip", pkg.GUID+".zip")
 }

@@ -1,12 +1,14 @@
 package cc
 
 import (
+	"context"
 	"net/http"
 	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 )
 
 // The platform's fixed furniture: the root documents the cf CLI reads
@@ -29,25 +31,36 @@ func (a *API) registerPlatformRoutes(h func(string, handlerFunc)) {
 	h("GET /v3/audit_events", a.listAuditEvents)
 	h("GET /v3/audit_events/{guid}", a.getAuditEvent)
 	h("GET /v3/isolation_segments", a.emptyListHandler)
-	h("GET /v3/feature_flags", a.emptyListHandler)
 
+	a.registerInstanceRoutes(h)
+	a.registerFeatureFlagRoutes(h)
+	a.registerEnvGroupRoutes(h)
+	a.registerUsageRoutes(h)
 	a.registerRouteRoutes(h)
 	a.registerBuildpackRoutes(h)
 	a.registerManifestRoutes(h)
 }
 
 // getRoot is GET /: the links the cf CLI reads on `cf api` and `cf login`.
-// UAA and log-cache are served on the API's own address.
+// UAA and log-cache are served on the API's own address, and through the
+// router on the system domain's hosts for them.
 func (a *API) getRoot(w http.ResponseWriter, r *http.Request) error {
-	base := a.cfg.BaseURL
+	u, ok := externalURLs(r.Context())
+	if !ok {
+		base := a.cfg.BaseURL
+		u = ExternalURLs{API: base, Login: base, UAA: base, LogCache: base}
+	}
+	if u.Router == "" {
+		u.Router = a.cfg.RouterURL
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"links": map[string]any{
-			"self":                link(base),
+			"self":                link(u.API),
 			"cloud_controller_v2": nil,
-			"cloud_controller_v3": map[string]any{"href": base + "/v3", "meta": map[string]any{"version": APIVersion}},
-			"login":               link(base),
-			"uaa":                 link(base),
-			"log_cache":           link(base),
+			"cloud_controller_v3": map[string]any{"href": u.API + "/v3", "meta": map[string]any{"version": APIVersion}},
+			"login":               link(u.Login),
+			"uaa":                 link(u.UAA),
+			"log_cache":           link(u.LogCache),
 			"app_ssh":             nil,
 			"bits_service":        nil,
 			"credhub":             nil,
@@ -58,7 +71,7 @@ func (a *API) getRoot(w http.ResponseWriter, r *http.Request) error {
 			"routing":             nil,
 			// Pando's own: where the router listens, so clients can show
 			// app URLs with the right port.
-			"pando_router": link(a.cfg.RouterURL),
+			"pando_router": link(u.Router),
 		},
 	})
 	return nil
@@ -250,8 +263,26 @@ func (a *API) getSpaceFeature(w http.ResponseWriter, r *http.Request) error {
 
 // --- stacks ---
 
-func (a *API) presentStack(s pando.Stack) map[string]any {
+// StackRuntimes tells which language runtimes a stack offers.
+type StackRuntimes interface {
+	Runtimes(ctx context.Context, stack string) ([]stackprobe.Runtime, error)
+}
+
+// presentStack is CF's stack resource plus Pando's "runtimes": the
+// language runtimes and versions the stack offers (the cf CLI ignores it).
+func (a *API) presentStack(ctx context.Context, s pando.Stack) map[string]any {
+	runtimes := []stackprobe.Runtime{}
+	if a.cfg.StackRuntimes != nil {
+		rts, err := a.cfg.StackRuntimes.Runtimes(ctx, s.Name)
+		if err != nil {
+			a.log.Warn("probe stack runtimes", "stack", s.Name, "err", err)
+		}
+		if rts != nil {
+			runtimes = rts
+		}
+	}
 	return map[string]any{
+		"runtimes":           runtimes,
 		"guid":               s.GUID,
 		"name":               s.Name,
 		"description":        s.Description,
@@ -277,7 +308,7 @@ func (a *API) listStacks(w http.ResponseWriter, r *http.Request) error {
 	}
 	paginate(a, w, r, stacks, func(s pando.Stack) sortable {
 		return sortable{name: s.Name, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt}
-	}, func(s pando.Stack) any { return a.presentStack(s) })
+	}, func(s pando.Stack) any { return a.presentStack(r.Context(), s) })
 	return nil
 }
 
@@ -290,7 +321,7 @@ func (a *API) getStack(w http.ResponseWriter, r *http.Request) error {
 	if i < 0 {
 		return notFound("Stack")
 	}
-	writeJSON(w, http.StatusOK, a.presentStack(stacks[i]))
+	writeJSON(w, http.StatusOK, a.presentStack(r.Context(), stacks[i]))
 	return nil
 }
 

@@ -2,14 +2,18 @@ package cc
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 )
 
 func TestRoot_advertisesAbsoluteLinksAndVersion(t *testing.T) {
@@ -96,7 +100,7 @@ func TestOrgsAndSpaces_supportLoginAndTarget(t *testing.T) {
 	if len(feat) != 1 || feat[0]["name"] != "ssh" || feat[0]["enabled"] != false {
 		t.Errorf("features = %v", feat)
 	}
-	for _, p := range []string{"/v3/isolation_segments", "/v3/feature_flags"} {
+	for _, p := range []string{"/v3/isolation_segments"} {
 		if got := ptResources(e.ok(e.do("GET", p, "", nil), http.StatusOK)); len(got) != 0 {
 			t.Errorf("%s: %v", p, got)
 		}
@@ -114,6 +118,37 @@ func TestStacks_hostIsDefault(t *testing.T) {
 		t.Errorf("stack = %v", one)
 	}
 	e.cfErr(e.do("GET", "/v3/stacks/nope", "", nil), http.StatusNotFound)
+}
+
+func TestStacks_showTheRuntimesEachOffers(t *testing.T) {
+	root := t.TempDir()
+	status := filepath.Join(root, "var", "lib", "dpkg", "status")
+	if err := os.MkdirAll(filepath.Dir(status), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(status, []byte("Package: openjdk-17-jre-headless\nStatus: install ok installed\nVersion: 17.0.15+6-1~deb12u1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The host here is a bare rootfs too, so the answer does not depend on this machine.
+	probe := &stackprobe.Cache{Stacks: map[string]string{"host": t.TempDir(), "bookworm": root}}
+	e := ptNew(t, func(c *Config) {
+		c.Stacks = []StackConfig{{Name: "bookworm", Description: "Root filesystem at " + root}}
+		c.StackRuntimes = probe
+	})
+	stacks := ptResources(e.ok(e.do("GET", "/v3/stacks?order_by=name", "", nil), http.StatusOK))
+	if len(stacks) != 2 || stacks[0]["name"] != "bookworm" || stacks[1]["name"] != "host" {
+		t.Fatalf("stacks = %v", stacks)
+	}
+	if got := fmt.Sprint(stacks[0]["runtimes"]); got != "[map[name:java version:17.0.15]]" {
+		t.Errorf("bookworm runtimes %s", got)
+	}
+	if got, ok := stacks[1]["runtimes"].([]any); !ok || len(got) != 0 {
+		t.Errorf("host runtimes %v, want an empty list", stacks[1]["runtimes"])
+	}
+	one := e.ok(e.do("GET", "/v3/stacks/"+stacks[0]["guid"].(string), "", nil), http.StatusOK)
+	if got := fmt.Sprint(one["runtimes"]); got != "[map[name:java version:17.0.15]]" {
+		t.Errorf("GET one: runtimes %s", got)
+	}
 }
 
 func TestAuditEvents_newestFirstWithRFC3339Times(t *testing.T) {

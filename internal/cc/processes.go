@@ -74,6 +74,7 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 	if err := u.validate(); err != nil {
 		return p, err
 	}
+	before := p
 	req := map[string]any{}
 	if u.Instances != nil {
 		p.Instances = *u.Instances
@@ -124,6 +125,9 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 		typ := "audit.app.process.update"
 		if u.Instances != nil || u.MemoryMB != nil || u.DiskMB != nil {
 			typ = "audit.app.process.scale"
+		}
+		if app.State == pando.AppStarted && (before.Instances != p.Instances || before.MemoryMB != p.MemoryMB) {
+			a.recordScaleUsage(ctx, app, before, p, pando.UsageStarted, pando.UsageStarted)
 		}
 		a.recordAppEvent(ctx, id, typ, app, map[string]any{"process_guid": p.GUID, "process_type": p.Type, "request": req})
 	}
@@ -301,6 +305,9 @@ func (a *API) scaleProcess(w http.ResponseWriter, r *http.Request, p pando.Proce
 		DiskInMB     *int `json:"disk_in_mb"`
 		LogRateLimit *int `json:"log_rate_limit_in_bytes_per_second"`
 	}
+	if err := a.requireFeature(r.Context(), identityFrom(r.Context()), FlagAppScaling); err != nil {
+		return err
+	}
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}
@@ -388,7 +395,7 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 					if s, err := a.cfg.Stats.InstanceStats(ctx, al.CellID, al.InstanceGUID); err == nil {
 						st["usage"] = map[string]any{
 							"time": ts(now), "cpu": s.CPUPercent / 100, "mem": s.MemoryBytes, "disk": s.DiskBytes,
-							"log_rate": 0, "cpu_entitlement": 0,
+							"log_rate": s.LogRate, "cpu_entitlement": 0,
 						}
 					}
 				}

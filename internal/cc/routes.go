@@ -96,6 +96,8 @@ func (a *API) routes() {
 	h("GET /v3/tasks", a.listTasks)
 	h("GET /v3/tasks/{guid}", a.getTask)
 	h("POST /v3/tasks/{guid}/actions/cancel", a.cancelTaskHandler)
+	// cf terminate-task sends the older form (the CLI's PutTaskCancelRequest).
+	h("PUT /v3/tasks/{guid}/cancel", a.cancelTaskHandler)
 	h("GET /pando/v1/tasks/{guid}", a.waitTask)
 	h("GET /pando/v1/cells", a.getCells)
 

@@ -259,6 +259,9 @@ func (b relBody) guid() string {
 
 func (a *API) postRoute(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if err := a.requireFeature(ctx, identityFrom(ctx), FlagRouteCreation); err != nil {
+		return err
+	}
 	var body struct {
 		Host          string `json:"host"`
 		Path          string `json:"path"`
@@ -292,6 +295,9 @@ func (a *API) postRoute(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.recordRouteEvent(ctx, identityFrom(ctx), "audit.route.create", rt, map[string]any{
+		"request": map[string]any{"host": rt.Host, "path": rt.Path, "domain_guid": domain.GUID, "space_guid": spaceGUID},
+	})
 	return a.writeRoute(ctx, w, http.StatusCreated, rt)
 }
 
@@ -349,6 +355,7 @@ func (a *API) deleteRoute(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := identityFrom(ctx)
+	a.recordRouteEvent(ctx, id, "audit.route.delete-request", rt, map[string]any{"request": map[string]any{"recursive": true}})
 	job := a.runJob(ctx, "route.delete", "", rt.GUID, func(ctx context.Context) error {
 		return a.removeRoute(context.WithoutCancel(ctx), id, rt)
 	})

@@ -102,6 +102,11 @@ type Config struct {
 	Auth    Authenticator
 	Logger  *slog.Logger
 	Now     func() time.Time
+
+	// StackRuntimes, when set, adds the language runtimes each stack offers
+	// to the stack resources (a Pando extension, "runtimes").
+	StackRuntimes StackRuntimes
+
 	// Extra handlers mounted on the same mux without CC auth (UAA) or with
 	// it (log-cache), registered by the caller.
 	PublicRoutes func(mux *http.ServeMux)
@@ -219,6 +224,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reqID = uuid.NewString()
 	}
 	w.Header().Set("X-Vcap-Request-Id", reqID)
+	w = a.externalLinks(w, r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -95,7 +95,11 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 	if p.HealthCheckInvocationTimeout > 0 {
 		hc.InvocationTimeout = time.Duration(p.HealthCheckInvocationTimeout) * time.Second
 	}
-	env := appEnv(pando.App{EnvVars: runningEnv(app)})
+	vars, err := a.withEnvGroup(ctx, pando.EnvGroupRunning, runningEnv(app))
+	if err != nil {
+		return pando.DesiredLRP{}, err
+	}
+	env := appEnv(pando.App{EnvVars: vars})
 	lrp := pando.DesiredLRP{
 		ProcessGUID: p.GUID, Revision: app.Revision, AppGUID: app.GUID, AppName: app.Name,
 		SpaceGUID: space.GUID, SpaceName: space.Name, OrgGUID: org.GUID, OrgName: org.Name,
@@ -157,8 +161,8 @@ func (a *API) Restore(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// HandleInstanceCrashed records a crash as CF does (audit.app.process.crash),
-// so `cf events` shows why an instance went down.
+// HandleInstanceCrashed records a crash as CF does (audit.app.process.crash
+// and the legacy app.crash), so `cf events` shows why an instance went down.
 func (a *API) HandleInstanceCrashed(ctx context.Context, al pando.ActualLRP) {
 	p, err := a.store.GetProcess(ctx, al.ProcessGUID)
 	if err != nil {
@@ -168,15 +172,7 @@ func (a *API) HandleInstanceCrashed(ctx context.Context, al pando.ActualLRP) {
 	if err != nil {
 		return
 	}
-	a.recordAppEvent(ctx, Identity{}, "audit.app.process.crash", app, map[string]any{
-		"index":            al.Index,
-		"instance":         al.InstanceGUID,
-		"reason":           "CRASHED",
-		"exit_description": al.CrashReason,
-		"crash_count":      al.CrashCount,
-		"crash_timestamp":  al.Since.UnixNano(),
-		"process_type":     p.Type,
-	})
+	a.recordCrash(ctx, app, p, al)
 }
 
 // dockerMetadata parses a docker droplet's execution metadata.

@@ -136,6 +136,7 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 			"memory_in_mb": task.MemoryMB, "disk_in_mb": task.DiskMB, "droplet_guid": task.DropletGUID,
 		},
 	})
+	a.recordTaskUsage(ctx, task, pando.UsageTaskStarted)
 	run, err := a.runRequest(ctx, app, task, d)
 	if err == nil {
 		rt := pando.Task{GUID: task.GUID, Kind: pando.TaskRun, State: pando.TaskPending, Run: run, CreatedAt: now, UpdatedAt: now}
@@ -206,12 +207,16 @@ func (a *API) runRequest(ctx context.Context, app pando.App, task pando.AppTask,
 	if stack == "" {
 		stack = app.Stack
 	}
+	vars, err := a.withEnvGroup(ctx, pando.EnvGroupRunning, app.EnvVars)
+	if err != nil {
+		return nil, err
+	}
 	run := &pando.RunRequest{
 		AppGUID: app.GUID, AppName: app.Name, SpaceGUID: space.GUID, SpaceName: space.Name,
 		OrgGUID: org.GUID, OrgName: org.Name, Name: task.Name,
 		DropletKey: pando.DropletBlobKey(d.GUID), DropletSHA256: d.SHA256, Stack: stack,
 		Command: task.Command,
-		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, appEnv(app)...),
+		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, appEnv(pando.App{EnvVars: vars})...),
 		// Tasks get the operator's default limit (AppTask keeps none of
 		// its own), as CF gives them its default_app_log_rate_limit.
 		MemoryMB: task.MemoryMB, DiskMB: task.DiskMB, LogRateLimitBytes: a.cfg.DefaultLogRateLimit,
@@ -297,6 +302,7 @@ func (a *API) finishTask(ctx context.Context, guid string, failed bool, reason s
 		a.log.Error("record task end", "task_guid", guid, "err", err)
 	case changed:
 		a.log.Info("task finished", "task_guid", guid, "app_guid", t.AppGUID, "state", t.State, "reason", t.FailureReason)
+		a.recordTaskUsage(ctx, t, pando.UsageTaskStopped)
 		a.pruneTasks(ctx, t.AppGUID)
 	}
 	a.notifyTask(guid)
@@ -465,6 +471,9 @@ func (a *API) postAppTask(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	app, err := a.getAppByGUID(ctx, r.PathValue("guid"))
 	if err != nil {
+		return err
+	}
+	if err := a.requireFeature(ctx, identityFrom(ctx), FlagTaskCreation); err != nil {
 		return err
 	}
 	var body taskRequest

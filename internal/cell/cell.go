@@ -87,6 +87,11 @@ type Config struct {
 	// staging container (e.g. a warm Go build cache the go buildpack seeds
 	// a new app's cache from).
 	StagingCaches []StagingCache
+	// StagingEnv is the operator's environment for staging containers only
+	// (proxies, npm/pip/bundler settings): below the app's own variables,
+	// which win, and above nothing the platform sets. It may carry
+	// credentials: it is never logged or shown.
+	StagingEnv []pando.EnvVar
 	// LogRateCeiling bounds the log lines of every container, whatever
 	// its process's log rate limit, in bytes per second with each line
 	// counting 64 bytes more; default DefaultLogRateCeiling, -1 none.

@@ -153,6 +153,9 @@ func (r *Rep) instanceEnv(lrp pando.DesiredLRP, index int, guid string, ports []
 	if len(ports) > 0 {
 		va.Port = ports[0].ContainerPort
 		e.Set("PORT", strconv.Itoa(ports[0].ContainerPort))
+		// CF's legacy names, which older apps and buildpacks still read.
+		e.Set("VCAP_APP_HOST", "0.0.0.0")
+		e.Set("VCAP_APP_PORT", strconv.Itoa(ports[0].ContainerPort))
 	}
 	e.Set("VCAP_APPLICATION", mustJSON(va))
 	e.Set("VCAP_SERVICES", "{}")
@@ -177,16 +180,27 @@ func (r *Rep) instanceEnv(lrp pando.DesiredLRP, index int, guid string, ports []
 	return e.List()
 }
 
-// stagingEnv is the environment of a staging container: no PORT.
-func stagingEnv(req pando.StagingRequest, stack string, memMB, diskMB int) []string {
+// stagingEnv is the environment of a staging container: no PORT. Like
+// Diego, it sets the CF_INSTANCE_* a container without ports has (its
+// GUID, the build's, and the cell's address). The operator's variables
+// (operator) come before the app's, which replace them; neither replaces
+// the platform's.
+func stagingEnv(req pando.StagingRequest, operator []pando.EnvVar, stack, hostAddr string, memMB, diskMB int) []string {
 	e := newEnv()
 	e.Set("CF_STACK", stack)
 	e.Set("VCAP_APPLICATION", stagingVcapApplication(req, memMB, diskMB))
 	e.Set("VCAP_SERVICES", "{}")
+	e.Set("CF_INSTANCE_GUID", req.BuildGUID)
+	e.Set("CF_INSTANCE_IP", hostAddr)
+	e.Set("CF_INSTANCE_INTERNAL_IP", "127.0.0.1")
+	e.Set("CF_INSTANCE_PORT", "")
+	e.Set("CF_INSTANCE_ADDR", "")
+	e.Set("CF_INSTANCE_PORTS", "[]")
 	e.Set("MEMORY_LIMIT", strconv.Itoa(memMB)+"m")
 	e.Set("HOME", "/home/vcap")
 	e.Set("LANG", "en_US.UTF-8")
 	e.takeServices(req.Env)
+	e.AddUser(operator)
 	e.AddUser(req.Env)
 	return e.List()
 }

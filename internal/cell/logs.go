@@ -70,10 +70,16 @@ type logLimiter struct {
 	warned   bool      // this flood's first notice was given
 	noticeAt time.Time
 	timer    *time.Timer
+	// emitted counts the bytes of admitted lines; rateBytes and rateAt
+	// are the count and time of the last rate reading.
+	emitted   uint64
+	rateBytes uint64
+	rateAt    time.Time
 }
 
 func newLogLimiter(lim logLimits, notify func(string)) *logLimiter {
 	l := &logLimiter{lim: lim, now: time.Now, sleep: time.Sleep, notify: notify}
+	l.rateAt = l.now()
 	l.user = bucket{rate: float64(lim.Rate), tokens: float64(lim.Rate)}
 	l.cell = bucket{rate: float64(lim.Ceiling), tokens: float64(lim.Ceiling)}
 	l.userMsg = fmt.Sprintf("%s exceeded log rate limit (%d bytes/sec)", lim.Who, lim.Rate)
@@ -163,7 +169,22 @@ func (l *logLimiter) admit(n int) (bool, string) {
 	if l.lim.Rate >= 0 {
 		l.user.tokens -= float64(n)
 	}
+	l.emitted += uint64(n)
 	return true, notice
+}
+
+// rate is the bytes per second of lines admitted since the previous call
+// (or since the limiter was made).
+func (l *logLimiter) rate() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	bytes, wall := l.emitted-l.rateBytes, now.Sub(l.rateAt)
+	l.rateBytes, l.rateAt = l.emitted, now
+	if wall <= 0 {
+		return 0
+	}
+	return uint64(float64(bytes) / wall.Seconds())
 }
 
 // drop counts n lines dropped because open said no.

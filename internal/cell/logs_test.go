@@ -240,3 +240,20 @@ func TestLogLimiter_tellsTheCountWhenTheAppGoesQuiet(t *testing.T) {
 	}
 	stdout.Flush()
 }
+
+func TestLogLimiter_rateIsTheBytesEmittedPerSecondSinceTheLastReading(t *testing.T) {
+	c := newLogCapture(logLimits{Rate: 100, Who: "app instance"})
+	c.stdout.lim.rateAt = c.now
+	c.stdout.Write([]byte(strings.Repeat("a", 39) + "\n"))
+	c.stderr.Write([]byte(strings.Repeat("b", 59) + "\n"))
+	// Past the 100 bytes/s limit: dropped, so not counted.
+	c.stdout.Write([]byte(strings.Repeat("c", 50) + "\n"))
+	c.advance(2 * time.Second)
+	if got := c.stdout.lim.rate(); got != 49 {
+		t.Errorf("rate = %d B/s, want 49 (98 bytes emitted in 2 s)", got)
+	}
+	c.advance(time.Second)
+	if got := c.stdout.lim.rate(); got != 0 {
+		t.Errorf("rate after a quiet second = %d, want 0", got)
+	}
+}

@@ -344,7 +344,7 @@ func (r *Rep) live(i *instance) string {
 		case <-deadline.C:
 			t.Stop()
 			r.cellLog(i, "ERR", "Timed out after %s: health check never passed.", startTimeout)
-			return fmt.Sprintf("Instance never healthy after %s: %s", startTimeout, lastErr)
+			return fmt.Sprintf("%s after %s: instance never healthy: %s", pando.HealthCheckTimedOut, startTimeout, lastErr)
 		case w := <-exited:
 			t.Stop()
 			return r.exitReason(i, w)

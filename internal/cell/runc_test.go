@@ -532,7 +532,7 @@ func TestLRP_neverHealthyCrashesAfterStartTimeout(t *testing.T) {
 		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckPort, StartTimeout: time.Second},
 	})
 	crashed := c.rec.wait(t, 20*time.Second, "CRASHED", isState("inst-deaf", pando.ActualCrashed)).actual
-	want := "Instance never healthy after 1s: Failed to make TCP connection to port 8080: connection refused"
+	want := "health check timed out after 1s: instance never healthy: Failed to make TCP connection to port 8080: connection refused"
 	if crashed.CrashReason != want {
 		t.Errorf("crash reason %q, want %q", crashed.CrashReason, want)
 	}

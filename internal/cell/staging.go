@@ -280,7 +280,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	if alias := r.cfg.CFStackNames[tk.stack]; alias != "" {
 		cfStack = alias
 	}
-	env := stagingEnv(*req, cfStack, tk.memMB, tk.diskMB)
+	env := stagingEnv(*req, r.cfg.StagingEnv, cfStack, r.cfg.HostAddr, tk.memMB, tk.diskMB)
 	for _, c := range r.cfg.StagingCaches {
 		if c.Ready != nil && !c.Ready() {
 			continue

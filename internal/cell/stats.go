@@ -49,5 +49,8 @@ func (r *Rep) Stats(ctx context.Context, instanceGUID string) (pando.InstanceSta
 	// The used room of the instance's volume: the droplet, what the app
 	// wrote anywhere (deleted files still open included).
 	out.DiskBytes = st.DiskBytes
+	if i.stdout != nil {
+		out.LogRate = i.stdout.lim.rate()
+	}
 	return out, nil
 }

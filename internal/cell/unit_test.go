@@ -35,7 +35,7 @@ func TestInstanceEnv_hasCFVariablesAndUserCannotOverrideThem(t *testing.T) {
 	lrp := pando.DesiredLRP{
 		ProcessGUID: "proc", AppGUID: "app", AppName: "myapp", SpaceGUID: "sp", SpaceName: "dev",
 		OrgGUID: "org", OrgName: "acme", ProcessType: "web", Routes: []string{"myapp.localhost"},
-		Env: []pando.EnvVar{{Name: "FOO", Value: "bar"}, {Name: "PORT", Value: "1"}, {Name: "LANG", Value: "C"}},
+		Env: []pando.EnvVar{{Name: "FOO", Value: "bar"}, {Name: "PORT", Value: "1"}, {Name: "LANG", Value: "C"}, {Name: "VCAP_APP_PORT", Value: "1"}},
 	}
 	ports := []pando.PortMapping{{ContainerPort: 8080, HostPort: 61001}, {ContainerPort: 9090, HostPort: 61002}}
 	env := envMap(r.instanceEnv(lrp, 2, "inst", ports, 256, 1024))
@@ -44,6 +44,7 @@ func TestInstanceEnv_hasCFVariablesAndUserCannotOverrideThem(t *testing.T) {
 		"CF_INSTANCE_IP": "10.0.0.5", "CF_INSTANCE_ADDR": "10.0.0.5:61001", "CF_INSTANCE_PORT": "61001",
 		"CF_INSTANCE_PORTS": `[{"external":61001,"internal":8080},{"external":61002,"internal":9090}]`,
 		"MEMORY_LIMIT":      "256m", "VCAP_SERVICES": "{}", "FOO": "bar", "LANG": "C",
+		"VCAP_APP_HOST": "0.0.0.0", "VCAP_APP_PORT": "8080",
 	}
 	for k, v := range want {
 		if env[k] != v {
@@ -70,13 +71,38 @@ func TestInstanceEnv_hasCFVariablesAndUserCannotOverrideThem(t *testing.T) {
 	}
 }
 
-func TestStagingEnv_hasNoPort(t *testing.T) {
-	req := pando.StagingRequest{AppGUID: "app", Env: []pando.EnvVar{{Name: "BP_DEBUG", Value: "1"}}}
-	env := envMap(stagingEnv(req, "host", 1024, 4096))
-	if _, ok := env["PORT"]; ok {
-		t.Error("staging env has PORT")
+func TestStagingEnv_operatorVariablesYieldToTheAppsAndThePlatforms(t *testing.T) {
+	operator := []pando.EnvVar{
+		{Name: "HTTPS_PROXY", Value: "http://user:secret@proxy:3128"},
+		{Name: "npm_config_registry", Value: "https://npm.internal/"},
+		{Name: "MEMORY_LIMIT", Value: "1m"},
+		{Name: "CF_STACK", Value: "other"},
 	}
-	for k, v := range map[string]string{"CF_STACK": "host", "MEMORY_LIMIT": "1024m", "VCAP_SERVICES": "{}", "HOME": "/home/vcap", "BP_DEBUG": "1"} {
+	req := pando.StagingRequest{AppGUID: "app", Env: []pando.EnvVar{{Name: "npm_config_registry", Value: "https://app.example/"}}}
+	env := envMap(stagingEnv(req, operator, "host", "10.0.0.5", 1024, 4096))
+	for k, v := range map[string]string{
+		"HTTPS_PROXY":         "http://user:secret@proxy:3128", // the operator's
+		"npm_config_registry": "https://app.example/",          // the app's wins
+		"MEMORY_LIMIT":        "1024m",                         // the platform's wins
+		"CF_STACK":            "host",
+	} {
+		if env[k] != v {
+			t.Errorf("%s=%q, want %q", k, env[k], v)
+		}
+	}
+}
+
+func TestStagingEnv_hasNoPort(t *testing.T) {
+	req := pando.StagingRequest{AppGUID: "app", BuildGUID: "build-1", Env: []pando.EnvVar{{Name: "BP_DEBUG", Value: "1"}, {Name: "CF_INSTANCE_IP", Value: "spoofed"}}}
+	env := envMap(stagingEnv(req, nil, "host", "10.0.0.5", 1024, 4096))
+	for _, k := range []string{"PORT", "VCAP_APP_PORT", "CF_INSTANCE_INDEX"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("staging env has %s", k)
+		}
+	}
+	for k, v := range map[string]string{"CF_STACK": "host", "MEMORY_LIMIT": "1024m", "VCAP_SERVICES": "{}", "HOME": "/home/vcap", "BP_DEBUG": "1",
+		"CF_INSTANCE_GUID": "build-1", "CF_INSTANCE_IP": "10.0.0.5", "CF_INSTANCE_INTERNAL_IP": "127.0.0.1", "CF_INSTANCE_PORTS": "[]",
+		"CF_INSTANCE_PORT": "", "CF_INSTANCE_ADDR": ""} {
 		if env[k] != v {
 			t.Errorf("%s=%q, want %q", k, env[k], v)
 		}

@@ -87,6 +87,7 @@ func ReportError(w io.Writer, err error) int {
 	if errors.As(err, &op) && op.Op == "dial" && op.Addr != nil && strings.HasSuffix(LocalAPI, "//"+op.Addr.String()) {
 		msg += " (is the local server running? start it with 'pando server')"
 	}
+	msg += certificateHint(err)
 	fmt.Fprintf(w, "error: %s\n", msg)
 	return 1
 }
@@ -139,7 +140,7 @@ func (e *env) newClient(cfg *Config) (*api.Client, error) {
 	}
 	acfg := api.Config{
 		URL:        target,
-		HTTPClient: e.httpClient,
+		HTTPClient: e.clientFor(cfg),
 		Tokens:     api.Tokens{Access: cfg.AccessToken, Refresh: cfg.RefreshToken},
 		Now:        e.now,
 		PollMin:    e.pollMin,

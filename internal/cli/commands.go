@@ -512,9 +512,16 @@ func (e *env) stacksCmd() *cobra.Command {
 			return err
 		}
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-		fmt.Fprintf(tw, "name\tdescription\n")
+		fmt.Fprintf(tw, "name\tdescription\truntimes\n")
 		for _, st := range stacks {
-			fmt.Fprintf(tw, "%s\t%s\n", st.Name, st.Description)
+			rts := make([]string, 0, len(st.Runtimes))
+			for _, r := range st.Runtimes {
+				rts = append(rts, r.Name+" "+r.Version)
+			}
+			if len(rts) == 0 {
+				rts = append(rts, "none found")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Name, st.Description, strings.Join(rts, ", "))
 		}
 		return tw.Flush()
 	})

@@ -29,6 +29,8 @@ type Config struct {
 	OrgName      string `json:"org_name,omitempty"`
 	SpaceGUID    string `json:"space_guid,omitempty"`
 	SpaceName    string `json:"space_name,omitempty"`
+	// SkipSSLValidation: the target's certificate is not checked.
+	SkipSSLValidation bool `json:"skip_ssl_validation,omitempty"`
 }
 
 // configDir is $PANDO_HOME, else ~/.pando.

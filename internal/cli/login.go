@@ -10,7 +10,8 @@ import (
 )
 
 func (e *env) apiCmd() *cobra.Command {
-	return &cobra.Command{
+	var skipSSL bool
+	cmd := &cobra.Command{
 		Use:   "endpoint [URL]",
 		Short: "Set or show the API endpoint",
 		Args:  cobra.MaximumNArgs(1),
@@ -35,7 +36,7 @@ func (e *env) apiCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := api.New(api.Config{URL: target, HTTPClient: e.httpClient})
+			c, err := api.New(api.Config{URL: target, HTTPClient: e.clientFor(&Config{SkipSSLValidation: skipSSL})})
 			if err != nil {
 				return err
 			}
@@ -47,7 +48,7 @@ func (e *env) apiCmd() *cobra.Command {
 			if cfg.Target != target {
 				*cfg = Config{}
 			}
-			cfg.Target, cfg.APIVersion = target, root.Version()
+			cfg.Target, cfg.APIVersion, cfg.SkipSSLValidation = target, root.Version(), skipSSL
 			if err := e.saveConfig(cfg); err != nil {
 				return err
 			}
@@ -58,10 +59,13 @@ func (e *env) apiCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&skipSSL, "skip-ssl-validation", false, "do not check the server's certificate (a self-signed one)")
+	return cmd
 }
 
 func (e *env) loginCmd() *cobra.Command {
 	var apiURL, user, password, org, space string
+	var skipSSL bool
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Log in to a Pando (or Cloud Foundry) API",
@@ -69,7 +73,7 @@ func (e *env) loginCmd() *cobra.Command {
 			"or the local server at " + LocalAPI + ".",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.login(cmdContext(cmd), apiURL, user, password, org, space)
+			return e.login(cmdContext(cmd), apiURL, user, password, org, space, skipSSL)
 		},
 	}
 	cmd.Flags().StringVarP(&apiURL, "api", "a", "", "API endpoint URL")
@@ -77,10 +81,11 @@ func (e *env) loginCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&password, "password", "p", "", "password")
 	cmd.Flags().StringVarP(&org, "org", "o", "", "org to target")
 	cmd.Flags().StringVarP(&space, "space", "s", "", "space to target")
+	cmd.Flags().BoolVar(&skipSSL, "skip-ssl-validation", false, "do not check the server's certificate (a self-signed one)")
 	return cmd
 }
 
-func (e *env) login(ctx context.Context, apiURL, user, password, org, space string) error {
+func (e *env) login(ctx context.Context, apiURL, user, password, org, space string, skipSSL bool) error {
 	cfg, err := e.loadConfig()
 	if err != nil {
 		return err
@@ -97,7 +102,10 @@ func (e *env) login(ctx context.Context, apiURL, user, password, org, space stri
 	if target != cfg.Target {
 		*cfg = Config{Target: target}
 	}
-	c, err := api.New(api.Config{URL: target, HTTPClient: e.httpClient, Now: e.now, PollMin: e.pollMin, PollMax: e.pollMax})
+	if skipSSL {
+		cfg.SkipSSLValidation = true
+	}
+	c, err := api.New(api.Config{URL: target, HTTPClient: e.clientFor(cfg), Now: e.now, PollMin: e.pollMin, PollMax: e.pollMax})
 	if err != nil {
 		return err
 	}

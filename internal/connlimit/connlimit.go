@@ -5,6 +5,7 @@
 package connlimit
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,9 +16,10 @@ import (
 	"time"
 )
 
-// Listener bounds open connections. Its zero caps mean no limit.
-type Listener struct {
-	net.Listener
+// Limit is a cap on open connections, in all and per client address,
+// that one or more listeners share (the router's HTTP and HTTPS ones).
+// Zero caps mean no limit.
+type Limit struct {
 	max, perClient int
 	what           string
 
@@ -30,15 +32,43 @@ type Listener struct {
 	refused  atomic.Int64
 }
 
+// NewLimit returns a cap of max open connections, perClient of them from
+// one address (zero or negative: no limit). what names the server in the
+// refusal ("the router", "the API").
+func NewLimit(max, perClient int, what string) *Limit {
+	return &Limit{what: what, max: max, perClient: perClient, byAddr: map[netip.Addr]int{}}
+}
+
+// Listener bounds open connections.
+type Listener struct {
+	net.Listener
+	*Limit
+	// tls, when set, is how a refusal is answered: over TLS, since the
+	// client speaks nothing else.
+	tls *tls.Config
+}
+
 // maxRefusing bounds concurrent 503 answers to refused connections; past
 // it a refused connection is closed without one.
 const maxRefusing = 256
 
-// Wrap returns ln with at most max open connections, perClient of them
-// from one address (zero or negative: no limit). what names the server in
-// the refusal ("the router", "the API").
+// Wrap returns ln with at most max open connections, perClient of them from
+// one address (zero or negative: no limit). what names the server in the
+// refusal ("the router", "the API").
 func Wrap(ln net.Listener, max, perClient int, what string) *Listener {
-	return &Listener{what: what, Listener: ln, max: max, perClient: perClient, byAddr: map[netip.Addr]int{}}
+	return NewLimit(max, perClient, what).Wrap(ln)
+}
+
+// Wrap returns ln counted in l.
+func (l *Limit) Wrap(ln net.Listener) *Listener {
+	return &Listener{Listener: ln, Limit: l}
+}
+
+// WrapTLS returns ln counted in l, for a listener that serves TLS with
+// cfg around it: connections count from their first byte, handshake
+// included, and a refusal is answered over TLS.
+func (l *Limit) WrapTLS(ln net.Listener, cfg *tls.Config) *Listener {
+	return &Listener{Listener: ln, Limit: l, tls: cfg}
 }
 
 // Accept returns the next connection within the caps; those past a cap
@@ -51,15 +81,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		addr := clientAddr(c.RemoteAddr())
 		if why := l.admit(addr); why != "" {
-			l.refuse(c, why)
+			l.refuse(c, why, l.tls)
 			continue
 		}
-		return &limitedConn{Conn: c, l: l, addr: addr}, nil
+		return &limitedConn{Conn: c, l: l.Limit, addr: addr}, nil
 	}
 }
 
 // admit counts a new connection in, or says which cap it is past.
-func (l *Listener) admit(addr netip.Addr) string {
+func (l *Limit) admit(addr netip.Addr) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -73,7 +103,7 @@ func (l *Listener) admit(addr netip.Addr) string {
 	return ""
 }
 
-func (l *Listener) release(addr netip.Addr) {
+func (l *Limit) release(addr netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.open--
@@ -84,8 +114,9 @@ func (l *Listener) release(addr netip.Addr) {
 	}
 }
 
-// refuse answers 503 and closes, without holding up Accept.
-func (l *Listener) refuse(c net.Conn, why string) {
+// refuse answers 503 (over TLS with tlsCfg) and closes, without holding
+// up Accept.
+func (l *Limit) refuse(c net.Conn, why string, tlsCfg *tls.Config) {
 	l.refused.Add(1)
 	if l.refusing.Add(1) > maxRefusing {
 		l.refusing.Add(-1)
@@ -96,13 +127,16 @@ func (l *Listener) refuse(c net.Conn, why string) {
 		defer l.refusing.Add(-1)
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if tlsCfg != nil {
+			c = tls.Server(c, tlsCfg) // the deferred Close still closes the socket
+		}
 		body := "503 Service Unavailable: " + why + ".\n"
 		fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"+
 			"X-Cf-Routererror: too_many_connections\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 		// Read what the client sent so closing does not reset the
 		// connection before it reads the answer.
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
 		}
 		buf := make([]byte, 4096)
 		for range 16 {
@@ -116,7 +150,7 @@ func (l *Listener) refuse(c net.Conn, why string) {
 // limitedConn gives its slot back once, on Close.
 type limitedConn struct {
 	net.Conn
-	l    *Listener
+	l    *Limit
 	addr netip.Addr
 	once sync.Once
 }
@@ -157,4 +191,4 @@ func clientAddr(a net.Addr) netip.Addr {
 }
 
 // Refused is how many connections were refused so far.
-func (l *Listener) Refused() int64 { return l.refused.Load() }
+func (l *Limit) Refused() int64 { return l.refused.Load() }

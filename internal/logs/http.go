@@ -81,16 +81,45 @@ func (s *Store) handleRead(w http.ResponseWriter, r *http.Request) {
 	rq.EnvelopeTypes = listParam(q["envelope_types"])
 	var resp readResponse
 	resp.Envelopes.Batch = []envelopeJSON{}
-	for _, e := range s.Read(r.PathValue("source_id"), rq) {
+	sourceID := r.PathValue("source_id")
+	batch := s.Read(sourceID, rq)
+	appName := ""
+	if s.cfg.AppName != nil && len(batch) > 0 {
+		appName = s.cfg.AppName(r.Context(), sourceID)
+	}
+	for _, e := range batch {
 		resp.Envelopes.Batch = append(resp.Envelopes.Batch, envelopeJSON{
 			Timestamp:  strconv.FormatInt(e.Timestamp.UnixNano(), 10),
 			SourceID:   e.SourceID,
 			InstanceID: e.InstanceID,
-			Tags:       map[string]string{"source_type": e.SourceType},
+			Tags:       envelopeTags(e, appName),
 			Log:        logJSON{Payload: e.Payload, Type: e.Type},
 		})
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// envelopeTags are the tags log-cache's envelopes carry: the source type
+// the cf CLI prints, the component that emitted the line (origin, as
+// Loggregator names them), the app and the instance.
+func envelopeTags(e pando.LogEnvelope, appName string) map[string]string {
+	origin := "rep" // the cell: app, task, staging and CELL lines
+	switch e.SourceType {
+	case pando.LogSourceAPI:
+		origin = "cloud_controller"
+	case pando.LogSourceRouter:
+		origin = "gorouter"
+	}
+	tags := map[string]string{
+		"source_type": e.SourceType,
+		"origin":      origin,
+		"instance_id": e.InstanceID,
+		"app_id":      e.SourceID,
+	}
+	if appName != "" {
+		tags["app_name"] = appName
+	}
+	return tags
 }
 
 // nsParam parses a log-cache time in ns since the epoch. Empty and

@@ -52,8 +52,11 @@ type Config struct {
 	MaxPayload        int   // longer payloads are truncated; default 64 KiB
 	SubscriberBuffer  int   // lines queued per subscriber before dropping; default 1024
 	Heartbeat         time.Duration
-	Logger            *slog.Logger
-	Now               func() time.Time
+	// AppName, when set, names the app a source (an app GUID) belongs
+	// to, for the log-cache API's app_name tag; "" when unknown.
+	AppName func(ctx context.Context, sourceID string) string
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Store keeps recent log lines and fans them out to subscribers.

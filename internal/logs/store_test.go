@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -417,5 +418,58 @@ func TestStream_heartbeats(t *testing.T) {
 	r := openStream(t, s, "")
 	if l := r.next(); l != ": heartbeat" {
 		t.Errorf("got %q, want a heartbeat comment", l)
+	}
+}
+
+func TestHTTPRead_tagsNameTheAppOriginAndInstance(t *testing.T) {
+	var asked []string
+	s := New(Config{AppName: func(_ context.Context, id string) string {
+		asked = append(asked, id)
+		return "myapp"
+	}})
+	defer s.Close()
+	app := line("app-guid", 0, t0)
+	app.InstanceID = "2"
+	api := line("app-guid", 1, t0.Add(time.Second))
+	api.SourceType = pando.LogSourceAPI
+	rtr := line("app-guid", 2, t0.Add(2*time.Second))
+	rtr.SourceType = pando.LogSourceRouter
+	for _, e := range []pando.LogEnvelope{app, api, rtr} {
+		s.Emit(e)
+	}
+	mux := http.NewServeMux()
+	s.Routes(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/read/app-guid?envelope_types=LOG&start_time=-6795364578871345152")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Envelopes struct {
+			Batch []struct {
+				Tags map[string]string
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]string{
+		{"source_type": "APP/PROC/WEB", "origin": "rep", "instance_id": "2", "app_id": "app-guid", "app_name": "myapp"},
+		{"source_type": "API", "origin": "cloud_controller", "instance_id": "0", "app_id": "app-guid", "app_name": "myapp"},
+		{"source_type": "RTR", "origin": "gorouter", "instance_id": "0", "app_id": "app-guid", "app_name": "myapp"},
+	}
+	if len(body.Envelopes.Batch) != len(want) {
+		t.Fatalf("batch = %v", body.Envelopes.Batch)
+	}
+	for i, e := range body.Envelopes.Batch {
+		if !maps.Equal(e.Tags, want[i]) {
+			t.Errorf("envelope %d tags = %v, want %v", i, e.Tags, want[i])
+		}
+	}
+	if len(asked) != 1 {
+		t.Errorf("app name looked up %d times for one read, want once", len(asked))
 	}
 }

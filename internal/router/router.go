@@ -66,6 +66,9 @@ type Config struct {
 	// X-Forwarded-Proto are believed (a load balancer in front); from
 	// anyone else the router sets them from the connection itself.
 	TrustedProxies []netip.Prefix
+	// System, when set, serves the platform's own hosts in-process
+	// (system.go).
+	System *SystemRoutes
 
 	Now func() time.Time
 }
@@ -85,6 +88,8 @@ type Router struct {
 	buffers   bufferPool
 	apps      *appLimiter
 	ids       *requestIDs
+	// conns caps the client connections of every listener served.
+	conns *connlimit.Limit
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -159,6 +164,12 @@ func New(cfg Config) *Router {
 	}, cfg.EndpointTimeout)
 	r.retry = &retryTransport{r: r, base: r.transport}
 	r.buffers = newBufferPool()
+	if cfg.MaxConns > 0 || cfg.MaxConnsPerClient > 0 {
+		r.conns = connlimit.NewLimit(cfg.MaxConns, cfg.MaxConnsPerClient, "the router")
+	}
+	if cfg.System != nil {
+		r.cfg.System = cfg.System.normalized()
+	}
 	return r
 }
 
@@ -214,6 +225,10 @@ type request struct {
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := r.now()
 	host := canonicalHost(req.Host)
+	if r.cfg.System.match(host) {
+		r.serveSystem(w, req)
+		return
+	}
 	route, eps, found := r.table.lookup(host, req.URL.Path)
 	if !found {
 		writePlain(w, http.StatusNotFound, "unknown_route",
@@ -560,15 +575,21 @@ func dash(s string) string {
 	return s
 }
 
-// Serve serves on ln until ctx ends, then stops accepting, lets requests
-// in flight finish for up to ShutdownTimeout and closes upgraded
-// (websocket) connections.
+// Serve serves plain HTTP on ln until ctx ends, then stops accepting,
+// lets requests in flight finish for up to ShutdownTimeout and closes
+// upgraded (websocket) connections.
 func (r *Router) Serve(ctx context.Context, ln net.Listener) error {
+	if r.conns != nil {
+		ln = r.conns.Wrap(ln)
+	}
+	return r.serve(ctx, ln)
+}
+
+// serve serves HTTP on ln, whose connections are already counted in the
+// caps (and, for HTTPS, done with their handshake).
+func (r *Router) serve(ctx context.Context, ln net.Listener) error {
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
-	if r.cfg.MaxConns > 0 || r.cfg.MaxConnsPerClient > 0 {
-		ln = connlimit.Wrap(ln, r.cfg.MaxConns, r.cfg.MaxConnsPerClient, "the router")
-	}
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout,

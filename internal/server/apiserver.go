@@ -52,12 +52,19 @@ func (t APITimeouts) withDefaults() APITimeouts {
 func newAPIServer(h http.Handler, t APITimeouts, base func(net.Listener) context.Context) *http.Server {
 	t = t.withDefaults()
 	return &http.Server{
-		Handler:           writeProgress(bodyProgress(h, t.BodyWindow, t.BodyMinBytes), t.WriteWindow),
+		Handler:           apiHandler(h, t),
 		ReadHeaderTimeout: t.ReadHeader,
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       base,
 	}
+}
+
+// apiHandler is h under t's bounds on request bodies and response writes,
+// wherever it is served: its own listener or the router's system hosts.
+func apiHandler(h http.Handler, t APITimeouts) http.Handler {
+	t = t.withDefaults()
+	return writeProgress(bodyProgress(h, t.BodyWindow, t.BodyMinBytes), t.WriteWindow)
 }
 
 // bodyProgress puts every request body under bodyrate's rule.

@@ -48,6 +48,9 @@ type CellConfig struct {
 	ContainerHostIDBase   uint32
 	ContainerHostIDBlocks int
 	InsecureRegistries    []string
+	// StagingEnv is KEY=VALUE environment for this cell's staging
+	// containers (as the server's --staging-env).
+	StagingEnv []string
 	// Heartbeat is how often the cell renews its presence (default
 	// cellapi.DefaultHeartbeat).
 	Heartbeat time.Duration
@@ -101,6 +104,10 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		return errors.New("pando cell runs containers with runc and needs root: run it with sudo (or as root)")
 	}
 	reg, err := registryClient(cfg.InsecureRegistries)
+	if err != nil {
+		return err
+	}
+	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
 	if err != nil {
 		return err
 	}
@@ -186,6 +193,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		TotalMemoryMB:  cfg.MemoryMB,
 		TotalDiskMB:    cfg.DiskMB,
 		StagingCaches:  stagingCaches,
+		StagingEnv:     stagingEnv,
 		LogRateCeiling: cfg.LogRateCeiling,
 		Stacks:         stacks,
 		CFStackNames:   map[string]string{"host": cfg.HostCFStack},

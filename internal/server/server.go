@@ -10,36 +10,51 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/bbs"
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/secrets"
 	"github.com/pandoplatform/pando/internal/sqlstore"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 	"github.com/pandoplatform/pando/internal/uaa"
 )
 
 // Config is `pando server`'s configuration, built once in cmd/.
 type Config struct {
-	APIAddr        string // 127.0.0.1:9022
-	RouterAddr     string // 127.0.0.1:8080
-	Domain         string // localhost
+	APIAddr    string // 127.0.0.1:9022
+	RouterAddr string // 127.0.0.1:8080
+	// RouterTLSAddr, when set, is where the router serves HTTPS (e.g.
+	// 0.0.0.0:443) with the certificates in TLSCertFiles and their keys in
+	// TLSKeyFiles (pairs by position; chosen by SNI, the first by
+	// default), else with a self-signed one kept in the data dir.
+	RouterTLSAddr             string
+	TLSCertFiles, TLSKeyFiles []string
+	Domain                    string // localhost
+	// SystemDomain (default Domain): the router serves the API, UAA and
+	// log-cache at api., uaa., login. and log-cache. under it, and on any
+	// Host that is an IP address.
+	SystemDomain   string
 	DataDir        string
 	DatabaseURL    string // empty: SQLite in the data dir
 	StagingTimeout time.Duration
@@ -82,6 +97,10 @@ type Config struct {
 	// base; zero means runc.DefaultHostIDBase and DefaultHostIDBlocks.
 	ContainerHostIDBase   uint32
 	ContainerHostIDBlocks int
+	// StagingEnv is KEY=VALUE environment for every staging container
+	// (--staging-env: proxies, npm/pip/bundler settings), below the app's
+	// own variables. It may carry credentials: never logged or shown.
+	StagingEnv []string
 	// InsecureRegistries are the HOST:PORTs of registries docker staging
 	// may speak plain HTTP to (--insecure-registry).
 	InsecureRegistries []string
@@ -126,6 +145,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Domain == "" {
 		cfg.Domain = "localhost"
 	}
+	if cfg.SystemDomain == "" {
+		cfg.SystemDomain = cfg.Domain
+	}
+	cfg.Domain = strings.TrimSuffix(strings.ToLower(cfg.Domain), ".")
+	cfg.SystemDomain = strings.TrimSuffix(strings.ToLower(cfg.SystemDomain), ".")
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
 	}
@@ -174,6 +198,13 @@ func Run(ctx context.Context, cfg Config) error {
 	defer routerLn.Close()
 	apiURL := "http://" + apiLn.Addr().String()
 	routerURL := "http://" + routerLn.Addr().String()
+	routerTLS, err := listenRouterTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	if routerTLS != nil {
+		defer routerTLS.ln.Close()
+	}
 
 	dsn := cfg.DatabaseURL
 	if dsn == "" {
@@ -190,7 +221,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("open blobstore: %w", err)
 	}
 
-	logStore := logs.New(logs.Config{Logger: log.With("component", "logs")})
+	logStore := logs.New(logs.Config{Logger: log.With("component", "logs"), AppName: appNamer(store)})
 
 	sealer, err := secrets.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
@@ -229,6 +260,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := backend.Cleanup(ctx); err != nil {
 		log.Warn("clean up leftover containers", "err", err)
+	}
+	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
+	if err != nil {
+		return err
 	}
 	memMB, diskMB := cellCapacity(cfg)
 	cellStacks := map[string]string{"host": ""}
@@ -275,6 +310,7 @@ func Run(ctx context.Context, cfg Config) error {
 		TotalMemoryMB:  memMB,
 		TotalDiskMB:    diskMB,
 		StagingCaches:  stagingCaches,
+		StagingEnv:     stagingEnv,
 		LogRateCeiling: cfg.LogRateCeiling,
 		Stacks:         cellStacks,
 		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
@@ -298,6 +334,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// network namespaces (one fd per backend connection); other addresses
 	// are dialed as usual.
 	var dialer net.Dialer
+	// The API is also served on the router's system hosts (set below,
+	// before the router serves).
+	var systemAPI http.Handler
 	rtr := router.New(router.Config{
 		Logger:  log.With("component", "router"),
 		LogSink: logStore,
@@ -311,13 +350,18 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxConnsPerClient: cfg.RouterMaxConnsPerClient,
 		MaxRequestsPerApp: cfg.RouterMaxRequestsPerApp,
 		TrustedProxies:    cfg.TrustedProxies,
+		System: &router.SystemRoutes{Domain: cfg.SystemDomain, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			systemAPI.ServeHTTP(w, r)
+		})},
 	})
 
+	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
 	api, err := cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
 		RouterURL:           routerURL,
 		Stacks:              ccStacks,
+		StackRuntimes:       stackRuntimes,
 		StagingTimeout:      cfg.StagingTimeout,
 		MaxUploadBytes:      cfg.MaxUploadBytes,
 		DefaultLogRateLimit: cfg.DefaultLogRateLimit,
@@ -356,6 +400,15 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { api.FollowRuntime(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
+	// Probing the host's runtimes takes a second: before anyone asks.
+	g.Go(func() error {
+		for name := range cellStacks {
+			if _, err := stackRuntimes.Runtimes(gctx, name); err != nil && gctx.Err() == nil {
+				log.Warn("probe stack runtimes", "stack", name, "err", err)
+			}
+		}
+		return nil
+	})
 	if goSeed != "" {
 		g.Go(func() error {
 			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
@@ -370,13 +423,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// Long polls and log streams end when the server stops.
+	systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
 	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
 	g.Go(func() error { return cells.serve(gctx) })
+	routerHTTPS := ""
+	if routerTLS != nil {
+		routerHTTPS = "https://" + routerTLS.ln.Addr().String()
+		if cfg.Stdout != nil {
+			fmt.Fprint(cfg.Stdout, certNotice(routerHTTPS, routerTLS.certs, routerTLS.selfSigned))
+		}
+		tlsCfg := certs.ServerConfig(routerTLS.certs...)
+		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLS.ln, tlsCfg)) })
+	}
 
-	log.Info("pando server started", "api", apiURL, "router", routerURL, "cell_api", cells.addr, "domain", cfg.Domain, "data_dir", cfg.DataDir,
+	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS, "cell_api", cells.addr,
+		"domain", cfg.Domain, "system_domain", cfg.SystemDomain, "data_dir", cfg.DataDir,
 		"cell_token_file", filepath.Join(cfg.DataDir, cellauth.TokenFile))
 	if cfg.Ready != nil {
 		cfg.Ready(apiLn.Addr().String(), routerLn.Addr().String())
@@ -505,6 +569,29 @@ func cellCapacity(cfg Config) (int, int) {
 	}
 	return mem, disk
 }
+
+// parseStagingEnv reads --staging-env KEY=VALUE flags. Errors name the
+// key only: the value may hold a password (a proxy URL's).
+func parseStagingEnv(kvs []string) ([]pando.EnvVar, error) {
+	out := make([]pando.EnvVar, 0, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			return nil, errors.New("--staging-env: want KEY=VALUE (an argument has no '=')")
+		case !envName.MatchString(k):
+			return nil, fmt.Errorf("--staging-env %q: not an environment variable name (letters, digits, _)", k)
+		case strings.IndexByte(v, 0) >= 0:
+			return nil, fmt.Errorf("--staging-env %s: the value has a NUL byte", k)
+		case k == "PORT" || k == "HOME" || k == "MEMORY_LIMIT" || strings.HasPrefix(k, "CF_") || strings.HasPrefix(k, "VCAP_"):
+			return nil, fmt.Errorf("--staging-env %s: the platform sets %s itself", k, k)
+		}
+		out = append(out, pando.EnvVar{Name: k, Value: v})
+	}
+	return out, nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // checkRootFS rejects a stack whose directory is not a usable root
 // filesystem, at start-up rather than at the first staging.

@@ -55,6 +55,7 @@ func (s *server) runCLI(ctx context.Context, timeout time.Duration, args ...stri
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Env = append(baseEnv(), "PANDO_HOME="+s.cliHome, "PANDO_DATA_DIR="+s.dataDir, "NO_COLOR=1")
+	cmd.Env = append(cmd.Env, s.cliEnv...)
 	cmd.Stdin = nil
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

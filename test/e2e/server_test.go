@@ -46,6 +46,8 @@ type server struct {
 	password    string // admin's, read on the first start
 	// args are more flags for `pando server` (set before start).
 	args []string
+	// cliEnv is more environment for the CLI runner (NAME=VALUE).
+	cliEnv []string
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd

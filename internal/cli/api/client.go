@@ -8,6 +8,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -269,7 +270,9 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := c.sendOnce(ctx, r, u)
 		if err != nil {
-			if r.method == http.MethodGet && attempt < 2 && ctx.Err() == nil {
+			// A certificate the client does not trust stays untrusted.
+			var badCert *tls.CertificateVerificationError
+			if r.method == http.MethodGet && attempt < 2 && ctx.Err() == nil && !errors.As(err, &badCert) {
 				if werr := sleep(ctx, time.Duration(attempt+1)*200*time.Millisecond); werr != nil {
 					return nil, werr
 				}

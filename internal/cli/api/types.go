@@ -224,8 +224,13 @@ type Buildpack struct {
 	Lifecycle string  `json:"lifecycle"`
 }
 
-// Stack is a CF stack.
+// Stack is a CF stack, with Pando's list of the language runtimes it
+// offers.
 type Stack struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
+	Runtimes    []struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"runtimes"`
 }

@@ -60,10 +60,12 @@ func (d bundle) writable(elem ...string) string {
 // hostStack is what the "host" stack takes from the host, read-only. A path
 // that is a symlink on the host (Debian 12's /bin -> usr/bin) becomes the
 // same symlink in the rootfs: runc would resolve a mount onto a symlink
-// inside the rootfs, not follow the host's.
+// inside the rootfs, not follow the host's. Debian's JREs keep their
+// configuration (java.security, logging.properties) under /etc/java-N-openjdk.
 var hostStack = []string{
 	"/usr", "/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin",
 	"/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime",
+	"/etc/java-11-openjdk", "/etc/java-17-openjdk", "/etc/java-21-openjdk", "/etc/java-25-openjdk",
 }
 
 // Bounds on files read from the host or an image rootfs.

@@ -1,0 +1,153 @@
+"""Helpers of the python_buildpack, run with the stack's python3 (standard
+library only). Usage:
+
+  python3 pytool.py pipfile-lock FILE   prints the lock's default packages as
+                                        requirements.txt lines; exit 2 with a
+                                        message on what pip cannot install
+                                        from a lock offline (git, hg, ...)
+  python3 pytool.py pyproject FILE      prints [project] dependencies of a
+                                        pyproject.toml as requirements.txt
+                                        lines; exit 3 when this python cannot
+                                        read TOML (before 3.11), 2 with a
+                                        message when it lists none a pip
+                                        install can use (a Poetry project)
+  python3 pytool.py relocate VENV       makes the scripts in VENV/bin start
+                                        the venv's python next to them, so
+                                        the venv works wherever the droplet
+                                        is unpacked (staging builds it at
+                                        /tmp/app, apps run at /home/vcap/app)
+  python3 pytool.py runtime SPEC VER    exit 0 when the python version VER
+                                        meets SPEC (runtime.txt's
+                                        "python-3.11.x", "3.11", "3.11.2"),
+                                        1 when not, 2 when SPEC is unreadable
+"""
+
+import json
+import os
+import re
+import sys
+
+# A script's first lines after relocation: sh runs the line that execs the
+# python beside the script's real path; python reads the lines as a string.
+RELOCATABLE = (
+    "#!/bin/sh\n"
+    "'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")/{python}\" \"$0\" \"$@\"\n"
+    "' '''\n"
+)
+
+
+def fail(code, msg):
+    sys.stderr.write("**ERROR** " + msg + "\n")
+    sys.exit(code)
+
+
+def pipfile_lock(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            lock = json.load(f)
+    except (OSError, ValueError) as err:
+        fail(2, "Pipfile.lock cannot be read: %s" % err)
+    if not isinstance(lock, dict) or not isinstance(lock.get("default", {}), dict):
+        fail(2, "Pipfile.lock has no \"default\" object of packages")
+    out = []
+    for name, spec in sorted(lock.get("default", {}).items()):
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name) or not isinstance(spec, dict):
+            fail(2, "Pipfile.lock: entry %r is not a package this buildpack reads" % name)
+        for vcs in ("git", "hg", "svn", "bzr"):
+            if vcs in spec:
+                fail(2, "Pipfile.lock: %s comes from %s (%s), which this buildpack does not install "
+                     "(staging may have no network access). Build a wheel of it (pip wheel -w vendor/ ...), "
+                     "push it in vendor/ and lock it by version." % (name, vcs, spec[vcs]))
+        extras = spec.get("extras") or []
+        req = name + ("[%s]" % ",".join(extras) if extras else "")
+        if "path" in spec:
+            if spec.get("editable"):
+                sys.stderr.write("       Note: %s is installed from %s as a regular (not editable) package\n"
+                                 % (name, spec["path"]))
+            req = spec["path"]
+        elif "file" in spec:
+            req = "%s @ %s" % (req, spec["file"])
+        else:
+            version = spec.get("version", "")
+            if version == "*":
+                version = ""
+            req += version
+        markers = spec.get("markers")
+        if markers:
+            req += " ; " + markers
+        out.append(req)
+    sys.stdout.write("".join(line + "\n" for line in out))
+
+
+def pyproject(path):
+    try:
+        import tomllib
+    except ImportError:
+        sys.exit(3)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, ValueError) as err:
+        fail(2, "pyproject.toml cannot be read: %s" % err)
+    project = data.get("project")
+    if not isinstance(project, dict) or "dependencies" not in project:
+        if "poetry" in data.get("tool", {}):
+            fail(2, "pyproject.toml is a Poetry project, whose dependencies this buildpack does not read. "
+                 "Export them: poetry export -f requirements.txt -o requirements.txt, and push the requirements.txt.")
+        return
+    deps = project["dependencies"]
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        fail(2, "pyproject.toml: [project] dependencies is not a list of requirement strings")
+    sys.stdout.write("".join(d + "\n" for d in deps))
+
+
+def relocate(venv):
+    bindir = os.path.join(os.path.abspath(venv), "bin")
+    for entry in sorted(os.listdir(bindir)):
+        path = os.path.join(bindir, entry)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        if not data.startswith(b"#!"):
+            continue
+        first, _, rest = data.partition(b"\n")
+        interp = first[2:].strip().decode("utf-8", "replace")
+        if os.path.dirname(interp) != bindir:
+            continue
+        head = RELOCATABLE.format(python=os.path.basename(interp)).encode()
+        tmp = path + ".pando-tmp"
+        with open(tmp, "wb") as f:
+            f.write(head + rest)
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
+
+
+def runtime(spec, version):
+    m = re.match(r"^(?:python-)?(\d+(?:\.(?:\d+|x|\*))*)$", spec.strip())
+    if not m:
+        sys.exit(2)
+    want = m.group(1).split(".")
+    have = version.split(".")
+    for i, part in enumerate(want):
+        if part in ("x", "*"):
+            break
+        if i >= len(have) or have[i] != part:
+            sys.exit(1)
+    sys.exit(0)
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == "pipfile-lock":
+        return pipfile_lock(argv[1])
+    if len(argv) == 2 and argv[0] == "pyproject":
+        return pyproject(argv[1])
+    if len(argv) == 2 and argv[0] == "relocate":
+        return relocate(argv[1])
+    if len(argv) == 3 and argv[0] == "runtime":
+        return runtime(argv[1], argv[2])
+    fail(2, "usage: pytool.py pipfile-lock FILE | pyproject FILE | relocate VENV | runtime SPEC VERSION")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,276 @@
+package buildpacks_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pandoplatform/pando/internal/lifecycle/builder"
+	"github.com/pandoplatform/pando/internal/testenv"
+)
+
+// hostPython returns the host stack's python3 (Debian's /usr/bin/python3,
+// what apps see in containers on the host stack) and its version; it needs
+// venv and pip, which build the test's wheel.
+func hostPython(t *testing.T) (string, string) {
+	t.Helper()
+	const py = "/usr/bin/python3"
+	out, err := exec.Command(py, "-c", "import venv, ensurepip, setuptools, wheel, platform, importlib.util; assert importlib.util.find_spec(\"pip\"); print(platform.python_version())").Output()
+	if err != nil {
+		testenv.Missing(t, "no python3 with venv, pip and wheel at "+py+" (apt-get install python3 python3-venv python3-pip)")
+	}
+	return py, strings.TrimSpace(string(out))
+}
+
+// pythonStage is a stage whose PATH finds the host stack's python3 first.
+func pythonStage(t *testing.T, app map[string]string) *stage {
+	t.Helper()
+	s := newStage(t, app)
+	s.cfg.Env = append(s.cfg.Env, "PATH=/usr/bin:/bin:"+os.Getenv("PATH"), "CF_STACK=teststack")
+	return s
+}
+
+// greetWheel builds a wheel of a tiny local package, greet 1.0.0, with a
+// console script greet-serve (an http.server answering with greet's
+// greeting, python's version and whether it runs in a virtualenv), into
+// dir, with no package index.
+func greetWheel(t *testing.T, py, dir string) {
+	t.Helper()
+	src := t.TempDir()
+	files := map[string]string{
+		"setup.py": `from setuptools import setup
+setup(name="greet", version="1.0.0", packages=["greet"],
+      entry_points={"console_scripts": ["greet-serve = greet:serve"]})
+`,
+		"greet/__init__.py": `import os, platform, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+def hello():
+    venv = "venv" if sys.prefix != sys.base_prefix else "no venv"
+    return "greet 1.0.0 on python %s in %s" % (platform.python_version(), venv)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = hello().encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve():
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+`,
+	}
+	for name, content := range files {
+		p := filepath.Join(src, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	cmd := exec.Command(py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", dir, src)
+	cmd.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_CACHE_DIR="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pip wheel: %v\n%s", err, out)
+	}
+}
+
+func TestPython_vendoredWheelInstallsOfflineIntoARelocatableVenv(t *testing.T) {
+	py, version := hostPython(t)
+	s := pythonStage(t, map[string]string{
+		"requirements.txt": "greet==1.0.0\n",
+		"Procfile":         "web: greet-serve\n",
+	})
+	greetWheel(t, py, filepath.Join(s.cfg.BuildDir, "vendor"))
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, out)
+	}
+	if res.BuildpackName != "python_buildpack" || res.DetectedBuildpack != "python 1.0.0" || res.StartCommand != "greet-serve" {
+		t.Fatalf("result = %+v\n%s", res, out)
+	}
+	for _, want := range []string{"Using the stack's Python " + version, "Creating a virtualenv in the droplet",
+		"pip install -r requirements.txt --no-index --find-links vendor", "Successfully installed greet-1.0.0", "Start command: from the Procfile"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A droplet may hold no symlink leading out of it (the cell refuses
+	// one): the venv has its own copy of python.
+	must(t, filepath.WalkDir(s.cfg.BuildDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return err
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		if filepath.IsAbs(target) || !strings.HasPrefix(filepath.Join(filepath.Dir(p), target), s.cfg.BuildDir+"/") {
+			t.Errorf("symlink %s -> %s leaves the droplet", p, target)
+		}
+		return nil
+	}))
+
+	// The droplet runs elsewhere than it was built (as /tmp/app becomes
+	// /home/vcap/app): the venv and its console script must still work.
+	moved := filepath.Join(filepath.Dir(s.cfg.BuildDir), "moved")
+	must(t, os.Rename(s.cfg.BuildDir, moved))
+	s.cfg.BuildDir = moved
+	if body, want := serve(t, s, res.StartCommand), "greet 1.0.0 on python "+version+" in venv"; body != want {
+		t.Fatalf("GET / = %q, want %q", body, want)
+	}
+
+}
+
+func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
+	py, _ := hostPython(t)
+	s := pythonStage(t, map[string]string{
+		"Pipfile":      "[packages]\ngreet = \"==1.0.0\"\n",
+		"Pipfile.lock": `{"_meta": {}, "default": {"greet": {"version": "==1.0.0", "markers": "python_version >= '3'"}}, "develop": {"pytest": {"version": "==8.0.0"}}}`,
+	})
+	greetWheel(t, py, filepath.Join(s.cfg.BuildDir, "vendor"))
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil || !strings.Contains(out, "Successfully installed greet-1.0.0") || !strings.Contains(out, "Installing dependencies from Pipfile.lock") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	// No Procfile: staging says what the app lacks and how to fix it (the
+	// launcher refuses to start it, naming the same fix).
+	for _, want := range []string{"No start command", "Procfile with a web line", "push with -c"} {
+		if res.StartCommand != "" || !strings.Contains(out, want) {
+			t.Fatalf("start command %q, output lacks %q:\n%s", res.StartCommand, want, out)
+		}
+	}
+
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "Pipfile.lock"), []byte(`{"default": {"greet": {"git": "https://example.com/greet.git", "ref": "abc"}}}`), 0o644))
+	_, err = s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "greet comes from git") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+
+	must(t, os.Remove(filepath.Join(s.cfg.BuildDir, "Pipfile.lock")))
+	_, err = s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "Run 'pipenv lock'") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+
+	// A pyproject.toml app: its [project] dependencies, not the project
+	// itself (whose build backend is not vendored).
+	must(t, os.Remove(filepath.Join(s.cfg.BuildDir, "Pipfile")))
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "pyproject.toml"), []byte("[project]\nname = \"app\"\nversion = \"0.1\"\ndependencies = [\"greet==1.0.0\"]\n"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Installing dependencies from pyproject.toml ([project] dependencies)") ||
+		!strings.Contains(s.out.String(), "Successfully installed greet-1.0.0") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "pyproject.toml"), []byte("[tool.poetry]\nname = \"app\"\n"), 0o644))
+	_, err = s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "poetry export -f requirements.txt") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
+}
+
+func TestPython_runtimeTxtAndUnreachableIndexFailNamingTheFix(t *testing.T) {
+	_, version := hostPython(t)
+	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n", "runtime.txt": "python-2.7.18\n"})
+	_, err := s.build(t)
+	if want := "runtime.txt asks for 'python-2.7.18' but the stack 'teststack' has Python " + version; builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), want) {
+		t.Fatalf("err = %v, want output with %q\n%s", err, want, s.out.String())
+	}
+
+	// runtime.txt met; the index is a loopback port nothing listens on.
+	major := strings.Join(strings.SplitN(version, ".", 3)[:2], ".")
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "runtime.txt"), []byte("python-"+major+".x\n"), 0o644))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	index := "http://" + ln.Addr().String() + "/simple"
+	ln.Close()
+	s.cfg.Env = append(s.cfg.Env, "PIP_INDEX_URL="+index, "PIP_RETRIES=0")
+	_, err = s.build(t)
+	out := s.out.String()
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "met by "+version) ||
+		!strings.Contains(out, "egress is off") || !strings.Contains(out, "pip download -r requirements.txt --dest vendor") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+}
+
+func TestPython_noPythonOnTheStackFailsNamingIt(t *testing.T) {
+	s := newStage(t, map[string]string{"requirements.txt": "flask\n"})
+	s.cfg.Env = []string{"PATH=" + toolsOnlyPath(t), "CF_STACK=bare"}
+	_, err := s.build(t)
+	out := s.out.String()
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "The stack 'bare' has no Python") || strings.Contains(out, "command not found") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+}
+
+// toolsOnlyPath is a PATH with the tools the buildpack scripts use and no
+// language runtime.
+func toolsOnlyPath(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	for _, tool := range []string{"bash", "cat", "dirname", "mktemp", "ls", "grep", "tee", "rm", "mkdir", "tr", "awk"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		must(t, os.Symlink(p, filepath.Join(bin, tool)))
+	}
+	return bin
+}
+
+// TestPython_pipCacheKeptBetweenStagings serves greet's wheel from a
+// package index on loopback (PEP 503, with PyPI's cache headers) and counts
+// its downloads: a re-stage finds the wheel in the pip cache kept in the
+// build cache.
+func TestPython_pipCacheKeptBetweenStagings(t *testing.T) {
+	py, _ := hostPython(t)
+	wheels := t.TempDir()
+	greetWheel(t, py, wheels)
+	const whl = "greet-1.0.0-py3-none-any.whl"
+	body, err := os.ReadFile(filepath.Join(wheels, whl))
+	must(t, err)
+	sum := sha256.Sum256(body)
+	var downloads atomic.Int64
+	index := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/simple/greet/":
+			w.Header().Set("Cache-Control", "max-age=600, public")
+			fmt.Fprintf(w, `<!DOCTYPE html><html><body><a href="/files/%s#sha256=%s">%s</a></body></html>`, whl, hex.EncodeToString(sum[:]), whl)
+		case "/files/" + whl:
+			downloads.Add(1)
+			w.Header().Set("Cache-Control", "max-age=365000000, immutable, public")
+			w.Write(body)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer index.Close()
+	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n", "Procfile": "web: greet-serve\n"})
+	// pip caches what it downloads over HTTPS or from a trusted host.
+	host := strings.TrimPrefix(index.URL, "http://")
+	s.cfg.Env = append(s.cfg.Env, "PIP_INDEX_URL="+index.URL+"/simple", "PIP_TRUSTED_HOST="+host, "PIP_FIND_LINKS=")
+	if _, err := s.build(t); err != nil || downloads.Load() != 1 {
+		t.Fatalf("first staging: %v, %d downloads\n%s", err, downloads.Load(), s.out.String())
+	}
+	// (The venv of the first staging is still there, as if pushed: replaced.)
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Using the pip cache kept from earlier stagings") ||
+		!strings.Contains(s.out.String(), "Replacing the pushed .venv") {
+		t.Fatalf("restage: %v\n%s", err, s.out.String())
+	}
+	if n := downloads.Load(); n != 1 {
+		t.Fatalf("the re-stage downloaded the wheel again (%d downloads)\n%s", n, s.out.String())
+	}
+}

@@ -1,0 +1,72 @@
+package cc
+
+import (
+	"context"
+
+	"github.com/pandoplatform/pando"
+)
+
+// recordCrash records an instance crash as CF does: the v3 event
+// audit.app.process.crash and the legacy app.crash that `cf events` users
+// and tools match on, both with the app itself as the actor.
+func (a *API) recordCrash(ctx context.Context, app pando.App, p pando.Process, al pando.ActualLRP) {
+	actor := actorApp(app)
+	a.recordEventAs(ctx, actor, "audit.app.process.crash", app, map[string]any{
+		"index":            al.Index,
+		"instance":         al.InstanceGUID,
+		"cell_id":          al.CellID,
+		"reason":           "CRASHED",
+		"exit_description": al.CrashReason,
+		"crash_count":      al.CrashCount,
+		"crash_timestamp":  al.Since.UnixNano(),
+		"process_type":     p.Type,
+	})
+	a.recordEventAs(ctx, actor, "app.crash", app, map[string]any{
+		"index":            al.Index,
+		"instance":         al.InstanceGUID,
+		"cell_id":          al.CellID,
+		"reason":           "CRASHED",
+		"exit_description": al.CrashReason,
+		"crash_count":      al.CrashCount,
+		"crash_timestamp":  al.Since.UnixNano(),
+	})
+}
+
+// eventActor is who an audit event names as its actor.
+type eventActor struct{ guid, typ, name string }
+
+func actorApp(app pando.App) eventActor { return eventActor{app.GUID, "app", app.Name} }
+
+// recordEventAs writes an audit event about app by actor; failures are
+// logged (the action already happened).
+func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, app pando.App, data map[string]any) {
+	orgGUID := ""
+	if s, err := a.store.GetSpace(ctx, app.SpaceGUID); err == nil {
+		orgGUID = s.OrgGUID
+	}
+	ev := pando.Event{
+		GUID: a.newGUID(), Type: typ, ActorGUID: actor.guid, ActorType: actor.typ, ActorName: actor.name,
+		TargetGUID: app.GUID, TargetType: "app", TargetName: app.Name, SpaceGUID: app.SpaceGUID,
+		OrgGUID: orgGUID, Data: data, CreatedAt: a.now(),
+	}
+	if err := a.store.CreateEvent(ctx, ev); err != nil {
+		a.log.Warn("record event", "type", typ, "app_guid", app.GUID, "err", err)
+	}
+}
+
+// recordRouteEvent writes an audit event about a route (audit.route.*),
+// named by its host, as CF does.
+func (a *API) recordRouteEvent(ctx context.Context, id Identity, typ string, rt pando.Route, data map[string]any) {
+	orgGUID := ""
+	if s, err := a.store.GetSpace(ctx, rt.SpaceGUID); err == nil {
+		orgGUID = s.OrgGUID
+	}
+	ev := pando.Event{
+		GUID: a.newGUID(), Type: typ, ActorGUID: id.UserGUID, ActorType: "user", ActorName: id.UserName,
+		TargetGUID: rt.GUID, TargetType: "route", TargetName: rt.Host, SpaceGUID: rt.SpaceGUID,
+		OrgGUID: orgGUID, Data: data, CreatedAt: a.now(),
+	}
+	if err := a.store.CreateEvent(ctx, ev); err != nil {
+		a.log.Warn("record event", "type", typ, "route_guid", rt.GUID, "err", err)
+	}
+}

@@ -1,0 +1,64 @@
+package cc
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando"
+)
+
+// TestEvents_crashIsRecordedTwiceAsCFDoes: a crash is both
+// audit.app.process.crash and the legacy app.crash (what `cf events` users
+// match on), with the app as the actor and the exit description.
+func TestEvents_crashIsRecordedTwiceAsCFDoes(t *testing.T) {
+	e := ptNew(t, nil)
+	app := e.startedApp("crashy")
+	e.api.HandleInstanceCrashed(t.Context(), pando.ActualLRP{
+		ProcessGUID: app.GUID, Index: 1, InstanceGUID: "inst-1", CellID: "cell-0", State: pando.ActualCrashed,
+		CrashCount: 2, CrashReason: "APP/PROC/WEB: Exited with status 5", Since: time.Now(),
+	})
+	for _, typ := range []string{"audit.app.process.crash", "app.crash"} {
+		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+typ+"&target_guids="+app.GUID, "", nil), http.StatusOK))
+		if len(evs) != 1 {
+			t.Fatalf("%s events: %v", typ, evs)
+		}
+		ev := evs[0]
+		actor, data := ev["actor"].(map[string]any), ev["data"].(map[string]any)
+		if actor["type"] != "app" || actor["guid"] != app.GUID || actor["name"] != "crashy" {
+			t.Errorf("%s actor = %v, want the app", typ, actor)
+		}
+		if data["exit_description"] != "APP/PROC/WEB: Exited with status 5" || data["index"] != 1.0 || data["reason"] != "CRASHED" ||
+			data["instance"] != "inst-1" || data["cell_id"] != "cell-0" {
+			t.Errorf("%s data = %v", typ, data)
+		}
+	}
+}
+
+func TestEvents_envReadsAreAudited(t *testing.T) {
+	e := ptNew(t, nil)
+	app := e.startedApp("secretive")
+	e.ok(e.do("GET", "/v3/apps/"+app.GUID+"/env", "", nil), http.StatusOK)
+	e.ok(e.do("GET", "/v3/apps/"+app.GUID+"/environment_variables", "", nil), http.StatusOK)
+	for _, typ := range []string{"audit.app.environment.show", "audit.app.environment_variables.show"} {
+		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+typ+"&target_guids="+app.GUID, "", nil), http.StatusOK))
+		if len(evs) != 1 || evs[0]["actor"].(map[string]any)["name"] != "admin" {
+			t.Errorf("%s events: %v", typ, evs)
+		}
+	}
+}
+
+func TestEvents_routeCreateAndDeleteAreAudited(t *testing.T) {
+	e := ptNew(t, nil)
+	body := `{"host":"audited","relationships":{"space":{"data":{"guid":"` + e.space().GUID + `"}},"domain":{"data":{"guid":"` + e.domain().GUID + `"}}}}`
+	rt := e.ok(e.do("POST", "/v3/routes", "application/json", strings.NewReader(body)), http.StatusCreated)["guid"].(string)
+	e.job(e.do("DELETE", "/v3/routes/"+rt, "", nil))
+	for _, typ := range []string{"audit.route.create", "audit.route.delete-request"} {
+		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+typ+"&target_guids="+rt, "", nil), http.StatusOK))
+		if len(evs) != 1 || evs[0]["target"].(map[string]any)["type"] != "route" || evs[0]["target"].(map[string]any)["name"] != "audited" ||
+			evs[0]["actor"].(map[string]any)["name"] != "admin" {
+			t.Errorf("%s events: %v", typ, evs)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pandoplatform/pando/internal/testenv"
+)
+
+// javaApp answers GET / with its max heap and GET /fill by filling three
+// quarters of that heap with live, touched arrays (kept until it exits).
+const javaApp = `package com.example;
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.List;
+
+public class Main {
+	static final List<byte[]> kept = new ArrayList<>();
+
+	static void answer(HttpExchange x, String s) throws IOException {
+		byte[] b = s.getBytes();
+		x.sendResponseHeaders(200, b.length);
+		x.getResponseBody().write(b);
+		x.close();
+	}
+
+	public static void main(String[] args) throws Exception {
+		HttpServer s = HttpServer.create(new InetSocketAddress(Integer.parseInt(System.getenv("PORT"))), 0);
+		s.createContext("/", x -> answer(x, "heap " + Runtime.getRuntime().maxMemory()));
+		s.createContext("/fill", x -> {
+			long goal = Runtime.getRuntime().maxMemory() * 3 / 4, n = 0;
+			while (n < goal) {
+				byte[] b = new byte[1 << 20];
+				for (int i = 0; i < b.length; i += 4096) b[i] = 1;
+				kept.add(b);
+				n += b.length;
+			}
+			answer(x, "filled " + n);
+		});
+		s.start();
+	}
+}
+`
+
+// javaJar builds javaApp into an executable jar with the host's JDK.
+func javaJar(t *testing.T) string {
+	t.Helper()
+	for _, tool := range []string{"java", "javac", "jar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Missing(t, "no "+tool+" on the host (apt-get install default-jdk-headless)")
+		}
+	}
+	dir := writeFiles(t, t.TempDir(), map[string]string{
+		"src/com/example/Main.java": javaApp,
+		"manifest.txt":              "Main-Class: com.example.Main\n",
+	})
+	for _, args := range [][]string{
+		{"javac", "-d", "classes", "src/com/example/Main.java"},
+		{"jar", "--create", "--file", "app.jar", "--manifest", "manifest.txt", "-C", "classes", "."},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return filepath.Join(dir, "app.jar")
+}
+
+func TestPush_javaJarRunsIn256MWithTheHeapSizedFromTheLimit(t *testing.T) {
+	jar := javaJar(t)
+	s := sharedServer(t)
+	const name = "java-hello"
+	s.deleteAppOnCleanup(t, name)
+
+	r := s.mustPando(t, "push", name, "-p", jar, "-m", "256M")
+
+	requireOutput(t, r, `Detected java_buildpack`, `Java Main: com\.example\.Main`, `Using the stack's Java \d+`,
+		`web: 1 of 1 instances running`, `start command:\s+\$HOME/\.java-buildpack/start -cp \$HOME/\. com\.example\.Main`)
+	body := s.curlRoute(t, name+".localhost", "/")
+	heap, err := strconv.ParseInt(strings.TrimPrefix(body, "heap "), 10, 64)
+	if err != nil {
+		t.Fatalf("GET / = %q", body)
+	}
+	// The calculator's -Xmx at 256M is 119M (TestJava_memoryCalculator);
+	// the JVM's own default would be a quarter of the limit, 64M.
+	if heap < 100<<20 || heap > 120<<20 {
+		t.Fatalf("max heap %d MiB in 256M, want about 119 MiB", heap>>20)
+	}
+	guid := s.instances(t, name)
+
+	// Three quarters of the heap in use: the JVM stays under the limit.
+	if body := s.curlRoute(t, name+".localhost", "/fill"); !strings.HasPrefix(body, "filled ") {
+		t.Fatalf("GET /fill = %q", body)
+	}
+	if body := s.curlRoute(t, name+".localhost", "/"); body != "heap "+strconv.FormatInt(heap, 10) {
+		t.Fatalf("GET / after /fill = %q", body)
+	}
+	if got := s.instances(t, name); got != guid || !strings.HasSuffix(got, "RUNNING") {
+		t.Fatalf("instances after /fill: %q, want the same one running: %q", got, guid)
+	}
+	events := s.mustPando(t, "events", name)
+	if strings.Contains(events.stdout, "audit.app.process.crash") {
+		t.Fatalf("the app crashed:\n%s", events)
+	}
+	logs := s.mustPando(t, "logs", name, "--recent")
+	requireOutput(t, logs, `JVM Memory Configuration: -Xmx119M -Xss1M -XX:MaxMetaspaceSize=\d+M -XX:ReservedCodeCacheSize=32M -XX:MaxDirectMemorySize=10M`)
+	_ = os.Remove(jar)
+}
+
+func TestStacks_showTheHostsRuntimes(t *testing.T) {
+	out, err := exec.Command("java", "-version").CombinedOutput()
+	if err != nil {
+		testenv.Missing(t, "no java on the host (apt-get install default-jdk-headless)")
+	}
+	v := regexp.MustCompile(`version "([0-9.]+)`).FindSubmatch(out)
+	if v == nil {
+		t.Fatalf("java -version: %s", out)
+	}
+	s := sharedServer(t)
+	r := s.mustPando(t, "stacks")
+	requireOutput(t, r, `(?m)^name\s+description\s+runtimes$`, `(?m)^host\s+.*\bjava `+regexp.QuoteMeta(string(v[1]))+`\b`)
+}

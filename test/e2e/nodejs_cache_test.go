@@ -1,0 +1,43 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestPush_nodeRepushWithTheSameLockFileReusesNodeModules pushes an app
+// whose dependency is a local package (file:greet, so npm needs no
+// registry) with its package-lock.json twice: the second staging copies
+// node_modules from the app's build cache and runs no npm.
+func TestPush_nodeRepushWithTheSameLockFileReusesNodeModules(t *testing.T) {
+	hostNode(t)
+	s := sharedServer(t)
+	const name = "node-lockcache"
+	s.deleteAppOnCleanup(t, name)
+	dir := writeFiles(t, t.TempDir(), map[string]string{
+		"package.json":       `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "file:greet"}}`,
+		"Procfile":           "web: greet-serve\n",
+		"greet/package.json": `{"name": "greet", "version": "1.0.0", "bin": {"greet-serve": "bin.js"}}`,
+		"greet/bin.js": `#!/usr/bin/env node
+require('http').createServer((req, res) => res.end('greet in ' + process.env.NODE_ENV + '\n')).listen(Number(process.env.PORT));
+`,
+	})
+	lock := exec.Command("npm", "install", "--package-lock-only", "--offline", "--no-audit", "--no-fund")
+	lock.Dir = dir
+	if out, err := lock.CombinedOutput(); err != nil {
+		t.Fatalf("npm install --package-lock-only: %v\n%s", err, out)
+	}
+
+	r := s.mustPando(t, "push", name, "-p", dir)
+	requireOutput(t, r, `npm ci --omit=dev`, `Kept node_modules in the build cache for the next staging \(keyed by package-lock\.json\)`)
+
+	r = s.mustPando(t, "push", name, "-p", dir)
+	requireOutput(t, r, `Reusing node_modules \(package-lock\.json unchanged\)`, `web: 1 of 1 instances running`)
+	if strings.Contains(r.out(), "Installing dependencies") {
+		t.Fatalf("the re-push ran npm:\n%s", r)
+	}
+	if body := s.curlRoute(t, name+".localhost", "/"); body != "greet in production\n" {
+		t.Fatalf("GET / = %q", body)
+	}
+}
