@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd())
+	root.AddCommand(serverCmd(), cellCmd())
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
 	root.SetArgs(args)
@@ -114,6 +114,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.RouterTLSAddr, "router-tls-addr", "", "address of the router's HTTPS listener, e.g. 0.0.0.0:443 (default: no HTTPS)")
 	f.StringArrayVar(&cfg.TLSCertFiles, "tls-cert", nil, "PEM certificate (chain) of the router's HTTPS; repeat with --tls-key for one per domain, chosen by SNI (default: a self-signed one kept in the data dir)")
 	f.StringArrayVar(&cfg.TLSKeyFiles, "tls-key", nil, "PEM private key of the --tls-cert in the same position")
+	f.StringVar(&cfg.CellAPIAddr, "cell-api-addr", "", "address cells on other machines join and report to, over mutual TLS (default: the --api-addr host and its port + 1, 127.0.0.1:9023)")
 	f.StringVar(&cfg.Domain, "domain", "localhost", "shared app domain")
 	f.StringVar(&cfg.SystemDomain, "system-domain", "", "domain of the API's routes on the router: api., uaa., login., log-cache. (default: --domain)")
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir(), "data directory (env PANDO_DATA_DIR)")

@@ -23,6 +23,17 @@ const (
 	maxCachedDroplets = 32
 )
 
+// BlobStore is what the rep needs of the blobstore: read packages,
+// buildpacks and droplets, write droplets and build caches. In `pando
+// server` it is the blobstore itself (with Config.BlobPath reading its
+// files in place); on a joined cell it is the server's cell API
+// (cellapi.ServerClient), streamed and checksummed.
+type BlobStore interface {
+	Get(ctx context.Context, key string) (io.ReadCloser, error) // ENotFound if missing
+	Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error)
+	Exists(ctx context.Context, key string) (bool, error)
+}
+
 // localBlob is a blob's content in a local file: the blobstore's own file
 // (BlobPath) or a download the caller removes with cleanup.
 type localBlob struct {

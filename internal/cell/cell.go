@@ -30,8 +30,10 @@ type Config struct {
 	Zone string
 	// Backend runs the containers.
 	Backend container.Backend
-	// Blobs holds packages, buildpacks, droplets and build caches.
-	Blobs pando.Blobstore
+	// Blobs holds packages, buildpacks, droplets and build caches: the
+	// server's blobstore in its own process, or its cell API
+	// (cellapi.ServerClient) on a joined cell.
+	Blobs BlobStore
 	// BlobPath, when set, maps a blob key to a local file (a filesystem
 	// blobstore on this host) so the rep reads it in place instead of
 	// downloading a copy.

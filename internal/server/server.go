@@ -28,6 +28,7 @@ import (
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
+	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/container/runc"
@@ -106,6 +107,9 @@ type Config struct {
 	// LayerCacheMaxBytes bounds the unpacked bytes of the cell's image
 	// layer cache (--layer-cache-max-bytes); 0 means 10 GiB.
 	LayerCacheMaxBytes int64
+	// CellAPIAddr is where cells on other machines join, report, fetch
+	// blobs and ship logs, over mutual TLS; default the API's host on the API's port + 1.
+	CellAPIAddr string
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	// APITimeouts bound slow and idle clients of the API listener.
@@ -325,6 +329,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	board.RegisterCell(rep)
 
+	// Cells on other machines join and report here (mutual TLS).
+	cells, err := listenCellAPI(cfg, board, blobs, logStore, log.With("component", "cell-api"))
+	if err != nil {
+		return err
+	}
+	defer cells.ln.Close()
+
 	// The router reaches this cell's instances straight through their
 	// network namespaces (one fd per backend connection); other addresses
 	// are dialed as usual.
@@ -365,12 +376,15 @@ func Run(ctx context.Context, cfg Config) error {
 		Store:               store,
 		Blobs:               blobs,
 		Runtime:             board,
-		Stats:               cellStats{rep: rep},
+		Stats:               cellStats{board: board},
 		Logs:                logStore,
 		Auth:                tokenAuth{auth},
 		Logger:              log.With("component", "cc"),
-		PublicRoutes:        auth.Routes,
-		AuthedRoutes:        logStore.Routes,
+		PublicRoutes: func(mux *http.ServeMux) {
+			auth.Routes(mux)
+			cells.joinRoute(mux)
+		},
+		AuthedRoutes: logStore.Routes,
 		// The cell stages docker packages (DockerStager) and runs their
 		// images (Images).
 		DockerEnabled: true,
@@ -420,6 +434,7 @@ func Run(ctx context.Context, cfg Config) error {
 	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
+	g.Go(func() error { return cells.serve(gctx) })
 	routerHTTPS := ""
 	if routerTLS != nil {
 		routerHTTPS = "https://" + routerTLS.ln.Addr().String()
@@ -430,8 +445,9 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLS.ln, tlsCfg)) })
 	}
 
-	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS,
-		"domain", cfg.Domain, "system_domain", cfg.SystemDomain, "data_dir", cfg.DataDir)
+	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS, "cell_api", cells.addr,
+		"domain", cfg.Domain, "system_domain", cfg.SystemDomain, "data_dir", cfg.DataDir,
+		"cell_token_file", filepath.Join(cfg.DataDir, cellauth.TokenFile))
 	if cfg.Ready != nil {
 		cfg.Ready(apiLn.Addr().String(), routerLn.Addr().String())
 	}
@@ -607,16 +623,6 @@ func (t tokenAuth) Authenticate(r *http.Request) (cc.Identity, error) {
 		return cc.Identity{}, err
 	}
 	return cc.Identity{UserGUID: id.UserGUID, UserName: id.UserName, Scopes: id.Scopes}, nil
-}
-
-// cellStats adapts the local cell to the API's InstanceStatter.
-type cellStats struct{ rep *cell.Rep }
-
-func (c cellStats) InstanceStats(ctx context.Context, cellID, instanceGUID string) (pando.InstanceStats, error) {
-	if cellID != c.rep.ID() {
-		return pando.InstanceStats{}, pando.Errorf(pando.ENotFound, "cell %s not found", cellID)
-	}
-	return c.rep.Stats(ctx, instanceGUID)
 }
 
 func builtinBuildpacks() []cc.BuiltinBuildpack {

@@ -41,7 +41,9 @@ type server struct {
 	logPath    string // the server's stdout and stderr, across restarts
 	apiAddr    string
 	routerAddr string
-	password   string // admin's, read on the first start
+	// cellAPIAddr is the listener joined cells use (--cell-api-addr).
+	cellAPIAddr string
+	password    string // admin's, read on the first start
 	// args are more flags for `pando server` (set before start).
 	args []string
 	// cliEnv is more environment for the CLI runner (NAME=VALUE).
@@ -85,6 +87,9 @@ func newServer(bin string) (*server, error) {
 	if s.routerAddr, err = freeLoopbackAddr(); err != nil {
 		return nil, err
 	}
+	if s.cellAPIAddr, err = freeLoopbackAddr(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -114,7 +119,8 @@ func (s *server) start() error {
 		return err
 	}
 	cmd := exec.Command(s.bin, append([]string{"server",
-		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr}, s.args...)...)
+		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr,
+		"--cell-api-addr", s.cellAPIAddr}, s.args...)...)
 	cmd.Env = baseEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: stopping it never signals the test binary. Dies

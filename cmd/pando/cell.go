@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/server"
+)
+
+func cellCmd() *cobra.Command {
+	var cfg server.CellConfig
+	var logLevel, memory, disk, logRateCeiling string
+	cmd := &cobra.Command{
+		Use:   "cell --join API_URL --token TOKEN --data-dir DIR --addr IP:PORT",
+		Short: "Run a cell that joins a pando server and runs the apps it places here",
+		Long: `Run a cell on this machine (or address) for the pando server at API_URL.
+TOKEN is in the server's <data-dir>/cell-token. The cell checks the server's
+CA against the token, gets a certificate (kept in DIR), and from then on
+talks to the server over mutual TLS. The server and the router reach the
+cell at --addr: its rep API on that port, app instances on host ports of
+that IP.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			var err error
+			if memory != "" {
+				if cfg.MemoryMB, err = megabytes("--memory", memory); err != nil {
+					return err
+				}
+			}
+			if disk != "" {
+				if cfg.DiskMB, err = megabytes("--disk", disk); err != nil {
+					return err
+				}
+			}
+			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
+				return err
+			}
+			if cfg.Token == "" {
+				cfg.Token = os.Getenv("PANDO_CELL_TOKEN")
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return server.RunCell(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.JoinURL, "join", "", "URL of the server's API, e.g. http://10.0.0.1:9022")
+	f.StringVar(&cfg.Token, "token", "", "join token from the server's <data-dir>/cell-token (env PANDO_CELL_TOKEN)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "the cell's data directory (certificate, containers, caches)")
+	f.StringVar(&cfg.Addr, "addr", "", "IP:PORT of the cell's rep API; app instances get host ports on the same IP")
+	f.StringVar(&cfg.ID, "id", "", "the cell's name (default: host name and the --addr IP)")
+	f.StringVar(&cfg.Zone, "zone", "", "availability zone: instances spread across zones first")
+	f.StringVar(&memory, "memory", "", "memory the cell offers to apps, e.g. 8G (default: the machine's)")
+	f.StringVar(&disk, "disk", "", "disk the cell offers to apps, e.g. 100G (default: the data dir's file system size)")
+	f.StringToStringVar(&cfg.Stacks, "stack", nil, "extra stack NAME=ROOTFS_DIR (repeatable)")
+	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack")
+	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches (Go build cache seed)")
+	f.StringVar(&logRateCeiling, "log-rate-ceiling", "4M", "the cell's bound on each container's log lines per second (unlimited: none)")
+	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers (a multiple of 65536)")
+	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
+	f.StringArrayVar(&cfg.StagingEnv, "staging-env", nil, "KEY=VALUE in every staging container's environment on this cell, e.g. a proxy (repeatable; never logged)")
+	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
+	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry images may be pulled from over plain HTTP (repeatable)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// megabytes reads a size flag: 512M, 8G, 1T or a number of MB.
+func megabytes(name, s string) (int, error) {
+	t := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
+	mult := 1
+	switch {
+	case strings.HasSuffix(t, "T"):
+		mult, t = 1<<20, strings.TrimSuffix(t, "T")
+	case strings.HasSuffix(t, "G"):
+		mult, t = 1<<10, strings.TrimSuffix(t, "G")
+	case strings.HasSuffix(t, "M"):
+		t = strings.TrimSuffix(t, "M")
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n <= 0 || n > (1<<30)/mult {
+		return 0, fmt.Errorf("%s %q: want a size such as 512M, 8G or 1T", name, s)
+	}
+	return n * mult, nil
+}

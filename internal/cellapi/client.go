@@ -1,0 +1,178 @@
+package cellapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/cellauth"
+)
+
+// DefaultHeartbeat is how often a joined cell renews its presence: well
+// within the BBS's presence TTL (15s).
+const DefaultHeartbeat = 5 * time.Second
+
+// ServerClient is a joined cell's link to the server: it reports to the
+// BBS (pando.CellReporter), keeps the cell's presence, and reads and
+// writes the blobstore (Get, Put, Exists: the rep's cell.BlobStore), all
+// over mutual TLS.
+type ServerClient struct {
+	base string
+	hc   *http.Client
+	log  *slog.Logger
+}
+
+var (
+	_ pando.CellReporter = (*ServerClient)(nil)
+)
+
+// NewServerClient talks to the server's cell API with the cell's
+// credentials.
+func NewServerClient(creds *cellauth.Credentials, log *slog.Logger) *ServerClient {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     cellauth.ClientTLS(&creds.Cert, creds.Pool, cellauth.ServerName),
+		Proxy:               nil,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	return &ServerClient{base: strings.TrimRight(creds.CellAPI, "/"), hc: &http.Client{Transport: tr}, log: log}
+}
+
+// report sends a report, retrying while the server is unreachable until
+// ctx ends: a report lost to a server restart would leave the BBS wrong.
+func (c *ServerClient) report(ctx context.Context, path string, body any) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := call(ctx, c.hc, "POST", c.base+path, body, nil)
+		if err == nil || pando.ErrorKindOf(err) != pando.EUnavailable {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (c *ServerClient) ActualLRPChanged(ctx context.Context, a pando.ActualLRP) error {
+	return c.report(ctx, actualChangedPath, a)
+}
+
+func (c *ServerClient) ActualLRPRemoved(ctx context.Context, processGUID, instanceGUID string) error {
+	return c.report(ctx, actualRemovedPath, removedReport{ProcessGUID: processGUID, InstanceGUID: instanceGUID})
+}
+
+func (c *ServerClient) TaskCompleted(ctx context.Context, t pando.Task) error {
+	return c.report(ctx, taskCompletedPath, t)
+}
+
+// KeepPresence registers the cell with its rep URL and renews it every
+// interval until ctx ends; state gives the capacity sent along. A renewal
+// in flight when ctx ends is finished, not cut off: once KeepPresence has
+// returned, no renewal of it can reach the server after a Leave.
+func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval time.Duration, state func(context.Context) (pando.CellState, error)) {
+	if interval <= 0 {
+		interval = DefaultHeartbeat
+	}
+	failing := false
+	for {
+		st, _ := state(ctx)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
+		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, nil)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			c.log.Warn("cell presence not renewed (retrying)", "server", c.base, "err", err)
+			failing = true
+		case err == nil && failing:
+			c.log.Info("cell presence renewed again", "server", c.base)
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// Register sends the presence once (at start-up, to fail fast when the
+// server refuses the cell).
+func (c *ServerClient) Register(ctx context.Context, repURL string, st pando.CellState) error {
+	return call(ctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, nil)
+}
+
+func (c *ServerClient) blobURL(key string) string { return c.base + blobsPath + key }
+
+// Put streams r to the blobstore with its SHA-256 in a trailer.
+func (c *ServerClient) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error) {
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, "PUT", c.blobURL(key), pr)
+	if err != nil {
+		return pando.BlobInfo{}, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Trailer = http.Header{checksumTrailer: nil}
+	go func() {
+		_, err := io.Copy(io.MultiWriter(pw, h), r)
+		if err == nil {
+			req.Trailer.Set(checksumTrailer, hex.EncodeToString(h.Sum(nil)))
+		}
+		pw.CloseWithError(err)
+	}()
+	resp, err := c.hc.Do(req)
+	pr.CloseWithError(errors.New("upload ended")) // stops the copy if Do returned early
+	if err != nil {
+		return pando.BlobInfo{}, pando.Errorf(pando.EUnavailable, "put blob %s: %v", key, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return pando.BlobInfo{}, errorFrom("put blob "+key, resp)
+	}
+	var info pando.BlobInfo
+	if err := decodeJSON(resp.Body, &info); err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+	}
+	return info, nil
+}
+
+// Exists asks whether a blob is there.
+func (c *ServerClient) Exists(ctx context.Context, key string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, "HEAD", c.blobURL(key), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return false, pando.Errorf(pando.EUnavailable, "blob %s: %v", key, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNoContent, http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, pando.Errorf(pando.EForbidden, "blob %s: %s", key, resp.Status)
+}
+
+// Leave unregisters the cell (at shutdown, once its instances are
+// stopped and reported).
+func (c *ServerClient) Leave(ctx context.Context) error {
+	return call(ctx, c.hc, "DELETE", c.base+presencePath, nil, nil)
+}

@@ -1,0 +1,164 @@
+package cellapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pandoplatform/pando"
+)
+
+// Log shipping bounds.
+const (
+	// DefaultLogQueue is how many lines a cell holds for the server; past
+	// it lines are dropped and counted.
+	DefaultLogQueue = 16384
+	// maxLogBatch is the most lines sent in one request.
+	maxLogBatch = 2048
+)
+
+// LogShipper is a joined cell's pando.LogSink: it queues lines (bounded)
+// and streams them to the server's log store in batches, as fast as the
+// server takes them. Lines that find the queue full are dropped; each app
+// is then told how many it lost, in a line of its own.
+type LogShipper struct {
+	c   *ServerClient
+	log *slog.Logger
+
+	mu      sync.Mutex
+	queue   []pando.LogEnvelope
+	max     int
+	dropped map[string]int // by app
+	wake    chan struct{}
+}
+
+var _ pando.LogSink = (*LogShipper)(nil)
+
+// NewLogShipper ships through c; queue bounds the lines held (default
+// DefaultLogQueue). Run it.
+func (c *ServerClient) NewLogShipper(queue int) *LogShipper {
+	if queue <= 0 {
+		queue = DefaultLogQueue
+	}
+	return &LogShipper{c: c, log: c.log, max: queue, dropped: map[string]int{}, wake: make(chan struct{}, 1)}
+}
+
+// Emit queues a line; it never blocks.
+func (s *LogShipper) Emit(e pando.LogEnvelope) {
+	s.mu.Lock()
+	if len(s.queue) >= s.max {
+		s.dropped[e.SourceID]++
+		s.mu.Unlock()
+		return
+	}
+	s.queue = append(s.queue, e)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Dropped is how many lines of app were dropped and not yet reported.
+func (s *LogShipper) Dropped(app string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped[app]
+}
+
+// take removes up to maxLogBatch queued lines, with a notice first for
+// each app that lost lines since the last one.
+func (s *LogShipper) take() []pando.LogEnvelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []pando.LogEnvelope
+	for app, n := range s.dropped {
+		out = append(out, pando.LogEnvelope{Timestamp: time.Now(), SourceID: app, InstanceID: "0",
+			SourceType: pando.LogSourceCell, Type: "ERR",
+			Payload: fmt.Appendf(nil, "%d log lines lost: the cell could not send them to the log store fast enough", n)})
+		delete(s.dropped, app)
+	}
+	n := min(len(s.queue), maxLogBatch)
+	out = append(out, s.queue[:n]...)
+	s.queue = append(s.queue[:0:0], s.queue[n:]...)
+	return out
+}
+
+// Run sends queued lines until ctx ends, then what is left for a moment.
+func (s *LogShipper) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	var batch []pando.LogEnvelope
+	for {
+		if len(batch) == 0 {
+			batch = s.take()
+		}
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
+				continue
+			}
+		}
+		if err := s.send(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Warn("send log lines to the server (retrying)", "lines", len(batch), "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		batch = nil
+	}
+}
+
+func (s *LogShipper) send(ctx context.Context, batch []pando.LogEnvelope) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, e := range batch {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", s.c.base+logsPath, &buf)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := s.c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return errorFrom("send log lines", resp)
+	}
+	return nil
+}
+
+// Flush sends what is queued now, once, until ctx ends (at shutdown,
+// while Run may still be going).
+func (s *LogShipper) Flush(ctx context.Context) error {
+	for {
+		batch := s.take()
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.send(ctx, batch); err != nil {
+			return err
+		}
+	}
+}

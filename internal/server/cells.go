@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/bbs"
+	"github.com/pandoplatform/pando/internal/cellapi"
+	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/connlimit"
+)
+
+// Caps of the cell listener: a cell holds a few connections (reports,
+// logs, parallel blob transfers), anyone may open a TLS handshake.
+const (
+	maxCellConns        = 4096
+	maxCellConnsPerCell = 128
+)
+
+// cellAPIAddr is --cell-api-addr, or the API's host on the API's port
+// plus one (127.0.0.1:9023 for the default API address), so servers on
+// different API ports do not collide.
+func cellAPIAddr(cfg Config) string {
+	if cfg.CellAPIAddr != "" {
+		return cfg.CellAPIAddr
+	}
+	host, port, err := net.SplitHostPort(cfg.APIAddr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n <= 0 || n >= 65535 {
+		return "127.0.0.1:9023"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1))
+}
+
+// cellAPI is the server's side of joined cells: the CA, the join token
+// and the mutual-TLS listener cells report, fetch blobs and ship logs on.
+type cellAPI struct {
+	ca     *cellauth.CA
+	addr   string // the listener's actual address
+	ln     net.Listener
+	srv    *http.Server
+	grants *cellapi.Grants
+}
+
+// listenCellAPI creates (or loads) the CA and the join token in the data
+// dir and listens for cells.
+func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pando.LogSink, log *slog.Logger) (*cellAPI, error) {
+	ca, err := cellauth.LoadOrCreateCA(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := cellauth.LoadOrCreateToken(filepath.Join(cfg.DataDir, cellauth.TokenFile), ca)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.ServerCertificate()
+	if err != nil {
+		return nil, fmt.Errorf("cell API certificate: %w", err)
+	}
+	addr := cellAPIAddr(cfg)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on cell API address %s: %w (use --cell-api-addr)", addr, err)
+	}
+	grants := cellapi.NewGrants()
+	h, err := cellapi.NewServerHandler(cellapi.ServerConfig{
+		CA: ca, Token: tok, Cells: board, Reporter: board, Owners: board,
+		Blobs: blobs, Logs: logSink, Grants: grants,
+		RepHTTP: cellapi.RepHTTPClient(cert, ca.Pool()),
+		Logger:  log,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(connlimit.Wrap(ln, maxCellConns, maxCellConnsPerCell, "the cell API"), cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants}, nil
+}
+
+// joinRoute answers joining cells on the API (cellauth.JoinInfoPath).
+func (c *cellAPI) joinRoute(mux *http.ServeMux) {
+	mux.Handle("GET "+cellauth.JoinInfoPath, cellapi.JoinInfoHandler(c.ca, c.addr))
+}
+
+func (c *cellAPI) serve(ctx context.Context) error { return serveUntil(ctx, c.srv, c.ln) }
+
+// cellStats reads an instance's stats from the cell it is on, local or
+// joined.
+type cellStats struct{ board *bbs.BBS }
+
+func (c cellStats) InstanceStats(ctx context.Context, cellID, instanceGUID string) (pando.InstanceStats, error) {
+	cell, ok := c.board.Cell(cellID)
+	if !ok {
+		return pando.InstanceStats{}, pando.Errorf(pando.ENotFound, "cell %s not found", cellID)
+	}
+	return cell.Stats(ctx, instanceGUID)
+}
