@@ -32,9 +32,10 @@ type Config struct {
 	// Upstream is the operator's proxy settings (HTTP_PROXY, HTTPS_PROXY,
 	// NO_PROXY); zero means dial every target directly.
 	Upstream Upstream
-	// DenyPorts are the platform's own listening ports: a target on a
-	// loopback or local address with one of them is refused.
-	DenyPorts []int
+	// DenyPorts are the platform's own listening ports (inclusive
+	// ranges): a target on a loopback or local address with one of them
+	// is refused.
+	DenyPorts [][2]int
 	// MaxConns bounds the proxy's client connections at once (64 if 0).
 	MaxConns int
 	// IdleTimeout ends a connection (or tunnel) idle that long (2 min if 0).
@@ -47,7 +48,6 @@ type Config struct {
 // Proxy is one staging's forward proxy.
 type Proxy struct {
 	cfg       Config
-	deny      map[int]bool
 	transport *http.Transport
 	active    atomic.Int64
 	bytes     atomic.Int64 // relayed both ways, through tunnels and plain requests
@@ -68,10 +68,7 @@ func New(cfg Config) *Proxy {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{cfg: cfg, deny: map[int]bool{}, resolver: net.DefaultResolver}
-	for _, port := range cfg.DenyPorts {
-		p.deny[port] = true
-	}
+	p := &Proxy{cfg: cfg, resolver: net.DefaultResolver}
 	p.transport = &http.Transport{
 		Proxy: func(r *http.Request) (*url.URL, error) {
 			return cfg.Upstream.proxyFor("http", r.URL.Host), nil
@@ -387,10 +384,12 @@ func (p *Proxy) denied(ip netip.Addr, port int) bool {
 	if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() {
 		return true
 	}
-	if !p.deny[port] {
-		return false
+	for _, r := range p.cfg.DenyPorts {
+		if port >= r[0] && port <= r[1] {
+			return ip.IsLoopback() || ip.IsUnspecified() || isLocal(ip)
+		}
 	}
-	return ip.IsLoopback() || ip.IsUnspecified() || isLocal(ip)
+	return false
 }
 
 func isLocal(ip netip.Addr) bool {

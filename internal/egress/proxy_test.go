@@ -91,7 +91,7 @@ func TestProxy_refusesThePlatformsPortsAndLinkLocal(t *testing.T) {
 	defer secure.Close()
 	other := httptest.NewServer(hello("registry"))
 	defer other.Close()
-	_, pu := startProxy(t, Config{DenyPorts: []int{port(t, platform.URL), port(t, secure.URL)}})
+	_, pu := startProxy(t, Config{DenyPorts: [][2]int{{port(t, platform.URL), port(t, platform.URL)}, {port(t, secure.URL), port(t, secure.URL)}}})
 	c := client(pu, secure.Client().Transport.(*http.Transport).TLSClientConfig)
 
 	for _, u := range []string{platform.URL, strings.Replace(platform.URL, "127.0.0.1", "localhost", 1), "http://169.254.169.254/latest/meta-data/"} {
