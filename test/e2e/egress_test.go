@@ -105,6 +105,30 @@ func TestPush_nodeAppDownloadsItsDependenciesThroughStagingEgress(t *testing.T) 
 	if body := s.curlRoute(t, name+".localhost", "/"); body != "hello egress from hello-dep\n" {
 		t.Fatalf("GET / = %q", body)
 	}
+
+	// Through the same proxy, the platform's own listeners and link-local
+	// (cloud metadata) addresses are refused; the registry is not.
+	zip := buildpackZip(t, map[string]string{
+		"bin/detect": "#!/bin/sh\nexit 1\n",
+		"bin/finalize": `#!/bin/bash
+while read -r what url; do
+  exec 3<> /dev/tcp/127.0.0.1/3128 || { echo "$what no proxy"; continue; }
+  printf 'GET %s HTTP/1.0\r\n\r\n' "$url" >&3
+  read -r status <&3
+  echo "$what ${status%$'\r'}"
+  exec 3<&-
+done < "$1/probes.txt" > "$1/seen.txt"
+`,
+		"bin/release": "#!/bin/sh\necho '---'\necho 'default_process_types: {web: /tmp/lifecycle/pando static-serve --root /home/vcap/app --port $PORT}'\n",
+	})
+	s.mustPando(t, "create-buildpack", "probebp", zip, "9")
+	probes := writeFiles(t, t.TempDir(), map[string]string{"probes.txt": "api http://" + s.apiAddr + "/v3\nrouter http://" + s.routerAddr +
+		"/\nmetadata http://169.254.169.254/latest/meta-data/\nregistry " + reg.srv.URL + "/hello-dep\n"})
+	s.mustPando(t, "push", "egress-probe", "-p", probes, "-b", "probebp")
+	want := "api HTTP/1.0 403 Forbidden\nrouter HTTP/1.0 403 Forbidden\nmetadata HTTP/1.0 403 Forbidden\nregistry HTTP/1.0 200 OK\n"
+	if body := s.curlRoute(t, "egress-probe.localhost", "/seen.txt"); body != want {
+		t.Fatalf("through the egress proxy, staging saw\n%s\nwant\n%s", body, want)
+	}
 }
 
 func TestPush_nodeAppWithoutStagingEgressFailsWithVendoringAdvice(t *testing.T) {
