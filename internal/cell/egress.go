@@ -25,15 +25,16 @@ type netnsListener interface {
 // network namespace until ctx ends (the staging's end, or its timeout).
 // The returned func stops it and waits; it reports the bytes relayed.
 func (r *Rep) serveStagingEgress(ctx context.Context, req *pando.StagingRequest, ctr any) func() int64 {
+	// Without a proxy the builder says so in the staging output, once it
+	// has waited for it; a container that has already exited needs none.
 	nl, ok := ctr.(netnsListener)
 	if !ok {
-		r.stagingLog(req, "ERR", "Staging egress is not available on this container backend")
+		r.log.Warn("staging egress proxy: the container backend cannot listen in containers", "app_guid", req.AppGUID)
 		return func() int64 { return 0 }
 	}
 	ln, err := nl.Listen(ctx, stagingProxyPort)
 	if err != nil {
 		r.log.Warn("staging egress proxy", "app_guid", req.AppGUID, "error", err)
-		r.stagingLog(req, "ERR", "Staging egress is not available: %v", err)
 		return func() int64 { return 0 }
 	}
 	p := egress.New(egress.Config{
