@@ -30,6 +30,7 @@ type appSpec struct {
 const (
 	appStatic = "static"
 	appBinary = "binary"
+	appNode   = "node"
 )
 
 func parseApps(list string) ([]string, error) {
@@ -40,9 +41,9 @@ func parseApps(list string) ([]string, error) {
 		switch a {
 		case "":
 			continue
-		case appStatic, appBinary:
+		case appStatic, appBinary, appNode:
 		default:
-			return nil, fmt.Errorf("unknown app %q: use static and/or binary", a)
+			return nil, fmt.Errorf("unknown app %q: use static, binary and/or node", a)
 		}
 		if !seen[a] {
 			seen[a] = true
@@ -56,7 +57,7 @@ func parseApps(list string) ([]string, error) {
 }
 
 // prepareApp writes the sample app of kind under dir.
-func prepareApp(ctx context.Context, kind, dir string) (*appSpec, error) {
+func prepareApp(ctx context.Context, kind, dir string, reg *npmRegistry) (*appSpec, error) {
 	a := &appSpec{Kind: kind, Dir: filepath.Join(dir, kind)}
 	if err := os.MkdirAll(a.Dir, 0o755); err != nil {
 		return nil, err
@@ -78,6 +79,11 @@ func prepareApp(ctx context.Context, kind, dir string) (*appSpec, error) {
 		}
 		a.Buildpacks = []string{"binary_buildpack"}
 		a.Command = "./server"
+	case appNode:
+		if err := prepareNodeApp(ctx, a.Dir, reg); err != nil {
+			return nil, err
+		}
+		a.Buildpacks = []string{"nodejs_buildpack"}
 	}
 	files, err := collectFiles(a.Dir)
 	if err != nil {

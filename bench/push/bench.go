@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +38,8 @@ type bench struct {
 	sink         *floorSink
 	floorBackend *runc.Backend
 	apps         []*appSpec
+	// registry serves the Node.js app's packages (nil without that app).
+	registry *npmRegistry
 }
 
 func newBench(ctx context.Context, cfg config, log *slog.Logger) (_ *bench, err error) {
@@ -70,14 +73,21 @@ func newBench(ctx context.Context, cfg config, log *slog.Logger) (_ *bench, err 
 	if b.pandoBin, err = findPando(ctx, cfg.pandoBin, tmp, log); err != nil {
 		return b, err
 	}
+	var serverArgs []string
+	if slices.Contains(cfg.apps, appNode) {
+		if b.registry, err = startNPMRegistry(); err != nil {
+			return b, err
+		}
+		serverArgs = append(serverArgs, "--staging-env", "npm_config_registry="+b.registry.url+"/")
+	}
 	for _, kind := range cfg.apps {
-		a, err := prepareApp(ctx, kind, filepath.Join(tmp, "apps"))
+		a, err := prepareApp(ctx, kind, filepath.Join(tmp, "apps"), b.registry)
 		if err != nil {
 			return b, err
 		}
 		b.apps = append(b.apps, a)
 	}
-	if b.srv, err = startServer(ctx, b.pandoBin, tmp, cfg.verbose, log); err != nil {
+	if b.srv, err = startServer(ctx, b.pandoBin, tmp, cfg.verbose, log, serverArgs...); err != nil {
 		return b, err
 	}
 	if err := b.login(ctx); err != nil {
@@ -232,7 +242,7 @@ func (b *bench) measureApp(ctx context.Context, a *appSpec) (*appResult, error) 
 	// The floor is measured between the fresh pushes, so that load from
 	// elsewhere on the machine weighs on both alike.
 	var fresh []*pushRun
-	var up, rc, untar []time.Duration
+	var up, rc, untar, install []time.Duration
 	for i := range b.cfg.runs {
 		r, err := b.push(ctx, a, name("f", i))
 		if err != nil {
@@ -247,8 +257,14 @@ func (b *bench) measureApp(ctx context.Context, a *appSpec) (*appResult, error) 
 		}
 		up, rc, untar = append(up, fl.parts[0]), append(rc, fl.parts[1]), append(untar, fl.parts[2])
 		ar.DropletBytes = fl.dropletBytes
+		if fl.install > 0 {
+			install = append(install, fl.install)
+		}
 	}
 	ar.Floor = summarizeFloor(up, rc, untar)
+	if len(install) > 0 {
+		ar.Floor.InstallMS = ms(median(install))
+	}
 	ar.Variants = append(ar.Variants, newVariant(variantFresh, fresh))
 	last := fresh[len(fresh)-1]
 
@@ -287,6 +303,7 @@ func (b *bench) measureApp(ctx context.Context, a *appSpec) (*appResult, error) 
 // runc runs, untar of the droplet.
 type floorSample struct {
 	parts        [3]time.Duration
+	install      time.Duration // the Node.js app's npm install; 0 for others
 	dropletBytes int64
 }
 
@@ -311,6 +328,11 @@ func (b *bench) floor(ctx context.Context, a *appSpec, dropletGUID string, round
 	if fs.parts[2], err = b.floorUntar(ctx, tgz); err != nil {
 		return fs, err
 	}
+	if a.Kind == appNode {
+		if fs.install, err = b.floorInstall(ctx, a); err != nil {
+			return fs, err
+		}
+	}
 	return fs, nil
 }
 
@@ -326,6 +348,11 @@ func (b *bench) floorCgroup() string { return "/pando/bench-floor-" + b.runID }
 // containers and the temp dir (kept with -keep, or on failure with -v).
 func (b *bench) close(ctx context.Context, failed bool) error {
 	var errs []error
+	if b.registry != nil {
+		if err := b.registry.close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if b.sink != nil {
 		if err := b.sink.close(ctx); err != nil {
 			errs = append(errs, err)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 	"time"
@@ -47,7 +48,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.cli, "cli", true, "also measure `pando push` run as a subprocess")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every run's steps and the server log level debug")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (server log, data dir) for inspection")
-	appList := fs.String("apps", "static,binary", "apps to push (static, binary)")
+	defaultApps := "static,binary"
+	if _, err := exec.LookPath("npm"); err == nil {
+		defaultApps += ",node" // the Node.js app needs npm on the host (lock file, floor)
+	}
+	appList := fs.String("apps", defaultApps, "apps to push (static, binary, node)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

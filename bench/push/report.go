@@ -14,6 +14,8 @@ import (
 const (
 	targetSeconds = 2.0
 	targetRatio   = 3.0
+	// nodeRepushTargetRatio is the Node.js re-push's target.
+	nodeRepushTargetRatio = 1.5
 )
 
 const (
@@ -62,6 +64,29 @@ type floorSummary struct {
 	RuncMS   float64 `json:"two_runc_runs_ms"`
 	UntarMS  float64 `json:"untar_droplet_ms"`
 	TotalMS  float64 `json:"total_ms"`
+	// InstallMS is the Node.js app's `npm ci` of its lock file into an
+	// empty dir (not in TotalMS): a first push cannot avoid it, a re-push
+	// with the same lock file can.
+	InstallMS float64 `json:"npm_install_ms,omitempty"`
+}
+
+// floorFor is the floor a variant's pushes are held to: a new app's
+// includes the dependency install, a re-push's does not.
+func (f floorSummary) floorFor(variant string) float64 {
+	if variant == variantFresh {
+		return f.TotalMS + f.InstallMS
+	}
+	return f.TotalMS
+}
+
+// ratioTarget is the ratio a row must meet: the Node.js re-push (its
+// node_modules reused from the build cache) within 1.5x of the floor
+// without the install, every other row within targetRatio.
+func ratioTarget(kind, variant string) float64 {
+	if kind == appNode && variant == variantRepeat {
+		return nodeRepushTargetRatio
+	}
+	return targetRatio
 }
 
 func summarizeFloor(up, rc, untar []time.Duration) floorSummary {
@@ -139,8 +164,8 @@ func (v *variantResult) summarize(floor floorSummary) {
 	if len(totals) > 0 {
 		s.FirstMS = ms(totals[0])
 	}
-	if floor.TotalMS > 0 {
-		s.Ratio = s.MedianMS / floor.TotalMS
+	if f := floor.floorFor(v.Variant); f > 0 {
+		s.Ratio = s.MedianMS / f
 	}
 	s.Steps = stepStats(v.Runs, mainS)
 	s.Detail = stepStats(v.Runs, detailS)
@@ -240,12 +265,12 @@ func printReport(w io.Writer, res *results, verbose bool) {
 					row = append(row, stepCell(s))
 				}
 			}
-			ok := v.Summary.MedianMS < res.TargetSeconds*1000 && v.Summary.Ratio <= res.TargetRatio
+			ok := v.Summary.MedianMS < res.TargetSeconds*1000 && v.Summary.Ratio <= ratioTarget(a.App.Kind, v.Variant)
 			verdict := "missed"
 			if ok {
 				verdict = "met"
 			}
-			row = append(row, fmtMS(a.Floor.TotalMS), fmt.Sprintf("%.1fx", v.Summary.Ratio), verdict, "")
+			row = append(row, fmtMS(a.Floor.floorFor(v.Variant)), fmt.Sprintf("%.1fx", v.Summary.Ratio), verdict, "")
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
 		}
 	}
@@ -257,6 +282,10 @@ func printReport(w io.Writer, res *results, verbose bool) {
 		fmt.Fprintf(w, "  %-6s %s = zip+upload %s (%d files, %s) + 2x runc run %s + untar droplet %s (%s)\n",
 			a.App.Kind, fmtMS(a.Floor.TotalMS), fmtMS(a.Floor.UploadMS), a.App.Files, fmtBytes(a.App.Bytes),
 			fmtMS(a.Floor.RuncMS), fmtMS(a.Floor.UntarMS), fmtBytes(a.DropletBytes))
+		if a.Floor.InstallMS > 0 {
+			fmt.Fprintf(w, "  %-6s new app: + npm ci of the same lock file into an empty dir, empty cache %s = %s (target of its re-push: %.1fx the floor without it)\n",
+				"", fmtMS(a.Floor.InstallMS), fmtMS(a.Floor.floorFor(variantFresh)), nodeRepushTargetRatio)
+		}
 	}
 
 	fmt.Fprintln(w, "\nwhere the time goes (medians; from the cell's STG/CELL log timestamps):")

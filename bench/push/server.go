@@ -33,7 +33,7 @@ type server struct {
 }
 
 // startServer runs `pando server` in dir and waits until its API answers.
-func startServer(ctx context.Context, bin, dir string, debug bool, log *slog.Logger) (*server, error) {
+func startServer(ctx context.Context, bin, dir string, debug bool, log *slog.Logger, extra ...string) (*server, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -56,11 +56,11 @@ func startServer(ctx context.Context, bin, dir string, debug bool, log *slog.Log
 	if debug {
 		level = "debug"
 	}
-	cmd := exec.Command(bin, "server",
+	cmd := exec.Command(bin, append([]string{"server",
 		"--data-dir", s.dataDir,
 		"--api-addr", strings.TrimPrefix(s.apiURL, "http://"),
 		"--router-addr", s.routerAddr,
-		"--log-level", level)
+		"--log-level", level}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: ^C on the bench must not stop the server
 	// before the bench has cleaned up through it.

@@ -131,6 +131,7 @@ func serverCmd() *cobra.Command {
 	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers: each gets 65536 from here on (a multiple of 65536)")
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
 	f.StringArrayVar(&cfg.StagingEnv, "staging-env", nil, "KEY=VALUE environment for staging only, below the app's own (repeatable; e.g. HTTPS_PROXY=http://proxy:3128, npm_config_registry=URL); never shown to users")
+	f.BoolVar(&cfg.StagingEgress, "staging-egress", true, "let staging download dependencies through an HTTP proxy the cell serves in each staging container (through the operator's HTTP(S)_PROXY from --staging-env, NO_PROXY honoured; the platform's own ports and link-local addresses refused); false: staging has no network")
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry docker images may be fetched from over plain HTTP (repeatable; takes effect once docker apps are enabled)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container"
+	"github.com/pandoplatform/pando/internal/egress"
 )
 
 // Config configures a Rep. ID, Backend, Blobs and WorkDir are required.
@@ -92,6 +93,15 @@ type Config struct {
 	// which win, and above nothing the platform sets. It may carry
 	// credentials: it is never logged or shown.
 	StagingEnv []pando.EnvVar
+	// StagingEgress gives staging containers an HTTP proxy on their own
+	// loopback (stagingProxyPort) through which they reach the network
+	// from the host, through the operator's proxy when StagingEnv sets
+	// HTTP(S)_PROXY (NO_PROXY honoured). Off, staging has no network.
+	StagingEgress bool
+	// StagingEgressDenyPorts are the platform's own listening ports
+	// (inclusive ranges; the cell adds its PortRange): the egress proxy
+	// refuses them on local addresses, and link-local addresses always.
+	StagingEgressDenyPorts [][2]int
 	// LogRateCeiling bounds the log lines of every container, whatever
 	// its process's log rate limit, in bytes per second with each line
 	// counting 64 bytes more; default DefaultLogRateCeiling, -1 none.
@@ -143,6 +153,10 @@ type Rep struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// egressUpstream and egressDeny configure staging egress proxies.
+	egressUpstream egress.Upstream
+	egressDeny     [][2]int
 
 	mu        sync.Mutex
 	reporter  pando.CellReporter
@@ -243,18 +257,32 @@ func New(cfg Config) (*Rep, error) {
 	if logs == nil {
 		logs = discardSink{}
 	}
+	var upstream egress.Upstream
+	var deny [][2]int
+	if cfg.StagingEgress {
+		kvs := make([]string, 0, len(cfg.StagingEnv))
+		for _, v := range cfg.StagingEnv {
+			kvs = append(kvs, v.Name+"="+v.Value)
+		}
+		if upstream, err = egress.ParseUpstream(kvs); err != nil {
+			return nil, fmt.Errorf("cell: staging egress: %w", err)
+		}
+		deny = append(append(deny, cfg.StagingEgressDenyPorts...), cfg.PortRange)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Rep{
-		cfg:       cfg,
-		log:       log,
-		logs:      logs,
-		ctx:       ctx,
-		cancel:    cancel,
-		reporter:  cfg.Reporter,
-		instances: map[string]*instance{},
-		tasks:     map[string]*task{},
-		ports:     map[int]bool{},
-		nextPort:  cfg.PortRange[0],
+		egressUpstream: upstream,
+		egressDeny:     deny,
+		cfg:            cfg,
+		log:            log,
+		logs:           logs,
+		ctx:            ctx,
+		cancel:         cancel,
+		reporter:       cfg.Reporter,
+		instances:      map[string]*instance{},
+		tasks:          map[string]*task{},
+		ports:          map[int]bool{},
+		nextPort:       cfg.PortRange[0],
 	}, nil
 }
 

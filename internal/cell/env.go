@@ -184,8 +184,10 @@ func (r *Rep) instanceEnv(lrp pando.DesiredLRP, index int, guid string, ports []
 // Diego, it sets the CF_INSTANCE_* a container without ports has (its
 // GUID, the build's, and the cell's address). The operator's variables
 // (operator) come before the app's, which replace them; neither replaces
-// the platform's.
-func stagingEnv(req pando.StagingRequest, operator []pando.EnvVar, stack, hostAddr string, memMB, diskMB int) []string {
+// the platform's. With egress (the URL of the staging's egress proxy, or
+// "" when egress is off) the proxy variables point at that proxy only:
+// the operator's proxy settings are the proxy's, not the container's.
+func stagingEnv(req pando.StagingRequest, operator []pando.EnvVar, stack, hostAddr string, memMB, diskMB int, egress string) []string {
 	e := newEnv()
 	e.Set("CF_STACK", stack)
 	e.Set("VCAP_APPLICATION", stagingVcapApplication(req, memMB, diskMB))
@@ -202,6 +204,17 @@ func stagingEnv(req pando.StagingRequest, operator []pando.EnvVar, stack, hostAd
 	e.takeServices(req.Env)
 	e.AddUser(operator)
 	e.AddUser(req.Env)
+	if egress == "" {
+		e.Set("PANDO_STAGING_EGRESS", "off")
+		return e.List()
+	}
+	e.Set("PANDO_STAGING_EGRESS", "on")
+	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "npm_config_proxy", "npm_config_https_proxy"} {
+		e.Set(k, egress)
+	}
+	for _, k := range []string{"NO_PROXY", "no_proxy"} {
+		e.Set(k, "")
+	}
 	return e.List()
 }
 

@@ -280,7 +280,11 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	if alias := r.cfg.CFStackNames[tk.stack]; alias != "" {
 		cfStack = alias
 	}
-	env := stagingEnv(*req, r.cfg.StagingEnv, cfStack, r.cfg.HostAddr, tk.memMB, tk.diskMB)
+	egressURL := ""
+	if r.cfg.StagingEgress {
+		egressURL = stagingEgressURL
+	}
+	env := stagingEnv(*req, r.cfg.StagingEnv, cfStack, r.cfg.HostAddr, tk.memMB, tk.diskMB, egressURL)
 	for _, c := range r.cfg.StagingCaches {
 		if c.Ready != nil && !c.Ready() {
 			continue
@@ -339,9 +343,16 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 			r.log.Error("destroy staging container", "task_guid", tk.t.GUID, "error", err)
 		}
 	}()
+	stopEgress := func() int64 { return 0 }
+	if r.cfg.StagingEgress {
+		stopEgress = r.serveStagingEgress(ctx, req, ctr)
+	}
 	fill := watchFill(vol)
 	st, err := ctr.Wait(ctx)
 	full := fill.End(vol)
+	if n := stopEgress(); n > 0 {
+		r.stagingLog(req, "OUT", "Staging egress: %s relayed", humanSize(n))
+	}
 	stdout.Flush()
 	stderr.Flush()
 	if err != nil {

@@ -79,7 +79,7 @@ func TestStagingEnv_operatorVariablesYieldToTheAppsAndThePlatforms(t *testing.T)
 		{Name: "CF_STACK", Value: "other"},
 	}
 	req := pando.StagingRequest{AppGUID: "app", Env: []pando.EnvVar{{Name: "npm_config_registry", Value: "https://app.example/"}}}
-	env := envMap(stagingEnv(req, operator, "host", "10.0.0.5", 1024, 4096))
+	env := envMap(stagingEnv(req, operator, "host", "10.0.0.5", 1024, 4096, ""))
 	for k, v := range map[string]string{
 		"HTTPS_PROXY":         "http://user:secret@proxy:3128", // the operator's
 		"npm_config_registry": "https://app.example/",          // the app's wins
@@ -92,9 +92,32 @@ func TestStagingEnv_operatorVariablesYieldToTheAppsAndThePlatforms(t *testing.T)
 	}
 }
 
+func TestStagingEnv_withEgressShowsOnlyTheLocalProxy(t *testing.T) {
+	operator := []pando.EnvVar{
+		{Name: "HTTPS_PROXY", Value: "http://user:secret@proxy:3128"},
+		{Name: "no_proxy", Value: ".internal"},
+		{Name: "npm_config_https_proxy", Value: "http://user:secret@proxy:3128"},
+		{Name: "npm_config_registry", Value: "https://npm.internal/"},
+	}
+	req := pando.StagingRequest{AppGUID: "app", Env: []pando.EnvVar{{Name: "http_proxy", Value: "http://app-proxy:1"}}}
+	env := envMap(stagingEnv(req, operator, "host", "10.0.0.5", 1024, 4096, stagingEgressURL))
+	for k, v := range map[string]string{
+		"HTTPS_PROXY": "http://127.0.0.1:3128", "HTTP_PROXY": "http://127.0.0.1:3128", "https_proxy": "http://127.0.0.1:3128",
+		"http_proxy": "http://127.0.0.1:3128", "npm_config_https_proxy": "http://127.0.0.1:3128", "npm_config_proxy": "http://127.0.0.1:3128",
+		"NO_PROXY": "", "no_proxy": "", "npm_config_registry": "https://npm.internal/", "PANDO_STAGING_EGRESS": "on",
+	} {
+		if env[k] != v {
+			t.Errorf("%s=%q, want %q", k, env[k], v)
+		}
+	}
+	if off := envMap(stagingEnv(req, operator, "host", "10.0.0.5", 1024, 4096, "")); off["PANDO_STAGING_EGRESS"] != "off" || off["HTTPS_PROXY"] != "http://user:secret@proxy:3128" {
+		t.Errorf("egress off: PANDO_STAGING_EGRESS=%q HTTPS_PROXY=%q", off["PANDO_STAGING_EGRESS"], off["HTTPS_PROXY"])
+	}
+}
+
 func TestStagingEnv_hasNoPort(t *testing.T) {
 	req := pando.StagingRequest{AppGUID: "app", BuildGUID: "build-1", Env: []pando.EnvVar{{Name: "BP_DEBUG", Value: "1"}, {Name: "CF_INSTANCE_IP", Value: "spoofed"}}}
-	env := envMap(stagingEnv(req, nil, "host", "10.0.0.5", 1024, 4096))
+	env := envMap(stagingEnv(req, nil, "host", "10.0.0.5", 1024, 4096, ""))
 	for _, k := range []string{"PORT", "VCAP_APP_PORT", "CF_INSTANCE_INDEX"} {
 		if _, ok := env[k]; ok {
 			t.Errorf("staging env has %s", k)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,6 +102,10 @@ type Config struct {
 	// (--staging-env: proxies, npm/pip/bundler settings), below the app's
 	// own variables. It may carry credentials: never logged or shown.
 	StagingEnv []string
+	// StagingEgress (--staging-egress, on by default) lets staging reach
+	// the network through an HTTP proxy the cell serves on each staging
+	// container's loopback; off, staging has no network at all.
+	StagingEgress bool
 	// InsecureRegistries are the HOST:PORTs of registries docker staging
 	// may speak plain HTTP to (--insecure-registry).
 	InsecureRegistries []string
@@ -309,20 +314,22 @@ func Run(ctx context.Context, cfg Config) error {
 			p, err := blobs.Path(key)
 			return p, err == nil
 		},
-		Reporter:       board,
-		Logs:           logStore,
-		WorkDir:        filepath.Join(cfg.DataDir, "cell"),
-		HostAddr:       "127.0.0.1",
-		TotalMemoryMB:  memMB,
-		TotalDiskMB:    diskMB,
-		StagingCaches:  stagingCaches,
-		StagingEnv:     stagingEnv,
-		LogRateCeiling: cfg.LogRateCeiling,
-		Stacks:         cellStacks,
-		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
-		DockerStager:   dockerStager(images),
-		Images:         images,
-		Logger:         log.With("component", "cell"),
+		Reporter:               board,
+		Logs:                   logStore,
+		WorkDir:                filepath.Join(cfg.DataDir, "cell"),
+		HostAddr:               "127.0.0.1",
+		TotalMemoryMB:          memMB,
+		TotalDiskMB:            diskMB,
+		StagingCaches:          stagingCaches,
+		StagingEnv:             stagingEnv,
+		StagingEgress:          cfg.StagingEgress,
+		StagingEgressDenyPorts: platformPorts(apiLn, routerLn, cfg.RouterTLSAddr),
+		LogRateCeiling:         cfg.LogRateCeiling,
+		Stacks:                 cellStacks,
+		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
+		DockerStager:           dockerStager(images),
+		Images:                 images,
+		Logger:                 log.With("component", "cell"),
 	})
 	if err != nil {
 		return fmt.Errorf("start cell: %w", err)
@@ -574,6 +581,20 @@ func cellCapacity(cfg Config) (int, int) {
 		disk = 100 * 1024
 	}
 	return mem, disk
+}
+
+// platformPorts are the ports of the server's own listeners, which the
+// staging egress proxy refuses on local addresses.
+func platformPorts(api, router net.Listener, tlsAddr string) [][2]int {
+	var ports [][2]int
+	for _, a := range []string{api.Addr().String(), router.Addr().String(), tlsAddr} {
+		if _, p, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.Atoi(p); err == nil && n > 0 {
+				ports = append(ports, [2]int{n, n})
+			}
+		}
+	}
+	return ports
 }
 
 // parseStagingEnv reads --staging-env KEY=VALUE flags. Errors name the

@@ -204,3 +204,47 @@ func (sm *socketMaker) socket(ctx context.Context) (int, error) {
 
 // close ends the maker's thread. Sockets it made stay valid.
 func (sm *socketMaker) close() { sm.once.Do(func() { close(sm.stop) }) }
+
+// Listen listens on 127.0.0.1:port inside the container's network
+// namespace; the accept loop and all I/O run in the caller's process on
+// ordinary goroutines (the socket keeps its namespace). The cell serves
+// a staging container's egress proxy this way. The listener ends with
+// the namespace's last process only when closed: close it.
+func (c *Container) Listen(ctx context.Context, port int) (net.Listener, error) {
+	if port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("listen in container %s: bad port %d", c.id, port)
+	}
+	sm, err := c.socketMaker()
+	if err != nil {
+		return nil, fmt.Errorf("listen in container %s port %d: %w", c.id, port, err)
+	}
+	fd, err := sm.socket(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listen in container %s port %d: %w", c.id, port, err)
+	}
+	ln, err := listenLoopback(fd, port)
+	if err != nil {
+		return nil, fmt.Errorf("listen in container %s port %d: %w", c.id, port, err)
+	}
+	return ln, nil
+}
+
+// listenLoopback binds fd to 127.0.0.1:port and listens. It owns fd.
+func listenLoopback(fd, port int) (net.Listener, error) {
+	f := os.NewFile(uintptr(fd), "netns-listener")
+	defer f.Close() // net.FileListener holds its own dup
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return nil, os.NewSyscallError("setsockopt", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return nil, os.NewSyscallError("bind", err)
+	}
+	if err := unix.Listen(fd, 128); err != nil {
+		return nil, os.NewSyscallError("listen", err)
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("adopt listener: %w", err)
+	}
+	return ln, nil
+}

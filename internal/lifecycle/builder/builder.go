@@ -115,6 +115,7 @@ func Build(ctx context.Context, cfg Config, stdout, stderr io.Writer) (pando.Sta
 			return pando.StagingResult{}, &ExitError{Code: ExitFailed, Phase: "setup", Err: err}
 		}
 	}
+	awaitEgress(ctx, cfg.Env, stderr)
 	s := &stager{cfg: cfg, stdout: stdout, stderr: stderr}
 	return s.run(ctx)
 }

@@ -1,0 +1,58 @@
+package cell
+
+import (
+	"context"
+	"net"
+	"strconv"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/egress"
+)
+
+// stagingProxyPort is where a staging container finds its egress proxy,
+// on its own loopback (each staging has a network namespace of its own).
+const stagingProxyPort = 3128
+
+// stagingEgressURL is the proxy URL staging containers get.
+var stagingEgressURL = "http://127.0.0.1:" + strconv.Itoa(stagingProxyPort)
+
+// netnsListener is a container the cell can listen in (runc's can).
+type netnsListener interface {
+	Listen(ctx context.Context, port int) (net.Listener, error)
+}
+
+// serveStagingEgress serves the staging's egress proxy inside ctr's
+// network namespace until ctx ends (the staging's end, or its timeout).
+// The returned func stops it and waits; it reports the bytes relayed.
+func (r *Rep) serveStagingEgress(ctx context.Context, req *pando.StagingRequest, ctr any) func() int64 {
+	// Without a proxy the builder says so in the staging output, once it
+	// has waited for it; a container that has already exited needs none.
+	nl, ok := ctr.(netnsListener)
+	if !ok {
+		r.log.Warn("staging egress proxy: the container backend cannot listen in containers", "app_guid", req.AppGUID)
+		return func() int64 { return 0 }
+	}
+	ln, err := nl.Listen(ctx, stagingProxyPort)
+	if err != nil {
+		r.log.Warn("staging egress proxy", "app_guid", req.AppGUID, "error", err)
+		return func() int64 { return 0 }
+	}
+	p := egress.New(egress.Config{
+		Upstream:  r.egressUpstream,
+		DenyPorts: r.egressDeny,
+		Log:       r.log.With("component", "staging-egress", "app_guid", req.AppGUID),
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := p.Serve(ctx, ln); err != nil {
+			r.log.Warn("staging egress proxy", "app_guid", req.AppGUID, "error", err)
+		}
+	}()
+	return func() int64 {
+		cancel()
+		<-done
+		return p.Bytes()
+	}
+}
