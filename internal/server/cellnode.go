@@ -54,6 +54,9 @@ type CellConfig struct {
 	// StagingEnv is KEY=VALUE environment for this cell's staging
 	// containers (as the server's --staging-env).
 	StagingEnv []string
+	// StagingEgress (--staging-egress) gives staging an HTTP proxy the cell
+	// serves, as the server's local cell does.
+	StagingEgress bool
 	// Heartbeat is how often the cell renews its presence (default
 	// cellapi.DefaultHeartbeat).
 	Heartbeat time.Duration
@@ -185,24 +188,27 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	server := cellapi.NewServerClient(creds, log.With("component", "cell-client"))
 	shipper := server.NewLogShipper(0)
 	rep, err := cell.New(cell.Config{
-		ID:             cfg.ID,
-		Zone:           cfg.Zone,
-		Backend:        backend,
-		Blobs:          server,
-		Reporter:       server,
-		Logs:           shipper,
-		WorkDir:        filepath.Join(cfg.DataDir, "cell"),
-		HostAddr:       host,
-		TotalMemoryMB:  cfg.MemoryMB,
-		TotalDiskMB:    cfg.DiskMB,
-		StagingCaches:  stagingCaches,
-		StagingEnv:     stagingEnv,
-		LogRateCeiling: cfg.LogRateCeiling,
-		Stacks:         stacks,
-		CFStackNames:   map[string]string{"host": cfg.HostCFStack},
-		DockerStager:   dockerStager(images),
-		Images:         images,
-		Logger:         log.With("component", "cell"),
+		ID:            cfg.ID,
+		Zone:          cfg.Zone,
+		Backend:       backend,
+		Blobs:         server,
+		Reporter:      server,
+		Logs:          shipper,
+		WorkDir:       filepath.Join(cfg.DataDir, "cell"),
+		HostAddr:      host,
+		TotalMemoryMB: cfg.MemoryMB,
+		TotalDiskMB:   cfg.DiskMB,
+		StagingCaches: stagingCaches,
+		StagingEnv:    stagingEnv,
+		StagingEgress: cfg.StagingEgress,
+		// The rep's own port; the server's are on its machine.
+		StagingEgressDenyPorts: platformPorts(ln.Addr().String()),
+		LogRateCeiling:         cfg.LogRateCeiling,
+		Stacks:                 stacks,
+		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
+		DockerStager:           dockerStager(images),
+		Images:                 images,
+		Logger:                 log.With("component", "cell"),
 	})
 	if err != nil {
 		return fmt.Errorf("start cell: %w", err)

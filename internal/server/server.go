@@ -323,7 +323,7 @@ func Run(ctx context.Context, cfg Config) error {
 		StagingCaches:          stagingCaches,
 		StagingEnv:             stagingEnv,
 		StagingEgress:          cfg.StagingEgress,
-		StagingEgressDenyPorts: platformPorts(apiLn, routerLn, cfg.RouterTLSAddr),
+		StagingEgressDenyPorts: platformPorts(apiLn.Addr().String(), routerLn.Addr().String(), cfg.RouterTLSAddr, cellAPIAddr(cfg)),
 		LogRateCeiling:         cfg.LogRateCeiling,
 		Stacks:                 cellStacks,
 		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
@@ -585,9 +585,9 @@ func cellCapacity(cfg Config) (int, int) {
 
 // platformPorts are the ports of the server's own listeners, which the
 // staging egress proxy refuses on local addresses.
-func platformPorts(api, router net.Listener, tlsAddr string) [][2]int {
+func platformPorts(addrs ...string) [][2]int {
 	var ports [][2]int
-	for _, a := range []string{api.Addr().String(), router.Addr().String(), tlsAddr} {
+	for _, a := range addrs {
 		if _, p, err := net.SplitHostPort(a); err == nil {
 			if n, err := strconv.Atoi(p); err == nil && n > 0 {
 				ports = append(ports, [2]int{n, n})
