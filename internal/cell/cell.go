@@ -124,15 +124,20 @@ const (
 	DefaultHostAddr            = "127.0.0.1"
 	DefaultMaxContainers       = 250
 	DefaultHealthCheckInterval = 2 * time.Second
-	DefaultStartTimeout        = 60 * time.Second
-	DefaultLivenessInterval    = 30 * time.Second
-	DefaultInvocationTimeout   = time.Second
-	DefaultStopGrace           = 10 * time.Second
-	DefaultStagingMemoryMB     = 1024
-	DefaultStagingDiskMB       = 4096
-	DefaultStagingTimeout      = 15 * time.Minute
-	DefaultInstanceMemoryMB    = 1024
-	DefaultInstanceDiskMB      = 1024
+	// fastCheckCap bounds the startup checks' backoff for the first
+	// fastCheckFor of an instance, so an app that binds after a second is
+	// RUNNING within this of binding, not up to an interval later.
+	fastCheckCap             = 200 * time.Millisecond
+	fastCheckFor             = 15 * time.Second
+	DefaultStartTimeout      = 60 * time.Second
+	DefaultLivenessInterval  = 30 * time.Second
+	DefaultInvocationTimeout = time.Second
+	DefaultStopGrace         = 10 * time.Second
+	DefaultStagingMemoryMB   = 1024
+	DefaultStagingDiskMB     = 4096
+	DefaultStagingTimeout    = 15 * time.Minute
+	DefaultInstanceMemoryMB  = 1024
+	DefaultInstanceDiskMB    = 1024
 	// VcapUID and VcapGID are vcap's ids inside containers (the backend
 	// maps them to host ids of the container's own).
 	VcapUID = 2000

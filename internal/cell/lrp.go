@@ -328,9 +328,12 @@ func (r *Rep) live(i *instance) string {
 	r.cellLog(i, "OUT", "Starting health monitoring of container")
 	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
-	// First check at once, then quickly backing off to the interval: a
-	// fast app is RUNNING in milliseconds.
+	// First check at once, then quickly backing off: a fast app is RUNNING
+	// in milliseconds, and one that takes a second or two to bind (npm
+	// start, a JVM) is seen within fastCheckCap of it. After fastCheckFor
+	// the checks slow to the interval.
 	delay := min(5*time.Millisecond, interval)
+	started := time.Now()
 	for {
 		lastErr := check(ctx)
 		if lastErr == nil {
@@ -339,7 +342,11 @@ func (r *Rep) live(i *instance) string {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-			delay = min(2*delay, interval)
+			if time.Since(started) < fastCheckFor {
+				delay = min(2*delay, interval, fastCheckCap)
+			} else {
+				delay = interval
+			}
 			continue
 		case <-deadline.C:
 			t.Stop()
