@@ -297,8 +297,39 @@ func (a *API) listServiceInstances(w http.ResponseWriter, r *http.Request) error
 		}
 		visible = append(visible, si)
 	}
-	paginate(a, w, r, visible, serviceInstanceKey, func(si pando.ServiceInstance) any { return a.presentServiceInstance(si) })
+	var inc func([]pando.ServiceInstance) map[string]any
+	if q.Has("fields[space]") || q.Has("fields[space.organization]") {
+		// cf service names the instance's space and org from these.
+		inc = func(page []pando.ServiceInstance) map[string]any { return a.includeSpacesOf(ctx, page) }
+	}
+	paginateWith(a, w, r, visible, serviceInstanceKey, func(si pando.ServiceInstance) any { return a.presentServiceInstance(si) }, inc)
 	return nil
+}
+
+// includeSpacesOf is the "included" spaces and organizations of the
+// instances (CF's fields[space], fields[space.organization]).
+func (a *API) includeSpacesOf(ctx context.Context, page []pando.ServiceInstance) map[string]any {
+	spaces, orgs := []any{}, []any{}
+	seen := map[string]bool{}
+	for _, si := range page {
+		if seen[si.SpaceGUID] {
+			continue
+		}
+		seen[si.SpaceGUID] = true
+		sp, err := a.store.GetSpace(ctx, si.SpaceGUID)
+		if err != nil {
+			continue
+		}
+		spaces = append(spaces, map[string]any{"guid": sp.GUID, "name": sp.Name, "relationships": map[string]any{"organization": rel(sp.OrgGUID)}})
+		if seen[sp.OrgGUID] {
+			continue
+		}
+		seen[sp.OrgGUID] = true
+		if o, err := a.store.GetOrg(ctx, sp.OrgGUID); err == nil {
+			orgs = append(orgs, map[string]any{"guid": o.GUID, "name": o.Name})
+		}
+	}
+	return map[string]any{"spaces": spaces, "organizations": orgs}
 }
 
 func serviceInstanceKey(si pando.ServiceInstance) sortable {

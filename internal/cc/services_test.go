@@ -145,6 +145,19 @@ func TestServices_userProvidedBindingReachesVCAPServicesAtRestart(t *testing.T) 
 		t.Errorf("credentials: %v", creds)
 	}
 	decodeBody(t, e.doAs("bearer user:other", "GET", "/v3/service_instances/"+siGUID, ""), http.StatusNotFound)
+	if others := ptResources(decodeBody(t, e.doAs("bearer user:other", "GET", "/v3/service_instances", ""), http.StatusOK)); len(others) != 0 {
+		t.Errorf("another org's user lists %v", others)
+	}
+	// cf service db: the instance with its space and org, then its bound apps.
+	detail := decodeBody(t, e.doAs(svAud, "GET", "/v3/service_instances?fields%5Bspace%5D=name,guid&fields%5Bspace.organization%5D=name,guid&names=db&page=1&per_page=1&space_guids="+sp.GUID, ""), http.StatusOK)
+	inc, _ := detail["included"].(map[string]any)
+	if sps, _ := inc["spaces"].([]any); len(sps) != 1 || sps[0].(map[string]any)["name"] != sp.Name || len(inc["organizations"].([]any)) != 1 {
+		t.Errorf("cf service's included: %v", detail["included"])
+	}
+	bound := decodeBody(t, e.doAs(svAud, "GET", "/v3/service_credential_bindings?include=app&service_instance_guids="+siGUID+"&type=app", ""), http.StatusOK)
+	if apps, _ := bound["included"].(map[string]any)["apps"].([]any); len(ptResources(bound)) != 1 || len(apps) != 1 || apps[0].(map[string]any)["name"] != "app1" {
+		t.Errorf("bound apps: %v", bound)
+	}
 
 	decodeBody(t, e.doAs(svDev, "POST", "/v3/apps/"+app.GUID+"/actions/restart", ""), http.StatusOK)
 	var vs map[string][]map[string]any
