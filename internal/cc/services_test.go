@@ -266,3 +266,30 @@ func TestServices_updateAndDeleteUserProvided(t *testing.T) {
 	}
 	decodeBody(t, e.doAs(svDev, "POST", "/v3/service_instances", `{"type":"managed","name":"m","relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}}}`), http.StatusUnprocessableEntity)
 }
+
+// A manifest's services are bound when it is applied (cf push with
+// services:), once, and a manifest naming an unknown instance changes
+// nothing.
+func TestServices_manifestServicesAreBound(t *testing.T) {
+	e, _ := svNew(t)
+	sp := e.space()
+	si := decodeBody(t, e.doAs(svDev, "POST", "/v3/service_instances", `{"type":"user-provided","name":"db","credentials":{"k":"v"},"relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}}}`), http.StatusCreated)
+	d := e.cfErr(e.applyManifest("applications:\n- name: m1\n  services: [db, nope]\n"), http.StatusUnprocessableEntity)
+	if d["detail"] != "For application 'm1': Service instance 'nope' not found" {
+		t.Errorf("detail = %v", d["detail"])
+	}
+	if apps, _ := e.store.ListApps(t.Context(), pando.AppFilter{Names: []string{"m1"}}); len(apps) != 0 {
+		t.Fatalf("a failed manifest created %v", apps)
+	}
+	for range 2 {
+		if job := e.job(e.applyManifest("applications:\n- name: m1\n  services:\n  - name: db\n    binding_name: primary\n")); job["state"] != "COMPLETE" {
+			t.Fatalf("job: %v", job)
+		}
+	}
+	app := e.appByName("m1")
+	bs, err := e.store.ListServiceBindings(t.Context(), pando.ServiceBindingFilter{AppGUIDs: []string{app.GUID}})
+	if err != nil || len(bs) != 1 || bs[0].InstanceGUID != si["guid"] || bs[0].Name != "primary" {
+		t.Fatalf("bindings: %v %v", bs, err)
+	}
+	e.cfErr(e.applyManifest("applications:\n- name: m1\n  services:\n  - name: db\n    parameters: {a: 1}\n"), http.StatusUnprocessableEntity)
+}
