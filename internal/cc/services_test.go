@@ -293,3 +293,20 @@ func TestServices_manifestServicesAreBound(t *testing.T) {
 	}
 	e.cfErr(e.applyManifest("applications:\n- name: m1\n  services:\n  - name: db\n    parameters: {a: 1}\n"), http.StatusUnprocessableEntity)
 }
+
+// Deleting a space deletes its service instances and their bindings.
+func TestServices_deletingTheSpaceDeletesItsInstances(t *testing.T) {
+	e, app := svNew(t)
+	sp := e.space()
+	si := decodeBody(t, e.doAs(svDev, "POST", "/v3/service_instances", `{"type":"user-provided","name":"db","credentials":{"k":"v"},"relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}}}`), http.StatusCreated)["guid"].(string)
+	decodeBody(t, e.doAs(svDev, "POST", "/v3/service_credential_bindings", `{"type":"app","relationships":{"app":{"data":{"guid":"`+app.GUID+`"}},"service_instance":{"data":{"guid":"`+si+`"}}}}`), http.StatusCreated)
+	if job := e.job(e.do("DELETE", "/v3/spaces/"+sp.GUID, "", nil)); job["state"] != "COMPLETE" {
+		t.Fatalf("delete space: %v", job)
+	}
+	if _, err := e.store.GetServiceInstance(t.Context(), si); !pando.IsNotFound(err) {
+		t.Errorf("instance after its space was deleted: %v", err)
+	}
+	if bs, err := e.store.ListServiceBindings(t.Context(), pando.ServiceBindingFilter{Running: true}); err != nil || len(bs) != 0 {
+		t.Errorf("bindings after the space was deleted: %v %v", bs, err)
+	}
+}
