@@ -156,6 +156,7 @@ type Store interface {
 	UpdateJob(ctx context.Context, j Job) error
 
 	SettingsStore
+	ServiceStore
 
 	Close() error
 }

@@ -310,6 +310,9 @@ func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.A
 		return app, fmt.Errorf("start app %s: %w", app.GUID, err)
 	}
 	if started {
+		if err := a.store.PinServiceBindings(ctx, app.GUID); err != nil {
+			return app, err
+		}
 		a.recordAppEvent(ctx, id, "audit.app.start", app, map[string]any{})
 		a.recordProcessUsage(ctx, app, pando.UsageStarted, pando.UsageStopped)
 	}
@@ -354,6 +357,9 @@ func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando
 	})
 	if err != nil {
 		return app, fmt.Errorf("restart app %s: %w", app.GUID, err)
+	}
+	if err := a.store.PinServiceBindings(ctx, app.GUID); err != nil {
+		return app, err
 	}
 	a.recordAppEvent(ctx, id, "audit.app.restart", app, map[string]any{})
 	if wasStarted {
@@ -891,11 +897,15 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	services, err := a.vcapServices(ctx, app.GUID, false)
+	if err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"environment_variables": vars,
 		"staging_env_json":      staging.Vars,
 		"running_env_json":      running.Vars,
-		"system_env_json":       map[string]any{"VCAP_SERVICES": map[string]any{}},
+		"system_env_json":       map[string]any{"VCAP_SERVICES": services},
 		"application_env_json":  map[string]any{"VCAP_APPLICATION": a.vcapApplication(ctx, app)},
 	})
 	return nil

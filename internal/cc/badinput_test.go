@@ -352,6 +352,7 @@ func TestBadInput_badManifestsNameTheProblem(t *testing.T) {
 type ctFixture struct {
 	app, pkg, build, droplet, job, org, space, stack, event, domain, route, dest, buildpack, task string
 	orgQuota, spaceQuota, role, user                                                              string
+	serviceInstance, binding                                                                      string
 }
 
 func (e *ctEnv) fixture() ctFixture {
@@ -376,6 +377,10 @@ func (e *ctEnv) fixture() ctFixture {
 	f.role = ctStr(e.expect(e.sendJSON("POST", "/v3/roles", map[string]any{"type": "organization_auditor", "relationships": map[string]any{
 		"organization": map[string]any{"data": map[string]any{"guid": f.org}}, "user": map[string]any{"data": map[string]any{"username": "admin"}}}}), http.StatusCreated), "guid")
 	f.user = ctStr(e.list(e.get("/v3/users"))[0], "guid")
+	f.serviceInstance = ctStr(e.expect(e.sendJSON("POST", "/v3/service_instances", map[string]any{"type": "user-provided", "name": "fixture-db",
+		"relationships": map[string]any{"space": map[string]any{"data": map[string]any{"guid": f.space}}}}), http.StatusCreated), "guid")
+	f.binding = ctStr(e.expect(e.sendJSON("POST", "/v3/service_credential_bindings", map[string]any{"type": "app", "relationships": map[string]any{
+		"app": map[string]any{"data": map[string]any{"guid": f.app}}, "service_instance": map[string]any{"data": map[string]any{"guid": f.serviceInstance}}}}), http.StatusCreated), "guid")
 	return f
 }
 
@@ -436,6 +441,7 @@ func (f ctFixture) path(pattern, garbage string) string {
 		"jobs": f.job, "organizations": f.org, "spaces": f.space, "stacks": f.stack, "audit_events": f.event,
 		"domains": f.domain, "routes": f.route, "buildpacks": f.buildpack, "tasks": f.task,
 		"organization_quotas": f.orgQuota, "space_quotas": f.spaceQuota, "roles": f.role, "users": f.user,
+		"service_instances": f.serviceInstance, "service_credential_bindings": f.binding,
 	}
 	for i, s := range segs {
 		var v string

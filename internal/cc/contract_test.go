@@ -1805,7 +1805,7 @@ func TestContract_errorsAndAuth(t *testing.T) {
 	t.Parallel()
 	e := ctNew(t, ctOpts{})
 	// → "API endpoint not found at ..."
-	e.expectCFError(e.get("/v3/service_instances"), http.StatusNotFound, "CF-NotFound", "Unknown request")
+	e.expectCFError(e.get("/v3/service_brokers"), http.StatusNotFound, "CF-NotFound", "Unknown request")
 	e.expectCFError(e.get("/v2/info"), http.StatusNotFound, "CF-NotFound", "Unknown request")
 	e.expectCFError(e.send("GET", "/v3/apps", "application/json", nil, ctWithoutHeader("Authorization")), http.StatusUnauthorized, "CF-NotAuthenticated", "")
 	e.expectCFError(e.send("GET", "/v3/apps", "application/json", nil, ctWithHeader("Authorization", "bearer not.a.token")), http.StatusUnauthorized, "CF-InvalidAuthToken", "")

@@ -84,6 +84,7 @@ type manifestApp struct {
 	DockerImage   string
 	Web           processSettings
 	Processes     []manifestProcess
+	Services      []manifestService
 
 	keys []string       // recognized keys in manifest order
 	norm map[string]any // their normalized values, for diffs
@@ -483,23 +484,12 @@ func (p *mparser) app(n *yaml.Node, at string) manifestApp {
 		case "random-route":
 			m.RandomRoute = p.boolean(v, kat)
 		case "services":
-			// Pando has no service brokers yet: binding is impossible, and
-			// silently dropping it would start the app without them.
-			if v.Kind == yaml.SequenceNode && len(v.Content) > 0 {
-				names := []string{}
-				for _, e := range v.Content {
-					name := e.Value
-					if e.Kind == yaml.MappingNode {
-						for i := 0; i+1 < len(e.Content); i += 2 {
-							if e.Content[i].Value == "name" {
-								name = e.Content[i+1].Value
-							}
-						}
-					}
-					names = append(names, name)
-				}
-				p.errorf(kat, "service instance(s) %s not found: Pando has no services to bind yet", strings.Join(names, ", "))
+			m.Services = p.services(v, kat)
+			names := make([]any, len(m.Services))
+			for i, s := range m.Services {
+				names[i] = s.Name
 			}
+			note(k, names)
 		case "sidecars":
 			if v.Kind == yaml.SequenceNode && len(v.Content) > 0 {
 				p.errorf(kat, "sidecars are not supported by Pando yet")

@@ -199,7 +199,7 @@ func TestApplyManifest_errorsNameTheProblem(t *testing.T) {
 		{"docker and buildpack", "applications:\n- name: a\n  buildpack: binary_buildpack\n  docker: {image: x}\n", http.StatusUnprocessableEntity, "Buildpack cannot be configured for a docker lifecycle app."},
 		{"env not scalar", "applications:\n- name: a\n  env: {A: [1]}\n", http.StatusUnprocessableEntity, "applications[0].env.A: must be a string, number or boolean"},
 		{"too many timeouts", "applications:\n- name: a\n  timeout: 999\n", http.StatusUnprocessableEntity, "For application 'a': Health check timeout must be between 1 and 180 seconds"},
-		{"services", "applications:\n- name: a\n  services: [mydb, {name: cache}]\n", http.StatusUnprocessableEntity, "applications[0].services: service instance(s) mydb, cache not found"},
+		{"services", "applications:\n- name: a\n  services: [mydb, {name: cache}]\n", http.StatusUnprocessableEntity, "For application 'a': Service instance 'mydb' not found"},
 		{"sidecars", "applications:\n- name: a\n  sidecars:\n  - name: s\n    command: x\n", http.StatusUnprocessableEntity, "applications[0].sidecars: sidecars are not supported"},
 	}
 	for _, c := range cases {

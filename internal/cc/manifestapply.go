@@ -186,6 +186,9 @@ func (a *API) applyManifestApp(ctx context.Context, id Identity, space pando.Spa
 	if err := a.applyManifestRoutes(ctx, id, app, m, routes); err != nil {
 		return err
 	}
+	if err := a.applyManifestServices(ctx, id, app, m); err != nil {
+		return err
+	}
 	a.recordAppEvent(ctx, id, "audit.app.apply_manifest", app, map[string]any{})
 	return a.syncApp(ctx, app.GUID)
 }
@@ -330,6 +333,9 @@ func (a *API) applyManifest(w http.ResponseWriter, r *http.Request) error {
 	routes := make([][]resolvedRoute, len(apps))
 	for i, m := range apps {
 		if routes[i], err = a.checkManifestApp(ctx, space, m, domains); err != nil {
+			return forApp(m.Name, err)
+		}
+		if err := a.checkManifestServices(ctx, space, m); err != nil {
 			return forApp(m.Name, err)
 		}
 	}

@@ -448,6 +448,18 @@ func (a *API) resolve(ctx context.Context, kind, guid string) (target, error) {
 			return target{}, pando.Errorf(pando.ENotFound, "space quota %s not found", guid)
 		}
 		return target{org: q.OrgGUID}, nil
+	case "service_instance":
+		si, err := a.store.GetServiceInstance(ctx, guid)
+		if err != nil {
+			return target{}, err
+		}
+		return a.resolve(ctx, "space", si.SpaceGUID)
+	case "service_binding":
+		b, err := a.store.GetServiceBinding(ctx, guid)
+		if err != nil {
+			return target{}, err
+		}
+		return appSpace(b.AppGUID)
 	case "role":
 		r, err := a.store.GetRole(ctx, guid)
 		if err != nil {

@@ -106,6 +106,7 @@ func (a *API) routes() {
 
 	a.registerPlatformRoutes(h)
 	a.registerTenancyRoutes(h)
+	a.registerServiceRoutes(h)
 
 	if a.cfg.AuthedRoutes != nil {
 		a.cfg.AuthedRoutes(authed)

@@ -99,7 +99,10 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 	if err != nil {
 		return pando.DesiredLRP{}, err
 	}
-	env := appEnv(pando.App{EnvVars: vars})
+	env, err := a.withServices(ctx, app.GUID, true, appEnv(pando.App{EnvVars: vars}))
+	if err != nil {
+		return pando.DesiredLRP{}, err
+	}
 	lrp := pando.DesiredLRP{
 		ProcessGUID: p.GUID, Revision: app.Revision, AppGUID: app.GUID, AppName: app.Name,
 		SpaceGUID: space.GUID, SpaceName: space.Name, OrgGUID: org.GUID, OrgName: org.Name,

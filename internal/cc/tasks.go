@@ -214,12 +214,16 @@ func (a *API) runRequest(ctx context.Context, app pando.App, task pando.AppTask,
 	if err != nil {
 		return nil, err
 	}
+	env, err := a.withServices(ctx, app.GUID, false, appEnv(pando.App{EnvVars: vars}))
+	if err != nil {
+		return nil, err
+	}
 	run := &pando.RunRequest{
 		AppGUID: app.GUID, AppName: app.Name, SpaceGUID: space.GUID, SpaceName: space.Name,
 		OrgGUID: org.GUID, OrgName: org.Name, Name: task.Name,
 		DropletKey: pando.DropletBlobKey(d.GUID), DropletSHA256: d.SHA256, Stack: stack,
 		Command: task.Command,
-		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, appEnv(pando.App{EnvVars: vars})...),
+		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, env...),
 		// Tasks get the operator's default limit (AppTask keeps none of
 		// its own), as CF gives them its default_app_log_rate_limit.
 		MemoryMB: task.MemoryMB, DiskMB: task.DiskMB, LogRateLimitBytes: a.cfg.DefaultLogRateLimit,

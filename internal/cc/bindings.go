@@ -1,0 +1,320 @@
+package cc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/pandoplatform/pando"
+)
+
+// Service credential bindings of type app (cf bind-service,
+// unbind-service). A binding reaches the app's VCAP_SERVICES at its next
+// start or restage, as in CF. Keys (type key) are for managed instances
+// only in CF, so they are refused with CF's message.
+
+func (a *API) registerBindingRoutes(h func(string, handlerFunc)) {
+	h("GET /v3/service_credential_bindings", a.listServiceBindings)
+	h("POST /v3/service_credential_bindings", a.postServiceBinding)
+	h("GET /v3/service_credential_bindings/{guid}", a.getServiceBinding)
+	h("DELETE /v3/service_credential_bindings/{guid}", a.deleteServiceBinding)
+	h("GET /v3/service_credential_bindings/{guid}/details", a.getServiceBindingDetails)
+}
+
+func (a *API) presentServiceBinding(b pando.ServiceBinding) map[string]any {
+	var name any
+	if b.Name != "" {
+		name = b.Name
+	}
+	return map[string]any{
+		"guid":       b.GUID,
+		"type":       b.Type,
+		"name":       name,
+		"created_at": ts(b.CreatedAt),
+		"updated_at": ts(b.UpdatedAt),
+		"last_operation": map[string]any{
+			"type": "create", "state": "succeeded", "description": nil,
+			"created_at": ts(b.CreatedAt), "updated_at": ts(b.UpdatedAt),
+		},
+		"metadata": metadata(),
+		"relationships": map[string]any{
+			"app":              rel(b.AppGUID),
+			"service_instance": rel(b.InstanceGUID),
+		},
+		"links": map[string]any{
+			"self":             link(a.url("/v3/service_credential_bindings/%s", b.GUID)),
+			"details":          link(a.url("/v3/service_credential_bindings/%s/details", b.GUID)),
+			"app":              link(a.url("/v3/apps/%s", b.AppGUID)),
+			"service_instance": link(a.url("/v3/service_instances/%s", b.InstanceGUID)),
+		},
+	}
+}
+
+type bindingBody struct {
+	Type          string          `json:"type"`
+	Name          *string         `json:"name"`
+	Parameters    json.RawMessage `json:"parameters"`
+	Relationships struct {
+		ServiceInstance struct {
+			Data struct {
+				GUID string `json:"guid"`
+			} `json:"data"`
+		} `json:"service_instance"`
+		App *struct {
+			Data struct {
+				GUID string `json:"guid"`
+			} `json:"data"`
+		} `json:"app"`
+	} `json:"relationships"`
+}
+
+func (a *API) postServiceBinding(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var in bindingBody
+	if err := readJSON(r, &in); err != nil {
+		return err
+	}
+	if in.Type != "app" && in.Type != "key" {
+		return invalid("Type must be one of 'app', 'key'")
+	}
+	p := permsFrom(ctx)
+	si, err := a.store.GetServiceInstance(ctx, in.Relationships.ServiceInstance.Data.GUID)
+	if err == nil && !p.seesSpace(si.SpaceGUID) {
+		err = pando.Errorf(pando.ENotFound, "service instance not visible")
+	}
+	if pando.IsNotFound(err) {
+		return invalid("The service instance could not be found: '%s'.", in.Relationships.ServiceInstance.Data.GUID)
+	}
+	if err != nil {
+		return err
+	}
+	if in.Type == "key" {
+		return invalid("Service credential bindings of type 'key' are not supported for user-provided service instances.")
+	}
+	if len(in.Parameters) > 0 && string(in.Parameters) != "null" && string(in.Parameters) != "{}" {
+		return invalid("Binding parameters are not supported for user-provided service instances")
+	}
+	if in.Relationships.App == nil || in.Relationships.App.Data.GUID == "" {
+		return invalid("Relationships App can't be blank")
+	}
+	appGUID := in.Relationships.App.Data.GUID
+	if err := a.checkApp(ctx, appGUID, needWrite); err != nil {
+		return err
+	}
+	app, err := a.store.GetApp(ctx, appGUID)
+	if err != nil {
+		return err
+	}
+	if app.SpaceGUID != si.SpaceGUID {
+		return invalid("The service instance and the app are in different spaces")
+	}
+	now := a.now()
+	b := pando.ServiceBinding{GUID: a.newGUID(), Type: "app", AppGUID: app.GUID, InstanceGUID: si.GUID, CreatedAt: now, UpdatedAt: now}
+	if in.Name != nil {
+		b.Name = *in.Name
+		if len(b.Name) > maxServiceNameLen {
+			return invalid("Name is too long (maximum is %d characters)", maxServiceNameLen)
+		}
+	}
+	if err := a.store.CreateServiceBinding(ctx, b); err != nil {
+		if pando.ErrorKindOf(err) == pando.EConflict {
+			return invalid("The app is already bound to the service instance.")
+		}
+		return err
+	}
+	a.recordAppEvent(ctx, identityFrom(ctx), "audit.service_binding.create", app, map[string]any{"service_binding_guid": b.GUID, "service_instance_guid": si.GUID})
+	writeJSON(w, http.StatusCreated, a.presentServiceBinding(b))
+	return nil
+}
+
+func (a *API) getServiceBinding(w http.ResponseWriter, r *http.Request) error {
+	b, err := a.store.GetServiceBinding(r.Context(), r.PathValue("guid"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a.presentServiceBinding(b))
+	return nil
+}
+
+func (a *API) listServiceBindings(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if t := splitList(q, "type"); len(t) > 0 && !contains(t, "app") {
+		paginate(a, w, r, []pando.ServiceBinding{}, bindingKey, func(pando.ServiceBinding) any { return nil })
+		return nil
+	}
+	instances := splitList(q, "service_instance_guids")
+	if names := splitList(q, "service_instance_names"); len(names) > 0 {
+		sis, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: names})
+		if err != nil {
+			return err
+		}
+		byName := []string{"-"} // matches nothing when no instance has the names
+		for _, si := range sis {
+			if len(instances) == 0 || contains(instances, si.GUID) {
+				byName = append(byName, si.GUID)
+			}
+		}
+		instances = byName
+	}
+	all, err := a.store.ListServiceBindings(ctx, pando.ServiceBindingFilter{
+		GUIDs: splitList(q, "guids"), Names: splitList(q, "names"), AppGUIDs: splitList(q, "app_guids"), InstanceGUIDs: instances,
+	})
+	if err != nil {
+		return err
+	}
+	p := permsFrom(ctx)
+	visible := all[:0]
+	for _, b := range all {
+		if t, err := a.resolve(ctx, "app", b.AppGUID); err == nil && p.seesSpace(t.space) {
+			visible = append(visible, b)
+		}
+	}
+	include := splitList(q, "include")
+	var inc func([]pando.ServiceBinding) map[string]any
+	if len(include) > 0 {
+		inc = func(page []pando.ServiceBinding) map[string]any { return a.includeForBindings(ctx, page, include) }
+	}
+	paginateWith(a, w, r, visible, bindingKey, func(b pando.ServiceBinding) any { return a.presentServiceBinding(b) }, inc)
+	return nil
+}
+
+func (a *API) includeForBindings(ctx context.Context, page []pando.ServiceBinding, include []string) map[string]any {
+	out := map[string]any{}
+	if contains(include, "app") {
+		apps := []any{}
+		seen := map[string]bool{}
+		for _, b := range page {
+			if seen[b.AppGUID] {
+				continue
+			}
+			seen[b.AppGUID] = true
+			if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
+				apps = append(apps, a.presentApp(app))
+			}
+		}
+		out["apps"] = apps
+	}
+	if contains(include, "service_instance") {
+		sis := []any{}
+		seen := map[string]bool{}
+		for _, b := range page {
+			if seen[b.InstanceGUID] {
+				continue
+			}
+			seen[b.InstanceGUID] = true
+			if si, err := a.store.GetServiceInstance(ctx, b.InstanceGUID); err == nil {
+				sis = append(sis, a.presentServiceInstance(si))
+			}
+		}
+		out["service_instances"] = sis
+	}
+	return out
+}
+
+func bindingKey(b pando.ServiceBinding) sortable {
+	return sortable{name: b.Name, createdAt: b.CreatedAt, updatedAt: b.UpdatedAt}
+}
+
+// deleteServiceBinding unbinds at once (204), as CF does for user-provided
+// instances; the app keeps the binding in its env until its next start.
+func (a *API) deleteServiceBinding(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	b, err := a.store.GetServiceBinding(ctx, r.PathValue("guid"))
+	if err != nil {
+		return err
+	}
+	if err := a.store.DeleteServiceBinding(ctx, b.GUID); err != nil {
+		return err
+	}
+	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
+		a.recordAppEvent(ctx, identityFrom(ctx), "audit.service_binding.delete", app, map[string]any{"service_binding_guid": b.GUID, "service_instance_guid": b.InstanceGUID})
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) getServiceBindingDetails(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	b, err := a.store.GetServiceBinding(ctx, r.PathValue("guid"))
+	if err != nil {
+		return err
+	}
+	si, err := a.store.GetServiceInstance(ctx, b.InstanceGUID)
+	if err != nil {
+		return err
+	}
+	creds, err := a.instanceCredentials(si)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"credentials": creds}
+	if si.SyslogDrainURL != "" {
+		out["syslog_drain_url"] = si.SyslogDrainURL
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// vcapServices is the app's VCAP_SERVICES: its bindings by service label,
+// in CF's layout ("user-provided" for user-provided instances), those of
+// its running revision (running) or its live ones (staging, tasks, env).
+// The credentials are the instance's current ones.
+func (a *API) vcapServices(ctx context.Context, appGUID string, running bool) (map[string]any, error) {
+	bindings, err := a.store.ListServiceBindings(ctx, pando.ServiceBindingFilter{AppGUIDs: []string{appGUID}, Running: running})
+	if err != nil {
+		return nil, fmt.Errorf("bindings of app %s: %w", appGUID, err)
+	}
+	out := map[string]any{}
+	var ups []any
+	for _, b := range bindings {
+		si, err := a.store.GetServiceInstance(ctx, b.InstanceGUID)
+		if err != nil {
+			return nil, fmt.Errorf("binding %s of app %s: %w", b.GUID, appGUID, err)
+		}
+		creds, err := a.instanceCredentials(si)
+		if err != nil {
+			return nil, err
+		}
+		name := si.Name
+		var bindingName, drain any
+		if b.Name != "" {
+			name, bindingName = b.Name, b.Name
+		}
+		if si.SyslogDrainURL != "" {
+			drain = si.SyslogDrainURL
+		}
+		tags := si.Tags
+		if tags == nil {
+			tags = []string{}
+		}
+		ups = append(ups, map[string]any{
+			"label": "user-provided", "name": name, "tags": tags,
+			"instance_guid": si.GUID, "instance_name": si.Name,
+			"binding_guid": b.GUID, "binding_name": bindingName,
+			"credentials": creds, "syslog_drain_url": drain, "volume_mounts": []any{},
+		})
+	}
+	if len(ups) > 0 {
+		out["user-provided"] = ups
+	}
+	return out, nil
+}
+
+// withServices prepends VCAP_SERVICES to env when the app has bindings
+// (the cell sets "{}" otherwise).
+func (a *API) withServices(ctx context.Context, appGUID string, running bool, env []pando.EnvVar) ([]pando.EnvVar, error) {
+	vs, err := a.vcapServices(ctx, appGUID, running)
+	if err != nil {
+		return nil, err
+	}
+	if len(vs) == 0 {
+		return env, nil
+	}
+	raw, err := json.Marshal(vs)
+	if err != nil {
+		return nil, fmt.Errorf("VCAP_SERVICES of app %s: %w", appGUID, err)
+	}
+	return append([]pando.EnvVar{{Name: "VCAP_SERVICES", Value: string(raw)}}, env...), nil
+}
