@@ -35,7 +35,10 @@ func routeURL(host, domain, path string) string {
 	return s + path
 }
 
-func validateHost(host string) error {
+func validateHost(host string, private bool) error {
+	if host == "" && private {
+		return nil
+	}
 	if host == "" {
 		return invalid("Missing host. Routes in shared domains must have a host defined.")
 	}
@@ -141,7 +144,7 @@ func (a *API) routeHostnames(ctx context.Context, appGUID string) ([]string, err
 // createRoute validates and records a route in a space.
 func (a *API) createRoute(ctx context.Context, host, path string, domain pando.Domain, spaceGUID string) (pando.Route, error) {
 	host = strings.ToLower(host)
-	if err := validateHost(host); err != nil {
+	if err := validateHost(host, domain.OrgGUID != ""); err != nil {
 		return pando.Route{}, err
 	}
 	if err := validateRoutePath(path); err != nil {
@@ -150,11 +153,15 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	if len(routeURL(host, domain.Name, path)) > maxRouteLength {
 		return pando.Route{}, invalid("Route must be at most %d characters", maxRouteLength)
 	}
-	if _, err := a.store.GetSpace(ctx, spaceGUID); err != nil {
+	space, err := a.store.GetSpace(ctx, spaceGUID)
+	if err != nil {
 		if pando.IsNotFound(err) {
 			return pando.Route{}, invalid("Invalid space. Ensure that the space exists and you have access to it.")
 		}
 		return pando.Route{}, err
+	}
+	if domain.OrgGUID != "" && domain.OrgGUID != space.OrgGUID {
+		return pando.Route{}, invalid("Invalid domain. Domain '%s' is not available in organization of space '%s'.", domain.Name, space.Name)
 	}
 	existing, err := a.store.ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
 	if err != nil {
