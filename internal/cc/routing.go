@@ -105,40 +105,87 @@ func (a *API) domainsByGUID(ctx context.Context) (map[string]pando.Domain, error
 }
 
 // routeHostnames returns "host.domain[/path]" for every route mapped to the
-// app's web process, sorted and without duplicates. syncApp puts them on
-// the web LRP for the router.
+// app's web process, sorted and without duplicates.
 func (a *API) routeHostnames(ctx context.Context, appGUID string) ([]string, error) {
+	routes, _, err := a.webRoutes(ctx, appGUID)
+	return routes, err
+}
+
+// webRoutes returns the app's web routes (as routeHostnames) and the
+// container port of each whose destination names one other than the
+// default. syncApp puts them on the web LRP for the router.
+func (a *API) webRoutes(ctx context.Context, appGUID string) ([]string, map[string]int, error) {
 	dests, err := a.store.ListRouteDestinations(ctx, nil, []string{appGUID})
 	if err != nil {
-		return nil, fmt.Errorf("route destinations of app %s: %w", appGUID, err)
+		return nil, nil, fmt.Errorf("route destinations of app %s: %w", appGUID, err)
 	}
+	portOf := map[string]int{}
 	var routeGUIDs []string
 	for _, d := range dests {
 		if d.ProcessType == "web" {
 			routeGUIDs = append(routeGUIDs, d.RouteGUID)
+			portOf[d.RouteGUID] = d.Port
 		}
 	}
 	if len(routeGUIDs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	routes, err := a.store.ListRoutes(ctx, pando.RouteFilter{GUIDs: routeGUIDs})
 	if err != nil {
-		return nil, fmt.Errorf("routes of app %s: %w", appGUID, err)
+		return nil, nil, fmt.Errorf("routes of app %s: %w", appGUID, err)
 	}
 	domains, err := a.domainsByGUID(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]string, 0, len(routes))
+	var ports map[string]int
 	for _, r := range routes {
 		d, ok := domains[r.DomainGUID]
 		if !ok {
 			continue
 		}
-		out = append(out, routeURL(r.Host, d.Name, r.Path))
+		u := routeURL(r.Host, d.Name, r.Path)
+		out = append(out, u)
+		if p := portOf[r.GUID]; p != 0 && p != defaultAppPort {
+			if ports == nil {
+				ports = map[string]int{}
+			}
+			ports[u] = p
+		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out), ports, nil
+}
+
+// exposeRoutePorts adds the ports of lrp.RoutePorts to lrp.Ports.
+func exposeRoutePorts(lrp *pando.DesiredLRP) {
+	var extra []int
+	for _, p := range lrp.RoutePorts {
+		if !slices.Contains(lrp.Ports, p) && !slices.Contains(extra, p) {
+			extra = append(extra, p)
+		}
+	}
+	slices.Sort(extra)
+	lrp.Ports = append(lrp.Ports, extra...)
+}
+
+// keepExposedRoutes drops the routes to ports the LRP does not expose: a
+// running container's ports are fixed, so a destination on a new port is
+// routed once the app restarts. A route to the first port needs no entry.
+func keepExposedRoutes(lrp *pando.DesiredLRP) {
+	for r, p := range lrp.RoutePorts {
+		switch {
+		case len(lrp.Ports) > 0 && p == lrp.Ports[0]:
+			delete(lrp.RoutePorts, r)
+		case !slices.Contains(lrp.Ports, p):
+			delete(lrp.RoutePorts, r)
+			lrp.Routes = slices.DeleteFunc(lrp.Routes, func(x string) bool { return x == r })
+		}
+	}
+	if len(lrp.RoutePorts) == 0 {
+		lrp.RoutePorts = nil
+	}
 }
 
 // createRoute validates and records a route in a space.
