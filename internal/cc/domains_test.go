@@ -107,6 +107,18 @@ func TestContract40_sharedDomainAndRoutes(t *testing.T) {
 	if lrp, _ := e.rt.desiredLRP(app.GUID); !slices.Equal(lrp.Routes, []string{"app1.localhost"}) {
 		t.Errorf("web LRP routes after delete-shared-domain = %v", lrp.Routes)
 	}
+	// Routes on an internal domain are not given to the router.
+	in := e.expect(e.sendJSON("POST", "/v3/domains", map[string]any{"internal": true, "name": "apps.internal"}), http.StatusCreated)
+	if ctJ(in, "internal") != true {
+		t.Errorf("internal domain: %v", in)
+	}
+	r3 := ctStr(e.expect(e.sendJSON("POST", "/v3/routes", map[string]any{"host": "app1", "relationships": map[string]any{
+		"space": map[string]any{"data": map[string]any{"guid": space}}, "domain": map[string]any{"data": map[string]any{"guid": ctStr(in, "guid")}}}}), http.StatusCreated), "guid")
+	e.expect(e.sendJSON("POST", "/v3/routes/"+r3+"/destinations", map[string]any{"destinations": []any{
+		map[string]any{"app": map[string]any{"guid": app.GUID}}}}), http.StatusOK)
+	if lrp, _ := e.rt.desiredLRP(app.GUID); !slices.Equal(lrp.Routes, []string{"app1.localhost"}) {
+		t.Errorf("web LRP routes with an internal route = %v", lrp.Routes)
+	}
 	// The platform's app domain stays.
 	def := ctStr(e.list(e.get("/v3/domains?names=localhost"))[0], "guid")
 	e.expectCFError(e.send("DELETE", "/v3/domains/"+def, "application/json", nil), 422, "CF-UnprocessableEntity", "")

@@ -142,8 +142,8 @@ func (a *API) webRoutes(ctx context.Context, appGUID string) ([]string, map[stri
 	var ports map[string]int
 	for _, r := range routes {
 		d, ok := domains[r.DomainGUID]
-		if !ok {
-			continue
+		if !ok || d.Internal {
+			continue // internal domains are for app-to-app traffic, which Pando does not route
 		}
 		u := routeURL(r.Host, d.Name, r.Path)
 		out = append(out, u)
