@@ -38,3 +38,27 @@ func TestPorts_destinationPort(t *testing.T) {
 		t.Errorf("after restart: ports %v, routes %v %v", lrp.Ports, lrp.Routes, lrp.RoutePorts)
 	}
 }
+
+// TestPorts_changingADestinationsPort: PATCH replaces a destination whose
+// port changed; POST refuses a second port for the same process, which
+// would otherwise be ignored.
+func TestPorts_changingADestinationsPort(t *testing.T) {
+	e := ctNew(t, ctOpts{})
+	app := e.push("moved")
+	routes := e.list(e.get("/v3/apps/" + app.GUID + "/routes"))
+	if len(routes) != 1 {
+		t.Fatalf("routes: %v", routes)
+	}
+	r := ctStr(routes[0], "guid")
+	dest := func(port int) map[string]any {
+		return map[string]any{"destinations": []any{map[string]any{"app": map[string]any{"guid": app.GUID}, "port": port}}}
+	}
+	e.expectCFError(e.sendJSON("POST", "/v3/routes/"+r+"/destinations", dest(9090)), 422, "CF-UnprocessableEntity",
+		"The route is already mapped to process 'web' of app 'moved' on port 8080: unmap it first to map it to port 9090.")
+	// The same port again is fine (nothing changes).
+	e.expect(e.sendJSON("POST", "/v3/routes/"+r+"/destinations", dest(8080)), http.StatusOK)
+	got := e.expect(e.sendJSON("PATCH", "/v3/routes/"+r+"/destinations", dest(9090)), http.StatusOK)
+	if d := ctJ(got, "destinations").([]any); len(d) != 1 || ctNum(d[0], "port") != 9090 {
+		t.Errorf("after PATCH: %v", d)
+	}
+}

@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -476,7 +477,7 @@ func (a *API) readDestinations(r *http.Request) ([]wanted, error) {
 		if !processTypeName.MatchString(typ) {
 			return nil, invalid("Process type %q is invalid", typ)
 		}
-		port := defaultAppPort
+		port := 0 // the default port, unless the destination names one
 		if d.Port != nil {
 			if *d.Port < 1 || *d.Port > 65535 {
 				return nil, invalid("Port must be between 1 and 65535")
@@ -557,7 +558,9 @@ func (a *API) patchDestinations(w http.ResponseWriter, r *http.Request) error {
 	}
 	var changed []string
 	for _, d := range existing {
-		keep := slices.ContainsFunc(want, func(x wanted) bool { return x.app.GUID == d.AppGUID && x.processType == d.ProcessType })
+		keep := slices.ContainsFunc(want, func(x wanted) bool {
+			return x.app.GUID == d.AppGUID && x.processType == d.ProcessType && cmp.Or(x.port, defaultAppPort) == d.Port
+		})
 		if keep {
 			continue
 		}

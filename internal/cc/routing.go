@@ -279,6 +279,7 @@ func (a *API) mapRoute(ctx context.Context, id Identity, rt pando.Route, app pan
 	if processType == "" {
 		processType = "web"
 	}
+	asked := port
 	if port == 0 {
 		port = defaultAppPort
 	}
@@ -287,9 +288,13 @@ func (a *API) mapRoute(ctx context.Context, id Identity, rt pando.Route, app pan
 		return false, fmt.Errorf("list destinations of route %s: %w", rt.GUID, err)
 	}
 	for _, d := range dests {
-		if d.ProcessType == processType {
-			return false, nil
+		if d.ProcessType != processType {
+			continue
 		}
+		if asked != 0 && d.Port != asked {
+			return false, invalid("The route is already mapped to process '%s' of app '%s' on port %d: unmap it first to map it to port %d.", processType, app.Name, d.Port, asked)
+		}
+		return false, nil
 	}
 	d := pando.RouteDestination{GUID: a.newGUID(), RouteGUID: rt.GUID, AppGUID: app.GUID, ProcessType: processType, Port: port, CreatedAt: a.now()}
 	if err := a.store.CreateRouteDestination(ctx, d); err != nil {
