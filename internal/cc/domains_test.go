@@ -186,6 +186,9 @@ func TestDomains_private(t *testing.T) {
 	if got := names("/v3/organizations/" + o1 + "/domains"); !slices.Contains(got, "mine.test") {
 		t.Errorf("o1's domains = %v", got)
 	}
+	if got := names("/v3/domains?organization_guids=" + o1); !slices.Equal(got, []string{"mine.test"}) {
+		t.Errorf("domains owned by o1 = %v", got)
+	}
 	e.completeJob(e.send("DELETE", "/v3/organizations/"+o1, "application/json", nil))
 	if got := names("/v3/domains"); slices.Contains(got, "mine.test") {
 		t.Errorf("domains after deleting o1 = %v", got)

@@ -179,7 +179,11 @@ func (a *API) listDomains(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.paginateDomains(w, r, domainsFor(r.Context(), ds, ""))
+	ds = domainsFor(r.Context(), ds, "")
+	if orgs := splitList(q, "organization_guids"); len(orgs) > 0 {
+		ds = slices.DeleteFunc(ds, func(d pando.Domain) bool { return !slices.Contains(orgs, d.OrgGUID) })
+	}
+	a.paginateDomains(w, r, ds)
 	return nil
 }
 
