@@ -170,9 +170,11 @@ type Droplet struct {
 
 // Domain is a shared app domain (e.g. "localhost").
 type Domain struct {
-	GUID      string
-	Name      string
-	Internal  bool
+	GUID     string
+	Name     string
+	Internal bool
+	// OrgGUID owns a private domain; empty for a shared one.
+	OrgGUID   string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -61,7 +61,10 @@ type DesiredLRP struct {
 	Ports        []int // container ports; default [8080]
 	HealthCheck  HealthCheck
 	Routes       []string // hostnames (host.domain[/path]) routed to this LRP
-	UpdatedAt    time.Time
+	// RoutePorts names the container port of each route in Routes that
+	// goes to another port than Ports[0]; the router sends it there.
+	RoutePorts map[string]int
+	UpdatedAt  time.Time
 }
 
 // ActualLRP states (Diego's).

@@ -90,6 +90,8 @@ type Store interface {
 	CreateDomain(ctx context.Context, d Domain) error
 	GetDomain(ctx context.Context, guid string) (Domain, error)
 	ListDomains(ctx context.Context, guids, names []string) ([]Domain, error)
+	// DeleteDomain deletes a domain that no route uses.
+	DeleteDomain(ctx context.Context, guid string) error
 
 	// CreateRoute fails with EConflict when host+domain+path exists.
 	CreateRoute(ctx context.Context, r Route) error

@@ -2,6 +2,7 @@ package bbs
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -230,6 +231,7 @@ func cloneDesired(d pando.DesiredLRP) pando.DesiredLRP {
 	d.Env = slices.Clone(d.Env)
 	d.Ports = slices.Clone(d.Ports)
 	d.Routes = slices.Clone(d.Routes)
+	d.RoutePorts = maps.Clone(d.RoutePorts)
 	return d
 }
 

@@ -52,7 +52,7 @@ func resolveRoute(route string, domains []pando.Domain) (resolvedRoute, error) {
 	if best == nil {
 		return resolvedRoute{}, invalid("The route '%s' did not match any existing domains.", route)
 	}
-	if err := validateHost(host); err != nil {
+	if err := validateHost(host, best.OrgGUID != ""); err != nil {
 		return resolvedRoute{}, invalid("The route '%s' is invalid: %s", route, err.Error())
 	}
 	if err := validateRoutePath(path); err != nil {
@@ -330,6 +330,7 @@ func (a *API) applyManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list domains: %w", err)
 	}
+	domains = domainsFor(ctx, domains, space.OrgGUID)
 	routes := make([][]resolvedRoute, len(apps))
 	for i, m := range apps {
 		if routes[i], err = a.checkManifestApp(ctx, space, m, domains); err != nil {

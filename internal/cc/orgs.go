@@ -129,6 +129,9 @@ func (a *API) deleteOrg(ctx context.Context, id Identity, o pando.Org) error {
 			return err
 		}
 	}
+	if err := a.removeOrgDomains(ctx, id, o.GUID); err != nil {
+		return err
+	}
 	if err := a.store.DeleteOrg(ctx, o.GUID); err != nil && !pando.IsNotFound(err) {
 		return fmt.Errorf("delete org %s: %w", o.Name, err)
 	}

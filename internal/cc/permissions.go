@@ -60,7 +60,9 @@ var accessRules = map[string]rule{
 	"GET /v3/deployments":                       anyone,
 	"POST /v3/resource_matches":                 anyone,
 	"GET /v3/domains":                           anyone,
+	"POST /v3/domains":                          anyone, // the handler checks admin or org manager
 	"GET /v3/domains/{guid}":                    anyone,
+	"DELETE /v3/domains/{guid}":                 anyone, // the handler checks admin or org manager
 	"GET /v3/domains/{guid}/route_reservations": anyone,
 	"GET /v3/jobs/{guid}":                       anyone,
 	"GET /v3/audit_events":                      anyone,

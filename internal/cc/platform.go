@@ -189,7 +189,8 @@ func (a *API) getOrg(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listOrgDomains lists the domains an org can use: every domain is shared.
+// listOrgDomains lists the domains an org can use: the shared ones and its
+// private ones.
 func (a *API) listOrgDomains(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	if _, err := a.store.GetOrg(ctx, r.PathValue("guid")); err != nil {
@@ -200,7 +201,7 @@ func (a *API) listOrgDomains(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.paginateDomains(w, r, ds)
+	a.paginateDomains(w, r, domainsFor(ctx, ds, r.PathValue("guid")))
 	return nil
 }
 

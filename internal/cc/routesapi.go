@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -17,6 +18,18 @@ import (
 // --- presentation ---
 
 func (a *API) presentDomain(d pando.Domain) map[string]any {
+	var org any
+	if d.OrgGUID != "" {
+		org = map[string]any{"guid": d.OrgGUID}
+	}
+	links := map[string]any{
+		"self":               link(a.url("/v3/domains/%s", d.GUID)),
+		"route_reservations": link(a.url("/v3/domains/%s/route_reservations", d.GUID)),
+	}
+	if d.OrgGUID != "" {
+		links["organization"] = link(a.url("/v3/organizations/%s", d.OrgGUID))
+		links["shared_organizations"] = link(a.url("/v3/domains/%s/relationships/shared_organizations", d.GUID))
+	}
 	return map[string]any{
 		"guid":                d.GUID,
 		"name":                d.Name,
@@ -27,13 +40,10 @@ func (a *API) presentDomain(d pando.Domain) map[string]any {
 		"updated_at":          ts(d.UpdatedAt),
 		"metadata":            metadata(),
 		"relationships": map[string]any{
-			"organization":         map[string]any{"data": nil},
+			"organization":         map[string]any{"data": org},
 			"shared_organizations": map[string]any{"data": []any{}},
 		},
-		"links": map[string]any{
-			"self":               link(a.url("/v3/domains/%s", d.GUID)),
-			"route_reservations": link(a.url("/v3/domains/%s/route_reservations", d.GUID)),
-		},
+		"links": links,
 	}
 }
 
@@ -147,7 +157,9 @@ func rawList(q url.Values, key string) (vals []string, present bool) {
 
 func (a *API) registerRouteRoutes(h func(string, handlerFunc)) {
 	h("GET /v3/domains", a.listDomains)
+	h("POST /v3/domains", a.postDomain)
 	h("GET /v3/domains/{guid}", a.getDomain)
+	h("DELETE /v3/domains/{guid}", a.deleteDomain)
 	h("GET /v3/domains/{guid}/route_reservations", a.getRouteReservations)
 	h("GET /v3/routes", a.listRoutes)
 	h("POST /v3/routes", a.postRoute)
@@ -167,6 +179,10 @@ func (a *API) listDomains(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	ds = domainsFor(r.Context(), ds, "")
+	if orgs := splitList(q, "organization_guids"); len(orgs) > 0 {
+		ds = slices.DeleteFunc(ds, func(d pando.Domain) bool { return !slices.Contains(orgs, d.OrgGUID) })
+	}
 	a.paginateDomains(w, r, ds)
 	return nil
 }
@@ -178,9 +194,9 @@ func (a *API) paginateDomains(w http.ResponseWriter, r *http.Request, ds []pando
 }
 
 func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
-	d, err := a.store.GetDomain(r.Context(), r.PathValue("guid"))
+	d, err := a.getVisibleDomain(r.Context(), r.PathValue("guid"))
 	if err != nil {
-		return asNotFound(err, "Domain")
+		return err
 	}
 	writeJSON(w, http.StatusOK, a.presentDomain(d))
 	return nil
@@ -188,9 +204,9 @@ func (a *API) getDomain(w http.ResponseWriter, r *http.Request) error {
 
 func (a *API) getRouteReservations(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	d, err := a.store.GetDomain(ctx, r.PathValue("guid"))
+	d, err := a.getVisibleDomain(ctx, r.PathValue("guid"))
 	if err != nil {
-		return asNotFound(err, "Domain")
+		return err
 	}
 	q := r.URL.Query()
 	_, found, err := a.findRoute(ctx, strings.ToLower(q.Get("host")), q.Get("path"), d)
@@ -288,7 +304,7 @@ func (a *API) postRoute(w http.ResponseWriter, r *http.Request) error {
 	if domainGUID == "" {
 		return invalid("Relationships Domain must be provided")
 	}
-	domain, err := a.store.GetDomain(ctx, domainGUID)
+	domain, err := a.getVisibleDomain(ctx, domainGUID)
 	if err != nil {
 		if pando.IsNotFound(err) {
 			return invalid("Invalid domain. Ensure that the domain exists and you have access to it.")
@@ -465,7 +481,7 @@ func (a *API) readDestinations(r *http.Request) ([]wanted, error) {
 		if !processTypeName.MatchString(typ) {
 			return nil, invalid("Process type %q is invalid", typ)
 		}
-		port := defaultAppPort
+		port := 0 // the default port, unless the destination names one
 		if d.Port != nil {
 			if *d.Port < 1 || *d.Port > 65535 {
 				return nil, invalid("Port must be between 1 and 65535")
@@ -546,7 +562,9 @@ func (a *API) patchDestinations(w http.ResponseWriter, r *http.Request) error {
 	}
 	var changed []string
 	for _, d := range existing {
-		keep := slices.ContainsFunc(want, func(x wanted) bool { return x.app.GUID == d.AppGUID && x.processType == d.ProcessType })
+		keep := slices.ContainsFunc(want, func(x wanted) bool {
+			return x.app.GUID == d.AppGUID && x.processType == d.ProcessType && cmp.Or(x.port, defaultAppPort) == d.Port
+		})
 		if keep {
 			continue
 		}

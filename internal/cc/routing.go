@@ -35,7 +35,10 @@ func routeURL(host, domain, path string) string {
 	return s + path
 }
 
-func validateHost(host string) error {
+func validateHost(host string, private bool) error {
+	if host == "" && private {
+		return nil
+	}
 	if host == "" {
 		return invalid("Missing host. Routes in shared domains must have a host defined.")
 	}
@@ -102,46 +105,93 @@ func (a *API) domainsByGUID(ctx context.Context) (map[string]pando.Domain, error
 }
 
 // routeHostnames returns "host.domain[/path]" for every route mapped to the
-// app's web process, sorted and without duplicates. syncApp puts them on
-// the web LRP for the router.
+// app's web process, sorted and without duplicates.
 func (a *API) routeHostnames(ctx context.Context, appGUID string) ([]string, error) {
+	routes, _, err := a.webRoutes(ctx, appGUID)
+	return routes, err
+}
+
+// webRoutes returns the app's web routes (as routeHostnames) and the
+// container port of each whose destination names one other than the
+// default. syncApp puts them on the web LRP for the router.
+func (a *API) webRoutes(ctx context.Context, appGUID string) ([]string, map[string]int, error) {
 	dests, err := a.store.ListRouteDestinations(ctx, nil, []string{appGUID})
 	if err != nil {
-		return nil, fmt.Errorf("route destinations of app %s: %w", appGUID, err)
+		return nil, nil, fmt.Errorf("route destinations of app %s: %w", appGUID, err)
 	}
+	portOf := map[string]int{}
 	var routeGUIDs []string
 	for _, d := range dests {
 		if d.ProcessType == "web" {
 			routeGUIDs = append(routeGUIDs, d.RouteGUID)
+			portOf[d.RouteGUID] = d.Port
 		}
 	}
 	if len(routeGUIDs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	routes, err := a.store.ListRoutes(ctx, pando.RouteFilter{GUIDs: routeGUIDs})
 	if err != nil {
-		return nil, fmt.Errorf("routes of app %s: %w", appGUID, err)
+		return nil, nil, fmt.Errorf("routes of app %s: %w", appGUID, err)
 	}
 	domains, err := a.domainsByGUID(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]string, 0, len(routes))
+	var ports map[string]int
 	for _, r := range routes {
 		d, ok := domains[r.DomainGUID]
-		if !ok {
-			continue
+		if !ok || d.Internal {
+			continue // internal domains are for app-to-app traffic, which Pando does not route
 		}
-		out = append(out, routeURL(r.Host, d.Name, r.Path))
+		u := routeURL(r.Host, d.Name, r.Path)
+		out = append(out, u)
+		if p := portOf[r.GUID]; p != 0 && p != defaultAppPort {
+			if ports == nil {
+				ports = map[string]int{}
+			}
+			ports[u] = p
+		}
 	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out), ports, nil
+}
+
+// exposeRoutePorts adds the ports of lrp.RoutePorts to lrp.Ports.
+func exposeRoutePorts(lrp *pando.DesiredLRP) {
+	var extra []int
+	for _, p := range lrp.RoutePorts {
+		if !slices.Contains(lrp.Ports, p) && !slices.Contains(extra, p) {
+			extra = append(extra, p)
+		}
+	}
+	slices.Sort(extra)
+	lrp.Ports = append(lrp.Ports, extra...)
+}
+
+// keepExposedRoutes drops the routes to ports the LRP does not expose: a
+// running container's ports are fixed, so a destination on a new port is
+// routed once the app restarts. A route to the first port needs no entry.
+func keepExposedRoutes(lrp *pando.DesiredLRP) {
+	for r, p := range lrp.RoutePorts {
+		switch {
+		case len(lrp.Ports) > 0 && p == lrp.Ports[0]:
+			delete(lrp.RoutePorts, r)
+		case !slices.Contains(lrp.Ports, p):
+			delete(lrp.RoutePorts, r)
+			lrp.Routes = slices.DeleteFunc(lrp.Routes, func(x string) bool { return x == r })
+		}
+	}
+	if len(lrp.RoutePorts) == 0 {
+		lrp.RoutePorts = nil
+	}
 }
 
 // createRoute validates and records a route in a space.
 func (a *API) createRoute(ctx context.Context, host, path string, domain pando.Domain, spaceGUID string) (pando.Route, error) {
 	host = strings.ToLower(host)
-	if err := validateHost(host); err != nil {
+	if err := validateHost(host, domain.OrgGUID != ""); err != nil {
 		return pando.Route{}, err
 	}
 	if err := validateRoutePath(path); err != nil {
@@ -150,11 +200,15 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	if len(routeURL(host, domain.Name, path)) > maxRouteLength {
 		return pando.Route{}, invalid("Route must be at most %d characters", maxRouteLength)
 	}
-	if _, err := a.store.GetSpace(ctx, spaceGUID); err != nil {
+	space, err := a.store.GetSpace(ctx, spaceGUID)
+	if err != nil {
 		if pando.IsNotFound(err) {
 			return pando.Route{}, invalid("Invalid space. Ensure that the space exists and you have access to it.")
 		}
 		return pando.Route{}, err
+	}
+	if domain.OrgGUID != "" && domain.OrgGUID != space.OrgGUID {
+		return pando.Route{}, invalid("Invalid domain. Domain '%s' is not available in organization of space '%s'.", domain.Name, space.Name)
 	}
 	existing, err := a.store.ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
 	if err != nil {
@@ -225,6 +279,7 @@ func (a *API) mapRoute(ctx context.Context, id Identity, rt pando.Route, app pan
 	if processType == "" {
 		processType = "web"
 	}
+	asked := port
 	if port == 0 {
 		port = defaultAppPort
 	}
@@ -233,9 +288,13 @@ func (a *API) mapRoute(ctx context.Context, id Identity, rt pando.Route, app pan
 		return false, fmt.Errorf("list destinations of route %s: %w", rt.GUID, err)
 	}
 	for _, d := range dests {
-		if d.ProcessType == processType {
-			return false, nil
+		if d.ProcessType != processType {
+			continue
 		}
+		if asked != 0 && d.Port != asked {
+			return false, invalid("The route is already mapped to process '%s' of app '%s' on port %d: unmap it first to map it to port %d.", processType, app.Name, d.Port, asked)
+		}
+		return false, nil
 	}
 	d := pando.RouteDestination{GUID: a.newGUID(), RouteGUID: rt.GUID, AppGUID: app.GUID, ProcessType: processType, Port: port, CreatedAt: a.now()}
 	if err := a.store.CreateRouteDestination(ctx, d); err != nil {

@@ -60,6 +60,7 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 			lrp.MemoryMB, lrp.DiskMB, lrp.LogRateLimitBytes = cur.MemoryMB, cur.DiskMB, cur.LogRateLimitBytes
 			lrp.HealthCheck, lrp.Ports, lrp.Docker, lrp.ImageCredentials = cur.HealthCheck, cur.Ports, cur.Docker, cur.ImageCredentials
 		}
+		keepExposedRoutes(&lrp)
 		if err := a.rt.DesireLRP(ctx, lrp); err != nil {
 			errs = append(errs, fmt.Errorf("desire lrp %s: %w", p.GUID, err))
 		}
@@ -78,8 +79,9 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 	}
 	org, _ := a.store.GetOrg(ctx, space.OrgGUID)
 	var routes []string
+	var routePorts map[string]int
 	if p.Type == "web" {
-		routes, err = a.routeHostnames(ctx, app.GUID)
+		routes, routePorts, err = a.webRoutes(ctx, app.GUID)
 		if err != nil {
 			return pando.DesiredLRP{}, fmt.Errorf("routes of app %s: %w", app.GUID, err)
 		}
@@ -108,7 +110,7 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 		SpaceGUID: space.GUID, SpaceName: space.Name, OrgGUID: org.GUID, OrgName: org.Name,
 		ProcessType: p.Type, Instances: p.Instances, MemoryMB: p.MemoryMB, DiskMB: p.DiskMB,
 		LogRateLimitBytes: p.LogRateLimitBytes, Stack: d.Stack, StartCommand: cmd, Env: env,
-		Ports: []int{8080}, HealthCheck: hc, Routes: routes, UpdatedAt: a.now(),
+		Ports: []int{defaultAppPort}, HealthCheck: hc, Routes: routes, RoutePorts: routePorts, UpdatedAt: a.now(),
 	}
 	if d.LifecycleType == pando.LifecycleDocker {
 		lrp.Image = d.Image
@@ -126,6 +128,7 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 		lrp.DropletKey = pando.DropletBlobKey(d.GUID)
 		lrp.DropletSHA256 = d.SHA256
 	}
+	exposeRoutePorts(&lrp)
 	if lrp.Stack == "" {
 		lrp.Stack = app.Stack
 	}

@@ -269,6 +269,9 @@ func TestTenancy_authorizationMatrix(t *testing.T) {
 		{"POST", "/v3/buildpacks", `{"name":"b%s"}`, 401, 0, 403, 403, 403, 403},
 		{"GET", "/pando/v1/cells", "", 401, 200, 403, 403, 403, 403},
 		{"POST", "/v3/users", `{"guid":"newbie"}`, 401, 0, 403, 403, 403, 403},
+		{"GET", "/v3/domains", "", 401, 200, 200, 200, 200, 200},
+		{"POST", "/v3/domains", `{"name":"shared%s.test"}`, 401, 201, 403, 403, 403, 403},
+		{"POST", "/v3/domains", `{"name":"private%s.test","relationships":{"organization":{"data":{"guid":"` + f.org1 + `"}}}}`, 401, 201, 201, 403, 403, 422},
 	}
 	callers := []string{"", "bearer test", "bearer user:mgr", "bearer user:dev", "bearer user:aud", "bearer user:other"}
 	n := 0

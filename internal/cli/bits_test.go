@@ -250,6 +250,15 @@ func TestSelectApps_flagsOverrideASingleManifestApp(t *testing.T) {
 	if strings.Contains(string(y), "default-route") {
 		t.Errorf("no-route app got a default route:\n%s", y)
 	}
+	// --random-route asks for a random route instead of the default one.
+	sel, err = selectApps("web", apps, &pushFlags{randomRoute: true})
+	if err != nil || len(sel) != 1 {
+		t.Fatalf("select web: %v %v", sel, err)
+	}
+	y, _ = manifestYAML(sel)
+	if !strings.Contains(string(y), "random-route: true") || strings.Contains(string(y), "default-route") {
+		t.Errorf("--random-route manifest:\n%s", y)
+	}
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

@@ -34,13 +34,14 @@ type pushFlags struct {
 	dockerUsername string
 	noStart        bool
 	noRoute        bool
+	randomRoute    bool
 }
 
 // overrides reports whether any flag changes an app's manifest entry.
 func (f *pushFlags) overrides() bool {
 	return len(f.buildpacks) > 0 || f.command != "" || f.memory != "" || f.disk != "" || f.logRate != "" ||
 		f.instancesSet || f.stack != "" || f.healthCheck != "" || f.timeout > 0 ||
-		f.dockerImage != "" || f.dockerUsername != "" || f.path != "" || f.noRoute
+		f.dockerImage != "" || f.dockerUsername != "" || f.path != "" || f.noRoute || f.randomRoute
 }
 
 // manifestApp is one application of a manifest: its fields as written
@@ -207,6 +208,9 @@ func applyFlags(a *manifestApp, f *pushFlags) {
 	}
 	if f.noRoute {
 		m["no-route"] = true
+	}
+	if f.randomRoute {
+		m["random-route"] = true
 	}
 }
 

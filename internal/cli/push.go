@@ -55,6 +55,7 @@ func (e *env) pushCmd() *cobra.Command {
 	fl.StringVar(&f.dockerUsername, "docker-username", "", "registry user for --docker-image (password from CF_DOCKER_PASSWORD)")
 	fl.BoolVar(&f.noStart, "no-start", false, "upload only: do not stage or start")
 	fl.BoolVar(&f.noRoute, "no-route", false, "do not map a route")
+	fl.BoolVar(&f.randomRoute, "random-route", false, "map NAME-RANDOM.DOMAIN instead of NAME.DOMAIN (when the app has no route)")
 	fl.DurationVar(&waitTimeout, "wait-timeout", 2*time.Minute, "how long to wait for instances to run")
 	return cmd
 }

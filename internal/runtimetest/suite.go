@@ -3,6 +3,7 @@ package runtimetest
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -126,6 +127,10 @@ func running(ctx context.Context, rt pando.Runtime, guid string, n int) func() (
 func testDesireToActual(t *testing.T, rt pando.Runtime, cell *Cell) {
 	ctx := ctxOf(t)
 	want := webLRP("web", 2)
+	// A route to a second port travels with the LRP.
+	want.Ports = []int{8080, 9090}
+	want.Routes = append(want.Routes, "web-admin.localhost")
+	want.RoutePorts = map[string]int{"web-admin.localhost": 9090}
 	if err := rt.DesireLRP(ctx, want); err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +141,8 @@ func testDesireToActual(t *testing.T, rt pando.Runtime, cell *Cell) {
 		t.Fatal(err)
 	}
 	if got.AppName != want.AppName || got.Instances != 2 || got.StartCommand != want.StartCommand ||
-		!slices.Equal(got.Env, want.Env) || !slices.Equal(got.Routes, want.Routes) ||
-		got.HealthCheck != want.HealthCheck || got.UpdatedAt.IsZero() {
+		!slices.Equal(got.Env, want.Env) || !slices.Equal(got.Routes, want.Routes) || !maps.Equal(got.RoutePorts, want.RoutePorts) ||
+		!slices.Equal(got.Ports, want.Ports) || got.HealthCheck != want.HealthCheck || got.UpdatedAt.IsZero() {
 		t.Errorf("DesiredLRP = %+v, want %+v", got, want)
 	}
 	all, err := rt.DesiredLRPs(ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -88,13 +89,17 @@ func (e *routeEmitter) apply(ctx context.Context, ev pando.RuntimeEvent) {
 		e.resync(ctx)
 	case pando.EventDesiredLRPChanged:
 		if d := ev.Desired; d != nil {
+			old, had := e.desired[d.ProcessGUID]
 			e.desired[d.ProcessGUID] = *d
-			e.router.SetRoutes(d.ProcessGUID, d.AppGUID, d.Routes)
+			if had {
+				e.dropPortKeys(old, *d)
+			}
+			e.setRoutes(*d)
 			e.pushBackends(d.ProcessGUID)
 		}
 	case pando.EventDesiredLRPRemoved:
-		if _, ok := e.desired[ev.ProcessGUID]; ok {
-			e.router.RemoveProcess(ev.ProcessGUID)
+		if d, ok := e.desired[ev.ProcessGUID]; ok {
+			e.removeProcess(d)
 		}
 		delete(e.desired, ev.ProcessGUID)
 		delete(e.actuals, ev.ProcessGUID)
@@ -116,20 +121,94 @@ func (e *routeEmitter) apply(ctx context.Context, ev pando.RuntimeEvent) {
 	}
 }
 
-// pushBackends gives the router a process's RUNNING instances.
+// A process's routes to its first container port are the router's entry
+// under the process GUID; routes to another port P (DesiredLRP.RoutePorts)
+// are a separate entry, portKey(process, P), whose backends are each
+// instance's host port for P.
+
+func portKey(processGUID string, port int) string {
+	return processGUID + "#" + strconv.Itoa(port)
+}
+
+// extraPorts lists the ports d routes to besides the first, sorted.
+func extraPorts(d pando.DesiredLRP) []int {
+	var out []int
+	for _, p := range d.RoutePorts {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setRoutes gives the router d's routes, by port.
+func (e *routeEmitter) setRoutes(d pando.DesiredLRP) {
+	byPort := map[int][]string{}
+	var first []string
+	for _, r := range d.Routes {
+		if p, ok := d.RoutePorts[r]; ok {
+			byPort[p] = append(byPort[p], r)
+		} else {
+			first = append(first, r)
+		}
+	}
+	e.router.SetRoutes(d.ProcessGUID, d.AppGUID, first)
+	for _, p := range extraPorts(d) {
+		e.router.SetRoutes(portKey(d.ProcessGUID, p), d.AppGUID, byPort[p])
+	}
+}
+
+// dropPortKeys forgets the port entries old had and d no longer has.
+func (e *routeEmitter) dropPortKeys(old, d pando.DesiredLRP) {
+	keep := extraPorts(d)
+	for _, p := range extraPorts(old) {
+		if !slices.Contains(keep, p) {
+			e.router.RemoveProcess(portKey(old.ProcessGUID, p))
+		}
+	}
+}
+
+func (e *routeEmitter) removeProcess(d pando.DesiredLRP) {
+	e.router.RemoveProcess(d.ProcessGUID)
+	for _, p := range extraPorts(d) {
+		e.router.RemoveProcess(portKey(d.ProcessGUID, p))
+	}
+}
+
+// pushBackends gives the router a process's RUNNING instances, for each
+// port it routes to.
 func (e *routeEmitter) pushBackends(processGUID string) {
-	if _, ok := e.desired[processGUID]; !ok {
+	d, ok := e.desired[processGUID]
+	if !ok {
 		return // routed once it is desired; its instances wait until then
 	}
+	e.router.SetBackends(processGUID, e.backends(processGUID, 0))
+	for _, p := range extraPorts(d) {
+		e.router.SetBackends(portKey(processGUID, p), e.backends(processGUID, p))
+	}
+}
+
+// backends lists the RUNNING instances' addresses for container port
+// port (0: the first port).
+func (e *routeEmitter) backends(processGUID string, port int) []router.Backend {
 	var backends []router.Backend
 	for _, a := range e.actuals[processGUID] {
 		if a.State != pando.ActualRunning || a.Address == "" || a.Port == 0 {
 			continue
 		}
+		hostPort := a.Port
+		if port != 0 {
+			i := slices.IndexFunc(a.Ports, func(m pando.PortMapping) bool { return m.ContainerPort == port })
+			if i < 0 {
+				continue
+			}
+			hostPort = a.Ports[i].HostPort
+		}
 		backends = append(backends, router.Backend{
 			InstanceGUID: a.InstanceGUID,
 			Index:        a.Index,
-			Addr:         net.JoinHostPort(a.Address, strconv.Itoa(a.Port)),
+			Addr:         net.JoinHostPort(a.Address, strconv.Itoa(hostPort)),
 		})
 	}
 	sort.Slice(backends, func(i, j int) bool {
@@ -138,7 +217,7 @@ func (e *routeEmitter) pushBackends(processGUID string) {
 		}
 		return backends[i].InstanceGUID < backends[j].InstanceGUID
 	})
-	e.router.SetBackends(processGUID, backends)
+	return backends
 }
 
 // resync replaces the emitter's view with a snapshot of the runtime. On a
@@ -162,9 +241,11 @@ func (e *routeEmitter) load(ctx context.Context) error {
 	for _, d := range desired {
 		seen[d.ProcessGUID] = d
 	}
-	for pg := range e.desired {
-		if _, ok := seen[pg]; !ok {
-			e.router.RemoveProcess(pg)
+	for pg, old := range e.desired {
+		if d, ok := seen[pg]; !ok {
+			e.removeProcess(old)
+		} else {
+			e.dropPortKeys(old, d)
 		}
 	}
 	e.desired = seen
@@ -178,7 +259,7 @@ func (e *routeEmitter) load(ctx context.Context) error {
 		set[a.InstanceGUID] = a
 	}
 	for _, d := range desired {
-		e.router.SetRoutes(d.ProcessGUID, d.AppGUID, d.Routes)
+		e.setRoutes(d)
 		e.pushBackends(d.ProcessGUID)
 	}
 	return nil

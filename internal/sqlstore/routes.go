@@ -7,12 +7,12 @@ import (
 	"github.com/pandoplatform/pando"
 )
 
-const domainCols = "guid, name, internal, created_at, updated_at"
+const domainCols = "guid, name, internal, org_guid, created_at, updated_at"
 
 func scanDomain(sc scanner) (pando.Domain, error) {
 	var d pando.Domain
 	var created, updated int64
-	if err := sc.Scan(&d.GUID, &d.Name, &d.Internal, &created, &updated); err != nil {
+	if err := sc.Scan(&d.GUID, &d.Name, &d.Internal, &d.OrgGUID, &created, &updated); err != nil {
 		return d, err
 	}
 	d.CreatedAt, d.UpdatedAt = fromNanos(created), fromNanos(updated)
@@ -21,8 +21,8 @@ func scanDomain(sc scanner) (pando.Domain, error) {
 
 // CreateDomain adds a domain; names are unique.
 func (s *Store) CreateDomain(ctx context.Context, d pando.Domain) error {
-	err := s.insert(ctx, "domains", []string{"guid", "name", "internal", "created_at", "updated_at"},
-		[]any{d.GUID, d.Name, d.Internal, nanos(orNow(d.CreatedAt)), nanos(orNow(d.UpdatedAt))})
+	err := s.insert(ctx, "domains", []string{"guid", "name", "internal", "org_guid", "created_at", "updated_at"},
+		[]any{d.GUID, d.Name, d.Internal, d.OrgGUID, nanos(orNow(d.CreatedAt)), nanos(orNow(d.UpdatedAt))})
 	return s.writeErr(err, "create", "domain", d.GUID, func() *pando.Error {
 		return pando.Errorf(pando.EConflict, "domain name %q is already taken", d.Name)
 	}, nil)
@@ -39,6 +39,20 @@ func (s *Store) ListDomains(ctx context.Context, guids, names []string) ([]pando
 	w.in("guid", guids)
 	w.in("name", names)
 	return list(ctx, s, "domains", "SELECT "+domainCols+" FROM domains"+w.String()+creationOrder, w.args, scanDomain)
+}
+
+// DeleteDomain deletes a domain; one that routes still use is refused.
+func (s *Store) DeleteDomain(ctx context.Context, guid string) error {
+	ok, err := s.remove(ctx, "domains", guid)
+	if err = s.writeErr(err, "delete", "domain", guid, nil, func() *pando.Error {
+		return pando.Errorf(pando.EInvalid, "domain %s still has routes", guid)
+	}); err != nil {
+		return err
+	}
+	if !ok {
+		return notFound("domain", guid)
+	}
+	return nil
 }
 
 const routeCols = "guid, host, path, domain_guid, space_guid, created_at, updated_at"

@@ -31,6 +31,22 @@ func testDomains(t *testing.T, s pando.Store) {
 	byGUID, err := s.ListDomains(ctx, []string{a.GUID}, nil)
 	must(t, err)
 	wantGUIDs(t, byGUID, a.GUID)
+
+	// A private domain keeps its org; a domain with routes is not deleted.
+	f := seed(t, s)
+	p := pando.Domain{GUID: newGUID("domain"), Name: "mine.test", OrgGUID: f.org.GUID, CreatedAt: at(3), UpdatedAt: at(3)}
+	must(t, s.CreateDomain(ctx, p))
+	got, err := s.GetDomain(ctx, p.GUID)
+	must(t, err)
+	wantEqual(t, got, p)
+	rt := pando.Route{GUID: newGUID("route"), Host: "x", DomainGUID: p.GUID, SpaceGUID: f.space.GUID}
+	must(t, s.CreateRoute(ctx, rt))
+	wantKind(t, s.DeleteDomain(ctx, p.GUID), pando.EInvalid, "still has routes")
+	must(t, s.DeleteRoute(ctx, rt.GUID))
+	must(t, s.DeleteDomain(ctx, p.GUID))
+	_, err = s.GetDomain(ctx, p.GUID)
+	wantKind(t, err, pando.ENotFound, "domain")
+	wantKind(t, s.DeleteDomain(ctx, p.GUID), pando.ENotFound, "domain")
 }
 
 // routeFixture is two spaces, two domains and two apps to hang routes on.
