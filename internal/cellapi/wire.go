@@ -14,10 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/wireerr"
 )
 
 // Bounds.
@@ -26,43 +26,13 @@ const (
 	maxErrorBody = 64 << 10
 )
 
-// wireError is an error on the wire.
-type wireError struct {
-	Kind    pando.ErrorKind `json:"kind"`
-	Message string          `json:"message"`
-}
-
-func statusOf(kind pando.ErrorKind) int {
-	switch kind {
-	case pando.ENotFound:
-		return http.StatusNotFound
-	case pando.EInvalid, pando.EInsufficient:
-		return http.StatusUnprocessableEntity
-	case pando.EBadRequest:
-		return http.StatusBadRequest
-	case pando.EConflict:
-		return http.StatusConflict
-	case pando.EUnauthenticated:
-		return http.StatusUnauthorized
-	case pando.EForbidden:
-		return http.StatusForbidden
-	case pando.ETooLarge:
-		return http.StatusRequestEntityTooLarge
-	case pando.EUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 func writeError(w http.ResponseWriter, err error) {
 	kind := pando.ErrorKindOf(err)
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		kind = pando.EUnavailable
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(statusOf(kind))
-	_ = json.NewEncoder(w).Encode(wireError{Kind: kind, Message: msg})
+	wireerr.Write(w, kind, msg)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -86,21 +56,7 @@ func readJSON(r *http.Request, v any) error {
 
 // errorFrom turns an error answer into a *pando.Error.
 func errorFrom(what string, resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var we wireError
-	if err := json.Unmarshal(b, &we); err != nil || we.Kind == "" {
-		kind := pando.EInternal
-		switch resp.StatusCode {
-		case http.StatusNotFound:
-			kind = pando.ENotFound
-		case http.StatusUnauthorized:
-			kind = pando.EUnauthenticated
-		case http.StatusServiceUnavailable, http.StatusBadGateway:
-			kind = pando.EUnavailable
-		}
-		return pando.Errorf(kind, "%s: %s: %s", what, resp.Status, strings.TrimSpace(string(b)))
-	}
-	return &pando.Error{Kind: we.Kind, Message: we.Message}
+	return wireerr.Read(what, resp)
 }
 
 // call makes one JSON request: in sent when not nil, a 2xx answer decoded

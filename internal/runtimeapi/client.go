@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/wireerr"
 )
 
 // Client defaults.
@@ -319,26 +320,5 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 
 // errorFrom turns an error answer into the runtime's *pando.Error.
 func errorFrom(resp *http.Response) error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	var we wireError
-	if err := json.Unmarshal(b, &we); err != nil || we.Kind == "" {
-		return pando.Errorf(kindOf(resp.StatusCode), "runtime API: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return &pando.Error{Kind: we.Kind, Message: we.Message}
-}
-
-// kindOf guesses an error kind from a status without a runtime error body
-// (a proxy's answer, say).
-func kindOf(status int) pando.ErrorKind {
-	switch status {
-	case http.StatusNotFound:
-		return pando.ENotFound
-	case http.StatusUnauthorized:
-		return pando.EUnauthenticated
-	case http.StatusForbidden:
-		return pando.EForbidden
-	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
-		return pando.EUnavailable
-	}
-	return pando.EInternal
+	return wireerr.Read("runtime API", resp)
 }

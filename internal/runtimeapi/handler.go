@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/wireerr"
 )
 
 // Defaults of Config.
@@ -248,34 +249,6 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// wireError is an error on the wire: its pando.ErrorKind and message.
-type wireError struct {
-	Kind    pando.ErrorKind `json:"kind"`
-	Message string          `json:"message"`
-}
-
-func statusOf(kind pando.ErrorKind) int {
-	switch kind {
-	case pando.ENotFound:
-		return http.StatusNotFound
-	case pando.EInvalid, pando.EInsufficient:
-		return http.StatusUnprocessableEntity
-	case pando.EBadRequest:
-		return http.StatusBadRequest
-	case pando.EConflict:
-		return http.StatusConflict
-	case pando.EUnauthenticated:
-		return http.StatusUnauthorized
-	case pando.EForbidden:
-		return http.StatusForbidden
-	case pando.ETooLarge:
-		return http.StatusRequestEntityTooLarge
-	case pando.EUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 func writeError(w http.ResponseWriter, err error) {
 	kind := pando.ErrorKindOf(err)
 	msg := err.Error()
@@ -286,9 +259,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		kind, msg = pando.EUnavailable, "runtime API: request ended before the runtime answered: "+err.Error()
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(statusOf(kind))
-	_ = json.NewEncoder(w).Encode(wireError{Kind: kind, Message: msg})
+	wireerr.Write(w, kind, msg)
 }
 
 func writeResult(w http.ResponseWriter, v any, err error) error {
