@@ -17,8 +17,9 @@ import (
 )
 
 // DefaultHeartbeat is how often a joined cell renews its presence: well
-// within the BBS's presence TTL (15s).
-const DefaultHeartbeat = 5 * time.Second
+// within the BBS's presence TTL (6s, three missed renewals), so a lost
+// cell is noticed in seconds.
+const DefaultHeartbeat = 2 * time.Second
 
 // ServerClient is a joined cell's link to the server: it reports to the
 // BBS (pando.CellReporter), keeps the cell's presence, and reads and

@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runningByCell counts app name's RUNNING instances per cell and the
+// instances (any state) per index over all cells.
+func runningByCell(cs []cellView, name string) (running map[string]int, perIndex map[int]int) {
+	running, perIndex = map[string]int{}, map[int]int{}
+	for _, v := range cs {
+		for _, i := range v.Instances {
+			if i.AppName != name {
+				continue
+			}
+			perIndex[i.Index]++
+			if i.State == "RUNNING" {
+				running[v.ID]++
+			}
+		}
+	}
+	return running, perIndex
+}
+
+// killContainers SIGKILLs every container of the cell, as a machine that
+// loses power would.
+func (c *cellProc) killContainers(t *testing.T) {
+	t.Helper()
+	cs := &server{root: c.root, dataDir: c.dataDir}
+	ids, err := cs.containers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, "runc", "--root", cs.runcRoot(), "kill", "--all", id, "KILL").CombinedOutput()
+		cancel()
+		if err != nil && !strings.Contains(string(out), "not running") {
+			t.Fatalf("runc kill %s: %v: %s", id, err, out)
+		}
+	}
+}
+
+// answersAll reports whether requests through the router reach every
+// index of the app.
+func (s *server) answersAll(host string, n int) (bool, string) {
+	seen := map[string]int{}
+	for range 4 * n {
+		status, body, err := s.get(host, "/")
+		if err != nil {
+			seen[err.Error()]++
+			continue
+		}
+		seen[fmt.Sprintf("%d %s", status, strings.TrimSpace(body))]++
+	}
+	for i := range n {
+		if seen[fmt.Sprintf("200 binary app index=%d greeting=", i)] == 0 {
+			return false, fmt.Sprint(seen)
+		}
+	}
+	return true, fmt.Sprint(seen)
+}
+
+// A joined cell killed with its containers: its instances run on the
+// server's cell within seconds (at the presence deadline, not the next
+// convergence pass), and the cell restarted with the same data dir adds
+// no duplicates.
+func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testing.T) {
+	s := ownServer(t)
+	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
+
+	const name, n = "healed", 4
+	host := name + ".localhost"
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
+	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	eventually(t, "instances on both cells", waitTimeout, func() (bool, string) {
+		running, _ := runningByCell(s.cells(t), name)
+		return running["cell-0"] > 0 && running["cell-b"] > 0 && running["cell-0"]+running["cell-b"] == n, fmt.Sprint(running)
+	})
+	eventually(t, "every instance answers through the router", waitTimeout, func() (bool, string) { return s.answersAll(host, n) })
+
+	lost := time.Now()
+	c.kill()
+	c.killContainers(t)
+	eventually(t, "every instance RUNNING on cell-0 and answering", 25*time.Second, func() (bool, string) {
+		running, perIndex := runningByCell(s.cells(t), name)
+		if running["cell-0"] != n || len(perIndex) != n {
+			return false, fmt.Sprint(running, perIndex)
+		}
+		return s.answersAll(host, n)
+	})
+	t.Logf("cell loss: all %d instances RUNNING and routable on the other cell %s after kill -9", n, time.Since(lost).Round(100*time.Millisecond))
+
+	// The cell comes back with the same data dir: whatever it still had
+	// is stopped, each index keeps exactly one instance.
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cell-b registered again", startTimeout, func() (bool, string) {
+		cs := s.cells(t)
+		for _, v := range cs {
+			if v.ID == "cell-b" && v.State == "healthy" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(cs)
+	})
+	eventually(t, "no duplicate instances", waitTimeout, func() (bool, string) {
+		cs := s.cells(t)
+		running, perIndex := runningByCell(cs, name)
+		for i := range n {
+			if perIndex[i] != 1 {
+				return false, fmt.Sprint(running, perIndex)
+			}
+		}
+		if len(perIndex) != n || running["cell-0"]+running["cell-b"] != n {
+			return false, fmt.Sprint(running, perIndex)
+		}
+		ids, err := (&server{root: c.root, dataDir: c.dataDir}).containers()
+		return err == nil && len(ids) == running["cell-b"], fmt.Sprintf("containers on cell-b %v %v; %v", ids, err, cs)
+	})
+	app := s.mustPando(t, "app", name)
+	if got := len(regexp.MustCompile(`(?m)^#\d+\s+running\s`).FindAllString(app.out(), -1)); got != n {
+		t.Fatalf("pando app shows %d running instances, want %d:\n%s", got, n, app.out())
+	}
+}
