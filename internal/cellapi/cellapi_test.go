@@ -400,3 +400,30 @@ func TestGrants_comeBackFromReportsOfInstancesTheRuntimePlacedThere(t *testing.T
 		t.Fatal("a report on an instance the runtime never placed there granted its app")
 	}
 }
+
+func TestDrain_marksOnlyTheCallingCellDraining(t *testing.T) {
+	f := newFixture(t)
+	a := f.join(t, "cell-a")
+	f.join(t, "cell-b")
+	ctx := context.Background()
+	if err := a.client.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := f.board.Cells(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range cells {
+		got[c.ID] = c.State
+	}
+	if got["cell-a"] != pando.CellDraining || got["cell-b"] != pando.CellHealthy {
+		t.Fatalf("cell states after cell-a drained: %v", got)
+	}
+	if err := a.client.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.client.Drain(ctx); !pando.IsNotFound(err) {
+		t.Fatalf("a cell that left drained: %v, want not found", err)
+	}
+}

@@ -111,6 +111,13 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 	}
 }
 
+// Drain asks the server to evacuate the cell: its instances get
+// replacements elsewhere, and the server stops each one here once its
+// replacement is RUNNING.
+func (c *ServerClient) Drain(ctx context.Context) error {
+	return call(ctx, c.hc, "POST", c.base+drainPath, nil, nil)
+}
+
 // Register sends the presence once (at start-up, to fail fast when the
 // server refuses the cell).
 func (c *ServerClient) Register(ctx context.Context, repURL string, st pando.CellState) error {

@@ -130,3 +130,79 @@ func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testin
 		t.Fatalf("pando app shows %d running instances, want %d:\n%s", got, n, app.out())
 	}
 }
+
+// SIGTERM to a joined cell evacuates it: its instance keeps serving until
+// its replacement on the server's cell answers, a client requesting the
+// app throughout sees no failure, and the cell exits once nothing of the
+// app runs on it.
+func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
+	s := ownServer(t)
+	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
+
+	const name, n = "evacuated", 2
+	host := name + ".localhost"
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
+	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	eventually(t, "an instance on each cell", waitTimeout, func() (bool, string) {
+		running, _ := runningByCell(s.cells(t), name)
+		return running["cell-0"] == 1 && running["cell-b"] == 1, fmt.Sprint(running)
+	})
+	eventually(t, "every instance answers through the router", waitTimeout, func() (bool, string) { return s.answersAll(host, n) })
+
+	// A client requests the app without pause until the cell is gone.
+	stopClient := make(chan struct{})
+	type tally struct {
+		ok     int
+		failed []string
+	}
+	done := make(chan tally, 1)
+	go func() {
+		var got tally
+		for {
+			select {
+			case <-stopClient:
+				done <- got
+				return
+			default:
+			}
+			status, body, err := s.get(host, "/")
+			switch {
+			case err != nil:
+				got.failed = append(got.failed, err.Error())
+			case status != 200 || !strings.HasPrefix(body, "binary app index="):
+				got.failed = append(got.failed, fmt.Sprintf("%d %q", status, body))
+			default:
+				got.ok++
+			}
+		}
+	}()
+
+	started := time.Now()
+	if err := c.stop(); err != nil {
+		close(stopClient)
+		<-done
+		t.Fatalf("SIGTERM the joined cell: %v\n%s", err, c.logTail(maxLogShown))
+	}
+	took := time.Since(started)
+	// The client goes on a moment after the cell exited.
+	time.Sleep(time.Second)
+	close(stopClient)
+	got := <-done
+	t.Logf("evacuation: cell exited %s after SIGTERM; %d requests served, %d failed", took.Round(100*time.Millisecond), got.ok, len(got.failed))
+	if len(got.failed) > 0 {
+		t.Fatalf("%d requests failed during the evacuation, e.g. %v\ncell log:\n%s", len(got.failed), got.failed[:min(5, len(got.failed))], c.logTail(maxLogShown))
+	}
+	if got.ok < 10 {
+		t.Fatalf("only %d requests made during the evacuation", got.ok)
+	}
+	if log := c.logTail(1 << 20); !strings.Contains(log, "evacuation done") {
+		t.Fatalf("the cell did not wait for its instance to be replaced:\n%s", log)
+	}
+	running, perIndex := runningByCell(s.cells(t), name)
+	if running["cell-0"] != n || len(perIndex) != n {
+		t.Fatalf("after the evacuation: running %v, per index %v", running, perIndex)
+	}
+	if ids, err := (&server{root: c.root, dataDir: c.dataDir}).containers(); err != nil || len(ids) > 0 {
+		t.Fatalf("containers left on the evacuated cell: %v %v", ids, err)
+	}
+}
