@@ -60,6 +60,10 @@ const (
 
 	// cellCallTimeout bounds every call the BBS makes into a cell.
 	cellCallTimeout = 30 * time.Second
+	// cellStateTimeout bounds a cell's answer on its capacity: a cell that
+	// hangs (frozen, or cut off before its presence expires) holds up
+	// neither the auction nor the cells view for long.
+	cellStateTimeout = 5 * time.Second
 	// cellCallConcurrency bounds parallel calls into cells.
 	cellCallConcurrency = 8
 )
@@ -431,7 +435,7 @@ func (b *BBS) queryCells(ctx context.Context, refs []cellRef) ([]pando.CellState
 	states := make([]pando.CellState, len(refs))
 	ok := make([]bool, len(refs))
 	parallel(len(refs), func(i int) {
-		cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
+		cctx, cancel := context.WithTimeout(ctx, cellStateTimeout)
 		defer cancel()
 		s, err := refs[i].cell.State(cctx)
 		if err != nil {

@@ -82,10 +82,14 @@ func (c *ServerClient) TaskCompleted(ctx context.Context, t pando.Task) error {
 }
 
 // KeepPresence registers the cell with its rep URL and renews it every
-// interval until ctx ends; state gives the capacity sent along. A renewal
-// in flight when ctx ends is finished, not cut off: once KeepPresence has
-// returned, no renewal of it can reach the server after a Leave.
-func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval time.Duration, state func(context.Context) (pando.CellState, error)) {
+// interval until ctx ends; state gives the capacity sent along. When the
+// server had forgotten the cell (it was lost, e.g. partitioned, and its
+// instances were placed elsewhere), reregistered runs, in its own
+// goroutine: the cell reports its instances again so that the server
+// stops the ones it replaced. A renewal in flight when ctx ends is
+// finished, not cut off: once KeepPresence has returned, no renewal of it
+// can reach the server after a Leave.
+func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval time.Duration, state func(context.Context) (pando.CellState, error), reregistered func()) {
 	if interval <= 0 {
 		interval = DefaultHeartbeat
 	}
@@ -93,8 +97,13 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 	for {
 		st, _ := state(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
-		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, nil)
+		var ans PresenceAnswer
+		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, &ans)
 		cancel()
+		if err == nil && ans.Registered && reregistered != nil {
+			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.base)
+			go reregistered()
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			c.log.Warn("cell presence not renewed (retrying)", "server", c.base, "err", err)

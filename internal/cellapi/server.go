@@ -66,6 +66,15 @@ type Presence struct {
 	State pando.CellState `json:"state"`
 }
 
+// PresenceAnswer answers a presence. Registered says the server did not
+// know the cell (its first presence, or the server forgot it: the cell
+// was lost, e.g. behind a network partition, and its instances were
+// placed elsewhere): the cell then reports its instances again, and the
+// server stops those it no longer wants there.
+type PresenceAnswer struct {
+	Registered bool `json:"registered"`
+}
+
 // removedReport is the body of an instance removal report.
 type removedReport struct {
 	ProcessGUID  string `json:"process_guid"`
@@ -212,7 +221,11 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 			"memory_mb", p.State.TotalMemoryMB, "disk_mb", p.State.TotalDiskMB,
 			"containers", p.State.TotalContainers, "stacks", strings.Join(p.State.Stacks, ","))
 	}
-	return noContent(w, s.cfg.Cells.HeartbeatCell(id))
+	if err := s.cfg.Cells.HeartbeatCell(id); err != nil {
+		return err
+	}
+	writeJSON(w, PresenceAnswer{Registered: !ok})
+	return nil
 }
 
 // leave unregisters a cell that stops: what it still had is placed

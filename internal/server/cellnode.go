@@ -241,7 +241,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	presenceDone := make(chan struct{})
 	go func() {
 		defer close(presenceDone)
-		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State)
+		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State, rep.Reannounce)
 	}()
 	if goSeed != "" {
 		g.Go(func() error {

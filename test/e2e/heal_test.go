@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -204,5 +205,66 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 	}
 	if ids, err := (&server{root: c.root, dataDir: c.dataDir}).containers(); err != nil || len(ids) > 0 {
 		t.Fatalf("containers left on the evacuated cell: %v %v", ids, err)
+	}
+}
+
+// A cell cut off from the server (here: its process frozen) keeps its
+// instances running; the server places them elsewhere, and when the cell
+// is back and learns it was forgotten, it stops them: no index runs twice.
+func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
+	s := ownServer(t)
+	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
+
+	const name, n = "partitioned", 2
+	host := name + ".localhost"
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
+	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	eventually(t, "an instance on each cell", waitTimeout, func() (bool, string) {
+		running, _ := runningByCell(s.cells(t), name)
+		return running["cell-0"] == 1 && running["cell-b"] == 1, fmt.Sprint(running)
+	})
+	cellB := &server{root: c.root, dataDir: c.dataDir}
+
+	c.mu.Lock()
+	proc := c.cmd.Process
+	c.mu.Unlock()
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = proc.Signal(syscall.SIGCONT)
+		}
+	}()
+	eventually(t, "every instance RUNNING on cell-0 and answering", 25*time.Second, func() (bool, string) {
+		running, perIndex := runningByCell(s.cells(t), name)
+		if running["cell-0"] != n || len(perIndex) != n {
+			return false, fmt.Sprint(running, perIndex)
+		}
+		return s.answersAll(host, n)
+	})
+	// The cut-off cell did not stop its instance on its own.
+	if ids, err := cellB.containers(); err != nil || len(ids) != 1 {
+		t.Fatalf("containers on the partitioned cell: %v %v, want its instance still running", ids, err)
+	}
+
+	resumed = true
+	if err := proc.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replaced instance stopped on cell-b", waitTimeout, func() (bool, string) {
+		ids, err := cellB.containers()
+		running, perIndex := runningByCell(s.cells(t), name)
+		return err == nil && len(ids) == 0 && running["cell-0"] == n && len(perIndex) == n,
+			fmt.Sprintf("containers on cell-b %v %v; running %v per index %v", ids, err, running, perIndex)
+	})
+	for _, v := range s.cells(t) {
+		if v.ID == "cell-b" && v.State != "healthy" {
+			t.Fatalf("cell-b after it came back: %+v", v)
+		}
+	}
+	if err := c.exitedErr(); err != nil {
+		t.Fatalf("cell-b exited: %v", err)
 	}
 }
