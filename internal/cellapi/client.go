@@ -93,6 +93,11 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 	if interval <= 0 {
 		interval = DefaultHeartbeat
 	}
+	// Renewals keep a fixed cadence: a slow one does not push the next
+	// one back, so only several failures in a row let the presence
+	// expire.
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	failing := false
 	for {
 		st, _ := state(ctx)
@@ -115,7 +120,7 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-tick.C:
 		}
 	}
 }
