@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -253,9 +255,26 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	}
 	log.Info("pando cell started", "addr", ln.Addr().String(), "zone", cfg.Zone, "data_dir", cfg.DataDir)
 
-	select {
-	case <-ctx.Done():
-	case <-gctx.Done():
+	// SIGUSR1 drains the cell and keeps it up (for maintenance: SIGTERM
+	// once its instances run elsewhere).
+	drainSig := make(chan os.Signal, 1)
+	signal.Notify(drainSig, syscall.SIGUSR1)
+	defer signal.Stop(drainSig)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-gctx.Done():
+			break wait
+		case <-drainSig:
+			log.Info("draining (SIGUSR1): the instances move to other cells; SIGTERM stops the cell")
+			rep.SetDraining(true)
+			g.Go(func() error {
+				evacuate(gctx, log, server, rep, evacuationTimeout)
+				return nil
+			})
+		}
 	}
 	log.Info("pando cell stopping")
 	// Nothing new is placed here; each instance keeps serving until its

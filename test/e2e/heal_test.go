@@ -268,3 +268,45 @@ func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
 		t.Fatalf("cell-b exited: %v", err)
 	}
 }
+
+// SIGUSR1 drains a joined cell and keeps it up: it is listed draining,
+// its instance moves to the server's cell, and SIGTERM later stops it.
+func TestJoinedCell_sigusr1DrainsAndKeepsTheCellUp(t *testing.T) {
+	s := ownServer(t)
+	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
+
+	const name, n = "drained", 2
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
+	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	eventually(t, "an instance on each cell", waitTimeout, func() (bool, string) {
+		running, _ := runningByCell(s.cells(t), name)
+		return running["cell-0"] == 1 && running["cell-b"] == 1, fmt.Sprint(running)
+	})
+
+	c.mu.Lock()
+	proc := c.cmd.Process
+	c.mu.Unlock()
+	if err := proc.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	cellB := &server{root: c.root, dataDir: c.dataDir}
+	eventually(t, "cell-b draining and empty, its instance on cell-0", waitTimeout, func() (bool, string) {
+		cs := s.cells(t)
+		state := ""
+		for _, v := range cs {
+			if v.ID == "cell-b" {
+				state = v.State
+			}
+		}
+		running, perIndex := runningByCell(cs, name)
+		ids, err := cellB.containers()
+		return state == "draining" && running["cell-0"] == n && len(perIndex) == n && err == nil && len(ids) == 0,
+			fmt.Sprintf("cell-b %q; running %v per index %v; containers on cell-b %v %v", state, running, perIndex, ids, err)
+	})
+	if err := c.exitedErr(); err != nil {
+		t.Fatalf("the drained cell exited: %v", err)
+	}
+	if err := c.stop(); err != nil {
+		t.Fatalf("SIGTERM the drained cell: %v\n%s", err, c.logTail(maxLogShown))
+	}
+}
