@@ -24,7 +24,11 @@ TOKEN is in the server's <data-dir>/cell-token. The cell checks the server's
 CA against the token, gets a certificate (kept in DIR), and from then on
 talks to the server over mutual TLS. The server and the router reach the
 cell at --addr: its rep API on that port, app instances on host ports of
-that IP.`,
+that IP.
+
+SIGTERM evacuates the cell (each instance serves until its replacement runs
+on another cell, at most 10 minutes) and then stops it; SIGUSR1 evacuates
+it and keeps it running, draining.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level

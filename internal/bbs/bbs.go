@@ -25,7 +25,7 @@ type Config struct {
 	// ConvergeInterval is how often Run converges (default 30s).
 	ConvergeInterval time.Duration
 	// CellPresenceTTL is how long a heartbeating cell stays registered
-	// without a heartbeat (default 15s). Cells that never heartbeat (the
+	// without a heartbeat (default 6s; Run notices the expiry at the deadline). Cells that never heartbeat (the
 	// in-process cell) do not expire.
 	CellPresenceTTL time.Duration
 	// StuckMargin is added to an instance's start timeout to decide that a
@@ -50,7 +50,7 @@ type Config struct {
 // Defaults.
 const (
 	DefaultConvergeInterval  = 30 * time.Second
-	DefaultCellPresenceTTL   = 15 * time.Second
+	DefaultCellPresenceTTL   = 6 * time.Second
 	DefaultStuckMargin       = 5 * time.Minute
 	DefaultEvacuationTimeout = 10 * time.Minute
 	DefaultTaskRetention     = time.Hour
@@ -60,6 +60,10 @@ const (
 
 	// cellCallTimeout bounds every call the BBS makes into a cell.
 	cellCallTimeout = 30 * time.Second
+	// cellStateTimeout bounds a cell's answer on its capacity: a cell that
+	// hangs (frozen, or cut off before its presence expires) holds up
+	// neither the auction nor the cells view for long.
+	cellStateTimeout = 5 * time.Second
 	// cellCallConcurrency bounds parallel calls into cells.
 	cellCallConcurrency = 8
 )
@@ -171,9 +175,12 @@ func (b *BBS) Run(ctx context.Context) error {
 	b.dispatch(ctx)
 	converge := b.after(b.cfg.ConvergeInterval)
 	for {
-		var restartC <-chan time.Time
+		var restartC, expireC <-chan time.Time
 		if due, ok := b.nextRestart(); ok {
 			restartC = b.after(max(due.Sub(b.now()), 0))
+		}
+		if due, ok := b.nextExpiry(); ok {
+			expireC = b.after(max(due.Sub(b.now()), 0))
 		}
 		select {
 		case <-ctx.Done():
@@ -181,6 +188,9 @@ func (b *BBS) Run(ctx context.Context) error {
 		case <-converge:
 			b.ConvergeOnce(ctx)
 			converge = b.after(b.cfg.ConvergeInterval)
+		case <-expireC:
+			b.expireCells()
+			b.dispatch(ctx)
 		case <-restartC:
 			b.restartDue()
 			b.dispatch(ctx)
@@ -219,6 +229,36 @@ func (b *BBS) nextRestart() (time.Time, bool) {
 		}
 	}
 	return next, !next.IsZero()
+}
+
+// nextExpiry is the earliest presence deadline of a heartbeating cell.
+func (b *BBS) nextExpiry() (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var next time.Time
+	for _, e := range b.cells {
+		if !e.expires.IsZero() && (next.IsZero() || e.expires.Before(next)) {
+			next = e.expires
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// expireCells removes the cells whose presence expired: their instances
+// are placed elsewhere by the next dispatch, without waiting for a
+// convergence pass.
+func (b *BBS) expireCells() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expireCellsLocked(b.now())
+}
+
+func (b *BBS) expireCellsLocked(now time.Time) {
+	for id, e := range b.cells {
+		if !e.expires.IsZero() && !now.Before(e.expires) {
+			b.unregisterLocked(id, "presence expired")
+		}
+	}
 }
 
 // runStops stops instances on their cells. A cell that no longer has the
@@ -278,7 +318,11 @@ func (b *BBS) HeartbeatCell(id string) error {
 	if !ok {
 		return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
 	}
+	first := e.expires.IsZero()
 	e.expires = b.now().Add(b.cfg.CellPresenceTTL)
+	if first {
+		b.wake() // Run arms the cell's presence deadline
+	}
 	return nil
 }
 
@@ -391,7 +435,7 @@ func (b *BBS) queryCells(ctx context.Context, refs []cellRef) ([]pando.CellState
 	states := make([]pando.CellState, len(refs))
 	ok := make([]bool, len(refs))
 	parallel(len(refs), func(i int) {
-		cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
+		cctx, cancel := context.WithTimeout(ctx, cellStateTimeout)
 		defer cancel()
 		s, err := refs[i].cell.State(cctx)
 		if err != nil {

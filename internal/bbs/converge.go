@@ -17,11 +17,7 @@ import (
 func (b *BBS) ConvergeOnce(ctx context.Context) {
 	b.mu.Lock()
 	now := b.now()
-	for id, e := range b.cells {
-		if !e.expires.IsZero() && now.After(e.expires) {
-			b.unregisterLocked(id, "presence expired")
-		}
-	}
+	b.expireCellsLocked(now)
 
 	// Writes during the pass are watched, so that processes it did not
 	// change and that are in shape skip the trim-and-fill step: on a

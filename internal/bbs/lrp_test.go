@@ -239,6 +239,32 @@ func TestConvergeOnce_expiredPresenceReschedules(t *testing.T) {
 	}
 }
 
+func TestRun_expiredPresenceReplacesAtTheDeadline(t *testing.T) {
+	// Convergence is an hour away: only the presence deadline moves it.
+	h := newHarness(t, Config{CellPresenceTTL: 15 * time.Second})
+	a := newFakeCell("cell-a", 4096)
+	h.bbs.RegisterCell(a)
+	h.desire("web", 1, 1, 256)
+	h.report(h.actual("web", 0), pando.ActualRunning)
+	h.run()
+	beat := h.clock.Now()
+	if err := h.bbs.HeartbeatCell("cell-a"); err != nil {
+		t.Fatal(err)
+	}
+	b := newFakeCell("cell-b", 4096)
+	h.bbs.RegisterCell(b)
+	waitFor(t, "the presence timer", func() bool { return h.clock.hasWaiter(beat.Add(15 * time.Second)) })
+
+	h.clock.Advance(15 * time.Second)
+	waitFor(t, "the instance placed on cell-b", func() bool { return len(b.startCalls()) == 1 })
+	if got := h.actual("web", 0); got.CellID != "cell-b" {
+		t.Errorf("after expiry: %+v", got)
+	}
+	if _, ok := h.bbs.Cell("cell-a"); ok {
+		t.Error("expired cell still registered")
+	}
+}
+
 func TestConvergeOnce_restartsStuckClaimed(t *testing.T) {
 	h := newHarness(t, Config{StuckMargin: time.Minute})
 	c := newFakeCell("cell-a", 4096)

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -398,5 +399,62 @@ func TestGrants_comeBackFromReportsOfInstancesTheRuntimePlacedThere(t *testing.T
 	}
 	if f.grants.CanLog("cell-a", "app2") || f.grants.CanRead("cell-a", "droplets/d2") {
 		t.Fatal("a report on an instance the runtime never placed there granted its app")
+	}
+}
+
+func TestDrain_marksOnlyTheCallingCellDraining(t *testing.T) {
+	f := newFixture(t)
+	a := f.join(t, "cell-a")
+	f.join(t, "cell-b")
+	ctx := context.Background()
+	if err := a.client.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := f.board.Cells(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range cells {
+		got[c.ID] = c.State
+	}
+	if got["cell-a"] != pando.CellDraining || got["cell-b"] != pando.CellHealthy {
+		t.Fatalf("cell states after cell-a drained: %v", got)
+	}
+	if err := a.client.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.client.Drain(ctx); !pando.IsNotFound(err) {
+		t.Fatalf("a cell that left drained: %v, want not found", err)
+	}
+}
+
+func TestKeepPresence_saysWhenTheServerHadForgottenTheCell(t *testing.T) {
+	f := newFixture(t)
+	c := f.join(t, "cell-a")
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	calls := 0
+	reregistered := func() { mu.Lock(); calls++; mu.Unlock() }
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.client.KeepPresence(ctx, c.rep.URL, 20*time.Millisecond, c.sim.State, reregistered)
+	}()
+	defer func() { cancel(); <-done }()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return calls }
+
+	// Renewals of a known cell are not registrations.
+	time.Sleep(100 * time.Millisecond)
+	if n := count(); n != 0 {
+		t.Fatalf("reregistered %d times while the server knew the cell", n)
+	}
+	// Lost (as after its presence expired): the next renewal registers it
+	// again and says so, once.
+	f.board.UnregisterCell("cell-a")
+	eventually(t, "the cell registered again", func() bool { _, ok := f.board.Cell("cell-a"); return ok && count() == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if n := count(); n != 1 {
+		t.Fatalf("reregistered %d times, want 1", n)
 	}
 }

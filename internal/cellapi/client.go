@@ -17,8 +17,9 @@ import (
 )
 
 // DefaultHeartbeat is how often a joined cell renews its presence: well
-// within the BBS's presence TTL (15s).
-const DefaultHeartbeat = 5 * time.Second
+// within the BBS's presence TTL (6s, three missed renewals), so a lost
+// cell is noticed in seconds.
+const DefaultHeartbeat = 2 * time.Second
 
 // ServerClient is a joined cell's link to the server: it reports to the
 // BBS (pando.CellReporter), keeps the cell's presence, and reads and
@@ -81,19 +82,33 @@ func (c *ServerClient) TaskCompleted(ctx context.Context, t pando.Task) error {
 }
 
 // KeepPresence registers the cell with its rep URL and renews it every
-// interval until ctx ends; state gives the capacity sent along. A renewal
-// in flight when ctx ends is finished, not cut off: once KeepPresence has
-// returned, no renewal of it can reach the server after a Leave.
-func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval time.Duration, state func(context.Context) (pando.CellState, error)) {
+// interval until ctx ends; state gives the capacity sent along. When the
+// server had forgotten the cell (it was lost, e.g. partitioned, and its
+// instances were placed elsewhere), reregistered runs, in its own
+// goroutine: the cell reports its instances again so that the server
+// stops the ones it replaced. A renewal in flight when ctx ends is
+// finished, not cut off: once KeepPresence has returned, no renewal of it
+// can reach the server after a Leave.
+func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval time.Duration, state func(context.Context) (pando.CellState, error), reregistered func()) {
 	if interval <= 0 {
 		interval = DefaultHeartbeat
 	}
+	// Renewals keep a fixed cadence: a slow one does not push the next
+	// one back, so only several failures in a row let the presence
+	// expire.
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	failing := false
 	for {
 		st, _ := state(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
-		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, nil)
+		var ans PresenceAnswer
+		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, &ans)
 		cancel()
+		if err == nil && ans.Registered && reregistered != nil {
+			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.base)
+			go reregistered()
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			c.log.Warn("cell presence not renewed (retrying)", "server", c.base, "err", err)
@@ -105,9 +120,16 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(interval):
+		case <-tick.C:
 		}
 	}
+}
+
+// Drain asks the server to evacuate the cell: its instances get
+// replacements elsewhere, and the server stops each one here once its
+// replacement is RUNNING.
+func (c *ServerClient) Drain(ctx context.Context) error {
+	return call(ctx, c.hc, "POST", c.base+drainPath, nil, nil)
 }
 
 // Register sends the presence once (at start-up, to fail fast when the

@@ -28,6 +28,7 @@ type CellRegistry interface {
 	RegisterCell(c pando.Cell)
 	HeartbeatCell(id string) error
 	UnregisterCell(id string)
+	DrainCell(ctx context.Context, id string) error
 	Cell(id string) (pando.Cell, bool)
 }
 
@@ -65,6 +66,15 @@ type Presence struct {
 	State pando.CellState `json:"state"`
 }
 
+// PresenceAnswer answers a presence. Registered says the server did not
+// know the cell (its first presence, or the server forgot it: the cell
+// was lost, e.g. behind a network partition, and its instances were
+// placed elsewhere): the cell then reports its instances again, and the
+// server stops those it no longer wants there.
+type PresenceAnswer struct {
+	Registered bool `json:"registered"`
+}
+
 // removedReport is the body of an instance removal report.
 type removedReport struct {
 	ProcessGUID  string `json:"process_guid"`
@@ -74,6 +84,7 @@ type removedReport struct {
 // Wire paths of the server's cell API.
 const (
 	presencePath      = "/v1/presence"
+	drainPath         = "/v1/drain"
 	actualChangedPath = "/v1/reports/actual_lrp_changed"
 	actualRemovedPath = "/v1/reports/actual_lrp_removed"
 	taskCompletedPath = "/v1/reports/task_completed"
@@ -109,6 +120,7 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 	cells := map[string]func(w http.ResponseWriter, r *http.Request, id string) error{
 		"POST " + presencePath:           s.presence,
 		"DELETE " + presencePath:         s.leave,
+		"POST " + drainPath:              s.drain,
 		"POST " + actualChangedPath:      s.actualChanged,
 		"POST " + actualRemovedPath:      s.actualRemoved,
 		"POST " + taskCompletedPath:      s.taskCompleted,
@@ -209,7 +221,11 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 			"memory_mb", p.State.TotalMemoryMB, "disk_mb", p.State.TotalDiskMB,
 			"containers", p.State.TotalContainers, "stacks", strings.Join(p.State.Stacks, ","))
 	}
-	return noContent(w, s.cfg.Cells.HeartbeatCell(id))
+	if err := s.cfg.Cells.HeartbeatCell(id); err != nil {
+		return err
+	}
+	writeJSON(w, PresenceAnswer{Registered: !ok})
+	return nil
 }
 
 // leave unregisters a cell that stops: what it still had is placed
@@ -222,6 +238,24 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request, id string) error 
 		s.cfg.Cells.UnregisterCell(id)
 		s.log.Info("cell left", "cell_id", id)
 	}
+	return noContent(w, nil)
+}
+
+// drain evacuates a cell that is about to stop: each of its instances
+// keeps running until its replacement elsewhere is RUNNING, then the
+// server stops it.
+func (s *server) drain(w http.ResponseWriter, r *http.Request, id string) error {
+	c, ok := s.cfg.Cells.Cell(id)
+	if !ok {
+		return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
+	}
+	if _, remote := c.(*RepClient); !remote {
+		return pando.Errorf(pando.EConflict, "cell id %q is the server's own cell", id)
+	}
+	if err := s.cfg.Cells.DrainCell(r.Context(), id); err != nil {
+		return err
+	}
+	s.log.Info("cell draining", "cell_id", id)
 	return noContent(w, nil)
 }
 

@@ -9,12 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cellapi"
@@ -246,7 +249,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	presenceDone := make(chan struct{})
 	go func() {
 		defer close(presenceDone)
-		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State)
+		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State, rep.Reannounce)
 	}()
 	if goSeed != "" {
 		g.Go(func() error {
@@ -258,16 +261,36 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	}
 	log.Info("pando cell started", "addr", ln.Addr().String(), "zone", cfg.Zone, "data_dir", cfg.DataDir)
 
-	select {
-	case <-ctx.Done():
-	case <-gctx.Done():
+	// SIGUSR1 drains the cell and keeps it up (for maintenance: SIGTERM
+	// once its instances run elsewhere).
+	drainSig := make(chan os.Signal, 1)
+	signal.Notify(drainSig, syscall.SIGUSR1)
+	defer signal.Stop(drainSig)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-gctx.Done():
+			break wait
+		case <-drainSig:
+			log.Info("draining (SIGUSR1): the instances move to other cells; SIGTERM stops the cell")
+			rep.SetDraining(true)
+			g.Go(func() error {
+				evacuate(gctx, log, server, rep, evacuationTimeout)
+				return nil
+			})
+		}
 	}
 	log.Info("pando cell stopping")
+	// Nothing new is placed here; each instance keeps serving until its
+	// replacement runs elsewhere, then the server stops it here.
+	rep.SetDraining(true)
+	if ctx.Err() != nil && gctx.Err() == nil {
+		evacuate(context.WithoutCancel(ctx), log, server, rep, evacuationTimeout)
+	}
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stop()
-	// Nothing new is placed here while the instances stop; then the cell
-	// leaves (step 3 of issue 8 turns this into an evacuation).
-	rep.SetDraining(true)
 	if err := rep.Shutdown(shutdownCtx); err != nil {
 		log.Error("stop app containers", "err", err)
 	}
@@ -291,4 +314,54 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		return nil
 	}
 	return err
+}
+
+// evacuationTimeout bounds how long a stopping cell waits for its
+// instances to be replaced elsewhere (the BBS's evacuation deadline).
+const evacuationTimeout = 10 * time.Minute
+
+// drainer is the server side of an evacuation.
+type drainer interface {
+	Drain(ctx context.Context) error
+}
+
+// stateReader is the cell's own view of its instances.
+type stateReader interface {
+	State(ctx context.Context) (pando.CellState, error)
+}
+
+// evacuate asks the server to drain the cell and waits (up to timeout)
+// until the server has stopped every instance here, each once its
+// replacement was RUNNING elsewhere. Presence keeps being renewed
+// meanwhile. If the server cannot be asked, the cell stops at once.
+func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateReader, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	dctx, cancelDrain := context.WithTimeout(ctx, 30*time.Second)
+	err := server.Drain(dctx)
+	cancelDrain()
+	if err != nil {
+		log.Warn("evacuation not possible, stopping the instances now", "err", err)
+		return
+	}
+	start := time.Now()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := cell.State(ctx)
+		n := 0
+		for _, c := range st.InstancesPerProcess {
+			n += c
+		}
+		if err == nil && n == 0 {
+			log.Info("evacuation done: every instance runs elsewhere", "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("evacuation deadline passed, stopping the remaining instances", "instances", n, "timeout", timeout)
+			return
+		case <-tick.C:
+		}
+	}
 }

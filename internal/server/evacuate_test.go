@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando"
+)
+
+type fakeDrainer struct {
+	err     error
+	drained chan struct{}
+}
+
+func (d *fakeDrainer) Drain(ctx context.Context) error {
+	if d.err == nil {
+		close(d.drained)
+	}
+	return d.err
+}
+
+// fakeCellState has n instances until drained is closed, then they go
+// one by one, one per State call.
+type fakeCellState struct {
+	mu      sync.Mutex
+	n       int
+	drained chan struct{}
+}
+
+func (c *fakeCellState) State(ctx context.Context) (pando.CellState, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.drained:
+		if c.n > 0 {
+			c.n--
+		}
+	default:
+	}
+	return pando.CellState{InstancesPerProcess: map[string]int{"web": c.n}}, nil
+}
+
+func (c *fakeCellState) left() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func TestEvacuate_waitsUntilTheServerStoppedEveryInstance(t *testing.T) {
+	drained := make(chan struct{})
+	cell := &fakeCellState{n: 3, drained: drained}
+	evacuate(context.Background(), slog.New(slog.DiscardHandler), &fakeDrainer{drained: drained}, cell, time.Minute)
+	if n := cell.left(); n != 0 {
+		t.Fatalf("evacuate returned with %d instances still on the cell", n)
+	}
+}
+
+func TestEvacuate_stopsAtOnceWhenTheServerCannotDrain(t *testing.T) {
+	cell := &fakeCellState{n: 2, drained: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		evacuate(context.Background(), slog.New(slog.DiscardHandler), &fakeDrainer{err: errors.New("server unreachable")}, cell, time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("evacuate waited although the server could not drain the cell")
+	}
+}
+
+func TestEvacuate_givesUpAtTheDeadline(t *testing.T) {
+	cell := &fakeCellState{n: 1, drained: make(chan struct{})} // never drained
+	d := &fakeDrainer{drained: make(chan struct{})}
+	evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, 300*time.Millisecond)
+	if n := cell.left(); n != 1 {
+		t.Fatalf("instances %d", n)
+	}
+}
