@@ -358,6 +358,12 @@ type Runtime interface {
 	// Cells returns every registered cell with its capacity, usage and
 	// State, sorted by ID.
 	Cells(ctx context.Context) ([]CellState, error)
+	// DrainCell evacuates a registered cell: the runtime places no new
+	// work on it and moves each of its instances elsewhere, stopping one
+	// only once its replacement is RUNNING (or after the evacuation
+	// timeout). The cell is listed CellDraining from then on. An unknown
+	// cell is an ENotFound error; draining a draining cell does nothing.
+	DrainCell(ctx context.Context, cellID string) error
 
 	// Subscribe streams events after sequence number after. When after is
 	// 0, older than the events the runtime still holds, or not one of its

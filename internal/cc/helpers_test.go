@@ -45,6 +45,9 @@ func (rtDefaults) Task(_ context.Context, guid string) (pando.Task, error) {
 func (rtDefaults) Tasks(context.Context) ([]pando.Task, error)      { return nil, nil }
 func (rtDefaults) ResolveTask(context.Context, string) error        { return nil }
 func (rtDefaults) Cells(context.Context) ([]pando.CellState, error) { return nil, nil }
+func (rtDefaults) DrainCell(_ context.Context, id string) error {
+	return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
+}
 func (rtDefaults) Subscribe(ctx context.Context, _ uint64) (<-chan pando.RuntimeEvent, error) {
 	ch := make(chan pando.RuntimeEvent)
 	go func() { <-ctx.Done(); close(ch) }()

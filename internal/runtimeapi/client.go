@@ -138,6 +138,10 @@ func (c *Client) Cells(ctx context.Context) ([]pando.CellState, error) {
 	return cs, err
 }
 
+func (c *Client) DrainCell(ctx context.Context, cellID string) error {
+	return c.call(ctx, "POST", "/v1/cells/"+url.PathEscape(cellID)+"/drain", nil, nil, nil)
+}
+
 // Subscribe opens the event stream after the given sequence number. The
 // first connection is made before it returns (its failure is the error);
 // afterwards a broken or silent stream is reopened from the last event

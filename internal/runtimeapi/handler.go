@@ -88,6 +88,7 @@ func NewHandler(rt pando.Runtime, cfg Config) (http.Handler, error) {
 		"POST /v1/tasks/{guid}/cancel":                               h.cancelTask,
 		"POST /v1/tasks/{guid}/resolve":                              h.resolveTask,
 		"GET /v1/cells":                                              h.cells,
+		"POST /v1/cells/{id}/drain":                                  h.drainCell,
 		"GET /v1/events":                                             h.events,
 	}
 	for pattern, fn := range routes {
@@ -177,6 +178,10 @@ func (h *handler) resolveTask(w http.ResponseWriter, r *http.Request) error {
 func (h *handler) cells(w http.ResponseWriter, r *http.Request) error {
 	cs, err := h.rt.Cells(r.Context())
 	return writeResult(w, cs, err)
+}
+
+func (h *handler) drainCell(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, h.rt.DrainCell(r.Context(), r.PathValue("id")))
 }
 
 // events streams the runtime's events after ?after=N as one JSON object

@@ -3,6 +3,7 @@ package runtimetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -33,6 +34,7 @@ func Run(t *testing.T, newRuntime NewRuntime) {
 		{"TaskCompletionAtLeastOnce", testTaskCompletion},
 		{"CancelTask", testCancelTask},
 		{"CellsListCapacityAndState", testCells},
+		{"DrainCell", testDrainCell},
 		{"EndedContextIsAnError", testContextCancel},
 	}
 	for _, tc := range tests {
@@ -491,6 +493,51 @@ func testCells(t *testing.T, rt pando.Runtime, cell *Cell) {
 	if c.ID != "cell-1" || c.State != pando.CellHealthy || c.Zone != "z1" || c.TotalMemoryMB != 4096 ||
 		c.UsedMemoryMB != 512 || c.UsedContainers != 2 || !slices.Equal(c.Stacks, []string{"host"}) {
 		t.Errorf("cell = %+v", c)
+	}
+}
+
+func testDrainCell(t *testing.T, rt pando.Runtime, cell *Cell) {
+	ctx := ctxOf(t)
+	if err := rt.DrainCell(ctx, "no-such-cell"); !pando.IsNotFound(err) {
+		t.Errorf("DrainCell(unknown) = %v, want not found", err)
+	}
+	if err := rt.DesireLRP(ctx, webLRP("web", 1)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "1 RUNNING", running(ctx, rt, "web", 1))
+	as, err := rt.ActualLRPs(ctx, "web")
+	if err != nil || len(as) != 1 {
+		t.Fatalf("ActualLRPs = %+v, %v", as, err)
+	}
+	serving := as[0].InstanceGUID
+	if err := rt.DrainCell(ctx, "cell-1"); err != nil {
+		t.Fatalf("DrainCell: %v", err)
+	}
+	cells, err := rt.Cells(ctx)
+	if err != nil || len(cells) != 1 || cells[0].State != pando.CellDraining || !cells[0].Draining {
+		t.Fatalf("Cells after drain = %+v, %v; want cell-1 draining", cells, err)
+	}
+	// Draining again does nothing.
+	if err := rt.DrainCell(ctx, "cell-1"); err != nil {
+		t.Errorf("DrainCell again: %v", err)
+	}
+	// New work goes to no draining cell.
+	if err := rt.DesireLRP(ctx, webLRP("late", 1)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "late instance unplaced with a reason", func() (bool, error) {
+		as, err := rt.ActualLRPs(ctx, "late")
+		if err != nil || len(as) != 1 {
+			return false, err
+		}
+		if as[0].CellID != "" {
+			return false, fmt.Errorf("instance of a new LRP placed on draining cell %s", as[0].CellID)
+		}
+		return as[0].PlacementError != "", nil
+	})
+	// With nowhere to go, the instance on the cell keeps serving.
+	if !cell.Running(serving) {
+		t.Errorf("instance %s was stopped with no replacement running", serving)
 	}
 }
 
