@@ -30,12 +30,13 @@ const (
 // (cells). Every other endpoint needs read or write access by its method.
 // (Stacks, orgs and spaces are read-only in Pando.)
 var adminOnly = map[string]bool{
-	"POST /v3/buildpacks":               true,
-	"PATCH /v3/buildpacks/{guid}":       true,
-	"DELETE /v3/buildpacks/{guid}":      true,
-	"POST /v3/buildpacks/{guid}/upload": true,
-	"GET /pando/v1/cells":               true,
-	"PATCH /v3/feature_flags/{name}":    true,
+	"POST /v3/buildpacks":                                                  true,
+	"PATCH /v3/buildpacks/{guid}":                                          true,
+	"DELETE /v3/buildpacks/{guid}":                                         true,
+	"POST /v3/buildpacks/{guid}/upload":                                    true,
+	"GET /pando/v1/cells":                                                  true,
+	"POST /pando/v1/cells/{id}/drain":                                      true,
+	"PATCH /v3/feature_flags/{name}":                                       true,
 	"POST /v3/app_usage_events/actions/destructively_purge_all_and_reseed": true,
 	"PATCH /v3/environment_variable_groups/{name}":                         true,
 }

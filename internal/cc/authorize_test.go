@@ -49,6 +49,7 @@ func TestAuthorize_scopesGateEveryEndpoint(t *testing.T) {
 		{"DELETE", "/v3/buildpacks/" + uuid.NewString(), ""},
 		{"POST", "/v3/buildpacks/" + bp + "/upload", ""},
 		{"GET", "/pando/v1/cells", ""},
+		{"POST", "/pando/v1/cells/cell-a/drain", ""},
 		{"PATCH", "/v3/feature_flags/diego_docker", `{"enabled":true}`},
 	}
 	send := func(scopes string, r req) int {

@@ -80,3 +80,30 @@ func (a *API) getCells(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"resources": out})
 	return nil
 }
+
+// drainCell is POST /pando/v1/cells/{id}/drain: the runtime evacuates the
+// cell (each instance is stopped once its replacement runs elsewhere) and
+// places nothing new on it. It answers 202 with the cell's state at once;
+// the instances leave the cell afterwards (GET /pando/v1/cells shows them).
+func (a *API) drainCell(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if err := a.rt.DrainCell(ctx, id); err != nil {
+		if pando.IsNotFound(err) {
+			return pando.Errorf(pando.ENotFound, "cell %q not found: it is not registered", id)
+		}
+		return fmt.Errorf("drain cell %s: %w", id, err)
+	}
+	states, err := a.rt.Cells(ctx)
+	if err != nil {
+		return fmt.Errorf("list cells: %w", err)
+	}
+	out := map[string]any{"id": id, "state": pando.CellDraining, "draining": true}
+	for _, c := range states {
+		if c.ID == id {
+			out["state"], out["draining"] = c.State, c.Draining
+		}
+	}
+	writeJSON(w, http.StatusAccepted, out)
+	return nil
+}

@@ -4,13 +4,25 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/pandoplatform/pando"
 )
 
 // fakeCells is a runtime with two cells and one process on them.
-type fakeCells struct{ pando.Runtime }
+type fakeCells struct {
+	pando.Runtime
+	drained *[]string
+}
+
+func (f fakeCells) DrainCell(_ context.Context, id string) error {
+	if id != "cell-a" && id != "cell-b" {
+		return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
+	}
+	*f.drained = append(*f.drained, id)
+	return nil
+}
 
 func (fakeCells) Cells(context.Context) ([]pando.CellState, error) {
 	return []pando.CellState{
@@ -37,7 +49,7 @@ func (fakeCells) ActualLRPs(_ context.Context, processGUID string) ([]pando.Actu
 }
 
 func TestCells_listsCapacityAndInstancesPerCell(t *testing.T) {
-	e := ptNew(t, func(c *Config) { c.Runtime = fakeCells{Runtime: c.Runtime} })
+	e := ptNew(t, func(c *Config) { c.Runtime = fakeCells{Runtime: c.Runtime, drained: new([]string)} })
 	body := e.ok(e.do("GET", "/pando/v1/cells", "", nil), http.StatusOK)
 	cells, _ := body["resources"].([]any)
 	if len(cells) != 2 {
@@ -57,5 +69,27 @@ func TestCells_listsCapacityAndInstancesPerCell(t *testing.T) {
 	}
 	if got := fmt.Sprint(b["memory_mb"]); got != "map[total:2048 used:512]" {
 		t.Errorf("memory = %s", got)
+	}
+}
+
+func TestCells_drainAsksTheRuntime(t *testing.T) {
+	var drained []string
+	e := ptNew(t, func(c *Config) { c.Runtime = fakeCells{Runtime: c.Runtime, drained: &drained} })
+	body := e.ok(e.do("POST", "/pando/v1/cells/cell-a/drain", "", nil), http.StatusAccepted)
+	if body["id"] != "cell-a" || body["state"] != pando.CellDraining || body["draining"] != true {
+		t.Errorf("drain answer = %v", body)
+	}
+	if len(drained) != 1 || drained[0] != "cell-a" {
+		t.Errorf("runtime drained %v, want [cell-a]", drained)
+	}
+	if rec := e.do("POST", "/pando/v1/cells/nope/drain", "", nil); rec.Code != http.StatusNotFound ||
+		!strings.Contains(rec.Body.String(), `cell \"nope\" not found`) {
+		t.Errorf("unknown cell: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.doAs("bearer scopes:cloud_controller.read,cloud_controller.write", "POST", "/pando/v1/cells/cell-b/drain", ""); rec.Code != http.StatusForbidden {
+		t.Errorf("non-admin: %d %s", rec.Code, rec.Body)
+	}
+	if len(drained) != 1 {
+		t.Errorf("runtime drained %v after refused requests", drained)
 	}
 }

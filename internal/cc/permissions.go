@@ -53,6 +53,7 @@ var accessRules = map[string]rule{
 	"DELETE /v3/buildpacks/{guid}":              {need: needAdmin},
 	"POST /v3/buildpacks/{guid}/upload":         {need: needAdmin},
 	"GET /pando/v1/cells":                       {need: needAdmin},
+	"POST /pando/v1/cells/{id}/drain":           {need: needAdmin},
 	"GET /v3/stacks":                            anyone,
 	"GET /v3/stacks/{guid}":                     anyone,
 	"GET /v3/isolation_segments":                anyone,

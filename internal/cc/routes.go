@@ -103,6 +103,7 @@ func (a *API) routes() {
 	h("PUT /v3/tasks/{guid}/cancel", a.cancelTaskHandler)
 	h("GET /pando/v1/tasks/{guid}", a.waitTask)
 	h("GET /pando/v1/cells", a.getCells)
+	h("POST /pando/v1/cells/{id}/drain", a.drainCell)
 
 	a.registerPlatformRoutes(h)
 	a.registerTenancyRoutes(h)

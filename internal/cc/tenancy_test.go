@@ -268,6 +268,7 @@ func TestTenancy_authorizationMatrix(t *testing.T) {
 		{"POST", "/v3/processes/" + f.proc + "/actions/scale", `{"instances":1}`, 401, 0, 403, 0, 403, 404},
 		{"POST", "/v3/buildpacks", `{"name":"b%s"}`, 401, 0, 403, 403, 403, 403},
 		{"GET", "/pando/v1/cells", "", 401, 200, 403, 403, 403, 403},
+		{"POST", "/pando/v1/cells/no-such-cell/drain", "", 401, 404, 403, 403, 403, 403},
 		{"POST", "/v3/users", `{"guid":"newbie"}`, 401, 0, 403, 403, 403, 403},
 		{"GET", "/v3/domains", "", 401, 200, 200, 200, 200, 200},
 		{"POST", "/v3/domains", `{"name":"shared%s.test"}`, 401, 201, 403, 403, 403, 403},
