@@ -9,11 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pandoplatform/pando/internal/cli"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/server"
 )
 
-func cellCmd() *cobra.Command {
+func cellCmd(streams cli.IOStreams) *cobra.Command {
 	var cfg server.CellConfig
 	var logLevel, memory, disk, logRateCeiling string
 	cmd := &cobra.Command{
@@ -76,6 +77,7 @@ it and keeps it running, draining.`,
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry images may be pulled from over plain HTTP (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.AddCommand(cli.CellCommands(streams)...)
 	return cmd
 }
 

@@ -607,6 +607,13 @@ type Usage struct {
 	Used  int `json:"used"`
 }
 
+// DrainCell asks the runtime to evacuate a cell (Pando only, admins): it
+// answers at once; the instances leave the cell afterwards.
+func (c *Client) DrainCell(ctx context.Context, id string) error {
+	_, err := c.do(ctx, "POST", "/pando/v1/cells/"+url.PathEscape(id)+"/drain", nil, nil)
+	return err
+}
+
 // Cells lists the cells with their capacity and instances (Pando only).
 func (c *Client) Cells(ctx context.Context) ([]Cell, error) {
 	var out struct {

@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pandoplatform/pando/internal/cli/api"
+)
+
+// CellCommands are the operator's commands under "pando cell".
+func CellCommands(streams IOStreams) []*cobra.Command {
+	cmd := defaultEnv(streams).cellDrainCmd()
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	return []*cobra.Command{cmd}
+}
+
+func (e *env) cellDrainCmd() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "drain CELL_ID",
+		Short: "Evacuate a cell: move its instances to other cells and place no new work on it (admins)",
+		Long: `Evacuate a cell (an id from 'pando cells'; cell-0 is the server's own).
+Each instance on it keeps serving until its replacement is running on
+another cell, then stops. The command waits, showing the instances left,
+until none is left or --timeout passes. The cell stays draining (no new
+work) until it restarts.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout must be positive, not %s", timeout)
+			}
+			ctx := cmdContext(cmd)
+			s, err := e.newSession(ctx, false)
+			if err != nil {
+				return err
+			}
+			return s.drainCell(ctx, args[0], timeout)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the cell's instances to move")
+	return cmd
+}
+
+// drainCell drains a cell and waits until it has no instances, the timeout
+// passes, or no other cell can take them.
+func (s *session) drainCell(ctx context.Context, id string, timeout time.Duration) error {
+	s.out("Draining cell %s as %s...\n", id, s.user())
+	if err := s.c.DrainCell(ctx, id); err != nil {
+		return err
+	}
+	deadline := s.now().Add(timeout)
+	last := -1
+	for {
+		cells, err := s.c.Cells(ctx)
+		if err != nil {
+			return fmt.Errorf("read cells: %w", err)
+		}
+		cell, takers := drainView(cells, id)
+		if cell == nil {
+			s.out("Cell %s is gone: it unregistered.\n", id)
+			return nil
+		}
+		left := len(cell.Instances)
+		if left == 0 {
+			s.out("Cell %s is drained: no instances left on it. It takes no new work until it restarts.\n", id)
+			return nil
+		}
+		if left != last {
+			s.out("  %s left on %s\n", plural(left, "instance"), id)
+			last = left
+		}
+		if takers == 0 {
+			return fmt.Errorf("no other cell can take the %s on %s: they keep running there, and the cell stays draining; join a cell ('pando cell --join') and drain again, or restart the cell to use it again",
+				plural(left, "instance"), id)
+		}
+		if !s.now().Before(deadline) {
+			return fmt.Errorf("cell %s still has %s after %s: each keeps serving until its replacement runs on another cell (see 'pando cells'; the cells may lack room)",
+				id, plural(left, "instance"), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.pollMax):
+		}
+	}
+}
+
+// drainView finds the cell id among cells and counts the other cells that
+// can take work (healthy: neither draining nor lost).
+func drainView(cells []api.Cell, id string) (*api.Cell, int) {
+	var cell *api.Cell
+	takers := 0
+	for i := range cells {
+		switch {
+		case cells[i].ID == id:
+			cell = &cells[i]
+		case cells[i].State == "healthy" || (cells[i].State == "" && !cells[i].Draining):
+			takers++
+		}
+	}
+	return cell, takers
+}

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// fakeDrain serves the drain endpoint and a cells view in which the
+// drained cell's instances leave one per GET after the drain.
+type fakeDrain struct {
+	mu      sync.Mutex
+	drained []string
+	left    int  // instances on cell-a
+	stuck   bool // they never leave
+	others  []map[string]any
+}
+
+func (fd *fakeDrain) serve(f *fakeCF) func(w http.ResponseWriter, r *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		fd.mu.Lock()
+		defer fd.mu.Unlock()
+		switch {
+		case r.Method == "POST" && r.URL.Path == "/pando/v1/cells/cell-a/drain":
+			fd.drained = append(fd.drained, "cell-a")
+			f.writeJSON(w, http.StatusAccepted, map[string]any{"id": "cell-a", "state": "draining", "draining": true})
+		case r.Method == "POST" && strings.HasPrefix(r.URL.Path, "/pando/v1/cells/"):
+			f.cfError(w, http.StatusNotFound, 10010, "CF-ResourceNotFound", `cell "nope" not found: it is not registered`)
+		case r.Method == "GET" && r.URL.Path == "/pando/v1/cells":
+			insts := []any{}
+			for i := 0; i < fd.left; i++ {
+				insts = append(insts, map[string]any{"app_name": "shop", "process_type": "web", "index": i, "state": "RUNNING"})
+			}
+			if len(fd.drained) > 0 && fd.left > 0 && !fd.stuck {
+				fd.left--
+			}
+			cells := append([]any{map[string]any{"id": "cell-a", "state": "draining", "draining": true, "instances": insts}}, toAny(fd.others)...)
+			f.writeJSON(w, 200, map[string]any{"resources": cells})
+		default:
+			return false
+		}
+		return true
+	}
+}
+
+func toAny(ms []map[string]any) []any {
+	out := make([]any, len(ms))
+	for i, m := range ms {
+		out[i] = m
+	}
+	return out
+}
+
+func drainHarness(t *testing.T, fd *fakeDrain) (*harness, func(args ...string) error) {
+	f := newFakeCF(t)
+	f.mu.Lock()
+	f.extra = fd.serve(f)
+	f.mu.Unlock()
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	run := func(args ...string) error {
+		t.Helper()
+		root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
+		cell := &cobra.Command{Use: "cell"}
+		cell.AddCommand(h.env.cellDrainCmd())
+		root.AddCommand(cell)
+		root.SetArgs(args)
+		root.SetOut(h.out)
+		root.SetErr(h.err)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return root.ExecuteContext(ctx)
+	}
+	return h, run
+}
+
+var healthyCell = map[string]any{"id": "cell-b", "state": "healthy", "instances": []any{}}
+
+func TestCellDrain_waitsUntilTheCellIsEmpty(t *testing.T) {
+	fd := &fakeDrain{left: 3, others: []map[string]any{healthyCell}}
+	h, run := drainHarness(t, fd)
+	if err := run("cell", "drain", "cell-a"); err != nil {
+		t.Fatalf("drain: %v\nstderr: %s", err, h.err)
+	}
+	out := h.out.String()
+	for _, want := range []string{"Draining cell cell-a as admin...", "3 instances left on cell-a", "2 instances left on cell-a",
+		"1 instance left on cell-a", "Cell cell-a is drained: no instances left on it."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if len(fd.drained) != 1 {
+		t.Errorf("drain requests: %v", fd.drained)
+	}
+}
+
+func TestCellDrain_saysWhenNoOtherCellCanTakeTheInstances(t *testing.T) {
+	lost := map[string]any{"id": "cell-c", "state": "lost", "instances": []any{}}
+	fd := &fakeDrain{left: 2, stuck: true, others: []map[string]any{lost}}
+	_, run := drainHarness(t, fd)
+	err := run("cell", "drain", "cell-a")
+	if err == nil || !strings.Contains(err.Error(), "no other cell can take the 2 instances on cell-a") {
+		t.Fatalf("drain with no other healthy cell: %v", err)
+	}
+}
+
+func TestCellDrain_timesOut(t *testing.T) {
+	fd := &fakeDrain{left: 1, stuck: true, others: []map[string]any{healthyCell}}
+	h, run := drainHarness(t, fd)
+	err := run("cell", "drain", "cell-a", "--timeout", "30ms")
+	if err == nil || !strings.Contains(err.Error(), "cell cell-a still has 1 instance after 30ms") {
+		t.Fatalf("drain past its timeout: %v", err)
+	}
+	if n := strings.Count(h.out.String(), "1 instance left on cell-a"); n != 1 {
+		t.Errorf("progress shown %d times, want once (only changes):\n%s", n, h.out)
+	}
+}
+
+func TestCellDrain_unknownCell(t *testing.T) {
+	_, run := drainHarness(t, &fakeDrain{})
+	err := run("cell", "drain", "nope")
+	if err == nil || !strings.Contains(err.Error(), `cell "nope" not found`) {
+		t.Fatalf("drain of an unknown cell: %v", err)
+	}
+	if err := run("cell", "drain"); err == nil {
+		t.Error("drain without a cell id: no error")
+	}
+}
