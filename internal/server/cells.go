@@ -68,7 +68,7 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 	addr := cellAPIAddr(cfg)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on cell API address %s: %w (use --cell-api-addr)", addr, err)
+		return nil, &cellListenError{addr: addr, err: err}
 	}
 	grants := cellapi.NewGrants()
 	h, err := cellapi.NewServerHandler(cellapi.ServerConfig{
@@ -91,11 +91,41 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 }
 
 // joinRoute answers joining cells on the API (cellauth.JoinInfoPath).
+// cellListenError is a cell API address that cannot be listened on.
+type cellListenError struct {
+	addr string
+	err  error
+}
+
+func (e *cellListenError) Error() string {
+	return fmt.Sprintf("listen on cell API address %s: %v (use --cell-api-addr)", e.addr, e.err)
+}
+
+func (e *cellListenError) Unwrap() error { return e.err }
+
+// joinRoute and serve do nothing on a nil cellAPI (a server whose derived
+// cell API port was taken: no cell can join it).
 func (c *cellAPI) joinRoute(mux *http.ServeMux) {
+	if c == nil {
+		return
+	}
 	mux.Handle("GET "+cellauth.JoinInfoPath, cellapi.JoinInfoHandler(c.ca, c.addr))
 }
 
-func (c *cellAPI) serve(ctx context.Context) error { return serveUntil(ctx, c.srv, c.ln) }
+func (c *cellAPI) serve(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	return serveUntil(ctx, c.srv, c.ln)
+}
+
+// address is where cells join, or "" when they cannot.
+func (c *cellAPI) address() string {
+	if c == nil {
+		return ""
+	}
+	return c.addr
+}
 
 // cellStats reads an instance's stats from the cell it is on, local or
 // joined.

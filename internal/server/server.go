@@ -337,11 +337,19 @@ func Run(ctx context.Context, cfg Config) error {
 	board.RegisterCell(rep)
 
 	// Cells on other machines join and report here (mutual TLS).
+	// Only an address the operator chose is required: when the derived
+	// one (API port + 1) is taken, the server runs without joined cells.
 	cells, err := listenCellAPI(cfg, board, blobs, logStore, log.With("component", "cell-api"))
-	if err != nil {
+	var busy *cellListenError
+	switch {
+	case errors.As(err, &busy) && cfg.CellAPIAddr == "":
+		log.Warn("cells on other machines cannot join this server: its cell API port is taken; set --cell-api-addr", "err", err)
+		cells = nil
+	case err != nil:
 		return err
+	default:
+		defer cells.ln.Close()
 	}
-	defer cells.ln.Close()
 
 	// The router reaches this cell's instances straight through their
 	// network namespaces (one fd per backend connection); other addresses
@@ -452,7 +460,7 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, routerTLS.ln, tlsCfg)) })
 	}
 
-	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS, "cell_api", cells.addr,
+	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS, "cell_api", cells.address(),
 		"domain", cfg.Domain, "system_domain", cfg.SystemDomain, "data_dir", cfg.DataDir,
 		"cell_token_file", filepath.Join(cfg.DataDir, cellauth.TokenFile))
 	if cfg.Ready != nil {
