@@ -829,18 +829,6 @@ func (a *API) updateEnvVars(ctx context.Context, id Identity, app pando.App, var
 	return app, nil
 }
 
-func (a *API) listAppFeatures(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.getAppByGUID(r.Context(), r.PathValue("guid")); err != nil {
-		return err
-	}
-	feature := map[string]any{"name": "ssh", "description": "Enable SSHing into the app.", "enabled": false}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"resources":  []any{feature},
-		"pagination": map[string]any{"total_results": 1, "total_pages": 1, "first": link(a.url(r.URL.Path)), "last": link(a.url(r.URL.Path)), "next": nil, "previous": nil},
-	})
-	return nil
-}
-
 func (a *API) getSSHEnabled(w http.ResponseWriter, r *http.Request) error {
 	if _, err := a.getAppByGUID(r.Context(), r.PathValue("guid")); err != nil {
 		return err

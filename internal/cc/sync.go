@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -111,6 +112,11 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 		ProcessType: p.Type, Instances: p.Instances, MemoryMB: p.MemoryMB, DiskMB: p.DiskMB,
 		LogRateLimitBytes: p.LogRateLimitBytes, Stack: d.Stack, StartCommand: cmd, Env: env,
 		Ports: []int{defaultAppPort}, HealthCheck: hc, Routes: routes, RoutePorts: routePorts, UpdatedAt: a.now(),
+	}
+	for _, f := range []string{pando.AppFeatureFileVCAPServices, pando.AppFeatureServiceBindingK8s} {
+		if slices.Contains(app.Features, f) {
+			lrp.BindingFiles = f
+		}
 	}
 	if d.LifecycleType == pando.LifecycleDocker {
 		lrp.Image = d.Image
