@@ -177,6 +177,9 @@ func (r *Rep) instanceEnv(lrp pando.DesiredLRP, index int, guid string, ports []
 	e.Set("LANG", "en_US.UTF-8")
 	e.takeServices(lrp.Env)
 	e.AddUser(lrp.Env)
+	if lrp.BindingFiles != "" {
+		e.bindingFilesEnv(lrp.BindingFiles)
+	}
 	return e.List()
 }
 
