@@ -144,10 +144,13 @@ type StagingRequest struct {
 	DropletGUID string
 	PackageKey  string
 	// Buildpacks in detect order; SkipDetect when the user named them.
-	Buildpacks    []BuildpackRef
-	SkipDetect    bool
-	Stack         string
-	Env           []EnvVar
+	Buildpacks []BuildpackRef
+	SkipDetect bool
+	Stack      string
+	Env        []EnvVar
+	// BindingFiles is as DesiredLRP's: the staging gets its service
+	// bindings as files too.
+	BindingFiles  string
 	MemoryMB      int
 	DiskMB        int
 	Timeout       time.Duration

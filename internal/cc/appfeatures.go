@@ -104,3 +104,13 @@ func (a *API) patchAppFeature(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, feature)
 	return nil
 }
+
+// bindingFiles is the binding-file feature the app enabled, if any.
+func bindingFiles(app pando.App) string {
+	for _, f := range []string{pando.AppFeatureFileVCAPServices, pando.AppFeatureServiceBindingK8s} {
+		if slices.Contains(app.Features, f) {
+			return f
+		}
+	}
+	return ""
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -113,11 +112,7 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 		LogRateLimitBytes: p.LogRateLimitBytes, Stack: d.Stack, StartCommand: cmd, Env: env,
 		Ports: []int{defaultAppPort}, HealthCheck: hc, Routes: routes, RoutePorts: routePorts, UpdatedAt: a.now(),
 	}
-	for _, f := range []string{pando.AppFeatureFileVCAPServices, pando.AppFeatureServiceBindingK8s} {
-		if slices.Contains(app.Features, f) {
-			lrp.BindingFiles = f
-		}
-	}
+	lrp.BindingFiles = bindingFiles(app)
 	if d.LifecycleType == pando.LifecycleDocker {
 		lrp.Image = d.Image
 		meta, err := dockerMetadata(d)

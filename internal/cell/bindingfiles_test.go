@@ -117,3 +117,15 @@ func TestInstanceEnv_fileBindingsReplaceVCAPServices(t *testing.T) {
 		}
 	}
 }
+
+func TestStagingEnv_fileBindingsReplaceVCAPServices(t *testing.T) {
+	req := pando.StagingRequest{BuildGUID: "b", AppGUID: "a", BindingFiles: pando.AppFeatureServiceBindingK8s,
+		Env: []pando.EnvVar{{Name: "VCAP_SERVICES", Value: testVCAPServices}}}
+	env := envMap(stagingEnv(req, nil, "host", "10.0.0.5", 1024, 4096, ""))
+	if v, ok := env["VCAP_SERVICES"]; ok {
+		t.Errorf("VCAP_SERVICES=%q is set at staging, want unset", v)
+	}
+	if env["SERVICE_BINDING_ROOT"] != bindingRoot {
+		t.Errorf("SERVICE_BINDING_ROOT=%q, want %q", env["SERVICE_BINDING_ROOT"], bindingRoot)
+	}
+}

@@ -207,6 +207,9 @@ func stagingEnv(req pando.StagingRequest, operator []pando.EnvVar, stack, hostAd
 	e.takeServices(req.Env)
 	e.AddUser(operator)
 	e.AddUser(req.Env)
+	if req.BindingFiles != "" {
+		e.bindingFilesEnv(req.BindingFiles)
+	}
 	if egress == "" {
 		e.Set("PANDO_STAGING_EGRESS", "off")
 		return e.List()

@@ -8,8 +8,8 @@ import (
 )
 
 // TestServices_bindingFilesWhenTheAppAsksForThem: with service-binding-k8s
-// enabled, the restarted app reads its binding under $SERVICE_BINDING_ROOT
-// (owner-only files, no VCAP_SERVICES); with file-based-vcap-services, it
+// enabled, the buildpack at staging and the restaged app read the binding
+// under $SERVICE_BINDING_ROOT (owner-only files, no VCAP_SERVICES); with file-based-vcap-services, it
 // reads VCAP_SERVICES from $VCAP_SERVICES_FILE_PATH.
 func TestServices_bindingFilesWhenTheAppAsksForThem(t *testing.T) {
 	s := sharedServer(t)
@@ -35,10 +35,11 @@ exec /tmp/lifecycle/pando static-serve --root /home/vcap/app --port "$PORT"
 `
 	bp := "bfbp" + suffix
 	zip := buildpackZip(t, map[string]string{
-		"bin/detect":   "#!/bin/sh\nexit 1\n",
-		"bin/finalize": "#!/bin/sh\ncp \"$(dirname \"$0\")/../start.sh\" \"$1/start.sh\"\n",
-		"bin/release":  "#!/bin/sh\necho '---'\necho 'default_process_types: {web: sh /home/vcap/app/start.sh}'\n",
-		"start.sh":     start,
+		"bin/detect": "#!/bin/sh\nexit 1\n",
+		"bin/finalize": "#!/bin/sh\ncp \"$(dirname \"$0\")/../start.sh\" \"$1/start.sh\"\n" +
+			"[ -n \"$SERVICE_BINDING_ROOT\" ] && cat \"$SERVICE_BINDING_ROOT/db/uri\" > \"$1/staged.txt\"\nexit 0\n",
+		"bin/release": "#!/bin/sh\necho '---'\necho 'default_process_types: {web: sh /home/vcap/app/start.sh}'\n",
+		"start.sh":    start,
 	})
 	s.mustPando(t, "create-buildpack", bp, zip, "20")
 	t.Cleanup(func() { s.pando(t, "delete-buildpack", bp, "-f") })
@@ -52,7 +53,7 @@ exec /tmp/lifecycle/pando static-serve --root /home/vcap/app --port "$PORT"
 	s.must(t, admin, "POST", "/v3/service_credential_bindings", `{"type":"app","name":"db","relationships":{"app":{"data":{"guid":"`+app+`"}},"service_instance":{"data":{"guid":"`+si+`"}}}}`, 201)
 
 	s.must(t, admin, "PATCH", "/v3/apps/"+app+"/features/service-binding-k8s", `{"enabled":true}`, 200)
-	s.mustPando(t, "restart", name)
+	s.mustPando(t, "restage", name)
 	eventually(t, "the app reads its binding's files", 60*time.Second, func() (bool, string) {
 		body := s.curlRoute(t, host, "/seen.txt")
 		return strings.Contains(body, "uri=postgres://u:s3cret@db/x"), body
@@ -62,6 +63,9 @@ exec /tmp/lifecycle/pando static-serve --root /home/vcap/app --port "$PORT"
 		if !strings.Contains(body, want) {
 			t.Errorf("service-binding-k8s: app saw %q, want %q in it", body, want)
 		}
+	}
+	if staged := s.curlRoute(t, host, "/staged.txt"); staged != "postgres://u:s3cret@db/x" {
+		t.Errorf("service-binding-k8s at staging: buildpack read %q", staged)
 	}
 
 	s.must(t, admin, "PATCH", "/v3/apps/"+app+"/features/service-binding-k8s", `{"enabled":false}`, 200)
