@@ -51,10 +51,13 @@ type App struct {
 	// when the app restarts, even across a server restart.
 	RunningDropletGUID string
 	RunningEnvVars     map[string]string
-	// Features are the app features the user enabled (AppFeature*).
-	Features  []string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// Features are the app features the user enabled (AppFeature*);
+	// RunningBindingFiles is the binding-file one the current revision was
+	// started with.
+	Features            []string
+	RunningBindingFiles string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
 
 // App features a user may enable (PATCH /v3/apps/:guid/features/:name).

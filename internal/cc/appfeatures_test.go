@@ -11,7 +11,7 @@ import (
 // developer enables service-binding-k8s (cf curl -X PATCH
 // /v3/apps/:guid/features/service-binding-k8s), an auditor reads but
 // cannot change it, the two file features exclude each other, and the
-// running LRP asks the cell for the files.
+// LRP asks the cell for the files from the next start.
 func TestAppFeatures_fileBindingsEnabledByDeveloperReachLRPAtRestart(t *testing.T) {
 	e, app := svNew(t)
 	base := "/v3/apps/" + app.GUID + "/features"
@@ -44,6 +44,11 @@ func TestAppFeatures_fileBindingsEnabledByDeveloperReachLRPAtRestart(t *testing.
 		t.Fatalf("enabling both answered %v", conflict)
 	}
 
+	// Not before the next start, even when something else re-desires it.
+	decodeBody(t, e.doAs(svDev, "POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", `{"instances":2}`), http.StatusAccepted)
+	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.Instances != 2 || lrp.BindingFiles != "" {
+		t.Fatalf("before a restart: LRP instances=%d BindingFiles=%q, want 2 and none", lrp.Instances, lrp.BindingFiles)
+	}
 	e.ok(e.do("POST", "/v3/apps/"+app.GUID+"/actions/restart", "", nil), http.StatusOK)
 	if lrp, _ := e.rt.desiredLRP(app.GUID); lrp.BindingFiles != pando.AppFeatureServiceBindingK8s {
 		t.Fatalf("LRP BindingFiles=%q after restart, want %q", lrp.BindingFiles, pando.AppFeatureServiceBindingK8s)

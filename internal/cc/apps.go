@@ -260,10 +260,11 @@ func (a *API) mutateApp(ctx context.Context, guid string, fn func(app *pando.App
 }
 
 // pinRevision records what the revision being started runs: the current
-// droplet and env. Later changes wait for the next restart.
+// droplet, env and binding-file feature. Later changes wait for the next restart.
 func pinRevision(app *pando.App) {
 	app.RunningDropletGUID = app.DropletGUID
 	app.RunningEnvVars = maps.Clone(app.EnvVars)
+	app.RunningBindingFiles = bindingFiles(*app)
 	if app.RunningEnvVars == nil {
 		app.RunningEnvVars = map[string]string{}
 	}

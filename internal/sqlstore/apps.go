@@ -8,14 +8,14 @@ import (
 )
 
 const appCols = "guid, name, space_guid, state, lifecycle_type, buildpacks, stack, env_vars, droplet_guid, revision, " +
-	"running_droplet_guid, running_env_vars, features, created_at, updated_at"
+	"running_droplet_guid, running_env_vars, features, running_binding_files, created_at, updated_at"
 
 func scanApp(sc scanner) (pando.App, error) {
 	var a pando.App
 	var buildpacks, env, runningEnv, features string
 	var created, updated int64
 	if err := sc.Scan(&a.GUID, &a.Name, &a.SpaceGUID, &a.State, &a.LifecycleType, &buildpacks, &a.Stack,
-		&env, &a.DropletGUID, &a.Revision, &a.RunningDropletGUID, &runningEnv, &features, &created, &updated); err != nil {
+		&env, &a.DropletGUID, &a.Revision, &a.RunningDropletGUID, &runningEnv, &features, &a.RunningBindingFiles, &created, &updated); err != nil {
 		return a, err
 	}
 	if err := fromJSON(runningEnv, &a.RunningEnvVars); err != nil {
@@ -54,9 +54,9 @@ func appRow(a pando.App) ([]string, []any, error) {
 		return nil, nil, err
 	}
 	return []string{"name", "space_guid", "state", "lifecycle_type", "buildpacks", "stack", "env_vars", "droplet_guid", "revision",
-			"running_droplet_guid", "running_env_vars", "features", "updated_at"},
+			"running_droplet_guid", "running_env_vars", "features", "running_binding_files", "updated_at"},
 		[]any{a.Name, a.SpaceGUID, a.State, a.LifecycleType, buildpacks, a.Stack, env, a.DropletGUID, a.Revision,
-			a.RunningDropletGUID, runningEnv, feat, nanos(orNow(a.UpdatedAt))},
+			a.RunningDropletGUID, runningEnv, feat, a.RunningBindingFiles, nanos(orNow(a.UpdatedAt))},
 		nil
 }
 

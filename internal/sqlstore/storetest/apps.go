@@ -170,6 +170,7 @@ func testAppJSON(t *testing.T, s pando.Store) {
 		a := newApp(f.space.GUID, "json-"+c.name)
 		a.Buildpacks, a.EnvVars, a.Features = c.buildpacks, c.env, c.buildpacks
 		a.RunningDropletGUID, a.RunningEnvVars = "droplet-"+c.name, c.env
+		a.RunningBindingFiles = c.name
 		must(t, s.CreateApp(ctx, a))
 		got, err := s.GetApp(ctx, a.GUID)
 		must(t, err)
