@@ -51,9 +51,24 @@ type App struct {
 	// when the app restarts, even across a server restart.
 	RunningDropletGUID string
 	RunningEnvVars     map[string]string
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	// Features are the app features the user enabled (AppFeature*);
+	// RunningBindingFiles is the binding-file one the current revision was
+	// started with.
+	Features            []string
+	RunningBindingFiles string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
+
+// App features a user may enable (PATCH /v3/apps/:guid/features/:name).
+const (
+	// AppFeatureFileVCAPServices writes VCAP_SERVICES to a file named by
+	// $VCAP_SERVICES_FILE_PATH instead of the variable.
+	AppFeatureFileVCAPServices = "file-based-vcap-services"
+	// AppFeatureServiceBindingK8s writes each binding as files under
+	// $SERVICE_BINDING_ROOT (the servicebinding.io layout).
+	AppFeatureServiceBindingK8s = "service-binding-k8s"
+)
 
 // Health check types.
 const (

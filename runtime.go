@@ -58,6 +58,9 @@ type DesiredLRP struct {
 	// instead of ENTRYPOINT+CMD; empty runs those.
 	StartCommand string
 	Env          []EnvVar
+	// BindingFiles is how the app receives its service bindings as files
+	// (an AppFeature* name; empty: only in VCAP_SERVICES).
+	BindingFiles string
 	Ports        []int // container ports; default [8080]
 	HealthCheck  HealthCheck
 	Routes       []string // hostnames (host.domain[/path]) routed to this LRP
@@ -141,10 +144,13 @@ type StagingRequest struct {
 	DropletGUID string
 	PackageKey  string
 	// Buildpacks in detect order; SkipDetect when the user named them.
-	Buildpacks    []BuildpackRef
-	SkipDetect    bool
-	Stack         string
-	Env           []EnvVar
+	Buildpacks []BuildpackRef
+	SkipDetect bool
+	Stack      string
+	Env        []EnvVar
+	// BindingFiles is as DesiredLRP's: the staging gets its service
+	// bindings as files too.
+	BindingFiles  string
 	MemoryMB      int
 	DiskMB        int
 	Timeout       time.Duration

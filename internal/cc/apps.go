@@ -260,10 +260,11 @@ func (a *API) mutateApp(ctx context.Context, guid string, fn func(app *pando.App
 }
 
 // pinRevision records what the revision being started runs: the current
-// droplet and env. Later changes wait for the next restart.
+// droplet, env and binding-file feature. Later changes wait for the next restart.
 func pinRevision(app *pando.App) {
 	app.RunningDropletGUID = app.DropletGUID
 	app.RunningEnvVars = maps.Clone(app.EnvVars)
+	app.RunningBindingFiles = bindingFiles(*app)
 	if app.RunningEnvVars == nil {
 		app.RunningEnvVars = map[string]string{}
 	}
@@ -827,18 +828,6 @@ func (a *API) updateEnvVars(ctx context.Context, id Identity, app pando.App, var
 	}
 	a.recordAppEvent(ctx, id, "audit.app.update", app, map[string]any{"request": map[string]any{"environment_variables": "[PRIVATE DATA HIDDEN]"}})
 	return app, nil
-}
-
-func (a *API) listAppFeatures(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.getAppByGUID(r.Context(), r.PathValue("guid")); err != nil {
-		return err
-	}
-	feature := map[string]any{"name": "ssh", "description": "Enable SSHing into the app.", "enabled": false}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"resources":  []any{feature},
-		"pagination": map[string]any{"total_results": 1, "total_pages": 1, "first": link(a.url(r.URL.Path)), "last": link(a.url(r.URL.Path)), "next": nil, "previous": nil},
-	})
-	return nil
 }
 
 func (a *API) getSSHEnabled(w http.ResponseWriter, r *http.Request) error {

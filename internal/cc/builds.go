@@ -201,6 +201,7 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 	if req.Env, err = a.withServices(ctx, app.GUID, false, appEnv(pando.App{EnvVars: stagingEnv})); err != nil {
 		return pando.Build{}, err
 	}
+	req.BindingFiles = bindingFiles(app)
 	if vcap, err := json.Marshal(a.vcapApplication(ctx, app)); err == nil {
 		req.Env = append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcap)}}, req.Env...)
 	}

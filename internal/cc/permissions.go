@@ -132,6 +132,8 @@ var accessRules = map[string]rule{
 	"GET /v3/apps/{guid}/processes/{type}/stats":          on("app", needRead),
 	"POST /v3/apps/{guid}/processes/{type}/actions/scale": on("app", needOperate),
 	"GET /v3/apps/{guid}/features":                        on("app", needRead),
+	"GET /v3/apps/{guid}/features/{name}":                 on("app", needRead),
+	"PATCH /v3/apps/{guid}/features/{name}":               on("app", needWrite),
 	"GET /v3/apps/{guid}/ssh_enabled":                     on("app", needRead),
 	"GET /v3/apps/{guid}/revisions":                       on("app", needRead),
 	"GET /v3/apps/{guid}/revisions/deployed":              on("app", needRead),

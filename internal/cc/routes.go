@@ -61,6 +61,8 @@ func (a *API) routes() {
 	h("GET /v3/apps/{guid}/processes/{type}/stats", a.byType(a.getProcessStats))
 	h("POST /v3/apps/{guid}/processes/{type}/actions/scale", a.byType(a.scaleProcess))
 	h("GET /v3/apps/{guid}/features", a.listAppFeatures)
+	h("GET /v3/apps/{guid}/features/{name}", a.getAppFeature)
+	h("PATCH /v3/apps/{guid}/features/{name}", a.patchAppFeature)
 	h("GET /v3/apps/{guid}/ssh_enabled", a.getSSHEnabled)
 	h("GET /v3/apps/{guid}/revisions", a.appEmptyList)
 	h("GET /v3/apps/{guid}/revisions/deployed", a.appEmptyList)

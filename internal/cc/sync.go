@@ -112,6 +112,7 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 		LogRateLimitBytes: p.LogRateLimitBytes, Stack: d.Stack, StartCommand: cmd, Env: env,
 		Ports: []int{defaultAppPort}, HealthCheck: hc, Routes: routes, RoutePorts: routePorts, UpdatedAt: a.now(),
 	}
+	lrp.BindingFiles = app.RunningBindingFiles
 	if d.LifecycleType == pando.LifecycleDocker {
 		lrp.Image = d.Image
 		meta, err := dockerMetadata(d)

@@ -177,6 +177,9 @@ func (r *Rep) instanceEnv(lrp pando.DesiredLRP, index int, guid string, ports []
 	e.Set("LANG", "en_US.UTF-8")
 	e.takeServices(lrp.Env)
 	e.AddUser(lrp.Env)
+	if lrp.BindingFiles != "" {
+		e.bindingFilesEnv(lrp.BindingFiles)
+	}
 	return e.List()
 }
 
@@ -204,6 +207,9 @@ func stagingEnv(req pando.StagingRequest, operator []pando.EnvVar, stack, hostAd
 	e.takeServices(req.Env)
 	e.AddUser(operator)
 	e.AddUser(req.Env)
+	if req.BindingFiles != "" {
+		e.bindingFilesEnv(req.BindingFiles)
+	}
 	if egress == "" {
 		e.Set("PANDO_STAGING_EGRESS", "off")
 		return e.List()

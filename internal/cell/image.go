@@ -55,7 +55,10 @@ func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error
 	if verr != nil {
 		return container.Spec{}, verr
 	}
-	env := r.instanceEnv(lrp, i.index, i.guid, i.ports, i.memMB, i.diskMB)
+	// Docker apps get their bindings in VCAP_SERVICES only.
+	noFiles := lrp
+	noFiles.BindingFiles = ""
+	env := r.instanceEnv(noFiles, i.index, i.guid, i.ports, i.memMB, i.diskMB)
 	args, dir, user, env, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, layers, env)
 	if err != nil {
 		return container.Spec{}, err

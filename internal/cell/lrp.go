@@ -503,6 +503,15 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 			return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
 		}
 	}
+	mounts := []container.Mount{{Source: home, Destination: "/home/vcap"}}
+	if lrp.BindingFiles != "" {
+		// Writable so the backend hands the files to the app's user.
+		bindings := filepath.Join(i.dir, "bindings")
+		if err := writeBindingFiles(bindings, lrp.BindingFiles, lrpServices(lrp.Env)); err != nil {
+			return container.Spec{}, err
+		}
+		mounts = append(mounts, container.Mount{Source: bindings, Destination: bindingRoot})
+	}
 	uid, gid := userIDs(lrp.User)
 	idx := strconv.Itoa(i.index)
 	i.stdout, i.stderr = outputWriters(r.logLimits(lrp.LogRateLimitBytes, "app instance"), func(typ, line string) {
@@ -511,7 +520,7 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 	spec := container.Spec{
 		ID:          containerID("app", i.guid),
 		RootFS:      rootfs,
-		Mounts:      []container.Mount{{Source: home, Destination: "/home/vcap"}},
+		Mounts:      mounts,
 		Volume:      vol.Dir(),
 		UID:         uid,
 		GID:         gid,

@@ -265,6 +265,13 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		{Source: sub("deps"), Destination: "/tmp/deps"},
 		{Source: sub("output"), Destination: "/tmp/output"},
 	}
+	if req.BindingFiles != "" && req.DockerImage == "" {
+		// Writable so the backend hands the files to vcap.
+		if err := writeBindingFiles(sub("bindings"), req.BindingFiles, lrpServices(req.Env)); err != nil {
+			return pando.StagingResult{}, err
+		}
+		mounts = append(mounts, container.Mount{Source: sub("bindings"), Destination: bindingRoot})
+	}
 	var order []string
 	used := map[string]bool{}
 	for k, ref := range req.Buildpacks {

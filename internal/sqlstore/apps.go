@@ -8,14 +8,14 @@ import (
 )
 
 const appCols = "guid, name, space_guid, state, lifecycle_type, buildpacks, stack, env_vars, droplet_guid, revision, " +
-	"running_droplet_guid, running_env_vars, created_at, updated_at"
+	"running_droplet_guid, running_env_vars, features, running_binding_files, created_at, updated_at"
 
 func scanApp(sc scanner) (pando.App, error) {
 	var a pando.App
-	var buildpacks, env, runningEnv string
+	var buildpacks, env, runningEnv, features string
 	var created, updated int64
 	if err := sc.Scan(&a.GUID, &a.Name, &a.SpaceGUID, &a.State, &a.LifecycleType, &buildpacks, &a.Stack,
-		&env, &a.DropletGUID, &a.Revision, &a.RunningDropletGUID, &runningEnv, &created, &updated); err != nil {
+		&env, &a.DropletGUID, &a.Revision, &a.RunningDropletGUID, &runningEnv, &features, &a.RunningBindingFiles, &created, &updated); err != nil {
 		return a, err
 	}
 	if err := fromJSON(runningEnv, &a.RunningEnvVars); err != nil {
@@ -26,6 +26,9 @@ func scanApp(sc scanner) (pando.App, error) {
 	}
 	if err := fromJSON(env, &a.EnvVars); err != nil {
 		return a, fmt.Errorf("app %s env vars: %w", a.GUID, err)
+	}
+	if err := fromJSON(features, &a.Features); err != nil {
+		return a, fmt.Errorf("app %s features: %w", a.GUID, err)
 	}
 	a.CreatedAt, a.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return a, nil
@@ -46,10 +49,14 @@ func appRow(a pando.App) ([]string, []any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	feat, err := toJSON(a.Features)
+	if err != nil {
+		return nil, nil, err
+	}
 	return []string{"name", "space_guid", "state", "lifecycle_type", "buildpacks", "stack", "env_vars", "droplet_guid", "revision",
-			"running_droplet_guid", "running_env_vars", "updated_at"},
+			"running_droplet_guid", "running_env_vars", "features", "running_binding_files", "updated_at"},
 		[]any{a.Name, a.SpaceGUID, a.State, a.LifecycleType, buildpacks, a.Stack, env, a.DropletGUID, a.Revision,
-			a.RunningDropletGUID, runningEnv, nanos(orNow(a.UpdatedAt))},
+			a.RunningDropletGUID, runningEnv, feat, a.RunningBindingFiles, nanos(orNow(a.UpdatedAt))},
 		nil
 }
 

@@ -168,8 +168,9 @@ func testAppJSON(t *testing.T, s pando.Store) {
 	}
 	for _, c := range cases {
 		a := newApp(f.space.GUID, "json-"+c.name)
-		a.Buildpacks, a.EnvVars = c.buildpacks, c.env
+		a.Buildpacks, a.EnvVars, a.Features = c.buildpacks, c.env, c.buildpacks
 		a.RunningDropletGUID, a.RunningEnvVars = "droplet-"+c.name, c.env
+		a.RunningBindingFiles = c.name
 		must(t, s.CreateApp(ctx, a))
 		got, err := s.GetApp(ctx, a.GUID)
 		must(t, err)
