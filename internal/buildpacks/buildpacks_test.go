@@ -294,14 +294,31 @@ func TestGo_noMainPackageFailsClearly(t *testing.T) {
 
 // serve runs startCommand in the staged droplet the way `pando launcher`
 // does (profile.d sourced, HOME the app dir), with a free PORT, and returns
-// the body of GET /.
+// the body of GET /. A port taken between picking and binding it (other
+// tests run beside this one) is retried with another.
 func serve(t *testing.T, s *stage, startCommand string) string {
 	t.Helper()
 	// The launcher's layout: profile.d beside the app dir, as in newStage.
 	if filepath.Dir(s.cfg.ProfileDir) != filepath.Dir(s.cfg.BuildDir) {
 		t.Fatalf("profile dir %s is not beside the app dir %s", s.cfg.ProfileDir, s.cfg.BuildDir)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for attempt := 1; ; attempt++ {
+		body, out, taken := serveOnce(t, s, startCommand)
+		if !taken {
+			return body
+		}
+		if attempt == 3 {
+			t.Fatalf("%q: every port picked was taken before it bound\n%s", startCommand, out)
+		}
+	}
+}
+
+// serveOnce is one try of serve; taken says the app exited because its
+// port was already in use.
+func serveOnce(t *testing.T, s *stage, startCommand string) (body, output string, taken bool) {
+	t.Helper()
+	// Probed on all addresses: apps may bind 0.0.0.0.
+	ln, err := net.Listen("tcp", ":0")
 	must(t, err)
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
@@ -325,19 +342,22 @@ func serve(t *testing.T, s *stage, startCommand string) string {
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
+			if o := out.String(); strings.Contains(o, "already in use") || strings.Contains(o, "EADDRINUSE") {
+				return "", o, true
+			}
 			t.Fatalf("%q exited before serving: %v\n%s", startCommand, cmd.ProcessState, out.String())
 		default:
 		}
 		if r, err := http.Get("http://127.0.0.1:" + port + "/"); err == nil {
 			b, _ := io.ReadAll(r.Body)
 			r.Body.Close()
-			return string(b)
+			return string(b), "", false
 		}
 		time.Sleep(20 * time.Millisecond) // polling the port until it listens
 	}
 	kill()
 	t.Fatalf("%q did not listen on %s in time\n%s", startCommand, port, out.String())
-	return ""
+	return "", "", false
 }
 
 func unzip(t *testing.T, b []byte, dst string) {
