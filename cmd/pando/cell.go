@@ -32,11 +32,10 @@ on another cell, at most 10 minutes) and then stops it; SIGUSR1 evacuates
 it and keeps it running, draining.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			level, err := parseLogLevel(logLevel)
+			if err != nil {
+				return err
 			}
-			var err error
 			if memory != "" {
 				if cfg.MemoryMB, err = megabytes("--memory", memory); err != nil {
 					return err

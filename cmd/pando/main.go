@@ -84,11 +84,10 @@ func serverCmd() *cobra.Command {
 		Short: "Run the whole platform in one process (API, router, BBS, one local cell)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			level, err := parseLogLevel(logLevel)
+			if err != nil {
+				return err
 			}
-			var err error
 			if cfg.DefaultLogRateLimit, err = logRateFlag("--default-log-rate-limit", defaultLogRate); err != nil {
 				return err
 			}
@@ -155,4 +154,13 @@ func logRateFlag(name, v string) (int, error) {
 		return 0, fmt.Errorf("%s 0 would drop every log line: give a size (e.g. 16K) or unlimited", name)
 	}
 	return n, nil
+}
+
+// parseLogLevel reads --log-level (debug, info, warn, error).
+func parseLogLevel(s string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return level, fmt.Errorf("--log-level: %w", err)
+	}
+	return level, nil
 }
