@@ -75,6 +75,7 @@ func (s *server) cellToken(t *testing.T) string {
 // up when t ends.
 func (s *server) newCell(t *testing.T, id, ip string, args ...string) *cellProc {
 	t.Helper()
+	ip = s.loopbackIP(ip)
 	root, err := os.MkdirTemp(env.scratch, "cell-")
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +39,7 @@ type server struct {
 	root       string // everything of this server lives below
 	dataDir    string
 	cliHome    string // PANDO_HOME of the CLI runner
+	loNet      string // this server's loopback network, "127.A.B."
 	logPath    string // the server's stdout and stderr, across restarts
 	apiAddr    string
 	routerAddr string
@@ -81,22 +83,45 @@ func newServer(bin string) (*server, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
-	if s.apiAddr, err = freeLoopbackAddr(); err != nil {
-		return nil, err
-	}
-	if s.routerAddr, err = freeLoopbackAddr(); err != nil {
-		return nil, err
-	}
-	if s.cellAPIAddr, err = freeLoopbackAddr(); err != nil {
+	// A loopback network of its own (127.A.B.0/24): the server listens on
+	// .1 and its joined cells on .2, .3, ..., so ports other tests' apps
+	// and servers take on 127.0.0.1 never collide with this server's.
+	s.loNet = fmt.Sprintf("127.%d.%d.", 1+rand.IntN(254), 1+rand.IntN(254))
+	if err := s.pickAddrs(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
+// pickAddrs chooses the server's listen addresses on its own IP.
+func (s *server) pickAddrs() error {
+	var err error
+	ip := s.loNet + "1"
+	if s.apiAddr, err = freeLoopbackAddr(ip); err != nil {
+		return err
+	}
+	if s.routerAddr, err = freeLoopbackAddr(ip); err != nil {
+		return err
+	}
+	if s.cellAPIAddr, err = freeLoopbackAddr(ip); err != nil {
+		return err
+	}
+	return nil
+}
+
+// loopbackIP maps a test's cell address 127.0.0.N onto this server's own
+// loopback network (127.A.B.N).
+func (s *server) loopbackIP(ip string) string {
+	if rest, ok := strings.CutPrefix(ip, "127.0.0."); ok {
+		return s.loNet + rest
+	}
+	return ip
+}
+
 // freeLoopbackAddr reserves a port the kernel picks, then frees it for the
 // server to bind.
-func freeLoopbackAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func freeLoopbackAddr(ip string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return "", fmt.Errorf("find a free port: %w", err)
 	}
@@ -106,8 +131,43 @@ func freeLoopbackAddr() (string, error) {
 }
 
 // start runs the server and returns once its API answers GET / (and, on
-// the first start, the CLI is logged in as admin).
+// the first start, the CLI is logged in as admin). A first start whose
+// port was taken between picking and binding (another test's process got
+// it) is tried again on new ports; later starts keep their addresses.
 func (s *server) start() error {
+	for attempt := 1; ; attempt++ {
+		err := s.startOnce()
+		if err == nil || attempt == 3 || !s.lostPortRace() {
+			return err
+		}
+		if err := s.pickAddrs(); err != nil {
+			return err
+		}
+	}
+}
+
+// lostPortRace reports whether the server has only run once and exited
+// because one of its addresses was in use.
+func (s *server) lostPortRace() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.starts != 1 || s.exited == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+	default:
+		return false
+	}
+	log, _ := os.ReadFile(s.logPath)
+	if !bytes.Contains(log, []byte("address already in use")) {
+		return false
+	}
+	s.cmd, s.exited, s.starts = nil, nil, 0
+	return true
+}
+
+func (s *server) startOnce() error {
 	s.mu.Lock()
 	if s.cmd != nil {
 		s.mu.Unlock()
