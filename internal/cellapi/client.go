@@ -81,6 +81,13 @@ func (c *ServerClient) TaskCompleted(ctx context.Context, t pando.Task) error {
 	return c.report(ctx, taskCompletedPath, t)
 }
 
+// ReportInventory sends what the cell runs (after registering with a
+// server that did not know it), retrying while the server is unreachable
+// until ctx ends.
+func (c *ServerClient) ReportInventory(ctx context.Context, inv pando.CellInventory) error {
+	return c.report(ctx, inventoryPath, inv)
+}
+
 // KeepPresence registers the cell with its rep URL and renews it every
 // interval until ctx ends; state gives the capacity sent along. When the
 // server had forgotten the cell (it was lost, e.g. partitioned, and its

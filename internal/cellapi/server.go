@@ -30,6 +30,15 @@ type CellRegistry interface {
 	UnregisterCell(id string)
 	DrainCell(ctx context.Context, id string) error
 	Cell(id string) (pando.Cell, bool)
+	// CellSynced takes what a cell runs when it registers with a server
+	// that did not know it (after a restart): the runtime adopts what it
+	// still wants there and stops the rest.
+	CellSynced(ctx context.Context, id string, inv pando.CellInventory) error
+	// AwaitingCell says whether the runtime still waits for the cell's
+	// inventory after a restart: a blob refused to it then may be one its
+	// work needs that the server has not heard of yet, and the cell is
+	// told to try again.
+	AwaitingCell(id string) bool
 }
 
 // ownerReader tells which cell an instance or a task is on, so a cell's
@@ -88,6 +97,7 @@ const (
 	actualChangedPath = "/v1/reports/actual_lrp_changed"
 	actualRemovedPath = "/v1/reports/actual_lrp_removed"
 	taskCompletedPath = "/v1/reports/task_completed"
+	inventoryPath     = "/v1/reports/inventory"
 	blobsPath         = "/v1/blobs/"
 	logsPath          = "/v1/logs"
 	// checksumTrailer carries a blob's SHA-256 after its bytes, both ways.
@@ -124,6 +134,7 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 		"POST " + actualChangedPath:      s.actualChanged,
 		"POST " + actualRemovedPath:      s.actualRemoved,
 		"POST " + taskCompletedPath:      s.taskCompleted,
+		"POST " + inventoryPath:          s.inventory,
 		"GET " + blobsPath + "{key...}":  s.getBlob,
 		"HEAD " + blobsPath + "{key...}": s.headBlob,
 		"PUT " + blobsPath + "{key...}":  s.putBlob,
@@ -321,17 +332,55 @@ func (s *server) taskCompleted(w http.ResponseWriter, r *http.Request, id string
 		return err
 	}
 	cur, err := s.cfg.Owners.Task(r.Context(), t.GUID)
-	if err != nil {
-		if pando.IsNotFound(err) {
-			return noContent(w, nil) // cancelled and forgotten meanwhile
-		}
+	switch {
+	case pando.IsNotFound(err):
+		// Cancelled and forgotten meanwhile, or in flight before a
+		// server restart: the runtime lets the cell claim it then.
+	case err != nil:
 		return err
-	}
-	if cur.CellID != id {
+	case cur.CellID != id:
 		return pando.Errorf(pando.EForbidden, "task %s is not on cell %s", t.GUID, id)
 	}
 	t.CellID = id
 	return noContent(w, s.cfg.Reporter.TaskCompleted(r.Context(), t))
+}
+
+// maxInventoryItems bounds one inventory (instances plus tasks).
+const maxInventoryItems = 100000
+
+// inventory takes what a cell runs after it registered with a server that
+// did not know it (restarted, or that had lost the cell): the runtime
+// adopts the instances and tasks it still wants, and the cell gets their
+// grants back (they live in memory).
+func (s *server) inventory(w http.ResponseWriter, r *http.Request, id string) error {
+	var inv pando.CellInventory
+	if err := readJSON(r, &inv); err != nil {
+		return err
+	}
+	if len(inv.Actuals)+len(inv.Tasks) > maxInventoryItems {
+		return pando.Errorf(pando.ETooLarge, "inventory of %d items: at most %d", len(inv.Actuals)+len(inv.Tasks), maxInventoryItems)
+	}
+	for i := range inv.Actuals {
+		if c := inv.Actuals[i].CellID; c != "" && c != id {
+			return pando.Errorf(pando.EForbidden, "cell %s cannot report for cell %s", id, c)
+		}
+		inv.Actuals[i].CellID = id
+	}
+	for i := range inv.Tasks {
+		inv.Tasks[i].CellID = id
+	}
+	if err := s.cfg.Cells.CellSynced(r.Context(), id, inv); err != nil {
+		return err
+	}
+	for _, a := range inv.Actuals {
+		s.regrant(r.Context(), id, a)
+	}
+	for _, t := range inv.Tasks {
+		if cur, err := s.cfg.Owners.Task(r.Context(), t.GUID); err == nil && cur.CellID == id && cur.State != pando.TaskCompleted {
+			s.cfg.Grants.grantTask(id, cur)
+		}
+	}
+	return noContent(w, nil)
 }
 
 func (s *server) blobKey(r *http.Request, id string, write bool) (string, error) {
@@ -341,6 +390,9 @@ func (s *server) blobKey(r *http.Request, id string, write bool) (string, error)
 		ok = s.cfg.Grants.CanWrite(id, key)
 	}
 	if !ok {
+		if s.cfg.Cells.AwaitingCell(id) {
+			return "", pando.Errorf(pando.EUnavailable, "cell %s has not reported its work to this server since it restarted: try again", id)
+		}
 		s.log.Warn("blob refused: the cell was given no work that needs it", "cell_id", id, "key", key, "write", write)
 		return "", pando.Errorf(pando.EForbidden, "cell %s was given no work that needs blob %s", id, key)
 	}

@@ -439,9 +439,36 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 
-	if err := api.Restore(ctx); err != nil {
+	// Joined cells keep running across a restart: the BBS waits (a
+	// presence TTL at most) for those it knew to report what they run,
+	// adopts their instances and the stagings and tasks they still run,
+	// and only then places what is missing and fails what nobody claimed.
+	if cells != nil {
+		known, err := readKnownCells(cfg.DataDir)
+		if err != nil {
+			log.Warn("joined cells of the previous run unknown: their instances are placed afresh", "err", err)
+		}
+		inFlight, err := api.InFlight(ctx)
+		if err != nil {
+			log.Warn("in-flight builds and tasks unknown: they fail", "err", err)
+		}
+		board.AwaitCells(known, inFlight, bbs.DefaultCellPresenceTTL)
+	}
+	if err := api.RestoreApps(ctx); err != nil {
 		log.Error("restore apps", "err", err)
 	}
+	g.Go(func() error {
+		if board.WaitAdopted(gctx) != nil {
+			return nil
+		}
+		if err := api.FailInterrupted(gctx); err != nil && gctx.Err() == nil {
+			log.Error("fail interrupted builds and tasks", "err", err)
+		}
+		if cells != nil {
+			keepKnownCells(gctx, cfg.DataDir, board, log.With("component", "cell-api"))
+		}
+		return nil
+	})
 
 	// Long polls and log streams end when the server stops.
 	systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
