@@ -286,6 +286,16 @@ func (b *BBS) AwaitingCell(id string) bool {
 	return ok && b.holdingLocked()
 }
 
+// claimableLaterLocked says whether a task a cell reports, in flight
+// before the restart, can be claimed once that awaited cell has
+// registered: its report is to be sent again, not dropped.
+func (b *BBS) claimableLaterLocked(t pando.Task) bool {
+	_, expected := b.expected[t.GUID]
+	_, awaited := b.awaiting[t.CellID]
+	_, registered := b.cells[t.CellID]
+	return expected && awaited && !registered && b.holdingLocked()
+}
+
 // CellIDs lists the registered cells' IDs, sorted, without asking them
 // anything.
 func (b *BBS) CellIDs() []string {

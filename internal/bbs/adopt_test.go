@@ -166,14 +166,18 @@ func adoptedStaging(guid, cell, state string) pando.Task {
 func TestAdopt_stagingInFlightCompletesAfterRestart(t *testing.T) {
 	h := newHarness(t, Config{})
 	c := newFakeCell("cell-j", 4096)
-	h.bbs.RegisterCell(c)
 	h.bbs.AwaitCells([]string{"cell-j"}, []string{"b-running", "b-done", "b-late"}, time.Minute)
 	events := h.subscribe(h.ctx)
 
 	// The completion of a staging that ended while the server was down
-	// arrives before the cell's inventory.
+	// arrives before the cell registered: it is to be sent again.
 	done := adoptedStaging("b-done", "cell-j", pando.TaskCompleted)
 	done.Result = &pando.StagingResult{DetectedBuildpack: "binary", DropletSHA256: "abc"}
+	if err := h.bbs.TaskCompleted(h.ctx, done); pando.ErrorKindOf(err) != pando.EUnavailable {
+		t.Fatalf("completion from a cell not registered yet: %v, want unavailable (report again)", err)
+	}
+	// Registered, before its inventory.
+	h.bbs.RegisterCell(c)
 	if err := h.bbs.TaskCompleted(h.ctx, done); err != nil {
 		t.Fatal(err)
 	}

@@ -233,6 +233,9 @@ func (b *BBS) TaskCompleted(ctx context.Context, t pando.Task) error {
 		if b.claimTaskLocked(t) {
 			return nil
 		}
+		if b.claimableLaterLocked(t) {
+			return pando.Errorf(pando.EUnavailable, "cell %s has not registered since the server restarted: report task %s again", t.CellID, t.GUID)
+		}
 		b.log.Info("completion of unknown task ignored", "task_guid", t.GUID, "cell_id", t.CellID)
 		return nil
 	}
