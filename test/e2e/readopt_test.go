@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -56,7 +57,8 @@ func (s *server) processUptimes(t *testing.T, appGUID string) map[int]int {
 // the restart the cell's instances were never restarted (same containers,
 // uptime going on) and the app is routable again through the in-process
 // router; a staging that ran on the joined cell through the restart
-// completes, its droplet is recorded, and the app runs it.
+// completes, its droplet is recorded, and the app runs it; so does a CF
+// task running there.
 func TestServerKill9_joinedCellInstancesAndStagingSurvive(t *testing.T) {
 	// The local cell is smaller than a staging (1024 MB) and than the
 	// app's instances (1 GB): all of it runs on the joined cell.
@@ -89,6 +91,13 @@ func TestServerKill9_joinedCellInstancesAndStagingSurvive(t *testing.T) {
 		return strings.Contains(out, "slow buildpack is sleeping"), out
 	})
 	lateGUID := s.appGUID(t, "late")
+	// And a CF task of the survivor (1 GB: on the joined cell) that ends
+	// after the restart.
+	s.mustPando(t, "run-task", name, "--command", "sleep 20; echo napped", "--name", "nap")
+	eventually(t, "the nap task running", waitTimeout, func() (bool, string) {
+		r := s.pando(t, "tasks", name)
+		return regexp.MustCompile(`(?m)^1\s+nap\s+RUNNING`).MatchString(r.stdout), r.out()
+	})
 
 	logFrom := s.logSize()
 	s.kill9(t)
@@ -112,6 +121,12 @@ func TestServerKill9_joinedCellInstancesAndStagingSurvive(t *testing.T) {
 	if log := s.logTail(logFrom, 1<<20); strings.Count(log, "instance adopted") < n || !strings.Contains(log, "task adopted") {
 		t.Errorf("the server log does not say it adopted the %d instances and the staging:\n%s", n, log)
 	}
+
+	// The task: completed on the cell after the restart and recorded.
+	eventually(t, "the nap task SUCCEEDED", 2*time.Minute, func() (bool, string) {
+		r := s.pando(t, "tasks", name)
+		return regexp.MustCompile(`(?m)^1\s+nap\s+SUCCEEDED`).MatchString(r.stdout), r.out()
+	})
 
 	// The staging: completed on the cell after the restart and recorded.
 	var droplets struct {
