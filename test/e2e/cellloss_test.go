@@ -78,3 +78,50 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 		t.Fatalf("pando app shows %d running instances, want %d:\n%s", got, n, app.out())
 	}
 }
+
+// A joined cell that crashes with its containers and is restarted at once
+// (by systemd, say: before its presence expires) comes back empty: the
+// instances it had are placed again, on any cell, instead of staying
+// listed RUNNING where nothing runs.
+func TestJoinedCell_restartedBeforeItsPresenceExpiresHasItsInstancesPlacedAgain(t *testing.T) {
+	s := ownServer(t)
+	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
+	cellB := &server{root: c.root, dataDir: c.dataDir}
+
+	const name, n = "quickrestart", 4
+	host := name + ".localhost"
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
+	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	eventually(t, "instances on both cells", waitTimeout, func() (bool, string) {
+		running, _ := runningByCell(s.cells(t), name)
+		return running["cell-0"] > 0 && running["cell-b"] > 0 && running["cell-0"]+running["cell-b"] == n, fmt.Sprint(running)
+	})
+
+	logFrom := s.logSize()
+	lost := time.Now()
+	c.kill()
+	c.killContainers(t)
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every instance RUNNING and answering, each index once", 25*time.Second, func() (bool, string) {
+		cs := s.cells(t)
+		running, perIndex := runningByCell(cs, name)
+		for i := range n {
+			if perIndex[i] != 1 {
+				return false, fmt.Sprint(running, perIndex)
+			}
+		}
+		ids, err := cellB.containers()
+		if err != nil || len(ids) != running["cell-b"] || running["cell-0"]+running["cell-b"] != n {
+			return false, fmt.Sprintf("containers on cell-b %v %v; running %v per index %v", ids, err, running, perIndex)
+		}
+		return s.answersAll(host, n)
+	})
+	t.Logf("cell restarted at once: all %d instances RUNNING and routable %s after kill -9", n, time.Since(lost).Round(100*time.Millisecond))
+	// The premise: the server never forgot the cell (else this is the
+	// plain loss case of heal_test.go).
+	if log := s.logTail(logFrom, 1<<20); regexp.MustCompile(`cell removed.*cell_id=cell-b reason="presence expired"`).MatchString(log) {
+		t.Fatalf("cell-b took longer than the presence TTL to come back; server log:\n%s", log)
+	}
+}
