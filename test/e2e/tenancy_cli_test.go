@@ -1,0 +1,67 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTenancy_cliTeamVerbs: with pando's own CLI only, an admin creates an
+// org, two spaces and a user who is space developer in one of them; the
+// user logs in, targets, pushes and sees only their space's apps; what
+// they may not do is refused with the role they lack; deleting the org
+// waits for its job.
+func TestTenancy_cliTeamVerbs(t *testing.T) {
+	s := ownServer(t)
+	s.mustPando(t, "create-org", "team")
+	s.mustPando(t, "create-space", "A", "-o", "team")
+	s.mustPando(t, "create-space", "B", "-o", "team")
+	s.mustPando(t, "create-user", "dev", "dev-pw")
+	s.mustPando(t, "set-space-role", "dev", "team", "A", "SpaceDeveloper")
+	requireOutput(t, s.mustPando(t, "space-users", "team", "A"), `(?s)SPACE DEVELOPER\n(\s+\S+ \(uaa\)\n)*\s+dev \(uaa\)\n`)
+	requireOutput(t, s.mustPando(t, "org-users", "team"), `(?s)ORG USER\n.*dev \(uaa\)`)
+
+	// The admin pushes an app into B.
+	s.mustPando(t, "target", "-o", "team", "-s", "B")
+	s.mustPando(t, "push", "bapp", "-p", staticSite(t, "B's app\n"))
+
+	// The developer logs in on another machine: org team and space A are
+	// all they see, so they are targeted at once.
+	devHome := filepath.Join(t.TempDir(), "dev")
+	api := "http://" + s.apiAddr
+	r := s.as(t, devHome, "login", "-a", api, "-u", "dev", "-p", "dev-pw")
+	if r.code != 0 {
+		t.Fatalf("dev login: %s", r)
+	}
+	requireOutput(t, r, `(?m)org:\s+team$`, `(?m)space:\s+A$`)
+	requireOutput(t, s.as(t, devHome, "orgs"), `(?m)^team$`)
+	if r := s.as(t, devHome, "target", "-o", "team", "-s", "A"); r.code != 0 {
+		t.Fatalf("dev target: %s", r)
+	}
+	if r := s.as(t, devHome, "push", "aapp", "-p", staticSite(t, "A's app\n")); r.code != 0 {
+		t.Fatalf("dev push to A: %s", r)
+	}
+	waitBody(t, s, "aapp.localhost", "A's app\n")
+	apps := s.as(t, devHome, "apps")
+	requireOutput(t, apps, `(?m)^aapp\s`)
+	if strings.Contains(apps.out(), "bapp") {
+		t.Errorf("the developer sees B's app: %s", apps)
+	}
+
+	// What the developer may not do is refused, saying why.
+	if r := s.as(t, devHome, "target", "-o", "team", "-s", "B"); r.code == 0 || !strings.Contains(r.out(), "space 'B' not found in org team") {
+		t.Errorf("the developer targeted space B: %s", r)
+	}
+	if r := s.as(t, devHome, "create-org", "mine"); r.code == 0 || !strings.Contains(r.out(), "not authorized: admin rights needed (logged in as dev)") {
+		t.Errorf("the developer created an org: %s", r)
+	}
+
+	// Deleting the org waits for its job: the admin's apps are gone then.
+	if r := s.mustPando(t, "delete-org", "team", "-f"); !strings.Contains(r.out(), "OK") {
+		t.Errorf("delete-org: %s", r)
+	}
+	requireOutput(t, s.pando(t, "orgs"), `(?m)^name$`)
+	if r := s.pando(t, "orgs"); strings.Contains(r.out(), "team") {
+		t.Errorf("org team still listed after delete-org: %s", r)
+	}
+}
