@@ -38,7 +38,8 @@ func TestTenancy_cliTeamVerbs(t *testing.T) {
 	if r := s.as(t, devHome, "target", "-o", "team", "-s", "A"); r.code != 0 {
 		t.Fatalf("dev target: %s", r)
 	}
-	if r := s.as(t, devHome, "push", "aapp", "-p", staticSite(t, "A's app\n")); r.code != 0 {
+	site := writeFiles(t, t.TempDir(), map[string]string{"index.html": "A's app\n", "shop/index.html": "A's shop\n", "Staticfile": ""})
+	if r := s.as(t, devHome, "push", "aapp", "-p", site); r.code != 0 {
 		t.Fatalf("dev push to A: %s", r)
 	}
 	waitBody(t, s, "aapp.localhost", "A's app\n")
@@ -47,6 +48,37 @@ func TestTenancy_cliTeamVerbs(t *testing.T) {
 	if strings.Contains(apps.out(), "bapp") {
 		t.Errorf("the developer sees B's app: %s", apps)
 	}
+
+	// Services, routes and quotas with the same CLI, against the real API.
+	if r := s.as(t, devHome, "cups", "db", "-p", `{"pw":"s3cret"}`); r.code != 0 {
+		t.Fatalf("dev cups: %s", r)
+	}
+	if r := s.as(t, devHome, "bind-service", "aapp", "db"); r.code != 0 {
+		t.Fatalf("dev bind-service: %s", r)
+	}
+	requireOutput(t, s.as(t, devHome, "services"), `(?m)^db\s+user-provided\s+aapp$`)
+	for _, args := range [][]string{{"unbind-service", "aapp", "db"}, {"delete-service", "db", "-f"}} {
+		if r := s.as(t, devHome, args...); r.code != 0 {
+			t.Fatalf("dev %s", r)
+		}
+	}
+	requireOutput(t, s.as(t, devHome, "services"), `No service instances found`)
+	s.mustPando(t, "create-domain", "example.test")
+	if r := s.as(t, devHome, "map-route", "aapp", "example.test", "--hostname", "www", "--path", "/shop"); r.code != 0 {
+		t.Fatalf("dev map-route: %s", r)
+	}
+	requireOutput(t, s.as(t, devHome, "routes"), `(?m)^www\.example\.test/shop\s+www\s+/shop\s+aapp$`, `(?m)^aapp\.localhost\s`)
+	eventually(t, "www.example.test/shop answers", waitTimeout, func() (bool, string) {
+		code, got, err := s.get("www.example.test", "/shop/index.html")
+		return err == nil && code == 200 && got == "A's shop\n", got
+	})
+	if r := s.as(t, devHome, "unmap-route", "aapp", "example.test", "--hostname", "www", "--path", "/shop"); r.code != 0 {
+		t.Fatalf("dev unmap-route: %s", r)
+	}
+	requireOutput(t, s.as(t, devHome, "routes"), `(?m)^www\.example\.test/shop\s+www\s+/shop\s*$`)
+	s.mustPando(t, "create-quota", "small", "-m", "2G", "-r", "10")
+	s.mustPando(t, "set-quota", "team", "small")
+	requireOutput(t, s.mustPando(t, "quotas"), `(?m)^small\s+2G\s+unlimited\s+unlimited\s+10\s.*team$`)
 
 	// What the developer may not do is refused, saying why.
 	if r := s.as(t, devHome, "target", "-o", "team", "-s", "B"); r.code == 0 || !strings.Contains(r.out(), "space 'B' not found in org team") {
