@@ -108,6 +108,9 @@ func (e *env) commands() []*cobra.Command {
 		e.domainsCmd(), e.createDomainCmd(), e.routesCmd(), e.mapRouteCmd(), e.unmapRouteCmd(),
 	}
 	for _, c := range cmds {
+		if c.Example == "" {
+			c.Example = examples[c.Name()]
+		}
 		c.SilenceUsage = true
 		c.SilenceErrors = true
 	}
@@ -245,7 +248,7 @@ func (s *session) autoTarget(ctx context.Context, org, space string) error {
 	case len(orgs) == 0 && org != "":
 		return fmt.Errorf("organization '%s' not found (or you have no role in it): 'pando orgs' lists yours", org)
 	case len(orgs) == 0:
-		return errors.New("no organization found: ask an admin to create one")
+		return fmt.Errorf("no organization found: %s has no role yet; ask an admin or org manager for one (pando set-space-role %s ORG SPACE SpaceDeveloper)", s.user(), s.user())
 	case len(orgs) > 1:
 		return errors.New("several organizations: choose one with 'pando target -o ORG -s SPACE'")
 	}

@@ -127,7 +127,7 @@ func (e *env) deleteOrgCmd() *cobra.Command {
 
 func (e *env) createSpaceCmd() *cobra.Command {
 	var orgName string
-	cmd := e.teamCommand("create-space SPACE", "Create a space in the targeted org (or -o ORG); you become its manager and developer",
+	cmd := e.teamCommand("create-space SPACE", "Create a space in the targeted org (or -o ORG), managed by you",
 		"  pando create-space dev -o shop", cobra.ExactArgs(1), false,
 		func(ctx context.Context, s *session, args []string) error {
 			name := args[0]

@@ -54,7 +54,7 @@ func (e *env) domainsCmd() *cobra.Command {
 
 func (e *env) createDomainCmd() *cobra.Command {
 	var orgName string
-	cmd := e.teamCommand("create-domain DOMAIN", "Create a shared domain (admins), or with -o a private domain of an org (org managers)",
+	cmd := e.teamCommand("create-domain DOMAIN", "Create a shared domain (admins), or with -o ORG a private one (org managers)",
 		"  pando create-domain apps.example.com\n  pando create-domain shop.example.com -o shop", cobra.ExactArgs(1), false,
 		func(ctx context.Context, s *session, args []string) error {
 			name := args[0]
@@ -161,7 +161,7 @@ func (s *session) domain(ctx context.Context, name string) (*api.Domain, error) 
 
 func (e *env) mapRouteCmd() *cobra.Command {
 	var f routeFlags
-	cmd := e.teamCommand("map-route APP DOMAIN", "Map a route to an app, creating the route in the targeted space when needed",
+	cmd := e.teamCommand("map-route APP DOMAIN", "Map a route to an app (created in the targeted space when missing)",
 		"  pando map-route shop example.com --hostname www\n  pando map-route api example.com --hostname www --path /api",
 		cobra.ExactArgs(2), true,
 		func(ctx context.Context, s *session, args []string) error {

@@ -59,7 +59,7 @@ func fileExists(p string) bool {
 func (e *env) createUserProvidedServiceCmd() *cobra.Command {
 	var creds, syslog, routeService, tags string
 	cmd := e.teamCommand("create-user-provided-service SERVICE_INSTANCE",
-		"Create a user-provided service instance (credentials, syslog drain or route service) in the targeted space",
+		"Create a user-provided service instance (credentials, syslog drain URL) in the targeted space",
 		"  pando cups db -p '{\"url\":\"postgres://db.internal/app\",\"password\":\"s3cret\"}'\n"+
 			"  pando cups db -p @creds.json\n"+
 			"  pando cups logs -l syslog-tls://logs.example.com:6514",
@@ -157,7 +157,7 @@ func (s *session) serviceInstance(ctx context.Context, name string) (*api.Servic
 
 func (e *env) bindServiceCmd() *cobra.Command {
 	var bindingName string
-	cmd := e.teamCommand("bind-service APP SERVICE_INSTANCE", "Bind a service instance to an app; the app sees it in VCAP_SERVICES from its next start",
+	cmd := e.teamCommand("bind-service APP SERVICE_INSTANCE", "Bind a service instance to an app (in VCAP_SERVICES from its next start)",
 		"  pando bind-service shop db && pando restart shop", cobra.ExactArgs(2), true,
 		func(ctx context.Context, s *session, args []string) error {
 			si, err := s.serviceInstance(ctx, args[1])

@@ -295,3 +295,27 @@ func TestPasswd_changesItAndLogsInAgainWithTheNewOne(t *testing.T) {
 		t.Errorf("tokens not renewed after passwd")
 	}
 }
+
+func TestEveryVerb_hasAHelpExample(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range append(h.env.commands(), h.env.cellDrainCmd()) {
+		if strings.TrimSpace(c.Example) == "" || !strings.Contains(c.Example, "pando ") {
+			t.Errorf("pando %s has no --help example", c.Name())
+		}
+		if c.Short == "" {
+			t.Errorf("pando %s has no short help", c.Name())
+		}
+	}
+}
+
+func TestAppVerbs_refusalSaysWhichRoleIsNeeded(t *testing.T) {
+	h, f, ft := teamHarness(t)
+	f.mu.Lock()
+	f.appExists, f.appState = true, "STARTED"
+	f.mu.Unlock()
+	ft.deny["POST /v3/apps/"+appGUID+"/actions/stop"] = true
+	err := h.run("stop", "myapp")
+	if err == nil || err.Error() != "not authorized: space developer role in space dev needed (logged in as admin)" {
+		t.Errorf("stop refused: %v", err)
+	}
+}

@@ -36,8 +36,7 @@ func (e *env) readNewPassword(label string) (string, error) {
 }
 
 func (e *env) createUserCmd() *cobra.Command {
-	return e.teamCommand("create-user USERNAME [PASSWORD]",
-		"Create a user who logs in with a password (admins); the password is asked for, or read from the input",
+	cmd := e.teamCommand("create-user USERNAME [PASSWORD]", "Create a user who logs in with a password (admins)",
 		"  pando create-user alice                     # asks for the password\n"+
 			"  printf '%s\\n' \"$PW\" | pando create-user alice # reads it from the input",
 		cobra.RangeArgs(1, 2), false,
@@ -64,6 +63,10 @@ func (e *env) createUserCmd() *cobra.Command {
 			s.out("OK\n\nTIP: Give the user a role, e.g. 'pando set-space-role %s ORG SPACE SpaceDeveloper'.\n", name)
 			return nil
 		})
+	cmd.Long = "Create a user who logs in with a password (admins). Without PASSWORD it is asked for\n" +
+		"(twice, not shown) on a terminal, else read as one line from the input, so it stays\n" +
+		"out of the shell history and the process list."
+	return cmd
 }
 
 func (e *env) deleteUserCmd() *cobra.Command {
@@ -153,7 +156,7 @@ func (e *env) setOrgRoleCmd() *cobra.Command {
 
 func (e *env) setSpaceRoleCmd() *cobra.Command {
 	return e.teamCommand("set-space-role USERNAME ORG SPACE ROLE",
-		"Give a user a role in a space (SpaceManager, SpaceDeveloper, SpaceAuditor, SpaceSupporter); they become an org user too",
+		"Give a user a space role (SpaceManager, SpaceDeveloper, SpaceAuditor, SpaceSupporter)",
 		"  pando set-space-role alice shop dev SpaceDeveloper", cobra.ExactArgs(4), false,
 		func(ctx context.Context, s *session, args []string) error {
 			user := args[0]
