@@ -1,10 +1,42 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
+
+// typed runs the CLI with its own PANDO_HOME (home; "" is the admin's)
+// and stdin, as someone typing answers to its prompts.
+func (s *server) typed(t *testing.T, home, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, args...)
+	cmd.Env = append(baseEnv(), "PANDO_HOME="+s.cliHome, "PANDO_DATA_DIR="+s.dataDir, "NO_COLOR=1")
+	if home != "" {
+		cmd.Env = append(baseEnv(), "PANDO_HOME="+home, "NO_COLOR=1")
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("pando %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
 
 // TestTenancy_cliTeamVerbs: with pando's own CLI only, an admin creates an
 // org, two spaces and a user who is space developer in one of them; the
@@ -16,7 +48,9 @@ func TestTenancy_cliTeamVerbs(t *testing.T) {
 	s.mustPando(t, "create-org", "team")
 	s.mustPando(t, "create-space", "A", "-o", "team")
 	s.mustPando(t, "create-space", "B", "-o", "team")
-	s.mustPando(t, "create-user", "dev", "dev-pw")
+	if r := s.typed(t, "", "dev-pw\n", "create-user", "dev"); r.code != 0 {
+		t.Fatalf("create-user, password on stdin: %s", r)
+	}
 	s.mustPando(t, "set-space-role", "dev", "team", "A", "SpaceDeveloper")
 	requireOutput(t, s.mustPando(t, "space-users", "team", "A"), `(?s)SPACE DEVELOPER\n(\s+\S+ \(uaa\)\n)*\s+dev \(uaa\)\n`)
 	requireOutput(t, s.mustPando(t, "org-users", "team"), `(?s)ORG USER\n.*dev \(uaa\)`)
@@ -88,11 +122,25 @@ func TestTenancy_cliTeamVerbs(t *testing.T) {
 		t.Errorf("the developer created an org: %s", r)
 	}
 
+	// The developer changes their password and stays logged in; the old
+	// one no longer works.
+	if r := s.typed(t, devHome, "dev-pw\nnew-pw\n", "passwd"); r.code != 0 {
+		t.Fatalf("dev passwd: %s", r)
+	}
+	requireOutput(t, s.as(t, devHome, "apps"), `(?m)^aapp\s`)
+	if r := s.as(t, filepath.Join(t.TempDir(), "x"), "login", "-a", api, "-u", "dev", "-p", "dev-pw"); r.code == 0 {
+		t.Errorf("login with the old password: %s", r)
+	}
+
 	// Deleting the org waits for its job: the admin's apps are gone then.
 	if r := s.mustPando(t, "delete-org", "team", "-f"); !strings.Contains(r.out(), "OK") {
 		t.Errorf("delete-org: %s", r)
 	}
 	requireOutput(t, s.pando(t, "orgs"), `(?m)^name$`)
+	s.mustPando(t, "delete-user", "dev", "-f")
+	if r := s.as(t, filepath.Join(t.TempDir(), "y"), "login", "-a", api, "-u", "dev", "-p", "new-pw"); r.code == 0 {
+		t.Errorf("a deleted user logged in: %s", r)
+	}
 	if r := s.pando(t, "orgs"); strings.Contains(r.out(), "team") {
 		t.Errorf("org team still listed after delete-org: %s", r)
 	}
