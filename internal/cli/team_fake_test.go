@@ -27,11 +27,10 @@ type fakeTeam struct {
 	bindings  map[string][2]string
 	domains   map[string]string // name -> guid
 	routes    map[string]map[string]any
-	jobFails  string // jobs end FAILED with this detail when set
-	deny      map[string]bool
+	jobFails  string                      // jobs end FAILED with this detail when set
+	deny      map[string]string           // "METHOD path" -> the 403's CF title
 	bodies    map[string][]map[string]any // "METHOD path" -> bodies
 	deleted   []string
-	passwords map[string]string // UAA password changes: id -> new
 }
 
 func newFakeTeam(f *fakeCF) *fakeTeam {
@@ -46,9 +45,8 @@ func newFakeTeam(f *fakeCF) *fakeTeam {
 		bindings:  map[string][2]string{},
 		domains:   map[string]string{"localhost": "dom-localhost"},
 		routes:    map[string]map[string]any{},
-		deny:      map[string]bool{},
+		deny:      map[string]string{},
 		bodies:    map[string][]map[string]any{},
-		passwords: map[string]string{},
 	}
 	f.mu.Lock()
 	f.extra = ft.serve
@@ -93,8 +91,13 @@ func (ft *fakeTeam) serve(w http.ResponseWriter, r *http.Request) bool {
 		_ = json.NewDecoder(r.Body).Decode(&in)
 		ft.bodies[route] = append(ft.bodies[route], in)
 	}
-	if ft.deny[route] {
-		f.cfError(w, 403, 10003, "CF-NotAuthorized", "You are not authorized to perform the requested action")
+	switch title := ft.deny[route]; title {
+	case "":
+	case "CF-FeatureDisabled":
+		f.cfError(w, 403, 330002, title, "Feature Disabled: route_creation")
+		return true
+	default:
+		f.cfError(w, 403, 10003, title, "You are not authorized to perform the requested action")
 		return true
 	}
 	str := func(m map[string]any, keys ...string) string {

@@ -153,10 +153,14 @@ func TestDeleteSpace_waitsForTheJobAndForgetsTheTarget(t *testing.T) {
 }
 
 func TestNotAuthorized_saysWhichRoleIsNeeded(t *testing.T) {
-	h, _, ft := teamHarness(t)
-	ft.deny["POST /v3/organizations"] = true
-	ft.deny["POST /v3/service_instances"] = true
-	ft.deny["POST /v3/spaces"] = true
+	h, f, ft := teamHarness(t)
+	ft.deny["POST /v3/organizations"] = "CF-NotAuthorized"
+	ft.deny["POST /v3/service_instances"] = "CF-NotAuthorized"
+	ft.deny["POST /v3/spaces"] = "CF-NotAuthorized"
+	ft.deny["POST /v3/routes"] = "CF-FeatureDisabled"
+	f.mu.Lock()
+	f.appExists = true
+	f.mu.Unlock()
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -164,6 +168,8 @@ func TestNotAuthorized_saysWhichRoleIsNeeded(t *testing.T) {
 		{[]string{"create-org", "o2"}, "not authorized: admin rights needed (logged in as admin)"},
 		{[]string{"create-space", "S"}, "not authorized: org manager role in org myorg needed (logged in as admin)"},
 		{[]string{"cups", "db", "-p", `{"a":"b"}`}, "not authorized: space developer role in space dev needed (logged in as admin)"},
+		// A feature flag's refusal keeps its own words.
+		{[]string{"map-route", "myapp", "localhost", "--hostname", "x"}, "create route x.localhost: Feature Disabled: route_creation (CF-FeatureDisabled)"},
 	} {
 		err := h.run(tc.args...)
 		if err == nil || err.Error() != tc.want {
@@ -313,7 +319,7 @@ func TestAppVerbs_refusalSaysWhichRoleIsNeeded(t *testing.T) {
 	f.mu.Lock()
 	f.appExists, f.appState = true, "STARTED"
 	f.mu.Unlock()
-	ft.deny["POST /v3/apps/"+appGUID+"/actions/stop"] = true
+	ft.deny["POST /v3/apps/"+appGUID+"/actions/stop"] = "CF-NotAuthorized"
 	err := h.run("stop", "myapp")
 	if err == nil || err.Error() != "not authorized: space developer role in space dev needed (logged in as admin)" {
 		t.Errorf("stop refused: %v", err)
