@@ -67,10 +67,18 @@ func unprocessable(err error, text string) bool {
 // org finds an org by name; "" is the targeted org.
 func (s *session) org(ctx context.Context, name string) (*api.Org, error) {
 	if name == "" {
-		if s.cfg.OrgGUID == "" {
+		if s.cfg.OrgGUID != "" {
+			return &api.Org{GUID: s.cfg.OrgGUID, Name: s.cfg.OrgName}, nil
+		}
+		// None targeted: the only one the user sees will do.
+		orgs, err := s.c.Orgs(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list orgs: %w", err)
+		}
+		if len(orgs) != 1 {
 			return nil, errors.New("no org targeted: use -o ORG or 'pando target -o ORG'")
 		}
-		return &api.Org{GUID: s.cfg.OrgGUID, Name: s.cfg.OrgName}, nil
+		return &orgs[0], nil
 	}
 	o, err := s.c.OrgByName(ctx, name)
 	if errors.Is(err, api.ErrNotFound) {

@@ -325,3 +325,22 @@ func TestAppVerbs_refusalSaysWhichRoleIsNeeded(t *testing.T) {
 		t.Errorf("stop refused: %v", err)
 	}
 }
+
+func TestSpaces_withoutATargetUseTheOnlyOrg(t *testing.T) {
+	h, _, ft := teamHarness(t)
+	cfg := h.config()
+	cfg.OrgGUID, cfg.OrgName, cfg.SpaceGUID, cfg.SpaceName = "", "", "", ""
+	if err := h.env.saveConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.mustRun("spaces"); !strings.Contains(out, "Getting spaces in org myorg") || !strings.Contains(out, "\ndev\n") {
+		t.Errorf("spaces output: %s", out)
+	}
+	ft.orgs["other"] = "org-other"
+	if err := h.run("spaces"); err == nil || !strings.Contains(err.Error(), "no org targeted: use -o ORG") {
+		t.Errorf("spaces with two orgs and none targeted: %v", err)
+	}
+	if out := h.mustRun("spaces", "-o", "other"); !strings.Contains(out, "No spaces found.") {
+		t.Errorf("spaces -o other: %s", out)
+	}
+}
