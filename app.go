@@ -189,9 +189,12 @@ type Domain struct {
 	Name     string
 	Internal bool
 	// OrgGUID owns a private domain; empty for a shared one.
-	OrgGUID   string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	OrgGUID string
+	// SharedOrgGUIDs are the other orgs a private domain is shared with,
+	// in the order they were shared.
+	SharedOrgGUIDs []string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Route is host.domain/path in a space.

@@ -92,6 +92,10 @@ type Store interface {
 	ListDomains(ctx context.Context, guids, names []string) ([]Domain, error)
 	// DeleteDomain deletes a domain that no route uses.
 	DeleteDomain(ctx context.Context, guid string) error
+	// ShareDomain shares a private domain with another org (again: no
+	// change); UnshareDomain ends that (ENotFound when it was not shared).
+	ShareDomain(ctx context.Context, domainGUID, orgGUID string) error
+	UnshareDomain(ctx context.Context, domainGUID, orgGUID string) error
 
 	// CreateRoute fails with EConflict when host+domain+path exists.
 	CreateRoute(ctx context.Context, r Route) error

@@ -101,7 +101,9 @@ func newStage(t *testing.T, app map[string]string) *stage {
 func (s *stage) build(t *testing.T) (pando.StagingResult, error) {
 	t.Helper()
 	s.out.Reset()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// A bound that stops a hung build, not a speed target: pip and npm on
+	// a machine shared with other builds can take minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	return builder.Build(ctx, s.cfg, &s.out, &s.out)
 }

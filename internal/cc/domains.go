@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/pandoplatform/pando"
@@ -65,9 +66,6 @@ func (a *API) postDomain(w http.ResponseWriter, r *http.Request) error {
 	if in.RouterGroup != nil && in.RouterGroup.guid() != "" {
 		return invalid("Router groups (TCP domains) are not supported; Pando routes HTTP by host name")
 	}
-	if len(in.Relationships.SharedOrganizations.Data) > 0 {
-		return invalid("Sharing a private domain with other organizations is not supported")
-	}
 	id := identityFrom(ctx)
 	p := permsFrom(ctx)
 	orgGUID := in.Relationships.Organization.guid()
@@ -94,11 +92,29 @@ func (a *API) postDomain(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := a.now()
 	d := pando.Domain{GUID: a.newGUID(), Name: name, Internal: in.Internal, OrgGUID: orgGUID, CreatedAt: now, UpdatedAt: now}
+	var shareWith []string
+	for _, o := range in.Relationships.SharedOrganizations.Data {
+		if orgGUID == "" {
+			return invalid("Domains can not be shared with other organizations unless they are scoped to an organization.")
+		}
+		if err := a.checkShareTarget(ctx, d, o.GUID); err != nil {
+			return err
+		}
+		shareWith = append(shareWith, o.GUID)
+	}
 	if err := a.store.CreateDomain(ctx, d); err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("The domain name \"%s\" is already in use", name)
 		}
 		return fmt.Errorf("create domain %s: %w", name, err)
+	}
+	for _, o := range shareWith {
+		if err := a.store.ShareDomain(ctx, d.GUID, o); err != nil {
+			return fmt.Errorf("create domain %s: %w", name, err)
+		}
+		if !slices.Contains(d.SharedOrgGUIDs, o) {
+			d.SharedOrgGUIDs = append(d.SharedOrgGUIDs, o)
+		}
 	}
 	a.recordTenancyEvent(ctx, "audit.domain.create", "domain", d.GUID, d.Name, "", orgGUID)
 	writeJSON(w, http.StatusCreated, a.presentDomain(d))
@@ -108,7 +124,14 @@ func (a *API) postDomain(w http.ResponseWriter, r *http.Request) error {
 // visibleDomain reports whether the caller may see and use d: shared
 // domains are everyone's, a private one its org's.
 func visibleDomain(ctx context.Context, d pando.Domain) bool {
-	return d.OrgGUID == "" || permsFrom(ctx).seesOrg(d.OrgGUID)
+	p := permsFrom(ctx)
+	return d.OrgGUID == "" || p.seesOrg(d.OrgGUID) || slices.ContainsFunc(d.SharedOrgGUIDs, p.seesOrg)
+}
+
+// domainInOrg reports whether routes in org's spaces may use d: a shared
+// domain, or a private one the org owns or that is shared with it.
+func domainInOrg(d pando.Domain, org string) bool {
+	return d.OrgGUID == "" || d.OrgGUID == org || slices.Contains(d.SharedOrgGUIDs, org)
 }
 
 // getVisibleDomain returns the domain, or not found if the caller may not
@@ -185,9 +208,122 @@ func (a *API) removeOrgDomains(ctx context.Context, id Identity, orgGUID string)
 func domainsFor(ctx context.Context, ds []pando.Domain, org string) []pando.Domain {
 	out := ds[:0:0]
 	for _, d := range ds {
-		if visibleDomain(ctx, d) && (org == "" || d.OrgGUID == "" || d.OrgGUID == org) {
+		if visibleDomain(ctx, d) && (org == "" || domainInOrg(d, org)) {
 			out = append(out, d)
 		}
 	}
 	return out
+}
+
+// Sharing a private domain with other orgs (cf share-private-domain,
+// unshare-private-domain): its org's managers share it with orgs they also
+// manage; a manager of either org may end a share, once no route in the
+// other org uses it.
+
+// checkShareTarget decides whether the caller may share d with org.
+func (a *API) checkShareTarget(ctx context.Context, d pando.Domain, org string) error {
+	p := permsFrom(ctx)
+	if org == "" {
+		return invalid("Organization guid can't be blank")
+	}
+	if _, err := a.store.GetOrg(ctx, org); err != nil || !p.seesOrg(org) {
+		if err != nil && !pando.IsNotFound(err) {
+			return err
+		}
+		return invalid("Organization with guid '%s' does not exist, or you do not have access to it.", org)
+	}
+	if org == d.OrgGUID {
+		return invalid("Domain '%s' is owned by organization '%s' and cannot be shared with it.", d.Name, org)
+	}
+	if !p.managesOrg(d.OrgGUID) || !p.managesOrg(org) {
+		return errNotAuthorized()
+	}
+	return nil
+}
+
+type sharedOrgsBody struct {
+	Data []struct {
+		GUID string `json:"guid"`
+	} `json:"data"`
+}
+
+func (a *API) presentSharedOrgs(d pando.Domain) map[string]any {
+	data := make([]any, 0, len(d.SharedOrgGUIDs))
+	for _, o := range d.SharedOrgGUIDs {
+		data = append(data, map[string]any{"guid": o})
+	}
+	return map[string]any{"data": data}
+}
+
+func (a *API) postDomainShares(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	d, err := a.getVisibleDomain(ctx, r.PathValue("guid"))
+	if err != nil {
+		return err
+	}
+	var in sharedOrgsBody
+	if err := readJSON(r, &in); err != nil {
+		return err
+	}
+	if d.OrgGUID == "" {
+		return invalid("Domains can not be shared with other organizations unless they are scoped to an organization.")
+	}
+	if len(in.Data) == 0 {
+		return invalid("Data must have at least one organization")
+	}
+	for _, o := range in.Data {
+		if err := a.checkShareTarget(ctx, d, o.GUID); err != nil {
+			return err
+		}
+	}
+	for _, o := range in.Data {
+		if err := a.store.ShareDomain(ctx, d.GUID, o.GUID); err != nil {
+			return fmt.Errorf("share domain %s: %w", d.Name, err)
+		}
+		a.recordTenancyEvent(ctx, "audit.domain.share", "domain", d.GUID, d.Name, "", o.GUID)
+	}
+	if d, err = a.store.GetDomain(ctx, d.GUID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a.presentSharedOrgs(d))
+	return nil
+}
+
+func (a *API) deleteDomainShare(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	d, err := a.getVisibleDomain(ctx, r.PathValue("guid"))
+	if err != nil {
+		return err
+	}
+	org := r.PathValue("org_guid")
+	p := permsFrom(ctx)
+	if !p.managesOrg(d.OrgGUID) && !p.managesOrg(org) {
+		return errNotAuthorized()
+	}
+	if !slices.Contains(d.SharedOrgGUIDs, org) {
+		return invalid("Unable to unshare domain from organization with guid '%s'. Ensure the domain is shared to this organization.", org)
+	}
+	spaces, err := a.store.ListSpaces(ctx, nil, nil, []string{org})
+	if err != nil {
+		return err
+	}
+	var inOrg []string
+	for _, s := range spaces {
+		inOrg = append(inOrg, s.GUID)
+	}
+	if len(inOrg) > 0 {
+		routes, err := a.store.ListRoutes(ctx, pando.RouteFilter{DomainGUIDs: []string{d.GUID}, SpaceGUIDs: inOrg})
+		if err != nil {
+			return err
+		}
+		if len(routes) > 0 {
+			return invalid("This domain has %d route(s) in organization '%s'. Delete them before unsharing the domain.", len(routes), org)
+		}
+	}
+	if err := a.store.UnshareDomain(ctx, d.GUID, org); err != nil && !pando.IsNotFound(err) {
+		return fmt.Errorf("unshare domain %s: %w", d.Name, err)
+	}
+	a.recordTenancyEvent(ctx, "audit.domain.unshare", "domain", d.GUID, d.Name, "", org)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

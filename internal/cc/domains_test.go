@@ -186,6 +186,40 @@ func TestDomains_private(t *testing.T) {
 	if got := names("/v3/organizations/" + o1 + "/domains"); !slices.Contains(got, "mine.test") {
 		t.Errorf("o1's domains = %v", got)
 	}
+
+	// cf share-private-domain o2 mine.test: o1's manager does not manage
+	// (or see) o2; the admin does. Then o2's spaces may route on it.
+	share := func(org string) ctResp {
+		return e.sendJSON("POST", "/v3/domains/"+dGUID+"/relationships/shared_organizations",
+			map[string]any{"data": []any{map[string]any{"guid": org}}})
+	}
+	e.auth("mgr", "mgr-pw")
+	e.expectCFError(share(o2), 422, "CF-UnprocessableEntity", "Organization with guid '"+o2+"' does not exist, or you do not have access to it.")
+	e.auth("admin", ctAdminPass)
+	e.expectCFError(share(o1), 422, "CF-UnprocessableEntity", "")
+	if got := e.expect(share(o2), http.StatusOK); ctJ(got, "data.0.guid") != o2 {
+		t.Errorf("shared organizations = %v", got)
+	}
+	e.expect(share(o2), http.StatusOK) // again: no change
+	if got := e.expect(e.send("GET", "/v3/domains/"+dGUID, "", nil), http.StatusOK); ctJ(got, "relationships.shared_organizations.data.0.guid") != o2 ||
+		ctJ(got, "relationships.organization.data.guid") != o1 {
+		t.Errorf("shared domain: %v", got)
+	}
+	if got := names("/v3/organizations/" + o2 + "/domains"); !slices.Contains(got, "mine.test") {
+		t.Errorf("o2's domains after sharing = %v", got)
+	}
+	rt2 := e.expect(route(s2, "x"), http.StatusCreated)
+	unshare := func() ctResp {
+		return e.send("DELETE", "/v3/domains/"+dGUID+"/relationships/shared_organizations/"+o2, "", nil)
+	}
+	e.expectCFError(unshare(), 422, "CF-UnprocessableEntity", "This domain has 1 route(s) in organization '"+o2+"'. Delete them before unsharing the domain.")
+	e.completeJob(e.send("DELETE", "/v3/routes/"+ctStr(rt2, "guid"), "", nil))
+	if got := unshare(); got.Status != http.StatusNoContent {
+		t.Fatalf("unshare: %d %s", got.Status, got.Body)
+	}
+	e.expectCFError(unshare(), 422, "CF-UnprocessableEntity",
+		"Unable to unshare domain from organization with guid '"+o2+"'. Ensure the domain is shared to this organization.")
+	e.expectCFError(route(s2, "x"), 422, "CF-UnprocessableEntity", "Invalid domain. Domain 'mine.test' is not available in organization of space 's'.")
 	if got := names("/v3/domains?organization_guids=" + o1); !slices.Equal(got, []string{"mine.test"}) {
 		t.Errorf("domains owned by o1 = %v", got)
 	}

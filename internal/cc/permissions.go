@@ -65,9 +65,12 @@ var accessRules = map[string]rule{
 	"GET /v3/domains/{guid}":                    anyone,
 	"DELETE /v3/domains/{guid}":                 anyone, // the handler checks admin or org manager
 	"GET /v3/domains/{guid}/route_reservations": anyone,
-	"GET /v3/jobs/{guid}":                       anyone,
-	"GET /v3/audit_events":                      anyone,
-	"GET /v3/audit_events/{guid}":               anyone,
+	// the handlers check the org managers of both orgs
+	"POST /v3/domains/{guid}/relationships/shared_organizations":              anyone,
+	"DELETE /v3/domains/{guid}/relationships/shared_organizations/{org_guid}": anyone,
+	"GET /v3/jobs/{guid}":         anyone,
+	"GET /v3/audit_events":        anyone,
+	"GET /v3/audit_events/{guid}": anyone,
 
 	"GET /v3/organizations":                         anyone,
 	"POST /v3/organizations":                        {need: needAdmin},

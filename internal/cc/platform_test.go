@@ -485,6 +485,37 @@ func TestSeed_isIdempotentAndRefreshesChangedBuiltins(t *testing.T) {
 	}
 }
 
+// The default org and space are a new platform's: once an admin has
+// deleted them (keeping another org), a restart does not bring them back.
+func TestSeed_deletedDefaultOrgStaysDeleted(t *testing.T) {
+	e := ptNew(t, nil)
+	ctx := t.Context()
+	other := e.ok(e.doJSON("POST", "/v3/organizations", map[string]any{"name": "acme"}), http.StatusCreated)
+	seeded, err := e.store.ListOrgs(ctx, nil, []string{SeedOrgName})
+	if err != nil || len(seeded) != 1 {
+		t.Fatalf("seed org: %v %v", seeded, err)
+	}
+	spaces, err := e.store.ListSpaces(ctx, nil, nil, []string{seeded[0].GUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range spaces {
+		if err := e.store.DeleteSpace(ctx, sp.GUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.DeleteOrg(ctx, seeded[0].GUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.api.Seed(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	orgs, err := e.store.ListOrgs(ctx, nil, nil)
+	if err != nil || len(orgs) != 1 || orgs[0].GUID != other["guid"] {
+		t.Fatalf("orgs after a restart = %+v %v, want only acme", orgs, err)
+	}
+}
+
 // A newer Pando with a new builtin (nodejs_buildpack between staticfile and
 // go, as buildpacks.Builtin numbers them) inserts it at its place on an
 // existing installation; the others shift down in their order.

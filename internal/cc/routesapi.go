@@ -41,7 +41,7 @@ func (a *API) presentDomain(d pando.Domain) map[string]any {
 		"metadata":            metadata(),
 		"relationships": map[string]any{
 			"organization":         map[string]any{"data": org},
-			"shared_organizations": map[string]any{"data": []any{}},
+			"shared_organizations": a.presentSharedOrgs(d),
 		},
 		"links": links,
 	}
@@ -161,6 +161,8 @@ func (a *API) registerRouteRoutes(h func(string, handlerFunc)) {
 	h("GET /v3/domains/{guid}", a.getDomain)
 	h("DELETE /v3/domains/{guid}", a.deleteDomain)
 	h("GET /v3/domains/{guid}/route_reservations", a.getRouteReservations)
+	h("POST /v3/domains/{guid}/relationships/shared_organizations", a.postDomainShares)
+	h("DELETE /v3/domains/{guid}/relationships/shared_organizations/{org_guid}", a.deleteDomainShare)
 	h("GET /v3/routes", a.listRoutes)
 	h("POST /v3/routes", a.postRoute)
 	h("GET /v3/routes/{guid}", a.getRoute)
@@ -181,7 +183,9 @@ func (a *API) listDomains(w http.ResponseWriter, r *http.Request) error {
 	}
 	ds = domainsFor(r.Context(), ds, "")
 	if orgs := splitList(q, "organization_guids"); len(orgs) > 0 {
-		ds = slices.DeleteFunc(ds, func(d pando.Domain) bool { return !slices.Contains(orgs, d.OrgGUID) })
+		ds = slices.DeleteFunc(ds, func(d pando.Domain) bool {
+			return !slices.Contains(orgs, d.OrgGUID) && !slices.ContainsFunc(d.SharedOrgGUIDs, func(o string) bool { return slices.Contains(orgs, o) })
+		})
 	}
 	a.paginateDomains(w, r, ds)
 	return nil

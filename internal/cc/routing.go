@@ -207,7 +207,7 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 		}
 		return pando.Route{}, err
 	}
-	if domain.OrgGUID != "" && domain.OrgGUID != space.OrgGUID {
+	if !domainInOrg(domain, space.OrgGUID) {
 		return pando.Route{}, invalid("Invalid domain. Domain '%s' is not available in organization of space '%s'.", domain.Name, space.Name)
 	}
 	existing, err := a.store.ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})

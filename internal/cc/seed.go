@@ -36,13 +36,22 @@ type BuiltinBuildpack struct {
 // on every server start and is idempotent. A builtin buildpack whose zip
 // changed (a new Pando version) gets the new bits; its position, enabled
 // and locked flags stay as the admin left them.
+//
+// The default org and space are made only while there is no org at all
+// (a new platform): an admin who deleted them does not get them back.
 func (a *API) Seed(ctx context.Context, builtins []BuiltinBuildpack) error {
-	org, err := a.seedOrg(ctx)
+	orgs, err := a.store.ListOrgs(ctx, nil, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("seed org: %w", err)
 	}
-	if err := a.seedSpace(ctx, org); err != nil {
-		return err
+	if len(orgs) == 0 {
+		org, err := a.seedOrg(ctx)
+		if err != nil {
+			return err
+		}
+		if err := a.seedSpace(ctx, org); err != nil {
+			return err
+		}
 	}
 	if err := a.seedDomain(ctx); err != nil {
 		return err

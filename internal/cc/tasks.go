@@ -459,8 +459,33 @@ func (a *API) notifyTask(guid string) {
 
 // --- presentation ---
 
-func (a *API) presentTask(t pando.AppTask) map[string]any {
-	return map[string]any{
+// taskCommandShown says, per app, whether the caller may see its tasks'
+// commands: as on CF, the command is left out for users who are not space
+// developers there (or admins and admin read-only), since it often carries
+// secrets. Answers are remembered for one request.
+func (a *API) taskCommandShown(ctx context.Context) func(appGUID string) bool {
+	p := permsFrom(ctx)
+	if p.envAll {
+		return func(string) bool { return true }
+	}
+	seen := map[string]bool{}
+	return func(appGUID string) bool {
+		if v, ok := seen[appGUID]; ok {
+			return v
+		}
+		t, err := a.resolve(ctx, "app", appGUID)
+		v := err == nil && p.spaceRoles[t.space][pando.RoleSpaceDeveloper]
+		seen[appGUID] = v
+		return v
+	}
+}
+
+func (a *API) presentTask(ctx context.Context, t pando.AppTask) map[string]any {
+	return a.presentTaskFor(t, a.taskCommandShown(ctx))
+}
+
+func (a *API) presentTaskFor(t pando.AppTask, shown func(appGUID string) bool) map[string]any {
+	m := map[string]any{
 		"guid":                               t.GUID,
 		"sequence_id":                        t.SequenceID,
 		"name":                               t.Name,
@@ -483,6 +508,10 @@ func (a *API) presentTask(t pando.AppTask) map[string]any {
 			"droplet": link(a.url("/v3/droplets/%s", t.DropletGUID)),
 		},
 	}
+	if !shown(t.AppGUID) {
+		delete(m, "command")
+	}
+	return m
 }
 
 // --- handlers ---
@@ -504,7 +533,7 @@ func (a *API) postAppTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, a.presentTask(task))
+	writeJSON(w, http.StatusAccepted, a.presentTask(ctx, task))
 	return nil
 }
 
@@ -596,9 +625,10 @@ func (a *API) queryTasks(r *http.Request, appGUIDs []string) ([]pando.AppTask, e
 
 func (a *API) paginateTasks(w http.ResponseWriter, r *http.Request, tasks []pando.AppTask) {
 	tasks = visibleByApp(r.Context(), a, tasks, func(t pando.AppTask) string { return t.AppGUID })
+	shown := a.taskCommandShown(r.Context())
 	paginate(a, w, r, tasks, func(t pando.AppTask) sortable {
 		return sortable{name: t.Name, createdAt: t.CreatedAt, updatedAt: t.UpdatedAt}
-	}, func(t pando.AppTask) any { return a.presentTask(t) })
+	}, func(t pando.AppTask) any { return a.presentTaskFor(t, shown) })
 }
 
 func (a *API) getTaskByGUID(ctx context.Context, guid string) (pando.AppTask, error) {
@@ -614,7 +644,7 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, a.presentTask(t))
+	writeJSON(w, http.StatusOK, a.presentTask(r.Context(), t))
 	return nil
 }
 
@@ -624,7 +654,7 @@ func (a *API) cancelTaskHandler(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, a.presentTask(t))
+	writeJSON(w, http.StatusAccepted, a.presentTask(r.Context(), t))
 	return nil
 }
 
@@ -656,6 +686,6 @@ func (a *API) waitTask(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, a.presentTask(t))
+	writeJSON(w, http.StatusOK, a.presentTask(r.Context(), t))
 	return nil
 }

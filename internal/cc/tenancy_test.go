@@ -351,6 +351,33 @@ func TestTenancy_authorizationMatrix(t *testing.T) {
 		t.Errorf("process command hidden from the space developer")
 	}
 
+	// Task commands likewise: left out of the task for the auditor, shown
+	// to the space developer, on the task and in lists.
+	task, err := e.store.CreateAppTask(t.Context(), pando.AppTask{GUID: "task-1", AppGUID: f.app, Name: "t1",
+		Command: "rake db:migrate PASSWORD=s3cret", State: pando.AppTaskRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v3/tasks/" + task.GUID, "/v3/apps/" + f.app + "/tasks", "/v3/tasks"} {
+		one := func(c string) map[string]any {
+			m := e.ok(e.doAs(c, "GET", path, ""), http.StatusOK)
+			if _, list := m["resources"]; list {
+				rs := ptResources(m)
+				if len(rs) != 1 {
+					t.Fatalf("GET %s as %s: %d tasks, want 1", path, c, len(rs))
+				}
+				return rs[0]
+			}
+			return m
+		}
+		if cmd, ok := one("bearer user:aud")["command"]; ok {
+			t.Errorf("GET %s as space auditor shows the task's command %v", path, cmd)
+		}
+		if cmd := one("bearer user:dev")["command"]; cmd != task.Command {
+			t.Errorf("GET %s as space developer: command %v, want %q", path, cmd, task.Command)
+		}
+	}
+
 	// A space supporter operates apps (start, stop, restart, scale) but
 	// changes nothing else and reads no environment.
 	for _, r := range []string{

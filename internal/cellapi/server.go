@@ -73,6 +73,10 @@ type Presence struct {
 	// State is the cell's capacity when it sent this (for the log; the
 	// BBS asks the rep for it).
 	State pando.CellState `json:"state"`
+	// Session is random per cell process. A known cell that presents a
+	// new one (or a new RepURL) was restarted: what the server placed on
+	// it before is gone (a cell cleans up its containers at start).
+	Session string `json:"session,omitempty"`
 }
 
 // PresenceAnswer answers a presence. Registered says the server did not
@@ -113,6 +117,11 @@ type server struct {
 	joins   chan struct{} // join slots
 	mux     *http.ServeMux
 	refused sync.Map // cell id -> struct{}: log lines refused (logged once)
+
+	// presenceMu serialises presences, so that a cell's registration and
+	// its session are decided together.
+	presenceMu sync.Mutex
+	sessions   map[string]string // cell id -> the session of its last presence
 }
 
 // NewServerHandler serves the cell API on the server's cell listener (its
@@ -125,7 +134,8 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), joins: make(chan struct{}, maxJoining)}
+	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), joins: make(chan struct{}, maxJoining),
+		sessions: map[string]string{}}
 	s.mux.Handle("POST "+cellauth.JoinPath, route(s.join))
 	cells := map[string]func(w http.ResponseWriter, r *http.Request, id string) error{
 		"POST " + presencePath:           s.presence,
@@ -218,15 +228,27 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
 		return pando.Errorf(pando.EBadRequest, "rep_url %q: want https://HOST:PORT", p.RepURL)
 	}
-	existing, ok := s.cfg.Cells.Cell(id)
-	if ok {
+	s.presenceMu.Lock()
+	defer s.presenceMu.Unlock()
+	existing, known := s.cfg.Cells.Cell(id)
+	restarted := false
+	if known {
 		rc, remote := existing.(*RepClient)
 		if !remote {
 			return pando.Errorf(pando.EConflict, "cell id %q is the server's own cell: join with another --id", id)
 		}
-		ok = rc.URL() == p.RepURL
+		last := s.sessions[id]
+		restarted = rc.URL() != p.RepURL || (last != "" && p.Session != "" && p.Session != last)
 	}
-	if !ok {
+	s.sessions[id] = p.Session
+	if restarted {
+		// Back before its presence expired, but as a new process: the
+		// instances and tasks placed on it are gone with the old one.
+		s.log.Warn("cell restarted: what it ran is placed again", "cell_id", id, "rep_url", p.RepURL)
+		s.cfg.Cells.UnregisterCell(id)
+	}
+	registered := !known || restarted
+	if registered {
 		s.cfg.Cells.RegisterCell(NewRepClient(id, p.RepURL, s.cfg.RepHTTP(id), s.cfg.Grants))
 		s.log.Info("cell registered", "cell_id", id, "rep_url", p.RepURL, "zone", p.State.Zone,
 			"memory_mb", p.State.TotalMemoryMB, "disk_mb", p.State.TotalDiskMB,
@@ -235,7 +257,7 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 	if err := s.cfg.Cells.HeartbeatCell(id); err != nil {
 		return err
 	}
-	writeJSON(w, PresenceAnswer{Registered: !ok})
+	writeJSON(w, PresenceAnswer{Registered: registered})
 	return nil
 }
 
@@ -249,6 +271,9 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request, id string) error 
 		s.cfg.Cells.UnregisterCell(id)
 		s.log.Info("cell left", "cell_id", id)
 	}
+	s.presenceMu.Lock()
+	delete(s.sessions, id)
+	s.presenceMu.Unlock()
 	return noContent(w, nil)
 }
 

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pandoplatform/pando/internal/certs"
@@ -94,13 +95,45 @@ func (r *Router) serveSystem(cc *clientConn) {
 	}
 	w := &sysWriter{cc: cc, header: http.Header{}, head: string(cc.head.method) == http.MethodHead, declared: -1}
 	defer func() { cc.armed = time.Time{} }() // the handler may have moved the write deadline
-	if r.callSystem(w, req) {
+	ok := false
+	if req.Body == http.NoBody && cc.br.Buffered() == 0 {
+		stop := cc.watchHangUp(cancel)
+		ok = r.callSystem(w, req)
+		stop()
+	} else {
+		ok = r.callSystem(w, req)
+	}
+	if ok {
 		w.finish()
 	} else {
 		cc.closeAfter = true
 		if w.committed {
 			_ = cc.bw.Flush()
 		}
+	}
+}
+
+// watchHangUp cancels a body-less system request when its client hangs
+// up while the handler runs (a long poll, a log stream), as net/http's
+// background read does: a read on the idle connection that fails means
+// the client is gone; one that gets bytes (the next, pipelined request)
+// leaves them buffered for the serve loop. stop ends the watch before the
+// loop reads again and clears the read deadline it used to interrupt it.
+func (cc *clientConn) watchHangUp(cancel context.CancelFunc) (stop func()) {
+	_ = cc.c.SetReadDeadline(time.Time{})
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := cc.br.Peek(1); err != nil && !stopping.Load() {
+			cancel()
+		}
+	}()
+	return func() {
+		stopping.Store(true)
+		_ = cc.c.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = cc.c.SetReadDeadline(time.Time{})
 	}
 }
 

@@ -271,3 +271,93 @@ func TestRouter_shutdownEndsBothListenersAndSystemStreams(t *testing.T) {
 		t.Error("the plain listener still accepts after shutdown")
 	}
 }
+
+// A system request's context ends when its client hangs up mid-answer (a
+// long poll stops waiting for nobody), over HTTP and HTTPS; a client that
+// pipelines its next request behind a long poll is not taken for gone.
+func TestRouter_systemRequestEndsWhenItsClientHangsUp(t *testing.T) {
+	ended := make(chan string, 4)
+	polling := make(chan struct{}, 4)
+	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		wait := 30 * time.Second // longer than any test run waits
+		if req.URL.Path == "/shortpoll" {
+			wait = 300 * time.Millisecond
+		}
+		switch req.URL.Path {
+		case "/poll", "/shortpoll":
+			polling <- struct{}{}
+			select {
+			case <-req.Context().Done():
+				ended <- "cancelled"
+			case <-time.After(wait):
+				ended <- "answered"
+				io.WriteString(w, "news")
+			}
+		default:
+			io.WriteString(w, "next")
+		}
+	})
+	r := New(Config{System: &SystemRoutes{Domain: "sys.test", Handler: h}})
+	cert, _, err := certs.SelfSigned(t.TempDir(), certs.Names{DNS: []string{"api.sys.test"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() { r.ServeTLS(ctx, tlsLn, certs.ServerConfig(cert)); close(served) }()
+	t.Cleanup(func() { cancel(); <-served })
+	plainAddr := serve(t, r)
+
+	dials := map[string]func() (net.Conn, error){
+		"http": func() (net.Conn, error) { return net.Dial("tcp", plainAddr) },
+		"https": func() (net.Conn, error) {
+			return tls.Dial("tcp", tlsLn.Addr().String(), &tls.Config{InsecureSkipVerify: true, ServerName: "api.sys.test"})
+		},
+	}
+	for name, dial := range dials {
+		c, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /poll HTTP/1.1\r\nHost: api.sys.test\r\n\r\n")
+		<-polling
+		c.Close()
+		select {
+		case got := <-ended:
+			if got != "cancelled" {
+				t.Errorf("%s: the long poll %s to a client that had hung up", name, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the long poll neither ended nor answered", name)
+		}
+	}
+
+	// Pipelined: the poll is answered, then the request behind it.
+	c, err := net.Dial("tcp", plainAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /shortpoll HTTP/1.1\r\nHost: api.sys.test\r\n\r\n")
+	<-polling
+	io.WriteString(c, "GET /next HTTP/1.1\r\nHost: api.sys.test\r\n\r\n")
+	br := bufio.NewReader(c)
+	for _, want := range []string{"news", "next"} {
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", want, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want {
+			t.Errorf("pipelined answer %q, want %q", b, want)
+		}
+	}
+	if got := <-ended; got != "answered" {
+		t.Errorf("the pipelined client's poll was %s", got)
+	}
+}

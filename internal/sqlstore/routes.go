@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -30,7 +31,13 @@ func (s *Store) CreateDomain(ctx context.Context, d pando.Domain) error {
 
 // GetDomain returns the domain with guid.
 func (s *Store) GetDomain(ctx context.Context, guid string) (pando.Domain, error) {
-	return getOne(ctx, s, "domain", guid, "SELECT "+domainCols+" FROM domains WHERE guid = ?", []any{guid}, scanDomain)
+	d, err := getOne(ctx, s, "domain", guid, "SELECT "+domainCols+" FROM domains WHERE guid = ?", []any{guid}, scanDomain)
+	if err != nil || d.OrgGUID == "" {
+		return d, err
+	}
+	ds := []pando.Domain{d}
+	err = s.addDomainShares(ctx, ds)
+	return ds[0], err
 }
 
 // ListDomains returns domains matching the filters; empty filters match all.
@@ -38,7 +45,65 @@ func (s *Store) ListDomains(ctx context.Context, guids, names []string) ([]pando
 	var w where
 	w.in("guid", guids)
 	w.in("name", names)
-	return list(ctx, s, "domains", "SELECT "+domainCols+" FROM domains"+w.String()+creationOrder, w.args, scanDomain)
+	ds, err := list(ctx, s, "domains", "SELECT "+domainCols+" FROM domains"+w.String()+creationOrder, w.args, scanDomain)
+	if err != nil {
+		return nil, err
+	}
+	return ds, s.addDomainShares(ctx, ds)
+}
+
+// addDomainShares fills in the orgs each private domain is shared with.
+func (s *Store) addDomainShares(ctx context.Context, ds []pando.Domain) error {
+	var private []string
+	at := map[string]int{}
+	for i, d := range ds {
+		if d.OrgGUID != "" {
+			private = append(private, d.GUID)
+			at[d.GUID] = i
+		}
+	}
+	if len(private) == 0 {
+		return nil
+	}
+	var w where
+	w.in("domain_guid", private)
+	type share struct{ domain, org string }
+	shares, err := list(ctx, s, "domain shares", "SELECT domain_guid, org_guid FROM domain_shares"+w.String()+" ORDER BY created_at, org_guid", w.args,
+		func(sc scanner) (share, error) {
+			var v share
+			return v, sc.Scan(&v.domain, &v.org)
+		})
+	if err != nil {
+		return err
+	}
+	for _, v := range shares {
+		d := &ds[at[v.domain]]
+		d.SharedOrgGUIDs = append(d.SharedOrgGUIDs, v.org)
+	}
+	return nil
+}
+
+// ShareDomain shares a private domain with another org; sharing it again
+// changes nothing.
+func (s *Store) ShareDomain(ctx context.Context, domainGUID, orgGUID string) error {
+	_, err := s.exec(ctx, `INSERT INTO domain_shares (domain_guid, org_guid, created_at) VALUES (?, ?, ?)
+ON CONFLICT (domain_guid, org_guid) DO NOTHING`, domainGUID, orgGUID, nanos(orNow(time.Time{})))
+	return s.writeErr(err, "share", "domain", domainGUID, nil, func() *pando.Error {
+		return pando.Errorf(pando.ENotFound, "domain %s or org %s not found", domainGUID, orgGUID)
+	})
+}
+
+// UnshareDomain ends a share; ENotFound when the domain was not shared
+// with the org.
+func (s *Store) UnshareDomain(ctx context.Context, domainGUID, orgGUID string) error {
+	res, err := s.exec(ctx, "DELETE FROM domain_shares WHERE domain_guid = ? AND org_guid = ?", domainGUID, orgGUID)
+	if err != nil {
+		return fmt.Errorf("unshare domain %s from org %s: %w", domainGUID, orgGUID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return pando.Errorf(pando.ENotFound, "domain %s is not shared with org %s", domainGUID, orgGUID)
+	}
+	return nil
 }
 
 // DeleteDomain deletes a domain; one that routes still use is refused.

@@ -109,6 +109,15 @@ func (s *server) pickAddrs() error {
 	return nil
 }
 
+// cellAPIArgs is the --cell-api-addr flag, none when a test wants the
+// server's default (its API port + 1).
+func (s *server) cellAPIArgs() []string {
+	if s.cellAPIAddr == "" {
+		return nil
+	}
+	return []string{"--cell-api-addr", s.cellAPIAddr}
+}
+
 // loopbackIP maps a test's cell address 127.0.0.N onto this server's own
 // loopback network (127.A.B.N).
 func (s *server) loopbackIP(ip string) string {
@@ -179,8 +188,8 @@ func (s *server) startOnce() error {
 		return err
 	}
 	cmd := exec.Command(s.bin, append([]string{"server",
-		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr,
-		"--cell-api-addr", s.cellAPIAddr}, s.args...)...)
+		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr},
+		append(s.cellAPIArgs(), s.args...)...)...)
 	cmd.Env = baseEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: stopping it never signals the test binary. Dies

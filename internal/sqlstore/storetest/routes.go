@@ -39,6 +39,29 @@ func testDomains(t *testing.T, s pando.Store) {
 	got, err := s.GetDomain(ctx, p.GUID)
 	must(t, err)
 	wantEqual(t, got, p)
+	// Shared with other orgs: in the order shared, once each; deleting an
+	// org ends its share.
+	o2 := pando.Org{GUID: newGUID("org"), Name: "o2"}
+	o3 := pando.Org{GUID: newGUID("org"), Name: "o3"}
+	must(t, s.CreateOrg(ctx, o2))
+	must(t, s.CreateOrg(ctx, o3))
+	must(t, s.ShareDomain(ctx, p.GUID, o3.GUID))
+	must(t, s.ShareDomain(ctx, p.GUID, o2.GUID))
+	must(t, s.ShareDomain(ctx, p.GUID, o3.GUID))
+	wantKind(t, s.ShareDomain(ctx, p.GUID, "no-such-org"), pando.ENotFound)
+	got, err = s.GetDomain(ctx, p.GUID)
+	must(t, err)
+	wantEqual(t, got.SharedOrgGUIDs, []string{o3.GUID, o2.GUID})
+	listed, err := s.ListDomains(ctx, []string{p.GUID, a.GUID}, nil)
+	must(t, err)
+	wantEqual(t, listed[1].SharedOrgGUIDs, []string{o3.GUID, o2.GUID})
+	must(t, s.DeleteOrg(ctx, o3.GUID))
+	must(t, s.UnshareDomain(ctx, p.GUID, o2.GUID))
+	wantKind(t, s.UnshareDomain(ctx, p.GUID, o2.GUID), pando.ENotFound)
+	got, err = s.GetDomain(ctx, p.GUID)
+	must(t, err)
+	wantEqual(t, got, p)
+
 	rt := pando.Route{GUID: newGUID("route"), Host: "x", DomainGUID: p.GUID, SpaceGUID: f.space.GUID}
 	must(t, s.CreateRoute(ctx, rt))
 	wantKind(t, s.DeleteDomain(ctx, p.GUID), pando.EInvalid, "still has routes")
