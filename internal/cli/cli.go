@@ -69,7 +69,8 @@ func defaultEnv(streams IOStreams) *env {
 	}
 }
 
-// NewCommands returns the client verbs, ready to add to the root command.
+// NewCommands returns the client verbs, ready to add to the root command
+// (with Groups).
 // Each command silences cobra's usage and error printing: the caller prints
 // a returned error with ReportError and exits non-zero.
 func NewCommands(streams IOStreams) []*cobra.Command {
@@ -114,6 +115,7 @@ func (e *env) commands() []*cobra.Command {
 		if c.Example == "" {
 			c.Example = examples[c.Name()]
 		}
+		c.GroupID = verbGroup[c.Name()]
 		c.SilenceUsage = true
 		c.SilenceErrors = true
 	}
