@@ -181,7 +181,7 @@ func TestUpdateUserProvidedService_sendsOnlyWhatIsGiven(t *testing.T) {
 }
 
 func TestSpaceQuotas_createSetListUnset(t *testing.T) {
-	h, _, ft := teamHarness(t)
+	h, f, ft := teamHarness(t)
 	h.mustRun("create-space-quota", "small", "-m", "512M", "-a", "2", "-r", "3")
 	b := ft.body("POST /v3/space_quotas")
 	if len(b) != 1 {
@@ -211,6 +211,17 @@ func TestSpaceQuotas_createSetListUnset(t *testing.T) {
 	out := h.mustRun("space-quotas")
 	if !strings.Contains(out, "Getting space quotas for org myorg") || !regexp.MustCompile(`(?m)^small\s+512M\s+unlimited\s+2\s+3\s+unlimited\s+unlimited\s+unlimited\s+dev$`).MatchString(out) {
 		t.Errorf("space-quotas output:\n%s", out)
+	}
+	// -o names another org than the targeted one.
+	ft.orgs["other"] = "org-other"
+	if out := h.mustRun("space-quotas", "-o", "other"); !strings.Contains(out, "Getting space quotas for org other") || !strings.Contains(out, "No space quotas found.") {
+		t.Errorf("space-quotas -o other:\n%s", out)
+	}
+	if reqs := f.requests(); !strings.Contains(reqs[len(reqs)-1], "organization_guids=org-other") {
+		t.Errorf("last request %s, want the space quotas of org-other", reqs[len(reqs)-1])
+	}
+	if err := h.run("set-space-quota", "dev", "small", "-o", "other"); err == nil || !strings.Contains(err.Error(), "space 'dev' not found in org other") {
+		t.Errorf("set-space-quota -o other: %v", err)
 	}
 	for _, tc := range []struct {
 		args []string

@@ -15,10 +15,18 @@ import (
 // create-space-quota, set-space-quota and unset-space-quota: an org
 // manager limits one space of their org below the org's quota.
 
+// orgFlag is -o ORG of the space quota verbs: the targeted org when not
+// given.
+func orgFlag(cmd *cobra.Command, name *string) *cobra.Command {
+	cmd.Flags().StringVarP(name, "org", "o", "", "org (default: the targeted one)")
+	return cmd
+}
+
 func (e *env) spaceQuotasCmd() *cobra.Command {
-	return e.teamCommand("space-quotas", "List the space quotas of the targeted org", "  pando space-quotas", cobra.NoArgs, false,
+	var orgName string
+	return orgFlag(e.teamCommand("space-quotas", "List the space quotas of the targeted org (or -o ORG)", "  pando space-quotas\n  pando space-quotas -o shop", cobra.NoArgs, false,
 		func(ctx context.Context, s *session, args []string) error {
-			org, err := s.org(ctx, "")
+			org, err := s.org(ctx, orgName)
 			if err != nil {
 				return err
 			}
@@ -53,19 +61,20 @@ func (e *env) spaceQuotasCmd() *cobra.Command {
 					limitN(q.Services.TotalServiceInstances), limitLogRate(q.Apps.LogRateLimit), strings.Join(names, ", "))
 			}
 			return tw.Flush()
-		})
+		}), &orgName)
 }
 
 func (e *env) createSpaceQuotaCmd() *cobra.Command {
 	var f quotaFlags
-	cmd := e.teamCommand("create-space-quota QUOTA", "Create a space quota in the targeted org (org managers); limits not given are unlimited",
+	var orgName string
+	cmd := e.teamCommand("create-space-quota QUOTA", "Create a space quota in the targeted org or -o ORG (org managers); limits not given are unlimited",
 		"  pando create-space-quota small -m 1G -a 4 -r 10", cobra.ExactArgs(1), false,
 		func(ctx context.Context, s *session, args []string) error {
 			limits, err := f.limits()
 			if err != nil {
 				return err
 			}
-			org, err := s.org(ctx, "")
+			org, err := s.org(ctx, orgName)
 			if err != nil {
 				return err
 			}
@@ -81,7 +90,7 @@ func (e *env) createSpaceQuotaCmd() *cobra.Command {
 			return nil
 		})
 	f.add(cmd.Flags())
-	return cmd
+	return orgFlag(cmd, &orgName)
 }
 
 // spaceQuota finds a space quota of org by name.
@@ -96,9 +105,10 @@ func (s *session) spaceQuota(ctx context.Context, org *api.Org, name string) (*a
 	return &qs[0], nil
 }
 
-// spaceAndQuota resolves SPACE and SPACE_QUOTA in the targeted org.
-func (s *session) spaceAndQuota(ctx context.Context, spaceName, quotaName string) (*api.Org, *api.Space, *api.SpaceQuota, error) {
-	org, err := s.org(ctx, "")
+// spaceAndQuota resolves SPACE and SPACE_QUOTA in org orgName ("": the
+// targeted one).
+func (s *session) spaceAndQuota(ctx context.Context, orgName, spaceName, quotaName string) (*api.Org, *api.Space, *api.SpaceQuota, error) {
+	org, err := s.org(ctx, orgName)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -114,10 +124,11 @@ func (s *session) spaceAndQuota(ctx context.Context, spaceName, quotaName string
 }
 
 func (e *env) setSpaceQuotaCmd() *cobra.Command {
-	return e.teamCommand("set-space-quota SPACE QUOTA", "Apply a space quota to a space of the targeted org (org managers)",
+	var orgName string
+	return orgFlag(e.teamCommand("set-space-quota SPACE QUOTA", "Apply a space quota to a space of the targeted org or -o ORG (org managers)",
 		"  pando set-space-quota dev small", cobra.ExactArgs(2), false,
 		func(ctx context.Context, s *session, args []string) error {
-			org, sp, q, err := s.spaceAndQuota(ctx, args[0], args[1])
+			org, sp, q, err := s.spaceAndQuota(ctx, orgName, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -127,14 +138,15 @@ func (e *env) setSpaceQuotaCmd() *cobra.Command {
 			}
 			s.out("OK\n")
 			return nil
-		})
+		}), &orgName)
 }
 
 func (e *env) unsetSpaceQuotaCmd() *cobra.Command {
-	return e.teamCommand("unset-space-quota SPACE QUOTA", "Take a space quota off a space of the targeted org (org managers)",
+	var orgName string
+	return orgFlag(e.teamCommand("unset-space-quota SPACE QUOTA", "Take a space quota off a space of the targeted org or -o ORG (org managers)",
 		"  pando unset-space-quota dev small", cobra.ExactArgs(2), false,
 		func(ctx context.Context, s *session, args []string) error {
-			org, sp, q, err := s.spaceAndQuota(ctx, args[0], args[1])
+			org, sp, q, err := s.spaceAndQuota(ctx, orgName, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -152,5 +164,5 @@ func (e *env) unsetSpaceQuotaCmd() *cobra.Command {
 			}
 			s.out("OK\n")
 			return nil
-		})
+		}), &orgName)
 }
