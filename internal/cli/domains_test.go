@@ -141,11 +141,19 @@ func TestCreateAndDeleteRoute(t *testing.T) {
 }
 
 func TestUpdateUserProvidedService_sendsOnlyWhatIsGiven(t *testing.T) {
-	h, _, ft := teamHarness(t)
+	h, f, ft := teamHarness(t)
 	h.mustRun("cups", "db", "-p", `{"pw":"old"}`, "-t", "sql")
 	si := ft.services["db"]
-	h.mustRun("uups", "db", "-p", `{"pw":"new"}`, "-t", "")
-	h.mustRun("update-user-provided-service", "db", "-l", "syslog://logs.example.com:514")
+	if out := h.mustRun("uups", "db", "-p", `{"pw":"new"}`, "-t", ""); strings.Contains(out, "TIP") {
+		t.Errorf("restart tip without bound apps: %s", out)
+	}
+	f.mu.Lock()
+	f.appExists = true
+	f.mu.Unlock()
+	h.mustRun("bind-service", "myapp", "db")
+	if out := h.mustRun("update-user-provided-service", "db", "-l", "syslog://logs.example.com:514"); !strings.Contains(out, "TIP: Use 'pando restart APP' for myapp to get the change.") {
+		t.Errorf("uups of a bound instance: %s", out)
+	}
 	b := ft.body("PATCH /v3/service_instances/" + si)
 	if len(b) != 2 {
 		t.Fatalf("PATCH bodies = %v", b)

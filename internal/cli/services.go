@@ -147,7 +147,10 @@ func (e *env) updateUserProvidedServiceCmd() *cobra.Command {
 			if err := s.c.UpdateServiceInstance(ctx, si.GUID, u); err != nil {
 				return fmt.Errorf("update service instance %s: %w", si.Name, s.denied(err, "space developer role in space "+s.cfg.SpaceName))
 			}
-			s.out("OK\n\nTIP: Use 'pando restart APP' for bound apps to get the change.\n")
+			s.out("OK\n")
+			if apps := s.boundApps(ctx, si.GUID); len(apps) > 0 {
+				s.out("\nTIP: Use 'pando restart APP' for %s to get the change.\n", strings.Join(apps, ", "))
+			}
 			return nil
 		})
 	cmd.Aliases = []string{"uups"}
@@ -156,6 +159,29 @@ func (e *env) updateUserProvidedServiceCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&routeService, "route-service-url", "r", "", "new route service URL, https ('' removes it)")
 	cmd.Flags().StringVarP(&tags, "tags", "t", "", "new comma-separated tags, replacing the old ones ('' removes them)")
 	return cmd
+}
+
+// boundApps names the targeted space's apps bound to a service instance,
+// sorted; nil when they cannot be listed.
+func (s *session) boundApps(ctx context.Context, instanceGUID string) []string {
+	bs, err := s.c.Bindings(ctx, nil, []string{instanceGUID})
+	if err != nil || len(bs) == 0 {
+		return nil
+	}
+	apps, err := s.c.Apps(ctx, s.cfg.SpaceGUID)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, b := range bs {
+		for _, a := range apps {
+			if a.GUID == b.Relationships.App.GUID() && !contains(names, a.Name) {
+				names = append(names, a.Name)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (e *env) servicesCmd() *cobra.Command {
