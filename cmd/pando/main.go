@@ -44,7 +44,10 @@ func run(ctx context.Context, args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), cellCmd(streams))
+	root.AddGroup(cli.Groups()...)
+	server, cell := serverCmd(), cellCmd(streams)
+	server.GroupID, cell.GroupID = cli.GroupPlatform, cli.GroupPlatform
+	root.AddCommand(server, cell)
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
 	root.SetArgs(args)
