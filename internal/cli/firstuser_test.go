@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/cli/api"
 )
 
 // Mistakes a first-time user makes, and what they are told.
@@ -148,5 +151,22 @@ func TestLargestFiles_namesTheBiggestFirst(t *testing.T) {
 	}
 	if got := largestFiles(files[:1], 3); got != "a.txt (10 B)" {
 		t.Errorf("largestFiles of one = %q", got)
+	}
+}
+
+func TestSession_expiredSaysLogInFirst(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	// Tokens the server no longer accepts (e.g. a server with a new key).
+	if err := h.env.saveConfig(&Config{Target: f.url(), AccessToken: "stale", RefreshToken: "stale",
+		OrgGUID: orgGUID, OrgName: "myorg", SpaceGUID: spaceGUID, SpaceName: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	err := h.run("apps")
+	if err == nil || !strings.HasPrefix(strings.TrimPrefix(err.Error(), "list apps: "), "session expired: log in again with 'pando login'") {
+		t.Fatalf("err = %v, want it to start with what to do", err)
+	}
+	if !api.IsStatus(err, http.StatusUnauthorized) || strings.Contains(err.Error(), "Invalid Auth Token") {
+		t.Errorf("err = %v: the API's 401 should stay in the chain, out of the text", err)
 	}
 }
