@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -222,7 +223,7 @@ func (e *env) newSession(ctx context.Context, needSpace bool) (*session, error) 
 			pw = e.localAdminPassword()
 		}
 		if pw == "" && e.isLocalTarget(c.URL()) {
-			return nil, fmt.Errorf("not logged in, and no local server's admin password was found: start one with 'sudo pando server' (or 'make run'), or run 'pando login -a URL'")
+			return nil, fmt.Errorf("not logged in, and no local server's admin password was found in %s: start one with 'sudo pando server' (or 'make run'); for a server on another address or data dir run 'pando login -a URL'", filepath.Join(e.dataDir(), "admin-password"))
 		}
 		if pw == "" {
 			return nil, errNotLoggedIn

@@ -170,3 +170,32 @@ func TestSession_expiredSaysLogInFirst(t *testing.T) {
 		t.Errorf("err = %v: the API's 401 should stay in the chain, out of the text", err)
 	}
 }
+
+func TestScale_toZeroWaitsForNothingToStart(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.mu.Lock()
+	f.appExists, f.appState, f.instances = true, "STARTED", 1
+	f.mu.Unlock()
+	scaled := false
+	f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/v3/apps/"+appGUID+"/processes/web/actions/scale" {
+			return false
+		}
+		f.mu.Lock()
+		f.instances, scaled = 0, true
+		f.mu.Unlock()
+		f.writeJSON(w, 202, map[string]any{"guid": appGUID, "type": "web", "instances": 0, "memory_in_mb": 256, "disk_in_mb": 1024})
+		return true
+	}
+	if err := h.run("scale", "myapp", "-i", "0"); err != nil {
+		t.Fatalf("scale: %v\n%s", err, h.err)
+	}
+	if !scaled {
+		t.Fatal("no scale request")
+	}
+	if strings.Contains(h.out.String(), "Waiting for app myapp to start") {
+		t.Errorf("scale to 0 says it waits for a start:\n%s", h.out)
+	}
+}
