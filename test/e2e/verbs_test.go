@@ -22,7 +22,8 @@ func TestPush_appThatNeverListensCrashesAtItsStartTimeout(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("push of an app that never listens: want a non-zero exit\n%s", r)
 	}
-	requireOutput(t, r, `health check timed out after 5s: instance never healthy: Failed to make TCP connection to port 8080`)
+	requireOutput(t, r, `health check timed out after 5s: instance never healthy: Failed to make TCP connection to port 8080`,
+		`it must listen on the port in \$PORT \(8080\) on all interfaces`)
 
 	// One start attempt, one crash, recorded both ways; the instance reads
 	// CRASHED while it waits for its restart.
