@@ -197,6 +197,9 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	if err := validateRoutePath(path); err != nil {
 		return pando.Route{}, err
 	}
+	if name := routeURL(host, domain.Name, ""); slices.Contains(a.cfg.ReservedHosts, name) {
+		return pando.Route{}, invalid("Route %s is the platform's own (API, UAA, login or log-cache): choose another host name (for an app's default route: push with --random-route, or give routes: in the manifest)", name)
+	}
 	if len(routeURL(host, domain.Name, path)) > maxRouteLength {
 		return pando.Route{}, invalid("Route must be at most %d characters", maxRouteLength)
 	}

@@ -68,6 +68,10 @@ type Config struct {
 	RouterURL      string        // e.g. "http://127.0.0.1:8080", shown in route urls
 	StagingTimeout time.Duration // default 15m
 	MaxUploadBytes int64         // default 1 GiB
+	// ReservedHosts are host names (lower case, e.g. "api.localhost") the
+	// router serves itself (the API, UAA, login, log-cache): no route may
+	// take one, or it would never reach its app.
+	ReservedHosts []string
 	// MaxPackageBytes bounds the expanded size of a package (zip bomb
 	// guard); default 4 GiB.
 	MaxPackageBytes int64

@@ -165,6 +165,9 @@ func (ig *ignorer) ignored(rel string, isDir bool) bool {
 // .cfignore) or a .zip/.jar/.war archive.
 func collectFiles(root string) ([]appFile, error) {
 	fi, err := os.Stat(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("app path %s does not exist: give the app's directory, .jar or .zip with -p (or path: in the manifest)", root)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("app path: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -83,10 +84,20 @@ func ReportError(w io.Writer, err error) int {
 	if err == nil {
 		return 0
 	}
+	if errors.Is(err, context.Canceled) {
+		// Ctrl-C: the server carries on with what it was already asked.
+		fmt.Fprintln(w, "error: interrupted (the server keeps what it already did: 'pando apps' shows the apps' state; a push cut short leaves its app stopped, push again)")
+		return 1
+	}
 	msg := err.Error()
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" && op.Addr != nil && strings.HasSuffix(LocalAPI, "//"+op.Addr.String()) {
+	switch {
+	case errors.As(err, &op) && op.Op == "dial" && op.Addr != nil && strings.HasSuffix(LocalAPI, "//"+op.Addr.String()):
 		msg += " (is the local server running? start it with 'pando server')"
+	case errors.As(err, &op) && op.Op == "dial" && op.Addr != nil:
+		msg += " (is the server running there, and is the API URL right? 'pando endpoint' shows it)"
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		msg += " (the server speaks plain HTTP: log in with an http:// URL, e.g. 'pando login -a http://HOST:PORT')"
 	}
 	msg += certificateHint(err)
 	fmt.Fprintf(w, "error: %s\n", msg)
@@ -118,8 +129,24 @@ func (e *env) commands() []*cobra.Command {
 		c.GroupID = verbGroup[c.Name()]
 		c.SilenceUsage = true
 		c.SilenceErrors = true
+		withUsage(c)
 	}
 	return cmds
+}
+
+// withUsage makes a wrong number of arguments say the command's usage line,
+// not only cobra's "accepts 1 arg(s), received 0".
+func withUsage(c *cobra.Command) {
+	check := c.Args
+	if check == nil {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return fmt.Errorf("%w; usage: %s ('pando help %s' for more)", err, strings.TrimSuffix(cmd.UseLine(), " [flags]"), cmd.Name())
+		}
+		return nil
+	}
 }
 
 func (e *env) out(format string, args ...any) { fmt.Fprintf(e.streams.Out, format, args...) }
@@ -201,7 +228,7 @@ func (e *env) newSession(ctx context.Context, needSpace bool) (*session, error) 
 			pw = e.localAdminPassword()
 		}
 		if pw == "" && e.isLocalTarget(c.URL()) {
-			return nil, fmt.Errorf("not logged in, and no local server's admin password was found: start one with 'sudo pando server' (or 'make run'), or run 'pando login -a URL'")
+			return nil, fmt.Errorf("not logged in, and no local server's admin password was found in %s: start one with 'sudo pando server' (or 'make run'); for a server on another address or data dir run 'pando login -a URL'", filepath.Join(e.dataDir(), "admin-password"))
 		}
 		if pw == "" {
 			return nil, errNotLoggedIn

@@ -245,7 +245,9 @@ func (s *session) scale(ctx context.Context, name, process string, instances int
 				return err
 			}
 		}
-		s.out("\nWaiting for app %s to start...\n", app.Name)
+		if inst == nil || *inst > 0 {
+			s.out("\nWaiting for app %s to start...\n", app.Name)
+		}
 		if err := s.waitStarted(ctx, app, wait); err != nil {
 			return err
 		}

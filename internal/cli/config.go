@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -170,7 +171,7 @@ func normalizeAPI(s string) (string, error) {
 		if i := strings.LastIndex(h, ":"); i >= 0 {
 			h = h[:i]
 		}
-		if h == "localhost" || h == "127.0.0.1" || h == "[::1]" {
+		if isLoopbackHost(h) {
 			s = "http://" + s
 		} else {
 			s = "https://" + s
@@ -181,4 +182,15 @@ func normalizeAPI(s string) (string, error) {
 		return "", fmt.Errorf("invalid API URL %q", s)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// isLoopbackHost reports whether h (a host, IPv6 in brackets) is this
+// machine: localhost or any loopback address (127.0.0.0/8, ::1), which a
+// local server listens on over plain HTTP.
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"))
+	return err == nil && ip.IsLoopback()
 }

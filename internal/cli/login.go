@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
@@ -127,6 +128,11 @@ func (e *env) login(ctx context.Context, apiURL, user, password, org, space stri
 	}
 	e.out("Authenticating...\n")
 	t, err := c.PasswordGrant(ctx, user, password)
+	if api.IsStatus(err, http.StatusUnauthorized) {
+		// UAA's "Bad credentials (unauthorized)" alone reads like a
+		// server fault; say what the user can change.
+		return fmt.Errorf("%w: wrong user name or password for %s at %s", err, user, target)
+	}
 	if err != nil {
 		return err
 	}

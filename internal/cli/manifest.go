@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 
 	"gopkg.in/yaml.v3"
 )
@@ -86,6 +88,13 @@ func readManifest(p string, vars map[string]any) ([]*manifestApp, error) {
 	// Back through YAML into the typed shape, now with the values in.
 	if data, err = yaml.Marshal(raw); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", p, err)
+	}
+	if top, ok := raw.(map[string]any); ok {
+		if list, ok := top["applications"]; ok && list != nil {
+			if _, ok := list.([]any); !ok {
+				return nil, fmt.Errorf("manifest %s: applications must be a list, each app starting with '- name: APP'", p)
+			}
+		}
 	}
 	var doc struct {
 		Applications []map[string]any `yaml:"applications"`
@@ -245,4 +254,73 @@ func defaultManifest() string {
 		}
 	}
 	return ""
+}
+
+// manifestAppKeys are the application attributes of a CF v3 manifest.
+// The server ignores any other key, as CF does, so the CLI warns about them:
+// a typo such as "memroy" would otherwise pass in silence.
+var manifestAppKeys = []string{
+	"name", "path", "buildpacks", "buildpack", "command", "disk_quota", "disk-quota", "docker", "env",
+	"health-check-type", "health-check-http-endpoint", "health-check-invocation-timeout",
+	"health-check-interval", "readiness-health-check-type", "readiness-health-check-http-endpoint",
+	"readiness-health-check-invocation-timeout", "readiness-health-check-interval",
+	"instances", "log-rate-limit-per-second", "memory", "metadata", "no-route", "default-route",
+	"random-route", "routes", "services", "sidecars", "stack", "timeout", "processes",
+	"lifecycle", "features", "cnb-credentials",
+}
+
+// unknownKeyWarnings says which keys of app no manifest knows, with the
+// nearest known key when one is a likely typo.
+func unknownKeyWarnings(app *manifestApp) []string {
+	var keys []string
+	for k := range app.fields {
+		if !slices.Contains(manifestAppKeys, k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	warnings := make([]string, 0, len(keys))
+	for _, k := range keys {
+		w := fmt.Sprintf("manifest: application %s: unknown key %q is ignored", app.name(), k)
+		switch {
+		case k == "host" || k == "hosts" || k == "domain" || k == "domains" || k == "no-hostname":
+			w += " (the cf CLI v7 removed it: use routes:)"
+		case nearestKey(k) != "":
+			w += fmt.Sprintf(" (did you mean %q?)", nearestKey(k))
+		}
+		warnings = append(warnings, w)
+	}
+	return warnings
+}
+
+// nearestKey is the known key within two edits of k, or "".
+func nearestKey(k string) string {
+	best, bestD := "", 3
+	for _, known := range manifestAppKeys {
+		if d := editDistance(k, known); d < bestD {
+			best, bestD = known, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (short keys only).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +77,11 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 		}
 		if fromManifest, err = readManifest(manifestPath, vars); err != nil {
 			return err
+		}
+		for _, a := range fromManifest {
+			for _, w := range unknownKeyWarnings(a) {
+				e.errf("warning: %s\n", w)
+			}
 		}
 	}
 	apps, err := selectApps(name, fromManifest, f)
@@ -227,6 +234,9 @@ func (s *session) uploadBits(ctx context.Context, app *api.App, files []appFile)
 		uploadBytes += f.size
 	}
 	s.out("Uploading %s (%s), %d unchanged\n", plural(len(upload), "file"), iecBytes(uploadBytes), len(matched))
+	if uploadBytes >= bigUpload {
+		s.errf("warning: a big upload; largest files: %s. Leave out what the app does not need at run time with a .cfignore file.\n", largestFiles(upload, 3))
+	}
 	pkg, err := s.c.CreatePackage(ctx, app.GUID, nil)
 	if err != nil {
 		return nil, err
@@ -239,7 +249,24 @@ func (s *session) uploadBits(ctx context.Context, app *api.App, files []appFile)
 		s.out("The server no longer has some unchanged files; uploading all %s (%s)\n", plural(len(files), "file"), iecBytes(totalSize(files)))
 		uploaded, err = s.sendPackage(ctx, pkg.GUID, files, nil)
 	}
+	if api.IsStatus(err, http.StatusRequestEntityTooLarge) || (api.IsStatus(err, http.StatusUnprocessableEntity) && strings.Contains(err.Error(), "zip bomb")) {
+		return nil, fmt.Errorf("%w (largest files: %s; leave out what the app does not need with a .cfignore file)", err, largestFiles(upload, 3))
+	}
 	return uploaded, err
+}
+
+// bigUpload is the upload size from which push names the largest files.
+const bigUpload = 100 << 20
+
+// largestFiles names the n biggest of files with their sizes.
+func largestFiles(files []appFile, n int) string {
+	sorted := slices.Clone(files)
+	slices.SortFunc(sorted, func(a, b appFile) int { return cmp.Compare(b.size, a.size) })
+	parts := make([]string, 0, n)
+	for _, f := range sorted[:min(n, len(sorted))] {
+		parts = append(parts, fmt.Sprintf("%s (%s)", f.rel, iecBytes(f.size)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func totalSize(files []appFile) int64 {

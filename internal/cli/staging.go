@@ -131,7 +131,9 @@ func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build)
 		}
 		s.errf("No buildpack recognised the app (tried: %s).\n", list)
 		s.errf("Name the right one with -b BUILDPACK ('pando buildpacks' lists them), or check that\n")
-		s.errf("the app's files are at the top of the pushed directory (-p).\n")
+		s.errf("the app's files are at the top of the pushed directory (-p). The builtin buildpacks look for\n")
+		s.errf("a Staticfile (a static site: add one, it may be empty), an executable jar (-p app.jar), a Gemfile,\n")
+		s.errf("package.json, go.mod, requirements.txt or pyproject.toml; a prebuilt binary needs -b binary_buildpack -c CMD.\n")
 	case 223:
 		s.errf("The buildpack's compile/finalize step failed (exit status 223): its output above says why.\n")
 	case 224:

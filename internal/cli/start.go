@@ -190,7 +190,21 @@ func (s *session) crashed(ctx context.Context, app *api.App, p api.Process, c in
 	}
 	s.errf("\nInstance %s/%d crashed: %s\n", p.Type, c.crashIndex, reason)
 	s.printLastLogs(ctx, app)
+	if hint := crashHint(reason); hint != "" {
+		s.errf("%s\n", hint)
+	}
 	return fmt.Errorf("%s crashed: %s (see 'pando logs %s --recent')", app.Name, reason, app.Name)
+}
+
+// crashHint says what to change for a crash reason users commonly meet, or "".
+func crashHint(reason string) string {
+	const refused = "Failed to make TCP connection to port "
+	if i := strings.Index(reason, refused); i >= 0 {
+		port, _, _ := strings.Cut(reason[i+len(refused):], ":")
+		return fmt.Sprintf("The app never listened on port %s: it must listen on the port in $PORT (%s) on all interfaces (0.0.0.0),\n"+
+			"not on a fixed port or only on localhost. An app that serves no HTTP (a worker): push it with -u process.", port, port)
+	}
+	return ""
 }
 
 // printLastLogs shows the app's last log lines (not staging) on stderr.

@@ -99,7 +99,8 @@ func (e *env) confirm(question string) bool {
 	e.errf("%s [yN]: ", question)
 	s, err := e.readLine()
 	if err != nil {
-		e.errf("\n")
+		// Nothing to read (a script, a pipe): say how to go ahead.
+		e.errf("\nno answer on the input: taken as no (add -f to go ahead without asking)\n")
 		return false
 	}
 	s = strings.ToLower(strings.TrimSpace(s))

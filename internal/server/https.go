@@ -173,3 +173,12 @@ func externalURLs(proto, hostport, systemDomain string) cc.ExternalURLs {
 		Router: at(host),
 	}
 }
+
+// systemHosts are the host names the router serves itself under domain.
+func systemHosts(domain string) []string {
+	hosts := make([]string, 0, len(router.SystemHostLabels))
+	for _, l := range router.SystemHostLabels {
+		hosts = append(hosts, l+"."+domain)
+	}
+	return hosts
+}

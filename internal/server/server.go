@@ -380,6 +380,7 @@ func Run(ctx context.Context, cfg Config) error {
 	api, err := cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
+		ReservedHosts:       systemHosts(cfg.SystemDomain),
 		RouterURL:           routerURL,
 		Stacks:              ccStacks,
 		StackRuntimes:       stackRuntimes,

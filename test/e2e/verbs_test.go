@@ -22,7 +22,8 @@ func TestPush_appThatNeverListensCrashesAtItsStartTimeout(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("push of an app that never listens: want a non-zero exit\n%s", r)
 	}
-	requireOutput(t, r, `health check timed out after 5s: instance never healthy: Failed to make TCP connection to port 8080`)
+	requireOutput(t, r, `health check timed out after 5s: instance never healthy: Failed to make TCP connection to port 8080`,
+		`it must listen on the port in \$PORT \(8080\) on all interfaces`)
 
 	// One start attempt, one crash, recorded both ways; the instance reads
 	// CRASHED while it waits for its restart.
@@ -107,4 +108,22 @@ func (s *server) apiRequest(t *testing.T, method, path string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, string(body)
+}
+
+// TestPush_anAppNamedAfterASystemHostIsRefused: with the system domain the
+// apps' domain (the default), login.localhost is the API's: the push fails
+// before any upload, saying why, instead of routing to the API forever.
+func TestPush_anAppNamedAfterASystemHostIsRefused(t *testing.T) {
+	s := sharedServer(t)
+	const name = "login"
+	s.deleteAppOnCleanup(t, name)
+	dir := writeFiles(t, t.TempDir(), map[string]string{"Staticfile": "", "index.html": "hi\n"})
+	r := s.pandoWithin(t, pushTimeout, "push", name, "-p", dir)
+	if r.code == 0 {
+		t.Fatalf("push of an app named login: want a non-zero exit\n%s", r)
+	}
+	requireOutput(t, r, `Route login\.localhost is the platform's own`, `--random-route`)
+	if strings.Contains(r.out(), "Uploading") {
+		t.Errorf("files uploaded before the refusal:\n%s", r)
+	}
 }

@@ -224,7 +224,7 @@ func (c *Client) renew(ctx context.Context, stale string) error {
 	if len(errs) == 0 {
 		return errors.New("not logged in: run 'pando login'")
 	}
-	return fmt.Errorf("session expired, run 'pando login': %w", errors.Join(errs...))
+	return fmt.Errorf("session expired: log in again with 'pando login' (%w)", errors.Join(errs...))
 }
 
 func (c *Client) store(t Tokens) {

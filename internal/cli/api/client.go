@@ -178,6 +178,16 @@ func (e *Error) HasTitle(title string) bool {
 	return false
 }
 
+// renewError is a request refused for its token after renewing the
+// session failed: its text says what the user does about it (log in).
+type renewError struct {
+	renew error
+	api   *Error
+}
+
+func (e *renewError) Error() string   { return e.renew.Error() }
+func (e *renewError) Unwrap() []error { return []error{e.renew, e.api} }
+
 // IsStatus reports whether err is an *Error with the given HTTP status.
 func IsStatus(err error, status int) bool {
 	var e *Error
@@ -290,7 +300,8 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 		case resp.StatusCode == http.StatusUnauthorized && !r.noAuth && !renewed:
 			renewed = true
 			if rerr := c.renew(ctx, c.Tokens().Access); rerr != nil {
-				return nil, fmt.Errorf("%w (and renewing the session failed: %v)", apiErr, rerr)
+				// What to do first; the API's 401 stays in the chain.
+				return nil, &renewError{renew: rerr, api: apiErr}
 			}
 			continue
 		case resp.StatusCode == http.StatusTooManyRequests && attempt < 2 && retryAfter(resp) <= maxRetryAfter:
