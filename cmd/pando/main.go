@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), cellCmd(streams))
+	root.AddCommand(serverCmd(), cellCmd(streams), routerCmd())
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
 	root.SetArgs(args)

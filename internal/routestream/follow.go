@@ -45,9 +45,10 @@ type FollowerConfig struct {
 	// OnSnapshot, when set, is called with each snapshot's system
 	// domain, before its entries.
 	OnSnapshot func(systemDomain string)
-	// OnSynced, when set, is called after each snapshot is applied, with
-	// the whole table.
-	OnSynced func(systemDomain string, entries map[string]Entry)
+	// OnChange, when set, is called (on the following goroutine) after
+	// each change to the table: a snapshot applied, an entry set or
+	// removed. Table reads the table.
+	OnChange func()
 	// IdleTimeout, MinBackoff and MaxBackoff of zero pick the defaults.
 	IdleTimeout            time.Duration
 	MinBackoff, MaxBackoff time.Duration
@@ -63,12 +64,12 @@ type Follower struct {
 	log *slog.Logger
 
 	// Touched only by Run's goroutine.
-	known        map[string]Entry
-	seen         map[string]bool // keys set since the last snapshot began; nil outside one
-	systemDomain string
+	seen map[string]bool // keys set since the last snapshot began; nil outside one
 
-	mu     sync.Mutex
-	synced int // snapshots applied
+	mu           sync.Mutex
+	known        map[string]Entry // written only by Run's goroutine
+	systemDomain string
+	synced       int // snapshots applied
 }
 
 // NewFollower returns a Follower of cfg.Connect into cfg.Table. Load
@@ -93,9 +94,24 @@ func NewFollower(cfg FollowerConfig) *Follower {
 // Load puts entries (a table kept from an earlier run) into the router
 // until the first snapshot replaces them. Call it before Run.
 func (f *Follower) Load(systemDomain string, entries map[string]Entry) {
+	f.mu.Lock()
 	f.systemDomain = systemDomain
+	f.mu.Unlock()
 	for k, e := range entries {
 		f.set(k, e)
+	}
+}
+
+// Table returns the system domain and the table the router holds.
+func (f *Follower) Table() (systemDomain string, entries map[string]Entry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.systemDomain, maps.Clone(f.known)
+}
+
+func (f *Follower) changed() {
+	if f.cfg.OnChange != nil {
+		f.cfg.OnChange()
 	}
 }
 
@@ -172,7 +188,9 @@ func (f *Follower) apply(m Message) bool {
 	switch m.Type {
 	case TypeSnapshot:
 		f.seen = map[string]bool{}
+		f.mu.Lock()
 		f.systemDomain = m.SystemDomain
+		f.mu.Unlock()
 		if f.cfg.OnSnapshot != nil {
 			f.cfg.OnSnapshot(m.SystemDomain)
 		}
@@ -183,32 +201,35 @@ func (f *Follower) apply(m Message) bool {
 		f.set(m.Key, *m.Entry)
 		if f.seen != nil {
 			f.seen[m.Key] = true
+		} else {
+			f.changed()
 		}
 	case TypeRemove:
-		if _, ok := f.known[m.Key]; ok {
-			f.cfg.Table.RemoveProcess(m.Key)
-			delete(f.known, m.Key)
+		if f.remove(m.Key) {
+			f.changed()
 		}
 	case TypeSynced:
 		if f.seen == nil {
 			return false // the end of a snapshot this connection did not start
 		}
-		removed := 0
+		f.mu.Lock()
+		var gone []string
 		for k := range f.known {
 			if !f.seen[k] {
-				f.cfg.Table.RemoveProcess(k)
-				delete(f.known, k)
-				removed++
+				gone = append(gone, k)
 			}
+		}
+		n := len(f.known) - len(gone)
+		f.mu.Unlock()
+		for _, k := range gone {
+			f.remove(k)
 		}
 		f.seen = nil
 		f.mu.Lock()
 		f.synced++
 		f.mu.Unlock()
-		f.log.Info("routing table synced", "entries", len(f.known), "removed", removed)
-		if f.cfg.OnSynced != nil {
-			f.cfg.OnSynced(f.systemDomain, maps.Clone(f.known))
-		}
+		f.log.Info("routing table synced", "entries", n, "removed", len(gone))
+		f.changed()
 		return true
 	}
 	// Heartbeats, and types a newer server may send, change nothing.
@@ -218,7 +239,21 @@ func (f *Follower) apply(m Message) bool {
 func (f *Follower) set(key string, e Entry) {
 	f.cfg.Table.SetRoutes(key, e.AppGUID, e.Routes)
 	f.cfg.Table.SetBackends(key, fromBackends(e.Backends))
+	f.mu.Lock()
 	f.known[key] = e
+	f.mu.Unlock()
+}
+
+// remove forgets key; false when the router did not have it.
+func (f *Follower) remove(key string) bool {
+	f.mu.Lock()
+	_, ok := f.known[key]
+	delete(f.known, key)
+	f.mu.Unlock()
+	if ok {
+		f.cfg.Table.RemoveProcess(key)
+	}
+	return ok
 }
 
 // Open requests the stream at baseURL+Path with the router token's

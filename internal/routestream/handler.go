@@ -81,6 +81,10 @@ func stream(r *http.Request, w http.ResponseWriter, sub *Subscription, cfg Handl
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	// The router learns it is in at once, even from a held Hub.
+	if err := rc.Flush(); err != nil {
+		return fmt.Errorf("write routing table: %w", err)
+	}
 	bw := bufio.NewWriterSize(w, 32<<10)
 	enc := json.NewEncoder(bw)
 	write := func(msgs []Message) error {

@@ -36,6 +36,28 @@ type Hub struct {
 	mu      sync.Mutex
 	entries map[string]Entry
 	subs    map[*Subscription]struct{}
+	// held: subscribers get nothing yet (Hold).
+	held bool
+}
+
+// Hold keeps every subscriber waiting for its snapshot until Release: a
+// server that just started holds its table back until its cells have
+// reported their instances, or routers would drop routes that are
+// only not yet known again.
+func (h *Hub) Hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = true
+}
+
+// Release ends Hold: subscribers get their snapshots.
+func (h *Hub) Release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = false
+	for s := range h.subs {
+		s.wakeUp()
+	}
 }
 
 // NewHub returns an empty table for routers. systemDomain goes in every
@@ -177,6 +199,9 @@ func (s *Subscription) take() []Message {
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.held {
+		return nil
+	}
 	if s.snapshot {
 		s.snapshot = false
 		s.queue = nil

@@ -339,3 +339,52 @@ func TestStream_heartbeatsKeepAQuietStreamAlive(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestStream_heldHubSendsNoSnapshotUntilReleased(t *testing.T) {
+	hub := NewHub("", 0, 0)
+	hub.Hold()
+	hub.SetRoutes("p", "a", []string{"x.example.com"})
+	srv := newStreamServer(t, hub, HandlerConfig{Heartbeat: 5 * time.Millisecond})
+	table := newFakeTable()
+	// The router holds an entry from before; a held server must not
+	// wipe it with a table it has not rebuilt yet.
+	f := NewFollower(FollowerConfig{Connect: srv.connect, Table: table})
+	f.Load("", map[string]Entry{"old": {AppGUID: "o", Routes: []string{"old.example.com"}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the connection", func() bool { return srv.opens.Load() == 1 })
+	sub, err := hub.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs := sub.take(); len(msgs) != 0 {
+		t.Fatalf("a held hub gave %+v", msgs)
+	}
+	sub.Close()
+	if got := table.routes(); len(got) != 1 || f.Synced() != 0 {
+		t.Fatalf("while held: %v (%d snapshots), want the loaded table", got, f.Synced())
+	}
+	hub.Release()
+	waitFor(t, "the snapshot", func() bool { return f.Synced() == 1 })
+	want := map[string]string{"p": "x.example.com @"}
+	if got := table.routes(); !equalMaps(got, want) {
+		t.Fatalf("after release: %v, want %v", got, want)
+	}
+}
+
+func TestTable_savedAndLoadedBack(t *testing.T) {
+	path := t.TempDir() + "/" + TableFile
+	if d, es, err := LoadTable(path); err != nil || d != "" || es != nil {
+		t.Fatalf("no file: %q %v %v, want nothing", d, es, err)
+	}
+	want := map[string]Entry{"p": {AppGUID: "a", Routes: []string{"x.example.com"}, Backends: []Backend{{InstanceGUID: "i", Index: 1, Addr: "10.0.0.1:1"}}}}
+	if err := SaveTable(path, "sys.example.com", want); err != nil {
+		t.Fatal(err)
+	}
+	d, got, err := LoadTable(path)
+	if err != nil || d != "sys.example.com" || len(got) != 1 || got["p"].Backends[0] != want["p"].Backends[0] || got["p"].Routes[0] != "x.example.com" {
+		t.Fatalf("loaded %q %+v %v, want %+v", d, got, err, want)
+	}
+}

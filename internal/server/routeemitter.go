@@ -29,6 +29,28 @@ type routeTable interface {
 	RemoveProcess(processGUID string)
 }
 
+// teeTable writes the emitter's changes to several tables: the
+// in-process router and the stream routers in other processes follow.
+type teeTable []routeTable
+
+func (t teeTable) SetRoutes(processGUID, appGUID string, hostnames []string) {
+	for _, r := range t {
+		r.SetRoutes(processGUID, appGUID, hostnames)
+	}
+}
+
+func (t teeTable) SetBackends(processGUID string, backends []router.Backend) {
+	for _, r := range t {
+		r.SetBackends(processGUID, backends)
+	}
+}
+
+func (t teeTable) RemoveProcess(processGUID string) {
+	for _, r := range t {
+		r.RemoveProcess(processGUID)
+	}
+}
+
 // routeEmitter keeps the router's table equal to the runtime's desired
 // routes and RUNNING instances. It reads a snapshot when the event stream
 // says to resync (at the start, after falling behind) and every

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/bbs"
+	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
+	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/logs"
+	"github.com/pandoplatform/pando/internal/router"
+	"github.com/pandoplatform/pando/internal/routestream"
+)
+
+// routeTableServer is the server side of routers: the cell listener with
+// the routing table stream, and the API's join info.
+type routeTableServer struct {
+	dataDir string
+	hub     *routestream.Hub
+	apiURL  string
+	cells   *cellAPI
+}
+
+func newRouteTableServer(t *testing.T) *routeTableServer {
+	t.Helper()
+	dir := t.TempDir()
+	blobs, err := fsblob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logStore := logs.New(logs.Config{})
+	t.Cleanup(logStore.Close)
+	hub := routestream.NewHub("sys.test", 0, 0)
+	cells, err := listenCellAPI(Config{DataDir: dir, CellAPIAddr: "127.0.0.1:0"}, bbs.New(bbs.Config{}), blobs, logStore, hub, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { cells.serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	mux := http.NewServeMux()
+	cells.joinRoute(mux)
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	return &routeTableServer{dataDir: dir, hub: hub, apiURL: api.URL, cells: cells}
+}
+
+func (s *routeTableServer) token(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.dataDir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestRouteStream_aRouterWithTheRouterTokenFollowsTheTable(t *testing.T) {
+	s := newRouteTableServer(t)
+	s.hub.SetRoutes("p", "a", []string{"app.apps.test"})
+	s.hub.SetBackends("p", []router.Backend{{InstanceGUID: "i", Addr: "127.0.0.2:61001"}})
+	tok, err := cellauth.ParseRouterToken(s.token(t, cellauth.RouterTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body, err := routeStreamConnector(s.apiURL, tok)(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	buf := make([]byte, 4096)
+	var got string
+	for !strings.Contains(got, `"synced"`) {
+		n, err := body.Read(buf)
+		if err != nil {
+			t.Fatalf("read the stream: %v (so far %q)", err, got)
+		}
+		got += string(buf[:n])
+	}
+	for _, want := range []string{`"system_domain":"sys.test"`, `"app.apps.test"`, `"127.0.0.2:61001"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("snapshot %q lacks %s", got, want)
+		}
+	}
+}
+
+func TestRouteStream_isRefusedWithoutTheRouterTokenAndARouterIsNoCell(t *testing.T) {
+	s := newRouteTableServer(t)
+	s.hub.SetRoutes("p", "a", []string{"app.apps.test"})
+	rtrTok, err := cellauth.ParseRouterToken(s.token(t, cellauth.RouterTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cellTok, err := cellauth.ParseToken(s.token(t, cellauth.TokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// A wrong secret, and the cell join token's secret, read nothing.
+	for name, secret := range map[string]string{"wrong": strings.Repeat("0", 64), "cell token": cellTok.Secret} {
+		forged := rtrTok
+		forged.Secret = secret
+		if _, err := routeStreamConnector(s.apiURL, forged)(ctx); pando.ErrorKindOf(err) != pando.EUnauthenticated {
+			t.Errorf("%s: %v, want unauthenticated", name, err)
+		}
+	}
+	// A joined cell's certificate is no router token either.
+	creds, err := cellauth.Join(ctx, http.DefaultClient, s.apiURL, cellTok, "cell-a", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	asCell := &http.Client{Transport: &http.Transport{TLSClientConfig: cellauth.ClientTLS(&creds.Cert, creds.Pool, cellauth.ServerName)}}
+	if _, err := routestream.Open(ctx, asCell, creds.CellAPI, ""); pando.ErrorKindOf(err) != pando.EUnauthenticated {
+		t.Errorf("with a cell certificate and no token: %v, want unauthenticated", err)
+	}
+
+	// With the router token, nothing a cell does is open to it: it has no
+	// certificate.
+	asRouter := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: creds.Pool, ServerName: cellauth.ServerName}}}
+	for _, path := range []string{"/v1/presence", "/v1/reports/actual_lrp_changed", "/v1/logs"} {
+		req, _ := http.NewRequestWithContext(ctx, "POST", creds.CellAPI+path, strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+rtrTok.Secret)
+		resp, err := asRouter.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s as a router: %s, want 401", path, resp.Status)
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", creds.CellAPI+"/v1/blobs/droplets/x", nil)
+	req.Header.Set("Authorization", "Bearer "+rtrTok.Secret)
+	if resp, err := asRouter.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET a blob as a router: %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// And the router token joins no cell.
+	if _, err := cellauth.Join(ctx, http.DefaultClient, s.apiURL, cellauth.Token{Secret: rtrTok.Secret, CAHash: rtrTok.CAHash}, "cell-r", t.TempDir()); err == nil {
+		t.Error("the router token's secret joined as a cell")
+	}
+}
