@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// routerProc is one `pando router` process following a server, on the
+// server's loopback network (.4), with its own data dir.
+type routerProc struct {
+	s       *server
+	addr    string
+	root    string
+	logPath string
+	http    *http.Client
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// startRouter runs `pando router` for s with the server's router token.
+// It is killed and removed when t ends.
+func (s *server) startRouter(t *testing.T) *routerProc {
+	t.Helper()
+	root, err := os.MkdirTemp(env.scratch, "router-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := freeLoopbackAddr(s.loNet + "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := os.ReadFile(filepath.Join(s.dataDir, "router-token"))
+	if err != nil {
+		t.Fatalf("router token: %v", err)
+	}
+	r := &routerProc{s: s, addr: addr, root: root, logPath: filepath.Join(root, "router.log"),
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}}
+	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(s.bin, "router", "--api", "http://"+s.apiAddr, "--token", strings.TrimSpace(string(tok)),
+		"--data-dir", filepath.Join(root, "data"), "--addr", addr)
+	cmd.Env = baseEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start pando router: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	r.cmd, r.exited = cmd, exited
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("router log:\n%s", r.logTail())
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		os.RemoveAll(root)
+	})
+	eventually(t, "the router listening", startTimeout, func() (bool, string) {
+		select {
+		case <-exited:
+			t.Fatalf("pando router exited:\n%s", r.logTail())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false, err.Error()
+		}
+		c.Close()
+		return true, ""
+	})
+	return r
+}
+
+// get sends one GET through this router with the given Host header.
+func (r *routerProc) get(host, path string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+r.addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(body), err
+}
+
+// waitBody GETs host/ through the router until it answers 200 with a body
+// starting with prefix.
+func (r *routerProc) waitBody(t *testing.T, host, prefix string) {
+	t.Helper()
+	eventually(t, "GET http://"+host+"/ through pando router answers "+prefix, waitTimeout, func() (bool, string) {
+		status, body, err := r.get(host, "/")
+		return err == nil && status == http.StatusOK && strings.HasPrefix(body, prefix), fmt.Sprintf("%d %q %v", status, body, err)
+	})
+}
+
+func (r *routerProc) logTail() string {
+	b, err := os.ReadFile(r.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no router log: %v)", err)
+	}
+	if len(b) > maxLogShown {
+		b = b[len(b)-maxLogShown:]
+	}
+	return string(b)
+}
+
+// A separate `pando router` routes to an instance on a joined cell from
+// the server's routing table, and keeps routing to it while the server
+// is killed (-9); once the server is back, route changes reach it again.
+func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
+	// The local cell is too small for the app (1 GB, and its staging):
+	// both run on the joined cell.
+	s := ownServer(t, "--cell-memory-mb", "900")
+	s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
+	rp := s.startRouter(t)
+
+	const name = "routed"
+	host := name + ".localhost"
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-m", "1G")
+	requireOutput(t, r, `web: 1 of 1 instances running`)
+	eventually(t, "the instance on cell-b", waitTimeout, func() (bool, string) {
+		cs := s.cells(t)
+		for _, v := range cs {
+			for _, i := range v.Instances {
+				if i.AppName == name && i.State == "RUNNING" {
+					return v.ID == "cell-b", fmt.Sprint(cs)
+				}
+			}
+		}
+		return false, fmt.Sprint(cs)
+	})
+	rp.waitBody(t, host, "binary app index=0")
+	// The API's own hosts go to the API.
+	if status, body, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusOK || !strings.Contains(body, `"cloud_controller_v3"`) {
+		t.Fatalf("GET api.localhost/ through pando router: %d %q %v, want the API's root", status, body, err)
+	}
+
+	// kill -9 of the server: the router keeps its table and the cell its
+	// instance, past the cell's presence TTL (6 s) and more.
+	cmd, exited := s.running()
+	s.killGroup(cmd)
+	<-exited
+	s.mu.Lock()
+	s.cmd, s.exited = nil, nil
+	s.mu.Unlock()
+	var failed []string
+	served := 0
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); {
+		status, body, err := rp.get(host, "/")
+		if err != nil || status != http.StatusOK || !strings.HasPrefix(body, "binary app") {
+			failed = append(failed, fmt.Sprintf("%d %q %v", status, body, err))
+		} else {
+			served++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(failed) > 0 || served == 0 {
+		t.Fatalf("while the server was down: %d served, %d failed through pando router: %v", served, len(failed), failed)
+	}
+	if status, _, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusBadGateway {
+		t.Errorf("the API's host while the server is down: %d %v, want 502", status, err)
+	}
+
+	// The server again: a new route to the app reaches the router.
+	if err := s.start(); err != nil {
+		t.Fatalf("start the server again: %v", err)
+	}
+	var domains struct {
+		Resources []struct {
+			GUID string `json:"guid"`
+		} `json:"resources"`
+	}
+	s.api(t, "/v3/domains?names=localhost", &domains)
+	if len(domains.Resources) != 1 {
+		t.Fatalf("domain localhost: %+v", domains)
+	}
+	s.newRoute(t, s.appGUID(t, name), domains.Resources[0].GUID, "rerouted", "", 0)
+	rp.waitBody(t, "rerouted.localhost", "binary app index=0")
+	rp.waitBody(t, host, "binary app index=0")
+	if !strings.Contains(rp.logTail(), "routing table synced") {
+		t.Errorf("the router never said it synced:\n%s", rp.logTail())
+	}
+}
