@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,10 +22,6 @@ type routerProc struct {
 	root    string
 	logPath string
 	http    *http.Client
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
 }
 
 // startRouter runs `pando router` for s with the server's router token.
@@ -62,7 +57,6 @@ func (s *server) startRouter(t *testing.T) *routerProc {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	r.cmd, r.exited = cmd, exited
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("router log:\n%s", r.logTail())
