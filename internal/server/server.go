@@ -461,7 +461,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Long polls and log streams end when the server stops.
 	systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
-	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
+	apiSrv := newAPIServer(systemHostLinks(api, cfg.SystemDomain), cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })

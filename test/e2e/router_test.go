@@ -144,9 +144,10 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		return false, fmt.Sprint(cs)
 	})
 	rp.waitBody(t, host, "binary app index=0")
-	// The API's own hosts go to the API.
-	if status, body, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusOK || !strings.Contains(body, `"cloud_controller_v3"`) {
-		t.Fatalf("GET api.localhost/ through pando router: %d %q %v, want the API's root", status, body, err)
+	// The API's own hosts go to the API, whose links then point there.
+	if status, body, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusOK ||
+		!strings.Contains(body, `"cloud_controller_v3"`) || !strings.Contains(body, `"http://login.localhost"`) {
+		t.Fatalf("GET api.localhost/ through pando router: %d %q %v, want the API's root with links to the system hosts", status, body, err)
 	}
 
 	// kill -9 of the server: the router keeps its table and the cell its
