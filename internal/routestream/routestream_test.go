@@ -388,3 +388,25 @@ func TestTable_savedAndLoadedBack(t *testing.T) {
 		t.Fatalf("loaded %q %+v %v, want %+v", d, got, err, want)
 	}
 }
+
+func TestFollower_tableAndOnChangeFollowTheStream(t *testing.T) {
+	hub := NewHub("sys.example.com", 0, 0)
+	hub.SetRoutes("p", "a", []string{"x.example.com"})
+	srv := newStreamServer(t, hub, HandlerConfig{})
+	changes := make(chan struct{}, 100)
+	f := NewFollower(FollowerConfig{Connect: srv.connect, Table: newFakeTable(),
+		OnChange: func() { changes <- struct{}{} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-changes // the snapshot
+	if d, es := f.Table(); d != "sys.example.com" || len(es) != 1 || es["p"].Routes[0] != "x.example.com" {
+		t.Fatalf("after the snapshot: %q %+v", d, es)
+	}
+	hub.RemoveProcess("p")
+	<-changes
+	if _, es := f.Table(); len(es) != 0 {
+		t.Fatalf("after the removal: %+v, want nothing", es)
+	}
+}

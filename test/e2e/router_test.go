@@ -22,6 +22,8 @@ type routerProc struct {
 	root    string
 	logPath string
 	http    *http.Client
+	cmd     *exec.Cmd
+	exited  chan struct{}
 }
 
 // startRouter runs `pando router` for s with the server's router token.
@@ -36,19 +38,34 @@ func (s *server) startRouter(t *testing.T) *routerProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := os.ReadFile(filepath.Join(s.dataDir, "router-token"))
+	r := &routerProc{s: s, addr: addr, root: root, logPath: filepath.Join(root, "router.log"),
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("router log:\n%s", r.logTail())
+		}
+		r.kill()
+		os.RemoveAll(root)
+	})
+	r.start(t)
+	return r
+}
+
+// start runs the router process (again, with the same data dir) and
+// waits until it listens.
+func (r *routerProc) start(t *testing.T) {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(r.s.dataDir, "router-token"))
 	if err != nil {
 		t.Fatalf("router token: %v", err)
 	}
-	r := &routerProc{s: s, addr: addr, root: root, logPath: filepath.Join(root, "router.log"),
-		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}}
 	logf, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(s.bin, "router", "--api", "http://"+s.apiAddr, "--token", strings.TrimSpace(string(tok)),
-		"--data-dir", filepath.Join(root, "data"), "--addr", addr)
+	cmd := exec.Command(r.s.bin, "router", "--api", "http://"+r.s.apiAddr, "--token", strings.TrimSpace(string(tok)),
+		"--data-dir", filepath.Join(r.root, "data"), "--addr", r.addr)
 	cmd.Env = baseEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -57,28 +74,30 @@ func (s *server) startRouter(t *testing.T) *routerProc {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("router log:\n%s", r.logTail())
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		os.RemoveAll(root)
-	})
+	r.cmd, r.exited = cmd, exited
 	eventually(t, "the router listening", startTimeout, func() (bool, string) {
 		select {
 		case <-exited:
 			t.Fatalf("pando router exited:\n%s", r.logTail())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", r.addr, time.Second)
 		if err != nil {
 			return false, err.Error()
 		}
 		c.Close()
 		return true, ""
 	})
-	return r
+}
+
+// kill stops the router with SIGKILL.
+func (r *routerProc) kill() {
+	if r.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	<-r.exited
+	r.cmd = nil
 }
 
 // get sends one GET through this router with the given Host header.
@@ -174,6 +193,14 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 	}
 	if status, _, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusBadGateway {
 		t.Errorf("the API's host while the server is down: %d %v, want 502", status, err)
+	}
+	// A router restarted while the server is down routes with the table
+	// it kept.
+	rp.kill()
+	rp.start(t)
+	rp.waitBody(t, host, "binary app index=0")
+	if log := rp.logTail(); !strings.Contains(log, "serving the routing table kept from the last run") {
+		t.Errorf("the restarted router does not say it used its kept table:\n%s", log)
 	}
 
 	// The server again: a new route to the app reaches the router.
