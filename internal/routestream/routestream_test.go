@@ -3,6 +3,7 @@ package routestream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -409,4 +410,29 @@ func TestFollower_tableAndOnChangeFollowTheStream(t *testing.T) {
 	if _, es := f.Table(); len(es) != 0 {
 		t.Fatalf("after the removal: %+v, want nothing", es)
 	}
+}
+
+func TestStream_aRouterThatStopsReadingIsCutOff(t *testing.T) {
+	hub := NewHub("", 16, 0)
+	srv := newStreamServer(t, hub, HandlerConfig{WriteTimeout: 100 * time.Millisecond, Heartbeat: time.Hour})
+	body, err := Open(t.Context(), srv.srv.Client(), srv.srv.URL, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	// The router reads nothing while the table grows past what the
+	// connection's buffers hold.
+	long := strings.Repeat("x", 60)
+	for i := range 400 {
+		routes := make([]string, 200)
+		for j := range routes {
+			routes[j] = fmt.Sprintf("%s-%d-%d.example.com", long, i, j)
+		}
+		hub.SetRoutes(fmt.Sprint("p", i), "a", routes)
+	}
+	waitFor(t, "the stalled router to be cut off", func() bool {
+		hub.mu.Lock()
+		defer hub.mu.Unlock()
+		return len(hub.subs) == 0
+	})
 }
