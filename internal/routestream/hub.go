@@ -35,7 +35,9 @@ type Hub struct {
 
 	mu      sync.Mutex
 	entries map[string]Entry
-	subs    map[*Subscription]struct{}
+	// apps counts the entries of each app.
+	apps map[string]int
+	subs map[*Subscription]struct{}
 	// held: subscribers get nothing yet (Hold).
 	held bool
 }
@@ -70,7 +72,7 @@ func NewHub(systemDomain string, maxQueue, maxSubs int) *Hub {
 		maxSubs = DefaultMaxSubscribers
 	}
 	return &Hub{systemDomain: systemDomain, maxQueue: maxQueue, maxSubs: maxSubs,
-		entries: map[string]Entry{}, subs: map[*Subscription]struct{}{}}
+		entries: map[string]Entry{}, apps: map[string]int{}, subs: map[*Subscription]struct{}{}}
 }
 
 // SetRoutes sets key's routes (and its app).
@@ -102,9 +104,11 @@ func (h *Hub) SetBackends(key string, backends []router.Backend) {
 func (h *Hub) RemoveProcess(key string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.entries[key]; !ok {
+	old, ok := h.entries[key]
+	if !ok {
 		return
 	}
+	h.countApp(old.AppGUID, -1)
 	delete(h.entries, key)
 	h.publishLocked(Message{Type: TypeRemove, Key: key})
 }
@@ -112,8 +116,26 @@ func (h *Hub) RemoveProcess(key string) {
 // setLocked stores e (its slices never modified after) and tells the
 // subscribers.
 func (h *Hub) setLocked(key string, e Entry) {
+	if old, had := h.entries[key]; had {
+		h.countApp(old.AppGUID, -1)
+	}
+	h.countApp(e.AppGUID, 1)
 	h.entries[key] = e
 	h.publishLocked(Message{Type: TypeSet, Key: key, Entry: &e})
+}
+
+func (h *Hub) countApp(guid string, n int) {
+	if h.apps[guid] += n; h.apps[guid] <= 0 {
+		delete(h.apps, guid)
+	}
+}
+
+// HasApp says whether an app has routes or instances in the table: a
+// router logs requests of those apps only.
+func (h *Hub) HasApp(appGUID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return appGUID != "" && h.apps[appGUID] > 0
 }
 
 func (h *Hub) publishLocked(m Message) {

@@ -436,3 +436,22 @@ func TestStream_aRouterThatStopsReadingIsCutOff(t *testing.T) {
 		return len(hub.subs) == 0
 	})
 }
+
+func TestHub_knowsWhichAppsItRoutes(t *testing.T) {
+	hub := NewHub("", 0, 0)
+	hub.SetRoutes("p", "a", []string{"x.example.com"})
+	hub.SetRoutes("p#8080", "a", []string{"y.example.com"})
+	hub.SetRoutes("q", "b", nil)
+	if !hub.HasApp("a") || !hub.HasApp("b") || hub.HasApp("c") || hub.HasApp("") {
+		t.Fatal("apps a and b routed, c not")
+	}
+	hub.RemoveProcess("p")
+	if !hub.HasApp("a") {
+		t.Fatal("a still has p#8080")
+	}
+	hub.RemoveProcess("p#8080")
+	hub.SetRoutes("q", "c", nil) // q moved to another app
+	if hub.HasApp("a") || hub.HasApp("b") || !hub.HasApp("c") {
+		t.Fatal("after the removals only c is routed")
+	}
+}

@@ -7,8 +7,12 @@ package routestream
 
 import "github.com/pandoplatform/pando/internal/router"
 
-// Path is the stream's endpoint on the server's cell listener.
-const Path = "/v1/routes"
+// Path is the stream's endpoint on the server's cell listener; LogsPath
+// is where a router sends its access log lines (RTR) for the apps' logs.
+const (
+	Path     = "/v1/routes"
+	LogsPath = "/v1/routes/logs"
+)
 
 // Message types. The stream is newline-delimited JSON: a snapshot
 // ("snapshot", one "set" per entry, "synced"), then "set" and "remove"

@@ -14,10 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/router"
@@ -100,8 +103,13 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 		defer tlsLn.ln.Close()
 	}
 
+	link := newServerLink(cfg.APIURL, tok)
+	// Access lines (RTR) go to the apps' logs on the server, as the
+	// server's own router's do; bounded while the server is away.
+	shipper := cellapi.NewLogShipper(link.sendLogs, 0, "the router", pando.LogSourceRouter, log.With("component", "log-shipper"))
 	rtr := router.New(router.Config{
 		Logger:            log.With("component", "router"),
+		LogSink:           shipper,
 		MaxConns:          routerMaxConns(cfg.MaxConns, fdLimit, log),
 		MaxConnsPerClient: cfg.MaxConnsPerClient,
 		MaxRequestsPerApp: cfg.MaxRequestsPerApp,
@@ -121,7 +129,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	tablePath := filepath.Join(cfg.DataDir, routestream.TableFile)
 	saved := make(chan struct{}, 1)
 	follower := routestream.NewFollower(routestream.FollowerConfig{
-		Connect:    routeStreamConnector(cfg.APIURL, tok),
+		Connect:    link.openStream,
 		Table:      rtr,
 		OnSnapshot: setSystem,
 		OnChange: func() {
@@ -144,6 +152,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { follower.Run(gctx); return nil })
+	g.Go(func() error { shipper.Run(gctx); return nil })
 	g.Go(func() error { keepTable(gctx, follower, tablePath, saved, log); return nil })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, ln)) })
 	httpsURL := ""
@@ -163,6 +172,12 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	log.Info("pando router stopping")
 	cancel()
 	err = g.Wait()
+	// The last requests' lines still go out, briefly.
+	flushCtx, stopFlush := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if ferr := shipper.Flush(flushCtx); ferr != nil {
+		log.Warn("send the last access log lines", "err", ferr)
+	}
+	stopFlush()
 	log.Info("pando router stopped")
 	if ctx.Err() != nil {
 		return nil
@@ -170,40 +185,73 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	return err
 }
 
-// routeStreamConnector opens the routing table stream: it finds the
-// server's cell listener from the API (pinning the CA the token names),
-// then reads the stream there over TLS with the token's secret.
-func routeStreamConnector(apiURL string, tok cellauth.Token) func(ctx context.Context) (io.ReadCloser, error) {
-	discovery := &http.Client{Timeout: 30 * time.Second}
-	return func(ctx context.Context) (io.ReadCloser, error) {
-		pool, cellAPI, err := cellauth.Discover(ctx, discovery, apiURL, tok)
-		if err != nil {
-			return nil, err
-		}
-		tr := &http.Transport{
-			TLSClientConfig:       cellauth.ClientTLS(nil, pool, cellauth.ServerName),
-			Proxy:                 nil,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-		}
-		body, err := routestream.Open(ctx, &http.Client{Transport: tr}, cellAPI, tok.Secret)
-		if err != nil {
-			tr.CloseIdleConnections()
-			return nil, fmt.Errorf("routing table at %s: %w", cellAPI, err)
-		}
-		return closeFunc{body, tr.CloseIdleConnections}, nil
+// serverLink is a router's way to the server: found from the API with
+// the router token (pinning the CA it names), then TLS to the server's
+// cell listener with the token's secret.
+type serverLink struct {
+	apiURL    string
+	tok       cellauth.Token
+	discovery *http.Client
+
+	mu      sync.Mutex
+	cellAPI string       // https://HOST:PORT, "" until found
+	hc      *http.Client // to cellAPI
+}
+
+func newServerLink(apiURL string, tok cellauth.Token) *serverLink {
+	return &serverLink{apiURL: apiURL, tok: tok, discovery: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// client is the cell listener's URL and a client of it; fresh finds them
+// again (the server may have moved).
+func (l *serverLink) client(ctx context.Context, fresh bool) (string, *http.Client, error) {
+	l.mu.Lock()
+	base, hc := l.cellAPI, l.hc
+	l.mu.Unlock()
+	if base != "" && !fresh {
+		return base, hc, nil
 	}
+	pool, base, err := cellauth.Discover(ctx, l.discovery, l.apiURL, l.tok)
+	if err != nil {
+		return "", nil, err
+	}
+	hc = &http.Client{Transport: &http.Transport{
+		TLSClientConfig:       cellauth.ClientTLS(nil, pool, cellauth.ServerName),
+		Proxy:                 nil,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+	}}
+	l.mu.Lock()
+	old := l.hc
+	l.cellAPI, l.hc = base, hc
+	l.mu.Unlock()
+	if old != nil {
+		old.CloseIdleConnections()
+	}
+	return base, hc, nil
 }
 
-type closeFunc struct {
-	io.ReadCloser
-	after func()
+// openStream opens the routing table stream, finding the server anew.
+func (l *serverLink) openStream(ctx context.Context) (io.ReadCloser, error) {
+	base, hc, err := l.client(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	body, err := routestream.Open(ctx, hc, base, l.tok.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("routing table at %s: %w", base, err)
+	}
+	return body, nil
 }
 
-func (c closeFunc) Close() error {
-	err := c.ReadCloser.Close()
-	c.after()
-	return err
+// sendLogs delivers access log lines to the server's log store.
+func (l *serverLink) sendLogs(ctx context.Context, batch []pando.LogEnvelope) error {
+	base, hc, err := l.client(ctx, false)
+	if err != nil {
+		return err
+	}
+	return cellapi.PostLogs(ctx, hc, base+routestream.LogsPath, http.Header{"Authorization": {"Bearer " + l.tok.Secret}}, batch)
 }
 
 // keepTable writes the router's table to path after changes, at most

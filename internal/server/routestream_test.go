@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +18,6 @@ import (
 	"github.com/pandoplatform/pando/internal/bbs"
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/cellauth"
-	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/routestream"
 )
@@ -29,6 +29,29 @@ type routeTableServer struct {
 	hub     *routestream.Hub
 	apiURL  string
 	cells   *cellAPI
+	logs    *sinkRecorder
+}
+
+// sinkRecorder is a log store that keeps what it is given.
+type sinkRecorder struct {
+	mu    sync.Mutex
+	lines []pando.LogEnvelope
+}
+
+func (s *sinkRecorder) Emit(e pando.LogEnvelope) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, e)
+}
+
+func (s *sinkRecorder) payloads() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range s.lines {
+		out = append(out, e.SourceID+" "+e.SourceType+" "+string(e.Payload))
+	}
+	return out
 }
 
 func newRouteTableServer(t *testing.T) *routeTableServer {
@@ -38,8 +61,7 @@ func newRouteTableServer(t *testing.T) *routeTableServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logStore := logs.New(logs.Config{})
-	t.Cleanup(logStore.Close)
+	logStore := &sinkRecorder{}
 	hub := routestream.NewHub("sys.test", 0, 0)
 	cells, err := listenCellAPI(Config{DataDir: dir, CellAPIAddr: "127.0.0.1:0"}, bbs.New(bbs.Config{}), blobs, logStore, hub, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -53,7 +75,7 @@ func newRouteTableServer(t *testing.T) *routeTableServer {
 	cells.joinRoute(mux)
 	api := httptest.NewServer(mux)
 	t.Cleanup(api.Close)
-	return &routeTableServer{dataDir: dir, hub: hub, apiURL: api.URL, cells: cells}
+	return &routeTableServer{dataDir: dir, hub: hub, apiURL: api.URL, cells: cells, logs: logStore}
 }
 
 func (s *routeTableServer) token(t *testing.T, file string) string {
@@ -75,7 +97,7 @@ func TestRouteStream_aRouterWithTheRouterTokenFollowsTheTable(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	body, err := routeStreamConnector(s.apiURL, tok)(ctx)
+	body, err := newServerLink(s.apiURL, tok).openStream(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +136,7 @@ func TestRouteStream_isRefusedWithoutTheRouterTokenAndARouterIsNoCell(t *testing
 	for name, secret := range map[string]string{"wrong": strings.Repeat("0", 64), "cell token": cellTok.Secret} {
 		forged := rtrTok
 		forged.Secret = secret
-		if _, err := routeStreamConnector(s.apiURL, forged)(ctx); pando.ErrorKindOf(err) != pando.EUnauthenticated {
+		if _, err := newServerLink(s.apiURL, forged).openStream(ctx); pando.ErrorKindOf(err) != pando.EUnauthenticated {
 			t.Errorf("%s: %v, want unauthenticated", name, err)
 		}
 	}
@@ -154,5 +176,38 @@ func TestRouteStream_isRefusedWithoutTheRouterTokenAndARouterIsNoCell(t *testing
 	// And the router token joins no cell.
 	if _, err := cellauth.Join(ctx, http.DefaultClient, s.apiURL, cellauth.Token{Secret: rtrTok.Secret, CAHash: rtrTok.CAHash}, "cell-r", t.TempDir()); err == nil {
 		t.Error("the router token's secret joined as a cell")
+	}
+}
+
+func TestRouterLogs_takesRTRLinesOfRoutedAppsWithTheRouterTokenOnly(t *testing.T) {
+	s := newRouteTableServer(t)
+	s.hub.SetRoutes("p", "app-a", []string{"a.apps.test"})
+	tok, err := cellauth.ParseRouterToken(s.token(t, cellauth.RouterTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	line := func(app, source, text string) pando.LogEnvelope {
+		return pando.LogEnvelope{Timestamp: time.Now(), SourceID: app, SourceType: source, InstanceID: "0", Type: "OUT", Payload: []byte(text)}
+	}
+	link := newServerLink(s.apiURL, tok)
+	if err := link.sendLogs(ctx, []pando.LogEnvelope{
+		line("app-a", pando.LogSourceRouter, "GET /"),
+		line("app-z", pando.LogSourceRouter, "an app the table does not route"),
+		line("app-a", pando.LogSourceApp, "not a router's line"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.logs.payloads(); len(got) != 1 || got[0] != "app-a RTR GET /" {
+		t.Fatalf("log store got %q, want only app-a's RTR line", got)
+	}
+	forged := tok
+	forged.Secret = strings.Repeat("0", 64)
+	if err := newServerLink(s.apiURL, forged).sendLogs(ctx, []pando.LogEnvelope{line("app-a", pando.LogSourceRouter, "forged")}); pando.ErrorKindOf(err) != pando.EUnauthenticated {
+		t.Errorf("with a wrong token: %v, want unauthenticated", err)
+	}
+	if got := s.logs.payloads(); len(got) != 1 {
+		t.Errorf("log store got %q after a refused request", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,6 +164,11 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		return false, fmt.Sprint(cs)
 	})
 	rp.waitBody(t, host, "binary app index=0")
+	// Its access lines reach the app's logs, as the server's router's do.
+	eventually(t, "the separate router's RTR line in pando logs", waitTimeout, func() (bool, string) {
+		logs := s.pando(t, "logs", name, "--recent")
+		return regexp.MustCompile(`\[RTR/0\] OUT routed\.localhost - \[.*"GET / HTTP/1\.1" 200`).MatchString(logs.out()), logs.out()
+	})
 	// The API's own hosts go to the API, whose links then point there.
 	if status, body, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusOK ||
 		!strings.Contains(body, `"cloud_controller_v3"`) || !strings.Contains(body, `"http://login.localhost"`) {
