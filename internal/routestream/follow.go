@@ -140,7 +140,7 @@ func (f *Follower) Run(ctx context.Context) {
 		if failures == 1 {
 			level = slog.LevelWarn
 		}
-		f.log.Log(ctx, level, "routing table stream lost: serving the last table, reconnecting", "err", err, "retry_in", backoff)
+		f.log.Log(ctx, level, "no routing table stream from the server: serving the last table, reconnecting", "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return

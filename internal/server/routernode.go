@@ -110,7 +110,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	rtr := router.New(router.Config{
 		Logger:            log.With("component", "router"),
 		LogSink:           shipper,
-		MaxConns:          routerMaxConns(cfg.MaxConns, fdLimit, log),
+		MaxConns:          routerMaxConns(cfg.MaxConns, fdLimit, 0, log),
 		MaxConnsPerClient: cfg.MaxConnsPerClient,
 		MaxRequestsPerApp: cfg.MaxRequestsPerApp,
 		TrustedProxies:    cfg.TrustedProxies,

@@ -372,7 +372,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return dialer.DialContext(ctx, network, addr)
 		},
-		MaxConns:          routerMaxConns(cfg.RouterMaxConns, fdLimit, log),
+		MaxConns:          routerMaxConns(cfg.RouterMaxConns, fdLimit, apiMaxConns(fdLimit), log),
 		MaxConnsPerClient: cfg.RouterMaxConnsPerClient,
 		MaxRequestsPerApp: cfg.RouterMaxRequestsPerApp,
 		TrustedProxies:    cfg.TrustedProxies,
