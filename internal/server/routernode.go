@@ -51,6 +51,9 @@ type RouterConfig struct {
 	Logger            *slog.Logger
 	// Stdout receives the HTTPS certificate notice.
 	Stdout io.Writer
+	// Ready, if set, is called once the router serves, with its HTTP
+	// address (tests bind port 0).
+	Ready func(addr string)
 }
 
 // RunRouter serves HTTP (and HTTPS) with the routing table it follows
@@ -165,6 +168,9 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, tlsLn.ln, tlsCfg)) })
 	}
 	log.Info("pando router started", "addr", ln.Addr().String(), "https", httpsURL, "api", cfg.APIURL, "data_dir", cfg.DataDir)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
 	select {
 	case <-ctx.Done():
 	case <-gctx.Done():

@@ -211,3 +211,59 @@ func TestRouterLogs_takesRTRLinesOfRoutedAppsWithTheRouterTokenOnly(t *testing.T
 		t.Errorf("log store got %q after a refused request", got)
 	}
 }
+
+// A router started while the server's routing table cannot be read
+// serves the table it kept, and sends the system hosts to the API.
+func TestRunRouter_servesItsKeptTableAndTheAPIWithoutAStream(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") }))
+	defer app.Close()
+	// An API that answers, but not the join info: no stream.
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == cellauth.JoinInfoPath {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "api "+r.Host+" "+r.Header.Get("X-Forwarded-For"))
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	if err := routestream.SaveTable(filepath.Join(dir, routestream.TableFile), "sys.test", map[string]routestream.Entry{
+		"p": {AppGUID: "a", Routes: []string{"app.apps.test"}, Backends: []routestream.Backend{{InstanceGUID: "i", Addr: app.Listener.Addr().String()}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- RunRouter(ctx, RouterConfig{APIURL: api.URL, Token: "pando1router." + strings.Repeat("a", 64) + ".sha256:" + strings.Repeat("b", 64),
+			DataDir: dir, Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler), Ready: func(addr string) { ready <- addr }})
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("RunRouter: %v", err)
+	}
+	get := func(host string) string {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get("app.apps.test"); got != "app" {
+		t.Errorf("an app route of the kept table: %q", got)
+	}
+	if got := get("api.sys.test"); got != "api api.sys.test 127.0.0.1" {
+		t.Errorf("a system host: %q, want the API with the client's address forwarded", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("RunRouter after its context ended: %v", err)
+	}
+}
