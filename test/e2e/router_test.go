@@ -146,7 +146,8 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 	// both run on the joined cell.
 	s := ownServer(t, "--cell-memory-mb", "900")
 	s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
-	rp := s.startRouter(t)
+	// Two routers, as several may run.
+	rp, rp2 := s.startRouter(t), s.startRouter(t)
 
 	const name = "routed"
 	host := name + ".localhost"
@@ -164,6 +165,7 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		return false, fmt.Sprint(cs)
 	})
 	rp.waitBody(t, host, "binary app index=0")
+	rp2.waitBody(t, host, "binary app index=0")
 	// Its access lines reach the app's logs, as the server's router's do.
 	eventually(t, "the separate router's RTR line in pando logs", waitTimeout, func() (bool, string) {
 		logs := s.pando(t, "logs", name, "--recent")
@@ -175,7 +177,7 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		t.Fatalf("GET api.localhost/ through pando router: %d %q %v, want the API's root with links to the system hosts", status, body, err)
 	}
 
-	// kill -9 of the server: the router keeps its table and the cell its
+	// kill -9 of the server: the routers keep their table and the cell its
 	// instance, past the cell's presence TTL (6 s) and more.
 	cmd, exited := s.running()
 	s.killGroup(cmd)
@@ -185,8 +187,12 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 	s.mu.Unlock()
 	var failed []string
 	served := 0
-	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); {
-		status, body, err := rp.get(host, "/")
+	for n, end := 0, time.Now().Add(15*time.Second); time.Now().Before(end); n++ {
+		via := rp
+		if n%2 == 1 {
+			via = rp2
+		}
+		status, body, err := via.get(host, "/")
 		if err != nil || status != http.StatusOK || !strings.HasPrefix(body, "binary app") {
 			failed = append(failed, fmt.Sprintf("%d %q %v", status, body, err))
 		} else {
@@ -195,7 +201,7 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if len(failed) > 0 || served == 0 {
-		t.Fatalf("while the server was down: %d served, %d failed through pando router: %v", served, len(failed), failed)
+		t.Fatalf("while the server was down: %d served, %d failed through the routers: %v", served, len(failed), failed)
 	}
 	if status, _, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusBadGateway {
 		t.Errorf("the API's host while the server is down: %d %v, want 502", status, err)
@@ -223,8 +229,10 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		t.Fatalf("domain localhost: %+v", domains)
 	}
 	s.newRoute(t, s.appGUID(t, name), domains.Resources[0].GUID, "rerouted", "", 0)
-	rp.waitBody(t, "rerouted.localhost", "binary app index=0")
-	rp.waitBody(t, host, "binary app index=0")
+	for _, r := range []*routerProc{rp, rp2} {
+		r.waitBody(t, "rerouted.localhost", "binary app index=0")
+		r.waitBody(t, host, "binary app index=0")
+	}
 	if !strings.Contains(rp.logTail(), "routing table synced") {
 		t.Errorf("the router never said it synced:\n%s", rp.logTail())
 	}
