@@ -10,7 +10,7 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short deps test-deps vet lint bench bench-router bench-docker bench-placement stack clean
+.PHONY: all build run test test-short deps test-deps vet lint bench bench-router bench-docker bench-placement bench-cellloss stack clean
 
 all: build
 
@@ -61,6 +61,10 @@ bench-docker: test-deps build
 ## bench-placement: the auction and convergence at 100k instances on 1,000 cells, beside their targets
 bench-placement:
 	$(GO) run ./bench/placement
+
+## bench-cellloss: kill -9 of a joined cell -> all instances RUNNING and routable elsewhere, real runc, beside its target
+bench-cellloss: deps build
+	$(SUDO) PANDO_BIN=$(CURDIR)/$(BIN) $(GO) run ./bench/cellloss
 
 ## stack: a Debian bookworm root filesystem for apps, with node/npm, python3/pip/venv, ruby/bundler and a JRE
 ##        (use: pando server --stack bookworm=$(STACK_DIR))

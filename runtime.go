@@ -287,6 +287,17 @@ type Cell interface {
 	Stats(ctx context.Context, instanceGUID string) (InstanceStats, error)
 }
 
+// CellInventory is everything a cell runs, as it reports it when it
+// (re)registers with a server that did not know it (after a server
+// restart, or a partition): its CLAIMED and RUNNING instances, and its
+// tasks, running ones and completed ones whose completion the server has
+// not acknowledged yet. The runtime adopts what it still wants and stops
+// the rest.
+type CellInventory struct {
+	Actuals []ActualLRP
+	Tasks   []Task
+}
+
 // CellReporter receives a cell's reports: instance state changes and task
 // completions. The BBS implements it.
 type CellReporter interface {

@@ -98,6 +98,14 @@ type BBS struct {
 	// apart from unplaced so fresh work never scans them).
 	waiting map[string]struct{}
 
+	// Re-adoption after a restart (adopt.go): the cells placement waits
+	// for and until when, the tasks in flight before the restart that a
+	// cell may claim, and a channel closed when the wait is over.
+	awaiting  map[string]struct{}
+	holdUntil time.Time
+	expected  map[string]struct{}
+	adopted   chan struct{}
+
 	events      *eventLog
 	subscribers atomic.Int64
 
@@ -148,7 +156,10 @@ func New(cfg Config) *BBS {
 	if cfg.After == nil {
 		cfg.After = time.After
 	}
+	adopted := make(chan struct{})
+	close(adopted)
 	return &BBS{
+		adopted:  adopted,
 		cfg:      cfg,
 		log:      cfg.Logger,
 		now:      cfg.Now,
@@ -175,12 +186,15 @@ func (b *BBS) Run(ctx context.Context) error {
 	b.dispatch(ctx)
 	converge := b.after(b.cfg.ConvergeInterval)
 	for {
-		var restartC, expireC <-chan time.Time
+		var restartC, expireC, holdC <-chan time.Time
 		if due, ok := b.nextRestart(); ok {
 			restartC = b.after(max(due.Sub(b.now()), 0))
 		}
 		if due, ok := b.nextExpiry(); ok {
 			expireC = b.after(max(due.Sub(b.now()), 0))
+		}
+		if due, ok := b.holdDeadline(); ok {
+			holdC = b.after(max(due.Sub(b.now()), 0))
 		}
 		select {
 		case <-ctx.Done():
@@ -190,6 +204,9 @@ func (b *BBS) Run(ctx context.Context) error {
 			converge = b.after(b.cfg.ConvergeInterval)
 		case <-expireC:
 			b.expireCells()
+			b.dispatch(ctx)
+		case <-holdC:
+			b.endHoldIfDue()
 			b.dispatch(ctx)
 		case <-restartC:
 			b.restartDue()

@@ -358,6 +358,12 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 		desired *pando.DesiredLRP // shared by the process's instances
 	}
 	b.mu.Lock()
+	if b.holdingLocked() {
+		// Cells present before a restart may still report these
+		// instances running (adopt.go).
+		b.mu.Unlock()
+		return
+	}
 	var guids []string
 	for guid := range b.unplaced {
 		guids = append(guids, guid)

@@ -16,31 +16,45 @@ var _ pando.CellReporter = (*BBS)(nil)
 // ActualLRPChanged records a cell's report on an instance (CLAIMED, RUNNING
 // or CRASHED). A report on an instance the BBS no longer wants makes the BBS
 // stop it on that cell.
+//
+// An instance the BBS does not know, on a cell that has not sent its
+// inventory since a server restart, is adopted when it runs the desired
+// revision of its process and no other instance holds its index
+// (adopt.go).
 func (b *BBS) ActualLRPChanged(ctx context.Context, a pando.ActualLRP) error {
 	b.mu.Lock()
 	defer b.wake()
 	defer b.mu.Unlock()
+	_, awaited := b.awaiting[a.CellID]
+	b.actualReportLocked(a, awaited)
+	return nil
+}
+
+func (b *BBS) actualReportLocked(a pando.ActualLRP, mayAdopt bool) reportOutcome {
 	if a.State == pando.ActualCrashed {
 		b.capacityFreedLocked() // the cell tore the container down
 	}
 
 	rec, ok := b.st.actual(a.InstanceGUID)
+	if !ok && mayAdopt && b.adoptLocked(a) {
+		return reportAdopted
+	}
 	if !ok || rec.ProcessGUID != a.ProcessGUID || (rec.CellID != "" && a.CellID != "" && rec.CellID != a.CellID) {
 		if a.State != pando.ActualCrashed {
 			b.log.Info("stopping undesired instance", "cell_id", a.CellID,
 				"process_guid", a.ProcessGUID, "instance_guid", a.InstanceGUID)
 			b.queueStopLocked(a.CellID, a.ProcessGUID, a.InstanceGUID)
 		}
-		return nil
+		return reportStopped
 	}
 	if rec.State == pando.ActualCrashed {
-		return nil // a late report about a container that already crashed
+		return reportKept // a late report about a container that already crashed
 	}
 	now := b.now()
 	switch a.State {
 	case pando.ActualClaimed, pando.ActualRunning:
 		if rec.State == pando.ActualRunning && a.State == pando.ActualClaimed {
-			return nil // reordered reports: RUNNING already seen
+			return reportKept // reordered reports: RUNNING already seen
 		}
 		next := rec
 		if next.State != a.State {
@@ -63,7 +77,7 @@ func (b *BBS) ActualLRPChanged(ctx context.Context, a pando.ActualLRP) error {
 	case pando.ActualCrashed:
 		b.crashLocked(rec, a.CrashReason)
 	}
-	return nil
+	return reportKept
 }
 
 func sameReport(x, y actualRecord) bool {

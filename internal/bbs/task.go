@@ -220,13 +220,22 @@ func (b *BBS) ResolveTask(ctx context.Context, guid string) error {
 }
 
 // TaskCompleted records a cell's report that a task finished. Reports on
-// tasks already completed (e.g. cancelled) or unknown are ignored.
+// tasks already completed (e.g. cancelled) or unknown are ignored, but for
+// a task in flight before a restart, which the reporting cell claims
+// (adopt.go).
 func (b *BBS) TaskCompleted(ctx context.Context, t pando.Task) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.capacityFreedLocked()
 	rec, ok := b.st.task(t.GUID)
 	if !ok {
+		t.State = pando.TaskCompleted
+		if b.claimTaskLocked(t) {
+			return nil
+		}
+		if b.claimableLaterLocked(t) {
+			return pando.Errorf(pando.EUnavailable, "cell %s has not registered since the server restarted: report task %s again", t.CellID, t.GUID)
+		}
 		b.log.Info("completion of unknown task ignored", "task_guid", t.GUID, "cell_id", t.CellID)
 		return nil
 	}

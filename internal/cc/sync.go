@@ -138,25 +138,23 @@ func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d 
 	return lrp, nil
 }
 
-// Restore re-desires every started app after a server start, so the
-// runtime (in memory) matches the CCDB. Builds left STAGING and tasks left
-// unfinished by a crash are failed: they died with the old process.
+// Restore re-desires every started app after a server start (RestoreApps)
+// and fails the builds and tasks the previous process left in flight that
+// the runtime does not hold (FailInterrupted). A server whose joined cells
+// may still run such work calls the two apart, with the cells' reports in
+// between.
 func (a *API) Restore(ctx context.Context) error {
-	taskErr := a.failInterruptedTasks(ctx)
-	builds, err := a.store.ListBuilds(ctx, nil, []string{pando.BuildStaging})
-	if err != nil {
-		return fmt.Errorf("restore: list builds: %w", err)
-	}
-	for _, b := range builds {
-		reason := "StagingError - Staging error: staging was interrupted by a Pando server restart; push again"
-		a.stagingNote(b.AppGUID, reason)
-		a.failBuild(ctx, b, reason)
-	}
+	return errors.Join(a.RestoreApps(ctx), a.FailInterrupted(ctx))
+}
+
+// RestoreApps re-desires every started app, so the runtime (in memory)
+// matches the CCDB.
+func (a *API) RestoreApps(ctx context.Context) error {
 	apps, err := a.store.ListApps(ctx, pando.AppFilter{})
 	if err != nil {
 		return fmt.Errorf("restore: list apps: %w", err)
 	}
-	errs := []error{taskErr}
+	var errs []error
 	for _, app := range apps {
 		if app.State != pando.AppStarted {
 			continue
@@ -166,6 +164,67 @@ func (a *API) Restore(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// InFlight lists the guids of the builds left STAGING and the tasks left
+// unfinished in the CCDB: after a restart, the runtime lets the cells that
+// run them claim them.
+func (a *API) InFlight(ctx context.Context) ([]string, error) {
+	builds, err := a.store.ListBuilds(ctx, nil, []string{pando.BuildStaging})
+	if err != nil {
+		return nil, fmt.Errorf("in-flight work: list builds: %w", err)
+	}
+	tasks, err := a.store.ListAppTasks(ctx, nil, activeTaskStates)
+	if err != nil {
+		return nil, fmt.Errorf("in-flight work: list tasks: %w", err)
+	}
+	guids := make([]string, 0, len(builds)+len(tasks))
+	for _, b := range builds {
+		guids = append(guids, b.GUID)
+	}
+	for _, t := range tasks {
+		guids = append(guids, t.GUID)
+	}
+	return guids, nil
+}
+
+// FailInterrupted fails the builds left STAGING and the tasks left
+// unfinished that the runtime does not hold: they died with the previous
+// process (or no cell claimed them after the restart). Work the runtime
+// holds goes on; its completion is recorded as usual.
+func (a *API) FailInterrupted(ctx context.Context) error {
+	taskErr := a.failInterruptedTasks(ctx)
+	builds, err := a.store.ListBuilds(ctx, nil, []string{pando.BuildStaging})
+	if err != nil {
+		return errors.Join(taskErr, fmt.Errorf("restore: list builds: %w", err))
+	}
+	for _, b := range builds {
+		held, err := a.runtimeHolds(ctx, b.GUID)
+		if err != nil {
+			return errors.Join(taskErr, err)
+		}
+		if held {
+			a.log.Info("build still staging on a cell after the restart", "build_guid", b.GUID)
+			continue
+		}
+		reason := "StagingError - Staging error: staging was interrupted by a Pando server restart; push again"
+		a.stagingNote(b.AppGUID, reason)
+		a.failBuild(ctx, b, reason)
+	}
+	return taskErr
+}
+
+// runtimeHolds says whether the runtime has a task (any state: a
+// completed one is recorded from its event).
+func (a *API) runtimeHolds(ctx context.Context, guid string) (bool, error) {
+	_, err := a.rt.Task(ctx, guid)
+	switch {
+	case err == nil:
+		return true, nil
+	case pando.IsNotFound(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("restore: read runtime task %s: %w", guid, err)
 }
 
 // HandleInstanceCrashed records a crash as CF does (audit.app.process.crash

@@ -407,19 +407,32 @@ func (a *API) cancelAppTasks(ctx context.Context, appGUID string) {
 	}
 }
 
-// failInterruptedTasks ends the tasks a server restart left unfinished:
-// the runtime that ran them is gone.
+// failInterruptedTasks ends the tasks a server restart left unfinished
+// that the runtime does not hold: the cell that ran them is gone, or did
+// not claim them after the restart.
 func (a *API) failInterruptedTasks(ctx context.Context) error {
 	tasks, err := a.store.ListAppTasks(ctx, nil, activeTaskStates)
 	if err != nil {
 		return fmt.Errorf("restore: list tasks: %w", err)
 	}
 	for _, t := range tasks {
-		reason := TaskInterruptedReason
-		if t.State == pando.AppTaskCanceling {
-			reason = TaskCancelledReason
+		held, err := a.runtimeHolds(ctx, t.GUID)
+		if err != nil {
+			return err
 		}
-		a.finishTask(ctx, t.GUID, true, reason)
+		switch {
+		case held && t.State == pando.AppTaskCanceling:
+			// Adopted from a cell after a restart: the cancel goes on.
+			if err := a.rt.CancelTask(ctx, t.GUID); err != nil && !pando.IsNotFound(err) {
+				a.log.Warn("cancel task after a restart", "task_guid", t.GUID, "err", err)
+			}
+		case held:
+			a.log.Info("task still running on a cell after the restart", "task_guid", t.GUID)
+		case t.State == pando.AppTaskCanceling:
+			a.finishTask(ctx, t.GUID, true, TaskCancelledReason)
+		default:
+			a.finishTask(ctx, t.GUID, true, TaskInterruptedReason)
+		}
 	}
 	return nil
 }

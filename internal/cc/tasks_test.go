@@ -501,15 +501,31 @@ func TestTasks_deletingTheAppCancelsItsTasks(t *testing.T) {
 
 func TestTasks_restoreFailsUnfinishedTasks(t *testing.T) {
 	t.Parallel()
-	e, _ := tkNew(t, false)
+	e, tk := tkNew(t, false)
 	app := e.tkStagedApp("worker")
 	ctx := context.Background()
 	task := func() string { return ctStr(e.runTask(app.GUID, map[string]any{"command": "x"}), "guid") }
-	pending, running, canceling, succeeded := task(), task(), task(), task()
-	e.api.HandleTaskChanged(ctx, pando.Task{GUID: running, Kind: pando.TaskRun, State: pando.TaskRunning})
+	pending, running, canceling, succeeded, adopted := task(), task(), task(), task(), task()
+	for _, g := range []string{running, adopted} {
+		e.api.HandleTaskChanged(ctx, pando.Task{GUID: g, Kind: pando.TaskRun, State: pando.TaskRunning})
+	}
 	e.expect(e.action("/v3/tasks/"+canceling+"/actions/cancel"), http.StatusAccepted)
 	e.complete(succeeded, false, "")
 
+	inFlight, err := e.api.InFlight(ctx)
+	if err != nil {
+		t.Fatalf("InFlight: %v", err)
+	}
+	slices.Sort(inFlight)
+	want := []string{pending, running, canceling, adopted}
+	slices.Sort(want)
+	if !slices.Equal(inFlight, want) {
+		t.Errorf("InFlight = %v, want %v", inFlight, want)
+	}
+	// The server restarts: the runtime holds only what a cell claimed.
+	tk.mu.Lock()
+	tk.state = map[string]string{adopted: pando.TaskRunning}
+	tk.mu.Unlock()
 	if err := e.api.Restore(ctx); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
@@ -518,6 +534,7 @@ func TestTasks_restoreFailsUnfinishedTasks(t *testing.T) {
 		running:   {pando.AppTaskFailed, TaskInterruptedReason},
 		canceling: {pando.AppTaskFailed, TaskCancelledReason},
 		succeeded: {pando.AppTaskSucceeded, nil},
+		adopted:   {pando.AppTaskRunning, nil},
 	} {
 		if got := e.task(guid); got["state"] != want[0] || ctJ(got, "result.failure_reason") != want[1] {
 			t.Errorf("task %s after restore = %v %v, want %v", guid, got["state"], ctJ(got, "result.failure_reason"), want)

@@ -169,8 +169,11 @@ type Rep struct {
 	draining  bool
 	instances map[string]*instance // by instance guid
 	tasks     map[string]*task     // by task guid
-	ports     map[int]bool         // host ports in use
-	nextPort  int
+	// unacked are completed tasks whose completion the reporter has not
+	// acknowledged yet (Inventory reports them).
+	unacked  map[string]pando.Task
+	ports    map[int]bool // host ports in use
+	nextPort int
 }
 
 var _ pando.Cell = (*Rep)(nil)
@@ -286,6 +289,7 @@ func New(cfg Config) (*Rep, error) {
 		reporter:       cfg.Reporter,
 		instances:      map[string]*instance{},
 		tasks:          map[string]*task{},
+		unacked:        map[string]pando.Task{},
 		ports:          map[int]bool{},
 		nextPort:       cfg.PortRange[0],
 	}, nil
@@ -452,19 +456,6 @@ func (r *Rep) reportRemoved(processGUID, instanceGUID string) {
 	defer cancel()
 	if err := rep.ActualLRPRemoved(ctx, processGUID, instanceGUID); err != nil {
 		r.log.Error("report instance removed", "process_guid", processGUID, "instance_guid", instanceGUID, "error", err)
-	}
-}
-
-func (r *Rep) reportTask(t pando.Task) {
-	rep := r.currentReporter()
-	if rep == nil {
-		r.log.Warn("no reporter: dropping task result", "task_guid", t.GUID)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), reportTimeout)
-	defer cancel()
-	if err := rep.TaskCompleted(ctx, t); err != nil {
-		r.log.Error("report task completed", "task_guid", t.GUID, "error", err)
 	}
 }
 

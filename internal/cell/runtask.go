@@ -87,6 +87,7 @@ func (r *Rep) runCFTask(ctx context.Context, tk *task) {
 	t.UpdatedAt = time.Now()
 	r.mu.Lock()
 	delete(r.tasks, t.GUID)
+	r.unacked[t.GUID] = t // Inventory still shows it until reported
 	r.mu.Unlock()
 	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "reason", reason)
 	r.reportTask(t)

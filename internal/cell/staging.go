@@ -179,6 +179,7 @@ func (r *Rep) runStaging(ctx context.Context, tk *task) {
 	}
 	r.mu.Lock()
 	delete(r.tasks, t.GUID)
+	r.unacked[t.GUID] = t // Inventory still shows it until reported
 	r.mu.Unlock()
 	r.reportTask(t)
 }
@@ -458,7 +459,28 @@ func readResult(path string) (pando.StagingResult, error) {
 // putFile uploads a file the staging container wrote, at most max bytes
 // (a sparse file can claim any size), returning its checksums and size as
 // read.
+//
+// An upload the blobstore cannot take for now (pando.EUnavailable: a
+// joined cell's server restarting) is tried again until ctx ends.
 func (r *Rep) putFile(ctx context.Context, key, path string, max int64) (string, string, int64, error) {
+	for warned := false; ; {
+		sha1, sha256, size, err := r.putFileOnce(ctx, key, path, max)
+		if pando.ErrorKindOf(err) != pando.EUnavailable || ctx.Err() != nil {
+			return sha1, sha256, size, err
+		}
+		if !warned {
+			r.log.Warn("upload failed, retrying until the blobstore is back", "key", key, "error", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", 0, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Rep) putFileOnce(ctx context.Context, key, path string, max int64) (string, string, int64, error) {
 	f, err := openOutput(path)
 	if err != nil {
 		return "", "", 0, err

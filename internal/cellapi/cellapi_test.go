@@ -458,3 +458,48 @@ func TestKeepPresence_saysWhenTheServerHadForgottenTheCell(t *testing.T) {
 		t.Fatalf("reregistered %d times, want 1", n)
 	}
 }
+
+// A cell process that restarts (same id, same rep URL) before its
+// presence expired comes back empty: the server places again what it had
+// placed there, rather than keep listing it RUNNING. Renewals of the same
+// process change nothing.
+func TestPresence_aRestartedCellHasItsInstancesPlacedAgain(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := f.join(t, "cell-a")
+	if err := f.board.DesireLRP(ctx, pando.DesiredLRP{ProcessGUID: "p1", AppGUID: "app1", Instances: 1,
+		MemoryMB: 256, DiskMB: 256, DropletKey: "droplets/d1"}); err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	eventually(t, "instance RUNNING on the joined cell", func() bool {
+		as, _ := f.board.ActualLRPs(ctx, "p1")
+		if len(as) == 1 && as[0].State == pando.ActualRunning && as[0].CellID == "cell-a" {
+			first = as[0].InstanceGUID
+			return true
+		}
+		return false
+	})
+	st, _ := c.sim.State(ctx)
+	for range 3 {
+		if err := c.client.Register(ctx, c.rep.URL, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if as, _ := f.board.ActualLRPs(ctx, "p1"); len(as) != 1 || as[0].InstanceGUID != first || as[0].State != pando.ActualRunning {
+		t.Fatalf("renewals of the same cell process moved its instance: %+v", as)
+	}
+
+	// The same cell, a new process (a new client, so a new session).
+	restarted := NewServerClient(c.creds, nil)
+	if err := restarted.Register(ctx, c.rep.URL, st); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the instance placed again", func() bool {
+		as, _ := f.board.ActualLRPs(ctx, "p1")
+		return len(as) == 1 && as[0].InstanceGUID != first && as[0].State == pando.ActualRunning && as[0].CellID == "cell-a"
+	})
+	if _, ok := f.board.Cell("cell-a"); !ok {
+		t.Fatal("the restarted cell is not registered")
+	}
+}

@@ -2,6 +2,7 @@ package cellapi
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -29,6 +30,9 @@ type ServerClient struct {
 	base string
 	hc   *http.Client
 	log  *slog.Logger
+	// session tells this process's presences from those of an earlier
+	// run of the same cell (Presence.Session).
+	session string
 }
 
 var (
@@ -48,7 +52,10 @@ func NewServerClient(creds *cellauth.Credentials, log *slog.Logger) *ServerClien
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &ServerClient{base: strings.TrimRight(creds.CellAPI, "/"), hc: &http.Client{Transport: tr}, log: log}
+	var sess [16]byte
+	_, _ = rand.Read(sess[:]) // crypto/rand.Read does not fail (Go 1.24)
+	return &ServerClient{base: strings.TrimRight(creds.CellAPI, "/"), hc: &http.Client{Transport: tr}, log: log,
+		session: hex.EncodeToString(sess[:])}
 }
 
 // report sends a report, retrying while the server is unreachable until
@@ -81,6 +88,13 @@ func (c *ServerClient) TaskCompleted(ctx context.Context, t pando.Task) error {
 	return c.report(ctx, taskCompletedPath, t)
 }
 
+// ReportInventory sends what the cell runs (after registering with a
+// server that did not know it), retrying while the server is unreachable
+// until ctx ends.
+func (c *ServerClient) ReportInventory(ctx context.Context, inv pando.CellInventory) error {
+	return c.report(ctx, inventoryPath, inv)
+}
+
 // KeepPresence registers the cell with its rep URL and renews it every
 // interval until ctx ends; state gives the capacity sent along. When the
 // server had forgotten the cell (it was lost, e.g. partitioned, and its
@@ -103,7 +117,7 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		st, _ := state(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
 		var ans PresenceAnswer
-		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, &ans)
+		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st, Session: c.session}, &ans)
 		cancel()
 		if err == nil && ans.Registered && reregistered != nil {
 			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.base)
@@ -135,7 +149,7 @@ func (c *ServerClient) Drain(ctx context.Context) error {
 // Register sends the presence once (at start-up, to fail fast when the
 // server refuses the cell).
 func (c *ServerClient) Register(ctx context.Context, repURL string, st pando.CellState) error {
-	return call(ctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st}, nil)
+	return call(ctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st, Session: c.session}, nil)
 }
 
 func (c *ServerClient) blobURL(key string) string { return c.base + blobsPath + key }

@@ -29,6 +29,15 @@ type CellRegistry interface {
 	UnregisterCell(id string)
 	DrainCell(ctx context.Context, id string) error
 	Cell(id string) (pando.Cell, bool)
+	// CellSynced takes what a cell runs when it registers with a server
+	// that did not know it (after a restart): the runtime adopts what it
+	// still wants there and stops the rest.
+	CellSynced(ctx context.Context, id string, inv pando.CellInventory) error
+	// AwaitingCell says whether the runtime still waits for the cell's
+	// inventory after a restart: a blob refused to it then may be one its
+	// work needs that the server has not heard of yet, and the cell is
+	// told to try again.
+	AwaitingCell(id string) bool
 }
 
 // ownerReader tells which cell an instance or a task is on, so a cell's
@@ -63,6 +72,10 @@ type Presence struct {
 	// State is the cell's capacity when it sent this (for the log; the
 	// BBS asks the rep for it).
 	State pando.CellState `json:"state"`
+	// Session is random per cell process. A known cell that presents a
+	// new one (or a new RepURL) was restarted: what the server placed on
+	// it before is gone (a cell cleans up its containers at start).
+	Session string `json:"session,omitempty"`
 }
 
 // PresenceAnswer answers a presence. Registered says the server did not
@@ -87,6 +100,7 @@ const (
 	actualChangedPath = "/v1/reports/actual_lrp_changed"
 	actualRemovedPath = "/v1/reports/actual_lrp_removed"
 	taskCompletedPath = "/v1/reports/task_completed"
+	inventoryPath     = "/v1/reports/inventory"
 	blobsPath         = "/v1/blobs/"
 	logsPath          = "/v1/logs"
 	// checksumTrailer carries a blob's SHA-256 after its bytes, both ways.
@@ -102,6 +116,11 @@ type server struct {
 	joins   chan struct{} // join slots
 	mux     *http.ServeMux
 	refused sync.Map // cell id -> struct{}: log lines refused (logged once)
+
+	// presenceMu serialises presences, so that a cell's registration and
+	// its session are decided together.
+	presenceMu sync.Mutex
+	sessions   map[string]string // cell id -> the session of its last presence
 }
 
 // NewServerHandler serves the cell API on the server's cell listener (its
@@ -114,7 +133,8 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), joins: make(chan struct{}, maxJoining)}
+	s := &server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), joins: make(chan struct{}, maxJoining),
+		sessions: map[string]string{}}
 	s.mux.Handle("POST "+cellauth.JoinPath, route(s.join))
 	cells := map[string]func(w http.ResponseWriter, r *http.Request, id string) error{
 		"POST " + presencePath:           s.presence,
@@ -123,6 +143,7 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 		"POST " + actualChangedPath:      s.actualChanged,
 		"POST " + actualRemovedPath:      s.actualRemoved,
 		"POST " + taskCompletedPath:      s.taskCompleted,
+		"POST " + inventoryPath:          s.inventory,
 		"GET " + blobsPath + "{key...}":  s.getBlob,
 		"HEAD " + blobsPath + "{key...}": s.headBlob,
 		"PUT " + blobsPath + "{key...}":  s.putBlob,
@@ -206,15 +227,27 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
 		return pando.Errorf(pando.EBadRequest, "rep_url %q: want https://HOST:PORT", p.RepURL)
 	}
-	existing, ok := s.cfg.Cells.Cell(id)
-	if ok {
+	s.presenceMu.Lock()
+	defer s.presenceMu.Unlock()
+	existing, known := s.cfg.Cells.Cell(id)
+	restarted := false
+	if known {
 		rc, remote := existing.(*RepClient)
 		if !remote {
 			return pando.Errorf(pando.EConflict, "cell id %q is the server's own cell: join with another --id", id)
 		}
-		ok = rc.URL() == p.RepURL
+		last := s.sessions[id]
+		restarted = rc.URL() != p.RepURL || (last != "" && p.Session != "" && p.Session != last)
 	}
-	if !ok {
+	s.sessions[id] = p.Session
+	if restarted {
+		// Back before its presence expired, but as a new process: the
+		// instances and tasks placed on it are gone with the old one.
+		s.log.Warn("cell restarted: what it ran is placed again", "cell_id", id, "rep_url", p.RepURL)
+		s.cfg.Cells.UnregisterCell(id)
+	}
+	registered := !known || restarted
+	if registered {
 		s.cfg.Cells.RegisterCell(NewRepClient(id, p.RepURL, s.cfg.RepHTTP(id), s.cfg.Grants))
 		s.log.Info("cell registered", "cell_id", id, "rep_url", p.RepURL, "zone", p.State.Zone,
 			"memory_mb", p.State.TotalMemoryMB, "disk_mb", p.State.TotalDiskMB,
@@ -223,7 +256,7 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 	if err := s.cfg.Cells.HeartbeatCell(id); err != nil {
 		return err
 	}
-	writeJSON(w, PresenceAnswer{Registered: !ok})
+	writeJSON(w, PresenceAnswer{Registered: registered})
 	return nil
 }
 
@@ -237,6 +270,9 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request, id string) error 
 		s.cfg.Cells.UnregisterCell(id)
 		s.log.Info("cell left", "cell_id", id)
 	}
+	s.presenceMu.Lock()
+	delete(s.sessions, id)
+	s.presenceMu.Unlock()
 	return noContent(w, nil)
 }
 
@@ -320,17 +356,55 @@ func (s *server) taskCompleted(w http.ResponseWriter, r *http.Request, id string
 		return err
 	}
 	cur, err := s.cfg.Owners.Task(r.Context(), t.GUID)
-	if err != nil {
-		if pando.IsNotFound(err) {
-			return noContent(w, nil) // cancelled and forgotten meanwhile
-		}
+	switch {
+	case pando.IsNotFound(err):
+		// Cancelled and forgotten meanwhile, or in flight before a
+		// server restart: the runtime lets the cell claim it then.
+	case err != nil:
 		return err
-	}
-	if cur.CellID != id {
+	case cur.CellID != id:
 		return pando.Errorf(pando.EForbidden, "task %s is not on cell %s", t.GUID, id)
 	}
 	t.CellID = id
 	return noContent(w, s.cfg.Reporter.TaskCompleted(r.Context(), t))
+}
+
+// maxInventoryItems bounds one inventory (instances plus tasks).
+const maxInventoryItems = 100000
+
+// inventory takes what a cell runs after it registered with a server that
+// did not know it (restarted, or that had lost the cell): the runtime
+// adopts the instances and tasks it still wants, and the cell gets their
+// grants back (they live in memory).
+func (s *server) inventory(w http.ResponseWriter, r *http.Request, id string) error {
+	var inv pando.CellInventory
+	if err := readJSON(r, &inv); err != nil {
+		return err
+	}
+	if len(inv.Actuals)+len(inv.Tasks) > maxInventoryItems {
+		return pando.Errorf(pando.ETooLarge, "inventory of %d items: at most %d", len(inv.Actuals)+len(inv.Tasks), maxInventoryItems)
+	}
+	for i := range inv.Actuals {
+		if c := inv.Actuals[i].CellID; c != "" && c != id {
+			return pando.Errorf(pando.EForbidden, "cell %s cannot report for cell %s", id, c)
+		}
+		inv.Actuals[i].CellID = id
+	}
+	for i := range inv.Tasks {
+		inv.Tasks[i].CellID = id
+	}
+	if err := s.cfg.Cells.CellSynced(r.Context(), id, inv); err != nil {
+		return err
+	}
+	for _, a := range inv.Actuals {
+		s.regrant(r.Context(), id, a)
+	}
+	for _, t := range inv.Tasks {
+		if cur, err := s.cfg.Owners.Task(r.Context(), t.GUID); err == nil && cur.CellID == id && cur.State != pando.TaskCompleted {
+			s.cfg.Grants.grantTask(id, cur)
+		}
+	}
+	return noContent(w, nil)
 }
 
 func (s *server) blobKey(r *http.Request, id string, write bool) (string, error) {
@@ -340,6 +414,9 @@ func (s *server) blobKey(r *http.Request, id string, write bool) (string, error)
 		ok = s.cfg.Grants.CanWrite(id, key)
 	}
 	if !ok {
+		if s.cfg.Cells.AwaitingCell(id) {
+			return "", pando.Errorf(pando.EUnavailable, "cell %s has not reported its work to this server since it restarted: try again", id)
+		}
 		s.log.Warn("blob refused: the cell was given no work that needs it", "cell_id", id, "key", key, "write", write)
 		return "", pando.Errorf(pando.EForbidden, "cell %s was given no work that needs blob %s", id, key)
 	}

@@ -27,7 +27,8 @@ Each instance on it keeps serving until its replacement is running on
 another cell, then stops. The command waits, showing the instances left,
 until none is left or --timeout passes. The cell stays draining (no new
 work) until it restarts.`,
-		Args: cobra.ExactArgs(1),
+		Example: "  pando cell drain cell-1",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if timeout <= 0 {
 				return fmt.Errorf("--timeout must be positive, not %s", timeout)

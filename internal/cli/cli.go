@@ -100,8 +100,17 @@ func (e *env) commands() []*cobra.Command {
 		e.deleteCmd(), e.setEnvCmd(), e.unsetEnvCmd(), e.envCmd(), e.eventsCmd(),
 		e.buildpacksCmd(), e.createBuildpackCmd(), e.updateBuildpackCmd(), e.deleteBuildpackCmd(), e.stacksCmd(), e.cellsCmd(),
 		e.runTaskCmd(), e.tasksCmd(), e.terminateTaskCmd(),
+		e.orgsCmd(), e.spacesCmd(), e.createOrgCmd(), e.deleteOrgCmd(), e.createSpaceCmd(), e.deleteSpaceCmd(),
+		e.createUserCmd(), e.deleteUserCmd(), e.passwdCmd(),
+		e.setOrgRoleCmd(), e.unsetOrgRoleCmd(), e.setSpaceRoleCmd(), e.unsetSpaceRoleCmd(), e.orgUsersCmd(), e.spaceUsersCmd(),
+		e.quotasCmd(), e.createQuotaCmd(), e.updateQuotaCmd(), e.setQuotaCmd(),
+		e.createUserProvidedServiceCmd(), e.servicesCmd(), e.bindServiceCmd(), e.unbindServiceCmd(), e.deleteServiceCmd(),
+		e.domainsCmd(), e.createDomainCmd(), e.routesCmd(), e.mapRouteCmd(), e.unmapRouteCmd(),
 	}
 	for _, c := range cmds {
+		if c.Example == "" {
+			c.Example = examples[c.Name()]
+		}
 		c.SilenceUsage = true
 		c.SilenceErrors = true
 	}
@@ -129,6 +138,9 @@ type session struct {
 // errNotLoggedIn is returned when a command needs a session and there is
 // no way to get one.
 var errNotLoggedIn = errors.New("not logged in: run 'pando login'")
+
+// errSeveralSpaces: the targeted org has several spaces and none was named.
+var errSeveralSpaces = errors.New("several spaces")
 
 // newClient builds an API client for the config's target; new tokens are
 // saved to the config. For the default local server it can log in as admin
@@ -234,9 +246,9 @@ func (s *session) autoTarget(ctx context.Context, org, space string) error {
 	}
 	switch {
 	case len(orgs) == 0 && org != "":
-		return fmt.Errorf("organization '%s' not found", org)
+		return fmt.Errorf("organization '%s' not found (or you have no role in it): 'pando orgs' lists yours", org)
 	case len(orgs) == 0:
-		return errors.New("no organization found: ask an admin to create one")
+		return fmt.Errorf("no organization found: %s has no role yet; ask an admin or org manager for one (pando set-space-role %s ORG SPACE SpaceDeveloper)", s.user(), s.user())
 	case len(orgs) > 1:
 		return errors.New("several organizations: choose one with 'pando target -o ORG -s SPACE'")
 	}
@@ -255,14 +267,14 @@ func (s *session) autoTarget(ctx context.Context, org, space string) error {
 	}
 	switch {
 	case len(spaces) == 0 && space != "":
-		return fmt.Errorf("space '%s' not found in org %s", space, orgs[0].Name)
+		return fmt.Errorf("space '%s' not found in org %s (or you have no role in it): 'pando spaces' lists yours", space, orgs[0].Name)
 	case len(spaces) == 0:
 		return fmt.Errorf("no space in org %s: ask an admin to create one", orgs[0].Name)
 	case len(spaces) > 1:
 		if err := s.save(); err != nil {
 			return err
 		}
-		return fmt.Errorf("several spaces in org %s: choose one with 'pando target -s SPACE'", orgs[0].Name)
+		return fmt.Errorf("%w in org %s: choose one with 'pando target -s SPACE'", errSeveralSpaces, orgs[0].Name)
 	}
 	s.cfg.SpaceGUID, s.cfg.SpaceName = spaces[0].GUID, spaces[0].Name
 	return s.save()

@@ -29,7 +29,7 @@ func (e *env) appCommand(use, short string, nargs int, run func(ctx context.Cont
 			if err != nil {
 				return err
 			}
-			return run(ctx, s, args)
+			return s.denied(run(ctx, s, args), "space developer role in space "+s.cfg.SpaceName)
 		},
 	}
 }

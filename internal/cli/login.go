@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -170,7 +171,10 @@ func (e *env) targetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "target",
 		Short: "Show or set the targeted org and space",
-		Args:  cobra.NoArgs,
+		Long: "Show or set the targeted org and space. Push, apps and the other app verbs work in the\n" +
+			"targeted space; the choice is saved in the CLI config ($PANDO_HOME/config.json).",
+		Example: "  pando target -o shop -s dev\n  pando target -s staging    # another space of the targeted org\n  pando target",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmdContext(cmd)
 			s, err := e.newSession(ctx, false)
@@ -181,7 +185,13 @@ func (e *env) targetCmd() *cobra.Command {
 				if org == "" {
 					org = s.cfg.OrgName
 				}
-				if err := s.autoTarget(ctx, org, space); err != nil {
+				err := s.autoTarget(ctx, org, space)
+				if errors.Is(err, errSeveralSpaces) && space == "" {
+					// The org alone is targeted, as cf does.
+					s.printTarget()
+					return nil
+				}
+				if err != nil {
 					return err
 				}
 			} else if s.cfg.SpaceGUID == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,7 +111,10 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 		e.out("Applying manifest %s...\n", manifestPath)
 	}
 	if err := s.c.ApplyManifest(ctx, s.cfg.SpaceGUID, manifest); err != nil {
-		return err
+		if api.IsStatus(err, http.StatusNotFound) {
+			return fmt.Errorf("the targeted space %s no longer exists, or %s has no role in it: choose one with 'pando target -o ORG -s SPACE'", s.cfg.SpaceName, s.user())
+		}
+		return s.denied(err, "space developer role in space "+s.cfg.SpaceName)
 	}
 	for _, a := range apps {
 		if err := s.pushApp(ctx, a, f.noStart, waitTimeout); err != nil {

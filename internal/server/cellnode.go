@@ -249,7 +249,18 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	presenceDone := make(chan struct{})
 	go func() {
 		defer close(presenceDone)
-		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State, rep.Reannounce)
+		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State, func() {
+			// The server did not know this cell (it restarted, or had
+			// lost the cell): it adopts what the cell still runs for it.
+			ictx, cancel := context.WithTimeout(presenceCtx, time.Minute)
+			defer cancel()
+			inv := rep.Inventory()
+			if err := server.ReportInventory(ictx, inv); err != nil {
+				log.Warn("report this cell's work to the server", "err", err)
+				return
+			}
+			log.Info("reported this cell's work to the server", "instances", len(inv.Actuals), "tasks", len(inv.Tasks))
+		})
 	}()
 	if goSeed != "" {
 		g.Go(func() error {

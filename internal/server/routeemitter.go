@@ -65,6 +65,28 @@ type routeEmitter struct {
 	desired map[string]pando.DesiredLRP
 	// actuals holds each process's instances by instance GUID.
 	actuals map[string]map[string]pando.ActualLRP
+	// syncReq asks run for a resync now (sync); nil: never asked.
+	syncReq chan chan struct{}
+}
+
+// sync has the running emitter read the runtime's snapshot now and
+// returns once the router holds it (or when ctx ends).
+func (e *routeEmitter) sync(ctx context.Context) error {
+	if e.syncReq == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	select {
+	case e.syncReq <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 const resyncInterval = 30 * time.Second
@@ -84,6 +106,9 @@ func (e *routeEmitter) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
+			case done := <-e.syncReq:
+				e.resync(ctx)
+				close(done)
 			}
 			continue
 		}
@@ -91,6 +116,9 @@ func (e *routeEmitter) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
+			case done := <-e.syncReq:
+				e.resync(ctx)
+				close(done)
 			case <-tick.C:
 				e.resync(ctx)
 			case ev, ok := <-events:

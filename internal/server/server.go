@@ -343,7 +343,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Routers in other processes (`pando router`) follow the table the
 	// route emitter builds, on the cell listener.
 	routeHub := routestream.NewHub(cfg.SystemDomain, 0, 0)
-	routeHub.Hold() // released below, once cells have reported
+	routeHub.Hold() // released below, once cells' instances are adopted
 	cells, err := listenCellAPI(cfg, board, blobs, logStore, routeHub, log.With("component", "cell-api"))
 	var busy *cellListenError
 	switch {
@@ -421,7 +421,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
-	emitter := &routeEmitter{rt: board, router: teeTable{rtr, routeHub}, log: log.With("component", "route-emitter")}
+	emitter := &routeEmitter{rt: board, router: teeTable{rtr, routeHub}, log: log.With("component", "route-emitter"), syncReq: make(chan chan struct{})}
 	g.Go(func() error { emitter.run(gctx); return nil })
 	g.Go(func() error { api.FollowRuntime(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
@@ -444,17 +444,39 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 
-	if err := api.Restore(ctx); err != nil {
+	// Joined cells keep running across a restart: the BBS waits (a
+	// presence TTL at most) for those it knew to report what they run,
+	// adopts their instances and the stagings and tasks they still run,
+	// and only then places what is missing and fails what nobody claimed.
+	if cells != nil {
+		known, err := readKnownCells(cfg.DataDir)
+		if err != nil {
+			log.Warn("joined cells of the previous run unknown: their instances are placed afresh", "err", err)
+		}
+		inFlight, err := api.InFlight(ctx)
+		if err != nil {
+			log.Warn("in-flight builds and tasks unknown: they fail", "err", err)
+		}
+		board.AwaitCells(known, inFlight, bbs.DefaultCellPresenceTTL)
+	}
+	if err := api.RestoreApps(ctx); err != nil {
 		log.Error("restore apps", "err", err)
 	}
-	// Routers in other processes keep their last table until joined
-	// cells, renewing their presence, have reported their instances
-	// again: a table without them would drop routes that still work.
 	g.Go(func() error {
-		select {
-		case <-gctx.Done():
-		case <-time.After(bbs.DefaultCellPresenceTTL):
+		if board.WaitAdopted(gctx) != nil {
+			return nil
+		}
+		// Routers in other processes keep their last table until the
+		// instances joined cells kept running are adopted and in the
+		// table: a table without them would drop routes that still work.
+		if emitter.sync(gctx) == nil {
 			routeHub.Release()
+		}
+		if err := api.FailInterrupted(gctx); err != nil && gctx.Err() == nil {
+			log.Error("fail interrupted builds and tasks", "err", err)
+		}
+		if cells != nil {
+			keepKnownCells(gctx, cfg.DataDir, board, log.With("component", "cell-api"))
 		}
 		return nil
 	})

@@ -138,9 +138,11 @@ func (r *routerProc) logTail() string {
 	return string(b)
 }
 
-// A separate `pando router` routes to an instance on a joined cell from
-// the server's routing table, and keeps routing to it while the server
-// is killed (-9); once the server is back, route changes reach it again.
+// Separate `pando router`s route to an instance on a joined cell from the
+// server's routing table, keep routing to it without a failed request
+// while the server is killed (-9) and restarted (a router restarted
+// meanwhile uses the table it kept), and get route changes again once the
+// server is back.
 func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 	// The local cell is too small for the app (1 GB, and its staging):
 	// both run on the joined cell.
@@ -178,21 +180,15 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 	}
 
 	// kill -9 of the server: the routers keep their table and the cell its
-	// instance, past the cell's presence TTL (6 s) and more.
-	cmd, exited := s.running()
-	s.killGroup(cmd)
-	<-exited
-	s.mu.Lock()
-	s.cmd, s.exited = nil, nil
-	s.mu.Unlock()
+	// instance, past the cell's presence TTL (6 s) and more, and through
+	// the server's restart. rp2 is asked throughout; rp for 15 s, then
+	// restarted.
+	s.kill9(t)
+	probe := startProbe(rp2, host)
 	var failed []string
 	served := 0
-	for n, end := 0, time.Now().Add(15*time.Second); time.Now().Before(end); n++ {
-		via := rp
-		if n%2 == 1 {
-			via = rp2
-		}
-		status, body, err := via.get(host, "/")
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); {
+		status, body, err := rp.get(host, "/")
 		if err != nil || status != http.StatusOK || !strings.HasPrefix(body, "binary app") {
 			failed = append(failed, fmt.Sprintf("%d %q %v", status, body, err))
 		} else {
@@ -201,7 +197,7 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if len(failed) > 0 || served == 0 {
-		t.Fatalf("while the server was down: %d served, %d failed through the routers: %v", served, len(failed), failed)
+		t.Fatalf("while the server was down: %d served, %d failed through pando router: %v", served, len(failed), failed)
 	}
 	if status, _, err := rp.get("api.localhost", "/"); err != nil || status != http.StatusBadGateway {
 		t.Errorf("the API's host while the server is down: %d %v, want 502", status, err)
@@ -233,7 +229,46 @@ func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
 		r.waitBody(t, "rerouted.localhost", "binary app index=0")
 		r.waitBody(t, host, "binary app index=0")
 	}
+	if served, failed := probe.stop(); len(failed) > 0 || served == 0 {
+		t.Errorf("through the server's kill -9 and restart: %d served, %d failed through pando router: %v", served, len(failed), failed)
+	}
 	if !strings.Contains(rp.logTail(), "routing table synced") {
 		t.Errorf("the router never said it synced:\n%s", rp.logTail())
 	}
+}
+
+// probe GETs host/ through a router every 50 ms until stopped, counting
+// the answers served and keeping the failures.
+type probe struct {
+	stopc  chan struct{}
+	done   chan struct{}
+	served int
+	failed []string
+}
+
+func startProbe(r *routerProc, host string) *probe {
+	p := &probe{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			status, body, err := r.get(host, "/")
+			if err != nil || status != http.StatusOK || !strings.HasPrefix(body, "binary app") {
+				p.failed = append(p.failed, fmt.Sprintf("%s: %d %q %v", time.Now().Format(time.TimeOnly), status, body, err))
+			} else {
+				p.served++
+			}
+			select {
+			case <-p.stopc:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return p
+}
+
+func (p *probe) stop() (int, []string) {
+	close(p.stopc)
+	<-p.done
+	return p.served, p.failed
 }
