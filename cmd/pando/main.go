@@ -44,7 +44,10 @@ func run(ctx context.Context, args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serverCmd(), cellCmd(streams), routerCmd())
+	root.AddGroup(cli.Groups()...)
+	server, cell, rtr := serverCmd(), cellCmd(streams), routerCmd()
+	server.GroupID, cell.GroupID, rtr.GroupID = cli.GroupPlatform, cli.GroupPlatform, cli.GroupPlatform
+	root.AddCommand(server, cell, rtr)
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
 	root.SetArgs(args)

@@ -69,7 +69,8 @@ func defaultEnv(streams IOStreams) *env {
 	}
 }
 
-// NewCommands returns the client verbs, ready to add to the root command.
+// NewCommands returns the client verbs, ready to add to the root command
+// (with Groups).
 // Each command silences cobra's usage and error printing: the caller prints
 // a returned error with ReportError and exits non-zero.
 func NewCommands(streams IOStreams) []*cobra.Command {
@@ -104,13 +105,17 @@ func (e *env) commands() []*cobra.Command {
 		e.createUserCmd(), e.deleteUserCmd(), e.passwdCmd(),
 		e.setOrgRoleCmd(), e.unsetOrgRoleCmd(), e.setSpaceRoleCmd(), e.unsetSpaceRoleCmd(), e.orgUsersCmd(), e.spaceUsersCmd(),
 		e.quotasCmd(), e.createQuotaCmd(), e.updateQuotaCmd(), e.setQuotaCmd(),
-		e.createUserProvidedServiceCmd(), e.servicesCmd(), e.bindServiceCmd(), e.unbindServiceCmd(), e.deleteServiceCmd(),
-		e.domainsCmd(), e.createDomainCmd(), e.routesCmd(), e.mapRouteCmd(), e.unmapRouteCmd(),
+		e.spaceQuotasCmd(), e.createSpaceQuotaCmd(), e.setSpaceQuotaCmd(), e.unsetSpaceQuotaCmd(),
+		e.createUserProvidedServiceCmd(), e.updateUserProvidedServiceCmd(), e.servicesCmd(), e.bindServiceCmd(), e.unbindServiceCmd(), e.deleteServiceCmd(),
+		e.domainsCmd(), e.createDomainCmd(), e.createSharedDomainCmd(), e.createPrivateDomainCmd(), e.deleteDomainCmd(),
+		e.sharePrivateDomainCmd(), e.unsharePrivateDomainCmd(),
+		e.routesCmd(), e.createRouteCmd(), e.deleteRouteCmd(), e.mapRouteCmd(), e.unmapRouteCmd(),
 	}
 	for _, c := range cmds {
 		if c.Example == "" {
 			c.Example = examples[c.Name()]
 		}
+		c.GroupID = verbGroup[c.Name()]
 		c.SilenceUsage = true
 		c.SilenceErrors = true
 	}

@@ -72,6 +72,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) run(args ...string) error {
 	h.t.Helper()
 	root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
+	root.AddGroup(Groups()...)
 	root.AddCommand(h.env.commands()...)
 	root.SetArgs(args)
 	root.SetOut(h.out)

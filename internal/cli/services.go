@@ -73,10 +73,8 @@ func (e *env) createUserProvidedServiceCmd() *cobra.Command {
 				}
 				ups.Credentials = c
 			}
-			for _, t := range strings.Split(tags, ",") {
-				if t = strings.TrimSpace(t); t != "" {
-					ups.Tags = append(ups.Tags, t)
-				}
+			if t := splitTags(tags); len(t) > 0 {
+				ups.Tags = t
 			}
 			s.out("Creating user provided service %s in %s...\n", args[0], s.where())
 			if _, err := s.c.CreateUserProvidedService(ctx, ups); err != nil {
@@ -95,6 +93,95 @@ func (e *env) createUserProvidedServiceCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&routeService, "route-service-url", "r", "", "route service URL (https)")
 	cmd.Flags().StringVarP(&tags, "tags", "t", "", "comma-separated tags")
 	return cmd
+}
+
+func splitTags(tags string) []string {
+	out := []string{}
+	for _, t := range strings.Split(tags, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (e *env) updateUserProvidedServiceCmd() *cobra.Command {
+	var creds, syslog, routeService, tags string
+	var cmd *cobra.Command
+	cmd = e.teamCommand("update-user-provided-service SERVICE_INSTANCE",
+		"Change a user-provided service instance's credentials, syslog drain URL, route service URL or tags",
+		"  pando uups db -p '{\"url\":\"postgres://db2.internal/app\",\"password\":\"n3w\"}' && pando restart shop\n"+
+			"  pando uups logs -l syslog-tls://logs2.example.com:6514\n"+
+			"  pando uups db -t ''     # no tags",
+		cobra.ExactArgs(1), true,
+		func(ctx context.Context, s *session, args []string) error {
+			var u api.ServiceInstanceUpdate
+			if cmd.Flags().Changed("params") {
+				c, err := readCredentials(creds)
+				if err != nil {
+					return err
+				}
+				u.Credentials = c
+			}
+			if cmd.Flags().Changed("syslog-drain-url") {
+				u.SyslogDrainURL = &syslog
+			}
+			if cmd.Flags().Changed("route-service-url") {
+				u.RouteServiceURL = &routeService
+			}
+			if cmd.Flags().Changed("tags") {
+				t := splitTags(tags)
+				u.Tags = &t
+			}
+			if u.Empty() {
+				return errors.New("nothing to change: give -p CREDENTIALS, -l SYSLOG_DRAIN_URL, -r ROUTE_SERVICE_URL or -t TAGS")
+			}
+			si, err := s.serviceInstance(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if si.Type != "" && si.Type != "user-provided" {
+				return fmt.Errorf("service instance %s is not user-provided (it is %s)", si.Name, si.Type)
+			}
+			s.out("Updating user provided service %s in %s...\n", si.Name, s.where())
+			if err := s.c.UpdateServiceInstance(ctx, si.GUID, u); err != nil {
+				return fmt.Errorf("update service instance %s: %w", si.Name, s.denied(err, "space developer role in space "+s.cfg.SpaceName))
+			}
+			s.out("OK\n")
+			if apps := s.boundApps(ctx, si.GUID); len(apps) > 0 {
+				s.out("\nTIP: Use 'pando restart APP' for %s to get the change.\n", strings.Join(apps, ", "))
+			}
+			return nil
+		})
+	cmd.Aliases = []string{"uups"}
+	cmd.Flags().StringVarP(&creds, "params", "p", "", "new credentials (they replace the old ones): a JSON object, or @FILE holding one")
+	cmd.Flags().StringVarP(&syslog, "syslog-drain-url", "l", "", "new syslog drain URL ('' removes it)")
+	cmd.Flags().StringVarP(&routeService, "route-service-url", "r", "", "new route service URL, https ('' removes it)")
+	cmd.Flags().StringVarP(&tags, "tags", "t", "", "new comma-separated tags, replacing the old ones ('' removes them)")
+	return cmd
+}
+
+// boundApps names the targeted space's apps bound to a service instance,
+// sorted; nil when they cannot be listed.
+func (s *session) boundApps(ctx context.Context, instanceGUID string) []string {
+	bs, err := s.c.Bindings(ctx, nil, []string{instanceGUID})
+	if err != nil || len(bs) == 0 {
+		return nil
+	}
+	apps, err := s.c.Apps(ctx, s.cfg.SpaceGUID)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, b := range bs {
+		for _, a := range apps {
+			if a.GUID == b.Relationships.App.GUID() && !contains(names, a.Name) {
+				names = append(names, a.Name)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (e *env) servicesCmd() *cobra.Command {

@@ -17,36 +17,42 @@ type fakeTeam struct {
 	mu sync.Mutex
 	n  int
 
-	orgs      map[string]string // name -> guid
-	spaces    map[string]string // orgGUID/name -> guid
-	spaceName map[string]string // guid -> name
-	users     map[string]string // name -> guid
-	roles     []map[string]string
-	quotas    map[string]string // name -> guid
-	services  map[string]string // name -> guid
-	bindings  map[string][2]string
-	domains   map[string]string // name -> guid
-	routes    map[string]map[string]any
-	jobFails  string                      // jobs end FAILED with this detail when set
-	deny      map[string]string           // "METHOD path" -> the 403's CF title
-	bodies    map[string][]map[string]any // "METHOD path" -> bodies
-	deleted   []string
+	orgs        map[string]string // name -> guid
+	spaces      map[string]string // orgGUID/name -> guid
+	spaceName   map[string]string // guid -> name
+	users       map[string]string // name -> guid
+	roles       []map[string]string
+	quotas      map[string]string // name -> guid
+	services    map[string]string // name -> guid
+	bindings    map[string][2]string
+	domains     map[string]string         // name -> guid
+	domainOrg   map[string]string         // guid -> owning org guid (private domains)
+	shared      map[string][]string       // domain guid -> orgs it is shared with
+	spaceQuotas map[string]map[string]any // guid -> quota as the API shows it
+	routes      map[string]map[string]any
+	jobFails    string                      // jobs end FAILED with this detail when set
+	deny        map[string]string           // "METHOD path" -> the 403's CF title
+	bodies      map[string][]map[string]any // "METHOD path" -> bodies
+	deleted     []string
 }
 
 func newFakeTeam(f *fakeCF) *fakeTeam {
 	ft := &fakeTeam{
-		f:         f,
-		orgs:      map[string]string{"myorg": orgGUID},
-		spaces:    map[string]string{orgGUID + "/dev": spaceGUID},
-		spaceName: map[string]string{spaceGUID: "dev"},
-		users:     map[string]string{"admin": "u1"},
-		quotas:    map[string]string{},
-		services:  map[string]string{},
-		bindings:  map[string][2]string{},
-		domains:   map[string]string{"localhost": "dom-localhost"},
-		routes:    map[string]map[string]any{},
-		deny:      map[string]string{},
-		bodies:    map[string][]map[string]any{},
+		f:           f,
+		orgs:        map[string]string{"myorg": orgGUID},
+		spaces:      map[string]string{orgGUID + "/dev": spaceGUID},
+		spaceName:   map[string]string{spaceGUID: "dev"},
+		users:       map[string]string{"admin": "u1"},
+		quotas:      map[string]string{},
+		services:    map[string]string{},
+		bindings:    map[string][2]string{},
+		domains:     map[string]string{"localhost": "dom-localhost"},
+		domainOrg:   map[string]string{},
+		shared:      map[string][]string{},
+		spaceQuotas: map[string]map[string]any{},
+		routes:      map[string]map[string]any{},
+		deny:        map[string]string{},
+		bodies:      map[string][]map[string]any{},
 	}
 	f.mu.Lock()
 	f.extra = ft.serve
@@ -269,12 +275,13 @@ func (ft *fakeTeam) serve(w http.ResponseWriter, r *http.Request) bool {
 		var items []any
 		for n, g := range ft.domains {
 			if q.Get("names") == "" || q.Get("names") == n {
-				items = append(items, map[string]any{"guid": g, "name": n, "relationships": map[string]any{"organization": rel("")}})
+				items = append(items, map[string]any{"guid": g, "name": n, "relationships": map[string]any{"organization": rel(ft.domainOrg[g])}})
 			}
 		}
 		f.writeJSON(w, 200, f.list(items...))
 	case route == "POST /v3/domains":
 		ft.domains[str(in, "name")] = ft.guid("domain")
+		ft.domainOrg[ft.domains[str(in, "name")]] = str(in, "relationships", "organization", "data", "guid")
 		f.writeJSON(w, 201, map[string]any{"guid": ft.domains[str(in, "name")], "name": str(in, "name")})
 	case route == "GET /v3/routes" && q.Get("domain_guids") != "":
 		var items []any
@@ -287,6 +294,12 @@ func (ft *fakeTeam) serve(w http.ResponseWriter, r *http.Request) bool {
 	case route == "POST /v3/routes":
 		g := ft.guid("route")
 		path, _ := in["path"].(string)
+		for _, rt := range ft.routes {
+			if rt["host"] == str(in, "host") && rt["path"] == path && rt["domain"] == str(in, "relationships", "domain", "data", "guid") {
+				f.cfError(w, 422, 10008, "CF-UnprocessableEntity", fmt.Sprintf("Route already exists with host '%s' for domain 'd'.", str(in, "host")))
+				return true
+			}
+		}
 		ft.routes[g] = map[string]any{"guid": g, "host": str(in, "host"), "path": path, "domain": str(in, "relationships", "domain", "data", "guid"),
 			"url": str(in, "host") + ".example.com" + path, "destinations": []any{}}
 		f.writeJSON(w, 201, ft.routes[g])
@@ -303,7 +316,7 @@ func (ft *fakeTeam) serve(w http.ResponseWriter, r *http.Request) bool {
 		ft.deleted = append(ft.deleted, p)
 		w.WriteHeader(204)
 	default:
-		return false
+		return ft.serveMore(w, r, route, in)
 	}
 	return true
 }

@@ -40,7 +40,8 @@ func (s *server) typed(t *testing.T, home, stdin string, args ...string) result 
 
 // TestTenancy_cliTeamVerbs: with pando's own CLI only, an admin creates an
 // org, two spaces and a user who is space developer in one of them; the
-// user logs in, targets, pushes and sees only their space's apps; what
+// user logs in, targets, pushes and sees only their space's apps; domains,
+// routes, space quotas and services work (cliDomainsRoutesAndQuotas); what
 // they may not do is refused with the role they lack; deleting the org
 // waits for its job.
 func TestTenancy_cliTeamVerbs(t *testing.T) {
@@ -113,6 +114,7 @@ func TestTenancy_cliTeamVerbs(t *testing.T) {
 	s.mustPando(t, "create-quota", "small", "-m", "2G", "-r", "10")
 	s.mustPando(t, "set-quota", "team", "small")
 	requireOutput(t, s.mustPando(t, "quotas"), `(?m)^small\s+2G\s+unlimited\s+unlimited\s+10\s.*team$`)
+	cliDomainsRoutesAndQuotas(t, s, devHome)
 
 	// What the developer may not do is refused, saying why.
 	if r := s.as(t, devHome, "target", "-o", "team", "-s", "B"); r.code == 0 || !strings.Contains(r.out(), "space 'B' not found in org team") {

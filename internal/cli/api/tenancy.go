@@ -60,6 +60,18 @@ type Role struct {
 type Quota struct {
 	GUID string `json:"guid"`
 	Name string `json:"name"`
+	QuotaValues
+	Relationships struct {
+		Organizations struct {
+			Data []struct {
+				GUID string `json:"guid"`
+			} `json:"data"`
+		} `json:"organizations"`
+	} `json:"relationships"`
+}
+
+// QuotaValues are the limits of an org or space quota; nil is unlimited.
+type QuotaValues struct {
 	Apps struct {
 		TotalMemoryInMB      *int64 `json:"total_memory_in_mb"`
 		PerProcessMemoryInMB *int64 `json:"per_process_memory_in_mb"`
@@ -74,13 +86,6 @@ type Quota struct {
 	Services struct {
 		TotalServiceInstances *int64 `json:"total_service_instances"`
 	} `json:"services"`
-	Relationships struct {
-		Organizations struct {
-			Data []struct {
-				GUID string `json:"guid"`
-			} `json:"data"`
-		} `json:"organizations"`
-	} `json:"relationships"`
 }
 
 // QuotaLimits are the limit groups of a quota request ("apps", "routes",
