@@ -45,9 +45,9 @@ func run(ctx context.Context, args []string) int {
 		SilenceErrors: true,
 	}
 	root.AddGroup(cli.Groups()...)
-	server, cell := serverCmd(), cellCmd(streams)
-	server.GroupID, cell.GroupID = cli.GroupPlatform, cli.GroupPlatform
-	root.AddCommand(server, cell)
+	server, cell, rtr := serverCmd(), cellCmd(streams), routerCmd()
+	server.GroupID, cell.GroupID, rtr.GroupID = cli.GroupPlatform, cli.GroupPlatform, cli.GroupPlatform
+	root.AddCommand(server, cell, rtr)
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
 	root.SetArgs(args)

@@ -1,10 +1,13 @@
 package cellapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -22,13 +25,17 @@ const (
 	maxLogBatch = 2048
 )
 
-// LogShipper is a joined cell's pando.LogSink: it queues lines (bounded)
-// and streams them to the server's log store in batches, as fast as the
-// server takes them. Lines that find the queue full are dropped; each app
-// is then told how many it lost, in a line of its own.
+// LogShipper is a joined cell's (or a separate router's) pando.LogSink:
+// it queues lines (bounded) and streams them to the server's log store in
+// batches, as fast as the server takes them. Lines that find the queue
+// full are dropped; each app is then told how many it lost, in a line of
+// its own.
 type LogShipper struct {
-	c   *ServerClient
-	log *slog.Logger
+	send LogSender
+	// who and source name the shipper in loss notices: "the cell", CELL.
+	who    string
+	source string
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	queue   []pando.LogEnvelope
@@ -39,13 +46,28 @@ type LogShipper struct {
 
 var _ pando.LogSink = (*LogShipper)(nil)
 
+// LogSender delivers a batch of lines to the server.
+type LogSender func(ctx context.Context, batch []pando.LogEnvelope) error
+
 // NewLogShipper ships through c; queue bounds the lines held (default
 // DefaultLogQueue). Run it.
 func (c *ServerClient) NewLogShipper(queue int) *LogShipper {
+	return NewLogShipper(func(ctx context.Context, batch []pando.LogEnvelope) error {
+		return PostLogs(ctx, c.hc, c.base+logsPath, nil, batch)
+	}, queue, "the cell", pando.LogSourceCell, c.log)
+}
+
+// NewLogShipper ships through send; queue bounds the lines held (default
+// DefaultLogQueue); who ("the router") and source (its LogSource) sign
+// the notices of lines lost. Run it.
+func NewLogShipper(send LogSender, queue int, who, source string, log *slog.Logger) *LogShipper {
 	if queue <= 0 {
 		queue = DefaultLogQueue
 	}
-	return &LogShipper{c: c, log: c.log, max: queue, dropped: map[string]int{}, wake: make(chan struct{}, 1)}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &LogShipper{send: send, who: who, source: source, log: log, max: queue, dropped: map[string]int{}, wake: make(chan struct{}, 1)}
 }
 
 // Emit queues a line; it never blocks.
@@ -79,8 +101,8 @@ func (s *LogShipper) take() []pando.LogEnvelope {
 	var out []pando.LogEnvelope
 	for app, n := range s.dropped {
 		out = append(out, pando.LogEnvelope{Timestamp: time.Now(), SourceID: app, InstanceID: "0",
-			SourceType: pando.LogSourceCell, Type: "ERR",
-			Payload: fmt.Appendf(nil, "%d log lines lost: the cell could not send them to the log store fast enough", n)})
+			SourceType: s.source, Type: "ERR",
+			Payload: fmt.Appendf(nil, "%d log lines lost: %s could not send them to the log store fast enough", n, s.who)})
 		delete(s.dropped, app)
 	}
 	n := min(len(s.queue), maxLogBatch)
@@ -123,7 +145,9 @@ func (s *LogShipper) Run(ctx context.Context) {
 	}
 }
 
-func (s *LogShipper) send(ctx context.Context, batch []pando.LogEnvelope) error {
+// PostLogs sends batch to url as newline-delimited LogEnvelope JSON, with
+// header's fields, through hc.
+func PostLogs(ctx context.Context, hc *http.Client, url string, header http.Header, batch []pando.LogEnvelope) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	for _, e := range batch {
@@ -133,12 +157,15 @@ func (s *LogShipper) send(ctx context.Context, batch []pando.LogEnvelope) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", s.c.base+logsPath, &buf)
+	req, err := http.NewRequestWithContext(ctx, "POST", url, &buf)
 	if err != nil {
 		return err
 	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := s.c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -147,6 +174,31 @@ func (s *LogShipper) send(ctx context.Context, batch []pando.LogEnvelope) error 
 		return errorFrom("send log lines", resp)
 	}
 	return nil
+}
+
+// ReadLogs reads newline-delimited LogEnvelope JSON (PostLogs's) from
+// body, each line at most 256 KiB, and passes each line to emit, which
+// says whether it took it; refused counts the others.
+func ReadLogs(body io.Reader, emit func(pando.LogEnvelope) bool) (refused int, err error) {
+	br := bufio.NewReaderSize(body, 64<<10)
+	for {
+		line, err := readLine(br, maxLogLine)
+		if len(line) > 0 {
+			var e pando.LogEnvelope
+			if jerr := json.Unmarshal(line, &e); jerr != nil {
+				return refused, pando.Errorf(pando.EBadRequest, "log line: %v", jerr)
+			}
+			if !emit(e) {
+				refused++
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return refused, nil
+		}
+		if err != nil {
+			return refused, pando.Errorf(pando.EBadRequest, "log stream: %v", err)
+		}
+	}
 }
 
 // Flush sends what is queued now, once, until ctx ends (at shutdown,

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -483,27 +482,15 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 // logs takes newline-delimited JSON envelopes into the log store; lines
 // of apps the cell runs nothing of are dropped.
 func (s *server) logs(w http.ResponseWriter, r *http.Request, id string) error {
-	br := bufio.NewReaderSize(r.Body, 64<<10)
-	var refused int
-	for {
-		line, err := readLine(br, maxLogLine)
-		if len(line) > 0 {
-			var e pando.LogEnvelope
-			if jerr := json.Unmarshal(line, &e); jerr != nil {
-				return pando.Errorf(pando.EBadRequest, "log line: %v", jerr)
-			}
-			if s.cfg.Grants.CanLog(id, e.SourceID) {
-				s.cfg.Logs.Emit(e)
-			} else {
-				refused++
-			}
+	refused, err := ReadLogs(r.Body, func(e pando.LogEnvelope) bool {
+		if !s.cfg.Grants.CanLog(id, e.SourceID) {
+			return false
 		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return pando.Errorf(pando.EBadRequest, "log stream: %v", err)
-		}
+		s.cfg.Logs.Emit(e)
+		return true
+	})
+	if err != nil {
+		return err
 	}
 	if refused > 0 {
 		if _, seen := s.refused.LoadOrStore(id, struct{}{}); !seen {

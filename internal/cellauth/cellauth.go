@@ -48,6 +48,8 @@ const (
 	caKeyFile  = "cell-ca-key.pem"
 	// TokenFile holds the join token (0600).
 	TokenFile = "cell-token"
+	// RouterTokenFile holds the router token (0600).
+	RouterTokenFile = "router-token"
 )
 
 // CellName is the DNS name in cell id's certificate.
@@ -240,27 +242,58 @@ func serial() *big.Int {
 	return n
 }
 
-// Token is a join token: the secret that earns a certificate, and the
-// hash of the CA a joining cell pins.
+// Token is a join token (the secret that earns a cell certificate) or a
+// router token (the secret that reads the routing table), and the hash of
+// the CA the cell or router pins. The two are separate secrets: a router
+// cannot join as a cell, and a cell's token reads no routing table.
 type Token struct {
 	Secret string
 	CAHash string
+	// Router marks a router token.
+	Router bool
 }
 
-const tokenPrefix = "pando1"
+const (
+	tokenPrefix       = "pando1"
+	routerTokenPrefix = "pando1router"
+)
 
-// String is the token as operators pass it: pando1.SECRET.sha256:HASH.
-func (t Token) String() string { return tokenPrefix + "." + t.Secret + ".sha256:" + t.CAHash }
-
-// ParseToken reads a token.
-func ParseToken(s string) (Token, error) {
-	parts := strings.Split(strings.TrimSpace(s), ".")
-	if len(parts) != 3 || parts[0] != tokenPrefix || !strings.HasPrefix(parts[2], "sha256:") {
-		return Token{}, errors.New("join token: want pando1.SECRET.sha256:HASH (from <server data dir>/cell-token)")
+// String is the token as operators pass it: pando1.SECRET.sha256:HASH,
+// or pando1router.SECRET.sha256:HASH.
+func (t Token) String() string {
+	p := tokenPrefix
+	if t.Router {
+		p = routerTokenPrefix
 	}
-	t := Token{Secret: parts[1], CAHash: strings.TrimPrefix(parts[2], "sha256:")}
+	return p + "." + t.Secret + ".sha256:" + t.CAHash
+}
+
+// ParseToken reads a cell join token.
+func ParseToken(s string) (Token, error) {
+	t, err := parseToken(s)
+	if err == nil && t.Router {
+		return Token{}, errors.New("join token: this is a router token; cells join with the token in <server data dir>/cell-token")
+	}
+	return t, err
+}
+
+// ParseRouterToken reads a router token.
+func ParseRouterToken(s string) (Token, error) {
+	t, err := parseToken(s)
+	if err == nil && !t.Router {
+		return Token{}, errors.New("router token: this is a cell join token; routers use the token in <server data dir>/router-token")
+	}
+	return t, err
+}
+
+func parseToken(s string) (Token, error) {
+	parts := strings.Split(strings.TrimSpace(s), ".")
+	if len(parts) != 3 || (parts[0] != tokenPrefix && parts[0] != routerTokenPrefix) || !strings.HasPrefix(parts[2], "sha256:") {
+		return Token{}, errors.New("token: want pando1.SECRET.sha256:HASH (<server data dir>/cell-token) or pando1router.SECRET.sha256:HASH (router-token)")
+	}
+	t := Token{Secret: parts[1], CAHash: strings.TrimPrefix(parts[2], "sha256:"), Router: parts[0] == routerTokenPrefix}
 	if len(t.Secret) != 64 || !isHex(t.Secret) || len(t.CAHash) != 64 || !isHex(t.CAHash) {
-		return Token{}, errors.New("join token: the secret and the CA hash are 64 hex digits each")
+		return Token{}, errors.New("token: the secret and the CA hash are 64 hex digits each")
 	}
 	return t, nil
 }
@@ -278,20 +311,34 @@ func isHex(s string) bool {
 // LoadOrCreateToken reads the join token from path, or writes a new one
 // (0600) for ca. A token pinning another CA is replaced.
 func LoadOrCreateToken(path string, ca *CA) (Token, error) {
+	return loadOrCreateToken(path, ca, false)
+}
+
+// LoadOrCreateRouterToken is LoadOrCreateToken for the router token
+// (RouterTokenFile).
+func LoadOrCreateRouterToken(path string, ca *CA) (Token, error) {
+	return loadOrCreateToken(path, ca, true)
+}
+
+func loadOrCreateToken(path string, ca *CA, router bool) (Token, error) {
+	what := "join token"
+	if router {
+		what = "router token"
+	}
 	if b, err := os.ReadFile(path); err == nil {
-		if t, err := ParseToken(string(b)); err == nil && t.CAHash == ca.Hash() {
+		if t, err := parseToken(string(b)); err == nil && t.CAHash == ca.Hash() && t.Router == router {
 			return t, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return Token{}, fmt.Errorf("join token: %w", err)
+		return Token{}, fmt.Errorf("%s: %w", what, err)
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return Token{}, err
 	}
-	t := Token{Secret: hex.EncodeToString(b[:]), CAHash: ca.Hash()}
+	t := Token{Secret: hex.EncodeToString(b[:]), CAHash: ca.Hash(), Router: router}
 	if err := writeFile(path, []byte(t.String()+"\n"), 0o600); err != nil {
-		return Token{}, fmt.Errorf("store join token: %w", err)
+		return Token{}, fmt.Errorf("store %s: %w", what, err)
 	}
 	return t, nil
 }

@@ -98,3 +98,43 @@ func TestSignCell_namesComeFromTheIDNotTheCSR(t *testing.T) {
 		t.Fatalf("certificate names %v, want only %s", cert.DNSNames, CellName("cell-a"))
 	}
 }
+
+func TestRouterToken_isASeparateSecretThatCannotJoinAsACell(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cellTok, err := LoadOrCreateToken(filepath.Join(dir, TokenFile), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, RouterTokenFile)
+	rtrTok, err := LoadOrCreateRouterToken(path, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("router token mode %v, want 0600", fi.Mode().Perm())
+	}
+	if rtrTok.Secret == cellTok.Secret || !rtrTok.Router || rtrTok.CAHash != ca.Hash() {
+		t.Fatalf("router token %+v, cell token %+v: want its own secret pinning the CA", rtrTok, cellTok)
+	}
+	again, err := LoadOrCreateRouterToken(path, ca)
+	if err != nil || again != rtrTok {
+		t.Fatalf("router token reloaded as %+v (%v), want %+v", again, err, rtrTok)
+	}
+	if p, err := ParseRouterToken(rtrTok.String()); err != nil || p != rtrTok {
+		t.Fatalf("router token read back as %+v (%v)", p, err)
+	}
+	if _, err := ParseToken(rtrTok.String()); err == nil || !strings.Contains(err.Error(), "router token") {
+		t.Errorf("a router token parsed as a join token: %v", err)
+	}
+	if _, err := ParseRouterToken(cellTok.String()); err == nil || !strings.Contains(err.Error(), "cell join token") {
+		t.Errorf("a join token parsed as a router token: %v", err)
+	}
+	// Its secret earns no cell certificate.
+	if _, err := ca.HandleJoin(cellTok, JoinRequest{CellID: "cell-a", Secret: rtrTok.Secret}); err == nil {
+		t.Error("the router token's secret joined as a cell")
+	}
+}

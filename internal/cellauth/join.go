@@ -78,31 +78,14 @@ func Join(ctx context.Context, hc *http.Client, apiURL string, tok Token, cellID
 	if err := CheckCellID(cellID); err != nil {
 		return nil, err
 	}
-	base, err := url.Parse(strings.TrimRight(apiURL, "/"))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, fmt.Errorf("--join %q: want http(s)://HOST[:PORT] of the Pando API", apiURL)
+	if tok.Router {
+		return nil, errors.New("join: a router token cannot join a cell; use <server data dir>/cell-token")
 	}
-	var info JoinInfo
-	if err := getJSON(ctx, hc, base.String()+JoinInfoPath, &info); err != nil {
-		return nil, fmt.Errorf("join %s: %w", apiURL, err)
-	}
-	ca, err := ParseCertPEM([]byte(info.CAPEM))
+	pool, caPEM, cellAPI, err := discover(ctx, hc, apiURL, tok, "--join")
 	if err != nil {
-		return nil, fmt.Errorf("join %s: CA: %w", apiURL, err)
+		return nil, err
 	}
-	if got := CertHash(ca); got != tok.CAHash {
-		return nil, fmt.Errorf("join %s: the server's CA (sha256:%s) is not the one the token pins (sha256:%s): a token from another server, or something between the cell and the server", apiURL, got, tok.CAHash)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	host, port, err := net.SplitHostPort(info.CellAPIAddr)
-	if err != nil {
-		return nil, fmt.Errorf("join %s: cell API address %q: %w", apiURL, info.CellAPIAddr, err)
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = base.Hostname()
-	}
-	creds := &Credentials{Pool: pool, CellAPI: "https://" + net.JoinHostPort(host, port)}
+	creds := &Credentials{Pool: pool, CellAPI: cellAPI}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cell data dir: %w", err)
 	}
@@ -124,11 +107,47 @@ func Join(ctx context.Context, hc *http.Client, apiURL string, tok Token, cellID
 	if err := writeFile(filepath.Join(dir, cellCertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
 		return nil, fmt.Errorf("store cell certificate: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, cellCAFile), []byte(info.CAPEM), 0o644); err != nil {
+	if err := writeFile(filepath.Join(dir, cellCAFile), caPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("store cell CA: %w", err)
 	}
 	creds.Cert = cert
 	return creds, nil
+}
+
+// Discover finds the server's cell listener from the API at apiURL (plain
+// HTTP is fine): it returns the listener's URL and a pool of the server's
+// CA, refused unless its hash is the one tok pins. Routers connect with it.
+func Discover(ctx context.Context, hc *http.Client, apiURL string, tok Token) (pool *x509.CertPool, cellAPI string, err error) {
+	pool, _, cellAPI, err = discover(ctx, hc, apiURL, tok, "--api")
+	return pool, cellAPI, err
+}
+
+func discover(ctx context.Context, hc *http.Client, apiURL string, tok Token, flag string) (*x509.CertPool, []byte, string, error) {
+	base, err := url.Parse(strings.TrimRight(apiURL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, nil, "", fmt.Errorf("%s %q: want http(s)://HOST[:PORT] of the Pando API", flag, apiURL)
+	}
+	var info JoinInfo
+	if err := getJSON(ctx, hc, base.String()+JoinInfoPath, &info); err != nil {
+		return nil, nil, "", fmt.Errorf("reach %s: %w", apiURL, err)
+	}
+	ca, err := ParseCertPEM([]byte(info.CAPEM))
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("reach %s: CA: %w", apiURL, err)
+	}
+	if got := CertHash(ca); got != tok.CAHash {
+		return nil, nil, "", fmt.Errorf("reach %s: the server's CA (sha256:%s) is not the one the token pins (sha256:%s): a token from another server, or something between this machine and the server", apiURL, got, tok.CAHash)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	host, port, err := net.SplitHostPort(info.CellAPIAddr)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("reach %s: cell API address %q: %w", apiURL, info.CellAPIAddr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = base.Hostname()
+	}
+	return pool, []byte(info.CAPEM), "https://" + net.JoinHostPort(host, port), nil
 }
 
 // loadCellCert returns the certificate kept in dir when it is cell id's,

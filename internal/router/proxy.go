@@ -295,8 +295,8 @@ func (r *Router) serveRequest(cc *clientConn) {
 	h := &cc.head
 	start := r.now()
 	host := canonicalHost(h.host)
-	if r.cfg.System.match(host) {
-		r.serveSystem(cc)
+	if sys := r.system.Load(); sys.match(host) {
+		r.serveSystem(cc, sys)
 		return
 	}
 	route, eps, found := r.table.lookup(host, h.path)

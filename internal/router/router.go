@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -86,6 +87,8 @@ type Router struct {
 	ids       *requestIDs
 	// conns caps the client connections of every listener served.
 	conns *connlimit.Limit
+	// system is cfg.System, or what SetSystemRoutes put.
+	system atomic.Pointer[SystemRoutes]
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -162,9 +165,7 @@ func New(cfg Config) *Router {
 	if cfg.MaxConns > 0 || cfg.MaxConnsPerClient > 0 {
 		r.conns = connlimit.NewLimit(cfg.MaxConns, cfg.MaxConnsPerClient, "the router")
 	}
-	if cfg.System != nil {
-		r.cfg.System = cfg.System.normalized()
-	}
+	r.SetSystemRoutes(cfg.System)
 	return r
 }
 

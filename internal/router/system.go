@@ -34,6 +34,15 @@ type SystemRoutes struct {
 // SystemHostLabels are the system hosts' first labels.
 var SystemHostLabels = []string{"api", "uaa", "login", "log-cache"}
 
+// SetSystemRoutes replaces the system hosts (nil: none), e.g. when a
+// router in its own process learns the system domain from the server.
+func (r *Router) SetSystemRoutes(s *SystemRoutes) {
+	if s != nil {
+		s = s.normalized()
+	}
+	r.system.Store(s)
+}
+
 func (s *SystemRoutes) normalized() *SystemRoutes {
 	n := *s
 	n.Domain = strings.TrimSuffix(strings.ToLower(s.Domain), ".")
@@ -84,7 +93,7 @@ func isIP(host string) bool {
 // (sysWriter) that answers on the client connection, which then goes on
 // to its next request. System traffic is not the data plane's hot path;
 // this is plain net/http semantics, not speed.
-func (r *Router) serveSystem(cc *clientConn) {
+func (r *Router) serveSystem(cc *clientConn, sys *SystemRoutes) {
 	ctx, cancel := context.WithCancel(cc.srv.base)
 	defer cancel()
 	req, err := cc.systemRequest(ctx)
@@ -98,10 +107,10 @@ func (r *Router) serveSystem(cc *clientConn) {
 	ok := false
 	if req.Body == http.NoBody && cc.br.Buffered() == 0 {
 		stop := cc.watchHangUp(cancel)
-		ok = r.callSystem(w, req)
+		ok = r.callSystem(sys.Handler, w, req)
 		stop()
 	} else {
-		ok = r.callSystem(w, req)
+		ok = r.callSystem(sys.Handler, w, req)
 	}
 	if ok {
 		w.finish()
@@ -139,7 +148,7 @@ func (cc *clientConn) watchHangUp(cancel context.CancelFunc) (stop func()) {
 
 // callSystem runs the handler; false when it panicked (the connection
 // is then closed, as net/http does).
-func (r *Router) callSystem(w *sysWriter, req *http.Request) (ok bool) {
+func (r *Router) callSystem(h http.Handler, w *sysWriter, req *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			ok = false
@@ -148,7 +157,7 @@ func (r *Router) callSystem(w *sysWriter, req *http.Request) (ok bool) {
 			}
 		}
 	}()
-	r.cfg.System.Handler.ServeHTTP(w, req)
+	h.ServeHTTP(w, req)
 	return true
 }
 

@@ -249,3 +249,25 @@ func TestRouter_websocketOverHTTPS(t *testing.T) {
 		t.Fatalf("echo through the TLS tunnel: %q, %v", l, err)
 	}
 }
+
+func TestRouter_setSystemRoutesTakesEffectOnTheNextRequest(t *testing.T) {
+	a := newBackend(t, "app")
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"api.sys.test"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: a.addr()}})
+	plain := serve(t, r)
+	host := http.Header{"Host": {"api.sys.test"}}
+	if _, body := get(t, http.DefaultClient, "http://"+plain+"/", host); body != "app" {
+		t.Fatalf("without system routes: %q, want the app", body)
+	}
+	r.SetSystemRoutes(&SystemRoutes{Domain: "sys.test", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "system")
+	})})
+	if _, body := get(t, http.DefaultClient, "http://"+plain+"/", host); body != "system" {
+		t.Fatalf("with system routes: %q, want the system handler", body)
+	}
+	r.SetSystemRoutes(nil)
+	if _, body := get(t, http.DefaultClient, "http://"+plain+"/", host); body != "app" {
+		t.Fatalf("system routes removed: %q, want the app", body)
+	}
+}

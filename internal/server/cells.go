@@ -16,6 +16,8 @@ import (
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/connlimit"
+	"github.com/pandoplatform/pando/internal/routestream"
+	"github.com/pandoplatform/pando/internal/wireerr"
 )
 
 // Caps of the cell listener: a cell holds a few connections (reports,
@@ -50,14 +52,19 @@ type cellAPI struct {
 	grants *cellapi.Grants
 }
 
-// listenCellAPI creates (or loads) the CA and the join token in the data
-// dir and listens for cells.
-func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pando.LogSink, log *slog.Logger) (*cellAPI, error) {
+// listenCellAPI creates (or loads) the CA, the join token and the router
+// token in the data dir and listens for cells, and for routers in other
+// processes following routes.
+func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pando.LogSink, routes *routestream.Hub, log *slog.Logger) (*cellAPI, error) {
 	ca, err := cellauth.LoadOrCreateCA(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	tok, err := cellauth.LoadOrCreateToken(filepath.Join(cfg.DataDir, cellauth.TokenFile), ca)
+	if err != nil {
+		return nil, err
+	}
+	routerTok, err := cellauth.LoadOrCreateRouterToken(filepath.Join(cfg.DataDir, cellauth.RouterTokenFile), ca)
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +88,24 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 		ln.Close()
 		return nil, err
 	}
+	// Routers read the routing table with the router token's secret, over
+	// TLS with the server's certificate; they get no client certificate,
+	// so nothing else here serves them.
+	authorizeRouter := func(r *http.Request) error {
+		if !routerTok.MatchSecret(routestream.BearerSecret(r)) {
+			return pando.Errorf(pando.EUnauthenticated, "routing table: wrong or missing router token (<server data dir>/%s)", cellauth.RouterTokenFile)
+		}
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+routestream.Path, routes.Handler(routestream.HandlerConfig{
+		Authorize: authorizeRouter,
+		Logger:    log.With("component", "route-stream"),
+	}))
+	mux.Handle("POST "+routestream.LogsPath, routerLogs(authorizeRouter, routes, logSink, log))
+	mux.Handle("/", h)
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -103,6 +126,33 @@ func (e *cellListenError) Error() string {
 
 func (e *cellListenError) Unwrap() error { return e.err }
 
+// routerLogs takes a separate router's access log lines (PostLogs's
+// form): RTR lines of apps in the routing table only.
+func routerLogs(authorize func(*http.Request) error, routes *routestream.Hub, sink pando.LogSink, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := authorize(r); err != nil {
+			log.Info("router log lines refused", "remote_addr", r.RemoteAddr, "err", err)
+			wireerr.Write(w, pando.ErrorKindOf(err), err.Error())
+			return
+		}
+		refused, err := cellapi.ReadLogs(r.Body, func(e pando.LogEnvelope) bool {
+			if e.SourceType != pando.LogSourceRouter || !routes.HasApp(e.SourceID) {
+				return false
+			}
+			sink.Emit(e)
+			return true
+		})
+		if err != nil {
+			wireerr.Write(w, pando.ErrorKindOf(err), err.Error())
+			return
+		}
+		if refused > 0 {
+			log.Debug("dropped router log lines: not RTR lines of a routed app", "remote_addr", r.RemoteAddr, "lines", refused)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
 // joinRoute and serve do nothing on a nil cellAPI (a server whose derived
 // cell API port was taken: no cell can join it).
 func (c *cellAPI) joinRoute(mux *http.ServeMux) {
@@ -116,6 +166,8 @@ func (c *cellAPI) serve(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
+	// Routing table streams end when the server stops, not 10 s later.
+	c.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	return serveUntil(ctx, c.srv, c.ln)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,35 @@ func systemHandler(run context.Context, api http.Handler, systemDomain string) h
 		defer context.AfterFunc(run, cancel)()
 		api.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// systemHostLinks is the API on its own listener: a request for a system
+// host (api., uaa., login., log-cache. under systemDomain), as a separate
+// `pando router` forwards them, gets links for that host and the scheme
+// the router set in X-Forwarded-Proto, as the in-process router's system
+// routes do. Any other Host (the API's address) changes nothing. What a
+// client claims here only shapes the links of its own answer.
+func systemHostLinks(api http.Handler, systemDomain string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := systemHostURLs(r, systemDomain); ok {
+			r = r.WithContext(cc.WithExternalURLs(r.Context(), u))
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// systemHostURLs are the links for a request to a system host; false for
+// any other Host.
+func systemHostURLs(r *http.Request, systemDomain string) (cc.ExternalURLs, bool) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	label, rest, _ := strings.Cut(strings.TrimSuffix(strings.ToLower(host), "."), ".")
+	if rest != systemDomain || !slices.Contains(router.SystemHostLabels, label) {
+		return cc.ExternalURLs{}, false
+	}
+	return externalURLs(r.Header.Get("X-Forwarded-Proto"), r.Host, systemDomain), true
 }
 
 // externalURLs are the API's URLs for a client that reached the router at

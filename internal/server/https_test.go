@@ -138,3 +138,30 @@ func TestSystemHandler_endsLongPollsWhenTheServerStops(t *testing.T) {
 		t.Fatal("a long poll through the router outlived the server's run")
 	}
 }
+
+func TestSystemHostURLs_onTheAPIListenerFollowASystemHostOnly(t *testing.T) {
+	for _, tc := range []struct {
+		host, proto string
+		want        string // the API link, "" for the API's own
+	}{
+		{"api.sys.test:8080", "http", "http://api.sys.test:8080"},
+		{"LOGIN.Sys.Test", "https", "https://api.sys.test"},
+		{"log-cache.sys.test.", "", "http://api.sys.test"},
+		{"127.0.0.1:9022", "", ""},
+		{"myapp.sys.test", "https", ""},
+		{"api.other.test", "https", ""},
+		{"sys.test", "https", ""},
+	} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Host = tc.host
+		req.Header.Set("X-Forwarded-Proto", tc.proto)
+		got, ok := systemHostURLs(req, "sys.test")
+		if tc.want == "" {
+			if ok {
+				t.Errorf("Host %s: links moved to %+v, want the API's own", tc.host, got)
+			}
+		} else if !ok || got.API != tc.want {
+			t.Errorf("Host %s: %+v (%v), want API %s", tc.host, got, ok, tc.want)
+		}
+	}
+}

@@ -54,13 +54,13 @@ func apiMaxConns(fdLimit int) int { return min(4096, max(fdLimit/8, 64)) }
 const apiMaxConnsPerClient = 512
 
 // routerMaxConns is the configured cap, or the default lowered to fit in
-// the fd limit (two fds per routed connection) beside the API's share and
-// a reserve.
-func routerMaxConns(configured, fdLimit int, log *slog.Logger) int {
+// the fd limit (two fds per routed connection) beside others (the API's
+// share in `pando server`, none in `pando router`) and a reserve.
+func routerMaxConns(configured, fdLimit, others int, log *slog.Logger) int {
 	if configured != 0 {
 		return configured
 	}
-	fit := (fdLimit - fdReserve - apiMaxConns(fdLimit)) / 2
+	fit := (fdLimit - fdReserve - others) / 2
 	if fit < router.DefaultMaxConns {
 		fit = max(fit, 64)
 		log.Warn("the open file limit caps the router below its default connections; raise the limit (ulimit -n, systemd LimitNOFILE) to lift it",

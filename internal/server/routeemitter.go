@@ -29,6 +29,28 @@ type routeTable interface {
 	RemoveProcess(processGUID string)
 }
 
+// teeTable writes the emitter's changes to several tables: the
+// in-process router and the stream routers in other processes follow.
+type teeTable []routeTable
+
+func (t teeTable) SetRoutes(processGUID, appGUID string, hostnames []string) {
+	for _, r := range t {
+		r.SetRoutes(processGUID, appGUID, hostnames)
+	}
+}
+
+func (t teeTable) SetBackends(processGUID string, backends []router.Backend) {
+	for _, r := range t {
+		r.SetBackends(processGUID, backends)
+	}
+}
+
+func (t teeTable) RemoveProcess(processGUID string) {
+	for _, r := range t {
+		r.RemoveProcess(processGUID)
+	}
+}
+
 // routeEmitter keeps the router's table equal to the runtime's desired
 // routes and RUNNING instances. It reads a snapshot when the event stream
 // says to resync (at the start, after falling behind) and every
@@ -43,6 +65,28 @@ type routeEmitter struct {
 	desired map[string]pando.DesiredLRP
 	// actuals holds each process's instances by instance GUID.
 	actuals map[string]map[string]pando.ActualLRP
+	// syncReq asks run for a resync now (sync); nil: never asked.
+	syncReq chan chan struct{}
+}
+
+// sync has the running emitter read the runtime's snapshot now and
+// returns once the router holds it (or when ctx ends).
+func (e *routeEmitter) sync(ctx context.Context) error {
+	if e.syncReq == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	select {
+	case e.syncReq <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 const resyncInterval = 30 * time.Second
@@ -62,6 +106,9 @@ func (e *routeEmitter) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
+			case done := <-e.syncReq:
+				e.resync(ctx)
+				close(done)
 			}
 			continue
 		}
@@ -69,6 +116,9 @@ func (e *routeEmitter) run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
+			case done := <-e.syncReq:
+				e.resync(ctx)
+				close(done)
 			case <-tick.C:
 				e.resync(ctx)
 			case ev, ok := <-events:

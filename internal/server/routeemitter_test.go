@@ -135,3 +135,37 @@ func TestRouteEmitter_followsTheRuntime(t *testing.T) {
 		})
 	}
 }
+
+// quietSource is a runtime whose event stream says nothing: the emitter
+// learns its state from snapshots only.
+type quietSource struct {
+	desired []pando.DesiredLRP
+	actual  []pando.ActualLRP
+}
+
+func (q quietSource) DesiredLRPs(context.Context) ([]pando.DesiredLRP, error) { return q.desired, nil }
+func (q quietSource) ActualLRPs(context.Context, string) ([]pando.ActualLRP, error) {
+	return q.actual, nil
+}
+func (q quietSource) Subscribe(ctx context.Context, _ uint64) (<-chan pando.RuntimeEvent, error) {
+	return make(chan pando.RuntimeEvent), nil
+}
+
+func TestRouteEmitter_syncReturnsOnceTheTableHoldsTheRuntimesState(t *testing.T) {
+	src := quietSource{
+		desired: []pando.DesiredLRP{{ProcessGUID: "p", AppGUID: "a", Routes: []string{"a.example.com"}}},
+		actual:  []pando.ActualLRP{{ProcessGUID: "p", InstanceGUID: "i", Index: 0, State: pando.ActualRunning, Address: "10.0.0.2", Port: 61001}},
+	}
+	table := &fakeTable{routes: map[string][]string{}, backends: map[string][]string{}}
+	e := &routeEmitter{rt: src, router: table, log: slog.New(slog.DiscardHandler), syncReq: make(chan chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if err := e.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := table.describe(), "[p [a.example.com] [0@10.0.0.2:61001]]"; got != want {
+		t.Fatalf("right after sync: %s, want %s", got, want)
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
+	"github.com/pandoplatform/pando/internal/routestream"
 	"github.com/pandoplatform/pando/internal/secrets"
 	"github.com/pandoplatform/pando/internal/sqlstore"
 	"github.com/pandoplatform/pando/internal/stackprobe"
@@ -339,7 +340,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// Cells on other machines join and report here (mutual TLS).
 	// Only an address the operator chose is required: when the derived
 	// one (API port + 1) is taken, the server runs without joined cells.
-	cells, err := listenCellAPI(cfg, board, blobs, logStore, log.With("component", "cell-api"))
+	// Routers in other processes (`pando router`) follow the table the
+	// route emitter builds, on the cell listener.
+	routeHub := routestream.NewHub(cfg.SystemDomain, 0, 0)
+	routeHub.Hold() // released below, once cells' instances are adopted
+	cells, err := listenCellAPI(cfg, board, blobs, logStore, routeHub, log.With("component", "cell-api"))
 	var busy *cellListenError
 	switch {
 	case errors.As(err, &busy) && cfg.CellAPIAddr == "":
@@ -367,7 +372,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return dialer.DialContext(ctx, network, addr)
 		},
-		MaxConns:          routerMaxConns(cfg.RouterMaxConns, fdLimit, log),
+		MaxConns:          routerMaxConns(cfg.RouterMaxConns, fdLimit, apiMaxConns(fdLimit), log),
 		MaxConnsPerClient: cfg.RouterMaxConnsPerClient,
 		MaxRequestsPerApp: cfg.RouterMaxRequestsPerApp,
 		TrustedProxies:    cfg.TrustedProxies,
@@ -417,7 +422,7 @@ func Run(ctx context.Context, cfg Config) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	g, gctx := errgroup.WithContext(runCtx)
-	emitter := &routeEmitter{rt: board, router: rtr, log: log.With("component", "route-emitter")}
+	emitter := &routeEmitter{rt: board, router: teeTable{rtr, routeHub}, log: log.With("component", "route-emitter"), syncReq: make(chan chan struct{})}
 	g.Go(func() error { emitter.run(gctx); return nil })
 	g.Go(func() error { api.FollowRuntime(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
@@ -462,6 +467,12 @@ func Run(ctx context.Context, cfg Config) error {
 		if board.WaitAdopted(gctx) != nil {
 			return nil
 		}
+		// Routers in other processes keep their last table until the
+		// instances joined cells kept running are adopted and in the
+		// table: a table without them would drop routes that still work.
+		if emitter.sync(gctx) == nil {
+			routeHub.Release()
+		}
 		if err := api.FailInterrupted(gctx); err != nil && gctx.Err() == nil {
 			log.Error("fail interrupted builds and tasks", "err", err)
 		}
@@ -473,7 +484,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Long polls and log streams end when the server stops.
 	systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
-	apiSrv := newAPIServer(api, cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
+	apiSrv := newAPIServer(systemHostLinks(api, cfg.SystemDomain), cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(apiLn, apiMaxConns(fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(rtr.Serve(gctx, routerLn)) })
@@ -490,7 +501,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	log.Info("pando server started", "api", apiURL, "router", routerURL, "router_https", routerHTTPS, "cell_api", cells.address(),
 		"domain", cfg.Domain, "system_domain", cfg.SystemDomain, "data_dir", cfg.DataDir,
-		"cell_token_file", filepath.Join(cfg.DataDir, cellauth.TokenFile))
+		"cell_token_file", filepath.Join(cfg.DataDir, cellauth.TokenFile),
+		"router_token_file", filepath.Join(cfg.DataDir, cellauth.RouterTokenFile))
 	if cfg.Ready != nil {
 		cfg.Ready(apiLn.Addr().String(), routerLn.Addr().String())
 	}

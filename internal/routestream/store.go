@@ -1,0 +1,59 @@
+package routestream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// TableFile is where a router keeps its last table in its data dir, so
+// that a router started while the server is down still routes.
+const TableFile = "routes.json"
+
+type storedTable struct {
+	SystemDomain string           `json:"system_domain"`
+	Entries      map[string]Entry `json:"entries"`
+}
+
+// SaveTable writes a table to path atomically (0600).
+func SaveTable(path, systemDomain string, entries map[string]Entry) error {
+	b, err := json.Marshal(storedTable{SystemDomain: systemDomain, Entries: entries})
+	if err != nil {
+		return fmt.Errorf("save routing table: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("save routing table: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save routing table: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save routing table: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save routing table: %w", err)
+	}
+	return nil
+}
+
+// LoadTable reads a table SaveTable wrote; none (and no error) when the
+// file does not exist.
+func LoadTable(path string) (systemDomain string, entries map[string]Entry, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("load routing table: %w", err)
+	}
+	var st storedTable
+	if err := json.Unmarshal(b, &st); err != nil {
+		return "", nil, fmt.Errorf("load routing table %s: %w", path, err)
+	}
+	return st.SystemDomain, st.Entries, nil
+}
