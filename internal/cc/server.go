@@ -103,6 +103,11 @@ type Config struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 
+	// ServicesChanged, when set, is called after a service binding, a
+	// route binding or an instance's URLs changed (the syslog drain
+	// forwarder reads the bindings again). It must not block.
+	ServicesChanged func()
+
 	// StackRuntimes, when set, adds the language runtimes each stack offers
 	// to the stack resources (a Pando extension, "runtimes").
 	StackRuntimes StackRuntimes

@@ -56,6 +56,13 @@ func init() {
 	notFoundTitles["service_binding"] = "Service credential binding"
 }
 
+// servicesChanged tells Config.ServicesChanged, if set.
+func (a *API) servicesChanged() {
+	if a.cfg.ServicesChanged != nil {
+		a.cfg.ServicesChanged()
+	}
+}
+
 // credentialsPurpose binds an instance's sealed credentials to it.
 func credentialsPurpose(instanceGUID string) string {
 	return "service-instance-credentials:" + instanceGUID
@@ -359,6 +366,7 @@ func (a *API) patchServiceInstance(w http.ResponseWriter, r *http.Request) error
 		}
 		return err
 	}
+	a.servicesChanged()
 	a.recordServiceInstanceEvent(ctx, "audit.user_provided_service_instance.update", si)
 	writeJSON(w, http.StatusOK, a.presentServiceInstance(si))
 	return nil
@@ -376,6 +384,7 @@ func (a *API) deleteServiceInstance(w http.ResponseWriter, r *http.Request) erro
 	if err := a.store.DeleteServiceInstance(ctx, si.GUID); err != nil {
 		return err
 	}
+	a.servicesChanged()
 	a.recordServiceInstanceEvent(ctx, "audit.user_provided_service_instance.delete", si)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -33,6 +33,7 @@ import (
 	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/drain"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/secrets"
@@ -233,6 +234,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	logStore := logs.New(logs.Config{Logger: log.With("component", "logs"), AppName: appNamer(store)})
+	// Every log line goes to the store and to its app's syslog drains;
+	// drains may not reach the platform's own listeners.
+	drains := drain.New(drain.Config{
+		Sink:     logStore,
+		Bindings: drainBindings{store},
+		Guard:    drain.Guard{DenyPorts: platformPorts(apiLn.Addr().String(), routerLn.Addr().String(), cfg.RouterTLSAddr, cellAPIAddr(cfg))},
+		Logger:   log.With("component", "syslog-drains"),
+	})
 
 	sealer, err := secrets.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
@@ -315,7 +324,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return p, err == nil
 		},
 		Reporter:               board,
-		Logs:                   logStore,
+		Logs:                   drains,
 		WorkDir:                filepath.Join(cfg.DataDir, "cell"),
 		HostAddr:               "127.0.0.1",
 		TotalMemoryMB:          memMB,
@@ -339,7 +348,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Cells on other machines join and report here (mutual TLS).
 	// Only an address the operator chose is required: when the derived
 	// one (API port + 1) is taken, the server runs without joined cells.
-	cells, err := listenCellAPI(cfg, board, blobs, logStore, log.With("component", "cell-api"))
+	cells, err := listenCellAPI(cfg, board, blobs, drains, log.With("component", "cell-api"))
 	var busy *cellListenError
 	switch {
 	case errors.As(err, &busy) && cfg.CellAPIAddr == "":
@@ -360,7 +369,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var systemAPI http.Handler
 	rtr := router.New(router.Config{
 		Logger:  log.With("component", "router"),
-		LogSink: logStore,
+		LogSink: drains,
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if c, ok, err := rep.DialHostPort(ctx, addr); ok {
 				return c, err
@@ -392,7 +401,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Blobs:               blobs,
 		Runtime:             board,
 		Stats:               cellStats{board: board},
-		Logs:                logStore,
+		Logs:                drains,
+		ServicesChanged:     drains.Kick,
 		Auth:                tokenAuth{auth},
 		Logger:              log.With("component", "cc"),
 		PublicRoutes: func(mux *http.ServeMux) {
@@ -419,6 +429,7 @@ func Run(ctx context.Context, cfg Config) error {
 	emitter := &routeEmitter{rt: board, router: rtr, log: log.With("component", "route-emitter")}
 	g.Go(func() error { emitter.run(gctx); return nil })
 	g.Go(func() error { api.FollowRuntime(gctx); return nil })
+	g.Go(func() error { drains.Run(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
 	// Probing the host's runtimes takes a second: before anyone asks.
