@@ -468,6 +468,12 @@ func (a *API) resolve(ctx context.Context, kind, guid string) (target, error) {
 			return target{}, err
 		}
 		return appSpace(b.AppGUID)
+	case "service_route_binding":
+		b, err := a.store.GetServiceRouteBinding(ctx, guid)
+		if err != nil {
+			return target{}, err
+		}
+		return a.resolve(ctx, "route", b.RouteGUID)
 	case "role":
 		r, err := a.store.GetRole(ctx, guid)
 		if err != nil {

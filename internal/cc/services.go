@@ -34,6 +34,7 @@ func (a *API) registerServiceRoutes(h func(string, handlerFunc)) {
 	h("DELETE /v3/service_instances/{guid}", a.deleteServiceInstance)
 	h("GET /v3/service_instances/{guid}/credentials", a.getServiceInstanceCredentials)
 	a.registerBindingRoutes(h)
+	a.registerRouteBindingRoutes(h)
 }
 
 func init() {
@@ -367,6 +368,7 @@ func (a *API) patchServiceInstance(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	a.servicesChanged()
+	a.routeServicesChanged(ctx)
 	a.recordServiceInstanceEvent(ctx, "audit.user_provided_service_instance.update", si)
 	writeJSON(w, http.StatusOK, a.presentServiceInstance(si))
 	return nil
@@ -385,6 +387,7 @@ func (a *API) deleteServiceInstance(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	a.servicesChanged()
+	a.routeServicesChanged(ctx)
 	a.recordServiceInstanceEvent(ctx, "audit.user_provided_service_instance.delete", si)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

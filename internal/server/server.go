@@ -367,6 +367,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// The API is also served on the router's system hosts (set below,
 	// before the router serves).
 	var systemAPI http.Handler
+	// Route services are the API's route bindings (set below, before
+	// the router serves).
+	var api *cc.API
 	rtr := router.New(router.Config{
 		Logger:  log.With("component", "router"),
 		LogSink: drains,
@@ -383,10 +386,11 @@ func Run(ctx context.Context, cfg Config) error {
 		System: &router.SystemRoutes{Domain: cfg.SystemDomain, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			systemAPI.ServeHTTP(w, r)
 		})},
+		RouteServices: routeServicesFunc(func(host, path string) string { return api.RouteServiceURL(host, path) }),
 	})
 
 	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
-	api, err := cc.New(cc.Config{
+	api, err = cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
 		RouterURL:           routerURL,

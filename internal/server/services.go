@@ -65,3 +65,8 @@ func (d drainBindings) hostname(ctx context.Context, appGUID string) (string, er
 	}
 	return drain.Hostname(org.Name, space.Name, app.Name), nil
 }
+
+// routeServicesFunc is a router.RouteServices from a function.
+type routeServicesFunc func(host, path string) string
+
+func (f routeServicesFunc) RouteServiceURL(host, path string) string { return f(host, path) }
