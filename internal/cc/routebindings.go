@@ -36,26 +36,30 @@ func init() {
 	notFoundTitles["service_route_binding"] = "Service route binding"
 }
 
-// routeServiceIndex maps routes (router keys: lower-case host.domain and
-// path) to their route service URL. It is swapped whole, so the router's
-// per-request lookup takes no lock.
+// routeServiceIndex maps routes (as the router keys them: lower-case
+// host.domain, lower-case path without a trailing slash) to their route
+// service URL. It is swapped whole, so the router's per-request lookup
+// takes no lock and allocates nothing.
 type routeServiceIndex struct {
-	m atomic.Pointer[map[string]string]
+	m atomic.Pointer[map[routeServiceKey]string]
 }
 
-func routeServiceKey(host, path string) string {
-	return strings.ToLower(host) + " " + strings.ToLower(strings.TrimRight(path, "/"))
+type routeServiceKey struct{ host, path string }
+
+func routeServiceKeyOf(host, path string) routeServiceKey {
+	return routeServiceKey{strings.ToLower(host), strings.ToLower(strings.TrimRight(path, "/"))}
 }
 
 // RouteServiceURL is the route service of the route host (lower-case
-// host.domain) and path ("" for none), "" when it has none: what the
-// router asks per request (router.RouteServices).
+// host.domain) and path (lower-case, no trailing slash; "" for none), ""
+// when it has none: what the router asks per request
+// (router.RouteServices).
 func (a *API) RouteServiceURL(host, path string) string {
 	m := a.routeServices.m.Load()
-	if m == nil {
+	if m == nil || len(*m) == 0 {
 		return ""
 	}
-	return (*m)[routeServiceKey(host, path)]
+	return (*m)[routeServiceKey{host, path}]
 }
 
 // reloadRouteServices rebuilds the router's view of route services from
@@ -66,7 +70,7 @@ func (a *API) reloadRouteServices(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load route services: %w", err)
 	}
-	m := make(map[string]string, len(bs))
+	m := make(map[routeServiceKey]string, len(bs))
 	domains := map[string]string{}
 	for _, b := range bs {
 		si, err := a.store.GetServiceInstance(ctx, b.InstanceGUID)
@@ -86,7 +90,7 @@ func (a *API) reloadRouteServices(ctx context.Context) error {
 			dn = d.Name
 			domains[rt.DomainGUID] = dn
 		}
-		m[routeServiceKey(routeURL(rt.Host, dn, ""), rt.Path)] = si.RouteServiceURL
+		m[routeServiceKeyOf(routeURL(rt.Host, dn, ""), rt.Path)] = si.RouteServiceURL
 	}
 	a.routeServices.m.Store(&m)
 	return nil
