@@ -230,3 +230,18 @@ func TestRouteService_websocketsAreRefused(t *testing.T) {
 		t.Errorf("websocket: %d %q, app hits %d, route service requests %d", rec.Code, rec.Body, app.hits.Load(), len(rs.requests()))
 	}
 }
+
+// A route service that closed its idle keep-alive connections still gets
+// the next POST: the router sees the pooled TLS connection closed and
+// dials again instead of answering 502.
+func TestRouteService_postAfterTheServiceClosedIdleConnections(t *testing.T) {
+	app := newBackend(t, "app")
+	rs := newFakeRouteService(t)
+	_, addr := newRouteServiceRouter(t, rs, app, "")
+	for i := range 3 {
+		if rec := postVia(t, addr, "myapp.localhost", "/", nil); rec.Code != 200 || rec.Body.String() != "via-rs:app" {
+			t.Fatalf("request %d: %d %q", i, rec.Code, rec.Body)
+		}
+		rs.srv.CloseClientConnections()
+	}
+}
