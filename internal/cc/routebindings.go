@@ -24,18 +24,6 @@ func (a *API) registerRouteBindingRoutes(h func(string, handlerFunc)) {
 	h("DELETE /v3/service_route_bindings/{guid}", a.deleteServiceRouteBinding)
 }
 
-func init() {
-	for k, r := range map[string]rule{
-		"GET /v3/service_route_bindings":           anyone,
-		"POST /v3/service_route_bindings":          anyone, // the handler checks the route's space
-		"GET /v3/service_route_bindings/{guid}":    on("service_route_binding", needRead),
-		"DELETE /v3/service_route_bindings/{guid}": on("service_route_binding", needWrite),
-	} {
-		accessRules[k] = r
-	}
-	notFoundTitles["service_route_binding"] = "Service route binding"
-}
-
 // routeServiceIndex maps routes (as the router keys them: lower-case
 // host.domain, lower-case path without a trailing slash) to their route
 // service URL. It is swapped whole, so the router's per-request lookup
