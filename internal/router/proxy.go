@@ -57,12 +57,12 @@ var notForwarded = newNameSet(
 	"x-vcap-request-id", "x-request-start", "x-cf-applicationid", "x-cf-instanceid", "x-cf-instanceindex",
 )
 
-// notRelayed are the answer's headers the router does not pass back: the
-// hop-by-hop ones and the framing, which it writes itself.
 // routeServiceSignature are the headers that prove a request went
 // through its route's route service; the app does not get them.
 var routeServiceSignature = newNameSet("x-cf-proxy-signature", "x-cf-proxy-metadata")
 
+// notRelayed are the answer's headers the router does not pass back: the
+// hop-by-hop ones and the framing, which it writes itself.
 var notRelayed = newNameSet(
 	"connection", "proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 	"te", "transfer-encoding", "upgrade", "content-length",

@@ -93,14 +93,14 @@ type Router struct {
 	now       func() time.Time
 	table     *table
 	transport *backendTransport
+	buffers   bufferPool
+	apps      *appLimiter
+	ids       *requestIDs
+	// conns caps the client connections of every listener served.
+	conns *connlimit.Limit
 	// rs and rsTransport serve route services (nil without them).
 	rs          *routeServices
 	rsTransport *backendTransport
-	buffers     bufferPool
-	apps        *appLimiter
-	ids         *requestIDs
-	// conns caps the client connections of every listener served.
-	conns *connlimit.Limit
 }
 
 func orDefault(d, def time.Duration) time.Duration {
