@@ -37,6 +37,25 @@ type ServiceBinding struct {
 	UpdatedAt    time.Time
 }
 
+// ServiceRouteBinding binds a route to a user-provided service instance
+// with a route service URL (cf bind-route-service): the router sends the
+// route's requests through that URL first.
+type ServiceRouteBinding struct {
+	GUID         string
+	RouteGUID    string
+	InstanceGUID string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// ServiceRouteBindingFilter selects route bindings; empty slices match
+// all.
+type ServiceRouteBindingFilter struct {
+	GUIDs         []string
+	RouteGUIDs    []string
+	InstanceGUIDs []string
+}
+
 // ServiceInstanceFilter selects service instances; empty slices match all.
 type ServiceInstanceFilter struct {
 	GUIDs      []string
@@ -79,4 +98,12 @@ type ServiceStore interface {
 	// running revision has; called when the app (re)starts.
 	PinServiceBindings(ctx context.Context, appGUID string) error
 	ListServiceBindings(ctx context.Context, f ServiceBindingFilter) ([]ServiceBinding, error)
+
+	// CreateServiceRouteBinding fails with EConflict when the route has a
+	// binding already, EInvalid when the route or instance does not
+	// exist. Deleting either deletes the binding.
+	CreateServiceRouteBinding(ctx context.Context, b ServiceRouteBinding) error
+	GetServiceRouteBinding(ctx context.Context, guid string) (ServiceRouteBinding, error)
+	DeleteServiceRouteBinding(ctx context.Context, guid string) error
+	ListServiceRouteBindings(ctx context.Context, f ServiceRouteBindingFilter) ([]ServiceRouteBinding, error)
 }

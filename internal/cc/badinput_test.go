@@ -352,7 +352,7 @@ func TestBadInput_badManifestsNameTheProblem(t *testing.T) {
 type ctFixture struct {
 	app, pkg, build, droplet, job, org, space, stack, event, domain, route, dest, buildpack, task string
 	orgQuota, spaceQuota, role, user                                                              string
-	serviceInstance, binding                                                                      string
+	serviceInstance, binding, routeBinding                                                        string
 }
 
 func (e *ctEnv) fixture() ctFixture {
@@ -381,6 +381,10 @@ func (e *ctEnv) fixture() ctFixture {
 		"relationships": map[string]any{"space": map[string]any{"data": map[string]any{"guid": f.space}}}}), http.StatusCreated), "guid")
 	f.binding = ctStr(e.expect(e.sendJSON("POST", "/v3/service_credential_bindings", map[string]any{"type": "app", "relationships": map[string]any{
 		"app": map[string]any{"data": map[string]any{"guid": f.app}}, "service_instance": map[string]any{"data": map[string]any{"guid": f.serviceInstance}}}}), http.StatusCreated), "guid")
+	rs := ctStr(e.expect(e.sendJSON("POST", "/v3/service_instances", map[string]any{"type": "user-provided", "name": "fixture-rs", "route_service_url": "https://rs.example.com",
+		"relationships": map[string]any{"space": map[string]any{"data": map[string]any{"guid": f.space}}}}), http.StatusCreated), "guid")
+	f.routeBinding = ctStr(e.expect(e.sendJSON("POST", "/v3/service_route_bindings", map[string]any{"relationships": map[string]any{
+		"route": map[string]any{"data": map[string]any{"guid": f.route}}, "service_instance": map[string]any{"data": map[string]any{"guid": rs}}}}), http.StatusCreated), "guid")
 	return f
 }
 
@@ -442,6 +446,7 @@ func (f ctFixture) path(pattern, garbage string) string {
 		"domains": f.domain, "routes": f.route, "buildpacks": f.buildpack, "tasks": f.task,
 		"organization_quotas": f.orgQuota, "space_quotas": f.spaceQuota, "roles": f.role, "users": f.user,
 		"service_instances": f.serviceInstance, "service_credential_bindings": f.binding,
+		"service_route_bindings": f.routeBinding,
 	}
 	for i, s := range segs {
 		var v string

@@ -123,6 +123,7 @@ func (a *API) postServiceBinding(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	a.servicesChanged()
 	a.recordAppEvent(ctx, identityFrom(ctx), "audit.service_binding.create", app, map[string]any{"service_binding_guid": b.GUID, "service_instance_guid": si.GUID})
 	writeJSON(w, http.StatusCreated, a.presentServiceBinding(b))
 	return nil
@@ -228,6 +229,7 @@ func (a *API) deleteServiceBinding(w http.ResponseWriter, r *http.Request) error
 	if err := a.store.DeleteServiceBinding(ctx, b.GUID); err != nil {
 		return err
 	}
+	a.servicesChanged()
 	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
 		a.recordAppEvent(ctx, identityFrom(ctx), "audit.service_binding.delete", app, map[string]any{"service_binding_guid": b.GUID, "service_instance_guid": b.InstanceGUID})
 	}

@@ -176,6 +176,12 @@ var accessRules = map[string]rule{
 	"POST /v3/routes/{guid}/destinations":                 on("route", needWrite),
 	"PATCH /v3/routes/{guid}/destinations":                on("route", needWrite),
 	"DELETE /v3/routes/{guid}/destinations/{dest}":        on("route", needWrite),
+	// Route service bindings: the route's space decides (POST checks it
+	// in the handler, where the route is named in the body).
+	"GET /v3/service_route_bindings":           anyone,
+	"POST /v3/service_route_bindings":          anyone,
+	"GET /v3/service_route_bindings/{guid}":    on("service_route_binding", needRead),
+	"DELETE /v3/service_route_bindings/{guid}": on("service_route_binding", needWrite),
 
 	// log-cache, mounted by the server on the same mux.
 	// (Written split so the tests that scan this package for its own endpoints skip them.)
@@ -213,7 +219,7 @@ func init() {
 var notFoundTitles = map[string]string{
 	"app": "App", "process": "Process", "package": "Package", "build": "Build", "droplet": "Droplet",
 	"task": "Task", "route": "Route", "space": "Space", "org": "Organization", "role": "Role",
-	"space_quota": "Space quota",
+	"space_quota": "Space quota", "service_route_binding": "Service route binding",
 }
 
 // perms is what the caller may see and do, loaded once per request.
@@ -468,6 +474,12 @@ func (a *API) resolve(ctx context.Context, kind, guid string) (target, error) {
 			return target{}, err
 		}
 		return appSpace(b.AppGUID)
+	case "service_route_binding":
+		b, err := a.store.GetServiceRouteBinding(ctx, guid)
+		if err != nil {
+			return target{}, err
+		}
+		return a.resolve(ctx, "route", b.RouteGUID)
 	case "role":
 		r, err := a.store.GetRole(ctx, guid)
 		if err != nil {

@@ -358,6 +358,7 @@ func (a *API) removeRoute(ctx context.Context, id Identity, rt pando.Route) erro
 	if err := a.store.DeleteRoute(ctx, rt.GUID); err != nil && !pando.IsNotFound(err) {
 		return fmt.Errorf("delete route %s: %w", rt.GUID, err)
 	}
+	a.routeServicesChanged(ctx) // its route service binding went with it
 	return a.syncApps(ctx, apps)
 }
 

@@ -107,6 +107,11 @@ type Config struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 
+	// ServicesChanged, when set, is called after a service binding or an
+	// instance's URLs changed (the syslog drain forwarder reads the
+	// bindings again). It must not block.
+	ServicesChanged func()
+
 	// StackRuntimes, when set, adds the language runtimes each stack offers
 	// to the stack resources (a Pando extension, "runtimes").
 	StackRuntimes StackRuntimes
@@ -135,6 +140,8 @@ type API struct {
 	authed *http.ServeMux
 	// patterns are the authenticated endpoints, as registered.
 	patterns []string
+	// routeServices is the router's view of route service bindings.
+	routeServices routeServiceIndex
 
 	mu sync.Mutex
 	// buildWaiters are closed when a build leaves STAGING.

@@ -34,6 +34,7 @@ func (a *API) registerServiceRoutes(h func(string, handlerFunc)) {
 	h("DELETE /v3/service_instances/{guid}", a.deleteServiceInstance)
 	h("GET /v3/service_instances/{guid}/credentials", a.getServiceInstanceCredentials)
 	a.registerBindingRoutes(h)
+	a.registerRouteBindingRoutes(h)
 }
 
 func init() {
@@ -54,6 +55,13 @@ func init() {
 	}
 	notFoundTitles["service_instance"] = "Service instance"
 	notFoundTitles["service_binding"] = "Service credential binding"
+}
+
+// servicesChanged tells Config.ServicesChanged, if set.
+func (a *API) servicesChanged() {
+	if a.cfg.ServicesChanged != nil {
+		a.cfg.ServicesChanged()
+	}
 }
 
 // credentialsPurpose binds an instance's sealed credentials to it.
@@ -359,6 +367,8 @@ func (a *API) patchServiceInstance(w http.ResponseWriter, r *http.Request) error
 		}
 		return err
 	}
+	a.servicesChanged()
+	a.routeServicesChanged(ctx)
 	a.recordServiceInstanceEvent(ctx, "audit.user_provided_service_instance.update", si)
 	writeJSON(w, http.StatusOK, a.presentServiceInstance(si))
 	return nil
@@ -376,6 +386,8 @@ func (a *API) deleteServiceInstance(w http.ResponseWriter, r *http.Request) erro
 	if err := a.store.DeleteServiceInstance(ctx, si.GUID); err != nil {
 		return err
 	}
+	a.servicesChanged()
+	a.routeServicesChanged(ctx)
 	a.recordServiceInstanceEvent(ctx, "audit.user_provided_service_instance.delete", si)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

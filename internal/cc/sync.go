@@ -148,8 +148,11 @@ func (a *API) Restore(ctx context.Context) error {
 }
 
 // RestoreApps re-desires every started app, so the runtime (in memory)
-// matches the CCDB.
+// matches the CCDB, and loads the router's view of route services.
 func (a *API) RestoreApps(ctx context.Context) error {
+	if err := a.reloadRouteServices(ctx); err != nil {
+		a.log.Error("restore: route services not loaded: their routes go straight to the apps until the next route binding change", "err", err)
+	}
 	apps, err := a.store.ListApps(ctx, pando.AppFilter{})
 	if err != nil {
 		return fmt.Errorf("restore: list apps: %w", err)

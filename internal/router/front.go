@@ -95,6 +95,9 @@ func (r *Router) serve(ctx context.Context, ln net.Listener) error {
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	r.transport.open()
+	if r.rsTransport != nil {
+		r.rsTransport.open()
+	}
 	srv := &server{r: r, base: base, conns: map[*clientConn]struct{}{}}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.accept(ln) }()
@@ -107,6 +110,9 @@ func (r *Router) serve(ctx context.Context, ln net.Listener) error {
 			select {
 			case <-t.C:
 				r.transport.sweep()
+				if r.rsTransport != nil {
+					r.rsTransport.sweep()
+				}
 			case <-base.Done():
 				return
 			}
@@ -131,6 +137,9 @@ func (r *Router) serve(ctx context.Context, ln net.Listener) error {
 	srv.closeAll()
 	srv.wg.Wait()
 	r.transport.release()
+	if r.rsTransport != nil {
+		r.rsTransport.release()
+	}
 	return serveErr
 }
 

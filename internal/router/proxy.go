@@ -57,6 +57,10 @@ var notForwarded = newNameSet(
 	"x-vcap-request-id", "x-request-start", "x-cf-applicationid", "x-cf-instanceid", "x-cf-instanceindex",
 )
 
+// routeServiceSignature are the headers that prove a request went
+// through its route's route service; the app does not get them.
+var routeServiceSignature = newNameSet("x-cf-proxy-signature", "x-cf-proxy-metadata")
+
 // notRelayed are the answer's headers the router does not pass back: the
 // hop-by-hop ones and the framing, which it writes itself.
 var notRelayed = newNameSet(
@@ -200,20 +204,11 @@ func (p *proxied) writeHead(w *bufio.Writer, ep *endpoint) {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, h.host...)
 	b = append(b, "\r\n"...)
-	for _, f := range h.fields {
-		if notForwarded.has(f.name) || listed(h.connection, f.name) {
-			continue
-		}
-		b = append(b, f.name...)
-		b = append(b, ": "...)
-		b = append(b, f.value...)
-		b = append(b, "\r\n"...)
+	var skip *nameSet
+	if st.fromRouteService {
+		skip = routeServiceSignature
 	}
-	if p.upgrade {
-		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
-		b = append(b, h.upgrade...)
-		b = append(b, "\r\n"...)
-	}
+	b = p.appendClientFields(b, skip)
 	b = append(b, "X-Forwarded-For: "...)
 	b = append(b, st.xff...)
 	b = append(b, "\r\nX-Forwarded-Proto: "...)
@@ -231,6 +226,35 @@ func (p *proxied) writeHead(w *bufio.Writer, ep *endpoint) {
 	b = append(b, "\r\nX-Cf-Instanceindex: "...)
 	b = append(b, ep.hdrIndex...)
 	b = append(b, "\r\n"...)
+	b = p.appendFraming(b)
+	_, _ = w.Write(b)
+}
+
+// appendClientFields appends the client's end-to-end headers (not the
+// hop-by-hop ones or those the router sets), without those in skip, and
+// the upgrade the router passes on.
+func (p *proxied) appendClientFields(b []byte, skip *nameSet) []byte {
+	h := &p.cc.head
+	for _, f := range h.fields {
+		if notForwarded.has(f.name) || listed(h.connection, f.name) || (skip != nil && skip.has(f.name)) {
+			continue
+		}
+		b = append(b, f.name...)
+		b = append(b, ": "...)
+		b = append(b, f.value...)
+		b = append(b, "\r\n"...)
+	}
+	if p.upgrade {
+		b = append(b, "Connection: Upgrade\r\nUpgrade: "...)
+		b = append(b, h.upgrade...)
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// appendFraming appends the body's framing and the head's end.
+func (p *proxied) appendFraming(b []byte) []byte {
+	h := &p.cc.head
 	switch {
 	case h.chunked:
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
@@ -244,8 +268,7 @@ func (p *proxied) writeHead(w *bufio.Writer, ep *endpoint) {
 			b = append(b, "Content-Length: 0\r\n"...)
 		}
 	}
-	b = append(b, "\r\n"...)
-	_, _ = w.Write(b)
+	return append(b, "\r\n"...)
 }
 
 // writeBody sends the client's body after the head, in the head's
@@ -317,12 +340,21 @@ func (r *Router) serveRequest(cc *clientConn) {
 		return
 	}
 	defer r.apps.release(app)
-	st := &request{route: route, endpoints: eps, requestID: r.ids.next()}
+	st := &request{route: route, endpoints: eps, requestID: r.ids.next(), transport: r.transport}
 	st.xff, st.proto = cc.forwarded()
 	var (
 		status int
 		n      int64
 	)
+	if r.rs != nil {
+		if u := r.rs.lookup.RouteServiceURL(route.key.host, route.key.path); u != "" {
+			var handled bool
+			if handled, status, n = r.routeService(cc, st, u, host); handled {
+				r.accessLog(cc, st, status, n, host, start)
+				return
+			}
+		}
+	}
 	if h.isUpgrade() {
 		status, n = r.serveUpgrade(cc, st)
 	} else {
@@ -368,7 +400,7 @@ func (r *Router) serveProxy(cc *clientConn, st *request) (int, int64) {
 		return r.proxyError(cc, st, err)
 	}
 	status, n, reuse := cc.relay(bc)
-	r.finishExchange(cc, bc, reuse)
+	r.finishExchange(cc, st, bc, reuse)
 	cc.backend.Store(nil)
 	return status, n
 }
@@ -376,7 +408,7 @@ func (r *Router) serveProxy(cc *clientConn, st *request) (int, int64) {
 // finishExchange hands the instance connection back and settles the
 // request body: a body the answer did not wait for is abandoned, and the
 // client connection is closed after the answer.
-func (r *Router) finishExchange(cc *clientConn, bc *backendConn, reuse bool) {
+func (r *Router) finishExchange(cc *clientConn, st *request, bc *backendConn, reuse bool) {
 	if done, _ := bc.bodySent(false); !done {
 		if cc.body.finished.Load() {
 			// All of it was read: its write is ending, unless the
@@ -393,7 +425,7 @@ func (r *Router) finishExchange(cc *clientConn, bc *backendConn, reuse bool) {
 			_ = cc.c.SetReadDeadline(time.Now()) // ends a read of the client's body
 		}
 	}
-	r.transport.done(bc, reuse)
+	st.transport.done(bc, reuse)
 	if !cc.body.finished.Load() {
 		cc.bodyAbandoned = true
 		cc.closeAfter = true
@@ -404,7 +436,7 @@ func (r *Router) finishExchange(cc *clientConn, bc *backendConn, reuse bool) {
 // connect failure (the backend never saw it, so any method is safe), and
 // once more for an idempotent request that failed after it was sent,
 // provided no body has been consumed.
-func (r *Router) tryBackends(cc *clientConn, st *request, x *proxied) (*backendConn, error) {
+func (r *Router) tryBackends(cc *clientConn, st *request, x exchange) (*backendConn, error) {
 	var (
 		lastErr      error
 		resentAfterw bool
@@ -417,7 +449,7 @@ func (r *Router) tryBackends(cc *clientConn, st *request, x *proxied) (*backendC
 		}
 		st.tried = append(st.tried, ep)
 		st.served = ep
-		bc, err := r.transport.roundTrip(ctx, ep, x)
+		bc, err := st.transport.roundTrip(ctx, ep, x)
 		if err == nil {
 			return bc, nil
 		}

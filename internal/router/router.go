@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -67,6 +68,17 @@ type Config struct {
 	// System, when set, serves the platform's own hosts in-process
 	// (system.go).
 	System *SystemRoutes
+	// RouteServices, when set, names the routes bound to a route service
+	// (routeservice.go). RouteServiceKey is the AES key (16, 24 or 32
+	// bytes) sealing X-CF-Proxy-Signature; routers that share route
+	// services share it (default: random, this router's own).
+	// RouteServiceTimeout is how long a signature is good for (default
+	// 60 s); RouteServiceTLS the client configuration for route services
+	// (default: the system roots).
+	RouteServices       RouteServices
+	RouteServiceKey     []byte
+	RouteServiceTimeout time.Duration
+	RouteServiceTLS     *tls.Config
 
 	Now func() time.Time
 }
@@ -89,6 +101,9 @@ type Router struct {
 	conns *connlimit.Limit
 	// system is cfg.System, or what SetSystemRoutes put.
 	system atomic.Pointer[SystemRoutes]
+	// rs and rsTransport serve route services (nil without them).
+	rs          *routeServices
+	rsTransport *backendTransport
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -162,6 +177,17 @@ func New(cfg Config) *Router {
 		return c, nil
 	}, cfg.EndpointTimeout)
 	r.buffers = newBufferPool()
+	if cfg.RouteServices != nil {
+		rs, err := newRouteServices(cfg.RouteServices, cfg.RouteServiceKey, cfg.RouteServiceTimeout)
+		if err != nil {
+			// A key of the wrong size: every route service request is
+			// refused rather than sent to the app unchecked.
+			r.log.Error("route services disabled", "err", err)
+			rs = &routeServices{lookup: cfg.RouteServices}
+		}
+		r.rs = rs
+		r.rsTransport = newBackendTransport(r.dialRouteService, cfg.EndpointTimeout)
+	}
 	if cfg.MaxConns > 0 || cfg.MaxConnsPerClient > 0 {
 		r.conns = connlimit.NewLimit(cfg.MaxConns, cfg.MaxConnsPerClient, "the router")
 	}
@@ -199,6 +225,12 @@ type request struct {
 	tried     []*endpoint
 	served    *endpoint // the endpoint that answered, or the last one tried
 	routerErr string
+	// transport is the client for the endpoints (instances, or the
+	// route service).
+	transport *backendTransport
+	// fromRouteService marks a request that came back from its route's
+	// route service with a valid signature.
+	fromRouteService bool
 	// xff and proto are the X-Forwarded-For and -Proto the router sends.
 	xff, proto string
 }

@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -255,6 +256,11 @@ func (t *backendTransport) get(ctx context.Context, addr string, check bool) (*b
 // stillOpen peeks at an idle connection without blocking: a peer that
 // closed it (EOF), reset it, or sent something unasked makes it unusable.
 func stillOpen(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		// A route service's: the socket under it (a close_notify
+		// waiting there counts as something unasked).
+		c = tc.NetConn()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true

@@ -33,6 +33,7 @@ import (
 	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/connlimit"
 	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/drain"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/routestream"
@@ -234,6 +235,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	logStore := logs.New(logs.Config{Logger: log.With("component", "logs"), AppName: appNamer(store)})
+	// Every log line goes to the store and to its app's syslog drains;
+	// drains may not reach the platform's own listeners.
+	drains := drain.New(drain.Config{
+		Sink:     logStore,
+		Bindings: drainBindings{store},
+		Guard:    drain.Guard{DenyPorts: platformPorts(apiLn.Addr().String(), routerLn.Addr().String(), cfg.RouterTLSAddr, cellAPIAddr(cfg))},
+		Logger:   log.With("component", "syslog-drains"),
+	})
 
 	sealer, err := secrets.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
 	if err != nil {
@@ -316,7 +325,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return p, err == nil
 		},
 		Reporter:               board,
-		Logs:                   logStore,
+		Logs:                   drains,
 		WorkDir:                filepath.Join(cfg.DataDir, "cell"),
 		HostAddr:               "127.0.0.1",
 		TotalMemoryMB:          memMB,
@@ -344,7 +353,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// route emitter builds, on the cell listener.
 	routeHub := routestream.NewHub(cfg.SystemDomain, 0, 0)
 	routeHub.Hold() // released below, once cells' instances are adopted
-	cells, err := listenCellAPI(cfg, board, blobs, logStore, routeHub, log.With("component", "cell-api"))
+	cells, err := listenCellAPI(cfg, board, blobs, drains, routeHub, log.With("component", "cell-api"))
 	var busy *cellListenError
 	switch {
 	case errors.As(err, &busy) && cfg.CellAPIAddr == "":
@@ -363,9 +372,12 @@ func Run(ctx context.Context, cfg Config) error {
 	// The API is also served on the router's system hosts (set below,
 	// before the router serves).
 	var systemAPI http.Handler
+	// Route services are the API's route bindings (set below, before
+	// the router serves).
+	var api *cc.API
 	rtr := router.New(router.Config{
 		Logger:  log.With("component", "router"),
-		LogSink: logStore,
+		LogSink: drains,
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if c, ok, err := rep.DialHostPort(ctx, addr); ok {
 				return c, err
@@ -379,10 +391,11 @@ func Run(ctx context.Context, cfg Config) error {
 		System: &router.SystemRoutes{Domain: cfg.SystemDomain, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			systemAPI.ServeHTTP(w, r)
 		})},
+		RouteServices: routeServicesFunc(func(host, path string) string { return api.RouteServiceURL(host, path) }),
 	})
 
 	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
-	api, err := cc.New(cc.Config{
+	api, err = cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
 		ReservedHosts:       systemHosts(cfg.SystemDomain),
@@ -398,7 +411,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Blobs:               blobs,
 		Runtime:             board,
 		Stats:               cellStats{board: board},
-		Logs:                logStore,
+		Logs:                drains,
+		ServicesChanged:     drains.Kick,
 		Auth:                tokenAuth{auth},
 		Logger:              log.With("component", "cc"),
 		PublicRoutes: func(mux *http.ServeMux) {
@@ -425,6 +439,7 @@ func Run(ctx context.Context, cfg Config) error {
 	emitter := &routeEmitter{rt: board, router: teeTable{rtr, routeHub}, log: log.With("component", "route-emitter"), syncReq: make(chan chan struct{})}
 	g.Go(func() error { emitter.run(gctx); return nil })
 	g.Go(func() error { api.FollowRuntime(gctx); return nil })
+	g.Go(func() error { drains.Run(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
 	// Probing the host's runtimes takes a second: before anyone asks.

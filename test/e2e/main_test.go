@@ -187,12 +187,19 @@ func sharedServer(t *testing.T) *server {
 // more `pando server` flags.
 func ownServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return ownServerWithEnv(t, nil, args...)
+}
+
+// ownServerWithEnv is ownServer with more environment (NAME=VALUE) for
+// the server process.
+func ownServerWithEnv(t *testing.T, serverEnv []string, args ...string) *server {
+	t.Helper()
 	requireE2E(t)
 	s, err := newServer(env.bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.args = args
+	s.args, s.env = args, serverEnv
 	t.Cleanup(func() {
 		if err := s.cleanup(); err != nil {
 			t.Errorf("clean up server: %v", err)

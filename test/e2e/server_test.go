@@ -50,6 +50,8 @@ type server struct {
 	args []string
 	// cliEnv is more environment for the CLI runner (NAME=VALUE).
 	cliEnv []string
+	// env is more environment for `pando server` (set before start).
+	env []string
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -190,7 +192,7 @@ func (s *server) startOnce() error {
 	cmd := exec.Command(s.bin, append([]string{"server",
 		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr},
 		append(s.cellAPIArgs(), s.args...)...)...)
-	cmd.Env = baseEnv()
+	cmd.Env = append(baseEnv(), s.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: stopping it never signals the test binary. Dies
 	// with the test binary if that is killed.

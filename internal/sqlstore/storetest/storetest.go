@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) pando.Store) {
 		{"Domains", testDomains},
 		{"Routes", testRoutes},
 		{"RouteDestinations", testRouteDestinations},
+		{"ServiceRouteBindings", testServiceRouteBindings},
 		{"Buildpacks", testBuildpacks},
 		{"Stacks", testStacks},
 		{"Events", testEvents},
