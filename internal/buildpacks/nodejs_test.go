@@ -145,10 +145,14 @@ func TestNodejs_detectsAndRunsScriptsStartOnTheStacksNode(t *testing.T) {
 func TestNodejs_serverJSIsTheStartWithoutScriptsStart(t *testing.T) {
 	nodeVersion(t)
 	app := nodeApp("")
-	app["package.json"] = `{"name": "hello"}`
+	app["package.json"] = `{"name": "hello", "engines": {"npm": ">=999"}}`
 	s := newStage(t, app)
 	res, err := s.build(t)
-	if err != nil || res.StartCommand != "node server.js" {
+	if err != nil || res.StartCommand != "node server.js" || !strings.Contains(s.out.String(), "Warning: package.json asks for npm '>=999' (engines.npm)") {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "package.json"), []byte(`{"name": "hello", "engines": {"npm": ">=1"}}`), 0o644))
+	if res, err = s.build(t); err != nil || strings.Contains(s.out.String(), "engines.npm") {
 		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
 	}
 	must(t, os.Rename(filepath.Join(s.cfg.BuildDir, "server.js"), filepath.Join(s.cfg.BuildDir, "app.js")))

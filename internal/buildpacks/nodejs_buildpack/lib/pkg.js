@@ -205,7 +205,8 @@ function sha256(file) {
 
 // info prints node_version, engines (engines.node), engines_met (1 met or
 // unset, 0 unmet), deps and devdeps (counts), web (see webCommand),
-// engines_npm, npm_version, npm_lock (npm-shrinkwrap.json or
+// engines_npm, npm_version, engines_npm_met (1 or 0; empty without both),
+// npm_lock (npm-shrinkwrap.json or
 // package-lock.json, if any) and npm_lock_sha256, yarn_lock_sha256 (of
 // yarn.lock, if any) and yarn_berry (1 when yarn.lock is yarn 2+'s).
 function info(dir, npmBin) {
@@ -228,6 +229,15 @@ function info(dir, npmBin) {
   out.web = webCommand(dir, pkg);
   out.engines_npm = pkg.engines && pkg.engines.npm ? String(pkg.engines.npm) : '';
   out.npm_version = npmVersion(npmBin);
+  out.engines_npm_met = '';
+  if (out.engines_npm && out.npm_version) {
+    const v = parseVersion(out.npm_version);
+    try {
+      out.engines_npm_met = v && satisfies(v, out.engines_npm) ? 1 : 0;
+    } catch (err) {
+      out.engines_npm_met = 0;
+    }
+  }
   out.npm_lock = '';
   for (const f of ['npm-shrinkwrap.json', 'package-lock.json']) {
     if (fs.existsSync(path.join(dir, f))) {
