@@ -3,7 +3,7 @@
 # e2fsprogs formats their disk quota volumes, busybox-static gives tests a
 # tiny static HTTP server. With "test", also what only the tests need:
 # docker-registry (a real registry on loopback for the image tests), node
-# with npm, python3 with venv and pip, ruby with bundler (the buildpacks run
+# with npm and yarn, python3 with venv and pip, ruby with bundler (the buildpacks run
 # on the host stack's runtimes).
 # Idempotent; quiet when everything is present.
 set -eu
@@ -12,6 +12,8 @@ if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/docker-registry ] || need="$need docker-registry"
 	# A node from elsewhere (NodeSource) bundles npm: leave it alone.
 	command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+	# yarn for the nodejs_buildpack's yarn.lock tests (Debian names it yarnpkg).
+	command -v yarn >/dev/null 2>&1 || command -v yarnpkg >/dev/null 2>&1 || need="$need yarnpkg"
 	# The java_buildpack runs on the host's java; the tests build jars with javac.
 	command -v javac >/dev/null 2>&1 || need="$need default-jdk-headless"
 	# Python and Ruby from Debian at /usr/bin, which the host stack gives

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cli"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/server"
@@ -73,6 +74,7 @@ it and keeps it running, draining.`,
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
 	f.StringArrayVar(&cfg.StagingEnv, "staging-env", nil, "KEY=VALUE in every staging container's environment on this cell, e.g. a proxy (repeatable; never logged)")
 	f.BoolVar(&cfg.StagingEgress, "staging-egress", true, "let staging download dependencies through an HTTP proxy this cell serves in each staging container (the operator's HTTP(S)_PROXY from --staging-env honoured); false: staging has no network")
+	f.Int64Var(&cfg.StagingEgressMaxBytes, "staging-egress-max-bytes", cell.DefaultStagingEgressMaxBytes, "most bytes one staging may download through its egress proxy; past it the download is cut off and staging told why (-1: no limit)")
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry images may be pulled from over plain HTTP (repeatable)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pandoplatform/pando/internal/cc"
+	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cli"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
@@ -134,6 +135,7 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
 	f.StringArrayVar(&cfg.StagingEnv, "staging-env", nil, "KEY=VALUE environment for staging only, below the app's own (repeatable; e.g. HTTPS_PROXY=http://proxy:3128, npm_config_registry=URL); never shown to users")
 	f.BoolVar(&cfg.StagingEgress, "staging-egress", true, "let staging download dependencies through an HTTP proxy the cell serves in each staging container (through the operator's HTTP(S)_PROXY from --staging-env, NO_PROXY honoured; the platform's own ports and link-local addresses refused); false: staging has no network")
+	f.Int64Var(&cfg.StagingEgressMaxBytes, "staging-egress-max-bytes", cell.DefaultStagingEgressMaxBytes, "most bytes one staging may download through its egress proxy; past it the download is cut off and staging told why (-1: no limit)")
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry docker images may be fetched from over plain HTTP (repeatable; takes effect once docker apps are enabled)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")

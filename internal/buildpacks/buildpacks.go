@@ -1,8 +1,8 @@
 // Package buildpacks holds Pando's builtin offline buildpacks (CF v2 buildpack
 // API, bash scripts embedded in the binary): staticfile_buildpack (served by
 // `pando static-serve`), java_buildpack (executable jars on the stack's
-// java, the JVM sized from MEMORY_LIMIT at start), nodejs_buildpack (runs on the stack's node and npm;
-// npm installs offline against a cache kept between stagings),
+// java, the JVM sized from MEMORY_LIMIT at start), nodejs_buildpack (runs on the stack's node and npm,
+// or yarn for a yarn.lock; they install against caches kept between stagings),
 // go_buildpack (builds with the stack's Go, offline; vendored dependencies
 // only) and binary_buildpack. The API installs them as admin buildpacks from
 // the zips Builtin() returns.

@@ -111,7 +111,7 @@ http.createServer((req, res) => res.end('node ' + process.version + ' ' + proces
 	}
 }
 
-func TestNodejs_detectsAndRunsNpmStartOnTheStacksNode(t *testing.T) {
+func TestNodejs_detectsAndRunsScriptsStartOnTheStacksNode(t *testing.T) {
 	v := nodeVersion(t)
 	major := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0]
 	s := newStage(t, nodeApp(`, "engines": {"node": "^`+major+`.0.0 || >=99"}`))
@@ -119,10 +119,11 @@ func TestNodejs_detectsAndRunsNpmStartOnTheStacksNode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Build: %v\n%s", err, s.out.String())
 	}
-	if res.BuildpackName != "nodejs_buildpack" || res.DetectedBuildpack != "nodejs 1.0.0" || res.StartCommand != "npm start" {
+	// scripts.start only runs node on a file: that command, without npm.
+	if res.BuildpackName != "nodejs_buildpack" || res.DetectedBuildpack != "nodejs 1.0.0" || res.StartCommand != "node server.js" {
 		t.Fatalf("result = %+v\n%s", res, s.out.String())
 	}
-	for _, want := range []string{"Using the stack's Node.js " + v, "met by " + v, "No dependencies in package.json", "Start command: npm start"} {
+	for _, want := range []string{"Using the stack's Node.js " + v, "met by " + v, "No dependencies in package.json", "Start command: node server.js"} {
 		if !strings.Contains(s.out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, s.out.String())
 		}
@@ -130,15 +131,28 @@ func TestNodejs_detectsAndRunsNpmStartOnTheStacksNode(t *testing.T) {
 	if body, want := serve(t, s, res.StartCommand), "node "+v+" production"; body != want {
 		t.Fatalf("GET / = %q, want %q", body, want)
 	}
+
+	// Anything more (here a prestart script) runs with npm start.
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "package.json"), []byte(`{"name": "hello", "scripts": {"prestart": "echo prestart", "start": "node server.js"}}`), 0o644))
+	if res, err = s.build(t); err != nil || res.StartCommand != "npm start" || !strings.Contains(s.out.String(), "Start command: npm start") {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+	if body, want := serve(t, s, res.StartCommand), "node "+v+" production"; body != want {
+		t.Fatalf("GET / with npm start = %q, want %q", body, want)
+	}
 }
 
 func TestNodejs_serverJSIsTheStartWithoutScriptsStart(t *testing.T) {
 	nodeVersion(t)
 	app := nodeApp("")
-	app["package.json"] = `{"name": "hello"}`
+	app["package.json"] = `{"name": "hello", "engines": {"npm": ">=999"}}`
 	s := newStage(t, app)
 	res, err := s.build(t)
-	if err != nil || res.StartCommand != "node server.js" {
+	if err != nil || res.StartCommand != "node server.js" || !strings.Contains(s.out.String(), "Warning: package.json asks for npm '>=999' (engines.npm)") {
+		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
+	}
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "package.json"), []byte(`{"name": "hello", "engines": {"npm": ">=1"}}`), 0o644))
+	if res, err = s.build(t); err != nil || strings.Contains(s.out.String(), "engines.npm") {
 		t.Fatalf("res %+v err %v\n%s", res, err, s.out.String())
 	}
 	must(t, os.Rename(filepath.Join(s.cfg.BuildDir, "server.js"), filepath.Join(s.cfg.BuildDir, "app.js")))

@@ -141,18 +141,17 @@ func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
 		"Pipfile":      "[packages]\ngreet = \"==1.0.0\"\n",
 		"Pipfile.lock": `{"_meta": {}, "default": {"greet": {"version": "==1.0.0", "markers": "python_version >= '3'"}}, "develop": {"pytest": {"version": "==8.0.0"}}}`,
 	})
+	s.cfg.Env = append(s.cfg.Env, "PANDO_START_COMMAND=greet-serve")
 	greetWheel(t, py, filepath.Join(s.cfg.BuildDir, "vendor"))
 	res, err := s.build(t)
 	out := s.out.String()
 	if err != nil || !strings.Contains(out, "Successfully installed greet-1.0.0") || !strings.Contains(out, "Installing dependencies from Pipfile.lock") {
 		t.Fatalf("err %v\n%s", err, out)
 	}
-	// No Procfile: staging says what the app lacks and how to fix it (the
-	// launcher refuses to start it, naming the same fix).
-	for _, want := range []string{"No start command", "Procfile with a web line", "push with -c"} {
-		if res.StartCommand != "" || !strings.Contains(out, want) {
-			t.Fatalf("start command %q, output lacks %q:\n%s", res.StartCommand, want, out)
-		}
+	// No Procfile: the start command given with push -c, which the API
+	// passes to staging.
+	if res.StartCommand != "" || !strings.Contains(out, "Start command: greet-serve (given with -c") {
+		t.Fatalf("start command %q\n%s", res.StartCommand, out)
 	}
 
 	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "Pipfile.lock"), []byte(`{"default": {"greet": {"git": "https://example.com/greet.git", "ref": "abc"}}}`), 0o644))
@@ -184,7 +183,7 @@ func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
 
 func TestPython_runtimeTxtAndUnreachableIndexFailNamingTheFix(t *testing.T) {
 	_, version := hostPython(t)
-	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n", "runtime.txt": "python-2.7.18\n"})
+	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n", "runtime.txt": "python-2.7.18\n", "Procfile": "web: greet-serve\n"})
 	_, err := s.build(t)
 	if want := "runtime.txt asks for 'python-2.7.18' but the stack 'teststack' has Python " + version; builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), want) {
 		t.Fatalf("err = %v, want output with %q\n%s", err, want, s.out.String())
@@ -203,6 +202,24 @@ func TestPython_runtimeTxtAndUnreachableIndexFailNamingTheFix(t *testing.T) {
 	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "met by "+version) ||
 		!strings.Contains(out, "egress is off") || !strings.Contains(out, "pip download -r requirements.txt --dest vendor") {
 		t.Fatalf("err = %v\n%s", err, out)
+	}
+}
+
+func TestPython_noStartCommandFailsStagingBeforeInstalling(t *testing.T) {
+	hostPython(t)
+	s := pythonStage(t, map[string]string{"requirements.txt": "flask\n", "app.py": "print('hi')\n"})
+	_, err := s.build(t)
+	out := s.out.String()
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(out, "No start command: the app has no Procfile and was pushed without -c") ||
+		!strings.Contains(out, "Add a Procfile with a web line") || !strings.Contains(out, "push with -c 'COMMAND'") || strings.Contains(out, "Installing dependencies") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+
+	// A Procfile with other process types only does not start the web one.
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "Procfile"), []byte("worker: python app.py\nweb:\n"), 0o644))
+	_, err = s.build(t)
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "the app has a Procfile without a web line") {
+		t.Fatalf("err = %v\n%s", err, s.out.String())
 	}
 }
 

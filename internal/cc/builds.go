@@ -222,6 +222,11 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 		req.Stack = ""
 	} else {
 		req.PackageKey = pando.PackageBlobKey(pkg.GUID)
+		// The web process's own command (push -c): buildpacks that cannot
+		// guess one (python_buildpack) fail staging only without it.
+		if web, err := a.getAppProcessByType(ctx, app.GUID, "web"); err == nil && web.Command != "" {
+			req.Env = append(req.Env, pando.EnvVar{Name: "PANDO_START_COMMAND", Value: web.Command})
+		}
 		refs, skip, err := a.stagingBuildpacks(ctx, buildpacks, stack)
 		if err != nil {
 			return pando.Build{}, err

@@ -102,6 +102,9 @@ type Config struct {
 	// (inclusive ranges; the cell adds its PortRange): the egress proxy
 	// refuses them on local addresses, and link-local addresses always.
 	StagingEgressDenyPorts [][2]int
+	// StagingEgressMaxBytes bounds what one staging downloads through its
+	// egress proxy; default DefaultStagingEgressMaxBytes, -1 none.
+	StagingEgressMaxBytes int64
 	// LogRateCeiling bounds the log lines of every container, whatever
 	// its process's log rate limit, in bytes per second with each line
 	// counting 64 bytes more; default DefaultLogRateCeiling, -1 none.

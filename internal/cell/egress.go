@@ -13,6 +13,11 @@ import (
 // on its own loopback (each staging has a network namespace of its own).
 const stagingProxyPort = 3128
 
+// DefaultStagingEgressMaxBytes bounds a staging's downloads through its
+// egress proxy: far above what npm, pip or bundler fetch for a web app,
+// below the default staging disk.
+const DefaultStagingEgressMaxBytes = 2 << 30
+
 // stagingEgressURL is the proxy URL staging containers get.
 var stagingEgressURL = "http://127.0.0.1:" + strconv.Itoa(stagingProxyPort)
 
@@ -37,10 +42,21 @@ func (r *Rep) serveStagingEgress(ctx context.Context, req *pando.StagingRequest,
 		r.log.Warn("staging egress proxy", "app_guid", req.AppGUID, "error", err)
 		return func() int64 { return 0 }
 	}
+	maxBytes := r.cfg.StagingEgressMaxBytes
+	switch {
+	case maxBytes == 0:
+		maxBytes = DefaultStagingEgressMaxBytes
+	case maxBytes < 0:
+		maxBytes = 0 // no bound
+	}
 	p := egress.New(egress.Config{
 		Upstream:  r.egressUpstream,
 		DenyPorts: r.egressDeny,
-		Log:       r.log.With("component", "staging-egress", "app_guid", req.AppGUID),
+		MaxBytes:  maxBytes,
+		OnLimit: func(max int64) {
+			r.stagingLog(req, "ERR", "Staging egress: this staging has downloaded %s, the most one staging may (the operator's --staging-egress-max-bytes): the download in progress was cut off and further downloads are refused", humanSize(max))
+		},
+		Log: r.log.With("component", "staging-egress", "app_guid", req.AppGUID),
 	})
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -42,7 +42,14 @@ type Config struct {
 	IdleTimeout time.Duration
 	// DialTimeout bounds each outbound dial (30 s if 0).
 	DialTimeout time.Duration
-	Log         *slog.Logger
+	// MaxBytes bounds what the staging downloads through the proxy
+	// (response bodies and what tunnels bring in); 0 means no bound. Past
+	// it, transfers in flight are cut off and new requests are refused
+	// with 403, and OnLimit is called once.
+	MaxBytes int64
+	// OnLimit, when set, is called once, when MaxBytes is reached.
+	OnLimit func(max int64)
+	Log     *slog.Logger
 }
 
 // Proxy is one staging's forward proxy.
@@ -51,6 +58,8 @@ type Proxy struct {
 	transport *http.Transport
 	active    atomic.Int64
 	bytes     atomic.Int64 // relayed both ways, through tunnels and plain requests
+	down      atomic.Int64 // downloaded: counted against MaxBytes
+	limitOnce sync.Once
 	resolver  *net.Resolver
 }
 
@@ -84,6 +93,77 @@ func New(cfg Config) *Proxy {
 
 // Bytes returns how many bytes the proxy has relayed so far.
 func (p *Proxy) Bytes() int64 { return p.bytes.Load() }
+
+// ErrLimit is the error of a download past Config.MaxBytes.
+var ErrLimit = errors.New("the staging reached its download limit")
+
+// LimitExceeded reports whether the staging has reached MaxBytes.
+func (p *Proxy) LimitExceeded() bool {
+	return p.cfg.MaxBytes > 0 && p.down.Load() >= p.cfg.MaxBytes
+}
+
+func (p *Proxy) limitMessage() string {
+	return fmt.Sprintf("staging egress proxy: this staging has downloaded %d bytes, its limit (the operator's --staging-egress-max-bytes): further downloads are refused", p.cfg.MaxBytes)
+}
+
+// reserve takes up to n bytes of what MaxBytes leaves; 0 means none is
+// left.
+func (p *Proxy) reserve(n int) int {
+	if p.cfg.MaxBytes <= 0 {
+		return n
+	}
+	for {
+		cur := p.down.Load()
+		room := p.cfg.MaxBytes - cur
+		if room <= 0 {
+			return 0
+		}
+		take := int64(n)
+		if take > room {
+			take = room
+		}
+		if p.down.CompareAndSwap(cur, cur+take) {
+			return int(take)
+		}
+	}
+}
+
+// reachedLimit records that a download went past MaxBytes.
+func (p *Proxy) reachedLimit() {
+	p.limitOnce.Do(func() {
+		p.cfg.Log.Warn("staging egress: download limit reached", "max_bytes", p.cfg.MaxBytes)
+		if p.cfg.OnLimit != nil {
+			p.cfg.OnLimit(p.cfg.MaxBytes)
+		}
+	})
+}
+
+// limitedReader counts what it reads against MaxBytes and fails with
+// ErrLimit past it. A transfer of exactly the bytes left ends normally.
+type limitedReader struct {
+	r io.Reader
+	p *Proxy
+}
+
+func (l limitedReader) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return l.r.Read(b)
+	}
+	k := l.p.reserve(len(b))
+	if k == 0 {
+		var one [1]byte
+		if n, err := l.r.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		l.p.reachedLimit()
+		return 0, ErrLimit
+	}
+	n, err := l.r.Read(b[:k])
+	if n < k {
+		l.p.down.Add(int64(n - k))
+	}
+	return n, err
+}
 
 // Serve serves ln until ctx ends, then closes ln and every connection.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
@@ -141,6 +221,11 @@ func (c *countedConn) Close() error {
 
 // ServeHTTP tunnels CONNECT requests and forwards absolute-URI ones.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.LimitExceeded() {
+		p.reachedLimit()
+		http.Error(w, p.limitMessage(), http.StatusForbidden)
+		return
+	}
 	if r.Method == http.MethodConnect {
 		p.connect(w, r)
 		return
@@ -163,7 +248,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "staging egress proxy: "+err.Error(), statusFor(err))
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			resp.Body = &countingBody{ReadCloser: resp.Body, n: &p.bytes}
+			resp.Body = &countingBody{ReadCloser: resp.Body, r: limitedReader{resp.Body, p}, n: &p.bytes}
 			return nil
 		},
 	}
@@ -223,7 +308,7 @@ func (p *Proxy) relay(ctx context.Context, in net.Conn, inBuf io.Reader, out net
 		p.copyIdle(out, io.MultiReader(inBuf, idleReader{in, p.cfg.IdleTimeout}))
 		closeWrite(out)
 	}()
-	p.copyIdle(in, idleReader{out, p.cfg.IdleTimeout})
+	p.copyIdle(in, limitedReader{idleReader{out, p.cfg.IdleTimeout}, p})
 	closeWrite(in)
 	wg.Wait()
 }
@@ -254,13 +339,16 @@ func (r idleReader) Read(b []byte) (int, error) {
 	return r.c.Read(b)
 }
 
+// countingBody is a response body read through r (its limitedReader),
+// counted in n.
 type countingBody struct {
 	io.ReadCloser
+	r io.Reader
 	n *atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
+	n, err := b.r.Read(p)
 	b.n.Add(int64(n))
 	return n, err
 }

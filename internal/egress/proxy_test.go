@@ -253,3 +253,92 @@ func TestUpstream_noProxyForms(t *testing.T) {
 		t.Error("an https:// upstream proxy was accepted")
 	}
 }
+
+// sized serves n bytes of 'x' at /N.
+func sized() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		_, _ = io.WriteString(w, strings.Repeat("x", n))
+	})
+}
+
+func TestProxy_boundsDownloadsAndRefusesPastTheLimit(t *testing.T) {
+	plain := httptest.NewServer(sized())
+	defer plain.Close()
+	secure := httptest.NewTLSServer(sized())
+	defer secure.Close()
+	var mu sync.Mutex
+	var calls []int64
+	p, pu := startProxy(t, Config{MaxBytes: 100 << 10, OnLimit: func(max int64) {
+		mu.Lock()
+		calls = append(calls, max)
+		mu.Unlock()
+	}})
+	c := client(pu, secure.Client().Transport.(*http.Transport).TLSClientConfig)
+
+	// Within the limit, plain and tunnelled; 40 KiB are left.
+	if code, body := get(t, c, plain.URL+"/30720"); code != 200 || len(body) != 30<<10 {
+		t.Fatalf("plain GET: %d, %d bytes", code, len(body))
+	}
+	if code, body := get(t, c, secure.URL+"/30720"); code != 200 || len(body) != 30<<10 {
+		t.Fatalf("https GET: %d, %d bytes", code, len(body))
+	}
+	if p.LimitExceeded() {
+		t.Fatal("limit reported exceeded within it")
+	}
+
+	// A tunnelled download past what is left is cut off.
+	resp, err := c.Get(secure.URL + "/1048576")
+	if err == nil {
+		n, rerr := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if rerr == nil {
+			t.Fatalf("a 1 MiB download past the limit completed (%d bytes)", n)
+		}
+	}
+	if !p.LimitExceeded() {
+		t.Fatal("limit not reported exceeded")
+	}
+
+	// Every request after it is refused, saying why.
+	code, body := get(t, c, plain.URL+"/10")
+	if code != http.StatusForbidden || !strings.Contains(body, "--staging-egress-max-bytes") {
+		t.Fatalf("plain GET past the limit: %d %q", code, body)
+	}
+	if _, err := c.Get(secure.URL + "/10"); err == nil || !strings.Contains(err.Error(), "Forbidden") {
+		t.Fatalf("CONNECT past the limit: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || calls[0] != 100<<10 {
+		t.Fatalf("OnLimit calls = %v, want one with the limit", calls)
+	}
+}
+
+func TestProxy_aPlainDownloadOfExactlyTheLimitCompletes(t *testing.T) {
+	plain := httptest.NewServer(sized())
+	defer plain.Close()
+	p, pu := startProxy(t, Config{MaxBytes: 5000})
+	c := client(pu, nil)
+	if code, body := get(t, c, plain.URL+"/5000"); code != 200 || len(body) != 5000 {
+		t.Fatalf("GET of exactly the limit: %d, %d bytes", code, len(body))
+	}
+	// Nothing is left: the next byte is refused.
+	resp, err := c.Get(plain.URL + "/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode == 200 && string(b) == "x" {
+		t.Fatalf("a byte past the limit was delivered")
+	}
+	if !p.LimitExceeded() {
+		t.Fatal("limit not reported exceeded")
+	}
+}

@@ -60,6 +60,9 @@ type CellConfig struct {
 	// StagingEgress (--staging-egress) gives staging an HTTP proxy the cell
 	// serves, as the server's local cell does.
 	StagingEgress bool
+	// StagingEgressMaxBytes (--staging-egress-max-bytes) bounds what one
+	// staging downloads through it (0: the cell's default, -1: none).
+	StagingEgressMaxBytes int64
 	// Heartbeat is how often the cell renews its presence (default
 	// cellapi.DefaultHeartbeat).
 	Heartbeat time.Duration
@@ -206,6 +209,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		StagingEgress: cfg.StagingEgress,
 		// The rep's own port; the server's are on its machine.
 		StagingEgressDenyPorts: platformPorts(ln.Addr().String()),
+		StagingEgressMaxBytes:  cfg.StagingEgressMaxBytes,
 		LogRateCeiling:         cfg.LogRateCeiling,
 		Stacks:                 stacks,
 		CFStackNames:           map[string]string{"host": cfg.HostCFStack},

@@ -108,6 +108,9 @@ type Config struct {
 	// the network through an HTTP proxy the cell serves on each staging
 	// container's loopback; off, staging has no network at all.
 	StagingEgress bool
+	// StagingEgressMaxBytes (--staging-egress-max-bytes) bounds what one
+	// staging downloads through that proxy (0: the cell's default, -1: none).
+	StagingEgressMaxBytes int64
 	// InsecureRegistries are the HOST:PORTs of registries docker staging
 	// may speak plain HTTP to (--insecure-registry).
 	InsecureRegistries []string
@@ -333,6 +336,7 @@ func Run(ctx context.Context, cfg Config) error {
 		StagingCaches:          stagingCaches,
 		StagingEnv:             stagingEnv,
 		StagingEgress:          cfg.StagingEgress,
+		StagingEgressMaxBytes:  cfg.StagingEgressMaxBytes,
 		StagingEgressDenyPorts: platformPorts(apiLn.Addr().String(), routerLn.Addr().String(), cfg.RouterTLSAddr, cellAPIAddr(cfg)),
 		LogRateCeiling:         cfg.LogRateCeiling,
 		Stacks:                 cellStacks,

@@ -1,5 +1,5 @@
 // Package stackprobe finds which language runtimes a stack offers (node,
-// npm, python3, pip, ruby, bundler, java, go) and their versions, for
+// npm, yarn, python3, pip, ruby, bundler, java, go) and their versions, for
 // `pando stacks` and GET /v3/stacks. A root filesystem stack is read, never
 // run: its Debian package database (/var/lib/dpkg/status) and version files
 // (npm's package.json, /usr/local/go/VERSION). The host stack is the
@@ -28,12 +28,12 @@ import (
 
 // Runtime is a language runtime a stack offers.
 type Runtime struct {
-	Name    string `json:"name"`    // node, npm, python3, pip, ruby, bundler, java, go
+	Name    string `json:"name"`    // node, npm, yarn, python3, pip, ruby, bundler, java, go
 	Version string `json:"version"` // upstream version, e.g. 18.19.0
 }
 
 // order is the order runtimes are listed in.
-var order = []string{"node", "npm", "python3", "pip", "ruby", "bundler", "java", "go"}
+var order = []string{"node", "npm", "yarn", "python3", "pip", "ruby", "bundler", "java", "go"}
 
 // Bounds on what is read from a rootfs, whose files the operator (or an
 // image) supplied.
@@ -118,6 +118,8 @@ func addPackage(found map[string]string, pkg, version string) {
 		name = "node"
 	case pkg == "npm":
 		name = "npm"
+	case pkg == "yarnpkg" || pkg == "yarn": // Debian's, yarnpkg.com's
+		name = "yarn"
 	case pkg == "python3":
 		name = "python3"
 	case pkg == "python3-pip":
@@ -205,6 +207,8 @@ var hostCommands = []struct {
 }{
 	{"node", []string{"node", "--version"}},
 	{"npm", []string{"npm", "--version"}},
+	{"yarn", []string{"yarn", "--version"}},
+	{"yarn", []string{"yarnpkg", "--version"}}, // Debian's name
 	{"python3", []string{"python3", "-I", "--version"}},
 	{"pip", []string{"python3", "-I", "-m", "pip", "--version"}},
 	{"ruby", []string{"ruby", "--version"}},
@@ -221,7 +225,10 @@ var anyVersion = regexp.MustCompile(`[0-9]+(\.[0-9]+)+`)
 // is root: nothing another local user could plant (a pip module in the
 // working directory, an .npmrc) is read.
 func Host(ctx context.Context, path string, timeout time.Duration) []Runtime {
-	env := []string{"PATH=" + path, "HOME=/nonexistent", "LANG=C", "npm_config_update_notifier=false"}
+	// NODE_PATH: Debian's yarnpkg loads its modules from /usr/share/nodejs,
+	// where Debian's node looks and a node from elsewhere does not (the
+	// nodejs_buildpack runs it so too).
+	env := []string{"PATH=" + path, "HOME=/nonexistent", "LANG=C", "npm_config_update_notifier=false", "NODE_PATH=/usr/share/nodejs"}
 	versions := make([]string, len(hostCommands))
 	var wg sync.WaitGroup
 	for i, c := range hostCommands {
@@ -249,8 +256,8 @@ func Host(ctx context.Context, path string, timeout time.Duration) []Runtime {
 	wg.Wait()
 	found := map[string]string{}
 	for i, v := range versions {
-		if v != "" {
-			found[hostCommands[i].name] = v
+		if name := hostCommands[i].name; v != "" && found[name] == "" {
+			found[name] = v // the first command of a name that answers
 		}
 	}
 	return sorted(found)

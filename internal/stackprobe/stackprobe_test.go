@@ -17,6 +17,10 @@ Version: 18.19.0+dfsg-6~deb12u2
 Description: evented I/O for V8 javascript
  Node.js is a platform built on Chrome's JavaScript runtime.
 
+Package: yarnpkg
+Status: install ok installed
+Version: 1.22.19+~cs24.27.18-2+deb12u1
+
 Package: python3
 Status: install ok installed
 Version: 3.11.2-1+b1
@@ -73,7 +77,7 @@ func TestRootFS_readsThePackageDatabaseAndVersionFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Runtime{{"node", "18.19.0"}, {"npm", "9.2.0"}, {"python3", "3.11.2"}, {"ruby", "3.1.2"}, {"bundler", "2.3.15"}, {"java", "17.0.15"}, {"go", "1.22.5"}}
+	want := []Runtime{{"node", "18.19.0"}, {"npm", "9.2.0"}, {"yarn", "1.22.19"}, {"python3", "3.11.2"}, {"ruby", "3.1.2"}, {"bundler", "2.3.15"}, {"java", "17.0.15"}, {"go", "1.22.5"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("RootFS = %v\nwant     %v", got, want)
 	}
@@ -117,6 +121,7 @@ func fakeHost(t *testing.T, scripts map[string]string) string {
 func TestHost_asksEachRuntimeForItsVersion(t *testing.T) {
 	bin := fakeHost(t, map[string]string{
 		"node":    "echo v20.1.2",
+		"yarnpkg": `[ "$NODE_PATH" = /usr/share/nodejs ] && echo 1.22.19`, // Debian's name, its modules found
 		"java":    `echo 'openjdk version "17.0.9" 2023-10-17' >&2`,
 		"python3": `[ "$2" = -m ] && exit 1; echo "Python 3.11.2"`, // no pip
 		"ruby":    "exec sleep 30",                                 // hangs
@@ -126,7 +131,7 @@ func TestHost_asksEachRuntimeForItsVersion(t *testing.T) {
 
 	start := time.Now()
 	got := Host(context.Background(), bin+":relative/dir", 500*time.Millisecond)
-	want := []Runtime{{"node", "20.1.2"}, {"python3", "3.11.2"}, {"bundler", "2.3.15"}, {"java", "17.0.9"}}
+	want := []Runtime{{"node", "20.1.2"}, {"yarn", "1.22.19"}, {"python3", "3.11.2"}, {"bundler", "2.3.15"}, {"java", "17.0.9"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Host = %v\nwant   %v", got, want)
 	}

@@ -147,3 +147,19 @@ func TestPush_nodeAppWithoutStagingEgressFailsWithVendoringAdvice(t *testing.T) 
 		t.Fatalf("the registry served %d tarballs to a staging without egress", n)
 	}
 }
+
+func TestPush_stagingPastItsEgressByteLimitFailsSayingWhy(t *testing.T) {
+	hostNode(t)
+	reg := newNPMRegistry(t)
+	dir := registryApp(t, reg)
+	// The tarball alone is larger than the limit.
+	s := ownServer(t, "--staging-egress-max-bytes", "64", "--staging-env", "npm_config_registry="+reg.srv.URL+"/",
+		"--staging-env", "npm_config_fetch_retries=0")
+
+	r := s.pandoWithin(t, pushTimeout, "push", "node-egress-cap", "-p", dir)
+	if r.code == 0 {
+		t.Fatalf("push past the staging egress limit succeeded:\n%s", r)
+	}
+	requireOutput(t, r, `Staging egress: this staging has downloaded 64B, the most one staging may \(the operator's --staging-egress-max-bytes\)`,
+		`npm ci failed`)
+}

@@ -44,7 +44,7 @@ func TestPush_nodeAppRunsOnTheStacksNode(t *testing.T) {
 	r := s.mustPando(t, "push", name, "-p", dir)
 
 	requireOutput(t, r, `Detected nodejs_buildpack`, `Using the stack's Node.js `+v, `engines.node \(package.json\): >=18, met by `+v,
-		`web: 1 of 1 instances running`, `start command:\s+npm start`)
+		`web: 1 of 1 instances running`, `start command:\s+node server\.js`)
 	if body, want := s.curlRoute(t, name+".localhost", "/"), "hello from node "+v+" in production\n"; body != want {
 		t.Fatalf("GET / = %q, want %q", body, want)
 	}

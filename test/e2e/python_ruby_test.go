@@ -88,8 +88,19 @@ func TestPush_pythonAppWithoutStartCommandFailsNamingTheFix(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("push without a start command: want a non-zero exit\n%s", r)
 	}
-	requireOutput(t, r, `Detected python_buildpack`, `No start command.*Add a Procfile with a web line`, `push with -c`,
-		`no start command: push with a start command \(-c\) or add a Procfile`)
+	// Staging fails (before installing anything), not the start.
+	requireOutput(t, r, `Detected python_buildpack`, `No start command: the app has no Procfile and was pushed without -c`,
+		`Add a Procfile with a web line`, `push with -c`, `Staging failed`)
+	if strings.Contains(r.out(), "Installing dependencies") || strings.Contains(r.out(), "instances running") {
+		t.Fatalf("staging went on without a start command:\n%s", r)
+	}
+
+	// The fix named: push with -c.
+	r = s.mustPando(t, "push", name, "-p", dir, "-c", "python3 -m http.server $PORT")
+	requireOutput(t, r, `Start command: python3 -m http.server \$PORT \(given with -c`, `web: 1 of 1 instances running`)
+	if body := s.curlRoute(t, name+".localhost", "/app.py"); body != "print('hello')\n" {
+		t.Fatalf("GET /app.py = %q", body)
+	}
 }
 
 // hostStackRuby returns the host's ruby version; apps take bundler, rack

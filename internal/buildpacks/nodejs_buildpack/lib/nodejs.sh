@@ -1,34 +1,34 @@
 # Shared by bin/finalize and bin/release.
 
-# nodejs_web_command BUILD_DIR NODE prints the web start command: `npm start`
-# when package.json has scripts.start, else `node server.js` or `node app.js`
-# when the file exists; nothing otherwise. (A Procfile wins over it.)
+# nodejs_web_command BUILD_DIR NODE prints the web start command (see
+# webCommand in pkg.js): scripts.start (`npm start`, or the `node FILE` it
+# runs), else `node server.js` or `node app.js` when the file exists;
+# nothing otherwise. (A Procfile wins over it.)
 nodejs_web_command() {
-  local build_dir=$1 node=$2 bp_dir start
+  local bp_dir
   bp_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  start=$("$node" "$bp_dir/lib/pkg.js" get "$build_dir" start) || return 1
-  if [[ -n $start ]]; then
-    echo "npm start"
-  elif [[ -f $build_dir/server.js ]]; then
-    echo "node server.js"
-  elif [[ -f $build_dir/app.js ]]; then
-    echo "node app.js"
-  fi
+  "$2" "$bp_dir/lib/pkg.js" web "$1"
 }
 
-# nodejs_file_sha256 NODE FILE prints FILE's SHA-256 (hex), computed by node
-# so the stack needs no sha256sum.
-nodejs_file_sha256() {
-  "$1" -e 'const c = require("crypto"), fs = require("fs");
-process.stdout.write(c.createHash("sha256").update(fs.readFileSync(process.argv[1])).digest("hex"));' "$2"
+# nodejs_web_file BUILD_DIR is where bin/finalize leaves the web command for
+# bin/release in the same staging (as CF's buildpacks leave their release
+# YAML in /tmp), saving release a node start.
+nodejs_web_file() {
+  local d=${1%/}
+  printf '%s' "${TMPDIR:-/tmp}/nodejs_buildpack-web${d//\//_}"
 }
 
 # nodejs_restore_modules CACHE_DIR KEY copies the node_modules kept in
-# CACHE_DIR into the current directory when it was kept under KEY.
+# CACHE_DIR into the current directory when it was kept under KEY: as hard
+# links where both are on one file system (a staging's are: nothing changes
+# the files after, and linking thousands of small files is much faster than
+# copying them), else as a copy.
 nodejs_restore_modules() {
   local cache=$1 key=$2
   [[ -d $cache/node_modules && -f $cache/node_modules.key && $(< "$cache/node_modules.key") == "$key" ]] || return 1
-  if ! cp -a "$cache/node_modules" node_modules; then
+  if cp -al "$cache/node_modules" node_modules 2> /dev/null; then
+    :
+  elif ! { rm -rf node_modules && cp -a "$cache/node_modules" node_modules; }; then
     echo "       Warning: copying the kept node_modules failed; installing instead" >&2
     rm -rf node_modules
     return 1

@@ -2,13 +2,12 @@
 // Answers the nodejs_buildpack's questions about package.json, run with the
 // stack's node (no modules needed). Usage:
 //
-//   node pkg.js engines APP_DIR NODE_VERSION  prints engines.node; exit 0 when
-//                                             it is unset or met, 1 when unmet,
-//                                             2 on bad input
-//   node pkg.js get APP_DIR FIELD             prints start (scripts.start),
-//                                             deps / devdeps (counts) or
-//                                             engines.npm
+//   node pkg.js web APP_DIR                   prints the default web command
 //   node pkg.js satisfies VERSION RANGE       exit 0 met, 1 unmet, 2 bad range
+//   node pkg.js info APP_DIR [NPM_BIN]        prints, as shell assignments, all
+//                                             bin/finalize asks (one node start
+//                                             instead of one per question): see
+//                                             info() below; exit 2 on bad input
 //
 // Ranges are npm's: space-separated comparators (<, <=, >, >=, =), ^ and ~,
 // x-ranges (1, 1.x, 1.2.*, *), hyphen ranges (1.2 - 2) and sets joined by ||.
@@ -159,6 +158,104 @@ function fail(code, msg) {
 
 const count = (o) => (o && typeof o === 'object' ? Object.keys(o).length : 0);
 
+// webCommand is the default web process: scripts.start, run by npm start;
+// else node server.js or node app.js when the file exists, else nothing.
+// A scripts.start that only runs node on a file (`node server.js`, `node
+// ./bin/www`), with no prestart or poststart, is that command itself: what
+// npm would run, without npm's start (about a second on a busy machine) and
+// its process between the platform and the app's signals. (Such an app
+// sees no npm_package_* variables; `web: npm start` in a Procfile gives
+// them.)
+function webCommand(dir, pkg) {
+  const scripts = pkg.scripts && typeof pkg.scripts === 'object' ? pkg.scripts : {};
+  if (typeof scripts.start === 'string') {
+    const m = /^node\s+([\w./-]+)$/.exec(scripts.start.trim());
+    if (m && scripts.prestart === undefined && scripts.poststart === undefined) return 'node ' + m[1];
+    return 'npm start';
+  }
+  for (const f of ['server.js', 'app.js']) {
+    if (fs.existsSync(path.join(dir, f))) return 'node ' + f;
+  }
+  return '';
+}
+
+const shq = (v) => "'" + String(v).replace(/'/g, "'\\''") + "'";
+
+// npmVersion reads the version of the npm whose bin is npmBin from npm's own
+// package.json (starting npm takes about a second on a busy machine); ''
+// when it cannot tell.
+function npmVersion(npmBin) {
+  if (!npmBin) return '';
+  try {
+    const root = path.dirname(path.dirname(fs.realpathSync(npmBin)));
+    const pj = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+    return pj.name === 'npm' && typeof pj.version === 'string' ? pj.version : '';
+  } catch (err) {
+    return '';
+  }
+}
+
+function sha256(file) {
+  try {
+    return require('crypto').createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  } catch (err) {
+    return '';
+  }
+}
+
+// info prints node_version, engines (engines.node), engines_met (1 met or
+// unset, 0 unmet), deps and devdeps (counts), web (see webCommand),
+// engines_npm, npm_version, engines_npm_met (1 or 0; empty without both),
+// npm_lock (npm-shrinkwrap.json or
+// package-lock.json, if any) and npm_lock_sha256, yarn_lock_sha256 (of
+// yarn.lock, if any) and yarn_berry (1 when yarn.lock is yarn 2+'s).
+function info(dir, npmBin) {
+  const pkg = readPackage(dir);
+  const out = { node_version: process.version };
+  const range = pkg.engines && pkg.engines.node;
+  out.engines = range === undefined || range === null ? '' : String(range);
+  out.engines_met = 1;
+  if (out.engines !== '') {
+    const v = parseVersion(process.version);
+    if (!v) fail(2, 'the stack\'s node reports a version that is not semver: ' + process.version);
+    try {
+      out.engines_met = satisfies(v, out.engines) ? 1 : 0;
+    } catch (err) {
+      fail(2, 'package.json engines.node ' + JSON.stringify(range) + ' is not a version range this buildpack reads (' + err.message + '); use forms like "20.x", "^20.1.0", ">=18" or "18 || 20"');
+    }
+  }
+  out.deps = count(pkg.dependencies) + count(pkg.optionalDependencies);
+  out.devdeps = count(pkg.devDependencies);
+  out.web = webCommand(dir, pkg);
+  out.engines_npm = pkg.engines && pkg.engines.npm ? String(pkg.engines.npm) : '';
+  out.npm_version = npmVersion(npmBin);
+  out.engines_npm_met = '';
+  if (out.engines_npm && out.npm_version) {
+    const v = parseVersion(out.npm_version);
+    try {
+      out.engines_npm_met = v && satisfies(v, out.engines_npm) ? 1 : 0;
+    } catch (err) {
+      out.engines_npm_met = 0;
+    }
+  }
+  out.npm_lock = '';
+  for (const f of ['npm-shrinkwrap.json', 'package-lock.json']) {
+    if (fs.existsSync(path.join(dir, f))) {
+      out.npm_lock = f;
+      break;
+    }
+  }
+  out.npm_lock_sha256 = out.npm_lock ? sha256(path.join(dir, out.npm_lock)) : '';
+  const yarnLock = path.join(dir, 'yarn.lock');
+  out.yarn_lock_sha256 = fs.existsSync(yarnLock) ? sha256(yarnLock) : '';
+  out.yarn_berry = 0;
+  if (out.yarn_lock_sha256) {
+    const head = fs.readFileSync(yarnLock, 'utf8').slice(0, 4096);
+    out.yarn_berry = /^__metadata:/m.test(head) ? 1 : 0;
+  }
+  process.stdout.write(Object.entries(out).map(([k, v]) => k + '=' + shq(v) + '\n').join(''));
+}
+
 function main(argv) {
   const [cmd, a, b] = argv;
   if (cmd === 'satisfies') {
@@ -172,40 +269,16 @@ function main(argv) {
     }
     process.exit(ok ? 0 : 1);
   }
-  if (cmd === 'engines') {
-    const pkg = readPackage(a);
-    const range = pkg.engines && pkg.engines.node;
-    if (range === undefined || range === null || range === '') return;
-    const v = parseVersion(b);
-    if (!v) fail(2, 'the stack\'s node reports a version that is not semver: ' + b);
-    let ok;
-    try {
-      ok = satisfies(v, String(range));
-    } catch (err) {
-      fail(2, 'package.json engines.node ' + JSON.stringify(range) + ' is not a version range this buildpack reads (' + err.message + '); use forms like "20.x", "^20.1.0", ">=18" or "18 || 20"');
-    }
-    process.stdout.write(String(range) + '\n');
-    if (!ok) process.exit(1);
+  if (cmd === 'info') {
+    info(a, b);
     return;
   }
-  if (cmd === 'get') {
-    const pkg = readPackage(a);
-    switch (b) {
-      case 'start':
-        if (pkg.scripts && typeof pkg.scripts.start === 'string') process.stdout.write(pkg.scripts.start + '\n');
-        return;
-      case 'deps':
-        process.stdout.write(count(pkg.dependencies) + count(pkg.optionalDependencies) + '\n');
-        return;
-      case 'devdeps':
-        process.stdout.write(count(pkg.devDependencies) + '\n');
-        return;
-      case 'engines.npm':
-        if (pkg.engines && pkg.engines.npm) process.stdout.write(String(pkg.engines.npm) + '\n');
-        return;
-    }
+  if (cmd === 'web') {
+    const cmd = webCommand(a, readPackage(a));
+    if (cmd) process.stdout.write(cmd + '\n');
+    return;
   }
-  fail(2, 'usage: pkg.js engines APP_DIR NODE_VERSION | get APP_DIR start|deps|devdeps|engines.npm | satisfies VERSION RANGE');
+  fail(2, 'usage: pkg.js info APP_DIR [NPM_BIN] | web APP_DIR | satisfies VERSION RANGE');
 }
 
 main(process.argv.slice(2));

@@ -1,0 +1,137 @@
+package buildpacks_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pandoplatform/pando/internal/testenv"
+)
+
+// hostYarn returns the host's yarn (Debian names it yarnpkg), its version
+// and the environment it runs with: Debian's yarnpkg on a node from
+// elsewhere (NodeSource) needs Debian's module dir on NODE_PATH, as the
+// buildpack finds.
+func hostYarn(t *testing.T) (string, string, []string) {
+	t.Helper()
+	nodeVersion(t)
+	for _, name := range []string{"yarn", "yarnpkg"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		for _, env := range [][]string{os.Environ(), append(os.Environ(), "NODE_PATH=/usr/share/nodejs")} {
+			cmd := exec.Command(p, "--version")
+			cmd.Env = env
+			if out, err := cmd.Output(); err == nil {
+				return p, strings.TrimSpace(string(out)), env
+			}
+		}
+		t.Fatalf("%s --version fails, also with NODE_PATH=/usr/share/nodejs", p)
+	}
+	testenv.Missing(t, "no yarn on PATH (apt-get install yarnpkg)")
+	return "", "", nil
+}
+
+// yarnApp is greetPackages' app, greet a dependency and devtool a
+// devDependency, with the yarn.lock the host's yarn writes for it.
+func yarnApp(t *testing.T, yarn string, env []string) map[string]string {
+	t.Helper()
+	app := map[string]string{
+		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "file:greet"}, "devDependencies": {"devtool": "file:devtool"}}`,
+		"Procfile":     "web: greet-serve\n",
+	}
+	for k, v := range greetPackages {
+		app[k] = v
+	}
+	dir := t.TempDir()
+	for name, content := range app {
+		p := filepath.Join(dir, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	cmd := exec.Command(yarn, "install", "--ignore-scripts", "--non-interactive", "--cache-folder", filepath.Join(t.TempDir(), "yarn-cache"))
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("yarn install: %v\n%s", err, out)
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "yarn.lock"))
+	must(t, err)
+	app["yarn.lock"] = string(lock)
+	return app
+}
+
+func TestNodejs_yarnLockInstallsWithTheStacksYarnAndKeepsNodeModules(t *testing.T) {
+	yarn, version, env := hostYarn(t)
+	s := newStage(t, yarnApp(t, yarn, env))
+	s.cfg.Env = append(s.cfg.Env, "PATH="+filepath.Dir(yarn)+":"+os.Getenv("PATH"))
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Using the stack's yarn " + version, "Installing dependencies: yarn install --frozen-lockfile --production=true",
+		"--offline (offline: staging has no network access)", "Kept node_modules in the build cache for the next staging (keyed by yarn.lock)"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
+	if _, err := os.Stat(filepath.Join(nodeModules, "greet", "package.json")); err != nil {
+		t.Fatalf("greet not installed: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(filepath.Join(nodeModules, "devtool")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("devDependency installed (%v)\n%s", err, out)
+	}
+	if body := serve(t, s, res.StartCommand); body != "greet production" {
+		t.Fatalf("GET / = %q", body)
+	}
+
+	// Same yarn.lock: the kept node_modules, no yarn run.
+	must(t, os.RemoveAll(nodeModules))
+	res, err = s.build(t)
+	out = s.out.String()
+	if err != nil || !strings.Contains(out, "Reusing node_modules (yarn.lock unchanged)") || strings.Contains(out, "Installing dependencies") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	if body := serve(t, s, res.StartCommand); body != "greet production" {
+		t.Fatalf("GET / after reuse = %q", body)
+	}
+}
+
+func TestNodejs_yarnLockWithoutYarnOnTheStackFallsBackToNpmSayingSo(t *testing.T) {
+	yarn, _, env := hostYarn(t)
+	app := yarnApp(t, yarn, env)
+	// A PATH with node, npm and the tools the scripts and npm use, and no
+	// yarn (on the host it is in the same directory as node).
+	bin := t.TempDir()
+	for _, tool := range []string{"node", "npm", "bash", "sh", "env", "cat", "dirname", "basename", "mktemp", "ls", "grep", "tee", "rm", "mkdir", "cp", "find", "chmod"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		if p, err = filepath.EvalSymlinks(p); err != nil {
+			t.Fatal(err)
+		}
+		must(t, os.Symlink(p, filepath.Join(bin, tool)))
+	}
+	s := newStage(t, app)
+	s.cfg.Env = append(s.cfg.Env, "PATH="+bin, "CF_STACK=noyarn")
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, out)
+	}
+	for _, want := range []string{"yarn.lock found, but the stack 'noyarn' has no yarn (neither yarn nor yarnpkg on PATH): installing with npm instead",
+		"Installing dependencies: npm install --omit=dev"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if body := serve(t, s, res.StartCommand); body != "greet production" {
+		t.Fatalf("GET / = %q", body)
+	}
+}
