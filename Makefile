@@ -7,10 +7,14 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 STACK_DIR ?= /var/lib/pando-stacks/bookworm
 DEBIAN_MIRROR ?= http://deb.debian.org/debian
+# The stack the end-to-end tests push to: scripts/make-stack.sh with these
+# runtimes, built once per machine under /var/cache/pando/stacks.
+TEST_STACK_RUNTIMES ?= node,python,ruby,java
+TEST_STACK_ENV = DEBIAN_MIRROR=$(DEBIAN_MIRROR) PANDO_TEST_STACK_RUNTIMES=$(TEST_STACK_RUNTIMES)
 
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short deps test-deps vet lint bench bench-router bench-docker bench-placement bench-cellloss stack clean
+.PHONY: all build run test test-short deps test-deps test-stack vet lint bench bench-router bench-docker bench-placement bench-cellloss stack clean
 
 all: build
 
@@ -30,9 +34,15 @@ test-deps:
 run: deps build
 	$(SUDO) ./$(BIN) server
 
-## test: install what the tests need, vet and lint, then run every test
-test: test-deps build vet lint
-	PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 20m ./...
+## test: install what the tests need, vet and lint, then run every test; the
+##       stack tests wait for the stack test-stack builds meanwhile
+test: test-deps test-stack build vet lint
+	PANDO_BIN=$(CURDIR)/$(BIN) PANDO_E2E_BUILD_STACK=1 $(TEST_STACK_ENV) $(GO) test -count=1 -timeout 20m ./...
+
+## test-stack: start building the tests' stack in the background with the
+##             script `make stack` runs (once per machine: it is kept)
+test-stack:
+	@$(SUDO) env $(TEST_STACK_ENV) scripts/test-stack.sh --background > /dev/null
 
 ## test-short: unit tests only (no root, no containers)
 test-short:

@@ -4,7 +4,8 @@
 # tiny static HTTP server. With "test", also what only the tests need:
 # docker-registry (a real registry on loopback for the image tests), node
 # with npm and yarn, python3 with venv and pip, ruby with bundler (the buildpacks run
-# on the host stack's runtimes).
+# on the host stack's runtimes), debootstrap (make-stack.sh builds the
+# stack the tests push to).
 # Idempotent; quiet when everything is present.
 set -eu
 need=""
@@ -21,6 +22,7 @@ if [ "${1:-}" = test ]; then
 	# the tests build a wheel with pip and take rack and webrick from Debian.
 	{ /usr/bin/python3 -c 'import venv, ensurepip, setuptools, wheel' && /usr/bin/python3 -m pip --version; } >/dev/null 2>&1 ||
 		need="$need python3 python3-venv python3-pip"
+	PATH="$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
 	{ [ -x /usr/bin/bundle ] && /usr/bin/ruby -e 'gem "rack"; gem "webrick"'; } >/dev/null 2>&1 ||
 		need="$need ruby ruby-bundler ruby-rack ruby-webrick"
 fi
