@@ -112,7 +112,7 @@ func TestPush_eachLanguageOnTheStackMakeStackBuilds(t *testing.T) {
 				const name = "node-bookworm"
 				r := s.mustPando(t, "push", name, "-p", writeFiles(t, t.TempDir(), nodeApp(`, "engines": {"node": ">=18"}`)), "-s", "bookworm")
 				requireOutput(t, r, `Detected nodejs_buildpack`, `Using the stack's Node.js `+regexp.QuoteMeta(v), `Using the stack's npm \d+`,
-					`start command:\s+npm start`, `stack:\s+bookworm`)
+					`start command:\s+node server\.js`, `stack:\s+bookworm`)
 				if body, want := s.curlRoute(t, name+".localhost", "/"), "hello from node "+v+" in production\n"; body != want {
 					t.Fatalf("GET / = %q, want %q", body, want)
 				}
