@@ -207,8 +207,11 @@ type RunRequest struct {
 	ImageCredentials *ImageCredentials
 	// Command runs under the launcher like an app's start command (under
 	// sh -c in a docker image).
-	Command           string
-	Env               []EnvVar
+	Command string
+	Env     []EnvVar
+	// BindingFiles is as DesiredLRP's (the app's feature when the task
+	// was created).
+	BindingFiles      string
 	MemoryMB          int
 	DiskMB            int
 	LogRateLimitBytes int // as DesiredLRP's
