@@ -239,14 +239,17 @@ type Task struct {
 
 // CellState is a cell's capacity and usage as it reports them.
 type CellState struct {
-	ID                 string
-	Zone               string
-	Stacks             []string
-	TotalMemoryMB      int
-	TotalDiskMB        int
-	TotalContainers    int
-	UsedMemoryMB       int
+	ID              string
+	Zone            string
+	Stacks          []string
+	TotalMemoryMB   int
+	TotalDiskMB     int
+	TotalContainers int
+	UsedMemoryMB    int
+	// UsedDiskMB includes LayerCacheMB, the disk the cell's image layer
+	// cache holds (shared by its docker containers, not theirs).
 	UsedDiskMB         int
+	LayerCacheMB       int
 	UsedContainers     int
 	StartingContainers int
 	Draining           bool

@@ -31,7 +31,10 @@ func imageCell(t *testing.T) (*runcCell, string, pando.ExecutionMetadata) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	c := newRuncCell(t, func(cfg *Config) { cfg.Images = &registryPuller{reg: reg, cache: cache} })
+	c := newRuncCell(t, func(cfg *Config) {
+		cfg.Images = &registryPuller{reg: reg, cache: cache}
+		cfg.LayerCacheBytes = func() int64 { n, _ := cache.Usage(); return n }
+	})
 	return c, host + "/team/web@" + digest.String(), meta
 }
 
@@ -84,6 +87,15 @@ func TestDockerLRP_getsServiceBindingFilesItsUserCanRead(t *testing.T) {
 		if page := httpGet(t, "http://127.0.0.1:"+strconv.Itoa(a.Port)+"/index.html"); page != tc.want {
 			t.Errorf("%s: the process found:\n%s\nwant:\n%s\nlogs:\n%s", tc.guid, page, tc.want, c.logs.dump())
 		}
+	}
+
+	// The layers, shared by both instances, count once as used disk.
+	s, err := c.rep.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.LayerCacheMB < 1 || s.UsedDiskMB != 2*asWeb.DiskMB+s.LayerCacheMB {
+		t.Errorf("disk used %d MB with a layer cache of %d MB, want two instances' %d MB plus the cache", s.UsedDiskMB, s.LayerCacheMB, asWeb.DiskMB)
 	}
 
 	// The root image's files, seen from the host: not host root's.

@@ -329,6 +329,7 @@ func Run(ctx context.Context, cfg Config) error {
 		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
 		DockerStager:           dockerStager(images),
 		Images:                 images,
+		LayerCacheBytes:        images.CacheBytes,
 		Logger:                 log.With("component", "cell"),
 	})
 	if err != nil {
