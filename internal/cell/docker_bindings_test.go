@@ -16,8 +16,9 @@ import (
 )
 
 // imageCell is a real cell with a loopback registry holding webImage,
-// and that image's pinned reference and execution metadata.
-func imageCell(t *testing.T) (*runcCell, string, pando.ExecutionMetadata) {
+// that image's pinned reference and execution metadata, and the cell's
+// image puller.
+func imageCell(t *testing.T) (*runcCell, string, pando.ExecutionMetadata, *registryPuller) {
 	t.Helper()
 	host := registrytest.InProcess(t, nil)
 	img, meta := webImage(t)
@@ -31,11 +32,12 @@ func imageCell(t *testing.T) (*runcCell, string, pando.ExecutionMetadata) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
+	puller := &registryPuller{reg: reg, cache: cache}
 	c := newRuncCell(t, func(cfg *Config) {
-		cfg.Images = &registryPuller{reg: reg, cache: cache}
+		cfg.Images = puller
 		cfg.LayerCacheBytes = func() int64 { n, _ := cache.Usage(); return n }
 	})
-	return c, host + "/team/web@" + digest.String(), meta
+	return c, host + "/team/web@" + digest.String(), meta, puller
 }
 
 // bindingsPage serves what the process finds of its service bindings:
@@ -58,7 +60,7 @@ exec busybox httpd -f -p "$PORT" -h /tmp/www
 // is no host root: on the host the files belong to an unprivileged uid),
 // with VCAP_SERVICES unset; a task of the app gets them too.
 func TestDockerLRP_getsServiceBindingFilesItsUserCanRead(t *testing.T) {
-	c, pinned, meta := imageCell(t)
+	c, pinned, meta, _ := imageCell(t)
 	ctx := context.Background()
 	services := []pando.EnvVar{{Name: "VCAP_SERVICES", Value: testVCAPServices}}
 
