@@ -207,8 +207,11 @@ type RunRequest struct {
 	ImageCredentials *ImageCredentials
 	// Command runs under the launcher like an app's start command (under
 	// sh -c in a docker image).
-	Command           string
-	Env               []EnvVar
+	Command string
+	Env     []EnvVar
+	// BindingFiles is as DesiredLRP's (the app's feature when the task
+	// was created).
+	BindingFiles      string
 	MemoryMB          int
 	DiskMB            int
 	LogRateLimitBytes int // as DesiredLRP's
@@ -236,14 +239,17 @@ type Task struct {
 
 // CellState is a cell's capacity and usage as it reports them.
 type CellState struct {
-	ID                 string
-	Zone               string
-	Stacks             []string
-	TotalMemoryMB      int
-	TotalDiskMB        int
-	TotalContainers    int
-	UsedMemoryMB       int
+	ID              string
+	Zone            string
+	Stacks          []string
+	TotalMemoryMB   int
+	TotalDiskMB     int
+	TotalContainers int
+	UsedMemoryMB    int
+	// UsedDiskMB includes LayerCacheMB, the disk the cell's image layer
+	// cache holds (shared by its docker containers, not theirs).
 	UsedDiskMB         int
+	LayerCacheMB       int
 	UsedContainers     int
 	StartingContainers int
 	Draining           bool

@@ -66,13 +66,14 @@ func (a *API) getCells(w http.ResponseWriter, r *http.Request) error {
 			stacks = []string{}
 		}
 		out = append(out, map[string]any{
-			"id":         c.ID,
-			"zone":       c.Zone,
-			"state":      c.State,
-			"stacks":     stacks,
-			"draining":   c.Draining,
-			"memory_mb":  map[string]any{"total": c.TotalMemoryMB, "used": c.UsedMemoryMB},
-			"disk_mb":    map[string]any{"total": c.TotalDiskMB, "used": c.UsedDiskMB},
+			"id":        c.ID,
+			"zone":      c.Zone,
+			"state":     c.State,
+			"stacks":    stacks,
+			"draining":  c.Draining,
+			"memory_mb": map[string]any{"total": c.TotalMemoryMB, "used": c.UsedMemoryMB},
+			// used includes layer_cache, the cell's image layers.
+			"disk_mb":    map[string]any{"total": c.TotalDiskMB, "used": c.UsedDiskMB, "layer_cache": c.LayerCacheMB},
 			"containers": map[string]any{"total": c.TotalContainers, "used": c.UsedContainers, "starting": c.StartingContainers},
 			"instances":  insts,
 		})

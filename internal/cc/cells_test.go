@@ -26,7 +26,8 @@ func (f fakeCells) DrainCell(_ context.Context, id string) error {
 
 func (fakeCells) Cells(context.Context) ([]pando.CellState, error) {
 	return []pando.CellState{
-		{ID: "cell-b", State: pando.CellHealthy, Stacks: []string{"host"}, TotalMemoryMB: 2048, UsedMemoryMB: 512, TotalContainers: 250, UsedContainers: 2},
+		{ID: "cell-b", State: pando.CellHealthy, Stacks: []string{"host"}, TotalMemoryMB: 2048, UsedMemoryMB: 512, TotalContainers: 250, UsedContainers: 2,
+			TotalDiskMB: 8192, UsedDiskMB: 1536, LayerCacheMB: 1024},
 		{ID: "cell-a", State: pando.CellDraining, Stacks: []string{"host"}, Draining: true, TotalMemoryMB: 1024},
 	}, nil
 }
@@ -69,6 +70,9 @@ func TestCells_listsCapacityAndInstancesPerCell(t *testing.T) {
 	}
 	if got := fmt.Sprint(b["memory_mb"]); got != "map[total:2048 used:512]" {
 		t.Errorf("memory = %s", got)
+	}
+	if got := fmt.Sprint(b["disk_mb"]); got != "map[layer_cache:1024 total:8192 used:1536]" {
+		t.Errorf("disk = %s, want the layer cache shown as part of used", got)
 	}
 }
 

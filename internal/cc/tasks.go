@@ -224,6 +224,8 @@ func (a *API) runRequest(ctx context.Context, app pando.App, task pando.AppTask,
 		DropletKey: pando.DropletBlobKey(d.GUID), DropletSHA256: d.SHA256, Stack: stack,
 		Command: task.Command,
 		Env:     append([]pando.EnvVar{{Name: "VCAP_APPLICATION", Value: string(vcapJSON)}}, env...),
+		// As the task's env: the app's bindings and features now.
+		BindingFiles: bindingFiles(app),
 		// Tasks get the operator's default limit (AppTask keeps none of
 		// its own), as CF gives them its default_app_log_rate_limit.
 		MemoryMB: task.MemoryMB, DiskMB: task.DiskMB, LogRateLimitBytes: a.cfg.DefaultLogRateLimit,

@@ -620,3 +620,20 @@ func TestTasks_finishedOnesBeyondTheNewestHundredArePruned(t *testing.T) {
 		t.Errorf("newest task pruned")
 	}
 }
+
+// A task gets the service binding files the app asks for now (as it gets
+// the app's bindings now), not only after a restart as instances do.
+func TestTasks_getTheAppsBindingFilesFeature(t *testing.T) {
+	t.Parallel()
+	e, tk := tkNew(t, true)
+	app := e.tkStagedApp("worker")
+	guid := ctStr(e.runTask(app.GUID, map[string]any{"command": "x"}), "guid")
+	if got := tk.run(t, guid).Run.BindingFiles; got != "" {
+		t.Errorf("without the feature the task has BindingFiles=%q, want none", got)
+	}
+	e.expect(e.sendJSON("PATCH", "/v3/apps/"+app.GUID+"/features/"+pando.AppFeatureServiceBindingK8s, map[string]any{"enabled": true}), http.StatusOK)
+	guid = ctStr(e.runTask(app.GUID, map[string]any{"command": "x"}), "guid")
+	if got := tk.run(t, guid).Run.BindingFiles; got != pando.AppFeatureServiceBindingK8s {
+		t.Errorf("the task has BindingFiles=%q, want %q", got, pando.AppFeatureServiceBindingK8s)
+	}
+}

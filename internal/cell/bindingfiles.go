@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/container"
 )
 
 // bindingRoot is where an instance finds its service bindings as files
@@ -48,6 +49,21 @@ func lrpServices(env []pando.EnvVar) string {
 	e.Set("VCAP_SERVICES", "{}")
 	e.takeServices(env)
 	return e.vals["VCAP_SERVICES"]
+}
+
+// bindingMounts writes the service binding files of mode ("": none, and
+// no mounts) for vcapServices under parent/bindings and returns their
+// mount at bindingRoot: writable, so that the container backend hands
+// them over to the container's user (whatever its host uid).
+func bindingMounts(parent, mode, vcapServices string) ([]container.Mount, error) {
+	if mode == "" {
+		return nil, nil
+	}
+	dir := filepath.Join(parent, "bindings")
+	if err := writeBindingFiles(dir, mode, vcapServices); err != nil {
+		return nil, err
+	}
+	return []container.Mount{{Source: dir, Destination: bindingRoot}}, nil
 }
 
 // writeBindingFiles writes the bindings in vcapServices (CF's

@@ -129,3 +129,20 @@ func TestStagingEnv_fileBindingsReplaceVCAPServices(t *testing.T) {
 		t.Errorf("SERVICE_BINDING_ROOT=%q, want %q", env["SERVICE_BINDING_ROOT"], bindingRoot)
 	}
 }
+
+func TestTaskEnv_fileBindingsReplaceVCAPServices(t *testing.T) {
+	r := &Rep{cfg: Config{HostAddr: "10.0.0.5"}}
+	run := pando.RunRequest{AppGUID: "a", BindingFiles: pando.AppFeatureFileVCAPServices,
+		Env: []pando.EnvVar{{Name: "VCAP_SERVICES", Value: testVCAPServices}}}
+	env := envMap(r.taskEnv(run, "task", 256, 1024))
+	if v, ok := env["VCAP_SERVICES"]; ok {
+		t.Errorf("VCAP_SERVICES=%q is set in a task, want unset", v)
+	}
+	if want := bindingRoot + "/" + vcapServicesFile; env["VCAP_SERVICES_FILE_PATH"] != want {
+		t.Errorf("VCAP_SERVICES_FILE_PATH=%q, want %q", env["VCAP_SERVICES_FILE_PATH"], want)
+	}
+	run.BindingFiles = ""
+	if env := envMap(r.taskEnv(run, "task", 256, 1024)); env["VCAP_SERVICES"] != testVCAPServices {
+		t.Errorf("without binding files VCAP_SERVICES=%q, want the bindings", env["VCAP_SERVICES"])
+	}
+}

@@ -70,6 +70,11 @@ type Config struct {
 	// Images, when set, fetches the layers of OCI images (docker LRPs).
 	// Without it the cell cannot run docker apps.
 	Images ImagePuller
+	// LayerCacheBytes, when set, reports the bytes Images' layer cache
+	// holds on the cell's disk. They count as used disk (State's
+	// LayerCacheMB) and are not offered to containers, as Diego's cells
+	// count their image store.
+	LayerCacheBytes func() int64
 	// DockerStager, when set, stages docker packages (fetches the image
 	// config, no container needed), writing progress lines to out (the
 	// staging log). Without it docker staging fails.
@@ -339,7 +344,9 @@ func (r *Rep) State(ctx context.Context) (pando.CellState, error) {
 		TotalContainers:     r.cfg.MaxContainers,
 		Draining:            r.draining,
 		InstancesPerProcess: map[string]int{},
+		LayerCacheMB:        r.layerCacheMB(),
 	}
+	s.UsedDiskMB = s.LayerCacheMB
 	for _, i := range r.instances {
 		s.UsedMemoryMB += i.memMB
 		s.UsedDiskMB += i.diskMB
@@ -362,7 +369,7 @@ func (r *Rep) reserveLocked(memMB, diskMB int) error {
 	if r.closed {
 		return pando.Errorf(pando.EUnavailable, "cell %s is shutting down", r.cfg.ID)
 	}
-	var mem, disk, n int
+	mem, disk, n := 0, r.layerCacheMB(), 0
 	for _, i := range r.instances {
 		mem, disk, n = mem+i.memMB, disk+i.diskMB, n+1
 	}
@@ -378,6 +385,14 @@ func (r *Rep) reserveLocked(memMB, diskMB int) error {
 		return pando.Errorf(pando.EInsufficient, "insufficient resources: containers")
 	}
 	return nil
+}
+
+// layerCacheMB is the disk the image layer cache holds, in MB rounded up.
+func (r *Rep) layerCacheMB() int {
+	if r.cfg.LayerCacheBytes == nil {
+		return 0
+	}
+	return int((max(r.cfg.LayerCacheBytes(), 0) + 1<<20 - 1) >> 20)
 }
 
 // rootFS resolves a stack name to its root filesystem dir.

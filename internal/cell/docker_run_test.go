@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,7 +21,6 @@ import (
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/layers"
 	"github.com/pandoplatform/pando/internal/registry"
-	"github.com/pandoplatform/pando/internal/registry/registrytest"
 	"github.com/pandoplatform/pando/internal/testenv"
 )
 
@@ -160,21 +158,7 @@ func webImage(t *testing.T) (v1.Image, pando.ExecutionMetadata) {
 // USER; the layers are released with the instances. A task runs in the
 // image too.
 func TestDockerLRP_runsTheImageAsItsConfigSays(t *testing.T) {
-	host := registrytest.InProcess(t, nil)
-	img, meta := webImage(t)
-	digest := registrytest.Push(t, host+"/team/web:v1", img, "", "")
-	pinned := host + "/team/web@" + digest.String()
-	reg, err := registry.New(registry.Options{Insecure: []string{host}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := layers.Open(filepath.Join(t.TempDir(), "layers"), layers.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cache.Close)
-	puller := &registryPuller{reg: reg, cache: cache}
-	c := newRuncCell(t, func(cfg *Config) { cfg.Images = puller })
+	c, pinned, meta, puller := imageCell(t)
 	ctx := context.Background()
 
 	lrp := pando.DesiredLRP{
@@ -240,23 +224,10 @@ func TestDockerLRP_runsTheImageAsItsConfigSays(t *testing.T) {
 
 // An image whose USER is not in its /etc/passwd crashes clearly.
 func TestDockerLRP_unknownUserCrashesWithAClearReason(t *testing.T) {
-	host := registrytest.InProcess(t, nil)
-	img, meta := webImage(t)
-	digest := registrytest.Push(t, host+"/team/web:v1", img, "", "")
-	reg, err := registry.New(registry.Options{Insecure: []string{host}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := layers.Open(filepath.Join(t.TempDir(), "layers"), layers.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cache.Close)
-	puller := &registryPuller{reg: reg, cache: cache}
-	c := newRuncCell(t, func(cfg *Config) { cfg.Images = puller })
+	c, pinned, meta, puller := imageCell(t)
 	meta.User = "ghost"
 	lrp := pando.DesiredLRP{ProcessGUID: "docker-3", AppGUID: "app-docker", MemoryMB: 64, DiskMB: 256,
-		Image: host + "/team/web@" + digest.String(), Docker: &meta, Ports: meta.TCPPorts()}
+		Image: pinned, Docker: &meta, Ports: meta.TCPPorts()}
 	if err := c.rep.StartLRP(context.Background(), lrp, 0, "docker-inst-3"); err != nil {
 		t.Fatal(err)
 	}

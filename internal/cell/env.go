@@ -266,6 +266,9 @@ func (r *Rep) taskEnv(run pando.RunRequest, guid string, memMB, diskMB int) []st
 	e.Set("LANG", "en_US.UTF-8")
 	e.takeServices(run.Env)
 	e.AddUser(run.Env)
+	if run.BindingFiles != "" {
+		e.bindingFilesEnv(run.BindingFiles)
+	}
 	return e.List()
 }
 

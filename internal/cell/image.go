@@ -55,33 +55,67 @@ func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error
 	if verr != nil {
 		return container.Spec{}, verr
 	}
-	// Docker apps get their bindings in VCAP_SERVICES only.
-	noFiles := lrp
-	noFiles.BindingFiles = ""
-	env := r.instanceEnv(noFiles, i.index, i.guid, i.ports, i.memMB, i.diskMB)
-	args, dir, user, env, err := imageProcess(lrp.Image, lrp.Docker, lrp.StartCommand, layers, env)
-	if err != nil {
-		return container.Spec{}, err
-	}
 	vol := i.vol
 	idx := strconv.Itoa(i.index)
 	i.stdout, i.stderr = outputWriters(r.logLimits(lrp.LogRateLimitBytes, "app instance"), func(typ, line string) {
 		r.emit(lrp.AppGUID, appSource(lrp), idx, typ, line)
 	})
+	spec, err := imageContainerSpec(imageRun{
+		id: containerID("app", i.guid), image: lrp.Image, meta: lrp.Docker, command: lrp.StartCommand,
+		layers: layers, volume: vol, env: r.instanceEnv(lrp, i.index, i.guid, i.ports, i.memMB, i.diskMB),
+		memMB: i.memMB, diskMB: i.diskMB, bindingFiles: lrp.BindingFiles, services: lrpServices(lrp.Env),
+	})
+	if err != nil {
+		return container.Spec{}, err
+	}
+	spec.Stdout, spec.Stderr = i.stdout, i.stderr
+	return spec, nil
+}
+
+// imageRun is a container of an image: a docker LRP's instance or a
+// docker app's task.
+type imageRun struct {
+	id      string // the container's
+	image   string
+	meta    *pando.ExecutionMetadata
+	command string // the user's (-c) or the task's; empty runs ENTRYPOINT+CMD
+	layers  []string
+	volume  container.Volume
+	env     []string // the platform's and the app's, over the image's ENV
+	// memMB and diskMB are the container's limits.
+	memMB, diskMB int
+	// bindingFiles is the app's binding-file feature ("": none) and
+	// services its VCAP_SERVICES, written as files for it.
+	bindingFiles, services string
+}
+
+// imageContainerSpec is the container spec of run (its output aside):
+// the image's process (see imageProcess) on its layers, with its volume
+// and limits and, when the app asked for them, the service binding files
+// at bindingRoot, which the backend hands over to the image's user (its
+// host uid in the container's user namespace) as for a buildpack app.
+func imageContainerSpec(run imageRun) (container.Spec, error) {
+	args, dir, user, env, err := imageProcess(run.image, run.meta, run.command, run.layers, run.env)
+	if err != nil {
+		return container.Spec{}, err
+	}
+	mounts, err := bindingMounts(run.volume.Dir(), run.bindingFiles, run.services)
+	if err != nil {
+		return container.Spec{}, err
+	}
 	return container.Spec{
-		ID:          containerID("app", i.guid),
-		Layers:      layers,
-		Volume:      vol.Dir(),
+		ID:          run.id,
+		Layers:      run.layers,
+		Mounts:      mounts,
+		Volume:      run.volume.Dir(),
 		User:        &user,
 		Env:         env,
 		Dir:         dir,
 		Args:        args,
-		MemoryBytes: int64(i.memMB) << 20,
-		DiskBytes:   int64(i.diskMB) << 20,
+		MemoryBytes: int64(run.memMB) << 20,
+		DiskBytes:   int64(run.diskMB) << 20,
 		PidsLimit:   instancePids,
-		CPUShares:   cpuShares(i.memMB),
-		Stdout:      i.stdout,
-		Stderr:      i.stderr,
+		CPUShares:   cpuShares(run.memMB),
 	}, nil
 }
 

@@ -220,27 +220,18 @@ func (r *Rep) taskStopReason(ctx context.Context) string {
 // runs the command as vcap with the task's limits, no ports and no health
 // check. A docker app's task runs the command under sh -c in the image's
 // layers, as the image's user, in its WORKDIR, with its ENV under the
-// task's.
+// task's. Either gets the app's service binding files when it asked for
+// them, as its instances do.
 func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume, layers []string) (container.Spec, error) {
 	run := tk.t.Run
+	env := r.taskEnv(*run, tk.t.GUID, tk.memMB, tk.diskMB)
+	services := lrpServices(run.Env)
 	if run.Image != "" {
-		args, dir, user, env, err := imageProcess(run.Image, run.Docker, run.Command, layers, r.taskEnv(*run, tk.t.GUID, tk.memMB, tk.diskMB))
-		if err != nil {
-			return container.Spec{}, err
-		}
-		return container.Spec{
-			ID:          containerID("task", tk.t.GUID),
-			Layers:      layers,
-			Volume:      vol.Dir(),
-			User:        &user,
-			Env:         env,
-			Dir:         dir,
-			Args:        args,
-			MemoryBytes: int64(tk.memMB) << 20,
-			DiskBytes:   int64(tk.diskMB) << 20,
-			PidsLimit:   instancePids,
-			CPUShares:   cpuShares(tk.memMB),
-		}, nil
+		return imageContainerSpec(imageRun{
+			id: containerID("task", tk.t.GUID), image: run.Image, meta: run.Docker, command: run.Command,
+			layers: layers, volume: vol, env: env, memMB: tk.memMB, diskMB: tk.diskMB,
+			bindingFiles: run.BindingFiles, services: services,
+		})
 	}
 	// Extracted as root: the backend hands the directory over to the
 	// container's user when it runs the container.
@@ -262,14 +253,18 @@ func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume, laye
 	if err := archive.ExtractTgz(ctx, f, home, lim); err != nil {
 		return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
 	}
+	bindings, err := bindingMounts(vol.Dir(), run.BindingFiles, services)
+	if err != nil {
+		return container.Spec{}, err
+	}
 	return container.Spec{
 		ID:          containerID("task", tk.t.GUID),
 		RootFS:      tk.rootfs,
-		Mounts:      []container.Mount{{Source: home, Destination: "/home/vcap"}},
+		Mounts:      append([]container.Mount{{Source: home, Destination: "/home/vcap"}}, bindings...),
 		Volume:      vol.Dir(),
 		UID:         VcapUID,
 		GID:         VcapGID,
-		Env:         r.taskEnv(*run, tk.t.GUID, tk.memMB, tk.diskMB),
+		Env:         env,
 		Dir:         "/home/vcap/app",
 		Args:        []string{lifecyclePath, "launcher", "--app-dir", "/home/vcap/app", "--", run.Command},
 		MemoryBytes: int64(tk.memMB) << 20,

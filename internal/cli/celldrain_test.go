@@ -131,3 +131,41 @@ func TestCellDrain_unknownCell(t *testing.T) {
 		t.Error("drain without a cell id: no error")
 	}
 }
+
+// pando cells shows each cell's disk with the part its image layer cache
+// holds.
+func TestCells_showsTheLayerCache(t *testing.T) {
+	busy := map[string]any{"id": "cell-b", "state": "healthy", "instances": []any{},
+		"disk_mb": map[string]any{"total": 8192, "used": 1536, "layer_cache": 1024}}
+	f := newFakeCF(t)
+	fd := &fakeDrain{others: []map[string]any{busy}}
+	f.mu.Lock()
+	f.extra = fd.serve(f)
+	f.mu.Unlock()
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(h.env.cellsCmd())
+	root.SetArgs([]string{"cells"})
+	root.SetOut(h.out)
+	root.SetErr(h.err)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("cells: %v\nstderr: %s", err, h.err)
+	}
+	var header, row string
+	for _, line := range strings.Split(h.out.String(), "\n") {
+		switch f := strings.Fields(line); {
+		case len(f) > 0 && f[0] == "cell":
+			header = line
+		case len(f) > 0 && f[0] == "cell-b":
+			row = line
+		}
+	}
+	col := strings.Index(header, "layer cache")
+	if col < 0 || row == "" || len(row) <= col || !strings.HasPrefix(row[col:], "1024M ") {
+		t.Errorf("no layer cache of 1024M under its column:\n%s", h.out)
+	}
+	if !strings.Contains(row, "1536M of 8192M") {
+		t.Errorf("disk not shown as used of total:\n%s", h.out)
+	}
+}

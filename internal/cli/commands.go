@@ -468,7 +468,7 @@ func (e *env) cellsCmd() *cobra.Command {
 			return nil
 		}
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-		fmt.Fprintf(tw, "cell\tstate\tzone\tstacks\tmemory\tdisk\tcontainers\n")
+		fmt.Fprintf(tw, "cell\tstate\tzone\tstacks\tmemory\tdisk\tlayer cache\tcontainers\n")
 		for _, c := range cells {
 			state := c.State
 			if state == "" { // an older server
@@ -481,9 +481,9 @@ func (e *env) cellsCmd() *cobra.Command {
 			if zone == "" {
 				zone = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dM of %dM\t%dM of %dM\t%d of %d (%d starting)\n", c.ID, state, zone,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dM of %dM\t%dM of %dM\t%dM\t%d of %d (%d starting)\n", c.ID, state, zone,
 				strings.Join(c.Stacks, ","), c.MemoryMB.Used, c.MemoryMB.Total, c.DiskMB.Used, c.DiskMB.Total,
-				c.Containers.Used, c.Containers.Total, c.Containers.Starting)
+				c.DiskMB.LayerCache, c.Containers.Used, c.Containers.Total, c.Containers.Starting)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

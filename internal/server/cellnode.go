@@ -215,6 +215,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
 		DockerStager:           dockerStager(images),
 		Images:                 images,
+		LayerCacheBytes:        images.CacheBytes,
 		Logger:                 log.With("component", "cell"),
 	})
 	if err != nil {

@@ -93,6 +93,12 @@ func newImagePuller(reg *registry.Client, cacheDir string, maxBytes int64, log *
 	return &imagePuller{reg: reg, cache: cache, dir: dir, log: log, ctx: ctx, cancel: cancel}, nil
 }
 
+// CacheBytes is what the layer cache holds on disk (unpacked bytes).
+func (p *imagePuller) CacheBytes() int64 {
+	n, _ := p.cache.Usage()
+	return n
+}
+
 // Close stops the prefetches and closes the layer cache.
 func (p *imagePuller) Close() {
 	p.mu.Lock()

@@ -343,6 +343,7 @@ func Run(ctx context.Context, cfg Config) error {
 		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
 		DockerStager:           dockerStager(images),
 		Images:                 images,
+		LayerCacheBytes:        images.CacheBytes,
 		Logger:                 log.With("component", "cell"),
 	})
 	if err != nil {

@@ -213,3 +213,35 @@ func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 		t.Fatalf("after a restart with the registry down the root image says %q", body)
 	}
 }
+
+// A docker app that asks for service-binding-k8s reads its bindings as
+// files, as a buildpack app does: an image running as root (of its user
+// namespace) in its instances after a restart, and in a task at once.
+func TestDockerPush_getsServiceBindingFiles(t *testing.T) {
+	requireE2E(t)
+	host := registrytest.InProcess(t, nil)
+	registrytest.Push(t, host+"/e2e/root:v1", dockerWebImage(t, dockerWebLayer(t), ""), "", "")
+	s := ownServer(t, "--insecure-registry", host)
+	admin, err := s.token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "dockerbind"
+	seen := `mkdir -p /tmp/w; { echo "uid=$(id -u) env=${VCAP_SERVICES-unset}"; ` +
+		`f=$SERVICE_BINDING_ROOT/db/uri; [ -n "$SERVICE_BINDING_ROOT" ] && echo "uri=$(cat $f) owner=$(stat -c %u:%a $f)"; } > /tmp/w/index.html; ` +
+		`exec busybox httpd -f -p "$PORT" -h /tmp/w`
+	s.mustPando(t, "push", name, "--docker-image", host+"/e2e/root:v1", "-c", seen)
+	app := s.appGUID(t, name)
+	space := s.must(t, admin, "GET", "/v3/apps/"+app, "", 200)["relationships"].(map[string]any)["space"].(map[string]any)["data"].(map[string]any)["guid"].(string)
+	si := s.must(t, admin, "POST", "/v3/service_instances", `{"type":"user-provided","name":"db","credentials":{"uri":"postgres://u:s3cret@db/x"},"relationships":{"space":{"data":{"guid":"`+space+`"}}}}`, 201)["guid"].(string)
+	s.must(t, admin, "POST", "/v3/service_credential_bindings", `{"type":"app","name":"db","relationships":{"app":{"data":{"guid":"`+app+`"}},"service_instance":{"data":{"guid":"`+si+`"}}}}`, 201)
+	s.must(t, admin, "PATCH", "/v3/apps/"+app+"/features/service-binding-k8s", `{"enabled":true}`, 200)
+
+	task := s.mustPando(t, "run-task", name, "--command", `echo "task $(id -u) $(cat $SERVICE_BINDING_ROOT/db/uri) ${VCAP_SERVICES-unset}"`, "--name", "probe", "--wait")
+	requireOutput(t, task, `\[APP/TASK/probe/0\] OUT task 0 postgres://u:s3cret@db/x unset`, `completed successfully`)
+
+	s.mustPando(t, "restart", name)
+	if body, want := s.curlRoute(t, name+".localhost", "/"), "uid=0 env=unset\nuri=postgres://u:s3cret@db/x owner=0:600\n"; body != want {
+		t.Fatalf("the instance saw %q, want %q", body, want)
+	}
+}

@@ -584,9 +584,14 @@ type Cell struct {
 	Stacks   []string `json:"stacks"`
 	Draining bool     `json:"draining"`
 	// State is healthy, draining or lost (a cell that does not answer).
-	State     string `json:"state"`
-	MemoryMB  Usage  `json:"memory_mb"`
-	DiskMB    Usage  `json:"disk_mb"`
+	State    string `json:"state"`
+	MemoryMB Usage  `json:"memory_mb"`
+	DiskMB   struct {
+		Usage
+		// LayerCache is the part of Used that the cell's image layer
+		// cache holds.
+		LayerCache int `json:"layer_cache"`
+	} `json:"disk_mb"`
 	Instances []struct {
 		AppName     string `json:"app_name"`
 		ProcessType string `json:"process_type"`
