@@ -109,7 +109,7 @@ type Service struct {
 	limiter    *rateLimiter
 	userFails  *rateLimiter // failed remote logins per user name
 	bcryptGate *gate
-	live       *liveUsers // users whose tokens are still honoured
+	live       *liveUsers     // users whose tokens are still honoured
 	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 	// dummyHash is compared against when the user does not exist, so a
 	// wrong user name costs as much time as a wrong password.
