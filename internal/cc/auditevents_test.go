@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,5 +61,44 @@ func TestEvents_routeCreateAndDeleteAreAudited(t *testing.T) {
 			evs[0]["actor"].(map[string]any)["name"] != "admin" {
 			t.Errorf("%s events: %v", typ, evs)
 		}
+	}
+}
+
+// TestEvents_updatesAndCredentialReadsAreAudited: the events CF records for
+// renaming an org or space (cf rename-org, rename-space) and for reading a
+// user-provided instance's credentials or a binding's details.
+func TestEvents_updatesAndCredentialReadsAreAudited(t *testing.T) {
+	e, app := svNew(t)
+	sp := e.space()
+	e.ok(e.do("PATCH", "/v3/organizations/"+sp.OrgGUID, "application/json", strings.NewReader(`{"name":"renamed-org"}`)), http.StatusOK)
+	e.ok(e.do("PATCH", "/v3/spaces/"+sp.GUID, "application/json", strings.NewReader(`{"name":"renamed-space"}`)), http.StatusOK)
+	si := e.post("/v3/service_instances", `{"credentials":{"pw":"x"},"name":"db","relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}},"type":"user-provided"}`)["guid"].(string)
+	b := e.post("/v3/service_credential_bindings", `{"relationships":{"app":{"data":{"guid":"`+app.GUID+`"}},"service_instance":{"data":{"guid":"`+si+`"}}},"type":"app"}`)["guid"].(string)
+	e.ok(e.do("GET", "/v3/service_instances/"+si+"/credentials", "", nil), http.StatusOK)
+	e.ok(e.do("GET", "/v3/service_credential_bindings/"+b+"/details", "", nil), http.StatusOK)
+
+	for _, want := range []struct{ typ, target, targetType, name string }{
+		{"audit.organization.update", sp.OrgGUID, "organization", "renamed-org"},
+		{"audit.space.update", sp.GUID, "space", "renamed-space"},
+		{"audit.user_provided_service_instance.show", si, "user_provided_service_instance", "db"},
+		{"audit.service_binding.show", app.GUID, "app", app.Name},
+	} {
+		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+want.typ+"&target_guids="+want.target, "", nil), http.StatusOK))
+		if len(evs) != 1 {
+			t.Errorf("%s events: %v", want.typ, evs)
+			continue
+		}
+		tg := evs[0]["target"].(map[string]any)
+		if tg["type"] != want.targetType || tg["name"] != want.name || evs[0]["actor"].(map[string]any)["type"] != "user" {
+			t.Errorf("%s: %v", want.typ, evs[0])
+		}
+	}
+	upd := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.space.update", "", nil), http.StatusOK))
+	if req, _ := upd[0]["data"].(map[string]any)["request"].(map[string]any); req["name"] != "renamed-space" {
+		t.Errorf("space update data: %v", upd[0]["data"])
+	}
+	show := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.service_binding.show", "", nil), http.StatusOK))
+	if d := show[0]["data"].(map[string]any); d["service_binding_guid"] != b || strings.Contains(fmt.Sprint(d), "pw") {
+		t.Errorf("binding show data: %v", d)
 	}
 }
