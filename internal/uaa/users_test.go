@@ -199,3 +199,39 @@ func TestVerify_deletedUserTokensEndAtOnce(t *testing.T) {
 		t.Errorf("admin's token: %v", err)
 	}
 }
+
+// TestUsers_passwdRevokesRefreshTokens: cf passwd (PUT /Users/:id/password)
+// revokes the refresh tokens issued before, as UAA does; the access token
+// in hand, a JWT, lasts until it expires, as UAA's do for the Cloud
+// Controller, and a fresh login gets a refresh token that works.
+func TestUsers_passwdRevokesRefreshTokens(t *testing.T) {
+	f := newFixture(t)
+	admin := f.login(t)["access_token"].(string)
+	code, u := f.scim(t, admin, "POST", "/Users", `{"userName":"pat","password":"old-pw"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, u)
+	}
+	login := func(pw string) map[string]any {
+		t.Helper()
+		code, body := f.token(t, url.Values{"grant_type": {"password"}, "username": {"pat"}, "password": {pw}})
+		if code != http.StatusOK {
+			t.Fatalf("login: %d %v", code, body)
+		}
+		return body
+	}
+	before := login("old-pw")
+	access := before["access_token"].(string)
+	if code, _ := f.scim(t, access, "PUT", "/Users/"+u["id"].(string)+"/password", `{"oldPassword":"old-pw","password":"new-pw"}`); code != http.StatusOK {
+		t.Fatalf("passwd: %d", code)
+	}
+	if code, _ := f.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {before["refresh_token"].(string)}}); code != http.StatusUnauthorized {
+		t.Errorf("refresh token from before the password change: %d", code)
+	}
+	if _, err := f.svc.Verify(t.Context(), "bearer "+access); err != nil {
+		t.Errorf("access token in hand: %v", err)
+	}
+	after := login("new-pw")
+	if code, body := f.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {after["refresh_token"].(string)}}); code != http.StatusOK {
+		t.Errorf("refresh token from after: %d %v", code, body)
+	}
+}
