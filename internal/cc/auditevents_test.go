@@ -102,3 +102,34 @@ func TestEvents_updatesAndCredentialReadsAreAudited(t *testing.T) {
 		t.Errorf("binding show data: %v", d)
 	}
 }
+
+// TestEvents_newProcessTypeIsAudited: a droplet that brings a new process
+// type creates the process and records audit.app.process.create, as CF.
+func TestEvents_newProcessTypeIsAudited(t *testing.T) {
+	e := ptNew(t, nil)
+	app := e.startedApp("workers")
+	d := pando.Droplet{GUID: "droplet-2", AppGUID: app.GUID, State: pando.DropletStaged, LifecycleType: pando.LifecycleBuildpack,
+		ProcessTypes: map[string]string{"web": "./run", "worker": "./work"}, Stack: "host"}
+	if err := e.store.CreateDroplet(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	e.ok(e.do("PATCH", "/v3/apps/"+app.GUID+"/relationships/current_droplet", "application/json", strings.NewReader(`{"data":{"guid":"droplet-2"}}`)), http.StatusOK)
+	evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.app.process.create&target_guids="+app.GUID, "", nil), http.StatusOK))
+	if len(evs) != 1 || evs[0]["data"].(map[string]any)["process_type"] != "worker" {
+		t.Fatalf("process create events: %v", evs)
+	}
+	procs, err := e.store.ListProcesses(t.Context(), nil, []string{app.GUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.Type == "worker" && evs[0]["data"].(map[string]any)["process_guid"] != p.GUID {
+			t.Errorf("event names process %v, the worker is %s", evs[0]["data"], p.GUID)
+		}
+	}
+	// Assigning it again creates nothing.
+	e.ok(e.do("PATCH", "/v3/apps/"+app.GUID+"/relationships/current_droplet", "application/json", strings.NewReader(`{"data":{"guid":"droplet-2"}}`)), http.StatusOK)
+	if evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.app.process.create", "", nil), http.StatusOK)); len(evs) != 1 {
+		t.Errorf("events after a second assignment: %d", len(evs))
+	}
+}
