@@ -325,6 +325,8 @@ type Job struct {
 	Errors       []JobError
 	ResourceType string
 	ResourceGUID string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// UserGUID is who started the job: only they (and admins) read it.
+	UserGUID  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }

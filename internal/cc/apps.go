@@ -674,7 +674,9 @@ func (a *API) setCurrentDroplet(w http.ResponseWriter, r *http.Request) error {
 // commands' defaults. A running app keeps its instances until restarted,
 // as in CF.
 func (a *API) assignDroplet(ctx context.Context, id Identity, app pando.App, d pando.Droplet) error {
+	var created []pando.Process
 	err := a.store.InTx(ctx, func(tx pando.Store) error {
+		created = created[:0]
 		cur, err := tx.GetApp(ctx, app.GUID)
 		if err != nil {
 			return asNotFound(err, "App")
@@ -696,15 +698,20 @@ func (a *API) assignDroplet(ctx context.Context, id Identity, app pando.App, d p
 		}
 		for typ := range d.ProcessTypes {
 			if !have[typ] {
-				if err := tx.CreateProcess(ctx, a.defaultProcess(app, typ)); err != nil {
+				p := a.defaultProcess(app, typ)
+				if err := tx.CreateProcess(ctx, p); err != nil {
 					return err
 				}
+				created = append(created, p)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("assign droplet %s to app %s: %w", d.GUID, app.GUID, err)
+	}
+	for _, p := range created {
+		a.recordProcessCreate(ctx, id, app, p)
 	}
 	a.recordAppEvent(ctx, id, "audit.app.droplet.mapped", app, map[string]any{"request": map[string]any{"droplet_guid": d.GUID}})
 	return nil

@@ -70,3 +70,9 @@ func (a *API) recordRouteEvent(ctx context.Context, id Identity, typ string, rt 
 		a.log.Warn("record event", "type", typ, "route_guid", rt.GUID, "err", err)
 	}
 }
+
+// recordProcessCreate records audit.app.process.create, as CF does when a
+// droplet or a manifest brings a new process type.
+func (a *API) recordProcessCreate(ctx context.Context, id Identity, app pando.App, p pando.Process) {
+	a.recordAppEvent(ctx, id, "audit.app.process.create", app, map[string]any{"process_guid": p.GUID, "process_type": p.Type})
+}

@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,5 +61,75 @@ func TestEvents_routeCreateAndDeleteAreAudited(t *testing.T) {
 			evs[0]["actor"].(map[string]any)["name"] != "admin" {
 			t.Errorf("%s events: %v", typ, evs)
 		}
+	}
+}
+
+// TestEvents_updatesAndCredentialReadsAreAudited: the events CF records for
+// renaming an org or space (cf rename-org, rename-space) and for reading a
+// user-provided instance's credentials or a binding's details.
+func TestEvents_updatesAndCredentialReadsAreAudited(t *testing.T) {
+	e, app := svNew(t)
+	sp := e.space()
+	e.ok(e.do("PATCH", "/v3/organizations/"+sp.OrgGUID, "application/json", strings.NewReader(`{"name":"renamed-org"}`)), http.StatusOK)
+	e.ok(e.do("PATCH", "/v3/spaces/"+sp.GUID, "application/json", strings.NewReader(`{"name":"renamed-space"}`)), http.StatusOK)
+	si := e.post("/v3/service_instances", `{"credentials":{"pw":"x"},"name":"db","relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}},"type":"user-provided"}`)["guid"].(string)
+	b := e.post("/v3/service_credential_bindings", `{"relationships":{"app":{"data":{"guid":"`+app.GUID+`"}},"service_instance":{"data":{"guid":"`+si+`"}}},"type":"app"}`)["guid"].(string)
+	e.ok(e.do("GET", "/v3/service_instances/"+si+"/credentials", "", nil), http.StatusOK)
+	e.ok(e.do("GET", "/v3/service_credential_bindings/"+b+"/details", "", nil), http.StatusOK)
+
+	for _, want := range []struct{ typ, target, targetType, name string }{
+		{"audit.organization.update", sp.OrgGUID, "organization", "renamed-org"},
+		{"audit.space.update", sp.GUID, "space", "renamed-space"},
+		{"audit.user_provided_service_instance.show", si, "user_provided_service_instance", "db"},
+		{"audit.service_binding.show", app.GUID, "app", app.Name},
+	} {
+		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+want.typ+"&target_guids="+want.target, "", nil), http.StatusOK))
+		if len(evs) != 1 {
+			t.Errorf("%s events: %v", want.typ, evs)
+			continue
+		}
+		tg := evs[0]["target"].(map[string]any)
+		if tg["type"] != want.targetType || tg["name"] != want.name || evs[0]["actor"].(map[string]any)["type"] != "user" {
+			t.Errorf("%s: %v", want.typ, evs[0])
+		}
+	}
+	upd := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.space.update", "", nil), http.StatusOK))
+	if req, _ := upd[0]["data"].(map[string]any)["request"].(map[string]any); req["name"] != "renamed-space" {
+		t.Errorf("space update data: %v", upd[0]["data"])
+	}
+	show := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.service_binding.show", "", nil), http.StatusOK))
+	if d := show[0]["data"].(map[string]any); d["service_binding_guid"] != b || strings.Contains(fmt.Sprint(d), "pw") {
+		t.Errorf("binding show data: %v", d)
+	}
+}
+
+// TestEvents_newProcessTypeIsAudited: a droplet that brings a new process
+// type creates the process and records audit.app.process.create, as CF.
+func TestEvents_newProcessTypeIsAudited(t *testing.T) {
+	e := ptNew(t, nil)
+	app := e.startedApp("workers")
+	d := pando.Droplet{GUID: "droplet-2", AppGUID: app.GUID, State: pando.DropletStaged, LifecycleType: pando.LifecycleBuildpack,
+		ProcessTypes: map[string]string{"web": "./run", "worker": "./work"}, Stack: "host"}
+	if err := e.store.CreateDroplet(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+	e.ok(e.do("PATCH", "/v3/apps/"+app.GUID+"/relationships/current_droplet", "application/json", strings.NewReader(`{"data":{"guid":"droplet-2"}}`)), http.StatusOK)
+	evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.app.process.create&target_guids="+app.GUID, "", nil), http.StatusOK))
+	if len(evs) != 1 || evs[0]["data"].(map[string]any)["process_type"] != "worker" {
+		t.Fatalf("process create events: %v", evs)
+	}
+	procs, err := e.store.ListProcesses(t.Context(), nil, []string{app.GUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.Type == "worker" && evs[0]["data"].(map[string]any)["process_guid"] != p.GUID {
+			t.Errorf("event names process %v, the worker is %s", evs[0]["data"], p.GUID)
+		}
+	}
+	// Assigning it again creates nothing.
+	e.ok(e.do("PATCH", "/v3/apps/"+app.GUID+"/relationships/current_droplet", "application/json", strings.NewReader(`{"data":{"guid":"droplet-2"}}`)), http.StatusOK)
+	if evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types=audit.app.process.create", "", nil), http.StatusOK)); len(evs) != 1 {
+		t.Errorf("events after a second assignment: %d", len(evs))
 	}
 }

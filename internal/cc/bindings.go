@@ -255,6 +255,9 @@ func (a *API) getServiceBindingDetails(w http.ResponseWriter, r *http.Request) e
 	if si.SyslogDrainURL != "" {
 		out["syslog_drain_url"] = si.SyslogDrainURL
 	}
+	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
+		a.recordAppEvent(ctx, identityFrom(ctx), "audit.service_binding.show", app, map[string]any{"service_binding_guid": b.GUID, "service_instance_guid": si.GUID})
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

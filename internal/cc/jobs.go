@@ -13,7 +13,10 @@ import (
 // short: it only touches the CCDB and the BBS.
 func (a *API) runJob(ctx context.Context, op, resourceType, resourceGUID string, fn func(context.Context) error) pando.Job {
 	now := a.now()
-	job := pando.Job{GUID: a.newGUID(), Operation: op, State: pando.JobProcessing, ResourceType: resourceType, ResourceGUID: resourceGUID, CreatedAt: now, UpdatedAt: now}
+	job := pando.Job{
+		GUID: a.newGUID(), Operation: op, State: pando.JobProcessing, ResourceType: resourceType, ResourceGUID: resourceGUID,
+		UserGUID: identityFrom(ctx).UserGUID, CreatedAt: now, UpdatedAt: now,
+	}
 	if err := a.store.CreateJob(ctx, job); err != nil {
 		a.log.Error("create job", "operation", op, "err", err)
 	}
@@ -63,8 +66,16 @@ func (a *API) presentJob(j pando.Job) map[string]any {
 	}
 }
 
+// getJob is GET /v3/jobs/:guid. A job names the resource it worked on and
+// its errors name others (an org's spaces, a route's host), so only the
+// user who started it and those who read everything see it; others get
+// the 404 of a job that does not exist.
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) error {
-	j, err := a.store.GetJob(r.Context(), r.PathValue("guid"))
+	ctx := r.Context()
+	j, err := a.store.GetJob(ctx, r.PathValue("guid"))
+	if err == nil && !permsFrom(ctx).readAll && (j.UserGUID == "" || j.UserGUID != identityFrom(ctx).UserGUID) {
+		err = pando.Errorf(pando.ENotFound, "job %s is not the caller's", j.GUID)
+	}
 	if err != nil {
 		return asNotFound(err, "Job")
 	}

@@ -218,6 +218,7 @@ func (a *API) applyManifestProcesses(ctx context.Context, id Identity, app pando
 			if err := a.store.CreateProcess(ctx, p); err != nil {
 				return fmt.Errorf("create process %s of app %s: %w", typ, app.GUID, err)
 			}
+			a.recordProcessCreate(ctx, id, app, p)
 		}
 		if s.empty() {
 			continue

@@ -98,6 +98,7 @@ func (a *API) patchOrg(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	a.recordTenancyEventData(ctx, "audit.organization.update", "organization", o.GUID, o.Name, "", o.GUID, map[string]any{"request": requestNames(in.Name)})
 	writeJSON(w, http.StatusOK, a.presentOrg(o))
 	return nil
 }
@@ -213,6 +214,7 @@ func (a *API) patchSpace(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	a.recordTenancyEventData(ctx, "audit.space.update", "space", sp.GUID, sp.Name, sp.GUID, sp.OrgGUID, map[string]any{"request": requestNames(in.Name)})
 	writeJSON(w, http.StatusOK, a.presentSpace(sp))
 	return nil
 }
@@ -262,14 +264,28 @@ func (a *API) deleteSpace(ctx context.Context, id Identity, sp pando.Space) erro
 // recordTenancyEvent records an audit event about an org, space, user or
 // role, acted by the request's caller.
 func (a *API) recordTenancyEvent(ctx context.Context, typ, targetType, targetGUID, targetName, space, org string) {
+	a.recordTenancyEventData(ctx, typ, targetType, targetGUID, targetName, space, org, nil)
+}
+
+// recordTenancyEventData is recordTenancyEvent with the event's data.
+func (a *API) recordTenancyEventData(ctx context.Context, typ, targetType, targetGUID, targetName, space, org string, data map[string]any) {
 	id := identityFrom(ctx)
 	e := pando.Event{
 		GUID: a.newGUID(), Type: typ,
 		ActorGUID: id.UserGUID, ActorType: "user", ActorName: id.UserName,
 		TargetGUID: targetGUID, TargetType: targetType, TargetName: targetName,
-		SpaceGUID: space, OrgGUID: org, CreatedAt: a.now(),
+		SpaceGUID: space, OrgGUID: org, Data: data, CreatedAt: a.now(),
 	}
 	if err := a.store.CreateEvent(ctx, e); err != nil {
 		a.log.Warn("record audit event", "type", typ, "err", err)
 	}
+}
+
+// requestNames is an update event's "request": the fields the caller sent.
+func requestNames(name *string) map[string]any {
+	req := map[string]any{}
+	if name != nil {
+		req["name"] = *name
+	}
+	return req
 }

@@ -68,7 +68,7 @@ var accessRules = map[string]rule{
 	// the handlers check the org managers of both orgs
 	"POST /v3/domains/{guid}/relationships/shared_organizations":              anyone,
 	"DELETE /v3/domains/{guid}/relationships/shared_organizations/{org_guid}": anyone,
-	"GET /v3/jobs/{guid}":         anyone,
+	"GET /v3/jobs/{guid}":         anyone, // the handler shows a job to its user and admins
 	"GET /v3/audit_events":        anyone,
 	"GET /v3/audit_events/{guid}": anyone,
 

@@ -68,7 +68,9 @@ func TestQuotas_cfCLIFlowAndEnforcement(t *testing.T) {
 		t.Errorf("instances after a refused scale: %d", p[0].Instances)
 	}
 
-	// A space quota: one route, one running task per app, 300M per process.
+	// A space quota: one route, one running task, 300M per process (the
+	// org's memory is lifted: a task's memory counts against it).
+	e.ok(e.do("PATCH", "/v3/organization_quotas/"+qGUID, "application/json", strings.NewReader(`{"apps":{"total_memory_in_mb":null}}`)), http.StatusOK)
 	sq := e.post("/v3/space_quotas", `{"name":"sq","apps":{"per_app_tasks":1,"per_process_memory_in_mb":300},"routes":{"total_routes":1},"relationships":{"organization":{"data":{"guid":"`+org+`"}}}}`)
 	sp := e.space().GUID
 	e.ok(e.do("POST", "/v3/space_quotas/"+sq["guid"].(string)+"/relationships/spaces", "application/json", strings.NewReader(`{"data":[{"guid":"`+sp+`"}]}`)), http.StatusOK)
@@ -87,7 +89,7 @@ func TestQuotas_cfCLIFlowAndEnforcement(t *testing.T) {
 	}
 	e.ok(e.do("POST", "/v3/apps/"+app.GUID+"/tasks", "application/json", strings.NewReader(`{"command":"sleep 100"}`)), http.StatusAccepted)
 	err = e.cfErr(e.do("POST", "/v3/apps/"+app.GUID+"/tasks", "application/json", strings.NewReader(`{"command":"sleep 100"}`)), http.StatusUnprocessableEntity)
-	if !strings.Contains(err["detail"].(string), "running tasks") {
+	if err["detail"] != "app_task_limit quota exceeded" {
 		t.Errorf("second task: %v", err)
 	}
 
@@ -96,4 +98,116 @@ func TestQuotas_cfCLIFlowAndEnforcement(t *testing.T) {
 	if c := route("two").Code; c != http.StatusCreated {
 		t.Errorf("route after the quota went: %d", c)
 	}
+}
+
+// quotaCase is an env with the seeded org or space under a quota made from
+// body (the "apps"/"routes" groups), and one started app.
+func quotaCase(t *testing.T, kind, body string) (*ptEnv, pando.App) {
+	t.Helper()
+	e := tnNew(t)
+	sp := e.space()
+	if kind == pando.QuotaOrg {
+		q := e.post("/v3/organization_quotas", `{"name":"oq",`+body+`}`)
+		e.ok(e.do("POST", "/v3/organization_quotas/"+q["guid"].(string)+"/relationships/organizations", "application/json", strings.NewReader(`{"data":[{"guid":"`+sp.OrgGUID+`"}]}`)), http.StatusOK)
+	} else {
+		q := e.post("/v3/space_quotas", `{"name":"sq",`+body+`,"relationships":{"organization":{"data":{"guid":"`+sp.OrgGUID+`"}}}}`)
+		e.ok(e.do("POST", "/v3/space_quotas/"+q["guid"].(string)+"/relationships/spaces", "application/json", strings.NewReader(`{"data":[{"guid":"`+sp.GUID+`"}]}`)), http.StatusOK)
+	}
+	return e, e.startedApp("first")
+}
+
+func (e *ptEnv) scale(app pando.App, body string) *httptest.ResponseRecorder {
+	return e.do("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", "application/json", strings.NewReader(body))
+}
+
+func (e *ptEnv) wantRefused(rec *httptest.ResponseRecorder, detail string) {
+	e.t.Helper()
+	err := e.cfErr(rec, http.StatusUnprocessableEntity)
+	if err["detail"] != detail || err["title"] != "CF-UnprocessableEntity" || err["code"] != float64(10008) {
+		e.t.Errorf("refusal: %v, want detail %q", err, detail)
+	}
+}
+
+// TestQuotas_cfErrorTexts checks each quota's refusal against the text CF's
+// process, task and route validations give (cloud_controller_ng's
+// ProcessModel and TaskModel policies, RouteCreate), code 10008.
+func TestQuotas_cfErrorTexts(t *testing.T) {
+	t.Run("org total instances, on scale and on start", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"total_instances":2}`)
+		e.wantRefused(e.scale(app, `{"instances":3}`), "app_instance_limit app_instance_limit_exceeded")
+		e.ok(e.scale(app, `{"instances":2}`), http.StatusAccepted)
+		second := e.startedApp("second")
+		second.State = pando.AppStopped
+		if err := e.store.UpdateApp(t.Context(), second); err != nil {
+			t.Fatal(err)
+		}
+		e.wantRefused(e.do("POST", "/v3/apps/"+second.GUID+"/actions/start", "", nil), "app_instance_limit app_instance_limit_exceeded")
+	})
+	t.Run("space total instances", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaSpace, `"apps":{"total_instances":1}`)
+		e.wantRefused(e.scale(app, `{"instances":2}`), "app_instance_limit space_app_instance_limit_exceeded")
+	})
+	t.Run("org per-process memory", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"per_process_memory_in_mb":300}`)
+		e.wantRefused(e.scale(app, `{"memory_in_mb":512}`), "memory instance_memory_limit_exceeded")
+		e.ok(e.scale(app, `{"memory_in_mb":300}`), http.StatusAccepted)
+	})
+	t.Run("space total memory", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaSpace, `"apps":{"total_memory_in_mb":512}`)
+		e.wantRefused(e.scale(app, `{"instances":3,"memory_in_mb":256}`), "memory space_quota_exceeded")
+	})
+	t.Run("every refusal at once, in CF's order", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"total_memory_in_mb":512,"total_instances":2}`)
+		e.wantRefused(e.scale(app, `{"instances":3,"memory_in_mb":256}`), "memory quota_exceeded, app_instance_limit app_instance_limit_exceeded")
+	})
+	t.Run("org log rate", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"log_rate_limit_in_bytes_per_second":2048}`)
+		e.wantRefused(e.scale(app, `{"log_rate_limit_in_bytes_per_second":-1}`), "log_rate_limit cannot be unlimited in organization 'pando'.")
+		e.wantRefused(e.scale(app, `{"instances":3,"log_rate_limit_in_bytes_per_second":1024}`), "log_rate_limit exceeds organization log rate quota")
+		e.ok(e.scale(app, `{"instances":2,"log_rate_limit_in_bytes_per_second":1024}`), http.StatusAccepted)
+	})
+	t.Run("space log rate", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaSpace, `"apps":{"log_rate_limit_in_bytes_per_second":2048}`)
+		e.wantRefused(e.scale(app, `{"log_rate_limit_in_bytes_per_second":-1}`), "log_rate_limit cannot be unlimited in space 'dev'.")
+		e.wantRefused(e.scale(app, `{"log_rate_limit_in_bytes_per_second":4096}`), "log_rate_limit exceeds space log rate quota")
+	})
+	t.Run("org total routes", func(t *testing.T) {
+		e, _ := quotaCase(t, pando.QuotaOrg, `"routes":{"total_routes":1}`)
+		route := func(host string) *httptest.ResponseRecorder {
+			return e.do("POST", "/v3/routes", "application/json", strings.NewReader(`{"host":"`+host+`","relationships":{"space":{"data":{"guid":"`+e.space().GUID+`"}},"domain":{"data":{"guid":"`+e.domain().GUID+`"}}}}`))
+		}
+		e.ok(route("one"), http.StatusCreated)
+		e.wantRefused(route("two"), "Routes quota exceeded for organization 'pando'.")
+	})
+	task := func(e *ptEnv, app pando.App, body string) *httptest.ResponseRecorder {
+		return e.do("POST", "/v3/apps/"+app.GUID+"/tasks", "application/json", strings.NewReader(body))
+	}
+	t.Run("org tasks count across the org's apps", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"per_app_tasks":1}`)
+		e.ok(task(e, app, `{"command":"sleep 100"}`), http.StatusAccepted)
+		e.wantRefused(task(e, e.startedApp("second"), `{"command":"sleep 100"}`), "app_task_limit quota exceeded")
+	})
+	t.Run("space tasks", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaSpace, `"apps":{"per_app_tasks":0}`)
+		e.wantRefused(task(e, app, `{"command":"true"}`), "app_task_limit quota exceeded")
+	})
+	t.Run("task memory: total with running tasks, and per instance", func(t *testing.T) {
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"total_memory_in_mb":1024,"per_process_memory_in_mb":600}`)
+		// The app's one instance uses 256M: an 800M task is past both limits.
+		e.wantRefused(task(e, app, `{"command":"true","memory_in_mb":800}`), "memory_in_mb exceeds organization memory quota, memory_in_mb exceeds organization instance memory quota")
+		first := e.ok(task(e, app, `{"command":"true","memory_in_mb":512}`), http.StatusAccepted)
+		tk, err := e.store.GetAppTask(t.Context(), first["guid"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.State = pando.AppTaskRunning
+		if err := e.store.UpdateAppTask(t.Context(), tk); err != nil {
+			t.Fatal(err)
+		}
+		// 256 + 512 running: 300 more is past 1024, and so is the instance
+		// growing to 520M.
+		e.wantRefused(task(e, app, `{"command":"true","memory_in_mb":300}`), "memory_in_mb exceeds organization memory quota")
+		e.wantRefused(e.scale(app, `{"memory_in_mb":520}`), "memory quota_exceeded")
+		e.ok(e.scale(app, `{"memory_in_mb":500}`), http.StatusAccepted)
+	})
 }

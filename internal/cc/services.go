@@ -402,6 +402,7 @@ func (a *API) getServiceInstanceCredentials(w http.ResponseWriter, r *http.Reque
 	if err != nil {
 		return err
 	}
+	a.recordServiceInstanceEvent(r.Context(), "audit.user_provided_service_instance.show", si)
 	writeJSON(w, http.StatusOK, creds)
 	return nil
 }

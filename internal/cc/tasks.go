@@ -103,9 +103,6 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	if err != nil {
 		return pando.AppTask{}, err
 	}
-	if err := a.checkTaskQuota(ctx, app); err != nil {
-		return pando.AppTask{}, err
-	}
 	name := randomTaskName()
 	if req.Name != nil {
 		name = *req.Name
@@ -120,6 +117,9 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	}
 	if req.DiskInMB != nil {
 		diskMB = *req.DiskInMB
+	}
+	if err := a.checkTaskQuota(ctx, app, memMB); err != nil {
+		return pando.AppTask{}, err
 	}
 	now := a.now()
 	task, err := a.store.CreateAppTask(ctx, pando.AppTask{

@@ -122,6 +122,10 @@ func (a *API) postUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// userDeletedNotifier is an Authenticator that must hear of a deleted user
+// to refuse their tokens at once (UAA caches which users exist).
+type userDeletedNotifier interface{ UserDeleted(guid string) }
+
 func (a *API) deleteUserHandler(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	u, err := a.store.GetUser(ctx, r.PathValue("guid"))
@@ -134,6 +138,9 @@ func (a *API) deleteUserHandler(w http.ResponseWriter, r *http.Request) error {
 	job := a.runJob(ctx, "user.delete", "user", u.GUID, func(ctx context.Context) error {
 		if err := a.store.DeleteUser(ctx, u.GUID); err != nil && !pando.IsNotFound(err) {
 			return err
+		}
+		if n, ok := a.cfg.Auth.(userDeletedNotifier); ok {
+			n.UserDeleted(u.GUID)
 		}
 		return nil
 	})

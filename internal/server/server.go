@@ -714,6 +714,9 @@ func (t tokenAuth) Authenticate(r *http.Request) (cc.Identity, error) {
 	return cc.Identity{UserGUID: id.UserGUID, UserName: id.UserName, Scopes: id.Scopes}, nil
 }
 
+// UserDeleted tells UAA that the API deleted a user: their tokens end now.
+func (t tokenAuth) UserDeleted(guid string) { t.s.UserDeleted(guid) }
+
 func builtinBuildpacks() []cc.BuiltinBuildpack {
 	var out []cc.BuiltinBuildpack
 	for _, b := range buildpacks.Builtin() {

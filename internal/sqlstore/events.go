@@ -102,7 +102,7 @@ func (s *Store) GetUser(ctx context.Context, guid string) (pando.User, error) {
 	return getOne(ctx, s, "user", guid, "SELECT "+userCols+" FROM users WHERE guid = ?", []any{guid}, scanUser)
 }
 
-const jobCols = "guid, operation, state, errors, resource_type, resource_guid, created_at, updated_at"
+const jobCols = "guid, operation, state, errors, resource_type, resource_guid, user_guid, created_at, updated_at"
 
 // jobError is the stored form of pando.JobError, with tags so renaming a Go
 // field cannot silently change the column's format.
@@ -116,7 +116,7 @@ func scanJob(sc scanner) (pando.Job, error) {
 	var j pando.Job
 	var errs string
 	var created, updated int64
-	if err := sc.Scan(&j.GUID, &j.Operation, &j.State, &errs, &j.ResourceType, &j.ResourceGUID, &created, &updated); err != nil {
+	if err := sc.Scan(&j.GUID, &j.Operation, &j.State, &errs, &j.ResourceType, &j.ResourceGUID, &j.UserGUID, &created, &updated); err != nil {
 		return j, err
 	}
 	var stored []jobError
@@ -156,8 +156,8 @@ func (s *Store) CreateJob(ctx context.Context, j pando.Job) error {
 	if err != nil {
 		return fmt.Errorf("create job %s: %w", j.GUID, err)
 	}
-	cols = append(cols, "guid", "created_at")
-	args = append(args, j.GUID, nanos(orNow(j.CreatedAt)))
+	cols = append(cols, "guid", "user_guid", "created_at")
+	args = append(args, j.GUID, j.UserGUID, nanos(orNow(j.CreatedAt)))
 	return s.writeErr(s.insert(ctx, "jobs", cols, args), "create", "job", j.GUID, nil, nil)
 }
 
@@ -166,8 +166,8 @@ func (s *Store) GetJob(ctx context.Context, guid string) (pando.Job, error) {
 	return getOne(ctx, s, "job", guid, "SELECT "+jobCols+" FROM jobs WHERE guid = ?", []any{guid}, scanJob)
 }
 
-// UpdateJob replaces every field of the job but its GUID and CreatedAt. A
-// zero UpdatedAt is set to now.
+// UpdateJob replaces every field of the job but its GUID, UserGUID and
+// CreatedAt. A zero UpdatedAt is set to now.
 func (s *Store) UpdateJob(ctx context.Context, j pando.Job) error {
 	cols, args, err := jobRow(j)
 	if err != nil {

@@ -199,7 +199,8 @@ func (s *Service) parse(raw string) (*claims, error) {
 // Verify checks an Authorization header ("bearer <jwt>", any case) and
 // returns the caller. Errors are *pando.Error of kind EUnauthenticated with
 // CF's titles: CF-NotAuthenticated when there is no header,
-// CF-InvalidAuthToken otherwise (bad signature, expired, a refresh token).
+// CF-InvalidAuthToken otherwise (bad signature, expired, a refresh token,
+// a deleted user's).
 //
 // The issuer is not checked: only this service's key signs tokens, and the
 // issuer URL changes when the operator moves the API address, which would
@@ -220,6 +221,16 @@ func (s *Service) Verify(ctx context.Context, authorization string) (Identity, e
 	}
 	if c.isRefresh() {
 		s.log.DebugContext(ctx, "token rejected: refresh token used as access token", "user_name", c.UserName)
+		return Identity{}, errInvalidToken()
+	}
+	// A deleted user's tokens end with the user, not at their expiry.
+	live, err := s.live.check(ctx, s.users, c.UserID, s.now())
+	if err != nil {
+		s.log.ErrorContext(ctx, "token rejected: cannot look the user up", "user_name", c.UserName, "err", err)
+		return Identity{}, errInvalidToken()
+	}
+	if !live {
+		s.log.InfoContext(ctx, "token rejected: the user was deleted", "user_name", c.UserName)
 		return Identity{}, errInvalidToken()
 	}
 	return Identity{

@@ -109,6 +109,7 @@ type Service struct {
 	limiter    *rateLimiter
 	userFails  *rateLimiter // failed remote logins per user name
 	bcryptGate *gate
+	live       *liveUsers     // users whose tokens are still honoured
 	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 	// dummyHash is compared against when the user does not exist, so a
 	// wrong user name costs as much time as a wrong password.
@@ -197,6 +198,7 @@ func New(cfg Config) (*Service, error) {
 		lockout:    newLockout(cfg.LockoutFailures, cfg.LockoutWindow, cfg.LockoutDuration),
 		limiter:    newRateLimiter(cfg.LoginBurst, cfg.LoginInterval),
 		userFails:  newRateLimiter(cfg.UserFailBurst, cfg.UserFailInterval),
+		live:       newLiveUsers(liveTTL),
 		bcryptGate: newGate(cfg.BcryptConcurrency, cfg.BcryptQueue, cfg.BcryptMaxWait),
 		dummyHash:  dummy,
 	}, nil

@@ -236,6 +236,7 @@ func (s *Service) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 		scimError(w, http.StatusInternalServerError, "server_error", "Could not delete the user")
 		return
 	}
+	s.UserDeleted(u.GUID)
 	s.log.InfoContext(r.Context(), "user deleted", "user_name", u.Name)
 	writeJSON(w, http.StatusOK, s.presentUser(u))
 }

@@ -136,3 +136,102 @@ func TestUsers_cfCreateUserPasswdAndDelete(t *testing.T) {
 		t.Errorf("second delete: %d", code)
 	}
 }
+
+// TestVerify_deletedUserTokensEndAtOnce: a user's access and refresh tokens
+// stop working the moment the user is deleted, not at their expiry; a user
+// deleted behind the service's back (straight from the table) is noticed
+// within the cache's lifetime.
+func TestVerify_deletedUserTokensEndAtOnce(t *testing.T) {
+	f := newFixture(t)
+	admin := f.login(t)["access_token"].(string)
+	mk := func(name string) (id, access, refresh string) {
+		t.Helper()
+		code, u := f.scim(t, admin, "POST", "/Users", `{"userName":"`+name+`","password":"pw-`+name+`"}`)
+		if code != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", name, code, u)
+		}
+		code, body := f.token(t, url.Values{"grant_type": {"password"}, "username": {name}, "password": {"pw-" + name}})
+		if code != http.StatusOK {
+			t.Fatalf("login %s: %d", name, code)
+		}
+		access = body["access_token"].(string)
+		if _, err := f.svc.Verify(t.Context(), "bearer "+access); err != nil {
+			t.Fatalf("%s's fresh token: %v", name, err)
+		}
+		return u["id"].(string), access, body["refresh_token"].(string)
+	}
+
+	id, access, refresh := mk("gone")
+	if code, _ := f.scim(t, admin, "DELETE", "/Users/"+id, ""); code != http.StatusOK {
+		t.Fatalf("delete: %d", code)
+	}
+	if _, err := f.svc.Verify(t.Context(), "bearer "+access); pando.ErrorKindOf(err) != pando.EUnauthenticated {
+		t.Errorf("a deleted user's access token: %v", err)
+	}
+	if code, body := f.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}); code != http.StatusUnauthorized {
+		t.Errorf("a deleted user's refresh token: %d %v", code, body)
+	}
+	if code, _ := f.scim(t, access, "GET", "/Users/"+id, ""); code != http.StatusUnauthorized {
+		t.Errorf("a deleted user's SCIM request: %d", code)
+	}
+
+	// The API deletes users from the same table and tells the service.
+	id2, access2, _ := mk("apigone")
+	if err := f.users.DeleteUser(t.Context(), id2); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.UserDeleted(id2)
+	if _, err := f.svc.Verify(t.Context(), "bearer "+access2); err == nil {
+		t.Error("a user deleted through the API keeps a valid token")
+	}
+
+	// Deleted without a word: the cached answer holds at most liveTTL.
+	id3, access3, _ := mk("quiet")
+	if err := f.users.DeleteUser(t.Context(), id3); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(liveTTL)
+	if _, err := f.svc.Verify(t.Context(), "bearer "+access3); err == nil {
+		t.Errorf("a user deleted %v ago keeps a valid token", liveTTL)
+	}
+	// Others are untouched.
+	if _, err := f.svc.Verify(t.Context(), "bearer "+admin); err != nil {
+		t.Errorf("admin's token: %v", err)
+	}
+}
+
+// TestUsers_passwdRevokesRefreshTokens: cf passwd (PUT /Users/:id/password)
+// revokes the refresh tokens issued before, as UAA does; the access token
+// in hand, a JWT, lasts until it expires, as UAA's do for the Cloud
+// Controller, and a fresh login gets a refresh token that works.
+func TestUsers_passwdRevokesRefreshTokens(t *testing.T) {
+	f := newFixture(t)
+	admin := f.login(t)["access_token"].(string)
+	code, u := f.scim(t, admin, "POST", "/Users", `{"userName":"pat","password":"old-pw"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("create: %d %v", code, u)
+	}
+	login := func(pw string) map[string]any {
+		t.Helper()
+		code, body := f.token(t, url.Values{"grant_type": {"password"}, "username": {"pat"}, "password": {pw}})
+		if code != http.StatusOK {
+			t.Fatalf("login: %d %v", code, body)
+		}
+		return body
+	}
+	before := login("old-pw")
+	access := before["access_token"].(string)
+	if code, _ := f.scim(t, access, "PUT", "/Users/"+u["id"].(string)+"/password", `{"oldPassword":"old-pw","password":"new-pw"}`); code != http.StatusOK {
+		t.Fatalf("passwd: %d", code)
+	}
+	if code, _ := f.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {before["refresh_token"].(string)}}); code != http.StatusUnauthorized {
+		t.Errorf("refresh token from before the password change: %d", code)
+	}
+	if _, err := f.svc.Verify(t.Context(), "bearer "+access); err != nil {
+		t.Errorf("access token in hand: %v", err)
+	}
+	after := login("new-pw")
+	if code, body := f.token(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {after["refresh_token"].(string)}}); code != http.StatusOK {
+		t.Errorf("refresh token from after: %d %v", code, body)
+	}
+}

@@ -202,7 +202,7 @@ func testUsers(t *testing.T, s pando.Store) {
 func testJobs(t *testing.T, s pando.Store) {
 	ctx := t.Context()
 	j := pando.Job{GUID: newGUID("job"), Operation: "app.apply_manifest", State: pando.JobProcessing,
-		ResourceType: "space", ResourceGUID: "space-1", CreatedAt: at(0), UpdatedAt: at(0)}
+		ResourceType: "space", ResourceGUID: "space-1", UserGUID: "user-1", CreatedAt: at(0), UpdatedAt: at(0)}
 	must(t, s.CreateJob(ctx, j))
 	got, err := s.GetJob(ctx, j.GUID)
 	must(t, err)
