@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -119,14 +120,18 @@ func TestParseListening_garbageIsIgnored(t *testing.T) {
 // The parser reads the kernel's real text: a listener this test opens on
 // loopback is among the process's listening sockets.
 func TestParseListening_readsTheKernelsText(t *testing.T) {
+	// Other tests here enter containers' network namespaces on their
+	// threads: listen and read on one thread, in one namespace.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	f, err := os.Open("/proc/self/net/tcp")
+	f, err := os.Open("/proc/thread-self/net/tcp")
 	if err != nil {
-		t.Skipf("no /proc/self/net/tcp: %v", err)
+		t.Skipf("no /proc/thread-self/net/tcp: %v", err)
 	}
 	defer f.Close()
 	sc, err := ParseListening(f, maxProcNetBytes)
