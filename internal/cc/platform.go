@@ -111,12 +111,15 @@ func buildVersion() string {
 // getInfo is GET /v3/info.
 func (a *API) getInfo(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"name":           "Pando",
-		"build":          buildVersion(),
-		"version":        1,
-		"description":    "Pando: Cloud Foundry's Cloud Controller and Diego in one binary",
-		"cli_version":    map[string]any{"minimum": "8.0.0", "recommended": "8.0.0"},
-		"custom":         map[string]any{"cc_api_version": APIVersion},
+		"name":        "Pando",
+		"build":       buildVersion(),
+		"version":     1,
+		"description": "Pando: Cloud Foundry's Cloud Controller and Diego in one binary",
+		"cli_version": map[string]any{"minimum": "8.0.0", "recommended": "8.0.0"},
+		// custom is CF's place for a platform's own fields (CF clients
+		// ignore it): pando push refuses an upload past the limit before
+		// zipping it.
+		"custom":         map[string]any{"cc_api_version": APIVersion, "pando_max_upload_bytes": a.cfg.MaxUploadBytes},
 		"osbapi_version": "",
 		"rate_limits":    map[string]any{"enabled": false, "general_limit": nil, "reset_interval_in_minutes": nil},
 		"links": map[string]any{

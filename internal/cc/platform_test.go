@@ -532,3 +532,22 @@ func TestSeed_newBuiltinLandsAtItsPosition(t *testing.T) {
 		t.Fatalf("after the upgrade = %v, want %v", got, want)
 	}
 }
+
+// /v3/info publishes the upload limit in CF's custom object (CF clients
+// ignore it), for pando push to check before zipping.
+func TestInfo_publishesTheUploadLimit(t *testing.T) {
+	for _, tc := range []struct {
+		set, want int64
+	}{{0, 1 << 30}, {12345, 12345}} {
+		e := ptNew(t, func(c *Config) { c.MaxUploadBytes = tc.set })
+		rec := httptest.NewRecorder()
+		e.api.ServeHTTP(rec, httptest.NewRequest("GET", "/v3/info", nil))
+		custom, _ := e.ok(rec, http.StatusOK)["custom"].(map[string]any)
+		if got, _ := custom["pando_max_upload_bytes"].(float64); int64(got) != tc.want {
+			t.Errorf("--max-upload-bytes %d: custom.pando_max_upload_bytes = %v, want %d", tc.set, custom["pando_max_upload_bytes"], tc.want)
+		}
+		if custom["cc_api_version"] != APIVersion {
+			t.Errorf("custom.cc_api_version = %v", custom["cc_api_version"])
+		}
+	}
+}

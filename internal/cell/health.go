@@ -27,10 +27,7 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 	if timeout <= 0 {
 		timeout = DefaultInvocationTimeout
 	}
-	port := 8080
-	if len(i.ports) > 0 {
-		port = i.ports[0].ContainerPort
-	}
+	port := checkPort(i)
 	switch hc.Type {
 	case pando.HealthCheckProcess:
 		return func(context.Context) error { return nil }
@@ -95,6 +92,14 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 			return nil
 		}
 	}
+}
+
+// checkPort is the container port the port and http checks reach.
+func checkPort(i *instance) int {
+	if len(i.ports) > 0 {
+		return i.ports[0].ContainerPort
+	}
+	return 8080
 }
 
 // errCellResources marks a check that could not run because this cell

@@ -6,9 +6,11 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,6 +274,15 @@ func (c *trackedContainer) Dial(ctx context.Context, port int) (net.Conn, error)
 		return nil, *err
 	}
 	return c.Container.Dial(ctx, port)
+}
+
+// Listening passes through what the runc container's processes listen on.
+func (c *trackedContainer) Listening(ctx context.Context) ([]netip.AddrPort, error) {
+	l, ok := c.Container.(listeningReporter)
+	if !ok {
+		return nil, errors.New("container cannot list its listeners")
+	}
+	return l.Listening(ctx)
 }
 
 func (c *trackedContainer) Destroy(ctx context.Context) error {

@@ -334,11 +334,13 @@ func (r *Rep) live(i *instance) string {
 	// the checks slow to the interval.
 	delay := min(5*time.Millisecond, interval)
 	started := time.Now()
+	hint := r.newListenHint(i, ctr, checkPort(i))
 	for {
 		lastErr := check(ctx)
 		if lastErr == nil {
 			break
 		}
+		hint.failed(ctx)
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -351,7 +353,7 @@ func (r *Rep) live(i *instance) string {
 		case <-deadline.C:
 			t.Stop()
 			r.cellLog(i, "ERR", "Timed out after %s: health check never passed.", startTimeout)
-			return fmt.Sprintf("%s after %s: instance never healthy: %s", pando.HealthCheckTimedOut, startTimeout, lastErr)
+			return hint.reason(fmt.Sprintf("%s after %s: instance never healthy: %s", pando.HealthCheckTimedOut, startTimeout, lastErr))
 		case w := <-exited:
 			t.Stop()
 			return r.exitReason(i, w)

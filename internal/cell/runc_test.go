@@ -725,3 +725,27 @@ func TestLRP_cellOutOfFdsIsNotTheAppsFault(t *testing.T) {
 		t.Fatalf("live containers %v, want the instance's", ids)
 	}
 }
+
+// An app that listens, but not on $PORT (busybox binds [::]), is told so in a CELL line while
+// its start check fails, and the crash reason names what it listens on.
+func TestLRP_appOnTheWrongPortIsToldWhatItListensOn(t *testing.T) {
+	c := newRuncCell(t, nil)
+	c.startApp(t, "inst-wrongport", pando.DesiredLRP{
+		StartCommand: "busybox httpd -f -p 127.0.0.1:8080 -h /tmp & exec busybox httpd -f -p 3000 -h /tmp",
+		HealthCheck:  pando.HealthCheck{Type: pando.HealthCheckPort, StartTimeout: 8 * time.Second},
+		Ports:        []int{9000},
+	})
+	const said = "app is listening on 127.0.0.1:8080 / [::]:3000, not on 0.0.0.0:$PORT=9000: listen on $PORT on all interfaces"
+	line := c.logs.wait(t, 7*time.Second, pando.LogSourceCell, "app is listening on")
+	if string(line.Payload) != said || line.Type != "ERR" {
+		t.Errorf("CELL line %s %q, want ERR %q", line.Type, line.Payload, said)
+	}
+	crashed := c.rec.wait(t, 20*time.Second, "CRASHED", isState("inst-wrongport", pando.ActualCrashed)).actual
+	want := "health check timed out after 8s: instance never healthy: Failed to make TCP connection to port 9000: connection refused (" + said + ")"
+	if crashed.CrashReason != want {
+		t.Errorf("crash reason %q, want %q", crashed.CrashReason, want)
+	}
+	if n := strings.Count(c.logs.dump(), "app is listening on"); n != 1 {
+		t.Errorf("%d CELL lines naming the listeners, want 1:\n%s", n, c.logs.dump())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -278,4 +279,23 @@ func TestOpenOutput_refusesLinksAndPipesFromTheContainer(t *testing.T) {
 		t.Fatalf("regular file: %v", err)
 	}
 	f.Close()
+}
+
+func TestWrongListenMessage(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	for _, tc := range []struct {
+		addrs []netip.AddrPort
+		want  string
+	}{
+		{nil, ""},
+		{[]netip.AddrPort{ap("0.0.0.0:8080")}, ""},
+		{[]netip.AddrPort{ap("[::]:8080")}, ""},
+		{[]netip.AddrPort{ap("127.0.0.1:8080")}, ""}, // the check reaches loopback
+		{[]netip.AddrPort{ap("0.0.0.0:3000")}, "app is listening on 0.0.0.0:3000, not on 0.0.0.0:$PORT=8080: listen on $PORT on all interfaces"},
+		{[]netip.AddrPort{ap("[::1]:8080"), ap("10.0.0.2:8080")}, "app is listening on [::1]:8080 / 10.0.0.2:8080, not on 0.0.0.0:$PORT=8080: listen on $PORT on all interfaces"},
+	} {
+		if got := wrongListenMessage(tc.addrs, 8080); got != tc.want {
+			t.Errorf("wrongListenMessage(%v) = %q, want %q", tc.addrs, got, tc.want)
+		}
+	}
 }

@@ -233,6 +233,9 @@ func (s *session) uploadBits(ctx context.Context, app *api.App, files []appFile)
 		upload = append(upload, f)
 		uploadBytes += f.size
 	}
+	if err := s.checkUploadLimit(ctx, upload, uploadBytes); err != nil {
+		return nil, err
+	}
 	s.out("Uploading %s (%s), %d unchanged\n", plural(len(upload), "file"), iecBytes(uploadBytes), len(matched))
 	if uploadBytes >= bigUpload {
 		s.errf("warning: a big upload; largest files: %s. Leave out what the app does not need at run time with a .cfignore file.\n", largestFiles(upload, 3))

@@ -46,6 +46,29 @@ func TestPush_appThatNeverListensCrashesAtItsStartTimeout(t *testing.T) {
 	}
 }
 
+// TestPush_appOnTheWrongPortIsToldWhatItListensOn: an app that listens,
+// but not on $PORT, is told within seconds in its logs what it listens on,
+// and pando push and pando app name it in the crash reason.
+func TestPush_appOnTheWrongPortIsToldWhatItListensOn(t *testing.T) {
+	s := sharedServer(t)
+	const name = "wrongport"
+	s.deleteAppOnCleanup(t, name)
+	dir := writeFiles(t, t.TempDir(), map[string]string{"index.html": "hi\n"})
+
+	r := s.pandoWithin(t, pushTimeout, "push", name, "-p", dir, "-b", "binary_buildpack",
+		"-c", "exec busybox httpd -f -p 3000 -h /home/vcap/app", "-t", "6")
+	if r.code == 0 {
+		t.Fatalf("push of an app on the wrong port: want a non-zero exit\n%s", r)
+	}
+	const said = `app is listening on \[::\]:3000, not on 0\.0\.0\.0:\$PORT=8080: listen on \$PORT on all interfaces`
+	requireOutput(t, r,
+		`health check timed out after 6s: instance never healthy: Failed to make TCP connection to port 8080: connection refused \(`+said+`\)`,
+		`\[CELL/0\] ERR `+said)
+
+	app := s.mustPando(t, "app", name)
+	requireOutput(t, app, said)
+}
+
 // TestRestartAppInstance_replacesTheInstance: cf restart-app-instance's
 // request stops instance 0 and a fresh one serves in its place.
 func TestRestartAppInstance_replacesTheInstance(t *testing.T) {
