@@ -62,6 +62,12 @@ type Config struct {
 	// StartTimeout bounds how long Run waits for runc to report the
 	// container's process; default 30s (Run's ctx can end it sooner).
 	StartTimeout time.Duration
+	// RuncFromPath runs `runc run` from RuncPath, as runc is installed.
+	// By default the backend keeps one sealed in-memory copy of runc and
+	// runs it from there (see sealedBinary): runc then skips protecting
+	// itself again at every start. Where the copy cannot be made or run,
+	// the backend falls back to the path and logs why.
+	RuncFromPath bool
 	Logger       *slog.Logger
 }
 
@@ -94,6 +100,11 @@ type Backend struct {
 	log          *slog.Logger
 	volumes      string // the volumes' image files
 	mkfs         string // mkfs.ext4; "" when missing
+
+	// sealedMu guards sealed: Run holds it (read) until its child has its
+	// own descriptor of the copy, Close (write) to close it.
+	sealedMu sync.RWMutex
+	sealed   *sealedBinary // nil: runc runs from its path
 
 	mu        sync.Mutex
 	live      map[string]*Container
@@ -222,6 +233,9 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if b.startTimeout <= 0 {
 		b.startTimeout = 30 * time.Second
+	}
+	if !cfg.RuncFromPath {
+		b.sealed = sealRunc(runcPath, log)
 	}
 	for _, d := range []string{stateDir, b.root, b.bundles, b.volumes} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -379,6 +393,41 @@ func (b *Backend) retryDestroy(c *Container) {
 func (b *Backend) Close() {
 	b.closeOnce.Do(func() { close(b.closing) })
 	b.retries.Wait()
+	b.sealedMu.Lock()
+	defer b.sealedMu.Unlock()
+	if b.sealed != nil {
+		_ = b.sealed.Close()
+		b.sealed = nil
+	}
+}
+
+// sealRunc makes the sealed copy of runc that `runc run` is executed
+// through, or returns nil (runc runs from its path) when that fails.
+func sealRunc(runcPath string, log *slog.Logger) *sealedBinary {
+	s, err := sealBinary(runcPath)
+	if err == nil {
+		if err = s.check(context.Background()); err != nil {
+			_ = s.Close()
+		}
+	}
+	if err != nil {
+		log.Warn("runc runs from its path: each start copies or mounts it again", "runc", runcPath, "error", err)
+		return nil
+	}
+	log.Debug("runc runs from a sealed in-memory copy", "runc", runcPath, "bytes", s.size)
+	return s
+}
+
+// runCommand returns the command that starts runc with args under
+// prlimit's options: through the sealed copy of runc when there is one.
+// Call it, and start the command, holding b.sealedMu for reading.
+func (b *Backend) runCommand(prlimit []string, args ...string) *exec.Cmd {
+	wrapper := append([]string{b.prlimit}, prlimit...)
+	wrapper = append(wrapper, "--")
+	if b.sealed != nil {
+		return b.sealed.command(context.Background(), wrapper, args...)
+	}
+	return exec.Command(wrapper[0], append(append(wrapper[1:], b.runc), args...)...)
 }
 
 func (b *Backend) forget(id string, c *Container) {
