@@ -389,7 +389,8 @@ func (b *Backend) retryDestroy(c *Container) {
 }
 
 // Close stops the background retries of failed Destroys and waits for
-// them; call Cleanup afterwards to remove what they left.
+// them, and releases the sealed copy of runc (a later Run starts runc from
+// its path); call Cleanup afterwards to remove what they left.
 func (b *Backend) Close() {
 	b.closeOnce.Do(func() { close(b.closing) })
 	b.retries.Wait()
