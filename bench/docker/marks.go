@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -12,6 +13,12 @@ import (
 // found), for the breakdown.
 type marks struct {
 	stagingRunning, stagingDone, lrpDesired, lastLayer time.Time
+	// The first container's start, from the debug log (zero at info):
+	// when runc's pid was known, the parts of its start, and when its
+	// health check passed.
+	containerStarted             time.Time
+	idsUserns, bundle, runcToPid time.Duration
+	healthy                      time.Time
 }
 
 // readMarks reads the first staging task, LRP and the last unpacked layer
@@ -45,6 +52,13 @@ func readMarks(path string) (marks, error) {
 			m.lrpDesired = t
 		case strings.Contains(line, `msg="layer cache: unpacked layer"`):
 			m.lastLayer = t
+		case strings.Contains(line, `msg="container started"`) && m.containerStarted.IsZero():
+			m.containerStarted = t
+			m.idsUserns = msField(line, "ids_userns_ms")
+			m.bundle = msField(line, "bundle_ms")
+			m.runcToPid = msField(line, "runc_ms")
+		case strings.Contains(line, `msg="Container became healthy"`) && m.healthy.IsZero():
+			m.healthy = t
 		}
 	}
 	return m, sc.Err()
@@ -85,3 +99,39 @@ type step struct {
 }
 
 func (s step) String() string { return fmt.Sprintf("%s: %s", s.name, ms(s.took)) }
+
+// msField reads a " key=1.234" milliseconds field of a log line.
+func msField(line, key string) time.Duration {
+	_, v, ok := strings.Cut(line, " "+key+"=")
+	if !ok {
+		return 0
+	}
+	v, _, _ = strings.Cut(v, " ")
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(f * float64(time.Millisecond))
+}
+
+// containerSteps splits the container step (from the layers and the LRP
+// to the first 200) at the debug log's lines; nil without them.
+func (m marks) containerSteps(firstOK time.Time) []step {
+	ready := m.lrpDesired
+	if m.lastLayer.After(ready) {
+		ready = m.lastLayer
+	}
+	runStart := m.containerStarted.Add(-(m.idsUserns + m.bundle + m.runcToPid))
+	if m.containerStarted.IsZero() || m.healthy.IsZero() || m.runcToPid == 0 ||
+		runStart.Before(ready.Add(-time.Millisecond)) || m.healthy.Before(m.containerStarted) || firstOK.Before(m.healthy) {
+		return nil
+	}
+	return []step{
+		{"  placed, volume, container spec (after layers and LRP)", runStart.Sub(ready)},
+		{"  host ids and user namespace", m.idsUserns},
+		{"  bundle: overlay, mounts, config", m.bundle},
+		{"  runc run until the container's pid", m.runcToPid},
+		{"  pid to health check passed", m.healthy.Sub(m.containerStarted)},
+		{"  RUNNING reported, routed, first 200 seen", firstOK.Sub(m.healthy)},
+	}
+}

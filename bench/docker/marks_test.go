@@ -60,3 +60,37 @@ time=2026-12-06T10:04:08.900Z level=INFO msg="task running" component=bbs task_g
 		t.Errorf("breakdown without marks = %v, want none", steps)
 	}
 }
+
+func TestContainerSteps_splitTheContainerStepAtTheDebugLines(t *testing.T) {
+	log := `time=2026-12-06T10:04:08.265Z level=INFO msg="lrp desired" component=bbs process_guid=p revision=1 instances=1
+time=2026-12-06T10:04:08.300Z level=INFO msg="layer cache: unpacked layer" component=layers layer=sha256-1
+time=2026-12-06T10:04:08.500Z level=DEBUG msg="container started" component=cell container_id=c pid=42 ids_userns_ms=10.5 bundle_ms=4.5 runc_ms=150 other=1
+time=2026-12-06T10:04:08.530Z level=DEBUG msg="Container became healthy" component=cell instance_guid=i
+time=2026-12-06T10:04:09.000Z level=DEBUG msg="container started" component=cell container_id=d pid=43 ids_userns_ms=1 bundle_ms=1 runc_ms=1
+`
+	path := filepath.Join(t.TempDir(), "server.log")
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readMarks(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstOK, _ := time.Parse(time.RFC3339Nano, "2026-12-06T10:04:08.545Z")
+	steps := m.containerSteps(firstOK)
+	// runc began at .500 - 165 ms = .335, 35 ms after the last layer.
+	want := []time.Duration{35000, 10500, 4500, 150000, 30000, 15000}
+	if len(steps) != len(want) {
+		t.Fatalf("steps = %v, want %d", steps, len(want))
+	}
+	for k, st := range steps {
+		if st.took != want[k]*time.Microsecond {
+			t.Errorf("step %d (%s) = %s, want %s", k, st.name, st.took, want[k]*time.Microsecond)
+		}
+	}
+	// An info-level log has no container lines: no split.
+	m.containerStarted = time.Time{}
+	if steps := m.containerSteps(firstOK); steps != nil {
+		t.Errorf("without debug lines: %v, want none", steps)
+	}
+}

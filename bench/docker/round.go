@@ -78,6 +78,9 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 		return rd, err
 	}
 	rd.steps = m.breakdown(start, firstOK)
+	if cs := m.containerSteps(firstOK); rd.steps != nil && cs != nil {
+		rd.steps = append(rd.steps, cs...)
+	}
 
 	// The cell syncs the layers to disk in the background after the
 	// container has them: wait for that (it would slow the floor down),

@@ -9,13 +9,14 @@ import (
 )
 
 // server is a `pando server` child with its own data dir (so its own,
-// empty, layer cache) and loopback ports.
+// empty, layer cache) and loopback ports. It logs at debug level: the
+// container step's breakdown reads the cell's debug lines.
 type server struct {
 	*pandoserver.Server
 }
 
 func startServer(ctx context.Context, bin, dir, insecureRegistry string) (*server, error) {
-	s, err := pandoserver.Start(ctx, bin, dir, "--insecure-registry", insecureRegistry, "--log-level", "info")
+	s, err := pandoserver.Start(ctx, bin, dir, "--insecure-registry", insecureRegistry, "--log-level", "debug")
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -563,6 +564,54 @@ func TestPush_dockerImageSkipsUpload(t *testing.T) {
 		if strings.Contains(r, "resource_matches") || strings.Contains(r, "/upload") {
 			t.Errorf("docker push made %s", r)
 		}
+	}
+}
+
+func TestPush_dockerImageOpensTheStagingStreamWhileThePackageIsCreated(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.lastLine = "Staging complete"
+	f.stats = [][]statEntry{{{state: "RUNNING"}}}
+	streamOpened := func() bool {
+		for _, r := range f.requests() {
+			if strings.Contains(r, "/pando/v1/logs/") {
+				return true
+			}
+		}
+		return false
+	}
+	// The package is answered only once the stream is open: a CLI that
+	// opened it after the package would wait here in vain.
+	sawStream := false
+	f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/v3/packages" {
+			return false
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !sawStream; {
+			if sawStream = streamOpened(); !sawStream {
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		return false
+	}
+	if err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1"); err != nil {
+		t.Fatalf("push: %v\nstderr: %s", err, h.err)
+	}
+	if !sawStream {
+		t.Fatal("the package was created before the staging stream was opened")
+	}
+	streams := 0
+	for _, r := range f.requests() {
+		if strings.Contains(r, "/pando/v1/logs/") {
+			streams++
+		}
+	}
+	if streams != 1 {
+		t.Errorf("%d staging streams opened, want 1", streams)
+	}
+	if !strings.Contains(h.out.String(), "Staging complete") {
+		t.Errorf("staging output missing:\n%s", h.out.String())
 	}
 }
 

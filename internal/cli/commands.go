@@ -109,7 +109,7 @@ func (s *session) startApp(ctx context.Context, app *api.App, action string, wai
 		if err != nil {
 			return err
 		}
-		if err := s.stageAndRestart(ctx, app, pkg, wait); err != nil {
+		if err := s.stageAndRestart(ctx, app, pkg, wait, nil); err != nil {
 			return err
 		}
 		return s.showApp(ctx, app.Name)
@@ -152,7 +152,7 @@ func (e *env) restageCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := s.stageAndRestart(ctx, app, pkg, wait); err != nil {
+			if err := s.stageAndRestart(ctx, app, pkg, wait, nil); err != nil {
 				return err
 			}
 			return s.showApp(ctx, app.Name)

@@ -142,6 +142,12 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 		return err
 	}
 	var pkg *api.Package
+	var stg *follower // the staging output's stream, opened early
+	defer func() {
+		if stg != nil {
+			stg.stop()
+		}
+	}()
 	if image, user := m.docker(); image != "" {
 		d := &api.DockerData{Image: image, Username: user}
 		if user != "" {
@@ -150,6 +156,11 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 			}
 		}
 		s.out("Using Docker image %s\n", image)
+		if !noStart {
+			// No upload to wait for: open the staging stream while the
+			// package is created rather than after.
+			stg = s.follow(ctx, app.GUID, []string{"STG"}, nil)
+		}
 		if pkg, err = s.c.CreatePackage(ctx, app.GUID, d); err != nil {
 			return err
 		}
@@ -168,16 +179,19 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 		s.out("\nUploaded; not staged or started (--no-start). Run 'pando start %s' to stage and start it.\n", name)
 		return nil
 	}
-	if err := s.stageAndRestart(ctx, app, pkg, waitTimeout); err != nil {
+	f := stg
+	stg = nil // stage stops it
+	if err := s.stageAndRestart(ctx, app, pkg, waitTimeout, f); err != nil {
 		return err
 	}
 	return s.showApp(ctx, name)
 }
 
 // stageAndRestart stages pkg, makes the droplet current and (re)starts the
-// app, waiting for its instances.
-func (s *session) stageAndRestart(ctx context.Context, app *api.App, pkg *api.Package, waitTimeout time.Duration) error {
-	b, err := s.stage(ctx, app, pkg)
+// app, waiting for its instances. stg is the staging output's stream when
+// the caller opened it already (nil: stage opens it).
+func (s *session) stageAndRestart(ctx context.Context, app *api.App, pkg *api.Package, waitTimeout time.Duration, stg *follower) error {
+	b, err := s.stage(ctx, app, pkg, stg)
 	if err != nil {
 		return err
 	}

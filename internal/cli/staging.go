@@ -13,10 +13,13 @@ import (
 
 // stage builds pkg, printing the staging output live, and returns the
 // STAGED build. A failed build prints an explanation on stderr and returns
-// an error.
-func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package) (*api.Build, error) {
+// an error. f is the app's STG stream if the caller opened it already
+// (stage stops it); nil: stage opens one.
+func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package, f *follower) (*api.Build, error) {
 	s.out("\nStaging app and tracing logs...\n")
-	f := s.follow(ctx, app.GUID, []string{"STG"}, nil)
+	if f == nil {
+		f = s.follow(ctx, app.GUID, []string{"STG"}, nil)
+	}
 	defer f.stop()
 	// Start the build only once the stream is open, so no line is missed.
 	if err := f.waitOpen(ctx, "the staging output"); err != nil {

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -118,7 +117,50 @@ type flight struct {
 	cancel  context.CancelFunc
 }
 
-var dirName = regexp.MustCompile(`^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})(-u[0-9]+-g[0-9]+-n[0-9]+)?$`)
+// isDirName reports whether name is a cache directory's:
+// sha256-<64 hex> or sha512-<128 hex>, then optionally -u<n>-g<n>-n<n>
+// (lowercase hex, decimal n). Checked by hand: a regexp with these repeat
+// counts costs every start of the pando binary (CLI commands included) a
+// millisecond or more to compile.
+func isDirName(name string) bool {
+	hexLen := 0
+	switch {
+	case strings.HasPrefix(name, "sha256-"):
+		hexLen = 64
+	case strings.HasPrefix(name, "sha512-"):
+		hexLen = 128
+	default:
+		return false
+	}
+	rest := name[len("sha256-"):]
+	if len(rest) < hexLen {
+		return false
+	}
+	for i := range hexLen {
+		if c := rest[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	rest = rest[hexLen:]
+	for _, tag := range []string{"-u", "-g", "-n"} {
+		if rest == "" && tag == "-u" {
+			return true
+		}
+		var ok bool
+		if rest, ok = strings.CutPrefix(rest, tag); !ok {
+			return false
+		}
+		digits := 0
+		for digits < len(rest) && '0' <= rest[digits] && rest[digits] <= '9' {
+			digits++
+		}
+		if digits == 0 {
+			return false
+		}
+		rest = rest[digits:]
+	}
+	return rest == ""
+}
 
 // Open opens (creating) the cache in dir, removes unfinished work of an
 // earlier process, and indexes the layers already unpacked.
@@ -220,7 +262,7 @@ func (c *Cache) index(boot string) error {
 	var all []found
 	for _, de := range des {
 		full := filepath.Join(c.unpacked, de.Name())
-		if !de.IsDir() || !dirName.MatchString(de.Name()) {
+		if !de.IsDir() || !isDirName(de.Name()) {
 			c.log.Warn("layer cache: removing a stray entry", "path", full)
 			if err := os.RemoveAll(full); err != nil {
 				return fmt.Errorf("open layer cache: %w", err)

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,6 +61,12 @@ type Config struct {
 	// StartTimeout bounds how long Run waits for runc to report the
 	// container's process; default 30s (Run's ctx can end it sooner).
 	StartTimeout time.Duration
+	// RuncFromPath runs `runc run` from RuncPath, as runc is installed.
+	// By default the backend keeps one sealed in-memory copy of runc and
+	// runs it from there (see sealedBinary): runc then skips protecting
+	// itself again at every start. Where the copy cannot be made or run,
+	// the backend falls back to the path and logs why.
+	RuncFromPath bool
 	Logger       *slog.Logger
 }
 
@@ -94,6 +99,11 @@ type Backend struct {
 	log          *slog.Logger
 	volumes      string // the volumes' image files
 	mkfs         string // mkfs.ext4; "" when missing
+
+	// sealedMu guards sealed: Run holds it (read) until its child has its
+	// own descriptor of the copy, Close (write) to close it.
+	sealedMu sync.RWMutex
+	sealed   *sealedBinary // nil: runc runs from its path
 
 	mu        sync.Mutex
 	live      map[string]*Container
@@ -223,6 +233,9 @@ func New(cfg Config) (*Backend, error) {
 	if b.startTimeout <= 0 {
 		b.startTimeout = 30 * time.Second
 	}
+	if !cfg.RuncFromPath {
+		b.sealed = sealRunc(runcPath, log)
+	}
 	for _, d := range []string{stateDir, b.root, b.bundles, b.volumes} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("runc backend: %w", err)
@@ -245,7 +258,23 @@ func findMkfs() string {
 	return ""
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+// validID reports whether id is 1-128 letters, digits, '_', '.' or '-',
+// starting with a letter or digit. Checked by hand: a regexp with that
+// repeat count costs every start of the pando binary (CLI commands
+// included) a millisecond or more to compile.
+func validID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Run lays out the bundle and starts the container. ctx bounds the start
 // only; the container runs until its process exits or it is destroyed.
@@ -295,7 +324,7 @@ func (b *Backend) Run(ctx context.Context, spec container.Spec) (container.Conta
 }
 
 func validate(spec container.Spec) error {
-	if !idPattern.MatchString(spec.ID) {
+	if !validID(spec.ID) {
 		return pando.Errorf(pando.EInvalid, "container id %q: use 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit", spec.ID)
 	}
 	if len(spec.Args) == 0 || spec.Args[0] == "" {
@@ -375,10 +404,46 @@ func (b *Backend) retryDestroy(c *Container) {
 }
 
 // Close stops the background retries of failed Destroys and waits for
-// them; call Cleanup afterwards to remove what they left.
+// them, and releases the sealed copy of runc (a later Run starts runc from
+// its path); call Cleanup afterwards to remove what they left.
 func (b *Backend) Close() {
 	b.closeOnce.Do(func() { close(b.closing) })
 	b.retries.Wait()
+	b.sealedMu.Lock()
+	defer b.sealedMu.Unlock()
+	if b.sealed != nil {
+		_ = b.sealed.Close()
+		b.sealed = nil
+	}
+}
+
+// sealRunc makes the sealed copy of runc that `runc run` is executed
+// through, or returns nil (runc runs from its path) when that fails.
+func sealRunc(runcPath string, log *slog.Logger) *sealedBinary {
+	s, err := sealBinary(runcPath)
+	if err == nil {
+		if err = s.check(context.Background()); err != nil {
+			_ = s.Close()
+		}
+	}
+	if err != nil {
+		log.Warn("runc runs from its path: each start copies or mounts it again", "runc", runcPath, "error", err)
+		return nil
+	}
+	log.Debug("runc runs from a sealed in-memory copy", "runc", runcPath, "bytes", s.size)
+	return s
+}
+
+// runCommand returns the command that starts runc with args under
+// prlimit's options: through the sealed copy of runc when there is one.
+// Call it, and start the command, holding b.sealedMu for reading.
+func (b *Backend) runCommand(prlimit []string, args ...string) *exec.Cmd {
+	wrapper := append([]string{b.prlimit}, prlimit...)
+	wrapper = append(wrapper, "--")
+	if b.sealed != nil {
+		return b.sealed.command(context.Background(), wrapper, args...)
+	}
+	return exec.Command(wrapper[0], append(append(wrapper[1:], b.runc), args...)...)
 }
 
 func (b *Backend) forget(id string, c *Container) {
@@ -435,7 +500,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		}
 	}
 	for id := range ids {
-		if !idPattern.MatchString(id) {
+		if !validID(id) {
 			continue
 		}
 		b.log.Info("removing leftover container", "container_id", id)

@@ -24,7 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func requireRunc(t *testing.T) string {
+func requireRunc(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "runc containers need root")
@@ -46,6 +46,7 @@ func newBackend(t *testing.T, stateDir string) *Backend {
 	// Each test has its own state dir, hence its own cgroup parent and
 	// rootfs dir: remove them.
 	t.Cleanup(func() {
+		b.Close()
 		_ = os.RemoveAll(b.rootfsDir)
 		b.cg.removeEmptyUnder(b.cgroupParent)
 		for _, mnt := range b.cg.all {
@@ -73,7 +74,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,10 +77,13 @@ func newIDAllocator(dir string, base uint32, blocks int) (*idAllocator, error) {
 func (a *idAllocator) acquire(owner string) (*idLease, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// First a block released cleanly (an empty lease file): taking it
+	// needs no look at the host's processes. Blocks whose holder died
+	// without releasing them come second, with one look at /proc for all.
+	var stale []int
 	for i := 0; i < a.blocks; i++ {
 		k := (a.next + i) % a.blocks
-		base := a.base + uint32(k)*idBlockSize
-		l, err := a.tryLease(base, owner)
+		l, dirty, err := a.tryLease(a.base+uint32(k)*idBlockSize, owner, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -87,27 +91,45 @@ func (a *idAllocator) acquire(owner string) (*idLease, error) {
 			a.next = (k + 1) % a.blocks
 			return l, nil
 		}
+		if dirty {
+			stale = append(stale, k)
+		}
+	}
+	if len(stale) > 0 {
+		used := hostIDsInUse()
+		for _, k := range stale {
+			l, _, err := a.tryLease(a.base+uint32(k)*idBlockSize, owner, used)
+			if err != nil {
+				return nil, err
+			}
+			if l != nil {
+				a.next = (k + 1) % a.blocks
+				return l, nil
+			}
+		}
 	}
 	return nil, pando.Errorf(pando.EInsufficient, "insufficient resources: all %d host id ranges from %d are in use", a.blocks, a.base)
 }
 
-// tryLease returns nil, nil when the block is taken.
-func (a *idAllocator) tryLease(base uint32, owner string) (*idLease, error) {
+// tryLease takes the block at base: it returns nil when another holder
+// has it, or when its lease file was not released and used is nil (dirty
+// true) or has ids of the block.
+func (a *idAllocator) tryLease(base uint32, owner string, used *idSet) (l *idLease, dirty bool, err error) {
 	f, err := os.OpenFile(filepath.Join(a.dir, strconv.FormatUint(uint64(base), 10)), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("host id lease: %w", err)
+		return nil, false, fmt.Errorf("host id lease: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, nil
+			return nil, false, nil
 		}
-		return nil, fmt.Errorf("host id lease %d: %w", base, err)
+		return nil, false, fmt.Errorf("host id lease %d: %w", base, err)
 	}
 	if fi, err := f.Stat(); err != nil || fi.Size() > 0 {
-		if err != nil || idsInUse(base, base+idBlockSize-1) {
+		if err != nil || used == nil || used.any(base, base+idBlockSize-1) {
 			f.Close()
-			return nil, nil
+			return nil, err == nil, nil
 		}
 	}
 	err = f.Truncate(0)
@@ -116,9 +138,9 @@ func (a *idAllocator) tryLease(base uint32, owner string) (*idLease, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("host id lease %d: %w", base, err)
+		return nil, false, fmt.Errorf("host id lease %d: %w", base, err)
 	}
-	return &idLease{base: base, f: f}, nil
+	return &idLease{base: base, f: f}, false, nil
 }
 
 // release frees the block: call it only once nothing of the container
@@ -135,12 +157,23 @@ func (l *idLease) release() error {
 }
 
 // idsInUse reports whether a host process has a uid or gid in [lo, hi].
-// Unreadable entries (processes that exited meanwhile) are skipped.
-func idsInUse(lo, hi uint32) bool {
+func idsInUse(lo, hi uint32) bool { return hostIDsInUse().any(lo, hi) }
+
+// idSet is the uids and gids the host's processes run with, sorted;
+// unknown when /proc cannot be read (every id counts as used then).
+type idSet struct {
+	ids     []uint32
+	unknown bool
+}
+
+// hostIDsInUse reads every process's uids and gids from /proc. Unreadable
+// entries (processes that exited meanwhile) are skipped.
+func hostIDsInUse() *idSet {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return true // cannot tell: keep away
+		return &idSet{unknown: true} // cannot tell: keep away
 	}
+	seen := map[uint32]bool{}
 	for _, e := range ents {
 		if e.Name()[0] < '0' || e.Name()[0] > '9' {
 			continue
@@ -156,15 +189,28 @@ func idsInUse(lo, hi uint32) bool {
 				continue
 			}
 			for _, field := range strings.Fields(line)[1:] {
-				if id, err := strconv.ParseUint(field, 10, 32); err == nil && uint32(id) >= lo && uint32(id) <= hi {
-					f.Close()
-					return true
+				if id, err := strconv.ParseUint(field, 10, 32); err == nil {
+					seen[uint32(id)] = true
 				}
 			}
 		}
 		f.Close()
 	}
-	return false
+	s := &idSet{ids: make([]uint32, 0, len(seen))}
+	for id := range seen {
+		s.ids = append(s.ids, id)
+	}
+	slices.Sort(s.ids)
+	return s
+}
+
+// any reports whether an id in [lo, hi] is in use.
+func (s *idSet) any(lo, hi uint32) bool {
+	if s.unknown {
+		return true
+	}
+	i, _ := slices.BinarySearch(s.ids, lo)
+	return i < len(s.ids) && s.ids[i] <= hi
 }
 
 // userNS holds a new user namespace, owned by the host uid its root maps

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/pandoplatform/pando/internal/container"
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 // The test binary is the backend's lifecycle binary, bind-mounted into
@@ -257,5 +259,80 @@ func TestCleanup_sweepsRootfsDirsOfDeletedStateDirs(t *testing.T) {
 	}
 	if _, err := os.Stat(kept.rootfsDir); err != nil {
 		t.Fatalf("rootfs dir of a live backend: %v", err)
+	}
+}
+
+func TestIDAllocator_takesCleanBlocksFirstAndStaleOnesOnlyWhenNoProcessHasTheirIDs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "running a process as another uid needs root")
+	}
+	dir := t.TempDir()
+	// Past the default range, where no container runs.
+	const base = DefaultHostIDBase + (DefaultHostIDBlocks+4)*idBlockSize
+	a, err := newIDAllocator(dir, base, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(k int) uint32 { return base + uint32(k)*idBlockSize }
+	// Blocks 0 and 1: holders that died without releasing them; a process
+	// still runs with an id of block 1.
+	for _, k := range []int{0, 1} {
+		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(int(block(k)))), []byte("dead holder\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sleeper := exec.Command("sleep", "60")
+	sleeper.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: block(1) + 7, Gid: block(1) + 7}}
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sleeper.Process.Kill()
+		_ = sleeper.Wait()
+	})
+
+	// Leases stay held until the test ends (a collected lease's file is
+	// closed, which would free its block).
+	var held []*idLease
+	t.Cleanup(func() {
+		for _, l := range held {
+			_ = l.release()
+		}
+	})
+	l, err := a.acquire("first")
+	if err != nil || l.base != block(2) {
+		t.Fatalf("first lease %+v (%v), want the clean block %d before the stale ones", l, err, block(2))
+	}
+	held = append(held, l)
+	l2, err := a.acquire("second")
+	if err != nil || l2.base != block(0) {
+		t.Fatalf("second lease %+v (%v), want stale block %d, whose ids no process has", l2, err, block(0))
+	}
+	held = append(held, l2)
+	if l3, err := a.acquire("third"); err == nil {
+		held = append(held, l3)
+		t.Fatalf("third lease %d: block %d's ids are still in use", l3.base, block(1))
+	}
+	_ = sleeper.Process.Kill()
+	_ = sleeper.Wait()
+	l3, err := a.acquire("third")
+	if err != nil || l3.base != block(1) {
+		t.Fatalf("after the process exited: %+v (%v), want block %d", l3, err, block(1))
+	}
+	held = append(held, l3)
+}
+
+func TestIDSet_anyFindsAnIDInARange(t *testing.T) {
+	s := &idSet{ids: []uint32{0, 5, 100}}
+	for _, c := range []struct {
+		lo, hi uint32
+		want   bool
+	}{{0, 0, true}, {1, 4, false}, {1, 5, true}, {6, 99, false}, {100, 200, true}, {101, 1 << 31, false}} {
+		if got := s.any(c.lo, c.hi); got != c.want {
+			t.Errorf("any(%d, %d) = %v, want %v", c.lo, c.hi, got, c.want)
+		}
+	}
+	if !(&idSet{unknown: true}).any(1, 2) {
+		t.Error("an unknown set must count every id as used")
 	}
 }
