@@ -168,7 +168,7 @@ func (b *bench) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.PasswordGrant(ctx, "admin", b.srv.password); err != nil {
+	if _, err := c.PasswordGrant(ctx, "admin", b.srv.Password); err != nil {
 		return fmt.Errorf("log in: %w", err)
 	}
 	orgs, err := c.Orgs(ctx)
@@ -189,7 +189,7 @@ func (b *bench) login(ctx context.Context) error {
 	if !b.cfg.cli {
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, b.pandoBin, "login", "-a", b.srv.apiURL, "-u", "admin", "-p", b.srv.password,
+	cmd := exec.CommandContext(ctx, b.pandoBin, "login", "-a", b.srv.apiURL, "-u", "admin", "-p", b.srv.Password,
 		"-o", orgs[0].Name, "-s", spaces[0].Name)
 	cmd.Env = b.cliEnv()
 	cmd.Dir = b.tmp
@@ -363,8 +363,8 @@ func (b *bench) close(ctx context.Context, failed bool) error {
 			errs = append(errs, err)
 		}
 		if failed {
-			b.log.Error("bench failed", "server_log", b.srv.logPath)
-			fmt.Fprintln(os.Stderr, b.srv.logTail(30))
+			b.log.Error("bench failed", "server_log", b.srv.LogPath)
+			fmt.Fprintln(os.Stderr, b.srv.LogTail(30))
 		}
 	}
 	if b.floorBackend != nil {
