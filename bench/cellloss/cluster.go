@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,13 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
+	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
 // cluster is the server (with its own cell, cell-0) and the two joined
@@ -280,7 +279,7 @@ func (c *cellProc) cleanup() error {
 			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", id, err, out))
 		}
 	}
-	ms, err := mountsUnder(c.dir)
+	ms, err := mountinfo.Under(c.dir)
 	errs = append(errs, err)
 	for _, m := range ms {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
@@ -311,35 +310,10 @@ func removeCgroupTree(dir string) {
 	_ = syscall.Rmdir(dir)
 }
 
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dir = filepath.Clean(dir)
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		// Paths with spaces are escaped (\040); the bench's have none.
-		if mp := fields[4]; mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out, sc.Err()
-}
-
 // removeUnmounted removes dir unless something is still mounted below it
 // (removing through a bind mount of /usr would wipe the host).
 func removeUnmounted(dir string) error {
-	ms, err := mountsUnder(dir)
+	ms, err := mountinfo.Under(dir)
 	if err != nil {
 		return err
 	}

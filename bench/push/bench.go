@@ -19,6 +19,7 @@ import (
 
 	"github.com/pandoplatform/pando/internal/cli/api"
 	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
 // bench holds what one benchmark run set up: a temp dir, the server, a
@@ -377,35 +378,14 @@ func (b *bench) close(ctx context.Context, failed bool) error {
 		b.log.Info("kept the bench's temp dir", "dir", b.tmp)
 		return errors.Join(errs...)
 	}
-	if mounted := mountsUnder(b.tmp); len(mounted) > 0 {
-		errs = append(errs, fmt.Errorf("not removing %s: still mounted: %s", b.tmp, strings.Join(mounted, ", ")))
+	if mounted, err := mountinfo.Under(b.tmp); err != nil || len(mounted) > 0 {
+		errs = append(errs, fmt.Errorf("not removing %s: still mounted: %s (%v)", b.tmp, strings.Join(mounted, ", "), err))
 		return errors.Join(errs...)
 	}
 	if err := os.RemoveAll(b.tmp); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// mountsUnder lists mount points at or below dir (from
-// /proc/self/mountinfo), so the bench never deletes through a mount.
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return []string{"(cannot read /proc/self/mountinfo: " + err.Error() + ")"}
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := strings.ReplaceAll(f[4], `\040`, " ")
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out
 }
 
 func hostInfo(ctx context.Context) host {
