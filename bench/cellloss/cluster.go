@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
+	"github.com/pandoplatform/pando/internal/cgroupclean"
 	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
@@ -286,28 +285,8 @@ func (c *cellProc) cleanup() error {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
 	}
-	// The runc backend's cgroup parent for this data dir (as in
-	// internal/container/runc): /pando/<first 4 bytes of sha256>.
-	abs, _ := filepath.Abs(filepath.Join(c.dataDir, "containers"))
-	sum := sha256.Sum256([]byte(abs))
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, h := range hier {
-		removeCgroupTree(filepath.Join(h, "pando", hex.EncodeToString(sum[:4])))
-	}
+	cgroupclean.Remove(cgroupclean.DefaultParent(filepath.Join(c.dataDir, "containers")))
 	return errors.Join(errs...)
-}
-
-func removeCgroupTree(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	_ = syscall.Rmdir(dir)
 }
 
 // removeUnmounted removes dir unless something is still mounted below it

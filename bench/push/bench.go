@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pandoplatform/pando/internal/cgroupclean"
 	"github.com/pandoplatform/pando/internal/cli/api"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/mountinfo"
@@ -372,7 +373,7 @@ func (b *bench) close(ctx context.Context, failed bool) error {
 		if err := b.floorBackend.Cleanup(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		removeCgroupParent(b.floorCgroup())
+		cgroupclean.Remove(b.floorCgroup())
 	}
 	if b.cfg.keep || (failed && b.cfg.verbose) {
 		b.log.Info("kept the bench's temp dir", "dir", b.tmp)

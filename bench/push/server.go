@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
+	"github.com/pandoplatform/pando/internal/cgroupclean"
 	"github.com/pandoplatform/pando/internal/container/runc"
 )
 
@@ -45,7 +46,7 @@ func (s *server) stop(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("remove leftover containers: %w", err))
 	} else {
-		removeCgroupParent(defaultCgroupParent(stateDir))
+		cgroupclean.Remove(cgroupclean.DefaultParent(stateDir))
 	}
 	return errors.Join(errs...)
 }

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pandoplatform/pando/internal/cgroupclean"
 	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
@@ -366,7 +365,7 @@ func (s *server) cleanup() error {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
 	}
-	removeCgroups(s.cgroupParent())
+	cgroupclean.Remove(cgroupclean.DefaultParent(filepath.Join(s.dataDir, "containers")))
 	if left, err := mountinfo.Under(s.root); err != nil || len(left) > 0 {
 		// RemoveAll through a bind mount of /usr would wipe the host.
 		errs = append(errs, fmt.Errorf("not removing %s: mounts remain %v (%v)", s.root, left, err))
@@ -382,14 +381,6 @@ func (s *server) cleanup() error {
 // <data-dir>/containers/runc (internal/container/runc).
 func (s *server) runcRoot() string { return filepath.Join(s.dataDir, "containers", "runc") }
 
-// cgroupParent is the runc backend's default cgroup parent for this data
-// dir: /pando/<first 4 bytes of sha256(state dir)>.
-func (s *server) cgroupParent() string {
-	abs, _ := filepath.Abs(filepath.Join(s.dataDir, "containers"))
-	sum := sha256.Sum256([]byte(abs))
-	return "/pando/" + hex.EncodeToString(sum[:4])
-}
-
 // containers lists the runc containers of this server's runc root.
 func (s *server) containers() ([]string, error) {
 	if _, err := os.Stat(s.runcRoot()); errors.Is(err, os.ErrNotExist) {
@@ -402,30 +393,6 @@ func (s *server) containers() ([]string, error) {
 		return nil, fmt.Errorf("runc list: %w", err)
 	}
 	return strings.Fields(string(out)), nil
-}
-
-// removeCgroups removes the (empty) cgroup directories below parent in
-// every hierarchy, deepest first. Best effort: a cgroup with a process in
-// it stays, and the runc container check reports that.
-func removeCgroups(parent string) {
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	hier = append(hier, "/sys/fs/cgroup")
-	for _, h := range hier {
-		removeCgroupTree(filepath.Join(h, parent))
-	}
-}
-
-func removeCgroupTree(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	_ = syscall.Rmdir(dir)
 }
 
 // logSize is the current length of the server log.
