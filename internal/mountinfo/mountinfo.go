@@ -1,7 +1,7 @@
-// Package mountinfo lists the mount points below a directory, from
-// /proc/self/mountinfo, so that the tests and benches that run cells never
-// remove a tree through a mount still in it (a bind mount of /usr would
-// take the host's with it).
+// Package mountinfo reads /proc/self/mountinfo: its escaped mount points
+// (for the runc backend) and the mounts below a directory, so that the
+// tests and benches that run cells never remove a tree through a mount
+// still in it (a bind mount of /usr would take the host's with it).
 package mountinfo
 
 import (
@@ -37,7 +37,7 @@ func under(r io.Reader, dir string) ([]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		if mp := unescape(fields[4]); mp == dir || strings.HasPrefix(mp, dir+"/") {
+		if mp := Unescape(fields[4]); mp == dir || strings.HasPrefix(mp, dir+"/") {
 			out = append(out, mp)
 		}
 	}
@@ -45,8 +45,8 @@ func under(r io.Reader, dir string) ([]string, error) {
 	return out, sc.Err()
 }
 
-// unescape decodes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
+// Unescape decodes mountinfo's octal escapes (\040 for a space).
+func Unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
