@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
+	"github.com/pandoplatform/pando/internal/cgroupclean"
+	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
 // cluster is the server (with its own cell, cell-0) and the two joined
@@ -280,66 +278,21 @@ func (c *cellProc) cleanup() error {
 			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", id, err, out))
 		}
 	}
-	ms, err := mountsUnder(c.dir)
+	ms, err := mountinfo.Under(c.dir)
 	errs = append(errs, err)
 	for _, m := range ms {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
 	}
-	// The runc backend's cgroup parent for this data dir (as in
-	// internal/container/runc): /pando/<first 4 bytes of sha256>.
-	abs, _ := filepath.Abs(filepath.Join(c.dataDir, "containers"))
-	sum := sha256.Sum256([]byte(abs))
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, h := range hier {
-		removeCgroupTree(filepath.Join(h, "pando", hex.EncodeToString(sum[:4])))
-	}
+	cgroupclean.Remove(cgroupclean.DefaultParent(filepath.Join(c.dataDir, "containers")))
 	return errors.Join(errs...)
-}
-
-func removeCgroupTree(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	_ = syscall.Rmdir(dir)
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dir = filepath.Clean(dir)
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		// Paths with spaces are escaped (\040); the bench's have none.
-		if mp := fields[4]; mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out, sc.Err()
 }
 
 // removeUnmounted removes dir unless something is still mounted below it
 // (removing through a bind mount of /usr would wipe the host).
 func removeUnmounted(dir string) error {
-	ms, err := mountsUnder(dir)
+	ms, err := mountinfo.Under(dir)
 	if err != nil {
 		return err
 	}

@@ -23,12 +23,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/pandoplatform/pando/bench/internal/benchrun"
 	"github.com/pandoplatform/pando/internal/bbs"
 	"github.com/pandoplatform/pando/internal/cellapi"
 )
@@ -72,17 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error: -n must be at least 1 and -m at least 16")
 		return 2
 	}
-	cfg.pando = os.Getenv("PANDO_BIN")
-	if cfg.pando == "" {
-		cfg.pando = "bin/pando"
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench(ctx, cfg, stdout, stderr); err != nil {
-		fmt.Fprintln(stderr, "error:", err)
-		return 1
-	}
-	return 0
+	cfg.pando = benchrun.PandoBin()
+	return benchrun.Main(stderr, func(ctx context.Context) error { return bench(ctx, cfg, stdout, stderr) })
 }
 
 func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) {

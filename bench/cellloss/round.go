@@ -6,11 +6,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pandoplatform/pando/bench/internal/benchrun"
 )
 
 // appSource is an app whose answer names the instance, so the bench can
@@ -31,29 +32,7 @@ func main() {
 
 // buildApp builds the app into a directory of its own and returns it.
 func buildApp(ctx context.Context, dir string) (string, error) {
-	src, out := filepath.Join(dir, "app-src"), filepath.Join(dir, "app")
-	for _, d := range []string{src, out} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", err
-		}
-	}
-	files := map[string]string{"go.mod": "module example.com/celllossapp\n\ngo 1.22\n", "main.go": appSource}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
-			return "", err
-		}
-	}
-	gobin := "go"
-	if _, err := exec.LookPath(gobin); err != nil {
-		gobin = "/usr/local/go/bin/go"
-	}
-	build := exec.CommandContext(ctx, gobin, "build", "-o", filepath.Join(out, "server"), ".")
-	build.Dir = src
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=")
-	if b, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build the app: %w: %s", err, b)
-	}
-	return out, nil
+	return benchrun.BuildApp(ctx, dir, "example.com/celllossapp", appSource)
 }
 
 // placement is where an app's instances are, from the cells view.

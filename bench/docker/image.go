@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/pandoplatform/pando/bench/internal/benchrun"
 )
 
 // serverSource is the image's app: a static Go HTTP server on $PORT.
@@ -37,22 +38,9 @@ func main() {
 // at /app/server and dataLayers layers of incompressible random data,
 // dataBytes in all, with ENTRYPOINT and EXPOSE 8000.
 func buildImage(ctx context.Context, dir string, dataLayers int, dataBytes int64) (v1.Image, error) {
-	src := filepath.Join(dir, "image-src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return nil, err
-	}
-	files := map[string]string{"go.mod": "module example.com/benchimage\n\ngo 1.22\n", "main.go": serverSource}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
-			return nil, err
-		}
-	}
 	bin := filepath.Join(dir, "image-server")
-	build := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-o", bin, ".")
-	build.Dir = src
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build the image's server: %w\n%s", err, out)
+	if err := benchrun.BuildGo(ctx, filepath.Join(dir, "image-src"), "example.com/benchimage", serverSource, bin); err != nil {
+		return nil, err
 	}
 	server, err := os.ReadFile(bin)
 	if err != nil {
@@ -160,11 +148,4 @@ func gzipLayer(t []byte) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(gz)), nil
 	})
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "/usr/local/go/bin/go"
 }

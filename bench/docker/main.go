@@ -17,12 +17,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pandoplatform/pando/bench/internal/benchrun"
 )
 
 type config struct {
@@ -54,19 +54,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error: want 1 <= -n <= 50, 1 <= -mb <= 1024, 1 <= -layers <= 32")
 		return 2
 	}
-	cfg.pando = os.Getenv("PANDO_BIN")
-	if cfg.pando == "" {
-		cfg.pando = "bin/pando"
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rs, err := bench(ctx, cfg, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "error:", err)
-		return 1
-	}
-	report(stdout, rs)
-	return 0
+	cfg.pando = benchrun.PandoBin()
+	return benchrun.Main(stderr, func(ctx context.Context) error {
+		rs, err := bench(ctx, cfg, stderr)
+		if err != nil {
+			return err
+		}
+		report(stdout, rs)
+		return nil
+	})
 }
 
 // round is one round's measurements.

@@ -17,8 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pandoplatform/pando/internal/cgroupclean"
 	"github.com/pandoplatform/pando/internal/cli/api"
 	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
 // bench holds what one benchmark run set up: a temp dir, the server, a
@@ -168,7 +170,7 @@ func (b *bench) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.PasswordGrant(ctx, "admin", b.srv.password); err != nil {
+	if _, err := c.PasswordGrant(ctx, "admin", b.srv.Password); err != nil {
 		return fmt.Errorf("log in: %w", err)
 	}
 	orgs, err := c.Orgs(ctx)
@@ -189,7 +191,7 @@ func (b *bench) login(ctx context.Context) error {
 	if !b.cfg.cli {
 		return nil
 	}
-	cmd := exec.CommandContext(ctx, b.pandoBin, "login", "-a", b.srv.apiURL, "-u", "admin", "-p", b.srv.password,
+	cmd := exec.CommandContext(ctx, b.pandoBin, "login", "-a", b.srv.apiURL, "-u", "admin", "-p", b.srv.Password,
 		"-o", orgs[0].Name, "-s", spaces[0].Name)
 	cmd.Env = b.cliEnv()
 	cmd.Dir = b.tmp
@@ -363,49 +365,28 @@ func (b *bench) close(ctx context.Context, failed bool) error {
 			errs = append(errs, err)
 		}
 		if failed {
-			b.log.Error("bench failed", "server_log", b.srv.logPath)
-			fmt.Fprintln(os.Stderr, b.srv.logTail(30))
+			b.log.Error("bench failed", "server_log", b.srv.LogPath)
+			fmt.Fprintln(os.Stderr, b.srv.LogTail(30))
 		}
 	}
 	if b.floorBackend != nil {
 		if err := b.floorBackend.Cleanup(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		removeCgroupParent(b.floorCgroup())
+		cgroupclean.Remove(b.floorCgroup())
 	}
 	if b.cfg.keep || (failed && b.cfg.verbose) {
 		b.log.Info("kept the bench's temp dir", "dir", b.tmp)
 		return errors.Join(errs...)
 	}
-	if mounted := mountsUnder(b.tmp); len(mounted) > 0 {
-		errs = append(errs, fmt.Errorf("not removing %s: still mounted: %s", b.tmp, strings.Join(mounted, ", ")))
+	if mounted, err := mountinfo.Under(b.tmp); err != nil || len(mounted) > 0 {
+		errs = append(errs, fmt.Errorf("not removing %s: still mounted: %s (%v)", b.tmp, strings.Join(mounted, ", "), err))
 		return errors.Join(errs...)
 	}
 	if err := os.RemoveAll(b.tmp); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// mountsUnder lists mount points at or below dir (from
-// /proc/self/mountinfo), so the bench never deletes through a mount.
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return []string{"(cannot read /proc/self/mountinfo: " + err.Error() + ")"}
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := strings.ReplaceAll(f[4], `\040`, " ")
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	return out
 }
 
 func hostInfo(ctx context.Context) host {

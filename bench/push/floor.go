@@ -158,7 +158,7 @@ func (b *bench) floorRunc(ctx context.Context, round int) (time.Duration, error)
 }
 
 // newFloorBackend returns a runc backend on dir whose containers go under
-// cgroupParent (removed by the caller with removeCgroupParent).
+// cgroupParent (removed by the caller with cgroupclean.Remove).
 func newFloorBackend(dir, pandoBin, cgroupParent string) (*runc.Backend, error) {
 	be, err := runc.New(runc.Config{StateDir: dir, LifecycleBinary: pandoBin, CgroupParent: cgroupParent})
 	if err != nil {

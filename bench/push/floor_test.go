@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando/internal/archive"
+	"github.com/pandoplatform/pando/internal/cgroupclean"
 	"github.com/pandoplatform/pando/internal/testenv"
 )
 
@@ -26,7 +27,7 @@ func TestFloorRunc_runsTwoNoopContainersAndCleansUp(t *testing.T) {
 	parent := "/pando/bench-floor-test-" + filepath.Base(dir)
 	be, err := newFloorBackend(filepath.Join(dir, "containers"), self, parent)
 	must(t, err)
-	defer removeCgroupParent(parent)
+	defer cgroupclean.Remove(parent)
 	b := &bench{floorBackend: be}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -41,7 +42,7 @@ func TestFloorRunc_runsTwoNoopContainersAndCleansUp(t *testing.T) {
 	if len(ents) != 0 {
 		t.Errorf("%d bundles left", len(ents))
 	}
-	removeCgroupParent(parent)
+	cgroupclean.Remove(parent)
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", parent)); !os.IsNotExist(err) {
 		t.Errorf("cgroup %s left behind (stat: %v)", parent, err)
 	}

@@ -246,7 +246,7 @@ func (b *bench) waitFor200(ctx context.Context, name string) (time.Time, int, er
 	not200 := 0
 	last := ""
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.srv.routerAddr+"/", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.srv.RouterAddr+"/", nil)
 		if err != nil {
 			return time.Time{}, 0, err
 		}

@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -33,6 +32,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pandoplatform/pando/bench/internal/benchrun"
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
 )
 
@@ -75,17 +75,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cfg.only[strings.TrimSpace(t)] = true
 		}
 	}
-	cfg.pando = os.Getenv("PANDO_BIN")
-	if cfg.pando == "" {
-		cfg.pando = "bin/pando"
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := bench(ctx, cfg, stdout, stderr); err != nil {
-		fmt.Fprintln(stderr, "error:", err)
-		return 1
-	}
-	return 0
+	cfg.pando = benchrun.PandoBin()
+	return benchrun.Main(stderr, func(ctx context.Context) error { return bench(ctx, cfg, stdout, stderr) })
 }
 
 // target is one way to reach the instance.
@@ -359,27 +350,9 @@ func main() {
 // pushApp builds a Go hello server, pushes it as "bench" and returns the
 // host port of its instance.
 func (s *server) pushApp(ctx context.Context, dir string) (string, error) {
-	src, out := filepath.Join(dir, "app-src"), filepath.Join(dir, "app")
-	for _, d := range []string{src, out} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", err
-		}
-	}
-	files := map[string]string{"go.mod": "module example.com/benchapp\n\ngo 1.22\n", "main.go": appSource}
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
-			return "", err
-		}
-	}
-	gobin := "go"
-	if _, err := exec.LookPath(gobin); err != nil {
-		gobin = "/usr/local/go/bin/go"
-	}
-	build := exec.CommandContext(ctx, gobin, "build", "-o", filepath.Join(out, "server"), ".")
-	build.Dir = src
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
-	if b, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build the app: %w: %s", err, b)
+	out, err := benchrun.BuildApp(ctx, dir, "example.com/benchapp", appSource)
+	if err != nil {
+		return "", err
 	}
 	if b, err := s.CLI(ctx, nil, "push", "bench", "-p", out, "-b", "binary_buildpack", "-c", "./server", "-m", "512M"); err != nil {
 		return "", fmt.Errorf("push: %w: %s", err, b)

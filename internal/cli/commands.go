@@ -29,7 +29,7 @@ func (e *env) appCommand(use, short string, nargs int, run func(ctx context.Cont
 			if err != nil {
 				return err
 			}
-			return s.denied(run(ctx, s, args), "space developer role in space "+s.cfg.SpaceName)
+			return s.notDeveloper(run(ctx, s, args))
 		},
 	}
 }
@@ -230,8 +230,7 @@ func (s *session) scale(ctx context.Context, name, process string, instances int
 		return fmt.Errorf("app %s has no %s process", app.Name, process)
 	}
 	restart := (mem != nil || dsk != nil || lr != nil) && app.State == "STARTED"
-	if restart && !force && !s.confirm(fmt.Sprintf("This will cause the app to restart. Are you sure you want to scale %s?", app.Name)) {
-		s.out("Scale cancelled\n")
+	if restart && s.declined(force, "Scale", fmt.Sprintf("This will cause the app to restart. Are you sure you want to scale %s?", app.Name)) {
 		return nil
 	}
 	s.out("Scaling app %s in %s...\n", app.Name, s.where())
@@ -260,8 +259,7 @@ func (e *env) deleteCmd() *cobra.Command {
 	cmd := e.appCommand("delete NAME", "Delete an app", 1,
 		func(ctx context.Context, s *session, args []string) error {
 			name := args[0]
-			if !force && !s.confirm(fmt.Sprintf("Really delete the app %s?", name)) {
-				s.out("Delete cancelled\n")
+			if s.declined(force, "Delete", fmt.Sprintf("Really delete the app %s?", name)) {
 				return nil
 			}
 			s.out("Deleting app %s in %s...\n", name, s.where())

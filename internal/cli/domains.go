@@ -44,7 +44,7 @@ func (s *session) createDomain(ctx context.Context, name string, org *api.Org) e
 	} else {
 		s.out("Creating private domain %s for org %s as %s...\n", name, org.Name, s.user())
 		if _, err := s.c.CreateDomain(ctx, name, org.GUID); err != nil {
-			return fmt.Errorf("create domain %s: %w", name, s.denied(err, "org manager role in org "+org.Name))
+			return fmt.Errorf("create domain %s: %w", name, s.notOrgManager(err, org.Name))
 		}
 	}
 	s.out("OK\n\nTIP: Point DNS for %s (or *.%s) at the router, then 'pando map-route APP %s --hostname HOST'.\n", name, name, name)
@@ -71,8 +71,7 @@ func (e *env) deleteDomainCmd() *cobra.Command {
 		"  pando delete-domain shop.example.com -f", cobra.ExactArgs(1), false,
 		func(ctx context.Context, s *session, args []string) error {
 			name := args[0]
-			if !force && !s.confirm(fmt.Sprintf("Deleting domain %s also deletes its routes. Really delete it?", name)) {
-				s.out("Delete cancelled\n")
+			if s.declined(force, "Delete", fmt.Sprintf("Deleting domain %s also deletes its routes. Really delete it?", name)) {
 				return nil
 			}
 			s.out("Deleting domain %s as %s...\n", name, s.user())
@@ -112,15 +111,24 @@ func (s *session) privateDomain(ctx context.Context, name string) (*api.Domain, 
 	return d, nil
 }
 
+// orgAndPrivateDomain finds the org and the private domain of a (un)share.
+func (s *session) orgAndPrivateDomain(ctx context.Context, orgName, domain string) (*api.Org, *api.Domain, error) {
+	org, err := s.org(ctx, orgName)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := s.privateDomain(ctx, domain)
+	if err != nil {
+		return nil, nil, err
+	}
+	return org, d, nil
+}
+
 func (e *env) sharePrivateDomainCmd() *cobra.Command {
 	return e.teamCommand("share-private-domain ORG DOMAIN", "Let another org put routes on a private domain (managers of both orgs)",
 		"  pando share-private-domain partners shop.example.com", cobra.ExactArgs(2), false,
 		func(ctx context.Context, s *session, args []string) error {
-			org, err := s.org(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			d, err := s.privateDomain(ctx, args[1])
+			org, d, err := s.orgAndPrivateDomain(ctx, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -139,16 +147,11 @@ func (e *env) unsharePrivateDomainCmd() *cobra.Command {
 	cmd := e.teamCommand("unshare-private-domain ORG DOMAIN", "Stop sharing a private domain with an org (org managers)",
 		"  pando unshare-private-domain partners shop.example.com -f", cobra.ExactArgs(2), false,
 		func(ctx context.Context, s *session, args []string) error {
-			org, err := s.org(ctx, args[0])
+			org, d, err := s.orgAndPrivateDomain(ctx, args[0], args[1])
 			if err != nil {
 				return err
 			}
-			d, err := s.privateDomain(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			if !force && !s.confirm(fmt.Sprintf("Org %s will no longer be able to use domain %s. Really unshare it?", org.Name, d.Name)) {
-				s.out("Unshare cancelled\n")
+			if s.declined(force, "Unshare", fmt.Sprintf("Org %s will no longer be able to use domain %s. Really unshare it?", org.Name, d.Name)) {
 				return nil
 			}
 			s.out("Unsharing domain %s from org %s as %s...\n", d.Name, org.Name, s.user())
@@ -169,12 +172,10 @@ func (e *env) createRouteCmd() *cobra.Command {
 		"  pando create-route example.com --hostname www\n  pando create-route example.com --hostname www --path /api",
 		cobra.ExactArgs(1), true,
 		func(ctx context.Context, s *session, args []string) error {
-			d, err := s.domain(ctx, args[0])
+			d, path, text, err := f.resolve(ctx, s, args[0])
 			if err != nil {
 				return err
 			}
-			path := f.normPath()
-			text := routeText(f.host, d.Name, path)
 			s.out("Creating route %s in %s...\n", text, s.where())
 			if _, err := s.c.CreateRoute(ctx, s.cfg.SpaceGUID, d.GUID, f.host, path); err != nil {
 				if unprocessable(err, "already exists") {
@@ -182,7 +183,7 @@ func (e *env) createRouteCmd() *cobra.Command {
 					s.out("Route %s already exists.\nOK\n", text)
 					return nil
 				}
-				return fmt.Errorf("create route %s: %w", text, s.denied(err, "space developer role in space "+s.cfg.SpaceName))
+				return fmt.Errorf("create route %s: %w", text, s.notDeveloper(err))
 			}
 			s.out("Route %s has been created.\nOK\n", text)
 			return nil
@@ -198,14 +199,11 @@ func (e *env) deleteRouteCmd() *cobra.Command {
 		"  pando delete-route example.com --hostname www -f\n  pando delete-route example.com --hostname www --path /api -f",
 		cobra.ExactArgs(1), true,
 		func(ctx context.Context, s *session, args []string) error {
-			d, err := s.domain(ctx, args[0])
+			d, path, text, err := f.resolve(ctx, s, args[0])
 			if err != nil {
 				return err
 			}
-			path := f.normPath()
-			text := routeText(f.host, d.Name, path)
-			if !force && !s.confirm(fmt.Sprintf("Really delete the route %s?", text)) {
-				s.out("Delete cancelled\n")
+			if s.declined(force, "Delete", fmt.Sprintf("Really delete the route %s?", text)) {
 				return nil
 			}
 			s.out("Deleting route %s in %s...\n", text, s.where())
@@ -218,7 +216,7 @@ func (e *env) deleteRouteCmd() *cobra.Command {
 				return err
 			}
 			if err := s.c.DeleteRoute(ctx, r.GUID); err != nil {
-				return fmt.Errorf("delete route %s: %w", text, s.denied(err, "space developer role in space "+s.cfg.SpaceName))
+				return fmt.Errorf("delete route %s: %w", text, s.notDeveloper(err))
 			}
 			s.out("OK\n")
 			return nil

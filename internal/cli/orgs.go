@@ -102,8 +102,7 @@ func (e *env) deleteOrgCmd() *cobra.Command {
 		"  pando delete-org shop -f", cobra.ExactArgs(1), false,
 		func(ctx context.Context, s *session, args []string) error {
 			name := args[0]
-			if !force && !s.confirm(fmt.Sprintf("Really delete the org %s, including its spaces, apps, service instances, routes and domains?", name)) {
-				s.out("Delete cancelled\n")
+			if s.declined(force, "Delete", fmt.Sprintf("Really delete the org %s, including its spaces, apps, service instances, routes and domains?", name)) {
 				return nil
 			}
 			s.out("Deleting org %s as %s...\n", name, s.user())
@@ -142,7 +141,7 @@ func (e *env) createSpaceCmd() *cobra.Command {
 				return nil
 			}
 			if err != nil {
-				return s.denied(err, "org manager role in org "+org.Name)
+				return s.notOrgManager(err, org.Name)
 			}
 			// As the cf CLI does: the creator may manage and push to it.
 			user := s.user()
@@ -172,8 +171,7 @@ func (e *env) deleteSpaceCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !force && !s.confirm(fmt.Sprintf("Really delete the space %s in org %s, including its apps, service instances and routes?", name, org.Name)) {
-				s.out("Delete cancelled\n")
+			if s.declined(force, "Delete", fmt.Sprintf("Really delete the space %s in org %s, including its apps, service instances and routes?", name, org.Name)) {
 				return nil
 			}
 			s.out("Deleting space %s in org %s as %s...\n", name, org.Name, s.user())
@@ -186,7 +184,7 @@ func (e *env) deleteSpaceCmd() *cobra.Command {
 				return err
 			}
 			if err := s.c.DeleteSpace(ctx, sp.GUID); err != nil {
-				return fmt.Errorf("delete space %s: %w", name, s.denied(err, "org manager role in org "+org.Name))
+				return fmt.Errorf("delete space %s: %w", name, s.notOrgManager(err, org.Name))
 			}
 			s.out("OK\n")
 			return s.forget("", sp.GUID)

@@ -111,13 +111,9 @@ func (e *env) quotasCmd() *cobra.Command {
 				s.out("No org quotas found.\n")
 				return nil
 			}
-			orgs, err := s.c.Orgs(ctx)
+			orgName, err := s.orgNames(ctx)
 			if err != nil {
-				return fmt.Errorf("list orgs: %w", err)
-			}
-			orgName := map[string]string{}
-			for _, o := range orgs {
-				orgName[o.GUID] = o.Name
+				return err
 			}
 			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
 			fmt.Fprintf(tw, "name\ttotal memory\tinstance memory\tapp instances\troutes\treserved ports\tservice instances\tlog volume per second\torgs\n")

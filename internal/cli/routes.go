@@ -25,13 +25,9 @@ func (e *env) domainsCmd() *cobra.Command {
 				s.out("No domains found.\n")
 				return nil
 			}
-			orgs, err := s.c.Orgs(ctx)
+			orgName, err := s.orgNames(ctx)
 			if err != nil {
-				return fmt.Errorf("list orgs: %w", err)
-			}
-			orgName := map[string]string{}
-			for _, o := range orgs {
-				orgName[o.GUID] = o.Name
+				return err
 			}
 			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
 			fmt.Fprintf(tw, "name\tavailability\n")
@@ -70,7 +66,7 @@ func (e *env) createDomainCmd() *cobra.Command {
 				}
 				s.out("Creating private domain %s for org %s as %s...\n", name, org.Name, s.user())
 				if _, err := s.c.CreateDomain(ctx, name, org.GUID); err != nil {
-					return s.denied(err, "org manager role in org "+org.Name)
+					return s.notOrgManager(err, org.Name)
 				}
 			}
 			s.out("OK\n\nTIP: Point DNS for %s (or *.%s) at the router, then 'pando map-route APP %s --hostname HOST'.\n", name, name, name)
@@ -92,13 +88,9 @@ func (e *env) routesCmd() *cobra.Command {
 				s.out("No routes found.\n")
 				return nil
 			}
-			apps, err := s.c.Apps(ctx, s.cfg.SpaceGUID)
+			appName, err := s.appNames(ctx)
 			if err != nil {
-				return fmt.Errorf("list apps: %w", err)
-			}
-			appName := map[string]string{}
-			for _, a := range apps {
-				appName[a.GUID] = a.Name
+				return err
 			}
 			sort.Slice(rs, func(i, j int) bool { return rs[i].URL < rs[j].URL })
 			tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
@@ -141,6 +133,17 @@ func (f *routeFlags) normPath() string {
 	return "/" + f.path
 }
 
+// resolve finds domain and gives the route's normalised path and its text
+// (host.domain/path).
+func (f *routeFlags) resolve(ctx context.Context, s *session, domain string) (*api.Domain, string, string, error) {
+	d, err := s.domain(ctx, domain)
+	if err != nil {
+		return nil, "", "", err
+	}
+	path := f.normPath()
+	return d, path, routeText(f.host, d.Name, path), nil
+}
+
 func routeText(host, domain, path string) string {
 	if host != "" {
 		domain = host + "." + domain
@@ -169,12 +172,10 @@ func (e *env) mapRouteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := s.domain(ctx, args[1])
+			d, path, text, err := f.resolve(ctx, s, args[1])
 			if err != nil {
 				return err
 			}
-			path := f.normPath()
-			text := routeText(f.host, d.Name, path)
 			need := "space developer role in space " + s.cfg.SpaceName
 			r, err := s.c.FindRoute(ctx, d.GUID, f.host, path)
 			if errors.Is(err, api.ErrNotFound) {
@@ -206,12 +207,10 @@ func (e *env) unmapRouteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := s.domain(ctx, args[1])
+			d, path, text, err := f.resolve(ctx, s, args[1])
 			if err != nil {
 				return err
 			}
-			path := f.normPath()
-			text := routeText(f.host, d.Name, path)
 			s.out("Removing route %s from app %s in %s...\n", text, app.Name, s.where())
 			r, err := s.c.FindRoute(ctx, d.GUID, f.host, path)
 			if errors.Is(err, api.ErrNotFound) {
@@ -232,7 +231,7 @@ func (e *env) unmapRouteCmd() *cobra.Command {
 					continue
 				}
 				if err := s.c.UnmapRoute(ctx, r.GUID, dst.GUID); err != nil && !api.IsNotFound(err) {
-					return fmt.Errorf("unmap route %s: %w", text, s.denied(err, "space developer role in space "+s.cfg.SpaceName))
+					return fmt.Errorf("unmap route %s: %w", text, s.notDeveloper(err))
 				}
 				removed = true
 			}

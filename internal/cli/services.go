@@ -82,7 +82,7 @@ func (e *env) createUserProvidedServiceCmd() *cobra.Command {
 					s.out("Service instance %s already exists.\nOK\n", args[0])
 					return nil
 				}
-				return s.denied(err, "space developer role in space "+s.cfg.SpaceName)
+				return s.notDeveloper(err)
 			}
 			s.out("OK\n\nTIP: Use 'pando bind-service APP %s' to give an app its credentials.\n", args[0])
 			return nil
@@ -145,7 +145,7 @@ func (e *env) updateUserProvidedServiceCmd() *cobra.Command {
 			}
 			s.out("Updating user provided service %s in %s...\n", si.Name, s.where())
 			if err := s.c.UpdateServiceInstance(ctx, si.GUID, u); err != nil {
-				return fmt.Errorf("update service instance %s: %w", si.Name, s.denied(err, "space developer role in space "+s.cfg.SpaceName))
+				return fmt.Errorf("update service instance %s: %w", si.Name, s.notDeveloper(err))
 			}
 			s.out("OK\n")
 			if apps := s.boundApps(ctx, si.GUID); len(apps) > 0 {
@@ -205,13 +205,9 @@ func (e *env) servicesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			apps, err := s.c.Apps(ctx, s.cfg.SpaceGUID)
+			appName, err := s.appNames(ctx)
 			if err != nil {
-				return fmt.Errorf("list apps: %w", err)
-			}
-			appName := map[string]string{}
-			for _, a := range apps {
-				appName[a.GUID] = a.Name
+				return err
 			}
 			bound := map[string][]string{}
 			for _, b := range bindings {
@@ -242,16 +238,26 @@ func (s *session) serviceInstance(ctx context.Context, name string) (*api.Servic
 	return &sis[0], nil
 }
 
+// appAndInstance finds the app and the service instance of a (un)bind, the
+// instance first as the cf CLI does.
+func (s *session) appAndInstance(ctx context.Context, appName, instanceName string) (*api.App, *api.ServiceInstance, error) {
+	si, err := s.serviceInstance(ctx, instanceName)
+	if err != nil {
+		return nil, nil, err
+	}
+	app, err := s.app(ctx, appName)
+	if err != nil {
+		return nil, nil, err
+	}
+	return app, si, nil
+}
+
 func (e *env) bindServiceCmd() *cobra.Command {
 	var bindingName string
 	cmd := e.teamCommand("bind-service APP SERVICE_INSTANCE", "Bind a service instance to an app (in VCAP_SERVICES from its next start)",
 		"  pando bind-service shop db && pando restart shop", cobra.ExactArgs(2), true,
 		func(ctx context.Context, s *session, args []string) error {
-			si, err := s.serviceInstance(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			app, err := s.app(ctx, args[0])
+			app, si, err := s.appAndInstance(ctx, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -261,7 +267,7 @@ func (e *env) bindServiceCmd() *cobra.Command {
 					s.out("App %s is already bound to service instance %s.\nOK\n", app.Name, si.Name)
 					return nil
 				}
-				return s.denied(err, "space developer role in space "+s.cfg.SpaceName)
+				return s.notDeveloper(err)
 			}
 			s.out("OK\n\nTIP: Use 'pando restart %s' for the binding to take effect.\n", app.Name)
 			return nil
@@ -274,11 +280,7 @@ func (e *env) unbindServiceCmd() *cobra.Command {
 	return e.teamCommand("unbind-service APP SERVICE_INSTANCE", "Unbind a service instance from an app (from its next start)",
 		"  pando unbind-service shop db", cobra.ExactArgs(2), true,
 		func(ctx context.Context, s *session, args []string) error {
-			si, err := s.serviceInstance(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			app, err := s.app(ctx, args[0])
+			app, si, err := s.appAndInstance(ctx, args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -293,7 +295,7 @@ func (e *env) unbindServiceCmd() *cobra.Command {
 			}
 			for _, b := range bs {
 				if err := s.c.Unbind(ctx, b.GUID); err != nil && !api.IsNotFound(err) {
-					return s.denied(err, "space developer role in space "+s.cfg.SpaceName)
+					return s.notDeveloper(err)
 				}
 			}
 			s.out("OK\n\nTIP: Use 'pando restart %s' for the change to take effect.\n", app.Name)
@@ -307,8 +309,7 @@ func (e *env) deleteServiceCmd() *cobra.Command {
 		"  pando delete-service db -f", cobra.ExactArgs(1), true,
 		func(ctx context.Context, s *session, args []string) error {
 			name := args[0]
-			if !force && !s.confirm(fmt.Sprintf("Really delete the service instance %s?", name)) {
-				s.out("Delete cancelled\n")
+			if s.declined(force, "Delete", fmt.Sprintf("Really delete the service instance %s?", name)) {
 				return nil
 			}
 			s.out("Deleting service instance %s in %s...\n", name, s.where())
@@ -321,7 +322,7 @@ func (e *env) deleteServiceCmd() *cobra.Command {
 				return err
 			}
 			if err := s.c.DeleteServiceInstance(ctx, si.GUID); err != nil {
-				return fmt.Errorf("delete service instance %s: %w", name, s.denied(err, "space developer role in space "+s.cfg.SpaceName))
+				return fmt.Errorf("delete service instance %s: %w", name, s.notDeveloper(err))
 			}
 			s.out("OK\n")
 			return nil

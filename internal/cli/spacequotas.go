@@ -84,7 +84,7 @@ func (e *env) createSpaceQuotaCmd() *cobra.Command {
 					s.out("Space quota %s already exists in org %s.\nOK\n", args[0], org.Name)
 					return nil
 				}
-				return fmt.Errorf("create space quota %s: %w", args[0], s.denied(err, "org manager role in org "+org.Name))
+				return fmt.Errorf("create space quota %s: %w", args[0], s.notOrgManager(err, org.Name))
 			}
 			s.out("OK\n\nTIP: Use 'pando set-space-quota SPACE %s' to apply it to a space.\n", args[0])
 			return nil
@@ -108,11 +108,7 @@ func (s *session) spaceQuota(ctx context.Context, org *api.Org, name string) (*a
 // spaceAndQuota resolves SPACE and SPACE_QUOTA in org orgName ("": the
 // targeted one).
 func (s *session) spaceAndQuota(ctx context.Context, orgName, spaceName, quotaName string) (*api.Org, *api.Space, *api.SpaceQuota, error) {
-	org, err := s.org(ctx, orgName)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	sp, err := s.space(ctx, org, spaceName)
+	org, sp, err := s.orgSpace(ctx, orgName, spaceName)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -134,7 +130,7 @@ func (e *env) setSpaceQuotaCmd() *cobra.Command {
 			}
 			s.out("Setting space quota %s to space %s as %s...\n", q.Name, sp.Name, s.user())
 			if err := s.c.ApplySpaceQuota(ctx, q.GUID, sp.GUID); err != nil {
-				return fmt.Errorf("set space quota %s: %w", q.Name, s.denied(err, "org manager role in org "+org.Name))
+				return fmt.Errorf("set space quota %s: %w", q.Name, s.notOrgManager(err, org.Name))
 			}
 			s.out("OK\n")
 			return nil
@@ -160,7 +156,7 @@ func (e *env) unsetSpaceQuotaCmd() *cobra.Command {
 				return nil
 			}
 			if err := s.c.RemoveSpaceQuota(ctx, q.GUID, sp.GUID); err != nil {
-				return fmt.Errorf("unset space quota %s: %w", q.Name, s.denied(err, "org manager role in org "+org.Name))
+				return fmt.Errorf("unset space quota %s: %w", q.Name, s.notOrgManager(err, org.Name))
 			}
 			s.out("OK\n")
 			return nil

@@ -50,6 +50,19 @@ func (s *session) denied(err error, need string) error {
 	return fmt.Errorf("not authorized: %s needed (logged in as %s)", need, s.user())
 }
 
+// notDeveloper is denied for the verbs that change the targeted space.
+func (s *session) notDeveloper(err error) error {
+	return s.denied(err, "space developer role in space "+s.cfg.SpaceName)
+}
+
+// notOrgManager is denied for the verbs that change org org.
+func (s *session) notOrgManager(err error, org string) error {
+	return s.denied(err, orgManager(org))
+}
+
+// orgManager is what an org's management needs, as denied words it.
+func orgManager(org string) string { return "org manager role in org " + org }
+
 // unprocessable reports whether err is a 422 whose detail contains text.
 func unprocessable(err error, text string) bool {
 	var e *api.Error
@@ -140,4 +153,53 @@ func parseRole(roles []roleName, s string) (roleName, error) {
 		names = append(names, r.cli)
 	}
 	return roleName{}, fmt.Errorf("invalid role %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// orgSpace finds space spaceName of org orgName ("": the targeted org).
+func (s *session) orgSpace(ctx context.Context, orgName, spaceName string) (*api.Org, *api.Space, error) {
+	org, err := s.org(ctx, orgName)
+	if err != nil {
+		return nil, nil, err
+	}
+	sp, err := s.space(ctx, org, spaceName)
+	if err != nil {
+		return nil, nil, err
+	}
+	return org, sp, nil
+}
+
+// orgNames maps the GUIDs of the orgs the user sees to their names.
+func (s *session) orgNames(ctx context.Context) (map[string]string, error) {
+	orgs, err := s.c.Orgs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list orgs: %w", err)
+	}
+	names := make(map[string]string, len(orgs))
+	for _, o := range orgs {
+		names[o.GUID] = o.Name
+	}
+	return names, nil
+}
+
+// appNames maps the GUIDs of the targeted space's apps to their names.
+func (s *session) appNames(ctx context.Context) (map[string]string, error) {
+	apps, err := s.c.Apps(ctx, s.cfg.SpaceGUID)
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	names := make(map[string]string, len(apps))
+	for _, a := range apps {
+		names[a.GUID] = a.Name
+	}
+	return names, nil
+}
+
+// declined asks question unless force; when the user says no, it prints
+// "ACTION cancelled" and reports true.
+func (s *session) declined(force bool, action, question string) bool {
+	if force || s.confirm(question) {
+		return false
+	}
+	s.out("%s cancelled\n", action)
+	return true
 }

@@ -75,8 +75,7 @@ func (e *env) deleteUserCmd() *cobra.Command {
 		cobra.ExactArgs(1), false,
 		func(ctx context.Context, s *session, args []string) error {
 			name := args[0]
-			if !force && !s.confirm(fmt.Sprintf("Really delete the user %s?", name)) {
-				s.out("Delete cancelled\n")
+			if s.declined(force, "Delete", fmt.Sprintf("Really delete the user %s?", name)) {
 				return nil
 			}
 			s.out("Deleting user %s as %s...\n", name, s.user())
@@ -139,18 +138,13 @@ func (e *env) setOrgRoleCmd() *cobra.Command {
 	return e.teamCommand("set-org-role USERNAME ORG ROLE", "Give a user a role in an org (OrgManager, BillingManager, OrgAuditor, OrgUser)",
 		"  pando set-org-role alice shop OrgManager", cobra.ExactArgs(3), false,
 		func(ctx context.Context, s *session, args []string) error {
-			user, role := args[0], args[2]
-			r, err := parseRole(orgRoles, role)
-			if err != nil {
-				return err
-			}
-			org, err := s.org(ctx, args[1])
+			user, r, org, _, err := s.roleArgs(ctx, orgRoles, args)
 			if err != nil {
 				return err
 			}
 			s.out("Assigning role %s to user %s in org %s as %s...\n", r.cli, user, org.Name, s.user())
 			_, err = s.c.CreateRole(ctx, r.api, "organization", org.GUID, user)
-			return s.roleResult(err, user, r, "org "+org.Name, "org manager role in org "+org.Name)
+			return s.roleResult(err, user, r, "org "+org.Name, orgManager(org.Name))
 		})
 }
 
@@ -159,16 +153,7 @@ func (e *env) setSpaceRoleCmd() *cobra.Command {
 		"Give a user a space role (SpaceManager, SpaceDeveloper, SpaceAuditor, SpaceSupporter)",
 		"  pando set-space-role alice shop dev SpaceDeveloper", cobra.ExactArgs(4), false,
 		func(ctx context.Context, s *session, args []string) error {
-			user := args[0]
-			r, err := parseRole(spaceRoles, args[3])
-			if err != nil {
-				return err
-			}
-			org, err := s.org(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			sp, err := s.space(ctx, org, args[2])
+			user, r, org, sp, err := s.roleArgs(ctx, spaceRoles, args)
 			if err != nil {
 				return err
 			}
@@ -182,6 +167,21 @@ func (e *env) setSpaceRoleCmd() *cobra.Command {
 			_, err = s.c.CreateRole(ctx, r.api, "space", sp.GUID, user)
 			return s.roleResult(err, user, r, "space "+sp.Name, need)
 		})
+}
+
+// roleArgs resolves the (un)set role verbs' USERNAME ORG [SPACE] ROLE: the
+// role first, then the org and, with four args, its space.
+func (s *session) roleArgs(ctx context.Context, roles []roleName, args []string) (string, roleName, *api.Org, *api.Space, error) {
+	r, err := parseRole(roles, args[len(args)-1])
+	if err != nil {
+		return "", roleName{}, nil, nil, err
+	}
+	if len(args) == 3 {
+		org, err := s.org(ctx, args[1])
+		return args[0], r, org, nil, err
+	}
+	org, sp, err := s.orgSpace(ctx, args[1], args[2])
+	return args[0], r, org, sp, err
 }
 
 // roleResult reports a role change's outcome the way the cf CLI does: a
@@ -204,18 +204,13 @@ func (e *env) unsetOrgRoleCmd() *cobra.Command {
 	return e.teamCommand("unset-org-role USERNAME ORG ROLE", "Remove a user's role in an org",
 		"  pando unset-org-role alice shop OrgManager", cobra.ExactArgs(3), false,
 		func(ctx context.Context, s *session, args []string) error {
-			user := args[0]
-			r, err := parseRole(orgRoles, args[2])
-			if err != nil {
-				return err
-			}
-			org, err := s.org(ctx, args[1])
+			user, r, org, _, err := s.roleArgs(ctx, orgRoles, args)
 			if err != nil {
 				return err
 			}
 			s.out("Removing role %s from user %s in org %s as %s...\n", r.cli, user, org.Name, s.user())
 			q := url.Values{"types": {r.api}, "organization_guids": {org.GUID}}
-			return s.unsetRole(ctx, q, user, r, "org "+org.Name, "org manager role in org "+org.Name)
+			return s.unsetRole(ctx, q, user, r, "org "+org.Name, orgManager(org.Name))
 		})
 }
 
@@ -223,16 +218,7 @@ func (e *env) unsetSpaceRoleCmd() *cobra.Command {
 	return e.teamCommand("unset-space-role USERNAME ORG SPACE ROLE", "Remove a user's role in a space",
 		"  pando unset-space-role alice shop dev SpaceDeveloper", cobra.ExactArgs(4), false,
 		func(ctx context.Context, s *session, args []string) error {
-			user := args[0]
-			r, err := parseRole(spaceRoles, args[3])
-			if err != nil {
-				return err
-			}
-			org, err := s.org(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			sp, err := s.space(ctx, org, args[2])
+			user, r, org, sp, err := s.roleArgs(ctx, spaceRoles, args)
 			if err != nil {
 				return err
 			}
@@ -276,11 +262,7 @@ func (e *env) orgUsersCmd() *cobra.Command {
 func (e *env) spaceUsersCmd() *cobra.Command {
 	return e.teamCommand("space-users ORG SPACE", "List a space's users by role", "  pando space-users shop dev", cobra.ExactArgs(2), false,
 		func(ctx context.Context, s *session, args []string) error {
-			org, err := s.org(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			sp, err := s.space(ctx, org, args[1])
+			org, sp, err := s.orgSpace(ctx, args[0], args[1])
 			if err != nil {
 				return err
 			}

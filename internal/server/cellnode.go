@@ -124,19 +124,11 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		return err
 	}
 	raiseFileLimit(log)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
-	}
-	release, err := lockDataDir(cfg.DataDir)
+	release, err := openDataDir(cfg.DataDir, "cell", "containers")
 	if err != nil {
 		return err
 	}
 	defer release()
-	for _, d := range []string{"cell", "containers"} {
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
-	}
 	stacks := map[string]string{"host": ""}
 	for name, dir := range cfg.Stacks {
 		if err := checkRootFS(name, dir); err != nil {

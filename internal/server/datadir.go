@@ -13,6 +13,25 @@ import (
 // the process that made it, so the server empties it at start.
 const tempDirName = "tmp"
 
+// openDataDir creates the data dir and subdirs in it, under the lock of
+// lockDataDir; release drops the lock.
+func openDataDir(dataDir string, subdirs ...string) (release func(), err error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
+	}
+	release, err = lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range subdirs {
+		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o700); err != nil {
+			release()
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return release, nil
+}
+
 // lockDataDir takes an exclusive lock on the data dir for as long as the
 // process lives (the kernel drops it even on kill -9): a second server on
 // the same data dir would corrupt its state and sweep its uploads.

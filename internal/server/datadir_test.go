@@ -45,3 +45,20 @@ func TestSweepTempDir_removesEverythingInIt(t *testing.T) {
 		t.Fatalf("sweep of a missing dir = %d, %v", n, err)
 	}
 }
+
+func TestOpenDataDir_createsItsSubdirsUnderTheLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	release, err := openDataDir(dir, "cell", "containers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for _, d := range []string{"cell", "containers"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v", d, err)
+		}
+	}
+	if _, err := openDataDir(dir); err == nil || !strings.Contains(err.Error(), "in use by another pando server") {
+		t.Fatalf("second open: %v, want in use", err)
+	}
+}

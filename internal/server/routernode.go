@@ -11,7 +11,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -83,10 +82,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 		cfg.Domain = "localhost"
 	}
 	fdLimit := raiseFileLimit(log)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
-	}
-	release, err := lockDataDir(cfg.DataDir)
+	release, err := openDataDir(cfg.DataDir)
 	if err != nil {
 		return err
 	}

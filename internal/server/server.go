@@ -181,19 +181,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.New("pando server runs containers with runc and needs root: run it with sudo (or as root)")
 	}
 	fdLimit := raiseFileLimit(log)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
-	}
-	release, err := lockDataDir(cfg.DataDir)
+	release, err := openDataDir(cfg.DataDir, "blobs", tempDirName, "cell", "containers")
 	if err != nil {
 		return err
 	}
 	defer release()
-	for _, d := range []string{"blobs", tempDirName, "cell", "containers"} {
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
-			return fmt.Errorf("create %s: %w", d, err)
-		}
-	}
 	tempDir := filepath.Join(cfg.DataDir, tempDirName)
 	if n, err := sweepTempDir(tempDir); err != nil {
 		return err

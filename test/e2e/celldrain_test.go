@@ -15,14 +15,13 @@ func TestCellDrain_movesTheInstancesOfAJoinedCell(t *testing.T) {
 	s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
 	const name, n = "moved", 2
-	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
-	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	s.pushBinary(t, name, n)
 	eventually(t, "an instance on each cell", waitTimeout, func() (bool, string) {
 		running, _ := runningByCell(s.cells(t), name)
 		return running["cell-0"] == 1 && running["cell-b"] == 1, fmt.Sprint(running)
 	})
 
-	r = s.mustPando(t, "cell", "drain", "cell-b")
+	r := s.mustPando(t, "cell", "drain", "cell-b")
 	requireOutput(t, r, `Cell cell-b is drained: no instances left on it`)
 	cs := s.cells(t)
 	state := ""

@@ -16,12 +16,10 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 	s := ownServer(t)
 	s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 	c := s.joinCell(t, "cell-c", "127.0.0.3", "--memory", "4G")
-	cellC := &server{root: c.root, dataDir: c.dataDir}
 
 	const name, n = "threecells", 6
 	host := name + ".localhost"
-	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
-	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	s.pushBinary(t, name, n)
 	eventually(t, "instances on all three cells", waitTimeout, func() (bool, string) {
 		running, perIndex := runningByCell(s.cells(t), name)
 		return running["cell-0"] > 0 && running["cell-b"] > 0 && running["cell-c"] > 0 &&
@@ -31,8 +29,7 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 	before, _ := runningByCell(s.cells(t), name)
 
 	lost := time.Now()
-	c.kill()
-	c.killContainers(t)
+	c.crash(t)
 	eventually(t, "every instance RUNNING on cell-0 and cell-b, and answering", 25*time.Second, func() (bool, string) {
 		running, perIndex := runningByCell(s.cells(t), name)
 		if running["cell-0"]+running["cell-b"] != n || len(perIndex) != n {
@@ -43,40 +40,21 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 	t.Logf("cell loss: the %d instances of cell-c (of %d: %v) RUNNING and routable on the two others %s after kill -9",
 		before["cell-c"], n, before, time.Since(lost).Round(100*time.Millisecond))
 
-	if err := c.start(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "cell-c registered again", startTimeout, func() (bool, string) {
-		if err := c.exitedErr(); err != nil {
-			t.Fatalf("cell-c exited after its restart: %v\n%s", err, c.logTail(maxLogShown))
-		}
-		cs := s.cells(t)
-		for _, v := range cs {
-			if v.ID == "cell-c" && v.State == "healthy" {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(cs)
-	})
+	c.startHealthy(t)
 	// What cell-c had before its loss is gone: no container left, no
 	// instance listed on it, exactly one instance per index elsewhere.
 	eventually(t, "no duplicates and nothing left on cell-c", waitTimeout, func() (bool, string) {
 		cs := s.cells(t)
-		ids, err := cellC.containers()
+		ids, err := c.containers()
 		running, perIndex := runningByCell(cs, name)
-		for i := range n {
-			if perIndex[i] != 1 {
-				return false, fmt.Sprintf("running %v per index %v", running, perIndex)
-			}
+		if !eachIndexOnce(perIndex, n) {
+			return false, fmt.Sprintf("running %v per index %v", running, perIndex)
 		}
 		return err == nil && len(ids) == 0 && len(perIndex) == n && running["cell-c"] == 0 && running["cell-0"]+running["cell-b"] == n,
 			fmt.Sprintf("containers on cell-c %v %v; running %v per index %v", ids, err, running, perIndex)
 	})
 	eventually(t, "every instance still answers", waitTimeout, func() (bool, string) { return s.answersAll(host, n) })
-	app := s.mustPando(t, "app", name)
-	if got := len(regexp.MustCompile(`(?m)^#\d+\s+running\s`).FindAllString(app.out(), -1)); got != n {
-		t.Fatalf("pando app shows %d running instances, want %d:\n%s", got, n, app.out())
-	}
+	s.requireRunning(t, name, n)
 }
 
 // A joined cell that crashes with its containers and is restarted at once
@@ -86,12 +64,10 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 func TestJoinedCell_restartedBeforeItsPresenceExpiresHasItsInstancesPlacedAgain(t *testing.T) {
 	s := ownServer(t)
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
-	cellB := &server{root: c.root, dataDir: c.dataDir}
 
 	const name, n = "quickrestart", 4
 	host := name + ".localhost"
-	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
-	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	s.pushBinary(t, name, n)
 	eventually(t, "instances on both cells", waitTimeout, func() (bool, string) {
 		running, _ := runningByCell(s.cells(t), name)
 		return running["cell-0"] > 0 && running["cell-b"] > 0 && running["cell-0"]+running["cell-b"] == n, fmt.Sprint(running)
@@ -99,20 +75,17 @@ func TestJoinedCell_restartedBeforeItsPresenceExpiresHasItsInstancesPlacedAgain(
 
 	logFrom := s.logSize()
 	lost := time.Now()
-	c.kill()
-	c.killContainers(t)
+	c.crash(t)
 	if err := c.start(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "every instance RUNNING and answering, each index once", 25*time.Second, func() (bool, string) {
 		cs := s.cells(t)
 		running, perIndex := runningByCell(cs, name)
-		for i := range n {
-			if perIndex[i] != 1 {
-				return false, fmt.Sprint(running, perIndex)
-			}
+		if !eachIndexOnce(perIndex, n) {
+			return false, fmt.Sprint(running, perIndex)
 		}
-		ids, err := cellB.containers()
+		ids, err := c.containers()
 		if err != nil || len(ids) != running["cell-b"] || running["cell-0"]+running["cell-b"] != n {
 			return false, fmt.Sprintf("containers on cell-b %v %v; running %v per index %v", ids, err, running, perIndex)
 		}

@@ -104,22 +104,29 @@ func (s *server) newCell(t *testing.T, id, ip string, args ...string) *cellProc 
 func (s *server) joinCell(t *testing.T, id, ip string, args ...string) *cellProc {
 	t.Helper()
 	c := s.newCell(t, id, ip, args...)
+	c.startHealthy(t)
+	return c
+}
+
+// startHealthy starts the cell process and waits until the server lists
+// the cell healthy.
+func (c *cellProc) startHealthy(t *testing.T) {
+	t.Helper()
 	if err := c.start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "cell "+id+" registered and healthy", startTimeout, func() (bool, string) {
+	eventually(t, "cell "+c.id+" registered and healthy", startTimeout, func() (bool, string) {
 		if err := c.exitedErr(); err != nil {
-			t.Fatalf("cell %s exited: %v\n%s", id, err, c.logTail(maxLogShown))
+			t.Fatalf("cell %s exited: %v\n%s", c.id, err, c.logTail(maxLogShown))
 		}
-		cs := s.cells(t)
+		cs := c.s.cells(t)
 		for _, v := range cs {
-			if v.ID == id && v.State == "healthy" {
+			if v.ID == c.id && v.State == "healthy" {
 				return true, ""
 			}
 		}
 		return false, fmt.Sprint(cs)
 	})
-	return c
 }
 
 // start runs the cell process.

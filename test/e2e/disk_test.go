@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
 // volumeMounts lists the mounts of the server's disk volumes: one per
 // container, on its directory under <data-dir>/cell.
 func (s *server) volumeMounts(t *testing.T) []string {
 	t.Helper()
-	ms, err := mountsUnder(filepath.Join(s.dataDir, "cell"))
+	ms, err := mountinfo.Under(filepath.Join(s.dataDir, "cell"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,47 @@ func runningByCell(cs []cellView, name string) (running map[string]int, perIndex
 	return running, perIndex
 }
 
+// eachIndexOnce reports whether indexes 0 to n-1 have exactly one
+// instance each.
+func eachIndexOnce(perIndex map[int]int, n int) bool {
+	for i := range n {
+		if perIndex[i] != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// pushBinary pushes the binary app as name with n instances and requires
+// all of them running.
+func (s *server) pushBinary(t *testing.T, name string, n int) {
+	t.Helper()
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
+	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+}
+
+// requireRunning requires pando app to show n running instances of name.
+func (s *server) requireRunning(t *testing.T, name string, n int) {
+	t.Helper()
+	app := s.mustPando(t, "app", name)
+	if got := len(regexp.MustCompile(`(?m)^#\d+\s+running\s`).FindAllString(app.out(), -1)); got != n {
+		t.Fatalf("pando app shows %d running instances, want %d:\n%s", got, n, app.out())
+	}
+}
+
+// containers lists the cell's runc containers.
+func (c *cellProc) containers() ([]string, error) {
+	return (&server{root: c.root, dataDir: c.dataDir}).containers()
+}
+
+// crash kills the cell process and its containers, as a machine that
+// loses power.
+func (c *cellProc) crash(t *testing.T) {
+	t.Helper()
+	c.kill()
+	c.killContainers(t)
+}
+
 // killContainers SIGKILLs every container of the cell, as a machine that
 // loses power would.
 func (c *cellProc) killContainers(t *testing.T) {
@@ -78,8 +119,7 @@ func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testin
 
 	const name, n = "healed", 4
 	host := name + ".localhost"
-	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
-	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	s.pushBinary(t, name, n)
 	eventually(t, "instances on both cells", waitTimeout, func() (bool, string) {
 		running, _ := runningByCell(s.cells(t), name)
 		return running["cell-0"] > 0 && running["cell-b"] > 0 && running["cell-0"]+running["cell-b"] == n, fmt.Sprint(running)
@@ -87,8 +127,7 @@ func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testin
 	eventually(t, "every instance answers through the router", waitTimeout, func() (bool, string) { return s.answersAll(host, n) })
 
 	lost := time.Now()
-	c.kill()
-	c.killContainers(t)
+	c.crash(t)
 	eventually(t, "every instance RUNNING on cell-0 and answering", 25*time.Second, func() (bool, string) {
 		running, perIndex := runningByCell(s.cells(t), name)
 		if running["cell-0"] != n || len(perIndex) != n {
@@ -100,36 +139,20 @@ func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testin
 
 	// The cell comes back with the same data dir: whatever it still had
 	// is stopped, each index keeps exactly one instance.
-	if err := c.start(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "cell-b registered again", startTimeout, func() (bool, string) {
-		cs := s.cells(t)
-		for _, v := range cs {
-			if v.ID == "cell-b" && v.State == "healthy" {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(cs)
-	})
+	c.startHealthy(t)
 	eventually(t, "no duplicate instances", waitTimeout, func() (bool, string) {
 		cs := s.cells(t)
 		running, perIndex := runningByCell(cs, name)
-		for i := range n {
-			if perIndex[i] != 1 {
-				return false, fmt.Sprint(running, perIndex)
-			}
+		if !eachIndexOnce(perIndex, n) {
+			return false, fmt.Sprint(running, perIndex)
 		}
 		if len(perIndex) != n || running["cell-0"]+running["cell-b"] != n {
 			return false, fmt.Sprint(running, perIndex)
 		}
-		ids, err := (&server{root: c.root, dataDir: c.dataDir}).containers()
+		ids, err := c.containers()
 		return err == nil && len(ids) == running["cell-b"], fmt.Sprintf("containers on cell-b %v %v; %v", ids, err, cs)
 	})
-	app := s.mustPando(t, "app", name)
-	if got := len(regexp.MustCompile(`(?m)^#\d+\s+running\s`).FindAllString(app.out(), -1)); got != n {
-		t.Fatalf("pando app shows %d running instances, want %d:\n%s", got, n, app.out())
-	}
+	s.requireRunning(t, name, n)
 }
 
 // SIGTERM to a joined cell evacuates it: its instance keeps serving until
@@ -142,8 +165,7 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 
 	const name, n = "evacuated", 2
 	host := name + ".localhost"
-	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
-	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	s.pushBinary(t, name, n)
 	eventually(t, "an instance on each cell", waitTimeout, func() (bool, string) {
 		running, _ := runningByCell(s.cells(t), name)
 		return running["cell-0"] == 1 && running["cell-b"] == 1, fmt.Sprint(running)
@@ -203,7 +225,7 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 	if running["cell-0"] != n || len(perIndex) != n {
 		t.Fatalf("after the evacuation: running %v, per index %v", running, perIndex)
 	}
-	if ids, err := (&server{root: c.root, dataDir: c.dataDir}).containers(); err != nil || len(ids) > 0 {
+	if ids, err := c.containers(); err != nil || len(ids) > 0 {
 		t.Fatalf("containers left on the evacuated cell: %v %v", ids, err)
 	}
 }
@@ -217,13 +239,11 @@ func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
 
 	const name, n = "partitioned", 2
 	host := name + ".localhost"
-	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
-	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	s.pushBinary(t, name, n)
 	eventually(t, "an instance on each cell", waitTimeout, func() (bool, string) {
 		running, _ := runningByCell(s.cells(t), name)
 		return running["cell-0"] == 1 && running["cell-b"] == 1, fmt.Sprint(running)
 	})
-	cellB := &server{root: c.root, dataDir: c.dataDir}
 
 	c.mu.Lock()
 	proc := c.cmd.Process
@@ -245,7 +265,7 @@ func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
 		return s.answersAll(host, n)
 	})
 	// The cut-off cell did not stop its instance on its own.
-	if ids, err := cellB.containers(); err != nil || len(ids) != 1 {
+	if ids, err := c.containers(); err != nil || len(ids) != 1 {
 		t.Fatalf("containers on the partitioned cell: %v %v, want its instance still running", ids, err)
 	}
 
@@ -254,7 +274,7 @@ func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the replaced instance stopped on cell-b", waitTimeout, func() (bool, string) {
-		ids, err := cellB.containers()
+		ids, err := c.containers()
 		running, perIndex := runningByCell(s.cells(t), name)
 		return err == nil && len(ids) == 0 && running["cell-0"] == n && len(perIndex) == n,
 			fmt.Sprintf("containers on cell-b %v %v; running %v per index %v", ids, err, running, perIndex)
@@ -276,8 +296,7 @@ func TestJoinedCell_sigusr1DrainsAndKeepsTheCellUp(t *testing.T) {
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
 	const name, n = "drained", 2
-	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-i", fmt.Sprint(n), "-m", "128M")
-	requireOutput(t, r, fmt.Sprintf(`web: %d of %d instances running`, n, n))
+	s.pushBinary(t, name, n)
 	eventually(t, "an instance on each cell", waitTimeout, func() (bool, string) {
 		running, _ := runningByCell(s.cells(t), name)
 		return running["cell-0"] == 1 && running["cell-b"] == 1, fmt.Sprint(running)
@@ -289,7 +308,6 @@ func TestJoinedCell_sigusr1DrainsAndKeepsTheCellUp(t *testing.T) {
 	if err := proc.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	cellB := &server{root: c.root, dataDir: c.dataDir}
 	eventually(t, "cell-b draining and empty, its instance on cell-0", waitTimeout, func() (bool, string) {
 		cs := s.cells(t)
 		state := ""
@@ -299,7 +317,7 @@ func TestJoinedCell_sigusr1DrainsAndKeepsTheCellUp(t *testing.T) {
 			}
 		}
 		running, perIndex := runningByCell(cs, name)
-		ids, err := cellB.containers()
+		ids, err := c.containers()
 		return state == "draining" && running["cell-0"] == n && len(perIndex) == n && err == nil && len(ids) == 0,
 			fmt.Sprintf("cell-b %q; running %v per index %v; containers on cell-b %v %v", state, running, perIndex, ids, err)
 	})

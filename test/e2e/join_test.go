@@ -98,7 +98,7 @@ func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
 	if err := c.stop(); err != nil {
 		t.Fatalf("stop the joined cell: %v\n%s", err, c.logTail(maxLogShown))
 	}
-	if ids, err := (&server{root: c.root, dataDir: c.dataDir}).containers(); err != nil || len(ids) > 0 {
+	if ids, err := c.containers(); err != nil || len(ids) > 0 {
 		t.Fatalf("containers left on the joined cell after SIGTERM: %v %v", ids, err)
 	}
 	// A cell that stops leaves: the server lists it no more.

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,13 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/cgroupclean"
+	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
 // Bounds of the server fixture.
@@ -320,7 +318,7 @@ func (s *server) stop() error {
 	} else if len(ids) > 0 {
 		problems = append(problems, fmt.Sprintf("runc containers left after shutdown: %v", ids))
 	}
-	if ms, err := mountsUnder(s.root); err != nil {
+	if ms, err := mountinfo.Under(s.root); err != nil {
 		problems = append(problems, err.Error())
 	} else if len(ms) > 0 {
 		problems = append(problems, fmt.Sprintf("mounts left after shutdown: %v", ms))
@@ -360,7 +358,7 @@ func (s *server) cleanup() error {
 			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", id, err, out))
 		}
 	}
-	ms, err := mountsUnder(s.root)
+	ms, err := mountinfo.Under(s.root)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -369,8 +367,8 @@ func (s *server) cleanup() error {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
 	}
-	removeCgroups(s.cgroupParent())
-	if left, err := mountsUnder(s.root); err != nil || len(left) > 0 {
+	cgroupclean.Remove(cgroupclean.DefaultParent(filepath.Join(s.dataDir, "containers")))
+	if left, err := mountinfo.Under(s.root); err != nil || len(left) > 0 {
 		// RemoveAll through a bind mount of /usr would wipe the host.
 		errs = append(errs, fmt.Errorf("not removing %s: mounts remain %v (%v)", s.root, left, err))
 		return errors.Join(errs...)
@@ -385,14 +383,6 @@ func (s *server) cleanup() error {
 // <data-dir>/containers/runc (internal/container/runc).
 func (s *server) runcRoot() string { return filepath.Join(s.dataDir, "containers", "runc") }
 
-// cgroupParent is the runc backend's default cgroup parent for this data
-// dir: /pando/<first 4 bytes of sha256(state dir)>.
-func (s *server) cgroupParent() string {
-	abs, _ := filepath.Abs(filepath.Join(s.dataDir, "containers"))
-	sum := sha256.Sum256([]byte(abs))
-	return "/pando/" + hex.EncodeToString(sum[:4])
-}
-
 // containers lists the runc containers of this server's runc root.
 func (s *server) containers() ([]string, error) {
 	if _, err := os.Stat(s.runcRoot()); errors.Is(err, os.ErrNotExist) {
@@ -405,71 +395,6 @@ func (s *server) containers() ([]string, error) {
 		return nil, fmt.Errorf("runc list: %w", err)
 	}
 	return strings.Fields(string(out)), nil
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dir = filepath.Clean(dir)
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeOctal(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, sc.Err()
-}
-
-// unescapeOctal decodes mountinfo's \NNN escapes.
-func unescapeOctal(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// removeCgroups removes the (empty) cgroup directories below parent in
-// every hierarchy, deepest first. Best effort: a cgroup with a process in
-// it stays, and the runc container check reports that.
-func removeCgroups(parent string) {
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	hier = append(hier, "/sys/fs/cgroup")
-	for _, h := range hier {
-		removeCgroupTree(filepath.Join(h, parent))
-	}
-}
-
-func removeCgroupTree(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			removeCgroupTree(filepath.Join(dir, e.Name()))
-		}
-	}
-	_ = syscall.Rmdir(dir)
 }
 
 // logSize is the current length of the server log.

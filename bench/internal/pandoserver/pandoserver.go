@@ -4,6 +4,7 @@
 package pandoserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,7 @@ type Server struct {
 	Dir, DataDir, Home  string
 	APIAddr, RouterAddr string
 	LogPath             string
+	Password            string // admin's
 	Client              *http.Client
 	cmd                 *exec.Cmd
 	exited              chan struct{}
@@ -79,12 +81,12 @@ func Start(ctx context.Context, bin, dir string, args ...string) (*Server, error
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("pando server exited during start-up (log in %s)", s.LogPath)
+			return nil, fmt.Errorf("pando server exited during start-up (log in %s)\n%s", s.LogPath, s.LogTail(20))
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			s.Stop()
-			return nil, fmt.Errorf("server did not come up: %v (log in %s)", err, s.LogPath)
+			return nil, fmt.Errorf("server did not come up: %v (log in %s)\n%s", err, s.LogPath, s.LogTail(20))
 		}
 		time.Sleep(50 * time.Millisecond) // polling for the server, with a deadline
 	}
@@ -93,7 +95,8 @@ func Start(ctx context.Context, bin, dir string, args ...string) (*Server, error
 		s.Stop()
 		return nil, err
 	}
-	if out, err := s.CLI(ctx, nil, "login", "-a", "http://"+s.APIAddr, "-u", "admin", "-p", strings.TrimSpace(string(pw))); err != nil {
+	s.Password = strings.TrimSpace(string(pw))
+	if out, err := s.CLI(ctx, nil, "login", "-a", "http://"+s.APIAddr, "-u", "admin", "-p", s.Password); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("log in: %w: %s", err, out)
 	}
@@ -128,28 +131,43 @@ func (s *Server) Pid() int {
 	return s.cmd.Process.Pid
 }
 
+// shutdownWait bounds the server's clean shutdown: it stops each instance
+// with a grace period of up to 10 s, in parallel.
+const shutdownWait = 30 * time.Second
+
 // Stop sends SIGTERM (the server stops its containers) and kills the
-// process group after 30 s.
-func (s *Server) Stop() {
+// process group after 30 s; the error says when it had to.
+func (s *Server) Stop() error {
 	if s.cmd == nil || s.cmd.Process == nil {
-		return
+		return nil
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
-	case <-time.After(30 * time.Second):
+		return nil
+	case <-time.After(shutdownWait):
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.exited
+		return fmt.Errorf("pando server did not exit within %s of SIGTERM; killed it", shutdownWait)
 	}
+}
+
+// LogTail is the last n lines of the server's log, for an error message.
+func (s *Server) LogTail(n int) string {
+	b, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		return ""
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "server log (last lines):\n" + string(bytes.Join(lines, []byte("\n")))
 }
 
 // Token is an admin access token.
 func (s *Server) Token(ctx context.Context) (string, error) {
-	pw, err := os.ReadFile(filepath.Join(s.DataDir, "admin-password"))
-	if err != nil {
-		return "", err
-	}
-	form := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {strings.TrimSpace(string(pw))}}
+	form := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {s.Password}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.APIAddr+"/oauth/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err

@@ -7,10 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
 // mountInfo is one line of /proc/self/mountinfo, reduced to what we use.
@@ -40,32 +41,13 @@ func readMountInfo() ([]mountInfo, error) {
 		if len(f) < 5 || len(g) < 1 {
 			continue
 		}
-		m := mountInfo{mountPoint: unescapeMount(f[4]), majMin: f[2], fsType: g[0]}
+		m := mountInfo{mountPoint: mountinfo.Unescape(f[4]), majMin: f[2], fsType: g[0]}
 		if len(g) >= 3 {
 			m.superOpts = g[2]
 		}
 		out = append(out, m)
 	}
 	return out, sc.Err()
-}
-
-// unescapeMount decodes the octal escapes (\040 for space) of mountinfo.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // mountsUnder lists mount points at or below dir, deepest first.

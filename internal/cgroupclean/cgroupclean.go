@@ -1,4 +1,8 @@
-package main
+// Package cgroupclean removes the cgroups a runc backend (internal/
+// container/runc) leaves behind, for the tests and benches that run pando
+// servers and cells and must leave the host as they found it. The backend's
+// Cleanup keeps its parent cgroup, since a restarted server reuses it.
+package cgroupclean
 
 import (
 	"crypto/sha256"
@@ -8,16 +12,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
-// The runc backend's Cleanup keeps its parent cgroup (a restarted server
-// reuses it); the bench's backends never restart, so it removes theirs.
-
-// defaultCgroupParent is runc.Config's default CgroupParent for a state
-// dir: "/pando/" and the first 4 bytes of the SHA-256 of its absolute path.
-func defaultCgroupParent(stateDir string) string {
+// DefaultParent is runc.Config's default CgroupParent for a state dir:
+// "/pando/" and the first 4 bytes of the SHA-256 of its absolute path.
+func DefaultParent(stateDir string) string {
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
 		abs = stateDir
@@ -26,18 +26,17 @@ func defaultCgroupParent(stateDir string) string {
 	return "/pando/" + hex.EncodeToString(sum[:4])
 }
 
-// removeCgroupParent removes parent and the empty cgroups below it in every
-// hierarchy. rmdir fails on a cgroup that still has processes, so nothing
-// live is touched.
-func removeCgroupParent(parent string) {
+// Remove removes parent and the empty cgroups below it in every hierarchy,
+// deepest first. rmdir fails on a cgroup that still has processes, so
+// nothing live is touched; a top-level cgroup is never removed.
+func Remove(parent string) {
 	parent = filepath.Clean("/" + parent)
 	if parent == "/" || strings.Count(parent, "/") < 2 {
-		return // never a top-level cgroup
+		return
 	}
-	for _, mnt := range cgroupMounts() {
-		base := filepath.Join(mnt, parent)
+	for _, mnt := range hierarchies() {
 		var dirs []string
-		_ = filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(filepath.Join(mnt, parent), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
 				dirs = append(dirs, p)
 			}
@@ -45,14 +44,14 @@ func removeCgroupParent(parent string) {
 		})
 		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 		for _, d := range dirs {
-			_ = unix.Rmdir(d)
+			_ = syscall.Rmdir(d)
 		}
 	}
 }
 
-// cgroupMounts lists the cgroup hierarchies: each v1 controller's mount
+// hierarchies lists the cgroup hierarchies: each v1 controller's mount
 // under /sys/fs/cgroup, or /sys/fs/cgroup itself on a unified (v2) host.
-func cgroupMounts() []string {
+func hierarchies() []string {
 	const root = "/sys/fs/cgroup"
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
 		return []string{root}
