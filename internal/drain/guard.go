@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+
+	"github.com/pandoplatform/pando/internal/netguard"
 )
 
 // Guard keeps drains off addresses a developer must not reach through
@@ -49,25 +51,5 @@ func (g Guard) denied(ip netip.Addr, port int) bool {
 	if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
 		return true
 	}
-	for _, r := range g.DenyPorts {
-		if port >= r[0] && port <= r[1] {
-			return ip.IsLoopback() || isLocal(ip)
-		}
-	}
-	return false
-}
-
-func isLocal(ip netip.Addr) bool {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return true // cannot tell: refuse
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if la, ok := netip.AddrFromSlice(n.IP); ok && la.Unmap() == ip {
-				return true
-			}
-		}
-	}
-	return false
+	return netguard.PlatformListener(ip, port, g.DenyPorts)
 }

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/netguard"
 )
 
 // Config bounds and routes one proxy.
@@ -472,27 +474,7 @@ func (p *Proxy) denied(ip netip.Addr, port int) bool {
 	if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() {
 		return true
 	}
-	for _, r := range p.cfg.DenyPorts {
-		if port >= r[0] && port <= r[1] {
-			return ip.IsLoopback() || ip.IsUnspecified() || isLocal(ip)
-		}
-	}
-	return false
-}
-
-func isLocal(ip netip.Addr) bool {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return true // cannot tell: refuse
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if la, ok := netip.AddrFromSlice(n.IP); ok && la.Unmap() == ip {
-				return true
-			}
-		}
-	}
-	return false
+	return netguard.PlatformListener(ip, port, p.cfg.DenyPorts)
 }
 
 // hostPortOf is an http:// URL's host:port.
