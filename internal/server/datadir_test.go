@@ -13,7 +13,7 @@ func TestLockDataDir_oneServerPerDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "in use by another pando server") {
+	if _, err := lockDataDir(dir); err == nil || !strings.Contains(err.Error(), "in use by another pando process") {
 		t.Fatalf("second lock: %v, want in use", err)
 	}
 	release()
@@ -58,7 +58,7 @@ func TestOpenDataDir_createsItsSubdirsUnderTheLock(t *testing.T) {
 			t.Errorf("%s: %v", d, err)
 		}
 	}
-	if _, err := openDataDir(dir); err == nil || !strings.Contains(err.Error(), "in use by another pando server") {
+	if _, err := openDataDir(dir); err == nil || !strings.Contains(err.Error(), "in use by another pando process") {
 		t.Fatalf("second open: %v, want in use", err)
 	}
 }
