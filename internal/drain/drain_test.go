@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -285,7 +286,10 @@ func TestForwarder_deadDrainDropsAndReports(t *testing.T) {
 
 // A drain that comes back gets the lines queued while it was away.
 func TestForwarder_reconnectsAfterDrainRestarts(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// An address of the test's own (127.A.B.C), so no other process on
+	// the machine takes the port while the drain is down.
+	ip := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), 1+rand.IntN(254), 2+rand.IntN(253))
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +308,7 @@ func TestForwarder_reconnectsAfterDrainRestarts(t *testing.T) {
 	for ln2 == nil {
 		if ln2, err = net.Listen("tcp", addr); err != nil {
 			if time.Now().After(deadline) {
-				t.Skipf("address %s not free again: %v", addr, err)
+				t.Fatalf("address %s not free again: %v", addr, err)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
