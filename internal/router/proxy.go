@@ -191,6 +191,22 @@ func (p *proxied) using(bc *backendConn) {
 }
 func (p *proxied) idempotent() bool { return idempotent(string(p.cc.head.method)) }
 
+// appendForwardedFields appends the router's X-Forwarded-*, X-Vcap-
+// Request-Id and X-Request-Start fields (without the last CRLF): what
+// every request it sends on carries, to an app or to a route service.
+func appendForwardedFields(b []byte, st *request, host string, start int64) []byte {
+	b = append(b, "X-Forwarded-For: "...)
+	b = append(b, st.xff...)
+	b = append(b, "\r\nX-Forwarded-Proto: "...)
+	b = append(b, st.proto...)
+	b = append(b, "\r\nX-Forwarded-Host: "...)
+	b = append(b, host...)
+	b = append(b, "\r\nX-Vcap-Request-Id: "...)
+	b = append(b, st.requestID...)
+	b = append(b, "\r\nX-Request-Start: "...)
+	return strconv.AppendInt(b, start, 10)
+}
+
 // writeHead writes the request head for ep: the client's request line in
 // origin form and HTTP/1.1, its end-to-end headers as they came, then the
 // router's own headers and the framing it chose.
@@ -209,16 +225,7 @@ func (p *proxied) writeHead(w *bufio.Writer, ep *endpoint) {
 		skip = routeServiceSignature
 	}
 	b = p.appendClientFields(b, skip)
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, st.xff...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, st.proto...)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, h.host...)
-	b = append(b, "\r\nX-Vcap-Request-Id: "...)
-	b = append(b, st.requestID...)
-	b = append(b, "\r\nX-Request-Start: "...)
-	b = strconv.AppendInt(b, p.start, 10)
+	b = appendForwardedFields(b, st, h.host, p.start)
 	b = append(b, "\r\nX-Cf-Applicationid: "...)
 	b = append(b, ep.appGUID...)
 	b = append(b, "\r\nX-Cf-Instanceid: "...)

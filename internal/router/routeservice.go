@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -317,16 +316,7 @@ func (x *toRouteService) writeHead(w *bufio.Writer, _ *endpoint) {
 	b = append(b, x.svc.host...)
 	b = append(b, "\r\n"...)
 	b = x.appendClientFields(b, routeServiceHeaders)
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, st.xff...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, st.proto...)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, h.host...)
-	b = append(b, "\r\nX-Vcap-Request-Id: "...)
-	b = append(b, st.requestID...)
-	b = append(b, "\r\nX-Request-Start: "...)
-	b = strconv.AppendInt(b, x.start, 10)
+	b = appendForwardedFields(b, st, h.host, x.start)
 	b = append(b, "\r\n"+HeaderForwardedURL+": "...)
 	b = append(b, x.forwarded...)
 	b = append(b, "\r\n"+HeaderProxySignature+": "...)
