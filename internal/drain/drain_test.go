@@ -436,3 +436,24 @@ func TestForwarder_refusedDrainIsReportedInAppLog(t *testing.T) {
 	default:
 	}
 }
+
+// However many drains developers bind, the forwarder runs at most
+// MaxDrains of them (each with its bounded queue and one connection).
+func TestForwarder_runsAtMostMaxDrains(t *testing.T) {
+	var bs []Binding
+	for i := range 50 {
+		// Low loopback ports nothing listens on: the drains only need to
+		// exist, not to connect.
+		bs = append(bs, Binding{AppGUID: fmt.Sprintf("app-%d", i%7), URL: fmt.Sprintf("syslog://127.0.0.1:%d", 1+i), Hostname: "o.s.a"})
+	}
+	f := startForwarder(t, Config{Sink: &memSink{}, Bindings: &staticBindings{bs: bs}, MaxDrains: 5})
+	f.mu.RLock()
+	running, listed := len(f.drains), 0
+	for _, ds := range f.byApp {
+		listed += len(ds)
+	}
+	f.mu.RUnlock()
+	if running != 5 || listed != 5 {
+		t.Fatalf("%d drains kept, %d forwarded to, want 5 of the 50 bound", running, listed)
+	}
+}
