@@ -6,17 +6,27 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/pandoplatform/pando"
 )
 
-// appNamePattern is what an app name may hold: CF allows most printable
-// characters; Pando also requires it to make a valid default hostname when
-// one is derived, which the route code checks separately.
-var appNamePattern = regexp.MustCompile(`^[^\x00-\x1f\x7f]{1,255}$`)
+// validAppName says what an app name may hold: 1 to 255 characters, no
+// control characters (CF allows most printable ones; the route code checks
+// separately that a derived hostname is valid). Checked by hand, not by
+// a regexp: a bounded repeat compiles into thousands of allocations at
+// every start of the pando binary, CLI commands included.
+func validAppName(s string) bool {
+	n := 0
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+		n++
+	}
+	return n >= 1 && n <= 255
+}
 
 // appCreate is a validated request to create an app.
 type appCreate struct {
@@ -32,7 +42,7 @@ func validateAppName(name string) error {
 	if strings.TrimSpace(name) == "" {
 		return invalid("Name must not be empty")
 	}
-	if !appNamePattern.MatchString(name) {
+	if !validAppName(name) {
 		return invalid("Name must be 1 to 255 printable characters")
 	}
 	return nil

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -20,7 +19,8 @@ import (
 // order. Positions always run 1..N without gaps: creating or moving one
 // shifts the others, deleting one closes the gap.
 
-var buildpackName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,250}$`)
+// validBuildpackName: 1 to 250 of A-Z, a-z, 0-9, '_', '.', '-'.
+func validBuildpackName(s string) bool { return len(s) <= 250 && nameChars(s, true) }
 
 // maxBuildpackEntries bounds the number of files in a buildpack zip.
 const maxBuildpackEntries = 100000
@@ -129,7 +129,7 @@ type buildpackCreate struct {
 }
 
 func (a *API) createBuildpack(ctx context.Context, in buildpackCreate) (pando.Buildpack, error) {
-	if !buildpackName.MatchString(in.Name) {
+	if !validBuildpackName(in.Name) {
 		return pando.Buildpack{}, invalid("Name must be 1 to 250 letters, digits, '_', '-' or '.'")
 	}
 	if in.Position < 0 {
@@ -328,7 +328,7 @@ func (a *API) patchBuildpack(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}
-	if body.Name != nil && !buildpackName.MatchString(*body.Name) {
+	if body.Name != nil && !validBuildpackName(*body.Name) {
 		return invalid("Name must be 1 to 250 letters, digits, '_', '-' or '.'")
 	}
 	if body.Position != nil && *body.Position < 1 {

@@ -623,7 +623,7 @@ func (p *mparser) processes(n *yaml.Node, at string) []manifestProcess {
 		switch {
 		case pr.Type == "":
 			p.errorf(pat+".type", "must not be empty")
-		case !processTypeName.MatchString(pr.Type):
+		case !validProcessType(pr.Type):
 			p.errorf(pat+".type", "%q is not a valid process type", pr.Type)
 		case seen[pr.Type]:
 			p.errorf(pat+".type", "%q appears more than once", pr.Type)

@@ -483,7 +483,7 @@ func (a *API) readDestinations(r *http.Request) ([]wanted, error) {
 		if d.App.Process != nil && d.App.Process.Type != "" {
 			typ = d.App.Process.Type
 		}
-		if !processTypeName.MatchString(typ) {
+		if !validProcessType(typ) {
 			return nil, invalid("Process type %q is invalid", typ)
 		}
 		port := 0 // the default port, unless the destination names one

@@ -21,10 +21,26 @@ const defaultAppPort = 8080
 // maxRouteLength bounds host.domain/path as CF does.
 const maxRouteLength = 255
 
-var (
-	hostLabel       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	processTypeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
-)
+var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// validProcessType: 1 to 255 of A-Z, a-z, 0-9, '_', '-'.
+func validProcessType(s string) bool { return len(s) <= 255 && nameChars(s, false) }
+
+// nameChars reports whether s is non-empty and holds only ASCII letters,
+// digits, '_', '-' and, with dot, '.'.
+func nameChars(s string, dot bool) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || dot && c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
 
 // routeURL is how CF (and the cf CLI) shows a route: no scheme.
 func routeURL(host, domain, path string) string {
