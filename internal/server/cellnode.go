@@ -18,12 +18,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/connlimit"
-	"github.com/pandoplatform/pando/internal/container/runc"
 )
 
 // CellConfig is `pando cell`'s configuration: a cell on another machine
@@ -67,6 +65,19 @@ type CellConfig struct {
 	// cellapi.DefaultHeartbeat).
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+
+	// backend, when set (tests), runs the containers instead of runc.
+	backend containerBackend
+}
+
+func (cfg CellConfig) cellRuntime() cellRuntimeConfig {
+	return cellRuntimeConfig{
+		verb: "pando cell", dataDir: cfg.DataDir, cacheDir: cfg.CacheDir, stacks: cfg.Stacks,
+		stagingEnv: cfg.StagingEnv, insecureRegistries: cfg.InsecureRegistries,
+		layerCacheMaxBytes: cfg.LayerCacheMaxBytes,
+		hostIDBase:         cfg.ContainerHostIDBase, hostIDBlocks: cfg.ContainerHostIDBlocks,
+		backend: cfg.backend,
+	}
 }
 
 // DefaultCellID is the ID a cell takes without --id: the host's name and
@@ -112,14 +123,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	if err := cellauth.CheckCellID(cfg.ID); err != nil {
 		return fmt.Errorf("--id: %w", err)
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("pando cell runs containers with runc and needs root: run it with sudo (or as root)")
-	}
-	reg, err := registryClient(cfg.InsecureRegistries)
-	if err != nil {
-		return err
-	}
-	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
+	plan, err := planCellRuntime(cfg.cellRuntime())
 	if err != nil {
 		return err
 	}
@@ -129,13 +133,6 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		return err
 	}
 	defer release()
-	stacks := map[string]string{"host": ""}
-	for name, dir := range cfg.Stacks {
-		if err := checkRootFS(name, dir); err != nil {
-			return err
-		}
-		stacks[name] = dir
-	}
 
 	jctx, cancelJoin := context.WithTimeout(ctx, time.Minute)
 	creds, err := cellauth.Join(jctx, &http.Client{Timeout: 30 * time.Second}, cfg.JoinURL, tok, cfg.ID, filepath.Join(cfg.DataDir, "credentials"))
@@ -153,63 +150,26 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	}
 	defer ln.Close()
 
-	backend, err := runc.New(runc.Config{
-		StateDir:   filepath.Join(cfg.DataDir, "containers"),
-		HostIDBase: cfg.ContainerHostIDBase, HostIDBlocks: cfg.ContainerHostIDBlocks,
-		Logger: log.With("component", "runc"),
-	})
+	rt, err := openCellRuntime(ctx, plan, log)
 	if err != nil {
-		return fmt.Errorf("container backend: %w", err)
+		return err
 	}
-	if err := backend.Cleanup(ctx); err != nil {
-		log.Warn("clean up leftover containers", "err", err)
-	}
-	if cfg.CacheDir == "" {
-		cfg.CacheDir = "/var/cache/pando"
-	}
-	var stagingCaches []cell.StagingCache
-	goSeed, err := buildpacks.GoCacheSeedDir(ctx, cfg.CacheDir)
-	if err != nil {
-		log.Warn("no Go build cache seed: first Go stagings compile the standard library", "err", err)
-	} else {
-		stagingCaches = append(stagingCaches, cell.StagingCache{
-			HostDir: goSeed, ContainerDir: "/tmp/go-cache-seed", Env: "PANDO_GO_CACHE_SEED",
-			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
-		})
-	}
-	images, err := newImagePuller(reg, filepath.Join(cfg.DataDir, "layers"), cfg.LayerCacheMaxBytes, log.With("component", "layers"))
-	if err != nil {
-		return fmt.Errorf("image layer cache: %w", err)
-	}
-	defer images.Close()
+	defer rt.close()
 
 	server := cellapi.NewServerClient(creds, log.With("component", "cell-client"))
 	shipper := server.NewLogShipper(0)
-	rep, err := cell.New(cell.Config{
-		ID:            cfg.ID,
-		Zone:          cfg.Zone,
-		Backend:       backend,
-		Blobs:         server,
-		Reporter:      server,
-		Logs:          shipper,
-		WorkDir:       filepath.Join(cfg.DataDir, "cell"),
-		HostAddr:      host,
-		TotalMemoryMB: cfg.MemoryMB,
-		TotalDiskMB:   cfg.DiskMB,
-		StagingCaches: stagingCaches,
-		StagingEnv:    stagingEnv,
-		StagingEgress: cfg.StagingEgress,
-		// The rep's own port; the server's are on its machine.
-		StagingEgressDenyPorts: platformPorts(ln.Addr().String()),
-		StagingEgressMaxBytes:  cfg.StagingEgressMaxBytes,
-		LogRateCeiling:         cfg.LogRateCeiling,
-		Stacks:                 stacks,
-		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
-		DockerStager:           dockerStager(images),
-		Images:                 images,
-		LayerCacheBytes:        images.CacheBytes,
-		Logger:                 log.With("component", "cell"),
-	})
+	repCfg := rt.cellConfig(cfg.HostCFStack)
+	repCfg.ID, repCfg.Zone = cfg.ID, cfg.Zone
+	repCfg.Blobs, repCfg.Reporter, repCfg.Logs = server, server, shipper
+	repCfg.HostAddr = host
+	repCfg.TotalMemoryMB, repCfg.TotalDiskMB = cfg.MemoryMB, cfg.DiskMB
+	repCfg.StagingEgress = cfg.StagingEgress
+	// The rep's own port; the server's are on its machine.
+	repCfg.StagingEgressDenyPorts = platformPorts(ln.Addr().String())
+	repCfg.StagingEgressMaxBytes = cfg.StagingEgressMaxBytes
+	repCfg.LogRateCeiling = cfg.LogRateCeiling
+	repCfg.Logger = log.With("component", "cell")
+	rep, err := cell.New(repCfg)
 	if err != nil {
 		return fmt.Errorf("start cell: %w", err)
 	}
@@ -236,7 +196,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	if err != nil {
 		cancel()
 		_ = g.Wait()
-		backend.Close()
+		rt.stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("register with the server: %w", err)
 	}
 	// Presence stops before the cell leaves, or a renewal would register
@@ -259,14 +219,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 			log.Info("reported this cell's work to the server", "instances", len(inv.Actuals), "tasks", len(inv.Tasks))
 		})
 	}()
-	if goSeed != "" {
-		g.Go(func() error {
-			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
-				log.Warn("warm Go build cache", "err", err)
-			}
-			return nil
-		})
-	}
+	rt.warm(g, gctx)
 	log.Info("pando cell started", "addr", ln.Addr().String(), "zone", cfg.Zone, "data_dir", cfg.DataDir)
 
 	// SIGUSR1 drains the cell and keeps it up (for maintenance: SIGTERM
@@ -307,10 +260,7 @@ wait:
 	if err := server.Leave(shutdownCtx); err != nil {
 		log.Warn("leave the server (it forgets this cell when its presence expires)", "err", err)
 	}
-	backend.Close()
-	if err := backend.Cleanup(shutdownCtx); err != nil {
-		log.Warn("clean up containers", "err", err)
-	}
+	rt.stop(shutdownCtx)
 	// The last lines (instances stopping) still go out.
 	if err := shipper.Flush(shutdownCtx); err != nil {
 		log.Warn("send the last log lines", "err", err)

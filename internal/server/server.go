@@ -32,7 +32,6 @@ import (
 	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/connlimit"
-	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/drain"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/router"
@@ -130,6 +129,20 @@ type Config struct {
 	Ready func(apiAddr, routerAddr string)
 	// Stdout receives the one-time admin password notice.
 	Stdout interface{ Write([]byte) (int, error) }
+
+	// backend, when set (tests), runs the local cell's containers
+	// instead of runc.
+	backend containerBackend
+}
+
+func (cfg Config) cellRuntime() cellRuntimeConfig {
+	return cellRuntimeConfig{
+		verb: "pando server", dataDir: cfg.DataDir, cacheDir: cfg.CacheDir, stacks: cfg.Stacks,
+		stagingEnv: cfg.StagingEnv, insecureRegistries: cfg.InsecureRegistries,
+		layerCacheMaxBytes: cfg.LayerCacheMaxBytes,
+		hostIDBase:         cfg.ContainerHostIDBase, hostIDBlocks: cfg.ContainerHostIDBlocks,
+		backend: cfg.backend,
+	}
 }
 
 // DefaultDataDir is /var/lib/pando as root, else ~/.local/share/pando.
@@ -166,19 +179,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
 	}
-	if cfg.LayerCacheMaxBytes < 0 {
-		return fmt.Errorf("--layer-cache-max-bytes %d: give a size in bytes (0: the default, 10 GiB)", cfg.LayerCacheMaxBytes)
-	}
-	reg, err := registryClient(cfg.InsecureRegistries)
-	if err != nil {
-		return err
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("pando server runs containers with runc and needs root: run it with sudo (or as root)")
+	plan, err := planCellRuntime(cfg.cellRuntime())
+	if err != nil {
+		return err
 	}
 	fdLimit := raiseFileLimit(log)
 	release, err := openDataDir(cfg.DataDir, "blobs", tempDirName, "cell", "containers")
@@ -266,78 +273,26 @@ func Run(ctx context.Context, cfg Config) error {
 
 	board := bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval})
 
-	backend, err := runc.New(runc.Config{
-		StateDir:   filepath.Join(cfg.DataDir, "containers"),
-		HostIDBase: cfg.ContainerHostIDBase, HostIDBlocks: cfg.ContainerHostIDBlocks,
-		Logger: log.With("component", "runc"),
-	})
-	if err != nil {
-		return fmt.Errorf("container backend: %w", err)
-	}
-	if err := backend.Cleanup(ctx); err != nil {
-		log.Warn("clean up leftover containers", "err", err)
-	}
-	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
+	rt, err := openCellRuntime(ctx, plan, log)
 	if err != nil {
 		return err
 	}
-	memMB, diskMB := cellCapacity(cfg)
-	cellStacks := map[string]string{"host": ""}
-	var ccStacks []cc.StackConfig
-	for name, dir := range cfg.Stacks {
-		if err := checkRootFS(name, dir); err != nil {
-			return err
-		}
-		cellStacks[name] = dir
-		ccStacks = append(ccStacks, cc.StackConfig{Name: name, Description: "Root filesystem at " + dir})
+	defer rt.close()
+	repCfg := rt.cellConfig(cfg.HostCFStack)
+	repCfg.ID = "cell-0"
+	repCfg.Blobs, repCfg.Reporter, repCfg.Logs = blobs, board, drains
+	repCfg.BlobPath = func(key string) (string, bool) {
+		p, err := blobs.Path(key)
+		return p, err == nil
 	}
-	if cfg.CacheDir == "" {
-		cfg.CacheDir = "/var/cache/pando"
-	}
-	var stagingCaches []cell.StagingCache
-	goSeed, err := buildpacks.GoCacheSeedDir(ctx, cfg.CacheDir)
-	if err != nil {
-		log.Warn("no Go build cache seed: first Go stagings compile the standard library", "err", err)
-	} else {
-		stagingCaches = append(stagingCaches, cell.StagingCache{
-			HostDir: goSeed, ContainerDir: "/tmp/go-cache-seed", Env: "PANDO_GO_CACHE_SEED",
-			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
-		})
-	}
-	// Image layers: <data-dir>/layers, one content-addressed cache for
-	// every container of the cell.
-	images, err := newImagePuller(reg, filepath.Join(cfg.DataDir, "layers"), cfg.LayerCacheMaxBytes, log.With("component", "layers"))
-	if err != nil {
-		return fmt.Errorf("image layer cache: %w", err)
-	}
-	defer images.Close()
-	rep, err := cell.New(cell.Config{
-		ID:      "cell-0",
-		Backend: backend,
-		Blobs:   blobs,
-		BlobPath: func(key string) (string, bool) {
-			p, err := blobs.Path(key)
-			return p, err == nil
-		},
-		Reporter:               board,
-		Logs:                   drains,
-		WorkDir:                filepath.Join(cfg.DataDir, "cell"),
-		HostAddr:               "127.0.0.1",
-		TotalMemoryMB:          memMB,
-		TotalDiskMB:            diskMB,
-		StagingCaches:          stagingCaches,
-		StagingEnv:             stagingEnv,
-		StagingEgress:          cfg.StagingEgress,
-		StagingEgressMaxBytes:  cfg.StagingEgressMaxBytes,
-		StagingEgressDenyPorts: platformPorts(apiLn.Addr().String(), routerLn.Addr().String(), cfg.RouterTLSAddr, cellAPIAddr(cfg)),
-		LogRateCeiling:         cfg.LogRateCeiling,
-		Stacks:                 cellStacks,
-		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
-		DockerStager:           dockerStager(images),
-		Images:                 images,
-		LayerCacheBytes:        images.CacheBytes,
-		Logger:                 log.With("component", "cell"),
-	})
+	repCfg.HostAddr = "127.0.0.1"
+	repCfg.TotalMemoryMB, repCfg.TotalDiskMB = cellCapacity(cfg)
+	repCfg.StagingEgress = cfg.StagingEgress
+	repCfg.StagingEgressMaxBytes = cfg.StagingEgressMaxBytes
+	repCfg.StagingEgressDenyPorts = platformPorts(apiLn.Addr().String(), routerLn.Addr().String(), cfg.RouterTLSAddr, cellAPIAddr(cfg))
+	repCfg.LogRateCeiling = cfg.LogRateCeiling
+	repCfg.Logger = log.With("component", "cell")
+	rep, err := cell.New(repCfg)
 	if err != nil {
 		return fmt.Errorf("start cell: %w", err)
 	}
@@ -391,7 +346,11 @@ func Run(ctx context.Context, cfg Config) error {
 		RouteServices: routeServicesFunc(func(host, path string) string { return api.RouteServiceURL(host, path) }),
 	})
 
-	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
+	var ccStacks []cc.StackConfig
+	for name, dir := range cfg.Stacks {
+		ccStacks = append(ccStacks, cc.StackConfig{Name: name, Description: "Root filesystem at " + dir})
+	}
+	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(rt.stacks)}
 	api, err = cc.New(cc.Config{
 		BaseURL:             apiURL,
 		Domain:              cfg.Domain,
@@ -441,21 +400,14 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { trimResourceCache(gctx, blobs, cfg.ResourceCacheMaxBytes, log); return nil })
 	// Probing the host's runtimes takes a second: before anyone asks.
 	g.Go(func() error {
-		for name := range cellStacks {
+		for name := range rt.stacks {
 			if _, err := stackRuntimes.Runtimes(gctx, name); err != nil && gctx.Err() == nil {
 				log.Warn("probe stack runtimes", "stack", name, "err", err)
 			}
 		}
 		return nil
 	})
-	if goSeed != "" {
-		g.Go(func() error {
-			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
-				log.Warn("warm Go build cache", "err", err)
-			}
-			return nil
-		})
-	}
+	rt.warm(g, gctx)
 
 	// Joined cells keep running across a restart: the BBS waits (a
 	// presence TTL at most) for those it knew to report what they run,
@@ -528,11 +480,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := rep.Shutdown(shutdownCtx); err != nil {
 		log.Error("stop app containers", "err", err)
 	}
-	// Whatever is left (nothing, normally) and the server's cgroup parents.
-	backend.Close()
-	if err := backend.Cleanup(shutdownCtx); err != nil {
-		log.Warn("clean up containers", "err", err)
-	}
+	rt.stop(shutdownCtx)
 	cancel()
 	err = g.Wait()
 	api.Close()
