@@ -190,6 +190,28 @@ func ownServer(t *testing.T, args ...string) *server {
 	return ownServerWithEnv(t, nil, args...)
 }
 
+// ownAPI starts a `pando api` (the platform without a local cell) only t
+// uses, removed when t ends; args are more `pando api` flags.
+func ownAPI(t *testing.T, args ...string) *server {
+	t.Helper()
+	requireE2E(t)
+	s, err := newServer(env.bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.verb, s.args = "api", args
+	t.Cleanup(func() {
+		if err := s.cleanup(); err != nil {
+			t.Errorf("clean up pando api: %v", err)
+		}
+	})
+	s.showLogOnFailure(t)
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // ownServerWithEnv is ownServer with more environment (NAME=VALUE) for
 // the server process.
 func ownServerWithEnv(t *testing.T, serverEnv []string, args ...string) *server {
