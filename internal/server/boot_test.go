@@ -358,3 +358,21 @@ func TestRunAPI_refusesAStackItCannotName(t *testing.T) {
 		}
 	}
 }
+
+// A node that cannot start (its router's address is taken) says which
+// address, and gives back what it had opened: the API's address and the
+// data dir.
+func TestRunAPI_thatCannotStartGivesBackWhatItOpened(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := platformConfig(t, nil)
+	cfg.APIAddr, cfg.RouterAddr = freeAddr(t), taken.Addr().String()
+	err = RunAPI(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "router address "+cfg.RouterAddr) {
+		t.Fatalf("RunAPI with its router address taken: %v", err)
+	}
+	requireReleased(t, cfg.DataDir, cfg.APIAddr)
+}

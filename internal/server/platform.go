@@ -87,8 +87,8 @@ func (cfg Config) withDefaults() Config {
 
 // openPlatform listens and opens the platform's state in cfg.DataDir,
 // which the caller has locked. close releases what it opened.
-func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (p *platform, err error) {
-	p = &platform{cfg: cfg, log: cfg.Logger, verb: verb, fdLimit: fdLimit, tempDir: filepath.Join(cfg.DataDir, tempDirName)}
+func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ *platform, err error) {
+	p := &platform{cfg: cfg, log: cfg.Logger, verb: verb, fdLimit: fdLimit, tempDir: filepath.Join(cfg.DataDir, tempDirName)}
 	defer func() {
 		if err != nil {
 			p.close()
