@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -173,7 +175,7 @@ func (c *client) do(req *http.Request, v any) int {
 	if c.token != "" {
 		req.Header.Set("Authorization", "bearer "+c.token)
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: bootTimeout}).Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
@@ -323,7 +325,8 @@ func TestRunAPI_aCellAndARouterJoinAndEachStopsCleanly(t *testing.T) {
 }
 
 // `pando server` boots with its local cell (on the fake backend here),
-// lists it, serves the API on both listeners, and stops cleanly.
+// lists it, serves the API on its listener and the router's HTTP and
+// HTTPS system hosts, and stops cleanly.
 func TestRun_servesWithItsLocalCellAndStopsCleanly(t *testing.T) {
 	ready := make(chan [2]string, 1)
 	cfg := platformConfig(t, ready)
@@ -331,12 +334,25 @@ func TestRun_servesWithItsLocalCellAndStopsCleanly(t *testing.T) {
 	readyGoSeed(t, cfg.CacheDir)
 	cfg.CellMemoryMB, cfg.CellDiskMB = 2048, 4096
 	cfg.backend = fakeBackend{fake.New(fake.Options{})}
+	var stdout bytes.Buffer // written before Ready
+	cfg.RouterTLSAddr, cfg.Stdout = freeAddr(t), &stdout
 	srv, addrs := boot(t, func(ctx context.Context) error { return Run(ctx, cfg) }, ready)
 	c := login(t, addrs[0], cfg.AdminPassword)
 	for _, at := range []struct{ addr, host string }{{addrs[0], ""}, {addrs[1], "api.localhost"}} {
 		if status := c.get(at.addr, at.host, "/v3/info", nil); status != http.StatusOK {
 			t.Errorf("GET /v3/info at %s (Host %q): status %d", at.addr, at.host, status)
 		}
+	}
+	if want := "Router HTTPS: https://" + cfg.RouterTLSAddr; !strings.Contains(stdout.String(), want) {
+		t.Errorf("stdout %q does not say %q", stdout.String(), want)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "https://"+cfg.RouterTLSAddr+"/v3/info", nil)
+	req.Host = "api.localhost"
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "api.localhost", InsecureSkipVerify: true}}}
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v3/info through the router's HTTPS: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if got := c.cellStates(); len(got) != 1 || got["cell-0"] != "healthy" {
 		t.Errorf("cells %v, want the healthy local cell-0 only", got)
@@ -346,7 +362,7 @@ func TestRun_servesWithItsLocalCellAndStopsCleanly(t *testing.T) {
 		readToken(t, filepath.Join(cfg.DataDir, f))
 	}
 	srv.stop(t)
-	requireReleased(t, cfg.DataDir, addrs[0], addrs[1], cellAPI)
+	requireReleased(t, cfg.DataDir, addrs[0], addrs[1], cellAPI, cfg.RouterTLSAddr)
 }
 
 // `pando api` takes the names of the cells' stacks, nothing else.

@@ -250,7 +250,7 @@ func (n *cellNode) run(ctx context.Context) error {
 		defer close(presenceDone)
 		n.keepPresence(presenceCtx, repURL)
 	}()
-	n.rt.warm(g, gctx)
+	n.rt.warm(gctx, g)
 	log.Info("pando cell started", "addr", n.ln.Addr().String(), "zone", cfg.Zone, "data_dir", cfg.DataDir)
 
 	// SIGUSR1 drains the cell and keeps it up (for maintenance: SIGTERM

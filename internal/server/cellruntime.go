@@ -148,7 +148,7 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 
 // warm builds the Go build cache seed in the background, unless it is
 // there already.
-func (r *cellRuntime) warm(g *errgroup.Group, ctx context.Context) {
+func (r *cellRuntime) warm(ctx context.Context, g *errgroup.Group) {
 	if r.goSeed == "" {
 		return
 	}

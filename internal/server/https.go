@@ -217,7 +217,7 @@ func systemHosts(domain string) []string {
 
 // serve prints the certificate notice to stdout (if set) and serves the
 // router's HTTPS on t's listener, in g.
-func (t *routerTLS) serve(g *errgroup.Group, ctx context.Context, rtr *router.Router, stdout io.Writer) {
+func (t *routerTLS) serve(ctx context.Context, g *errgroup.Group, rtr *router.Router, stdout io.Writer) {
 	if stdout != nil {
 		fmt.Fprint(stdout, certNotice("https://"+t.ln.Addr().String(), t.certs, t.selfSigned))
 	}

@@ -73,7 +73,7 @@ func (c *localCell) stackRuntimes() cc.StackRuntimes {
 
 // start probes the stacks' runtimes (a second: before anyone asks) and
 // warms the Go build cache, in g.
-func (c *localCell) start(g *errgroup.Group, ctx context.Context) {
+func (c *localCell) start(ctx context.Context, g *errgroup.Group) {
 	if c == nil {
 		return
 	}
@@ -85,7 +85,7 @@ func (c *localCell) start(g *errgroup.Group, ctx context.Context) {
 		}
 		return nil
 	})
-	c.rt.warm(g, ctx)
+	c.rt.warm(ctx, g)
 }
 
 // shutdown stops the cell's containers, reporting them gone.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pandoplatform/pando/internal/bbs"
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/cc"
@@ -23,14 +25,13 @@ import (
 	"github.com/pandoplatform/pando/internal/secrets"
 	"github.com/pandoplatform/pando/internal/sqlstore"
 	"github.com/pandoplatform/pando/internal/uaa"
-	"golang.org/x/sync/errgroup"
 )
 
 // platform is the API side of Pando, the same in `pando server` and
 // `pando api`: the listeners of the API and the router, the CCDB, the
 // blobstore, the log store and syslog drains, UAA with the admin user,
-// and the BBS with its auctioneer. serve adds the cell listener, the
-// router and the CF API, and runs them all.
+// and the BBS with its auctioneer (openPlatform). build adds the cell
+// listener, the router and the CF API; run runs them all.
 type platform struct {
 	cfg     Config
 	log     *slog.Logger
@@ -325,7 +326,7 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	g.Go(func() error { p.drains.Run(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(p.board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, p.blobs, cfg.ResourceCacheMaxBytes, log); return nil })
-	local.start(g, gctx)
+	local.start(gctx, g)
 	p.restore(ctx, g, gctx, emitter)
 
 	// Long polls and log streams end when the server stops.
@@ -338,7 +339,7 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	routerHTTPS := ""
 	if p.routerTLS != nil {
 		routerHTTPS = "https://" + p.routerTLS.ln.Addr().String()
-		p.routerTLS.serve(g, gctx, p.rtr, cfg.Stdout)
+		p.routerTLS.serve(gctx, g, p.rtr, cfg.Stdout)
 	}
 
 	log.Info(p.verb+" started", "api", p.apiURL, "router", p.routerURL, "router_https", routerHTTPS, "cell_api", p.cells.address(),

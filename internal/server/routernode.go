@@ -156,7 +156,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	httpsURL := ""
 	if tlsLn != nil {
 		httpsURL = "https://" + tlsLn.ln.Addr().String()
-		tlsLn.serve(g, gctx, rtr, cfg.Stdout)
+		tlsLn.serve(gctx, g, rtr, cfg.Stdout)
 	}
 	log.Info("pando router started", "addr", ln.Addr().String(), "https", httpsURL, "api", cfg.APIURL, "data_dir", cfg.DataDir)
 	if cfg.Ready != nil {
