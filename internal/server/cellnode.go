@@ -216,12 +216,7 @@ func (n *cellNode) close() {
 func (n *cellNode) run(ctx context.Context) error {
 	cfg, log, rep, server, shipper := n.cfg, n.log, n.rep, n.server, n.shipper
 	repURL := "https://" + n.ln.Addr().String()
-	repSrv := &http.Server{
-		Handler:           cellapi.NewRepHandler(rep),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	repSrv := internalServer(cellapi.NewRepHandler(rep), log)
 	// Only the server calls the rep: a few connections are plenty.
 	tlsLn := tls.NewListener(connlimit.Wrap(n.ln, 256, 64, "the rep"), cellauth.ServerTLS(n.creds.Cert, n.creds.Pool))
 
