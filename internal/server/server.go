@@ -31,7 +31,11 @@ import (
 	"github.com/pandoplatform/pando/internal/uaa"
 )
 
-// Config is `pando server`'s configuration, built once in cmd/.
+// Config is `pando server`'s configuration, built once in cmd/. `pando
+// api` (RunAPI) takes it too, without the local cell's fields (CellMemoryMB,
+// CellDiskMB, HostCFStack, CacheDir, LogRateCeiling, the container id,
+// staging env and egress, registry and layer cache fields), and with
+// Stacks naming the cells' stacks only.
 type Config struct {
 	APIAddr    string // 127.0.0.1:9022
 	RouterAddr string // 127.0.0.1:8080
