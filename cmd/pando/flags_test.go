@@ -1,6 +1,13 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pandoplatform/pando/internal/server"
+)
 
 func TestLogRateFlag(t *testing.T) {
 	for in, want := range map[string]int{"16K": 16 << 10, "4M": 4 << 20, "unlimited": -1, "-1": -1, "100": 100} {
@@ -24,6 +31,30 @@ func TestMegabytes(t *testing.T) {
 	for _, bad := range []string{"0", "", "-1", "lots", "9999999T"} {
 		if _, err := megabytes("--x", bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// The flags pando server and pando api share are read the same way: a
+// bad value is refused, naming its flag, before anything starts.
+func TestPlatformFlags_readOrRefuseWhatServerAndAPIShare(t *testing.T) {
+	parse := func(args ...string) (server.Config, error) {
+		var cfg server.Config
+		var pf platformFlags
+		cmd := &cobra.Command{Use: "x"}
+		pf.add(cmd, &cfg)
+		if err := cmd.ParseFlags(args); err != nil {
+			return cfg, err
+		}
+		return cfg, pf.apply(&cfg)
+	}
+	cfg, err := parse("--trusted-proxy", "10.0.0.0/8,192.0.2.1", "--default-log-rate-limit", "1M", "--api-addr", "127.0.0.1:1")
+	if err != nil || len(cfg.TrustedProxies) != 2 || cfg.DefaultLogRateLimit != 1<<20 || cfg.APIAddr != "127.0.0.1:1" || cfg.Logger == nil {
+		t.Fatalf("good flags: %+v, %v", cfg, err)
+	}
+	for flag, bad := range map[string]string{"--trusted-proxy": "nope", "--default-log-rate-limit": "0", "--log-level": "loud"} {
+		if _, err := parse(flag, bad); err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("%s %s: %v, want an error naming the flag", flag, bad, err)
 		}
 	}
 }

@@ -458,7 +458,7 @@ func (e *env) cellsCmd() *cobra.Command {
 			return err
 		}
 		if len(cells) == 0 {
-			s.out("No cells.\n")
+			s.out("No cells: no healthy cells, so no app can be placed until one joins\n(pando cell --join API_URL --token TOKEN from the server's <data-dir>/cell-token).\n")
 			return nil
 		}
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/bbs"
@@ -104,12 +103,7 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 	}))
 	mux.Handle("POST "+routestream.LogsPath, routerLogs(authorizeRouter, routes, logSink, log))
 	mux.Handle("/", h)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	srv := internalServer(mux, log)
 	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(connlimit.Wrap(ln, maxCellConns, maxCellConnsPerCell, "the cell API"), cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants}, nil
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
-	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/routestream"
 )
@@ -157,11 +156,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	httpsURL := ""
 	if tlsLn != nil {
 		httpsURL = "https://" + tlsLn.ln.Addr().String()
-		if cfg.Stdout != nil {
-			fmt.Fprint(cfg.Stdout, certNotice(httpsURL, tlsLn.certs, tlsLn.selfSigned))
-		}
-		tlsCfg := certs.ServerConfig(tlsLn.certs...)
-		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, tlsLn.ln, tlsCfg)) })
+		tlsLn.serve(gctx, g, rtr, cfg.Stdout)
 	}
 	log.Info("pando router started", "addr", ln.Addr().String(), "https", httpsURL, "api", cfg.APIURL, "data_dir", cfg.DataDir)
 	if cfg.Ready != nil {
