@@ -50,6 +50,9 @@ type cellAPI struct {
 	ln     net.Listener
 	srv    *http.Server
 	grants *cellapi.Grants
+	// rsKey seals route service signatures: derived from the router
+	// token, so every router that follows the table shares it.
+	rsKey []byte
 }
 
 // listenCellAPI creates (or loads) the CA, the join token and the router
@@ -110,7 +113,7 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(connlimit.Wrap(ln, maxCellConns, maxCellConnsPerCell, "the cell API"), cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants}, nil
+	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(connlimit.Wrap(ln, maxCellConns, maxCellConnsPerCell, "the cell API"), cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants, rsKey: routerTok.RouteServiceKey()}, nil
 }
 
 // joinRoute answers joining cells on the API (cellauth.JoinInfoPath).
@@ -169,6 +172,15 @@ func (c *cellAPI) serve(ctx context.Context) error {
 	// Routing table streams end when the server stops, not 10 s later.
 	c.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	return serveUntil(ctx, c.srv, c.ln)
+}
+
+// routeServiceKey is the route service key routers in other processes
+// share, or nil (the router makes one of its own) when none can follow.
+func (c *cellAPI) routeServiceKey() []byte {
+	if c == nil {
+		return nil
+	}
+	return c.rsKey
 }
 
 // address is where cells join, or "" when they cannot.

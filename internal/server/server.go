@@ -388,7 +388,8 @@ func Run(ctx context.Context, cfg Config) error {
 		System: &router.SystemRoutes{Domain: cfg.SystemDomain, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			systemAPI.ServeHTTP(w, r)
 		})},
-		RouteServices: routeServicesFunc(func(host, path string) string { return api.RouteServiceURL(host, path) }),
+		RouteServices:   routeServicesFunc(func(host, path string) string { return api.RouteServiceURL(host, path) }),
+		RouteServiceKey: cells.routeServiceKey(),
 	})
 
 	stackRuntimes := &stackprobe.Cache{Stacks: maps.Clone(cellStacks)}
@@ -420,6 +421,9 @@ func Run(ctx context.Context, cfg Config) error {
 		// The cell stages docker packages (DockerStager) and runs their
 		// images (Images).
 		DockerEnabled: true,
+
+		// Routers in other processes learn route services from the hub.
+		RouteServicesChanged: routeHub.SetRouteServices,
 	})
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
