@@ -33,6 +33,8 @@ type ServerClient struct {
 	// session tells this process's presences from those of an earlier
 	// run of the same cell (Presence.Session).
 	session string
+	// retry is how blob downloads wait for an unavailable server.
+	retry blobRetry
 }
 
 var (
@@ -55,7 +57,7 @@ func NewServerClient(creds *cellauth.Credentials, log *slog.Logger) *ServerClien
 	var sess [16]byte
 	_, _ = rand.Read(sess[:]) // crypto/rand.Read does not fail (Go 1.24)
 	return &ServerClient{base: strings.TrimRight(creds.CellAPI, "/"), hc: &http.Client{Transport: tr}, log: log,
-		session: hex.EncodeToString(sess[:])}
+		session: hex.EncodeToString(sess[:]), retry: defaultBlobRetry}
 }
 
 // report sends a report, retrying while the server is unreachable until
