@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pandoplatform/pando/internal/bbs"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cli"
@@ -98,6 +99,12 @@ func serverCmd() *cobra.Command {
 			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
 				return err
 			}
+			if err := presenceTTLFlag(cfg.CellPresenceTTL); err != nil {
+				return err
+			}
+			if cfg.CellHostAddr, err = hostAddrFlag("--cell-host-addr", cfg.CellHostAddr); err != nil {
+				return err
+			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			for _, t := range trusted {
 				p, err := parsePrefix(t)
@@ -139,6 +146,8 @@ func serverCmd() *cobra.Command {
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry docker images may be fetched from over plain HTTP (repeatable; takes effect once docker apps are enabled)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
+	f.DurationVar(&cfg.CellPresenceTTL, "cell-presence-ttl", bbs.DefaultCellPresenceTTL, "how long a joined cell that stops renewing its presence keeps its instances before they are placed elsewhere (1s to 10m; cells renew at a third of it)")
+	f.StringVar(&cfg.CellHostAddr, "cell-host-addr", cell.DefaultHostAddr, "IP the local cell's instances get their host ports on, advertised to routers: an address other machines reach lets a pando router there route to them (and anyone who reaches it, to the instances directly)")
 	f.IntVar(&cfg.RouterMaxConns, "router-max-conns", 0, "most open client connections the router holds; past it, 503 (default 10000, less if the fd limit is low; -1 no limit)")
 	f.IntVar(&cfg.RouterMaxConnsPerClient, "router-max-conns-per-client", 0, "most open router connections from one client address (default a tenth of --router-max-conns)")
 	f.IntVar(&cfg.RouterMaxRequestsPerApp, "router-max-requests-per-app", 0, "most requests, websockets included, in flight to one app (default half of --router-max-conns)")
@@ -146,6 +155,30 @@ func serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.APITimeouts.BodyWindow, "api-body-timeout", time.Minute, "an API request body that delivers less than 16 KiB in this long is cut off")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
+}
+
+// presenceTTLFlag checks --cell-presence-ttl: shorter than a second
+// would lose cells to a busy moment, longer than 10 minutes leaves a
+// lost cell's instances unplaced for as long.
+func presenceTTLFlag(d time.Duration) error {
+	if d < time.Second || d > 10*time.Minute {
+		return fmt.Errorf("--cell-presence-ttl %s: give 1s to 10m (default %s)", d, bbs.DefaultCellPresenceTTL)
+	}
+	return nil
+}
+
+// hostAddrFlag reads an IP address that host ports are opened on and
+// advertised at: one address, not a wildcard.
+func hostAddrFlag(name, v string) (string, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return "", fmt.Errorf("%s %q: want the IP address of this machine that routers reach, e.g. 10.0.0.5", name, v)
+	}
+	a = a.Unmap()
+	if a.IsUnspecified() || a.IsMulticast() {
+		return "", fmt.Errorf("%s %s: give one address of this machine (routers are told it), not a wildcard", name, v)
+	}
+	return a.String(), nil
 }
 
 // logRateFlag reads a log rate flag: a size per second or unlimited (-1).

@@ -84,8 +84,9 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 	h, err := cellapi.NewServerHandler(cellapi.ServerConfig{
 		CA: ca, Token: tok, Cells: board, Reporter: board, Owners: board,
 		Blobs: blobs, Logs: logSink, Grants: grants,
-		RepHTTP: cellapi.RepHTTPClient(cert, ca.Pool()),
-		Logger:  log,
+		RepHTTP:     cellapi.RepHTTPClient(cert, ca.Pool()),
+		PresenceTTL: board.CellPresenceTTL(),
+		Logger:      log,
 	})
 	if err != nil {
 		ln.Close()

@@ -122,6 +122,13 @@ type Config struct {
 	CellAPIAddr string
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
+	// CellPresenceTTL is how long a joined cell stays registered without
+	// renewing its presence (default 6s); cells renew at a third of it.
+	CellPresenceTTL time.Duration
+	// CellHostAddr is the IP the local cell's host-port forwarders bind
+	// and advertise to routers (default 127.0.0.1: only a router on this
+	// machine reaches its instances).
+	CellHostAddr string
 	// APITimeouts bound slow and idle clients of the API listener.
 	APITimeouts APITimeouts
 	Logger      *slog.Logger
@@ -264,7 +271,7 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(cfg.Stdout, "Admin user: admin\nAdmin password: %s (stored in %s)\n", password, filepath.Join(cfg.DataDir, "admin-password"))
 	}
 
-	board := bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval})
+	board := bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval, CellPresenceTTL: cfg.CellPresenceTTL})
 
 	backend, err := runc.New(runc.Config{
 		StateDir:   filepath.Join(cfg.DataDir, "containers"),
@@ -322,7 +329,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Reporter:               board,
 		Logs:                   drains,
 		WorkDir:                filepath.Join(cfg.DataDir, "cell"),
-		HostAddr:               "127.0.0.1",
+		HostAddr:               cfg.CellHostAddr,
 		TotalMemoryMB:          memMB,
 		TotalDiskMB:            diskMB,
 		StagingCaches:          stagingCaches,
@@ -474,7 +481,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			log.Warn("in-flight builds and tasks unknown: they fail", "err", err)
 		}
-		board.AwaitCells(known, inFlight, bbs.DefaultCellPresenceTTL)
+		board.AwaitCells(known, inFlight, board.CellPresenceTTL())
 	}
 	if err := api.RestoreApps(ctx); err != nil {
 		log.Error("restore apps", "err", err)

@@ -194,12 +194,19 @@ func ownServer(t *testing.T, args ...string) *server {
 // the server process.
 func ownServerWithEnv(t *testing.T, serverEnv []string, args ...string) *server {
 	t.Helper()
+	return ownServerFor(t, serverEnv, func(*server) []string { return args })
+}
+
+// ownServerFor is ownServerWithEnv with flags that name the server's own
+// addresses (its loopback network).
+func ownServerFor(t *testing.T, serverEnv []string, args func(s *server) []string) *server {
+	t.Helper()
 	requireE2E(t)
 	s, err := newServer(env.bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.args, s.env = args, serverEnv
+	s.args, s.env = args(s), serverEnv
 	t.Cleanup(func() {
 		if err := s.cleanup(); err != nil {
 			t.Errorf("clean up server: %v", err)
