@@ -83,7 +83,7 @@ func (h *Hub) SetRouteServices(services map[string]string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for route := range h.services {
-		if _, ok := services[route]; !ok {
+		if services[route] == "" {
 			delete(h.services, route)
 			h.publishLocked(Message{Type: TypeRouteService, Route: route})
 		}
