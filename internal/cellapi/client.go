@@ -106,8 +106,8 @@ func (c *ServerClient) ReportInventory(ctx context.Context, inv pando.CellInvent
 
 // KeepPresence registers the cell with its rep URL and renews it every
 // interval (zero: a third of the presence TTL the server answers with,
-// DefaultHeartbeat until it has) until ctx ends; state gives the capacity sent along. When the
-// server had forgotten the cell (it was lost, e.g. partitioned, and its
+// DefaultHeartbeat until it has) until ctx ends; state gives the
+// capacity sent along. When the server had forgotten the cell (it was lost, e.g. partitioned, and its
 // instances were placed elsewhere), reregistered runs, in its own
 // goroutine: the cell reports its instances again so that the server
 // stops the ones it replaced. A renewal in flight when ctx ends is

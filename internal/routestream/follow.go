@@ -42,8 +42,9 @@ type FollowerConfig struct {
 	// Connect opens the stream (Open, after finding the server).
 	Connect func(ctx context.Context) (io.ReadCloser, error)
 	Table   Table
-	// Services, when set, receives the route services (the router's
-	// RouteServices); without it they are ignored.
+	// Services, when set, receives the route services (give it to the
+	// router as its RouteServices); without it the Follower keeps them
+	// for RouteServices only.
 	Services *RouteServices
 	// OnSnapshot, when set, is called with each snapshot's system
 	// domain, before its entries.
