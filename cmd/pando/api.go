@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pandoplatform/pando/internal/bbs"
 	"github.com/pandoplatform/pando/internal/server"
 )
 
@@ -69,6 +70,7 @@ func (pf *platformFlags) add(cmd *cobra.Command, cfg *server.Config) {
 	f.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 1<<30, "largest accepted package upload")
 	f.Int64Var(&cfg.ResourceCacheMaxBytes, "resource-cache-max-bytes", 4<<30, "bound of the cache of uploaded files that later pushes skip (least recently used go first)")
 	f.StringVar(&pf.defaultLogRate, "default-log-rate-limit", "16K", "log rate limit per second of app instances and tasks that set none (e.g. 16K, 1M, unlimited)")
+	f.DurationVar(&cfg.CellPresenceTTL, "cell-presence-ttl", bbs.DefaultCellPresenceTTL, "how long a joined cell that stops renewing its presence keeps its instances before they are placed elsewhere (1s to 10m; cells renew at a third of it)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
 	f.IntVar(&cfg.RouterMaxConns, "router-max-conns", 0, "most open client connections the router holds; past it, 503 (default 10000, less if the fd limit is low; -1 no limit)")
 	f.IntVar(&cfg.RouterMaxConnsPerClient, "router-max-conns-per-client", 0, "most open router connections from one client address (default a tenth of --router-max-conns)")
@@ -89,6 +91,9 @@ func (pf *platformFlags) apply(cfg *server.Config) error {
 		return err
 	}
 	if cfg.TrustedProxies, err = parsePrefixes("--trusted-proxy", pf.trusted); err != nil {
+		return err
+	}
+	if err := presenceTTLFlag(cfg.CellPresenceTTL); err != nil {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))

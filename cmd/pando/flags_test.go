@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -55,6 +56,32 @@ func TestPlatformFlags_readOrRefuseWhatServerAndAPIShare(t *testing.T) {
 	for flag, bad := range map[string]string{"--trusted-proxy": "nope", "--default-log-rate-limit": "0", "--log-level": "loud"} {
 		if _, err := parse(flag, bad); err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("%s %s: %v, want an error naming the flag", flag, bad, err)
+		}
+	}
+}
+
+func TestPresenceTTLFlag(t *testing.T) {
+	for _, ok := range []time.Duration{time.Second, 6 * time.Second, 10 * time.Minute} {
+		if err := presenceTTLFlag(ok); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []time.Duration{0, 500 * time.Millisecond, -time.Second, 11 * time.Minute} {
+		if err := presenceTTLFlag(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestHostAddrFlag(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1": "127.0.0.1", "10.0.0.5": "10.0.0.5", "::ffff:10.0.0.5": "10.0.0.5", "fd00::1": "fd00::1"} {
+		if got, err := hostAddrFlag("--x", in); err != nil || got != want {
+			t.Errorf("%q: %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0.0.0.0", "::", "example.com", "10.0.0.5:80", "224.0.0.1", "fe80::1%eth0"} {
+		if _, err := hostAddrFlag("--x", bad); err == nil {
+			t.Errorf("%q accepted", bad)
 		}
 	}
 }

@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pandoplatform/pando/internal/bbs"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cli"
@@ -115,6 +117,9 @@ joined cells only, use pando api instead.`,
 			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
 				return err
 			}
+			if cfg.CellHostAddr, err = hostAddrFlag("--cell-host-addr", cfg.CellHostAddr); err != nil {
+				return err
+			}
 			return server.Run(cmd.Context(), cfg)
 		},
 	}
@@ -132,7 +137,32 @@ joined cells only, use pando api instead.`,
 	f.Int64Var(&cfg.StagingEgressMaxBytes, "staging-egress-max-bytes", cell.DefaultStagingEgressMaxBytes, "most bytes one staging may download through its egress proxy; past it the download is cut off and staging told why (-1: no limit)")
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry docker images may be fetched from over plain HTTP (repeatable; takes effect once docker apps are enabled)")
+	f.StringVar(&cfg.CellHostAddr, "cell-host-addr", cell.DefaultHostAddr, "IP the local cell's instances get their host ports on, advertised to routers: an address other machines reach lets a pando router there route to them (and anyone who reaches it, to the instances directly)")
 	return cmd
+}
+
+// presenceTTLFlag checks --cell-presence-ttl: shorter than a second
+// would lose cells to a busy moment, longer than 10 minutes leaves a
+// lost cell's instances unplaced for as long.
+func presenceTTLFlag(d time.Duration) error {
+	if d < time.Second || d > 10*time.Minute {
+		return fmt.Errorf("--cell-presence-ttl %s: give 1s to 10m (default %s)", d, bbs.DefaultCellPresenceTTL)
+	}
+	return nil
+}
+
+// hostAddrFlag reads an IP address that host ports are opened on and
+// advertised at: one address, not a wildcard.
+func hostAddrFlag(name, v string) (string, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return "", fmt.Errorf("%s %q: want the IP address of this machine that routers reach, e.g. 10.0.0.5", name, v)
+	}
+	a = a.Unmap()
+	if a.IsUnspecified() || a.IsMulticast() {
+		return "", fmt.Errorf("%s %s: give one address of this machine (routers are told it), not a wildcard", name, v)
+	}
+	return a.String(), nil
 }
 
 // logRateFlag reads a log rate flag: a size per second or unlimited (-1).

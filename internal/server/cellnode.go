@@ -61,8 +61,8 @@ type CellConfig struct {
 	// StagingEgressMaxBytes (--staging-egress-max-bytes) bounds what one
 	// staging downloads through it (0: the cell's default, -1: none).
 	StagingEgressMaxBytes int64
-	// Heartbeat is how often the cell renews its presence (default
-	// cellapi.DefaultHeartbeat).
+	// Heartbeat is how often the cell renews its presence (default: a
+	// third of the server's presence TTL, cellapi.KeepPresence).
 	Heartbeat time.Duration
 	Logger    *slog.Logger
 

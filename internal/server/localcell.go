@@ -37,7 +37,7 @@ func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform)
 		p, err := blobs.Path(key)
 		return p, err == nil
 	}
-	repCfg.HostAddr = "127.0.0.1"
+	repCfg.HostAddr = cfg.CellHostAddr
 	repCfg.TotalMemoryMB, repCfg.TotalDiskMB = cellCapacity(cfg)
 	repCfg.StagingEgress = cfg.StagingEgress
 	repCfg.StagingEgressMaxBytes = cfg.StagingEgressMaxBytes

@@ -137,7 +137,7 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 	if err := p.openUAA(ctx); err != nil {
 		return nil, err
 	}
-	p.board = bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval})
+	p.board = bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval, CellPresenceTTL: cfg.CellPresenceTTL})
 	return p, nil
 }
 
@@ -261,7 +261,8 @@ func (p *platform) build(ctx context.Context, local *localCell) error {
 		System: &router.SystemRoutes{Domain: cfg.SystemDomain, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p.systemAPI.ServeHTTP(w, r)
 		})},
-		RouteServices: routeServicesFunc(func(host, path string) string { return p.api.RouteServiceURL(host, path) }),
+		RouteServices:   routeServicesFunc(func(host, path string) string { return p.api.RouteServiceURL(host, path) }),
+		RouteServiceKey: cells.routeServiceKey(),
 	})
 
 	var ccStacks []cc.StackConfig
@@ -300,6 +301,9 @@ func (p *platform) build(ctx context.Context, local *localCell) error {
 		// Cells stage docker packages (DockerStager) and run their
 		// images (Images).
 		DockerEnabled: true,
+
+		// Routers in other processes learn route services from the hub.
+		RouteServicesChanged: p.routeHub.SetRouteServices,
 	})
 	if err != nil {
 		return fmt.Errorf("start API: %w", err)
@@ -383,7 +387,7 @@ func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.
 		if err != nil {
 			log.Warn("in-flight builds and tasks unknown: they fail", "err", err)
 		}
-		p.board.AwaitCells(known, inFlight, bbs.DefaultCellPresenceTTL)
+		p.board.AwaitCells(known, inFlight, p.board.CellPresenceTTL())
 	}
 	if err := p.api.RestoreApps(ctx); err != nil {
 		log.Error("restore apps", "err", err)

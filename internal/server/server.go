@@ -114,6 +114,13 @@ type Config struct {
 	CellAPIAddr string
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
+	// CellPresenceTTL is how long a joined cell stays registered without
+	// renewing its presence (default 6s); cells renew at a third of it.
+	CellPresenceTTL time.Duration
+	// CellHostAddr is the IP the local cell's host-port forwarders bind
+	// and advertise to routers (default 127.0.0.1: only a router on this
+	// machine reaches its instances).
+	CellHostAddr string
 	// APITimeouts bound slow and idle clients of the API listener.
 	APITimeouts APITimeouts
 	Logger      *slog.Logger
