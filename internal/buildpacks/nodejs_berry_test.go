@@ -1,0 +1,195 @@
+package buildpacks_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pandoplatform/pando/internal/lifecycle/builder"
+	"github.com/pandoplatform/pando/internal/testenv"
+)
+
+// berryVersion is the yarn 2+ release `make test-deps` (scripts/install-deps.sh)
+// fetches for these tests.
+const berryVersion = "4.18.1"
+
+// hostBerry returns the yarn berry release the tests commit into their
+// apps: one file, as `yarn set version` leaves it in .yarn/releases.
+func hostBerry(t *testing.T) string {
+	t.Helper()
+	nodeVersion(t)
+	p := os.Getenv("PANDO_TEST_YARN_BERRY")
+	if p == "" {
+		p = "/var/cache/pando/test-deps/yarn-" + berryVersion + ".cjs"
+	}
+	if _, err := os.Stat(p); err != nil {
+		testenv.Missing(t, "no yarn berry release at "+p+" (make test-deps fetches it; or set PANDO_TEST_YARN_BERRY)")
+	}
+	return p
+}
+
+// berryPackages are local packages a berry app depends on (file: specs,
+// so yarn needs no registry): hello (a dependency with a bin and a main)
+// and devtool (a devDependency).
+var berryPackages = map[string]string{
+	"hello/package.json": `{"name": "hello", "version": "1.0.0", "main": "index.js", "bin": {"hello-serve": "serve.js"}}`,
+	"hello/index.js":     "module.exports = () => 'hello ' + process.env.NODE_ENV;\n",
+	"hello/serve.js": `#!/usr/bin/env node
+const hello = require('./index.js');
+require('http').createServer((req, res) => res.end(hello())).listen(Number(process.env.PORT), '127.0.0.1');
+`,
+	"devtool/package.json": `{"name": "devtool", "version": "1.0.0"}`,
+}
+
+// berryApp is a yarn berry project as its developer pushes it: package.json,
+// .yarnrc.yml (yarnPath, and nodeLinker unless linker is ""), the release in
+// .yarn/releases and the yarn.lock that release writes, with a server.js
+// that requires hello.
+func berryApp(t *testing.T, linker string) map[string]string {
+	t.Helper()
+	release, err := os.ReadFile(hostBerry(t))
+	must(t, err)
+	rel := ".yarn/releases/yarn-" + berryVersion + ".cjs"
+	rc := "yarnPath: " + rel + "\n"
+	if linker != "" {
+		rc += "nodeLinker: " + linker + " # as the developer set it\n"
+	}
+	app := map[string]string{
+		"package.json": `{"name": "app", "version": "1.0.0", "packageManager": "yarn@` + berryVersion + `",
+  "dependencies": {"hello": "file:./hello"}, "devDependencies": {"devtool": "file:./devtool"}}`,
+		".yarnrc.yml": rc,
+		rel:           string(release),
+		"server.js": `const hello = require('hello');
+require('http').createServer((req, res) => res.end(hello())).listen(Number(process.env.PORT), '127.0.0.1');
+`,
+	}
+	for k, v := range berryPackages {
+		app[k] = v
+	}
+	dir := t.TempDir()
+	for name, content := range app {
+		p := filepath.Join(dir, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(content), 0o644))
+	}
+	cmd := exec.Command("node", filepath.Join(dir, rel), "install")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "YARN_ENABLE_NETWORK=false", "YARN_ENABLE_TELEMETRY=false", "YARN_ENABLE_GLOBAL_CACHE=false",
+		"YARN_CACHE_FOLDER="+filepath.Join(t.TempDir(), "yarn-cache"), "YARN_ENABLE_PROGRESS_BARS=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("yarn install: %v\n%s", err, out)
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "yarn.lock"))
+	must(t, err)
+	if !strings.Contains(string(lock), "__metadata:") {
+		t.Fatalf("yarn %s wrote a yarn.lock without __metadata:\n%s", berryVersion, lock)
+	}
+	app["yarn.lock"] = string(lock)
+	return app
+}
+
+// requireOut fails unless out has every string.
+func requireOut(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Fatalf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func TestNodejs_yarnBerryAppRunsItsOwnYarnOnTheStacksNodeWithNodeModules(t *testing.T) {
+	app := berryApp(t, "node-modules")
+	app["Procfile"] = "web: hello-serve\n"
+	s := newStage(t, app)
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, out)
+	}
+	// The app's release, not the stack's yarn (yarn 1 here, if any, which
+	// cannot read a berry lock), offline and immutable.
+	requireOut(t, out, "Using the app's yarn "+berryVersion+" (.yarn/releases/yarn-"+berryVersion+".cjs, yarnPath in .yarnrc.yml) on the stack's node",
+		"nodeLinker: node-modules", "Installing dependencies: yarn workspaces focus --all --production (offline",
+		"Kept node_modules in the build cache for the next staging (keyed by yarn.lock)")
+	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
+	if _, err := os.Stat(filepath.Join(nodeModules, "hello", "index.js")); err != nil {
+		t.Fatalf("hello not installed: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(filepath.Join(nodeModules, "devtool")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("devDependency installed (%v)\n%s", err, out)
+	}
+	if body := serve(t, s, res.StartCommand); body != "hello production" {
+		t.Fatalf("GET / = %q", body)
+	}
+
+	// Same yarn.lock: the kept node_modules, no yarn run.
+	must(t, os.RemoveAll(nodeModules))
+	res, err = s.build(t)
+	out = s.out.String()
+	if err != nil || !strings.Contains(out, "Reusing node_modules (yarn.lock unchanged)") || strings.Contains(out, "Installing dependencies") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	if body := serve(t, s, res.StartCommand); body != "hello production" {
+		t.Fatalf("GET / after reuse = %q", body)
+	}
+}
+
+func TestNodejs_yarnBerryPnPAppLoadsItsPackagesThroughPnpAtRunTime(t *testing.T) {
+	// No nodeLinker in .yarnrc.yml: yarn's own default, pnp.
+	s := newStage(t, berryApp(t, ""))
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, out)
+	}
+	requireOut(t, out, "Using the app's yarn "+berryVersion, "nodeLinker: pnp (packages in the app's yarn cache, loaded through .pnp.cjs); 0 kept from earlier stagings",
+		"Installing dependencies: yarn workspaces focus --all --production (offline")
+	if strings.Contains(out, "Kept node_modules") || res.StartCommand != "node server.js" {
+		t.Fatalf("start %q\n%s", res.StartCommand, out)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.BuildDir, "node_modules")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a pnp install left node_modules (%v)\n%s", err, out)
+	}
+	zips, err := filepath.Glob(filepath.Join(s.cfg.BuildDir, ".yarn", "cache", "hello-file-*.zip"))
+	if err != nil || len(zips) != 1 {
+		t.Fatalf("hello's zip in the app's yarn cache: %v %v\n%s", zips, err, out)
+	}
+	// Only profile.d's NODE_OPTIONS lets node find hello: plain node cannot.
+	if body := serve(t, s, res.StartCommand); body != "hello production" {
+		t.Fatalf("GET / = %q", body)
+	}
+	plain := exec.Command("node", "-e", "require('hello')")
+	plain.Dir = s.cfg.BuildDir
+	if err := plain.Run(); err == nil {
+		t.Fatal("node found hello without .pnp.cjs: the test proves nothing")
+	}
+
+	// A new push (the app's files afresh): the package zips come from the
+	// build cache.
+	must(t, os.RemoveAll(filepath.Join(s.cfg.BuildDir, ".yarn", "cache")))
+	must(t, os.Remove(filepath.Join(s.cfg.BuildDir, ".pnp.cjs")))
+	res, err = s.build(t)
+	out = s.out.String()
+	if err != nil || !strings.Contains(out, "nodeLinker: pnp (packages in the app's yarn cache, loaded through .pnp.cjs); 1 kept from earlier stagings") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	if body := serve(t, s, res.StartCommand); body != "hello production" {
+		t.Fatalf("GET / after a restage = %q", body)
+	}
+}
+
+func TestNodejs_yarnPathNotInTheAppFailsNamingIt(t *testing.T) {
+	app := berryApp(t, "node-modules")
+	delete(app, ".yarn/releases/yarn-"+berryVersion+".cjs")
+	s := newStage(t, app)
+	_, err := s.build(t)
+	out := s.out.String()
+	if builder.ExitCode(err) != builder.ExitFinalizeFailed {
+		t.Fatalf("err = %v, want a finalize failure\n%s", err, out)
+	}
+	requireOut(t, out, ".yarnrc.yml runs yarn from '.yarn/releases/yarn-"+berryVersion+".cjs' (yarnPath), which is not a file in the app")
+}
