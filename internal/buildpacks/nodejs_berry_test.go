@@ -75,9 +75,10 @@ require('http').createServer((req, res) => res.end(hello())).listen(Number(proce
 		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
+	// CI=true makes yarn immutable by default: this install writes the lock.
 	cmd := exec.Command("node", filepath.Join(dir, rel), "install")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "YARN_ENABLE_NETWORK=false", "YARN_ENABLE_TELEMETRY=false", "YARN_ENABLE_GLOBAL_CACHE=false",
+	cmd.Env = append(os.Environ(), "YARN_ENABLE_NETWORK=false", "YARN_ENABLE_TELEMETRY=false", "YARN_ENABLE_GLOBAL_CACHE=false", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",
 		"YARN_CACHE_FOLDER="+filepath.Join(t.TempDir(), "yarn-cache"), "YARN_ENABLE_PROGRESS_BARS=false")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("yarn install: %v\n%s", err, out)
