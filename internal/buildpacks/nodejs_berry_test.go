@@ -1,12 +1,24 @@
 package buildpacks_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha512"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
 	"github.com/pandoplatform/pando/internal/testenv"
@@ -193,4 +205,165 @@ func TestNodejs_yarnPathNotInTheAppFailsNamingIt(t *testing.T) {
 		t.Fatalf("err = %v, want a finalize failure\n%s", err, out)
 	}
 	requireOut(t, out, ".yarnrc.yml runs yarn from '.yarn/releases/yarn-"+berryVersion+".cjs' (yarnPath), which is not a file in the app")
+}
+
+// berryRegistry is an npm registry on loopback holding hello 1.0.0 (with
+// the publish time yarn 4 asks for), counting tarball downloads.
+type berryRegistry struct {
+	srv      *httptest.Server
+	tarballs atomic.Int64
+}
+
+func newBerryRegistry(t *testing.T) *berryRegistry {
+	t.Helper()
+	var tgz bytes.Buffer
+	gz := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(gz)
+	for _, name := range []string{"package.json", "index.js"} {
+		body := berryPackages["hello/"+name]
+		if name == "package.json" {
+			body = `{"name": "hello", "version": "1.0.0", "main": "index.js"}`
+		}
+		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
+		_, err := tw.Write([]byte(body))
+		must(t, err)
+	}
+	must(t, tw.Close())
+	must(t, gz.Close())
+	sum := sha512.Sum512(tgz.Bytes())
+	r := &berryRegistry{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch req.URL.Path {
+		case "/hello":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"name": "hello", "dist-tags": {"latest": "1.0.0"}, "time": {"created": "2020-01-01T00:00:00.000Z", "1.0.0": "2020-01-01T00:00:00.000Z"},
+				"versions": {"1.0.0": {"name": "hello", "version": "1.0.0", "main": "index.js",
+				"dist": {"tarball": "%s/hello/-/hello-1.0.0.tgz", "integrity": "sha512-%s"}}}}`, r.srv.URL, base64.StdEncoding.EncodeToString(sum[:]))
+		case "/hello/-/hello-1.0.0.tgz":
+			r.tarballs.Add(1)
+			_, _ = w.Write(tgz.Bytes())
+		default:
+			http.NotFound(w, req)
+		}
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// forwardProxy is an HTTP forward proxy on loopback (staging's egress
+// proxy, as the cell serves it: CONNECT tunnels and absolute-URI requests)
+// counting what it relays.
+func forwardProxy(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var relayed atomic.Int64
+	direct := &http.Transport{Proxy: nil}
+	t.Cleanup(direct.CloseIdleConnections)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			relayed.Add(1)
+			tunnel(w, r)
+			return
+		}
+		if !r.URL.IsAbs() {
+			http.Error(w, "send absolute http:// URLs or CONNECT", http.StatusBadRequest)
+			return
+		}
+		relayed.Add(1)
+		out, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
+		must(t, err)
+		out.Header = r.Header.Clone()
+		resp, err := direct.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &relayed
+}
+
+func TestNodejs_yarnBerryDownloadsThroughTheStagingProxyFromTheOperatorsRegistry(t *testing.T) {
+	reg := newBerryRegistry(t)
+	proxy, relayed := forwardProxy(t)
+	release, err := os.ReadFile(hostBerry(t))
+	must(t, err)
+	rel := ".yarn/releases/yarn-" + berryVersion + ".cjs"
+	app := map[string]string{
+		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"hello": "^1.0.0"}}`,
+		".yarnrc.yml":  "yarnPath: " + rel + "\nnodeLinker: node-modules\n",
+		rel:            string(release),
+		"server.js":    "const hello = require('hello');\nrequire('http').createServer((req, res) => res.end(hello())).listen(Number(process.env.PORT), '127.0.0.1');\n",
+	}
+	// The developer's yarn.lock, resolved against the registry directly.
+	dir := t.TempDir()
+	for name, content := range app {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	lock := exec.Command("node", rel, "install", "--mode=update-lockfile")
+	lock.Dir = dir
+	lock.Env = append(os.Environ(), "YARN_NPM_REGISTRY_SERVER="+reg.srv.URL, "YARN_UNSAFE_HTTP_WHITELIST=127.0.0.1", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",
+		"YARN_ENABLE_GLOBAL_CACHE=false", "YARN_ENABLE_MIRROR=false", "YARN_CACHE_FOLDER="+filepath.Join(t.TempDir(), "cache"), "YARN_ENABLE_TELEMETRY=false")
+	if out, err := lock.CombinedOutput(); err != nil {
+		t.Fatalf("yarn install --mode=update-lockfile: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "yarn.lock"))
+	must(t, err)
+	app["yarn.lock"] = string(b)
+	reg.tarballs.Store(0)
+
+	// Staging with egress: the proxy in HTTP_PROXY, the operator's registry
+	// as npm_config_registry; yarn 2+ reads neither by those names.
+	s := newStage(t, app)
+	s.cfg.Env = append(s.cfg.Env, "PANDO_STAGING_EGRESS=on", "HTTP_PROXY="+proxy.URL, "npm_config_registry="+reg.srv.URL+"/")
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil {
+		t.Fatalf("Build: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "(offline") || reg.tarballs.Load() != 1 || relayed.Load() == 0 {
+		t.Fatalf("tarballs served %d, requests through the proxy %d\n%s", reg.tarballs.Load(), relayed.Load(), out)
+	}
+	if body := serve(t, s, res.StartCommand); body != "hello production" {
+		t.Fatalf("GET / = %q", body)
+	}
+}
+
+// tunnel serves a CONNECT: a connection to r.Host, bytes copied both ways
+// until either side closes.
+func tunnel(w http.ResponseWriter, r *http.Request) {
+	up, err := net.Dial("tcp", r.Host)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer up.Close()
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "no hijacking", http.StatusInternalServerError)
+		return
+	}
+	down, buf, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer down.Close()
+	if _, err := down.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n")); err != nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(up, buf)
+		up.(*net.TCPConn).CloseWrite()
+		close(done)
+	}()
+	_, _ = io.Copy(down, up)
+	down.Close() // the client's side ends too
+	<-done
 }

@@ -90,3 +90,28 @@ if [ -f "$HOME/.pnp.cjs" ]; then
 fi
 SH
 }
+
+# nodejs_yarn_berry_net sets what yarn 2+ reads in place of the variables
+# npm and yarn 1 read: its proxies (YARN_HTTP_PROXY, YARN_HTTPS_PROXY; with
+# staging egress the cell's proxy in HTTP(S)_PROXY is the only way out, so
+# it wins) and the operator's npm registry (npm_config_registry, unless the
+# app sets YARN_NPM_REGISTRY_SERVER; a plain-http one is let through
+# yarn's unsafeHttpWhitelist, as npm lets it). No global mirror: it would
+# copy every package out of the staging's reach.
+nodejs_yarn_berry_net() {
+  local reg=${npm_config_registry:-} host
+  export YARN_ENABLE_MIRROR=false
+  if [[ ${PANDO_STAGING_EGRESS:-off} == on ]]; then
+    [[ -z ${HTTP_PROXY:-} ]] || export YARN_HTTP_PROXY=$HTTP_PROXY
+    [[ -z ${HTTPS_PROXY:-} ]] || export YARN_HTTPS_PROXY=$HTTPS_PROXY
+  fi
+  [[ -z ${YARN_NPM_REGISTRY_SERVER:-} && -n $reg ]] || return 0
+  export YARN_NPM_REGISTRY_SERVER=${reg%/}
+  if [[ $reg == http://* && -z ${YARN_UNSAFE_HTTP_WHITELIST:-} ]]; then
+    host=${reg#http://}
+    host=${host%%/*}
+    host=${host##*@}
+    host=${host%:*}
+    export YARN_UNSAFE_HTTP_WHITELIST=$host
+  fi
+}
