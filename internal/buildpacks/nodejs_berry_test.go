@@ -182,16 +182,35 @@ func TestNodejs_yarnBerryPnPAppLoadsItsPackagesThroughPnpAtRunTime(t *testing.T)
 	}
 
 	// A new push (the app's files afresh): the package zips come from the
-	// build cache.
+	// build cache; one kept for a package the app no longer uses goes, from
+	// the droplet and the build cache.
+	// (The builder gives each buildpack a cache dir of its own.)
+	dirs, err := filepath.Glob(filepath.Join(s.cfg.CacheDir, "*", "yarn"))
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("the nodejs_buildpack's yarn dir in the build cache: %v %v", dirs, err)
+	}
+	kept := dirs[0]
+	b, err := os.ReadFile(zips[0])
+	must(t, err)
+	stale := "gone-npm-1.0.0-0123456789-10c0.zip"
+	must(t, os.WriteFile(filepath.Join(kept, stale), b, 0o644))
 	must(t, os.RemoveAll(filepath.Join(s.cfg.BuildDir, ".yarn", "cache")))
 	must(t, os.Remove(filepath.Join(s.cfg.BuildDir, ".pnp.cjs")))
 	res, err = s.build(t)
 	out = s.out.String()
-	if err != nil || !strings.Contains(out, "nodeLinker: pnp (packages in the app's yarn cache, loaded through .pnp.cjs); 1 kept from earlier stagings") {
+	if err != nil || !strings.Contains(out, "nodeLinker: pnp (packages in the app's yarn cache, loaded through .pnp.cjs); 2 kept from earlier stagings") {
 		t.Fatalf("err %v\n%s", err, out)
 	}
 	if body := serve(t, s, res.StartCommand); body != "hello production" {
 		t.Fatalf("GET / after a restage = %q", body)
+	}
+	for _, dir := range []string{filepath.Join(s.cfg.BuildDir, ".yarn", "cache"), kept} {
+		if _, err := os.Stat(filepath.Join(dir, stale)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still has the unused %s (%v)", dir, stale, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, filepath.Base(zips[0]))); err != nil {
+			t.Errorf("%s lost hello's zip: %v", dir, err)
+		}
 	}
 }
 

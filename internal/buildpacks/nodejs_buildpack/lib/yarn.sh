@@ -54,23 +54,44 @@ nodejs_yarn_pnp_cache() {
 
 # nodejs_yarn_pnp_restore APP_CACHE KEPT links (or copies) the package zips
 # kept from earlier stagings (KEPT) into the app's yarn cache, so yarn
-# fetches none of them again; it prints how many it brought.
+# fetches none of them again; it prints how many it brought, and notes
+# which (nodejs_yarn_pnp_save takes out those the app no longer uses).
 nodejs_yarn_pnp_restore() {
   local app_cache=$1 kept=$2 n=0 zip
   mkdir -p "$app_cache"
+  : > "$(nodejs_yarn_pnp_restored)"
   for zip in "$kept"/*.zip; do
     [[ -f $zip && ! -e $app_cache/${zip##*/} ]] || continue
     cp -l "$zip" "$app_cache/" 2> /dev/null || cp "$zip" "$app_cache/" || continue
+    printf '%s\n' "${zip##*/}" >> "$(nodejs_yarn_pnp_restored)"
     n=$((n + 1))
   done
   printf '%s' "$n"
 }
 
-# nodejs_yarn_pnp_save APP_CACHE KEPT keeps the app's package zips in the
-# build cache for the next staging (yarn never changes a zip it wrote).
+nodejs_yarn_pnp_restored() {
+  printf '%s' "${TMPDIR:-/tmp}/nodejs_buildpack-pnp-restored"
+}
+
+# nodejs_yarn_pnp_save BUILD_DIR APP_CACHE KEPT, after a pnp install,
+# takes the restored zips the app no longer uses (neither named in
+# .pnp.cjs nor unplugged) out of its cache, then keeps exactly the app's
+# zips in the build cache for the next staging (yarn never changes a zip
+# it wrote).
 nodejs_yarn_pnp_save() {
-  local app_cache=$1 kept=$2 zip
+  local build_dir=$1 app_cache=$2 kept=$3 zip name refs
+  refs=$(grep -o '[^/"]*\.zip' "$build_dir/.pnp.cjs" 2> /dev/null | sort -u) || true
+  [[ -f $(nodejs_yarn_pnp_restored) ]] || : > "$(nodejs_yarn_pnp_restored)"
+  while IFS= read -r name; do
+    [[ -n $name ]] || continue
+    grep -qxF -- "$name" <<< "$refs" && continue
+    [[ -d $build_dir/.yarn/unplugged/${name%-*} ]] && continue
+    rm -f "$app_cache/$name"
+  done < "$(nodejs_yarn_pnp_restored)"
   mkdir -p "$kept"
+  for zip in "$kept"/*.zip; do
+    [[ ! -f $zip || -e $app_cache/${zip##*/} ]] || rm -f "$zip"
+  done
   for zip in "$app_cache"/*.zip; do
     [[ -f $zip && ! -e $kept/${zip##*/} ]] || continue
     cp -l "$zip" "$kept/" 2> /dev/null || cp "$zip" "$kept/" || return 1
