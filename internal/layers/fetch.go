@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Fetch returns the directory of layer l unpacked with shift, downloading
@@ -123,11 +124,13 @@ func (c *Cache) fetch(ctx context.Context, src Source, l Layer, shift Shift, k s
 	if err := os.Lchown(tmp, rootUID, rootGID); err != nil {
 		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
+	start := time.Now()
 	rc, err := src.OpenBlob(ctx, l.Digest)
 	if err != nil {
 		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	defer rc.Close()
+	opened := time.Since(start)
 
 	h := newHash()
 	counted := &countingReader{r: io.LimitReader(rc, l.Size+1)}
@@ -167,7 +170,8 @@ func (c *Cache) fetch(ctx context.Context, src Source, l Layer, shift Shift, k s
 			return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
 	}
-	c.log.Info("layer cache: unpacked layer", "layer", k, "bytes", u.written, "entries", u.entries, "shift", shiftString(shift))
+	c.log.Info("layer cache: unpacked layer", "layer", k, "bytes", u.written, "entries", u.entries, "shift", shiftString(shift),
+		"open_ms", msOf(opened), "ms", msOf(time.Since(start)))
 	return u.written, nil
 }
 
@@ -188,3 +192,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// msOf is d in milliseconds, for log lines.
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
