@@ -76,7 +76,15 @@ func (c *Cache) Fetch(ctx context.Context, src Source, l Layer, shift Shift) (st
 func (c *Cache) fly(ctx context.Context, f *flight, src Source, l Layer, shift Shift, k string, newHash func() hash.Hash) {
 	defer c.wg.Done()
 	defer f.cancel()
-	size, err := c.fetch(ctx, src, l, shift, k, newHash)
+	var size int64
+	var err error
+	select {
+	case c.slots <- struct{}{}:
+		size, err = c.fetch(ctx, src, l, shift, k, newHash)
+		<-c.slots
+	case <-ctx.Done():
+		err = fmt.Errorf("layer %s: %w", l.Digest, ctx.Err())
+	}
 	var doomed []string
 	c.mu.Lock()
 	if c.flights[k] == f {

@@ -15,6 +15,10 @@ import (
 // after the others.
 const pullConcurrency = 8
 
+// maxFetches bounds the downloads of a whole cache (several images
+// starting at once): each holds a connection and ~3 MB of buffers.
+const maxFetches = 16
+
 // Pull is what a container start needs: it marks the image's layers in use,
 // fetches the missing ones (up to pullConcurrency at a time, the largest
 // first, so the longest downloads do not start last) and returns their

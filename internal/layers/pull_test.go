@@ -2,6 +2,7 @@ package layers
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -55,5 +56,59 @@ func TestLargestFirst_ordersByBlobSizeKeepingTheImageOrderOfTies(t *testing.T) {
 	ls := []Layer{{Size: 5}, {Size: 50}, {Size: 7}, {Size: 50}, {Size: 1}}
 	if got, want := largestFirst(ls), []int{1, 3, 2, 0, 4}; !slices.Equal(got, want) {
 		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+func TestPull_boundsTheDownloadsOfTheWholeCache(t *testing.T) {
+	requireRoot(t)
+	var blobs [][]byte
+	for i := range 3 * pullConcurrency {
+		blobs = append(blobs, tarball(t, "gzip", file(fmt.Sprintf("f%d", i), strings.Repeat("b", i+1))))
+	}
+	src, ls := newSource(blobs...)
+	src.gate = make(chan struct{})
+	c, _ := openCache(t, Options{})
+	// Three images of pullConcurrency layers start at once.
+	errs := make(chan error, 3)
+	for k := range 3 {
+		go func() {
+			_, release, err := c.Pull(context.Background(), src, ls[k*pullConcurrency:(k+1)*pullConcurrency], Shift{})
+			if err == nil {
+				release()
+			}
+			errs <- err
+		}()
+	}
+	opened := func() int {
+		n := 0
+		for _, l := range ls {
+			n += src.openCount(l.Digest)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		flying := len(c.flights)
+		c.mu.Unlock()
+		if flying == len(ls) && opened() >= maxFetches {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d flights, %d blobs opened", flying, opened())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := opened(); n != maxFetches {
+		t.Fatalf("%d blobs open at once, want at most %d", n, maxFetches)
+	}
+	close(src.gate)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, n := c.Usage(); n != len(ls) {
+		t.Fatalf("%d layers cached, want %d", n, len(ls))
 	}
 }
