@@ -8,6 +8,9 @@
 // installed, else go-containerregistry's in-process one. It needs root.
 //
 //	sudo PANDO_BIN=$PWD/bin/pando go run ./bench/docker [-n 3] [-mb 45] [-keep]
+//
+// With -pull-only it starts no server: each round times the floor and the
+// cell's own pull (registry client and layer cache) in the bench's process.
 package main
 
 import (
@@ -30,6 +33,7 @@ type config struct {
 	dataMB     int
 	dataLayers int
 	keep       bool
+	pullOnly   bool
 	pando      string
 	// imageLayers is how many layers the built image has.
 	imageLayers int
@@ -47,6 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.dataMB, "mb", 45, "MB of incompressible data in the image, besides the server binary")
 	fs.IntVar(&cfg.dataLayers, "layers", 3, "layers the data is split in")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (server logs, data dirs)")
+	fs.BoolVar(&cfg.pullOnly, "pull-only", false, "no server: time the cell's pull (resolve, layers) in this process beside the floor, wall and CPU")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -60,7 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		report(stdout, rs)
+		if !cfg.pullOnly {
+			report(stdout, rs)
+		}
 		return nil
 	})
 }
@@ -114,6 +121,9 @@ func bench(ctx context.Context, cfg config, progress io.Writer) ([]round, error)
 	}
 	cfg.imageLayers = len(ls)
 	fmt.Fprintf(progress, "image %s: %.1f MB compressed\n", ref, float64(size)/(1<<20))
+	if cfg.pullOnly {
+		return nil, pullOnly(ctx, progress, reg, ref, dir, cfg.rounds)
+	}
 	var rs []round
 	for i := range cfg.rounds {
 		rd, err := oneRound(ctx, cfg, reg, ref, dir, i)

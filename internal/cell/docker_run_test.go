@@ -206,6 +206,13 @@ func TestDockerLRP_runsTheImageAsItsConfigSays(t *testing.T) {
 		c.rec.wait(t, 30*time.Second, "removed "+guid, isRemoved(guid))
 	}
 	eventually(t, 10*time.Second, "layers released", func() bool { return puller.inUse.Load() == 0 })
+	// Each instance's host ids and user namespace were made while its
+	// layers were pulled, and handed back at its teardown.
+	for _, guid := range []string{"docker-inst-1", "docker-inst-2"} {
+		if p, r := c.backend.preparedAndReleased(containerID("app", guid)); p != 1 || r != 1 {
+			t.Errorf("instance %s: prepared %d times, released %d, want 1 and 1", guid, p, r)
+		}
+	}
 
 	// A task of the app runs its command under sh -c in the same image.
 	task := pando.Task{GUID: "docker-task", Kind: pando.TaskRun, Run: &pando.RunRequest{
@@ -236,4 +243,9 @@ func TestDockerLRP_unknownUserCrashesWithAClearReason(t *testing.T) {
 		t.Errorf("crash reason %q, want it to say %q", crashed.CrashReason, want)
 	}
 	eventually(t, 10*time.Second, "layers released", func() bool { return puller.inUse.Load() == 0 })
+	// No container ran: what was prepared for it is given back.
+	eventually(t, 10*time.Second, "prepared ids released", func() bool {
+		p, r := c.backend.preparedAndReleased(containerID("app", "docker-inst-3"))
+		return p == 1 && r == 1
+	})
 }

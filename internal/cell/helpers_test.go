@@ -236,10 +236,42 @@ type trackingBackend struct {
 	// when the cell is out of fds; failedDials counts those dials.
 	dialErr     atomic.Pointer[error]
 	failedDials atomic.Int64
+	// prepares and releases count, by container id, the backend's
+	// Prepare calls that succeeded and their releases.
+	prepares, releases map[string]int
+}
+
+// Prepare forwards to the backend's (the runc backend has one), counting.
+func (b *trackingBackend) Prepare(ctx context.Context, id string) (func(), error) {
+	pr, ok := b.Backend.(preparer)
+	if !ok {
+		return nil, errors.New("the backend prepares nothing")
+	}
+	release, err := pr.Prepare(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.prepares[id]++
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		b.releases[id]++
+		b.mu.Unlock()
+		release()
+	}, nil
+}
+
+// preparedAndReleased reports how often container id was prepared and
+// its preparation given back.
+func (b *trackingBackend) preparedAndReleased(id string) (int, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.prepares[id], b.releases[id]
 }
 
 func newTrackingBackend(b container.Backend) *trackingBackend {
-	return &trackingBackend{Backend: b, live: map[string]bool{}}
+	return &trackingBackend{Backend: b, live: map[string]bool{}, prepares: map[string]int{}, releases: map[string]int{}}
 }
 
 func (b *trackingBackend) Run(ctx context.Context, spec container.Spec) (container.Container, error) {

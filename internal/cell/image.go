@@ -28,6 +28,13 @@ type ImagePuller interface {
 	Pull(ctx context.Context, image string, creds *pando.ImageCredentials, maxBytes int64) (dirs []string, release func(), err error)
 }
 
+// preparer is a backend that makes the parts of a container's start that
+// need no spec (its host ids and user namespace) ahead of its Run; the
+// runc backend is one. release gives them back if no Run took them.
+type preparer interface {
+	Prepare(ctx context.Context, id string) (release func(), err error)
+}
+
 // maxImageEtcFile bounds the /etc/passwd and /etc/group read from an image.
 const maxImageEtcFile = 1 << 20
 
@@ -36,7 +43,9 @@ const maxImageEtcFile = 1 << 20
 // container spec from the image's execution metadata.
 func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error) {
 	lrp := i.lrp
-	// The volume is made while the layers download.
+	// The volume, and the container's host ids and user namespace when
+	// the backend can make them ahead, are made while the layers
+	// download.
 	volDone := make(chan error, 1)
 	go func() {
 		vol, err := r.newVolume(ctx, i.dir, i.diskMB)
@@ -45,6 +54,22 @@ func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error
 		}
 		volDone <- err
 	}()
+	prepDone := make(chan struct{})
+	go func() {
+		defer close(prepDone)
+		pr, ok := r.cfg.Backend.(preparer)
+		if !ok {
+			return
+		}
+		release, err := pr.Prepare(ctx, containerID("app", i.guid))
+		if err != nil {
+			// Run makes them itself.
+			r.log.Debug("prepare container", "instance_guid", i.guid, "error", err)
+			return
+		}
+		i.releasePrepared = release // teardown calls it, whatever happens next
+	}()
+	defer func() { <-prepDone }()
 	r.cellLog(i, "OUT", "Cell %s pulling image %s", r.cfg.ID, lrp.Image)
 	layers, release, err := r.cfg.Images.Pull(ctx, lrp.Image, lrp.ImageCredentials, int64(i.diskMB)<<20)
 	verr := <-volDone

@@ -43,6 +43,9 @@ type instance struct {
 	// releaseLayers lets the cell's layer cache collect the image's
 	// layers again (docker LRPs); nil otherwise.
 	releaseLayers func()
+	// releasePrepared gives back what the backend made ahead of the
+	// container's Run, if no Run took it.
+	releasePrepared func()
 
 	stopCtx context.Context // ends when a stop is requested
 	stopNow context.CancelFunc
@@ -444,6 +447,9 @@ func (r *Rep) teardown(i *instance) {
 	r.releaseVolume(i.vol)
 	if i.releaseLayers != nil {
 		i.releaseLayers()
+	}
+	if i.releasePrepared != nil {
+		i.releasePrepared()
 	}
 	for _, ln := range i.listeners {
 		ln.Close()

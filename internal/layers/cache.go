@@ -90,6 +90,7 @@ type Cache struct {
 	entries map[string]*entry // by directory name
 	refs    map[string]int
 	flights map[string]*flight
+	slots   chan struct{} // one per download running: maxFetches
 	total   int64
 	clock   uint64
 	closed  bool
@@ -181,6 +182,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		dir: dir, unpacked: filepath.Join(dir, "unpacked"), complete: filepath.Join(dir, "complete"), tmp: filepath.Join(dir, "tmp"),
 		opts: opts, log: opts.Logger, bootID: opts.bootID,
 		entries: map[string]*entry{}, refs: map[string]int{}, flights: map[string]*flight{},
+		slots:    make(chan struct{}, maxFetches),
 		syncDone: make(chan struct{}),
 	}
 	c.syncCond = sync.NewCond(&c.mu)

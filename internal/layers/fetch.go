@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Fetch returns the directory of layer l unpacked with shift, downloading
@@ -75,7 +76,15 @@ func (c *Cache) Fetch(ctx context.Context, src Source, l Layer, shift Shift) (st
 func (c *Cache) fly(ctx context.Context, f *flight, src Source, l Layer, shift Shift, k string, newHash func() hash.Hash) {
 	defer c.wg.Done()
 	defer f.cancel()
-	size, err := c.fetch(ctx, src, l, shift, k, newHash)
+	var size int64
+	var err error
+	select {
+	case c.slots <- struct{}{}:
+		size, err = c.fetch(ctx, src, l, shift, k, newHash)
+		<-c.slots
+	case <-ctx.Done():
+		err = fmt.Errorf("layer %s: %w", l.Digest, ctx.Err())
+	}
 	var doomed []string
 	c.mu.Lock()
 	if c.flights[k] == f {
@@ -123,11 +132,13 @@ func (c *Cache) fetch(ctx context.Context, src Source, l Layer, shift Shift, k s
 	if err := os.Lchown(tmp, rootUID, rootGID); err != nil {
 		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
+	start := time.Now()
 	rc, err := src.OpenBlob(ctx, l.Digest)
 	if err != nil {
 		return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
 	}
 	defer rc.Close()
+	opened := time.Since(start)
 
 	h := newHash()
 	counted := &countingReader{r: io.LimitReader(rc, l.Size+1)}
@@ -167,7 +178,8 @@ func (c *Cache) fetch(ctx context.Context, src Source, l Layer, shift Shift, k s
 			return 0, fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
 	}
-	c.log.Info("layer cache: unpacked layer", "layer", k, "bytes", u.written, "entries", u.entries, "shift", shiftString(shift))
+	c.log.Info("layer cache: unpacked layer", "layer", k, "bytes", u.written, "entries", u.entries, "shift", shiftString(shift),
+		"open_ms", msOf(opened), "ms", msOf(time.Since(start)))
 	return u.written, nil
 }
 
@@ -188,3 +200,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// msOf is d in milliseconds, for log lines.
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -51,12 +51,26 @@ type unpacker struct {
 	written int64
 	entries int
 	dirs    map[string]bool // relative paths known to be real directories
+	buf     []byte          // file data on its way to the disk
 }
+
+// writeChunk is the most file data written with one write(2): the
+// readahead's chunk. With io.Copy's 32 KiB, writing a 50 MB image took
+// twice the system time (measured here: 17-35 ms against 12-14 ms).
+const writeChunk = readaheadChunk
+
+// writerOnly hides a file's ReadFrom, which would copy through a 32 KiB
+// buffer of its own.
+type writerOnly struct{ io.Writer }
+
+// readBuffer is how much of a blob one read asks for (fewer read(2)s of
+// the registry's connection than with 64 KiB).
+const readBuffer = 256 << 10
 
 // decompress returns the layer's tar stream, recognising gzip and zstd by
 // their magic bytes (media types lie more often than magic numbers do).
 func decompress(r io.Reader) (io.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, readBuffer)
 	head, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil, fmt.Errorf("read layer: %w", err)
@@ -305,7 +319,10 @@ func (u *unpacker) file(hdr *tar.Header, rel, dir string, body io.Reader) error 
 	if err != nil {
 		return fmt.Errorf("unpack layer: %w", err)
 	}
-	n, err := io.Copy(f, io.LimitReader(body, left+1))
+	if u.buf == nil {
+		u.buf = make([]byte, writeChunk)
+	}
+	n, err := io.CopyBuffer(writerOnly{f}, io.LimitReader(body, left+1), u.buf)
 	u.written += n
 	if err == nil && u.written > u.maxBytes {
 		err = fmt.Errorf("%w: more than %d bytes unpacked", ErrLayerTooLarge, u.maxBytes)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,38 +20,19 @@ type Blobs struct {
 	repo  name.Repository
 	ref   string
 	creds *Credentials
-
-	mu sync.Mutex
-	rt http.RoundTripper // authenticated; made on first use
 }
 
 // Blobs returns a source of the blobs of ref's repository (ref is usually
 // an Image's Pinned reference), authenticated with creds (nil:
-// anonymous). It does no I/O until OpenBlob.
+// anonymous). It does no I/O until OpenBlob, and shares the client's
+// authenticated transport for the repository and creds (made once, and
+// already started by the Resolve of the image).
 func (c *Client) Blobs(ref string, creds *Credentials) (*Blobs, error) {
 	r, err := c.parse(ref)
 	if err != nil {
 		return nil, err
 	}
 	return &Blobs{c: c, repo: r.Context(), ref: ref, creds: creds}, nil
-}
-
-func (b *Blobs) roundTripper(ctx context.Context) (http.RoundTripper, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.rt != nil {
-		return b.rt, nil
-	}
-	auth := b.c.remoteAuth(b.creds)
-	rt, err := transport.NewWithContext(ctx, b.repo.Registry, auth, b.c.transport, []string{b.repo.Scope(transport.PullScope)})
-	if err != nil {
-		return nil, err
-	}
-	if b.c.opts.UserAgent != "" {
-		rt = transport.NewUserAgent(rt, b.c.opts.UserAgent)
-	}
-	b.rt = rt
-	return rt, nil
 }
 
 // OpenBlob starts streaming the blob with digest ("sha256:<hex>"). The
@@ -64,7 +44,7 @@ func (b *Blobs) OpenBlob(ctx context.Context, digest string) (io.ReadCloser, err
 	if err != nil {
 		return nil, &Error{Kind: BadImage, Ref: ref, Message: fmt.Sprintf("invalid blob digest %q: %v", truncate(digest, 80), err)}
 	}
-	rt, err := b.roundTripper(ctx)
+	rt, err := b.c.blobTransport(ctx, b.repo, b.creds)
 	if err != nil {
 		return nil, b.c.classify(ctx, err, b.ref, host, b.creds, Unreachable)
 	}

@@ -83,6 +83,7 @@ type Client struct {
 	opts      Options
 	insecure  map[string]bool
 	transport http.RoundTripper
+	auths     authCache // blob transports, by repository and credentials
 }
 
 // New returns a Client with opts, defaults filled in.

@@ -72,6 +72,9 @@ func (c *Client) Resolve(ctx context.Context, ref string, creds *Credentials) (*
 	if err != nil {
 		return nil, err
 	}
+	// The layers are fetched next: their transport's ping and token
+	// happen beside the manifest's fetch.
+	c.warmBlobs(ctx, r.Context(), creds)
 	host := r.Context().RegistryStr()
 	fail := func(err error, fallback Kind) (*Image, error) {
 		return nil, c.classify(ctx, err, ref, host, creds, fallback)

@@ -72,15 +72,23 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 		uid, gid = spec.User.UID, spec.User.GID
 	}
 	began := time.Now()
-	lease, err := c.b.ids.acquire(c.b.stateDir + " " + c.id)
-	if err != nil {
-		return fmt.Errorf("container %s: %w", c.id, err)
+	// The ids and namespace Prepare made while the caller got the
+	// layers ready, or new ones.
+	p := c.b.takePrepared(c.id)
+	if p == nil {
+		lease, err := c.b.ids.acquire(c.b.stateDir + " " + c.id)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", c.id, err)
+		}
+		c.lease = lease
+		ns, err := newUserNS(ctx, c.b.unshare, lease, c.b.startTimeout+time.Minute)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", c.id, err)
+		}
+		p = &prepared{lease: lease, userns: ns}
 	}
-	c.lease = lease
-	userns, err := newUserNS(ctx, c.b.unshare, lease, c.b.startTimeout+time.Minute)
-	if err != nil {
-		return fmt.Errorf("container %s: %w", c.id, err)
-	}
+	c.lease = p.lease
+	lease, userns := p.lease, p.userns
 	// Once runc has started the container, its processes hold the
 	// namespace.
 	defer userns.close()
@@ -146,7 +154,7 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 		c.b.log.Warn("enter container network namespace", "container_id", c.id, "error", err)
 	}
 	// Where a start's time goes (docs/performance.md reads these).
-	c.b.log.Debug("container started", "container_id", c.id, "pid", pid,
+	c.b.log.Debug("container started", "container_id", c.id, "pid", pid, "prepared", !p.made.IsZero(),
 		"ids_userns_ms", ms(nsReady.Sub(began)), "bundle_ms", ms(runcStarted.Sub(nsReady)),
 		"runc_ms", ms(time.Since(runcStarted)))
 	return nil

@@ -111,7 +111,8 @@ type Backend struct {
 	retries   sync.WaitGroup      // their retry goroutines
 	closing   chan struct{}       // closed by Close
 	closeOnce sync.Once
-	vols      map[string]*volume // by dir
+	vols      map[string]*volume   // by dir
+	prepared  map[string]*prepared // by container id, until its Run (prepare.go)
 }
 
 var _ container.Backend = (*Backend)(nil)
@@ -228,6 +229,7 @@ func New(cfg Config) (*Backend, error) {
 		live:         map[string]*Container{},
 		retrying:     map[*Container]bool{},
 		closing:      make(chan struct{}),
+		prepared:     map[string]*prepared{},
 		vols:         map[string]*volume{},
 	}
 	if b.startTimeout <= 0 {
@@ -408,6 +410,7 @@ func (b *Backend) retryDestroy(c *Container) {
 // its path); call Cleanup afterwards to remove what they left.
 func (b *Backend) Close() {
 	b.closeOnce.Do(func() { close(b.closing) })
+	b.discardPrepared()
 	b.retries.Wait()
 	b.sealedMu.Lock()
 	defer b.sealedMu.Unlock()
