@@ -61,6 +61,9 @@ type Config struct {
 	// StartTimeout bounds how long Run waits for runc to report the
 	// container's process; default 30s (Run's ctx can end it sooner).
 	StartTimeout time.Duration
+	// ShimBinary is the pando binary run as each container's shim
+	// (`pando container-shim`, see shim.go); default LifecycleBinary.
+	ShimBinary string
 	// RuncFromPath runs `runc run` from RuncPath, as runc is installed.
 	// By default the backend keeps one sealed in-memory copy of runc and
 	// runs it from there (see sealedBinary): runc then skips protecting
@@ -90,6 +93,8 @@ type Backend struct {
 	lifecycle    string
 	cgroupParent string
 	rootfsDir    string // <RunDir>/rootfs/<hash of StateDir>: rootfs mount points
+	shimDir      string // <RunDir>/shims/<hash of StateDir>: the shims' sockets
+	shim         string // the shim binary
 	stateDir     string
 	ids          *idAllocator
 	unshare      string
@@ -205,6 +210,18 @@ func New(cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("runc backend: %w", err)
 		}
 	}
+	// Root's alone: a shim's socket hands out the container's output.
+	shimDir := filepath.Join(runDir, "shims", stateHash)
+	if err := os.MkdirAll(shimDir, 0o700); err != nil {
+		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	shim := cfg.ShimBinary
+	if shim == "" {
+		shim = lifecycle
+	}
+	if shim, err = filepath.Abs(shim); err != nil {
+		return nil, fmt.Errorf("runc backend: shim binary: %w", err)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -216,6 +233,8 @@ func New(cfg Config) (*Backend, error) {
 		lifecycle:    lifecycle,
 		cgroupParent: parent,
 		rootfsDir:    rootfsDir,
+		shimDir:      shimDir,
+		shim:         shim,
 		stateDir:     stateDir,
 		ids:          ids,
 		unshare:      unshare,
@@ -467,14 +486,21 @@ func (b *Backend) command(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // Cleanup removes what a previous run left behind: runc containers under
-// StateDir, overlay mounts, bundles, rootfs mount points, volumes (their
-// mounts, loop devices and images) and empty cgroups. Call it at start-up,
-// before Run; containers it finds are killed. Volumes of this Backend not
-// yet released are kept. Host id blocks need nothing more: a block whose
-// holder died is reused once no process runs with its ids (see
-// idAllocator).
+// StateDir, overlay mounts, bundles, rootfs mount points, shim sockets,
+// volumes (their mounts, loop devices and images) and empty cgroups. Call
+// it at start-up, before Run, after adopting (Adopt, AdoptVolume) what is
+// to be kept: containers not adopted are killed. Volumes and containers of
+// this Backend not yet released are kept. Host id blocks need nothing
+// more: a block whose holder died is reused once no process runs with its
+// ids (see idAllocator).
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
+	b.mu.Lock()
+	live := map[string]bool{}
+	for id := range b.live {
+		live[id] = true
+	}
+	b.mu.Unlock()
 	out, err := b.command(ctx, "list", "--format", "json")
 	if err != nil {
 		errs = append(errs, err)
@@ -500,7 +526,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		}
 	}
 	for id := range ids {
-		if !validID(id) {
+		if !validID(id) || live[id] {
 			continue
 		}
 		b.log.Info("removing leftover container", "container_id", id)
@@ -510,15 +536,9 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		}
 		_ = os.RemoveAll(filepath.Join(b.root, id))
 	}
-	if err := unmountUnder(b.bundles); err != nil {
-		errs = append(errs, err)
-	}
-	if err := unmountUnder(b.rootfsDir); err != nil {
-		errs = append(errs, err)
-	}
 	if ents, err := os.ReadDir(b.rootfsDir); err == nil {
 		for _, e := range ents {
-			if e.Name() == stateDirMarker {
+			if e.Name() == stateDirMarker || live[e.Name()] {
 				continue
 			}
 			if err := removeBundle(filepath.Join(b.rootfsDir, e.Name())); err != nil {
@@ -530,12 +550,28 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	}
 	if ents, err := os.ReadDir(b.bundles); err == nil {
 		for _, e := range ents {
+			if live[e.Name()] {
+				continue
+			}
 			if err := removeBundle(filepath.Join(b.bundles, e.Name())); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	} else {
 		errs = append(errs, fmt.Errorf("read bundles: %w", err))
+	}
+	liveSockets := map[string]bool{}
+	for id := range live {
+		liveSockets[b.shimSocket(id)] = true
+	}
+	if ents, err := os.ReadDir(b.shimDir); err == nil {
+		for _, e := range ents {
+			// A leftover container's shim exits once it has nobody to
+			// tell the end to (shimLinger).
+			if p := filepath.Join(b.shimDir, e.Name()); !liveSockets[p] {
+				_ = os.Remove(p)
+			}
+		}
 	}
 	if err := b.cleanupVolumes(); err != nil {
 		errs = append(errs, err)
