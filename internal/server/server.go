@@ -274,9 +274,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("container backend: %w", err)
 	}
-	if err := backend.Cleanup(ctx); err != nil {
-		log.Warn("clean up leftover containers", "err", err)
-	}
 	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
 	if err != nil {
 		return err
@@ -314,6 +311,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rep, err := cell.New(cell.Config{
 		ID:      "cell-0",
 		Backend: backend,
+		Adopter: backend, // instances outlive a kill -9; the rest is removed
 		Blobs:   blobs,
 		BlobPath: func(key string) (string, bool) {
 			p, err := blobs.Path(key)
@@ -461,11 +459,18 @@ func Run(ctx context.Context, cfg Config) error {
 	// presence TTL at most) for those it knew to report what they run,
 	// adopts their instances and the stagings and tasks they still run,
 	// and only then places what is missing and fails what nobody claimed.
+	// So does the local cell: it adopted its RUNNING instances (New).
+	local := rep.Inventory()
+	var known []string
 	if cells != nil {
-		known, err := readKnownCells(cfg.DataDir)
-		if err != nil {
+		if known, err = readKnownCells(cfg.DataDir); err != nil {
 			log.Warn("joined cells of the previous run unknown: their instances are placed afresh", "err", err)
 		}
+	}
+	if len(local.Actuals) > 0 {
+		known = append(known, rep.ID())
+	}
+	if len(known) > 0 {
 		inFlight, err := api.InFlight(ctx)
 		if err != nil {
 			log.Warn("in-flight builds and tasks unknown: they fail", "err", err)
@@ -474,6 +479,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := api.RestoreApps(ctx); err != nil {
 		log.Error("restore apps", "err", err)
+	}
+	if len(local.Actuals) > 0 {
+		if err := board.CellSynced(ctx, rep.ID(), rep.Inventory()); err != nil {
+			log.Error("adopt the local cell's instances", "err", err)
+		}
 	}
 	g.Go(func() error {
 		if board.WaitAdopted(gctx) != nil {

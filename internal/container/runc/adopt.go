@@ -29,9 +29,9 @@ import (
 // stateFile (written before the shim starts), init.pid (runc's), and the
 // shim's socket under RunDir.
 const (
-	stateFile  = "pando.json"
-	exitFile   = "exit.json"
-	shimLogTag = "shim.log"
+	stateFile = "pando.json"
+	exitFile  = "exit.json"
+	shimLog   = "shim.log"
 )
 
 // containerState is what a Backend keeps of a container in its bundle.
@@ -117,7 +117,7 @@ func (b *Backend) startShim(id string, d bundle, runcCmd *exec.Cmd) (*exec.Cmd, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("shim connection: %w", err)
 	}
-	logFile, err := os.OpenFile(d.path(shimLogTag), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logFile, err := os.OpenFile(d.path(shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("shim log: %w", err)

@@ -180,3 +180,32 @@ func killShimOf(t *testing.T, c *Container) {
 	}
 	eventuallyRunc(t, fmt.Sprintf("shim %d gone", pid), func() bool { return unix.Kill(pid, 0) != nil })
 }
+
+func TestShim_exitsOnceTheServerHasTheExit(t *testing.T) {
+	b := newBackend(t, t.TempDir())
+	ctx := testCtx(t)
+	var out syncBuffer
+	c, err := b.Run(ctx, container.Spec{ID: "brief", Args: []string{"sh", "-c", "echo bye; sleep 1000"}, Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := c.(*Container)
+	if err := c.Stop(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Well before shimLinger: the shim saw the server close after the exit.
+	pid := rc.cmd.Process.Pid
+	deadline := time.Now().Add(5 * time.Second)
+	for unix.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("shim %d still running 5s after its container's end was delivered", pid)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, with a deadline
+	}
+	if out.String() != "bye\n" {
+		t.Fatalf("output %q", out.String())
+	}
+}

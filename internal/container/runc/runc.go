@@ -17,10 +17,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container"
@@ -255,6 +258,7 @@ func New(cfg Config) (*Backend, error) {
 	if !cfg.RuncFromPath {
 		b.sealed = sealRunc(runcPath, log)
 	}
+	closeInheritedOnExec(log)
 	for _, d := range []string{stateDir, b.root, b.bundles, b.volumes} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("runc backend: %w", err)
@@ -264,6 +268,27 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("runc backend: %w", err)
 	}
 	return b, nil
+}
+
+// closeInheritedOnExec marks the descriptors this process inherited
+// without close-on-exec (Go opens its own with it) so that no child gets
+// them: a shim lives as long as its container, and would otherwise hold,
+// say, the pipe a parent reads this process's output from.
+func closeInheritedOnExec(log *slog.Logger) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		log.Warn("list open descriptors: inherited ones may leak into containers' shims", "error", err)
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags|unix.FD_CLOEXEC)
+		}
+	}
 }
 
 // findMkfs looks for mkfs.ext4 on PATH and in the sbin directories a

@@ -167,9 +167,25 @@ func runShim(statusFile, path string, argv []string, extra int) error {
 		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
 	}
 	r.finish(st)
-	select {
-	case <-r.delivered:
-	case <-time.After(shimLinger):
+	// Wait for a server to take the exit, unless the bundle is gone (the
+	// container was removed: nobody will adopt it).
+	bundle := filepath.Dir(statusFile)
+	linger := time.NewTimer(shimLinger)
+	defer linger.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-r.delivered:
+			waiting = false
+		case <-linger.C:
+			fmt.Fprintf(os.Stderr, "container-shim: no server took the exit status (%+v) within %s\n", st, shimLinger)
+			waiting = false
+		case <-tick.C:
+			if _, err := os.Stat(bundle); errors.Is(err, os.ErrNotExist) {
+				waiting = false
+			}
+		}
 	}
 	ln.Close()
 	return nil
