@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,8 +30,11 @@ import (
 const (
 	stateFile = "pando.json"
 	exitFile  = "exit.json"
-	shimLog   = "shim.log"
 )
+
+// shimLog, in StateDir, is where shims write what went wrong (rarely a
+// line: they have nobody else to tell).
+const shimLog = "shims.log"
 
 // containerState is what a Backend keeps of a container in its bundle.
 type containerState struct {
@@ -87,8 +89,99 @@ func (b *Backend) shimSocket(id string) string {
 	return filepath.Join(b.shimDir, hex.EncodeToString(sum[:12])+".sock")
 }
 
-// startShim starts the shim that runs runcCmd (not started) and returns
-// it with the backend's end of the first connection.
+// A spare shim: started, waiting for its job on conn.
+type spareShim struct {
+	cmd  *exec.Cmd
+	conn *net.UnixConn
+}
+
+// launchShim starts a shim that waits for its job.
+func (b *Backend) launchShim() (*spareShim, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("shim connection: %w", os.NewSyscallError("socketpair", err))
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "shim-conn"), os.NewFile(uintptr(fds[1]), "shim-conn")
+	defer theirs.Close()
+	c, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		return nil, fmt.Errorf("shim connection: %w", err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(b.stateDir, shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("shim log: %w", err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(b.shim, ShimCommand)
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3: shimConnFD
+	cmd.Stderr = logFile
+	cmd.Env = []string{defaultPath}
+	// A session of its own: the server's terminal, process group and
+	// death do not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("start container shim %s: %w", b.shim, err)
+	}
+	go func() { _ = cmd.Wait() }() // reaped while this server lives
+	return &spareShim{cmd: cmd, conn: c.(*net.UnixConn)}, nil
+}
+
+// takeShim returns the spare shim, or a new one when there is none. The
+// caller starts the next spare (refillSpare) once its container runs: a
+// shim starting meanwhile would compete with it for the CPU.
+func (b *Backend) takeShim() (*spareShim, error) {
+	b.spareMu.Lock()
+	s := b.spare
+	b.spare = nil
+	b.spareMu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	return b.launchShim()
+}
+
+// refillSpare starts a spare shim in the background unless one is there
+// or starting, or the backend is closed.
+func (b *Backend) refillSpare() {
+	b.spareMu.Lock()
+	defer b.spareMu.Unlock()
+	if b.spare != nil || b.spareStarting || b.spareClosed {
+		return
+	}
+	b.spareStarting = true
+	go func() {
+		s, err := b.launchShim()
+		b.spareMu.Lock()
+		defer b.spareMu.Unlock()
+		b.spareStarting = false
+		switch {
+		case err != nil:
+			b.log.Warn("start a spare container shim", "error", err)
+		case b.spareClosed:
+			s.conn.Close() // it exits without a job
+		default:
+			b.spare = s
+		}
+	}()
+}
+
+// closeSpare ends the spare shim, if any, and starts no other.
+func (b *Backend) closeSpare() {
+	b.spareMu.Lock()
+	defer b.spareMu.Unlock()
+	b.spareClosed = true
+	if b.spare != nil {
+		b.spare.conn.Close()
+		b.spare = nil
+	}
+}
+
+// startShim has a shim run runcCmd (not started) for container id and
+// returns it with the backend's end of its first connection. Hold
+// b.sealedMu (read) while it runs: the job carries runc's extra files.
 func (b *Backend) startShim(id string, d bundle, runcCmd *exec.Cmd) (*exec.Cmd, net.Conn, error) {
 	if runcCmd.Err != nil {
 		return nil, nil, runcCmd.Err
@@ -106,37 +199,29 @@ func (b *Backend) startShim(id string, d bundle, runcCmd *exec.Cmd) (*exec.Cmd, 
 		return nil, nil, fmt.Errorf("shim socket: %w", err)
 	}
 	defer lnFile.Close()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	job, err := json.Marshal(shimJob{Status: d.path(exitFile), Path: runcCmd.Path, Args: runcCmd.Args})
 	if err != nil {
-		return nil, nil, fmt.Errorf("shim connection: %w", os.NewSyscallError("socketpair", err))
+		return nil, nil, fmt.Errorf("shim job: %w", err)
 	}
-	mine, theirs := os.NewFile(uintptr(fds[0]), "shim-conn"), os.NewFile(uintptr(fds[1]), "shim-conn")
-	defer theirs.Close()
-	conn, err := net.FileConn(mine)
-	mine.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("shim connection: %w", err)
+	rights := []int{int(lnFile.Fd())}
+	for _, f := range runcCmd.ExtraFiles {
+		rights = append(rights, int(f.Fd()))
 	}
-	logFile, err := os.OpenFile(d.path(shimLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("shim log: %w", err)
+	oob := unix.UnixRights(rights...)
+	// A spare may have died meanwhile: then a new one.
+	for attempt := 0; ; attempt++ {
+		s, err := b.takeShim()
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, _, err = s.conn.WriteMsgUnix(job, oob, nil); err == nil {
+			return s.cmd, s.conn, nil
+		}
+		s.conn.Close()
+		if attempt == 1 {
+			return nil, nil, fmt.Errorf("send the container shim its job: %w", err)
+		}
 	}
-	defer logFile.Close()
-	args := []string{ShimCommand, "--status", d.path(exitFile), "--extra", strconv.Itoa(len(runcCmd.ExtraFiles)),
-		"--path", runcCmd.Path, "--"}
-	shim := exec.Command(b.shim, append(args, runcCmd.Args...)...)
-	shim.ExtraFiles = append([]*os.File{lnFile, theirs}, runcCmd.ExtraFiles...)
-	shim.Stderr = logFile
-	shim.Env = []string{defaultPath}
-	// A session of its own: the server's terminal, process group and
-	// death do not reach it.
-	shim.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := shim.Start(); err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("start container shim %s: %w", b.shim, err)
-	}
-	return shim, conn, nil
 }
 
 // follow reads the shim's frames into out until the container exits (or

@@ -136,10 +136,10 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 		return fmt.Errorf("container %s: %w", c.id, err)
 	}
 	c.cmd, c.started, c.conn = shim, true, conn
-	go func() { _ = shim.Wait() }() // reaped while this server lives
 	go c.follow(conn, container.Output{Stdout: spec.Stdout, Stderr: spec.Stderr, Dropped: spec.Dropped})
 
 	pid, err := c.awaitPid(ctx, pidFile)
+	c.b.refillSpare() // for the next container
 	if err != nil {
 		return err
 	}

@@ -113,6 +113,12 @@ type Backend struct {
 	sealedMu sync.RWMutex
 	sealed   *sealedBinary // nil: runc runs from its path
 
+	// spare is a shim started ahead of the next container (adopt.go).
+	spareMu       sync.Mutex
+	spare         *spareShim
+	spareStarting bool
+	spareClosed   bool
+
 	mu        sync.Mutex
 	live      map[string]*Container
 	retrying  map[*Container]bool // containers whose Destroy failed
@@ -452,6 +458,7 @@ func (b *Backend) retryDestroy(c *Container) {
 // its path); call Cleanup afterwards to remove what they left.
 func (b *Backend) Close() {
 	b.closeOnce.Do(func() { close(b.closing) })
+	b.closeSpare()
 	b.retries.Wait()
 	b.sealedMu.Lock()
 	defer b.sealedMu.Unlock()

@@ -3,8 +3,8 @@ package runc
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Every container runs under a shim: a small process (`pando
@@ -27,8 +29,8 @@ import (
 // adopted by a restarted server (Backend.Adopt) with its output and exit
 // status intact.
 //
-// The protocol is frames from the shim, nothing back: a type byte, a
-// big-endian uint32 length, the payload.
+// After the job (see shimConnFD), the protocol is frames from the shim,
+// nothing back: a type byte, a big-endian uint32 length, the payload.
 const (
 	frameStdout  = 'o'
 	frameStderr  = 'e'
@@ -41,13 +43,26 @@ const (
 // ShimCommand is the pando subcommand that runs a shim (ShimMain).
 const ShimCommand = "container-shim"
 
-// The shim's inherited descriptors: the listener later servers connect
-// to, the first server's connection, and runc's own extra files (the
-// sealed runc copy), passed on to it from fd 3.
+// shimConnFD is the shim's one inherited descriptor: its end of the first
+// server's connection. The server sends the job on it (shimJob, with the
+// listener later servers connect to and runc's own extra files as
+// SCM_RIGHTS); from then on the shim only writes frames. A shim is
+// started before it has a job (Backend keeps a spare one ready), so the
+// exec of the pando binary is off a container start's path.
+const shimConnFD = 3
+
+// shimJob is what a shim runs: the command (runc run, through prlimit)
+// and where it writes the exit status.
+type shimJob struct {
+	Status string   `json:"status"`
+	Path   string   `json:"path"`
+	Args   []string `json:"args"`
+}
+
+// Bounds of a job message.
 const (
-	shimListenFD = 3
-	shimConnFD   = 4
-	shimExtraFD  = 5
+	maxJobBytes = 64 << 10
+	maxJobFiles = 16
 )
 
 const (
@@ -66,50 +81,100 @@ type shimStatus struct {
 	Signaled bool `json:"signaled"`
 }
 
-// ShimMain runs a shim: `container-shim --status FILE --extra N --path
-// RUNC_OR_WRAPPER -- ARGV...`. It returns the process's exit code.
+// ShimMain runs a shim (`pando container-shim`, no arguments): it waits
+// for its job, runs it, relays its output and reports its end. It returns
+// the process's exit code.
 func ShimMain(args []string) int {
 	// The shim lives in a session of its own; nothing but SIGKILL ends it.
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGQUIT)
-	fs := flag.NewFlagSet(ShimCommand, flag.ContinueOnError)
-	statusFile := fs.String("status", "", "file the exit status is written to")
-	extra := fs.Int("extra", 0, "descriptors from 5 on to pass to the command from 3 on")
-	path := fs.String("path", "", "the command's executable")
-	if err := fs.Parse(args); err != nil {
+	if len(args) != 0 {
+		fmt.Fprintln(os.Stderr, "container-shim: takes no arguments (the backend sends its job)")
 		return 2
 	}
-	argv := fs.Args()
-	if *statusFile == "" || *path == "" || len(argv) == 0 || *extra < 0 || *extra > 16 {
-		fmt.Fprintln(os.Stderr, "container-shim: want --status FILE --path PATH -- ARGV...")
+	cf := os.NewFile(shimConnFD, "shim-conn")
+	c, err := net.FileConn(cf)
+	cf.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "container-shim: connection: %v\n", err)
+		return 1
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		fmt.Fprintln(os.Stderr, "container-shim: fd 3 is not a unix socket")
 		return 2
 	}
-	if err := runShim(*statusFile, *path, argv, *extra); err != nil {
+	// While it waits for a job: the runtime's one-time check of pidfd
+	// support forks a probe child at the first process start; do it now,
+	// not on the container's start.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
+	}
+	job, ln, extras, err := readJob(conn)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0 // a spare the server no longer needs
+		}
+		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
+		return 1
+	}
+	if err := runShim(conn, job, ln, extras); err != nil {
 		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runShim(statusFile, path string, argv []string, extra int) error {
-	lf := os.NewFile(shimListenFD, "shim-listener")
+// readJob reads the job message and the descriptors it carries: the
+// listener, then runc's extra files.
+func readJob(conn *net.UnixConn) (shimJob, net.Listener, []*os.File, error) {
+	buf := make([]byte, maxJobBytes)
+	oob := make([]byte, unix.CmsgSpace(4*maxJobFiles))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return shimJob{}, nil, nil, fmt.Errorf("read job: %w", err)
+	}
+	if n == 0 {
+		return shimJob{}, nil, nil, io.EOF
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return shimJob{}, nil, nil, fmt.Errorf("read job: %w", err)
+		}
+		for _, m := range msgs {
+			got, err := unix.ParseUnixRights(&m)
+			if err != nil {
+				return shimJob{}, nil, nil, fmt.Errorf("read job: %w", err)
+			}
+			fds = append(fds, got...)
+		}
+	}
+	for _, fd := range fds {
+		syscall.CloseOnExec(fd) // passed on by ExtraFiles only
+	}
+	var job shimJob
+	if err := json.Unmarshal(buf[:n], &job); err != nil || job.Status == "" || job.Path == "" || len(job.Args) == 0 || len(fds) == 0 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return shimJob{}, nil, nil, fmt.Errorf("bad job (%d descriptors): %v", len(fds), err)
+	}
+	lf := os.NewFile(uintptr(fds[0]), "shim-listener")
 	ln, err := net.FileListener(lf)
 	lf.Close()
 	if err != nil {
-		return fmt.Errorf("listener: %w", err)
-	}
-	cf := os.NewFile(shimConnFD, "shim-conn")
-	conn, err := net.FileConn(cf)
-	cf.Close()
-	if err != nil {
-		return fmt.Errorf("connection: %w", err)
+		return shimJob{}, nil, nil, fmt.Errorf("listener: %w", err)
 	}
 	var extras []*os.File
-	for i := range extra {
-		fd := shimExtraFD + i
-		syscall.CloseOnExec(fd) // passed on by ExtraFiles only
+	for i, fd := range fds[1:] {
 		extras = append(extras, os.NewFile(uintptr(fd), "extra-"+strconv.Itoa(i)))
 	}
+	return job, ln, extras, nil
+}
 
+func runShim(conn net.Conn, job shimJob, ln net.Listener, extras []*os.File) error {
+	statusFile, path, argv := job.Status, job.Path, job.Args
 	r := newRelay(shimBacklog)
 	r.attach(conn)
 	go func() {

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -264,4 +267,81 @@ func TestReadFrames_refusesOversizedAndUnknownFrames(t *testing.T) {
 			t.Errorf("%s: read without error", name)
 		}
 	}
+}
+
+// BenchmarkShim_startOverhead measures what the shim adds to a container
+// start: running `true` through a shim (the job sent to the spare shim,
+// settled, the exit frame read) against running it directly, and through
+// a shim started on the spot (no spare ready: the exec of the binary). The shim
+// is this test binary (TestMain), or the pando binary at $PANDO_BIN.
+//
+//	go test -run '^$' -bench BenchmarkShim_startOverhead ./internal/container/runc
+func BenchmarkShim_startOverhead(b *testing.B) {
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		b.Skip("no true binary")
+	}
+	shim := os.Getenv("PANDO_BIN")
+	if shim == "" {
+		if shim, err = os.Executable(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	be := &Backend{shim: shim, shimDir: b.TempDir(), stateDir: b.TempDir(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	defer be.closeSpare()
+	d := bundle{dir: b.TempDir()}
+	through := func(i int) time.Duration {
+		began := time.Now()
+		_, conn, err := be.startShim(fmt.Sprint("c", i), d, exec.Command(truePath))
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := readFrames(conn, container.Output{}, discardLog{})
+		conn.Close()
+		if err != nil || st.Code != 0 {
+			b.Fatalf("through the shim: %+v %v", st, err)
+		}
+		return time.Since(began)
+	}
+	var direct, spare, cold time.Duration
+	for i := 0; b.Loop(); i++ {
+		began := time.Now()
+		if err := exec.Command(truePath).Run(); err != nil {
+			b.Fatal(err)
+		}
+		direct += time.Since(began)
+
+		// With the spare ready, as a container start usually finds it.
+		for {
+			be.spareMu.Lock()
+			ready := be.spare != nil
+			be.spareMu.Unlock()
+			if ready {
+				break
+			}
+			be.refillSpare()
+			time.Sleep(time.Millisecond)
+		}
+		// Started is not yet waiting: a container start finds a spare
+		// that has had the time since the previous one.
+		time.Sleep(300 * time.Millisecond)
+		spare += through(2 * i)
+
+		// Without one.
+		be.spareMu.Lock()
+		if be.spare != nil {
+			be.spare.conn.Close()
+			be.spare = nil
+		}
+		be.spareClosed = true
+		be.spareMu.Unlock()
+		cold += through(2*i + 1)
+		be.spareMu.Lock()
+		be.spareClosed = false
+		be.spareMu.Unlock()
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(direct), "direct-ms/op")
+	b.ReportMetric(ms(spare), "spare-shim-ms/op")
+	b.ReportMetric(ms(cold), "cold-shim-ms/op")
 }
