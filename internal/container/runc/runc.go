@@ -1,8 +1,10 @@
 // Package runc runs containers as OCI bundles with the runc binary: it lays
 // out a bundle per container (the "host" stack or an overlayfs over an image
 // rootfs, generated /etc files, a private /home/vcap and /tmp), starts
-// `runc run` as a child so runc's exit is the process's exit, and reads
-// cgroup files for stats and OOM kills. It implements container.Backend.
+// `runc run` under a shim that outlives the server (so runc's exit is the
+// process's exit, and a restarted server can adopt the container), and
+// reads cgroup files for stats and OOM kills. It implements
+// container.Backend.
 package runc
 
 import (
