@@ -1,15 +1,21 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // initPid is the pid of a container's init, from runc.
@@ -32,18 +38,41 @@ func (s *server) initPid(t *testing.T, id string) int {
 
 // getInside requests path from port 8080 inside the network namespace of
 // the process pid, reaching the app without the server (the router and
-// the host-port forwarders are in it).
+// the host-port forwarders are in it): the socket is made on a thread
+// that entered the namespace (and dies with its goroutine).
 func getInside(pid int, path string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+fmt.Sprint(pid)+"/ns/net",
-		"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8080"+path).Output()
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
 	if err != nil {
-		return 0, fmt.Errorf("curl inside the container: %w: %s", err, out)
+		return 0, err
 	}
-	var code int
-	_, err = fmt.Sscan(string(out), &code)
-	return code, err
+	defer ns.Close()
+	type dialed struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan dialed, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is discarded
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- dialed{err: fmt.Errorf("enter the network namespace: %w", err)}
+			return
+		}
+		c, err := net.DialTimeout("tcp", "127.0.0.1:8080", 5*time.Second)
+		ch <- dialed{c, err}
+	}()
+	d := <-ch
+	if d.err != nil {
+		return 0, d.err
+	}
+	defer d.conn.Close()
+	_ = d.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(d.conn, "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(d.conn), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // A kill -9 of `pando server` while an app that logs every request runs
