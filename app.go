@@ -118,8 +118,12 @@ type Package struct {
 	DockerImage    string
 	DockerUsername string
 	DockerPassword string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// FilesSHA256 is the digest of the package's files (paths, modes,
+	// contents and link targets, not times): two uploads of the same
+	// files have the same one even though their zips differ.
+	FilesSHA256 string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Build states.
@@ -179,8 +183,12 @@ type Droplet struct {
 	SHA1       string
 	SHA256     string
 	Size       int64
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// StagingInputs is the digest of everything the staging that made
+	// it read (package files, buildpacks, stack, environment, limits);
+	// empty when it may not be reused.
+	StagingInputs string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Domain is a shared app domain (e.g. "localhost").

@@ -5,10 +5,27 @@
 # docker-registry (a real registry on loopback for the image tests), node
 # with npm and yarn, python3 with venv and pip, ruby with bundler (the buildpacks run
 # on the host stack's runtimes), debootstrap (make-stack.sh builds the
-# stack the tests push to).
+# stack the tests push to), and a yarn 2+ release from the npm registry
+# (berry projects commit theirs; the nodejs_buildpack's tests commit this
+# one into their apps).
 # Idempotent; quiet when everything is present.
 set -eu
 need=""
+# The yarn berry release the tests use (PANDO_TEST_YARN_BERRY finds it).
+berry_version=4.18.1
+berry=/var/cache/pando/test-deps/yarn-$berry_version.cjs
+
+# fetch_berry puts @yarnpkg/cli-dist's yarn.js (the whole yarn in one
+# file, what `yarn set version` commits) at $berry, with the host's npm.
+fetch_berry() {
+	[ "${1:-}" = test ] && [ ! -s "$berry" ] || return 0
+	tmp=$(mktemp -d)
+	(cd "$tmp" && npm pack --silent "@yarnpkg/cli-dist@$berry_version" > /dev/null && tar xzf yarnpkg-cli-dist-$berry_version.tgz package/bin/yarn.js) ||
+		{ rm -rf "$tmp"; echo "pando: could not fetch @yarnpkg/cli-dist@$berry_version with npm" >&2; return 1; }
+	mkdir -p "$(dirname "$berry")"
+	mv "$tmp/package/bin/yarn.js" "$berry.tmp" && mv "$berry.tmp" "$berry"
+	rm -rf "$tmp"
+}
 if [ "${1:-}" = test ]; then
 	[ -x /usr/bin/docker-registry ] || need="$need docker-registry"
 	# A node from elsewhere (NodeSource) bundles npm: leave it alone.
@@ -29,7 +46,10 @@ fi
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"
 PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null 2>&1 || need="$need e2fsprogs"
-[ -z "$need" ] && exit 0
+if [ -z "$need" ]; then
+	fetch_berry "${1:-}"
+	exit 0
+fi
 if [ "$(id -u)" != 0 ]; then
 	echo "pando: missing packages:$need; run as root (or: sudo apt-get install -y$need)" >&2
 	exit 1
@@ -50,3 +70,4 @@ case "$need" in
 	fi
 	;;
 esac
+fetch_berry "${1:-}"

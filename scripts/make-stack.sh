@@ -4,7 +4,8 @@
 # a minbase debootstrap, then, with apt in a chroot, the language runtimes
 # the builtin buildpacks use and the libraries and tools apps usually need.
 # LIST is a comma-separated subset of node,python,ruby,java (the default,
-# all four): node/npm, python3/pip/venv, ruby/bundler, a headless JRE.
+# all four): node/npm/yarn (Debian's yarnpkg, beside Debian's npm: both
+# run on Debian's nodejs), python3/pip/venv, ruby/bundler, a headless JRE.
 # Built in DIR.tmp and moved into place when complete; an existing DIR is
 # left alone (containers may be using it), with a note when it lacks a
 # runtime. Builds into one parent directory take turns (a lock on it), so
@@ -44,7 +45,7 @@ packages="ca-certificates tzdata libssl3 libpq5 curl git bash netcat-openbsd pro
 bins=""
 for rt in $(echo "$runtimes" | tr ',' ' '); do
 	case "$rt" in
-	node) packages="$packages nodejs npm" bins="$bins node npm" ;;
+	node) packages="$packages nodejs npm yarnpkg" bins="$bins node npm yarnpkg" ;;
 	python) packages="$packages python3 python3-pip python3-venv" bins="$bins python3" ;;
 	ruby) packages="$packages ruby ruby-bundler ruby-rack ruby-webrick" bins="$bins ruby bundle" ;;
 	java) packages="$packages openjdk-17-jre-headless" bins="$bins java" ;;

@@ -282,6 +282,13 @@ func (b *bench) measureApp(ctx context.Context, a *appSpec) (*appResult, error) 
 		}
 		ar.Variants = append(ar.Variants, newVariant(variantRepeat, rep))
 	}
+	if b.cfg.edit {
+		edits, err := b.editPushes(ctx, a, last.Name)
+		if err != nil {
+			return nil, err
+		}
+		ar.Variants = append(ar.Variants, newVariant(variantEdit, edits))
+	}
 	if b.cfg.cli {
 		var cli []*pushRun
 		for i := range b.cfg.runs {
@@ -299,6 +306,27 @@ func (b *bench) measureApp(ctx context.Context, a *appSpec) (*appResult, error) 
 		ar.Variants[k].summarize(ar.Floor)
 	}
 	return ar, nil
+}
+
+// editPushes re-pushes app name with one more file whose content changes
+// every run, as after an edit: the droplet cannot be reused, the build
+// cache can. The file is removed afterwards.
+func (b *bench) editPushes(ctx context.Context, a *appSpec, name string) ([]*pushRun, error) {
+	edited := filepath.Join(a.Dir, "CHANGES.txt")
+	defer os.Remove(edited)
+	var runs []*pushRun
+	for i := range b.cfg.runs {
+		if err := os.WriteFile(edited, fmt.Appendf(nil, "edit %d of %s\n", i+1, b.runID), 0o644); err != nil {
+			return nil, fmt.Errorf("edit %s: %w", edited, err)
+		}
+		r, err := b.push(ctx, a, name)
+		if err != nil {
+			return nil, fmt.Errorf("edited push %d: %w", i+1, err)
+		}
+		b.progress(a, variantEdit, i, r)
+		runs = append(runs, r)
+	}
+	return runs, nil
 }
 
 // floorSample is one measurement of the floor's parts: zip+upload, two

@@ -27,6 +27,7 @@ type config struct {
 	runs     int
 	json     bool
 	repeat   bool
+	edit     bool
 	cli      bool
 	verbose  bool
 	keep     bool
@@ -45,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.runs, "n", 5, "pushes per app and variant")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON on stdout (the table and progress go to stderr)")
 	fs.BoolVar(&cfg.repeat, "repeat", true, "also measure re-pushing the same app unchanged")
+	fs.BoolVar(&cfg.edit, "edit", true, "also measure re-pushing the same app with one file changed (it stages again)")
 	fs.BoolVar(&cfg.cli, "cli", true, "also measure `pando push` run as a subprocess")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every run's steps and the server log level debug")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (server log, data dir) for inspection")

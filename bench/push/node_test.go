@@ -49,7 +49,12 @@ func TestSummarize_newNodeAppIsHeldToTheFloorWithTheInstall(t *testing.T) {
 	if got := floor.floorFor(variantRepeat); got != 100 {
 		t.Errorf("re-push floor = %v, want 100", got)
 	}
-	if ratioTarget(appNode, variantRepeat) != 1.5 || ratioTarget(appNode, variantFresh) != targetRatio || ratioTarget(appStatic, variantRepeat) != targetRatio {
+	// The edited re-push keeps its lock file: no install either.
+	if got := floor.floorFor(variantEdit); got != 100 {
+		t.Errorf("edited re-push floor = %v, want 100", got)
+	}
+	if ratioTarget(appNode, variantRepeat) != 1.5 || ratioTarget(appNode, variantEdit) != 1.5 || ratioTarget(appNode, variantFresh) != targetRatio ||
+		ratioTarget(appStatic, variantRepeat) != targetRatio || ratioTarget(appStatic, variantEdit) != targetRatio {
 		t.Error("ratio targets")
 	}
 }

@@ -11,7 +11,9 @@ func TestHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}); code != 0 {
 		t.Fatalf("pando --help exited %d", code)
 	}
-	if code := run(context.Background(), []string{"create-route", "--help"}); code != 0 {
-		t.Fatalf("pando create-route --help exited %d", code)
+	for _, verb := range []string{"create-route", "server", "api", "cell", "router"} {
+		if code := run(context.Background(), []string{verb, "--help"}); code != 0 {
+			t.Fatalf("pando %s --help exited %d", verb, code)
+		}
 	}
 }

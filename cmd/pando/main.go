@@ -1,6 +1,7 @@
 // Command pando is the whole platform in one binary: `pando server` runs
-// it, the client verbs (push, apps, logs...) talk to it, and the hidden
-// lifecycle verbs (builder, launcher, static-serve) run inside containers.
+// it (or `pando api`, `pando cell` and `pando router` run its parts), the
+// client verbs (push, apps, logs...) talk to it, and the hidden lifecycle
+// verbs (builder, launcher, static-serve) run inside containers.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pandoplatform/pando/internal/bbs"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cli"
@@ -51,9 +53,10 @@ func run(ctx context.Context, args []string) int {
 		SilenceErrors: true,
 	}
 	root.AddGroup(cli.Groups()...)
-	server, cell, rtr := serverCmd(), cellCmd(streams), routerCmd()
-	server.GroupID, cell.GroupID, rtr.GroupID = cli.GroupPlatform, cli.GroupPlatform, cli.GroupPlatform
-	root.AddCommand(server, cell, rtr)
+	for _, c := range []*cobra.Command{serverCmd(), apiCmd(), cellCmd(streams), routerCmd()} {
+		c.GroupID = cli.GroupPlatform
+		root.AddCommand(c)
+	}
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
 	root.SetArgs(args)
@@ -84,57 +87,53 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// parsePrefixes reads a repeatable address-or-CIDR flag.
+func parsePrefixes(flag string, vs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vs {
+		p, err := parsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flag, v, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 func serverCmd() *cobra.Command {
 	var cfg server.Config
-	var logLevel, defaultLogRate, logRateCeiling string
-	var trusted []string
+	var pf platformFlags
+	var logRateCeiling string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the whole platform in one process (API, router, BBS, one local cell)",
-		Args:  cobra.NoArgs,
+		Long: `Run the whole platform in one process: the CF v3 API with UAA and
+log-cache, the router, the BBS and auctioneer, and one local cell that runs
+apps in runc containers (root needed). Cells on other machines may join it
+(pando cell) and routers run beside it (pando router): it writes their
+tokens to <data-dir>/cell-token and <data-dir>/router-token. To run apps on
+joined cells only, use pando api instead.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level, err := parseLogLevel(logLevel)
-			if err != nil {
+			if err := pf.apply(&cfg); err != nil {
 				return err
 			}
-			if cfg.DefaultLogRateLimit, err = logRateFlag("--default-log-rate-limit", defaultLogRate); err != nil {
-				return err
-			}
+			var err error
 			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
 				return err
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			for _, t := range trusted {
-				p, err := parsePrefix(t)
-				if err != nil {
-					return fmt.Errorf("--trusted-proxy %q: %w", t, err)
-				}
-				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			if cfg.CellHostAddr, err = hostAddrFlag("--cell-host-addr", cfg.CellHostAddr); err != nil {
+				return err
 			}
-			cfg.AdminPassword = os.Getenv("PANDO_ADMIN_PASSWORD")
-			cfg.Stdout = os.Stdout
 			return server.Run(cmd.Context(), cfg)
 		},
 	}
+	pf.add(cmd, &cfg)
 	f := cmd.Flags()
-	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:9022", "address of the CF v3 API, UAA and log-cache")
-	f.StringVar(&cfg.RouterAddr, "router-addr", "127.0.0.1:8080", "address of the HTTP router")
-	f.StringVar(&cfg.RouterTLSAddr, "router-tls-addr", "", "address of the router's HTTPS listener, e.g. 0.0.0.0:443 (default: no HTTPS)")
-	f.StringArrayVar(&cfg.TLSCertFiles, "tls-cert", nil, "PEM certificate (chain) of the router's HTTPS; repeat with --tls-key for one per domain, chosen by SNI (default: a self-signed one kept in the data dir)")
-	f.StringArrayVar(&cfg.TLSKeyFiles, "tls-key", nil, "PEM private key of the --tls-cert in the same position")
-	f.StringVar(&cfg.CellAPIAddr, "cell-api-addr", "", "address cells on other machines join and report to, over mutual TLS (default: the --api-addr host and its port + 1, 127.0.0.1:9023)")
-	f.StringVar(&cfg.Domain, "domain", "localhost", "shared app domain")
-	f.StringVar(&cfg.SystemDomain, "system-domain", "", "domain of the API's routes on the router: api., uaa., login., log-cache. (default: --domain)")
-	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir(), "data directory (env PANDO_DATA_DIR)")
-	f.StringVar(&cfg.DatabaseURL, "database-url", "", "CCDB location (default: SQLite file in the data dir)")
-	f.DurationVar(&cfg.StagingTimeout, "staging-timeout", 15*time.Minute, "fail staging that takes longer")
-	f.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 1<<30, "largest accepted package upload")
-	f.Int64Var(&cfg.ResourceCacheMaxBytes, "resource-cache-max-bytes", 4<<30, "bound of the cache of uploaded files that later pushes skip (least recently used go first)")
 	f.IntVar(&cfg.CellMemoryMB, "cell-memory-mb", 0, "memory the local cell offers to apps (default: the machine's)")
 	f.StringToStringVar(&cfg.Stacks, "stack", nil, "extra stack NAME=ROOTFS_DIR (repeatable), e.g. bookworm=/var/lib/pando-stacks/bookworm")
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack (default \"host\"; e.g. cflinuxfs4 for CF's own buildpacks)")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches shared by servers (Go build cache seed)")
-	f.StringVar(&defaultLogRate, "default-log-rate-limit", "16K", "log rate limit per second of app instances and tasks that set none (e.g. 16K, 1M, unlimited)")
 	f.StringVar(&logRateCeiling, "log-rate-ceiling", "4M", "the cell's bound on each container's log lines per second, whatever its own limit (each line counts 64 bytes more; unlimited: none)")
 	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers: each gets 65536 from here on (a multiple of 65536)")
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
@@ -143,14 +142,32 @@ func serverCmd() *cobra.Command {
 	f.Int64Var(&cfg.StagingEgressMaxBytes, "staging-egress-max-bytes", cell.DefaultStagingEgressMaxBytes, "most bytes one staging may download through its egress proxy; past it the download is cut off and staging told why (-1: no limit)")
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry docker images may be fetched from over plain HTTP (repeatable; takes effect once docker apps are enabled)")
-	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
-	f.IntVar(&cfg.RouterMaxConns, "router-max-conns", 0, "most open client connections the router holds; past it, 503 (default 10000, less if the fd limit is low; -1 no limit)")
-	f.IntVar(&cfg.RouterMaxConnsPerClient, "router-max-conns-per-client", 0, "most open router connections from one client address (default a tenth of --router-max-conns)")
-	f.IntVar(&cfg.RouterMaxRequestsPerApp, "router-max-requests-per-app", 0, "most requests, websockets included, in flight to one app (default half of --router-max-conns)")
-	f.StringSliceVar(&trusted, "trusted-proxy", nil, "address or CIDR of a proxy in front of the router or the API whose X-Forwarded-For (and for the router -Proto) is believed (repeatable)")
-	f.DurationVar(&cfg.APITimeouts.BodyWindow, "api-body-timeout", time.Minute, "an API request body that delivers less than 16 KiB in this long is cut off")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&cfg.CellHostAddr, "cell-host-addr", cell.DefaultHostAddr, "IP the local cell's instances get their host ports on, advertised to routers: an address other machines reach lets a pando router there route to them (and anyone who reaches it, to the instances directly)")
 	return cmd
+}
+
+// presenceTTLFlag checks --cell-presence-ttl: shorter than a second
+// would lose cells to a busy moment, longer than 10 minutes leaves a
+// lost cell's instances unplaced for as long.
+func presenceTTLFlag(d time.Duration) error {
+	if d < time.Second || d > 10*time.Minute {
+		return fmt.Errorf("--cell-presence-ttl %s: give 1s to 10m (default %s)", d, bbs.DefaultCellPresenceTTL)
+	}
+	return nil
+}
+
+// hostAddrFlag reads an IP address that host ports are opened on and
+// advertised at: one address, not a wildcard.
+func hostAddrFlag(name, v string) (string, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return "", fmt.Errorf("%s %q: want the IP address of this machine that routers reach, e.g. 10.0.0.5", name, v)
+	}
+	a = a.Unmap()
+	if a.IsUnspecified() || a.IsMulticast() {
+		return "", fmt.Errorf("%s %s: give one address of this machine (routers are told it), not a wildcard", name, v)
+	}
+	return a.String(), nil
 }
 
 // logRateFlag reads a log rate flag: a size per second or unlimited (-1).

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 
@@ -32,12 +31,8 @@ log-cache. under the server's system domain go to API_URL.`,
 			if err != nil {
 				return err
 			}
-			for _, t := range trusted {
-				p, err := parsePrefix(t)
-				if err != nil {
-					return fmt.Errorf("--trusted-proxy %q: %w", t, err)
-				}
-				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			if cfg.TrustedProxies, err = parsePrefixes("--trusted-proxy", trusted); err != nil {
+				return err
 			}
 			if cfg.Token == "" {
 				cfg.Token = os.Getenv("PANDO_ROUTER_TOKEN")

@@ -4,8 +4,12 @@ import (
 	"archive/zip"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -148,12 +152,23 @@ func ListZip(r io.ReaderAt, size int64, maxEntries int) ([]ZipEntry, error) {
 // lexical order, keeping modes, modification times and symlinks (stored as
 // unix zip tools do: the target as content).
 func WriteZip(ctx context.Context, w io.Writer, srcDir, prefix string) error {
+	_, err := WriteZipDigest(ctx, w, srcDir, prefix)
+	return err
+}
+
+// WriteZipDigest is WriteZip that also returns the hex SHA-256 of the
+// tree's entries: each one's kind, name, permission bits, link target and
+// content, but not its times. Two uploads of the same files have the same
+// digest though their zips differ; the content is hashed as it is zipped,
+// so the files are read once.
+func WriteZipDigest(ctx context.Context, w io.Writer, srcDir, prefix string) (string, error) {
 	zw := zip.NewWriter(w)
 	// Packages are written on every push and read once by staging over a
 	// local link: the fastest deflate level is worth its larger output.
 	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
 		return flate.NewWriter(out, flate.BestSpeed)
 	})
+	sum := sha256.New()
 	err := walkTree(ctx, srcDir, prefix, func(e treeEntry) error {
 		h, err := zip.FileInfoHeader(e.info)
 		if err != nil {
@@ -163,11 +178,14 @@ func WriteZip(ctx context.Context, w io.Writer, srcDir, prefix string) error {
 		h.Modified = e.info.ModTime()
 		switch {
 		case e.info.IsDir():
+			digestHead(sum, 'd', e.name, e.info.Mode().Perm(), 0)
 			h.Name += "/"
 			h.Method = zip.Store
 			_, err = zw.CreateHeader(h)
 			return err
 		case e.info.Mode()&fs.ModeSymlink != 0:
+			digestHead(sum, 'l', e.name, 0, int64(len(e.link)))
+			sum.Write([]byte(e.link))
 			h.Method = zip.Store
 			fw, err := zw.CreateHeader(h)
 			if err != nil {
@@ -176,21 +194,36 @@ func WriteZip(ctx context.Context, w io.Writer, srcDir, prefix string) error {
 			_, err = io.WriteString(fw, e.link)
 			return err
 		default:
+			digestHead(sum, 'f', e.name, e.info.Mode().Perm(), e.info.Size())
 			h.Method = zip.Deflate
 			fw, err := zw.CreateHeader(h)
 			if err != nil {
 				return err
 			}
-			return copyFile(ctx, fw, e.path, e.info.Size())
+			return copyFile(ctx, io.MultiWriter(fw, sum), e.path, e.info.Size())
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("zip %s: %w", srcDir, err)
+		return "", fmt.Errorf("zip %s: %w", srcDir, err)
 	}
 	if err := zw.Close(); err != nil {
-		return fmt.Errorf("zip %s: %w", srcDir, err)
+		return "", fmt.Errorf("zip %s: %w", srcDir, err)
 	}
-	return nil
+	return hex.EncodeToString(sum.Sum(nil)), nil
+}
+
+// digestHead adds an entry's header to a tree digest: its kind, its name
+// (length first, so no two trees hash the same bytes), its permission
+// bits and the length of the content that follows.
+func digestHead(h hash.Hash, kind byte, name string, perm fs.FileMode, size int64) {
+	var b [1 + 3*binary.MaxVarintLen64]byte
+	b[0] = kind
+	n := 1 + binary.PutUvarint(b[1:], uint64(len(name)))
+	h.Write(b[:n])
+	h.Write([]byte(name))
+	n = binary.PutUvarint(b[:], uint64(perm))
+	n += binary.PutUvarint(b[n:], uint64(size))
+	h.Write(b[:n])
 }
 
 // copyFile copies exactly size bytes of the file at p to w; a file that

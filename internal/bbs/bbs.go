@@ -325,6 +325,10 @@ func (b *BBS) RegisterCell(c pando.Cell) {
 	b.wake()
 }
 
+// CellPresenceTTL is how long a heartbeating cell stays registered
+// without a heartbeat: cells renew their presence well within it.
+func (b *BBS) CellPresenceTTL() time.Duration { return b.cfg.CellPresenceTTL }
+
 // HeartbeatCell refreshes a cell's presence. From its first heartbeat on a
 // cell is unregistered (and its instances rescheduled) when no heartbeat
 // arrives within CellPresenceTTL.

@@ -233,9 +233,19 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 		}
 		req.Buildpacks, req.SkipDetect = refs, skip
 	}
+	inputs := a.stagingInputs(ctx, pkg, b.LifecycleType, req)
+	if inputs != "" {
+		prev, ok, err := a.reusableDroplet(ctx, app.GUID, pkg.GUID, inputs)
+		if err != nil {
+			return pando.Build{}, fmt.Errorf("stage package %s: %w", pkg.GUID, err)
+		}
+		if ok {
+			return a.reuseDroplet(ctx, id, app, b, prev)
+		}
+	}
 	d := pando.Droplet{
 		GUID: b.DropletGUID, AppGUID: app.GUID, PackageGUID: pkg.GUID, State: pando.DropletProcessingUpload,
-		LifecycleType: b.LifecycleType, Stack: b.Stack, CreatedAt: now, UpdatedAt: now,
+		LifecycleType: b.LifecycleType, Stack: b.Stack, StagingInputs: inputs, CreatedAt: now, UpdatedAt: now,
 	}
 	err = a.store.InTx(ctx, func(tx pando.Store) error {
 		if err := tx.CreateBuild(ctx, b); err != nil {

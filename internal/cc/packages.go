@@ -392,7 +392,7 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("upload package %s: %w", pkg.GUID, err)
 	}
-	err = archive.WriteZip(ctx, f, appDir, "")
+	filesSum, err := archive.WriteZipDigest(ctx, f, appDir, "")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -410,6 +410,7 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	}
 	pkg.State = pando.PackageReady
 	pkg.SHA1, pkg.SHA256, pkg.Size = info.SHA1, info.SHA256, info.Size
+	pkg.FilesSHA256 = filesSum
 	pkg.Error = ""
 	pkg.UpdatedAt = a.now()
 	if err := a.store.UpdatePackage(ctx, pkg); err != nil {

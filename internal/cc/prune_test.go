@@ -2,6 +2,7 @@ package cc
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/pandoplatform/pando"
@@ -12,7 +13,9 @@ func TestPrune_keepsTheNewestDropletsAndPackagesAndDeletesTheRest(t *testing.T) 
 	ctx := context.Background()
 	var first ctApp
 	for i := 0; i < keepDroplets+3; i++ {
-		app := e.push("busy")
+		// Each push changes a file, so each one stages a new droplet.
+		files := append(ctStaticApp(), ctFile{Path: "version.txt", Mode: 0o644, Body: fmt.Sprintf("v%d", i)})
+		app := e.pushFiles("busy", files)
 		if i == 0 {
 			first = app
 		}

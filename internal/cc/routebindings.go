@@ -54,6 +54,8 @@ func (a *API) RouteServiceURL(host, path string) string {
 // the CCDB: at start-up and after every change to route bindings,
 // instances and routes.
 func (a *API) reloadRouteServices(ctx context.Context) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	bs, err := a.store.ListServiceRouteBindings(ctx, pando.ServiceRouteBindingFilter{})
 	if err != nil {
 		return fmt.Errorf("load route services: %w", err)
@@ -81,6 +83,13 @@ func (a *API) reloadRouteServices(ctx context.Context) error {
 		m[routeServiceKeyOf(routeURL(rt.Host, dn, ""), rt.Path)] = si.RouteServiceURL
 	}
 	a.routeServices.m.Store(&m)
+	if a.cfg.RouteServicesChanged != nil {
+		routes := make(map[string]string, len(m))
+		for k, u := range m {
+			routes[k.host+k.path] = u
+		}
+		a.cfg.RouteServicesChanged(routes)
+	}
 	return nil
 }
 

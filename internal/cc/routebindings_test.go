@@ -3,6 +3,7 @@ package cc
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pandoplatform/pando"
@@ -101,6 +102,50 @@ func TestServiceRouteBindings_bindRouteServiceReachesTheRouter(t *testing.T) {
 	e.job(e.doAs(svDev, "DELETE", "/v3/routes/"+rt.GUID, ""))
 	if got := e.api.RouteServiceURL("web.localhost", "/admin"); got != "" {
 		t.Errorf("router still sees %q after the route was deleted", got)
+	}
+}
+
+// Routers in other processes learn route services through
+// RouteServicesChanged: every bound route with its URL, after each bind
+// and unbind.
+func TestServiceRouteBindings_routeServicesChangedTellsEveryBoundRoute(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		told []map[string]string
+	)
+	e, _ := svNew(t, func(c *Config) {
+		c.RouteServicesChanged = func(m map[string]string) {
+			mu.Lock()
+			defer mu.Unlock()
+			told = append(told, m)
+		}
+	})
+	last := func() map[string]string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(told) == 0 {
+			return nil
+		}
+		return told[len(told)-1]
+	}
+	sp := e.space()
+	rt := pando.Route{GUID: "route-1", Host: "Web", Path: "/Admin/", DomainGUID: e.domain().GUID, SpaceGUID: sp.GUID}
+	if err := e.store.CreateRoute(t.Context(), rt); err != nil {
+		t.Fatal(err)
+	}
+	si := decodeBody(t, e.doAs(svDev, "POST", "/v3/service_instances", `{"type":"user-provided","name":"auth","route_service_url":"https://rs.example.com/check","relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}}}`), http.StatusCreated)["guid"].(string)
+	if got := last(); len(got) != 0 {
+		t.Fatalf("before binding: %v", got)
+	}
+	b := decodeBody(t, e.doAs(svDev, "POST", "/v3/service_route_bindings", `{"relationships":{"route":{"data":{"guid":"`+rt.GUID+`"}},"service_instance":{"data":{"guid":"`+si+`"}}}}`), http.StatusCreated)["guid"].(string)
+	if got := last(); len(got) != 1 || got["web.localhost/admin"] != "https://rs.example.com/check" {
+		t.Fatalf("after binding: %v, want web.localhost/admin", got)
+	}
+	if rec := e.doAs(svDev, "DELETE", "/v3/service_route_bindings/"+b, ""); rec.Code != http.StatusNoContent {
+		t.Fatalf("unbind: %d %s", rec.Code, rec.Body)
+	}
+	if got := last(); got == nil || len(got) != 0 {
+		t.Fatalf("after unbinding: %v, want none", got)
 	}
 }
 

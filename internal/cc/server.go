@@ -111,6 +111,11 @@ type Config struct {
 	// instance's URLs changed (the syslog drain forwarder reads the
 	// bindings again). It must not block.
 	ServicesChanged func()
+	// RouteServicesChanged, when set, gets every route bound to a route
+	// service (host + path as the router keys it, to the service's URL)
+	// at start-up and after each change: routers in other processes
+	// learn them through it.
+	RouteServicesChanged func(routes map[string]string)
 
 	// StackRuntimes, when set, adds the language runtimes each stack offers
 	// to the stack resources (a Pando extension, "runtimes").
@@ -142,6 +147,9 @@ type API struct {
 	patterns []string
 	// routeServices is the router's view of route service bindings.
 	routeServices routeServiceIndex
+	// reloadMu serialises reloads of routeServices, so the last one
+	// stored (and told) read the CCDB last.
+	reloadMu sync.Mutex
 
 	mu sync.Mutex
 	// buildWaiters are closed when a build leaves STAGING.

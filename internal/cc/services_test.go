@@ -13,13 +13,18 @@ import (
 
 // svNew is a tenancy test API with a secrets key, a started app in the
 // seeded space, "dev" a developer and "aud" an auditor there.
-func svNew(t *testing.T) (*ptEnv, pando.App) {
+func svNew(t *testing.T, opts ...func(*Config)) (*ptEnv, pando.App) {
 	t.Helper()
 	box, err := secrets.LoadOrCreate(filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := tnNew(t, func(c *Config) { c.Secrets = box })
+	e := tnNew(t, func(c *Config) {
+		c.Secrets = box
+		for _, o := range opts {
+			o(c)
+		}
+	})
 	sp := e.space()
 	for _, r := range []pando.Role{
 		{GUID: "r1", Type: pando.RoleOrgUser, UserGUID: "dev", OrgGUID: sp.OrgGUID},

@@ -352,11 +352,8 @@ func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Conta
 	r.cellLog(i, "OUT", "Starting health monitoring of container")
 	deadline := time.NewTimer(startTimeout)
 	defer deadline.Stop()
-	// First check at once, then quickly backing off: a fast app is RUNNING
-	// in milliseconds, and one that takes a second or two to bind (npm
-	// start, a JVM) is seen within fastCheckCap of it. After fastCheckFor
-	// the checks slow to the interval.
-	delay := min(5*time.Millisecond, interval)
+	// First check at once, then at slowly growing gaps (nextCheckDelay).
+	delay := min(firstCheckDelay, interval)
 	started := time.Now()
 	hint := r.newListenHint(i, ctr, checkPort(i))
 	for {
@@ -368,11 +365,7 @@ func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Conta
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-			if time.Since(started) < fastCheckFor {
-				delay = min(2*delay, interval, fastCheckCap)
-			} else {
-				delay = interval
-			}
+			delay = nextCheckDelay(delay, time.Since(started), interval)
 			continue
 		case <-deadline.C:
 			t.Stop()

@@ -256,7 +256,9 @@ func httpGet(t *testing.T, url string) string {
 func TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort(t *testing.T) {
 	c := newRuncCell(t, nil)
 	ctx := context.Background()
-	c.put(t, "buildpacks/test", buildpackZip(t, `echo "compiling $(ls $1)"; echo "cache: $(cat "$2/marker" 2>/dev/null || echo empty)"; echo warm > "$2/marker"; echo built > "$1/compiled.txt"`))
+	// The buildpack writes its cache marker once, and again when the app
+	// has a file named bump.
+	c.put(t, "buildpacks/test", buildpackZip(t, `echo "compiling $(ls $1)"; echo "cache: $(cat "$2/marker" 2>/dev/null || echo empty)"; [ -f "$2/marker" ] || echo warm > "$2/marker"; [ ! -f "$1/bump" ] || echo bumped > "$2/marker"; echo built > "$1/compiled.txt"`))
 	c.put(t, "packages/app-1", zipOf(t, map[string]string{"index.html": "hello pando\n"}))
 
 	task := stagingTask("task-1", "app-1", time.Minute)
@@ -308,6 +310,20 @@ func TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort(t *testi
 	}
 	c.logs.wait(t, time.Second, pando.LogSourceStaging, "Downloaded build artifacts cache")
 	c.logs.wait(t, time.Second, pando.LogSourceStaging, "cache: warm")
+	// It did not write to the cache: the stored one is kept as it is.
+	c.logs.wait(t, time.Second, pando.LogSourceStaging, "Build artifacts cache unchanged; keeping the stored one")
+
+	// A staging that writes to the restored cache stores it again.
+	c.put(t, "packages/app-1", zipOf(t, map[string]string{"index.html": "hello pando\n", "bump": ""}))
+	if err := c.rep.RunTask(ctx, stagingTask("task-3", "app-1", time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if bumped := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-3")).task; bumped.Failed {
+		t.Fatalf("third staging failed: %s", bumped.FailureReason)
+	}
+	if cache, _ := c.blobs.get("buildcache/app-1"); !tgzContains(t, cache, "./marker", "bumped\n") {
+		t.Errorf("the build cache the third staging changed was not stored")
+	}
 
 	lrp := pando.DesiredLRP{
 		ProcessGUID: "proc-1", AppGUID: "app-1", AppName: "app", MemoryMB: 64, DiskMB: 256,
@@ -389,6 +405,25 @@ func tgzHas(t *testing.T, b []byte, name string) bool {
 		}
 		if h.Name == name {
 			return true
+		}
+	}
+}
+
+// tgzContains reports whether the tgz b has a file name holding content.
+func tgzContains(t *testing.T, b []byte, name, content string) bool {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return false
+		}
+		if h.Name == name {
+			got, err := io.ReadAll(tr)
+			return err == nil && string(got) == content
 		}
 	}
 }

@@ -300,8 +300,12 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		mounts = append(mounts, container.Mount{Source: c.HostDir, Destination: c.ContainerDir, ReadOnly: true})
 		env = append(env, c.Env+"="+c.ContainerDir)
 	}
-	if req.BuildCacheKey != "" {
-		r.restoreCache(ctx, req, sub("cache"), vcap)
+	restoredCache := ""
+	if req.BuildCacheKey != "" && r.restoreCache(ctx, req, sub("cache"), vcap) {
+		var err error
+		if restoredCache, err = cacheSignature(sub("cache")); err != nil {
+			r.log.Warn("build cache signature", "app_guid", req.AppGUID, "error", err)
+		}
 	}
 
 	args := []string{lifecyclePath, "builder",
@@ -386,7 +390,9 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	}
 	res.DropletSHA1, res.DropletSHA256, res.DropletSize = sum1, sum256, size
 	r.stagingLog(req, "OUT", "Uploaded droplet (%s)", humanSize(size))
-	if req.BuildCacheKey != "" {
+	if req.BuildCacheKey != "" && restoredCache != "" && cacheUnchanged(sub("cache"), restoredCache) {
+		r.stagingLog(req, "OUT", "Build artifacts cache unchanged; keeping the stored one")
+	} else if req.BuildCacheKey != "" {
 		r.stagingLog(req, "OUT", "Uploading build artifacts cache...")
 		if n, err := r.saveCache(ctx, req.BuildCacheKey, sub("cache"), quota); err != nil {
 			// The next staging is slower; this one still succeeded.
@@ -517,13 +523,13 @@ func (c *countReader) Read(p []byte) (int, error) {
 
 // restoreCache fills dir from the app's build cache. Failure leaves an
 // empty cache: staging goes on, only slower.
-func (r *Rep) restoreCache(ctx context.Context, req *pando.StagingRequest, dir string, lim archive.Limits) {
+func (r *Rep) restoreCache(ctx context.Context, req *pando.StagingRequest, dir string, lim archive.Limits) bool {
 	ok, err := r.cfg.Blobs.Exists(ctx, req.BuildCacheKey)
 	if err != nil || !ok {
 		if err != nil {
 			r.log.Warn("build cache", "app_guid", req.AppGUID, "error", err)
 		}
-		return
+		return false
 	}
 	r.stagingLog(req, "OUT", "Downloading build artifacts cache...")
 	rc, err := r.cfg.Blobs.Get(ctx, req.BuildCacheKey)
@@ -537,9 +543,10 @@ func (r *Rep) restoreCache(ctx context.Context, req *pando.StagingRequest, dir s
 		if err := emptyDir(dir); err != nil {
 			r.log.Error("empty build cache dir", "error", err)
 		}
-		return
+		return false
 	}
 	r.stagingLog(req, "OUT", "Downloaded build artifacts cache")
+	return true
 }
 
 // saveCache uploads dir as the app's build cache tgz, at most max bytes

@@ -19,12 +19,56 @@ import (
 // Blob downloads resume: a cell whose download breaks asks for the rest
 // with "Range: bytes=N-"; the server answers 206 with the bytes from N
 // and, in the trailer, the SHA-256 of the whole blob (it hashes the first
-// N bytes without sending them), so the cell checks the whole.
+// N bytes without sending them), so the cell checks the whole. While the
+// server is unreachable or answers 503 (it died and is restarting, or has
+// not yet heard from the cell again), a download is asked for again with
+// backoff for up to DefaultBlobRetry, from the start or from where it
+// broke: a staging downloading its package lives through a server restart.
 const (
 	offsetHeader = "X-Pando-Offset"
 	// maxResumes bounds how often one download is resumed.
 	maxResumes = 5
+	// DefaultBlobRetry bounds the wait for an unreachable server, per
+	// request of a download (its start, each resume).
+	DefaultBlobRetry = 2 * time.Minute
 )
+
+// blobRetry is how a ServerClient waits for the server during a blob
+// download.
+type blobRetry struct {
+	limit    time.Duration // give up after this long unreachable
+	min, max time.Duration // backoff between attempts
+}
+
+var defaultBlobRetry = blobRetry{limit: DefaultBlobRetry, min: 100 * time.Millisecond, max: 2 * time.Second}
+
+// getRetrying is getFrom, asked again while the server is unavailable,
+// within c.retry's bound.
+func (c *ServerClient) getRetrying(ctx context.Context, key string, offset int64) (*http.Response, error) {
+	start := time.Now()
+	backoff := c.retry.min
+	logged := false
+	for {
+		resp, err := c.getFrom(ctx, key, offset)
+		if err == nil || pando.ErrorKindOf(err) != pando.EUnavailable || ctx.Err() != nil {
+			return resp, err
+		}
+		waited := time.Since(start)
+		if waited >= c.retry.limit {
+			return nil, fmt.Errorf("%w (the server was unavailable for %s)", err, waited.Round(time.Second))
+		}
+		if !logged {
+			c.log.Warn("server unavailable during a blob download: retrying", "key", key, "offset", offset, "for", c.retry.limit, "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(min(backoff, c.retry.limit-waited)):
+		}
+		backoff = min(2*backoff, c.retry.max)
+	}
+}
 
 // getBlob streams a blob, or its rest from a Range offset, with the
 // whole blob's SHA-256 in a trailer.
@@ -84,10 +128,11 @@ func rangeOffset(v string) (int64, error) {
 }
 
 // Get streams a blob. A transfer that breaks is resumed where it broke
-// (up to maxResumes times); the reader fails at its end unless the whole
+// (up to maxResumes times), and a server that is unavailable is waited
+// for (DefaultBlobRetry); the reader fails at its end unless the whole
 // has the SHA-256 the server sent after it.
 func (c *ServerClient) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	resp, err := c.getFrom(ctx, key, 0)
+	resp, err := c.getRetrying(ctx, key, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -147,24 +192,17 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 	case b.c == nil || b.resumes >= maxResumes || b.ctx.Err() != nil:
 		return n, err
 	}
-	// Broken mid-way: ask for the rest, a few times.
+	// Broken mid-way: ask for the rest, waiting for the server if it is
+	// away.
 	b.rc.Close()
-	for {
-		b.resumes++
-		resp, rerr := b.c.getFrom(b.ctx, b.key, b.n)
-		if rerr == nil {
-			b.c.log.Info("blob download resumed", "key", b.key, "offset", b.n, "after", err)
-			b.resp, b.rc, b.trailer = resp, resp.Body, resp.Trailer
-			return n, nil
-		}
-		if b.resumes >= maxResumes || b.ctx.Err() != nil {
-			return n, fmt.Errorf("get blob %s: broke at byte %d (%v), resuming failed: %w", b.key, b.n, err, rerr)
-		}
-		select {
-		case <-b.ctx.Done():
-		case <-time.After(time.Duration(b.resumes) * 100 * time.Millisecond):
-		}
+	b.resumes++
+	resp, rerr := b.c.getRetrying(b.ctx, b.key, b.n)
+	if rerr != nil {
+		return n, fmt.Errorf("get blob %s: broke at byte %d (%v), resuming failed: %w", b.key, b.n, err, rerr)
 	}
+	b.c.log.Info("blob download resumed", "key", b.key, "offset", b.n, "after", err)
+	b.resp, b.rc, b.trailer = resp, resp.Body, resp.Trailer
+	return n, nil
 }
 
 func (b *checkedBody) Close() error { return b.rc.Close() }

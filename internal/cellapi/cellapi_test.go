@@ -42,6 +42,13 @@ func newFixture(t *testing.T) *fixture {
 // newFixtureWith serves the blobstore through wrap.
 func newFixtureWith(t *testing.T, wrap func(pando.Blobstore) pando.Blobstore) *fixture {
 	t.Helper()
+	return newFixtureTTL(t, wrap, 0)
+}
+
+// newFixtureTTL is newFixtureWith with a cell presence TTL (0: the
+// default).
+func newFixtureTTL(t *testing.T, wrap func(pando.Blobstore) pando.Blobstore, ttl time.Duration) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := cellauth.LoadOrCreateCA(dir)
 	if err != nil {
@@ -55,7 +62,7 @@ func newFixtureWith(t *testing.T, wrap func(pando.Blobstore) pando.Blobstore) *f
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{ca: ca, tok: tok, board: bbs.New(bbs.Config{}), grants: NewGrants()}
+	f := &fixture{ca: ca, tok: tok, board: bbs.New(bbs.Config{CellPresenceTTL: ttl}), grants: NewGrants()}
 	if f.blobs, err = fsblob.New(filepath.Join(dir, "blobs")); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +74,8 @@ func newFixtureWith(t *testing.T, wrap func(pando.Blobstore) pando.Blobstore) *f
 	t.Cleanup(func() { cancel(); <-done })
 
 	h, err := NewServerHandler(ServerConfig{CA: ca, Token: tok, Cells: f.board, Reporter: f.board, Owners: f.board,
-		Blobs: wrap(f.blobs), Logs: f.logs, Grants: f.grants, RepHTTP: RepHTTPClient(serverCert, ca.Pool())})
+		Blobs: wrap(f.blobs), Logs: f.logs, Grants: f.grants, RepHTTP: RepHTTPClient(serverCert, ca.Pool()),
+		PresenceTTL: f.board.CellPresenceTTL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,6 +464,41 @@ func TestKeepPresence_saysWhenTheServerHadForgottenTheCell(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := count(); n != 1 {
 		t.Fatalf("reregistered %d times, want 1", n)
+	}
+}
+
+// A cell renews its presence at a third of the TTL the server names, not
+// at the default 2 s: with a TTL shorter than that it is never lost
+// while it renews, and with the default TTL it renews every 2 s.
+func TestKeepPresence_renewsAtAThirdOfTheServersTTL(t *testing.T) {
+	const ttl = 600 * time.Millisecond
+	f := newFixtureTTL(t, func(b pando.Blobstore) pando.Blobstore { return b }, ttl)
+	c := f.join(t, "cell-a")
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	lost := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.client.KeepPresence(ctx, c.rep.URL, 0, c.sim.State, func() { mu.Lock(); lost++; mu.Unlock() })
+	}()
+	defer func() { cancel(); <-done }()
+	// Past DefaultHeartbeat: a cell renewing every 2 s would have been
+	// lost (and registered again) by then.
+	deadline := time.Now().Add(DefaultHeartbeat + 4*ttl)
+	for time.Now().Before(deadline) {
+		if _, ok := f.board.Cell("cell-a"); !ok {
+			t.Fatal("the cell's presence expired while it was renewing it")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lost != 0 {
+		t.Fatalf("the server forgot the cell %d times", lost)
+	}
+	if got := heartbeatFor(bbs.DefaultCellPresenceTTL); got != DefaultHeartbeat {
+		t.Errorf("renewals for the default TTL every %s, want %s", got, DefaultHeartbeat)
 	}
 }
 

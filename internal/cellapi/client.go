@@ -17,10 +17,17 @@ import (
 	"github.com/pandoplatform/pando/internal/cellauth"
 )
 
-// DefaultHeartbeat is how often a joined cell renews its presence: well
-// within the BBS's presence TTL (6s, three missed renewals), so a lost
-// cell is noticed in seconds.
+// DefaultHeartbeat is how often a joined cell renews its presence until
+// the server names its presence TTL: a third of the default TTL (6 s,
+// three missed renewals), so a lost cell is noticed in seconds.
 const DefaultHeartbeat = 2 * time.Second
+
+// minHeartbeat bounds the renewals a short TTL asks for.
+const minHeartbeat = 50 * time.Millisecond
+
+// heartbeatFor is the renewal period for a presence TTL: three renewals
+// may fail before the presence expires.
+func heartbeatFor(ttl time.Duration) time.Duration { return max(ttl/3, minHeartbeat) }
 
 // ServerClient is a joined cell's link to the server: it reports to the
 // BBS (pando.CellReporter), keeps the cell's presence, and reads and
@@ -33,6 +40,8 @@ type ServerClient struct {
 	// session tells this process's presences from those of an earlier
 	// run of the same cell (Presence.Session).
 	session string
+	// retry is how blob downloads wait for an unavailable server.
+	retry blobRetry
 }
 
 var (
@@ -55,7 +64,7 @@ func NewServerClient(creds *cellauth.Credentials, log *slog.Logger) *ServerClien
 	var sess [16]byte
 	_, _ = rand.Read(sess[:]) // crypto/rand.Read does not fail (Go 1.24)
 	return &ServerClient{base: strings.TrimRight(creds.CellAPI, "/"), hc: &http.Client{Transport: tr}, log: log,
-		session: hex.EncodeToString(sess[:])}
+		session: hex.EncodeToString(sess[:]), retry: defaultBlobRetry}
 }
 
 // report sends a report, retrying while the server is unreachable until
@@ -96,15 +105,17 @@ func (c *ServerClient) ReportInventory(ctx context.Context, inv pando.CellInvent
 }
 
 // KeepPresence registers the cell with its rep URL and renews it every
-// interval until ctx ends; state gives the capacity sent along. When the
-// server had forgotten the cell (it was lost, e.g. partitioned, and its
+// interval (zero: a third of the presence TTL the server answers with,
+// DefaultHeartbeat until it has) until ctx ends; state gives the
+// capacity sent along. When the server had forgotten the cell (it was lost, e.g. partitioned, and its
 // instances were placed elsewhere), reregistered runs, in its own
 // goroutine: the cell reports its instances again so that the server
 // stops the ones it replaced. A renewal in flight when ctx ends is
 // finished, not cut off: once KeepPresence has returned, no renewal of it
 // can reach the server after a Leave.
 func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval time.Duration, state func(context.Context) (pando.CellState, error), reregistered func()) {
-	if interval <= 0 {
+	derive := interval <= 0
+	if derive {
 		interval = DefaultHeartbeat
 	}
 	// Renewals keep a fixed cadence: a slow one does not push the next
@@ -119,6 +130,11 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		var ans PresenceAnswer
 		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st, Session: c.session}, &ans)
 		cancel()
+		if d := heartbeatFor(time.Duration(ans.TTLMillis) * time.Millisecond); err == nil && derive && ans.TTLMillis > 0 && d != interval {
+			c.log.Info("cell presence renewed at a third of the server's presence TTL", "ttl", time.Duration(ans.TTLMillis)*time.Millisecond, "every", d)
+			interval = d
+			tick.Reset(d)
+		}
 		if err == nil && ans.Registered && reregistered != nil {
 			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.base)
 			go reregistered()

@@ -62,7 +62,10 @@ type ServerConfig struct {
 	// RepHTTP returns the client that calls cell id's rep: it presents
 	// the server's certificate and verifies the cell's (RepHTTPClient).
 	RepHTTP func(cellID string) *http.Client
-	Logger  *slog.Logger
+	// PresenceTTL, when set, is the BBS's cell presence TTL, told to cells
+	// in each presence answer: they renew at a third of it.
+	PresenceTTL time.Duration
+	Logger      *slog.Logger
 }
 
 // Presence is a cell's registration and heartbeat.
@@ -85,6 +88,9 @@ type Presence struct {
 // server stops those it no longer wants there.
 type PresenceAnswer struct {
 	Registered bool `json:"registered"`
+	// TTLMillis is the server's presence TTL: a cell renews at a third
+	// of it (KeepPresence). Absent from older servers.
+	TTLMillis int64 `json:"ttl_ms,omitempty"`
 }
 
 // removedReport is the body of an instance removal report.
@@ -256,7 +262,7 @@ func (s *server) presence(w http.ResponseWriter, r *http.Request, id string) err
 	if err := s.cfg.Cells.HeartbeatCell(id); err != nil {
 		return err
 	}
-	writeJSON(w, PresenceAnswer{Registered: registered})
+	writeJSON(w, PresenceAnswer{Registered: registered, TTLMillis: s.cfg.PresenceTTL.Milliseconds()})
 	return nil
 }
 

@@ -9,6 +9,7 @@ package cellauth
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -301,6 +302,19 @@ func parseToken(s string) (Token, error) {
 // MatchSecret compares a presented secret in constant time.
 func (t Token) MatchSecret(secret string) bool {
 	return subtle.ConstantTimeCompare([]byte(t.Secret), []byte(secret)) == 1
+}
+
+// RouteServiceKey is the AES-256 key that seals route service signatures
+// (X-CF-Proxy-Signature), derived from a router token's secret: the
+// server's own router and every `pando router` given the token share it,
+// so a request a route service sends back through any of them is
+// accepted. A new router token (its file removed) is a new key.
+func (t Token) RouteServiceKey() []byte {
+	k, err := hkdf.Key(sha256.New, []byte(t.Secret), nil, "pando route service signature key", 32)
+	if err != nil {
+		panic(err) // only for lengths HKDF cannot give; 32 is fine
+	}
+	return k
 }
 
 func isHex(s string) bool {

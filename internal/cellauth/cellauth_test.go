@@ -1,6 +1,7 @@
 package cellauth
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -136,5 +137,27 @@ func TestRouterToken_isASeparateSecretThatCannotJoinAsACell(t *testing.T) {
 	// Its secret earns no cell certificate.
 	if _, err := ca.HandleJoin(cellTok, JoinRequest{CellID: "cell-a", Secret: rtrTok.Secret}); err == nil {
 		t.Error("the router token's secret joined as a cell")
+	}
+}
+
+func TestRouteServiceKey_isSharedByHoldersOfOneRouterTokenOnly(t *testing.T) {
+	a := Token{Secret: strings.Repeat("a", 64), CAHash: strings.Repeat("c", 64), Router: true}
+	again, err := ParseRouterToken(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := Token{Secret: strings.Repeat("b", 64), CAHash: a.CAHash, Router: true}
+	k := a.RouteServiceKey()
+	if len(k) != 32 {
+		t.Fatalf("key of %d bytes, want an AES-256 key", len(k))
+	}
+	if !bytes.Equal(k, again.RouteServiceKey()) {
+		t.Error("the same token parsed again gives another key")
+	}
+	if bytes.Equal(k, other.RouteServiceKey()) {
+		t.Error("two router tokens give the same key")
+	}
+	if bytes.Contains([]byte(a.Secret), k) || bytes.Equal(k, []byte(a.Secret)[:32]) {
+		t.Error("the key is the token's secret")
 	}
 }

@@ -102,23 +102,29 @@ func (s *session) startApp(ctx context.Context, app *api.App, action string, wai
 		return err
 	}
 	if droplet == nil {
-		pkg, err := s.c.LatestPackage(ctx, app.GUID, "READY")
-		if errors.Is(err, api.ErrNotFound) {
-			return fmt.Errorf("app %s has no uploaded files: push it first (pando push %s)", app.Name, app.Name)
-		}
-		if err != nil {
-			return err
-		}
-		if err := s.stageAndRestart(ctx, app, pkg, wait, nil); err != nil {
-			return err
-		}
-		return s.showApp(ctx, app.Name)
+		return s.stageNewest(ctx, app, wait)
 	}
 	if _, err := s.c.AppAction(ctx, app.GUID, action); err != nil {
 		return err
 	}
 	s.out("\nWaiting for app %s to start...\n", app.Name)
 	if err := s.waitStarted(ctx, app, wait); err != nil {
+		return err
+	}
+	return s.showApp(ctx, app.Name)
+}
+
+// stageNewest stages the app's newest uploaded package, restarts the app
+// on the new droplet and shows it.
+func (s *session) stageNewest(ctx context.Context, app *api.App, wait time.Duration) error {
+	pkg, err := s.c.LatestPackage(ctx, app.GUID, "READY")
+	if errors.Is(err, api.ErrNotFound) {
+		return fmt.Errorf("app %s has no uploaded files: push it first (pando push %s)", app.Name, app.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.stageAndRestart(ctx, app, pkg, wait, nil); err != nil {
 		return err
 	}
 	return s.showApp(ctx, app.Name)
@@ -145,17 +151,7 @@ func (e *env) restageCmd() *cobra.Command {
 	cmd := e.appVerb("restage NAME", "Stage an app's newest package again and restart it", 1,
 		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Restaging app %s in %s...\n", app.Name, s.where())
-			pkg, err := s.c.LatestPackage(ctx, app.GUID, "READY")
-			if errors.Is(err, api.ErrNotFound) {
-				return fmt.Errorf("app %s has no uploaded files: push it first (pando push %s)", app.Name, app.Name)
-			}
-			if err != nil {
-				return err
-			}
-			if err := s.stageAndRestart(ctx, app, pkg, wait, nil); err != nil {
-				return err
-			}
-			return s.showApp(ctx, app.Name)
+			return s.stageNewest(ctx, app, wait)
 		})
 	waitFlag(cmd, &wait)
 	return cmd
@@ -462,7 +458,7 @@ func (e *env) cellsCmd() *cobra.Command {
 			return err
 		}
 		if len(cells) == 0 {
-			s.out("No cells.\n")
+			s.out("No cells: no healthy cells, so no app can be placed until one joins\n(pando cell --join API_URL --token TOKEN from the server's <data-dir>/cell-token).\n")
 			return nil
 		}
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)

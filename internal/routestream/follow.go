@@ -42,6 +42,10 @@ type FollowerConfig struct {
 	// Connect opens the stream (Open, after finding the server).
 	Connect func(ctx context.Context) (io.ReadCloser, error)
 	Table   Table
+	// Services, when set, receives the route services (give it to the
+	// router as its RouteServices); without it the Follower keeps them
+	// for RouteServices only.
+	Services *RouteServices
 	// OnSnapshot, when set, is called with each snapshot's system
 	// domain, before its entries.
 	OnSnapshot func(systemDomain string)
@@ -63,8 +67,10 @@ type Follower struct {
 	cfg FollowerConfig
 	log *slog.Logger
 
-	// Touched only by Run's goroutine.
-	seen map[string]bool // keys set since the last snapshot began; nil outside one
+	// Touched only by Run's goroutine: the keys and route services set
+	// since the last snapshot began; nil outside one.
+	seen         map[string]bool
+	seenServices map[string]bool
 
 	mu           sync.Mutex
 	known        map[string]Entry // written only by Run's goroutine
@@ -88,15 +94,22 @@ func NewFollower(cfg FollowerConfig) *Follower {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Services == nil {
+		cfg.Services = NewRouteServices()
+	}
 	return &Follower{cfg: cfg, log: log, known: map[string]Entry{}}
 }
 
-// Load puts entries (a table kept from an earlier run) into the router
-// until the first snapshot replaces them. Call it before Run.
-func (f *Follower) Load(systemDomain string, entries map[string]Entry) {
+// Load puts entries and route services (a table kept from an earlier
+// run) into the router until the first snapshot replaces them. Call it
+// before Run.
+func (f *Follower) Load(systemDomain string, entries map[string]Entry, services map[string]string) {
 	f.mu.Lock()
 	f.systemDomain = systemDomain
 	f.mu.Unlock()
+	for route, url := range services {
+		f.cfg.Services.set(route, url)
+	}
 	for k, e := range entries {
 		f.set(k, e)
 	}
@@ -108,6 +121,10 @@ func (f *Follower) Table() (systemDomain string, entries map[string]Entry) {
 	defer f.mu.Unlock()
 	return f.systemDomain, maps.Clone(f.known)
 }
+
+// RouteServices returns the route services the router holds (route to
+// URL).
+func (f *Follower) RouteServices() map[string]string { return f.cfg.Services.all() }
 
 func (f *Follower) changed() {
 	if f.cfg.OnChange != nil {
@@ -164,7 +181,7 @@ func (f *Follower) follow(ctx context.Context) (synced bool, err error) {
 	// which ends the read below.
 	idle := time.AfterFunc(f.cfg.IdleTimeout, func() { cancel(); body.Close() })
 	defer idle.Stop()
-	f.seen = nil // a snapshot cut short counts for nothing
+	f.seen, f.seenServices = nil, nil // a snapshot cut short counts for nothing
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
 	for sc.Scan() {
@@ -187,7 +204,7 @@ func (f *Follower) follow(ctx context.Context) (synced bool, err error) {
 func (f *Follower) apply(m Message) bool {
 	switch m.Type {
 	case TypeSnapshot:
-		f.seen = map[string]bool{}
+		f.seen, f.seenServices = map[string]bool{}, map[string]bool{}
 		f.mu.Lock()
 		f.systemDomain = m.SystemDomain
 		f.mu.Unlock()
@@ -208,6 +225,16 @@ func (f *Follower) apply(m Message) bool {
 		if f.remove(m.Key) {
 			f.changed()
 		}
+	case TypeRouteService:
+		if m.Route == "" {
+			return false
+		}
+		changed := f.cfg.Services.set(m.Route, m.URL)
+		if f.seenServices != nil {
+			f.seenServices[normalRoute(m.Route)] = true
+		} else if changed {
+			f.changed()
+		}
 	case TypeSynced:
 		if f.seen == nil {
 			return false // the end of a snapshot this connection did not start
@@ -224,7 +251,14 @@ func (f *Follower) apply(m Message) bool {
 		for _, k := range gone {
 			f.remove(k)
 		}
-		f.seen = nil
+		// Unbound while the stream was down: after the entries, so no
+		// route is routable without its route service meanwhile.
+		for route := range f.cfg.Services.all() {
+			if !f.seenServices[route] {
+				f.cfg.Services.set(route, "")
+			}
+		}
+		f.seen, f.seenServices = nil, nil
 		f.mu.Lock()
 		f.synced++
 		f.mu.Unlock()

@@ -37,7 +37,9 @@ type Hub struct {
 	entries map[string]Entry
 	// apps counts the entries of each app.
 	apps map[string]int
-	subs map[*Subscription]struct{}
+	// services maps routes to their route service URL.
+	services map[string]string
+	subs     map[*Subscription]struct{}
 	// held: subscribers get nothing yet (Hold).
 	held bool
 }
@@ -72,7 +74,27 @@ func NewHub(systemDomain string, maxQueue, maxSubs int) *Hub {
 		maxSubs = DefaultMaxSubscribers
 	}
 	return &Hub{systemDomain: systemDomain, maxQueue: maxQueue, maxSubs: maxSubs,
-		entries: map[string]Entry{}, apps: map[string]int{}, subs: map[*Subscription]struct{}{}}
+		entries: map[string]Entry{}, apps: map[string]int{}, services: map[string]string{}, subs: map[*Subscription]struct{}{}}
+}
+
+// SetRouteServices replaces the routes bound to route services (route,
+// as the router keys it, to URL) and sends subscribers what changed.
+func (h *Hub) SetRouteServices(services map[string]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for route := range h.services {
+		if services[route] == "" {
+			delete(h.services, route)
+			h.publishLocked(Message{Type: TypeRouteService, Route: route})
+		}
+	}
+	for route, url := range services {
+		if route == "" || url == "" || h.services[route] == url {
+			continue
+		}
+		h.services[route] = url
+		h.publishLocked(Message{Type: TypeRouteService, Route: route, URL: url})
+	}
 }
 
 // SetRoutes sets key's routes (and its app).
@@ -232,8 +254,17 @@ func (s *Subscription) take() []Message {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		msgs := make([]Message, 0, len(keys)+2)
+		routes := make([]string, 0, len(h.services))
+		for r := range h.services {
+			routes = append(routes, r)
+		}
+		sort.Strings(routes)
+		msgs := make([]Message, 0, len(routes)+len(keys)+2)
 		msgs = append(msgs, Message{Type: TypeSnapshot, SystemDomain: h.systemDomain, Entries: len(keys)})
+		// Route services first: no bound route is routable without one.
+		for _, r := range routes {
+			msgs = append(msgs, Message{Type: TypeRouteService, Route: r, URL: h.services[r]})
+		}
 		for _, k := range keys {
 			e := h.entries[k]
 			msgs = append(msgs, Message{Type: TypeSet, Key: k, Entry: &e})

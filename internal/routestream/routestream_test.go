@@ -350,7 +350,7 @@ func TestStream_heldHubSendsNoSnapshotUntilReleased(t *testing.T) {
 	// The router holds an entry from before; a held server must not
 	// wipe it with a table it has not rebuilt yet.
 	f := NewFollower(FollowerConfig{Connect: srv.connect, Table: table})
-	f.Load("", map[string]Entry{"old": {AppGUID: "o", Routes: []string{"old.example.com"}}})
+	f.Load("", map[string]Entry{"old": {AppGUID: "o", Routes: []string{"old.example.com"}}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx) }()
@@ -377,16 +377,19 @@ func TestStream_heldHubSendsNoSnapshotUntilReleased(t *testing.T) {
 
 func TestTable_savedAndLoadedBack(t *testing.T) {
 	path := t.TempDir() + "/" + TableFile
-	if d, es, err := LoadTable(path); err != nil || d != "" || es != nil {
-		t.Fatalf("no file: %q %v %v, want nothing", d, es, err)
+	if d, es, rs, err := LoadTable(path); err != nil || d != "" || es != nil || rs != nil {
+		t.Fatalf("no file: %q %v %v %v, want nothing", d, es, rs, err)
 	}
 	want := map[string]Entry{"p": {AppGUID: "a", Routes: []string{"x.example.com"}, Backends: []Backend{{InstanceGUID: "i", Index: 1, Addr: "10.0.0.1:1"}}}}
-	if err := SaveTable(path, "sys.example.com", want); err != nil {
+	if err := SaveTable(path, "sys.example.com", want, map[string]string{"x.example.com/p": "https://rs.example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	d, got, err := LoadTable(path)
+	d, got, rs, err := LoadTable(path)
 	if err != nil || d != "sys.example.com" || len(got) != 1 || got["p"].Backends[0] != want["p"].Backends[0] || got["p"].Routes[0] != "x.example.com" {
 		t.Fatalf("loaded %q %+v %v, want %+v", d, got, err, want)
+	}
+	if len(rs) != 1 || rs["x.example.com/p"] != "https://rs.example.com" {
+		t.Fatalf("loaded route services %v", rs)
 	}
 }
 
@@ -453,5 +456,67 @@ func TestHub_knowsWhichAppsItRoutes(t *testing.T) {
 	hub.SetRoutes("q", "c", nil) // q moved to another app
 	if hub.HasApp("a") || hub.HasApp("b") || !hub.HasApp("c") {
 		t.Fatal("after the removals only c is routed")
+	}
+}
+
+// A router learns which routes are bound to route services from the
+// stream (before their entries in a snapshot), follows binds and
+// unbinds, and after a reconnection forgets those unbound meanwhile.
+func TestFollower_routeServicesFollowTheStream(t *testing.T) {
+	hub := NewHub("", 0, 0)
+	hub.SetRouteServices(map[string]string{"x.example.com": "https://rs.example.com/a", "x.example.com/admin": "https://rs.example.com/b"})
+	hub.SetRoutes("p", "a", []string{"x.example.com"})
+	sub, err := hub.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, m := range sub.take() {
+		types = append(types, m.Type)
+	}
+	sub.Close()
+	if got := strings.Join(types, " "); got != "snapshot route_service route_service set synced" {
+		t.Fatalf("snapshot %q: want the route services before the entries", got)
+	}
+
+	srv := newStreamServer(t, hub, HandlerConfig{Heartbeat: 5 * time.Millisecond})
+	services := NewRouteServices()
+	f := NewFollower(FollowerConfig{Connect: srv.connect, Table: newFakeTable(), Services: services, MinBackoff: time.Millisecond})
+	// A route service kept from the last run that the server no longer has.
+	f.Load("", nil, map[string]string{"gone.example.com": "https://rs.example.com/old"})
+	if got := services.RouteServiceURL("gone.example.com", ""); got != "https://rs.example.com/old" {
+		t.Fatalf("loaded: %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the snapshot", func() bool { return f.Synced() == 1 })
+	for _, c := range []struct{ host, path, want string }{
+		{"x.example.com", "", "https://rs.example.com/a"},
+		{"x.example.com", "/admin", "https://rs.example.com/b"},
+		{"gone.example.com", "", ""},
+		{"y.example.com", "", ""},
+	} {
+		if got := services.RouteServiceURL(c.host, c.path); got != c.want {
+			t.Errorf("after the snapshot, %s%s: %q, want %q", c.host, c.path, got, c.want)
+		}
+	}
+
+	// Changes: one unbound, one bound, one moved to another URL.
+	hub.SetRouteServices(map[string]string{"x.example.com": "https://rs.example.com/c", "y.example.com": "https://rs.example.com/y"})
+	waitFor(t, "the changes", func() bool {
+		return services.RouteServiceURL("y.example.com", "") != "" && services.RouteServiceURL("x.example.com", "/admin") == "" &&
+			services.RouteServiceURL("x.example.com", "") == "https://rs.example.com/c"
+	})
+
+	// Unbound while the router is away: gone at the next snapshot.
+	srv.down.Store(true)
+	srv.srv.CloseClientConnections()
+	hub.SetRouteServices(map[string]string{"y.example.com": "https://rs.example.com/y"})
+	srv.down.Store(false)
+	waitFor(t, "the resync", func() bool { return f.Synced() >= 2 })
+	if got := f.RouteServices(); len(got) != 1 || got["y.example.com"] != "https://rs.example.com/y" {
+		t.Fatalf("after the resync: %v", got)
 	}
 }

@@ -13,13 +13,15 @@ import (
 const TableFile = "routes.json"
 
 type storedTable struct {
-	SystemDomain string           `json:"system_domain"`
-	Entries      map[string]Entry `json:"entries"`
+	SystemDomain  string            `json:"system_domain"`
+	Entries       map[string]Entry  `json:"entries"`
+	RouteServices map[string]string `json:"route_services,omitempty"`
 }
 
-// SaveTable writes a table to path atomically (0600).
-func SaveTable(path, systemDomain string, entries map[string]Entry) error {
-	b, err := json.Marshal(storedTable{SystemDomain: systemDomain, Entries: entries})
+// SaveTable writes a table and its route services to path atomically
+// (0600).
+func SaveTable(path, systemDomain string, entries map[string]Entry, services map[string]string) error {
+	b, err := json.Marshal(storedTable{SystemDomain: systemDomain, Entries: entries, RouteServices: services})
 	if err != nil {
 		return fmt.Errorf("save routing table: %w", err)
 	}
@@ -43,17 +45,17 @@ func SaveTable(path, systemDomain string, entries map[string]Entry) error {
 
 // LoadTable reads a table SaveTable wrote; none (and no error) when the
 // file does not exist.
-func LoadTable(path string) (systemDomain string, entries map[string]Entry, err error) {
+func LoadTable(path string) (systemDomain string, entries map[string]Entry, services map[string]string, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", nil, nil
+		return "", nil, nil, nil
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("load routing table: %w", err)
+		return "", nil, nil, fmt.Errorf("load routing table: %w", err)
 	}
 	var st storedTable
 	if err := json.Unmarshal(b, &st); err != nil {
-		return "", nil, fmt.Errorf("load routing table %s: %w", path, err)
+		return "", nil, nil, fmt.Errorf("load routing table %s: %w", path, err)
 	}
-	return st.SystemDomain, st.Entries, nil
+	return st.SystemDomain, st.Entries, st.RouteServices, nil
 }

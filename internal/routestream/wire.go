@@ -15,8 +15,9 @@ const (
 )
 
 // Message types. The stream is newline-delimited JSON: a snapshot
-// ("snapshot", one "set" per entry, "synced"), then "set" and "remove"
-// changes and "heartbeat"s. The server may send a new snapshot at any
+// ("snapshot", one "route_service" per route bound to a route service,
+// one "set" per entry, "synced"), then "set", "remove" and
+// "route_service" changes and "heartbeat"s. The server may send a new snapshot at any
 // time (a router that fell behind gets one instead of the changes it
 // missed); whatever the router held that the snapshot did not set is gone
 // at its "synced".
@@ -26,6 +27,10 @@ const (
 	TypeRemove    = "remove"
 	TypeSynced    = "synced"
 	TypeHeartbeat = "heartbeat"
+	// TypeRouteService binds Route to the route service at URL, or
+	// unbinds it (URL ""). A snapshot sends them before its entries, so a
+	// router never routes a bound route without its route service.
+	TypeRouteService = "route_service"
 )
 
 // Message is one line of the stream.
@@ -39,6 +44,10 @@ type Message struct {
 	// Key, and for "set" the entry, of a change.
 	Key   string `json:"key,omitempty"`
 	Entry *Entry `json:"entry,omitempty"`
+	// Route (host and path as the router keys it: lower-case, no
+	// trailing slash) and URL of a "route_service".
+	Route string `json:"route,omitempty"`
+	URL   string `json:"url,omitempty"`
 }
 
 // Entry is one routing table entry: a process's routes to one of its

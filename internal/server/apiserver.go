@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -57,6 +58,18 @@ func newAPIServer(h http.Handler, t APITimeouts, base func(net.Listener) context
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       base,
+	}
+}
+
+// internalServer is the http.Server of a listener only Pando's own
+// processes speak to, over TLS (the cell API, a cell's rep): header reads
+// and idle connections bounded, its errors logged at debug level.
+func internalServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
 

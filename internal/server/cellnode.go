@@ -18,12 +18,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/connlimit"
-	"github.com/pandoplatform/pando/internal/container/runc"
 )
 
 // CellConfig is `pando cell`'s configuration: a cell on another machine
@@ -63,10 +61,23 @@ type CellConfig struct {
 	// StagingEgressMaxBytes (--staging-egress-max-bytes) bounds what one
 	// staging downloads through it (0: the cell's default, -1: none).
 	StagingEgressMaxBytes int64
-	// Heartbeat is how often the cell renews its presence (default
-	// cellapi.DefaultHeartbeat).
+	// Heartbeat is how often the cell renews its presence (default: a
+	// third of the server's presence TTL, cellapi.KeepPresence).
 	Heartbeat time.Duration
 	Logger    *slog.Logger
+
+	// backend, when set (tests), runs the containers instead of runc.
+	backend containerBackend
+}
+
+func (cfg CellConfig) cellRuntime() cellRuntimeConfig {
+	return cellRuntimeConfig{
+		verb: "pando cell", dataDir: cfg.DataDir, cacheDir: cfg.CacheDir, stacks: cfg.Stacks,
+		stagingEnv: cfg.StagingEnv, insecureRegistries: cfg.InsecureRegistries,
+		layerCacheMaxBytes: cfg.LayerCacheMaxBytes,
+		hostIDBase:         cfg.ContainerHostIDBase, hostIDBlocks: cfg.ContainerHostIDBlocks,
+		backend: cfg.backend,
+	}
 }
 
 // DefaultCellID is the ID a cell takes without --id: the host's name and
@@ -91,9 +102,8 @@ func DefaultCellID(addr string) string {
 // server places on it until ctx ends; then it stops its containers
 // (reporting them gone) and leaves.
 func RunCell(ctx context.Context, cfg CellConfig) error {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	if cfg.JoinURL == "" || cfg.Token == "" || cfg.Addr == "" || cfg.DataDir == "" {
 		return errors.New("pando cell needs --join API_URL, --token TOKEN, --addr IP:PORT and --data-dir DIR")
@@ -112,36 +122,47 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	if err := cellauth.CheckCellID(cfg.ID); err != nil {
 		return fmt.Errorf("--id: %w", err)
 	}
-	if os.Geteuid() != 0 {
-		return errors.New("pando cell runs containers with runc and needs root: run it with sudo (or as root)")
-	}
-	reg, err := registryClient(cfg.InsecureRegistries)
+	plan, err := planCellRuntime(cfg.cellRuntime())
 	if err != nil {
 		return err
 	}
-	stagingEnv, err := parseStagingEnv(cfg.StagingEnv)
-	if err != nil {
-		return err
-	}
-	raiseFileLimit(log)
+	raiseFileLimit(cfg.Logger)
 	release, err := openDataDir(cfg.DataDir, "cell", "containers")
 	if err != nil {
 		return err
 	}
 	defer release()
-	stacks := map[string]string{"host": ""}
-	for name, dir := range cfg.Stacks {
-		if err := checkRootFS(name, dir); err != nil {
-			return err
-		}
-		stacks[name] = dir
+	n, err := openCellNode(ctx, cfg, tok, host, plan)
+	if err != nil {
+		return err
 	}
+	defer n.close()
+	return n.run(ctx)
+}
 
+// cellNode is `pando cell` joined to its server: the cell runtime, the
+// rep (served over mutual TLS on --addr) and the client of the server it
+// reports, fetches blobs and ships logs through.
+type cellNode struct {
+	cfg     CellConfig
+	log     *slog.Logger
+	ln      net.Listener // the rep's, before TLS
+	rt      *cellRuntime
+	server  *cellapi.ServerClient
+	shipper *cellapi.LogShipper
+	rep     *cell.Rep
+	creds   *cellauth.Credentials
+}
+
+// openCellNode joins the server (getting or reusing the cell's
+// certificate), listens on --addr and makes the rep.
+func openCellNode(ctx context.Context, cfg CellConfig, tok cellauth.Token, host string, plan *cellPlan) (_ *cellNode, err error) {
+	log := cfg.Logger
 	jctx, cancelJoin := context.WithTimeout(ctx, time.Minute)
 	creds, err := cellauth.Join(jctx, &http.Client{Timeout: 30 * time.Second}, cfg.JoinURL, tok, cfg.ID, filepath.Join(cfg.DataDir, "credentials"))
 	cancelJoin()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	log = log.With("cell_id", cfg.ID)
 	log.Info("joined", "server", creds.CellAPI)
@@ -149,79 +170,55 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	// The rep's listener first: a port conflict fails before any work.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on --addr %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("listen on --addr %s: %w", cfg.Addr, err)
 	}
-	defer ln.Close()
+	n := &cellNode{cfg: cfg, log: log, ln: ln}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	n.rt, err = openCellRuntime(ctx, plan, log, false)
+	if err != nil {
+		return nil, err
+	}
 
-	backend, err := runc.New(runc.Config{
-		StateDir:   filepath.Join(cfg.DataDir, "containers"),
-		HostIDBase: cfg.ContainerHostIDBase, HostIDBlocks: cfg.ContainerHostIDBlocks,
-		Logger: log.With("component", "runc"),
-	})
+	n.server = cellapi.NewServerClient(creds, log.With("component", "cell-client"))
+	n.shipper = n.server.NewLogShipper(0)
+	repCfg := n.rt.cellConfig(cfg.HostCFStack)
+	repCfg.ID, repCfg.Zone = cfg.ID, cfg.Zone
+	repCfg.Blobs, repCfg.Reporter, repCfg.Logs = n.server, n.server, n.shipper
+	repCfg.HostAddr = host
+	repCfg.TotalMemoryMB, repCfg.TotalDiskMB = cfg.MemoryMB, cfg.DiskMB
+	repCfg.StagingEgress = cfg.StagingEgress
+	// The rep's own port; the server's are on its machine.
+	repCfg.StagingEgressDenyPorts = platformPorts(ln.Addr().String())
+	repCfg.StagingEgressMaxBytes = cfg.StagingEgressMaxBytes
+	repCfg.LogRateCeiling = cfg.LogRateCeiling
+	repCfg.Logger = log.With("component", "cell")
+	n.rep, err = cell.New(repCfg)
 	if err != nil {
-		return fmt.Errorf("container backend: %w", err)
+		return nil, fmt.Errorf("start cell: %w", err)
 	}
-	if err := backend.Cleanup(ctx); err != nil {
-		log.Warn("clean up leftover containers", "err", err)
-	}
-	if cfg.CacheDir == "" {
-		cfg.CacheDir = "/var/cache/pando"
-	}
-	var stagingCaches []cell.StagingCache
-	goSeed, err := buildpacks.GoCacheSeedDir(ctx, cfg.CacheDir)
-	if err != nil {
-		log.Warn("no Go build cache seed: first Go stagings compile the standard library", "err", err)
-	} else {
-		stagingCaches = append(stagingCaches, cell.StagingCache{
-			HostDir: goSeed, ContainerDir: "/tmp/go-cache-seed", Env: "PANDO_GO_CACHE_SEED",
-			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
-		})
-	}
-	images, err := newImagePuller(reg, filepath.Join(cfg.DataDir, "layers"), cfg.LayerCacheMaxBytes, log.With("component", "layers"))
-	if err != nil {
-		return fmt.Errorf("image layer cache: %w", err)
-	}
-	defer images.Close()
+	n.creds = creds
+	return n, nil
+}
 
-	server := cellapi.NewServerClient(creds, log.With("component", "cell-client"))
-	shipper := server.NewLogShipper(0)
-	rep, err := cell.New(cell.Config{
-		ID:            cfg.ID,
-		Zone:          cfg.Zone,
-		Backend:       backend,
-		Blobs:         server,
-		Reporter:      server,
-		Logs:          shipper,
-		WorkDir:       filepath.Join(cfg.DataDir, "cell"),
-		HostAddr:      host,
-		TotalMemoryMB: cfg.MemoryMB,
-		TotalDiskMB:   cfg.DiskMB,
-		StagingCaches: stagingCaches,
-		StagingEnv:    stagingEnv,
-		StagingEgress: cfg.StagingEgress,
-		// The rep's own port; the server's are on its machine.
-		StagingEgressDenyPorts: platformPorts(ln.Addr().String()),
-		StagingEgressMaxBytes:  cfg.StagingEgressMaxBytes,
-		LogRateCeiling:         cfg.LogRateCeiling,
-		Stacks:                 stacks,
-		CFStackNames:           map[string]string{"host": cfg.HostCFStack},
-		DockerStager:           dockerStager(images),
-		Images:                 images,
-		LayerCacheBytes:        images.CacheBytes,
-		Logger:                 log.With("component", "cell"),
-	})
-	if err != nil {
-		return fmt.Errorf("start cell: %w", err)
+func (n *cellNode) close() {
+	if n.rt != nil {
+		n.rt.close()
 	}
-	repURL := "https://" + ln.Addr().String()
-	repSrv := &http.Server{
-		Handler:           cellapi.NewRepHandler(rep),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	n.ln.Close()
+}
+
+// run serves the rep, registers, keeps the cell's presence and runs the
+// work placed here until ctx ends; then it evacuates, stops and leaves.
+func (n *cellNode) run(ctx context.Context) error {
+	cfg, log, rep, server, shipper := n.cfg, n.log, n.rep, n.server, n.shipper
+	repURL := "https://" + n.ln.Addr().String()
+	repSrv := internalServer(cellapi.NewRepHandler(rep), log)
 	// Only the server calls the rep: a few connections are plenty.
-	tlsLn := tls.NewListener(connlimit.Wrap(ln, 256, 64, "the rep"), cellauth.ServerTLS(creds.Cert, creds.Pool))
+	tlsLn := tls.NewListener(connlimit.Wrap(n.ln, 256, 64, "the rep"), cellauth.ServerTLS(n.creds.Cert, n.creds.Pool))
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -231,12 +228,12 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 
 	st, _ := rep.State(ctx)
 	rctx, cancelReg := context.WithTimeout(ctx, 30*time.Second)
-	err = server.Register(rctx, repURL, st)
+	err := server.Register(rctx, repURL, st)
 	cancelReg()
 	if err != nil {
 		cancel()
 		_ = g.Wait()
-		backend.Close()
+		n.rt.stop(context.WithoutCancel(ctx))
 		return fmt.Errorf("register with the server: %w", err)
 	}
 	// Presence stops before the cell leaves, or a renewal would register
@@ -246,28 +243,10 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	presenceDone := make(chan struct{})
 	go func() {
 		defer close(presenceDone)
-		server.KeepPresence(presenceCtx, repURL, cfg.Heartbeat, rep.State, func() {
-			// The server did not know this cell (it restarted, or had
-			// lost the cell): it adopts what the cell still runs for it.
-			ictx, cancel := context.WithTimeout(presenceCtx, time.Minute)
-			defer cancel()
-			inv := rep.Inventory()
-			if err := server.ReportInventory(ictx, inv); err != nil {
-				log.Warn("report this cell's work to the server", "err", err)
-				return
-			}
-			log.Info("reported this cell's work to the server", "instances", len(inv.Actuals), "tasks", len(inv.Tasks))
-		})
+		n.keepPresence(presenceCtx, repURL)
 	}()
-	if goSeed != "" {
-		g.Go(func() error {
-			if err := buildpacks.WarmGoCache(gctx, goSeed, ""); err != nil && gctx.Err() == nil {
-				log.Warn("warm Go build cache", "err", err)
-			}
-			return nil
-		})
-	}
-	log.Info("pando cell started", "addr", ln.Addr().String(), "zone", cfg.Zone, "data_dir", cfg.DataDir)
+	n.rt.warm(gctx, g)
+	log.Info("pando cell started", "addr", n.ln.Addr().String(), "zone", cfg.Zone, "data_dir", cfg.DataDir)
 
 	// SIGUSR1 drains the cell and keeps it up (for maintenance: SIGTERM
 	// once its instances run elsewhere).
@@ -307,10 +286,7 @@ wait:
 	if err := server.Leave(shutdownCtx); err != nil {
 		log.Warn("leave the server (it forgets this cell when its presence expires)", "err", err)
 	}
-	backend.Close()
-	if err := backend.Cleanup(shutdownCtx); err != nil {
-		log.Warn("clean up containers", "err", err)
-	}
+	n.rt.stop(shutdownCtx)
 	// The last lines (instances stopping) still go out.
 	if err := shipper.Flush(shutdownCtx); err != nil {
 		log.Warn("send the last log lines", "err", err)
@@ -322,6 +298,22 @@ wait:
 		return nil
 	}
 	return err
+}
+
+// keepPresence renews the cell's presence until ctx ends. When the
+// server did not know the cell (it restarted, or had lost the cell), the
+// cell reports what it still runs, for the server to adopt.
+func (n *cellNode) keepPresence(ctx context.Context, repURL string) {
+	n.server.KeepPresence(ctx, repURL, n.cfg.Heartbeat, n.rep.State, func() {
+		ictx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		inv := n.rep.Inventory()
+		if err := n.server.ReportInventory(ictx, inv); err != nil {
+			n.log.Warn("report this cell's work to the server", "err", err)
+			return
+		}
+		n.log.Info("reported this cell's work to the server", "instances", len(inv.Actuals), "tasks", len(inv.Tasks))
+	})
 }
 
 // evacuationTimeout bounds how long a stopping cell waits for its

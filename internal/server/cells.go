@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/bbs"
@@ -50,6 +49,9 @@ type cellAPI struct {
 	ln     net.Listener
 	srv    *http.Server
 	grants *cellapi.Grants
+	// rsKey seals route service signatures: derived from the router
+	// token, so every router that follows the table shares it.
+	rsKey []byte
 }
 
 // listenCellAPI creates (or loads) the CA, the join token and the router
@@ -81,8 +83,9 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 	h, err := cellapi.NewServerHandler(cellapi.ServerConfig{
 		CA: ca, Token: tok, Cells: board, Reporter: board, Owners: board,
 		Blobs: blobs, Logs: logSink, Grants: grants,
-		RepHTTP: cellapi.RepHTTPClient(cert, ca.Pool()),
-		Logger:  log,
+		RepHTTP:     cellapi.RepHTTPClient(cert, ca.Pool()),
+		PresenceTTL: board.CellPresenceTTL(),
+		Logger:      log,
 	})
 	if err != nil {
 		ln.Close()
@@ -104,13 +107,8 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 	}))
 	mux.Handle("POST "+routestream.LogsPath, routerLogs(authorizeRouter, routes, logSink, log))
 	mux.Handle("/", h)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(connlimit.Wrap(ln, maxCellConns, maxCellConnsPerCell, "the cell API"), cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants}, nil
+	srv := internalServer(mux, log)
+	return &cellAPI{ca: ca, addr: ln.Addr().String(), ln: tls.NewListener(connlimit.Wrap(ln, maxCellConns, maxCellConnsPerCell, "the cell API"), cellauth.ServerTLS(cert, ca.Pool())), srv: srv, grants: grants, rsKey: routerTok.RouteServiceKey()}, nil
 }
 
 // joinRoute answers joining cells on the API (cellauth.JoinInfoPath).
@@ -169,6 +167,15 @@ func (c *cellAPI) serve(ctx context.Context) error {
 	// Routing table streams end when the server stops, not 10 s later.
 	c.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	return serveUntil(ctx, c.srv, c.ln)
+}
+
+// routeServiceKey is the route service key routers in other processes
+// share, or nil (the router makes one of its own) when none can follow.
+func (c *cellAPI) routeServiceKey() []byte {
+	if c == nil {
+		return nil
+	}
+	return c.rsKey
 }
 
 // address is where cells join, or "" when they cannot.

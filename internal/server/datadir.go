@@ -44,7 +44,7 @@ func lockDataDir(dataDir string) (release func(), err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data dir %s is in use by another pando process (server, cell or router: %s is locked); stop it or use another --data-dir", dataDir, path)
+			return nil, fmt.Errorf("data dir %s is in use by another pando process (server, api, cell or router: %s is locked); stop it or use another --data-dir", dataDir, path)
 		}
 		return nil, fmt.Errorf("lock data dir: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/router"
+	"golang.org/x/sync/errgroup"
 )
 
 // routerTLS is the router's HTTPS listener and certificates.
@@ -211,4 +213,14 @@ func systemHosts(domain string) []string {
 		hosts = append(hosts, l+"."+domain)
 	}
 	return hosts
+}
+
+// serve prints the certificate notice to stdout (if set) and serves the
+// router's HTTPS on t's listener, in g.
+func (t *routerTLS) serve(ctx context.Context, g *errgroup.Group, rtr *router.Router, stdout io.Writer) {
+	if stdout != nil {
+		fmt.Fprint(stdout, certNotice("https://"+t.ln.Addr().String(), t.certs, t.selfSigned))
+	}
+	tlsCfg := certs.ServerConfig(t.certs...)
+	g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(ctx, t.ln, tlsCfg)) })
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +22,6 @@ import (
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
-	"github.com/pandoplatform/pando/internal/certs"
 	"github.com/pandoplatform/pando/internal/router"
 	"github.com/pandoplatform/pando/internal/routestream"
 )
@@ -47,7 +47,10 @@ type RouterConfig struct {
 	MaxConnsPerClient int
 	MaxRequestsPerApp int
 	TrustedProxies    []netip.Prefix
-	Logger            *slog.Logger
+	// RouteServiceTLS, when set, is the TLS client configuration for
+	// route services (default: the system roots, SSL_CERT_FILE).
+	RouteServiceTLS *tls.Config
+	Logger          *slog.Logger
 	// Stdout receives the HTTPS certificate notice.
 	Stdout io.Writer
 	// Ready, if set, is called once the router serves, with its HTTP
@@ -106,6 +109,9 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	// Access lines (RTR) go to the apps' logs on the server, as the
 	// server's own router's do; bounded while the server is away.
 	shipper := cellapi.NewLogShipper(link.sendLogs, 0, "the router", pando.LogSourceRouter, log.With("component", "log-shipper"))
+	// Route services come with the table; signatures are sealed with the
+	// key the server's router and every other router share.
+	services := routestream.NewRouteServices()
 	rtr := router.New(router.Config{
 		Logger:            log.With("component", "router"),
 		LogSink:           shipper,
@@ -113,6 +119,9 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 		MaxConnsPerClient: cfg.MaxConnsPerClient,
 		MaxRequestsPerApp: cfg.MaxRequestsPerApp,
 		TrustedProxies:    cfg.TrustedProxies,
+		RouteServices:     services,
+		RouteServiceKey:   tok.RouteServiceKey(),
+		RouteServiceTLS:   cfg.RouteServiceTLS,
 	})
 	// The system hosts (api., uaa., login., log-cache. under the domain
 	// the server names in each snapshot) go to the API.
@@ -130,6 +139,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	follower := routestream.NewFollower(routestream.FollowerConfig{
 		Connect:    link.openStream,
 		Table:      rtr,
+		Services:   services,
 		OnSnapshot: setSystem,
 		OnChange: func() {
 			select {
@@ -139,11 +149,11 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 		},
 		Logger: log.With("component", "route-follower"),
 	})
-	if domain, entries, err := routestream.LoadTable(tablePath); err != nil {
+	if domain, entries, rs, err := routestream.LoadTable(tablePath); err != nil {
 		log.Warn("the routing table kept from the last run is unreadable: starting empty", "err", err)
 	} else if entries != nil {
 		setSystem(domain)
-		follower.Load(domain, entries)
+		follower.Load(domain, entries, rs)
 		log.Info("serving the routing table kept from the last run until the server sends its own", "entries", len(entries))
 	}
 
@@ -157,11 +167,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	httpsURL := ""
 	if tlsLn != nil {
 		httpsURL = "https://" + tlsLn.ln.Addr().String()
-		if cfg.Stdout != nil {
-			fmt.Fprint(cfg.Stdout, certNotice(httpsURL, tlsLn.certs, tlsLn.selfSigned))
-		}
-		tlsCfg := certs.ServerConfig(tlsLn.certs...)
-		g.Go(func() error { return ignoreCanceled(rtr.ServeTLS(gctx, tlsLn.ln, tlsCfg)) })
+		tlsLn.serve(gctx, g, rtr, cfg.Stdout)
 	}
 	log.Info("pando router started", "addr", ln.Addr().String(), "https", httpsURL, "api", cfg.APIURL, "data_dir", cfg.DataDir)
 	if cfg.Ready != nil {
@@ -266,7 +272,7 @@ func keepTable(ctx context.Context, f *routestream.Follower, path string, change
 		case <-changed:
 		}
 		domain, entries := f.Table()
-		if err := routestream.SaveTable(path, domain, entries); err != nil {
+		if err := routestream.SaveTable(path, domain, entries, f.RouteServices()); err != nil {
 			log.Warn("keep the routing table", "err", err)
 		}
 		select {

@@ -229,7 +229,7 @@ func TestRunRouter_servesItsKeptTableAndTheAPIWithoutAStream(t *testing.T) {
 	dir := t.TempDir()
 	if err := routestream.SaveTable(filepath.Join(dir, routestream.TableFile), "sys.test", map[string]routestream.Entry{
 		"p": {AppGUID: "a", Routes: []string{"app.apps.test"}, Backends: []routestream.Backend{{InstanceGUID: "i", Addr: app.Listener.Addr().String()}}},
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -89,6 +89,7 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, fsys fs.FS, logger *slo
 	if current > latest {
 		return fmt.Errorf("database schema version %d is newer than this pando binary supports (%d): upgrade pando, or restore a backup made for this version", current, latest)
 	}
+	applied := 0
 	for _, m := range ms {
 		if m.version <= current {
 			continue
@@ -96,7 +97,11 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, fsys fs.FS, logger *slo
 		if err := applyMigration(ctx, db, d, m); err != nil {
 			return err
 		}
-		logger.Info("database migrated", "version", m.version, "migration", m.name)
+		applied++
+		logger.Debug("database migration applied", "version", m.version, "migration", m.name)
+	}
+	if applied > 0 {
+		logger.Info("database migrated", "from_version", current, "to_version", latest, "migrations", applied)
 	}
 	return nil
 }

@@ -12,13 +12,13 @@ func appChildErr(appGUID string) func() *pando.Error {
 	return func() *pando.Error { return pando.Errorf(pando.EInvalid, "app %s not found", appGUID) }
 }
 
-const packageCols = "guid, app_guid, type, state, sha1, sha256, size, error, docker_image, docker_username, docker_password, created_at, updated_at"
+const packageCols = "guid, app_guid, type, state, sha1, sha256, size, error, docker_image, docker_username, docker_password, files_sha256, created_at, updated_at"
 
 func scanPackage(sc scanner) (pando.Package, error) {
 	var p pando.Package
 	var created, updated int64
 	if err := sc.Scan(&p.GUID, &p.AppGUID, &p.Type, &p.State, &p.SHA1, &p.SHA256, &p.Size, &p.Error,
-		&p.DockerImage, &p.DockerUsername, &p.DockerPassword, &created, &updated); err != nil {
+		&p.DockerImage, &p.DockerUsername, &p.DockerPassword, &p.FilesSHA256, &created, &updated); err != nil {
 		return p, err
 	}
 	p.CreatedAt, p.UpdatedAt = fromNanos(created), fromNanos(updated)
@@ -26,8 +26,8 @@ func scanPackage(sc scanner) (pando.Package, error) {
 }
 
 func packageRow(p pando.Package) ([]string, []any) {
-	return []string{"app_guid", "type", "state", "sha1", "sha256", "size", "error", "docker_image", "docker_username", "docker_password", "updated_at"},
-		[]any{p.AppGUID, p.Type, p.State, p.SHA1, p.SHA256, p.Size, p.Error, p.DockerImage, p.DockerUsername, p.DockerPassword, nanos(orNow(p.UpdatedAt))}
+	return []string{"app_guid", "type", "state", "sha1", "sha256", "size", "error", "docker_image", "docker_username", "docker_password", "files_sha256", "updated_at"},
+		[]any{p.AppGUID, p.Type, p.State, p.SHA1, p.SHA256, p.Size, p.Error, p.DockerImage, p.DockerUsername, p.DockerPassword, p.FilesSHA256, nanos(orNow(p.UpdatedAt))}
 }
 
 // CreatePackage adds a package to an existing app.
@@ -150,7 +150,7 @@ func (s *Store) ListBuilds(ctx context.Context, appGUIDs, states []string) ([]pa
 }
 
 const dropletCols = "guid, app_guid, package_guid, state, error, lifecycle_type, process_types, execution_metadata, " +
-	"detected_buildpack, buildpack_name, buildpack_version, buildpacks, stack, image, sha1, sha256, size, created_at, updated_at"
+	"detected_buildpack, buildpack_name, buildpack_version, buildpacks, stack, image, sha1, sha256, size, staging_inputs, created_at, updated_at"
 
 func scanDroplet(sc scanner) (pando.Droplet, error) {
 	var d pando.Droplet
@@ -158,7 +158,7 @@ func scanDroplet(sc scanner) (pando.Droplet, error) {
 	var created, updated int64
 	if err := sc.Scan(&d.GUID, &d.AppGUID, &d.PackageGUID, &d.State, &d.Error, &d.LifecycleType, &processTypes,
 		&d.ExecutionMetadata, &d.DetectedBuildpack, &d.BuildpackName, &d.BuildpackVersion, &buildpacks, &d.Stack, &d.Image,
-		&d.SHA1, &d.SHA256, &d.Size, &created, &updated); err != nil {
+		&d.SHA1, &d.SHA256, &d.Size, &d.StagingInputs, &created, &updated); err != nil {
 		return d, err
 	}
 	if err := fromJSON(buildpacks, &d.Buildpacks); err != nil {
@@ -181,9 +181,9 @@ func dropletRow(d pando.Droplet) ([]string, []any, error) {
 		return nil, nil, err
 	}
 	return []string{"app_guid", "package_guid", "state", "error", "lifecycle_type", "process_types", "execution_metadata",
-			"detected_buildpack", "buildpack_name", "buildpack_version", "buildpacks", "stack", "image", "sha1", "sha256", "size", "updated_at"},
+			"detected_buildpack", "buildpack_name", "buildpack_version", "buildpacks", "stack", "image", "sha1", "sha256", "size", "staging_inputs", "updated_at"},
 		[]any{d.AppGUID, d.PackageGUID, d.State, d.Error, d.LifecycleType, processTypes, d.ExecutionMetadata,
-			d.DetectedBuildpack, d.BuildpackName, d.BuildpackVersion, buildpacks, d.Stack, d.Image, d.SHA1, d.SHA256, d.Size, nanos(orNow(d.UpdatedAt))},
+			d.DetectedBuildpack, d.BuildpackName, d.BuildpackVersion, buildpacks, d.Stack, d.Image, d.SHA1, d.SHA256, d.Size, d.StagingInputs, nanos(orNow(d.UpdatedAt))},
 		nil
 }
 

@@ -7,13 +7,18 @@ import (
 	"time"
 )
 
+// lossTTL is the cell presence TTL of tests that wait for a lost cell's
+// presence to expire: shorter than the default 6 s, so the expiry leaves
+// more of their deadline to placing and starting under load.
+const lossTTL = "4s"
+
 // Three cells (the server's and two joined ones) share an app of 6; one
 // joined cell is killed with its containers: its instances run on the two
 // others and answer through the router, and the cell restarted with the
 // same data dir neither keeps nor gets any of them: 6 instances, one per
 // index.
 func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *testing.T) {
-	s := ownServer(t)
+	s := ownServer(t, "--cell-presence-ttl", lossTTL)
 	s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 	c := s.joinCell(t, "cell-c", "127.0.0.3", "--memory", "4G")
 
@@ -62,7 +67,9 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 // instances it had are placed again, on any cell, instead of staying
 // listed RUNNING where nothing runs.
 func TestJoinedCell_restartedBeforeItsPresenceExpiresHasItsInstancesPlacedAgain(t *testing.T) {
-	s := ownServer(t)
+	// A presence that outlives a slow restart on a loaded machine: the
+	// premise is that the server never forgot the cell.
+	s := ownServer(t, "--cell-presence-ttl", "60s")
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
 	const name, n = "quickrestart", 4

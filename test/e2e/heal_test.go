@@ -114,7 +114,7 @@ func (s *server) answersAll(host string, n int) (bool, string) {
 // convergence pass), and the cell restarted with the same data dir adds
 // no duplicates.
 func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testing.T) {
-	s := ownServer(t)
+	s := ownServer(t, "--cell-presence-ttl", lossTTL)
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
 	const name, n = "healed", 4
@@ -234,7 +234,7 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 // instances running; the server places them elsewhere, and when the cell
 // is back and learns it was forgotten, it stops them: no index runs twice.
 func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
-	s := ownServer(t)
+	s := ownServer(t, "--cell-presence-ttl", lossTTL)
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
 	const name, n = "partitioned", 2

@@ -12,8 +12,11 @@ import (
 	"github.com/pandoplatform/pando/internal/testenv"
 )
 
-// javaApp answers GET / with its max heap and GET /fill by filling three
-// quarters of that heap with live, touched arrays (kept until it exits).
+// javaApp answers GET / with its max heap, GET /fill by filling three
+// quarters of that heap with live, touched arrays (kept until it exits),
+// and GET /threads by starting 60 threads that each touch about half a MiB
+// of their stack and stay (the memory calculator reserves 64 stacks at
+// 256M).
 const javaApp = `package com.example;
 
 import com.sun.net.httpserver.HttpExchange;
@@ -22,9 +25,21 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 
 public class Main {
 	static final List<byte[]> kept = new ArrayList<>();
+	static final CountDownLatch forever = new CountDownLatch(1);
+
+	// deep recurses n frames of about 128 bytes of stack each, then parks.
+	static long deep(int n, long a, long b, long c, long d, long e, long f, CountDownLatch ready) throws InterruptedException {
+		if (n == 0) {
+			ready.countDown();
+			forever.await();
+			return a + b + c + d + e + f;
+		}
+		return deep(n - 1, a + 1, b + a, c + b, d + c, e + d, f + e, ready) + 1;
+	}
 
 	static void answer(HttpExchange x, String s) throws IOException {
 		byte[] b = s.getBytes();
@@ -45,6 +60,26 @@ public class Main {
 				n += b.length;
 			}
 			answer(x, "filled " + n);
+		});
+		s.createContext("/threads", x -> {
+			CountDownLatch ready = new CountDownLatch(60);
+			for (int i = 0; i < 60; i++) {
+				Thread th = new Thread(() -> {
+					try {
+						deep(4000, 1, 2, 3, 4, 5, 6, ready);
+					} catch (InterruptedException e) {
+						Thread.currentThread().interrupt();
+					}
+				});
+				th.setDaemon(true);
+				th.start();
+			}
+			try {
+				ready.await();
+			} catch (InterruptedException e) {
+				throw new IOException(e);
+			}
+			answer(x, "threads " + Thread.activeCount());
 		});
 		s.start();
 	}
@@ -98,9 +133,15 @@ func TestPush_javaJarRunsIn256MWithTheHeapSizedFromTheLimit(t *testing.T) {
 	}
 	guid := s.instances(t, name)
 
-	// Three quarters of the heap in use: the JVM stays under the limit.
+	// Three quarters of the heap in use and 60 more threads deep in their
+	// stacks: the JVM stays under the limit.
 	if body := s.curlRoute(t, name+".localhost", "/fill"); !strings.HasPrefix(body, "filled ") {
 		t.Fatalf("GET /fill = %q", body)
+	}
+	if body := s.curlRoute(t, name+".localhost", "/threads"); !strings.HasPrefix(body, "threads ") {
+		t.Fatalf("GET /threads = %q", body)
+	} else if n, err := strconv.Atoi(strings.TrimPrefix(body, "threads ")); err != nil || n < 61 {
+		t.Fatalf("GET /threads = %q, want at least 61 live threads", body)
 	}
 	if body := s.curlRoute(t, name+".localhost", "/"); body != "heap "+strconv.FormatInt(heap, 10) {
 		t.Fatalf("GET / after /fill = %q", body)
@@ -126,7 +167,17 @@ func TestStacks_showTheHostsRuntimes(t *testing.T) {
 	if v == nil {
 		t.Fatalf("java -version: %s", out)
 	}
+	// node, and yarn as Debian names it (its modules where Debian's node
+	// looks; a node from elsewhere needs NODE_PATH).
+	node := strings.TrimPrefix(hostNode(t), "v")
+	yarnCmd := exec.Command("yarnpkg", "--version")
+	yarnCmd.Env = append(os.Environ(), "NODE_PATH=/usr/share/nodejs")
+	yarn, err := yarnCmd.Output()
+	if err != nil {
+		testenv.Missing(t, "no yarnpkg on the host (apt-get install yarnpkg)")
+	}
 	s := sharedServer(t)
 	r := s.mustPando(t, "stacks")
-	requireOutput(t, r, `(?m)^name\s+description\s+runtimes$`, `(?m)^host\s+.*\bjava `+regexp.QuoteMeta(string(v[1]))+`\b`)
+	requireOutput(t, r, `(?m)^name\s+description\s+runtimes$`, `(?m)^host\s+.*\bjava `+regexp.QuoteMeta(string(v[1]))+`\b`,
+		`(?m)^host\s+.*\bnode `+regexp.QuoteMeta(node)+`\b.*\byarn `+regexp.QuoteMeta(strings.TrimSpace(string(yarn)))+`\b`)
 }

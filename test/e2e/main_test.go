@@ -190,19 +190,40 @@ func ownServer(t *testing.T, args ...string) *server {
 	return ownServerWithEnv(t, nil, args...)
 }
 
+// ownAPI starts a `pando api` (the platform without a local cell) only t
+// uses, removed when t ends; args are more `pando api` flags.
+func ownAPI(t *testing.T, args ...string) *server {
+	t.Helper()
+	return ownNode(t, "api", nil, func(*server) []string { return args })
+}
+
 // ownServerWithEnv is ownServer with more environment (NAME=VALUE) for
 // the server process.
 func ownServerWithEnv(t *testing.T, serverEnv []string, args ...string) *server {
+	t.Helper()
+	return ownNode(t, "server", serverEnv, func(*server) []string { return args })
+}
+
+// ownServerFor is ownServerWithEnv with flags that name the server's own
+// addresses (its loopback network).
+func ownServerFor(t *testing.T, serverEnv []string, args func(s *server) []string) *server {
+	t.Helper()
+	return ownNode(t, "server", serverEnv, args)
+}
+
+// ownNode starts `pando VERB` (server or api) with more environment and
+// flags (made from its own addresses), only for t.
+func ownNode(t *testing.T, verb string, serverEnv []string, args func(s *server) []string) *server {
 	t.Helper()
 	requireE2E(t)
 	s, err := newServer(env.bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.args, s.env = args, serverEnv
+	s.verb, s.args, s.env = verb, args(s), serverEnv
 	t.Cleanup(func() {
 		if err := s.cleanup(); err != nil {
-			t.Errorf("clean up server: %v", err)
+			t.Errorf("clean up pando %s: %v", verb, err)
 		}
 	})
 	s.showLogOnFailure(t)

@@ -8,8 +8,10 @@ import (
 
 // TestPush_nodeRepushWithTheSameLockFileReusesNodeModules pushes an app
 // whose dependency is a local package (file:greet, so npm needs no
-// registry) with its package-lock.json twice: the second staging copies
-// node_modules from the app's build cache and runs no npm.
+// registry) with its package-lock.json twice, the second time with one
+// more file (an unchanged push would reuse the droplet and not stage): the
+// second staging copies node_modules from the app's build cache and runs
+// no npm.
 func TestPush_nodeRepushWithTheSameLockFileReusesNodeModules(t *testing.T) {
 	hostNode(t)
 	s := sharedServer(t)
@@ -32,8 +34,11 @@ require('http').createServer((req, res) => res.end('greet in ' + process.env.NOD
 	r := s.mustPando(t, "push", name, "-p", dir)
 	requireOutput(t, r, `npm ci --omit=dev`, `Kept node_modules in the build cache for the next staging \(keyed by package-lock\.json\)`)
 
+	writeFiles(t, dir, map[string]string{"README.md": "greet, served\n"})
 	r = s.mustPando(t, "push", name, "-p", dir)
-	requireOutput(t, r, `Reusing node_modules \(package-lock\.json unchanged\)`, `web: 1 of 1 instances running`)
+	// Linking node_modules out of the cache leaves it as it was: the cell
+	// keeps the stored cache rather than packing it again.
+	requireOutput(t, r, `Reusing node_modules \(package-lock\.json unchanged\)`, `Build artifacts cache unchanged; keeping the stored one`, `web: 1 of 1 instances running`)
 	if strings.Contains(r.out(), "Installing dependencies") {
 		t.Fatalf("the re-push ran npm:\n%s", r)
 	}

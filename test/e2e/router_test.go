@@ -23,6 +23,7 @@ type routerProc struct {
 	root    string
 	logPath string
 	http    *http.Client
+	env     []string // more environment (NAME=VALUE)
 	cmd     *exec.Cmd
 	exited  chan struct{}
 }
@@ -30,6 +31,13 @@ type routerProc struct {
 // startRouter runs `pando router` for s with the server's router token.
 // It is killed and removed when t ends.
 func (s *server) startRouter(t *testing.T) *routerProc {
+	t.Helper()
+	return s.startRouterWithEnv(t, nil)
+}
+
+// startRouterWithEnv is startRouter with more environment (NAME=VALUE)
+// for the router process.
+func (s *server) startRouterWithEnv(t *testing.T, extra []string) *routerProc {
 	t.Helper()
 	root, err := os.MkdirTemp(env.scratch, "router-")
 	if err != nil {
@@ -39,7 +47,7 @@ func (s *server) startRouter(t *testing.T) *routerProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &routerProc{s: s, addr: addr, root: root, logPath: filepath.Join(root, "router.log"),
+	r := &routerProc{s: s, addr: addr, root: root, logPath: filepath.Join(root, "router.log"), env: extra,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -67,7 +75,7 @@ func (r *routerProc) start(t *testing.T) {
 	defer logf.Close()
 	cmd := exec.Command(r.s.bin, "router", "--api", "http://"+r.s.apiAddr, "--token", strings.TrimSpace(string(tok)),
 		"--data-dir", filepath.Join(r.root, "data"), "--addr", r.addr)
-	cmd.Env = baseEnv()
+	cmd.Env = append(baseEnv(), r.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

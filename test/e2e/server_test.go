@@ -44,6 +44,9 @@ type server struct {
 	// cellAPIAddr is the listener joined cells use (--cell-api-addr).
 	cellAPIAddr string
 	password    string // admin's, read on the first start
+	// verb is the command the process runs: "server" (when empty) or
+	// "api" (set before start).
+	verb string
 	// args are more flags for `pando server` (set before start).
 	args []string
 	// cliEnv is more environment for the CLI runner (NAME=VALUE).
@@ -187,7 +190,11 @@ func (s *server) startOnce() error {
 		s.mu.Unlock()
 		return err
 	}
-	cmd := exec.Command(s.bin, append([]string{"server",
+	verb := s.verb
+	if verb == "" {
+		verb = "server"
+	}
+	cmd := exec.Command(s.bin, append([]string{verb,
 		"--data-dir", s.dataDir, "--api-addr", s.apiAddr, "--router-addr", s.routerAddr},
 		append(s.cellAPIArgs(), s.args...)...)...)
 	cmd.Env = append(baseEnv(), s.env...)

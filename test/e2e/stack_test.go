@@ -98,7 +98,7 @@ func TestPush_eachLanguageOnTheStackMakeStackBuilds(t *testing.T) {
 
 	stacks := s.mustPando(t, "stacks")
 	shows := map[string]string{
-		"node": `\bnode \d+.*\bnpm \d+`, "python": `\bpython3 3\.\d+.*\bpip \d+`,
+		"node": `\bnode \d+.*\bnpm \d+.*\byarn 1\.`, "python": `\bpython3 3\.\d+.*\bpip \d+`,
 		"ruby": `\bruby 3\.\d+.*\bbundler \d+`, "java": `\bjava 17\.`,
 	}
 	for _, rt := range runtimes {
@@ -115,6 +115,18 @@ func TestPush_eachLanguageOnTheStackMakeStackBuilds(t *testing.T) {
 					`start command:\s+node server\.js`, `stack:\s+bookworm`)
 				if body, want := s.curlRoute(t, name+".localhost", "/"), "hello from node "+v+" in production\n"; body != want {
 					t.Fatalf("GET / = %q, want %q", body, want)
+				}
+				// A yarn.lock installs with the stack's yarn (Debian's
+				// yarnpkg beside its npm); a berry app with its own yarn.
+				r = s.mustPando(t, "push", "yarn-bookworm", "-p", yarnClassicApp(t), "-s", "bookworm")
+				requireOutput(t, r, `Using the stack's yarn 1\.\d+\.\d+ \(/usr/bin/yarnpkg\)`, `yarn install --frozen-lockfile`)
+				if body := s.curlRoute(t, "yarn-bookworm.localhost", "/"); body != "hello from yarn 1 in production\n" {
+					t.Fatalf("GET / = %q", body)
+				}
+				r = s.mustPando(t, "push", "berry-bookworm", "-p", berryApp(t), "-s", "bookworm")
+				requireOutput(t, r, `Using the app's yarn `+berryVersion+` .* on the stack's node`, `nodeLinker: pnp`)
+				if body := s.curlRoute(t, "berry-bookworm.localhost", "/"); body != "hello from berry in production\n" {
+					t.Fatalf("GET / = %q", body)
 				}
 			case "python":
 				hostStackPython(t) // builds the app's wheel

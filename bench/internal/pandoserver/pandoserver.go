@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -66,10 +67,26 @@ func Start(ctx context.Context, bin, dir string, args ...string) (*Server, error
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	s.cmd.Env = serverEnv()
-	if err := s.cmd.Start(); err != nil {
+	// Pdeathsig fires when the thread that started the child ends, not
+	// the process, and the Go runtime ends threads (one whose goroutine
+	// exits locked to it, as namespace code does): the server was killed
+	// in mid-bench that way. Start it from a locked thread that lives
+	// until the server exits.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := s.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = s.cmd.Wait()
+		close(s.exited)
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start %s server: %w", bin, err)
 	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := s.Client.Get("http://" + s.APIAddr + "/")

@@ -184,15 +184,17 @@ func newProcess(appGUID, typ string) pando.Process {
 
 func newPackage(appGUID string) pando.Package {
 	return pando.Package{
-		GUID:      newGUID("pkg"),
-		AppGUID:   appGUID,
-		Type:      "bits",
-		State:     pando.PackageReady,
-		SHA1:      "da39a3ee5e6b4b0d3255bfef95601890afd80709",
-		SHA256:    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-		Size:      1 << 40, // beyond 32 bits
-		CreatedAt: at(4),
-		UpdatedAt: at(4),
+		GUID:    newGUID("pkg"),
+		AppGUID: appGUID,
+		Type:    "bits",
+		State:   pando.PackageReady,
+		SHA1:    "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+		SHA256:  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		Size:    1 << 40, // beyond 32 bits
+		// The digest of the package's files, kept for droplet reuse.
+		FilesSHA256: "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
+		CreatedAt:   at(4),
+		UpdatedAt:   at(4),
 	}
 }
 
@@ -227,6 +229,7 @@ func newDroplet(appGUID, pkgGUID string) pando.Droplet {
 		BuildpackName:     "go_buildpack",
 		BuildpackVersion:  "1.2.3",
 		Buildpacks:        []pando.StagedBuildpack{{Name: "apt_buildpack"}, {Name: "go_buildpack", Version: "1.2.3", DetectOutput: "go"}},
+		StagingInputs:     "d2b1f7e0c6a34f6ad0b8b0f1bb3c4c1de64f5a8e1d7e2b2a3c4d5e6f708192a3",
 		Stack:             "host",
 		SHA1:              "abc",
 		SHA256:            "def",

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/buildpacks"
+	"github.com/pandoplatform/pando/internal/cell"
+	"github.com/pandoplatform/pando/internal/container"
+	"github.com/pandoplatform/pando/internal/container/runc"
+	"github.com/pandoplatform/pando/internal/registry"
+)
+
+// containerBackend is what a cell's containers run on (runc; a fake in
+// tests), with the clean-up of what an earlier run left.
+type containerBackend interface {
+	container.Backend
+	Cleanup(ctx context.Context) error
+	Close()
+}
+
+// cellRuntimeConfig is what a cell's runtime needs of `pando server`'s
+// and `pando cell`'s configuration.
+type cellRuntimeConfig struct {
+	verb               string // "pando server" or "pando cell": who needs root
+	dataDir            string
+	cacheDir           string // default /var/cache/pando
+	stacks             map[string]string
+	stagingEnv         []string
+	insecureRegistries []string
+	layerCacheMaxBytes int64
+	hostIDBase         uint32
+	hostIDBlocks       int
+	// backend, when set (tests), runs the containers instead of runc.
+	backend containerBackend
+}
+
+// cellPlan is a cell runtime's configuration, read and checked before
+// anything is opened: bad flags fail before the data dir is touched.
+type cellPlan struct {
+	cellRuntimeConfig
+	reg        *registry.Client
+	stacks     map[string]string // "host" and the --stack ones
+	stagingEnv []pando.EnvVar
+}
+
+// planCellRuntime checks rc's flags and that runc can run (as root).
+func planCellRuntime(rc cellRuntimeConfig) (*cellPlan, error) {
+	if rc.layerCacheMaxBytes < 0 {
+		return nil, fmt.Errorf("--layer-cache-max-bytes %d: give a size in bytes (0: the default, 10 GiB)", rc.layerCacheMaxBytes)
+	}
+	reg, err := registryClient(rc.insecureRegistries)
+	if err != nil {
+		return nil, err
+	}
+	stagingEnv, err := parseStagingEnv(rc.stagingEnv)
+	if err != nil {
+		return nil, err
+	}
+	stacks := map[string]string{"host": ""}
+	for name, dir := range rc.stacks {
+		if err := checkRootFS(name, dir); err != nil {
+			return nil, err
+		}
+		stacks[name] = dir
+	}
+	if rc.backend == nil && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%s runs containers with runc and needs root: run it with sudo (or as root)", rc.verb)
+	}
+	if rc.cacheDir == "" {
+		rc.cacheDir = "/var/cache/pando"
+	}
+	return &cellPlan{cellRuntimeConfig: rc, reg: reg, stacks: stacks, stagingEnv: stagingEnv}, nil
+}
+
+// cellRuntime is what runs a cell's containers, the same for `pando
+// server`'s local cell and `pando cell`: the container backend, the image
+// layer cache, the staging caches and the stacks.
+type cellRuntime struct {
+	*cellPlan
+	backend       containerBackend
+	images        *imagePuller
+	stagingCaches []cell.StagingCache
+	goSeed        string       // "" without a Go toolchain
+	adopter       cell.Adopter // the backend, when the rep adopts (and cleans up)
+	log           *slog.Logger
+}
+
+// openCellRuntime starts the container backend and opens the layer cache
+// in the (locked) data dir. What an earlier run left is removed, unless
+// adopt and the backend can adopt: then the rep adopts its running
+// instances and has the backend remove the rest (cell.Config.Adopter).
+func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger, adopt bool) (*cellRuntime, error) {
+	backend := p.backend
+	if backend == nil {
+		b, err := runc.New(runc.Config{
+			StateDir:   filepath.Join(p.dataDir, "containers"),
+			HostIDBase: p.hostIDBase, HostIDBlocks: p.hostIDBlocks,
+			Logger: log.With("component", "runc"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("container backend: %w", err)
+		}
+		backend = b
+	}
+	r := &cellRuntime{cellPlan: p, backend: backend, log: log}
+	if a, ok := backend.(cell.Adopter); ok && adopt {
+		r.adopter = a
+	} else if err := backend.Cleanup(ctx); err != nil {
+		log.Warn("clean up leftover containers", "err", err)
+	}
+	goSeed, err := buildpacks.GoCacheSeedDir(ctx, p.cacheDir)
+	if err != nil {
+		log.Warn("no Go build cache seed: first Go stagings compile the standard library", "err", err)
+	} else {
+		r.goSeed = goSeed
+		r.stagingCaches = append(r.stagingCaches, cell.StagingCache{
+			HostDir: goSeed, ContainerDir: "/tmp/go-cache-seed", Env: "PANDO_GO_CACHE_SEED",
+			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
+		})
+	}
+	// Image layers: <data-dir>/layers, one content-addressed cache for
+	// every container of the cell.
+	r.images, err = newImagePuller(p.reg, filepath.Join(p.dataDir, "layers"), p.layerCacheMaxBytes, log.With("component", "layers"))
+	if err != nil {
+		backend.Close()
+		return nil, fmt.Errorf("image layer cache: %w", err)
+	}
+	return r, nil
+}
+
+// cellConfig is the part of the rep's configuration the runtime gives;
+// the caller names the cell and says where it stores, reports and logs.
+func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
+	return cell.Config{
+		Backend:         r.backend,
+		Adopter:         r.adopter,
+		WorkDir:         filepath.Join(r.dataDir, "cell"),
+		StagingCaches:   r.stagingCaches,
+		StagingEnv:      r.stagingEnv,
+		Stacks:          r.stacks,
+		CFStackNames:    map[string]string{"host": hostCFStack},
+		DockerStager:    dockerStager(r.images),
+		Images:          r.images,
+		LayerCacheBytes: r.images.CacheBytes,
+	}
+}
+
+// warm builds the Go build cache seed in the background, unless it is
+// there already.
+func (r *cellRuntime) warm(ctx context.Context, g *errgroup.Group) {
+	if r.goSeed == "" {
+		return
+	}
+	g.Go(func() error {
+		if err := buildpacks.WarmGoCache(ctx, r.goSeed, ""); err != nil && ctx.Err() == nil {
+			r.log.Warn("warm Go build cache", "err", err)
+		}
+		return nil
+	})
+}
+
+// stop stops whatever the rep left running (nothing, normally) and
+// removes the cell's cgroup parents; the rep has shut down before.
+func (r *cellRuntime) stop(ctx context.Context) {
+	r.backend.Close()
+	if err := r.backend.Cleanup(ctx); err != nil {
+		r.log.Warn("clean up containers", "err", err)
+	}
+}
+
+// close releases the layer cache.
+func (r *cellRuntime) close() { r.images.Close() }

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/cc"
+	"github.com/pandoplatform/pando/internal/cell"
+	"github.com/pandoplatform/pando/internal/stackprobe"
+)
+
+// localCell is `pando server`'s own cell, cell-0, in the server's
+// process: it reports to the BBS in process, reads blobs as files of the
+// blobstore and logs straight to the log store and drains. A nil
+// *localCell is `pando api`'s: no local cell at all.
+type localCell struct {
+	rt       *cellRuntime
+	rep      *cell.Rep
+	runtimes *stackprobe.Cache // the language runtimes of its stacks
+}
+
+// openLocalCell opens the cell runtime and registers cell-0 with p's BBS.
+func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform) (*localCell, error) {
+	// Its RUNNING instances outlive a kill -9 of the server: adopted.
+	rt, err := openCellRuntime(ctx, plan, p.log, true)
+	if err != nil {
+		return nil, err
+	}
+	blobs := p.blobs
+	repCfg := rt.cellConfig(cfg.HostCFStack)
+	repCfg.ID = "cell-0"
+	repCfg.Blobs, repCfg.Reporter, repCfg.Logs = blobs, p.board, p.drains
+	repCfg.BlobPath = func(key string) (string, bool) {
+		p, err := blobs.Path(key)
+		return p, err == nil
+	}
+	repCfg.HostAddr = cfg.CellHostAddr
+	repCfg.TotalMemoryMB, repCfg.TotalDiskMB = cellCapacity(cfg)
+	repCfg.StagingEgress = cfg.StagingEgress
+	repCfg.StagingEgressMaxBytes = cfg.StagingEgressMaxBytes
+	repCfg.StagingEgressDenyPorts = p.ports()
+	repCfg.LogRateCeiling = cfg.LogRateCeiling
+	repCfg.Logger = p.log.With("component", "cell")
+	rep, err := cell.New(repCfg)
+	if err != nil {
+		rt.close()
+		return nil, fmt.Errorf("start cell: %w", err)
+	}
+	p.board.RegisterCell(rep)
+	return &localCell{rt: rt, rep: rep, runtimes: &stackprobe.Cache{Stacks: maps.Clone(rt.stacks)}}, nil
+}
+
+// adopted is the cell's ID and inventory when it adopted instances of an
+// earlier run (the BBS then awaits it as a joined cell); ok is false
+// otherwise.
+func (c *localCell) adopted() (id string, inv pando.CellInventory, ok bool) {
+	if c == nil {
+		return "", pando.CellInventory{}, false
+	}
+	inv = c.rep.Inventory()
+	return c.rep.ID(), inv, len(inv.Actuals) > 0
+}
+
+// dialHostPort reaches an instance of this cell by its host port; false
+// for an address that is not one of them.
+func (c *localCell) dialHostPort(ctx context.Context, addr string) (net.Conn, bool, error) {
+	if c == nil {
+		return nil, false, nil
+	}
+	return c.rep.DialHostPort(ctx, addr)
+}
+
+// stackRuntimes tells the API the language runtimes of the local stacks;
+// nil without a local cell (the API then lists none).
+func (c *localCell) stackRuntimes() cc.StackRuntimes {
+	if c == nil {
+		return nil
+	}
+	return c.runtimes
+}
+
+// start probes the stacks' runtimes (a second: before anyone asks) and
+// warms the Go build cache, in g.
+func (c *localCell) start(ctx context.Context, g *errgroup.Group) {
+	if c == nil {
+		return
+	}
+	g.Go(func() error {
+		for name := range c.rt.stacks {
+			if _, err := c.runtimes.Runtimes(ctx, name); err != nil && ctx.Err() == nil {
+				c.rt.log.Warn("probe stack runtimes", "stack", name, "err", err)
+			}
+		}
+		return nil
+	})
+	c.rt.warm(ctx, g)
+}
+
+// shutdown stops the cell's containers, reporting them gone.
+func (c *localCell) shutdown(ctx context.Context) {
+	if c == nil {
+		return
+	}
+	if err := c.rep.Shutdown(ctx); err != nil {
+		c.rt.log.Error("stop app containers", "err", err)
+	}
+	c.rt.stop(ctx)
+}
+
+func (c *localCell) close() {
+	if c != nil {
+		c.rt.close()
+	}
+}

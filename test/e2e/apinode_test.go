@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// `pando api` is the platform without a cell of its own: until a `pando
+// cell` joins, `pando cells` lists none and a push fails saying there are
+// no healthy cells; once one joins, the app stages and runs there and
+// answers through the api's router. The api stops cleanly on SIGTERM.
+func TestAPINode_runsAppsOnAJoinedCellOnly(t *testing.T) {
+	s := ownAPI(t)
+	if _, err := os.Stat(filepath.Join(s.dataDir, "containers")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pando api made a containers dir (%v): it runs no container", err)
+	}
+	if len(s.cells(t)) != 0 {
+		t.Fatalf("pando api lists cells before any joined: %+v", s.cells(t))
+	}
+	requireOutput(t, s.mustPando(t, "cells"), `No cells: no healthy cells`, `pando cell --join`)
+	early := s.pando(t, "push", "early", "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-m", "128M")
+	if early.code == 0 {
+		t.Fatalf("a push with no cell joined succeeded:\n%s", early)
+	}
+	requireOutput(t, early, `no healthy cells`)
+
+	c := s.joinCell(t, "cell-a", "127.0.0.2", "--memory", "4G")
+	const name = "on-joined"
+	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-m", "128M")
+	requireOutput(t, r, `Exit status 0`, `Uploading droplet`, `web: 1 of 1 instances running`)
+	cells := s.cells(t)
+	if len(cells) != 1 || cells[0].ID != "cell-a" || len(cells[0].Instances) != 1 || cells[0].Instances[0].AppName != name {
+		t.Fatalf("cells %+v, want the app's one instance on cell-a, the only cell", cells)
+	}
+	if body := s.curlRoute(t, name+".localhost", "/"); body != "binary app index=0 greeting=\n" {
+		t.Fatalf("GET / through the api's router = %q", body)
+	}
+
+	s.mustPando(t, "delete", name, "-f")
+	if err := c.stop(); err != nil {
+		t.Fatalf("stop the cell: %v\n%s", err, c.logTail(maxLogShown))
+	}
+	if err := s.stop(); err != nil {
+		t.Fatalf("stop pando api: %v", err)
+	}
+}
