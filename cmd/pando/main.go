@@ -32,6 +32,11 @@ import (
 var version = "dev"
 
 func main() {
+	// A container's shim outlives the server: it starts lean, before
+	// the verbs are built, and ignores the signals they would handle.
+	if len(os.Args) > 1 && os.Args[1] == runc.ShimCommand {
+		os.Exit(runc.ShimMain(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:])
 	stop()

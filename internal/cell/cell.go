@@ -31,6 +31,12 @@ type Config struct {
 	Zone string
 	// Backend runs the containers.
 	Backend container.Backend
+	// Adopter, when set (the Backend, whose containers outlive this
+	// process), makes New adopt the RUNNING instances a previous run of
+	// the cell on the same WorkDir left (see adopt.go), then remove every
+	// other container and volume with its Cleanup. Without it, the caller
+	// cleans the backend up before New.
+	Adopter Adopter
 	// Blobs holds packages, buildpacks, droplets and build caches: the
 	// server's blobstore in its own process, or its cell API
 	// (cellapi.ServerClient) on a joined cell.
@@ -256,12 +262,9 @@ func New(cfg Config) (*Rep, error) {
 			return nil, fmt.Errorf("cell: %w", err)
 		}
 	}
-	// Buildpacks too: earlier versions extracted them with other
-	// ownership and modes.
-	for _, d := range []string{dirInstances, dirStaging, dirTasks, dirDownloads, dirBuildpacks} {
-		if err := emptyDir(filepath.Join(wd, d)); err != nil {
-			return nil, fmt.Errorf("cell: clean %s: %w", d, err)
-		}
+	// Only root reads the records: they hold the instances' environment.
+	if err := os.MkdirAll(filepath.Join(wd, dirRecords), 0o700); err != nil {
+		return nil, fmt.Errorf("cell: %w", err)
 	}
 	if cfg.TotalMemoryMB <= 0 {
 		cfg.TotalMemoryMB = hostMemoryMB()
@@ -286,7 +289,7 @@ func New(cfg Config) (*Rep, error) {
 		deny = append(append(deny, cfg.StagingEgressDenyPorts...), cfg.PortRange)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Rep{
+	r := &Rep{
 		egressUpstream: upstream,
 		egressDeny:     deny,
 		cfg:            cfg,
@@ -300,7 +303,24 @@ func New(cfg Config) (*Rep, error) {
 		unacked:        map[string]pando.Task{},
 		ports:          map[int]bool{},
 		nextPort:       cfg.PortRange[0],
-	}, nil
+	}
+	keep := map[string]bool{}
+	if cfg.Adopter != nil {
+		actx, acancel := context.WithTimeout(ctx, adoptTimeout)
+		keep = r.adoptAll(actx, cfg.Adopter)
+		acancel()
+	} else if err := emptyDir(filepath.Join(wd, dirRecords)); err != nil {
+		return nil, fmt.Errorf("cell: clean %s: %w", dirRecords, err)
+	}
+	// What no adopted instance uses. Buildpacks too: earlier versions
+	// extracted them with other ownership and modes.
+	for _, d := range []string{dirInstances, dirStaging, dirTasks, dirDownloads, dirBuildpacks} {
+		if err := emptyDirExcept(filepath.Join(wd, d), keep); err != nil {
+			_ = r.Shutdown(context.Background())
+			return nil, fmt.Errorf("cell: clean %s: %w", d, err)
+		}
+	}
+	return r, nil
 }
 
 // Work dir layout.
@@ -503,13 +523,19 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // emptyDir removes everything inside dir.
-func emptyDir(dir string) error {
+func emptyDir(dir string) error { return emptyDirExcept(dir, nil) }
+
+// emptyDirExcept removes everything inside dir but the paths in keep.
+func emptyDirExcept(dir string, keep map[string]bool) error {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, e := range ents {
+		if keep[filepath.Join(dir, e.Name())] {
+			continue
+		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}

@@ -255,7 +255,12 @@ func (r *Rep) StopLRP(ctx context.Context, processGUID, instanceGUID string) err
 func (r *Rep) runInstance(i *instance) {
 	defer r.wg.Done()
 	r.reportActual(r.actual(i, pando.ActualClaimed))
-	reason := r.live(i)
+	r.finish(i, r.live(i))
+}
+
+// finish tears an instance down and reports it removed (a stop was
+// requested) or CRASHED with reason.
+func (r *Rep) finish(i *instance, reason string) {
 	r.teardown(i)
 	if stopped, _ := i.stopRequested(); stopped {
 		r.reportRemoved(i.lrp.ProcessGUID, i.guid)
@@ -297,7 +302,15 @@ func (r *Rep) live(i *instance) string {
 	}
 	ctr := i.container()
 	r.cellLog(i, "OUT", "Cell %s successfully created container for instance %s", r.cfg.ID, i.guid)
+	return r.watch(i, ctr, false)
+}
 
+// watch forwards the instance's host ports into ctr, waits for it to
+// become healthy (unless adopted: it was RUNNING already), and checks its
+// liveness until it exits, fails or is stopped. It returns the crash
+// reason (unused when a stop was requested).
+func (r *Rep) watch(i *instance, ctr container.Container, adopted bool) string {
+	ctx := i.stopCtx
 	waitCtx, waitCancel := context.WithCancel(context.Background())
 	defer waitCancel()
 	exited := make(chan waitResult, 1)
@@ -318,8 +331,19 @@ func (r *Rep) live(i *instance) string {
 		}, r.log.With("instance_guid", i.guid, "port", cport)))
 	}
 
-	hc := i.lrp.HealthCheck
 	check := r.healthCheck(i, ctr)
+	if !adopted {
+		if reason, ok := r.awaitHealthy(ctx, i, ctr, check, exited); !ok {
+			return reason
+		}
+	}
+	return r.checkLiveness(ctx, i, ctr, check, exited)
+}
+
+// awaitHealthy runs the startup checks until the instance is healthy
+// (then it is RUNNING, reported and recorded) or the reason it is not.
+func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) (string, bool) {
+	hc := i.lrp.HealthCheck
 	startTimeout := hc.StartTimeout
 	if startTimeout <= 0 {
 		startTimeout = r.cfg.StartTimeout
@@ -349,14 +373,14 @@ func (r *Rep) live(i *instance) string {
 		case <-deadline.C:
 			t.Stop()
 			r.cellLog(i, "ERR", "Timed out after %s: health check never passed.", startTimeout)
-			return hint.reason(fmt.Sprintf("%s after %s: instance never healthy: %s", pando.HealthCheckTimedOut, startTimeout, lastErr))
+			return hint.reason(fmt.Sprintf("%s after %s: instance never healthy: %s", pando.HealthCheckTimedOut, startTimeout, lastErr)), false
 		case w := <-exited:
 			t.Stop()
-			return r.exitReason(i, w)
+			return r.exitReason(i, w), false
 		case <-ctx.Done():
 			t.Stop()
 			r.stopContainer(i, ctr)
-			return "stopped"
+			return "stopped", false
 		}
 	}
 	r.cellLog(i, "OUT", "Container became healthy")
@@ -364,7 +388,18 @@ func (r *Rep) live(i *instance) string {
 	i.state = pando.ActualRunning
 	i.mu.Unlock()
 	r.reportActual(r.actual(i, pando.ActualRunning))
+	// After the report, off the path to RUNNING: a restarted server
+	// adopts the instance from this record.
+	if err := r.saveRecord(i); err != nil {
+		r.log.Warn("record running instance (a server restart then places it again)", "instance_guid", i.guid, "error", err)
+	}
+	return "", true
+}
 
+// checkLiveness checks a RUNNING instance until it exits, fails a check
+// or is stopped, and returns the crash reason.
+func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) string {
+	hc := i.lrp.HealthCheck
 	var tick <-chan time.Time
 	if hc.Type != pando.HealthCheckProcess {
 		t := time.NewTicker(r.cfg.LivenessInterval)
@@ -427,8 +462,9 @@ func (r *Rep) exitReason(i *instance, w waitResult) string {
 }
 
 // teardown destroys the container, closes the host ports and removes the
-// instance's files and reservation.
+// instance's files, record and reservation.
 func (r *Rep) teardown(i *instance) {
+	r.removeRecord(i)
 	if i.stdout != nil {
 		i.stdout.Flush()
 		i.stderr.Flush()

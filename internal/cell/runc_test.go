@@ -102,9 +102,14 @@ func newRuncCell(t *testing.T, mod func(*Config)) *runcCell {
 	if err := os.WriteFile(script, []byte(fakeLifecycle), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := runc.New(runc.Config{
 		StateDir:        filepath.Join(dir, "state"),
 		LifecycleBinary: script,
+		ShimBinary:      self, // TestMain runs the shim
 		// One parent for all of this package's tests: each test's Cleanup
 		// empties it, and no per-test-dir cgroup is left behind.
 		CgroupParent: "/pando/cell-tests",

@@ -65,6 +65,16 @@ type Spec struct {
 	// copying until the process exits. Nil discards.
 	Stdout io.Writer
 	Stderr io.Writer
+	// Dropped, when set, hears of output lost while nobody read it: a
+	// backend whose containers outlive the server (runc) keeps a bounded
+	// backlog meanwhile and counts what did not fit.
+	Dropped func(lines, bytes uint64)
+}
+
+// Output is where a container's output goes (as Spec's fields).
+type Output struct {
+	Stdout, Stderr io.Writer
+	Dropped        func(lines, bytes uint64)
 }
 
 // User is a process's exact ids inside a container.

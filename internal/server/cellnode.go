@@ -178,7 +178,7 @@ func openCellNode(ctx context.Context, cfg CellConfig, tok cellauth.Token, host 
 			n.close()
 		}
 	}()
-	n.rt, err = openCellRuntime(ctx, plan, log)
+	n.rt, err = openCellRuntime(ctx, plan, log, false)
 	if err != nil {
 		return nil, err
 	}

@@ -87,13 +87,16 @@ type cellRuntime struct {
 	backend       containerBackend
 	images        *imagePuller
 	stagingCaches []cell.StagingCache
-	goSeed        string // "" without a Go toolchain
+	goSeed        string       // "" without a Go toolchain
+	adopter       cell.Adopter // the backend, when the rep adopts (and cleans up)
 	log           *slog.Logger
 }
 
-// openCellRuntime starts the container backend (removing what an earlier
-// run left) and opens the layer cache in the (locked) data dir.
-func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger) (*cellRuntime, error) {
+// openCellRuntime starts the container backend and opens the layer cache
+// in the (locked) data dir. What an earlier run left is removed, unless
+// adopt and the backend can adopt: then the rep adopts its running
+// instances and has the backend remove the rest (cell.Config.Adopter).
+func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger, adopt bool) (*cellRuntime, error) {
 	backend := p.backend
 	if backend == nil {
 		b, err := runc.New(runc.Config{
@@ -106,10 +109,12 @@ func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger) (*cellR
 		}
 		backend = b
 	}
-	if err := backend.Cleanup(ctx); err != nil {
+	r := &cellRuntime{cellPlan: p, backend: backend, log: log}
+	if a, ok := backend.(cell.Adopter); ok && adopt {
+		r.adopter = a
+	} else if err := backend.Cleanup(ctx); err != nil {
 		log.Warn("clean up leftover containers", "err", err)
 	}
-	r := &cellRuntime{cellPlan: p, backend: backend, log: log}
 	goSeed, err := buildpacks.GoCacheSeedDir(ctx, p.cacheDir)
 	if err != nil {
 		log.Warn("no Go build cache seed: first Go stagings compile the standard library", "err", err)
@@ -135,6 +140,7 @@ func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger) (*cellR
 func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 	return cell.Config{
 		Backend:         r.backend,
+		Adopter:         r.adopter,
 		WorkDir:         filepath.Join(r.dataDir, "cell"),
 		StagingCaches:   r.stagingCaches,
 		StagingEnv:      r.stagingEnv,

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/stackprobe"
@@ -25,7 +26,8 @@ type localCell struct {
 
 // openLocalCell opens the cell runtime and registers cell-0 with p's BBS.
 func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform) (*localCell, error) {
-	rt, err := openCellRuntime(ctx, plan, p.log)
+	// Its RUNNING instances outlive a kill -9 of the server: adopted.
+	rt, err := openCellRuntime(ctx, plan, p.log, true)
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +53,17 @@ func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform)
 	}
 	p.board.RegisterCell(rep)
 	return &localCell{rt: rt, rep: rep, runtimes: &stackprobe.Cache{Stacks: maps.Clone(rt.stacks)}}, nil
+}
+
+// adopted is the cell's ID and inventory when it adopted instances of an
+// earlier run (the BBS then awaits it as a joined cell); ok is false
+// otherwise.
+func (c *localCell) adopted() (id string, inv pando.CellInventory, ok bool) {
+	if c == nil {
+		return "", pando.CellInventory{}, false
+	}
+	inv = c.rep.Inventory()
+	return c.rep.ID(), inv, len(inv.Actuals) > 0
 }
 
 // dialHostPort reaches an instance of this cell by its host port; false

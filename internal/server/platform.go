@@ -331,7 +331,7 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	g.Go(func() error { return ignoreCanceled(p.board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, p.blobs, cfg.ResourceCacheMaxBytes, log); return nil })
 	local.start(gctx, g)
-	p.restore(ctx, g, gctx, emitter)
+	p.restore(ctx, g, gctx, emitter, local)
 
 	// Long polls and log streams end when the server stops.
 	p.systemAPI = apiHandler(systemHandler(gctx, p.api, cfg.SystemDomain), cfg.APITimeouts)
@@ -375,14 +375,22 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 // running across a restart: the BBS waits (a presence TTL at most) for
 // those it knew to report what they run, adopts their instances and the
 // stagings and tasks they still run, and only then places what is missing
-// and fails what nobody claimed.
-func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.Context, emitter *routeEmitter) {
+// and fails what nobody claimed. So does the local cell when it adopted
+// its RUNNING instances (cell.Config.Adopter).
+func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.Context, emitter *routeEmitter, local *localCell) {
 	cfg, log := p.cfg, p.log
+	localID, _, adopted := local.adopted()
+	var known []string
 	if p.cells != nil {
-		known, err := readKnownCells(cfg.DataDir)
-		if err != nil {
+		var err error
+		if known, err = readKnownCells(cfg.DataDir); err != nil {
 			log.Warn("joined cells of the previous run unknown: their instances are placed afresh", "err", err)
 		}
+	}
+	if adopted {
+		known = append(known, localID)
+	}
+	if len(known) > 0 {
 		inFlight, err := p.api.InFlight(ctx)
 		if err != nil {
 			log.Warn("in-flight builds and tasks unknown: they fail", "err", err)
@@ -391,6 +399,13 @@ func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.
 	}
 	if err := p.api.RestoreApps(ctx); err != nil {
 		log.Error("restore apps", "err", err)
+	}
+	if adopted {
+		// Its inventory now: an instance may have ended meanwhile.
+		_, inv, _ := local.adopted()
+		if err := p.board.CellSynced(ctx, localID, inv); err != nil {
+			log.Error("adopt the local cell's instances", "err", err)
+		}
 	}
 	g.Go(func() error {
 		if p.board.WaitAdopted(gctx) != nil {

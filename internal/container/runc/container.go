@@ -7,21 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/pandoplatform/pando/internal/container"
 )
 
-// Container is one runc container. Its `runc run` child lives as long as
-// the container's process; the runc state and cgroup stay (runc run
-// --keep) until Destroy, so the OOM counter can be read after the exit.
+// Container is one runc container. Its shim's `runc run` child lives as
+// long as the container's process; the runc state and cgroup stay (runc
+// run --keep) until Destroy, so the OOM counter can be read after the
+// exit.
 type Container struct {
 	b      *Backend
 	id     string
@@ -36,15 +37,18 @@ type Container struct {
 	// rwMounts are the caller's writable bind mounts (e.g. the instance's
 	// /home/vcap): what the app writes there counts as its disk use.
 	rwMounts []string
-	owned    bool // the bundle is ours to remove (not a leftover)
-	cmd      *exec.Cmd
+	owned    bool      // the bundle is ours to remove (not a leftover)
+	cmd      *exec.Cmd // the shim, when this Backend started it
+	shimPid  int       // the shim of an adopted container
+	started  bool      // follow runs: done closes when the process ends
+	conn     net.Conn  // to the shim; follow reads it
 	nsMu     sync.Mutex
 	// sockets makes sockets in the container's network namespace (its
 	// thread holds the namespace, so Dial never depends on the pid again).
 	sockets *socketMaker
 	pid     int // the container's init, as runc reported it
 
-	done   chan struct{} // closed when runc run has exited
+	done   chan struct{} // closed when runc run has exited (or its shim is gone)
 	status container.ExitStatus
 
 	destroyMu sync.Mutex
@@ -123,27 +127,27 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 	}
 
 	pidFile := d.path("init.pid")
+	if err := writeState(d.dir, containerState{LeaseBase: lease.base, CgPath: c.cgPath, Limit: c.limit,
+		Volume: c.volume, RWMounts: c.rwMounts, Overlay: d.overlay}); err != nil {
+		return fmt.Errorf("container %s: %w", c.id, err)
+	}
 	runcStarted := time.Now()
 	c.b.sealedMu.RLock()
-	cmd := c.b.runCommand([]string{fmt.Sprintf("--nofile=%d:%d", maxOpenFiles, maxOpenFiles)},
+	runcCmd := c.b.runCommand([]string{fmt.Sprintf("--nofile=%d:%d", maxOpenFiles, maxOpenFiles)},
 		"--root", c.b.root, "--log", d.path("runc.log"), "--log-format", "json",
 		"run", "--bundle", d.dir, "--pid-file", pidFile, "--keep", c.id)
-	cmd.Stdout, cmd.Stderr = spec.Stdout, spec.Stderr
-	// Own process group: a terminal's ^C to the server must not reach apps.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// If something in the container kept the output pipes open past the
-	// exit, do not let Wait hang on the copy.
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Start() // the child has its own descriptor of runc's copy now
-	c.b.sealedMu.RUnlock()
+	// The shim runs runc and relays the output (shim.go).
+	shim, conn, err := c.b.startShim(c.id, d, runcCmd)
+	c.b.sealedMu.RUnlock() // the shim has its own descriptor of runc's copy now
 	if err != nil {
 		close(c.done)
-		return fmt.Errorf("container %s: start runc: %w", c.id, err)
+		return fmt.Errorf("container %s: %w", c.id, err)
 	}
-	c.cmd = cmd
-	go c.wait()
+	c.cmd, c.started, c.conn = shim, true, conn
+	go c.follow(conn, container.Output{Stdout: spec.Stdout, Stderr: spec.Stderr, Dropped: spec.Dropped})
 
 	pid, err := c.awaitPid(ctx, pidFile)
+	c.b.refillSpare() // for the next container
 	if err != nil {
 		return err
 	}
@@ -218,38 +222,6 @@ func (c *Container) runcError() string {
 	return msg
 }
 
-// wait reaps runc run and records how the process ended.
-func (c *Container) wait() {
-	err := c.cmd.Wait()
-	st := container.ExitStatus{}
-	ps := c.cmd.ProcessState
-	switch {
-	case ps == nil:
-		st.Code = -1
-		c.b.log.Error("wait for runc", "container_id", c.id, "error", err)
-	case ps.Exited():
-		// runc exits 128+n when the process died of signal n.
-		st.Code = ps.ExitCode()
-		st.Signaled = st.Code > 128 && st.Code < 128+65
-	default:
-		// runc itself was killed; the process went with it or will be
-		// killed by Destroy.
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			st.Code = 128 + int(ws.Signal())
-		} else {
-			st.Code = -1
-		}
-		st.Signaled = true
-	}
-	if st.Code == 128+int(syscall.SIGKILL) {
-		if n, err := c.b.cg.oomKills(c.cgPath); err == nil && n > 0 {
-			st.OOMKilled = true
-		}
-	}
-	c.status = st
-	close(c.done)
-}
-
 // Wait blocks until the container's process exits or ctx ends.
 func (c *Container) Wait(ctx context.Context) (container.ExitStatus, error) {
 	select {
@@ -317,7 +289,7 @@ func (c *Container) kill(ctx context.Context) error {
 		c.b.log.Warn("send SIGKILL with runc; killing through the cgroup", "container_id", c.id, "error", err)
 		if n, cgErr := c.b.cg.killAll(c.cgPath); cgErr != nil || n == 0 {
 			c.b.log.Warn("kill through cgroup", "container_id", c.id, "killed", n, "error", cgErr)
-			_ = c.cmd.Process.Kill()
+			c.killShim()
 		}
 	}
 	select {
@@ -347,7 +319,7 @@ func (c *Container) destroyOnce(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	if c.cmd != nil && !c.exited() {
+	if c.started && !c.exited() {
 		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := c.kill(kctx); err != nil {
 			errs = append(errs, err)
@@ -366,6 +338,7 @@ func (c *Container) destroyOnce(ctx context.Context) error {
 	}
 	c.nsMu.Unlock()
 	if c.owned {
+		_ = os.Remove(c.b.shimSocket(c.id))
 		if err := removeBundle(c.rootfs); err != nil {
 			errs = append(errs, err)
 		}

@@ -1,8 +1,10 @@
 // Package runc runs containers as OCI bundles with the runc binary: it lays
 // out a bundle per container (the "host" stack or an overlayfs over an image
 // rootfs, generated /etc files, a private /home/vcap and /tmp), starts
-// `runc run` as a child so runc's exit is the process's exit, and reads
-// cgroup files for stats and OOM kills. It implements container.Backend.
+// `runc run` under a shim that outlives the server (so runc's exit is the
+// process's exit, and a restarted server can adopt the container), and
+// reads cgroup files for stats and OOM kills. It implements
+// container.Backend.
 package runc
 
 import (
@@ -17,10 +19,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container"
@@ -61,6 +66,9 @@ type Config struct {
 	// StartTimeout bounds how long Run waits for runc to report the
 	// container's process; default 30s (Run's ctx can end it sooner).
 	StartTimeout time.Duration
+	// ShimBinary is the pando binary run as each container's shim
+	// (`pando container-shim`, see shim.go); default LifecycleBinary.
+	ShimBinary string
 	// RuncFromPath runs `runc run` from RuncPath, as runc is installed.
 	// By default the backend keeps one sealed in-memory copy of runc and
 	// runs it from there (see sealedBinary): runc then skips protecting
@@ -90,6 +98,8 @@ type Backend struct {
 	lifecycle    string
 	cgroupParent string
 	rootfsDir    string // <RunDir>/rootfs/<hash of StateDir>: rootfs mount points
+	shimDir      string // <RunDir>/shims/<hash of StateDir>: the shims' sockets
+	shim         string // the shim binary
 	stateDir     string
 	ids          *idAllocator
 	unshare      string
@@ -104,6 +114,12 @@ type Backend struct {
 	// own descriptor of the copy, Close (write) to close it.
 	sealedMu sync.RWMutex
 	sealed   *sealedBinary // nil: runc runs from its path
+
+	// spare is a shim started ahead of the next container (adopt.go).
+	spareMu       sync.Mutex
+	spare         *spareShim
+	spareStarting bool
+	spareClosed   bool
 
 	mu        sync.Mutex
 	live      map[string]*Container
@@ -206,6 +222,18 @@ func New(cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("runc backend: %w", err)
 		}
 	}
+	// Root's alone: a shim's socket hands out the container's output.
+	shimDir := filepath.Join(runDir, "shims", stateHash)
+	if err := os.MkdirAll(shimDir, 0o700); err != nil {
+		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	shim := cfg.ShimBinary
+	if shim == "" {
+		shim = lifecycle
+	}
+	if shim, err = filepath.Abs(shim); err != nil {
+		return nil, fmt.Errorf("runc backend: shim binary: %w", err)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -217,6 +245,8 @@ func New(cfg Config) (*Backend, error) {
 		lifecycle:    lifecycle,
 		cgroupParent: parent,
 		rootfsDir:    rootfsDir,
+		shimDir:      shimDir,
+		shim:         shim,
 		stateDir:     stateDir,
 		ids:          ids,
 		unshare:      unshare,
@@ -238,6 +268,7 @@ func New(cfg Config) (*Backend, error) {
 	if !cfg.RuncFromPath {
 		b.sealed = sealRunc(runcPath, log)
 	}
+	closeInheritedOnExec(log)
 	for _, d := range []string{stateDir, b.root, b.bundles, b.volumes} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("runc backend: %w", err)
@@ -247,6 +278,27 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("runc backend: %w", err)
 	}
 	return b, nil
+}
+
+// closeInheritedOnExec marks the descriptors this process inherited
+// without close-on-exec (Go opens its own with it) so that no child gets
+// them: a shim lives as long as its container, and would otherwise hold,
+// say, the pipe a parent reads this process's output from.
+func closeInheritedOnExec(log *slog.Logger) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		log.Warn("list open descriptors: inherited ones may leak into containers' shims", "error", err)
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, flags|unix.FD_CLOEXEC)
+		}
+	}
 }
 
 // findMkfs looks for mkfs.ext4 on PATH and in the sbin directories a
@@ -411,6 +463,7 @@ func (b *Backend) retryDestroy(c *Container) {
 func (b *Backend) Close() {
 	b.closeOnce.Do(func() { close(b.closing) })
 	b.discardPrepared()
+	b.closeSpare()
 	b.retries.Wait()
 	b.sealedMu.Lock()
 	defer b.sealedMu.Unlock()
@@ -470,14 +523,21 @@ func (b *Backend) command(ctx context.Context, args ...string) ([]byte, error) {
 }
 
 // Cleanup removes what a previous run left behind: runc containers under
-// StateDir, overlay mounts, bundles, rootfs mount points, volumes (their
-// mounts, loop devices and images) and empty cgroups. Call it at start-up,
-// before Run; containers it finds are killed. Volumes of this Backend not
-// yet released are kept. Host id blocks need nothing more: a block whose
-// holder died is reused once no process runs with its ids (see
-// idAllocator).
+// StateDir, overlay mounts, bundles, rootfs mount points, shim sockets,
+// volumes (their mounts, loop devices and images) and empty cgroups. Call
+// it at start-up, before Run, after adopting (Adopt, AdoptVolume) what is
+// to be kept: containers not adopted are killed. Volumes and containers of
+// this Backend not yet released are kept. Host id blocks need nothing
+// more: a block whose holder died is reused once no process runs with its
+// ids (see idAllocator).
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
+	b.mu.Lock()
+	live := map[string]bool{}
+	for id := range b.live {
+		live[id] = true
+	}
+	b.mu.Unlock()
 	out, err := b.command(ctx, "list", "--format", "json")
 	if err != nil {
 		errs = append(errs, err)
@@ -503,7 +563,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		}
 	}
 	for id := range ids {
-		if !validID(id) {
+		if !validID(id) || live[id] {
 			continue
 		}
 		b.log.Info("removing leftover container", "container_id", id)
@@ -513,15 +573,9 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		}
 		_ = os.RemoveAll(filepath.Join(b.root, id))
 	}
-	if err := unmountUnder(b.bundles); err != nil {
-		errs = append(errs, err)
-	}
-	if err := unmountUnder(b.rootfsDir); err != nil {
-		errs = append(errs, err)
-	}
 	if ents, err := os.ReadDir(b.rootfsDir); err == nil {
 		for _, e := range ents {
-			if e.Name() == stateDirMarker {
+			if e.Name() == stateDirMarker || live[e.Name()] {
 				continue
 			}
 			if err := removeBundle(filepath.Join(b.rootfsDir, e.Name())); err != nil {
@@ -533,12 +587,28 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	}
 	if ents, err := os.ReadDir(b.bundles); err == nil {
 		for _, e := range ents {
+			if live[e.Name()] {
+				continue
+			}
 			if err := removeBundle(filepath.Join(b.bundles, e.Name())); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	} else {
 		errs = append(errs, fmt.Errorf("read bundles: %w", err))
+	}
+	liveSockets := map[string]bool{}
+	for id := range live {
+		liveSockets[b.shimSocket(id)] = true
+	}
+	if ents, err := os.ReadDir(b.shimDir); err == nil {
+		for _, e := range ents {
+			// A leftover container's shim exits once it has nobody to
+			// tell the end to (shimLinger).
+			if p := filepath.Join(b.shimDir, e.Name()); !liveSockets[p] {
+				_ = os.Remove(p)
+			}
+		}
 	}
 	if err := b.cleanupVolumes(); err != nil {
 		errs = append(errs, err)

@@ -569,6 +569,9 @@ func TestDial_costsOneFdAndNoThreadPerConnection(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Destroy(context.Background()) })
 	waitDialable(t, c, 8080)
+	// The spare shim started after the container's start holds fds
+	// while it starts: count once it has.
+	waitSpareSettled(t, b)
 
 	const n = 300
 	fds0, threads0 := countFds(t), countThreads(t)
@@ -604,6 +607,24 @@ func TestDial_costsOneFdAndNoThreadPerConnection(t *testing.T) {
 	}
 	if fds2 := countFds(t); fds2 > fds0+2 {
 		t.Errorf("after closing, %d fds open, %d before", fds2, fds0)
+	}
+}
+
+// waitSpareSettled waits until b's spare shim has started (or failed to).
+func waitSpareSettled(t *testing.T, b *Backend) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.spareMu.Lock()
+		settled := !b.spareStarting
+		b.spareMu.Unlock()
+		if settled {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the spare shim did not start within 10s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, with a deadline
 	}
 }
 

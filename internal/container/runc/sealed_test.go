@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,8 @@ func TestRun_runcRunsFromTheSealedCopyWhichContainersCannotReach(t *testing.T) {
 	defer c.Destroy(ctx)
 	rc := c.(*Container)
 	// prlimit exec'd runc in the same process.
-	exe, err := os.Open(fmt.Sprintf("/proc/%d/exe", rc.cmd.Process.Pid))
+	runcPid := runcRunPid(t, rc)
+	exe, err := os.Open(fmt.Sprintf("/proc/%d/exe", runcPid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +113,7 @@ func TestRun_runcRunsFromTheSealedCopyWhichContainersCannotReach(t *testing.T) {
 	if seals, err := unix.FcntlInt(exe.Fd(), unix.F_GET_SEALS, 0); err != nil || seals != runcSeals {
 		t.Fatalf("runc run's executable has seals %#x (%v), want %#x: runc would copy itself again", seals, err, runcSeals)
 	}
-	if w, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", rc.cmd.Process.Pid), os.O_WRONLY, 0); err == nil {
+	if w, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", runcPid), os.O_WRONLY, 0); err == nil {
 		_, werr := w.WriteAt([]byte("evil"), 0)
 		w.Close()
 		if werr == nil {
@@ -151,10 +153,30 @@ func TestRun_runcFromPathWhenAsked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Destroy(ctx)
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.(*Container).cmd.Process.Pid))
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", runcRunPid(t, c.(*Container))))
 	if want, _ := filepath.EvalSymlinks(runcPath); err != nil || exe != want {
 		t.Fatalf("runc run runs %q (%v), want %s", exe, err, want)
 	}
+}
+
+// runcRunPid is the pid of the container's `runc run`: its shim's child.
+func runcRunPid(t *testing.T, c *Container) int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", c.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range tasks {
+		data, _ := os.ReadFile(f)
+		if fs := strings.Fields(string(data)); len(fs) > 0 {
+			pid, err := strconv.Atoi(fs[0])
+			if err == nil {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("the shim (pid %d) has no child", c.cmd.Process.Pid)
+	return 0
 }
 
 // BenchmarkRun_toPid measures Run (layout, user namespace, runc run until

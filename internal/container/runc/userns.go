@@ -156,6 +156,34 @@ func (l *idLease) release() error {
 	return nil
 }
 
+// reacquire takes the block at base again for owner, whose earlier
+// holder (a killed server) left it with the container still running: the
+// lease file must name owner and be free of locks.
+func (a *idAllocator) reacquire(base uint32, owner string) (*idLease, error) {
+	if base < a.base || (base-a.base)%idBlockSize != 0 || int((base-a.base)/idBlockSize) >= a.blocks {
+		return nil, fmt.Errorf("host id base %d is outside this backend's range", base)
+	}
+	f, err := os.OpenFile(filepath.Join(a.dir, strconv.FormatUint(uint64(base), 10)), os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("host id lease %d: %w", base, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("host id lease %d: held by another process: %w", base, err)
+	}
+	buf := make([]byte, len(owner)+2)
+	n, _ := f.ReadAt(buf, 0)
+	if string(buf[:n]) != owner+"\n" {
+		f.Close()
+		return nil, fmt.Errorf("host id lease %d names another holder", base)
+	}
+	return &idLease{base: base, f: f}, nil
+}
+
+// drop lets go of the lease without freeing the block: its container may
+// still run (the lease file keeps naming it until release).
+func (l *idLease) drop() { l.f.Close() }
+
 // idsInUse reports whether a host process has a uid or gid in [lo, hi].
 func idsInUse(lo, hi uint32) bool { return hostIDsInUse().any(lo, hi) }
 

@@ -90,8 +90,7 @@ func (b *Backend) Volume(ctx context.Context, dir string, bytes int64) (containe
 		return nil, errors.New("disk quota volumes need mkfs.ext4: install e2fsprogs")
 	}
 	dir = filepath.Clean(dir)
-	sum := sha256.Sum256([]byte(dir))
-	v := &volume{b: b, dir: dir, image: filepath.Join(b.volumes, hex.EncodeToString(sum[:12])+".img")}
+	v := &volume{b: b, dir: dir, image: b.volumeImage(dir)}
 	b.mu.Lock()
 	if b.vols[dir] != nil {
 		b.mu.Unlock()
@@ -104,6 +103,12 @@ func (b *Backend) Volume(ctx context.Context, dir string, bytes int64) (containe
 		return nil, fmt.Errorf("create volume %s (%d MB): %w", dir, bytes>>20, err)
 	}
 	return v, nil
+}
+
+// volumeImage is the image file of the volume on dir.
+func (b *Backend) volumeImage(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return filepath.Join(b.volumes, hex.EncodeToString(sum[:12])+".img")
 }
 
 func (v *volume) create(ctx context.Context, bytes int64) (err error) {

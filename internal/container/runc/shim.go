@@ -1,0 +1,510 @@
+package runc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every container runs under a shim: a small process (`pando
+// container-shim`, started by the backend in a session of its own) that is
+// the parent of `runc run`, reads the container's stdout and stderr, and
+// outlives the server. The server reads the output and the exit status
+// from the shim over a unix socket; when the server dies, the shim keeps
+// reading (the app never blocks on a pipe nobody drains, nor dies of
+// SIGPIPE), holds a bounded backlog, counts what it drops beyond it, and
+// hands all of it to the next server that connects. So a container can be
+// adopted by a restarted server (Backend.Adopt) with its output and exit
+// status intact.
+//
+// After the job (see shimConnFD), the protocol is frames from the shim,
+// nothing back: a type byte, a big-endian uint32 length, the payload.
+const (
+	frameStdout  = 'o'
+	frameStderr  = 'e'
+	frameDropped = 'd' // 16 bytes: lines and bytes dropped since the last one
+	frameExit    = 'x' // JSON shimStatus: the last frame
+	frameHeader  = 5
+	maxFrame     = 1 << 20
+)
+
+// ShimCommand is the pando subcommand that runs a shim (ShimMain).
+const ShimCommand = "container-shim"
+
+// shimConnFD is the shim's one inherited descriptor: its end of the first
+// server's connection. The server sends the job on it (shimJob, with the
+// listener later servers connect to and runc's own extra files as
+// SCM_RIGHTS); from then on the shim only writes frames. A shim is
+// started before it has a job (Backend keeps a spare one ready), so the
+// exec of the pando binary is off a container start's path.
+const shimConnFD = 3
+
+// shimJob is what a shim runs: the command (runc run, through prlimit)
+// and where it writes the exit status.
+type shimJob struct {
+	Status string   `json:"status"`
+	Path   string   `json:"path"`
+	Args   []string `json:"args"`
+}
+
+// Bounds of a job message.
+const (
+	maxJobBytes = 64 << 10
+	maxJobFiles = 16
+)
+
+const (
+	// shimBacklog bounds the output a shim holds while nobody reads.
+	shimBacklog = 512 << 10
+	// shimLinger is how long a shim whose container has exited waits for
+	// a server to collect its last output and exit status.
+	shimLinger = 30 * time.Second
+	// shimReadChunk is what one read of a pipe takes at most.
+	shimReadChunk = 32 << 10
+)
+
+// shimStatus is how `runc run` ended, as the shim saw it.
+type shimStatus struct {
+	Code     int  `json:"code"`
+	Signaled bool `json:"signaled"`
+}
+
+// ShimMain runs a shim (`pando container-shim`, no arguments): it waits
+// for its job, runs it, relays its output and reports its end. It returns
+// the process's exit code.
+func ShimMain(args []string) int {
+	// The shim lives in a session of its own; nothing but SIGKILL ends it.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGQUIT)
+	if len(args) != 0 {
+		fmt.Fprintln(os.Stderr, "container-shim: takes no arguments (the backend sends its job)")
+		return 2
+	}
+	cf := os.NewFile(shimConnFD, "shim-conn")
+	c, err := net.FileConn(cf)
+	cf.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "container-shim: connection: %v\n", err)
+		return 1
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		fmt.Fprintln(os.Stderr, "container-shim: fd 3 is not a unix socket")
+		return 2
+	}
+	// While it waits for a job: the runtime's one-time check of pidfd
+	// support forks a probe child at the first process start; do it now,
+	// not on the container's start.
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
+	}
+	job, ln, extras, err := readJob(conn)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0 // a spare the server no longer needs
+		}
+		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
+		return 1
+	}
+	if err := runShim(conn, job, ln, extras); err != nil {
+		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// readJob reads the job message and the descriptors it carries: the
+// listener, then runc's extra files.
+func readJob(conn *net.UnixConn) (shimJob, net.Listener, []*os.File, error) {
+	buf := make([]byte, maxJobBytes)
+	oob := make([]byte, unix.CmsgSpace(4*maxJobFiles))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return shimJob{}, nil, nil, fmt.Errorf("read job: %w", err)
+	}
+	if n == 0 {
+		return shimJob{}, nil, nil, io.EOF
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return shimJob{}, nil, nil, fmt.Errorf("read job: %w", err)
+		}
+		for _, m := range msgs {
+			got, err := unix.ParseUnixRights(&m)
+			if err != nil {
+				return shimJob{}, nil, nil, fmt.Errorf("read job: %w", err)
+			}
+			fds = append(fds, got...)
+		}
+	}
+	for _, fd := range fds {
+		syscall.CloseOnExec(fd) // passed on by ExtraFiles only
+	}
+	var job shimJob
+	if err := json.Unmarshal(buf[:n], &job); err != nil || job.Status == "" || job.Path == "" || len(job.Args) == 0 || len(fds) == 0 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return shimJob{}, nil, nil, fmt.Errorf("bad job (%d descriptors): %v", len(fds), err)
+	}
+	lf := os.NewFile(uintptr(fds[0]), "shim-listener")
+	ln, err := net.FileListener(lf)
+	lf.Close()
+	if err != nil {
+		return shimJob{}, nil, nil, fmt.Errorf("listener: %w", err)
+	}
+	var extras []*os.File
+	for i, fd := range fds[1:] {
+		extras = append(extras, os.NewFile(uintptr(fd), "extra-"+strconv.Itoa(i)))
+	}
+	return job, ln, extras, nil
+}
+
+func runShim(conn net.Conn, job shimJob, ln net.Listener, extras []*os.File) error {
+	statusFile, path, argv := job.Status, job.Path, job.Args
+	r := newRelay(shimBacklog)
+	r.attach(conn)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.attach(c)
+		}
+	}()
+
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdout: outW, Stderr: errW, ExtraFiles: extras,
+		// Its own process group, as before the shim: runc's signals
+		// reach the container only.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true}}
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	for _, f := range extras {
+		f.Close()
+	}
+	if err != nil {
+		st := shimStatus{Code: -1}
+		_ = writeShimStatus(statusFile, st)
+		r.finish(st)
+		return fmt.Errorf("start %s: %w", path, err)
+	}
+	var pumps sync.WaitGroup
+	pumps.Add(2)
+	go func() { defer pumps.Done(); r.pump(outR, frameStdout) }()
+	go func() { defer pumps.Done(); r.pump(errR, frameStderr) }()
+	werr := cmd.Wait()
+	st := runcStatus(cmd.ProcessState, werr)
+	// Processes left in the container die with its init; a descendant
+	// that escaped with the pipes open must not keep the shim forever.
+	pumped := make(chan struct{})
+	go func() { pumps.Wait(); close(pumped) }()
+	select {
+	case <-pumped:
+	case <-time.After(5 * time.Second):
+		outR.Close()
+		errR.Close()
+		<-pumped
+	}
+	if err := writeShimStatus(statusFile, st); err != nil {
+		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
+	}
+	r.finish(st)
+	// Wait for a server to take the exit, unless the bundle is gone (the
+	// container was removed: nobody will adopt it).
+	bundle := filepath.Dir(statusFile)
+	linger := time.NewTimer(shimLinger)
+	defer linger.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-r.delivered:
+			waiting = false
+		case <-linger.C:
+			fmt.Fprintf(os.Stderr, "container-shim: no server took the exit status (%+v) within %s\n", st, shimLinger)
+			waiting = false
+		case <-tick.C:
+			if _, err := os.Stat(bundle); errors.Is(err, os.ErrNotExist) {
+				waiting = false
+			}
+		}
+	}
+	ln.Close()
+	return nil
+}
+
+// runcStatus turns how `runc run` ended into the container's status: runc
+// exits 128+n when the process died of signal n.
+func runcStatus(ps *os.ProcessState, err error) shimStatus {
+	switch {
+	case ps == nil:
+		return shimStatus{Code: -1}
+	case ps.Exited():
+		code := ps.ExitCode()
+		return shimStatus{Code: code, Signaled: code > 128 && code < 128+65}
+	}
+	// runc itself was killed; the process went with it or is killed by
+	// Destroy.
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return shimStatus{Code: 128 + int(ws.Signal()), Signaled: true}
+	}
+	return shimStatus{Code: -1, Signaled: true}
+}
+
+// writeShimStatus writes the status file atomically.
+func writeShimStatus(path string, st shimStatus) error {
+	data, _ := json.Marshal(st)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write exit status: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write exit status: %w", err)
+	}
+	return nil
+}
+
+// readShimStatus reads a status file the shim wrote.
+func readShimStatus(path string) (shimStatus, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return shimStatus{}, err
+	}
+	var st shimStatus
+	if err := json.Unmarshal(data, &st); err != nil {
+		return shimStatus{}, fmt.Errorf("exit status %s: %w", filepath.Base(path), err)
+	}
+	return st, nil
+}
+
+// relay moves the output of a shim's pipes to whichever server is
+// connected. While one is, a full backlog makes the pipes wait (the
+// server paces its reading; the app blocks as on a plain pipe); while none
+// is, output past the backlog is dropped and counted, and the count goes
+// to the next server as a frameDropped.
+type relay struct {
+	max       int
+	delivered chan struct{} // closed once a server has the exit frame
+
+	mu           sync.Mutex
+	cond         *sync.Cond
+	conn         net.Conn // the current server; nil when none
+	q            [][]byte // encoded frames not yet written
+	qBytes       int
+	droppedLines uint64
+	droppedBytes uint64
+	exit         []byte // the exit frame, once the container has exited
+	closed       bool   // delivered is closed
+}
+
+func newRelay(max int) *relay {
+	r := &relay{max: max, delivered: make(chan struct{})}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+// attach makes c the connection output goes to, replacing any other.
+func (r *relay) attach(c net.Conn) {
+	r.mu.Lock()
+	old := r.conn
+	r.conn = c
+	r.cond.Broadcast()
+	r.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	go r.serve(c)
+}
+
+// pump reads one pipe until its end.
+func (r *relay) pump(f *os.File, typ byte) {
+	defer f.Close()
+	buf := make([]byte, shimReadChunk)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			r.push(typ, buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// push queues data, waiting for room while a server reads, dropping it
+// (counted) when none does.
+func (r *relay) push(typ byte, data []byte) {
+	size := frameHeader + len(data)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.conn != nil && r.qBytes > 0 && r.qBytes+size > r.max {
+		r.cond.Wait()
+	}
+	if r.qBytes > 0 && r.qBytes+size > r.max {
+		r.droppedLines += uint64(countLines(data))
+		r.droppedBytes += uint64(len(data))
+		return
+	}
+	r.q = append(r.q, encodeFrame(typ, data))
+	r.qBytes += size
+	r.cond.Broadcast()
+}
+
+// countLines counts the lines data holds or begins (at least one).
+func countLines(data []byte) int {
+	n := 0
+	for _, b := range data {
+		if b == '\n' {
+			n++
+		}
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
+// finish queues the exit frame: no output comes after it.
+func (r *relay) finish(st shimStatus) {
+	payload, _ := json.Marshal(st)
+	r.mu.Lock()
+	r.exit = encodeFrame(frameExit, payload)
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// serve writes queued frames to c until c fails or is replaced, or the
+// exit frame has gone out.
+func (r *relay) serve(c net.Conn) {
+	for {
+		r.mu.Lock()
+		for r.conn == c && len(r.q) == 0 && r.droppedBytes == 0 && (r.exit == nil || r.closed) {
+			r.cond.Wait()
+		}
+		if r.conn != c || r.closed {
+			r.mu.Unlock()
+			return
+		}
+		batch := r.q
+		r.q, r.qBytes = nil, 0
+		if r.droppedBytes > 0 {
+			var p [16]byte
+			putUint64(p[:8], r.droppedLines)
+			putUint64(p[8:], r.droppedBytes)
+			batch = append(batch, encodeFrame(frameDropped, p[:]))
+			r.droppedLines, r.droppedBytes = 0, 0
+		}
+		final := r.exit != nil
+		if final {
+			batch = append(batch, r.exit)
+		}
+		r.cond.Broadcast() // room for the pumps
+		r.mu.Unlock()
+
+		bufs := net.Buffers(append([][]byte(nil), batch...))
+		if _, err := bufs.WriteTo(c); err != nil {
+			r.detach(c, batch)
+			return
+		}
+		if final {
+			r.awaitClose(c)
+			return
+		}
+	}
+}
+
+// detach drops a failed connection; its unwritten frames (all of the
+// batch: how much the server read is unknown) are queued again, first.
+// The exit frame stays in r.exit for the next server.
+func (r *relay) detach(c net.Conn, batch [][]byte) {
+	c.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == c {
+		r.conn = nil
+	}
+	kept := make([][]byte, 0, len(batch)+len(r.q))
+	for _, f := range batch {
+		switch f[0] {
+		case frameExit:
+		case frameDropped:
+			r.droppedLines += getUint64(f[frameHeader : frameHeader+8])
+			r.droppedBytes += getUint64(f[frameHeader+8:])
+		default:
+			kept = append(kept, f)
+			r.qBytes += len(f)
+		}
+	}
+	r.q = append(kept, r.q...)
+	r.cond.Broadcast()
+}
+
+// awaitClose waits (bounded) for the server to close c after the exit
+// frame, so that it has read everything, then marks the output delivered.
+func (r *relay) awaitClose(c net.Conn) {
+	if uc, ok := c.(*net.UnixConn); ok {
+		_ = uc.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	_, err := c.Read(b[:])
+	c.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn == c {
+		r.conn = nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || r.closed {
+		return // the server did not confirm; a later one may connect
+	}
+	r.closed = true
+	close(r.delivered)
+	r.cond.Broadcast()
+}
+
+func encodeFrame(typ byte, payload []byte) []byte {
+	f := make([]byte, frameHeader+len(payload))
+	f[0] = typ
+	n := uint32(len(payload))
+	f[1], f[2], f[3], f[4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	copy(f[frameHeader:], payload)
+	return f
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+}
+
+func getUint64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b[:8] {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
