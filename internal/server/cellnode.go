@@ -332,8 +332,9 @@ type stateReader interface {
 
 // evacuate asks the server to drain the cell and waits (up to timeout)
 // until the server has stopped every instance here, each once its
-// replacement was RUNNING elsewhere. Presence keeps being renewed
-// meanwhile. If the server cannot be asked, the cell stops at once.
+// replacement was RUNNING elsewhere, or after a short grace when no other
+// cell can take it. Presence keeps being renewed meanwhile. If the server
+// cannot be asked, the cell stops at once.
 func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateReader, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -354,7 +355,8 @@ func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateR
 			n += c
 		}
 		if err == nil && n == 0 {
-			log.Info("evacuation done: every instance runs elsewhere", "took", time.Since(start).Round(time.Millisecond))
+			log.Info("evacuation done: no instance left here (each runs elsewhere, or waits UNCLAIMED on the server when no other cell could take it)",
+				"took", time.Since(start).Round(time.Millisecond))
 			return
 		}
 		select {
