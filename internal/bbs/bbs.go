@@ -129,6 +129,9 @@ type cellEntry struct {
 	// expires is the presence deadline of a heartbeating cell; zero means
 	// the cell does not expire.
 	expires time.Time
+	// stranded are the cell's instances stopped while it drained because
+	// no other cell could take them, until TakeStranded reads them.
+	stranded []pando.ActualLRP
 }
 
 // stopOp is a StopLRP call to make once the lock is released.

@@ -111,12 +111,30 @@ func (b *BBS) strandEvacueesLocked(rec actualRecord, appGUID string) {
 		if !ok {
 			continue
 		}
+		gone := cloneActual(ev.ActualLRP)
+		gone.PlacementError = rec.PlacementError
+		e.stranded = append(e.stranded, gone)
 		b.laterStops = append(b.laterStops, laterStop{
 			stopOp: stopOp{cell: e.cell, processGUID: ev.ProcessGUID, instanceGUID: ev.InstanceGUID},
 			at:     b.now().Add(b.cfg.StrandedStopGrace),
 		})
 		b.wake() // Run arms the stop's timer
 	}
+}
+
+// TakeStranded returns, and forgets, the instances of a draining cell that
+// are stopped because no other cell could take them (PlacementError says
+// why), for the cell to be told.
+func (b *BBS) TakeStranded(id string) []pando.ActualLRP {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.cells[id]
+	if !ok {
+		return nil
+	}
+	s := e.stranded
+	e.stranded = nil
+	return s
 }
 
 // nextLaterStop is when the earliest held-back stop is due.

@@ -322,7 +322,7 @@ const evacuationTimeout = 10 * time.Minute
 
 // drainer is the server side of an evacuation.
 type drainer interface {
-	Drain(ctx context.Context) error
+	Drain(ctx context.Context) (cellapi.DrainAnswer, error)
 }
 
 // stateReader is the cell's own view of its instances.
@@ -339,11 +339,15 @@ func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateR
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dctx, cancelDrain := context.WithTimeout(ctx, 30*time.Second)
-	err := server.Drain(dctx)
+	answer, err := server.Drain(dctx)
 	cancelDrain()
 	if err != nil {
 		log.Warn("evacuation not possible, stopping the instances now", "err", err)
 		return
+	}
+	for _, a := range answer.Stopping {
+		log.Warn("no other cell can take the instance: the server stops it after its requests in flight",
+			"process_guid", a.ProcessGUID, "instance_index", a.Index, "instance_guid", a.InstanceGUID, "reason", a.PlacementError)
 	}
 	start := time.Now()
 	tick := time.NewTicker(200 * time.Millisecond)

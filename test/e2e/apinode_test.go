@@ -50,6 +50,9 @@ func TestAPINode_runsAppsOnAJoinedCellOnly(t *testing.T) {
 		t.Fatalf("stop the cell: %v\n%s", err, c.logTail(maxLogShown))
 	}
 	t.Logf("the only cell exited %s after SIGTERM", time.Since(start).Round(100*time.Millisecond))
+	if log := c.logTail(maxLogShown); !strings.Contains(log, "no other cell can take the instance") {
+		t.Errorf("the cell's log does not say why its instance stopped:\n%s", log)
+	}
 	eventually(t, "the reason in pando app and the CELL line in the app's log", waitTimeout, func() (bool, string) {
 		app, logs := s.pando(t, "app", name), s.pando(t, "logs", name, "--recent")
 		return strings.Contains(app.out(), "no healthy cells") &&
