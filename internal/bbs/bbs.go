@@ -35,6 +35,13 @@ type Config struct {
 	// EvacuationTimeout is how long a draining cell's instances keep
 	// serving while their replacements start elsewhere (default 10m).
 	EvacuationTimeout time.Duration
+	// StrandedStopGrace is how long a draining cell's instance that no
+	// other cell can take keeps running after its route is withdrawn, for
+	// its in-flight requests to finish, before it is stopped (default 5s).
+	StrandedStopGrace time.Duration
+	// Logs, when set, receives the CELL lines the BBS writes into an app's
+	// log (an instance stopped because no other cell can take it).
+	Logs pando.LogSink
 	// TaskRetention is how long completed tasks stay readable (default 1h).
 	TaskRetention time.Duration
 	// EventBuffer is how many recent events the BBS keeps: a subscriber may
@@ -53,6 +60,7 @@ const (
 	DefaultCellPresenceTTL   = 6 * time.Second
 	DefaultStuckMargin       = 5 * time.Minute
 	DefaultEvacuationTimeout = 10 * time.Minute
+	DefaultStrandedStopGrace = 5 * time.Second
 	DefaultTaskRetention     = time.Hour
 	DefaultEventBuffer       = 4096
 	// DefaultStartTimeout applies when a DesiredLRP has none (CF's 60s).
@@ -90,6 +98,8 @@ type BBS struct {
 	unplaced     map[string]struct{}
 	restarts     map[string]time.Time
 	pendingStops []stopOp
+	// laterStops are stops held back for a grace period (drain.go).
+	laterStops []laterStop
 
 	// capacityFreed says a cell may take work it could not before (see
 	// placement.go); the next dispatch retries failed placements.
@@ -119,6 +129,9 @@ type cellEntry struct {
 	// expires is the presence deadline of a heartbeating cell; zero means
 	// the cell does not expire.
 	expires time.Time
+	// stranded are the cell's instances stopped while it drained because
+	// no other cell could take them, until TakeStranded reads them.
+	stranded []pando.ActualLRP
 }
 
 // stopOp is a StopLRP call to make once the lock is released.
@@ -143,6 +156,9 @@ func New(cfg Config) *BBS {
 	}
 	if cfg.EvacuationTimeout <= 0 {
 		cfg.EvacuationTimeout = DefaultEvacuationTimeout
+	}
+	if cfg.StrandedStopGrace <= 0 {
+		cfg.StrandedStopGrace = DefaultStrandedStopGrace
 	}
 	if cfg.TaskRetention <= 0 {
 		cfg.TaskRetention = DefaultTaskRetention
@@ -186,7 +202,7 @@ func (b *BBS) Run(ctx context.Context) error {
 	b.dispatch(ctx)
 	converge := b.after(b.cfg.ConvergeInterval)
 	for {
-		var restartC, expireC, holdC <-chan time.Time
+		var restartC, expireC, holdC, stopC <-chan time.Time
 		if due, ok := b.nextRestart(); ok {
 			restartC = b.after(max(due.Sub(b.now()), 0))
 		}
@@ -195,6 +211,9 @@ func (b *BBS) Run(ctx context.Context) error {
 		}
 		if due, ok := b.holdDeadline(); ok {
 			holdC = b.after(max(due.Sub(b.now()), 0))
+		}
+		if due, ok := b.nextLaterStop(); ok {
+			stopC = b.after(max(due.Sub(b.now()), 0))
 		}
 		select {
 		case <-ctx.Done():
@@ -211,6 +230,8 @@ func (b *BBS) Run(ctx context.Context) error {
 		case <-restartC:
 			b.restartDue()
 			b.dispatch(ctx)
+		case <-stopC:
+			b.runStops(ctx, b.takeDueLaterStops())
 		case <-b.kick:
 			b.dispatch(ctx)
 		}

@@ -131,7 +131,7 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 			}
 		}
 	}
-	stops := b.takeStopsLocked()
+	stops := append(b.takeStopsLocked(), b.takeDueLaterStopsLocked(now)...)
 	b.mu.Unlock()
 
 	b.runStops(ctx, stops)

@@ -2,6 +2,9 @@ package bbs
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"time"
 
 	pando "github.com/pandoplatform/pando"
 )
@@ -9,7 +12,9 @@ import (
 // DrainCell evacuates a cell: the auction stops choosing it, each of its
 // RUNNING instances gets a replacement elsewhere and is stopped once the
 // replacement is RUNNING (or after EvacuationTimeout); instances that were
-// not serving yet are moved at once. Tasks on the cell run to completion.
+// not serving yet are moved at once. An instance whose replacement no
+// cell can take (none healthy, none with room or the stack) is stopped
+// after StrandedStopGrace instead (strandEvacueesLocked). Tasks on the cell run to completion.
 // The cell stays registered (and draining) until it unregisters.
 func (b *BBS) DrainCell(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
@@ -70,4 +75,98 @@ func (b *BBS) finishEvacuationLocked(processGUID string, index int) {
 			b.stopAndRemoveLocked(rec)
 		}
 	}
+}
+
+// laterStop is a stop made once its time comes (Run keeps a timer for the
+// earliest).
+type laterStop struct {
+	stopOp
+	at time.Time
+}
+
+// strandEvacueesLocked handles the evacuating instances of a primary record
+// that no cell could take (rec failed its auction): waiting up to
+// EvacuationTimeout for a cell that may never come would hold up the
+// draining cell (a lone cell's SIGTERM, a drain of the last healthy cell).
+// Each one leaves the routing table at once, keeps running
+// StrandedStopGrace for its in-flight requests, then stops; the index
+// stays UNCLAIMED with its placement error and is placed as soon as a cell
+// can take it.
+func (b *BBS) strandEvacueesLocked(rec actualRecord, appGUID string) {
+	for _, ev := range b.st.actualsOf(rec.ProcessGUID) {
+		if !ev.evacuating || ev.Index != rec.Index {
+			continue
+		}
+		b.removeActualLocked(ev)
+		msg := fmt.Sprintf("Cell %s is draining: no other cell can take instance %d: stopping it (%s)",
+			ev.CellID, ev.Index, rec.PlacementError)
+		b.log.Warn("no other cell can take the instance: stopping it", "cell_id", ev.CellID,
+			"process_guid", ev.ProcessGUID, "instance_index", ev.Index, "instance_guid", ev.InstanceGUID,
+			"reason", rec.PlacementError, "grace", b.cfg.StrandedStopGrace)
+		if b.cfg.Logs != nil && appGUID != "" {
+			b.cfg.Logs.Emit(pando.LogEnvelope{Timestamp: b.now(), SourceID: appGUID,
+				InstanceID: strconv.Itoa(ev.Index), SourceType: pando.LogSourceCell, Type: "ERR", Payload: []byte(msg)})
+		}
+		e, ok := b.cells[ev.CellID]
+		if !ok {
+			continue
+		}
+		gone := cloneActual(ev.ActualLRP)
+		gone.PlacementError = rec.PlacementError
+		e.stranded = append(e.stranded, gone)
+		b.laterStops = append(b.laterStops, laterStop{
+			stopOp: stopOp{cell: e.cell, processGUID: ev.ProcessGUID, instanceGUID: ev.InstanceGUID},
+			at:     b.now().Add(b.cfg.StrandedStopGrace),
+		})
+		b.wake() // Run arms the stop's timer
+	}
+}
+
+// TakeStranded returns, and forgets, the instances of a draining cell that
+// are stopped because no other cell could take them (PlacementError says
+// why), for the cell to be told.
+func (b *BBS) TakeStranded(id string) []pando.ActualLRP {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.cells[id]
+	if !ok {
+		return nil
+	}
+	s := e.stranded
+	e.stranded = nil
+	return s
+}
+
+// nextLaterStop is when the earliest held-back stop is due.
+func (b *BBS) nextLaterStop() (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var next time.Time
+	for _, s := range b.laterStops {
+		if next.IsZero() || s.at.Before(next) {
+			next = s.at
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// takeDueLaterStops removes and returns the held-back stops that are due.
+func (b *BBS) takeDueLaterStops() []stopOp {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.takeDueLaterStopsLocked(b.now())
+}
+
+func (b *BBS) takeDueLaterStopsLocked(now time.Time) []stopOp {
+	var due []stopOp
+	kept := b.laterStops[:0]
+	for _, s := range b.laterStops {
+		if now.Before(s.at) {
+			kept = append(kept, s)
+			continue
+		}
+		due = append(due, s.stopOp)
+	}
+	b.laterStops = kept
+	return due
 }

@@ -2,6 +2,8 @@ package bbs
 
 import (
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,23 +58,127 @@ func TestDrainCell_deadlineStopsOriginals(t *testing.T) {
 	h.desire("web", 1, 1, 256)
 	orig := h.actual("web", 0)
 	h.report(orig, pando.ActualRunning)
+	// cell-b takes the replacement but never runs it.
+	b := newFakeCell("cell-b", 4096)
+	h.bbs.RegisterCell(b)
 
-	// No other cell: the replacement cannot be placed.
 	if err := h.bbs.DrainCell(h.ctx, "cell-a"); err != nil {
 		t.Fatal(err)
+	}
+	if len(b.startCalls()) != 1 {
+		t.Fatalf("replacement starts on cell-b: %+v", b.startCalls())
 	}
 	if got := h.actual("web", 0); got.InstanceGUID != orig.InstanceGUID {
 		t.Fatalf("visible %+v", got)
 	}
 
-	h.clock.Advance(DefaultEvacuationTimeout + time.Second)
+	h.clock.Advance(DefaultEvacuationTimeout - time.Second)
+	h.bbs.ConvergeOnce(h.ctx)
+	if slices.Contains(a.stopCalls(), orig.InstanceGUID) {
+		t.Fatal("original stopped before the deadline while its replacement starts")
+	}
+	h.clock.Advance(2 * time.Second)
 	h.bbs.ConvergeOnce(h.ctx)
 	if !slices.Contains(a.stopCalls(), orig.InstanceGUID) {
 		t.Errorf("original not stopped after the deadline: %v", a.stopCalls())
 	}
-	got := h.actual("web", 0)
-	if got.InstanceGUID == orig.InstanceGUID || got.PlacementError != "no healthy cells: every cell is draining" {
-		t.Errorf("replacement %+v", got)
+}
+
+// logRecorder is a pando.LogSink that keeps what it is given.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []pando.LogEnvelope
+}
+
+func (l *logRecorder) Emit(e pando.LogEnvelope) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, e)
+}
+
+func (l *logRecorder) all() []pando.LogEnvelope {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+func TestDrainCell_stopsInstancesNoOtherCellCanTake(t *testing.T) {
+	tests := []struct {
+		name   string
+		others func(h *harness)
+		reason string
+	}{
+		{"lone cell", func(h *harness) {}, "no healthy cells: every cell is draining"},
+		{"other cell full", func(h *harness) { h.bbs.RegisterCell(newFakeCell("cell-b", 128)) }, "insufficient resources: memory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &logRecorder{}
+			h := newHarness(t, Config{Logs: logs})
+			a := newFakeCell("cell-a", 4096)
+			h.bbs.RegisterCell(a)
+			err := h.bbs.DesireLRP(h.ctx, pando.DesiredLRP{ProcessGUID: "web", AppGUID: "app-1", Revision: 1,
+				Instances: 2, MemoryMB: 256, DiskMB: 256, Stack: "cflinuxfs4", Routes: []string{"web.localhost"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			origs := h.actuals("web")
+			for _, o := range origs {
+				h.report(o, pando.ActualRunning)
+			}
+			tt.others(h)
+			h.run()
+			events := h.subscribe(h.ctx)
+
+			if err := h.bbs.DrainCell(h.ctx, "cell-a"); err != nil {
+				t.Fatal(err)
+			}
+			// The originals leave the routing table at once: each index
+			// shows its replacement, UNCLAIMED with the reason.
+			for _, got := range h.actuals("web") {
+				if got.State != pando.ActualUnclaimed || !strings.HasPrefix(got.PlacementError, tt.reason) {
+					t.Errorf("index %d: %+v, want UNCLAIMED with %q", got.Index, got, tt.reason)
+				}
+			}
+			removed := map[string]bool{}
+			for len(removed) < len(origs) {
+				select {
+				case ev := <-events:
+					if ev.Type == pando.EventActualLRPRemoved {
+						removed[ev.Actual.InstanceGUID] = true
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("removal events for the originals: got %v", removed)
+				}
+			}
+			// Their in-flight requests get the grace, then they stop.
+			if len(a.stopCalls()) != 0 {
+				t.Fatalf("stopped before the grace: %v", a.stopCalls())
+			}
+			waitFor(t, "the stop timer", func() bool {
+				return h.clock.hasWaiter(h.clock.Now().Add(DefaultStrandedStopGrace))
+			})
+			h.clock.Advance(DefaultStrandedStopGrace)
+			waitFor(t, "originals stopped", func() bool {
+				return slices.Contains(a.stopCalls(), origs[0].InstanceGUID) &&
+					slices.Contains(a.stopCalls(), origs[1].InstanceGUID)
+			})
+			var said []string
+			for _, l := range logs.all() {
+				if l.SourceID == "app-1" && l.SourceType == pando.LogSourceCell {
+					said = append(said, l.InstanceID+" "+string(l.Payload))
+				}
+			}
+			if len(said) != 2 || !strings.Contains(said[0], "no other cell can take instance") ||
+				!strings.Contains(said[0], tt.reason) {
+				t.Errorf("CELL lines %q", said)
+			}
+
+			// A cell that comes takes the work.
+			c := newFakeCell("cell-c", 4096)
+			h.bbs.RegisterCell(c)
+			waitFor(t, "replacements placed on cell-c", func() bool { return len(c.startCalls()) == 2 })
+		})
 	}
 }
 

@@ -442,6 +442,9 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 				b.log.Warn("instance placement failed", "process_guid", rec.ProcessGUID,
 					"instance_index", rec.Index, "reason", why)
 			}
+			if res.PlacementError != "" {
+				b.strandEvacueesLocked(rec, work[i].desired.AppGUID)
+			}
 			continue
 		}
 		rec.CellID = res.CellID

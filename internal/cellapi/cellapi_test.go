@@ -415,7 +415,7 @@ func TestDrain_marksOnlyTheCallingCellDraining(t *testing.T) {
 	a := f.join(t, "cell-a")
 	f.join(t, "cell-b")
 	ctx := context.Background()
-	if err := a.client.Drain(ctx); err != nil {
+	if _, err := a.client.Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cells, err := f.board.Cells(ctx)
@@ -432,8 +432,31 @@ func TestDrain_marksOnlyTheCallingCellDraining(t *testing.T) {
 	if err := a.client.Leave(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.client.Drain(ctx); !pando.IsNotFound(err) {
+	if _, err := a.client.Drain(ctx); !pando.IsNotFound(err) {
 		t.Fatalf("a cell that left drained: %v, want not found", err)
+	}
+}
+
+func TestDrain_theLastCellIsToldWhichInstancesNoOtherCellCanTake(t *testing.T) {
+	f := newFixture(t)
+	a := f.join(t, "cell-a")
+	ctx := context.Background()
+	err := f.board.DesireLRP(ctx, pando.DesiredLRP{ProcessGUID: "web", AppGUID: "app1", Revision: 1, Instances: 1,
+		MemoryMB: 64, DiskMB: 64, Stack: "host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the instance running on cell-a", func() bool {
+		as, _ := f.board.ActualLRPs(ctx, "web")
+		return len(as) == 1 && as[0].State == pando.ActualRunning
+	})
+	answer, err := a.client.Drain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(answer.Stopping) != 1 || answer.Stopping[0].ProcessGUID != "web" ||
+		!strings.HasPrefix(answer.Stopping[0].PlacementError, "no healthy cells") {
+		t.Fatalf("drain answer %+v, want the instance and why no cell can take it", answer)
 	}
 }
 

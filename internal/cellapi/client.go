@@ -157,9 +157,12 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 
 // Drain asks the server to evacuate the cell: its instances get
 // replacements elsewhere, and the server stops each one here once its
-// replacement is RUNNING.
-func (c *ServerClient) Drain(ctx context.Context) error {
-	return call(ctx, c.hc, "POST", c.base+drainPath, nil, nil)
+// replacement is RUNNING, or after a short grace those no other cell can
+// take (the answer lists them).
+func (c *ServerClient) Drain(ctx context.Context) (DrainAnswer, error) {
+	var a DrainAnswer
+	err := call(ctx, c.hc, "POST", c.base+drainPath, nil, &a)
+	return a, err
 }
 
 // Register sends the presence once (at start-up, to fail fast when the

@@ -297,7 +297,25 @@ func (s *server) drain(w http.ResponseWriter, r *http.Request, id string) error 
 		return err
 	}
 	s.log.Info("cell draining", "cell_id", id)
-	return noContent(w, nil)
+	st, ok := s.cfg.Cells.(strandedTaker)
+	if !ok {
+		return noContent(w, nil)
+	}
+	writeJSON(w, DrainAnswer{Stopping: st.TakeStranded(id)})
+	return nil
+}
+
+// strandedTaker tells which of a draining cell's instances no other cell
+// can take (the BBS).
+type strandedTaker interface {
+	TakeStranded(id string) []pando.ActualLRP
+}
+
+// DrainAnswer is the server's answer to a cell's drain: the instances no
+// other cell can take, which the server stops after a short grace (each
+// with the reason in PlacementError). The others move as usual.
+type DrainAnswer struct {
+	Stopping []pando.ActualLRP `json:"stopping,omitempty"`
 }
 
 func (s *server) actualChanged(w http.ResponseWriter, r *http.Request, id string) error {

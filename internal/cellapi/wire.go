@@ -85,7 +85,7 @@ func call(ctx context.Context, hc *http.Client, method, url string, in, out any)
 	if resp.StatusCode/100 != 2 {
 		return errorFrom(method+" "+url, resp)
 	}
-	if out == nil {
+	if out == nil || resp.StatusCode == http.StatusNoContent {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 		return nil
 	}

@@ -24,7 +24,9 @@ func (e *env) cellDrainCmd() *cobra.Command {
 		Short: "Evacuate a cell: move its instances to other cells and place no new work on it (admins)",
 		Long: `Evacuate a cell (an id from 'pando cells'; cell-0 is the server's own).
 Each instance on it keeps serving until its replacement is running on
-another cell, then stops. The command waits, showing the instances left,
+another cell, then stops; one that no other cell can take (none healthy,
+none with room or the stack) stops after its requests in flight finish
+and waits UNCLAIMED for a cell. The command waits, showing the instances left,
 until none is left or --timeout passes. The cell stays draining (no new
 work) until it restarts.`,
 		Example: "  pando cell drain cell-1",
@@ -45,10 +47,24 @@ work) until it restarts.`,
 	return cmd
 }
 
-// drainCell drains a cell and waits until it has no instances, the timeout
-// passes, or no other cell can take them.
+// drainCell drains a cell and waits until it has no instances or the
+// timeout passes. Instances no other cell can take are stopped by the
+// server after a short grace; the command says so.
 func (s *session) drainCell(ctx context.Context, id string, timeout time.Duration) error {
 	s.out("Draining cell %s as %s...\n", id, s.user())
+	saidStranded := false
+	stranded := func(cell *api.Cell, takers int) {
+		if cell == nil || len(cell.Instances) == 0 || takers > 0 || saidStranded {
+			return
+		}
+		s.out("  No other cell can take the %s on %s: each stops once its requests in flight finish (a few seconds), and waits UNCLAIMED until a cell joins ('pando cell --join') or this one restarts.\n",
+			plural(len(cell.Instances), "instance"), id)
+		saidStranded = true
+	}
+	// The server withdraws instances no cell can take at once: look first.
+	if cells, err := s.c.Cells(ctx); err == nil {
+		stranded(drainView(cells, id))
+	}
 	if err := s.c.DrainCell(ctx, id); err != nil {
 		return err
 	}
@@ -73,10 +89,7 @@ func (s *session) drainCell(ctx context.Context, id string, timeout time.Duratio
 			s.out("  %s left on %s\n", plural(left, "instance"), id)
 			last = left
 		}
-		if takers == 0 {
-			return fmt.Errorf("no other cell can take the %s on %s: they keep running there, and the cell stays draining; join a cell ('pando cell --join') and drain again, or restart the cell to use it again",
-				plural(left, "instance"), id)
-		}
+		stranded(cell, takers)
 		if !s.now().Before(deadline) {
 			return fmt.Errorf("cell %s still has %s after %s: each keeps serving until its replacement runs on another cell (see 'pando cells'; the cells may lack room)",
 				id, plural(left, "instance"), timeout)

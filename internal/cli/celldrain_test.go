@@ -101,11 +101,17 @@ func TestCellDrain_waitsUntilTheCellIsEmpty(t *testing.T) {
 
 func TestCellDrain_saysWhenNoOtherCellCanTakeTheInstances(t *testing.T) {
 	lost := map[string]any{"id": "cell-c", "state": "lost", "instances": []any{}}
-	fd := &fakeDrain{left: 2, stuck: true, others: []map[string]any{lost}}
-	_, run := drainHarness(t, fd)
-	err := run("cell", "drain", "cell-a")
-	if err == nil || !strings.Contains(err.Error(), "no other cell can take the 2 instances on cell-a") {
+	fd := &fakeDrain{left: 2, others: []map[string]any{lost}}
+	h, run := drainHarness(t, fd)
+	if err := run("cell", "drain", "cell-a"); err != nil {
 		t.Fatalf("drain with no other healthy cell: %v", err)
+	}
+	out := h.out.String()
+	if n := strings.Count(out, "No other cell can take the 2 instances on cell-a: each stops"); n != 1 {
+		t.Errorf("said %d times that no cell can take them, want once:\n%s", n, out)
+	}
+	if !strings.Contains(out, "Cell cell-a is drained") {
+		t.Errorf("output:\n%s", out)
 	}
 }
 

@@ -51,6 +51,9 @@ type env struct {
 	// drainIdle: after staging ends, keep reading staging lines until the
 	// stream is quiet this long (bounded by drainMax).
 	drainIdle, drainMax time.Duration
+	// reconnectMin/reconnectMax bound the wait between attempts to reach
+	// a server that went away while a log stream was followed.
+	reconnectMin, reconnectMax time.Duration
 }
 
 func defaultEnv(streams IOStreams) *env {
@@ -67,6 +70,9 @@ func defaultEnv(streams IOStreams) *env {
 		statsPoll:  250 * time.Millisecond,
 		drainIdle:  50 * time.Millisecond,
 		drainMax:   3 * time.Second,
+
+		reconnectMin: time.Second,
+		reconnectMax: 5 * time.Second,
 	}
 }
 

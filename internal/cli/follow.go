@@ -25,7 +25,9 @@ func (s *session) follow(ctx context.Context, appGUID string, sourceTypes []stri
 	f := &follower{s: s, lines: make(chan api.LogLine, 256), done: make(chan error, 1), connected: make(chan struct{}), stop: stop}
 	go func() {
 		var once bool
-		f.done <- s.c.FollowLogs(logCtx, appGUID, sourceTypes, 0,
+		// A server restart does not end the stream: it resumes where it
+		// was (followResuming), as long as the watched work goes on.
+		f.done <- s.followResuming(logCtx, appGUID, sourceTypes, true,
 			func() {
 				if !once {
 					once = true

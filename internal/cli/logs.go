@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -52,36 +53,51 @@ func (s *session) recentLogs(ctx context.Context, app *api.App) error {
 }
 
 // followLogs prints new lines until interrupted, reconnecting when the
-// server ends the stream.
+// server ends the stream or goes away.
 func (s *session) followLogs(ctx context.Context, app *api.App) error {
-	var last int64
+	return s.followResuming(ctx, app.GUID, nil, false, nil, func(l api.LogLine) {
+		s.out("%s\n", s.formatLogLine(l))
+	})
+}
+
+// followResuming follows an app's log stream until ctx ends: when the
+// stream ends (a server restart, a proxy's timeout) it reconnects, with a
+// growing delay (reconnectMin more per failure, at most reconnectMax)
+// while the server is away,
+// saying so once per outage on stderr, and resumes from the timestamp of
+// the last line it passed to fn, so that no line is passed twice. It
+// returns ctx's end as nil, and errors retrying cannot help (the app is
+// gone, the login expired). With endWithServer, a stream the server ends
+// cleanly is the end (only a lost connection is resumed). connected is
+// called at every (re)connection.
+func (s *session) followResuming(ctx context.Context, appGUID string, sourceTypes []string, endWithServer bool, connected func(), fn func(api.LogLine)) error {
+	var r resumer
 	lost, failures := false, 0
 	for {
-		start := int64(0)
-		if last > 0 {
-			start = last + 1
-		}
-		connected := func() {
+		onConnect := func() {
 			if lost {
 				s.errf("Reconnected.\n")
 			}
 			lost, failures = false, 0
-			if last == 0 {
-				// Resume from here, not from "now" at the next connect:
-				// lines written while the server is away are kept.
-				last = time.Now().UnixNano() - 1
+			// Resume from here, not from "now" at the next connect: lines
+			// written while the server is away are kept.
+			r.connectedAt(time.Now().UnixNano())
+			if connected != nil {
+				connected()
 			}
 		}
-		err := s.c.FollowLogs(ctx, app.GUID, nil, start, connected, func(l api.LogLine) {
-			if l.Timestamp > last {
-				last = l.Timestamp
+		err := s.c.FollowLogs(ctx, appGUID, sourceTypes, r.resume(), onConnect, func(l api.LogLine) {
+			if r.fresh(l) {
+				fn(l)
 			}
-			s.out("%s\n", s.formatLogLine(l))
 		})
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 			return nil
 		}
-		delay := time.Second
+		if err == nil && endWithServer {
+			return nil
+		}
+		delay := s.reconnectMin
 		var apiErr *api.Error
 		switch {
 		case errors.As(err, &apiErr) && apiErr.StatusCode < 500:
@@ -92,10 +108,9 @@ func (s *session) followLogs(ctx context.Context, app *api.App) error {
 				s.errf("Lost the connection to the API (%v); reconnecting...\n", err)
 				lost = true
 			}
-			delay = min(time.Duration(failures+1)*time.Second, 5*time.Second)
+			delay = min(time.Duration(failures+1)*s.reconnectMin, s.reconnectMax)
 			failures++
 		}
-		// The server closed the stream (restart, proxy timeout): resume.
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -104,6 +119,57 @@ func (s *session) followLogs(ctx context.Context, app *api.App) error {
 		case <-t.C:
 		}
 	}
+}
+
+// resumer remembers where a log stream was, to resume it without passing
+// a line twice: the latest timestamp passed and the lines passed at it. A
+// resumed stream is asked for again from that timestamp inclusive (so a
+// line sharing it that had not arrived yet is not lost), and what it sends
+// again is dropped.
+type resumer struct {
+	from   int64 // the first connection's time, before any line
+	last   int64
+	atLast map[string]struct{}
+	// floor and atFloor are last and atLast when the stream was resumed.
+	floor   int64
+	atFloor map[string]struct{}
+}
+
+// connectedAt notes a connection's time: before any line, a resumption
+// starts at the first one rather than at the next connection's "now".
+func (r *resumer) connectedAt(ns int64) {
+	if r.from == 0 {
+		r.from = ns
+	}
+}
+
+// resume is the start_time for the next connection (0: from now) and sets
+// what that connection may send again.
+func (r *resumer) resume() int64 {
+	if r.last == 0 {
+		return r.from
+	}
+	r.floor, r.atFloor = r.last, maps.Clone(r.atLast)
+	return r.last
+}
+
+// fresh reports whether l was not passed on before, and notes it.
+func (r *resumer) fresh(l api.LogLine) bool {
+	key := l.SourceType + "\x00" + l.InstanceID + "\x00" + l.Type + "\x00" + l.Payload
+	if l.Timestamp < r.floor {
+		return false
+	}
+	if _, seen := r.atFloor[key]; seen && l.Timestamp == r.floor {
+		return false
+	}
+	switch {
+	case l.Timestamp > r.last || r.atLast == nil:
+		r.last = l.Timestamp
+		r.atLast = map[string]struct{}{key: {}}
+	case l.Timestamp == r.last:
+		r.atLast[key] = struct{}{}
+	}
+	return true
 }
 
 // formatLogLine renders a line as cf does:

@@ -322,7 +322,7 @@ const evacuationTimeout = 10 * time.Minute
 
 // drainer is the server side of an evacuation.
 type drainer interface {
-	Drain(ctx context.Context) error
+	Drain(ctx context.Context) (cellapi.DrainAnswer, error)
 }
 
 // stateReader is the cell's own view of its instances.
@@ -332,17 +332,22 @@ type stateReader interface {
 
 // evacuate asks the server to drain the cell and waits (up to timeout)
 // until the server has stopped every instance here, each once its
-// replacement was RUNNING elsewhere. Presence keeps being renewed
-// meanwhile. If the server cannot be asked, the cell stops at once.
+// replacement was RUNNING elsewhere, or after a short grace when no other
+// cell can take it. Presence keeps being renewed meanwhile. If the server
+// cannot be asked, the cell stops at once.
 func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateReader, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dctx, cancelDrain := context.WithTimeout(ctx, 30*time.Second)
-	err := server.Drain(dctx)
+	answer, err := server.Drain(dctx)
 	cancelDrain()
 	if err != nil {
 		log.Warn("evacuation not possible, stopping the instances now", "err", err)
 		return
+	}
+	for _, a := range answer.Stopping {
+		log.Warn("no other cell can take the instance: the server stops it after its requests in flight",
+			"process_guid", a.ProcessGUID, "instance_index", a.Index, "instance_guid", a.InstanceGUID, "reason", a.PlacementError)
 	}
 	start := time.Now()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -354,7 +359,8 @@ func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateR
 			n += c
 		}
 		if err == nil && n == 0 {
-			log.Info("evacuation done: every instance runs elsewhere", "took", time.Since(start).Round(time.Millisecond))
+			log.Info("evacuation done: no instance left here (each runs elsewhere, or waits UNCLAIMED on the server when no other cell could take it)",
+				"took", time.Since(start).Round(time.Millisecond))
 			return
 		}
 		select {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/cellapi"
 )
 
 type fakeDrainer struct {
@@ -16,11 +17,11 @@ type fakeDrainer struct {
 	drained chan struct{}
 }
 
-func (d *fakeDrainer) Drain(ctx context.Context) error {
+func (d *fakeDrainer) Drain(ctx context.Context) (cellapi.DrainAnswer, error) {
 	if d.err == nil {
 		close(d.drained)
 	}
-	return d.err
+	return cellapi.DrainAnswer{}, d.err
 }
 
 // fakeCellState has n instances until drained is closed, then they go

@@ -137,7 +137,8 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 	if err := p.openUAA(ctx); err != nil {
 		return nil, err
 	}
-	p.board = bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval, CellPresenceTTL: cfg.CellPresenceTTL})
+	p.board = bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval,
+		CellPresenceTTL: cfg.CellPresenceTTL, Logs: p.drains})
 	return p, nil
 }
 

@@ -4,13 +4,17 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // `pando api` is the platform without a cell of its own: until a `pando
 // cell` joins, `pando cells` lists none and a push fails saying there are
 // no healthy cells; once one joins, the app stages and runs there and
-// answers through the api's router. The api stops cleanly on SIGTERM.
+// answers through the api's router. SIGTERM to that only cell stops the
+// instance at once (no other cell can take it), which waits UNCLAIMED for
+// the next cell to join. The api stops cleanly on SIGTERM.
 func TestAPINode_runsAppsOnAJoinedCellOnly(t *testing.T) {
 	s := ownAPI(t)
 	if _, err := os.Stat(filepath.Join(s.dataDir, "containers")); !errors.Is(err, os.ErrNotExist) {
@@ -38,10 +42,27 @@ func TestAPINode_runsAppsOnAJoinedCellOnly(t *testing.T) {
 		t.Fatalf("GET / through the api's router = %q", body)
 	}
 
-	s.mustPando(t, "delete", name, "-f")
+	// SIGTERM to the only cell does not wait for another: the instance
+	// stops after a short grace and waits UNCLAIMED, saying why, until a
+	// cell joins.
+	start := time.Now()
 	if err := c.stop(); err != nil {
 		t.Fatalf("stop the cell: %v\n%s", err, c.logTail(maxLogShown))
 	}
+	t.Logf("the only cell exited %s after SIGTERM", time.Since(start).Round(100*time.Millisecond))
+	if log := c.logTail(maxLogShown); !strings.Contains(log, "no other cell can take the instance") {
+		t.Errorf("the cell's log does not say why its instance stopped:\n%s", log)
+	}
+	eventually(t, "the reason in pando app and the CELL line in the app's log", waitTimeout, func() (bool, string) {
+		app, logs := s.pando(t, "app", name), s.pando(t, "logs", name, "--recent")
+		return strings.Contains(app.out(), "no healthy cells") &&
+			strings.Contains(logs.out(), "no other cell can take instance 0: stopping it"), app.out() + logs.out()
+	})
+	s.joinCell(t, "cell-b", "127.0.0.3", "--memory", "4G")
+	if body := s.curlRoute(t, name+".localhost", "/"); body != "binary app index=0 greeting=\n" {
+		t.Fatalf("GET / once a cell joined again = %q", body)
+	}
+	s.mustPando(t, "delete", name, "-f")
 	if err := s.stop(); err != nil {
 		t.Fatalf("stop pando api: %v", err)
 	}
