@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/drain"
 )
 
 // APIVersion is the CC API version advertised to clients. The cf CLI v8
@@ -116,6 +117,16 @@ type Config struct {
 	// at start-up and after each change: routers in other processes
 	// learn them through it.
 	RouteServicesChanged func(routes map[string]string)
+
+	// DrainLimits bound the syslog drains of apps, as the forwarder
+	// (internal/drain) does: binding an app to an instance with a drain
+	// URL, or giving a bound instance one, past them is refused. Zero
+	// fields are the drain package's defaults.
+	DrainLimits drain.Limits
+	// MaxServiceInstancesPerOrg bounds the service instances of one org:
+	// CF's quotas count only managed instances, and user-provided ones
+	// are all Pando has. 0 means DefaultMaxServiceInstancesPerOrg, -1 none.
+	MaxServiceInstancesPerOrg int
 
 	// StackRuntimes, when set, adds the language runtimes each stack offers
 	// to the stack resources (a Pando extension, "runtimes").
@@ -215,6 +226,16 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.DefaultInstances <= 0 {
 		cfg.DefaultInstances = 1
+	}
+	if err := cfg.DrainLimits.Validate(); err != nil {
+		return nil, fmt.Errorf("cc: %w", err)
+	}
+	cfg.DrainLimits = cfg.DrainLimits.WithDefaults()
+	switch {
+	case cfg.MaxServiceInstancesPerOrg == 0:
+		cfg.MaxServiceInstancesPerOrg = DefaultMaxServiceInstancesPerOrg
+	case cfg.MaxServiceInstancesPerOrg < -1:
+		return nil, fmt.Errorf("cc: service instance limit %d: want a count, 0 for the default or -1 for none", cfg.MaxServiceInstancesPerOrg)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
