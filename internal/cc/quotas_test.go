@@ -179,9 +179,48 @@ func TestQuotas_cfErrorTexts(t *testing.T) {
 		e.ok(route("one"), http.StatusCreated)
 		e.wantRefused(route("two"), "Routes quota exceeded for organization 'pando'.")
 	})
+	t.Run("org total private domains", func(t *testing.T) {
+		e, _ := quotaCase(t, pando.QuotaOrg, `"domains":{"total_domains":1}`)
+		domain := func(name, org string) *httptest.ResponseRecorder {
+			rel := ""
+			if org != "" {
+				rel = `,"relationships":{"organization":{"data":{"guid":"` + org + `"}}}`
+			}
+			return e.do("POST", "/v3/domains", "application/json", strings.NewReader(`{"name":"`+name+`"`+rel+`}`))
+		}
+		e.ok(domain("one.example", e.space().OrgGUID), http.StatusCreated)
+		e.wantRefused(domain("two.example", e.space().OrgGUID), `The number of private domains exceeds the quota for organization "pando"`)
+		// Shared domains are no org's.
+		e.ok(domain("shared.example", ""), http.StatusCreated)
+	})
 	task := func(e *ptEnv, app pando.App, body string) *httptest.ResponseRecorder {
 		return e.do("POST", "/v3/apps/"+app.GUID+"/tasks", "application/json", strings.NewReader(body))
 	}
+	running := func(e *ptEnv, rec *httptest.ResponseRecorder) {
+		e.t.Helper()
+		tk, err := e.store.GetAppTask(e.t.Context(), e.ok(rec, http.StatusAccepted)["guid"].(string))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		tk.State = pando.AppTaskRunning
+		if err := e.store.UpdateAppTask(e.t.Context(), tk); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	t.Run("task log rate: running tasks count, for tasks and apps", func(t *testing.T) {
+		// The app's instance and each task log at the default 16 KiB/s.
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"log_rate_limit_in_bytes_per_second":40000}`)
+		running(e, task(e, app, `{"command":"true"}`))
+		e.wantRefused(task(e, app, `{"command":"true"}`), "log_rate_limit exceeds organization log rate quota")
+		e.wantRefused(e.scale(app, `{"instances":2}`), "log_rate_limit exceeds organization log rate quota")
+	})
+	t.Run("task log rate cannot be unlimited under a space quota", func(t *testing.T) {
+		e := tnNew(t, func(c *Config) { c.DefaultLogRateLimit = -1 })
+		sp := e.space()
+		q := e.post("/v3/space_quotas", `{"name":"sq","apps":{"log_rate_limit_in_bytes_per_second":2048},"relationships":{"organization":{"data":{"guid":"`+sp.OrgGUID+`"}}}}`)
+		e.ok(e.do("POST", "/v3/space_quotas/"+q["guid"].(string)+"/relationships/spaces", "application/json", strings.NewReader(`{"data":[{"guid":"`+sp.GUID+`"}]}`)), http.StatusOK)
+		e.wantRefused(task(e, e.startedApp("first"), `{"command":"true"}`), "log_rate_limit cannot be unlimited in space 'dev'.")
+	})
 	t.Run("org tasks count across the org's apps", func(t *testing.T) {
 		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"per_app_tasks":1}`)
 		e.ok(task(e, app, `{"command":"sleep 100"}`), http.StatusAccepted)
@@ -195,15 +234,7 @@ func TestQuotas_cfErrorTexts(t *testing.T) {
 		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"total_memory_in_mb":1024,"per_process_memory_in_mb":600}`)
 		// The app's one instance uses 256M: an 800M task is past both limits.
 		e.wantRefused(task(e, app, `{"command":"true","memory_in_mb":800}`), "memory_in_mb exceeds organization memory quota, memory_in_mb exceeds organization instance memory quota")
-		first := e.ok(task(e, app, `{"command":"true","memory_in_mb":512}`), http.StatusAccepted)
-		tk, err := e.store.GetAppTask(t.Context(), first["guid"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tk.State = pando.AppTaskRunning
-		if err := e.store.UpdateAppTask(t.Context(), tk); err != nil {
-			t.Fatal(err)
-		}
+		running(e, task(e, app, `{"command":"true","memory_in_mb":512}`))
 		// 256 + 512 running: 300 more is past 1024, and so is the instance
 		// growing to 520M.
 		e.wantRefused(task(e, app, `{"command":"true","memory_in_mb":300}`), "memory_in_mb exceeds organization memory quota")
