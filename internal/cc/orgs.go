@@ -60,8 +60,14 @@ func (a *API) postOrg(w http.ResponseWriter, r *http.Request) error {
 	if in.Suspended != nil && *in.Suspended {
 		return invalid("Pando does not suspend organizations")
 	}
+	// New orgs get the default quota, as on CF: what one org's apps,
+	// routes and tasks may spend is bounded unless an admin lifts it.
+	quota, err := a.defaultQuotaGUID(r.Context())
+	if err != nil {
+		return err
+	}
 	now := a.now()
-	o := pando.Org{GUID: a.newGUID(), Name: *in.Name, CreatedAt: now, UpdatedAt: now}
+	o := pando.Org{GUID: a.newGUID(), Name: *in.Name, QuotaGUID: quota, CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateOrg(r.Context(), o); err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("Organization '%s' already exists.", o.Name)

@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -241,4 +242,46 @@ func TestQuotas_cfErrorTexts(t *testing.T) {
 		e.wantRefused(e.scale(app, `{"memory_in_mb":520}`), "memory quota_exceeded")
 		e.ok(e.scale(app, `{"memory_in_mb":500}`), http.StatusAccepted)
 	})
+}
+
+// New orgs get CF's default quota (10 GiB, 1000 routes, 100 managed
+// service instances, the rest unlimited), which an admin may change; the
+// seeded org is the admin's and has none.
+func TestQuotas_newOrgsGetTheDefaultQuota(t *testing.T) {
+	e := tnNew(t)
+	if err := e.api.Seed(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	qs := ptResources(e.ok(e.do("GET", "/v3/organization_quotas?names=default", "", nil), http.StatusOK))
+	if len(qs) != 1 {
+		t.Fatalf("default quotas after two seeds: %v", qs)
+	}
+	q := qs[0]
+	want := map[string]any{
+		"apps":     map[string]any{"total_memory_in_mb": float64(10240), "per_process_memory_in_mb": nil, "total_instances": nil, "per_app_tasks": nil, "log_rate_limit_in_bytes_per_second": nil},
+		"routes":   map[string]any{"total_routes": float64(1000), "total_reserved_ports": nil},
+		"services": map[string]any{"total_service_instances": float64(100), "total_service_keys": nil, "paid_services_allowed": true},
+	}
+	for k, v := range want {
+		if fmt.Sprint(q[k]) != fmt.Sprint(v) {
+			t.Errorf("default quota %s = %v, want %v", k, q[k], v)
+		}
+	}
+	seeded, err := e.store.GetOrg(t.Context(), e.space().OrgGUID)
+	if err != nil || seeded.QuotaGUID != "" {
+		t.Errorf("seeded org's quota %q (%v), want none", seeded.QuotaGUID, err)
+	}
+
+	org := e.post("/v3/organizations", `{"name":"o2"}`)
+	if got := org["relationships"].(map[string]any)["quota"].(map[string]any)["data"].(map[string]any)["guid"]; got != q["guid"] {
+		t.Fatalf("new org's quota %v, want the default %v", got, q["guid"])
+	}
+	// It bounds the org: with the admin's change, the second route is refused.
+	e.ok(e.do("PATCH", "/v3/organization_quotas/"+q["guid"].(string), "application/json", strings.NewReader(`{"routes":{"total_routes":1}}`)), http.StatusOK)
+	sp := e.post("/v3/spaces", `{"name":"s","relationships":{"organization":{"data":{"guid":"`+org["guid"].(string)+`"}}}}`)
+	route := func(host string) *httptest.ResponseRecorder {
+		return e.do("POST", "/v3/routes", "application/json", strings.NewReader(`{"host":"`+host+`","relationships":{"space":{"data":{"guid":"`+sp["guid"].(string)+`"}},"domain":{"data":{"guid":"`+e.domain().GUID+`"}}}}`))
+	}
+	e.ok(route("one"), http.StatusCreated)
+	e.wantRefused(route("two"), "Routes quota exceeded for organization 'o2'.")
 }
