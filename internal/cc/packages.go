@@ -419,6 +419,7 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	if app, err := a.store.GetApp(ctx, pkg.AppGUID); err == nil {
 		a.recordAppEvent(ctx, identityFrom(ctx), "audit.app.upload-bits", app, map[string]any{"package_guid": pkg.GUID})
 	}
+	a.prunePackagesAfterUpload(ctx, pkg.AppGUID)
 	writeJSON(w, http.StatusOK, a.presentPackage(pkg))
 	return nil
 }
