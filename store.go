@@ -3,6 +3,7 @@ package pando
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // AppFilter selects apps. Empty slices match everything.
@@ -121,6 +122,8 @@ type Store interface {
 
 	CreateEvent(ctx context.Context, e Event) error
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+	// DeleteEventsBefore deletes the audit events created before t.
+	DeleteEventsBefore(ctx context.Context, t time.Time) error
 
 	CreateUser(ctx context.Context, u User) error
 	// UpdateUser replaces the user's password hash and admin flag.

@@ -2,6 +2,7 @@ package cc
 
 import (
 	"context"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -37,6 +38,28 @@ type eventActor struct{ guid, typ, name string }
 
 func actorApp(app pando.App) eventActor { return eventActor{app.GUID, "app", app.Name} }
 
+// auditRetention is how long audit events are kept: CF's default
+// (cc.audit_events.cutoff_age_in_days, 31), so that what tenants do does
+// not grow the CCDB without end.
+const auditRetention = 31 * 24 * time.Hour
+
+// createEvent stores an audit event and, at most hourly, deletes those
+// older than auditRetention.
+func (a *API) createEvent(ctx context.Context, ev pando.Event) error {
+	if err := a.store.CreateEvent(ctx, ev); err != nil {
+		return err
+	}
+	now := a.now()
+	last := a.eventsPrunedAt.Load()
+	if now.Sub(time.Unix(0, last)) < time.Hour || !a.eventsPrunedAt.CompareAndSwap(last, now.UnixNano()) {
+		return nil
+	}
+	if err := a.store.DeleteEventsBefore(ctx, now.Add(-auditRetention)); err != nil {
+		a.log.Warn("prune audit events", "err", err)
+	}
+	return nil
+}
+
 // recordEventAs writes an audit event about app by actor; failures are
 // logged (the action already happened).
 func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, app pando.App, data map[string]any) {
@@ -49,7 +72,7 @@ func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, a
 		TargetGUID: app.GUID, TargetType: "app", TargetName: app.Name, SpaceGUID: app.SpaceGUID,
 		OrgGUID: orgGUID, Data: data, CreatedAt: a.now(),
 	}
-	if err := a.store.CreateEvent(ctx, ev); err != nil {
+	if err := a.createEvent(ctx, ev); err != nil {
 		a.log.Warn("record event", "type", typ, "app_guid", app.GUID, "err", err)
 	}
 }
@@ -66,7 +89,7 @@ func (a *API) recordRouteEvent(ctx context.Context, id Identity, typ string, rt 
 		TargetGUID: rt.GUID, TargetType: "route", TargetName: rt.Host, SpaceGUID: rt.SpaceGUID,
 		OrgGUID: orgGUID, Data: data, CreatedAt: a.now(),
 	}
-	if err := a.store.CreateEvent(ctx, ev); err != nil {
+	if err := a.createEvent(ctx, ev); err != nil {
 		a.log.Warn("record event", "type", typ, "route_guid", rt.GUID, "err", err)
 	}
 }

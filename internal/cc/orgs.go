@@ -282,7 +282,7 @@ func (a *API) recordTenancyEventData(ctx context.Context, typ, targetType, targe
 		TargetGUID: targetGUID, TargetType: targetType, TargetName: targetName,
 		SpaceGUID: space, OrgGUID: org, Data: data, CreatedAt: a.now(),
 	}
-	if err := a.store.CreateEvent(ctx, e); err != nil {
+	if err := a.createEvent(ctx, e); err != nil {
 		a.log.Warn("record audit event", "type", typ, "err", err)
 	}
 }

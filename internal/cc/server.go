@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -177,6 +178,8 @@ type API struct {
 	taskMu sync.Mutex
 	// wg counts background work that Close waits for.
 	wg sync.WaitGroup
+	// eventsPrunedAt is when audit events were last pruned (unix nanos).
+	eventsPrunedAt atomic.Int64
 }
 
 // New builds the API and its routes.

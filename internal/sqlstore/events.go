@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -179,6 +180,14 @@ func (s *Store) UpdateJob(ctx context.Context, j pando.Job) error {
 	}
 	if !ok {
 		return notFound("job", j.GUID)
+	}
+	return nil
+}
+
+// DeleteEventsBefore deletes the audit events created before t.
+func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) error {
+	if _, err := s.exec(ctx, "DELETE FROM events WHERE created_at < ?", nanos(t)); err != nil {
+		return fmt.Errorf("delete audit events: %w", err)
 	}
 	return nil
 }

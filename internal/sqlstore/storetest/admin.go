@@ -165,6 +165,12 @@ func testEvents(t *testing.T, s pando.Store) {
 			wantGUIDs(t, got, c.want...)
 		})
 	}
+
+	// Retention: those created before the instant go, that instant's stay.
+	must(t, s.DeleteEventsBefore(ctx, at(2)))
+	left, err := s.ListEvents(ctx, pando.EventFilter{})
+	must(t, err)
+	wantGUIDs(t, left, e2.GUID, e3.GUID, e4.GUID, e5.GUID)
 }
 
 func testUsers(t *testing.T, s pando.Store) {
