@@ -163,6 +163,9 @@ type Store interface {
 	CreateJob(ctx context.Context, j Job) error
 	GetJob(ctx context.Context, guid string) (Job, error)
 	UpdateJob(ctx context.Context, j Job) error
+	// DeleteFinishedJobsBefore deletes the jobs created before t that
+	// are COMPLETE or FAILED.
+	DeleteFinishedJobsBefore(ctx context.Context, t time.Time) error
 
 	SettingsStore
 	ServiceStore

@@ -2,6 +2,7 @@ package cc
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -49,15 +50,23 @@ func (a *API) createEvent(ctx context.Context, ev pando.Event) error {
 	if err := a.store.CreateEvent(ctx, ev); err != nil {
 		return err
 	}
-	now := a.now()
-	last := a.eventsPrunedAt.Load()
-	if now.Sub(time.Unix(0, last)) < time.Hour || !a.eventsPrunedAt.CompareAndSwap(last, now.UnixNano()) {
-		return nil
-	}
-	if err := a.store.DeleteEventsBefore(ctx, now.Add(-auditRetention)); err != nil {
-		a.log.Warn("prune audit events", "err", err)
+	if now, ok := a.hourly(&a.eventsPrunedAt); ok {
+		if err := a.store.DeleteEventsBefore(ctx, now.Add(-auditRetention)); err != nil {
+			a.log.Warn("prune audit events", "err", err)
+		}
 	}
 	return nil
+}
+
+// hourly reports whether an hour has passed since last (unix nanos) and,
+// if so, sets it to now for this caller alone.
+func (a *API) hourly(last *atomic.Int64) (time.Time, bool) {
+	now := a.now()
+	was := last.Load()
+	if now.Sub(time.Unix(0, was)) < time.Hour || !last.CompareAndSwap(was, now.UnixNano()) {
+		return now, false
+	}
+	return now, true
 }
 
 // recordEventAs writes an audit event about app by actor; failures are

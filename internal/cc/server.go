@@ -178,8 +178,9 @@ type API struct {
 	taskMu sync.Mutex
 	// wg counts background work that Close waits for.
 	wg sync.WaitGroup
-	// eventsPrunedAt is when audit events were last pruned (unix nanos).
-	eventsPrunedAt atomic.Int64
+	// eventsPrunedAt and jobsPrunedAt are when audit events and jobs
+	// were last pruned (unix nanos).
+	eventsPrunedAt, jobsPrunedAt atomic.Int64
 }
 
 // New builds the API and its routes.
