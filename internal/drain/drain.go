@@ -289,15 +289,19 @@ func (f *Forwarder) apply(ctx context.Context, wg *sync.WaitGroup) error {
 // the drain is forwarded to or unbound).
 func (f *Forwarder) reportOver(over []Over) {
 	now := make(map[drainKey]bool, len(over))
+	added := map[string]int{}
 	for _, o := range over {
 		k := drainKey{o.Binding.AppGUID, o.Binding.URL}
 		now[k] = true
 		if f.over[k] {
 			continue
 		}
-		f.log.Warn("syslog drain past a limit not used", "app_guid", o.Binding.AppGUID, "space_guid", o.Binding.SpaceGUID,
-			"org_guid", o.Binding.OrgGUID, "scope", o.Scope, "max", o.Max)
+		added[o.Scope]++
 		f.notice(o.Binding.AppGUID, fmt.Sprintf("syslog drain %s not used: %v", redact(o.Binding.URL), o))
+	}
+	if len(added) > 0 {
+		f.log.Warn("syslog drains past a limit not used", "newly_over", added, "over", len(over),
+			"max_drains", f.cfg.MaxDrains, "max_per_org", f.cfg.MaxDrainsPerOrg, "max_per_space", f.cfg.MaxDrainsPerSpace)
 	}
 	f.over = now
 }
