@@ -88,11 +88,11 @@ func (a *API) pruneApp(ctx context.Context, appGUID string) {
 	a.prunePackages(ctx, appGUID, keptPackages)
 }
 
-// prunePackagesAfterUpload deletes an app's packages beyond retention
-// once a new one is uploaded, as CF expires packages at each upload:
-// pushing bits without staging them does not fill the disk either. The
+// prunePackagesOf deletes an app's packages beyond retention once a new
+// one is created or uploaded, as CF expires packages at each upload:
+// packages made or uploaded and never staged do not pile up either. The
 // packages of the app's droplets stay.
-func (a *API) prunePackagesAfterUpload(ctx context.Context, appGUID string) {
+func (a *API) prunePackagesOf(ctx context.Context, appGUID string) {
 	drops, err := a.store.ListDroplets(ctx, []string{appGUID}, nil)
 	if err != nil {
 		a.log.Warn("prune packages", "app_guid", appGUID, "err", err)

@@ -3,6 +3,8 @@ package cc
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/pandoplatform/pando"
@@ -98,5 +100,25 @@ func TestPrune_uploadsWithoutStagingKeepTheNewestPackages(t *testing.T) {
 		if left[g] != want || ok != want {
 			t.Errorf("package %d of %d: kept %v, blob %v; want %v (the droplet's and the newest %d stay)", i+1, len(all), left[g], ok, want, keepPackages)
 		}
+	}
+}
+
+// Packages created and never uploaded are pruned the same way.
+func TestPrune_packagesNeverUploadedAreBoundedToo(t *testing.T) {
+	e := ctNew(t, ctOpts{})
+	app := e.pushToBuild("creator", "applications:\n- name: creator\n", ctStaticApp())
+	for range keepPackages + 3 {
+		e.expect(e.sendJSON("POST", "/v3/packages", map[string]any{
+			"relationships": map[string]any{"app": map[string]any{"data": map[string]any{"guid": app.GUID}}},
+			"type":          "bits",
+		}), http.StatusCreated)
+	}
+	pkgs, err := e.store.ListPackages(context.Background(), []string{app.GUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The newest keepPackages, and the one its staging droplet names.
+	if len(pkgs) != keepPackages+1 || !slices.ContainsFunc(pkgs, func(p pando.Package) bool { return p.GUID == app.Package }) {
+		t.Errorf("packages left = %d (staged one kept: %v), want %d", len(pkgs), slices.ContainsFunc(pkgs, func(p pando.Package) bool { return p.GUID == app.Package }), keepPackages+1)
 	}
 }
