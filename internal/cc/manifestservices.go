@@ -110,7 +110,7 @@ func (a *API) applyManifestServices(ctx context.Context, id Identity, app pando.
 		binds = append(binds, toBind{si, s.BindingName})
 		drains = append(drains, newDrain{app, si})
 	}
-	if err := a.checkDrainLimits(ctx, drains); err != nil {
+	if err := a.checkDrainLimits(ctx, "", drains); err != nil {
 		return err
 	}
 	for _, tb := range binds {

@@ -404,7 +404,7 @@ func (a *API) checkInstanceDrainLimits(ctx context.Context, si pando.ServiceInst
 		}
 		adding = append(adding, newDrain{app, si})
 	}
-	return a.checkDrainLimits(ctx, adding)
+	return a.checkDrainLimits(ctx, si.GUID, adding)
 }
 
 // deleteServiceInstance deletes a user-provided instance and its bindings

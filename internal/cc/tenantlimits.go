@@ -20,8 +20,9 @@ import (
 const DefaultMaxServiceInstancesPerOrg = 1000
 
 // syslogDrains lists today's drains (live bindings to instances with a
-// syslog_drain_url), oldest binding first, as the forwarder reads them.
-func (a *API) syslogDrains(ctx context.Context) ([]drain.Binding, error) {
+// syslog_drain_url), oldest binding first, as the forwarder reads them;
+// but not those of the instance except (whose URL is being replaced).
+func (a *API) syslogDrains(ctx context.Context, except string) ([]drain.Binding, error) {
 	sis, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{})
 	if err != nil {
 		return nil, fmt.Errorf("list service instances: %w", err)
@@ -29,7 +30,7 @@ func (a *API) syslogDrains(ctx context.Context) ([]drain.Binding, error) {
 	byGUID := map[string]pando.ServiceInstance{}
 	var guids []string
 	for _, si := range sis {
-		if si.SyslogDrainURL != "" {
+		if si.SyslogDrainURL != "" && si.GUID != except {
 			byGUID[si.GUID] = si
 			guids = append(guids, si.GUID)
 		}
@@ -74,15 +75,16 @@ type newDrain struct {
 }
 
 // checkDrainLimits refuses drains past the limits: adding is what a bind
-// or an instance's new drain URL would add to today's drains. A drain
+// or an instance's new drain URL would add to today's drains (without
+// those of the instance replacing, if any, whose URL changes). A drain
 // already there (the app bound to that URL through another instance) adds
 // nothing.
-func (a *API) checkDrainLimits(ctx context.Context, adding []newDrain) error {
+func (a *API) checkDrainLimits(ctx context.Context, replacing string, adding []newDrain) error {
 	adding = slices.DeleteFunc(slices.Clone(adding), func(d newDrain) bool { return d.si.SyslogDrainURL == "" })
 	if len(adding) == 0 {
 		return nil
 	}
-	all, err := a.syslogDrains(ctx)
+	all, err := a.syslogDrains(ctx, replacing)
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,17 @@ func TestDrainLimits_bindsPastATenantsShareAreRefused(t *testing.T) {
 	e.ok(e.bind(e.appIn("space-3", "x2"), acmeLogs), http.StatusCreated)
 }
 
+// Changing a bound instance's drain URL replaces its drains: a full space
+// may do it.
+func TestDrainLimits_newURLReplacesTheInstancesDrains(t *testing.T) {
+	e := tlNew(t, func(c *Config) { c.DrainLimits = drain.Limits{MaxDrainsPerSpace: 1} })
+	sp := e.space()
+	logs := e.upsi(sp.GUID, "logs", "syslog://logs.example:514")
+	e.ok(e.bind(e.appIn(sp.GUID, "a1"), logs), http.StatusCreated)
+	e.ok(e.do("PATCH", "/v3/service_instances/"+logs, "application/json", strings.NewReader(`{"syslog_drain_url":"syslog://new-logs.example:514"}`)), http.StatusOK)
+	e.wantRefused(e.bind(e.appIn(sp.GUID, "a2"), logs), "App 'a2' cannot get the syslog drain of service instance 'logs': the space's limit of 1 syslog drains is reached: unbind a syslog drain service from one of its apps, or ask an admin to raise it (--syslog-drain-max-per-space)")
+}
+
 // The platform's total is checked at the API too, after the tenant's own.
 func TestDrainLimits_platformTotal(t *testing.T) {
 	e := tlNew(t, func(c *Config) {
