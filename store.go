@@ -3,6 +3,7 @@ package pando
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // AppFilter selects apps. Empty slices match everything.
@@ -121,6 +122,8 @@ type Store interface {
 
 	CreateEvent(ctx context.Context, e Event) error
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+	// DeleteEventsBefore deletes the audit events created before t.
+	DeleteEventsBefore(ctx context.Context, t time.Time) error
 
 	CreateUser(ctx context.Context, u User) error
 	// UpdateUser replaces the user's password hash and admin flag.
@@ -160,6 +163,9 @@ type Store interface {
 	CreateJob(ctx context.Context, j Job) error
 	GetJob(ctx context.Context, guid string) (Job, error)
 	UpdateJob(ctx context.Context, j Job) error
+	// DeleteFinishedJobsBefore deletes the jobs created before t that
+	// are COMPLETE or FAILED.
+	DeleteFinishedJobsBefore(ctx context.Context, t time.Time) error
 
 	SettingsStore
 	ServiceStore

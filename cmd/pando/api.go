@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -8,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pandoplatform/pando/internal/bbs"
+	"github.com/pandoplatform/pando/internal/cc"
+	"github.com/pandoplatform/pando/internal/drain"
 	"github.com/pandoplatform/pando/internal/server"
 )
 
@@ -71,6 +74,10 @@ func (pf *platformFlags) add(cmd *cobra.Command, cfg *server.Config) {
 	f.Int64Var(&cfg.ResourceCacheMaxBytes, "resource-cache-max-bytes", 4<<30, "bound of the cache of uploaded files that later pushes skip (least recently used go first)")
 	f.StringVar(&pf.defaultLogRate, "default-log-rate-limit", "16K", "log rate limit per second of app instances and tasks that set none (e.g. 16K, 1M, unlimited)")
 	f.DurationVar(&cfg.CellPresenceTTL, "cell-presence-ttl", bbs.DefaultCellPresenceTTL, "how long a joined cell that stops renewing its presence keeps its instances before they are placed elsewhere (1s to 10m; cells renew at a third of it)")
+	f.IntVar(&cfg.SyslogDrainLimits.MaxDrains, "syslog-drain-max", drain.DefaultMaxDrains, "most syslog drains (app-to-drain-URL bindings) forwarded to in all; each holds up to 4 MiB of queued lines")
+	f.IntVar(&cfg.SyslogDrainLimits.MaxDrainsPerOrg, "syslog-drain-max-per-org", drain.DefaultMaxDrainsPerOrg, "most syslog drains of one org's apps; a bind past it is refused (-1: no limit)")
+	f.IntVar(&cfg.SyslogDrainLimits.MaxDrainsPerSpace, "syslog-drain-max-per-space", drain.DefaultMaxDrainsPerSpace, "most syslog drains of one space's apps; a bind past it is refused (-1: no limit)")
+	f.IntVar(&cfg.MaxServiceInstancesPerOrg, "max-service-instances-per-org", cc.DefaultMaxServiceInstancesPerOrg, "most user-provided service instances in one org (CF's quotas count only managed ones; -1: no limit)")
 	f.DurationVar(&cfg.ConvergeInterval, "converge-interval", 30*time.Second, "how often the runtime converges desired and actual state")
 	f.IntVar(&cfg.RouterMaxConns, "router-max-conns", 0, "most open client connections the router holds; past it, 503 (default 10000, less if the fd limit is low; -1 no limit)")
 	f.IntVar(&cfg.RouterMaxConnsPerClient, "router-max-conns-per-client", 0, "most open router connections from one client address (default a tenth of --router-max-conns)")
@@ -95,6 +102,21 @@ func (pf *platformFlags) apply(cfg *server.Config) error {
 	}
 	if err := presenceTTLFlag(cfg.CellPresenceTTL); err != nil {
 		return err
+	}
+	if n := cfg.SyslogDrainLimits.MaxDrains; n < 1 {
+		return fmt.Errorf("--syslog-drain-max %d: give a count of at least 1", n)
+	}
+	for _, l := range []struct {
+		flag string
+		n    int
+	}{
+		{"--syslog-drain-max-per-org", cfg.SyslogDrainLimits.MaxDrainsPerOrg},
+		{"--syslog-drain-max-per-space", cfg.SyslogDrainLimits.MaxDrainsPerSpace},
+		{"--max-service-instances-per-org", cfg.MaxServiceInstancesPerOrg},
+	} {
+		if l.n < 1 && l.n != -1 {
+			return fmt.Errorf("%s %d: give a count of at least 1, or -1 for no limit", l.flag, l.n)
+		}
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.AdminPassword = os.Getenv("PANDO_ADMIN_PASSWORD")

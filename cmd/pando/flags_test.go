@@ -53,7 +53,14 @@ func TestPlatformFlags_readOrRefuseWhatServerAndAPIShare(t *testing.T) {
 	if err != nil || len(cfg.TrustedProxies) != 2 || cfg.DefaultLogRateLimit != 1<<20 || cfg.APIAddr != "127.0.0.1:1" || cfg.Logger == nil {
 		t.Fatalf("good flags: %+v, %v", cfg, err)
 	}
-	for flag, bad := range map[string]string{"--trusted-proxy": "nope", "--default-log-rate-limit": "0", "--log-level": "loud"} {
+	if cfg.SyslogDrainLimits.MaxDrainsPerSpace != 50 || cfg.MaxServiceInstancesPerOrg != 1000 {
+		t.Errorf("default tenant limits: %+v, %d service instances", cfg.SyslogDrainLimits, cfg.MaxServiceInstancesPerOrg)
+	}
+	if cfg, err := parse("--syslog-drain-max-per-org", "-1"); err != nil || cfg.SyslogDrainLimits.MaxDrainsPerOrg != -1 {
+		t.Errorf("--syslog-drain-max-per-org -1 (no limit): %+v, %v", cfg.SyslogDrainLimits, err)
+	}
+	for flag, bad := range map[string]string{"--trusted-proxy": "nope", "--default-log-rate-limit": "0", "--log-level": "loud",
+		"--syslog-drain-max": "0", "--syslog-drain-max-per-org": "-2", "--syslog-drain-max-per-space": "0", "--max-service-instances-per-org": "-5"} {
 		if _, err := parse(flag, bad); err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("%s %s: %v, want an error naming the flag", flag, bad, err)
 		}

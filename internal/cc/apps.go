@@ -871,7 +871,7 @@ func (a *API) recordAppEvent(ctx context.Context, id Identity, typ string, app p
 		ev.ActorType = "system"
 		ev.ActorName = "pando"
 	}
-	if err := a.store.CreateEvent(ctx, ev); err != nil {
+	if err := a.createEvent(ctx, ev); err != nil {
 		a.log.Warn("record event", "type", typ, "app_guid", app.GUID, "err", err)
 	}
 }

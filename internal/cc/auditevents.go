@@ -2,6 +2,8 @@ package cc
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -37,6 +39,36 @@ type eventActor struct{ guid, typ, name string }
 
 func actorApp(app pando.App) eventActor { return eventActor{app.GUID, "app", app.Name} }
 
+// auditRetention is how long audit events are kept: CF's default
+// (cc.audit_events.cutoff_age_in_days, 31), so that what tenants do does
+// not grow the CCDB without end.
+const auditRetention = 31 * 24 * time.Hour
+
+// createEvent stores an audit event and, at most hourly, deletes those
+// older than auditRetention.
+func (a *API) createEvent(ctx context.Context, ev pando.Event) error {
+	if err := a.store.CreateEvent(ctx, ev); err != nil {
+		return err
+	}
+	if now, ok := a.hourly(&a.eventsPrunedAt); ok {
+		if err := a.store.DeleteEventsBefore(ctx, now.Add(-auditRetention)); err != nil {
+			a.log.Warn("prune audit events", "err", err)
+		}
+	}
+	return nil
+}
+
+// hourly reports whether an hour has passed since last (unix nanos) and,
+// if so, sets it to now for this caller alone.
+func (a *API) hourly(last *atomic.Int64) (time.Time, bool) {
+	now := a.now()
+	was := last.Load()
+	if now.Sub(time.Unix(0, was)) < time.Hour || !last.CompareAndSwap(was, now.UnixNano()) {
+		return now, false
+	}
+	return now, true
+}
+
 // recordEventAs writes an audit event about app by actor; failures are
 // logged (the action already happened).
 func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, app pando.App, data map[string]any) {
@@ -49,7 +81,7 @@ func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, a
 		TargetGUID: app.GUID, TargetType: "app", TargetName: app.Name, SpaceGUID: app.SpaceGUID,
 		OrgGUID: orgGUID, Data: data, CreatedAt: a.now(),
 	}
-	if err := a.store.CreateEvent(ctx, ev); err != nil {
+	if err := a.createEvent(ctx, ev); err != nil {
 		a.log.Warn("record event", "type", typ, "app_guid", app.GUID, "err", err)
 	}
 }
@@ -66,7 +98,7 @@ func (a *API) recordRouteEvent(ctx context.Context, id Identity, typ string, rt 
 		TargetGUID: rt.GUID, TargetType: "route", TargetName: rt.Host, SpaceGUID: rt.SpaceGUID,
 		OrgGUID: orgGUID, Data: data, CreatedAt: a.now(),
 	}
-	if err := a.store.CreateEvent(ctx, ev); err != nil {
+	if err := a.createEvent(ctx, ev); err != nil {
 		a.log.Warn("record event", "type", typ, "route_guid", rt.GUID, "err", err)
 	}
 }

@@ -133,3 +133,41 @@ func TestEvents_newProcessTypeIsAudited(t *testing.T) {
 		t.Errorf("events after a second assignment: %d", len(evs))
 	}
 }
+
+// Audit events older than CF's 31 days go when events are recorded (at
+// most hourly), so what tenants do cannot grow the CCDB without end.
+func TestEvents_olderThan31DaysArePruned(t *testing.T) {
+	e := tnNew(t)
+	ctx := t.Context()
+	old := func(guid string, age time.Duration) {
+		t.Helper()
+		if err := e.store.CreateEvent(ctx, pando.Event{GUID: guid, Type: "audit.app.update", ActorType: "user", TargetType: "app", CreatedAt: time.Now().Add(-age)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() map[string]bool {
+		t.Helper()
+		evs, err := e.store.ListEvents(ctx, pando.EventFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, ev := range evs {
+			out[ev.GUID] = true
+		}
+		return out
+	}
+	old("expired", 32*24*time.Hour)
+	old("recent", 30*24*time.Hour)
+	e.post("/v3/organizations", `{"name":"o1"}`)
+	got := left()
+	if got["expired"] || !got["recent"] {
+		t.Errorf("after an event: expired kept %v, recent kept %v; want only the recent one", got["expired"], got["recent"])
+	}
+	// Within the hour, recording does not prune again.
+	old("expired-later", 32*24*time.Hour)
+	e.post("/v3/organizations", `{"name":"o2"}`)
+	if !left()["expired-later"] {
+		t.Error("events pruned twice within an hour")
+	}
+}

@@ -117,6 +117,9 @@ func (a *API) postServiceBinding(w http.ResponseWriter, r *http.Request) error {
 			return invalid("Name is too long (maximum is %d characters)", maxServiceNameLen)
 		}
 	}
+	if err := a.checkDrainLimits(ctx, "", []newDrain{{app, si}}); err != nil {
+		return err
+	}
 	if err := a.store.CreateServiceBinding(ctx, b); err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("The app is already bound to the service instance.")

@@ -18,8 +18,11 @@ func TestContract_teamVerbs(t *testing.T) {
 	// 28 cf create-org o1
 	org := e.expect(e.sendJSON("POST", "/v3/organizations", map[string]any{"name": "o1", "suspended": false}), http.StatusCreated)
 	orgGUID := ctStr(org, "guid")
-	if ctStr(org, "links.self.href") != e.base+"/v3/organizations/"+orgGUID || ctJ(org, "relationships.quota.data") != nil {
-		t.Errorf("org: %v", org)
+	// The trace's stub answered a null quota; CF gives a new org its
+	// default quota, and the CLI reads neither.
+	defaults := e.list(e.get("/v3/organization_quotas?names=default"))
+	if ctStr(org, "links.self.href") != e.base+"/v3/organizations/"+orgGUID || len(defaults) != 1 || ctJ(org, "relationships.quota.data.guid") != ctStr(defaults[0], "guid") {
+		t.Errorf("org: %v (default quotas %v)", org, defaults)
 	}
 	lookupOrg := func() {
 		t.Helper()

@@ -89,6 +89,9 @@ func (a *API) postDomain(w http.ResponseWriter, r *http.Request) error {
 		if err := a.requireFeature(ctx, id, FlagPrivateDomainCreation); err != nil {
 			return err
 		}
+		if err := a.checkDomainQuota(ctx, orgGUID); err != nil {
+			return err
+		}
 	}
 	now := a.now()
 	d := pando.Domain{GUID: a.newGUID(), Name: name, Internal: in.Internal, OrgGUID: orgGUID, CreatedAt: now, UpdatedAt: now}

@@ -3,9 +3,14 @@ package cc
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
+
+// jobRetention is how long finished jobs are kept, as CF's pollable job
+// cleanup (90 days): each push and delete makes one.
+const jobRetention = 90 * 24 * time.Hour
 
 // runJob records a job and runs fn before answering, so the job is already
 // COMPLETE or FAILED when the client first polls it (the cf CLI waits 3 s
@@ -19,6 +24,11 @@ func (a *API) runJob(ctx context.Context, op, resourceType, resourceGUID string,
 	}
 	if err := a.store.CreateJob(ctx, job); err != nil {
 		a.log.Error("create job", "operation", op, "err", err)
+	}
+	if now, ok := a.hourly(&a.jobsPrunedAt); ok {
+		if err := a.store.DeleteFinishedJobsBefore(ctx, now.Add(-jobRetention)); err != nil {
+			a.log.Warn("prune jobs", "err", err)
+		}
 	}
 	// The work must finish even if the client hangs up mid-request.
 	ctx = context.WithoutCancel(ctx)

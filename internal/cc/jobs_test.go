@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pandoplatform/pando"
 )
 
 // TestJobs_readByTheirUserAndAdmins: a job names the resource it worked on
@@ -29,6 +32,33 @@ func TestJobs_readByTheirUserAndAdmins(t *testing.T) {
 		}
 		if strings.Contains(e.doAs("bearer user:"+who, "GET", path, "").Body.String(), f.app) {
 			t.Errorf("%s's answer names the app", who)
+		}
+	}
+}
+
+// Finished jobs older than CF's 90 days go when a job is recorded (at
+// most hourly); one still processing stays.
+func TestJobs_finishedOnesOlderThan90DaysArePruned(t *testing.T) {
+	e := tnNew(t)
+	ctx := t.Context()
+	long := time.Now().Add(-91 * 24 * time.Hour)
+	for _, j := range []pando.Job{
+		{GUID: "old-done", Operation: "space.delete", State: pando.JobComplete, CreatedAt: long, UpdatedAt: long},
+		{GUID: "old-busy", Operation: "space.delete", State: pando.JobProcessing, CreatedAt: long, UpdatedAt: long},
+		{GUID: "young-done", Operation: "space.delete", State: pando.JobFailed, CreatedAt: time.Now().Add(-89 * 24 * time.Hour), UpdatedAt: long},
+	} {
+		if err := e.store.CreateJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp := e.post("/v3/spaces", `{"name":"doomed","relationships":{"organization":{"data":{"guid":"`+e.space().OrgGUID+`"}}}}`)
+	if job := e.job(e.do("DELETE", "/v3/spaces/"+sp["guid"].(string), "", nil)); job["state"] != "COMPLETE" {
+		t.Fatalf("delete space: %v", job)
+	}
+	for guid, want := range map[string]bool{"old-done": false, "old-busy": true, "young-done": true} {
+		_, err := e.store.GetJob(ctx, guid)
+		if got := err == nil; got != want {
+			t.Errorf("job %s kept %v, want %v (%v)", guid, got, want, err)
 		}
 	}
 }

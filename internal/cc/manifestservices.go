@@ -3,6 +3,7 @@ package cc
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"gopkg.in/yaml.v3"
 
@@ -81,8 +82,15 @@ func (a *API) checkManifestServices(ctx context.Context, space pando.Space, m ma
 	return nil
 }
 
-// applyManifestServices binds the app to the instances it is not bound to.
+// applyManifestServices binds the app to the instances it is not bound to,
+// none if the drains they bring would pass a limit.
 func (a *API) applyManifestServices(ctx context.Context, id Identity, app pando.App, m manifestApp) error {
+	type toBind struct {
+		si          pando.ServiceInstance
+		bindingName string
+	}
+	var binds []toBind
+	var drains []newDrain
 	for _, s := range m.Services {
 		found, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: []string{s.Name}, SpaceGUIDs: []string{app.SpaceGUID}})
 		if err != nil {
@@ -96,15 +104,26 @@ func (a *API) applyManifestServices(ctx context.Context, id Identity, app pando.
 		if err != nil {
 			return err
 		}
-		if len(bound) > 0 {
+		if len(bound) > 0 || slices.ContainsFunc(binds, func(b toBind) bool { return b.si.GUID == si.GUID }) {
 			continue
 		}
+		binds = append(binds, toBind{si, s.BindingName})
+		drains = append(drains, newDrain{app, si})
+	}
+	if err := a.checkDrainLimits(ctx, "", drains); err != nil {
+		return err
+	}
+	for _, tb := range binds {
+		si := tb.si
 		now := a.now()
-		b := pando.ServiceBinding{GUID: a.newGUID(), Type: "app", Name: s.BindingName, AppGUID: app.GUID, InstanceGUID: si.GUID, CreatedAt: now, UpdatedAt: now}
+		b := pando.ServiceBinding{GUID: a.newGUID(), Type: "app", Name: tb.bindingName, AppGUID: app.GUID, InstanceGUID: si.GUID, CreatedAt: now, UpdatedAt: now}
 		if err := a.store.CreateServiceBinding(ctx, b); err != nil {
 			return fmt.Errorf("bind service instance %s: %w", si.Name, err)
 		}
 		a.recordAppEvent(ctx, id, "audit.service_binding.create", app, map[string]any{"service_binding_guid": b.GUID, "service_instance_guid": si.GUID, "manifest_triggered": true})
+	}
+	if len(binds) > 0 {
+		a.servicesChanged()
 	}
 	return nil
 }

@@ -60,8 +60,14 @@ func (a *API) postOrg(w http.ResponseWriter, r *http.Request) error {
 	if in.Suspended != nil && *in.Suspended {
 		return invalid("Pando does not suspend organizations")
 	}
+	// New orgs get the default quota, as on CF: what one org's apps,
+	// routes and tasks may spend is bounded unless an admin lifts it.
+	quota, err := a.defaultQuotaGUID(r.Context())
+	if err != nil {
+		return err
+	}
 	now := a.now()
-	o := pando.Org{GUID: a.newGUID(), Name: *in.Name, CreatedAt: now, UpdatedAt: now}
+	o := pando.Org{GUID: a.newGUID(), Name: *in.Name, QuotaGUID: quota, CreatedAt: now, UpdatedAt: now}
 	if err := a.store.CreateOrg(r.Context(), o); err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("Organization '%s' already exists.", o.Name)
@@ -276,7 +282,7 @@ func (a *API) recordTenancyEventData(ctx context.Context, typ, targetType, targe
 		TargetGUID: targetGUID, TargetType: targetType, TargetName: targetName,
 		SpaceGUID: space, OrgGUID: org, Data: data, CreatedAt: a.now(),
 	}
-	if err := a.store.CreateEvent(ctx, e); err != nil {
+	if err := a.createEvent(ctx, e); err != nil {
 		a.log.Warn("record audit event", "type", typ, "err", err)
 	}
 }

@@ -259,6 +259,7 @@ func (a *API) postPackage(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("create package: %w", err)
 	}
 	a.recordAppEvent(ctx, identityFrom(ctx), "audit.app.package.create", app, map[string]any{"package_guid": pkg.GUID, "request": map[string]any{"type": pkg.Type}})
+	a.prunePackagesOf(ctx, app.GUID)
 	writeJSON(w, http.StatusCreated, a.presentPackage(pkg))
 	return nil
 }
@@ -419,6 +420,7 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	if app, err := a.store.GetApp(ctx, pkg.AppGUID); err == nil {
 		a.recordAppEvent(ctx, identityFrom(ctx), "audit.app.upload-bits", app, map[string]any{"package_guid": pkg.GUID})
 	}
+	a.prunePackagesOf(ctx, pkg.AppGUID)
 	writeJSON(w, http.StatusOK, a.presentPackage(pkg))
 	return nil
 }

@@ -85,6 +85,30 @@ func (a *API) pruneApp(ctx context.Context, appGUID string) {
 		}
 		_ = a.blobs.Delete(ctx, pando.DropletBlobKey(d.GUID))
 	}
+	a.prunePackages(ctx, appGUID, keptPackages)
+}
+
+// prunePackagesOf deletes an app's packages beyond retention once a new
+// one is created or uploaded, as CF expires packages at each upload:
+// packages made or uploaded and never staged do not pile up either. The
+// packages of the app's droplets stay.
+func (a *API) prunePackagesOf(ctx context.Context, appGUID string) {
+	drops, err := a.store.ListDroplets(ctx, []string{appGUID}, nil)
+	if err != nil {
+		a.log.Warn("prune packages", "app_guid", appGUID, "err", err)
+		return
+	}
+	keep := map[string]bool{}
+	for _, d := range drops {
+		keep[d.PackageGUID] = true
+	}
+	a.prunePackages(ctx, appGUID, keep)
+}
+
+// prunePackages deletes an app's packages past the newest keepPackages,
+// but not those in keep (a staging's droplet names its package from the
+// start, so the package it reads is kept).
+func (a *API) prunePackages(ctx context.Context, appGUID string, keep map[string]bool) {
 	pkgs, err := a.store.ListPackages(ctx, []string{appGUID})
 	if err != nil {
 		a.log.Warn("prune packages", "app_guid", appGUID, "err", err)
@@ -92,7 +116,7 @@ func (a *API) pruneApp(ctx context.Context, appGUID string) {
 	}
 	sort.SliceStable(pkgs, func(i, j int) bool { return pkgs[i].CreatedAt.After(pkgs[j].CreatedAt) })
 	for n, p := range pkgs {
-		if n < keepPackages || keptPackages[p.GUID] {
+		if n < keepPackages || keep[p.GUID] {
 			continue
 		}
 		if err := a.store.DeletePackage(ctx, p.GUID); err != nil {

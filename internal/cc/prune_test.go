@@ -3,6 +3,8 @@ package cc
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/pandoplatform/pando"
@@ -64,5 +66,59 @@ func TestPrune_keepsTheNewestDropletsAndPackagesAndDeletesTheRest(t *testing.T) 
 	}
 	if len(pkgs) != keepDroplets+1 {
 		t.Errorf("packages kept = %d, want %d (those of the kept droplets)", len(pkgs), keepDroplets+1)
+	}
+}
+
+// Uploading bits without staging them (as CF, each upload expires the
+// app's older packages) keeps the newest keepPackages and their blobs,
+// and the package of a droplet (here one still staging).
+func TestPrune_uploadsWithoutStagingKeepTheNewestPackages(t *testing.T) {
+	e := ctNew(t, ctOpts{})
+	ctx := context.Background()
+	app := e.pushToBuild("uploader", "applications:\n- name: uploader\n", ctStaticApp())
+	var guids []string
+	for range keepPackages + 2 {
+		guids = append(guids, e.uploadBits(app.GUID, ctStaticApp()))
+	}
+	pkgs, err := e.store.ListPackages(ctx, []string{app.GUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[string]bool{}
+	for _, p := range pkgs {
+		left[p.GUID] = true
+	}
+	if len(pkgs) != keepPackages+1 {
+		t.Errorf("packages left = %d, want %d", len(pkgs), keepPackages+1)
+	}
+	// The first is staging (pushToBuild's build never ends here): its
+	// droplet names it.
+	all := append([]string{app.Package}, guids...)
+	for i, g := range all {
+		want := i == 0 || i >= len(all)-keepPackages
+		ok, _ := e.blobs.Exists(ctx, pando.PackageBlobKey(g))
+		if left[g] != want || ok != want {
+			t.Errorf("package %d of %d: kept %v, blob %v; want %v (the droplet's and the newest %d stay)", i+1, len(all), left[g], ok, want, keepPackages)
+		}
+	}
+}
+
+// Packages created and never uploaded are pruned the same way.
+func TestPrune_packagesNeverUploadedAreBoundedToo(t *testing.T) {
+	e := ctNew(t, ctOpts{})
+	app := e.pushToBuild("creator", "applications:\n- name: creator\n", ctStaticApp())
+	for range keepPackages + 3 {
+		e.expect(e.sendJSON("POST", "/v3/packages", map[string]any{
+			"relationships": map[string]any{"app": map[string]any{"data": map[string]any{"guid": app.GUID}}},
+			"type":          "bits",
+		}), http.StatusCreated)
+	}
+	pkgs, err := e.store.ListPackages(context.Background(), []string{app.GUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The newest keepPackages, and the one its staging droplet names.
+	if len(pkgs) != keepPackages+1 || !slices.ContainsFunc(pkgs, func(p pando.Package) bool { return p.GUID == app.Package }) {
+		t.Errorf("packages left = %d (staged one kept: %v), want %d", len(pkgs), slices.ContainsFunc(pkgs, func(p pando.Package) bool { return p.GUID == app.Package }), keepPackages+1)
 	}
 }

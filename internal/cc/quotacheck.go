@@ -8,8 +8,12 @@ import (
 	"github.com/pandoplatform/pando"
 )
 
-// Quota enforcement: starting or scaling an app, creating a route or a task
-// past a quota of its org or space is refused with CF's error text. CF
+// Quota enforcement: starting or scaling an app, creating a route, a task
+// or a private domain past a quota of its org or space is refused with
+// CF's error text. Reserved ports and service keys cannot be spent here
+// (no TCP routes; keys are for managed instances), and CF's service
+// instance total counts managed instances only (tenantlimits.go bounds
+// user-provided ones). CF
 // validates a process or task against every quota at once and answers all
 // refusals joined, each as "<field> <reason>", fields in the order first
 // refused (Sequel's full messages); quotaErrors does the same.
@@ -82,9 +86,9 @@ func (a *API) orgSpaceGUIDs(ctx context.Context, orgGUID string) ([]string, erro
 	return guids, nil
 }
 
-// quotaUsage is what counts against a quota, as CF counts it: memory of
-// started processes' instances and of running tasks, instances of started
-// processes, their log rate, and pending or running tasks.
+// quotaUsage is what counts against a quota, as CF counts it: memory and
+// log rate of started processes' instances and of running tasks, instances
+// of started processes, and pending or running tasks.
 type quotaUsage struct{ memory, instances, logRate, tasks int64 }
 
 // usageIn sums the usage of spaces, with the processes in change instead of
@@ -129,6 +133,10 @@ func (a *API) usageIn(ctx context.Context, spaceGUIDs []string, startGUID string
 		u.tasks++
 		if t.State == pando.AppTaskRunning {
 			u.memory += int64(t.MemoryMB)
+			// Tasks run with the platform's default log rate limit.
+			if r := a.cfg.DefaultLogRateLimit; r > 0 {
+				u.logRate += int64(r)
+			}
 		}
 	}
 	return u, nil
@@ -227,8 +235,9 @@ func (a *API) checkAppQuotas(ctx context.Context, app pando.App, change []pando.
 
 // checkTaskQuota checks a new task of memMB against the org's and space's
 // quotas as CF's task validations do: total memory (running tasks count),
-// memory per instance, and per_app_tasks, which CF compares with the
-// pending and running tasks of the whole space or org.
+// memory per instance, log rate (the task's is the platform default), and
+// per_app_tasks, which CF compares with the pending and running tasks of
+// the whole space or org.
 func (a *API) checkTaskQuota(ctx context.Context, app pando.App, memMB int) error {
 	space, org, err := a.scopesOf(ctx, app.SpaceGUID, "", nil)
 	if err != nil || (space.q == nil && org.q == nil) {
@@ -245,6 +254,13 @@ func (a *API) checkTaskQuota(ctx context.Context, app pando.App, memMB int) erro
 		}
 		if over(l.PerProcessMemoryMB, int64(memMB)) {
 			e.add("memory_in_mb", "exceeds "+s.kind+" instance memory quota")
+		}
+		if logRate := int64(a.cfg.DefaultLogRateLimit); l.LogRateLimit != nil {
+			if logRate < 0 {
+				e.add("log_rate_limit", "cannot be unlimited in "+s.kind+" '"+s.name+"'.")
+			} else if over(l.LogRateLimit, s.usage.logRate+logRate) {
+				e.add("log_rate_limit", "exceeds "+s.kind+" log rate quota")
+			}
 		}
 		if l.PerAppTasks != nil && s.usage.tasks >= *l.PerAppTasks {
 			e.add("app_task_limit", "quota exceeded")
@@ -280,6 +296,37 @@ func (a *API) checkRouteQuota(ctx context.Context, spaceGUID string) error {
 		if int64(len(rts)) >= *orgQ.Limits.TotalRoutes {
 			return invalid("Routes quota exceeded for organization '%s'.", org.Name)
 		}
+	}
+	return nil
+}
+
+// checkDomainQuota refuses a private domain past the org quota's
+// total_domains, which CF compares with the domains the org owns (not
+// those shared with it).
+func (a *API) checkDomainQuota(ctx context.Context, orgGUID string) error {
+	org, err := a.store.GetOrg(ctx, orgGUID)
+	if err != nil || org.QuotaGUID == "" {
+		return err
+	}
+	q, err := a.store.GetQuota(ctx, org.QuotaGUID)
+	if pando.IsNotFound(err) || (err == nil && q.Limits.TotalDomains == nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ds, err := a.store.ListDomains(ctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	owned := 0
+	for _, d := range ds {
+		if d.OrgGUID == orgGUID {
+			owned++
+		}
+	}
+	if int64(owned) >= *q.Limits.TotalDomains {
+		return invalid("The number of private domains exceeds the quota for organization \"%s\"", org.Name)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -179,9 +180,48 @@ func TestQuotas_cfErrorTexts(t *testing.T) {
 		e.ok(route("one"), http.StatusCreated)
 		e.wantRefused(route("two"), "Routes quota exceeded for organization 'pando'.")
 	})
+	t.Run("org total private domains", func(t *testing.T) {
+		e, _ := quotaCase(t, pando.QuotaOrg, `"domains":{"total_domains":1}`)
+		domain := func(name, org string) *httptest.ResponseRecorder {
+			rel := ""
+			if org != "" {
+				rel = `,"relationships":{"organization":{"data":{"guid":"` + org + `"}}}`
+			}
+			return e.do("POST", "/v3/domains", "application/json", strings.NewReader(`{"name":"`+name+`"`+rel+`}`))
+		}
+		e.ok(domain("one.example", e.space().OrgGUID), http.StatusCreated)
+		e.wantRefused(domain("two.example", e.space().OrgGUID), `The number of private domains exceeds the quota for organization "pando"`)
+		// Shared domains are no org's.
+		e.ok(domain("shared.example", ""), http.StatusCreated)
+	})
 	task := func(e *ptEnv, app pando.App, body string) *httptest.ResponseRecorder {
 		return e.do("POST", "/v3/apps/"+app.GUID+"/tasks", "application/json", strings.NewReader(body))
 	}
+	running := func(e *ptEnv, rec *httptest.ResponseRecorder) {
+		e.t.Helper()
+		tk, err := e.store.GetAppTask(e.t.Context(), e.ok(rec, http.StatusAccepted)["guid"].(string))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		tk.State = pando.AppTaskRunning
+		if err := e.store.UpdateAppTask(e.t.Context(), tk); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	t.Run("task log rate: running tasks count, for tasks and apps", func(t *testing.T) {
+		// The app's instance and each task log at the default 16 KiB/s.
+		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"log_rate_limit_in_bytes_per_second":40000}`)
+		running(e, task(e, app, `{"command":"true"}`))
+		e.wantRefused(task(e, app, `{"command":"true"}`), "log_rate_limit exceeds organization log rate quota")
+		e.wantRefused(e.scale(app, `{"instances":2}`), "log_rate_limit exceeds organization log rate quota")
+	})
+	t.Run("task log rate cannot be unlimited under a space quota", func(t *testing.T) {
+		e := tnNew(t, func(c *Config) { c.DefaultLogRateLimit = -1 })
+		sp := e.space()
+		q := e.post("/v3/space_quotas", `{"name":"sq","apps":{"log_rate_limit_in_bytes_per_second":2048},"relationships":{"organization":{"data":{"guid":"`+sp.OrgGUID+`"}}}}`)
+		e.ok(e.do("POST", "/v3/space_quotas/"+q["guid"].(string)+"/relationships/spaces", "application/json", strings.NewReader(`{"data":[{"guid":"`+sp.GUID+`"}]}`)), http.StatusOK)
+		e.wantRefused(task(e, e.startedApp("first"), `{"command":"true"}`), "log_rate_limit cannot be unlimited in space 'dev'.")
+	})
 	t.Run("org tasks count across the org's apps", func(t *testing.T) {
 		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"per_app_tasks":1}`)
 		e.ok(task(e, app, `{"command":"sleep 100"}`), http.StatusAccepted)
@@ -195,19 +235,53 @@ func TestQuotas_cfErrorTexts(t *testing.T) {
 		e, app := quotaCase(t, pando.QuotaOrg, `"apps":{"total_memory_in_mb":1024,"per_process_memory_in_mb":600}`)
 		// The app's one instance uses 256M: an 800M task is past both limits.
 		e.wantRefused(task(e, app, `{"command":"true","memory_in_mb":800}`), "memory_in_mb exceeds organization memory quota, memory_in_mb exceeds organization instance memory quota")
-		first := e.ok(task(e, app, `{"command":"true","memory_in_mb":512}`), http.StatusAccepted)
-		tk, err := e.store.GetAppTask(t.Context(), first["guid"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tk.State = pando.AppTaskRunning
-		if err := e.store.UpdateAppTask(t.Context(), tk); err != nil {
-			t.Fatal(err)
-		}
+		running(e, task(e, app, `{"command":"true","memory_in_mb":512}`))
 		// 256 + 512 running: 300 more is past 1024, and so is the instance
 		// growing to 520M.
 		e.wantRefused(task(e, app, `{"command":"true","memory_in_mb":300}`), "memory_in_mb exceeds organization memory quota")
 		e.wantRefused(e.scale(app, `{"memory_in_mb":520}`), "memory quota_exceeded")
 		e.ok(e.scale(app, `{"memory_in_mb":500}`), http.StatusAccepted)
 	})
+}
+
+// New orgs get CF's default quota (10 GiB, 1000 routes, 100 managed
+// service instances, the rest unlimited), which an admin may change; the
+// seeded org is the admin's and has none.
+func TestQuotas_newOrgsGetTheDefaultQuota(t *testing.T) {
+	e := tnNew(t)
+	if err := e.api.Seed(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	qs := ptResources(e.ok(e.do("GET", "/v3/organization_quotas?names=default", "", nil), http.StatusOK))
+	if len(qs) != 1 {
+		t.Fatalf("default quotas after two seeds: %v", qs)
+	}
+	q := qs[0]
+	want := map[string]any{
+		"apps":     map[string]any{"total_memory_in_mb": float64(10240), "per_process_memory_in_mb": nil, "total_instances": nil, "per_app_tasks": nil, "log_rate_limit_in_bytes_per_second": nil},
+		"routes":   map[string]any{"total_routes": float64(1000), "total_reserved_ports": nil},
+		"services": map[string]any{"total_service_instances": float64(100), "total_service_keys": nil, "paid_services_allowed": true},
+	}
+	for k, v := range want {
+		if fmt.Sprint(q[k]) != fmt.Sprint(v) {
+			t.Errorf("default quota %s = %v, want %v", k, q[k], v)
+		}
+	}
+	seeded, err := e.store.GetOrg(t.Context(), e.space().OrgGUID)
+	if err != nil || seeded.QuotaGUID != "" {
+		t.Errorf("seeded org's quota %q (%v), want none", seeded.QuotaGUID, err)
+	}
+
+	org := e.post("/v3/organizations", `{"name":"o2"}`)
+	if got := org["relationships"].(map[string]any)["quota"].(map[string]any)["data"].(map[string]any)["guid"]; got != q["guid"] {
+		t.Fatalf("new org's quota %v, want the default %v", got, q["guid"])
+	}
+	// It bounds the org: with the admin's change, the second route is refused.
+	e.ok(e.do("PATCH", "/v3/organization_quotas/"+q["guid"].(string), "application/json", strings.NewReader(`{"routes":{"total_routes":1}}`)), http.StatusOK)
+	sp := e.post("/v3/spaces", `{"name":"s","relationships":{"organization":{"data":{"guid":"`+org["guid"].(string)+`"}}}}`)
+	route := func(host string) *httptest.ResponseRecorder {
+		return e.do("POST", "/v3/routes", "application/json", strings.NewReader(`{"host":"`+host+`","relationships":{"space":{"data":{"guid":"`+sp["guid"].(string)+`"}},"domain":{"data":{"guid":"`+e.domain().GUID+`"}}}}`))
+	}
+	e.ok(route("one"), http.StatusCreated)
+	e.wantRefused(route("two"), "Routes quota exceeded for organization 'o2'.")
 }

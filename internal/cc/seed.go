@@ -53,6 +53,9 @@ func (a *API) Seed(ctx context.Context, builtins []BuiltinBuildpack) error {
 			return err
 		}
 	}
+	if err := a.seedDefaultQuota(ctx); err != nil {
+		return err
+	}
 	if err := a.seedDomain(ctx); err != nil {
 		return err
 	}
@@ -73,6 +76,40 @@ func (a *API) Seed(ctx context.Context, builtins []BuiltinBuildpack) error {
 		}
 	}
 	return nil
+}
+
+// DefaultQuotaName names the org quota new orgs get, as CF's
+// default_quota_definition. Seed makes it when missing, with the limits
+// CF installs it with: 10 GiB of memory, 1000 routes, 100 (managed)
+// service instances, paid plans allowed, the rest unlimited.
+const DefaultQuotaName = "default"
+
+func (a *API) seedDefaultQuota(ctx context.Context) error {
+	qs, err := a.store.ListQuotas(ctx, pando.QuotaOrg, nil, []string{DefaultQuotaName}, nil)
+	if err != nil {
+		return fmt.Errorf("seed quota: %w", err)
+	}
+	if len(qs) > 0 {
+		return nil
+	}
+	n := func(v int64) *int64 { return &v }
+	now := a.now()
+	q := pando.Quota{GUID: a.newGUID(), Kind: pando.QuotaOrg, Name: DefaultQuotaName, CreatedAt: now, UpdatedAt: now,
+		Limits: pando.QuotaLimits{TotalMemoryMB: n(10240), TotalRoutes: n(1000), TotalServiceInstances: n(100), PaidServicesAllowed: true}}
+	if err := ignoreConflict(a.store.CreateQuota(ctx, q)); err != nil {
+		return fmt.Errorf("seed quota: %w", err)
+	}
+	return nil
+}
+
+// defaultQuotaGUID is the GUID of the org quota new orgs get ("" when an
+// admin deleted it since the last start).
+func (a *API) defaultQuotaGUID(ctx context.Context) (string, error) {
+	qs, err := a.store.ListQuotas(ctx, pando.QuotaOrg, nil, []string{DefaultQuotaName}, nil)
+	if err != nil || len(qs) == 0 {
+		return "", err
+	}
+	return qs[0].GUID, nil
 }
 
 // ignoreConflict treats "already exists" as success: another replica (or

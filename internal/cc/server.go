@@ -16,10 +16,12 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/drain"
 )
 
 // APIVersion is the CC API version advertised to clients. The cf CLI v8
@@ -117,6 +119,16 @@ type Config struct {
 	// learn them through it.
 	RouteServicesChanged func(routes map[string]string)
 
+	// DrainLimits bound the syslog drains of apps, as the forwarder
+	// (internal/drain) does: binding an app to an instance with a drain
+	// URL, or giving a bound instance one, past them is refused. Zero
+	// fields are the drain package's defaults.
+	DrainLimits drain.Limits
+	// MaxServiceInstancesPerOrg bounds the service instances of one org:
+	// CF's quotas count only managed instances, and user-provided ones
+	// are all Pando has. 0 means DefaultMaxServiceInstancesPerOrg, -1 none.
+	MaxServiceInstancesPerOrg int
+
 	// StackRuntimes, when set, adds the language runtimes each stack offers
 	// to the stack resources (a Pando extension, "runtimes").
 	StackRuntimes StackRuntimes
@@ -166,6 +178,9 @@ type API struct {
 	taskMu sync.Mutex
 	// wg counts background work that Close waits for.
 	wg sync.WaitGroup
+	// eventsPrunedAt and jobsPrunedAt are when audit events and jobs
+	// were last pruned (unix nanos).
+	eventsPrunedAt, jobsPrunedAt atomic.Int64
 }
 
 // New builds the API and its routes.
@@ -215,6 +230,16 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.DefaultInstances <= 0 {
 		cfg.DefaultInstances = 1
+	}
+	if err := cfg.DrainLimits.Validate(); err != nil {
+		return nil, fmt.Errorf("cc: %w", err)
+	}
+	cfg.DrainLimits = cfg.DrainLimits.WithDefaults()
+	switch {
+	case cfg.MaxServiceInstancesPerOrg == 0:
+		cfg.MaxServiceInstancesPerOrg = DefaultMaxServiceInstancesPerOrg
+	case cfg.MaxServiceInstancesPerOrg < -1:
+		return nil, fmt.Errorf("cc: service instance limit %d: want a count, 0 for the default or -1 for none", cfg.MaxServiceInstancesPerOrg)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -241,6 +241,9 @@ func (a *API) postServiceInstance(w http.ResponseWriter, r *http.Request) error 
 	if err := a.checkSpace(ctx, spaceGUID, needWrite); err != nil {
 		return err
 	}
+	if err := a.checkServiceInstanceLimit(ctx, spaceGUID); err != nil {
+		return err
+	}
 	now := a.now()
 	si := pando.ServiceInstance{GUID: a.newGUID(), SpaceGUID: spaceGUID, Type: in.Type, Tags: []string{}, CreatedAt: now, UpdatedAt: now}
 	if err := a.applyServiceInstanceBody(&si, in); err != nil {
@@ -357,8 +360,14 @@ func (a *API) patchServiceInstance(w http.ResponseWriter, r *http.Request) error
 	if in.Relationships.Space.Data.GUID != "" {
 		return invalid("Relationships cannot be changed")
 	}
+	oldDrain := si.SyslogDrainURL
 	if err := a.applyServiceInstanceBody(&si, in); err != nil {
 		return err
+	}
+	if si.SyslogDrainURL != oldDrain {
+		if err := a.checkInstanceDrainLimits(ctx, si); err != nil {
+			return err
+		}
 	}
 	si.UpdatedAt = a.now()
 	if err := a.store.UpdateServiceInstance(ctx, si); err != nil {
@@ -372,6 +381,30 @@ func (a *API) patchServiceInstance(w http.ResponseWriter, r *http.Request) error
 	a.recordServiceInstanceEvent(ctx, "audit.user_provided_service_instance.update", si)
 	writeJSON(w, http.StatusOK, a.presentServiceInstance(si))
 	return nil
+}
+
+// checkInstanceDrainLimits checks the drains an instance's new drain URL
+// gives its bound apps.
+func (a *API) checkInstanceDrainLimits(ctx context.Context, si pando.ServiceInstance) error {
+	if si.SyslogDrainURL == "" {
+		return nil
+	}
+	bs, err := a.store.ListServiceBindings(ctx, pando.ServiceBindingFilter{InstanceGUIDs: []string{si.GUID}})
+	if err != nil {
+		return err
+	}
+	adding := make([]newDrain, 0, len(bs))
+	for _, b := range bs {
+		app, err := a.store.GetApp(ctx, b.AppGUID)
+		if pando.IsNotFound(err) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		adding = append(adding, newDrain{app, si})
+	}
+	return a.checkDrainLimits(ctx, si.GUID, adding)
 }
 
 // deleteServiceInstance deletes a user-provided instance and its bindings

@@ -38,12 +38,15 @@ const (
 // lines in the app's own log (loggregator's source type).
 const SourceTypeDrain = "LGR"
 
-// Binding is one app's drain: where its lines go, and the HOSTNAME they
-// carry (org.space.app).
+// Binding is one app's drain: where its lines go, the HOSTNAME they
+// carry (org.space.app), and the app's space and org (which Limits count
+// it against).
 type Binding struct {
-	AppGUID  string
-	URL      string
-	Hostname string
+	AppGUID   string
+	URL       string
+	Hostname  string
+	SpaceGUID string
+	OrgGUID   string
 }
 
 // BindingSource lists every app's drains (the CCDB's bindings to
@@ -65,9 +68,10 @@ type Config struct {
 	// lines are dropped and counted.
 	QueueLines int
 	QueueBytes int
-	// MaxDrains bounds the drains forwarded to at once; bindings past it
-	// are reported once and ignored.
-	MaxDrains int
+	// Limits bound the drains forwarded to at once, in all and per org
+	// and space; bindings past them (the newest) are reported once in
+	// their app's log and ignored.
+	Limits
 	// MaxPayload truncates longer lines.
 	MaxPayload int
 	// NoticeInterval is the least time between two loss notices of one
@@ -95,8 +99,9 @@ type Forwarder struct {
 	mu     sync.RWMutex
 	byApp  map[string][]*drain // read by Emit
 	drains map[drainKey]*drain
-	// over is the binding count past MaxDrains last reported.
-	over int
+	// over are the bindings past the limits already reported (owned by
+	// Run).
+	over map[drainKey]bool
 
 	refresh chan chan error
 	kick    chan struct{}
@@ -115,9 +120,7 @@ func New(cfg Config) *Forwarder {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = DefaultQueueBytes
 	}
-	if cfg.MaxDrains <= 0 {
-		cfg.MaxDrains = DefaultMaxDrains
-	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
@@ -141,7 +144,7 @@ func New(cfg Config) *Forwarder {
 	}
 	return &Forwarder{
 		cfg: cfg, log: cfg.Logger,
-		byApp: map[string][]*drain{}, drains: map[drainKey]*drain{},
+		byApp: map[string][]*drain{}, drains: map[drainKey]*drain{}, over: map[drainKey]bool{},
 		refresh: make(chan chan error),
 		kick:    make(chan struct{}, 1),
 	}
@@ -238,21 +241,12 @@ func (f *Forwarder) apply(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return fmt.Errorf("list syslog drains: %w", err)
 	}
-	want := map[drainKey]Binding{}
-	for _, b := range bs {
-		k := drainKey{b.AppGUID, b.URL}
-		if _, ok := want[k]; ok {
-			continue
-		}
-		if len(want) >= f.cfg.MaxDrains {
-			if len(bs) != f.over {
-				f.over = len(bs)
-				f.log.Warn("more syslog drains bound than forwarded to", "bound", len(bs), "max_drains", f.cfg.MaxDrains)
-			}
-			break
-		}
-		want[k] = b
+	admitted, over := f.cfg.Limits.Admit(bs)
+	want := make(map[drainKey]Binding, len(admitted))
+	for _, b := range admitted {
+		want[drainKey{b.AppGUID, b.URL}] = b
 	}
+	f.reportOver(over)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k, d := range f.drains {
@@ -289,6 +283,27 @@ func (f *Forwarder) apply(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	f.byApp = byApp
 	return nil
+}
+
+// reportOver tells each app whose drain a limit leaves out, once (until
+// the drain is forwarded to or unbound).
+func (f *Forwarder) reportOver(over []Over) {
+	now := make(map[drainKey]bool, len(over))
+	added := map[string]int{}
+	for _, o := range over {
+		k := drainKey{o.Binding.AppGUID, o.Binding.URL}
+		now[k] = true
+		if f.over[k] {
+			continue
+		}
+		added[o.Scope]++
+		f.notice(o.Binding.AppGUID, fmt.Sprintf("syslog drain %s not used: %v", redact(o.Binding.URL), o))
+	}
+	if len(added) > 0 {
+		f.log.Warn("syslog drains past a limit not used", "newly_over", added, "over", len(over),
+			"max_drains", f.cfg.MaxDrains, "max_per_org", f.cfg.MaxDrainsPerOrg, "max_per_space", f.cfg.MaxDrainsPerSpace)
+	}
+	f.over = now
 }
 
 // notice writes a line about a drain to the app's log (not to its

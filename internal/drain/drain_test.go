@@ -446,7 +446,7 @@ func TestForwarder_runsAtMostMaxDrains(t *testing.T) {
 		// exist, not to connect.
 		bs = append(bs, Binding{AppGUID: fmt.Sprintf("app-%d", i%7), URL: fmt.Sprintf("syslog://127.0.0.1:%d", 1+i), Hostname: "o.s.a"})
 	}
-	f := startForwarder(t, Config{Sink: &memSink{}, Bindings: &staticBindings{bs: bs}, MaxDrains: 5})
+	f := startForwarder(t, Config{Sink: &memSink{}, Bindings: &staticBindings{bs: bs}, Limits: Limits{MaxDrains: 5}})
 	f.mu.RLock()
 	running, listed := len(f.drains), 0
 	for _, ds := range f.byApp {

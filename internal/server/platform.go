@@ -126,6 +126,7 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 	p.drains = drain.New(drain.Config{
 		Sink:     p.logStore,
 		Bindings: drainBindings{p.store},
+		Limits:   cfg.SyslogDrainLimits,
 		Guard:    drain.Guard{DenyPorts: p.ports()},
 		Logger:   log.With("component", "syslog-drains"),
 	})
@@ -294,6 +295,10 @@ func (p *platform) build(ctx context.Context, local *localCell) error {
 		ServicesChanged:     p.drains.Kick,
 		Auth:                tokenAuth{p.auth},
 		Logger:              log.With("component", "cc"),
+
+		// Per-tenant bounds CF's quotas leave out.
+		DrainLimits:               cfg.SyslogDrainLimits,
+		MaxServiceInstancesPerOrg: cfg.MaxServiceInstancesPerOrg,
 		PublicRoutes: func(mux *http.ServeMux) {
 			p.auth.Routes(mux)
 			cells.joinRoute(mux)

@@ -28,6 +28,7 @@ import (
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
+	"github.com/pandoplatform/pando/internal/drain"
 	"github.com/pandoplatform/pando/internal/uaa"
 )
 
@@ -112,6 +113,13 @@ type Config struct {
 	// CellAPIAddr is where cells on other machines join, report, fetch
 	// blobs and ship logs, over mutual TLS; default the API's host on the API's port + 1.
 	CellAPIAddr string
+	// SyslogDrainLimits bound the syslog drains forwarded to, in all and
+	// per org and space (--syslog-drain-max, -per-org, -per-space); the
+	// API refuses a binding past them. Zero fields are the defaults.
+	SyslogDrainLimits drain.Limits
+	// MaxServiceInstancesPerOrg bounds the service instances of one org
+	// (--max-service-instances-per-org); 0 means cc's default, -1 none.
+	MaxServiceInstancesPerOrg int
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	// CellPresenceTTL is how long a joined cell stays registered without

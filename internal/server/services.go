@@ -33,37 +33,39 @@ func (d drainBindings) SyslogDrains(ctx context.Context) ([]drain.Binding, error
 	if err != nil {
 		return nil, fmt.Errorf("list service bindings: %w", err)
 	}
-	hostnames := map[string]string{}
+	apps := map[string]drain.Binding{}
 	out := make([]drain.Binding, 0, len(bs))
 	for _, b := range bs {
-		host, ok := hostnames[b.AppGUID]
+		of, ok := apps[b.AppGUID]
 		if !ok {
-			host, err = d.hostname(ctx, b.AppGUID)
+			of, err = d.appOf(ctx, b.AppGUID)
 			if err != nil {
 				continue // deleted meanwhile
 			}
-			hostnames[b.AppGUID] = host
+			apps[b.AppGUID] = of
 		}
-		out = append(out, drain.Binding{AppGUID: b.AppGUID, URL: urls[b.InstanceGUID], Hostname: host})
+		of.URL = urls[b.InstanceGUID]
+		out = append(out, of)
 	}
 	return out, nil
 }
 
-// hostname is CF's drain HOSTNAME for an app: org.space.app.
-func (d drainBindings) hostname(ctx context.Context, appGUID string) (string, error) {
+// appOf is an app's drain binding without its URL: CF's drain HOSTNAME
+// (org.space.app) and the space and org whose limits it counts against.
+func (d drainBindings) appOf(ctx context.Context, appGUID string) (drain.Binding, error) {
 	app, err := d.store.GetApp(ctx, appGUID)
 	if err != nil {
-		return "", err
+		return drain.Binding{}, err
 	}
 	space, err := d.store.GetSpace(ctx, app.SpaceGUID)
 	if err != nil {
-		return "", err
+		return drain.Binding{}, err
 	}
 	org, err := d.store.GetOrg(ctx, space.OrgGUID)
 	if err != nil {
-		return "", err
+		return drain.Binding{}, err
 	}
-	return drain.Hostname(org.Name, space.Name, app.Name), nil
+	return drain.Binding{AppGUID: app.GUID, Hostname: drain.Hostname(org.Name, space.Name, app.Name), SpaceGUID: space.GUID, OrgGUID: org.GUID}, nil
 }
 
 // routeServicesFunc is a router.RouteServices from a function.

@@ -12,8 +12,9 @@ import (
 )
 
 // The drain forwarder learns each live binding to an instance with a
-// syslog_drain_url, with CF's org.space.app HOSTNAME; unbound bindings and
-// instances without a drain are left out.
+// syslog_drain_url, with CF's org.space.app HOSTNAME and the space and org
+// whose limits it counts against; unbound bindings and instances without
+// a drain are left out.
 func TestDrainBindings_liveBindingsWithDrainURLs(t *testing.T) {
 	ctx := t.Context()
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "ccdb.sqlite"), slog.New(slog.DiscardHandler))
@@ -42,7 +43,7 @@ func TestDrainBindings_liveBindingsWithDrainURLs(t *testing.T) {
 
 	got, err := drainBindings{st}.SyslogDrains(ctx)
 	must(err)
-	want := []drain.Binding{{AppGUID: "a1", URL: "syslog://logs.example:514", Hostname: "acme.dev.web-a1"}}
+	want := []drain.Binding{{AppGUID: "a1", URL: "syslog://logs.example:514", Hostname: "acme.dev.web-a1", SpaceGUID: "s1", OrgGUID: "o1"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("drains = %+v, want %+v", got, want)
 	}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -179,6 +180,23 @@ func (s *Store) UpdateJob(ctx context.Context, j pando.Job) error {
 	}
 	if !ok {
 		return notFound("job", j.GUID)
+	}
+	return nil
+}
+
+// DeleteFinishedJobsBefore deletes the jobs created before t that are
+// COMPLETE or FAILED.
+func (s *Store) DeleteFinishedJobsBefore(ctx context.Context, t time.Time) error {
+	if _, err := s.exec(ctx, "DELETE FROM jobs WHERE created_at < ? AND state IN (?, ?)", nanos(t), pando.JobComplete, pando.JobFailed); err != nil {
+		return fmt.Errorf("delete jobs: %w", err)
+	}
+	return nil
+}
+
+// DeleteEventsBefore deletes the audit events created before t.
+func (s *Store) DeleteEventsBefore(ctx context.Context, t time.Time) error {
+	if _, err := s.exec(ctx, "DELETE FROM events WHERE created_at < ?", nanos(t)); err != nil {
+		return fmt.Errorf("delete audit events: %w", err)
 	}
 	return nil
 }

@@ -228,3 +228,55 @@ func TestServices_routeServiceSeesEveryRequestFirst(t *testing.T) {
 		t.Errorf("after unbinding: %d %q %v", code, body, err)
 	}
 }
+
+// TestServices_syslogDrainsBoundedPerSpace: one space's apps may have
+// --syslog-drain-max-per-space drains (default 50); the next bind is
+// refused naming the flag, and an unbind makes room.
+func TestServices_syslogDrainsBoundedPerSpace(t *testing.T) {
+	s := sharedServer(t)
+	admin, err := s.token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
+	org := s.must(t, admin, "POST", "/v3/organizations", `{"name":"drains-`+suffix+`"}`, 201)["guid"].(string)
+	t.Cleanup(func() { s.call(t, admin, "DELETE", "/v3/organizations/"+org, "") })
+	space := s.must(t, admin, "POST", "/v3/spaces", `{"name":"logs","relationships":{"organization":{"data":{"guid":"`+org+`"}}}}`, 201)["guid"].(string)
+	si := s.must(t, admin, "POST", "/v3/service_instances", `{"type":"user-provided","name":"logs","syslog_drain_url":"syslog://`+ln.Addr().String()+`","relationships":{"space":{"data":{"guid":"`+space+`"}}}}`, 201)["guid"].(string)
+	bind := func(i int) (int, map[string]any) {
+		app := s.must(t, admin, "POST", "/v3/apps", fmt.Sprintf(`{"name":"a%d","relationships":{"space":{"data":{"guid":"%s"}}}}`, i, space), 201)["guid"].(string)
+		return s.call(t, admin, "POST", "/v3/service_credential_bindings", `{"type":"app","relationships":{"app":{"data":{"guid":"`+app+`"}},"service_instance":{"data":{"guid":"`+si+`"}}}}`)
+	}
+	var first string
+	for i := range 50 {
+		code, out := bind(i)
+		if code != 201 {
+			t.Fatalf("bind %d of 50: %d %v", i+1, code, out)
+		}
+		if i == 0 {
+			first = out["guid"].(string)
+		}
+	}
+	code, out := bind(50)
+	if code != 422 || !strings.Contains(fmt.Sprint(out), "the space's limit of 50 syslog drains is reached") || !strings.Contains(fmt.Sprint(out), "--syslog-drain-max-per-space") {
+		t.Fatalf("bind 51: %d %v, want 422 naming the space's limit and its flag", code, out)
+	}
+	s.must(t, admin, "DELETE", "/v3/service_credential_bindings/"+first, "", http.StatusNoContent)
+	if code, out := bind(51); code != 201 {
+		t.Errorf("bind after an unbind: %d %v", code, out)
+	}
+}

@@ -165,6 +165,12 @@ func testEvents(t *testing.T, s pando.Store) {
 			wantGUIDs(t, got, c.want...)
 		})
 	}
+
+	// Retention: those created before the instant go, that instant's stay.
+	must(t, s.DeleteEventsBefore(ctx, at(2)))
+	left, err := s.ListEvents(ctx, pando.EventFilter{})
+	must(t, err)
+	wantGUIDs(t, left, e2.GUID, e3.GUID, e4.GUID, e5.GUID)
 }
 
 func testUsers(t *testing.T, s pando.Store) {
@@ -231,4 +237,18 @@ func testJobs(t *testing.T, s pando.Store) {
 	wantEqual(t, got, upd)
 
 	wantKind(t, s.UpdateJob(ctx, pando.Job{GUID: "ghost"}), pando.ENotFound, "ghost")
+
+	// Retention: finished jobs created before the instant go; one still
+	// processing, or created at that instant, stays.
+	busy := pando.Job{GUID: newGUID("job"), Operation: "space.delete", State: pando.JobProcessing, CreatedAt: at(0), UpdatedAt: at(0)}
+	recent := pando.Job{GUID: newGUID("job"), Operation: "space.delete", State: pando.JobFailed, CreatedAt: at(5), UpdatedAt: at(5)}
+	must(t, s.CreateJob(ctx, busy))
+	must(t, s.CreateJob(ctx, recent))
+	must(t, s.DeleteFinishedJobsBefore(ctx, at(5)))
+	_, err = s.GetJob(ctx, j.GUID)
+	wantKind(t, err, pando.ENotFound, j.GUID)
+	for _, kept := range []pando.Job{busy, recent} {
+		_, err = s.GetJob(ctx, kept.GUID)
+		must(t, err)
+	}
 }
