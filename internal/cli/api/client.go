@@ -61,6 +61,10 @@ type Config struct {
 	// PollMin and PollMax bound the backoff of job/package/build polling
 	// (defaults 100 ms and 1 s).
 	PollMin, PollMax time.Duration
+	// OutageWait is how long a wait for a build rides out a server that
+	// cannot be reached or answers 502/503/504, e.g. while it restarts
+	// (default 2 minutes).
+	OutageWait time.Duration
 }
 
 // Client talks to one Pando (or CF) API endpoint. It is safe for concurrent
@@ -73,6 +77,7 @@ type Client struct {
 	now      func() time.Time
 	pollMin  time.Duration
 	pollMax  time.Duration
+	outage   time.Duration
 
 	mu       sync.Mutex
 	tokens   Tokens
@@ -94,6 +99,7 @@ func New(cfg Config) (*Client, error) {
 		now:      cfg.Now,
 		pollMin:  cfg.PollMin,
 		pollMax:  cfg.PollMax,
+		outage:   cfg.OutageWait,
 		tokens:   cfg.Tokens,
 	}
 	if c.http == nil {
@@ -107,6 +113,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.pollMax < c.pollMin {
 		c.pollMax = time.Second
+	}
+	if c.outage <= 0 {
+		c.outage = 2 * time.Minute
 	}
 	return c, nil
 }
@@ -509,6 +518,19 @@ func (c *Client) doJob(ctx context.Context, r request, out any) error {
 // backoff yields waits from PollMin doubling to PollMax.
 type backoff struct {
 	cur, max time.Duration
+}
+
+// serverAway reports whether err means the server could not be reached
+// or its front answered for it (502, 503, 504): worth waiting out, unlike
+// an answer of the API itself.
+func serverAway(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode == http.StatusBadGateway || e.StatusCode == http.StatusServiceUnavailable || e.StatusCode == http.StatusGatewayTimeout
+	}
+	var transport *url.Error
+	var badCert *tls.CertificateVerificationError
+	return errors.As(err, &transport) && !errors.As(err, &badCert)
 }
 
 func (c *Client) backoff() *backoff { return &backoff{cur: c.pollMin, max: c.pollMax} }

@@ -295,3 +295,43 @@ func TestPasswordGrant_waitsOutAShort429(t *testing.T) {
 		t.Fatalf("PasswordGrant after a 429 with Retry-After 60: %v (%d attempts), want the error at once", err, attempts.Load())
 	}
 }
+
+// A wait for a build rides out a server that goes away (connections
+// refused, then a 503 from its front) and sees the build's end once it
+// is back; an outage longer than OutageWait ends the wait with the error.
+func TestAwaitBuild_ridesOutAServerRestart(t *testing.T) {
+	var polls atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/pando/v1/builds/b1", func(w http.ResponseWriter, r *http.Request) {
+		switch n := polls.Add(1); {
+		case n == 1:
+			fmt.Fprint(w, `{"guid":"b1","state":"STAGING"}`)
+		case n < 6: // restarting behind its front
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			fmt.Fprint(w, `{"guid":"b1","state":"STAGED","droplet":{"guid":"d1"}}`)
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ln := srv.Listener.Addr().String()
+
+	c, err := New(Config{URL: srv.URL, PollMin: time.Millisecond, PollMax: 5 * time.Millisecond, OutageWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.AwaitBuild(context.Background(), "b1")
+	if err != nil || b.State != "STAGED" || polls.Load() != 6 {
+		t.Fatalf("build = %+v after %d polls, err = %v", b, polls.Load(), err)
+	}
+
+	// Nobody listens any more: connections are refused until the bound.
+	srv.Close()
+	c, err = New(Config{URL: "http://" + ln, PollMin: time.Millisecond, PollMax: 5 * time.Millisecond, OutageWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitBuild(context.Background(), "b1"); err == nil || !strings.Contains(err.Error(), "wait for build") {
+		t.Fatalf("outage past the bound: err = %v, want the connection error", err)
+	}
+}

@@ -408,6 +408,11 @@ var ErrBuildGone = errors.New("build no longer exists")
 // ErrBuildGone.
 func (c *Client) AwaitBuild(ctx context.Context, guid string) (*Build, error) {
 	const wait = 30 * time.Second
+	// A server restarting meanwhile is waited for (c.outage at most): a
+	// staging on a joined cell goes on, and one on the server's own cell
+	// ends FAILED, saying why.
+	var away time.Time
+	outage := c.backoff()
 	for {
 		var b Build
 		_, err := c.doRequest(ctx, request{
@@ -415,6 +420,18 @@ func (c *Client) AwaitBuild(ctx context.Context, guid string) (*Build, error) {
 			url:     "/pando/v1/builds/" + url.PathEscape(guid) + "?wait=" + wait.String(),
 			timeout: wait + 30*time.Second,
 		}, &b)
+		if err != nil && ctx.Err() == nil && serverAway(err) {
+			if away.IsZero() {
+				away = c.now()
+			}
+			if c.now().Sub(away) < c.outage {
+				if werr := outage.wait(ctx); werr != nil {
+					return nil, werr
+				}
+				continue
+			}
+		}
+		away, outage = time.Time{}, c.backoff()
 		if IsNotFound(err) {
 			// A server without the endpoint answers CF-NotFound ("Unknown
 			// request"); Pando answers CF-ResourceNotFound for a build that
