@@ -465,6 +465,9 @@ func (b *Backend) Close() {
 	b.discardPrepared()
 	b.closeSpare()
 	b.retries.Wait()
+	// The shims' socket dir goes with the last shim (one dir per state
+	// dir would otherwise pile up in /run); running shims keep it.
+	_ = os.Remove(b.shimDir)
 	b.sealedMu.Lock()
 	defer b.sealedMu.Unlock()
 	if b.sealed != nil {
