@@ -206,7 +206,7 @@ func (b *BBS) adoptLocked(a pando.ActualLRP) bool {
 	rec := actualRecord{ActualLRP: cloneActual(a), placedAt: now}
 	rec.Since = now
 	rec.PlacementError = ""
-	rec.CrashReason = ""
+	rec.Crash, rec.CrashReason = nil, ""
 	for _, w := range waiting {
 		rec.CrashCount = max(rec.CrashCount, w.CrashCount)
 		b.removeActualLocked(w)

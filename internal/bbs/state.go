@@ -237,6 +237,10 @@ func cloneDesired(d pando.DesiredLRP) pando.DesiredLRP {
 
 func cloneActual(a pando.ActualLRP) pando.ActualLRP {
 	a.Ports = slices.Clone(a.Ports)
+	if a.Crash != nil {
+		c := *a.Crash
+		a.Crash = &c
+	}
 	return a
 }
 

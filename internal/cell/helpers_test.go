@@ -142,7 +142,7 @@ func (r *recorder) String() string {
 	for _, e := range r.events {
 		switch e.kind {
 		case "changed":
-			fmt.Fprintf(&b, "\n  %s %s %q", e.actual.InstanceGUID, e.actual.State, e.actual.CrashReason)
+			fmt.Fprintf(&b, "\n  %s %s %+v", e.actual.InstanceGUID, e.actual.State, e.actual.Crash)
 		case "removed":
 			fmt.Fprintf(&b, "\n  removed %s", e.guid)
 		case "task":
@@ -336,5 +336,16 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("%s: not true within %s", what, d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// wantCrash fails the test unless a reports a crash exactly as want.
+func wantCrash(t *testing.T, a pando.ActualLRP, want pando.Failure) {
+	t.Helper()
+	if a.Crash == nil || *a.Crash != want {
+		t.Errorf("crash %+v, want %+v", a.Crash, want)
+	}
+	if a.CrashReason != "" {
+		t.Errorf("crash reason %q: a cell reports what happened, the API words it", a.CrashReason)
 	}
 }
