@@ -2,7 +2,7 @@ package pando
 
 import "time"
 
-// Failure is why an instance stopped on its own, as a cell reports it: a
+// Failure is why an instance or a CF task ended, as a cell reports it: a
 // kind and its facts, no wording. The API alone words it for users (CF's
 // "APP/PROC/WEB/0 Exited with status 1" and the like), so cells of any
 // version say the same thing the same way.
@@ -33,4 +33,6 @@ const (
 	FailureStartFailed        = "start-failed"         // its container could not be created
 	FailureLost               = "lost"                 // the cell lost track of its process
 	FailureStopped            = "stopped-by-platform"  // stopped before it ended on its own
+	FailureCancelled          = "cancelled"            // a CF task cancelled by its user
+	FailureCellShutdown       = "cell-shutdown"        // its cell shut down before it ended
 )

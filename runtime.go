@@ -230,6 +230,10 @@ type Task struct {
 	State         string
 	Failed        bool
 	FailureReason string
+	// Failure is why a CF task (TaskRun) failed, as its cell reports it
+	// (the API words it); FailureReason then is empty. The runtime's own
+	// verdicts (a lost cell, a cancel) and stagings use FailureReason.
+	Failure *Failure
 	// FailureCode is the lifecycle exit code for staging failures
 	// (222 no buildpack, 223 finalize/compile, 224 release, 225 supply), or 0.
 	FailureCode int

@@ -263,7 +263,7 @@ func (b *BBS) claimTaskLocked(t pando.Task) bool {
 	now := b.now()
 	rec := taskRecord{Task: t}
 	rec.State = pando.TaskRunning
-	rec.Failed, rec.FailureReason, rec.FailureCode, rec.Result = false, "", 0, nil
+	rec.Failed, rec.FailureReason, rec.Failure, rec.FailureCode, rec.Result = false, "", nil, 0, nil
 	if rec.CreatedAt.IsZero() {
 		rec.CreatedAt = now
 	}

@@ -251,6 +251,10 @@ func cloneTask(t pando.Task) pando.Task {
 		s.Env = slices.Clone(s.Env)
 		t.Staging = &s
 	}
+	if t.Failure != nil {
+		f := *t.Failure
+		t.Failure = &f
+	}
 	if t.Run != nil {
 		r := *t.Run
 		r.Env = slices.Clone(r.Env)

@@ -1,6 +1,7 @@
 package cc
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -53,5 +54,57 @@ func TestCrashDescription(t *testing.T) {
 				t.Errorf("crashDescription = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestTaskFailureDescription: each way a cell says a CF task failed reads
+// exactly as CF (and Pando before cells reported kinds) words it.
+func TestTaskFailureDescription(t *testing.T) {
+	named := func(f *pando.Failure) pando.Task {
+		return pando.Task{GUID: "t-guid", CellID: "cell-7", Failed: true, Failure: f, Run: &pando.RunRequest{Name: "migrate"}}
+	}
+	for _, tc := range []struct {
+		name string
+		task pando.Task
+		want string
+	}{
+		{"exited", named(&pando.Failure{Kind: pando.FailureExited, ExitCode: 4}), "APP/TASK/migrate Exited with status 4"},
+		{"out of memory", named(&pando.Failure{Kind: pando.FailureOOM, ExitCode: 137}), "APP/TASK/migrate Exited with status 137 (out of memory)"},
+		{"disk full", named(&pando.Failure{Kind: pando.FailureDiskFull, ExitCode: 1, LimitMB: 16}), "APP/TASK/migrate Exited with status 1 (disk quota of 16 MB full)"},
+		{"unnamed task is its guid", pando.Task{GUID: "t-guid", Failed: true, Failure: &pando.Failure{Kind: pando.FailureExited, ExitCode: 2}, Run: &pando.RunRequest{}},
+			"APP/TASK/t-guid Exited with status 2"},
+		{"start failed", named(&pando.Failure{Kind: pando.FailureStartFailed, Detail: "no space"}), "failed to create container: no space"},
+		{"lost", named(&pando.Failure{Kind: pando.FailureLost, Detail: "wait: gone"}), "APP/TASK/migrate: wait: gone"},
+		{"cancelled", named(&pando.Failure{Kind: pando.FailureCancelled}), "task was cancelled"},
+		{"cell shut down", named(&pando.Failure{Kind: pando.FailureCellShutdown}), "cell cell-7 shut down before the task completed"},
+		{"stopped", named(&pando.Failure{Kind: pando.FailureStopped, Detail: "context deadline exceeded"}), "task stopped: context deadline exceeded"},
+		{"a newer cell's kind", named(&pando.Failure{Kind: "frozen"}), "APP/TASK/migrate frozen"},
+		{"the runtime's own words", pando.Task{Failed: true, FailureReason: "cell c1 disappeared before completion"}, "cell c1 disappeared before completion"},
+		{"an older cell's words", pando.Task{Failed: true, FailureReason: "APP/TASK/x Exited with status 3", Run: &pando.RunRequest{Name: "x"}},
+			"APP/TASK/x Exited with status 3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := taskFailureDescription(tc.task); got != tc.want {
+				t.Errorf("taskFailureDescription = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFollowRuntime_aTaskFailureFromACellIsWordedAsCFDoes: a cell reports
+// how a task failed through the runtime; the task's failure_reason is CF's.
+func TestFollowRuntime_aTaskFailureFromACellIsWordedAsCFDoes(t *testing.T) {
+	t.Parallel()
+	e, _, cell := frNew(t)
+	frFollow(t, e.api)
+	app := e.tkStagedApp("worker")
+	guid := ctStr(e.runTask(app.GUID, map[string]any{"command": "rake db:migrate", "name": "migrate"}), "guid")
+	if err := cell.CompleteTask(context.Background(), guid, pando.Task{Failed: true,
+		Failure: &pando.Failure{Kind: pando.FailureOOM, ExitCode: 137}}); err != nil {
+		t.Fatal(err)
+	}
+	task := e.frWaitTask(guid, pando.AppTaskFailed)
+	if got := ctStr(task, "result.failure_reason"); got != "APP/TASK/migrate Exited with status 137 (out of memory)" {
+		t.Errorf("failure reason %q", got)
 	}
 }

@@ -146,7 +146,7 @@ func (r *recorder) String() string {
 		case "removed":
 			fmt.Fprintf(&b, "\n  removed %s", e.guid)
 		case "task":
-			fmt.Fprintf(&b, "\n  task %s failed=%v code=%d %q", e.task.GUID, e.task.Failed, e.task.FailureCode, e.task.FailureReason)
+			fmt.Fprintf(&b, "\n  task %s failed=%v code=%d %q %+v", e.task.GUID, e.task.Failed, e.task.FailureCode, e.task.FailureReason, e.task.Failure)
 		}
 	}
 	return b.String()
@@ -347,5 +347,16 @@ func wantCrash(t *testing.T, a pando.ActualLRP, want pando.Failure) {
 	}
 	if a.CrashReason != "" {
 		t.Errorf("crash reason %q: a cell reports what happened, the API words it", a.CrashReason)
+	}
+}
+
+// wantTaskFailure fails the test unless task failed exactly as want.
+func wantTaskFailure(t *testing.T, task pando.Task, want pando.Failure) {
+	t.Helper()
+	if !task.Failed || task.Failure == nil || *task.Failure != want {
+		t.Errorf("failed=%v failure %+v, want %+v", task.Failed, task.Failure, want)
+	}
+	if task.FailureReason != "" {
+		t.Errorf("failure reason %q: a cell reports what happened, the API words it", task.FailureReason)
 	}
 }
