@@ -88,10 +88,14 @@ type ActualLRP struct {
 	State        string
 	// Address and Port are where the router reaches the first container port
 	// (on the cell's host address). Ports lists every mapping.
-	Address        string
-	Port           int
-	Ports          []PortMapping
-	CrashCount     int
+	Address    string
+	Port       int
+	Ports      []PortMapping
+	CrashCount int
+	// Crash is why the instance last crashed, as the cell reports it (the
+	// API words it). CrashReason is the same in words, as a cell before
+	// Crash existed reported it; read only when Crash is nil.
+	Crash          *Failure
 	CrashReason    string
 	PlacementError string
 	Since          time.Time // when it entered State
@@ -99,10 +103,11 @@ type ActualLRP struct {
 }
 
 // HealthCheckTimedOut begins the crash reason of an instance that never
-// became healthy within its start timeout. The BBS restarts such an
-// instance only after the crash backoff, not at once: it reads CRASHED
-// meanwhile, so a client waiting for the start (cf push) fails with the
-// reason instead of waiting out the same timeout again and again.
+// became healthy within its start timeout (FailureHealthCheckTimeout in
+// words). The BBS restarts such an instance only after the crash backoff,
+// not at once: it reads CRASHED meanwhile, so a client waiting for the
+// start (cf push) fails with the reason instead of waiting out the same
+// timeout again and again.
 const HealthCheckTimedOut = "health check timed out"
 
 // PortMapping maps a container port to a host port on the cell.
@@ -225,6 +230,10 @@ type Task struct {
 	State         string
 	Failed        bool
 	FailureReason string
+	// Failure is why a CF task (TaskRun) failed, as its cell reports it
+	// (the API words it); FailureReason then is empty. The runtime's own
+	// verdicts (a lost cell, a cancel) and stagings use FailureReason.
+	Failure *Failure
 	// FailureCode is the lifecycle exit code for staging failures
 	// (222 no buildpack, 223 finalize/compile, 224 release, 225 supply), or 0.
 	FailureCode int

@@ -206,7 +206,7 @@ func (b *BBS) adoptLocked(a pando.ActualLRP) bool {
 	rec := actualRecord{ActualLRP: cloneActual(a), placedAt: now}
 	rec.Since = now
 	rec.PlacementError = ""
-	rec.CrashReason = ""
+	rec.Crash, rec.CrashReason = nil, ""
 	for _, w := range waiting {
 		rec.CrashCount = max(rec.CrashCount, w.CrashCount)
 		b.removeActualLocked(w)
@@ -263,7 +263,7 @@ func (b *BBS) claimTaskLocked(t pando.Task) bool {
 	now := b.now()
 	rec := taskRecord{Task: t}
 	rec.State = pando.TaskRunning
-	rec.Failed, rec.FailureReason, rec.FailureCode, rec.Result = false, "", 0, nil
+	rec.Failed, rec.FailureReason, rec.Failure, rec.FailureCode, rec.Result = false, "", nil, 0, nil
 	if rec.CreatedAt.IsZero() {
 		rec.CreatedAt = now
 	}

@@ -188,3 +188,35 @@ func TestCrash_startTimeoutWaitsTheBackoffFirst(t *testing.T) {
 	h.clock.Advance(CrashBackoffMin)
 	waitFor(t, "restart after the backoff", func() bool { return len(c.startCalls()) == 2 })
 }
+
+// TestCrash_startTimeoutKindWaitsTheBackoffFirst: the same from a cell that
+// reports the failure's kind instead of words; the failure stays with the
+// index when it starts again.
+func TestCrash_startTimeoutKindWaitsTheBackoffFirst(t *testing.T) {
+	h := newHarness(t, Config{})
+	c := newFakeCell("cell-a", 4096)
+	h.bbs.RegisterCell(c)
+	h.run()
+	h.desire("web", 1, 1, 256)
+	in := h.actual("web", 0)
+	h.report(in, pando.ActualClaimed)
+	crashedAt := h.clock.Now()
+	why := pando.Failure{Kind: pando.FailureHealthCheckTimeout, Timeout: time.Minute, Detail: "connection refused"}
+	if err := h.bbs.ActualLRPChanged(h.ctx, pando.ActualLRP{ProcessGUID: "web", InstanceGUID: in.InstanceGUID, Index: 0,
+		CellID: in.CellID, State: pando.ActualCrashed, Crash: &why}); err != nil {
+		t.Fatal(err)
+	}
+	got := h.actual("web", 0)
+	if got.State != pando.ActualCrashed || got.CrashCount != 1 || got.Crash == nil || *got.Crash != why {
+		t.Fatalf("after the start timeout: %+v, want CRASHED with the failure", got)
+	}
+	waitFor(t, "the 30 s restart timer", func() bool { return h.clock.hasWaiter(crashedAt.Add(CrashBackoffMin)) })
+	if n := len(c.startCalls()); n != 1 {
+		t.Fatalf("restarted at once: %d starts", n)
+	}
+	h.clock.Advance(CrashBackoffMin)
+	waitFor(t, "restart after the backoff", func() bool { return len(c.startCalls()) == 2 })
+	if next := h.actual("web", 0); next.InstanceGUID == in.InstanceGUID || next.CrashCount != 1 || next.Crash == nil || *next.Crash != why {
+		t.Fatalf("restarted instance %+v, want a new one keeping the crash history", next)
+	}
+}

@@ -55,7 +55,7 @@ func (b *BBS) evacuateLocked(rec actualRecord) bool {
 		rec.evacuating = true
 		rec.evacuateUntil = b.now().Add(b.cfg.EvacuationTimeout)
 		b.putActualLocked(rec, false)
-		b.newInstanceLocked(rec.ProcessGUID, rec.Revision, rec.Index, rec.CrashCount, rec.CrashReason)
+		b.newInstanceLocked(rec.ProcessGUID, rec.Revision, rec.Index, rec.CrashCount, rec.Crash, rec.CrashReason)
 		return true
 	case pando.ActualClaimed, pando.ActualUnclaimed:
 		b.rescheduleLocked(rec)

@@ -268,7 +268,7 @@ func (b *BBS) takeStopsLocked() []stopOp {
 
 // newInstanceLocked creates an UNCLAIMED record for an index, waiting for an
 // auction. Crash history carries over when an instance is replaced.
-func (b *BBS) newInstanceLocked(processGUID string, revision, index, crashCount int, crashReason string) actualRecord {
+func (b *BBS) newInstanceLocked(processGUID string, revision, index, crashCount int, crash *pando.Failure, crashReason string) actualRecord {
 	rec := actualRecord{ActualLRP: pando.ActualLRP{
 		ProcessGUID:  processGUID,
 		Revision:     revision,
@@ -276,6 +276,7 @@ func (b *BBS) newInstanceLocked(processGUID string, revision, index, crashCount 
 		InstanceGUID: uuid.NewString(),
 		State:        pando.ActualUnclaimed,
 		CrashCount:   crashCount,
+		Crash:        crash,
 		CrashReason:  crashReason,
 		Since:        b.now(),
 	}}
@@ -288,7 +289,7 @@ func (b *BBS) newInstanceLocked(processGUID string, revision, index, crashCount 
 // is still registered.
 func (b *BBS) rescheduleLocked(rec actualRecord) {
 	b.stopAndRemoveLocked(rec)
-	b.newInstanceLocked(rec.ProcessGUID, rec.Revision, rec.Index, rec.CrashCount, rec.CrashReason)
+	b.newInstanceLocked(rec.ProcessGUID, rec.Revision, rec.Index, rec.CrashCount, rec.Crash, rec.CrashReason)
 }
 
 // fillMissingLocked creates records for indices that have no primary one.
@@ -301,7 +302,7 @@ func (b *BBS) fillMissingLocked(d pando.DesiredLRP) {
 	}
 	for i := range d.Instances {
 		if !have[i] {
-			b.newInstanceLocked(d.ProcessGUID, d.Revision, i, 0, "")
+			b.newInstanceLocked(d.ProcessGUID, d.Revision, i, 0, nil, "")
 		}
 	}
 }

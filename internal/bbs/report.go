@@ -75,7 +75,7 @@ func (b *BBS) actualReportLocked(a pando.ActualLRP, mayAdopt bool) reportOutcome
 			b.finishEvacuationLocked(rec.ProcessGUID, rec.Index)
 		}
 	case pando.ActualCrashed:
-		b.crashLocked(rec, a.CrashReason)
+		b.crashLocked(rec, a.Crash, a.CrashReason)
 	}
 	return reportKept
 }
@@ -94,9 +94,9 @@ func sameReport(x, y actualRecord) bool {
 }
 
 // crashLocked applies the crash policy to a crashed instance: it stays
-// CRASHED with its count and reason, and is replaced now, after a backoff,
-// or never.
-func (b *BBS) crashLocked(rec actualRecord, reason string) {
+// CRASHED with its count and why (crash, or reason from a cell that
+// predates pando.Failure), and is replaced now, after a backoff, or never.
+func (b *BBS) crashLocked(rec actualRecord, crash *pando.Failure, reason string) {
 	if rec.evacuating {
 		// Its replacement is already the index's instance.
 		b.stopAndRemoveLocked(rec)
@@ -105,7 +105,9 @@ func (b *BBS) crashLocked(rec actualRecord, reason string) {
 	now := b.now()
 	count := nextCrashCount(rec.CrashCount, rec.State, rec.Since, now)
 	delay, restart := CrashRestartDelay(count)
-	if restart && delay == 0 && strings.HasPrefix(reason, pando.HealthCheckTimedOut) {
+	neverHealthy := crash != nil && crash.Kind == pando.FailureHealthCheckTimeout ||
+		crash == nil && strings.HasPrefix(reason, pando.HealthCheckTimedOut)
+	if restart && delay == 0 && neverHealthy {
 		// Starting again at once would only wait out the same start
 		// timeout: the instance stays CRASHED for the first backoff, so
 		// whoever waits for the start learns it failed.
@@ -115,7 +117,7 @@ func (b *BBS) crashLocked(rec actualRecord, reason string) {
 	crashed := rec
 	crashed.State = pando.ActualCrashed
 	crashed.CrashCount = count
-	crashed.CrashReason = reason
+	crashed.Crash, crashed.CrashReason = crash, reason
 	crashed.Since = now
 	crashed.Address, crashed.Port, crashed.Ports = "", 0, nil
 	crashed.restartAt = time.Time{}
@@ -127,7 +129,7 @@ func (b *BBS) crashLocked(rec actualRecord, reason string) {
 	b.queueStopLocked(crashed.CellID, crashed.ProcessGUID, crashed.InstanceGUID)
 
 	log := b.log.With("process_guid", rec.ProcessGUID, "instance_index", rec.Index,
-		"instance_guid", rec.InstanceGUID, "crash_count", count, "reason", reason)
+		"instance_guid", rec.InstanceGUID, "crash_count", count, "crash", crash, "reason", reason)
 	switch {
 	case !restart:
 		log.Warn("instance crashed too often, not restarting")
@@ -143,7 +145,7 @@ func (b *BBS) crashLocked(rec actualRecord, reason string) {
 // the same index, keeping the crash history.
 func (b *BBS) restartLocked(rec actualRecord) {
 	b.removeActualLocked(rec)
-	b.newInstanceLocked(rec.ProcessGUID, rec.Revision, rec.Index, rec.CrashCount, rec.CrashReason)
+	b.newInstanceLocked(rec.ProcessGUID, rec.Revision, rec.Index, rec.CrashCount, rec.Crash, rec.CrashReason)
 }
 
 // restartDue restarts crashed instances whose backoff is over.

@@ -237,6 +237,10 @@ func cloneDesired(d pando.DesiredLRP) pando.DesiredLRP {
 
 func cloneActual(a pando.ActualLRP) pando.ActualLRP {
 	a.Ports = slices.Clone(a.Ports)
+	if a.Crash != nil {
+		c := *a.Crash
+		a.Crash = &c
+	}
 	return a
 }
 
@@ -246,6 +250,10 @@ func cloneTask(t pando.Task) pando.Task {
 		s.Buildpacks = slices.Clone(s.Buildpacks)
 		s.Env = slices.Clone(s.Env)
 		t.Staging = &s
+	}
+	if t.Failure != nil {
+		f := *t.Failure
+		t.Failure = &f
 	}
 	if t.Run != nil {
 		r := *t.Run

@@ -30,7 +30,7 @@ func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
 	t = cloneTask(t)
 	t.State = pando.TaskPending
 	t.CellID = ""
-	t.Failed, t.FailureReason, t.FailureCode, t.Result = false, "", 0, nil
+	t.Failed, t.FailureReason, t.Failure, t.FailureCode, t.Result = false, "", nil, 0, nil
 	if t.Kind == "" {
 		t.Kind = pando.TaskRun
 		if t.Staging != nil {
@@ -252,6 +252,7 @@ func (b *BBS) completeTaskLocked(rec taskRecord, result pando.Task) {
 	rec.State = pando.TaskCompleted
 	rec.Failed = result.Failed
 	rec.FailureReason = result.FailureReason
+	rec.Failure = result.Failure
 	rec.FailureCode = result.FailureCode
 	rec.Result = result.Result
 	rec.UpdatedAt = b.now()
@@ -259,5 +260,5 @@ func (b *BBS) completeTaskLocked(rec taskRecord, result pando.Task) {
 	b.st.putTask(rec)
 	b.emitTaskLocked(rec.Task)
 	b.log.Info("task completed", "task_guid", rec.GUID, "kind", rec.Kind, "failed", rec.Failed,
-		"reason", rec.FailureReason)
+		"reason", rec.FailureReason, "failure", rec.Failure)
 }

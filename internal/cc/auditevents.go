@@ -13,12 +13,13 @@ import (
 // and tools match on, both with the app itself as the actor.
 func (a *API) recordCrash(ctx context.Context, app pando.App, p pando.Process, al pando.ActualLRP) {
 	actor := actorApp(app)
+	why := crashDescription(al, p.Type)
 	a.recordEventAs(ctx, actor, "audit.app.process.crash", app, map[string]any{
 		"index":            al.Index,
 		"instance":         al.InstanceGUID,
 		"cell_id":          al.CellID,
 		"reason":           "CRASHED",
-		"exit_description": al.CrashReason,
+		"exit_description": why,
 		"crash_count":      al.CrashCount,
 		"crash_timestamp":  al.Since.UnixNano(),
 		"process_type":     p.Type,
@@ -28,7 +29,7 @@ func (a *API) recordCrash(ctx context.Context, app pando.App, p pando.Process, a
 		"instance":         al.InstanceGUID,
 		"cell_id":          al.CellID,
 		"reason":           "CRASHED",
-		"exit_description": al.CrashReason,
+		"exit_description": why,
 		"crash_count":      al.CrashCount,
 		"crash_timestamp":  al.Since.UnixNano(),
 	})

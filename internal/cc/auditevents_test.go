@@ -37,6 +37,26 @@ func TestEvents_crashIsRecordedTwiceAsCFDoes(t *testing.T) {
 	}
 }
 
+// TestEvents_crashFromACellsFailureIsWordedAsCFDoes: a cell reports the
+// failure's kind; both crash events carry CF's words for it.
+func TestEvents_crashFromACellsFailureIsWordedAsCFDoes(t *testing.T) {
+	e := ptNew(t, nil)
+	app := e.startedApp("oomy")
+	e.api.HandleInstanceCrashed(t.Context(), pando.ActualLRP{
+		ProcessGUID: app.GUID, Index: 1, InstanceGUID: "inst-1", CellID: "cell-0", State: pando.ActualCrashed,
+		CrashCount: 1, Crash: &pando.Failure{Kind: pando.FailureOOM, ExitCode: 137}, Since: time.Now(),
+	})
+	for _, typ := range []string{"audit.app.process.crash", "app.crash"} {
+		evs := ptResources(e.ok(e.do("GET", "/v3/audit_events?types="+typ+"&target_guids="+app.GUID, "", nil), http.StatusOK))
+		if len(evs) != 1 {
+			t.Fatalf("%s events: %v", typ, evs)
+		}
+		if got := evs[0]["data"].(map[string]any)["exit_description"]; got != "APP/PROC/WEB/1 Exited with status 137 (out of memory)" {
+			t.Errorf("%s exit_description = %q", typ, got)
+		}
+	}
+}
+
 func TestEvents_envReadsAreAudited(t *testing.T) {
 	e := ptNew(t, nil)
 	app := e.startedApp("secretive")

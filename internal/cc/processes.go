@@ -407,15 +407,15 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 				}
 			case pando.ActualCrashed:
 				st["state"] = "CRASHED"
-				st["details"] = nilIfEmpty(al.CrashReason)
+				st["details"] = nilIfEmpty(crashDescription(al, p.Type))
 			default:
 				switch {
 				case al.PlacementError != "":
 					st["state"] = "DOWN"
 					st["details"] = al.PlacementError
-				case al.CrashCount > 0 && al.CrashReason != "":
+				case al.CrashCount > 0 && (al.Crash != nil || al.CrashReason != ""):
 					// Restarting after a crash: say why it went down.
-					st["details"] = al.CrashReason
+					st["details"] = crashDescription(al, p.Type)
 				}
 			}
 		}

@@ -346,7 +346,7 @@ func (a *API) HandleTaskChanged(ctx context.Context, t pando.Task) {
 
 // handleRunTaskCompleted records a finished CF task.
 func (a *API) handleRunTaskCompleted(ctx context.Context, t pando.Task) {
-	reason := t.FailureReason
+	reason := taskFailureDescription(t)
 	if t.Failed && reason == "" {
 		reason = "task failed"
 	}

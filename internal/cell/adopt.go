@@ -311,6 +311,5 @@ func (r *Rep) rebindPortLocked(port int) (net.Listener, int, error) {
 func (r *Rep) runAdopted(i *instance) {
 	defer r.wg.Done()
 	r.cellLog(i, "OUT", "Cell %s adopted the container of instance %s after a restart", r.cfg.ID, i.guid)
-	reason := r.watch(i, i.container(), true)
-	r.finish(i, reason)
+	r.finish(i, r.watch(i, i.container(), true))
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,9 +254,7 @@ func TestNew_adoptsRecordedInstancesRelaysTheirOutputAndSeesTheirCrash(t *testin
 	ev := rc.wait(t, 5*time.Second, "CRASHED report", func(e event) bool {
 		return e.kind == "changed" && e.actual.InstanceGUID == "kept" && e.actual.State == pando.ActualCrashed
 	})
-	if !strings.Contains(ev.actual.CrashReason, "Exited with status 3") {
-		t.Fatalf("crash reason %q", ev.actual.CrashReason)
-	}
+	wantCrash(t, ev.actual, pando.Failure{Kind: pando.FailureExited, ExitCode: 3})
 	if _, err := os.Stat(r.recordPath("kept")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("record after the crash: %v", err)
 	}

@@ -239,8 +239,8 @@ func TestDockerLRP_unknownUserCrashesWithAClearReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashed := c.rec.wait(t, 30*time.Second, "CRASHED", isState("docker-inst-3", pando.ActualCrashed)).actual
-	if want := `user "ghost" is not in the image's /etc/passwd`; !strings.Contains(crashed.CrashReason, want) {
-		t.Errorf("crash reason %q, want it to say %q", crashed.CrashReason, want)
+	if want := `user "ghost" is not in the image's /etc/passwd`; crashed.Crash == nil || crashed.Crash.Kind != pando.FailureStartFailed || !strings.Contains(crashed.Crash.Detail, want) {
+		t.Errorf("crash %+v, want a start failure that says %q", crashed.Crash, want)
 	}
 	eventually(t, 10*time.Second, "layers released", func() bool { return puller.inUse.Load() == 0 })
 	// No container ran: what was prepared for it is given back.

@@ -142,11 +142,11 @@ func (r *recorder) String() string {
 	for _, e := range r.events {
 		switch e.kind {
 		case "changed":
-			fmt.Fprintf(&b, "\n  %s %s %q", e.actual.InstanceGUID, e.actual.State, e.actual.CrashReason)
+			fmt.Fprintf(&b, "\n  %s %s %+v", e.actual.InstanceGUID, e.actual.State, e.actual.Crash)
 		case "removed":
 			fmt.Fprintf(&b, "\n  removed %s", e.guid)
 		case "task":
-			fmt.Fprintf(&b, "\n  task %s failed=%v code=%d %q", e.task.GUID, e.task.Failed, e.task.FailureCode, e.task.FailureReason)
+			fmt.Fprintf(&b, "\n  task %s failed=%v code=%d %q %+v", e.task.GUID, e.task.Failed, e.task.FailureCode, e.task.FailureReason, e.task.Failure)
 		}
 	}
 	return b.String()
@@ -336,5 +336,27 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("%s: not true within %s", what, d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// wantCrash fails the test unless a reports a crash exactly as want.
+func wantCrash(t *testing.T, a pando.ActualLRP, want pando.Failure) {
+	t.Helper()
+	if a.Crash == nil || *a.Crash != want {
+		t.Errorf("crash %+v, want %+v", a.Crash, want)
+	}
+	if a.CrashReason != "" {
+		t.Errorf("crash reason %q: a cell reports what happened, the API words it", a.CrashReason)
+	}
+}
+
+// wantTaskFailure fails the test unless task failed exactly as want.
+func wantTaskFailure(t *testing.T, task pando.Task, want pando.Failure) {
+	t.Helper()
+	if !task.Failed || task.Failure == nil || *task.Failure != want {
+		t.Errorf("failed=%v failure %+v, want %+v", task.Failed, task.Failure, want)
+	}
+	if task.FailureReason != "" {
+		t.Errorf("failure reason %q: a cell reports what happened, the API words it", task.FailureReason)
 	}
 }

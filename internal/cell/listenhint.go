@@ -24,7 +24,7 @@ type listeningReporter interface {
 // listenHint watches a failing start check: once it has failed for
 // listenHintAfter, each failure looks at what the app's processes listen on
 // and, the first time they listen but not where the check reaches, logs a
-// CELL line naming it. Its reason is then added to the crash reason.
+// CELL line naming it. That is then the crash's hint.
 type listenHint struct {
 	r       *Rep
 	i       *instance
@@ -63,12 +63,10 @@ func (h *listenHint) failed(ctx context.Context) {
 	}
 }
 
-// reason returns the crash reason with what the app listens on, if seen.
-func (h *listenHint) reason(reason string) string {
-	if h.said == "" {
-		return reason
-	}
-	return reason + " (" + h.said + ")"
+// explain adds what the app listens on, if seen, to the failure.
+func (h *listenHint) explain(f *pando.Failure) *pando.Failure {
+	f.Hint = h.said
+	return f
 }
 
 // wrongListenMessage says what the app listens on when none of it is where

@@ -259,15 +259,15 @@ func (r *Rep) runInstance(i *instance) {
 }
 
 // finish tears an instance down and reports it removed (a stop was
-// requested) or CRASHED with reason.
-func (r *Rep) finish(i *instance, reason string) {
+// requested) or CRASHED with why.
+func (r *Rep) finish(i *instance, why *pando.Failure) {
 	r.teardown(i)
 	if stopped, _ := i.stopRequested(); stopped {
 		r.reportRemoved(i.lrp.ProcessGUID, i.guid)
 		return
 	}
 	a := r.actual(i, pando.ActualCrashed)
-	a.CrashReason = reason
+	a.Crash = why
 	r.reportActual(a)
 }
 
@@ -277,9 +277,9 @@ type waitResult struct {
 }
 
 // live creates the container, waits for it to become healthy and watches
-// it until it exits, fails its liveness check or is stopped. It returns the
-// crash reason (unused when a stop was requested).
-func (r *Rep) live(i *instance) string {
+// it until it exits, fails its liveness check or is stopped. It returns
+// why it crashed (unused when a stop was requested).
+func (r *Rep) live(i *instance) *pando.Failure {
 	ctx := i.stopCtx
 	r.cellLog(i, "OUT", "Cell %s creating container for instance %s", r.cfg.ID, i.guid)
 	spec, err := r.instanceSpec(ctx, i)
@@ -294,11 +294,11 @@ func (r *Rep) live(i *instance) string {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return "stopped"
+			return &pando.Failure{Kind: pando.FailureStopped}
 		}
 		r.log.Error("create container", "instance_guid", i.guid, "error", err)
 		r.cellLog(i, "ERR", "Cell %s failed to create container for instance %s: %v", r.cfg.ID, i.guid, err)
-		return fmt.Sprintf("failed to create container: %v", err)
+		return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error()}
 	}
 	ctr := i.container()
 	r.cellLog(i, "OUT", "Cell %s successfully created container for instance %s", r.cfg.ID, i.guid)
@@ -307,9 +307,9 @@ func (r *Rep) live(i *instance) string {
 
 // watch forwards the instance's host ports into ctr, waits for it to
 // become healthy (unless adopted: it was RUNNING already), and checks its
-// liveness until it exits, fails or is stopped. It returns the crash
-// reason (unused when a stop was requested).
-func (r *Rep) watch(i *instance, ctr container.Container, adopted bool) string {
+// liveness until it exits, fails or is stopped. It returns why it crashed
+// (unused when a stop was requested).
+func (r *Rep) watch(i *instance, ctr container.Container, adopted bool) *pando.Failure {
 	ctx := i.stopCtx
 	waitCtx, waitCancel := context.WithCancel(context.Background())
 	defer waitCancel()
@@ -333,16 +333,16 @@ func (r *Rep) watch(i *instance, ctr container.Container, adopted bool) string {
 
 	check := r.healthCheck(i, ctr)
 	if !adopted {
-		if reason, ok := r.awaitHealthy(ctx, i, ctr, check, exited); !ok {
-			return reason
+		if why, ok := r.awaitHealthy(ctx, i, ctr, check, exited); !ok {
+			return why
 		}
 	}
 	return r.checkLiveness(ctx, i, ctr, check, exited)
 }
 
 // awaitHealthy runs the startup checks until the instance is healthy
-// (then it is RUNNING, reported and recorded) or the reason it is not.
-func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) (string, bool) {
+// (then it is RUNNING, reported and recorded) or why it is not.
+func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) (*pando.Failure, bool) {
 	hc := i.lrp.HealthCheck
 	startTimeout := hc.StartTimeout
 	if startTimeout <= 0 {
@@ -373,14 +373,14 @@ func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Conta
 		case <-deadline.C:
 			t.Stop()
 			r.cellLog(i, "ERR", "Timed out after %s: health check never passed.", startTimeout)
-			return hint.reason(fmt.Sprintf("%s after %s: instance never healthy: %s", pando.HealthCheckTimedOut, startTimeout, lastErr)), false
+			return hint.explain(&pando.Failure{Kind: pando.FailureHealthCheckTimeout, Timeout: startTimeout, Detail: lastErr.Error()}), false
 		case w := <-exited:
 			t.Stop()
-			return r.exitReason(i, w), false
+			return r.exitFailure(i, w), false
 		case <-ctx.Done():
 			t.Stop()
 			r.stopContainer(i, ctr)
-			return "stopped", false
+			return &pando.Failure{Kind: pando.FailureStopped}, false
 		}
 	}
 	r.cellLog(i, "OUT", "Container became healthy")
@@ -393,12 +393,12 @@ func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Conta
 	if err := r.saveRecord(i); err != nil {
 		r.log.Warn("record running instance (a server restart then places it again)", "instance_guid", i.guid, "error", err)
 	}
-	return "", true
+	return nil, true
 }
 
 // checkLiveness checks a RUNNING instance until it exits, fails a check
-// or is stopped, and returns the crash reason.
-func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) string {
+// or is stopped, and returns why it crashed.
+func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) *pando.Failure {
 	hc := i.lrp.HealthCheck
 	var tick <-chan time.Time
 	if hc.Type != pando.HealthCheckProcess {
@@ -420,13 +420,13 @@ func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Cont
 				}
 				r.cellLog(i, "ERR", "Container became unhealthy")
 				r.stopContainer(i, ctr)
-				return "Instance became unhealthy: " + err.Error()
+				return &pando.Failure{Kind: pando.FailureUnhealthy, Detail: err.Error()}
 			}
 		case w := <-exited:
-			return r.exitReason(i, w)
+			return r.exitFailure(i, w)
 		case <-ctx.Done():
 			r.stopContainer(i, ctr)
-			return "stopped"
+			return &pando.Failure{Kind: pando.FailureStopped}
 		}
 	}
 }
@@ -445,20 +445,21 @@ func (r *Rep) stopContainer(i *instance, ctr container.Container) {
 	}
 }
 
-func (r *Rep) exitReason(i *instance, w waitResult) string {
+// exitFailure is why an instance whose process ended crashed.
+func (r *Rep) exitFailure(i *instance, w waitResult) *pando.Failure {
 	if w.err != nil {
-		return fmt.Sprintf("%s/%d: %v", appSource(i.lrp), i.index, w.err)
+		return &pando.Failure{Kind: pando.FailureLost, Detail: w.err.Error()}
 	}
 	r.emit(i.lrp.AppGUID, appSource(i.lrp), strconv.Itoa(i.index), "OUT", fmt.Sprintf("Exit status %d", w.st.Code))
-	reason := fmt.Sprintf("%s/%d Exited with status %d", appSource(i.lrp), i.index, w.st.Code)
+	f := &pando.Failure{Kind: pando.FailureExited, ExitCode: w.st.Code}
 	if w.st.OOMKilled {
-		reason += " (out of memory)"
+		f.Kind = pando.FailureOOM
 		r.cellLog(i, "ERR", "Cell %s: instance %s was killed: out of memory (limit %d MB)", r.cfg.ID, i.guid, i.memMB)
 	} else if volumeFull(i.vol) {
-		reason += fmt.Sprintf(" (disk quota of %d MB full)", i.diskMB)
+		f.Kind, f.LimitMB = pando.FailureDiskFull, i.diskMB
 		r.cellLog(i, "ERR", "Cell %s: instance %s exited with its disk full (quota %d MB)", r.cfg.ID, i.guid, i.diskMB)
 	}
-	return reason
+	return f
 }
 
 // teardown destroys the container, closes the host ports and removes the

@@ -14,10 +14,6 @@ import (
 	"github.com/pandoplatform/pando/internal/container"
 )
 
-// taskCancelledReason is a cancelled CF task's failure reason (the words the
-// BBS and the API use too).
-const taskCancelledReason = "task was cancelled"
-
 // taskSource is the log source type of a CF task's output, as CF tags it:
 // APP/TASK/<name> (the instance id is "0").
 func taskSource(t pando.Task) string {
@@ -79,24 +75,24 @@ func (r *Rep) acceptRun(t pando.Task) error {
 func (r *Rep) runCFTask(ctx context.Context, tk *task) {
 	defer r.wg.Done()
 	defer tk.cancel(nil)
-	reason := r.execTask(ctx, tk)
+	why := r.execTask(ctx, tk)
 	t := tk.t
 	t.CellID = r.cfg.ID
 	t.State = pando.TaskCompleted
-	t.Failed, t.FailureReason = reason != "", reason
+	t.Failed, t.Failure = why != nil, why
 	t.UpdatedAt = time.Now()
 	r.mu.Lock()
 	delete(r.tasks, t.GUID)
 	r.unacked[t.GUID] = t // Inventory still shows it until reported
 	r.mu.Unlock()
-	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "reason", reason)
+	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "failure", why)
 	r.reportTask(t)
 }
 
 // execTask runs the task's command in a container made from the droplet
-// and returns the failure reason, "" when the command exited 0. The
-// container and the task's files are gone when it returns.
-func (r *Rep) execTask(ctx context.Context, tk *task) string {
+// and returns why it failed, nil when the command exited 0. The container
+// and the task's files are gone when it returns.
+func (r *Rep) execTask(ctx context.Context, tk *task) *pando.Failure {
 	guid := tk.t.GUID
 	dir := filepath.Join(r.cfg.WorkDir, dirTasks, safeName(guid))
 	defer func() {
@@ -134,11 +130,11 @@ func (r *Rep) execTask(ctx context.Context, tk *task) string {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return r.taskStopReason(ctx)
+			return taskStopFailure(ctx)
 		}
 		r.log.Error("create task container", "task_guid", guid, "error", err)
 		r.taskLog(tk, "ERR", "Cell %s failed to create container for task %s: %v", r.cfg.ID, guid, err)
-		return fmt.Sprintf("failed to create container: %v", err)
+		return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error()}
 	}
 	defer func() {
 		r.taskLog(tk, "OUT", "Cell %s destroying container for task %s", r.cfg.ID, guid)
@@ -152,15 +148,15 @@ func (r *Rep) execTask(ctx context.Context, tk *task) string {
 	}()
 	r.taskLog(tk, "OUT", "Cell %s successfully created container for task %s", r.cfg.ID, guid)
 
-	reason := r.watchTask(ctx, tk, ctr, vol)
+	why := r.watchTask(ctx, tk, ctr, vol)
 	stdout.Flush()
 	stderr.Flush()
-	return reason
+	return why
 }
 
 // watchTask waits for the task's process to exit, stopping it when the
-// task is cancelled, and returns the failure reason ("" for exit status 0).
-func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container, vol container.Volume) string {
+// task is cancelled, and returns why it failed (nil for exit status 0).
+func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container, vol container.Volume) *pando.Failure {
 	src := taskSource(tk.t)
 	waitCtx, waitCancel := context.WithCancel(context.Background())
 	defer waitCancel()
@@ -180,39 +176,39 @@ func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container, 
 		select {
 		case w := <-exited:
 			if w.err != nil {
-				return fmt.Sprintf("%s: %v", src, w.err)
+				return &pando.Failure{Kind: pando.FailureLost, Detail: w.err.Error()}
 			}
 			r.emit(tk.t.Run.AppGUID, src, "0", "OUT", fmt.Sprintf("Exit status %d", w.st.Code))
 			if w.st.Code == 0 && !w.st.OOMKilled {
-				return ""
+				return nil
 			}
-			reason := fmt.Sprintf("%s Exited with status %d", src, w.st.Code)
+			f := &pando.Failure{Kind: pando.FailureExited, ExitCode: w.st.Code}
 			if w.st.OOMKilled {
-				reason += " (out of memory)"
+				f.Kind = pando.FailureOOM
 				r.taskLog(tk, "ERR", "Cell %s: task %s was killed: out of memory (limit %d MB)", r.cfg.ID, tk.t.GUID, tk.memMB)
 			} else if volumeFull(vol) {
-				reason += fmt.Sprintf(" (disk quota of %d MB full)", tk.diskMB)
+				f.Kind, f.LimitMB = pando.FailureDiskFull, tk.diskMB
 				r.taskLog(tk, "ERR", "Cell %s: task %s exited with its disk full (quota %d MB)", r.cfg.ID, tk.t.GUID, tk.diskMB)
 			}
-			return reason
+			return f
 		case <-ctx.Done():
 			r.taskLog(tk, "OUT", "Cell %s stopping task %s", r.cfg.ID, tk.t.GUID)
 			stop(tk.stopGrace())
-			return r.taskStopReason(ctx)
+			return taskStopFailure(ctx)
 		}
 	}
 }
 
-// taskStopReason is the failure reason of a task stopped before its end.
-func (r *Rep) taskStopReason(ctx context.Context) string {
+// taskStopFailure is why a task stopped before its end failed.
+func taskStopFailure(ctx context.Context) *pando.Failure {
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errCancelled):
-		return taskCancelledReason
+		return &pando.Failure{Kind: pando.FailureCancelled}
 	case errors.Is(cause, errShutdown):
-		return fmt.Sprintf("cell %s shut down before the task completed", r.cfg.ID)
+		return &pando.Failure{Kind: pando.FailureCellShutdown}
 	}
-	return "task stopped: " + cause.Error()
+	return &pando.Failure{Kind: pando.FailureStopped, Detail: cause.Error()}
 }
 
 // taskSpec prepares the task's files on its volume (the droplet extracted

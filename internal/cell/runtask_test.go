@@ -136,11 +136,11 @@ func TestRunTask_failuresSayWhy(t *testing.T) {
 		name, cmd string
 		memMB     int
 		diskMB    int
-		reason    string
+		want      pando.Failure
 	}{
-		{"fail", "echo bad >&2; exit 3", 128, 256, "APP/TASK/fail Exited with status 3"},
-		{"oom", "dd if=/dev/zero of=/dev/null bs=200M count=1", 32, 256, "APP/TASK/oom Exited with status 137 (out of memory)"},
-		{"disk", "head -c 30000000 /dev/zero > big", 128, 16, "APP/TASK/disk Exited with status 1 (disk quota of 16 MB full)"},
+		{"fail", "echo bad >&2; exit 3", 128, 256, pando.Failure{Kind: pando.FailureExited, ExitCode: 3}},
+		{"oom", "dd if=/dev/zero of=/dev/null bs=200M count=1", 32, 256, pando.Failure{Kind: pando.FailureOOM, ExitCode: 137}},
+		{"disk", "head -c 30000000 /dev/zero > big", 128, 16, pando.Failure{Kind: pando.FailureDiskFull, ExitCode: 1, LimitMB: 16}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,9 +151,10 @@ func TestRunTask_failuresSayWhy(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := c.rec.wait(t, 30*time.Second, "task result", isTask(guid)).task
-			if !done.Failed || done.FailureReason != tc.reason || done.State != pando.TaskCompleted {
-				t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
+			if done.State != pando.TaskCompleted {
+				t.Errorf("state %s", done.State)
 			}
+			wantTaskFailure(t, done, tc.want)
 			c.noTaskLeft(t)
 		})
 	}
@@ -207,9 +208,7 @@ func TestRunTask_cancelStopsItAndReleasesItsResources(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := c.rec.wait(t, 15*time.Second, "task result", isTask("task-slow")).task
-	if !done.Failed || done.FailureReason != "task was cancelled" {
-		t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
-	}
+	wantTaskFailure(t, done, pando.Failure{Kind: pando.FailureCancelled})
 	// sleep is the container's PID 1 (bash execs it) and ignores SIGTERM:
 	// the SIGKILL after the grace ends it.
 	if d := time.Since(start); d > time.Second+3*time.Second {
@@ -236,8 +235,9 @@ func TestRunTask_shutdownStopsRunningTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := c.rec.wait(t, time.Second, "task result", isTask("task-sd")).task
-	if !done.Failed || done.FailureReason != "cell cell-test shut down before the task completed" {
-		t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
+	wantTaskFailure(t, done, pando.Failure{Kind: pando.FailureCellShutdown})
+	if done.CellID != "cell-test" {
+		t.Errorf("cell %q, want cell-test (the API names it)", done.CellID)
 	}
 	c.logs.wait(t, time.Second, "APP/TASK/sd", "got TERM") // SIGTERM first
 	c.noTaskLeft(t)

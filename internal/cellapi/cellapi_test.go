@@ -569,3 +569,54 @@ func TestPresence_aRestartedCellHasItsInstancesPlacedAgain(t *testing.T) {
 		t.Fatal("the restarted cell is not registered")
 	}
 }
+
+// TestCrashReport_carriesTheFailureAndAnOlderCellsWords: a joined cell's
+// crash report reaches the runtime with its failure kind intact, and the
+// free-text reason a cell from before failure kinds sends still does.
+func TestCrashReport_carriesTheFailureAndAnOlderCellsWords(t *testing.T) {
+	f := newFixture(t)
+	c := f.join(t, "cell-a")
+	ctx := context.Background()
+	if err := f.board.DesireLRP(ctx, pando.DesiredLRP{ProcessGUID: "p1", AppGUID: "app1", Instances: 1,
+		MemoryMB: 64, DropletKey: "droplets/d1"}); err != nil {
+		t.Fatal(err)
+	}
+	running := func() pando.ActualLRP {
+		var in pando.ActualLRP
+		eventually(t, "instance RUNNING", func() bool {
+			as, _ := f.board.ActualLRPs(ctx, "p1")
+			if len(as) == 1 && as[0].State == pando.ActualRunning {
+				in = as[0]
+				return true
+			}
+			return false
+		})
+		return in
+	}
+	crashed := func(in pando.ActualLRP, why *pando.Failure, reason string) pando.ActualLRP {
+		in.State, in.Crash, in.CrashReason = pando.ActualCrashed, why, reason
+		if err := c.client.ActualLRPChanged(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		var got pando.ActualLRP
+		eventually(t, "crash recorded", func() bool {
+			as, _ := f.board.ActualLRPs(ctx, "p1")
+			for _, a := range as {
+				if a.CrashCount > in.CrashCount {
+					got = a
+					return true
+				}
+			}
+			return false
+		})
+		return got
+	}
+	why := pando.Failure{Kind: pando.FailureOOM, ExitCode: 137}
+	if got := crashed(running(), &why, ""); got.Crash == nil || *got.Crash != why || got.CrashReason != "" {
+		t.Fatalf("after a crash report with a failure: %+v", got)
+	}
+	old := "APP/PROC/WEB/0 Exited with status 3"
+	if got := crashed(running(), nil, old); got.Crash != nil || got.CrashReason != old {
+		t.Fatalf("after an older cell's crash report: %+v", got)
+	}
+}

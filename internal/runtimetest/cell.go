@@ -118,7 +118,7 @@ func (c *Cell) Cancelled() []string {
 }
 
 // CompleteTask ends a running task with the outcome of done (Failed,
-// FailureReason, FailureCode, Result) and reports it.
+// Failure or FailureReason, FailureCode, Result) and reports it.
 func (c *Cell) CompleteTask(ctx context.Context, guid string, done pando.Task) error {
 	c.mu.Lock()
 	_, ok := c.tasks[guid]
