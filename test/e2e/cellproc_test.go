@@ -146,13 +146,14 @@ func (c *cellProc) start() error {
 	cmd.Env = baseEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	waited, err := startLocked(cmd)
+	if err != nil {
 		return fmt.Errorf("start pando cell: %w", err)
 	}
 	exited := make(chan struct{})
 	c.cmd, c.exited, c.waitErr = cmd, exited, nil
 	go func() {
-		err := cmd.Wait()
+		err := <-waited
 		c.mu.Lock()
 		c.waitErr = err
 		c.mu.Unlock()

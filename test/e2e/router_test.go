@@ -78,11 +78,12 @@ func (r *routerProc) start(t *testing.T) {
 	cmd.Env = append(baseEnv(), r.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	waited, err := startLocked(cmd)
+	if err != nil {
 		t.Fatalf("start pando router: %v", err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { <-waited; close(exited) }()
 	r.cmd, r.exited = cmd, exited
 	eventually(t, "the router listening", startTimeout, func() (bool, string) {
 		select {

@@ -202,7 +202,7 @@ func (s *server) startOnce() error {
 	// Own process group: stopping it never signals the test binary. Dies
 	// with the test binary if that is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
+	waited, err := startLocked(cmd)
 	logf.Close()
 	if err != nil {
 		s.mu.Unlock()
@@ -214,7 +214,7 @@ func (s *server) startOnce() error {
 	first := s.starts == 1
 	s.mu.Unlock()
 	go func() {
-		err := cmd.Wait()
+		err := <-waited
 		s.mu.Lock()
 		s.waitErr = err
 		s.mu.Unlock()
