@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pandoplatform/pando/internal/container"
+
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 func TestSealBinary_copyIsSealedAndCannotBeWritten(t *testing.T) {
@@ -71,7 +73,7 @@ func TestSealBinary_copyIsSealedAndCannotBeWritten(t *testing.T) {
 func TestSealBinary_runsDirectlyAndThroughAWrapper(t *testing.T) {
 	echo, err := exec.LookPath("echo")
 	if err != nil {
-		t.Skip("no echo binary") // not a runc requirement: the runc tests cover this too
+		testenv.Missing(t, "no echo binary (coreutils)")
 	}
 	s, err := sealBinary(echo)
 	if err != nil {
