@@ -82,6 +82,11 @@ func (b *BBS) retryStopLocked(s stopOp, err error) {
 		log.Debug("stop not delivered; no longer needed")
 		return
 	}
+	for _, l := range b.laterStops {
+		if l.instanceGUID == s.instanceGUID && l.cell.ID() == s.cell.ID() {
+			return // already to be retried (the cell reported the instance again)
+		}
+	}
 	s.attempts++
 	delay := stopRetryDelay(s.attempts)
 	if s.attempts == 1 {

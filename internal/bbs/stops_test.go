@@ -210,6 +210,13 @@ func TestStops_backOffAndEndWhenTheCellOrTheInstanceIsGone(t *testing.T) {
 			}
 			waitFor(t, "the 4th stop call", func() bool { return len(a.stopCalls()) == 4 })
 			waitFor(t, "the retry held", func() bool { return len(h.laterStopsFor("cell-a")) == 1 })
+			// The cell reports the instance again: stopped again, still
+			// one retry held.
+			h.report(extra, pando.ActualRunning)
+			waitFor(t, "the 5th stop call", func() bool { return len(a.stopCalls()) == 5 })
+			if got := h.laterStopsFor("cell-a"); len(got) != 1 {
+				t.Fatalf("retries held %v, want one", got)
+			}
 
 			switch end {
 			case "cell unregistered":
