@@ -17,6 +17,7 @@ import (
 
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
 	"github.com/pandoplatform/pando/internal/cgroupclean"
+	"github.com/pandoplatform/pando/internal/childproc"
 	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
@@ -184,17 +185,19 @@ func (c *cellProc) start() error {
 	cmd := exec.Command(c.bin, "cell", "--join", c.joinURL, "--token", c.token, "--data-dir", c.dataDir,
 		"--addr", c.addr, "--id", c.id, "--memory", "4G")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PANDO_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	if err := cmd.Start(); err != nil {
+	// Dies with the bench, and only then (childproc).
+	waited, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", c.id, err)
 	}
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	go func() { <-waited; close(exited) }()
 	c.cmd, c.exited = cmd, exited
 	return nil
 }

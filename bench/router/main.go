@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/pandoplatform/pando/bench/internal/benchrun"
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
+	"github.com/pandoplatform/pando/internal/childproc"
 )
 
 func main() {
@@ -435,16 +435,17 @@ http {
 		return "", 0, nil, err
 	}
 	cmd := exec.Command("nginx", "-c", confPath, "-p", ndir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = io.Discard
+	// Dies with the bench, and only then (childproc).
+	waited, err := childproc.Start(cmd)
+	if err != nil {
 		return "", 0, nil, fmt.Errorf("start nginx: %w", err)
 	}
-	go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(stderr)) }()
+	done := make(chan struct{})
+	go func() { <-waited; close(done) }()
 	stop := func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):

@@ -98,7 +98,8 @@ type BBS struct {
 	unplaced     map[string]struct{}
 	restarts     map[string]time.Time
 	pendingStops []stopOp
-	// laterStops are stops held back for a grace period (drain.go).
+	// laterStops are stops held back for a grace period (drain.go) or
+	// retried after a failed call (stops.go).
 	laterStops []laterStop
 
 	// capacityFreed says a cell may take work it could not before (see
@@ -134,10 +135,12 @@ type cellEntry struct {
 	stranded []pando.ActualLRP
 }
 
-// stopOp is a StopLRP call to make once the lock is released.
+// stopOp is a StopLRP call to make once the lock is released (stops.go).
 type stopOp struct {
 	cell                      pando.Cell
 	processGUID, instanceGUID string
+	// attempts counts the calls that failed so far.
+	attempts int
 }
 
 // New returns a BBS with empty state.
@@ -299,20 +302,6 @@ func (b *BBS) expireCellsLocked(now time.Time) {
 	}
 }
 
-// runStops stops instances on their cells. A cell that no longer has the
-// instance is not an error worth more than a debug line.
-func (b *BBS) runStops(ctx context.Context, stops []stopOp) {
-	parallel(len(stops), func(i int) {
-		s := stops[i]
-		cctx, cancel := context.WithTimeout(ctx, cellCallTimeout)
-		defer cancel()
-		if err := s.cell.StopLRP(cctx, s.processGUID, s.instanceGUID); err != nil {
-			b.log.Debug("stop instance", "cell_id", s.cell.ID(), "process_guid", s.processGUID,
-				"instance_guid", s.instanceGUID, "error", err)
-		}
-	})
-}
-
 // parallel calls fn(0..n-1) with bounded concurrency and waits for all.
 func parallel(n int, fn func(i int)) {
 	if n == 1 {
@@ -384,6 +373,9 @@ func (b *BBS) unregisterLocked(id, why string) bool {
 		return false
 	}
 	delete(b.cells, id)
+	// Stops it has not confirmed are dropped: if it comes back, it
+	// reports what it still runs and the BBS stops those then.
+	b.dropLaterStopsLocked(id, "")
 	b.emitCellLocked(pando.EventCellRemoved, id, pando.CellLost)
 	b.log.Info("cell removed", "cell_id", id, "reason", why)
 	for _, rec := range b.st.allActuals() {

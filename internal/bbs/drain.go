@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	pando "github.com/pandoplatform/pando"
 )
@@ -77,13 +76,6 @@ func (b *BBS) finishEvacuationLocked(processGUID string, index int) {
 	}
 }
 
-// laterStop is a stop made once its time comes (Run keeps a timer for the
-// earliest).
-type laterStop struct {
-	stopOp
-	at time.Time
-}
-
 // strandEvacueesLocked handles the evacuating instances of a primary record
 // that no cell could take (rec failed its auction): waiting up to
 // EvacuationTimeout for a cell that may never come would hold up the
@@ -135,38 +127,4 @@ func (b *BBS) TakeStranded(id string) []pando.ActualLRP {
 	s := e.stranded
 	e.stranded = nil
 	return s
-}
-
-// nextLaterStop is when the earliest held-back stop is due.
-func (b *BBS) nextLaterStop() (time.Time, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var next time.Time
-	for _, s := range b.laterStops {
-		if next.IsZero() || s.at.Before(next) {
-			next = s.at
-		}
-	}
-	return next, !next.IsZero()
-}
-
-// takeDueLaterStops removes and returns the held-back stops that are due.
-func (b *BBS) takeDueLaterStops() []stopOp {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.takeDueLaterStopsLocked(b.now())
-}
-
-func (b *BBS) takeDueLaterStopsLocked(now time.Time) []stopOp {
-	var due []stopOp
-	kept := b.laterStops[:0]
-	for _, s := range b.laterStops {
-		if now.Before(s.at) {
-			kept = append(kept, s)
-			continue
-		}
-		due = append(due, s.stopOp)
-	}
-	b.laterStops = kept
-	return due
 }

@@ -2,7 +2,6 @@ package bbs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -25,8 +24,11 @@ type fakeCell struct {
 	tasks     []pando.Task
 	cancels   []string
 	startErr  error
-	stateErr  error
-	states    int // State calls: one per auction round
+	// stopErrs is how many StopLRP calls fail (the cell unreachable)
+	// before they go through.
+	stopErrs int
+	stateErr error
+	states   int // State calls: one per auction round
 }
 
 type startCall struct {
@@ -84,8 +86,12 @@ func (c *fakeCell) StopLRP(ctx context.Context, processGUID, instanceGUID string
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stops = append(c.stops, instanceGUID)
+	if c.stopErrs > 0 {
+		c.stopErrs--
+		return pando.Errorf(pando.EUnavailable, "cell %s: rep unreachable", c.id)
+	}
 	if _, ok := c.instances[instanceGUID]; !ok {
-		return errors.New("no such instance")
+		return pando.Errorf(pando.ENotFound, "instance %s is not on cell %s", instanceGUID, c.id)
 	}
 	delete(c.instances, instanceGUID)
 	return nil

@@ -175,7 +175,10 @@ func (b *BBS) restartDueLocked(now time.Time) {
 func (b *BBS) ActualLRPRemoved(ctx context.Context, processGUID, instanceGUID string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.capacityFreedLocked() // even for an instance the BBS already forgot
+	// Even for an instance the BBS already forgot: the cell freed its
+	// capacity, and confirms a stop that may still be retried.
+	b.capacityFreedLocked()
+	b.dropLaterStopsLocked("", instanceGUID)
 	rec, ok := b.st.actual(instanceGUID)
 	if !ok || rec.ProcessGUID != processGUID || rec.State == pando.ActualCrashed {
 		return nil

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/childproc"
 )
 
 // cellProc is one `pando cell` process joined to a server: its own
@@ -145,8 +147,8 @@ func (c *cellProc) start() error {
 		"--data-dir", c.dataDir, "--addr", c.addr, "--id", c.id}, c.args...)...)
 	cmd.Env = baseEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	waited, err := startLocked(cmd)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	waited, err := childproc.Start(cmd)
 	if err != nil {
 		return fmt.Errorf("start pando cell: %w", err)
 	}

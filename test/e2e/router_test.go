@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/childproc"
 )
 
 // routerProc is one `pando router` process following a server, on the
@@ -77,8 +79,8 @@ func (r *routerProc) start(t *testing.T) {
 		"--data-dir", filepath.Join(r.root, "data"), "--addr", r.addr)
 	cmd.Env = append(baseEnv(), r.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	waited, err := startLocked(cmd)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	waited, err := childproc.Start(cmd)
 	if err != nil {
 		t.Fatalf("start pando router: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando/internal/cgroupclean"
+	"github.com/pandoplatform/pando/internal/childproc"
 	"github.com/pandoplatform/pando/internal/mountinfo"
 )
 
@@ -200,9 +201,9 @@ func (s *server) startOnce() error {
 	cmd.Env = append(baseEnv(), s.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: stopping it never signals the test binary. Dies
-	// with the test binary if that is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	waited, err := startLocked(cmd)
+	// with the test binary if that is killed (childproc).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	waited, err := childproc.Start(cmd)
 	logf.Close()
 	if err != nil {
 		s.mu.Unlock()

@@ -15,10 +15,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/childproc"
 )
 
 // Server is a running `pando server` child.
@@ -65,28 +66,17 @@ func Start(ctx context.Context, bin, dir string, args ...string) (*Server, error
 	s.cmd = exec.Command(bin, append([]string{"server", "--data-dir", s.DataDir, "--api-addr", s.APIAddr,
 		"--router-addr", s.RouterAddr}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.cmd.Env = serverEnv()
-	// Pdeathsig fires when the thread that started the child ends, not
-	// the process, and the Go runtime ends threads (one whose goroutine
-	// exits locked to it, as namespace code does): the server was killed
-	// in mid-bench that way. Start it from a locked thread that lives
-	// until the server exits.
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := s.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
-	if err := <-started; err != nil {
+	// Dies with the bench, and only then (childproc).
+	waited, err := childproc.Start(s.cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s server: %w", bin, err)
 	}
+	go func() {
+		<-waited
+		close(s.exited)
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := s.Client.Get("http://" + s.APIAddr + "/")

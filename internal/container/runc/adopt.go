@@ -188,9 +188,9 @@ func (b *Backend) startShim(id string, d bundle, runcCmd *exec.Cmd) (*exec.Cmd, 
 	}
 	sock := b.shimSocket(id)
 	_ = os.Remove(sock)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	ln, err := b.listenShim(sock)
 	if err != nil {
-		return nil, nil, fmt.Errorf("shim socket: %w", err)
+		return nil, nil, err
 	}
 	ln.SetUnlinkOnClose(false) // the shim keeps listening on it
 	lnFile, err := ln.File()
@@ -220,6 +220,24 @@ func (b *Backend) startShim(id string, d bundle, runcCmd *exec.Cmd) (*exec.Cmd, 
 		s.conn.Close()
 		if attempt == 1 {
 			return nil, nil, fmt.Errorf("send the container shim its job: %w", err)
+		}
+	}
+}
+
+// listenShim binds a shim's socket. The socket dir goes with the last
+// shim in it (boundSocket.remove), so it is made again first; a shim that
+// removes it between the two is raced by trying again.
+func (b *Backend) listenShim(sock string) (*net.UnixListener, error) {
+	for attempt := 0; ; attempt++ {
+		if err := os.MkdirAll(b.shimDir, 0o700); err != nil {
+			return nil, fmt.Errorf("shim socket dir: %w", err)
+		}
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err == nil {
+			return ln, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) || attempt == 2 {
+			return nil, fmt.Errorf("shim socket: %w", err)
 		}
 	}
 }

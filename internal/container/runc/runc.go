@@ -530,9 +530,10 @@ func (b *Backend) command(ctx context.Context, args ...string) ([]byte, error) {
 // volumes (their mounts, loop devices and images) and empty cgroups. Call
 // it at start-up, before Run, after adopting (Adopt, AdoptVolume) what is
 // to be kept: containers not adopted are killed. Volumes and containers of
-// this Backend not yet released are kept. Host id blocks need nothing
-// more: a block whose holder died is reused once no process runs with its
-// ids (see idAllocator).
+// this Backend not yet released are kept. The host id blocks of the
+// containers it killed, and those of backends whose StateDir is gone, are
+// freed once no process runs with their ids (reclaimLeases), and the
+// shim socket dirs of such backends removed (sweepShimDirs).
 func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
 	b.mu.Lock()
@@ -565,10 +566,12 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			}
 		}
 	}
+	var killed []string
 	for id := range ids {
 		if !validID(id) || live[id] {
 			continue
 		}
+		killed = append(killed, id)
 		b.log.Info("removing leftover container", "container_id", id)
 		if _, err := b.command(ctx, "delete", "--force", id); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
@@ -613,11 +616,14 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			}
 		}
 	}
+	_ = os.Remove(b.shimDir) // when no shim is left in it; made again for the next (listenShim)
 	if err := b.cleanupVolumes(); err != nil {
 		errs = append(errs, err)
 	}
 	b.cg.removeEmptyUnder(b.cgroupParent)
 	b.sweepOrphans()
+	b.sweepShimDirs()
+	b.reclaimLeases(ctx, killed)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up containers in %s: %w", filepath.Dir(b.root), err)
 	}

@@ -422,6 +422,13 @@ func TestCleanup_removesLeftoversOfAPreviousRun(t *testing.T) {
 	if _, err := exited.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The server dies: its lease descriptors go with it.
+	var bases []uint32
+	for _, c := range append(running, exited) {
+		rc := c.(*Container)
+		bases = append(bases, rc.lease.base)
+		abandon(t, old, rc)
+	}
 
 	// A new server process starts on the same state dir.
 	b := newBackend(t, dir)
@@ -434,6 +441,11 @@ func TestCleanup_removesLeftoversOfAPreviousRun(t *testing.T) {
 		}
 	}
 	assertNothingLeft(t, b, dir)
+	for _, base := range bases {
+		if o := leaseOwner(t, b, base); o != "" {
+			t.Errorf("host ids %d still leased to %q", base, o)
+		}
+	}
 }
 
 // busyboxRootFS is a minimal image rootfs: a static busybox.

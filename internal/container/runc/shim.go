@@ -175,6 +175,10 @@ func readJob(conn *net.UnixConn) (shimJob, net.Listener, []*os.File, error) {
 
 func runShim(conn net.Conn, job shimJob, ln net.Listener, extras []*os.File) error {
 	statusFile, path, argv := job.Status, job.Path, job.Args
+	sock := boundSocketOf(ln)
+	// Once it is done, nobody can use its socket: it goes, with the
+	// backend's socket dir when no other shim is left in it.
+	defer sock.remove()
 	r := newRelay(shimBacklog)
 	r.attach(conn)
 	go func() {
@@ -254,6 +258,39 @@ func runShim(conn net.Conn, job shimJob, ln net.Listener, extras []*os.File) err
 	}
 	ln.Close()
 	return nil
+}
+
+// boundSocket is the socket file a shim's listener is bound to, as the
+// shim found it when it started.
+type boundSocket struct {
+	path     string
+	dev, ino uint64
+}
+
+func boundSocketOf(ln net.Listener) boundSocket {
+	a, ok := ln.Addr().(*net.UnixAddr)
+	if !ok || a.Name == "" || a.Name[0] == '@' {
+		return boundSocket{}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(a.Name, &st); err != nil {
+		return boundSocket{}
+	}
+	return boundSocket{path: a.Name, dev: st.Dev, ino: st.Ino}
+}
+
+// remove deletes the socket file unless another shim has bound the path
+// since (a container of the same id started again), then the dir it is in
+// if that is empty now (the backend makes it again for its next shim).
+func (s boundSocket) remove() {
+	if s.path == "" {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(s.path, &st); err == nil && st.Dev == s.dev && st.Ino == s.ino {
+		_ = os.Remove(s.path)
+	}
+	_ = os.Remove(filepath.Dir(s.path))
 }
 
 // runcStatus turns how `runc run` ended into the container's status: runc

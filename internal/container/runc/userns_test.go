@@ -33,6 +33,8 @@ func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
 		os.Exit(m.Run())
+	case helperServer:
+		os.Exit(serverHelper())
 	case "inotify-hold":
 		// Take every inotify instance this user may have, then keep them.
 		n := 0
