@@ -20,7 +20,8 @@ import (
 // it is torn down); New adopts its volume and container (AdoptEnded: one
 // that exited meanwhile gives its exit status) and finishes it as if the
 // cell had never stopped: a staging's droplet and build cache are
-// uploaded from its files, a task's outcome is reported. Their
+// uploaded from its files, a task's outcome is reported. A docker
+// staging (no container, no registry password) is staged again. Their
 // completion reports wait for ReleaseAdopted: the BBS of a restarted
 // server learns of them from the cell's Inventory first.
 
@@ -88,6 +89,9 @@ func (r *Rep) recordTask(tk *task, run *resumed, buildpacks []string) {
 		t.Run = &run
 	}
 	id, dir := r.taskContainer(t)
+	if t.Staging != nil && t.Staging.DockerImage != "" {
+		id, dir = "", "" // no container: staged again
+	}
 	rec := taskRecord{Version: taskRecordVersion, Task: t, MemoryMB: tk.memMB, DiskMB: tk.diskMB,
 		ContainerID: id, Dir: dir, Buildpacks: buildpacks, RestoredCache: run.restoredCache, Began: tk.began}
 	data, err := json.Marshal(rec)
@@ -153,17 +157,21 @@ func (r *Rep) parseTaskRecord(data []byte) (taskRecord, error) {
 		return rec, fmt.Errorf("record version %d, want %d", rec.Version, taskRecordVersion)
 	case t.GUID == "":
 		return rec, errors.New("record without task guid")
-	case t.Kind == pando.TaskStaging && (t.Staging == nil || t.Staging.DockerImage != ""):
-		return rec, fmt.Errorf("record of task %s: not a buildpack staging", t.GUID)
+	case t.Kind == pando.TaskStaging && t.Staging == nil:
+		return rec, fmt.Errorf("record of task %s: no staging request", t.GUID)
 	case t.Kind == pando.TaskRun && t.Run == nil:
 		return rec, fmt.Errorf("record of task %s: no run request", t.GUID)
 	case t.Kind != pando.TaskStaging && t.Kind != pando.TaskRun:
 		return rec, fmt.Errorf("record of task %s: kind %q", t.GUID, t.Kind)
-	case rec.MemoryMB <= 0 || rec.DiskMB <= 0:
-		return rec, fmt.Errorf("record of task %s: bad limits", t.GUID)
 	}
+	docker := t.Kind == pando.TaskStaging && t.Staging.DockerImage != ""
 	id, dir := r.taskContainer(t)
+	if docker {
+		id, dir = "", ""
+	}
 	switch {
+	case !docker && (rec.MemoryMB <= 0 || rec.DiskMB <= 0):
+		return rec, fmt.Errorf("record of task %s: bad limits", t.GUID)
 	case rec.ContainerID != id:
 		return rec, fmt.Errorf("record of task %s: container %q is not its own", t.GUID, rec.ContainerID)
 	case rec.Dir != dir:
@@ -209,7 +217,9 @@ func (r *Rep) adoptTasks(ctx context.Context, a Adopter, keep map[string]bool) {
 			_ = os.Remove(p)
 			continue
 		}
-		keep[rec.Dir] = true
+		if rec.Dir != "" {
+			keep[rec.Dir] = true
+		}
 		for _, b := range rec.Buildpacks {
 			keep[b] = true
 		}
@@ -222,6 +232,14 @@ func (r *Rep) adoptTask(ctx context.Context, a Adopter, rec taskRecord) (err err
 	t := rec.Task
 	tk := &task{t: t, memMB: rec.MemoryMB, diskMB: rec.DiskMB, began: rec.Began}
 	run := &resumed{restoredCache: rec.RestoredCache}
+	if t.Kind == pando.TaskStaging && t.Staging.DockerImage != "" {
+		// No container: the image's config is fetched again.
+		if r.cfg.DockerStager == nil {
+			return errors.New("the cell cannot stage docker images")
+		}
+		tk.memMB, tk.diskMB = 0, 0
+		return r.resumeTask(tk, run)
+	}
 	defer func() {
 		if err != nil {
 			r.releaseVolume(run.vol)
@@ -279,6 +297,12 @@ func (r *Rep) adoptTask(ctx context.Context, a Adopter, rec taskRecord) (err err
 	if run.ctr, err = a.AdoptEnded(ctx, rec.ContainerID, out); err != nil {
 		return err
 	}
+	return r.resumeTask(tk, run)
+}
+
+// resumeTask goes on with an adopted task in the background.
+func (r *Rep) resumeTask(tk *task, run *resumed) error {
+	t := tk.t
 	tk.resume = run
 	tctx, cancel := context.WithCancelCause(r.ctx)
 	tk.cancel = cancel
@@ -286,8 +310,11 @@ func (r *Rep) adoptTask(ctx context.Context, a Adopter, rec taskRecord) (err err
 	r.tasks[t.GUID] = tk
 	r.wg.Add(1)
 	r.mu.Unlock()
-	r.log.Info("task adopted", "task_guid", t.GUID, "kind", t.Kind, "container_id", rec.ContainerID)
-	if t.Kind == pando.TaskStaging {
+	r.log.Info("task adopted", "task_guid", t.GUID, "kind", t.Kind)
+	if t.Kind == pando.TaskStaging && run.ctr == nil {
+		r.stagingLog(t.Staging, "OUT", "Cell %s stages the image again after a restart", r.cfg.ID)
+		go r.runStaging(tctx, tk)
+	} else if t.Kind == pando.TaskStaging {
 		r.stagingLog(t.Staging, "OUT", "Cell %s adopted the staging container after a restart", r.cfg.ID)
 		go r.runStaging(tctx, tk)
 	} else {

@@ -254,3 +254,71 @@ func putDroplet(t *testing.T, blobs *memBlobs, key string) {
 		t.Fatal(err)
 	}
 }
+
+// A docker staging (no container: the image's config is fetched in the
+// cell) is recorded unless it needs a registry password, and staged again
+// by the cell that restarts.
+func TestDockerStaging_isStagedAgainAfterARestartUnlessItNeedsAPassword(t *testing.T) {
+	wd := t.TempDir()
+	fb := fake.New(fake.Options{})
+	release := make(chan struct{})
+	stages := make(chan string, 4)
+	stager := func(ctx context.Context, req pando.StagingRequest, out func(string)) (pando.StagingResult, error) {
+		stages <- req.BuildGUID
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return pando.StagingResult{}, ctx.Err()
+		}
+		return pando.StagingResult{Image: "registry.example/web@sha256:abc", ProcessTypes: map[string]string{"web": "serve"}}, nil
+	}
+	newCell := func(rc *recorder) *Rep {
+		r, err := New(Config{ID: "cell-a", Backend: fb, Adopter: &fakeAdopter{backend: fb}, Blobs: newMemBlobs(),
+			Reporter: rc, WorkDir: wd, DockerStager: stager, TotalMemoryMB: 1024, TotalDiskMB: 1024})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := newCell(newRecorder())
+	public, private := dockerTask("public"), dockerTask("private")
+	public.Staging.DockerUsername, public.Staging.DockerPassword = "", ""
+	for _, task := range []pando.Task{public, private} {
+		if err := first.RunTask(context.Background(), task); err != nil {
+			t.Fatal(err)
+		}
+		<-stages
+	}
+	if _, err := os.Stat(filepath.Join(wd, dirTaskRecords, "public.json")); err != nil {
+		t.Fatalf("record of the public image's staging: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(wd, dirTaskRecords, "private.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("record of the private image's staging: %v, want none", err)
+	}
+	// The process "dies": its records stay, its goroutines are cut off.
+	data, err := os.ReadFile(filepath.Join(wd, dirTaskRecords, "public.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.cancel()
+	_ = first.Shutdown(context.Background())
+	if err := os.WriteFile(filepath.Join(wd, dirTaskRecords, "public.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rc := newRecorder()
+	second := newCell(rc)
+	t.Cleanup(func() { _ = second.Shutdown(context.Background()) })
+	if got := <-stages; got != "public" {
+		t.Fatalf("staged again: %q, want the public image's", got)
+	}
+	if inv := second.Inventory(); len(inv.Tasks) != 1 || inv.Tasks[0].GUID != "public" {
+		t.Fatalf("inventory %+v, want the public image's staging", inv.Tasks)
+	}
+	close(release)
+	second.ReleaseAdopted()
+	done := rc.wait(t, 5*time.Second, "the staging's completion", isTask("public")).task
+	if done.Failed || done.Result == nil || done.Result.Image != "registry.example/web@sha256:abc" {
+		t.Fatalf("completion %+v result %+v", done, done.Result)
+	}
+}

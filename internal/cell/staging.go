@@ -61,8 +61,8 @@ type task struct {
 	cancel context.CancelCauseFunc
 
 	// began is when the cell accepted it (a staging's timeout runs
-	// from then); resume, when the cell adopted it after a restart, is
-	// its container (adopttask.go).
+	// from then); resume is set when the cell adopted it after a restart:
+	// its container, none for a docker staging (adopttask.go).
 	began  time.Time
 	resume *resumed
 
@@ -226,6 +226,9 @@ func (r *Rep) stagingLine(req *pando.StagingRequest, typ, line string) {
 func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) {
 	req := tk.t.Staging
 	if req.DockerImage != "" {
+		if req.DockerPassword == "" && tk.resume == nil {
+			r.recordTask(tk, &resumed{}, nil) // re-run if the cell restarts
+		}
 		return r.cfg.DockerStager(ctx, *req, func(line string) { r.stagingLine(req, "OUT", line) })
 	}
 	dir := filepath.Join(r.cfg.WorkDir, dirStaging, safeName(tk.t.GUID))
