@@ -102,7 +102,8 @@ func TestServerKill9_localCellStagingAndTaskSurvive(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("push of late across the restart: %s", r)
 	}
-	requireOutput(t, r, `slow buildpack is sleeping`, `(?m)^#0\s+running`)
+	// Its staging output resumed after the restart.
+	requireOutput(t, r, `slow buildpack is sleeping`, `slow buildpack woke up`, `Uploading complete`, `(?m)^#0\s+running`)
 	eventually(t, "the late app answers through the router", waitTimeout, func() (bool, string) {
 		status, body, err := s.get("late.localhost", "/")
 		return err == nil && status == 200 && strings.Contains(body, "binary app index=0"), body
