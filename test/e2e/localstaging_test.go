@@ -144,3 +144,50 @@ func TestServerKill9_localCellStagingAndTaskSurvive(t *testing.T) {
 			strings.Join(s.volumeMounts(t), ","), strconv.Itoa(s.loopDevices(t)), strconv.Itoa(s.heldLeases(t)), strconv.Itoa(s.shimSockets(t))}, " | ")
 	})
 }
+
+// A kill -9 of `pando server` while its own cell stages, the staging's
+// container ending while the server is down: the restarted cell takes
+// the exit status (and the output the shim held) and uploads the droplet
+// from the staging's files; the waiting push ends with the app running.
+func TestServerKill9_localCellStagingThatEndsWhileTheServerIsDownCompletes(t *testing.T) {
+	s := ownServer(t)
+	quick := buildpackZip(t, map[string]string{
+		"bin/detect":   "#!/bin/sh\nexit 1\n",
+		"bin/finalize": "#!/bin/sh\necho 'quick buildpack is sleeping'\nsleep 3\necho 'quick buildpack done'\n",
+		"bin/release":  "#!/bin/sh\necho '---'\necho 'default_process_types: {web: ./server}'\n",
+	})
+	s.mustPando(t, "create-buildpack", "quickpack", quick, "9")
+	push := s.startCLI(t, pushTimeout, "push", "brief", "-p", binaryApp(t), "-b", "quickpack", "-m", "128M")
+	eventually(t, "staging of brief reaches the buildpack", waitTimeout, func() (bool, string) {
+		out := push.out.String()
+		return strings.Contains(out, "quick buildpack is sleeping"), out
+	})
+	s.kill9(t)
+	// The container ends while no server runs: its shim writes its status.
+	eventually(t, "the staging container exited", waitTimeout, func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(s.dataDir, "containers", "bundles", "stg-*", "exit.json"))
+		return len(m) == 1, strings.Join(m, ",")
+	})
+	logFrom := s.logSize()
+	if err := s.start(); err != nil {
+		t.Fatalf("start the server again: %v", err)
+	}
+	if log := s.logTail(logFrom, 1<<20); !strings.Contains(log, "ended container adopted") || !strings.Contains(log, "task adopted") {
+		t.Errorf("the server log does not say the local cell adopted the ended staging container:\n%s", log)
+	}
+	r := push.wait(t, pushTimeout)
+	if r.code != 0 {
+		t.Fatalf("push of brief across the restart: %s", r)
+	}
+	requireOutput(t, r, `quick buildpack done`, `Uploading complete`, `(?m)^#0\s+running`)
+	eventually(t, "the brief app answers through the router", waitTimeout, func() (bool, string) {
+		status, body, err := s.get("brief.localhost", "/")
+		return err == nil && status == 200 && strings.Contains(body, "binary app index=0"), body
+	})
+	eventually(t, "nothing of the staging left", waitTimeout, func() (bool, string) {
+		ids, err := s.containers()
+		ents, _ := os.ReadDir(filepath.Join(s.dataDir, "cell", "staging"))
+		return err == nil && len(ids) == 1 && strings.HasPrefix(ids[0], "app-") && len(ents) == 0 &&
+			s.heldLeases(t) == 1 && s.shimSockets(t) == 1 && s.loopDevices(t) == 1, strings.Join(ids, ",")
+	})
+}
