@@ -238,7 +238,8 @@ func (r *Rep) adoptTask(ctx context.Context, a Adopter, rec taskRecord) (err err
 			return errors.New("the cell cannot stage docker images")
 		}
 		tk.memMB, tk.diskMB = 0, 0
-		return r.resumeTask(tk, run)
+		r.resumeTask(tk, run)
+		return nil
 	}
 	defer func() {
 		if err != nil {
@@ -297,11 +298,12 @@ func (r *Rep) adoptTask(ctx context.Context, a Adopter, rec taskRecord) (err err
 	if run.ctr, err = a.AdoptEnded(ctx, rec.ContainerID, out); err != nil {
 		return err
 	}
-	return r.resumeTask(tk, run)
+	r.resumeTask(tk, run)
+	return nil
 }
 
 // resumeTask goes on with an adopted task in the background.
-func (r *Rep) resumeTask(tk *task, run *resumed) error {
+func (r *Rep) resumeTask(tk *task, run *resumed) {
 	t := tk.t
 	tk.resume = run
 	tctx, cancel := context.WithCancelCause(r.ctx)
@@ -321,5 +323,4 @@ func (r *Rep) resumeTask(tk *task, run *resumed) error {
 		r.taskLog(tk, "OUT", "Cell %s adopted the container of task %s after a restart", r.cfg.ID, t.GUID)
 		go r.runCFTask(tctx, tk)
 	}
-	return nil
 }
