@@ -230,12 +230,14 @@ type Task struct {
 	State         string
 	Failed        bool
 	FailureReason string
-	// Failure is why a CF task (TaskRun) failed, as its cell reports it
-	// (the API words it); FailureReason then is empty. The runtime's own
-	// verdicts (a lost cell, a cancel) and stagings use FailureReason.
+	// Failure is why a CF task (TaskRun) or a staging failed, as its cell
+	// reports it (the API words it); FailureReason then is empty. The
+	// runtime's own verdicts (a lost cell, a cancel) use FailureReason, as
+	// do cells that predate Failure for stagings.
 	Failure *Failure
-	// FailureCode is the lifecycle exit code for staging failures
-	// (222 no buildpack, 223 finalize/compile, 224 release, 225 supply), or 0.
+	// FailureCode is the lifecycle exit code of a staging failure (222 no
+	// buildpack, 223 finalize/compile, 224 release, 225 supply) from a
+	// cell that predates Failure, or 0; newer cells put it in Failure.
 	FailureCode int
 	Staging     *StagingRequest
 	// Run is set for TaskRun: a one-off command in an app's droplet

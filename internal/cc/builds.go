@@ -260,9 +260,7 @@ func (a *API) stage(ctx context.Context, id Identity, pkg pando.Package, lc *lif
 	task := pando.Task{GUID: b.GUID, Kind: pando.TaskStaging, State: pando.TaskPending, Staging: req, CreatedAt: now, UpdatedAt: now}
 	// The task outlives this request: it must not be cancelled with it.
 	if err := a.rt.DesireTask(context.WithoutCancel(ctx), task); err != nil {
-		reason := "StagingError - Staging error: " + err.Error()
-		a.stagingNote(app.GUID, reason)
-		a.failBuild(ctx, b, reason)
+		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingError, Detail: err.Error()})
 		b, _ = a.store.GetBuild(ctx, b.GUID)
 		return b, nil
 	}
@@ -353,9 +351,7 @@ func (a *API) watchStaging(buildGUID string) {
 		}
 		// Fail first: the cancelled task's own report then finds the
 		// build finished and cannot overwrite the reason.
-		reason := fmt.Sprintf("StagingTimeExpired - Staging time expired: staging did not finish within %s", a.cfg.StagingTimeout)
-		a.stagingNote(b.AppGUID, reason)
-		a.failBuild(ctx, b, reason)
+		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingTimeout, Timeout: a.cfg.StagingTimeout})
 		_ = a.rt.CancelTask(ctx, buildGUID)
 	})
 }
@@ -389,9 +385,9 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 		return
 	}
 	if t.Failed || t.Result == nil {
-		reason := t.FailureReason
-		if reason == "" {
-			reason = "StagingError - Staging error: staging failed"
+		reason, note := stagingOutcome(t)
+		if note {
+			a.stagingNote(b.AppGUID, reason)
 		}
 		a.failBuild(ctx, b, reason)
 		return
@@ -400,12 +396,12 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	if b.LifecycleType == pando.LifecycleDocker && res.Image == "" {
 		// A docker droplet is its pinned image: without one there is
 		// nothing to run.
-		a.failBuild(ctx, b, "StagingError - Staging error: docker staging returned no image")
+		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingError, Detail: "docker staging returned no image"})
 		return
 	}
 	d, err := a.store.GetDroplet(ctx, b.DropletGUID)
 	if err != nil {
-		a.failBuild(ctx, b, "StagingError - Staging error: droplet record missing")
+		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingError, Detail: "droplet record missing"})
 		return
 	}
 	now := a.now()
@@ -435,7 +431,7 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	})
 	if err != nil {
 		a.log.Error("record staged build", "build_guid", b.GUID, "err", err)
-		a.failBuild(ctx, b, "StagingError - Staging error: could not record the droplet")
+		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingError, Detail: "could not record the droplet"})
 		return
 	}
 	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
@@ -446,6 +442,15 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	}
 	a.notifyBuild(b.GUID)
 	a.pruneApp(ctx, b.AppGUID)
+}
+
+// failStaging fails b for f, worded as CF does, after ending the app's
+// staging log with it (so a client that stops reading at the build's end
+// has read it).
+func (a *API) failStaging(ctx context.Context, b pando.Build, f pando.Failure) {
+	reason := stagingError(f, "")
+	a.stagingNote(b.AppGUID, reason)
+	a.failBuild(ctx, b, reason)
 }
 
 // failBuild marks a build and its droplet FAILED with a reason the user
@@ -480,10 +485,12 @@ func (a *API) failBuild(ctx context.Context, b pando.Build, reason string) {
 	a.notifyBuild(b.GUID)
 }
 
-// stagingNote tells the staging log why the API failed a build the cell
-// could not report on (a dead task, a restart, a placement failure).
+// stagingNote ends the app's staging log with why its build failed: the
+// cell's reported failure or the API's own verdict (a timeout, a restart,
+// a placement failure). A cell's lines reach the log store before its
+// completion does, so this line comes after them.
 func (a *API) stagingNote(appGUID, reason string) {
 	if a.cfg.Logs != nil {
-		a.cfg.Logs.Emit(pando.LogEnvelope{Timestamp: a.now(), SourceID: appGUID, InstanceID: "0", SourceType: pando.LogSourceStaging, Type: "ERR", Payload: []byte("Staging failed: " + reason)})
+		a.cfg.Logs.Emit(pando.LogEnvelope{Timestamp: a.now(), SourceID: appGUID, InstanceID: "0", SourceType: pando.LogSourceStaging, Type: "ERR", Payload: []byte(stagingLogLine(reason))})
 	}
 }

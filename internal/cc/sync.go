@@ -210,9 +210,7 @@ func (a *API) FailInterrupted(ctx context.Context) error {
 			a.log.Info("build still staging on a cell after the restart", "build_guid", b.GUID)
 			continue
 		}
-		reason := "StagingError - Staging error: staging was interrupted by a Pando server restart; push again"
-		a.stagingNote(b.AppGUID, reason)
-		a.failBuild(ctx, b, reason)
+		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingError, Detail: "staging was interrupted by a Pando server restart; push again"})
 	}
 	return taskErr
 }

@@ -50,6 +50,12 @@ type Config struct {
 	Reporter pando.CellReporter
 	// Logs receives app, staging and cell log lines; nil discards them.
 	Logs pando.LogSink
+	// SyncLogs, when set, returns once every line Logs took before the
+	// call has reached the log store (or ctx ends): a sink that ships
+	// lines asynchronously (a joined cell's) sets it. The rep calls it
+	// before reporting a staging's completion, whose outcome the API
+	// adds as the staging log's last line. Nil: Logs stores as it takes.
+	SyncLogs func(ctx context.Context) error
 	// WorkDir holds per-container directories and the droplet and
 	// buildpack caches.
 	WorkDir string
@@ -477,6 +483,10 @@ func (r *Rep) Shutdown(ctx context.Context) error {
 
 // reportTimeout bounds one call to the reporter.
 const reportTimeout = 30 * time.Second
+
+// logSyncTimeout bounds the wait for a staging's log lines to reach the
+// log store before its completion is reported.
+const logSyncTimeout = 10 * time.Second
 
 func (r *Rep) currentReporter() pando.CellReporter {
 	r.mu.Lock()

@@ -77,21 +77,32 @@ func TestDockerStaging_streamsTheStagersLinesAndReportsItsResult(t *testing.T) {
 	}
 }
 
-func TestDockerStaging_aFailureIsAStagingErrorWithTheStagersMessage(t *testing.T) {
+func TestDockerStaging_aFailureIsReportedWithTheStagersKindAndMessage(t *testing.T) {
+	const msg = "unauthorized: registry registry.example refused the credentials for registry.example/web:v1"
 	rep, rec, logs := dockerCell(t, func(ctx context.Context, req pando.StagingRequest, out func(string)) (pando.StagingResult, error) {
-		return pando.StagingResult{}, errors.New("unauthorized: registry registry.example refused the credentials for registry.example/web:v1")
+		out("Staging docker image registry.example/web:v1...")
+		return pando.StagingResult{}, &dockerstager.Error{Kind: registry.Unauthorized, Message: msg}
 	})
 	if err := rep.RunTask(context.Background(), dockerTask("b2")); err != nil {
 		t.Fatal(err)
 	}
 	done := rec.wait(t, 5*time.Second, "task completion", isTask("b2")).task
-	want := "StagingError - Staging error: unauthorized: registry registry.example refused the credentials"
-	if !done.Failed || !strings.HasPrefix(done.FailureReason, want) || done.Result != nil {
-		t.Fatalf("completed task %+v, want failed with %q", done, want)
+	wantTaskFailure(t, done, pando.Failure{Kind: pando.FailureRegistryDenied, Detail: msg})
+	if done.Result != nil {
+		t.Errorf("a failed staging has a result: %+v", done.Result)
 	}
-	if l := logs.wait(t, time.Second, pando.LogSourceStaging, "refused the credentials"); l.Type != "ERR" {
-		t.Errorf("failure line %+v", l)
+	logs.wait(t, time.Second, pando.LogSourceStaging, "Staging docker image")
+	logs.noCFWords(t, pando.LogSourceStaging)
+
+	// Any other error of the stager's is a staging error with its text.
+	rep, rec, _ = dockerCell(t, func(ctx context.Context, req pando.StagingRequest, out func(string)) (pando.StagingResult, error) {
+		return pando.StagingResult{}, errors.New("execution metadata of x: bad json")
+	})
+	if err := rep.RunTask(context.Background(), dockerTask("b4")); err != nil {
+		t.Fatal(err)
 	}
+	done = rec.wait(t, 5*time.Second, "task completion", isTask("b4")).task
+	wantTaskFailure(t, done, pando.Failure{Kind: pando.FailureStagingError, Detail: "execution metadata of x: bad json"})
 }
 
 func TestDockerStaging_withoutAStagerIsRefused(t *testing.T) {
@@ -148,7 +159,8 @@ func TestDockerStaging_withTheDockerStagerAgainstARegistry(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("failing took %v", took)
 	}
-	if !done.Failed || !strings.Contains(done.FailureReason, host+"/web:nope not found") {
-		t.Errorf("failure %q", done.FailureReason)
+	if !done.Failed || done.Failure == nil || done.Failure.Kind != pando.FailureImageNotFound ||
+		!strings.Contains(done.Failure.Detail, host+"/web:nope not found") {
+		t.Errorf("failure %+v", done.Failure)
 	}
 }

@@ -217,6 +217,26 @@ func (s *sink) wait(t *testing.T, d time.Duration, sourceType, text string) pand
 	}
 }
 
+// noCFWords fails the test if a line of sourceType holds CF's wording of
+// a failure: cells report kinds, the API alone words them.
+func (s *sink) noCFWords(t *testing.T, sourceType string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.lines {
+		p := string(e.Payload)
+		if e.SourceType != sourceType {
+			continue
+		}
+		for _, w := range []string{"StagingError", "Staging error", "NoAppDetectedError", "BuildpackCompileFailed",
+			"BuildpackReleaseFailed", "StagingTimeExpired"} {
+			if strings.Contains(p, w) {
+				t.Errorf("the cell logged CF's words %q: %q", w, p)
+			}
+		}
+	}
+}
+
 func (s *sink) dump() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

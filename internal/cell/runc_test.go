@@ -267,7 +267,7 @@ func TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort(t *testi
 	}
 	done := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-1")).task
 	if done.Failed {
-		t.Fatalf("staging failed: %s\nlogs:\n%s", done.FailureReason, c.logs.dump())
+		t.Fatalf("staging failed: %+v\nlogs:\n%s", done.Failure, c.logs.dump())
 	}
 	res := done.Result
 	if done.State != pando.TaskCompleted || done.CellID != "cell-test" || res == nil {
@@ -306,7 +306,7 @@ func TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort(t *testi
 		t.Fatal(err)
 	}
 	if again := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-2")).task; again.Failed {
-		t.Fatalf("second staging failed: %s", again.FailureReason)
+		t.Fatalf("second staging failed: %+v", again.Failure)
 	}
 	c.logs.wait(t, time.Second, pando.LogSourceStaging, "Downloaded build artifacts cache")
 	c.logs.wait(t, time.Second, pando.LogSourceStaging, "cache: warm")
@@ -319,7 +319,7 @@ func TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort(t *testi
 		t.Fatal(err)
 	}
 	if bumped := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-3")).task; bumped.Failed {
-		t.Fatalf("third staging failed: %s", bumped.FailureReason)
+		t.Fatalf("third staging failed: %+v", bumped.Failure)
 	}
 	if cache, _ := c.blobs.get("buildcache/app-1"); !tgzContains(t, cache, "./marker", "bumped\n") {
 		t.Errorf("the build cache the third staging changed was not stored")
@@ -428,21 +428,20 @@ func tgzContains(t *testing.T, b []byte, name, content string) bool {
 	}
 }
 
-func TestStaging_failuresReportCFCodes(t *testing.T) {
+func TestStaging_failuresReportKindsAndExitCodes(t *testing.T) {
 	c := newRuncCell(t, nil)
 	ctx := context.Background()
 	cases := []struct {
 		name    string
 		compile string
 		pkg     map[string]string
-		code    int
-		reason  string
+		want    pando.Failure
 		logLine string
 	}{
-		{"compile fails", "echo boom >&2; exit 1", map[string]string{"index.html": "x"}, 223,
-			"BuildpackCompileFailed - App staging failed in the buildpack compile phase", "boom"},
-		{"nothing detected", "true", map[string]string{"main.go": "x"}, 222,
-			"NoAppDetectedError - An app was not successfully detected by any available buildpack", "None of the buildpacks"},
+		{"compile fails", "echo boom >&2; exit 1", map[string]string{"index.html": "x"},
+			pando.Failure{Kind: pando.FailureCompileFailed, ExitCode: 223}, "boom"},
+		{"nothing detected", "true", map[string]string{"main.go": "x"},
+			pando.Failure{Kind: pando.FailureNoAppDetected, ExitCode: 222}, "None of the buildpacks"},
 	}
 	for k, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -458,12 +457,11 @@ func TestStaging_failuresReportCFCodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := c.rec.wait(t, 60*time.Second, "staging result", isTask(guid)).task
-			if !done.Failed || done.FailureCode != tc.code || done.FailureReason != tc.reason {
-				t.Errorf("got failed=%v code=%d reason=%q", done.Failed, done.FailureCode, done.FailureReason)
-			}
+			wantTaskFailure(t, done, tc.want)
 			if line := c.logs.wait(t, time.Second, pando.LogSourceStaging, tc.logLine); line.Type != "ERR" {
 				t.Errorf("%q logged as %s", tc.logLine, line.Type)
 			}
+			c.logs.noCFWords(t, pando.LogSourceStaging)
 			if _, ok := c.blobs.get(pando.DropletBlobKey("droplet-" + guid)); ok {
 				t.Error("droplet uploaded for a failed staging")
 			}
@@ -484,9 +482,7 @@ func TestStaging_timesOutAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := c.rec.wait(t, 20*time.Second, "staging result", isTask("task-slow")).task
-	if !done.Failed || done.FailureReason != "StagingTimeExpired - Staging time expired: staging did not finish within 2s" {
-		t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
-	}
+	wantTaskFailure(t, done, pando.Failure{Kind: pando.FailureStagingTimeout, Timeout: 2 * time.Second})
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("timeout took %s", d)
 	}
@@ -511,9 +507,7 @@ func TestStaging_cancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := c.rec.wait(t, 15*time.Second, "staging result", isTask("task-c")).task
-	if !done.Failed || done.FailureReason != "cancelled" {
-		t.Errorf("got failed=%v reason=%q", done.Failed, done.FailureReason)
-	}
+	wantTaskFailure(t, done, pando.Failure{Kind: pando.FailureCancelled})
 	if ids := c.backend.liveIDs(); len(ids) > 0 {
 		t.Errorf("containers left: %v", ids)
 	}
@@ -685,14 +679,9 @@ func TestStaging_pastItsDiskQuotaFailsAndStoresNoDroplet(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-big")).task
-	const want = "StagingError - Staging error: staging exceeded its disk quota of 32 MB"
-	if !done.Failed || done.FailureReason != want {
-		t.Errorf("got failed=%v reason=%q, want %q", done.Failed, done.FailureReason, want)
-	}
+	wantTaskFailure(t, done, pando.Failure{Kind: pando.FailureDiskFull, LimitMB: 32})
 	c.logs.wait(t, time.Second, pando.LogSourceStaging, "No space left on device")
-	if line := c.logs.wait(t, time.Second, pando.LogSourceStaging, want); line.Type != "ERR" {
-		t.Errorf("reason logged as %s", line.Type)
-	}
+	c.logs.noCFWords(t, pando.LogSourceStaging)
 	for _, key := range []string{pando.DropletBlobKey("droplet-task-big"), "buildcache/app-big"} {
 		if _, ok := c.blobs.get(key); ok {
 			t.Errorf("%s stored for a staging past its quota", key)
@@ -729,7 +718,7 @@ func TestStaging_hostStackCanPoseAsACFStackForBuildpacks(t *testing.T) {
 	}
 	done := c.rec.wait(t, 60*time.Second, "staging result", isTask("task-alias")).task
 	if done.Failed {
-		t.Fatalf("staging failed: %s", done.FailureReason)
+		t.Fatalf("staging failed: %+v", done.Failure)
 	}
 	c.logs.wait(t, time.Second, pando.LogSourceStaging, "stack cflinuxfs4, memory 256m")
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/archive"
@@ -36,7 +37,7 @@ var (
 type timeoutError struct{ d time.Duration }
 
 func (e timeoutError) Error() string {
-	return fmt.Sprintf("StagingTimeExpired - Staging time expired: staging did not finish within %s", e.d)
+	return fmt.Sprintf("staging did not finish within %s", e.d)
 }
 
 // quotaError is a staging that ran into its disk quota.
@@ -172,14 +173,9 @@ func (r *Rep) runStaging(ctx context.Context, tk *task) {
 	t.State = pando.TaskCompleted
 	t.UpdatedAt = time.Now()
 	if err != nil {
-		t.Failed = true
-		if ctx.Err() != nil {
-			t.FailureReason = context.Cause(ctx).Error()
-		} else {
-			t.FailureCode, t.FailureReason = stagingFailure(err, tk.memMB)
-		}
-		r.stagingLine(req, "ERR", t.FailureReason)
-		r.log.Info("staging failed", "task_guid", t.GUID, "app_guid", req.AppGUID, "reason", t.FailureReason, "error", err)
+		f := stagingFailure(ctx, err, tk.memMB)
+		t.Failed, t.Failure = true, &f
+		r.log.Info("staging failed", "task_guid", t.GUID, "app_guid", req.AppGUID, "kind", f.Kind, "exit_code", f.ExitCode, "error", err)
 	} else {
 		t.Result = &res
 	}
@@ -188,29 +184,92 @@ func (r *Rep) runStaging(ctx context.Context, tk *task) {
 	r.unacked[t.GUID] = t // Inventory still shows it until reported
 	r.mu.Unlock()
 	r.taskEnded(tk)
+	// The API ends the staging log with the outcome when the completion
+	// reaches it: the cell's own lines must be in the log store by then.
+	r.syncLogs()
 	r.reportTask(t)
 }
 
-// stagingFailure turns a staging error into CF's failure code and text.
-func stagingFailure(err error, memMB int) (int, string) {
-	var ee *exitError
-	if !errors.As(err, &ee) {
-		return 0, "StagingError - Staging error: " + err.Error()
+// maxFailureDetail bounds the text a failure carries.
+const maxFailureDetail = 1024
+
+// stagingFailure says why a staging failed as a kind and its facts; the
+// API words it (CF's NoAppDetectedError and the like).
+func stagingFailure(ctx context.Context, err error, memMB int) pando.Failure {
+	if ctx.Err() != nil {
+		var te timeoutError
+		switch cause := context.Cause(ctx); {
+		case errors.As(cause, &te):
+			return pando.Failure{Kind: pando.FailureStagingTimeout, Timeout: te.d}
+		case errors.Is(cause, errShutdown):
+			return pando.Failure{Kind: pando.FailureCellShutdown}
+		case errors.Is(cause, errCancelled):
+			return pando.Failure{Kind: pando.FailureCancelled}
+		default:
+			return pando.Failure{Kind: pando.FailureStagingError, Detail: shortDetail(cause.Error())}
+		}
 	}
-	if ee.st.OOMKilled {
-		return 0, fmt.Sprintf("StagingError - Staging error: staging failed: out of memory (limit %d MB)", memMB)
+	var (
+		qe quotaError
+		fe stagerError
+		ee *exitError
+	)
+	switch {
+	case errors.As(err, &qe):
+		return pando.Failure{Kind: pando.FailureDiskFull, LimitMB: qe.mb}
+	case errors.As(err, &fe):
+		f := fe.StagingFailure()
+		f.Detail = shortDetail(f.Detail)
+		return f
+	case !errors.As(err, &ee):
+		return pando.Failure{Kind: pando.FailureStagingError, Detail: shortDetail(err.Error())}
+	case ee.st.OOMKilled:
+		return pando.Failure{Kind: pando.FailureOOM, ExitCode: ee.st.Code, LimitMB: memMB}
 	}
+	kind := pando.FailureExited
 	switch ee.st.Code {
 	case 222:
-		return 222, "NoAppDetectedError - An app was not successfully detected by any available buildpack"
+		kind = pando.FailureNoAppDetected
 	case 223:
-		return 223, "BuildpackCompileFailed - App staging failed in the buildpack compile phase"
+		kind = pando.FailureCompileFailed
 	case 224:
-		return 224, "BuildpackReleaseFailed - App staging failed in the buildpack release phase"
+		kind = pando.FailureReleaseFailed
 	case 225:
-		return 225, "StagingError - Staging error: App staging failed in the buildpack supply phase"
+		kind = pando.FailureSupplyFailed
 	}
-	return 0, fmt.Sprintf("StagingError - Staging error: staging failed (exit status %d)", ee.st.Code)
+	return pando.Failure{Kind: kind, ExitCode: ee.st.Code}
+}
+
+// stagerError is a docker stager's failure that knows its kind (the
+// registry refused the credentials, the tag does not exist, ...).
+type stagerError interface {
+	error
+	StagingFailure() pando.Failure
+}
+
+// shortDetail cuts s to maxFailureDetail bytes, on a rune boundary.
+func shortDetail(s string) string {
+	if len(s) <= maxFailureDetail {
+		return s
+	}
+	n := maxFailureDetail
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
+// syncLogs waits, for a bounded time, until the staging lines emitted so
+// far reached the log store (a joined cell ships them over the network).
+func (r *Rep) syncLogs() {
+	if r.cfg.SyncLogs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), logSyncTimeout)
+	defer cancel()
+	if err := r.cfg.SyncLogs(ctx); err != nil {
+		r.log.Warn("staging log lines not all delivered before the completion", "error", err)
+	}
 }
 
 func (r *Rep) stagingLog(req *pando.StagingRequest, typ, format string, args ...any) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -136,29 +137,52 @@ func TestStagingEnv_hasNoPort(t *testing.T) {
 	}
 }
 
-func TestStagingFailure_usesCFTexts(t *testing.T) {
-	cases := []struct {
-		st   container.ExitStatus
-		code int
-		want string
+// TestStagingFailure_reportsKindsNotWords: each way a staging ends badly
+// becomes a kind and its facts; the API words them.
+func TestStagingFailure_reportsKindsNotWords(t *testing.T) {
+	live := context.Background()
+	timedOut, cancel := context.WithCancelCause(live)
+	cancel(timeoutError{90 * time.Second})
+	cancelled, cancel := context.WithCancelCause(live)
+	cancel(errCancelled)
+	shutdown, cancel := context.WithCancelCause(live)
+	cancel(errShutdown)
+	long := strings.Repeat("x", 2*maxFailureDetail)
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want pando.Failure
 	}{
-		{container.ExitStatus{Code: 222}, 222, "NoAppDetectedError - An app was not successfully detected by any available buildpack"},
-		{container.ExitStatus{Code: 223}, 223, "BuildpackCompileFailed - App staging failed in the buildpack compile phase"},
-		{container.ExitStatus{Code: 224}, 224, "BuildpackReleaseFailed - App staging failed in the buildpack release phase"},
-		{container.ExitStatus{Code: 225}, 225, "supply phase"},
-		{container.ExitStatus{Code: 1}, 0, "StagingError - Staging error: staging failed (exit status 1)"},
-		{container.ExitStatus{Code: 137, OOMKilled: true, Signaled: true}, 0, "out of memory"},
-	}
-	for _, c := range cases {
-		code, reason := stagingFailure(&exitError{c.st}, 1024)
-		if code != c.code || !strings.Contains(reason, c.want) {
-			t.Errorf("%+v: got %d %q", c.st, code, reason)
-		}
-	}
-	if _, reason := stagingFailure(errors.New("download app package: boom"), 1024); !strings.HasPrefix(reason, "StagingError - Staging error: download") {
-		t.Errorf("other error: %q", reason)
+		{"no buildpack detected", live, &exitError{container.ExitStatus{Code: 222}}, pando.Failure{Kind: pando.FailureNoAppDetected, ExitCode: 222}},
+		{"compile failed", live, &exitError{container.ExitStatus{Code: 223}}, pando.Failure{Kind: pando.FailureCompileFailed, ExitCode: 223}},
+		{"release failed", live, &exitError{container.ExitStatus{Code: 224}}, pando.Failure{Kind: pando.FailureReleaseFailed, ExitCode: 224}},
+		{"supply failed", live, &exitError{container.ExitStatus{Code: 225}}, pando.Failure{Kind: pando.FailureSupplyFailed, ExitCode: 225}},
+		{"another status", live, &exitError{container.ExitStatus{Code: 1}}, pando.Failure{Kind: pando.FailureExited, ExitCode: 1}},
+		{"out of memory", live, &exitError{container.ExitStatus{Code: 137, OOMKilled: true, Signaled: true}}, pando.Failure{Kind: pando.FailureOOM, ExitCode: 137, LimitMB: 1024}},
+		{"disk quota", live, quotaError{32}, pando.Failure{Kind: pando.FailureDiskFull, LimitMB: 32}},
+		{"cell-side error", live, errors.New("download app package: boom"), pando.Failure{Kind: pando.FailureStagingError, Detail: "download app package: boom"}},
+		{"a long detail is cut", live, errors.New(long), pando.Failure{Kind: pando.FailureStagingError, Detail: long[:maxFailureDetail] + "..."}},
+		{"docker stager's kind", live, fmt.Errorf("stage: %w", kindedError{pando.Failure{Kind: pando.FailureRegistryDenied, Detail: "unauthorized: registry r refused the credentials"}}),
+			pando.Failure{Kind: pando.FailureRegistryDenied, Detail: "unauthorized: registry r refused the credentials"}},
+		{"timed out", timedOut, context.Canceled, pando.Failure{Kind: pando.FailureStagingTimeout, Timeout: 90 * time.Second}},
+		{"cancelled", cancelled, context.Canceled, pando.Failure{Kind: pando.FailureCancelled}},
+		{"cell shutting down", shutdown, context.Canceled, pando.Failure{Kind: pando.FailureCellShutdown}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := stagingFailure(tc.ctx, tc.err, 1024); got != tc.want {
+				t.Errorf("stagingFailure = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
+
+// kindedError is an error that knows its staging failure, as the docker
+// stager's does.
+type kindedError struct{ f pando.Failure }
+
+func (e kindedError) Error() string                 { return e.f.Detail }
+func (e kindedError) StagingFailure() pando.Failure { return e.f }
 
 func TestBuildpackDirName_isSafeAndUnique(t *testing.T) {
 	used := map[string]bool{}

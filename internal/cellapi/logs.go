@@ -42,6 +42,11 @@ type LogShipper struct {
 	max     int
 	dropped map[string]int // by app
 	wake    chan struct{}
+	// queued counts the lines ever queued, taken those ever taken from
+	// the queue and sent those delivered (a batch's end in taken order);
+	// sentCh is closed when sent grows.
+	queued, taken, sent uint64
+	sentCh              chan struct{}
 }
 
 var _ pando.LogSink = (*LogShipper)(nil)
@@ -67,7 +72,8 @@ func NewLogShipper(send LogSender, queue int, who, source string, log *slog.Logg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &LogShipper{send: send, who: who, source: source, log: log, max: queue, dropped: map[string]int{}, wake: make(chan struct{}, 1)}
+	return &LogShipper{send: send, who: who, source: source, log: log, max: queue, dropped: map[string]int{},
+		wake: make(chan struct{}, 1), sentCh: make(chan struct{})}
 }
 
 // Emit queues a line; it never blocks.
@@ -79,6 +85,7 @@ func (s *LogShipper) Emit(e pando.LogEnvelope) {
 		return
 	}
 	s.queue = append(s.queue, e)
+	s.queued++
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -93,9 +100,40 @@ func (s *LogShipper) Dropped(app string) int {
 	return s.dropped[app]
 }
 
+// Sync returns once every line queued before the call has been
+// delivered to the server, or when ctx ends. Run does the sending.
+func (s *LogShipper) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	target := s.queued
+	for s.sent < target {
+		ch := s.sentCh
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("log lines not delivered: %w", ctx.Err())
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// delivered records that the lines taken up to end reached the server.
+func (s *LogShipper) delivered(end uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if end > s.sent {
+		s.sent = end
+		close(s.sentCh)
+		s.sentCh = make(chan struct{})
+	}
+}
+
 // take removes up to maxLogBatch queued lines, with a notice first for
-// each app that lost lines since the last one.
-func (s *LogShipper) take() []pando.LogEnvelope {
+// each app that lost lines since the last one; end is the count of lines
+// taken from the queue with this batch.
+func (s *LogShipper) take() (batch []pando.LogEnvelope, end uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []pando.LogEnvelope
@@ -108,16 +146,20 @@ func (s *LogShipper) take() []pando.LogEnvelope {
 	n := min(len(s.queue), maxLogBatch)
 	out = append(out, s.queue[:n]...)
 	s.queue = append(s.queue[:0:0], s.queue[n:]...)
-	return out
+	s.taken += uint64(n)
+	return out, s.taken
 }
 
 // Run sends queued lines until ctx ends, then what is left for a moment.
 func (s *LogShipper) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
-	var batch []pando.LogEnvelope
+	var (
+		batch []pando.LogEnvelope
+		end   uint64
+	)
 	for {
 		if len(batch) == 0 {
-			batch = s.take()
+			batch, end = s.take()
 		}
 		if len(batch) == 0 {
 			select {
@@ -142,6 +184,7 @@ func (s *LogShipper) Run(ctx context.Context) {
 		}
 		backoff = 100 * time.Millisecond
 		batch = nil
+		s.delivered(end)
 	}
 }
 
@@ -205,12 +248,13 @@ func ReadLogs(body io.Reader, emit func(pando.LogEnvelope) bool) (refused int, e
 // while Run may still be going).
 func (s *LogShipper) Flush(ctx context.Context) error {
 	for {
-		batch := s.take()
+		batch, end := s.take()
 		if len(batch) == 0 {
 			return nil
 		}
 		if err := s.send(ctx, batch); err != nil {
 			return err
 		}
+		s.delivered(end)
 	}
 }

@@ -188,6 +188,8 @@ func openCellNode(ctx context.Context, cfg CellConfig, tok cellauth.Token, host 
 	repCfg := n.rt.cellConfig(cfg.HostCFStack)
 	repCfg.ID, repCfg.Zone = cfg.ID, cfg.Zone
 	repCfg.Blobs, repCfg.Reporter, repCfg.Logs = n.server, n.server, n.shipper
+	// A staging's lines reach the server before its completion does.
+	repCfg.SyncLogs = n.shipper.Sync
 	repCfg.HostAddr = host
 	repCfg.TotalMemoryMB, repCfg.TotalDiskMB = cfg.MemoryMB, cfg.DiskMB
 	repCfg.StagingEgress = cfg.StagingEgress

@@ -220,6 +220,7 @@ func TestPush_failingBuildpackKeepsThePreviousDropletRunning(t *testing.T) {
 		t.Fatalf("push with a failing buildpack: want a non-zero exit\n%s", r)
 	}
 	requireOutput(t, r, `boom`, `failbp`, `223`, `(?i)compile`)
+	requireLastStagingLine(t, r, "Staging failed: BuildpackCompileFailed - App staging failed in the buildpack compile phase", "boom")
 	if body := s.curlRoute(t, host, "/"); body != "version one\n" {
 		t.Fatalf("after the failed staging GET / = %q, want the previous droplet's %q", body, "version one\n")
 	}
@@ -235,6 +236,31 @@ func TestPush_failingBuildpackKeepsThePreviousDropletRunning(t *testing.T) {
 	s.waitRoute(t, host, "/", `"version three\n"`, func(status int, body string) bool {
 		return status == http.StatusOK && body == "version three\n"
 	})
+}
+
+// requireLastStagingLine fails unless the staging output `pando push`
+// printed ends with last (the API's word on the failure), after a line
+// containing each of before (the cell's own output).
+func requireLastStagingLine(t *testing.T, r result, last string, before ...string) {
+	t.Helper()
+	var staging []string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(l, "   ") { // staging lines are indented
+			staging = append(staging, strings.TrimSpace(l))
+		}
+	}
+	if len(staging) == 0 || staging[len(staging)-1] != last {
+		t.Fatalf("the staging output does not end with %q\n%s", last, r)
+	}
+	for _, b := range before {
+		found := false
+		for _, l := range staging[:len(staging)-1] {
+			found = found || strings.Contains(l, b)
+		}
+		if !found {
+			t.Fatalf("no staging line with %q before %q\n%s", b, last, r)
+		}
+	}
 }
 
 func TestServerRestart_appsComeBackStoppedAppsStayStoppedInterruptedStagingFails(t *testing.T) {

@@ -68,6 +68,17 @@ func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
 		re := regexp.MustCompile(fmt.Sprintf(`(?m)^#%d\s+running\s+\S+\s+[\d.]+%%\s+[1-9][\d.]*[KMG] of 128M`, onJoined))
 		return re.MatchString(app.out()), app.out()
 	})
+	// A staging that fails on the joined cell: its output first, then the
+	// API's word on it, last.
+	nothing := writeFiles(t, t.TempDir(), map[string]string{"notes.txt": "no app here\n"})
+	failed := s.pandoWithin(t, pushTimeout, "push", "undetected", "-p", nothing, "-m", "128M")
+	s.deleteAppOnCleanup(t, "undetected")
+	if failed.code == 0 {
+		t.Fatalf("push of an app no buildpack detects: want a non-zero exit\n%s", failed)
+	}
+	requireLastStagingLine(t, failed, "Staging failed: NoAppDetectedError - An app was not successfully detected by any available buildpack",
+		"None of the buildpacks detected", "Exit status 222")
+
 	cells := s.mustPando(t, "cells")
 	requireOutput(t, cells, `(?m)^cell-0\s+healthy\s+-\s`, `(?m)^cell-b\s+healthy\s+z2\s+host\s+\d+M of 4096M`, `instances on cell-b:`)
 

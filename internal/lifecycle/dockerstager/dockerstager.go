@@ -49,6 +49,23 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
+// StagingFailure is the failure the cell reports (the API words it): the
+// kind for the registry's Kind, the message as its detail.
+func (e *Error) StagingFailure() pando.Failure {
+	kind := pando.FailureImageInvalid
+	switch e.Kind {
+	case registry.Unauthorized:
+		kind = pando.FailureRegistryDenied
+	case registry.NotFound:
+		kind = pando.FailureImageNotFound
+	case registry.Unreachable:
+		kind = pando.FailureRegistryDown
+	case registry.NoPlatform:
+		kind = pando.FailureImageNoPlatform
+	}
+	return pando.Failure{Kind: kind, Detail: e.Message}
+}
+
 // Stage resolves req.DockerImage with req's credentials, writes progress
 // lines to out (the staging log) and returns the pinned image, its
 // execution metadata and the web process's start command.
@@ -134,15 +151,13 @@ func Metadata(c registry.Config) pando.ExecutionMetadata {
 }
 
 // failure turns a resolution error into the staging error the developer
-// reads. The registry's messages say what went wrong (credentials refused,
-// which repository or tag is missing, which registry did not answer) and
-// are free of the password; it is scrubbed again all the same.
+// reads (through the API's wording). The registry's messages say what went
+// wrong (credentials refused, which repository or tag is missing, which
+// registry did not answer) and are free of the password; it is scrubbed
+// again all the same.
 func failure(err error, password string) error {
 	kind := registry.KindOf(err)
 	msg := err.Error()
-	if kind == registry.NoPlatform {
-		msg += ": Pando runs linux/amd64 images"
-	}
 	if password != "" {
 		msg = strings.ReplaceAll(msg, password, "***")
 	}

@@ -236,9 +236,10 @@ func basicAuth(user, pass string) func(http.Handler) http.Handler {
 	}
 }
 
-// failsQuickly stages ref and wants a staging error of kind whose message
-// has every part of want, within a few seconds, without the password.
-func failsQuickly(t *testing.T, s *dockerstager.Stager, ref, user, pass string, kind registry.Kind, want ...string) {
+// failsQuickly stages ref and wants a staging error of kind, reported to
+// the API as a failure of fkind, whose message has every part of want,
+// within a few seconds, without the password.
+func failsQuickly(t *testing.T, s *dockerstager.Stager, ref, user, pass string, kind registry.Kind, fkind string, want ...string) {
 	t.Helper()
 	start := time.Now()
 	_, log, err := stage(t, s, ref, user, pass)
@@ -248,6 +249,9 @@ func failsQuickly(t *testing.T, s *dockerstager.Stager, ref, user, pass string, 
 	var se *dockerstager.Error
 	if err == nil || !errors.As(err, &se) || se.Kind != kind {
 		t.Fatalf("error %v (%T), want a staging error of kind %s", err, err, kind)
+	}
+	if f := se.StagingFailure(); f.Kind != fkind || f.Detail != se.Message {
+		t.Errorf("reported as %+v, want kind %s with the message as its detail", f, fkind)
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
@@ -288,25 +292,25 @@ func TestStage_registryFailuresAreClearStagingErrors(t *testing.T) {
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		failsQuickly(t, s, private+"/team/app:1", user, "wrong-"+pass, registry.Unauthorized, "unauthorized", "refused the credentials", private+"/team/app:1")
+		failsQuickly(t, s, private+"/team/app:1", user, "wrong-"+pass, registry.Unauthorized, pando.FailureRegistryDenied, "unauthorized", "refused the credentials", private+"/team/app:1")
 	})
 	t.Run("no credentials", func(t *testing.T) {
-		failsQuickly(t, s, private+"/team/app:1", "", "", registry.Unauthorized, "unauthorized", "anonymous")
+		failsQuickly(t, s, private+"/team/app:1", "", "", registry.Unauthorized, pando.FailureRegistryDenied, "unauthorized", "anonymous")
 	})
 	t.Run("unknown tag", func(t *testing.T) {
-		failsQuickly(t, s, public+"/team/app:nope", "", "", registry.NotFound, public+"/team/app:nope", "not found")
+		failsQuickly(t, s, public+"/team/app:nope", "", "", registry.NotFound, pando.FailureImageNotFound, public+"/team/app:nope", "not found")
 	})
 	t.Run("unknown repository", func(t *testing.T) {
-		failsQuickly(t, s, public+"/team/nothing:1", "", "", registry.NotFound, "not found")
+		failsQuickly(t, s, public+"/team/nothing:1", "", "", registry.NotFound, pando.FailureImageNotFound, "not found")
 	})
 	t.Run("unreachable", func(t *testing.T) {
-		failsQuickly(t, s, gone+"/team/app:1", "", "", registry.Unreachable, "cannot reach registry "+gone)
+		failsQuickly(t, s, gone+"/team/app:1", "", "", registry.Unreachable, pando.FailureRegistryDown, "cannot reach registry "+gone)
 	})
 	t.Run("no linux/amd64", func(t *testing.T) {
-		failsQuickly(t, s, public+"/arm:1", "", "", registry.NoPlatform, "no linux/amd64 image", "Pando runs linux/amd64 images")
+		failsQuickly(t, s, public+"/arm:1", "", "", registry.NoPlatform, pando.FailureImageNoPlatform, "no linux/amd64 image")
 	})
 	t.Run("bad reference", func(t *testing.T) {
-		failsQuickly(t, s, "Bad Ref!", "", "", registry.BadReference, "invalid image reference")
+		failsQuickly(t, s, "Bad Ref!", "", "", registry.BadReference, pando.FailureImageInvalid, "invalid image reference")
 	})
 }
 
