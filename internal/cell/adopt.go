@@ -23,14 +23,18 @@ import (
 // at its teardown); New adopts the container and volume of each record
 // through the Adopter, makes the host-port forwarders again, and resumes
 // the liveness checks; the Adopter's Cleanup removes everything else
-// (stagings, tasks, instances still starting). What the BBS no longer
-// wants it stops after the cell's Inventory (bbs.CellSynced).
+// (instances still starting, work without a record). What the BBS no longer
+// wants it stops after the cell's Inventory (bbs.CellSynced). Stagings
+// and CF tasks are adopted too (adopttask.go).
 
 // Adopter is a container backend that can take over the containers and
 // volumes an earlier process on the same state left running.
 type Adopter interface {
 	AdoptVolume(ctx context.Context, dir string) (container.Volume, error)
 	Adopt(ctx context.Context, id string, out container.Output) (container.Container, error)
+	// AdoptEnded is Adopt for a staging's or task's container, which
+	// may have exited meanwhile: its Wait then gives the exit status.
+	AdoptEnded(ctx context.Context, id string, out container.Output) (container.Container, error)
 	// Cleanup removes every container and volume not adopted.
 	Cleanup(ctx context.Context) error
 }
@@ -192,6 +196,7 @@ func (r *Rep) adoptAll(ctx context.Context, a Adopter) map[string]bool {
 		}
 		keep[i.dir] = true
 	}
+	r.adoptTasks(ctx, a, keep)
 	if err := a.Cleanup(ctx); err != nil {
 		r.log.Warn("clean up leftover containers", "error", err)
 	}

@@ -121,7 +121,8 @@ func (v stubVolume) Release(context.Context) error { return nil }
 // had kept running; what the cell asked is recorded.
 type fakeAdopter struct {
 	backend *fake.Backend
-	running map[string]bool // container ids still running
+	running map[string]bool                 // container ids still running
+	ended   map[string]container.ExitStatus // of those, the ones that exited meanwhile
 
 	mu       sync.Mutex
 	outs     map[string]container.Output
@@ -258,4 +259,17 @@ func TestNew_adoptsRecordedInstancesRelaysTheirOutputAndSeesTheirCrash(t *testin
 	if _, err := os.Stat(r.recordPath("kept")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("record after the crash: %v", err)
 	}
+}
+
+func (a *fakeAdopter) AdoptEnded(ctx context.Context, id string, out container.Output) (container.Container, error) {
+	c, err := a.Adopt(ctx, id, out)
+	if err != nil {
+		return nil, err
+	}
+	if st, ok := a.ended[id]; ok {
+		if err := a.backend.Exit(id, st); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }

@@ -194,6 +194,10 @@ type Rep struct {
 	unacked  map[string]pando.Task
 	ports    map[int]bool // host ports in use
 	nextPort int
+
+	// released is closed by ReleaseAdopted: adopted tasks report then.
+	released    chan struct{}
+	releaseOnce sync.Once
 }
 
 var _ pando.Cell = (*Rep)(nil)
@@ -268,9 +272,12 @@ func New(cfg Config) (*Rep, error) {
 			return nil, fmt.Errorf("cell: %w", err)
 		}
 	}
-	// Only root reads the records: they hold the instances' environment.
-	if err := os.MkdirAll(filepath.Join(wd, dirRecords), 0o700); err != nil {
-		return nil, fmt.Errorf("cell: %w", err)
+	// Only root reads the records: they hold the instances' and tasks'
+	// environment.
+	for _, d := range []string{dirRecords, dirTaskRecords} {
+		if err := os.MkdirAll(filepath.Join(wd, d), 0o700); err != nil {
+			return nil, fmt.Errorf("cell: %w", err)
+		}
 	}
 	if cfg.TotalMemoryMB <= 0 {
 		cfg.TotalMemoryMB = hostMemoryMB()
@@ -309,14 +316,19 @@ func New(cfg Config) (*Rep, error) {
 		unacked:        map[string]pando.Task{},
 		ports:          map[int]bool{},
 		nextPort:       cfg.PortRange[0],
+		released:       make(chan struct{}),
 	}
 	keep := map[string]bool{}
 	if cfg.Adopter != nil {
 		actx, acancel := context.WithTimeout(ctx, adoptTimeout)
 		keep = r.adoptAll(actx, cfg.Adopter)
 		acancel()
-	} else if err := emptyDir(filepath.Join(wd, dirRecords)); err != nil {
-		return nil, fmt.Errorf("cell: clean %s: %w", dirRecords, err)
+	} else {
+		for _, d := range []string{dirRecords, dirTaskRecords} {
+			if err := emptyDir(filepath.Join(wd, d)); err != nil {
+				return nil, fmt.Errorf("cell: clean %s: %w", d, err)
+			}
+		}
 	}
 	// What no adopted instance uses. Buildpacks too: earlier versions
 	// extracted them with other ownership and modes.
@@ -437,6 +449,7 @@ func (r *Rep) rootFS(stack string) (name, dir string, err error) {
 // tasks get at most StopGrace, less if ctx's deadline is nearer), reports
 // them removed or failed, and waits for all of the cell's goroutines or ctx's end.
 func (r *Rep) Shutdown(ctx context.Context) error {
+	r.ReleaseAdopted()
 	r.mu.Lock()
 	r.closed = true
 	grace := r.cfg.StopGrace

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func (r *Rep) acceptRun(t pando.Task) error {
 	case strings.TrimSpace(run.Command) == "":
 		return pando.Errorf(pando.EInvalid, "task %s: no command", t.GUID)
 	}
-	tk := &task{t: t, memMB: run.MemoryMB, diskMB: run.DiskMB}
+	tk := &task{t: t, memMB: run.MemoryMB, diskMB: run.DiskMB, began: time.Now()}
 	if run.Image == "" {
 		stack, rootfs, err := r.rootFS(run.Stack)
 		if err != nil {
@@ -85,6 +86,7 @@ func (r *Rep) runCFTask(ctx context.Context, tk *task) {
 	delete(r.tasks, t.GUID)
 	r.unacked[t.GUID] = t // Inventory still shows it until reported
 	r.mu.Unlock()
+	r.taskEnded(tk)
 	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "failure", why)
 	r.reportTask(t)
 }
@@ -100,6 +102,49 @@ func (r *Rep) execTask(ctx context.Context, tk *task) *pando.Failure {
 			r.log.Error("remove task dir", "task_guid", guid, "error", err)
 		}
 	}()
+	run := tk.resume // adopted after a restart
+	if run == nil {
+		var why *pando.Failure
+		var release func()
+		run, release, why = r.startTask(ctx, tk, dir)
+		defer release()
+		if why != nil {
+			return why
+		}
+	} else {
+		defer r.releaseVolume(run.vol) // after the container's Destroy below
+		if run.releaseLayers != nil {
+			defer run.releaseLayers()
+		}
+	}
+	ctr, vol := run.ctr, run.vol
+	defer func() {
+		r.taskLog(tk, "OUT", "Cell %s destroying container for task %s", r.cfg.ID, guid)
+		dctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
+		defer cancel()
+		if err := ctr.Destroy(dctx); err != nil {
+			r.log.Error("destroy task container", "task_guid", guid, "error", err)
+			return
+		}
+		r.taskLog(tk, "OUT", "Cell %s successfully destroyed container for task %s", r.cfg.ID, guid)
+	}()
+	why := r.watchTask(ctx, tk, ctr, vol)
+	run.stdout.Flush()
+	run.stderr.Flush()
+	return why
+}
+
+// startTask makes the task's volume and container and records the task
+// (recordTask); release frees the volume and the image layers once the
+// container is destroyed. On failure, why says why.
+func (r *Rep) startTask(ctx context.Context, tk *task, dir string) (run *resumed, release func(), why *pando.Failure) {
+	guid := tk.t.GUID
+	var releases []func()
+	release = func() {
+		for _, f := range slices.Backward(releases) {
+			f()
+		}
+	}
 	src := taskSource(tk.t)
 	stdout, stderr := outputWriters(r.logLimits(tk.t.Run.LogRateLimitBytes, "app instance"), func(typ, line string) {
 		r.emit(tk.t.Run.AppGUID, src, "0", typ, line)
@@ -108,15 +153,14 @@ func (r *Rep) execTask(ctx context.Context, tk *task) *pando.Failure {
 	r.taskLog(tk, "OUT", "Cell %s creating container for task %s", r.cfg.ID, guid)
 	vol, err := r.newVolume(ctx, dir, tk.diskMB)
 	if err == nil {
-		// Runs before the RemoveAll above, after the Destroy below.
-		defer r.releaseVolume(vol)
+		releases = append(releases, func() { r.releaseVolume(vol) })
 	}
 	var layers []string
 	if err == nil && tk.t.Run.Image != "" {
-		var release func()
-		layers, release, err = r.cfg.Images.Pull(ctx, tk.t.Run.Image, tk.t.Run.ImageCredentials, int64(tk.diskMB)<<20)
-		if release != nil {
-			defer release() // after the container's Destroy below
+		var rel func()
+		layers, rel, err = r.cfg.Images.Pull(ctx, tk.t.Run.Image, tk.t.Run.ImageCredentials, int64(tk.diskMB)<<20)
+		if rel != nil {
+			releases = append(releases, rel)
 		}
 	}
 	var spec container.Spec
@@ -130,28 +174,16 @@ func (r *Rep) execTask(ctx context.Context, tk *task) *pando.Failure {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return taskStopFailure(ctx)
+			return nil, release, taskStopFailure(ctx)
 		}
 		r.log.Error("create task container", "task_guid", guid, "error", err)
 		r.taskLog(tk, "ERR", "Cell %s failed to create container for task %s: %v", r.cfg.ID, guid, err)
-		return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error()}
+		return nil, release, &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error()}
 	}
-	defer func() {
-		r.taskLog(tk, "OUT", "Cell %s destroying container for task %s", r.cfg.ID, guid)
-		dctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
-		defer cancel()
-		if err := ctr.Destroy(dctx); err != nil {
-			r.log.Error("destroy task container", "task_guid", guid, "error", err)
-			return
-		}
-		r.taskLog(tk, "OUT", "Cell %s successfully destroyed container for task %s", r.cfg.ID, guid)
-	}()
 	r.taskLog(tk, "OUT", "Cell %s successfully created container for task %s", r.cfg.ID, guid)
-
-	why := r.watchTask(ctx, tk, ctr, vol)
-	stdout.Flush()
-	stderr.Flush()
-	return why
+	run = &resumed{ctr: ctr, vol: vol, stdout: stdout, stderr: stderr}
+	r.recordTask(tk, run, nil)
+	return run, release, nil
 }
 
 // watchTask waits for the task's process to exit, stopping it when the

@@ -61,6 +61,12 @@ type task struct {
 	rootfs string
 	cancel context.CancelCauseFunc
 
+	// began is when the cell accepted it (a staging's timeout runs
+	// from then); resume is set when the cell adopted it after a restart:
+	// its container, none for a docker staging (adopttask.go).
+	began  time.Time
+	resume *resumed
+
 	mu       sync.Mutex
 	stopping bool
 	grace    time.Duration // SIGTERM to SIGKILL when a CF task is stopped
@@ -98,7 +104,7 @@ func (r *Rep) RunTask(ctx context.Context, t pando.Task) error {
 		return pando.Errorf(pando.EInvalid, "task %s: no staging request", t.GUID)
 	}
 	req := t.Staging
-	tk := &task{t: t, memMB: req.MemoryMB, diskMB: req.DiskMB}
+	tk := &task{t: t, memMB: req.MemoryMB, diskMB: req.DiskMB, began: time.Now()}
 	if tk.memMB <= 0 {
 		tk.memMB = DefaultStagingMemoryMB
 	}
@@ -158,7 +164,7 @@ func (r *Rep) runStaging(ctx context.Context, tk *task) {
 	if timeout <= 0 {
 		timeout = DefaultStagingTimeout
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, timeout, timeoutError{timeout})
+	ctx, cancel := context.WithDeadlineCause(ctx, tk.began.Add(timeout), timeoutError{timeout})
 	defer cancel()
 
 	res, err := r.stage(ctx, tk)
@@ -177,6 +183,7 @@ func (r *Rep) runStaging(ctx context.Context, tk *task) {
 	delete(r.tasks, t.GUID)
 	r.unacked[t.GUID] = t // Inventory still shows it until reported
 	r.mu.Unlock()
+	r.taskEnded(tk)
 	// The API ends the staging log with the outcome when the completion
 	// reaches it: the cell's own lines must be in the log store by then.
 	r.syncLogs()
@@ -278,6 +285,9 @@ func (r *Rep) stagingLine(req *pando.StagingRequest, typ, line string) {
 func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) {
 	req := tk.t.Staging
 	if req.DockerImage != "" {
+		if req.DockerPassword == "" && tk.resume == nil {
+			r.recordTask(tk, &resumed{}, nil) // re-run if the cell restarts
+		}
 		return r.cfg.DockerStager(ctx, *req, func(line string) { r.stagingLine(req, "OUT", line) })
 	}
 	dir := filepath.Join(r.cfg.WorkDir, dirStaging, safeName(tk.t.GUID))
@@ -286,6 +296,10 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 			r.log.Error("remove staging dir", "task_guid", tk.t.GUID, "error", err)
 		}
 	}()
+	if run := tk.resume; run != nil { // adopted after a restart
+		defer r.releaseVolume(run.vol)
+		return r.finishStaging(ctx, tk, dir, run)
+	}
 	// Everything the staging writes, from the package to the droplet,
 	// is on this volume: its size is the staging's disk quota.
 	vol, err := r.newVolume(ctx, dir, tk.diskMB)
@@ -332,13 +346,14 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		}
 		mounts = append(mounts, container.Mount{Source: sub("bindings"), Destination: bindingRoot})
 	}
-	var order []string
+	var order, bdirs []string
 	used := map[string]bool{}
 	for k, ref := range req.Buildpacks {
 		bdir, err := r.buildpack(ctx, ref)
 		if err != nil {
 			return pando.StagingResult{}, fmt.Errorf("buildpack %s: %w", ref.Name, err)
 		}
+		bdirs = append(bdirs, bdir)
 		name := buildpackDirName(ref.Name, k, used)
 		order = append(order, name)
 		mounts = append(mounts, container.Mount{Source: bdir, Destination: "/tmp/buildpacks/" + name, ReadOnly: true})
@@ -407,6 +422,19 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	if err != nil {
 		return pando.StagingResult{}, fmt.Errorf("create staging container: %w", err)
 	}
+	run := &resumed{ctr: ctr, vol: vol, stdout: stdout, stderr: stderr, restoredCache: restoredCache}
+	r.recordTask(tk, run, bdirs)
+	return r.finishStaging(ctx, tk, dir, run)
+}
+
+// finishStaging waits for the staging container, started by stage or
+// adopted after a restart, then uploads the droplet and the build cache
+// from the staging's files. The container is gone when it returns.
+func (r *Rep) finishStaging(ctx context.Context, tk *task, dir string, run *resumed) (pando.StagingResult, error) {
+	req := tk.t.Staging
+	ctr, vol, stdout, stderr, restoredCache := run.ctr, run.vol, run.stdout, run.stderr, run.restoredCache
+	sub := func(n string) string { return filepath.Join(dir, n) }
+	quota := int64(tk.diskMB) << 20
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.Background(), destroyTimeout)
 		defer cancel()

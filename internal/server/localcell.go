@@ -55,15 +55,23 @@ func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform)
 	return &localCell{rt: rt, rep: rep, runtimes: &stackprobe.Cache{Stacks: maps.Clone(rt.stacks)}}, nil
 }
 
-// adopted is the cell's ID and inventory when it adopted instances of an
-// earlier run (the BBS then awaits it as a joined cell); ok is false
-// otherwise.
+// adopted is the cell's ID and inventory when it adopted instances,
+// stagings or tasks of an earlier run (the BBS then awaits it as a joined
+// cell); ok is false otherwise.
 func (c *localCell) adopted() (id string, inv pando.CellInventory, ok bool) {
 	if c == nil {
 		return "", pando.CellInventory{}, false
 	}
 	inv = c.rep.Inventory()
-	return c.rep.ID(), inv, len(inv.Actuals) > 0
+	return c.rep.ID(), inv, len(inv.Actuals) > 0 || len(inv.Tasks) > 0
+}
+
+// releaseAdopted lets the stagings and tasks the cell adopted report
+// their completion, once the BBS has its inventory.
+func (c *localCell) releaseAdopted() {
+	if c != nil {
+		c.rep.ReleaseAdopted()
+	}
 }
 
 // dialHostPort reaches an instance of this cell by its host port; false

@@ -382,7 +382,8 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 // those it knew to report what they run, adopts their instances and the
 // stagings and tasks they still run, and only then places what is missing
 // and fails what nobody claimed. So does the local cell when it adopted
-// its RUNNING instances (cell.Config.Adopter).
+// its RUNNING instances, stagings or tasks (cell.Config.Adopter): their
+// completions wait until the BBS has its inventory.
 func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.Context, emitter *routeEmitter, local *localCell) {
 	cfg, log := p.cfg, p.log
 	localID, _, adopted := local.adopted()
@@ -410,9 +411,10 @@ func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.
 		// Its inventory now: an instance may have ended meanwhile.
 		_, inv, _ := local.adopted()
 		if err := p.board.CellSynced(ctx, localID, inv); err != nil {
-			log.Error("adopt the local cell's instances", "err", err)
+			log.Error("adopt the local cell's instances, stagings and tasks", "err", err)
 		}
 	}
+	local.releaseAdopted()
 	g.Go(func() error {
 		if p.board.WaitAdopted(gctx) != nil {
 			return nil

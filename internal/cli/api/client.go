@@ -529,8 +529,9 @@ func serverAway(err error) bool {
 		return e.StatusCode == http.StatusBadGateway || e.StatusCode == http.StatusServiceUnavailable || e.StatusCode == http.StatusGatewayTimeout
 	}
 	var transport *url.Error
+	var dial *net.OpError // "cannot reach the API": connection refused
 	var badCert *tls.CertificateVerificationError
-	return errors.As(err, &transport) && !errors.As(err, &badCert)
+	return (errors.As(err, &transport) || errors.As(err, &dial)) && !errors.As(err, &badCert)
 }
 
 func (c *Client) backoff() *backoff { return &backoff{cur: c.pollMin, max: c.pollMax} }

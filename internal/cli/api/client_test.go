@@ -325,13 +325,19 @@ func TestAwaitBuild_ridesOutAServerRestart(t *testing.T) {
 		t.Fatalf("build = %+v after %d polls, err = %v", b, polls.Load(), err)
 	}
 
-	// Nobody listens any more: connections are refused until the bound.
+	// Nobody listens any more: connections are refused until the bound
+	// (past a GET's own retries, 600 ms).
 	srv.Close()
-	c, err = New(Config{URL: "http://" + ln, PollMin: time.Millisecond, PollMax: 5 * time.Millisecond, OutageWait: 50 * time.Millisecond})
+	const bound = 1500 * time.Millisecond
+	c, err = New(Config{URL: "http://" + ln, PollMin: time.Millisecond, PollMax: 5 * time.Millisecond, OutageWait: bound})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AwaitBuild(context.Background(), "b1"); err == nil || !strings.Contains(err.Error(), "wait for build") {
+	began := time.Now()
+	if _, err := c.AwaitBuild(context.Background(), "b1"); err == nil || !strings.Contains(err.Error(), "cannot reach the API") {
 		t.Fatalf("outage past the bound: err = %v, want the connection error", err)
+	}
+	if d := time.Since(began); d < bound {
+		t.Fatalf("refused connections ended the wait after %s, before OutageWait", d)
 	}
 }

@@ -257,6 +257,11 @@ func (c *Container) follow(conn net.Conn, out container.Output) {
 			st = shimStatus{Code: -1}
 		}
 	}
+	c.setExit(st)
+}
+
+// setExit records how the container ended and closes c.done.
+func (c *Container) setExit(st shimStatus) {
 	status := container.ExitStatus{Code: st.Code, Signaled: st.Signaled}
 	if status.Code == 128+int(syscall.SIGKILL) {
 		if n, err := c.b.cg.oomKills(c.cgPath); err == nil && n > 0 {
@@ -326,6 +331,19 @@ func readFrames(r io.Reader, out container.Output, log interface {
 // container's volume (AdoptVolume) first. Call it before Cleanup, which
 // removes every container not adopted.
 func (b *Backend) Adopt(ctx context.Context, id string, out container.Output) (container.Container, error) {
+	return b.adopt(ctx, id, out, false)
+}
+
+// AdoptEnded is Adopt for a container that may have exited while no
+// server watched it (a staging or a CF task, whose end matters): the
+// output its shim still holds is relayed to out and Wait returns the exit
+// status the shim recorded. A container whose exit status is lost (its
+// shim and status file gone) is refused.
+func (b *Backend) AdoptEnded(ctx context.Context, id string, out container.Output) (container.Container, error) {
+	return b.adopt(ctx, id, out, true)
+}
+
+func (b *Backend) adopt(ctx context.Context, id string, out container.Output, ended bool) (container.Container, error) {
 	if !validID(id) {
 		return nil, pando.Errorf(pando.EInvalid, "adopt container %q: bad id", id)
 	}
@@ -344,14 +362,14 @@ func (b *Backend) Adopt(ctx context.Context, id string, out container.Output) (c
 	}
 	b.live[id] = c // reserved; forgotten again if the adoption fails
 	b.mu.Unlock()
-	if err := c.adopt(ctx, out); err != nil {
+	if err := c.adopt(ctx, out, ended); err != nil {
 		b.forget(id, c)
 		return nil, fmt.Errorf("adopt container %s: %w", id, err)
 	}
 	return c, nil
 }
 
-func (c *Container) adopt(ctx context.Context, out container.Output) error {
+func (c *Container) adopt(ctx context.Context, out container.Output, ended bool) error {
 	st, err := readState(c.bundle)
 	if err != nil {
 		return err
@@ -377,20 +395,39 @@ func (c *Container) adopt(ctx context.Context, out container.Output) error {
 	conn, err := d.DialContext(dctx, "unix", c.b.shimSocket(c.id))
 	cancel()
 	if err != nil {
+		if ended {
+			// Its shim left after the container's end: the status
+			// file says how it ended (its output is lost).
+			if st, ferr := readShimStatus(filepath.Join(c.bundle, exitFile)); ferr == nil {
+				c.lease, c.started = lease, true
+				c.setExit(st)
+				c.b.log.Info("ended container adopted", "container_id", c.id, "exit_code", st.Code)
+				return nil
+			}
+		}
 		return fail(fmt.Errorf("its shim: %w", err))
-	}
-	raw, err := c.b.command(ctx, "state", c.id)
-	if err != nil {
-		conn.Close()
-		return fail(err)
 	}
 	var rs struct {
 		Pid    int    `json:"pid"`
 		Status string `json:"status"`
 	}
-	if err := json.Unmarshal(raw, &rs); err != nil {
+	raw, err := c.b.command(ctx, "state", c.id)
+	if err == nil {
+		if err = json.Unmarshal(raw, &rs); err != nil {
+			err = fmt.Errorf("runc state: %w", err)
+		}
+	}
+	if ended && (err != nil || rs.Status != "running") {
+		// Exited: its lingering shim hands over the output it holds and
+		// the exit status.
+		c.lease, c.started, c.conn = lease, true, conn
+		go c.follow(conn, out)
+		c.b.log.Info("ended container adopted", "container_id", c.id)
+		return nil
+	}
+	if err != nil {
 		conn.Close()
-		return fail(fmt.Errorf("runc state: %w", err))
+		return fail(err)
 	}
 	if rs.Status != "running" || rs.Pid <= 0 {
 		conn.Close()

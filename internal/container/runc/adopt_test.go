@@ -2,9 +2,11 @@ package runc
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +209,70 @@ func TestShim_exitsOnceTheServerHasTheExit(t *testing.T) {
 	}
 	if out.String() != "bye\n" {
 		t.Fatalf("output %q", out.String())
+	}
+}
+
+// A staging's or task's container that exited while no server watched
+// it: AdoptEnded takes it over with the output its lingering shim held
+// and its exit status, or, once the shim is gone too, with the status
+// its shim wrote. Either is then destroyed as any container.
+func TestAdoptEnded_takesOverAContainerThatExitedWhileNobodyWatched(t *testing.T) {
+	for _, shimGone := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shim gone %v", shimGone), func(t *testing.T) {
+			dir := t.TempDir()
+			old := newBackend(t, dir)
+			ctx := testCtx(t)
+			gate := t.TempDir()
+			var out1 syncBuffer
+			c1, err := old.Run(ctx, container.Spec{ID: "ender",
+				Mounts: []container.Mount{{Source: gate, Destination: "/gate", ReadOnly: true}},
+				Args:   []string{"sh", "-c", "echo started; while [ ! -e /gate/go ]; do sleep 0.05; done; echo last words; exit 7"},
+				Stdout: &out1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventuallyRunc(t, "the container started", func() bool { return strings.Contains(out1.String(), "started") })
+			rc1 := c1.(*Container)
+			abandon(t, old, rc1)
+			closeShimConn(t, rc1)
+			if err := os.WriteFile(filepath.Join(gate, "go"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			eventuallyRunc(t, "the container's exit status written", func() bool {
+				_, err := readShimStatus(filepath.Join(rc1.bundle, exitFile))
+				return err == nil
+			})
+			if shimGone {
+				killShimOf(t, rc1)
+			}
+
+			b := newBackend(t, dir)
+			// (Plain Adopt connects to a lingering shim, which then
+			// hands it the output: asked only when the shim is gone.)
+			if shimGone {
+				if _, err := b.Adopt(ctx, "ender", container.Output{}); err == nil {
+					t.Fatal("Adopt took over a container that has exited")
+				}
+			}
+			var out2 syncBuffer
+			c2, err := b.AdoptEnded(ctx, "ender", container.Output{Stdout: &out2})
+			if err != nil {
+				t.Fatalf("AdoptEnded: %v", err)
+			}
+			if err := b.Cleanup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st, err := c2.Wait(ctx)
+			if err != nil || st.Code != 7 || st.Signaled {
+				t.Fatalf("exit %+v, %v; want 7", st, err)
+			}
+			if got := strings.Contains(out2.String(), "last words"); got == shimGone {
+				t.Errorf("output relayed %q (shim gone %v)", out2.String(), shimGone)
+			}
+			if err := c2.Destroy(ctx); err != nil {
+				t.Fatal(err)
+			}
+			assertNothingLeft(t, b, dir)
+		})
 	}
 }
