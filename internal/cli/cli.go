@@ -48,6 +48,9 @@ type env struct {
 	// statsPoll is the stats polling interval on servers without Pando's
 	// long-poll endpoint.
 	statsPoll time.Duration
+	// cellHintEvery is how often a wait for starting instances reads what
+	// the cells logged about them (see cellHints).
+	cellHintEvery time.Duration
 	// drainIdle: after staging ends, keep reading staging lines until the
 	// stream is quiet this long (bounded by drainMax).
 	drainIdle, drainMax time.Duration
@@ -70,6 +73,8 @@ func defaultEnv(streams IOStreams) *env {
 		statsPoll:  250 * time.Millisecond,
 		drainIdle:  50 * time.Millisecond,
 		drainMax:   3 * time.Second,
+
+		cellHintEvery: 3 * time.Second,
 
 		reconnectMin: time.Second,
 		reconnectMax: 5 * time.Second,

@@ -523,7 +523,9 @@ func (f *fakeCF) serveRead(w http.ResponseWriter, r *http.Request) {
 	if q.Get("envelope_types") != "LOG" {
 		f.t.Errorf("read envelope_types = %q", q.Get("envelope_types"))
 	}
+	f.mu.Lock()
 	envs := append([]fakeEnvelope(nil), f.envelopes...)
+	f.mu.Unlock()
 	if q.Get("descending") == "true" {
 		for i, j := 0, len(envs)-1; i < j; i, j = i+1, j-1 {
 			envs[i], envs[j] = envs[j], envs[i]
