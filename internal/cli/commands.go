@@ -337,6 +337,15 @@ func (e *env) unsetEnvCmd() *cobra.Command {
 	return e.appVerb("unset-env NAME VAR", "Remove an app environment variable", 2,
 		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Removing env variable %s from app %s in %s...\n", args[1], app.Name, s.where())
+			env, err := s.c.AppEnv(ctx, app.GUID)
+			if err != nil {
+				return err
+			}
+			if _, set := env.EnvironmentVariables[args[1]]; !set {
+				// As cf: nothing changes, so no restage is needed either.
+				s.out("Env variable %s was not set.\nOK\n", args[1])
+				return nil
+			}
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: nil}); err != nil {
 				return err
 			}
