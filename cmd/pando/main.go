@@ -52,6 +52,7 @@ func run(ctx context.Context, args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(cli.FlagError)
 	root.AddGroup(cli.Groups()...)
 	for _, c := range []*cobra.Command{serverCmd(), apiCmd(), cellCmd(streams), routerCmd()} {
 		c.GroupID = cli.GroupPlatform

@@ -101,6 +101,10 @@ func ReportError(w io.Writer, err error) int {
 		return 1
 	}
 	msg := err.Error()
+	if m, ok := unknownCommand(msg); ok {
+		fmt.Fprintf(w, "error: %s\n", m)
+		return 1
+	}
 	var op *net.OpError
 	switch {
 	case errors.As(err, &op) && op.Op == "dial" && op.Addr != nil && strings.HasSuffix(LocalAPI, "//"+op.Addr.String()):
