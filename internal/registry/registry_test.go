@@ -249,6 +249,19 @@ func TestResolve_anImageWithoutPlatformSaysSo(t *testing.T) {
 	}
 }
 
+// A plain-HTTP registry not listed as insecure is named with the flag
+// that lists it and who sets it (the operator, on the server and cells).
+func TestResolve_aPlainHTTPRegistryNotListedNamesTheOperatorsFlag(t *testing.T) {
+	host := registrytest.InProcess(t, nil)
+	registrytest.Push(t, host+"/plain:1", testImage(t, "amd64", v1.Config{}), "", "")
+	c := newClient(t, registry.Options{})
+	_, err := c.Resolve(context.Background(), host+"/plain:1", nil)
+	want := "registry " + host + " answers only plain HTTP, which Pando allows only for registries its operator lists as insecure (pando server --insecure-registry " + host + ", and the same on each pando cell)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
 // basicAuth lets only user:pass through, as a registry with htpasswd does.
 func basicAuth(user, pass string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
