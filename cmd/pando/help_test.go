@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 // TestHelp: every verb's help group is defined on the root (cobra panics
@@ -46,5 +49,35 @@ func TestRun_usageErrorsAreWordedForUsers(t *testing.T) {
 		if code != 1 || !strings.HasSuffix(string(out), tc.want) || strings.Count(string(out), "\n") != 1 {
 			t.Errorf("pando %s: exit %d, stderr %q, want it to end with %q", strings.Join(tc.args, " "), code, out, tc.want)
 		}
+	}
+}
+
+// A platform process that cannot reach its server is told so, without
+// the client's hints ('pando endpoint' is not what a cell joins).
+func TestRun_daemonDialErrorsHaveNoClientHints(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "pando cell needs root before it joins")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	token := "pando1." + strings.Repeat("a", 64) + ".sha256:" + strings.Repeat("b", 64)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	code := run(context.Background(), []string{"cell", "--join", closed, "--token", token, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0"})
+	os.Stderr = stderr
+	w.Close()
+	out, _ := io.ReadAll(r)
+	r.Close()
+	if code != 1 || !strings.Contains(string(out), "(nothing answers there: is that server running, and is the address right?)") ||
+		strings.Contains(string(out), "pando endpoint") {
+		t.Errorf("cell joining a server that is down: exit %d, stderr %q", code, out)
 	}
 }
