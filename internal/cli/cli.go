@@ -114,6 +114,7 @@ func ReportError(w io.Writer, err error) int {
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		msg += " (the server speaks plain HTTP: log in with an http:// URL, e.g. 'pando login -a http://HOST:PORT')"
 	}
+	msg += quotaHint(msg)
 	msg += certificateHint(err)
 	fmt.Fprintf(w, "error: %s\n", msg)
 	return 1
