@@ -106,7 +106,12 @@ func ReportError(w io.Writer, err error) int {
 		return 1
 	}
 	var op *net.OpError
+	var dnsErr *net.DNSError
 	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound && strings.HasSuffix(strings.TrimSuffix(dnsErr.Name, "."), ".localhost"):
+		msg += " (this machine does not resolve *.localhost names: use the API's IP address, e.g. 'pando login -a http://127.0.0.1:9022')"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		msg += " (no such host name: is the API URL right? 'pando endpoint' shows it)"
 	case errors.As(err, &op) && op.Op == "dial" && op.Addr != nil && strings.HasSuffix(LocalAPI, "//"+op.Addr.String()):
 		msg += " (is the local server running? start it with 'pando server')"
 	case errors.As(err, &op) && op.Op == "dial" && op.Addr != nil:

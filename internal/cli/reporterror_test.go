@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 )
@@ -29,5 +31,22 @@ func TestReportError_explainsQuotaRefusals(t *testing.T) {
 	ReportError(&buf, errors.New("app 'web' not found"))
 	if strings.Contains(buf.String(), "quota") {
 		t.Errorf("a hint on an error that is no quota refusal: %q", buf.String())
+	}
+}
+
+// A host name that does not resolve says so; a *.localhost one, which
+// only some resolvers map to loopback, says to use the IP address.
+func TestReportError_namesAnUnresolvedHost(t *testing.T) {
+	for name, want := range map[string]string{
+		"api.localhost": "(this machine does not resolve *.localhost names: use the API's IP address, e.g. 'pando login -a http://127.0.0.1:9022')\n",
+		"api.example":   "(no such host name: is the API URL right? 'pando endpoint' shows it)\n",
+	} {
+		dnsErr := &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+		err := fmt.Errorf("read API root: cannot reach the API at http://%s:9022: %w", name, &net.OpError{Op: "dial", Net: "tcp", Err: dnsErr})
+		var buf bytes.Buffer
+		ReportError(&buf, err)
+		if !strings.HasSuffix(buf.String(), want) {
+			t.Errorf("%s:\n got %q\nwant it to end with %q", name, buf.String(), want)
+		}
 	}
 }
