@@ -48,6 +48,9 @@ type env struct {
 	// statsPoll is the stats polling interval on servers without Pando's
 	// long-poll endpoint.
 	statsPoll time.Duration
+	// startWaitMin and startWaitMargin make the default wait for
+	// instances (see session.startWait).
+	startWaitMin, startWaitMargin time.Duration
 	// cellHintEvery is how often a wait for starting instances reads what
 	// the cells logged about them (see cellHints).
 	cellHintEvery time.Duration
@@ -74,7 +77,9 @@ func defaultEnv(streams IOStreams) *env {
 		drainIdle:  50 * time.Millisecond,
 		drainMax:   3 * time.Second,
 
-		cellHintEvery: 3 * time.Second,
+		cellHintEvery:   3 * time.Second,
+		startWaitMin:    2 * time.Minute,
+		startWaitMargin: 30 * time.Second,
 
 		reconnectMin: time.Second,
 		reconnectMax: 5 * time.Second,

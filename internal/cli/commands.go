@@ -65,8 +65,11 @@ func (e *env) platformCommand(use, short string, run func(ctx context.Context, s
 }
 
 func waitFlag(cmd *cobra.Command, d *time.Duration) {
-	cmd.Flags().DurationVar(d, "wait-timeout", 2*time.Minute, "how long to wait for instances to run")
+	cmd.Flags().DurationVar(d, "wait-timeout", 0, waitTimeoutHelp)
 }
+
+// waitTimeoutHelp describes --wait-timeout; its default (0) is startWait's.
+const waitTimeoutHelp = "how long to wait for instances to run (default 2m, or the start timeout (-t) plus 30s when longer)"
 
 func (e *env) startCmd() *cobra.Command {
 	var wait time.Duration

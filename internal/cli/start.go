@@ -68,6 +68,11 @@ func (s *session) waitStarted(ctx context.Context, app *api.App, timeout time.Du
 	if err != nil {
 		return fmt.Errorf("list processes: %w", err)
 	}
+	if timeout <= 0 {
+		for _, p := range procs {
+			timeout = max(timeout, s.startWait(p))
+		}
+	}
 	deadline := s.now().Add(timeout)
 	for _, p := range procs {
 		if p.Instances == 0 {
@@ -78,6 +83,18 @@ func (s *session) waitStarted(ctx context.Context, app *api.App, timeout time.Du
 		}
 	}
 	return nil
+}
+
+// startWait is how long a wait for p's instances lasts when
+// --wait-timeout is not given: startWaitMin, or p's start timeout (-t, up
+// to 180 s) plus startWaitMargin when that is longer, so that an instance
+// allowed a long start is not given up on while it may still pass.
+func (s *session) startWait(p api.Process) time.Duration {
+	d := s.startWaitMin
+	if t := p.HealthCheck.Data.Timeout; t != nil && *t > 0 {
+		d = max(d, time.Duration(*t)*time.Second+s.startWaitMargin)
+	}
+	return d
 }
 
 // crashWatch reports the crash reasons the API gives for instances that

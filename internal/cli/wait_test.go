@@ -180,3 +180,34 @@ func TestWait_showsWhatTheCellLogsAboutStartingInstances(t *testing.T) {
 		}
 	}
 }
+
+// Without --wait-timeout, the wait lasts at least the process's start
+// timeout (-t) plus a margin: an instance allowed a long start is not
+// given up on while it may still become healthy.
+func TestWait_byDefaultOutlastsTheStartTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		startTimeout *int
+		want         string
+	}{
+		{nil, "did not start within 20ms"},
+		{new(1), "did not start within 1.05s"},
+	} {
+		f, h := startHarness(t, 1, [][]statEntry{{{state: "STARTING"}}})
+		f.mu.Lock()
+		f.startTimeout = tc.startTimeout
+		f.mu.Unlock()
+		h.env.startWaitMin, h.env.startWaitMargin = 20*time.Millisecond, 50*time.Millisecond
+		err := h.run("start", "myapp")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("start timeout %v: err = %v, want %q", tc.startTimeout, err, tc.want)
+		}
+	}
+	// An explicit --wait-timeout is kept as it is.
+	f, h := startHarness(t, 1, [][]statEntry{{{state: "STARTING"}}})
+	f.mu.Lock()
+	f.startTimeout = new(60)
+	f.mu.Unlock()
+	if err := h.run("start", "myapp", "--wait-timeout", "30ms"); err == nil || !strings.Contains(err.Error(), "did not start within 30ms") {
+		t.Errorf("--wait-timeout 30ms: err = %v", err)
+	}
+}
