@@ -22,6 +22,11 @@ func TestHelp(t *testing.T) {
 			t.Fatalf("pando %s --help exited %d", verb, code)
 		}
 	}
+	for _, topic := range [][]string{{"help"}, {"help", "scale"}, {"help", "cell", "drain"}} {
+		if code := run(context.Background(), topic); code != 0 {
+			t.Fatalf("pando %v exited %d", topic, code)
+		}
+	}
 }
 
 // A bad flag value and an unknown verb are worded for users by the real
@@ -34,6 +39,7 @@ func TestRun_usageErrorsAreWordedForUsers(t *testing.T) {
 		{[]string{"scale", "web", "-i", "x"}, `error: invalid argument "x" for "-i, --instances" flag: not a whole number ('pando help scale' lists its flags)` + "\n"},
 		{[]string{"cell", "drain", "c1", "--timeout", "5"}, `('pando help cell drain' lists its flags)` + "\n"},
 		{[]string{"ssh", "web"}, `error: unknown command "ssh" for "pando"; did you mean 'push'? ('pando --help' lists the verbs)` + "\n"},
+		{[]string{"help", "nope"}, `error: unknown help topic "nope" ('pando --help' lists the verbs)` + "\n"},
 	} {
 		r, w, err := os.Pipe()
 		if err != nil {

@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string) int {
 	}
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
+	cli.StrictHelp(root)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {

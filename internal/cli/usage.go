@@ -69,3 +69,23 @@ func unknownCommand(msg string) (string, bool) {
 	}
 	return out + " ('pando --help' lists the verbs)", true
 }
+
+// StrictHelp makes 'pando help TOPIC' with an unknown topic an error (exit
+// status 1) saying where the verbs are listed, instead of cobra's usage
+// text with exit status 0. Call it once every command is added.
+func StrictHelp(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "help" || c.Run == nil {
+			continue
+		}
+		show := c.Run
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if found, _, err := root.Find(args); err != nil || found == nil {
+				return fmt.Errorf("unknown help topic %q ('%s --help' lists the verbs)", strings.Join(args, " "), root.Name())
+			}
+			show(cmd, args)
+			return nil
+		}
+	}
+}
