@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -52,15 +53,19 @@ func run(ctx context.Context, args []string) int {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(cli.FlagError)
 	root.AddGroup(cli.Groups()...)
+	daemons := map[*cobra.Command]bool{}
 	for _, c := range []*cobra.Command{serverCmd(), apiCmd(), cellCmd(streams), routerCmd()} {
 		c.GroupID = cli.GroupPlatform
 		root.AddCommand(c)
+		daemons[c] = true
 	}
 	root.AddCommand(builder.NewCommand(), launcher.NewCommand(), staticserver.NewCommand())
 	root.AddCommand(cli.NewCommands(streams)...)
+	cli.StrictHelp(root)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
@@ -71,7 +76,23 @@ func run(ctx context.Context, args []string) int {
 		}
 		return coded.ExitCode()
 	}
+	if daemons[cmd] {
+		// The client's hints (pando endpoint, pando login) are not for
+		// the platform's own processes.
+		fmt.Fprintf(os.Stderr, "error: %s%s\n", err, dialHint(err))
+		return 1
+	}
 	return cli.ReportError(os.Stderr, err)
+}
+
+// dialHint says what a refused or unanswered connection of a platform
+// process means, or "".
+func dialHint(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return " (nothing answers there: is that server running, and is the address right?)"
+	}
+	return ""
 }
 
 // parsePrefix reads "10.0.0.0/8" or a single address.

@@ -253,6 +253,9 @@ func collectFiles(root string) ([]appFile, error) {
 // archiveFiles lists the regular files of a zip archive.
 func archiveFiles(p string) ([]appFile, error) {
 	zr, err := zip.OpenReader(p)
+	if errors.Is(err, zip.ErrFormat) {
+		return nil, fmt.Errorf("app path %s is not a zip file (%w): a .zip, .jar or .war must be one; give the app's directory otherwise", p, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", p, err)
 	}

@@ -125,6 +125,14 @@ func TestCollectFiles_fromAnArchiveRejectsUnsafeNames(t *testing.T) {
 	if _, err := collectFiles(filepath.Join(dir, "nope")); err == nil {
 		t.Error("missing path accepted")
 	}
+	notZip := filepath.Join(dir, "built.jar")
+	if err := os.WriteFile(notZip, []byte("not a zip\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := "app path " + notZip + " is not a zip file (zip: not a valid zip file): a .zip, .jar or .war must be one; give the app's directory otherwise"
+	if _, err := collectFiles(notZip); err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
 }
 
 func makeZip(t *testing.T, p string, files map[string]string) {

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"archive/zip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -137,10 +139,29 @@ func prepareBuildpackZip(src string) (*buildpackZip, error) {
 		return nil, fmt.Errorf("buildpack: %w", err)
 	}
 	if !fi.IsDir() {
+		zr, err := zip.OpenReader(src)
+		if err != nil {
+			return nil, fmt.Errorf("buildpack %s is not a zip file (%v): give a buildpack's .zip or its directory", src, err)
+		}
+		names := make([]string, 0, len(zr.File))
+		for _, f := range zr.File {
+			names = append(names, f.Name)
+		}
+		zr.Close()
+		if err := checkBuildpackFiles(src, names, false); err != nil {
+			return nil, err
+		}
 		return &buildpackZip{path: src, filename: filepath.Base(src), size: fi.Size(), cleanup: func() {}}, nil
 	}
 	files, err := collectFiles(src)
 	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for _, f := range files {
+		names = append(names, f.rel)
+	}
+	if err := checkBuildpackFiles(src, names, true); err != nil {
 		return nil, err
 	}
 	tmp, err := os.CreateTemp("", "pando-buildpack-*.zip")
@@ -160,6 +181,34 @@ func prepareBuildpackZip(src string) (*buildpackZip, error) {
 	}
 	z.size = fi.Size()
 	return z, nil
+}
+
+// checkBuildpackFiles refuses, before anything is created on the server,
+// a buildpack without the scripts the builder runs (the server checks the
+// same; refused there, the buildpack is left waiting for an upload).
+func checkBuildpackFiles(src string, names []string, dir bool) error {
+	have := map[string]bool{}
+	nested := ""
+	for _, n := range names {
+		n = strings.TrimPrefix(path.Clean(strings.ReplaceAll(n, "\\", "/")), "./")
+		have[n] = true
+		if i := strings.Index(n, "/bin/"); i > 0 && nested == "" {
+			switch n[i+len("/bin/"):] {
+			case "compile", "supply", "finalize":
+				nested = n[:i]
+			}
+		}
+	}
+	if have["bin/compile"] || have["bin/supply"] || have["bin/finalize"] {
+		return nil
+	}
+	switch {
+	case !dir && nested != "":
+		return fmt.Errorf("buildpack %s has its scripts under %s/bin, not bin/ at the zip's root: zip the contents of %s, not the directory itself (or give the directory)", src, nested, nested)
+	case nested != "":
+		return fmt.Errorf("buildpack directory %s has its scripts under %s/bin: give %s", src, nested, filepath.Join(src, nested))
+	}
+	return fmt.Errorf("buildpack %s has no bin/compile, bin/supply or bin/finalize: a buildpack needs bin/detect, bin/release and bin/finalize (or bin/compile; bin/supply for one that is not last)", src)
 }
 
 func (s *session) uploadBuildpackZip(ctx context.Context, bp *api.Buildpack, z *buildpackZip) error {

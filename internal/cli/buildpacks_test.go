@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"archive/zip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -168,13 +169,73 @@ func (fb *fakeBuildpacks) serve(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func buildpackZipFile(t *testing.T) string {
+// buildpackZipFile writes a buildpack zip with the given entries (by
+// default bin/detect, bin/finalize and bin/release at its root).
+func buildpackZipFile(t *testing.T, entries ...string) string {
 	t.Helper()
+	if entries == nil {
+		entries = []string{"bin/detect", "bin/finalize", "bin/release"}
+	}
 	p := filepath.Join(t.TempDir(), "my_buildpack.zip")
-	if err := os.WriteFile(p, []byte("zipbytes"), 0o644); err != nil {
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	for _, e := range entries {
+		w, err := zw.Create(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(w, "#!/bin/sh\n")
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A buildpack without the scripts the builder runs, or a zip of the
+// directory instead of its contents, is refused before anything is
+// created on the server, saying what to give instead.
+func TestCreateBuildpack_refusesOneWithoutScriptsBeforeCreatingIt(t *testing.T) {
+	dirOnly := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dirOnly, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirOnly, "bin", "detect"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(parent, "mybp", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "mybp", "bin", "compile"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notZip := filepath.Join(t.TempDir(), "bp.zip")
+	if err := os.WriteFile(notZip, []byte("not a zip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{dirOnly, "has no bin/compile, bin/supply or bin/finalize: a buildpack needs bin/detect, bin/release and bin/finalize"},
+		{buildpackZipFile(t, "bin/detect"), "has no bin/compile, bin/supply or bin/finalize"},
+		{buildpackZipFile(t, "mybp/bin/detect", "mybp/bin/supply"), "has its scripts under mybp/bin, not bin/ at the zip's root: zip the contents of mybp, not the directory itself"},
+		{parent, "has its scripts under mybp/bin: give " + filepath.Join(parent, "mybp")},
+		{notZip, "is not a zip file"},
+	} {
+		fb, h := buildpackHarness(t)
+		err := h.run("create-buildpack", "my_buildpack", tc.src, "1")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("create-buildpack %s: %v, want %q", tc.src, err, tc.want)
+		}
+		if calls, _ := fb.snapshot(); len(calls) != 0 {
+			t.Errorf("create-buildpack %s: calls %v, want none", tc.src, calls)
+		}
+	}
 }
 
 func buildpackHarness(t *testing.T) (*fakeBuildpacks, *harness) {
@@ -201,7 +262,7 @@ func TestCreateBuildpack_reusesOneLeftAwaitingUpload(t *testing.T) {
 	if len(patches) != 1 || !mapsEqual(patches[0], map[string]any{"position": 1.0}) {
 		t.Errorf("patches = %v", patches)
 	}
-	if fb.uploads[guid] != "my_buildpack.zip:zipbytes" {
+	if want, _ := os.ReadFile(zip); fb.uploads[guid] != "my_buildpack.zip:"+string(want) {
 		t.Errorf("upload = %q", fb.uploads[guid])
 	}
 	if b := fb.get(guid); b["position"] != 1 || b["state"] != "READY" {

@@ -27,8 +27,9 @@ Each instance on it keeps serving until its replacement is running on
 another cell, then stops; one that no other cell can take (none healthy,
 none with room or the stack) stops after its requests in flight finish
 and waits UNCLAIMED for a cell. The command waits, showing the instances left,
-until none is left or --timeout passes. The cell stays draining (no new
-work) until it restarts.`,
+until none is left or --timeout passes (a crashed instance, which holds no
+container and starts elsewhere after its backoff, is not waited for). The
+cell stays draining (no new work) until it restarts.`,
 		Example: "  pando cell drain cell-1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,11 +55,15 @@ func (s *session) drainCell(ctx context.Context, id string, timeout time.Duratio
 	s.out("Draining cell %s as %s...\n", id, s.user())
 	saidStranded := false
 	stranded := func(cell *api.Cell, takers int) {
-		if cell == nil || len(cell.Instances) == 0 || takers > 0 || saidStranded {
+		if cell == nil || takers > 0 || saidStranded {
+			return
+		}
+		held, _ := drainCount(cell)
+		if held == 0 {
 			return
 		}
 		s.out("  No other cell can take the %s on %s: each stops once its requests in flight finish (a few seconds), and waits UNCLAIMED until a cell joins ('pando cell --join') or this one restarts.\n",
-			plural(len(cell.Instances), "instance"), id)
+			plural(held, "instance"), id)
 		saidStranded = true
 	}
 	// The server withdraws instances no cell can take at once: look first.
@@ -80,9 +85,13 @@ func (s *session) drainCell(ctx context.Context, id string, timeout time.Duratio
 			s.out("Cell %s is gone: it unregistered.\n", id)
 			return nil
 		}
-		left := len(cell.Instances)
+		left, crashed := drainCount(cell)
 		if left == 0 {
 			s.out("Cell %s is drained: no instances left on it. It takes no new work until it restarts.\n", id)
+			if crashed > 0 {
+				s.out("Crashed there and waiting to restart (no container left on it): %s; each starts on another cell when its crash backoff ends.\n",
+					plural(crashed, "instance"))
+			}
 			return nil
 		}
 		if left != last {
@@ -100,6 +109,21 @@ func (s *session) drainCell(ctx context.Context, id string, timeout time.Duratio
 		case <-time.After(s.pollMax):
 		}
 	}
+}
+
+// drainCount splits a cell's instances into those it still holds and
+// those that crashed there: a crashed instance has no container left and
+// is started on another cell when its crash backoff ends (minutes, up to
+// 16), so a drain does not wait for it.
+func drainCount(cell *api.Cell) (held, crashed int) {
+	for _, in := range cell.Instances {
+		if in.State == "CRASHED" {
+			crashed++
+		} else {
+			held++
+		}
+	}
+	return held, crashed
 }
 
 // drainView finds the cell id among cells and counts the other cells that

@@ -18,6 +18,7 @@ type fakeDrain struct {
 	drained []string
 	left    int  // instances on cell-a
 	stuck   bool // they never leave
+	crashed int  // CRASHED instances listed on cell-a, waiting out their backoff: they never leave
 	others  []map[string]any
 }
 
@@ -35,6 +36,9 @@ func (fd *fakeDrain) serve(f *fakeCF) func(w http.ResponseWriter, r *http.Reques
 			insts := []any{}
 			for i := 0; i < fd.left; i++ {
 				insts = append(insts, map[string]any{"app_name": "shop", "process_type": "web", "index": i, "state": "RUNNING"})
+			}
+			for i := 0; i < fd.crashed; i++ {
+				insts = append(insts, map[string]any{"app_name": "flaky", "process_type": "web", "index": i, "state": "CRASHED"})
 			}
 			if len(fd.drained) > 0 && fd.left > 0 && !fd.stuck {
 				fd.left--
@@ -96,6 +100,28 @@ func TestCellDrain_waitsUntilTheCellIsEmpty(t *testing.T) {
 	}
 	if len(fd.drained) != 1 {
 		t.Errorf("drain requests: %v", fd.drained)
+	}
+}
+
+// A crashed instance still listed on the cell holds no container there and
+// starts elsewhere when its backoff ends (up to 16 minutes): the drain is
+// done without waiting for it, and says so.
+func TestCellDrain_doesNotWaitForCrashedInstances(t *testing.T) {
+	fd := &fakeDrain{left: 2, crashed: 2, others: []map[string]any{healthyCell}}
+	h, run := drainHarness(t, fd)
+	if err := run("cell", "drain", "cell-a", "--timeout", "5s"); err != nil {
+		t.Fatalf("drain with crashed instances on the cell: %v\nstdout: %s", err, h.out)
+	}
+	out := h.out.String()
+	for _, want := range []string{"2 instances left on cell-a", "1 instance left on cell-a",
+		"Cell cell-a is drained: no instances left on it.",
+		"Crashed there and waiting to restart (no container left on it): 2 instances; each starts on another cell when its crash backoff ends."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "4 instances") || strings.Contains(out, "3 instances") {
+		t.Errorf("crashed instances counted as left on the cell:\n%s", out)
 	}
 }
 

@@ -48,6 +48,12 @@ type env struct {
 	// statsPoll is the stats polling interval on servers without Pando's
 	// long-poll endpoint.
 	statsPoll time.Duration
+	// startWaitMin and startWaitMargin make the default wait for
+	// instances (see session.startWait).
+	startWaitMin, startWaitMargin time.Duration
+	// cellHintEvery is how often a wait for starting instances reads what
+	// the cells logged about them (see cellHints).
+	cellHintEvery time.Duration
 	// drainIdle: after staging ends, keep reading staging lines until the
 	// stream is quiet this long (bounded by drainMax).
 	drainIdle, drainMax time.Duration
@@ -70,6 +76,10 @@ func defaultEnv(streams IOStreams) *env {
 		statsPoll:  250 * time.Millisecond,
 		drainIdle:  50 * time.Millisecond,
 		drainMax:   3 * time.Second,
+
+		cellHintEvery:   3 * time.Second,
+		startWaitMin:    2 * time.Minute,
+		startWaitMargin: 30 * time.Second,
 
 		reconnectMin: time.Second,
 		reconnectMax: 5 * time.Second,
@@ -96,8 +106,17 @@ func ReportError(w io.Writer, err error) int {
 		return 1
 	}
 	msg := err.Error()
+	if m, ok := unknownCommand(msg); ok {
+		fmt.Fprintf(w, "error: %s\n", m)
+		return 1
+	}
 	var op *net.OpError
+	var dnsErr *net.DNSError
 	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound && strings.HasSuffix(strings.TrimSuffix(dnsErr.Name, "."), ".localhost"):
+		msg += " (this machine does not resolve *.localhost names: use the API's IP address, e.g. 'pando login -a http://127.0.0.1:9022')"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		msg += " (no such host name: is the API URL right? 'pando endpoint' shows it)"
 	case errors.As(err, &op) && op.Op == "dial" && op.Addr != nil && strings.HasSuffix(LocalAPI, "//"+op.Addr.String()):
 		msg += " (is the local server running? start it with 'pando server')"
 	case errors.As(err, &op) && op.Op == "dial" && op.Addr != nil:
@@ -105,6 +124,7 @@ func ReportError(w io.Writer, err error) int {
 	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
 		msg += " (the server speaks plain HTTP: log in with an http:// URL, e.g. 'pando login -a http://HOST:PORT')"
 	}
+	msg += quotaHint(msg)
 	msg += certificateHint(err)
 	fmt.Fprintf(w, "error: %s\n", msg)
 	return 1

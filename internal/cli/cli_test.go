@@ -63,6 +63,7 @@ func newHarness(t *testing.T) *harness {
 	e.loc = time.UTC
 	e.pollMin, e.pollMax = time.Millisecond, 10*time.Millisecond
 	e.statsPoll = 5 * time.Millisecond
+	e.cellHintEvery = 0
 	// The fake ends its stream after the last line: a long idle wait
 	// proves the drain does not depend on timing.
 	e.drainIdle, e.drainMax = 10*time.Second, 10*time.Second

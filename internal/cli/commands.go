@@ -65,8 +65,11 @@ func (e *env) platformCommand(use, short string, run func(ctx context.Context, s
 }
 
 func waitFlag(cmd *cobra.Command, d *time.Duration) {
-	cmd.Flags().DurationVar(d, "wait-timeout", 2*time.Minute, "how long to wait for instances to run")
+	cmd.Flags().DurationVar(d, "wait-timeout", 0, waitTimeoutHelp)
 }
+
+// waitTimeoutHelp describes --wait-timeout; its default (0) is startWait's.
+const waitTimeoutHelp = "how long to wait for instances to run (default 2m, or the start timeout (-t) plus 30s when longer)"
 
 func (e *env) startCmd() *cobra.Command {
 	var wait time.Duration
@@ -337,6 +340,15 @@ func (e *env) unsetEnvCmd() *cobra.Command {
 	return e.appVerb("unset-env NAME VAR", "Remove an app environment variable", 2,
 		func(ctx context.Context, s *session, app *api.App, args []string) error {
 			s.out("Removing env variable %s from app %s in %s...\n", args[1], app.Name, s.where())
+			env, err := s.c.AppEnv(ctx, app.GUID)
+			if err != nil {
+				return err
+			}
+			if _, set := env.EnvironmentVariables[args[1]]; !set {
+				// As cf: nothing changes, so no restage is needed either.
+				s.out("Env variable %s was not set.\nOK\n", args[1])
+				return nil
+			}
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: nil}); err != nil {
 				return err
 			}

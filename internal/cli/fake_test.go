@@ -53,6 +53,9 @@ type fakeCF struct {
 	stats      [][]statEntry
 	buildpacks []string
 	envelopes  []fakeEnvelope // log-cache content, oldest first
+	// startTimeout is the web process's health check timeout in seconds
+	// (nil: none set).
+	startTimeout *int
 
 	// extra, when set, answers authorized requests first; it returns
 	// false to leave a request to the routes below.
@@ -355,11 +358,11 @@ func (f *fakeCF) serve(w http.ResponseWriter, r *http.Request) {
 		f.writeJSON(w, 200, f.appJSON())
 	case route == "GET /v3/apps/"+appGUID+"/processes":
 		f.mu.Lock()
-		n := f.instances
+		n, startTimeout := f.instances, f.startTimeout
 		f.mu.Unlock()
 		f.writeJSON(w, 200, f.list(map[string]any{
 			"guid": appGUID, "type": "web", "instances": n, "memory_in_mb": 256, "disk_in_mb": 1024, "command": nil,
-			"health_check":  map[string]any{"type": "port", "data": map[string]any{"timeout": nil, "invocation_timeout": nil}},
+			"health_check":  map[string]any{"type": "port", "data": map[string]any{"timeout": startTimeout, "invocation_timeout": nil}},
 			"relationships": map[string]any{"app": map[string]any{"data": map[string]any{"guid": appGUID}}},
 		}))
 	case route == "GET /pando/v1/processes/"+appGUID+"/stats":
@@ -523,7 +526,9 @@ func (f *fakeCF) serveRead(w http.ResponseWriter, r *http.Request) {
 	if q.Get("envelope_types") != "LOG" {
 		f.t.Errorf("read envelope_types = %q", q.Get("envelope_types"))
 	}
+	f.mu.Lock()
 	envs := append([]fakeEnvelope(nil), f.envelopes...)
+	f.mu.Unlock()
 	if q.Get("descending") == "true" {
 		for i, j := 0, len(envs)-1; i < j; i, j = i+1, j-1 {
 			envs[i], envs[j] = envs[j], envs[i]

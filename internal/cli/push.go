@@ -59,7 +59,7 @@ func (e *env) pushCmd() *cobra.Command {
 	fl.BoolVar(&f.noStart, "no-start", false, "upload only: do not stage or start")
 	fl.BoolVar(&f.noRoute, "no-route", false, "do not map a route")
 	fl.BoolVar(&f.randomRoute, "random-route", false, "map NAME-RANDOM.DOMAIN instead of NAME.DOMAIN (when the app has no route)")
-	fl.DurationVar(&waitTimeout, "wait-timeout", 2*time.Minute, "how long to wait for instances to run")
+	fl.DurationVar(&waitTimeout, "wait-timeout", 0, waitTimeoutHelp)
 	return cmd
 }
 

@@ -68,6 +68,11 @@ func (s *session) waitStarted(ctx context.Context, app *api.App, timeout time.Du
 	if err != nil {
 		return fmt.Errorf("list processes: %w", err)
 	}
+	if timeout <= 0 {
+		for _, p := range procs {
+			timeout = max(timeout, s.startWait(p))
+		}
+	}
 	deadline := s.now().Add(timeout)
 	for _, p := range procs {
 		if p.Instances == 0 {
@@ -78,6 +83,18 @@ func (s *session) waitStarted(ctx context.Context, app *api.App, timeout time.Du
 		}
 	}
 	return nil
+}
+
+// startWait is how long a wait for p's instances lasts when
+// --wait-timeout is not given: startWaitMin, or p's start timeout (-t, up
+// to 180 s) plus startWaitMargin when that is longer, so that an instance
+// allowed a long start is not given up on while it may still pass.
+func (s *session) startWait(p api.Process) time.Duration {
+	d := s.startWaitMin
+	if t := p.HealthCheck.Data.Timeout; t != nil && *t > 0 {
+		d = max(d, time.Duration(*t)*time.Second+s.startWaitMargin)
+	}
+	return d
 }
 
 // crashWatch reports the crash reasons the API gives for instances that
@@ -111,11 +128,17 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 	since := ""
 	shown := ""
 	crashes := &crashWatch{shown: map[string]bool{}}
+	hints := newCellHints(ctx, s, app)
+	starting := false
 	for {
 		var st *api.Stats
 		var err error
 		if longPoll {
 			wait := min(30*time.Second, max(time.Second, deadline.Sub(s.now())))
+			if starting {
+				// Come back in time to show what the cells log about them.
+				wait = min(wait, max(time.Second, s.cellHintEvery))
+			}
 			st, err = s.c.WaitStats(ctx, p.GUID, since, wait)
 			if errors.Is(err, api.ErrUnsupported) {
 				longPoll = false
@@ -143,6 +166,10 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 		if c.running >= p.Instances && c.running == c.total {
 			return nil
 		}
+		starting = c.starting > 0
+		if starting {
+			hints.show(ctx)
+		}
 		if !s.now().Before(deadline) {
 			why := ""
 			switch {
@@ -167,6 +194,51 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 			}
 		}
 		since = st.StateHash
+	}
+}
+
+// cellHints shows, while instances start, the errors the cells log about
+// them (e.g. "app is listening on [::]:3000, not on 0.0.0.0:$PORT=8080"),
+// each once: a wait would otherwise be silent until the start timeout
+// (60 s by default) although the cause is known after a few seconds.
+type cellHints struct {
+	s     *session
+	app   *api.App
+	after int64 // lines up to this log time were there before the wait
+	next  time.Time
+	shown map[string]bool
+}
+
+// newCellHints notes the newest log line's time, so that only what the
+// cells log during this wait is shown (the server's clock, not ours).
+func newCellHints(ctx context.Context, s *session, app *api.App) *cellHints {
+	h := &cellHints{s: s, app: app, shown: map[string]bool{}}
+	if lines, err := s.c.ReadLogs(ctx, app.GUID, -1, 1, true); err == nil && len(lines) > 0 {
+		h.after = lines[0].Timestamp
+	}
+	return h
+}
+
+// show prints the cells' new ERR lines, at most once per cellHintEvery. A
+// failed read is skipped: the hints are a help, the wait goes on.
+func (h *cellHints) show(ctx context.Context) {
+	now := h.s.now()
+	if now.Before(h.next) {
+		return
+	}
+	h.next = now.Add(h.s.cellHintEvery)
+	lines, err := h.s.c.ReadLogs(ctx, h.app.GUID, h.after+1, 100, true)
+	if err != nil {
+		return
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := lines[i]
+		key := l.InstanceID + " " + l.Payload
+		if l.SourceType != "CELL" || l.Type != "ERR" || l.Timestamp <= h.after || h.shown[key] {
+			continue
+		}
+		h.shown[key] = true
+		h.s.out("   %s\n", h.s.formatLogLine(l))
 	}
 }
 

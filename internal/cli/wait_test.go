@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,77 @@ func TestPlacementHint_namesWhatToDo(t *testing.T) {
 		if got := placementHint(reason); !strings.Contains(got, want) {
 			t.Errorf("placementHint(%q) = %q, want it to say %q", reason, got, want)
 		}
+	}
+}
+
+// What a cell logs as an error about starting instances (a wrong port,
+// found after 3 s) is shown while the wait goes on, once, instead of
+// only after the start timeout; lines from before the wait are not.
+func TestWait_showsWhatTheCellLogsAboutStartingInstances(t *testing.T) {
+	f, h := startHarness(t, 1, [][]statEntry{
+		{{state: "STARTING"}}, {{state: "STARTING"}}, {{state: "STARTING"}}, {{state: "STARTING"}},
+		{{state: "RUNNING"}},
+	})
+	old := "Timed out after 1m0s: health check never passed."
+	wrongPort := "app is listening on [::]:3000, not on 0.0.0.0:$PORT=8080: listen on $PORT on all interfaces"
+	f.mu.Lock()
+	f.envelopes = []fakeEnvelope{{ts: 100e9, sourceType: "CELL", instance: "0", typ: "ERR", payload: old}}
+	f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/stats") && r.URL.Query().Get("since") == "h1" {
+			f.mu.Lock()
+			f.envelopes = append(f.envelopes,
+				fakeEnvelope{ts: 200e9, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Starting health monitoring of container"},
+				fakeEnvelope{ts: 201e9, sourceType: "APP/PROC/WEB", instance: "0", typ: "ERR", payload: "listening on 3000"},
+				fakeEnvelope{ts: 203e9, sourceType: "CELL", instance: "0", typ: "ERR", payload: wrongPort})
+			f.mu.Unlock()
+		}
+		return false
+	}
+	f.mu.Unlock()
+	if err := h.run("start", "myapp"); err != nil {
+		t.Fatalf("start: %v\nstdout:\n%s\nstderr:\n%s", err, h.out, h.err)
+	}
+	out := h.out.String()
+	if n := strings.Count(out, "[CELL/0] ERR "+wrongPort+"\n"); n != 1 {
+		t.Errorf("the cell's error shown %d times, want once:\n%s", n, out)
+	}
+	if i, j := strings.Index(out, wrongPort), strings.Index(out, "web: 1 of 1 instances running"); i < 0 || j < i {
+		t.Errorf("the cell's error is not shown while the instance starts:\n%s", out)
+	}
+	for _, no := range []string{old, "Starting health monitoring", "listening on 3000"} {
+		if strings.Contains(out, no) {
+			t.Errorf("shown %q (before the wait, or not a cell error):\n%s", no, out)
+		}
+	}
+}
+
+// Without --wait-timeout, the wait lasts at least the process's start
+// timeout (-t) plus a margin: an instance allowed a long start is not
+// given up on while it may still become healthy.
+func TestWait_byDefaultOutlastsTheStartTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		startTimeout *int
+		want         string
+	}{
+		{nil, "did not start within 20ms"},
+		{new(1), "did not start within 1.05s"},
+	} {
+		f, h := startHarness(t, 1, [][]statEntry{{{state: "STARTING"}}})
+		f.mu.Lock()
+		f.startTimeout = tc.startTimeout
+		f.mu.Unlock()
+		h.env.startWaitMin, h.env.startWaitMargin = 20*time.Millisecond, 50*time.Millisecond
+		err := h.run("start", "myapp")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("start timeout %v: err = %v, want %q", tc.startTimeout, err, tc.want)
+		}
+	}
+	// An explicit --wait-timeout is kept as it is.
+	f, h := startHarness(t, 1, [][]statEntry{{{state: "STARTING"}}})
+	f.mu.Lock()
+	f.startTimeout = new(60)
+	f.mu.Unlock()
+	if err := h.run("start", "myapp", "--wait-timeout", "30ms"); err == nil || !strings.Contains(err.Error(), "did not start within 30ms") {
+		t.Errorf("--wait-timeout 30ms: err = %v", err)
 	}
 }

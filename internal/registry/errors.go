@@ -138,7 +138,7 @@ func (c *Client) classify(ctx context.Context, err error, ref, host string, cred
 	case errors.As(err, &certErr), errors.As(err, &x509Err), errors.As(err, &hostErr):
 		return mk(Unreachable, "cannot reach registry %s over TLS: %v", host, err)
 	case errors.As(err, &plain):
-		return mk(Unreachable, "registry %s answers only plain HTTP; plain HTTP is allowed only for registries listed as insecure (--insecure-registry %s)", host, host)
+		return mk(Unreachable, "registry %s answers only plain HTTP, which Pando allows only for registries its operator lists as insecure (pando server --insecure-registry %s, and the same on each pando cell)", host, host)
 	case errors.As(err, &timeout):
 		return mk(Unreachable, "%s while resolving %s", timeout.Error(), ref)
 	case errors.As(err, &large):

@@ -227,6 +227,41 @@ func TestResolve_anImageWithoutLinuxAMD64FailsClearly(t *testing.T) {
 	}
 }
 
+// An image whose config names no platform says so, not "it is /".
+func TestResolve_anImageWithoutPlatformSaysSo(t *testing.T) {
+	host := registrytest.InProcess(t, nil)
+	img := testImage(t, "amd64", v1.Config{})
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "", ""
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	registrytest.Push(t, host+"/noplatform:1", img, "", "")
+	c := newClient(t, registry.Options{Insecure: []string{host}})
+	_, err = c.Resolve(context.Background(), host+"/noplatform:1", nil)
+	want := `no linux/amd64 image in ` + host + `/noplatform:1 (its config names no platform: os "", architecture ""; the image's builder must set them)`
+	if registry.KindOf(err) != registry.NoPlatform || err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v (kind %q), want %q", err, registry.KindOf(err), want)
+	}
+}
+
+// A plain-HTTP registry not listed as insecure is named with the flag
+// that lists it and who sets it (the operator, on the server and cells).
+func TestResolve_aPlainHTTPRegistryNotListedNamesTheOperatorsFlag(t *testing.T) {
+	host := registrytest.InProcess(t, nil)
+	registrytest.Push(t, host+"/plain:1", testImage(t, "amd64", v1.Config{}), "", "")
+	c := newClient(t, registry.Options{})
+	_, err := c.Resolve(context.Background(), host+"/plain:1", nil)
+	want := "registry " + host + " answers only plain HTTP, which Pando allows only for registries its operator lists as insecure (pando server --insecure-registry " + host + ", and the same on each pando cell)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}
+
 // basicAuth lets only user:pass through, as a registry with htpasswd does.
 func basicAuth(user, pass string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {

@@ -214,7 +214,11 @@ func (c *Client) fill(ctx context.Context, out *Image, repo name.Repository, img
 		return c.classify(ctx, err, ref, host, creds, BadImage)
 	}
 	if cfg.OS != "linux" || cfg.Architecture != "amd64" {
-		return &Error{Kind: NoPlatform, Ref: ref, Message: fmt.Sprintf("no linux/amd64 image in %s (it is %s/%s)", ref, cfg.OS, cfg.Architecture)}
+		it := "it is " + cfg.OS + "/" + cfg.Architecture
+		if cfg.OS == "" || cfg.Architecture == "" {
+			it = fmt.Sprintf("its config names no platform: os %q, architecture %q; the image's builder must set them", cfg.OS, cfg.Architecture)
+		}
+		return &Error{Kind: NoPlatform, Ref: ref, Message: fmt.Sprintf("no linux/amd64 image in %s (%s)", ref, it)}
 	}
 	if n := len(cfg.RootFS.DiffIDs); n != 0 && n != len(out.Layers) {
 		return c.badImage(ref, "image %s: the config lists %d layers, the manifest %d", ref, n, len(out.Layers))

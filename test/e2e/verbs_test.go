@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,8 @@ func TestPush_appThatNeverListensCrashesAtItsStartTimeout(t *testing.T) {
 }
 
 // TestPush_appOnTheWrongPortIsToldWhatItListensOn: an app that listens,
-// but not on $PORT, is told within seconds in its logs what it listens on,
+// but not on $PORT, is told within seconds in its logs what it listens on;
+// pando push shows that line while it waits (before the start timeout),
 // and pando push and pando app name it in the crash reason.
 func TestPush_appOnTheWrongPortIsToldWhatItListensOn(t *testing.T) {
 	s := sharedServer(t)
@@ -56,14 +58,22 @@ func TestPush_appOnTheWrongPortIsToldWhatItListensOn(t *testing.T) {
 	dir := writeFiles(t, t.TempDir(), map[string]string{"index.html": "hi\n"})
 
 	r := s.pandoWithin(t, pushTimeout, "push", name, "-p", dir, "-b", "binary_buildpack",
-		"-c", "exec busybox httpd -f -p 3000 -h /home/vcap/app", "-t", "6")
+		"-c", "exec busybox httpd -f -p 3000 -h /home/vcap/app", "-t", "15")
 	if r.code == 0 {
 		t.Fatalf("push of an app on the wrong port: want a non-zero exit\n%s", r)
 	}
 	const said = `app is listening on \[::\]:3000, not on 0\.0\.0\.0:\$PORT=8080: listen on \$PORT on all interfaces`
 	requireOutput(t, r,
-		`health check timed out after 6s: instance never healthy: Failed to make TCP connection to port 8080: connection refused \(`+said+`\)`,
+		`health check timed out after 15s: instance never healthy: Failed to make TCP connection to port 8080: connection refused \(`+said+`\)`,
 		`\[CELL/0\] ERR `+said)
+	// Shown while waiting: on stdout before the instance reads crashed
+	// (the cell logs it after 3 s of failed checks, the push reads the
+	// cells' errors every 3 s, the start timeout is 15 s).
+	hint := regexp.MustCompile(`\[CELL/0\] ERR ` + said).FindStringIndex(r.stdout)
+	crashed := strings.Index(r.stdout, "web: 0 of 1 instances running, 1 crashed")
+	if hint == nil || crashed < 0 || hint[0] > crashed {
+		t.Errorf("pando push did not show the cell's error while it waited:\n%s", r)
+	}
 
 	app := s.mustPando(t, "app", name)
 	requireOutput(t, app, said)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -210,6 +211,12 @@ func (c *Client) renew(ctx context.Context, stale string) error {
 		if err == nil {
 			c.store(nt)
 			return nil
+		}
+		var transport net.Error
+		if errors.As(err, &transport) {
+			// The server did not answer: the session may well be
+			// valid, and logging in again would meet the same wall.
+			return fmt.Errorf("renew the session: %w", err)
 		}
 		errs = append(errs, err)
 	}

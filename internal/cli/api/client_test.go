@@ -341,3 +341,23 @@ func TestAwaitBuild_ridesOutAServerRestart(t *testing.T) {
 		t.Fatalf("refused connections ended the wait after %s, before OutageWait", d)
 	}
 }
+
+// A session whose access token expired while the server is down is not
+// "expired": renewing it failed because nothing answered, and the error
+// says that (logging in again would fail the same way).
+func TestRenew_unreachableServerIsNotAnExpiredSession(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there any more
+	c, err := New(Config{URL: url, Tokens: Tokens{Access: jwtWithExp(time.Now().Add(-time.Hour)), Refresh: "r1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Stacks(context.Background())
+	if err == nil {
+		t.Fatal("no error from a server that is down")
+	}
+	if msg := err.Error(); strings.Contains(msg, "session expired") || !strings.Contains(msg, "renew the session: ") || !strings.Contains(msg, "cannot reach the API at "+url) {
+		t.Errorf("error %q: want a renewal that could not reach the API, not an expired session", msg)
+	}
+}

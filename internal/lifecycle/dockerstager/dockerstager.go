@@ -100,7 +100,11 @@ func (s *Stager) Stage(ctx context.Context, req pando.StagingRequest, out func(l
 	for _, l := range img.Layers {
 		size += l.Size
 	}
-	out(fmt.Sprintf("Image %s: %d layers, %s compressed", img.Pinned, len(img.Layers), humanSize(size)))
+	layers := "1 layer"
+	if len(img.Layers) != 1 {
+		layers = strconv.Itoa(len(img.Layers)) + " layers"
+	}
+	out(fmt.Sprintf("Image %s: %s, %s compressed", img.Pinned, layers, humanSize(size)))
 
 	md := Metadata(img.Config)
 	if len(md.Ports) == 0 {

@@ -132,6 +132,39 @@ func TestStage_pinsTheDigestAndReturnsTheExecutionMetadata(t *testing.T) {
 	}
 }
 
+// The layer count reads as English: "1 layer", "2 layers".
+func TestStage_saysHowManyLayers(t *testing.T) {
+	host := registrytest.InProcess(t, nil)
+	one, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := one.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if one, err = mutate.ConfigFile(one, cf); err != nil {
+		t.Fatal(err)
+	}
+	oneDigest := registrytest.Push(t, host+"/one:1", one, "", "")
+	twoDigest := registrytest.Push(t, host+"/two:1", image(t, "amd64", v1.Config{}), "", "")
+	s, _ := newStager(t, host)
+	for ref, want := range map[string]string{
+		host + "/one:1": "Image " + host + "/one@" + oneDigest.String() + ": 1 layer, ",
+		host + "/two:1": "Image " + host + "/two@" + twoDigest.String() + ": 2 layers, ",
+	} {
+		_, log, err := stage(t, s, ref, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log.all(), want) {
+			t.Errorf("staging log lacks %q:\n%s", want, log.all())
+		}
+	}
+}
+
 func maps(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
