@@ -1,0 +1,25 @@
+package pando
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestFailure_logsItsFieldsNotAStructDump(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	log.Info("instance crashed", "crash", &Failure{Kind: FailureExited, ExitCode: 3})
+	var none *Failure
+	log.Info("no failure", "crash", none)
+	out := buf.String()
+	if !strings.Contains(out, "crash.kind=exited crash.exit_code=3") {
+		t.Errorf("log line lacks the failure's fields:\n%s", out)
+	}
+	for _, bad := range []string{"&{", "LimitMB", "limit_mb", "Hint"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("log line holds %q:\n%s", bad, out)
+		}
+	}
+}
