@@ -2,14 +2,15 @@ package cc
 
 // The docker push contract (trace 07) with docker apps enabled: the real
 // docker stager resolves the image against an in-process registry on
-// loopback; only the cell around it is faked (ctRuntime holds the task and
-// the test plays the cell, as TestContract05_push does).
+// loopback, run by the real cell code (a simulated cell of
+// realruntime_test.go), whose docker instances run on fake containers.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/lifecycle/dockerstager"
 	"github.com/pandoplatform/pando/internal/registry"
 	"github.com/pandoplatform/pando/internal/registry/registrytest"
@@ -58,8 +60,20 @@ var ctWebImage = v1.Config{
 // loopback and the real docker stager.
 type ctDocker struct {
 	*ctEnv
-	host   string
-	stager *dockerstager.Stager
+	host string
+	// stager is what the cell stages docker packages with.
+	stager ctStager
+}
+
+type ctStager interface {
+	Stage(ctx context.Context, req pando.StagingRequest, out func(string)) (pando.StagingResult, error)
+}
+
+// ctStagerFunc is a stager that returns what the test says.
+type ctStagerFunc func(pando.StagingRequest) (pando.StagingResult, error)
+
+func (f ctStagerFunc) Stage(_ context.Context, req pando.StagingRequest, _ func(string)) (pando.StagingResult, error) {
+	return f(req)
 }
 
 func ctNewDocker(t *testing.T, mod func(*Config)) *ctDocker {
@@ -69,35 +83,68 @@ func ctNewDocker(t *testing.T, mod func(*Config)) *ctDocker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := ctNew(t, ctOpts{hold: true, mod: func(c *Config) {
-		c.DockerEnabled = true
-		if mod != nil {
-			mod(c)
-		}
-	}})
-	return &ctDocker{ctEnv: e, host: host, stager: dockerstager.New(client)}
+	d := &ctDocker{host: host, stager: dockerstager.New(client)}
+	images := rrImages(t)
+	d.ctEnv = ctNew(t, ctOpts{
+		mod: func(c *Config) {
+			c.DockerEnabled = true
+			if mod != nil {
+				mod(c)
+			}
+		},
+		// The cell stages with the test's stager (tests may replace it
+		// before they push).
+		cell: func(c *cell.Config) {
+			c.DockerStager = func(ctx context.Context, req pando.StagingRequest, out func(string)) (pando.StagingResult, error) {
+				return d.stager.Stage(ctx, req, out)
+			}
+			c.Images = images
+		},
+	})
+	return d
 }
 
-// stageNext plays the cell for the next staging task: the docker stager's
-// lines go to the staging log, its result or failure to the API.
+// stageNext checks the staging the BBS was asked to run for build: a
+// docker staging, which the cell runs with the docker stager.
 func (e *ctDocker) stageNext(build string) pando.Task {
 	e.t.Helper()
-	task := e.nextTask()
-	if task.GUID != build || task.Staging == nil || task.Staging.DockerImage == "" || task.Staging.PackageKey != "" {
-		e.t.Fatalf("staging task %+v, want a docker staging of build %s", task.Staging, build)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		for _, task := range e.rt.stagingTasks() {
+			if task.GUID != build {
+				continue
+			}
+			if task.Staging == nil || task.Staging.DockerImage == "" || task.Staging.PackageKey != "" {
+				e.t.Fatalf("staging task %+v, want a docker staging of build %s", task.Staging, build)
+			}
+			return task
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("no staging of build %s was desired", build)
+		}
 	}
-	res, err := e.stager.Stage(context.Background(), *task.Staging, func(l string) { e.rt.stg(task, "OUT", l) })
-	done := task
-	done.State = pando.TaskCompleted
-	if err != nil {
-		// As the cell reports it (cell.stagingFailure).
-		done.Failed, done.FailureReason = true, "StagingError - Staging error: "+err.Error()
-		e.rt.stg(task, "ERR", done.FailureReason)
-	} else {
-		done.Result = &res
+}
+
+// rrImagePuller hands every image out as one layer holding the passwd
+// and group files that name the images' user "app".
+type rrImagePuller struct{ layer string }
+
+// rrImages is a puller with its layer in a temp dir.
+func rrImages(tb testing.TB) rrImagePuller {
+	tb.Helper()
+	layer := filepath.Join(tb.TempDir(), "layer")
+	if err := os.MkdirAll(filepath.Join(layer, "etc"), 0o755); err != nil {
+		tb.Fatal(err)
 	}
-	e.api.HandleTaskCompleted(context.Background(), done)
-	return task
+	for name, body := range map[string]string{"passwd": "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/srv:/bin/sh\n", "group": "root:x:0:\napp:x:1000:\n"} {
+		if err := os.WriteFile(filepath.Join(layer, "etc", name), []byte(body), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return rrImagePuller{layer}
+}
+
+func (p rrImagePuller) Pull(ctx context.Context, image string, _ *pando.ImageCredentials, _ int64) ([]string, func(), error) {
+	return []string{p.layer}, func() {}, ctx.Err()
 }
 
 // pushDocker replays `cf push NAME --docker-image REF` (trace 07) up to
@@ -258,9 +305,10 @@ func TestDockerApp_aUserCommandOverridesTheImages(t *testing.T) {
 	}
 
 	// A task runs in the same pinned image, not in a droplet blob.
+	before := len(e.rt.stagingTasks())
 	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/tasks", map[string]any{"command": "echo hi"}), http.StatusAccepted)
 	lrp, _ := e.rt.desiredLRP(app.GUID)
-	tasks := e.rt.stagingTasks()
+	tasks := e.rt.waitTasks(t, before+1)
 	if run := tasks[len(tasks)-1].Run; run == nil || run.Image == "" || run.Image != lrp.Image || run.DropletKey != "" ||
 		run.Docker == nil || run.Docker.User != "app" || run.Command != "echo hi" {
 		t.Errorf("docker task run request %+v, want the image %s", run, lrp.Image)
@@ -346,11 +394,11 @@ func TestDockerStaging_wrongCredentialsFailTheBuildClearlyAndKeepThePasswordHidd
 func TestDockerStaging_aResultWithoutAnImageFailsTheBuild(t *testing.T) {
 	t.Parallel()
 	e := ctNewDocker(t, nil)
+	e.stager = ctStagerFunc(func(pando.StagingRequest) (pando.StagingResult, error) {
+		return pando.StagingResult{ProcessTypes: map[string]string{"web": "x"}}, nil
+	})
 	app := e.pushDocker("noimage", e.host+"/team/web:v1", nil)
-	task := e.nextTask()
-	task.State = pando.TaskCompleted
-	task.Result = &pando.StagingResult{ProcessTypes: map[string]string{"web": "x"}}
-	e.api.HandleTaskCompleted(context.Background(), task)
+	e.stageNext(app.Build)
 	if b := e.waitBuild(app.Build, false); b["state"] != pando.BuildFailed || !strings.Contains(ctStr(b, "error"), "no image") {
 		t.Errorf("build %v error %v", b["state"], b["error"])
 	}

@@ -3,8 +3,9 @@ package cc
 // Contract tests: the request sequences the real cf CLI v8 sends (recorded
 // in shared/cf-traces, one test per trace), replayed in order with the
 // CLI's own headers and bodies against the real API over HTTP: SQLite
-// CCDB, filesystem blobstore, UAA and log-cache. Only the runtime (BBS and
-// cells) is faked. Each test asserts the fields the CLI reads or needs.
+// CCDB, filesystem blobstore, UAA and log-cache, the real BBS and
+// simulated cells (realruntime_test.go: the real cell code on fake
+// containers). Each test asserts the fields the CLI reads or needs.
 // Helpers here are prefixed ct.
 
 import (
@@ -43,6 +44,7 @@ import (
 
 	"github.com/pandoplatform/pando"
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
+	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/logs"
 	"github.com/pandoplatform/pando/internal/sqlstore"
 	"github.com/pandoplatform/pando/internal/uaa"
@@ -68,184 +70,6 @@ type ctClock struct{ off atomic.Int64 }
 
 func (c *ctClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *ctClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
-
-// ctRuntime stands in for the BBS and the cells. Staging tasks complete at
-// once in a goroutine, or, when hold is set, wait in held until the test
-// finishes them. Desired LRPs run at once: every index reports RUNNING.
-type ctRuntime struct {
-	rtDefaults
-	clock    *ctClock
-	logs     *logs.Store
-	blobs    pando.Blobstore
-	complete func(context.Context, pando.Task)
-	hold     bool
-	held     chan pando.Task
-	wg       sync.WaitGroup
-
-	mu    sync.Mutex
-	lrps  map[string]ctLRP
-	tasks []pando.Task
-	// crash, when set for a process, is every instance's crash reason;
-	// an empty reason means no instance has been placed yet.
-	crash map[string]string
-	// restarts are the instances retired (RetireActualLRP), "process/instance".
-	restarts []string
-}
-
-type ctLRP struct {
-	lrp     pando.DesiredLRP
-	started time.Time
-}
-
-func (r *ctRuntime) DesireLRP(_ context.Context, lrp pando.DesiredLRP) error {
-	r.mu.Lock()
-	cur, ok := r.lrps[lrp.ProcessGUID]
-	fresh := !ok || cur.lrp.Revision != lrp.Revision
-	started := cur.started
-	if fresh {
-		// Started a few seconds ago, so stats show a non-zero uptime.
-		started = r.clock.Now().Add(-5 * time.Second)
-	}
-	r.lrps[lrp.ProcessGUID] = ctLRP{lrp: lrp, started: started}
-	r.mu.Unlock()
-	if fresh && lrp.ProcessType == "web" {
-		for i := range lrp.Instances {
-			r.logs.Emit(pando.LogEnvelope{SourceID: lrp.AppGUID, InstanceID: strconv.Itoa(i), SourceType: pando.LogSourceApp, Type: "OUT", Payload: fmt.Appendf(nil, "instance %d listening on 8080", i)})
-		}
-		r.logs.Emit(pando.LogEnvelope{SourceID: lrp.AppGUID, InstanceID: "0", SourceType: pando.LogSourceApp, Type: "ERR", Payload: []byte("warning: running in a contract test")})
-	}
-	return nil
-}
-
-func (r *ctRuntime) RemoveDesiredLRP(_ context.Context, guid string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.lrps, guid)
-	return nil
-}
-
-func (r *ctRuntime) DesiredLRP(_ context.Context, guid string) (pando.DesiredLRP, error) {
-	if l, ok := r.desiredLRP(guid); ok {
-		return l, nil
-	}
-	return pando.DesiredLRP{}, pando.Errorf(pando.ENotFound, "desired LRP %s not found", guid)
-}
-
-func (r *ctRuntime) desiredLRP(guid string) (pando.DesiredLRP, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.lrps[guid]
-	return l.lrp, ok
-}
-
-func (r *ctRuntime) ActualLRPs(_ context.Context, guid string) ([]pando.ActualLRP, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.lrps[guid]
-	if !ok {
-		return nil, nil
-	}
-	reason, crashed := r.crash[guid]
-	if crashed && reason == "" {
-		return nil, nil
-	}
-	out := make([]pando.ActualLRP, 0, l.lrp.Instances)
-	for i := range l.lrp.Instances {
-		port := 61000 + i
-		out = append(out, pando.ActualLRP{
-			ProcessGUID: guid, Revision: l.lrp.Revision, Index: i,
-			InstanceGUID: fmt.Sprintf("%s-%d-%d", guid, l.lrp.Revision, i), CellID: "cell-0",
-			State: pando.ActualRunning, Address: "127.0.0.1", Port: port,
-			Ports: []pando.PortMapping{{ContainerPort: 8080, HostPort: port}},
-			Since: l.started, StartedAt: l.started,
-		})
-		if crashed {
-			out[i].State, out[i].CrashReason, out[i].CrashCount = pando.ActualCrashed, reason, 3
-		}
-	}
-	return out, nil
-}
-
-// setCrash makes a process's instances crash (or, with "", not exist yet).
-func (r *ctRuntime) setCrash(guid, reason string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.crash[guid] = reason
-}
-
-func (r *ctRuntime) DesireTask(_ context.Context, t pando.Task) error {
-	r.mu.Lock()
-	r.tasks = append(r.tasks, t)
-	r.mu.Unlock()
-	if t.Kind != pando.TaskStaging {
-		return nil
-	}
-	if r.hold {
-		r.held <- t
-		return nil
-	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.succeed(t, "Downloading staticfile_buildpack...", "-----> Installing nginx", "Uploaded droplet (3.2M)")
-	}()
-	return nil
-}
-
-func (r *ctRuntime) CancelTask(context.Context, string) error { return nil }
-
-func (r *ctRuntime) stagingTasks() []pando.Task {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.tasks)
-}
-
-// stg emits one staging log line of the task's app.
-func (r *ctRuntime) stg(t pando.Task, typ, line string) {
-	r.logs.Emit(pando.LogEnvelope{Timestamp: time.Now(), SourceID: t.Staging.AppGUID, InstanceID: "0", SourceType: pando.LogSourceStaging, Type: typ, Payload: []byte(line)})
-}
-
-// succeed stages t as a cell does: logs, droplet upload, then the result.
-func (r *ctRuntime) succeed(t pando.Task, lines ...string) {
-	for _, l := range lines {
-		r.stg(t, "OUT", l)
-	}
-	ctx := context.Background()
-	info, err := r.blobs.Put(ctx, pando.DropletBlobKey(t.Staging.DropletGUID), strings.NewReader("droplet of "+t.Staging.AppGUID))
-	if err != nil {
-		t.Failed, t.FailureReason = true, "StagingError - Staging error: "+err.Error()
-		r.complete(ctx, t)
-		return
-	}
-	bp := "staticfile_buildpack"
-	if len(t.Staging.Buildpacks) > 0 {
-		bp = t.Staging.Buildpacks[0].Name
-	}
-	t.State = pando.TaskCompleted
-	t.Result = &pando.StagingResult{
-		DetectedBuildpack: bp, BuildpackName: bp, BuildpackVersion: "1.6.0",
-		StartCommand: "sh boot.sh", ProcessTypes: map[string]string{"web": "sh boot.sh"},
-		DropletSHA1: info.SHA1, DropletSHA256: info.SHA256, DropletSize: info.Size,
-	}
-	r.complete(ctx, t)
-}
-
-// fail ends t as a cell does when the buildpack's compile step fails.
-func (r *ctRuntime) fail(t pando.Task, code int, reason string) {
-	r.stg(t, "ERR", "Failed to compile droplet: exit status 1")
-	t.State = pando.TaskCompleted
-	t.Failed, t.FailureCode, t.FailureReason = true, code, reason
-	r.complete(context.Background(), t)
-}
-
-// ctStats is the cells' cgroup figures.
-type ctStats struct{}
-
-const ctMemUsage = 48 << 20
-
-func (ctStats) InstanceStats(_ context.Context, cellID, guid string) (pando.InstanceStats, error) {
-	return pando.InstanceStats{InstanceGUID: guid, CPUPercent: 2.5, MemoryBytes: ctMemUsage, DiskBytes: 12 << 20}, nil
-}
 
 // ctTokenAuth adapts UAA to the API's Authenticator, as internal/server does.
 type ctTokenAuth struct{ s *uaa.Service }
@@ -289,10 +113,12 @@ func ctKeyFile(tb testing.TB, dir string) string {
 
 // ctOpts tunes an environment.
 type ctOpts struct {
-	hold    bool          // staging waits for the test
-	noLogin bool          // start without a token
-	mod     func(*Config) // last word on the API's config
-	uaaMod  func(*uaa.Config)
+	hold     bool               // staging waits for the test
+	noFollow bool               // the API does not follow the runtime's events
+	cell     func(*cell.Config) // last word on every cell's config
+	noLogin  bool               // start without a token
+	mod      func(*Config)      // last word on the API's config
+	uaaMod   func(*uaa.Config)
 }
 
 type ctEnv struct {
@@ -302,7 +128,8 @@ type ctEnv struct {
 	blobs  *fsblob.Store
 	logs   *logs.Store
 	uaa    *uaa.Service
-	rt     *ctRuntime
+	rt     *rrRuntime
+	cfg    Config // the API's
 	clock  *ctClock
 	srv    *httptest.Server
 	client *http.Client
@@ -362,10 +189,14 @@ func ctNew(tb testing.TB, o ctOpts) *ctEnv {
 	if err := e.uaa.EnsureAdmin(ctx, "admin", ctAdminPass); err != nil {
 		tb.Fatalf("admin: %v", err)
 	}
-	e.rt = &ctRuntime{clock: e.clock, logs: e.logs, blobs: e.blobs, hold: o.hold, held: make(chan pando.Task, 64), lrps: map[string]ctLRP{}, crash: map[string]string{}}
+	blobPath := func(key string) (string, bool) {
+		p, err := e.blobs.Path(key)
+		return p, err == nil
+	}
+	e.rt = rrStart(tb, e.blobs, blobPath, e.logs, rrOpts{hold: o.hold, cell: o.cell})
 	cfg := Config{
 		BaseURL: e.base, Domain: "localhost", RouterURL: "http://127.0.0.1:8080",
-		TempDir: e.tmp, Store: st, Blobs: e.blobs, Runtime: e.rt, Stats: ctStats{}, Logs: e.logs,
+		TempDir: e.tmp, Store: st, Blobs: e.blobs, Runtime: e.rt.board, Stats: rrStats{e.rt.board}, Logs: e.logs,
 		Auth: ctTokenAuth{e.uaa}, Logger: quiet, Now: e.clock.Now,
 		PublicRoutes: e.uaa.Routes, AuthedRoutes: e.logs.Routes,
 	}
@@ -375,7 +206,7 @@ func ctNew(tb testing.TB, o ctOpts) *ctEnv {
 	if e.api, err = New(cfg); err != nil {
 		tb.Fatalf("New: %v", err)
 	}
-	e.rt.complete = e.api.HandleTaskCompleted
+	e.cfg = cfg
 	builtins := []BuiltinBuildpack{
 		{Name: "staticfile_buildpack", Position: 1, Zip: ptZipFunc(map[string]string{"bin/detect": "#!/bin/sh\n", "bin/finalize": "#!/bin/sh\n", "bin/release": "#!/bin/sh\n"})},
 		{Name: "go_buildpack", Position: 2, Zip: ptZipFunc(map[string]string{"bin/detect": "#!/bin/sh\nexit 1\n", "bin/supply": "#!/bin/sh\n", "bin/finalize": "#!/bin/sh\n"})},
@@ -387,12 +218,53 @@ func ctNew(tb testing.TB, o ctOpts) *ctEnv {
 	e.srv.Config.Handler = e.api
 	e.srv.Start()
 	tb.Cleanup(e.srv.Close)
-	tb.Cleanup(e.rt.wg.Wait) // runs first: staging goroutines end before the store closes
+	if !o.noFollow {
+		e.follow()
+	}
 	e.client = e.srv.Client()
 	if !o.noLogin {
 		e.auth("admin", ctAdminPass)
 	}
 	return e
+}
+
+// follow runs the API's FollowRuntime until the test ends, stopping it
+// before the cells and the BBS (cleanups run last first).
+func (e *ctEnv) follow() {
+	ctx, stop := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { defer close(followed); e.api.FollowRuntime(ctx) }()
+	e.t.Cleanup(func() { stop(); <-followed })
+}
+
+// restarted is the environment after a server restart: a new BBS and
+// cells, an API on the same CCDB, blobstore and log store restored from
+// the CCDB and following the new BBS, on a new address. The old server
+// keeps running (its runtime holds nothing the new one sees).
+func (e *ctEnv) restarted() *ctEnv {
+	e.t.Helper()
+	n := *e
+	blobPath := func(key string) (string, bool) {
+		p, err := e.blobs.Path(key)
+		return p, err == nil
+	}
+	n.rt = rrStart(e.t, e.blobs, blobPath, e.logs, rrOpts{})
+	n.srv = httptest.NewUnstartedServer(nil)
+	n.base = "http://" + n.srv.Listener.Addr().String()
+	n.cfg.Runtime, n.cfg.Stats, n.cfg.BaseURL = n.rt.board, rrStats{n.rt.board}, n.base
+	var err error
+	if n.api, err = New(n.cfg); err != nil {
+		e.t.Fatalf("New: %v", err)
+	}
+	if err := n.api.Restore(context.Background()); err != nil {
+		e.t.Fatalf("Restore: %v", err)
+	}
+	n.srv.Config.Handler = n.api
+	n.srv.Start()
+	e.t.Cleanup(n.srv.Close)
+	n.client = n.srv.Client()
+	n.follow()
+	return &n
 }
 
 // --- HTTP as the cf CLI speaks it ---
@@ -927,11 +799,33 @@ func (e *ctEnv) staged(b map[string]any) string {
 	return d
 }
 
-// checkStats asserts every instance is RUNNING with what `cf app` shows.
+// checkStats waits, as `cf push` and `cf app` poll, until the cells report
+// every instance RUNNING, then asserts what `cf app` shows.
 func (e *ctEnv) checkStats(processGUID string, instances, memMB int) []map[string]any {
 	e.t.Helper()
-	body := e.expect(e.get("/v3/processes/"+processGUID+"/stats"), http.StatusOK)
-	raw, _ := body["resources"].([]any)
+	var body map[string]any
+	var raw []any
+	for deadline, advanced := time.Now().Add(10*time.Second), false; ; time.Sleep(5 * time.Millisecond) {
+		body = e.expect(e.get("/v3/processes/"+processGUID+"/stats"), http.StatusOK)
+		raw, _ = body["resources"].([]any)
+		running := len(raw) == instances
+		young := false
+		for _, x := range raw {
+			s, _ := x.(map[string]any)
+			running = running && s["state"] == "RUNNING" && ctNum(s, "usage.mem") != 0
+			young = young || ctNum(s, "uptime") < 1
+		}
+		if running && young && !advanced {
+			// The CLI reads stats seconds after the start: so does
+			// the test, on the API's clock.
+			e.clock.Advance(2 * time.Second)
+			advanced = true
+			continue
+		}
+		if running || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(raw) != instances {
 		e.t.Fatalf("stats has %d instances, want %d: %v", len(raw), instances, body)
 	}
@@ -967,8 +861,8 @@ func (e *ctEnv) checkStats(processGUID string, instances, memMB int) []map[strin
 				e.t.Errorf("instance %d usage.%s = %v", i, k, ctJ(s, "usage."+k))
 			}
 		}
-		if ctNum(s, "usage.mem") != ctMemUsage {
-			e.t.Errorf("instance %d usage.mem %v, want the cell's %d", i, ctJ(s, "usage.mem"), ctMemUsage)
+		if ctNum(s, "usage.mem") != rrMemUsage {
+			e.t.Errorf("instance %d usage.mem %v, want the cell's %d", i, ctJ(s, "usage.mem"), rrMemUsage)
 		}
 	}
 	return out
@@ -1045,7 +939,7 @@ func (e *ctEnv) startPushed(app *ctApp, droplet string, instances, memMB int) {
 		e.t.Errorf("restart answered state %v", a["state"])
 	}
 	web := e.webProcess(app.GUID)
-	// The instances are RUNNING on the first stats poll.
+	// The instances are RUNNING once the cell finds them healthy.
 	e.checkStats(ctStr(web, "guid"), instances, memMB)
 	e.summary(*app, instances, memMB)
 }
@@ -1075,15 +969,30 @@ func ctManifest(tb testing.TB, name string) string {
 	return string(b)
 }
 
-// nextTask is the next held staging task.
-func (e *ctEnv) nextTask() pando.Task {
+// nextTask is the next held staging: its builder runs on a cell and
+// waits for the test.
+func (e *ctEnv) nextTask() *rrStaging {
 	e.t.Helper()
-	select {
-	case t := <-e.rt.held:
-		return t
-	case <-time.After(5 * time.Second):
-		e.t.Fatal("no staging task was desired")
-		return pando.Task{}
+	return e.rt.nextStaging(e.t)
+}
+
+// recorded waits until the CCDB shows the build finished (the cell's
+// report reached the API through the BBS's events) and returns when.
+func (e *ctEnv) recorded(build string) time.Time {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := e.store.GetBuild(context.Background(), build)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if b.State != pando.BuildStaging {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("build %s not recorded as finished", build)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -1256,29 +1165,38 @@ func TestContract05_push(t *testing.T) {
 		t.Errorf("log-cache version %v is not semver", info["version"])
 	}
 	probe := "descending=true&limit=1&start_time=" + ctStartTime
-	if got := e.readLogs(app.GUID, probe); len(got) != 0 {
-		t.Errorf("probe before staging output: %v", got)
+	// Before the buildpack prints, the newest line is the cell's own.
+	if got := e.readLogs(app.GUID, probe); len(got) != 1 || ctPayload(got[0]) != "Creating container and staging..." || got[0].Tags["source_type"] != "STG" {
+		t.Errorf("probe before the buildpack's output: %v", got)
 	}
 	if b := e.expect(e.get("/v3/builds/"+app.Build), http.StatusOK); b["state"] != pando.BuildStaging || b["droplet"] != nil {
 		t.Fatalf("build while staging: %v", b)
 	}
 
-	lines := []string{"Downloading staticfile_buildpack...", "-----> Installing nginx", "Uploaded droplet (3.2M)"}
-	e.rt.succeed(task, lines...)
-	done := time.Now()
+	lines := []string{"Downloading staticfile_buildpack...", "-----> Installing nginx", "-----> Done"}
+	task.succeed(lines...)
+	done := e.recorded(app.Build)
 
+	// The cell's last line ends the staging log.
 	newest := e.readLogs(app.GUID, probe)
-	if len(newest) != 1 || ctPayload(newest[0]) != lines[2] || newest[0].Tags["source_type"] != "STG" || newest[0].InstanceID != "0" {
+	if len(newest) != 1 || ctPayload(newest[0]) != "Uploading complete" || newest[0].Tags["source_type"] != "STG" || newest[0].InstanceID != "0" {
 		t.Fatalf("newest envelope = %+v", newest)
 	}
-	// The walk starts 1 s before the newest line, bounds inclusive.
-	walk := e.readLogs(app.GUID, "envelope_types=LOG&start_time="+strconv.FormatInt(ctTS(newest[0])-int64(time.Second), 10))
-	var got []string
+	// The walk starts 1 s before the newest line, bounds inclusive: every
+	// line from then on, the buildpack's among them in order.
+	from := ctTS(newest[0]) - int64(time.Second)
+	walk := e.readLogs(app.GUID, "envelope_types=LOG&start_time="+strconv.FormatInt(from, 10))
+	var got, want []string
 	for _, env := range walk {
 		got = append(got, ctPayload(env))
 	}
-	if !slices.Equal(got, lines) {
-		t.Errorf("walk = %q, want %q", got, lines)
+	for _, env := range e.readLogs(app.GUID, "envelope_types=LOG&start_time="+ctStartTime) {
+		if ctTS(env) >= from {
+			want = append(want, ctPayload(env))
+		}
+	}
+	if i := slices.Index(got, lines[0]); !slices.Equal(got, want) || i < 0 || !slices.Equal(got[i:min(i+len(lines), len(got))], lines) || got[len(got)-1] != "Uploading complete" {
+		t.Errorf("walk = %q, want %q with the buildpack's %q in order", got, want, lines)
 	}
 	if tail := e.readLogs(app.GUID, "envelope_types=LOG&start_time="+newest[0].Timestamp); len(tail) != 1 {
 		t.Errorf("start_time equal to the last line's timestamp returned %d envelopes, want 1 (inclusive)", len(tail))
@@ -1326,7 +1244,8 @@ func TestContract06_pushManifest(t *testing.T) {
 
 	app := e.pushToBuild("myapp", manifest, ctStaticApp())
 	droplet := e.staged(e.waitBuild(app.Build, false))
-	tasks := e.rt.stagingTasks()
+	// The staging the BBS was asked to run.
+	tasks := e.rt.waitTasks(t, 1)
 	st := tasks[len(tasks)-1].Staging
 	if len(st.Buildpacks) != 1 || st.Buildpacks[0].Name != "staticfile_buildpack" || !st.SkipDetect {
 		t.Errorf("staging buildpacks %+v skip detect %v, want the manifest's staticfile_buildpack", st.Buildpacks, st.SkipDetect)
@@ -1710,7 +1629,8 @@ func TestContract26_failedPush(t *testing.T) {
 	t.Parallel()
 	e := ctNew(t, ctOpts{hold: true})
 	app := e.pushToBuild("failapp", ctManifest(t, "26-push-staging-failed.yml"), ctStaticApp())
-	e.rt.fail(e.nextTask(), 223, ctStagingFail)
+	// The builder's compile phase fails: the cell reports it.
+	e.nextTask().fail(223)
 	b := e.waitBuild(app.Build, true)
 	if b["state"] != pando.BuildFailed {
 		t.Fatalf("build state %v, want FAILED", b["state"])
@@ -1742,8 +1662,8 @@ func TestContract27_stagingLogs(t *testing.T) {
 	app := e.pushToBuild("logapp", ctManifest(t, "27-push-staging-logs.yml"), ctStaticApp())
 	task := e.nextTask()
 	probe := "descending=true&limit=1&start_time=" + ctStartTime
-	var want, got []string
-	start := ""
+	var steps, got []string
+	start, first := "", ""
 	next := func() {
 		for _, env := range e.readLogs(app.GUID, "envelope_types=LOG&start_time="+start) {
 			got = append(got, ctPayload(env))
@@ -1752,23 +1672,32 @@ func TestContract27_stagingLogs(t *testing.T) {
 	}
 	for i := range 32 {
 		line := fmt.Sprintf("-----> staging step %d", i)
-		want = append(want, line)
-		e.rt.stg(task, "OUT", line)
+		steps = append(steps, line)
+		task.print(line)
 		if start == "" {
 			newest := e.readLogs(app.GUID, probe)
-			if len(newest) != 1 {
-				t.Fatalf("probe = %v", newest)
+			if len(newest) != 1 || ctPayload(newest[0]) != line {
+				t.Fatalf("probe = %v, want %q", newest, line)
 			}
 			start = strconv.FormatInt(ctTS(newest[0])-int64(time.Second), 10)
+			first = start
 		}
 		if i%5 == 0 {
 			next()
 		}
 	}
-	e.rt.succeed(task)
+	task.succeed()
+	e.recorded(app.Build)
 	next()
-	if !slices.Equal(got, want) {
-		t.Errorf("walked %d lines %q, want %d", len(got), got, len(want))
+	// Every line from the walk's start, once and in order: the cell's
+	// lines around the buildpack's 32 steps.
+	var want []string
+	for _, env := range e.readLogs(app.GUID, "envelope_types=LOG&start_time="+first) {
+		want = append(want, ctPayload(env))
+	}
+	i := slices.Index(got, steps[0])
+	if !slices.Equal(got, want) || i < 0 || !slices.Equal(got[i:min(i+len(steps), len(got))], steps) {
+		t.Errorf("walked %d lines %q, want %d with the %d steps in order", len(got), got, len(want), len(steps))
 	}
 	e.staged(e.waitBuild(app.Build, false))
 }
@@ -2002,17 +1931,50 @@ func TestContract_S1_instancesStartingAndCrashed(t *testing.T) {
 	app := e.push("myapp")
 	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", map[string]any{"instances": 2}), http.StatusAccepted)
 
-	e.rt.setCrash(app.GUID, "")
+	// Instances a cell started that are not healthy yet read STARTING.
+	e.rt.unhealthyApp(app.GUID)
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		as := e.rt.actualLRPs(t, app.GUID)
+		if len(as) == 2 && as[0].State == pando.ActualClaimed && as[1].State == pando.ActualClaimed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instances in the BBS %+v, want 2 CLAIMED", as)
+		}
+	}
 	stats := e.expect(e.get("/v3/processes/"+app.GUID+"/stats"), http.StatusOK)
 	if n := len(stats["resources"].([]any)); n != 2 || ctStr(stats, "resources.0.state") != "STARTING" || ctStr(stats, "resources.1.state") != "STARTING" {
-		t.Errorf("stats before placement = %v, want 2 STARTING", stats["resources"])
+		t.Errorf("stats before the instances are healthy = %v, want 2 STARTING", stats["resources"])
 	}
-
-	const reason = "APP/PROC/WEB: Exited with status 1"
-	e.rt.setCrash(app.GUID, reason)
+	// Instances no cell can take (16 GB on a cell of 8) read DOWN with
+	// the reason.
+	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", map[string]any{"memory_in_mb": 16384}), http.StatusAccepted)
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
 	stats = e.expect(e.get("/v3/processes/"+app.GUID+"/stats"), http.StatusOK)
 	for i, s := range stats["resources"].([]any) {
-		if ctStr(s, "state") != "CRASHED" || ctStr(s, "details") != reason {
+		if ctStr(s, "state") != "DOWN" || ctStr(s, "details") != "insufficient resources: memory" {
+			t.Errorf("unplaceable instance %d = %v, want DOWN: insufficient resources: memory", i, s)
+		}
+	}
+
+	// Instances that exit at once crash, are restarted at once three
+	// times, then wait CRASHED for the backoff: the cell's exit status is
+	// the detail.
+	e.rt.crash(app.GUID, 1)
+	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", map[string]any{"memory_in_mb": 256}), http.StatusAccepted)
+	e.expect(e.action("/v3/apps/"+app.GUID+"/actions/restart"), http.StatusOK)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		stats = e.expect(e.get("/v3/processes/"+app.GUID+"/stats"), http.StatusOK)
+		if ctStr(stats, "resources.0.state") == "CRASHED" && ctStr(stats, "resources.1.state") == "CRASHED" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %v, want every instance CRASHED", stats["resources"])
+		}
+	}
+	for i, s := range stats["resources"].([]any) {
+		if reason := fmt.Sprintf("APP/PROC/WEB/%d Exited with status 1", i); ctStr(s, "details") != reason {
 			t.Errorf("instance %d = %v, want CRASHED with details %q", i, s, reason)
 		}
 	}

@@ -46,10 +46,9 @@ func TestDockerPackage_passwordIsSealedAtRestAndNeverShown(t *testing.T) {
 		t.Fatalf("GET shows the password: %s", b)
 	}
 	e.ok(e.doJSON("POST", "/v3/builds", map[string]any{"package": map[string]any{"guid": pkg["guid"]}}), 201)
-	e.rt.mu.Lock()
-	defer e.rt.mu.Unlock()
-	if len(e.rt.tasks) != 1 || e.rt.tasks[0].Staging == nil || e.rt.tasks[0].Staging.DockerPassword != password ||
-		e.rt.tasks[0].Staging.DockerUsername != "bot" {
-		t.Fatalf("staging request %+v", e.rt.tasks)
+	// The staging the BBS was asked to run carries the credentials.
+	if tasks := e.rt.waitTasks(t, 1); len(tasks) != 1 || tasks[0].Staging == nil || tasks[0].Staging.DockerPassword != password ||
+		tasks[0].Staging.DockerUsername != "bot" {
+		t.Fatalf("staging request %+v", tasks)
 	}
 }

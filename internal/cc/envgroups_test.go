@@ -30,7 +30,7 @@ func TestEnvGroups_areUnderTheAppsOwnVariables(t *testing.T) {
 	app := e.startedApp("grouped")
 	e.ok(e.doJSON("PATCH", "/v3/apps/"+app.GUID+"/environment_variables", map[string]any{"var": map[string]any{"SHARED": "app"}}), http.StatusOK)
 	e.ok(e.do("POST", "/v3/apps/"+app.GUID+"/actions/restart", "", nil), http.StatusOK)
-	lrp, err := e.rt.DesiredLRP(t.Context(), app.GUID)
+	lrp, err := e.rt.board.DesiredLRP(t.Context(), app.GUID)
 	if err != nil {
 		t.Fatalf("desired LRP: %v", err)
 	}
@@ -44,16 +44,16 @@ func TestEnvGroups_areUnderTheAppsOwnVariables(t *testing.T) {
 	ct, body := ptMultipart(t, "bits", "app.zip", ptZip(t, map[string]string{"index.html": "hi"}))
 	e.ok(e.do("POST", "/v3/packages/"+pkg+"/upload", ct, body), http.StatusOK)
 	e.ok(e.doJSON("POST", "/v3/builds", map[string]any{"package": map[string]any{"guid": pkg}}), http.StatusCreated)
-	e.rt.mu.Lock()
-	for i := range e.rt.tasks {
-		switch e.rt.tasks[i].Kind {
+	// The task and the staging the BBS was asked to run.
+	tasks := e.rt.waitTasks(t, 2)
+	for i := range tasks {
+		switch tasks[i].Kind {
 		case pando.TaskRun:
-			task = &e.rt.tasks[i]
+			task = &tasks[i]
 		case pando.TaskStaging:
-			staging = &e.rt.tasks[i]
+			staging = &tasks[i]
 		}
 	}
-	e.rt.mu.Unlock()
 	if task == nil || staging == nil {
 		t.Fatalf("task %v, staging %v", task, staging)
 	}

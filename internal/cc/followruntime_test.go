@@ -32,7 +32,7 @@ func frNew(t *testing.T) (*ctEnv, *bbs.BBS, *runtimetest.Cell) {
 			t.Errorf("bbs Run: %v", err)
 		}
 	})
-	e := ctNew(t, ctOpts{mod: func(c *Config) { c.Runtime = board }})
+	e := ctNew(t, ctOpts{noFollow: true, mod: func(c *Config) { c.Runtime = board }})
 	return e, board, cell
 }
 

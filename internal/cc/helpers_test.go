@@ -28,77 +28,6 @@ import (
 
 const ptBase = "http://api.pando.test"
 
-// rtDefaults gives a test runtime the runtime contract's calls it does not
-// stand in for: no tasks, cells or events.
-type rtDefaults struct{}
-
-func (rtDefaults) UpdateDesiredLRP(context.Context, string, pando.DesiredLRPUpdate) error {
-	return errors.New("test runtime: UpdateDesiredLRP not supported")
-}
-func (rtDefaults) RetireActualLRP(context.Context, string, string) error {
-	return errors.New("test runtime: RetireActualLRP not supported")
-}
-func (rtDefaults) DesiredLRPs(context.Context) ([]pando.DesiredLRP, error) { return nil, nil }
-func (rtDefaults) Task(_ context.Context, guid string) (pando.Task, error) {
-	return pando.Task{}, pando.Errorf(pando.ENotFound, "task %s not found", guid)
-}
-func (rtDefaults) Tasks(context.Context) ([]pando.Task, error)      { return nil, nil }
-func (rtDefaults) ResolveTask(context.Context, string) error        { return nil }
-func (rtDefaults) Cells(context.Context) ([]pando.CellState, error) { return nil, nil }
-func (rtDefaults) DrainCell(_ context.Context, id string) error {
-	return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
-}
-func (rtDefaults) Subscribe(ctx context.Context, _ uint64) (<-chan pando.RuntimeEvent, error) {
-	ch := make(chan pando.RuntimeEvent)
-	go func() { <-ctx.Done(); close(ch) }()
-	return ch, nil
-}
-
-// ptRuntime records what the API desires.
-type ptRuntime struct {
-	rtDefaults
-	mu      sync.Mutex
-	desired map[string]pando.DesiredLRP
-	tasks   []pando.Task
-}
-
-func (r *ptRuntime) DesireLRP(_ context.Context, lrp pando.DesiredLRP) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.desired[lrp.ProcessGUID] = lrp
-	return nil
-}
-
-func (r *ptRuntime) RemoveDesiredLRP(_ context.Context, guid string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.desired, guid)
-	return nil
-}
-
-func (r *ptRuntime) DesiredLRP(_ context.Context, guid string) (pando.DesiredLRP, error) {
-	if l, ok := r.desiredLRP(guid); ok {
-		return l, nil
-	}
-	return pando.DesiredLRP{}, pando.Errorf(pando.ENotFound, "desired LRP %s not found", guid)
-}
-
-func (r *ptRuntime) desiredLRP(guid string) (pando.DesiredLRP, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.desired[guid]
-	return l, ok
-}
-
-func (r *ptRuntime) ActualLRPs(context.Context, string) ([]pando.ActualLRP, error) { return nil, nil }
-func (r *ptRuntime) DesireTask(_ context.Context, t pando.Task) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.tasks = append(r.tasks, t)
-	return nil
-}
-func (r *ptRuntime) CancelTask(context.Context, string) error { return nil }
-
 // ptBlobs is an in-memory blobstore.
 type ptBlobs struct {
 	mu    sync.Mutex
@@ -166,13 +95,17 @@ func (ptAuth) Authenticate(r *http.Request) (Identity, error) {
 type ptEnv struct {
 	t     *testing.T
 	api   *API
+	cfg   Config // the API's
 	store pando.Store
-	rt    *ptRuntime
+	rt    *rrRuntime
 	blobs *ptBlobs
 }
 
 // ptNew builds an API on a real SQLite CCDB in a temp dir, seeded with
-// the given builtin buildpacks (or staticfile/binary test ones).
+// the given builtin buildpacks (or staticfile/binary test ones), on the
+// real BBS with a simulated cell (realruntime_test.go). The API does not
+// follow the runtime's events: stagings and tasks it sends are recorded
+// in the BBS only.
 func ptNew(t *testing.T, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv {
 	t.Helper()
 	ctx := t.Context()
@@ -181,9 +114,10 @@ func ptNew(t *testing.T, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	env := &ptEnv{t: t, store: st, rt: &ptRuntime{desired: map[string]pando.DesiredLRP{}}, blobs: &ptBlobs{blobs: map[string][]byte{}}}
+	env := &ptEnv{t: t, store: st, blobs: &ptBlobs{blobs: map[string][]byte{}}}
+	env.rt = rrStart(t, env.blobs, nil, nil, rrOpts{})
 	cfg := Config{
-		BaseURL: ptBase, Store: st, Blobs: env.blobs, Runtime: env.rt, Auth: ptAuth{},
+		BaseURL: ptBase, Store: st, Blobs: env.blobs, Runtime: env.rt.board, Auth: ptAuth{},
 		TempDir: t.TempDir(), MaxUploadBytes: 64 << 10,
 	}
 	if mod != nil {
@@ -193,7 +127,7 @@ func ptNew(t *testing.T, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	env.api = api
+	env.api, env.cfg = api, cfg
 	if len(builtins) == 0 {
 		builtins = []BuiltinBuildpack{
 			{Name: "staticfile_buildpack", Position: 1, Zip: ptZipFunc(map[string]string{"bin/detect": "#!/bin/sh\n", "bin/finalize": "#!/bin/sh\n", "bin/release": "#!/bin/sh\n"})},
@@ -204,6 +138,23 @@ func ptNew(t *testing.T, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv
 		t.Fatalf("Seed: %v", err)
 	}
 	return env
+}
+
+// restarted is the environment after a server restart: a new BBS and
+// cell, an API on the same CCDB and blobstore restored from the CCDB.
+func (e *ptEnv) restarted() *ptEnv {
+	e.t.Helper()
+	n := *e
+	n.rt = rrStart(e.t, e.blobs, nil, nil, rrOpts{})
+	n.cfg.Runtime = n.rt.board
+	var err error
+	if n.api, err = New(n.cfg); err != nil {
+		e.t.Fatalf("New: %v", err)
+	}
+	if err := n.api.Restore(e.t.Context()); err != nil {
+		e.t.Fatalf("Restore: %v", err)
+	}
+	return &n
 }
 
 func ptZip(t *testing.T, files map[string]string) []byte {
@@ -356,6 +307,7 @@ func (e *ptEnv) startedApp(name string) pando.App {
 		e.t.Fatalf("create app: %v", err)
 	}
 	d := pando.Droplet{GUID: "droplet-" + name, AppGUID: app.GUID, State: pando.DropletStaged, LifecycleType: pando.LifecycleBuildpack, ProcessTypes: map[string]string{"web": "./run"}, Stack: "host"}
+	d.SHA256 = rrDroplet(e.t, e.blobs, pando.DropletBlobKey(d.GUID)) // the cell runs it
 	if err := e.store.CreateDroplet(ctx, d); err != nil {
 		e.t.Fatalf("create droplet: %v", err)
 	}

@@ -30,7 +30,8 @@ func TestLogRateLimit_newProcessesGetTheOperatorsDefault(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{Store: ptNew(t, nil).store, Blobs: &ptBlobs{}, Runtime: &ptRuntime{}, Auth: ptAuth{}, DefaultLogRateLimit: -2}); err == nil {
+	pe := ptNew(t, nil)
+	if _, err := New(Config{Store: pe.store, Blobs: &ptBlobs{}, Runtime: pe.rt.board, Auth: ptAuth{}, DefaultLogRateLimit: -2}); err == nil {
 		t.Error("a default limit of -2 was accepted")
 	}
 }

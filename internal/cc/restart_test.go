@@ -33,7 +33,7 @@ func TestRestart_stagingAJoinedCellRanThroughTheRestartIsRecorded(t *testing.T) 
 	board.RegisterCell(runtimetest.NewCell("cell-j", 8192))
 	api, err := New(Config{
 		BaseURL: e.base, Domain: "localhost", RouterURL: "http://127.0.0.1:8080",
-		TempDir: e.tmp, Store: e.store, Blobs: e.blobs, Runtime: board, Stats: ctStats{}, Logs: e.logs,
+		TempDir: e.tmp, Store: e.store, Blobs: e.blobs, Runtime: board, Stats: rrStats{board}, Logs: e.logs,
 		Auth: ctTokenAuth{e.uaa}, Now: e.clock.Now,
 	})
 	if err != nil {
@@ -48,7 +48,7 @@ func TestRestart_stagingAJoinedCellRanThroughTheRestartIsRecorded(t *testing.T) 
 		t.Fatal(err)
 	}
 	running.CellID, running.State = "cell-j", pando.TaskRunning
-	if err := board.CellSynced(ctx, "cell-j", pando.CellInventory{Tasks: []pando.Task{running}}); err != nil {
+	if err := board.CellSynced(ctx, "cell-j", pando.CellInventory{Tasks: []pando.Task{running.Task}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := board.WaitAdopted(ctx); err != nil {

@@ -13,6 +13,7 @@ func TestRevision_envChangesWaitForARestartEvenAcrossAServerRestart(t *testing.T
 	ctx := context.Background()
 	app := e.push("pinned")
 	envOf := func() map[string]string {
+		t.Helper()
 		lrp, ok := e.rt.desiredLRP(app.GUID)
 		if !ok {
 			t.Fatal("no desired LRP")
@@ -28,14 +29,9 @@ func TestRevision_envChangesWaitForARestartEvenAcrossAServerRestart(t *testing.T
 		t.Fatal("a new env var reached the running revision without a restart")
 	}
 
-	// A server restart: the runtime forgets everything and the API
-	// re-desires from the CCDB.
-	e.rt.mu.Lock()
-	e.rt.lrps = map[string]ctLRP{}
-	e.rt.mu.Unlock()
-	if err := e.api.Restore(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// A server restart: a new BBS knows nothing and the API re-desires
+	// from the CCDB.
+	e = e.restarted()
 	if _, ok := envOf()["LATER"]; ok {
 		t.Fatal("a new env var reached the running revision through a server restart")
 	}

@@ -197,12 +197,7 @@ func TestServices_userProvidedBindingReachesVCAPServicesAtRestart(t *testing.T) 
 	// Rebinding before the restart works (the old one is only pinned).
 	decodeBody(t, e.doAs(svDev, "POST", "/v3/service_credential_bindings", `{"type":"app","name":"again","relationships":{"app":{"data":{"guid":"`+app.GUID+`"}},"service_instance":{"data":{"guid":"`+siGUID+`"}}}}`), http.StatusCreated)
 	// A server restart re-desires the running revision as it was.
-	e.rt.mu.Lock()
-	e.rt.desired = map[string]pando.DesiredLRP{}
-	e.rt.mu.Unlock()
-	if err := e.api.Restore(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	e = e.restarted()
 	if s := e.lrpServices(app); !strings.Contains(s, bGUID) || strings.Contains(s, "again") {
 		t.Fatalf("the running revision's bindings changed without a restart: %s", s)
 	}

@@ -3,6 +3,7 @@ package cc
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -15,11 +16,12 @@ func (e *ptEnv) stagingEnvOf(app pando.App) map[string]string {
 	ct, body := ptMultipart(e.t, "bits", "app.zip", ptZip(e.t, map[string]string{"app.py": "print('hi')"}))
 	e.ok(e.do("POST", "/v3/packages/"+pkg+"/upload", ct, body), http.StatusOK)
 	build := e.ok(e.doJSON("POST", "/v3/builds", map[string]any{"package": map[string]any{"guid": pkg}}), http.StatusCreated)["guid"].(string)
-	e.rt.mu.Lock()
-	defer e.rt.mu.Unlock()
-	for _, tk := range e.rt.tasks {
-		if tk.Kind == pando.TaskStaging && tk.Staging.BuildGUID == build {
-			return envOf(tk.Staging.Env)
+	// The staging the BBS was asked to run.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		for _, tk := range e.rt.stagingTasks() {
+			if tk.Kind == pando.TaskStaging && tk.Staging.BuildGUID == build {
+				return envOf(tk.Staging.Env)
+			}
 		}
 	}
 	e.t.Fatalf("no staging task for build %s", build)

@@ -2,7 +2,8 @@ package cc
 
 // Tests of CF tasks (cf run-task, cf tasks, cf terminate-task) against the
 // real API over HTTP with the contract tests' environment; the runtime is
-// the contract fake wrapped by tkRuntime. Helpers here are prefixed tk.
+// the real BBS and a simulated cell, wrapped by tkRuntime for run tasks.
+// Helpers here are prefixed tk.
 
 import (
 	"context"

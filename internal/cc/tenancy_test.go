@@ -152,7 +152,9 @@ func TestTenancy_cfCLIFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	procs, _ := e.store.ListProcesses(t.Context(), nil, []string{app.GUID})
-	e.rt.desired[procs[0].GUID] = pando.DesiredLRP{ProcessGUID: procs[0].GUID}
+	if err := e.rt.board.DesireLRP(t.Context(), pando.DesiredLRP{ProcessGUID: procs[0].GUID}); err != nil {
+		t.Fatal(err)
+	}
 	e.post("/v3/routes", `{"host":"ina","relationships":{"space":{"data":{"guid":"`+spGUID+`"}},"domain":{"data":{"guid":"`+e.domain().GUID+`"}}}}`)
 	job := e.job(e.do("DELETE", "/v3/spaces/"+spGUID, "", nil))
 	if job["state"] != "COMPLETE" || job["operation"] != "space.delete" {

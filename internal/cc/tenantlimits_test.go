@@ -163,7 +163,7 @@ func TestServiceInstanceLimit_perOrgNotCFsQuota(t *testing.T) {
 	for i := range 3 {
 		unbounded.upsi(unbounded.space().GUID, "s"+string(rune('a'+i)), "")
 	}
-	if _, err := New(Config{Store: e.store, Blobs: &ptBlobs{}, Runtime: &ptRuntime{}, Auth: ptAuth{}, MaxServiceInstancesPerOrg: -2}); err == nil {
+	if _, err := New(Config{Store: e.store, Blobs: &ptBlobs{}, Runtime: e.rt.board, Auth: ptAuth{}, MaxServiceInstancesPerOrg: -2}); err == nil {
 		t.Error("a limit of -2 was accepted")
 	}
 }

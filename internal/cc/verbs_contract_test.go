@@ -6,12 +6,12 @@ package cc
 // headers and bodies, and checks what the CLI reads.
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -45,30 +45,10 @@ func TestContract38_terminateTask(t *testing.T) {
 	e.expectCFError(e.send("PUT", "/v3/tasks/nope/cancel", "application/json", nil), 404, "CF-ResourceNotFound", "Task not found")
 }
 
-// RetireActualLRP is the BBS's: a known instance is replaced (recorded in
-// restarts as "process/instance"); anything else is not found.
-func (r *ctRuntime) RetireActualLRP(_ context.Context, processGUID, instanceGUID string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.lrps[processGUID]
-	if !ok || !strings.HasPrefix(instanceGUID, fmt.Sprintf("%s-%d-", processGUID, l.lrp.Revision)) {
-		return pando.Errorf(pando.ENotFound, "instance %s of %s not found", instanceGUID, processGUID)
-	}
-	r.restarts = append(r.restarts, processGUID+"/"+instanceGUID)
-	return nil
-}
-
-func (r *ctRuntime) restarted() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.restarts)
-}
-
 // cf restart-app-instance app1 0 (trace 39).
 func TestContract39_restartAppInstance(t *testing.T) {
 	t.Parallel()
 	e := ctNew(t, ctOpts{})
-	restarts := e.rt
 	app := e.push("app1")
 	web := ctStr(e.webProcess(app.GUID), "guid")
 
@@ -76,18 +56,34 @@ func TestContract39_restartAppInstance(t *testing.T) {
 	if len(found) != 1 || ctStr(found[0], "guid") != app.GUID {
 		t.Fatalf("app lookup = %v", found)
 	}
-	r := e.send("DELETE", "/v3/apps/"+app.GUID+"/processes/web/instances/0", "application/json", nil)
-	if r.Status != http.StatusNoContent {
-		t.Fatalf("DELETE instance: %v, want 204", r)
+	// Each DELETE retires instance 0 in the BBS: its cell stops it and a
+	// new instance takes index 0.
+	var retired []string
+	replaced := func(path string) {
+		t.Helper()
+		old := ctStr(e.checkStats(web, 1, 256)[0], "instance_guid")
+		if r := e.send("DELETE", path, "application/json", nil); r.Status != http.StatusNoContent {
+			t.Fatalf("DELETE %s: %v, want 204", path, r)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			as := e.rt.actualLRPs(t, web)
+			if len(as) == 1 && as[0].InstanceGUID != old && as[0].State == pando.ActualRunning && !slices.Contains(e.rt.containers(), "app-"+old) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after DELETE %s: instances %+v, containers %v, want %s replaced", path, as, e.rt.containers(), old)
+			}
+		}
+		retired = append(retired, old)
 	}
+	replaced("/v3/apps/" + app.GUID + "/processes/web/instances/0")
 	// The same through the process.
-	if r := e.send("DELETE", "/v3/processes/"+web+"/instances/0", "application/json", nil); r.Status != http.StatusNoContent {
-		t.Fatalf("DELETE process instance: %v, want 204", r)
+	replaced("/v3/processes/" + web + "/instances/0")
+	if len(retired) != 2 || retired[0] == retired[1] {
+		t.Errorf("retired %v, want two instances", retired)
 	}
-	inst0 := web + "/" + ctStr(e.checkStats(web, 1, 256)[0], "instance_guid")
-	if got, want := restarts.restarted(), []string{inst0, inst0}; !slices.Equal(got, want) {
-		t.Errorf("restarts = %v, want %v", got, want)
-	}
+	current := ctStr(e.checkStats(web, 1, 256)[0], "instance_guid")
+	runs := e.rt.cluster.Backend().Runs()
 	events := e.list(e.get("/v3/audit_events?types=audit.app.process.terminate_instance&target_guids=" + app.GUID))
 	if len(events) != 2 || ctNum(events[0], "data.process_index") != 0 || ctStr(events[0], "data.process_type") != "web" ||
 		ctStr(events[0], "actor.name") != "admin" {
@@ -99,8 +95,8 @@ func TestContract39_restartAppInstance(t *testing.T) {
 	e.expectCFError(e.send("DELETE", "/v3/apps/"+app.GUID+"/processes/web/instances/x", "application/json", nil), 404, "CF-ResourceNotFound", "Instance not found")
 	e.expectCFError(e.send("DELETE", "/v3/apps/"+app.GUID+"/processes/worker/instances/0", "application/json", nil), 404, "CF-ResourceNotFound", "Process not found")
 	e.expectCFError(e.send("DELETE", "/v3/apps/nope/processes/web/instances/0", "application/json", nil), 404, "CF-ResourceNotFound", "App not found")
-	if got := restarts.restarted(); len(got) != 2 {
-		t.Errorf("refused requests restarted instances: %v", got)
+	if as := e.rt.actualLRPs(t, web); len(as) != 1 || as[0].InstanceGUID != current || e.rt.cluster.Backend().Runs() != runs {
+		t.Errorf("refused requests restarted instances: %+v (%d containers run, was %d)", as, e.rt.cluster.Backend().Runs(), runs)
 	}
 }
 

@@ -42,24 +42,46 @@ type Config struct {
 	// AddrBase is the second octet of the cells' loopback addresses
 	// 127.B.x.y (default 88), so cells of one process do not share ports.
 	AddrBase int
-	Logger   *slog.Logger
+	// Blobs, when set, is the blobstore the cells read packages,
+	// buildpacks and droplets from and upload droplets to (an API's),
+	// with BlobPath mapping a key to a local file when it has one; unset,
+	// the cluster keeps its own under Dir.
+	Blobs    cell.BlobStore
+	BlobPath func(key string) (string, bool)
+	// Logs receives the cells' app, staging and cell log lines; nil
+	// discards them.
+	Logs pando.LogSink
+	// Process, when set, is what every container runs (see
+	// fake.Options.Process): e.g. a builder that writes a staging's
+	// output files. Unset, containers run until stopped.
+	Process func(ctx context.Context, spec container.Spec) container.ExitStatus
+	// Handler, when set, serves a container's port instead of the
+	// default answer ("ok" on every port); a nil handler refuses the
+	// connection, so port health checks fail.
+	Handler func(spec container.Spec, port int) http.Handler
+	// Stats is what every container reports as its resource use.
+	Stats  container.Stats
+	Logger *slog.Logger
 }
 
 // Cluster is a growing set of simulated cells sharing one blobstore.
 type Cluster struct {
-	cfg     Config
-	blobs   *fs.Store
-	backend *fake.Backend
+	cfg      Config
+	blobs    cell.BlobStore
+	blobPath func(key string) (string, bool)
+	backend  *fake.Backend
 
 	mu    sync.Mutex
 	cells []*cell.Rep
 }
 
-// DropletKey is the blob key of the tiny droplet Cluster stores: desired
-// LRPs for simulated cells name it (LRP fills the fields).
+// DropletKey is the blob key of the tiny droplet Cluster stores in its own
+// blobstore (not in Config.Blobs): desired LRPs for simulated cells name
+// it (LRP fills the fields).
 const DropletKey = "droplets/simcell/droplet.tgz"
 
-// New prepares an empty cluster and stores its droplet.
+// New prepares an empty cluster and stores its droplet (in its own
+// blobstore).
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("simcell: Dir is required")
@@ -82,21 +104,37 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	blobs, err := fs.New(filepath.Join(cfg.Dir, "blobs"))
-	if err != nil {
-		return nil, fmt.Errorf("simcell: %w", err)
-	}
-	tgz, err := dropletTgz()
-	if err != nil {
-		return nil, fmt.Errorf("simcell: droplet: %w", err)
-	}
-	if _, err := blobs.Put(ctx, DropletKey, bytes.NewReader(tgz)); err != nil {
-		return nil, fmt.Errorf("simcell: store droplet: %w", err)
+	c := &Cluster{cfg: cfg, blobs: cfg.Blobs, blobPath: cfg.BlobPath}
+	if c.blobs == nil {
+		own, err := fs.New(filepath.Join(cfg.Dir, "blobs"))
+		if err != nil {
+			return nil, fmt.Errorf("simcell: %w", err)
+		}
+		c.blobs = own
+		c.blobPath = func(key string) (string, bool) {
+			p, err := own.Path(key)
+			return p, err == nil
+		}
+		tgz, err := DropletTgz()
+		if err != nil {
+			return nil, fmt.Errorf("simcell: droplet: %w", err)
+		}
+		if _, err := own.Put(ctx, DropletKey, bytes.NewReader(tgz)); err != nil {
+			return nil, fmt.Errorf("simcell: store droplet: %w", err)
+		}
 	}
 	// One backend for all cells: container ids are instance guids, unique
 	// across cells, and every port of every container answers.
-	backend := fake.New(fake.Options{Handler: func(container.Spec, int) http.Handler { return okHandler }})
-	return &Cluster{cfg: cfg, blobs: blobs, backend: backend}, nil
+	handler := cfg.Handler
+	if handler == nil {
+		handler = func(container.Spec, int) http.Handler { return okHandler }
+	}
+	c.backend = fake.New(fake.Options{
+		Handler: handler,
+		Process: cfg.Process,
+		Stats:   cfg.Stats,
+	})
+	return c, nil
 }
 
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -122,6 +160,7 @@ func (c *Cluster) Add(n int, mod func(*cell.Config), register func(pando.Cell)) 
 			Blobs:         c.blobs,
 			BlobPath:      c.blobPath,
 			Reporter:      c.cfg.Reporter,
+			Logs:          c.cfg.Logs,
 			WorkDir:       filepath.Join(c.cfg.Dir, "cells", id),
 			HostAddr:      fmt.Sprintf("127.%d.%d.%d", c.cfg.AddrBase, i/250, i%250+1),
 			TotalMemoryMB: c.cfg.MemoryMB,
@@ -152,11 +191,6 @@ func (c *Cluster) Add(n int, mod func(*cell.Config), register func(pando.Cell)) 
 		}
 	}
 	return added, nil
-}
-
-func (c *Cluster) blobPath(key string) (string, bool) {
-	p, err := c.blobs.Path(key)
-	return p, err == nil
 }
 
 // Cells returns the cells started so far.
@@ -197,9 +231,9 @@ func (c *Cluster) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// dropletTgz is the smallest droplet a cell accepts: ./app with a start
+// DropletTgz is the smallest droplet a cell accepts: ./app with a start
 // script that the fake backend never runs.
-func dropletTgz() ([]byte, error) {
+func DropletTgz() ([]byte, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
