@@ -3,6 +3,7 @@ package bbs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	pando "github.com/pandoplatform/pando"
@@ -85,10 +86,9 @@ func (b *BBS) finishEvacuationLocked(processGUID string, index int) {
 // stays UNCLAIMED with its placement error and is placed as soon as a cell
 // can take it.
 func (b *BBS) strandEvacueesLocked(rec actualRecord, appGUID string) {
-	for _, ev := range b.st.actualsOf(rec.ProcessGUID) {
-		if !ev.evacuating || ev.Index != rec.Index {
-			continue
-		}
+	evs := b.st.evacueesOf(rec.ProcessGUID, rec.Index)
+	slices.SortFunc(evs, compareRecords)
+	for _, ev := range evs {
 		b.removeActualLocked(ev)
 		msg := fmt.Sprintf("Cell %s is draining: no other cell can take instance %d: stopping it (%s)",
 			ev.CellID, ev.Index, rec.PlacementError)

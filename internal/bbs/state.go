@@ -51,6 +51,9 @@ type state interface {
 	// actualsOf returns a process's records sorted by index, primaries
 	// before evacuating ones.
 	actualsOf(processGUID string) []actualRecord
+	// evacueesOf returns a process's evacuating records of one index (in
+	// no order), without looking at the others.
+	evacueesOf(processGUID string, index int) []actualRecord
 	allActuals() []actualRecord
 
 	task(guid string) (taskRecord, bool)
@@ -65,7 +68,10 @@ type memState struct {
 	desiredLRPs map[string]pando.DesiredLRP
 	actuals     map[string]actualRecord
 	byProcess   map[string]map[string]struct{}
-	tasks       map[string]taskRecord
+	// evacuees holds the evacuating records' guids by process (few: only
+	// while a cell drains).
+	evacuees map[string]map[string]struct{}
+	tasks    map[string]taskRecord
 }
 
 func newMemState() *memState {
@@ -73,6 +79,7 @@ func newMemState() *memState {
 		desiredLRPs: map[string]pando.DesiredLRP{},
 		actuals:     map[string]actualRecord{},
 		byProcess:   map[string]map[string]struct{}{},
+		evacuees:    map[string]map[string]struct{}{},
 		tasks:       map[string]taskRecord{},
 	}
 }
@@ -132,6 +139,35 @@ func (m *memState) putActual(a actualRecord) {
 		m.byProcess[a.ProcessGUID] = set
 	}
 	set[a.InstanceGUID] = struct{}{}
+	if a.evacuating {
+		ev := m.evacuees[a.ProcessGUID]
+		if ev == nil {
+			ev = map[string]struct{}{}
+			m.evacuees[a.ProcessGUID] = ev
+		}
+		ev[a.InstanceGUID] = struct{}{}
+	} else {
+		m.forgetEvacuee(a.ProcessGUID, a.InstanceGUID)
+	}
+}
+
+func (m *memState) forgetEvacuee(processGUID, guid string) {
+	if ev := m.evacuees[processGUID]; ev != nil {
+		delete(ev, guid)
+		if len(ev) == 0 {
+			delete(m.evacuees, processGUID)
+		}
+	}
+}
+
+func (m *memState) evacueesOf(processGUID string, index int) []actualRecord {
+	var out []actualRecord
+	for guid := range m.evacuees[processGUID] {
+		if a := m.actuals[guid]; a.Index == index {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (m *memState) deleteActual(guid string) {
@@ -140,6 +176,7 @@ func (m *memState) deleteActual(guid string) {
 		return
 	}
 	delete(m.actuals, guid)
+	m.forgetEvacuee(a.ProcessGUID, guid)
 	if set := m.byProcess[a.ProcessGUID]; set != nil {
 		delete(set, guid)
 		if len(set) == 0 {
