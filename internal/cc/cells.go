@@ -40,7 +40,9 @@ func (a *API) getCells(w http.ResponseWriter, r *http.Request) error {
 	byCell := map[string][]inst{}
 	for _, al := range actuals {
 		d, ok := byGUID[al.ProcessGUID]
-		if al.CellID == "" || !ok {
+		// A crashed instance keeps the cell it crashed on but holds no
+		// container there: it is listed with its process, not the cell.
+		if al.CellID == "" || !ok || al.State == pando.ActualCrashed {
 			continue
 		}
 		byCell[al.CellID] = append(byCell[al.CellID], inst{

@@ -44,6 +44,8 @@ func (fakeCells) ActualLRPs(_ context.Context, processGUID string) ([]pando.Actu
 		{ProcessGUID: "p1", Index: 1, CellID: "cell-b", State: pando.ActualRunning},
 		{ProcessGUID: "p1", Index: 0, CellID: "cell-b", State: pando.ActualClaimed},
 		{ProcessGUID: "p1", Index: 2, State: pando.ActualUnclaimed},
+		// A crashed instance holds no container on the cell it names.
+		{ProcessGUID: "p1", Index: 3, CellID: "cell-b", State: pando.ActualCrashed},
 		// An instance of a process no longer desired is left out.
 		{ProcessGUID: "gone", Index: 0, CellID: "cell-a", State: pando.ActualRunning},
 	}, nil
@@ -66,7 +68,7 @@ func TestCells_listsCapacityAndInstancesPerCell(t *testing.T) {
 	}
 	first := insts[0].(map[string]any)
 	if first["app_name"] != "shop" || first["index"] != float64(0) || first["state"] != pando.ActualClaimed {
-		t.Errorf("first instance = %v (want index 0 first, unplaced index 2 left out)", first)
+		t.Errorf("first instance = %v (want index 0 first, unplaced index 2 and crashed index 3 left out)", first)
 	}
 	if got := fmt.Sprint(b["memory_mb"]); got != "map[total:2048 used:512]" {
 		t.Errorf("memory = %s", got)
