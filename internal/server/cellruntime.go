@@ -149,6 +149,7 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 		DockerStager:    dockerStager(r.images),
 		Images:          r.images,
 		LayerCacheBytes: r.images.CacheBytes,
+		CachedImages:    r.images.CachedImages,
 	}
 }
 
