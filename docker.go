@@ -72,3 +72,19 @@ func (c ImageCredentials) String() string {
 
 // GoString hides the password from %#v too.
 func (c ImageCredentials) GoString() string { return c.String() }
+
+// ImageDigest is the manifest digest a pinned image reference names
+// ("sha256:..." of "REPO@sha256:..."), or "" when image is not pinned.
+func ImageDigest(image string) string {
+	const algo = "sha256:"
+	for i := 0; i < len(image); i++ {
+		if image[i] != '@' {
+			continue
+		}
+		if d := image[i+1:]; len(d) > len(algo) && d[:len(algo)] == algo {
+			return d
+		}
+		return ""
+	}
+	return ""
+}

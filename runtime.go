@@ -269,7 +269,14 @@ type CellState struct {
 	// capacity without it; the runtime fills it in.
 	State               string
 	InstancesPerProcess map[string]int
+	// Images are the digests ("sha256:...") of the images whose layers
+	// the cell holds or is pulling, most recently used first, at most
+	// MaxCellImages: the auction prefers such a cell for their instances.
+	Images []string `json:",omitempty"`
 }
+
+// MaxCellImages bounds CellState.Images (the rest is ignored).
+const MaxCellImages = 32
 
 // Cell states as the runtime reports them.
 const (

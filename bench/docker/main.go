@@ -76,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 type round struct {
 	cold, floor, warm, warmCLI time.Duration
 	floorSync                  time.Duration
+	noop                       time.Duration // one no-op `runc run`, after the floor
 	onDisk                     time.Duration // push to every layer marked on disk
 	steps                      []step        // nil: no breakdown
 }
@@ -124,13 +125,22 @@ func bench(ctx context.Context, cfg config, progress io.Writer) ([]round, error)
 	if cfg.pullOnly {
 		return nil, pullOnly(ctx, progress, reg, ref, dir, cfg.rounds)
 	}
+	noop, err := newNoopRunner(cfg.pando, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := noop.close(context.WithoutCancel(ctx)); err != nil {
+			fmt.Fprintln(progress, "clean up the no-op containers:", err)
+		}
+	}()
 	var rs []round
 	for i := range cfg.rounds {
-		rd, err := oneRound(ctx, cfg, reg, ref, dir, i)
+		rd, err := oneRound(ctx, cfg, reg, ref, dir, i, noop)
 		if err != nil {
 			return rs, fmt.Errorf("round %d: %w", i+1, err)
 		}
-		fmt.Fprintf(progress, "round %d: cold %s (on disk %s), floor %s, warm %s\n", i+1, ms(rd.cold), ms(rd.onDisk), ms(rd.floor), ms(rd.warm))
+		fmt.Fprintf(progress, "round %d: cold %s (on disk %s), floor %s, no-op runc run %s, warm %s\n", i+1, ms(rd.cold), ms(rd.onDisk), ms(rd.floor), ms(rd.noop), ms(rd.warm))
 		rs = append(rs, rd)
 	}
 	return rs, nil

@@ -20,7 +20,7 @@ const pollEvery = 5 * time.Millisecond
 // oneRound starts a fresh server (empty layer cache), times a cold push
 // to the first 200 through the router, the floor, and a warm scale to two
 // instances.
-func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir string, i int) (round, error) {
+func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir string, i int, noop *noopRunner) (round, error) {
 	var rd round
 	rdir := filepath.Join(dir, fmt.Sprintf("round%d", i+1))
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
@@ -95,6 +95,9 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	rd.onDisk = time.Since(start)
 
 	if rd.floor, rd.floorSync, err = floor(ctx, reg, ref, rdir); err != nil {
+		return rd, err
+	}
+	if rd.noop, err = noop.run(ctx); err != nil {
 		return rd, err
 	}
 
@@ -191,6 +194,12 @@ func report(w io.Writer, rs []round) {
 	fmt.Fprintf(tw, "cold: push to first 200 (empty layer cache)\t%s\t\t\n", ms(cold))
 	fmt.Fprintf(tw, "floor: fetch + verify + gunzip + untar the same blobs\t%s\t\t\n", ms(fl))
 	fmt.Fprintf(tw, "cold / floor\t%.2fx\t<= 1.5x\t\n", float64(cold)/float64(fl))
+	// The floor has no container start in it: beside it, the ratio to
+	// the floor and one no-op container start, each of the same round.
+	noop := med(func(r round) time.Duration { return r.noop })
+	withRunc := med(func(r round) time.Duration { return r.floor + r.noop })
+	fmt.Fprintf(tw, "one no-op `runc run` (/bin/true to its exit), after the floor\t%s\t\t\n", ms(noop))
+	fmt.Fprintf(tw, "cold / (floor + no-op runc run)\t%.2fx\t\t\n", float64(cold)/float64(withRunc))
 	fmt.Fprintf(tw, "one syncfs after the floor's untar (not in the floor)\t%s\t\t\n", ms(med(func(r round) time.Duration { return r.floorSync })))
 	fmt.Fprintf(tw, "cold: push to every layer synced and marked on disk (after the 200)\t%s\t\t\n", ms(med(func(r round) time.Duration { return r.onDisk })))
 	fmt.Fprintf(tw, "warm: scale -i 2 to the second instance RUNNING\t%s\t< 500 ms\t\n", ms(warm))

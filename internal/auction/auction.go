@@ -35,10 +35,17 @@ const (
 	insufficientPrefix = "insufficient resources: "
 )
 
-// Score weights (Diego's defaults).
+// Score weights (Diego's defaults, and Pando's cachedImageWeight).
 const (
 	startingContainerWeight = 0.25
 	sameProcessWeight       = 1000
+	// cachedImageWeight is taken off the score of a cell that holds or is
+	// pulling the instance's image layers: it decides between cells whose
+	// usage differs by less than a tenth (the layer cache itself counts as
+	// used disk), loses to a container starting there, and never outweighs
+	// the spread of a process's instances (zones are chosen first; a cell
+	// without room is no candidate).
+	cachedImageWeight = 0.1
 )
 
 // LRPRequest asks for one LRP instance to be placed.
@@ -50,6 +57,10 @@ type LRPRequest struct {
 	// Stack the instance needs; empty matches every cell (e.g. docker
 	// images, which bring their own root filesystem).
 	Stack string
+	// ImageDigest is the docker image's manifest digest ("sha256:...");
+	// cells that report it in CellState.Images are preferred, other things
+	// about equal (their layers are cached or downloading there).
+	ImageDigest string
 }
 
 // LRPResult is where one LRPRequest goes: CellID, or PlacementError when it
@@ -87,6 +98,7 @@ type cell struct {
 	usedDisk  int
 	usedCtrs  int
 	starting  int
+	images    []string // digests of the images whose layers it has
 }
 
 // Resource shortages, as bits; their names sort in bit order.
@@ -120,13 +132,17 @@ func fraction(used, total int) float64 {
 // score is the cell's cost of taking the work, lower wins: the mean used
 // fraction of memory, disk and containers once it holds the work, plus a
 // penalty per container still starting and a large one per instance of the
-// same process already there (so instances spread across cells).
-func (c *cell) score(memMB, diskMB, sameProcess int) float64 {
+// same process already there (so instances spread across cells), less a
+// little when the cell has the work's image layers.
+func (c *cell) score(memMB, diskMB, sameProcess int, image string) float64 {
 	s := (fraction(c.usedMem+memMB, c.totalMem) +
 		fraction(c.usedDisk+diskMB, c.totalDisk) +
 		fraction(c.usedCtrs+1, c.totalCtrs)) / 3
 	s += startingContainerWeight * float64(c.starting)
 	s += sameProcessWeight * float64(sameProcess)
+	if image != "" && slices.Contains(c.images, image) {
+		s -= cachedImageWeight
+	}
 	return s
 }
 
@@ -197,6 +213,7 @@ func newBatch(states []pando.CellState, procGUIDs iter.Seq[string]) *batch {
 			totalMem: s.TotalMemoryMB, totalDisk: s.TotalDiskMB, totalCtrs: s.TotalContainers,
 			usedMem: s.UsedMemoryMB, usedDisk: s.UsedDiskMB, usedCtrs: s.UsedContainers,
 			starting: s.StartingContainers,
+			images:   s.Images[:min(len(s.Images), pando.MaxCellImages)],
 		}
 		for g, n := range s.InstancesPerProcess {
 			if p, ok := b.procs[g]; ok && n != 0 {
@@ -249,7 +266,7 @@ func (b *batch) focus(p int32) {
 // Zones are tried in order of fewest instances of the process (zones tied on
 // that count compete together), so instances spread across zones first; the
 // best-scoring cell of the first zone group with room wins.
-func (b *batch) pick(proc int32, stack string, memMB, diskMB int) (int32, string) {
+func (b *batch) pick(proc int32, stack string, memMB, diskMB int, image string) (int32, string) {
 	cands := b.candidates(stack)
 	if len(cands) == 0 {
 		return -1, b.noCell(stack)
@@ -270,7 +287,7 @@ func (b *batch) pick(proc int32, stack string, memMB, diskMB int) (int32, string
 			problems |= p
 			continue
 		}
-		if s := c.score(memMB, diskMB, n); b.zoneBest[z] < 0 || s < b.zoneScore[z] {
+		if s := c.score(memMB, diskMB, n, image); b.zoneBest[z] < 0 || s < b.zoneScore[z] {
 			b.zoneBest[z], b.zoneScore[z] = ci, s
 		}
 	}
@@ -375,7 +392,7 @@ func PlaceLRPs(cells []pando.CellState, reqs []LRPRequest) []LRPResult {
 		if r.ProcessGUID != "" {
 			proc = b.procs[r.ProcessGUID]
 		}
-		c, why := b.pick(proc, r.Stack, r.MemoryMB, r.DiskMB)
+		c, why := b.pick(proc, r.Stack, r.MemoryMB, r.DiskMB, r.ImageDigest)
 		if c < 0 {
 			results[i].PlacementError = why
 			continue
@@ -397,7 +414,7 @@ func PlaceTasks(cells []pando.CellState, reqs []TaskRequest) []TaskResult {
 	for _, i := range order {
 		r := reqs[i]
 		results[i] = TaskResult{TaskRequest: r}
-		c, why := b.pick(-1, r.Stack, r.MemoryMB, r.DiskMB)
+		c, why := b.pick(-1, r.Stack, r.MemoryMB, r.DiskMB, "")
 		if c < 0 {
 			results[i].PlacementError = why
 			continue

@@ -29,6 +29,7 @@ type refCell struct {
 	usedCtrs    int
 	starting    int
 	perProcess  map[string]int
+	images      map[string]bool
 }
 
 func refNewCells(states []pando.CellState) []*refCell {
@@ -43,6 +44,12 @@ func refNewCells(states []pando.CellState) []*refCell {
 			usedMem: s.UsedMemoryMB, usedDisk: s.UsedDiskMB, usedCtrs: s.UsedContainers,
 			starting:   s.StartingContainers,
 			perProcess: make(map[string]int, len(s.InstancesPerProcess)),
+			images:     map[string]bool{},
+		}
+		for k, d := range s.Images {
+			if k < pando.MaxCellImages {
+				c.images[d] = true
+			}
 		}
 		for k, v := range s.InstancesPerProcess {
 			c.perProcess[k] = v
@@ -83,14 +90,18 @@ func refFraction(used, total int) float64 {
 // score is the cell's cost of taking the work, lower wins: the mean used
 // refFraction of memory, disk and containers once it holds the work, plus a
 // penalty per container still starting and a large one per instance of the
-// same process already there (so instances spread across cells).
-func (c *refCell) score(memMB, diskMB int, processGUID string) float64 {
+// same process already there (so instances spread across cells), less a
+// little when the cell has the work's image layers.
+func (c *refCell) score(memMB, diskMB int, processGUID, image string) float64 {
 	s := (refFraction(c.usedMem+memMB, c.totalMem) +
 		refFraction(c.usedDisk+diskMB, c.totalDisk) +
 		refFraction(c.usedCtrs+1, c.totalCtrs)) / 3
 	s += startingContainerWeight * float64(c.starting)
 	if processGUID != "" {
 		s += sameProcessWeight * float64(c.perProcess[processGUID])
+	}
+	if image != "" && c.images[image] {
+		s -= cachedImageWeight
 	}
 	return s
 }
@@ -115,7 +126,7 @@ type refZone struct {
 // Zones are tried in order of fewest instances of the process (zones tied on
 // that count compete together), so instances spread across zones first; the
 // best-scoring refCell of the first refZone group with room wins.
-func refPick(cells []*refCell, processGUID, stack string, memMB, diskMB int) (*refCell, string) {
+func refPick(cells []*refCell, processGUID, stack string, memMB, diskMB int, image string) (*refCell, string) {
 	byZone := map[string]*refZone{}
 	var zones []*refZone
 	for _, c := range cells {
@@ -151,7 +162,7 @@ func refPick(cells []*refCell, processGUID, stack string, memMB, diskMB int) (*r
 				}
 				continue
 			}
-			if s := c.score(memMB, diskMB, processGUID); best == nil || s < bestScore {
+			if s := c.score(memMB, diskMB, processGUID, image); best == nil || s < bestScore {
 				best, bestScore = c, s
 			}
 		}
@@ -207,7 +218,7 @@ func refPlaceLRPs(cells []pando.CellState, reqs []LRPRequest) []LRPResult {
 	for _, i := range order {
 		r := reqs[i]
 		results[i] = LRPResult{LRPRequest: r}
-		c, why := refPick(cs, r.ProcessGUID, r.Stack, r.MemoryMB, r.DiskMB)
+		c, why := refPick(cs, r.ProcessGUID, r.Stack, r.MemoryMB, r.DiskMB, r.ImageDigest)
 		if c == nil {
 			results[i].PlacementError = why
 			continue
@@ -229,7 +240,7 @@ func refPlaceTasks(cells []pando.CellState, reqs []TaskRequest) []TaskResult {
 	for _, i := range order {
 		r := reqs[i]
 		results[i] = TaskResult{TaskRequest: r}
-		c, why := refPick(cs, "", r.Stack, r.MemoryMB, r.DiskMB)
+		c, why := refPick(cs, "", r.Stack, r.MemoryMB, r.DiskMB, "")
 		if c == nil {
 			results[i].PlacementError = why
 			continue
@@ -261,6 +272,9 @@ func randomWorkload(r *rand.Rand) ([]pando.CellState, []LRPRequest) {
 		if r.IntN(3) == 0 {
 			c.Stacks = stackNames[1:]
 		}
+		for range r.IntN(3) {
+			c.Images = append(c.Images, fmt.Sprintf("sha256:i%d", r.IntN(4)))
+		}
 		for range r.IntN(4) {
 			c.InstancesPerProcess[fmt.Sprintf("p%d", r.IntN(procs))]++
 			c.UsedContainers++
@@ -273,9 +287,10 @@ func randomWorkload(r *rand.Rand) ([]pando.CellState, []LRPRequest) {
 	for p := range procs {
 		mem := 128 * (1 + r.IntN(16))
 		stack := []string{"", "cflinuxfs4", "bookworm", "windows"}[r.IntN(4)]
+		image := []string{"", "sha256:i0", "sha256:i1", "sha256:i2", "sha256:i3"}[r.IntN(5)]
 		for i := range 1 + r.IntN(15) {
 			reqs = append(reqs, LRPRequest{ProcessGUID: fmt.Sprintf("p%d", p), Index: i,
-				MemoryMB: mem, DiskMB: 256 * (1 + r.IntN(4)), Stack: stack})
+				MemoryMB: mem, DiskMB: 256 * (1 + r.IntN(4)), Stack: stack, ImageDigest: image})
 		}
 	}
 	r.Shuffle(len(reqs), func(i, j int) { reqs[i], reqs[j] = reqs[j], reqs[i] })

@@ -413,6 +413,7 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 		reqs[i] = auction.LRPRequest{
 			ProcessGUID: w.rec.ProcessGUID, Index: w.rec.Index,
 			MemoryMB: w.desired.MemoryMB, DiskMB: w.desired.DiskMB, Stack: w.desired.Stack,
+			ImageDigest: pando.ImageDigest(w.desired.Image),
 		}
 	}
 	results := auction.PlaceLRPs(states, reqs)

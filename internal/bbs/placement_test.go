@@ -104,3 +104,37 @@ func TestPlacementFailure_retriedOnlyWhenCapacityIsFreed(t *testing.T) {
 		t.Errorf("after the cell freed room: %+v", a)
 	}
 }
+
+// A docker LRP's instances go to the cells that hold or are pulling its
+// image's layers (their state names its digest), for the first instance
+// and for a scale-up, as long as the spread allows.
+func TestPlacement_dockerInstancesFollowTheImageLayers(t *testing.T) {
+	const digest = "sha256:5d2b8f1e2a4d6c8b0a9e7f5d3c1b2a4e6f8d0c2b4a6e8f0d2c4b6a8e0f2d4c6b"
+	h := newHarness(t, Config{})
+	a, b, c := newFakeCell("cell-a", 4096), newFakeCell("cell-b", 4096), newFakeCell("cell-c", 4096)
+	b.capacity.Images = []string{"sha256:other", digest}
+	c.capacity.Images = []string{digest}
+	for _, fc := range []*fakeCell{a, b, c} {
+		h.bbs.RegisterCell(fc)
+	}
+	h.run()
+	if err := h.bbs.DesireLRP(h.ctx, pando.DesiredLRP{ProcessGUID: "web", Revision: 1, Instances: 1,
+		MemoryMB: 256, DiskMB: 256, Image: "registry.example/web@" + digest}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.actual("web", 0).CellID; got != "cell-b" {
+		t.Fatalf("instance 0 on %q, want cell-b (first by id of the cells with the layers)", got)
+	}
+	three := 3
+	if err := h.bbs.UpdateDesiredLRP(h.ctx, "web", pando.DesiredLRPUpdate{Instances: &three}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "instances 1 and 2 placed", func() bool {
+		return h.actual("web", 1).CellID != "" && h.actual("web", 2).CellID != ""
+	})
+	// Instance 1 joins the other cell with the layers; instance 2 goes
+	// to the one cell left (the spread wins over the layers).
+	if got1, got2 := h.actual("web", 1).CellID, h.actual("web", 2).CellID; got1 != "cell-c" || got2 != "cell-a" {
+		t.Errorf("instances 1 and 2 on %q and %q, want cell-c and cell-a", got1, got2)
+	}
+}

@@ -87,6 +87,11 @@ type Config struct {
 	// LayerCacheMB) and are not offered to containers, as Diego's cells
 	// count their image store.
 	LayerCacheBytes func() int64
+	// CachedImages, when set, lists the digests of the images whose layers
+	// the cell holds or is pulling, most recently used first (State's
+	// Images, at most pando.MaxCellImages): the auction prefers the cell
+	// for their instances.
+	CachedImages func() []string
 	// DockerStager, when set, stages docker packages (fetches the image
 	// config, no container needed), writing progress lines to out (the
 	// staging log). Without it docker staging fails.
@@ -385,6 +390,10 @@ func (r *Rep) State(ctx context.Context) (pando.CellState, error) {
 		LayerCacheMB:        r.layerCacheMB(),
 	}
 	s.UsedDiskMB = s.LayerCacheMB
+	if r.cfg.CachedImages != nil {
+		imgs := r.cfg.CachedImages()
+		s.Images = imgs[:min(len(imgs), pando.MaxCellImages)]
+	}
 	for _, i := range r.instances {
 		s.UsedMemoryMB += i.memMB
 		s.UsedDiskMB += i.diskMB

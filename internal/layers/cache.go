@@ -379,6 +379,23 @@ func (c *Cache) Lookup(digest string, shift Shift) (string, bool) {
 	return filepath.Join(c.unpacked, k), ok
 }
 
+// Holds reports whether every one of the layers is cached (unshifted),
+// without marking them used as Lookup does.
+func (c *Cache) Holds(digests ...string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range digests {
+		k, _, err := key(d, Shift{})
+		if err != nil {
+			return false
+		}
+		if _, ok := c.entries[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Usage reports the bytes and number of layers cached.
 func (c *Cache) Usage() (int64, int) {
 	c.mu.Lock()

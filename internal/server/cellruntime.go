@@ -102,7 +102,9 @@ func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger, adopt b
 		b, err := runc.New(runc.Config{
 			StateDir:   filepath.Join(p.dataDir, "containers"),
 			HostIDBase: p.hostIDBase, HostIDBlocks: p.hostIDBlocks,
-			Logger: log.With("component", "runc"),
+			// Volumes of the default disk quotas are formatted ahead.
+			VolumePoolSizes: []int64{cell.DefaultInstanceDiskMB << 20, cell.DefaultStagingDiskMB << 20},
+			Logger:          log.With("component", "runc"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("container backend: %w", err)
@@ -149,6 +151,7 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 		DockerStager:    dockerStager(r.images),
 		Images:          r.images,
 		LayerCacheBytes: r.images.CacheBytes,
+		CachedImages:    r.images.CachedImages,
 	}
 }
 

@@ -74,6 +74,9 @@ type imagePuller struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+	// recent are the images pulled lately, most recent first
+	// (imagesummary.go).
+	recent []*recentImage
 }
 
 // maxManifestMemo bounds a kept layer list file.
@@ -153,6 +156,13 @@ func (p *imagePuller) pull(ctx context.Context, image string, rc *registry.Crede
 	if maxBytes > 0 && size > maxBytes {
 		return nil, func() {}, pando.Errorf(pando.EInvalid, "image %s is %d MB compressed, more than the disk quota of %d MB: raise the app's disk quota", image, size>>20, maxBytes>>20)
 	}
+	digests := make([]string, len(ls))
+	for k, l := range ls {
+		digests[k] = l.Digest
+	}
+	// From here the cell names the image in its state (CachedImages).
+	done := p.pullStarted(image, digests)
+	defer done()
 	src, err := p.reg.Blobs(image, rc)
 	if err != nil {
 		return nil, func() {}, err

@@ -75,7 +75,11 @@ type Config struct {
 	// itself again at every start. Where the copy cannot be made or run,
 	// the backend falls back to the path and logs why.
 	RuncFromPath bool
-	Logger       *slog.Logger
+	// VolumePoolSizes are volume sizes (bytes, as Volume takes them) kept
+	// formatted ahead from the start, e.g. the default disk quota; sizes
+	// Volume is asked for are kept too (volumepool.go).
+	VolumePoolSizes []int64
+	Logger          *slog.Logger
 }
 
 // Backend runs containers with runc. It is safe for concurrent use.
@@ -107,8 +111,9 @@ type Backend struct {
 	startTimeout time.Duration
 	cg           cgroups
 	log          *slog.Logger
-	volumes      string // the volumes' image files
-	mkfs         string // mkfs.ext4; "" when missing
+	volumes      string      // the volumes' image files
+	mkfs         string      // mkfs.ext4; "" when missing
+	pool         *volumePool // nil without mkfs
 
 	// sealedMu guards sealed: Run holds it (read) until its child has its
 	// own descriptor of the copy, Close (write) to close it.
@@ -276,6 +281,10 @@ func New(cfg Config) (*Backend, error) {
 	}
 	if err := os.WriteFile(filepath.Join(rootfsDir, stateDirMarker), []byte(stateDir), 0o600); err != nil {
 		return nil, fmt.Errorf("runc backend: %w", err)
+	}
+	if b.mkfs != "" {
+		b.pool = newVolumePool(b.volumes, cfg.VolumePoolSizes)
+		go b.refillVolumes()
 	}
 	return b, nil
 }
@@ -462,6 +471,9 @@ func (b *Backend) retryDestroy(c *Container) {
 // its path); call Cleanup afterwards to remove what they left.
 func (b *Backend) Close() {
 	b.closeOnce.Do(func() { close(b.closing) })
+	if b.pool != nil {
+		<-b.pool.done
+	}
 	b.discardPrepared()
 	b.closeSpare()
 	b.retries.Wait()

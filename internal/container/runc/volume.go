@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -115,12 +114,18 @@ func (v *volume) create(ctx context.Context, bytes int64) (err error) {
 	if err := makeEmptyDir(v.dir); err != nil {
 		return err
 	}
-	img, err := os.OpenFile(v.image, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("image %s is left from an earlier run; run Cleanup", v.image)
+	// An image formatted ahead (volumepool.go), else one formatted now.
+	if size := imageSize(bytes); !v.b.takeFormatted(size, v.image) {
+		if err := v.b.formatImage(ctx, v.image, size); err != nil {
+			os.Remove(v.dir)
+			return err
 		}
-		return fmt.Errorf("create image: %w", err)
+	}
+	img, err := os.OpenFile(v.image, os.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		os.Remove(v.image)
+		os.Remove(v.dir)
+		return fmt.Errorf("open image: %w", err)
 	}
 	defer img.Close()
 	defer func() {
@@ -129,13 +134,6 @@ func (v *volume) create(ctx context.Context, bytes int64) (err error) {
 			os.Remove(v.dir)
 		}
 	}()
-	if err := img.Truncate(imageSize(bytes)); err != nil {
-		return fmt.Errorf("size image: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, v.b.mkfs, append(append([]string(nil), mkfsArgs...), v.image)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("mkfs.ext4: %w: %s", err, strings.TrimSpace(string(out)))
-	}
 	dev, err := attachLoop(img)
 	if err != nil {
 		return err
@@ -333,6 +331,9 @@ func (b *Backend) cleanupVolumes() error {
 		liveDirs[v.dir], liveImages[v.image] = true, true
 	}
 	b.mu.Unlock()
+	if b.pool != nil {
+		b.pool.owns(liveImages)
+	}
 	devs, err := loopDevicesUnder(b.volumes, liveImages)
 	if err != nil {
 		return err

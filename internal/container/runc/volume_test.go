@@ -166,7 +166,9 @@ func TestVolume_releaseAndCleanupFreeMountLoopAndImage(t *testing.T) {
 		t.Error("Usage of a released volume did not fail")
 	}
 
-	// The server is killed (leaked is never released); a new one starts.
+	// The server is killed (leaked is never released; the volume images
+	// it formats ahead stop); a new one starts.
+	old.Close()
 	b := newBackend(t, stateDir)
 	if err := b.Cleanup(ctx); err != nil {
 		t.Fatal(err)
