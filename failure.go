@@ -1,9 +1,6 @@
 package pando
 
-import (
-	"log/slog"
-	"time"
-)
+import "time"
 
 // Failure is why an instance, a CF task or a staging ended, as a cell
 // reports it: a kind and its facts, no wording. The API alone words it for
@@ -29,31 +26,6 @@ type Failure struct {
 	// Hint is what the cell saw that may explain it (where the app listens
 	// when the health check cannot reach it).
 	Hint string `json:"hint,omitempty"`
-}
-
-// LogValue logs a failure as its set fields (kind, exit_code, ...), not as
-// a Go struct dump.
-func (f *Failure) LogValue() slog.Value {
-	if f == nil {
-		return slog.Value{}
-	}
-	attrs := []slog.Attr{slog.String("kind", f.Kind)}
-	if f.ExitCode != 0 {
-		attrs = append(attrs, slog.Int("exit_code", f.ExitCode))
-	}
-	if f.LimitMB != 0 {
-		attrs = append(attrs, slog.Int("limit_mb", f.LimitMB))
-	}
-	if f.Timeout != 0 {
-		attrs = append(attrs, slog.Duration("timeout", f.Timeout))
-	}
-	if f.Detail != "" {
-		attrs = append(attrs, slog.String("detail", f.Detail))
-	}
-	if f.Hint != "" {
-		attrs = append(attrs, slog.String("hint", f.Hint))
-	}
-	return slog.GroupValue(attrs...)
 }
 
 // Failure kinds.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	pando "github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/failurelog"
 )
 
 // The BBS is what cells report to. Reports only change state and queue
@@ -129,7 +130,7 @@ func (b *BBS) crashLocked(rec actualRecord, crash *pando.Failure, reason string)
 	b.queueStopLocked(crashed.CellID, crashed.ProcessGUID, crashed.InstanceGUID)
 
 	log := b.log.With("process_guid", rec.ProcessGUID, "instance_index", rec.Index,
-		"instance_guid", rec.InstanceGUID, "crash_count", count, "crash", crash, "reason", reason)
+		"instance_guid", rec.InstanceGUID, "crash_count", count, "crash", failurelog.Of(crash), "reason", reason)
 	switch {
 	case !restart:
 		log.Warn("instance crashed too often, not restarting")

@@ -6,6 +6,7 @@ import (
 
 	pando "github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/auction"
+	"github.com/pandoplatform/pando/internal/failurelog"
 )
 
 // Failure reasons the API shows for tasks.
@@ -260,5 +261,5 @@ func (b *BBS) completeTaskLocked(rec taskRecord, result pando.Task) {
 	b.st.putTask(rec)
 	b.emitTaskLocked(rec.Task)
 	b.log.Info("task completed", "task_guid", rec.GUID, "kind", rec.Kind, "failed", rec.Failed,
-		"reason", rec.FailureReason, "failure", rec.Failure)
+		"reason", rec.FailureReason, "failure", failurelog.Of(rec.Failure))
 }

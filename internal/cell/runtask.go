@@ -13,6 +13,7 @@ import (
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/archive"
 	"github.com/pandoplatform/pando/internal/container"
+	"github.com/pandoplatform/pando/internal/failurelog"
 )
 
 // taskSource is the log source type of a CF task's output, as CF tags it:
@@ -87,7 +88,7 @@ func (r *Rep) runCFTask(ctx context.Context, tk *task) {
 	r.unacked[t.GUID] = t // Inventory still shows it until reported
 	r.mu.Unlock()
 	r.taskEnded(tk)
-	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "failure", why)
+	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "failure", failurelog.Of(why))
 	r.reportTask(t)
 }
 
