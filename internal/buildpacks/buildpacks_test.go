@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -189,29 +190,36 @@ func main() {
 }
 `
 
-// goSeed warms the host's Go build cache with a CGO-free build of the hello
-// app (fast once done) and returns it, to seed the buildpack's cold cache.
+// goSeed returns the Go build cache seed a cell offers the go buildpack:
+// the machine's, where servers keep it (buildpacks.GoCacheSeedDir under
+// /var/cache/pando), warmed by buildpacks.WarmGoCache if it is not yet
+// (once per machine and Go version: the standard library, ~100 MB), or a
+// seed of the test's own where that dir is not writable. Not the host's
+// GOCACHE: it grows with every build on the machine (many GB on a shared
+// one), and seeding copies all of it.
 func goSeed(t *testing.T) string {
 	t.Helper()
-	appDir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(appDir, "go.mod"), []byte("module example.com/warm\n\ngo 1.22\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(appDir, "main.go"), []byte(helloGo), 0o644))
-	goBin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		testenv.Missing(t, "no Go toolchain on this machine")
 	}
-	out, err := exec.Command(goBin, "env", "GOCACHE").Output()
-	cache := strings.TrimSpace(string(out))
-	if err != nil || cache == "" || cache == "off" {
-		testenv.Missing(t, "host Go has no build cache to seed from")
+	// A bound that stops a hung build, not a speed target.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := buildpacks.GoCacheSeedDir(ctx, "/var/cache/pando")
+	if err != nil {
+		t.Fatal(err)
 	}
-	warm := exec.Command(goBin, "build", "-o", os.DevNull, ".")
-	warm.Dir = appDir
-	warm.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local", "GOPROXY=off")
-	if b, err := warm.CombinedOutput(); err != nil {
-		t.Fatalf("warm host cache: %v\n%s", err, b)
+	if err := buildpacks.WarmGoCache(ctx, dir, ""); err != nil {
+		if !errors.Is(err, fs.ErrPermission) {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(t.TempDir(), "go-build-seed")
+		must(t, buildpacks.WarmGoCache(ctx, dir, ""))
 	}
-	return cache
+	if !buildpacks.GoCacheReady(dir) {
+		t.Fatalf("WarmGoCache left no ready seed in %s", dir)
+	}
+	return dir
 }
 
 func TestGo_buildsModulesOffline(t *testing.T) {
