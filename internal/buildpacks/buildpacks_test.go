@@ -26,6 +26,7 @@ import (
 )
 
 func TestBuiltin_namesOrderAndZips(t *testing.T) {
+	t.Parallel()
 	bps := buildpacks.Builtin()
 	want := []string{"staticfile_buildpack", "java_buildpack", "ruby_buildpack", "nodejs_buildpack", "go_buildpack", "python_buildpack", "binary_buildpack"}
 	if len(bps) != len(want) {
@@ -84,12 +85,7 @@ func newStage(t *testing.T, app map[string]string) *stage {
 		OutputMetadata: filepath.Join(root, "output", "result.json"),
 		Env:            os.Environ(),
 	}}
-	for name, content := range app {
-		p := filepath.Join(s.cfg.BuildDir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
-	}
-	must(t, os.MkdirAll(s.cfg.BuildDir, 0o755))
+	writeFiles(t, s.cfg.BuildDir, app)
 	for _, bp := range buildpacks.Builtin() {
 		s.cfg.BuildpackOrder = append(s.cfg.BuildpackOrder, bp.Name)
 		var buf bytes.Buffer
@@ -110,6 +106,7 @@ func (s *stage) build(t *testing.T) (pando.StagingResult, error) {
 }
 
 func TestStaticfile_detectsAndServesRootWithOptions(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"Staticfile":        "root: public/ # the site\npushstate: enabled\nforce_https: true\n",
 		"public/index.html": "<h1>hi</h1>",
@@ -131,6 +128,7 @@ func TestStaticfile_detectsAndServesRootWithOptions(t *testing.T) {
 }
 
 func TestStaticfile_defaultRootIsTheAppDir(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{"Staticfile": "", "index.html": "hi"})
 	res, err := s.build(t)
 	if err != nil {
@@ -142,6 +140,7 @@ func TestStaticfile_defaultRootIsTheAppDir(t *testing.T) {
 }
 
 func TestStaticfile_badRootFailsFinalize(t *testing.T) {
+	t.Parallel()
 	for _, root := range []string{"../etc", "missing", "/etc", "a b"} {
 		t.Run(root, func(t *testing.T) {
 			s := newStage(t, map[string]string{"Staticfile": "root: " + root + "\n", "index.html": "hi"})
@@ -154,6 +153,7 @@ func TestStaticfile_badRootFailsFinalize(t *testing.T) {
 }
 
 func TestBinary_neverDetectedAndWarnsWithoutProcfile(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{"server": "#!/bin/sh\n"})
 	_, err := s.build(t)
 	if builder.ExitCode(err) != builder.ExitNoAppDetected {
@@ -223,6 +223,7 @@ func goSeed(t *testing.T) string {
 }
 
 func TestGo_buildsModulesOffline(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"go.mod":  "module example.com/hello/v2\n\ngo 1.22\n",
 		"main.go": helloGo,
@@ -279,6 +280,7 @@ func TestGo_buildsModulesOffline(t *testing.T) {
 }
 
 func TestGo_requirementsWithoutVendorFailClearly(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"go.mod":  "module example.com/app\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n",
 		"main.go": "package main\n\nfunc main() {}\n",
@@ -291,6 +293,7 @@ func TestGo_requirementsWithoutVendorFailClearly(t *testing.T) {
 }
 
 func TestGo_noMainPackageFailsClearly(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"go.mod": "module example.com/lib\n\ngo 1.22\n",
 		"lib.go": "package lib\n\nfunc F() int { return 1 }\n",
@@ -390,6 +393,18 @@ func unzip(t *testing.T, b []byte, dst string) {
 		rc.Close()
 		must(t, err)
 		must(t, os.WriteFile(p, data, f.Mode().Perm()))
+	}
+}
+
+// writeFiles writes files (path below dir: content) into dir, making dir
+// and the dirs the paths name.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	must(t, os.MkdirAll(dir, 0o755))
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, []byte(content), 0o644))
 	}
 }
 

@@ -129,6 +129,7 @@ func bootJar(t *testing.T) []byte {
 }
 
 func TestJava_springBootStyleFatJarStartsPackedAndUnpacked(t *testing.T) {
+	t.Parallel()
 	javaFeature(t)
 	jar := bootJar(t)
 	cases := []struct {

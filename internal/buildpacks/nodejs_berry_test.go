@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -78,15 +79,9 @@ func berryApp(t *testing.T, linker string) map[string]string {
 require('http').createServer((req, res) => res.end(hello())).listen(Number(process.env.PORT), '127.0.0.1');
 `,
 	}
-	for k, v := range berryPackages {
-		app[k] = v
-	}
+	maps.Copy(app, berryPackages)
 	dir := t.TempDir()
-	for name, content := range app {
-		p := filepath.Join(dir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
-	}
+	writeFiles(t, dir, app)
 	// CI=true makes yarn immutable by default: this install writes the lock.
 	cmd := exec.Command("node", filepath.Join(dir, rel), "install")
 	cmd.Dir = dir
@@ -115,6 +110,7 @@ func requireOut(t *testing.T, out string, want ...string) {
 }
 
 func TestNodejs_yarnBerryAppRunsItsOwnYarnOnTheStacksNodeWithNodeModules(t *testing.T) {
+	t.Parallel()
 	app := berryApp(t, "node-modules")
 	app["Procfile"] = "web: hello-serve\n"
 	s := newStage(t, app)
@@ -128,30 +124,15 @@ func TestNodejs_yarnBerryAppRunsItsOwnYarnOnTheStacksNodeWithNodeModules(t *test
 	requireOut(t, out, "Using the app's yarn "+berryVersion+" (.yarn/releases/yarn-"+berryVersion+".cjs, yarnPath in .yarnrc.yml) on the stack's node",
 		"nodeLinker: node-modules", "Installing dependencies: yarn workspaces focus --all --production (offline",
 		"Kept node_modules in the build cache for the next staging (keyed by yarn.lock)")
-	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
-	if _, err := os.Stat(filepath.Join(nodeModules, "hello", "index.js")); err != nil {
-		t.Fatalf("hello not installed: %v\n%s", err, out)
-	}
-	if _, err := os.Lstat(filepath.Join(nodeModules, "devtool")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("devDependency installed (%v)\n%s", err, out)
-	}
+	requireProductionInstall(t, s, "hello/index.js")
 	if body := serve(t, s, res.StartCommand); body != "hello production" {
 		t.Fatalf("GET / = %q", body)
 	}
-
-	// Same yarn.lock: the kept node_modules, no yarn run.
-	must(t, os.RemoveAll(nodeModules))
-	res, err = s.build(t)
-	out = s.out.String()
-	if err != nil || !strings.Contains(out, "Reusing node_modules (yarn.lock unchanged)") || strings.Contains(out, "Installing dependencies") {
-		t.Fatalf("err %v\n%s", err, out)
-	}
-	if body := serve(t, s, res.StartCommand); body != "hello production" {
-		t.Fatalf("GET / after reuse = %q", body)
-	}
+	requireNodeModulesReused(t, s, "yarn.lock", "hello production")
 }
 
 func TestNodejs_yarnBerryPnPAppLoadsItsPackagesThroughPnpAtRunTime(t *testing.T) {
+	t.Parallel()
 	// No nodeLinker in .yarnrc.yml: yarn's own default, pnp.
 	s := newStage(t, berryApp(t, ""))
 	res, err := s.build(t)
@@ -215,6 +196,7 @@ func TestNodejs_yarnBerryPnPAppLoadsItsPackagesThroughPnpAtRunTime(t *testing.T)
 }
 
 func TestNodejs_yarnPathNotInTheAppFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	app := berryApp(t, "node-modules")
 	delete(app, ".yarn/releases/yarn-"+berryVersion+".cjs")
 	s := newStage(t, app)
@@ -308,6 +290,7 @@ func forwardProxy(t *testing.T) (*httptest.Server, *atomic.Int64) {
 }
 
 func TestNodejs_yarnBerryDownloadsThroughTheStagingProxyFromTheOperatorsRegistry(t *testing.T) {
+	t.Parallel()
 	reg := newBerryRegistry(t)
 	proxy, relayed := forwardProxy(t)
 	release, err := os.ReadFile(hostBerry(t))
@@ -321,10 +304,7 @@ func TestNodejs_yarnBerryDownloadsThroughTheStagingProxyFromTheOperatorsRegistry
 	}
 	// The developer's yarn.lock, resolved against the registry directly.
 	dir := t.TempDir()
-	for name, content := range app {
-		must(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
-		must(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
-	}
+	writeFiles(t, dir, app)
 	lock := exec.Command("node", rel, "install", "--mode=update-lockfile")
 	lock.Dir = dir
 	lock.Env = append(os.Environ(), "YARN_NPM_REGISTRY_SERVER="+reg.srv.URL, "YARN_UNSAFE_HTTP_WHITELIST=127.0.0.1", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",
