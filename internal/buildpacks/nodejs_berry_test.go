@@ -1,13 +1,7 @@
 package buildpacks_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"crypto/sha512"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -19,7 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
 	"github.com/pandoplatform/pando/internal/testenv"
@@ -208,49 +201,6 @@ func TestNodejs_yarnPathNotInTheAppFailsNamingIt(t *testing.T) {
 	requireOut(t, out, ".yarnrc.yml runs yarn from '.yarn/releases/yarn-"+berryVersion+".cjs' (yarnPath), which is not a file in the app")
 }
 
-// berryRegistry is an npm registry on loopback holding hello 1.0.0 (with
-// the publish time yarn 4 asks for), counting tarball downloads.
-type berryRegistry struct {
-	srv      *httptest.Server
-	tarballs atomic.Int64
-}
-
-func newBerryRegistry(t *testing.T) *berryRegistry {
-	t.Helper()
-	var tgz bytes.Buffer
-	gz := gzip.NewWriter(&tgz)
-	tw := tar.NewWriter(gz)
-	for _, name := range []string{"package.json", "index.js"} {
-		body := berryPackages["hello/"+name]
-		if name == "package.json" {
-			body = `{"name": "hello", "version": "1.0.0", "main": "index.js"}`
-		}
-		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
-		_, err := tw.Write([]byte(body))
-		must(t, err)
-	}
-	must(t, tw.Close())
-	must(t, gz.Close())
-	sum := sha512.Sum512(tgz.Bytes())
-	r := &berryRegistry{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		switch req.URL.Path {
-		case "/hello":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"name": "hello", "dist-tags": {"latest": "1.0.0"}, "time": {"created": "2020-01-01T00:00:00.000Z", "1.0.0": "2020-01-01T00:00:00.000Z"},
-				"versions": {"1.0.0": {"name": "hello", "version": "1.0.0", "main": "index.js",
-				"dist": {"tarball": "%s/hello/-/hello-1.0.0.tgz", "integrity": "sha512-%s"}}}}`, r.srv.URL, base64.StdEncoding.EncodeToString(sum[:]))
-		case "/hello/-/hello-1.0.0.tgz":
-			r.tarballs.Add(1)
-			_, _ = w.Write(tgz.Bytes())
-		default:
-			http.NotFound(w, req)
-		}
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
 // forwardProxy is an HTTP forward proxy on loopback (staging's egress
 // proxy, as the cell serves it: CONNECT tunnels and absolute-URI requests)
 // counting what it relays.
@@ -291,7 +241,7 @@ func forwardProxy(t *testing.T) (*httptest.Server, *atomic.Int64) {
 
 func TestNodejs_yarnBerryDownloadsThroughTheStagingProxyFromTheOperatorsRegistry(t *testing.T) {
 	t.Parallel()
-	reg := newBerryRegistry(t)
+	reg := newRegistryOf(t, "hello", map[string]string{"package.json": `{"name": "hello", "version": "1.0.0", "main": "index.js"}`, "index.js": berryPackages["hello/index.js"]})
 	proxy, relayed := forwardProxy(t)
 	release, err := os.ReadFile(hostBerry(t))
 	must(t, err)

@@ -6,14 +6,15 @@ import (
 	"compress/gzip"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -339,38 +340,55 @@ func TestNodejs_uncachedPackageOfflineFailsWithVendoringAdvice(t *testing.T) {
 	}
 }
 
-// registry is an npm registry on loopback holding one package, greet 1.0.0
-// (greetPackages' greet), counting the requests it answers.
+// registry is an npm registry on loopback holding one package at 1.0.0
+// (with the publish time yarn 4 asks for), counting the requests it
+// answers and the tarballs it serves.
 type registry struct {
-	srv      *httptest.Server
-	requests atomic.Int64
+	srv                *httptest.Server
+	requests, tarballs atomic.Int64
 }
 
+// newRegistry serves greetPackages' greet.
 func newRegistry(t *testing.T) *registry {
+	t.Helper()
+	return newRegistryOf(t, "greet", map[string]string{"package.json": greetPackages["greet/package.json"], "bin.js": greetPackages["greet/bin.js"]})
+}
+
+// newRegistryOf serves the package name made of files (paths in the
+// package: content); its package.json is also its version's metadata.
+func newRegistryOf(t *testing.T, name string, files map[string]string) *registry {
 	t.Helper()
 	var tgz bytes.Buffer
 	gz := gzip.NewWriter(&tgz)
 	tw := tar.NewWriter(gz)
-	for _, name := range []string{"package.json", "bin.js"} {
-		body := greetPackages["greet/"+name]
-		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
+	for _, path := range slices.Sorted(maps.Keys(files)) {
+		body := files[path]
+		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + path, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
 		_, err := tw.Write([]byte(body))
 		must(t, err)
 	}
 	must(t, tw.Close())
 	must(t, gz.Close())
 	sum := sha512.Sum512(tgz.Bytes())
+	var version map[string]any
+	must(t, json.Unmarshal([]byte(files["package.json"]), &version))
+	tarball := "/" + name + "/-/" + name + "-1.0.0.tgz"
 	r := &registry{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.requests.Add(1)
 		switch req.URL.Path {
-		case "/greet":
+		case "/" + name:
+			v := maps.Clone(version)
+			v["dist"] = map[string]string{"tarball": r.srv.URL + tarball, "integrity": "sha512-" + base64.StdEncoding.EncodeToString(sum[:])}
 			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"name": "greet", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {"name": "greet", "version": "1.0.0",
-				"bin": {"greet-serve": "bin.js"}, "dist": {"tarball": "%s/greet/-/greet-1.0.0.tgz", "integrity": "sha512-%s"}}}}`,
-				r.srv.URL, base64.StdEncoding.EncodeToString(sum[:]))
-		case "/greet/-/greet-1.0.0.tgz":
-			w.Write(tgz.Bytes())
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"name": name, "dist-tags": map[string]string{"latest": "1.0.0"},
+				"time":     map[string]string{"created": "2020-01-01T00:00:00.000Z", "1.0.0": "2020-01-01T00:00:00.000Z"},
+				"versions": map[string]any{"1.0.0": v},
+			})
+		case tarball:
+			r.tarballs.Add(1)
+			_, _ = w.Write(tgz.Bytes())
 		default:
 			http.NotFound(w, req)
 		}
