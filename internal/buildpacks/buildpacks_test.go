@@ -396,16 +396,28 @@ func unzip(t *testing.T, b []byte, dst string) {
 	}
 }
 
-// writeFiles writes files (path below dir: content) into dir, making dir
-// and the dirs the paths name.
+// writeFiles is writeTree in a test.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
-	must(t, os.MkdirAll(dir, 0o755))
+	must(t, writeTree(dir, files))
+}
+
+// writeTree writes files (path below dir: content) into dir, making dir
+// and the dirs the paths name.
+func writeTree(dir string, files map[string]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	for name, content := range files {
 		p := filepath.Join(dir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 func must(t *testing.T, err error) {

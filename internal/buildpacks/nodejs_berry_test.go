@@ -2,6 +2,7 @@ package buildpacks_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -73,23 +75,38 @@ require('http').createServer((req, res) => res.end(hello())).listen(Number(proce
 `,
 	}
 	maps.Copy(app, berryPackages)
-	dir := t.TempDir()
-	writeFiles(t, dir, app)
-	// CI=true makes yarn immutable by default: this install writes the lock.
-	cmd := exec.Command("node", filepath.Join(dir, rel), "install")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "YARN_ENABLE_NETWORK=false", "YARN_ENABLE_TELEMETRY=false", "YARN_ENABLE_GLOBAL_CACHE=false", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",
-		"YARN_CACHE_FOLDER="+filepath.Join(t.TempDir(), "yarn-cache"), "YARN_ENABLE_PROGRESS_BARS=false")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("yarn install: %v\n%s", err, out)
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "yarn.lock"))
-	must(t, err)
-	if !strings.Contains(string(lock), "__metadata:") {
-		t.Fatalf("yarn %s wrote a yarn.lock without __metadata:\n%s", berryVersion, lock)
-	}
+	lock := fixtures.get(t, "yarn "+berryVersion+" lock of berryApp, nodeLinker "+strconv.Quote(linker), func() ([]byte, error) { return berryLock(app, rel) })
 	app["yarn.lock"] = string(lock)
 	return app
+}
+
+// berryLock is the yarn.lock the app's own yarn (rel) writes for it: once
+// per test binary and linker (fixtures), as the developer ran it once.
+func berryLock(app map[string]string, rel string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "berryapp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := writeTree(filepath.Join(dir, "app"), app); err != nil {
+		return nil, err
+	}
+	// CI=true makes yarn immutable by default: this install writes the lock.
+	cmd := exec.Command("node", filepath.Join(dir, "app", rel), "install")
+	cmd.Dir = filepath.Join(dir, "app")
+	cmd.Env = append(os.Environ(), "YARN_ENABLE_NETWORK=false", "YARN_ENABLE_TELEMETRY=false", "YARN_ENABLE_GLOBAL_CACHE=false", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",
+		"YARN_CACHE_FOLDER="+filepath.Join(dir, "yarn-cache"), "YARN_ENABLE_PROGRESS_BARS=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("yarn install: %w\n%s", err, out)
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "app", "yarn.lock"))
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(string(lock), "__metadata:") {
+		return nil, fmt.Errorf("yarn %s wrote a yarn.lock without __metadata:\n%s", berryVersion, lock)
+	}
+	return lock, nil
 }
 
 // requireOut fails unless out has every string.

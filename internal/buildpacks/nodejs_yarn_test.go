@@ -1,6 +1,7 @@
 package buildpacks_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,19 +37,27 @@ func hostYarn(t *testing.T) (string, string, []string) {
 }
 
 // yarnApp is greetPackages' app, greet a dependency and devtool a
-// devDependency, with the yarn.lock the host's yarn writes for it.
+// devDependency, with the yarn.lock the host's yarn writes for it (once
+// per test binary: fixtures).
 func yarnApp(t *testing.T, yarn string, env []string) map[string]string {
 	t.Helper()
 	app := greetApp(`"dependencies": {"greet": "file:greet"}, "devDependencies": {"devtool": "file:devtool"}`)
-	dir := t.TempDir()
-	writeFiles(t, dir, app)
-	cmd := exec.Command(yarn, "install", "--ignore-scripts", "--non-interactive", "--cache-folder", filepath.Join(t.TempDir(), "yarn-cache"))
-	cmd.Dir, cmd.Env = dir, env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("yarn install: %v\n%s", err, out)
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "yarn.lock"))
-	must(t, err)
+	lock := fixtures.get(t, "yarn.lock of yarnApp", func() ([]byte, error) {
+		dir, err := os.MkdirTemp("", "yarnapp-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		if err := writeTree(filepath.Join(dir, "app"), app); err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(yarn, "install", "--ignore-scripts", "--non-interactive", "--cache-folder", filepath.Join(dir, "yarn-cache"))
+		cmd.Dir, cmd.Env = filepath.Join(dir, "app"), env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("yarn install: %w\n%s", err, out)
+		}
+		return os.ReadFile(filepath.Join(dir, "app", "yarn.lock"))
+	})
 	app["yarn.lock"] = string(lock)
 	return app
 }

@@ -89,14 +89,8 @@ def serve():
     HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 `,
 	}
-	for name, content := range files {
-		p := filepath.Join(src, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return nil, err
-		}
+	if err := writeTree(src, files); err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", dist, src)
 	cmd.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_CACHE_DIR="+filepath.Join(tmp, "pip-cache"))
