@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 )
 
 func TestBuiltin_namesOrderAndZips(t *testing.T) {
+	t.Parallel()
 	bps := buildpacks.Builtin()
 	want := []string{"staticfile_buildpack", "java_buildpack", "ruby_buildpack", "nodejs_buildpack", "go_buildpack", "python_buildpack", "binary_buildpack"}
 	if len(bps) != len(want) {
@@ -83,12 +85,7 @@ func newStage(t *testing.T, app map[string]string) *stage {
 		OutputMetadata: filepath.Join(root, "output", "result.json"),
 		Env:            os.Environ(),
 	}}
-	for name, content := range app {
-		p := filepath.Join(s.cfg.BuildDir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
-	}
-	must(t, os.MkdirAll(s.cfg.BuildDir, 0o755))
+	writeFiles(t, s.cfg.BuildDir, app)
 	for _, bp := range buildpacks.Builtin() {
 		s.cfg.BuildpackOrder = append(s.cfg.BuildpackOrder, bp.Name)
 		var buf bytes.Buffer
@@ -109,6 +106,7 @@ func (s *stage) build(t *testing.T) (pando.StagingResult, error) {
 }
 
 func TestStaticfile_detectsAndServesRootWithOptions(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"Staticfile":        "root: public/ # the site\npushstate: enabled\nforce_https: true\n",
 		"public/index.html": "<h1>hi</h1>",
@@ -130,6 +128,7 @@ func TestStaticfile_detectsAndServesRootWithOptions(t *testing.T) {
 }
 
 func TestStaticfile_defaultRootIsTheAppDir(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{"Staticfile": "", "index.html": "hi"})
 	res, err := s.build(t)
 	if err != nil {
@@ -141,6 +140,7 @@ func TestStaticfile_defaultRootIsTheAppDir(t *testing.T) {
 }
 
 func TestStaticfile_badRootFailsFinalize(t *testing.T) {
+	t.Parallel()
 	for _, root := range []string{"../etc", "missing", "/etc", "a b"} {
 		t.Run(root, func(t *testing.T) {
 			s := newStage(t, map[string]string{"Staticfile": "root: " + root + "\n", "index.html": "hi"})
@@ -153,6 +153,7 @@ func TestStaticfile_badRootFailsFinalize(t *testing.T) {
 }
 
 func TestBinary_neverDetectedAndWarnsWithoutProcfile(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{"server": "#!/bin/sh\n"})
 	_, err := s.build(t)
 	if builder.ExitCode(err) != builder.ExitNoAppDetected {
@@ -189,32 +190,40 @@ func main() {
 }
 `
 
-// goSeed warms the host's Go build cache with a CGO-free build of the hello
-// app (fast once done) and returns it, to seed the buildpack's cold cache.
+// goSeed returns the Go build cache seed a cell offers the go buildpack:
+// the machine's, where servers keep it (buildpacks.GoCacheSeedDir under
+// /var/cache/pando), warmed by buildpacks.WarmGoCache if it is not yet
+// (once per machine and Go version: the standard library, ~100 MB), or a
+// seed of the test's own where that dir is not writable. Not the host's
+// GOCACHE: it grows with every build on the machine (many GB on a shared
+// one), and seeding copies all of it.
 func goSeed(t *testing.T) string {
 	t.Helper()
-	appDir := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(appDir, "go.mod"), []byte("module example.com/warm\n\ngo 1.22\n"), 0o644))
-	must(t, os.WriteFile(filepath.Join(appDir, "main.go"), []byte(helloGo), 0o644))
-	goBin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		testenv.Missing(t, "no Go toolchain on this machine")
 	}
-	out, err := exec.Command(goBin, "env", "GOCACHE").Output()
-	cache := strings.TrimSpace(string(out))
-	if err != nil || cache == "" || cache == "off" {
-		testenv.Missing(t, "host Go has no build cache to seed from")
+	// A bound that stops a hung build, not a speed target.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir, err := buildpacks.GoCacheSeedDir(ctx, "/var/cache/pando")
+	if err != nil {
+		t.Fatal(err)
 	}
-	warm := exec.Command(goBin, "build", "-o", os.DevNull, ".")
-	warm.Dir = appDir
-	warm.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false", "GOTOOLCHAIN=local", "GOPROXY=off")
-	if b, err := warm.CombinedOutput(); err != nil {
-		t.Fatalf("warm host cache: %v\n%s", err, b)
+	if err := buildpacks.WarmGoCache(ctx, dir, ""); err != nil {
+		if !errors.Is(err, fs.ErrPermission) {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(t.TempDir(), "go-build-seed")
+		must(t, buildpacks.WarmGoCache(ctx, dir, ""))
 	}
-	return cache
+	if !buildpacks.GoCacheReady(dir) {
+		t.Fatalf("WarmGoCache left no ready seed in %s", dir)
+	}
+	return dir
 }
 
 func TestGo_buildsModulesOffline(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"go.mod":  "module example.com/hello/v2\n\ngo 1.22\n",
 		"main.go": helloGo,
@@ -271,6 +280,7 @@ func TestGo_buildsModulesOffline(t *testing.T) {
 }
 
 func TestGo_requirementsWithoutVendorFailClearly(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"go.mod":  "module example.com/app\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n",
 		"main.go": "package main\n\nfunc main() {}\n",
@@ -283,6 +293,7 @@ func TestGo_requirementsWithoutVendorFailClearly(t *testing.T) {
 }
 
 func TestGo_noMainPackageFailsClearly(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{
 		"go.mod": "module example.com/lib\n\ngo 1.22\n",
 		"lib.go": "package lib\n\nfunc F() int { return 1 }\n",
@@ -383,6 +394,30 @@ func unzip(t *testing.T, b []byte, dst string) {
 		must(t, err)
 		must(t, os.WriteFile(p, data, f.Mode().Perm()))
 	}
+}
+
+// writeFiles is writeTree in a test.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	must(t, writeTree(dir, files))
+}
+
+// writeTree writes files (path below dir: content) into dir, making dir
+// and the dirs the paths name.
+func writeTree(dir string, files map[string]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func must(t *testing.T, err error) {

@@ -18,6 +18,7 @@ func closedPort(t *testing.T) string {
 }
 
 func TestNodejs_withEgressDownloadsAndAFailedDownloadShowsNpmsOwnError(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
 	reg := newRegistry(t)
 	app := map[string]string{
@@ -47,6 +48,7 @@ func TestNodejs_withEgressDownloadsAndAFailedDownloadShowsNpmsOwnError(t *testin
 }
 
 func TestPython_withEgressAFailedDownloadShowsPipsOwnError(t *testing.T) {
+	t.Parallel()
 	hostPython(t)
 	s := pythonStage(t, map[string]string{"requirements.txt": "flask\n", "Procfile": "web: python -m http.server $PORT\n"})
 	s.cfg.Env = append(s.cfg.Env, "PANDO_STAGING_EGRESS=on", "PIP_INDEX_URL="+closedPort(t)+"/simple", "PIP_RETRIES=0")

@@ -104,11 +104,7 @@ func bootJar(t *testing.T) []byte {
 		"boot/org/example/boot/Launcher.java": bootLauncher,
 		"manifest.txt":                        "Main-Class: org.example.boot.Launcher\nStart-Class: com.example.App\n",
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(body), 0o644))
-	}
+	writeFiles(t, dir, files)
 	must(t, os.MkdirAll(filepath.Join(dir, "fat", "BOOT-INF", "lib"), 0o755))
 	for _, args := range [][]string{
 		{javac, "-d", "out/lib", "lib/com/example/lib/Greeting.java"},
@@ -129,6 +125,7 @@ func bootJar(t *testing.T) []byte {
 }
 
 func TestJava_springBootStyleFatJarStartsPackedAndUnpacked(t *testing.T) {
+	t.Parallel()
 	javaFeature(t)
 	jar := bootJar(t)
 	cases := []struct {

@@ -2,6 +2,7 @@ package buildpacks_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 )
 
 func TestJava_memoryCalculator(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		limit, classes, opts string
 		want                 string // flags, or the error's start
@@ -87,27 +89,38 @@ public class Main {
 `
 
 // buildJar compiles helloJava into a jar with the manifest given (the
-// Main-Class line, or none) and returns the jar's bytes.
+// Main-Class line, or none) and returns the jar's bytes: once per manifest
+// and test binary (fixtures), as javac is slow.
 func buildJar(t *testing.T, manifest string) []byte {
 	t.Helper()
 	_, javac, jar := javaTools(t)
-	dir := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(dir, "src", "com", "example"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "src", "com", "example", "Main.java"), []byte(helloJava), 0o644))
-	must(t, os.WriteFile(filepath.Join(dir, "manifest.txt"), []byte(manifest), 0o644))
-	for _, args := range [][]string{
-		{javac, "-d", "classes", "src/com/example/Main.java"},
-		{jar, "--create", "--file", "app.jar", "--manifest", "manifest.txt", "-C", "classes", "."},
-	} {
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	return fixtures.get(t, "jar with manifest "+strconv.Quote(manifest), func() ([]byte, error) {
+		dir, err := os.MkdirTemp("", "buildjar-")
+		if err != nil {
+			return nil, err
 		}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "app.jar"))
-	must(t, err)
-	return b
+		defer os.RemoveAll(dir)
+		if err := os.MkdirAll(filepath.Join(dir, "src", "com", "example"), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "src", "com", "example", "Main.java"), []byte(helloJava), 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "manifest.txt"), []byte(manifest), 0o644); err != nil {
+			return nil, err
+		}
+		for _, args := range [][]string{
+			{javac, "-d", "classes", "src/com/example/Main.java"},
+			{jar, "--create", "--file", "app.jar", "--manifest", "manifest.txt", "-C", "classes", "."},
+		} {
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		return os.ReadFile(filepath.Join(dir, "app.jar"))
+	})
 }
 
 func javaFeature(t *testing.T) string {
@@ -135,6 +148,7 @@ func heapOf(t *testing.T, body string) int64 {
 }
 
 func TestJava_unpackedJarRunsMainWithTheHeapSizedFromMemoryLimit(t *testing.T) {
+	t.Parallel()
 	feature := javaFeature(t)
 	s := newStage(t, nil)
 	// As `cf push -p app.jar` uploads it: the jar's contents.
@@ -174,6 +188,7 @@ func TestJava_unpackedJarRunsMainWithTheHeapSizedFromMemoryLimit(t *testing.T) {
 }
 
 func TestJava_topLevelJarRunsWithJavaJar(t *testing.T) {
+	t.Parallel()
 	feature := javaFeature(t)
 	s := newStage(t, nil)
 	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "app.jar"), buildJar(t, "Main-Class: com.example.Main\n"), 0o644))
@@ -200,6 +215,7 @@ func TestJava_topLevelJarRunsWithJavaJar(t *testing.T) {
 }
 
 func TestJava_jarWithoutMainClassIsNotDetected(t *testing.T) {
+	t.Parallel()
 	javaTools(t)
 	s := newStage(t, nil)
 	jar := buildJar(t, "Created-By: test\n")
@@ -211,6 +227,7 @@ func TestJava_jarWithoutMainClassIsNotDetected(t *testing.T) {
 }
 
 func TestJava_tooLittleMemoryFailsAtStartSayingSo(t *testing.T) {
+	t.Parallel()
 	javaTools(t)
 	s := newStage(t, nil)
 	unzip(t, buildJar(t, "Main-Class: com.example.Main\n"), s.cfg.BuildDir)
@@ -229,6 +246,7 @@ func TestJava_tooLittleMemoryFailsAtStartSayingSo(t *testing.T) {
 }
 
 func TestJava_noJavaOnTheStackFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	javaTools(t)
 	// A PATH with the tools the scripts use, but no java.
 	bin := t.TempDir()

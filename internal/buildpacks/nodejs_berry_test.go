@@ -1,24 +1,20 @@
 package buildpacks_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"crypto/sha512"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/pandoplatform/pando/internal/lifecycle/builder"
 	"github.com/pandoplatform/pando/internal/testenv"
@@ -78,30 +74,39 @@ func berryApp(t *testing.T, linker string) map[string]string {
 require('http').createServer((req, res) => res.end(hello())).listen(Number(process.env.PORT), '127.0.0.1');
 `,
 	}
-	for k, v := range berryPackages {
-		app[k] = v
-	}
-	dir := t.TempDir()
-	for name, content := range app {
-		p := filepath.Join(dir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
-	}
-	// CI=true makes yarn immutable by default: this install writes the lock.
-	cmd := exec.Command("node", filepath.Join(dir, rel), "install")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "YARN_ENABLE_NETWORK=false", "YARN_ENABLE_TELEMETRY=false", "YARN_ENABLE_GLOBAL_CACHE=false", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",
-		"YARN_CACHE_FOLDER="+filepath.Join(t.TempDir(), "yarn-cache"), "YARN_ENABLE_PROGRESS_BARS=false")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("yarn install: %v\n%s", err, out)
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "yarn.lock"))
-	must(t, err)
-	if !strings.Contains(string(lock), "__metadata:") {
-		t.Fatalf("yarn %s wrote a yarn.lock without __metadata:\n%s", berryVersion, lock)
-	}
+	maps.Copy(app, berryPackages)
+	lock := fixtures.get(t, "yarn "+berryVersion+" lock of berryApp, nodeLinker "+strconv.Quote(linker), func() ([]byte, error) { return berryLock(app, rel) })
 	app["yarn.lock"] = string(lock)
 	return app
+}
+
+// berryLock is the yarn.lock the app's own yarn (rel) writes for it: once
+// per test binary and linker (fixtures), as the developer ran it once.
+func berryLock(app map[string]string, rel string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "berryapp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := writeTree(filepath.Join(dir, "app"), app); err != nil {
+		return nil, err
+	}
+	// CI=true makes yarn immutable by default: this install writes the lock.
+	cmd := exec.Command("node", filepath.Join(dir, "app", rel), "install")
+	cmd.Dir = filepath.Join(dir, "app")
+	cmd.Env = append(os.Environ(), "YARN_ENABLE_NETWORK=false", "YARN_ENABLE_TELEMETRY=false", "YARN_ENABLE_GLOBAL_CACHE=false", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",
+		"YARN_CACHE_FOLDER="+filepath.Join(dir, "yarn-cache"), "YARN_ENABLE_PROGRESS_BARS=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("yarn install: %w\n%s", err, out)
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "app", "yarn.lock"))
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(string(lock), "__metadata:") {
+		return nil, fmt.Errorf("yarn %s wrote a yarn.lock without __metadata:\n%s", berryVersion, lock)
+	}
+	return lock, nil
 }
 
 // requireOut fails unless out has every string.
@@ -115,6 +120,7 @@ func requireOut(t *testing.T, out string, want ...string) {
 }
 
 func TestNodejs_yarnBerryAppRunsItsOwnYarnOnTheStacksNodeWithNodeModules(t *testing.T) {
+	t.Parallel()
 	app := berryApp(t, "node-modules")
 	app["Procfile"] = "web: hello-serve\n"
 	s := newStage(t, app)
@@ -128,30 +134,15 @@ func TestNodejs_yarnBerryAppRunsItsOwnYarnOnTheStacksNodeWithNodeModules(t *test
 	requireOut(t, out, "Using the app's yarn "+berryVersion+" (.yarn/releases/yarn-"+berryVersion+".cjs, yarnPath in .yarnrc.yml) on the stack's node",
 		"nodeLinker: node-modules", "Installing dependencies: yarn workspaces focus --all --production (offline",
 		"Kept node_modules in the build cache for the next staging (keyed by yarn.lock)")
-	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
-	if _, err := os.Stat(filepath.Join(nodeModules, "hello", "index.js")); err != nil {
-		t.Fatalf("hello not installed: %v\n%s", err, out)
-	}
-	if _, err := os.Lstat(filepath.Join(nodeModules, "devtool")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("devDependency installed (%v)\n%s", err, out)
-	}
+	requireProductionInstall(t, s, "hello/index.js")
 	if body := serve(t, s, res.StartCommand); body != "hello production" {
 		t.Fatalf("GET / = %q", body)
 	}
-
-	// Same yarn.lock: the kept node_modules, no yarn run.
-	must(t, os.RemoveAll(nodeModules))
-	res, err = s.build(t)
-	out = s.out.String()
-	if err != nil || !strings.Contains(out, "Reusing node_modules (yarn.lock unchanged)") || strings.Contains(out, "Installing dependencies") {
-		t.Fatalf("err %v\n%s", err, out)
-	}
-	if body := serve(t, s, res.StartCommand); body != "hello production" {
-		t.Fatalf("GET / after reuse = %q", body)
-	}
+	requireNodeModulesReused(t, s, "yarn.lock", "hello production")
 }
 
 func TestNodejs_yarnBerryPnPAppLoadsItsPackagesThroughPnpAtRunTime(t *testing.T) {
+	t.Parallel()
 	// No nodeLinker in .yarnrc.yml: yarn's own default, pnp.
 	s := newStage(t, berryApp(t, ""))
 	res, err := s.build(t)
@@ -215,6 +206,7 @@ func TestNodejs_yarnBerryPnPAppLoadsItsPackagesThroughPnpAtRunTime(t *testing.T)
 }
 
 func TestNodejs_yarnPathNotInTheAppFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	app := berryApp(t, "node-modules")
 	delete(app, ".yarn/releases/yarn-"+berryVersion+".cjs")
 	s := newStage(t, app)
@@ -224,49 +216,6 @@ func TestNodejs_yarnPathNotInTheAppFailsNamingIt(t *testing.T) {
 		t.Fatalf("err = %v, want a finalize failure\n%s", err, out)
 	}
 	requireOut(t, out, ".yarnrc.yml runs yarn from '.yarn/releases/yarn-"+berryVersion+".cjs' (yarnPath), which is not a file in the app")
-}
-
-// berryRegistry is an npm registry on loopback holding hello 1.0.0 (with
-// the publish time yarn 4 asks for), counting tarball downloads.
-type berryRegistry struct {
-	srv      *httptest.Server
-	tarballs atomic.Int64
-}
-
-func newBerryRegistry(t *testing.T) *berryRegistry {
-	t.Helper()
-	var tgz bytes.Buffer
-	gz := gzip.NewWriter(&tgz)
-	tw := tar.NewWriter(gz)
-	for _, name := range []string{"package.json", "index.js"} {
-		body := berryPackages["hello/"+name]
-		if name == "package.json" {
-			body = `{"name": "hello", "version": "1.0.0", "main": "index.js"}`
-		}
-		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
-		_, err := tw.Write([]byte(body))
-		must(t, err)
-	}
-	must(t, tw.Close())
-	must(t, gz.Close())
-	sum := sha512.Sum512(tgz.Bytes())
-	r := &berryRegistry{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		switch req.URL.Path {
-		case "/hello":
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"name": "hello", "dist-tags": {"latest": "1.0.0"}, "time": {"created": "2020-01-01T00:00:00.000Z", "1.0.0": "2020-01-01T00:00:00.000Z"},
-				"versions": {"1.0.0": {"name": "hello", "version": "1.0.0", "main": "index.js",
-				"dist": {"tarball": "%s/hello/-/hello-1.0.0.tgz", "integrity": "sha512-%s"}}}}`, r.srv.URL, base64.StdEncoding.EncodeToString(sum[:]))
-		case "/hello/-/hello-1.0.0.tgz":
-			r.tarballs.Add(1)
-			_, _ = w.Write(tgz.Bytes())
-		default:
-			http.NotFound(w, req)
-		}
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
 }
 
 // forwardProxy is an HTTP forward proxy on loopback (staging's egress
@@ -308,7 +257,8 @@ func forwardProxy(t *testing.T) (*httptest.Server, *atomic.Int64) {
 }
 
 func TestNodejs_yarnBerryDownloadsThroughTheStagingProxyFromTheOperatorsRegistry(t *testing.T) {
-	reg := newBerryRegistry(t)
+	t.Parallel()
+	reg := newRegistryOf(t, "hello", map[string]string{"package.json": `{"name": "hello", "version": "1.0.0", "main": "index.js"}`, "index.js": berryPackages["hello/index.js"]})
 	proxy, relayed := forwardProxy(t)
 	release, err := os.ReadFile(hostBerry(t))
 	must(t, err)
@@ -321,10 +271,7 @@ func TestNodejs_yarnBerryDownloadsThroughTheStagingProxyFromTheOperatorsRegistry
 	}
 	// The developer's yarn.lock, resolved against the registry directly.
 	dir := t.TempDir()
-	for name, content := range app {
-		must(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
-		must(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
-	}
+	writeFiles(t, dir, app)
 	lock := exec.Command("node", rel, "install", "--mode=update-lockfile")
 	lock.Dir = dir
 	lock.Env = append(os.Environ(), "YARN_NPM_REGISTRY_SERVER="+reg.srv.URL, "YARN_UNSAFE_HTTP_WHITELIST=127.0.0.1", "YARN_ENABLE_IMMUTABLE_INSTALLS=false",

@@ -6,13 +6,15 @@ import (
 	"compress/gzip"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
-	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,6 +43,7 @@ func nodeVersion(t *testing.T) string {
 }
 
 func TestNodejs_versionRanges(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
 	cases := []struct {
 		version, rng string
@@ -112,6 +115,7 @@ http.createServer((req, res) => res.end('node ' + process.version + ' ' + proces
 }
 
 func TestNodejs_detectsAndRunsScriptsStartOnTheStacksNode(t *testing.T) {
+	t.Parallel()
 	v := nodeVersion(t)
 	major := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 2)[0]
 	s := newStage(t, nodeApp(`, "engines": {"node": "^`+major+`.0.0 || >=99"}`))
@@ -143,6 +147,7 @@ func TestNodejs_detectsAndRunsScriptsStartOnTheStacksNode(t *testing.T) {
 }
 
 func TestNodejs_serverJSIsTheStartWithoutScriptsStart(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
 	app := nodeApp("")
 	app["package.json"] = `{"name": "hello", "engines": {"npm": ">=999"}}`
@@ -167,6 +172,7 @@ func TestNodejs_serverJSIsTheStartWithoutScriptsStart(t *testing.T) {
 }
 
 func TestNodejs_unmetEnginesFailsNamingBothVersions(t *testing.T) {
+	t.Parallel()
 	v := nodeVersion(t)
 	s := newStage(t, nodeApp(`, "engines": {"node": ">=99.1"}`))
 	s.cfg.Env = append(s.cfg.Env, "CF_STACK=teststack")
@@ -193,6 +199,7 @@ func TestNodejs_unmetEnginesFailsNamingBothVersions(t *testing.T) {
 }
 
 func TestNodejs_noNodeOnTheStackFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
 	// A PATH with the tools the scripts use, but no node.
 	bin := t.TempDir()
@@ -224,16 +231,51 @@ require('http').createServer((req, res) => res.end('greet ' + process.env.NODE_E
 	"devtool/package.json": `{"name": "devtool", "version": "1.0.0"}`,
 }
 
-func TestNodejs_installsDependenciesOfflineWithoutDevDependencies(t *testing.T) {
-	nodeVersion(t)
+// greetApp is an app whose package.json has deps (its "dependencies" and
+// "devDependencies" members) on greetPackages, started by greet's bin.
+func greetApp(deps string) map[string]string {
 	app := map[string]string{
-		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "file:greet"}, "devDependencies": {"devtool": "file:devtool"}}`,
+		"package.json": `{"name": "app", "version": "1.0.0", ` + deps + `}`,
 		"Procfile":     "web: greet-serve\n",
 	}
-	for k, v := range greetPackages {
-		app[k] = v
+	maps.Copy(app, greetPackages)
+	return app
+}
+
+// requireProductionInstall fails unless the staged node_modules has dep
+// (a file below node_modules) and not the devDependency devtool.
+func requireProductionInstall(t *testing.T, s *stage, dep string) {
+	t.Helper()
+	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
+	if _, err := os.Stat(filepath.Join(nodeModules, dep)); err != nil {
+		t.Fatalf("%s not installed: %v\n%s", dep, err, s.out.String())
 	}
-	s := newStage(t, app)
+	if _, err := os.Lstat(filepath.Join(nodeModules, "devtool")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("devDependency installed (%v)\n%s", err, s.out.String())
+	}
+}
+
+// requireNodeModulesReused restages s with the app's files afresh (no
+// node_modules) and an unchanged lock file (yarn.lock, package-lock.json):
+// the node_modules kept in the build cache is used, nothing is installed,
+// and the app answers want.
+func requireNodeModulesReused(t *testing.T, s *stage, lock, want string) {
+	t.Helper()
+	must(t, os.RemoveAll(filepath.Join(s.cfg.BuildDir, "node_modules")))
+	res, err := s.build(t)
+	out := s.out.String()
+	if err != nil || !strings.Contains(out, "Reusing node_modules ("+lock+" unchanged)") || strings.Contains(out, "Installing dependencies") {
+		t.Fatalf("err %v\n%s", err, out)
+	}
+	if body := serve(t, s, res.StartCommand); body != want {
+		t.Fatalf("GET / after reuse = %q", body)
+	}
+}
+
+func TestNodejs_installsDependenciesOfflineWithoutDevDependencies(t *testing.T) {
+	t.Parallel()
+	nodeVersion(t)
+	s := newStage(t, greetApp(`"dependencies": {"greet": "file:greet"}, "devDependencies": {"devtool": "file:devtool"}`))
 	res, err := s.build(t)
 	if err != nil {
 		t.Fatalf("Build: %v\n%s", err, s.out.String())
@@ -241,12 +283,7 @@ func TestNodejs_installsDependenciesOfflineWithoutDevDependencies(t *testing.T) 
 	if !strings.Contains(s.out.String(), "Installing dependencies: npm install --omit=dev (offline") {
 		t.Fatalf("output:\n%s", s.out.String())
 	}
-	if _, err := os.Stat(filepath.Join(s.cfg.BuildDir, "node_modules", "greet", "package.json")); err != nil {
-		t.Fatalf("greet not installed: %v\n%s", err, s.out.String())
-	}
-	if _, err := os.Lstat(filepath.Join(s.cfg.BuildDir, "node_modules", "devtool")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("devDependency installed (%v)\n%s", err, s.out.String())
-	}
+	requireProductionInstall(t, s, "greet/package.json")
 	// node_modules/.bin is on PATH and NODE_ENV is production at run time.
 	if body := serve(t, s, res.StartCommand); body != "greet production" {
 		t.Fatalf("GET / = %q", body)
@@ -260,6 +297,7 @@ func TestNodejs_installsDependenciesOfflineWithoutDevDependencies(t *testing.T) 
 }
 
 func TestNodejs_vendoredNodeModulesAreUsedAndDevDependenciesPruned(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
 	app := map[string]string{
 		"package.json":                      `{"name": "app", "version": "1.0.0", "dependencies": {"dep": "1.0.0"}, "devDependencies": {"devtool": "1.0.0"}}`,
@@ -285,6 +323,7 @@ func TestNodejs_vendoredNodeModulesAreUsedAndDevDependenciesPruned(t *testing.T)
 }
 
 func TestNodejs_uncachedPackageOfflineFailsWithVendoringAdvice(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
 	s := newStage(t, map[string]string{
 		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"left-pad": "^1.3.0"}}`,
@@ -301,38 +340,55 @@ func TestNodejs_uncachedPackageOfflineFailsWithVendoringAdvice(t *testing.T) {
 	}
 }
 
-// registry is an npm registry on loopback holding one package, greet 1.0.0
-// (greetPackages' greet), counting the requests it answers.
+// registry is an npm registry on loopback holding one package at 1.0.0
+// (with the publish time yarn 4 asks for), counting the requests it
+// answers and the tarballs it serves.
 type registry struct {
-	srv      *httptest.Server
-	requests atomic.Int64
+	srv                *httptest.Server
+	requests, tarballs atomic.Int64
 }
 
+// newRegistry serves greetPackages' greet.
 func newRegistry(t *testing.T) *registry {
+	t.Helper()
+	return newRegistryOf(t, "greet", map[string]string{"package.json": greetPackages["greet/package.json"], "bin.js": greetPackages["greet/bin.js"]})
+}
+
+// newRegistryOf serves the package name made of files (paths in the
+// package: content); its package.json is also its version's metadata.
+func newRegistryOf(t *testing.T, name string, files map[string]string) *registry {
 	t.Helper()
 	var tgz bytes.Buffer
 	gz := gzip.NewWriter(&tgz)
 	tw := tar.NewWriter(gz)
-	for _, name := range []string{"package.json", "bin.js"} {
-		body := greetPackages["greet/"+name]
-		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + name, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
+	for _, path := range slices.Sorted(maps.Keys(files)) {
+		body := files[path]
+		must(t, tw.WriteHeader(&tar.Header{Name: "package/" + path, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(0, 0)}))
 		_, err := tw.Write([]byte(body))
 		must(t, err)
 	}
 	must(t, tw.Close())
 	must(t, gz.Close())
 	sum := sha512.Sum512(tgz.Bytes())
+	var version map[string]any
+	must(t, json.Unmarshal([]byte(files["package.json"]), &version))
+	tarball := "/" + name + "/-/" + name + "-1.0.0.tgz"
 	r := &registry{}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.requests.Add(1)
 		switch req.URL.Path {
-		case "/greet":
+		case "/" + name:
+			v := maps.Clone(version)
+			v["dist"] = map[string]string{"tarball": r.srv.URL + tarball, "integrity": "sha512-" + base64.StdEncoding.EncodeToString(sum[:])}
 			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"name": "greet", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {"name": "greet", "version": "1.0.0",
-				"bin": {"greet-serve": "bin.js"}, "dist": {"tarball": "%s/greet/-/greet-1.0.0.tgz", "integrity": "sha512-%s"}}}}`,
-				r.srv.URL, base64.StdEncoding.EncodeToString(sum[:]))
-		case "/greet/-/greet-1.0.0.tgz":
-			w.Write(tgz.Bytes())
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"name": name, "dist-tags": map[string]string{"latest": "1.0.0"},
+				"time":     map[string]string{"created": "2020-01-01T00:00:00.000Z", "1.0.0": "2020-01-01T00:00:00.000Z"},
+				"versions": map[string]any{"1.0.0": v},
+			})
+		case tarball:
+			r.tarballs.Add(1)
+			_, _ = w.Write(tgz.Bytes())
 		default:
 			http.NotFound(w, req)
 		}
@@ -342,6 +398,7 @@ func newRegistry(t *testing.T) *registry {
 }
 
 func TestNodejs_npmCacheKeptBetweenStagingsServesAnOfflineRestage(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
 	reg := newRegistry(t)
 	s := newStage(t, map[string]string{
@@ -379,15 +436,9 @@ func TestNodejs_npmCacheKeptBetweenStagingsServesAnOfflineRestage(t *testing.T) 
 }
 
 func TestNodejs_nodeModulesKeptAndReusedWhileTheLockFileIsUnchanged(t *testing.T) {
+	t.Parallel()
 	nodeVersion(t)
-	app := map[string]string{
-		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "file:greet"}}`,
-		"Procfile":     "web: greet-serve\n",
-	}
-	for k, v := range greetPackages {
-		app[k] = v
-	}
-	s := newStage(t, app)
+	s := newStage(t, greetApp(`"dependencies": {"greet": "file:greet"}`))
 	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
 	// npm install writes the lock file; nothing is kept without one.
 	if _, err := s.build(t); err != nil || strings.Contains(s.out.String(), "Kept node_modules") {
@@ -402,16 +453,8 @@ func TestNodejs_nodeModulesKeptAndReusedWhileTheLockFileIsUnchanged(t *testing.T
 	// Same lock file: the kept node_modules is used, npm installs nothing.
 	// The app's files come fresh from the package: greet's bin is not
 	// executable until the bins are linked again.
-	must(t, os.RemoveAll(nodeModules))
 	must(t, os.Chmod(filepath.Join(s.cfg.BuildDir, "greet", "bin.js"), 0o644))
-	res, err := s.build(t)
-	out := s.out.String()
-	if err != nil || !strings.Contains(out, "Reusing node_modules (package-lock.json unchanged)") || strings.Contains(out, "Installing dependencies") {
-		t.Fatalf("err %v\n%s", err, out)
-	}
-	if body := serve(t, s, res.StartCommand); body != "greet production" {
-		t.Fatalf("GET / = %q", body)
-	}
+	requireNodeModulesReused(t, s, "package-lock.json", "greet production")
 
 	// A changed lock file (here only re-indented) invalidates it.
 	lockPath := filepath.Join(s.cfg.BuildDir, "package-lock.json")
@@ -420,7 +463,7 @@ func TestNodejs_nodeModulesKeptAndReusedWhileTheLockFileIsUnchanged(t *testing.T
 	must(t, os.WriteFile(lockPath, bytes.ReplaceAll(lock, []byte("\n  "), []byte("\n    ")), 0o644))
 	must(t, os.RemoveAll(nodeModules))
 	_, err = s.build(t)
-	out = s.out.String()
+	out := s.out.String()
 	if err != nil || strings.Contains(out, "Reusing node_modules") || !strings.Contains(out, "package-lock.json (or the stack's node or npm) changed") ||
 		!strings.Contains(out, "npm ci --omit=dev") {
 		t.Fatalf("err %v\n%s", err, out)

@@ -1,7 +1,7 @@
 package buildpacks_test
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,34 +37,33 @@ func hostYarn(t *testing.T) (string, string, []string) {
 }
 
 // yarnApp is greetPackages' app, greet a dependency and devtool a
-// devDependency, with the yarn.lock the host's yarn writes for it.
+// devDependency, with the yarn.lock the host's yarn writes for it (once
+// per test binary: fixtures).
 func yarnApp(t *testing.T, yarn string, env []string) map[string]string {
 	t.Helper()
-	app := map[string]string{
-		"package.json": `{"name": "app", "version": "1.0.0", "dependencies": {"greet": "file:greet"}, "devDependencies": {"devtool": "file:devtool"}}`,
-		"Procfile":     "web: greet-serve\n",
-	}
-	for k, v := range greetPackages {
-		app[k] = v
-	}
-	dir := t.TempDir()
-	for name, content := range app {
-		p := filepath.Join(dir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
-	}
-	cmd := exec.Command(yarn, "install", "--ignore-scripts", "--non-interactive", "--cache-folder", filepath.Join(t.TempDir(), "yarn-cache"))
-	cmd.Dir, cmd.Env = dir, env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("yarn install: %v\n%s", err, out)
-	}
-	lock, err := os.ReadFile(filepath.Join(dir, "yarn.lock"))
-	must(t, err)
+	app := greetApp(`"dependencies": {"greet": "file:greet"}, "devDependencies": {"devtool": "file:devtool"}`)
+	lock := fixtures.get(t, "yarn.lock of yarnApp", func() ([]byte, error) {
+		dir, err := os.MkdirTemp("", "yarnapp-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		if err := writeTree(filepath.Join(dir, "app"), app); err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(yarn, "install", "--ignore-scripts", "--non-interactive", "--cache-folder", filepath.Join(dir, "yarn-cache"))
+		cmd.Dir, cmd.Env = filepath.Join(dir, "app"), env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("yarn install: %w\n%s", err, out)
+		}
+		return os.ReadFile(filepath.Join(dir, "app", "yarn.lock"))
+	})
 	app["yarn.lock"] = string(lock)
 	return app
 }
 
 func TestNodejs_yarnLockInstallsWithTheStacksYarnAndKeepsNodeModules(t *testing.T) {
+	t.Parallel()
 	yarn, version, env := hostYarn(t)
 	s := newStage(t, yarnApp(t, yarn, env))
 	s.cfg.Env = append(s.cfg.Env, "PATH="+filepath.Dir(yarn)+":"+os.Getenv("PATH"))
@@ -79,30 +78,15 @@ func TestNodejs_yarnLockInstallsWithTheStacksYarnAndKeepsNodeModules(t *testing.
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}
 	}
-	nodeModules := filepath.Join(s.cfg.BuildDir, "node_modules")
-	if _, err := os.Stat(filepath.Join(nodeModules, "greet", "package.json")); err != nil {
-		t.Fatalf("greet not installed: %v\n%s", err, out)
-	}
-	if _, err := os.Lstat(filepath.Join(nodeModules, "devtool")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("devDependency installed (%v)\n%s", err, out)
-	}
+	requireProductionInstall(t, s, "greet/package.json")
 	if body := serve(t, s, res.StartCommand); body != "greet production" {
 		t.Fatalf("GET / = %q", body)
 	}
-
-	// Same yarn.lock: the kept node_modules, no yarn run.
-	must(t, os.RemoveAll(nodeModules))
-	res, err = s.build(t)
-	out = s.out.String()
-	if err != nil || !strings.Contains(out, "Reusing node_modules (yarn.lock unchanged)") || strings.Contains(out, "Installing dependencies") {
-		t.Fatalf("err %v\n%s", err, out)
-	}
-	if body := serve(t, s, res.StartCommand); body != "greet production" {
-		t.Fatalf("GET / after reuse = %q", body)
-	}
+	requireNodeModulesReused(t, s, "yarn.lock", "greet production")
 }
 
 func TestNodejs_yarnLockWithoutYarnOnTheStackFallsBackToNpmSayingSo(t *testing.T) {
+	t.Parallel()
 	yarn, _, env := hostYarn(t)
 	app := yarnApp(t, yarn, env)
 	// A PATH with node, npm and the tools the scripts and npm use, and no

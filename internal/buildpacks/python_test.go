@@ -40,13 +40,28 @@ func pythonStage(t *testing.T, app map[string]string) *stage {
 	return s
 }
 
-// greetWheel builds a wheel of a tiny local package, greet 1.0.0, with a
+// greetWhl is the file name of greetWheel's wheel.
+const greetWhl = "greet-1.0.0-py3-none-any.whl"
+
+// greetWheel puts a wheel of a tiny local package, greet 1.0.0, with a
 // console script greet-serve (an http.server answering with greet's
 // greeting, python's version and whether it runs in a virtualenv), into
-// dir, with no package index.
+// dir; pip builds it with no package index, once per test binary
+// (fixtures).
 func greetWheel(t *testing.T, py, dir string) {
 	t.Helper()
-	src := t.TempDir()
+	whl := fixtures.get(t, "greet wheel", func() ([]byte, error) { return buildGreetWheel(py) })
+	must(t, os.MkdirAll(dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, greetWhl), whl, 0o644))
+}
+
+func buildGreetWheel(py string) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "greetwheel-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	src, dist := filepath.Join(tmp, "src"), filepath.Join(tmp, "dist")
 	files := map[string]string{
 		"setup.py": `from setuptools import setup
 setup(name="greet", version="1.0.0", packages=["greet"],
@@ -74,19 +89,19 @@ def serve():
     HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 `,
 	}
-	for name, content := range files {
-		p := filepath.Join(src, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
+	if err := writeTree(src, files); err != nil {
+		return nil, err
 	}
-	cmd := exec.Command(py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", dir, src)
-	cmd.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_CACHE_DIR="+t.TempDir())
+	cmd := exec.Command(py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "--wheel-dir", dist, src)
+	cmd.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_CACHE_DIR="+filepath.Join(tmp, "pip-cache"))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("pip wheel: %v\n%s", err, out)
+		return nil, fmt.Errorf("pip wheel: %w\n%s", err, out)
 	}
+	return os.ReadFile(filepath.Join(dist, greetWhl))
 }
 
 func TestPython_vendoredWheelInstallsOfflineIntoARelocatableVenv(t *testing.T) {
+	t.Parallel()
 	py, version := hostPython(t)
 	s := pythonStage(t, map[string]string{
 		"requirements.txt": "greet==1.0.0\n",
@@ -136,6 +151,7 @@ func TestPython_vendoredWheelInstallsOfflineIntoARelocatableVenv(t *testing.T) {
 }
 
 func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
+	t.Parallel()
 	py, _ := hostPython(t)
 	s := pythonStage(t, map[string]string{
 		"Pipfile":      "[packages]\ngreet = \"==1.0.0\"\n",
@@ -182,6 +198,7 @@ func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
 }
 
 func TestPython_runtimeTxtAndUnreachableIndexFailNamingTheFix(t *testing.T) {
+	t.Parallel()
 	_, version := hostPython(t)
 	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n", "runtime.txt": "python-2.7.18\n", "Procfile": "web: greet-serve\n"})
 	_, err := s.build(t)
@@ -206,6 +223,7 @@ func TestPython_runtimeTxtAndUnreachableIndexFailNamingTheFix(t *testing.T) {
 }
 
 func TestPython_noStartCommandFailsStagingBeforeInstalling(t *testing.T) {
+	t.Parallel()
 	hostPython(t)
 	s := pythonStage(t, map[string]string{"requirements.txt": "flask\n", "app.py": "print('hi')\n"})
 	_, err := s.build(t)
@@ -224,6 +242,7 @@ func TestPython_noStartCommandFailsStagingBeforeInstalling(t *testing.T) {
 }
 
 func TestPython_noPythonOnTheStackFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, map[string]string{"requirements.txt": "flask\n"})
 	s.cfg.Env = []string{"PATH=" + toolsOnlyPath(t), "CF_STACK=bare"}
 	_, err := s.build(t)
@@ -253,10 +272,11 @@ func toolsOnlyPath(t *testing.T) string {
 // its downloads: a re-stage finds the wheel in the pip cache kept in the
 // build cache.
 func TestPython_pipCacheKeptBetweenStagings(t *testing.T) {
+	t.Parallel()
 	py, _ := hostPython(t)
 	wheels := t.TempDir()
 	greetWheel(t, py, wheels)
-	const whl = "greet-1.0.0-py3-none-any.whl"
+	whl := greetWhl
 	body, err := os.ReadFile(filepath.Join(wheels, whl))
 	must(t, err)
 	sum := sha256.Sum256(body)

@@ -61,6 +61,7 @@ run ->(env) { [200, {"content-type" => "text/plain"}, [Greet.hello + " on ruby "
 }
 
 func TestRuby_rackAppWithVendoredGemRunsOnTheStacksRuby(t *testing.T) {
+	t.Parallel()
 	version := hostRuby(t)
 	s := newStage(t, rackApp)
 	s.cfg.Env = append(s.cfg.Env, "HOME="+t.TempDir())
@@ -97,6 +98,7 @@ func TestRuby_rackAppWithVendoredGemRunsOnTheStacksRuby(t *testing.T) {
 }
 
 func TestRuby_gemNeitherVendoredNorOnTheStackFailsWithVendoringAdvice(t *testing.T) {
+	t.Parallel()
 	hostRuby(t)
 	// A gem source on a loopback port nothing listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -121,6 +123,7 @@ func TestRuby_gemNeitherVendoredNorOnTheStackFailsWithVendoringAdvice(t *testing
 }
 
 func TestRuby_noRubyOnTheStackFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	s := newStage(t, rackApp)
 	s.cfg.Env = []string{"PATH=" + toolsOnlyPath(t), "CF_STACK=bare"}
 	_, err := s.build(t)

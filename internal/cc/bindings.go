@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/pandoplatform/pando"
 )
@@ -78,11 +79,7 @@ func (a *API) postServiceBinding(w http.ResponseWriter, r *http.Request) error {
 	if in.Type != "app" && in.Type != "key" {
 		return invalid("Type must be one of 'app', 'key'")
 	}
-	p := permsFrom(ctx)
-	si, err := a.store.GetServiceInstance(ctx, in.Relationships.ServiceInstance.Data.GUID)
-	if err == nil && !p.seesSpace(si.SpaceGUID) {
-		err = pando.Errorf(pando.ENotFound, "service instance not visible")
-	}
+	si, err := a.visibleServiceInstance(ctx, in.Relationships.ServiceInstance.Data.GUID)
 	if pando.IsNotFound(err) {
 		return invalid("The service instance could not be found: '%s'.", in.Relationships.ServiceInstance.Data.GUID)
 	}
@@ -92,8 +89,8 @@ func (a *API) postServiceBinding(w http.ResponseWriter, r *http.Request) error {
 	if in.Type == "key" {
 		return invalid("Service credential bindings of type 'key' are not supported for user-provided service instances.")
 	}
-	if len(in.Parameters) > 0 && string(in.Parameters) != "null" && string(in.Parameters) != "{}" {
-		return invalid("Binding parameters are not supported for user-provided service instances")
+	if err := noBindingParameters(in.Parameters); err != nil {
+		return err
 	}
 	if in.Relationships.App == nil || in.Relationships.App.Data.GUID == "" {
 		return invalid("Relationships App can't be blank")
@@ -148,19 +145,9 @@ func (a *API) listServiceBindings(w http.ResponseWriter, r *http.Request) error 
 		paginate(a, w, r, []pando.ServiceBinding{}, bindingKey, func(pando.ServiceBinding) any { return nil })
 		return nil
 	}
-	instances := splitList(q, "service_instance_guids")
-	if names := splitList(q, "service_instance_names"); len(names) > 0 {
-		sis, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: names})
-		if err != nil {
-			return err
-		}
-		byName := []string{"-"} // matches nothing when no instance has the names
-		for _, si := range sis {
-			if len(instances) == 0 || contains(instances, si.GUID) {
-				byName = append(byName, si.GUID)
-			}
-		}
-		instances = byName
+	instances, err := a.instancesQueried(ctx, q)
+	if err != nil {
+		return err
 	}
 	all, err := a.store.ListServiceBindings(ctx, pando.ServiceBindingFilter{
 		GUIDs: splitList(q, "guids"), Names: splitList(q, "names"), AppGUIDs: splitList(q, "app_guids"), InstanceGUIDs: instances,
@@ -168,13 +155,7 @@ func (a *API) listServiceBindings(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	p := permsFrom(ctx)
-	visible := all[:0]
-	for _, b := range all {
-		if t, err := a.resolve(ctx, "app", b.AppGUID); err == nil && p.seesSpace(t.space) {
-			visible = append(visible, b)
-		}
-	}
+	visible := visibleBindings(ctx, a, all, "app", func(b pando.ServiceBinding) string { return b.AppGUID })
 	include := splitList(q, "include")
 	var inc func([]pando.ServiceBinding) map[string]any
 	if len(include) > 0 {
@@ -188,33 +169,99 @@ func (a *API) includeForBindings(ctx context.Context, page []pando.ServiceBindin
 	out := map[string]any{}
 	if contains(include, "app") {
 		apps := []any{}
-		seen := map[string]bool{}
-		for _, b := range page {
-			if seen[b.AppGUID] {
-				continue
-			}
-			seen[b.AppGUID] = true
-			if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
+		for _, guid := range eachOnce(page, func(b pando.ServiceBinding) string { return b.AppGUID }) {
+			if app, err := a.store.GetApp(ctx, guid); err == nil {
 				apps = append(apps, a.presentApp(app))
 			}
 		}
 		out["apps"] = apps
 	}
 	if contains(include, "service_instance") {
-		sis := []any{}
-		seen := map[string]bool{}
-		for _, b := range page {
-			if seen[b.InstanceGUID] {
-				continue
-			}
-			seen[b.InstanceGUID] = true
-			if si, err := a.store.GetServiceInstance(ctx, b.InstanceGUID); err == nil {
-				sis = append(sis, a.presentServiceInstance(si))
-			}
-		}
-		out["service_instances"] = sis
+		out["service_instances"] = a.includedServiceInstances(ctx, eachOnce(page, func(b pando.ServiceBinding) string { return b.InstanceGUID }))
 	}
 	return out
+}
+
+// What credential bindings (app to instance) and route bindings (route to
+// instance) share: how a list narrows and filters, how a request names
+// its instance, and what an include= adds.
+
+// instancesQueried is a bindings list's service_instance_guids filter,
+// narrowed to the instances service_instance_names names when it is given.
+func (a *API) instancesQueried(ctx context.Context, q url.Values) ([]string, error) {
+	instances := splitList(q, "service_instance_guids")
+	names := splitList(q, "service_instance_names")
+	if len(names) == 0 {
+		return instances, nil
+	}
+	sis, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: names})
+	if err != nil {
+		return nil, fmt.Errorf("service instances named %v: %w", names, err)
+	}
+	byName := []string{"-"} // matches nothing when no instance has the names
+	for _, si := range sis {
+		if len(instances) == 0 || contains(instances, si.GUID) {
+			byName = append(byName, si.GUID)
+		}
+	}
+	return byName, nil
+}
+
+// visibleBindings keeps the bindings whose app or route (kind, ownerOf)
+// is in a space the caller sees.
+func visibleBindings[B any](ctx context.Context, a *API, all []B, kind string, ownerOf func(B) string) []B {
+	p := permsFrom(ctx)
+	visible := all[:0]
+	for _, b := range all {
+		if t, err := a.resolve(ctx, kind, ownerOf(b)); err == nil && p.seesSpace(t.space) {
+			visible = append(visible, b)
+		}
+	}
+	return visible
+}
+
+// visibleServiceInstance is the instance a binding request names: one in
+// a space the caller cannot see is not found, as if it did not exist.
+func (a *API) visibleServiceInstance(ctx context.Context, guid string) (pando.ServiceInstance, error) {
+	si, err := a.store.GetServiceInstance(ctx, guid)
+	if err == nil && !permsFrom(ctx).seesSpace(si.SpaceGUID) {
+		return pando.ServiceInstance{}, pando.Errorf(pando.ENotFound, "service instance not visible")
+	}
+	return si, err
+}
+
+// noBindingParameters refuses a binding request's parameters, which
+// user-provided instances do not take ("null" and "{}" are none).
+func noBindingParameters(raw json.RawMessage) error {
+	if len(raw) > 0 && string(raw) != "null" && string(raw) != "{}" {
+		return invalid("Binding parameters are not supported for user-provided service instances")
+	}
+	return nil
+}
+
+// eachOnce is the guids of page's bindings (guidOf), each once, in order.
+func eachOnce[B any](page []B, guidOf func(B) string) []string {
+	var guids []string
+	seen := make(map[string]bool, len(page))
+	for _, b := range page {
+		if g := guidOf(b); !seen[g] {
+			seen[g] = true
+			guids = append(guids, g)
+		}
+	}
+	return guids
+}
+
+// includedServiceInstances presents the instances of guids that still
+// exist: what include=service_instance adds to a page of bindings.
+func (a *API) includedServiceInstances(ctx context.Context, guids []string) []any {
+	sis := []any{}
+	for _, guid := range guids {
+		if si, err := a.store.GetServiceInstance(ctx, guid); err == nil {
+			sis = append(sis, a.presentServiceInstance(si))
+		}
+	}
+	return sis
 }
 
 func bindingKey(b pando.ServiceBinding) sortable {

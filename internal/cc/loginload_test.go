@@ -123,7 +123,12 @@ func TestLogin_concurrentBadLoginsDoNotSlowTheAPI(t *testing.T) {
 	if during < 1 {
 		t.Fatalf("no bad login was checked while /v3/info was timed: the test measured nothing")
 	}
-	if p90 := took[len(took)*9/10]; p90 > 50*time.Millisecond {
-		t.Errorf("GET /v3/info took %s (90th percentile of %d) while %d bad logins ran, want under 50ms; all: %v", p90, len(took), workers, took)
+	// The median, not a tail: on a machine loaded by other work (2 cores at
+	// load 20) a tenth of the samples may wait tens of ms for a CPU
+	// whatever this server does, while without the bound on password
+	// checks every GET waits behind them (unbounded, on 2 cores at load
+	// 20, not even 50 GETs were answered in 30s).
+	if median := took[len(took)/2]; median > 50*time.Millisecond {
+		t.Errorf("GET /v3/info took %s (median of %d) while %d bad logins ran, want under 50ms; all: %v", median, len(took), workers, took)
 	}
 }

@@ -165,10 +165,7 @@ func (a *API) postServiceRouteBinding(w http.ResponseWriter, r *http.Request) er
 	if rtGUID == "" {
 		return invalid("Relationships Route can't be blank")
 	}
-	si, err := a.store.GetServiceInstance(ctx, siGUID)
-	if err == nil && !p.seesSpace(si.SpaceGUID) {
-		err = pando.Errorf(pando.ENotFound, "service instance not visible")
-	}
+	si, err := a.visibleServiceInstance(ctx, siGUID)
 	if pando.IsNotFound(err) {
 		return invalid("The service instance could not be found: %s", siGUID)
 	}
@@ -198,8 +195,8 @@ func (a *API) postServiceRouteBinding(w http.ResponseWriter, r *http.Request) er
 	if si.SpaceGUID != rt.SpaceGUID {
 		return invalid("The service instance and the route are in different spaces.")
 	}
-	if len(in.Parameters) > 0 && string(in.Parameters) != "null" && string(in.Parameters) != "{}" {
-		return invalid("Binding parameters are not supported for user-provided service instances")
+	if err := noBindingParameters(in.Parameters); err != nil {
+		return err
 	}
 	existing, err := a.store.ListServiceRouteBindings(ctx, pando.ServiceRouteBindingFilter{RouteGUIDs: []string{rt.GUID}})
 	if err != nil {
@@ -238,19 +235,9 @@ func (a *API) getServiceRouteBinding(w http.ResponseWriter, r *http.Request) err
 func (a *API) listServiceRouteBindings(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	q := r.URL.Query()
-	instances := splitList(q, "service_instance_guids")
-	if names := splitList(q, "service_instance_names"); len(names) > 0 {
-		sis, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: names})
-		if err != nil {
-			return err
-		}
-		byName := []string{"-"} // matches nothing when no instance has the names
-		for _, si := range sis {
-			if len(instances) == 0 || contains(instances, si.GUID) {
-				byName = append(byName, si.GUID)
-			}
-		}
-		instances = byName
+	instances, err := a.instancesQueried(ctx, q)
+	if err != nil {
+		return err
 	}
 	all, err := a.store.ListServiceRouteBindings(ctx, pando.ServiceRouteBindingFilter{
 		GUIDs: splitList(q, "guids"), RouteGUIDs: splitList(q, "route_guids"), InstanceGUIDs: instances,
@@ -258,13 +245,7 @@ func (a *API) listServiceRouteBindings(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	p := permsFrom(ctx)
-	visible := all[:0]
-	for _, b := range all {
-		if t, err := a.resolve(ctx, "route", b.RouteGUID); err == nil && p.seesSpace(t.space) {
-			visible = append(visible, b)
-		}
-	}
+	visible := visibleBindings(ctx, a, all, "route", func(b pando.ServiceRouteBinding) string { return b.RouteGUID })
 	include := splitList(q, "include")
 	var inc func([]pando.ServiceRouteBinding) map[string]any
 	if len(include) > 0 {
@@ -284,13 +265,8 @@ func (a *API) includeForRouteBindings(ctx context.Context, page []pando.ServiceR
 	out := map[string]any{}
 	if contains(include, "route") {
 		routes := []any{}
-		seen := map[string]bool{}
-		for _, b := range page {
-			if seen[b.RouteGUID] {
-				continue
-			}
-			seen[b.RouteGUID] = true
-			rt, err := a.store.GetRoute(ctx, b.RouteGUID)
+		for _, guid := range eachOnce(page, func(b pando.ServiceRouteBinding) string { return b.RouteGUID }) {
+			rt, err := a.store.GetRoute(ctx, guid)
 			if err != nil {
 				continue
 			}
@@ -307,18 +283,7 @@ func (a *API) includeForRouteBindings(ctx context.Context, page []pando.ServiceR
 		out["routes"] = routes
 	}
 	if contains(include, "service_instance") {
-		sis := []any{}
-		seen := map[string]bool{}
-		for _, b := range page {
-			if seen[b.InstanceGUID] {
-				continue
-			}
-			seen[b.InstanceGUID] = true
-			if si, err := a.store.GetServiceInstance(ctx, b.InstanceGUID); err == nil {
-				sis = append(sis, a.presentServiceInstance(si))
-			}
-		}
-		out["service_instances"] = sis
+		out["service_instances"] = a.includedServiceInstances(ctx, eachOnce(page, func(b pando.ServiceRouteBinding) string { return b.InstanceGUID }))
 	}
 	return out
 }

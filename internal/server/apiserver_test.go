@@ -23,15 +23,21 @@ var testTimeouts = APITimeouts{
 	BodyMinBytes: 1 << 10,
 }
 
-// serveAPI runs newAPIServer on a loopback port with h and returns its
-// address.
+// serveAPI runs newAPIServer on a loopback port with h and testTimeouts
+// and returns its address.
 func serveAPI(t *testing.T, h http.Handler) string {
+	t.Helper()
+	return serveAPIWith(t, h, testTimeouts)
+}
+
+// serveAPIWith is serveAPI with timeouts to.
+func serveAPIWith(t *testing.T, h http.Handler, to APITimeouts) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newAPIServer(h, testTimeouts, nil)
+	srv := newAPIServer(h, to, nil)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close(); <-done })
@@ -109,10 +115,15 @@ func TestAPIServer_cutsOffABodyTrickledAByteAtATime(t *testing.T) {
 
 func TestAPIServer_slowButSteadyUploadCompletes(t *testing.T) {
 	h := bodyReader{errs: make(chan error, 1)}
-	addr := serveAPI(t, h)
-	// 2 KiB every 100ms: slow, yet more than 1 KiB per 300ms window, for
-	// several windows in a row.
-	const chunks = 15
+	// 2 KiB every 100ms: slow, yet more than 1 KiB per 1s window, for
+	// three windows in a row. The window is wider than testTimeouts' so a
+	// stall of this test's process on a loaded machine (the sender or the
+	// server descheduled for a few hundred ms) is not taken for a slow
+	// client: only one longer than the window is.
+	to := testTimeouts
+	to.BodyWindow = time.Second
+	addr := serveAPIWith(t, h, to)
+	const chunks = 30
 	pr, pw := io.Pipe()
 	go func() {
 		chunk := strings.Repeat("y", 2<<10)
@@ -224,10 +235,6 @@ func TestAPIServer_closesSlowHeadersAndIdleConnections(t *testing.T) {
 // socket buffers, to a client that reads nothing, fails its write within
 // the window instead of holding the handler.
 func TestAPIServer_clientThatStopsReadingIsCutOff(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		chunk := make([]byte, 64<<10)
@@ -239,12 +246,12 @@ func TestAPIServer_clientThatStopsReadingIsCutOff(t *testing.T) {
 		}
 		done <- nil
 	})
+	// A window well above the slow reader's 20ms pauses below, so that a
+	// stall of this process on a loaded machine is not taken for a client
+	// that stopped reading.
 	to := testTimeouts
-	to.WriteWindow = 300 * time.Millisecond
-	srv := newAPIServer(h, to, nil)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	to.WriteWindow = time.Second
+	conn, err := net.Dial("tcp", serveAPIWith(t, h, to))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,16 +296,4 @@ func TestAPIServer_clientThatStopsReadingIsCutOff(t *testing.T) {
 	if err := <-done2; err != nil || total != 32*64<<10 {
 		t.Fatalf("slow reader got %d bytes, handler: %v", total, err)
 	}
-}
-
-func serveAPIWith(t *testing.T, h http.Handler, to APITimeouts) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := newAPIServer(h, to, nil)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
 }

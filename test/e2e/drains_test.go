@@ -2,18 +2,13 @@ package e2e
 
 import (
 	"bufio"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -144,42 +139,9 @@ func TestServices_syslogDrainGetsTheAppsLogLines(t *testing.T) {
 func TestServices_routeServiceSeesEveryRequestFirst(t *testing.T) {
 	// A route service on loopback, over HTTPS with a certificate the
 	// server is told to trust.
-	var (
-		mu   sync.Mutex
-		seen []http.Header
-	)
-	var routerAddr string
-	rs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Clone())
-		mu.Unlock()
-		fwd := r.Header.Get("X-CF-Forwarded-Url")
-		req, err := http.NewRequest(r.Method, fwd, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		for _, h := range []string{"X-CF-Forwarded-Url", "X-CF-Proxy-Signature", "X-CF-Proxy-Metadata"} {
-			req.Header.Set(h, r.Header.Get(h))
-		}
-		req.URL.Host = routerAddr // the route's host is the Host header; the router listens here
-		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}).Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		w.WriteHeader(resp.StatusCode)
-		fmt.Fprintf(w, "checked:%s", body)
-	}))
-	defer rs.Close()
-	ca := filepath.Join(t.TempDir(), "rs-ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rs.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := ownServerWithEnv(t, []string{"SSL_CERT_FILE=" + ca})
-	routerAddr = s.routerAddr
+	rs := startRouteService(t)
+	s := ownServerWithEnv(t, rs.trust)
+	rs.sendBackThrough(s.routerAddr)
 	admin, err := s.token()
 	if err != nil {
 		t.Fatal(err)
@@ -190,36 +152,17 @@ func TestServices_routeServiceSeesEveryRequestFirst(t *testing.T) {
 	if body := s.curlRoute(t, host, "/"); body != "the app\n" {
 		t.Fatalf("before binding: %q", body)
 	}
-	app := s.appGUID(t, name)
-	_, _, spaceGUID := s.spaceOf(t, admin, app)
-	routes := s.must(t, admin, "GET", "/v3/routes?hosts="+name, "", 200)["resources"].([]any)
-	if len(routes) != 1 {
-		t.Fatalf("routes: %v", routes)
-	}
-	route := routes[0].(map[string]any)["guid"].(string)
-	si := s.must(t, admin, "POST", "/v3/service_instances", `{"type":"user-provided","name":"guard","route_service_url":"`+rs.URL+`/check","relationships":{"space":{"data":{"guid":"`+spaceGUID+`"}}}}`, 201)["guid"].(string)
-	b := s.must(t, admin, "POST", "/v3/service_route_bindings", `{"relationships":{"route":{"data":{"guid":"`+route+`"}},"service_instance":{"data":{"guid":"`+si+`"}}}}`, 201)["guid"].(string)
+	b := s.bindRouteService(t, admin, name, rs)
 
 	// At once, without a restart.
 	if code, body, err := s.get(host, "/"); err != nil || code != 200 || body != "checked:the app\n" {
 		t.Fatalf("through the route service: %d %q %v", code, body, err)
 	}
-	mu.Lock()
-	got := seen[len(seen)-1]
-	mu.Unlock()
-	if got.Get("X-CF-Forwarded-Url") != "http://"+host+"/" || got.Get("X-CF-Proxy-Signature") == "" || got.Get("X-CF-Proxy-Metadata") == "" {
+	if got := rs.lastSeen(t); got.Get("X-CF-Forwarded-Url") != "http://"+host+"/" || got.Get("X-CF-Proxy-Signature") == "" || got.Get("X-CF-Proxy-Metadata") == "" {
 		t.Errorf("route service got %v", got)
 	}
 	// Skipping the route service with a made-up signature is refused.
-	req, _ := http.NewRequest("GET", "http://"+s.routerAddr+"/", nil)
-	req.Host = host
-	req.Header.Set("X-CF-Proxy-Signature", "Zm9yZ2Vk")
-	req.Header.Set("X-CF-Proxy-Metadata", "e30=")
-	if resp, err := s.http.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("forged signature: %v %v, want 400", resp, err)
-	} else {
-		resp.Body.Close()
-	}
+	forgedSignatureRefused(t, s.http, s.routerAddr, host)
 
 	if code, out := s.call(t, admin, "DELETE", "/v3/service_route_bindings/"+b, ""); code != http.StatusNoContent {
 		t.Fatalf("unbind-route-service: %d %v", code, out)

@@ -39,27 +39,9 @@ func unixPair(t *testing.T) (shimEnd, serverEnd net.Conn) {
 	return conn(fds[0]), conn(fds[1])
 }
 
-// lockedBuffer collects one stream of output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // received is what a server read from a shim.
 type received struct {
-	stdout, stderr lockedBuffer
+	stdout, stderr syncBuffer
 	mu             sync.Mutex
 	droppedLines   uint64
 	droppedBytes   uint64
