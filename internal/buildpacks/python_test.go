@@ -190,6 +190,10 @@ func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
 		!strings.Contains(s.out.String(), "Successfully installed greet-1.0.0") {
 		t.Fatalf("err %v\n%s", err, s.out.String())
 	}
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "pyproject.toml"), []byte("[project]\nname = \"app\"\nversion = \"0.1\"\ndependencies = []\n"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "No packages in pyproject.toml ([project] dependencies): nothing to install") {
+		t.Fatalf("err %v\n%s", err, s.out.String())
+	}
 	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "pyproject.toml"), []byte("[tool.poetry]\nname = \"app\"\n"), 0o644))
 	_, err = s.build(t)
 	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "poetry export -f requirements.txt") {
@@ -238,6 +242,22 @@ func TestPython_noStartCommandFailsStagingBeforeInstalling(t *testing.T) {
 	_, err = s.build(t)
 	if builder.ExitCode(err) != builder.ExitFinalizeFailed || !strings.Contains(s.out.String(), "the app has a Procfile without a web line") {
 		t.Fatalf("err = %v\n%s", err, s.out.String())
+	}
+
+	// With a start command and requirements naming no package, pip is not
+	// run: the app still gets its virtualenv, without pip.
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "Procfile"), []byte("web: python app.py\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "requirements.txt"), []byte("# none yet\n\n"), 0o644))
+	_, err = s.build(t)
+	out = s.out.String()
+	if err != nil || !strings.Contains(out, "No packages in requirements.txt: nothing to install (pip is not run)") ||
+		!strings.Contains(out, "Creating a virtualenv in the droplet (.venv, without pip)") || strings.Contains(out, "pip install") {
+		t.Fatalf("err = %v\n%s", err, out)
+	}
+	venvPy := filepath.Join(s.cfg.BuildDir, ".venv", "bin", "python")
+	got, err := exec.Command(venvPy, "-c", "import sys, importlib.util as u; print(sys.prefix != sys.base_prefix, u.find_spec('pip') is None)").Output()
+	if err != nil || strings.TrimSpace(string(got)) != "True True" {
+		t.Fatalf("%s: %q, %v (want a venv without pip)", venvPy, got, err)
 	}
 }
 
@@ -302,12 +322,41 @@ func TestPython_pipCacheKeptBetweenStagings(t *testing.T) {
 	if _, err := s.build(t); err != nil || downloads.Load() != 1 {
 		t.Fatalf("first staging: %v, %d downloads\n%s", err, downloads.Load(), s.out.String())
 	}
-	// (The venv of the first staging is still there, as if pushed: replaced.)
-	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Using the pip cache kept from earlier stagings") ||
-		!strings.Contains(s.out.String(), "Replacing the pushed .venv") {
+	if !strings.Contains(s.out.String(), "Kept the virtualenv in the build cache") {
+		t.Fatalf("first staging did not keep its venv:\n%s", s.out.String())
+	}
+	venv := filepath.Join(s.cfg.BuildDir, ".venv")
+	greetServe := filepath.Join(venv, "bin", "greet-serve")
+
+	// Unchanged requirements and python: the kept venv, pip not run. (The
+	// venv of the first staging is still there, as if pushed: replaced.)
+	must(t, os.WriteFile(greetServe, []byte("pushed"), 0o755))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Replacing the pushed .venv") ||
+		!strings.Contains(s.out.String(), "Reusing the virtualenv kept from an earlier staging (requirements.txt and the stack's Python") ||
+		strings.Contains(s.out.String(), "pip install") {
 		t.Fatalf("restage: %v\n%s", err, s.out.String())
+	}
+	if b, err := os.ReadFile(greetServe); err != nil || !strings.Contains(string(b), "from greet import serve") {
+		t.Fatalf("restored greet-serve = %q, %v", b, err)
+	}
+
+	// Changed requirements install again, from the pip cache.
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "requirements.txt"), []byte("greet==1.0.0 # the greeter\n"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "requirements.txt (or the stack's Python, vendor/ or pip settings) changed since the kept virtualenv: installing again") ||
+		!strings.Contains(s.out.String(), "Using the pip cache kept from earlier stagings") || !strings.Contains(s.out.String(), "Successfully installed greet-1.0.0") {
+		t.Fatalf("restage with changed requirements: %v\n%s", err, s.out.String())
 	}
 	if n := downloads.Load(); n != 1 {
 		t.Fatalf("the re-stage downloaded the wheel again (%d downloads)\n%s", n, s.out.String())
+	}
+
+	// An unpinned requirement could resolve to a newer release next time:
+	// its venv is not kept, and the kept one is dropped (one at most).
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "requirements.txt"), []byte("greet>=1.0\n"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Not keeping the virtualenv for reuse: greet 1.0.0 is not pinned with == in requirements.txt") {
+		t.Fatalf("unpinned: %v\n%s", err, s.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.CacheDir, "venv")); !os.IsNotExist(err) {
+		t.Fatalf("the build cache still holds a venv: %v", err)
 	}
 }

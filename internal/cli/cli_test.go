@@ -399,7 +399,7 @@ func TestPush_stagingFailureIsExplained(t *testing.T) {
 		want           []string
 	}{
 		{"no buildpack detected", "NoAppDetectedError - An app was not successfully detected by any available buildpack",
-			[]string{"tried: staticfile_buildpack, go_buildpack, binary_buildpack", "-b BUILDPACK"}},
+			[]string{"tried: staticfile_buildpack, go_buildpack).", "binary_buildpack never recognises an app:\na prebuilt binary needs -b binary_buildpack -c CMD", "-b BUILDPACK"}},
 		{"compile failed", "BuildpackCompileFailed - App staging failed in the buildpack compile phase",
 			[]string{"compile/finalize step failed (exit status 223)", "output above"}},
 		{"release failed", "BuildpackReleaseFailed - App staging failed in the buildpack release phase",

@@ -121,8 +121,10 @@ func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build)
 		if len(tried) == 0 {
 			if bps, err := s.c.Buildpacks(ctx); err == nil {
 				for _, bp := range bps {
-					// Only these take part in detection.
-					if bp.Enabled && bp.State == "READY" && (bp.Stack == nil || *bp.Stack == "" || *bp.Stack == app.Lifecycle.Data.Stack) {
+					// Only these take part in detection, and the builtin
+					// binary_buildpack never detects an app: it runs only
+					// when named.
+					if bp.Enabled && bp.Name != "binary_buildpack" && bp.State == "READY" && (bp.Stack == nil || *bp.Stack == "" || *bp.Stack == app.Lifecycle.Data.Stack) {
 						tried = append(tried, bp.Name)
 					}
 				}
@@ -136,7 +138,8 @@ func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build)
 		s.errf("Name the right one with -b BUILDPACK ('pando buildpacks' lists them), or check that\n")
 		s.errf("the app's files are at the top of the pushed directory (-p). The builtin buildpacks look for\n")
 		s.errf("a Staticfile (a static site: add one, it may be empty), an executable jar (-p app.jar), a Gemfile,\n")
-		s.errf("package.json, go.mod, requirements.txt or pyproject.toml; a prebuilt binary needs -b binary_buildpack -c CMD.\n")
+		s.errf("package.json, go.mod, requirements.txt or pyproject.toml. binary_buildpack never recognises an app:\n")
+		s.errf("a prebuilt binary needs -b binary_buildpack -c CMD.\n")
 	case 223:
 		s.errf("The buildpack's compile/finalize step failed (exit status 223): its output above says why.\n")
 	case 224:

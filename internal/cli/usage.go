@@ -54,6 +54,12 @@ func unknownCommand(msg string) (string, bool) {
 	if !strings.HasPrefix(first, "unknown command ") {
 		return msg, false
 	}
+	if strings.HasPrefix(first, `unknown command "ssh" `) {
+		// cf ssh has no counterpart (cobra would suggest 'push'): say so,
+		// and what does the usual job of it.
+		return first + ": Pando has no ssh into app instances; run a command in the app's droplet with " +
+			"'pando run-task NAME --command CMD --wait' (its output is shown), and see the app's output with 'pando logs NAME --recent'", true
+	}
 	var suggestions []string
 	for _, line := range strings.Split(rest, "\n") {
 		if s, ok := strings.CutPrefix(line, "\t"); ok && s != "" {

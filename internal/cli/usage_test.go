@@ -23,7 +23,8 @@ func usageRoot() *cobra.Command {
 	drain.Flags().Duration("timeout", time.Minute, "")
 	cell := &cobra.Command{Use: "cell"}
 	cell.AddCommand(drain)
-	root.AddCommand(scale, apps, &cobra.Command{Use: "app", Run: func(*cobra.Command, []string) {}}, cell)
+	push := &cobra.Command{Use: "push", RunE: func(*cobra.Command, []string) error { return nil }}
+	root.AddCommand(scale, apps, push, &cobra.Command{Use: "app", Run: func(*cobra.Command, []string) {}}, cell)
 	return root
 }
 
@@ -42,6 +43,9 @@ func TestUsageErrors_sayWhatIsWrongAndWhereToLook(t *testing.T) {
 		{[]string{"apps", "--bogus"}, `error: unknown flag: --bogus ('pando help apps' lists its flags)`},
 		{[]string{"--bogus"}, `error: unknown flag: --bogus ('pando --help' lists its flags)`},
 		{[]string{"aps"}, `error: unknown command "aps" for "pando"; did you mean 'apps' or 'app'? ('pando --help' lists the verbs)`},
+		// Not "did you mean 'push'?" (cobra's nearest verb).
+		{[]string{"ssh", "web"}, `error: unknown command "ssh" for "pando": Pando has no ssh into app instances; run a command in the app's droplet with ` +
+			`'pando run-task NAME --command CMD --wait' (its output is shown), and see the app's output with 'pando logs NAME --recent'` + "\n"},
 		{[]string{"frobnicate"}, `error: unknown command "frobnicate" for "pando" ('pando --help' lists the verbs)`},
 	} {
 		root := usageRoot()

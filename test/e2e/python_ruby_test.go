@@ -66,13 +66,27 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 	const name = "python-hello"
 	s.deleteAppOnCleanup(t, name)
 
-	r := s.mustPando(t, "push", name, "-p", pythonWheelApp(t))
+	dir := pythonWheelApp(t)
+	r := s.mustPando(t, "push", name, "-p", dir)
 
 	requireOutput(t, r, `Detected python_buildpack`, `Using the stack's Python `+v, `pip install -r requirements.txt --no-index --find-links vendor`,
-		`Successfully installed greet-1.0.0`, `web: 1 of 1 instances running`, `start command:\s+greet-serve`)
+		`Successfully installed greet-1.0.0`, `Kept the virtualenv in the build cache`, `web: 1 of 1 instances running`, `start command:\s+greet-serve`)
 	// Built at /tmp/app in the staging container, run at /home/vcap/app.
-	if body, want := s.curlRoute(t, name+".localhost", "/"), "hello from python "+v+" in a venv at /home/vcap/app/.venv\n"; body != want {
+	want := "hello from python " + v + " in a venv at /home/vcap/app/.venv\n"
+	if body := s.curlRoute(t, name+".localhost", "/"); body != want {
 		t.Fatalf("GET / = %q, want %q", body, want)
+	}
+
+	// The app changed, its pinned requirements did not: the venv kept in
+	// the build cache is reused (no pip) and works as the installed one.
+	writeFiles(t, dir, map[string]string{"README": "changed\n"})
+	r = s.mustPando(t, "push", name, "-p", dir)
+	requireOutput(t, r, `Reusing the virtualenv kept from an earlier staging \(requirements.txt and the stack's Python `+v+` unchanged`, `web: 1 of 1 instances running`)
+	if strings.Contains(r.out(), "pip install") {
+		t.Fatalf("pip ran on an unchanged requirements.txt:\n%s", r)
+	}
+	if body := s.curlRoute(t, name+".localhost", "/"); body != want {
+		t.Fatalf("after re-push GET / = %q, want %q", body, want)
 	}
 }
 
@@ -96,8 +110,13 @@ func TestPush_pythonAppWithoutStartCommandFailsNamingTheFix(t *testing.T) {
 	}
 
 	// The fix named: push with -c.
+	// An empty requirements.txt runs no pip: the venv is made without it.
 	r = s.mustPando(t, "push", name, "-p", dir, "-c", "python3 -m http.server $PORT")
-	requireOutput(t, r, `Start command: python3 -m http.server \$PORT \(given with -c`, `web: 1 of 1 instances running`)
+	requireOutput(t, r, `No packages in requirements.txt: nothing to install \(pip is not run\)`, `Creating a virtualenv in the droplet \(\.venv, without pip\)`,
+		`Start command: python3 -m http.server \$PORT \(given with -c`, `web: 1 of 1 instances running`)
+	if strings.Contains(r.out(), "pip install") {
+		t.Fatalf("pip ran for an empty requirements.txt:\n%s", r)
+	}
 	if body := s.curlRoute(t, name+".localhost", "/app.py"); body != "print('hello')\n" {
 		t.Fatalf("GET /app.py = %q", body)
 	}

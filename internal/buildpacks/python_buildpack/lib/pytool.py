@@ -20,7 +20,27 @@ library only). Usage:
                                         meets SPEC (runtime.txt's
                                         "python-3.11.x", "3.11", "3.11.2"),
                                         1 when not, 2 when SPEC is unreadable
+  python3 pytool.py reqs FILE           prints what a requirements file asks
+                                        for: "none" (only blank and comment
+                                        lines), "local" (it names other files:
+                                        -r, -c, -e, paths, file: URLs, local
+                                        --find-links), else "index"
+  python3 pytool.py digest PATH...      prints a sha256 of the files at PATHs
+                                        (directories walked; missing ones
+                                        count as missing), of the PIP_*
+                                        environment and of the python running
+                                        it (path, version, size, mtime)
+  python3 pytool.py pinned FILE SITE BEFORE
+                                        exit 0 when every distribution in
+                                        the site-packages dir SITE that is
+                                        not listed in the file BEFORE (its
+                                        entries before pip ran) is pinned to
+                                        its version with == in the
+                                        requirements FILE; else 1, printing
+                                        the first one that is not
 """
+
+import hashlib
 
 import json
 import os
@@ -137,6 +157,126 @@ def runtime(spec, version):
     sys.exit(0)
 
 
+def req_lines(path):
+    """The requirement lines of a requirements file: continuations joined,
+    comments and blank lines left out."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    text = re.sub(r"\\\r?\n", " ", text)
+    for line in text.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if line:
+            yield line
+
+
+LOCAL_OPTIONS = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable")
+LINKS_OPTIONS = ("-f", "--find-links")
+NAMED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*($|;|[<>=!~]|@\s*https?://)")
+
+
+def reqs(path):
+    kind = "none"
+    for line in req_lines(path):
+        if line.startswith("-"):
+            opt, value = _option(line)
+            if opt in LOCAL_OPTIONS or (opt in LINKS_OPTIONS and not re.match(r"^https?://", value)):
+                print("local")
+                return
+            continue
+        if not NAMED.match(line) or "file:" in line:
+            print("local")
+            return
+        kind = "index"
+    print(kind)
+
+
+def _option(line):
+    m = re.match(r"^(-[A-Za-z]|--[A-Za-z-]+)(?:\s*=\s*|\s+)?(.*)$", line)
+    if not m:
+        return line, ""
+    return m.group(1), m.group(2).strip()
+
+
+def digest(paths):
+    h = hashlib.sha256()
+
+    def add(*parts):
+        for part in parts:
+            data = part if isinstance(part, bytes) else str(part).encode("utf-8", "replace")
+            h.update(b"%d:" % len(data) + data)
+
+    exe = os.path.realpath(sys.executable)
+    st = os.stat(exe)
+    add("python", exe, sys.version, st.st_size, st.st_mtime_ns)
+    for k in sorted(os.environ):
+        if k.startswith("PIP_"):
+            add("env", k, os.environ[k])
+    for path in paths:
+        if os.path.isdir(path):
+            files = []
+            for root, dirs, names in os.walk(path):
+                dirs.sort()
+                files.extend(os.path.join(root, n) for n in sorted(names))
+        else:
+            files = [path]
+        add("path", os.path.basename(os.path.normpath(path)), len(files))
+        for f in files:
+            if not os.path.isfile(f):
+                add("missing", f)
+                continue
+            fh = hashlib.sha256()
+            with open(f, "rb") as fd:
+                for chunk in iter(lambda: fd.read(1 << 20), b""):
+                    fh.update(chunk)
+            add("file", os.path.relpath(f, path) if f != path else "", fh.hexdigest())
+    print(h.hexdigest())
+
+
+def _norm_name(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _norm_version(v):
+    v = v.strip().lower()
+    if v.startswith("v"):
+        v = v[1:]
+    while v.endswith(".0") and v.count(".") > 0:
+        v = v[:-2]
+    return v
+
+
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9.+!_-]+)$")
+
+
+def pinned(path, site, before):
+    pins = {}
+    for line in req_lines(path):
+        if line.startswith("-"):
+            continue
+        line = line.split(";", 1)[0]
+        line = re.split(r"\s--?[A-Za-z]", " " + line, maxsplit=1)[0].strip()
+        m = PIN.match(line)
+        if m:
+            pins[_norm_name(m.group(1))] = _norm_version(m.group(2))
+    with open(before, encoding="utf-8") as f:
+        old = set(f.read().split())
+    for entry in sorted(os.listdir(site)):
+        if entry in old:
+            continue
+        base, ext = os.path.splitext(entry)
+        if ext not in (".dist-info", ".egg-info"):
+            continue
+        parts = base.split("-")
+        if len(parts) < 2:
+            print(entry)
+            sys.exit(1)
+        name, version = _norm_name(parts[0]), _norm_version(parts[1])
+        if pins.get(name) != version:
+            print("%s %s" % (parts[0], parts[1]))
+            sys.exit(1)
+    sys.exit(0)
+
+
 def main(argv):
     if len(argv) == 2 and argv[0] == "pipfile-lock":
         return pipfile_lock(argv[1])
@@ -146,7 +286,14 @@ def main(argv):
         return relocate(argv[1])
     if len(argv) == 3 and argv[0] == "runtime":
         return runtime(argv[1], argv[2])
-    fail(2, "usage: pytool.py pipfile-lock FILE | pyproject FILE | relocate VENV | runtime SPEC VERSION")
+    if len(argv) == 2 and argv[0] == "reqs":
+        return reqs(argv[1])
+    if len(argv) >= 1 and argv[0] == "digest":
+        return digest(argv[1:])
+    if len(argv) == 4 and argv[0] == "pinned":
+        return pinned(argv[1], argv[2], argv[3])
+    fail(2, "usage: pytool.py pipfile-lock FILE | pyproject FILE | relocate VENV | runtime SPEC VERSION | "
+         "reqs FILE | digest PATH... | pinned FILE SITE BEFORE")
 
 
 if __name__ == "__main__":
