@@ -46,6 +46,9 @@ func (b *BBS) SyncCell(ctx context.Context, cellID string, inv pando.CellInvento
 			continue // an inventory lists no other; a crash is reported as such
 		}
 		a.CellID = cellID
+		if rec, ok := b.st.actual(a.InstanceGUID); ok && unchanged(rec, a) {
+			continue // the common case: nothing to record, nothing to answer
+		}
 		switch out, why := b.applyActualLocked(a, true); out {
 		case reportAdopted:
 			ans.Actuals = append(ans.Actuals, pando.SyncVerdict{GUID: a.InstanceGUID, Action: pando.SyncAdopt})
@@ -68,6 +71,13 @@ func (b *BBS) SyncCell(ctx context.Context, cellID string, inv pando.CellInvento
 		b.wake()
 	}
 	return ans, nil
+}
+
+// unchanged says whether a cell's sync says of an instance what the BBS
+// already has on record for it there.
+func unchanged(rec actualRecord, a pando.ActualLRP) bool {
+	return rec.ProcessGUID == a.ProcessGUID && rec.CellID == a.CellID && rec.State == a.State &&
+		rec.Address == a.Address && rec.Port == a.Port && rec.StartedAt.Equal(a.StartedAt)
 }
 
 // syncTaskLocked applies a task of a cell's sync as its report at
