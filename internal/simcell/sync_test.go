@@ -145,3 +145,87 @@ func TestSimulatedCells_syncStopsWhatTheBBSForgotAndKeepsWhatIsStarting(t *testi
 		t.Errorf("slow %v, want its instance still CLAIMED", slow)
 	}
 }
+
+// A task a restarted BBS does not know is cancelled on the cell by its
+// first sync, with a CELL line saying why; the task the new BBS gave the
+// cell keeps running.
+func TestSimulatedCells_syncCancelsATaskTheBBSForgotAndKeepsItsOwn(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	first, second := bbs.New(bbs.Config{}), bbs.New(bbs.Config{})
+	done := make(chan error, 2)
+	go func() { done <- first.Run(ctx) }()
+	go func() { done <- second.Run(ctx) }()
+	defer func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("bbs Run: %v", err)
+			}
+		}
+	}()
+	sink := &logSink{}
+	c, err := New(ctx, Config{Dir: t.TempDir(), MemoryMB: 4096, Reporter: first, Logs: sink, AddrBase: 84})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+		defer scancel()
+		if err := c.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown cells: %v", err)
+		}
+	})
+	cells, err := c.Add(1, nil, first.RegisterCell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := cells[0]
+	task := func(guid string) pando.Task {
+		return pando.Task{GUID: guid, Kind: pando.TaskRun, Run: &pando.RunRequest{AppGUID: "app-tasks", Name: guid,
+			DropletKey: DropletKey, Command: "./run", MemoryMB: 128, DiskMB: 128}}
+	}
+	runningTasks := func() []string {
+		var out []string
+		for _, tk := range rep.Inventory().Tasks {
+			if tk.State == pando.TaskRunning {
+				out = append(out, tk.GUID)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if err := first.DesireTask(ctx, task("forgotten")); err != nil {
+		t.Fatal(err)
+	}
+	// The server restarts without it.
+	rep.SetReporter(second)
+	second.RegisterCell(rep)
+	if err := second.DesireTask(ctx, task("kept")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both tasks running on the cell", 30*time.Second, func() (bool, string) {
+		got := runningTasks()
+		return slices.Equal(got, []string{"forgotten", "kept"}), fmt.Sprint(got)
+	})
+
+	if err := rep.SyncOnce(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the forgotten task cancelled", 30*time.Second, func() (bool, string) {
+		got := runningTasks()
+		return slices.Equal(got, []string{"kept"}), fmt.Sprint(got)
+	})
+	if !sink.contains("CELL Cancelling task forgotten: the platform does not want it on this cell (the server has no record of this task)") {
+		t.Error("no CELL line saying why the task was cancelled")
+	}
+	if err := rep.SyncOnce(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if got := runningTasks(); !slices.Equal(got, []string{"kept"}) {
+		t.Errorf("after another sync the cell runs tasks %v, want kept", got)
+	}
+	if tk, err := second.Task(ctx, "kept"); err != nil || tk.State != pando.TaskRunning {
+		t.Errorf("kept: %+v, %v; want RUNNING", tk, err)
+	}
+}
