@@ -322,6 +322,38 @@ type CellInventory struct {
 	Tasks   []Task
 }
 
+// CellSyncAnswer is the runtime's answer to a cell's periodic sync (the
+// cell sends its CellInventory every sync period, as Diego's rep does its
+// bulk sync): what it wants done with the instances and tasks it lists.
+// Only the items to act on are named; every other one is kept. The cell
+// stops (or cancels) the items marked SyncStop itself.
+type CellSyncAnswer struct {
+	Actuals []SyncVerdict `json:"actuals,omitempty"` // by InstanceGUID
+	Tasks   []SyncVerdict `json:"tasks,omitempty"`   // by task GUID
+}
+
+// SyncVerdict is what the runtime wants of one item of a cell's sync.
+type SyncVerdict struct {
+	GUID   string     `json:"guid"`
+	Action SyncAction `json:"action"`
+	// Reason says why, for the app's CELL log line.
+	Reason string `json:"reason,omitempty"`
+}
+
+// SyncAction is a verdict of a cell's sync.
+type SyncAction string
+
+const (
+	// SyncKeep: the runtime wants the item (never listed: the default).
+	SyncKeep SyncAction = "keep"
+	// SyncStop: the runtime does not want the item: the cell stops the
+	// instance or cancels the task.
+	SyncStop SyncAction = "stop"
+	// SyncAdopt: the runtime had lost track of the instance and now
+	// counts it as its index's instance.
+	SyncAdopt SyncAction = "adopt"
+)
+
 // CellReporter receives a cell's reports: instance state changes and task
 // completions. The BBS implements it.
 type CellReporter interface {

@@ -50,6 +50,9 @@ it and keeps it running, draining.`,
 			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
 				return err
 			}
+			if err := syncIntervalFlag("--sync-interval", cfg.SyncInterval); err != nil {
+				return err
+			}
 			if cfg.Token == "" {
 				cfg.Token = os.Getenv("PANDO_CELL_TOKEN")
 			}
@@ -77,6 +80,7 @@ it and keeps it running, draining.`,
 	f.Int64Var(&cfg.StagingEgressMaxBytes, "staging-egress-max-bytes", cell.DefaultStagingEgressMaxBytes, "most bytes one staging may download through its egress proxy; past it the download is cut off and staging told why (-1: no limit)")
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry images may be pulled from over plain HTTP (repeatable)")
+	f.DurationVar(&cfg.SyncInterval, "sync-interval", cell.DefaultSyncInterval, "how often the cell checks what it runs against what the server wants it to run, and stops the rest (5s to 10m, jittered by a fifth)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.AddCommand(cli.CellCommands(streams)...)
 	return cmd

@@ -92,3 +92,16 @@ func TestHostAddrFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestSyncIntervalFlag(t *testing.T) {
+	for _, ok := range []time.Duration{5 * time.Second, 30 * time.Second, 10 * time.Minute} {
+		if err := syncIntervalFlag("--sync-interval", ok); err != nil {
+			t.Errorf("%s refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []time.Duration{0, time.Second, -time.Second, 11 * time.Minute} {
+		if err := syncIntervalFlag("--sync-interval", bad); err == nil || !strings.Contains(err.Error(), "--sync-interval") {
+			t.Errorf("%s: %v, want an error naming the flag", bad, err)
+		}
+	}
+}

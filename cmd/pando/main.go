@@ -146,6 +146,9 @@ joined cells only, use pando api instead.`,
 			if cfg.CellHostAddr, err = hostAddrFlag("--cell-host-addr", cfg.CellHostAddr); err != nil {
 				return err
 			}
+			if err := syncIntervalFlag("--cell-sync-interval", cfg.CellSyncInterval); err != nil {
+				return err
+			}
 			return server.Run(cmd.Context(), cfg)
 		},
 	}
@@ -163,8 +166,19 @@ joined cells only, use pando api instead.`,
 	f.Int64Var(&cfg.StagingEgressMaxBytes, "staging-egress-max-bytes", cell.DefaultStagingEgressMaxBytes, "most bytes one staging may download through its egress proxy; past it the download is cut off and staging told why (-1: no limit)")
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry docker images may be fetched from over plain HTTP (repeatable; takes effect once docker apps are enabled)")
+	f.DurationVar(&cfg.CellSyncInterval, "cell-sync-interval", cell.DefaultSyncInterval, "how often the local cell checks what it runs against what the runtime wants it to run, and stops the rest (5s to 10m, jittered by a fifth)")
 	f.StringVar(&cfg.CellHostAddr, "cell-host-addr", cell.DefaultHostAddr, "IP the local cell's instances get their host ports on, advertised to routers: an address other machines reach lets a pando router there route to them (and anyone who reaches it, to the instances directly)")
 	return cmd
+}
+
+// syncIntervalFlag checks a cell's sync period: shorter than 5 s
+// would spend the server's CPU on 1,000 cells for little, longer than 10
+// minutes leaves a forgotten duplicate running for as long.
+func syncIntervalFlag(flag string, d time.Duration) error {
+	if d < 5*time.Second || d > 10*time.Minute {
+		return fmt.Errorf("%s %s: give 5s to 10m (default %s)", flag, d, cell.DefaultSyncInterval)
+	}
+	return nil
 }
 
 // presenceTTLFlag checks --cell-presence-ttl: shorter than a second

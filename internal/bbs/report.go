@@ -32,30 +32,38 @@ func (b *BBS) ActualLRPChanged(ctx context.Context, a pando.ActualLRP) error {
 }
 
 func (b *BBS) actualReportLocked(a pando.ActualLRP, mayAdopt bool) reportOutcome {
+	out, _ := b.applyActualLocked(a, mayAdopt)
+	if out == reportStopped && a.State != pando.ActualCrashed {
+		b.log.Info("stopping undesired instance", "cell_id", a.CellID,
+			"process_guid", a.ProcessGUID, "instance_guid", a.InstanceGUID)
+		b.queueStopLocked(a.CellID, a.ProcessGUID, a.InstanceGUID)
+	}
+	return out
+}
+
+// applyActualLocked records a cell's report on an instance the BBS wants
+// there (or adopts it); an instance it does not want is reportStopped,
+// with why, and left for the caller to stop.
+func (b *BBS) applyActualLocked(a pando.ActualLRP, mayAdopt bool) (reportOutcome, string) {
 	if a.State == pando.ActualCrashed {
 		b.capacityFreedLocked() // the cell tore the container down
 	}
 
 	rec, ok := b.st.actual(a.InstanceGUID)
 	if !ok && mayAdopt && b.adoptLocked(a) {
-		return reportAdopted
+		return reportAdopted, ""
 	}
 	if !ok || rec.ProcessGUID != a.ProcessGUID || (rec.CellID != "" && a.CellID != "" && rec.CellID != a.CellID) {
-		if a.State != pando.ActualCrashed {
-			b.log.Info("stopping undesired instance", "cell_id", a.CellID,
-				"process_guid", a.ProcessGUID, "instance_guid", a.InstanceGUID)
-			b.queueStopLocked(a.CellID, a.ProcessGUID, a.InstanceGUID)
-		}
-		return reportStopped
+		return reportStopped, b.unwantedReasonLocked(a, rec, ok)
 	}
 	if rec.State == pando.ActualCrashed {
-		return reportKept // a late report about a container that already crashed
+		return reportKept, "" // a late report about a container that already crashed
 	}
 	now := b.now()
 	switch a.State {
 	case pando.ActualClaimed, pando.ActualRunning:
 		if rec.State == pando.ActualRunning && a.State == pando.ActualClaimed {
-			return reportKept // reordered reports: RUNNING already seen
+			return reportKept, "" // reordered reports: RUNNING already seen
 		}
 		next := rec
 		if next.State != a.State {
@@ -78,7 +86,7 @@ func (b *BBS) actualReportLocked(a pando.ActualLRP, mayAdopt bool) reportOutcome
 	case pando.ActualCrashed:
 		b.crashLocked(rec, a.Crash, a.CrashReason)
 	}
-	return reportKept
+	return reportKept, ""
 }
 
 func sameReport(x, y actualRecord) bool {

@@ -104,6 +104,15 @@ func (c *ServerClient) ReportInventory(ctx context.Context, inv pando.CellInvent
 	return c.report(ctx, inventoryPath, inv)
 }
 
+// SyncCell sends the cell's periodic inventory (cell.RunSync) and
+// returns the server's answer: what to stop, what it adopted. The server
+// knows the cell by its certificate, not by cellID.
+func (c *ServerClient) SyncCell(ctx context.Context, _ string, inv pando.CellInventory) (pando.CellSyncAnswer, error) {
+	var ans pando.CellSyncAnswer
+	err := call(ctx, c.hc, "POST", c.base+syncPath, inv, &ans)
+	return ans, err
+}
+
 // KeepPresence registers the cell with its rep URL and renews it every
 // interval (zero: a third of the presence TTL the server answers with,
 // DefaultHeartbeat until it has) until ctx ends; state gives the

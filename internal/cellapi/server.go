@@ -33,6 +33,9 @@ type CellRegistry interface {
 	// that did not know it (after a restart): the runtime adopts what it
 	// still wants there and stops the rest.
 	CellSynced(ctx context.Context, id string, inv pando.CellInventory) error
+	// SyncCell answers a cell's periodic inventory: what it is to stop,
+	// and what the runtime adopted (every other item is kept).
+	SyncCell(ctx context.Context, id string, inv pando.CellInventory) (pando.CellSyncAnswer, error)
 	// AwaitingCell says whether the runtime still waits for the cell's
 	// inventory after a restart: a blob refused to it then may be one its
 	// work needs that the server has not heard of yet, and the cell is
@@ -107,6 +110,7 @@ const (
 	actualRemovedPath = "/v1/reports/actual_lrp_removed"
 	taskCompletedPath = "/v1/reports/task_completed"
 	inventoryPath     = "/v1/reports/inventory"
+	syncPath          = "/v1/reports/sync"
 	blobsPath         = "/v1/blobs/"
 	logsPath          = "/v1/logs"
 	// checksumTrailer carries a blob's SHA-256 after its bytes, both ways.
@@ -150,6 +154,7 @@ func NewServerHandler(cfg ServerConfig) (http.Handler, error) {
 		"POST " + actualRemovedPath:      s.actualRemoved,
 		"POST " + taskCompletedPath:      s.taskCompleted,
 		"POST " + inventoryPath:          s.inventory,
+		"POST " + syncPath:               s.sync,
 		"GET " + blobsPath + "{key...}":  s.getBlob,
 		"HEAD " + blobsPath + "{key...}": s.headBlob,
 		"PUT " + blobsPath + "{key...}":  s.putBlob,
@@ -401,21 +406,9 @@ const maxInventoryItems = 100000
 // adopts the instances and tasks it still wants, and the cell gets their
 // grants back (they live in memory).
 func (s *server) inventory(w http.ResponseWriter, r *http.Request, id string) error {
-	var inv pando.CellInventory
-	if err := readJSON(r, &inv); err != nil {
+	inv, err := readInventory(r, id)
+	if err != nil {
 		return err
-	}
-	if len(inv.Actuals)+len(inv.Tasks) > maxInventoryItems {
-		return pando.Errorf(pando.ETooLarge, "inventory of %d items: at most %d", len(inv.Actuals)+len(inv.Tasks), maxInventoryItems)
-	}
-	for i := range inv.Actuals {
-		if c := inv.Actuals[i].CellID; c != "" && c != id {
-			return pando.Errorf(pando.EForbidden, "cell %s cannot report for cell %s", id, c)
-		}
-		inv.Actuals[i].CellID = id
-	}
-	for i := range inv.Tasks {
-		inv.Tasks[i].CellID = id
 	}
 	if err := s.cfg.Cells.CellSynced(r.Context(), id, inv); err != nil {
 		return err
@@ -429,6 +422,53 @@ func (s *server) inventory(w http.ResponseWriter, r *http.Request, id string) er
 		}
 	}
 	return noContent(w, nil)
+}
+
+// readInventory reads a cell's inventory, bounded, as the cell's own.
+func readInventory(r *http.Request, id string) (pando.CellInventory, error) {
+	var inv pando.CellInventory
+	if err := readJSON(r, &inv); err != nil {
+		return inv, err
+	}
+	if len(inv.Actuals)+len(inv.Tasks) > maxInventoryItems {
+		return inv, pando.Errorf(pando.ETooLarge, "inventory of %d items: at most %d", len(inv.Actuals)+len(inv.Tasks), maxInventoryItems)
+	}
+	for i := range inv.Actuals {
+		if c := inv.Actuals[i].CellID; c != "" && c != id {
+			return inv, pando.Errorf(pando.EForbidden, "cell %s cannot report for cell %s", id, c)
+		}
+		inv.Actuals[i].CellID = id
+	}
+	for i := range inv.Tasks {
+		inv.Tasks[i].CellID = id
+	}
+	return inv, nil
+}
+
+// sync answers a cell's periodic inventory (cell.RunSync) with what it
+// is to stop; an instance the runtime adopted gets its grants back.
+func (s *server) sync(w http.ResponseWriter, r *http.Request, id string) error {
+	inv, err := readInventory(r, id)
+	if err != nil {
+		return err
+	}
+	ans, err := s.cfg.Cells.SyncCell(r.Context(), id, inv)
+	if err != nil {
+		return err
+	}
+	adopted := map[string]bool{}
+	for _, v := range ans.Actuals {
+		if v.Action == pando.SyncAdopt {
+			adopted[v.GUID] = true
+		}
+	}
+	for _, a := range inv.Actuals {
+		if adopted[a.InstanceGUID] {
+			s.regrant(r.Context(), id, a)
+		}
+	}
+	writeJSON(w, ans)
+	return nil
 }
 
 func (s *server) blobKey(r *http.Request, id string, write bool) (string, error) {

@@ -64,7 +64,11 @@ type CellConfig struct {
 	// Heartbeat is how often the cell renews its presence (default: a
 	// third of the server's presence TTL, cellapi.KeepPresence).
 	Heartbeat time.Duration
-	Logger    *slog.Logger
+	// SyncInterval is how often the cell sends the server what it runs
+	// and stops what the server does not want (--sync-interval; default
+	// cell.DefaultSyncInterval).
+	SyncInterval time.Duration
+	Logger       *slog.Logger
 
 	// backend, when set (tests), runs the containers instead of runc.
 	backend containerBackend
@@ -248,6 +252,9 @@ func (n *cellNode) run(ctx context.Context) error {
 		n.keepPresence(presenceCtx, repURL)
 	}()
 	n.rt.warm(gctx, g)
+	// Defence in depth: what the server forgot without telling this
+	// cell is stopped within a sync period.
+	g.Go(func() error { rep.RunSync(presenceCtx, server, cfg.SyncInterval); return nil })
 	log.Info("pando cell started", "addr", n.ln.Addr().String(), "zone", cfg.Zone, "data_dir", cfg.DataDir)
 
 	// SIGUSR1 drains the cell and keeps it up (for maintenance: SIGTERM

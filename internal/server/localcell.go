@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -107,6 +108,16 @@ func (c *localCell) start(ctx context.Context, g *errgroup.Group) {
 		return nil
 	})
 	c.rt.warm(ctx, g)
+}
+
+// sync keeps the cell's periodic sync with the BBS going in g (started
+// after restore: the BBS judges its inventory once the apps are desired
+// again).
+func (c *localCell) sync(ctx context.Context, g *errgroup.Group, s cell.Syncer, interval time.Duration) {
+	if c == nil {
+		return
+	}
+	g.Go(func() error { c.rep.RunSync(ctx, s, interval); return nil })
 }
 
 // shutdown stops the cell's containers, reporting them gone.

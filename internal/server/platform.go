@@ -338,6 +338,7 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	g.Go(func() error { trimResourceCache(gctx, p.blobs, cfg.ResourceCacheMaxBytes, log); return nil })
 	local.start(gctx, g)
 	p.restore(ctx, g, gctx, emitter, local)
+	local.sync(gctx, g, p.board, cfg.CellSyncInterval)
 
 	// Long polls and log streams end when the server stops.
 	p.systemAPI = apiHandler(systemHandler(gctx, p.api, cfg.SystemDomain), cfg.APITimeouts)

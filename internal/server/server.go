@@ -120,6 +120,10 @@ type Config struct {
 	// MaxServiceInstancesPerOrg bounds the service instances of one org
 	// (--max-service-instances-per-org); 0 means cc's default, -1 none.
 	MaxServiceInstancesPerOrg int
+	// CellSyncInterval is how often the local cell sends the BBS what it
+	// runs and stops what the BBS does not want (--cell-sync-interval;
+	// default cell.DefaultSyncInterval).
+	CellSyncInterval time.Duration
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
 	// CellPresenceTTL is how long a joined cell stays registered without

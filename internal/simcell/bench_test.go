@@ -66,3 +66,50 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkSimulatedCells_1000_syncRound is one round of the periodic
+// sync on 1,000 simulated cells running 5,000 instances: each cell takes
+// its inventory and syncs with the real BBS in process (one message,
+// nothing to stop). It reports the process's CPU (cells' inventories,
+// the BBS's answers, and whatever the idle cells do meanwhile) per cell's
+// sync and per round.
+func BenchmarkSimulatedCells_1000_syncRound(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts 1,000 cells")
+	}
+	bb, c := startCluster(b, 1000, 8192)
+	const procs, per = 500, 10
+	for p := range procs {
+		if err := bb.DesireLRP(b.Context(), c.LRP(fmt.Sprintf("proc-%03d", p), per, 256)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for p := range procs {
+		guid := fmt.Sprintf("proc-%03d", p)
+		waitFor(b, guid+" running", 5*time.Minute, func() (bool, string) {
+			n, all := running(b, bb, guid)
+			return n == per, fmt.Sprint(all)
+		})
+	}
+	cells := c.Cells()
+	b.ResetTimer()
+	cpu0 := processCPU()
+	for b.Loop() {
+		for _, r := range cells {
+			if err := r.SyncOnce(b.Context(), bb); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	cpu := (processCPU() - cpu0) / time.Duration(b.N)
+	b.StopTimer()
+	n := 0
+	for _, r := range cells {
+		n += len(r.Inventory().Actuals)
+	}
+	if n != procs*per {
+		b.Fatalf("%d instances left after the syncs, want all %d", n, procs*per)
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(len(cells)), "cpu_ns/cell")
+	b.ReportMetric(cpu.Seconds(), "cpu_s/round")
+}
