@@ -38,25 +38,8 @@ func (p *fakePuller) count() int {
 // goes to the other cell (the spread comes first).
 func TestSimulatedCells_dockerInstanceLandsOnTheCellWithTheLayers(t *testing.T) {
 	const digest = "sha256:0c9d6e4f2a8b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f2a3b5c7d"
-	ctx, cancel := context.WithCancel(context.Background())
-	b := bbs.New(bbs.Config{})
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	c, err := New(ctx, Config{Dir: t.TempDir(), Reporter: b, AddrBase: 91})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cells: %v", err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bbs Run: %v", err)
-		}
-	})
+	b, ctx := runBoard(t, bbs.Config{})
+	c := newTestCluster(t, ctx, Config{Dir: t.TempDir(), Reporter: b, AddrBase: 91})
 	pullers := map[string]*fakePuller{}
 	cellIDs := []string{}
 	for k, images := range [][]string{nil, {digest}} {

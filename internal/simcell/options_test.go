@@ -40,10 +40,7 @@ func (s *logSink) has(line string) bool {
 // process's output reaches the sink, a refusing handler keeps instances
 // from becoming healthy, and stats report the figures given.
 func TestSimulatedCells_runOnTheCallersBlobsLogsProcessAndHandler(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	b := bbs.New(bbs.Config{})
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	b, ctx := runBoard(t, bbs.Config{})
 	blobs, err := fs.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +53,7 @@ func TestSimulatedCells_runOnTheCallersBlobsLogsProcessAndHandler(t *testing.T) 
 		t.Fatal(err)
 	}
 	sink := &logSink{}
-	c, err := New(ctx, Config{
+	c := newTestCluster(t, ctx, Config{
 		Dir: t.TempDir(), Reporter: b, Blobs: blobs, Logs: sink, AddrBase: 87,
 		Process: func(ctx context.Context, spec container.Spec) container.ExitStatus {
 			fmt.Fprintln(spec.Stdout, "hello from", spec.ID)
@@ -70,20 +67,6 @@ func TestSimulatedCells_runOnTheCallersBlobsLogsProcessAndHandler(t *testing.T) 
 			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})
 		},
 		Stats: container.Stats{MemoryBytes: 7 << 20},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cells: %v", err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bbs Run: %v", err)
-		}
 	})
 	if ok, _ := blobs.Exists(ctx, DropletKey); ok {
 		t.Error("the cluster stored its droplet in the caller's blobstore")

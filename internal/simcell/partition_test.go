@@ -1,7 +1,6 @@
 package simcell
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,25 +16,8 @@ import (
 // back and reports what it runs, the BBS stops each of them on it: the
 // containers left are exactly the BBS's instances, one per index.
 func TestSimulatedCells_cellBackFromAPartitionStopsWhatWasPlacedElsewhere(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	b := bbs.New(bbs.Config{CellPresenceTTL: 300 * time.Millisecond})
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	c, err := New(ctx, Config{Dir: t.TempDir(), MemoryMB: 2048, Reporter: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cells: %v", err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bbs Run: %v", err)
-		}
-	})
+	b, ctx := runBoard(t, bbs.Config{CellPresenceTTL: 300 * time.Millisecond})
+	c := newTestCluster(t, ctx, Config{Dir: t.TempDir(), MemoryMB: 2048, Reporter: b})
 	cells, err := c.Add(2, nil, b.RegisterCell)
 	if err != nil {
 		t.Fatal(err)

@@ -51,25 +51,8 @@ func running(t testing.TB, b *bbs.BBS, guid string) (n int, all []pando.ActualLR
 // to it, all stopped when the test ends.
 func startCluster(t testing.TB, n, memMB int) (*bbs.BBS, *Cluster) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	b := bbs.New(bbs.Config{})
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	c, err := New(ctx, Config{Dir: t.TempDir(), MemoryMB: memMB, Zones: []string{"z1", "z2", "z3"}, Reporter: b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cells: %v", err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bbs Run: %v", err)
-		}
-	})
+	b, ctx := runBoard(t, bbs.Config{})
+	c := newTestCluster(t, ctx, Config{Dir: t.TempDir(), MemoryMB: memMB, Zones: []string{"z1", "z2", "z3"}, Reporter: b})
 	if _, err := c.Add(n, nil, b.RegisterCell); err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +151,42 @@ func TestSimulatedCells_freedCapacityPlacesWaitingWork(t *testing.T) {
 		n, all := running(t, b, "second")
 		return n == 2, fmt.Sprint(all)
 	})
+}
+
+// runBoard runs a BBS until the test ends; clusters made afterwards with
+// newTestCluster shut down before it stops (cleanups run last first).
+func runBoard(t testing.TB, cfg bbs.Config) (*bbs.BBS, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b := bbs.New(cfg)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bbs Run: %v", err)
+		}
+	})
+	return b, ctx
+}
+
+// newTestCluster makes a cluster (in a temp dir unless cfg names one) that
+// shuts down when the test ends.
+func newTestCluster(t testing.TB, ctx context.Context, cfg Config) *Cluster {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	c, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
+		defer scancel()
+		if err := c.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown cells: %v", err)
+		}
+	})
+	return c
 }

@@ -55,23 +55,13 @@ func TestSimulatedCells_syncStopsWhatTheBBSForgotAndKeepsWhatIsStarting(t *testi
 	firstDone := make(chan error, 1)
 	go func() { firstDone <- first.Run(firstCtx) }()
 	sink := &logSink{}
-	c, err := New(ctx, Config{Dir: t.TempDir(), MemoryMB: 4096, Reporter: first, Logs: sink, AddrBase: 86,
+	c := newTestCluster(t, ctx, Config{Dir: t.TempDir(), MemoryMB: 4096, Reporter: first, Logs: sink, AddrBase: 86,
 		Handler: func(spec container.Spec, _ int) http.Handler {
 			if slices.ContainsFunc(spec.Env, func(kv string) bool { return strings.Contains(kv, `"app-slow"`) }) {
 				return nil // never healthy: stays CLAIMED
 			}
 			return http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cells: %v", err)
-		}
-	})
 	cells, err := c.Add(1, nil, first.RegisterCell)
 	if err != nil {
 		t.Fatal(err)
@@ -165,17 +155,7 @@ func TestSimulatedCells_syncCancelsATaskTheBBSForgotAndKeepsItsOwn(t *testing.T)
 		}
 	}()
 	sink := &logSink{}
-	c, err := New(ctx, Config{Dir: t.TempDir(), MemoryMB: 4096, Reporter: first, Logs: sink, AddrBase: 84})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cells: %v", err)
-		}
-	})
+	c := newTestCluster(t, ctx, Config{Dir: t.TempDir(), MemoryMB: 4096, Reporter: first, Logs: sink, AddrBase: 84})
 	cells, err := c.Add(1, nil, first.RegisterCell)
 	if err != nil {
 		t.Fatal(err)
