@@ -95,19 +95,7 @@ func (r *Rep) saveRecord(i *instance) error {
 		return fmt.Errorf("record instance %s: %w", i.guid, err)
 	}
 	path := r.recordPath(i.guid)
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("record instance %s: %w", i.guid, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("record instance %s: %w", i.guid, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("record instance %s: %w", i.guid, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeFileAtomic(path, data); err != nil {
 		return fmt.Errorf("record instance %s: %w", i.guid, err)
 	}
 	return nil
