@@ -38,7 +38,7 @@ func TestRun_usageErrorsAreWordedForUsers(t *testing.T) {
 	}{
 		{[]string{"scale", "web", "-i", "x"}, `error: invalid argument "x" for "-i, --instances" flag: not a whole number ('pando help scale' lists its flags)` + "\n"},
 		{[]string{"cell", "drain", "c1", "--timeout", "5"}, `('pando help cell drain' lists its flags)` + "\n"},
-		{[]string{"ssh", "web"}, `error: unknown command "ssh" for "pando"; did you mean 'push'? ('pando --help' lists the verbs)` + "\n"},
+		{[]string{"pusj", "web"}, `error: unknown command "pusj" for "pando"; did you mean 'push'? ('pando --help' lists the verbs)` + "\n"},
 		{[]string{"help", "nope"}, `error: unknown help topic "nope" ('pando --help' lists the verbs)` + "\n"},
 	} {
 		r, w, err := os.Pipe()

@@ -96,7 +96,13 @@ func TestSimulatedCells_runOnTheCallersBlobsLogsProcessAndHandler(t *testing.T) 
 	if st, err := cells[0].Stats(ctx, well.InstanceGUID); err != nil || st.MemoryBytes != 7<<20 {
 		t.Errorf("stats %+v %v, want the given 7 MB", st, err)
 	}
-	if n, all := running(t, b, "sick"); n != 0 || len(all) != 1 || all[0].State != pando.ActualClaimed {
-		t.Errorf("the instance whose ports refuse: %+v, want CLAIMED", all)
+	// Its start is reported on its own: wait for the claim, then it must
+	// stay short of RUNNING (its ports refuse the health check).
+	waitFor(t, "the instance whose ports refuse CLAIMED", 10*time.Second, func() (bool, string) {
+		_, all := running(t, b, "sick")
+		return len(all) == 1 && all[0].State == pando.ActualClaimed, fmt.Sprint(all)
+	})
+	if n, all := running(t, b, "sick"); n != 0 {
+		t.Errorf("the instance whose ports refuse: %+v, want it not RUNNING", all)
 	}
 }
