@@ -167,7 +167,7 @@ func (a *idAllocator) reacquire(base uint32, owner string) (*idLease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host id lease %d: %w", base, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := lockLease(f, reacquireWait); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("host id lease %d: held by another process: %w", base, err)
 	}
@@ -354,4 +354,22 @@ func chownTree(ctx context.Context, root string, uid, gid int) error {
 		}
 		return nil
 	})
+}
+
+// reacquireWait is how long reacquire waits out other locks on a lease:
+// another backend's Cleanup on the machine probes every lease file with a
+// brief shared lock (staleOwner), while a live holder keeps its lock.
+const reacquireWait = 2 * time.Second
+
+// lockLease takes f's exclusive lock, retrying for up to wait while
+// someone else holds it.
+func lockLease(f *os.File, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil || !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

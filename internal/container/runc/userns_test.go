@@ -15,6 +15,7 @@ import (
 
 	"github.com/pandoplatform/pando/internal/container"
 	"github.com/pandoplatform/pando/internal/testenv"
+	"golang.org/x/sys/unix"
 )
 
 // The test binary is the backend's lifecycle binary, bind-mounted into
@@ -340,5 +341,50 @@ func TestIDSet_anyFindsAnIDInARange(t *testing.T) {
 	}
 	if !(&idSet{unknown: true}).any(1, 2) {
 		t.Error("an unknown set must count every id as used")
+	}
+}
+
+// TestIDAllocator_reacquireWaitsOutAnotherBackendsProbe: a restarted
+// server takes its container's block back even while another backend's
+// Cleanup probes the lease file (a brief shared lock), but not from a
+// holder that keeps it.
+func TestIDAllocator_reacquireWaitsOutAnotherBackendsProbe(t *testing.T) {
+	dir := t.TempDir()
+	const base = DefaultHostIDBase + DefaultHostIDBlocks*idBlockSize
+	a, err := newIDAllocator(dir, base, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := a.acquire("server 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.f.Close() // the server died; its container runs on
+
+	probe, err := os.Open(filepath.Join(dir, strconv.FormatUint(uint64(l.base), 10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	if err := unix.Flock(int(probe.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(100 * time.Millisecond) // the probe's lock outlives the first try
+		_ = unix.Flock(int(probe.Fd()), unix.LOCK_UN)
+	}()
+	l2, err := a.reacquire(l.base, "server 1")
+	<-released
+	if err != nil {
+		t.Fatalf("reacquire during a probe: %v", err)
+	}
+	// A live holder keeps it: a second reacquire fails (after the wait).
+	if _, err := a.reacquire(l.base, "server 1"); err == nil || !strings.Contains(err.Error(), "held by another process") {
+		t.Fatalf("reacquire of a held lease: %v, want held by another process", err)
+	}
+	if err := l2.release(); err != nil {
+		t.Fatal(err)
 	}
 }
