@@ -203,6 +203,11 @@ type Rep struct {
 	// released is closed by ReleaseAdopted: adopted tasks report then.
 	released    chan struct{}
 	releaseOnce sync.Once
+
+	// detached is closed by Detach: the cell's work is left to the next
+	// process on the work dir.
+	detached   chan struct{}
+	detachOnce sync.Once
 }
 
 var _ pando.Cell = (*Rep)(nil)
@@ -322,6 +327,7 @@ func New(cfg Config) (*Rep, error) {
 		ports:          map[int]bool{},
 		nextPort:       cfg.PortRange[0],
 		released:       make(chan struct{}),
+		detached:       make(chan struct{}),
 	}
 	keep := map[string]bool{}
 	if cfg.Adopter != nil {

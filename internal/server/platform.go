@@ -322,7 +322,8 @@ func (p *platform) build(ctx context.Context, local *localCell) error {
 
 // run runs what build made, with the local cell if there is one, until
 // ctx ends or a component fails; then it stops the local cell's
-// containers and everything else, cleanly.
+// containers (or leaves them to the next start: cfg.KeepAppsOnStop) and
+// everything else, cleanly.
 func (p *platform) run(ctx context.Context, local *localCell) error {
 	cfg, log := p.cfg, p.log
 	// The run loops outlive the signal for a moment: the cell stops first,
@@ -367,7 +368,11 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	log.Info(p.verb + " stopping")
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stop()
-	local.shutdown(shutdownCtx)
+	if cfg.KeepAppsOnStop {
+		local.detach()
+	} else {
+		local.shutdown(shutdownCtx)
+	}
 	cancel()
 	err := g.Wait()
 	p.api.Close()
