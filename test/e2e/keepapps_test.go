@@ -122,10 +122,9 @@ func TestServerSIGTERM_keepAppsOnStopLeavesAppsAndStagingsRunning(t *testing.T) 
 	if r.code != 0 {
 		t.Fatalf("push of late across the restart: %s", r)
 	}
-	requireOutput(t, r, `(?m)^#0\s+running`)
-	// Its compile went on through the restart. (The push's own output
-	// stops at the restart: its log follower takes a stream the server
-	// ends cleanly for the end.)
+	// Its staging output resumed after the restart: the stopping server
+	// cut the log stream, and the push reconnected.
+	requireOutput(t, r, `slow buildpack is sleeping`, `slow buildpack woke up`, `Uploading complete`, `(?m)^#0\s+running`)
 	eventually(t, "the rest of the staging log", waitTimeout, func() (bool, string) {
 		r := s.pando(t, "logs", "late", "--recent")
 		return strings.Contains(r.stdout, "slow buildpack woke up") && strings.Contains(r.stdout, "Uploading complete"), r.out()
