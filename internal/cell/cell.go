@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -208,6 +209,7 @@ type Rep struct {
 	// process on the work dir.
 	detached   chan struct{}
 	detachOnce sync.Once
+	parked     atomic.Int32 // goroutines parked since (tests wait for them)
 }
 
 var _ pando.Cell = (*Rep)(nil)

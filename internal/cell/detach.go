@@ -24,6 +24,7 @@ func (r *Rep) Detach() (instances, tasks int) {
 func (r *Rep) parkIfDetached() {
 	select {
 	case <-r.detached:
+		r.parked.Add(1)
 		select {}
 	default:
 	}
