@@ -167,6 +167,7 @@ joined cells only, use pando api instead.`,
 	f.Int64Var(&cfg.LayerCacheMaxBytes, "layer-cache-max-bytes", 10<<30, "bound of the cell's docker image layer cache (unpacked bytes); unused layers past it go, least recently used first")
 	f.StringArrayVar(&cfg.InsecureRegistries, "insecure-registry", nil, "HOST:PORT of a registry docker images may be fetched from over plain HTTP (repeatable; takes effect once docker apps are enabled)")
 	f.DurationVar(&cfg.CellSyncInterval, "cell-sync-interval", cell.DefaultSyncInterval, "how often the local cell checks what it runs against what the runtime wants it to run, and stops the rest (5s to 10m, jittered by a fifth)")
+	f.BoolVar(&cfg.KeepAppsOnStop, "keep-apps-on-stop", false, "at SIGTERM or SIGINT leave the local cell's app instances, stagings and tasks running (apps are unreachable until the next start, which adopts them: for upgrades and restarts under systemd with KillMode=process); false: a stop stops them")
 	f.StringVar(&cfg.CellHostAddr, "cell-host-addr", cell.DefaultHostAddr, "IP the local cell's instances get their host ports on, advertised to routers: an address other machines reach lets a pando router there route to them (and anyone who reaches it, to the instances directly)")
 	return cmd
 }

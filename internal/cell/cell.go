@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -203,6 +204,12 @@ type Rep struct {
 	// released is closed by ReleaseAdopted: adopted tasks report then.
 	released    chan struct{}
 	releaseOnce sync.Once
+
+	// detached is closed by Detach: the cell's work is left to the next
+	// process on the work dir.
+	detached   chan struct{}
+	detachOnce sync.Once
+	parked     atomic.Int32 // goroutines parked since (tests wait for them)
 }
 
 var _ pando.Cell = (*Rep)(nil)
@@ -322,6 +329,7 @@ func New(cfg Config) (*Rep, error) {
 		ports:          map[int]bool{},
 		nextPort:       cfg.PortRange[0],
 		released:       make(chan struct{}),
+		detached:       make(chan struct{}),
 	}
 	keep := map[string]bool{}
 	if cfg.Adopter != nil {

@@ -261,6 +261,7 @@ func (r *Rep) runInstance(i *instance) {
 // finish tears an instance down and reports it removed (a stop was
 // requested) or CRASHED with why.
 func (r *Rep) finish(i *instance, why *pando.Failure) {
+	r.parkIfDetached()
 	r.teardown(i)
 	if stopped, _ := i.stopRequested(); stopped {
 		r.reportRemoved(i.lrp.ProcessGUID, i.guid)
@@ -434,6 +435,7 @@ func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Cont
 // stopContainer stops the process gracefully (or at once when the
 // instance is crashing).
 func (r *Rep) stopContainer(i *instance, ctr container.Container) {
+	r.parkIfDetached()
 	stopping, grace := i.stopRequested()
 	if stopping {
 		r.cellLog(i, "OUT", "Cell %s stopping instance %s", r.cfg.ID, i.guid)

@@ -78,6 +78,7 @@ func (r *Rep) runCFTask(ctx context.Context, tk *task) {
 	defer r.wg.Done()
 	defer tk.cancel(nil)
 	why := r.execTask(ctx, tk)
+	r.parkIfDetached() // its record stays for the next process
 	t := tk.t
 	t.CellID = r.cfg.ID
 	t.State = pando.TaskCompleted
@@ -130,6 +131,7 @@ func (r *Rep) execTask(ctx context.Context, tk *task) *pando.Failure {
 		r.taskLog(tk, "OUT", "Cell %s successfully destroyed container for task %s", r.cfg.ID, guid)
 	}()
 	why := r.watchTask(ctx, tk, ctr, vol)
+	r.parkIfDetached() // before the deferred Destroy
 	run.stdout.Flush()
 	run.stderr.Flush()
 	return why
@@ -199,6 +201,7 @@ func (r *Rep) watchTask(ctx context.Context, tk *task, ctr container.Container, 
 		exited <- waitResult{st, err}
 	}()
 	stop := func(grace time.Duration) {
+		r.parkIfDetached()
 		sctx, cancel := context.WithTimeout(context.Background(), grace+destroyTimeout)
 		defer cancel()
 		if err := ctr.Stop(sctx, grace); err != nil {

@@ -168,6 +168,7 @@ func (r *Rep) runStaging(ctx context.Context, tk *task) {
 	defer cancel()
 
 	res, err := r.stage(ctx, tk)
+	r.parkIfDetached() // its record stays for the next process
 	t := tk.t
 	t.CellID = r.cfg.ID
 	t.State = pando.TaskCompleted
@@ -448,6 +449,7 @@ func (r *Rep) finishStaging(ctx context.Context, tk *task, dir string, run *resu
 	}
 	fill := watchFill(vol)
 	st, err := ctr.Wait(ctx)
+	r.parkIfDetached() // before the deferred Destroy
 	full := fill.End(vol)
 	if n := stopEgress(); n > 0 {
 		r.stagingLog(req, "OUT", "Staging egress: %s relayed", humanSize(n))

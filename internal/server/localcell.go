@@ -131,6 +131,20 @@ func (c *localCell) shutdown(ctx context.Context) {
 	c.rt.stop(ctx)
 }
 
+// detach leaves the cell's containers running for the next start to
+// adopt (cell.Rep.Detach) and closes the backend without its Cleanup:
+// their records, volumes, host ids and shims stay. It logs how many it
+// left.
+func (c *localCell) detach() {
+	if c == nil {
+		return
+	}
+	instances, tasks := c.rep.Detach()
+	c.rt.backend.Close()
+	c.rt.log.Info("apps left running for the next start (--keep-apps-on-stop)", "cell_id", c.rep.ID(),
+		"instances", instances, "stagings_and_tasks", tasks)
+}
+
 func (c *localCell) close() {
 	if c != nil {
 		c.rt.close()

@@ -322,7 +322,8 @@ func (p *platform) build(ctx context.Context, local *localCell) error {
 
 // run runs what build made, with the local cell if there is one, until
 // ctx ends or a component fails; then it stops the local cell's
-// containers and everything else, cleanly.
+// containers (or leaves them to the next start: cfg.KeepAppsOnStop) and
+// everything else, cleanly.
 func (p *platform) run(ctx context.Context, local *localCell) error {
 	cfg, log := p.cfg, p.log
 	// The run loops outlive the signal for a moment: the cell stops first,
@@ -341,8 +342,12 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	local.sync(gctx, g, p.board, cfg.CellSyncInterval)
 
 	// Long polls and log streams end when the server stops.
-	p.systemAPI = apiHandler(systemHandler(gctx, p.api, cfg.SystemDomain), cfg.APITimeouts)
-	apiSrv := newAPIServer(systemHostLinks(p.api, cfg.SystemDomain), cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
+	var api http.Handler = p.api
+	if cfg.KeepAppsOnStop {
+		api = cutStreamsAtStop(gctx, api)
+	}
+	p.systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
+	apiSrv := newAPIServer(systemHostLinks(api, cfg.SystemDomain), cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(p.apiLn, apiMaxConns(p.fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(p.rtr.Serve(gctx, p.routerLn)) })
@@ -367,7 +372,11 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	log.Info(p.verb + " stopping")
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stop()
-	local.shutdown(shutdownCtx)
+	if cfg.KeepAppsOnStop {
+		local.detach()
+	} else {
+		local.shutdown(shutdownCtx)
+	}
 	cancel()
 	err := g.Wait()
 	p.api.Close()
@@ -376,6 +385,28 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 		return nil
 	}
 	return err
+}
+
+// cutStreamsAtStop cuts off the log streams still open when the server
+// stops (run ends) instead of ending them: with --keep-apps-on-stop the
+// work they show goes on, and a client takes a cleanly ended stream for
+// the end of it (a push stops printing its staging's output) but
+// reconnects after a cut one and resumes where it was.
+func cutStreamsAtStop(run context.Context, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if run.Err() != nil && isLogStream(r.URL.Path) {
+			panic(http.ErrAbortHandler) // net/http and the router close the connection
+		}
+	})
+}
+
+// isLogStream says whether path is an app's log stream
+// (/pando/v1/logs/GUID/stream).
+func isLogStream(path string) bool {
+	guid, ok := strings.CutPrefix(path, "/pando/v1/logs/")
+	guid, ok2 := strings.CutSuffix(guid, "/stream")
+	return ok && ok2 && guid != "" && !strings.Contains(guid, "/")
 }
 
 // restore brings back the apps of the previous run. Joined cells keep

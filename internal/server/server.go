@@ -129,6 +129,11 @@ type Config struct {
 	// CellPresenceTTL is how long a joined cell stays registered without
 	// renewing its presence (default 6s); cells renew at a third of it.
 	CellPresenceTTL time.Duration
+	// KeepAppsOnStop (--keep-apps-on-stop): at SIGTERM or SIGINT the
+	// server stops serving and exits but leaves cell-0's instances,
+	// stagings and tasks running, for the next start to adopt (as after a
+	// kill -9). Off, a stop stops them.
+	KeepAppsOnStop bool
 	// CellHostAddr is the IP the local cell's host-port forwarders bind
 	// and advertise to routers (default 127.0.0.1: only a router on this
 	// machine reaches its instances).
@@ -173,33 +178,56 @@ func DefaultDataDir() string {
 }
 
 // Run starts `pando server` and blocks until ctx ends, then shuts down
-// cleanly: the platform (API, BBS, router, cell listener) and cell-0.
+// cleanly: the platform (API, BBS, router, cell listener) and cell-0,
+// whose work keeps running with cfg.KeepAppsOnStop.
 func Run(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
-	plan, err := planCellRuntime(cfg.cellRuntime())
+	p, local, closeAll, err := openServer(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	defer closeAll()
+	return p.run(ctx, local)
+}
+
+// openServer opens what `pando server` runs (cfg with its defaults): the
+// locked data dir, the platform with its listeners and cell-0, built and
+// ready to run. closeAll releases them, last opened first.
+func openServer(ctx context.Context, cfg Config) (_ *platform, _ *localCell, closeAll func(), err error) {
+	plan, err := planCellRuntime(cfg.cellRuntime())
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	fdLimit := raiseFileLimit(cfg.Logger)
 	release, err := openDataDir(cfg.DataDir, "blobs", tempDirName, "cell", "containers")
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer release()
+	closers := []func(){release}
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
 	p, err := openPlatform(ctx, cfg, "pando server", fdLimit)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer p.close()
+	closers = append(closers, p.close)
 	local, err := openLocalCell(ctx, cfg, plan, p)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer local.close()
+	closers = append(closers, local.close)
 	if err := p.build(ctx, local); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	return p.run(ctx, local)
+	return p, local, closeAll, nil
 }
 
 // RunAPI starts `pando api` and blocks until ctx ends, then shuts down
