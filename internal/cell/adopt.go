@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 	"github.com/pandoplatform/pando/internal/container"
 )
 
@@ -95,7 +96,8 @@ func (r *Rep) saveRecord(i *instance) error {
 		return fmt.Errorf("record instance %s: %w", i.guid, err)
 	}
 	path := r.recordPath(i.guid)
-	if err := writeFileAtomic(path, data); err != nil {
+	// No fsync: the container does not outlive a reboot either.
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("record instance %s: %w", i.guid, err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 	"github.com/pandoplatform/pando/internal/container"
 )
 
@@ -96,7 +97,8 @@ func (r *Rep) recordTask(tk *task, run *resumed, buildpacks []string) {
 		ContainerID: id, Dir: dir, Buildpacks: buildpacks, RestoredCache: run.restoredCache, Began: tk.began}
 	data, err := json.Marshal(rec)
 	if err == nil {
-		err = writeFileAtomic(r.taskRecordPath(t.GUID), data)
+		// No fsync: the containers do not outlive a reboot either.
+		err = atomicfile.WriteFile(r.taskRecordPath(t.GUID), data, 0o600)
 	}
 	if err != nil {
 		r.log.Warn("record task: it does not survive a restart of the cell", "task_guid", t.GUID, "error", err)
@@ -120,25 +122,6 @@ func (r *Rep) taskEnded(tk *task) {
 // not claim then are not its to record). Shutdown releases them too.
 func (r *Rep) ReleaseAdopted() {
 	r.releaseOnce.Do(func() { close(r.released) })
-}
-
-// writeFileAtomic writes a file through a temp file renamed over it: a
-// killed process leaves the old content or the new one. No fsync: the
-// containers do not outlive a reboot either.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // parseTaskRecord reads a task record and checks it against the cell:

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 // Names in certificates. A certificate's identity is its DNS name: the
@@ -135,10 +136,10 @@ func LoadOrCreateCA(dir string) (*CA, error) {
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	// The key first: a certificate without its key is never left behind.
-	if err := writeFile(keyPath, keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, keyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("store cell CA key: %w", err)
 	}
-	if err := writeFile(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(certPath, certPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("store cell CA certificate: %w", err)
 	}
 	return parseCA(certPEM, keyPEM)
@@ -351,31 +352,10 @@ func loadOrCreateToken(path string, ca *CA, router bool) (Token, error) {
 		return Token{}, err
 	}
 	t := Token{Secret: hex.EncodeToString(b[:]), CAHash: ca.Hash(), Router: router}
-	if err := writeFile(path, []byte(t.String()+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(t.String()+"\n"), 0o600); err != nil {
 		return Token{}, fmt.Errorf("store %s: %w", what, err)
 	}
 	return t, nil
-}
-
-// writeFile writes atomically with mode.
-func writeFile(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // Peer is who made a request over mutual TLS.

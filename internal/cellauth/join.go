@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 // JoinInfoPath is where the API answers a joining cell (no authentication:
@@ -101,13 +103,13 @@ func Join(ctx context.Context, hc *http.Client, apiURL string, tok Token, cellID
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFile(filepath.Join(dir, cellKeyFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, cellKeyFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return nil, fmt.Errorf("store cell key: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, cellCertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, cellCertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
 		return nil, fmt.Errorf("store cell certificate: %w", err)
 	}
-	if err := writeFile(filepath.Join(dir, cellCAFile), caPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, cellCAFile), caPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("store cell CA: %w", err)
 	}
 	creds.Cert = cert

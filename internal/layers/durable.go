@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 // A layer is usable as soon as it is renamed into unpacked/ (the page
@@ -71,24 +73,10 @@ func (c *Cache) recordedBoot() (string, error) {
 // recordBoot durably writes this boot's id, before any layer of this
 // process can be unpacked.
 func (c *Cache) recordBoot() error {
-	tmp := filepath.Join(c.dir, "boot.tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("open layer cache: %w", err)
-	}
-	_, err = f.WriteString(c.bootID + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(c.dir, "boot"))
-	}
-	if err == nil {
-		err = fsyncPath(c.dir)
-	}
+	// The temp file goes in tmp/, which Open empties, so a crash leaves
+	// no debris.
+	err := atomicfile.WriteFile(filepath.Join(c.dir, "boot"), []byte(c.bootID+"\n"), 0o600,
+		atomicfile.Durable(), atomicfile.TempDir(c.tmp))
 	if err != nil {
 		return fmt.Errorf("open layer cache: record boot id: %w", err)
 	}

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 // TableFile is where a router keeps its last table in its data dir, so
@@ -25,19 +26,7 @@ func SaveTable(path, systemDomain string, entries map[string]Entry, services map
 	if err != nil {
 		return fmt.Errorf("save routing table: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("save routing table: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save routing table: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save routing table: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("save routing table: %w", err)
 	}
 	return nil

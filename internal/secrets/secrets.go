@@ -14,8 +14,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 const (
@@ -55,8 +56,11 @@ func LoadOrCreate(path string) (*Box, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, fmt.Errorf("make secrets key: %w", err)
 		}
-		if err := writeKey(path, key); err != nil {
-			return nil, err
+		// No replace: if another process made the key meanwhile, keep
+		// theirs.
+		err := atomicfile.WriteFile(path, key, 0o600, atomicfile.Durable(), atomicfile.NoReplace())
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("write secrets key: %w", err)
 		}
 		// Read it back: if another process made the key first, its key
 		// is the one in force.
@@ -72,36 +76,6 @@ func LoadOrCreate(path string) (*Box, error) {
 		return nil, fmt.Errorf("secrets key %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
 	}
 	return New(key)
-}
-
-// writeKey creates the key file atomically, never replacing one.
-func writeKey(path string, key []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".secrets-key-*")
-	if err != nil {
-		return fmt.Errorf("write secrets key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write secrets key: %w", err)
-	}
-	if _, err := tmp.Write(key); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write secrets key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write secrets key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write secrets key: %w", err)
-	}
-	// Link, not rename: if another process made the key meanwhile, keep
-	// theirs.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("write secrets key: %w", err)
-	}
-	return nil
 }
 
 // Seal encrypts plaintext for purpose (e.g. "package/<guid>/docker").

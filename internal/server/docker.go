@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 	"github.com/pandoplatform/pando/internal/layers"
 	"github.com/pandoplatform/pando/internal/lifecycle/dockerstager"
 	"github.com/pandoplatform/pando/internal/registry"
@@ -194,7 +195,11 @@ func (p *imagePuller) Resolve(ctx context.Context, ref string, creds *registry.C
 		return nil, err
 	}
 	if ls := layerList(img); len(ls) > 0 && img.Pinned != "" {
-		if err := writeAtomic(p.memoPath(img.Pinned), ls); err != nil {
+		data, err := json.Marshal(ls)
+		if err == nil {
+			err = atomicfile.WriteFile(p.memoPath(img.Pinned), data, 0o600)
+		}
+		if err != nil {
 			p.log.Warn("keep image layer list", "image", img.Pinned, "error", err)
 		}
 	}
@@ -212,24 +217,4 @@ func layerList(img *registry.Image) []layers.Layer {
 		ls[k] = layers.Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}
 	}
 	return ls
-}
-
-func writeAtomic(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

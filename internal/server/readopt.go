@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
 )
@@ -42,24 +43,11 @@ func readKnownCells(dataDir string) ([]string, error) {
 
 // writeKnownCells replaces the file atomically.
 func writeKnownCells(dataDir string, ids []string) error {
-	path := filepath.Join(dataDir, knownCellsFile)
-	tmp, err := os.CreateTemp(dataDir, knownCellsFile+".*")
-	if err != nil {
-		return fmt.Errorf("write known cells: %w", err)
-	}
-	defer os.Remove(tmp.Name())
 	var body strings.Builder
 	for _, id := range ids {
 		body.WriteString(id + "\n")
 	}
-	if _, err := tmp.WriteString(body.String()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write known cells: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write known cells: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dataDir, knownCellsFile), []byte(body.String()), 0o600); err != nil {
 		return fmt.Errorf("write known cells: %w", err)
 	}
 	return nil

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
@@ -309,11 +310,12 @@ func ignoreCanceled(err error) error {
 }
 
 // adminPassword is PANDO_ADMIN_PASSWORD (via cfg), else the stored one,
-// else a new random one stored 0600.
+// else a new random one stored 0600. A crash while storing it leaves the
+// old file or the new one, never a cut password.
 func adminPassword(cfg Config) (string, bool, error) {
 	path := filepath.Join(cfg.DataDir, "admin-password")
 	if cfg.AdminPassword != "" {
-		if err := os.WriteFile(path, []byte(cfg.AdminPassword+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, []byte(cfg.AdminPassword+"\n"), 0o600, atomicfile.Durable()); err != nil {
 			return "", false, fmt.Errorf("store admin password: %w", err)
 		}
 		return cfg.AdminPassword, false, nil
@@ -330,7 +332,7 @@ func adminPassword(cfg Config) (string, bool, error) {
 		buf[i] = alphabet[int(buf[i])%len(alphabet)]
 	}
 	pw := string(buf)
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(pw+"\n"), 0o600, atomicfile.Durable()); err != nil {
 		return "", false, fmt.Errorf("store admin password: %w", err)
 	}
 	return pw, true, nil

@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -335,33 +336,9 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 // exist yet, atomically: readers never see a partial file. It reports
 // whether this call created the file.
 func createExclusive(path string, data []byte) (bool, error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return false, err
+	err := atomicfile.WriteFile(path, data, 0o600, atomicfile.Durable(), atomicfile.NoReplace())
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
 	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName)
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Link(tmpName, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return false, nil
-		}
-		return false, err
-	}
-	return true, nil
+	return err == nil, err
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 const (
@@ -141,49 +142,25 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInf
 	if err := s.mkdirs(dir); err != nil {
 		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
 	}
-	tmpDir := dir
+	// Durable: a blob the API has acknowledged survives a crash of the host.
+	opts := []atomicfile.Option{atomicfile.Durable(), atomicfile.TempPrefix(tempPrefix)}
 	if s.tempDir != "" {
-		tmpDir = s.tempDir
+		opts = append(opts, atomicfile.TempDir(s.tempDir))
 	}
-	tmp, err := os.CreateTemp(tmpDir, tempPrefix+"*")
-	if err != nil {
-		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-
 	h1, h256 := sha1.New(), sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h1, h256), ctxReader{ctx, r})
+	var n int64
+	err = atomicfile.Write(path, fileMode, func(w io.Writer) error {
+		var err error
+		if n, err = io.Copy(io.MultiWriter(w, h1, h256), ctxReader{ctx, r}); err != nil {
+			return err
+		}
+		return ctx.Err()
+	}, opts...)
 	if err != nil {
-		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
-	}
-	if err := tmp.Chmod(fileMode); err != nil {
-		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return pando.BlobInfo{}, fmt.Errorf("put blob %s: sync: %w", key, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
 		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
 			return pando.BlobInfo{}, pando.Errorf(pando.EInvalid, "put blob %s: key names a directory of blobs", key)
 		}
 		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
-	}
-	committed = true
-	// Make the rename itself durable.
-	if err := syncDir(dir); err != nil {
-		return pando.BlobInfo{}, fmt.Errorf("put blob %s: sync dir: %w", key, err)
 	}
 	return pando.BlobInfo{
 		Size:   n,
@@ -331,15 +308,6 @@ func sameFilesystem(a, b string) bool {
 	da, ok1 := sa.Sys().(*syscall.Stat_t)
 	db, ok2 := sb.Sys().(*syscall.Stat_t)
 	return ok1 && ok2 && da.Dev == db.Dev
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // ctxReader stops a copy when ctx is cancelled.

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 	"github.com/pandoplatform/pando/internal/container"
 )
 
@@ -52,11 +53,7 @@ func writeState(dir string, st containerState) error {
 	if err != nil {
 		return fmt.Errorf("encode container state: %w", err)
 	}
-	tmp := filepath.Join(dir, stateFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write container state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, stateFile), data, 0o600); err != nil {
 		return fmt.Errorf("write container state: %w", err)
 	}
 	return nil

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 // Every container runs under a shim: a small process (`pando
@@ -314,11 +316,7 @@ func runcStatus(ps *os.ProcessState, err error) shimStatus {
 // writeShimStatus writes the status file atomically.
 func writeShimStatus(path string, st shimStatus) error {
 	data, _ := json.Marshal(st)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write exit status: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return fmt.Errorf("write exit status: %w", err)
 	}
 	return nil

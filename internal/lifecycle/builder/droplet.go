@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/atomicfile"
 )
 
 // Droplet entries are owned by vcap (uid/gid 2000), the user apps run as.
@@ -48,10 +49,7 @@ func (s *stager) writeOutputs(res pando.StagingResult) error {
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeFileAtomic(s.cfg.OutputMetadata, func(w io.Writer) error {
-		_, err := w.Write(meta)
-		return err
-	}); err != nil {
+	if err := atomicfile.WriteFile(s.cfg.OutputMetadata, meta, 0o644); err != nil {
 		return fail(fmt.Errorf("write metadata: %w", err))
 	}
 	return nil
@@ -64,7 +62,8 @@ type dropletDir struct {
 
 // writeDroplet writes the droplet tgz atomically and returns its size.
 func writeDroplet(dst string, dirs []dropletDir, stagingInfo []byte) (int64, error) {
-	err := writeFileAtomic(dst, func(w io.Writer) error {
+	err := atomicfile.Write(dst, 0o644, func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 256<<10) // tar headers are small writes
 		// Speed over size: droplets travel over fast local links, and the
 		// default level costs ~3x the time for ~10% smaller binaries.
 		gz, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
@@ -92,7 +91,10 @@ func writeDroplet(dst string, dirs []dropletDir, stagingInfo []byte) (int64, err
 		if err := tw.Close(); err != nil {
 			return err
 		}
-		return gz.Close()
+		if err := gz.Close(); err != nil {
+			return err
+		}
+		return w.Flush()
 	})
 	if err != nil {
 		return 0, fmt.Errorf("write droplet: %w", err)
@@ -184,32 +186,6 @@ func addFile(tw *tar.Writer, hdr *tar.Header, p string) error {
 		return fmt.Errorf("archive %s: %w", p, err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes dst via a temporary file in the same directory.
-func writeFileAtomic(dst string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	bw := bufio.NewWriterSize(f, 256<<10)
-	if err := write(bw); err != nil {
-		f.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
 }
 
 func humanSize(n int64) string {
