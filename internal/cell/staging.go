@@ -96,9 +96,15 @@ func (r *Rep) RunTask(ctx context.Context, t pando.Task) error {
 		}
 	}
 
+	return r.acceptTask(tk, r.runStaging)
+}
+
+// acceptTask reserves tk's memory and disk and runs it in the background,
+// unless a task of its GUID already runs (a retried submission).
+func (r *Rep) acceptTask(tk *task, run func(context.Context, *task)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.tasks[t.GUID]; ok {
+	if _, ok := r.tasks[tk.t.GUID]; ok {
 		return nil // already running: a retried submission
 	}
 	if err := r.reserveLocked(tk.memMB, tk.diskMB); err != nil {
@@ -106,9 +112,9 @@ func (r *Rep) RunTask(ctx context.Context, t pando.Task) error {
 	}
 	tctx, cancel := context.WithCancelCause(r.ctx)
 	tk.cancel = cancel
-	r.tasks[t.GUID] = tk
+	r.tasks[tk.t.GUID] = tk
 	r.wg.Add(1)
-	go r.runStaging(tctx, tk)
+	go run(tctx, tk)
 	return nil
 }
 
