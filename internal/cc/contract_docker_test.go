@@ -17,8 +17,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cell"
@@ -31,20 +29,7 @@ import (
 // ctImage is a random 1-layer linux/amd64 image with cfg.
 func ctImage(tb testing.TB, cfg v1.Config) v1.Image {
 	tb.Helper()
-	img, err := random.Image(128, 1)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", "amd64", cfg
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		tb.Fatal(err)
-	}
-	return img
+	return registrytest.RandomImage(tb, 128, 1, "amd64", cfg)
 }
 
 var ctWebImage = v1.Config{

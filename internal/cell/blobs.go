@@ -112,6 +112,26 @@ func isSHA256(s string) bool {
 	return err == nil
 }
 
+// extractDroplet unpacks the droplet key (checked against sum) into dir,
+// at most diskMB of files.
+func (r *Rep) extractDroplet(ctx context.Context, key, sum, dir string, diskMB int) error {
+	p, err := r.droplet(ctx, key, sum)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("open droplet: %w", err)
+	}
+	defer f.Close()
+	lim := archive.DefaultLimits()
+	lim.MaxTotalBytes = int64(diskMB) << 20
+	if err := archive.ExtractTgz(ctx, f, dir, lim); err != nil {
+		return fmt.Errorf("extract droplet: %w", err)
+	}
+	return nil
+}
+
 // droplet returns a local tgz of the droplet: the blobstore's own file when
 // local, else a copy cached in WorkDir by its SHA256 (downloaded once however
 // many instances start at the same time, and checked against the SHA256).

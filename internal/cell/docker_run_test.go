@@ -13,14 +13,13 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/layers"
 	"github.com/pandoplatform/pando/internal/registry"
+	"github.com/pandoplatform/pando/internal/registry/registrytest"
 	"github.com/pandoplatform/pando/internal/testenv"
 )
 
@@ -129,26 +128,13 @@ func webImage(t *testing.T) (v1.Image, pando.ExecutionMetadata) {
 		{name: "start.sh", body: startScript, mode: 0o755},
 		{name: "etc/.wh.motd", mode: 0o644},
 	})
-	img, err := mutate.AppendLayers(empty.Image, base, top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
 	meta := pando.ExecutionMetadata{
 		Entrypoint: []string{"/bin/sh", "/start.sh"}, Cmd: []string{"8000"}, User: "web", Workdir: "/srv",
 		Env: []string{"PATH=/bin", "GREETING=from-image", "IMAGE_VAR=kept"}, Ports: []pando.Port{{Port: 8000, Protocol: "tcp"}},
 	}
-	cf.Config = v1.Config{Entrypoint: meta.Entrypoint, Cmd: meta.Cmd, User: meta.User, WorkingDir: meta.Workdir, Env: meta.Env,
+	cfg := v1.Config{Entrypoint: meta.Entrypoint, Cmd: meta.Cmd, User: meta.User, WorkingDir: meta.Workdir, Env: meta.Env,
 		ExposedPorts: map[string]struct{}{"8000/tcp": {}}}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img, meta
+	return registrytest.ImageOf(t, cfg, base, top), meta
 }
 
 // A docker LRP runs on a real cell: layers pulled from a loopback

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/container/fake"
 	"github.com/pandoplatform/pando/internal/lifecycle/dockerstager"
@@ -118,19 +116,7 @@ func TestDockerStaging_withoutAStagerIsRefused(t *testing.T) {
 // with the registry's message.
 func TestDockerStaging_withTheDockerStagerAgainstARegistry(t *testing.T) {
 	host := registrytest.InProcess(t, nil)
-	img, err := random.Image(64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config.Cmd = "linux", "amd64", []string{"/serve"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := registrytest.RandomImage(t, 64, 1, "amd64", v1.Config{Cmd: []string{"/serve"}})
 	digest := registrytest.Push(t, host+"/web:v1", img, "", "")
 	client, err := registry.New(registry.Options{Insecure: []string{host}, RequestTimeout: 5 * time.Second})
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/archive"
 	"github.com/pandoplatform/pando/internal/container"
 )
 
@@ -528,19 +527,8 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 		return container.Spec{}, err
 	}
 	if lrp.DropletKey != "" {
-		p, err := r.droplet(ctx, lrp.DropletKey, lrp.DropletSHA256)
-		if err != nil {
+		if err := r.extractDroplet(ctx, lrp.DropletKey, lrp.DropletSHA256, home, i.diskMB); err != nil {
 			return container.Spec{}, err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return container.Spec{}, fmt.Errorf("open droplet: %w", err)
-		}
-		defer f.Close()
-		lim := archive.DefaultLimits()
-		lim.MaxTotalBytes = int64(i.diskMB) << 20
-		if err := archive.ExtractTgz(ctx, f, home, lim); err != nil {
-			return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
 		}
 	}
 	mounts := []container.Mount{{Source: home, Destination: "/home/vcap"}}

@@ -393,24 +393,20 @@ func TestStagingAndRunning_stagesAPackageThenServesItThroughTheHostPort(t *testi
 }
 
 func tgzHas(t *testing.T, b []byte, name string) bool {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			return false
-		}
-		if h.Name == name {
-			return true
-		}
-	}
+	_, ok := tgzFile(t, b, name)
+	return ok
 }
 
 // tgzContains reports whether the tgz b has a file name holding content.
 func tgzContains(t *testing.T, b []byte, name, content string) bool {
+	got, ok := tgzFile(t, b, name)
+	return ok && got == content
+}
+
+// tgzFile returns the content of the file name in the tgz b, and whether
+// b has it.
+func tgzFile(t *testing.T, b []byte, name string) (string, bool) {
+	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
@@ -419,11 +415,11 @@ func tgzContains(t *testing.T, b []byte, name, content string) bool {
 	for {
 		h, err := tr.Next()
 		if err != nil {
-			return false
+			return "", false
 		}
 		if h.Name == name {
 			got, err := io.ReadAll(tr)
-			return err == nil && string(got) == content
+			return string(got), err == nil
 		}
 	}
 }

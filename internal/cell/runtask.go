@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/archive"
 	"github.com/pandoplatform/pando/internal/container"
 	"github.com/pandoplatform/pando/internal/failurelog"
 )
@@ -56,20 +55,7 @@ func (r *Rep) acceptRun(t pando.Task) error {
 		tk.diskMB = DefaultInstanceDiskMB
 	}
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.tasks[t.GUID]; ok {
-		return nil // already running: a retried submission
-	}
-	if err := r.reserveLocked(tk.memMB, tk.diskMB); err != nil {
-		return err
-	}
-	tctx, cancel := context.WithCancelCause(r.ctx)
-	tk.cancel = cancel
-	r.tasks[t.GUID] = tk
-	r.wg.Add(1)
-	go r.runCFTask(tctx, tk)
-	return nil
+	return r.acceptTask(tk, r.runCFTask)
 }
 
 // runCFTask is a CF task's life on the cell: run it, tear it down, release
@@ -271,19 +257,8 @@ func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume, laye
 	if err := os.Mkdir(home, 0o755); err != nil {
 		return container.Spec{}, err
 	}
-	p, err := r.droplet(ctx, run.DropletKey, run.DropletSHA256)
-	if err != nil {
+	if err := r.extractDroplet(ctx, run.DropletKey, run.DropletSHA256, home, tk.diskMB); err != nil {
 		return container.Spec{}, err
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return container.Spec{}, fmt.Errorf("open droplet: %w", err)
-	}
-	defer f.Close()
-	lim := archive.DefaultLimits()
-	lim.MaxTotalBytes = int64(tk.diskMB) << 20
-	if err := archive.ExtractTgz(ctx, f, home, lim); err != nil {
-		return container.Spec{}, fmt.Errorf("extract droplet: %w", err)
 	}
 	bindings, err := bindingMounts(vol.Dir(), run.BindingFiles, services)
 	if err != nil {

@@ -1,32 +1,16 @@
 package cellapi
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/cellauth"
-	"github.com/pandoplatform/pando/internal/container"
 	"github.com/pandoplatform/pando/internal/simcell"
 )
-
-// countingSyncer counts a cell's syncs.
-type countingSyncer struct {
-	cell.Syncer
-	n atomic.Int64
-}
-
-func (s *countingSyncer) SyncCell(ctx context.Context, id string, inv pando.CellInventory) (pando.CellSyncAnswer, error) {
-	s.n.Add(1)
-	return s.Syncer.SyncCell(ctx, id, inv)
-}
 
 // Issue 8 (defence in depth), over the cell API: a joined cell (the real
 // rep on fake containers) whose instances the server lost track of (it
@@ -43,23 +27,7 @@ func TestSync_aJoinedCellStopsWhatTheServerForgotAndKeepsWhatIsStarting(t *testi
 		t.Fatal(err)
 	}
 	client := NewServerClient(creds, nil)
-	cluster, err := simcell.New(ctx, simcell.Config{Dir: t.TempDir(), MemoryMB: 4096, AddrBase: 85,
-		Handler: func(spec container.Spec, _ int) http.Handler {
-			if slices.ContainsFunc(spec.Env, func(kv string) bool { return strings.Contains(kv, `"app-slow"`) }) {
-				return nil // never healthy: stays CLAIMED
-			}
-			return http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := cluster.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cell: %v", err)
-		}
-	})
+	cluster := simcell.NewForTest(t, ctx, simcell.Config{MemoryMB: 4096, AddrBase: 85, Handler: simcell.NeverHealthy("slow")})
 	reps, err := cluster.Add(1, func(c *cell.Config) { c.ID, c.Reporter = id, client }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -115,29 +83,11 @@ func TestSync_aJoinedCellStopsWhatTheServerForgotAndKeepsWhatIsStarting(t *testi
 		slices.Sort(want)
 		return true
 	})
-	runs := func() []string {
-		var out []string
-		for _, a := range rep.Inventory().Actuals {
-			out = append(out, a.InstanceGUID)
-		}
-		slices.Sort(out)
-		return out
-	}
-	if got := runs(); len(got) != 4 {
+	if got := simcell.InstanceGUIDs(rep); len(got) != 4 {
 		t.Fatalf("the cell runs %v, want web's two old instances besides %v", got, want)
 	}
 
-	syncer := &countingSyncer{Syncer: client}
-	go rep.RunSync(ctx, syncer, 100*time.Millisecond)
-	eventually(t, "the forgotten instances stopped", func() bool { return slices.Equal(runs(), want) })
-	if n := syncer.n.Load(); n != 1 {
-		t.Errorf("%d syncs before the forgotten instances stopped, want the first", n)
-	}
-	start := syncer.n.Load()
-	eventually(t, "three more syncs", func() bool { return syncer.n.Load() >= start+3 })
-	if got := runs(); !slices.Equal(got, want) {
-		t.Errorf("after more syncs the cell runs %v, want %v", got, want)
-	}
+	simcell.CheckSyncLeaves(t, ctx, rep, client, want)
 	if slow := on("slow"); len(slow) != 1 || slow[0].State != pando.ActualClaimed || !slices.Contains(want, slow[0].InstanceGUID) {
 		t.Errorf("slow %+v, want its instance still CLAIMED", slow)
 	}

@@ -15,8 +15,6 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -49,22 +47,8 @@ func appImage(t *testing.T) v1.Image {
 	t.Helper()
 	base := static.NewLayer(gzTar(t, map[string]string{"etc/os-release": "ID=test\n", "tmp/old": "x"}), types.DockerLayer)
 	app := static.NewLayer(gzTar(t, map[string]string{"srv/app": "#!/bin/sh\necho hi\n", "tmp/.wh.old": ""}), types.DockerLayer)
-	img, err := mutate.AppendLayers(empty.Image, base, app)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config = v1.Config{Cmd: []string{"/srv/app"}, WorkingDir: "/srv", ExposedPorts: map[string]struct{}{"8000/tcp": {}}}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	cfg := v1.Config{Cmd: []string{"/srv/app"}, WorkingDir: "/srv", ExposedPorts: map[string]struct{}{"8000/tcp": {}}}
+	return registrytest.ImageOf(t, cfg, base, app)
 }
 
 // pull resolves ref and fetches its layers into cache.

@@ -24,7 +24,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pandoplatform/pando/internal/registry"
@@ -46,21 +45,7 @@ func newClient(t *testing.T, opts registry.Options) *registry.Client {
 // testImage is a random 2-layer image with the given platform and config.
 func testImage(t *testing.T, arch string, cfg v1.Config) v1.Image {
 	t.Helper()
-	img, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", arch, cfg
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return registrytest.RandomImage(t, 512, 2, arch, cfg)
 }
 
 func pushIndex(t *testing.T, ref string, imgs map[string]v1.Image) v1.Hash {

@@ -15,9 +15,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
@@ -32,19 +29,7 @@ import (
 func TestDockerStager_plainHTTPOnlyToListedRegistries(t *testing.T) {
 	listed := registrytest.InProcess(t, nil)
 	other := registrytest.InProcess(t, nil)
-	img, err := random.Image(64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := registrytest.RandomImage(t, 64, 1, "amd64", v1.Config{})
 	registrytest.Push(t, listed+"/app:1", img, "", "")
 	registrytest.Push(t, other+"/app:1", img, "", "")
 	reg, err := registryClient([]string{listed})
@@ -89,22 +74,8 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	body := "hello\n"
-	if err := tw.WriteHeader(&tar.Header{Name: "srv/hello.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(tw, body)
-	tw.Close()
-	layer := static.NewLayer(buf.Bytes(), types.DockerUncompressedLayer)
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, layer)}}}); err != nil {
-		t.Fatal(err)
-	}
+	const body = "hello\n"
+	img := registrytest.ImageOf(t, v1.Config{}, layerOf(t, "srv/hello.txt", body))
 	digest := registrytest.Push(t, host+"/app:1", img, user, pass)
 	pinned := host + "/app@" + digest.String()
 	reg, err := registryClient([]string{host})
@@ -151,15 +122,6 @@ func TestImagePuller_pullsLayersAndRestartsWithoutTheRegistry(t *testing.T) {
 	}
 }
 
-func mustDiffID(t *testing.T, l v1.Layer) v1.Hash {
-	t.Helper()
-	h, err := l.DiffID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
 // TestImagePuller_stagingKeepsTheLayerListForTheInstances: staged through
 // the puller, an image's first instance start reads no manifest again; it
 // only fetches the layers.
@@ -167,33 +129,9 @@ func TestImagePuller_stagingKeepsTheLayerListForTheInstances(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
 	}
-	var manifests atomic.Int64
-	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.Contains(r.URL.Path, "/manifests/") {
-				manifests.Add(1)
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
-	layer := static.NewLayer(tarOf(t, "srv/hello.txt", "hello\n"), types.DockerUncompressedLayer)
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, layer)}}}); err != nil {
-		t.Fatal(err)
-	}
-	registrytest.Push(t, host+"/app:1", img, "", "")
-	reg, err := registryClient([]string{host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	host, manifests := countingRegistry(t, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/manifests/") })
+	registrytest.Push(t, host+"/app:1", registrytest.ImageOf(t, v1.Config{}, layerOf(t, "srv/hello.txt", "hello\n")), "", "")
+	p := testPuller(t, host)
 	res, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: host + "/app:1"}, func(string) {})
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +147,8 @@ func TestImagePuller_stagingKeepsTheLayerListForTheInstances(t *testing.T) {
 	}
 }
 
-func tarOf(t *testing.T, name, body string) []byte {
+// layerOf is an uncompressed layer holding one file, name with body.
+func layerOf(t *testing.T, name, body string) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -220,7 +159,44 @@ func tarOf(t *testing.T, name, body string) []byte {
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return static.NewLayer(buf.Bytes(), types.DockerUncompressedLayer)
+}
+
+// countingRegistry serves a registry on loopback until the test ends and
+// counts the requests that counted picks.
+func countingRegistry(t *testing.T, counted func(*http.Request) bool) (string, *atomic.Int64) {
+	t.Helper()
+	n := new(atomic.Int64)
+	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if counted(r) {
+				n.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	return host, n
+}
+
+// isBlobGet picks the downloads of blobs (layers and configs).
+func isBlobGet(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
+}
+
+// testPuller is an image puller in a temp dir that speaks plain HTTP to
+// hosts; it closes when the test ends (closing it earlier is fine).
+func testPuller(t *testing.T, hosts ...string) *imagePuller {
+	t.Helper()
+	reg, err := registryClient(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
 
 // TestImagePuller_stagingPrefetchesTheLayers: staging starts pulling the
@@ -230,34 +206,10 @@ func TestImagePuller_stagingPrefetchesTheLayers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
 	}
-	var blobGets atomic.Int64
-	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
-				blobGets.Add(1)
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
-	one := static.NewLayer(tarOf(t, "srv/one.txt", "one\n"), types.DockerUncompressedLayer)
-	two := static.NewLayer(tarOf(t, "srv/two.txt", "two\n"), types.DockerUncompressedLayer)
-	img, err := mutate.AppendLayers(empty.Image, one, two)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, one), mustDiffID(t, two)}}}); err != nil {
-		t.Fatal(err)
-	}
-	registrytest.Push(t, host+"/app:1", img, "", "")
-	reg, err := registryClient([]string{host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	host, blobGets := countingRegistry(t, isBlobGet)
+	one, two := layerOf(t, "srv/one.txt", "one\n"), layerOf(t, "srv/two.txt", "two\n")
+	registrytest.Push(t, host+"/app:1", registrytest.ImageOf(t, v1.Config{}, one, two), "", "")
+	p := testPuller(t, host)
 	before := blobGets.Load() // the config blob, read by staging
 	res, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: host + "/app:1", DiskMB: 64}, func(string) {})
 	if err != nil {
@@ -300,37 +252,9 @@ func TestImagePuller_noPrefetchOverTheDiskQuota(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
 	}
-	var blobGets atomic.Int64
-	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
-				blobGets.Add(1)
-			}
-			h.ServeHTTP(w, r)
-		})
-	})
-	img, err := random.Image(2<<20, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	registrytest.Push(t, host+"/big:1", img, "", "")
-	reg, err := registryClient([]string{host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, blobGets := countingRegistry(t, isBlobGet)
+	registrytest.Push(t, host+"/big:1", registrytest.RandomImage(t, 2<<20, 1, "amd64", v1.Config{}), "", "")
+	p := testPuller(t, host)
 	before := blobGets.Load()
 	if _, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: host + "/big:1", DiskMB: 1}, func(string) {}); err != nil {
 		t.Fatal(err)

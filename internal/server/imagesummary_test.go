@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -12,10 +11,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/registry/registrytest"
@@ -30,7 +25,7 @@ func TestImagePuller_namesTheImageWhilePullingAndOnceCached(t *testing.T) {
 		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
 	}
 	// The layer's download waits for gate (staging's config read does not).
-	layer := static.NewLayer(tarOf(t, "srv/one.txt", "one\n"), types.DockerUncompressedLayer)
+	layer := layerOf(t, "srv/one.txt", "one\n")
 	layerDigest := mustDigest(t, layer)
 	gate := make(chan struct{})
 	host := registrytest.InProcess(t, func(h http.Handler) http.Handler {
@@ -45,23 +40,8 @@ func TestImagePuller_namesTheImageWhilePullingAndOnceCached(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{mustDiffID(t, layer)}}}); err != nil {
-		t.Fatal(err)
-	}
-	registrytest.Push(t, host+"/app:1", img, "", "")
-	reg, err := registryClient([]string{host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	registrytest.Push(t, host+"/app:1", registrytest.ImageOf(t, v1.Config{}, layer), "", "")
+	p := testPuller(t, host)
 	if got := p.CachedImages(); len(got) != 0 {
 		t.Fatalf("a new cell names images %q", got)
 	}
@@ -102,15 +82,7 @@ func TestImagePuller_namesTheImageWhilePullingAndOnceCached(t *testing.T) {
 // Only recent images are named, at most pando.MaxCellImages, most recent
 // first, and only while pulling or with every layer still cached.
 func TestImagePuller_namesRecentImagesWithTheirLayers(t *testing.T) {
-	reg, err := registryClient(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := testPuller(t)
 	img := func(i int) string { return fmt.Sprintf("registry.example/app@sha256:%064x", i) }
 	layer := func(i int) string { return fmt.Sprintf("sha256:%064x", 1000+i) }
 	var dones []func()

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,13 +58,8 @@ func TestSimulatedCells_runOnTheCallersBlobsLogsProcessAndHandler(t *testing.T) 
 			<-ctx.Done()
 			return container.ExitStatus{Code: 143, Signaled: true}
 		},
-		Handler: func(spec container.Spec, _ int) http.Handler {
-			if slices.ContainsFunc(spec.Env, func(kv string) bool { return strings.Contains(kv, `"app-sick"`) }) {
-				return nil
-			}
-			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})
-		},
-		Stats: container.Stats{MemoryBytes: 7 << 20},
+		Handler: NeverHealthy("sick"),
+		Stats:   container.Stats{MemoryBytes: 7 << 20},
 	})
 	if ok, _ := blobs.Exists(ctx, DropletKey); ok {
 		t.Error("the cluster stored its droplet in the caller's blobstore")

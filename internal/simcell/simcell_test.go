@@ -11,22 +11,6 @@ import (
 	"github.com/pandoplatform/pando/internal/cell"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %s", what, state)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func actuals(t testing.TB, b *bbs.BBS, guid string) []pando.ActualLRP {
 	t.Helper()
 	all, err := b.ActualLRPs(context.Background(), guid)
@@ -174,19 +158,5 @@ func runBoard(t testing.TB, cfg bbs.Config) (*bbs.BBS, context.Context) {
 // shuts down when the test ends.
 func newTestCluster(t testing.TB, ctx context.Context, cfg Config) *Cluster {
 	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	c, err := New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
-		defer scancel()
-		if err := c.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cells: %v", err)
-		}
-	})
-	return c
+	return NewForTest(t, ctx, cfg)
 }

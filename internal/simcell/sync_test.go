@@ -3,29 +3,14 @@ package simcell
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	pando "github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/bbs"
-	"github.com/pandoplatform/pando/internal/cell"
-	"github.com/pandoplatform/pando/internal/container"
 )
-
-// countingSyncer counts the syncs a cell makes.
-type countingSyncer struct {
-	cell.Syncer
-	n atomic.Int64
-}
-
-func (s *countingSyncer) SyncCell(ctx context.Context, id string, inv pando.CellInventory) (pando.CellSyncAnswer, error) {
-	s.n.Add(1)
-	return s.Syncer.SyncCell(ctx, id, inv)
-}
 
 func (s *logSink) contains(sub string) bool {
 	s.mu.Lock()
@@ -56,12 +41,7 @@ func TestSimulatedCells_syncStopsWhatTheBBSForgotAndKeepsWhatIsStarting(t *testi
 	go func() { firstDone <- first.Run(firstCtx) }()
 	sink := &logSink{}
 	c := newTestCluster(t, ctx, Config{Dir: t.TempDir(), MemoryMB: 4096, Reporter: first, Logs: sink, AddrBase: 86,
-		Handler: func(spec container.Spec, _ int) http.Handler {
-			if slices.ContainsFunc(spec.Env, func(kv string) bool { return strings.Contains(kv, `"app-slow"`) }) {
-				return nil // never healthy: stays CLAIMED
-			}
-			return http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
-		}})
+		Handler: NeverHealthy("slow")})
 	cells, err := c.Add(1, nil, first.RegisterCell)
 	if err != nil {
 		t.Fatal(err)
@@ -104,32 +84,17 @@ func TestSimulatedCells_syncStopsWhatTheBBSForgotAndKeepsWhatIsStarting(t *testi
 		return n == 1 && len(slow) == 1 && slow[0].State == pando.ActualClaimed, fmt.Sprint(web, slow)
 	})
 	want := guids(append(actuals(t, second, "web"), actuals(t, second, "slow")...))
-	if got := guids(rep.Inventory().Actuals); len(got) != 4 {
+	if got := InstanceGUIDs(rep); len(got) != 4 {
 		t.Fatalf("the cell runs %v, want the 2 old web instances besides %v", got, want)
 	}
 
-	syncer := &countingSyncer{Syncer: second}
-	go rep.RunSync(ctx, syncer, 100*time.Millisecond)
-	waitFor(t, "the forgotten instances stopped", 30*time.Second, func() (bool, string) {
-		got := guids(rep.Inventory().Actuals)
-		return slices.Equal(got, want), fmt.Sprintf("cell runs %v, want %v", got, want)
-	})
-	if n := syncer.n.Load(); n != 1 {
-		t.Errorf("%d syncs before the forgotten instances stopped, want the first", n)
-	}
+	// The first sync stops the old instances, later syncs keep the
+	// starting instance and the new one.
+	CheckSyncLeaves(t, ctx, rep, second, want)
 	for _, a := range old {
 		if !sink.contains("CELL Stopping instance " + a.InstanceGUID + ": the platform does not want it on this cell (") {
 			t.Errorf("no CELL line saying why %s stopped", a.InstanceGUID)
 		}
-	}
-
-	// Later syncs keep the starting instance and the new one.
-	start := syncer.n.Load()
-	waitFor(t, "three more syncs", 30*time.Second, func() (bool, string) {
-		return syncer.n.Load() >= start+3, fmt.Sprint(syncer.n.Load())
-	})
-	if got := guids(rep.Inventory().Actuals); !slices.Equal(got, want) {
-		t.Errorf("after more syncs the cell runs %v, want %v", got, want)
 	}
 	if slow := actuals(t, second, "slow"); len(slow) != 1 || slow[0].State != pando.ActualClaimed {
 		t.Errorf("slow %v, want its instance still CLAIMED", slow)

@@ -17,7 +17,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/pandoplatform/pando"
@@ -29,20 +28,7 @@ import (
 // image is a random 2-layer linux/arch image with cfg.
 func image(t *testing.T, arch string, cfg v1.Config) v1.Image {
 	t.Helper()
-	img, err := random.Image(256, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Config = "linux", arch, cfg
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return registrytest.RandomImage(t, 256, 2, arch, cfg)
 }
 
 var webConfig = v1.Config{
@@ -135,19 +121,7 @@ func TestStage_pinsTheDigestAndReturnsTheExecutionMetadata(t *testing.T) {
 // The layer count reads as English: "1 layer", "2 layers".
 func TestStage_saysHowManyLayers(t *testing.T) {
 	host := registrytest.InProcess(t, nil)
-	one, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := one.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	if one, err = mutate.ConfigFile(one, cf); err != nil {
-		t.Fatal(err)
-	}
+	one := registrytest.RandomImage(t, 256, 1, "amd64", v1.Config{})
 	oneDigest := registrytest.Push(t, host+"/one:1", one, "", "")
 	twoDigest := registrytest.Push(t, host+"/two:1", image(t, "amd64", v1.Config{}), "", "")
 	s, _ := newStager(t, host)

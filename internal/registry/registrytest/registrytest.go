@@ -24,6 +24,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
 
@@ -63,6 +66,42 @@ func Push(t testing.TB, ref string, img v1.Image, user, pass string) v1.Hash {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// RandomImage is an image of n random layers of size bytes each, for
+// linux/arch, its config cfg.
+func RandomImage(t testing.TB, size, n int64, arch string, cfg v1.Config) v1.Image {
+	t.Helper()
+	img, err := random.Image(size, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return withConfig(t, img, arch, cfg)
+}
+
+// ImageOf is a linux/amd64 image of layers, its config cfg.
+func ImageOf(t testing.TB, cfg v1.Config, layers ...v1.Layer) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return withConfig(t, img, "amd64", cfg)
+}
+
+// withConfig is img for linux/arch with cfg, its layers' diff ids kept.
+func withConfig(t testing.TB, img v1.Image, arch string, cfg v1.Config) v1.Image {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture, cf.Config = "linux", arch, cfg
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // Distribution runs Debian's docker-registry on loopback, storing in a
