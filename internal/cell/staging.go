@@ -260,8 +260,9 @@ func shortDetail(s string) string {
 	return s[:n] + "..."
 }
 
-// syncLogs waits, for a bounded time, until the staging lines emitted so
-// far reached the log store (a joined cell ships them over the network).
+// syncLogs waits, for a bounded time, until the staging or task lines
+// emitted so far reached the log store (a joined cell ships them over the
+// network).
 func (r *Rep) syncLogs() {
 	if r.cfg.SyncLogs == nil {
 		return
