@@ -54,8 +54,10 @@ type Config struct {
 	// SyncLogs, when set, returns once every line Logs took before the
 	// call has reached the log store (or ctx ends): a sink that ships
 	// lines asynchronously (a joined cell's) sets it. The rep calls it
-	// before reporting a staging's completion, whose outcome the API
-	// adds as the staging log's last line. Nil: Logs stores as it takes.
+	// before reporting a staging's or task's completion: the API adds a
+	// staging's outcome as its log's last line, and a client following
+	// the output reads until the newest line the store holds then. Nil:
+	// Logs stores as it takes.
 	SyncLogs func(ctx context.Context) error
 	// WorkDir holds per-container directories and the droplet and
 	// buildpack caches.

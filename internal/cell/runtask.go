@@ -76,6 +76,9 @@ func (r *Rep) runCFTask(ctx context.Context, tk *task) {
 	r.mu.Unlock()
 	r.taskEnded(tk)
 	r.log.Info("task completed", "task_guid", t.GUID, "app_guid", t.Run.AppGUID, "failed", t.Failed, "failure", failurelog.Of(why))
+	// A client following the task's output reads until the newest line
+	// the log store holds once the task has ended: its lines go first.
+	r.syncLogs()
 	r.reportTask(t)
 }
 

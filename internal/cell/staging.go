@@ -167,8 +167,9 @@ func (r *Rep) runStaging(ctx context.Context, tk *task) {
 	r.reportTask(t)
 }
 
-// syncLogs waits, for a bounded time, until the staging lines emitted so
-// far reached the log store (a joined cell ships them over the network).
+// syncLogs waits, for a bounded time, until the staging or task lines
+// emitted so far reached the log store (a joined cell ships them over the
+// network).
 func (r *Rep) syncLogs() {
 	if r.cfg.SyncLogs == nil {
 		return

@@ -57,6 +57,9 @@ type env struct {
 	// drainIdle: after staging ends, keep reading staging lines until the
 	// stream is quiet this long (bounded by drainMax).
 	drainIdle, drainMax time.Duration
+	// drainCatchUp bounds the wait, once the work ended, for the stream
+	// to be back and to deliver the newest line the log store holds.
+	drainCatchUp time.Duration
 	// reconnectMin/reconnectMax bound the wait between attempts to reach
 	// a server that went away while a log stream was followed.
 	reconnectMin, reconnectMax time.Duration
@@ -76,6 +79,8 @@ func defaultEnv(streams IOStreams) *env {
 		statsPoll:  250 * time.Millisecond,
 		drainIdle:  50 * time.Millisecond,
 		drainMax:   3 * time.Second,
+		// A restarted server answers the build before the stream is back.
+		drainCatchUp: 10 * time.Second,
 
 		cellHintEvery:   3 * time.Second,
 		startWaitMin:    2 * time.Minute,

@@ -64,8 +64,9 @@ func newHarness(t *testing.T) *harness {
 	e.pollMin, e.pollMax = time.Millisecond, 10*time.Millisecond
 	e.statsPoll = 5 * time.Millisecond
 	e.cellHintEvery = 0
-	// The fake ends its stream after the last line: a long idle wait
-	// proves the drain does not depend on timing.
+	// The fakes answer the log-cache read with the lines of the work that
+	// ended: a long idle wait proves the drain ends on reaching the newest
+	// of them, not on timing.
 	e.drainIdle, e.drainMax = 10*time.Second, 10*time.Second
 	h.env = e
 	return h

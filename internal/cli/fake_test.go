@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ type fakeCF struct {
 
 	buildCreated  chan struct{}
 	linesSent     chan struct{}
+	sentOnce      sync.Once
 	buildAnswered chan struct{}
 	answeredOnce  sync.Once
 }
@@ -486,7 +488,7 @@ func (f *fakeCF) serveUpload(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveStream sends the staging lines once the build exists, then the last
-// line after the build was reported finished, then ends the stream.
+// line after the build was reported finished; the stream stays open.
 func (f *fakeCF) serveStream(w http.ResponseWriter, r *http.Request) {
 	if st := r.URL.Query().Get("source_types"); st != "STG" {
 		f.t.Errorf("stream source_types = %q, want STG", st)
@@ -501,14 +503,14 @@ func (f *fakeCF) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send := func(i int, line string) {
-		ev, _ := json.Marshal(map[string]any{"timestamp": 1795663555979653120 + int64(i), "source_type": "STG", "instance_id": "0", "type": "OUT", "payload": line})
+		ev, _ := json.Marshal(map[string]any{"timestamp": stgT0 + int64(i), "source_type": "STG", "instance_id": "0", "type": "OUT", "payload": line})
 		fmt.Fprintf(w, ": keep-alive\n\ndata: %s\n\n", ev)
 		fl.Flush()
 	}
 	for i, l := range f.stgLines {
 		send(i, l)
 	}
-	close(f.linesSent)
+	f.sentOnce.Do(func() { close(f.linesSent) })
 	if f.lastLine == "" {
 		<-r.Context().Done()
 		return
@@ -519,6 +521,24 @@ func (f *fakeCF) serveStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	send(len(f.stgLines), f.lastLine)
+	<-r.Context().Done()
+}
+
+// stgT0 is the timestamp of the fake's first staging line.
+const stgT0 = int64(1795663555979653120)
+
+// stagingEnvelopes are the staging lines as the log store holds them
+// once the build was reported finished.
+func (f *fakeCF) stagingEnvelopes() []fakeEnvelope {
+	var envs []fakeEnvelope
+	lines := f.stgLines
+	if f.lastLine != "" {
+		lines = append(slices.Clone(lines), f.lastLine)
+	}
+	for i, l := range lines {
+		envs = append(envs, fakeEnvelope{ts: stgT0 + int64(i), sourceType: "STG", instance: "0", typ: "OUT", payload: l})
+	}
+	return envs
 }
 
 func (f *fakeCF) serveRead(w http.ResponseWriter, r *http.Request) {
@@ -528,6 +548,13 @@ func (f *fakeCF) serveRead(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	envs := append([]fakeEnvelope(nil), f.envelopes...)
+	if f.envelopes == nil {
+		select {
+		case <-f.buildAnswered:
+			envs = f.stagingEnvelopes()
+		default:
+		}
+	}
 	f.mu.Unlock()
 	if q.Get("descending") == "true" {
 		for i, j := 0, len(envs)-1; i < j; i, j = i+1, j-1 {

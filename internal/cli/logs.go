@@ -55,22 +55,36 @@ func (s *session) recentLogs(ctx context.Context, app *api.App) error {
 // followLogs prints new lines until interrupted, reconnecting when the
 // server ends the stream or goes away.
 func (s *session) followLogs(ctx context.Context, app *api.App) error {
-	return s.followResuming(ctx, app.GUID, nil, false, nil, func(l api.LogLine) {
-		s.out("%s\n", s.formatLogLine(l))
+	return s.followResuming(ctx, app.GUID, nil, resumeHooks{}, func(l api.LogLine, fresh bool) {
+		if fresh {
+			s.out("%s\n", s.formatLogLine(l))
+		}
 	})
 }
 
+// resumeHooks let the owner of a resumed stream watch and steer it; all
+// are optional.
+type resumeHooks struct {
+	// connected is called at every (re)connection, ended when a
+	// connection ends.
+	connected, ended func()
+	// endClean, when it returns true, makes a stream the server ends
+	// cleanly the end (only a lost connection is resumed then).
+	endClean func() bool
+	// kick cuts a wait to reconnect short.
+	kick <-chan struct{}
+}
+
 // followResuming follows an app's log stream until ctx ends: when the
-// stream ends (a server restart, a proxy's timeout) it reconnects, with a
-// growing delay (reconnectMin more per failure, at most reconnectMax)
-// while the server is away,
-// saying so once per outage on stderr, and resumes from the timestamp of
-// the last line it passed to fn, so that no line is passed twice. It
-// returns ctx's end as nil, and errors retrying cannot help (the app is
-// gone, the login expired). With endWithServer, a stream the server ends
-// cleanly is the end (only a lost connection is resumed). connected is
-// called at every (re)connection.
-func (s *session) followResuming(ctx context.Context, appGUID string, sourceTypes []string, endWithServer bool, connected func(), fn func(api.LogLine)) error {
+// stream ends (a server restart or stop, a proxy's timeout) it
+// reconnects, with a growing delay (reconnectMin more per failure, at most
+// reconnectMax) while the server is away, saying so once per outage on
+// stderr, and resumes from the timestamp of the last line it passed on,
+// so that no line is lost or passed on twice. fn gets every line the
+// stream delivers, fresh false for one it passed on before. It returns
+// ctx's end as nil, and errors retrying cannot help (the app is gone, the
+// login expired).
+func (s *session) followResuming(ctx context.Context, appGUID string, sourceTypes []string, h resumeHooks, fn func(l api.LogLine, fresh bool)) error {
 	var r resumer
 	lost, failures := false, 0
 	for {
@@ -82,19 +96,20 @@ func (s *session) followResuming(ctx context.Context, appGUID string, sourceType
 			// Resume from here, not from "now" at the next connect: lines
 			// written while the server is away are kept.
 			r.connectedAt(time.Now().UnixNano())
-			if connected != nil {
-				connected()
+			if h.connected != nil {
+				h.connected()
 			}
 		}
 		err := s.c.FollowLogs(ctx, appGUID, sourceTypes, r.resume(), onConnect, func(l api.LogLine) {
-			if r.fresh(l) {
-				fn(l)
-			}
+			fn(l, r.fresh(l))
 		})
+		if h.ended != nil {
+			h.ended()
+		}
 		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 			return nil
 		}
-		if err == nil && endWithServer {
+		if err == nil && h.endClean != nil && h.endClean() {
 			return nil
 		}
 		delay := s.reconnectMin
@@ -116,6 +131,8 @@ func (s *session) followResuming(ctx context.Context, appGUID string, sourceType
 		case <-ctx.Done():
 			t.Stop()
 			return nil
+		case <-h.kick:
+			t.Stop()
 		case <-t.C:
 		}
 	}

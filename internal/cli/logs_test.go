@@ -155,7 +155,7 @@ func TestFollow_stagingStreamResumesAfterTheServerRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fl := s.follow(ctx, appGUID, nil, nil)
+	fl := s.follow(ctx, &api.App{GUID: appGUID, Name: "myapp"}, nil, nil)
 	var got []string
 	for len(got) < 5 {
 		select {
@@ -168,7 +168,7 @@ func TestFollow_stagingStreamResumesAfterTheServerRestarts(t *testing.T) {
 		}
 	}
 	var printed []string
-	fl.drain(func(l api.LogLine) { printed = append(printed, l.Payload) })
+	fl.drain(ctx, func(l api.LogLine) { printed = append(printed, l.Payload) })
 	got = append(got, printed...)
 	if want := []string{"one", "two", "three", "three and a half", "four"}; !slices.Equal(got, want) {
 		t.Errorf("lines %q, want %q", got, want)

@@ -159,7 +159,7 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 		if !noStart {
 			// No upload to wait for: open the staging stream while the
 			// package is created rather than after.
-			stg = s.follow(ctx, app.GUID, []string{"STG"}, nil)
+			stg = s.follow(ctx, app, []string{"STG"}, nil)
 		}
 		if pkg, err = s.c.CreatePackage(ctx, app.GUID, d); err != nil {
 			return err

@@ -18,7 +18,7 @@ import (
 func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package, f *follower) (*api.Build, error) {
 	s.out("\nStaging app and tracing logs...\n")
 	if f == nil {
-		f = s.follow(ctx, app.GUID, []string{"STG"}, nil)
+		f = s.follow(ctx, app, []string{"STG"}, nil)
 	}
 	defer f.stop()
 	// Start the build only once the stream is open, so no line is missed.
@@ -60,7 +60,7 @@ wait:
 	if res.err != nil {
 		return nil, res.err
 	}
-	f.drain(s.printStagingLine)
+	f.drain(ctx, s.printStagingLine)
 
 	b = res.b
 	if b.State == "FAILED" {

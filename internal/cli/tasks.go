@@ -90,7 +90,7 @@ func (s *session) runTaskAndWait(ctx context.Context, app *api.App, req api.Task
 	if strings.Contains(req.Name, ",") {
 		filter = []string{"APP/TASK"} // the filter is a comma-separated list
 	}
-	f := s.follow(ctx, app.GUID, filter, func(l api.LogLine) bool {
+	f := s.follow(ctx, app, filter, func(l api.LogLine) bool {
 		// Not another task's, nor one whose name extends this one.
 		return l.SourceType == source || l.SourceType == logSourceLoss
 	})
@@ -133,7 +133,7 @@ wait:
 	if res.err != nil {
 		return res.err
 	}
-	f.drain(func(l api.LogLine) { s.out("%s\n", s.formatLogLine(l)) })
+	f.drain(ctx, func(l api.LogLine) { s.out("%s\n", s.formatLogLine(l)) })
 	if res.t.State == "FAILED" {
 		reason := res.t.FailureReason()
 		if reason == "" {

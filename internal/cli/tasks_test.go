@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -150,6 +151,8 @@ func (ft *fakeTasks) serve(w http.ResponseWriter, r *http.Request) bool {
 		ft.once.Do(func() { close(ft.answered) })
 	case r.Method == "GET" && p == "/pando/v1/logs/"+appGUID+"/stream" && strings.HasPrefix(r.URL.Query().Get("source_types"), "APP/TASK"):
 		ft.serveStream(w, r)
+	case r.Method == "GET" && p == "/api/v1/read/"+appGUID && r.URL.Query().Get("descending") == "true":
+		ft.serveRead(w)
 	default:
 		return false
 	}
@@ -158,7 +161,7 @@ func (ft *fakeTasks) serve(w http.ResponseWriter, r *http.Request) bool {
 
 // serveStream sends the task's lines (and one of another task, which the
 // CLI must leave out) once the task exists, then its last line after the
-// end was answered, then ends the stream.
+// end was answered; the stream stays open.
 func (ft *fakeTasks) serveStream(w http.ResponseWriter, r *http.Request) {
 	ft.mu.Lock()
 	ft.streams = append(ft.streams, r.URL.Query().Get("source_types"))
@@ -187,15 +190,55 @@ func (ft *fakeTasks) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	close(ft.streamed)
-	if ft.lastLine == "" {
-		return
+	if ft.lastLine != "" {
+		select {
+		case <-ft.answered:
+		case <-r.Context().Done():
+			return
+		}
+		send("APP/TASK/"+name, ft.lastLine)
 	}
+	<-r.Context().Done()
+}
+
+// serveRead answers the log-cache read with the task's lines as the log
+// store holds them once the task's end was answered (none before).
+func (ft *fakeTasks) serveRead(w http.ResponseWriter) {
+	batch := []any{}
+	ft.mu.Lock()
+	name := ""
+	if len(ft.bodies) > 0 {
+		name, _ = ft.bodies[len(ft.bodies)-1]["name"].(string)
+	}
+	ft.mu.Unlock()
 	select {
 	case <-ft.answered:
-	case <-r.Context().Done():
-		return
+	default:
+		name = ""
 	}
-	send("APP/TASK/"+name, ft.lastLine)
+	if name != "" {
+		lines := ft.lines
+		if ft.lastLine != "" {
+			lines = append(slices.Clone(lines), ft.lastLine)
+		}
+		n := 0
+		add := func(source, line string) {
+			n++
+			batch = append(batch, map[string]any{
+				"timestamp": strconv.FormatInt(1795663626000000000+int64(n), 10), "source_id": appGUID, "instance_id": "0",
+				"tags": map[string]any{"source_type": source},
+				"log":  map[string]any{"payload": base64.StdEncoding.EncodeToString([]byte(line)), "type": "OUT"},
+			})
+		}
+		for i, l := range lines {
+			add("APP/TASK/"+name, l)
+			if i == 0 {
+				add("APP/TASK/"+name+"/other", "a line of another task")
+			}
+		}
+		slices.Reverse(batch) // newest first: the CLI asks for descending
+	}
+	ft.f.writeJSON(w, 200, map[string]any{"envelopes": map[string]any{"batch": batch}})
 }
 
 func TestRunTask_submitsTheTaskAndPrintsItsIDLikeCF(t *testing.T) {

@@ -5,11 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -116,65 +111,4 @@ func tinyDroplet(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// With --keep-apps-on-stop, a log stream open when the server stops is
-// cut off (the client reconnects and resumes), not ended cleanly (which
-// a push takes for the end); other requests end as usual.
-func TestCutStreamsAtStop_cutsOnlyLogStreamsOpenAtTheStop(t *testing.T) {
-	run, stop := context.WithCancel(context.Background())
-	waiting := make(chan struct{}, 2)
-	h := cutStreamsAtStop(run, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK)
-		fmt.Fprint(w, "data: {}\n\n")
-		http.NewResponseController(w).Flush()
-		if r.URL.Query().Get("wait") != "" {
-			waiting <- struct{}{}
-			<-r.Context().Done()
-		}
-	}))
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.BaseContext = func(net.Listener) context.Context { return run }
-	srv.Start()
-	defer srv.Close()
-
-	read := func(path string) error {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		_, err = io.ReadAll(resp.Body)
-		return err
-	}
-	if err := read("/pando/v1/logs/app-1/stream"); err != nil {
-		t.Fatalf("a stream ended before the stop: %v, want a clean end", err)
-	}
-	errc := make(chan error, 2)
-	go func() { errc <- read("/pando/v1/logs/app-1/stream?wait=1") }()
-	go func() { errc <- read("/v3/apps/app-1/stuff?wait=1") }()
-	for range 2 {
-		select {
-		case <-waiting:
-		case err := <-errc:
-			t.Fatalf("a request ended before the stop: %v", err)
-		}
-	}
-	stop()
-	var cut, clean int
-	for range 2 {
-		if err := <-errc; err != nil {
-			cut++
-		} else {
-			clean++
-		}
-	}
-	if cut != 1 || clean != 1 {
-		t.Fatalf("%d cut and %d clean ends at the stop, want the log stream cut and the other request ended", cut, clean)
-	}
-	for _, p := range []string{"/pando/v1/logs//stream", "/pando/v1/logs/a/b/stream", "/pando/v1/logs/a", "/v3/logs/a/stream"} {
-		if isLogStream(p) {
-			t.Errorf("%s taken for a log stream", p)
-		}
-	}
 }

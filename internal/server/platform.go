@@ -341,13 +341,10 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	p.restore(ctx, g, gctx, emitter, local)
 	local.sync(gctx, g, p.board, cfg.CellSyncInterval)
 
-	// Long polls and log streams end when the server stops.
-	var api http.Handler = p.api
-	if cfg.KeepAppsOnStop {
-		api = cutStreamsAtStop(gctx, api)
-	}
-	p.systemAPI = apiHandler(systemHandler(gctx, api, cfg.SystemDomain), cfg.APITimeouts)
-	apiSrv := newAPIServer(systemHostLinks(api, cfg.SystemDomain), cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
+	// Long polls and log streams end when the server stops: a client
+	// whose work goes on (--keep-apps-on-stop, a joined cell's) reconnects.
+	p.systemAPI = apiHandler(systemHandler(gctx, p.api, cfg.SystemDomain), cfg.APITimeouts)
+	apiSrv := newAPIServer(systemHostLinks(p.api, cfg.SystemDomain), cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(p.apiLn, apiMaxConns(p.fdLimit), apiMaxConnsPerClient, "the API")
 	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
 	g.Go(func() error { return ignoreCanceled(p.rtr.Serve(gctx, p.routerLn)) })
@@ -385,28 +382,6 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 		return nil
 	}
 	return err
-}
-
-// cutStreamsAtStop cuts off the log streams still open when the server
-// stops (run ends) instead of ending them: with --keep-apps-on-stop the
-// work they show goes on, and a client takes a cleanly ended stream for
-// the end of it (a push stops printing its staging's output) but
-// reconnects after a cut one and resumes where it was.
-func cutStreamsAtStop(run context.Context, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r)
-		if run.Err() != nil && isLogStream(r.URL.Path) {
-			panic(http.ErrAbortHandler) // net/http and the router close the connection
-		}
-	})
-}
-
-// isLogStream says whether path is an app's log stream
-// (/pando/v1/logs/GUID/stream).
-func isLogStream(path string) bool {
-	guid, ok := strings.CutPrefix(path, "/pando/v1/logs/")
-	guid, ok2 := strings.CutSuffix(guid, "/stream")
-	return ok && ok2 && guid != "" && !strings.Contains(guid, "/")
 }
 
 // restore brings back the apps of the previous run. Joined cells keep

@@ -180,6 +180,12 @@ func TestServerKill9_localCellStagingThatEndsWhileTheServerIsDownCompletes(t *te
 		t.Fatalf("push of brief across the restart: %s", r)
 	}
 	requireOutput(t, r, `quick buildpack done`, `Uploading complete`, `(?m)^#0\s+running`)
+	// The staging log is whole across the restart: no line lost or twice.
+	for _, l := range []string{"quick buildpack is sleeping", "quick buildpack done", "Uploading droplet...", "Uploading complete"} {
+		if n := strings.Count(r.stdout, "   "+l+"\n"); n != 1 {
+			t.Errorf("push printed %q %d times, want once:\n%s", l, n, r)
+		}
+	}
 	eventually(t, "the brief app answers through the router", waitTimeout, func() (bool, string) {
 		status, body, err := s.get("brief.localhost", "/")
 		return err == nil && status == 200 && strings.Contains(body, "binary app index=0"), body

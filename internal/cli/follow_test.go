@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stopStream is a server whose staging goes on while the server stops
+// and starts again: the first connection of the staging stream sends
+// one line and then ends (cut, as by kill -9, or cleanly, as a stopping
+// server ends it); while down, the server refuses connections (502); once
+// up again, the stream serves the log store's lines from start_time
+// inclusive and stays open. The staging's other lines were printed while
+// the server was down; its end may be answered before the stream is back.
+type stopStream struct {
+	t     *testing.T
+	f     *fakeCF
+	cut   bool // the first connection is cut, not ended cleanly
+	lines []string
+
+	mu     sync.Mutex
+	up     bool     // the server is back
+	conns  int      // stream connections accepted
+	starts []string // start_time of each stream request
+	first  chan struct{}
+}
+
+func (d *stopStream) ts(i int) int64 { return stgT0 + int64(i) }
+
+func (d *stopStream) serve(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case r.URL.Path == "/pando/v1/logs/"+appGUID+"/stream":
+		d.serveStream(w, r)
+	case r.URL.Path == "/api/v1/read/"+appGUID:
+		d.mu.Lock()
+		up := d.up
+		d.mu.Unlock()
+		batch := []any{}
+		for i := len(d.lines) - 1; up && i >= 0; i-- { // newest first
+			batch = append(batch, map[string]any{
+				"timestamp": strconv.FormatInt(d.ts(i), 10), "source_id": appGUID, "instance_id": "0",
+				"tags": map[string]any{"source_type": "STG"},
+				"log":  map[string]any{"payload": base64.StdEncoding.EncodeToString([]byte(d.lines[i])), "type": "OUT"},
+			})
+		}
+		d.f.writeJSON(w, 200, map[string]any{"envelopes": map[string]any{"batch": batch}})
+	default:
+		return false
+	}
+	return true
+}
+
+func (d *stopStream) serveStream(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	d.starts = append(d.starts, r.URL.Query().Get("start_time"))
+	up, n := d.up, d.conns
+	if n == 0 || up {
+		d.conns++
+	}
+	d.mu.Unlock()
+	if n > 0 && !up {
+		http.Error(w, "starting", http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(200)
+	fl := w.(http.Flusher)
+	fl.Flush()
+	send := func(i int) {
+		ev, _ := json.Marshal(map[string]any{"timestamp": d.ts(i), "source_type": "STG", "instance_id": "0", "type": "OUT", "payload": d.lines[i]})
+		fmt.Fprintf(w, "id: %d\ndata: %s\n\n", d.ts(i), ev)
+		fl.Flush()
+	}
+	if n == 0 {
+		select {
+		case <-d.f.buildCreated:
+		case <-r.Context().Done():
+			return
+		}
+		send(0)
+		close(d.first)
+		if d.cut {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				d.t.Errorf("hijack: %v", err)
+				return
+			}
+			conn.Close()
+		}
+		return // a stopping server ends the stream
+	}
+	start, _ := strconv.ParseInt(r.URL.Query().Get("start_time"), 10, 64)
+	for i := range d.lines {
+		if d.ts(i) >= start {
+			send(i)
+		}
+	}
+	<-r.Context().Done()
+}
+
+// pushAcrossAStop pushes while d's server stops and starts again, and
+// returns the staging output pando push printed.
+func pushAcrossAStop(t *testing.T, d *stopStream, reconnect time.Duration, answerBuild func(w http.ResponseWriter, r *http.Request) bool) string {
+	t.Helper()
+	f := newFakeCF(t)
+	d.t, d.f, d.first = t, f, make(chan struct{})
+	d.lines = []string{"quick buildpack is sleeping", "quick buildpack done", "Uploading complete"}
+	f.stats = [][]statEntry{{{state: "RUNNING"}}}
+	f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == "GET" && r.URL.Path == "/pando/v1/builds/"+buildGUID {
+			return answerBuild(w, r)
+		}
+		return d.serve(w, r)
+	}
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	h.env.drainIdle, h.env.drainMax = 50*time.Millisecond, 3*time.Second
+	h.env.reconnectMin, h.env.reconnectMax = reconnect, reconnect
+	app := t.TempDir()
+	writeFiles(t, app, map[string]string{"index.html": "hi"})
+	if err := h.run("push", "myapp", "-p", app); err != nil {
+		t.Fatalf("push: %v\nstdout: %s\nstderr: %s", err, h.out, h.err)
+	}
+	out := h.out.String()
+	for _, l := range d.lines {
+		if n := strings.Count(out, "   "+l+"\n"); n != 1 {
+			t.Errorf("%q printed %d times, want once:\n%s\nstderr:\n%s", l, n, out, h.err)
+		}
+	}
+	if strings.Index(out, "quick buildpack done") > strings.Index(out, "Uploading complete") {
+		t.Errorf("lines out of order:\n%s", out)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if last := d.starts[len(d.starts)-1]; last != strconv.FormatInt(d.ts(0), 10) {
+		t.Errorf("resumed from start_time %q, want the last line's %d (all: %v)", last, d.ts(0), d.starts)
+	}
+	return out
+}
+
+// A kill -9 of the server mid-staging, the staging ending while it is
+// down: the restarted server answers the build STAGED while the push
+// still waits to reconnect its log stream. The push reconnects at once
+// and prints every staging line once, up to the newest the log store
+// holds, before it goes on.
+func TestPush_stagingOutputIsCompleteWhenTheBuildEndsBeforeTheStreamIsBack(t *testing.T) {
+	d := &stopStream{cut: true}
+	// The push would wait this long before it tries again.
+	pushAcrossAStop(t, d, time.Hour, func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-d.first:
+		case <-r.Context().Done():
+			return true
+		}
+		d.mu.Lock()
+		d.up = true
+		d.mu.Unlock()
+		d.f.writeJSON(w, 200, d.f.buildJSON("STAGED"))
+		return true
+	})
+}
+
+// A server that stops (a plain stop, --keep-apps-on-stop, or a proxy
+// cutting an idle stream) ends the log stream cleanly while the staging
+// goes on: the push reconnects and prints the rest of the staging's
+// output, each line once, as it comes.
+func TestPush_stagingStreamEndedCleanlyMidStagingIsResumed(t *testing.T) {
+	d := &stopStream{}
+	pushAcrossAStop(t, d, time.Millisecond, func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-d.first:
+		case <-r.Context().Done():
+			return true
+		}
+		d.mu.Lock()
+		d.up = true
+		d.mu.Unlock()
+		// The build ends only once the stream is back and has sent
+		// every line: the push must have followed them live.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			d.mu.Lock()
+			conns := d.conns
+			d.mu.Unlock()
+			if conns >= 2 || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-time.After(time.Millisecond):
+			case <-r.Context().Done():
+				return true
+			}
+		}
+		d.f.writeJSON(w, 200, d.f.buildJSON("STAGED"))
+		return true
+	})
+}
