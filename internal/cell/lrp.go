@@ -262,16 +262,7 @@ func (r *Rep) runInstance(i *instance) {
 // requested) or CRASHED with why.
 func (r *Rep) finish(i *instance, why *pando.Failure) {
 	r.parkIfDetached()
-	// Listed as ending from before its record goes until its end is
-	// reported, so that no sync meanwhile has the server think it lost.
-	r.mu.Lock()
-	r.ending[i.guid] = struct{}{}
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.ending, i.guid)
-		r.mu.Unlock()
-	}()
+	defer r.markEnding(i.guid)() // until its end is reported
 	r.teardown(i)
 	if stopped, _ := i.stopRequested(); stopped {
 		r.reportRemoved(i.lrp.ProcessGUID, i.guid)

@@ -62,6 +62,20 @@ func (r *Rep) RunSync(ctx context.Context, s Syncer, interval time.Duration) {
 	}
 }
 
+// markEnding lists an instance as ending (Inventory's Ending) until the
+// returned func is called: from before its record goes until its end is
+// reported, so that no sync meanwhile has the server think it lost.
+func (r *Rep) markEnding(guid string) (done func()) {
+	r.mu.Lock()
+	r.ending[guid] = struct{}{}
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.ending, guid)
+		r.mu.Unlock()
+	}
+}
+
 // SyncOnce sends the cell's inventory to s and acts on the answer: it
 // stops the instances and cancels the tasks the server does not want,
 // each with a CELL line in its app's log saying why, and reports gone an
