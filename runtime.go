@@ -317,9 +317,18 @@ type Cell interface {
 // tasks, running ones and completed ones whose completion the server has
 // not acknowledged yet. The runtime adopts what it still wants and stops
 // the rest.
+//
+// A periodic sync (CellSyncAnswer) also carries Ending, the instances
+// the cell is tearing down and whose end (crash or removal) it has not
+// finished reporting, and Epoch, the mark of the last sync answer the cell
+// received before it took the inventory: with it the runtime knows which
+// of the instances and tasks it placed on the cell the inventory must
+// list, and treats those it does not list as lost.
 type CellInventory struct {
 	Actuals []ActualLRP
 	Tasks   []Task
+	Ending  []string `json:",omitempty"` // instance guids
+	Epoch   string   `json:",omitempty"`
 }
 
 // CellSyncAnswer is the runtime's answer to a cell's periodic sync (the
@@ -327,9 +336,13 @@ type CellInventory struct {
 // bulk sync): what it wants done with the instances and tasks it lists.
 // Only the items to act on are named; every other one is kept. The cell
 // stops (or cancels) the items marked SyncStop itself.
+//
+// Epoch is an opaque mark the cell sends back with its next inventory
+// (CellInventory.Epoch): the runtime orders its placements against it.
 type CellSyncAnswer struct {
 	Actuals []SyncVerdict `json:"actuals,omitempty"` // by InstanceGUID
 	Tasks   []SyncVerdict `json:"tasks,omitempty"`   // by task GUID
+	Epoch   string        `json:"epoch,omitempty"`
 }
 
 // SyncVerdict is what the runtime wants of one item of a cell's sync.

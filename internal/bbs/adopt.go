@@ -203,7 +203,7 @@ func (b *BBS) adoptLocked(a pando.ActualLRP) bool {
 		waiting = append(waiting, rec)
 	}
 	now := b.now()
-	rec := actualRecord{ActualLRP: cloneActual(a), placedAt: now}
+	rec := actualRecord{ActualLRP: cloneActual(a), placedAt: now, seenEpoch: b.epochs.seq}
 	rec.Since = now
 	rec.PlacementError = ""
 	rec.Crash, rec.CrashReason = nil, ""
@@ -261,7 +261,7 @@ func (b *BBS) claimTaskLocked(t pando.Task) bool {
 	t = cloneTask(t)
 	completed := t.State == pando.TaskCompleted
 	now := b.now()
-	rec := taskRecord{Task: t}
+	rec := taskRecord{Task: t, seenEpoch: b.epochs.seq}
 	rec.State = pando.TaskRunning
 	rec.Failed, rec.FailureReason, rec.Failure, rec.FailureCode, rec.Result = false, "", nil, 0, nil
 	if rec.CreatedAt.IsZero() {

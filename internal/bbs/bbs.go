@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	pando "github.com/pandoplatform/pando"
 )
 
@@ -117,6 +118,10 @@ type BBS struct {
 	expected  map[string]struct{}
 	adopted   chan struct{}
 
+	// epochs orders the periodic syncs against what the BBS learns
+	// (missing.go).
+	epochs syncEpochs
+
 	events      *eventLog
 	subscribers atomic.Int64
 
@@ -189,6 +194,7 @@ func New(cfg Config) *BBS {
 		restarts: map[string]time.Time{},
 		events:   newEventLog(cfg.EventBuffer, uint64(cfg.Now().UnixNano())),
 		kick:     make(chan struct{}, 1),
+		epochs:   syncEpochs{prefix: uuid.NewString() + ".", seq: 1},
 	}
 }
 

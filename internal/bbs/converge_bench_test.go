@@ -30,7 +30,7 @@ func steadyState(b *BBS, nCells, nLRPs int) {
 		b.putActualLocked(actualRecord{ActualLRP: pando.ActualLRP{
 			ProcessGUID: d.ProcessGUID, Revision: 1, InstanceGUID: guid, CellID: c.id,
 			State: pando.ActualRunning, Address: "127.0.0.1", Port: 61000, Since: now, StartedAt: now,
-		}}, false)
+		}, seenEpoch: b.epochs.seq}, false)
 		c.instances[guid] = startCall{ProcessGUID: d.ProcessGUID, Revision: 1, InstanceGUID: guid, MemoryMB: 256}
 	}
 }

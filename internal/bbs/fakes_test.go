@@ -29,6 +29,9 @@ type fakeCell struct {
 	stopErrs int
 	stateErr error
 	states   int // State calls: one per auction round
+	// startGate, when set, holds StartLRP until it is closed (a start
+	// in flight).
+	startGate chan struct{}
 }
 
 type startCall struct {
@@ -70,6 +73,16 @@ func (c *fakeCell) State(ctx context.Context) (pando.CellState, error) {
 }
 
 func (c *fakeCell) StartLRP(ctx context.Context, lrp pando.DesiredLRP, index int, instanceGUID string) error {
+	c.mu.Lock()
+	gate := c.startGate
+	c.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.startErr != nil {

@@ -464,6 +464,9 @@ func (b *BBS) placeLRPs(ctx context.Context, retryFailed bool) {
 		defer cancel()
 		err := s.cell.StartLRP(cctx, cloneDesired(*s.desired), s.rec.Index, s.rec.InstanceGUID)
 		if err == nil {
+			b.mu.Lock()
+			b.seenOnCellLocked(s.rec.InstanceGUID, s.rec.CellID)
+			b.mu.Unlock()
 			return
 		}
 		b.log.Warn("start instance", "cell_id", s.rec.CellID, "process_guid", s.rec.ProcessGUID,

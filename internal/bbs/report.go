@@ -79,6 +79,9 @@ func (b *BBS) applyActualLocked(a pando.ActualLRP, mayAdopt bool) (reportOutcome
 			next.StartedAt = now
 		}
 		next.PlacementError = ""
+		if next.seenEpoch == 0 {
+			next.seenEpoch = b.epochs.seq
+		}
 		b.putActualLocked(next, !sameReport(rec, next))
 		if a.State == pando.ActualRunning && !rec.evacuating {
 			b.finishEvacuationLocked(rec.ProcessGUID, rec.Index)

@@ -23,6 +23,10 @@ type actualRecord struct {
 	// restartAt is when a CRASHED record is restarted; zero means never
 	// (the crash policy gave up).
 	restartAt time.Time
+	// seenEpoch is the sync epoch (sync.go) at which the BBS first knew
+	// that CellID held the instance (the cell accepted its start,
+	// reported it or was adopted with it); zero while it does not know.
+	seenEpoch uint64
 }
 
 // taskRecord is a Task plus completion bookkeeping.
@@ -31,6 +35,9 @@ type taskRecord struct {
 	// completionSentAt is when the task's EventTaskCompleted was last
 	// published; convergence sends it again until the task is resolved.
 	completionSentAt time.Time
+	// seenEpoch is as for actualRecord: when the BBS first knew that
+	// CellID ran the task.
+	seenEpoch uint64
 }
 
 // state is where the BBS keeps desired LRPs, actual LRPs and tasks. Values go
@@ -55,11 +62,17 @@ type state interface {
 	// no order), without looking at the others.
 	evacueesOf(processGUID string, index int) []actualRecord
 	allActuals() []actualRecord
+	// actualsOnCell returns the records placed on a cell, in no order;
+	// countActualsOnCell says how many there are.
+	actualsOnCell(cellID string) []actualRecord
+	countActualsOnCell(cellID string) int
 
 	task(guid string) (taskRecord, bool)
 	putTask(t taskRecord)
 	deleteTask(guid string)
 	allTasks() []taskRecord
+	// tasksOnCell returns the tasks placed on a cell, in no order.
+	tasksOnCell(cellID string) []taskRecord
 }
 
 // memState is the in-memory state. The Cloud Controller re-desires every LRP
@@ -72,6 +85,33 @@ type memState struct {
 	// while a cell drains).
 	evacuees map[string]map[string]struct{}
 	tasks    map[string]taskRecord
+	// actualsByCell and tasksByCell index the guids of the records
+	// placed on each cell.
+	actualsByCell, tasksByCell cellIndex
+}
+
+// cellIndex is a set of guids per cell.
+type cellIndex map[string]map[string]struct{}
+
+func (ix cellIndex) move(guid, from, to string) {
+	if from == to {
+		return
+	}
+	if set := ix[from]; set != nil {
+		delete(set, guid)
+		if len(set) == 0 {
+			delete(ix, from)
+		}
+	}
+	if to == "" {
+		return
+	}
+	set := ix[to]
+	if set == nil {
+		set = map[string]struct{}{}
+		ix[to] = set
+	}
+	set[guid] = struct{}{}
 }
 
 func newMemState() *memState {
@@ -81,6 +121,9 @@ func newMemState() *memState {
 		byProcess:   map[string]map[string]struct{}{},
 		evacuees:    map[string]map[string]struct{}{},
 		tasks:       map[string]taskRecord{},
+
+		actualsByCell: cellIndex{},
+		tasksByCell:   cellIndex{},
 	}
 }
 
@@ -132,6 +175,7 @@ func (m *memState) actual(guid string) (actualRecord, bool) {
 }
 
 func (m *memState) putActual(a actualRecord) {
+	m.actualsByCell.move(a.InstanceGUID, m.actuals[a.InstanceGUID].CellID, a.CellID)
 	m.actuals[a.InstanceGUID] = a
 	set := m.byProcess[a.ProcessGUID]
 	if set == nil {
@@ -176,6 +220,7 @@ func (m *memState) deleteActual(guid string) {
 		return
 	}
 	delete(m.actuals, guid)
+	m.actualsByCell.move(guid, a.CellID, "")
 	m.forgetEvacuee(a.ProcessGUID, guid)
 	if set := m.byProcess[a.ProcessGUID]; set != nil {
 		delete(set, guid)
@@ -247,9 +292,35 @@ func (m *memState) task(guid string) (taskRecord, bool) {
 	return t, ok
 }
 
-func (m *memState) putTask(t taskRecord) { m.tasks[t.GUID] = t }
+func (m *memState) putTask(t taskRecord) {
+	m.tasksByCell.move(t.GUID, m.tasks[t.GUID].CellID, t.CellID)
+	m.tasks[t.GUID] = t
+}
 
-func (m *memState) deleteTask(guid string) { delete(m.tasks, guid) }
+func (m *memState) deleteTask(guid string) {
+	m.tasksByCell.move(guid, m.tasks[guid].CellID, "")
+	delete(m.tasks, guid)
+}
+
+func (m *memState) actualsOnCell(cellID string) []actualRecord {
+	set := m.actualsByCell[cellID]
+	out := make([]actualRecord, 0, len(set))
+	for guid := range set {
+		out = append(out, m.actuals[guid])
+	}
+	return out
+}
+
+func (m *memState) countActualsOnCell(cellID string) int { return len(m.actualsByCell[cellID]) }
+
+func (m *memState) tasksOnCell(cellID string) []taskRecord {
+	set := m.tasksByCell[cellID]
+	out := make([]taskRecord, 0, len(set))
+	for guid := range set {
+		out = append(out, m.tasks[guid])
+	}
+	return out
+}
 
 func (m *memState) allTasks() []taskRecord {
 	out := make([]taskRecord, 0, len(m.tasks))

@@ -28,6 +28,11 @@ import (
 // restart. While the BBS waits for the cells present before a restart
 // (AwaitCells), everything is kept and nothing recorded: the inventory
 // the cell sends when it registers decides then.
+//
+// What the BBS holds on the cell that the inventory does not list, and
+// that the cell held before the inventory was taken (its Epoch), is lost:
+// an instance is replaced as after a crash, a task fails (missing.go).
+// The answer carries the epoch mark for the cell's next sync.
 func (b *BBS) SyncCell(ctx context.Context, cellID string, inv pando.CellInventory) (pando.CellSyncAnswer, error) {
 	var ans pando.CellSyncAnswer
 	if err := ctx.Err(); err != nil {
@@ -41,12 +46,19 @@ func (b *BBS) SyncCell(ctx context.Context, cellID string, inv pando.CellInvento
 	if b.holdingLocked() {
 		return ans, nil
 	}
+	// listed counts the items that are the BBS's records on the cell:
+	// when they are all listed, none is missing (missing.go).
+	listed := 0
 	for _, a := range inv.Actuals {
 		if a.State != pando.ActualClaimed && a.State != pando.ActualRunning {
 			continue // an inventory lists no other; a crash is reported as such
 		}
 		a.CellID = cellID
-		if rec, ok := b.st.actual(a.InstanceGUID); ok && unchanged(rec, a) {
+		rec, ok := b.st.actual(a.InstanceGUID)
+		if ok && rec.CellID == cellID {
+			listed++
+		}
+		if ok && unchanged(rec, a) {
 			continue // the common case: nothing to record, nothing to answer
 		}
 		switch out, why := b.applyActualLocked(a, true); out {
@@ -66,7 +78,12 @@ func (b *BBS) SyncCell(ctx context.Context, cellID string, inv pando.CellInvento
 			ans.Tasks = append(ans.Tasks, pando.SyncVerdict{GUID: t.GUID, Action: pando.SyncStop, Reason: why})
 		}
 	}
-	if len(ans.Actuals) > 0 {
+	lost := 0
+	if mark, ok := b.epochOfLocked(inv.Epoch); ok {
+		lost = b.missingLocked(cellID, inv, mark, listed)
+	}
+	ans.Epoch = b.issueEpochLocked()
+	if len(ans.Actuals) > 0 || lost > 0 {
 		b.capacityFreedLocked()
 		b.wake()
 	}

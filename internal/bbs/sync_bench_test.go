@@ -9,8 +9,9 @@ import (
 
 // BenchmarkSyncRound is one round of the cells' periodic sync on a
 // healthy platform: 1,000 cells each send their inventory of 100
-// RUNNING instances (100,000 in all) and the BBS answers each (nothing to
-// stop). It reports the BBS's CPU per cell's sync and per round (every
+// RUNNING instances (100,000 in all), with the epoch mark of its last
+// answer, and the BBS answers each (nothing to stop, nothing missing).
+// It reports the BBS's CPU per cell's sync and per round (every
 // cell once, i.e. per sync period).
 func BenchmarkSyncRound(b *testing.B) {
 	h := &harness{ctx: b.Context(), bbs: New(Config{}), clock: newFakeClock()}
@@ -38,9 +39,16 @@ func BenchmarkSyncRound(b *testing.B) {
 			if err != nil || len(ans.Actuals)+len(ans.Tasks) != 0 {
 				b.Fatalf("sync %s: %+v, %v; want nothing to do", id, ans, err)
 			}
+			invs[id].Epoch = ans.Epoch
 		}
 	}
 	cpu := (processCPU() - cpu0) / time.Duration(b.N)
 	b.ReportMetric(float64(cpu.Nanoseconds())/nCells, "cpu_ns/cell")
 	b.ReportMetric(cpu.Seconds(), "cpu_s/round")
+	b.StopTimer()
+	for _, rec := range h.bbs.st.allActuals() {
+		if rec.CrashCount != 0 || rec.State != pando.ActualRunning {
+			b.Fatalf("instance %+v after the syncs, want every one kept RUNNING", rec.ActualLRP)
+		}
+	}
 }

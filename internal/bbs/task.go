@@ -108,6 +108,7 @@ func (b *BBS) DesireTask(ctx context.Context, t pando.Task) error {
 	default:
 		rec.State = pando.TaskRunning
 		rec.UpdatedAt = b.now()
+		rec.seenEpoch = b.epochs.seq
 		b.st.putTask(rec)
 		b.emitTaskLocked(rec.Task)
 		b.log.Info("task running", "task_guid", t.GUID, "cell_id", res.CellID, "kind", t.Kind)

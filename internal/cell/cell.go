@@ -203,6 +203,12 @@ type Rep struct {
 	ports    map[int]bool // host ports in use
 	nextPort int
 
+	// ending are the instances being torn down whose end (crash or
+	// removal) is not reported yet (Inventory lists them as Ending).
+	ending map[string]struct{}
+	// syncEpoch is the mark of the last sync answer (sync.go).
+	syncEpoch string
+
 	// released is closed by ReleaseAdopted: adopted tasks report then.
 	released    chan struct{}
 	releaseOnce sync.Once
@@ -328,6 +334,7 @@ func New(cfg Config) (*Rep, error) {
 		instances:      map[string]*instance{},
 		tasks:          map[string]*task{},
 		unacked:        map[string]pando.Task{},
+		ending:         map[string]struct{}{},
 		ports:          map[int]bool{},
 		nextPort:       cfg.PortRange[0],
 		released:       make(chan struct{}),

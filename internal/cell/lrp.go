@@ -261,6 +261,7 @@ func (r *Rep) runInstance(i *instance) {
 // requested) or CRASHED with why.
 func (r *Rep) finish(i *instance, why *pando.Failure) {
 	r.parkIfDetached()
+	defer r.markEnding(i.guid)() // until its end is reported
 	r.teardown(i)
 	if stopped, _ := i.stopRequested(); stopped {
 		r.reportRemoved(i.lrp.ProcessGUID, i.guid)

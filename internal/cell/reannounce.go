@@ -18,8 +18,9 @@ func (r *Rep) Reannounce() {
 }
 
 // Inventory is what the cell runs: its CLAIMED and RUNNING instances, its
-// running tasks, and the completed tasks whose completion the server has
-// not acknowledged yet. A cell sends it when it registers with a server
+// running tasks, the completed tasks whose completion the server has
+// not acknowledged yet, and the instances whose end it is reporting
+// (Ending). A cell sends it when it registers with a server
 // that did not know it (restarted, or that had lost the cell): the server
 // adopts what it still wants, records the completions and stops the rest,
 // so no instance runs twice and no staging is lost.
@@ -37,6 +38,9 @@ func (r *Rep) Inventory() pando.CellInventory {
 	}
 	for _, t := range r.unacked {
 		inv.Tasks = append(inv.Tasks, t)
+	}
+	for guid := range r.ending {
+		inv.Ending = append(inv.Ending, guid)
 	}
 	r.mu.Unlock()
 	for _, i := range list {

@@ -62,16 +62,42 @@ func (r *Rep) RunSync(ctx context.Context, s Syncer, interval time.Duration) {
 	}
 }
 
+// markEnding lists an instance as ending (Inventory's Ending) until the
+// returned func is called: from before its record goes until its end is
+// reported, so that no sync meanwhile has the server think it lost.
+func (r *Rep) markEnding(guid string) (done func()) {
+	r.mu.Lock()
+	r.ending[guid] = struct{}{}
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.ending, guid)
+		r.mu.Unlock()
+	}
+}
+
 // SyncOnce sends the cell's inventory to s and acts on the answer: it
 // stops the instances and cancels the tasks the server does not want,
 // each with a CELL line in its app's log saying why, and reports gone an
 // instance the server adopted that ended since the inventory was taken.
+//
+// The inventory carries the epoch mark of the last answer (taken before
+// the inventory), so that the server knows what it must list: an
+// instance or task the server placed here before that mark and the
+// inventory lacks is lost, and the server replaces or fails it.
 func (r *Rep) SyncOnce(ctx context.Context, s Syncer) error {
+	r.mu.Lock()
+	epoch := r.syncEpoch
+	r.mu.Unlock()
 	inv := r.Inventory()
+	inv.Epoch = epoch
 	ans, err := s.SyncCell(ctx, r.cfg.ID, inv)
 	if err != nil {
 		return fmt.Errorf("sync cell %s: %w", r.cfg.ID, err)
 	}
+	r.mu.Lock()
+	r.syncEpoch = ans.Epoch
+	r.mu.Unlock()
 	var processOf map[string]string
 	for _, v := range ans.Actuals {
 		r.mu.Lock()

@@ -398,7 +398,8 @@ func (s *server) taskCompleted(w http.ResponseWriter, r *http.Request, id string
 	return noContent(w, s.cfg.Reporter.TaskCompleted(r.Context(), t))
 }
 
-// maxInventoryItems bounds one inventory (instances plus tasks).
+// maxInventoryItems bounds one inventory (instances, tasks and ending
+// instances).
 const maxInventoryItems = 100000
 
 // inventory takes what a cell runs after it registered with a server that
@@ -430,8 +431,8 @@ func readInventory(r *http.Request, id string) (pando.CellInventory, error) {
 	if err := readJSON(r, &inv); err != nil {
 		return inv, err
 	}
-	if len(inv.Actuals)+len(inv.Tasks) > maxInventoryItems {
-		return inv, pando.Errorf(pando.ETooLarge, "inventory of %d items: at most %d", len(inv.Actuals)+len(inv.Tasks), maxInventoryItems)
+	if n := len(inv.Actuals) + len(inv.Tasks) + len(inv.Ending); n > maxInventoryItems {
+		return inv, pando.Errorf(pando.ETooLarge, "inventory of %d items: at most %d", n, maxInventoryItems)
 	}
 	for i := range inv.Actuals {
 		if c := inv.Actuals[i].CellID; c != "" && c != id {
