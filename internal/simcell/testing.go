@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,22 +69,56 @@ func InstanceGUIDs(rep *cell.Rep) []string {
 	return out
 }
 
-// countingSyncer counts the syncs a cell makes.
+// countingSyncer counts the syncs a cell makes and keeps the instances
+// the first answer stopped.
 type countingSyncer struct {
 	cell.Syncer
-	n atomic.Int64
+	n         atomic.Int64
+	mu        sync.Mutex
+	firstStop []string
+	laterStop []string
 }
 
 func (s *countingSyncer) SyncCell(ctx context.Context, id string, inv pando.CellInventory) (pando.CellSyncAnswer, error) {
-	s.n.Add(1)
-	return s.Syncer.SyncCell(ctx, id, inv)
+	n := s.n.Add(1)
+	ans, err := s.Syncer.SyncCell(ctx, id, inv)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range ans.Actuals {
+		if v.Action != pando.SyncStop {
+			continue
+		}
+		if n == 1 {
+			s.firstStop = append(s.firstStop, v.GUID)
+		} else {
+			s.laterStop = append(s.laterStop, v.GUID)
+		}
+	}
+	return ans, err
+}
+
+// stops returns the instances the first answer stopped (sorted) and those
+// later answers stopped.
+func (s *countingSyncer) stops() (first, later []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first = slices.Clone(s.firstStop)
+	slices.Sort(first)
+	return first, slices.Clone(s.laterStop)
 }
 
 // CheckSyncLeaves runs rep's periodic sync with s (every 100 ms) and
-// checks that its first sync leaves the cell running exactly the
-// instances want (sorted) and that three more syncs change nothing.
+// checks that its first sync stops every instance the cell runs besides
+// want (sorted), that the cell then runs exactly want, and that three
+// more syncs stop nothing.
 func CheckSyncLeaves(t testing.TB, ctx context.Context, rep *cell.Rep, s cell.Syncer, want []string) {
 	t.Helper()
+	var unwanted []string
+	for _, g := range InstanceGUIDs(rep) {
+		if !slices.Contains(want, g) {
+			unwanted = append(unwanted, g)
+		}
+	}
 	syncer := &countingSyncer{Syncer: s}
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -97,8 +132,8 @@ func CheckSyncLeaves(t testing.TB, ctx context.Context, rep *cell.Rep, s cell.Sy
 		got := InstanceGUIDs(rep)
 		return slices.Equal(got, want), fmt.Sprint("the cell runs ", got)
 	})
-	if n := syncer.n.Load(); n != 1 {
-		t.Errorf("%d syncs before the cell ran only %v, want the first", n, want)
+	if first, _ := syncer.stops(); !slices.Equal(first, unwanted) {
+		t.Errorf("the first sync stopped %v, want %v (all the cell ran besides %v)", first, unwanted, want)
 	}
 	start := syncer.n.Load()
 	waitFor(t, "three more syncs", 30*time.Second, func() (bool, string) {
@@ -107,6 +142,9 @@ func CheckSyncLeaves(t testing.TB, ctx context.Context, rep *cell.Rep, s cell.Sy
 	})
 	if got := InstanceGUIDs(rep); !slices.Equal(got, want) {
 		t.Errorf("after more syncs the cell runs %v, want %v", got, want)
+	}
+	if _, later := syncer.stops(); len(later) > 0 {
+		t.Errorf("later syncs stopped %v, want nothing more", later)
 	}
 }
 
