@@ -139,7 +139,8 @@ func gemSource(t *testing.T, h http.Handler) *httptest.Server {
 // HTTP_PROXY and the tools' settings, given as --staging-env, reach npm,
 // pip and bundler in staging; their downloads go through the cell's
 // egress proxy to the operator's proxy, and a failed one shows the tool's
-// own error.
+// own error. A download the egress proxy refuses (the platform's own API)
+// never reaches the operator's proxy, and the staging output says why.
 func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
 	hostNode(t)
 	hostStackPython(t)
@@ -189,5 +190,21 @@ func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
 	requireOutput(t, r, `(?i)could not (find gem 'greet'|fetch specs from `+regexp.QuoteMeta(gems.URL)+`)`, `bundle install failed \(see above\)`)
 	if strings.Contains(r.out(), "egress is off") {
 		t.Fatalf("the egress-off advice for a staging that has egress:\n%s", r)
+	}
+
+	// A gem source on the platform's API: refused (403, which bundler
+	// calls missing credentials), with the platform's reason.
+	api := "http://" + s.apiAddr + "/"
+	refusedDir := writeFiles(t, t.TempDir(), map[string]string{
+		"Gemfile":   "source \"" + api + "\"\ngem \"greet\"\n",
+		"config.ru": "run ->(env) { [200, {}, [\"hi\"]] }\n",
+	})
+	r = s.pandoWithin(t, pushTimeout, "push", "proxy-refused", "-p", refusedDir)
+	if r.code == 0 {
+		t.Fatalf("push with a gem source on the platform's API succeeded:\n%s", r)
+	}
+	requireOutput(t, r, `Staging egress: refused `+regexp.QuoteMeta(s.apiAddr)+`, the platform's own listener`, `bundle install failed \(see above\)`)
+	if n := proxy.saw(t, api); n != 0 {
+		t.Fatalf("the operator's proxy saw %d requests for the platform's API:\n%s", n, r)
 	}
 }
