@@ -56,6 +56,9 @@ func (r *Rep) serveStagingEgress(ctx context.Context, req *pando.StagingRequest,
 		OnLimit: func(max int64) {
 			r.stagingLog(req, "ERR", "Staging egress: this staging has downloaded %s, the most one staging may (the operator's --staging-egress-max-bytes): the download in progress was cut off and further downloads are refused", humanSize(max))
 		},
+		OnDenied: func(target string) {
+			r.stagingLog(req, "ERR", "Staging egress: refused %s, the platform's own listener or a link-local (cloud metadata) address: npm and pip show this as 403 Forbidden, bundler as \"Authentication is required\"", target)
+		},
 		Log: r.log.With("component", "staging-egress", "app_guid", req.AppGUID),
 	})
 	ctx, cancel := context.WithCancel(ctx)

@@ -51,7 +51,13 @@ type Config struct {
 	MaxBytes int64
 	// OnLimit, when set, is called once, when MaxBytes is reached.
 	OnLimit func(max int64)
-	Log     *slog.Logger
+	// OnDenied, when set, is called when the proxy refuses a target
+	// (ErrDenied), once per target (host:port) and for the first
+	// maxDeniedReports targets: the tools show the 403 their own way
+	// (bundler as "Authentication is required"), so the staging output
+	// should say why.
+	OnDenied func(target string)
+	Log      *slog.Logger
 }
 
 // Proxy is one staging's forward proxy.
@@ -63,7 +69,13 @@ type Proxy struct {
 	down      atomic.Int64 // downloaded: counted against MaxBytes
 	limitOnce sync.Once
 	resolver  *net.Resolver
+
+	mu       sync.Mutex
+	reported map[string]bool // targets OnDenied was called for
 }
+
+// maxDeniedReports bounds the OnDenied calls of one proxy.
+const maxDeniedReports = 8
 
 // New returns a proxy for cfg.
 func New(cfg Config) *Proxy {
@@ -238,7 +250,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.cfg.Upstream.proxyFor("http", r.URL.Host) != nil {
 		if err := p.checkName(r.Context(), hostPortOf(r.URL)); err != nil {
-			http.Error(w, "staging egress proxy: "+err.Error(), statusFor(err))
+			p.fail(w, hostPortOf(r.URL), err)
 			return
 		}
 	}
@@ -247,7 +259,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Transport: p.transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			p.cfg.Log.Info("staging egress", "url", r.URL.Redacted(), "error", err)
-			http.Error(w, "staging egress proxy: "+err.Error(), statusFor(err))
+			p.fail(w, hostPortOf(r.URL), err)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Body = &countingBody{ReadCloser: resp.Body, r: limitedReader{resp.Body, p}, n: &p.bytes}
@@ -267,6 +279,35 @@ func statusFor(err error) int {
 	return http.StatusBadGateway
 }
 
+// fail answers a request for target that err ended, and reports a
+// refused target to OnDenied.
+func (p *Proxy) fail(w http.ResponseWriter, target string, err error) {
+	if errors.Is(err, ErrDenied) {
+		p.reportDenied(target)
+	}
+	http.Error(w, "staging egress proxy: "+err.Error(), statusFor(err))
+}
+
+// reportDenied calls OnDenied for a target not reported yet, up to
+// maxDeniedReports targets.
+func (p *Proxy) reportDenied(target string) {
+	if p.cfg.OnDenied == nil {
+		return
+	}
+	p.mu.Lock()
+	first := !p.reported[target] && len(p.reported) < maxDeniedReports
+	if first {
+		if p.reported == nil {
+			p.reported = make(map[string]bool)
+		}
+		p.reported[target] = true
+	}
+	p.mu.Unlock()
+	if first {
+		p.cfg.OnDenied(target)
+	}
+}
+
 func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 	target := r.Host
 	if _, _, err := net.SplitHostPort(target); err != nil {
@@ -278,7 +319,7 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	if err != nil {
 		p.cfg.Log.Info("staging egress", "connect", target, "error", err)
-		http.Error(w, "staging egress proxy: "+err.Error(), statusFor(err))
+		p.fail(w, target, err)
 		return
 	}
 	defer out.Close()

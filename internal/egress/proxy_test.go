@@ -91,10 +91,20 @@ func TestProxy_refusesThePlatformsPortsAndLinkLocal(t *testing.T) {
 	defer secure.Close()
 	other := httptest.NewServer(hello("registry"))
 	defer other.Close()
-	_, pu := startProxy(t, Config{DenyPorts: [][2]int{{port(t, platform.URL), port(t, platform.URL)}, {port(t, secure.URL), port(t, secure.URL)}}})
+	var mu sync.Mutex
+	var denied []string
+	_, pu := startProxy(t, Config{
+		DenyPorts: [][2]int{{port(t, platform.URL), port(t, platform.URL)}, {port(t, secure.URL), port(t, secure.URL)}},
+		OnDenied: func(target string) {
+			mu.Lock()
+			defer mu.Unlock()
+			denied = append(denied, target)
+		},
+	})
 	c := client(pu, secure.Client().Transport.(*http.Transport).TLSClientConfig)
 
-	for _, u := range []string{platform.URL, strings.Replace(platform.URL, "127.0.0.1", "localhost", 1), "http://169.254.169.254/latest/meta-data/"} {
+	local := strings.Replace(platform.URL, "127.0.0.1", "localhost", 1)
+	for _, u := range []string{platform.URL, local, "http://169.254.169.254/latest/meta-data/", platform.URL + "/again"} {
 		if code, body := get(t, c, u); code != http.StatusForbidden || !strings.Contains(body, "refused") {
 			t.Fatalf("GET %s: %d %q, want 403 refused", u, code, body)
 		}
@@ -105,6 +115,36 @@ func TestProxy_refusesThePlatformsPortsAndLinkLocal(t *testing.T) {
 	// Loopback services that are not the platform's stay reachable.
 	if code, body := get(t, c, other.URL+"/x"); code != 200 || body != "registry /x" {
 		t.Fatalf("GET another loopback service: %d %q", code, body)
+	}
+	// Each refused target is reported once, so the staging output can
+	// say why a tool got 403.
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{platform.Listener.Addr().String(), strings.TrimPrefix(local, "http://"), "169.254.169.254:80", secure.Listener.Addr().String()}
+	if fmt.Sprint(denied) != fmt.Sprint(want) {
+		t.Fatalf("OnDenied got %q, want %q", denied, want)
+	}
+}
+
+func TestProxy_reportsAtMostMaxDeniedReportsTargets(t *testing.T) {
+	var mu sync.Mutex
+	var denied []string
+	_, pu := startProxy(t, Config{OnDenied: func(target string) {
+		mu.Lock()
+		defer mu.Unlock()
+		denied = append(denied, target)
+	}})
+	c := client(pu, nil)
+	for i := range 2 * maxDeniedReports {
+		u := fmt.Sprintf("http://169.254.0.%d/", i+1)
+		if code, _ := get(t, c, u); code != http.StatusForbidden {
+			t.Fatalf("GET %s: %d, want 403", u, code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(denied) != maxDeniedReports || denied[0] != "169.254.0.1:80" {
+		t.Fatalf("OnDenied got %q, want the first %d targets", denied, maxDeniedReports)
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,11 +106,41 @@ func pipIndex(t *testing.T, dir string) *httptest.Server {
 	return srv
 }
 
+// gemSource serves h on a loopback port whose number contains neither
+// "401" nor "403". Bundler (2.3) takes a failed index fetch whose error
+// message contains either for an authentication failure, and that
+// message ends with the source's URL: a gem source on port 34013 that
+// answers 404 makes bundler say "Authentication is required for ...".
+func gemSource(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	var ln net.Listener
+	for tries := 0; ln == nil; tries++ {
+		if tries == 50 {
+			t.Fatal("no loopback port free of 401 and 403 in 50 tries")
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		noErr(t, err)
+		port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		if strings.Contains(port, "401") || strings.Contains(port, "403") {
+			// Kept open until the test ends, so the next try gets
+			// another port.
+			t.Cleanup(func() { l.Close() })
+			continue
+		}
+		ln = l
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads: the operator's
 // HTTP_PROXY and the tools' settings, given as --staging-env, reach npm,
 // pip and bundler in staging; their downloads go through the cell's
 // egress proxy to the operator's proxy, and a failed one shows the tool's
-// own error.
+// own error. A download the egress proxy refuses (the platform's own API)
+// never reaches the operator's proxy, and the staging output says why.
 func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
 	hostNode(t)
 	hostStackPython(t)
@@ -119,8 +151,7 @@ func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
 	pyDir := pythonWheelApp(t)
 	index := pipIndex(t, pyDir)
 	// A gem source that has nothing: bundler must ask it, and say so.
-	gems := httptest.NewServer(http.NotFoundHandler())
-	t.Cleanup(gems.Close)
+	gems := gemSource(t, http.NotFoundHandler())
 	rubyDir := writeFiles(t, t.TempDir(), map[string]string{
 		"Gemfile":   "source \"" + gems.URL + "\"\ngem \"greet\"\n",
 		"config.ru": "run ->(env) { [200, {}, [\"hi\"]] }\n",
@@ -159,5 +190,21 @@ func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
 	requireOutput(t, r, `(?i)could not (find gem 'greet'|fetch specs from `+regexp.QuoteMeta(gems.URL)+`)`, `bundle install failed \(see above\)`)
 	if strings.Contains(r.out(), "egress is off") {
 		t.Fatalf("the egress-off advice for a staging that has egress:\n%s", r)
+	}
+
+	// A gem source on the platform's API: refused (403, which bundler
+	// calls missing credentials), with the platform's reason.
+	api := "http://" + s.apiAddr + "/"
+	refusedDir := writeFiles(t, t.TempDir(), map[string]string{
+		"Gemfile":   "source \"" + api + "\"\ngem \"greet\"\n",
+		"config.ru": "run ->(env) { [200, {}, [\"hi\"]] }\n",
+	})
+	r = s.pandoWithin(t, pushTimeout, "push", "proxy-refused", "-p", refusedDir)
+	if r.code == 0 {
+		t.Fatalf("push with a gem source on the platform's API succeeded:\n%s", r)
+	}
+	requireOutput(t, r, `Staging egress: refused `+regexp.QuoteMeta(s.apiAddr)+`, the platform's own listener`, `bundle install failed \(see above\)`)
+	if n := proxy.saw(t, api); n != 0 {
+		t.Fatalf("the operator's proxy saw %d requests for the platform's API:\n%s", n, r)
 	}
 }
