@@ -38,6 +38,11 @@ library only). Usage:
                                         its version with == in the
                                         requirements FILE; else 1, printing
                                         the first one that is not
+  python3 pytool.py seedid              prints a sha256 of what a new venv's
+                                        pip and setuptools come from: the
+                                        python running it (path, version,
+                                        size, mtime) and the wheels its
+                                        ensurepip installs
 """
 
 import hashlib
@@ -197,7 +202,7 @@ def _option(line):
     return m.group(1), m.group(2).strip()
 
 
-def digest(paths):
+def _hasher():
     h = hashlib.sha256()
 
     def add(*parts):
@@ -208,6 +213,11 @@ def digest(paths):
     exe = os.path.realpath(sys.executable)
     st = os.stat(exe)
     add("python", exe, sys.version, st.st_size, st.st_mtime_ns)
+    return h, add
+
+
+def digest(paths):
+    h, add = _hasher()
     for k in sorted(os.environ):
         if k.startswith("PIP_"):
             add("env", k, os.environ[k])
@@ -229,6 +239,22 @@ def digest(paths):
                 for chunk in iter(lambda: fd.read(1 << 20), b""):
                     fh.update(chunk)
             add("file", os.path.relpath(f, path) if f != path else "", fh.hexdigest())
+    print(h.hexdigest())
+
+
+def seedid():
+    h, add = _hasher()
+    import ensurepip
+    add("ensurepip", ensurepip.version())
+    try:
+        packages = ensurepip._get_packages()  # private: the wheels it installs
+    except Exception:  # noqa: BLE001 - another python's ensurepip: its version alone
+        packages = {}
+    for name in sorted(packages):
+        pkg = packages[name]
+        wheel = getattr(pkg, "wheel_path", None) or getattr(pkg, "wheel_name", None) or ""
+        size = os.stat(wheel).st_size if wheel and os.path.isfile(wheel) else -1
+        add("package", name, getattr(pkg, "version", ""), wheel, size)
     print(h.hexdigest())
 
 
@@ -292,8 +318,10 @@ def main(argv):
         return digest(argv[1:])
     if len(argv) == 4 and argv[0] == "pinned":
         return pinned(argv[1], argv[2], argv[3])
+    if len(argv) == 1 and argv[0] == "seedid":
+        return seedid()
     fail(2, "usage: pytool.py pipfile-lock FILE | pyproject FILE | relocate VENV | runtime SPEC VERSION | "
-         "reqs FILE | digest PATH... | pinned FILE SITE BEFORE")
+         "reqs FILE | digest PATH... | pinned FILE SITE BEFORE | seedid")
 
 
 if __name__ == "__main__":
