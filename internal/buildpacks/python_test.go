@@ -425,4 +425,23 @@ func TestPython_freshVenvIsCopiedFromTheBuildCacheNotEnsurepip(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(seed, "seed-mark")); !os.IsNotExist(err) {
 		t.Fatalf("the stale copy was kept: %v", err)
 	}
+
+	// Pinned: the installed venv is kept too, its files that are still
+	// as in the fresh copy hard-linked to it (the cache stores them once).
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "requirements.txt"), []byte("greet==1.0.0\n"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "copied from the build cache (ensurepip not run)") ||
+		!strings.Contains(s.out.String(), "Kept the virtualenv in the build cache") {
+		t.Fatalf("pinned restage: %v\n%s", err, s.out.String())
+	}
+	kept := filepath.Join(s.cfg.CacheDir, "python_buildpack", "venv", strings.TrimPrefix(seedSite, seed))
+	for _, f := range []string{"pip/__init__.py", "setuptools/__init__.py"} {
+		a, errA := os.Stat(filepath.Join(kept, f))
+		b, errB := os.Stat(filepath.Join(seedSite, f))
+		if errA != nil || errB != nil || !os.SameFile(a, b) {
+			t.Fatalf("kept venv's %s is not the fresh copy's: %v, %v", f, errA, errB)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(kept, "greet", "__init__.py")); len(m) != 1 {
+		t.Fatalf("the kept venv lacks greet: %v", m)
+	}
 }
