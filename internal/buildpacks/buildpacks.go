@@ -11,7 +11,8 @@
 // python3 (helpers in lib/pytool.py), ruby_buildpack bundles gems into the
 // droplet on the stack's ruby, with the stack's gems visible behind them.
 // Both install vendored packages offline (vendor/, vendor/cache) and keep
-// pip's and bundler's caches in the app's build cache.
+// pip's and bundler's caches in the app's build cache; python also keeps a
+// fresh venv there, copied by later installs instead of running ensurepip.
 //
 // Go staging speed: a cold `go build` of a net/http app compiles the standard
 // library (~30 s on 2 cores); the go_buildpack keeps GOCACHE in the app's

@@ -356,7 +356,92 @@ func TestPython_pipCacheKeptBetweenStagings(t *testing.T) {
 	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "Not keeping the virtualenv for reuse: greet 1.0.0 is not pinned with == in requirements.txt") {
 		t.Fatalf("unpinned: %v\n%s", err, s.out.String())
 	}
-	if _, err := os.Stat(filepath.Join(s.cfg.CacheDir, "venv")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(s.cfg.CacheDir, "python_buildpack", "venv")); !os.IsNotExist(err) {
 		t.Fatalf("the build cache still holds a venv: %v", err)
+	}
+}
+
+// TestPython_freshVenvIsCopiedFromTheBuildCacheNotEnsurepip: the first
+// install keeps a copy of its fresh venv (pip and setuptools, no app
+// package) in the build cache; a later install copies it instead of
+// running ensurepip, and the app's venv still has a working pip.
+func TestPython_freshVenvIsCopiedFromTheBuildCacheNotEnsurepip(t *testing.T) {
+	t.Parallel()
+	py, version := hostPython(t)
+	// Unpinned: the whole venv is not kept, so every staging installs.
+	s := pythonStage(t, map[string]string{"requirements.txt": "greet>=1.0\n", "Procfile": "web: greet-serve\n"})
+	greetWheel(t, py, filepath.Join(s.cfg.BuildDir, "vendor"))
+	seed := filepath.Join(s.cfg.CacheDir, "python_buildpack", "venv-seed")
+	seedSite := filepath.Join(seed, "lib", "python"+version[:strings.LastIndex(version, ".")], "site-packages")
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "installed by ensurepip; a copy kept in the build cache for the next staging") {
+		t.Fatalf("first staging: %v\n%s", err, s.out.String())
+	}
+	// The copy is the venv before pip installed the app's packages.
+	if m, _ := filepath.Glob(filepath.Join(seedSite, "pip-*.dist-info")); len(m) != 1 {
+		t.Fatalf("the kept venv has no pip in %s: %v", seedSite, m)
+	}
+	if m, _ := filepath.Glob(filepath.Join(seedSite, "greet*")); len(m) != 0 {
+		t.Fatalf("the kept venv holds the app's package: %v", m)
+	}
+
+	// A mark in the kept copy shows up in the next staging's venv.
+	must(t, os.WriteFile(filepath.Join(seed, "seed-mark"), []byte("kept"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "copied from the build cache (ensurepip not run)") ||
+		strings.Contains(s.out.String(), "installed by ensurepip") || !strings.Contains(s.out.String(), "Successfully installed greet-1.0.0") {
+		t.Fatalf("restage: %v\n%s", err, s.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.BuildDir, ".venv", "seed-mark")); err != nil {
+		t.Fatalf("the venv was not copied from the build cache: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(seedSite, "greet*")); len(m) != 0 {
+		t.Fatalf("installing changed the kept venv: %v", m)
+	}
+
+	// Moved (as /tmp/app becomes /home/vcap/app): the app, and the venv's
+	// own pip and setuptools, work.
+	moved := filepath.Join(filepath.Dir(s.cfg.BuildDir), "moved")
+	must(t, os.Rename(s.cfg.BuildDir, moved))
+	venv := filepath.Join(moved, ".venv")
+	if body, want := serve(t, &stage{cfg: builder.Config{BuildDir: moved, ProfileDir: s.cfg.ProfileDir}}, "greet-serve"), "greet 1.0.0 on python "+version+" in venv"; body != want {
+		t.Fatalf("GET / = %q, want %q", body, want)
+	}
+	freeze := exec.Command(filepath.Join(venv, "bin", "pip"), "freeze")
+	freeze.Env = []string{"PATH=/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK=1", "HOME=" + t.TempDir()}
+	if out, err := freeze.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "greet==1.0.0" {
+		t.Fatalf("the venv's pip freeze: %q, %v", out, err)
+	}
+	if out, err := exec.Command(filepath.Join(venv, "bin", "python"), "-c", "import pip, pkg_resources; print(pip.__file__)").CombinedOutput(); err != nil ||
+		!strings.HasPrefix(string(out), venv+"/") {
+		t.Fatalf("the venv's pip and setuptools: %q, %v", out, err)
+	}
+	must(t, os.Rename(moved, s.cfg.BuildDir))
+
+	// A copy made by another python or ensurepip (its key differs) is
+	// replaced by a new one.
+	must(t, os.WriteFile(seed+".key", []byte("seed1 another python"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "installed by ensurepip; a copy kept in the build cache") {
+		t.Fatalf("restage with another key: %v\n%s", err, s.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(seed, "seed-mark")); !os.IsNotExist(err) {
+		t.Fatalf("the stale copy was kept: %v", err)
+	}
+
+	// Pinned: the installed venv is kept too, its files that are still
+	// as in the fresh copy hard-linked to it (the cache stores them once).
+	must(t, os.WriteFile(filepath.Join(s.cfg.BuildDir, "requirements.txt"), []byte("greet==1.0.0\n"), 0o644))
+	if _, err := s.build(t); err != nil || !strings.Contains(s.out.String(), "copied from the build cache (ensurepip not run)") ||
+		!strings.Contains(s.out.String(), "Kept the virtualenv in the build cache") {
+		t.Fatalf("pinned restage: %v\n%s", err, s.out.String())
+	}
+	kept := filepath.Join(s.cfg.CacheDir, "python_buildpack", "venv", strings.TrimPrefix(seedSite, seed))
+	for _, f := range []string{"pip/__init__.py", "setuptools/__init__.py"} {
+		a, errA := os.Stat(filepath.Join(kept, f))
+		b, errB := os.Stat(filepath.Join(seedSite, f))
+		if errA != nil || errB != nil || !os.SameFile(a, b) {
+			t.Fatalf("kept venv's %s is not the fresh copy's: %v, %v", f, errA, errB)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(kept, "greet", "__init__.py")); len(m) != 1 {
+		t.Fatalf("the kept venv lacks greet: %v", m)
 	}
 }

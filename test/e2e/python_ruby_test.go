@@ -69,7 +69,8 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 	dir := pythonWheelApp(t)
 	r := s.mustPando(t, "push", name, "-p", dir)
 
-	requireOutput(t, r, `Detected python_buildpack`, `Using the stack's Python `+v, `pip install -r requirements.txt --no-index --find-links vendor`,
+	requireOutput(t, r, `Detected python_buildpack`, `Using the stack's Python `+v, `installed by ensurepip; a copy kept in the build cache for the next staging`,
+		`pip install -r requirements.txt --no-index --find-links vendor`,
 		`Successfully installed greet-1.0.0`, `Kept the virtualenv in the build cache`, `web: 1 of 1 instances running`, `start command:\s+greet-serve`)
 	// Built at /tmp/app in the staging container, run at /home/vcap/app.
 	want := "hello from python " + v + " in a venv at /home/vcap/app/.venv\n"
@@ -87,6 +88,19 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 	}
 	if body := s.curlRoute(t, name+".localhost", "/"); body != want {
 		t.Fatalf("after re-push GET / = %q, want %q", body, want)
+	}
+
+	// Changed requirements install again, into a copy of the fresh venv
+	// kept by the first push: ensurepip does not run again.
+	writeFiles(t, dir, map[string]string{"requirements.txt": "greet==1.0.0 # the greeter\n"})
+	r = s.mustPando(t, "push", name, "-p", dir)
+	requireOutput(t, r, `requirements.txt \(or the stack's Python, vendor/ or pip settings\) changed since the kept virtualenv`,
+		`pip \d[\d.]* and setuptools \d[\d.]* copied from the build cache \(ensurepip not run\)`, `Successfully installed greet-1.0.0`, `web: 1 of 1 instances running`)
+	if strings.Contains(r.out(), "installed by ensurepip") {
+		t.Fatalf("ensurepip ran again:\n%s", r)
+	}
+	if body := s.curlRoute(t, name+".localhost", "/"); body != want {
+		t.Fatalf("after the push with changed requirements GET / = %q, want %q", body, want)
 	}
 }
 

@@ -38,13 +38,25 @@ library only). Usage:
                                         its version with == in the
                                         requirements FILE; else 1, printing
                                         the first one that is not
+  python3 pytool.py seedid              prints a sha256 of what a new venv's
+                                        pip and setuptools come from: the
+                                        python running it (path, version,
+                                        size, mtime) and the wheels its
+                                        ensurepip installs
+  python3 pytool.py keep SRC DST SEED   copies the directory SRC to DST (new),
+                                        hard-linking each file that SEED has
+                                        at the same place with the same
+                                        mode, size, modification time and
+                                        content, so a build cache holding
+                                        both stores those files once
 """
 
 import hashlib
-
 import json
 import os
 import re
+import shutil
+import stat
 import sys
 
 # A script's first lines after relocation: sh runs the line that execs the
@@ -197,7 +209,7 @@ def _option(line):
     return m.group(1), m.group(2).strip()
 
 
-def digest(paths):
+def _hasher():
     h = hashlib.sha256()
 
     def add(*parts):
@@ -208,6 +220,11 @@ def digest(paths):
     exe = os.path.realpath(sys.executable)
     st = os.stat(exe)
     add("python", exe, sys.version, st.st_size, st.st_mtime_ns)
+    return h, add
+
+
+def digest(paths):
+    h, add = _hasher()
     for k in sorted(os.environ):
         if k.startswith("PIP_"):
             add("env", k, os.environ[k])
@@ -230,6 +247,65 @@ def digest(paths):
                     fh.update(chunk)
             add("file", os.path.relpath(f, path) if f != path else "", fh.hexdigest())
     print(h.hexdigest())
+
+
+def seedid():
+    h, add = _hasher()
+    import ensurepip
+    add("ensurepip", ensurepip.version())
+    try:
+        packages = ensurepip._get_packages()  # private: the wheels it installs
+    except Exception:  # noqa: BLE001 - another python's ensurepip: its version alone
+        packages = {}
+    for name in sorted(packages):
+        pkg = packages[name]
+        wheel = getattr(pkg, "wheel_path", None) or getattr(pkg, "wheel_name", None) or ""
+        size = os.stat(wheel).st_size if wheel and os.path.isfile(wheel) else -1
+        add("package", name, getattr(pkg, "version", ""), wheel, size)
+    print(h.hexdigest())
+
+
+def _same_file(a, sa, b):
+    try:
+        sb = os.lstat(b)
+    except OSError:
+        return False
+    if (sa.st_mode, sa.st_size, sa.st_mtime_ns) != (sb.st_mode, sb.st_size, sb.st_mtime_ns):
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+def keep(src, dst, seed):
+    os.mkdir(dst)
+    shutil.copymode(src, dst)
+    for root, dirs, names in os.walk(src):
+        rel = os.path.relpath(root, src)
+        out = os.path.normpath(os.path.join(dst, rel))
+        for d in list(dirs):
+            p = os.path.join(root, d)
+            if os.path.islink(p):  # os.walk lists a symlink to a dir as a dir
+                dirs.remove(d)
+                names.append(d)
+            else:
+                os.mkdir(os.path.join(out, d))
+                shutil.copymode(p, os.path.join(out, d))
+        for n in names:
+            p, q = os.path.join(root, n), os.path.join(out, n)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(p), q)
+            elif stat.S_ISREG(st.st_mode):
+                s = os.path.normpath(os.path.join(seed, rel, n))
+                if _same_file(p, st, s):
+                    os.link(s, q)
+                else:
+                    shutil.copy2(p, q)
 
 
 def _norm_name(name):
@@ -292,8 +368,12 @@ def main(argv):
         return digest(argv[1:])
     if len(argv) == 4 and argv[0] == "pinned":
         return pinned(argv[1], argv[2], argv[3])
+    if len(argv) == 1 and argv[0] == "seedid":
+        return seedid()
+    if len(argv) == 4 and argv[0] == "keep":
+        return keep(argv[1], argv[2], argv[3])
     fail(2, "usage: pytool.py pipfile-lock FILE | pyproject FILE | relocate VENV | runtime SPEC VERSION | "
-         "reqs FILE | digest PATH... | pinned FILE SITE BEFORE")
+         "reqs FILE | digest PATH... | pinned FILE SITE BEFORE | seedid | keep SRC DST SEED")
 
 
 if __name__ == "__main__":
