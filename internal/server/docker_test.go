@@ -209,7 +209,7 @@ func TestImagePuller_stagingKeepsTheLayerListForTheInstances(t *testing.T) {
 	}
 }
 
-func tarOf(t *testing.T, name, body string) []byte {
+func tarOf(t testing.TB, name, body string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
