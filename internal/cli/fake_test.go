@@ -45,15 +45,18 @@ type fakeCF struct {
 	zipEntries map[string][]byte
 	zipModes   map[string]fs.FileMode
 
-	appExists  bool
-	appState   string
-	instances  int
-	stgLines   []string
-	lastLine   string // sent after the build is reported finished, then the stream ends
-	buildError string // the build FAILS with this error when set
-	stats      [][]statEntry
-	buildpacks []string
-	envelopes  []fakeEnvelope // log-cache content, oldest first
+	appExists bool
+	appState  string
+	instances int
+	stgLines  []string
+	lastLine  string // sent after the build is reported finished, then the stream ends
+	// lastLineGate, when set, holds the last line back until it is
+	// closed (instead of until the build is answered).
+	lastLineGate chan struct{}
+	buildError   string // the build FAILS with this error when set
+	stats        [][]statEntry
+	buildpacks   []string
+	envelopes    []fakeEnvelope // log-cache content, oldest first
 	// startTimeout is the web process's health check timeout in seconds
 	// (nil: none set).
 	startTimeout *int
@@ -515,8 +518,12 @@ func (f *fakeCF) serveStream(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
+	gate := f.buildAnswered
+	if f.lastLineGate != nil {
+		gate = f.lastLineGate
+	}
 	select {
-	case <-f.buildAnswered:
+	case <-gate:
 	case <-r.Context().Done():
 		return
 	}

@@ -190,18 +190,36 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 // stageAndRestart stages pkg, makes the droplet current and (re)starts the
 // app, waiting for its instances. stg is the staging output's stream when
 // the caller opened it already (nil: stage opens it).
+//
+// The droplet is made current and the app restarted while the staging
+// output's last lines are drained, not after: the drain waits for the
+// stream to go quiet, and the instances can start meanwhile.
 func (s *session) stageAndRestart(ctx context.Context, app *api.App, pkg *api.Package, waitTimeout time.Duration, stg *follower) error {
-	b, err := s.stage(ctx, app, pkg, stg)
+	var restarted chan error
+	_, err := s.stage(ctx, app, pkg, stg, func(b *api.Build) {
+		restarted = make(chan error, 1)
+		go func() {
+			if err := s.c.SetCurrentDroplet(ctx, app.GUID, b.DropletGUID()); err != nil {
+				restarted <- err
+				return
+			}
+			_, err := s.c.AppAction(ctx, app.GUID, "restart")
+			restarted <- err
+		}()
+	})
+	if restarted == nil {
+		if err == nil {
+			err = fmt.Errorf("staging %s returned no droplet", app.Name)
+		}
+		return err
+	}
+	if rerr := <-restarted; err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.c.SetCurrentDroplet(ctx, app.GUID, b.DropletGUID()); err != nil {
-		return err
-	}
 	s.out("\nWaiting for app %s to start...\n", app.Name)
-	if _, err := s.c.AppAction(ctx, app.GUID, "restart"); err != nil {
-		return err
-	}
 	return s.waitStarted(ctx, app, waitTimeout)
 }
 

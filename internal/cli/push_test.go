@@ -3,6 +3,7 @@ package cli
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -51,5 +52,46 @@ func TestPush_appDeletedWhileStagingIsSaidPlainly(t *testing.T) {
 		if strings.Contains(r, "/v3/builds/") || strings.Contains(r, "current_droplet") {
 			t.Errorf("after the build was gone: %s", r)
 		}
+	}
+}
+
+// The droplet is made current and the app restarted while the staging
+// output's last lines are drained: here the last line comes only once the
+// restart was asked for, so a CLI that restarted after the drain would
+// wait out drainMax and lose it.
+func TestPush_restartsWhileTheStagingOutputDrains(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t) // drainIdle and drainMax 10 s
+	h.loggedIn(f, time.Hour)
+	f.lastLine = "Staging complete"
+	f.lastLineGate = make(chan struct{})
+	f.stats = [][]statEntry{{{state: "RUNNING"}}}
+	var once sync.Once
+	f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/actions/restart") {
+			once.Do(func() { close(f.lastLineGate) })
+		}
+		return false
+	}
+	start := time.Now()
+	if err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1"); err != nil {
+		t.Fatalf("push: %v\nstderr: %s", err, h.err)
+	}
+	out := h.out.String()
+	line, waiting := strings.Index(out, "   Staging complete"), strings.Index(out, "Waiting for app myapp to start")
+	if line < 0 || waiting < 0 || line > waiting {
+		t.Fatalf("want the last staging line, then the wait for the start (push took %v):\n%s", time.Since(start), out)
+	}
+	var droplet, restart int
+	for k, r := range f.requests() {
+		switch {
+		case strings.Contains(r, "relationships/current_droplet"):
+			droplet = k
+		case strings.Contains(r, "actions/restart"):
+			restart = k
+		}
+	}
+	if droplet == 0 || restart < droplet {
+		t.Errorf("requests: the droplet (%d) must be set before the restart (%d): %v", droplet, restart, f.requests())
 	}
 }

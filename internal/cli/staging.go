@@ -14,8 +14,9 @@ import (
 // stage builds pkg, printing the staging output live, and returns the
 // STAGED build. A failed build prints an explanation on stderr and returns
 // an error. f is the app's STG stream if the caller opened it already
-// (stage stops it); nil: stage opens one.
-func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package, f *follower) (*api.Build, error) {
+// (stage stops it); nil: stage opens one. staged, unless nil, is called
+// with the STAGED build before the output's last lines are drained, so what it starts runs beside the drain.
+func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package, f *follower, staged func(*api.Build)) (*api.Build, error) {
 	s.out("\nStaging app and tracing logs...\n")
 	if f == nil {
 		f = s.follow(ctx, app, []string{"STG"}, nil)
@@ -59,6 +60,9 @@ wait:
 	}
 	if res.err != nil {
 		return nil, res.err
+	}
+	if staged != nil && res.b.State != "FAILED" && res.b.DropletGUID() != "" {
+		staged(res.b)
 	}
 	f.drain(ctx, s.printStagingLine)
 

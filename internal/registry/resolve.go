@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +69,15 @@ type Layer struct {
 // list or OCI index) and config, authenticating with creds (nil:
 // anonymous). It reads no layers. Errors are *Error.
 func (c *Client) Resolve(ctx context.Context, ref string, creds *Credentials) (*Image, error) {
+	return c.ResolveNotify(ctx, ref, creds, nil)
+}
+
+// ResolveNotify is Resolve that calls manifestRead, unless nil, with the
+// pinned image (REPO@DIGEST) and its layers once the image's manifest is
+// read and checked, before its config is fetched: the caller may start
+// downloading the layers a round trip earlier. The config may still fail
+// the image afterwards (its platform, its layer count).
+func (c *Client) ResolveNotify(ctx context.Context, ref string, creds *Credentials, manifestRead func(pinned string, layers []Layer)) (*Image, error) {
 	r, err := c.parse(ref)
 	if err != nil {
 		return nil, err
@@ -113,7 +123,7 @@ func (c *Client) Resolve(ctx context.Context, ref string, creds *Credentials) (*
 	default:
 		return nil, c.badImage(ref, "%s is not an image (manifest media type %q)", ref, desc.MediaType)
 	}
-	if err := c.fill(ctx, out, r.Context(), img, ref, host, creds); err != nil {
+	if err := c.fill(ctx, out, r.Context(), img, ref, host, creds, manifestRead); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -174,7 +184,7 @@ func platforms(m *v1.IndexManifest) string {
 }
 
 // fill completes out from img's manifest and config.
-func (c *Client) fill(ctx context.Context, out *Image, repo name.Repository, img v1.Image, ref, host string, creds *Credentials) error {
+func (c *Client) fill(ctx context.Context, out *Image, repo name.Repository, img v1.Image, ref, host string, creds *Credentials, manifestRead func(string, []Layer)) error {
 	digest, err := img.Digest()
 	if err != nil {
 		return c.classify(ctx, err, ref, host, creds, BadImage)
@@ -208,6 +218,9 @@ func (c *Client) fill(ctx context.Context, out *Image, repo name.Repository, img
 	}
 	if manifest.Config.Size > c.opts.MaxManifestBytes {
 		return c.badImage(ref, "image %s: the config is larger than %d bytes", ref, c.opts.MaxManifestBytes)
+	}
+	if manifestRead != nil {
+		manifestRead(out.Pinned, slices.Clone(out.Layers))
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {

@@ -32,31 +32,77 @@ func registryClient(insecure []string) (*registry.Client, error) {
 // dockerStager is the local cell's docker stager. Given the image puller
 // as its resolver, the layer list it learns is kept for the instances, so
 // their first start does not resolve the image again, and the layers start
-// downloading as soon as the image is staged: the pull overlaps with
-// storing the staging result and desiring the LRP.
+// downloading as soon as staging has read the image's manifest (before its
+// config): the pull overlaps with the rest of staging, storing its result
+// and desiring the LRP. A staging that fails after that stops the pull.
 func dockerStager(r dockerstager.Resolver) func(context.Context, pando.StagingRequest, func(string)) (pando.StagingResult, error) {
-	stage := dockerstager.New(r).Stage
 	pf, ok := r.(prefetcher)
 	if !ok {
-		return stage
+		return dockerstager.New(r).Stage
 	}
 	return func(ctx context.Context, req pando.StagingRequest, out func(string)) (pando.StagingResult, error) {
-		res, err := stage(ctx, req, out)
-		if err == nil && res.Image != "" {
-			var creds *registry.Credentials
-			if req.DockerUsername != "" || req.DockerPassword != "" {
-				creds = &registry.Credentials{Username: req.DockerUsername, Password: req.DockerPassword}
-			}
-			pf.Prefetch(res.Image, creds, int64(req.DiskMB)<<20)
+		var creds *registry.Credentials
+		if req.DockerUsername != "" || req.DockerPassword != "" {
+			creds = &registry.Credentials{Username: req.DockerUsername, Password: req.DockerPassword}
+		}
+		pr := &prefetchingResolver{pf: pf, maxBytes: int64(req.DiskMB) << 20}
+		res, err := dockerstager.New(pr).Stage(ctx, req, out)
+		if err != nil || res.Image == "" {
+			pr.stop()
+			return res, err
+		}
+		if !pr.started() {
+			pf.Prefetch(res.Image, creds, pr.maxBytes)
 		}
 		return res, err
 	}
 }
 
-// prefetcher starts pulling a staged image's layers into the cell's cache
-// in the background.
+// prefetcher starts pulling an image's layers into the cell's cache in the
+// background.
 type prefetcher interface {
+	dockerstager.Resolver
+	// ResolveNotify resolves ref, calling manifestRead as soon as the
+	// image's layers are known (registry.Client.ResolveNotify).
+	ResolveNotify(ctx context.Context, ref string, creds *registry.Credentials, manifestRead func(pinned string, ls []registry.Layer)) (*registry.Image, error)
+	// Prefetch pulls a pinned image's layers (resolving it if needed).
 	Prefetch(image string, creds *registry.Credentials, maxBytes int64)
+	// PrefetchLayers pulls the given layers of a pinned image; stop ends
+	// the pull.
+	PrefetchLayers(image string, ls []layers.Layer, creds *registry.Credentials, maxBytes int64) (stop func())
+}
+
+// prefetchingResolver is one staging's resolver: it starts the prefetch
+// from the manifest.
+type prefetchingResolver struct {
+	pf       prefetcher
+	maxBytes int64
+	mu       sync.Mutex
+	stopFn   func()
+}
+
+func (r *prefetchingResolver) Resolve(ctx context.Context, ref string, creds *registry.Credentials) (*registry.Image, error) {
+	return r.pf.ResolveNotify(ctx, ref, creds, func(pinned string, ls []registry.Layer) {
+		stop := r.pf.PrefetchLayers(pinned, layerList(ls), creds, r.maxBytes)
+		r.mu.Lock()
+		r.stopFn = stop
+		r.mu.Unlock()
+	})
+}
+
+func (r *prefetchingResolver) started() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopFn != nil
+}
+
+func (r *prefetchingResolver) stop() {
+	r.mu.Lock()
+	stop := r.stopFn
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // imagePuller is the local cell's cell.ImagePuller: it resolves a pinned
@@ -120,20 +166,39 @@ func (p *imagePuller) Close() {
 // each layer once); the layers are not held once fetched, so the cache's
 // size cap applies to them as to any unused layer.
 func (p *imagePuller) Prefetch(image string, creds *registry.Credentials, maxBytes int64) {
+	p.prefetch(image, nil, creds, maxBytes)
+}
+
+// PrefetchLayers is Prefetch of an image whose layers ls are known (its
+// manifest was just read); stop ends the pull.
+func (p *imagePuller) PrefetchLayers(image string, ls []layers.Layer, creds *registry.Credentials, maxBytes int64) (stop func()) {
+	return p.prefetch(image, ls, creds, maxBytes)
+}
+
+func (p *imagePuller) prefetch(image string, ls []layers.Layer, creds *registry.Credentials, maxBytes int64) (stop func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return
+		return func() {}
 	}
+	ctx, cancel := context.WithCancel(p.ctx)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		_, release, err := p.pull(p.ctx, image, creds, maxBytes)
+		defer cancel()
+		var release func()
+		var err error
+		if ls == nil {
+			_, release, err = p.pull(ctx, image, creds, maxBytes)
+		} else {
+			_, release, err = p.pullLayers(ctx, image, ls, creds, maxBytes)
+		}
 		release()
-		if err != nil && p.ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil {
 			p.log.Info("prefetch of image layers failed; the instances pull them", "image", image, "error", err)
 		}
 	}()
+	return cancel
 }
 
 // Pull implements cell.ImagePuller.
@@ -150,6 +215,10 @@ func (p *imagePuller) pull(ctx context.Context, image string, rc *registry.Crede
 	if err != nil {
 		return nil, func() {}, err
 	}
+	return p.pullLayers(ctx, image, ls, rc, maxBytes)
+}
+
+func (p *imagePuller) pullLayers(ctx context.Context, image string, ls []layers.Layer, rc *registry.Credentials, maxBytes int64) ([]string, func(), error) {
 	var size int64
 	for _, l := range ls {
 		size += l.Size
@@ -184,17 +253,23 @@ func (p *imagePuller) layersOf(ctx context.Context, image string, creds *registr
 	if err != nil {
 		return nil, err
 	}
-	return layerList(img), nil
+	return layerList(img.Layers), nil
 }
 
 // Resolve resolves through the registry and keeps the layer list of the
 // pinned image it names (staging calls it, through dockerStager).
 func (p *imagePuller) Resolve(ctx context.Context, ref string, creds *registry.Credentials) (*registry.Image, error) {
-	img, err := p.reg.Resolve(ctx, ref, creds)
+	return p.ResolveNotify(ctx, ref, creds, nil)
+}
+
+// ResolveNotify is Resolve calling manifestRead as soon as the image's
+// layers are known (registry.Client.ResolveNotify).
+func (p *imagePuller) ResolveNotify(ctx context.Context, ref string, creds *registry.Credentials, manifestRead func(string, []registry.Layer)) (*registry.Image, error) {
+	img, err := p.reg.ResolveNotify(ctx, ref, creds, manifestRead)
 	if err != nil {
 		return nil, err
 	}
-	if ls := layerList(img); len(ls) > 0 && img.Pinned != "" {
+	if ls := layerList(img.Layers); len(ls) > 0 && img.Pinned != "" {
 		data, err := json.Marshal(ls)
 		if err == nil {
 			err = atomicfile.WriteFile(p.memoPath(img.Pinned), data, 0o600)
@@ -211,9 +286,9 @@ func (p *imagePuller) memoPath(pinned string) string {
 	return filepath.Join(p.dir, hex.EncodeToString(sum[:])+".json")
 }
 
-func layerList(img *registry.Image) []layers.Layer {
-	ls := make([]layers.Layer, len(img.Layers))
-	for k, l := range img.Layers {
+func layerList(rls []registry.Layer) []layers.Layer {
+	ls := make([]layers.Layer, len(rls))
+	for k, l := range rls {
 		ls[k] = layers.Layer{Digest: l.Digest, Size: l.Size, MediaType: l.MediaType}
 	}
 	return ls

@@ -148,7 +148,7 @@ func TestImagePuller_stagingKeepsTheLayerListForTheInstances(t *testing.T) {
 }
 
 // layerOf is an uncompressed layer holding one file, name with body.
-func layerOf(t *testing.T, name, body string) v1.Layer {
+func layerOf(t testing.TB, name, body string) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

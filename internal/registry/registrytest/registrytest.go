@@ -82,11 +82,17 @@ func RandomImage(t testing.TB, size, n int64, arch string, cfg v1.Config) v1.Ima
 // ImageOf is a linux/amd64 image of layers, its config cfg.
 func ImageOf(t testing.TB, cfg v1.Config, layers ...v1.Layer) v1.Image {
 	t.Helper()
+	return ArchImageOf(t, "amd64", cfg, layers...)
+}
+
+// ArchImageOf is a linux/arch image of layers, its config cfg.
+func ArchImageOf(t testing.TB, arch string, cfg v1.Config, layers ...v1.Layer) v1.Image {
+	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return withConfig(t, img, "amd64", cfg)
+	return withConfig(t, img, arch, cfg)
 }
 
 // withConfig is img for linux/arch with cfg, its layers' diff ids kept.
