@@ -2,16 +2,11 @@ package cellapi
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/cell"
-	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/container"
 	"github.com/pandoplatform/pando/internal/simcell"
 )
@@ -44,36 +39,13 @@ func TestSync_aJoinedCellsSyncHasTheServerReplaceAnInstanceItLost(t *testing.T) 
 	f := newFixture(t)
 	ctx := t.Context()
 	const id = "cell-m"
-	creds, err := cellauth.Join(ctx, http.DefaultClient, f.apiURL, f.tok, id, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := NewServerClient(creds, nil)
-	reporter := &muteReporter{CellReporter: client}
-	cluster, err := simcell.New(ctx, simcell.Config{Dir: t.TempDir(), MemoryMB: 4096, AddrBase: 79})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := cluster.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown cell: %v", err)
-		}
+	var reporter *muteReporter
+	jc := f.joinSim(t, id, simcell.Config{MemoryMB: 4096, AddrBase: 79}, func(c pando.CellReporter) pando.CellReporter {
+		reporter = &muteReporter{CellReporter: c}
+		return reporter
 	})
-	reps, err := cluster.Add(1, func(c *cell.Config) { c.ID, c.Reporter = id, reporter }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := reps[0]
-	srv := httptest.NewUnstartedServer(NewRepHandler(rep))
-	srv.TLS = cellauth.ServerTLS(creds.Cert, creds.Pool)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	st, _ := rep.State(ctx)
-	if err := client.Register(ctx, srv.URL, st); err != nil {
-		t.Fatal(err)
-	}
+	client, cluster, rep := jc.client, jc.cluster, jc.rep
+	jc.register()
 	if err := f.board.DesireLRP(ctx, cluster.LRP("web", 1, 256)); err != nil {
 		t.Fatal(err)
 	}

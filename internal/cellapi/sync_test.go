@@ -22,28 +22,8 @@ func TestSync_aJoinedCellStopsWhatTheServerForgotAndKeepsWhatIsStarting(t *testi
 	f := newFixture(t)
 	ctx := t.Context()
 	const id = "cell-r"
-	creds, err := cellauth.Join(ctx, http.DefaultClient, f.apiURL, f.tok, id, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := NewServerClient(creds, nil)
-	cluster := simcell.NewForTest(t, ctx, simcell.Config{MemoryMB: 4096, AddrBase: 85, Handler: simcell.NeverHealthy("slow")})
-	reps, err := cluster.Add(1, func(c *cell.Config) { c.ID, c.Reporter = id, client }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := reps[0]
-	srv := httptest.NewUnstartedServer(NewRepHandler(rep))
-	srv.TLS = cellauth.ServerTLS(creds.Cert, creds.Pool)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	register := func() {
-		t.Helper()
-		st, _ := rep.State(ctx)
-		if err := client.Register(ctx, srv.URL, st); err != nil {
-			t.Fatal(err)
-		}
-	}
+	jc := f.joinSim(t, id, simcell.Config{MemoryMB: 4096, AddrBase: 85, Handler: simcell.NeverHealthy("slow")}, nil)
+	client, cluster, rep, register := jc.client, jc.cluster, jc.rep, jc.register
 	register()
 
 	on := func(process string) []pando.ActualLRP {
@@ -91,4 +71,48 @@ func TestSync_aJoinedCellStopsWhatTheServerForgotAndKeepsWhatIsStarting(t *testi
 	if slow := on("slow"); len(slow) != 1 || slow[0].State != pando.ActualClaimed || !slices.Contains(want, slow[0].InstanceGUID) {
 		t.Errorf("slow %+v, want its instance still CLAIMED", slow)
 	}
+}
+
+// simJoined is a simulated cell (the real rep) joined to the fixture over the
+// cell API: its server client, its cluster, the rep and a register that
+// registers it (again) with its current state.
+type simJoined struct {
+	client   *ServerClient
+	cluster  *simcell.Cluster
+	rep      *cell.Rep
+	register func()
+}
+
+// joinSim joins cell id to f's server, runs it in a simulated cluster of
+// cfg (reporting through wrap(client) unless wrap is nil) and serves its
+// rep API over mutual TLS until the test ends. It is not registered yet.
+func (f *fixture) joinSim(t *testing.T, id string, cfg simcell.Config, wrap func(pando.CellReporter) pando.CellReporter) simJoined {
+	t.Helper()
+	ctx := t.Context()
+	creds, err := cellauth.Join(ctx, http.DefaultClient, f.apiURL, f.tok, id, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := NewServerClient(creds, nil)
+	var reporter pando.CellReporter = client
+	if wrap != nil {
+		reporter = wrap(client)
+	}
+	cluster := simcell.NewForTest(t, ctx, cfg)
+	reps, err := cluster.Add(1, func(c *cell.Config) { c.ID, c.Reporter = id, reporter }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := reps[0]
+	srv := httptest.NewUnstartedServer(NewRepHandler(rep))
+	srv.TLS = cellauth.ServerTLS(creds.Cert, creds.Pool)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return simJoined{client: client, cluster: cluster, rep: rep, register: func() {
+		t.Helper()
+		st, _ := rep.State(ctx)
+		if err := client.Register(ctx, srv.URL, st); err != nil {
+			t.Fatal(err)
+		}
+	}}
 }

@@ -85,15 +85,7 @@ func TestDockerStager_prefetchStartsBeforeTheConfigIsFetched(t *testing.T) {
 		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
 	}
 	g := newGatedRegistry(t, "amd64", false)
-	reg, err := registryClient([]string{g.host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := testPuller(t, g.host)
 	res, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: g.host + "/app:1", DiskMB: 64}, func(string) {})
 	if err != nil {
 		t.Fatal(err)
@@ -118,16 +110,8 @@ func TestDockerStager_failedStagingStopsItsPrefetch(t *testing.T) {
 		testenv.Missing(t, "the layer cache needs root (chown to image ids)")
 	}
 	g := newGatedRegistry(t, "arm64", true)
-	reg, err := registryClient([]string{g.host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := newImagePuller(reg, t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	_, err = dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: g.host + "/app:1", DiskMB: 64}, func(string) {})
+	p := testPuller(t, g.host)
+	_, err := dockerStager(p)(context.Background(), pando.StagingRequest{DockerImage: g.host + "/app:1", DiskMB: 64}, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "linux/amd64") {
 		t.Fatalf("staging of an arm64 image: %v, want a platform error", err)
 	}
