@@ -16,6 +16,7 @@ import (
 // with an "unauthorized" message and no instance; neither password shows
 // in any API answer, CLI output or the server log.
 func TestDockerPush_privateRegistryNeedsTheRightCredentials(t *testing.T) {
+	t.Parallel()
 	requireE2E(t)
 	secret := func() string {
 		b := make([]byte, 12)

@@ -13,8 +13,10 @@ import (
 // second staging copies node_modules from the app's build cache and runs
 // no npm.
 func TestPush_nodeRepushWithTheSameLockFileReusesNodeModules(t *testing.T) {
+	t.Parallel()
 	hostNode(t)
 	s := sharedServer(t)
+	heavy(t)
 	const name = "node-lockcache"
 	s.deleteAppOnCleanup(t, name)
 	dir := writeFiles(t, t.TempDir(), map[string]string{

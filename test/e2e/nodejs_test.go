@@ -35,8 +35,10 @@ http.createServer((req, res) => res.end('hello from node ' + process.version + '
 }
 
 func TestPush_nodeAppRunsOnTheStacksNode(t *testing.T) {
+	t.Parallel()
 	v := hostNode(t)
 	s := sharedServer(t)
+	heavy(t)
 	const name = "node-hello"
 	s.deleteAppOnCleanup(t, name)
 	dir := writeFiles(t, t.TempDir(), nodeApp(`, "engines": {"node": ">=18"}`))
@@ -51,6 +53,7 @@ func TestPush_nodeAppRunsOnTheStacksNode(t *testing.T) {
 }
 
 func TestPush_nodeAppWhoseEnginesCannotBeMetFailsStaging(t *testing.T) {
+	t.Parallel()
 	v := hostNode(t)
 	s := sharedServer(t)
 	const name = "node-engines"

@@ -110,6 +110,7 @@ func pipIndex(t *testing.T, dir string) *httptest.Server {
 // egress proxy to the operator's proxy, and a failed one shows the tool's
 // own error.
 func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
+	t.Parallel()
 	hostNode(t)
 	hostStackPython(t)
 	hostStackRuby(t)
@@ -129,6 +130,7 @@ func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
 	s := ownServer(t, "--staging-env", "HTTP_PROXY="+proxy.srv.URL, "--staging-env", "npm_config_registry="+reg.srv.URL+"/",
 		"--staging-env", "PIP_INDEX_URL="+index.URL+"/simple", "--staging-env", "npm_config_fetch_retries=0",
 		"--staging-env", "BUNDLE_RETRY=0")
+	heavy(t)
 
 	r := s.mustPando(t, "push", "proxy-node", "-p", nodeDir)
 	requireOutput(t, r, `npm ci --omit=dev`, `web: 1 of 1 instances running`)

@@ -61,8 +61,10 @@ def serve():
 }
 
 func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
+	t.Parallel()
 	v := hostStackPython(t)
 	s := sharedServer(t)
+	heavy(t)
 	const name = "python-hello"
 	s.deleteAppOnCleanup(t, name)
 
@@ -91,6 +93,7 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 }
 
 func TestPush_pythonAppWithoutStartCommandFailsNamingTheFix(t *testing.T) {
+	t.Parallel()
 	hostStackPython(t)
 	s := sharedServer(t)
 	const name = "python-nostart"
@@ -170,8 +173,10 @@ run ->(env) { [200, {"content-type" => "text/plain"}, [Greet.hello + " on ruby "
 }
 
 func TestPush_rackAppWithAVendoredGemRunsOnTheStacksRuby(t *testing.T) {
+	t.Parallel()
 	v := hostStackRuby(t)
 	s := sharedServer(t)
+	heavy(t)
 	const name = "ruby-rack"
 	s.deleteAppOnCleanup(t, name)
 
@@ -230,6 +235,7 @@ func bashOnlyStack(t *testing.T) string {
 }
 
 func TestPush_gemfileOnAStackWithoutRubyFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t, "--stack", "noruby="+bashOnlyStack(t))
 	const name = "ruby-noruby"
 	dir := writeFiles(t, t.TempDir(), map[string]string{"Gemfile": "gem \"rack\"\n", "config.ru": "run ->(env) { [200, {}, []] }\n"})

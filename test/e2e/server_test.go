@@ -342,17 +342,25 @@ func (s *server) killGroup(cmd *exec.Cmd) {
 	_ = cmd.Process.Kill()
 }
 
+// killAll kills the server's process group with SIGKILL (the server and
+// whatever it started that did not leave the group) and waits for it.
+func (s *server) killAll() {
+	cmd, exited := s.running()
+	if cmd == nil {
+		return
+	}
+	s.killGroup(cmd)
+	<-exited
+	s.mu.Lock()
+	s.cmd, s.exited = nil, nil
+	s.mu.Unlock()
+}
+
 // cleanup kills the server if it still runs, removes any runc container,
 // mount and cgroup it left, then deletes its directory (never through a
 // mount that could not be removed).
 func (s *server) cleanup() error {
-	if cmd, exited := s.running(); cmd != nil {
-		s.killGroup(cmd)
-		<-exited
-		s.mu.Lock()
-		s.cmd, s.exited = nil, nil
-		s.mu.Unlock()
-	}
+	s.killAll()
 	var errs []error
 	ids, err := s.containers()
 	if err != nil {

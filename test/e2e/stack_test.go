@@ -95,6 +95,7 @@ func TestPush_eachLanguageOnTheStackMakeStackBuilds(t *testing.T) {
 	t.Parallel()
 	dir, runtimes := madeStack(t)
 	s := ownServer(t, "--stack", "bookworm="+dir)
+	heavy(t)
 
 	stacks := s.mustPando(t, "stacks")
 	shows := map[string]string{
@@ -236,6 +237,7 @@ func tinyStack(t *testing.T) string {
 }
 
 func TestPush_javaOnAStackWithoutJavaFailsNamingBoth(t *testing.T) {
+	t.Parallel()
 	jar := javaJar(t)
 	s := ownServer(t, "--stack", "tiny="+tinyStack(t))
 

@@ -95,8 +95,10 @@ func yarnClassicApp(t *testing.T) string {
 }
 
 func TestPush_yarnBerryPnPAppRunsWithItsOwnYarnOnTheStacksNode(t *testing.T) {
+	t.Parallel()
 	dir := berryApp(t)
 	s := sharedServer(t)
+	heavy(t)
 	const name = "node-berry"
 	s.deleteAppOnCleanup(t, name)
 
