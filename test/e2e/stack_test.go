@@ -87,9 +87,9 @@ func stackVersion(t *testing.T, dir, re string, cmd ...string) string {
 }
 
 // TestPush_eachLanguageOnTheStackMakeStackBuilds pushes each language's
-// app to the stack and checks it runs on the stack's runtime. Parallel, so
-// it runs after the serial tests, while make test's build of the stack
-// goes on.
+// app to the stack and checks it runs on the stack's runtime. It waits for
+// make test's build of the stack before it takes a turn, while the other
+// tests run.
 func TestPush_eachLanguageOnTheStackMakeStackBuilds(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
