@@ -19,7 +19,9 @@ import (
 //     beside them, at most ownSlots at a time;
 //   - CPU-heavy ones (compilers, npm/pip/bundler installs, the JVM)
 //     take the one heavy turn too, shared or own, so that two of them
-//     never starve each other's timeouts on a small machine.
+//     never starve each other's timeouts on a small machine;
+//   - a server's start (until its API answers) is one at a time: the
+//     first start of every test at once would each take minutes.
 //
 // A test waits for its turn inside go test's own parallel limit, so
 // runMain lifts that limit; `go test -parallel N` sets ownSlots instead.
@@ -35,6 +37,7 @@ type gates struct {
 	shared chan struct{}
 	own    chan struct{}
 	heavy  chan struct{}
+	start  chan struct{}
 
 	mu      sync.Mutex
 	ownHeld map[string]bool // top-level tests holding an own turn
@@ -45,6 +48,7 @@ func newGates(ownSlots int) *gates {
 		shared:  make(chan struct{}, 1),
 		own:     make(chan struct{}, ownSlots),
 		heavy:   make(chan struct{}, heavySlots),
+		start:   make(chan struct{}, 1),
 		ownHeld: map[string]bool{},
 	}
 }
@@ -122,4 +126,15 @@ func heavy(t *testing.T) {
 		return
 	}
 	take(t, "CPU-heavy", env.gates.heavy)
+}
+
+// startTurn waits until no other server of the run is starting; the
+// returned func ends the turn. A run without gates (skipped) has turns
+// at once.
+func (g *gates) startTurn() (done func()) {
+	if g == nil {
+		return func() {}
+	}
+	g.start <- struct{}{}
+	return func() { <-g.start }
 }

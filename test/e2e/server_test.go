@@ -144,10 +144,12 @@ func freeLoopbackAddr(ip string) (string, error) {
 }
 
 // start runs the server and returns once its API answers GET / (and, on
-// the first start, the CLI is logged in as admin). A first start whose
+// the first start, the CLI is logged in as admin), one start of the run
+// at a time (startTurn). A first start whose
 // port was taken between picking and binding (another test's process got
 // it) is tried again on new ports; later starts keep their addresses.
 func (s *server) start() error {
+	defer env.gates.startTurn()()
 	for attempt := 1; ; attempt++ {
 		err := s.startOnce()
 		if err == nil || attempt == 3 || !s.lostPortRace() {
