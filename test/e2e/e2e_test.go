@@ -55,7 +55,6 @@ func TestPush_staticSiteIsStagedAndServedThroughTheRouter(t *testing.T) {
 func TestPush_goSourceAppIsBuiltByTheGoBuildpack(t *testing.T) {
 	t.Parallel()
 	s := sharedServer(t)
-	heavy(t)
 	const name = "go-source"
 	s.deleteAppOnCleanup(t, name)
 	dir := writeFiles(t, t.TempDir(), map[string]string{
@@ -93,7 +92,6 @@ func main() {
 func TestPush_goAppProcfileNamingTheBareBinaryStarts(t *testing.T) {
 	t.Parallel()
 	s := sharedServer(t)
-	heavy(t)
 	const name = "go-procfile"
 	s.deleteAppOnCleanup(t, name)
 	dir := writeFiles(t, t.TempDir(), map[string]string{

@@ -122,7 +122,6 @@ func TestPush_javaJarRunsIn256MWithTheHeapSizedFromTheLimit(t *testing.T) {
 	t.Parallel()
 	jar := javaJar(t)
 	s := sharedServer(t)
-	heavy(t)
 	const name = "java-hello"
 	s.deleteAppOnCleanup(t, name)
 

@@ -16,7 +16,6 @@ func TestPush_nodeRepushWithTheSameLockFileReusesNodeModules(t *testing.T) {
 	t.Parallel()
 	hostNode(t)
 	s := sharedServer(t)
-	heavy(t)
 	const name = "node-lockcache"
 	s.deleteAppOnCleanup(t, name)
 	dir := writeFiles(t, t.TempDir(), map[string]string{

@@ -38,7 +38,6 @@ func TestPush_nodeAppRunsOnTheStacksNode(t *testing.T) {
 	t.Parallel()
 	v := hostNode(t)
 	s := sharedServer(t)
-	heavy(t)
 	const name = "node-hello"
 	s.deleteAppOnCleanup(t, name)
 	dir := writeFiles(t, t.TempDir(), nodeApp(`, "engines": {"node": ">=18"}`))

@@ -17,9 +17,10 @@ import (
 //   - the tests with servers of their own (own data dir, loopback
 //     network and runc root: nothing they check is machine-wide) run
 //     beside them, at most ownSlots at a time;
-//   - CPU-heavy ones (compilers, npm/pip/bundler installs, the JVM)
-//     take the one heavy turn too, shared or own, so that two of them
-//     never starve each other's timeouts on a small machine;
+//   - CPU-heavy ones with servers of their own (compilers, npm/pip/
+//     bundler installs) take the one heavy turn too, so that at most one
+//     of them runs beside the shared server's (which never wait for it:
+//     a shared test waiting would stop every other shared test);
 //   - a server's start (until its API answers) is one at a time: the
 //     first start of every test at once would each take minutes.
 //
@@ -117,9 +118,9 @@ func (g *gates) ownTurn(t *testing.T) {
 	})
 }
 
-// heavy waits for the CPU-heavy turn: a test calls it after it has its
-// server (sharedServer, ownServer...), never before, so that no test
-// holds it while waiting for another turn.
+// heavy waits for the CPU-heavy turn: a test with a server of its own
+// calls it after ownServer, never before, so that no test holds it while
+// waiting for another turn.
 func heavy(t *testing.T) {
 	t.Helper()
 	if env.gates == nil { // skipped run

@@ -64,7 +64,6 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 	t.Parallel()
 	v := hostStackPython(t)
 	s := sharedServer(t)
-	heavy(t)
 	const name = "python-hello"
 	s.deleteAppOnCleanup(t, name)
 
@@ -176,7 +175,6 @@ func TestPush_rackAppWithAVendoredGemRunsOnTheStacksRuby(t *testing.T) {
 	t.Parallel()
 	v := hostStackRuby(t)
 	s := sharedServer(t)
-	heavy(t)
 	const name = "ruby-rack"
 	s.deleteAppOnCleanup(t, name)
 

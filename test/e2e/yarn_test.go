@@ -98,7 +98,6 @@ func TestPush_yarnBerryPnPAppRunsWithItsOwnYarnOnTheStacksNode(t *testing.T) {
 	t.Parallel()
 	dir := berryApp(t)
 	s := sharedServer(t)
-	heavy(t)
 	const name = "node-berry"
 	s.deleteAppOnCleanup(t, name)
 
