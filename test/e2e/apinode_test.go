@@ -16,6 +16,7 @@ import (
 // instance at once (no other cell can take it), which waits UNCLAIMED for
 // the next cell to join. The api stops cleanly on SIGTERM.
 func TestAPINode_runsAppsOnAJoinedCellOnly(t *testing.T) {
+	t.Parallel()
 	s := ownAPI(t)
 	if _, err := os.Stat(filepath.Join(s.dataDir, "containers")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pando api made a containers dir (%v): it runs no container", err)

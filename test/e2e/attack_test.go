@@ -21,6 +21,7 @@ import (
 // connections past a cap get a 503; closing them gives fds and threads
 // back.
 func TestRouterHoldsUnderThousandsOfIdleConnections(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	s.deleteAppOnCleanup(t, "flooded")
 	s.deleteAppOnCleanup(t, "bystander")

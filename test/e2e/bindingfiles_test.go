@@ -12,6 +12,7 @@ import (
 // under $SERVICE_BINDING_ROOT (owner-only files, no VCAP_SERVICES); with file-based-vcap-services, it
 // reads VCAP_SERVICES from $VCAP_SERVICES_FILE_PATH.
 func TestServices_bindingFilesWhenTheAppAsksForThem(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	admin, err := s.token()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 var builtins = []string{"staticfile_buildpack", "java_buildpack", "ruby_buildpack", "nodejs_buildpack", "go_buildpack", "python_buildpack", "binary_buildpack"}
 
 func TestBuildpacks_aNewServerListsTheSevenBuiltinsInDetectionOrder(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 
 	r := s.mustPando(t, "buildpacks")

@@ -11,7 +11,9 @@ import (
 // operator did not choose one, the server still starts, runs apps on its
 // own cell and says why no cell can join.
 func TestServer_runsWithoutJoinedCellsWhenItsDerivedCellAPIPortIsTaken(t *testing.T) {
+	t.Parallel()
 	requireE2E(t)
+	env.gates.ownTurn(t)
 	s, err := newServer(env.bin)
 	if err != nil {
 		t.Fatal(err)

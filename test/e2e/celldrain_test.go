@@ -11,6 +11,7 @@ import (
 // and draining cell-0 then stops its instances (no other cell can take
 // them) and says so, instead of waiting for a cell.
 func TestCellDrain_movesTheInstancesOfAJoinedCell(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 

@@ -15,6 +15,7 @@ import (
 // another machine) reaches the instance there, and the server's own router
 // still reaches it.
 func TestServer_cellHostAddrIsWhereLocalInstancesAreReached(t *testing.T) {
+	t.Parallel()
 	var ip string
 	s := ownServerFor(t, nil, func(s *server) []string {
 		ip = s.loNet + "5"

@@ -18,6 +18,7 @@ const lossTTL = "4s"
 // same data dir neither keeps nor gets any of them: 6 instances, one per
 // index.
 func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t, "--cell-presence-ttl", lossTTL)
 	s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 	c := s.joinCell(t, "cell-c", "127.0.0.3", "--memory", "4G")
@@ -67,6 +68,7 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 // instances it had are placed again, on any cell, instead of staying
 // listed RUNNING where nothing runs.
 func TestJoinedCell_restartedBeforeItsPresenceExpiresHasItsInstancesPlacedAgain(t *testing.T) {
+	t.Parallel()
 	// A presence that outlives a slow restart on a loaded machine: the
 	// premise is that the server never forgot the cell.
 	s := ownServer(t, "--cell-presence-ttl", "60s")

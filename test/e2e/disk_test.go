@@ -41,6 +41,7 @@ func (s *server) loopDevices(t *testing.T) int {
 }
 
 func TestDiskQuota_aDeletedOpenFileStopsAtItAndAKill9LeaksNoVolume(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	const name = "filler"
 	// Fills a file no directory lists past its 16M quota, then serves
@@ -66,12 +67,7 @@ func TestDiskQuota_aDeletedOpenFileStopsAtItAndAKill9LeaksNoVolume(t *testing.T)
 
 	// kill -9: the instance, its mount and loop device outlive the
 	// server; the next start adopts the instance with its volume.
-	cmd, exited := s.running()
-	s.killGroup(cmd)
-	<-exited
-	s.mu.Lock()
-	s.cmd, s.exited = nil, nil
-	s.mu.Unlock()
+	s.killAll()
 	if left := s.volumeMounts(t); len(left) != 1 {
 		t.Fatalf("after kill -9: volume mounts %v, want the instance's still there", left)
 	}

@@ -16,6 +16,7 @@ import (
 // with an "unauthorized" message and no instance; neither password shows
 // in any API answer, CLI output or the server log.
 func TestDockerPush_privateRegistryNeedsTheRightCredentials(t *testing.T) {
+	t.Parallel()
 	requireE2E(t)
 	secret := func() string {
 		b := make([]byte, 12)
@@ -30,14 +31,15 @@ func TestDockerPush_privateRegistryNeedsTheRightCredentials(t *testing.T) {
 	registrytest.Push(t, ref, dockerWebImage(t, dockerWebLayer(t), "1000:1000"), "e2euser", pass)
 	s := ownServer(t, "--insecure-registry", host)
 
-	t.Setenv("CF_DOCKER_PASSWORD", pass)
+	// The CLI reads the password from its environment, as cf does.
+	s.cliEnv = []string{"CF_DOCKER_PASSWORD=" + pass}
 	good := s.mustPando(t, "push", "private", "--docker-image", ref, "--docker-username", "e2euser")
 	requireOutput(t, good, `web: 1 of 1 instances running`)
 	if body := s.curlRoute(t, "private.localhost", "/"); !strings.Contains(body, "uid=1000 ") {
 		t.Fatalf("private image GET / = %q", body)
 	}
 
-	t.Setenv("CF_DOCKER_PASSWORD", wrong)
+	s.cliEnv = []string{"CF_DOCKER_PASSWORD=" + wrong}
 	start := time.Now()
 	bad := s.pandoWithin(t, pushTimeout, "push", "badcreds", "--docker-image", ref, "--docker-username", "e2euser")
 	took := time.Since(start)

@@ -139,6 +139,7 @@ func dockerWebImage(t *testing.T, layer v1.Layer, user string) v1.Image {
 // instead. An image without
 // USER runs as root of its user namespace only. A restart needs no registry.
 func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
+	t.Parallel()
 	requireE2E(t)
 	// The registry can go down: a restarted server must not need it.
 	var down atomic.Bool
@@ -218,6 +219,7 @@ func TestDockerPush_runsTheImageAsItsConfigSays(t *testing.T) {
 // files, as a buildpack app does: an image running as root (of its user
 // namespace) in its instances after a restart, and in a task at once.
 func TestDockerPush_getsServiceBindingFiles(t *testing.T) {
+	t.Parallel()
 	requireE2E(t)
 	host := registrytest.InProcess(t, nil)
 	registrytest.Push(t, host+"/e2e/root:v1", dockerWebImage(t, dockerWebLayer(t), ""), "", "")

@@ -79,6 +79,7 @@ func (s *server) newRoute(t *testing.T, appGUID, domainGUID, host, path string, 
 // route with a host and path on it mapped to an app, served by the router;
 // cf delete-shared-domain takes the route with it.
 func TestDomains_sharedDomainRouteReachesTheApp(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "domained"
 	s.deleteAppOnCleanup(t, name)
@@ -103,6 +104,7 @@ func TestDomains_sharedDomainRouteReachesTheApp(t *testing.T) {
 // route to each (the second a destination with port 9090, as CF documents
 // custom ports), answers each route from its own port after a restart.
 func TestPorts_aRouteToEachPort(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "twoports"
 	s.deleteAppOnCleanup(t, name)

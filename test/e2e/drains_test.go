@@ -30,6 +30,7 @@ func (s *server) spaceOf(t *testing.T, token, appGUID string) (org, space, space
 // syslog://HOST:PORT) has its log lines sent there at once, as RFC 5424
 // messages with CF's fields, octet-counted; unbinding stops them.
 func TestServices_syslogDrainGetsTheAppsLogLines(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	admin, err := s.token()
 	if err != nil {
@@ -137,6 +138,7 @@ func TestServices_syslogDrainGetsTheAppsLogLines(t *testing.T) {
 // X-CF-Forwarded-Url reaches the app; a request that skips the service
 // with a forged signature is refused; unbind-route-service ends it.
 func TestServices_routeServiceSeesEveryRequestFirst(t *testing.T) {
+	t.Parallel()
 	// A route service on loopback, over HTTPS with a certificate the
 	// server is told to trust.
 	rs := startRouteService(t)
@@ -176,6 +178,7 @@ func TestServices_routeServiceSeesEveryRequestFirst(t *testing.T) {
 // --syslog-drain-max-per-space drains (default 50); the next bind is
 // refused naming the flag, and an unbind makes room.
 func TestServices_syslogDrainsBoundedPerSpace(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	admin, err := s.token()
 	if err != nil {

@@ -23,6 +23,7 @@ func routerNotFound(host string) string {
 }
 
 func TestPush_staticSiteIsStagedAndServedThroughTheRouter(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "static-site"
 	s.deleteAppOnCleanup(t, name)
@@ -52,6 +53,7 @@ func TestPush_staticSiteIsStagedAndServedThroughTheRouter(t *testing.T) {
 }
 
 func TestPush_goSourceAppIsBuiltByTheGoBuildpack(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "go-source"
 	s.deleteAppOnCleanup(t, name)
@@ -88,6 +90,7 @@ func main() {
 // cloudfoundry-samples/test-app style: the Procfile names the built binary
 // alone, which the go_buildpack's profile.d puts on PATH.
 func TestPush_goAppProcfileNamingTheBareBinaryStarts(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "go-procfile"
 	s.deleteAppOnCleanup(t, name)
@@ -124,6 +127,7 @@ func main() {
 }
 
 func TestPush_prebuiltBinaryRunsWithTheBinaryBuildpack(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "prebuilt"
 	s.deleteAppOnCleanup(t, name)
@@ -137,6 +141,7 @@ func TestPush_prebuiltBinaryRunsWithTheBinaryBuildpack(t *testing.T) {
 }
 
 func TestPush_unchangedDirectoryIsAssembledFromTheResourceCache(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "resource-match"
 	s.deleteAppOnCleanup(t, name)
@@ -191,6 +196,7 @@ func TestPush_unchangedDirectoryIsAssembledFromTheResourceCache(t *testing.T) {
 }
 
 func TestPush_failingBuildpackKeepsThePreviousDropletRunning(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "keeps-running"
 	s.deleteAppOnCleanup(t, name)
@@ -264,6 +270,7 @@ func requireLastStagingLine(t *testing.T, r result, last string, before ...strin
 }
 
 func TestServerRestart_appsComeBackStoppedAppsStayStoppedInterruptedStagingFails(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	s.mustPando(t, "push", "survivor", "-p", staticSite(t, "still here\n"))
 	s.mustPando(t, "push", "parked", "-p", staticSite(t, "parked app\n"))
@@ -340,6 +347,7 @@ func TestServerRestart_appsComeBackStoppedAppsStayStoppedInterruptedStagingFails
 }
 
 func TestAppLifecycle_scaleEnvRestartLogsEventsDelete(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "lifecycle"
 	host := name + ".localhost"
@@ -415,6 +423,7 @@ func TestAppLifecycle_scaleEnvRestartLogsEventsDelete(t *testing.T) {
 }
 
 func TestPush_crashingStartCommandFailsAndSaysWhy(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "crasher"
 	s.deleteAppOnCleanup(t, name)
@@ -510,6 +519,7 @@ func equalSnapshots(a, b []string) bool {
 }
 
 func TestCrashedInstanceIsRestartedAndTheCrashIsAnEvent(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "flaky"
 	s.deleteAppOnCleanup(t, name)
@@ -532,6 +542,7 @@ func TestCrashedInstanceIsRestartedAndTheCrashIsAnEvent(t *testing.T) {
 }
 
 func TestTasks_runWaitFailAndTerminate(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "tasker"
 	s.deleteAppOnCleanup(t, name)

@@ -16,6 +16,7 @@ import (
 // admin passwords from this machine, then `pando login` still works (a
 // stranger elsewhere gets locked out; the operator on the server never).
 func TestLogin_wrongAdminPasswordsDoNotLockOutTheServersMachine(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	for i := range 5 {
 		r := s.pando(t, "login", "-a", "http://"+s.apiAddr, "-u", "admin", "-p", "wrong-password")
@@ -32,6 +33,7 @@ func TestLogin_wrongAdminPasswordsDoNotLockOutTheServersMachine(t *testing.T) {
 // package upload streams in leaves the partial upload in <data-dir>/tmp;
 // the next start removes it.
 func TestKill9DuringUpload_restartLeavesNoTempFile(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	tmpDir := filepath.Join(s.dataDir, "tmp")
 
@@ -80,12 +82,7 @@ func TestKill9DuringUpload_restartLeavesNoTempFile(t *testing.T) {
 		return size >= 8<<20, seen
 	})
 
-	cmd, exited := s.running()
-	s.killGroup(cmd)
-	<-exited
-	s.mu.Lock()
-	s.cmd, s.exited = nil, nil
-	s.mu.Unlock()
+	s.killAll()
 	pw.CloseWithError(io.ErrClosedPipe)
 	<-uploadDone
 	if size, seen := dirSize(tmpDir); size < 8<<20 {

@@ -88,10 +88,12 @@ require('http').createServer((req, res) => res.end(hello('egress') + '\n')).list
 }
 
 func TestPush_nodeAppDownloadsItsDependenciesThroughStagingEgress(t *testing.T) {
+	t.Parallel()
 	hostNode(t)
 	reg := newNPMRegistry(t)
 	dir := registryApp(t, reg)
 	s := ownServer(t, "--staging-env", "npm_config_registry="+reg.srv.URL+"/")
+	heavy(t)
 	const name = "node-egress"
 
 	r := s.mustPando(t, "push", name, "-p", dir)
@@ -132,6 +134,7 @@ done < "$1/probes.txt" > "$1/seen.txt"
 }
 
 func TestPush_nodeAppWithoutStagingEgressFailsWithVendoringAdvice(t *testing.T) {
+	t.Parallel()
 	hostNode(t)
 	reg := newNPMRegistry(t)
 	dir := registryApp(t, reg)
@@ -149,6 +152,7 @@ func TestPush_nodeAppWithoutStagingEgressFailsWithVendoringAdvice(t *testing.T) 
 }
 
 func TestPush_stagingPastItsEgressByteLimitFailsSayingWhy(t *testing.T) {
+	t.Parallel()
 	hostNode(t)
 	reg := newNPMRegistry(t)
 	dir := registryApp(t, reg)

@@ -114,6 +114,7 @@ func (s *server) answersAll(host string, n int) (bool, string) {
 // convergence pass), and the cell restarted with the same data dir adds
 // no duplicates.
 func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t, "--cell-presence-ttl", lossTTL)
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
@@ -160,6 +161,7 @@ func TestJoinedCell_lossReplacesItsInstancesAndRestartAddsNoDuplicates(t *testin
 // app throughout sees no failure, and the cell exits once nothing of the
 // app runs on it.
 func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
@@ -234,6 +236,7 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 // instances running; the server places them elsewhere, and when the cell
 // is back and learns it was forgotten, it stops them: no index runs twice.
 func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t, "--cell-presence-ttl", lossTTL)
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 
@@ -292,6 +295,7 @@ func TestJoinedCell_partitionedCellStopsWhatWasReplacedWhenBack(t *testing.T) {
 // SIGUSR1 drains a joined cell and keeps it up: it is listed draining,
 // its instance moves to the server's cell, and SIGTERM later stops it.
 func TestJoinedCell_sigusr1DrainsAndKeepsTheCellUp(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	c := s.joinCell(t, "cell-b", "127.0.0.2", "--memory", "4G")
 

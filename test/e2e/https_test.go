@@ -50,6 +50,7 @@ func fetchJSON(t *testing.T, c *http.Client, req *http.Request, v any) {
 }
 
 func TestHTTPS_theAPIOnItsSystemHostsAndIPAndAnAppOverTheRouterTLS(t *testing.T) {
+	t.Parallel()
 	// HTTPS on :443 of a loopback address of its own, as `cf api
 	// https://IP` expects: no port in any URL.
 	ip, err := freeLoopback443()

@@ -119,6 +119,7 @@ func javaJar(t *testing.T) string {
 }
 
 func TestPush_javaJarRunsIn256MWithTheHeapSizedFromTheLimit(t *testing.T) {
+	t.Parallel()
 	jar := javaJar(t)
 	s := sharedServer(t)
 	const name = "java-hello"
@@ -187,6 +188,7 @@ func TestPush_javaJarRunsIn256MWithTheHeapSizedFromTheLimit(t *testing.T) {
 }
 
 func TestStacks_showTheHostsRuntimes(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("java", "-version").CombinedOutput()
 	if err != nil {
 		testenv.Missing(t, "no java on the host (apt-get install default-jdk-headless)")

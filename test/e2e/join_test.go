@@ -11,6 +11,7 @@ import (
 // runs instances, ships their logs, and the router reaches them; a cell
 // with a wrong token is refused.
 func TestJoinedCell_stagesRunsAndLogsBesideTheLocalCell(t *testing.T) {
+	t.Parallel()
 	// The local cell is smaller than a staging (1024 MB): every staging
 	// runs on the joined cell; app instances (128 MB) fit on both.
 	s := ownServer(t, "--cell-memory-mb", "900")

@@ -42,6 +42,7 @@ func (s *server) sigtermKeepingApps(t *testing.T) {
 // through the router; the staging goes on and the waiting push ends with
 // its app running.
 func TestServerSIGTERM_keepAppsOnStopLeavesAppsAndStagingsRunning(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t, "--keep-apps-on-stop")
 	const name = "keeper"
 	host := name + ".localhost"

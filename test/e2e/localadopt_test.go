@@ -83,6 +83,7 @@ func getInside(pid int, path string) (int, error) {
 // down, and after) in its log, and a crash of it is still seen and
 // restarted.
 func TestServerKill9_localCellInstancesSurviveAndKeepLogging(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	const name = "steadfast"
 	host := name + ".localhost"

@@ -55,6 +55,7 @@ func (s *server) shimSockets(t *testing.T) int {
 // SUCCEEDED. Nothing of either is left behind: no container, volume,
 // host id lease or shim socket beyond the app instances'.
 func TestServerKill9_localCellStagingAndTaskSurvive(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	const name = "napper"
 	s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-m", "128M")
@@ -89,11 +90,7 @@ func TestServerKill9_localCellStagingAndTaskSurvive(t *testing.T) {
 		t.Fatalf("containers before the kill: %v, want a staging and a task", before)
 	}
 
-	logFrom := s.logSize()
-	s.kill9(t)
-	if err := s.start(); err != nil {
-		t.Fatalf("start the server again: %v", err)
-	}
+	logFrom := s.restartAfterKill9(t)
 	if log := s.logTail(logFrom, 1<<20); strings.Count(log, "task adopted") < 2 {
 		t.Errorf("the server log does not say the local cell adopted the staging and the task:\n%s", log)
 	}
@@ -150,6 +147,7 @@ func TestServerKill9_localCellStagingAndTaskSurvive(t *testing.T) {
 // the exit status (and the output the shim held) and uploads the droplet
 // from the staging's files; the waiting push ends with the app running.
 func TestServerKill9_localCellStagingThatEndsWhileTheServerIsDownCompletes(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	quick := buildpackZip(t, map[string]string{
 		"bin/detect":   "#!/bin/sh\nexit 1\n",

@@ -13,6 +13,7 @@ import (
 // (16K/s) lets a few hundred a second through, and the user is told how
 // many of the rest were dropped, to the line.
 func TestLogs_floodIsLimitedAndTheDroppedLinesAreCounted(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "flooder"
 	const line = "0123456789abcdef0123456789abcdef0123456789a" // 43 bytes

@@ -9,6 +9,7 @@ import (
 // A tailing pando logs outlives a kill -9 of the server and its restart:
 // it says it reconnects, resumes, and prints no line twice.
 func TestLogs_tailResumesAfterAServerRestart(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	const name = "tailed"
 	host := name + ".localhost"
@@ -20,10 +21,7 @@ func TestLogs_tailResumesAfterAServerRestart(t *testing.T) {
 		return strings.Contains(tail.out.String(), "GET /before-restart"), tail.out.String()
 	})
 
-	s.kill9(t)
-	if err := s.start(); err != nil {
-		t.Fatalf("start the server again: %v", err)
-	}
+	s.restartAfterKill9(t)
 	eventually(t, "the tail shows a request made after the restart", waitTimeout, func() (bool, string) {
 		s.get(host, "/after-restart")
 		return strings.Contains(tail.out.String(), "GET /after-restart"), tail.out.String()

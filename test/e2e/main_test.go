@@ -29,6 +29,8 @@ type suite struct {
 	binaryOnce sync.Once
 	binaryDir  string // a directory holding only a prebuilt ./server
 	binaryErr  error
+
+	gates *gates // the turns of the parallel tests (parallel_test.go)
 }
 
 // env is the run's suite. TestMain is the only writer, before m.Run; tests
@@ -65,6 +67,10 @@ func runMain(m *testing.M) int {
 
 	env.bin, err = pandoBinary(scratch)
 	if err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: e2e: %v\n", err)
+		return 1
+	}
+	if env.gates, err = setParallelism(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: e2e: %v\n", err)
 		return 1
 	}
@@ -161,10 +167,12 @@ func requireE2E(t *testing.T) {
 	}
 }
 
-// sharedServer is the server the tests share, started on first use.
+// sharedServer is the server the tests share, started on first use; t
+// has it to itself until it ends.
 func sharedServer(t *testing.T) *server {
 	t.Helper()
 	requireE2E(t)
+	env.gates.sharedTurn(t)
 	env.sharedOnce.Do(func() {
 		s, err := newServer(env.bin)
 		if err != nil {
@@ -216,6 +224,7 @@ func ownServerFor(t *testing.T, serverEnv []string, args func(s *server) []strin
 func ownNode(t *testing.T, verb string, serverEnv []string, args func(s *server) []string) *server {
 	t.Helper()
 	requireE2E(t)
+	env.gates.ownTurn(t)
 	s, err := newServer(env.bin)
 	if err != nil {
 		t.Fatal(err)

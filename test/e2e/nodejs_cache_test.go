@@ -13,6 +13,7 @@ import (
 // second staging copies node_modules from the app's build cache and runs
 // no npm.
 func TestPush_nodeRepushWithTheSameLockFileReusesNodeModules(t *testing.T) {
+	t.Parallel()
 	hostNode(t)
 	s := sharedServer(t)
 	const name = "node-lockcache"

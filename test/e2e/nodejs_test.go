@@ -35,6 +35,7 @@ http.createServer((req, res) => res.end('hello from node ' + process.version + '
 }
 
 func TestPush_nodeAppRunsOnTheStacksNode(t *testing.T) {
+	t.Parallel()
 	v := hostNode(t)
 	s := sharedServer(t)
 	const name = "node-hello"
@@ -51,6 +52,7 @@ func TestPush_nodeAppRunsOnTheStacksNode(t *testing.T) {
 }
 
 func TestPush_nodeAppWhoseEnginesCannotBeMetFailsStaging(t *testing.T) {
+	t.Parallel()
 	v := hostNode(t)
 	s := sharedServer(t)
 	const name = "node-engines"

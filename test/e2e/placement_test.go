@@ -33,6 +33,7 @@ func hostMemoryMB(t *testing.T) int {
 }
 
 func TestPush_memoryAboveEveryCellSaysInsufficientResources(t *testing.T) {
+	t.Parallel()
 	// The app asks 1 GB more than the cell has (at most the API's 64 GB
 	// limit: on a bigger machine the cell is made smaller instead).
 	memMB := (hostMemoryMB(t)>>10 + 2) << 10
@@ -63,6 +64,7 @@ func TestPush_memoryAboveEveryCellSaysInsufficientResources(t *testing.T) {
 // API's stats; once a cell that can take it joins, it is placed there and
 // serves, with no action from the user.
 func TestPush_memoryAboveEveryCellIsPlacedWhenABigEnoughCellJoins(t *testing.T) {
+	t.Parallel()
 	// The local cell fits a staging (1024 MB), not the app.
 	s := ownServer(t, "--cell-memory-mb", "1024")
 	const name = "waitsforcell"

@@ -142,6 +142,7 @@ func gemSource(t *testing.T, h http.Handler) *httptest.Server {
 // own error. A download the egress proxy refuses (the platform's own API)
 // never reaches the operator's proxy, and the staging output says why.
 func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
+	t.Parallel()
 	hostNode(t)
 	hostStackPython(t)
 	hostStackRuby(t)
@@ -160,6 +161,7 @@ func TestPush_operatorsProxyCarriesNpmPipAndBundlerDownloads(t *testing.T) {
 	s := ownServer(t, "--staging-env", "HTTP_PROXY="+proxy.srv.URL, "--staging-env", "npm_config_registry="+reg.srv.URL+"/",
 		"--staging-env", "PIP_INDEX_URL="+index.URL+"/simple", "--staging-env", "npm_config_fetch_retries=0",
 		"--staging-env", "BUNDLE_RETRY=0")
+	heavy(t)
 
 	r := s.mustPando(t, "push", "proxy-node", "-p", nodeDir)
 	requireOutput(t, r, `npm ci --omit=dev`, `web: 1 of 1 instances running`)

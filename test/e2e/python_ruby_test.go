@@ -61,6 +61,7 @@ def serve():
 }
 
 func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
+	t.Parallel()
 	v := hostStackPython(t)
 	s := sharedServer(t)
 	const name = "python-hello"
@@ -105,6 +106,7 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 }
 
 func TestPush_pythonAppWithoutStartCommandFailsNamingTheFix(t *testing.T) {
+	t.Parallel()
 	hostStackPython(t)
 	s := sharedServer(t)
 	const name = "python-nostart"
@@ -184,6 +186,7 @@ run ->(env) { [200, {"content-type" => "text/plain"}, [Greet.hello + " on ruby "
 }
 
 func TestPush_rackAppWithAVendoredGemRunsOnTheStacksRuby(t *testing.T) {
+	t.Parallel()
 	v := hostStackRuby(t)
 	s := sharedServer(t)
 	const name = "ruby-rack"
@@ -244,6 +247,7 @@ func bashOnlyStack(t *testing.T) string {
 }
 
 func TestPush_gemfileOnAStackWithoutRubyFailsNamingIt(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t, "--stack", "noruby="+bashOnlyStack(t))
 	const name = "ruby-noruby"
 	dir := writeFiles(t, t.TempDir(), map[string]string{"Gemfile": "gem \"rack\"\n", "config.ru": "run ->(env) { [200, {}, []] }\n"})

@@ -32,6 +32,19 @@ func (s *server) kill9(t *testing.T) {
 	s.mu.Unlock()
 }
 
+// restartAfterKill9 is a crash and the operator's restart: kill9, then
+// the server started again on the same data dir and addresses. It returns
+// the log offset where the new process's log begins.
+func (s *server) restartAfterKill9(t *testing.T) int64 {
+	t.Helper()
+	s.kill9(t)
+	logFrom := s.logSize()
+	if err := s.start(); err != nil {
+		t.Fatalf("start the server again after kill -9: %v", err)
+	}
+	return logFrom
+}
+
 // processUptimes reads the uptime of each instance of an app's web
 // process, by index.
 func (s *server) processUptimes(t *testing.T, appGUID string) map[int]int {
@@ -60,6 +73,7 @@ func (s *server) processUptimes(t *testing.T, appGUID string) map[int]int {
 // completes, its droplet is recorded, and the app runs it; so does a CF
 // task running there.
 func TestServerKill9_joinedCellInstancesAndStagingSurvive(t *testing.T) {
+	t.Parallel()
 	// The local cell is smaller than a staging (1024 MB) and than the
 	// app's instances (1 GB): all of it runs on the joined cell.
 	s := ownServer(t, "--cell-memory-mb", "900")
@@ -103,12 +117,8 @@ func TestServerKill9_joinedCellInstancesAndStagingSurvive(t *testing.T) {
 		return regexp.MustCompile(`(?m)^1\s+nap\s+RUNNING`).MatchString(r.stdout), r.out()
 	})
 
-	logFrom := s.logSize()
 	killed := time.Now()
-	s.kill9(t)
-	if err := s.start(); err != nil {
-		t.Fatalf("start the server again: %v", err)
-	}
+	logFrom := s.restartAfterKill9(t)
 
 	// The instances: adopted, not started again.
 	eventually(t, "every instance answers through the router after the restart", waitTimeout, func() (bool, string) { return s.answersAll(host, n) })

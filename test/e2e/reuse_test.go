@@ -11,6 +11,7 @@ import (
 // and starts the droplet it already has, saying so; `pando restage`
 // stages anyway; a changed file stages again.
 func TestPush_unchangedRepushReusesTheDropletAndRestageStages(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "droplet-reuse"
 	host := name + ".localhost"

@@ -155,6 +155,7 @@ func (r *routerProc) logTail() string {
 // meanwhile uses the table it kept), and get route changes again once the
 // server is back.
 func TestRouter_separateProcessRoutesThroughAServerCrash(t *testing.T) {
+	t.Parallel()
 	// The local cell is too small for the app (1 GB, and its staging):
 	// both run on the joined cell.
 	s := ownServer(t, "--cell-memory-mb", "900")

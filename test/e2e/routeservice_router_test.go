@@ -8,6 +8,7 @@ import "testing"
 // server's, and the other way round. Skipping the route service through
 // the separate router is refused.
 func TestServices_routeServiceWorksThroughASeparateRouter(t *testing.T) {
+	t.Parallel()
 	rs := startRouteService(t)
 	s := ownServerWithEnv(t, rs.trust)
 	rp := s.startRouterWithEnv(t, rs.trust)

@@ -144,10 +144,12 @@ func freeLoopbackAddr(ip string) (string, error) {
 }
 
 // start runs the server and returns once its API answers GET / (and, on
-// the first start, the CLI is logged in as admin). A first start whose
+// the first start, the CLI is logged in as admin), one start of the run
+// at a time (startTurn). A first start whose
 // port was taken between picking and binding (another test's process got
 // it) is tried again on new ports; later starts keep their addresses.
 func (s *server) start() error {
+	defer env.gates.startTurn()()
 	for attempt := 1; ; attempt++ {
 		err := s.startOnce()
 		if err == nil || attempt == 3 || !s.lostPortRace() {
@@ -342,17 +344,25 @@ func (s *server) killGroup(cmd *exec.Cmd) {
 	_ = cmd.Process.Kill()
 }
 
+// killAll kills the server's process group with SIGKILL (the server and
+// whatever it started that did not leave the group) and waits for it.
+func (s *server) killAll() {
+	cmd, exited := s.running()
+	if cmd == nil {
+		return
+	}
+	s.killGroup(cmd)
+	<-exited
+	s.mu.Lock()
+	s.cmd, s.exited = nil, nil
+	s.mu.Unlock()
+}
+
 // cleanup kills the server if it still runs, removes any runc container,
 // mount and cgroup it left, then deletes its directory (never through a
 // mount that could not be removed).
 func (s *server) cleanup() error {
-	if cmd, exited := s.running(); cmd != nil {
-		s.killGroup(cmd)
-		<-exited
-		s.mu.Lock()
-		s.cmd, s.exited = nil, nil
-		s.mu.Unlock()
-	}
+	s.killAll()
 	var errs []error
 	ids, err := s.containers()
 	if err != nil {

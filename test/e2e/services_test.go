@@ -15,6 +15,7 @@ import (
 // restage; unbinding and restarting removes them; an auditor cannot read
 // them.
 func TestServices_userProvidedServiceReachesVCAPServicesAfterARestart(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	admin, err := s.token()
 	if err != nil {

@@ -87,14 +87,15 @@ func stackVersion(t *testing.T, dir, re string, cmd ...string) string {
 }
 
 // TestPush_eachLanguageOnTheStackMakeStackBuilds pushes each language's
-// app to the stack and checks it runs on the stack's runtime. Parallel, so
-// it runs after the serial tests, while make test's build of the stack
-// goes on.
+// app to the stack and checks it runs on the stack's runtime. It waits for
+// make test's build of the stack before it takes a turn, while the other
+// tests run.
 func TestPush_eachLanguageOnTheStackMakeStackBuilds(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
 	dir, runtimes := madeStack(t)
 	s := ownServer(t, "--stack", "bookworm="+dir)
+	heavy(t)
 
 	stacks := s.mustPando(t, "stacks")
 	shows := map[string]string{
@@ -236,6 +237,7 @@ func tinyStack(t *testing.T) string {
 }
 
 func TestPush_javaOnAStackWithoutJavaFailsNamingBoth(t *testing.T) {
+	t.Parallel()
 	jar := javaJar(t)
 	s := ownServer(t, "--stack", "tiny="+tinyStack(t))
 

@@ -6,6 +6,7 @@ import (
 )
 
 func TestServer_stagingEnvReachesStagingBelowTheAppsEnvAndIsNotShown(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t, "--staging-env", "PROBE_PROXY=http://u:operator-secret@127.0.0.1:9", "--staging-env", "PROBE_REGISTRY=operator")
 	// A buildpack that writes what staging saw into the app, without printing it.
 	zip := buildpackZip(t, map[string]string{

@@ -45,6 +45,7 @@ func (s *server) typed(t *testing.T, home, stdin string, args ...string) result 
 // they may not do is refused with the role they lack; deleting the org
 // waits for its job.
 func TestTenancy_cliTeamVerbs(t *testing.T) {
+	t.Parallel()
 	s := ownServer(t)
 	s.mustPando(t, "create-org", "team")
 	s.mustPando(t, "create-space", "A", "-o", "team")

@@ -67,6 +67,7 @@ func (s *server) as(t *testing.T, home string, args ...string) result {
 // apps but not their environment and cannot push; deleting the org removes
 // its apps and their containers.
 func TestTenancy_teamWithRoles(t *testing.T) {
+	t.Parallel()
 	// Over HTTPS on :443 of a loopback address, as a team's cf or pando
 	// CLIs reach it.
 	ip, err := freeLoopback443()

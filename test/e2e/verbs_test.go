@@ -14,6 +14,7 @@ import (
 // its start timeout passes (not restarted at once to wait the same again),
 // and the push exits non-zero at that point, naming the reason.
 func TestPush_appThatNeverListensCrashesAtItsStartTimeout(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "deaf"
 	s.deleteAppOnCleanup(t, name)
@@ -52,6 +53,7 @@ func TestPush_appThatNeverListensCrashesAtItsStartTimeout(t *testing.T) {
 // pando push shows that line while it waits (before the start timeout),
 // and pando push and pando app name it in the crash reason.
 func TestPush_appOnTheWrongPortIsToldWhatItListensOn(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "wrongport"
 	s.deleteAppOnCleanup(t, name)
@@ -82,6 +84,7 @@ func TestPush_appOnTheWrongPortIsToldWhatItListensOn(t *testing.T) {
 // TestRestartAppInstance_replacesTheInstance: cf restart-app-instance's
 // request stops instance 0 and a fresh one serves in its place.
 func TestRestartAppInstance_replacesTheInstance(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "bounced"
 	s.deleteAppOnCleanup(t, name)
@@ -147,6 +150,7 @@ func (s *server) apiRequest(t *testing.T, method, path string) (int, string) {
 // apps' domain (the default), login.localhost is the API's: the push fails
 // before any upload, saying why, instead of routing to the API forever.
 func TestPush_anAppNamedAfterASystemHostIsRefused(t *testing.T) {
+	t.Parallel()
 	s := sharedServer(t)
 	const name = "login"
 	s.deleteAppOnCleanup(t, name)

@@ -95,6 +95,7 @@ func yarnClassicApp(t *testing.T) string {
 }
 
 func TestPush_yarnBerryPnPAppRunsWithItsOwnYarnOnTheStacksNode(t *testing.T) {
+	t.Parallel()
 	dir := berryApp(t)
 	s := sharedServer(t)
 	const name = "node-berry"
