@@ -10,7 +10,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -320,22 +319,7 @@ func adminPassword(cfg Config) (string, bool, error) {
 		}
 		return cfg.AdminPassword, false, nil
 	}
-	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
-		return strings.TrimSpace(string(b)), false, nil
-	}
-	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	buf := make([]byte, 24)
-	if _, err := rand.Read(buf); err != nil {
-		return "", false, err
-	}
-	for i := range buf {
-		buf[i] = alphabet[int(buf[i])%len(alphabet)]
-	}
-	pw := string(buf)
-	if err := atomicfile.WriteFile(path, []byte(pw+"\n"), 0o600, atomicfile.Durable()); err != nil {
-		return "", false, fmt.Errorf("store admin password: %w", err)
-	}
-	return pw, true, nil
+	return uaa.LoadOrCreateAdminPassword(cfg.DataDir)
 }
 
 // cellCapacity defaults the local cell to the machine's memory and a disk
