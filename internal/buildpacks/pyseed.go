@@ -47,11 +47,6 @@ func HostPython() string {
 	return ""
 }
 
-// pythonSeed is what one seed is made for.
-type pythonSeed struct {
-	python, venvPath, key string
-}
-
 // pythonSeedKey computes the key the python buildpack computes for a
 // venv at venvPath made by python: pytool.py seedid (the python's path,
 // version, size and mtime, and ensurepip's wheels), run by that python.

@@ -60,7 +60,7 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 			t.Fatalf("seed's %s names where it was made: %v\n%s", f, err, b)
 		}
 	}
-	if b, _ := os.ReadFile(filepath.Join(seed, "venv", "bin", "activate")); !strings.Contains(string(b), `"`+venvPath+`"`) {
+	if b, _ := os.ReadFile(filepath.Join(seed, "venv", "bin", "activate")); !strings.Contains(string(b), "VIRTUAL_ENV="+venvPath) && !strings.Contains(string(b), `VIRTUAL_ENV="`+venvPath+`"`) {
 		t.Fatalf("seed's activate does not name %s:\n%s", venvPath, b)
 	}
 	seedSite := filepath.Join(seed, "venv", "lib", pyname, "site-packages")
