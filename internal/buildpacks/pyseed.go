@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // The cell-wide fresh venv (pip and setuptools as ensurepip installs them)
@@ -91,8 +92,8 @@ func PythonSeedDir(ctx context.Context, cacheDir, python, venvPath string) (stri
 // venv records pointing to venvPath, as the python buildpack makes an
 // app's venv. It is made beside dir and renamed into place (a half-made
 // seed is never offered), readable by all and written by no staging (cells
-// mount it read-only). Seeds of other keys beside it are removed: one
-// seed per machine's python at a time.
+// mount it read-only). Seeds of other keys beside it older than an hour
+// are removed, which bounds the disk they take.
 func WarmPythonSeed(ctx context.Context, dir, python, venvPath string) error {
 	if PythonSeedReady(dir) {
 		return nil
@@ -212,19 +213,30 @@ func pythonSeedFinish(ctx context.Context, python, venv, venvPath string) error 
 	})
 }
 
-// removeOtherSeeds removes the finished seeds in parent other than keep
-// (hidden ones are seeds being made).
+// otherSeedAge is how old another key's seed (or a leftover of a seed
+// being made) must be before a new seed removes it: a server of another
+// buildpack or python sharing the cache dir may still offer its seed.
+const otherSeedAge = time.Hour
+
+// removeOtherSeeds removes the entries in parent other than keep that are
+// older than otherSeedAge: seeds of other keys, and what a server killed
+// while making a seed left (hidden).
 func removeOtherSeeds(parent, keep string) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if e.Name() == keep || strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
+		fi, err := e.Info()
+		if e.Name() == keep || err != nil || time.Since(fi.ModTime()) < otherSeedAge {
+			continue
+		}
+		old := filepath.Join(parent, e.Name())
+		if strings.HasPrefix(e.Name(), ".") {
+			_ = os.RemoveAll(old)
 			continue
 		}
 		// Renamed first so no staging is offered a seed half removed.
-		old := filepath.Join(parent, e.Name())
 		trash := filepath.Join(parent, ".old-"+e.Name())
 		if os.Rename(old, trash) == nil {
 			_ = os.RemoveAll(trash)

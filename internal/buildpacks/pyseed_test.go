@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,11 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 	stale := filepath.Join(filepath.Dir(seed), "0123456789abcdef")
 	must(t, os.MkdirAll(filepath.Join(stale, "venv"), 0o755))
 	must(t, os.WriteFile(filepath.Join(stale, "key"), []byte("pyseed1 old"), 0o644))
+	hoursAgo := time.Now().Add(-2 * time.Hour)
+	must(t, os.Chtimes(stale, hoursAgo, hoursAgo))
+	// One of a server of another version, made a moment ago, is kept.
+	recent := filepath.Join(filepath.Dir(seed), "fedcba9876543210")
+	must(t, os.MkdirAll(filepath.Join(recent, "venv"), 0o755))
 	if buildpacks.PythonSeedReady(seed) {
 		t.Fatalf("seed %s ready before it was made", seed)
 	}
@@ -47,8 +53,12 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 	}
 	entries, err := os.ReadDir(filepath.Dir(seed))
 	must(t, err)
-	if len(entries) != 1 {
-		t.Fatalf("seed parent holds %d entries, want the seed alone: %v", len(entries), entries)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{filepath.Base(seed), filepath.Base(recent)}; len(names) != 2 || !slices.Contains(names, want[0]) || !slices.Contains(names, want[1]) {
+		t.Fatalf("seed parent holds %v, want %v", names, want)
 	}
 	key, err := os.ReadFile(filepath.Join(seed, "key"))
 	must(t, err)
