@@ -71,7 +71,7 @@ it and keeps it running, draining.`,
 	f.StringVar(&disk, "disk", "", "disk the cell offers to apps, e.g. 100G (default: the data dir's file system size)")
 	f.StringToStringVar(&cfg.Stacks, "stack", nil, "extra stack NAME=ROOTFS_DIR (repeatable)")
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack")
-	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches (Go build cache seed)")
+	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches (Go build cache seed, python venv seed)")
 	f.StringVar(&logRateCeiling, "log-rate-ceiling", "4M", "the cell's bound on each container's log lines per second (unlimited: none)")
 	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers (a multiple of 65536)")
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")

@@ -119,10 +119,22 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// readyGoSeed marks the Go build cache seed under cacheDir as built, so
-// a booting cell does not compile the standard library.
-func readyGoSeed(t *testing.T, cacheDir string) {
+// readySeeds marks the Go build cache seed and the python venv seed
+// under cacheDir as built, so a booting cell does not compile the
+// standard library or run ensurepip.
+func readySeeds(t *testing.T, cacheDir string) {
 	t.Helper()
+	if py := buildpacks.HostPython(); py != "" {
+		dir, err := buildpacks.PythonSeedDir(context.Background(), cacheDir, py, buildpacks.PythonSeedVenvPath)
+		if err == nil {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, buildpacks.PythonSeedKeyFile), []byte("pyseed1 test"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	dir, err := buildpacks.GoCacheSeedDir(context.Background(), cacheDir)
 	if err != nil {
 		return // no Go toolchain: the cell warms nothing
@@ -284,7 +296,7 @@ func TestRunAPI_aCellAndARouterJoinAndEachStopsCleanly(t *testing.T) {
 
 	// A cell joins with the cell token the API wrote.
 	cellDir, cacheDir := t.TempDir(), t.TempDir()
-	readyGoSeed(t, cacheDir)
+	readySeeds(t, cacheDir)
 	cellCfg := CellConfig{
 		JoinURL: "http://" + addrs[0], Token: readToken(t, filepath.Join(apiCfg.DataDir, cellauth.TokenFile)),
 		DataDir: cellDir, CacheDir: cacheDir, Addr: freeAddr(t), ID: "cell-boot", MemoryMB: 1024, DiskMB: 1024,
@@ -331,7 +343,7 @@ func TestRun_servesWithItsLocalCellAndStopsCleanly(t *testing.T) {
 	ready := make(chan [2]string, 1)
 	cfg := platformConfig(t, ready)
 	cfg.CacheDir = t.TempDir()
-	readyGoSeed(t, cfg.CacheDir)
+	readySeeds(t, cfg.CacheDir)
 	cfg.CellMemoryMB, cfg.CellDiskMB = 2048, 4096
 	cfg.backend = fakeBackend{fake.New(fake.Options{})}
 	var stdout bytes.Buffer // written before Ready

@@ -88,6 +88,8 @@ type cellRuntime struct {
 	images        *imagePuller
 	stagingCaches []cell.StagingCache
 	goSeed        string       // "" without a Go toolchain
+	pySeed        string       // "" without a python3 on the host
+	pyHost        string       // the host's python3 the seed is made with
 	adopter       cell.Adopter // the backend, when the rep adopts (and cleans up)
 	log           *slog.Logger
 }
@@ -127,6 +129,20 @@ func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger, adopt b
 			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
 		})
 	}
+	// The python buildpack's fresh venv for the host stack's python3: made
+	// by the cell (never by a staging, whose app could plant files in
+	// it), mounted read-only.
+	if py := buildpacks.HostPython(); py == "" {
+		log.Info("no python3 on the host: python stagings on the host stack run ensurepip")
+	} else if pySeed, err := buildpacks.PythonSeedDir(ctx, p.cacheDir, py, buildpacks.PythonSeedVenvPath); err != nil {
+		log.Warn("no python venv seed: first python installs run ensurepip", "err", err)
+	} else {
+		r.pySeed, r.pyHost = pySeed, py
+		r.stagingCaches = append(r.stagingCaches, cell.StagingCache{
+			HostDir: pySeed, ContainerDir: "/tmp/python-venv-seed", Env: "PANDO_PYTHON_VENV_SEED",
+			Ready: func() bool { return buildpacks.PythonSeedReady(pySeed) },
+		})
+	}
 	// Image layers: <data-dir>/layers, one content-addressed cache for
 	// every container of the cell.
 	r.images, err = newImagePuller(p.reg, filepath.Join(p.dataDir, "layers"), p.layerCacheMaxBytes, log.With("component", "layers"))
@@ -155,9 +171,17 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 	}
 }
 
-// warm builds the Go build cache seed in the background, unless it is
-// there already.
+// warm builds the Go build cache seed and the python venv seed in the
+// background, unless they are there already.
 func (r *cellRuntime) warm(ctx context.Context, g *errgroup.Group) {
+	if r.pySeed != "" {
+		g.Go(func() error {
+			if err := buildpacks.WarmPythonSeed(ctx, r.pySeed, r.pyHost, buildpacks.PythonSeedVenvPath); err != nil && ctx.Err() == nil {
+				r.log.Warn("warm python venv seed", "err", err)
+			}
+			return nil
+		})
+	}
 	if r.goSeed == "" {
 		return
 	}

@@ -31,7 +31,7 @@ func TestRun_keepAppsOnStopLeavesTheLocalCellsContainersRunning(t *testing.T) {
 			ready := make(chan [2]string, 1)
 			cfg := platformConfig(t, ready)
 			cfg.CacheDir = t.TempDir()
-			readyGoSeed(t, cfg.CacheDir)
+			readySeeds(t, cfg.CacheDir)
 			cfg.CellMemoryMB, cfg.CellDiskMB = 2048, 4096
 			cfg.backend = fakeBackend{backend}
 			cfg.KeepAppsOnStop = keep

@@ -70,7 +70,7 @@ type Config struct {
 	// stack (e.g. "cflinuxfs4" for CF's own buildpacks).
 	HostCFStack string
 	// CacheDir holds machine-wide caches shared by servers (the Go build
-	// cache seed); default /var/cache/pando.
+	// cache seed, the python venv seed); default /var/cache/pando.
 	CacheDir string
 	// RouterMaxConns, RouterMaxConnsPerClient and RouterMaxRequestsPerApp
 	// are the router's caps (router.Config); zero picks defaults that fit
