@@ -95,3 +95,42 @@ func TestPush_restartsWhileTheStagingOutputDrains(t *testing.T) {
 		t.Errorf("requests: the droplet (%d) must be set before the restart (%d): %v", droplet, restart, f.requests())
 	}
 }
+
+// A registry user without a password is refused before the app is
+// created, not after, which would leave a stopped app behind.
+func TestPush_dockerUsernameWithoutPasswordIsRefusedBeforeAnyAPICall(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1", "--docker-username", "bob")
+	if err == nil || !strings.Contains(err.Error(), "CF_DOCKER_PASSWORD") {
+		t.Fatalf("err = %v", err)
+	}
+	if reqs := f.requests(); len(reqs) != 0 {
+		t.Errorf("API calls made: %v", reqs)
+	}
+}
+
+// The API ends a failed staging's output with "Staging failed: REASON";
+// the CLI then does not say it once more on stderr (the command's error
+// still carries the reason). A reason the output did not show is said.
+func TestPush_aStagingFailureTheOutputShowedIsNotRepeated(t *testing.T) {
+	const reason = "StagingError - Staging error: registry.example/web:nope not found: the repository has no such tag or manifest"
+	for _, shown := range []bool{true, false} {
+		f := newFakeCF(t)
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		f.lastLine = "Staging docker image registry.example/web:nope..."
+		if shown {
+			f.lastLine = "Staging failed: " + reason
+		}
+		f.buildError = reason
+		err := h.run("push", "myapp", "--docker-image", "registry.example/web:nope")
+		if err == nil || !strings.Contains(err.Error(), reason) {
+			t.Fatalf("shown %v: err = %v", shown, err)
+		}
+		if n := strings.Count(h.out.String()+h.err.String(), "Staging failed: "+reason); n != 1 {
+			t.Errorf("shown %v: the reason is said %d times, want once:\nstdout:\n%s\nstderr:\n%s", shown, n, h.out, h.err)
+		}
+	}
+}
