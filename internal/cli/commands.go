@@ -331,9 +331,19 @@ func (e *env) setEnvCmd() *cobra.Command {
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: &args[2]}); err != nil {
 				return err
 			}
-			s.out("OK\n\nTIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.\n", app.Name, app.Name)
+			s.out("OK\n\n%s\n", envTip(app))
 			return nil
 		})
+}
+
+// envTip says how an app picks up a change of its environment. A docker
+// app's staging does not read it, and a restage would also resolve the
+// image's tag again: restart is the way.
+func envTip(app *api.App) string {
+	if app.Lifecycle.Type == "docker" {
+		return fmt.Sprintf("TIP: Use 'pando restart %s' for the change to take effect (a restage would also resolve its image's tag again).", app.Name)
+	}
+	return fmt.Sprintf("TIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.", app.Name, app.Name)
 }
 
 func (e *env) unsetEnvCmd() *cobra.Command {
@@ -352,7 +362,7 @@ func (e *env) unsetEnvCmd() *cobra.Command {
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: nil}); err != nil {
 				return err
 			}
-			s.out("OK\n\nTIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.\n", app.Name, app.Name)
+			s.out("OK\n\n%s\n", envTip(app))
 			return nil
 		})
 }
