@@ -127,10 +127,46 @@ func (s *session) stageNewest(ctx context.Context, app *api.App, wait time.Durat
 	if err != nil {
 		return err
 	}
+	var before string
+	if app.Lifecycle.Type == "docker" {
+		before = s.dropletImage(ctx, app)
+	}
 	if err := s.stageAndRestart(ctx, app, pkg, wait, nil); err != nil {
 		return err
 	}
+	if before != "" {
+		if after := s.dropletImage(ctx, app); after != "" {
+			s.out("\n%s\n", imageMoved(before, after))
+		}
+	}
 	return s.showApp(ctx, app.Name)
+}
+
+// dropletImage is the pinned image the app's current droplet runs, or ""
+// (none, or it cannot be read: the note it serves is not worth failing for).
+func (s *session) dropletImage(ctx context.Context, app *api.App) string {
+	d, err := s.c.CurrentDroplet(ctx, app.GUID)
+	if err != nil || d == nil || d.Image == nil {
+		return ""
+	}
+	return *d.Image
+}
+
+// imageMoved says whether a restage of a docker app changed the image it
+// runs: the point of restaging one is to follow a tag that moved.
+func imageMoved(before, after string) string {
+	if before == after {
+		return "Image unchanged: the tag still points at " + digestOf(after) + "."
+	}
+	return "Image changed: " + digestOf(before) + " -> " + digestOf(after) + "."
+}
+
+// digestOf is the digest of a pinned REPO@DIGEST reference, or ref itself.
+func digestOf(ref string) string {
+	if _, d, ok := strings.Cut(ref, "@"); ok {
+		return d
+	}
+	return ref
 }
 
 func (e *env) stopCmd() *cobra.Command {

@@ -134,3 +134,49 @@ func TestPush_aStagingFailureTheOutputShowedIsNotRepeated(t *testing.T) {
 		}
 	}
 }
+
+// Restaging a docker app says whether its image changed: the tag is
+// resolved again, and following a moved tag is why one restages it.
+func TestRestage_aDockerAppSaysWhetherItsImageChanged(t *testing.T) {
+	const repo = "registry.example/web@"
+	old, moved := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	for _, tc := range []struct {
+		after, want string
+	}{
+		{moved, "Image changed: " + old + " -> " + moved + "."},
+		{old, "Image unchanged: the tag still points at " + old + "."},
+	} {
+		f := newFakeCF(t)
+		f.appExists, f.dockerApp = true, true
+		f.lastLine = "Staging complete"
+		f.stats = [][]statEntry{{{state: "RUNNING"}}}
+		var mu sync.Mutex
+		staged := false
+		f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.Method + " " + r.URL.Path {
+			case "GET /v3/packages":
+				f.writeJSON(w, 200, f.list(map[string]any{"guid": pkgGUID, "type": "docker", "state": "READY"}))
+			case "PATCH /v3/apps/" + appGUID + "/relationships/current_droplet":
+				staged = true
+				return false
+			case "GET /v3/apps/" + appGUID + "/droplets/current":
+				image := repo + old
+				if staged {
+					image = repo + tc.after
+				}
+				f.writeJSON(w, 200, map[string]any{"guid": dropGUID, "state": "STAGED", "image": image, "created_at": "2026-11-26T03:25:55Z"})
+			default:
+				return false
+			}
+			return true
+		}
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		out := h.mustRun("restage", "myapp")
+		if !strings.Contains(out, "\n"+tc.want+"\n") {
+			t.Errorf("restage to %s said:\n%s", tc.after, out)
+		}
+	}
+}
