@@ -171,6 +171,9 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 		if pkg, err = s.c.CreatePackage(ctx, app.GUID, d); err != nil {
 			return err
 		}
+	} else if app.Lifecycle.Type == "docker" {
+		// Before any upload: the API refuses files for a docker app.
+		return fmt.Errorf("app %s runs a docker image: push it with --docker-image, or delete it ('pando delete %s') to push files under this name", name, name)
 	} else if pkg, err = s.uploadBits(ctx, app, m.files); err != nil {
 		return err
 	}

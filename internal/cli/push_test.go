@@ -180,3 +180,23 @@ func TestRestage_aDockerAppSaysWhetherItsImageChanged(t *testing.T) {
 		}
 	}
 }
+
+// Files pushed to a docker app are refused before any upload, saying how
+// to push it instead.
+func TestPush_filesToADockerAppAreRefusedBeforeTheUpload(t *testing.T) {
+	f := newFakeCF(t)
+	f.appExists, f.dockerApp = true, true
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	app := t.TempDir()
+	writeFiles(t, app, map[string]string{"index.html": "hi"})
+	err := h.run("push", "myapp", "-p", app)
+	if err == nil || !strings.Contains(err.Error(), "app myapp runs a docker image: push it with --docker-image") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, r := range f.requests() {
+		if strings.Contains(r, "resource_matches") || strings.Contains(r, "/v3/packages") {
+			t.Errorf("request %s for a docker app's files", r)
+		}
+	}
+}
