@@ -61,7 +61,11 @@ func taskFailureDescription(t pando.Task) string {
 	case pando.FailureExited, pando.FailureOOM, pando.FailureDiskFull:
 		return exitWords(src, f)
 	case pando.FailureStartFailed:
-		return "failed to create container: " + f.Detail
+		s := "failed to create container: " + f.Detail
+		if f.Hint != "" {
+			s += " (" + f.Hint + ")"
+		}
+		return s
 	case pando.FailureLost:
 		return src + ": " + f.Detail
 	case pando.FailureCancelled:

@@ -74,6 +74,8 @@ func TestTaskFailureDescription(t *testing.T) {
 		{"unnamed task is its guid", pando.Task{GUID: "t-guid", Failed: true, Failure: &pando.Failure{Kind: pando.FailureExited, ExitCode: 2}, Run: &pando.RunRequest{}},
 			"APP/TASK/t-guid Exited with status 2"},
 		{"start failed", named(&pando.Failure{Kind: pando.FailureStartFailed, Detail: "no space"}), "failed to create container: no space"},
+		{"start failed with a hint", named(&pando.Failure{Kind: pando.FailureStartFailed, Detail: "exec /bin/sh: missing", Hint: "the image has no /bin/sh"}),
+			"failed to create container: exec /bin/sh: missing (the image has no /bin/sh)"},
 		{"lost", named(&pando.Failure{Kind: pando.FailureLost, Detail: "wait: gone"}), "APP/TASK/migrate: wait: gone"},
 		{"cancelled", named(&pando.Failure{Kind: pando.FailureCancelled}), "task was cancelled"},
 		{"cell shut down", named(&pando.Failure{Kind: pando.FailureCellShutdown}), "cell cell-7 shut down before the task completed"},

@@ -298,8 +298,9 @@ func (r *Rep) live(i *instance) *pando.Failure {
 			return &pando.Failure{Kind: pando.FailureStopped}
 		}
 		r.log.Error("create container", "instance_guid", i.guid, "error", err)
-		r.cellLog(i, "ERR", "Cell %s failed to create container for instance %s: %v", r.cfg.ID, i.guid, err)
-		return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error()}
+		hint := noShellHint(i.lrp.Image, err)
+		r.cellLog(i, "ERR", "Cell %s failed to create container for instance %s: %v%s", r.cfg.ID, i.guid, err, parenthesized(hint))
+		return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error(), Hint: hint}
 	}
 	ctr := i.container()
 	r.cellLog(i, "OUT", "Cell %s successfully created container for instance %s", r.cfg.ID, i.guid)

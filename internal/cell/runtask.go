@@ -169,8 +169,9 @@ func (r *Rep) startTask(ctx context.Context, tk *task, dir string) (run *resumed
 			return nil, release, taskStopFailure(ctx)
 		}
 		r.log.Error("create task container", "task_guid", guid, "error", err)
-		r.taskLog(tk, "ERR", "Cell %s failed to create container for task %s: %v", r.cfg.ID, guid, err)
-		return nil, release, &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error()}
+		hint := noShellHint(tk.t.Run.Image, err)
+		r.taskLog(tk, "ERR", "Cell %s failed to create container for task %s: %v%s", r.cfg.ID, guid, err, parenthesized(hint))
+		return nil, release, &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error(), Hint: hint}
 	}
 	r.taskLog(tk, "OUT", "Cell %s successfully created container for task %s", r.cfg.ID, guid)
 	run = &resumed{ctr: ctr, vol: vol, stdout: stdout, stderr: stderr}

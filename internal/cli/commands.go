@@ -127,10 +127,46 @@ func (s *session) stageNewest(ctx context.Context, app *api.App, wait time.Durat
 	if err != nil {
 		return err
 	}
+	var before string
+	if app.Lifecycle.Type == "docker" {
+		before = s.dropletImage(ctx, app)
+	}
 	if err := s.stageAndRestart(ctx, app, pkg, wait, nil); err != nil {
 		return err
 	}
+	if before != "" {
+		if after := s.dropletImage(ctx, app); after != "" {
+			s.out("\n%s\n", imageMoved(before, after))
+		}
+	}
 	return s.showApp(ctx, app.Name)
+}
+
+// dropletImage is the pinned image the app's current droplet runs, or ""
+// (none, or it cannot be read: the note it serves is not worth failing for).
+func (s *session) dropletImage(ctx context.Context, app *api.App) string {
+	d, err := s.c.CurrentDroplet(ctx, app.GUID)
+	if err != nil || d == nil || d.Image == nil {
+		return ""
+	}
+	return *d.Image
+}
+
+// imageMoved says whether a restage of a docker app changed the image it
+// runs: the point of restaging one is to follow a tag that moved.
+func imageMoved(before, after string) string {
+	if before == after {
+		return "Image unchanged: the tag still points at " + digestOf(after) + "."
+	}
+	return "Image changed: " + digestOf(before) + " -> " + digestOf(after) + "."
+}
+
+// digestOf is the digest of a pinned REPO@DIGEST reference, or ref itself.
+func digestOf(ref string) string {
+	if _, d, ok := strings.Cut(ref, "@"); ok {
+		return d
+	}
+	return ref
 }
 
 func (e *env) stopCmd() *cobra.Command {
@@ -331,9 +367,19 @@ func (e *env) setEnvCmd() *cobra.Command {
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: &args[2]}); err != nil {
 				return err
 			}
-			s.out("OK\n\nTIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.\n", app.Name, app.Name)
+			s.out("OK\n\n%s\n", envTip(app))
 			return nil
 		})
+}
+
+// envTip says how an app picks up a change of its environment. A docker
+// app's staging does not read it, and a restage would also resolve the
+// image's tag again: restart is the way.
+func envTip(app *api.App) string {
+	if app.Lifecycle.Type == "docker" {
+		return fmt.Sprintf("TIP: Use 'pando restart %s' for the change to take effect (a restage would also resolve its image's tag again).", app.Name)
+	}
+	return fmt.Sprintf("TIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.", app.Name, app.Name)
 }
 
 func (e *env) unsetEnvCmd() *cobra.Command {
@@ -352,7 +398,7 @@ func (e *env) unsetEnvCmd() *cobra.Command {
 			if err := s.c.UpdateEnvVars(ctx, app.GUID, map[string]*string{args[1]: nil}); err != nil {
 				return err
 			}
-			s.out("OK\n\nTIP: Use 'pando restage %s' (or 'pando restart %s' when staging does not read it) for the change to take effect.\n", app.Name, app.Name)
+			s.out("OK\n\n%s\n", envTip(app))
 			return nil
 		})
 }

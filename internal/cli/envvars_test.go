@@ -78,3 +78,24 @@ func TestUnsetEnv_saysWhenTheVariableWasNotSet(t *testing.T) {
 		t.Errorf("after unset-env: vars %v, %d PATCH requests", fe.vars, fe.patches)
 	}
 }
+
+// set-env on a docker app tips restart, not restage: its staging does not
+// read the environment, and a restage would move it to wherever its tag
+// points now.
+func TestSetEnv_tipsRestartForADockerApp(t *testing.T) {
+	for _, docker := range []bool{false, true} {
+		f := newFakeCF(t)
+		f.appExists, f.dockerApp = true, docker
+		fe := &fakeEnvVars{vars: map[string]string{}}
+		f.mu.Lock()
+		f.extra = fe.serve(f)
+		f.mu.Unlock()
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		out := h.mustRun("set-env", "myapp", "GREETING", "hola")
+		restage := strings.Contains(out, "'pando restage myapp'")
+		if restage == docker || !strings.Contains(out, "'pando restart myapp'") {
+			t.Errorf("docker %v: set-env said:\n%s", docker, out)
+		}
+	}
+}

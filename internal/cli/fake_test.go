@@ -47,6 +47,7 @@ type fakeCF struct {
 
 	appExists bool
 	appState  string
+	dockerApp bool // the app has the docker lifecycle
 	instances int
 	stgLines  []string
 	lastLine  string // sent after the build is reported finished, then the stream ends
@@ -166,10 +167,14 @@ func (f *fakeCF) list(items ...any) map[string]any {
 func (f *fakeCF) appJSON() map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	lifecycle := map[string]any{"type": "buildpack", "data": map[string]any{"buildpacks": []string{}, "stack": "cflinuxfs4"}}
+	if f.dockerApp {
+		lifecycle = map[string]any{"type": "docker", "data": map[string]any{}}
+	}
 	return map[string]any{
 		"guid": appGUID, "name": "myapp", "state": f.appState,
 		"created_at": "2026-11-26T03:25:49Z", "updated_at": "2026-11-26T03:25:49Z",
-		"lifecycle": map[string]any{"type": "buildpack", "data": map[string]any{"buildpacks": []string{}, "stack": "cflinuxfs4"}},
+		"lifecycle": lifecycle,
 	}
 }
 

@@ -53,6 +53,9 @@ type manifestApp struct {
 	path   string
 	// files are the app's files at path, collected before any API call.
 	files []appFile
+	// dockerPassword is the registry password of a docker app with a
+	// username, read before any API call.
+	dockerPassword string
 }
 
 func (a *manifestApp) name() string {

@@ -90,8 +90,17 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 	}
 	// Read every app's files first: a wrong path or an empty directory
 	// fails before anything changes on the server.
+	var dockerPassword string
 	for _, a := range apps {
-		if image, _ := a.docker(); image != "" {
+		if image, user := a.docker(); image != "" {
+			// The registry password too: a missing one fails before
+			// the app is created.
+			if user != "" && dockerPassword == "" {
+				if dockerPassword, err = e.dockerPassword(); err != nil {
+					return err
+				}
+			}
+			a.dockerPassword = dockerPassword
 			continue
 		}
 		if a.files, err = collectFiles(a.path); err != nil {
@@ -151,9 +160,7 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 	if image, user := m.docker(); image != "" {
 		d := &api.DockerData{Image: image, Username: user}
 		if user != "" {
-			if d.Password, err = s.dockerPassword(); err != nil {
-				return err
-			}
+			d.Password = m.dockerPassword
 		}
 		s.out("Using Docker image %s\n", image)
 		if !noStart {
@@ -164,6 +171,9 @@ func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, wai
 		if pkg, err = s.c.CreatePackage(ctx, app.GUID, d); err != nil {
 			return err
 		}
+	} else if app.Lifecycle.Type == "docker" {
+		// Before any upload: the API refuses files for a docker app.
+		return fmt.Errorf("app %s runs a docker image: push it with --docker-image, or delete it ('pando delete %s') to push files under this name", name, name)
 	} else if pkg, err = s.uploadBits(ctx, app, m.files); err != nil {
 		return err
 	}
@@ -223,12 +233,12 @@ func (s *session) stageAndRestart(ctx context.Context, app *api.App, pkg *api.Pa
 	return s.waitStarted(ctx, app, waitTimeout)
 }
 
-func (s *session) dockerPassword() (string, error) {
-	if p := s.getenv("CF_DOCKER_PASSWORD"); p != "" {
+func (e *env) dockerPassword() (string, error) {
+	if p := e.getenv("CF_DOCKER_PASSWORD"); p != "" {
 		return p, nil
 	}
-	if isTerminal(s.streams.In) {
-		return s.promptSecret("Docker password")
+	if isTerminal(e.streams.In) {
+		return e.promptSecret("Docker password")
 	}
 	return "", errors.New("--docker-username needs the password in the environment variable CF_DOCKER_PASSWORD")
 }

@@ -41,12 +41,25 @@ func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package, f *
 		buildDone <- result{b, err}
 	}()
 
+	// The last staging line printed: the API ends a failed staging's
+	// output with "Staging failed: REASON", which need not be said twice.
+	var last string
+	show := func(l api.LogLine) {
+		s.printStagingLine(l)
+		t := strings.TrimSpace(l.Payload)
+		if i := strings.LastIndexByte(t, '\n'); i >= 0 {
+			t = strings.TrimSpace(t[i+1:])
+		}
+		if t != "" {
+			last = t
+		}
+	}
 	var res result
 wait:
 	for {
 		select {
 		case l := <-f.lines:
-			s.printStagingLine(l)
+			show(l)
 		case res = <-buildDone:
 			break wait
 		case err := <-f.done:
@@ -64,11 +77,11 @@ wait:
 	if staged != nil && res.b.State != "FAILED" && res.b.DropletGUID() != "" {
 		staged(res.b)
 	}
-	f.drain(ctx, s.printStagingLine)
+	f.drain(ctx, show)
 
 	b = res.b
 	if b.State == "FAILED" {
-		return nil, s.stagingFailed(ctx, app, b)
+		return nil, s.stagingFailed(ctx, app, b, last)
 	}
 	if b.DropletGUID() == "" {
 		return nil, fmt.Errorf("staging %s ended %s without a droplet", app.Name, b.State)
@@ -109,13 +122,16 @@ func stagingCode(msg string) int {
 var exitCodeRE = regexp.MustCompile(`\b22[2-5]\b`)
 
 // stagingFailed prints what went wrong and what to do, and returns the
-// error the command exits with.
-func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build) error {
+// error the command exits with. lastLine is the staging output's last
+// line: when it already said why, only the hints follow it.
+func (s *session) stagingFailed(ctx context.Context, app *api.App, b *api.Build, lastLine string) error {
 	msg := b.ErrorText()
 	if msg == "" {
 		msg = "staging failed"
 	}
-	s.errf("\nStaging failed: %s\n", msg)
+	if lastLine != "Staging failed: "+msg {
+		s.errf("\nStaging failed: %s\n", msg)
+	}
 	switch stagingCode(msg) {
 	case 222:
 		tried := b.Lifecycle.Data.Buildpacks

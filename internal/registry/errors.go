@@ -124,6 +124,7 @@ func (c *Client) classify(ctx context.Context, err error, ref, host string, cred
 	var (
 		terr    *transport.Error
 		plain   *errPlainHTTP
+		dialErr *net.OpError
 		timeout *errTimeout
 		large   *errTooLarge
 		netErr  net.Error
@@ -137,6 +138,10 @@ func (c *Client) classify(ctx context.Context, err error, ref, host string, cred
 	// the real problem.
 	case errors.As(err, &certErr), errors.As(err, &x509Err), errors.As(err, &hostErr):
 		return mk(Unreachable, "cannot reach registry %s over TLS: %v", host, err)
+	case errors.As(err, &plain) && errors.As(err, &dialErr) && dialErr.Op == "dial":
+		// go-containerregistry fell back to plain HTTP after HTTPS could
+		// not even connect: nothing answers there, whatever the scheme.
+		return mk(Unreachable, "cannot reach registry %s: %v (a registry that serves plain HTTP must also be listed with pando server --insecure-registry %s)", host, dialErr, host)
 	case errors.As(err, &plain):
 		return mk(Unreachable, "registry %s answers only plain HTTP, which Pando allows only for registries its operator lists as insecure (pando server --insecure-registry %s, and the same on each pando cell)", host, host)
 	case errors.As(err, &timeout):

@@ -355,6 +355,25 @@ func TestResolve_anUnreachableRegistryFailsClearly(t *testing.T) {
 	}
 }
 
+// A loopback registry not listed as insecure that nothing answers on is
+// unreachable, not "plain HTTP only": go-containerregistry's plain-HTTP
+// fallback after the failed HTTPS dial must not hide the refused
+// connection.
+func TestResolve_anUnlistedLoopbackRegistryThatIsDownIsUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := ln.Addr().String()
+	ln.Close()
+	c := newClient(t, registry.Options{})
+	_, err = c.Resolve(context.Background(), host+"/app:1", nil)
+	if registry.KindOf(err) != registry.Unreachable || !strings.Contains(err.Error(), "cannot reach registry "+host+": ") ||
+		!strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "answers only plain HTTP") {
+		t.Fatalf("%v (kind %q)", err, registry.KindOf(err))
+	}
+}
+
 func TestResolve_plainHTTPOnlyForListedRegistries(t *testing.T) {
 	var plainRequests atomic.Int64
 	host := registrytest.InProcess(t, func(next http.Handler) http.Handler {

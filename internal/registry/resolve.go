@@ -92,7 +92,11 @@ func (c *Client) ResolveNotify(ctx context.Context, ref string, creds *Credentia
 	opts := c.remoteOptions(ctx, creds)
 	desc, err := remote.Get(r, opts...)
 	if err != nil {
-		return fail(err, Unreachable)
+		e := c.classify(ctx, err, ref, host, creds, Unreachable)
+		if tag, ok := r.(name.Tag); ok && ctx.Err() == nil {
+			e = c.explainMissingTag(ctx, e, err, tag, opts)
+		}
+		return nil, e
 	}
 	out := &Image{Ref: ref, Repository: r.Context().Name()}
 	var img v1.Image

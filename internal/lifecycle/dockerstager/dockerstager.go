@@ -91,9 +91,13 @@ func (s *Stager) Stage(ctx context.Context, req pando.StagingRequest, out func(l
 		}
 		return pando.StagingResult{}, failure(err, req.DockerPassword)
 	}
-	if img.IndexDigest != "" {
+	switch {
+	case img.IndexDigest != "":
 		out(fmt.Sprintf("Resolved %s to %s (linux/amd64 of index %s)", ref, img.Digest, img.IndexDigest))
-	} else {
+	case strings.HasSuffix(ref, "@"+img.Digest):
+		// Nothing to resolve: "Resolved R@D to D" would say nothing.
+		out(fmt.Sprintf("Using digest %s as given", img.Digest))
+	default:
 		out(fmt.Sprintf("Resolved %s to %s", ref, img.Digest))
 	}
 	var size int64

@@ -139,6 +139,20 @@ func TestStage_saysHowManyLayers(t *testing.T) {
 	}
 }
 
+// A reference by digest is used as given, not "resolved" to itself.
+func TestStage_aDigestReferenceIsUsedAsGiven(t *testing.T) {
+	host := registrytest.InProcess(t, nil)
+	digest := registrytest.Push(t, host+"/web:1", image(t, "amd64", v1.Config{}), "", "")
+	s, _ := newStager(t, host)
+	res, log, err := stage(t, s, host+"/web@"+digest.String(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Image != host+"/web@"+digest.String() || !strings.Contains(log.all(), "Using digest "+digest.String()+" as given") || strings.Contains(log.all(), "Resolved") {
+		t.Errorf("image %q, staging log:\n%s", res.Image, log.all())
+	}
+}
+
 func maps(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
