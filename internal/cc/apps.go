@@ -97,7 +97,7 @@ func (a *API) checkBuildpacks(ctx context.Context, names []string) error {
 		if strings.Contains(n, "://") {
 			return &pando.Error{Kind: pando.EUnknownBuildpk, Message: fmt.Sprintf("Buildpack %q must be an existing admin buildpack: Pando stages offline and cannot download buildpacks from URLs", n)}
 		}
-		bps, err := a.store.ListBuildpacks(ctx, []string{n})
+		bps, err := a.db(ctx).ListBuildpacks(ctx, []string{n})
 		if err != nil {
 			return fmt.Errorf("list buildpacks: %w", err)
 		}
@@ -112,7 +112,7 @@ func (a *API) checkStack(ctx context.Context, name string) error {
 	if name == "" {
 		return nil
 	}
-	stacks, err := a.store.ListStacks(ctx, []string{name})
+	stacks, err := a.db(ctx).ListStacks(ctx, []string{name})
 	if err != nil {
 		return fmt.Errorf("list stacks: %w", err)
 	}
@@ -142,7 +142,7 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	if err := validateEnvVars(in.EnvVars); err != nil {
 		return pando.App{}, err
 	}
-	space, err := a.store.GetSpace(ctx, in.SpaceGUID)
+	space, err := a.db(ctx).GetSpace(ctx, in.SpaceGUID)
 	if err != nil {
 		return pando.App{}, asNotFound(err, "Space")
 	}
@@ -183,7 +183,7 @@ func (a *API) createApp(ctx context.Context, id Identity, in appCreate) (pando.A
 	if app.EnvVars == nil {
 		app.EnvVars = map[string]string{}
 	}
-	err = a.store.InTx(ctx, func(tx pando.Store) error {
+	err = a.db(ctx).InTx(ctx, func(tx pando.Store) error {
 		existing, err := tx.ListApps(ctx, pando.AppFilter{Names: []string{in.Name}, SpaceGUIDs: []string{space.GUID}})
 		if err != nil {
 			return err
@@ -235,7 +235,7 @@ func (a *API) defaultProcess(app pando.App, typ string) pando.Process {
 }
 
 func (a *API) getAppByGUID(ctx context.Context, guid string) (pando.App, error) {
-	app, err := a.store.GetApp(ctx, guid)
+	app, err := a.db(ctx).GetApp(ctx, guid)
 	if err != nil {
 		return pando.App{}, asNotFound(err, "App")
 	}
@@ -247,7 +247,7 @@ func (a *API) getAppByGUID(ctx context.Context, guid string) (pando.App, error) 
 // other. fn returning errUnchanged skips the write.
 func (a *API) mutateApp(ctx context.Context, guid string, fn func(app *pando.App) error) (pando.App, error) {
 	var out pando.App
-	err := a.store.InTx(ctx, func(tx pando.Store) error {
+	err := a.db(ctx).InTx(ctx, func(tx pando.Store) error {
 		app, err := tx.GetApp(ctx, guid)
 		if err != nil {
 			return asNotFound(err, "App")
@@ -321,7 +321,7 @@ func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.A
 		return app, fmt.Errorf("start app %s: %w", app.GUID, err)
 	}
 	if started {
-		if err := a.store.PinServiceBindings(ctx, app.GUID); err != nil {
+		if err := a.db(ctx).PinServiceBindings(ctx, app.GUID); err != nil {
 			return app, err
 		}
 		a.recordAppEvent(ctx, id, "audit.app.start", app, map[string]any{})
@@ -369,7 +369,7 @@ func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando
 	if err != nil {
 		return app, fmt.Errorf("restart app %s: %w", app.GUID, err)
 	}
-	if err := a.store.PinServiceBindings(ctx, app.GUID); err != nil {
+	if err := a.db(ctx).PinServiceBindings(ctx, app.GUID); err != nil {
 		return app, err
 	}
 	a.recordAppEvent(ctx, id, "audit.app.restart", app, map[string]any{})
@@ -382,7 +382,7 @@ func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando
 
 // deleteApp removes the app, its LRPs and its blobs.
 func (a *API) deleteApp(ctx context.Context, id Identity, app pando.App) error {
-	procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID})
+	procs, err := a.db(ctx).ListProcesses(ctx, nil, []string{app.GUID})
 	if err != nil {
 		return fmt.Errorf("delete app %s: %w", app.GUID, err)
 	}
@@ -394,14 +394,14 @@ func (a *API) deleteApp(ctx context.Context, id Identity, app pando.App) error {
 	// Tasks would run on for an app that is gone.
 	a.cancelAppTasks(ctx, app.GUID)
 	// Stagings in flight would upload droplets nobody owns.
-	if staging, err := a.store.ListBuilds(ctx, []string{app.GUID}, []string{pando.BuildStaging}); err == nil {
+	if staging, err := a.db(ctx).ListBuilds(ctx, []string{app.GUID}, []string{pando.BuildStaging}); err == nil {
 		for _, b := range staging {
 			_ = a.rt.CancelTask(ctx, b.GUID)
 		}
 	}
-	pkgs, _ := a.store.ListPackages(ctx, []string{app.GUID})
-	drops, _ := a.store.ListDroplets(ctx, []string{app.GUID}, nil)
-	if err := a.store.DeleteApp(ctx, app.GUID); err != nil {
+	pkgs, _ := a.db(ctx).ListPackages(ctx, []string{app.GUID})
+	drops, _ := a.db(ctx).ListDroplets(ctx, []string{app.GUID}, nil)
+	if err := a.db(ctx).DeleteApp(ctx, app.GUID); err != nil {
 		return fmt.Errorf("delete app %s: %w", app.GUID, err)
 	}
 	// Blobs go after the rows: a crash in between leaves garbage, never a
@@ -613,7 +613,7 @@ func (a *API) getCurrentDroplet(w http.ResponseWriter, r *http.Request) error {
 	if app.DropletGUID == "" {
 		return notFound("Droplet")
 	}
-	d, err := a.store.GetDroplet(ctx, app.DropletGUID)
+	d, err := a.db(ctx).GetDroplet(ctx, app.DropletGUID)
 	if err != nil {
 		return asNotFound(err, "Droplet")
 	}
@@ -660,7 +660,7 @@ func (a *API) setCurrentDroplet(w http.ResponseWriter, r *http.Request) error {
 	if body.Data == nil || body.Data.GUID == "" {
 		return invalid("Current droplet cannot be removed. Replace it with a preferable droplet.")
 	}
-	d, err := a.store.GetDroplet(ctx, body.Data.GUID)
+	d, err := a.db(ctx).GetDroplet(ctx, body.Data.GUID)
 	if err != nil || d.AppGUID != app.GUID {
 		return invalid("Unable to assign current droplet. Ensure the droplet exists and belongs to this app.")
 	}
@@ -685,7 +685,7 @@ func (a *API) setCurrentDroplet(w http.ResponseWriter, r *http.Request) error {
 // as in CF.
 func (a *API) assignDroplet(ctx context.Context, id Identity, app pando.App, d pando.Droplet) error {
 	var created []pando.Process
-	err := a.store.InTx(ctx, func(tx pando.Store) error {
+	err := a.db(ctx).InTx(ctx, func(tx pando.Store) error {
 		created = created[:0]
 		cur, err := tx.GetApp(ctx, app.GUID)
 		if err != nil {
@@ -733,7 +733,7 @@ func (a *API) listAppDroplets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	drops, err := a.store.ListDroplets(ctx, []string{app.GUID}, splitList(r.URL.Query(), "states"))
+	drops, err := a.db(ctx).ListDroplets(ctx, []string{app.GUID}, splitList(r.URL.Query(), "states"))
 	if err != nil {
 		return err
 	}
@@ -747,7 +747,7 @@ func (a *API) listAppPackages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pkgs, err := a.store.ListPackages(ctx, []string{app.GUID})
+	pkgs, err := a.db(ctx).ListPackages(ctx, []string{app.GUID})
 	if err != nil {
 		return err
 	}
@@ -761,7 +761,7 @@ func (a *API) listAppBuilds(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	builds, err := a.store.ListBuilds(ctx, []string{app.GUID}, splitList(r.URL.Query(), "states"))
+	builds, err := a.db(ctx).ListBuilds(ctx, []string{app.GUID}, splitList(r.URL.Query(), "states"))
 	if err != nil {
 		return err
 	}
@@ -859,7 +859,7 @@ func (a *API) getSSHEnabled(w http.ResponseWriter, r *http.Request) error {
 // the user's action already happened.
 func (a *API) recordAppEvent(ctx context.Context, id Identity, typ string, app pando.App, data map[string]any) {
 	orgGUID := ""
-	if s, err := a.store.GetSpace(ctx, app.SpaceGUID); err == nil {
+	if s, err := a.db(ctx).GetSpace(ctx, app.SpaceGUID); err == nil {
 		orgGUID = s.OrgGUID
 	}
 	ev := pando.Event{
@@ -920,14 +920,14 @@ func (a *API) getAppEnv(w http.ResponseWriter, r *http.Request) error {
 // vcapApplication is the API's part of VCAP_APPLICATION (the cell adds the
 // instance's own fields when it runs it).
 func (a *API) vcapApplication(ctx context.Context, app pando.App) map[string]any {
-	space, _ := a.store.GetSpace(ctx, app.SpaceGUID)
-	org, _ := a.store.GetOrg(ctx, space.OrgGUID)
+	space, _ := a.db(ctx).GetSpace(ctx, app.SpaceGUID)
+	org, _ := a.db(ctx).GetOrg(ctx, space.OrgGUID)
 	uris, _ := a.routeHostnames(ctx, app.GUID)
 	if uris == nil {
 		uris = []string{}
 	}
 	memMB, diskMB := a.cfg.DefaultMemoryMB, a.cfg.DefaultDiskMB
-	if p, err := a.store.GetProcess(ctx, app.GUID); err == nil {
+	if p, err := a.db(ctx).GetProcess(ctx, app.GUID); err == nil {
 		memMB, diskMB = p.MemoryMB, p.DiskMB
 	}
 	return map[string]any{

@@ -48,11 +48,11 @@ const auditRetention = 31 * 24 * time.Hour
 // createEvent stores an audit event and, at most hourly, deletes those
 // older than auditRetention.
 func (a *API) createEvent(ctx context.Context, ev pando.Event) error {
-	if err := a.store.CreateEvent(ctx, ev); err != nil {
+	if err := a.db(ctx).CreateEvent(ctx, ev); err != nil {
 		return err
 	}
 	if now, ok := a.hourly(&a.eventsPrunedAt); ok {
-		if err := a.store.DeleteEventsBefore(ctx, now.Add(-auditRetention)); err != nil {
+		if err := a.db(ctx).DeleteEventsBefore(ctx, now.Add(-auditRetention)); err != nil {
 			a.log.Warn("prune audit events", "err", err)
 		}
 	}
@@ -74,7 +74,7 @@ func (a *API) hourly(last *atomic.Int64) (time.Time, bool) {
 // logged (the action already happened).
 func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, app pando.App, data map[string]any) {
 	orgGUID := ""
-	if s, err := a.store.GetSpace(ctx, app.SpaceGUID); err == nil {
+	if s, err := a.db(ctx).GetSpace(ctx, app.SpaceGUID); err == nil {
 		orgGUID = s.OrgGUID
 	}
 	ev := pando.Event{
@@ -91,7 +91,7 @@ func (a *API) recordEventAs(ctx context.Context, actor eventActor, typ string, a
 // named by its host, as CF does.
 func (a *API) recordRouteEvent(ctx context.Context, id Identity, typ string, rt pando.Route, data map[string]any) {
 	orgGUID := ""
-	if s, err := a.store.GetSpace(ctx, rt.SpaceGUID); err == nil {
+	if s, err := a.db(ctx).GetSpace(ctx, rt.SpaceGUID); err == nil {
 		orgGUID = s.OrgGUID
 	}
 	ev := pando.Event{

@@ -63,7 +63,7 @@ func (a *API) flagDefaults() []pando.FeatureFlag {
 
 // featureFlags is every flag with its current setting.
 func (a *API) featureFlags(ctx context.Context) ([]pando.FeatureFlag, error) {
-	set, err := a.store.ListFeatureFlags(ctx)
+	set, err := a.db(ctx).ListFeatureFlags(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("feature flags: %w", err)
 	}
@@ -197,7 +197,7 @@ func (a *API) patchFeatureFlag(w http.ResponseWriter, r *http.Request) error {
 		f.CustomErrorMessage = body.CustomErrorMessage.value
 	}
 	f.UpdatedAt = a.now()
-	if err := a.store.PutFeatureFlag(ctx, f); err != nil {
+	if err := a.db(ctx).PutFeatureFlag(ctx, f); err != nil {
 		return fmt.Errorf("set feature flag %s: %w", f.Name, err)
 	}
 	id := identityFrom(ctx)

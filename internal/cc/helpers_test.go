@@ -93,7 +93,7 @@ func (ptAuth) Authenticate(r *http.Request) (Identity, error) {
 }
 
 type ptEnv struct {
-	t     *testing.T
+	t     testing.TB
 	api   *API
 	cfg   Config // the API's
 	store pando.Store
@@ -106,7 +106,7 @@ type ptEnv struct {
 // real BBS with a simulated cell (realruntime_test.go). The API does not
 // follow the runtime's events: stagings and tasks it sends are recorded
 // in the BBS only.
-func ptNew(t *testing.T, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv {
+func ptNew(t testing.TB, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "ccdb.sqlite"), slog.New(slog.DiscardHandler))
@@ -157,7 +157,7 @@ func (e *ptEnv) restarted() *ptEnv {
 	return &n
 }
 
-func ptZip(t *testing.T, files map[string]string) []byte {
+func ptZip(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := ptZipFunc(files)(&buf); err != nil {
@@ -319,7 +319,7 @@ func (e *ptEnv) startedApp(name string) pando.App {
 	return app
 }
 
-func ptMultipart(t *testing.T, field, filename string, data []byte) (string, io.Reader) {
+func ptMultipart(t testing.TB, field, filename string, data []byte) (string, io.Reader) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)

@@ -84,7 +84,7 @@ func forApp(name string, err error) error {
 // checkManifestApp validates what needs the CCDB before anything is
 // changed, so a bad manifest changes nothing.
 func (a *API) checkManifestApp(ctx context.Context, space pando.Space, m manifestApp, domains []pando.Domain) ([]resolvedRoute, error) {
-	existing, err := a.store.ListApps(ctx, pando.AppFilter{Names: []string{m.Name}, SpaceGUIDs: []string{space.GUID}})
+	existing, err := a.db(ctx).ListApps(ctx, pando.AppFilter{Names: []string{m.Name}, SpaceGUIDs: []string{space.GUID}})
 	if err != nil {
 		return nil, err
 	}
@@ -133,64 +133,79 @@ func (a *API) checkManifestApp(ctx context.Context, space pando.Space, m manifes
 
 // --- applying ---
 
+// applyManifestApp applies one app's part of a manifest in one CCDB
+// transaction: a failure half-way (a route quota, a reserved host, a drain
+// limit) leaves the app as it was, and the runtime hears of the app's new
+// state only once it is committed.
 func (a *API) applyManifestApp(ctx context.Context, id Identity, space pando.Space, m manifestApp, routes []resolvedRoute) error {
-	existing, err := a.store.ListApps(ctx, pando.AppFilter{Names: []string{m.Name}, SpaceGUIDs: []string{space.GUID}})
-	if err != nil {
-		return err
+	bound := false
+	err := a.inTx(ctx, func(ctx context.Context) error {
+		app, err := a.applyManifestRecord(ctx, id, space, m)
+		if err != nil {
+			return err
+		}
+		if err := a.applyManifestProcesses(ctx, id, app, m); err != nil {
+			return err
+		}
+		if err := a.applyManifestRoutes(ctx, id, app, m, routes); err != nil {
+			return err
+		}
+		if bound, err = a.applyManifestServices(ctx, id, app, m); err != nil {
+			return err
+		}
+		a.recordAppEvent(ctx, id, "audit.app.apply_manifest", app, map[string]any{})
+		return a.syncApp(ctx, app.GUID)
+	})
+	if bound {
+		// The drains reload from the CCDB: a kick after a failed commit
+		// (or with a failed sync after a good one) costs one reload.
+		a.servicesChanged()
 	}
-	var app pando.App
+	return err
+}
+
+// applyManifestRecord creates the app or updates its lifecycle and env.
+func (a *API) applyManifestRecord(ctx context.Context, id Identity, space pando.Space, m manifestApp) (pando.App, error) {
+	existing, err := a.db(ctx).ListApps(ctx, pando.AppFilter{Names: []string{m.Name}, SpaceGUIDs: []string{space.GUID}})
+	if err != nil {
+		return pando.App{}, err
+	}
 	if len(existing) == 0 {
 		in := appCreate{Name: m.Name, SpaceGUID: space.GUID, Buildpacks: m.Buildpacks, Stack: m.Stack, EnvVars: m.Env}
 		if m.DockerImage != "" {
 			in.LifecycleType = pando.LifecycleDocker
 		}
-		if app, err = a.createApp(ctx, id, in); err != nil {
-			return err
-		}
-	} else {
-		app = existing[0]
-		changed := false
-		app, err = a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
-			if m.BuildpacksSet {
-				app.Buildpacks = cleanBuildpacks(m.Buildpacks)
-				changed = true
-			}
-			if m.Stack != "" && m.Stack != app.Stack && app.LifecycleType == pando.LifecycleBuildpack {
-				app.Stack = m.Stack
-				changed = true
-			}
-			if !changed {
-				return errUnchanged
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("update app %s: %w", existing[0].GUID, err)
-		}
-		if changed {
-			a.recordAppEvent(ctx, id, "audit.app.update", app, map[string]any{"request": map[string]any{"manifest_triggered": true}})
-		}
-		if len(m.Env) > 0 {
-			vars := make(map[string]*string, len(m.Env))
-			for k, v := range m.Env {
-				vars[k] = &v
-			}
-			if app, err = a.updateEnvVars(ctx, id, app, vars); err != nil {
-				return err
-			}
-		}
+		return a.createApp(ctx, id, in)
 	}
-	if err := a.applyManifestProcesses(ctx, id, app, m); err != nil {
-		return err
+	changed := false
+	app, err := a.mutateApp(ctx, existing[0].GUID, func(app *pando.App) error {
+		if m.BuildpacksSet {
+			app.Buildpacks = cleanBuildpacks(m.Buildpacks)
+			changed = true
+		}
+		if m.Stack != "" && m.Stack != app.Stack && app.LifecycleType == pando.LifecycleBuildpack {
+			app.Stack = m.Stack
+			changed = true
+		}
+		if !changed {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil {
+		return pando.App{}, fmt.Errorf("update app %s: %w", existing[0].GUID, err)
 	}
-	if err := a.applyManifestRoutes(ctx, id, app, m, routes); err != nil {
-		return err
+	if changed {
+		a.recordAppEvent(ctx, id, "audit.app.update", app, map[string]any{"request": map[string]any{"manifest_triggered": true}})
 	}
-	if err := a.applyManifestServices(ctx, id, app, m); err != nil {
-		return err
+	if len(m.Env) > 0 {
+		vars := make(map[string]*string, len(m.Env))
+		for k, v := range m.Env {
+			vars[k] = &v
+		}
+		return a.updateEnvVars(ctx, id, app, vars)
 	}
-	a.recordAppEvent(ctx, id, "audit.app.apply_manifest", app, map[string]any{})
-	return a.syncApp(ctx, app.GUID)
+	return app, nil
 }
 
 func (a *API) applyManifestProcesses(ctx context.Context, id Identity, app pando.App, m manifestApp) error {
@@ -202,7 +217,7 @@ func (a *API) applyManifestProcesses(ctx context.Context, id Identity, app pando
 			order = append(order, p.Type)
 		}
 	}
-	procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID})
+	procs, err := a.db(ctx).ListProcesses(ctx, nil, []string{app.GUID})
 	if err != nil {
 		return fmt.Errorf("processes of app %s: %w", app.GUID, err)
 	}
@@ -215,7 +230,7 @@ func (a *API) applyManifestProcesses(ctx context.Context, id Identity, app pando
 		p, ok := byType[typ]
 		if !ok {
 			p = a.defaultProcess(app, typ)
-			if err := a.store.CreateProcess(ctx, p); err != nil {
+			if err := a.db(ctx).CreateProcess(ctx, p); err != nil {
 				return fmt.Errorf("create process %s of app %s: %w", typ, app.GUID, err)
 			}
 			a.recordProcessCreate(ctx, id, app, p)
@@ -231,7 +246,7 @@ func (a *API) applyManifestProcesses(ctx context.Context, id Identity, app pando
 }
 
 func (a *API) applyManifestRoutes(ctx context.Context, id Identity, app pando.App, m manifestApp, routes []resolvedRoute) error {
-	mapped, err := a.store.ListRouteDestinations(ctx, nil, []string{app.GUID})
+	mapped, err := a.db(ctx).ListRouteDestinations(ctx, nil, []string{app.GUID})
 	if err != nil {
 		return fmt.Errorf("routes of app %s: %w", app.GUID, err)
 	}
@@ -319,7 +334,7 @@ func readManifest(r *http.Request) ([]manifestApp, error) {
 // the cf CLI first polls it.
 func (a *API) applyManifest(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	space, err := a.store.GetSpace(ctx, r.PathValue("guid"))
+	space, err := a.db(ctx).GetSpace(ctx, r.PathValue("guid"))
 	if err != nil {
 		return asNotFound(err, "Space")
 	}
@@ -327,7 +342,7 @@ func (a *API) applyManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	domains, err := a.store.ListDomains(ctx, nil, nil)
+	domains, err := a.db(ctx).ListDomains(ctx, nil, nil)
 	if err != nil {
 		return fmt.Errorf("list domains: %w", err)
 	}

@@ -71,7 +71,7 @@ func (p *mparser) services(n *yaml.Node, at string) []manifestService {
 // space before anything changes.
 func (a *API) checkManifestServices(ctx context.Context, space pando.Space, m manifestApp) error {
 	for _, s := range m.Services {
-		found, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: []string{s.Name}, SpaceGUIDs: []string{space.GUID}})
+		found, err := a.db(ctx).ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: []string{s.Name}, SpaceGUIDs: []string{space.GUID}})
 		if err != nil {
 			return err
 		}
@@ -83,8 +83,9 @@ func (a *API) checkManifestServices(ctx context.Context, space pando.Space, m ma
 }
 
 // applyManifestServices binds the app to the instances it is not bound to,
-// none if the drains they bring would pass a limit.
-func (a *API) applyManifestServices(ctx context.Context, id Identity, app pando.App, m manifestApp) error {
+// none if the drains they bring would pass a limit. It reports whether it
+// bound any; the caller tells the drains once the bindings are committed.
+func (a *API) applyManifestServices(ctx context.Context, id Identity, app pando.App, m manifestApp) (bool, error) {
 	type toBind struct {
 		si          pando.ServiceInstance
 		bindingName string
@@ -92,17 +93,17 @@ func (a *API) applyManifestServices(ctx context.Context, id Identity, app pando.
 	var binds []toBind
 	var drains []newDrain
 	for _, s := range m.Services {
-		found, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: []string{s.Name}, SpaceGUIDs: []string{app.SpaceGUID}})
+		found, err := a.db(ctx).ListServiceInstances(ctx, pando.ServiceInstanceFilter{Names: []string{s.Name}, SpaceGUIDs: []string{app.SpaceGUID}})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(found) == 0 {
-			return invalid("Service instance '%s' not found", s.Name)
+			return false, invalid("Service instance '%s' not found", s.Name)
 		}
 		si := found[0]
-		bound, err := a.store.ListServiceBindings(ctx, pando.ServiceBindingFilter{AppGUIDs: []string{app.GUID}, InstanceGUIDs: []string{si.GUID}})
+		bound, err := a.db(ctx).ListServiceBindings(ctx, pando.ServiceBindingFilter{AppGUIDs: []string{app.GUID}, InstanceGUIDs: []string{si.GUID}})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(bound) > 0 || slices.ContainsFunc(binds, func(b toBind) bool { return b.si.GUID == si.GUID }) {
 			continue
@@ -111,19 +112,16 @@ func (a *API) applyManifestServices(ctx context.Context, id Identity, app pando.
 		drains = append(drains, newDrain{app, si})
 	}
 	if err := a.checkDrainLimits(ctx, "", drains); err != nil {
-		return err
+		return false, err
 	}
 	for _, tb := range binds {
 		si := tb.si
 		now := a.now()
 		b := pando.ServiceBinding{GUID: a.newGUID(), Type: "app", Name: tb.bindingName, AppGUID: app.GUID, InstanceGUID: si.GUID, CreatedAt: now, UpdatedAt: now}
-		if err := a.store.CreateServiceBinding(ctx, b); err != nil {
-			return fmt.Errorf("bind service instance %s: %w", si.Name, err)
+		if err := a.db(ctx).CreateServiceBinding(ctx, b); err != nil {
+			return false, fmt.Errorf("bind service instance %s: %w", si.Name, err)
 		}
 		a.recordAppEvent(ctx, id, "audit.service_binding.create", app, map[string]any{"service_binding_guid": b.GUID, "service_instance_guid": si.GUID, "manifest_triggered": true})
 	}
-	if len(binds) > 0 {
-		a.servicesChanged()
-	}
-	return nil
+	return len(binds) > 0, nil
 }

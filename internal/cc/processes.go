@@ -118,15 +118,15 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 		p.HealthCheckInvocationTimeout = *u.HealthCheckInvocationTimeout
 	}
 	p.UpdatedAt = a.now()
-	if app, err := a.store.GetApp(ctx, p.AppGUID); err == nil && app.State == pando.AppStarted {
+	if app, err := a.db(ctx).GetApp(ctx, p.AppGUID); err == nil && app.State == pando.AppStarted {
 		if err := a.checkAppQuotas(ctx, app, []pando.Process{p}); err != nil {
 			return p, err
 		}
 	}
-	if err := a.store.UpdateProcess(ctx, p); err != nil {
+	if err := a.db(ctx).UpdateProcess(ctx, p); err != nil {
 		return p, fmt.Errorf("update process %s: %w", p.GUID, err)
 	}
-	if app, err := a.store.GetApp(ctx, p.AppGUID); err == nil {
+	if app, err := a.db(ctx).GetApp(ctx, p.AppGUID); err == nil {
 		typ := "audit.app.process.update"
 		if u.Instances != nil || u.MemoryMB != nil || u.DiskMB != nil {
 			typ = "audit.app.process.scale"
@@ -140,7 +140,7 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 }
 
 func (a *API) getProcessByGUID(ctx context.Context, guid string) (pando.Process, error) {
-	p, err := a.store.GetProcess(ctx, guid)
+	p, err := a.db(ctx).GetProcess(ctx, guid)
 	if err != nil {
 		return p, asNotFound(err, "Process")
 	}
@@ -151,7 +151,7 @@ func (a *API) getAppProcessByType(ctx context.Context, appGUID, typ string) (pan
 	if _, err := a.getAppByGUID(ctx, appGUID); err != nil {
 		return pando.Process{}, err
 	}
-	procs, err := a.store.ListProcesses(ctx, nil, []string{appGUID})
+	procs, err := a.db(ctx).ListProcesses(ctx, nil, []string{appGUID})
 	if err != nil {
 		return pando.Process{}, err
 	}

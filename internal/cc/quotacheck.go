@@ -50,17 +50,17 @@ func (e *quotaErrors) err() error {
 
 // quotasOf returns the org's and the space's quotas (nil when none).
 func (a *API) quotasOf(ctx context.Context, spaceGUID string) (sp pando.Space, org pando.Org, orgQ, spaceQ *pando.Quota, err error) {
-	if sp, err = a.store.GetSpace(ctx, spaceGUID); err != nil {
+	if sp, err = a.db(ctx).GetSpace(ctx, spaceGUID); err != nil {
 		return
 	}
-	if org, err = a.store.GetOrg(ctx, sp.OrgGUID); err != nil {
+	if org, err = a.db(ctx).GetOrg(ctx, sp.OrgGUID); err != nil {
 		return
 	}
 	get := func(guid string) (*pando.Quota, error) {
 		if guid == "" {
 			return nil, nil
 		}
-		q, err := a.store.GetQuota(ctx, guid)
+		q, err := a.db(ctx).GetQuota(ctx, guid)
 		if pando.IsNotFound(err) {
 			return nil, nil
 		}
@@ -75,7 +75,7 @@ func (a *API) quotasOf(ctx context.Context, spaceGUID string) (sp pando.Space, o
 
 // orgSpaceGUIDs lists the GUIDs of the org's spaces.
 func (a *API) orgSpaceGUIDs(ctx context.Context, orgGUID string) ([]string, error) {
-	spaces, err := a.store.ListSpaces(ctx, nil, nil, []string{orgGUID})
+	spaces, err := a.db(ctx).ListSpaces(ctx, nil, nil, []string{orgGUID})
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (a *API) usageIn(ctx context.Context, spaceGUIDs []string, startGUID string
 	if len(spaceGUIDs) == 0 {
 		return u, nil
 	}
-	apps, err := a.store.ListApps(ctx, pando.AppFilter{SpaceGUIDs: spaceGUIDs})
+	apps, err := a.db(ctx).ListApps(ctx, pando.AppFilter{SpaceGUIDs: spaceGUIDs})
 	if err != nil || len(apps) == 0 {
 		return u, err
 	}
@@ -110,7 +110,7 @@ func (a *API) usageIn(ctx context.Context, spaceGUIDs []string, startGUID string
 		}
 	}
 	if len(started) > 0 {
-		procs, err := a.store.ListProcesses(ctx, nil, started)
+		procs, err := a.db(ctx).ListProcesses(ctx, nil, started)
 		if err != nil {
 			return u, err
 		}
@@ -125,7 +125,7 @@ func (a *API) usageIn(ctx context.Context, spaceGUIDs []string, startGUID string
 			}
 		}
 	}
-	tasks, err := a.store.ListAppTasks(ctx, all, []string{pando.AppTaskPending, pando.AppTaskRunning})
+	tasks, err := a.db(ctx).ListAppTasks(ctx, all, []string{pando.AppTaskPending, pando.AppTaskRunning})
 	if err != nil {
 		return u, err
 	}
@@ -187,7 +187,7 @@ func (a *API) checkAppQuotas(ctx context.Context, app pando.App, change []pando.
 	}
 	appProcs := change
 	if len(appProcs) == 0 {
-		if appProcs, err = a.store.ListProcesses(ctx, nil, []string{app.GUID}); err != nil {
+		if appProcs, err = a.db(ctx).ListProcesses(ctx, nil, []string{app.GUID}); err != nil {
 			return err
 		}
 	}
@@ -276,7 +276,7 @@ func (a *API) checkRouteQuota(ctx context.Context, spaceGUID string) error {
 		return err
 	}
 	if spaceQ != nil && spaceQ.Limits.TotalRoutes != nil {
-		rts, err := a.store.ListRoutes(ctx, pando.RouteFilter{SpaceGUIDs: []string{sp.GUID}})
+		rts, err := a.db(ctx).ListRoutes(ctx, pando.RouteFilter{SpaceGUIDs: []string{sp.GUID}})
 		if err != nil {
 			return err
 		}
@@ -289,7 +289,7 @@ func (a *API) checkRouteQuota(ctx context.Context, spaceGUID string) error {
 		if err != nil {
 			return err
 		}
-		rts, err := a.store.ListRoutes(ctx, pando.RouteFilter{SpaceGUIDs: guids})
+		rts, err := a.db(ctx).ListRoutes(ctx, pando.RouteFilter{SpaceGUIDs: guids})
 		if err != nil {
 			return err
 		}
@@ -304,18 +304,18 @@ func (a *API) checkRouteQuota(ctx context.Context, spaceGUID string) error {
 // total_domains, which CF compares with the domains the org owns (not
 // those shared with it).
 func (a *API) checkDomainQuota(ctx context.Context, orgGUID string) error {
-	org, err := a.store.GetOrg(ctx, orgGUID)
+	org, err := a.db(ctx).GetOrg(ctx, orgGUID)
 	if err != nil || org.QuotaGUID == "" {
 		return err
 	}
-	q, err := a.store.GetQuota(ctx, org.QuotaGUID)
+	q, err := a.db(ctx).GetQuota(ctx, org.QuotaGUID)
 	if pando.IsNotFound(err) || (err == nil && q.Limits.TotalDomains == nil) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	ds, err := a.store.ListDomains(ctx, nil, nil)
+	ds, err := a.db(ctx).ListDomains(ctx, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,7 @@ func defaultHost(appName string) string {
 
 // domainsByGUID loads every domain; Pando has a handful (shared ones).
 func (a *API) domainsByGUID(ctx context.Context) (map[string]pando.Domain, error) {
-	ds, err := a.store.ListDomains(ctx, nil, nil)
+	ds, err := a.db(ctx).ListDomains(ctx, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("list domains: %w", err)
 	}
@@ -131,7 +131,7 @@ func (a *API) routeHostnames(ctx context.Context, appGUID string) ([]string, err
 // container port of each whose destination names one other than the
 // default. syncApp puts them on the web LRP for the router.
 func (a *API) webRoutes(ctx context.Context, appGUID string) ([]string, map[string]int, error) {
-	dests, err := a.store.ListRouteDestinations(ctx, nil, []string{appGUID})
+	dests, err := a.db(ctx).ListRouteDestinations(ctx, nil, []string{appGUID})
 	if err != nil {
 		return nil, nil, fmt.Errorf("route destinations of app %s: %w", appGUID, err)
 	}
@@ -146,7 +146,7 @@ func (a *API) webRoutes(ctx context.Context, appGUID string) ([]string, map[stri
 	if len(routeGUIDs) == 0 {
 		return nil, nil, nil
 	}
-	routes, err := a.store.ListRoutes(ctx, pando.RouteFilter{GUIDs: routeGUIDs})
+	routes, err := a.db(ctx).ListRoutes(ctx, pando.RouteFilter{GUIDs: routeGUIDs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("routes of app %s: %w", appGUID, err)
 	}
@@ -219,7 +219,7 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	if len(routeURL(host, domain.Name, path)) > maxRouteLength {
 		return pando.Route{}, invalid("Route must be at most %d characters", maxRouteLength)
 	}
-	space, err := a.store.GetSpace(ctx, spaceGUID)
+	space, err := a.db(ctx).GetSpace(ctx, spaceGUID)
 	if err != nil {
 		if pando.IsNotFound(err) {
 			return pando.Route{}, invalid("Invalid space. Ensure that the space exists and you have access to it.")
@@ -229,7 +229,7 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	if !domainInOrg(domain, space.OrgGUID) {
 		return pando.Route{}, invalid("Invalid domain. Domain '%s' is not available in organization of space '%s'.", domain.Name, space.Name)
 	}
-	existing, err := a.store.ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
+	existing, err := a.db(ctx).ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
 	if err != nil {
 		return pando.Route{}, fmt.Errorf("list routes: %w", err)
 	}
@@ -241,7 +241,7 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	}
 	now := a.now()
 	rt := pando.Route{GUID: a.newGUID(), Host: host, Path: path, DomainGUID: domain.GUID, SpaceGUID: spaceGUID, CreatedAt: now, UpdatedAt: now}
-	if err := a.store.CreateRoute(ctx, rt); err != nil {
+	if err := a.db(ctx).CreateRoute(ctx, rt); err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return pando.Route{}, routeExists(host, path, domain.Name)
 		}
@@ -252,7 +252,7 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 
 // findRoute returns the route host.domain/path, if it exists.
 func (a *API) findRoute(ctx context.Context, host, path string, domain pando.Domain) (pando.Route, bool, error) {
-	rs, err := a.store.ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
+	rs, err := a.db(ctx).ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
 	if err != nil {
 		return pando.Route{}, false, fmt.Errorf("list routes: %w", err)
 	}
@@ -302,7 +302,7 @@ func (a *API) mapRoute(ctx context.Context, id Identity, rt pando.Route, app pan
 	if port == 0 {
 		port = defaultAppPort
 	}
-	dests, err := a.store.ListRouteDestinations(ctx, []string{rt.GUID}, []string{app.GUID})
+	dests, err := a.db(ctx).ListRouteDestinations(ctx, []string{rt.GUID}, []string{app.GUID})
 	if err != nil {
 		return false, fmt.Errorf("list destinations of route %s: %w", rt.GUID, err)
 	}
@@ -316,7 +316,7 @@ func (a *API) mapRoute(ctx context.Context, id Identity, rt pando.Route, app pan
 		return false, nil
 	}
 	d := pando.RouteDestination{GUID: a.newGUID(), RouteGUID: rt.GUID, AppGUID: app.GUID, ProcessType: processType, Port: port, CreatedAt: a.now()}
-	if err := a.store.CreateRouteDestination(ctx, d); err != nil {
+	if err := a.db(ctx).CreateRouteDestination(ctx, d); err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return false, nil
 		}
@@ -330,10 +330,10 @@ func (a *API) mapRoute(ctx context.Context, id Identity, rt pando.Route, app pan
 
 // unmapDestination removes one destination and records it on the app.
 func (a *API) unmapDestination(ctx context.Context, id Identity, d pando.RouteDestination) error {
-	if err := a.store.DeleteRouteDestination(ctx, d.GUID); err != nil && !pando.IsNotFound(err) {
+	if err := a.db(ctx).DeleteRouteDestination(ctx, d.GUID); err != nil && !pando.IsNotFound(err) {
 		return fmt.Errorf("unmap route %s from app %s: %w", d.RouteGUID, d.AppGUID, err)
 	}
-	if app, err := a.store.GetApp(ctx, d.AppGUID); err == nil {
+	if app, err := a.db(ctx).GetApp(ctx, d.AppGUID); err == nil {
 		a.recordAppEvent(ctx, id, "audit.app.unmap-route", app, map[string]any{
 			"route_guid": d.RouteGUID, "destination_guid": d.GUID, "process_type": d.ProcessType, "app_port": d.Port,
 		})
@@ -369,7 +369,7 @@ func (a *API) ensureDefaultRoute(ctx context.Context, id Identity, app pando.App
 
 // defaultDomain is the shared domain named by Config.Domain.
 func (a *API) defaultDomain(ctx context.Context) (pando.Domain, error) {
-	ds, err := a.store.ListDomains(ctx, nil, []string{a.cfg.Domain})
+	ds, err := a.db(ctx).ListDomains(ctx, nil, []string{a.cfg.Domain})
 	if err != nil {
 		return pando.Domain{}, fmt.Errorf("list domains: %w", err)
 	}

@@ -12,22 +12,26 @@ import (
 
 // syncApp makes the runtime's desired LRPs match the app's record: every
 // process of a started app with a droplet and instances > 0 is desired;
-// everything else is removed.
+// everything else is removed. Inside a transaction (inTx) it runs once
+// the transaction has committed.
 func (a *API) syncApp(ctx context.Context, appGUID string) error {
-	app, err := a.store.GetApp(ctx, appGUID)
+	if deferSync(ctx, appGUID) {
+		return nil
+	}
+	app, err := a.db(ctx).GetApp(ctx, appGUID)
 	if pando.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("sync app %s: %w", appGUID, err)
 	}
-	procs, err := a.store.ListProcesses(ctx, nil, []string{appGUID})
+	procs, err := a.db(ctx).ListProcesses(ctx, nil, []string{appGUID})
 	if err != nil {
 		return fmt.Errorf("sync app %s: %w", appGUID, err)
 	}
 	var droplet pando.Droplet
 	if guid := runningDroplet(app); guid != "" {
-		droplet, err = a.store.GetDroplet(ctx, guid)
+		droplet, err = a.db(ctx).GetDroplet(ctx, guid)
 		if err != nil && !pando.IsNotFound(err) {
 			return fmt.Errorf("sync app %s: %w", appGUID, err)
 		}
@@ -73,11 +77,11 @@ func (a *API) syncApp(ctx context.Context, appGUID string) error {
 
 // desiredLRP builds the runtime's view of one process.
 func (a *API) desiredLRP(ctx context.Context, app pando.App, p pando.Process, d pando.Droplet) (pando.DesiredLRP, error) {
-	space, err := a.store.GetSpace(ctx, app.SpaceGUID)
+	space, err := a.db(ctx).GetSpace(ctx, app.SpaceGUID)
 	if err != nil {
 		return pando.DesiredLRP{}, fmt.Errorf("space of app %s: %w", app.GUID, err)
 	}
-	org, _ := a.store.GetOrg(ctx, space.OrgGUID)
+	org, _ := a.db(ctx).GetOrg(ctx, space.OrgGUID)
 	var routes []string
 	var routePorts map[string]int
 	if p.Type == "web" {
@@ -153,7 +157,7 @@ func (a *API) RestoreApps(ctx context.Context) error {
 	if err := a.reloadRouteServices(ctx); err != nil {
 		a.log.Error("restore: route services not loaded: their routes go straight to the apps until the next route binding change", "err", err)
 	}
-	apps, err := a.store.ListApps(ctx, pando.AppFilter{})
+	apps, err := a.db(ctx).ListApps(ctx, pando.AppFilter{})
 	if err != nil {
 		return fmt.Errorf("restore: list apps: %w", err)
 	}
@@ -173,11 +177,11 @@ func (a *API) RestoreApps(ctx context.Context) error {
 // unfinished in the CCDB: after a restart, the runtime lets the cells that
 // run them claim them.
 func (a *API) InFlight(ctx context.Context) ([]string, error) {
-	builds, err := a.store.ListBuilds(ctx, nil, []string{pando.BuildStaging})
+	builds, err := a.db(ctx).ListBuilds(ctx, nil, []string{pando.BuildStaging})
 	if err != nil {
 		return nil, fmt.Errorf("in-flight work: list builds: %w", err)
 	}
-	tasks, err := a.store.ListAppTasks(ctx, nil, activeTaskStates)
+	tasks, err := a.db(ctx).ListAppTasks(ctx, nil, activeTaskStates)
 	if err != nil {
 		return nil, fmt.Errorf("in-flight work: list tasks: %w", err)
 	}
@@ -197,7 +201,7 @@ func (a *API) InFlight(ctx context.Context) ([]string, error) {
 // holds goes on; its completion is recorded as usual.
 func (a *API) FailInterrupted(ctx context.Context) error {
 	taskErr := a.failInterruptedTasks(ctx)
-	builds, err := a.store.ListBuilds(ctx, nil, []string{pando.BuildStaging})
+	builds, err := a.db(ctx).ListBuilds(ctx, nil, []string{pando.BuildStaging})
 	if err != nil {
 		return errors.Join(taskErr, fmt.Errorf("restore: list builds: %w", err))
 	}
@@ -231,11 +235,11 @@ func (a *API) runtimeHolds(ctx context.Context, guid string) (bool, error) {
 // HandleInstanceCrashed records a crash as CF does (audit.app.process.crash
 // and the legacy app.crash), so `cf events` shows why an instance went down.
 func (a *API) HandleInstanceCrashed(ctx context.Context, al pando.ActualLRP) {
-	p, err := a.store.GetProcess(ctx, al.ProcessGUID)
+	p, err := a.db(ctx).GetProcess(ctx, al.ProcessGUID)
 	if err != nil {
 		return
 	}
-	app, err := a.store.GetApp(ctx, p.AppGUID)
+	app, err := a.db(ctx).GetApp(ctx, p.AppGUID)
 	if err != nil {
 		return
 	}
@@ -261,7 +265,7 @@ func (a *API) imageCredentials(ctx context.Context, d pando.Droplet) (*pando.Ima
 	if d.PackageGUID == "" {
 		return nil, nil
 	}
-	pkg, err := a.store.GetPackage(ctx, d.PackageGUID)
+	pkg, err := a.db(ctx).GetPackage(ctx, d.PackageGUID)
 	if pando.ErrorKindOf(err) == pando.ENotFound {
 		return nil, nil
 	}

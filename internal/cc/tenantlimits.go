@@ -23,7 +23,7 @@ const DefaultMaxServiceInstancesPerOrg = 1000
 // syslog_drain_url), oldest binding first, as the forwarder reads them;
 // but not those of the instance except (whose URL is being replaced).
 func (a *API) syslogDrains(ctx context.Context, except string) ([]drain.Binding, error) {
-	sis, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{})
+	sis, err := a.db(ctx).ListServiceInstances(ctx, pando.ServiceInstanceFilter{})
 	if err != nil {
 		return nil, fmt.Errorf("list service instances: %w", err)
 	}
@@ -38,7 +38,7 @@ func (a *API) syslogDrains(ctx context.Context, except string) ([]drain.Binding,
 	if len(guids) == 0 {
 		return nil, nil
 	}
-	bs, err := a.store.ListServiceBindings(ctx, pando.ServiceBindingFilter{InstanceGUIDs: guids})
+	bs, err := a.db(ctx).ListServiceBindings(ctx, pando.ServiceBindingFilter{InstanceGUIDs: guids})
 	if err != nil {
 		return nil, fmt.Errorf("list service bindings: %w", err)
 	}
@@ -60,7 +60,7 @@ func (a *API) orgOfSpace(ctx context.Context, known map[string]string, spaceGUID
 	if org, ok := known[spaceGUID]; ok {
 		return org, nil
 	}
-	sp, err := a.store.GetSpace(ctx, spaceGUID)
+	sp, err := a.db(ctx).GetSpace(ctx, spaceGUID)
 	if err != nil {
 		return "", fmt.Errorf("space %s: %w", spaceGUID, err)
 	}
@@ -113,7 +113,7 @@ func (a *API) checkServiceInstanceLimit(ctx context.Context, spaceGUID string) e
 	if limit < 0 {
 		return nil
 	}
-	sp, err := a.store.GetSpace(ctx, spaceGUID)
+	sp, err := a.db(ctx).GetSpace(ctx, spaceGUID)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (a *API) checkServiceInstanceLimit(ctx context.Context, spaceGUID string) e
 	if err != nil {
 		return err
 	}
-	sis, err := a.store.ListServiceInstances(ctx, pando.ServiceInstanceFilter{SpaceGUIDs: spaces})
+	sis, err := a.db(ctx).ListServiceInstances(ctx, pando.ServiceInstanceFilter{SpaceGUIDs: spaces})
 	if err != nil {
 		return fmt.Errorf("list service instances: %w", err)
 	}

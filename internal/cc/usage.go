@@ -32,18 +32,18 @@ func (a *API) usageFor(ctx context.Context, app pando.App, state, previous strin
 		GUID: a.newGUID(), State: state, PreviousState: previous, AppGUID: app.GUID, AppName: app.Name,
 		SpaceGUID: app.SpaceGUID, CreatedAt: a.now(),
 	}
-	if s, err := a.store.GetSpace(ctx, app.SpaceGUID); err == nil {
+	if s, err := a.db(ctx).GetSpace(ctx, app.SpaceGUID); err == nil {
 		e.SpaceName, e.OrgGUID = s.Name, s.OrgGUID
 	}
 	return e
 }
 
 func (a *API) recordUsage(ctx context.Context, e pando.AppUsageEvent) {
-	if err := a.store.CreateAppUsageEvent(ctx, e); err != nil {
+	if err := a.db(ctx).CreateAppUsageEvent(ctx, e); err != nil {
 		a.log.Warn("record app usage event", "state", e.State, "app_guid", e.AppGUID, "err", err)
 		return
 	}
-	if err := a.store.DeleteAppUsageEventsBefore(ctx, e.CreatedAt.Add(-usageRetention)); err != nil {
+	if err := a.db(ctx).DeleteAppUsageEventsBefore(ctx, e.CreatedAt.Add(-usageRetention)); err != nil {
 		a.log.Warn("prune app usage events", "err", err)
 	}
 }
@@ -51,7 +51,7 @@ func (a *API) recordUsage(ctx context.Context, e pando.AppUsageEvent) {
 // recordProcessUsage records state for every process of app, each with its
 // instances and memory now (and before, for a STARTED after STARTED).
 func (a *API) recordProcessUsage(ctx context.Context, app pando.App, state, previous string) {
-	procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID})
+	procs, err := a.db(ctx).ListProcesses(ctx, nil, []string{app.GUID})
 	if err != nil {
 		a.log.Warn("record app usage event: list processes", "app_guid", app.GUID, "err", err)
 		return
@@ -75,7 +75,7 @@ func (a *API) recordScaleUsage(ctx context.Context, app pando.App, before, after
 func (a *API) recordBuildpackUsage(ctx context.Context, app pando.App, buildpack string) {
 	e := a.usageFor(ctx, app, pando.UsageBuildpackSet, "")
 	e.BuildpackName = buildpack
-	if bps, err := a.store.ListBuildpacks(ctx, []string{buildpack}); err == nil && len(bps) > 0 {
+	if bps, err := a.db(ctx).ListBuildpacks(ctx, []string{buildpack}); err == nil && len(bps) > 0 {
 		e.BuildpackGUID = bps[0].GUID
 	}
 	if p, err := a.getAppProcessByType(ctx, app.GUID, "web"); err == nil {
@@ -87,7 +87,7 @@ func (a *API) recordBuildpackUsage(ctx context.Context, app pando.App, buildpack
 // recordTaskUsage records a task starting or stopping: one instance of its
 // memory.
 func (a *API) recordTaskUsage(ctx context.Context, t pando.AppTask, state string) {
-	app, err := a.store.GetApp(ctx, t.AppGUID)
+	app, err := a.db(ctx).GetApp(ctx, t.AppGUID)
 	if err != nil {
 		return // deleted with its app
 	}
@@ -151,7 +151,7 @@ func (a *API) listUsageEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	events, err := a.store.ListAppUsageEvents(ctx, pando.AppUsageFilter{GUIDs: splitList(q, "guids"), AfterGUID: q.Get("after_guid")})
+	events, err := a.db(ctx).ListAppUsageEvents(ctx, pando.AppUsageFilter{GUIDs: splitList(q, "guids"), AfterGUID: q.Get("after_guid")})
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (a *API) getUsageEvent(w http.ResponseWriter, r *http.Request) error {
 	if err := requireUsageReader(identityFrom(ctx)); err != nil {
 		return err
 	}
-	e, err := a.store.GetAppUsageEvent(ctx, r.PathValue("guid"))
+	e, err := a.db(ctx).GetAppUsageEvent(ctx, r.PathValue("guid"))
 	if err != nil {
 		return asNotFound(err, "Event")
 	}
@@ -179,7 +179,7 @@ func (a *API) getUsageEvent(w http.ResponseWriter, r *http.Request) error {
 // (admin only: authorize.go).
 func (a *API) purgeUsageEvents(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	apps, err := a.store.ListApps(ctx, pando.AppFilter{})
+	apps, err := a.db(ctx).ListApps(ctx, pando.AppFilter{})
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (a *API) purgeUsageEvents(w http.ResponseWriter, r *http.Request) error {
 		if app.State != pando.AppStarted {
 			continue
 		}
-		procs, err := a.store.ListProcesses(ctx, nil, []string{app.GUID})
+		procs, err := a.db(ctx).ListProcesses(ctx, nil, []string{app.GUID})
 		if err != nil {
 			return err
 		}
@@ -198,7 +198,7 @@ func (a *API) purgeUsageEvents(w http.ResponseWriter, r *http.Request) error {
 			seed = append(seed, e)
 		}
 	}
-	err = a.store.InTx(ctx, func(tx pando.Store) error {
+	err = a.db(ctx).InTx(ctx, func(tx pando.Store) error {
 		if err := tx.DeleteAppUsageEventsBefore(ctx, time.Time{}); err != nil {
 			return err
 		}

@@ -1,0 +1,209 @@
+package cell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/container"
+)
+
+// An instance's life once started: its container created, its health
+// awaited, its liveness watched until it exits, fails or is stopped.
+
+type waitResult struct {
+	st  container.ExitStatus
+	err error
+}
+
+// live creates the container, waits for it to become healthy and watches
+// it until it exits, fails its liveness check or is stopped. It returns
+// why it crashed (unused when a stop was requested).
+func (r *Rep) live(i *instance) *pando.Failure {
+	ctx := i.stopCtx
+	r.cellLog(i, "OUT", "Cell %s creating container for instance %s", r.cfg.ID, i.guid)
+	spec, err := r.instanceSpec(ctx, i)
+	if err == nil {
+		var ctr container.Container
+		ctr, err = r.cfg.Backend.Run(ctx, spec)
+		if err == nil {
+			i.mu.Lock()
+			i.ctr, i.startedAt = ctr, time.Now()
+			i.mu.Unlock()
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return &pando.Failure{Kind: pando.FailureStopped}
+		}
+		r.log.Error("create container", "instance_guid", i.guid, "error", err)
+		hint := noShellHint(i.lrp.Image, err)
+		r.cellLog(i, "ERR", "Cell %s failed to create container for instance %s: %v%s", r.cfg.ID, i.guid, err, parenthesized(hint))
+		return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error(), Hint: hint}
+	}
+	ctr := i.container()
+	r.cellLog(i, "OUT", "Cell %s successfully created container for instance %s", r.cfg.ID, i.guid)
+	return r.watch(i, ctr, false)
+}
+
+// watch forwards the instance's host ports into ctr, waits for it to
+// become healthy (unless adopted: it was RUNNING already), and checks its
+// liveness until it exits, fails or is stopped. It returns why it crashed
+// (unused when a stop was requested).
+func (r *Rep) watch(i *instance, ctr container.Container, adopted bool) *pando.Failure {
+	ctx := i.stopCtx
+	waitCtx, waitCancel := context.WithCancel(context.Background())
+	defer waitCancel()
+	exited := make(chan waitResult, 1)
+	go func() {
+		st, err := ctr.Wait(waitCtx)
+		exited <- waitResult{st, err}
+	}()
+	var fws []*forwarder
+	defer func() {
+		for _, f := range fws {
+			f.Close()
+		}
+	}()
+	for k, ln := range i.listeners {
+		cport := i.ports[k].ContainerPort
+		fws = append(fws, startForwarder(ln, func(ctx context.Context) (net.Conn, error) {
+			return ctr.Dial(ctx, cport)
+		}, r.log.With("instance_guid", i.guid, "port", cport)))
+	}
+
+	check := r.healthCheck(i, ctr)
+	if !adopted {
+		if why, ok := r.awaitHealthy(ctx, i, ctr, check, exited); !ok {
+			return why
+		}
+	}
+	return r.checkLiveness(ctx, i, ctr, check, exited)
+}
+
+// awaitHealthy runs the startup checks until the instance is healthy
+// (then it is RUNNING, reported and recorded) or why it is not.
+func (r *Rep) awaitHealthy(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) (*pando.Failure, bool) {
+	hc := i.lrp.HealthCheck
+	startTimeout := hc.StartTimeout
+	if startTimeout <= 0 {
+		startTimeout = r.cfg.StartTimeout
+	}
+	interval := hc.Interval
+	if interval <= 0 {
+		interval = r.cfg.HealthCheckInterval
+	}
+	r.cellLog(i, "OUT", "Starting health monitoring of container")
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	// First check at once, then at slowly growing gaps (nextCheckDelay).
+	delay := min(firstCheckDelay, interval)
+	started := time.Now()
+	hint := r.newListenHint(i, ctr, checkPort(i))
+	for {
+		lastErr := check(ctx)
+		if lastErr == nil {
+			break
+		}
+		hint.failed(ctx)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+			delay = nextCheckDelay(delay, time.Since(started), interval)
+			continue
+		case <-deadline.C:
+			t.Stop()
+			r.cellLog(i, "ERR", "Timed out after %s: health check never passed.", startTimeout)
+			return hint.explain(&pando.Failure{Kind: pando.FailureHealthCheckTimeout, Timeout: startTimeout, Detail: lastErr.Error()}), false
+		case w := <-exited:
+			t.Stop()
+			return r.exitFailure(i, w), false
+		case <-ctx.Done():
+			t.Stop()
+			r.stopContainer(i, ctr)
+			return &pando.Failure{Kind: pando.FailureStopped}, false
+		}
+	}
+	r.cellLog(i, "OUT", "Container became healthy")
+	i.mu.Lock()
+	i.state = pando.ActualRunning
+	i.mu.Unlock()
+	r.reportActual(r.actual(i, pando.ActualRunning))
+	// After the report, off the path to RUNNING: a restarted server
+	// adopts the instance from this record.
+	if err := r.saveRecord(i); err != nil {
+		r.log.Warn("record running instance (a server restart then places it again)", "instance_guid", i.guid, "error", err)
+	}
+	return nil, true
+}
+
+// checkLiveness checks a RUNNING instance until it exits, fails a check
+// or is stopped, and returns why it crashed.
+func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Container, check func(context.Context) error, exited <-chan waitResult) *pando.Failure {
+	hc := i.lrp.HealthCheck
+	var tick <-chan time.Time
+	if hc.Type != pando.HealthCheckProcess {
+		t := time.NewTicker(r.cfg.LivenessInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-tick:
+			if err := check(ctx); err != nil {
+				if ctx.Err() != nil {
+					continue // a stop is pending: handled next round
+				}
+				if errors.Is(err, errCellResources) {
+					// The cell could not check; the app is not to blame.
+					r.log.Warn("liveness check skipped", "instance_guid", i.guid, "error", err)
+					continue
+				}
+				r.cellLog(i, "ERR", "Container became unhealthy")
+				r.stopContainer(i, ctr)
+				return &pando.Failure{Kind: pando.FailureUnhealthy, Detail: err.Error()}
+			}
+		case w := <-exited:
+			return r.exitFailure(i, w)
+		case <-ctx.Done():
+			r.stopContainer(i, ctr)
+			return &pando.Failure{Kind: pando.FailureStopped}
+		}
+	}
+}
+
+// stopContainer stops the process gracefully (or at once when the
+// instance is crashing).
+func (r *Rep) stopContainer(i *instance, ctr container.Container) {
+	r.parkIfDetached()
+	stopping, grace := i.stopRequested()
+	if stopping {
+		r.cellLog(i, "OUT", "Cell %s stopping instance %s", r.cfg.ID, i.guid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grace+destroyTimeout)
+	defer cancel()
+	if err := ctr.Stop(ctx, grace); err != nil {
+		r.log.Warn("stop container", "instance_guid", i.guid, "error", err)
+	}
+}
+
+// exitFailure is why an instance whose process ended crashed.
+func (r *Rep) exitFailure(i *instance, w waitResult) *pando.Failure {
+	if w.err != nil {
+		return &pando.Failure{Kind: pando.FailureLost, Detail: w.err.Error()}
+	}
+	r.emit(i.lrp.AppGUID, appSource(i.lrp), strconv.Itoa(i.index), "OUT", fmt.Sprintf("Exit status %d", w.st.Code))
+	f := &pando.Failure{Kind: pando.FailureExited, ExitCode: w.st.Code}
+	if w.st.OOMKilled {
+		f.Kind = pando.FailureOOM
+		r.cellLog(i, "ERR", "Cell %s: instance %s was killed: out of memory (limit %d MB)", r.cfg.ID, i.guid, i.memMB)
+	} else if volumeFull(i.vol) {
+		f.Kind, f.LimitMB = pando.FailureDiskFull, i.diskMB
+		r.cellLog(i, "ERR", "Cell %s: instance %s exited with its disk full (quota %d MB)", r.cfg.ID, i.guid, i.diskMB)
+	}
+	return f
+}
