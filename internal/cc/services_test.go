@@ -84,8 +84,8 @@ func TestServices_userProvidedBindingReachesVCAPServicesAtRestart(t *testing.T) 
 	e, app := svNew(t)
 	sp := e.space()
 
-	// cf create-user-provided-service db -p '{"pw":"x"}'
-	rec := e.doAs(svDev, "POST", "/v3/service_instances", `{"credentials":{"pw":"x"},"name":"db","relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}},"type":"user-provided"}`)
+	// cf create-user-provided-service db -p '{"pw":"upsPlainSecret"}'
+	rec := e.doAs(svDev, "POST", "/v3/service_instances", `{"credentials":{"pw":"upsPlainSecret"},"name":"db","relationships":{"space":{"data":{"guid":"`+sp.GUID+`"}}},"type":"user-provided"}`)
 	si := decodeBody(t, rec, http.StatusCreated)
 	if si["type"] != "user-provided" || si["name"] != "db" || si["syslog_drain_url"] != nil || si["route_service_url"] != nil {
 		t.Fatalf("instance: %v", si)
@@ -101,7 +101,7 @@ func TestServices_userProvidedBindingReachesVCAPServicesAtRestart(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored.Credentials == "" || strings.Contains(stored.Credentials, "pw") {
+	if stored.Credentials == "" || strings.Contains(stored.Credentials, `"pw"`) || strings.Contains(stored.Credentials, "upsPlainSecret") {
 		t.Errorf("credentials stored in the clear: %q", stored.Credentials)
 	}
 	// The same name again in the space is CF's 422.
@@ -138,7 +138,7 @@ func TestServices_userProvidedBindingReachesVCAPServicesAtRestart(t *testing.T) 
 	// cf env shows it to the developer; the auditor sees neither env nor credentials.
 	env := decodeBody(t, e.doAs(svDev, "GET", "/v3/apps/"+app.GUID+"/env", ""), http.StatusOK)
 	ups := env["system_env_json"].(map[string]any)["VCAP_SERVICES"].(map[string]any)["user-provided"].([]any)
-	if len(ups) != 1 || ups[0].(map[string]any)["credentials"].(map[string]any)["pw"] != "x" {
+	if len(ups) != 1 || ups[0].(map[string]any)["credentials"].(map[string]any)["pw"] != "upsPlainSecret" {
 		t.Errorf("env VCAP_SERVICES: %v", ups)
 	}
 	decodeBody(t, e.doAs(svAud, "GET", "/v3/apps/"+app.GUID+"/env", ""), http.StatusForbidden)
@@ -146,7 +146,7 @@ func TestServices_userProvidedBindingReachesVCAPServicesAtRestart(t *testing.T) 
 	decodeBody(t, e.doAs(svAud, "GET", "/v3/service_credential_bindings/"+bGUID+"/details", ""), http.StatusForbidden)
 	decodeBody(t, e.doAs(svAud, "GET", "/v3/service_instances/"+siGUID, ""), http.StatusOK)
 	creds := decodeBody(t, e.doAs(svDev, "GET", "/v3/service_instances/"+siGUID+"/credentials", ""), http.StatusOK)
-	if creds["pw"] != "x" || len(creds) != 1 {
+	if creds["pw"] != "upsPlainSecret" || len(creds) != 1 {
 		t.Errorf("credentials: %v", creds)
 	}
 	decodeBody(t, e.doAs("bearer user:other", "GET", "/v3/service_instances/"+siGUID, ""), http.StatusNotFound)
@@ -178,7 +178,7 @@ func TestServices_userProvidedBindingReachesVCAPServicesAtRestart(t *testing.T) 
 			t.Errorf("VCAP_SERVICES %s = %v, want %v", k, got[k], want)
 		}
 	}
-	if got["credentials"].(map[string]any)["pw"] != "x" || got["tags"] == nil || got["volume_mounts"] == nil {
+	if got["credentials"].(map[string]any)["pw"] != "upsPlainSecret" || got["tags"] == nil || got["volume_mounts"] == nil {
 		t.Errorf("VCAP_SERVICES entry: %v", got)
 	}
 
