@@ -55,26 +55,9 @@ func TestServerSIGTERM_keepAppsOnStopLeavesAppsAndStagingsRunning(t *testing.T) 
 	guid := s.appGUID(t, name)
 
 	// The compile sleeps long enough for the server to stop and come back.
-	slow := buildpackZip(t, map[string]string{
-		"bin/detect":   "#!/bin/sh\nexit 1\n",
-		"bin/finalize": "#!/bin/sh\necho 'slow buildpack is sleeping'\nsleep 15\necho 'slow buildpack woke up'\n",
-		"bin/release":  "#!/bin/sh\necho '---'\necho 'default_process_types: {web: ./server}'\n",
-	})
-	s.mustPando(t, "create-buildpack", "slowpack", slow, "9")
-	push := s.startCLI(t, pushTimeout, "push", "late", "-p", binaryApp(t), "-b", "slowpack", "-m", "128M")
-	eventually(t, "staging of late reaches the slow buildpack", waitTimeout, func() (bool, string) {
-		out := push.out.String()
-		return strings.Contains(out, "slow buildpack is sleeping"), out
-	})
+	push := s.startSlowPush(t, 15*time.Second, "128M")
 
-	appContainers := func() []string {
-		ids, err := s.containers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.DeleteFunc(ids, func(id string) bool { return !strings.HasPrefix(id, "app-") })
-	}
-	before := appContainers()
+	before := s.appContainers(t)
 	if len(before) != 1 {
 		t.Fatalf("app containers before the stop: %v, want 1", before)
 	}
@@ -106,7 +89,7 @@ func TestServerSIGTERM_keepAppsOnStopLeavesAppsAndStagingsRunning(t *testing.T) 
 	s.waitRoute(t, host, "/", "the adopted instance answering through the router", func(status int, body string) bool {
 		return status == http.StatusOK && body == "kept\n"
 	})
-	if after := appContainers(); !slices.Contains(after, before[0]) {
+	if after := s.appContainers(t); !slices.Contains(after, before[0]) {
 		t.Fatalf("app containers after the restart: %v, want %s still", after, before[0])
 	}
 	if s.initPid(t, before[0]) != pid {
@@ -119,25 +102,13 @@ func TestServerSIGTERM_keepAppsOnStopLeavesAppsAndStagingsRunning(t *testing.T) 
 		t.Errorf("the server log does not say the local cell adopted the instance and the staging:\n%s", log)
 	}
 
-	r := push.wait(t, pushTimeout)
-	if r.code != 0 {
-		t.Fatalf("push of late across the restart: %s", r)
-	}
 	// Its staging output resumed after the restart: the stopping server
-	// cut the log stream, and the push reconnected.
-	requireOutput(t, r, `slow buildpack is sleeping`, `slow buildpack woke up`, `Uploading complete`, `(?m)^#0\s+running`)
-	eventually(t, "the rest of the staging log", waitTimeout, func() (bool, string) {
-		r := s.pando(t, "logs", "late", "--recent")
-		return strings.Contains(r.stdout, "slow buildpack woke up") && strings.Contains(r.stdout, "Uploading complete"), r.out()
-	})
-	eventually(t, "the late app answers through the router", waitTimeout, func() (bool, string) {
-		status, body, err := s.get("late.localhost", "/")
-		return err == nil && status == 200 && strings.Contains(body, "binary app index=0"), body
-	})
+	// ended the log stream, and the push reconnected.
+	s.requireSlowPushDone(t, push)
 	if ev := s.pando(t, "events", name); strings.Contains(ev.stdout, "crash") || strings.Contains(ev.stdout, "rescheduling") {
 		t.Errorf("the kept app has a crash or restart event:\n%s", ev.out())
 	}
-	if after := appContainers(); len(after) != 2 || !slices.Contains(after, before[0]) {
+	if after := s.appContainers(t); len(after) != 2 || !slices.Contains(after, before[0]) {
 		t.Errorf("app containers at the end: %v, want %s and late's", after, before[0])
 	}
 }

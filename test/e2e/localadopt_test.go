@@ -95,14 +95,7 @@ func TestServerKill9_localCellInstancesSurviveAndKeepLogging(t *testing.T) {
 		return status == http.StatusOK && body == "still here\n"
 	})
 	guid := s.appGUID(t, name)
-	appContainers := func() []string {
-		ids, err := s.containers()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return slices.DeleteFunc(ids, func(id string) bool { return !strings.HasPrefix(id, "app-") })
-	}
-	before := appContainers()
+	before := s.appContainers(t)
 	if len(before) != 1 {
 		t.Fatalf("app containers before the kill: %v, want 1", before)
 	}
@@ -132,7 +125,7 @@ func TestServerKill9_localCellInstancesSurviveAndKeepLogging(t *testing.T) {
 	s.waitRoute(t, host, "/", "the adopted instance answering through the router", func(status int, body string) bool {
 		return status == http.StatusOK && body == "still here\n"
 	})
-	if after := appContainers(); !slices.Equal(after, before) {
+	if after := s.appContainers(t); !slices.Equal(after, before) {
 		t.Fatalf("app containers after the restart: %v, want the same as before %v", after, before)
 	}
 	if s.initPid(t, before[0]) != pid {
@@ -173,7 +166,7 @@ func TestServerKill9_localCellInstancesSurviveAndKeepLogging(t *testing.T) {
 		return status == http.StatusOK && body == "still here\n"
 	})
 	eventually(t, "a new container for the instance", waitTimeout, func() (bool, string) {
-		now := appContainers()
+		now := s.appContainers(t)
 		return len(now) == 1 && now[0] != before[0], fmt.Sprint(now)
 	})
 }

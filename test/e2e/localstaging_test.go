@@ -61,17 +61,7 @@ func TestServerKill9_localCellStagingAndTaskSurvive(t *testing.T) {
 	s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-m", "128M")
 
 	// The compile sleeps long enough for the server to die and come back.
-	slow := buildpackZip(t, map[string]string{
-		"bin/detect":   "#!/bin/sh\nexit 1\n",
-		"bin/finalize": "#!/bin/sh\necho 'slow buildpack is sleeping'\nsleep 15\necho 'slow buildpack woke up'\n",
-		"bin/release":  "#!/bin/sh\necho '---'\necho 'default_process_types: {web: ./server}'\n",
-	})
-	s.mustPando(t, "create-buildpack", "slowpack", slow, "9")
-	push := s.startCLI(t, pushTimeout, "push", "late", "-p", binaryApp(t), "-b", "slowpack", "-m", "128M")
-	eventually(t, "staging of late reaches the slow buildpack", waitTimeout, func() (bool, string) {
-		out := push.out.String()
-		return strings.Contains(out, "slow buildpack is sleeping"), out
-	})
+	push := s.startSlowPush(t, 15*time.Second, "128M")
 	s.mustPando(t, "run-task", name, "--command", "echo napping; sleep 15; echo napped", "--name", "nap", "-m", "64M")
 	eventually(t, "the nap task running", waitTimeout, func() (bool, string) {
 		r := s.pando(t, "tasks", name)
@@ -95,22 +85,8 @@ func TestServerKill9_localCellStagingAndTaskSurvive(t *testing.T) {
 		t.Errorf("the server log does not say the local cell adopted the staging and the task:\n%s", log)
 	}
 
-	r := push.wait(t, pushTimeout)
-	if r.code != 0 {
-		t.Fatalf("push of late across the restart: %s", r)
-	}
 	// Its staging output resumed after the restart.
-	requireOutput(t, r, `slow buildpack is sleeping`, `slow buildpack woke up`, `Uploading complete`, `(?m)^#0\s+running`)
-	eventually(t, "the late app answers through the router", waitTimeout, func() (bool, string) {
-		status, body, err := s.get("late.localhost", "/")
-		return err == nil && status == 200 && strings.Contains(body, "binary app index=0"), body
-	})
-	// The log store is the new process's: the staging's lines after the
-	// restart (those printed while the server was down too) are there.
-	eventually(t, "the rest of the staging log", waitTimeout, func() (bool, string) {
-		r := s.pando(t, "logs", "late", "--recent")
-		return strings.Contains(r.stdout, "slow buildpack woke up") && strings.Contains(r.stdout, "Uploading complete"), r.out()
-	})
+	s.requireSlowPushDone(t, push)
 
 	eventually(t, "the nap task SUCCEEDED", 2*time.Minute, func() (bool, string) {
 		r := s.pando(t, "tasks", name)

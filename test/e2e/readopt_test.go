@@ -97,17 +97,7 @@ func TestServerKill9_joinedCellInstancesAndStagingSurvive(t *testing.T) {
 	upBefore := s.processUptimes(t, guid)
 
 	// A push whose staging sleeps on the joined cell while the server dies.
-	slow := buildpackZip(t, map[string]string{
-		"bin/detect":   "#!/bin/sh\nexit 1\n",
-		"bin/finalize": "#!/bin/sh\necho 'slow buildpack is sleeping'\nsleep 25\necho 'slow buildpack woke up'\n",
-		"bin/release":  "#!/bin/sh\necho '---'\necho 'default_process_types: {web: ./server}'\n",
-	})
-	s.mustPando(t, "create-buildpack", "slowpack", slow, "9")
-	push := s.startCLI(t, pushTimeout, "push", "late", "-p", binaryApp(t), "-b", "slowpack", "-m", "256M")
-	eventually(t, "staging of late reaches the slow buildpack", waitTimeout, func() (bool, string) {
-		out := push.out.String()
-		return strings.Contains(out, "slow buildpack is sleeping"), out
-	})
+	s.startSlowPush(t, 25*time.Second, "256M")
 	lateGUID := s.appGUID(t, "late")
 	// And a CF task of the survivor (1 GB: on the joined cell) that ends
 	// after the restart.
