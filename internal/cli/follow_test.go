@@ -34,6 +34,21 @@ type stopStream struct {
 
 func (d *stopStream) ts(i int) int64 { return stgT0 + int64(i) }
 
+// comeBack waits, for request r, until the first stream has sent its
+// line and ended, then
+// marks the server back; false if r ended first.
+func (d *stopStream) comeBack(r *http.Request) bool {
+	select {
+	case <-d.first:
+	case <-r.Context().Done():
+		return false
+	}
+	d.mu.Lock()
+	d.up = true
+	d.mu.Unlock()
+	return true
+}
+
 func (d *stopStream) serve(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case r.URL.Path == "/pando/v1/logs/"+appGUID+"/stream":
@@ -154,14 +169,9 @@ func TestPush_stagingOutputIsCompleteWhenTheBuildEndsBeforeTheStreamIsBack(t *te
 	d := &stopStream{cut: true}
 	// The push would wait this long before it tries again.
 	pushAcrossAStop(t, d, time.Hour, func(w http.ResponseWriter, r *http.Request) bool {
-		select {
-		case <-d.first:
-		case <-r.Context().Done():
+		if !d.comeBack(r) {
 			return true
 		}
-		d.mu.Lock()
-		d.up = true
-		d.mu.Unlock()
 		d.f.writeJSON(w, 200, d.f.buildJSON("STAGED"))
 		return true
 	})
@@ -174,14 +184,9 @@ func TestPush_stagingOutputIsCompleteWhenTheBuildEndsBeforeTheStreamIsBack(t *te
 func TestPush_stagingStreamEndedCleanlyMidStagingIsResumed(t *testing.T) {
 	d := &stopStream{}
 	pushAcrossAStop(t, d, time.Millisecond, func(w http.ResponseWriter, r *http.Request) bool {
-		select {
-		case <-d.first:
-		case <-r.Context().Done():
+		if !d.comeBack(r) {
 			return true
 		}
-		d.mu.Lock()
-		d.up = true
-		d.mu.Unlock()
 		// The build ends only once the stream is back and has sent
 		// every line: the push must have followed them live.
 		for deadline := time.Now().Add(10 * time.Second); ; {
