@@ -35,8 +35,7 @@ type stopStream struct {
 func (d *stopStream) ts(i int) int64 { return stgT0 + int64(i) }
 
 // comeBack waits, for request r, until the first stream has sent its
-// line and ended, then
-// marks the server back; false if r ended first.
+// line and ended, then marks the server back; false if r ended first.
 func (d *stopStream) comeBack(r *http.Request) bool {
 	select {
 	case <-d.first:
