@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -17,6 +18,11 @@ import (
 const (
 	missingTagShown = 10
 	tagsPage        = 100
+	// maxTagsBody bounds the tags answer read (a registry may ignore the
+	// page size); maxTagShown bounds each tag named (Docker's tags are at
+	// most 128 characters).
+	maxTagsBody = 256 << 10
+	maxTagShown = 128
 )
 
 // explainMissingTag sharpens e, the NotFound of tag's manifest: many
@@ -31,7 +37,7 @@ func (c *Client) explainMissingTag(ctx context.Context, e *Error, err error, tag
 		return e
 	}
 	repo := tag.Context()
-	p, perr := remote.NewPuller(append(opts, remote.WithPageSize(tagsPage))...)
+	p, perr := remote.NewPuller(append(opts, remote.WithPageSize(tagsPage), remote.WithTransport(limitedBodies{c.transport, maxTagsBody}))...)
 	if perr != nil {
 		return e
 	}
@@ -49,7 +55,10 @@ func (c *Client) explainMissingTag(ctx context.Context, e *Error, err error, tag
 	case len(page.Tags) == 0:
 		return &Error{Kind: NotFound, Ref: e.Ref, Message: fmt.Sprintf("%s not found: repository %s has no tags", e.Ref, repo.Name())}
 	}
-	shown := page.Tags[:min(len(page.Tags), missingTagShown)]
+	shown := make([]string, 0, missingTagShown)
+	for _, t := range page.Tags[:min(len(page.Tags), missingTagShown)] {
+		shown = append(shown, truncate(t, maxTagShown))
+	}
 	more := ""
 	if len(page.Tags) > len(shown) || page.Next != "" {
 		more = ", ..."
@@ -66,3 +75,37 @@ func hasCode(terr *transport.Error, code transport.ErrorCode) bool {
 	}
 	return false
 }
+
+// limitedBodies cuts every response body after max bytes (the reader
+// then fails to decode it, and the caller's error stands) and closes the
+// connection there, so a registry still sending is not left waiting.
+type limitedBodies struct {
+	rt  http.RoundTripper
+	max int64
+}
+
+func (l limitedBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.rt.RoundTrip(req)
+	if err == nil {
+		resp.Body = &cutBody{rc: resp.Body, left: l.max}
+	}
+	return resp, err
+}
+
+// cutBody reads rc up to left bytes, then closes it and reports EOF.
+type cutBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		b.rc.Close()
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p[:min(int64(len(p)), b.left)])
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cutBody) Close() error { return b.rc.Close() }
