@@ -212,24 +212,9 @@ func (f *follower) newest(ctx context.Context) (int64, bool) {
 		return 0, false
 	}
 	for _, l := range lines { // newest first
-		if matchSource(l.SourceType, f.sourceTypes) && (f.keep == nil || f.keep(l)) {
+		if api.MatchSource(l.SourceType, f.sourceTypes) && (f.keep == nil || f.keep(l)) {
 			return l.Timestamp, true
 		}
 	}
 	return 0, false
-}
-
-// matchSource reports whether a line of source type st is on a stream of
-// the wanted source types (as the server selects them: "APP" selects
-// "APP/PROC/WEB").
-func matchSource(st string, wanted []string) bool {
-	if len(wanted) == 0 {
-		return true
-	}
-	for _, w := range wanted {
-		if st == w || len(st) > len(w) && st[:len(w)] == w && st[len(w)] == '/' {
-			return true
-		}
-	}
-	return false
 }

@@ -196,9 +196,10 @@ func (c *Client) StreamLogs(ctx context.Context, appGUID string, sourceTypes []s
 	return nil
 }
 
-// matchSource reports whether a source type is one of the wanted ones
-// (prefix match on "/" boundaries: "APP" matches "APP/PROC/WEB").
-func matchSource(st string, wanted []string) bool {
+// MatchSource reports whether a line of source type st is on a stream of
+// the wanted source types, as the server selects them (prefix match on "/"
+// boundaries: "APP" matches "APP/PROC/WEB"; none wanted: all).
+func MatchSource(st string, wanted []string) bool {
 	if len(wanted) == 0 {
 		return true
 	}
@@ -237,7 +238,7 @@ func (c *Client) FollowLogs(ctx context.Context, appGUID string, sourceTypes []s
 				continue
 			}
 			start = l.Timestamp + 1
-			if matchSource(l.SourceType, sourceTypes) {
+			if MatchSource(l.SourceType, sourceTypes) {
 				fn(l)
 			}
 		}
