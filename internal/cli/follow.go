@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pando "github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cli/api"
 )
 
@@ -212,7 +213,7 @@ func (f *follower) newest(ctx context.Context) (int64, bool) {
 		return 0, false
 	}
 	for _, l := range lines { // newest first
-		if api.MatchSource(l.SourceType, f.sourceTypes) && (f.keep == nil || f.keep(l)) {
+		if pando.LogSourceSelected(f.sourceTypes, l.SourceType) && (f.keep == nil || f.keep(l)) {
 			return l.Timestamp, true
 		}
 	}

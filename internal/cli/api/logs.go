@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	pando "github.com/pandoplatform/pando"
 )
 
 // LogLine is one app or staging log line.
@@ -196,21 +198,6 @@ func (c *Client) StreamLogs(ctx context.Context, appGUID string, sourceTypes []s
 	return nil
 }
 
-// MatchSource reports whether a line of source type st is on a stream of
-// the wanted source types, as the server selects them (prefix match on "/"
-// boundaries: "APP" matches "APP/PROC/WEB"; none wanted: all).
-func MatchSource(st string, wanted []string) bool {
-	if len(wanted) == 0 {
-		return true
-	}
-	for _, w := range wanted {
-		if st == w || strings.HasPrefix(st, w+"/") {
-			return true
-		}
-	}
-	return false
-}
-
 // FollowLogs is StreamLogs with a fallback for servers without Pando's
 // stream endpoint: it polls the log-cache API every 250 ms. start is the
 // first timestamp wanted (ns; 0: from now).
@@ -238,7 +225,7 @@ func (c *Client) FollowLogs(ctx context.Context, appGUID string, sourceTypes []s
 				continue
 			}
 			start = l.Timestamp + 1
-			if MatchSource(l.SourceType, sourceTypes) {
+			if pando.LogSourceSelected(sourceTypes, l.SourceType) {
 				fn(l)
 			}
 		}
