@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,18 +128,6 @@ func (s *server) loopbackIP(ip string) string {
 		return s.loNet + rest
 	}
 	return ip
-}
-
-// freeLoopbackAddr reserves a port the kernel picks, then frees it for the
-// server to bind.
-func freeLoopbackAddr(ip string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
 }
 
 // start runs the server and returns once its API answers GET / (and, on
