@@ -76,11 +76,22 @@ func decodeBase64(s string) ([]byte, error) {
 // the batch and descending returns newest first. Non-log envelopes are
 // skipped.
 func (c *Client) ReadLogs(ctx context.Context, sourceID string, start int64, limit int, descending bool) ([]LogLine, error) {
+	return c.ReadLogsOf(ctx, sourceID, nil, start, limit, descending)
+}
+
+// ReadLogsOf is ReadLogs asking the server for lines of sourceTypes only
+// (Pando's source_types parameter). log-cache has no such filter and
+// ignores it: callers that must have those types only check each line
+// (pando.LogSourceSelected).
+func (c *Client) ReadLogsOf(ctx context.Context, sourceID string, sourceTypes []string, start int64, limit int, descending bool) ([]LogLine, error) {
 	base := c.URL()
 	if root, err := c.Root(ctx); err == nil && root.Href("log_cache") != "" {
 		base = root.Href("log_cache")
 	}
 	q := url.Values{"envelope_types": {"LOG"}, "start_time": {strconv.FormatInt(start, 10)}}
+	if len(sourceTypes) > 0 {
+		q.Set("source_types", strings.Join(sourceTypes, ","))
+	}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
