@@ -61,7 +61,7 @@ func runMain(m *testing.M) int {
 	// containers, mounts, cgroups and scratch dirs (sweep_test.go).
 	swept, err := sweepStale(os.TempDir(), defaultRunDir)
 	for _, d := range swept {
-		fmt.Fprintf(os.Stderr, "e2e: removed %s, left by a run that was killed\n", d)
+		fmt.Fprintf(os.Stderr, "e2e: removed %s, left by an earlier run\n", d)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: warning: sweeping what killed runs left: %v\n", err)
