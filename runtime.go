@@ -384,6 +384,22 @@ const (
 	LogSourceRouter  = "RTR"
 )
 
+// LogSourceSelected reports whether a line of source type t is selected by
+// the filter a log reader gives: t equals an entry or is under it on a "/"
+// boundary ("APP" selects "APP/PROC/WEB", not "APPX"); no entries select
+// every line. The server's log store and the CLI apply this one rule.
+func LogSourceSelected(filter []string, t string) bool {
+	if len(filter) == 0 {
+		return true
+	}
+	for _, f := range filter {
+		if t == f || (len(t) > len(f) && t[:len(f)] == f && t[len(f)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
 // LogEnvelope is one log line.
 type LogEnvelope struct {
 	Timestamp  time.Time

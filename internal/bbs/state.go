@@ -303,21 +303,21 @@ func (m *memState) deleteTask(guid string) {
 }
 
 func (m *memState) actualsOnCell(cellID string) []actualRecord {
-	set := m.actualsByCell[cellID]
-	out := make([]actualRecord, 0, len(set))
-	for guid := range set {
-		out = append(out, m.actuals[guid])
-	}
-	return out
+	return onCell(m.actualsByCell, cellID, m.actuals)
 }
 
 func (m *memState) countActualsOnCell(cellID string) int { return len(m.actualsByCell[cellID]) }
 
 func (m *memState) tasksOnCell(cellID string) []taskRecord {
-	set := m.tasksByCell[cellID]
-	out := make([]taskRecord, 0, len(set))
+	return onCell(m.tasksByCell, cellID, m.tasks)
+}
+
+// onCell returns the records an index places on a cell, in no order.
+func onCell[R any](ix cellIndex, cellID string, records map[string]R) []R {
+	set := ix[cellID]
+	out := make([]R, 0, len(set))
 	for guid := range set {
-		out = append(out, m.tasks[guid])
+		out = append(out, records[guid])
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	pando "github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cli/api"
 )
 
@@ -58,6 +59,9 @@ type fakeCF struct {
 	stats        [][]statEntry
 	buildpacks   []string
 	envelopes    []fakeEnvelope // log-cache content, oldest first
+	// readSourceTypes: reads honour source_types, as Pando's store does
+	// (log-cache, and the fake by default, ignore it).
+	readSourceTypes bool
 	// startTimeout is the web process's health check timeout in seconds
 	// (nil: none set).
 	startTimeout *int
@@ -568,6 +572,11 @@ func (f *fakeCF) serveRead(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	f.mu.Unlock()
+	if types := q.Get("source_types"); f.readSourceTypes && types != "" {
+		envs = slices.DeleteFunc(envs, func(e fakeEnvelope) bool {
+			return !pando.LogSourceSelected(strings.Split(types, ","), e.sourceType)
+		})
+	}
 	if q.Get("descending") == "true" {
 		for i, j := 0, len(envs)-1; i < j; i, j = i+1, j-1 {
 			envs[i], envs[j] = envs[j], envs[i]

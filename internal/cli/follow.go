@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pando "github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cli/api"
 )
 
@@ -203,16 +204,30 @@ func (f *follower) quiet(print func(api.LogLine)) {
 
 // newest reads the timestamp of the newest line the log store holds that
 // the stream would deliver; false when the store does not say (no such
-// line among its newest, or it cannot be read).
+// line among its newest, or it cannot be read). Pando's store answers
+// with that one line (source_types, limit 1); a store that ignores
+// source_types (log-cache) or a newest line keep refuses (another task's
+// whose name extends this one's) costs one read of the newest 1000.
 func (f *follower) newest(ctx context.Context) (int64, bool) {
 	ctx, cancel := context.WithTimeout(ctx, f.s.drainCatchUp)
 	defer cancel()
-	lines, err := f.s.c.ReadLogs(ctx, f.app.GUID, -1, 1000, true)
-	if err != nil {
+	wanted := func(l api.LogLine) bool {
+		return pando.LogSourceSelected(f.sourceTypes, l.SourceType) && (f.keep == nil || f.keep(l))
+	}
+	lines, err := f.s.c.ReadLogsOf(ctx, f.app.GUID, f.sourceTypes, -1, 1, true)
+	switch {
+	case err != nil || len(lines) == 0:
+		// None: the store has no line of these types (or, ignoring
+		// source_types, no line at all).
+		return 0, false
+	case wanted(lines[0]):
+		return lines[0].Timestamp, true
+	}
+	if lines, err = f.s.c.ReadLogsOf(ctx, f.app.GUID, f.sourceTypes, -1, 1000, true); err != nil {
 		return 0, false
 	}
 	for _, l := range lines { // newest first
-		if api.MatchSource(l.SourceType, f.sourceTypes) && (f.keep == nil || f.keep(l)) {
+		if wanted(l) {
 			return l.Timestamp, true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,4 +205,80 @@ func TestPush_stagingStreamEndedCleanlyMidStagingIsResumed(t *testing.T) {
 		d.f.writeJSON(w, 200, d.f.buildJSON("STAGED"))
 		return true
 	})
+}
+
+// Once the staging has ended, the push asks the log store for the newest
+// staging line and prints every line up to it. Pando's store answers with
+// that one line (source_types, limit 1); log-cache ignores source_types,
+// and its newest line is then an app's: the push reads the newest 1000
+// to find the staging's. The staging's last line reaches the stream only
+// well after that read, the stream quiet meanwhile for longer than
+// drainIdle: a push that did not know which line to wait for would stop
+// before it.
+func TestPush_waitsForTheNewestStagingLineTheStoreNames(t *testing.T) {
+	for _, c := range []struct {
+		name            string
+		readSourceTypes bool
+		wantLimits      []string
+	}{
+		{"pando", true, []string{"1"}},
+		{"log-cache", false, []string{"1", "1000"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeCF(t)
+			f.readSourceTypes = c.readSourceTypes
+			f.stgLines = []string{"-----> Staticfile Buildpack", "-----> Copying project files"}
+			f.lastLine = "Uploading complete"
+			f.envelopes = append(f.stagingEnvelopes(), fakeEnvelope{ts: stgT0 + 100, sourceType: "APP/PROC/WEB", instance: "0", typ: "OUT", payload: "an app line"})
+			f.stats = [][]statEntry{{{state: "RUNNING"}}}
+			gate := make(chan struct{})
+			var once sync.Once
+			f.lastLineGate = gate
+			var reads []url.Values
+			var mu sync.Mutex
+			f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != "/api/v1/read/"+appGUID || !r.URL.Query().Has("source_types") {
+					return false // not the follower's (the start's progress reads all types)
+				}
+				mu.Lock()
+				reads = append(reads, r.URL.Query())
+				mu.Unlock()
+				f.serveRead(w, r)
+				// The last line comes well after the stream fell quiet
+				// for drainIdle (a push must wait for it whatever the
+				// delay).
+				once.Do(func() { time.AfterFunc(100*time.Millisecond, func() { close(gate) }) })
+				return true
+			}
+			h := newHarness(t)
+			h.loggedIn(f, time.Hour)
+			h.env.drainIdle, h.env.drainMax = time.Millisecond, time.Millisecond
+			app := t.TempDir()
+			writeFiles(t, app, map[string]string{"index.html": "hi"})
+			if err := h.run("push", "myapp", "-p", app); err != nil {
+				t.Fatalf("push: %v\nstdout: %s\nstderr: %s", err, h.out, h.err)
+			}
+			out := h.out.String()
+			for _, l := range append(f.stgLines, f.lastLine) {
+				if n := strings.Count(out, "   "+l+"\n"); n != 1 {
+					t.Errorf("%q printed %d times, want once:\n%s\nstderr:\n%s", l, n, out, h.err)
+				}
+			}
+			if strings.Contains(out, "an app line") || strings.Contains(h.err.String(), "did not catch up") {
+				t.Errorf("stdout:\n%s\nstderr:\n%s", out, h.err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			var limits []string
+			for _, q := range reads {
+				if q.Get("descending") != "true" || q.Get("source_types") != "STG" || q.Get("start_time") != "-1" {
+					t.Errorf("read %v: want the newest STG lines", q)
+				}
+				limits = append(limits, q.Get("limit"))
+			}
+			if fmt.Sprint(limits) != fmt.Sprint(c.wantLimits) {
+				t.Errorf("read limits %v, want %v", limits, c.wantLimits)
+			}
+		})
+	}
 }

@@ -79,6 +79,10 @@ func (s *Store) handleRead(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rq.EnvelopeTypes = listParam(q["envelope_types"])
+	// source_types is Pando's own (log-cache has no such filter), as on
+	// the stream: a client asking for the newest line of some source
+	// types gets it in one envelope.
+	rq.SourceTypes = listParam(q["source_types"])
 	var resp readResponse
 	resp.Envelopes.Batch = []envelopeJSON{}
 	sourceID := r.PathValue("source_id")

@@ -301,7 +301,7 @@ func (s *Store) read(sourceID string, q ReadQuery) []pando.LogEnvelope {
 		}
 		e := src.at(i)
 		ts := e.Timestamp.UnixNano()
-		if ts < start || ts > end || !matchSourceType(q.SourceTypes, e.SourceType) {
+		if ts < start || ts > end || !pando.LogSourceSelected(q.SourceTypes, e.SourceType) {
 			continue
 		}
 		out = append(out, *e)
@@ -313,20 +313,6 @@ const (
 	minInt64 = -1 << 63
 	maxInt64 = 1<<63 - 1
 )
-
-// matchSourceType reports whether t is selected by filter: equal to an
-// entry, or under it ("APP" selects "APP/PROC/WEB").
-func matchSourceType(filter []string, t string) bool {
-	if len(filter) == 0 {
-		return true
-	}
-	for _, f := range filter {
-		if t == f || (strings.HasPrefix(t, f) && strings.HasPrefix(t[len(f):], "/")) {
-			return true
-		}
-	}
-	return false
-}
 
 // Subscribe returns the lines of sourceID emitted from now on (only these
 // source types, when given). The channel is closed when ctx ends or the
@@ -386,7 +372,7 @@ type subscriber struct {
 // offer queues e, or counts it as dropped when the queue is full. It never
 // blocks for longer than the subscriber's mutex is held (a slice swap).
 func (sub *subscriber) offer(e pando.LogEnvelope) {
-	if !matchSourceType(sub.types, e.SourceType) {
+	if !pando.LogSourceSelected(sub.types, e.SourceType) {
 		return
 	}
 	sub.mu.Lock()

@@ -473,3 +473,46 @@ func TestHTTPRead_tagsNameTheAppOriginAndInstance(t *testing.T) {
 		t.Errorf("app name looked up %d times for one read, want once", len(asked))
 	}
 }
+
+// The newest line of some source types is one envelope away: the CLI's
+// follower asks for it once the watched staging or task has ended.
+func TestHTTPRead_sourceTypesSelectTheNewestOfThoseTypes(t *testing.T) {
+	s := New(Config{})
+	defer s.Close()
+	for i, st := range []string{"STG", "STG", "APP/PROC/WEB", "APP/TASK/t1", "RTR", "APP/TASK/t1x"} {
+		e := line("app-guid", i, t0.Add(time.Duration(i)*time.Second))
+		e.SourceType = st
+		s.Emit(e)
+	}
+	mux := http.NewServeMux()
+	s.Routes(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for q, want := range map[string]string{
+		"source_types=STG":                           "[line 1]",
+		"source_types=APP":                           "[line 5]",
+		"source_types=APP/TASK/t1":                   "[line 3]",
+		"source_types=CELL,STG":                      "[line 1]",
+		"source_types=APP/PROC/WEB&source_types=STG": "[line 2]",
+		"source_types=CELL":                          "[]",
+		"":                                           "[line 5]",
+	} {
+		resp, err := http.Get(srv.URL + "/api/v1/read/app-guid?descending=true&limit=1&envelope_types=LOG&" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body readResponse
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range body.Envelopes.Batch {
+			got = append(got, string(e.Log.Payload))
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("%q: got %v, want %s", q, got, want)
+		}
+	}
+}

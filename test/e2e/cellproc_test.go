@@ -3,7 +3,6 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,12 +81,10 @@ func (s *server) newCell(t *testing.T, id, ip string, args ...string) *cellProc 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	addr, err := freeLoopbackAddr(ip)
 	if err != nil {
-		t.Fatalf("a free port on %s: %v", ip, err)
+		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	c := &cellProc{s: s, id: id, ip: ip, addr: addr, root: root, dataDir: filepath.Join(root, "data"),
 		logPath: filepath.Join(root, "cell.log"), token: s.cellToken(t), args: args}
 	t.Cleanup(func() {

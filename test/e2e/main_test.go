@@ -57,13 +57,25 @@ func runMain(m *testing.M) int {
 		return m.Run()
 	}
 
-	scratch, err := os.MkdirTemp("", "pando-e2e-")
+	// What runs killed earlier (go test -timeout) left: their
+	// containers, mounts, cgroups and scratch dirs (sweep_test.go).
+	swept, err := sweepStale(os.TempDir(), defaultRunDir)
+	for _, d := range swept {
+		fmt.Fprintf(os.Stderr, "e2e: removed %s, left by an earlier run\n", d)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: warning: sweeping what killed runs left: %v\n", err)
+	}
+	scratch, owner, err := newScratch(os.TempDir())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
 	env.scratch = scratch
-	defer os.RemoveAll(scratch)
+	defer func() {
+		os.RemoveAll(scratch)
+		owner.Close() // the run's owner lock, held until its dir is gone
+	}()
 
 	env.bin, err = pandoBinary(scratch)
 	if err != nil {

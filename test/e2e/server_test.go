@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pandoplatform/pando/internal/cgroupclean"
 	"github.com/pandoplatform/pando/internal/childproc"
 	"github.com/pandoplatform/pando/internal/mountinfo"
 )
@@ -129,18 +127,6 @@ func (s *server) loopbackIP(ip string) string {
 		return s.loNet + rest
 	}
 	return ip
-}
-
-// freeLoopbackAddr reserves a port the kernel picks, then frees it for the
-// server to bind.
-func freeLoopbackAddr(ip string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
 }
 
 // start runs the server and returns once its API answers GET / (and, on
@@ -358,43 +344,11 @@ func (s *server) killAll() {
 	s.mu.Unlock()
 }
 
-// cleanup kills the server if it still runs, removes any runc container,
-// mount and cgroup it left, then deletes its directory (never through a
-// mount that could not be removed).
+// cleanup kills the server if it still runs, then removes what it left
+// (cleanNode): runc containers, mounts, cgroups and its directory.
 func (s *server) cleanup() error {
 	s.killAll()
-	var errs []error
-	ids, err := s.containers()
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, id := range ids {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		out, err := exec.CommandContext(ctx, "runc", "--root", s.runcRoot(), "delete", "--force", id).CombinedOutput()
-		cancel()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", id, err, out))
-		}
-	}
-	ms, err := mountinfo.Under(s.root)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, m := range ms {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
-		}
-	}
-	cgroupclean.Remove(cgroupclean.DefaultParent(filepath.Join(s.dataDir, "containers")))
-	if left, err := mountinfo.Under(s.root); err != nil || len(left) > 0 {
-		// RemoveAll through a bind mount of /usr would wipe the host.
-		errs = append(errs, fmt.Errorf("not removing %s: mounts remain %v (%v)", s.root, left, err))
-		return errors.Join(errs...)
-	}
-	if err := os.RemoveAll(s.root); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return cleanNode(s.root, s.dataDir, defaultRunDir)
 }
 
 // runcRoot is where the runc backend keeps runc's state:
@@ -402,18 +356,7 @@ func (s *server) cleanup() error {
 func (s *server) runcRoot() string { return filepath.Join(s.dataDir, "containers", "runc") }
 
 // containers lists the runc containers of this server's runc root.
-func (s *server) containers() ([]string, error) {
-	if _, err := os.Stat(s.runcRoot()); errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "runc", "--root", s.runcRoot(), "list", "-q").Output()
-	if err != nil {
-		return nil, fmt.Errorf("runc list: %w", err)
-	}
-	return strings.Fields(string(out)), nil
-}
+func (s *server) containers() ([]string, error) { return runcContainers(s.runcRoot()) }
 
 // logSize is the current length of the server log.
 func (s *server) logSize() int64 {

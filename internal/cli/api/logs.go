@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	pando "github.com/pandoplatform/pando"
 )
 
 // LogLine is one app or staging log line.
@@ -74,11 +76,22 @@ func decodeBase64(s string) ([]byte, error) {
 // the batch and descending returns newest first. Non-log envelopes are
 // skipped.
 func (c *Client) ReadLogs(ctx context.Context, sourceID string, start int64, limit int, descending bool) ([]LogLine, error) {
+	return c.ReadLogsOf(ctx, sourceID, nil, start, limit, descending)
+}
+
+// ReadLogsOf is ReadLogs asking the server for lines of sourceTypes only
+// (Pando's source_types parameter). log-cache has no such filter and
+// ignores it: callers that must have those types only check each line
+// (pando.LogSourceSelected).
+func (c *Client) ReadLogsOf(ctx context.Context, sourceID string, sourceTypes []string, start int64, limit int, descending bool) ([]LogLine, error) {
 	base := c.URL()
 	if root, err := c.Root(ctx); err == nil && root.Href("log_cache") != "" {
 		base = root.Href("log_cache")
 	}
 	q := url.Values{"envelope_types": {"LOG"}, "start_time": {strconv.FormatInt(start, 10)}}
+	if len(sourceTypes) > 0 {
+		q.Set("source_types", strings.Join(sourceTypes, ","))
+	}
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
@@ -196,21 +209,6 @@ func (c *Client) StreamLogs(ctx context.Context, appGUID string, sourceTypes []s
 	return nil
 }
 
-// MatchSource reports whether a line of source type st is on a stream of
-// the wanted source types, as the server selects them (prefix match on "/"
-// boundaries: "APP" matches "APP/PROC/WEB"; none wanted: all).
-func MatchSource(st string, wanted []string) bool {
-	if len(wanted) == 0 {
-		return true
-	}
-	for _, w := range wanted {
-		if st == w || strings.HasPrefix(st, w+"/") {
-			return true
-		}
-	}
-	return false
-}
-
 // FollowLogs is StreamLogs with a fallback for servers without Pando's
 // stream endpoint: it polls the log-cache API every 250 ms. start is the
 // first timestamp wanted (ns; 0: from now).
@@ -238,7 +236,7 @@ func (c *Client) FollowLogs(ctx context.Context, appGUID string, sourceTypes []s
 				continue
 			}
 			start = l.Timestamp + 1
-			if MatchSource(l.SourceType, sourceTypes) {
+			if pando.LogSourceSelected(sourceTypes, l.SourceType) {
 				fn(l)
 			}
 		}
