@@ -121,16 +121,6 @@ func TestOpen_dsn(t *testing.T) {
 	}
 }
 
-func TestOpen_postgresNotYetSupported(t *testing.T) {
-	_, err := Open(t.Context(), "postgres://user:hunter2@localhost/pando", nil)
-	if err == nil || !strings.Contains(err.Error(), "not yet supported") {
-		t.Fatalf("Open(postgres) = %v, want not yet supported", err)
-	}
-	if strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("error leaks the DSN password: %v", err)
-	}
-}
-
 func TestOpen_sqliteSettings(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "odd?dir#name", "ccdb.sqlite")
 	s := openTemp(t, path)
