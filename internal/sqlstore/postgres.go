@@ -36,6 +36,68 @@ type pgDialect struct{}
 // never both migrate.
 const pgWriterLock int64 = 0x70616e646f
 
+// pgServerLock is the advisory lock key ClaimDatabase holds.
+const pgServerLock = pgWriterLock + 1
+
+// ClaimDatabase makes this Store the only one serving from its database
+// until Close: on PostgreSQL it holds a session advisory lock on a
+// connection of its own, and fails if another process (a second server on
+// the same database) still holds it after wait (a server just killed
+// holds it until PostgreSQL sees its connection close). On SQLite it does
+// nothing: the data dir's server.lock covers the file.
+//
+// The claim lasts as long as its connection: PostgreSQL probes it with
+// TCP keepalives, so the claim of a server whose machine died goes within
+// about a minute.
+func (s *Store) ClaimDatabase(ctx context.Context, wait time.Duration) error {
+	if _, ok := s.d.(pgDialect); !ok || s.inTx || s.claim != nil {
+		return nil
+	}
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("claim the database: %w", err)
+	}
+	// Unix sockets have no keepalives; PostgreSQL ignores these there.
+	if _, err := conn.ExecContext(ctx, "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"); err != nil {
+		conn.Close()
+		return fmt.Errorf("claim the database: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		var got bool
+		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pgServerLock).Scan(&got); err != nil {
+			conn.Close()
+			return fmt.Errorf("claim the database: %w", err)
+		}
+		if got {
+			s.claim = conn
+			return nil
+		}
+		if time.Now().After(deadline) {
+			conn.Close()
+			return errors.New("another Pando server is using this PostgreSQL database (one server per database): stop it, or give this one a database of its own")
+		}
+		select {
+		case <-ctx.Done():
+			conn.Close()
+			return fmt.Errorf("claim the database: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// releaseClaim gives ClaimDatabase's lock back at once (the end of the
+// session would too, but a moment after the connection closes).
+func (s *Store) releaseClaim() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.claim.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", pgServerLock)
+	if err != nil {
+		err = fmt.Errorf("release the database claim: %w", err)
+	}
+	return errors.Join(err, s.claim.Close())
+}
+
 func (pgDialect) rebind(q string) string { return rebindDollar(q) }
 
 func (pgDialect) lockWrites() string {
@@ -93,8 +155,10 @@ func pgUniqueColumns(pe *pgconn.PgError) []string {
 
 const (
 	pgConnectTimeout = 10 * time.Second
-	pgWriterConns    = 4 // they wait their turn in PostgreSQL, not in Go
-	pgReaderConns    = 8
+	// Writers wait their turn in PostgreSQL, not in Go; ClaimDatabase
+	// keeps one more.
+	pgWriterConns = 5
+	pgReaderConns = 8
 )
 
 // openPostgres opens the database a postgres:// URL names. No error it
@@ -162,13 +226,15 @@ func pgConnectError(where string, cfg *pgx.ConnConfig, err error) error {
 		}
 		return fmt.Errorf("PostgreSQL at %s: %w", where, err)
 	}
-	// pgconn.ConnectError leads with the user and database; what follows
-	// (the address and what went wrong there) is the useful part.
+	// pgconn.ConnectError leads with the user and database, then the
+	// address again; what went wrong there is the useful part.
+	var oe *net.OpError
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		if inner := errors.Unwrap(ce); inner != nil {
-			err = inner
-		}
+	switch {
+	case errors.As(err, &oe) && oe.Err != nil:
+		err = oe.Err
+	case errors.As(err, &ce) && errors.Unwrap(ce) != nil:
+		err = errors.Unwrap(ce)
 	}
 	return fmt.Errorf("cannot reach PostgreSQL at %s: %w", where, err)
 }

@@ -304,3 +304,41 @@ func pgInstalled() bool {
 	_, err := os.Stat("/usr/lib/postgresql")
 	return err == nil || os.Getenv("CI") == "true"
 }
+
+// One server per database: a second claim fails while the first Store is
+// open, and succeeds once it is closed.
+func TestPostgres_claimDatabaseIsOneServerPerDatabase(t *testing.T) {
+	dsn := pgtest.URL(t)
+	ctx := t.Context()
+	first, err := Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.ClaimDatabase(ctx, 0); err != nil {
+		t.Fatalf("first claim: %v", err)
+	}
+	second := openTemp(t, dsn)
+	if err := second.ClaimDatabase(ctx, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "another Pando server is using this PostgreSQL database") {
+		t.Fatalf("second claim while the first holds it: %v", err)
+	}
+	// The first still writes: its claim holds none of the writer's turns.
+	if err := first.CreateOrg(ctx, pando.Org{GUID: "org-1", Name: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.ClaimDatabase(ctx, 0); err != nil {
+		t.Fatalf("claim after the first closed: %v", err)
+	}
+}
+
+// On SQLite the data dir's lock is the claim: ClaimDatabase does nothing.
+func TestSQLite_claimDatabaseDoesNothing(t *testing.T) {
+	path := t.TempDir() + "/ccdb.sqlite"
+	for range 2 {
+		if err := openTemp(t, path).ClaimDatabase(t.Context(), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -37,6 +37,9 @@ type Store struct {
 
 	w, r querier // where writes and reads go: the pools, or the transaction
 	inTx bool
+
+	// claim is the connection holding ClaimDatabase's lock, if any.
+	claim *sql.Conn
 }
 
 var _ pando.Store = (*Store)(nil)
@@ -184,7 +187,11 @@ func (s *Store) Close() error {
 	if s.inTx {
 		return nil
 	}
-	err := s.wdb.Close()
+	var err error
+	if s.claim != nil {
+		err = s.releaseClaim()
+	}
+	err = errors.Join(err, s.wdb.Close())
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
 	}
