@@ -187,6 +187,10 @@ func TestPostgres_twoOpensAtOnceMigrateOnce(t *testing.T) {
 	}
 }
 
+func TestPostgres_migrateAppliesInOrderAndStopsAtFailure(t *testing.T) {
+	testMigrateStopsAtFailure(t, openTemp(t, pgtest.URL(t)))
+}
+
 func TestPostgres_refusesNewerSchema(t *testing.T) {
 	dsn := pgtest.URL(t)
 	s := openTemp(t, dsn)
@@ -264,45 +268,47 @@ func TestPostgres_textOrderIsBytewise(t *testing.T) {
 	}
 }
 
-// A server that refuses the login, or is not there, is said so; the
-// password never shows.
+// A server that is not there, or a URL that does not parse, is said so;
+// the password never shows.
 func TestOpen_postgresErrorsNeverShowThePassword(t *testing.T) {
-	const secret = "s3cr3t-Pa55"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	closed := ln.Addr().String()
 	ln.Close()
-	cases := []struct{ dsn, want string }{
+	for _, c := range []struct{ dsn, want string }{
 		{"postgres://pando:" + secret + "@" + closed + "/pando?connect_timeout=5", "cannot reach PostgreSQL at " + closed + ": "},
 		{"postgres://pando:" + secret + "@" + "127.0.0.1:notaport/pando", "cannot parse the PostgreSQL URL"},
 		{"postgres://pando:" + secret + "@127.0.0.1/pando?sslmode=bogus", "cannot parse the PostgreSQL URL"},
-	}
-	if _, ok := os.LookupEnv(pgtest.EnvURL); ok || pgInstalled() {
-		u, err := url.Parse(pgtest.URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.User = url.UserPassword(u.User.Username(), secret)
-		cases = append(cases, struct{ dsn, want string }{u.String(), "PostgreSQL at " + u.Host + " refused the login of user"})
-	}
-	for _, c := range cases {
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		_, err := Open(ctx, c.dsn, nil)
-		cancel()
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("Open: %v, want %q", err, c.want)
-		}
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("the error shows the password: %v", err)
-		}
+	} {
+		wantOpenError(t, c.dsn, c.want)
 	}
 }
 
-func pgInstalled() bool {
-	_, err := os.Stat("/usr/lib/postgresql")
-	return err == nil || os.Getenv("CI") == "true"
+// A server that refuses the login says so, without the password.
+func TestPostgres_refusedLoginNeverShowsThePassword(t *testing.T) {
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(u.User.Username(), secret)
+	wantOpenError(t, u.String(), "PostgreSQL at "+u.Host+" refused the login of user")
+}
+
+const secret = "s3cr3t-Pa55"
+
+func wantOpenError(t *testing.T, dsn, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err := Open(ctx, dsn, nil)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Open: %v, want %q", err, want)
+	}
+	if err != nil && strings.Contains(err.Error(), secret) {
+		t.Errorf("the error shows the password: %v", err)
+	}
 }
 
 // One server per database: a second claim fails while the first Store is

@@ -208,7 +208,7 @@ func start(bin string) (c *cluster, err error) {
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=200")
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	c.cmd.Stdout, c.cmd.Stderr, c.cmd.Dir = logf, logf, dir
 	if err := c.cmd.Start(); err != nil {
 		c.cmd = nil
 		return nil, fmt.Errorf("start postgres: %w", err)
