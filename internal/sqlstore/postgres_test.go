@@ -296,6 +296,21 @@ func TestPostgres_refusedLoginNeverShowsThePassword(t *testing.T) {
 	wantOpenError(t, u.String(), "PostgreSQL at "+u.Host+" refused the login of user")
 }
 
+// The password may stay out of the URL, in PGPASSWORD as for libpq.
+func TestPostgres_passwordFromPGPASSWORD(t *testing.T) {
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := u.User.Password()
+	u.User = url.User(u.User.Username())
+	t.Setenv("PGPASSWORD", password)
+	s := openTemp(t, u.String())
+	if err := s.CreateOrg(t.Context(), pando.Org{GUID: "org-1", Name: "o"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 const secret = "s3cr3t-Pa55"
 
 func wantOpenError(t *testing.T, dsn, want string) {
