@@ -2,7 +2,8 @@
 // that asks starts a throwaway cluster on loopback (initdb and postgres from
 // /usr/lib/postgresql/*/bin, as the postgres OS user when running as root,
 // fsync off), shared by the test binary until Stop; each test gets its own
-// database on it, dropped when the test ends. PANDO_TEST_DATABASE_URL
+// database on it (empty, or a copy of a template the first test prepared).
+// PANDO_TEST_DATABASE_URL
 // points the tests at an existing server instead (its user must be allowed
 // to create databases). Without PostgreSQL the tests skip, or fail under
 // CI=true (testenv.Missing).
@@ -43,9 +44,17 @@ const startTimeout = 60 * time.Second
 // directory to remove at Stop (none for EnvURL).
 type cluster struct {
 	admin  *url.URL
+	db     *sql.DB // the admin connection
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
 	dir    string
+
+	mu        sync.Mutex
+	templates map[string]*template
+	spares    map[string]chan spare // by template
+	made      []string              // the databases created, to drop on an existing server
+	stopping  bool                  // no more spares
+	wg        sync.WaitGroup        // the spares being made
 }
 
 // The test binary's one cluster, started by the first URL call.
@@ -56,9 +65,44 @@ var (
 )
 
 // URL returns the URL of a new, empty database that only t uses (dropped
-// when t ends on an existing server). It skips t (fails it under CI=true) when PostgreSQL is not
-// installed.
+// when t ends on an existing server). It skips t (fails it under CI=true)
+// when PostgreSQL is not installed.
 func URL(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, "template0")
+}
+
+// Prepare fills a template database (e.g. migrates it), through url.
+type Prepare func(ctx context.Context, url string) error
+
+// TemplateURL is URL for a database that starts as a copy of the template
+// named key, which the first call makes with prepare: quicker than
+// preparing every test's database.
+func TemplateURL(t testing.TB, key string, prepare Prepare) string {
+	t.Helper()
+	c := cluster1(t)
+	c.mu.Lock()
+	tpl, ok := c.templates[key]
+	if !ok {
+		tpl = &template{name: "pando_tpl_" + key + "_" + strings.ToLower(rand.Text()[:8])}
+		c.templates[key] = tpl
+	}
+	c.mu.Unlock()
+	tpl.once.Do(func() { tpl.err = c.makeTemplate(tpl.name, prepare) })
+	if tpl.err != nil {
+		t.Fatalf("pgtest: template %s: %v", key, tpl.err)
+	}
+	return newDatabase(t, tpl.name)
+}
+
+// template is a database tests' databases are copied from.
+type template struct {
+	name string
+	once sync.Once
+	err  error
+}
+
+func cluster1(t testing.TB) *cluster {
 	t.Helper()
 	once.Do(func() { shared, openErr = open() })
 	if errors.Is(openErr, errNotInstalled) {
@@ -67,48 +111,140 @@ func URL(t testing.TB) string {
 	if openErr != nil {
 		t.Fatalf("pgtest: %v", openErr)
 	}
-	ctx := context.Background()
-	admin, err := sql.Open("pgx", shared.admin.String())
+	return shared
+}
+
+func newDatabase(t testing.TB, from string) string {
+	t.Helper()
+	c := cluster1(t)
+	name, err := c.take(from)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := "pando_test_" + strings.ToLower(rand.Text()[:12])
-	// template0 copies fastest; an own cluster goes whole at Stop, so only
-	// an existing server's databases are dropped one by one.
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
-	if shared.cmd == nil {
+	// An own cluster goes whole at Stop: only an existing server's
+	// databases are dropped one by one.
+	if c.cmd == nil {
 		t.Cleanup(func() {
-			admin, err := sql.Open("pgx", shared.admin.String())
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer admin.Close()
-			if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			if _, err := c.db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 				t.Errorf("pgtest: drop database %s: %v", name, err)
 			}
 		})
 	}
-	u := *shared.admin
-	u.Path = "/" + name
+	return c.url(name)
+}
+
+// spare is a database made from a template ahead of the test that takes
+// it, or why it could not be.
+type spare struct {
+	name string
+	err  error
+}
+
+// take returns a new database copied from the template from, and starts
+// making the next one while the test runs.
+func (c *cluster) take(from string) (string, error) {
+	c.mu.Lock()
+	ch, ok := c.spares[from]
+	if !ok {
+		ch = make(chan spare, 1)
+		c.spares[from] = ch
+		c.makeSpare(from, ch)
+	}
+	c.mu.Unlock()
+	sp := <-ch
+	c.mu.Lock()
+	c.makeSpare(from, ch)
+	c.mu.Unlock()
+	return sp.name, sp.err
+}
+
+// makeSpare creates a database from the template from in the background
+// and sends it on ch. c.mu is held.
+func (c *cluster) makeSpare(from string, ch chan<- spare) {
+	if c.stopping {
+		return
+	}
+	name := "pando_test_" + strings.ToLower(rand.Text()[:12])
+	c.made = append(c.made, name)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		_, err := c.db.ExecContext(context.Background(), "CREATE DATABASE "+name+" TEMPLATE "+from+" ENCODING 'UTF8'")
+		ch <- spare{name: name, err: err}
+	}()
+}
+
+func (c *cluster) url(database string) string {
+	u := *c.admin
+	u.Path = "/" + database
 	return u.String()
 }
 
-// Stop stops the cluster the tests started, if any, and removes its files.
-// TestMain calls it after m.Run.
+// makeTemplate creates the database name, prepares it, and closes it to
+// connections, as a template must be.
+func (c *cluster) makeTemplate(name string, prepare Prepare) error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if _, err := c.db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		return err
+	}
+	if _, err := c.db.ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.made = append(c.made, name)
+	c.mu.Unlock()
+	if err := prepare(ctx, c.url(name)); err != nil {
+		return err
+	}
+	// The prepared database's sessions may outlive their connections by a
+	// moment: end them, and admit no more.
+	if _, err := c.db.ExecContext(ctx, "ALTER DATABASE "+name+" WITH ALLOW_CONNECTIONS false"); err != nil {
+		return err
+	}
+	_, err := c.db.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+	return err
+}
+
+// Stop stops the cluster the tests started, if any, and removes its files;
+// on an existing server it drops the templates. TestMain calls it after
+// m.Run.
 func Stop() error {
-	if shared == nil || shared.cmd == nil {
+	if shared == nil {
 		return nil
 	}
-	return shared.stop()
+	shared.mu.Lock()
+	shared.stopping = true
+	shared.mu.Unlock()
+	shared.wg.Wait()
+	var err error
+	if shared.cmd == nil {
+		for _, name := range shared.made {
+			_, e := shared.db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+			err = errors.Join(err, e)
+		}
+	}
+	return errors.Join(err, shared.stop())
 }
 
 var errNotInstalled = errors.New("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): install the postgresql package, or set " + EnvURL)
 
 func open() (*cluster, error) {
+	c, err := find()
+	if err != nil {
+		return nil, err
+	}
+	c.templates, c.spares = map[string]*template{}, map[string]chan spare{}
+	if c.db, err = sql.Open("pgx", c.admin.String()); err != nil {
+		c.stop()
+		return nil, err
+	}
+	c.db.SetMaxOpenConns(2)
+	return c, nil
+}
+
+// find starts a cluster, or names the server EnvURL gives.
+func find() (*cluster, error) {
 	if v := os.Getenv(EnvURL); v != "" {
 		u, err := url.Parse(v)
 		if err != nil {
@@ -247,6 +383,9 @@ func start(bin string) (c *cluster, err error) {
 // removes its directory.
 func (c *cluster) stop() error {
 	var err error
+	if c.db != nil {
+		err = c.db.Close()
+	}
 	if c.cmd != nil {
 		_ = c.cmd.Process.Signal(syscall.SIGINT)
 		select {
