@@ -3,10 +3,9 @@
 // /usr/lib/postgresql/*/bin, as the postgres OS user when running as root,
 // fsync off), shared by the test binary until Stop; each test gets its own
 // database on it (empty, or a copy of a template the first test prepared).
-// PANDO_TEST_DATABASE_URL
-// points the tests at an existing server instead (its user must be allowed
-// to create databases). Without PostgreSQL the tests skip, or fail under
-// CI=true (testenv.Missing).
+// PANDO_TEST_DATABASE_URL points the tests at an existing server instead
+// (its user must be allowed to create databases). Without PostgreSQL the tests skip, or fail under
+// CI=true (testenv.Missing); with -short they skip.
 package pgtest
 
 import (
@@ -104,6 +103,9 @@ type template struct {
 
 func cluster1(t testing.TB) *cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("PostgreSQL tests do not run with -short")
+	}
 	once.Do(func() { shared, openErr = open() })
 	if errors.Is(openErr, errNotInstalled) {
 		testenv.Missing(t, openErr.Error())
