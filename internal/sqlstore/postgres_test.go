@@ -299,14 +299,18 @@ func TestOpen_postgresErrorsNeverShowThePassword(t *testing.T) {
 	}
 }
 
-// A server that refuses the login says so, without the password.
-func TestPostgres_refusedLoginNeverShowsThePassword(t *testing.T) {
+// A server that refuses the login, or has no such database, says so, without
+// the password.
+func TestPostgres_refusedLoginOrMissingDatabaseIsSaidWithoutThePassword(t *testing.T) {
 	u, err := url.Parse(pgURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	good := *u
 	u.User = url.UserPassword(u.User.Username(), secret)
 	wantOpenError(t, u.String(), "PostgreSQL at "+u.Host+" refused the login of user")
+	good.Path = "/no_such_db"
+	wantOpenError(t, good.String(), `PostgreSQL at `+u.Host+` has no database "no_such_db"`)
 }
 
 // The password may stay out of the URL, in PGPASSWORD as for libpq.
