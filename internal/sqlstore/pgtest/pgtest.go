@@ -326,12 +326,24 @@ func start(bin string) (c *cluster, err error) {
 		}
 	}
 	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "pando", "--pwfile", pwfile,
-		"-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	initdb.Dir = dir
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("initdb: %v: %s", err, out)
+	// The databases collate as most servers' do (ICU en-US, where "a"
+	// sorts before "B"), not bytewise, where PostgreSQL 15's ICU allows.
+	base := []string{"-D", data, "-U", "pando", "--pwfile", pwfile,
+		"-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"}
+	for _, extra := range [][]string{{"--locale-provider=icu", "--icu-locale=en-US"}, nil} {
+		initdb := exec.Command(filepath.Join(bin, "initdb"), append(slices.Clip(base), extra...)...)
+		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		initdb.Dir = dir
+		out, err := initdb.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if extra == nil {
+			return nil, fmt.Errorf("initdb: %v: %s", err, out)
+		}
+		if err := os.RemoveAll(data); err != nil {
+			return nil, err
+		}
 	}
 	port, err := freePort()
 	if err != nil {
