@@ -26,7 +26,7 @@ build:
 deps:
 	@$(SUDO) scripts/install-deps.sh
 
-## test-deps: deps plus what only the tests need (docker-registry)
+## test-deps: deps plus what only the tests need (docker-registry, postgresql)
 test-deps:
 	@$(SUDO) scripts/install-deps.sh test
 

@@ -7,7 +7,8 @@
 # on the host stack's runtimes), debootstrap (make-stack.sh builds the
 # stack the tests push to), and a yarn 2+ release from the npm registry
 # (berry projects commit theirs; the nodejs_buildpack's tests commit this
-# one into their apps).
+# one into their apps), and postgresql (the store tests start a throwaway
+# cluster with its initdb and postgres).
 # Idempotent; quiet when everything is present.
 set -eu
 need=""
@@ -42,6 +43,7 @@ if [ "${1:-}" = test ]; then
 	PATH="$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
 	{ [ -x /usr/bin/bundle ] && /usr/bin/ruby -e 'gem "rack"; gem "webrick"'; } >/dev/null 2>&1 ||
 		need="$need ruby ruby-bundler ruby-rack ruby-webrick"
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need="$need postgresql"
 fi
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"
@@ -67,6 +69,14 @@ case "$need" in
 	# The tests start their own registry; the packaged service is not wanted.
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now docker-registry >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+case "$need" in
+*postgresql*)
+	# The tests start their own clusters; the packaged one is not wanted.
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now postgresql >/dev/null 2>&1 || true
 	fi
 	;;
 esac

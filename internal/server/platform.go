@@ -105,6 +105,9 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 		return nil, err
 	}
 
+	// On PostgreSQL one server per database (sqlstore.ClaimDatabase);
+	// claimWait lets a server just killed let go of it.
+	const claimWait = 15 * time.Second
 	dsn := cfg.DatabaseURL
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "ccdb.sqlite")
@@ -114,6 +117,9 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 		return nil, fmt.Errorf("open CCDB: %w", err)
 	}
 	p.onClose(func() { p.store.Close() })
+	if err := p.store.ClaimDatabase(ctx, claimWait); err != nil {
+		return nil, fmt.Errorf("open CCDB: %w", err)
+	}
 
 	p.blobs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.WithTempDir(p.tempDir))
 	if err != nil {

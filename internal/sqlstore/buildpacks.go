@@ -79,7 +79,7 @@ func (s *Store) DeleteBuildpack(ctx context.Context, guid string) error {
 func (s *Store) ListBuildpacks(ctx context.Context, names []string) ([]pando.Buildpack, error) {
 	var w where
 	w.in("name", names)
-	return list(ctx, s, "buildpacks", "SELECT "+buildpackCols+" FROM buildpacks"+w.String()+" ORDER BY position, name, stack, seq", w.args, scanBuildpack)
+	return list(ctx, s, "buildpacks", "SELECT "+buildpackCols+" FROM buildpacks"+w.String()+" ORDER BY position, "+s.d.bytewise("name")+", "+s.d.bytewise("stack")+", seq", w.args, scanBuildpack)
 }
 
 const stackCols = "guid, name, description, is_default, created_at, updated_at"

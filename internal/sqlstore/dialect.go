@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"errors"
 	"strconv"
 	"strings"
@@ -18,6 +19,17 @@ type dialect interface {
 	// constraint decodes a constraint violation; ok is false for any other
 	// error.
 	constraint(err error) (c violation, ok bool)
+	// badText reports an error saying a text argument cannot be stored or
+	// compared (PostgreSQL refuses NUL bytes and invalid UTF-8).
+	badText(err error) bool
+	// lockWrites is the statement every write transaction runs first, so
+	// writers take turns as they do on SQLite; "" when BEGIN already does.
+	lockWrites() string
+	// txOptions are the options of a write transaction.
+	txOptions() *sql.TxOptions
+	// bytewise makes an ORDER BY on the text column col compare bytes, as
+	// SQLite does, whatever collation the database has.
+	bytewise(col string) string
 }
 
 // violation is a decoded constraint error.
@@ -31,6 +43,16 @@ type violation struct {
 type sqliteDialect struct{}
 
 func (sqliteDialect) rebind(q string) string { return q }
+
+func (sqliteDialect) badText(error) bool { return false }
+
+// lockWrites is empty: the writer pool's one connection begins every
+// transaction IMMEDIATE, which takes SQLite's write lock.
+func (sqliteDialect) lockWrites() string { return "" }
+
+func (sqliteDialect) txOptions() *sql.TxOptions { return nil }
+
+func (sqliteDialect) bytewise(col string) string { return col }
 
 func (sqliteDialect) constraint(err error) (violation, bool) {
 	var se *sqlite.Error
@@ -82,8 +104,7 @@ func sqliteUniqueColumns(msg string) []string {
 }
 
 // rebindDollar rewrites '?' into "$1", "$2"... (PostgreSQL), leaving quoted
-// literals and identifiers alone. It is the placeholder half of a future
-// PostgreSQL dialect.
+// literals and identifiers alone.
 func rebindDollar(q string) string {
 	var b strings.Builder
 	b.Grow(len(q) + 16)

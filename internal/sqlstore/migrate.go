@@ -71,11 +71,14 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, fsys fs.FS, logger *slo
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if err := inMigrationTx(ctx, db, d, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    BIGINT PRIMARY KEY,
     name       TEXT NOT NULL,
     applied_at BIGINT NOT NULL
-)`); err != nil {
+)`)
+		return err
+	}); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	current, err := schemaVersion(ctx, db, d)
@@ -114,29 +117,50 @@ func schemaVersion(ctx context.Context, q querier, d dialect) (int64, error) {
 	return v.Int64, nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, d dialect, m migration) error {
-	tx, err := db.BeginTx(ctx, nil)
+// inMigrationTx runs fn in a transaction holding the writer lock (SQLite's
+// BEGIN IMMEDIATE; PostgreSQL's advisory lock), so two processes opening
+// one database migrate one after the other.
+func inMigrationTx(ctx context.Context, db *sql.DB, d dialect, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, d.txOptions())
 	if err != nil {
-		return fmt.Errorf("migration %04d_%s: begin: %w", m.version, m.name, err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	// Another process may have migrated while this one waited for the lock.
-	var n int
-	if err := tx.QueryRowContext(ctx, d.rebind("SELECT COUNT(*) FROM schema_migrations WHERE version = ?"), m.version).Scan(&n); err != nil {
-		return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
+	if lock := d.lockWrites(); lock != "" {
+		if _, err := tx.ExecContext(ctx, lock); err != nil {
+			return fmt.Errorf("wait for the writer lock: %w", err)
+		}
 	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
-	}
-	if _, err := tx.ExecContext(ctx, d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
-		m.version, m.name, time.Now().UnixNano()); err != nil {
-		return fmt.Errorf("migration %04d_%s: record: %w", m.version, m.name, err)
+	if err := fn(tx); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %04d_%s: commit: %w", m.version, m.name, err)
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, d dialect, m migration) error {
+	err := inMigrationTx(ctx, db, d, func(tx *sql.Tx) error {
+		// Another process may have migrated while this one waited for the lock.
+		var n int
+		if err := tx.QueryRowContext(ctx, d.rebind("SELECT COUNT(*) FROM schema_migrations WHERE version = ?"), m.version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
+			m.version, m.name, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("migration %04d_%s: %w", m.version, m.name, err)
 	}
 	return nil
 }

@@ -65,7 +65,9 @@ func placeholders(n int) string {
 const creationOrder = " ORDER BY created_at, seq"
 
 // insert adds a row to table. seq is assigned max+1 in the same statement,
-// which is portable SQL and race-free with SQLite's single writer.
+// which is portable SQL and race-free because writers take turns (SQLite's
+// single writer; PostgreSQL's writer lock, see pgDialect), so seq also
+// follows commit order.
 func (s *Store) insert(ctx context.Context, table string, cols []string, args []any) error {
 	q := fmt.Sprintf("INSERT INTO %s (%s, seq) VALUES (%s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM %s))",
 		table, strings.Join(cols, ", "), placeholders(len(cols)), table)
@@ -108,7 +110,8 @@ func (s *Store) remove(ctx context.Context, table, guid string) (bool, error) {
 // not found".
 func getOne[T any](ctx context.Context, s *Store, entity, key, q string, args []any, scan func(scanner) (T, error)) (T, error) {
 	v, err := scan(s.queryRow(ctx, q, args...))
-	if errors.Is(err, sql.ErrNoRows) {
+	// A key PostgreSQL cannot even compare (a NUL byte) matches no row.
+	if errors.Is(err, sql.ErrNoRows) || (err != nil && s.d.badText(err)) {
 		var zero T
 		return zero, pando.Errorf(pando.ENotFound, "%s %s not found", entity, key)
 	}
@@ -123,6 +126,9 @@ func getOne[T any](ctx context.Context, s *Store, entity, key, q string, args []
 // row matches.
 func list[T any](ctx context.Context, s *Store, what, q string, args []any, scan func(scanner) (T, error)) ([]T, error) {
 	rows, err := s.query(ctx, q, args...)
+	if err != nil && s.d.badText(err) {
+		err = errBadText
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}

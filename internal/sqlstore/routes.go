@@ -68,7 +68,7 @@ func (s *Store) addDomainShares(ctx context.Context, ds []pando.Domain) error {
 	var w where
 	w.in("domain_guid", private)
 	type share struct{ domain, org string }
-	shares, err := list(ctx, s, "domain shares", "SELECT domain_guid, org_guid FROM domain_shares"+w.String()+" ORDER BY created_at, org_guid", w.args,
+	shares, err := list(ctx, s, "domain shares", "SELECT domain_guid, org_guid FROM domain_shares"+w.String()+" ORDER BY created_at, "+s.d.bytewise("org_guid"), w.args,
 		func(sc scanner) (share, error) {
 			var v share
 			return v, sc.Scan(&v.domain, &v.org)

@@ -11,7 +11,7 @@ import (
 
 // ListFeatureFlags returns the flags an admin set, by name.
 func (s *Store) ListFeatureFlags(ctx context.Context) ([]pando.FeatureFlag, error) {
-	return list(ctx, s, "feature flags", "SELECT name, enabled, custom_error_message, updated_at FROM feature_flags ORDER BY name", nil,
+	return list(ctx, s, "feature flags", "SELECT name, enabled, custom_error_message, updated_at FROM feature_flags ORDER BY "+s.d.bytewise("name"), nil,
 		func(sc scanner) (pando.FeatureFlag, error) {
 			var f pando.FeatureFlag
 			var updated int64

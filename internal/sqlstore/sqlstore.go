@@ -1,8 +1,9 @@
 // Package sqlstore is the CCDB: it implements pando.Store on database/sql.
-// SQLite (modernc.org/sqlite, CGO-free) is the embedded default; the SQL is
+// SQLite (modernc.org/sqlite, CGO-free) is the embedded default and
+// PostgreSQL (pgx) the one for operators who outgrow a file; the SQL is
 // kept portable and every engine difference (placeholders, constraint error
-// decoding, connection settings) lives in one dialect value so PostgreSQL can
-// slot in behind the same schema, migrations and conformance suite.
+// decoding, how writers take turns, connection settings) lives in one
+// dialect value, behind the same schema, migrations and conformance suite.
 package sqlstore
 
 import (
@@ -26,14 +27,19 @@ type Store struct {
 	logger *slog.Logger
 
 	// wdb is the writer pool (one connection for SQLite, so writers queue in
-	// Go instead of failing with SQLITE_BUSY); rdb serves reads outside
-	// transactions (WAL lets them run beside the writer). Both are nil in a
+	// Go instead of failing with SQLITE_BUSY; on PostgreSQL writers queue on
+	// an advisory lock, see pgDialect); rdb serves reads outside
+	// transactions (WAL lets them run beside the writer), so a reader never
+	// waits for a connection a writer holds. Both are nil in a
 	// transaction-bound Store.
 	wdb *sql.DB
 	rdb *sql.DB
 
 	w, r querier // where writes and reads go: the pools, or the transaction
 	inTx bool
+
+	// claim is the connection holding ClaimDatabase's lock, if any.
+	claim *sql.Conn
 }
 
 var _ pando.Store = (*Store)(nil)
@@ -48,10 +54,10 @@ type querier interface {
 const sqliteBusyTimeoutMS = 5000
 
 // Open opens (creating if needed) the database named by dsn and brings its
-// schema up to date. dsn is a SQLite file path, "sqlite://PATH" or
-// ":memory:". PostgreSQL URLs ("postgres://...") are recognised but not yet
-// supported. A database whose schema is newer than this binary knows fails
-// to open.
+// schema up to date. dsn is a SQLite file path, "sqlite://PATH",
+// ":memory:", or a PostgreSQL URL ("postgres://USER:PASSWORD@HOST/DB"; the
+// database must exist). A database whose schema is newer than this binary
+// knows fails to open. No error carries a PostgreSQL password.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -62,7 +68,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	}
 	switch target.engine {
 	case enginePostgres:
-		return nil, errors.New("open database: PostgreSQL is not yet supported; use a SQLite file path (e.g. <data-dir>/ccdb.sqlite)")
+		return openPostgres(ctx, target.url, logger)
 	case engineSQLite:
 		return openSQLite(ctx, target.path, logger)
 	default:
@@ -78,6 +84,7 @@ const (
 type dsnTarget struct {
 	engine string
 	path   string // SQLite file path or ":memory:"
+	url    string // PostgreSQL URL
 }
 
 // parseDSN recognises the engine from dsn. It never echoes a PostgreSQL URL
@@ -93,7 +100,7 @@ func parseDSN(dsn string) (dsnTarget, error) {
 	}
 	switch strings.ToLower(scheme) {
 	case "postgres", "postgresql":
-		return dsnTarget{engine: enginePostgres}, nil
+		return dsnTarget{engine: enginePostgres, url: dsn}, nil
 	case "sqlite", "sqlite3":
 		if rest == "" {
 			return dsnTarget{}, errors.New("open database: sqlite:// DSN has no file path")
@@ -180,7 +187,11 @@ func (s *Store) Close() error {
 	if s.inTx {
 		return nil
 	}
-	err := s.wdb.Close()
+	var err error
+	if s.claim != nil {
+		err = s.releaseClaim()
+	}
+	err = errors.Join(err, s.wdb.Close())
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
 	}
@@ -190,13 +201,18 @@ func (s *Store) Close() error {
 // InTx runs fn in one transaction, committing if it returns nil and rolling
 // back otherwise (or if it panics). fn must use the Store it is given: on
 // SQLite the outer Store's writer is held by the transaction, so writing
-// through it from fn would wait forever. Inside fn, InTx just calls its
-// callback on the same transaction.
+// through it from fn would wait forever (on PostgreSQL, for the writer
+// lock the transaction holds). Inside fn, InTx just calls its callback on
+// the same transaction.
+//
+// Transactions are serial as on SQLite: on PostgreSQL each runs at READ
+// COMMITTED after taking the writer lock (see pgDialect), so none is ever
+// aborted for a serialization failure and fn is never retried.
 func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
 	if s.inTx {
 		return fn(s)
 	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	tx, err := s.wdb.BeginTx(ctx, s.d.txOptions())
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -206,6 +222,11 @@ func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
 			_ = tx.Rollback()
 		}
 	}()
+	if lock := s.d.lockWrites(); lock != "" {
+		if _, err := tx.ExecContext(ctx, lock); err != nil {
+			return fmt.Errorf("wait for the writer lock: %w", err)
+		}
+	}
 	if err := fn(&Store{d: s.d, logger: s.logger, w: tx, r: tx, inTx: true}); err != nil {
 		return err
 	}
@@ -216,9 +237,27 @@ func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
 	return nil
 }
 
+// exec runs a write. Outside a transaction on an engine whose writers take
+// a lock (PostgreSQL), it runs in a transaction of its own that takes it.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return s.w.ExecContext(ctx, s.d.rebind(q), args...)
+	if !s.inTx && s.d.lockWrites() != "" {
+		var res sql.Result
+		err := s.InTx(ctx, func(tx pando.Store) error {
+			var err error
+			res, err = tx.(*Store).exec(ctx, q, args...)
+			return err
+		})
+		return res, err
+	}
+	res, err := s.w.ExecContext(ctx, s.d.rebind(q), args...)
+	if err != nil && s.d.badText(err) {
+		return nil, errBadText
+	}
+	return res, err
 }
+
+// errBadText is PostgreSQL refusing a text value (SQLite stores any).
+var errBadText = pando.Errorf(pando.EInvalid, "text with a NUL character or invalid UTF-8 cannot be stored")
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return s.r.QueryContext(ctx, s.d.rebind(q), args...)

@@ -121,16 +121,6 @@ func TestOpen_dsn(t *testing.T) {
 	}
 }
 
-func TestOpen_postgresNotYetSupported(t *testing.T) {
-	_, err := Open(t.Context(), "postgres://user:hunter2@localhost/pando", nil)
-	if err == nil || !strings.Contains(err.Error(), "not yet supported") {
-		t.Fatalf("Open(postgres) = %v, want not yet supported", err)
-	}
-	if strings.Contains(err.Error(), "hunter2") {
-		t.Fatalf("error leaks the DSN password: %v", err)
-	}
-}
-
 func TestOpen_sqliteSettings(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "odd?dir#name", "ccdb.sqlite")
 	s := openTemp(t, path)
@@ -207,12 +197,11 @@ func TestStore_concurrentWritersQueue(t *testing.T) {
 }
 
 func TestMigrate_appliesInOrderAndStopsAtFailure(t *testing.T) {
+	testMigrateStopsAtFailure(t, openTemp(t, ":memory:"))
+}
+
+func testMigrateStopsAtFailure(t *testing.T, db *Store) {
 	ctx := t.Context()
-	db, err := Open(ctx, ":memory:", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	fsys := fstest.MapFS{
 		// Numbered past the real migrations (already applied by Open);
 		// 0100 depends on 0020, which sorts after it as a string.
@@ -221,7 +210,7 @@ func TestMigrate_appliesInOrderAndStopsAtFailure(t *testing.T) {
 		"migrations/0101_c.sql": {Data: []byte("INSERT INTO t_a (x) VALUES (3); THIS IS NOT SQL;")},
 		"migrations/README.txt": {Data: []byte("ignored")},
 	}
-	err = migrate(ctx, db.wdb, db.d, fsys, slog.New(slog.DiscardHandler))
+	err := migrate(ctx, db.wdb, db.d, fsys, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "0101_c") {
 		t.Fatalf("migrate = %v, want failure naming 0101_c", err)
 	}

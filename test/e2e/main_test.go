@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/sqlstore/pgtest"
 )
 
 // suite is what TestMain prepares for every test: the pando binary, a
@@ -89,6 +91,10 @@ func runMain(m *testing.M) int {
 
 	code := m.Run()
 
+	if err := pgtest.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: e2e: the tests' PostgreSQL: %v\n", err)
+		code = 1
+	}
 	if env.shared != nil {
 		// The shared server has run everything the tests pushed: its
 		// shutdown must be just as clean as an idle one's.
