@@ -61,25 +61,25 @@ type Config struct {
 // ParseURL parses s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R with the
 // optional insecure=true (or an http:// endpoint), path_style=true|false
 // and part_size_mb=N. Credentials never go in the URL: a URL with them is
-// refused (without repeating them).
+// refused (without repeating them). Errors name no flag: callers add it.
 func ParseURL(raw string) (Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Config{}, errors.New("blobstore: --blobstore is not a URL (want s3://BUCKET[/PREFIX]?endpoint=HOST:PORT)")
+		return Config{}, errors.New("not a URL (want s3://BUCKET[/PREFIX]?endpoint=HOST:PORT)")
 	}
 	if u.User != nil {
-		return Config{}, errors.New("blobstore: --blobstore must not carry credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment")
+		return Config{}, errors.New("the URL must not carry credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment")
 	}
 	if u.Scheme != "s3" {
-		return Config{}, fmt.Errorf("blobstore: unsupported scheme %q (want s3://BUCKET[/PREFIX]?endpoint=HOST:PORT)", u.Scheme)
+		return Config{}, fmt.Errorf("unsupported scheme %q (want s3://BUCKET[/PREFIX]?endpoint=HOST:PORT)", u.Scheme)
 	}
 	cfg := Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/"), Endpoint: defaultEndpoint}
 	if err := s3utils.CheckValidBucketNameStrict(cfg.Bucket); err != nil {
-		return Config{}, fmt.Errorf("blobstore: invalid bucket name %q: %v", cfg.Bucket, err)
+		return Config{}, fmt.Errorf("invalid bucket name %q: %v", cfg.Bucket, err)
 	}
 	if cfg.Prefix != "" {
 		if err := blobstore.ValidateKey(cfg.Prefix); err != nil {
-			return Config{}, fmt.Errorf("blobstore: invalid key prefix %q: letters, digits and . _ / - in non-empty segments not starting with '.'", cfg.Prefix)
+			return Config{}, fmt.Errorf("invalid key prefix %q: letters, digits and . _ / - in non-empty segments not starting with '.'", cfg.Prefix)
 		}
 	}
 	for name, vals := range u.Query() {
@@ -91,22 +91,22 @@ func ParseURL(raw string) (Config, error) {
 			cfg.Region = v
 		case "insecure":
 			if cfg.Insecure, err = strconv.ParseBool(v); err != nil {
-				return Config{}, fmt.Errorf("blobstore: insecure=%q: want true or false", v)
+				return Config{}, fmt.Errorf("insecure=%q: want true or false", v)
 			}
 		case "path_style":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return Config{}, fmt.Errorf("blobstore: path_style=%q: want true or false", v)
+				return Config{}, fmt.Errorf("path_style=%q: want true or false", v)
 			}
 			cfg.PathStyle = &b
 		case "part_size_mb":
 			mb, err := strconv.Atoi(v)
 			if err != nil || int64(mb)<<20 < minPartSize || int64(mb)<<20 > maxPartSize {
-				return Config{}, fmt.Errorf("blobstore: part_size_mb=%q: want %d to %d", v, minPartSize>>20, maxPartSize>>20)
+				return Config{}, fmt.Errorf("part_size_mb=%q: want %d to %d", v, minPartSize>>20, maxPartSize>>20)
 			}
 			cfg.PartSize = int64(mb) << 20
 		default:
-			return Config{}, fmt.Errorf("blobstore: unknown parameter %q (want endpoint, region, insecure, path_style, part_size_mb)", name)
+			return Config{}, fmt.Errorf("unknown parameter %q (want endpoint, region, insecure, path_style, part_size_mb)", name)
 		}
 	}
 	// An endpoint may be given as a URL: http:// means plain HTTP.
@@ -116,12 +116,12 @@ func ParseURL(raw string) (Config, error) {
 			cfg.Insecure = true
 		case "https":
 		default:
-			return Config{}, fmt.Errorf("blobstore: endpoint scheme %q: want http or https", scheme)
+			return Config{}, fmt.Errorf("endpoint scheme %q: want http or https", scheme)
 		}
 		cfg.Endpoint = strings.TrimSuffix(rest, "/")
 	}
 	if cfg.Endpoint == "" || strings.ContainsAny(cfg.Endpoint, "/?#@") {
-		return Config{}, fmt.Errorf("blobstore: endpoint %q: want HOST[:PORT]", cfg.Endpoint)
+		return Config{}, fmt.Errorf("endpoint %q: want HOST[:PORT]", cfg.Endpoint)
 	}
 	return cfg, nil
 }
