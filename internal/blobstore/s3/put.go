@@ -83,6 +83,9 @@ func (s *Store) putMultipart(ctx context.Context, name string, part *partBuffer,
 	}()
 	var parts []minio.CompletePart
 	for n, full := 1, true; len(part.buf) > 0; n++ {
+		if n > maxParts {
+			return 0, pando.Errorf(pando.ETooLarge, "blob larger than %d parts of %d MiB: raise part_size_mb in --blobstore", maxParts, s.partSize>>20)
+		}
 		sum := sha256.Sum256(part.buf)
 		p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, name, uploadID, n, bytes.NewReader(part.buf), int64(len(part.buf)),
 			minio.PutObjectPartOptions{Sha256Hex: hex.EncodeToString(sum[:]), DisableContentSha256: true})

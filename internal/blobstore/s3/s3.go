@@ -30,12 +30,14 @@ import (
 const (
 	// DefaultPartSize is the size of one part of a multipart upload, and
 	// so the memory one Put holds: blobs up to it go up in one PUT, larger
-	// ones in parts of it (S3 allows 10,000 parts: 160 GiB at 16 MiB).
+	// ones in parts of it (S3 allows 10,000 parts: 156 GiB at 16 MiB).
 	DefaultPartSize = 16 << 20
 	// minPartSize and maxPartSize are S3's bounds on a part (the last may
 	// be smaller); part_size_mb stays within them and a sane memory use.
 	minPartSize = 5 << 20
 	maxPartSize = 512 << 20
+	// maxParts is S3's bound on the parts of one upload.
+	maxParts = 10_000
 	// defaultEndpoint is AWS S3's, when the URL names none.
 	defaultEndpoint = "s3.amazonaws.com"
 	// checkTimeout bounds the start-up check of the bucket.
