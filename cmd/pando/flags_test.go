@@ -56,11 +56,18 @@ func TestPlatformFlags_readOrRefuseWhatServerAndAPIShare(t *testing.T) {
 	if cfg.SyslogDrainLimits.MaxDrainsPerSpace != 50 || cfg.MaxServiceInstancesPerOrg != 1000 {
 		t.Errorf("default tenant limits: %+v, %d service instances", cfg.SyslogDrainLimits, cfg.MaxServiceInstancesPerOrg)
 	}
+	if cfg, err := parse("--blobstore", "s3://pando-blobs/prod?endpoint=minio.lan:9000"); err != nil || cfg.Blobstore != "s3://pando-blobs/prod?endpoint=minio.lan:9000" {
+		t.Errorf("--blobstore: %q, %v", cfg.Blobstore, err)
+	}
+	if _, err := parse("--blobstore", "s3://AKIA:hunter2@pando-blobs"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("--blobstore with credentials: %v, want refused without repeating the secret", err)
+	}
 	if cfg, err := parse("--syslog-drain-max-per-org", "-1"); err != nil || cfg.SyslogDrainLimits.MaxDrainsPerOrg != -1 {
 		t.Errorf("--syslog-drain-max-per-org -1 (no limit): %+v, %v", cfg.SyslogDrainLimits, err)
 	}
 	for flag, bad := range map[string]string{"--trusted-proxy": "nope", "--default-log-rate-limit": "0", "--log-level": "loud",
-		"--syslog-drain-max": "0", "--syslog-drain-max-per-org": "-2", "--syslog-drain-max-per-space": "0", "--max-service-instances-per-org": "-5"} {
+		"--syslog-drain-max": "0", "--syslog-drain-max-per-org": "-2", "--syslog-drain-max-per-space": "0", "--max-service-instances-per-org": "-5",
+		"--blobstore": "s3://b"} {
 		if _, err := parse(flag, bad); err == nil || !strings.Contains(err.Error(), flag) {
 			t.Errorf("%s %s: %v, want an error naming the flag", flag, bad, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pandoplatform/pando"
+	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
 	"github.com/pandoplatform/pando/internal/stackprobe"
@@ -17,7 +18,7 @@ import (
 
 // localCell is `pando server`'s own cell, cell-0, in the server's
 // process: it reports to the BBS in process, reads blobs as files of the
-// blobstore and logs straight to the log store and drains. A nil
+// blobstore (downloads them when the blobstore is S3) and logs straight to the log store and drains. A nil
 // *localCell is `pando api`'s: no local cell at all.
 type localCell struct {
 	rt       *cellRuntime
@@ -32,13 +33,15 @@ func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform)
 	if err != nil {
 		return nil, err
 	}
-	blobs := p.blobs
 	repCfg := rt.cellConfig(cfg.HostCFStack)
 	repCfg.ID = "cell-0"
-	repCfg.Blobs, repCfg.Reporter, repCfg.Logs = blobs, p.board, p.drains
-	repCfg.BlobPath = func(key string) (string, bool) {
-		p, err := blobs.Path(key)
-		return p, err == nil
+	repCfg.Blobs, repCfg.Reporter, repCfg.Logs = p.blobs, p.board, p.drains
+	if fs, ok := p.blobs.(*fsblob.Store); ok {
+		// Blobs on this machine: read (or bind-mounted) in place.
+		repCfg.BlobPath = func(key string) (string, bool) {
+			p, err := fs.Path(key)
+			return p, err == nil
+		}
 	}
 	repCfg.HostAddr = cfg.CellHostAddr
 	repCfg.TotalMemoryMB, repCfg.TotalDiskMB = cellCapacity(cfg)

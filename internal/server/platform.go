@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pandoplatform/pando/internal/bbs"
-	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cellauth"
 	"github.com/pandoplatform/pando/internal/connlimit"
@@ -44,7 +43,7 @@ type platform struct {
 	apiURL, routerURL string
 
 	store    *sqlstore.Store
-	blobs    *fsblob.Store
+	blobs    blobStore
 	logStore *logs.Store
 	drains   *drain.Forwarder
 	sealer   *secrets.Box
@@ -121,9 +120,8 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 		return nil, fmt.Errorf("open CCDB: %w", err)
 	}
 
-	p.blobs, err = fsblob.New(filepath.Join(cfg.DataDir, "blobs"), fsblob.WithTempDir(p.tempDir))
-	if err != nil {
-		return nil, fmt.Errorf("open blobstore: %w", err)
+	if p.blobs, err = openBlobstore(ctx, cfg, p.tempDir, log); err != nil {
+		return nil, err
 	}
 
 	p.logStore = logs.New(logs.Config{Logger: log.With("component", "logs"), AppName: appNamer(p.store)})

@@ -25,7 +25,6 @@ import (
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/atomicfile"
-	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/drain"
@@ -126,6 +125,14 @@ type Config struct {
 	CellSyncInterval time.Duration
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
+	// Blobstore is where packages, droplets, buildpacks, build caches and
+	// the resource cache live (--blobstore): "" for <data-dir>/blobs, or
+	// s3://BUCKET[/PREFIX]?endpoint=HOST:PORT (internal/blobstore/s3).
+	Blobstore string
+	// BlobstoreGetenv reads the S3 blobstore's credentials
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); nil
+	// is os.Getenv.
+	BlobstoreGetenv func(string) string
 	// CellPresenceTTL is how long a joined cell stays registered without
 	// renewing its presence (default 6s); cells renew at a third of it.
 	CellPresenceTTL time.Duration
@@ -262,7 +269,7 @@ func RunAPI(ctx context.Context, cfg Config) error {
 
 // trimResourceCache keeps the resource-match cache within its bound: at
 // start and then hourly.
-func trimResourceCache(ctx context.Context, blobs *fsblob.Store, maxBytes int64, log *slog.Logger) {
+func trimResourceCache(ctx context.Context, blobs blobStore, maxBytes int64, log *slog.Logger) {
 	if maxBytes <= 0 {
 		maxBytes = 4 << 30
 	}

@@ -21,11 +21,12 @@ import (
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/atomicfile"
+	"github.com/pandoplatform/pando/internal/blobstore"
 )
 
 const (
 	// MaxKeyLen bounds key length (and so path length under dir).
-	MaxKeyLen = 512
+	MaxKeyLen = blobstore.MaxKeyLen
 	// tempPrefix names in-flight Puts. Key segments cannot start with '.',
 	// so a temp file never collides with a blob.
 	tempPrefix = ".put-"
@@ -95,29 +96,9 @@ func New(dir string, opts ...Option) (*Store, error) {
 // Dir returns the root directory.
 func (s *Store) Dir() string { return s.dir }
 
-// ValidateKey reports whether key is a well-formed blob key: 1 to MaxKeyLen
-// characters of [a-zA-Z0-9._/-], relative, slash-separated, with no empty
-// segment and no segment starting with '.' (which rules out "." and "..").
-func ValidateKey(key string) error {
-	if key == "" || len(key) > MaxKeyLen {
-		return pando.Errorf(pando.EInvalid, "invalid blob key %q: must be 1 to %d characters", key, MaxKeyLen)
-	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '/' || c == '-') {
-			return pando.Errorf(pando.EInvalid, "invalid blob key %q: only letters, digits and . _ / - are allowed", key)
-		}
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" {
-			return pando.Errorf(pando.EInvalid, "invalid blob key %q: must be relative with no empty segments", key)
-		}
-		if seg[0] == '.' {
-			return pando.Errorf(pando.EInvalid, "invalid blob key %q: segments must not start with '.'", key)
-		}
-	}
-	return nil
-}
+// ValidateKey reports whether key is a well-formed blob key
+// (blobstore.ValidateKey): the rules every blobstore shares.
+func ValidateKey(key string) error { return blobstore.ValidateKey(key) }
 
 // Path returns the file that holds key. The file may not exist. The
 // in-process cell reads (or bind-mounts) it directly to avoid a copy; it

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/blobstore/blobtest"
 )
 
 func newStore(t *testing.T) *Store {
@@ -113,20 +112,6 @@ func TestStore_roundTrip(t *testing.T) {
 	}
 }
 
-func TestStore_emptyBlob(t *testing.T) {
-	s := newStore(t)
-	info, err := s.Put(t.Context(), "buildcache/app", strings.NewReader(""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Size != 0 || info.SHA1 != "da39a3ee5e6b4b0d3255bfef95601890afd80709" {
-		t.Fatalf("empty blob info = %+v", info)
-	}
-	if got := readBlob(t, s, "buildcache/app"); len(got) != 0 {
-		t.Fatalf("empty blob reads %q", got)
-	}
-}
-
 func TestStore_missingBlob(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
@@ -194,58 +179,6 @@ func TestStore_overwriteIsAtomic(t *testing.T) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
-
-func TestStore_putHonoursContext(t *testing.T) {
-	s := newStore(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	_, err := s.Put(ctx, "packages/cancelled", strings.NewReader("data"))
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Put with cancelled ctx = %v", err)
-	}
-	if ok, _ := s.Exists(t.Context(), "packages/cancelled"); ok {
-		t.Fatal("cancelled Put stored a blob")
-	}
-	if tmp := tempFiles(t, s); len(tmp) != 0 {
-		t.Fatalf("temp files left: %v", tmp)
-	}
-}
-
-func TestStore_concurrentPutsOfOneKey(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	const writers = 8
-	contents := make([][]byte, writers)
-	for i := range contents {
-		contents[i] = bytes.Repeat([]byte{byte('a' + i)}, 256<<10)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, writers)
-	for i := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = s.Put(ctx, "resources/same", bytes.NewReader(contents[i]))
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("writer %d: %v", i, err)
-		}
-	}
-	got := readBlob(t, s, "resources/same")
-	whole := false
-	for _, c := range contents {
-		whole = whole || bytes.Equal(got, c)
-	}
-	if !whole {
-		t.Fatalf("after concurrent Puts the blob (%d bytes) is not any one writer's content", len(got))
-	}
-	if tmp := tempFiles(t, s); len(tmp) != 0 {
-		t.Fatalf("temp files left: %v", tmp)
-	}
-}
 
 func TestValidateKey(t *testing.T) {
 	good := []string{
@@ -415,4 +348,25 @@ func TestStore_withTempDirPutsWriteOnlyThere(t *testing.T) {
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Fatalf("temp dir after the Put holds %v", ents)
 	}
+}
+
+// TestStore_contract runs the pando.Blobstore contract every blobstore
+// passes (internal/blobstore/blobtest).
+func TestStore_contract(t *testing.T) {
+	blobtest.Run(t, blobtest.Harness{
+		New: func(t *testing.T) blobtest.Store { return newStore(t) },
+		PutAt: func(t *testing.T, s blobtest.Store, key string, data []byte, at time.Time) {
+			t.Helper()
+			fs := s.(*Store)
+			if _, err := fs.Put(t.Context(), key, bytes.NewReader(data)); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := fs.Path(key)
+			if err := os.Chtimes(p, at, at); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Leftovers: func(t *testing.T, s blobtest.Store) []string { return tempFiles(t, s.(*Store)) },
+		BigSize:   3 << 20,
+	})
 }
