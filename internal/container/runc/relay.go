@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sort"
 	"sync"
 	"time"
 )
@@ -173,20 +174,17 @@ func (r *relay) dropOldestLocked(size int) {
 			return
 		}
 		gone := r.held[i]
-		lines, bytes := uint64(countLines(gone.data)), uint64(len(gone.data))
-		r.held = append(r.held[:i], r.held[i+1:]...)
 		r.bytes -= gone.size()
-		if i == 1 {
-			d := &r.held[0]
-			putUint64(d.data[:8], getUint64(d.data[:8])+lines)
-			putUint64(d.data[8:], getUint64(d.data[8:])+bytes)
-			d.seq = gone.seq
-			continue
-		}
 		d := entry{seq: gone.seq, typ: frameDropped, data: make([]byte, 16)}
-		putUint64(d.data[:8], lines)
-		putUint64(d.data[8:], bytes)
-		r.held = append([]entry{d}, r.held...)
+		if i == 1 {
+			d.data = r.held[0].data
+			r.bytes -= r.held[0].size()
+			r.held[0] = entry{}
+			r.held = r.held[1:]
+		}
+		putUint64(d.data[:8], getUint64(d.data[:8])+uint64(countLines(gone.data)))
+		putUint64(d.data[8:], getUint64(d.data[8:])+uint64(len(gone.data)))
+		r.held[0] = d // in place of the oldest
 		r.bytes += d.size()
 	}
 }
@@ -217,12 +215,8 @@ func (r *relay) finish(st shimStatus) {
 // unsentLocked returns the held frames not yet written to the current
 // connection.
 func (r *relay) unsentLocked() []entry {
-	for i, e := range r.held {
-		if e.seq > r.sent {
-			return r.held[i:]
-		}
-	}
-	return nil
+	i := sort.Search(len(r.held), func(i int) bool { return r.held[i].seq > r.sent })
+	return r.held[i:]
 }
 
 // serve writes held frames to c, then the exit frame, until c fails or is
@@ -304,7 +298,8 @@ func (r *relay) ackLocked(seq uint64) {
 		i++
 	}
 	if i > 0 {
-		r.held = append(r.held[:0:0], r.held[i:]...)
+		clear(r.held[:i]) // their data goes; the array is dropped as append grows it
+		r.held = r.held[i:]
 		r.cond.Broadcast()
 	}
 }
