@@ -189,6 +189,13 @@ func (r *relay) dropOldestLocked(size int) {
 	}
 }
 
+// holds reports whether the relay holds output no server acknowledged.
+func (r *relay) holds() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.held) > 0
+}
+
 // countLines counts the lines data holds or begins (at least one).
 func countLines(data []byte) int {
 	n := 0

@@ -303,3 +303,35 @@ func TestReadFrames_acknowledgesNumberedFramesOnlyAndDropsRepeats(t *testing.T) 
 type writerFunc func(p []byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+func TestAwaitCollection_waitsLongerWhileItHoldsOutputNobodyAcknowledged(t *testing.T) {
+	bundle := t.TempDir()
+	idle := newRelay(1<<20, true)
+	idle.finish(shimStatus{Code: 0})
+	began := time.Now()
+	if why := awaitCollection(idle, bundle, 20*time.Millisecond, 10*time.Second); why == "" || time.Since(began) >= 10*time.Second {
+		t.Fatalf("with nothing held: %q after %s, want a timeout after the short linger", why, time.Since(began))
+	}
+
+	holding := newRelay(1<<20, true)
+	holding.push(frameStdout, []byte("the only copy\n"))
+	holding.finish(shimStatus{Code: 0})
+	began = time.Now()
+	const held = 300 * time.Millisecond
+	if why := awaitCollection(holding, bundle, 20*time.Millisecond, held); !strings.Contains(why, "output held") || time.Since(began) < held {
+		t.Fatalf("holding output: %q after %s, want the timeout of the longer linger %s", why, time.Since(began), held)
+	}
+
+	// A server takes it all meanwhile: done at once.
+	shim, server := unixPair(t)
+	holding.attach(shim, false)
+	var out syncBuffer
+	done := readAcking(t, server, true, container.Output{Stdout: &out})
+	if why := awaitCollection(holding, bundle, 10*time.Second, 20*time.Second); why != "" {
+		t.Fatalf("with a server collecting: %q", why)
+	}
+	within(t, "the server reads to the exit", 10*time.Second, done)
+	if out.String() != "the only copy\n" {
+		t.Fatalf("the server got %q", out.String())
+	}
+}

@@ -79,6 +79,9 @@ const (
 	// shimLinger is how long a shim whose container has exited waits for
 	// a server to collect its last output and exit status.
 	shimLinger = 30 * time.Second
+	// shimLingerHeld is how long it waits while it holds output no
+	// server acknowledged: as long as a push waits out a restart.
+	shimLingerHeld = 2 * time.Minute
 	// shimReadChunk is what one read of a pipe takes at most.
 	shimReadChunk = 32 << 10
 )
@@ -244,28 +247,45 @@ func runShim(conn net.Conn, job shimJob, ln net.Listener, extras []*os.File) err
 		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
 	}
 	r.finish(st)
-	// Wait for a server to take the exit, unless the bundle is gone (the
-	// container was removed: nobody will adopt it).
-	bundle := filepath.Dir(statusFile)
-	linger := time.NewTimer(shimLinger)
-	defer linger.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for waiting := true; waiting; {
-		select {
-		case <-r.delivered:
-			waiting = false
-		case <-linger.C:
-			fmt.Fprintf(os.Stderr, "container-shim: no server took the exit status (%+v) within %s\n", st, shimLinger)
-			waiting = false
-		case <-tick.C:
-			if _, err := os.Stat(bundle); errors.Is(err, os.ErrNotExist) {
-				waiting = false
-			}
-		}
+	if why := awaitCollection(r, filepath.Dir(statusFile), shimLinger, shimLingerHeld); why != "" {
+		fmt.Fprintf(os.Stderr, "container-shim: exit status %+v: %s\n", st, why)
 	}
 	ln.Close()
 	return nil
+}
+
+// awaitCollection waits, once the container has exited, for a server to
+// take the exit and the output held, unless the bundle is gone (the
+// container was removed: nobody will adopt it): linger at most, or
+// lingerHeld while output no server acknowledged is held (its only copy;
+// the exit status alone is in the bundle). It says why it gave up, "" when
+// the exit was delivered or the bundle is gone.
+func awaitCollection(r *relay, bundle string, linger, lingerHeld time.Duration) string {
+	began := time.Now()
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
+	tick := time.NewTicker(min(time.Second, linger))
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.delivered:
+			return ""
+		case <-timer.C:
+			held := r.holds()
+			if rest := lingerHeld - time.Since(began); held && rest > 0 {
+				timer.Reset(rest)
+				continue
+			}
+			if held {
+				return fmt.Sprintf("no server took it and the output held within %s", lingerHeld)
+			}
+			return fmt.Sprintf("no server took it within %s", linger)
+		case <-tick.C:
+			if _, err := os.Stat(bundle); errors.Is(err, os.ErrNotExist) {
+				return ""
+			}
+		}
+	}
 }
 
 // boundSocket is the socket file a shim's listener is bound to, as the
