@@ -39,6 +39,8 @@ func TestServerKill9_stagingOutputTheKilledServerNeverStoredIsPrintedOnce(t *tes
 	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("freeze the server: %v", err)
 	}
+	// Should the test end before the kill, the frozen server can stop.
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGCONT) })
 	// The staging ends while the server reads nothing.
 	eventually(t, "the staging container exited", waitTimeout, func() (bool, string) {
 		m, _ := filepath.Glob(filepath.Join(s.dataDir, "containers", "bundles", "stg-*", "exit.json"))
