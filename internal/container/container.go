@@ -62,7 +62,10 @@ type Spec struct {
 	PidsLimit int64
 	CPUShares uint64
 	// Stdout and Stderr receive the process's output; the backend keeps
-	// copying until the process exits. Nil discards.
+	// copying until the process exits. Nil discards. Once a Write
+	// returns, its bytes count as taken: a backend whose containers
+	// outlive the server (runc) gives an adopting server again only what
+	// no Write took.
 	Stdout io.Writer
 	Stderr io.Writer
 	// Dropped, when set, hears of output lost while nobody read it: a

@@ -1,7 +1,6 @@
 package runc
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,6 +44,9 @@ type containerState struct {
 	Volume    string   `json:"volume,omitempty"`
 	RWMounts  []string `json:"rw_mounts,omitempty"`
 	Overlay   bool     `json:"overlay,omitempty"`
+	// ShimAcks: the container's shim numbers its output and waits for
+	// acknowledgements (protocol 2); false for a shim of an older version.
+	ShimAcks bool `json:"shim_acks,omitempty"`
 }
 
 // writeState writes the bundle's state file atomically.
@@ -196,7 +198,7 @@ func (b *Backend) startShim(id string, d bundle, runcCmd *exec.Cmd) (*exec.Cmd, 
 		return nil, nil, fmt.Errorf("shim socket: %w", err)
 	}
 	defer lnFile.Close()
-	job, err := json.Marshal(shimJob{Status: d.path(exitFile), Path: runcCmd.Path, Args: runcCmd.Args})
+	job, err := json.Marshal(shimJob{Status: d.path(exitFile), Path: runcCmd.Path, Args: runcCmd.Args, Acks: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("shim job: %w", err)
 	}
@@ -240,9 +242,14 @@ func (b *Backend) listenShim(sock string) (*net.UnixListener, error) {
 }
 
 // follow reads the shim's frames into out until the container exits (or
-// the shim is gone), then records the exit status and closes c.done.
-func (c *Container) follow(conn net.Conn, out container.Output) {
-	st, err := readFrames(conn, out, c.b.log.With("container_id", c.id))
+// the shim is gone), then records the exit status and closes c.done. With
+// acks, it acknowledges what out took (a shim of protocol 2).
+func (c *Container) follow(conn net.Conn, acks bool, out container.Output) {
+	var ack io.Writer
+	if acks {
+		ack = conn
+	}
+	st, err := readFrames(conn, ack, out, c.b.log.With("container_id", c.id))
 	conn.Close()
 	if err != nil {
 		// The shim died before the container's end was known (or
@@ -267,58 +274,6 @@ func (c *Container) setExit(st shimStatus) {
 	}
 	c.status = status
 	close(c.done)
-}
-
-// readFrames copies output frames to out until the exit frame.
-func readFrames(r io.Reader, out container.Output, log interface {
-	Warn(string, ...any)
-}) (shimStatus, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var hdr [frameHeader]byte
-	buf := make([]byte, 0, shimReadChunk)
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return shimStatus{}, fmt.Errorf("read container shim: %w", err)
-		}
-		n := int(hdr[1])<<24 | int(hdr[2])<<16 | int(hdr[3])<<8 | int(hdr[4])
-		if n > maxFrame {
-			return shimStatus{}, fmt.Errorf("read container shim: frame of %d bytes", n)
-		}
-		if cap(buf) < n {
-			buf = make([]byte, n)
-		}
-		p := buf[:n]
-		if _, err := io.ReadFull(br, p); err != nil {
-			return shimStatus{}, fmt.Errorf("read container shim: %w", err)
-		}
-		switch hdr[0] {
-		case frameStdout:
-			if out.Stdout != nil {
-				_, _ = out.Stdout.Write(p)
-			}
-		case frameStderr:
-			if out.Stderr != nil {
-				_, _ = out.Stderr.Write(p)
-			}
-		case frameDropped:
-			if n != 16 {
-				return shimStatus{}, fmt.Errorf("read container shim: dropped frame of %d bytes", n)
-			}
-			lines, bytes := getUint64(p[:8]), getUint64(p[8:])
-			log.Warn("container output dropped while nobody read it", "lines", lines, "bytes", bytes)
-			if out.Dropped != nil {
-				out.Dropped(lines, bytes)
-			}
-		case frameExit:
-			var st shimStatus
-			if err := json.Unmarshal(p, &st); err != nil {
-				return shimStatus{}, fmt.Errorf("read container shim: exit status: %w", err)
-			}
-			return st, nil
-		default:
-			return shimStatus{}, fmt.Errorf("read container shim: unknown frame type %q", hdr[0])
-		}
-	}
 }
 
 // Adopt takes over container id, started by an earlier Backend on the
@@ -404,6 +359,17 @@ func (c *Container) adopt(ctx context.Context, out container.Output, ended bool)
 		}
 		return fail(fmt.Errorf("its shim: %w", err))
 	}
+	if st.ShimAcks {
+		// Say so first: the shim sends again what the last server did
+		// not acknowledge, numbered.
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		_, err := conn.Write(helloFrame())
+		_ = conn.SetWriteDeadline(time.Time{})
+		if err != nil {
+			conn.Close()
+			return fail(fmt.Errorf("its shim: %w", err))
+		}
+	}
 	var rs struct {
 		Pid    int    `json:"pid"`
 		Status string `json:"status"`
@@ -418,7 +384,7 @@ func (c *Container) adopt(ctx context.Context, out container.Output, ended bool)
 		// Exited: its lingering shim hands over the output it holds and
 		// the exit status.
 		c.lease, c.started, c.conn = lease, true, conn
-		go c.follow(conn, out)
+		go c.follow(conn, st.ShimAcks, out)
 		c.b.log.Info("ended container adopted", "container_id", c.id)
 		return nil
 	}
@@ -440,7 +406,7 @@ func (c *Container) adopt(ctx context.Context, out container.Output, ended bool)
 		}
 	}
 	c.lease, c.pid, c.started, c.conn = lease, rs.Pid, true, conn
-	go c.follow(conn, out)
+	go c.follow(conn, st.ShimAcks, out)
 	if _, err := c.socketMaker(); err != nil {
 		c.b.log.Warn("enter adopted container's network namespace", "container_id", c.id, "error", err)
 	}

@@ -276,3 +276,62 @@ func TestAdoptEnded_takesOverAContainerThatExitedWhileNobodyWatched(t *testing.T
 		})
 	}
 }
+
+// A server killed while a container writes loses nothing: the frames it
+// had read but not passed on (in its buffers, in the socket) are sent
+// again to the server that adopts the container, and nothing it passed on
+// is sent twice.
+func TestAdopt_everyLineOnceWhenTheReaderDiesMidStream(t *testing.T) {
+	dir := t.TempDir()
+	old := newBackend(t, dir)
+	ctx := testCtx(t)
+	const n = 3000 // ~100 KB, in many writes
+	w1 := newDyingWriter(40 << 10)
+	c1, err := old.Run(ctx, container.Spec{ID: "chatty", Stdout: w1, Args: []string{"sh", "-c",
+		`i=0; while [ $i -lt 3000 ]; do echo "line $i of the staging's output"; i=$((i+1)); done`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc1 := c1.(*Container)
+	// The first server dies past 40 KiB, between two frames: its
+	// connection closes with it.
+	w1.kill <- rc1.conn
+	select {
+	case <-rc1.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the first backend did not notice its connection closed")
+	}
+	abandon(t, old, rc1)
+
+	b := newBackend(t, dir)
+	var out2 syncBuffer
+	c2, err := b.AdoptEnded(ctx, "chatty", container.Output{Stdout: &out2})
+	if err != nil {
+		t.Fatalf("AdoptEnded: %v", err)
+	}
+	if err := b.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c2.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("exit %+v, %v", st, err)
+	}
+	var want strings.Builder
+	for i := range n {
+		fmt.Fprintf(&want, "line %d of the staging's output\n", i)
+	}
+	first, second := w1.String(), out2.String()
+	if first+second != want.String() {
+		t.Fatalf("the two backends passed on %d + %d bytes (the first ends %q, the second begins %q), want the %d written, each once, in order",
+			len(first), len(second), tail(first, 40), head(second, 40), want.Len())
+	}
+	if len(first) < 40<<10 || len(second) == 0 {
+		t.Fatalf("first backend %d bytes, second %d: the reader did not die mid-stream", len(first), len(second))
+	}
+	if err := c2.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, b, dir)
+}
+
+func head(s string, n int) string { return s[:min(n, len(s))] }
+func tail(s string, n int) string { return s[max(0, len(s)-n):] }

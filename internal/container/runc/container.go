@@ -128,7 +128,7 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 
 	pidFile := d.path("init.pid")
 	if err := writeState(d.dir, containerState{LeaseBase: lease.base, CgPath: c.cgPath, Limit: c.limit,
-		Volume: c.volume, RWMounts: c.rwMounts, Overlay: d.overlay}); err != nil {
+		Volume: c.volume, RWMounts: c.rwMounts, Overlay: d.overlay, ShimAcks: true}); err != nil {
 		return fmt.Errorf("container %s: %w", c.id, err)
 	}
 	runcStarted := time.Now()
@@ -144,7 +144,7 @@ func (c *Container) start(ctx context.Context, spec container.Spec) error {
 		return fmt.Errorf("container %s: %w", c.id, err)
 	}
 	c.cmd, c.started, c.conn = shim, true, conn
-	go c.follow(conn, container.Output{Stdout: spec.Stdout, Stderr: spec.Stderr, Dropped: spec.Dropped})
+	go c.follow(conn, true, container.Output{Stdout: spec.Stdout, Stderr: spec.Stderr, Dropped: spec.Dropped})
 
 	pid, err := c.awaitPid(ctx, pidFile)
 	c.b.refillSpare() // for the next container

@@ -26,13 +26,16 @@ import (
 // outlives the server. The server reads the output and the exit status
 // from the shim over a unix socket; when the server dies, the shim keeps
 // reading (the app never blocks on a pipe nobody drains, nor dies of
-// SIGPIPE), holds a bounded backlog, counts what it drops beyond it, and
-// hands all of it to the next server that connects. So a container can be
-// adopted by a restarted server (Backend.Adopt) with its output and exit
-// status intact.
+// SIGPIPE), holds a bounded backlog, drops the oldest output beyond it
+// (counted), and hands the rest to the next server that connects, with
+// what the dead one read but had not acknowledged (relay.go). So a
+// container can be adopted by a restarted server (Backend.Adopt) with its
+// output and exit status intact.
 //
-// After the job (see shimConnFD), the protocol is frames from the shim,
-// nothing back: a type byte, a big-endian uint32 length, the payload.
+// After the job (see shimConnFD), the protocol is frames: a type byte, a
+// big-endian uint32 length, the payload. Protocol 1 (a server that does
+// not acknowledge) is frames from the shim only; protocol 2 adds numbered
+// output frames and the server's hello and acks (relay.go).
 const (
 	frameStdout  = 'o'
 	frameStderr  = 'e'
@@ -59,6 +62,9 @@ type shimJob struct {
 	Status string   `json:"status"`
 	Path   string   `json:"path"`
 	Args   []string `json:"args"`
+	// Acks: the server acknowledges the output it passes on, and so
+	// will any later one that says hello (protocol 2, relay.go).
+	Acks bool `json:"acks,omitempty"`
 }
 
 // Bounds of a job message.
@@ -73,6 +79,9 @@ const (
 	// shimLinger is how long a shim whose container has exited waits for
 	// a server to collect its last output and exit status.
 	shimLinger = 30 * time.Second
+	// shimLingerHeld is how long it waits while it holds output no
+	// server acknowledged: as long as a push waits out a restart.
+	shimLingerHeld = 2 * time.Minute
 	// shimReadChunk is what one read of a pipe takes at most.
 	shimReadChunk = 32 << 10
 )
@@ -181,15 +190,15 @@ func runShim(conn net.Conn, job shimJob, ln net.Listener, extras []*os.File) err
 	// Once it is done, nobody can use its socket: it goes, with the
 	// backend's socket dir when no other shim is left in it.
 	defer sock.remove()
-	r := newRelay(shimBacklog)
-	r.attach(conn)
+	r := newRelay(shimBacklog, job.Acks)
+	r.attach(conn, true)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			r.attach(c)
+			r.attach(c, false)
 		}
 	}()
 
@@ -238,28 +247,45 @@ func runShim(conn net.Conn, job shimJob, ln net.Listener, extras []*os.File) err
 		fmt.Fprintf(os.Stderr, "container-shim: %v\n", err)
 	}
 	r.finish(st)
-	// Wait for a server to take the exit, unless the bundle is gone (the
-	// container was removed: nobody will adopt it).
-	bundle := filepath.Dir(statusFile)
-	linger := time.NewTimer(shimLinger)
-	defer linger.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for waiting := true; waiting; {
-		select {
-		case <-r.delivered:
-			waiting = false
-		case <-linger.C:
-			fmt.Fprintf(os.Stderr, "container-shim: no server took the exit status (%+v) within %s\n", st, shimLinger)
-			waiting = false
-		case <-tick.C:
-			if _, err := os.Stat(bundle); errors.Is(err, os.ErrNotExist) {
-				waiting = false
-			}
-		}
+	if why := awaitCollection(r, filepath.Dir(statusFile), shimLinger, shimLingerHeld); why != "" {
+		fmt.Fprintf(os.Stderr, "container-shim: exit status %+v: %s\n", st, why)
 	}
 	ln.Close()
 	return nil
+}
+
+// awaitCollection waits, once the container has exited, for a server to
+// take the exit and the output held, unless the bundle is gone (the
+// container was removed: nobody will adopt it): linger at most, or
+// lingerHeld while output no server acknowledged is held (its only copy;
+// the exit status alone is in the bundle). It says why it gave up, "" when
+// the exit was delivered or the bundle is gone.
+func awaitCollection(r *relay, bundle string, linger, lingerHeld time.Duration) string {
+	began := time.Now()
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
+	tick := time.NewTicker(min(time.Second, linger))
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.delivered:
+			return ""
+		case <-timer.C:
+			held := r.holds()
+			if rest := lingerHeld - time.Since(began); held && rest > 0 {
+				timer.Reset(rest)
+				continue
+			}
+			if held {
+				return fmt.Sprintf("no server took it and the output held within %s", lingerHeld)
+			}
+			return fmt.Sprintf("no server took it within %s", linger)
+		case <-tick.C:
+			if _, err := os.Stat(bundle); errors.Is(err, os.ErrNotExist) {
+				return ""
+			}
+		}
+	}
 }
 
 // boundSocket is the socket file a shim's listener is bound to, as the
@@ -333,191 +359,6 @@ func readShimStatus(path string) (shimStatus, error) {
 		return shimStatus{}, fmt.Errorf("exit status %s: %w", filepath.Base(path), err)
 	}
 	return st, nil
-}
-
-// relay moves the output of a shim's pipes to whichever server is
-// connected. While one is, a full backlog makes the pipes wait (the
-// server paces its reading; the app blocks as on a plain pipe); while none
-// is, output past the backlog is dropped and counted, and the count goes
-// to the next server as a frameDropped.
-type relay struct {
-	max       int
-	delivered chan struct{} // closed once a server has the exit frame
-
-	mu           sync.Mutex
-	cond         *sync.Cond
-	conn         net.Conn // the current server; nil when none
-	q            [][]byte // encoded frames not yet written
-	qBytes       int
-	droppedLines uint64
-	droppedBytes uint64
-	exit         []byte // the exit frame, once the container has exited
-	closed       bool   // delivered is closed
-}
-
-func newRelay(max int) *relay {
-	r := &relay{max: max, delivered: make(chan struct{})}
-	r.cond = sync.NewCond(&r.mu)
-	return r
-}
-
-// attach makes c the connection output goes to, replacing any other.
-func (r *relay) attach(c net.Conn) {
-	r.mu.Lock()
-	old := r.conn
-	r.conn = c
-	r.cond.Broadcast()
-	r.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	go r.serve(c)
-}
-
-// pump reads one pipe until its end.
-func (r *relay) pump(f *os.File, typ byte) {
-	defer f.Close()
-	buf := make([]byte, shimReadChunk)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			r.push(typ, buf[:n])
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// push queues data, waiting for room while a server reads, dropping it
-// (counted) when none does.
-func (r *relay) push(typ byte, data []byte) {
-	size := frameHeader + len(data)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for r.conn != nil && r.qBytes > 0 && r.qBytes+size > r.max {
-		r.cond.Wait()
-	}
-	if r.qBytes > 0 && r.qBytes+size > r.max {
-		r.droppedLines += uint64(countLines(data))
-		r.droppedBytes += uint64(len(data))
-		return
-	}
-	r.q = append(r.q, encodeFrame(typ, data))
-	r.qBytes += size
-	r.cond.Broadcast()
-}
-
-// countLines counts the lines data holds or begins (at least one).
-func countLines(data []byte) int {
-	n := 0
-	for _, b := range data {
-		if b == '\n' {
-			n++
-		}
-	}
-	if len(data) > 0 && data[len(data)-1] != '\n' {
-		n++
-	}
-	return n
-}
-
-// finish queues the exit frame: no output comes after it.
-func (r *relay) finish(st shimStatus) {
-	payload, _ := json.Marshal(st)
-	r.mu.Lock()
-	r.exit = encodeFrame(frameExit, payload)
-	r.cond.Broadcast()
-	r.mu.Unlock()
-}
-
-// serve writes queued frames to c until c fails or is replaced, or the
-// exit frame has gone out.
-func (r *relay) serve(c net.Conn) {
-	for {
-		r.mu.Lock()
-		for r.conn == c && len(r.q) == 0 && r.droppedBytes == 0 && (r.exit == nil || r.closed) {
-			r.cond.Wait()
-		}
-		if r.conn != c || r.closed {
-			r.mu.Unlock()
-			return
-		}
-		batch := r.q
-		r.q, r.qBytes = nil, 0
-		if r.droppedBytes > 0 {
-			var p [16]byte
-			putUint64(p[:8], r.droppedLines)
-			putUint64(p[8:], r.droppedBytes)
-			batch = append(batch, encodeFrame(frameDropped, p[:]))
-			r.droppedLines, r.droppedBytes = 0, 0
-		}
-		final := r.exit != nil
-		if final {
-			batch = append(batch, r.exit)
-		}
-		r.cond.Broadcast() // room for the pumps
-		r.mu.Unlock()
-
-		bufs := net.Buffers(append([][]byte(nil), batch...))
-		if _, err := bufs.WriteTo(c); err != nil {
-			r.detach(c, batch)
-			return
-		}
-		if final {
-			r.awaitClose(c)
-			return
-		}
-	}
-}
-
-// detach drops a failed connection; its unwritten frames (all of the
-// batch: how much the server read is unknown) are queued again, first.
-// The exit frame stays in r.exit for the next server.
-func (r *relay) detach(c net.Conn, batch [][]byte) {
-	c.Close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.conn == c {
-		r.conn = nil
-	}
-	kept := make([][]byte, 0, len(batch)+len(r.q))
-	for _, f := range batch {
-		switch f[0] {
-		case frameExit:
-		case frameDropped:
-			r.droppedLines += getUint64(f[frameHeader : frameHeader+8])
-			r.droppedBytes += getUint64(f[frameHeader+8:])
-		default:
-			kept = append(kept, f)
-			r.qBytes += len(f)
-		}
-	}
-	r.q = append(kept, r.q...)
-	r.cond.Broadcast()
-}
-
-// awaitClose waits (bounded) for the server to close c after the exit
-// frame, so that it has read everything, then marks the output delivered.
-func (r *relay) awaitClose(c net.Conn) {
-	if uc, ok := c.(*net.UnixConn); ok {
-		_ = uc.CloseWrite()
-	}
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var b [1]byte
-	_, err := c.Read(b[:])
-	c.Close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.conn == c {
-		r.conn = nil
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) || r.closed {
-		return // the server did not confirm; a later one may connect
-	}
-	r.closed = true
-	close(r.delivered)
-	r.cond.Broadcast()
 }
 
 func encodeFrame(typ byte, payload []byte) []byte {

@@ -61,7 +61,7 @@ func serveShim(t *testing.T, conn net.Conn, rcv *received) <-chan shimStatus {
 	t.Helper()
 	out := make(chan shimStatus, 1)
 	go func() {
-		st, err := readFrames(conn, rcv.output(), discardLog{})
+		st, err := readFrames(conn, nil, rcv.output(), discardLog{})
 		conn.Close()
 		if err != nil {
 			st = shimStatus{Code: -99}
@@ -117,8 +117,8 @@ func within(t *testing.T, what string, d time.Duration, ch <-chan error) {
 
 func TestRelay_deliversEveryLineInOrderWhileAServerReads(t *testing.T) {
 	shimEnd, serverEnd := unixPair(t)
-	r := newRelay(16 << 10) // small: the writers must wait for the reader, not lose lines
-	r.attach(shimEnd)
+	r := newRelay(16<<10, false) // small: the writers must wait for the reader, not lose lines
+	r.attach(shimEnd, true)
 	var rcv received
 	status := serveShim(t, serverEnd, &rcv)
 	outW, outDone := pumpPipe(t, r, frameStdout)
@@ -161,8 +161,8 @@ func TestRelay_deliversEveryLineInOrderWhileAServerReads(t *testing.T) {
 func TestRelay_floodWithNobodyReadingNeverBlocksAndCountsTheDrops(t *testing.T) {
 	const backlog = 64 << 10
 	shimEnd, serverEnd := unixPair(t)
-	r := newRelay(backlog)
-	r.attach(shimEnd)
+	r := newRelay(backlog, false)
+	r.attach(shimEnd, true)
 	// The server dies: its end closes; the relay notices at its next write.
 	serverEnd.Close()
 	outW, outDone := pumpPipe(t, r, frameStdout)
@@ -176,7 +176,7 @@ func TestRelay_floodWithNobodyReadingNeverBlocksAndCountsTheDrops(t *testing.T) 
 	shim2, server2 := unixPair(t)
 	var rcv received
 	status := serveShim(t, server2, &rcv)
-	r.attach(shim2)
+	r.attach(shim2, false)
 	select {
 	case st := <-status:
 		if st.Code != 0 {
@@ -245,7 +245,7 @@ func TestReadFrames_refusesOversizedAndUnknownFrames(t *testing.T) {
 		"dropped":   encodeFrame(frameDropped, []byte("short")),
 		"truncated": encodeFrame(frameStdout, []byte("hello"))[:7],
 	} {
-		if _, err := readFrames(bytes.NewReader(data), container.Output{}, discardLog{}); err == nil {
+		if _, err := readFrames(bytes.NewReader(data), nil, container.Output{}, discardLog{}); err == nil {
 			t.Errorf("%s: read without error", name)
 		}
 	}
@@ -278,7 +278,7 @@ func BenchmarkShim_startOverhead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st, err := readFrames(conn, container.Output{}, discardLog{})
+		st, err := readFrames(conn, conn, container.Output{}, discardLog{})
 		conn.Close()
 		if err != nil || st.Code != 0 {
 			b.Fatalf("through the shim: %+v %v", st, err)
