@@ -159,8 +159,9 @@ func TestCellDrain_unknownCell(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `cell "nope" not found`) {
 		t.Fatalf("drain of an unknown cell: %v", err)
 	}
-	if err := run("cell", "drain"); err == nil {
-		t.Error("drain without a cell id: no error")
+	if err := run("cell", "drain"); err == nil ||
+		!strings.HasSuffix(err.Error(), "; usage: pando cell drain CELL_ID ('pando help cell drain' for more)") {
+		t.Errorf("drain without a cell id: %v, want the usage line", err)
 	}
 }
 
