@@ -132,7 +132,7 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 	// expire.
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	failing := false
+	failing, warned := false, ""
 	for {
 		st, _ := state(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
@@ -149,9 +149,11 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 			go reregistered()
 		}
 		switch {
-		case err != nil && ctx.Err() == nil && !failing:
+		case err != nil && ctx.Err() == nil && (!failing || err.Error() != warned):
+			// The first failure in a row, or another reason (the server
+			// back, but with a new CA): retries for one reason are quiet.
 			c.log.Warn("cell presence not renewed (retrying)", "server", c.base, "err", err)
-			failing = true
+			failing, warned = true, err.Error()
 		case err == nil && failing:
 			c.log.Info("cell presence renewed again", "server", c.base)
 			failing = false
