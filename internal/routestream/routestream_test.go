@@ -354,7 +354,7 @@ func TestFollower_warnsAgainWhenTheReasonChanges(t *testing.T) {
 			io.WriteString(w, `{"type":"snapshot"}`+"\n"+`{"type":"synced"}`+"\n")
 			return
 		}
-		wireerr.Write(w, pando.EUnauthenticated, "routing table: wrong or missing router token")
+		wireerr.Write(w, pando.EUnauthenticated, "router refused: wrong or missing router token")
 	}))
 	defer srv.Close()
 	logs := &syncBuffer{}
