@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -42,6 +43,9 @@ type ServerClient struct {
 	session string
 	// retry is how blob downloads wait for an unavailable server.
 	retry blobRetry
+	// failingSince is when presence renewals began failing in a row
+	// (unix nanoseconds; 0 while they succeed).
+	failingSince atomic.Int64
 }
 
 var (
@@ -149,6 +153,12 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 			go reregistered()
 		}
 		switch {
+		case err != nil && ctx.Err() == nil:
+			c.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+		case err == nil:
+			c.failingSince.Store(0)
+		}
+		switch {
 		case err != nil && ctx.Err() == nil && (!failing || err.Error() != warned):
 			// The first failure in a row, or another reason (the server
 			// back, but with a new CA): retries for one reason are quiet.
@@ -164,6 +174,16 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		case <-tick.C:
 		}
 	}
+}
+
+// PresenceFailingFor says how long the cell's presence renewals
+// (KeepPresence) have been failing in a row: 0 while they succeed.
+func (c *ServerClient) PresenceFailingFor() time.Duration {
+	since := c.failingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
 }
 
 // Drain asks the server to evacuate the cell: its instances get

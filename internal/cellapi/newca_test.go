@@ -80,6 +80,9 @@ func TestKeepPresence_saysWhenTheServersCAIsNotTheOneItJoined(t *testing.T) {
 		}
 	}
 	waitLog("the failing handshakes", "internal error")
+	if d := client.PresenceFailingFor(); d <= 0 {
+		t.Errorf("PresenceFailingFor %s while renewals fail, want more than 0", d)
+	}
 
 	back.Store(true)
 	waitLog("the new CA", "certificate signed by unknown authority")
