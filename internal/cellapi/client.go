@@ -46,6 +46,9 @@ type ServerClient struct {
 	// failingSince is when presence renewals began failing in a row
 	// (unix nanoseconds; 0 while they succeed).
 	failingSince atomic.Int64
+	// registrations counts the renewals that registered the cell again
+	// (the server had forgotten it: restarted, or lost the cell).
+	registrations atomic.Int64
 }
 
 var (
@@ -148,6 +151,9 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 			interval = d
 			tick.Reset(d)
 		}
+		if err == nil && ans.Registered {
+			c.registrations.Add(1)
+		}
 		if err == nil && ans.Registered && reregistered != nil {
 			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.base)
 			go reregistered()
@@ -185,6 +191,11 @@ func (c *ServerClient) PresenceFailingFor() time.Duration {
 	}
 	return time.Since(time.Unix(0, since))
 }
+
+// Registrations counts KeepPresence's renewals that registered the cell
+// again: the server had forgotten it (it restarted, or had lost the cell)
+// and with it anything it had been asked, such as a drain.
+func (c *ServerClient) Registrations() int64 { return c.registrations.Load() }
 
 // Drain asks the server to evacuate the cell: its instances get
 // replacements elsewhere, and the server stops each one here once its

@@ -341,6 +341,9 @@ type drainer interface {
 	// PresenceFailingFor is how long the cell has not reached the
 	// server (0 while it does).
 	PresenceFailingFor() time.Duration
+	// Registrations changes when the server registers the cell again
+	// (it restarted, forgetting the drain).
+	Registrations() int64
 }
 
 // stateReader is the cell's own view of its instances.
@@ -357,16 +360,23 @@ type stateReader interface {
 func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateReader, timeout, serverLoss time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	dctx, cancelDrain := context.WithTimeout(ctx, 30*time.Second)
-	answer, err := server.Drain(dctx)
-	cancelDrain()
-	if err != nil {
+	drain := func() error {
+		dctx, cancelDrain := context.WithTimeout(ctx, 30*time.Second)
+		answer, err := server.Drain(dctx)
+		cancelDrain()
+		if err != nil {
+			return err
+		}
+		for _, a := range answer.Stopping {
+			log.Warn("no other cell can take the instance: the server stops it after its requests in flight",
+				"process_guid", a.ProcessGUID, "instance_index", a.Index, "instance_guid", a.InstanceGUID, "reason", a.PlacementError)
+		}
+		return nil
+	}
+	regs := server.Registrations()
+	if err := drain(); err != nil {
 		log.Warn("evacuation not possible, stopping the instances now", "err", err)
 		return
-	}
-	for _, a := range answer.Stopping {
-		log.Warn("no other cell can take the instance: the server stops it after its requests in flight",
-			"process_guid", a.ProcessGUID, "instance_index", a.Index, "instance_guid", a.InstanceGUID, "reason", a.PlacementError)
 	}
 	start := time.Now()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -381,6 +391,14 @@ func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateR
 			log.Info("evacuation done: no instance left here (each runs elsewhere, or waits UNCLAIMED on the server when no other cell could take it)",
 				"took", time.Since(start).Round(time.Millisecond))
 			return
+		}
+		if r := server.Registrations(); r != regs {
+			// A restarted server knows nothing of the drain: ask again.
+			regs = r
+			log.Info("the server registered this cell again (it restarted): asking it again to drain the cell", "instances", n)
+			if err := drain(); err != nil {
+				log.Warn("ask the server again to drain the cell (retried when it registers the cell again)", "err", err)
+			}
 		}
 		if d := server.PresenceFailingFor(); d >= serverLoss {
 			log.Warn("the server is unreachable: the evacuation cannot finish, giving up on it (a stopping cell stops its remaining instances; the server places them again when it is back)",

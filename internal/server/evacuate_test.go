@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,8 @@ type fakeDrainer struct {
 	// lost, once closed, makes the server unreachable for an hour.
 	lost chan struct{}
 }
+
+func (d *fakeDrainer) Registrations() int64 { return 0 }
 
 func (d *fakeDrainer) PresenceFailingFor() time.Duration {
 	if d.lost == nil {
@@ -122,5 +125,47 @@ func TestEvacuate_givesUpWhenTheServerIsUnreachableMeanwhile(t *testing.T) {
 	}
 	if n := cell.left(); n != 2 {
 		t.Errorf("instances %d, want the 2 the server never moved", n)
+	}
+}
+
+// forgetfulDrainer is a server that restarts right after accepting the
+// first drain, forgetting it (the cell is registered again); it drains
+// the cell when asked again.
+type forgetfulDrainer struct {
+	calls   atomic.Int32
+	regs    atomic.Int64
+	drained chan struct{}
+}
+
+func (d *forgetfulDrainer) Drain(ctx context.Context) (cellapi.DrainAnswer, error) {
+	if d.calls.Add(1) == 1 {
+		d.regs.Add(1)
+	} else if d.calls.Load() == 2 {
+		close(d.drained)
+	}
+	return cellapi.DrainAnswer{}, nil
+}
+
+func (d *forgetfulDrainer) Registrations() int64              { return d.regs.Load() }
+func (d *forgetfulDrainer) PresenceFailingFor() time.Duration { return 0 }
+
+// A server restarted during the evacuation has forgotten the drain: the
+// cell asks again, rather than wait out the 10 minutes for moves that no
+// one makes.
+func TestEvacuate_asksAgainWhenTheServerRestartedMeanwhile(t *testing.T) {
+	d := &forgetfulDrainer{drained: make(chan struct{})}
+	cell := &fakeCellState{n: 2, drained: d.drained}
+	done := make(chan struct{})
+	go func() {
+		evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, time.Hour, time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("evacuate still waits after the server restarted (%d drain requests)", d.calls.Load())
+	}
+	if n, calls := cell.left(), d.calls.Load(); n != 0 || calls != 2 {
+		t.Errorf("%d instances left after %d drain requests, want 0 after 2", n, calls)
 	}
 }
