@@ -9,6 +9,7 @@ package bbs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -303,7 +304,7 @@ func (b *BBS) expireCells() {
 func (b *BBS) expireCellsLocked(now time.Time) {
 	for id, e := range b.cells {
 		if !e.expires.IsZero() && !now.Before(e.expires) {
-			b.unregisterLocked(id, "presence expired")
+			b.unregisterLocked(id, true)
 		}
 	}
 }
@@ -367,14 +368,16 @@ func (b *BBS) HeartbeatCell(id string) error {
 // cells and its unfinished tasks fail.
 func (b *BBS) UnregisterCell(id string) {
 	b.mu.Lock()
-	found := b.unregisterLocked(id, "unregistered")
+	found := b.unregisterLocked(id, false)
 	b.mu.Unlock()
 	if found {
 		b.wake()
 	}
 }
 
-func (b *BBS) unregisterLocked(id, why string) bool {
+// unregisterLocked removes a cell, expired (its presence lapsed) or
+// unregistered (it left, or came back as a new process).
+func (b *BBS) unregisterLocked(id string, expired bool) bool {
 	if _, ok := b.cells[id]; !ok {
 		return false
 	}
@@ -383,6 +386,11 @@ func (b *BBS) unregisterLocked(id, why string) bool {
 	// reports what it still runs and the BBS stops those then.
 	b.dropLaterStopsLocked(id, "")
 	b.emitCellLocked(pando.EventCellRemoved, id, pando.CellLost)
+	why, gone := "unregistered", "left or restarted"
+	if expired {
+		why = "presence expired"
+		gone = fmt.Sprintf("is lost (no presence renewal for %s)", b.cfg.CellPresenceTTL)
+	}
 	b.log.Info("cell removed", "cell_id", id, "reason", why)
 	for _, rec := range b.st.allActuals() {
 		if rec.CellID != id {
@@ -394,6 +402,10 @@ func (b *BBS) unregisterLocked(id, why string) bool {
 		case rec.State == pando.ActualCrashed:
 			// Its restart is placed by the auction anyway.
 		default:
+			// The app's log says why its instance starts again, as a
+			// sync that finds one missing does.
+			b.cellLineLocked(rec, fmt.Sprintf("Cell %s %s: instance %s is gone with it; starting a replacement",
+				id, gone, rec.InstanceGUID))
 			b.rescheduleLocked(rec)
 		}
 	}

@@ -267,7 +267,7 @@ func (h *harness) run() {
 func (h *harness) desire(guid string, rev, instances, memMB int) {
 	h.t.Helper()
 	err := h.bbs.DesireLRP(h.ctx, pando.DesiredLRP{
-		ProcessGUID: guid, Revision: rev, Instances: instances, MemoryMB: memMB, DiskMB: 256,
+		ProcessGUID: guid, AppGUID: "app-" + guid, Revision: rev, Instances: instances, MemoryMB: memMB, DiskMB: 256,
 		Stack: "cflinuxfs4", Routes: []string{guid + ".localhost"},
 	})
 	if err != nil {

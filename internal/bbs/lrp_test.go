@@ -187,17 +187,32 @@ func TestStartFailure_returnsInstanceToAuction(t *testing.T) {
 }
 
 func TestUnregisterCell_reschedulesOnOtherCell(t *testing.T) {
-	h := newHarness(t, Config{})
+	logs := &logRecorder{}
+	h := newHarness(t, Config{Logs: logs})
 	a, b := newFakeCell("cell-a", 4096), newFakeCell("cell-b", 4096)
 	h.bbs.RegisterCell(a)
 	h.bbs.RegisterCell(b)
 	h.desire("web", 1, 2, 256)
+	var onA []string
 	for _, in := range h.actuals("web") {
 		h.report(in, pando.ActualRunning)
+		if in.CellID == "cell-a" {
+			onA = append(onA, "Cell cell-a left or restarted: instance "+in.InstanceGUID+
+				" is gone with it; starting a replacement")
+		}
 	}
 	h.run()
 
 	h.bbs.UnregisterCell("cell-a")
+	var lines []string
+	for _, l := range logs.all() {
+		if l.SourceType == pando.LogSourceCell {
+			lines = append(lines, string(l.Payload))
+		}
+	}
+	if len(onA) == 0 || !slices.Equal(lines, onA) {
+		t.Errorf("CELL lines %q, want one per instance cell-a had: %q", lines, onA)
+	}
 
 	waitFor(t, "both instances on cell-b", func() bool {
 		got := h.actuals("web")
@@ -212,11 +227,13 @@ func TestUnregisterCell_reschedulesOnOtherCell(t *testing.T) {
 }
 
 func TestConvergeOnce_expiredPresenceReschedules(t *testing.T) {
-	h := newHarness(t, Config{CellPresenceTTL: 15 * time.Second})
+	logs := &logRecorder{}
+	h := newHarness(t, Config{CellPresenceTTL: 15 * time.Second, Logs: logs})
 	a := newFakeCell("cell-a", 4096)
 	h.bbs.RegisterCell(a)
 	h.desire("web", 1, 1, 256)
 	h.report(h.actual("web", 0), pando.ActualRunning)
+	lost := h.actual("web", 0)
 	if err := h.bbs.HeartbeatCell("cell-a"); err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +253,18 @@ func TestConvergeOnce_expiredPresenceReschedules(t *testing.T) {
 	}
 	if _, ok := h.bbs.Cell("cell-a"); ok {
 		t.Error("expired cell still registered")
+	}
+	// The app's log says why its instance starts again.
+	want := "Cell cell-a is lost (no presence renewal for 15s): instance " + lost.InstanceGUID +
+		" is gone with it; starting a replacement"
+	var got []string
+	for _, l := range logs.all() {
+		if l.SourceID == "app-web" && l.SourceType == pando.LogSourceCell && l.InstanceID == "0" {
+			got = append(got, string(l.Payload))
+		}
+	}
+	if !slices.Contains(got, want) {
+		t.Errorf("the app's CELL lines %q, want %q", got, want)
 	}
 }
 

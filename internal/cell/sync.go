@@ -108,6 +108,11 @@ func (r *Rep) SyncOnce(ctx context.Context, s Syncer) error {
 			if !ok {
 				continue
 			}
+			if stopping, _ := i.stopRequested(); stopping {
+				// Already stopping (the server's stop, an evacuation's):
+				// the server no longer lists it for that reason.
+				continue
+			}
 			r.log.Info("stopping an instance the server does not want", "process_guid", i.lrp.ProcessGUID,
 				"instance_guid", v.GUID, "reason", v.Reason)
 			r.cellLog(i, "OUT", "Stopping instance %s: the platform does not want it on this cell (%s)", v.GUID, v.Reason)

@@ -265,7 +265,10 @@ func TestJoin_refusesAWrongSecretAndAForeignCA(t *testing.T) {
 	ctx := context.Background()
 	wrong := f.tok
 	wrong.Secret = strings.Repeat("0", 64)
-	if _, err := cellauth.Join(ctx, http.DefaultClient, f.apiURL, wrong, "cell-a", t.TempDir()); err == nil || !strings.Contains(err.Error(), "wrong token secret") {
+	// The operator reads the server's words, not its JSON.
+	_, err := cellauth.Join(ctx, http.DefaultClient, f.apiURL, wrong, "cell-a", t.TempDir())
+	if err == nil || !strings.HasSuffix(err.Error(), ": join refused: wrong token secret (use the token in the server's <data-dir>/cell-token)") ||
+		pando.ErrorKindOf(err) != pando.EUnauthenticated {
 		t.Fatalf("join with a wrong secret: %v", err)
 	}
 	other, err := cellauth.LoadOrCreateCA(t.TempDir())

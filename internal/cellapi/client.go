@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -42,6 +43,12 @@ type ServerClient struct {
 	session string
 	// retry is how blob downloads wait for an unavailable server.
 	retry blobRetry
+	// failingSince is when presence renewals began failing in a row
+	// (unix nanoseconds; 0 while they succeed).
+	failingSince atomic.Int64
+	// registrations counts the renewals that registered the cell again
+	// (the server had forgotten it: restarted, or lost the cell).
+	registrations atomic.Int64
 }
 
 var (
@@ -132,7 +139,7 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 	// expire.
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	failing := false
+	failing, warned := false, ""
 	for {
 		st, _ := state(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
@@ -144,14 +151,25 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 			interval = d
 			tick.Reset(d)
 		}
+		if err == nil && ans.Registered {
+			c.registrations.Add(1)
+		}
 		if err == nil && ans.Registered && reregistered != nil {
 			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.base)
 			go reregistered()
 		}
 		switch {
-		case err != nil && ctx.Err() == nil && !failing:
+		case err != nil && ctx.Err() == nil:
+			c.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+		case err == nil:
+			c.failingSince.Store(0)
+		}
+		switch {
+		case err != nil && ctx.Err() == nil && (!failing || err.Error() != warned):
+			// The first failure in a row, or another reason (the server
+			// back, but with a new CA): retries for one reason are quiet.
 			c.log.Warn("cell presence not renewed (retrying)", "server", c.base, "err", err)
-			failing = true
+			failing, warned = true, err.Error()
 		case err == nil && failing:
 			c.log.Info("cell presence renewed again", "server", c.base)
 			failing = false
@@ -163,6 +181,21 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		}
 	}
 }
+
+// PresenceFailingFor says how long the cell's presence renewals
+// (KeepPresence) have been failing in a row: 0 while they succeed.
+func (c *ServerClient) PresenceFailingFor() time.Duration {
+	since := c.failingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
+}
+
+// Registrations counts KeepPresence's renewals that registered the cell
+// again: the server had forgotten it (it restarted, or had lost the cell)
+// and with it anything it had been asked, such as a drain.
+func (c *ServerClient) Registrations() int64 { return c.registrations.Load() }
 
 // Drain asks the server to evacuate the cell: its instances get
 // replacements elsewhere, and the server stops each one here once its

@@ -9,6 +9,7 @@ package cellapi
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,11 @@ func errorFrom(what string, resp *http.Response) error {
 
 // call makes one JSON request: in sent when not nil, a 2xx answer decoded
 // into out when not nil, an error answer returned as the peer's error.
+// newCAHint says what a cell's refusal of the server's certificate means:
+// the server's cell CA is not the one the cell joined.
+const newCAHint = "the server's cell CA is not the one this cell joined (were its cell-ca files replaced?): " +
+	"start the cell again with the server's current <data-dir>/cell-token"
+
 func call(ctx context.Context, hc *http.Client, method, url string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -79,6 +85,9 @@ func call(ctx context.Context, hc *http.Client, method, url string, in, out any)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
+		if ua := (x509.UnknownAuthorityError{}); errors.As(err, &ua) {
+			return pando.Errorf(pando.EUnavailable, "%s %s: %v: %s", method, url, err, newCAHint)
+		}
 		return pando.Errorf(pando.EUnavailable, "%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando/internal/atomicfile"
+	"github.com/pandoplatform/pando/internal/wireerr"
 )
 
 // JoinInfoPath is where the API answers a joining cell (no authentication:
@@ -196,12 +197,13 @@ func requestCert(ctx context.Context, creds *Credentials, tok Token, id string) 
 		return tls.Certificate{}, fmt.Errorf("join %s: %w", creds.CellAPI, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		// The server's message as it is (it says what to do), not its JSON.
+		return tls.Certificate{}, fmt.Errorf("join %s: %w", creds.CellAPI, wireerr.Read("refused", resp))
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxJoinBody))
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("join %s: %w", creds.CellAPI, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return tls.Certificate{}, fmt.Errorf("join %s: refused: %s: %s", creds.CellAPI, resp.Status, strings.TrimSpace(string(b)))
 	}
 	var jr JoinResponse
 	if err := json.Unmarshal(b, &jr); err != nil {

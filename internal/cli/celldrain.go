@@ -45,6 +45,7 @@ cell stays draining (no new work) until it restarts.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the cell's instances to move")
+	withUsage(cmd)
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -159,8 +160,9 @@ func TestCellDrain_unknownCell(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `cell "nope" not found`) {
 		t.Fatalf("drain of an unknown cell: %v", err)
 	}
-	if err := run("cell", "drain"); err == nil {
-		t.Error("drain without a cell id: no error")
+	if err := run("cell", "drain"); err == nil ||
+		!strings.HasSuffix(err.Error(), "; usage: pando cell drain CELL_ID ('pando help cell drain' for more)") {
+		t.Errorf("drain without a cell id: %v, want the usage line", err)
 	}
 }
 
@@ -199,5 +201,39 @@ func TestCells_showsTheLayerCache(t *testing.T) {
 	}
 	if !strings.Contains(row, "1536M of 8192M") {
 		t.Errorf("disk not shown as used of total:\n%s", h.out)
+	}
+}
+
+// A cell that does not answer is listed lost without a capacity (not
+// "0M of 0M"), and the output says what happens to its instances.
+func TestCells_showsALostCellWithoutCapacity(t *testing.T) {
+	lost := map[string]any{"id": "cell-c", "state": "lost", "instances": []any{}}
+	f := newFakeCF(t)
+	fd := &fakeDrain{others: []map[string]any{lost}}
+	f.mu.Lock()
+	f.extra = fd.serve(f)
+	f.mu.Unlock()
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(h.env.cellsCmd())
+	root.SetArgs([]string{"cells"})
+	root.SetOut(h.out)
+	root.SetErr(h.err)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("cells: %v\nstderr: %s", err, h.err)
+	}
+	out := h.out.String()
+	var row []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "cell-c" {
+			row = f
+		}
+	}
+	if want := []string{"cell-c", "lost", "-", "-", "-", "-", "-", "-"}; !slices.Equal(row, want) {
+		t.Errorf("lost cell's row %q, want %q:\n%s", row, want, out)
+	}
+	if !strings.Contains(out, "lost: cell-c does not answer the server at its --addr. If down, its instances start on other cells once its presence expires") {
+		t.Errorf("no word on what happens to the lost cell's instances:\n%s", out)
 	}
 }

@@ -174,7 +174,9 @@ func withUsage(c *cobra.Command) {
 	}
 	c.Args = func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
-			return fmt.Errorf("%w; usage: %s ('pando help %s' for more)", err, strings.TrimSuffix(cmd.UseLine(), " [flags]"), cmd.Name())
+			// "pando help cell drain" for a command under another.
+			verb := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			return fmt.Errorf("%w; usage: %s ('pando help %s' for more)", err, strings.TrimSuffix(cmd.UseLine(), " [flags]"), verb)
 		}
 		return nil
 	}

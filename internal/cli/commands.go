@@ -521,6 +521,7 @@ func (e *env) cellsCmd() *cobra.Command {
 		}
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
 		fmt.Fprintf(tw, "cell\tstate\tzone\tstacks\tmemory\tdisk\tlayer cache\tcontainers\n")
+		var lost []string
 		for _, c := range cells {
 			state := c.State
 			if state == "" { // an older server
@@ -533,12 +534,23 @@ func (e *env) cellsCmd() *cobra.Command {
 			if zone == "" {
 				zone = "-"
 			}
+			if state == "lost" {
+				// It did not answer: its capacity is unknown, not zero.
+				lost = append(lost, c.ID)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\n", c.ID, state, zone)
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dM of %dM\t%dM of %dM\t%dM\t%d of %d (%d starting)\n", c.ID, state, zone,
 				strings.Join(c.Stacks, ","), c.MemoryMB.Used, c.MemoryMB.Total, c.DiskMB.Used, c.DiskMB.Total,
 				c.DiskMB.LayerCache, c.Containers.Used, c.Containers.Total, c.Containers.Starting)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if len(lost) > 0 {
+			s.out("\nlost: %s does not answer the server at its --addr. If down, its instances start on other cells once its presence expires\n"+
+				"(the server's --cell-presence-ttl, 6s by default); if it still runs, check that the server reaches its --addr.\n",
+				strings.Join(lost, ", "))
 		}
 		for _, c := range cells {
 			if len(c.Instances) == 0 {

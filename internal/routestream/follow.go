@@ -142,7 +142,7 @@ func (f *Follower) Synced() int {
 // Run follows the stream until ctx ends, reconnecting with backoff.
 func (f *Follower) Run(ctx context.Context) {
 	backoff := f.cfg.MinBackoff
-	failures := 0
+	failures, warned := 0, ""
 	for ctx.Err() == nil {
 		synced, err := f.follow(ctx)
 		if ctx.Err() != nil {
@@ -152,10 +152,12 @@ func (f *Follower) Run(ctx context.Context) {
 			backoff, failures = f.cfg.MinBackoff, 0
 		}
 		failures++
-		// The first failure in a row is news; the retries are not.
+		// The first failure in a row is news, and so is another reason
+		// (the server back, but refusing a router token it rotated);
+		// retries for the same reason are not.
 		level := slog.LevelDebug
-		if failures == 1 {
-			level = slog.LevelWarn
+		if failures == 1 || err.Error() != warned {
+			level, warned = slog.LevelWarn, err.Error()
 		}
 		f.log.Log(ctx, level, "no routing table stream from the server: serving the last table, reconnecting", "err", err, "retry_in", backoff)
 		select {

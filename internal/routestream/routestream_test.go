@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +16,27 @@ import (
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/router"
+	"github.com/pandoplatform/pando/internal/wireerr"
 )
+
+// syncBuffer is a log destination the follower's goroutine writes while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // fakeTable records what a Follower writes, as the router would hold it.
 type fakeTable struct {
@@ -320,6 +341,41 @@ func TestFollower_givesUpOnASilentStream(t *testing.T) {
 	go func() { defer close(done); f.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	waitFor(t, "a second connection", func() bool { return opens.Load() >= 2 && f.Synced() >= 2 })
+}
+
+// The stream breaks (a server stopping), then the server is back but
+// refuses the router's token (rotated meanwhile): that refusal is logged
+// as a warning too, once, not hidden among the retries of the first
+// failure.
+func TestFollower_warnsAgainWhenTheReasonChanges(t *testing.T) {
+	var opens atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if opens.Add(1) == 1 {
+			io.WriteString(w, `{"type":"snapshot"}`+"\n"+`{"type":"synced"}`+"\n")
+			return
+		}
+		wireerr.Write(w, pando.EUnauthenticated, "router refused: wrong or missing router token")
+	}))
+	defer srv.Close()
+	logs := &syncBuffer{}
+	f := NewFollower(FollowerConfig{
+		Connect:    func(ctx context.Context) (io.ReadCloser, error) { return Open(ctx, srv.Client(), srv.URL, secret) },
+		Table:      newFakeTable(),
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "several refused reconnections", func() bool { return opens.Load() >= 6 })
+	out := logs.String()
+	if n := strings.Count(out, "the server closed it"); n != 1 {
+		t.Errorf("the stream's end warned %d times, want once:\n%s", n, out)
+	}
+	if n := strings.Count(out, "wrong or missing router token"); n != 1 {
+		t.Errorf("the token's refusal warned %d times, want once:\n%s", n, out)
+	}
 }
 
 func TestStream_heartbeatsKeepAQuietStreamAlive(t *testing.T) {

@@ -273,7 +273,7 @@ wait:
 			log.Info("draining (SIGUSR1): the instances move to other cells; SIGTERM stops the cell")
 			rep.SetDraining(true)
 			g.Go(func() error {
-				evacuate(gctx, log, server, rep, evacuationTimeout)
+				evacuate(gctx, log, server, rep, evacuationTimeout, evacuationServerLoss)
 				return nil
 			})
 		}
@@ -283,7 +283,7 @@ wait:
 	// replacement runs elsewhere, then the server stops it here.
 	rep.SetDraining(true)
 	if ctx.Err() != nil && gctx.Err() == nil {
-		evacuate(context.WithoutCancel(ctx), log, server, rep, evacuationTimeout)
+		evacuate(context.WithoutCancel(ctx), log, server, rep, evacuationTimeout, evacuationServerLoss)
 	}
 	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer stop()
@@ -329,9 +329,21 @@ func (n *cellNode) keepPresence(ctx context.Context, repURL string) {
 // instances to be replaced elsewhere (the BBS's evacuation deadline).
 const evacuationTimeout = 10 * time.Minute
 
+// evacuationServerLoss is how long the server may be unreachable during
+// an evacuation before the cell gives up waiting for it to move the
+// instances (a server stopped at the same time would otherwise hold a
+// stopping cell for evacuationTimeout).
+const evacuationServerLoss = 30 * time.Second
+
 // drainer is the server side of an evacuation.
 type drainer interface {
 	Drain(ctx context.Context) (cellapi.DrainAnswer, error)
+	// PresenceFailingFor is how long the cell has not reached the
+	// server (0 while it does).
+	PresenceFailingFor() time.Duration
+	// Registrations changes when the server registers the cell again
+	// (it restarted, forgetting the drain).
+	Registrations() int64
 }
 
 // stateReader is the cell's own view of its instances.
@@ -343,20 +355,28 @@ type stateReader interface {
 // until the server has stopped every instance here, each once its
 // replacement was RUNNING elsewhere, or after a short grace when no other
 // cell can take it. Presence keeps being renewed meanwhile. If the server
-// cannot be asked, the cell stops at once.
-func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateReader, timeout time.Duration) {
+// cannot be asked, the cell stops at once; if it is unreachable for
+// serverLoss during the wait, the cell gives up waiting then.
+func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateReader, timeout, serverLoss time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	dctx, cancelDrain := context.WithTimeout(ctx, 30*time.Second)
-	answer, err := server.Drain(dctx)
-	cancelDrain()
-	if err != nil {
+	drain := func() error {
+		dctx, cancelDrain := context.WithTimeout(ctx, 30*time.Second)
+		answer, err := server.Drain(dctx)
+		cancelDrain()
+		if err != nil {
+			return err
+		}
+		for _, a := range answer.Stopping {
+			log.Warn("no other cell can take the instance: the server stops it after its requests in flight",
+				"process_guid", a.ProcessGUID, "instance_index", a.Index, "instance_guid", a.InstanceGUID, "reason", a.PlacementError)
+		}
+		return nil
+	}
+	regs := server.Registrations()
+	if err := drain(); err != nil {
 		log.Warn("evacuation not possible, stopping the instances now", "err", err)
 		return
-	}
-	for _, a := range answer.Stopping {
-		log.Warn("no other cell can take the instance: the server stops it after its requests in flight",
-			"process_guid", a.ProcessGUID, "instance_index", a.Index, "instance_guid", a.InstanceGUID, "reason", a.PlacementError)
 	}
 	start := time.Now()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -370,6 +390,19 @@ func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateR
 		if err == nil && n == 0 {
 			log.Info("evacuation done: no instance left here (each runs elsewhere, or waits UNCLAIMED on the server when no other cell could take it)",
 				"took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if r := server.Registrations(); r != regs {
+			// A restarted server knows nothing of the drain: ask again.
+			regs = r
+			log.Info("the server registered this cell again (it restarted): asking it again to drain the cell", "instances", n)
+			if err := drain(); err != nil {
+				log.Warn("ask the server again to drain the cell (retried when it registers the cell again)", "err", err)
+			}
+		}
+		if d := server.PresenceFailingFor(); d >= serverLoss {
+			log.Warn("the server is unreachable: the evacuation cannot finish, giving up on it (a stopping cell stops its remaining instances; the server places them again when it is back)",
+				"instances", n, "unreachable_for", d.Round(time.Second))
 			return
 		}
 		select {

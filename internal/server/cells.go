@@ -96,7 +96,8 @@ func listenCellAPI(cfg Config, board *bbs.BBS, blobs pando.Blobstore, logSink pa
 	// so nothing else here serves them.
 	authorizeRouter := func(r *http.Request) error {
 		if !routerTok.MatchSecret(routestream.BearerSecret(r)) {
-			return pando.Errorf(pando.EUnauthenticated, "routing table: wrong or missing router token (<server data dir>/%s)", cellauth.RouterTokenFile)
+			// Said to the route stream and the log shipper alike.
+			return pando.Errorf(pando.EUnauthenticated, "router refused: wrong or missing router token: start the router with the server's current <data-dir>/%s", cellauth.RouterTokenFile)
 		}
 		return nil
 	}

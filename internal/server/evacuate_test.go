@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,22 @@ import (
 type fakeDrainer struct {
 	err     error
 	drained chan struct{}
+	// lost, once closed, makes the server unreachable for an hour.
+	lost chan struct{}
+}
+
+func (d *fakeDrainer) Registrations() int64 { return 0 }
+
+func (d *fakeDrainer) PresenceFailingFor() time.Duration {
+	if d.lost == nil {
+		return 0
+	}
+	select {
+	case <-d.lost:
+		return time.Hour
+	default:
+		return 0
+	}
 }
 
 func (d *fakeDrainer) Drain(ctx context.Context) (cellapi.DrainAnswer, error) {
@@ -54,7 +71,7 @@ func (c *fakeCellState) left() int {
 func TestEvacuate_waitsUntilTheServerStoppedEveryInstance(t *testing.T) {
 	drained := make(chan struct{})
 	cell := &fakeCellState{n: 3, drained: drained}
-	evacuate(context.Background(), slog.New(slog.DiscardHandler), &fakeDrainer{drained: drained}, cell, time.Minute)
+	evacuate(context.Background(), slog.New(slog.DiscardHandler), &fakeDrainer{drained: drained}, cell, time.Minute, time.Minute)
 	if n := cell.left(); n != 0 {
 		t.Fatalf("evacuate returned with %d instances still on the cell", n)
 	}
@@ -64,7 +81,7 @@ func TestEvacuate_stopsAtOnceWhenTheServerCannotDrain(t *testing.T) {
 	cell := &fakeCellState{n: 2, drained: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
-		evacuate(context.Background(), slog.New(slog.DiscardHandler), &fakeDrainer{err: errors.New("server unreachable")}, cell, time.Hour)
+		evacuate(context.Background(), slog.New(slog.DiscardHandler), &fakeDrainer{err: errors.New("server unreachable")}, cell, time.Hour, time.Hour)
 		close(done)
 	}()
 	select {
@@ -77,8 +94,78 @@ func TestEvacuate_stopsAtOnceWhenTheServerCannotDrain(t *testing.T) {
 func TestEvacuate_givesUpAtTheDeadline(t *testing.T) {
 	cell := &fakeCellState{n: 1, drained: make(chan struct{})} // never drained
 	d := &fakeDrainer{drained: make(chan struct{})}
-	evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, 300*time.Millisecond)
+	evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, 300*time.Millisecond, time.Hour)
 	if n := cell.left(); n != 1 {
 		t.Fatalf("instances %d", n)
+	}
+}
+
+// The server accepted the drain, then went away (stopped with the cell,
+// say): the cell does not wait out the evacuation's 10 minutes for a
+// server that cannot move its instances.
+func TestEvacuate_givesUpWhenTheServerIsUnreachableMeanwhile(t *testing.T) {
+	cell := &fakeCellState{n: 2, drained: make(chan struct{})} // the server never stops them
+	d := &fakeDrainer{drained: make(chan struct{}), lost: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, time.Hour, 30*time.Second)
+		close(done)
+	}()
+	<-d.drained
+	select {
+	case <-done:
+		t.Fatal("evacuate gave up while the server was reachable")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(d.lost)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("evacuate still waits for a server unreachable past its bound")
+	}
+	if n := cell.left(); n != 2 {
+		t.Errorf("instances %d, want the 2 the server never moved", n)
+	}
+}
+
+// forgetfulDrainer is a server that restarts right after accepting the
+// first drain, forgetting it (the cell is registered again); it drains
+// the cell when asked again.
+type forgetfulDrainer struct {
+	calls   atomic.Int32
+	regs    atomic.Int64
+	drained chan struct{}
+}
+
+func (d *forgetfulDrainer) Drain(ctx context.Context) (cellapi.DrainAnswer, error) {
+	if d.calls.Add(1) == 1 {
+		d.regs.Add(1)
+	} else if d.calls.Load() == 2 {
+		close(d.drained)
+	}
+	return cellapi.DrainAnswer{}, nil
+}
+
+func (d *forgetfulDrainer) Registrations() int64              { return d.regs.Load() }
+func (d *forgetfulDrainer) PresenceFailingFor() time.Duration { return 0 }
+
+// A server restarted during the evacuation has forgotten the drain: the
+// cell asks again, rather than wait out the 10 minutes for moves that no
+// one makes.
+func TestEvacuate_asksAgainWhenTheServerRestartedMeanwhile(t *testing.T) {
+	d := &forgetfulDrainer{drained: make(chan struct{})}
+	cell := &fakeCellState{n: 2, drained: d.drained}
+	done := make(chan struct{})
+	go func() {
+		evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, time.Hour, time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("evacuate still waits after the server restarted (%d drain requests)", d.calls.Load())
+	}
+	if n, calls := cell.left(), d.calls.Load(); n != 0 || calls != 2 {
+		t.Errorf("%d instances left after %d drain requests, want 0 after 2", n, calls)
 	}
 }

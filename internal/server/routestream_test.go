@@ -204,8 +204,9 @@ func TestRouterLogs_takesRTRLinesOfRoutedAppsWithTheRouterTokenOnly(t *testing.T
 	}
 	forged := tok
 	forged.Secret = strings.Repeat("0", 64)
-	if err := newServerLink(s.apiURL, forged).sendLogs(ctx, []pando.LogEnvelope{line("app-a", pando.LogSourceRouter, "forged")}); pando.ErrorKindOf(err) != pando.EUnauthenticated {
-		t.Errorf("with a wrong token: %v, want unauthenticated", err)
+	if err := newServerLink(s.apiURL, forged).sendLogs(ctx, []pando.LogEnvelope{line("app-a", pando.LogSourceRouter, "forged")}); pando.ErrorKindOf(err) != pando.EUnauthenticated ||
+		!strings.Contains(err.Error(), "router refused: wrong or missing router token: start the router with the server's current <data-dir>/router-token") {
+		t.Errorf("with a wrong token: %v, want unauthenticated, saying what to do", err)
 	}
 	if got := s.logs.payloads(); len(got) != 1 {
 		t.Errorf("log store got %q after a refused request", got)

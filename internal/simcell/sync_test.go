@@ -10,6 +10,7 @@ import (
 
 	pando "github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/bbs"
+	"github.com/pandoplatform/pando/internal/container"
 )
 
 func (s *logSink) contains(sub string) bool {
@@ -172,5 +173,53 @@ func TestSimulatedCells_syncCancelsATaskTheBBSForgotAndKeepsItsOwn(t *testing.T)
 	}
 	if tk, err := second.Task(ctx, "kept"); err != nil || tk.State != pando.TaskRunning {
 		t.Errorf("kept: %+v, %v; want RUNNING", tk, err)
+	}
+}
+
+// An instance the cell is already stopping (the server's stop, an
+// evacuation's) while a sync runs gets no second stop from it, nor a
+// second CELL line saying the platform does not want it: its app's log
+// says once that it stops.
+func TestSimulatedCells_syncLeavesAnInstanceItIsAlreadyStopping(t *testing.T) {
+	b, ctx := runBoard(t, bbs.Config{})
+	release := make(chan struct{})
+	defer close(release)
+	sink := &logSink{}
+	c := newTestCluster(t, ctx, Config{Dir: t.TempDir(), Reporter: b, Logs: sink, AddrBase: 85,
+		// The app takes its time to stop: SIGTERM is ignored until the
+		// test ends (or the grace passes).
+		Process: func(ctx context.Context, spec container.Spec) container.ExitStatus {
+			<-release
+			return container.ExitStatus{Code: 143, Signaled: true}
+		}})
+	cells, err := c.Add(1, nil, b.RegisterCell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := cells[0]
+	if err := b.DesireLRP(ctx, c.LRP("web", 1, 256)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "web running", 30*time.Second, func() (bool, string) {
+		n, all := running(t, b, "web")
+		return n == 1, fmt.Sprint(all)
+	})
+	_, all := running(t, b, "web")
+	guid := all[0].InstanceGUID
+	if err := b.RemoveDesiredLRP(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cell stopping the instance", 10*time.Second, func() (bool, string) {
+		return sink.contains("CELL Cell " + rep.ID() + " stopping instance " + guid), fmt.Sprint(InstanceGUIDs(rep))
+	})
+
+	if err := rep.SyncOnce(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if sink.contains("CELL Stopping instance " + guid + ": the platform does not want it") {
+		t.Errorf("the sync stopped again an instance the cell was stopping, saying the platform does not want it")
+	}
+	if got := InstanceGUIDs(rep); !slices.Contains(got, guid) {
+		t.Fatalf("the instance ended before the sync (%v): the test shows nothing", got)
 	}
 }

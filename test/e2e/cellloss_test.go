@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,6 +46,10 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 	})
 	t.Logf("cell loss: the %d instances of cell-c (of %d: %v) RUNNING and routable on the two others %s after kill -9",
 		before["cell-c"], n, before, time.Since(lost).Round(100*time.Millisecond))
+	// The app's log says why those instances started again.
+	if logs := s.mustPando(t, "logs", name, "--recent"); strings.Count(logs.stdout, "Cell cell-c is lost (no presence renewal for "+lossTTL+")") != before["cell-c"] {
+		t.Errorf("want one CELL line per instance cell-c had (%d) saying it was lost; logs:\n%s", before["cell-c"], logs.stdout)
+	}
 
 	c.startHealthy(t)
 	// What cell-c had before its loss is gone: no container left, no

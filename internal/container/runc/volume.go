@@ -332,7 +332,8 @@ func (b *Backend) cleanupVolumes() error {
 	}
 	b.mu.Unlock()
 	if b.pool != nil {
-		b.pool.owns(liveImages)
+		b.pool.beginCleanup(liveImages)
+		defer b.pool.endCleanup()
 	}
 	devs, err := loopDevicesUnder(b.volumes, liveImages)
 	if err != nil {

@@ -45,11 +45,17 @@ type volumePool struct {
 	last   time.Time          // the last Volume call
 	kick   chan struct{}      // wakes the refill
 	done   chan struct{}      // closed when the refill has stopped
+
+	// cleaning is set while Cleanup removes the images it does not know
+	// of: no new image is started meanwhile (idle is signalled at its end).
+	cleaning bool
+	idle     *sync.Cond
 }
 
 func newVolumePool(dir string, volumeBytes []int64) *volumePool {
 	p := &volumePool{dir: dir, fixed: map[int64]bool{}, ready: map[int64][]string{},
 		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	p.idle = sync.NewCond(&p.mu)
 	for _, n := range volumeBytes {
 		if n >= minVolumeBytes && n <= maxVolumeBytes && !p.fixed[imageSize(n)] {
 			p.fixed[imageSize(n)] = true
@@ -118,11 +124,13 @@ func (p *volumePool) next(now time.Time) (size int64, wait time.Duration) {
 	return 0, 0
 }
 
-// owns reports the image files the pool holds or is making, which
-// Cleanup must leave.
-func (p *volumePool) owns(skip map[string]bool) {
+// beginCleanup reports the image files the pool holds or is making,
+// which Cleanup must leave, and starts no other image until endCleanup:
+// one created after this report would be removed as unknown.
+func (p *volumePool) beginCleanup(skip map[string]bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.cleaning = true
 	for _, r := range p.ready {
 		for _, img := range r {
 			skip[img] = true
@@ -131,6 +139,24 @@ func (p *volumePool) owns(skip map[string]bool) {
 	if p.making != "" {
 		skip[p.making] = true
 	}
+}
+
+// startMaking notes img as the image being made, once no Cleanup is
+// looking at the pool's files.
+func (p *volumePool) startMaking(img string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.cleaning {
+		p.idle.Wait()
+	}
+	p.making = img
+}
+
+func (p *volumePool) endCleanup() {
+	p.mu.Lock()
+	p.cleaning = false
+	p.mu.Unlock()
+	p.idle.Broadcast()
 }
 
 // refill keeps the pool full until b closes, then removes its images.
@@ -192,9 +218,7 @@ func (b *Backend) formatPooled(ctx context.Context, size int64) (string, error) 
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	img := filepath.Join(b.pool.dir, poolPrefix+hex.EncodeToString(rnd[:])+".img")
-	b.pool.mu.Lock()
-	b.pool.making = img
-	b.pool.mu.Unlock()
+	b.pool.startMaking(img)
 	defer func() {
 		b.pool.mu.Lock()
 		b.pool.making = ""

@@ -4,12 +4,15 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pandoplatform/pando/internal/testenv"
 )
 
 // poolImages lists the formatted images b keeps ahead, on disk.
@@ -127,6 +130,91 @@ func TestVolume_cleanupRemovesOnlyEarlierRunsPoolImages(t *testing.T) {
 		t.Errorf("%d pool images after Cleanup, want the %d held", n, poolDepth)
 	}
 	newVolume(t, b, quota>>20)
+}
+
+// Cleanup lists the pool's images, then removes the files of its dir
+// that are not among them: an image started in between would be removed
+// under mkfs (seen at a cell's start as "format a volume image ahead:
+// ... does not exist"). The pool starts none while Cleanup looks.
+func TestVolumePool_startsNoImageWhileCleanupLooks(t *testing.T) {
+	p := newVolumePool(t.TempDir(), nil)
+	p.beginCleanup(map[string]bool{})
+	started := make(chan struct{})
+	go func() {
+		p.startMaking("pool-1.img")
+		close(started)
+	}()
+	select {
+	case <-started:
+		t.Fatal("an image was started while Cleanup looked at the pool's files")
+	case <-time.After(100 * time.Millisecond):
+	}
+	p.endCleanup()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no image started after Cleanup ended")
+	}
+	skip := map[string]bool{}
+	p.beginCleanup(skip)
+	p.endCleanup()
+	if !skip["pool-1.img"] {
+		t.Errorf("the next Cleanup would remove the image being made: it leaves %v", skip)
+	}
+}
+
+// Cleanup at a start runs while the pool formats its first images: the
+// image being formatted is not removed as unknown, whether it was made
+// before Cleanup looked or after (then the pool waits for Cleanup).
+func TestVolume_cleanupLeavesTheImageBeingFormatted(t *testing.T) {
+	requireRunc(t)
+	real := findMkfs()
+	if real == "" {
+		testenv.Missing(t, "mkfs.ext4 is not installed")
+	}
+	// A mkfs.ext4 first on PATH that waits for the gate file.
+	bin, gate := t.TempDir(), filepath.Join(t.TempDir(), "gate")
+	script := "#!/bin/sh\ntouch " + gate + ".started\nwhile [ ! -e " + gate + " ]; do sleep 0.01; done\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "mkfs.ext4"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	const quota = 4 << 20
+	b, err := New(Config{StateDir: t.TempDir(), VolumePoolSizes: []int64{quota}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(gate + ".started"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pool did not start formatting within 30s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.pool.mu.Lock()
+	making := b.pool.making
+	b.pool.mu.Unlock()
+
+	if err := b.Cleanup(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(making); err != nil {
+		t.Fatalf("the image being formatted, %s, after Cleanup: %v", making, err)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, b, imageSize(quota), poolDepth)
+	b.pool.mu.Lock()
+	kept := slices.Contains(b.pool.ready[imageSize(quota)], making)
+	b.pool.mu.Unlock()
+	if !kept {
+		t.Errorf("the image formatted during Cleanup, %s, is not among the ready ones", making)
+	}
 }
 
 // BenchmarkVolume_create times Volume alone (what a container start waits
