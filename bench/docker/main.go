@@ -78,7 +78,11 @@ type round struct {
 	floorSync                  time.Duration
 	noop                       time.Duration // one no-op `runc run`, after the floor
 	onDisk                     time.Duration // push to every layer marked on disk
-	steps                      []step        // nil: no breakdown
+	// cpu is what the processes used from the push to the first 200, and
+	// floorRegistry what the registry used serving the floor.
+	cpu           cpuUse
+	floorRegistry usage
+	steps         []step // nil: no breakdown
 }
 
 func bench(ctx context.Context, cfg config, progress io.Writer) ([]round, error) {

@@ -28,11 +28,20 @@ func pullOnly(ctx context.Context, w io.Writer, reg *benchRegistry, ref, dir str
 		creds = &registry.Credentials{Username: reg.user, Password: reg.pass}
 	}
 	var floors, pulls, cpus []time.Duration
+	regUsage := func() usage {
+		if reg.pid == 0 {
+			return usage{}
+		}
+		u, _ := processUsage(reg.pid)
+		return u
+	}
 	for i := range rounds {
+		reg0 := regUsage()
 		fl, _, err := floor(ctx, reg, ref, dir)
 		if err != nil {
 			return err
 		}
+		reg1 := regUsage()
 		cache, err := layers.Open(filepath.Join(dir, fmt.Sprintf("pull%d", i+1)), layers.Options{NoSync: true})
 		if err != nil {
 			return err
@@ -54,11 +63,17 @@ func pullOnly(ctx context.Context, w io.Writer, reg *benchRegistry, ref, dir str
 			}
 		}
 		took, cpu := time.Since(start), processCPU()-cpu0
+		reg2 := regUsage()
 		cache.Close()
 		if err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)
 		}
-		fmt.Fprintf(w, "round %d: floor %s, pull (resolve + layers) %s, its CPU %s\n", i+1, ms(fl), ms(took), ms(cpu))
+		fmt.Fprintf(w, "round %d: floor %s, pull (resolve + layers) %s, its CPU %s", i+1, ms(fl), ms(took), ms(cpu))
+		if reg.pid != 0 {
+			f, p := reg1.sub(reg0), reg2.sub(reg1)
+			fmt.Fprintf(w, "; registry CPU (page faults) serving the floor %s (%d), the pull %s (%d)", ms(f.run), f.minflt, ms(p.run), p.minflt)
+		}
+		fmt.Fprintln(w)
 		floors, pulls, cpus = append(floors, fl), append(pulls, took), append(cpus, cpu)
 	}
 	med := func(ds []time.Duration) time.Duration {

@@ -24,6 +24,7 @@ type benchRegistry struct {
 	user, pass string // empty: anonymous
 	kind       string
 	stop       func()
+	pid        int // the docker-registry process (0: in this process)
 }
 
 func (r *benchRegistry) auth() authn.Authenticator {
@@ -47,7 +48,7 @@ func startRegistry(ctx context.Context, dir string) (*benchRegistry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &benchRegistry{host: addr, user: "bench", pass: pass, kind: "docker-registry (distribution, htpasswd)", stop: stop}, nil
+	return &benchRegistry{host: addr, user: "bench", pass: pass, kind: "docker-registry (distribution, htpasswd)", stop: stop, pid: childPid("docker-registry")}, nil
 }
 
 func startInProcess() (*benchRegistry, error) {

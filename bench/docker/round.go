@@ -39,6 +39,7 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 		env = []string{"CF_DOCKER_PASSWORD=" + reg.pass}
 	}
 
+	meter := startMeter(srv.Pid(), reg.pid)
 	start := time.Now()
 	pushDone := make(chan error, 1)
 	go func() {
@@ -67,11 +68,16 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	}
 	firstOK := time.Now()
 	rd.cold = firstOK.Sub(start)
+	rd.cpu = meter.stop()
 	if !pushed {
 		if err := <-pushDone; err != nil {
 			return rd, err
 		}
 	}
+	// The CLI is reaped once the push returns, which may be after the
+	// first 200.
+	_, children := selfUsage()
+	rd.cpu.cli = children - meter.children0
 
 	m, err := readMarks(srv.LogPath)
 	if err != nil {
@@ -94,8 +100,17 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 	}
 	rd.onDisk = time.Since(start)
 
+	var reg0 usage
+	if reg.pid > 0 {
+		reg0, _ = processUsage(reg.pid)
+	}
 	if rd.floor, rd.floorSync, err = floor(ctx, reg, ref, rdir); err != nil {
 		return rd, err
+	}
+	if reg.pid > 0 {
+		if reg1, err := processUsage(reg.pid); err == nil {
+			rd.floorRegistry = reg1.sub(reg0)
+		}
 	}
 	if rd.noop, err = noop.run(ctx); err != nil {
 		return rd, err
@@ -205,6 +220,7 @@ func report(w io.Writer, rs []round) {
 	fmt.Fprintf(tw, "warm: scale -i 2 to the second instance RUNNING\t%s\t< 500 ms\t\n", ms(warm))
 	fmt.Fprintf(tw, "warm: `pando scale` command returned\t%s\t\t\n", ms(warmCLI))
 	tw.Flush()
+	reportCPU(w, rs)
 	if len(rs[len(rs)-1].steps) == 0 {
 		return
 	}

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/lowprio"
 )
 
 // Runtime is a language runtime a stack offers.
@@ -220,10 +222,11 @@ var hostCommands = []struct {
 var anyVersion = regexp.MustCompile(`[0-9]+(\.[0-9]+)+`)
 
 // Host asks the runtimes found in the directories of path (a PATH value)
-// for their versions, all at once, each within timeout. They run with a
-// clean environment, from "/", with no home, and as nobody when the server
-// is root: nothing another local user could plant (a pip module in the
-// working directory, an .npmrc) is read.
+// for their versions, all at once, each within timeout, at the lowest CPU
+// priority (lowprio). They run with a clean environment, from "/", with
+// no home, and as nobody when the server is root: nothing another local
+// user could plant (a pip module in the working directory, an .npmrc) is
+// read.
 func Host(ctx context.Context, path string, timeout time.Duration) []Runtime {
 	// NODE_PATH: Debian's yarnpkg loads its modules from /usr/share/nodejs,
 	// where Debian's node looks and a node from elsewhere does not (the
@@ -246,11 +249,19 @@ func Host(ctx context.Context, path string, timeout time.Duration) []Runtime {
 			if os.Geteuid() == 0 {
 				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 			}
-			out, err := cmd.CombinedOutput()
-			if err != nil {
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			// At the lowest CPU priority: the probes (java, pip and
+			// bundler cost over a second of CPU together) run at the
+			// server's start, when a push may be starting too.
+			if err := lowprio.Start(cmd); err != nil {
+				return
+			}
+			if err := cmd.Wait(); err != nil {
 				return // not usable: a python3 without pip, a broken link
 			}
-			versions[i] = anyVersion.FindString(string(out[:min(len(out), 4096)]))
+			b := out.Bytes()
+			versions[i] = anyVersion.FindString(string(b[:min(len(b), 4096)]))
 		}()
 	}
 	wg.Wait()

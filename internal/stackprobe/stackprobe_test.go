@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/lowprio"
 )
 
 // dpkgStatus is a package database as Debian bookworm's, cut down.
@@ -137,6 +140,19 @@ func TestHost_asksEachRuntimeForItsVersion(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("a hanging runtime held the probe for %v", d)
+	}
+}
+
+func TestHost_runtimesRunAtTheLowestCPUPriority(t *testing.T) {
+	// The fake node answers its own nice value (field 19 of its stat) as
+	// its version.
+	bin := fakeHost(t, map[string]string{
+		"node": `read -r stat < /proc/self/stat; set -- ${stat##*) }; shift 16; echo "v$1.0"`,
+	})
+	got := Host(context.Background(), bin, 10*time.Second)
+	want := []Runtime{{"node", strconv.Itoa(lowprio.Nice) + ".0"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Host = %v, want %v (node's nice value as its version)", got, want)
 	}
 }
 
