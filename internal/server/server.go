@@ -204,14 +204,16 @@ func openServer(ctx context.Context, cfg Config) (_ *platform, _ *localCell, clo
 		return nil, nil, nil, err
 	}
 	closers := []func(){release}
-	closeAll = func() {
+	// Not the result closeAll: an error return sets it to nil before the
+	// deferred clean-up runs.
+	closeOpened := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
 	defer func() {
 		if err != nil {
-			closeAll()
+			closeOpened()
 		}
 	}()
 	p, err := openPlatform(ctx, cfg, "pando server", fdLimit)
@@ -227,7 +229,7 @@ func openServer(ctx context.Context, cfg Config) (_ *platform, _ *localCell, clo
 	if err := p.build(ctx, local); err != nil {
 		return nil, nil, nil, err
 	}
-	return p, local, closeAll, nil
+	return p, local, closeOpened, nil
 }
 
 // RunAPI starts `pando api` and blocks until ctx ends, then shuts down
