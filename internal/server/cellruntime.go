@@ -39,6 +39,10 @@ type cellRuntimeConfig struct {
 	hostIDBlocks       int
 	// backend, when set (tests), runs the containers instead of runc.
 	backend containerBackend
+	// hostPython and pythonSeedKey, when set (tests), stand for the
+	// host's python3 and buildpacks.PythonSeedKey.
+	hostPython    string
+	pythonSeedKey func(ctx context.Context, python, venvPath string) (string, error)
 }
 
 // cellPlan is a cell runtime's configuration, read and checked before
@@ -88,7 +92,7 @@ type cellRuntime struct {
 	images        *imagePuller
 	stagingCaches []cell.StagingCache
 	goSeed        string       // "" without a Go toolchain
-	pySeed        string       // "" without a python3 on the host
+	pySeedLink    string       // where the python venv seed is mounted from; "" without a python3 on the host
 	pyHost        string       // the host's python3 the seed is made with
 	adopter       cell.Adopter // the backend, when the rep adopts (and cleans up)
 	log           *slog.Logger
@@ -131,16 +135,20 @@ func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger, adopt b
 	}
 	// The python buildpack's fresh venv for the host stack's python3: made
 	// by the cell (never by a staging, whose app could plant files in
-	// it), mounted read-only.
-	if py := buildpacks.HostPython(); py == "" {
+	// it), mounted read-only from <data-dir>/python-venv-seed, a symlink
+	// warm points at the seed of the key it computes (python: a third of
+	// a second, not waited for here). Until then a staging is offered
+	// what the link named in the last run, whose key the buildpack
+	// checks, or none (ensurepip).
+	if py := p.pythonHost(); py == "" {
 		log.Info("no python3 on the host: python stagings on the host stack run ensurepip")
-	} else if pySeed, err := buildpacks.PythonSeedDir(ctx, p.cacheDir, py, buildpacks.PythonSeedVenvPath); err != nil {
+	} else if link, err := filepath.Abs(filepath.Join(p.dataDir, "python-venv-seed")); err != nil {
 		log.Warn("no python venv seed: first python installs run ensurepip", "err", err)
 	} else {
-		r.pySeed, r.pyHost = pySeed, py
+		r.pySeedLink, r.pyHost = link, py
 		r.stagingCaches = append(r.stagingCaches, cell.StagingCache{
-			HostDir: pySeed, ContainerDir: "/tmp/python-venv-seed", Env: "PANDO_PYTHON_VENV_SEED",
-			Ready: func() bool { return buildpacks.PythonSeedReady(pySeed) },
+			HostDir: link, ContainerDir: "/tmp/python-venv-seed", Env: "PANDO_PYTHON_VENV_SEED",
+			Ready: func() bool { return buildpacks.PythonSeedReady(link) },
 		})
 	}
 	// Image layers: <data-dir>/layers, one content-addressed cache for
@@ -174,10 +182,10 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 // warm builds the Go build cache seed and the python venv seed in the
 // background, unless they are there already.
 func (r *cellRuntime) warm(ctx context.Context, g *errgroup.Group) {
-	if r.pySeed != "" {
+	if r.pySeedLink != "" {
 		g.Go(func() error {
-			if err := buildpacks.WarmPythonSeed(ctx, r.pySeed, r.pyHost, buildpacks.PythonSeedVenvPath); err != nil && ctx.Err() == nil {
-				r.log.Warn("warm python venv seed", "err", err)
+			if err := r.warmPythonSeed(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("no python venv seed: first python installs run ensurepip", "err", err)
 			}
 			return nil
 		})
@@ -191,6 +199,32 @@ func (r *cellRuntime) warm(ctx context.Context, g *errgroup.Group) {
 		}
 		return nil
 	})
+}
+
+// pythonHost is the host's python3 the seed is made with; "" for none.
+func (p *cellPlan) pythonHost() string {
+	if p.hostPython != "" {
+		return p.hostPython
+	}
+	return buildpacks.HostPython()
+}
+
+// warmPythonSeed computes the python venv seed's key, makes the seed of
+// that key unless the cache dir has it, and points the cell's link at it.
+func (r *cellRuntime) warmPythonSeed(ctx context.Context) error {
+	seedKey := buildpacks.PythonSeedKey
+	if r.pythonSeedKey != nil {
+		seedKey = r.pythonSeedKey
+	}
+	key, err := seedKey(ctx, r.pyHost, buildpacks.PythonSeedVenvPath)
+	if err != nil {
+		return err
+	}
+	dir := buildpacks.PythonSeedDirOf(r.cacheDir, key)
+	if err := buildpacks.WarmPythonSeed(ctx, dir, key, r.pyHost, buildpacks.PythonSeedVenvPath); err != nil {
+		return err
+	}
+	return buildpacks.PublishPythonSeed(r.pySeedLink, dir)
 }
 
 // stop stops whatever the rep left running (nothing, normally) and

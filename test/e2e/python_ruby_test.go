@@ -63,10 +63,10 @@ def serve():
 	return dir
 }
 
-// waitPythonSeed waits until the machine's python venv seed, which
-// servers make in the background at start (in the default cache dir
-// /var/cache/pando), is ready.
-func waitPythonSeed(t *testing.T) {
+// waitPythonSeed waits until s offers the machine's python venv seed,
+// which servers make in the background at start (in the default cache dir
+// /var/cache/pando) and mount from <data-dir>/python-venv-seed.
+func waitPythonSeed(t *testing.T, s *server) {
 	t.Helper()
 	py := buildpacks.HostPython()
 	if py == "" {
@@ -79,12 +79,16 @@ func waitPythonSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	link := filepath.Join(s.dataDir, "python-venv-seed")
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for !buildpacks.PythonSeedReady(dir) {
+	for {
+		if got, err := os.Readlink(link); err == nil && got == dir && buildpacks.PythonSeedReady(link) {
+			return
+		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the python venv seed %s was not made within 5 minutes of the server's start", dir)
+			t.Fatalf("%s did not name the python venv seed %s within 5 minutes of the server's start", link, dir)
 		case <-tick.C:
 		}
 	}
@@ -98,7 +102,7 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 	s.deleteAppOnCleanup(t, name)
 
 	dir := pythonWheelApp(t)
-	waitPythonSeed(t)
+	waitPythonSeed(t, s)
 	r := s.mustPando(t, "push", name, "-p", dir)
 
 	// The app's first install copies the cell's fresh venv.
