@@ -101,40 +101,41 @@ func PythonSeedDir(ctx context.Context, cacheDir, python, venvPath string) (stri
 // relocatable and the paths the venv records pointing to venvPath, as the
 // python buildpack makes an app's venv. It is made beside dir and renamed
 // into place (a half-made seed is never offered), readable by all and
-// written by no staging (cells mount it read-only).
-func WarmPythonSeed(ctx context.Context, dir, key, python, venvPath string) error {
+// written by no staging (cells mount it read-only). made reports whether
+// this call made it.
+func WarmPythonSeed(ctx context.Context, dir, key, python, venvPath string) (made bool, err error) {
 	if PythonSeedReady(dir) {
-		return nil
+		return false, nil
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	work, err := os.MkdirTemp(parent, ".python-seed-")
 	if err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	defer os.RemoveAll(work)
 	venv := filepath.Join(work, "venv")
 	if out, err := exec.CommandContext(ctx, python, "-m", "venv", "--copies", venv).CombinedOutput(); err != nil {
-		return fmt.Errorf("warm python seed: %s -m venv: %w: %s", python, err, out)
+		return false, fmt.Errorf("warm python seed: %s -m venv: %w: %s", python, err, out)
 	}
 	if err := pythonSeedFinish(ctx, python, venv, venvPath); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(work, PythonSeedKeyFile), []byte(key), 0o644); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	if err := os.Chmod(work, 0o755); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	if err := os.Rename(work, dir); err != nil {
 		if PythonSeedReady(dir) {
-			return nil // another server finished first
+			return false, nil // another server finished first
 		}
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // PublishPythonSeed points link, the path a cell mounts into staging
@@ -143,9 +144,7 @@ func WarmPythonSeed(ctx context.Context, dir, key, python, venvPath string) erro
 // either the old seed or the new one, whole. A cell's link is its own
 // (servers of other keys share the cache dir); until its key is known a
 // restarted cell offers what the link named in its last run, which the
-// buildpack uses only if its key still matches. Then seeds of other keys
-// beside dir older than an hour are removed, which bounds the disk they
-// take.
+// buildpack uses only if its key still matches.
 func PublishPythonSeed(link, dir string) error {
 	if !PythonSeedReady(dir) {
 		return fmt.Errorf("publish python seed: %s is not a ready seed", dir)
@@ -154,19 +153,32 @@ func PublishPythonSeed(link, dir string) error {
 	if err != nil {
 		return fmt.Errorf("publish python seed: %w", err)
 	}
-	if cur, err := os.Readlink(link); err != nil || cur != target {
-		tmp := fmt.Sprintf("%s.new-%d", link, os.Getpid())
-		_ = os.Remove(tmp)
-		if err := os.Symlink(target, tmp); err != nil {
-			return fmt.Errorf("publish python seed: %w", err)
-		}
-		if err := os.Rename(tmp, link); err != nil {
-			_ = os.Remove(tmp)
-			return fmt.Errorf("publish python seed: %w", err)
+	if cur, err := os.Readlink(link); err == nil && cur == target {
+		return nil
+	}
+	// What a run killed here left (the caller holds the data dir).
+	if old, err := filepath.Glob(link + ".new-*"); err == nil {
+		for _, p := range old {
+			_ = os.Remove(p)
 		}
 	}
-	removeOtherSeeds(filepath.Dir(target), filepath.Base(target))
+	tmp := fmt.Sprintf("%s.new-%d", link, os.Getpid())
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("publish python seed: %w", err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("publish python seed: %w", err)
+	}
 	return nil
+}
+
+// RemoveOtherPythonSeeds removes the seeds of other keys beside dir older
+// than an hour, which bounds the disk they take; a cell calls it once it
+// made dir and published it (a seed its link named until then is not
+// removed under it).
+func RemoveOtherPythonSeeds(dir string) {
+	removeOtherSeeds(filepath.Dir(dir), filepath.Base(dir))
 }
 
 // pythonSeedFinish does to the new venv what the buildpack's

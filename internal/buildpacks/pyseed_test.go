@@ -35,7 +35,7 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 	must(t, err)
 	seed := buildpacks.PythonSeedDirOf(cacheDir, seedKey)
 	link := filepath.Join(t.TempDir(), "python-venv-seed")
-	// A seed of an earlier key is removed when the new one is published.
+	// A seed of an earlier key is removed once the new one is made and published.
 	stale := filepath.Join(filepath.Dir(seed), "0123456789abcdef")
 	must(t, os.MkdirAll(filepath.Join(stale, "venv"), 0o755))
 	must(t, os.WriteFile(filepath.Join(stale, "key"), []byte("pyseed1 old"), 0o644))
@@ -50,9 +50,10 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 	if err := buildpacks.PublishPythonSeed(link, seed); err == nil {
 		t.Fatal("PublishPythonSeed published a seed not made yet")
 	}
-	must(t, buildpacks.WarmPythonSeed(ctx, seed, seedKey, py, venvPath))
-	if !buildpacks.PythonSeedReady(seed) {
-		t.Fatalf("WarmPythonSeed left no ready seed in %s", seed)
+	made, err := buildpacks.WarmPythonSeed(ctx, seed, seedKey, py, venvPath)
+	must(t, err)
+	if !made || !buildpacks.PythonSeedReady(seed) {
+		t.Fatalf("WarmPythonSeed left no ready seed in %s (made: %t)", seed, made)
 	}
 	if _, err := os.Stat(stale); err != nil {
 		t.Fatalf("the seed of another key went before the new one was published: %v", err)
@@ -60,6 +61,10 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 	must(t, buildpacks.PublishPythonSeed(link, seed))
 	if got, err := os.Readlink(link); err != nil || got != seed {
 		t.Fatalf("link %s names %q (%v), want %s", link, got, err, seed)
+	}
+	buildpacks.RemoveOtherPythonSeeds(seed)
+	if made, err := buildpacks.WarmPythonSeed(ctx, seed, seedKey, py, venvPath); err != nil || made {
+		t.Fatalf("WarmPythonSeed of a seed there already: made %t, %v", made, err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Fatalf("the seed of another key was kept: %v", err)

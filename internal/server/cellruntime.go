@@ -210,7 +210,8 @@ func (p *cellPlan) pythonHost() string {
 }
 
 // warmPythonSeed computes the python venv seed's key, makes the seed of
-// that key unless the cache dir has it, and points the cell's link at it.
+// that key unless the cache dir has it, and points the cell's link at it;
+// having made it, it removes old seeds of other keys.
 func (r *cellRuntime) warmPythonSeed(ctx context.Context) error {
 	seedKey := buildpacks.PythonSeedKey
 	if r.pythonSeedKey != nil {
@@ -221,10 +222,17 @@ func (r *cellRuntime) warmPythonSeed(ctx context.Context) error {
 		return err
 	}
 	dir := buildpacks.PythonSeedDirOf(r.cacheDir, key)
-	if err := buildpacks.WarmPythonSeed(ctx, dir, key, r.pyHost, buildpacks.PythonSeedVenvPath); err != nil {
+	made, err := buildpacks.WarmPythonSeed(ctx, dir, key, r.pyHost, buildpacks.PythonSeedVenvPath)
+	if err != nil {
 		return err
 	}
-	return buildpacks.PublishPythonSeed(r.pySeedLink, dir)
+	if err := buildpacks.PublishPythonSeed(r.pySeedLink, dir); err != nil {
+		return err
+	}
+	if made {
+		buildpacks.RemoveOtherPythonSeeds(dir)
+	}
+	return nil
 }
 
 // stop stops whatever the rep left running (nothing, normally) and
