@@ -139,38 +139,12 @@ func WarmPythonSeed(ctx context.Context, dir, key, python, venvPath string) (mad
 }
 
 // PublishPythonSeed points link, the path a cell mounts into staging
-// containers whatever the key, at dir, a ready seed (WarmPythonSeed): a
-// symlink made beside link and renamed over it, so a staging resolves
-// either the old seed or the new one, whole. A cell's link is its own
-// (servers of other keys share the cache dir); until its key is known a
-// restarted cell offers what the link named in its last run, which the
-// buildpack uses only if its key still matches.
+// containers whatever the key, at dir, a ready seed (WarmPythonSeed; see
+// publishSeed). Until its key is known a restarted cell offers what the
+// link named in its last run, which the buildpack uses only if its key
+// still matches.
 func PublishPythonSeed(link, dir string) error {
-	if !PythonSeedReady(dir) {
-		return fmt.Errorf("publish python seed: %s is not a ready seed", dir)
-	}
-	target, err := filepath.Abs(dir)
-	if err != nil {
-		return fmt.Errorf("publish python seed: %w", err)
-	}
-	if cur, err := os.Readlink(link); err == nil && cur == target {
-		return nil
-	}
-	// What a run killed here left (the caller holds the data dir).
-	if old, err := filepath.Glob(link + ".new-*"); err == nil {
-		for _, p := range old {
-			_ = os.Remove(p)
-		}
-	}
-	tmp := fmt.Sprintf("%s.new-%d", link, os.Getpid())
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("publish python seed: %w", err)
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("publish python seed: %w", err)
-	}
-	return nil
+	return publishSeed("python seed", link, dir, PythonSeedReady)
 }
 
 // RemoveOtherPythonSeeds removes the seeds of other keys beside dir older

@@ -150,10 +150,9 @@ type Config struct {
 	// backend, when set (tests), runs the local cell's containers
 	// instead of runc.
 	backend containerBackend
-	// hostPython and pythonSeedKey, when set (tests), stand for the
-	// host's python3 and the computation of its venv seed's key.
-	hostPython    string
-	pythonSeedKey func(ctx context.Context, python, venvPath string) (string, error)
+	// seeds, when set (tests), stand for the host's toolchains the local
+	// cell's staging seeds are made with.
+	seeds seedSeams
 }
 
 func (cfg Config) cellRuntime() cellRuntimeConfig {
@@ -162,7 +161,7 @@ func (cfg Config) cellRuntime() cellRuntimeConfig {
 		stagingEnv: cfg.StagingEnv, insecureRegistries: cfg.InsecureRegistries,
 		layerCacheMaxBytes: cfg.LayerCacheMaxBytes,
 		hostIDBase:         cfg.ContainerHostIDBase, hostIDBlocks: cfg.ContainerHostIDBlocks,
-		backend: cfg.backend, hostPython: cfg.hostPython, pythonSeedKey: cfg.pythonSeedKey,
+		backend: cfg.backend, seeds: cfg.seeds,
 	}
 }
 

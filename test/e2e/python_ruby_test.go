@@ -72,23 +72,32 @@ func waitPythonSeed(t *testing.T, s *server) {
 	if py == "" {
 		t.Fatal("no python3 on the host")
 	}
+	waitSeed(t, s, "python-venv-seed", buildpacks.PythonSeedReady, func(ctx context.Context) (string, error) {
+		return buildpacks.PythonSeedDir(ctx, "/var/cache/pando", py, buildpacks.PythonSeedVenvPath)
+	})
+}
+
+// waitSeed waits until s's data dir entry name links to the seed dir
+// names, ready as ready says.
+func waitSeed(t *testing.T, s *server, name string, ready func(string) bool, dir func(context.Context) (string, error)) {
+	t.Helper()
 	// A bound that stops a wait for a seed never made, not a speed target.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	dir, err := buildpacks.PythonSeedDir(ctx, "/var/cache/pando", py, buildpacks.PythonSeedVenvPath)
+	want, err := dir(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(s.dataDir, "python-venv-seed")
+	link := filepath.Join(s.dataDir, name)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if got, err := os.Readlink(link); err == nil && got == dir && buildpacks.PythonSeedReady(link) {
+		if got, err := os.Readlink(link); err == nil && got == want && ready(link) {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("%s did not name the python venv seed %s within 5 minutes of the server's start", link, dir)
+			t.Fatalf("%s did not name the seed %s within 10 minutes of the server's start", link, want)
 		case <-tick.C:
 		}
 	}

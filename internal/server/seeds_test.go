@@ -17,19 +17,19 @@ import (
 	"github.com/pandoplatform/pando/internal/container/fake"
 )
 
-// heldKey is a python seed key computation that answers key once
-// released: asked is closed when it is first called.
-type heldKey struct {
-	key     string
+// held is what running a toolchain tells (a python seed key, a Go seed
+// dir), answered once released: asked is closed when it is first called.
+type held struct {
+	answer  string
 	asked   chan struct{}
 	release chan struct{}
 }
 
-func newHeldKey(key string) *heldKey {
-	return &heldKey{key: key, asked: make(chan struct{}), release: make(chan struct{})}
+func newHeld(answer string) *held {
+	return &held{answer: answer, asked: make(chan struct{}), release: make(chan struct{})}
 }
 
-func (h *heldKey) compute(ctx context.Context, _, _ string) (string, error) {
+func (h *held) wait(ctx context.Context) (string, error) {
 	select {
 	case <-h.asked:
 	default:
@@ -37,10 +37,27 @@ func (h *heldKey) compute(ctx context.Context, _, _ string) (string, error) {
 	}
 	select {
 	case <-h.release:
-		return h.key, nil
+		return h.answer, nil
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+}
+
+func (h *held) pythonSeedKey(ctx context.Context, _, _ string) (string, error) { return h.wait(ctx) }
+func (h *held) goSeedDir(ctx context.Context, _ string) (string, error)        { return h.wait(ctx) }
+
+// madeGoSeed puts a ready Go build cache seed in a dir of its own, as
+// buildpacks.WarmGoCache leaves it.
+func madeGoSeed(t *testing.T, cacheDir, version string) string {
+	t.Helper()
+	dir := filepath.Join(cacheDir, "go-build-seed", version)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, buildpacks.GoCacheReadyFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // madePythonSeed puts a ready seed of key (its key file, an empty venv)
@@ -57,46 +74,51 @@ func madePythonSeed(t *testing.T, cacheDir, key string) string {
 	return dir
 }
 
-// `pando server` serves while the python venv seed's key is still being
-// computed: its start does not wait for python.
-func TestRun_startsWhileThePythonSeedKeyIsComputed(t *testing.T) {
+// `pando server` serves while the python venv seed's key and the Go
+// version of the Go build cache seed are still being asked: its start
+// waits for neither python nor go.
+func TestRun_startsWhileTheSeedsAreAsked(t *testing.T) {
 	ready := make(chan [2]string, 1)
 	cfg := platformConfig(t, ready)
 	cfg.CacheDir = t.TempDir()
-	readySeeds(t, cfg.CacheDir)
 	cfg.backend = fakeBackend{fake.New(fake.Options{})}
-	key := newHeldKey("pyseed1 test held")
-	defer close(key.release)
-	cfg.hostPython, cfg.pythonSeedKey = "/nonexistent/python3", key.compute
+	pyKey := newHeld("pyseed1 test held")
+	defer close(pyKey.release)
+	goDir := newHeld(madeGoSeed(t, cfg.CacheDir, "go-test-held"))
+	defer close(goDir.release)
+	cfg.seeds = seedSeams{hostPython: "/nonexistent/python3", pythonSeedKey: pyKey.pythonSeedKey, goSeedDir: goDir.goSeedDir}
 	_, addrs := boot(t, func(ctx context.Context) error { return Run(ctx, cfg) }, ready)
 	if status := login(t, addrs[0], cfg.AdminPassword).get(addrs[0], "", "/v3/info", nil); status != http.StatusOK {
-		t.Fatalf("GET /v3/info while the seed key is computed: status %d", status)
+		t.Fatalf("GET /v3/info while the seeds are asked: status %d", status)
 	}
-	select {
-	case <-key.asked:
-	case <-time.After(bootTimeout):
-		t.Fatal("the started server never computed the python seed key")
+	for what, h := range map[string]*held{"the python seed key": pyKey, "the Go seed's version": goDir} {
+		select {
+		case <-h.asked:
+		case <-time.After(bootTimeout):
+			t.Fatalf("the started server never asked %s", what)
+		}
 	}
 }
 
-// The cell's runtime opens without the python venv seed's key, mounting
-// the seed from a link in the data dir: before the key is known a staging
-// gets the seed the link named in the last run (its key checked by the
-// buildpack) or none (ensurepip); once the key is known and its seed
-// made, the link names that seed. A key whose seed cannot be made leaves
-// the link as it was: no half-made seed is offered.
-func TestCellRuntime_linksThePythonSeedOnceItsKeyIsKnown(t *testing.T) {
+// The cell's runtime opens without the python venv seed's key (or the Go
+// version), mounting the seeds from links in the data dir: before the key
+// is known a staging gets the seed the link named in the last run (its
+// key checked by the buildpack) or none (ensurepip); once the key is known
+// and its seed made, the link names that seed. A key whose seed cannot be
+// made leaves the link as it was: no half-made seed is offered.
+func TestCellRuntime_linksTheSeedsOnceTheirKeysAreKnown(t *testing.T) {
 	dataDir, cacheDir := t.TempDir(), t.TempDir()
-	readySeeds(t, cacheDir)
+	goSeed := madeGoSeed(t, cacheDir, "go-test")
 	// run opens the runtime as a restart of the cell does, warms it with
 	// key held, and returns its python seed cache and what it offered
-	// while key was held.
-	run := func(key *heldKey) (c cell.StagingCache, offeredBefore string) {
+	// while key was held (and whether it offered a Go seed then).
+	run := func(key *held) (c cell.StagingCache, offeredBefore string, goBefore bool) {
 		t.Helper()
 		plan, err := planCellRuntime(cellRuntimeConfig{
 			verb: "pando server", dataDir: dataDir, cacheDir: cacheDir,
-			backend:    fakeBackend{fake.New(fake.Options{})},
-			hostPython: "/nonexistent/python3", pythonSeedKey: key.compute,
+			backend: fakeBackend{fake.New(fake.Options{})},
+			seeds: seedSeams{hostPython: "/nonexistent/python3", pythonSeedKey: key.pythonSeedKey,
+				goSeedDir: func(context.Context, string) (string, error) { return goSeed, nil }},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -106,9 +128,13 @@ func TestCellRuntime_linksThePythonSeedOnceItsKeyIsKnown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.close()
+		var goCache cell.StagingCache
 		for _, sc := range r.stagingCaches {
-			if sc.Env == "PANDO_PYTHON_VENV_SEED" {
+			switch sc.Env {
+			case "PANDO_PYTHON_VENV_SEED":
 				c = sc
+			case "PANDO_GO_CACHE_SEED":
+				goCache = sc
 			}
 		}
 		if c.HostDir != filepath.Join(dataDir, "python-venv-seed") || c.ContainerDir != "/tmp/python-venv-seed" {
@@ -117,19 +143,24 @@ func TestCellRuntime_linksThePythonSeedOnceItsKeyIsKnown(t *testing.T) {
 		var g errgroup.Group
 		r.warm(context.Background(), &g)
 		<-key.asked
-		offeredBefore = offered(c)
+		offeredBefore, goBefore = offered(c), goCache.Ready()
 		close(key.release)
 		if err := g.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		return c, offeredBefore
+		if target, err := os.Readlink(goCache.HostDir); err != nil || target != goSeed || !goCache.Ready() ||
+			goCache.HostDir != filepath.Join(dataDir, "go-build-seed") || goCache.ContainerDir != "/tmp/go-cache-seed" {
+			t.Fatalf("Go seed cache %+v names %q (%v), ready %t; want it mounted from the data dir's link to %s",
+				goCache, target, err, goCache.Ready(), goSeed)
+		}
+		return c, offeredBefore, goBefore
 	}
 
 	// First start: nothing offered until the key is known.
 	first := madePythonSeed(t, cacheDir, "pyseed1 test first")
-	c, before := run(newHeldKey("pyseed1 test first"))
-	if before != "" {
-		t.Fatalf("a new cell offered %q before its seed key was known, want none", before)
+	c, before, goBefore := run(newHeld("pyseed1 test first"))
+	if before != "" || goBefore {
+		t.Fatalf("a new cell offered the python seed %q (and a Go seed: %t) before it asked python and go, want none", before, goBefore)
 	}
 	if got := offered(c); got != "pyseed1 test first" {
 		t.Fatalf("after the key was known the cell offers %q, want the seed of the key", got)
@@ -140,7 +171,7 @@ func TestCellRuntime_linksThePythonSeedOnceItsKeyIsKnown(t *testing.T) {
 
 	// Restart with another key whose seed cannot be made (no python): the
 	// last run's seed stays offered, the buildpack refuses it by its key.
-	c, before = run(newHeldKey("pyseed1 test second"))
+	c, before, _ = run(newHeld("pyseed1 test second"))
 	if before != "pyseed1 test first" || offered(c) != "pyseed1 test first" {
 		t.Fatalf("a restarted cell whose new seed cannot be made offered %q, then %q; want the last run's", before, offered(c))
 	}
@@ -157,7 +188,10 @@ func TestCellRuntime_linksThePythonSeedOnceItsKeyIsKnown(t *testing.T) {
 	// Its seed made (by another server sharing the cache dir): linked,
 	// and the first one, made a moment ago, kept for the servers of its key.
 	second := madePythonSeed(t, cacheDir, "pyseed1 test second")
-	c, before = run(newHeldKey("pyseed1 test second"))
+	c, before, goBefore = run(newHeld("pyseed1 test second"))
+	if !goBefore {
+		t.Fatal("a restarted cell offered no Go seed before it asked go, want the last run's")
+	}
 	if before != "pyseed1 test first" || offered(c) != "pyseed1 test second" {
 		t.Fatalf("a restarted cell offered %q, then %q; want the last run's seed, then its key's", before, offered(c))
 	}
