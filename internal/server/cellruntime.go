@@ -188,8 +188,9 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 	}
 }
 
-// warm builds the Go build cache seed and the python venv seed in the
-// background, unless they are there already.
+// warm asks go and python which Go build cache seed and python venv seed
+// the cell offers, builds them unless they are there already and points
+// the data dir's links at them, in the background.
 func (r *cellRuntime) warm(ctx context.Context, g *errgroup.Group) {
 	if r.pySeedLink != "" {
 		g.Go(func() error {
