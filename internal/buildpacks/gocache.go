@@ -137,16 +137,25 @@ func WarmGoCache(ctx context.Context, dir, goBin string) error {
 	return nil
 }
 
+// HostGo is the host's go ("" for none), found without running it.
+func HostGo() string {
+	if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
+		return "/usr/local/go/bin/go"
+	}
+	p, err := exec.LookPath("go")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
 // GoCacheSeedDir is where a cell keeps the seed for the host's Go version
-// under cacheDir, so servers sharing a machine share one seed.
+// under cacheDir, so servers sharing a machine share one seed. It runs go
+// env: cells ask it in the background, never on their way to serving.
 func GoCacheSeedDir(ctx context.Context, cacheDir string) (string, error) {
-	goBin := "/usr/local/go/bin/go"
-	if _, err := os.Stat(goBin); err != nil {
-		p, err := exec.LookPath("go")
-		if err != nil {
-			return "", errors.New("no Go toolchain on this host")
-		}
-		goBin = p
+	goBin := HostGo()
+	if goBin == "" {
+		return "", errors.New("no Go toolchain on this host")
 	}
 	out, err := exec.CommandContext(ctx, goBin, "env", "GOVERSION").Output()
 	if err != nil {
@@ -157,4 +166,13 @@ func GoCacheSeedDir(ctx context.Context, cacheDir string) (string, error) {
 		return "", fmt.Errorf("unexpected go version %q", v)
 	}
 	return filepath.Join(cacheDir, "go-build-seed", v), nil
+}
+
+// PublishGoCacheSeed points link, the path a cell mounts into staging
+// containers whatever the Go version, at dir, a ready seed (WarmGoCache;
+// see publishSeed). Until the version is known a restarted cell offers
+// what the link named in its last run: after a Go upgrade, entries the new
+// go never uses (its cache keys name the toolchain).
+func PublishGoCacheSeed(link, dir string) error {
+	return publishSeed("go build cache seed", link, dir, GoCacheReady)
 }

@@ -20,7 +20,9 @@ import (
 // running ensurepip. A seed directory holds venv/ and the file key, whose
 // content the buildpack compares with the key it computes itself (the same
 // pytool.py seedid under the stack's python, the buildpack's version and
-// the venv's path): any difference and it runs ensurepip as before.
+// the venv's path): any difference and it runs ensurepip as before. A
+// cell mounts its seed from a stable path (PublishPythonSeed), so it
+// starts without waiting for python to say the key.
 const (
 	// PythonSeedVenvPath is where staging containers make an app's venv
 	// (the lifecycle's build dir /tmp/app).
@@ -48,10 +50,12 @@ func HostPython() string {
 	return ""
 }
 
-// pythonSeedKey computes the key the python buildpack computes for a
+// PythonSeedKey computes the key the python buildpack computes for a
 // venv at venvPath made by python: pytool.py seedid (the python's path,
 // version, size and mtime, and ensurepip's wheels), run by that python.
-func pythonSeedKey(ctx context.Context, python, venvPath string) (string, error) {
+// It runs python (a third of a second): cells compute it in the
+// background, never on their way to serving.
+func PythonSeedKey(ctx context.Context, python, venvPath string) (string, error) {
 	tool, err := writePytool()
 	if err != nil {
 		return "", fmt.Errorf("python seed key: %w", err)
@@ -69,69 +73,86 @@ func pythonSeedKey(ctx context.Context, python, venvPath string) (string, error)
 	return fmt.Sprintf("pyseed1 %s venv=%s %s", strings.TrimSpace(string(v)), venvPath, id), nil
 }
 
-// PythonSeedDir is where a cell keeps the fresh venv seed of python (see
-// HostPython) for venvs at venvPath: a directory under
-// cacheDir/python-venv-seed named by the seed's key, so servers sharing a
+// PythonSeedDirOf is where the seed of key is kept: a directory under
+// cacheDir/python-venv-seed named by the key, so servers sharing a
 // machine share one seed and a changed key (another python, ensurepip
 // wheels or buildpack version) gets another directory.
+func PythonSeedDirOf(cacheDir, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return filepath.Join(cacheDir, "python-venv-seed", hex.EncodeToString(sum[:8]))
+}
+
+// PythonSeedDir is where a cell keeps the fresh venv seed of python (see
+// HostPython) for venvs at venvPath: PythonSeedDirOf its PythonSeedKey.
 func PythonSeedDir(ctx context.Context, cacheDir, python, venvPath string) (string, error) {
 	if python == "" {
 		return "", errors.New("no python3 on this host")
 	}
-	key, err := pythonSeedKey(ctx, python, venvPath)
+	key, err := PythonSeedKey(ctx, python, venvPath)
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256([]byte(key))
-	return filepath.Join(cacheDir, "python-venv-seed", hex.EncodeToString(sum[:8])), nil
+	return PythonSeedDirOf(cacheDir, key), nil
 }
 
-// WarmPythonSeed makes the fresh venv seed in dir (from PythonSeedDir with
-// the same python and venvPath), unless it is there already: python -m venv
-// --copies with ensurepip, the scripts made relocatable and the paths the
-// venv records pointing to venvPath, as the python buildpack makes an
-// app's venv. It is made beside dir and renamed into place (a half-made
-// seed is never offered), readable by all and written by no staging (cells
-// mount it read-only). Seeds of other keys beside it older than an hour
-// are removed, which bounds the disk they take.
-func WarmPythonSeed(ctx context.Context, dir, python, venvPath string) error {
+// WarmPythonSeed makes the fresh venv seed of key (from PythonSeedKey with
+// the same python and venvPath) in dir (PythonSeedDirOf key), unless it is
+// there already: python -m venv --copies with ensurepip, the scripts made
+// relocatable and the paths the venv records pointing to venvPath, as the
+// python buildpack makes an app's venv. It is made beside dir and renamed
+// into place (a half-made seed is never offered), readable by all and
+// written by no staging (cells mount it read-only). made reports whether
+// this call made it.
+func WarmPythonSeed(ctx context.Context, dir, key, python, venvPath string) (made bool, err error) {
 	if PythonSeedReady(dir) {
-		return nil
-	}
-	key, err := pythonSeedKey(ctx, python, venvPath)
-	if err != nil {
-		return err
+		return false, nil
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	work, err := os.MkdirTemp(parent, ".python-seed-")
 	if err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	defer os.RemoveAll(work)
 	venv := filepath.Join(work, "venv")
 	if out, err := exec.CommandContext(ctx, python, "-m", "venv", "--copies", venv).CombinedOutput(); err != nil {
-		return fmt.Errorf("warm python seed: %s -m venv: %w: %s", python, err, out)
+		return false, fmt.Errorf("warm python seed: %s -m venv: %w: %s", python, err, out)
 	}
 	if err := pythonSeedFinish(ctx, python, venv, venvPath); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(work, PythonSeedKeyFile), []byte(key), 0o644); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	if err := os.Chmod(work, 0o755); err != nil {
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
 	if err := os.Rename(work, dir); err != nil {
 		if PythonSeedReady(dir) {
-			return nil // another server finished first
+			return false, nil // another server finished first
 		}
-		return fmt.Errorf("warm python seed: %w", err)
+		return false, fmt.Errorf("warm python seed: %w", err)
 	}
-	removeOtherSeeds(parent, filepath.Base(dir))
-	return nil
+	return true, nil
+}
+
+// PublishPythonSeed points link, the path a cell mounts into staging
+// containers whatever the key, at dir, a ready seed (WarmPythonSeed; see
+// publishSeed). Until its key is known a restarted cell offers what the
+// link named in its last run, which the buildpack uses only if its key
+// still matches.
+func PublishPythonSeed(link, dir string) error {
+	return publishSeed("python seed", link, dir, PythonSeedReady)
+}
+
+// RemoveOtherPythonSeeds removes the seeds of other keys beside dir older
+// than an hour, which bounds the disk they take; a cell calls it once it
+// made dir and published it (a seed its link named until then is not
+// removed under it).
+func RemoveOtherPythonSeeds(dir string) {
+	removeOtherSeeds(filepath.Dir(dir), filepath.Base(dir))
 }
 
 // pythonSeedFinish does to the new venv what the buildpack's

@@ -14,7 +14,8 @@ import (
 )
 
 // TestPython_firstInstallOfEveryAppCopiesTheCellSeed: the cell's fresh
-// venv (WarmPythonSeed, offered in PANDO_PYTHON_VENV_SEED) is what the
+// venv (WarmPythonSeed, published at the cell's link by PublishPythonSeed
+// and offered in PANDO_PYTHON_VENV_SEED) is what the
 // first install of one app and then of another copies, neither running
 // ensurepip; both apps run and have a working pip; the seed is left as it
 // was; a seed made from other inputs (its key differs) is not used.
@@ -30,9 +31,11 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 	defer cancel()
 	cacheDir := t.TempDir()
 	venvPath := filepath.Join(s.cfg.BuildDir, ".venv")
-	seed, err := buildpacks.PythonSeedDir(ctx, cacheDir, py, venvPath)
+	seedKey, err := buildpacks.PythonSeedKey(ctx, py, venvPath)
 	must(t, err)
-	// A seed of an earlier key is removed when the new one is published.
+	seed := buildpacks.PythonSeedDirOf(cacheDir, seedKey)
+	link := filepath.Join(t.TempDir(), "python-venv-seed")
+	// A seed of an earlier key is removed once the new one is made and published.
 	stale := filepath.Join(filepath.Dir(seed), "0123456789abcdef")
 	must(t, os.MkdirAll(filepath.Join(stale, "venv"), 0o755))
 	must(t, os.WriteFile(filepath.Join(stale, "key"), []byte("pyseed1 old"), 0o644))
@@ -44,9 +47,24 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 	if buildpacks.PythonSeedReady(seed) {
 		t.Fatalf("seed %s ready before it was made", seed)
 	}
-	must(t, buildpacks.WarmPythonSeed(ctx, seed, py, venvPath))
-	if !buildpacks.PythonSeedReady(seed) {
-		t.Fatalf("WarmPythonSeed left no ready seed in %s", seed)
+	if err := buildpacks.PublishPythonSeed(link, seed); err == nil {
+		t.Fatal("PublishPythonSeed published a seed not made yet")
+	}
+	made, err := buildpacks.WarmPythonSeed(ctx, seed, seedKey, py, venvPath)
+	must(t, err)
+	if !made || !buildpacks.PythonSeedReady(seed) {
+		t.Fatalf("WarmPythonSeed left no ready seed in %s (made: %t)", seed, made)
+	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("the seed of another key went before the new one was published: %v", err)
+	}
+	must(t, buildpacks.PublishPythonSeed(link, seed))
+	if got, err := os.Readlink(link); err != nil || got != seed {
+		t.Fatalf("link %s names %q (%v), want %s", link, got, err, seed)
+	}
+	buildpacks.RemoveOtherPythonSeeds(seed)
+	if made, err := buildpacks.WarmPythonSeed(ctx, seed, seedKey, py, venvPath); err != nil || made {
+		t.Fatalf("WarmPythonSeed of a seed there already: made %t, %v", made, err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Fatalf("the seed of another key was kept: %v", err)
@@ -74,7 +92,7 @@ func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
 		t.Fatalf("seed's activate does not name %s:\n%s", venvPath, b)
 	}
 	seedSite := filepath.Join(seed, "venv", "lib", pyname, "site-packages")
-	s.cfg.Env = append(s.cfg.Env, "PANDO_PYTHON_VENV_SEED="+seed)
+	s.cfg.Env = append(s.cfg.Env, "PANDO_PYTHON_VENV_SEED="+link)
 
 	firstInstall := func(what string) {
 		t.Helper()

@@ -404,3 +404,24 @@ func TestRunAPI_thatCannotStartGivesBackWhatItOpened(t *testing.T) {
 	}
 	requireReleased(t, cfg.DataDir, cfg.APIAddr)
 }
+
+// A `pando server` whose start fails after it opened the platform and its
+// cell (here: the cell API address the operator chose is taken) returns
+// the error and gives back what it opened, its data dir's lock included.
+func TestRun_failingStartReturnsItsErrorAndReleasesTheDataDir(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := platformConfig(t, make(chan [2]string, 1))
+	cfg.CellAPIAddr = taken.Addr().String()
+	cfg.CacheDir = t.TempDir()
+	readySeeds(t, cfg.CacheDir)
+	cfg.backend = fakeBackend{fake.New(fake.Options{})}
+	err = Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Fatalf("Run with a taken cell API address: %v, want an error naming it", err)
+	}
+	requireReleased(t, cfg.DataDir)
+}

@@ -39,6 +39,16 @@ type cellRuntimeConfig struct {
 	hostIDBlocks       int
 	// backend, when set (tests), runs the containers instead of runc.
 	backend containerBackend
+	// seeds, when set (tests), stand for the host's toolchains.
+	seeds seedSeams
+}
+
+// seedSeams stand for the host's toolchains the staging seeds are made
+// with and what running them tells (tests); zero: the host's.
+type seedSeams struct {
+	hostPython    string                                                             // buildpacks.HostPython
+	pythonSeedKey func(ctx context.Context, python, venvPath string) (string, error) // buildpacks.PythonSeedKey
+	goSeedDir     func(ctx context.Context, cacheDir string) (string, error)         // buildpacks.GoCacheSeedDir; set: the host has Go
 }
 
 // cellPlan is a cell runtime's configuration, read and checked before
@@ -87,8 +97,8 @@ type cellRuntime struct {
 	backend       containerBackend
 	images        *imagePuller
 	stagingCaches []cell.StagingCache
-	goSeed        string       // "" without a Go toolchain
-	pySeed        string       // "" without a python3 on the host
+	goSeedLink    string       // where the Go build cache seed is mounted from; "" without a Go toolchain
+	pySeedLink    string       // where the python venv seed is mounted from; "" without a python3 on the host
 	pyHost        string       // the host's python3 the seed is made with
 	adopter       cell.Adopter // the backend, when the rep adopts (and cleans up)
 	log           *slog.Logger
@@ -119,37 +129,44 @@ func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger, adopt b
 	} else if err := backend.Cleanup(ctx); err != nil {
 		log.Warn("clean up leftover containers", "err", err)
 	}
-	goSeed, err := buildpacks.GoCacheSeedDir(ctx, p.cacheDir)
-	if err != nil {
+	// The seeds are mounted from symlinks in the data dir that warm points
+	// at the seeds of the Go version and python key it asks (running go
+	// and python, not waited for here). Until then a staging is offered
+	// what the links named in the last run (a python seed whose key the
+	// buildpack checks) or none.
+	if p.seeds.goSeedDir == nil && buildpacks.HostGo() == "" {
+		log.Info("no Go toolchain on the host: first Go stagings compile the standard library")
+	} else if link, err := filepath.Abs(filepath.Join(p.dataDir, "go-build-seed")); err != nil {
 		log.Warn("no Go build cache seed: first Go stagings compile the standard library", "err", err)
 	} else {
-		r.goSeed = goSeed
+		r.goSeedLink = link
 		r.stagingCaches = append(r.stagingCaches, cell.StagingCache{
-			HostDir: goSeed, ContainerDir: "/tmp/go-cache-seed", Env: "PANDO_GO_CACHE_SEED",
-			Ready: func() bool { return buildpacks.GoCacheReady(goSeed) },
+			HostDir: link, ContainerDir: "/tmp/go-cache-seed", Env: "PANDO_GO_CACHE_SEED",
+			Ready: func() bool { return buildpacks.GoCacheReady(link) },
 		})
 	}
 	// The python buildpack's fresh venv for the host stack's python3: made
 	// by the cell (never by a staging, whose app could plant files in
-	// it), mounted read-only.
-	if py := buildpacks.HostPython(); py == "" {
+	// it), mounted read-only; without a seed, stagings run ensurepip.
+	if py := p.pythonHost(); py == "" {
 		log.Info("no python3 on the host: python stagings on the host stack run ensurepip")
-	} else if pySeed, err := buildpacks.PythonSeedDir(ctx, p.cacheDir, py, buildpacks.PythonSeedVenvPath); err != nil {
+	} else if link, err := filepath.Abs(filepath.Join(p.dataDir, "python-venv-seed")); err != nil {
 		log.Warn("no python venv seed: first python installs run ensurepip", "err", err)
 	} else {
-		r.pySeed, r.pyHost = pySeed, py
+		r.pySeedLink, r.pyHost = link, py
 		r.stagingCaches = append(r.stagingCaches, cell.StagingCache{
-			HostDir: pySeed, ContainerDir: "/tmp/python-venv-seed", Env: "PANDO_PYTHON_VENV_SEED",
-			Ready: func() bool { return buildpacks.PythonSeedReady(pySeed) },
+			HostDir: link, ContainerDir: "/tmp/python-venv-seed", Env: "PANDO_PYTHON_VENV_SEED",
+			Ready: func() bool { return buildpacks.PythonSeedReady(link) },
 		})
 	}
 	// Image layers: <data-dir>/layers, one content-addressed cache for
 	// every container of the cell.
-	r.images, err = newImagePuller(p.reg, filepath.Join(p.dataDir, "layers"), p.layerCacheMaxBytes, log.With("component", "layers"))
+	images, err := newImagePuller(p.reg, filepath.Join(p.dataDir, "layers"), p.layerCacheMaxBytes, log.With("component", "layers"))
 	if err != nil {
 		backend.Close()
 		return nil, fmt.Errorf("image layer cache: %w", err)
 	}
+	r.images = images
 	return r, nil
 }
 
@@ -171,26 +188,78 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 	}
 }
 
-// warm builds the Go build cache seed and the python venv seed in the
-// background, unless they are there already.
+// warm asks go and python which Go build cache seed and python venv seed
+// the cell offers, builds them unless they are there already and points
+// the data dir's links at them, in the background.
 func (r *cellRuntime) warm(ctx context.Context, g *errgroup.Group) {
-	if r.pySeed != "" {
+	if r.pySeedLink != "" {
 		g.Go(func() error {
-			if err := buildpacks.WarmPythonSeed(ctx, r.pySeed, r.pyHost, buildpacks.PythonSeedVenvPath); err != nil && ctx.Err() == nil {
-				r.log.Warn("warm python venv seed", "err", err)
+			if err := r.warmPythonSeed(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("no python venv seed: first python installs run ensurepip", "err", err)
 			}
 			return nil
 		})
 	}
-	if r.goSeed == "" {
+	if r.goSeedLink == "" {
 		return
 	}
 	g.Go(func() error {
-		if err := buildpacks.WarmGoCache(ctx, r.goSeed, ""); err != nil && ctx.Err() == nil {
+		if err := r.warmGoSeed(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("warm Go build cache", "err", err)
 		}
 		return nil
 	})
+}
+
+// warmGoSeed asks go its version, builds the Go build cache seed of that
+// version unless the cache dir has it, and points the cell's link at it.
+func (r *cellRuntime) warmGoSeed(ctx context.Context) error {
+	seedDir := buildpacks.GoCacheSeedDir
+	if r.seeds.goSeedDir != nil {
+		seedDir = r.seeds.goSeedDir
+	}
+	dir, err := seedDir(ctx, r.cacheDir)
+	if err != nil {
+		return err
+	}
+	if err := buildpacks.WarmGoCache(ctx, dir, ""); err != nil {
+		return err
+	}
+	return buildpacks.PublishGoCacheSeed(r.goSeedLink, dir)
+}
+
+// pythonHost is the host's python3 the seed is made with; "" for none.
+func (p *cellPlan) pythonHost() string {
+	if p.seeds.hostPython != "" {
+		return p.seeds.hostPython
+	}
+	return buildpacks.HostPython()
+}
+
+// warmPythonSeed computes the python venv seed's key, makes the seed of
+// that key unless the cache dir has it, and points the cell's link at it;
+// having made it, it removes old seeds of other keys.
+func (r *cellRuntime) warmPythonSeed(ctx context.Context) error {
+	seedKey := buildpacks.PythonSeedKey
+	if r.seeds.pythonSeedKey != nil {
+		seedKey = r.seeds.pythonSeedKey
+	}
+	key, err := seedKey(ctx, r.pyHost, buildpacks.PythonSeedVenvPath)
+	if err != nil {
+		return err
+	}
+	dir := buildpacks.PythonSeedDirOf(r.cacheDir, key)
+	made, err := buildpacks.WarmPythonSeed(ctx, dir, key, r.pyHost, buildpacks.PythonSeedVenvPath)
+	if err != nil {
+		return err
+	}
+	if err := buildpacks.PublishPythonSeed(r.pySeedLink, dir); err != nil {
+		return err
+	}
+	if made {
+		buildpacks.RemoveOtherPythonSeeds(dir)
+	}
+	return nil
 }
 
 // stop stops whatever the rep left running (nothing, normally) and

@@ -157,6 +157,9 @@ type Config struct {
 	// backend, when set (tests), runs the local cell's containers
 	// instead of runc.
 	backend containerBackend
+	// seeds, when set (tests), stand for the host's toolchains the local
+	// cell's staging seeds are made with.
+	seeds seedSeams
 }
 
 func (cfg Config) cellRuntime() cellRuntimeConfig {
@@ -165,7 +168,7 @@ func (cfg Config) cellRuntime() cellRuntimeConfig {
 		stagingEnv: cfg.StagingEnv, insecureRegistries: cfg.InsecureRegistries,
 		layerCacheMaxBytes: cfg.LayerCacheMaxBytes,
 		hostIDBase:         cfg.ContainerHostIDBase, hostIDBlocks: cfg.ContainerHostIDBlocks,
-		backend: cfg.backend,
+		backend: cfg.backend, seeds: cfg.seeds,
 	}
 }
 
@@ -211,14 +214,16 @@ func openServer(ctx context.Context, cfg Config) (_ *platform, _ *localCell, clo
 		return nil, nil, nil, err
 	}
 	closers := []func(){release}
-	closeAll = func() {
+	// Not the result closeAll: an error return sets it to nil before the
+	// deferred clean-up runs.
+	closeOpened := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}
 	defer func() {
 		if err != nil {
-			closeAll()
+			closeOpened()
 		}
 	}()
 	p, err := openPlatform(ctx, cfg, "pando server", fdLimit)
@@ -234,7 +239,7 @@ func openServer(ctx context.Context, cfg Config) (_ *platform, _ *localCell, clo
 	if err := p.build(ctx, local); err != nil {
 		return nil, nil, nil, err
 	}
-	return p, local, closeAll, nil
+	return p, local, closeOpened, nil
 }
 
 // RunAPI starts `pando api` and blocks until ctx ends, then shuts down

@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/buildpacks"
 )
 
 // routerNotFound is the router's body for a host it has no route for.
@@ -79,9 +82,14 @@ func main() {
 `,
 	})
 
+	// The cell's Go build cache seed (mounted from its data dir's link)
+	// fills the new app's empty build cache.
+	waitSeed(t, s, "go-build-seed", buildpacks.GoCacheReady, func(ctx context.Context) (string, error) {
+		return buildpacks.GoCacheSeedDir(ctx, "/var/cache/pando")
+	})
 	r := s.mustPando(t, "push", name, "-p", dir)
 
-	requireOutput(t, r, `Detected go_buildpack`, `go build`, `web: 1 of 1 instances running`, `buildpacks:\s+go_buildpack`)
+	requireOutput(t, r, `Detected go_buildpack`, `Seeding the Go build cache from /tmp/go-cache-seed`, `go build`, `web: 1 of 1 instances running`, `buildpacks:\s+go_buildpack`)
 	if body, want := s.curlRoute(t, name+".localhost", "/e2e/path"), "hello from go_buildpack, path /e2e/path\n"; body != want {
 		t.Fatalf("GET /e2e/path = %q, want %q", body, want)
 	}

@@ -63,28 +63,41 @@ def serve():
 	return dir
 }
 
-// waitPythonSeed waits until the machine's python venv seed, which
-// servers make in the background at start (in the default cache dir
-// /var/cache/pando), is ready.
-func waitPythonSeed(t *testing.T) {
+// waitPythonSeed waits until s offers the machine's python venv seed,
+// which servers make in the background at start (in the default cache dir
+// /var/cache/pando) and mount from <data-dir>/python-venv-seed.
+func waitPythonSeed(t *testing.T, s *server) {
 	t.Helper()
 	py := buildpacks.HostPython()
 	if py == "" {
 		t.Fatal("no python3 on the host")
 	}
+	waitSeed(t, s, "python-venv-seed", buildpacks.PythonSeedReady, func(ctx context.Context) (string, error) {
+		return buildpacks.PythonSeedDir(ctx, "/var/cache/pando", py, buildpacks.PythonSeedVenvPath)
+	})
+}
+
+// waitSeed waits until s's data dir entry name links to the seed dir
+// names, ready as ready says.
+func waitSeed(t *testing.T, s *server, name string, ready func(string) bool, dir func(context.Context) (string, error)) {
+	t.Helper()
 	// A bound that stops a wait for a seed never made, not a speed target.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	dir, err := buildpacks.PythonSeedDir(ctx, "/var/cache/pando", py, buildpacks.PythonSeedVenvPath)
+	want, err := dir(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	link := filepath.Join(s.dataDir, name)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for !buildpacks.PythonSeedReady(dir) {
+	for {
+		if got, err := os.Readlink(link); err == nil && got == want && ready(link) {
+			return
+		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the python venv seed %s was not made within 5 minutes of the server's start", dir)
+			t.Fatalf("%s did not name the seed %s within 10 minutes of the server's start", link, want)
 		case <-tick.C:
 		}
 	}
@@ -98,7 +111,7 @@ func TestPush_pythonAppWithAVendoredWheelRunsOnTheStacksPython(t *testing.T) {
 	s.deleteAppOnCleanup(t, name)
 
 	dir := pythonWheelApp(t)
-	waitPythonSeed(t)
+	waitPythonSeed(t, s)
 	r := s.mustPando(t, "push", name, "-p", dir)
 
 	// The app's first install copies the cell's fresh venv.

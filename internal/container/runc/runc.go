@@ -649,7 +649,10 @@ const stateDirMarker = ".state-dir"
 // sweepOrphans removes the rootfs dirs of backends whose StateDir is gone
 // (a deleted data dir, a test's temp dir): no backend would clean them up
 // otherwise. Dirs with anything mounted below, or with a rootfs whose
-// container still runs, are left alone.
+// container still runs, are left alone. The mounts and the host's ids are
+// read once for all the dirs (read for each, hundreds of dirs left
+// mounted took seconds of every start), and read again for a dir about to
+// be removed.
 func (b *Backend) sweepOrphans() {
 	parent := filepath.Dir(b.rootfsDir)
 	ents, err := os.ReadDir(parent)
@@ -657,6 +660,7 @@ func (b *Backend) sweepOrphans() {
 		b.log.Warn("sweep rootfs dirs", "error", err)
 		return
 	}
+	var seen *hostUse
 	for _, e := range ents {
 		dir := filepath.Join(parent, e.Name())
 		if dir == b.rootfsDir {
@@ -669,7 +673,10 @@ func (b *Backend) sweepOrphans() {
 		if _, err := os.Stat(string(owner)); !errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if mounted, err := mountsUnder(dir); err != nil || len(mounted) > 0 || rootfsInUse(dir) {
+		if seen == nil {
+			seen = readHostUse()
+		}
+		if seen.busy(dir) || readHostUse().busy(dir) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
@@ -703,9 +710,44 @@ func removeBundle(dir string) error {
 	return nil
 }
 
+// hostUse is what the host's mounts and processes use, read once: the
+// mounts at once, the processes' ids when first needed.
+type hostUse struct {
+	mounts    []mountInfo
+	mountsErr error
+	ids       *idSet
+}
+
+func readHostUse() *hostUse {
+	ms, err := readMountInfo()
+	return &hostUse{mounts: ms, mountsErr: err}
+}
+
+// busy reports whether anything is mounted at or below dir or a process
+// runs with the ids of a container whose rootfs is in dir; true when the
+// mounts could not be read.
+func (u *hostUse) busy(dir string) bool {
+	if u.mountsErr != nil {
+		return true
+	}
+	dir = filepath.Clean(dir)
+	for _, m := range u.mounts {
+		if m.mountPoint == dir || strings.HasPrefix(m.mountPoint, dir+"/") {
+			return true
+		}
+	}
+	return rootfsInUse(dir, func(lo, hi uint32) bool {
+		if u.ids == nil {
+			u.ids = hostIDsInUse()
+		}
+		return u.ids.any(lo, hi)
+	})
+}
+
 // rootfsInUse reports whether a process runs with the ids of a container
-// whose rootfs is in dir (each container's dir there is its root's).
-func rootfsInUse(dir string) bool {
+// whose rootfs is in dir (each container's dir there is its root's), as
+// inUse tells.
+func rootfsInUse(dir string, inUse func(lo, hi uint32) bool) bool {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return true
@@ -716,7 +758,7 @@ func rootfsInUse(dir string) bool {
 			continue
 		}
 		st, ok := fi.Sys().(*syscall.Stat_t)
-		if ok && st.Uid != 0 && idsInUse(st.Uid, st.Uid+idBlockSize-1) {
+		if ok && st.Uid != 0 && inUse(st.Uid, st.Uid+idBlockSize-1) {
 			return true
 		}
 	}

@@ -269,6 +269,66 @@ func TestCleanup_sweepsRootfsDirsOfDeletedStateDirs(t *testing.T) {
 	}
 }
 
+// Rootfs dirs of deleted state dirs still in use stay: one with a mount
+// below, one whose container's ids a process still runs with; the unused
+// ones beside them go (the mounts and ids are read once for all the dirs).
+func TestCleanup_keepsRootfsDirsOfDeletedStateDirsStillInUse(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "mounting and running a process as another uid need root")
+	}
+	orphan := func(name, sub string) string {
+		gone := filepath.Join(t.TempDir(), name)
+		dir := newBackend(t, gone).rootfsDir
+		if err := os.MkdirAll(filepath.Join(dir, sub, "root"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(gone); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	mounted := orphan("mounted", "app-mounted")
+	mp := filepath.Join(mounted, "app-mounted", "root")
+	if err := unix.Mount("tmpfs", mp, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mp, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(mp, "in-use"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Past the default range, where no container runs.
+	const base = DefaultHostIDBase + (DefaultHostIDBlocks+8)*idBlockSize
+	running := orphan("running", "app-running")
+	if err := os.Chown(filepath.Join(running, "app-running"), base, base); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := exec.Command("sleep", "60")
+	sleeper.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: base + 7, Gid: base + 7}}
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sleeper.Process.Kill()
+		_ = sleeper.Wait()
+	})
+	unused := []string{orphan("unused1", "app-a"), orphan("unused2", "app-b")}
+
+	b := newBackend(t, t.TempDir())
+	if err := b.Cleanup(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(mp, "in-use"), filepath.Join(mounted, stateDirMarker), filepath.Join(running, "app-running", "root")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s of a rootfs dir still in use: %v, want it kept", p, err)
+		}
+	}
+	for _, d := range unused {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("unused rootfs dir %s of a deleted state dir: %v, want it removed", d, err)
+		}
+	}
+}
+
 func TestIDAllocator_takesCleanBlocksFirstAndStaleOnesOnlyWhenNoProcessHasTheirIDs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "running a process as another uid needs root")
