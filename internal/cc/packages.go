@@ -282,6 +282,11 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > a.cfg.MaxUploadBytes {
 		return tooLarge(a.cfg.MaxUploadBytes)
 	}
+	release, err := a.uploads.acquire(identityFrom(ctx).UserGUID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxUploadBytes+1<<20)
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mt, "multipart/") || params["boundary"] == "" {
