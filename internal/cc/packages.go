@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,21 +110,6 @@ func (a *API) postResourceMatches(w http.ResponseWriter, r *http.Request) error 
 		})
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"resources": matched})
-	return nil
-}
-
-// readJSONLimit is readJSON with a caller-chosen bound.
-func readJSONLimit(r *http.Request, v any, limit int64) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return pando.Errorf(pando.EBadRequest, "Request invalid due to parse error: %v", err)
-	}
-	if int64(len(body)) > limit {
-		return pando.Errorf(pando.ETooLarge, "Request body exceeds %d bytes", limit)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return pando.Errorf(pando.EBadRequest, "Request invalid due to parse error: invalid request body")
-	}
 	return nil
 }
 
