@@ -8,14 +8,19 @@ import (
 	"github.com/pandoplatform/pando"
 )
 
-// maxResourcesBytes bounds the JSON of a resource match or an upload's
-// `resources` part.
-const maxResourcesBytes = 64 << 20
+// maxResourcesBytes bounds the JSON of an upload's `resources` part (all
+// the app's cached files), maxMatchBytes that of a resource match (clients
+// ask in batches: 1000 files, some 200 KB, from the cf and pando CLIs).
+const (
+	maxResourcesBytes = 64 << 20
+	maxMatchBytes     = 16 << 20
+)
 
 // resourcesReader counts what the decoder reads, to tell a body past its
 // bound from a malformed one.
 type resourcesReader struct {
 	r   io.Reader
+	max int64
 	n   int64
 	err error // the reader's failure, io.EOF aside
 }
@@ -42,7 +47,11 @@ type resourceDecoder struct {
 }
 
 func newResourceDecoder(r io.Reader, part bool) *resourceDecoder {
-	d := &resourceDecoder{cr: resourcesReader{r: io.LimitReader(r, maxResourcesBytes+1)}, part: part}
+	limit := int64(maxMatchBytes)
+	if part {
+		limit = maxResourcesBytes
+	}
+	d := &resourceDecoder{cr: resourcesReader{r: io.LimitReader(r, limit+1), max: limit}, part: part}
 	d.dec = json.NewDecoder(&d.cr)
 	return d
 }
@@ -51,8 +60,8 @@ func newResourceDecoder(r io.Reader, part bool) *resourceDecoder {
 // failure, or a body that is not the JSON asked for (as CF words each).
 func (d *resourceDecoder) fail() error {
 	switch {
-	case d.cr.n > maxResourcesBytes:
-		return pando.Errorf(pando.ETooLarge, "The resources list exceeds %s", humanBytes(maxResourcesBytes))
+	case d.cr.n > d.cr.max:
+		return pando.Errorf(pando.ETooLarge, "The resources list exceeds %s", humanBytes(d.cr.max))
 	case d.cr.err != nil && d.part:
 		return pando.Errorf(pando.EBadRequest, "Reading resources: %v", d.cr.err)
 	case d.cr.err != nil:

@@ -75,6 +75,11 @@ func TestResources_matchBodyOverOneMiBIsReadWhole(t *testing.T) {
 		t.Errorf("resource_matches answered %v, want no matches", m)
 	}
 
+	// Past its own bound (16 MiB) a match is refused as too large.
+	huge := append([]byte(`{"resources":[{"path":"`), bytes.Repeat([]byte("p"), maxMatchBytes)...)
+	huge = append(huge, `"}]}`...)
+	e.expectCFError(e.send("POST", "/v3/resource_matches", "application/json", huge), http.StatusRequestEntityTooLarge, "CF-RequestEntityTooLarge", "The resources list exceeds "+humanBytes(maxMatchBytes))
+
 	for _, bad := range []string{`{"resources":{}}`, `{"resources":[1]}`, `[]`, `{"resources":[{}`, `nope`} {
 		e.expectCFError(e.send("POST", "/v3/resource_matches", "application/json", []byte(bad)), http.StatusBadRequest, "CF-MessageParseError", "Request invalid due to parse error: invalid request body")
 	}
