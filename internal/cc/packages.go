@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -77,22 +76,17 @@ func (e resourceEntry) fileMode() (os.FileMode, error) {
 }
 
 func (a *API) postResourceMatches(w http.ResponseWriter, r *http.Request) error {
-	var body struct {
-		Resources []resourceEntry `json:"resources"`
-	}
-	if err := readJSONLimit(r, &body, 64<<20); err != nil {
+	resources, err := newResourceDecoder(r.Body, false).matchRequest()
+	if err != nil {
 		return err
-	}
-	if len(body.Resources) > maxResources {
-		return invalid("Too many resources: at most %d per request", maxResources)
 	}
 	matched := make([]any, 0)
 	if !a.featureEnabled(r.Context(), FlagResourceMatching) {
 		// CF's answer with resource matching off: nothing is cached, so
 		// the client uploads every file.
-		body.Resources = nil
+		resources = nil
 	}
-	for _, e := range body.Resources {
+	for _, e := range resources {
 		sha := e.sha()
 		if !sha1Pattern.MatchString(sha) {
 			continue
@@ -116,21 +110,6 @@ func (a *API) postResourceMatches(w http.ResponseWriter, r *http.Request) error 
 		})
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"resources": matched})
-	return nil
-}
-
-// readJSONLimit is readJSON with a caller-chosen bound.
-func readJSONLimit(r *http.Request, v any, limit int64) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return pando.Errorf(pando.EBadRequest, "Request invalid due to parse error: %v", err)
-	}
-	if int64(len(body)) > limit {
-		return pando.Errorf(pando.ETooLarge, "Request body exceeds %d bytes", limit)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return pando.Errorf(pando.EBadRequest, "Request invalid due to parse error: invalid request body")
-	}
 	return nil
 }
 
@@ -287,6 +266,11 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > a.cfg.MaxUploadBytes {
 		return tooLarge(a.cfg.MaxUploadBytes)
 	}
+	release, err := a.uploads.acquire(identityFrom(ctx).UserGUID)
+	if err != nil {
+		return err
+	}
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxUploadBytes+1<<20)
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !strings.HasPrefix(mt, "multipart/") || params["boundary"] == "" {
@@ -319,20 +303,8 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 		}
 		switch part.FormName() {
 		case "resources":
-			data, err := io.ReadAll(io.LimitReader(part, 64<<20+1))
-			if err != nil {
-				return pando.Errorf(pando.EBadRequest, "Reading resources: %v", err)
-			}
-			if len(data) > 64<<20 {
-				return pando.Errorf(pando.ETooLarge, "The resources list exceeds 64 MiB")
-			}
-			if len(strings.TrimSpace(string(data))) > 0 {
-				if err := json.Unmarshal(data, &resources); err != nil {
-					return invalid("Resources must be a JSON array of files: %v", err)
-				}
-			}
-			if len(resources) > maxResources {
-				return invalid("Too many resources: at most %d", maxResources)
+			if resources, err = readResourcesPart(part); err != nil {
+				return err
 			}
 		case "bits":
 			zipPath = filepath.Join(work, "bits.zip")

@@ -159,6 +159,8 @@ type API struct {
 	patterns []string
 	// routeServices is the router's view of route service bindings.
 	routeServices routeServiceIndex
+	// uploads bounds the package uploads in progress (uploadlimit.go).
+	uploads *uploadLimiter
 	// reloadMu serialises reloads of routeServices, so the last one
 	// stored (and told) read the CCDB last.
 	reloadMu sync.Mutex
@@ -249,6 +251,7 @@ func New(cfg Config) (*API, error) {
 	}
 	a := &API{
 		cfg:            cfg,
+		uploads:        newUploadLimiter(maxUploadsPerUser, maxUploads),
 		store:          cfg.Store,
 		blobs:          cfg.Blobs,
 		rt:             cfg.Runtime,

@@ -25,7 +25,11 @@ func (a *API) refuseUnsupported(next http.Handler) http.Handler {
 				writeCFError(w, http.StatusBadRequest, 1001, "CF-MessageParseError", "Request invalid due to parse error: could not read the body")
 				return
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			// A body past maxJSONBody is passed on whole: the handlers
+			// that take larger ones (resource_matches) read it on, the
+			// others refuse it as too large, and none sees it cut short
+			// as a malformed one.
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
 			var probe struct {
 				Metadata *struct {
 					Labels      map[string]any `json:"labels"`

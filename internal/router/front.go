@@ -64,9 +64,12 @@ type clientConn struct {
 	// a forced shutdown can end it.
 	backend atomic.Pointer[backendConn]
 
-	head  reqHead
-	body  reqBody   // the request's body reader, reset per request
-	armed time.Time // when the write deadline was last set
+	head reqHead
+	// headCnt counts the request head; a large one holds its slot until
+	// the request ends.
+	headCnt headCount
+	body    reqBody   // the request's body reader, reset per request
+	armed   time.Time // when the write deadline was last set
 
 	// For Expect: 100-continue, guarded by wmu: whether the answer has
 	// begun (no 100 Continue after that) and whether one was sent.
@@ -184,6 +187,7 @@ func (s *server) accept(ln net.Listener) error {
 func (s *server) newConn(c net.Conn) *clientConn {
 	r := s.r
 	cc := &clientConn{srv: s, r: r, c: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+	cc.headCnt.slots = r.heads
 	cc.remote = c.RemoteAddr().String()
 	cc.client = cc.remote
 	if host, _, err := net.SplitHostPort(cc.remote); err == nil {
@@ -246,6 +250,7 @@ func (cc *clientConn) serve() {
 		s.wg.Done()
 	}()
 	defer cc.c.Close()
+	defer cc.headCnt.done()
 	r := cc.r
 	// A new connection has ReadHeaderTimeout for its first request, a
 	// kept-alive one IdleTimeout for the next to start.
@@ -267,7 +272,7 @@ func (cc *clientConn) serve() {
 		if !cc.state.CompareAndSwap(stateIdle, stateActive) {
 			return // closed by shutdown
 		}
-		if err := cc.head.readRequest(cc.br); err != nil {
+		if err := cc.head.readRequest(cc.br, &cc.headCnt); err != nil {
 			var he *headError
 			if errors.As(err, &he) {
 				cc.refuse(he)
@@ -285,9 +290,10 @@ func (cc *clientConn) serve() {
 			}
 			return
 		}
-		if len(cc.head.buf) > 64<<10 { // a huge head is not kept
+		if cap(cc.head.buf) > keptHeadBytes { // a huge head is not kept
 			cc.head.buf, cc.head.fields = nil, nil
 		}
+		cc.headCnt.done()
 		if !cc.state.CompareAndSwap(stateActive, stateIdle) || s.shutting.Load() {
 			return
 		}

@@ -43,17 +43,16 @@ type field struct {
 
 // readHead appends the lines of a head (a start line and fields, up to
 // and including the empty line that ends it) from br to buf, ending each
-// with "\n" only. Empty lines before the start line are skipped. More
-// than limit bytes is errHeadTooLarge; a reader error (EOF before any
-// byte: io.EOF) is returned as is.
-func readHead(br *bufio.Reader, buf []byte, limit int) ([]byte, error) {
+// with "\n" only. Empty lines before the start line are skipped. Its
+// bytes are counted into cnt (errHeadTooLarge, errHeadsBusy); a reader
+// error (EOF before any byte: io.EOF) is returned as is.
+func readHead(br *bufio.Reader, buf []byte, cnt *headCount) ([]byte, error) {
 	buf = buf[:0]
 	start := true
-	total := 0
 	for {
-		line, err := readLine(br, &total, limit)
+		line, err := readLine(br, cnt)
 		if err != nil {
-			if err == io.EOF && (len(buf) > 0 || total > 0) {
+			if err == io.EOF && (len(buf) > 0 || cnt.total > 0) {
 				err = io.ErrUnexpectedEOF
 			}
 			return buf, err
@@ -71,21 +70,19 @@ func readHead(br *bufio.Reader, buf []byte, limit int) ([]byte, error) {
 }
 
 // readLine reads one line without its "\r\n" or "\n", counting its bytes
-// into total. A line longer than the reader's buffer is put together in
-// a fresh slice.
-func readLine(br *bufio.Reader, total *int, limit int) ([]byte, error) {
+// into cnt. A line longer than the reader's buffer is put together in a
+// fresh slice.
+func readLine(br *bufio.Reader, cnt *headCount) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
-	*total += len(line)
-	if *total > limit {
-		return nil, errHeadTooLarge
+	if cerr := cnt.add(len(line)); cerr != nil {
+		return nil, cerr
 	}
 	if err == bufio.ErrBufferFull {
 		long := append([]byte(nil), line...)
 		for err == bufio.ErrBufferFull {
 			line, err = br.ReadSlice('\n')
-			*total += len(line)
-			if *total > limit {
-				return nil, errHeadTooLarge
+			if cerr := cnt.add(len(line)); cerr != nil {
+				return nil, cerr
 			}
 			long = append(long, line...)
 		}
@@ -354,10 +351,11 @@ func (h *reqHead) isUpgrade() bool { return len(h.upgrade) > 0 && h.upgradeToken
 // hasBody reports a request with a body still to read.
 func (h *reqHead) hasBody() bool { return h.chunked || h.length > 0 }
 
-// readRequest reads and parses the next request head from br into h. An
-// io.EOF before any byte means the client closed a keep-alive connection.
-func (h *reqHead) readRequest(br *bufio.Reader) error {
-	buf, err := readHead(br, h.buf, maxHeadBytes)
+// readRequest reads and parses the next request head from br into h,
+// counting it into cnt. An io.EOF before any byte means the client closed
+// a keep-alive connection.
+func (h *reqHead) readRequest(br *bufio.Reader, cnt *headCount) error {
+	buf, err := readHead(br, h.buf, cnt)
 	h.buf = buf
 	if err != nil {
 		return err
@@ -538,9 +536,12 @@ type respHead struct {
 
 var errBadResponse = errors.New("malformed response head")
 
-// readResponse reads and parses a response head from br.
-func (h *respHead) readResponse(br *bufio.Reader) error {
-	buf, err := readHead(br, h.buf, maxHeadBytes)
+// readResponse reads and parses a response head from br; a large one
+// takes a slot of slots while it is read.
+func (h *respHead) readResponse(br *bufio.Reader, slots *headSlots) error {
+	cnt := headCount{slots: slots}
+	buf, err := readHead(br, h.buf, &cnt)
+	cnt.done()
 	h.buf = buf
 	if err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 
 func parseRequest(raw string) (*reqHead, error) {
 	var h reqHead
-	err := h.readRequest(bufio.NewReaderSize(strings.NewReader(raw), 4096))
+	err := h.readRequest(bufio.NewReaderSize(strings.NewReader(raw), 4096), &headCount{})
 	return &h, err
 }
 
@@ -156,7 +156,7 @@ func TestReadResponse_framing(t *testing.T) {
 		{raw: "HTTP/1.1 200 O\x00K\r\n\r\n", bad: true},
 	} {
 		var h respHead
-		err := h.readResponse(bufio.NewReader(strings.NewReader(tc.raw)))
+		err := h.readResponse(bufio.NewReader(strings.NewReader(tc.raw)), nil)
 		if tc.bad {
 			if !errors.Is(err, errBadResponse) {
 				t.Errorf("%q: err %v, want a malformed head", tc.raw, err)

@@ -120,7 +120,7 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	if b.chunked != nil {
 		n, err = b.chunked.Read(p)
 		if err == io.EOF {
-			err = skipTrailer(cc.br)
+			err = skipTrailer(cc.br, r.heads)
 			b.eof = err == nil
 		}
 	} else {
@@ -155,11 +155,13 @@ func (b *reqBody) Read(p []byte) (int, error) {
 }
 
 // skipTrailer reads a chunked body's trailer section, which is not
-// passed on, up to its empty line.
-func skipTrailer(br *bufio.Reader) error {
-	total := 0
+// passed on, up to its empty line; a large one takes a slot of slots
+// while it is read.
+func skipTrailer(br *bufio.Reader, slots *headSlots) error {
+	cnt := headCount{slots: slots}
+	defer cnt.done()
 	for {
-		line, err := readLine(br, &total, maxHeadBytes)
+		line, err := readLine(br, &cnt)
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

@@ -166,7 +166,7 @@ func (cc *clientConn) copyBody(bc *backendConn, chunkOut bool) (int64, error) {
 	}
 	if !chunkOut {
 		if rh.chunked {
-			return written, skipTrailer(bc.br)
+			return written, skipTrailer(bc.br, cc.r.heads)
 		}
 		return written, nil
 	}
@@ -183,9 +183,10 @@ func (cc *clientConn) copyBody(bc *backendConn, chunkOut bool) (int64, error) {
 // relayTrailer passes the trailer fields of a chunked answer on; a
 // malformed one ends the answer.
 func (cc *clientConn) relayTrailer(bc *backendConn) error {
-	total := 0
+	cnt := headCount{slots: cc.r.heads}
+	defer cnt.done()
 	for {
-		line, err := readLine(bc.br, &total, maxHeadBytes)
+		line, err := readLine(bc.br, &cnt)
 		if err != nil {
 			return fmt.Errorf("read answer trailer: %w", err)
 		}

@@ -95,8 +95,10 @@ type Router struct {
 	table     *table
 	transport *backendTransport
 	buffers   bufferPool
-	apps      *appLimiter
-	ids       *requestIDs
+	// heads bounds the large heads read at once (h1.go).
+	heads *headSlots
+	apps  *appLimiter
+	ids   *requestIDs
 	// conns caps the client connections of every listener served.
 	conns *connlimit.Limit
 	// system is cfg.System, or what SetSystemRoutes put.
@@ -165,7 +167,8 @@ func New(cfg Config) *Router {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		cfg.Dial = d.DialContext
 	}
-	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable(), apps: newAppLimiter(cfg.MaxRequestsPerApp), ids: newRequestIDs()}
+	r := &Router{cfg: cfg, log: cfg.Logger, now: cfg.Now, table: newTable(), apps: newAppLimiter(cfg.MaxRequestsPerApp), ids: newRequestIDs(),
+		heads: &headSlots{max: maxLargeHeads}}
 	dial := cfg.Dial
 	r.transport = newBackendTransport(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
@@ -175,7 +178,7 @@ func New(cfg Config) *Router {
 			return nil, &dialError{addr: addr, err: err}
 		}
 		return c, nil
-	}, cfg.EndpointTimeout)
+	}, cfg.EndpointTimeout, r.heads)
 	r.buffers = newBufferPool()
 	if cfg.RouteServices != nil {
 		rs, err := newRouteServices(cfg.RouteServices, cfg.RouteServiceKey, cfg.RouteServiceTimeout)
@@ -186,7 +189,7 @@ func New(cfg Config) *Router {
 			rs = &routeServices{lookup: cfg.RouteServices}
 		}
 		r.rs = rs
-		r.rsTransport = newBackendTransport(r.dialRouteService, cfg.EndpointTimeout)
+		r.rsTransport = newBackendTransport(r.dialRouteService, cfg.EndpointTimeout, r.heads)
 	}
 	if cfg.MaxConns > 0 || cfg.MaxConnsPerClient > 0 {
 		r.conns = connlimit.NewLimit(cfg.MaxConns, cfg.MaxConnsPerClient, "the router")

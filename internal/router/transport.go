@@ -33,6 +33,8 @@ type backendTransport struct {
 	// connections made the router open 1,618 to the instance in 5 s
 	// instead of 504).
 	maxIdle int
+	// heads bounds the large response heads read at once (h1.go).
+	heads *headSlots
 
 	mu     sync.Mutex
 	idle   map[string][]*backendConn
@@ -56,9 +58,10 @@ type backendConn struct {
 	sent chan error
 }
 
-func newBackendTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), headerTimeout time.Duration) *backendTransport {
+func newBackendTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), headerTimeout time.Duration, heads *headSlots) *backendTransport {
 	return &backendTransport{
 		dial:          dial,
+		heads:         heads,
 		headerTimeout: headerTimeout,
 		idleTimeout:   90 * time.Second,
 		maxIdle:       1024,
@@ -144,7 +147,7 @@ func (t *backendTransport) exchange(bc *backendConn, reused bool, ep *endpoint, 
 		_ = bc.SetReadDeadline(bc.readDeadline)
 	}
 	for {
-		err := bc.resp.readResponse(bc.br)
+		err := bc.resp.readResponse(bc.br, t.heads)
 		if err != nil {
 			if reused && bc.br.Buffered() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isConnGone(err)) {
 				err = fmt.Errorf("%w: %v", errStaleConn, err)
@@ -216,6 +219,9 @@ func (t *backendTransport) done(bc *backendConn, reuse bool) {
 		reuse = false
 	}
 	if reuse {
+		if cap(bc.resp.buf) > keptHeadBytes { // a huge head is not kept
+			bc.resp.buf, bc.resp.fields = nil, nil
+		}
 		t.put(bc)
 		return
 	}

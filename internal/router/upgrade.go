@@ -60,7 +60,7 @@ func (r *Router) serveUpgrade(cc *clientConn, st *request) (int, int64) {
 		return r.proxyError(cc, st, err)
 	}
 	for {
-		if err := bc.resp.readResponse(bc.br); err != nil {
+		if err := bc.resp.readResponse(bc.br, r.heads); err != nil {
 			return r.proxyError(cc, st, err)
 		}
 		if bc.resp.status >= 200 || bc.resp.status == 101 {
