@@ -64,8 +64,7 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 				return classify(err)
 			}
 			if err != nil {
-				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
-				return fmt.Errorf("Failed to make HTTP request to '%s' on port %d: %s", endpoint, port, connError(err, timeout))
+				return attemptFailure(fmt.Sprintf("Failed to make HTTP request to '%s' on port %d", endpoint, port), err, timeout)
 			}
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
@@ -85,8 +84,7 @@ func (r *Rep) healthCheck(i *instance, ctr container.Container) func(ctx context
 				return classify(err)
 			}
 			if err != nil {
-				//lint:ignore ST1005 CF's wording, shown to users as the crash reason
-				return fmt.Errorf("Failed to make TCP connection to port %d: %s", port, connError(err, timeout))
+				return attemptFailure(fmt.Sprintf("Failed to make TCP connection to port %d", port), err, timeout)
 			}
 			c.Close()
 			return nil
@@ -131,11 +129,31 @@ func connError(err error, timeout time.Duration) string {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
-	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+	case timedOut(err):
 		return fmt.Sprintf("timed out after %s", timeout)
 	}
 	return err.Error()
 }
+
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err)
+}
+
+// attemptFailure is a failed check attempt in CF's words ("WHAT: why");
+// one that got no answer in time is a *noAnswerError.
+func attemptFailure(what string, err error, timeout time.Duration) error {
+	msg := what + ": " + connError(err, timeout)
+	if timedOut(err) {
+		return &noAnswerError{msg: msg}
+	}
+	return errors.New(msg)
+}
+
+// noAnswerError is a check attempt that timed out: the app may be
+// unhealthy, or only starved of CPU with the rest of the machine.
+type noAnswerError struct{ msg string }
+
+func (e *noAnswerError) Error() string { return e.msg }
 
 // firstCheckDelay is the gap after a startup check that failed at once.
 const firstCheckDelay = 5 * time.Millisecond

@@ -154,15 +154,7 @@ func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Cont
 	for {
 		select {
 		case <-tick:
-			if err := check(ctx); err != nil {
-				if ctx.Err() != nil {
-					continue // a stop is pending: handled next round
-				}
-				if errors.Is(err, errCellResources) {
-					// The cell could not check; the app is not to blame.
-					r.log.Warn("liveness check skipped", "instance_guid", i.guid, "error", err)
-					continue
-				}
+			if err := r.livenessFailure(ctx, i, check); err != nil {
 				r.cellLog(i, "ERR", "Container became unhealthy")
 				r.stopContainer(i, ctr)
 				return &pando.Failure{Kind: pando.FailureUnhealthy, Detail: err.Error()}
@@ -174,6 +166,32 @@ func (r *Rep) checkLiveness(ctx context.Context, i *instance, ctr container.Cont
 			return &pando.Failure{Kind: pando.FailureStopped}
 		}
 	}
+}
+
+// livenessFailure runs one liveness check and returns why the instance
+// is unhealthy, or nil. A check the cell could not make, or one cut short
+// by a stop, is no failure. An attempt that got no answer in time is
+// made once more at once before it counts: on a machine starved of CPU a
+// healthy app can miss one short timeout (a refused connection or a bad
+// status counts at once, as in CF).
+func (r *Rep) livenessFailure(ctx context.Context, i *instance, check func(context.Context) error) error {
+	err := check(ctx)
+	var slow *noAnswerError
+	if errors.As(err, &slow) && ctx.Err() == nil {
+		r.log.Warn("liveness check got no answer in time; checking again", "instance_guid", i.guid, "error", err)
+		err = check(ctx)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return nil // a stop is pending: handled next round
+	case errors.Is(err, errCellResources):
+		// The cell could not check; the app is not to blame.
+		r.log.Warn("liveness check skipped", "instance_guid", i.guid, "error", err)
+		return nil
+	}
+	return err
 }
 
 // stopContainer stops the process gracefully (or at once when the
