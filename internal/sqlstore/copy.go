@@ -90,7 +90,7 @@ func CopyToPostgres(ctx context.Context, sqlitePath, pgURL string, opts CopyOpti
 
 	cfg, err := pgx.ParseConfig(pgURL)
 	if err != nil {
-		return nil, fmt.Errorf("--to-database-url: %w", pgParseError(err))
+		return nil, fmt.Errorf("target database: %w", pgParseError(err))
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = pgConnectTimeout

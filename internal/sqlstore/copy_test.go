@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -183,7 +184,11 @@ func TestCopyToPostgres(t *testing.T) {
 	for _, tb := range tables {
 		want[tb.name] = dumpTable(t, src.rdb, sqliteDialect{}, tb)
 	}
-	must(src.Close())
+	// src stays open, as a server killed with -9 leaves its file: the
+	// latest writes are in the WAL, not yet in the database file.
+	if st, err := os.Stat(path + "-wal"); err != nil || st.Size() == 0 {
+		t.Fatalf("no WAL beside the open CCDB: %v", err)
+	}
 
 	url := pgtest.URL(t) // empty: not even migrated
 	var progress []string
@@ -327,4 +332,30 @@ func pgVersionOf(t *testing.T, url string) int64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// Text PostgreSQL cannot hold stops the copy, naming the table, row and
+// column, and leaves the target without rows, so a copy after the fix
+// goes through.
+func TestCopyToPostgres_textPostgreSQLCannotHold(t *testing.T) {
+	ctx := t.Context()
+	src, path := newSQLiteCCDB(t)
+	now := time.Now()
+	if err := src.CreateOrg(ctx, pando.Org{GUID: "o-fine", Name: "fine", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.CreateOrg(ctx, pando.Org{GUID: "o-nul", Name: "nul\x00byte", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	url := pgtest.URL(t)
+	_, err := CopyToPostgres(ctx, path, url, CopyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "copy table orgs: row 2 (guid o-nul), column name: text PostgreSQL cannot hold") {
+		t.Fatalf("copy of an org named with a NUL byte: %v", err)
+	}
+	if _, err := src.w.ExecContext(ctx, "UPDATE orgs SET name = 'nul byte' WHERE guid = 'o-nul'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CopyToPostgres(ctx, path, url, CopyOptions{}); err != nil {
+		t.Fatalf("copy after the fix: %v", err)
+	}
 }
