@@ -17,8 +17,8 @@ func TestHelp(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}); code != 0 {
 		t.Fatalf("pando --help exited %d", code)
 	}
-	for _, verb := range []string{"create-route", "server", "api", "cell", "router"} {
-		if code := run(context.Background(), []string{verb, "--help"}); code != 0 {
+	for _, verb := range []string{"create-route", "server", "api", "cell", "router", "server copy-data"} {
+		if code := run(context.Background(), append(strings.Fields(verb), "--help")); code != 0 {
 			t.Fatalf("pando %s --help exited %d", verb, code)
 		}
 	}

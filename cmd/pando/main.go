@@ -56,7 +56,10 @@ func run(ctx context.Context, args []string) int {
 	root.SetFlagErrorFunc(cli.FlagError)
 	root.AddGroup(cli.Groups()...)
 	daemons := map[*cobra.Command]bool{}
-	for _, c := range []*cobra.Command{serverCmd(), apiCmd(), cellCmd(streams), routerCmd()} {
+	srv, copyData := serverCmd(), copyDataCmd()
+	srv.AddCommand(copyData)
+	daemons[copyData] = true
+	for _, c := range []*cobra.Command{srv, apiCmd(), cellCmd(streams), routerCmd()} {
 		c.GroupID = cli.GroupPlatform
 		root.AddCommand(c)
 		daemons[c] = true

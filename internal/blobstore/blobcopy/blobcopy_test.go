@@ -1,0 +1,190 @@
+package blobcopy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pandoplatform/pando"
+	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
+	s3blob "github.com/pandoplatform/pando/internal/blobstore/s3"
+	"github.com/pandoplatform/pando/internal/blobstore/s3/fakes3"
+)
+
+// populated is an fs blobstore holding blobs of every kind the platform
+// stores, one larger than an S3 part, and an unfinished upload.
+func populated(t *testing.T) (string, map[string][]byte) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "blobs")
+	fs, err := fsblob.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := map[string][]byte{
+		pando.DropletBlobKey("d-1"):     bytes.Repeat([]byte("droplet "), 1000),
+		"packages/p-1":                  []byte("package zip"),
+		"buildpacks/b-1":                {},
+		"resources/ab/cdef0123":         []byte("a cached file"),
+		"buildcache/app-1/cache.tgz":    bytes.Repeat([]byte{0, 1, 2, 255}, 3<<20/2), // 6 MiB: two parts of 5
+		"droplets/d-2":                  []byte("second droplet"),
+		"packages/with.dots_and-dashes": []byte("x"),
+	}
+	for k, v := range blobs {
+		if _, err := fs.Put(t.Context(), k, bytes.NewReader(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What a crashed upload leaves is no blob.
+	if err := os.WriteFile(filepath.Join(dir, "droplets", ".put-123"), []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir, blobs
+}
+
+var prefixSeq atomic.Int64
+
+func newS3(t *testing.T, fake *fakes3.Server) *s3blob.Store {
+	t.Helper()
+	cfg, err := s3blob.ParseURL(fmt.Sprintf("s3://pando-blobs/move-%d?endpoint=http://%s&region=%s&path_style=true&part_size_mb=5", prefixSeq.Add(1), fake.Endpoint, fakes3.Region))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := s3blob.New(t.Context(), cfg, s3blob.Options{Getenv: fake.Getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func get(t *testing.T, s pando.Blobstore, key string) []byte {
+	t.Helper()
+	rc, err := s.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCopy: every blob arrives under its key, byte for byte; a dry run
+// uploads nothing; a second run uploads nothing and skips them all.
+func TestCopy(t *testing.T) {
+	fake := fakes3.Start(t, "pando-blobs")
+	dir, blobs := populated(t)
+	dst := newS3(t, fake)
+
+	dry, err := Copy(t.Context(), dir, dst, Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.WouldCopy != int64(len(blobs)) || dry.WouldSkip != 0 {
+		t.Fatalf("dry run: %+v, want %d to copy", dry, len(blobs))
+	}
+	for k := range blobs {
+		if ok, err := dst.Exists(t.Context(), k); ok || err != nil {
+			t.Fatalf("after the dry run %s exists=%v, %v", k, ok, err)
+		}
+	}
+
+	var lines []string
+	res, err := Copy(t.Context(), dir, dst, Options{Progress: func(m string) { lines = append(lines, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Copied != int64(len(blobs)) || res.Skipped != 0 || res.Blobs != int64(len(blobs)) {
+		t.Fatalf("first run: %+v, want all %d copied", res, len(blobs))
+	}
+	for k, v := range blobs {
+		if got := get(t, dst, k); !bytes.Equal(got, v) {
+			t.Errorf("%s: %d bytes in S3, want the %d in the fs blobstore", k, len(got), len(v))
+		}
+	}
+	if ok, _ := dst.Exists(t.Context(), "droplets/.put-123"); ok || !strings.Contains(strings.Join(lines, "\n"), fmt.Sprintf("%d copied", len(blobs))) {
+		t.Errorf("an unfinished upload was copied, or progress said %q", lines)
+	}
+
+	again, err := Copy(t.Context(), dir, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Copied != 0 || again.Skipped != int64(len(blobs)) {
+		t.Fatalf("second run: %+v, want all %d skipped", again, len(blobs))
+	}
+}
+
+// A run that stopped part way resumes: blobs already there are skipped,
+// one there with other bytes of the same size is replaced, and the rest
+// are copied.
+func TestCopy_resumes(t *testing.T) {
+	fake := fakes3.Start(t, "pando-blobs")
+	dir, blobs := populated(t)
+	dst := newS3(t, fake)
+	ctx := t.Context()
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range blobs {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	if _, err := dst.Put(ctx, keys[0], bytes.NewReader(blobs[keys[0]])); err != nil {
+		t.Fatal(err)
+	}
+	wrong := bytes.Repeat([]byte("?"), len(blobs["packages/p-1"]))
+	if _, err := dst.Put(ctx, "packages/p-1", bytes.NewReader(wrong)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Copy(ctx, dir, dst, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != 1 || res.Copied != int64(len(blobs)-1) {
+		t.Fatalf("resumed run: %+v, want 1 skipped and %d copied", res, len(blobs)-1)
+	}
+	if got := get(t, dst, "packages/p-1"); !bytes.Equal(got, blobs["packages/p-1"]) {
+		t.Fatalf("packages/p-1 in S3 is %q, want the fs blobstore's", got)
+	}
+}
+
+// corrupting stores other bytes than it was given, as a broken endpoint
+// might.
+type corrupting struct{ *s3blob.Store }
+
+func (c corrupting) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return pando.BlobInfo{}, err
+	}
+	if _, err := c.Store.Put(ctx, key, bytes.NewReader(append(b, '!'))); err != nil {
+		return pando.BlobInfo{}, err
+	}
+	sum := sha256.Sum256(b)
+	return pando.BlobInfo{Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// An upload that reads back otherwise fails the copy, saying so.
+func TestCopy_uploadThatReadsBackOtherwiseFails(t *testing.T) {
+	fake := fakes3.Start(t, "pando-blobs")
+	dir, _ := populated(t)
+	_, err := Copy(t.Context(), dir, corrupting{newS3(t, fake)}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "reads back as") {
+		t.Fatalf("copy through a corrupting store: %v", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatalf("the error is the cancellation, not the cause: %v", err)
+	}
+}
