@@ -309,7 +309,8 @@ func (s *Store) down(err error) error {
 var errBadText = pando.Errorf(pando.EInvalid, "text with a NUL character or invalid UTF-8 cannot be stored")
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return s.r.QueryContext(ctx, s.d.rebind(q), args...)
+	rows, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
+	return rows, s.down(err)
 }
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
