@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,25 @@ func TestRunAPI_onPostgreSQLAnswers503DuringARestartAndRecovers(t *testing.T) {
 		if d := time.Since(began); d > 5*time.Second {
 			t.Errorf("%s %s with PostgreSQL down took %s; want an answer at once", r[0], r[1], d)
 		}
+	}
+
+	// A login too: UAA's users are in the CCDB.
+	form := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {cfg.AdminPassword}}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addrs[0]+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("cf", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oauth struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	json.NewDecoder(resp.Body).Decode(&oauth)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || oauth.Error != "temporarily_unavailable" || !strings.Contains(oauth.Description, "database cannot be reached") {
+		t.Errorf("a login with PostgreSQL down: %d %+v; want 503 temporarily_unavailable saying the database cannot be reached", resp.StatusCode, oauth)
 	}
 
 	k.Start(t)
