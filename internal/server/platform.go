@@ -341,6 +341,7 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	g.Go(func() error { p.drains.Run(gctx); return nil })
 	g.Go(func() error { return ignoreCanceled(p.board.Run(gctx)) })
 	g.Go(func() error { trimResourceCache(gctx, p.blobs, cfg.ResourceCacheMaxBytes, log); return nil })
+	g.Go(func() error { return p.holdClaim(gctx) })
 	local.start(gctx, g)
 	p.restore(ctx, g, gctx, emitter, local)
 	local.sync(gctx, g, p.board, cfg.CellSyncInterval)
@@ -386,6 +387,22 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 		return nil
 	}
 	return err
+}
+
+// holdClaim keeps the PostgreSQL database this server's alone across a
+// restart of PostgreSQL or a network failure (sqlstore.Store.HoldClaim);
+// its error, another server having taken the database meanwhile, stops
+// this one.
+func (p *platform) holdClaim(ctx context.Context) error {
+	every := p.cfg.DatabaseClaimInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	if err := p.store.HoldClaim(ctx, every); err != nil {
+		p.log.Error("stopping: the CCDB is another server's now", "err", err)
+		return fmt.Errorf("CCDB: %w", err)
+	}
+	return nil
 }
 
 // restore brings back the apps of the previous run. Joined cells keep

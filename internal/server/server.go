@@ -125,6 +125,10 @@ type Config struct {
 	CellSyncInterval time.Duration
 	// ConvergeInterval is the BBS convergence period (default 30s).
 	ConvergeInterval time.Duration
+	// DatabaseClaimInterval is how often a server on PostgreSQL checks
+	// that it still holds its database (sqlstore.Store.HoldClaim; default
+	// 5s).
+	DatabaseClaimInterval time.Duration
 	// Blobstore is where packages, droplets, buildpacks, build caches and
 	// the resource cache live (--blobstore): "" for <data-dir>/blobs, or
 	// s3://BUCKET[/PREFIX]?endpoint=HOST:PORT (internal/blobstore/s3).

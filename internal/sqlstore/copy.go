@@ -145,7 +145,7 @@ func CopyToPostgres(ctx context.Context, sqlitePath, pgURL string, opts CopyOpti
 		return nil, redact(fmt.Errorf("PostgreSQL at %s: begin: %w", where, err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, pgDialect{}.lockWrites()); err != nil {
+	if _, err := tx.Exec(ctx, pgDialect{}.lockWrites(0)); err != nil {
 		return nil, redact(fmt.Errorf("PostgreSQL at %s: wait for the writer lock: %w", where, err))
 	}
 	if err := pgRefuseRows(ctx, tx, cfg.Database); err != nil {

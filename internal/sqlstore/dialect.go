@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -22,9 +23,15 @@ type dialect interface {
 	// badText reports an error saying a text argument cannot be stored or
 	// compared (PostgreSQL refuses NUL bytes and invalid UTF-8).
 	badText(err error) bool
+	// unreachable reports an error saying the database server cannot be
+	// reached or its session ended (a restart, a network failure).
+	unreachable(err error) bool
 	// lockWrites is the statement every write transaction runs first, so
-	// writers take turns as they do on SQLite; "" when BEGIN already does.
-	lockWrites() string
+	// writers take turns as they do on SQLite, waiting at most wait (0: no
+	// bound); "" when BEGIN already does.
+	lockWrites(wait time.Duration) string
+	// lockTimedOut reports lockWrites' statement giving up after its wait.
+	lockTimedOut(err error) bool
 	// txOptions are the options of a write transaction.
 	txOptions() *sql.TxOptions
 	// bytewise makes an ORDER BY on the text column col compare bytes, as
@@ -46,9 +53,13 @@ func (sqliteDialect) rebind(q string) string { return q }
 
 func (sqliteDialect) badText(error) bool { return false }
 
+func (sqliteDialect) unreachable(error) bool { return false }
+
 // lockWrites is empty: the writer pool's one connection begins every
 // transaction IMMEDIATE, which takes SQLite's write lock.
-func (sqliteDialect) lockWrites() string { return "" }
+func (sqliteDialect) lockWrites(time.Duration) string { return "" }
+
+func (sqliteDialect) lockTimedOut(error) bool { return false }
 
 func (sqliteDialect) txOptions() *sql.TxOptions { return nil }
 

@@ -126,7 +126,7 @@ func inMigrationTx(ctx context.Context, db *sql.DB, d dialect, fn func(*sql.Tx) 
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	if lock := d.lockWrites(); lock != "" {
+	if lock := d.lockWrites(0); lock != "" {
 		if _, err := tx.ExecContext(ctx, lock); err != nil {
 			return fmt.Errorf("wait for the writer lock: %w", err)
 		}

@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -15,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/pandoplatform/pando"
 )
 
 // pgDialect is PostgreSQL through pgx's database/sql driver.
@@ -36,72 +40,17 @@ type pgDialect struct{}
 // never both migrate.
 const pgWriterLock int64 = 0x70616e646f
 
-// pgServerLock is the advisory lock key ClaimDatabase holds.
-const pgServerLock = pgWriterLock + 1
-
-// ClaimDatabase makes this Store the only one serving from its database
-// until Close: on PostgreSQL it holds a session advisory lock on a
-// connection of its own, and fails if another process (a second server on
-// the same database) still holds it after wait (a server just killed
-// holds it until PostgreSQL sees its connection close). On SQLite it does
-// nothing: the data dir's server.lock covers the file.
-//
-// The claim lasts as long as its connection: PostgreSQL probes it with
-// TCP keepalives, so the claim of a server whose machine died goes within
-// about a minute.
-func (s *Store) ClaimDatabase(ctx context.Context, wait time.Duration) error {
-	if _, ok := s.d.(pgDialect); !ok || s.inTx || s.claim != nil {
-		return nil
-	}
-	conn, err := s.wdb.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("claim the database: %w", err)
-	}
-	// Unix sockets have no keepalives; PostgreSQL ignores these there.
-	if _, err := conn.ExecContext(ctx, "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"); err != nil {
-		conn.Close()
-		return fmt.Errorf("claim the database: %w", err)
-	}
-	deadline := time.Now().Add(wait)
-	for {
-		var got bool
-		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pgServerLock).Scan(&got); err != nil {
-			conn.Close()
-			return fmt.Errorf("claim the database: %w", err)
-		}
-		if got {
-			s.claim = conn
-			return nil
-		}
-		if time.Now().After(deadline) {
-			conn.Close()
-			return errors.New("another Pando server is using this PostgreSQL database (one server per database): stop it, or give this one a database of its own")
-		}
-		select {
-		case <-ctx.Done():
-			conn.Close()
-			return fmt.Errorf("claim the database: %w", ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// releaseClaim gives ClaimDatabase's lock back at once (the end of the
-// session would too, but a moment after the connection closes).
-func (s *Store) releaseClaim() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, err := s.claim.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", pgServerLock)
-	if err != nil {
-		err = fmt.Errorf("release the database claim: %w", err)
-	}
-	return errors.Join(err, s.claim.Close())
-}
-
 func (pgDialect) rebind(q string) string { return rebindDollar(q) }
 
-func (pgDialect) lockWrites() string {
-	return "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(pgWriterLock, 10) + ")"
+func (pgDialect) lockWrites(wait time.Duration) string {
+	return "SET LOCAL lock_timeout = " + strconv.FormatInt(wait.Milliseconds(), 10) +
+		"; SELECT pg_advisory_xact_lock(" + strconv.FormatInt(pgWriterLock, 10) + ")"
+}
+
+// lockTimedOut is 55P03 lock_not_available: lock_timeout passed.
+func (pgDialect) lockTimedOut(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
 }
 
 func (pgDialect) txOptions() *sql.TxOptions {
@@ -129,6 +78,44 @@ func (pgDialect) constraint(err error) (violation, bool) {
 func (pgDialect) badText(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "22021" || pe.Code == "22P05")
+}
+
+// unreachable is a connection that could not be made or broke: a network
+// error, the server shutting down, starting up or out of connections
+// (57P01-57P03, 53300), a connection exception (class 08).
+func (pgDialect) unreachable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", "53300":
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08")
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, sql.ErrConnDone)
+}
+
+// errUnreachable is what a caller sees while PostgreSQL cannot be reached:
+// the API's 503 CF-ServiceUnavailable, saying to try again. err (for the
+// log) stays in the chain.
+func errUnreachable(err error) error {
+	return &pando.Error{Kind: pando.EUnavailable, Message: "The database cannot be reached; try again in a moment", Err: err}
+}
+
+// pgConnector turns the connections it cannot make into errUnreachable
+// (bar a refused login or a missing database), so that is what a request
+// meets while PostgreSQL is down.
+type pgConnector struct{ driver.Connector }
+
+func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil && ctx.Err() == nil && (pgDialect{}).unreachable(err) {
+		return nil, errUnreachable(err)
+	}
+	return conn, err
 }
 
 // pgUniqueColumns names the columns of a unique violation from its detail,
@@ -179,7 +166,7 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 		return fmt.Errorf("open database: %w", redactPassword(err, cfg.Password))
 	}
 
-	wdb := stdlib.OpenDB(*cfg)
+	wdb := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	wdb.SetMaxOpenConns(pgWriterConns)
 	wdb.SetMaxIdleConns(pgWriterConns)
 	wdb.SetConnMaxIdleTime(5 * time.Minute)
@@ -193,13 +180,13 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 		wdb.Close()
 		return nil, fail(fmt.Errorf("PostgreSQL at %s: %w", where, err))
 	}
-	rdb := stdlib.OpenDB(*cfg)
+	rdb := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	rdb.SetMaxOpenConns(pgReaderConns)
 	rdb.SetMaxIdleConns(pgReaderConns)
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
 	rdb.SetConnMaxLifetime(time.Hour)
 	logger.Debug("database opened", "engine", enginePostgres, "address", where, "database", cfg.Database)
-	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb}, nil
+	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb, writerWait: writerWait}, nil
 }
 
 // pgParseError explains a URL pgx cannot parse without quoting it: pgx's

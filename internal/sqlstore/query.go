@@ -117,7 +117,7 @@ func getOne[T any](ctx context.Context, s *Store, entity, key, q string, args []
 	}
 	if err != nil {
 		var zero T
-		return zero, fmt.Errorf("get %s %s: %w", entity, key, err)
+		return zero, fmt.Errorf("get %s %s: %w", entity, key, s.down(err))
 	}
 	return v, nil
 }
@@ -130,7 +130,7 @@ func list[T any](ctx context.Context, s *Store, what, q string, args []any, scan
 		err = errBadText
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, err)
+		return nil, fmt.Errorf("list %s: %w", what, s.down(err))
 	}
 	defer rows.Close()
 	out := []T{}
@@ -142,7 +142,7 @@ func list[T any](ctx context.Context, s *Store, what, q string, args []any, scan
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, err)
+		return nil, fmt.Errorf("list %s: %w", what, s.down(err))
 	}
 	return out, nil
 }

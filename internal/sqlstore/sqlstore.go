@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/pandoplatform/pando"
 )
@@ -38,8 +40,14 @@ type Store struct {
 	w, r querier // where writes and reads go: the pools, or the transaction
 	inTx bool
 
-	// claim is the connection holding ClaimDatabase's lock, if any.
-	claim *sql.Conn
+	// writerWait bounds a write's wait for its turn (see InTx).
+	writerWait time.Duration
+
+	// claim is the connection holding ClaimDatabase's lock, if any;
+	// HoldClaim replaces it, and Close releases it and sets closed.
+	claimMu sync.Mutex
+	claim   *sql.Conn
+	closed  bool
 }
 
 var _ pando.Store = (*Store)(nil)
@@ -164,7 +172,7 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 		}
 	}
 	logger.Debug("database opened", "engine", engineSQLite, "path", path)
-	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb}, nil
+	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb, writerWait: writerWait}, nil
 }
 
 // prepareSQLiteFile creates the parent directory and an empty 0600 database
@@ -188,15 +196,24 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var err error
+	s.claimMu.Lock()
 	if s.claim != nil {
 		err = s.releaseClaim()
+		s.claim = nil
 	}
+	s.closed = true
+	s.claimMu.Unlock()
 	err = errors.Join(err, s.wdb.Close())
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
 	}
 	return err
 }
+
+// writerWait is how long a write waits for its turn (a writer connection,
+// then the writer lock) before it fails with EUnavailable: one slow or
+// stuck writer does not hold every other request forever.
+const writerWait = 30 * time.Second
 
 // InTx runs fn in one transaction, committing if it returns nil and rolling
 // back otherwise (or if it panics). fn must use the Store it is given: on
@@ -207,14 +224,27 @@ func (s *Store) Close() error {
 //
 // Transactions are serial as on SQLite: on PostgreSQL each runs at READ
 // COMMITTED after taking the writer lock (see pgDialect), so none is ever
-// aborted for a serialization failure and fn is never retried.
+// aborted for a serialization failure and fn is never retried. A
+// transaction waits for its turn until ctx ends or writerWait passes,
+// whichever is first: then it fails with EUnavailable, "busy".
 func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
 	if s.inTx {
 		return fn(s)
 	}
-	tx, err := s.wdb.BeginTx(ctx, s.d.txOptions())
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, s.writerWait)
+	conn, err := s.wdb.Conn(wctx)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return s.busy()
+		}
+		return fmt.Errorf("begin transaction: %w", s.down(err))
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, s.d.txOptions())
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", s.down(err))
 	}
 	done := false
 	defer func() {
@@ -222,9 +252,12 @@ func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
 			_ = tx.Rollback()
 		}
 	}()
-	if lock := s.d.lockWrites(); lock != "" {
+	if lock := s.d.lockWrites(max(s.writerWait-time.Since(start), time.Millisecond)); lock != "" {
 		if _, err := tx.ExecContext(ctx, lock); err != nil {
-			return fmt.Errorf("wait for the writer lock: %w", err)
+			if s.d.lockTimedOut(err) {
+				return s.busy()
+			}
+			return fmt.Errorf("wait for the writer lock: %w", s.down(err))
 		}
 	}
 	if err := fn(&Store{d: s.d, logger: s.logger, w: tx, r: tx, inTx: true}); err != nil {
@@ -232,15 +265,21 @@ func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
 	}
 	done = true
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
+		return fmt.Errorf("commit transaction: %w", s.down(err))
 	}
 	return nil
+}
+
+// busy is a write that waited writerWait for its turn.
+func (s *Store) busy() error {
+	s.logger.Warn("a write waited too long for its turn: a slow or stuck writer holds the database", "waited", s.writerWait)
+	return pando.Errorf(pando.EUnavailable, "The database is busy (a write waited %s for its turn); try again in a moment", s.writerWait)
 }
 
 // exec runs a write. Outside a transaction on an engine whose writers take
 // a lock (PostgreSQL), it runs in a transaction of its own that takes it.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if !s.inTx && s.d.lockWrites() != "" {
+	if !s.inTx && s.d.lockWrites(0) != "" {
 		var res sql.Result
 		err := s.InTx(ctx, func(tx pando.Store) error {
 			var err error
@@ -253,14 +292,25 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 	if err != nil && s.d.badText(err) {
 		return nil, errBadText
 	}
-	return res, err
+	return res, s.down(err)
+}
+
+// down turns an error saying the database cannot be reached into
+// EUnavailable (the connector already did, for a connection it could not
+// make); it returns any other error as it is.
+func (s *Store) down(err error) error {
+	if err == nil || pando.ErrorKindOf(err) == pando.EUnavailable || !s.d.unreachable(err) {
+		return err
+	}
+	return errUnreachable(err)
 }
 
 // errBadText is PostgreSQL refusing a text value (SQLite stores any).
 var errBadText = pando.Errorf(pando.EInvalid, "text with a NUL character or invalid UTF-8 cannot be stored")
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return s.r.QueryContext(ctx, s.d.rebind(q), args...)
+	rows, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
+	return rows, s.down(err)
 }
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {

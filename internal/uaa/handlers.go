@@ -141,6 +141,11 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		case r.Context().Err() != nil:
 			// The client left while waiting; nobody reads this.
 			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The request was cancelled.")
+		case pando.ErrorKindOf(err) == pando.EUnavailable: // the CCDB is down or busy
+			s.log.WarnContext(r.Context(), "token request failed", "err", err)
+			var pe *pando.Error
+			errors.As(err, &pe)
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", pe.Message)
 		default:
 			s.log.ErrorContext(r.Context(), "token request failed", "err", err)
 			oauthError(w, http.StatusInternalServerError, "server_error", "The server could not issue a token; see the server log.")

@@ -48,6 +48,11 @@ type cluster struct {
 	exited chan struct{} // closed when cmd has exited
 	dir    string
 
+	// What launch needs to start postgres (again) on the same data.
+	bin, data string
+	port      int
+	cred      *syscall.Credential // the postgres OS user's, running as root
+
 	mu        sync.Mutex
 	templates map[string]*template
 	spares    map[string]chan spare // by template
@@ -125,7 +130,7 @@ func newDatabase(t testing.TB, from string) string {
 	}
 	// An own cluster goes whole at Stop: only an existing server's
 	// databases are dropped one by one.
-	if c.cmd == nil {
+	if c.dir == "" {
 		t.Cleanup(func() {
 			if _, err := c.db.ExecContext(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 				t.Errorf("pgtest: drop database %s: %v", name, err)
@@ -220,7 +225,7 @@ func Stop() error {
 	shared.mu.Unlock()
 	shared.wg.Wait()
 	var err error
-	if shared.cmd == nil {
+	if shared.dir == "" {
 		for _, name := range shared.made {
 			_, e := shared.db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
 			err = errors.Join(err, e)
@@ -296,13 +301,12 @@ func start(bin string) (c *cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &cluster{dir: dir}
+	c = &cluster{dir: dir, bin: bin, data: filepath.Join(dir, "data")}
 	defer func() {
 		if err != nil {
 			c.stop()
 		}
 	}()
-	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -313,26 +317,25 @@ func start(bin string) (c *cluster, err error) {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return nil, err
 		}
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	password := rand.Text()
 	pwfile := filepath.Join(dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if cred != nil {
-		if err := os.Chown(pwfile, int(cred.Uid), int(cred.Gid)); err != nil {
+	if c.cred != nil {
+		if err := os.Chown(pwfile, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
 			return nil, err
 		}
 	}
-	data := filepath.Join(dir, "data")
 	// The databases collate as most servers' do (ICU en-US, where "a"
 	// sorts before "B"), not bytewise, where PostgreSQL 15's ICU allows.
-	base := []string{"-D", data, "-U", "pando", "--pwfile", pwfile,
+	base := []string{"-D", c.data, "-U", "pando", "--pwfile", pwfile,
 		"-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"}
 	for _, extra := range [][]string{{"--locale-provider=icu", "--icu-locale=en-US"}, nil} {
 		initdb := exec.Command(filepath.Join(bin, "initdb"), append(slices.Clip(base), extra...)...)
-		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 		initdb.Dir = dir
 		out, err := initdb.CombinedOutput()
 		if err == nil {
@@ -341,35 +344,40 @@ func start(bin string) (c *cluster, err error) {
 		if extra == nil {
 			return nil, fmt.Errorf("initdb: %v: %s", err, out)
 		}
-		if err := os.RemoveAll(data); err != nil {
+		if err := os.RemoveAll(c.data); err != nil {
 			return nil, err
 		}
 	}
-	port, err := freePort()
-	if err != nil {
+	if c.port, err = freePort(); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
+	c.admin = &url.URL{Scheme: "postgres", User: url.UserPassword("pando", password),
+		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(c.port)), Path: "/postgres", RawQuery: "sslmode=disable"}
+	return c, c.launch()
+}
+
+// launch starts postgres on c's data dir and port and waits until it
+// accepts logins.
+func (c *cluster) launch() error {
+	logf, err := os.OpenFile(filepath.Join(c.dir, "postgres.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer logf.Close()
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-k", dir, "-p", strconv.Itoa(port),
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data, "-k", c.dir, "-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=200")
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	c.cmd.Stdout, c.cmd.Stderr, c.cmd.Dir = logf, logf, dir
-	if err := c.cmd.Start(); err != nil {
-		c.cmd = nil
-		return nil, fmt.Errorf("start postgres: %w", err)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, c.dir
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
 	}
-	c.exited = make(chan struct{})
-	go func() { c.cmd.Wait(); close(c.exited) }()
-	c.admin = &url.URL{Scheme: "postgres", User: url.UserPassword("pando", password),
-		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Path: "/postgres", RawQuery: "sslmode=disable"}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	c.cmd, c.exited = cmd, exited
 	db, err := sql.Open("pgx", c.admin.String())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer db.Close()
 	deadline := time.Now().Add(startTimeout)
@@ -378,41 +386,50 @@ func start(bin string) (c *cluster, err error) {
 		err := db.PingContext(ctx)
 		cancel()
 		if err == nil {
-			return c, nil
+			return nil
 		}
 		select {
-		case <-c.exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			return nil, fmt.Errorf("postgres exited: %s", log)
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
+			return fmt.Errorf("postgres exited: %s", log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("postgres not ready within %s: %v", startTimeout, err)
+			return fmt.Errorf("postgres not ready within %s: %v", startTimeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// stop shuts the server down fast (SIGINT), killing it if it lingers, and
-// removes its directory.
+// stop shuts the server down and removes its directory.
 func (c *cluster) stop() error {
 	var err error
 	if c.db != nil {
 		err = c.db.Close()
 	}
-	if c.cmd != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-c.exited:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-			<-c.exited
-			err = errors.New("postgres did not stop within 10s of SIGINT: killed")
-		}
-	}
+	err = errors.Join(err, c.halt())
 	if c.dir != "" {
 		err = errors.Join(err, os.RemoveAll(c.dir))
 	}
+	return err
+}
+
+// halt shuts the server down fast (SIGINT: sessions are ended), killing
+// it if it lingers.
+func (c *cluster) halt() error {
+	if c.cmd == nil {
+		return nil
+	}
+	var err error
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.exited
+		err = errors.New("postgres did not stop within 10s of SIGINT: killed")
+	}
+	c.cmd = nil
 	return err
 }
 

@@ -1,0 +1,158 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// pgServerLock is the advisory lock key ClaimDatabase holds.
+const pgServerLock = pgWriterLock + 1
+
+// claimPingTimeout bounds HoldClaim's check of its session: a network
+// that drops packets fails it instead of hanging it.
+const claimPingTimeout = 10 * time.Second
+
+// errClaimTaken is another server holding the claim.
+var errClaimTaken = errors.New("another Pando server is using this PostgreSQL database (one server per database): stop it, or give this one a database of its own")
+
+// ClaimDatabase makes this Store the only one serving from its database
+// until Close: on PostgreSQL it holds a session advisory lock on a
+// connection of its own, and fails if another process (a second server on
+// the same database) still holds it after wait (a server just killed
+// holds it until PostgreSQL sees its connection close). On SQLite it does
+// nothing: the data dir's server.lock covers the file.
+//
+// The claim lasts as long as its session: PostgreSQL probes it with TCP
+// keepalives, so the claim of a server whose machine died goes within
+// about a minute. A restart of PostgreSQL ends it too: HoldClaim takes it
+// again.
+func (s *Store) ClaimDatabase(ctx context.Context, wait time.Duration) error {
+	if _, ok := s.d.(pgDialect); !ok || s.inTx {
+		return nil
+	}
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	if s.claim != nil {
+		return nil
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		conn, err := s.tryClaim(ctx)
+		if err != nil && !errors.Is(err, errClaimTaken) {
+			return fmt.Errorf("claim the database: %w", err)
+		}
+		if conn != nil {
+			s.claim = conn
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("claim the database: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// tryClaim takes the claim's lock on a connection of its own, or returns
+// errClaimTaken.
+func (s *Store) tryClaim(ctx context.Context) (*sql.Conn, error) {
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Unix sockets have no keepalives; PostgreSQL ignores these there.
+	if _, err := conn.ExecContext(ctx, "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pgServerLock).Scan(&got); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if !got {
+		conn.Close()
+		return nil, errClaimTaken
+	}
+	return conn, nil
+}
+
+// HoldClaim keeps ClaimDatabase's claim until ctx ends, checking every
+// interval that its session lives. A PostgreSQL restart or a network
+// failure ends the session and the claim with it: HoldClaim takes the
+// claim again as soon as PostgreSQL answers, and returns an error (the
+// server must stop) if another server took it meanwhile. It returns nil
+// when ctx ends, at once on SQLite or without a claim.
+func (s *Store) HoldClaim(ctx context.Context, every time.Duration) error {
+	s.claimMu.Lock()
+	held := s.claim != nil
+	s.claimMu.Unlock()
+	if !held {
+		return nil
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := s.checkClaim(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// checkClaim pings the claim's session; if it is gone, it tries once to
+// take the claim again.
+func (s *Store) checkClaim(ctx context.Context) error {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	if s.claim != nil {
+		pctx, cancel := context.WithTimeout(ctx, claimPingTimeout)
+		err := s.claim.PingContext(pctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		s.logger.Warn("lost the claim on the PostgreSQL database (its session ended: PostgreSQL restarted or is unreachable); taking it again when PostgreSQL answers", "err", err)
+		s.claim.Close()
+		s.claim = nil
+	}
+	conn, err := s.tryClaim(ctx)
+	switch {
+	case errors.Is(err, errClaimTaken):
+		return errors.New("another Pando server took this PostgreSQL database while this one's session was gone (PostgreSQL restarted, the network failed, or an operator ended it): this one stops (one server per database)")
+	case err != nil:
+		if ctx.Err() == nil {
+			s.logger.Debug("PostgreSQL still unreachable: the claim waits", "err", err)
+		}
+		return nil
+	}
+	s.claim = conn
+	s.logger.Info("took the claim on the PostgreSQL database again")
+	return nil
+}
+
+// releaseClaim gives ClaimDatabase's lock back at once (the end of the
+// session would too, but a moment after the connection closes).
+// s.claimMu is held.
+func (s *Store) releaseClaim() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.claim.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", pgServerLock)
+	if err != nil {
+		err = fmt.Errorf("release the database claim: %w", err)
+	}
+	return errors.Join(err, s.claim.Close())
+}
