@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pandoplatform/pando/internal/bodyrate"
+	"github.com/pandoplatform/pando/internal/headbudget"
 )
 
 // APITimeouts bound how long a client may hold a connection of the API
@@ -59,6 +60,23 @@ func newAPIServer(h http.Handler, t APITimeouts, base func(net.Listener) context
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       base,
 	}
+}
+
+// The API reads request heads of up to 64 KiB (the cf CLI lists guids in
+// URLs); a head past apiSmallHead costs some 80 KB of heap while it is
+// read, so it needs one of apiLargeHeads slots, apiLargeHeadsPerClient of
+// them from one address: 64 slots bound what thousands of connections
+// trickling large heads hold to ~5 MB instead of hundreds of MBs.
+const (
+	apiSmallHead           = 16 << 10
+	apiLargeHeads          = 64
+	apiLargeHeadsPerClient = 16
+)
+
+// apiHeads is the budget of the API's large request heads; its Wrap
+// bounds those an http.Server reads from a listener.
+func apiHeads() *headbudget.Budget {
+	return headbudget.New(headbudget.Config{Small: apiSmallHead, Slots: apiLargeHeads, PerClient: apiLargeHeadsPerClient, What: "the API"})
 }
 
 // internalServer is the http.Server of a listener only Pando's own

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/headbudget"
 )
 
 // testTimeouts are short so the tests are quick; the server scales the
@@ -23,7 +25,7 @@ var testTimeouts = APITimeouts{
 	BodyMinBytes: 1 << 10,
 }
 
-// serveAPI runs newAPIServer on a loopback port with h and testTimeouts
+// serveAPI runs newAPIServer (its heads bounded as the platform does) on a loopback port with h and testTimeouts
 // and returns its address.
 func serveAPI(t *testing.T, h http.Handler) string {
 	t.Helper()
@@ -33,15 +35,24 @@ func serveAPI(t *testing.T, h http.Handler) string {
 // serveAPIWith is serveAPI with timeouts to.
 func serveAPIWith(t *testing.T, h http.Handler, to APITimeouts) string {
 	t.Helper()
+	addr, _ := serveAPIHeads(t, h, to)
+	return addr
+}
+
+// serveAPIHeads is serveAPIWith that returns the budget of its heads too.
+func serveAPIHeads(t *testing.T, h http.Handler, to APITimeouts) (string, *headbudget.Budget) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := newAPIServer(h, to, nil)
+	heads := apiHeads()
+	served := heads.Wrap(srv, ln)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
+	go func() { defer close(done); _ = srv.Serve(served) }()
 	t.Cleanup(func() { _ = srv.Close(); <-done })
-	return ln.Addr().String()
+	return ln.Addr().String(), heads
 }
 
 // bodyReader is a handler that reads the whole body and reports how it
@@ -295,5 +306,80 @@ func TestAPIServer_clientThatStopsReadingIsCutOff(t *testing.T) {
 	}
 	if err := <-done2; err != nil || total != 32*64<<10 {
 		t.Fatalf("slow reader got %d bytes, handler: %v", total, err)
+	}
+}
+
+// The API's listener reads at most apiLargeHeads heads past 16 KiB at
+// once, apiLargeHeadsPerClient from one address: past them a large head
+// gets an immediate 503 that says why, while small heads are served, and
+// a cf-CLI-like URL of 1500 guids is served once a slot is free.
+func TestAPIServer_boundsLargeHeadsAndServesLongURLs(t *testing.T) {
+	addr, heads := serveAPIHeads(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d guids", len(strings.Split(r.URL.Query().Get("guids"), ",")))
+	}), APITimeouts{})
+	dial := func(ip net.IP) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	guids := make([]string, 1500)
+	for i := range guids {
+		guids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+	}
+	long := "/v3/apps?guids=" + strings.Join(guids, ",")
+	get := func(c net.Conn, path string) (int, string) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\nAuthorization: bearer %s\r\n\r\n", path, strings.Repeat("t", 1500))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	waitHeld := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for heads.Held() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("large-head slots held: %d, want %d", heads.Held(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if code, body := get(dial(net.IPv4(127, 0, 3, 1)), long); code != 200 || body != "1500 guids" {
+		t.Fatalf("a long URL: %d %q", code, body)
+	}
+	waitHeld(0)
+
+	// Large heads that never end, from a few addresses; one more from
+	// the same address is refused.
+	var stalled []net.Conn
+	for i := range apiLargeHeads {
+		c := dial(net.IPv4(127, 0, 4, byte(1+i/apiLargeHeadsPerClient)))
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: api\r\n", long)
+		stalled = append(stalled, c)
+	}
+	waitHeld(apiLargeHeads)
+	if code, body := get(dial(net.IPv4(127, 0, 4, 1)), long); code != 503 ||
+		!strings.Contains(body, fmt.Sprintf("too many large request heads (over 16 KiB) from 127.0.4.1 at once (limit %d)", apiLargeHeadsPerClient)) {
+		t.Fatalf("a large head past one address's share: %d %q", code, body)
+	}
+	if code, body := get(dial(net.IPv4(127, 0, 3, 2)), long); code != 503 ||
+		!strings.Contains(body, "the API is reading too many large request heads (over 16 KiB) at once; retry, or send a smaller head") {
+		t.Fatalf("a large head past the slots: %d %q", code, body)
+	}
+	if code, body := get(dial(net.IPv4(127, 0, 3, 3)), "/v3/apps?guids="+strings.Join(guids[:300], ",")); code != 200 || body != "300 guids" {
+		t.Fatalf("a small head while the large-head slots are taken: %d %q", code, body)
+	}
+	stalled[0].Close()
+	waitHeld(apiLargeHeads - 1)
+	if code, body := get(dial(net.IPv4(127, 0, 3, 4)), long); code != 200 || body != "1500 guids" {
+		t.Fatalf("a long URL once a slot is free: %d %q", code, body)
 	}
 }

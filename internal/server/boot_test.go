@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -354,6 +355,18 @@ func TestRun_servesWithItsLocalCellAndStopsCleanly(t *testing.T) {
 		if status := c.get(at.addr, at.host, "/v3/info", nil); status != http.StatusOK {
 			t.Errorf("GET /v3/info at %s (Host %q): status %d", at.addr, at.host, status)
 		}
+	}
+	// A cf CLI lists guids in URLs: 1500 of them (a 55 KB head, past the
+	// API's small heads) are served.
+	guids := make([]string, 1500)
+	for i := range guids {
+		guids[i] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+	}
+	var apps struct {
+		Resources []json.RawMessage `json:"resources"`
+	}
+	if status := c.get(addrs[0], "", "/v3/apps?guids="+strings.Join(guids, ","), &apps); status != http.StatusOK || len(apps.Resources) != 0 {
+		t.Errorf("GET /v3/apps with 1500 guids: status %d, %d apps", status, len(apps.Resources))
 	}
 	if want := "Router HTTPS: https://" + cfg.RouterTLSAddr; !strings.Contains(stdout.String(), want) {
 		t.Errorf("stdout %q does not say %q", stdout.String(), want)

@@ -351,7 +351,7 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 	p.systemAPI = apiHandler(systemHandler(gctx, p.api, cfg.SystemDomain), cfg.APITimeouts)
 	apiSrv := newAPIServer(systemHostLinks(p.api, cfg.SystemDomain), cfg.APITimeouts, func(net.Listener) context.Context { return gctx })
 	apiCapped := connlimit.Wrap(p.apiLn, apiMaxConns(p.fdLimit), apiMaxConnsPerClient, "the API")
-	g.Go(func() error { return serveUntil(gctx, apiSrv, apiCapped) })
+	g.Go(func() error { return serveUntil(gctx, apiSrv, apiHeads().Wrap(apiSrv, apiCapped)) })
 	g.Go(func() error { return ignoreCanceled(p.rtr.Serve(gctx, p.routerLn)) })
 	g.Go(func() error { return p.cells.serve(gctx) })
 	routerHTTPS := ""
