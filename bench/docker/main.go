@@ -35,6 +35,10 @@ type config struct {
 	keep       bool
 	pullOnly   bool
 	pando      string
+	// warmupWait is how long a round waits for the server's start-up
+	// warm-up (stack probes, seeds) to end before its cold push; 0: push
+	// as soon as the API answers.
+	warmupWait time.Duration
 	// imageLayers is how many layers the built image has.
 	imageLayers int
 }
@@ -51,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.dataMB, "mb", 45, "MB of incompressible data in the image, besides the server binary")
 	fs.IntVar(&cfg.dataLayers, "layers", 3, "layers the data is split in")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temp dir (server logs, data dirs)")
+	fs.DurationVar(&cfg.warmupWait, "warmup-wait", time.Minute, "wait up to this long for the server's start-up warm-up (runtime probes, seeds) to end before the cold push (0: push at once, competing with it)")
 	fs.BoolVar(&cfg.pullOnly, "pull-only", false, "no server: time the cell's pull (resolve, layers) in this process beside the floor, wall and CPU")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -76,6 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 type round struct {
 	cold, floor, warm, warmCLI time.Duration
 	floorSync                  time.Duration
+	warmup                     time.Duration // the server's start-up warm-up waited for (0: none)
 	noop                       time.Duration // one no-op `runc run`, after the floor
 	onDisk                     time.Duration // push to every layer marked on disk
 	// cpu is what the processes used from the push to the first 200, and
@@ -144,7 +150,7 @@ func bench(ctx context.Context, cfg config, progress io.Writer) ([]round, error)
 		if err != nil {
 			return rs, fmt.Errorf("round %d: %w", i+1, err)
 		}
-		fmt.Fprintf(progress, "round %d: cold %s (on disk %s), floor %s, no-op runc run %s, warm %s\n", i+1, ms(rd.cold), ms(rd.onDisk), ms(rd.floor), ms(rd.noop), ms(rd.warm))
+		fmt.Fprintf(progress, "round %d: cold %s (on disk %s), floor %s, no-op runc run %s, warm %s (server warm-up waited %s)\n", i+1, ms(rd.cold), ms(rd.onDisk), ms(rd.floor), ms(rd.noop), ms(rd.warm), ms(rd.warmup))
 		rs = append(rs, rd)
 	}
 	return rs, nil

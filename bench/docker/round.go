@@ -31,6 +31,17 @@ func oneRound(ctx context.Context, cfg config, reg *benchRegistry, ref, dir stri
 		return rd, err
 	}
 	defer srv.Stop()
+	if cfg.warmupWait > 0 {
+		began := time.Now()
+		done, err := srv.awaitWarmup(ctx, cfg.warmupWait)
+		if err != nil {
+			return rd, err
+		}
+		if !done {
+			fmt.Fprintf(os.Stderr, "round %d: no \"start-up warm-up done\" line in the server log within %s (an older pando?); pushing anyway\n", i+1, cfg.warmupWait)
+		}
+		rd.warmup = time.Since(began)
+	}
 	app := fmt.Sprintf("dockerbench%d", i+1)
 	args := []string{"push", app, "--docker-image", ref}
 	var env []string

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/pandoplatform/pando/bench/internal/pandoserver"
 )
@@ -56,4 +59,28 @@ func (s *server) running(ctx context.Context, token, guid string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// awaitWarmup waits up to d for the server's "start-up warm-up done" log
+// line (its runtime probes and seeds have ended, so a push no longer
+// competes with them for the CPU); false if it did not come.
+func (s *server) awaitWarmup(ctx context.Context, d time.Duration) (bool, error) {
+	deadline := time.Now().Add(d)
+	for {
+		b, err := os.ReadFile(s.LogPath)
+		if err != nil {
+			return false, err
+		}
+		if bytes.Contains(b, []byte(`msg="start-up warm-up done"`)) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling the log, with a deadline
+		}
+	}
 }

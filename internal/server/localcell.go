@@ -97,12 +97,16 @@ func (c *localCell) stackRuntimes() cc.StackRuntimes {
 }
 
 // start probes the stacks' runtimes (a second: before anyone asks) and
-// warms the Go build cache, in g.
+// warms the Go build cache and the python seed, in g; once all of that
+// has ended it logs "start-up warm-up done" (until then it competes with
+// the first pushes for the CPU).
 func (c *localCell) start(ctx context.Context, g *errgroup.Group) {
 	if c == nil {
 		return
 	}
-	g.Go(func() error {
+	began := time.Now()
+	var warm errgroup.Group
+	warm.Go(func() error {
 		for name := range c.rt.stacks {
 			if _, err := c.runtimes.Runtimes(ctx, name); err != nil && ctx.Err() == nil {
 				c.rt.log.Warn("probe stack runtimes", "stack", name, "err", err)
@@ -110,7 +114,14 @@ func (c *localCell) start(ctx context.Context, g *errgroup.Group) {
 		}
 		return nil
 	})
-	c.rt.warm(ctx, g)
+	c.rt.warm(ctx, &warm)
+	g.Go(func() error {
+		_ = warm.Wait() // each part logs its own failure
+		if ctx.Err() == nil {
+			c.rt.log.Info("start-up warm-up done", "ms", time.Since(began).Milliseconds())
+		}
+		return nil
+	})
 }
 
 // sync keeps the cell's periodic sync with the BBS going in g (started
