@@ -137,6 +137,9 @@ type Options struct {
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// TrackUse are key prefixes (e.g. "resources/") whose blobs count as
+	// used when a Get or Exists finds them, for Trim: see touch.go.
+	TrackUse []string
 }
 
 // Store is a pando.Blobstore on an S3 bucket.
@@ -145,6 +148,7 @@ type Store struct {
 	core     *minio.Core
 	partSize int64
 	log      *slog.Logger
+	touch    toucher
 }
 
 var _ pando.Blobstore = (*Store)(nil)
@@ -185,6 +189,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	s := &Store{cfg: cfg, core: core, partSize: cfg.PartSize, log: opts.Logger}
 	if s.partSize == 0 {
 		s.partSize = DefaultPartSize
+	}
+	for _, p := range opts.TrackUse {
+		name, err := s.object(strings.TrimSuffix(p, "/"))
+		if err != nil {
+			return nil, fmt.Errorf("blobstore: track use of %q: %w", p, err)
+		}
+		s.touch.prefixes = append(s.touch.prefixes, name+"/")
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -259,13 +270,14 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, name, minio.GetObjectOptions{})
+	rc, obj, _, err := s.core.GetObject(ctx, s.cfg.Bucket, name, minio.GetObjectOptions{})
 	if err != nil {
 		if isNotFound(err) {
 			return nil, pando.Errorf(pando.ENotFound, "blob %s not found", key)
 		}
 		return nil, fmt.Errorf("get blob %s: %w", key, err)
 	}
+	s.used(name, obj)
 	return rc, nil
 }
 
@@ -275,13 +287,14 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = s.core.StatObject(ctx, s.cfg.Bucket, name, minio.StatObjectOptions{})
+	obj, err := s.core.StatObject(ctx, s.cfg.Bucket, name, minio.StatObjectOptions{})
 	if isNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("stat blob %s: %w", key, err)
 	}
+	s.used(name, obj)
 	return true, nil
 }
 
