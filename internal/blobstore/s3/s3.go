@@ -278,8 +278,37 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("get blob %s: %w", key, err)
 	}
 	s.used(name, obj)
-	return rc, nil
+	return &wholeReader{rc: rc, key: key, left: obj.Size}, nil
 }
+
+// wholeReader reads one GET's body and fails unless it delivers the
+// object's size exactly, so that a connection cut mid-body never passes
+// for a shorter blob (the HTTP client already fails on a short body with
+// a Content-Length; this holds whatever the transport and proxies do).
+type wholeReader struct {
+	rc   io.ReadCloser
+	key  string
+	left int64 // bytes still due; < 0 when the size is unknown
+}
+
+func (w *wholeReader) Read(p []byte) (int, error) {
+	n, err := w.rc.Read(p)
+	if w.left >= 0 {
+		w.left -= int64(n)
+		if w.left < 0 {
+			return n, fmt.Errorf("get blob %s: more bytes than the object's size", w.key)
+		}
+		if errors.Is(err, io.EOF) && w.left > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("get blob %s: %w", w.key, err)
+	}
+	return n, err
+}
+
+func (w *wholeReader) Close() error { return w.rc.Close() }
 
 // Exists reports whether a blob is stored under key.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
