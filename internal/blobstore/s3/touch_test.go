@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -104,5 +105,55 @@ func TestTrim_keepsARecentlyUsedBlob(t *testing.T) {
 	}
 	if ok, _ := s.Exists(ctx, "resources/unused"); ok {
 		t.Fatal("Trim kept the unused blob")
+	}
+}
+
+// TestTouch_aFailingCopyIsNotRetriedAtEveryUse: when the bucket refuses
+// the copy (a policy without it), each blob is tried once a day, not at
+// every resource match.
+func TestTouch_aFailingCopyIsNotRetriedAtEveryUse(t *testing.T) {
+	var copies atomic.Int64
+	fake := fakes3.StartWith(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Amz-Copy-Source") != "" {
+				copies.Add(1)
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, "pando-blobs")
+	cfg, err := ParseURL(fmt.Sprintf("s3://pando-blobs/touch-%d?endpoint=http://%s&region=%s&path_style=true", storeSeq.Add(1), fake.Endpoint, fakes3.Region))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(t.Context(), cfg, Options{Getenv: fake.Getenv, TrackUse: []string{"resources"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.SetNow(time.Now().Add(-72 * time.Hour))
+	_, err = s.Put(t.Context(), "resources/r", bytes.NewReader([]byte("cached")))
+	fake.SetNow(time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if ok, err := s.Exists(t.Context(), "resources/r"); !ok || err != nil {
+			t.Fatalf("Exists = %v, %v", ok, err)
+		}
+	}
+	idle := func() bool {
+		s.touch.mu.Lock()
+		defer s.touch.mu.Unlock()
+		return !s.touch.running && len(s.touch.queue) == 0
+	}
+	for deadline := time.Now().Add(10 * time.Second); copies.Load() == 0 || !idle(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the touches did not end (%d copies tried)", copies.Load())
+		}
+	}
+	if got := copies.Load(); got != 1 {
+		t.Fatalf("%d copies tried for one blob used 5 times, want 1", got)
 	}
 }
