@@ -36,6 +36,7 @@ type toucher struct {
 	prefixes []string // object-name prefixes whose blobs are tracked
 	mu       sync.Mutex
 	touched  map[string]time.Time // object name → when its copy was queued
+	pruned   time.Time            // when touched was last rid of old entries
 	queue    []minio.ObjectInfo
 	running  bool
 }
@@ -56,7 +57,9 @@ func (s *Store) used(name string, obj minio.ObjectInfo) {
 	if at, ok := t.touched[name]; ok && now.Sub(at) < touchAge {
 		return
 	}
-	if len(t.touched) >= maxTouched {
+	if len(t.touched) >= maxTouched && now.Sub(t.pruned) >= time.Minute {
+		// Pruning walks the map: once a minute at most, not at every use.
+		t.pruned = now
 		for k, at := range t.touched {
 			if now.Sub(at) >= touchAge {
 				delete(t.touched, k)
