@@ -33,7 +33,11 @@ func openBlobstore(ctx context.Context, cfg Config, tempDir string, log *slog.Lo
 	if err != nil {
 		return nil, fmt.Errorf("--blobstore: %w", err)
 	}
-	s3, err := s3blob.New(ctx, s3cfg, s3blob.Options{Getenv: cfg.BlobstoreGetenv, Logger: log.With("component", "blobstore")})
+	s3, err := s3blob.New(ctx, s3cfg, s3blob.Options{
+		Getenv: cfg.BlobstoreGetenv, Logger: log.With("component", "blobstore"),
+		// Resource matches and placements count as use for Trim.
+		TrackUse: []string{pando.ResourceBlobKey("")},
+	})
 	if err != nil {
 		return nil, err
 	}

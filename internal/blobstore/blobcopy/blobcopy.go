@@ -1,11 +1,14 @@
 // Package blobcopy copies the fs blobstore's directory into another
 // blobstore (an S3 bucket): every blob under its key, each upload read
 // back and its SHA-256 checked, and blobs the target already holds with
-// the same size and digest skipped, so a run that stopped resumes.
+// the same size and digest skipped, so a run that stopped resumes. The
+// target's recorded digests (one HEAD) decide when it has them; a blob
+// without them is downloaded to check.
 package blobcopy
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -27,6 +30,20 @@ type Target interface {
 	Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error)
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	Exists(ctx context.Context, key string) (bool, error)
+}
+
+// statter is a Target that tells a blob's size and, when recorded, its
+// digests without a download (the S3 store); pando.BlobInfo's SHA256 is
+// empty when it does not know it.
+type statter interface {
+	Stat(ctx context.Context, key string) (pando.BlobInfo, error)
+}
+
+// expectingPutter is a Target that takes the digests up front, records
+// them with the blob whatever its size, and refuses a blob that streams
+// otherwise (the S3 store).
+type expectingPutter interface {
+	PutExpecting(ctx context.Context, key string, r io.Reader, want pando.BlobInfo) (pando.BlobInfo, error)
 }
 
 // Options are Copy's options.
@@ -156,63 +173,83 @@ feed:
 // SHA-256, and checks the upload by reading it back. present reports that
 // dst held it.
 func copyOne(ctx context.Context, dst Target, b blob, dryRun bool) (present bool, err error) {
-	want, size, err := digestFile(b.path)
+	want, err := digestFile(b.path)
 	if err != nil {
 		return false, fmt.Errorf("read blob %s: %w", b.key, err)
 	}
-	if size != b.size {
+	if want.Size != b.size {
 		return false, fmt.Errorf("blob %s changed while copying (is a server running on this data dir?)", b.key)
 	}
-	ok, err := dst.Exists(ctx, b.key)
-	if err != nil {
-		return false, err
-	}
-	if ok {
-		gotSum, gotSize, err := digestBlob(ctx, dst, b.key)
-		if err != nil {
-			return false, err
-		}
-		if gotSize == size && gotSum == want {
-			return true, nil
-		}
-	}
-	if dryRun {
-		return false, nil
+	if present, err = holds(ctx, dst, b.key, want); err != nil || present || dryRun {
+		return present, err
 	}
 	f, err := os.Open(b.path)
 	if err != nil {
 		return false, fmt.Errorf("read blob %s: %w", b.key, err)
 	}
-	info, err := dst.Put(ctx, b.key, f)
+	var info pando.BlobInfo
+	if ep, ok := dst.(expectingPutter); ok {
+		info, err = ep.PutExpecting(ctx, b.key, f, want)
+	} else {
+		info, err = dst.Put(ctx, b.key, f)
+	}
 	f.Close()
 	if err != nil {
 		return false, err
 	}
-	if info.SHA256 != want || info.Size != size {
+	if info.SHA256 != want.SHA256 || info.Size != want.Size {
 		return false, fmt.Errorf("blob %s changed while copying (is a server running on this data dir?)", b.key)
 	}
 	gotSum, gotSize, err := digestBlob(ctx, dst, b.key)
 	if err != nil {
 		return false, fmt.Errorf("read back blob %s: %w", b.key, err)
 	}
-	if gotSize != size || gotSum != want {
-		return false, fmt.Errorf("blob %s reads back as %d bytes with SHA-256 %s, not the %d bytes with %s uploaded", b.key, gotSize, gotSum, size, want)
+	if gotSize != want.Size || gotSum != want.SHA256 {
+		return false, fmt.Errorf("blob %s reads back as %d bytes with SHA-256 %s, not the %d bytes with %s uploaded", b.key, gotSize, gotSum, want.Size, want.SHA256)
 	}
 	return false, nil
 }
 
-func digestFile(path string) (string, int64, error) {
+// holds reports whether dst holds key with want's size and SHA-256: from
+// the digest recorded with the blob when dst has one, else by reading it.
+func holds(ctx context.Context, dst Target, key string, want pando.BlobInfo) (bool, error) {
+	if st, ok := dst.(statter); ok {
+		got, err := st.Stat(ctx, key)
+		if pando.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if got.Size != want.Size {
+			return false, nil
+		}
+		if got.SHA256 != "" {
+			return got.SHA256 == want.SHA256, nil
+		}
+	} else if ok, err := dst.Exists(ctx, key); err != nil || !ok {
+		return false, err
+	}
+	gotSum, gotSize, err := digestBlob(ctx, dst, key)
+	if err != nil {
+		return false, err
+	}
+	return gotSize == want.Size && gotSum == want.SHA256, nil
+}
+
+// digestFile returns the file's size, SHA-1 and SHA-256.
+func digestFile(path string) (pando.BlobInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", 0, err
+		return pando.BlobInfo{}, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	h1, h256 := sha1.New(), sha256.New()
+	n, err := io.Copy(io.MultiWriter(h1, h256), f)
 	if err != nil {
-		return "", 0, err
+		return pando.BlobInfo{}, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return pando.BlobInfo{Size: n, SHA1: hex.EncodeToString(h1.Sum(nil)), SHA256: hex.EncodeToString(h256.Sum(nil))}, nil
 }
 
 func digestBlob(ctx context.Context, dst Target, key string) (string, int64, error) {

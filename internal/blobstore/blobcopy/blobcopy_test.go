@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,6 +177,10 @@ func (c corrupting) Put(ctx context.Context, key string, r io.Reader) (pando.Blo
 	return pando.BlobInfo{Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}, nil
 }
 
+func (c corrupting) PutExpecting(ctx context.Context, key string, r io.Reader, _ pando.BlobInfo) (pando.BlobInfo, error) {
+	return c.Put(ctx, key, r)
+}
+
 // An upload that reads back otherwise fails the copy, saying so.
 func TestCopy_uploadThatReadsBackOtherwiseFails(t *testing.T) {
 	fake := fakes3.Start(t, "pando-blobs")
@@ -186,5 +191,56 @@ func TestCopy_uploadThatReadsBackOtherwiseFails(t *testing.T) {
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Fatalf("the error is the cancellation, not the cause: %v", err)
+	}
+}
+
+// A resumed run learns what the bucket holds from the digests recorded
+// with each blob (HEAD), downloading none of them, except a blob stored
+// without them (by a copy of an older version), which it reads to check.
+func TestCopy_resumeReadsRecordedDigests(t *testing.T) {
+	var gets atomic.Int64
+	fake := fakes3.StartWith(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// path style: /BUCKET/PREFIX/KEY; listings have no key
+			if r.Method == http.MethodGet && strings.Count(strings.Trim(r.URL.Path, "/"), "/") >= 2 {
+				gets.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, "pando-blobs")
+	dir, blobs := populated(t)
+	dst := newS3(t, fake)
+	if _, err := Copy(t.Context(), dir, dst, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if gets.Load() != int64(len(blobs)) {
+		t.Fatalf("the first run made %d GETs, want one read-back per blob (%d)", gets.Load(), len(blobs))
+	}
+	big := "buildcache/app-1/cache.tgz"
+	if info, err := dst.Stat(t.Context(), big); err != nil || info.SHA256 == "" {
+		t.Fatalf("the multipart blob %s has no recorded digest: %+v, %v", big, info, err)
+	}
+	gets.Store(0)
+	again, err := Copy(t.Context(), dir, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Skipped != int64(len(blobs)) || gets.Load() != 0 {
+		t.Fatalf("second run: %+v with %d GETs, want all skipped and none downloaded", again, gets.Load())
+	}
+
+	// An object stored without digests: read to check, then skipped.
+	prefix := strings.SplitN(strings.TrimPrefix(dst.String(), "s3://pando-blobs/"), " ", 2)[0]
+	fake.PutPlain(t, "pando-blobs", prefix+"/packages/p-1", blobs["packages/p-1"])
+	if info, err := dst.Stat(t.Context(), "packages/p-1"); err != nil || info.SHA256 != "" {
+		t.Fatalf("the object stored without digests stats as %+v, %v", info, err)
+	}
+	gets.Store(0)
+	third, err := Copy(t.Context(), dir, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Skipped != int64(len(blobs)) || gets.Load() != 1 {
+		t.Fatalf("third run: %+v with %d GETs, want all skipped and the one blob without digests read", third, gets.Load())
 	}
 }

@@ -23,10 +23,11 @@ import (
 )
 
 // Store is what the suite tests: a pando.Blobstore with the resource
-// cache's Trim.
+// cache's Trim and Stat (size, and digests where recorded).
 type Store interface {
 	pando.Blobstore
 	Trim(ctx context.Context, prefix string, maxBytes int64) (int, error)
+	Stat(ctx context.Context, key string) (pando.BlobInfo, error)
 }
 
 // Harness adapts the suite to one implementation.
@@ -60,6 +61,7 @@ func Run(t *testing.T, h Harness) {
 		{"concurrentPutsOfOneKey", concurrentPuts},
 		{"invalidKeys", invalidKeys},
 		{"trimDeletesOldestFirst", trim},
+		{"statTellsSizeAndRecordedDigests", stat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
@@ -348,5 +350,38 @@ func trim(t *testing.T, h Harness) {
 	}
 	if n, err := s.Trim(ctx, "nothing-here/", 0); n != 0 || err != nil {
 		t.Errorf("Trim of an empty prefix = %d, %v", n, err)
+	}
+}
+
+// stat: Stat tells the size of the blob stored now, and digests that are
+// the blob's or none (a store records them or not), never stale ones.
+func stat(t *testing.T, h Harness) {
+	s := h.New(t)
+	ctx := t.Context()
+	check := func(key string, data []byte) {
+		t.Helper()
+		got, err := s.Stat(ctx, key)
+		if err != nil {
+			t.Fatalf("Stat(%s): %v", key, err)
+		}
+		want := wantInfo(data)
+		if got.Size != want.Size || got.SHA256 != "" && got.SHA256 != want.SHA256 || got.SHA1 != "" && got.SHA1 != want.SHA1 {
+			t.Fatalf("Stat(%s) = %+v, want size %d and digests %s/%s or none", key, got, want.Size, want.SHA1, want.SHA256)
+		}
+	}
+	for _, data := range [][]byte{[]byte("first"), []byte("the second, longer"), {}, bytes.Repeat([]byte("big "), h.BigSize/4)} {
+		if _, err := s.Put(ctx, "droplets/d", bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		check("droplets/d", data)
+	}
+	if _, err := s.Stat(ctx, "droplets/missing"); !pando.IsNotFound(err) {
+		t.Fatalf("Stat(missing) = %v, want ENotFound", err)
+	}
+	if _, err := s.Stat(ctx, "droplets"); !pando.IsNotFound(err) {
+		t.Fatalf("Stat of a key naming blobs below it = %v, want ENotFound", err)
+	}
+	if _, err := s.Stat(ctx, "../etc/passwd"); err == nil || pando.IsNotFound(err) {
+		t.Fatalf("Stat(../etc/passwd) = %v, want an invalid key", err)
 	}
 }

@@ -198,6 +198,28 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	return st.Mode().IsRegular(), nil
 }
 
+// Stat returns the blob's size. The filesystem records no digests: SHA1
+// and SHA256 are empty (reading the file is how to learn them), as the S3
+// store's Stat says of blobs stored without them. A missing blob is
+// ENotFound.
+func (s *Store) Stat(ctx context.Context, key string) (pando.BlobInfo, error) {
+	path, err := s.Path(key)
+	if err != nil {
+		return pando.BlobInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return pando.BlobInfo{}, err
+	}
+	st, err := os.Stat(path)
+	if errors.Is(err, iofs.ErrNotExist) || err == nil && !st.Mode().IsRegular() {
+		return pando.BlobInfo{}, pando.Errorf(pando.ENotFound, "blob %s not found", key)
+	}
+	if err != nil {
+		return pando.BlobInfo{}, fmt.Errorf("stat blob %s: %w", key, err)
+	}
+	return pando.BlobInfo{Size: st.Size()}, nil
+}
+
 // Delete removes the blob under key; a missing blob is not an error.
 // Readers that already opened it keep reading the old bytes.
 func (s *Store) Delete(ctx context.Context, key string) error {

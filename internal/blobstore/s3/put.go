@@ -23,11 +23,27 @@ const abortTimeout = time.Minute
 
 // Put stores r's bytes under key, replacing any blob there whole, and
 // returns the size and digests it computed while streaming. A blob up to
-// the part size goes up in one PUT; a larger one in a multipart upload of
+// the part size goes up in one PUT, its digests recorded as object
+// metadata (Stat reads them); a larger one in a multipart upload of
 // part-size parts, one at a time, so a Put holds one part in memory. A
 // failing reader or a cancelled ctx leaves no object and aborts the
 // multipart upload. Put does not bound the size: callers limit r.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error) {
+	return s.put(ctx, key, r, nil)
+}
+
+// PutExpecting is Put of a blob whose size and digests the caller knows
+// beforehand (a copy): they are recorded as object metadata whatever the
+// blob's size, and a blob that streams otherwise is not stored (the error
+// says it changed). want needs Size, SHA1 and SHA256.
+func (s *Store) PutExpecting(ctx context.Context, key string, r io.Reader, want pando.BlobInfo) (pando.BlobInfo, error) {
+	if !isHex(want.SHA256, 64) || !isHex(want.SHA1, 40) || want.Size < 0 {
+		return pando.BlobInfo{}, fmt.Errorf("put blob %s: expected size and digests are incomplete", key)
+	}
+	return s.put(ctx, key, r, &want)
+}
+
+func (s *Store) put(ctx context.Context, key string, r io.Reader, want *pando.BlobInfo) (pando.BlobInfo, error) {
 	name, err := s.object(key)
 	if err != nil {
 		return pando.BlobInfo{}, err
@@ -42,30 +58,49 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInf
 	size := int64(len(part.buf))
 	if !full {
 		// The whole blob is in hand: one PUT, its SHA256 the payload's.
-		sum := hex.EncodeToString(h256.Sum(nil))
+		got := info(size, h1, h256)
+		if err := checkExpected(got, want); err != nil {
+			return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+		}
 		if err := ctx.Err(); err != nil {
 			return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
 		}
 		// The payload's SHA256 is signed (no streaming signature needed).
-		_, err := s.core.PutObject(ctx, s.cfg.Bucket, name, bytes.NewReader(part.buf), size, "", sum,
-			minio.PutObjectOptions{ContentType: "application/octet-stream", DisableContentSha256: true})
+		_, err := s.core.PutObject(ctx, s.cfg.Bucket, name, bytes.NewReader(part.buf), size, "", got.SHA256,
+			minio.PutObjectOptions{ContentType: contentType, UserMetadata: blobMeta(got), DisableContentSha256: true})
 		if err != nil {
 			return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
 		}
-		return info(size, h1, h256), nil
+		return got, nil
 	}
-	size, err = s.putMultipart(ctx, name, part, src)
+	opts := minio.PutObjectOptions{ContentType: contentType}
+	if want != nil {
+		opts.UserMetadata = blobMeta(*want)
+	}
+	verify := func(size int64) error { return checkExpected(info(size, h1, h256), want) }
+	size, err = s.putMultipart(ctx, name, opts, part, src, verify)
 	if err != nil {
 		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
 	}
 	return info(size, h1, h256), nil
 }
 
+// contentType is every blob's: Pando reads them back itself.
+const contentType = "application/octet-stream"
+
+// checkExpected compares what streamed with what the caller expected.
+func checkExpected(got pando.BlobInfo, want *pando.BlobInfo) error {
+	if want == nil || got == *want {
+		return nil
+	}
+	return fmt.Errorf("blob changed while uploading: %d bytes with SHA-256 %s streamed, %d bytes with %s expected", got.Size, got.SHA256, want.Size, want.SHA256)
+}
+
 // putMultipart uploads part (full) and the rest of src in parts, and
-// completes the upload only when src ended cleanly and ctx is live; on any
-// failure it aborts the upload, so no parts linger in the bucket.
-func (s *Store) putMultipart(ctx context.Context, name string, part *partBuffer, src io.Reader) (size int64, err error) {
-	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+// completes the upload only when src ended cleanly, verify(size) passes
+// and ctx is live; on any failure it aborts the upload, so no parts linger
+// in the bucket.
+func (s *Store) putMultipart(ctx context.Context, name string, opts minio.PutObjectOptions, part *partBuffer, src io.Reader, verify func(size int64) error) (size int64, err error) {
 	uploadID, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, name, opts)
 	if err != nil {
 		return 0, fmt.Errorf("start multipart upload: %w", err)
@@ -100,6 +135,9 @@ func (s *Store) putMultipart(ctx context.Context, name string, part *partBuffer,
 		if full, err = part.fill(ctx, src); err != nil {
 			return 0, err
 		}
+	}
+	if err := verify(size); err != nil {
+		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err

@@ -137,6 +137,9 @@ type Options struct {
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// TrackUse are key prefixes (e.g. "resources/") whose blobs count as
+	// used when a Get or Exists finds them, for Trim: see touch.go.
+	TrackUse []string
 }
 
 // Store is a pando.Blobstore on an S3 bucket.
@@ -145,6 +148,7 @@ type Store struct {
 	core     *minio.Core
 	partSize int64
 	log      *slog.Logger
+	touch    toucher
 }
 
 var _ pando.Blobstore = (*Store)(nil)
@@ -185,6 +189,13 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	s := &Store{cfg: cfg, core: core, partSize: cfg.PartSize, log: opts.Logger}
 	if s.partSize == 0 {
 		s.partSize = DefaultPartSize
+	}
+	for _, p := range opts.TrackUse {
+		name, err := s.object(strings.TrimSuffix(p, "/"))
+		if err != nil {
+			return nil, fmt.Errorf("blobstore: track use of %q: %w", p, err)
+		}
+		s.touch.prefixes = append(s.touch.prefixes, name+"/")
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -259,15 +270,45 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, name, minio.GetObjectOptions{})
+	rc, obj, _, err := s.core.GetObject(ctx, s.cfg.Bucket, name, minio.GetObjectOptions{})
 	if err != nil {
 		if isNotFound(err) {
 			return nil, pando.Errorf(pando.ENotFound, "blob %s not found", key)
 		}
 		return nil, fmt.Errorf("get blob %s: %w", key, err)
 	}
-	return rc, nil
+	s.used(name, obj)
+	return &wholeReader{rc: rc, key: key, left: obj.Size}, nil
 }
+
+// wholeReader reads one GET's body and fails unless it delivers the
+// object's size exactly, so that a connection cut mid-body never passes
+// for a shorter blob (the HTTP client already fails on a short body with
+// a Content-Length; this holds whatever the transport and proxies do).
+type wholeReader struct {
+	rc   io.ReadCloser
+	key  string
+	left int64 // bytes still due; < 0 when the size is unknown
+}
+
+func (w *wholeReader) Read(p []byte) (int, error) {
+	n, err := w.rc.Read(p)
+	if w.left >= 0 {
+		w.left -= int64(n)
+		if w.left < 0 {
+			return n, fmt.Errorf("get blob %s: more bytes than the object's size", w.key)
+		}
+		if errors.Is(err, io.EOF) && w.left > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("get blob %s: %w", w.key, err)
+	}
+	return n, err
+}
+
+func (w *wholeReader) Close() error { return w.rc.Close() }
 
 // Exists reports whether a blob is stored under key.
 func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
@@ -275,13 +316,14 @@ func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = s.core.StatObject(ctx, s.cfg.Bucket, name, minio.StatObjectOptions{})
+	obj, err := s.core.StatObject(ctx, s.cfg.Bucket, name, minio.StatObjectOptions{})
 	if isNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("stat blob %s: %w", key, err)
 	}
+	s.used(name, obj)
 	return true, nil
 }
 

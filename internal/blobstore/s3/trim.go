@@ -16,8 +16,10 @@ import (
 const maxTrimObjects = 200_000
 
 // Trim keeps the blobs under prefix (e.g. "resources/") within maxBytes by
-// deleting the oldest first. S3 keeps no access time: age is the time the
-// blob was last uploaded. It returns how many it removed. Only caches
+// deleting the least recently used first. S3 keeps no access time: use is
+// the object's Last-Modified, its upload or, under a prefix in
+// Options.TrackUse, its last refresh on use (touch.go: at most a day
+// behind). It returns how many it removed. Only caches
 // belong under such a prefix: a trimmed blob is re-uploaded by the next
 // push that needs it.
 func (s *Store) Trim(ctx context.Context, prefix string, maxBytes int64) (int, error) {

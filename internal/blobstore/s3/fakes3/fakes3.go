@@ -5,6 +5,7 @@
 package fakes3
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -42,15 +43,27 @@ type Server struct {
 // Start runs a fake S3 holding the given (empty) buckets until t ends.
 func Start(t testing.TB, buckets ...string) *Server {
 	t.Helper()
+	return StartWith(t, nil, buckets...)
+}
+
+// StartWith is Start with wrap (when not nil) in front of the S3 handler:
+// it sees every request first, to count them or inject faults.
+func StartWith(t testing.TB, wrap func(http.Handler) http.Handler, buckets ...string) *Server {
+	t.Helper()
 	c := &clock{}
 	backend := s3mem.New(s3mem.WithTimeSource(c))
-	faker := gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog()))
+	faker := gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog()), gofakes3.WithTimeSource(c),
+		gofakes3.WithTimeSkewLimit(0)) // the clock may be set back; the signature check is ours
 	for _, b := range buckets {
 		if err := backend.CreateBucket(b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(checkSigV4(faker.Server()))
+	h := checkSigV4(faker.Server())
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &Server{Endpoint: strings.TrimPrefix(srv.URL, "http://"), clock: c, backend: backend, srv: srv}
 }
@@ -83,6 +96,18 @@ func (s *Server) Objects(t testing.TB, bucket, prefix string) []string {
 		keys = append(keys, c.Key)
 	}
 	return keys
+}
+
+// PutPlain stores an object as a tool other than Pando would: no user
+// metadata (gofakes3 would merge an old object's: it is deleted first).
+func (s *Server) PutPlain(t testing.TB, bucket, key string, data []byte) {
+	t.Helper()
+	if _, err := s.backend.DeleteObject(bucket, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.backend.PutObject(bucket, key, map[string]string{"Last-Modified": s.clock.Now().UTC().Format(http.TimeFormat)}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // clock is the fake's time: real unless set.
