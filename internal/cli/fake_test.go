@@ -66,6 +66,9 @@ type fakeCF struct {
 	// (nil: none set).
 	startTimeout *int
 
+	// routerURL, when set, is the root document's links.pando_router.
+	routerURL string
+
 	// extra, when set, answers authorized requests first; it returns
 	// false to leave a request to the routes below.
 	extra func(w http.ResponseWriter, r *http.Request) bool
@@ -246,6 +249,7 @@ func (f *fakeCF) serve(w http.ResponseWriter, r *http.Request) {
 			"uaa":                 map[string]any{"href": base},
 			"log_cache":           map[string]any{"href": base},
 			"routing":             nil,
+			"pando_router":        map[string]any{"href": f.routerURL},
 		}})
 		return
 	case p == "/oauth/token" && r.Method == http.MethodPost:
