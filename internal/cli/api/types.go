@@ -225,7 +225,8 @@ type Buildpack struct {
 }
 
 // Stack is a CF stack, with Pando's list of the language runtimes it
-// offers.
+// offers: nil when the server does not know them (JSON null: an API
+// without a local cell), empty when it looked and found none.
 type Stack struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
