@@ -83,6 +83,8 @@ type fakeCF struct {
 type statEntry struct {
 	state   string
 	details string
+	// startedAt is pando_started_at (RFC 3339); "" leaves it out.
+	startedAt string
 }
 
 type fakeEnvelope struct {
@@ -214,11 +216,15 @@ func (f *fakeCF) statsJSON(step int) map[string]any {
 		if e.details != "" {
 			details = e.details
 		}
-		res = append(res, map[string]any{
+		entry := map[string]any{
 			"type": "web", "index": i, "state": e.state, "uptime": 1, "details": details,
 			"mem_quota": 268435456, "disk_quota": 1073741824, "routable": e.state == "RUNNING",
 			"usage": map[string]any{"cpu": 0.0021, "mem": 12713984, "disk": 13377536, "time": "2026-11-26T03:26:08Z"},
-		})
+		}
+		if e.startedAt != "" {
+			entry["pando_started_at"] = e.startedAt
+		}
+		res = append(res, entry)
 	}
 	return map[string]any{"resources": res, "pando_state_hash": "h" + strconv.Itoa(step)}
 }

@@ -122,7 +122,13 @@ func (s *session) printProcess(p api.Process, st *api.Stats) {
 	for _, in := range st.Resources {
 		since := ""
 		if in.State == "RUNNING" {
-			since = now.Add(-time.Duration(in.Uptime) * time.Second).UTC().Format("2006-01-02T15:04:05Z")
+			started := in.StartedAt
+			if started.IsZero() {
+				// A server without pando_started_at: derived from the
+				// whole-second uptime, it may move by a second between calls.
+				started = now.Add(-time.Duration(in.Uptime) * time.Second)
+			}
+			since = started.UTC().Format("2006-01-02T15:04:05Z")
 		}
 		fmt.Fprintf(tw, "#%d\t%s\t%s\t%.1f%%\t%s of %s\t%s of %s\t%s\n",
 			in.Index, strings.ToLower(in.State), since, in.Usage.CPU*100,
