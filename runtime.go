@@ -466,6 +466,12 @@ type Runtime interface {
 	// timeout). The cell is listed CellDraining from then on. An unknown
 	// cell is an ENotFound error; draining a draining cell does nothing.
 	DrainCell(ctx context.Context, cellID string) error
+	// UndrainCell ends an operator's drain: the runtime places work on the
+	// cell again and moves nothing more off it (moves under way finish).
+	// A cell that drains itself (SIGTERM, SIGUSR1 on its machine) stays
+	// listed draining. An unknown cell is an ENotFound error; undraining a cell
+	// that is not draining does nothing.
+	UndrainCell(ctx context.Context, cellID string) error
 
 	// Subscribe streams events after sequence number after. When after is
 	// 0, older than the events the runtime still holds, or not one of its

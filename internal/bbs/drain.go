@@ -45,6 +45,34 @@ func (b *BBS) DrainCell(ctx context.Context, id string) error {
 	return nil
 }
 
+// UndrainCell ends a drain (pando.Runtime): the auction chooses the cell
+// again and convergence moves nothing more off it. Instances already
+// marked evacuating stop once their replacements run, as a drain left them.
+func (b *BBS) UndrainCell(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	e, ok := b.cells[id]
+	if !ok {
+		b.mu.Unlock()
+		return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
+	}
+	was := e.draining
+	if was {
+		e.draining = false
+		b.emitCellLocked(pando.EventCellChanged, id, pando.CellHealthy)
+		b.capacityFreedLocked()
+	}
+	b.mu.Unlock()
+	if was {
+		b.log.Info("cell undrained", "cell_id", id)
+		// Work that found no cell may fit now.
+		b.wake()
+	}
+	return nil
+}
+
 // evacuateLocked moves a primary instance off a draining cell and reports
 // whether it did anything. A RUNNING instance keeps serving, marked
 // evacuating, while its replacement starts; an instance not serving yet is

@@ -188,3 +188,34 @@ func TestDrainCell_unknownCell(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// An undrained cell takes new work again, and what waited for a cell
+// because every one was draining is placed on it.
+func TestUndrainCell_takesWorkAgain(t *testing.T) {
+	h := newHarness(t, Config{})
+	a := newFakeCell("cell-a", 4096)
+	h.bbs.RegisterCell(a)
+	h.run() // places what an undrain lets in, as after a cell registers
+	if err := h.bbs.DrainCell(h.ctx, "cell-a"); err != nil {
+		t.Fatal(err)
+	}
+	h.desire("web", 1, 1, 256)
+	if got := h.actual("web", 0); got.CellID != "" || got.PlacementError == "" {
+		t.Fatalf("placed while the only cell drains: %+v", got)
+	}
+	if err := h.bbs.UndrainCell(h.ctx, "cell-a"); err != nil {
+		t.Fatal(err)
+	}
+	states, err := h.bbs.Cells(h.ctx)
+	if err != nil || len(states) != 1 || states[0].Draining || states[0].State != pando.CellHealthy {
+		t.Fatalf("cells after undrain: %+v, %v", states, err)
+	}
+	waitFor(t, "waiting instance placed on the undrained cell", func() bool { return len(a.startCalls()) == 1 })
+	// Undraining again does nothing; an unknown cell is not found.
+	if err := h.bbs.UndrainCell(h.ctx, "cell-a"); err != nil {
+		t.Errorf("undrain again: %v", err)
+	}
+	if err := h.bbs.UndrainCell(h.ctx, "nope"); !pando.IsNotFound(err) {
+		t.Errorf("undrain unknown: %v", err)
+	}
+}

@@ -36,6 +36,7 @@ var adminOnly = map[string]bool{
 	"POST /v3/buildpacks/{guid}/upload":                                    true,
 	"GET /pando/v1/cells":                                                  true,
 	"POST /pando/v1/cells/{id}/drain":                                      true,
+	"POST /pando/v1/cells/{id}/undrain":                                    true,
 	"PATCH /v3/feature_flags/{name}":                                       true,
 	"POST /v3/app_usage_events/actions/destructively_purge_all_and_reseed": true,
 	"PATCH /v3/environment_variable_groups/{name}":                         true,

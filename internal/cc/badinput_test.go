@@ -648,8 +648,8 @@ func TestBadInput_malformedJSONIsAParseError(t *testing.T) {
 		switch {
 		case ep.method != "POST" && ep.method != "PATCH" && ep.method != "PUT":
 		case strings.Contains(ep.pattern, "/actions/") && !strings.HasSuffix(ep.pattern, "/scale"),
-			strings.HasSuffix(ep.pattern, "/cancel"), strings.HasSuffix(ep.pattern, "/drain"):
-			// start, stop, restart, cancel, drain (no body) and apply_manifest (YAML)
+			strings.HasSuffix(ep.pattern, "/cancel"), strings.HasSuffix(ep.pattern, "/drain"), strings.HasSuffix(ep.pattern, "/undrain"):
+			// start, stop, restart, cancel, drain, undrain (no body) and apply_manifest (YAML)
 		case strings.HasSuffix(ep.pattern, "/upload"), strings.HasSuffix(ep.pattern, "/manifest_diff"):
 		default:
 			jsonEndpoints = append(jsonEndpoints, ep)

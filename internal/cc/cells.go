@@ -97,16 +97,38 @@ func (a *API) drainCell(w http.ResponseWriter, r *http.Request) error {
 		}
 		return fmt.Errorf("drain cell %s: %w", id, err)
 	}
-	states, err := a.rt.Cells(ctx)
+	return a.writeCellState(w, r, id, http.StatusAccepted, pando.CellDraining)
+}
+
+// undrainCell is POST /pando/v1/cells/{id}/undrain: the runtime places work
+// on the cell again and moves nothing more off it. It answers 200 with
+// the cell's state: still draining when the cell drains itself (SIGTERM,
+// SIGUSR1 on its machine).
+func (a *API) undrainCell(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if err := a.rt.UndrainCell(ctx, id); err != nil {
+		if pando.IsNotFound(err) {
+			return pando.Errorf(pando.ENotFound, "cell %q not found: it is not registered", id)
+		}
+		return fmt.Errorf("undrain cell %s: %w", id, err)
+	}
+	return a.writeCellState(w, r, id, http.StatusOK, pando.CellHealthy)
+}
+
+// writeCellState answers with cell id's state as the runtime lists it, or
+// state when it is not listed.
+func (a *API) writeCellState(w http.ResponseWriter, r *http.Request, id string, status int, state string) error {
+	states, err := a.rt.Cells(r.Context())
 	if err != nil {
 		return fmt.Errorf("list cells: %w", err)
 	}
-	out := map[string]any{"id": id, "state": pando.CellDraining, "draining": true}
+	out := map[string]any{"id": id, "state": state, "draining": state == pando.CellDraining}
 	for _, c := range states {
 		if c.ID == id {
 			out["state"], out["draining"] = c.State, c.Draining
 		}
 	}
-	writeJSON(w, http.StatusAccepted, out)
+	writeJSON(w, status, out)
 	return nil
 }

@@ -24,6 +24,15 @@ func (f fakeCells) DrainCell(_ context.Context, id string) error {
 	return nil
 }
 
+// UndrainCell records as undrained:ID.
+func (f fakeCells) UndrainCell(_ context.Context, id string) error {
+	if id != "cell-a" && id != "cell-b" {
+		return pando.Errorf(pando.ENotFound, "cell %q is not registered", id)
+	}
+	*f.drained = append(*f.drained, "undrained:"+id)
+	return nil
+}
+
 func (fakeCells) Cells(context.Context) ([]pando.CellState, error) {
 	return []pando.CellState{
 		{ID: "cell-b", State: pando.CellHealthy, Stacks: []string{"host"}, TotalMemoryMB: 2048, UsedMemoryMB: 512, TotalContainers: 250, UsedContainers: 2,
@@ -97,5 +106,29 @@ func TestCells_drainAsksTheRuntime(t *testing.T) {
 	}
 	if len(drained) != 1 {
 		t.Errorf("runtime drained %v after refused requests", drained)
+	}
+}
+
+func TestCells_undrainAsksTheRuntimeAndAnswersTheCellsState(t *testing.T) {
+	var calls []string
+	e := ptNew(t, func(c *Config) { c.Runtime = fakeCells{Runtime: c.Runtime, drained: &calls} })
+	body := e.ok(e.do("POST", "/pando/v1/cells/cell-b/undrain", "", nil), http.StatusOK)
+	if body["id"] != "cell-b" || body["state"] != pando.CellHealthy || body["draining"] != false {
+		t.Errorf("undrain answer = %v", body)
+	}
+	// cell-a still lists draining (it drains itself): the answer says so.
+	body = e.ok(e.do("POST", "/pando/v1/cells/cell-a/undrain", "", nil), http.StatusOK)
+	if body["state"] != pando.CellDraining || body["draining"] != true {
+		t.Errorf("undrain of a cell still draining: answer %v", body)
+	}
+	if rec := e.do("POST", "/pando/v1/cells/nope/undrain", "", nil); rec.Code != http.StatusNotFound ||
+		!strings.Contains(rec.Body.String(), `cell \"nope\" not found`) {
+		t.Errorf("unknown cell: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.doAs("bearer scopes:cloud_controller.read,cloud_controller.write", "POST", "/pando/v1/cells/cell-b/undrain", ""); rec.Code != http.StatusForbidden {
+		t.Errorf("non-admin: %d %s", rec.Code, rec.Body)
+	}
+	if want := "[undrained:cell-b undrained:cell-a]"; fmt.Sprint(calls) != want {
+		t.Errorf("runtime calls %v, want %s", calls, want)
 	}
 }

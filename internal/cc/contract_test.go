@@ -842,6 +842,14 @@ func (e *ctEnv) checkStats(processGUID string, instances, memMB int) []map[strin
 		if up, ok := s["uptime"].(float64); !ok || up < 1 {
 			e.t.Errorf("instance %d uptime %v, want seconds since start", i, s["uptime"])
 		}
+		// pando_started_at is the start the uptime counts from: the same
+		// instant on every call, where uptime moves by whole seconds.
+		started, err := time.Parse(time.RFC3339, fmt.Sprint(s["pando_started_at"]))
+		if err != nil {
+			e.t.Errorf("instance %d pando_started_at %v: %v", i, s["pando_started_at"], err)
+		} else if d := e.clock.Now().Sub(started); d < time.Duration(ctNum(s, "uptime"))*time.Second || d > time.Duration(ctNum(s, "uptime")+60)*time.Second {
+			e.t.Errorf("instance %d started %s, %s ago, but uptime %vs", i, started, d, s["uptime"])
+		}
 		if ctNum(s, "mem_quota") != float64(memMB<<20) {
 			e.t.Errorf("instance %d mem_quota %v, want %d", i, s["mem_quota"], memMB<<20)
 		}

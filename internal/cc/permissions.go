@@ -54,6 +54,7 @@ var accessRules = map[string]rule{
 	"POST /v3/buildpacks/{guid}/upload":         {need: needAdmin},
 	"GET /pando/v1/cells":                       {need: needAdmin},
 	"POST /pando/v1/cells/{id}/drain":           {need: needAdmin},
+	"POST /pando/v1/cells/{id}/undrain":         {need: needAdmin},
 	"GET /v3/stacks":                            anyone,
 	"GET /v3/stacks/{guid}":                     anyone,
 	"GET /v3/isolation_segments":                anyone,

@@ -276,14 +276,17 @@ type StackRuntimes interface {
 }
 
 // presentStack is CF's stack resource plus Pando's "runtimes": the
-// language runtimes and versions the stack offers (the cf CLI ignores it).
+// language runtimes and versions the stack offers (the cf CLI ignores it),
+// null where they are not known: an API without a local cell (pando api)
+// has no stack to look into, its cells' machines do.
 func (a *API) presentStack(ctx context.Context, s pando.Stack) map[string]any {
-	runtimes := []stackprobe.Runtime{}
+	var runtimes []stackprobe.Runtime
 	if a.cfg.StackRuntimes != nil {
 		rts, err := a.cfg.StackRuntimes.Runtimes(ctx, s.Name)
 		if err != nil {
 			a.log.Warn("probe stack runtimes", "stack", s.Name, "err", err)
 		}
+		runtimes = []stackprobe.Runtime{}
 		if rts != nil {
 			runtimes = rts
 		}

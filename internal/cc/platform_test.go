@@ -113,6 +113,11 @@ func TestStacks_hostIsDefault(t *testing.T) {
 	if len(stacks) != 1 || stacks[0]["name"] != "host" || stacks[0]["default"] != true || stacks[0]["description"] != hostStackDescription {
 		t.Fatalf("stacks = %v", stacks)
 	}
+	// No local cell to look into the stack (pando api): not known, rather
+	// than an empty list that would read as "none there".
+	if rts, ok := stacks[0]["runtimes"]; !ok || rts != nil {
+		t.Errorf("runtimes without a prober = %v (present %v), want null", rts, ok)
+	}
 	one := e.ok(e.do("GET", "/v3/stacks/"+stacks[0]["guid"].(string), "", nil), http.StatusOK)
 	if one["name"] != "host" {
 		t.Errorf("stack = %v", one)

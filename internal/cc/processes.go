@@ -396,6 +396,9 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 				st["instance_ports"] = ports
 				if !al.StartedAt.IsZero() {
 					st["uptime"] = int64(now.Sub(al.StartedAt).Seconds())
+					// Pando's own: when it started, which (unlike
+					// whole-second uptime) reads the same on every call.
+					st["pando_started_at"] = ts(al.StartedAt)
 				}
 				if a.cfg.Stats != nil && al.CellID != "" {
 					if s, err := a.cfg.Stats.InstanceStats(ctx, al.CellID, al.InstanceGUID); err == nil {

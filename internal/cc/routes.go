@@ -106,6 +106,7 @@ func (a *API) routes() {
 	h("GET /pando/v1/tasks/{guid}", a.waitTask)
 	h("GET /pando/v1/cells", a.getCells)
 	h("POST /pando/v1/cells/{id}/drain", a.drainCell)
+	h("POST /pando/v1/cells/{id}/undrain", a.undrainCell)
 
 	a.registerPlatformRoutes(h)
 	a.registerTenancyRoutes(h)

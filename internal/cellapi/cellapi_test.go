@@ -307,6 +307,10 @@ func TestJoin_keepsItsCertificateAcrossRestarts(t *testing.T) {
 	if !bytes.Equal(first.Cert.Certificate[0], again.Cert.Certificate[0]) {
 		t.Fatal("a restarted cell got a new certificate")
 	}
+	// The cell logs a first join and a rejoin apart by Kept.
+	if first.Kept || !again.Kept {
+		t.Errorf("Kept: first join %v, restart %v; want false, true", first.Kept, again.Kept)
+	}
 }
 
 func TestCellAPI_refusesCertificatesTheCADidNotSign(t *testing.T) {

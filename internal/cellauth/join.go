@@ -60,6 +60,9 @@ type Credentials struct {
 	Cert    tls.Certificate
 	Pool    *x509.CertPool
 	CellAPI string // https://HOST:PORT
+	// Kept: the certificate was the one kept in the data dir (a restart);
+	// false when the server issued it just now (a first join, a renewal).
+	Kept bool
 }
 
 // Files in a cell's data dir.
@@ -93,7 +96,7 @@ func Join(ctx context.Context, hc *http.Client, apiURL string, tok Token, cellID
 		return nil, fmt.Errorf("cell data dir: %w", err)
 	}
 	if cert, ok := loadCellCert(dir, cellID, pool); ok {
-		creds.Cert = cert
+		creds.Cert, creds.Kept = cert, true
 		return creds, nil
 	}
 	cert, err := requestCert(ctx, creds, tok, cellID)

@@ -12,9 +12,12 @@ import (
 
 // CellCommands are the operator's commands under "pando cell".
 func CellCommands(streams IOStreams) []*cobra.Command {
-	cmd := defaultEnv(streams).cellDrainCmd()
-	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	return []*cobra.Command{cmd}
+	e := defaultEnv(streams)
+	cmds := []*cobra.Command{e.cellDrainCmd(), e.cellUndrainCmd()}
+	for _, cmd := range cmds {
+		cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	}
+	return cmds
 }
 
 func (e *env) cellDrainCmd() *cobra.Command {
@@ -29,7 +32,7 @@ none with room or the stack) stops after its requests in flight finish
 and waits UNCLAIMED for a cell. The command waits, showing the instances left,
 until none is left or --timeout passes (a crashed instance, which holds no
 container and starts elsewhere after its backoff, is not waited for). The
-cell stays draining (no new work) until it restarts.`,
+cell stays draining (no new work) until it restarts or 'pando cell undrain'.`,
 		Example: "  pando cell drain cell-1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -88,7 +91,7 @@ func (s *session) drainCell(ctx context.Context, id string, timeout time.Duratio
 		}
 		left, crashed := drainCount(cell)
 		if left == 0 {
-			s.out("Cell %s is drained: no instances left on it. It takes no new work until it restarts.\n", id)
+			s.out("Cell %s is drained: no instances left on it. It takes no new work until it restarts or 'pando cell undrain %s'.\n", id, id)
 			if crashed > 0 {
 				s.out("Crashed there and waiting to restart (no container left on it): %s; each starts on another cell when its crash backoff ends.\n",
 					plural(crashed, "instance"))

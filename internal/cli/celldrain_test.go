@@ -21,6 +21,8 @@ type fakeDrain struct {
 	stuck   bool // they never leave
 	crashed int  // CRASHED instances listed on cell-a, waiting out their backoff: they never leave
 	others  []map[string]any
+	// stopping: cell-a drains itself (SIGTERM, SIGUSR1), so an undrain leaves it draining.
+	stopping bool
 }
 
 func (fd *fakeDrain) serve(f *fakeCF) func(w http.ResponseWriter, r *http.Request) bool {
@@ -31,6 +33,13 @@ func (fd *fakeDrain) serve(f *fakeCF) func(w http.ResponseWriter, r *http.Reques
 		case r.Method == "POST" && r.URL.Path == "/pando/v1/cells/cell-a/drain":
 			fd.drained = append(fd.drained, "cell-a")
 			f.writeJSON(w, http.StatusAccepted, map[string]any{"id": "cell-a", "state": "draining", "draining": true})
+		case r.Method == "POST" && r.URL.Path == "/pando/v1/cells/cell-a/undrain":
+			fd.drained = append(fd.drained, "undrained:cell-a")
+			state := "healthy"
+			if fd.stopping {
+				state = "draining"
+			}
+			f.writeJSON(w, http.StatusOK, map[string]any{"id": "cell-a", "state": state, "draining": fd.stopping})
 		case r.Method == "POST" && strings.HasPrefix(r.URL.Path, "/pando/v1/cells/"):
 			f.cfError(w, http.StatusNotFound, 10010, "CF-ResourceNotFound", `cell "nope" not found: it is not registered`)
 		case r.Method == "GET" && r.URL.Path == "/pando/v1/cells":
@@ -72,7 +81,7 @@ func drainHarness(t *testing.T, fd *fakeDrain) (*harness, func(args ...string) e
 		t.Helper()
 		root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
 		cell := &cobra.Command{Use: "cell"}
-		cell.AddCommand(h.env.cellDrainCmd())
+		cell.AddCommand(h.env.cellDrainCmd(), h.env.cellUndrainCmd())
 		root.AddCommand(cell)
 		root.SetArgs(args)
 		root.SetOut(h.out)
@@ -235,5 +244,34 @@ func TestCells_showsALostCellWithoutCapacity(t *testing.T) {
 	}
 	if !strings.Contains(out, "lost: cell-c does not answer the server at its --addr. If down, its instances start on other cells once its presence expires") {
 		t.Errorf("no word on what happens to the lost cell's instances:\n%s", out)
+	}
+}
+
+func TestCellUndrain_saysTheCellTakesWorkAgain(t *testing.T) {
+	fd := &fakeDrain{}
+	h, run := drainHarness(t, fd)
+	if err := run("cell", "undrain", "cell-a"); err != nil {
+		t.Fatalf("undrain: %v\nstderr: %s", err, h.err)
+	}
+	if out := h.out.String(); !strings.Contains(out, "Cell cell-a takes new work again.") {
+		t.Errorf("output:\n%s", out)
+	}
+	if !slices.Equal(fd.drained, []string{"undrained:cell-a"}) {
+		t.Errorf("requests: %v", fd.drained)
+	}
+	err := run("cell", "undrain", "nope")
+	if err == nil || !strings.Contains(err.Error(), `cell "nope" not found`) {
+		t.Errorf("undrain of an unknown cell: %v", err)
+	}
+}
+
+// A cell stopping on SIGTERM (or told SIGUSR1) drains itself: an undrain cannot make it
+// take work, and the command fails saying why.
+func TestCellUndrain_failsForACellThatIsStopping(t *testing.T) {
+	fd := &fakeDrain{stopping: true}
+	_, run := drainHarness(t, fd)
+	err := run("cell", "undrain", "cell-a")
+	if err == nil || !strings.Contains(err.Error(), "cell cell-a is still draining: it drains itself") {
+		t.Errorf("undrain of a stopping cell: %v", err)
 	}
 }

@@ -579,16 +579,28 @@ func (e *env) stacksCmd() *cobra.Command {
 		}
 		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
 		fmt.Fprintf(tw, "name\tdescription\truntimes\n")
+		unknown := false
 		for _, st := range stacks {
 			rts := make([]string, 0, len(st.Runtimes))
 			for _, r := range st.Runtimes {
 				rts = append(rts, r.Name+" "+r.Version)
 			}
-			if len(rts) == 0 {
+			switch {
+			case st.Runtimes == nil:
+				unknown = true
+				rts = append(rts, "not known here")
+			case len(rts) == 0:
 				rts = append(rts, "none found")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Name, st.Description, strings.Join(rts, ", "))
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if unknown {
+			s.out("\nRuntimes are found on the machines that run a stack: this API runs no cell (pando api),\n" +
+				"so it does not know them; its cells' machines have them.\n")
+		}
+		return nil
 	})
 }

@@ -66,6 +66,9 @@ type fakeCF struct {
 	// (nil: none set).
 	startTimeout *int
 
+	// routerURL, when set, is the root document's links.pando_router.
+	routerURL string
+
 	// extra, when set, answers authorized requests first; it returns
 	// false to leave a request to the routes below.
 	extra func(w http.ResponseWriter, r *http.Request) bool
@@ -80,6 +83,8 @@ type fakeCF struct {
 type statEntry struct {
 	state   string
 	details string
+	// startedAt is pando_started_at (RFC 3339); "" leaves it out.
+	startedAt string
 }
 
 type fakeEnvelope struct {
@@ -211,11 +216,15 @@ func (f *fakeCF) statsJSON(step int) map[string]any {
 		if e.details != "" {
 			details = e.details
 		}
-		res = append(res, map[string]any{
+		entry := map[string]any{
 			"type": "web", "index": i, "state": e.state, "uptime": 1, "details": details,
 			"mem_quota": 268435456, "disk_quota": 1073741824, "routable": e.state == "RUNNING",
 			"usage": map[string]any{"cpu": 0.0021, "mem": 12713984, "disk": 13377536, "time": "2026-11-26T03:26:08Z"},
-		})
+		}
+		if e.startedAt != "" {
+			entry["pando_started_at"] = e.startedAt
+		}
+		res = append(res, entry)
 	}
 	return map[string]any{"resources": res, "pando_state_hash": "h" + strconv.Itoa(step)}
 }
@@ -246,6 +255,7 @@ func (f *fakeCF) serve(w http.ResponseWriter, r *http.Request) {
 			"uaa":                 map[string]any{"href": base},
 			"log_cache":           map[string]any{"href": base},
 			"routing":             nil,
+			"pando_router":        map[string]any{"href": f.routerURL},
 		}})
 		return
 	case p == "/oauth/token" && r.Method == http.MethodPost:

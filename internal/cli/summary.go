@@ -53,8 +53,10 @@ func (s *session) showApp(ctx context.Context, name string) error {
 	}
 	base := s.routeBase(ctx)
 	urls := make([]string, 0, len(routes))
+	hosts := make([]string, 0, len(routes))
 	for _, r := range routes {
 		urls = append(urls, routeURL(r, base))
+		hosts = append(hosts, routeHost(routeURL(r, nil)))
 	}
 
 	s.out("\n")
@@ -85,6 +87,7 @@ func (s *session) showApp(ctx context.Context, name string) error {
 		fmt.Fprintf(tw, "last uploaded:\t(never staged)\n")
 	}
 	tw.Flush()
+	s.out("%s", s.routeNote(base, hosts))
 
 	for _, p := range procs {
 		st, err := s.c.ProcessStats(ctx, p.GUID)
@@ -119,7 +122,13 @@ func (s *session) printProcess(p api.Process, st *api.Stats) {
 	for _, in := range st.Resources {
 		since := ""
 		if in.State == "RUNNING" {
-			since = now.Add(-time.Duration(in.Uptime) * time.Second).UTC().Format("2006-01-02T15:04:05Z")
+			started := in.StartedAt
+			if started.IsZero() {
+				// A server without pando_started_at: derived from the
+				// whole-second uptime, it may move by a second between calls.
+				started = now.Add(-time.Duration(in.Uptime) * time.Second)
+			}
+			since = started.UTC().Format("2006-01-02T15:04:05Z")
 		}
 		fmt.Fprintf(tw, "#%d\t%s\t%s\t%.1f%%\t%s of %s\t%s of %s\t%s\n",
 			in.Index, strings.ToLower(in.State), since, in.Usage.CPU*100,
@@ -147,6 +156,12 @@ func (s *session) routeBase(ctx context.Context) *url.URL {
 		}
 	}
 	return &url.URL{Scheme: "http"}
+}
+
+// routeNote is routeReachNote for this session's API.
+func (s *session) routeNote(base *url.URL, hosts []string) string {
+	api, _ := url.Parse(s.c.URL())
+	return routeReachNote(base, api, hosts)
 }
 
 // routeURL renders a route as a URL a browser can open:
@@ -225,7 +240,9 @@ func (s *session) listApps(ctx context.Context) error {
 		procsByApp[p.AppGUID()] = append(procsByApp[p.AppGUID()], fmt.Sprintf("%s:%d/%d", p.Type, running, p.Instances))
 	}
 	routesByApp := map[string][]string{}
+	var hosts []string
 	for _, r := range routes {
+		hosts = append(hosts, routeHost(routeURL(r, nil)))
 		seen := map[string]bool{}
 		for _, d := range r.Destinations {
 			if !seen[d.App.GUID] {
@@ -240,7 +257,13 @@ func (s *session) listApps(ctx context.Context) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, strings.ToLower(a.State),
 			strings.Join(procsByApp[a.GUID], ","), strings.Join(routesByApp[a.GUID], ", "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if note := s.routeNote(base, hosts); note != "" {
+		s.out("\n%s", note)
+	}
+	return nil
 }
 
 // megabytes renders a size in MB as cf does: 1024 → 1G, 256 → 256M.

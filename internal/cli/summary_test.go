@@ -43,3 +43,29 @@ func TestApp_dockerAppShowsItsImage(t *testing.T) {
 		t.Errorf("docker image shown %q, want %q; output:\n%s", shown, image, out)
 	}
 }
+
+// The since column is the instance's start as the server has it
+// (pando_started_at), not now minus a whole-second uptime: it reads the
+// same on every call.
+func TestApp_sinceIsTheInstancesStart(t *testing.T) {
+	const started = "2026-11-26T03:20:07Z"
+	f := newFakeCF(t)
+	f.appExists, f.appState, f.instances = true, "STARTED", 1
+	f.stats = [][]statEntry{{{state: "RUNNING", startedAt: started}}}
+	for i := range 2 {
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		if err := h.run("app", "myapp"); err != nil {
+			t.Fatalf("app: %v\nstderr: %s", err, h.err)
+		}
+		var row string
+		for _, l := range strings.Split(h.out.String(), "\n") {
+			if strings.HasPrefix(l, "#0") {
+				row = l
+			}
+		}
+		if fields := strings.Fields(row); len(fields) < 3 || fields[2] != started {
+			t.Errorf("call %d: instance row %q, want since %s", i+1, row, started)
+		}
+	}
+}

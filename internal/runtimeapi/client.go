@@ -142,6 +142,11 @@ func (c *Client) DrainCell(ctx context.Context, cellID string) error {
 	return c.call(ctx, "POST", "/v1/cells/"+url.PathEscape(cellID)+"/drain", nil, nil, nil)
 }
 
+// UndrainCell implements pando.Runtime.
+func (c *Client) UndrainCell(ctx context.Context, cellID string) error {
+	return c.call(ctx, "POST", "/v1/cells/"+url.PathEscape(cellID)+"/undrain", nil, nil, nil)
+}
+
 // Subscribe opens the event stream after the given sequence number. The
 // first connection is made before it returns (its failure is the error);
 // afterwards a broken or silent stream is reopened from the last event

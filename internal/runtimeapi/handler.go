@@ -89,6 +89,7 @@ func NewHandler(rt pando.Runtime, cfg Config) (http.Handler, error) {
 		"POST /v1/tasks/{guid}/resolve":                              h.resolveTask,
 		"GET /v1/cells":                                              h.cells,
 		"POST /v1/cells/{id}/drain":                                  h.drainCell,
+		"POST /v1/cells/{id}/undrain":                                h.undrainCell,
 		"GET /v1/events":                                             h.events,
 	}
 	for pattern, fn := range routes {
@@ -182,6 +183,10 @@ func (h *handler) cells(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) drainCell(w http.ResponseWriter, r *http.Request) error {
 	return noContent(w, h.rt.DrainCell(r.Context(), r.PathValue("id")))
+}
+
+func (h *handler) undrainCell(w http.ResponseWriter, r *http.Request) error {
+	return noContent(w, h.rt.UndrainCell(r.Context(), r.PathValue("id")))
 }
 
 // events streams the runtime's events after ?after=N as one JSON object

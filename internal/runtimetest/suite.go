@@ -539,6 +539,18 @@ func testDrainCell(t *testing.T, rt pando.Runtime, cell *Cell) {
 	if !cell.Running(serving) {
 		t.Errorf("instance %s was stopped with no replacement running", serving)
 	}
+	// Undrained, the cell takes the waiting instance.
+	if err := rt.UndrainCell(ctx, "no-such-cell"); !pando.IsNotFound(err) {
+		t.Errorf("UndrainCell(unknown) = %v, want not found", err)
+	}
+	if err := rt.UndrainCell(ctx, "cell-1"); err != nil {
+		t.Fatalf("UndrainCell: %v", err)
+	}
+	cells, err = rt.Cells(ctx)
+	if err != nil || len(cells) != 1 || cells[0].State != pando.CellHealthy || cells[0].Draining {
+		t.Fatalf("Cells after undrain = %+v, %v; want cell-1 healthy", cells, err)
+	}
+	eventually(t, "late instance RUNNING on the undrained cell", running(ctx, rt, "late", 1))
 }
 
 func testContextCancel(t *testing.T, rt pando.Runtime, cell *Cell) {

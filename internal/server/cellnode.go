@@ -169,7 +169,11 @@ func openCellNode(ctx context.Context, cfg CellConfig, tok cellauth.Token, host 
 		return nil, err
 	}
 	log = log.With("cell_id", cfg.ID)
-	log.Info("joined", "server", creds.CellAPI)
+	if creds.Kept {
+		log.Info("rejoined (certificate kept)", "server", creds.CellAPI)
+	} else {
+		log.Info("joined (certificate issued)", "server", creds.CellAPI)
+	}
 
 	// The rep's listener first: a port conflict fails before any work.
 	ln, err := net.Listen("tcp", cfg.Addr)

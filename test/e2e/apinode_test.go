@@ -25,6 +25,9 @@ func TestAPINode_runsAppsOnAJoinedCellOnly(t *testing.T) {
 		t.Fatalf("pando api lists cells before any joined: %+v", s.cells(t))
 	}
 	requireOutput(t, s.mustPando(t, "cells"), `No cells: no healthy cells`, `pando cell --join`)
+	// No local cell to look into the stacks: their runtimes are not known
+	// here, which is not "none".
+	requireOutput(t, s.mustPando(t, "stacks"), `(?m)^host\s.*not known here$`, `its cells' machines have them`)
 	early := s.pando(t, "push", "early", "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-m", "128M")
 	if early.code == 0 {
 		t.Fatalf("a push with no cell joined succeeded:\n%s", early)

@@ -9,7 +9,8 @@ import (
 // pando cell drain evacuates a joined cell while its instance serves: the
 // instance moves to the server's cell, the joined cell is listed draining,
 // and draining cell-0 then stops its instances (no other cell can take
-// them) and says so, instead of waiting for a cell.
+// them) and says so, instead of waiting for a cell; pando cell undrain
+// then has cell-b take them.
 func TestCellDrain_movesTheInstancesOfAJoinedCell(t *testing.T) {
 	t.Parallel()
 	s := ownServer(t)
@@ -50,4 +51,13 @@ func TestCellDrain_movesTheInstancesOfAJoinedCell(t *testing.T) {
 			strings.Contains(events.out(), "placement-failed")
 		return ok, logs.out() + events.out()
 	})
+
+	// Undrained without a restart, cell-b takes the waiting instances.
+	r = s.mustPando(t, "cell", "undrain", "cell-b")
+	requireOutput(t, r, `Cell cell-b takes new work again`)
+	eventually(t, "the instances run on the undrained cell", waitTimeout, func() (bool, string) {
+		running, _ := runningByCell(s.cells(t), name)
+		return running["cell-b"] == n, fmt.Sprint(running)
+	})
+	eventually(t, "every instance answers again", waitTimeout, func() (bool, string) { return s.answersAll(name+".localhost", n) })
 }

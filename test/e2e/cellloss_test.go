@@ -52,6 +52,10 @@ func TestThreeCells_lossOfOneMovesItsInstancesToTheOthersWithoutDuplicates(t *te
 	}
 
 	c.startHealthy(t)
+	// Started again, it keeps its certificate and says so.
+	if log := c.logTail(1 << 20); strings.Count(log, "joined (certificate issued)") != 1 || !strings.Contains(log, "rejoined (certificate kept)") {
+		t.Errorf("cell-c's log does not tell its first join from its rejoin:\n%s", c.logTail(maxLogShown))
+	}
 	// What cell-c had before its loss is gone: no container left, no
 	// instance listed on it, exactly one instance per index elsewhere.
 	eventually(t, "no duplicates and nothing left on cell-c", waitTimeout, func() (bool, string) {

@@ -240,6 +240,7 @@ func TestPush_failingBuildpackKeepsThePreviousDropletRunning(t *testing.T) {
 	}
 	app := s.mustPando(t, "app", name)
 	requireOutput(t, app, `requested state:\s+started`, `#0\s+running`)
+	requireRouteNoteReaches(t, app, "version one\n")
 
 	// The app remembers -b failbp (as in CF) until -b default: then
 	// detection runs again, passes over failbp and picks the builtin

@@ -636,6 +636,15 @@ func (c *Client) DrainCell(ctx context.Context, id string) error {
 	return err
 }
 
+// UndrainCell ends a cell's drain (Pando only, admins) and returns the
+// cell as the server lists it after: still draining when the cell drains
+// itself (SIGTERM, SIGUSR1 on its machine).
+func (c *Client) UndrainCell(ctx context.Context, id string) (Cell, error) {
+	var cell Cell
+	_, err := c.do(ctx, "POST", "/pando/v1/cells/"+url.PathEscape(id)+"/undrain", nil, &cell)
+	return cell, err
+}
+
 // Cells lists the cells with their capacity and instances (Pando only).
 func (c *Client) Cells(ctx context.Context) ([]Cell, error) {
 	var out struct {

@@ -64,14 +64,17 @@ func (p Process) AppGUID() string { return p.Relationships.App.Data.GUID }
 
 // InstanceStats is one entry of /v3/processes/:guid/stats.
 type InstanceStats struct {
-	Type      string  `json:"type"`
-	Index     int     `json:"index"`
-	State     string  `json:"state"`
-	Uptime    int64   `json:"uptime"`
-	MemQuota  *int64  `json:"mem_quota"`
-	DiskQuota *int64  `json:"disk_quota"`
-	Details   *string `json:"details"`
-	Routable  *bool   `json:"routable"`
+	Type   string `json:"type"`
+	Index  int    `json:"index"`
+	State  string `json:"state"`
+	Uptime int64  `json:"uptime"`
+	// StartedAt is when a RUNNING instance started (Pando's
+	// pando_started_at; zero from servers without it).
+	StartedAt time.Time `json:"pando_started_at"`
+	MemQuota  *int64    `json:"mem_quota"`
+	DiskQuota *int64    `json:"disk_quota"`
+	Details   *string   `json:"details"`
+	Routable  *bool     `json:"routable"`
 	Usage     struct {
 		CPU  float64 `json:"cpu"`
 		Mem  int64   `json:"mem"`
@@ -225,7 +228,8 @@ type Buildpack struct {
 }
 
 // Stack is a CF stack, with Pando's list of the language runtimes it
-// offers.
+// offers: nil when the server does not know them (JSON null: an API
+// without a local cell), empty when it looked and found none.
 type Stack struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
