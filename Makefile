@@ -35,7 +35,9 @@ run: deps build
 	$(SUDO) ./$(BIN) server
 
 ## test: install what the tests need, vet and lint, then run every test; the
-##       stack tests wait for the stack test-stack builds meanwhile
+##       stack tests wait for the stack test-stack builds meanwhile. -timeout
+##       is per package: the longest, internal/buildpacks (real pip, npm,
+##       javac), takes ~450 s on 2 cores at load 15
 test: test-deps test-stack build vet lint
 	PANDO_BIN=$(CURDIR)/$(BIN) PANDO_E2E_BUILD_STACK=1 $(TEST_STACK_ENV) $(GO) test -count=1 -timeout 20m ./...
 
@@ -44,7 +46,7 @@ test: test-deps test-stack build vet lint
 test-stack:
 	@$(SUDO) env $(TEST_STACK_ENV) scripts/test-stack.sh --background > /dev/null
 
-## test-short: unit tests only (no root, no containers)
+## test-short: unit tests only (no root, no containers, no ensurepip)
 test-short:
 	$(GO) test -short ./...
 

@@ -48,6 +48,7 @@ func TestNodejs_withEgressDownloadsAndAFailedDownloadShowsNpmsOwnError(t *testin
 }
 
 func TestPython_withEgressAFailedDownloadShowsPipsOwnError(t *testing.T) {
+	skipShortVenv(t)
 	t.Parallel()
 	hostPython(t)
 	s := pythonStage(t, map[string]string{"requirements.txt": "flask\n", "Procfile": "web: python -m http.server $PORT\n"})

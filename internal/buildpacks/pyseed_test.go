@@ -20,6 +20,7 @@ import (
 // ensurepip; both apps run and have a working pip; the seed is left as it
 // was; a seed made from other inputs (its key differs) is not used.
 func TestPython_firstInstallOfEveryAppCopiesTheCellSeed(t *testing.T) {
+	skipShortVenv(t)
 	t.Parallel()
 	py, version := hostPython(t)
 	pyname := "python" + version[:strings.LastIndex(version, ".")]

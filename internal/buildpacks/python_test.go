@@ -32,6 +32,17 @@ func hostPython(t *testing.T) (string, string) {
 	return py, strings.TrimSpace(string(out))
 }
 
+// skipShortVenv skips, with -short, a test whose staging makes a virtualenv
+// with ensurepip and installs into it with pip: each takes tens of seconds
+// of CPU (minutes on a loaded machine), more than the rest of the package
+// together. The full run (make test) has them all.
+func skipShortVenv(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("makes a virtualenv with ensurepip and pip: runs without -short")
+	}
+}
+
 // pythonStage is a stage whose PATH finds the host stack's python3 first.
 func pythonStage(t *testing.T, app map[string]string) *stage {
 	t.Helper()
@@ -101,6 +112,7 @@ def serve():
 }
 
 func TestPython_vendoredWheelInstallsOfflineIntoARelocatableVenv(t *testing.T) {
+	skipShortVenv(t)
 	t.Parallel()
 	py, version := hostPython(t)
 	s := pythonStage(t, map[string]string{
@@ -151,6 +163,7 @@ func TestPython_vendoredWheelInstallsOfflineIntoARelocatableVenv(t *testing.T) {
 }
 
 func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
+	skipShortVenv(t)
 	t.Parallel()
 	py, _ := hostPython(t)
 	s := pythonStage(t, map[string]string{
@@ -202,6 +215,7 @@ func TestPython_pipfileLockAndPyprojectDependenciesAreInstalled(t *testing.T) {
 }
 
 func TestPython_runtimeTxtAndUnreachableIndexFailNamingTheFix(t *testing.T) {
+	skipShortVenv(t)
 	t.Parallel()
 	_, version := hostPython(t)
 	s := pythonStage(t, map[string]string{"requirements.txt": "greet==1.0.0\n", "runtime.txt": "python-2.7.18\n", "Procfile": "web: greet-serve\n"})
@@ -292,6 +306,7 @@ func toolsOnlyPath(t *testing.T) string {
 // its downloads: a re-stage finds the wheel in the pip cache kept in the
 // build cache.
 func TestPython_pipCacheKeptBetweenStagings(t *testing.T) {
+	skipShortVenv(t)
 	t.Parallel()
 	py, _ := hostPython(t)
 	wheels := t.TempDir()
@@ -366,6 +381,7 @@ func TestPython_pipCacheKeptBetweenStagings(t *testing.T) {
 // package) in the build cache; a later install copies it instead of
 // running ensurepip, and the app's venv still has a working pip.
 func TestPython_freshVenvIsCopiedFromTheBuildCacheNotEnsurepip(t *testing.T) {
+	skipShortVenv(t)
 	t.Parallel()
 	py, version := hostPython(t)
 	// Unpinned: the whole venv is not kept, so every staging installs.

@@ -104,7 +104,10 @@ func TestLRP_logFloodCostsTheCellLittleAndTellsWhatWasDropped(t *testing.T) {
 
 			share := cpu.Seconds() / elapsed.Seconds()
 			t.Logf("%s of CPU in %s (%.1f%% of a core); %d lines passed, %d dropped", cpu, elapsed, 100*share, lines, dropped)
-			if share > 0.25 {
+			switch {
+			case raceDetector:
+				t.Log("the CPU bound is not checked under the race detector")
+			case share > 0.25:
 				t.Errorf("the cell used %.0f%% of a core on one flooding app's logs", 100*share)
 			}
 			if max := int64(float64(tc.perSecond) * (elapsed.Seconds() + 1)); lines > max {

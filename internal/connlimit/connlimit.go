@@ -192,3 +192,11 @@ func clientAddr(a net.Addr) netip.Addr {
 
 // Refused is how many connections were refused so far.
 func (l *Limit) Refused() int64 { return l.refused.Load() }
+
+// Open is how many connections are counted in now: accepted within the
+// caps and not yet closed.
+func (l *Limit) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}

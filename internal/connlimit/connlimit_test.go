@@ -68,8 +68,14 @@ func TestListener_refusesPastTheCapsWith503AndGivesSlotsBack(t *testing.T) {
 	if l.Refused() != 2 {
 		t.Errorf("refused %d, want 2", l.Refused())
 	}
+	if l.Open() != 3 {
+		t.Errorf("open %d, want 3", l.Open())
+	}
 	// The server closing a connection frees its slot at once.
 	s1.Close()
+	if l.Open() != 2 {
+		t.Errorf("open %d after a close, want 2", l.Open())
+	}
 	dial(3)
 	select {
 	case <-accepted:

@@ -181,6 +181,9 @@ func TestRouter_TLSHandshakesCountInTheConnectionCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
+	// Dial returns once the kernel has the connection; it counts once
+	// the router has accepted it.
+	eventually(t, 10*time.Second, "the silent connection counted", func() bool { return r.conns.Open() == 1 })
 	held, err := net.Dial("tcp", plain)
 	if err != nil {
 		t.Fatal(err)

@@ -67,17 +67,28 @@ func gone(path string) bool {
 func TestShim_removesItsSocketAndDirOnceTheExitIsCollected(t *testing.T) {
 	b := newBackend(t, t.TempDir())
 	ctx := testCtx(t)
-	c, err := b.Run(ctx, container.Spec{ID: "brief", Args: []string{"sh", "-c", "echo bye; exit 3"}})
+	// The container runs until the test tells it to end: one that ends
+	// at once may be collected, and its socket gone, before Run returns.
+	var out syncBuffer
+	c, err := b.Run(ctx, container.Spec{ID: "brief", Stdout: &out,
+		Args: []string{"sh", "-c", "trap 'echo bye; exit 3' TERM; echo ready; sleep 1000 & wait"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rc := c.(*Container)
 	sock, base := b.shimSocket("brief"), rc.lease.base
+	eventuallyRunc(t, "the container ready", func() bool { return strings.Contains(out.String(), "ready") })
 	if gone(sock) {
 		t.Fatal("no shim socket while the container runs")
 	}
+	if err := c.Stop(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	if st, err := c.Wait(ctx); err != nil || st.Code != 3 {
 		t.Fatalf("exit %+v, %v", st, err)
+	}
+	if got := out.String(); got != "ready\nbye\n" {
+		t.Errorf("stdout %q, want ready and bye", got)
 	}
 	// No Destroy yet: the shim cleans up after itself.
 	eventuallyRunc(t, "the shim's socket and dir gone", func() bool { return gone(sock) && gone(b.shimDir) })
