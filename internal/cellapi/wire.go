@@ -60,13 +60,13 @@ func errorFrom(what string, resp *http.Response) error {
 	return wireerr.Read(what, resp)
 }
 
-// call makes one JSON request: in sent when not nil, a 2xx answer decoded
-// into out when not nil, an error answer returned as the peer's error.
 // newCAHint says what a cell's refusal of the server's certificate means:
 // the server's cell CA is not the one the cell joined.
 const newCAHint = "the server's cell CA is not the one this cell joined (were its cell-ca files replaced?): " +
 	"start the cell again with the server's current <data-dir>/cell-token"
 
+// call makes one JSON request: in sent when not nil, a 2xx answer decoded
+// into out when not nil, an error answer returned as the peer's error.
 func call(ctx context.Context, hc *http.Client, method, url string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -82,7 +83,10 @@ func (s *Store) handleRead(w http.ResponseWriter, r *http.Request) {
 	// source_types is Pando's own (log-cache has no such filter), as on
 	// the stream: a client asking for the newest line of some source
 	// types gets it in one envelope.
-	rq.SourceTypes = listParam(q["source_types"])
+	if rq.SourceTypes, err = sourceTypesParam(q["source_types"]); err != nil {
+		badRequest(w, err.Error())
+		return
+	}
 	var resp readResponse
 	resp.Envelopes.Batch = []envelopeJSON{}
 	sourceID := r.PathValue("source_id")
@@ -155,6 +159,21 @@ func listParam(vs []string) []string {
 	return out
 }
 
+// maxSourceTypes bounds a source_types filter: each stored line a read
+// scans (under the store's lock) and each line a stream is offered is
+// matched against every entry, so a URL listing thousands would cost
+// every app's logging. Pando's source types are a handful.
+const maxSourceTypes = 16
+
+// sourceTypesParam is the source_types filter of a request.
+func sourceTypesParam(vs []string) ([]string, error) {
+	types := listParam(vs)
+	if len(types) > maxSourceTypes {
+		return nil, fmt.Errorf("source_types: at most %d source types, got %d", maxSourceTypes, len(types))
+	}
+	return types, nil
+}
+
 // badRequest answers as log-cache's gateway does (gRPC InvalidArgument).
 func badRequest(w http.ResponseWriter, msg string) {
 	writeJSON(w, http.StatusBadRequest, map[string]any{"error": msg, "code": 3, "message": msg})
@@ -185,11 +204,14 @@ func (s *Store) handleStream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("app_guid")
 	q := r.URL.Query()
-	types := listParam(q["source_types"])
+	types, err := sourceTypesParam(q["source_types"])
+	if err != nil {
+		badRequest(w, err.Error())
+		return
+	}
 	var (
 		start   time.Time
 		history bool
-		err     error
 	)
 	if v := q.Get("start_time"); v != "" {
 		if start, err = nsParam(v); err != nil {

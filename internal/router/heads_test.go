@@ -133,3 +133,50 @@ func readAll(t *testing.T, resp *http.Response) string {
 	}
 	return b.String()
 }
+
+// A websocket whose upgrade request had a large head gives its slot back
+// once the tunnel is open (the head is dropped then): otherwise
+// maxLargeHeads long-lived websockets to any app would have every large
+// head router-wide refused for as long as they stay open.
+func TestRouter_tunnelGivesItsLargeHeadSlotBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		fmt.Fprint(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_, _ = br.WriteTo(c)
+	}()
+	r := New(Config{})
+	r.SetRoutes("proc", "app", []string{"ws.localhost"})
+	r.SetBackends("proc", []Backend{{InstanceGUID: "i", Addr: ln.Addr().String()}})
+	c, err := net.Dial("tcp", serve(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	big := "X-Big: " + strings.Repeat("b", smallHeadBytes+1024) + "\r\n"
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: ws.localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\n%s\r\n", big)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	fmt.Fprint(c, "ping\n")
+	if l, err := br.ReadString('\n'); err != nil || l != "ping\n" {
+		t.Fatalf("echo %q, %v", l, err)
+	}
+	// The tunnel is open and stays so: its slot is back.
+	waitLargeHeads(t, r, 0)
+}

@@ -109,8 +109,10 @@ func (r *Router) serveUpgrade(cc *clientConn, st *request) (int, int64) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	_ = cc.c.SetDeadline(time.Time{})
-	// An idle tunnel holds no buffer of either side.
+	// An idle tunnel holds no buffer of either side, nor (its head gone)
+	// a large-head slot: a websocket lives for hours.
 	cc.br, cc.bw, cc.head.buf, cc.head.fields = nil, nil, nil, nil
+	cc.headCnt.done()
 	bc.br, bc.bw, bc.resp.buf, bc.resp.fields = nil, nil, nil, nil
 	pipe.Join(cc.c, conn, pipe.Options{IdleTimeout: r.cfg.TunnelIdleTimeout})
 	return 101, 0
