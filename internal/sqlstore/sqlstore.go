@@ -48,6 +48,10 @@ type Store struct {
 	claimMu sync.Mutex
 	claim   *sql.Conn
 	closed  bool
+	// claimSession is the session that took the claim last; claimPing
+	// bounds HoldClaim's check of it (0: claimPingTimeout).
+	claimSession pgSession
+	claimPing    time.Duration
 }
 
 var _ pando.Store = (*Store)(nil)
