@@ -88,8 +88,9 @@ func (s *Store) tryClaim(ctx context.Context) (*sql.Conn, error) {
 	}
 	var got bool
 	var me pgSession
+	var start sql.NullTime // NULL where pg_stat_activity is restricted
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid(),
-    (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`, pgServerLock).Scan(&got, &me.pid, &me.start); err != nil {
+    (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`, pgServerLock).Scan(&got, &me.pid, &start); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -97,6 +98,9 @@ func (s *Store) tryClaim(ctx context.Context) (*sql.Conn, error) {
 		err := s.endStaleClaim(ctx, conn)
 		conn.Close()
 		return nil, err
+	}
+	if me.start = start.Time; !start.Valid {
+		me = pgSession{}
 	}
 	s.claimSession = me
 	return conn, nil
@@ -110,17 +114,18 @@ func (s *Store) endStaleClaim(ctx context.Context, conn *sql.Conn) error {
 		return errClaimTaken
 	}
 	var holder pgSession
-	err := conn.QueryRowContext(ctx, `SELECT l.pid, a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	var start sql.NullTime
+	err := conn.QueryRowContext(ctx, `SELECT l.pid, a.backend_start FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((l.classid::bigint << 32) | l.objid::bigint) = $1`,
-		pgServerLock).Scan(&holder.pid, &holder.start)
+		pgServerLock).Scan(&holder.pid, &start)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errClaimStale // let go meanwhile: the next try takes it
 	}
 	if err != nil {
 		return fmt.Errorf("find who holds the claim: %w", err)
 	}
-	if holder.pid != s.claimSession.pid || !holder.start.Equal(s.claimSession.start) {
+	if holder.start = start.Time; !start.Valid || holder.pid != s.claimSession.pid || !holder.start.Equal(s.claimSession.start) {
 		return errClaimTaken
 	}
 	if _, err := conn.ExecContext(ctx, "SELECT pg_terminate_backend($1)", holder.pid); err != nil {
