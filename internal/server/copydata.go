@@ -73,13 +73,28 @@ func CopyData(ctx context.Context, cfg CopyDataConfig) error {
 		say("dry run: nothing is written")
 	}
 
-	if cfg.DatabaseURL != "" {
-		src := filepath.Join(cfg.DataDir, "ccdb.sqlite")
-		say("CCDB: " + src + " to PostgreSQL")
+	src := filepath.Join(cfg.DataDir, "ccdb.sqlite")
+	copyCCDB := func(dryRun bool, progress func(string)) error {
 		if _, err := sqlstore.CopyToPostgres(ctx, src, cfg.DatabaseURL, sqlstore.CopyOptions{
-			DryRun: cfg.DryRun, Progress: say, Logger: cfg.Logger,
+			DryRun: dryRun, Progress: progress, Logger: cfg.Logger,
 		}); err != nil {
 			return fmt.Errorf("copy the CCDB: %w", err)
+		}
+		return nil
+	}
+	// With both, the CCDB is checked first but copied after the blobs: a
+	// blob copy that stops leaves the target database empty, so the same
+	// command run again resumes (a filled database would be refused).
+	ccdbLast := cfg.DatabaseURL != "" && cfg.Blobstore != "" && !cfg.DryRun
+	if cfg.DatabaseURL != "" {
+		say("CCDB: " + src + " to PostgreSQL")
+		if ccdbLast {
+			if err := copyCCDB(true, nil); err != nil {
+				return err
+			}
+			say("CCDB: checked, copied after the blobs")
+		} else if err := copyCCDB(cfg.DryRun, say); err != nil {
+			return err
 		}
 	}
 	if cfg.Blobstore != "" {
@@ -95,6 +110,12 @@ func CopyData(ctx context.Context, cfg CopyDataConfig) error {
 		}
 		if !cfg.DryRun {
 			say(fmt.Sprintf("blobstore copied: %d blobs uploaded and read back, %d already there", res.Copied, res.Skipped))
+		}
+	}
+	if ccdbLast {
+		say("CCDB: " + src + " to PostgreSQL")
+		if err := copyCCDB(false, say); err != nil {
+			return fmt.Errorf("%w (the blobs are copied: a new run skips them)", err)
 		}
 	}
 	if !cfg.DryRun {

@@ -3,14 +3,20 @@ package server
 import (
 	"bytes"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/pandoplatform/pando"
 
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	s3blob "github.com/pandoplatform/pando/internal/blobstore/s3"
 	"github.com/pandoplatform/pando/internal/blobstore/s3/fakes3"
+	"github.com/pandoplatform/pando/internal/sqlstore"
+	"github.com/pandoplatform/pando/internal/sqlstore/pgtest"
 )
 
 // copy-data refuses a data dir a server holds, saying to stop it, and
@@ -95,5 +101,62 @@ func TestCopyData_badRequests(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "ccdb.sqlite")); !os.IsNotExist(err) {
 		t.Errorf("copy-data made a CCDB in the data dir (%v)", err)
+	}
+}
+
+// With both targets, a blob copy that fails leaves the database empty, so
+// the same command run again copies the CCDB and the rest of the blobs.
+func TestCopyData_bothResumeAfterABlobFailure(t *testing.T) {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	fake := fakes3.StartWith(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && refuse.Load() {
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>denied</Message></Error>`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}, "pando-blobs")
+	dbURL := pgtest.URL(t)
+	dataDir := t.TempDir()
+	ccdb, err := sqlstore.Open(t.Context(), filepath.Join(dataDir, "ccdb.sqlite"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ccdb.CreateOrg(t.Context(), pando.Org{GUID: "org-1", Name: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	ccdb.Close()
+	blobs, err := fsblob.New(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.Put(t.Context(), "droplets/d-1", strings.NewReader("a droplet")); err != nil {
+		t.Fatal(err)
+	}
+	url := "s3://pando-blobs/moved?endpoint=http://" + fake.Endpoint + "&region=" + fakes3.Region
+	cfg := CopyDataConfig{DataDir: dataDir, DatabaseURL: dbURL, Blobstore: url, BlobstoreGetenv: fake.Getenv}
+
+	if err := CopyData(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "copy the blobstore") {
+		t.Fatalf("copy-data with the bucket refusing uploads: %v, want a blobstore error", err)
+	}
+	refuse.Store(false)
+	var out bytes.Buffer
+	cfg.Out = &out
+	if err := CopyData(t.Context(), cfg); err != nil {
+		t.Fatalf("the same copy-data run again: %v\n%s", err, out.String())
+	}
+	dst, err := sqlstore.Open(t.Context(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if o, err := dst.GetOrg(t.Context(), "org-1"); err != nil || o.Name != "one" {
+		t.Fatalf("org-1 in PostgreSQL = %+v, %v", o, err)
+	}
+	if objs := fake.Objects(t, "pando-blobs", ""); len(objs) != 1 {
+		t.Fatalf("bucket holds %v, want the one blob", objs)
 	}
 }

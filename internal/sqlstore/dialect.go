@@ -34,6 +34,10 @@ type dialect interface {
 	lockTimedOut(err error) bool
 	// txOptions are the options of a write transaction.
 	txOptions() *sql.TxOptions
+	// refusesText reports an argument the database would refuse as text
+	// (PostgreSQL: a NUL byte or invalid UTF-8), so that it is never sent:
+	// a statement PostgreSQL refuses aborts the transaction it is in.
+	refusesText(args []any) bool
 	// bytewise makes an ORDER BY on the text column col compare bytes, as
 	// SQLite does, whatever collation the database has.
 	bytewise(col string) string
@@ -54,6 +58,8 @@ func (sqliteDialect) rebind(q string) string { return q }
 func (sqliteDialect) badText(error) bool { return false }
 
 func (sqliteDialect) unreachable(error) bool { return false }
+
+func (sqliteDialect) refusesText([]any) bool { return false }
 
 // lockWrites is empty: the writer pool's one connection begins every
 // transaction IMMEDIATE, which takes SQLite's write lock.

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -17,6 +18,20 @@ const claimPingTimeout = 10 * time.Second
 
 // errClaimTaken is another server holding the claim.
 var errClaimTaken = errors.New("another Pando server is using this PostgreSQL database (one server per database): stop it, or give this one a database of its own")
+
+// errClaimStale is the claim held by this Store's own previous session,
+// which PostgreSQL has not seen end yet (the network failed while the
+// session was idle: PostgreSQL learns of it from its keepalives or the
+// client's close once packets flow again). tryClaim has ended it; the
+// claim is free a moment later.
+var errClaimStale = errors.New("the claim is still held by this server's previous session; it has been ended")
+
+// pgSession names one PostgreSQL session: its backend's pid and start
+// (a pid alone may be reused).
+type pgSession struct {
+	pid   int64
+	start time.Time
+}
 
 // ClaimDatabase makes this Store the only one serving from its database
 // until Close: on PostgreSQL it holds a session advisory lock on a
@@ -41,7 +56,7 @@ func (s *Store) ClaimDatabase(ctx context.Context, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		conn, err := s.tryClaim(ctx)
-		if err != nil && !errors.Is(err, errClaimTaken) {
+		if err != nil && !errors.Is(err, errClaimTaken) && !errors.Is(err, errClaimStale) {
 			return fmt.Errorf("claim the database: %w", err)
 		}
 		if conn != nil {
@@ -72,15 +87,51 @@ func (s *Store) tryClaim(ctx context.Context) (*sql.Conn, error) {
 		return nil, err
 	}
 	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", pgServerLock).Scan(&got); err != nil {
+	var me pgSession
+	var start sql.NullTime // NULL where pg_stat_activity is restricted
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid(),
+    (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`, pgServerLock).Scan(&got, &me.pid, &start); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	if !got {
+		err := s.endStaleClaim(ctx, conn)
 		conn.Close()
-		return nil, errClaimTaken
+		return nil, err
 	}
+	if me.start = start.Time; !start.Valid {
+		me = pgSession{}
+	}
+	s.claimSession = me
 	return conn, nil
+}
+
+// endStaleClaim is tryClaim finding the claim taken: it returns
+// errClaimTaken, unless the holder is this Store's own previous claim
+// session, which it ends (errClaimStale). s.claimMu is held.
+func (s *Store) endStaleClaim(ctx context.Context, conn *sql.Conn) error {
+	if s.claimSession.pid == 0 {
+		return errClaimTaken
+	}
+	var holder pgSession
+	var start sql.NullTime
+	err := conn.QueryRowContext(ctx, `SELECT l.pid, a.backend_start FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND ((l.classid::bigint << 32) | l.objid::bigint) = $1`,
+		pgServerLock).Scan(&holder.pid, &start)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errClaimStale // let go meanwhile: the next try takes it
+	}
+	if err != nil {
+		return fmt.Errorf("find who holds the claim: %w", err)
+	}
+	if holder.start = start.Time; !start.Valid || holder.pid != s.claimSession.pid || !holder.start.Equal(s.claimSession.start) {
+		return errClaimTaken
+	}
+	if _, err := conn.ExecContext(ctx, "SELECT pg_terminate_backend($1)", holder.pid); err != nil {
+		return fmt.Errorf("end this server's previous claim session: %w", err)
+	}
+	return errClaimStale
 }
 
 // HoldClaim keeps ClaimDatabase's claim until ctx ends, checking every
@@ -119,7 +170,7 @@ func (s *Store) checkClaim(ctx context.Context) error {
 		return nil
 	}
 	if s.claim != nil {
-		pctx, cancel := context.WithTimeout(ctx, claimPingTimeout)
+		pctx, cancel := context.WithTimeout(ctx, cmp.Or(s.claimPing, claimPingTimeout))
 		err := s.claim.PingContext(pctx)
 		cancel()
 		if err == nil || ctx.Err() != nil {
@@ -131,6 +182,9 @@ func (s *Store) checkClaim(ctx context.Context) error {
 	}
 	conn, err := s.tryClaim(ctx)
 	switch {
+	case errors.Is(err, errClaimStale):
+		s.logger.Info("PostgreSQL still held this server's claim in its previous session: ended it; taking the claim again")
+		return nil
 	case errors.Is(err, errClaimTaken):
 		return errors.New("another Pando server took this PostgreSQL database while this one's session was gone (PostgreSQL restarted, the network failed, or an operator ended it): this one stops (one server per database)")
 	case err != nil:

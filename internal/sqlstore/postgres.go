@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -78,6 +79,24 @@ func (pgDialect) constraint(err error) (violation, bool) {
 func (pgDialect) badText(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "22021" || pe.Code == "22P05")
+}
+
+func (pgDialect) refusesText(args []any) bool {
+	for _, a := range args {
+		var s string
+		switch v := a.(type) {
+		case string:
+			s = v
+		case sql.NullString:
+			s = v.String
+		default:
+			continue
+		}
+		if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // unreachable is a connection that could not be made or broke: a network

@@ -266,6 +266,32 @@ func TestPostgres_textWithANULIsInvalid(t *testing.T) {
 	}
 }
 
+// Inside a transaction too: a lookup by a key PostgreSQL cannot hold finds
+// nothing and leaves the transaction usable, as on SQLite (a statement
+// PostgreSQL refused would abort the whole transaction).
+func TestPostgres_textWithANULInATransactionLeavesItUsable(t *testing.T) {
+	s := openTemp(t, pgURL(t))
+	ctx := t.Context()
+	err := s.InTx(ctx, func(tx pando.Store) error {
+		if _, err := tx.GetOrg(ctx, "org\x00"); !pando.IsNotFound(err) {
+			return fmt.Errorf("GetOrg with a NUL: %v, want not found", err)
+		}
+		if _, err := tx.GetOrg(ctx, "org\xff"); !pando.IsNotFound(err) {
+			return fmt.Errorf("GetOrg with invalid UTF-8: %v, want not found", err)
+		}
+		if _, err := tx.ListOrgs(ctx, nil, []string{"a\x00"}); pando.ErrorKindOf(err) != pando.EInvalid {
+			return fmt.Errorf("ListOrgs with a NUL: %v, want invalid", err)
+		}
+		return tx.CreateOrg(ctx, pando.Org{GUID: "org-1", Name: "one"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.GetOrg(ctx, "org-1"); err != nil || o.Name != "one" {
+		t.Fatalf("GetOrg after the transaction = %+v, %v", o, err)
+	}
+}
+
 // Bytewise order whatever the database's collation: "B" before "a".
 func TestPostgres_textOrderIsBytewise(t *testing.T) {
 	s := openTemp(t, pgURL(t))

@@ -109,8 +109,13 @@ func (s *Store) remove(ctx context.Context, table, guid string) (bool, error) {
 // getOne runs a single-row query; no row becomes ENotFound "<entity> <key>
 // not found".
 func getOne[T any](ctx context.Context, s *Store, entity, key, q string, args []any, scan func(scanner) (T, error)) (T, error) {
+	// A key PostgreSQL cannot even compare (a NUL byte) matches no row; it
+	// is not sent, which would abort the transaction the query is in.
+	if s.d.refusesText(args) {
+		var zero T
+		return zero, pando.Errorf(pando.ENotFound, "%s %s not found", entity, key)
+	}
 	v, err := scan(s.queryRow(ctx, q, args...))
-	// A key PostgreSQL cannot even compare (a NUL byte) matches no row.
 	if errors.Is(err, sql.ErrNoRows) || (err != nil && s.d.badText(err)) {
 		var zero T
 		return zero, pando.Errorf(pando.ENotFound, "%s %s not found", entity, key)

@@ -48,6 +48,10 @@ type Store struct {
 	claimMu sync.Mutex
 	claim   *sql.Conn
 	closed  bool
+	// claimSession is the session that took the claim last; claimPing
+	// bounds HoldClaim's check of it (0: claimPingTimeout).
+	claimSession pgSession
+	claimPing    time.Duration
 }
 
 var _ pando.Store = (*Store)(nil)
@@ -279,6 +283,9 @@ func (s *Store) busy() error {
 // exec runs a write. Outside a transaction on an engine whose writers take
 // a lock (PostgreSQL), it runs in a transaction of its own that takes it.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if s.d.refusesText(args) {
+		return nil, errBadText
+	}
 	if !s.inTx && s.d.lockWrites(0) != "" {
 		var res sql.Result
 		err := s.InTx(ctx, func(tx pando.Store) error {
@@ -309,6 +316,9 @@ func (s *Store) down(err error) error {
 var errBadText = pando.Errorf(pando.EInvalid, "text with a NUL character or invalid UTF-8 cannot be stored")
 
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if s.d.refusesText(args) {
+		return nil, errBadText
+	}
 	rows, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
 	return rows, s.down(err)
 }

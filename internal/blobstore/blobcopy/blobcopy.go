@@ -267,8 +267,8 @@ func digestBlob(ctx context.Context, dst Target, key string) (string, int64, err
 }
 
 // list walks dir for blobs: regular files whose path is a blob key. Files
-// whose name starts with '.' are unfinished uploads and are passed over;
-// anything else that is not a blob is returned as ignored.
+// whose name starts with ".put-" are unfinished uploads and are passed
+// over; anything else that is not a blob is returned as ignored.
 func list(dir string) (blobs []blob, ignored []string, err error) {
 	st, err := os.Stat(dir)
 	if errors.Is(err, iofs.ErrNotExist) {
@@ -296,6 +296,9 @@ func list(dir string) (blobs []blob, ignored []string, err error) {
 			if d.IsDir() {
 				ignored = append(ignored, key+"/")
 				return filepath.SkipDir
+			}
+			if !strings.HasPrefix(d.Name(), ".put-") {
+				ignored = append(ignored, key)
 			}
 			return nil
 		}

@@ -45,6 +45,10 @@ func populated(t *testing.T) (string, map[string][]byte) {
 			t.Fatal(err)
 		}
 	}
+	// Nor is a file a person or a tool left: it is named.
+	if err := os.WriteFile(filepath.Join(dir, "droplets", ".hidden"), []byte("notes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// What a crashed upload leaves is no blob.
 	if err := os.WriteFile(filepath.Join(dir, "droplets", ".put-123"), []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
@@ -116,6 +120,9 @@ func TestCopy(t *testing.T) {
 	}
 	if ok, _ := dst.Exists(t.Context(), "droplets/.put-123"); ok || !strings.Contains(strings.Join(lines, "\n"), fmt.Sprintf("%d copied", len(blobs))) {
 		t.Errorf("an unfinished upload was copied, or progress said %q", lines)
+	}
+	if !slices.Equal(res.Ignored, []string{"droplets/.hidden"}) || !slices.Contains(lines, "not a blob, left out: droplets/.hidden") {
+		t.Errorf("ignored %q, progress %q; want droplets/.hidden named as left out, and the unfinished upload passed over", res.Ignored, lines)
 	}
 
 	again, err := Copy(t.Context(), dir, dst, Options{})

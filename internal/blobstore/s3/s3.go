@@ -149,6 +149,7 @@ type Store struct {
 	partSize int64
 	log      *slog.Logger
 	touch    toucher
+	trimHold int // Trim's bound on the objects it holds; 0: maxTrimObjects
 }
 
 var _ pando.Blobstore = (*Store)(nil)

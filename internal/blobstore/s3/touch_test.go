@@ -157,3 +157,46 @@ func TestTouch_aFailingCopyIsNotRetriedAtEveryUse(t *testing.T) {
 		t.Fatalf("%d copies tried for one blob used 5 times, want 1", got)
 	}
 }
+
+// Trim bounds the whole cache, not the part of it one pass holds: with
+// more objects than it holds, it deletes the oldest of all (here the last
+// listed, by name), and the next pass goes on until the cache fits.
+func TestTrim_moreObjectsThanAPassHolds(t *testing.T) {
+	fake := fakes3.Start(t, "pando-blobs")
+	s := newStore(t, fake)
+	s.trimHold = 4
+	ctx := t.Context()
+	base := time.Now().Add(-100 * time.Hour)
+	const n = 12
+	for i := range n {
+		// Names sort newest first: "resources/a..." is the newest.
+		key := fmt.Sprintf("resources/%c-blob", 'a'+n-1-i)
+		fake.SetNow(base.Add(time.Duration(i) * time.Hour))
+		if _, err := s.Put(ctx, key, bytes.NewReader(bytes.Repeat([]byte{'x'}, 10))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake.SetNow(time.Time{})
+	// 120 bytes; keep 50: the 5 newest stay, after two passes.
+	removed := 0
+	for range 3 {
+		got, err := s.Trim(ctx, "resources/", 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		removed += got
+	}
+	if removed != n-5 {
+		t.Fatalf("Trim removed %d in all, want %d", removed, n-5)
+	}
+	for i := range n {
+		key := fmt.Sprintf("resources/%c-blob", 'a'+n-1-i)
+		ok, err := s.Exists(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i >= n-5; ok != want {
+			t.Errorf("%s (put %d of %d) kept = %v, want %v", key, i+1, n, ok, want)
+		}
+	}
+}
