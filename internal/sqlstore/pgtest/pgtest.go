@@ -30,6 +30,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
+	"github.com/pandoplatform/pando/internal/childproc"
 	"github.com/pandoplatform/pando/internal/testenv"
 )
 
@@ -367,13 +368,17 @@ func (c *cluster) launch() error {
 	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data, "-k", c.dir, "-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=200")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
 	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, c.dir
-	if err := cmd.Start(); err != nil {
+	// It dies with the test binary, and only then: a parent-death signal
+	// set from an arbitrary thread fires when the Go runtime ends that
+	// thread (the shared cluster got SIGTERM mid-run that way).
+	waited, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { <-waited; close(exited) }()
 	c.cmd, c.exited = cmd, exited
 	db, err := sql.Open("pgx", c.admin.String())
 	if err != nil {
