@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/blobstore/blobtest"
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	s3blob "github.com/pandoplatform/pando/internal/blobstore/s3"
 	"github.com/pandoplatform/pando/internal/blobstore/s3/fakes3"
@@ -71,20 +72,6 @@ func newS3(t *testing.T, fake *fakes3.Server) *s3blob.Store {
 	return s
 }
 
-func get(t *testing.T, s pando.Blobstore, key string) []byte {
-	t.Helper()
-	rc, err := s.Get(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Get(%s): %v", key, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestCopy: every blob arrives under its key, byte for byte; a dry run
 // uploads nothing; a second run uploads nothing and skips them all.
 func TestCopy(t *testing.T) {
@@ -114,7 +101,7 @@ func TestCopy(t *testing.T) {
 		t.Fatalf("first run: %+v, want all %d copied", res, len(blobs))
 	}
 	for k, v := range blobs {
-		if got := get(t, dst, k); !bytes.Equal(got, v) {
+		if got := blobtest.Read(t, dst, k); !bytes.Equal(got, v) {
 			t.Errorf("%s: %d bytes in S3, want the %d in the fs blobstore", k, len(got), len(v))
 		}
 	}
@@ -163,7 +150,7 @@ func TestCopy_resumes(t *testing.T) {
 	if res.Skipped != 1 || res.Copied != int64(len(blobs)-1) {
 		t.Fatalf("resumed run: %+v, want 1 skipped and %d copied", res, len(blobs)-1)
 	}
-	if got := get(t, dst, "packages/p-1"); !bytes.Equal(got, blobs["packages/p-1"]) {
+	if got := blobtest.Read(t, dst, "packages/p-1"); !bytes.Equal(got, blobs["packages/p-1"]) {
 		t.Fatalf("packages/p-1 in S3 is %q, want the fs blobstore's", got)
 	}
 }

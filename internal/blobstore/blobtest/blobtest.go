@@ -68,7 +68,8 @@ func Run(t *testing.T, h Harness) {
 	}
 }
 
-func read(t *testing.T, s Store, key string) []byte {
+// Read is the whole blob under key; a failed Get or read fails t.
+func Read(t *testing.T, s pando.Blobstore, key string) []byte {
 	t.Helper()
 	rc, err := s.Get(t.Context(), key)
 	if err != nil {
@@ -105,7 +106,7 @@ func roundTrip(t *testing.T, h Harness) {
 	if want := wantInfo(data); info != want {
 		t.Fatalf("Put info = %+v, want %+v", info, want)
 	}
-	if got := read(t, s, key); !bytes.Equal(got, data) {
+	if got := Read(t, s, key); !bytes.Equal(got, data) {
 		t.Fatalf("Get returned %d bytes, want the %d put", len(got), len(data))
 	}
 	if ok, err := s.Exists(ctx, key); !ok || err != nil {
@@ -134,7 +135,7 @@ func emptyBlob(t *testing.T, h Harness) {
 	if want := wantInfo(nil); info != want {
 		t.Fatalf("empty blob info = %+v, want %+v", info, want)
 	}
-	if got := read(t, s, "buildcache/app"); len(got) != 0 {
+	if got := Read(t, s, "buildcache/app"); len(got) != 0 {
 		t.Fatalf("empty blob reads %q", got)
 	}
 }
@@ -168,7 +169,7 @@ func overwrite(t *testing.T, h Harness) {
 	if info != wantInfo(v2) {
 		t.Fatalf("second Put info = %+v", info)
 	}
-	if got := read(t, s, key); !bytes.Equal(got, v2) {
+	if got := Read(t, s, key); !bytes.Equal(got, v2) {
 		t.Fatalf("after overwrite Get returned %d bytes, want the second blob's %d", len(got), len(v2))
 	}
 }
@@ -190,7 +191,7 @@ func failingReader(t *testing.T, h Harness) {
 		if !errors.Is(err, boom) {
 			t.Fatalf("Put failing after %d bytes = %v, want the reader's error", n, err)
 		}
-		if got := read(t, s, key); !bytes.Equal(got, old) {
+		if got := Read(t, s, key); !bytes.Equal(got, old) {
 			t.Fatalf("Put failing after %d bytes damaged the existing blob", n)
 		}
 		_, err = s.Put(ctx, "packages/new", io.MultiReader(bytes.NewReader(make([]byte, n)), errReader{boom}))
@@ -257,7 +258,7 @@ func bigBlob(t *testing.T, h Harness) {
 	if info != wantInfo(data) {
 		t.Fatalf("Put info = %+v, want %+v", info, wantInfo(data))
 	}
-	if got := read(t, s, "droplets/big"); !bytes.Equal(got, data) {
+	if got := Read(t, s, "droplets/big"); !bytes.Equal(got, data) {
 		t.Fatalf("Get returned %d bytes, not the %d put", len(got), len(data))
 	}
 	noLeftovers(t, h, s)
@@ -292,7 +293,7 @@ func concurrentPuts(t *testing.T, h Harness) {
 			t.Errorf("writer %d: %v", i, err)
 		}
 	}
-	got := read(t, s, "resources/same")
+	got := Read(t, s, "resources/same")
 	for _, c := range contents {
 		if bytes.Equal(got, c) {
 			return

@@ -27,20 +27,6 @@ func newStore(t *testing.T) *Store {
 	return s
 }
 
-func readBlob(t *testing.T, s *Store, key string) []byte {
-	t.Helper()
-	rc, err := s.Get(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Get(%s): %v", key, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // tempFiles lists in-flight Put files left under s.
 func tempFiles(t *testing.T, s *Store) []string {
 	t.Helper()
@@ -72,7 +58,7 @@ func TestStore_roundTrip(t *testing.T) {
 	if info != want {
 		t.Fatalf("Put info = %+v, want %+v", info, want)
 	}
-	if got := readBlob(t, s, key); !bytes.Equal(got, data) {
+	if got := blobtest.Read(t, s, key); !bytes.Equal(got, data) {
 		t.Fatalf("Get returned %d bytes, want the %d put", len(got), len(data))
 	}
 	if ok, err := s.Exists(ctx, key); !ok || err != nil {
@@ -158,7 +144,7 @@ func TestStore_overwriteIsAtomic(t *testing.T) {
 	if got, _ := io.ReadAll(old); !bytes.Equal(got, v1) {
 		t.Fatalf("open reader saw %d bytes of mixed content, want old blob whole", len(got))
 	}
-	if got := readBlob(t, s, key); !bytes.Equal(got, v2) {
+	if got := blobtest.Read(t, s, key); !bytes.Equal(got, v2) {
 		t.Fatal("new readers do not see the new blob")
 	}
 
@@ -168,7 +154,7 @@ func TestStore_overwriteIsAtomic(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("failed Put = %v, want the reader's error", err)
 	}
-	if got := readBlob(t, s, key); !bytes.Equal(got, v2) {
+	if got := blobtest.Read(t, s, key); !bytes.Equal(got, v2) {
 		t.Fatal("failed Put damaged the existing blob")
 	}
 	if tmp := tempFiles(t, s); len(tmp) != 0 {
@@ -257,7 +243,7 @@ func TestStore_blobWhereDirectoryNeeded(t *testing.T) {
 	if err := s.Delete(ctx, "d"); pando.ErrorKindOf(err) != pando.EInvalid {
 		t.Fatalf("Delete of a directory of blobs = %v, want EInvalid", err)
 	}
-	if got := readBlob(t, s, "d/e"); string(got) != "y" {
+	if got := blobtest.Read(t, s, "d/e"); string(got) != "y" {
 		t.Fatalf("d/e = %q", got)
 	}
 	if tmp := tempFiles(t, s); len(tmp) != 0 {
@@ -296,7 +282,7 @@ func TestNew_sweepsStaleTempFiles(t *testing.T) {
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("New removed an in-flight temp file: %v", err)
 	}
-	if got := readBlob(t, s, "droplets/keep"); string(got) != "blob" {
+	if got := blobtest.Read(t, s, "droplets/keep"); string(got) != "blob" {
 		t.Errorf("blob damaged by sweep: %q", got)
 	}
 }
@@ -342,7 +328,7 @@ func TestStore_withTempDirPutsWriteOnlyThere(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := readBlob(t, s, "packages/big"); string(got) != "first half second half" {
+	if got := blobtest.Read(t, s, "packages/big"); string(got) != "first half second half" {
 		t.Fatalf("blob = %q", got)
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
