@@ -3,11 +3,12 @@ package cc
 import (
 	"fmt"
 
-	pando "github.com/pandoplatform/pando"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	pando "github.com/pandoplatform/pando"
 )
 
 // A non-admin user's token: ptAuth gives it the user "other-guid", whom

@@ -114,11 +114,12 @@ func TestCellRuntime_linksTheSeedsOnceTheirKeysAreKnown(t *testing.T) {
 	// while key was held (and whether it offered a Go seed then).
 	run := func(key *held) (c cell.StagingCache, offeredBefore string, goBefore bool) {
 		t.Helper()
+		goDir := newHeld(goSeed)
 		plan, err := planCellRuntime(cellRuntimeConfig{
 			verb: "pando server", dataDir: dataDir, cacheDir: cacheDir,
 			backend: fakeBackend{fake.New(fake.Options{})},
 			seeds: seedSeams{hostPython: "/nonexistent/python3", pythonSeedKey: key.pythonSeedKey,
-				goSeedDir: func(context.Context, string) (string, error) { return goSeed, nil }},
+				goSeedDir: goDir.goSeedDir},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -143,8 +144,10 @@ func TestCellRuntime_linksTheSeedsOnceTheirKeysAreKnown(t *testing.T) {
 		var g errgroup.Group
 		r.warm(context.Background(), &g)
 		<-key.asked
+		<-goDir.asked
 		offeredBefore, goBefore = offered(c), goCache.Ready()
 		close(key.release)
+		close(goDir.release)
 		if err := g.Wait(); err != nil {
 			t.Fatal(err)
 		}
