@@ -315,14 +315,39 @@ func (s *Store) down(err error) error {
 // errBadText is PostgreSQL refusing a text value (SQLite stores any).
 var errBadText = pando.Errorf(pando.EInvalid, "text with a NUL character or invalid UTF-8 cannot be stored")
 
-func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+// Every read goes through query or queryRow, and every error either
+// returns passes through down: whatever the read (a lookup, a list, inside
+// a transaction or not), a database that cannot be reached is EUnavailable.
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*rows, error) {
 	if s.d.refusesText(args) {
 		return nil, errBadText
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
-	return rows, s.down(err)
+	rs, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return nil, s.down(err)
+	}
+	return &rows{Rows: rs, s: s}, nil
 }
 
-func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return s.r.QueryRowContext(ctx, s.d.rebind(q), args...)
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) row {
+	return row{r: s.r.QueryRowContext(ctx, s.d.rebind(q), args...), s: s}
 }
+
+// row is a single-row result: the query's error comes with Scan.
+type row struct {
+	r *sql.Row
+	s *Store
+}
+
+func (r row) Scan(dest ...any) error { return r.s.down(r.r.Scan(dest...)) }
+
+// rows is a multi-row result: a connection lost mid-read shows in Err.
+type rows struct {
+	*sql.Rows
+	s *Store
+}
+
+func (r *rows) Scan(dest ...any) error { return r.s.down(r.Rows.Scan(dest...)) }
+
+func (r *rows) Err() error { return r.s.down(r.Rows.Err()) }
