@@ -41,6 +41,8 @@ type pgDialect struct{}
 // never both migrate.
 const pgWriterLock int64 = 0x70616e646f
 
+func (pgDialect) engine() string { return enginePostgres }
+
 func (pgDialect) rebind(q string) string { return rebindDollar(q) }
 
 func (pgDialect) lockWrites(wait time.Duration) string {
