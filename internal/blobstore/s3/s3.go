@@ -3,7 +3,8 @@
 // s3://BUCKET[/PREFIX]?endpoint=HOST:PORT so that several API processes
 // share one store. A key "droplets/<guid>" is the object
 // "<PREFIX>/droplets/<guid>"; a Put lands whole or not at all (one PUT, or
-// a multipart upload completed only once every part is in).
+// a multipart upload to "<PREFIX>/.put/<random>" completed only once every
+// part is in, then copied into place with its digests).
 package s3
 
 import (
