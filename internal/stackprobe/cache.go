@@ -141,7 +141,10 @@ func (c *Cache) host(ctx context.Context, path string) ([]Runtime, error) {
 		}
 		key := probeKey(path, bin, hc.name, hc.args)
 		if v, ok := known[key]; ok && key != "" {
-			versions[i], kept[key] = v, v
+			versions[i] = v
+			mu.Lock()
+			kept[key] = v
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
