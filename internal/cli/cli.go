@@ -99,6 +99,13 @@ func NewCommands(streams IOStreams) []*cobra.Command {
 	return defaultEnv(streams).commands()
 }
 
+// interruptedMsg is what Ctrl-C says. A push cut short before its restart
+// leaves the app as it was: running its previous droplet if it ran (the
+// staging under way still ends on the server, its droplet unused), stopped
+// if it is new.
+const interruptedMsg = "error: interrupted (the server keeps what it already did and ends a staging under way: 'pando app NAME' shows where the app stands; " +
+	"a push cut short before the restart leaves the app as it was, on its previous droplet (a new app stopped): push again)"
+
 // ReportError prints err as one line "error: <cause>" and returns the exit
 // status (0 when err is nil).
 func ReportError(w io.Writer, err error) int {
@@ -107,7 +114,7 @@ func ReportError(w io.Writer, err error) int {
 	}
 	if errors.Is(err, context.Canceled) {
 		// Ctrl-C: the server carries on with what it was already asked.
-		fmt.Fprintln(w, "error: interrupted (the server keeps what it already did: 'pando apps' shows the apps' state; a push cut short leaves its app stopped, push again)")
+		fmt.Fprintln(w, interruptedMsg)
 		return 1
 	}
 	msg := err.Error()

@@ -69,7 +69,7 @@ func waitFlag(cmd *cobra.Command, d *time.Duration) {
 }
 
 // waitTimeoutHelp describes --wait-timeout; its default (0) is startWait's.
-const waitTimeoutHelp = "how long to wait for instances to run (default 2m, or the start timeout (-t) plus 30s when longer)"
+const waitTimeoutHelp = "how long to wait for instances to run (default 2m, or the app's start timeout (push -t) plus 30s when longer)"
 
 func (e *env) startCmd() *cobra.Command {
 	var wait time.Duration

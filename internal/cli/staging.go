@@ -27,6 +27,7 @@ func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package, f *
 		return nil, err
 	}
 
+	s.warnOtherStaging(ctx, app)
 	b, err := s.c.CreateBuild(ctx, pkg.GUID)
 	if err != nil {
 		return nil, err
@@ -87,6 +88,19 @@ wait:
 		return nil, fmt.Errorf("staging %s ended %s without a droplet", app.Name, b.State)
 	}
 	return b, nil
+}
+
+// warnOtherStaging says so when the app is staging already (a second push
+// or a restage of it): the stream below shows both stagings' lines, and
+// each push makes its own droplet current when it ends, so the one that
+// ends last wins. A failed look is no reason to stop the push.
+func (s *session) warnOtherStaging(ctx context.Context, app *api.App) {
+	builds, err := s.c.StagingBuilds(ctx, app.GUID)
+	if err != nil || len(builds) == 0 {
+		return
+	}
+	s.errf("   warning: %s is already staging (another push or restage of it, since %s): both stagings' output shows below, "+
+		"and the app gets the droplet of the one that ends last\n", app.Name, builds[0].CreatedAt.In(s.loc).Format("15:04:05"))
 }
 
 func (s *session) printStagingLine(l api.LogLine) {

@@ -59,6 +59,16 @@ func (c instanceCounts) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// progress is the wait's progress line: String, with why instances are
+// down when no cell could take them, so a wait that may last minutes says
+// at once what holds it up.
+func (c instanceCounts) progress() string {
+	if c.down > 0 && c.placement != "" {
+		return c.String() + " (" + c.placement + ")"
+	}
+	return c.String()
+}
+
 // waitStarted waits until every instance of each process of the app runs.
 // Instances that all crashed, or that no cell can take, end the wait at
 // once with the reason; crashes of instances being restarted are shown as
@@ -151,7 +161,7 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 			return err
 		}
 		c := countInstances(st)
-		if line := c.String(); line != shown && c.total > 0 {
+		if line := c.progress(); line != shown && c.total > 0 {
 			s.out("   %s: %s\n", p.Type, line)
 			shown = line
 		}

@@ -258,6 +258,16 @@ func (c *Client) LatestPackage(ctx context.Context, appGUID string, states ...st
 	return &p.Resources[0], nil
 }
 
+// StagingBuilds returns the app's builds that are staging now.
+func (c *Client) StagingBuilds(ctx context.Context, appGUID string) ([]Build, error) {
+	q := url.Values{"states": {"STAGING"}, "per_page": {"50"}}
+	var p page[Build]
+	if _, err := c.do(ctx, http.MethodGet, "/v3/apps/"+url.PathEscape(appGUID)+"/builds?"+q.Encode(), nil, &p); err != nil {
+		return nil, fmt.Errorf("list builds: %w", err)
+	}
+	return p.Resources, nil
+}
+
 // WaitPackageReady polls a package until READY; FAILED or EXPIRED is an
 // error.
 func (c *Client) WaitPackageReady(ctx context.Context, p *Package) (*Package, error) {

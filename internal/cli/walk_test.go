@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// What a first hour with the CLI trips over: each test is a step of it.
+
+// Ctrl-C during a push's staging leaves an app that ran on its previous
+// droplet (the push sets the new one only after staging): the message must
+// not tell the user the app was stopped.
+func TestReportError_ctrlCSaysThePushLeftTheAppAsItWas(t *testing.T) {
+	var b bytes.Buffer
+	ReportError(&b, fmt.Errorf("stage: %w", context.Canceled))
+	got := b.String()
+	if strings.Contains(got, "leaves its app stopped") || !strings.Contains(got, "leaves the app as it was, on its previous droplet") {
+		t.Errorf("Ctrl-C says %q, want that the app keeps its previous droplet", got)
+	}
+}
+
+// scale, start, restart and restage have no -t: their --wait-timeout help
+// must not point at one as if it were theirs.
+func TestWaitTimeoutHelp_pointsAtNoFlagTheVerbLacks(t *testing.T) {
+	checked := 0
+	for _, c := range NewCommands(IOStreams{In: strings.NewReader(""), Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}) {
+		fl := c.Flags().Lookup("wait-timeout")
+		if fl == nil {
+			continue
+		}
+		checked++
+		if strings.Contains(fl.Usage, "(-t)") && c.Flags().ShorthandLookup("t") == nil {
+			t.Errorf("%s --wait-timeout: %q names -t, which %s lacks", c.Name(), fl.Usage, c.Name())
+		}
+	}
+	if checked < 4 {
+		t.Fatalf("only %d verbs have --wait-timeout", checked)
+	}
+}
+
+// An instance no cell can take is DOWN with Diego's reason; while others
+// run or start the wait goes on (capacity may free up), and its progress
+// line says the reason at once rather than only at the end of the wait.
+func TestWait_progressSaysWhyInstancesAreDown(t *testing.T) {
+	_, h := startHarness(t, 2, [][]statEntry{
+		{{state: "RUNNING"}, {state: "DOWN", details: "insufficient resources: memory"}},
+		{{state: "RUNNING"}, {state: "RUNNING"}},
+	})
+	if err := h.run("start", "myapp"); err != nil {
+		t.Fatalf("start: %v\n%s", err, h.err)
+	}
+	out := h.out.String()
+	for _, want := range []string{"web: 1 of 2 instances running, 1 down (insufficient resources: memory)\n", "web: 2 of 2 instances running\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// A second push of an app while the first one stages: both stagings'
+// lines come on the app's one STG stream, so the push says why.
+func TestPush_saysWhenTheAppIsStagingAlready(t *testing.T) {
+	for _, other := range []bool{true, false} {
+		f := newFakeCF(t)
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		f.appExists = true
+		f.stats = [][]statEntry{{{state: "RUNNING"}}}
+		f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet || r.URL.Path != "/v3/apps/"+appGUID+"/builds" {
+				return false
+			}
+			if r.URL.Query().Get("states") != "STAGING" {
+				t.Errorf("builds asked with states=%q", r.URL.Query().Get("states"))
+			}
+			if other {
+				b := f.buildJSON("STAGING")
+				b["guid"], b["created_at"] = "0f873736-2af2-4723-884b-2aa4f22ac034", "2026-11-26T03:25:40Z"
+				f.writeJSON(w, 200, f.list(b))
+			} else {
+				f.writeJSON(w, 200, f.list())
+			}
+			return true
+		}
+		if err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1"); err != nil {
+			t.Fatalf("push: %v\nstderr: %s", err, h.err)
+		}
+		warned := strings.Contains(h.err.String(), "warning: myapp is already staging (another push or restage of it, since 03:25:40)")
+		if warned != other {
+			t.Errorf("another staging %v: warned %v; stderr:\n%s", other, warned, h.err)
+		}
+	}
+}
+
+// A manifest.yml in the current directory is read by a push that names
+// an app and a -p: when it is what fails, the error says it was read and
+// how to leave it out; a manifest given with -f gets no such hint.
+func TestPush_implicitManifestErrorSaysHowToLeaveItOut(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"manifest.yml":    "applications:\n- name: web\n  env:\n    GREETING: ((greeting))\n- name: worker\n",
+		"site/index.html": "hi\n",
+		"site/Staticfile": "",
+	})
+	t.Chdir(dir)
+	hint := "(the manifest in the current directory is read unless --no-manifest is given)"
+	for _, tc := range []struct {
+		args     []string
+		want     string
+		wantHint bool
+	}{
+		{[]string{"push", "api", "-p", "site"}, "Expected to find variables: greeting", true},
+		{[]string{"push", "api", "-p", "site", "--var", "greeting=hi"}, "no app named 'api' in the manifest", true},
+		{[]string{"push", "api", "-p", "site", "-f", "manifest.yml"}, "Expected to find variables: greeting", false},
+	} {
+		h := newHarness(t)
+		err := h.run(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+			continue
+		}
+		if got := strings.Contains(err.Error(), hint); got != tc.wantHint {
+			t.Errorf("%v: err = %q; hint shown %v, want %v", tc.args, err, got, tc.wantHint)
+		}
+	}
+}
+
+// A manifest's apps are pushed one after the other; a blank line sets
+// each app's output apart from the previous app's, as cf does.
+func TestPush_manifestAppsAreSetApart(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && r.URL.Path == "/v3/apps" && r.URL.Query().Get("names") == "second" {
+			a := f.appJSON()
+			a["name"] = "second"
+			f.writeJSON(w, 200, f.list(a))
+			return true
+		}
+		return false
+	}
+	m := filepath.Join(t.TempDir(), "manifest.yml")
+	writeFiles(t, filepath.Dir(m), map[string]string{"manifest.yml": "applications:\n- name: myapp\n  docker:\n    image: registry.example/web:v1\n" +
+		"- name: second\n  docker:\n    image: registry.example/web:v1\n"})
+	if err := h.run("push", "-f", m, "--no-start"); err != nil {
+		t.Fatalf("push: %v\nstderr: %s", err, h.err)
+	}
+	out := h.out.String()
+	first, second := strings.Index(out, "Pushing app myapp "), strings.Index(out, "Pushing app second ")
+	if first < 0 || second < first || !strings.HasSuffix(out[:second], "\n\n") {
+		t.Errorf("want the second app's output after a blank line:\n%s", out)
+	}
+}
