@@ -54,6 +54,9 @@ type env struct {
 	// cellHintEvery is how often a wait for starting instances reads what
 	// the cells logged about them (see cellHints).
 	cellHintEvery time.Duration
+	// slowStartNote is how long instances may be starting before the wait
+	// says once what the health check waits for (see slowStartText).
+	slowStartNote time.Duration
 	// drainIdle: after staging ends, keep reading staging lines until the
 	// stream is quiet this long (bounded by drainMax).
 	drainIdle, drainMax time.Duration
@@ -83,6 +86,7 @@ func defaultEnv(streams IOStreams) *env {
 		drainCatchUp: 10 * time.Second,
 
 		cellHintEvery:   3 * time.Second,
+		slowStartNote:   15 * time.Second,
 		startWaitMin:    2 * time.Minute,
 		startWaitMargin: 30 * time.Second,
 

@@ -204,8 +204,11 @@ func (e *env) scaleCmd() *cobra.Command {
 	var cmd *cobra.Command
 	cmd = e.appCommand("scale NAME", "Change an app's instances, memory, disk or log rate limit", 1,
 		func(ctx context.Context, s *session, args []string) error {
-			if !cmd.Flags().Changed("instances") {
+			switch {
+			case !cmd.Flags().Changed("instances"):
 				instances = -1 // leave as is
+			case instances < 0:
+				return fmt.Errorf("-i %d: the number of instances must be 0 or more", instances)
 			}
 			return s.scale(ctx, args[0], process, instances, memory, disk, logRate, force, wait)
 		})

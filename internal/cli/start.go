@@ -140,6 +140,7 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 	crashes := &crashWatch{shown: map[string]bool{}}
 	hints := newCellHints(ctx, s, app)
 	starting := false
+	began, noted := s.now(), false
 	for {
 		var st *api.Stats
 		var err error
@@ -179,6 +180,12 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 		starting = c.starting > 0
 		if starting {
 			hints.show(ctx)
+			if !noted && s.now().Sub(began) >= s.slowStartNote {
+				noted = true
+				if note := slowStartText(app, p, s.now().Sub(began)); note != "" {
+					s.out("   %s: %s\n", p.Type, note)
+				}
+			}
 		}
 		if !s.now().Before(deadline) {
 			why := ""
@@ -250,6 +257,32 @@ func (h *cellHints) show(ctx context.Context) {
 		h.shown[key] = true
 		h.s.out("   %s\n", h.s.formatLogLine(l))
 	}
+}
+
+// slowStartText says, for instances that have been starting for a while,
+// what their health check waits for and how long it may: the wait prints
+// nothing else until the check passes or gives up (a minute by default).
+// "" for a process check, which passes as soon as the command runs.
+func slowStartText(app *api.App, p api.Process, after time.Duration) string {
+	limit := time.Minute
+	if t := p.HealthCheck.Data.Timeout; t != nil && *t > 0 {
+		limit = time.Duration(*t) * time.Second
+	}
+	var what string
+	switch p.HealthCheck.Type {
+	case "", "port":
+		what = "the app to listen on $PORT"
+	case "http":
+		ep := p.HealthCheck.Data.Endpoint
+		if ep == "" {
+			ep = "/"
+		}
+		what = "an HTTP 200 from " + ep + " on $PORT"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("still starting after %s: the health check waits for %s, for up to %s from each start ('pando logs %s' shows what the app prints)",
+		after.Round(time.Second), what, limit, app.Name)
 }
 
 // placementHint says what to do about a placement error.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/cli/api"
 )
 
 // What a first hour with the CLI trips over: each test is a step of it.
@@ -156,5 +158,56 @@ func TestPush_manifestAppsAreSetApart(t *testing.T) {
 	first, second := strings.Index(out, "Pushing app myapp "), strings.Index(out, "Pushing app second ")
 	if first < 0 || second < first || !strings.HasSuffix(out[:second], "\n\n") {
 		t.Errorf("want the second app's output after a blank line:\n%s", out)
+	}
+}
+
+// scale -i -1 was taken as "-i not given" and showed the current scale:
+// a negative count is refused, and nothing is scaled.
+func TestScale_negativeInstancesAreRefused(t *testing.T) {
+	f := newFakeCF(t)
+	f.appExists = true
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	err := h.run("scale", "myapp", "-i", "-1")
+	if err == nil || err.Error() != "-i -1: the number of instances must be 0 or more" {
+		t.Fatalf("err = %v, want -1 refused", err)
+	}
+	for _, r := range f.requests() {
+		if strings.Contains(r, "/actions/scale") || strings.HasPrefix(r, "GET /v3/apps/"+appGUID+"/processes") {
+			t.Errorf("scale with -i -1 sent %s", r)
+		}
+	}
+}
+
+// An app that never listens leaves the wait silent until its health check
+// gives up (a minute by default): once instances have been starting a while
+// the wait says what the check waits for and for how long.
+func TestWait_saysWhatASlowStartWaitsFor(t *testing.T) {
+	for _, note := range []time.Duration{0, time.Hour} {
+		_, h := startHarness(t, 1, [][]statEntry{{{state: "STARTING"}}, {{state: "RUNNING"}}})
+		h.env.slowStartNote = note
+		if err := h.run("start", "myapp"); err != nil {
+			t.Fatalf("start: %v\n%s", err, h.err)
+		}
+		want := "   web: still starting after 0s: the health check waits for the app to listen on $PORT, for up to 1m0s from each start ('pando logs myapp' shows what the app prints)\n"
+		if got := strings.Contains(h.out.String(), want); got != (note == 0) {
+			t.Errorf("note after %s: shown %v; output:\n%s", note, got, h.out)
+		}
+	}
+}
+
+func TestSlowStartText_namesTheCheck(t *testing.T) {
+	app := &api.App{Name: "shop"}
+	var p api.Process
+	p.HealthCheck.Type = "http"
+	p.HealthCheck.Data.Endpoint = "/health"
+	ninety := 90
+	p.HealthCheck.Data.Timeout = &ninety
+	if got, want := slowStartText(app, p, 15*time.Second), "still starting after 15s: the health check waits for an HTTP 200 from /health on $PORT, for up to 1m30s"; !strings.HasPrefix(got, want) {
+		t.Errorf("http: %q, want it to start %q", got, want)
+	}
+	p.HealthCheck.Type = "process"
+	if got := slowStartText(app, p, 15*time.Second); got != "" {
+		t.Errorf("process: %q, want none (it passes once the command runs)", got)
 	}
 }
