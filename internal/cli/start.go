@@ -314,6 +314,10 @@ func (s *session) crashed(ctx context.Context, app *api.App, p api.Process, c in
 // crashHint says what to change for a crash reason users commonly meet, or "".
 func crashHint(reason string) string {
 	const refused = "Failed to make TCP connection to port "
+	if strings.HasSuffix(reason, "Exited with status 127") {
+		return "Exit status 127: the shell did not find the start command. Check the command (-c, the Procfile or the manifest's\n" +
+			"command) and that the program is in the pushed files or on the stack ('pando stacks' lists their runtimes)."
+	}
 	if i := strings.Index(reason, refused); i >= 0 {
 		port, _, _ := strings.Cut(reason[i+len(refused):], ":")
 		return fmt.Sprintf("The app never listened on port %s: it must listen on the port in $PORT (%s) on all interfaces (0.0.0.0),\n"+
@@ -322,7 +326,8 @@ func crashHint(reason string) string {
 	return ""
 }
 
-// printLastLogs shows the app's last log lines (not staging) on stderr.
+// printLastLogs shows the app's last log lines on stderr: its own and the
+// cells' errors.
 func (s *session) printLastLogs(ctx context.Context, app *api.App) {
 	const n = 20
 	lines, err := s.c.ReadLogs(ctx, app.GUID, -1, 200, true)
@@ -332,7 +337,10 @@ func (s *session) printLastLogs(ctx context.Context, app *api.App) {
 	}
 	var keep []api.LogLine
 	for _, l := range lines {
-		if l.SourceType == "STG" {
+		// Staging, the router's access lines and the cells' progress
+		// ("creating container ...", four lines a start) would bury what
+		// the app printed; the cells' errors stay.
+		if l.SourceType == "STG" || l.SourceType == "RTR" || (l.SourceType == "CELL" && l.Type != "ERR") {
 			continue
 		}
 		keep = append(keep, l)

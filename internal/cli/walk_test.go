@@ -73,6 +73,7 @@ func TestPush_saysWhenTheAppIsStagingAlready(t *testing.T) {
 		h := newHarness(t)
 		h.loggedIn(f, time.Hour)
 		f.appExists = true
+		f.lastLine = "Staging complete"
 		f.stats = [][]statEntry{{{state: "RUNNING"}}}
 		f.extra = func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method != http.MethodGet || r.URL.Path != "/v3/apps/"+appGUID+"/builds" {
@@ -209,5 +210,44 @@ func TestSlowStartText_namesTheCheck(t *testing.T) {
 	p.HealthCheck.Type = "process"
 	if got := slowStartText(app, p, 15*time.Second); got != "" {
 		t.Errorf("process: %q, want none (it passes once the command runs)", got)
+	}
+}
+
+// A start command that is not found crashes with status 127. The crash
+// report shows what the app printed and the cells' errors, not the four
+// progress lines a cell logs for each start (which buried the one line
+// that said why), and says what 127 means.
+func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.lastLine = "Staging complete"
+	f.stats = [][]statEntry{{{state: "CRASHED", details: "APP/PROC/WEB/0 Exited with status 127"}}}
+	ts := int64(1795663555000000000)
+	f.envelopes = []fakeEnvelope{
+		{ts: ts - 1, sourceType: "STG", instance: "0", typ: "OUT", payload: "Staging complete"},
+		{ts: ts, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 creating container for instance 078f"},
+		{ts: ts + 1, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Starting health monitoring of container"},
+		{ts: ts + 2, sourceType: "APP/PROC/WEB", instance: "0", typ: "ERR", payload: "/usr/bin/bash: line 1: nodee: command not found"},
+		{ts: ts + 3, sourceType: "APP/PROC/WEB", instance: "0", typ: "OUT", payload: "Exit status 127"},
+		{ts: ts + 4, sourceType: "CELL", instance: "0", typ: "ERR", payload: "Timed out after 1m0s: health check never passed."},
+		{ts: ts + 5, sourceType: "RTR", instance: "0", typ: "OUT", payload: `myapp.localhost - "GET / HTTP/1.1" 502`},
+		{ts: ts + 6, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 destroying container for instance 078f"},
+	}
+	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+	if err == nil || !strings.Contains(err.Error(), "crashed: APP/PROC/WEB/0 Exited with status 127") {
+		t.Fatalf("err = %v, want the crash", err)
+	}
+	stderr := h.err.String()
+	for _, want := range []string{"ERR /usr/bin/bash: line 1: nodee: command not found", "OUT Exit status 127",
+		"[CELL/0] ERR Timed out after 1m0s", "Exit status 127: the shell did not find the start command"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	for _, noise := range []string{"creating container", "health monitoring", "destroying container", "GET / HTTP/1.1"} {
+		if strings.Contains(stderr, noise) {
+			t.Errorf("stderr shows %q:\n%s", noise, stderr)
+		}
 	}
 }
