@@ -336,7 +336,12 @@ func (s *session) printLastLogs(ctx context.Context, app *api.App) {
 		return
 	}
 	var keep []api.LogLine
-	for _, l := range lines {
+	for _, l := range lines { // newest first
+		// A staging's lines before the app's newest ones end the report:
+		// what came before them is an older droplet's.
+		if l.SourceType == "STG" && len(keep) > 0 {
+			break
+		}
 		// Staging, the router's access lines and the cells' progress
 		// ("creating container ...", four lines a start) would bury what
 		// the app printed; the cells' errors stay.

@@ -216,7 +216,8 @@ func TestSlowStartText_namesTheCheck(t *testing.T) {
 // A start command that is not found crashes with status 127. The crash
 // report shows what the app printed and the cells' errors, not the four
 // progress lines a cell logs for each start (which buried the one line
-// that said why), and says what 127 means.
+// that said why), nor what an older droplet printed before this push's
+// staging, and says what 127 means.
 func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 	f := newFakeCF(t)
 	h := newHarness(t)
@@ -225,6 +226,8 @@ func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 	f.stats = [][]statEntry{{{state: "CRASHED", details: "APP/PROC/WEB/0 Exited with status 127"}}}
 	ts := int64(1795663555000000000)
 	f.envelopes = []fakeEnvelope{
+		{ts: ts - 3, sourceType: "APP/PROC/WEB", instance: "0", typ: "ERR", payload: "an older droplet's line"},
+		{ts: ts - 2, sourceType: "STG", instance: "0", typ: "OUT", payload: "Downloading app package..."},
 		{ts: ts - 1, sourceType: "STG", instance: "0", typ: "OUT", payload: "Staging complete"},
 		{ts: ts, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 creating container for instance 078f"},
 		{ts: ts + 1, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Starting health monitoring of container"},
@@ -245,7 +248,7 @@ func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	for _, noise := range []string{"creating container", "health monitoring", "destroying container", "GET / HTTP/1.1"} {
+	for _, noise := range []string{"creating container", "health monitoring", "destroying container", "GET / HTTP/1.1", "older droplet"} {
 		if strings.Contains(stderr, noise) {
 			t.Errorf("stderr shows %q:\n%s", noise, stderr)
 		}
