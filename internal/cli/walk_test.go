@@ -254,3 +254,29 @@ func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 		}
 	}
 }
+
+// run-task on an app whose staging failed got CF's "Assign current droplet
+// to app", which names no pando verb: the error says what to do.
+func TestRunTask_withoutADropletSaysToPushFirst(t *testing.T) {
+	for _, wait := range []bool{false, true} {
+		f := newFakeCF(t)
+		ft := newFakeTasks(f) // serves --wait's log stream
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodPost && r.URL.Path == "/v3/apps/"+appGUID+"/tasks" {
+				f.cfError(w, 422, 10008, "CF-UnprocessableEntity", "Task must have a droplet. Assign current droplet to app.")
+				return true
+			}
+			return ft.serve(w, r)
+		}
+		args := []string{"run-task", "myapp", "-c", "echo hi"}
+		if wait {
+			args = append(args, "--wait")
+		}
+		err := h.run(args...)
+		if err == nil || !strings.Contains(err.Error(), "(myapp has no droplet to run the task in yet: push it, and fix its staging if that failed)") {
+			t.Errorf("run-task (--wait %v): err = %v", wait, err)
+		}
+	}
+}
