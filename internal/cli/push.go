@@ -225,6 +225,11 @@ func (s *session) stageAndRestart(ctx context.Context, app *api.App, pkg *api.Pa
 	_, err := s.stage(ctx, app, pkg, stg, func(b *api.Build) {
 		restarted = make(chan error, 1)
 		go func() {
+			if nb := s.newerBuild(ctx, app, b); nb != nil {
+				restarted <- fmt.Errorf("a newer push or restage of %s (staging since %s) replaces this one: this push's droplet was not made current",
+					app.Name, nb.CreatedAt.In(s.loc).Format("15:04:05"))
+				return
+			}
 			if err := s.c.SetCurrentDroplet(ctx, app.GUID, b.DropletGUID()); err != nil {
 				restarted <- err
 				return

@@ -92,15 +92,32 @@ wait:
 
 // warnOtherStaging says so when the app is staging already (a second push
 // or a restage of it): the stream below shows both stagings' lines, and
-// each push makes its own droplet current when it ends, so the one that
-// ends last wins. A failed look is no reason to stop the push.
+// the one started last makes its droplet current (see newerBuild). A
+// failed look is no reason to stop the push.
 func (s *session) warnOtherStaging(ctx context.Context, app *api.App) {
-	builds, err := s.c.StagingBuilds(ctx, app.GUID)
+	builds, err := s.c.AppBuilds(ctx, app.GUID, "STAGING")
 	if err != nil || len(builds) == 0 {
 		return
 	}
 	s.errf("   warning: %s is already staging (another push or restage of it, since %s): both stagings' output shows below, "+
-		"and the app gets the droplet of the one that ends last\n", app.Name, builds[0].CreatedAt.In(s.loc).Format("15:04:05"))
+		"and the app gets the droplet of the one started last\n", app.Name, builds[0].CreatedAt.In(s.loc).Format("15:04:05"))
+}
+
+// newerBuild returns a build of the app started after b that is staging or
+// staged (a second push or a restage begun while b staged), or nil. Its
+// droplet, not b's, is the one the user wants running: b's must not
+// replace it because b happened to finish last. A failed look returns nil.
+func (s *session) newerBuild(ctx context.Context, app *api.App, b *api.Build) *api.Build {
+	builds, err := s.c.AppBuilds(ctx, app.GUID, "STAGING", "STAGED")
+	if err != nil {
+		return nil
+	}
+	for i := range builds {
+		if builds[i].GUID != b.GUID && builds[i].CreatedAt.After(b.CreatedAt) {
+			return &builds[i]
+		}
+	}
+	return nil
 }
 
 func (s *session) printStagingLine(l api.LogLine) {

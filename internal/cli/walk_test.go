@@ -79,9 +79,6 @@ func TestPush_saysWhenTheAppIsStagingAlready(t *testing.T) {
 			if r.Method != http.MethodGet || r.URL.Path != "/v3/apps/"+appGUID+"/builds" {
 				return false
 			}
-			if r.URL.Query().Get("states") != "STAGING" {
-				t.Errorf("builds asked with states=%q", r.URL.Query().Get("states"))
-			}
 			if other {
 				b := f.buildJSON("STAGING")
 				b["guid"], b["created_at"] = "0f873736-2af2-4723-884b-2aa4f22ac034", "2026-11-26T03:25:40Z"
@@ -94,7 +91,8 @@ func TestPush_saysWhenTheAppIsStagingAlready(t *testing.T) {
 		if err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1"); err != nil {
 			t.Fatalf("push: %v\nstderr: %s", err, h.err)
 		}
-		warned := strings.Contains(h.err.String(), "warning: myapp is already staging (another push or restage of it, since 03:25:40)")
+		warned := strings.Contains(h.err.String(), "warning: myapp is already staging (another push or restage of it, since 03:25:40): "+
+			"both stagings' output shows below, and the app gets the droplet of the one started last")
 		if warned != other {
 			t.Errorf("another staging %v: warned %v; stderr:\n%s", other, warned, h.err)
 		}
@@ -277,6 +275,42 @@ func TestRunTask_withoutADropletSaysToPushFirst(t *testing.T) {
 		err := h.run(args...)
 		if err == nil || !strings.Contains(err.Error(), "(myapp has no droplet to run the task in yet: push it, and fix its staging if that failed)") {
 			t.Errorf("run-task (--wait %v): err = %v", wait, err)
+		}
+	}
+}
+
+// Of two pushes of an app staging at once, the one started last is what
+// the user wants running: the earlier one, should its staging end last,
+// must not make its older droplet current, and says so.
+func TestPush_anEarlierPushDoesNotReplaceANewerOnesDroplet(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.appExists = true
+	f.lastLine = "Staging complete"
+	f.stats = [][]statEntry{{{state: "RUNNING"}}}
+	f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || r.URL.Path != "/v3/apps/"+appGUID+"/builds" {
+			return false
+		}
+		ours := f.buildJSON("STAGED") // created 03:25:55
+		newer := f.buildJSON("STAGING")
+		newer["guid"], newer["created_at"], newer["droplet"] = "0f873736-2af2-4723-884b-2aa4f22ac034", "2026-11-26T03:26:10Z", nil
+		if strings.Contains(r.URL.Query().Get("states"), "STAGED") {
+			f.writeJSON(w, 200, f.list(newer, ours))
+		} else {
+			f.writeJSON(w, 200, f.list())
+		}
+		return true
+	}
+	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+	want := "a newer push or restage of myapp (staging since 03:26:10) replaces this one: this push's droplet was not made current"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v\nwant  %s", err, want)
+	}
+	for _, r := range f.requests() {
+		if strings.Contains(r, "current_droplet") || strings.Contains(r, "/actions/restart") {
+			t.Errorf("the earlier push sent %s", r)
 		}
 	}
 }

@@ -258,9 +258,10 @@ func (c *Client) LatestPackage(ctx context.Context, appGUID string, states ...st
 	return &p.Resources[0], nil
 }
 
-// StagingBuilds returns the app's builds that are staging now.
-func (c *Client) StagingBuilds(ctx context.Context, appGUID string) ([]Build, error) {
-	q := url.Values{"states": {"STAGING"}, "per_page": {"50"}}
+// AppBuilds returns the app's newest builds (at most 20) in one of states,
+// newest first.
+func (c *Client) AppBuilds(ctx context.Context, appGUID string, states ...string) ([]Build, error) {
+	q := url.Values{"states": {strings.Join(states, ",")}, "order_by": {"-created_at"}, "per_page": {"20"}}
 	var p page[Build]
 	if _, err := c.do(ctx, http.MethodGet, "/v3/apps/"+url.PathEscape(appGUID)+"/builds?"+q.Encode(), nil, &p); err != nil {
 		return nil, fmt.Errorf("list builds: %w", err)
