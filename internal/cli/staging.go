@@ -82,12 +82,27 @@ wait:
 
 	b = res.b
 	if b.State == "FAILED" {
+		if strings.Contains(b.ErrorText(), "cancelled") && s.appGone(ctx, app) {
+			// Deleting the app cancels its staging: say that, not who
+			// cancelled what.
+			return nil, fmt.Errorf("stage %s: the app was deleted while it was staging", app.Name)
+		}
 		return nil, s.stagingFailed(ctx, app, b, last)
 	}
 	if b.DropletGUID() == "" {
 		return nil, fmt.Errorf("staging %s ended %s without a droplet", app.Name, b.State)
 	}
 	return b, nil
+}
+
+// appGone reports whether app no longer exists (deleted, or another app
+// has its name now). A failed look says no.
+func (s *session) appGone(ctx context.Context, app *api.App) bool {
+	now, err := s.c.AppByName(ctx, s.cfg.SpaceGUID, app.Name)
+	if errors.Is(err, api.ErrNotFound) {
+		return true
+	}
+	return err == nil && now.GUID != app.GUID
 }
 
 // warnOtherStaging says so when the app is staging already (a second push

@@ -314,3 +314,33 @@ func TestPush_anEarlierPushDoesNotReplaceANewerOnesDroplet(t *testing.T) {
 		}
 	}
 }
+
+// Deleting an app while it stages cancels its staging: the build may end
+// FAILED ("task was cancelled") before it is gone, and the push said only
+// that, as if something else had cancelled it.
+func TestPush_appDeletedWhileStagingIsSaidWhenTheBuildEndsCancelled(t *testing.T) {
+	for _, deleted := range []bool{true, false} {
+		f := newFakeCF(t)
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		f.lastLine = "Staging failed: StagingError - Staging error: task was cancelled"
+		f.buildError = "StagingError - Staging error: task was cancelled"
+		f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+			if !deleted || r.Method != http.MethodGet || r.URL.Path != "/v3/apps" {
+				return false
+			}
+			select {
+			case <-f.buildAnswered:
+				f.writeJSON(w, 200, f.list())
+				return true
+			default:
+				return false
+			}
+		}
+		err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+		said := err != nil && err.Error() == "stage myapp: the app was deleted while it was staging"
+		if err == nil || said != deleted {
+			t.Errorf("deleted %v: err = %v", deleted, err)
+		}
+	}
+}
