@@ -318,6 +318,12 @@ func crashHint(reason string) string {
 		return "Exit status 127: the shell did not find the start command. Check the command (-c, the Procfile or the manifest's\n" +
 			"command) and that the program is in the pushed files or on the stack ('pando stacks' lists their runtimes)."
 	}
+	const httpCheck = "Failed to make HTTP request to '"
+	if i := strings.Index(reason, httpCheck); i >= 0 && strings.Contains(reason, "received status code") {
+		endpoint, _, _ := strings.Cut(reason[i+len(httpCheck):], "'")
+		return fmt.Sprintf("The http health check never got a 200 from %s: make the app answer 200 there, name another path with\n"+
+			"--endpoint (health-check-http-endpoint: in a manifest), or check only the port with -u port.", endpoint)
+	}
 	if i := strings.Index(reason, refused); i >= 0 {
 		port, _, _ := strings.Cut(reason[i+len(refused):], ":")
 		return fmt.Sprintf("The app never listened on port %s: it must listen on the port in $PORT (%s) on all interfaces (0.0.0.0),\n"+

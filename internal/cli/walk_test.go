@@ -344,3 +344,17 @@ func TestPush_appDeletedWhileStagingIsSaidWhenTheBuildEndsCancelled(t *testing.T
 		}
 	}
 }
+
+func TestCrashHint_httpHealthCheckSaysWhatToChange(t *testing.T) {
+	reason := "health check timed out after 5s: instance never healthy: Failed to make HTTP request to '/nope' on port 8080: received status code 404 in 2ms"
+	got := crashHint(reason)
+	for _, want := range []string{"never got a 200 from /nope", "--endpoint", "-u port"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hint %q lacks %q", got, want)
+		}
+	}
+	// Nothing answering at all is not about the endpoint.
+	if got := crashHint("instance never healthy: Failed to make HTTP request to '/health' on port 8080: dial tcp: connection refused"); strings.Contains(got, "200") {
+		t.Errorf("a refused http check got the endpoint hint: %q", got)
+	}
+}
