@@ -87,3 +87,13 @@ func TestRun_daemonDialErrorsHaveNoClientHints(t *testing.T) {
 		t.Errorf("cell joining a server that is down: exit %d, stderr %q", code, out)
 	}
 }
+
+// Docker apps run without any switch: --insecure-registry's help said it
+// took effect "once docker apps are enabled", which sent users looking
+// for a setting that does not exist.
+func TestServerHelp_insecureRegistryNeedsNoOtherSetting(t *testing.T) {
+	usage := serverCmd().Flags().Lookup("insecure-registry").Usage
+	if strings.Contains(usage, "enabled") || !strings.Contains(usage, "plain HTTP") {
+		t.Errorf("--insecure-registry help: %q", usage)
+	}
+}

@@ -165,7 +165,7 @@ func TestJava_unpackedJarRunsMainWithTheHeapSizedFromMemoryLimit(t *testing.T) {
 		t.Fatalf("start command %q, want %q\n%s", res.StartCommand, want, s.out.String())
 	}
 	for _, want := range []string{"-----> Java Main: com.example.Main", "Using the stack's Java " + feature,
-		"With MEMORY_LIMIT=256m: -Xmx119M -Xss1M"} {
+		"With staging's MEMORY_LIMIT=256m (each start sizes for the app's own limit): -Xmx119M -Xss1M"} {
 		if !strings.Contains(s.out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, s.out.String())
 		}

@@ -54,6 +54,9 @@ type env struct {
 	// cellHintEvery is how often a wait for starting instances reads what
 	// the cells logged about them (see cellHints).
 	cellHintEvery time.Duration
+	// slowStartNote is how long instances may be starting before the wait
+	// says once what the health check waits for (see slowStartText).
+	slowStartNote time.Duration
 	// drainIdle: after staging ends, keep reading staging lines until the
 	// stream is quiet this long (bounded by drainMax).
 	drainIdle, drainMax time.Duration
@@ -83,6 +86,7 @@ func defaultEnv(streams IOStreams) *env {
 		drainCatchUp: 10 * time.Second,
 
 		cellHintEvery:   3 * time.Second,
+		slowStartNote:   15 * time.Second,
 		startWaitMin:    2 * time.Minute,
 		startWaitMargin: 30 * time.Second,
 
@@ -99,6 +103,13 @@ func NewCommands(streams IOStreams) []*cobra.Command {
 	return defaultEnv(streams).commands()
 }
 
+// interruptedMsg is what Ctrl-C says. A push cut short before its restart
+// leaves the app as it was: running its previous droplet if it ran (the
+// staging under way still ends on the server, its droplet unused), stopped
+// if it is new.
+const interruptedMsg = "error: interrupted (the server keeps what it already did and ends a staging under way: 'pando app NAME' shows where the app stands; " +
+	"a push cut short before the restart leaves the app as it was, on its previous droplet (a new app stopped): push again)"
+
 // ReportError prints err as one line "error: <cause>" and returns the exit
 // status (0 when err is nil).
 func ReportError(w io.Writer, err error) int {
@@ -107,7 +118,7 @@ func ReportError(w io.Writer, err error) int {
 	}
 	if errors.Is(err, context.Canceled) {
 		// Ctrl-C: the server carries on with what it was already asked.
-		fmt.Fprintln(w, "error: interrupted (the server keeps what it already did: 'pando apps' shows the apps' state; a push cut short leaves its app stopped, push again)")
+		fmt.Fprintln(w, interruptedMsg)
 		return 1
 	}
 	msg := err.Error()

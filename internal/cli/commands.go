@@ -69,7 +69,7 @@ func waitFlag(cmd *cobra.Command, d *time.Duration) {
 }
 
 // waitTimeoutHelp describes --wait-timeout; its default (0) is startWait's.
-const waitTimeoutHelp = "how long to wait for instances to run (default 2m, or the start timeout (-t) plus 30s when longer)"
+const waitTimeoutHelp = "how long to wait for instances to run (default 2m, or the app's start timeout (push -t) plus 30s when longer)"
 
 func (e *env) startCmd() *cobra.Command {
 	var wait time.Duration
@@ -204,8 +204,11 @@ func (e *env) scaleCmd() *cobra.Command {
 	var cmd *cobra.Command
 	cmd = e.appCommand("scale NAME", "Change an app's instances, memory, disk or log rate limit", 1,
 		func(ctx context.Context, s *session, args []string) error {
-			if !cmd.Flags().Changed("instances") {
+			switch {
+			case !cmd.Flags().Changed("instances"):
 				instances = -1 // leave as is
+			case instances < 0:
+				return fmt.Errorf("-i %d: the number of instances must be 0 or more", instances)
 			}
 			return s.scale(ctx, args[0], process, instances, memory, disk, logRate, force, wait)
 		})

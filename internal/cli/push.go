@@ -65,8 +65,12 @@ func (e *env) pushCmd() *cobra.Command {
 
 func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout time.Duration) error {
 	manifestPath := f.manifest
+	// implicit: the manifest is read only because it is in the current
+	// directory, which a user pushing with -p may not think of.
+	implicit := false
 	if manifestPath == "" && !f.noManifest {
 		manifestPath = defaultManifest()
+		implicit = manifestPath != ""
 	}
 	var fromManifest []*manifestApp
 	if manifestPath != "" {
@@ -76,7 +80,7 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 			return err
 		}
 		if fromManifest, err = readManifest(manifestPath, vars); err != nil {
-			return err
+			return implicitManifestHint(err, implicit)
 		}
 		for _, a := range fromManifest {
 			for _, w := range unknownKeyWarnings(a) {
@@ -86,7 +90,7 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 	}
 	apps, err := selectApps(name, fromManifest, f)
 	if err != nil {
-		return err
+		return implicitManifestHint(err, implicit)
 	}
 	// Read every app's files first: a wrong path or an empty directory
 	// fails before anything changes on the server.
@@ -132,7 +136,10 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 		}
 		return s.denied(err, "space developer role in space "+s.cfg.SpaceName)
 	}
-	for _, a := range apps {
+	for i, a := range apps {
+		if i > 0 {
+			s.out("\n")
+		}
 		if err := s.pushApp(ctx, a, f.noStart, waitTimeout); err != nil {
 			if len(apps) > 1 {
 				return fmt.Errorf("push %s: %w", a.name(), err)
@@ -141,6 +148,15 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 		}
 	}
 	return nil
+}
+
+// implicitManifestHint adds to err, when the manifest was read only because
+// it is in the current directory, that it was and how to leave it out.
+func implicitManifestHint(err error, implicit bool) error {
+	if !implicit {
+		return err
+	}
+	return fmt.Errorf("%w (the manifest in the current directory is read unless --no-manifest is given)", err)
 }
 
 func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, waitTimeout time.Duration) error {
@@ -209,6 +225,11 @@ func (s *session) stageAndRestart(ctx context.Context, app *api.App, pkg *api.Pa
 	_, err := s.stage(ctx, app, pkg, stg, func(b *api.Build) {
 		restarted = make(chan error, 1)
 		go func() {
+			if nb := s.newerBuild(ctx, app, b); nb != nil {
+				restarted <- fmt.Errorf("a newer push or restage of %s (staging since %s) replaces this one: this push's droplet was not made current",
+					app.Name, nb.CreatedAt.In(s.loc).Format("15:04:05"))
+				return
+			}
 			if err := s.c.SetCurrentDroplet(ctx, app.GUID, b.DropletGUID()); err != nil {
 				restarted <- err
 				return

@@ -27,6 +27,7 @@ func (s *session) stage(ctx context.Context, app *api.App, pkg *api.Package, f *
 		return nil, err
 	}
 
+	s.warnOtherStaging(ctx, app)
 	b, err := s.c.CreateBuild(ctx, pkg.GUID)
 	if err != nil {
 		return nil, err
@@ -81,12 +82,57 @@ wait:
 
 	b = res.b
 	if b.State == "FAILED" {
+		if strings.Contains(b.ErrorText(), "cancelled") && s.appGone(ctx, app) {
+			// Deleting the app cancels its staging: say that, not who
+			// cancelled what.
+			return nil, fmt.Errorf("stage %s: the app was deleted while it was staging", app.Name)
+		}
 		return nil, s.stagingFailed(ctx, app, b, last)
 	}
 	if b.DropletGUID() == "" {
 		return nil, fmt.Errorf("staging %s ended %s without a droplet", app.Name, b.State)
 	}
 	return b, nil
+}
+
+// appGone reports whether app no longer exists (deleted, or another app
+// has its name now). A failed look says no.
+func (s *session) appGone(ctx context.Context, app *api.App) bool {
+	now, err := s.c.AppByName(ctx, s.cfg.SpaceGUID, app.Name)
+	if errors.Is(err, api.ErrNotFound) {
+		return true
+	}
+	return err == nil && now.GUID != app.GUID
+}
+
+// warnOtherStaging says so when the app is staging already (a second push
+// or a restage of it): the stream below shows both stagings' lines, and
+// the one started last makes its droplet current (see newerBuild). A
+// failed look is no reason to stop the push.
+func (s *session) warnOtherStaging(ctx context.Context, app *api.App) {
+	builds, err := s.c.AppBuilds(ctx, app.GUID, "STAGING")
+	if err != nil || len(builds) == 0 {
+		return
+	}
+	s.errf("   warning: %s is already staging (another push or restage of it, since %s): both stagings' output shows below, "+
+		"and the app gets the droplet of the one started last\n", app.Name, builds[0].CreatedAt.In(s.loc).Format("15:04:05"))
+}
+
+// newerBuild returns a build of the app started after b that is staging or
+// staged (a second push or a restage begun while b staged), or nil. Its
+// droplet, not b's, is the one the user wants running: b's must not
+// replace it because b happened to finish last. A failed look returns nil.
+func (s *session) newerBuild(ctx context.Context, app *api.App, b *api.Build) *api.Build {
+	builds, err := s.c.AppBuilds(ctx, app.GUID, "STAGING", "STAGED")
+	if err != nil {
+		return nil
+	}
+	for i := range builds {
+		if builds[i].GUID != b.GUID && builds[i].CreatedAt.After(b.CreatedAt) {
+			return &builds[i]
+		}
+	}
+	return nil
 }
 
 func (s *session) printStagingLine(l api.LogLine) {

@@ -59,6 +59,16 @@ func (c instanceCounts) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// progress is the wait's progress line: String, with why instances are
+// down when no cell could take them, so a wait that may last minutes says
+// at once what holds it up.
+func (c instanceCounts) progress() string {
+	if c.down > 0 && c.placement != "" {
+		return c.String() + " (" + c.placement + ")"
+	}
+	return c.String()
+}
+
 // waitStarted waits until every instance of each process of the app runs.
 // Instances that all crashed, or that no cell can take, end the wait at
 // once with the reason; crashes of instances being restarted are shown as
@@ -130,6 +140,7 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 	crashes := &crashWatch{shown: map[string]bool{}}
 	hints := newCellHints(ctx, s, app)
 	starting := false
+	began, noted := s.now(), false
 	for {
 		var st *api.Stats
 		var err error
@@ -151,7 +162,7 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 			return err
 		}
 		c := countInstances(st)
-		if line := c.String(); line != shown && c.total > 0 {
+		if line := c.progress(); line != shown && c.total > 0 {
 			s.out("   %s: %s\n", p.Type, line)
 			shown = line
 		}
@@ -169,6 +180,12 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 		starting = c.starting > 0
 		if starting {
 			hints.show(ctx)
+			if !noted && s.now().Sub(began) >= s.slowStartNote {
+				noted = true
+				if note := slowStartText(app, p, s.now().Sub(began)); note != "" {
+					s.out("   %s: %s\n", p.Type, note)
+				}
+			}
 		}
 		if !s.now().Before(deadline) {
 			why := ""
@@ -242,6 +259,32 @@ func (h *cellHints) show(ctx context.Context) {
 	}
 }
 
+// slowStartText says, for instances that have been starting for a while,
+// what their health check waits for and how long it may: the wait prints
+// nothing else until the check passes or gives up (a minute by default).
+// "" for a process check, which passes as soon as the command runs.
+func slowStartText(app *api.App, p api.Process, after time.Duration) string {
+	limit := time.Minute
+	if t := p.HealthCheck.Data.Timeout; t != nil && *t > 0 {
+		limit = time.Duration(*t) * time.Second
+	}
+	var what string
+	switch p.HealthCheck.Type {
+	case "", "port":
+		what = "the app to listen on $PORT"
+	case "http":
+		ep := p.HealthCheck.Data.Endpoint
+		if ep == "" {
+			ep = "/"
+		}
+		what = "an HTTP 200 from " + ep + " on $PORT"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("still starting after %s: the health check waits for %s, for up to %s from each start ('pando logs %s' shows what the app prints)",
+		after.Round(time.Second), what, limit, app.Name)
+}
+
 // placementHint says what to do about a placement error.
 func placementHint(reason string) string {
 	switch {
@@ -271,6 +314,16 @@ func (s *session) crashed(ctx context.Context, app *api.App, p api.Process, c in
 // crashHint says what to change for a crash reason users commonly meet, or "".
 func crashHint(reason string) string {
 	const refused = "Failed to make TCP connection to port "
+	if strings.HasSuffix(reason, "Exited with status 127") {
+		return "Exit status 127: the shell did not find the start command. Check the command (-c, the Procfile or the manifest's\n" +
+			"command) and that the program is in the pushed files or on the stack ('pando stacks' lists their runtimes)."
+	}
+	const httpCheck = "Failed to make HTTP request to '"
+	if i := strings.Index(reason, httpCheck); i >= 0 && strings.Contains(reason, "received status code") {
+		endpoint, _, _ := strings.Cut(reason[i+len(httpCheck):], "'")
+		return fmt.Sprintf("The http health check never got a 200 from %s: make the app answer 200 there, name another path with\n"+
+			"--endpoint (health-check-http-endpoint: in a manifest), or check only the port with -u port.", endpoint)
+	}
 	if i := strings.Index(reason, refused); i >= 0 {
 		port, _, _ := strings.Cut(reason[i+len(refused):], ":")
 		return fmt.Sprintf("The app never listened on port %s: it must listen on the port in $PORT (%s) on all interfaces (0.0.0.0),\n"+
@@ -279,7 +332,8 @@ func crashHint(reason string) string {
 	return ""
 }
 
-// printLastLogs shows the app's last log lines (not staging) on stderr.
+// printLastLogs shows the app's last log lines on stderr: its own and the
+// cells' errors.
 func (s *session) printLastLogs(ctx context.Context, app *api.App) {
 	const n = 20
 	lines, err := s.c.ReadLogs(ctx, app.GUID, -1, 200, true)
@@ -288,8 +342,16 @@ func (s *session) printLastLogs(ctx context.Context, app *api.App) {
 		return
 	}
 	var keep []api.LogLine
-	for _, l := range lines {
-		if l.SourceType == "STG" {
+	for _, l := range lines { // newest first
+		// A staging's lines before the app's newest ones end the report:
+		// what came before them is an older droplet's.
+		if l.SourceType == "STG" && len(keep) > 0 {
+			break
+		}
+		// Staging, the router's access lines and the cells' progress
+		// ("creating container ...", four lines a start) would bury what
+		// the app printed; the cells' errors stay.
+		if l.SourceType == "STG" || l.SourceType == "RTR" || (l.SourceType == "CELL" && l.Type != "ERR") {
 			continue
 		}
 		keep = append(keep, l)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ func (e *env) runTaskCmd() *cobra.Command {
 			}
 			t, err := s.c.CreateTask(ctx, app.GUID, req)
 			if err != nil {
-				return err
+				return noDropletHint(err, app)
 			}
 			s.taskSubmitted(t)
 			return nil
@@ -102,7 +103,7 @@ func (s *session) runTaskAndWait(ctx context.Context, app *api.App, req api.Task
 
 	t, err := s.c.CreateTask(ctx, app.GUID, req)
 	if err != nil {
-		return err
+		return noDropletHint(err, app)
 	}
 	s.taskSubmitted(t)
 	s.out("\nWaiting for task to complete execution...\n\n")
@@ -199,4 +200,14 @@ func (e *env) terminateTaskCmd() *cobra.Command {
 			s.out("OK\n")
 			return nil
 		})
+}
+
+// noDropletHint says what CF's "Task must have a droplet. Assign current
+// droplet to app." means for a Pando user: a task runs in the app's
+// droplet, which a push makes.
+func noDropletHint(err error, app *api.App) error {
+	if api.IsStatus(err, http.StatusUnprocessableEntity) && strings.Contains(err.Error(), "must have a droplet") {
+		return fmt.Errorf("%w (%s has no droplet to run the task in yet: push it, and fix its staging if that failed)", err, app.Name)
+	}
+	return err
 }

@@ -258,6 +258,17 @@ func (c *Client) LatestPackage(ctx context.Context, appGUID string, states ...st
 	return &p.Resources[0], nil
 }
 
+// AppBuilds returns the app's newest builds (at most 20) in one of states,
+// newest first.
+func (c *Client) AppBuilds(ctx context.Context, appGUID string, states ...string) ([]Build, error) {
+	q := url.Values{"states": {strings.Join(states, ",")}, "order_by": {"-created_at"}, "per_page": {"20"}}
+	var p page[Build]
+	if _, err := c.do(ctx, http.MethodGet, "/v3/apps/"+url.PathEscape(appGUID)+"/builds?"+q.Encode(), nil, &p); err != nil {
+		return nil, fmt.Errorf("list builds: %w", err)
+	}
+	return p.Resources, nil
+}
+
 // WaitPackageReady polls a package until READY; FAILED or EXPIRED is an
 // error.
 func (c *Client) WaitPackageReady(ctx context.Context, p *Package) (*Package, error) {
