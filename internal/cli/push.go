@@ -136,11 +136,15 @@ func (e *env) push(ctx context.Context, name string, f *pushFlags, waitTimeout t
 		}
 		return s.denied(err, "space developer role in space "+s.cfg.SpaceName)
 	}
+	var limits *api.InstanceMemoryLimits
+	if !f.noStart {
+		limits = s.instanceLimits(ctx)
+	}
 	for i, a := range apps {
 		if i > 0 {
 			s.out("\n")
 		}
-		if err := s.pushApp(ctx, a, f.noStart, waitTimeout); err != nil {
+		if err := s.pushApp(ctx, a, f.noStart, waitTimeout, limits); err != nil {
 			if len(apps) > 1 {
 				return fmt.Errorf("push %s: %w", a.name(), err)
 			}
@@ -159,11 +163,14 @@ func implicitManifestHint(err error, implicit bool) error {
 	return fmt.Errorf("%w (the manifest in the current directory is read unless --no-manifest is given)", err)
 }
 
-func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, waitTimeout time.Duration) error {
+func (s *session) pushApp(ctx context.Context, m *manifestApp, noStart bool, waitTimeout time.Duration, limits *api.InstanceMemoryLimits) error {
 	name := m.name()
 	s.out("Pushing app %s to %s...\n", name, s.where())
 	app, err := s.app(ctx, name)
 	if err != nil {
+		return err
+	}
+	if err := s.checkInstanceMemory(ctx, app, limits); err != nil {
 		return err
 	}
 	var pkg *api.Package

@@ -115,6 +115,19 @@ func TestTenancy_cliTeamVerbs(t *testing.T) {
 	s.mustPando(t, "create-quota", "small", "-m", "2G", "-r", "10")
 	s.mustPando(t, "set-quota", "team", "small")
 	requireOutput(t, s.mustPando(t, "quotas"), `(?m)^small\s+2G\s+unlimited\s+unlimited\s+10\s.*team$`)
+	// An instance bigger than the quota lets one be is refused before its
+	// files are uploaded and staged (Cloud Foundry refuses it at the start
+	// after the staging).
+	s.mustPando(t, "update-quota", "small", "-i", "256M")
+	big := s.as(t, devHome, "push", "big", "-m", "512M", "-p", site)
+	requireOutput(t, big, `web process asks for 512M per instance, but the org's quota caps one instance at 256M: nothing was uploaded or staged`)
+	if big.code == 0 || strings.Contains(big.out(), "Uploading") {
+		t.Errorf("a push past the instance memory cap: %s", big)
+	}
+	s.mustPando(t, "update-quota", "small", "-i", "-1")
+	if r := s.as(t, devHome, "delete", "big", "-f", "-r"); r.code != 0 {
+		t.Fatalf("dev delete big: %s", r)
+	}
 	cliDomainsRoutesAndQuotas(t, s, devHome)
 
 	// What the developer may not do is refused, saying why.
