@@ -112,3 +112,104 @@ func TestConcurrentEdits_appAndProcessKeepEveryChange(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentEdits_tenancyServicesAndSettingsKeepEveryChange(t *testing.T) {
+	onEngines(t, func(t *testing.T, e *ptEnv) {
+		ctx := t.Context()
+		org := e.post("/v3/organizations", `{"name":"o"}`)["guid"].(string)
+		rel := `"relationships":{"organization":{"data":{"guid":"` + org + `"}}}`
+		space := e.post("/v3/spaces", `{"name":"s",`+rel+`}`)["guid"].(string)
+		quotas := []string{
+			e.post("/v3/organization_quotas", `{"name":"q0"}`)["guid"].(string),
+			e.post("/v3/organization_quotas", `{"name":"q1"}`)["guid"].(string),
+		}
+		spaceQuota := e.post("/v3/space_quotas", `{"name":"sq",`+rel+`}`)["guid"].(string)
+		si := e.upsi(space, "si", "")
+		wantGroup := map[string]string{}
+		for round := range 4 {
+			spaceEdit := edit{"POST", "/v3/space_quotas/" + spaceQuota + "/relationships/spaces", `{"data":[{"guid":"` + space + `"}]}`, http.StatusOK}
+			wantSpaceQuota := spaceQuota
+			if round%2 == 1 {
+				spaceEdit = edit{"DELETE", "/v3/space_quotas/" + spaceQuota + "/relationships/spaces/" + space, "", http.StatusNoContent}
+				wantSpaceQuota = ""
+			}
+			flagOn := round%2 == 0
+			edits := []edit{
+				{"PATCH", "/v3/organizations/" + org, fmt.Sprintf(`{"name":"o-%d"}`, round), http.StatusOK},
+				{"POST", "/v3/organization_quotas/" + quotas[round%2] + "/relationships/organizations", `{"data":[{"guid":"` + org + `"}]}`, http.StatusOK},
+				{"PATCH", "/v3/spaces/" + space, fmt.Sprintf(`{"name":"s-%d"}`, round), http.StatusOK},
+				spaceEdit,
+				{"PATCH", "/v3/organization_quotas/" + quotas[0], fmt.Sprintf(`{"apps":{"total_memory_in_mb":%d}}`, 1000+round), http.StatusOK},
+				{"PATCH", "/v3/organization_quotas/" + quotas[0], fmt.Sprintf(`{"routes":{"total_routes":%d}}`, 10+round), http.StatusOK},
+				{"PATCH", "/v3/organization_quotas/" + quotas[0], fmt.Sprintf(`{"name":"q0-%d"}`, round), http.StatusOK},
+				{"PATCH", "/v3/service_instances/" + si, fmt.Sprintf(`{"name":"si-%d"}`, round), http.StatusOK},
+				{"PATCH", "/v3/service_instances/" + si, fmt.Sprintf(`{"tags":["t-%d"]}`, round), http.StatusOK},
+				{"PATCH", "/v3/service_instances/" + si, fmt.Sprintf(`{"syslog_drain_url":"syslog://drain-%d.example:514"}`, round), http.StatusOK},
+				{"PATCH", "/v3/feature_flags/" + FlagUserOrgCreation, fmt.Sprintf(`{"enabled":%t}`, flagOn), http.StatusOK},
+				{"PATCH", "/v3/feature_flags/" + FlagUserOrgCreation, fmt.Sprintf(`{"custom_error_message":"m-%d"}`, round), http.StatusOK},
+			}
+			for i := range 5 {
+				k, v := fmt.Sprintf("G%d_%d", round, i), fmt.Sprintf("v%d", i)
+				wantGroup[k] = v
+				edits = append(edits, edit{"PATCH", "/v3/environment_variable_groups/running", `{"var":{"` + k + `":"` + v + `"}}`, http.StatusOK})
+			}
+			e.concurrently(edits)
+
+			if o, err := e.store.GetOrg(ctx, org); err != nil || o.Name != fmt.Sprintf("o-%d", round) || o.QuotaGUID != quotas[round%2] {
+				t.Errorf("round %d: org = %+v, %v; want its new name and quota", round, o, err)
+			}
+			if sp, err := e.store.GetSpace(ctx, space); err != nil || sp.Name != fmt.Sprintf("s-%d", round) || sp.QuotaGUID != wantSpaceQuota {
+				t.Errorf("round %d: space = %+v, %v; want its new name and quota %q", round, sp, err, wantSpaceQuota)
+			}
+			q, err := e.store.GetQuota(ctx, quotas[0])
+			if err != nil || q.Name != fmt.Sprintf("q0-%d", round) || q.Limits.TotalMemoryMB == nil || *q.Limits.TotalMemoryMB != int64(1000+round) ||
+				q.Limits.TotalRoutes == nil || *q.Limits.TotalRoutes != int64(10+round) {
+				t.Errorf("round %d: quota = %+v (limits %v), %v; want every change of the round", round, q, q.Limits, err)
+			}
+			inst, err := e.store.GetServiceInstance(ctx, si)
+			if err != nil || inst.Name != fmt.Sprintf("si-%d", round) || len(inst.Tags) != 1 || inst.Tags[0] != fmt.Sprintf("t-%d", round) ||
+				inst.SyslogDrainURL != fmt.Sprintf("syslog://drain-%d.example:514", round) {
+				t.Errorf("round %d: service instance = %+v, %v; want every change of the round", round, inst, err)
+			}
+			flags, err := e.store.ListFeatureFlags(ctx)
+			found := false
+			for _, f := range flags {
+				if f.Name == FlagUserOrgCreation {
+					found = f.Enabled == flagOn && f.CustomErrorMessage == fmt.Sprintf("m-%d", round)
+				}
+			}
+			if err != nil || !found {
+				t.Errorf("round %d: flags = %+v, %v; want %s enabled %t with message m-%d", round, flags, err, FlagUserOrgCreation, flagOn, round)
+			}
+			if g, err := e.store.GetEnvGroup(ctx, pando.EnvGroupRunning); err != nil || !maps.Equal(g.Vars, wantGroup) {
+				t.Errorf("round %d: running group = %v, %v; want %v", round, g.Vars, err, wantGroup)
+			}
+		}
+	})
+}
+
+// A staging timeout that read the build while it staged does not fail it
+// once its completion has been recorded: a staging's first outcome stands.
+func TestFailBuild_aBuildThatFinishedMeanwhileStays(t *testing.T) {
+	e := swNew(t)
+	ctx := t.Context()
+	stale := e.build(t, "b1")
+	staged := stale
+	staged.State = pando.BuildStaged
+	if err := e.store.UpdateBuild(ctx, staged); err != nil {
+		t.Fatal(err)
+	}
+	e.api.failBuild(ctx, stale, "Staging time expired")
+	if b, err := e.store.GetBuild(ctx, stale.GUID); err != nil || b.State != pando.BuildStaged || b.Error != "" {
+		t.Errorf("build = %+v, %v; want it STAGED without error", b, err)
+	}
+	if d, err := e.store.GetDroplet(ctx, stale.DropletGUID); err != nil || d.State == pando.DropletFailed {
+		t.Errorf("droplet = %+v, %v; want it not FAILED", d, err)
+	}
+	// A build still staging fails.
+	b2 := e.build(t, "b2")
+	e.api.failBuild(ctx, b2, "Staging time expired")
+	if b, err := e.store.GetBuild(ctx, b2.GUID); err != nil || b.State != pando.BuildFailed || b.Error != "Staging time expired" {
+		t.Errorf("build = %+v, %v; want it FAILED", b, err)
+	}
+}
