@@ -49,7 +49,11 @@ func (e *ptEnv) concurrently(edits []edit) {
 		go func() {
 			defer wg.Done()
 			<-start
-			recs[i] = e.do(ed.method, ed.path, "application/json", strings.NewReader(ed.body))
+			ctype := "application/json"
+			if strings.HasSuffix(ed.path, "/apply_manifest") {
+				ctype = "application/x-yaml"
+			}
+			recs[i] = e.do(ed.method, ed.path, ctype, strings.NewReader(ed.body))
 		}()
 	}
 	close(start)
@@ -108,6 +112,58 @@ func TestConcurrentEdits_appAndProcessKeepEveryChange(t *testing.T) {
 			if p.Instances != round+2 || p.MemoryMB != 64+round || p.DiskMB != 100+round || p.LogRateLimitBytes != 1000+round ||
 				p.Command != fmt.Sprintf("./serve-%d", round) || p.HealthCheckTimeout != 10+round {
 				t.Errorf("round %d: web process = %+v, want every change of the round", round, p)
+			}
+		}
+	})
+}
+
+// A manifest applied while the app is stopped, scaled and given env
+// vars by other requests keeps their changes, and they keep its.
+func TestConcurrentEdits_manifestAndOtherEditsKeepEveryChange(t *testing.T) {
+	onEngines(t, func(t *testing.T, e *ptEnv) {
+		app := e.startedApp("man")
+		want := map[string]string{}
+		for round := range 4 {
+			action, state := "stop", pando.AppStopped
+			if round%2 == 1 {
+				action, state = "start", pando.AppStarted
+			}
+			mk := fmt.Sprintf("M%d", round)
+			want[mk] = "m"
+			manifest := fmt.Sprintf("applications:\n- name: man\n  env:\n    %s: m\n  processes:\n  - type: worker\n    command: ./work-%d\n", mk, round)
+			edits := []edit{
+				{"POST", "/v3/spaces/" + e.space().GUID + "/actions/apply_manifest", manifest, http.StatusAccepted},
+				{"POST", "/v3/apps/" + app.GUID + "/actions/" + action, "", http.StatusOK},
+				{"POST", "/v3/apps/" + app.GUID + "/processes/web/actions/scale", fmt.Sprintf(`{"instances":%d}`, round+1), http.StatusAccepted},
+				{"PATCH", "/v3/processes/" + app.GUID, fmt.Sprintf(`{"command":"./web-%d"}`, round), http.StatusOK},
+			}
+			for i := range 4 {
+				k := fmt.Sprintf("K%d_%d", round, i)
+				want[k] = "v"
+				edits = append(edits, edit{"PATCH", "/v3/apps/" + app.GUID + "/environment_variables", `{"var":{"` + k + `":"v"}}`, http.StatusOK})
+			}
+			e.concurrently(edits)
+
+			got, err := e.store.GetApp(t.Context(), app.GUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != state || !maps.Equal(got.EnvVars, want) {
+				t.Errorf("round %d: app state %s env %v, want %s %v", round, got.State, got.EnvVars, state, want)
+			}
+			procs, err := e.store.ListProcesses(t.Context(), nil, []string{app.GUID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byType := map[string]pando.Process{}
+			for _, p := range procs {
+				byType[p.Type] = p
+			}
+			if w := byType["web"]; w.Instances != round+1 || w.Command != fmt.Sprintf("./web-%d", round) {
+				t.Errorf("round %d: web = %+v, want %d instances running ./web-%d", round, w, round+1, round)
+			}
+			if w := byType["worker"]; w.Command != fmt.Sprintf("./work-%d", round) {
+				t.Errorf("round %d: worker = %+v, want command ./work-%d", round, w, round)
 			}
 		}
 	})
