@@ -41,6 +41,16 @@ type edit struct {
 // concurrently sends the edits all at once and checks their statuses.
 func (e *ptEnv) concurrently(edits []edit) {
 	e.t.Helper()
+	recs := e.sendAll(edits)
+	for i, ed := range edits {
+		if recs[i].Code != ed.status {
+			e.t.Fatalf("%s %s %s: status %d, want %d; body: %s", ed.method, ed.path, ed.body, recs[i].Code, ed.status, recs[i].Body.String())
+		}
+	}
+}
+
+// sendAll sends the edits all at once and returns their answers.
+func (e *ptEnv) sendAll(edits []edit) []*httptest.ResponseRecorder {
 	recs := make([]*httptest.ResponseRecorder, len(edits))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -58,11 +68,7 @@ func (e *ptEnv) concurrently(edits []edit) {
 	}
 	close(start)
 	wg.Wait()
-	for i, ed := range edits {
-		if recs[i].Code != ed.status {
-			e.t.Fatalf("%s %s %s: status %d, want %d; body: %s", ed.method, ed.path, ed.body, recs[i].Code, ed.status, recs[i].Body.String())
-		}
-	}
+	return recs
 }
 
 func TestConcurrentEdits_appAndProcessKeepEveryChange(t *testing.T) {
@@ -268,4 +274,54 @@ func TestFailBuild_aBuildThatFinishedMeanwhileStays(t *testing.T) {
 	if b, err := e.store.GetBuild(ctx, b2.GUID); err != nil || b.State != pando.BuildFailed || b.Error != "Staging time expired" {
 		t.Errorf("build = %+v, %v; want it FAILED", b, err)
 	}
+}
+
+// Starts and a scale sent together, each fitting the org's memory quota
+// alone, are admitted only as far as they fit together: each checks the
+// quota in the transaction that writes it.
+func TestConcurrentEdits_startsAndScalesStayWithinTheQuota(t *testing.T) {
+	onEngines(t, func(t *testing.T, e *ptEnv) {
+		ctx := t.Context()
+		sp := e.space()
+		q := e.post("/v3/organization_quotas", `{"name":"oq","apps":{"total_memory_in_mb":768}}`)["guid"].(string)
+		e.ok(e.do("POST", "/v3/organization_quotas/"+q+"/relationships/organizations", "application/json",
+			strings.NewReader(`{"data":[{"guid":"`+sp.OrgGUID+`"}]}`)), http.StatusOK)
+		first := e.startedApp("first") // 1 x 256 MB: 512 MB left
+		edits := []edit{{"POST", "/v3/apps/" + first.GUID + "/processes/web/actions/scale", `{"instances":2}`, 0}}
+		for i := range 3 {
+			app := e.startedApp(fmt.Sprintf("more%d", i))
+			app.State = pando.AppStopped
+			if err := e.store.UpdateApp(ctx, app); err != nil {
+				t.Fatal(err)
+			}
+			edits = append(edits, edit{"POST", "/v3/apps/" + app.GUID + "/actions/start", "", 0})
+		}
+		admitted := 0
+		for i, rec := range e.sendAll(edits) {
+			switch rec.Code {
+			case http.StatusOK, http.StatusAccepted:
+				admitted++
+			case http.StatusUnprocessableEntity:
+			default:
+				t.Errorf("%s %s: status %d; body: %s", edits[i].method, edits[i].path, rec.Code, rec.Body.String())
+			}
+		}
+		if admitted != 2 {
+			t.Errorf("%d of the 4 requests admitted, want 2 (512 MB left, 256 MB each)", admitted)
+		}
+		apps, err := e.store.ListApps(ctx, pando.AppFilter{SpaceGUIDs: []string{sp.GUID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := 0
+		for _, app := range apps {
+			if app.State == pando.AppStarted {
+				p := e.webProcess(app.GUID)
+				used += p.Instances * p.MemoryMB
+			}
+		}
+		if used > 768 {
+			t.Errorf("started apps use %d MB, over the 768 MB quota", used)
+		}
+	})
 }
