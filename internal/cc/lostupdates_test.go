@@ -325,3 +325,42 @@ func TestConcurrentEdits_startsAndScalesStayWithinTheQuota(t *testing.T) {
 		}
 	})
 }
+
+// Route and task creations sent together are admitted only as far as the
+// org quota's totals allow: each checks the quota in the transaction that
+// records it.
+func TestConcurrentEdits_routesAndTasksStayWithinTheQuota(t *testing.T) {
+	onEngines(t, func(t *testing.T, e *ptEnv) {
+		ctx := t.Context()
+		sp := e.space()
+		q := e.post("/v3/organization_quotas", `{"name":"oq","routes":{"total_routes":2},"apps":{"per_app_tasks":2}}`)["guid"].(string)
+		e.ok(e.do("POST", "/v3/organization_quotas/"+q+"/relationships/organizations", "application/json",
+			strings.NewReader(`{"data":[{"guid":"`+sp.OrgGUID+`"}]}`)), http.StatusOK)
+		app := e.startedApp("tasks")
+		var edits []edit
+		for i := range 4 {
+			edits = append(edits,
+				edit{"POST", "/v3/routes", fmt.Sprintf(`{"host":"h%d","relationships":{"space":{"data":{"guid":"%s"}},"domain":{"data":{"guid":"%s"}}}}`, i, sp.GUID, e.domain().GUID), 0},
+				edit{"POST", "/v3/apps/" + app.GUID + "/tasks", `{"command":"true"}`, 0})
+		}
+		admitted := map[string]int{}
+		for i, rec := range e.sendAll(edits) {
+			switch rec.Code {
+			case http.StatusCreated, http.StatusAccepted:
+				admitted[edits[i].path]++
+			case http.StatusUnprocessableEntity:
+			default:
+				t.Errorf("%s %s: status %d; body: %s", edits[i].method, edits[i].path, rec.Code, rec.Body.String())
+			}
+		}
+		if n := admitted["/v3/routes"]; n != 2 {
+			t.Errorf("%d of 4 routes created, want 2 (the quota's total)", n)
+		}
+		if n := admitted["/v3/apps/"+app.GUID+"/tasks"]; n != 2 {
+			t.Errorf("%d of 4 tasks created, want 2 (the quota's per_app_tasks)", n)
+		}
+		if rts, err := e.store.ListRoutes(ctx, pando.RouteFilter{SpaceGUIDs: []string{sp.GUID}}); err != nil || len(rts) != 2 {
+			t.Errorf("routes = %d, %v; want 2", len(rts), err)
+		}
+	})
+}
