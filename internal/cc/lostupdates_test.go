@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/drain"
 	"github.com/pandoplatform/pando/internal/sqlstore/pgtest"
 )
 
@@ -28,8 +29,13 @@ func TestMain(m *testing.M) {
 
 // onEngines runs fn on a fresh API over SQLite, then over PostgreSQL.
 func onEngines(t *testing.T, fn func(t *testing.T, e *ptEnv)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, ptNew(t, nil)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, ptNewOn(t, pgtest.URL(t), nil)) })
+	onEnginesWith(t, nil, fn)
+}
+
+// onEnginesWith is onEngines with the API's Config changed by mod.
+func onEnginesWith(t *testing.T, mod func(*Config), fn func(t *testing.T, e *ptEnv)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, ptNew(t, mod)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, ptNewOn(t, pgtest.URL(t), mod)) })
 }
 
 // edit is one request of a concurrent batch and the status it must get.
@@ -361,6 +367,43 @@ func TestConcurrentEdits_routesAndTasksStayWithinTheQuota(t *testing.T) {
 		}
 		if rts, err := e.store.ListRoutes(ctx, pando.RouteFilter{SpaceGUIDs: []string{sp.GUID}}); err != nil || len(rts) != 2 {
 			t.Errorf("routes = %d, %v; want 2", len(rts), err)
+		}
+	})
+}
+
+// Service instance creations and binds sent together are admitted only as
+// far as the tenant limits allow: each checks them in the transaction that
+// records it.
+func TestConcurrentEdits_instancesAndBindsStayWithinTheTenantLimits(t *testing.T) {
+	limits := func(c *Config) {
+		c.MaxServiceInstancesPerOrg = 3
+		c.DrainLimits = drain.Limits{MaxDrainsPerSpace: 2, MaxDrainsPerOrg: -1}
+	}
+	onEnginesWith(t, limits, func(t *testing.T, e *ptEnv) {
+		sp := e.space()
+		logs := e.upsi(sp.GUID, "logs", "syslog://logs.example:514")
+		var edits []edit
+		for i := range 4 {
+			app := e.appIn(sp.GUID, fmt.Sprintf("a%d", i))
+			edits = append(edits,
+				edit{"POST", "/v3/service_instances", fmt.Sprintf(`{"type":"user-provided","name":"si%d","relationships":{"space":{"data":{"guid":"%s"}}}}`, i, sp.GUID), 0},
+				edit{"POST", "/v3/service_credential_bindings", `{"type":"app","relationships":{"app":{"data":{"guid":"` + app.GUID + `"}},"service_instance":{"data":{"guid":"` + logs + `"}}}}`, 0})
+		}
+		admitted := map[string]int{}
+		for i, rec := range e.sendAll(edits) {
+			switch rec.Code {
+			case http.StatusCreated:
+				admitted[edits[i].path]++
+			case http.StatusUnprocessableEntity:
+			default:
+				t.Errorf("%s %s: status %d; body: %s", edits[i].method, edits[i].path, rec.Code, rec.Body.String())
+			}
+		}
+		if n := admitted["/v3/service_instances"]; n != 2 {
+			t.Errorf("%d of 4 service instances created, want 2 (3 per org, 1 there)", n)
+		}
+		if n := admitted["/v3/service_credential_bindings"]; n != 2 {
+			t.Errorf("%d of 4 binds of a drain admitted, want 2 (2 drains per space)", n)
 		}
 	})
 }

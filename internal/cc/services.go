@@ -241,15 +241,20 @@ func (a *API) postServiceInstance(w http.ResponseWriter, r *http.Request) error 
 	if err := a.checkSpace(ctx, spaceGUID, needWrite); err != nil {
 		return err
 	}
-	if err := a.checkServiceInstanceLimit(ctx, spaceGUID); err != nil {
-		return err
-	}
 	now := a.now()
 	si := pando.ServiceInstance{GUID: a.newGUID(), SpaceGUID: spaceGUID, Type: in.Type, Tags: []string{}, CreatedAt: now, UpdatedAt: now}
-	if err := a.applyServiceInstanceBody(&si, in); err != nil {
-		return err
-	}
-	if err := a.store.CreateServiceInstance(ctx, si); err != nil {
+	// The limit is checked in the transaction that creates the instance:
+	// concurrent creations cannot together pass it.
+	err := a.inTx(ctx, func(ctx context.Context) error {
+		if err := a.checkServiceInstanceLimit(ctx, spaceGUID); err != nil {
+			return err
+		}
+		if err := a.applyServiceInstanceBody(&si, in); err != nil {
+			return err
+		}
+		return a.db(ctx).CreateServiceInstance(ctx, si)
+	})
+	if err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("The service instance name is taken: %s.", si.Name)
 		}
