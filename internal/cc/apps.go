@@ -298,24 +298,30 @@ func runningEnv(app pando.App) map[string]string {
 // errUnchanged tells mutateApp there is nothing to write.
 var errUnchanged = errors.New("unchanged")
 
-// startApp marks the app started and desires its processes.
+// startApp marks the app started and desires its processes. The quotas
+// are checked in the start's transaction: two starts (or a start and a
+// scale) cannot both take what only one of them fits in.
 func (a *API) startApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
-	if app.State != pando.AppStarted {
-		if err := a.checkAppQuotas(ctx, app, nil); err != nil {
-			return app, err
-		}
-	}
 	started := false
-	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
-		if app.DropletGUID == "" {
-			return invalid("Assign a droplet before starting this app.")
-		}
-		if app.State == pando.AppStarted {
-			return errUnchanged
-		}
-		app.State, started = pando.AppStarted, true
-		pinRevision(app)
-		return nil
+	err := a.inTx(ctx, func(ctx context.Context) error {
+		var err error
+		app, err = a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+			if app.State != pando.AppStarted {
+				if err := a.checkAppQuotas(ctx, *app, nil); err != nil {
+					return err
+				}
+			}
+			if app.DropletGUID == "" {
+				return invalid("Assign a droplet before starting this app.")
+			}
+			if app.State == pando.AppStarted {
+				return errUnchanged
+			}
+			app.State, started = pando.AppStarted, true
+			pinRevision(app)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return app, fmt.Errorf("start app %s: %w", app.GUID, err)
@@ -352,19 +358,23 @@ func (a *API) stopApp(ctx context.Context, id Identity, app pando.App) (pando.Ap
 
 // restartApp stops and starts: a new revision replaces every instance.
 func (a *API) restartApp(ctx context.Context, id Identity, app pando.App) (pando.App, error) {
-	if err := a.checkAppQuotas(ctx, app, nil); err != nil {
-		return app, err
-	}
 	wasStarted := false
-	app, err := a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
-		if app.DropletGUID == "" {
-			return invalid("Assign a droplet before starting this app.")
-		}
-		wasStarted = app.State == pando.AppStarted
-		app.State = pando.AppStarted
-		app.Revision++
-		pinRevision(app)
-		return nil
+	err := a.inTx(ctx, func(ctx context.Context) error {
+		var err error
+		app, err = a.mutateApp(ctx, app.GUID, func(app *pando.App) error {
+			if err := a.checkAppQuotas(ctx, *app, nil); err != nil {
+				return err
+			}
+			if app.DropletGUID == "" {
+				return invalid("Assign a droplet before starting this app.")
+			}
+			wasStarted = app.State == pando.AppStarted
+			app.State = pando.AppStarted
+			app.Revision++
+			pinRevision(app)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return app, fmt.Errorf("restart app %s: %w", app.GUID, err)

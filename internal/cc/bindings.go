@@ -114,10 +114,15 @@ func (a *API) postServiceBinding(w http.ResponseWriter, r *http.Request) error {
 			return invalid("Name is too long (maximum is %d characters)", maxServiceNameLen)
 		}
 	}
-	if err := a.checkDrainLimits(ctx, "", []newDrain{{app, si}}); err != nil {
-		return err
-	}
-	if err := a.store.CreateServiceBinding(ctx, b); err != nil {
+	// The drain limits are checked in the transaction that creates the
+	// binding: concurrent binds (or drain changes) cannot together pass them.
+	err = a.inTx(ctx, func(ctx context.Context) error {
+		if err := a.checkDrainLimits(ctx, "", []newDrain{{app, si}}); err != nil {
+			return err
+		}
+		return a.db(ctx).CreateServiceBinding(ctx, b)
+	})
+	if err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("The app is already bound to the service instance.")
 		}

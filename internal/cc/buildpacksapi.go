@@ -211,18 +211,27 @@ func (a *API) storeBuildpackBits(ctx context.Context, bp pando.Buildpack, f *os.
 	if err != nil {
 		return bp, fmt.Errorf("store buildpack %s: %w", bp.Name, err)
 	}
-	// Re-read: the position may have moved while the bits streamed in.
-	cur, err := a.store.GetBuildpack(ctx, bp.GUID)
+	// Re-read in the write's transaction: the position, name or flags
+	// may have changed while the bits streamed in.
+	var cur pando.Buildpack
+	err = a.store.InTx(ctx, func(tx pando.Store) error {
+		c, err := tx.GetBuildpack(ctx, bp.GUID)
+		if err != nil {
+			return asNotFound(err, "Buildpack")
+		}
+		cur = c
+		cur.State = pando.BuildpackReady
+		cur.Filename = filename
+		cur.SHA256 = info.SHA256
+		cur.Size = info.Size
+		cur.UpdatedAt = a.now()
+		if err := tx.UpdateBuildpack(ctx, cur); err != nil {
+			return fmt.Errorf("update buildpack %s: %w", bp.Name, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return bp, asNotFound(err, "Buildpack")
-	}
-	cur.State = pando.BuildpackReady
-	cur.Filename = filename
-	cur.SHA256 = info.SHA256
-	cur.Size = info.Size
-	cur.UpdatedAt = a.now()
-	if err := a.store.UpdateBuildpack(ctx, cur); err != nil {
-		return cur, fmt.Errorf("update buildpack %s: %w", bp.Name, err)
+		return bp, err
 	}
 	return cur, nil
 }

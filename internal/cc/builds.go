@@ -3,6 +3,7 @@ package cc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -424,11 +425,17 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	b.State = pando.BuildStaged
 	b.UpdatedAt = now
 	err = a.store.InTx(ctx, func(tx pando.Store) error {
+		if err := stillStaging(ctx, tx, b.GUID); err != nil {
+			return err
+		}
 		if err := tx.UpdateDroplet(ctx, d); err != nil {
 			return err
 		}
 		return tx.UpdateBuild(ctx, b)
 	})
+	if errors.Is(err, errBuildDone) {
+		return // failed meanwhile (a staging timeout): that stands
+	}
 	if err != nil {
 		a.log.Error("record staged build", "build_guid", b.GUID, "err", err)
 		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingError, Detail: "could not record the droplet"})
@@ -442,6 +449,23 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	}
 	a.notifyBuild(b.GUID)
 	a.pruneApp(ctx, b.AppGUID)
+}
+
+// errBuildDone says a build left STAGING before a change meant for a
+// staging build could be written.
+var errBuildDone = errors.New("build no longer staging")
+
+// stillStaging re-reads the build in tx: a staging's outcome is recorded
+// once, by whichever of its completion and its timeout comes first.
+func stillStaging(ctx context.Context, tx pando.Store, guid string) error {
+	b, err := tx.GetBuild(ctx, guid)
+	if err != nil {
+		return err
+	}
+	if b.State != pando.BuildStaging {
+		return errBuildDone
+	}
+	return nil
 }
 
 // failStaging fails b for f, worded as CF does, after ending the app's
@@ -461,6 +485,9 @@ func (a *API) failBuild(ctx context.Context, b pando.Build, reason string) {
 	b.Error = reason
 	b.UpdatedAt = now
 	err := a.store.InTx(ctx, func(tx pando.Store) error {
+		if err := stillStaging(ctx, tx, b.GUID); err != nil {
+			return err
+		}
 		if err := tx.UpdateBuild(ctx, b); err != nil {
 			return err
 		}
@@ -477,6 +504,8 @@ func (a *API) failBuild(ctx context.Context, b pando.Build, reason string) {
 		return tx.UpdateDroplet(ctx, d)
 	})
 	switch {
+	case errors.Is(err, errBuildDone):
+		a.log.Info("build finished before it could be failed", "build_guid", b.GUID)
 	case pando.IsNotFound(err):
 		a.log.Info("build gone before it could be failed (app deleted)", "build_guid", b.GUID)
 	case err != nil:

@@ -28,7 +28,7 @@ func validEnvGroup(name string) bool {
 
 // envGroup returns a group; one never set is empty.
 func (a *API) envGroup(ctx context.Context, name string) (pando.EnvGroup, error) {
-	g, err := a.store.GetEnvGroup(ctx, name)
+	g, err := a.db(ctx).GetEnvGroup(ctx, name)
 	if pando.IsNotFound(err) {
 		return pando.EnvGroup{Name: name, Vars: map[string]string{}}, nil
 	}
@@ -93,27 +93,36 @@ func (a *API) patchEnvGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}
-	g, err := a.envGroup(ctx, name)
+	// The merge reads and writes the group in one transaction: variables
+	// another request set meanwhile stay.
+	var g pando.EnvGroup
+	err := a.inTx(ctx, func(ctx context.Context) error {
+		var err error
+		if g, err = a.envGroup(ctx, name); err != nil {
+			return err
+		}
+		for k, raw := range body.Var {
+			v, set, err := envValue(raw)
+			if err != nil {
+				return invalid("Environment variable %q: %v", k, err)
+			}
+			if set {
+				g.Vars[k] = v
+			} else {
+				delete(g.Vars, k)
+			}
+		}
+		if err := validateEnvVars(g.Vars); err != nil {
+			return err
+		}
+		g.UpdatedAt = a.now()
+		if err := a.db(ctx).PutEnvGroup(ctx, g); err != nil {
+			return fmt.Errorf("set %s environment variable group: %w", name, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	for k, raw := range body.Var {
-		v, set, err := envValue(raw)
-		if err != nil {
-			return invalid("Environment variable %q: %v", k, err)
-		}
-		if set {
-			g.Vars[k] = v
-		} else {
-			delete(g.Vars, k)
-		}
-	}
-	if err := validateEnvVars(g.Vars); err != nil {
-		return err
-	}
-	g.UpdatedAt = a.now()
-	if err := a.store.PutEnvGroup(ctx, g); err != nil {
-		return fmt.Errorf("set %s environment variable group: %w", name, err)
 	}
 	a.log.Info("environment variable group set", "name", name, "vars", len(g.Vars), "user_name", identityFrom(ctx).UserName)
 	writeJSON(w, http.StatusOK, a.presentEnvGroup(g))

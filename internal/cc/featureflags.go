@@ -187,18 +187,30 @@ func (a *API) patchFeatureFlag(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}
-	if body.Enabled != nil {
-		f.Enabled = *body.Enabled
+	if body.CustomErrorMessage.set && len(body.CustomErrorMessage.value) > maxFlagMessage {
+		return invalid("Custom error message is too long (maximum is %d characters)", maxFlagMessage)
 	}
-	if body.CustomErrorMessage.set {
-		if len(body.CustomErrorMessage.value) > maxFlagMessage {
-			return invalid("Custom error message is too long (maximum is %d characters)", maxFlagMessage)
+	// Re-read in the write's transaction: a message or setting another
+	// request gave the flag meanwhile stays.
+	err = a.inTx(ctx, func(ctx context.Context) error {
+		var err error
+		if f, err = a.featureFlag(ctx, f.Name); err != nil {
+			return err
 		}
-		f.CustomErrorMessage = body.CustomErrorMessage.value
-	}
-	f.UpdatedAt = a.now()
-	if err := a.db(ctx).PutFeatureFlag(ctx, f); err != nil {
-		return fmt.Errorf("set feature flag %s: %w", f.Name, err)
+		if body.Enabled != nil {
+			f.Enabled = *body.Enabled
+		}
+		if body.CustomErrorMessage.set {
+			f.CustomErrorMessage = body.CustomErrorMessage.value
+		}
+		f.UpdatedAt = a.now()
+		if err := a.db(ctx).PutFeatureFlag(ctx, f); err != nil {
+			return fmt.Errorf("set feature flag %s: %w", f.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	id := identityFrom(ctx)
 	a.log.Info("feature flag set", "name", f.Name, "enabled", f.Enabled, "user_name", id.UserName)

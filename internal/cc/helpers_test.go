@@ -108,8 +108,15 @@ type ptEnv struct {
 // in the BBS only.
 func ptNew(t testing.TB, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv {
 	t.Helper()
+	return ptNewOn(t, filepath.Join(t.TempDir(), "ccdb.sqlite"), mod, builtins...)
+}
+
+// ptNewOn is ptNew on the CCDB dsn names (a SQLite path or a PostgreSQL
+// URL from pgtest).
+func ptNewOn(t testing.TB, dsn string, mod func(*Config), builtins ...BuiltinBuildpack) *ptEnv {
+	t.Helper()
 	ctx := t.Context()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "ccdb.sqlite"), slog.New(slog.DiscardHandler))
+	st, err := sqlstore.Open(ctx, dsn, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -96,10 +96,19 @@ func (a *API) patchOrg(w http.ResponseWriter, r *http.Request) error {
 		if err := checkName("Organization", *in.Name); err != nil {
 			return err
 		}
-		o.Name, o.UpdatedAt = *in.Name, a.now()
-		if err := a.store.UpdateOrg(ctx, o); err != nil {
+		// Re-read in the write's transaction: a quota applied meanwhile stays.
+		err := a.inTx(ctx, func(ctx context.Context) error {
+			cur, err := a.db(ctx).GetOrg(ctx, o.GUID)
+			if err != nil {
+				return asNotFound(err, "Organization")
+			}
+			o = cur
+			o.Name, o.UpdatedAt = *in.Name, a.now()
+			return a.db(ctx).UpdateOrg(ctx, o)
+		})
+		if err != nil {
 			if pando.ErrorKindOf(err) == pando.EConflict {
-				return invalid("Organization '%s' already exists.", o.Name)
+				return invalid("Organization '%s' already exists.", *in.Name)
 			}
 			return err
 		}
@@ -212,8 +221,17 @@ func (a *API) patchSpace(w http.ResponseWriter, r *http.Request) error {
 		if err := checkName("Space", *in.Name); err != nil {
 			return err
 		}
-		sp.Name, sp.UpdatedAt = *in.Name, a.now()
-		if err := a.store.UpdateSpace(ctx, sp); err != nil {
+		// Re-read in the write's transaction: a quota applied meanwhile stays.
+		err := a.inTx(ctx, func(ctx context.Context) error {
+			cur, err := a.db(ctx).GetSpace(ctx, sp.GUID)
+			if err != nil {
+				return asNotFound(err, "Space")
+			}
+			sp = cur
+			sp.Name, sp.UpdatedAt = *in.Name, a.now()
+			return a.db(ctx).UpdateSpace(ctx, sp)
+		})
+		if err != nil {
 			if pando.ErrorKindOf(err) == pando.EConflict {
 				return invalid("Name must be unique per organization")
 			}

@@ -381,12 +381,21 @@ func (a *API) uploadPackage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("upload package %s: store: %w", pkg.GUID, err)
 	}
-	pkg.State = pando.PackageReady
-	pkg.SHA1, pkg.SHA256, pkg.Size = info.SHA1, info.SHA256, info.Size
-	pkg.FilesSHA256 = filesSum
-	pkg.Error = ""
-	pkg.UpdatedAt = a.now()
-	if err := a.store.UpdatePackage(ctx, pkg); err != nil {
+	// Re-read in the write's transaction: only the upload's fields change.
+	err = a.store.InTx(ctx, func(tx pando.Store) error {
+		cur, err := tx.GetPackage(ctx, pkg.GUID)
+		if err != nil {
+			return asNotFound(err, "Package")
+		}
+		pkg = cur
+		pkg.State = pando.PackageReady
+		pkg.SHA1, pkg.SHA256, pkg.Size = info.SHA1, info.SHA256, info.Size
+		pkg.FilesSHA256 = filesSum
+		pkg.Error = ""
+		pkg.UpdatedAt = a.now()
+		return tx.UpdatePackage(ctx, pkg)
+	})
+	if err != nil {
 		return fmt.Errorf("upload package %s: %w", pkg.GUID, err)
 	}
 	if app, err := a.store.GetApp(ctx, pkg.AppGUID); err == nil {

@@ -69,31 +69,68 @@ func (u processUpdate) validate() error {
 
 // updateProcess validates and persists u, then syncs the runtime. Instance
 // count changes apply at once; memory, disk and command changes apply to
-// instances started from now on (CF applies them on restart).
+// instances started from now on (CF applies them on restart). The process
+// is re-read and written in one transaction, so concurrent updates of
+// other fields (or of the app) are never undone; p names the process.
 func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u processUpdate) (pando.Process, error) {
 	if err := u.validate(); err != nil {
 		return p, err
 	}
-	before := p
-	req := map[string]any{}
+	var before pando.Process
+	var app pando.App
+	haveApp := false
+	err := a.inTx(ctx, func(ctx context.Context) error {
+		cur, err := a.getProcessByGUID(ctx, p.GUID)
+		if err != nil {
+			return err
+		}
+		before, p = cur, u.applyTo(cur)
+		p.UpdatedAt = a.now()
+		if app, err = a.db(ctx).GetApp(ctx, p.AppGUID); err == nil {
+			haveApp = true
+			if app.State == pando.AppStarted {
+				if err := a.checkAppQuotas(ctx, app, []pando.Process{p}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := a.db(ctx).UpdateProcess(ctx, p); err != nil {
+			return fmt.Errorf("update process %s: %w", p.GUID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return p, err
+	}
+	if haveApp {
+		typ := "audit.app.process.update"
+		if u.Instances != nil || u.MemoryMB != nil || u.DiskMB != nil {
+			typ = "audit.app.process.scale"
+		}
+		if app.State == pando.AppStarted && (before.Instances != p.Instances || before.MemoryMB != p.MemoryMB) {
+			a.recordScaleUsage(ctx, app, before, p, pando.UsageStarted, pando.UsageStarted)
+		}
+		a.recordAppEvent(ctx, id, typ, app, map[string]any{"process_guid": p.GUID, "process_type": p.Type, "request": u.request()})
+	}
+	return p, a.syncApp(ctx, p.AppGUID)
+}
+
+// applyTo returns p with u's fields set.
+func (u processUpdate) applyTo(p pando.Process) pando.Process {
 	if u.Instances != nil {
 		p.Instances = *u.Instances
-		req["instances"] = *u.Instances
 	}
 	if u.MemoryMB != nil {
 		p.MemoryMB = *u.MemoryMB
-		req["memory_in_mb"] = *u.MemoryMB
 	}
 	if u.DiskMB != nil {
 		p.DiskMB = *u.DiskMB
-		req["disk_in_mb"] = *u.DiskMB
 	}
 	if u.LogRateLimitBytes != nil {
 		p.LogRateLimitBytes = *u.LogRateLimitBytes
 	}
 	if u.Command != nil {
 		p.Command = *u.Command
-		req["command"] = "[PRIVATE DATA HIDDEN]"
 	}
 	if u.HealthCheckType != nil {
 		t := *u.HealthCheckType
@@ -117,26 +154,25 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 	if u.HealthCheckInvocationTimeout != nil {
 		p.HealthCheckInvocationTimeout = *u.HealthCheckInvocationTimeout
 	}
-	p.UpdatedAt = a.now()
-	if app, err := a.db(ctx).GetApp(ctx, p.AppGUID); err == nil && app.State == pando.AppStarted {
-		if err := a.checkAppQuotas(ctx, app, []pando.Process{p}); err != nil {
-			return p, err
-		}
+	return p
+}
+
+// request is what the audit event says the update asked for.
+func (u processUpdate) request() map[string]any {
+	req := map[string]any{}
+	if u.Instances != nil {
+		req["instances"] = *u.Instances
 	}
-	if err := a.db(ctx).UpdateProcess(ctx, p); err != nil {
-		return p, fmt.Errorf("update process %s: %w", p.GUID, err)
+	if u.MemoryMB != nil {
+		req["memory_in_mb"] = *u.MemoryMB
 	}
-	if app, err := a.db(ctx).GetApp(ctx, p.AppGUID); err == nil {
-		typ := "audit.app.process.update"
-		if u.Instances != nil || u.MemoryMB != nil || u.DiskMB != nil {
-			typ = "audit.app.process.scale"
-		}
-		if app.State == pando.AppStarted && (before.Instances != p.Instances || before.MemoryMB != p.MemoryMB) {
-			a.recordScaleUsage(ctx, app, before, p, pando.UsageStarted, pando.UsageStarted)
-		}
-		a.recordAppEvent(ctx, id, typ, app, map[string]any{"process_guid": p.GUID, "process_type": p.Type, "request": req})
+	if u.DiskMB != nil {
+		req["disk_in_mb"] = *u.DiskMB
 	}
-	return p, a.syncApp(ctx, p.AppGUID)
+	if u.Command != nil {
+		req["command"] = "[PRIVATE DATA HIDDEN]"
+	}
+	return req
 }
 
 func (a *API) getProcessByGUID(ctx context.Context, guid string) (pando.Process, error) {

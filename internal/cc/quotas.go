@@ -275,13 +275,25 @@ func (a *API) patchQuota(kind string) handlerFunc {
 			if err := checkName(quotaTitle(kind), *in.Name); err != nil {
 				return err
 			}
-			q.Name = *in.Name
 		}
-		if err := in.apply(&q.Limits); err != nil {
-			return err
-		}
-		q.UpdatedAt = a.now()
-		if err := a.store.UpdateQuota(ctx, q); err != nil {
+		// Re-read in the write's transaction: the limits another request
+		// set meanwhile stay.
+		err = a.inTx(ctx, func(ctx context.Context) error {
+			cur, err := a.db(ctx).GetQuota(ctx, q.GUID)
+			if err != nil {
+				return asNotFound(err, quotaTitle(kind))
+			}
+			q = cur
+			if in.Name != nil {
+				q.Name = *in.Name
+			}
+			if err := in.apply(&q.Limits); err != nil {
+				return err
+			}
+			q.UpdatedAt = a.now()
+			return a.db(ctx).UpdateQuota(ctx, q)
+		})
+		if err != nil {
 			if pando.ErrorKindOf(err) == pando.EConflict {
 				return invalid("%s '%s' already exists.", quotaTitle(kind), q.Name)
 			}
@@ -323,13 +335,17 @@ func (a *API) applyOrgQuota(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &in); err != nil {
 		return err
 	}
+	// Each org is re-read in the write's transaction: a rename meanwhile stays.
 	for _, d := range in.Data {
-		o, err := a.store.GetOrg(ctx, d.GUID)
+		err := a.inTx(ctx, func(ctx context.Context) error {
+			o, err := a.db(ctx).GetOrg(ctx, d.GUID)
+			if err != nil {
+				return invalid("Organizations with guids [\"%s\"] do not exist, or you do not have access to them.", d.GUID)
+			}
+			o.QuotaGUID, o.UpdatedAt = q.GUID, a.now()
+			return a.db(ctx).UpdateOrg(ctx, o)
+		})
 		if err != nil {
-			return invalid("Organizations with guids [\"%s\"] do not exist, or you do not have access to them.", d.GUID)
-		}
-		o.QuotaGUID, o.UpdatedAt = q.GUID, a.now()
-		if err := a.store.UpdateOrg(ctx, o); err != nil {
 			return err
 		}
 	}
@@ -350,13 +366,17 @@ func (a *API) applySpaceQuota(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(r, &in); err != nil {
 		return err
 	}
+	// Each space is re-read in the write's transaction: a rename meanwhile stays.
 	for _, d := range in.Data {
-		sp, err := a.store.GetSpace(ctx, d.GUID)
-		if err != nil || sp.OrgGUID != q.OrgGUID {
-			return invalid("Spaces with guids [\"%s\"] do not exist within the organization specified, or you do not have access to them.", d.GUID)
-		}
-		sp.QuotaGUID, sp.UpdatedAt = q.GUID, a.now()
-		if err := a.store.UpdateSpace(ctx, sp); err != nil {
+		err := a.inTx(ctx, func(ctx context.Context) error {
+			sp, err := a.db(ctx).GetSpace(ctx, d.GUID)
+			if err != nil || sp.OrgGUID != q.OrgGUID {
+				return invalid("Spaces with guids [\"%s\"] do not exist within the organization specified, or you do not have access to them.", d.GUID)
+			}
+			sp.QuotaGUID, sp.UpdatedAt = q.GUID, a.now()
+			return a.db(ctx).UpdateSpace(ctx, sp)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -373,12 +393,16 @@ func (a *API) removeSpaceQuota(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sp, err := a.store.GetSpace(ctx, r.PathValue("space_guid"))
-	if err != nil || sp.QuotaGUID != q.GUID {
-		return invalid("Unable to remove quota from space with guid '%s'. Ensure the space quota is applied to this space.", r.PathValue("space_guid"))
-	}
-	sp.QuotaGUID, sp.UpdatedAt = "", a.now()
-	if err := a.store.UpdateSpace(ctx, sp); err != nil {
+	// Re-read in the write's transaction: a rename meanwhile stays.
+	err = a.inTx(ctx, func(ctx context.Context) error {
+		sp, err := a.db(ctx).GetSpace(ctx, r.PathValue("space_guid"))
+		if err != nil || sp.QuotaGUID != q.GUID {
+			return invalid("Unable to remove quota from space with guid '%s'. Ensure the space quota is applied to this space.", r.PathValue("space_guid"))
+		}
+		sp.QuotaGUID, sp.UpdatedAt = "", a.now()
+		return a.db(ctx).UpdateSpace(ctx, sp)
+	})
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -561,28 +561,33 @@ func (a *API) patchDestinations(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	id := identityFrom(ctx)
-	existing, err := a.store.ListRouteDestinations(ctx, []string{rt.GUID}, nil)
-	if err != nil {
-		return fmt.Errorf("destinations of route %s: %w", rt.GUID, err)
-	}
-	var changed []string
-	for _, d := range existing {
-		keep := slices.ContainsFunc(want, func(x wanted) bool {
-			return x.app.GUID == d.AppGUID && x.processType == d.ProcessType && cmp.Or(x.port, defaultAppPort) == d.Port
-		})
-		if keep {
-			continue
+	// The set is read and replaced in one transaction: a destination
+	// mapped meanwhile is not left over, and the apps sync after the commit.
+	err = a.inTx(ctx, func(ctx context.Context) error {
+		existing, err := a.db(ctx).ListRouteDestinations(ctx, []string{rt.GUID}, nil)
+		if err != nil {
+			return fmt.Errorf("destinations of route %s: %w", rt.GUID, err)
 		}
-		if err := a.unmapDestination(ctx, id, d); err != nil {
+		var changed []string
+		for _, d := range existing {
+			keep := slices.ContainsFunc(want, func(x wanted) bool {
+				return x.app.GUID == d.AppGUID && x.processType == d.ProcessType && cmp.Or(x.port, defaultAppPort) == d.Port
+			})
+			if keep {
+				continue
+			}
+			if err := a.unmapDestination(ctx, id, d); err != nil {
+				return err
+			}
+			changed = append(changed, d.AppGUID)
+		}
+		added, err := a.mapWanted(ctx, id, rt, want)
+		if err != nil {
 			return err
 		}
-		changed = append(changed, d.AppGUID)
-	}
-	added, err := a.mapWanted(ctx, id, rt, want)
+		return a.syncApps(ctx, append(changed, added...))
+	})
 	if err != nil {
-		return err
-	}
-	if err := a.syncApps(ctx, append(changed, added...)); err != nil {
 		return err
 	}
 	return a.writeDestinations(ctx, w, rt)

@@ -229,23 +229,31 @@ func (a *API) createRoute(ctx context.Context, host, path string, domain pando.D
 	if !domainInOrg(domain, space.OrgGUID) {
 		return pando.Route{}, invalid("Invalid domain. Domain '%s' is not available in organization of space '%s'.", domain.Name, space.Name)
 	}
-	existing, err := a.db(ctx).ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
-	if err != nil {
-		return pando.Route{}, fmt.Errorf("list routes: %w", err)
-	}
-	if len(existing) > 0 {
-		return pando.Route{}, routeExists(host, path, domain.Name)
-	}
-	if err := a.checkRouteQuota(ctx, spaceGUID); err != nil {
-		return pando.Route{}, err
-	}
 	now := a.now()
 	rt := pando.Route{GUID: a.newGUID(), Host: host, Path: path, DomainGUID: domain.GUID, SpaceGUID: spaceGUID, CreatedAt: now, UpdatedAt: now}
-	if err := a.db(ctx).CreateRoute(ctx, rt); err != nil {
-		if pando.ErrorKindOf(err) == pando.EConflict {
-			return pando.Route{}, routeExists(host, path, domain.Name)
+	// The quota is checked in the transaction that creates the route:
+	// concurrent creations cannot together pass it.
+	err = a.inTx(ctx, func(ctx context.Context) error {
+		existing, err := a.db(ctx).ListRoutes(ctx, pando.RouteFilter{Hosts: []string{host}, Paths: []string{path}, DomainGUIDs: []string{domain.GUID}})
+		if err != nil {
+			return fmt.Errorf("list routes: %w", err)
 		}
-		return pando.Route{}, fmt.Errorf("create route %s: %w", routeURL(host, domain.Name, path), err)
+		if len(existing) > 0 {
+			return routeExists(host, path, domain.Name)
+		}
+		if err := a.checkRouteQuota(ctx, spaceGUID); err != nil {
+			return err
+		}
+		if err := a.db(ctx).CreateRoute(ctx, rt); err != nil {
+			if pando.ErrorKindOf(err) == pando.EConflict {
+				return routeExists(host, path, domain.Name)
+			}
+			return fmt.Errorf("create route %s: %w", routeURL(host, domain.Name, path), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return pando.Route{}, err
 	}
 	return rt, nil
 }

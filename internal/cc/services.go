@@ -241,15 +241,20 @@ func (a *API) postServiceInstance(w http.ResponseWriter, r *http.Request) error 
 	if err := a.checkSpace(ctx, spaceGUID, needWrite); err != nil {
 		return err
 	}
-	if err := a.checkServiceInstanceLimit(ctx, spaceGUID); err != nil {
-		return err
-	}
 	now := a.now()
 	si := pando.ServiceInstance{GUID: a.newGUID(), SpaceGUID: spaceGUID, Type: in.Type, Tags: []string{}, CreatedAt: now, UpdatedAt: now}
-	if err := a.applyServiceInstanceBody(&si, in); err != nil {
-		return err
-	}
-	if err := a.store.CreateServiceInstance(ctx, si); err != nil {
+	// The limit is checked in the transaction that creates the instance:
+	// concurrent creations cannot together pass it.
+	err := a.inTx(ctx, func(ctx context.Context) error {
+		if err := a.checkServiceInstanceLimit(ctx, spaceGUID); err != nil {
+			return err
+		}
+		if err := a.applyServiceInstanceBody(&si, in); err != nil {
+			return err
+		}
+		return a.db(ctx).CreateServiceInstance(ctx, si)
+	})
+	if err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("The service instance name is taken: %s.", si.Name)
 		}
@@ -360,17 +365,27 @@ func (a *API) patchServiceInstance(w http.ResponseWriter, r *http.Request) error
 	if in.Relationships.Space.Data.GUID != "" {
 		return invalid("Relationships cannot be changed")
 	}
-	oldDrain := si.SyslogDrainURL
-	if err := a.applyServiceInstanceBody(&si, in); err != nil {
-		return err
-	}
-	if si.SyslogDrainURL != oldDrain {
-		if err := a.checkInstanceDrainLimits(ctx, si); err != nil {
+	// Re-read in the write's transaction: what another request changed
+	// meanwhile stays.
+	err = a.inTx(ctx, func(ctx context.Context) error {
+		cur, err := a.db(ctx).GetServiceInstance(ctx, si.GUID)
+		if err != nil {
 			return err
 		}
-	}
-	si.UpdatedAt = a.now()
-	if err := a.store.UpdateServiceInstance(ctx, si); err != nil {
+		si = cur
+		oldDrain := si.SyslogDrainURL
+		if err := a.applyServiceInstanceBody(&si, in); err != nil {
+			return err
+		}
+		if si.SyslogDrainURL != oldDrain {
+			if err := a.checkInstanceDrainLimits(ctx, si); err != nil {
+				return err
+			}
+		}
+		si.UpdatedAt = a.now()
+		return a.db(ctx).UpdateServiceInstance(ctx, si)
+	})
+	if err != nil {
 		if pando.ErrorKindOf(err) == pando.EConflict {
 			return invalid("The service instance name is taken: %s.", si.Name)
 		}
@@ -389,13 +404,13 @@ func (a *API) checkInstanceDrainLimits(ctx context.Context, si pando.ServiceInst
 	if si.SyslogDrainURL == "" {
 		return nil
 	}
-	bs, err := a.store.ListServiceBindings(ctx, pando.ServiceBindingFilter{InstanceGUIDs: []string{si.GUID}})
+	bs, err := a.db(ctx).ListServiceBindings(ctx, pando.ServiceBindingFilter{InstanceGUIDs: []string{si.GUID}})
 	if err != nil {
 		return err
 	}
 	adding := make([]newDrain, 0, len(bs))
 	for _, b := range bs {
-		app, err := a.store.GetApp(ctx, b.AppGUID)
+		app, err := a.db(ctx).GetApp(ctx, b.AppGUID)
 		if pando.IsNotFound(err) {
 			continue // deleted meanwhile
 		}

@@ -118,16 +118,26 @@ func (a *API) createTask(ctx context.Context, id Identity, app pando.App, req ta
 	if req.DiskInMB != nil {
 		diskMB = *req.DiskInMB
 	}
-	if err := a.checkTaskQuota(ctx, app, memMB); err != nil {
-		return pando.AppTask{}, err
-	}
 	now := a.now()
-	task, err := a.store.CreateAppTask(ctx, pando.AppTask{
-		GUID: a.newGUID(), AppGUID: app.GUID, Name: name, Command: *req.Command, State: pando.AppTaskPending,
-		MemoryMB: memMB, DiskMB: diskMB, DropletGUID: d.GUID, CreatedAt: now, UpdatedAt: now,
+	var task pando.AppTask
+	// The quota is checked in the transaction that records the task:
+	// concurrent task requests cannot together pass it.
+	err = a.inTx(ctx, func(ctx context.Context) error {
+		if err := a.checkTaskQuota(ctx, app, memMB); err != nil {
+			return err
+		}
+		var err error
+		task, err = a.db(ctx).CreateAppTask(ctx, pando.AppTask{
+			GUID: a.newGUID(), AppGUID: app.GUID, Name: name, Command: *req.Command, State: pando.AppTaskPending,
+			MemoryMB: memMB, DiskMB: diskMB, DropletGUID: d.GUID, CreatedAt: now, UpdatedAt: now,
+		})
+		if err != nil {
+			return fmt.Errorf("create task of app %s: %w", app.GUID, err)
+		}
+		return nil
 	})
 	if err != nil {
-		return pando.AppTask{}, fmt.Errorf("create task of app %s: %w", app.GUID, err)
+		return pando.AppTask{}, err
 	}
 	// From here the task exists: handing it to the runtime (or failing it)
 	// must finish even if the client hangs up.
