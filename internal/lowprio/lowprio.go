@@ -7,9 +7,8 @@
 package lowprio
 
 import (
-	"errors"
 	"os/exec"
-	"runtime"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,34 +17,28 @@ import (
 // priority.
 const Nice = 19
 
-// Start starts cmd at nice Nice. Linux keeps the nice value per thread
-// and a child inherits its parent thread's, so cmd is forked from an OS
-// thread locked to one goroutine and niced meanwhile: its nice value is
-// put back after (which needs CAP_SYS_NICE, as the server has as root),
-// else the thread ends with the goroutine, so no other goroutine ever
-// runs niced. cmd must not ask for a parent-death signal, which would
-// fire if that thread ends. The caller waits for cmd as usual. Where the
-// nice value cannot be set, cmd starts at the caller's priority.
+// Start starts cmd at nice Nice: through nice(1), which lowers its own
+// priority and then executes cmd, so cmd and every thread and child it
+// makes run niced, and this process's threads are never niced. The
+// child runs at the caller's priority until nice(1) starts: a child
+// forked niced on a busy machine could wait seconds for the CPU before
+// its exec, holding a copy of every descriptor of this process (a data
+// dir's lock, listening sockets) after this process closed them. Where
+// nice(1) is missing, cmd starts at the caller's priority and is niced
+// right after. The caller waits for cmd as usual.
 func Start(cmd *exec.Cmd) error {
-	if cmd.SysProcAttr != nil && cmd.SysProcAttr.Pdeathsig != 0 {
-		return errors.New("lowprio: a parent-death signal would fire if the starting thread ends")
+	if cmd.Err != nil {
+		return cmd.Err
 	}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		tid := unix.Gettid()
-		// The raw getpriority(2) answers 20 - nice.
-		prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
-		if err != nil || unix.Setpriority(unix.PRIO_PROCESS, tid, Nice) != nil {
-			runtime.UnlockOSThread()
-			started <- cmd.Start()
-			return
+	nice, err := exec.LookPath("nice")
+	if err != nil {
+		if err := cmd.Start(); err != nil {
+			return err
 		}
-		err = cmd.Start()
-		if unix.Setpriority(unix.PRIO_PROCESS, tid, 20-prio) == nil {
-			runtime.UnlockOSThread()
-		} // else the thread ends with this goroutine
-		started <- err
-	}()
-	return <-started
+		_ = unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, Nice)
+		return nil
+	}
+	args := append([]string{"nice", "-n", strconv.Itoa(Nice), cmd.Path}, cmd.Args[1:]...)
+	cmd.Path, cmd.Args = nice, args
+	return cmd.Start()
 }
