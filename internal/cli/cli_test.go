@@ -134,12 +134,13 @@ func TestLogin_savesTokensAndTargetsTheOnlyOrgAndSpace(t *testing.T) {
 	}
 }
 
-func TestLogin_badPasswordFailsWithTheServersReason(t *testing.T) {
+// UAA's "Bad credentials" becomes what the user can change, said once.
+func TestLogin_badPasswordSaysTheNameOrPasswordIsWrong(t *testing.T) {
 	f := newFakeCF(t)
 	h := newHarness(t)
 	err := h.run("login", "-a", f.url(), "-u", "admin", "-p", "wrong")
-	if err == nil || !strings.Contains(err.Error(), "Bad credentials") {
-		t.Fatalf("err = %v, want Bad credentials", err)
+	if err == nil || err.Error() != "wrong user name or password for admin at "+f.url() {
+		t.Fatalf("err = %v, want it to say the user name or password is wrong, once", err)
 	}
 	if h.config().AccessToken != "" {
 		t.Error("tokens saved after a failed login")

@@ -61,15 +61,6 @@ func TestReportError_saysWhatToDo(t *testing.T) {
 	}
 }
 
-func TestLogin_wrongPasswordSaysSo(t *testing.T) {
-	f := newFakeCF(t)
-	h := newHarness(t)
-	err := h.run("login", "-a", f.url(), "-u", "admin", "-p", "wrong")
-	if err == nil || !strings.Contains(err.Error(), "wrong user name or password for admin at "+f.url()) {
-		t.Fatalf("err = %v, want it to say the user name or password is wrong", err)
-	}
-}
-
 func TestPush_missingPathIsOneClearLine(t *testing.T) {
 	h := newHarness(t)
 	missing := filepath.Join(t.TempDir(), "nope")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -130,7 +131,11 @@ func (e *env) login(ctx context.Context, apiURL, user, password, org, space stri
 	t, err := c.PasswordGrant(ctx, user, password)
 	if api.IsStatus(err, http.StatusUnauthorized) {
 		// UAA's "Bad credentials (unauthorized)" alone reads like a
-		// server fault; say what the user can change.
+		// server fault; say what the user can change, and what else the
+		// server said (a locked account) rather than the same twice.
+		if strings.Contains(err.Error(), "Bad credentials") {
+			return fmt.Errorf("wrong user name or password for %s at %s", user, target)
+		}
 		return fmt.Errorf("%w: wrong user name or password for %s at %s", err, user, target)
 	}
 	if err != nil {
