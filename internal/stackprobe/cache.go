@@ -18,6 +18,14 @@ const HostPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/
 // hostTimeout bounds each host runtime's answer.
 const hostTimeout = 10 * time.Second
 
+// incompleteRetry is how soon a host answer some runtime's timeout cut
+// short is looked at again (the probes run at the lowest CPU priority, so
+// a busy machine can hold one past hostTimeout), doubled at each answer
+// cut short in a row up to the host's TTL (a runtime that always hangs
+// costs a caller hostTimeout only so often): the runtimes that did answer
+// are not asked again.
+const incompleteRetry = 30 * time.Second
+
 // Cache probes each stack once and keeps the answer until the stack's
 // package database changes, or, for the host, for at most HostTTL; then
 // it looks again, asking only the host runtimes that changed (each
@@ -43,6 +51,7 @@ type Cache struct {
 	mu      sync.Mutex // guards what follows
 	entries map[string]entry
 	answers map[string]string // probe key -> version, the host commands' last answers
+	retry   time.Duration     // how soon a host answer cut short is asked again
 	loaded  bool              // answers were read from File
 }
 
@@ -83,15 +92,25 @@ func (c *Cache) Runtimes(ctx context.Context, stack string) ([]Runtime, error) {
 		return e.runtimes, nil
 	}
 	var rts []Runtime
+	at := now()
 	if dir == "" {
 		path := c.HostPath
 		if path == "" {
 			path = HostPath
 		}
+		var complete bool
 		var err error
-		if rts, err = c.host(ctx, path); err != nil {
+		if rts, complete, err = c.host(ctx, path); err != nil {
 			return nil, err
 		}
+		c.mu.Lock()
+		if complete {
+			c.retry = 0
+		} else {
+			c.retry = min(max(2*c.retry, incompleteRetry), ttl)
+			at = at.Add(c.retry - ttl) // expires c.retry from now
+		}
+		c.mu.Unlock()
 	} else {
 		var err error
 		if rts, err = RootFS(dir); err != nil {
@@ -102,7 +121,7 @@ func (c *Cache) Runtimes(ctx context.Context, stack string) ([]Runtime, error) {
 	if c.entries == nil {
 		c.entries = map[string]entry{}
 	}
-	c.entries[stack] = entry{stamp: stamp, at: now(), runtimes: rts}
+	c.entries[stack] = entry{stamp: stamp, at: at, runtimes: rts}
 	c.mu.Unlock()
 	return rts, nil
 }
@@ -118,7 +137,7 @@ func (c *Cache) Known(stack string) (rts []Runtime, ok bool) {
 
 // host asks the host runtimes on path whose answer is not kept under
 // their current key, and keeps the answers (c.probing held).
-func (c *Cache) host(ctx context.Context, path string) ([]Runtime, error) {
+func (c *Cache) host(ctx context.Context, path string) (_ []Runtime, complete bool, _ error) {
 	c.mu.Lock()
 	if !c.loaded {
 		c.answers, c.loaded = c.load(), true
@@ -132,6 +151,7 @@ func (c *Cache) host(ctx context.Context, path string) ([]Runtime, error) {
 	}
 	versions := make([]string, len(hostCommands))
 	kept := map[string]string{} // the answers of the commands on path now
+	complete = true
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, hc := range hostCommands {
@@ -152,16 +172,18 @@ func (c *Cache) host(ctx context.Context, path string) ([]Runtime, error) {
 			defer wg.Done()
 			a := runHost(ctx, path, bin, hc.args[1:], timeout)
 			versions[i] = a.version
-			if a.final && key != "" {
-				mu.Lock()
+			mu.Lock()
+			defer mu.Unlock()
+			if !a.final {
+				complete = false
+			} else if key != "" {
 				kept[key] = a.version
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err // cut short: not an answer to keep
+		return nil, false, err // cut short: not an answer to keep
 	}
 	if !maps.Equal(kept, known) {
 		c.mu.Lock()
@@ -169,7 +191,7 @@ func (c *Cache) host(ctx context.Context, path string) ([]Runtime, error) {
 		c.mu.Unlock()
 		c.save(kept)
 	}
-	return hostRuntimes(versions), nil
+	return hostRuntimes(versions), complete, nil
 }
 
 func (c *Cache) log() *slog.Logger {

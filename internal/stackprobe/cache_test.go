@@ -236,3 +236,62 @@ func TestCache_reportsTheStacksProbedSoFar(t *testing.T) {
 		t.Fatalf("%d probes ran, want 1 (Reported asks none)", n)
 	}
 }
+
+// An answer the timeout cut short is looked at again incompleteRetry
+// later (not only after the host's TTL), asking only what did not answer.
+func TestCache_cutShortAnswersAreAskedAgainSoon(t *testing.T) {
+	h := newCountedHost(t, map[string]string{"node": "echo v20.1.2"})
+	marker := filepath.Join(h.prefix, "answer")
+	h.replace(t, "ruby", "[ -e "+marker+" ] && echo ruby 3.1.2p20 || exec /bin/sleep 30")
+	now := time.Unix(1_800_000_000, 0)
+	c := &Cache{Stacks: map[string]string{"host": ""}, HostPath: h.bin, timeout: 300 * time.Millisecond,
+		Now: func() time.Time { return now }}
+	runtimes := func(want []Runtime) {
+		t.Helper()
+		if got, err := c.Runtimes(context.Background(), "host"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Runtimes = %v %v, want %v", got, err, want)
+		}
+	}
+	runtimes([]Runtime{{"node", "20.1.2"}})
+	writeFile(t, marker, "", 0o644)
+	now = now.Add(incompleteRetry - time.Second)
+	runtimes([]Runtime{{"node", "20.1.2"}}) // kept until incompleteRetry
+	runs := h.total(t)
+	now = now.Add(2 * time.Second)
+	runtimes([]Runtime{{"node", "20.1.2"}, {"ruby", "3.1.2"}})
+	if n := h.total(t) - runs; n != 1 {
+		t.Errorf("%d probes ran after the retry interval, want 1 (ruby alone)", n)
+	}
+}
+
+// A runtime cut short again and again is asked at doubling intervals.
+func TestCache_aRuntimeThatAlwaysHangsIsAskedLessAndLessOften(t *testing.T) {
+	h := newCountedHost(t, nil)
+	h.replace(t, "ruby", "exec /bin/sleep 30")
+	now := time.Unix(1_800_000_000, 0)
+	c := &Cache{Stacks: map[string]string{"host": ""}, HostPath: h.bin, timeout: 100 * time.Millisecond,
+		Now: func() time.Time { return now }}
+	// Asked again: the stack's entry was made anew (the runs log cannot
+	// tell: a probe killed at its timeout may not have written it yet).
+	entryAt := func() time.Time {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.entries["host"].at
+	}
+	var askedAt []time.Duration
+	start := now
+	for range 200 { // 200 calls 5 s apart: 1000 s, over the 10 min TTL
+		before := entryAt()
+		if _, err := c.Runtimes(context.Background(), "host"); err != nil {
+			t.Fatal(err)
+		}
+		if !entryAt().Equal(before) {
+			askedAt = append(askedAt, now.Sub(start))
+		}
+		now = now.Add(5 * time.Second)
+	}
+	want := []time.Duration{0, 30 * time.Second, 90 * time.Second, 210 * time.Second, 450 * time.Second, 930 * time.Second}
+	if !reflect.DeepEqual(askedAt, want) {
+		t.Errorf("ruby asked at %v, want %v (30 s, then doubling up to the TTL)", askedAt, want)
+	}
+}
