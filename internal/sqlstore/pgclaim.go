@@ -210,3 +210,65 @@ func (s *Store) releaseClaim() error {
 	}
 	return errors.Join(err, s.claim.Close())
 }
+
+// AwaitClaim is ClaimDatabase for a standby server: it waits until ctx
+// ends, trying every interval, for as long as another server holds the
+// claim. waiting runs when the wait begins and whenever the holder's name
+// (its StateClaimHolder row, "" if unknown) changes. Once it has the
+// claim it records holder as the holder's name. On SQLite it does nothing.
+func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Duration, waiting func(holder string)) error {
+	if _, ok := s.d.(pgDialect); !ok || s.inTx {
+		return nil
+	}
+	shown, waited, lastErr := "", false, ""
+	for {
+		got, err := s.tryClaimOnce(ctx)
+		if got {
+			if err := s.PutServerState(ctx, StateClaimHolder, holder); err != nil {
+				return fmt.Errorf("claim the database: %w", err)
+			}
+			return nil
+		}
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("claim the database: %w", ctx.Err())
+		case err == nil || errors.Is(err, errClaimTaken) || errors.Is(err, errClaimStale):
+			name, _, herr := s.ServerState(ctx, StateClaimHolder)
+			if herr != nil {
+				name = ""
+			}
+			if !waited || name != shown {
+				waiting(name)
+				waited, shown = true, name
+			}
+		case err.Error() != lastErr:
+			// PostgreSQL unreachable: the wait goes on, said once per reason.
+			s.logger.Warn("cannot try to claim the database (retrying)", "err", err)
+			lastErr = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("claim the database: %w", ctx.Err())
+		case <-time.After(every):
+		}
+	}
+}
+
+// tryClaimOnce tries once to take the claim: got is true when this Store
+// holds it now.
+func (s *Store) tryClaimOnce(ctx context.Context) (got bool, err error) {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	if s.closed {
+		return false, errors.New("the database is closed")
+	}
+	if s.claim != nil {
+		return true, nil
+	}
+	conn, err := s.tryClaim(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.claim = conn
+	return true, nil
+}
