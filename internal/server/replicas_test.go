@@ -162,6 +162,26 @@ func TestRunAPI_secondOnOneDatabaseIsAStandbyUntilTheLeaderStops(t *testing.T) {
 		t.Errorf("the standby does not name the leader (api %s): %s", addrsA[0], line)
 	}
 
+	// A standby stopped while it waits returns nil (a clean stop).
+	cfgC := platformConfig(t, make(chan [2]string, 1))
+	cfgC.DatabaseURL, cfgC.AdminPassword = dsn, ""
+	copySharedSecrets(t, cfgA.DataDir, cfgC.DataDir)
+	var logsC logBuffer
+	cfgC.Logger = slog.New(slog.NewTextHandler(&logsC, nil))
+	third := start(t, func(ctx context.Context) error { return RunAPI(ctx, cfgC) })
+	for !strings.Contains(logsC.String(), "is a standby") {
+		select {
+		case err := <-third.done:
+			third.done = nil
+			t.Fatalf("the third returned: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the third did not say it waits; logs:\n%s", logsC.String())
+		}
+	}
+	third.stop(t)
+
 	leader.stop(t)
 	var addrsB [2]string
 	select {
@@ -202,4 +222,3 @@ func TestRunAPI_refusesOtherSecretsThanTheDatabases(t *testing.T) {
 		t.Fatalf("RunAPI with a fresh data dir on the leader's database: %v; want it to name secrets.key and what to copy", err)
 	}
 }
-
