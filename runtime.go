@@ -273,6 +273,18 @@ type CellState struct {
 	// the cell holds or is pulling, most recently used first, at most
 	// MaxCellImages: the auction prefers such a cell for their instances.
 	Images []string `json:",omitempty"`
+	// Runtimes are the language runtimes each of the cell's stacks
+	// offers, by stack name, for the stacks the cell has probed so far
+	// (an empty list: probed, none found). Absent from older cells.
+	Runtimes map[string][]StackRuntime `json:",omitempty"`
+}
+
+// StackRuntime is a language runtime a stack offers on a cell: node, npm,
+// yarn, python3, pip, ruby, bundler, java or go, and its upstream version
+// (internal/stackprobe).
+type StackRuntime struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }
 
 // MaxCellImages bounds CellState.Images (the rest is ignored).

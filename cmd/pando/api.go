@@ -70,7 +70,7 @@ func (pf *platformFlags) add(cmd *cobra.Command, cfg *server.Config) {
 	f.StringVar(&cfg.SystemDomain, "system-domain", "", "domain of the API's routes on the router: api., uaa., login., log-cache. (default: --domain)")
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir(), "data directory (env PANDO_DATA_DIR)")
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "CCDB location (default: SQLite file in the data dir)")
-	f.StringVar(&cfg.Blobstore, "blobstore", "", "where packages, droplets and caches live: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R, credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (default: <data-dir>/blobs)")
+	f.StringVar(&cfg.Blobstore, "blobstore", "", "where packages, droplets and caches live: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R, credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the instance role (default: <data-dir>/blobs)")
 	f.DurationVar(&cfg.StagingTimeout, "staging-timeout", 15*time.Minute, "fail staging that takes longer")
 	f.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 1<<30, "largest accepted package upload")
 	f.Int64Var(&cfg.ResourceCacheMaxBytes, "resource-cache-max-bytes", 4<<30, "bound of the cache of uploaded files that later pushes skip (least recently used go first)")

@@ -44,7 +44,7 @@ stays where it is: start the server on it with --database-url and
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", server.DefaultDataDir(), "the stopped server's data directory (env PANDO_DATA_DIR)")
 	f.StringVar(&cfg.DatabaseURL, "to-database-url", "", "empty PostgreSQL database the CCDB goes to: postgres://USER@HOST:PORT/DATABASE?sslmode=... (password in PGPASSWORD)")
-	f.StringVar(&cfg.Blobstore, "to-blobstore", "", "S3 bucket the blobs go to, as --blobstore takes it: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R (credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+	f.StringVar(&cfg.Blobstore, "to-blobstore", "", "S3 bucket the blobs go to, as --blobstore takes it: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the instance role)")
 	f.BoolVar(&cfg.DryRun, "dry-run", false, "check both sides and print what would be copied, writing nothing")
 	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	return cmd

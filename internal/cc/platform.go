@@ -1,14 +1,12 @@
 package cc
 
 import (
-	"context"
 	"net/http"
 	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/pandoplatform/pando"
-	"github.com/pandoplatform/pando/internal/stackprobe"
 )
 
 // The platform's fixed furniture: the root documents the cf CLI reads
@@ -265,73 +263,6 @@ func (a *API) getSpaceFeature(w http.ResponseWriter, r *http.Request) error {
 		return notFound("Feature")
 	}
 	writeJSON(w, http.StatusOK, sshFeature())
-	return nil
-}
-
-// --- stacks ---
-
-// StackRuntimes tells which language runtimes a stack offers.
-type StackRuntimes interface {
-	Runtimes(ctx context.Context, stack string) ([]stackprobe.Runtime, error)
-}
-
-// presentStack is CF's stack resource plus Pando's "runtimes": the
-// language runtimes and versions the stack offers (the cf CLI ignores it),
-// null where they are not known: an API without a local cell (pando api)
-// has no stack to look into, its cells' machines do.
-func (a *API) presentStack(ctx context.Context, s pando.Stack) map[string]any {
-	var runtimes []stackprobe.Runtime
-	if a.cfg.StackRuntimes != nil {
-		rts, err := a.cfg.StackRuntimes.Runtimes(ctx, s.Name)
-		if err != nil {
-			a.log.Warn("probe stack runtimes", "stack", s.Name, "err", err)
-		}
-		runtimes = []stackprobe.Runtime{}
-		if rts != nil {
-			runtimes = rts
-		}
-	}
-	return map[string]any{
-		"runtimes":           runtimes,
-		"guid":               s.GUID,
-		"name":               s.Name,
-		"description":        s.Description,
-		"default":            s.Name == a.cfg.DefaultStack,
-		"build_rootfs_image": s.Name,
-		"run_rootfs_image":   s.Name,
-		"created_at":         ts(s.CreatedAt),
-		"updated_at":         ts(s.UpdatedAt),
-		"metadata":           metadata(),
-		"links":              map[string]any{"self": link(a.url("/v3/stacks/%s", s.GUID))},
-	}
-}
-
-func (a *API) listStacks(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	stacks, err := a.store.ListStacks(r.Context(), splitList(q, "names"))
-	if err != nil {
-		return err
-	}
-	if d := q.Get("default"); d != "" {
-		want := d == "true"
-		stacks = slices.DeleteFunc(stacks, func(s pando.Stack) bool { return (s.Name == a.cfg.DefaultStack) != want })
-	}
-	paginate(a, w, r, stacks, func(s pando.Stack) sortable {
-		return sortable{name: s.Name, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt}
-	}, func(s pando.Stack) any { return a.presentStack(r.Context(), s) })
-	return nil
-}
-
-func (a *API) getStack(w http.ResponseWriter, r *http.Request) error {
-	stacks, err := a.store.ListStacks(r.Context(), nil)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(stacks, func(s pando.Stack) bool { return s.GUID == r.PathValue("guid") })
-	if i < 0 {
-		return notFound("Stack")
-	}
-	writeJSON(w, http.StatusOK, a.presentStack(r.Context(), stacks[i]))
 	return nil
 }
 

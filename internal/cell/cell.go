@@ -95,6 +95,9 @@ type Config struct {
 	// Images, at most pando.MaxCellImages): the auction prefers the cell
 	// for their instances.
 	CachedImages func() []string
+	// StackRuntimes, when set, gives the language runtimes of the stacks
+	// probed so far, reported in State; it must not block.
+	StackRuntimes func() map[string][]pando.StackRuntime
 	// DockerStager, when set, stages docker packages (fetches the image
 	// config, no container needed), writing progress lines to out (the
 	// staging log). Without it docker staging fails.
@@ -410,6 +413,9 @@ func (r *Rep) State(ctx context.Context) (pando.CellState, error) {
 	if r.cfg.CachedImages != nil {
 		imgs := r.cfg.CachedImages()
 		s.Images = imgs[:min(len(imgs), pando.MaxCellImages)]
+	}
+	if r.cfg.StackRuntimes != nil {
+		s.Runtimes = r.cfg.StackRuntimes()
 	}
 	for _, i := range r.instances {
 		s.UsedMemoryMB += i.memMB

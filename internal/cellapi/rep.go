@@ -8,6 +8,7 @@ import (
 
 	"github.com/pandoplatform/pando"
 	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 )
 
 // startLRPRequest is the body of POST /v1/lrps.
@@ -101,6 +102,8 @@ func (c *RepClient) URL() string { return c.base }
 func (c *RepClient) State(ctx context.Context) (pando.CellState, error) {
 	var s pando.CellState
 	err := call(ctx, c.hc, "GET", c.base+"/v1/state", nil, &s)
+	// Shown to users (pando stacks): only runtimes as a cell reports them.
+	s.Runtimes = stackprobe.CleanReport(s.Stacks, s.Runtimes)
 	return s, err
 }
 

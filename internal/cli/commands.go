@@ -569,38 +569,3 @@ func (e *env) cellsCmd() *cobra.Command {
 		return nil
 	})
 }
-
-func (e *env) stacksCmd() *cobra.Command {
-	return e.platformCommand("stacks", "List stacks", func(ctx context.Context, s *session) error {
-		s.out("Getting stacks as %s...\n\n", s.user())
-		stacks, err := s.c.Stacks(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(s.streams.Out, 0, 0, 3, ' ', 0)
-		fmt.Fprintf(tw, "name\tdescription\truntimes\n")
-		unknown := false
-		for _, st := range stacks {
-			rts := make([]string, 0, len(st.Runtimes))
-			for _, r := range st.Runtimes {
-				rts = append(rts, r.Name+" "+r.Version)
-			}
-			switch {
-			case st.Runtimes == nil:
-				unknown = true
-				rts = append(rts, "not known here")
-			case len(rts) == 0:
-				rts = append(rts, "none found")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Name, st.Description, strings.Join(rts, ", "))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if unknown {
-			s.out("\nRuntimes are found on the machines that run a stack: this API runs no cell (pando api),\n" +
-				"so it does not know them; its cells' machines have them.\n")
-		}
-		return nil
-	})
-}

@@ -268,6 +268,9 @@ func (n *cellNode) run(ctx context.Context) error {
 		n.keepPresence(presenceCtx, repURL)
 	}()
 	n.rt.warm(gctx, g)
+	// The stacks' runtimes, for the server's `pando stacks` (the cell's
+	// state reports them).
+	g.Go(func() error { n.rt.keepStacksProbed(gctx, stackReprobeInterval); return nil })
 	// Defence in depth: what the server forgot without telling this
 	// cell is stopped within a sync period.
 	g.Go(func() error { rep.RunSync(presenceCtx, server, cfg.SyncInterval); return nil })
@@ -340,6 +343,10 @@ func (n *cellNode) keepPresence(ctx context.Context, repURL string) {
 		n.log.Info("reported this cell's work to the server", "instances", len(inv.Actuals), "tasks", len(inv.Tasks))
 	})
 }
+
+// stackReprobeInterval is how often a joined cell looks whether its
+// stacks' runtimes changed (the server's local cell does on demand).
+const stackReprobeInterval = 10 * time.Minute
 
 // evacuationTimeout bounds how long a stopping cell waits for its
 // instances to be replaced elsewhere (the BBS's evacuation deadline).

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/pandoplatform/pando/internal/container"
 	"github.com/pandoplatform/pando/internal/container/runc"
 	"github.com/pandoplatform/pando/internal/registry"
+	"github.com/pandoplatform/pando/internal/stackprobe"
 )
 
 // containerBackend is what a cell's containers run on (runc; a fake in
@@ -101,7 +104,10 @@ type cellRuntime struct {
 	pySeedLink    string       // where the python venv seed is mounted from; "" without a python3 on the host
 	pyHost        string       // the host's python3 the seed is made with
 	adopter       cell.Adopter // the backend, when the rep adopts (and cleans up)
-	log           *slog.Logger
+	// runtimes are the language runtimes of the stacks, their answers
+	// kept in the data dir across restarts.
+	runtimes *stackprobe.Cache
+	log      *slog.Logger
 }
 
 // openCellRuntime starts the container backend and opens the layer cache
@@ -123,7 +129,10 @@ func openCellRuntime(ctx context.Context, p *cellPlan, log *slog.Logger, adopt b
 		}
 		backend = b
 	}
-	r := &cellRuntime{cellPlan: p, backend: backend, log: log}
+	r := &cellRuntime{cellPlan: p, backend: backend, log: log, runtimes: &stackprobe.Cache{
+		Stacks: maps.Clone(p.stacks), File: filepath.Join(p.dataDir, stackRuntimesFile),
+		Logger: log.With("component", "stackprobe"),
+	}}
 	if a, ok := backend.(cell.Adopter); ok && adopt {
 		r.adopter = a
 	} else if err := backend.Cleanup(ctx); err != nil {
@@ -185,6 +194,38 @@ func (r *cellRuntime) cellConfig(hostCFStack string) cell.Config {
 		Images:          r.images,
 		LayerCacheBytes: r.images.CacheBytes,
 		CachedImages:    r.images.CachedImages,
+		StackRuntimes:   r.runtimes.Reported,
+	}
+}
+
+// stackRuntimesFile is where, in the data dir, the host runtimes'
+// answers are kept across restarts (stackprobe.Cache.File).
+const stackRuntimesFile = "stack-runtimes.json"
+
+// probeStacks asks each stack's language runtimes, those of the host
+// only where they changed since the last answer kept, so that the
+// cell's state reports them.
+func (r *cellRuntime) probeStacks(ctx context.Context) {
+	for name := range r.stacks {
+		if _, err := r.runtimes.Runtimes(ctx, name); err != nil && ctx.Err() == nil {
+			r.log.Warn("probe stack runtimes", "stack", name, "err", err)
+		}
+	}
+}
+
+// keepStacksProbed probes the stacks now and every interval until ctx
+// ends (a joined cell's state then follows runtimes installed later;
+// an unchanged runtime is not asked again).
+func (r *cellRuntime) keepStacksProbed(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		r.probeStacks(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

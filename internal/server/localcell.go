@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	fsblob "github.com/pandoplatform/pando/internal/blobstore/fs"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/cell"
-	"github.com/pandoplatform/pando/internal/stackprobe"
 )
 
 // localCell is `pando server`'s own cell, cell-0, in the server's
@@ -21,9 +19,8 @@ import (
 // blobstore (downloads them when the blobstore is S3) and logs straight to the log store and drains. A nil
 // *localCell is `pando api`'s: no local cell at all.
 type localCell struct {
-	rt       *cellRuntime
-	rep      *cell.Rep
-	runtimes *stackprobe.Cache // the language runtimes of its stacks
+	rt  *cellRuntime
+	rep *cell.Rep
 }
 
 // openLocalCell opens the cell runtime and registers cell-0 with p's BBS.
@@ -56,7 +53,7 @@ func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform)
 		return nil, fmt.Errorf("start cell: %w", err)
 	}
 	p.board.RegisterCell(rep)
-	return &localCell{rt: rt, rep: rep, runtimes: &stackprobe.Cache{Stacks: maps.Clone(rt.stacks)}}, nil
+	return &localCell{rt: rt, rep: rep}, nil
 }
 
 // adopted is the cell's ID and inventory when it adopted instances,
@@ -93,10 +90,11 @@ func (c *localCell) stackRuntimes() cc.StackRuntimes {
 	if c == nil {
 		return nil
 	}
-	return c.runtimes
+	return c.rt.runtimes
 }
 
-// start probes the stacks' runtimes (a second: before anyone asks) and
+// start probes the stacks' runtimes (before anyone asks; a second of CPU
+// when the host's changed since the answers the data dir keeps) and
 // warms the Go build cache and the python seed, in g; once all of that
 // has ended it logs "start-up warm-up done" (until then it competes with
 // the first pushes for the CPU).
@@ -106,14 +104,7 @@ func (c *localCell) start(ctx context.Context, g *errgroup.Group) {
 	}
 	began := time.Now()
 	var warm errgroup.Group
-	warm.Go(func() error {
-		for name := range c.rt.stacks {
-			if _, err := c.runtimes.Runtimes(ctx, name); err != nil && ctx.Err() == nil {
-				c.rt.log.Warn("probe stack runtimes", "stack", name, "err", err)
-			}
-		}
-		return nil
-	})
+	warm.Go(func() error { c.rt.probeStacks(ctx); return nil })
 	c.rt.warm(ctx, &warm)
 	g.Go(func() error {
 		_ = warm.Wait() // each part logs its own failure

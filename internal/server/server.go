@@ -134,9 +134,10 @@ type Config struct {
 	// the resource cache live (--blobstore): "" for <data-dir>/blobs, or
 	// s3://BUCKET[/PREFIX]?endpoint=HOST:PORT (internal/blobstore/s3).
 	Blobstore string
-	// BlobstoreGetenv reads the S3 blobstore's credentials
-	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); nil
-	// is os.Getenv.
+	// BlobstoreGetenv reads where the S3 blobstore's credentials are
+	// (AWS_ACCESS_KEY_ID..., AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE,
+	// HOME, the role's variables: see internal/blobstore/s3); nil is
+	// os.Getenv.
 	BlobstoreGetenv func(string) string
 	// CellPresenceTTL is how long a joined cell stays registered without
 	// renewing its presence (default 6s); cells renew at a third of it.

@@ -15,6 +15,8 @@ import (
 // written once with '?' placeholders and portable types (TEXT, BIGINT,
 // INTEGER, BOOLEAN); timestamps are BIGINT unix nanoseconds.
 type dialect interface {
+	// engine is enginePostgres or engineSQLite.
+	engine() string
 	// rebind rewrites '?' placeholders into the engine's style.
 	rebind(q string) string
 	// constraint decodes a constraint violation; ok is false for any other
@@ -52,6 +54,8 @@ type violation struct {
 
 // sqliteDialect is modernc.org/sqlite.
 type sqliteDialect struct{}
+
+func (sqliteDialect) engine() string { return engineSQLite }
 
 func (sqliteDialect) rebind(q string) string { return q }
 

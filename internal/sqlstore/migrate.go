@@ -12,12 +12,16 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // migrationFiles are the schema migrations, "migrations/NNNN_name.sql",
 // applied in version order. A released migration is never edited: change
-// the schema with a new file.
+// the schema with a new file. "NNNN_name.postgres.sql" runs on PostgreSQL
+// only and is recorded as applied on every engine, so that schema versions
+// mean the same everywhere (e.g. widening INTEGER to BIGINT, which SQLite's
+// 64-bit INTEGER never needs).
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -26,9 +30,10 @@ type migration struct {
 	version int64
 	name    string
 	sql     string
+	only    string // the one engine that runs sql ("": every engine)
 }
 
-var migrationName = regexp.MustCompile(`^([0-9]{4,})_([a-z0-9_]+)\.sql$`)
+var migrationName = regexp.MustCompile(`^([0-9]{4,})_([a-z0-9_]+)(\.postgres)?\.sql$`)
 
 // loadMigrations reads migrations/*.sql from fsys, sorted by version.
 func loadMigrations(fsys fs.FS) ([]migration, error) {
@@ -50,7 +55,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", p, err)
 		}
-		ms = append(ms, migration{version: v, name: m[2], sql: string(body)})
+		ms = append(ms, migration{version: v, name: m[2], sql: string(body), only: strings.TrimPrefix(m[3], ".")})
 	}
 	slices.SortFunc(ms, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
 	for i := 1; i < len(ms); i++ {
@@ -150,8 +155,10 @@ func applyMigration(ctx context.Context, db *sql.DB, d dialect, m migration) err
 		if n > 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return err
+		if m.only == "" || m.only == d.engine() {
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
 			m.version, m.name, time.Now().UnixNano()); err != nil {

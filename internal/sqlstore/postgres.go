@@ -41,6 +41,8 @@ type pgDialect struct{}
 // never both migrate.
 const pgWriterLock int64 = 0x70616e646f
 
+func (pgDialect) engine() string { return enginePostgres }
+
 func (pgDialect) rebind(q string) string { return rebindDollar(q) }
 
 func (pgDialect) lockWrites(wait time.Duration) string {
@@ -124,19 +126,6 @@ func errUnreachable(err error) error {
 	return &pando.Error{Kind: pando.EUnavailable, Message: "The database cannot be reached; try again in a moment", Err: err}
 }
 
-// pgConnector turns the connections it cannot make into errUnreachable
-// (bar a refused login or a missing database), so that is what a request
-// meets while PostgreSQL is down.
-type pgConnector struct{ driver.Connector }
-
-func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil && ctx.Err() == nil && (pgDialect{}).unreachable(err) {
-		return nil, errUnreachable(err)
-	}
-	return conn, err
-}
-
 // pgUniqueColumns names the columns of a unique violation from its detail,
 // "Key (space_guid, name)=(s-1, web) already exists.", or else from its
 // constraint: every table's primary key "<table>_pkey" is its guid, but
@@ -180,12 +169,17 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = "pando"
 	}
+	cfg.DialFunc = pgDial
 	where := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	inner := stdlib.GetConnector(*cfg)
+	circuit := newPGCircuit(inner.Connect, logger)
+	connector := pgConnector{Connector: inner, circuit: circuit}
 	fail := func(err error) error {
+		circuit.close()
 		return fmt.Errorf("open database: %w", redactPassword(err, cfg.Password))
 	}
 
-	wdb := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	wdb := sql.OpenDB(connector)
 	wdb.SetMaxOpenConns(pgWriterConns)
 	wdb.SetMaxIdleConns(pgWriterConns)
 	wdb.SetConnMaxIdleTime(5 * time.Minute)
@@ -199,13 +193,13 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 		wdb.Close()
 		return nil, fail(fmt.Errorf("PostgreSQL at %s: %w", where, err))
 	}
-	rdb := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
+	rdb := sql.OpenDB(connector)
 	rdb.SetMaxOpenConns(pgReaderConns)
 	rdb.SetMaxIdleConns(pgReaderConns)
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
 	rdb.SetConnMaxLifetime(time.Hour)
 	logger.Debug("database opened", "engine", enginePostgres, "address", where, "database", cfg.Database)
-	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb, writerWait: writerWait}, nil
+	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb, writerWait: writerWait, circuit: circuit}, nil
 }
 
 // pgParseError explains a URL pgx cannot parse without quoting it: pgx's

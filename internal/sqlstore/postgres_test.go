@@ -204,6 +204,10 @@ func TestPostgres_migrateAppliesInOrderAndStopsAtFailure(t *testing.T) {
 	testMigrateStopsAtFailure(t, openTemp(t, pgtest.URL(t)))
 }
 
+func TestPostgres_postgresOnlyMigrationRuns(t *testing.T) {
+	testPostgresOnlyMigration(t, openTemp(t, pgtest.URL(t)))
+}
+
 func TestPostgres_refusesNewerSchema(t *testing.T) {
 	dsn := pgURL(t)
 	s := openTemp(t, dsn)

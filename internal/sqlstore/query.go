@@ -122,7 +122,7 @@ func getOne[T any](ctx context.Context, s *Store, entity, key, q string, args []
 	}
 	if err != nil {
 		var zero T
-		return zero, fmt.Errorf("get %s %s: %w", entity, key, s.down(err))
+		return zero, fmt.Errorf("get %s %s: %w", entity, key, err)
 	}
 	return v, nil
 }
@@ -135,7 +135,7 @@ func list[T any](ctx context.Context, s *Store, what, q string, args []any, scan
 		err = errBadText
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, s.down(err))
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	defer rows.Close()
 	out := []T{}
@@ -147,7 +147,7 @@ func list[T any](ctx context.Context, s *Store, what, q string, args []any, scan
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, s.down(err))
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	return out, nil
 }

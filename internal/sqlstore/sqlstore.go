@@ -52,6 +52,10 @@ type Store struct {
 	// bounds HoldClaim's check of it (0: claimPingTimeout).
 	claimSession pgSession
 	claimPing    time.Duration
+
+	// circuit fails requests at once while PostgreSQL cannot be reached
+	// (nil on SQLite and in a transaction-bound Store).
+	circuit *pgCircuit
 }
 
 var _ pando.Store = (*Store)(nil)
@@ -211,6 +215,7 @@ func (s *Store) Close() error {
 	if s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())
 	}
+	s.circuit.close()
 	return err
 }
 
@@ -234,6 +239,9 @@ const writerWait = 30 * time.Second
 func (s *Store) InTx(ctx context.Context, fn func(pando.Store) error) error {
 	if s.inTx {
 		return fn(s)
+	}
+	if err := s.circuit.check(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
 	}
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, s.writerWait)
@@ -315,14 +323,51 @@ func (s *Store) down(err error) error {
 // errBadText is PostgreSQL refusing a text value (SQLite stores any).
 var errBadText = pando.Errorf(pando.EInvalid, "text with a NUL character or invalid UTF-8 cannot be stored")
 
-func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+// Every read goes through query or queryRow, and every error either
+// returns passes through down: whatever the read (a lookup, a list, inside
+// a transaction or not), a database that cannot be reached is EUnavailable.
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*rows, error) {
 	if s.d.refusesText(args) {
 		return nil, errBadText
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
-	return rows, s.down(err)
+	if err := s.circuit.check(); err != nil {
+		return nil, err
+	}
+	rs, err := s.r.QueryContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return nil, s.down(err)
+	}
+	return &rows{Rows: rs, s: s}, nil
 }
 
-func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return s.r.QueryRowContext(ctx, s.d.rebind(q), args...)
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) row {
+	if err := s.circuit.check(); err != nil {
+		return row{err: err, s: s}
+	}
+	return row{r: s.r.QueryRowContext(ctx, s.d.rebind(q), args...), s: s}
 }
+
+// row is a single-row result: the query's error comes with Scan.
+type row struct {
+	r   *sql.Row
+	err error // the query was not sent
+	s   *Store
+}
+
+func (r row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.s.down(r.r.Scan(dest...))
+}
+
+// rows is a multi-row result: a connection lost mid-read shows in Err.
+type rows struct {
+	*sql.Rows
+	s *Store
+}
+
+func (r *rows) Scan(dest ...any) error { return r.s.down(r.Rows.Scan(dest...)) }
+
+func (r *rows) Err() error { return r.s.down(r.Rows.Err()) }

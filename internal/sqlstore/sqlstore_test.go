@@ -232,12 +232,45 @@ func testMigrateStopsAtFailure(t *testing.T, db *Store) {
 	}
 }
 
+// testPostgresOnlyMigration: a NNNN_name.postgres.sql migration runs on
+// PostgreSQL only and is recorded as applied on every engine.
+func testPostgresOnlyMigration(t *testing.T, db *Store) {
+	ctx := t.Context()
+	fsys := fstest.MapFS{
+		"migrations/0020_a.sql":             {Data: []byte("CREATE TABLE t_w (x INTEGER);")},
+		"migrations/0021_wide.postgres.sql": {Data: []byte("ALTER TABLE t_w ALTER COLUMN x TYPE BIGINT; INSERT INTO t_w (x) VALUES (5000000000);")},
+	}
+	if err := migrate(ctx, db.wdb, db.d, fsys, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	v, err := schemaVersion(ctx, db.wdb, db.d)
+	if err != nil || v != 21 {
+		t.Fatalf("schema version %d, %v; want 21", v, err)
+	}
+	var n int
+	if err := db.wdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM t_w WHERE x = 5000000000").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	if db.d.engine() == enginePostgres {
+		want = 1
+	}
+	if n != want {
+		t.Fatalf("%s: the PostgreSQL-only migration left %d rows, want %d", db.d.engine(), n, want)
+	}
+}
+
+func TestMigrate_postgresOnlyMigrationIsRecordedOnSQLite(t *testing.T) {
+	testPostgresOnlyMigration(t, openTemp(t, filepath.Join(t.TempDir(), "ccdb.sqlite")))
+}
+
 func TestLoadMigrations_rejectsBadNames(t *testing.T) {
 	for name, fsys := range map[string]fstest.MapFS{
 		"no number":      {"migrations/init.sql": {}},
 		"short number":   {"migrations/1_init.sql": {}},
 		"duplicate":      {"migrations/0001_a.sql": {}, "migrations/00001_b.sql": {}},
 		"capital letter": {"migrations/0001_Init.sql": {}},
+		"other engine":   {"migrations/0001_init.mysql.sql": {}},
 	} {
 		if _, err := loadMigrations(fsys); err == nil {
 			t.Errorf("%s: loadMigrations accepted %v", name, fsys)

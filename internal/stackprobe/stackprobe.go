@@ -4,7 +4,9 @@
 // run: its Debian package database (/var/lib/dpkg/status) and version files
 // (npm's package.json, /usr/local/go/VERSION). The host stack is the
 // server's own machine: its runtimes are asked for their versions, as the
-// buildpacks will find them there. Results are cached per stack.
+// buildpacks will find them there. Results are cached per stack, and the
+// host's answers, kept in a file under what identifies each runtime's
+// files, outlive a restart (Cache).
 package stackprobe
 
 import (
@@ -226,12 +228,8 @@ var anyVersion = regexp.MustCompile(`[0-9]+(\.[0-9]+)+`)
 // priority (lowprio). They run with a clean environment, from "/", with
 // no home, and as nobody when the server is root: nothing another local
 // user could plant (a pip module in the working directory, an .npmrc) is
-// read.
+// read. Cache keeps the answers and asks again only what changed.
 func Host(ctx context.Context, path string, timeout time.Duration) []Runtime {
-	// NODE_PATH: Debian's yarnpkg loads its modules from /usr/share/nodejs,
-	// where Debian's node looks and a node from elsewhere does not (the
-	// nodejs_buildpack runs it so too).
-	env := []string{"PATH=" + path, "HOME=/nonexistent", "LANG=C", "npm_config_update_notifier=false", "NODE_PATH=/usr/share/nodejs"}
 	versions := make([]string, len(hostCommands))
 	var wg sync.WaitGroup
 	for i, c := range hostCommands {
@@ -242,29 +240,16 @@ func Host(ctx context.Context, path string, timeout time.Duration) []Runtime {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			cmd := exec.CommandContext(cctx, bin, c.args[1:]...)
-			cmd.Env, cmd.Dir, cmd.WaitDelay = env, "/", time.Second
-			if os.Geteuid() == 0 {
-				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-			}
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			// At the lowest CPU priority: the probes (java, pip and
-			// bundler cost over a second of CPU together) run at the
-			// server's start, when a push may be starting too.
-			if err := lowprio.Start(cmd); err != nil {
-				return
-			}
-			if err := cmd.Wait(); err != nil {
-				return // not usable: a python3 without pip, a broken link
-			}
-			b := out.Bytes()
-			versions[i] = anyVersion.FindString(string(b[:min(len(b), 4096)]))
+			versions[i] = runHost(ctx, path, bin, c.args[1:], timeout).version
 		}()
 	}
 	wg.Wait()
+	return hostRuntimes(versions)
+}
+
+// hostRuntimes lists the runtimes of the versions hostCommands answered
+// (one per command, "" for none).
+func hostRuntimes(versions []string) []Runtime {
 	found := map[string]string{}
 	for i, v := range versions {
 		if name := hostCommands[i].name; v != "" && found[name] == "" {
@@ -272,6 +257,48 @@ func Host(ctx context.Context, path string, timeout time.Duration) []Runtime {
 		}
 	}
 	return sorted(found)
+}
+
+// hostAnswer is what one host command answered.
+type hostAnswer struct {
+	version string // "" when it gave none
+	// final says the command ended by itself (with or without a
+	// version), so its answer holds until the command changes; an answer
+	// cut short by the timeout or ctx, or a command that did not start,
+	// is asked again next time.
+	final bool
+}
+
+// runHost runs the runtime bin with args, as Host describes.
+func runHost(ctx context.Context, path, bin string, args []string, timeout time.Duration) hostAnswer {
+	// NODE_PATH: Debian's yarnpkg loads its modules from /usr/share/nodejs,
+	// where Debian's node looks and a node from elsewhere does not (the
+	// nodejs_buildpack runs it so too).
+	env := []string{"PATH=" + path, "HOME=/nonexistent", "LANG=C", "npm_config_update_notifier=false", "NODE_PATH=/usr/share/nodejs"}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, bin, args...)
+	cmd.Env, cmd.Dir, cmd.WaitDelay = env, "/", time.Second
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// At the lowest CPU priority: the probes (java, pip and bundler cost
+	// over a second of CPU together) run at the server's start, when a
+	// push may be starting too.
+	if err := lowprio.Start(cmd); err != nil {
+		return hostAnswer{}
+	}
+	err := cmd.Wait()
+	if cctx.Err() != nil {
+		return hostAnswer{} // cut short: not an answer to keep
+	}
+	if err != nil {
+		return hostAnswer{final: true} // not usable: a python3 without pip, a broken link
+	}
+	b := out.Bytes()
+	return hostAnswer{version: anyVersion.FindString(string(b[:min(len(b), 4096)])), final: true}
 }
 
 // nobody is the uid and gid host probes run as under root.
@@ -289,79 +316,4 @@ func lookPath(name, path string) string {
 		}
 	}
 	return ""
-}
-
-// HostPath is where the host stack's runtimes are looked for: the PATH of
-// containers on it, plus the Go toolchain the go buildpack uses.
-const HostPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin"
-
-// Cache probes each stack once and keeps the answer until the stack's
-// package database changes, or, for the host, for at most HostTTL.
-type Cache struct {
-	// Stacks maps a stack name to its root filesystem; "" is the host.
-	Stacks  map[string]string
-	HostTTL time.Duration // default 10 minutes
-	// HostPath is where host runtimes are looked for; default HostPath.
-	HostPath string
-	Now      func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]entry
-}
-
-type entry struct {
-	stamp    string // the package database's size and mtime
-	at       time.Time
-	runtimes []Runtime
-}
-
-// Runtimes returns the runtimes of the named stack (nil for an unknown one).
-func (c *Cache) Runtimes(ctx context.Context, stack string) ([]Runtime, error) {
-	dir, ok := c.Stacks[stack]
-	if !ok {
-		return nil, nil
-	}
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	root := dir
-	if root == "" {
-		root = "/"
-	}
-	stamp := ""
-	if fi, err := os.Stat(filepath.Join(root, "var", "lib", "dpkg", "status")); err == nil {
-		stamp = fmt.Sprintf("%d/%d", fi.Size(), fi.ModTime().UnixNano())
-	}
-	ttl := c.HostTTL
-	if ttl <= 0 {
-		ttl = 10 * time.Minute
-	}
-	// One probe at a time: a burst of requests waits for the first.
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[stack]; ok && e.stamp == stamp && (dir != "" || now().Sub(e.at) < ttl) {
-		return e.runtimes, nil
-	}
-	var rts []Runtime
-	if dir == "" {
-		path := c.HostPath
-		if path == "" {
-			path = HostPath
-		}
-		rts = Host(ctx, path, 10*time.Second)
-		if err := ctx.Err(); err != nil {
-			return nil, err // cut short: not an answer to keep
-		}
-	} else {
-		var err error
-		if rts, err = RootFS(dir); err != nil {
-			return nil, fmt.Errorf("stack %s: %w", stack, err)
-		}
-	}
-	if c.entries == nil {
-		c.entries = map[string]entry{}
-	}
-	c.entries[stack] = entry{stamp: stamp, at: now(), runtimes: rts}
-	return rts, nil
 }

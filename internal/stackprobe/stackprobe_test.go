@@ -183,10 +183,10 @@ func TestCache_keepsAnswersUntilThePackageDatabaseChangesOrTheHostsTTL(t *testin
 	check("unknown", nil)
 
 	// A new node on the host shows after the TTL, not before.
-	writeFile(t, filepath.Join(bin, "node"), "#!/bin/sh\necho v22.0.0\n", 0o755)
+	writeFile(t, filepath.Join(bin, "node"), "#!/bin/sh\necho v22.10.0\n", 0o755) // another size: another identity
 	check("host", []Runtime{{"node", "20.1.2"}})
 	now = now.Add(2 * time.Minute)
-	check("host", []Runtime{{"node", "22.0.0"}})
+	check("host", []Runtime{{"node", "22.10.0"}})
 
 	// The rootfs's answer holds until its package database changes.
 	writeFile(t, filepath.Join(root, "usr/local/go/VERSION"), "go1.22.5\n", 0o644)

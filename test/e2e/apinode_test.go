@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,12 @@ func TestAPINode_runsAppsOnAJoinedCellOnly(t *testing.T) {
 	requireOutput(t, early, `no healthy cells`)
 
 	c := s.joinCell(t, "cell-a", "127.0.0.2", "--memory", "4G")
+	// The joined cell asks its machine's runtimes and reports them.
+	hostRuntimes := regexp.MustCompile(`(?m)^host\s.*\b(node|python3|ruby|java|go) [0-9]+\.`)
+	eventually(t, "pando stacks with the joined cell's runtimes", waitTimeout, func() (bool, string) {
+		out := s.pando(t, "stacks").out()
+		return hostRuntimes.MatchString(out) && !strings.Contains(out, "not known here"), out
+	})
 	const name = "on-joined"
 	r := s.mustPando(t, "push", name, "-p", binaryApp(t), "-b", "binary_buildpack", "-c", "./server", "-m", "128M")
 	requireOutput(t, r, `Exit status 0`, `Uploading droplet`, `web: 1 of 1 instances running`)

@@ -31,9 +31,9 @@ func blobMeta(info pando.BlobInfo) map[string]string {
 }
 
 // Stat returns the blob's size and, when its upload recorded them, its
-// SHA-1 and SHA-256 (empty otherwise: blobs stored before Pando recorded
-// digests, or larger than one part with digests unknown when their upload
-// started). It costs one HEAD request. A missing blob is ENotFound.
+// SHA-1 and SHA-256 (empty otherwise: blobs stored by another tool or by
+// a Pando that did not record them). It costs one HEAD request. A missing
+// blob is ENotFound.
 func (s *Store) Stat(ctx context.Context, key string) (pando.BlobInfo, error) {
 	name, err := s.object(key)
 	if err != nil {

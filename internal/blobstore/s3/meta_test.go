@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pandoplatform/pando"
+	"github.com/pandoplatform/pando/internal/blobstore/blobtest"
 	"github.com/pandoplatform/pando/internal/blobstore/s3/fakes3"
 )
 
@@ -18,8 +19,8 @@ func digests(b []byte) pando.BlobInfo {
 }
 
 // TestStat_readsDigestsRecordedAtPut: the digests a Put computed come back
-// from one HEAD; blobs whose digests were unknown up front, or stored by
-// another tool, say so with empty digests.
+// from one HEAD, whatever the blob's size; blobs stored by another tool
+// say so with empty digests.
 func TestStat_readsDigestsRecordedAtPut(t *testing.T) {
 	fake := fakes3.Start(t, "pando-blobs")
 	s := newStore(t, fake)
@@ -37,8 +38,14 @@ func TestStat_readsDigestsRecordedAtPut(t *testing.T) {
 	if _, err := s.Put(ctx, "droplets/big", bytes.NewReader(big)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Stat(ctx, "droplets/big"); err != nil || got != (pando.BlobInfo{Size: int64(len(big))}) {
-		t.Fatalf("Stat(big) = %+v, %v; want the size and no digests (unknown when its upload started)", got, err)
+	if got, err := s.Stat(ctx, "droplets/big"); err != nil || got != digests(big) {
+		t.Fatalf("Stat(big) = %+v, %v; want %+v (computed while its parts went up)", got, err, digests(big))
+	}
+	if got := blobtest.Read(t, s, "droplets/big"); !bytes.Equal(got, big) {
+		t.Fatalf("Get(big) after its copy into place: %d bytes, not the %d put", len(got), len(big))
+	}
+	if left := fake.Objects(t, "pando-blobs", s.cfg.Prefix+"/"+tempDir+"/"); len(left) != 0 {
+		t.Fatalf("temporary uploads left: %v", left)
 	}
 	if _, err := s.PutExpecting(ctx, "droplets/big", bytes.NewReader(big), digests(big)); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,12 +23,14 @@ import (
 const abortTimeout = time.Minute
 
 // Put stores r's bytes under key, replacing any blob there whole, and
-// returns the size and digests it computed while streaming. A blob up to
-// the part size goes up in one PUT, its digests recorded as object
-// metadata (Stat reads them); a larger one in a multipart upload of
-// part-size parts, one at a time, so a Put holds one part in memory. A
-// failing reader or a cancelled ctx leaves no object and aborts the
-// multipart upload. Put does not bound the size: callers limit r.
+// returns the size and digests it computed while streaming, recorded as
+// object metadata (Stat reads them). A blob up to the part size goes up in
+// one PUT; a larger one in a multipart upload of part-size parts, one at a
+// time (a Put holds one part in memory), to a temporary object that a
+// server-side copy then puts in place with its digests. A failing reader
+// or a cancelled ctx leaves no object (key keeps what it had), aborts the
+// multipart upload and removes the temporary object. Put does not bound
+// the size: callers limit r.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error) {
 	return s.put(ctx, key, r, nil)
 }
@@ -48,8 +51,8 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, want *pando.Bl
 	if err != nil {
 		return pando.BlobInfo{}, err
 	}
-	h1, h256 := sha1.New(), sha256.New()
-	src := io.TeeReader(r, io.MultiWriter(h1, h256))
+	src := newDigestReader(r)
+	h1, h256 := src.h1, src.h256
 	part := &partBuffer{max: int(s.partSize)}
 	full, err := part.fill(ctx, src)
 	if err != nil {
@@ -74,15 +77,124 @@ func (s *Store) put(ctx context.Context, key string, r io.Reader, want *pando.Bl
 		return got, nil
 	}
 	opts := minio.PutObjectOptions{ContentType: contentType}
-	if want != nil {
-		opts.UserMetadata = blobMeta(*want)
-	}
 	verify := func(size int64) error { return checkExpected(info(size, h1, h256), want) }
-	size, err = s.putMultipart(ctx, name, opts, part, src, verify)
+	if want != nil {
+		// The digests are known before the first part: recorded at create.
+		opts.UserMetadata = blobMeta(*want)
+		if _, err := s.putMultipart(ctx, name, opts, part, src, verify); err != nil {
+			return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
+		}
+		return *want, nil
+	}
+	// The digests are known once the last part is in, and S3 sets
+	// metadata only when it creates an object: the parts go to a
+	// temporary object, copied (server-side) with them to name.
+	got, err := s.putViaTemp(ctx, name, opts, part, src)
 	if err != nil {
 		return pando.BlobInfo{}, fmt.Errorf("put blob %s: %w", key, err)
 	}
-	return info(size, h1, h256), nil
+	return got, nil
+}
+
+// putViaTemp uploads part and the rest of src to a temporary object, then
+// copies it to name with the digests computed on the way as metadata.
+// name changes only when the copy succeeds; the temporary object is
+// removed whatever happens (a crash leaves it under PREFIX/.put/, see
+// docs/operating.md).
+func (s *Store) putViaTemp(ctx context.Context, name string, opts minio.PutObjectOptions, part *partBuffer, src *digestReader) (pando.BlobInfo, error) {
+	tmp, err := s.tempObject()
+	if err != nil {
+		return pando.BlobInfo{}, err
+	}
+	size, err := s.putMultipart(ctx, tmp, opts, part, src, func(int64) error { return nil })
+	if err != nil {
+		return pando.BlobInfo{}, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		if err := s.core.RemoveObject(rctx, s.cfg.Bucket, tmp, minio.RemoveObjectOptions{}); err != nil && !isNotFound(err) {
+			s.log.Warn("remove a temporary upload: it stays in the bucket until a lifecycle rule removes it",
+				"bucket", s.cfg.Bucket, "object", tmp, "err", err)
+		}
+	}()
+	got := src.info(size)
+	if err := ctx.Err(); err != nil {
+		return pando.BlobInfo{}, err
+	}
+	if err := s.copyWithMeta(ctx, tmp, name, got); err != nil {
+		return pando.BlobInfo{}, err
+	}
+	return got, nil
+}
+
+// maxCopy is the largest object one server-side copy may copy (S3's
+// bound); a larger one is copied in parts of at most that size.
+const maxCopy = 5 << 30
+
+// copyWithMeta copies the object from, of info.Size bytes, to to with
+// info recorded as its metadata.
+func (s *Store) copyWithMeta(ctx context.Context, from, to string, info pando.BlobInfo) error {
+	if info.Size <= maxCopy {
+		headers := map[string]string{"x-amz-metadata-directive": "REPLACE", "Content-Type": contentType}
+		for k, v := range blobMeta(info) {
+			headers["x-amz-meta-"+k] = v
+		}
+		_, err := s.core.CopyObject(ctx, s.cfg.Bucket, from, s.cfg.Bucket, to, headers, minio.CopySrcOptions{}, minio.PutObjectOptions{})
+		if err != nil {
+			return fmt.Errorf("copy the upload into place: %w", err)
+		}
+		return nil
+	}
+	uploadID, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, to, minio.PutObjectOptions{ContentType: contentType, UserMetadata: blobMeta(info)})
+	if err != nil {
+		return fmt.Errorf("start the copy of the upload into place: %w", err)
+	}
+	var parts []minio.CompletePart
+	for n, off := 1, int64(0); off < info.Size; n, off = n+1, off+maxCopy {
+		p, err := s.core.CopyObjectPart(ctx, s.cfg.Bucket, from, s.cfg.Bucket, to, uploadID, n, off, min(maxCopy, info.Size-off), nil)
+		if err != nil {
+			s.abort(ctx, to, uploadID)
+			return fmt.Errorf("copy part %d of the upload into place: %w", n, err)
+		}
+		parts = append(parts, p)
+	}
+	if err := ctx.Err(); err != nil {
+		s.abort(ctx, to, uploadID)
+		return err
+	}
+	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, to, uploadID, parts, minio.PutObjectOptions{}); err != nil {
+		s.abort(ctx, to, uploadID)
+		return fmt.Errorf("complete the copy of the upload into place: %w", err)
+	}
+	return nil
+}
+
+// tempObject names a new temporary object: PREFIX/.put/RANDOM, never a
+// blob's (a key's segments never start with '.').
+func (s *Store) tempObject() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("name a temporary upload: %w", err)
+	}
+	name := tempDir + "/" + hex.EncodeToString(b[:])
+	if s.cfg.Prefix != "" {
+		name = s.cfg.Prefix + "/" + name
+	}
+	return name, nil
+}
+
+// tempDir holds uploads on their way to their key, under the prefix.
+const tempDir = ".put"
+
+// abort aborts a multipart upload, even when ctx is cancelled.
+func (s *Store) abort(ctx context.Context, name, uploadID string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	if err := s.core.AbortMultipartUpload(actx, s.cfg.Bucket, name, uploadID); err != nil {
+		s.log.Warn("abort multipart upload: its parts stay in the bucket until a lifecycle rule removes them",
+			"bucket", s.cfg.Bucket, "object", name, "upload_id", uploadID, "err", err)
+	}
 }
 
 // contentType is every blob's: Pando reads them back itself.
@@ -106,14 +218,8 @@ func (s *Store) putMultipart(ctx context.Context, name string, opts minio.PutObj
 		return 0, fmt.Errorf("start multipart upload: %w", err)
 	}
 	defer func() {
-		if err == nil {
-			return
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-		defer cancel()
-		if aerr := s.core.AbortMultipartUpload(actx, s.cfg.Bucket, name, uploadID); aerr != nil {
-			s.log.Warn("abort multipart upload: its parts stay in the bucket until a lifecycle rule removes them",
-				"bucket", s.cfg.Bucket, "object", name, "upload_id", uploadID, "err", aerr)
+		if err != nil {
+			s.abort(ctx, name, uploadID)
 		}
 	}()
 	var parts []minio.CompletePart
@@ -151,6 +257,26 @@ func (s *Store) putMultipart(ctx context.Context, name string, opts minio.PutObj
 func info(size int64, h1, h256 hash.Hash) pando.BlobInfo {
 	return pando.BlobInfo{Size: size, SHA1: hex.EncodeToString(h1.Sum(nil)), SHA256: hex.EncodeToString(h256.Sum(nil))}
 }
+
+// digestReader computes a blob's digests as it is read.
+type digestReader struct {
+	r        io.Reader
+	h1, h256 hash.Hash
+}
+
+func newDigestReader(r io.Reader) *digestReader {
+	return &digestReader{r: r, h1: sha1.New(), h256: sha256.New()}
+}
+
+func (d *digestReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.h1.Write(p[:n])
+	d.h256.Write(p[:n])
+	return n, err
+}
+
+// info is what was read so far, size bytes.
+func (d *digestReader) info(size int64) pando.BlobInfo { return info(size, d.h1, d.h256) }
 
 // partBuffer holds one part. It grows as data comes, up to max, so a small
 // blob costs little memory and a large one max, reused part after part.

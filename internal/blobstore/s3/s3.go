@@ -3,7 +3,8 @@
 // s3://BUCKET[/PREFIX]?endpoint=HOST:PORT so that several API processes
 // share one store. A key "droplets/<guid>" is the object
 // "<PREFIX>/droplets/<guid>"; a Put lands whole or not at all (one PUT, or
-// a multipart upload completed only once every part is in).
+// a multipart upload to "<PREFIX>/.put/<random>" completed only once every
+// part is in, then copied into place with its digests).
 package s3
 
 import (
@@ -70,7 +71,7 @@ func ParseURL(raw string) (Config, error) {
 		return Config{}, errors.New("not a URL (want s3://BUCKET[/PREFIX]?endpoint=HOST:PORT)")
 	}
 	if u.User != nil {
-		return Config{}, errors.New("the URL must not carry credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment")
+		return Config{}, errors.New("the URL must not carry credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment, or use ~/.aws/credentials or a role")
 	}
 	if u.Scheme != "s3" {
 		return Config{}, fmt.Errorf("unsupported scheme %q (want s3://BUCKET[/PREFIX]?endpoint=HOST:PORT)", u.Scheme)
@@ -130,8 +131,8 @@ func ParseURL(raw string) (Config, error) {
 
 // Options are what New takes besides the Config.
 type Options struct {
-	// Getenv reads the credentials: AWS_ACCESS_KEY_ID,
-	// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; nil is os.Getenv.
+	// Getenv reads where the credentials are (see credentialChain);
+	// nil is os.Getenv.
 	Getenv func(string) string
 	// Transport carries the requests; nil is a clone of
 	// http.DefaultTransport.
@@ -161,10 +162,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
-	if id == "" || secret == "" {
-		return nil, fmt.Errorf("blobstore: bucket %s at %s: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)", cfg.Bucket, cfg.Endpoint)
-	}
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle != nil {
 		lookup = minio.BucketLookupDNS
@@ -176,8 +173,14 @@ func New(ctx context.Context, cfg Config, opts Options) (*Store, error) {
 	if transport == nil {
 		transport = http.DefaultTransport.(*http.Transport).Clone()
 	}
+	// Credentials are looked for once here, so that none found fails the
+	// start clearly, then again whenever the ones found expire.
+	creds := credentials.New(credentialChain(getenv, &http.Client{Transport: transport, Timeout: roleTimeout}))
+	if _, err := creds.GetWithContext(&credentials.CredContext{Context: ctx}); err != nil {
+		return nil, fmt.Errorf("blobstore: bucket %s at %s: %w", cfg.Bucket, cfg.Endpoint, err)
+	}
 	core, err := minio.NewCore(cfg.Endpoint, &minio.Options{
-		Creds:        credentials.NewStaticV4(id, secret, getenv("AWS_SESSION_TOKEN")),
+		Creds:        creds,
 		Secure:       !cfg.Insecure,
 		Region:       cfg.Region,
 		BucketLookup: lookup,
@@ -230,7 +233,7 @@ func (s *Store) check(ctx context.Context) error {
 	case resp.Code == "NoSuchBucket":
 		return fmt.Errorf("blobstore: bucket %s not found at %s: create it first", s.cfg.Bucket, s.cfg.Endpoint)
 	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("blobstore: bucket %s at %s: access denied (%s): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, the region and the bucket's policy", s.cfg.Bucket, s.cfg.Endpoint, codeOr(resp, "Forbidden"))
+		return fmt.Errorf("blobstore: bucket %s at %s: access denied (%s): check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or the role), the region and the bucket's policy", s.cfg.Bucket, s.cfg.Endpoint, codeOr(resp, "Forbidden"))
 	case resp.StatusCode != 0:
 		return fmt.Errorf("blobstore: bucket %s at %s: %s (HTTP %d)", s.cfg.Bucket, s.cfg.Endpoint, codeOr(resp, "error"), resp.StatusCode)
 	default:

@@ -46,12 +46,16 @@ func TestStore_contract(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		Leftovers: func(t *testing.T, bs blobtest.Store) []string { return leftovers(t, bs.(*Store)) },
-		BigSize:   11 << 20, // three parts of 5 MiB
+		Leftovers: func(t *testing.T, bs blobtest.Store) []string {
+			s := bs.(*Store)
+			return append(leftovers(t, s), fake.Objects(t, s.cfg.Bucket, s.cfg.Prefix+"/"+tempDir+"/")...)
+		},
+		BigSize: 11 << 20, // three parts of 5 MiB
 	})
 }
 
-// leftovers lists the store's unfinished multipart uploads.
+// leftovers lists the store's unfinished multipart uploads (the contract
+// also counts its temporary objects).
 func leftovers(t *testing.T, s *Store) []string {
 	t.Helper()
 	res, err := s.core.ListMultipartUploads(t.Context(), s.cfg.Bucket, s.cfg.Prefix+"/", "", "", "", 1000)
@@ -110,9 +114,13 @@ func TestNew_failsClearlyAtStart(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
+	// No shared credentials file, and an instance metadata service on
+	// loopback that refuses: nothing leaves the machine.
+	home := t.TempDir()
 	env := func(id, secret string) func(string) string {
 		return func(k string) string {
-			return map[string]string{"AWS_ACCESS_KEY_ID": id, "AWS_SECRET_ACCESS_KEY": secret}[k]
+			return map[string]string{"AWS_ACCESS_KEY_ID": id, "AWS_SECRET_ACCESS_KEY": secret,
+				"HOME": home, "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://" + closed}[k]
 		}
 	}
 	good := env(fakes3.AccessKeyID, fakes3.SecretAccessKey)
@@ -126,11 +134,11 @@ func TestNew_failsClearlyAtStart(t *testing.T) {
 		{"unreachable endpoint", "s3://pando-blobs?endpoint=http://" + closed, good,
 			"blobstore: bucket pando-blobs at " + closed + ": endpoint unreachable"},
 		{"unknown key", "s3://pando-blobs?endpoint=http://" + fake.Endpoint, env("AKIAWRONG", fakes3.SecretAccessKey),
-			"access denied (InvalidAccessKeyId): check AWS_ACCESS_KEY_ID"},
+			"access denied (InvalidAccessKeyId): check the credentials (AWS_ACCESS_KEY_ID"},
 		{"wrong secret", "s3://pando-blobs?endpoint=http://" + fake.Endpoint, env(fakes3.AccessKeyID, "not-the-secret"),
 			"access denied (SignatureDoesNotMatch)"},
 		{"no credentials", "s3://pando-blobs?endpoint=http://" + fake.Endpoint, env("", ""),
-			"no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
+			"no credentials: tried AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (not set); the shared credentials file "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := ParseURL(tc.url + "&region=" + fakes3.Region)

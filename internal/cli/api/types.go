@@ -229,12 +229,21 @@ type Buildpack struct {
 
 // Stack is a CF stack, with Pando's list of the language runtimes it
 // offers: nil when the server does not know them (JSON null: an API
-// without a local cell), empty when it looked and found none.
+// without a local cell whose cells report none), empty when it looked and
+// found none; CellRuntimes are each cell's (servers before 2026-12-07
+// send none).
 type Stack struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Runtimes    []struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"runtimes"`
+	Name         string    `json:"name"`
+	Description  string    `json:"description"`
+	Runtimes     []Runtime `json:"runtimes"`
+	CellRuntimes []struct {
+		CellID   string    `json:"cell_id"`
+		Runtimes []Runtime `json:"runtimes"`
+	} `json:"cell_runtimes"`
+}
+
+// Runtime is a language runtime a stack offers, and its version.
+type Runtime struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
 }

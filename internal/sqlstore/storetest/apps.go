@@ -116,7 +116,7 @@ func testApps(t *testing.T, s pando.Store) {
 	upd.Stack = "cflinuxfs4"
 	upd.EnvVars = map[string]string{"B": "2", "C": ""}
 	upd.DropletGUID = "droplet-1"
-	upd.Revision = 7
+	upd.Revision = 1<<33 + 7 // past 32 bits: a revision grows without bound
 	upd.UpdatedAt = at(30)
 	must(t, s.UpdateApp(ctx, upd))
 	got, err = s.GetApp(ctx, f.app.GUID)
