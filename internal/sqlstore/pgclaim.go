@@ -205,10 +205,16 @@ func (s *Store) releaseClaim() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := s.claim.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", pgServerLock)
+	cerr := s.claim.Close()
+	if errors.Is(err, sql.ErrConnDone) {
+		// database/sql closed the connection when it broke: its session,
+		// and the lock with it, is gone already.
+		return nil
+	}
 	if err != nil {
 		err = fmt.Errorf("release the database claim: %w", err)
 	}
-	return errors.Join(err, s.claim.Close())
+	return errors.Join(err, cerr)
 }
 
 // AwaitClaim is ClaimDatabase for a standby server: it waits until ctx
