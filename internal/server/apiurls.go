@@ -84,9 +84,9 @@ func (r *apiReplicas) each(ctx context.Context, skipCurrent bool, try func(ctx c
 		if skipCurrent {
 			idx = (start + 1 + i) % n
 		}
-		tctx, cancel := context.WithTimeout(ctx, discoverTimeout)
-		if n == 1 {
-			tctx, cancel = context.WithCancel(ctx)
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if n > 1 {
+			tctx, cancel = context.WithTimeout(ctx, discoverTimeout)
 		}
 		err := try(tctx, r.urls[idx])
 		cancel()

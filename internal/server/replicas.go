@@ -214,7 +214,7 @@ func (p *platform) awaitLeadership(ctx context.Context) error {
 		if holder == "" {
 			holder = "another Pando server (it did not say which)"
 		}
-		log.Info(p.verb+" is a standby: another server holds this database's claim; its listeners stay closed until it takes over",
+		log.Info(p.verb+" is a standby: another server holds this database's claim; this one keeps its listeners closed and takes over when the leader's session ends",
 			"leader", holder, "api", cfg.APIAddr)
 	})
 	if err != nil {
