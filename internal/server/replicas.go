@@ -135,10 +135,16 @@ func secretsMismatch(dataDir, mine, recorded string) error {
 		}
 	}
 	files := SharedSecretFiles()
-	return fmt.Errorf("this server's data dir %s holds other secrets than the servers of this database; not the same: %s. "+
+	return &secretsDiffer{msg: fmt.Sprintf("this server's data dir %s holds other secrets than the servers of this database; not the same: %s. "+
 		"Every `pando api` on one database needs the same ones: stop this server, copy %s from the first server's data dir into %s (keeping them 0600), and start it again (docs/operating.md, \"Several API replicas\")",
-		dataDir, strings.Join(differ, ", "), strings.Join(files, ", "), dataDir)
+		dataDir, strings.Join(differ, ", "), strings.Join(files, ", "), dataDir)}
 }
+
+// secretsDiffer is a data dir's shared secrets not matching the
+// database's fingerprint.
+type secretsDiffer struct{ msg string }
+
+func (e *secretsDiffer) Error() string { return e.msg }
 
 // checkSharedSecrets compares this data dir's secrets with the database's
 // fingerprint; record, once this server holds the claim, stores it when
@@ -210,12 +216,22 @@ func (p *platform) awaitLeadership(ctx context.Context) error {
 	if err := checkSharedSecrets(ctx, p.store, cfg.DataDir, false); err != nil {
 		return err
 	}
-	err := p.store.AwaitClaim(ctx, holderName(cfg.APIAddr, cellAPIAddr(cfg)), standbyRetry, func(holder string) {
+	err := p.store.AwaitClaim(ctx, holderName(cfg.APIAddr, cellAPIAddr(cfg)), standbyRetry, func(holder string, changed bool) error {
+		// The leader may have recorded the fingerprint meanwhile (they
+		// started together): refuse now, not when it is gone. A failed
+		// read (PostgreSQL away a moment) is no answer: the wait goes on.
+		if err := checkSharedSecrets(ctx, p.store, cfg.DataDir, false); errors.As(err, new(*secretsDiffer)) {
+			return err
+		}
+		if !changed {
+			return nil
+		}
 		if holder == "" {
 			holder = "another Pando server (it did not say which)"
 		}
 		log.Info(p.verb+" is a standby: another server holds this database's claim; this one keeps its listeners closed and takes over when the leader's session ends",
 			"leader", holder, "api", cfg.APIAddr)
+		return nil
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pandoplatform/pando/internal/sqlstore"
 	"github.com/pandoplatform/pando/internal/sqlstore/pgtest"
 )
 
@@ -220,5 +221,58 @@ func TestRunAPI_refusesOtherSecretsThanTheDatabases(t *testing.T) {
 	err := RunAPI(ctx, cfgB)
 	if err == nil || !strings.Contains(err.Error(), "secrets.key (the key that encrypts credentials in the CCDB)") || !strings.Contains(err.Error(), "copy secrets.key, uaa-key.pem") {
 		t.Fatalf("RunAPI with a fresh data dir on the leader's database: %v; want it to name secrets.key and what to copy", err)
+	}
+}
+
+// A standby whose secrets differ from the fingerprint the leader records
+// while it waits (both started on a new database) stops then, not when
+// the leader is gone.
+func TestRunAPI_standbyRefusesSecretsRecordedWhileItWaits(t *testing.T) {
+	dsn := pgtest.URL(t)
+	ctx := t.Context()
+	leader, err := sqlstore.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Close()
+	if err := leader.AwaitClaim(ctx, "leader-host", 10*time.Millisecond, func(string, bool) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	cfg := platformConfig(t, make(chan [2]string, 1))
+	cfg.DatabaseURL = dsn
+	var logs logBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	standby := start(t, func(ctx context.Context) error { return RunAPI(ctx, cfg) })
+	deadline := time.Now().Add(bootTimeout)
+	for !strings.Contains(logs.String(), "is a standby") {
+		select {
+		case err := <-standby.done:
+			standby.done = nil
+			t.Fatalf("the standby returned: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby did not say it waits; logs:\n%s", logs.String())
+		}
+	}
+	other := Config{DataDir: t.TempDir(), AdminPassword: "another"}
+	if _, _, _, err := ensureSharedSecrets(other); err != nil {
+		t.Fatal(err)
+	}
+	fp, err := secretsFingerprint(other.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.PutServerState(ctx, sqlstore.StateSecretsFingerprint, fp); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-standby.done:
+		standby.done = nil
+		if err == nil || !strings.Contains(err.Error(), "secrets.key (the key that encrypts") {
+			t.Fatalf("the standby returned %v; want it to name secrets.key", err)
+		}
+	case <-time.After(bootTimeout):
+		t.Fatalf("the standby kept waiting with other secrets than the database's")
 	}
 }

@@ -219,10 +219,12 @@ func (s *Store) releaseClaim() error {
 
 // AwaitClaim is ClaimDatabase for a standby server: it waits until ctx
 // ends, trying every interval, for as long as another server holds the
-// claim. waiting runs when the wait begins and whenever the holder's name
-// (its StateClaimHolder row, "" if unknown) changes. Once it has the
-// claim it records holder as the holder's name. On SQLite it does nothing.
-func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Duration, waiting func(holder string)) error {
+// claim. waiting runs after each try that found the claim taken, with the
+// holder's name (its StateClaimHolder row, "" if unknown) and whether it
+// changed since the last (true the first time); its error ends the wait.
+// Once it has the claim it records holder as the holder's name. On SQLite
+// it does nothing.
+func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Duration, waiting func(holder string, changed bool) error) error {
 	if _, ok := s.d.(pgDialect); !ok || s.inTx {
 		return nil
 	}
@@ -243,9 +245,10 @@ func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Durati
 			if herr != nil {
 				name = ""
 			}
-			if !waited || name != shown {
-				waiting(name)
-				waited, shown = true, name
+			changed := !waited || name != shown
+			waited, shown = true, name
+			if err := waiting(name, changed); err != nil {
+				return err
 			}
 		case err.Error() != lastErr:
 			// PostgreSQL unreachable: the wait goes on, said once per reason.

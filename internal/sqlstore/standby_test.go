@@ -17,14 +17,19 @@ func TestPostgres_awaitClaimWaitsForTheLeaderThenTakesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer leader.Close()
-	if err := leader.AwaitClaim(ctx, "leader-host 10.0.0.1", 20*time.Millisecond, func(string) { t.Error("the first server waited") }); err != nil {
+	if err := leader.AwaitClaim(ctx, "leader-host 10.0.0.1", 20*time.Millisecond, func(string, bool) error { t.Error("the first server waited"); return nil }); err != nil {
 		t.Fatalf("leader: %v", err)
 	}
 	standby := openTemp(t, dsn)
 	holders := make(chan string, 16)
 	done := make(chan error, 1)
 	go func() {
-		done <- standby.AwaitClaim(ctx, "standby-host 10.0.0.2", 20*time.Millisecond, func(h string) { holders <- h })
+		done <- standby.AwaitClaim(ctx, "standby-host 10.0.0.2", 20*time.Millisecond, func(h string, changed bool) error {
+			if changed {
+				holders <- h
+			}
+			return nil
+		})
 	}()
 	select {
 	case h := <-holders:
@@ -53,7 +58,7 @@ func TestPostgres_awaitClaimWaitsForTheLeaderThenTakesOver(t *testing.T) {
 	// The new leader is alone: another waits in turn.
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if err := openTemp(t, dsn).AwaitClaim(wctx, "third", 20*time.Millisecond, func(string) {}); err == nil {
+	if err := openTemp(t, dsn).AwaitClaim(wctx, "third", 20*time.Millisecond, func(string, bool) error { return nil }); err == nil {
 		t.Error("a third server claimed the database the standby holds")
 	}
 }
@@ -62,7 +67,7 @@ func TestPostgres_awaitClaimWaitsForTheLeaderThenTakesOver(t *testing.T) {
 func TestSQLite_awaitClaimDoesNothing(t *testing.T) {
 	path := t.TempDir() + "/ccdb.sqlite"
 	for range 2 {
-		if err := openTemp(t, path).AwaitClaim(t.Context(), "h", time.Millisecond, func(string) { t.Error("waited on SQLite") }); err != nil {
+		if err := openTemp(t, path).AwaitClaim(t.Context(), "h", time.Millisecond, func(string, bool) error { t.Error("waited on SQLite"); return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
