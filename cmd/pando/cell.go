@@ -18,6 +18,7 @@ import (
 func cellCmd(streams cli.IOStreams) *cobra.Command {
 	var cfg server.CellConfig
 	var logLevel, memory, disk, logRateCeiling string
+	var joinURLs []string
 	cmd := &cobra.Command{
 		Use:   "cell --join API_URL --token TOKEN --data-dir DIR --addr IP:PORT",
 		Short: "Run a cell that joins a pando server and runs the apps it places here",
@@ -30,9 +31,14 @@ that IP.
 
 SIGTERM evacuates the cell (each instance serves until its replacement runs
 on another cell, at most 10 minutes) and then stops it; SIGUSR1 evacuates
-it and keeps it running, draining.`,
+it and keeps it running, draining.
+
+With several API replicas on one database, give each one's URL (--join
+repeated, or comma separated): the cell talks to the one that answers and
+moves to the next when it cannot reach it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.JoinURL = strings.Join(joinURLs, ",")
 			level, err := parseLogLevel(logLevel)
 			if err != nil {
 				return err
@@ -61,7 +67,7 @@ it and keeps it running, draining.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.JoinURL, "join", "", "URL of the server's API, e.g. http://10.0.0.1:9022")
+	f.StringSliceVar(&joinURLs, "join", nil, "URL of the server's API, e.g. http://10.0.0.1:9022 (repeatable or comma separated: the API replicas sharing one database)")
 	f.StringVar(&cfg.Token, "token", "", "join token from the server's <data-dir>/cell-token (env PANDO_CELL_TOKEN)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "the cell's data directory (certificate, containers, caches)")
 	f.StringVar(&cfg.Addr, "addr", "", "IP:PORT of the cell's rep API; app instances get host ports on the same IP")

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +14,7 @@ func routerCmd() *cobra.Command {
 	var cfg server.RouterConfig
 	var logLevel string
 	var trusted []string
+	var apiURLs []string
 	cmd := &cobra.Command{
 		Use:   "router --api API_URL --token TOKEN --data-dir DIR",
 		Short: "Run a router in its own process, following a pando server's routing table",
@@ -24,9 +26,12 @@ server's cell API: a full snapshot, then changes. While the server is down
 it keeps serving its last table (kept in DIR, so a restarted router does
 too) and reconnects; each reconnection resyncs the whole table. App
 instances are reached at their cells' addresses; api., uaa., login. and
-log-cache. under the server's system domain go to API_URL.`,
+log-cache. under the server's system domain go to API_URL. With several API
+replicas on one database, give each one's URL (--api repeated, or comma
+separated): the router follows the one that answers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.APIURL = strings.Join(apiURLs, ",")
 			level, err := parseLogLevel(logLevel)
 			if err != nil {
 				return err
@@ -43,7 +48,7 @@ log-cache. under the server's system domain go to API_URL.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.APIURL, "api", "", "URL of the server's API, e.g. http://10.0.0.1:9022")
+	f.StringSliceVar(&apiURLs, "api", nil, "URL of the server's API, e.g. http://10.0.0.1:9022 (repeatable or comma separated: the API replicas sharing one database)")
 	f.StringVar(&cfg.Token, "token", "", "router token from the server's <data-dir>/router-token (env PANDO_ROUTER_TOKEN)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "the router's data directory (its last routing table, its self-signed certificate)")
 	f.StringVar(&cfg.Addr, "addr", ":8080", "address of the router's HTTP listener")

@@ -35,9 +35,12 @@ func heartbeatFor(ttl time.Duration) time.Duration { return max(ttl/3, minHeartb
 // writes the blobstore (Get, Put, Exists: the rep's cell.BlobStore), all
 // over mutual TLS.
 type ServerClient struct {
-	base string
-	hc   *http.Client
-	log  *slog.Logger
+	// base is the server's cell API URL; failover (nil: none) may move
+	// it to another API replica's.
+	base     atomic.Pointer[string]
+	failover func(ctx context.Context, unreachable string) (string, error)
+	hc       *http.Client
+	log      *slog.Logger
 	// session tells this process's presences from those of an earlier
 	// run of the same cell (Presence.Session).
 	session string
@@ -70,8 +73,27 @@ func NewServerClient(creds *cellauth.Credentials, log *slog.Logger) *ServerClien
 	}
 	var sess [16]byte
 	_, _ = rand.Read(sess[:]) // crypto/rand.Read does not fail (Go 1.24)
-	return &ServerClient{base: strings.TrimRight(creds.CellAPI, "/"), hc: &http.Client{Transport: tr}, log: log,
+	c := &ServerClient{hc: &http.Client{Transport: tr}, log: log,
 		session: hex.EncodeToString(sess[:]), retry: defaultBlobRetry}
+	c.setBase(creds.CellAPI)
+	return c
+}
+
+// baseURL is the cell API URL of the server the client talks to now.
+func (c *ServerClient) baseURL() string { return *c.base.Load() }
+
+func (c *ServerClient) setBase(u string) {
+	u = strings.TrimRight(u, "/")
+	c.base.Store(&u)
+}
+
+// SetFailover makes the client move to another server when a presence
+// renewal cannot reach the current one: find returns the cell API URL of
+// the server to use (the unreachable one when no other answers). The API
+// replicas sharing one database share its CA, so the cell's certificate
+// stays valid. Call it before KeepPresence.
+func (c *ServerClient) SetFailover(find func(ctx context.Context, unreachable string) (string, error)) {
+	c.failover = find
 }
 
 // report sends a report, retrying while the server is unreachable until
@@ -79,7 +101,7 @@ func NewServerClient(creds *cellauth.Credentials, log *slog.Logger) *ServerClien
 func (c *ServerClient) report(ctx context.Context, path string, body any) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := call(ctx, c.hc, "POST", c.base+path, body, nil)
+		err := call(ctx, c.hc, "POST", c.baseURL()+path, body, nil)
 		if err == nil || pando.ErrorKindOf(err) != pando.EUnavailable {
 			return err
 		}
@@ -116,7 +138,7 @@ func (c *ServerClient) ReportInventory(ctx context.Context, inv pando.CellInvent
 // knows the cell by its certificate, not by cellID.
 func (c *ServerClient) SyncCell(ctx context.Context, _ string, inv pando.CellInventory) (pando.CellSyncAnswer, error) {
 	var ans pando.CellSyncAnswer
-	err := call(ctx, c.hc, "POST", c.base+syncPath, inv, &ans)
+	err := call(ctx, c.hc, "POST", c.baseURL()+syncPath, inv, &ans)
 	return ans, err
 }
 
@@ -144,7 +166,7 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		st, _ := state(ctx)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
 		var ans PresenceAnswer
-		err := call(cctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st, Session: c.session}, &ans)
+		err := call(cctx, c.hc, "POST", c.baseURL()+presencePath, Presence{RepURL: repURL, State: st, Session: c.session}, &ans)
 		cancel()
 		if d := heartbeatFor(time.Duration(ans.TTLMillis) * time.Millisecond); err == nil && derive && ans.TTLMillis > 0 && d != interval {
 			c.log.Info("cell presence renewed at a third of the server's presence TTL", "ttl", time.Duration(ans.TTLMillis)*time.Millisecond, "every", d)
@@ -155,8 +177,11 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 			c.registrations.Add(1)
 		}
 		if err == nil && ans.Registered && reregistered != nil {
-			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.base)
+			c.log.Warn("the server had forgotten this cell (lost): reporting its instances again", "server", c.baseURL())
 			go reregistered()
+		}
+		if err != nil && ctx.Err() == nil && c.failover != nil && pando.ErrorKindOf(err) == pando.EUnavailable {
+			c.moveOn(ctx, interval)
 		}
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -168,10 +193,10 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		case err != nil && ctx.Err() == nil && (!failing || err.Error() != warned):
 			// The first failure in a row, or another reason (the server
 			// back, but with a new CA): retries for one reason are quiet.
-			c.log.Warn("cell presence not renewed (retrying)", "server", c.base, "err", err)
+			c.log.Warn("cell presence not renewed (retrying)", "server", c.baseURL(), "err", err)
 			failing, warned = true, err.Error()
 		case err == nil && failing:
-			c.log.Info("cell presence renewed again", "server", c.base)
+			c.log.Info("cell presence renewed again", "server", c.baseURL())
 			failing = false
 		}
 		select {
@@ -180,6 +205,20 @@ func (c *ServerClient) KeepPresence(ctx context.Context, repURL string, interval
 		case <-tick.C:
 		}
 	}
+}
+
+// moveOn asks failover for a server to use instead of the unreachable
+// one; the next renewal goes there.
+func (c *ServerClient) moveOn(ctx context.Context, interval time.Duration) {
+	fctx, cancel := context.WithTimeout(ctx, max(interval, 10*time.Second))
+	defer cancel()
+	from := c.baseURL()
+	to, err := c.failover(fctx, from)
+	if err != nil || strings.TrimRight(to, "/") == from {
+		return
+	}
+	c.setBase(to)
+	c.hc.CloseIdleConnections()
 }
 
 // PresenceFailingFor says how long the cell's presence renewals
@@ -203,17 +242,17 @@ func (c *ServerClient) Registrations() int64 { return c.registrations.Load() }
 // take (the answer lists them).
 func (c *ServerClient) Drain(ctx context.Context) (DrainAnswer, error) {
 	var a DrainAnswer
-	err := call(ctx, c.hc, "POST", c.base+drainPath, nil, &a)
+	err := call(ctx, c.hc, "POST", c.baseURL()+drainPath, nil, &a)
 	return a, err
 }
 
 // Register sends the presence once (at start-up, to fail fast when the
 // server refuses the cell).
 func (c *ServerClient) Register(ctx context.Context, repURL string, st pando.CellState) error {
-	return call(ctx, c.hc, "POST", c.base+presencePath, Presence{RepURL: repURL, State: st, Session: c.session}, nil)
+	return call(ctx, c.hc, "POST", c.baseURL()+presencePath, Presence{RepURL: repURL, State: st, Session: c.session}, nil)
 }
 
-func (c *ServerClient) blobURL(key string) string { return c.base + blobsPath + key }
+func (c *ServerClient) blobURL(key string) string { return c.baseURL() + blobsPath + key }
 
 // Put streams r to the blobstore with its SHA-256 in a trailer.
 func (c *ServerClient) Put(ctx context.Context, key string, r io.Reader) (pando.BlobInfo, error) {
@@ -271,5 +310,5 @@ func (c *ServerClient) Exists(ctx context.Context, key string) (bool, error) {
 // Leave unregisters the cell (at shutdown, once its instances are
 // stopped and reported).
 func (c *ServerClient) Leave(ctx context.Context) error {
-	return call(ctx, c.hc, "DELETE", c.base+presencePath, nil, nil)
+	return call(ctx, c.hc, "DELETE", c.baseURL()+presencePath, nil, nil)
 }

@@ -58,7 +58,7 @@ type LogSender func(ctx context.Context, batch []pando.LogEnvelope) error
 // DefaultLogQueue). Run it.
 func (c *ServerClient) NewLogShipper(queue int) *LogShipper {
 	return NewLogShipper(func(ctx context.Context, batch []pando.LogEnvelope) error {
-		return PostLogs(ctx, c.hc, c.base+logsPath, nil, batch)
+		return PostLogs(ctx, c.hc, c.baseURL()+logsPath, nil, batch)
 	}, queue, "the cell", pando.LogSourceCell, c.log)
 }
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,8 +27,10 @@ import (
 // CellConfig is `pando cell`'s configuration: a cell on another machine
 // (or address) that joins a server.
 type CellConfig struct {
-	// JoinURL is the server's API URL; Token the join token from the
-	// server's <data-dir>/cell-token.
+	// JoinURL is the server's API URL, or the comma-separated URLs of the
+	// API replicas sharing one database (the cell moves to the next that
+	// answers when the one in use is unreachable); Token the join token
+	// from the server's <data-dir>/cell-token.
 	JoinURL string
 	Token   string
 	DataDir string
@@ -116,6 +118,10 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 	if err != nil {
 		return err
 	}
+	urls, err := parseAPIURLs("--join", cfg.JoinURL)
+	if err != nil {
+		return err
+	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if ip := net.ParseIP(host); err != nil || ip == nil || ip.IsUnspecified() {
 		return fmt.Errorf("--addr %q: want IP:PORT with the IP the server and the router reach this cell at", cfg.Addr)
@@ -136,7 +142,7 @@ func RunCell(ctx context.Context, cfg CellConfig) error {
 		return err
 	}
 	defer release()
-	n, err := openCellNode(ctx, cfg, tok, host, plan)
+	n, err := openCellNode(ctx, cfg, newAPIReplicas(urls, tok, cfg.Logger), host, plan)
 	if err != nil {
 		return err
 	}
@@ -160,10 +166,15 @@ type cellNode struct {
 
 // openCellNode joins the server (getting or reusing the cell's
 // certificate), listens on --addr and makes the rep.
-func openCellNode(ctx context.Context, cfg CellConfig, tok cellauth.Token, host string, plan *cellPlan) (_ *cellNode, err error) {
+func openCellNode(ctx context.Context, cfg CellConfig, apis *apiReplicas, host string, plan *cellPlan) (_ *cellNode, err error) {
 	log := cfg.Logger
 	jctx, cancelJoin := context.WithTimeout(ctx, time.Minute)
-	creds, err := cellauth.Join(jctx, &http.Client{Timeout: 30 * time.Second}, cfg.JoinURL, tok, cfg.ID, filepath.Join(cfg.DataDir, "credentials"))
+	var creds *cellauth.Credentials
+	err = apis.each(jctx, false, func(ctx context.Context, u *url.URL) error {
+		var err error
+		creds, err = cellauth.Join(ctx, apis.hc, u.String(), apis.tok, cfg.ID, filepath.Join(cfg.DataDir, "credentials"))
+		return err
+	})
 	cancelJoin()
 	if err != nil {
 		return nil, err
@@ -192,6 +203,7 @@ func openCellNode(ctx context.Context, cfg CellConfig, tok cellauth.Token, host 
 	}
 
 	n.server = cellapi.NewServerClient(creds, log.With("component", "cell-client"))
+	n.server.SetFailover(apis.failover)
 	n.shipper = n.server.NewLogShipper(0)
 	repCfg := n.rt.cellConfig(cfg.HostCFStack)
 	repCfg.ID, repCfg.Zone = cfg.ID, cfg.Zone

@@ -86,8 +86,11 @@ func (cfg Config) withDefaults() Config {
 }
 
 // openPlatform listens and opens the platform's state in cfg.DataDir,
-// which the caller has locked. close releases what it opened.
-func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ *platform, err error) {
+// which the caller has locked. close releases what it opened. A standby
+// (`pando api` on PostgreSQL) opens the CCDB first and waits, its
+// listeners closed, until it holds the database's claim
+// (awaitLeadership); ctx ending meanwhile returns ctx.Err().
+func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int, standby bool) (_ *platform, err error) {
 	p := &platform{cfg: cfg, log: cfg.Logger, verb: verb, fdLimit: fdLimit, tempDir: filepath.Join(cfg.DataDir, tempDirName)}
 	defer func() {
 		if err != nil {
@@ -100,8 +103,15 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 	} else if n > 0 {
 		log.Info("removed temp files a previous run left", "dir", p.tempDir, "entries", n)
 	}
-	if err := p.listen(); err != nil {
+	password, created := "", false
+	p.sealer, password, created, err = ensureSharedSecrets(cfg)
+	if err != nil {
 		return nil, err
+	}
+	if !standby {
+		if err := p.listen(); err != nil {
+			return nil, err
+		}
 	}
 
 	// On PostgreSQL one server per database (sqlstore.ClaimDatabase);
@@ -116,7 +126,17 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 		return nil, fmt.Errorf("open CCDB: %w", err)
 	}
 	p.onClose(func() { p.store.Close() })
-	if err := p.store.ClaimDatabase(ctx, claimWait); err != nil {
+	if standby {
+		if err := p.awaitLeadership(ctx); err != nil {
+			return nil, err
+		}
+		if err := p.listen(); err != nil {
+			return nil, err
+		}
+		if err := p.store.PutServerState(ctx, sqlstore.StateClaimHolder, holderName(p.apiLn.Addr().String(), cellAPIAddr(cfg))); err != nil {
+			log.Warn("record this server's addresses for the standbys", "err", err)
+		}
+	} else if err := p.store.ClaimDatabase(ctx, claimWait); err != nil {
 		return nil, fmt.Errorf("open CCDB: %w", err)
 	}
 
@@ -135,11 +155,7 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int) (_ 
 		Logger:   log.With("component", "syslog-drains"),
 	})
 
-	p.sealer, err = secrets.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
-	if err != nil {
-		return nil, err
-	}
-	if err := p.openUAA(ctx); err != nil {
+	if err := p.openUAA(ctx, password, created); err != nil {
 		return nil, err
 	}
 	p.board = bbs.New(bbs.Config{Logger: log.With("component", "bbs"), ConvergeInterval: cfg.ConvergeInterval,
@@ -176,7 +192,7 @@ func (p *platform) listen() error {
 
 // openUAA starts the token service and makes sure the admin user exists,
 // printing a password it generated once.
-func (p *platform) openUAA(ctx context.Context) error {
+func (p *platform) openUAA(ctx context.Context, password string, created bool) error {
 	cfg := p.cfg
 	var err error
 	p.auth, err = uaa.New(uaa.Config{
@@ -188,10 +204,6 @@ func (p *platform) openUAA(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("start UAA: %w", err)
-	}
-	password, created, err := adminPassword(cfg)
-	if err != nil {
-		return err
 	}
 	if err := p.auth.EnsureAdmin(ctx, "admin", password); err != nil {
 		return fmt.Errorf("create admin user: %w", err)
@@ -206,6 +218,15 @@ func (p *platform) openUAA(ctx context.Context) error {
 // the staging egress proxy refuse on local addresses.
 func (p *platform) ports() [][2]int {
 	return platformPorts(p.apiLn.Addr().String(), p.routerLn.Addr().String(), p.cfg.RouterTLSAddr, cellAPIAddr(p.cfg))
+}
+
+// sharedState is where the replicas on a PostgreSQL database keep what
+// the next leader needs; nil on SQLite (one server, its data dir).
+func (p *platform) sharedState() sharedState {
+	if !sqlstore.IsPostgres(p.cfg.DatabaseURL) {
+		return nil
+	}
+	return p.store
 }
 
 func (p *platform) onClose(f func()) { p.closers = append(p.closers, f) }
@@ -421,6 +442,11 @@ func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.
 		if known, err = readKnownCells(cfg.DataDir); err != nil {
 			log.Warn("joined cells of the previous run unknown: their instances are placed afresh", "err", err)
 		}
+		if shared := p.sharedState(); shared != nil {
+			if known, err = readSharedKnownCells(ctx, shared, known); err != nil {
+				log.Warn("joined cells of the last leader unknown: their instances are placed afresh", "err", err)
+			}
+		}
 	}
 	if adopted {
 		known = append(known, localID)
@@ -457,7 +483,7 @@ func (p *platform) restore(ctx context.Context, g *errgroup.Group, gctx context.
 			log.Error("fail interrupted builds and tasks", "err", err)
 		}
 		if p.cells != nil {
-			keepKnownCells(gctx, cfg.DataDir, p.board, log.With("component", "cell-api"))
+			keepKnownCells(gctx, cfg.DataDir, p.sharedState(), p.board, log.With("component", "cell-api"))
 		}
 		return nil
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/pandoplatform/pando/internal/atomicfile"
 	"github.com/pandoplatform/pando/internal/cellapi"
 	"github.com/pandoplatform/pando/internal/cellauth"
+	"github.com/pandoplatform/pando/internal/sqlstore"
 )
 
 // knownCellsFile lists, one ID a line, the joined cells registered with
@@ -74,9 +75,32 @@ func joinedCells(board cellBoard) []string {
 	return ids
 }
 
-// keepKnownCells writes the joined cells to the data dir whenever a cell
+// sharedState is where API replicas on one database keep what the next
+// leader needs (sqlstore's server_state).
+type sharedState interface {
+	ServerState(ctx context.Context, name string) (string, bool, error)
+	PutServerState(ctx context.Context, name, value string) error
+}
+
+// readSharedKnownCells adds the joined cells the database lists (the
+// last leader's, which may have been another replica) to ids.
+func readSharedKnownCells(ctx context.Context, shared sharedState, ids []string) ([]string, error) {
+	v, _, err := shared.ServerState(ctx, sqlstore.StateKnownCells)
+	if err != nil {
+		return ids, err
+	}
+	for line := range strings.SplitSeq(v, "\n") {
+		if id := strings.TrimSpace(line); id != "" && cellauth.CheckCellID(id) == nil && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// keepKnownCells writes the joined cells to the data dir (and to shared,
+// unless nil: the standbys' next leader reads them there) whenever a cell
 // registers or goes, until ctx ends.
-func keepKnownCells(ctx context.Context, dataDir string, board cellBoard, log *slog.Logger) {
+func keepKnownCells(ctx context.Context, dataDir string, shared sharedState, board cellBoard, log *slog.Logger) {
 	var written []string
 	first := true
 	save := func() {
@@ -87,6 +111,12 @@ func keepKnownCells(ctx context.Context, dataDir string, board cellBoard, log *s
 		if err := writeKnownCells(dataDir, ids); err != nil {
 			log.Warn("keep the list of joined cells (a restart then places their instances afresh)", "err", err)
 			return
+		}
+		if shared != nil {
+			if err := shared.PutServerState(ctx, sqlstore.StateKnownCells, strings.Join(ids, "\n")); err != nil && ctx.Err() == nil {
+				log.Warn("keep the list of joined cells in the database (a standby taking over then places their instances afresh)", "err", err)
+				return
+			}
 		}
 		written, first = ids, false
 	}

@@ -23,7 +23,7 @@ func TestKeepKnownCells_listsTheJoinedCellsAsTheyComeAndGo(t *testing.T) {
 	board.RegisterCell(runtimetest.NewCell("cell-0", 1024))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); keepKnownCells(ctx, dir, board, slog.New(slog.DiscardHandler)) }()
+	go func() { defer close(done); keepKnownCells(ctx, dir, nil, board, slog.New(slog.DiscardHandler)) }()
 	t.Cleanup(func() { cancel(); <-done })
 
 	want := func(ids ...string) {

@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,8 +28,10 @@ import (
 // RouterConfig is `pando router`'s configuration: a router in its own
 // process, fed by a server's routing table stream.
 type RouterConfig struct {
-	// APIURL is the server's API URL; Token the router token from the
-	// server's <data-dir>/router-token.
+	// APIURL is the server's API URL, or the comma-separated URLs of the
+	// API replicas sharing one database (the router follows the one that
+	// answers); Token the router token from the server's
+	// <data-dir>/router-token.
 	APIURL  string
 	Token   string
 	DataDir string
@@ -74,9 +75,9 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	if err != nil {
 		return err
 	}
-	api, err := url.Parse(strings.TrimRight(cfg.APIURL, "/"))
-	if err != nil || (api.Scheme != "http" && api.Scheme != "https") || api.Host == "" {
-		return fmt.Errorf("--api %q: want http(s)://HOST[:PORT] of the Pando API", cfg.APIURL)
+	urls, err := parseAPIURLs("--api", cfg.APIURL)
+	if err != nil {
+		return err
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = ":8080"
@@ -105,7 +106,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 		defer tlsLn.ln.Close()
 	}
 
-	link := newServerLink(cfg.APIURL, tok)
+	link := newServerLink(newAPIReplicas(urls, tok, log.With("component", "route-follower")))
 	// Access lines (RTR) go to the apps' logs on the server, as the
 	// server's own router's do; bounded while the server is away.
 	shipper := cellapi.NewLogShipper(link.sendLogs, 0, "the router", pando.LogSourceRouter, log.With("component", "log-shipper"))
@@ -125,7 +126,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	})
 	// The system hosts (api., uaa., login., log-cache. under the domain
 	// the server names in each snapshot) go to the API.
-	systemAPI := apiProxy(api, log)
+	systemAPI := apiProxy(link.apis.current, log)
 	setSystem := func(domain string) {
 		if domain == "" {
 			rtr.SetSystemRoutes(nil)
@@ -197,17 +198,16 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 // the router token (pinning the CA it names), then TLS to the server's
 // cell listener with the token's secret.
 type serverLink struct {
-	apiURL    string
-	tok       cellauth.Token
-	discovery *http.Client
+	apis *apiReplicas
+	tok  cellauth.Token
 
 	mu      sync.Mutex
 	cellAPI string       // https://HOST:PORT, "" until found
 	hc      *http.Client // to cellAPI
 }
 
-func newServerLink(apiURL string, tok cellauth.Token) *serverLink {
-	return &serverLink{apiURL: apiURL, tok: tok, discovery: &http.Client{Timeout: 30 * time.Second}}
+func newServerLink(apis *apiReplicas) *serverLink {
+	return &serverLink{apis: apis, tok: apis.tok}
 }
 
 // client is the cell listener's URL and a client of it; fresh finds them
@@ -219,7 +219,7 @@ func (l *serverLink) client(ctx context.Context, fresh bool) (string, *http.Clie
 	if base != "" && !fresh {
 		return base, hc, nil
 	}
-	pool, base, err := cellauth.Discover(ctx, l.discovery, l.apiURL, l.tok)
+	pool, base, err := l.apis.discover(ctx, false)
 	if err != nil {
 		return "", nil, err
 	}
@@ -283,14 +283,14 @@ func keepTable(ctx context.Context, f *routestream.Follower, path string, change
 	}
 }
 
-// apiProxy forwards the system hosts' requests to the API, as the client
-// sent them (Host, X-Forwarded-Proto as the router set it) with the
+// apiProxy forwards the system hosts' requests to the API (the replica
+// in use: api), as the client sent them (Host, X-Forwarded-Proto as the router set it) with the
 // client's address added to X-Forwarded-For.
-func apiProxy(api *url.URL, log *slog.Logger) http.Handler {
+func apiProxy(api func() *url.URL, log *slog.Logger) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			proto := pr.In.Header.Get("X-Forwarded-Proto")
-			pr.SetURL(api)
+			pr.SetURL(api())
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host
 			if proto != "" {

@@ -97,7 +97,7 @@ func TestRouteStream_aRouterWithTheRouterTokenFollowsTheTable(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	body, err := newServerLink(s.apiURL, tok).openStream(ctx)
+	body, err := newServerLink(testReplicas(t, s.apiURL, tok)).openStream(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestRouteStream_isRefusedWithoutTheRouterTokenAndARouterIsNoCell(t *testing
 	for name, secret := range map[string]string{"wrong": strings.Repeat("0", 64), "cell token": cellTok.Secret} {
 		forged := rtrTok
 		forged.Secret = secret
-		if _, err := newServerLink(s.apiURL, forged).openStream(ctx); pando.ErrorKindOf(err) != pando.EUnauthenticated {
+		if _, err := newServerLink(testReplicas(t, s.apiURL, forged)).openStream(ctx); pando.ErrorKindOf(err) != pando.EUnauthenticated {
 			t.Errorf("%s: %v, want unauthenticated", name, err)
 		}
 	}
@@ -191,7 +191,7 @@ func TestRouterLogs_takesRTRLinesOfRoutedAppsWithTheRouterTokenOnly(t *testing.T
 	line := func(app, source, text string) pando.LogEnvelope {
 		return pando.LogEnvelope{Timestamp: time.Now(), SourceID: app, SourceType: source, InstanceID: "0", Type: "OUT", Payload: []byte(text)}
 	}
-	link := newServerLink(s.apiURL, tok)
+	link := newServerLink(testReplicas(t, s.apiURL, tok))
 	if err := link.sendLogs(ctx, []pando.LogEnvelope{
 		line("app-a", pando.LogSourceRouter, "GET /"),
 		line("app-z", pando.LogSourceRouter, "an app the table does not route"),
@@ -204,7 +204,7 @@ func TestRouterLogs_takesRTRLinesOfRoutedAppsWithTheRouterTokenOnly(t *testing.T
 	}
 	forged := tok
 	forged.Secret = strings.Repeat("0", 64)
-	if err := newServerLink(s.apiURL, forged).sendLogs(ctx, []pando.LogEnvelope{line("app-a", pando.LogSourceRouter, "forged")}); pando.ErrorKindOf(err) != pando.EUnauthenticated ||
+	if err := newServerLink(testReplicas(t, s.apiURL, forged)).sendLogs(ctx, []pando.LogEnvelope{line("app-a", pando.LogSourceRouter, "forged")}); pando.ErrorKindOf(err) != pando.EUnauthenticated ||
 		!strings.Contains(err.Error(), "router refused: wrong or missing router token: start the router with the server's current <data-dir>/router-token") {
 		t.Errorf("with a wrong token: %v, want unauthenticated, saying what to do", err)
 	}

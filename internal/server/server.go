@@ -28,6 +28,7 @@ import (
 	"github.com/pandoplatform/pando/internal/buildpacks"
 	"github.com/pandoplatform/pando/internal/cc"
 	"github.com/pandoplatform/pando/internal/drain"
+	"github.com/pandoplatform/pando/internal/sqlstore"
 	"github.com/pandoplatform/pando/internal/uaa"
 )
 
@@ -231,7 +232,7 @@ func openServer(ctx context.Context, cfg Config) (_ *platform, _ *localCell, clo
 			closeOpened()
 		}
 	}()
-	p, err := openPlatform(ctx, cfg, "pando server", fdLimit)
+	p, err := openPlatform(ctx, cfg, "pando server", fdLimit, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -266,7 +267,12 @@ func RunAPI(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer release()
-	p, err := openPlatform(ctx, cfg, "pando api", fdLimit)
+	// Several `pando api` may share one PostgreSQL database: one leads,
+	// the others wait as standbys (awaitLeadership).
+	p, err := openPlatform(ctx, cfg, "pando api", fdLimit, sqlstore.IsPostgres(cfg.DatabaseURL))
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil // stopped while a standby
+	}
 	if err != nil {
 		return err
 	}

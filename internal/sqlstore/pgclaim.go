@@ -205,8 +205,79 @@ func (s *Store) releaseClaim() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := s.claim.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", pgServerLock)
+	cerr := s.claim.Close()
+	if errors.Is(err, sql.ErrConnDone) {
+		// database/sql closed the connection when it broke: its session,
+		// and the lock with it, is gone already.
+		return nil
+	}
 	if err != nil {
 		err = fmt.Errorf("release the database claim: %w", err)
 	}
-	return errors.Join(err, s.claim.Close())
+	return errors.Join(err, cerr)
+}
+
+// AwaitClaim is ClaimDatabase for a standby server: it waits until ctx
+// ends, trying every interval, for as long as another server holds the
+// claim. waiting runs after each try that found the claim taken, with the
+// holder's name (its StateClaimHolder row, "" if unknown) and whether it
+// changed since the last (true the first time); its error ends the wait.
+// Once it has the claim it records holder as the holder's name. On SQLite
+// it does nothing.
+func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Duration, waiting func(holder string, changed bool) error) error {
+	if _, ok := s.d.(pgDialect); !ok || s.inTx {
+		return nil
+	}
+	shown, waited, lastErr := "", false, ""
+	for {
+		got, err := s.tryClaimOnce(ctx)
+		if got {
+			if err := s.PutServerState(ctx, StateClaimHolder, holder); err != nil {
+				return fmt.Errorf("claim the database: %w", err)
+			}
+			return nil
+		}
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("claim the database: %w", ctx.Err())
+		case err == nil || errors.Is(err, errClaimTaken) || errors.Is(err, errClaimStale):
+			name, _, herr := s.ServerState(ctx, StateClaimHolder)
+			if herr != nil {
+				name = ""
+			}
+			changed := !waited || name != shown
+			waited, shown = true, name
+			if err := waiting(name, changed); err != nil {
+				return err
+			}
+		case err.Error() != lastErr:
+			// PostgreSQL unreachable: the wait goes on, said once per reason.
+			s.logger.Warn("cannot try to claim the database (retrying)", "err", err)
+			lastErr = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("claim the database: %w", ctx.Err())
+		case <-time.After(every):
+		}
+	}
+}
+
+// tryClaimOnce tries once to take the claim: got is true when this Store
+// holds it now.
+func (s *Store) tryClaimOnce(ctx context.Context) (got bool, err error) {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	if s.closed {
+		return false, errors.New("the database is closed")
+	}
+	if s.claim != nil {
+		return true, nil
+	}
+	conn, err := s.tryClaim(ctx)
+	if err != nil {
+		return false, err
+	}
+	s.claim = conn
+	return true, nil
 }

@@ -114,3 +114,10 @@ func (s *Service) PublicKey() JWK {
 		Value: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
 	}
 }
+
+// EnsureKey creates the signing key at path (0600) unless there is one:
+// servers that must share it make it before they compare it.
+func EnsureKey(path string) error {
+	_, err := loadOrCreateKey(path)
+	return err
+}

@@ -26,6 +26,7 @@ type routerProc struct {
 	logPath string
 	http    *http.Client
 	env     []string // more environment (NAME=VALUE)
+	args    []string // more flags
 	cmd     *exec.Cmd
 	exited  chan struct{}
 }
@@ -41,6 +42,13 @@ func (s *server) startRouter(t *testing.T) *routerProc {
 // for the router process.
 func (s *server) startRouterWithEnv(t *testing.T, extra []string) *routerProc {
 	t.Helper()
+	return s.startRouterWith(t, extra, nil)
+}
+
+// startRouterWith is startRouter with more environment (NAME=VALUE) and
+// flags for the router process.
+func (s *server) startRouterWith(t *testing.T, extra, args []string) *routerProc {
+	t.Helper()
 	root, err := os.MkdirTemp(env.scratch, "router-")
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +57,7 @@ func (s *server) startRouterWithEnv(t *testing.T, extra []string) *routerProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &routerProc{s: s, addr: addr, root: root, logPath: filepath.Join(root, "router.log"), env: extra,
+	r := &routerProc{s: s, addr: addr, root: root, logPath: filepath.Join(root, "router.log"), env: extra, args: args,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -75,8 +83,8 @@ func (r *routerProc) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(r.s.bin, "router", "--api", "http://"+r.s.apiAddr, "--token", strings.TrimSpace(string(tok)),
-		"--data-dir", filepath.Join(r.root, "data"), "--addr", r.addr)
+	cmd := exec.Command(r.s.bin, append([]string{"router", "--api", "http://" + r.s.apiAddr, "--token", strings.TrimSpace(string(tok)),
+		"--data-dir", filepath.Join(r.root, "data"), "--addr", r.addr}, r.args...)...)
 	cmd.Env = append(baseEnv(), r.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -52,6 +52,9 @@ type server struct {
 	cliEnv []string
 	// env is more environment for `pando server` (set before start).
 	env []string
+	// copiedSecrets: its data dir holds another API replica's secrets
+	// (admin password included), so its first start prints none.
+	copiedSecrets bool
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -225,7 +228,7 @@ func (s *server) startOnce() error {
 		return errors.New("admin password file is empty")
 	}
 	log, _ := os.ReadFile(s.logPath)
-	if !bytes.Contains(log, []byte("Admin password: "+s.password)) {
+	if !bytes.Contains(log, []byte("Admin password: "+s.password)) && !s.copiedSecrets {
 		return fmt.Errorf("first start did not print the admin password stored in %s/admin-password", s.dataDir)
 	}
 	r := s.runCLI(context.Background(), time.Minute, "login", "-a", "http://"+s.apiAddr, "-u", "admin", "-p", s.password)
