@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -259,6 +260,24 @@ type trackingBackend struct {
 	// prepares and releases count, by container id, the backend's
 	// Prepare calls that succeeded and their releases.
 	prepares, releases map[string]int
+	// stops are the containers' Stop calls, as they returned.
+	stops []stopCall
+}
+
+// stopCall is one Stop of a container: the grace it got, what Stop
+// returned and, when it returned nil, how the process ended.
+type stopCall struct {
+	id     string
+	grace  time.Duration
+	err    error
+	status container.ExitStatus
+}
+
+// stopCalls returns the Stop calls so far.
+func (b *trackingBackend) stopCalls() []stopCall {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.stops)
 }
 
 // Prepare forwards to the backend's (the runc backend has one), counting.
@@ -335,6 +354,20 @@ func (c *trackedContainer) Listening(ctx context.Context) ([]netip.AddrPort, err
 		return nil, errors.New("container cannot list its listeners")
 	}
 	return l.Listening(ctx)
+}
+
+// Stop records the call and, once the process has exited (Stop returns
+// then), its exit status.
+func (c *trackedContainer) Stop(ctx context.Context, grace time.Duration) error {
+	err := c.Container.Stop(ctx, grace)
+	call := stopCall{id: c.ID(), grace: grace, err: err}
+	if err == nil {
+		call.status, call.err = c.Container.Wait(ctx)
+	}
+	c.b.mu.Lock()
+	c.b.stops = append(c.b.stops, call)
+	c.b.mu.Unlock()
+	return err
 }
 
 func (c *trackedContainer) Destroy(ctx context.Context) error {

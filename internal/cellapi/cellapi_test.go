@@ -3,6 +3,7 @@ package cellapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -474,16 +476,28 @@ func TestKeepPresence_saysWhenTheServerHadForgottenTheCell(t *testing.T) {
 	var mu sync.Mutex
 	calls := 0
 	reregistered := func() { mu.Lock(); calls++; mu.Unlock() }
+	// Each renewal reads the cell's state first: once renewal k+1 has,
+	// renewal k was answered.
+	var renewals atomic.Int64
+	state := func(ctx context.Context) (pando.CellState, error) {
+		renewals.Add(1)
+		return c.sim.State(ctx)
+	}
+	renewed := func(n int64) {
+		t.Helper()
+		want := renewals.Load() + n + 1
+		eventually(t, fmt.Sprintf("%d more renewals", n), func() bool { return renewals.Load() >= want })
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.client.KeepPresence(ctx, c.rep.URL, 20*time.Millisecond, c.sim.State, reregistered)
+		c.client.KeepPresence(ctx, c.rep.URL, 20*time.Millisecond, state, reregistered)
 	}()
 	defer func() { cancel(); <-done }()
 	count := func() int { mu.Lock(); defer mu.Unlock(); return calls }
 
 	// Renewals of a known cell are not registrations.
-	time.Sleep(100 * time.Millisecond)
+	renewed(3)
 	if n := count(); n != 0 {
 		t.Fatalf("reregistered %d times while the server knew the cell", n)
 	}
@@ -491,7 +505,7 @@ func TestKeepPresence_saysWhenTheServerHadForgottenTheCell(t *testing.T) {
 	// again and says so, once.
 	f.board.UnregisterCell("cell-a")
 	eventually(t, "the cell registered again", func() bool { _, ok := f.board.Cell("cell-a"); return ok && count() == 1 })
-	time.Sleep(100 * time.Millisecond)
+	renewed(3)
 	if n := count(); n != 1 {
 		t.Fatalf("reregistered %d times, want 1", n)
 	}

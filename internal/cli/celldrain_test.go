@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -163,87 +164,90 @@ func TestCellDrain_timesOut(t *testing.T) {
 	}
 }
 
-func TestCellDrain_unknownCell(t *testing.T) {
-	_, run := drainHarness(t, &fakeDrain{})
-	err := run("cell", "drain", "nope")
-	if err == nil || !strings.Contains(err.Error(), `cell "nope" not found`) {
-		t.Fatalf("drain of an unknown cell: %v", err)
-	}
-	if err := run("cell", "drain"); err == nil ||
-		!strings.HasSuffix(err.Error(), "; usage: pando cell drain CELL_ID ('pando help cell drain' for more)") {
-		t.Errorf("drain without a cell id: %v, want the usage line", err)
+// Drain and undrain name an unknown cell, and give the usage line
+// without one.
+func TestCellDrainAndUndrain_unknownOrNoCell(t *testing.T) {
+	for _, verb := range []string{"drain", "undrain"} {
+		t.Run(verb, func(t *testing.T) {
+			fd := &fakeDrain{}
+			_, run := drainHarness(t, fd)
+			err := run("cell", verb, "nope")
+			if err == nil || !strings.Contains(err.Error(), `cell "nope" not found`) {
+				t.Errorf("%s of an unknown cell: %v", verb, err)
+			}
+			want := fmt.Sprintf("; usage: pando cell %s CELL_ID ('pando help cell %s' for more)", verb, verb)
+			if err := run("cell", verb); err == nil || !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("%s without a cell id: %v, want the usage line", verb, err)
+			}
+			if len(fd.drained) != 0 {
+				t.Errorf("requests for a cell that is not there: %v", fd.drained)
+			}
+		})
 	}
 }
 
 // pando cells shows each cell's disk with the part its image layer cache
-// holds.
-func TestCells_showsTheLayerCache(t *testing.T) {
-	busy := map[string]any{"id": "cell-b", "state": "healthy", "instances": []any{},
-		"disk_mb": map[string]any{"total": 8192, "used": 1536, "layer_cache": 1024}}
-	f := newFakeCF(t)
-	fd := &fakeDrain{others: []map[string]any{busy}}
-	f.mu.Lock()
-	f.extra = fd.serve(f)
-	f.mu.Unlock()
-	h := newHarness(t)
-	h.loggedIn(f, time.Hour)
-	root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(h.env.cellsCmd())
-	root.SetArgs([]string{"cells"})
-	root.SetOut(h.out)
-	root.SetErr(h.err)
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("cells: %v\nstderr: %s", err, h.err)
-	}
-	var header, row string
-	for _, line := range strings.Split(h.out.String(), "\n") {
-		switch f := strings.Fields(line); {
-		case len(f) > 0 && f[0] == "cell":
-			header = line
-		case len(f) > 0 && f[0] == "cell-b":
-			row = line
-		}
-	}
-	col := strings.Index(header, "layer cache")
-	if col < 0 || row == "" || len(row) <= col || !strings.HasPrefix(row[col:], "1024M ") {
-		t.Errorf("no layer cache of 1024M under its column:\n%s", h.out)
-	}
-	if !strings.Contains(row, "1536M of 8192M") {
-		t.Errorf("disk not shown as used of total:\n%s", h.out)
-	}
-}
-
-// A cell that does not answer is listed lost without a capacity (not
-// "0M of 0M"), and the output says what happens to its instances.
-func TestCells_showsALostCellWithoutCapacity(t *testing.T) {
-	lost := map[string]any{"id": "cell-c", "state": "lost", "instances": []any{}}
-	f := newFakeCF(t)
-	fd := &fakeDrain{others: []map[string]any{lost}}
-	f.mu.Lock()
-	f.extra = fd.serve(f)
-	f.mu.Unlock()
-	h := newHarness(t)
-	h.loggedIn(f, time.Hour)
-	root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(h.env.cellsCmd())
-	root.SetArgs([]string{"cells"})
-	root.SetOut(h.out)
-	root.SetErr(h.err)
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("cells: %v\nstderr: %s", err, h.err)
-	}
-	out := h.out.String()
-	var row []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 0 && f[0] == "cell-c" {
-			row = f
-		}
-	}
-	if want := []string{"cell-c", "lost", "-", "-", "-", "-", "-", "-"}; !slices.Equal(row, want) {
-		t.Errorf("lost cell's row %q, want %q:\n%s", row, want, out)
-	}
-	if !strings.Contains(out, "lost: cell-c does not answer the server at its --addr. If down, its instances start on other cells once its presence expires") {
-		t.Errorf("no word on what happens to the lost cell's instances:\n%s", out)
+// holds; a cell that does not answer is listed lost without a capacity
+// (not "0M of 0M"), and the output says what happens to its instances.
+func TestCells_showsEachCell(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cell map[string]any
+		// check gets the output and the cell's row in it.
+		check func(t *testing.T, out, row string)
+	}{
+		{"layer cache", map[string]any{"id": "cell-b", "state": "healthy", "instances": []any{},
+			"disk_mb": map[string]any{"total": 8192, "used": 1536, "layer_cache": 1024}},
+			func(t *testing.T, out, row string) {
+				var header string
+				for _, line := range strings.Split(out, "\n") {
+					if f := strings.Fields(line); len(f) > 0 && f[0] == "cell" {
+						header = line
+					}
+				}
+				col := strings.Index(header, "layer cache")
+				if col < 0 || row == "" || len(row) <= col || !strings.HasPrefix(row[col:], "1024M ") {
+					t.Errorf("no layer cache of 1024M under its column:\n%s", out)
+				}
+				if !strings.Contains(row, "1536M of 8192M") {
+					t.Errorf("disk not shown as used of total:\n%s", out)
+				}
+			}},
+		{"lost cell", map[string]any{"id": "cell-b", "state": "lost", "instances": []any{}},
+			func(t *testing.T, out, row string) {
+				if want := []string{"cell-b", "lost", "-", "-", "-", "-", "-", "-"}; !slices.Equal(strings.Fields(row), want) {
+					t.Errorf("lost cell's row %q, want %q:\n%s", row, want, out)
+				}
+				if !strings.Contains(out, "lost: cell-b does not answer the server at its --addr. If down, its instances start on other cells once its presence expires") {
+					t.Errorf("no word on what happens to the lost cell's instances:\n%s", out)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeCF(t)
+			fd := &fakeDrain{others: []map[string]any{tc.cell}}
+			f.mu.Lock()
+			f.extra = fd.serve(f)
+			f.mu.Unlock()
+			h := newHarness(t)
+			h.loggedIn(f, time.Hour)
+			root := &cobra.Command{Use: "pando", SilenceUsage: true, SilenceErrors: true}
+			root.AddCommand(h.env.cellsCmd())
+			root.SetArgs([]string{"cells"})
+			root.SetOut(h.out)
+			root.SetErr(h.err)
+			if err := root.ExecuteContext(context.Background()); err != nil {
+				t.Fatalf("cells: %v\nstderr: %s", err, h.err)
+			}
+			out := h.out.String()
+			var row string
+			for _, line := range strings.Split(out, "\n") {
+				if f := strings.Fields(line); len(f) > 0 && f[0] == "cell-b" {
+					row = line
+				}
+			}
+			tc.check(t, out, row)
+		})
 	}
 }
 
@@ -258,10 +262,6 @@ func TestCellUndrain_saysTheCellTakesWorkAgain(t *testing.T) {
 	}
 	if !slices.Equal(fd.drained, []string{"undrained:cell-a"}) {
 		t.Errorf("requests: %v", fd.drained)
-	}
-	err := run("cell", "undrain", "nope")
-	if err == nil || !strings.Contains(err.Error(), `cell "nope" not found`) {
-		t.Errorf("undrain of an unknown cell: %v", err)
 	}
 }
 

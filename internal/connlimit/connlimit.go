@@ -6,7 +6,6 @@ package connlimit
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/connwrap"
 )
 
 // Limit is a cap on open connections, in all and per client address,
@@ -158,19 +159,9 @@ type limitedConn struct {
 // CloseWrite and SyscallConn reach the TCP connection underneath, so a
 // hijacked connection still half-closes and can be waited on in the poller
 // without a buffer (internal/pipe).
-func (c *limitedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Close()
-}
+func (c *limitedConn) CloseWrite() error { return connwrap.CloseWrite(c.Conn, c.Close) }
 
-func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, errors.New("connection has no socket")
-}
+func (c *limitedConn) SyscallConn() (syscall.RawConn, error) { return connwrap.SyscallConn(c.Conn) }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()

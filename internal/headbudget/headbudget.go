@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pandoplatform/pando/internal/connwrap"
 )
 
 // Config sizes a Budget.
@@ -201,19 +203,9 @@ func (c *conn) giveBack() {
 // CloseWrite and SyscallConn reach the connection underneath: net/http
 // half-closes before closing, and a hijacked connection may be waited on
 // in the poller (internal/pipe).
-func (c *conn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Close()
-}
+func (c *conn) CloseWrite() error { return connwrap.CloseWrite(c.Conn, c.Close) }
 
-func (c *conn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, errors.New("connection has no socket")
-}
+func (c *conn) SyscallConn() (syscall.RawConn, error) { return connwrap.SyscallConn(c.Conn) }
 
 // Close gives back the slot too: a server closed under its connections
 // may not report them closed.

@@ -265,7 +265,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 // backend closes an idle one, the next request, a POST with a body, still
 // goes through.
 func TestRouter_reusesBackendConnectionsAndSurvivesTheirClose(t *testing.T) {
-	var conns atomic.Int64
+	var conns, closed atomic.Int64
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -280,8 +280,11 @@ func TestRouter_reusesBackendConnectionsAndSurvivesTheirClose(t *testing.T) {
 			io.WriteString(w, "got:"+string(body))
 		}),
 		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateNew {
+			switch st {
+			case http.StateNew:
 				conns.Add(1)
+			case http.StateClosed:
+				closed.Add(1)
 			}
 		},
 		IdleTimeout: 300 * time.Millisecond,
@@ -309,8 +312,8 @@ func TestRouter_reusesBackendConnectionsAndSurvivesTheirClose(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("nine sequential requests used %d backend connections, want 1", n)
 	}
-	// Let the backend close the idle connection, then POST.
-	time.Sleep(600 * time.Millisecond) // past the backend's idle timeout; not a wait for state
+	// The backend closes the idle connection; then POST.
+	eventually(t, 10*time.Second, "the backend closed its idle connection", func() bool { return closed.Load() == 1 })
 	if code, body := send("POST", "/", "payload"); code != 200 || body != "got:payload" {
 		t.Fatalf("POST after the backend closed the idle connection: %d %q", code, body)
 	}
@@ -318,7 +321,7 @@ func TestRouter_reusesBackendConnectionsAndSurvivesTheirClose(t *testing.T) {
 		t.Fatalf("backend connections %d after its idle close, want 2: the close was not exercised", n)
 	}
 	// A GET on a connection the backend closed is sent again on a new one.
-	time.Sleep(600 * time.Millisecond) // past the backend's idle timeout; not a wait for state
+	eventually(t, 10*time.Second, "the backend closed its second idle connection", func() bool { return closed.Load() == 2 })
 	if code, body := send("GET", "/", ""); code != 200 || body != "got:" {
 		t.Fatalf("GET after the backend closed the idle connection: %d %q", code, body)
 	}

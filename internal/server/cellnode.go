@@ -281,22 +281,13 @@ func (n *cellNode) run(ctx context.Context) error {
 	drainSig := make(chan os.Signal, 1)
 	signal.Notify(drainSig, syscall.SIGUSR1)
 	defer signal.Stop(drainSig)
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			break wait
-		case <-gctx.Done():
-			break wait
-		case <-drainSig:
-			log.Info("draining (SIGUSR1): the instances move to other cells; SIGTERM stops the cell")
-			rep.SetDraining(true)
-			g.Go(func() error {
-				evacuate(gctx, log, server, rep, evacuationTimeout, evacuationServerLoss)
-				return nil
-			})
-		}
-	}
+	awaitStop(ctx, gctx, log, drainSig, func() {
+		rep.SetDraining(true)
+		g.Go(func() error {
+			evacuate(gctx, log, server, rep, evacuationTimeout, evacuationServerLoss)
+			return nil
+		})
+	})
 	log.Info("pando cell stopping")
 	// Nothing new is placed here; each instance keeps serving until its
 	// replacement runs elsewhere, then the server stops it here.
@@ -328,6 +319,29 @@ wait:
 	return err
 }
 
+// awaitStop returns once ctx or gctx ends. The first signal on drainSig
+// (SIGUSR1) calls drain, which starts the cell's evacuation; a later one
+// only logs that it is under way: one evacuation is enough.
+func awaitStop(ctx, gctx context.Context, log *slog.Logger, drainSig <-chan os.Signal, drain func()) {
+	draining := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-gctx.Done():
+			return
+		case <-drainSig:
+			if draining {
+				log.Info("already draining (SIGUSR1 again): the evacuation under way goes on; SIGTERM stops the cell")
+				continue
+			}
+			draining = true
+			log.Info("draining (SIGUSR1): the instances move to other cells; SIGTERM stops the cell")
+			drain()
+		}
+	}
+}
+
 // keepPresence renews the cell's presence until ctx ends. When the
 // server did not know the cell (it restarted, or had lost the cell), the
 // cell reports what it still runs, for the server to adopt.
@@ -351,6 +365,14 @@ const stackReprobeInterval = 10 * time.Minute
 // evacuationTimeout bounds how long a stopping cell waits for its
 // instances to be replaced elsewhere (the BBS's evacuation deadline).
 const evacuationTimeout = 10 * time.Minute
+
+// evacuationRetry is the first wait before a failed drain request that
+// follows a server restart is sent again; the wait doubles on each failure
+// up to evacuationRetryMax.
+const (
+	evacuationRetry    = 500 * time.Millisecond
+	evacuationRetryMax = 15 * time.Second
+)
 
 // evacuationServerLoss is how long the server may be unreachable during
 // an evacuation before the cell gives up waiting for it to move the
@@ -379,7 +401,9 @@ type stateReader interface {
 // replacement was RUNNING elsewhere, or after a short grace when no other
 // cell can take it. Presence keeps being renewed meanwhile. If the server
 // cannot be asked, the cell stops at once; if it is unreachable for
-// serverLoss during the wait, the cell gives up waiting then.
+// serverLoss during the wait, the cell gives up waiting then. A server
+// that registers the cell again (it restarted, forgetting the drain) is
+// asked again, with backoff until it accepts.
 func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateReader, timeout, serverLoss time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -404,6 +428,12 @@ func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateR
 	start := time.Now()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	// A drain to send again (the server restarted), and when next.
+	var (
+		resend      bool
+		resendAt    time.Time
+		resendDelay time.Duration
+	)
 	for {
 		st, err := cell.State(ctx)
 		n := 0
@@ -419,8 +449,15 @@ func evacuate(ctx context.Context, log *slog.Logger, server drainer, cell stateR
 			// A restarted server knows nothing of the drain: ask again.
 			regs = r
 			log.Info("the server registered this cell again (it restarted): asking it again to drain the cell", "instances", n)
+			resend, resendAt, resendDelay = true, time.Now(), evacuationRetry
+		}
+		if resend && !time.Now().Before(resendAt) {
 			if err := drain(); err != nil {
-				log.Warn("ask the server again to drain the cell (retried when it registers the cell again)", "err", err)
+				log.Warn("ask the server again to drain the cell: retrying", "err", err, "retry_in", resendDelay)
+				resendAt = time.Now().Add(resendDelay)
+				resendDelay = min(2*resendDelay, evacuationRetryMax)
+			} else {
+				resend = false
 			}
 		}
 		if d := server.PresenceFailingFor(); d >= serverLoss {

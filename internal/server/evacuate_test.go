@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,44 +132,82 @@ func TestEvacuate_givesUpWhenTheServerIsUnreachableMeanwhile(t *testing.T) {
 	}
 }
 
-// forgetfulDrainer is a server that restarts right after accepting the
-// first drain, forgetting it (the cell is registered again); it drains
-// the cell when asked again.
-type forgetfulDrainer struct {
-	calls   atomic.Int32
-	regs    atomic.Int64
-	drained chan struct{}
+// restartedDrainer is a server that restarts right after accepting the
+// first drain, forgetting it (the cell is registered again), then fails
+// the next `failures` drain requests, as while it is still starting; it
+// drains the cell on the one after.
+type restartedDrainer struct {
+	failures int32
+	calls    atomic.Int32
+	regs     atomic.Int64
+	drained  chan struct{}
 }
 
-func (d *forgetfulDrainer) Drain(ctx context.Context) (cellapi.DrainAnswer, error) {
-	if d.calls.Add(1) == 1 {
+func (d *restartedDrainer) Drain(ctx context.Context) (cellapi.DrainAnswer, error) {
+	switch n := d.calls.Add(1); {
+	case n == 1:
 		d.regs.Add(1)
-	} else if d.calls.Load() == 2 {
+	case n <= 1+d.failures:
+		return cellapi.DrainAnswer{}, errors.New("503 Service Unavailable: starting")
+	case n == 2+d.failures:
 		close(d.drained)
 	}
 	return cellapi.DrainAnswer{}, nil
 }
 
-func (d *forgetfulDrainer) Registrations() int64              { return d.regs.Load() }
-func (d *forgetfulDrainer) PresenceFailingFor() time.Duration { return 0 }
+func (d *restartedDrainer) Registrations() int64              { return d.regs.Load() }
+func (d *restartedDrainer) PresenceFailingFor() time.Duration { return 0 }
 
 // A server restarted during the evacuation has forgotten the drain: the
 // cell asks again, rather than wait out the 10 minutes for moves that no
-// one makes.
-func TestEvacuate_asksAgainWhenTheServerRestartedMeanwhile(t *testing.T) {
-	d := &forgetfulDrainer{drained: make(chan struct{})}
-	cell := &fakeCellState{n: 2, drained: d.drained}
+// one makes, and asks until the server accepts, rather than wait for a
+// registration that may not come again.
+func TestEvacuate_asksARestartedServerAgainUntilItAccepts(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		failures int32
+	}{{"accepted at once", 0}, {"two failed requests", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &restartedDrainer{failures: tc.failures, drained: make(chan struct{})}
+			cell := &fakeCellState{n: 2, drained: d.drained}
+			done := make(chan struct{})
+			go func() {
+				evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, time.Hour, time.Hour)
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("evacuate still waits after the server restarted (%d drain requests)", d.calls.Load())
+			}
+			want := 2 + tc.failures
+			if n, calls := cell.left(), d.calls.Load(); n != 0 || calls != want {
+				t.Errorf("%d instances left after %d drain requests, want 0 after %d", n, calls, want)
+			}
+		})
+	}
+}
+
+// A second SIGUSR1 starts no second evacuation: it is logged, and the
+// first goes on.
+func TestAwaitStop_drainsOnceForTwoSignals(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal)
+	var logs bytes.Buffer // read once awaitStop returned
+	drains := 0
 	done := make(chan struct{})
 	go func() {
-		evacuate(context.Background(), slog.New(slog.DiscardHandler), d, cell, time.Hour, time.Hour)
-		close(done)
+		defer close(done)
+		awaitStop(ctx, context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), sig, func() { drains++ })
 	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("evacuate still waits after the server restarted (%d drain requests)", d.calls.Load())
+	sig <- syscall.SIGUSR1
+	sig <- syscall.SIGUSR1
+	cancel()
+	<-done
+	if drains != 1 {
+		t.Errorf("two SIGUSR1 started %d evacuations, want 1", drains)
 	}
-	if n, calls := cell.left(), d.calls.Load(); n != 0 || calls != 2 {
-		t.Errorf("%d instances left after %d drain requests, want 0 after 2", n, calls)
+	if out := logs.String(); !strings.Contains(out, "already draining (SIGUSR1 again)") {
+		t.Errorf("the second SIGUSR1 was not logged:\n%s", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -181,6 +182,7 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 		failed []string
 	}
 	done := make(chan tally, 1)
+	var made atomic.Int64 // requests answered or failed
 	go func() {
 		var got tally
 		for {
@@ -199,6 +201,7 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 			default:
 				got.ok++
 			}
+			made.Add(1)
 		}
 	}()
 
@@ -209,8 +212,11 @@ func TestJoinedCell_sigtermEvacuatesWithoutFailedRequests(t *testing.T) {
 		t.Fatalf("SIGTERM the joined cell: %v\n%s", err, c.logTail(maxLogShown))
 	}
 	took := time.Since(started)
-	// The client goes on a moment after the cell exited.
-	time.Sleep(time.Second)
+	// The client goes on for a few requests after the cell exited.
+	after := made.Load() + 20
+	eventually(t, "20 requests after the cell exited", waitTimeout, func() (bool, string) {
+		return made.Load() >= after, fmt.Sprintf("%d of %d requests", made.Load(), after)
+	})
 	close(stopClient)
 	got := <-done
 	t.Logf("evacuation: cell exited %s after SIGTERM; %d requests served, %d failed", took.Round(100*time.Millisecond), got.ok, len(got.failed))

@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -585,8 +587,10 @@ func TestDial_costsOneFdAndNoThreadPerConnection(t *testing.T) {
 	// while it starts: count once it has.
 	waitSpareSettled(t, b)
 
+	// fds are told apart by what they refer to, not counted: other
+	// tests' shims end meanwhile, and their reapers' fds close with them.
 	const n = 300
-	fds0, threads0 := countFds(t), countThreads(t)
+	before, threads0 := openFds(t), countThreads(t)
 	conns := make([]net.Conn, n)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -607,9 +611,20 @@ func TestDial_costsOneFdAndNoThreadPerConnection(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("Dial: %v", err)
 	}
-	fds1, threads1 := countFds(t), countThreads(t)
-	if d := fds1 - fds0; d < n || d > n+10 {
-		t.Errorf("%d connections took %d fds, want %d", n, d, n)
+	during, threads1 := openFds(t), countThreads(t)
+	connFds := map[int]bool{}
+	for _, conn := range conns {
+		fd := connFd(t, conn)
+		if !strings.HasPrefix(during[fd], "socket:") || during[fd] == before[fd] {
+			t.Errorf("connection's fd %d is %q, %q before: not a new socket", fd, during[fd], before[fd])
+		}
+		connFds[fd] = true
+	}
+	if len(connFds) != n {
+		t.Errorf("%d connections hold %d fds, want %d", n, len(connFds), n)
+	}
+	if extra := newNetFds(before, during, connFds); len(extra) > 0 {
+		t.Errorf("%d connections also opened %v", n, extra)
 	}
 	if d := threads1 - threads0; d > 20 {
 		t.Errorf("%d connections added %d threads", n, d)
@@ -617,9 +632,49 @@ func TestDial_costsOneFdAndNoThreadPerConnection(t *testing.T) {
 	for _, conn := range conns {
 		conn.Close()
 	}
-	if fds2 := countFds(t); fds2 > fds0+2 {
-		t.Errorf("after closing, %d fds open, %d before", fds2, fds0)
+	after := openFds(t)
+	for fd := range connFds {
+		if after[fd] == during[fd] {
+			t.Errorf("fd %d (%s) still open after its connection closed", fd, during[fd])
+		}
 	}
+	if extra := newNetFds(before, after, nil); len(extra) > 0 {
+		t.Errorf("after closing the connections, still open: %v", extra)
+	}
+}
+
+// newNetFds lists the sockets and network namespaces open in now that
+// were not in before, but for the fds in skip: what dialing a container
+// may leak.
+func newNetFds(before, now map[int]string, skip map[int]bool) []string {
+	var out []string
+	for fd, target := range now {
+		if skip[fd] || before[fd] == target {
+			continue
+		}
+		if strings.HasPrefix(target, "socket:") || strings.HasPrefix(target, "net:") {
+			out = append(out, fmt.Sprintf("fd %d: %s", fd, target))
+		}
+	}
+	return out
+}
+
+// connFd returns the fd conn reads and writes through.
+func connFd(t *testing.T, conn net.Conn) int {
+	t.Helper()
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		t.Fatalf("connection %T has no fd", conn)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
 
 // waitSpareSettled waits until b's spare shim has started (or failed to).
@@ -656,13 +711,19 @@ func waitDialable(t *testing.T, c container.Container, port int) {
 	}
 }
 
-func countFds(t *testing.T) int {
+// openFds maps the fds the test process holds to what they refer to.
+func openFds(t *testing.T) map[int]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents)
+	m := map[int]string{}
+	for _, e := range ents {
+		fd, _ := strconv.Atoi(e.Name())
+		m[fd], _ = os.Readlink("/proc/self/fd/" + e.Name())
+	}
+	return m
 }
 
 func countThreads(t *testing.T) int {
