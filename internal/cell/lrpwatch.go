@@ -25,6 +25,14 @@ type waitResult struct {
 // why it crashed (unused when a stop was requested).
 func (r *Rep) live(i *instance) *pando.Failure {
 	ctx := i.stopCtx
+	// One of the cell's bounded start slots, from the files to the
+	// running process; a stop while waiting for it ends the wait.
+	release, err := r.starts.acquire(ctx, false, func(running, ahead int) {
+		r.cellLog(i, "OUT", "Cell %s is running %d container starts: instance %s waits for a start slot (%d ahead)", r.cfg.ID, running, i.guid, ahead)
+	})
+	if err != nil {
+		return &pando.Failure{Kind: pando.FailureStopped}
+	}
 	r.cellLog(i, "OUT", "Cell %s creating container for instance %s", r.cfg.ID, i.guid)
 	spec, err := r.instanceSpec(ctx, i)
 	if err == nil {
@@ -36,6 +44,7 @@ func (r *Rep) live(i *instance) *pando.Failure {
 			i.mu.Unlock()
 		}
 	}
+	release()
 	if err != nil {
 		if ctx.Err() != nil {
 			return &pando.Failure{Kind: pando.FailureStopped}
