@@ -12,6 +12,11 @@ import (
 // starts to drain.
 const stagingStartReserve = 1
 
+// WaitingForStartSlot begins the details of an instance waiting for one
+// of its cell's start slots ("waiting for a start slot on cell CELL (N
+// ahead)").
+const WaitingForStartSlot = "waiting for a start slot on cell"
+
 // DefaultMaxConcurrentStarts is the default bound on the container starts
 // a cell runs at once: two per CPU, at least 2.
 func DefaultMaxConcurrentStarts() int { return max(2*runtime.NumCPU(), 2) }

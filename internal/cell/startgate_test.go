@@ -247,7 +247,7 @@ func TestStartLRP_boundsConcurrentStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.wait(t, 10*time.Second, "the waiting instance removed", isRemoved(last))
-	if st := rc.states(last); !slices.Equal(st, []string{pando.ActualClaimed}) {
+	if st := rc.states(last); slices.ContainsFunc(st, func(s string) bool { return s != pando.ActualClaimed }) {
 		t.Errorf("reports of the stopped waiting instance: %v, want only CLAIMED", st)
 	}
 
@@ -260,10 +260,21 @@ func TestStartLRP_boundsConcurrentStarts(t *testing.T) {
 		t.Errorf("staging failure %+v, want its builder's exit 3 (the builder ran)", done.Failure)
 	}
 
-	// Waiting instances read as starting, not crashed.
+	// Waiting instances read as starting, not crashed, and say why, in
+	// their reports and in the cell's inventory.
+	inventory := map[string]pando.ActualLRP{}
+	for _, a := range r.Inventory().Actuals {
+		inventory[a.InstanceGUID] = a
+	}
 	for _, g := range waiting {
-		if st := rc.states(g); g != last && !slices.Equal(st, []string{pando.ActualClaimed}) {
-			t.Errorf("reports of waiting %s: %v, want only CLAIMED", g, st)
+		if g == last {
+			continue
+		}
+		if a := lastReport(rc, g); a.State != pando.ActualClaimed || !strings.HasPrefix(a.Details, WaitingForStartSlot+" cell-s (") {
+			t.Errorf("waiting %s last reported %s %q, want CLAIMED waiting for a start slot", g, a.State, a.Details)
+		}
+		if a := inventory[g]; a.State != pando.ActualClaimed || !strings.HasPrefix(a.Details, WaitingForStartSlot) {
+			t.Errorf("waiting %s in the inventory: %s %q, want CLAIMED waiting for a start slot", g, a.State, a.Details)
 		}
 	}
 
@@ -272,6 +283,11 @@ func TestStartLRP_boundsConcurrentStarts(t *testing.T) {
 	for k := range n {
 		if g := guid(k); g != last {
 			rc.wait(t, 20*time.Second, g+" RUNNING", isState(g, pando.ActualRunning))
+		}
+	}
+	for _, g := range waiting {
+		if a := lastReport(rc, g); g != last && (a.State != pando.ActualRunning || a.Details != "") {
+			t.Errorf("%s last reported %s %q, want RUNNING without details", g, a.State, a.Details)
 		}
 	}
 	held.mu.Lock()
@@ -283,4 +299,17 @@ func TestStartLRP_boundsConcurrentStarts(t *testing.T) {
 	if running, waiting := r.starts.counts(); running != 0 || waiting != 0 {
 		t.Errorf("after the starts: %d running, %d waiting", running, waiting)
 	}
+}
+
+// lastReport is the last state change reported of instance guid.
+func lastReport(rc *recorder, guid string) pando.ActualLRP {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var a pando.ActualLRP
+	for _, e := range rc.events {
+		if e.kind == "changed" && e.actual.InstanceGUID == guid {
+			a = e.actual
+		}
+	}
+	return a
 }
