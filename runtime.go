@@ -98,8 +98,13 @@ type ActualLRP struct {
 	Crash          *Failure
 	CrashReason    string
 	PlacementError string
-	Since          time.Time // when it entered State
-	StartedAt      time.Time // when the current container started (uptime)
+	// Details is what the cell says of an instance it holds back on purpose
+	// while CLAIMED: it waits for one of the cell's start slots. The API
+	// shows it as the instance's details; the BBS does not count the wait
+	// as the start being stuck. Empty otherwise.
+	Details   string
+	Since     time.Time // when it entered State
+	StartedAt time.Time // when the current container started (uptime)
 }
 
 // HealthCheckTimedOut begins the crash reason of an instance that never

@@ -56,6 +56,9 @@ moves to the next when it cannot reach it.`,
 			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
 				return err
 			}
+			if cfg.MaxConcurrentStarts < 0 {
+				return fmt.Errorf("--max-concurrent-starts %d: give a positive number of starts (0: two per CPU)", cfg.MaxConcurrentStarts)
+			}
 			if err := syncIntervalFlag("--sync-interval", cfg.SyncInterval); err != nil {
 				return err
 			}
@@ -79,6 +82,7 @@ moves to the next when it cannot reach it.`,
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches (Go build cache seed, python venv seed)")
 	f.StringVar(&logRateCeiling, "log-rate-ceiling", "4M", "the cell's bound on each container's log lines per second (unlimited: none)")
+	f.IntVar(&cfg.MaxConcurrentStarts, "max-concurrent-starts", 0, "most container starts the cell runs at once, the rest wait in order; stagings go first with a slot of their own (0: two per CPU, at least 2)")
 	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers (a multiple of 65536)")
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
 	f.StringArrayVar(&cfg.StagingEnv, "staging-env", nil, "KEY=VALUE in every staging container's environment on this cell, e.g. a proxy (repeatable; never logged)")

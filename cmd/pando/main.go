@@ -146,6 +146,9 @@ joined cells only, use pando api instead.`,
 			if cfg.LogRateCeiling, err = logRateFlag("--log-rate-ceiling", logRateCeiling); err != nil {
 				return err
 			}
+			if cfg.CellMaxConcurrentStarts < 0 {
+				return fmt.Errorf("--max-concurrent-starts %d: give a positive number of starts (0: two per CPU)", cfg.CellMaxConcurrentStarts)
+			}
 			if cfg.CellHostAddr, err = hostAddrFlag("--cell-host-addr", cfg.CellHostAddr); err != nil {
 				return err
 			}
@@ -162,6 +165,7 @@ joined cells only, use pando api instead.`,
 	f.StringVar(&cfg.HostCFStack, "host-stack-cf-stack", "", "CF_STACK that buildpacks see on the host stack (default \"host\"; e.g. cflinuxfs4 for CF's own buildpacks)")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/pando", "machine-wide caches shared by servers (Go build cache seed, python venv seed)")
 	f.StringVar(&logRateCeiling, "log-rate-ceiling", "4M", "the cell's bound on each container's log lines per second, whatever its own limit (each line counts 64 bytes more; unlimited: none)")
+	f.IntVar(&cfg.CellMaxConcurrentStarts, "max-concurrent-starts", 0, "most container starts the local cell runs at once (files, container, process), the rest wait in order; stagings go first with a slot of their own (0: two per CPU, at least 2)")
 	f.Uint32Var(&cfg.ContainerHostIDBase, "container-host-id-base", runc.DefaultHostIDBase, "first host uid/gid of containers: each gets 65536 from here on (a multiple of 65536)")
 	f.IntVar(&cfg.ContainerHostIDBlocks, "container-host-id-blocks", runc.DefaultHostIDBlocks, "how many containers' host id blocks the range holds")
 	f.StringArrayVar(&cfg.StagingEnv, "staging-env", nil, "KEY=VALUE environment for staging only, below the app's own (repeatable; e.g. HTTPS_PROXY=http://proxy:3128, npm_config_registry=URL); never shown to users")

@@ -97,6 +97,21 @@ func TestPlaceLRPs(t *testing.T) {
 			want:  []string{"web/0 -> b"},
 		},
 		{
+			// The big cell stays the emptier all along: only the penalty
+			// of the starts the batch gives it spreads a burst of one
+			// instance each of many apps.
+			name:  "each instance a batch places counts as starting on its cell",
+			cells: []pando.CellState{cellSpec("big", total(65536, 262144, 250)), cellSpec("small")},
+			reqs:  []LRPRequest{lrp("p1", 0, 256), lrp("p2", 0, 256), lrp("p3", 0, 256), lrp("p4", 0, 256)},
+			want:  []string{"p1/0 -> big", "p2/0 -> small", "p3/0 -> big", "p4/0 -> small"},
+		},
+		{
+			name:  "a cell busy starting loses to a fuller one",
+			cells: []pando.CellState{cellSpec("a", starting(40)), cellSpec("b", used(3000, 12000, 9))},
+			reqs:  []LRPRequest{lrp("web", 0, 256)},
+			want:  []string{"web/0 -> b"},
+		},
+		{
 			name:  "fits nowhere for memory",
 			cells: []pando.CellState{cellSpec("a", used(3800, 0, 1)), cellSpec("b", used(4000, 0, 1))},
 			reqs:  []LRPRequest{lrp("web", 0, 512)},

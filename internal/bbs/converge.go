@@ -2,6 +2,7 @@ package bbs
 
 import (
 	"context"
+	"time"
 
 	pando "github.com/pandoplatform/pando"
 )
@@ -74,7 +75,9 @@ func (b *BBS) ConvergeOnce(ctx context.Context) {
 			switch {
 			case !onCell:
 				b.rescheduleLocked(rec)
-			case now.Sub(rec.Since) > b.stuckAfter(d.StartTimeout):
+			case rec.Details == "" && now.Sub(later(rec.Since, rec.startingAt)) > b.stuckAfter(d.StartTimeout):
+				// While the cell says it holds the start back (Details:
+				// waiting for a start slot), the wait is not a stuck start.
 				b.log.Warn("instance stuck starting, placing again", "cell_id", rec.CellID,
 					"process_guid", rec.ProcessGUID, "instance_index", rec.Index)
 				b.rescheduleLocked(rec)
@@ -170,4 +173,12 @@ func (w *writeWatch) deleteActual(instanceGUID string) {
 		w.touched[a.ProcessGUID] = struct{}{}
 	}
 	w.state.deleteActual(instanceGUID)
+}
+
+// later returns the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

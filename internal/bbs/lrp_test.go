@@ -319,6 +319,46 @@ func TestConvergeOnce_restartsStuckClaimed(t *testing.T) {
 	}
 }
 
+// An instance its cell holds back (waiting for a start slot, in its
+// Details) is not stuck however long it waits; its start timeout runs
+// from when it stops waiting.
+func TestConvergeOnce_anInstanceWaitingForAStartSlotIsNotStuck(t *testing.T) {
+	h := newHarness(t, Config{StuckMargin: time.Minute})
+	c := newFakeCell("cell-a", 4096)
+	h.bbs.RegisterCell(c)
+	h.desire("web", 1, 1, 256)
+	first := h.actual("web", 0)
+	h.report(first, pando.ActualClaimed)
+	waiting := pando.ActualLRP{ProcessGUID: "web", InstanceGUID: first.InstanceGUID, CellID: "cell-a",
+		State: pando.ActualClaimed, Details: "waiting for a start slot on cell cell-a (40 ahead)"}
+	if err := h.bbs.ActualLRPChanged(h.ctx, waiting); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.actual("web", 0); got.Details != waiting.Details {
+		t.Errorf("details %q, want the cell's %q", got.Details, waiting.Details)
+	}
+	h.clock.Advance(10 * (DefaultStartTimeout + time.Minute))
+	h.bbs.ConvergeOnce(h.ctx)
+	if got := h.actual("web", 0); got.InstanceGUID != first.InstanceGUID {
+		t.Fatal("replaced while its cell said it waits for a start slot")
+	}
+
+	h.report(first, pando.ActualClaimed) // its start begins
+	if got := h.actual("web", 0); got.Details != "" {
+		t.Errorf("details %q once the start began, want none", got.Details)
+	}
+	h.clock.Advance(DefaultStartTimeout + time.Minute)
+	h.bbs.ConvergeOnce(h.ctx)
+	if got := h.actual("web", 0); got.InstanceGUID != first.InstanceGUID {
+		t.Fatal("replaced before start timeout + margin from the start")
+	}
+	h.clock.Advance(time.Second)
+	h.bbs.ConvergeOnce(h.ctx)
+	if got := h.actual("web", 0); got.InstanceGUID == first.InstanceGUID {
+		t.Error("stuck after its start began, but not replaced")
+	}
+}
+
 func TestConvergeOnce_createsMissingAndStopsUndesired(t *testing.T) {
 	h := newHarness(t, Config{})
 	c := newFakeCell("cell-a", 4096)

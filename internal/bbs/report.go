@@ -79,6 +79,10 @@ func (b *BBS) applyActualLocked(a pando.ActualLRP, mayAdopt bool) (reportOutcome
 			next.StartedAt = now
 		}
 		next.PlacementError = ""
+		if a.State == pando.ActualClaimed && rec.Details != "" && a.Details == "" {
+			next.startingAt = now // its start begins only now
+		}
+		next.Details = a.Details
 		if next.seenEpoch == 0 {
 			next.seenEpoch = b.epochs.seq
 		}
@@ -94,7 +98,7 @@ func (b *BBS) applyActualLocked(a pando.ActualLRP, mayAdopt bool) (reportOutcome
 
 func sameReport(x, y actualRecord) bool {
 	if x.State != y.State || x.CellID != y.CellID || x.Address != y.Address || x.Port != y.Port ||
-		!x.StartedAt.Equal(y.StartedAt) || x.PlacementError != y.PlacementError || len(x.Ports) != len(y.Ports) {
+		!x.StartedAt.Equal(y.StartedAt) || x.PlacementError != y.PlacementError || x.Details != y.Details || len(x.Ports) != len(y.Ports) {
 		return false
 	}
 	for i := range x.Ports {
@@ -132,6 +136,7 @@ func (b *BBS) crashLocked(rec actualRecord, crash *pando.Failure, reason string)
 	crashed.Crash, crashed.CrashReason = crash, reason
 	crashed.Since = now
 	crashed.Address, crashed.Port, crashed.Ports = "", 0, nil
+	crashed.Details = ""
 	crashed.restartAt = time.Time{}
 	if restart {
 		crashed.restartAt = now.Add(delay)

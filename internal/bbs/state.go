@@ -20,6 +20,9 @@ type actualRecord struct {
 	placing bool
 	// placedAt is when the auction handed the record to CellID.
 	placedAt time.Time
+	// startingAt is when the cell said a CLAIMED instance stopped waiting
+	// for a start slot (Details cleared): its start began then.
+	startingAt time.Time
 	// restartAt is when a CRASHED record is restarted; zero means never
 	// (the crash policy gave up).
 	restartAt time.Time

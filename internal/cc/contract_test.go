@@ -1955,6 +1955,16 @@ func TestContract_S1_instancesStartingAndCrashed(t *testing.T) {
 	if n := len(stats["resources"].([]any)); n != 2 || ctStr(stats, "resources.0.state") != "STARTING" || ctStr(stats, "resources.1.state") != "STARTING" {
 		t.Errorf("stats before the instances are healthy = %v, want 2 STARTING", stats["resources"])
 	}
+	// An instance its cell holds back says why in its details.
+	held := e.rt.actualLRPs(t, app.GUID)[0]
+	held.Details = "waiting for a start slot on cell cell-0 (3 ahead)"
+	if err := e.rt.board.ActualLRPChanged(context.Background(), held); err != nil {
+		t.Fatal(err)
+	}
+	stats = e.expect(e.get("/v3/processes/"+app.GUID+"/stats"), http.StatusOK)
+	if at := fmt.Sprintf("resources.%d.", held.Index); ctStr(stats, at+"state") != "STARTING" || ctStr(stats, at+"details") != held.Details {
+		t.Errorf("stats of a waiting instance = %v, want STARTING with details %q", stats["resources"], held.Details)
+	}
 	// Instances no cell can take (16 GB on a cell of 8) read DOWN with
 	// the reason.
 	e.expect(e.sendJSON("POST", "/v3/apps/"+app.GUID+"/processes/web/actions/scale", map[string]any{"memory_in_mb": 16384}), http.StatusAccepted)

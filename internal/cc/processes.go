@@ -452,6 +452,8 @@ func (a *API) processStats(ctx context.Context, p pando.Process) ([]instanceStat
 				case al.PlacementError != "":
 					st["state"] = "DOWN"
 					st["details"] = al.PlacementError
+				case al.Details != "":
+					st["details"] = al.Details // e.g. waiting for a start slot
 				case al.CrashCount > 0 && (al.Crash != nil || al.CrashReason != ""):
 					// Restarting after a crash: say why it went down.
 					st["details"] = crashDescription(al, p.Type)

@@ -72,6 +72,12 @@ type Config struct {
 	TotalMemoryMB int
 	TotalDiskMB   int
 	MaxContainers int
+	// MaxConcurrentStarts bounds the container starts the cell runs at
+	// once (from preparing an instance's, task's or staging's files to its
+	// process running); the others wait in order. Stagings go first and
+	// have a slot of their own beyond it. Default
+	// DefaultMaxConcurrentStarts().
+	MaxConcurrentStarts int
 	// Stacks maps a stack name to its root filesystem dir ("" is the host
 	// stack); default {"host": ""}. DefaultStack is used for requests that
 	// name none; default "host" if present, else the first name.
@@ -194,6 +200,9 @@ type Rep struct {
 	egressUpstream egress.Upstream
 	egressDeny     [][2]int
 
+	// starts bounds the container starts running at once (startgate.go).
+	starts *startGate
+
 	mu        sync.Mutex
 	reporter  pando.CellReporter
 	closed    bool
@@ -254,6 +263,9 @@ func New(cfg Config) (*Rep, error) {
 	}
 	if cfg.MaxContainers <= 0 {
 		cfg.MaxContainers = DefaultMaxContainers
+	}
+	if cfg.MaxConcurrentStarts <= 0 {
+		cfg.MaxConcurrentStarts = DefaultMaxConcurrentStarts()
 	}
 	if len(cfg.Stacks) == 0 {
 		cfg.Stacks = map[string]string{"host": ""}
@@ -328,6 +340,7 @@ func New(cfg Config) (*Rep, error) {
 	r := &Rep{
 		egressUpstream: upstream,
 		egressDeny:     deny,
+		starts:         newStartGate(cfg.MaxConcurrentStarts, stagingStartReserve),
 		cfg:            cfg,
 		log:            log,
 		logs:           logs,

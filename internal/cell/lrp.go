@@ -52,6 +52,7 @@ type instance struct {
 	stopping  bool
 	grace     time.Duration
 	state     string
+	details   string // reported while CLAIMED: it waits for a start slot
 	ctr       container.Container
 	startedAt time.Time
 	cpu       uint64
@@ -104,6 +105,9 @@ func (r *Rep) actual(i *instance, state string) pando.ActualLRP {
 		State:        state,
 		Since:        time.Now(),
 		StartedAt:    i.startedAt,
+	}
+	if state == pando.ActualClaimed {
+		a.Details = i.details
 	}
 	if state == pando.ActualRunning {
 		a.Address = r.cfg.HostAddr

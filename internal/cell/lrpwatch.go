@@ -25,6 +25,20 @@ type waitResult struct {
 // why it crashed (unused when a stop was requested).
 func (r *Rep) live(i *instance) *pando.Failure {
 	ctx := i.stopCtx
+	// One of the cell's bounded start slots, from the files to the
+	// running process; a stop while waiting for it ends the wait.
+	waited := false
+	release, err := r.starts.acquire(ctx, false, func(running, ahead int) {
+		waited = true
+		r.cellLog(i, "OUT", "Cell %s is running %d container starts: instance %s waits for a start slot (%d ahead)", r.cfg.ID, running, i.guid, ahead)
+		r.setDetails(i, fmt.Sprintf("%s %s (%d ahead)", WaitingForStartSlot, r.cfg.ID, ahead))
+	})
+	if err != nil {
+		return &pando.Failure{Kind: pando.FailureStopped}
+	}
+	if waited { // its start begins: the BBS times it from now
+		r.setDetails(i, "")
+	}
 	r.cellLog(i, "OUT", "Cell %s creating container for instance %s", r.cfg.ID, i.guid)
 	spec, err := r.instanceSpec(ctx, i)
 	if err == nil {
@@ -36,6 +50,7 @@ func (r *Rep) live(i *instance) *pando.Failure {
 			i.mu.Unlock()
 		}
 	}
+	release()
 	if err != nil {
 		if ctx.Err() != nil {
 			return &pando.Failure{Kind: pando.FailureStopped}
@@ -224,4 +239,13 @@ func (r *Rep) exitFailure(i *instance, w waitResult) *pando.Failure {
 		r.cellLog(i, "ERR", "Cell %s: instance %s exited with its disk full (quota %d MB)", r.cfg.ID, i.guid, i.diskMB)
 	}
 	return f
+}
+
+// setDetails sets what the cell says of a CLAIMED instance (also in its
+// Inventory) and reports it.
+func (r *Rep) setDetails(i *instance, details string) {
+	i.mu.Lock()
+	i.details = details
+	i.mu.Unlock()
+	r.reportActual(r.actual(i, pando.ActualClaimed))
 }

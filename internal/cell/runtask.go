@@ -142,6 +142,14 @@ func (r *Rep) startTask(ctx context.Context, tk *task, dir string) (run *resumed
 		r.emit(tk.t.Run.AppGUID, src, "0", typ, line)
 	})
 
+	// One of the cell's bounded start slots, until the process runs.
+	slot, err := r.starts.acquire(ctx, false, func(running, ahead int) {
+		r.taskLog(tk, "OUT", "Cell %s is running %d container starts: task %s waits for a start slot (%d ahead)", r.cfg.ID, running, guid, ahead)
+	})
+	if err != nil {
+		return nil, release, taskStopFailure(ctx)
+	}
+	defer slot()
 	r.taskLog(tk, "OUT", "Cell %s creating container for task %s", r.cfg.ID, guid)
 	vol, err := r.newVolume(ctx, dir, tk.diskMB)
 	if err == nil {

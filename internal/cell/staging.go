@@ -209,6 +209,15 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		defer r.releaseVolume(run.vol)
 		return r.finishStaging(ctx, tk, dir, run)
 	}
+	// A start slot until the builder runs: stagings go ahead of waiting
+	// instance and task starts and have a reserve slot of their own.
+	slot, err := r.starts.acquire(ctx, true, func(running, ahead int) {
+		r.stagingLog(req, "OUT", "Cell %s is running %d container starts; staging waits for a start slot (%d ahead)", r.cfg.ID, running, ahead)
+	})
+	if err != nil {
+		return pando.StagingResult{}, err
+	}
+	defer slot()
 	// Everything the staging writes, from the package to the droplet,
 	// is on this volume: its size is the staging's disk quota.
 	vol, err := r.newVolume(ctx, dir, tk.diskMB)
@@ -328,6 +337,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 	// everything about the container before it starts.
 	r.stagingLog(req, "OUT", "Creating container and staging...")
 	ctr, err := r.cfg.Backend.Run(ctx, spec)
+	slot()
 	if err != nil {
 		return pando.StagingResult{}, fmt.Errorf("create staging container: %w", err)
 	}

@@ -112,12 +112,26 @@ func (s *session) startWait(p api.Process) time.Duration {
 type crashWatch struct {
 	shown map[string]bool
 	last  string
+	// slotShown: instances waiting for a start slot were mentioned.
+	slotShown bool
 }
+
+// waitingForStartSlot begins the details the API gives of an instance its
+// cell holds back until one of its bounded start slots is free: it is
+// starting, not crashed.
+const waitingForStartSlot = "waiting for a start slot"
 
 func (w *crashWatch) observe(s *session, p api.Process, st *api.Stats) {
 	for _, in := range st.Resources {
 		reason := in.DetailsText()
 		if reason == "" || (in.State != "STARTING" && in.State != "CRASHED") {
+			continue
+		}
+		if in.State == "STARTING" && strings.HasPrefix(reason, waitingForStartSlot) {
+			if !w.slotShown {
+				w.slotShown = true
+				s.out("   %s #%d is %s (a cell starts a bounded number of containers at once)\n", p.Type, in.Index, reason)
+			}
 			continue
 		}
 		w.last = reason

@@ -85,6 +85,27 @@ func TestWait_showsEachCrashReasonOnceAndSucceedsWhenRunning(t *testing.T) {
 	}
 }
 
+// An instance its cell holds back until a start slot frees reads as
+// starting, said once, never as a crash.
+func TestWait_anInstanceWaitingForAStartSlotIsStartingNotCrashed(t *testing.T) {
+	_, h := startHarness(t, 2, [][]statEntry{
+		{{state: "STARTING"}, {state: "STARTING"}},
+		{{state: "STARTING"}, {state: "STARTING", details: "waiting for a start slot on cell cell-0 (2 ahead)"}},
+		{{state: "RUNNING"}, {state: "STARTING", details: "waiting for a start slot on cell cell-0 (1 ahead)"}},
+		{{state: "RUNNING"}, {state: "RUNNING"}},
+	})
+	if err := h.run("start", "myapp"); err != nil {
+		t.Fatalf("start: %v\nstdout:\n%s\nstderr:\n%s", err, h.out, h.err)
+	}
+	out := h.out.String()
+	if strings.Contains(out, "crash") {
+		t.Errorf("a waiting instance read as crashed:\n%s", out)
+	}
+	if n := strings.Count(out, "waiting for a start slot"); n != 1 || !strings.Contains(out, "   web #1 is waiting for a start slot on cell cell-0 (2 ahead)") {
+		t.Errorf("the wait for a start slot said %d times, want once:\n%s", n, out)
+	}
+}
+
 func TestWait_timeoutNamesTheLastCrashReason(t *testing.T) {
 	_, h := startHarness(t, 1, [][]statEntry{
 		{{state: "STARTING", details: "APP/PROC/WEB/0 Exited with status 1"}},

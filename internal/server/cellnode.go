@@ -44,10 +44,13 @@ type CellConfig struct {
 	DiskMB   int
 	// Stacks maps extra stack names to root filesystem dirs ("host" is
 	// always offered).
-	Stacks                map[string]string
-	HostCFStack           string
-	CacheDir              string
-	LogRateCeiling        int
+	Stacks         map[string]string
+	HostCFStack    string
+	CacheDir       string
+	LogRateCeiling int
+	// MaxConcurrentStarts bounds the container starts the cell runs at
+	// once; 0 means cell.DefaultMaxConcurrentStarts().
+	MaxConcurrentStarts   int
 	ContainerHostIDBase   uint32
 	ContainerHostIDBlocks int
 	InsecureRegistries    []string
@@ -217,6 +220,7 @@ func openCellNode(ctx context.Context, cfg CellConfig, apis *apiReplicas, host s
 	repCfg.StagingEgressDenyPorts = platformPorts(ln.Addr().String())
 	repCfg.StagingEgressMaxBytes = cfg.StagingEgressMaxBytes
 	repCfg.LogRateCeiling = cfg.LogRateCeiling
+	repCfg.MaxConcurrentStarts = cfg.MaxConcurrentStarts
 	repCfg.Logger = log.With("component", "cell")
 	n.rep, err = cell.New(repCfg)
 	if err != nil {

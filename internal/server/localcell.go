@@ -46,6 +46,7 @@ func openLocalCell(ctx context.Context, cfg Config, plan *cellPlan, p *platform)
 	repCfg.StagingEgressMaxBytes = cfg.StagingEgressMaxBytes
 	repCfg.StagingEgressDenyPorts = p.ports()
 	repCfg.LogRateCeiling = cfg.LogRateCeiling
+	repCfg.MaxConcurrentStarts = cfg.CellMaxConcurrentStarts
 	repCfg.Logger = p.log.With("component", "cell")
 	rep, err := cell.New(repCfg)
 	if err != nil {

@@ -88,6 +88,9 @@ type Config struct {
 	// (bytes/s, each line counting 64 more); 0 means
 	// cell.DefaultLogRateCeiling, -1 none.
 	LogRateCeiling int
+	// CellMaxConcurrentStarts bounds the container starts the local cell
+	// runs at once; 0 means cell.DefaultMaxConcurrentStarts().
+	CellMaxConcurrentStarts int
 	// ContainerHostIDBase and ContainerHostIDBlocks set the host uids and
 	// gids containers run as: a block of 65536 per container from the
 	// base; zero means runc.DefaultHostIDBase and DefaultHostIDBlocks.
