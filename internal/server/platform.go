@@ -35,6 +35,7 @@ type platform struct {
 	cfg     Config
 	log     *slog.Logger
 	verb    string // "pando server" or "pando api", in log lines
+	standby bool   // other servers may wait to replace this one (awaitLeadership)
 	fdLimit int
 	tempDir string
 
@@ -91,7 +92,7 @@ func (cfg Config) withDefaults() Config {
 // listeners closed, until it holds the database's claim
 // (awaitLeadership); ctx ending meanwhile returns ctx.Err().
 func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int, standby bool) (_ *platform, err error) {
-	p := &platform{cfg: cfg, log: cfg.Logger, verb: verb, fdLimit: fdLimit, tempDir: filepath.Join(cfg.DataDir, tempDirName)}
+	p := &platform{cfg: cfg, log: cfg.Logger, verb: verb, standby: standby, fdLimit: fdLimit, tempDir: filepath.Join(cfg.DataDir, tempDirName)}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -413,13 +414,18 @@ func (p *platform) run(ctx context.Context, local *localCell) error {
 // holdClaim keeps the PostgreSQL database this server's alone across a
 // restart of PostgreSQL or a network failure (sqlstore.Store.HoldClaim);
 // its error, another server having taken the database meanwhile, stops
-// this one.
+// this one. A server standbys may replace also stops when it cannot take
+// its claim again soon enough (sqlstore.Store.HoldLeadership).
 func (p *platform) holdClaim(ctx context.Context) error {
 	every := p.cfg.DatabaseClaimInterval
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	if err := p.store.HoldClaim(ctx, every); err != nil {
+	hold := p.store.HoldClaim
+	if p.standby {
+		hold = p.store.HoldLeadership
+	}
+	if err := hold(ctx, every); err != nil {
 		p.log.Error("stopping: the CCDB is another server's now", "err", err)
 		return fmt.Errorf("CCDB: %w", err)
 	}

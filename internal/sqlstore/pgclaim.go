@@ -141,8 +141,32 @@ func (s *Store) endStaleClaim(ctx context.Context, conn *sql.Conn) error {
 // server must stop) if another server took it meanwhile. It returns nil
 // when ctx ends, at once on SQLite or without a claim.
 func (s *Store) HoldClaim(ctx context.Context, every time.Duration) error {
+	return s.holdClaim(ctx, every, 0)
+}
+
+// claimGiveUp is how long after its claim was last seen alive a leader
+// that standbys may replace stops (HoldLeadership): PostgreSQL frees the
+// claim of a session on a dead network about a minute after its last
+// packet (tcp_keepalives_*: 30 s idle, then 3 probes 10 s apart), and a
+// standby takes it within a second of that.
+const claimGiveUp = 30 * time.Second
+
+// HoldLeadership is HoldClaim for a server that standbys may replace
+// (`pando api`): a claim whose session is gone and that it cannot take
+// again within 30 s of its last sign of life ends it with an error, as
+// another server taking it does. A leader cut off from PostgreSQL (while a
+// standby reaches it) thus stops before PostgreSQL frees the claim for the
+// standby, instead of serving its cells and clients beside the new leader
+// until it reaches PostgreSQL again.
+func (s *Store) HoldLeadership(ctx context.Context, every time.Duration) error {
+	return s.holdClaim(ctx, every, claimGiveUp)
+}
+
+// holdClaim is HoldClaim; giveUp > 0 is HoldLeadership's bound.
+func (s *Store) holdClaim(ctx context.Context, every, giveUp time.Duration) error {
 	s.claimMu.Lock()
 	held := s.claim != nil
+	s.claimAlive = time.Now()
 	s.claimMu.Unlock()
 	if !held {
 		return nil
@@ -155,15 +179,16 @@ func (s *Store) HoldClaim(ctx context.Context, every time.Duration) error {
 			return nil
 		case <-tick.C:
 		}
-		if err := s.checkClaim(ctx); err != nil {
+		if err := s.checkClaim(ctx, giveUp); err != nil {
 			return err
 		}
 	}
 }
 
 // checkClaim pings the claim's session; if it is gone, it tries once to
-// take the claim again.
-func (s *Store) checkClaim(ctx context.Context) error {
+// take the claim again, and with giveUp > 0 fails once the claim was last
+// seen alive longer ago than that.
+func (s *Store) checkClaim(ctx context.Context, giveUp time.Duration) error {
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	if s.closed {
@@ -173,6 +198,9 @@ func (s *Store) checkClaim(ctx context.Context) error {
 		pctx, cancel := context.WithTimeout(ctx, cmp.Or(s.claimPing, claimPingTimeout))
 		err := s.claim.PingContext(pctx)
 		cancel()
+		if err == nil {
+			s.claimAlive = time.Now()
+		}
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -188,12 +216,17 @@ func (s *Store) checkClaim(ctx context.Context) error {
 	case errors.Is(err, errClaimTaken):
 		return errors.New("another Pando server took this PostgreSQL database while this one's session was gone (PostgreSQL restarted, the network failed, or an operator ended it): this one stops (one server per database)")
 	case err != nil:
-		if ctx.Err() == nil {
-			s.logger.Debug("PostgreSQL still unreachable: the claim waits", "err", err)
+		if ctx.Err() != nil {
+			return nil
 		}
+		if lost := time.Since(s.claimAlive); giveUp > 0 && lost > giveUp {
+			return fmt.Errorf("the claim on the PostgreSQL database was lost %s ago and PostgreSQL still cannot be reached: this one stops before a standby takes over (a supervisor restarting it makes it a standby): %w", lost.Round(time.Second), err)
+		}
+		s.logger.Debug("PostgreSQL still unreachable: the claim waits", "err", err)
 		return nil
 	}
 	s.claim = conn
+	s.claimAlive = time.Now()
 	s.logger.Info("took the claim on the PostgreSQL database again")
 	return nil
 }

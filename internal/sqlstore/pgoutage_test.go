@@ -210,3 +210,32 @@ func TestPostgres_aWritesWaitIsBoundedAndGivesItsPlaceBack(t *testing.T) {
 		}
 	}
 }
+
+// A leader standbys may replace (HoldLeadership) that cannot take its
+// claim again stops once the claim was last seen alive longer ago than
+// its bound, before PostgreSQL would free it for a standby: it does not
+// go on serving beside the new leader until PostgreSQL answers it again.
+func TestPostgres_aLeaderCutOffFromItsClaimStopsWithinItsBound(t *testing.T) {
+	k := pgtest.Own(t)
+	ctx := t.Context()
+	s := openTemp(t, k.URL(t))
+	if err := s.ClaimDatabase(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	const giveUp = time.Second
+	held := make(chan error, 1)
+	go func() { held <- s.holdClaim(ctx, 20*time.Millisecond, giveUp) }()
+	k.Stop(t)
+	stopped := time.Now()
+	select {
+	case err := <-held:
+		if err == nil || !strings.Contains(err.Error(), "stops before a standby takes over") {
+			t.Fatalf("holdClaim: %v; want it to stop saying PostgreSQL cannot be reached", err)
+		}
+		if d := time.Since(stopped); d < giveUp/2 {
+			t.Errorf("holdClaim stopped %s after PostgreSQL went; want it to wait about %s for the claim", d, giveUp)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("holdClaim still holds on a minute after PostgreSQL went away")
+	}
+}

@@ -52,6 +52,9 @@ type Store struct {
 	// bounds HoldClaim's check of it (0: claimPingTimeout).
 	claimSession pgSession
 	claimPing    time.Duration
+	// claimAlive is when HoldLeadership last saw the claim's session
+	// alive (claimMu).
+	claimAlive time.Time
 
 	// circuit fails requests at once while PostgreSQL cannot be reached
 	// (nil on SQLite and in a transaction-bound Store).
