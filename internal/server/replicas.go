@@ -46,7 +46,7 @@ func SharedSecretFiles() []string {
 }
 
 // fingerprintVersion starts a fingerprint, for a later change of scheme.
-const fingerprintVersion = "v1"
+const fingerprintVersion = "v2"
 
 // ensureSharedSecrets creates the shared secrets the data dir lacks (as
 // the first start of a server does) and returns the sealer and the admin
@@ -77,9 +77,10 @@ func ensureSharedSecrets(cfg Config) (sealer *secrets.Box, password string, crea
 }
 
 // secretsFingerprint fingerprints the shared secrets in dataDir: one
-// NAME=HEX field per file. The encryption key's is its SHA-256; the
-// others' are HMACs under it, so the database's readers cannot test
-// guesses of the admin password against it.
+// NAME=HEX field per file. The encryption key's is a SHA-256 of it; the
+// others' are HMACs under another SHA-256 of it, which the fingerprint
+// does not show, so the database's readers cannot test guesses of the
+// admin password against it. (v1 keyed them with the digest it showed.)
 func secretsFingerprint(dataDir string) (string, error) {
 	fields := []string{fingerprintVersion}
 	var key []byte
@@ -90,8 +91,9 @@ func secretsFingerprint(dataDir string) (string, error) {
 		}
 		var sum []byte
 		if key == nil {
-			h := sha256.Sum256(append([]byte("pando secrets fingerprint\x00"), b...))
-			sum, key = h[:], h[:]
+			shown := sha256.Sum256(append([]byte("pando secrets fingerprint\x00"), b...))
+			hidden := sha256.Sum256(append([]byte("pando secrets fingerprint hmac key\x00"), b...))
+			sum, key = shown[:], hidden[:]
 		} else {
 			m := hmac.New(sha256.New, key)
 			m.Write([]byte(s.file + "\x00"))
@@ -109,6 +111,11 @@ func secretsFingerprint(dataDir string) (string, error) {
 func secretsMismatch(dataDir, mine, recorded string) error {
 	if mine == recorded {
 		return nil
+	}
+	if v, _, _ := strings.Cut(recorded, " "); v != fingerprintVersion {
+		return &secretsDiffer{msg: fmt.Sprintf("the database's fingerprint of the shared secrets is of another scheme (%s; this server makes %s), so this server cannot check its data dir %s against it. "+
+			"If every server of this database holds the same %s, delete it (DELETE FROM server_state WHERE name = '%s') and start this server again: the first leader records it anew (docs/operating.md, \"Several API replicas\")",
+			v, fingerprintVersion, dataDir, strings.Join(SharedSecretFiles(), ", "), sqlstore.StateSecretsFingerprint)}
 	}
 	parse := func(fp string) map[string]string {
 		m := map[string]string{}

@@ -3,6 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"os"
@@ -274,5 +277,58 @@ func TestRunAPI_standbyRefusesSecretsRecordedWhileItWaits(t *testing.T) {
 		}
 	case <-time.After(bootTimeout):
 		t.Fatalf("the standby kept waiting with other secrets than the database's")
+	}
+}
+
+// The fingerprint's HMACs are keyed by nothing it shows: whoever reads
+// the database cannot test guesses of the admin password (or of the other
+// secrets) against it, the right guess included.
+func TestSecretsFingerprint_letsNoReaderTestAGuessOfTheAdminPassword(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, _, err := ensureSharedSecrets(Config{DataDir: dir, AdminPassword: "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	fp, err := secretsFingerprint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guess, err := os.ReadFile(filepath.Join(dir, "admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	for _, f := range strings.Fields(fp)[1:] {
+		k, v, _ := strings.Cut(f, "=")
+		fields[k] = v
+	}
+	for name, shown := range fields {
+		key, err := hex.DecodeString(shown)
+		if err != nil {
+			t.Fatalf("field %s: %v", name, err)
+		}
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("admin-password\x00"))
+		m.Write(guess)
+		if hex.EncodeToString(m.Sum(nil)) == fields["admin-password"] {
+			t.Fatalf("the admin password's HMAC is keyed by the fingerprint's %s field: a reader of the database can test guesses", name)
+		}
+	}
+}
+
+// A fingerprint of another scheme is not read as other secrets: the
+// error says so and how to record it anew.
+func TestSecretsMismatch_aFingerprintOfAnotherSchemeSaysHowToRecordItAnew(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, _, err := ensureSharedSecrets(Config{DataDir: dir, AdminPassword: "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := secretsFingerprint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "v1" + strings.TrimPrefix(mine, fingerprintVersion)
+	err = secretsMismatch(dir, mine, old)
+	if err == nil || !strings.Contains(err.Error(), "another scheme") || !strings.Contains(err.Error(), "DELETE FROM server_state WHERE name = 'secrets_fingerprint'") {
+		t.Fatalf("secretsMismatch with a v1 fingerprint: %v; want it to name the scheme and the row to delete", err)
 	}
 }
