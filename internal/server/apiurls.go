@@ -71,8 +71,9 @@ func (r *apiReplicas) current() *url.URL {
 }
 
 // each tries try on the replicas in turn, the one in use first (or last,
-// with skipCurrent), until one succeeds; it then uses that one, saying so
-// once when it is another. The error is every replica's.
+// with skipCurrent), until one succeeds, each for discoverTimeout at most
+// and a fair share of what ctx's deadline leaves; it then uses that one,
+// saying so once when it is another. The error is every replica's.
 func (r *apiReplicas) each(ctx context.Context, skipCurrent bool, try func(ctx context.Context, u *url.URL) error) error {
 	r.mu.Lock()
 	start := r.cur
@@ -86,7 +87,13 @@ func (r *apiReplicas) each(ctx context.Context, skipCurrent bool, try func(ctx c
 		}
 		tctx, cancel := ctx, context.CancelFunc(func() {})
 		if n > 1 {
-			tctx, cancel = context.WithTimeout(ctx, discoverTimeout)
+			d := discoverTimeout
+			if dl, ok := ctx.Deadline(); ok {
+				// What ctx leaves is shared by the replicas not tried
+				// yet: silent ones do not keep the last from its turn.
+				d = min(d, time.Until(dl)/time.Duration(n-i))
+			}
+			tctx, cancel = context.WithTimeout(ctx, d)
 		}
 		err := try(tctx, r.urls[idx])
 		cancel()

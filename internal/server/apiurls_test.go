@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pandoplatform/pando/internal/cellauth"
 )
@@ -92,5 +93,29 @@ func TestAPIReplicas_moveToTheNextThatAnswers(t *testing.T) {
 	}
 	if r.current().Host != "a" {
 		t.Errorf("in use after none answered: %s, want a (unchanged)", r.current().Host)
+	}
+}
+
+// Replicas that never answer (a dead machine's address swallowing
+// packets) share the caller's deadline with the others: the one that
+// answers is reached within it even when it comes last, as a cell's
+// presence failover (10 s for every replica) needs with several dead.
+func TestAPIReplicas_silentReplicasLeaveTheLastItsTurn(t *testing.T) {
+	urls, err := parseAPIURLs("--join", "http://a,http://b,http://c,http://d,http://e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newAPIReplicas(urls, cellauth.Token{}, slog.New(slog.DiscardHandler))
+	try := func(ctx context.Context, u *url.URL) error {
+		if u.Host == "e" {
+			return nil
+		}
+		<-ctx.Done() // silent
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if err := r.each(ctx, true, try); err != nil || r.current().Host != "e" {
+		t.Fatalf("failover past three silent replicas: %v, in use %s; want e", err, r.current().Host)
 	}
 }
