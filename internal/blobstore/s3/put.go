@@ -106,10 +106,8 @@ func (s *Store) putViaTemp(ctx context.Context, name string, opts minio.PutObjec
 	if err != nil {
 		return pando.BlobInfo{}, err
 	}
-	size, err := s.putMultipart(ctx, tmp, opts, part, src, func(int64) error { return nil })
-	if err != nil {
-		return pando.BlobInfo{}, err
-	}
+	// Removed even when the upload failed: a completion S3 carried out
+	// but whose answer was lost leaves the object.
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 		defer cancel()
@@ -118,6 +116,10 @@ func (s *Store) putViaTemp(ctx context.Context, name string, opts minio.PutObjec
 				"bucket", s.cfg.Bucket, "object", tmp, "err", err)
 		}
 	}()
+	size, err := s.putMultipart(ctx, tmp, opts, part, src, func(int64) error { return nil })
+	if err != nil {
+		return pando.BlobInfo{}, err
+	}
 	got := src.info(size)
 	if err := ctx.Err(); err != nil {
 		return pando.BlobInfo{}, err

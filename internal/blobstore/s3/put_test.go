@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,5 +108,36 @@ func TestPut_aFailedOrCancelledCopyIntoPlaceLeavesNothing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A completion of the temporary upload that S3 carries out but whose
+// answer is lost (an error to the client) still leaves no temporary
+// object: the Put removes it whatever the completion said.
+func TestPut_aTemporaryUploadWhoseCompletionAnswerIsLostIsRemoved(t *testing.T) {
+	var lost atomic.Int64
+	front := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost || !r.URL.Query().Has("uploadId") || !strings.Contains(r.URL.Path, "/"+tempDir+"/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(httptest.NewRecorder(), r) // done, answer lost
+			lost.Add(1)
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>lost</Message></Error>`))
+		})
+	}
+	fake := fakes3.StartWith(t, front, "pando-blobs")
+	s := newStore(t, fake)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 11<<20/16)
+	if _, err := s.Put(t.Context(), "droplets/lost", bytes.NewReader(big)); err == nil {
+		t.Fatal("Put succeeded though its temporary upload's completion failed")
+	}
+	if lost.Load() == 0 {
+		t.Fatal("no completion of a temporary upload was seen")
+	}
+	if left := fake.Objects(t, "pando-blobs", s.cfg.Prefix+"/"+tempDir+"/"); len(left) != 0 {
+		t.Fatalf("temporary uploads left after a failed Put: %v", left)
 	}
 }
