@@ -114,6 +114,12 @@ func CopyToPostgres(ctx context.Context, sqlitePath, pgURL string, opts CopyOpti
 	if !claimed {
 		return nil, fmt.Errorf("PostgreSQL at %s: a Pando server is using database %q: stop it (the target must be an empty database no server uses)", where, cfg.Database)
 	}
+	// Given back before the session ends: PostgreSQL frees a closed
+	// session's locks only once its backend has gone, after Close
+	// returns, so a copy run again at once would find it still held.
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", pgServerLock)
+	}()
 	tv, err := pgSchemaVersion(ctx, conn)
 	if err != nil {
 		return nil, redact(fmt.Errorf("PostgreSQL at %s: %w", where, err))
