@@ -148,20 +148,7 @@ func TestRunAPI_secondOnOneDatabaseIsAStandbyUntilTheLeaderStops(t *testing.T) {
 	var logs logBuffer
 	cfgB.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	standby := start(t, func(ctx context.Context) error { return RunAPI(ctx, cfgB) })
-	deadline := time.Now().Add(bootTimeout)
-	for !strings.Contains(logs.String(), "is a standby") {
-		select {
-		case err := <-standby.done:
-			standby.done = nil
-			t.Fatalf("the standby returned: %v", err)
-		case <-readyB:
-			t.Fatal("the standby serves while the leader runs")
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the standby did not say it waits within %s; logs:\n%s", bootTimeout, logs.String())
-		}
-	}
+	awaitStandby(t, "the standby", standby, &logs, readyB)
 	if line := logs.String(); !strings.Contains(line, "api "+addrsA[0]) {
 		t.Errorf("the standby does not name the leader (api %s): %s", addrsA[0], line)
 	}
@@ -173,17 +160,7 @@ func TestRunAPI_secondOnOneDatabaseIsAStandbyUntilTheLeaderStops(t *testing.T) {
 	var logsC logBuffer
 	cfgC.Logger = slog.New(slog.NewTextHandler(&logsC, nil))
 	third := start(t, func(ctx context.Context) error { return RunAPI(ctx, cfgC) })
-	for !strings.Contains(logsC.String(), "is a standby") {
-		select {
-		case err := <-third.done:
-			third.done = nil
-			t.Fatalf("the third returned: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the third did not say it waits; logs:\n%s", logsC.String())
-		}
-	}
+	awaitStandby(t, "the third", third, &logsC, nil)
 	third.stop(t)
 
 	leader.stop(t)
@@ -246,18 +223,7 @@ func TestRunAPI_standbyRefusesSecretsRecordedWhileItWaits(t *testing.T) {
 	var logs logBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	standby := start(t, func(ctx context.Context) error { return RunAPI(ctx, cfg) })
-	deadline := time.Now().Add(bootTimeout)
-	for !strings.Contains(logs.String(), "is a standby") {
-		select {
-		case err := <-standby.done:
-			standby.done = nil
-			t.Fatalf("the standby returned: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the standby did not say it waits; logs:\n%s", logs.String())
-		}
-	}
+	awaitStandby(t, "the standby", standby, &logs, nil)
 	other := Config{DataDir: t.TempDir(), AdminPassword: "another"}
 	if _, _, _, err := ensureSharedSecrets(other); err != nil {
 		t.Fatal(err)
@@ -330,5 +296,25 @@ func TestSecretsMismatch_aFingerprintOfAnotherSchemeSaysHowToRecordItAnew(t *tes
 	err = secretsMismatch(dir, mine, old)
 	if err == nil || !strings.Contains(err.Error(), "another scheme") || !strings.Contains(err.Error(), "DELETE FROM server_state WHERE name = 'secrets_fingerprint'") {
 		t.Fatalf("secretsMismatch with a v1 fingerprint: %v; want it to name the scheme and the row to delete", err)
+	}
+}
+
+// awaitStandby waits until n logs that it is a standby; it fails t if n
+// returns first or serves (ready, when given, reports).
+func awaitStandby(t *testing.T, what string, n *node, logs *logBuffer, ready <-chan [2]string) {
+	t.Helper()
+	deadline := time.Now().Add(bootTimeout)
+	for !strings.Contains(logs.String(), "is a standby") {
+		select {
+		case err := <-n.done:
+			n.done = nil
+			t.Fatalf("%s returned: %v", what, err)
+		case <-ready:
+			t.Fatalf("%s serves while the leader runs", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not say it waits within %s; logs:\n%s", what, bootTimeout, logs.String())
+		}
 	}
 }
