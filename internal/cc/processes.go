@@ -86,13 +86,19 @@ func (a *API) updateProcess(ctx context.Context, id Identity, p pando.Process, u
 		}
 		before, p = cur, u.applyTo(cur)
 		p.UpdatedAt = a.now()
-		if app, err = a.db(ctx).GetApp(ctx, p.AppGUID); err == nil {
+		// A process without its app (being deleted) has no quota to
+		// check or event to record; any other failure to read the app
+		// fails the update rather than skipping its quota check.
+		switch app, err = a.db(ctx).GetApp(ctx, p.AppGUID); {
+		case err == nil:
 			haveApp = true
 			if app.State == pando.AppStarted {
 				if err := a.checkAppQuotas(ctx, app, []pando.Process{p}); err != nil {
 					return err
 				}
 			}
+		case !pando.IsNotFound(err):
+			return fmt.Errorf("read app %s: %w", p.AppGUID, err)
 		}
 		if err := a.db(ctx).UpdateProcess(ctx, p); err != nil {
 			return fmt.Errorf("update process %s: %w", p.GUID, err)
