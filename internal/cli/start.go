@@ -356,12 +356,16 @@ func (s *session) printLastLogs(ctx context.Context, app *api.App) {
 		return
 	}
 	var keep []api.LogLine
+	// afterStaging: a line of the app's start since its staging was seen.
+	afterStaging := false
 	for _, l := range lines { // newest first
 		// A staging's lines before the app's newest ones end the report:
-		// what came before them is an older droplet's.
-		if l.SourceType == "STG" && len(keep) > 0 {
+		// what came before them is an older droplet's (also when this
+		// start printed nothing but the cell's progress).
+		if l.SourceType == "STG" && afterStaging {
 			break
 		}
+		afterStaging = afterStaging || l.SourceType != "STG"
 		// Staging, the router's access lines and the cells' progress
 		// ("creating container ...", four lines a start) would bury what
 		// the app printed; the cells' errors stay.

@@ -253,6 +253,36 @@ func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 	}
 }
 
+// A start that printed nothing (only the cell's progress lines, which the
+// report leaves out) still ends the report at this push's staging: what an
+// older droplet printed before it is not shown as this push's.
+func TestPush_crashReportOfASilentStartShowsNoOlderDropletsLines(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.lastLine = "Staging complete"
+	f.stats = [][]statEntry{{{state: "CRASHED", details: "APP/PROC/WEB/0 Exited with status 1"}}}
+	ts := int64(1795663555000000000)
+	f.envelopes = []fakeEnvelope{
+		{ts: ts - 3, sourceType: "APP/PROC/WEB", instance: "0", typ: "ERR", payload: "an older droplet's line"},
+		{ts: ts - 2, sourceType: "STG", instance: "0", typ: "OUT", payload: "Downloading app package..."},
+		{ts: ts - 1, sourceType: "STG", instance: "0", typ: "OUT", payload: "Staging complete"},
+		{ts: ts, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 creating container for instance 078f"},
+		{ts: ts + 1, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 destroying container for instance 078f"},
+	}
+	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+	if err == nil || !strings.Contains(err.Error(), "crashed: APP/PROC/WEB/0 Exited with status 1") {
+		t.Fatalf("err = %v, want the crash", err)
+	}
+	stderr := h.err.String()
+	if strings.Contains(stderr, "older droplet") {
+		t.Errorf("stderr shows an older droplet's line:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "The app logged nothing.") {
+		t.Errorf("stderr does not say the app logged nothing:\n%s", stderr)
+	}
+}
+
 // run-task on an app whose staging failed got CF's "Assign current droplet
 // to app", which names no pando verb: the error says what to do.
 func TestRunTask_withoutADropletSaysToPushFirst(t *testing.T) {
