@@ -345,6 +345,48 @@ func TestPush_anEarlierPushDoesNotReplaceANewerOnesDroplet(t *testing.T) {
 	}
 }
 
+// created_at shows whole seconds: of two pushes begun within one second,
+// the API's order (newest first) says which is newer. The earlier one
+// does not make its droplet current; the later one does.
+func TestPush_ofTwoPushesInOneSecondTheOneListedNewerWins(t *testing.T) {
+	for _, oursIsNewer := range []bool{false, true} {
+		f := newFakeCF(t)
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		f.appExists = true
+		f.lastLine = "Staging complete"
+		f.stats = [][]statEntry{{{state: "RUNNING"}}}
+		f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet || r.URL.Path != "/v3/apps/"+appGUID+"/builds" {
+				return false
+			}
+			ours := f.buildJSON("STAGED")
+			other := f.buildJSON("STAGING") // begun in the same second
+			other["guid"], other["droplet"] = "0f873736-2af2-4723-884b-2aa4f22ac034", nil
+			switch {
+			case !strings.Contains(r.URL.Query().Get("states"), "STAGED"):
+				f.writeJSON(w, 200, f.list())
+			case oursIsNewer:
+				f.writeJSON(w, 200, f.list(ours, other))
+			default:
+				f.writeJSON(w, 200, f.list(other, ours))
+			}
+			return true
+		}
+		err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+		made := false
+		for _, r := range f.requests() {
+			made = made || strings.Contains(r, "current_droplet")
+		}
+		if oursIsNewer && (err != nil || !made) {
+			t.Errorf("the newer push: err = %v, made its droplet current %v", err, made)
+		}
+		if !oursIsNewer && (err == nil || !strings.Contains(err.Error(), "a newer push or restage of myapp") || made) {
+			t.Errorf("the earlier push: err = %v, made its droplet current %v", err, made)
+		}
+	}
+}
+
 // Deleting an app while it stages cancels its staging: the build may end
 // FAILED ("task was cancelled") before it is gone, and the push said only
 // that, as if something else had cancelled it.
