@@ -295,3 +295,45 @@ func TestCache_aRuntimeThatAlwaysHangsIsAskedLessAndLessOften(t *testing.T) {
 		t.Errorf("ruby asked at %v, want %v (30 s, then doubling up to the TTL)", askedAt, want)
 	}
 }
+
+// Keep (a joined cell's loop: its state reports Known) asks an answer cut
+// short again when it is due, not only at its interval.
+func TestCache_keepAsksACutShortAnswerAgainBeforeItsInterval(t *testing.T) {
+	h := newCountedHost(t, map[string]string{"node": "echo v20.1.2"})
+	marker := filepath.Join(h.prefix, "answer")
+	h.replace(t, "ruby", "[ -e "+marker+" ] && echo ruby 3.1.2p20 || exec /bin/sleep 30")
+	c := &Cache{Stacks: map[string]string{"host": ""}, HostPath: h.bin, timeout: 300 * time.Millisecond,
+		firstRetry: 200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Keep(ctx, time.Hour, func(stack string, err error) { t.Errorf("probe %s: %v", stack, err) })
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if rts, ok := c.Known("host"); ok {
+			if !reflect.DeepEqual(rts, []Runtime{{"node", "20.1.2"}}) {
+				t.Fatalf("first answer %v, want node alone (ruby cut short)", rts)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no first answer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	writeFile(t, marker, "", 0o644)
+	want := []Runtime{{"node", "20.1.2"}, {"ruby", "3.1.2"}}
+	for {
+		if rts, _ := c.Known("host"); reflect.DeepEqual(rts, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			rts, _ := c.Known("host")
+			t.Fatalf("Known = %v, want %v well before Keep's hour", rts, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
