@@ -195,6 +195,24 @@ func TestWait_saysWhatASlowStartWaitsFor(t *testing.T) {
 	}
 }
 
+// Instances waiting for a start slot on their cell run no health check
+// yet: the wait does not say the check is what holds them up.
+func TestWait_saysNothingOfHealthChecksWhileInstancesWaitForAStartSlot(t *testing.T) {
+	waiting := statEntry{state: "STARTING", details: "waiting for a start slot on cell cell-0 (3 ahead)"}
+	_, h := startHarness(t, 1, [][]statEntry{{waiting}, {waiting}, {{state: "RUNNING"}}})
+	h.env.slowStartNote = 0
+	if err := h.run("start", "myapp"); err != nil {
+		t.Fatalf("start: %v\n%s", err, h.err)
+	}
+	out := h.out.String()
+	if strings.Contains(out, "the health check waits") {
+		t.Errorf("a slot wait was said to be the health check's:\n%s", out)
+	}
+	if !strings.Contains(out, "waiting for a start slot on cell cell-0") {
+		t.Errorf("the slot wait was not said:\n%s", out)
+	}
+}
+
 func TestSlowStartText_namesTheCheck(t *testing.T) {
 	app := &api.App{Name: "shop"}
 	var p api.Process
