@@ -170,7 +170,10 @@ func (c *Cache) Known(stack string) (rts []Runtime, ok bool) {
 }
 
 // host asks the host runtimes on path whose answer is not kept under
-// their current key, and keeps the answers (c.probing held).
+// their current key, and keeps the versions they answered (c.probing
+// held). A command that failed (a python3 without pip, a JVM that could
+// not start on a machine short of memory) is asked again at the next
+// look: its failure may not last.
 func (c *Cache) host(ctx context.Context, path string) (_ []Runtime, complete bool, _ error) {
 	c.mu.Lock()
 	if !c.loaded {
@@ -208,9 +211,10 @@ func (c *Cache) host(ctx context.Context, path string) (_ []Runtime, complete bo
 			versions[i] = a.version
 			mu.Lock()
 			defer mu.Unlock()
-			if !a.final {
+			switch {
+			case !a.final:
 				complete = false
-			} else if key != "" {
+			case key != "" && a.version != "":
 				kept[key] = a.version
 			}
 		}()

@@ -337,3 +337,38 @@ func TestCache_keepAsksACutShortAnswerAgainBeforeItsInterval(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A runtime that failed to answer (a JVM that could not start on a
+// machine short of memory) is asked again at the next look and at the
+// next start: its failure is not kept as its answer.
+func TestCache_aFailedAnswerIsAskedAgain(t *testing.T) {
+	h := newCountedHost(t, map[string]string{"node": "echo v20.1.2"})
+	marker := filepath.Join(h.prefix, "answer")
+	h.replace(t, "java", `[ -e `+marker+` ] || { echo "Error occurred during initialization of VM" >&2; exit 1; }
+echo 'openjdk version "17.0.9" 2023-10-17' >&2`)
+	file := filepath.Join(t.TempDir(), "stack-runtimes.json")
+	now := time.Unix(1_800_000_000, 0)
+	newCache := func() *Cache {
+		return &Cache{Stacks: map[string]string{"host": ""}, HostPath: h.bin, File: file, Now: func() time.Time { return now }}
+	}
+	runtimes := func(c *Cache, want []Runtime) {
+		t.Helper()
+		if got, err := c.Runtimes(context.Background(), "host"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Runtimes = %v %v, want %v", got, err, want)
+		}
+	}
+	c := newCache()
+	runtimes(c, []Runtime{{"node", "20.1.2"}})
+	// The next start asks it again (and node not).
+	runtimes(newCache(), []Runtime{{"node", "20.1.2"}})
+	if n := h.runs(t, "java -version"); n != 2 {
+		t.Errorf("java asked %d times by two starts, want 2", n)
+	}
+	if n := h.runs(t, "node --version"); n != 1 {
+		t.Errorf("node asked %d times, want 1", n)
+	}
+	// Once it works, the next look (the TTL's) finds it.
+	writeFile(t, marker, "", 0o644)
+	now = now.Add(11 * time.Minute)
+	runtimes(c, []Runtime{{"node", "20.1.2"}, {"java", "17.0.9"}})
+}
