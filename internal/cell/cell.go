@@ -340,7 +340,7 @@ func New(cfg Config) (*Rep, error) {
 	r := &Rep{
 		egressUpstream: upstream,
 		egressDeny:     deny,
-		starts:         newStartGate(cfg.MaxConcurrentStarts, stagingStartReserve),
+		starts:         newStartGate(cfg.MaxConcurrentStarts, stagingStartReserve, startWaitRefresh),
 		cfg:            cfg,
 		log:            log,
 		logs:           logs,

@@ -29,8 +29,10 @@ func (r *Rep) live(i *instance) *pando.Failure {
 	// running process; a stop while waiting for it ends the wait.
 	waited := false
 	release, err := r.starts.acquire(ctx, false, func(running, ahead int) {
+		if !waited { // then only its details follow its place in line
+			r.cellLog(i, "OUT", "Cell %s is running %d container starts: instance %s waits for a start slot (%d ahead)", r.cfg.ID, running, i.guid, ahead)
+		}
 		waited = true
-		r.cellLog(i, "OUT", "Cell %s is running %d container starts: instance %s waits for a start slot (%d ahead)", r.cfg.ID, running, i.guid, ahead)
 		r.setDetails(i, fmt.Sprintf("%s %s (%d ahead)", WaitingForStartSlot, r.cfg.ID, ahead))
 	})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 )
 
 // stagingStartReserve is how many starts stagings may run beyond the
@@ -29,6 +30,9 @@ func DefaultMaxConcurrentStarts() int { return max(2*runtime.NumCPU(), 2) }
 // leaves the queue at once.
 type startGate struct {
 	limit, reserve int
+	// refresh is how often a waiter looks whether its place in line moved
+	// up enough to say so again (see acquire); 0: never.
+	refresh time.Duration
 
 	mu     sync.Mutex
 	inUse  int
@@ -41,14 +45,20 @@ type startWaiter struct {
 	granted bool          // under startGate.mu
 }
 
-func newStartGate(limit, reserve int) *startGate {
-	return &startGate{limit: max(limit, 1), reserve: max(reserve, 0)}
+func newStartGate(limit, reserve int, refresh time.Duration) *startGate {
+	return &startGate{limit: max(limit, 1), reserve: max(reserve, 0), refresh: refresh}
 }
+
+// startWaitRefresh is how often a waiting start looks whether its place in
+// line moved up enough to report it again (its Details' "N ahead").
+const startWaitRefresh = 2 * time.Second
 
 // acquire takes a start slot, waiting in line when none is free; waiting,
 // when set, is called (before waiting) with the number of starts running
-// and the number of waiters ahead. release gives the slot back; it may be
-// called more than once. acquire fails only when ctx ends first.
+// and the number of waiters ahead, and again (every g.refresh at most)
+// once that number is down to half the last one said, or to none. release
+// gives the slot back; it may be called more than once. acquire fails only
+// when ctx ends first.
 func (g *startGate) acquire(ctx context.Context, urgent bool, waiting func(running, ahead int)) (release func(), err error) {
 	g.mu.Lock()
 	queued := len(g.urgent) > 0 || (!urgent && len(g.normal) > 0)
@@ -67,13 +77,32 @@ func (g *startGate) acquire(ctx context.Context, urgent bool, waiting func(runni
 	}
 	running := g.inUse
 	g.mu.Unlock()
+	var refresh <-chan time.Time
 	if waiting != nil {
 		waiting(running, ahead)
+		if g.refresh > 0 {
+			t := time.NewTicker(g.refresh)
+			defer t.Stop()
+			refresh = t.C
+		}
 	}
-	select {
-	case <-w.ready:
-		return g.releaser(), nil
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case <-w.ready:
+			return g.releaser(), nil
+		case <-ctx.Done():
+			break wait
+		case <-refresh:
+			g.mu.Lock()
+			now, queued := g.aheadLocked(w, urgent)
+			running := g.inUse
+			g.mu.Unlock()
+			if queued && now < ahead && (now <= ahead/2 || now == 0) {
+				ahead = now
+				waiting(running, ahead)
+			}
+		}
 	}
 	g.mu.Lock()
 	if w.granted { // granted as ctx ended: pass the slot on
@@ -86,6 +115,17 @@ func (g *startGate) acquire(ctx context.Context, urgent bool, waiting func(runni
 	}
 	g.mu.Unlock()
 	return nil, context.Cause(ctx)
+}
+
+// aheadLocked is how many waiters are ahead of w in line; queued is false
+// once w left the line (it was granted a slot).
+func (g *startGate) aheadLocked(w *startWaiter, urgent bool) (ahead int, queued bool) {
+	if urgent {
+		k := slices.Index(g.urgent, w)
+		return k, k >= 0
+	}
+	k := slices.Index(g.normal, w)
+	return len(g.urgent) + k, k >= 0
 }
 
 // freeLocked reports whether a start of the kind may begin now.

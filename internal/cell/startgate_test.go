@@ -53,7 +53,7 @@ func holds(u *gateUser) bool {
 // the rest and on a reserve slot of their own, and a waiter whose
 // context ends leaves the line without a slot.
 func TestStartGate_ordersWaitersAndLetsThemLeave(t *testing.T) {
-	g := newStartGate(2, 1)
+	g := newStartGate(2, 1, 0)
 	ctx := context.Background()
 	var held []func()
 	for range 2 {
@@ -312,4 +312,61 @@ func lastReport(rc *recorder, guid string) pando.ActualLRP {
 		}
 	}
 	return a
+}
+
+// A waiter is told again of its place in line once it moved up to half
+// the last one said, or to the front (an instance's details "N ahead"
+// would otherwise stay what they were when it began waiting).
+func TestStartGate_tellsAWaiterItsPlaceAsItMovesUp(t *testing.T) {
+	g := newStartGate(1, 0, 5*time.Millisecond)
+	hold, err := g.acquire(context.Background(), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four waiters ahead of the one watched, each holding its slot until
+	// told to let go.
+	lets := make([]chan struct{}, 4)
+	for k := range lets {
+		lets[k] = make(chan struct{})
+		go func() {
+			rel, err := g.acquire(context.Background(), false, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			<-lets[k]
+			rel()
+		}()
+		eventually(t, 10*time.Second, "waiter queued", func() bool { _, w := g.counts(); return w == k+1 })
+	}
+	var mu sync.Mutex
+	var told []int
+	aheadNow := func() []int { mu.Lock(); defer mu.Unlock(); return slices.Clone(told) }
+	got := make(chan func(), 1)
+	go func() {
+		rel, err := g.acquire(context.Background(), false, func(_, ahead int) {
+			mu.Lock()
+			told = append(told, ahead)
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- rel
+	}()
+	eventually(t, 10*time.Second, "told its place", func() bool { return len(aheadNow()) == 1 })
+	hold() // the first of the four starts: 3 ahead, not half of 4
+	eventually(t, 10*time.Second, "3 waiting", func() bool { _, w := g.counts(); return w == 4 })
+	close(lets[0]) // 2 ahead: half
+	eventually(t, 10*time.Second, "told 2 ahead", func() bool { return slices.Equal(aheadNow(), []int{4, 2}) })
+	close(lets[1]) // 1 ahead: half
+	eventually(t, 10*time.Second, "told 1 ahead", func() bool { return slices.Equal(aheadNow(), []int{4, 2, 1}) })
+	close(lets[2]) // at the front
+	eventually(t, 10*time.Second, "told 0 ahead", func() bool { return slices.Equal(aheadNow(), []int{4, 2, 1, 0}) })
+	close(lets[3])
+	rel := <-got
+	rel()
+	if told := aheadNow(); !slices.Equal(told, []int{4, 2, 1, 0}) {
+		t.Errorf("told %v, want [4 2 1 0]", told)
+	}
 }

@@ -121,14 +121,20 @@ func (s *session) warnOtherStaging(ctx context.Context, app *api.App) {
 // newerBuild returns a build of the app started after b that is staging or
 // staged (a second push or a restage begun while b staged), or nil. Its
 // droplet, not b's, is the one the user wants running: b's must not
-// replace it because b happened to finish last. A failed look returns nil.
+// replace it because b happened to finish last. The API lists the builds
+// newest first in its own (sub-second) order, while created_at shows whole
+// seconds: the builds listed before b are the newer ones, also when both
+// pushes began within one second. A failed look returns nil.
 func (s *session) newerBuild(ctx context.Context, app *api.App, b *api.Build) *api.Build {
 	builds, err := s.c.AppBuilds(ctx, app.GUID, "STAGING", "STAGED")
 	if err != nil {
 		return nil
 	}
 	for i := range builds {
-		if builds[i].GUID != b.GUID && builds[i].CreatedAt.After(b.CreatedAt) {
+		if builds[i].GUID == b.GUID {
+			return nil
+		}
+		if !builds[i].CreatedAt.Before(b.CreatedAt) {
 			return &builds[i]
 		}
 	}

@@ -18,6 +18,9 @@ type instanceCounts struct {
 	// placement is the first DOWN instance's placement error (Diego's
 	// words, e.g. "insufficient resources: memory").
 	placement string
+	// slotWaiting counts the starting instances waiting for a start slot
+	// on their cell (their start has not begun).
+	slotWaiting int
 }
 
 func countInstances(st *api.Stats) instanceCounts {
@@ -30,6 +33,9 @@ func countInstances(st *api.Stats) instanceCounts {
 			c.running++
 		case "STARTING":
 			c.starting++
+			if strings.HasPrefix(in.DetailsText(), waitingForStartSlot) {
+				c.slotWaiting++
+			}
 		case "CRASHED":
 			c.crashed++
 			if c.crashIndex < 0 {
@@ -194,7 +200,9 @@ func (s *session) waitProcess(ctx context.Context, app *api.App, p api.Process, 
 		starting = c.starting > 0
 		if starting {
 			hints.show(ctx)
-			if !noted && s.now().Sub(began) >= s.slowStartNote {
+			// Instances waiting for a start slot were said to; the note
+			// is about health checks, which only a started one runs.
+			if !noted && c.starting > c.slotWaiting && s.now().Sub(began) >= s.slowStartNote {
 				noted = true
 				if note := slowStartText(app, p, s.now().Sub(began)); note != "" {
 					s.out("   %s: %s\n", p.Type, note)
@@ -356,12 +364,16 @@ func (s *session) printLastLogs(ctx context.Context, app *api.App) {
 		return
 	}
 	var keep []api.LogLine
+	// afterStaging: a line of the app's start since its staging was seen.
+	afterStaging := false
 	for _, l := range lines { // newest first
 		// A staging's lines before the app's newest ones end the report:
-		// what came before them is an older droplet's.
-		if l.SourceType == "STG" && len(keep) > 0 {
+		// what came before them is an older droplet's (also when this
+		// start printed nothing but the cell's progress).
+		if l.SourceType == "STG" && afterStaging {
 			break
 		}
+		afterStaging = afterStaging || l.SourceType != "STG"
 		// Staging, the router's access lines and the cells' progress
 		// ("creating container ...", four lines a start) would bury what
 		// the app printed; the cells' errors stay.

@@ -195,6 +195,24 @@ func TestWait_saysWhatASlowStartWaitsFor(t *testing.T) {
 	}
 }
 
+// Instances waiting for a start slot on their cell run no health check
+// yet: the wait does not say the check is what holds them up.
+func TestWait_saysNothingOfHealthChecksWhileInstancesWaitForAStartSlot(t *testing.T) {
+	waiting := statEntry{state: "STARTING", details: "waiting for a start slot on cell cell-0 (3 ahead)"}
+	_, h := startHarness(t, 1, [][]statEntry{{waiting}, {waiting}, {{state: "RUNNING"}}})
+	h.env.slowStartNote = 0
+	if err := h.run("start", "myapp"); err != nil {
+		t.Fatalf("start: %v\n%s", err, h.err)
+	}
+	out := h.out.String()
+	if strings.Contains(out, "the health check waits") {
+		t.Errorf("a slot wait was said to be the health check's:\n%s", out)
+	}
+	if !strings.Contains(out, "waiting for a start slot on cell cell-0") {
+		t.Errorf("the slot wait was not said:\n%s", out)
+	}
+}
+
 func TestSlowStartText_namesTheCheck(t *testing.T) {
 	app := &api.App{Name: "shop"}
 	var p api.Process
@@ -250,6 +268,36 @@ func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 		if strings.Contains(stderr, noise) {
 			t.Errorf("stderr shows %q:\n%s", noise, stderr)
 		}
+	}
+}
+
+// A start that printed nothing (only the cell's progress lines, which the
+// report leaves out) still ends the report at this push's staging: what an
+// older droplet printed before it is not shown as this push's.
+func TestPush_crashReportOfASilentStartShowsNoOlderDropletsLines(t *testing.T) {
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.lastLine = "Staging complete"
+	f.stats = [][]statEntry{{{state: "CRASHED", details: "APP/PROC/WEB/0 Exited with status 1"}}}
+	ts := int64(1795663555000000000)
+	f.envelopes = []fakeEnvelope{
+		{ts: ts - 3, sourceType: "APP/PROC/WEB", instance: "0", typ: "ERR", payload: "an older droplet's line"},
+		{ts: ts - 2, sourceType: "STG", instance: "0", typ: "OUT", payload: "Downloading app package..."},
+		{ts: ts - 1, sourceType: "STG", instance: "0", typ: "OUT", payload: "Staging complete"},
+		{ts: ts, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 creating container for instance 078f"},
+		{ts: ts + 1, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 destroying container for instance 078f"},
+	}
+	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+	if err == nil || !strings.Contains(err.Error(), "crashed: APP/PROC/WEB/0 Exited with status 1") {
+		t.Fatalf("err = %v, want the crash", err)
+	}
+	stderr := h.err.String()
+	if strings.Contains(stderr, "older droplet") {
+		t.Errorf("stderr shows an older droplet's line:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "The app logged nothing.") {
+		t.Errorf("stderr does not say the app logged nothing:\n%s", stderr)
 	}
 }
 
@@ -311,6 +359,48 @@ func TestPush_anEarlierPushDoesNotReplaceANewerOnesDroplet(t *testing.T) {
 	for _, r := range f.requests() {
 		if strings.Contains(r, "current_droplet") || strings.Contains(r, "/actions/restart") {
 			t.Errorf("the earlier push sent %s", r)
+		}
+	}
+}
+
+// created_at shows whole seconds: of two pushes begun within one second,
+// the API's order (newest first) says which is newer. The earlier one
+// does not make its droplet current; the later one does.
+func TestPush_ofTwoPushesInOneSecondTheOneListedNewerWins(t *testing.T) {
+	for _, oursIsNewer := range []bool{false, true} {
+		f := newFakeCF(t)
+		h := newHarness(t)
+		h.loggedIn(f, time.Hour)
+		f.appExists = true
+		f.lastLine = "Staging complete"
+		f.stats = [][]statEntry{{{state: "RUNNING"}}}
+		f.extra = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet || r.URL.Path != "/v3/apps/"+appGUID+"/builds" {
+				return false
+			}
+			ours := f.buildJSON("STAGED")
+			other := f.buildJSON("STAGING") // begun in the same second
+			other["guid"], other["droplet"] = "0f873736-2af2-4723-884b-2aa4f22ac034", nil
+			switch {
+			case !strings.Contains(r.URL.Query().Get("states"), "STAGED"):
+				f.writeJSON(w, 200, f.list())
+			case oursIsNewer:
+				f.writeJSON(w, 200, f.list(ours, other))
+			default:
+				f.writeJSON(w, 200, f.list(other, ours))
+			}
+			return true
+		}
+		err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+		made := false
+		for _, r := range f.requests() {
+			made = made || strings.Contains(r, "current_droplet")
+		}
+		if oursIsNewer && (err != nil || !made) {
+			t.Errorf("the newer push: err = %v, made its droplet current %v", err, made)
+		}
+		if !oursIsNewer && (err == nil || !strings.Contains(err.Error(), "a newer push or restage of myapp") || made) {
+			t.Errorf("the earlier push: err = %v, made its droplet current %v", err, made)
 		}
 	}
 }

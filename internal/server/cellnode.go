@@ -285,12 +285,15 @@ func (n *cellNode) run(ctx context.Context) error {
 	drainSig := make(chan os.Signal, 1)
 	signal.Notify(drainSig, syscall.SIGUSR1)
 	defer signal.Stop(drainSig)
-	awaitStop(ctx, gctx, log, drainSig, func() {
+	awaitStop(ctx, gctx, log, drainSig, func() <-chan struct{} {
 		rep.SetDraining(true)
+		done := make(chan struct{})
 		g.Go(func() error {
+			defer close(done)
 			evacuate(gctx, log, server, rep, evacuationTimeout, evacuationServerLoss)
 			return nil
 		})
+		return done
 	})
 	log.Info("pando cell stopping")
 	// Nothing new is placed here; each instance keeps serving until its
@@ -323,11 +326,13 @@ func (n *cellNode) run(ctx context.Context) error {
 	return err
 }
 
-// awaitStop returns once ctx or gctx ends. The first signal on drainSig
-// (SIGUSR1) calls drain, which starts the cell's evacuation; a later one
-// only logs that it is under way: one evacuation is enough.
-func awaitStop(ctx, gctx context.Context, log *slog.Logger, drainSig <-chan os.Signal, drain func()) {
-	draining := false
+// awaitStop returns once ctx or gctx ends. A signal on drainSig (SIGUSR1)
+// calls drain, which starts the cell's evacuation and returns a channel
+// closed when it ends; a signal while it is under way only logs so: one
+// evacuation at a time is enough. One that ended (it gave up on an
+// unreachable server, or its deadline passed) is started again.
+func awaitStop(ctx, gctx context.Context, log *slog.Logger, drainSig <-chan os.Signal, drain func() <-chan struct{}) {
+	var evacuating <-chan struct{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -335,13 +340,18 @@ func awaitStop(ctx, gctx context.Context, log *slog.Logger, drainSig <-chan os.S
 		case <-gctx.Done():
 			return
 		case <-drainSig:
-			if draining {
-				log.Info("already draining (SIGUSR1 again): the evacuation under way goes on; SIGTERM stops the cell")
+			if evacuating != nil {
+				select {
+				case <-evacuating:
+					log.Info("draining again (SIGUSR1): the last evacuation ended; asking the server again to move what is left")
+					evacuating = drain()
+				default:
+					log.Info("already draining (SIGUSR1 again): the evacuation under way goes on; SIGTERM stops the cell")
+				}
 				continue
 			}
-			draining = true
 			log.Info("draining (SIGUSR1): the instances move to other cells; SIGTERM stops the cell")
-			drain()
+			evacuating = drain()
 		}
 	}
 }

@@ -214,19 +214,13 @@ func (r *cellRuntime) probeStacks(ctx context.Context) {
 }
 
 // keepStacksProbed probes the stacks now and every interval until ctx
-// ends (a joined cell's state then follows runtimes installed later;
-// an unchanged runtime is not asked again).
+// ends, and sooner while a host answer cut short is due again (a joined
+// cell's state then follows runtimes installed later; an unchanged
+// runtime is not asked again).
 func (r *cellRuntime) keepStacksProbed(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		r.probeStacks(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	r.runtimes.Keep(ctx, interval, func(stack string, err error) {
+		r.log.Warn("probe stack runtimes", "stack", stack, "err", err)
+	})
 }
 
 // warm asks go and python which Go build cache seed and python venv seed

@@ -198,7 +198,10 @@ func TestAwaitStop_drainsOnceForTwoSignals(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		awaitStop(ctx, context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), sig, func() { drains++ })
+		awaitStop(ctx, context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), sig, func() <-chan struct{} {
+			drains++
+			return make(chan struct{}) // under way until the test ends
+		})
 	}()
 	sig <- syscall.SIGUSR1
 	sig <- syscall.SIGUSR1
@@ -209,5 +212,35 @@ func TestAwaitStop_drainsOnceForTwoSignals(t *testing.T) {
 	}
 	if out := logs.String(); !strings.Contains(out, "already draining (SIGUSR1 again)") {
 		t.Errorf("the second SIGUSR1 was not logged:\n%s", out)
+	}
+}
+
+// A SIGUSR1 after the last evacuation ended (it gave up on an unreachable
+// server, or its deadline passed, with instances left) starts another:
+// the operator's way to try again without stopping the cell.
+func TestAwaitStop_drainsAgainOnceTheLastEvacuationEnded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal)
+	var logs bytes.Buffer // read once awaitStop returned
+	drains := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		awaitStop(ctx, context.Background(), slog.New(slog.NewTextHandler(&logs, nil)), sig, func() <-chan struct{} {
+			drains++
+			ended := make(chan struct{})
+			close(ended) // it ends at once, instances left
+			return ended
+		})
+	}()
+	sig <- syscall.SIGUSR1
+	sig <- syscall.SIGUSR1
+	cancel()
+	<-done
+	if drains != 2 {
+		t.Errorf("a SIGUSR1 after the evacuation ended started %d evacuations in all, want 2", drains)
+	}
+	if out := logs.String(); strings.Contains(out, "already draining") {
+		t.Errorf("an ended evacuation was said to go on:\n%s", out)
 	}
 }

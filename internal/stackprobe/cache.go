@@ -45,6 +45,9 @@ type Cache struct {
 	Now    func() time.Time
 	// timeout bounds each host runtime's answer; default hostTimeout.
 	timeout time.Duration
+	// firstRetry is the first wait before a host answer cut short is
+	// asked again; default incompleteRetry.
+	firstRetry time.Duration
 
 	probing sync.Mutex // one probe at a time: a burst of requests waits for the first
 
@@ -107,7 +110,11 @@ func (c *Cache) Runtimes(ctx context.Context, stack string) ([]Runtime, error) {
 		if complete {
 			c.retry = 0
 		} else {
-			c.retry = min(max(2*c.retry, incompleteRetry), ttl)
+			first := c.firstRetry
+			if first <= 0 {
+				first = incompleteRetry
+			}
+			c.retry = min(max(2*c.retry, first), ttl)
 			at = at.Add(c.retry - ttl) // expires c.retry from now
 		}
 		c.mu.Unlock()
@@ -126,6 +133,33 @@ func (c *Cache) Runtimes(ctx context.Context, stack string) ([]Runtime, error) {
 	return rts, nil
 }
 
+// Keep probes the stacks now and every interval until ctx ends, and
+// sooner while a host answer cut short is due to be asked again, so that
+// Known (what a joined cell's state reports) follows it too. warn, when
+// set, is told of a probe that failed.
+func (c *Cache) Keep(ctx context.Context, interval time.Duration, warn func(stack string, err error)) {
+	for {
+		for name := range c.Stacks {
+			if _, err := c.Runtimes(ctx, name); err != nil && ctx.Err() == nil && warn != nil {
+				warn(name, err)
+			}
+		}
+		wait := interval
+		c.mu.Lock()
+		if c.retry > 0 {
+			wait = min(wait, c.retry)
+		}
+		c.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Known returns the stack's last answer without probing: ok is false
 // until a probe of it has ended.
 func (c *Cache) Known(stack string) (rts []Runtime, ok bool) {
@@ -136,7 +170,10 @@ func (c *Cache) Known(stack string) (rts []Runtime, ok bool) {
 }
 
 // host asks the host runtimes on path whose answer is not kept under
-// their current key, and keeps the answers (c.probing held).
+// their current key, and keeps the versions they answered (c.probing
+// held). A command that failed (a python3 without pip, a JVM that could
+// not start on a machine short of memory) is asked again at the next
+// look: its failure may not last.
 func (c *Cache) host(ctx context.Context, path string) (_ []Runtime, complete bool, _ error) {
 	c.mu.Lock()
 	if !c.loaded {
@@ -174,9 +211,10 @@ func (c *Cache) host(ctx context.Context, path string) (_ []Runtime, complete bo
 			versions[i] = a.version
 			mu.Lock()
 			defer mu.Unlock()
-			if !a.final {
+			switch {
+			case !a.final:
 				complete = false
-			} else if key != "" {
+			case key != "" && a.version != "":
 				kept[key] = a.version
 			}
 		}()

@@ -295,3 +295,80 @@ func TestCache_aRuntimeThatAlwaysHangsIsAskedLessAndLessOften(t *testing.T) {
 		t.Errorf("ruby asked at %v, want %v (30 s, then doubling up to the TTL)", askedAt, want)
 	}
 }
+
+// Keep (a joined cell's loop: its state reports Known) asks an answer cut
+// short again when it is due, not only at its interval.
+func TestCache_keepAsksACutShortAnswerAgainBeforeItsInterval(t *testing.T) {
+	h := newCountedHost(t, map[string]string{"node": "echo v20.1.2"})
+	marker := filepath.Join(h.prefix, "answer")
+	h.replace(t, "ruby", "[ -e "+marker+" ] && echo ruby 3.1.2p20 || exec /bin/sleep 30")
+	c := &Cache{Stacks: map[string]string{"host": ""}, HostPath: h.bin, timeout: 300 * time.Millisecond,
+		firstRetry: 200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Keep(ctx, time.Hour, func(stack string, err error) { t.Errorf("probe %s: %v", stack, err) })
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if rts, ok := c.Known("host"); ok {
+			if !reflect.DeepEqual(rts, []Runtime{{"node", "20.1.2"}}) {
+				t.Fatalf("first answer %v, want node alone (ruby cut short)", rts)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no first answer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	writeFile(t, marker, "", 0o644)
+	want := []Runtime{{"node", "20.1.2"}, {"ruby", "3.1.2"}}
+	for {
+		if rts, _ := c.Known("host"); reflect.DeepEqual(rts, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			rts, _ := c.Known("host")
+			t.Fatalf("Known = %v, want %v well before Keep's hour", rts, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A runtime that failed to answer (a JVM that could not start on a
+// machine short of memory) is asked again at the next look and at the
+// next start: its failure is not kept as its answer.
+func TestCache_aFailedAnswerIsAskedAgain(t *testing.T) {
+	h := newCountedHost(t, map[string]string{"node": "echo v20.1.2"})
+	marker := filepath.Join(h.prefix, "answer")
+	h.replace(t, "java", `[ -e `+marker+` ] || { echo "Error occurred during initialization of VM" >&2; exit 1; }
+echo 'openjdk version "17.0.9" 2023-10-17' >&2`)
+	file := filepath.Join(t.TempDir(), "stack-runtimes.json")
+	now := time.Unix(1_800_000_000, 0)
+	newCache := func() *Cache {
+		return &Cache{Stacks: map[string]string{"host": ""}, HostPath: h.bin, File: file, Now: func() time.Time { return now }}
+	}
+	runtimes := func(c *Cache, want []Runtime) {
+		t.Helper()
+		if got, err := c.Runtimes(context.Background(), "host"); err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Runtimes = %v %v, want %v", got, err, want)
+		}
+	}
+	c := newCache()
+	runtimes(c, []Runtime{{"node", "20.1.2"}})
+	// The next start asks it again (and node not).
+	runtimes(newCache(), []Runtime{{"node", "20.1.2"}})
+	if n := h.runs(t, "java -version"); n != 2 {
+		t.Errorf("java asked %d times by two starts, want 2", n)
+	}
+	if n := h.runs(t, "node --version"); n != 1 {
+		t.Errorf("node asked %d times, want 1", n)
+	}
+	// Once it works, the next look (the TTL's) finds it.
+	writeFile(t, marker, "", 0o644)
+	now = now.Add(11 * time.Minute)
+	runtimes(c, []Runtime{{"node", "20.1.2"}, {"java", "17.0.9"}})
+}

@@ -208,6 +208,9 @@ func (c *Cache) load() map[string]string {
 			c.log().Warn("stack runtimes: kept answers not valid; asking the runtimes again", "file", c.File)
 			return nil
 		}
+		if v == "" { // a failure an older version kept: asked again
+			delete(s.Answers, k)
+		}
 	}
 	return s.Answers
 }

@@ -263,9 +263,9 @@ func hostRuntimes(versions []string) []Runtime {
 type hostAnswer struct {
 	version string // "" when it gave none
 	// final says the command ended by itself (with or without a
-	// version), so its answer holds until the command changes; an answer
-	// cut short by the timeout or ctx, or a command that did not start,
-	// is asked again next time.
+	// version), so a version it gave holds until the command changes; an
+	// answer cut short by the timeout or ctx, or a command that did not
+	// start, is asked again soon (Cache's incompleteRetry).
 	final bool
 }
 
