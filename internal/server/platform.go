@@ -88,9 +88,10 @@ func (cfg Config) withDefaults() Config {
 
 // openPlatform listens and opens the platform's state in cfg.DataDir,
 // which the caller has locked. close releases what it opened. A standby
-// (`pando api` on PostgreSQL) opens the CCDB first and waits, its
-// listeners closed, until it holds the database's claim
-// (awaitLeadership); ctx ending meanwhile returns ctx.Err().
+// (`pando api` on PostgreSQL) opens the CCDB first without migrating it
+// and waits, its listeners closed, until it holds the database's claim
+// (awaitLeadership), then migrates it; ctx ending meanwhile returns
+// ctx.Err().
 func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int, standby bool) (_ *platform, err error) {
 	p := &platform{cfg: cfg, log: cfg.Logger, verb: verb, standby: standby, fdLimit: fdLimit, tempDir: filepath.Join(cfg.DataDir, tempDirName)}
 	defer func() {
@@ -122,7 +123,13 @@ func openPlatform(ctx context.Context, cfg Config, verb string, fdLimit int, sta
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "ccdb.sqlite")
 	}
-	p.store, err = sqlstore.Open(ctx, dsn, log.With("component", "ccdb"))
+	open := sqlstore.Open
+	if standby {
+		// The schema moves once this server holds the claim (AwaitClaim),
+		// never under a live leader of an older version.
+		open = sqlstore.OpenStandby
+	}
+	p.store, err = open(ctx, dsn, log.With("component", "ccdb"))
 	if err != nil {
 		return nil, fmt.Errorf("open CCDB: %w", err)
 	}

@@ -95,7 +95,7 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, fsys fs.FS, logger *slo
 		latest = ms[len(ms)-1].version
 	}
 	if current > latest {
-		return fmt.Errorf("database schema version %d is newer than this pando binary supports (%d): upgrade pando, or restore a backup made for this version", current, latest)
+		return schemaNewer(current, latest)
 	}
 	applied := 0
 	for _, m := range ms {
@@ -112,6 +112,53 @@ func migrate(ctx context.Context, db *sql.DB, d dialect, fsys fs.FS, logger *slo
 		logger.Info("database migrated", "from_version", current, "to_version", latest, "migrations", applied)
 	}
 	return nil
+}
+
+// schemaNewerError is a database migrated past this binary's newest
+// migration.
+type schemaNewerError struct{ current, latest int64 }
+
+func (e *schemaNewerError) Error() string {
+	return fmt.Sprintf("database schema version %d is newer than this pando binary supports (%d): upgrade pando, or restore a backup made for this version", e.current, e.latest)
+}
+
+func schemaNewer(current, latest int64) error { return &schemaNewerError{current, latest} }
+
+// latestVersion is the newest migration's version in fsys (0: none).
+func latestVersion(fsys fs.FS) (int64, error) {
+	ms, err := loadMigrations(fsys)
+	if err != nil || len(ms) == 0 {
+		return 0, err
+	}
+	return ms[len(ms)-1].version, nil
+}
+
+// refuseNewerSchema is migrate's check alone, changing nothing: it fails
+// when db's schema is newer than fsys's newest migration. A database
+// without schema_migrations (never migrated) is at version 0.
+func refuseNewerSchema(ctx context.Context, db *sql.DB, d dialect, fsys fs.FS, _ *slog.Logger) error {
+	latest, err := latestVersion(fsys)
+	if err != nil {
+		return err
+	}
+	current, err := storedSchemaVersion(ctx, db, d)
+	if err != nil {
+		return err
+	}
+	if current > latest {
+		return schemaNewer(current, latest)
+	}
+	return nil
+}
+
+// storedSchemaVersion is schemaVersion, 0 on a PostgreSQL database
+// without schema_migrations.
+func storedSchemaVersion(ctx context.Context, q querier, d dialect) (int64, error) {
+	v, err := schemaVersion(ctx, q, d)
+	if _, pg := d.(pgDialect); pg && pgUndefinedTable(err) {
+		return 0, nil
+	}
+	return v, err
 }
 
 func schemaVersion(ctx context.Context, q querier, d dialect) (int64, error) {

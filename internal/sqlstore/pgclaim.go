@@ -255,7 +255,11 @@ func (s *Store) releaseClaim() error {
 // claim. waiting runs after each try that found the claim taken, with the
 // holder's name (its StateClaimHolder row, "" if unknown) and whether it
 // changed since the last (true the first time); its error ends the wait.
-// Once it has the claim it records holder as the holder's name. On SQLite
+// Once it has the claim it migrates the schema of a Store OpenStandby
+// opened (the migration lock still orders it with any other migrating
+// process) and records holder as the holder's name. A Store OpenStandby
+// opened stops waiting with an error once the schema is newer than this
+// binary's (a newer leader migrated it): it could not serve it. On SQLite
 // it does nothing.
 func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Duration, waiting func(holder string, changed bool) error) error {
 	if _, ok := s.d.(pgDialect); !ok || s.inTx {
@@ -265,6 +269,9 @@ func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Durati
 	for {
 		got, err := s.tryClaimOnce(ctx)
 		if got {
+			if err := s.migrateClaimed(ctx); err != nil {
+				return fmt.Errorf("claim the database: %w", err)
+			}
 			if err := s.PutServerState(ctx, StateClaimHolder, holder); err != nil {
 				return fmt.Errorf("claim the database: %w", err)
 			}
@@ -274,6 +281,9 @@ func (s *Store) AwaitClaim(ctx context.Context, holder string, every time.Durati
 		case ctx.Err() != nil:
 			return fmt.Errorf("claim the database: %w", ctx.Err())
 		case err == nil || errors.Is(err, errClaimTaken) || errors.Is(err, errClaimStale):
+			if err := s.refuseNewerWhileWaiting(ctx); err != nil {
+				return err
+			}
 			name, _, herr := s.ServerState(ctx, StateClaimHolder)
 			if herr != nil {
 				name = ""
@@ -313,4 +323,31 @@ func (s *Store) tryClaimOnce(ctx context.Context) (got bool, err error) {
 	}
 	s.claim = conn
 	return true, nil
+}
+
+// migrateClaimed brings the schema of a Store OpenStandby opened up to
+// date, now that it holds the claim: no older leader serves from it.
+func (s *Store) migrateClaimed(ctx context.Context) error {
+	if !s.unmigrated.Load() {
+		return nil
+	}
+	if err := migrate(ctx, s.wdb, s.d, migrationFiles, s.logger); err != nil {
+		return err
+	}
+	s.unmigrated.Store(false)
+	return nil
+}
+
+// refuseNewerWhileWaiting fails when a Store OpenStandby opened finds the
+// schema newer than this binary's while it waits. A failed read
+// (PostgreSQL away a moment) is no answer: the wait goes on.
+func (s *Store) refuseNewerWhileWaiting(ctx context.Context) error {
+	if !s.unmigrated.Load() {
+		return nil
+	}
+	err := refuseNewerSchema(ctx, s.wdb, s.d, migrationFiles, s.logger)
+	if !errors.As(err, new(*schemaNewerError)) {
+		return nil
+	}
+	return fmt.Errorf("this standby cannot take over: the leader migrated the database past this binary: %w", err)
 }

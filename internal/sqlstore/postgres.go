@@ -158,7 +158,7 @@ const (
 
 // openPostgres opens the database a postgres:// URL names. No error it
 // returns carries the URL's password.
-func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+func openPostgres(ctx context.Context, dsn string, logger *slog.Logger, migrateNow bool) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", pgParseError(err))
@@ -189,7 +189,11 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 		return nil, fail(pgConnectError(where, cfg, err))
 	}
 	d := pgDialect{}
-	if err := migrate(ctx, wdb, d, migrationFiles, logger); err != nil {
+	check := migrate
+	if !migrateNow {
+		check = refuseNewerSchema
+	}
+	if err := check(ctx, wdb, d, migrationFiles, logger); err != nil {
 		wdb.Close()
 		return nil, fail(fmt.Errorf("PostgreSQL at %s: %w", where, err))
 	}
@@ -198,8 +202,17 @@ func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*Store,
 	rdb.SetMaxIdleConns(pgReaderConns)
 	rdb.SetConnMaxIdleTime(5 * time.Minute)
 	rdb.SetConnMaxLifetime(time.Hour)
-	logger.Debug("database opened", "engine", enginePostgres, "address", where, "database", cfg.Database)
-	return &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb, writerWait: writerWait, circuit: circuit}, nil
+	logger.Debug("database opened", "engine", enginePostgres, "address", where, "database", cfg.Database, "migrated", migrateNow)
+	s := &Store{d: d, logger: logger, wdb: wdb, rdb: rdb, w: wdb, r: rdb, writerWait: writerWait, circuit: circuit}
+	s.unmigrated.Store(!migrateNow)
+	return s, nil
+}
+
+// pgUndefinedTable is 42P01 undefined_table: a table a newer migration
+// creates, read on a database not migrated yet (OpenStandby).
+func pgUndefinedTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01"
 }
 
 // pgParseError explains a URL pgx cannot parse without quoting it: pgx's

@@ -22,10 +22,11 @@ const (
 )
 
 // ServerState returns the value of the server_state row name; ok is false
-// when there is none.
+// when there is none, or (OpenStandby, before AwaitClaim migrated) when
+// the database is too old to have server_state.
 func (s *Store) ServerState(ctx context.Context, name string) (value string, ok bool, err error) {
 	err = s.queryRow(ctx, "SELECT value FROM server_state WHERE name = ?", name).Scan(&value)
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || (s.unmigrated.Load() && pgUndefinedTable(err)) {
 		return "", false, nil
 	}
 	if err != nil {

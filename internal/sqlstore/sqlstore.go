@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pandoplatform/pando"
@@ -59,6 +60,10 @@ type Store struct {
 	// circuit fails requests at once while PostgreSQL cannot be reached
 	// (nil on SQLite and in a transaction-bound Store).
 	circuit *pgCircuit
+
+	// unmigrated is a PostgreSQL Store OpenStandby opened: its schema
+	// may be older than this binary's until AwaitClaim migrates it.
+	unmigrated atomic.Bool
 }
 
 var _ pando.Store = (*Store)(nil)
@@ -87,12 +92,34 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	}
 	switch target.engine {
 	case enginePostgres:
-		return openPostgres(ctx, target.url, logger)
+		return openPostgres(ctx, target.url, logger, true)
 	case engineSQLite:
 		return openSQLite(ctx, target.path, logger)
 	default:
 		return nil, fmt.Errorf("open database: unsupported engine %q", target.engine)
 	}
+}
+
+// OpenStandby is Open for a server that may wait as a standby (AwaitClaim)
+// while another, perhaps of an older version, leads on the same database:
+// on PostgreSQL it leaves the schema as it is, and AwaitClaim migrates it
+// once this Store holds the claim, so the schema never moves under a live
+// leader. Until then only ServerState and AwaitClaim may be used; a
+// database without server_state yet (older than this binary) reads as
+// having no rows. A schema newer than this binary's is refused, here and
+// while AwaitClaim waits. On SQLite (one server per file) it is Open.
+func OpenStandby(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	target, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if target.engine != enginePostgres {
+		return Open(ctx, dsn, logger)
+	}
+	return openPostgres(ctx, target.url, logger, false)
 }
 
 const (
