@@ -80,14 +80,18 @@ func (h *heldDownloads) waitBegun(t *testing.T, key string) {
 func (h *heldDownloads) letGo(key string) { close(h.held[key]) }
 
 // downloadCell is a cell of one start slot whose downloads of keys are
-// held; its app containers run until stopped, its builders exit 3.
+// held; its app containers run until stopped, its builders exit 3, its
+// tasks 0.
 func downloadCell(t *testing.T, blobs *memBlobs, keys ...string) (*Rep, *heldDownloads, *recorder) {
 	t.Helper()
 	h := newHeldDownloads(blobs, keys...)
 	h.layer = t.TempDir()
 	fb := fake.New(fake.Options{Process: func(ctx context.Context, spec container.Spec) container.ExitStatus {
-		if strings.HasPrefix(spec.ID, "stg-") {
+		switch {
+		case strings.HasPrefix(spec.ID, "stg-"):
 			return container.ExitStatus{Code: 3}
+		case strings.HasPrefix(spec.ID, "task-"):
+			return container.ExitStatus{}
 		}
 		<-ctx.Done()
 		return container.ExitStatus{Code: 143, Signaled: true}
@@ -211,5 +215,33 @@ func TestRunTask_aStagingsDownloadHoldsNoStartSlot(t *testing.T) {
 				t.Errorf("after the starts: %d running, %d waiting", running, waiting)
 			}
 		})
+	}
+}
+
+// A CF task whose droplet is still downloading holds no start slot: an
+// instance starts meanwhile, and the task runs once its download ends.
+func TestRunTask_aTasksDownloadHoldsNoStartSlot(t *testing.T) {
+	blobs := newMemBlobs()
+	putDroplet(t, blobs, "droplets/d")
+	putDroplet(t, blobs, "droplets/slow")
+	r, h, rc := downloadCell(t, blobs, "droplets/slow")
+	ctx := context.Background()
+	task := pando.Task{GUID: "t1", Kind: pando.TaskRun, Run: &pando.RunRequest{AppGUID: "app", Command: "./run",
+		DropletKey: "droplets/slow", MemoryMB: 64, DiskMB: 64, LogRateLimitBytes: -1}}
+	if err := r.RunTask(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	h.waitBegun(t, "droplets/slow")
+	if running, waiting := r.starts.counts(); running != 0 || waiting != 0 {
+		t.Errorf("while downloading: %d starts running, %d waiting; want none", running, waiting)
+	}
+	if err := r.StartLRP(ctx, downloadLRP("inst"), 0, "inst"); err != nil {
+		t.Fatal(err)
+	}
+	rc.wait(t, 10*time.Second, "the instance RUNNING", isState("inst", pando.ActualRunning))
+	h.letGo("droplets/slow")
+	done := rc.wait(t, 10*time.Second, "the task's result", isTask("t1")).task
+	if done.Failed {
+		t.Errorf("task failed: %+v", done.Failure)
 	}
 }
