@@ -45,6 +45,11 @@ type localBlob struct {
 
 // fetch makes key's content available as a local file.
 func (r *Rep) fetch(ctx context.Context, key string) (localBlob, error) {
+	return r.fetchMax(ctx, key, maxBlobBytes)
+}
+
+// fetchMax is fetch of a blob of at most maxBytes.
+func (r *Rep) fetchMax(ctx context.Context, key string, maxBytes int64) (localBlob, error) {
 	if r.cfg.BlobPath != nil {
 		if p, ok := r.cfg.BlobPath(key); ok {
 			fi, err := os.Stat(p)
@@ -64,12 +69,12 @@ func (r *Rep) fetch(ctx context.Context, key string) (localBlob, error) {
 	}
 	cleanup := func() { os.Remove(f.Name()) }
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, rc}, maxBlobBytes+1))
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, rc}, maxBytes+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && n > maxBlobBytes {
-		err = pando.Errorf(pando.ETooLarge, "blob %s is larger than %d bytes", key, int64(maxBlobBytes))
+	if err == nil && n > maxBytes {
+		err = pando.Errorf(pando.ETooLarge, "blob %s is larger than %d bytes", key, maxBytes)
 	}
 	if err != nil {
 		cleanup()
@@ -112,18 +117,24 @@ func isSHA256(s string) bool {
 	return err == nil
 }
 
-// extractDroplet unpacks the droplet key (checked against sum) into dir,
-// at most diskMB of files.
-func (r *Rep) extractDroplet(ctx context.Context, key, sum, dir string, diskMB int) error {
+// openDroplet opens a local tgz of the droplet key (checked against sum;
+// see droplet). Open, it stays readable while the droplet cache is
+// pruned: a start may wait for its slot between this and extractDroplet.
+func (r *Rep) openDroplet(ctx context.Context, key, sum string) (*os.File, error) {
 	p, err := r.droplet(ctx, key, sum)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return fmt.Errorf("open droplet: %w", err)
+		return nil, fmt.Errorf("open droplet: %w", err)
 	}
-	defer f.Close()
+	return f, nil
+}
+
+// extractDroplet unpacks the droplet tgz f (from openDroplet) into dir, at
+// most diskMB of files.
+func extractDroplet(ctx context.Context, f io.Reader, dir string, diskMB int) error {
 	lim := archive.DefaultLimits()
 	lim.MaxTotalBytes = int64(diskMB) << 20
 	if err := archive.ExtractTgz(ctx, f, dir, lim); err != nil {

@@ -38,22 +38,40 @@ type preparer interface {
 // maxImageEtcFile bounds the /etc/passwd and /etc/group read from an image.
 const maxImageEtcFile = 1 << 20
 
-// imageSpec pulls a docker LRP's layers (kept until teardown), prepares
-// its disk volume (the overlay's writable layer goes there) and builds its
-// container spec from the image's execution metadata.
-func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error) {
+// pullImage pulls a docker LRP's layers (kept until teardown). When a
+// start slot is free at once, the instance's volume and, when the backend
+// can make them ahead, its host ids and user namespace are made under it
+// beside the pull (the slot goes back when they are made, not when the
+// layers are in); else imageSpec makes them under the start's own slot.
+func (r *Rep) pullImage(ctx context.Context, i *instance) (startFiles, error) {
 	lrp := i.lrp
-	// The volume, and the container's host ids and user namespace when
-	// the backend can make them ahead, are made while the layers
-	// download.
-	volDone := make(chan error, 1)
-	go func() {
-		vol, err := r.newVolume(ctx, i.dir, i.diskMB)
-		if err == nil {
-			i.vol = vol // teardown releases it, whatever happens next
-		}
-		volDone <- err
-	}()
+	var early chan error
+	if slot, ok := r.starts.tryAcquire(); ok {
+		early = make(chan error, 1)
+		go func() {
+			defer slot()
+			early <- r.prepareImageStart(ctx, i)
+		}()
+	}
+	r.cellLog(i, "OUT", "Cell %s pulling image %s", r.cfg.ID, lrp.Image)
+	layers, release, err := r.cfg.Images.Pull(ctx, lrp.Image, lrp.ImageCredentials, int64(i.diskMB)<<20)
+	files := startFiles{layers: layers}
+	if early != nil {
+		// Its volume and preparation are the instance's from here:
+		// teardown releases them, whatever happens next.
+		files.prepared, files.prepErr = true, <-early
+	}
+	if err != nil {
+		return files, fmt.Errorf("image %s: %w", lrp.Image, err)
+	}
+	i.releaseLayers = release // teardown calls it, whatever happens next
+	return files, nil
+}
+
+// prepareImageStart makes a docker instance's disk volume (the overlay's
+// writable layer goes there) and, beside it, its host ids and user
+// namespace when the backend can make them ahead of its Run.
+func (r *Rep) prepareImageStart(ctx context.Context, i *instance) error {
 	prepDone := make(chan struct{})
 	go func() {
 		defer close(prepDone)
@@ -70,17 +88,28 @@ func (r *Rep) imageSpec(ctx context.Context, i *instance) (container.Spec, error
 		i.releasePrepared = release // teardown calls it, whatever happens next
 	}()
 	defer func() { <-prepDone }()
-	r.cellLog(i, "OUT", "Cell %s pulling image %s", r.cfg.ID, lrp.Image)
-	layers, release, err := r.cfg.Images.Pull(ctx, lrp.Image, lrp.ImageCredentials, int64(i.diskMB)<<20)
-	verr := <-volDone
+	vol, err := r.newVolume(ctx, i.dir, i.diskMB)
 	if err != nil {
-		return container.Spec{}, fmt.Errorf("image %s: %w", lrp.Image, err)
+		return err
 	}
-	i.releaseLayers = release
-	if verr != nil {
-		return container.Spec{}, verr
+	i.vol = vol // teardown releases it, whatever happens next
+	return nil
+}
+
+// imageSpec builds a docker LRP's container spec from its pulled layers
+// and the image's execution metadata, making its volume first unless
+// pullImage did.
+func (r *Rep) imageSpec(ctx context.Context, i *instance, files startFiles) (container.Spec, error) {
+	lrp := i.lrp
+	err := files.prepErr
+	if !files.prepared {
+		err = r.prepareImageStart(ctx, i)
+	}
+	if err != nil {
+		return container.Spec{}, err
 	}
 	vol := i.vol
+	layers := files.layers
 	idx := strconv.Itoa(i.index)
 	i.stdout, i.stderr = outputWriters(r.logLimits(lrp.LogRateLimitBytes, "app instance"), func(typ, line string) {
 		r.emit(lrp.AppGUID, appSource(lrp), idx, typ, line)

@@ -317,11 +317,12 @@ func (r *Rep) teardown(i *instance) {
 }
 
 // instanceSpec prepares the instance's disk volume and files (the droplet
-// at /home/vcap) and its container spec.
-func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, error) {
+// at /home/vcap) and its container spec, from what instanceFiles
+// downloaded.
+func (r *Rep) instanceSpec(ctx context.Context, i *instance, files startFiles) (container.Spec, error) {
 	lrp := i.lrp
 	if lrp.Image != "" {
-		return r.imageSpec(ctx, i)
+		return r.imageSpec(ctx, i, files)
 	}
 	_, rootfs, err := r.rootFS(lrp.Stack)
 	if err != nil {
@@ -338,8 +339,8 @@ func (r *Rep) instanceSpec(ctx context.Context, i *instance) (container.Spec, er
 	if err := os.Mkdir(home, 0o755); err != nil {
 		return container.Spec{}, err
 	}
-	if lrp.DropletKey != "" {
-		if err := r.extractDroplet(ctx, lrp.DropletKey, lrp.DropletSHA256, home, i.diskMB); err != nil {
+	if files.droplet != nil {
+		if err := extractDroplet(ctx, files.droplet, home, i.diskMB); err != nil {
 			return container.Spec{}, err
 		}
 	}

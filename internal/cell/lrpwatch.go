@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -25,8 +26,15 @@ type waitResult struct {
 // why it crashed (unused when a stop was requested).
 func (r *Rep) live(i *instance) *pando.Failure {
 	ctx := i.stopCtx
-	// One of the cell's bounded start slots, from the files to the
-	// running process; a stop while waiting for it ends the wait.
+	// What the start downloads (the droplet, the image's layers) comes
+	// first, outside the cell's start slots: a slow download holds none.
+	files, err := r.instanceFiles(ctx, i)
+	defer files.close()
+	if err != nil {
+		return r.startFailed(ctx, i, err)
+	}
+	// One of the cell's bounded start slots, from the volume and files to
+	// the running process; a stop while waiting for it ends the wait.
 	waited := false
 	release, err := r.starts.acquire(ctx, false, func(running, ahead int) {
 		if !waited { // then only its details follow its place in line
@@ -42,7 +50,7 @@ func (r *Rep) live(i *instance) *pando.Failure {
 		r.setDetails(i, "")
 	}
 	r.cellLog(i, "OUT", "Cell %s creating container for instance %s", r.cfg.ID, i.guid)
-	spec, err := r.instanceSpec(ctx, i)
+	spec, err := r.instanceSpec(ctx, i, files)
 	if err == nil {
 		var ctr container.Container
 		ctr, err = r.cfg.Backend.Run(ctx, spec)
@@ -54,17 +62,54 @@ func (r *Rep) live(i *instance) *pando.Failure {
 	}
 	release()
 	if err != nil {
-		if ctx.Err() != nil {
-			return &pando.Failure{Kind: pando.FailureStopped}
-		}
-		r.log.Error("create container", "instance_guid", i.guid, "error", err)
-		hint := noShellHint(i.lrp.Image, err)
-		r.cellLog(i, "ERR", "Cell %s failed to create container for instance %s: %v%s", r.cfg.ID, i.guid, err, parenthesized(hint))
-		return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error(), Hint: hint}
+		return r.startFailed(ctx, i, err)
 	}
 	ctr := i.container()
 	r.cellLog(i, "OUT", "Cell %s successfully created container for instance %s", r.cfg.ID, i.guid)
 	return r.watch(i, ctr, false)
+}
+
+// startFiles is what a start downloaded before it took its start slot:
+// the droplet (open) or the image's layers.
+type startFiles struct {
+	droplet *os.File
+	layers  []string
+	// prepared: a docker instance's volume was made beside its pull
+	// (pullImage), failing with prepErr.
+	prepared bool
+	prepErr  error
+}
+
+func (f startFiles) close() {
+	if f.droplet != nil {
+		f.droplet.Close()
+	}
+}
+
+// instanceFiles downloads what the instance's start needs: the image's
+// layers (kept until teardown) or its droplet.
+func (r *Rep) instanceFiles(ctx context.Context, i *instance) (startFiles, error) {
+	lrp := i.lrp
+	switch {
+	case lrp.Image != "":
+		return r.pullImage(ctx, i)
+	case lrp.DropletKey != "":
+		f, err := r.openDroplet(ctx, lrp.DropletKey, lrp.DropletSHA256)
+		return startFiles{droplet: f}, err
+	}
+	return startFiles{}, nil
+}
+
+// startFailed is why an instance whose container could not be made
+// crashed (or stopped, when a stop cut its start short), said in its log.
+func (r *Rep) startFailed(ctx context.Context, i *instance, err error) *pando.Failure {
+	if ctx.Err() != nil {
+		return &pando.Failure{Kind: pando.FailureStopped}
+	}
+	r.log.Error("create container", "instance_guid", i.guid, "error", err)
+	hint := noShellHint(i.lrp.Image, err)
+	r.cellLog(i, "ERR", "Cell %s failed to create container for instance %s: %v%s", r.cfg.ID, i.guid, err, parenthesized(hint))
+	return &pando.Failure{Kind: pando.FailureStartFailed, Detail: err.Error(), Hint: hint}
 }
 
 // watch forwards the instance's host ports into ctr, waits for it to

@@ -142,30 +142,40 @@ func (r *Rep) startTask(ctx context.Context, tk *task, dir string) (run *resumed
 		r.emit(tk.t.Run.AppGUID, src, "0", typ, line)
 	})
 
-	// One of the cell's bounded start slots, until the process runs.
-	slot, err := r.starts.acquire(ctx, false, func(running, ahead int) {
-		r.taskLog(tk, "OUT", "Cell %s is running %d container starts: task %s waits for a start slot (%d ahead)", r.cfg.ID, running, guid, ahead)
-	})
-	if err != nil {
-		return nil, release, taskStopFailure(ctx)
-	}
-	defer slot()
-	r.taskLog(tk, "OUT", "Cell %s creating container for task %s", r.cfg.ID, guid)
-	vol, err := r.newVolume(ctx, dir, tk.diskMB)
-	if err == nil {
-		releases = append(releases, func() { r.releaseVolume(vol) })
-	}
-	var layers []string
-	if err == nil && tk.t.Run.Image != "" {
+	// What the start downloads (the droplet, the image's layers) comes
+	// first, outside the cell's start slots: a slow download holds none.
+	var files startFiles
+	defer func() { files.close() }()
+	var err error
+	if tk.t.Run.Image != "" {
 		var rel func()
-		layers, rel, err = r.cfg.Images.Pull(ctx, tk.t.Run.Image, tk.t.Run.ImageCredentials, int64(tk.diskMB)<<20)
+		files.layers, rel, err = r.cfg.Images.Pull(ctx, tk.t.Run.Image, tk.t.Run.ImageCredentials, int64(tk.diskMB)<<20)
 		if rel != nil {
 			releases = append(releases, rel)
+		}
+	} else {
+		files.droplet, err = r.openDroplet(ctx, tk.t.Run.DropletKey, tk.t.Run.DropletSHA256)
+	}
+	var vol container.Volume
+	if err == nil {
+		// One of the cell's bounded start slots, from the volume to the
+		// running process.
+		slot, serr := r.starts.acquire(ctx, false, func(running, ahead int) {
+			r.taskLog(tk, "OUT", "Cell %s is running %d container starts: task %s waits for a start slot (%d ahead)", r.cfg.ID, running, guid, ahead)
+		})
+		if serr != nil {
+			return nil, release, taskStopFailure(ctx)
+		}
+		defer slot()
+		r.taskLog(tk, "OUT", "Cell %s creating container for task %s", r.cfg.ID, guid)
+		vol, err = r.newVolume(ctx, dir, tk.diskMB)
+		if err == nil {
+			releases = append(releases, func() { r.releaseVolume(vol) })
 		}
 	}
 	var spec container.Spec
 	if err == nil {
-		spec, err = r.taskSpec(ctx, tk, vol, layers)
+		spec, err = r.taskSpec(ctx, tk, vol, files)
 	}
 	var ctr container.Container
 	if err == nil {
@@ -252,14 +262,14 @@ func taskStopFailure(ctx context.Context) *pando.Failure {
 // layers, as the image's user, in its WORKDIR, with its ENV under the
 // task's. Either gets the app's service binding files when it asked for
 // them, as its instances do.
-func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume, layers []string) (container.Spec, error) {
+func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume, files startFiles) (container.Spec, error) {
 	run := tk.t.Run
 	env := r.taskEnv(*run, tk.t.GUID, tk.memMB, tk.diskMB)
 	services := lrpServices(run.Env)
 	if run.Image != "" {
 		return imageContainerSpec(imageRun{
 			id: containerID("task", tk.t.GUID), image: run.Image, meta: run.Docker, command: run.Command,
-			layers: layers, volume: vol, env: env, memMB: tk.memMB, diskMB: tk.diskMB,
+			layers: files.layers, volume: vol, env: env, memMB: tk.memMB, diskMB: tk.diskMB,
 			bindingFiles: run.BindingFiles, services: services,
 		})
 	}
@@ -269,7 +279,7 @@ func (r *Rep) taskSpec(ctx context.Context, tk *task, vol container.Volume, laye
 	if err := os.Mkdir(home, 0o755); err != nil {
 		return container.Spec{}, err
 	}
-	if err := r.extractDroplet(ctx, run.DropletKey, run.DropletSHA256, home, tk.diskMB); err != nil {
+	if err := extractDroplet(ctx, files.droplet, home, tk.diskMB); err != nil {
 		return container.Spec{}, err
 	}
 	bindings, err := bindingMounts(vol.Dir(), run.BindingFiles, services)

@@ -209,8 +209,43 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		defer r.releaseVolume(run.vol)
 		return r.finishStaging(ctx, tk, dir, run)
 	}
-	// A start slot until the builder runs: stagings go ahead of waiting
-	// instance and task starts and have a reserve slot of their own.
+	quota := int64(tk.diskMB) << 20
+	vcap := archive.DefaultLimits()
+	vcap.MaxTotalBytes = quota
+
+	// Downloads (the package, the buildpacks, the build cache) come
+	// first, outside the cell's start slots: a slow one holds none.
+	r.stagingLog(req, "OUT", "Downloading app package...")
+	pkg, err := r.fetch(ctx, req.PackageKey)
+	if err != nil {
+		return pando.StagingResult{}, fmt.Errorf("download app package: %w", err)
+	}
+	defer pkg.cleanup()
+	r.stagingLog(req, "OUT", "Downloaded app package (%s)", humanSize(pkg.size))
+	var order, bdirs []string
+	var bmounts []container.Mount
+	used := map[string]bool{}
+	for k, ref := range req.Buildpacks {
+		bdir, err := r.buildpack(ctx, ref)
+		if err != nil {
+			return pando.StagingResult{}, fmt.Errorf("buildpack %s: %w", ref.Name, err)
+		}
+		bdirs = append(bdirs, bdir)
+		name := buildpackDirName(ref.Name, k, used)
+		order = append(order, name)
+		bmounts = append(bmounts, container.Mount{Source: bdir, Destination: "/tmp/buildpacks/" + name, ReadOnly: true})
+	}
+	var cache *localBlob
+	if req.BuildCacheKey != "" {
+		cache = r.fetchCache(ctx, req, quota)
+	}
+	if cache != nil {
+		defer cache.cleanup()
+	}
+
+	// A start slot until the builder runs, from its volume on: stagings
+	// go ahead of waiting instance and task starts and have a reserve
+	// slot of their own.
 	slot, err := r.starts.acquire(ctx, true, func(running, ahead int) {
 		r.stagingLog(req, "OUT", "Cell %s is running %d container starts; staging waits for a start slot (%d ahead)", r.cfg.ID, running, ahead)
 	})
@@ -233,23 +268,12 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 			return pando.StagingResult{}, err
 		}
 	}
-	quota := int64(tk.diskMB) << 20
-	vcap := archive.DefaultLimits()
-	vcap.MaxTotalBytes = quota
-
-	r.stagingLog(req, "OUT", "Downloading app package...")
-	pkg, err := r.fetch(ctx, req.PackageKey)
-	if err != nil {
-		return pando.StagingResult{}, fmt.Errorf("download app package: %w", err)
-	}
-	defer pkg.cleanup()
 	if err := extractZipFile(ctx, pkg.path, pkg.size, sub("app"), vcap); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return pando.StagingResult{}, quotaError{tk.diskMB}
 		}
 		return pando.StagingResult{}, fmt.Errorf("app package: %w", err)
 	}
-	r.stagingLog(req, "OUT", "Downloaded app package (%s)", humanSize(pkg.size))
 
 	mounts := []container.Mount{
 		{Source: sub("app"), Destination: "/tmp/app"},
@@ -264,18 +288,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		}
 		mounts = append(mounts, container.Mount{Source: sub("bindings"), Destination: bindingRoot})
 	}
-	var order, bdirs []string
-	used := map[string]bool{}
-	for k, ref := range req.Buildpacks {
-		bdir, err := r.buildpack(ctx, ref)
-		if err != nil {
-			return pando.StagingResult{}, fmt.Errorf("buildpack %s: %w", ref.Name, err)
-		}
-		bdirs = append(bdirs, bdir)
-		name := buildpackDirName(ref.Name, k, used)
-		order = append(order, name)
-		mounts = append(mounts, container.Mount{Source: bdir, Destination: "/tmp/buildpacks/" + name, ReadOnly: true})
-	}
+	mounts = append(mounts, bmounts...)
 	cfStack := tk.stack
 	if alias := r.cfg.CFStackNames[tk.stack]; alias != "" {
 		cfStack = alias
@@ -293,7 +306,7 @@ func (r *Rep) stage(ctx context.Context, tk *task) (pando.StagingResult, error) 
 		env = append(env, c.Env+"="+c.ContainerDir)
 	}
 	restoredCache := ""
-	if req.BuildCacheKey != "" && r.restoreCache(ctx, req, sub("cache"), vcap) {
+	if cache != nil && r.restoreCache(ctx, req, *cache, sub("cache"), vcap) {
 		var err error
 		if restoredCache, err = cacheSignature(sub("cache")); err != nil {
 			r.log.Warn("build cache signature", "app_guid", req.AppGUID, "error", err)
@@ -355,21 +368,33 @@ func extractZipFile(ctx context.Context, path string, size int64, dest string, l
 	return archive.ExtractZip(ctx, f, size, dest, lim)
 }
 
-// restoreCache fills dir from the app's build cache. Failure leaves an
-// empty cache: staging goes on, only slower.
-func (r *Rep) restoreCache(ctx context.Context, req *pando.StagingRequest, dir string, lim archive.Limits) bool {
+// fetchCache downloads the app's build cache (at most maxBytes), or says
+// why it goes without one: nil then.
+func (r *Rep) fetchCache(ctx context.Context, req *pando.StagingRequest, maxBytes int64) *localBlob {
 	ok, err := r.cfg.Blobs.Exists(ctx, req.BuildCacheKey)
 	if err != nil || !ok {
 		if err != nil {
 			r.log.Warn("build cache", "app_guid", req.AppGUID, "error", err)
 		}
-		return false
+		return nil
 	}
 	r.stagingLog(req, "OUT", "Downloading build artifacts cache...")
-	rc, err := r.cfg.Blobs.Get(ctx, req.BuildCacheKey)
+	b, err := r.fetchMax(ctx, req.BuildCacheKey, maxBytes)
+	if err != nil {
+		r.log.Warn("download build cache", "app_guid", req.AppGUID, "error", err)
+		r.stagingLog(req, "ERR", "Failed to restore build artifacts cache; staging without it")
+		return nil
+	}
+	return &b
+}
+
+// restoreCache fills dir from the app's downloaded build cache. Failure
+// leaves an empty cache: staging goes on, only slower.
+func (r *Rep) restoreCache(ctx context.Context, req *pando.StagingRequest, cache localBlob, dir string, lim archive.Limits) bool {
+	f, err := os.Open(cache.path)
 	if err == nil {
-		err = archive.ExtractTgz(ctx, rc, dir, lim)
-		rc.Close()
+		err = archive.ExtractTgz(ctx, f, dir, lim)
+		f.Close()
 	}
 	if err != nil {
 		r.log.Warn("restore build cache", "app_guid", req.AppGUID, "error", err)

@@ -23,8 +23,10 @@ const WaitingForStartSlot = "waiting for a start slot on cell"
 func DefaultMaxConcurrentStarts() int { return max(2*runtime.NumCPU(), 2) }
 
 // startGate bounds the container starts (volume and files prepared,
-// droplet or image in place, container created and its process started)
-// a cell runs at once. Starts past the bound wait in order of arrival;
+// droplet extracted, container created and its process started) a cell
+// runs at once; a start downloads what it needs (droplet, image layers,
+// package, buildpacks, build cache) before it asks for a slot. Starts
+// past the bound wait in order of arrival;
 // stagings ("urgent") wait ahead of every instance and task and may also
 // take reserve slots that nothing else takes. A waiter whose context ends
 // leaves the queue at once.
@@ -115,6 +117,18 @@ wait:
 	}
 	g.mu.Unlock()
 	return nil, context.Cause(ctx)
+}
+
+// tryAcquire takes a slot for an instance's or task's start only if one
+// is free and no start waits for one; ok is false otherwise.
+func (g *startGate) tryAcquire() (release func(), ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.freeLocked(false) || len(g.urgent) > 0 || len(g.normal) > 0 {
+		return nil, false
+	}
+	g.inUse++
+	return g.releaser(), true
 }
 
 // aheadLocked is how many waiters are ahead of w in line; queued is false

@@ -370,3 +370,35 @@ func TestStartGate_tellsAWaiterItsPlaceAsItMovesUp(t *testing.T) {
 		t.Errorf("told %v, want [4 2 1 0]", told)
 	}
 }
+
+// tryAcquire takes a free slot and never waits: with none free (the
+// reserve is the stagings') it takes none and the line is unchanged.
+func TestStartGate_tryAcquireTakesOnlyAFreeSlot(t *testing.T) {
+	g := newStartGate(1, 1, 0)
+	rel, ok := g.tryAcquire()
+	if !ok {
+		t.Fatal("no slot with every slot free")
+	}
+	if _, ok := g.tryAcquire(); ok {
+		t.Fatal("a slot past the bound (the reserve is the stagings')")
+	}
+	var queued sync.WaitGroup
+	w := useGate(g, "w", false, &queued)
+	queued.Wait()
+	if _, ok := g.tryAcquire(); ok {
+		t.Fatal("a slot with none free and a start waiting")
+	}
+	if running, waiting := g.counts(); running != 1 || waiting != 1 {
+		t.Fatalf("running %d, waiting %d; want 1 and 1", running, waiting)
+	}
+	rel()
+	<-w.got // the slot went to the start in line
+	rel()   // once only
+	if running, _ := g.counts(); running != 1 {
+		t.Fatalf("running %d after a second release, want 1 (the waiter's)", running)
+	}
+	w.release()
+	if running, waiting := g.counts(); running != 0 || waiting != 0 {
+		t.Fatalf("running %d, waiting %d after every release", running, waiting)
+	}
+}
