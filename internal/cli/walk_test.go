@@ -235,13 +235,8 @@ func TestSlowStartText_namesTheCheck(t *testing.T) {
 // that said why), nor what an older droplet printed before this push's
 // staging, and says what 127 means.
 func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
-	f := newFakeCF(t)
-	h := newHarness(t)
-	h.loggedIn(f, time.Hour)
-	f.lastLine = "Staging complete"
-	f.stats = [][]statEntry{{{state: "CRASHED", details: "APP/PROC/WEB/0 Exited with status 127"}}}
 	ts := int64(1795663555000000000)
-	f.envelopes = []fakeEnvelope{
+	stderr := crashedPush(t, 127, []fakeEnvelope{
 		{ts: ts - 3, sourceType: "APP/PROC/WEB", instance: "0", typ: "ERR", payload: "an older droplet's line"},
 		{ts: ts - 2, sourceType: "STG", instance: "0", typ: "OUT", payload: "Downloading app package..."},
 		{ts: ts - 1, sourceType: "STG", instance: "0", typ: "OUT", payload: "Staging complete"},
@@ -252,12 +247,7 @@ func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 		{ts: ts + 4, sourceType: "CELL", instance: "0", typ: "ERR", payload: "Timed out after 1m0s: health check never passed."},
 		{ts: ts + 5, sourceType: "RTR", instance: "0", typ: "OUT", payload: `myapp.localhost - "GET / HTTP/1.1" 502`},
 		{ts: ts + 6, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 destroying container for instance 078f"},
-	}
-	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
-	if err == nil || !strings.Contains(err.Error(), "crashed: APP/PROC/WEB/0 Exited with status 127") {
-		t.Fatalf("err = %v, want the crash", err)
-	}
-	stderr := h.err.String()
+	})
 	for _, want := range []string{"ERR /usr/bin/bash: line 1: nodee: command not found", "OUT Exit status 127",
 		"[CELL/0] ERR Timed out after 1m0s", "Exit status 127: the shell did not find the start command"} {
 		if !strings.Contains(stderr, want) {
@@ -275,30 +265,39 @@ func TestPush_crashReportShowsTheAppsLinesAndExplains127(t *testing.T) {
 // report leaves out) still ends the report at this push's staging: what an
 // older droplet printed before it is not shown as this push's.
 func TestPush_crashReportOfASilentStartShowsNoOlderDropletsLines(t *testing.T) {
-	f := newFakeCF(t)
-	h := newHarness(t)
-	h.loggedIn(f, time.Hour)
-	f.lastLine = "Staging complete"
-	f.stats = [][]statEntry{{{state: "CRASHED", details: "APP/PROC/WEB/0 Exited with status 1"}}}
 	ts := int64(1795663555000000000)
-	f.envelopes = []fakeEnvelope{
+	stderr := crashedPush(t, 1, []fakeEnvelope{
 		{ts: ts - 3, sourceType: "APP/PROC/WEB", instance: "0", typ: "ERR", payload: "an older droplet's line"},
 		{ts: ts - 2, sourceType: "STG", instance: "0", typ: "OUT", payload: "Downloading app package..."},
 		{ts: ts - 1, sourceType: "STG", instance: "0", typ: "OUT", payload: "Staging complete"},
 		{ts: ts, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 creating container for instance 078f"},
 		{ts: ts + 1, sourceType: "CELL", instance: "0", typ: "OUT", payload: "Cell cell-0 destroying container for instance 078f"},
-	}
-	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
-	if err == nil || !strings.Contains(err.Error(), "crashed: APP/PROC/WEB/0 Exited with status 1") {
-		t.Fatalf("err = %v, want the crash", err)
-	}
-	stderr := h.err.String()
+	})
 	if strings.Contains(stderr, "older droplet") {
 		t.Errorf("stderr shows an older droplet's line:\n%s", stderr)
 	}
 	if !strings.Contains(stderr, "The app logged nothing.") {
 		t.Errorf("stderr does not say the app logged nothing:\n%s", stderr)
 	}
+}
+
+// crashedPush pushes an image whose only instance crashes with status,
+// the app's log holding envelopes after a staging that ended with
+// "Staging complete", and returns what the push wrote on stderr.
+func crashedPush(t *testing.T, status int, envelopes []fakeEnvelope) string {
+	t.Helper()
+	f := newFakeCF(t)
+	h := newHarness(t)
+	h.loggedIn(f, time.Hour)
+	f.lastLine = "Staging complete"
+	crash := fmt.Sprintf("APP/PROC/WEB/0 Exited with status %d", status)
+	f.stats = [][]statEntry{{{state: "CRASHED", details: crash}}}
+	f.envelopes = envelopes
+	err := h.run("push", "myapp", "--docker-image", "registry.example/web:v1")
+	if err == nil || !strings.Contains(err.Error(), "crashed: "+crash) {
+		t.Fatalf("err = %v, want the crash", err)
+	}
+	return h.err.String()
 }
 
 // run-task on an app whose staging failed got CF's "Assign current droplet
