@@ -26,7 +26,7 @@ type Limit struct {
 
 	mu     sync.Mutex
 	open   int
-	byAddr map[netip.Addr]int
+	byAddr connwrap.PerAddr
 
 	// refusing bounds the goroutines that answer refused connections.
 	refusing atomic.Int32
@@ -37,7 +37,7 @@ type Limit struct {
 // one address (zero or negative: no limit). what names the server in the
 // refusal ("the router", "the API").
 func NewLimit(max, perClient int, what string) *Limit {
-	return &Limit{what: what, max: max, perClient: perClient, byAddr: map[netip.Addr]int{}}
+	return &Limit{what: what, max: max, perClient: perClient, byAddr: connwrap.PerAddr{}}
 }
 
 // Listener bounds open connections.
@@ -100,7 +100,7 @@ func (l *Limit) admit(addr netip.Addr) string {
 		return fmt.Sprintf("too many connections from %s (limit %d)", addr, l.perClient)
 	}
 	l.open++
-	l.byAddr[addr]++
+	l.byAddr.Take(addr)
 	return ""
 }
 
@@ -108,11 +108,7 @@ func (l *Limit) release(addr netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.open--
-	if n := l.byAddr[addr] - 1; n > 0 {
-		l.byAddr[addr] = n
-	} else {
-		delete(l.byAddr, addr)
-	}
+	l.byAddr.Give(addr)
 }
 
 // refuse answers 503 (over TLS with tlsCfg) and closes, without holding

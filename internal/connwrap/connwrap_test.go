@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -88,5 +89,22 @@ func TestSyscallConn(t *testing.T) {
 	defer b.Close()
 	if _, err := SyscallConn(a); !errors.Is(err, ErrNoSocket) {
 		t.Errorf("a pipe: %v, want ErrNoSocket", err)
+	}
+}
+
+func TestPerAddr_dropsAnAddressThatHoldsNothing(t *testing.T) {
+	p := PerAddr{}
+	a, b := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")
+	p.Take(a)
+	p.Take(a)
+	p.Take(b)
+	p.Give(a)
+	p.Give(b)
+	if len(p) != 1 || p[a] != 1 {
+		t.Fatalf("after 2+1 taken and 1+1 given: %v, want only %v holding 1", p, a)
+	}
+	p.Give(a)
+	if len(p) != 0 {
+		t.Fatalf("every address gave back all it took, yet %v is left", p)
 	}
 }

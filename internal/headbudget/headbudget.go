@@ -41,14 +41,14 @@ type Budget struct {
 
 	mu     sync.Mutex
 	held   int
-	byAddr map[netip.Addr]int
+	byAddr connwrap.PerAddr
 
 	refused atomic.Int64
 }
 
 // New returns a Budget of cfg.
 func New(cfg Config) *Budget {
-	return &Budget{cfg: cfg, byAddr: map[netip.Addr]int{}}
+	return &Budget{cfg: cfg, byAddr: connwrap.PerAddr{}}
 }
 
 // Wrap returns ln with its connections' heads counted, and sets srv's
@@ -89,7 +89,7 @@ func (b *Budget) acquire(addr netip.Addr) string {
 		return fmt.Sprintf("%s is reading too many large request heads (over %d KiB) at once", b.cfg.What, b.cfg.Small>>10)
 	}
 	b.held++
-	b.byAddr[addr]++
+	b.byAddr.Take(addr)
 	return ""
 }
 
@@ -97,11 +97,7 @@ func (b *Budget) release(addr netip.Addr) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.held--
-	if n := b.byAddr[addr] - 1; n > 0 {
-		b.byAddr[addr] = n
-	} else {
-		delete(b.byAddr, addr)
-	}
+	b.byAddr.Give(addr)
 }
 
 type listener struct {
