@@ -424,6 +424,15 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 	d.UpdatedAt = now
 	b.State = pando.BuildStaged
 	b.UpdatedAt = now
+	// Recorded before the build shows STAGED: a client that starts the
+	// app once it does finds these before its own (STARTED after
+	// BUILDPACK_SET, as in CF).
+	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
+		a.recordAppEvent(ctx, Identity{UserGUID: b.CreatedByGUID, UserName: b.CreatedByName}, "audit.app.droplet.create", app, map[string]any{"droplet_guid": d.GUID, "package_guid": b.PackageGUID})
+		if b.LifecycleType != pando.LifecycleDocker && res.BuildpackName != "" {
+			a.recordBuildpackUsage(ctx, app, res.BuildpackName)
+		}
+	}
 	err = a.store.InTx(ctx, func(tx pando.Store) error {
 		if err := stillStaging(ctx, tx, b.GUID); err != nil {
 			return err
@@ -440,12 +449,6 @@ func (a *API) HandleTaskCompleted(ctx context.Context, t pando.Task) {
 		a.log.Error("record staged build", "build_guid", b.GUID, "err", err)
 		a.failStaging(ctx, b, pando.Failure{Kind: pando.FailureStagingError, Detail: "could not record the droplet"})
 		return
-	}
-	if app, err := a.store.GetApp(ctx, b.AppGUID); err == nil {
-		a.recordAppEvent(ctx, Identity{UserGUID: b.CreatedByGUID, UserName: b.CreatedByName}, "audit.app.droplet.create", app, map[string]any{"droplet_guid": d.GUID, "package_guid": b.PackageGUID})
-		if b.LifecycleType != pando.LifecycleDocker && res.BuildpackName != "" {
-			a.recordBuildpackUsage(ctx, app, res.BuildpackName)
-		}
 	}
 	a.notifyBuild(b.GUID)
 	a.pruneApp(ctx, b.AppGUID)
